@@ -1,0 +1,282 @@
+"""RunConfig: every parameter of one training run, validated, with a stable hash.
+
+Torch-free on purpose: the TUI, the queue and ``queue --dry-run`` build and
+check configs without importing the GPU stack.
+
+Per-layer values (channels, kernel sizes, paddings) may be given three ways:
+  * one int            -> the same value in every layer
+  * a [first, last] pair (when layers != 2) -> interpolated with the logbook's
+    truncating formulas (seed-spec §2.4 for kernels, §2.5 for channels)
+  * a full list with one value per layer
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from core.errors import ConfigError
+
+# The 21 torch.nn activations of the logbook's T5, by lower-case key.
+ACTIVATIONS: dict[str, str] = {
+    name.lower(): name
+    for name in (
+        "Hardshrink", "Hardsigmoid", "Hardtanh", "Hardswish", "LeakyReLU", "LogSigmoid",
+        "PReLU", "ReLU", "ReLU6", "RReLU", "SELU", "CELU", "GELU", "Sigmoid", "SiLU",
+        "Mish", "Softplus", "Softshrink", "Softsign", "Tanh", "Tanhshrink",
+    )
+}  # fmt: skip
+
+DATASETS = ("fmnist", "mnist")
+IMAGE_SIZES = (28, 32, 64)
+MODELS = ("v1", "v2")
+VALIDATION_MODES = ("fixed", "seed-faithful")
+PRECISIONS = ("auto", "fp32", "bf16")
+BN_POSITIONS = (0, 1, 2)
+# The residual weight each model variant used when the logbook did not set it.
+DEFAULT_RESIDUAL_WEIGHT = {"v1": 0.1, "v2": 1.0}
+MAX_LAYERS = 128
+
+PerLayer = int | tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run. Defaults reproduce the logbook's 11-layer 28x28 V2 baseline."""
+
+    dataset: str = "fmnist"
+    image_size: int = 28
+    model: str = "v2"
+    layers: int = 11
+    channels: PerLayer = 32
+    kernel_size: PerLayer = 3
+    padding: str | PerLayer = "same"
+    stride: int = 1
+    activation: str = "gelu"
+    bn_encoder: int | None = 0
+    bn_decoder: int | None = 0
+    residual_weight: float | None = None  # None -> the model variant's default
+    batch_size: int = 64
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    max_inputs: int = 180_000
+    seed: int = 0
+    validation: str = "fixed"
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.residual_weight is None:
+            object.__setattr__(self, "residual_weight", DEFAULT_RESIDUAL_WEIGHT.get(self.model))
+        _validate(self)
+
+    # ----- per-layer views ---------------------------------------------------
+
+    def channel_list(self) -> list[int]:
+        """Output channels of encoder layers 1..L (the decoder mirrors them)."""
+        return _per_layer(self.channels, self.layers, _interpolate_channels)
+
+    def kernel_list(self) -> list[int]:
+        """Kernel size of encoder layers 1..L (the decoder uses them reversed)."""
+        return _per_layer(self.kernel_size, self.layers, _interpolate_kernels)
+
+    def padding_list(self) -> list[int]:
+        """Padding of encoder layers 1..L; ``same`` means kernel // 2."""
+        if self.padding == "same":
+            return [k // 2 for k in self.kernel_list()]
+        assert not isinstance(self.padding, str)
+        return _per_layer(self.padding, self.layers, _reject_pair)
+
+    def bn_positions(self) -> tuple[int | None, int | None]:
+        """(encoder, decoder) batch-norm position; V1 has BN before every conv."""
+        if self.model == "v1":
+            return 0, 0
+        return self.bn_encoder, self.bn_decoder
+
+    def resolved_precision(self, device_type: str) -> str:
+        """``auto`` is bf16 on CUDA (the fast path) and fp32 elsewhere."""
+        if self.precision != "auto":
+            return self.precision
+        return "bf16" if device_type == "cuda" else "fp32"
+
+    # ----- serialisation -----------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name.startswith("_"):
+                continue
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "") -> RunConfig:
+        """Build from plain data (JSON, YAML); every problem is a ConfigError."""
+        known = {f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")}
+        values: dict[str, Any] = {}
+        for key, raw in data.items():
+            if key not in known:
+                raise ConfigError(f"{where}unknown key '{key}' (known: {', '.join(sorted(known))})")
+            values[key] = _coerce(key, raw, where)
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}{exc}") from None
+
+    @classmethod
+    def from_json(cls, text: str) -> RunConfig:
+        return cls.from_dict(json.loads(text))
+
+    def config_hash(self) -> str:
+        """Stable 16-hex-digit identity of config + seed (same run -> same hash)."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return RunConfig.from_dict({**self.to_dict(), **changes})
+
+    @property
+    def total_steps(self) -> int:
+        """Optimizer steps: ceil(max_inputs / batch_size) (the last batch may be short)."""
+        return math.ceil(self.max_inputs / self.batch_size)
+
+
+# ----- interpolation (the logbook's formulas) --------------------------------
+
+
+def _interpolate_kernels(first: int, last: int, layers: int) -> list[int]:
+    # seed-spec §2.4: v = ks1*(1-t) + ks2*t, then int(v/2)*2+1 (truncate, make odd)
+    out = []
+    for i in range(layers):
+        t = i / (layers - 1) if layers > 1 else 0.0
+        v = first * (1 - t) + last * t
+        out.append(int(v / 2) * 2 + 1)
+    return out
+
+
+def _interpolate_channels(first: int, last: int, layers: int) -> list[int]:
+    # seed-spec §2.5: c = int(ch1*(1-t) + ch2*t), truncation (matches every T6 count)
+    out = []
+    for i in range(layers):
+        t = i / (layers - 1) if layers > 1 else 0.0
+        out.append(int(first * (1 - t) + last * t))
+    return out
+
+
+def _reject_pair(first: int, last: int, layers: int) -> list[int]:
+    raise ConfigError(f"padding: give one int, 'same' or {layers} values (got [{first}, {last}])")
+
+
+def _per_layer(value: PerLayer, layers: int, interpolate: Any) -> list[int]:
+    if isinstance(value, int):
+        return [value] * layers
+    if len(value) == layers:
+        return list(value)
+    if len(value) == 2:
+        return list(interpolate(value[0], value[1], layers))
+    raise ConfigError(f"expected one value, a [first, last] pair or {layers} values, got {list(value)}")
+
+
+# ----- coercion of raw values ------------------------------------------------
+
+_INT_KEYS = {"image_size", "layers", "stride", "batch_size", "max_inputs", "seed"}
+_FLOAT_KEYS = {"lr", "weight_decay", "residual_weight"}
+_STR_KEYS = {"dataset", "model", "activation", "validation", "precision"}
+_PER_LAYER_KEYS = {"channels", "kernel_size", "padding"}
+_BN_KEYS = {"bn_encoder", "bn_decoder"}
+_BN_OFF = {"none", "-", "–", "off", "false"}
+
+
+def _coerce(key: str, raw: Any, where: str) -> Any:
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{where}key '{key}': expected {expected}, got {raw!r}")
+
+    if key in _INT_KEYS:
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise bad("an integer")
+        return raw
+    if key in _FLOAT_KEYS:
+        if key == "residual_weight" and raw is None:
+            return None
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise bad("a number")
+        return float(raw)
+    if key in _STR_KEYS:
+        if not isinstance(raw, str):
+            raise bad("a string")
+        return raw.strip().lower() if key != "validation" else raw.strip()
+    if key in _BN_KEYS:
+        if raw is None or (isinstance(raw, str) and raw.strip().lower() in _BN_OFF):
+            return None
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise bad("0, 1, 2 or 'none'")
+        return raw
+    if key in _PER_LAYER_KEYS:
+        if key == "padding" and isinstance(raw, str) and raw.strip().lower() == "same":
+            return "same"
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if isinstance(raw, list | tuple) and raw and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in raw
+        ):
+            return tuple(raw)
+        raise bad("an int, a [first, last] pair or a per-layer list of ints")
+    return raw
+
+
+# ----- validation ------------------------------------------------------------
+
+
+def _check(ok: bool, key: str, value: Any, problem: str) -> None:
+    if not ok:
+        raise ConfigError(f"key '{key}': {problem} (got {value!r})")
+
+
+def _validate(c: RunConfig) -> None:
+    _check(c.dataset in DATASETS, "dataset", c.dataset, f"must be one of {', '.join(DATASETS)}")
+    _check(c.image_size in IMAGE_SIZES, "image_size", c.image_size, "unsupported image size, use 28, 32 or 64")
+    _check(c.model in MODELS, "model", c.model, "must be v1 or v2")
+    _check(isinstance(c.layers, int) and 1 <= c.layers <= MAX_LAYERS, "layers", c.layers, f"must be 1..{MAX_LAYERS}")
+    _check(c.activation in ACTIVATIONS, "activation", c.activation, "unknown activation; known: " + ", ".join(ACTIVATIONS.values()))
+    for key in ("bn_encoder", "bn_decoder"):
+        value = getattr(c, key)
+        _check(value is None or value in BN_POSITIONS, key, value, "must be 0 (before conv), 1 (after conv), 2 (after activation) or 'none'")
+    _check(c.stride >= 1, "stride", c.stride, "must be >= 1")
+    _check(c.batch_size >= 1, "batch_size", c.batch_size, "must be >= 1")
+    _check(c.lr > 0 and math.isfinite(c.lr), "lr", c.lr, "must be a positive number")
+    _check(c.weight_decay >= 0 and math.isfinite(c.weight_decay), "weight_decay", c.weight_decay, "must be >= 0")
+    rw = c.residual_weight
+    _check(rw is not None and math.isfinite(rw), "residual_weight", rw, "must be a finite number")
+    _check(c.max_inputs >= 1, "max_inputs", c.max_inputs, "must be >= 1")
+    _check(c.seed >= 0, "seed", c.seed, "must be >= 0")
+    _check(c.validation in VALIDATION_MODES, "validation", c.validation, "must be 'fixed' or 'seed-faithful'")
+    _check(c.precision in PRECISIONS, "precision", c.precision, "must be auto, fp32 or bf16")
+    _validate_layers(c)
+
+
+def _validate_layers(c: RunConfig) -> None:
+    lists = {}
+    for key, getter in (("channels", c.channel_list), ("kernel_size", c.kernel_list)):
+        try:
+            lists[key] = getter()
+        except ConfigError as exc:
+            raise ConfigError(f"key '{key}': {exc}") from None
+        _check(all(v >= 1 for v in lists[key]), key, getattr(c, key), "every value must be >= 1")
+    if c.padding == "same":
+        even = [k for k in lists["kernel_size"] if k % 2 == 0]
+        _check(not even, "kernel_size", c.kernel_size, "padding 'same' needs odd kernel sizes")
+    try:
+        pads = c.padding_list()
+    except ConfigError as exc:
+        raise ConfigError(f"key 'padding': {exc}") from None
+    _check(all(p >= 0 for p in pads), "padding", c.padding, "must be >= 0")
+    size = c.image_size
+    for k, p in zip(lists["kernel_size"], pads, strict=True):
+        size = (size + 2 * p - k) // c.stride + 1
+        _check(size >= 1, "kernel_size", c.kernel_size, f"the feature map shrinks to nothing at {c.image_size}x{c.image_size}")

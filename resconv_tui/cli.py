@@ -1,0 +1,71 @@
+"""Command-line entry point: ``resconv-tui [SUBCOMMAND] ...``.
+
+Thin on purpose: each subcommand lives in ``resconv_tui/commands/<name>.py`` with
+``add_parser(subparsers)`` and ``run(args) -> int``. With no subcommand the
+dashboard opens. Expected errors (``core.errors.ResconvError``) become one line
+on stderr and exit status 2, never a traceback.
+
+Nothing here imports torch at module level: ``train`` and ``worker`` import the
+training stack lazily, so ``queue --dry-run``, ``status`` and the TUI start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from core.errors import ResconvError
+
+# Subcommand modules, in the order ``--help`` lists them.
+COMMANDS = ("queue", "train", "worker", "status", "results", "manage")
+
+DEFAULT_DB = "sqlite:///runs.db"
+
+
+def default_db() -> str:
+    return os.environ.get("RESCONV_DB", DEFAULT_DB)
+
+
+def add_db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="database URL or SQLite file path (default: $RESCONV_DB or sqlite:///runs.db)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="resconv-tui",
+        description="Queue, train and compare ResConv parameter sweeps. "
+        "Without a subcommand the dashboard opens.",
+    )
+    add_db_option(parser)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"resconv_tui.commands.{name}")
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            from resconv_tui.commands import dashboard
+
+            return dashboard.run(args)
+        return int(args.handler(args) or 0)
+    except ResconvError as exc:
+        print(f"resconv-tui: {exc.title.lower()}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("resconv-tui: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
