@@ -141,11 +141,6 @@ class RunConfig:
     def replace(self, **changes: Any) -> RunConfig:
         return RunConfig.from_dict({**self.to_dict(), **changes})
 
-    @property
-    def total_steps(self) -> int:
-        """Optimizer steps: ceil(max_inputs / batch_size) (the last batch may be short)."""
-        return math.ceil(self.max_inputs / self.batch_size)
-
 
 # ----- interpolation (the logbook's formulas) --------------------------------
 
@@ -180,7 +175,9 @@ def _per_layer(value: PerLayer, layers: int, interpolate: Any) -> list[int]:
         return list(value)
     if len(value) == 2:
         return list(interpolate(value[0], value[1], layers))
-    raise ConfigError(f"expected one value, a [first, last] pair or {layers} values, got {list(value)}")
+    raise ConfigError(
+        f"expected one value, a [first, last] pair or {layers} values, got {list(value)}"
+    )
 
 
 # ----- coercion of raw values ------------------------------------------------
@@ -204,6 +201,12 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
     if key in _FLOAT_KEYS:
         if key == "residual_weight" and raw is None:
             return None
+        if isinstance(raw, str):
+            # PyYAML reads "3e-4" (no dot) as a string, a classic trap: accept it.
+            try:
+                return float(raw)
+            except ValueError:
+                raise bad("a number") from None
         if isinstance(raw, bool) or not isinstance(raw, int | float):
             raise bad("a number")
         return float(raw)
@@ -212,7 +215,8 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
             raise bad("a string")
         return raw.strip().lower() if key != "validation" else raw.strip()
     if key in _BN_KEYS:
-        if raw is None or (isinstance(raw, str) and raw.strip().lower() in _BN_OFF):
+        # YAML 1.1 reads a bare `off`/`no` as False: that means "no BN" too.
+        if raw is None or raw is False or (isinstance(raw, str) and raw.strip().lower() in _BN_OFF):
             return None
         if isinstance(raw, bool) or not isinstance(raw, int):
             raise bad("0, 1, 2 or 'none'")
@@ -222,8 +226,10 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
             return "same"
         if isinstance(raw, int) and not isinstance(raw, bool):
             return raw
-        if isinstance(raw, list | tuple) and raw and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in raw
+        if (
+            isinstance(raw, list | tuple)
+            and raw
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in raw)
         ):
             return tuple(raw)
         raise bad("an int, a [first, last] pair or a per-layer list of ints")
@@ -240,22 +246,52 @@ def _check(ok: bool, key: str, value: Any, problem: str) -> None:
 
 def _validate(c: RunConfig) -> None:
     _check(c.dataset in DATASETS, "dataset", c.dataset, f"must be one of {', '.join(DATASETS)}")
-    _check(c.image_size in IMAGE_SIZES, "image_size", c.image_size, "unsupported image size, use 28, 32 or 64")
+    _check(
+        c.image_size in IMAGE_SIZES,
+        "image_size",
+        c.image_size,
+        "unsupported image size, use 28, 32 or 64",
+    )
     _check(c.model in MODELS, "model", c.model, "must be v1 or v2")
-    _check(isinstance(c.layers, int) and 1 <= c.layers <= MAX_LAYERS, "layers", c.layers, f"must be 1..{MAX_LAYERS}")
-    _check(c.activation in ACTIVATIONS, "activation", c.activation, "unknown activation; known: " + ", ".join(ACTIVATIONS.values()))
+    _check(
+        isinstance(c.layers, int) and 1 <= c.layers <= MAX_LAYERS,
+        "layers",
+        c.layers,
+        f"must be 1..{MAX_LAYERS}",
+    )
+    _check(
+        c.activation in ACTIVATIONS,
+        "activation",
+        c.activation,
+        "unknown activation; known: " + ", ".join(ACTIVATIONS.values()),
+    )
     for key in ("bn_encoder", "bn_decoder"):
         value = getattr(c, key)
-        _check(value is None or value in BN_POSITIONS, key, value, "must be 0 (before conv), 1 (after conv), 2 (after activation) or 'none'")
+        _check(
+            value is None or value in BN_POSITIONS,
+            key,
+            value,
+            "must be 0 (before conv), 1 (after conv), 2 (after activation) or 'none'",
+        )
     _check(c.stride >= 1, "stride", c.stride, "must be >= 1")
     _check(c.batch_size >= 1, "batch_size", c.batch_size, "must be >= 1")
     _check(c.lr > 0 and math.isfinite(c.lr), "lr", c.lr, "must be a positive number")
-    _check(c.weight_decay >= 0 and math.isfinite(c.weight_decay), "weight_decay", c.weight_decay, "must be >= 0")
+    _check(
+        c.weight_decay >= 0 and math.isfinite(c.weight_decay),
+        "weight_decay",
+        c.weight_decay,
+        "must be >= 0",
+    )
     rw = c.residual_weight
     _check(rw is not None and math.isfinite(rw), "residual_weight", rw, "must be a finite number")
     _check(c.max_inputs >= 1, "max_inputs", c.max_inputs, "must be >= 1")
     _check(c.seed >= 0, "seed", c.seed, "must be >= 0")
-    _check(c.validation in VALIDATION_MODES, "validation", c.validation, "must be 'fixed' or 'seed-faithful'")
+    _check(
+        c.validation in VALIDATION_MODES,
+        "validation",
+        c.validation,
+        "must be 'fixed' or 'seed-faithful'",
+    )
     _check(c.precision in PRECISIONS, "precision", c.precision, "must be auto, fp32 or bf16")
     _validate_layers(c)
 
@@ -279,4 +315,9 @@ def _validate_layers(c: RunConfig) -> None:
     size = c.image_size
     for k, p in zip(lists["kernel_size"], pads, strict=True):
         size = (size + 2 * p - k) // c.stride + 1
-        _check(size >= 1, "kernel_size", c.kernel_size, f"the feature map shrinks to nothing at {c.image_size}x{c.image_size}")
+        _check(
+            size >= 1,
+            "kernel_size",
+            c.kernel_size,
+            f"the feature map shrinks to nothing at {c.image_size}x{c.image_size}",
+        )

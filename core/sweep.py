@@ -1,0 +1,341 @@
+"""Sweep files (YAML) -> a list of runs. Data only: nothing is ever evaluated.
+
+Format (documented in docs/sweep-format.md)::
+
+    name: t1-layers-32          # required: the experiment name
+    description: free text      # optional
+    image_size: 32              # fixed run parameters (RunConfig keys or aliases)
+    matrix:                     # key -> list; Cartesian product, first key outermost
+      l: [1, 2, 3]
+    exclude: [{l: 2}]           # drop cells matching every listed key
+    include: [{l: 30, batch_size: 32}]   # GitHub-Actions semantics (see _apply_include)
+    seeds: 3                    # or a list [0, 1, 2]; default: the config's seed
+    targets:                    # optional published values to reproduce
+      - {l: 1, validation_loss: 0.164834, params: 675, minutes: 0.36}
+
+Any problem fails the whole file with one SweepError naming file, key and value.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core.config import RunConfig
+from core.errors import ConfigError, SweepError
+from core.params import count_params
+
+# The logbook's short names -> RunConfig keys.
+ALIASES: dict[str, str] = {
+    "l": "layers",
+    "ks": "kernel_size",
+    "ch": "channels",
+    "act": "activation",
+    "pad": "padding",
+    "RWF": "residual_weight",
+    "rwf": "residual_weight",
+    "bnp-e": "bn_encoder",
+    "bnp-d": "bn_decoder",
+    "ds": "dataset",
+    "bs": "batch_size",
+}
+# Pairs of short names that together make a [first, last] per-layer value.
+PAIR_ALIASES: dict[str, tuple[str, str]] = {
+    "kernel_size": ("ks1", "ks2"),
+    "channels": ("ch1", "ch2"),
+}
+FILE_KEYS = {"name", "description", "matrix", "include", "exclude", "seeds", "targets"}
+TARGET_FIELDS = {"validation_loss", "params", "minutes"}
+_SLUG_DROP = re.compile(r"[^A-Za-z0-9.,\-_]")
+
+
+@dataclass(frozen=True)
+class ExpandedRun:
+    """One run of a sweep, ready to queue or train."""
+
+    index: int  # 1-based position in the expansion
+    experiment: str
+    name: str  # readable slug of the swept values, like the logbook's matrix_slug
+    config: RunConfig
+    swept: dict[str, Any]  # swept keys as written in the file -> value
+    param_count: int
+    config_hash: str
+    target: dict[str, float] | None = None  # published values for this cell, if any
+
+
+def expand_sweep_file(path: str | Path) -> list[ExpandedRun]:
+    """Read and expand a sweep file; raise SweepError naming the file on any problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SweepError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    return expand_sweep_text(text, source=str(path))
+
+
+def expand_sweep_text(text: str, source: str = "<sweep>") -> list[ExpandedRun]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SweepError(f"{source}: malformed YAML{where}: {problem}") from None
+    try:
+        return expand_sweep(data, source)
+    except SweepError:
+        raise
+    except ConfigError as exc:
+        raise SweepError(f"{source}: {exc}") from None
+
+
+def expand_sweep(data: Any, source: str = "<sweep>") -> list[ExpandedRun]:
+    """Expand already-parsed sweep data (a mapping) into runs."""
+    if not isinstance(data, dict):
+        raise SweepError(
+            f"{source}: expected a mapping with at least 'name:', got {type(data).__name__}"
+        )
+    experiment = _experiment_name(data, source)
+    fixed = {k: v for k, v in data.items() if k not in FILE_KEYS}
+    _check_keys(fixed, source, "")
+    matrix = _read_matrix(data.get("matrix"), source)
+    overlap = set(fixed) & set(matrix)
+    if overlap:
+        raise SweepError(f"{source}: key '{sorted(overlap)[0]}' is both fixed and in 'matrix'")
+    cells = _matrix_cells(matrix)
+    cells = _apply_exclude(cells, _read_entries(data.get("exclude"), "exclude", source), source)
+    cells = _apply_include(cells, _read_entries(data.get("include"), "include", source), matrix)
+    if not cells:
+        raise SweepError(f"{source}: the matrix expands to no runs (everything was excluded)")
+    seeds = _read_seeds(data.get("seeds"), fixed, matrix, source)
+    targets = _read_targets(data.get("targets"), source)
+    return _build_runs(experiment, fixed, cells, seeds, targets, source)
+
+
+# ----- reading the file's parts ---------------------------------------------
+
+
+def _experiment_name(data: dict[str, Any], source: str) -> str:
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise SweepError(f"{source}: key 'name': required, a non-empty string (got {name!r})")
+    return name.strip()
+
+
+def _known_key(key: Any) -> bool:
+    if not isinstance(key, str):
+        return False
+    pair_keys = {k for pair in PAIR_ALIASES.values() for k in pair}
+    return key in ALIASES or key in pair_keys or key in RunConfig.__dataclass_fields__
+
+
+def _check_keys(entry: dict[str, Any], source: str, context: str) -> None:
+    for key in entry:
+        if not _known_key(key) or str(key).startswith("_"):
+            raise SweepError(
+                f"{source}: {context}unknown key '{key}' (run parameters: "
+                f"{', '.join(k for k in RunConfig.__dataclass_fields__)}; "
+                f"aliases: {', '.join([*ALIASES, 'ks1', 'ks2', 'ch1', 'ch2'])})"
+            )
+
+
+def _read_matrix(matrix: Any, source: str) -> dict[str, list[Any]]:
+    if matrix is None:
+        return {}
+    if not isinstance(matrix, dict):
+        raise SweepError(
+            f"{source}: key 'matrix': expected a mapping of key -> list, got {matrix!r}"
+        )
+    _check_keys(matrix, source, "matrix: ")
+    for key, values in matrix.items():
+        if not isinstance(values, list):
+            raise SweepError(f"{source}: matrix key '{key}': expected a list, got {values!r}")
+        if not values:
+            raise SweepError(f"{source}: matrix key '{key}': the list is empty")
+    return matrix
+
+
+def _read_entries(entries: Any, what: str, source: str) -> list[dict[str, Any]]:
+    if entries is None:
+        return []
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and e for e in entries):
+        raise SweepError(
+            f"{source}: key '{what}': expected a list of non-empty mappings, got {entries!r}"
+        )
+    for i, entry in enumerate(entries, 1):
+        _check_keys(entry, source, f"{what} entry {i}: ")
+    return entries
+
+
+def _read_seeds(seeds: Any, fixed: dict, matrix: dict, source: str) -> list[int] | None:
+    if seeds is None:
+        return None
+    if "seed" in fixed or "seed" in matrix:
+        raise SweepError(f"{source}: key 'seeds': give either 'seeds' or 'seed', not both")
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise SweepError(f"{source}: key 'seeds': a count must be >= 1 (got {seeds})")
+        return list(range(seeds))
+    if (
+        isinstance(seeds, list)
+        and seeds
+        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+    ):
+        if len(set(seeds)) != len(seeds):
+            raise SweepError(f"{source}: key 'seeds': repeated seed in {seeds}")
+        return seeds
+    raise SweepError(
+        f"{source}: key 'seeds': expected a count or a list of seeds >= 0, got {seeds!r}"
+    )
+
+
+def _read_targets(targets: Any, source: str) -> list[dict[str, Any]]:
+    entries = _read_entries_loose(targets, source)
+    for i, entry in enumerate(entries, 1):
+        measured = {k for k in entry if k in TARGET_FIELDS}
+        if not measured:
+            raise SweepError(
+                f"{source}: targets entry {i}: names none of {', '.join(sorted(TARGET_FIELDS))}"
+            )
+        _check_keys(
+            {k: v for k, v in entry.items() if k not in TARGET_FIELDS},
+            source,
+            f"targets entry {i}: ",
+        )
+    return entries
+
+
+def _read_entries_loose(entries: Any, source: str) -> list[dict[str, Any]]:
+    if entries is None:
+        return []
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise SweepError(f"{source}: key 'targets': expected a list of mappings, got {entries!r}")
+    return entries
+
+
+# ----- expansion -------------------------------------------------------------
+
+
+def _matrix_cells(matrix: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    if not matrix:
+        return [{}]
+    keys = list(matrix)
+    # itertools.product varies the last key fastest: the first key is outermost.
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*matrix.values())]
+
+
+def _matches(cell: dict[str, Any], entry: dict[str, Any]) -> bool:
+    return all(k in cell and cell[k] == v for k, v in entry.items())
+
+
+def _apply_exclude(cells: list[dict], excludes: list[dict], source: str) -> list[dict]:
+    return [cell for cell in cells if not any(_matches(cell, e) for e in excludes)]
+
+
+def _apply_include(cells: list[dict], includes: list[dict], matrix: dict) -> list[dict]:
+    """GitHub Actions' rule: an include entry is merged into every cell whose original
+    matrix values it does not overwrite; if it fits no cell it becomes a new cell."""
+    cells = [dict(c) for c in cells]
+    originals = [dict(c) for c in cells]
+    for entry in includes:
+        fitted = False
+        for cell, original in zip(cells, originals, strict=True):
+            if all(original.get(k, v) == v for k, v in entry.items() if k in matrix):
+                cell.update(entry)
+                fitted = True
+        if not fitted:
+            cells.append(dict(entry))
+            originals.append({k: v for k, v in entry.items() if k in matrix})
+    return cells
+
+
+def _canonical(entry: dict[str, Any], source: str, context: str) -> dict[str, Any]:
+    """Map aliases and ks1/ks2-style pairs onto RunConfig keys."""
+    out: dict[str, Any] = {}
+    for key, value in entry.items():
+        if any(key in pair for pair in PAIR_ALIASES.values()):
+            continue
+        canonical = ALIASES.get(key, key)
+        if canonical in out:
+            raise SweepError(f"{source}: {context}'{key}' and another key both set '{canonical}'")
+        out[canonical] = value
+    for canonical, (first, last) in PAIR_ALIASES.items():
+        present = [k for k in (first, last) if k in entry]
+        if not present:
+            continue
+        if len(present) == 1:
+            partner = last if present[0] == first else first
+            raise SweepError(f"{source}: {context}'{present[0]}' needs its partner '{partner}'")
+        if canonical in out:
+            raise SweepError(
+                f"{source}: {context}'{first}/{last}' and '{canonical}' both set '{canonical}'"
+            )
+        out[canonical] = [entry[first], entry[last]]
+    return out
+
+
+def slug(swept: dict[str, Any]) -> str:
+    """The logbook's matrix_slug: key-value pairs joined by '_', odd characters dropped."""
+    if not swept:
+        return "run"
+    parts = [f"{key}-{_slug_value(value)}" for key, value in swept.items()]
+    return _SLUG_DROP.sub("", "_".join(parts))
+
+
+def _slug_value(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)[:40]
+
+
+def _build_runs(
+    experiment: str,
+    fixed: dict[str, Any],
+    cells: list[dict[str, Any]],
+    seeds: list[int] | None,
+    targets: list[dict[str, Any]],
+    source: str,
+) -> list[ExpandedRun]:
+    runs: list[ExpandedRun] = []
+    seen: set[str] = set()
+    for cell in cells:
+        for seed in seeds if seeds is not None else [None]:
+            swept = dict(cell) if seed is None else {**cell, "seed": seed}
+            name = slug(swept)
+            context = f"run '{name}': "
+            params = _canonical({**fixed, **cell}, source, context)
+            if seed is not None:
+                params["seed"] = seed
+            config = RunConfig.from_dict(params, where=f"{source}: {context}")
+            digest = config.config_hash()
+            if digest in seen:
+                continue  # an include entry repeated an existing cell
+            seen.add(digest)
+            runs.append(
+                ExpandedRun(
+                    index=len(runs) + 1,
+                    experiment=experiment,
+                    name=name,
+                    config=config,
+                    swept=swept,
+                    param_count=count_params(config),
+                    config_hash=digest,
+                    target=_target_for(cell, targets),
+                )
+            )
+    return runs
+
+
+def _target_for(cell: dict[str, Any], targets: list[dict[str, Any]]) -> dict[str, float] | None:
+    for entry in targets:
+        keys = {k: v for k, v in entry.items() if k not in TARGET_FIELDS}
+        if keys == {k: v for k, v in cell.items() if k in keys} and set(keys) <= set(cell):
+            return {k: v for k, v in entry.items() if k in TARGET_FIELDS}
+    return None
