@@ -1,0 +1,166 @@
+"""Sweep files: expansion (matrix order, include/exclude, seeds, aliases) and bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.errors import SweepError
+from core.sweep import expand_sweep_file, expand_sweep_text
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+LOGBOOK_RUNS = {
+    "t1-layers-32.yml": 12,
+    "t2-layers-64.yml": 12,
+    "t3-residual-weight.yml": 6,
+    "t4-batchnorm-position.yml": 16,
+    "t5-activation.yml": 21,
+    "t6-channels.yml": 16,
+    "t7-kernel-size.yml": 5,
+    "t8-kernel-sizes.yml": 25,
+}
+
+
+@pytest.mark.parametrize(("file", "count"), LOGBOOK_RUNS.items())
+def test_experiment_files_expand_to_the_logbook_runs(file: str, count: int) -> None:
+    runs = expand_sweep_file(EXPERIMENTS / file)
+    assert len(runs) == count
+    for run in runs:
+        assert run.target is not None, run.name
+        assert run.param_count == run.target["params"], run.name
+
+
+def test_t1_is_v1_at_32_and_t2_reduces_batch_for_deep_runs() -> None:
+    t1 = expand_sweep_file(EXPERIMENTS / "t1-layers-32.yml")
+    assert [r.config.layers for r in t1] == [1, 2, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21]
+    assert {(r.config.model, r.config.image_size, r.config.residual_weight) for r in t1} == {
+        ("v1", 32, 0.1)
+    }
+    t2 = expand_sweep_file(EXPERIMENTS / "t2-layers-64.yml")
+    batch = {r.config.layers: r.config.batch_size for r in t2}
+    assert batch[21] == batch[30] == 32 and batch[19] == 64
+
+
+def test_t4_includes_no_batch_norm() -> None:
+    runs = expand_sweep_file(EXPERIMENTS / "t4-batchnorm-position.yml")
+    assert runs[-1].config.bn_encoder is None and runs[-1].config.bn_decoder is None
+    assert runs[-1].name == "bnp-e-none_bnp-d-none"
+
+
+def test_matrix_order_first_key_outermost_and_slugs() -> None:
+    runs = expand_sweep_text("name: x\nlayers: 2\nmatrix:\n  ks: [3, 5]\n  act: [gelu, relu]\n")
+    assert [r.name for r in runs] == [
+        "ks-3_act-gelu",
+        "ks-3_act-relu",
+        "ks-5_act-gelu",
+        "ks-5_act-relu",
+    ]
+    assert [r.index for r in runs] == [1, 2, 3, 4]
+    assert runs[2].config.kernel_size == 5 and runs[2].config.activation == "gelu"
+    assert runs[0].swept == {"ks": 3, "act": "gelu"}
+    assert {r.experiment for r in runs} == {"x"}
+
+
+def test_exclude_and_include_follow_github_actions() -> None:
+    text = """
+name: x
+layers: 2
+matrix:
+  l: [2, 3]
+  ks: [3, 5]
+exclude:
+  - {l: 3, ks: 5}
+include:
+  - {l: 2, batch_size: 32}      # merges into both l=2 cells
+  - {l: 4, ks: 7}               # fits no cell: a new one
+"""
+    text = text.replace("layers: 2\n", "")
+    runs = expand_sweep_text(text)
+    assert [r.name for r in runs] == [
+        "l-2_ks-3_batch_size-32",
+        "l-2_ks-5_batch_size-32",
+        "l-3_ks-3",
+        "l-4_ks-7",
+    ]
+    assert runs[0].config.batch_size == 32 and runs[2].config.batch_size == 64
+
+
+def test_seeds_multiply_cells_and_change_the_hash() -> None:
+    runs = expand_sweep_text("name: x\nlayers: 2\nmatrix:\n  ks: [3, 5]\nseeds: 3\n")
+    assert len(runs) == 6
+    assert [r.config.seed for r in runs[:3]] == [0, 1, 2]
+    assert runs[1].name == "ks-3_seed-1"
+    assert len({r.config_hash for r in runs}) == 6
+    listed = expand_sweep_text("name: x\nlayers: 2\nseeds: [7, 9]\n")
+    assert [r.config.seed for r in listed] == [7, 9]
+
+
+def test_pair_aliases_make_interpolated_lists() -> None:
+    runs = expand_sweep_text("name: x\nmatrix:\n  ks1: [3]\n  ks2: [9]\n  ch1: [16]\n  ch2: [64]\n")
+    config = runs[0].config
+    assert config.kernel_list() == [3, 3, 5, 5, 5, 7, 7, 7, 7, 9, 9]
+    assert config.channel_list() == [16, 20, 25, 30, 35, 40, 44, 49, 54, 59, 64]
+
+
+def test_same_config_and_seed_gives_the_same_hash_across_files() -> None:
+    a = expand_sweep_text("name: a\nlayers: 2\nks: 3\n")
+    b = expand_sweep_text("name: b\nmatrix:\n  layers: [2]\n  kernel_size: [3]\n")
+    assert a[0].config_hash == b[0].config_hash
+    assert a[0].name == "run"
+
+
+BAD_FILES = {
+    "malformed YAML": ("name: x\nmatrix: [\n", "malformed YAML at line"),
+    "no name": ("layers: 2\n", "key 'name': required"),
+    "unknown key": ("name: x\nlayerz: 2\n", "unknown key 'layerz'"),
+    "unknown matrix key": ("name: x\nmatrix:\n  foo: [1]\n", "unknown key 'foo'"),
+    "empty matrix list": ("name: x\nmatrix:\n  l: []\n", "matrix key 'l': the list is empty"),
+    "matrix not a list": ("name: x\nmatrix:\n  l: 3\n", "matrix key 'l': expected a list"),
+    "channels 0": ("name: x\nmatrix:\n  ch: [32, 0]\n", "key 'channels': every value must be >= 1"),
+    "kernel 0": ("name: x\nks: 0\n", "key 'kernel_size'"),
+    "even kernel with same": ("name: x\nks: 4\n", "padding 'same' needs odd kernel sizes"),
+    "unknown activation": ("name: x\nact: swishy\n", "unknown activation"),
+    "negative lr": ("name: x\nlr: -0.1\n", "key 'lr': must be a positive number"),
+    "image size": ("name: x\nimage_size: 48\n", "unsupported image size"),
+    "ks1 alone": ("name: x\nmatrix:\n  ks1: [3]\n", "'ks1' needs its partner 'ks2'"),
+    "fixed and swept": ("name: x\nl: 2\nmatrix:\n  l: [3]\n", "both fixed and in 'matrix'"),
+    "seeds and seed": ("name: x\nseed: 1\nseeds: 2\n", "either 'seeds' or 'seed'"),
+    "all excluded": ("name: x\nmatrix:\n  l: [2]\nexclude: [{l: 2}]\n", "expands to no runs"),
+    "not a mapping": ("- 1\n- 2\n", "expected a mapping"),
+    "wrong type": ("name: x\nlayers: three\n", "key 'layers': expected an integer"),
+}
+
+
+@pytest.mark.parametrize(("text", "fragment"), BAD_FILES.values(), ids=BAD_FILES.keys())
+def test_bad_files_fail_whole_with_one_line_naming_the_problem(
+    tmp_path: Path, text: str, fragment: str
+) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text(text)
+    with pytest.raises(SweepError) as info:
+        expand_sweep_file(path)
+    message = str(info.value)
+    assert fragment in message
+    assert message.startswith(str(path))
+    assert "\n" not in message
+
+
+def test_a_bad_value_names_the_run(tmp_path: Path) -> None:
+    path = tmp_path / "s.yml"
+    path.write_text("name: x\nmatrix:\n  ks: [3, 4]\n")
+    with pytest.raises(SweepError, match=r"run 'ks-4': key 'kernel_size'"):
+        expand_sweep_file(path)
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SweepError, match="cannot read file"):
+        expand_sweep_file(tmp_path / "nope.yml")
+
+
+def test_no_code_is_ever_evaluated() -> None:
+    # The original framework eval'd YAML values; ours treats them as plain strings.
+    with pytest.raises(SweepError, match="unknown activation"):
+        expand_sweep_text("name: x\nact: __import__('os').system('false')\n")
+    with pytest.raises(SweepError, match="malformed YAML|expected"):
+        expand_sweep_text("name: !!python/object/apply:os.system ['false']\n")
