@@ -1,0 +1,47 @@
+"""Import boundaries of ARCHITECTURE.md, checked in a fresh interpreter per module.
+
+The TUI and the torch-free core must start fast and run without the GPU stack;
+the training code must not know about the database or the terminal UI.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+TORCH = {"torch", "torchvision"}
+DATABASE = {"sqlmodel", "sqlalchemy"}
+UI = {"textual", "resconv_tui"}
+
+RULES: dict[str, set[str]] = {
+    "core.config": TORCH | DATABASE | UI,
+    "core.params": TORCH | DATABASE | UI,
+    "core.sweep": TORCH | DATABASE | UI,
+    "core.queue.repo": TORCH | UI,
+    "core.queue.views": TORCH | UI,
+    "core.model": DATABASE | UI,
+    "core.data": DATABASE | UI,
+    "core.task": DATABASE | UI,
+    "core.train": DATABASE | UI,
+    "core.worker": UI,
+    "resconv_tui.cli": TORCH,
+    "resconv_tui.app": TORCH,
+}
+
+
+def imported_top_level_packages(module: str) -> set[str]:
+    code = (
+        f"import sys, json; import {module}; "
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout))
+
+
+@pytest.mark.parametrize(("module", "forbidden"), RULES.items(), ids=RULES.keys())
+def test_module_keeps_its_import_boundary(module: str, forbidden: set[str]) -> None:
+    leaked = imported_top_level_packages(module) & forbidden
+    assert not leaked, f"{module} imports {sorted(leaked)}"
