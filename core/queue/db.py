@@ -1,0 +1,164 @@
+"""Engine, SQLite pragmas, schema creation and one-line database errors.
+
+A bare path (``runs.db``, ``/data/q.db``) means SQLite; anything with ``://`` is
+an SQLAlchemy URL (``postgresql+psycopg://...``).
+
+SQLite transactions are begun by hand (pysqlite's own BEGIN handling is
+disabled) so that writers can say ``BEGIN IMMEDIATE``: they take the write lock
+up front and wait for it under ``busy_timeout``, instead of upgrading a read
+lock mid-transaction, which fails at once with "database is locked".
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, exc, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
+
+from core.queue.errors import QueueError
+from core.queue.models import SCHEMA_VERSION, TABLES, Meta
+
+DEFAULT_BUSY_TIMEOUT_S = 15.0
+IMMEDIATE = "resconv_immediate"  # execution option: begin a write transaction
+
+
+def normalize_url(url_or_path: str) -> str:
+    """``runs.db`` -> ``sqlite:///runs.db``; URLs pass through unchanged."""
+    if "://" in url_or_path:
+        return url_or_path
+    return f"sqlite:///{url_or_path}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL (None for other databases and ``:memory:``)."""
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def describe(url: str) -> str:
+    """How messages name a database: the file for SQLite, the URL without password else."""
+    path = sqlite_path(url)
+    if path is not None:
+        return str(path)
+    return make_url(normalize_url(url)).render_as_string(hide_password=True)
+
+
+def open_engine(
+    url: str, *, create: bool = True, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S
+) -> Engine:
+    """An engine with the schema checked (and created when ``create``).
+
+    ``create=False`` refuses to make a new SQLite file: ``status`` on a typo'd
+    path should say "no database", not show an empty queue.
+    """
+    url = normalize_url(url)
+    path = sqlite_path(url)
+    if path is not None and not create and not path.exists():
+        raise QueueError(
+            f"no database at {path} (queue runs first: resconv-tui queue FILE.yml --db {path})"
+        )
+    engine = _make_engine(url, busy_timeout_s)
+    with translated(url, busy_timeout_s):
+        _ensure_schema(engine, url)
+    return engine
+
+
+def _make_engine(url: str, busy_timeout_s: float) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    kwargs: dict[str, Any] = {}
+    if parsed.database in (None, "", ":memory:"):
+        # One shared connection, or every connection would see its own empty database.
+        kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+    engine = create_engine(url, **kwargs)
+    _install_sqlite_hooks(engine, busy_timeout_s)
+    return engine
+
+
+def _install_sqlite_hooks(engine: Engine, busy_timeout_s: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see module doc)
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoints
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _ensure_schema(engine: Engine, url: str) -> None:
+    with engine.connect() as conn:
+        conn.execution_options(**{IMMEDIATE: True})
+        with conn.begin():
+            names = set(inspect(conn).get_table_names())
+            if "meta" not in names:
+                if names:
+                    raise QueueError(
+                        f"{describe(url)} is not a resconv-tui database "
+                        f"(it has tables: {', '.join(sorted(names))})"
+                    )
+                _create_schema(conn)
+                return
+            _check_version(conn, url)
+
+
+def _create_schema(conn: Connection) -> None:
+    for table in TABLES:
+        table.create(conn)
+    conn.execute(Meta.__table__.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))  # type: ignore[attr-defined]
+
+
+def _check_version(conn: Connection, url: str) -> None:
+    meta = Meta.__table__  # type: ignore[attr-defined]
+    raw = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+    try:
+        version = int(raw) if raw is not None else None
+    except ValueError:
+        version = None
+    if version is None or version > SCHEMA_VERSION or version < 1:
+        raise QueueError(
+            f"{describe(url)} has database schema version {raw!s}, but this resconv-tui "
+            f"knows only versions 1..{SCHEMA_VERSION}: upgrade resconv-tui or use another --db"
+        )
+
+
+@contextmanager
+def translated(url: str, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> Iterator[None]:
+    """Turn driver errors into one-line QueueErrors that name the database."""
+    try:
+        yield
+    except exc.DBAPIError as error:
+        raise QueueError(_message(url, error, busy_timeout_s)) from error
+
+
+def _message(url: str, error: exc.DBAPIError, busy_timeout_s: float) -> str:
+    where = describe(url)
+    text = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
+    low = text.lower()
+    if "file is not a database" in low:
+        return f"{where} is not a SQLite database (wrong file, or corrupt)"
+    if "locked" in low or "busy" in low:
+        return (
+            f"database {where} is locked by another process "
+            f"(waited {busy_timeout_s:g} s); try again when it is free"
+        )
+    if "unable to open database file" in low:
+        return f"cannot open database {where} (missing folder or no permission)"
+    if "malformed" in low or "disk i/o" in low:
+        return f"database {where} is damaged: {text}"
+    return f"database {where}: {text}"

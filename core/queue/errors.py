@@ -1,0 +1,29 @@
+"""Errors of the run queue: one clear line for the CLI, a title for the TUI."""
+
+from __future__ import annotations
+
+from core.errors import ResconvError
+
+
+class QueueError(ResconvError):
+    """The database cannot be opened, read or written (missing, locked, corrupt, too new)."""
+
+    title = "Database error"
+
+
+class UnknownRun(QueueError):
+    """A run id that is not in the database."""
+
+    title = "Unknown run"
+
+
+class InvalidTransition(QueueError):
+    """A status change the run's current status does not allow (e.g. retry a running run)."""
+
+    title = "Not allowed"
+
+
+class UsageError(ResconvError):
+    """A wrong argument to a view (an unknown column name, a bad sort key)."""
+
+    title = "Invalid argument"

@@ -1,0 +1,533 @@
+"""The run queue's verbs: the only module that runs SQL.
+
+Every verb is one short transaction and returns frozen values from ``rows``.
+Writes begin with ``BEGIN IMMEDIATE`` on SQLite (see ``db``); ``claim`` also
+says ``FOR UPDATE SKIP LOCKED``, which PostgreSQL honours and SQLite ignores
+(there the write lock already makes select-then-update atomic).
+
+Changes that a person asks for (cancel, retry, rm, priority) are all or
+nothing: one unknown id or one run in the wrong status changes no run.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, RowMapping, delete, func, insert, or_, select, update
+
+from core.queue import db
+from core.queue.errors import InvalidTransition, UnknownRun
+from core.queue.models import Metric, Run, Worker
+from core.queue.rows import (
+    EnqueueResult,
+    FinalFigures,
+    GpuSnapshot,
+    MetricPoint,
+    MetricRow,
+    NewRun,
+    RunFilter,
+    RunRow,
+    WorkerRow,
+)
+from core.queue.status import (
+    BLOCKS_DUPLICATES,
+    CANCELLABLE,
+    RETRYABLE,
+    RunStatus,
+)
+
+RUN = Run.__table__  # type: ignore[attr-defined]
+METRIC = Metric.__table__  # type: ignore[attr-defined]
+WORKER = Worker.__table__  # type: ignore[attr-defined]
+RUN_COLUMNS = [c for c in RUN.c if c.name != "samples"]  # lists never carry images
+STALE_AFTER_S = 30.0  # a running run without a heartbeat for this long is lost
+WORKER_LOST = "worker lost"
+LIVE_WORKER_STATES = ("idle", "running", "stopping")
+
+# What a run forgets when it goes back to the queue (retry, requeue).
+_FRESH: dict[str, Any] = dict(
+    status=RunStatus.QUEUED.value, worker_id=None, started_at=None, finished_at=None,
+    heartbeat_at=None, cancel_requested=False, error=None, inputs_done=0,
+    validation_loss=None, train_seconds=None, inputs_per_s=None, peak_memory_bytes=None,
+    checkpoint_path=None, path_used=None, samples=None,
+)  # fmt: skip
+
+
+class Repo:
+    """The queue in one database. Thread-safe: every verb takes its own connection."""
+
+    def __init__(self, engine: Engine, url: str, busy_timeout_s: float) -> None:
+        self.engine = engine
+        self.url = url
+        self.busy_timeout_s = busy_timeout_s
+
+    @classmethod
+    def open(
+        cls, url: str, *, create: bool = True, busy_timeout_s: float = db.DEFAULT_BUSY_TIMEOUT_S
+    ) -> Repo:
+        """Open (and on first use create) the database at ``url`` or a SQLite path."""
+        engine = db.open_engine(url, create=create, busy_timeout_s=busy_timeout_s)
+        return cls(engine, db.normalize_url(url), busy_timeout_s)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with (
+            db.translated(self.url, self.busy_timeout_s),
+            self.engine.connect() as conn,
+            conn.begin(),
+        ):
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with db.translated(self.url, self.busy_timeout_s), self.engine.connect() as conn:
+            conn.execution_options(**{db.IMMEDIATE: True})
+            with conn.begin():
+                yield conn
+
+    # ----- queueing ------------------------------------------------------------------
+
+    def enqueue(
+        self, runs: Sequence[NewRun], priority: int = 0, force: bool = False
+    ) -> EnqueueResult:
+        """Queue ``runs`` in one transaction, skipping duplicates unless ``force``.
+
+        A duplicate has the config hash of a queued, running or succeeded run (or of
+        an earlier run in ``runs``): extending a sweep queues only the new cells.
+        """
+        now = time.time()
+        added: list[int] = []
+        skipped: list[str] = []
+        with self._write() as conn:
+            taken = set() if force else self._blocking_hashes(conn, {r.config_hash for r in runs})
+            for run in runs:
+                if run.config_hash in taken:
+                    skipped.append(run.name)
+                    continue
+                taken.add(run.config_hash)
+                added.append(self._insert_run(conn, run, priority, now))
+        return EnqueueResult(len(added), len(skipped), tuple(added), tuple(skipped))
+
+    def _blocking_hashes(self, conn: Connection, hashes: set[str]) -> set[str]:
+        if not hashes:
+            return set()
+        query = select(RUN.c.config_hash).where(
+            RUN.c.config_hash.in_(hashes), RUN.c.status.in_([s.value for s in BLOCKS_DUPLICATES])
+        )
+        return set(conn.execute(query).scalars())
+
+    @staticmethod
+    def _insert_run(conn: Connection, run: NewRun, priority: int, now: float) -> int:
+        values = dict(
+            experiment=run.experiment, name=run.name, status=RunStatus.QUEUED.value,
+            priority=priority, config_json=run.config_json, config_hash=run.config_hash,
+            seed=run.seed, swept_json=json.dumps(dict(run.swept)),
+            target_json=json.dumps(dict(run.target)) if run.target else None,
+            param_count=run.param_count, total_inputs=run.total_inputs, inputs_done=0,
+            attempts=0, created_at=now, cancel_requested=False,
+        )  # fmt: skip
+        key = conn.execute(insert(RUN).values(**values)).inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
+    # ----- the worker's verbs --------------------------------------------------------
+
+    def claim(self, worker_id: str) -> RunRow | None:
+        """Atomically take the highest-priority, oldest queued run (None: queue empty)."""
+        now = time.time()
+        with self._write() as conn:
+            query = (
+                select(RUN.c.id)
+                .where(RUN.c.status == RunStatus.QUEUED.value)
+                .order_by(RUN.c.priority.desc(), RUN.c.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            run_id = conn.execute(query).scalar()
+            if run_id is None:
+                return None
+            taken = conn.execute(
+                update(RUN)
+                .where(RUN.c.id == run_id, RUN.c.status == RunStatus.QUEUED.value)
+                .values(
+                    status=RunStatus.RUNNING.value,
+                    worker_id=worker_id,
+                    started_at=now,
+                    heartbeat_at=now,
+                    attempts=RUN.c.attempts + 1,
+                    inputs_done=0,
+                )  # fmt: skip
+            ).rowcount
+            if taken != 1:  # compare-and-set lost (cannot happen under the write lock)
+                return None
+            conn.execute(
+                update(WORKER)
+                .where(WORKER.c.id == worker_id)
+                .values(state="running", current_run_id=run_id, last_seen_at=now)
+            )
+            return self._get(conn, run_id)
+
+    def heartbeat(
+        self,
+        worker_id: str,
+        *,
+        run_id: int | None = None,
+        inputs_done: int | None = None,
+        gpu: GpuSnapshot | None = None,
+    ) -> None:
+        """The worker is alive (and its run, if any): refresh both timestamps and GPU stats."""
+        now = time.time()
+        with self._write() as conn:
+            values: dict[str, Any] = {"last_seen_at": now}
+            if gpu is not None:
+                values.update(_gpu_values(gpu))
+            conn.execute(update(WORKER).where(WORKER.c.id == worker_id).values(**values))
+            if run_id is not None:
+                run_values: dict[str, Any] = {"heartbeat_at": now}
+                if inputs_done is not None:
+                    run_values["inputs_done"] = inputs_done
+                conn.execute(self._own_running(run_id, worker_id).values(**run_values))
+
+    def add_metrics(
+        self, run_id: int, points: Sequence[MetricPoint], inputs_done: int | None = None
+    ) -> None:
+        """Insert a batch of metric rows (one statement) and update the run's progress."""
+        if not points and inputs_done is None:
+            return
+        with self._write() as conn:
+            if points:
+                rows = [
+                    dict(run_id=run_id, step=p.step, inputs=p.inputs, name=p.name, value=p.value)
+                    for p in points
+                ]
+                conn.execute(insert(METRIC), rows)
+            if inputs_done is not None:
+                conn.execute(update(RUN).where(RUN.c.id == run_id).values(inputs_done=inputs_done))
+
+    def is_cancel_requested(self, run_id: int) -> bool:
+        with self._read() as conn:
+            query = select(RUN.c.cancel_requested, RUN.c.status).where(RUN.c.id == run_id)
+            row = conn.execute(query).first()
+        # A run someone removed or recovered meanwhile is as good as cancelled.
+        return row is None or bool(row.cancel_requested) or row.status != RunStatus.RUNNING
+
+    def finish(self, run_id: int, worker_id: str, figures: FinalFigures) -> bool:
+        """running -> succeeded with the final figures; False if the run is no longer ours."""
+        return self._end(run_id, worker_id, RunStatus.SUCCEEDED, None, figures)
+
+    def fail(
+        self, run_id: int, worker_id: str, error: str, figures: FinalFigures | None = None
+    ) -> bool:
+        """running -> failed with a short message."""
+        return self._end(run_id, worker_id, RunStatus.FAILED, error, figures)
+
+    def mark_cancelled(
+        self, run_id: int, worker_id: str, figures: FinalFigures | None = None
+    ) -> bool:
+        """running -> cancelled: the worker stopped the run because cancel was requested."""
+        return self._end(run_id, worker_id, RunStatus.CANCELLED, None, figures)
+
+    def requeue(self, run_id: int, worker_id: str) -> bool:
+        """running -> queued (the worker was told to stop); the partial metrics go."""
+        with self._write() as conn:
+            moved = conn.execute(self._own_running(run_id, worker_id).values(**_FRESH)).rowcount
+            if moved:
+                conn.execute(delete(METRIC).where(METRIC.c.run_id == run_id))
+                self._worker_idle(conn, worker_id, finished=False)
+            return bool(moved)
+
+    def _end(
+        self,
+        run_id: int,
+        worker_id: str,
+        status: RunStatus,
+        error: str | None,
+        figures: FinalFigures | None,
+    ) -> bool:
+        values = _figure_values(figures) if figures else {}
+        values.update(status=status.value, error=error, finished_at=time.time())
+        with self._write() as conn:
+            ended = conn.execute(self._own_running(run_id, worker_id).values(**values)).rowcount
+            self._worker_idle(conn, worker_id, finished=bool(ended))
+            return bool(ended)
+
+    @staticmethod
+    def _own_running(run_id: int, worker_id: str) -> Any:
+        return update(RUN).where(
+            RUN.c.id == run_id,
+            RUN.c.worker_id == worker_id,
+            RUN.c.status == RunStatus.RUNNING.value,
+        )
+
+    @staticmethod
+    def _worker_idle(conn: Connection, worker_id: str, finished: bool) -> None:
+        values: dict[str, Any] = {"state": "idle", "current_run_id": None}
+        if finished:
+            values["runs_done"] = WORKER.c.runs_done + 1
+        conn.execute(update(WORKER).where(WORKER.c.id == worker_id).values(**values))
+
+    def recover_stale(
+        self,
+        stale_after_s: float = STALE_AFTER_S,
+        dead_worker_ids: Iterable[str] = (),
+        now: float | None = None,
+    ) -> list[int]:
+        """Mark running runs whose heartbeat is stale (or whose worker is known dead) as
+        failed "worker lost", and their workers as lost. Returns the runs' ids."""
+        now = time.time() if now is None else now
+        cutoff = now - stale_after_s
+        dead = list(dead_worker_ids)
+        with self._write() as conn:
+            beat = func.coalesce(RUN.c.heartbeat_at, RUN.c.started_at, 0.0)
+            lost = or_(beat < cutoff, RUN.c.worker_id.in_(dead))
+            query = select(RUN.c.id).where(RUN.c.status == RunStatus.RUNNING.value, lost)
+            ids = list(conn.execute(query).scalars())
+            if ids:
+                conn.execute(
+                    update(RUN)
+                    .where(RUN.c.id.in_(ids))
+                    .values(status=RunStatus.FAILED.value, error=WORKER_LOST, finished_at=now)
+                )
+            gone = or_(WORKER.c.last_seen_at < cutoff, WORKER.c.id.in_(dead))
+            conn.execute(
+                update(WORKER)
+                .where(WORKER.c.state.in_(LIVE_WORKER_STATES), gone)
+                .values(state="lost", current_run_id=None)
+            )
+        return ids
+
+    # ----- a person's changes (CLI, TUI) ---------------------------------------------
+
+    def request_cancel(
+        self, ids: Sequence[int], stale_after_s: float = STALE_AFTER_S
+    ) -> dict[int, RunStatus]:
+        """Cancel queued runs now; ask the workers of running runs to stop them.
+
+        A running run whose worker stopped beating is cancelled at once (nobody is left
+        to acknowledge). Returns each run's status after the call.
+        """
+        now = time.time()
+        with self._write() as conn:
+            runs = self._require(conn, ids, CANCELLABLE, "only queued or running runs")
+            result: dict[int, RunStatus] = {}
+            for run in runs:
+                beat = run.heartbeat_at or run.started_at or 0.0
+                if run.status == RunStatus.QUEUED or beat < now - stale_after_s:
+                    values = dict(status=RunStatus.CANCELLED.value, finished_at=now)
+                    result[run.id] = RunStatus.CANCELLED
+                else:
+                    values = dict(cancel_requested=True)
+                    result[run.id] = RunStatus.RUNNING
+                conn.execute(update(RUN).where(RUN.c.id == run.id).values(**values))
+            return result
+
+    def retry(self, ids: Sequence[int]) -> None:
+        """failed/cancelled -> queued, as if new (metrics and figures are dropped)."""
+        with self._write() as conn:
+            self._require(conn, ids, RETRYABLE, "only failed or cancelled runs can be retried")
+            conn.execute(update(RUN).where(RUN.c.id.in_(ids)).values(**_FRESH))
+            conn.execute(delete(METRIC).where(METRIC.c.run_id.in_(ids)))
+
+    def remove(self, ids: Sequence[int]) -> int:
+        """Delete runs and their metrics; running runs must be cancelled first."""
+        allowed = frozenset(RunStatus) - {RunStatus.RUNNING}
+        with self._write() as conn:
+            self._require(conn, ids, allowed, "cancel it first")
+            conn.execute(delete(METRIC).where(METRIC.c.run_id.in_(ids)))
+            return int(conn.execute(delete(RUN).where(RUN.c.id.in_(ids))).rowcount)
+
+    def set_priority(self, ids: Sequence[int], priority: int) -> None:
+        """Higher priority trains sooner (ties: oldest first)."""
+        with self._write() as conn:
+            self._require(conn, ids, frozenset(RunStatus), "")
+            conn.execute(update(RUN).where(RUN.c.id.in_(ids)).values(priority=priority))
+
+    def move_to_front(self, ids: Sequence[int]) -> int:
+        """Make ``ids`` the next runs claimed (they keep their order); returns the priority."""
+        with self._write() as conn:
+            self._require(conn, ids, frozenset(RunStatus), "")
+            top = conn.execute(
+                select(func.max(RUN.c.priority)).where(RUN.c.status == RunStatus.QUEUED.value)
+            ).scalar()
+            priority = (top or 0) + 1
+            conn.execute(update(RUN).where(RUN.c.id.in_(ids)).values(priority=priority))
+            return priority
+
+    def _require(
+        self, conn: Connection, ids: Sequence[int], allowed: frozenset[RunStatus], why: str
+    ) -> list[RunRow]:
+        runs = {run.id: run for run in self._select_runs(conn, RunFilter(ids=tuple(ids)))}
+        missing = [i for i in ids if i not in runs]
+        if missing:
+            raise UnknownRun(f"no run with id {', '.join(map(str, missing))} in {self._where()}")
+        wrong = [runs[i] for i in ids if runs[i].status not in allowed]
+        if wrong:
+            listed = ", ".join(f"run {r.id} is {r.status}" for r in wrong)
+            raise InvalidTransition(f"{listed}: {why}; nothing changed")
+        return [runs[i] for i in dict.fromkeys(ids)]
+
+    # ----- reading -------------------------------------------------------------------
+
+    def get_run(self, run_id: int) -> RunRow:
+        with self._read() as conn:
+            run = self._get(conn, run_id)
+        if run is None:
+            raise UnknownRun(f"no run with id {run_id} in {self._where()}")
+        return run
+
+    def get_samples(self, run_id: int) -> bytes | None:
+        """The sample reconstruction grid (``.npy`` bytes, uint8 (3, n, H, W)) or None."""
+        with self._read() as conn:
+            return conn.execute(select(RUN.c.samples).where(RUN.c.id == run_id)).scalar()
+
+    def list_runs(self, filters: RunFilter | None = None) -> list[RunRow]:
+        with self._read() as conn:
+            return self._select_runs(conn, filters or RunFilter())
+
+    def counts_by_status(self, experiment: str | None = None) -> dict[RunStatus, int]:
+        query = select(RUN.c.status, func.count()).group_by(RUN.c.status)
+        if experiment is not None:
+            query = query.where(RUN.c.experiment == experiment)
+        with self._read() as conn:
+            found = {RunStatus(s): int(n) for s, n in conn.execute(query)}
+        return {status: found.get(status, 0) for status in RunStatus}
+
+    def experiments(self) -> list[tuple[str, int]]:
+        """(experiment, number of runs), oldest experiment first."""
+        query = (
+            select(RUN.c.experiment, func.count())
+            .group_by(RUN.c.experiment)
+            .order_by(func.min(RUN.c.id))
+        )
+        with self._read() as conn:
+            return [(name, int(n)) for name, n in conn.execute(query)]
+
+    def metrics_since(
+        self,
+        run_id: int,
+        after_id: int = 0,
+        names: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[MetricRow]:
+        """Metric rows of ``run_id`` with id > ``after_id``, oldest first (incremental)."""
+        query = select(METRIC).where(METRIC.c.run_id == run_id, METRIC.c.id > after_id)
+        if names is not None:
+            query = query.where(METRIC.c.name.in_(list(names)))
+        query = query.order_by(METRIC.c.id).limit(limit)
+        with self._read() as conn:
+            return [MetricRow(**row._mapping) for row in conn.execute(query)]
+
+    # ----- workers -------------------------------------------------------------------
+
+    def register_worker(self, host: str, pid: int, device: str) -> str:
+        """Add a worker row (state idle) and return its id."""
+        now = time.time()
+        worker_id = f"{host}-{pid}-{secrets.token_hex(2)}"
+        values = dict(
+            id=worker_id, host=host, pid=pid, device=device, state="idle",
+            started_at=now, last_seen_at=now, runs_done=0,
+        )  # fmt: skip
+        with self._write() as conn:
+            conn.execute(insert(WORKER).values(**values))
+        return worker_id
+
+    def update_worker(
+        self, worker_id: str, *, state: str | None = None, gpu: GpuSnapshot | None = None
+    ) -> None:
+        values: dict[str, Any] = {"last_seen_at": time.time()}
+        if state is not None:
+            values["state"] = state
+            if state in ("stopped", "lost"):
+                values["current_run_id"] = None
+        if gpu is not None:
+            values.update(_gpu_values(gpu))
+        with self._write() as conn:
+            conn.execute(update(WORKER).where(WORKER.c.id == worker_id).values(**values))
+
+    def list_workers(self, include_gone: bool = False) -> list[WorkerRow]:
+        """Workers, newest first; ``include_gone`` adds stopped and lost ones."""
+        query = select(WORKER).order_by(WORKER.c.started_at.desc())
+        if not include_gone:
+            query = query.where(WORKER.c.state.in_(LIVE_WORKER_STATES))
+        with self._read() as conn:
+            return [_worker_row(row) for row in conn.execute(query).mappings()]
+
+    # ----- helpers -------------------------------------------------------------------
+
+    def _get(self, conn: Connection, run_id: int) -> RunRow | None:
+        runs = self._select_runs(conn, RunFilter(ids=(run_id,)))
+        return runs[0] if runs else None
+
+    @staticmethod
+    def _select_runs(conn: Connection, f: RunFilter) -> list[RunRow]:
+        query = select(*RUN_COLUMNS, RUN.c.samples.is_not(None).label("has_samples"))
+        if f.statuses is not None:
+            query = query.where(RUN.c.status.in_([s.value for s in f.statuses]))
+        if f.experiment is not None:
+            query = query.where(RUN.c.experiment == f.experiment)
+        if f.ids is not None:
+            query = query.where(RUN.c.id.in_(list(f.ids)))
+        order = {
+            "id": (RUN.c.id,),
+            "queue": (RUN.c.priority.desc(), RUN.c.id),
+            "recent": (RUN.c.id.desc(),),
+        }[f.order]
+        query = query.order_by(*order).limit(f.limit)
+        return [_run_row(row) for row in conn.execute(query).mappings()]
+
+    def _where(self) -> str:
+        return db.describe(self.url)
+
+
+def _run_row(mapping: RowMapping) -> RunRow:
+    m = dict(mapping)
+    swept = json.loads(m.pop("swept_json") or "{}")
+    target_json = m.pop("target_json")
+    target = json.loads(target_json) if target_json else None
+    m["status"] = RunStatus(m["status"])
+    m["cancel_requested"] = bool(m["cancel_requested"])
+    m["has_samples"] = bool(m["has_samples"])
+    return RunRow(swept=swept, target=target, **m)
+
+
+def _worker_row(mapping: RowMapping) -> WorkerRow:
+    m = dict(mapping)
+    gpu = GpuSnapshot(
+        name=m.pop("gpu_name"),
+        util_percent=m.pop("gpu_util"),
+        memory_used=m.pop("gpu_memory_used"),
+        memory_total=m.pop("gpu_memory_total"),
+        temperature_c=m.pop("gpu_temperature"),
+    )
+    return WorkerRow(gpu=gpu, **m)
+
+
+def _gpu_values(gpu: GpuSnapshot) -> dict[str, Any]:
+    return dict(
+        gpu_name=gpu.name, gpu_util=gpu.util_percent, gpu_memory_used=gpu.memory_used,
+        gpu_memory_total=gpu.memory_total, gpu_temperature=gpu.temperature_c,
+    )  # fmt: skip
+
+
+def _figure_values(figures: FinalFigures) -> dict[str, Any]:
+    values = {
+        "validation_loss": figures.validation_loss,
+        "train_seconds": figures.train_seconds,
+        "inputs_per_s": figures.inputs_per_s,
+        "peak_memory_bytes": figures.peak_memory_bytes,
+        "checkpoint_path": figures.checkpoint_path,
+        "path_used": figures.path_used,
+        "samples": figures.samples,
+        "param_count": figures.param_count,
+        "inputs_done": figures.inputs_done,
+    }
+    # None means "not measured": keep what the row already has (e.g. the queued count).
+    return {key: value for key, value in values.items() if value is not None}

@@ -1,0 +1,202 @@
+"""Plain, frozen values that ``repo`` returns and accepts. No SQL here.
+
+The TUI and CLI only ever see these, never a session or a table object, so a
+row can be passed between threads and compared in tests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.config import RunConfig
+from core.queue.status import RunStatus
+
+TRAIN_LOSS = "train_loss"
+VAL_LOSS = "val_loss"
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """One run to queue: what ``enqueue`` needs and nothing the database assigns."""
+
+    experiment: str
+    name: str
+    config_json: str
+    config_hash: str
+    seed: int
+    param_count: int
+    total_inputs: int
+    swept: Mapping[str, Any] = field(default_factory=dict)
+    target: Mapping[str, float] | None = None
+
+    @classmethod
+    def from_config(
+        cls,
+        config: RunConfig,
+        *,
+        experiment: str,
+        name: str,
+        param_count: int,
+        swept: Mapping[str, Any] | None = None,
+        target: Mapping[str, float] | None = None,
+    ) -> NewRun:
+        return cls(
+            experiment=experiment,
+            name=name,
+            config_json=config.to_json(),
+            config_hash=config.config_hash(),
+            seed=config.seed,
+            param_count=param_count,
+            total_inputs=config.max_inputs,
+            swept=dict(swept or {}),
+            target=dict(target) if target else None,
+        )
+
+    @classmethod
+    def from_expanded(cls, run: Any) -> NewRun:
+        """From a ``core.sweep.ExpandedRun`` (duck-typed: no import of the sweep module)."""
+        return cls.from_config(
+            run.config,
+            experiment=run.experiment,
+            name=run.name,
+            param_count=run.param_count,
+            swept=run.swept,
+            target=getattr(run, "target", None),
+        )
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    added: int
+    skipped: int
+    added_ids: tuple[int, ...] = ()
+    skipped_names: tuple[str, ...] = ()  # duplicates of a queued, running or succeeded run
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run as stored (without the sample image bytes: see ``Repo.get_samples``)."""
+
+    id: int
+    experiment: str
+    name: str
+    status: RunStatus
+    priority: int
+    config_json: str
+    config_hash: str
+    seed: int
+    swept: Mapping[str, Any]
+    target: Mapping[str, float] | None
+    param_count: int
+    total_inputs: int
+    inputs_done: int
+    attempts: int
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    worker_id: str | None
+    heartbeat_at: float | None
+    cancel_requested: bool
+    error: str | None
+    validation_loss: float | None
+    train_seconds: float | None
+    inputs_per_s: float | None
+    peak_memory_bytes: int | None
+    checkpoint_path: str | None
+    path_used: str | None
+    has_samples: bool
+
+    @property
+    def config(self) -> RunConfig:
+        return RunConfig.from_json(self.config_json)
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the run's inputs trained, 0..1 (1 for succeeded runs)."""
+        if self.status == RunStatus.SUCCEEDED:
+            return 1.0
+        return min(1.0, self.inputs_done / self.total_inputs) if self.total_inputs else 0.0
+
+    def heartbeat_age(self, now: float) -> float | None:
+        return None if self.heartbeat_at is None else max(0.0, now - self.heartbeat_at)
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """What ``list_runs`` returns; every field narrows the list, None means any."""
+
+    statuses: frozenset[RunStatus] | None = None
+    experiment: str | None = None
+    ids: tuple[int, ...] | None = None
+    order: str = "id"  # "id" (oldest first), "queue" (claim order), "recent" (newest first)
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    """One value to record: ``add_metrics`` inserts a batch of them."""
+
+    step: int
+    inputs: int
+    name: str
+    value: float
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    id: int  # increasing: pass the last one seen to ``metrics_since``
+    run_id: int
+    step: int
+    inputs: int
+    name: str
+    value: float
+
+
+@dataclass(frozen=True)
+class GpuSnapshot:
+    """A device's state at one moment (from NVML); all None on CPU-only machines."""
+
+    name: str | None = None
+    util_percent: float | None = None
+    memory_used: int | None = None
+    memory_total: int | None = None
+    temperature_c: float | None = None
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    id: str
+    host: str
+    pid: int
+    device: str
+    state: str
+    started_at: float
+    last_seen_at: float
+    current_run_id: int | None
+    runs_done: int
+    gpu: GpuSnapshot
+
+    def age(self, now: float) -> float:
+        return max(0.0, now - self.last_seen_at)
+
+
+@dataclass(frozen=True)
+class FinalFigures:
+    """What a finished run leaves behind (all optional: a failed run may have some)."""
+
+    validation_loss: float | None = None
+    param_count: int | None = None
+    train_seconds: float | None = None
+    inputs_per_s: float | None = None
+    peak_memory_bytes: int | None = None
+    inputs_done: int | None = None
+    checkpoint_path: str | None = None
+    path_used: str | None = None
+    samples: bytes | None = None
+
+
+def loads_json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)

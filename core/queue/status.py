@@ -1,0 +1,46 @@
+"""Run statuses and the changes between them.
+
+    queued ──claim──▶ running ──▶ succeeded
+      │  ▲             │ │ └────▶ failed ────┐
+      │  └─ requeued ──┘ └──────▶ cancelled ─┤
+      └──────────── cancel ──────▶ cancelled  │
+      ▲──────────────── retry ───────────────┘
+
+``running -> queued`` is the worker's answer to SIGINT/SIGTERM: the run was
+interrupted through no fault of its own, so it goes back to the queue and
+trains again from the start.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED}),
+    RunStatus.RUNNING: frozenset(
+        {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.QUEUED}
+    ),
+    RunStatus.SUCCEEDED: frozenset(),
+    RunStatus.FAILED: frozenset({RunStatus.QUEUED}),
+    RunStatus.CANCELLED: frozenset({RunStatus.QUEUED}),
+}
+
+# A new run with the same config + seed is a duplicate of a run in one of these.
+BLOCKS_DUPLICATES = frozenset({RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCEEDED})
+FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.CANCELLED})
+CANCELLABLE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+
+
+def can_transition(old: RunStatus, new: RunStatus) -> bool:
+    """Whether a run in ``old`` may move to ``new``."""
+    return new in TRANSITIONS[old]

@@ -1,0 +1,245 @@
+"""Tables and numbers as people read them, built from ``rows`` values (no SQL, no torch).
+
+The results table follows the logbook: one row per succeeded run, the swept
+parameters, validation loss, model params, train time in minutes and a meter
+bar; sorted by validation loss unless asked otherwise. The CLI prints it as
+markdown, CSV or JSON; the TUI shows the same ``Table``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from core.queue.errors import UsageError
+from core.queue.rows import RunRow
+
+RUN = "run"
+EXPERIMENT = "experiment"
+LOSS = "validation loss"
+PARAMS = "model params"
+MINUTES = "train time (minutes)"
+RATE = "inputs/s"
+MEMORY = "peak memory (MB)"
+METER = "meter"
+FORMATS = ("markdown", "csv", "json")
+METER_WIDTH = 20
+
+
+@dataclass(frozen=True)
+class Table:
+    """Column names and rows of raw values (None where a run has no value)."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    swept: tuple[str, ...] = ()  # which columns are swept parameters
+
+    def column(self, name: str) -> list[Any]:
+        i = self.columns.index(name)
+        return [row[i] for row in self.rows]
+
+
+def results_table(
+    runs: Sequence[RunRow],
+    columns: Sequence[str] | None = None,
+    sort: Sequence[str] | None = None,
+) -> Table:
+    """The logbook table of ``runs`` (pass succeeded runs).
+
+    ``columns``: names to show in order, or only ``-NAME`` entries to hide columns
+    from the default set. ``sort``: names, first = primary key, ``-NAME`` descending;
+    default: validation loss ascending. Names may be unique substrings (``valid``).
+    """
+    full = _full_table(runs)
+    ordered = _sorted(full, sort if sort else [LOSS])
+    return _select(ordered, columns)
+
+
+def _full_table(runs: Sequence[RunRow]) -> Table:
+    swept = list(dict.fromkeys(key for run in runs for key in run.swept))
+    several = len({run.experiment for run in runs}) > 1
+    head = [RUN, *([EXPERIMENT] if several else []), *swept]
+    columns = (*head, LOSS, PARAMS, MINUTES, RATE, MEMORY, METER)
+    meters = _meters([run.validation_loss for run in runs])
+    rows = []
+    for run, meter in zip(runs, meters, strict=True):
+        fixed = [run.id, *([run.experiment] if several else [])]
+        values = [run.swept.get(key) for key in swept]
+        rows.append((*fixed, *values, *_figures(run), meter))
+    return Table(tuple(columns), tuple(rows), tuple(swept))
+
+
+def _figures(run: RunRow) -> tuple[Any, ...]:
+    minutes = None if run.train_seconds is None else run.train_seconds / 60
+    memory = None if run.peak_memory_bytes is None else run.peak_memory_bytes / 2**20
+    return (run.validation_loss, run.param_count, minutes, run.inputs_per_s, memory)
+
+
+def _meters(losses: Sequence[float | None]) -> list[str | None]:
+    """The logbook's bar: int((v-min)/(max-min)*20+1) asterisks; none if all are equal."""
+    finite = [v for v in losses if v is not None and math.isfinite(v)]
+    if len(finite) < 2 or max(finite) == min(finite):
+        return [None] * len(losses)
+    low, high = min(finite), max(finite)
+    return [
+        None if v is None or not math.isfinite(v) else "*" * int((v - low) / (high - low) * 20 + 1)
+        for v in losses
+    ]
+
+
+def resolve_column(name: str, columns: Sequence[str]) -> str:
+    """An exact column name, or the one column containing ``name``."""
+    if name in columns:
+        return name
+    matches = [c for c in columns if name.lower() in c.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    problem = "is ambiguous" if matches else "is not a column"
+    raise UsageError(f"'{name}' {problem} (columns: {', '.join(columns)})")
+
+
+def _sorted(table: Table, keys: Sequence[str]) -> Table:
+    rows = list(table.rows)
+    # Stable sorts applied last key first, so the first key listed is the primary one.
+    for key in reversed(keys):
+        descending = key.startswith("-")
+        index = table.columns.index(resolve_column(key.lstrip("-"), table.columns))
+        present = [r for r in rows if r[index] is not None]
+        absent = [r for r in rows if r[index] is None]  # missing values always go last
+        present.sort(key=partial(_cell_key, index), reverse=descending)
+        rows = present + absent
+    return Table(table.columns, tuple(rows), table.swept)
+
+
+def _cell_key(index: int, row: tuple[Any, ...]) -> tuple[int, Any]:
+    return _sort_key(row[index])
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    if isinstance(value, bool):
+        return (1, str(value))
+    if isinstance(value, int | float):
+        return (0, value)
+    return (1, json.dumps(value) if isinstance(value, list | dict) else str(value))
+
+
+def _select(table: Table, columns: Sequence[str] | None) -> Table:
+    hidden_by_default = {RATE, MEMORY}
+    if not columns:
+        chosen = [c for c in table.columns if c not in hidden_by_default]
+        if all(v is None for v in table.column(METER)):
+            chosen.remove(METER)
+    elif all(c.startswith("-") for c in columns):
+        drop = {resolve_column(c[1:], table.columns) for c in columns}
+        chosen = [c for c in table.columns if c not in hidden_by_default and c not in drop]
+    else:
+        chosen = [resolve_column(c, table.columns) for c in columns]
+    indexes = [table.columns.index(c) for c in chosen]
+    rows = tuple(tuple(row[i] for i in indexes) for row in table.rows)
+    swept = tuple(c for c in chosen if c in table.swept)
+    return Table(tuple(chosen), rows, swept)
+
+
+# ----- output formats ----------------------------------------------------------------
+
+
+def render(table: Table, fmt: str) -> str:
+    if fmt == "markdown":
+        return to_markdown(table)
+    if fmt == "csv":
+        return to_csv(table)
+    if fmt == "json":
+        return to_json(table)
+    raise UsageError(f"unknown format '{fmt}' (use {', '.join(FORMATS)})")
+
+
+def to_markdown(table: Table) -> str:
+    """A pipe table, numbers right-aligned (what pandas' ``to_markdown`` gave the logbook)."""
+    cells = [
+        [format_cell(c, v) for c, v in zip(table.columns, row, strict=True)] for row in table.rows
+    ]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(table.columns)]
+    right = [_is_numeric(table.column(c)) for c in table.columns]
+
+    def line(values: Sequence[str]) -> str:
+        padded = [
+            v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = ["-" * (w + 1) + ":" if r else "-" * (w + 2) for w, r in zip(widths, right, strict=True)]
+    return "\n".join([line(table.columns), "|" + "|".join(rule) + "|", *(line(r) for r in cells)])
+
+
+def to_csv(table: Table) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table.columns)
+    for row in table.rows:
+        writer.writerow(["" if v is None else _plain(v) for v in row])
+    return out.getvalue().rstrip("\n")
+
+
+def to_json(table: Table) -> str:
+    return json.dumps([dict(zip(table.columns, row, strict=True)) for row in table.rows], indent=2)
+
+
+def _plain(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, list | dict) else value
+
+
+def _is_numeric(values: list[Any]) -> bool:
+    present = [v for v in values if v is not None]
+    return bool(present) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in present
+    )
+
+
+def format_cell(column: str, value: Any) -> str:
+    """How a value reads in a table: 0.0512259, 186,787, 2.48, – for none."""
+    if value is None:
+        return "–"
+    if column == LOSS:
+        return f"{value:.6g}"
+    if column == PARAMS:
+        return f"{value:,}"
+    if column in (MINUTES, MEMORY):
+        return f"{value:.2f}" if column == MINUTES else f"{value:,.1f}"
+    if column == RATE:
+        return f"{value:,.0f}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(str, value)) + "]"
+    return str(value)
+
+
+# ----- small formatters shared by the CLI and the TUI --------------------------------
+
+
+def format_age(seconds: float | None) -> str:
+    """3 s, 4 min, 2.5 h, 3 d (— when unknown)."""
+    if seconds is None:
+        return "—"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 36 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def format_bytes(n: int | None) -> str:
+    if n is None:
+        return "—"
+    for unit, size in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"

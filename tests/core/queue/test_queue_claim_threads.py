@@ -1,0 +1,41 @@
+"""Claim exclusivity: many claimers, one database file, every run handed out once."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from pathlib import Path
+
+from queue_helpers import tiny_runs
+
+from core.queue import FinalFigures, Repo, RunStatus
+
+RUNS = 40
+CLAIMERS = 6
+
+
+def test_concurrent_claimers_never_get_the_same_run(db_path: Path) -> None:
+    Repo.open(str(db_path)).enqueue(tiny_runs(RUNS))
+    got: list[int] = []
+    lock = threading.Lock()
+    start = threading.Barrier(CLAIMERS)
+
+    def claimer(n: int) -> None:
+        repo = Repo.open(str(db_path))  # own engine, as a separate worker would have
+        worker = repo.register_worker("h", n, "cpu")
+        start.wait()
+        while (run := repo.claim(worker)) is not None:
+            with lock:
+                got.append(run.id)
+            repo.finish(run.id, worker, FinalFigures(validation_loss=0.1))
+        repo.close()
+
+    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(CLAIMERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert Counter(got) == Counter(range(1, RUNS + 1))  # each exactly once
+    repo = Repo.open(str(db_path))
+    assert repo.counts_by_status()[RunStatus.SUCCEEDED] == RUNS
+    assert sum(w.runs_done for w in repo.list_workers()) == RUNS

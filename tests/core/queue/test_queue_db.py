@@ -1,0 +1,97 @@
+"""Opening databases: URLs, pragmas, schema versions and one-line errors."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from queue_helpers import tiny_runs
+from sqlalchemy import text
+
+from core.queue import QueueError, Repo
+from core.queue.db import describe, normalize_url, open_engine, sqlite_path
+from core.queue.models import SCHEMA_VERSION
+
+
+def test_bare_paths_mean_sqlite_and_urls_pass_through(tmp_path: Path) -> None:
+    assert normalize_url("runs.db") == "sqlite:///runs.db"
+    assert normalize_url("/x/q.db") == "sqlite:////x/q.db"
+    assert normalize_url("postgresql+psycopg://u:pw@h/db") == "postgresql+psycopg://u:pw@h/db"
+    assert sqlite_path("sqlite:///runs.db") == Path("runs.db")
+    assert sqlite_path("sqlite://") is None
+    assert "pw" not in describe("postgresql+psycopg://u:pw@h/db")
+
+
+def test_first_use_creates_schema_with_wal_and_foreign_keys(db_path: Path) -> None:
+    engine = open_engine(str(db_path))
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 15000
+        version = conn.execute(text("SELECT value FROM meta WHERE key='schema_version'"))
+        assert version.scalar() == str(SCHEMA_VERSION)
+    engine.dispose()
+    Repo.open(str(db_path)).close()  # a second open finds the schema and keeps it
+
+
+def test_in_memory_database_works_for_quick_use() -> None:
+    repo = Repo.open("sqlite://")
+    assert repo.enqueue(tiny_runs(2)).added == 2
+    assert len(repo.list_runs()) == 2
+
+
+def test_newer_schema_version_is_refused_clearly(db_path: Path) -> None:
+    Repo.open(str(db_path)).close()
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(QueueError, match="schema version 99.*upgrade resconv-tui"):
+        Repo.open(str(db_path))
+
+
+def test_some_other_database_is_not_taken_over(db_path: Path) -> None:
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("CREATE TABLE photos (id INTEGER)")
+    with pytest.raises(QueueError, match="not a resconv-tui database.*photos"):
+        Repo.open(str(db_path))
+
+
+def test_a_file_that_is_not_a_database(db_path: Path) -> None:
+    db_path.write_text("name: not a database\n" * 200)
+    with pytest.raises(QueueError, match="is not a SQLite database"):
+        Repo.open(str(db_path))
+
+
+def test_missing_file_with_create_false_says_so(db_path: Path) -> None:
+    with pytest.raises(QueueError, match="no database at .*runs.db"):
+        Repo.open(str(db_path), create=False)
+    assert not db_path.exists()
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(QueueError, match="cannot open database"):
+        Repo.open(str(tmp_path / "nope" / "runs.db"))
+
+
+def test_locked_database_is_one_clear_error(db_path: Path) -> None:
+    repo = Repo.open(str(db_path), busy_timeout_s=0.2)
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process mid-write, for longer than we wait
+    try:
+        with pytest.raises(QueueError, match="locked by another process"):
+            repo.enqueue(tiny_runs(1))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert repo.enqueue(tiny_runs(1)).added == 1
+
+
+def test_the_queue_never_imports_torch() -> None:
+    code = (
+        "import sys, core.queue, core.queue.views, core.queue.samples, core.queue.db;"
+        "assert 'torch' not in sys.modules, 'torch imported';"
+        "assert 'textual' not in sys.modules, 'textual imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,321 @@
+"""The queue's verbs against a real SQLite file."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from queue_helpers import tiny_run, tiny_runs
+
+from core.queue import (
+    FinalFigures,
+    GpuSnapshot,
+    InvalidTransition,
+    MetricPoint,
+    Repo,
+    RunFilter,
+    RunStatus,
+    UnknownRun,
+)
+from core.queue.status import can_transition
+
+S = RunStatus
+
+
+def claim(repo: Repo, worker: str) -> int:
+    run = repo.claim(worker)
+    assert run is not None
+    return run.id
+
+
+def status(repo: Repo, run_id: int) -> RunStatus:
+    return repo.get_run(run_id).status
+
+
+# ----- enqueue ------------------------------------------------------------------------
+
+
+def test_enqueue_stores_everything_a_dashboard_needs(repo: Repo) -> None:
+    result = repo.enqueue([tiny_run(3, lr=0.01)], priority=5)
+    assert (result.added, result.skipped) == (1, 0)
+    run = repo.get_run(result.added_ids[0])
+    assert run.status == S.QUEUED and run.priority == 5 and run.seed == 3
+    assert run.swept == {"seed": 3, "lr": 0.01}
+    assert run.config.lr == 0.01 and run.config_hash == run.config.config_hash()
+    assert (run.param_count, run.total_inputs, run.inputs_done) == (321, 512, 0)
+    assert run.progress == 0.0 and not run.has_samples and run.created_at <= time.time()
+
+
+def test_same_config_and_seed_is_skipped_while_queued_running_or_succeeded(repo: Repo) -> None:
+    assert repo.enqueue(tiny_runs(3)).added == 3
+    again = repo.enqueue(tiny_runs(3))
+    assert (again.added, again.skipped) == (0, 3)
+    assert set(again.skipped_names) == {r.name for r in tiny_runs(3)}
+    worker = repo.register_worker("h", 1, "cpu")
+    first = claim(repo, worker)
+    repo.finish(first, worker, FinalFigures(validation_loss=0.1))
+    assert repo.enqueue(tiny_runs(3)).added == 0  # succeeded, running, queued all block
+
+
+def test_extending_a_sweep_adds_only_the_new_cells(repo: Repo) -> None:
+    repo.enqueue(tiny_runs(2))
+    extended = repo.enqueue(tiny_runs(4))  # two more seeds
+    assert (extended.added, extended.skipped) == (2, 2)
+    assert len(repo.list_runs()) == 4
+
+
+def test_failed_and_cancelled_runs_do_not_block_and_force_queues_anyway(repo: Repo) -> None:
+    ids = repo.enqueue(tiny_runs(2)).added_ids
+    worker = repo.register_worker("h", 1, "cpu")
+    repo.fail(claim(repo, worker), worker, "boom")
+    repo.request_cancel([ids[1]])
+    assert repo.enqueue(tiny_runs(2)).added == 2
+    forced = repo.enqueue(tiny_runs(2), force=True)
+    assert (forced.added, forced.skipped) == (2, 0)
+
+
+def test_duplicates_inside_one_batch_are_skipped(repo: Repo) -> None:
+    result = repo.enqueue([tiny_run(0), tiny_run(0)])
+    assert (result.added, result.skipped) == (1, 1)
+
+
+# ----- claim, heartbeat, metrics, ending ----------------------------------------------
+
+
+def test_claim_takes_highest_priority_then_oldest(repo: Repo) -> None:
+    low = repo.enqueue([tiny_run(0)]).added_ids[0]
+    high = repo.enqueue([tiny_run(1), tiny_run(2)], priority=3).added_ids
+    worker = repo.register_worker("h", 1, "cpu")
+    assert [claim(repo, worker) for _ in range(3)] == [high[0], high[1], low]
+    assert repo.claim(worker) is None
+
+
+def test_claim_marks_run_and_worker(repo: Repo) -> None:
+    repo.enqueue([tiny_run()])
+    worker = repo.register_worker("h", 1, "cpu")
+    run = repo.claim(worker)
+    assert run is not None and run.status == S.RUNNING and run.worker_id == worker
+    assert run.attempts == 1 and run.started_at and run.heartbeat_at
+    (row,) = repo.list_workers()
+    assert (row.state, row.current_run_id) == ("running", run.id)
+
+
+def test_metrics_are_inserted_in_batches_and_read_incrementally(repo: Repo) -> None:
+    repo.enqueue(tiny_runs(2))
+    worker = repo.register_worker("h", 1, "cpu")
+    run_id = claim(repo, worker)
+    batch = [MetricPoint(step, step * 64, "train_loss", 1 / step) for step in range(1, 51)]
+    repo.add_metrics(run_id, batch, inputs_done=3200)
+    repo.add_metrics(2, [MetricPoint(1, 64, "train_loss", 9.0)])  # another run's rows
+    rows = repo.metrics_since(run_id)
+    assert [r.step for r in rows] == list(range(1, 51))
+    assert repo.get_run(run_id).inputs_done == 3200
+    later = repo.metrics_since(run_id, after_id=rows[-1].id)
+    assert later == []
+    repo.add_metrics(run_id, [MetricPoint(51, 3264, "val_loss", 0.2)])
+    (new,) = repo.metrics_since(run_id, after_id=rows[-1].id)
+    assert (new.name, new.value, new.inputs) == ("val_loss", 0.2, 3264)
+    assert repo.metrics_since(run_id, names=["val_loss"]) == [new]
+    assert len(repo.metrics_since(run_id, limit=10)) == 10
+
+
+def test_heartbeat_refreshes_run_and_worker_with_gpu_stats(repo: Repo) -> None:
+    repo.enqueue([tiny_run()])
+    worker = repo.register_worker("h", 1, "cuda:0")
+    run_id = claim(repo, worker)
+    before = repo.get_run(run_id).heartbeat_at
+    gpu = GpuSnapshot("H100", 97.0, 5 * 2**30, 80 * 2**30, 61.0)
+    repo.heartbeat(worker, run_id=run_id, inputs_done=128, gpu=gpu)
+    run = repo.get_run(run_id)
+    assert run.heartbeat_at is not None and before is not None and run.heartbeat_at >= before
+    assert run.inputs_done == 128
+    (row,) = repo.list_workers()
+    assert row.gpu == gpu  # 80 GiB fits: byte counts are BIGINT
+
+
+def test_finish_stores_figures_and_samples(repo: Repo) -> None:
+    repo.enqueue([tiny_run()])
+    worker = repo.register_worker("h", 1, "cpu")
+    run_id = claim(repo, worker)
+    figures = FinalFigures(
+        validation_loss=0.05, train_seconds=12.0, inputs_per_s=42.5, peak_memory_bytes=3 * 2**32,
+        inputs_done=512, checkpoint_path="ck/1.pt", path_used="plain", samples=b"\x93NUMPY",
+    )  # fmt: skip
+    assert repo.finish(run_id, worker, figures)
+    run = repo.get_run(run_id)
+    assert run.status == S.SUCCEEDED and run.finished_at and run.progress == 1.0
+    assert (run.validation_loss, run.peak_memory_bytes, run.param_count) == (0.05, 3 * 2**32, 321)
+    assert run.has_samples and repo.get_samples(run_id) == b"\x93NUMPY"
+    (row,) = repo.list_workers()
+    assert (row.state, row.current_run_id, row.runs_done) == ("idle", None, 1)
+
+
+def test_ending_a_run_that_is_no_longer_ours_changes_nothing(repo: Repo) -> None:
+    repo.enqueue([tiny_run()])
+    worker = repo.register_worker("h", 1, "cpu")
+    run_id = claim(repo, worker)
+    assert not repo.finish(run_id, "someone-else", FinalFigures(validation_loss=1.0))
+    repo.recover_stale(dead_worker_ids=[worker])
+    assert not repo.finish(run_id, worker, FinalFigures(validation_loss=1.0))
+    assert repo.get_run(run_id).error == "worker lost"
+
+
+def test_fail_keeps_the_message(repo: Repo) -> None:
+    repo.enqueue([tiny_run()])
+    worker = repo.register_worker("h", 1, "cpu")
+    run_id = claim(repo, worker)
+    assert repo.fail(run_id, worker, "loss became NaN at step 3")
+    run = repo.get_run(run_id)
+    assert (run.status, run.error) == (S.FAILED, "loss became NaN at step 3")
+
+
+def test_requeue_puts_the_run_back_fresh(repo: Repo) -> None:
+    repo.enqueue([tiny_run()])
+    worker = repo.register_worker("h", 1, "cpu")
+    run_id = claim(repo, worker)
+    repo.add_metrics(run_id, [MetricPoint(1, 64, "train_loss", 0.3)], inputs_done=64)
+    assert repo.requeue(run_id, worker)
+    run = repo.get_run(run_id)
+    assert (run.status, run.worker_id, run.inputs_done, run.attempts) == (S.QUEUED, None, 0, 1)
+    assert repo.metrics_since(run_id) == []
+
+
+# ----- a person's changes ------------------------------------------------------------
+
+
+def test_cancel_queued_is_immediate_running_is_a_request(repo: Repo) -> None:
+    ids = repo.enqueue(tiny_runs(2)).added_ids
+    worker = repo.register_worker("h", 1, "cpu")
+    running = claim(repo, worker)
+    queued = ids[1]
+    assert repo.request_cancel([queued, running]) == {queued: S.CANCELLED, running: S.RUNNING}
+    assert status(repo, queued) == S.CANCELLED
+    assert repo.is_cancel_requested(running)
+    assert repo.mark_cancelled(running, worker)
+    assert status(repo, running) == S.CANCELLED
+
+
+def test_cancel_of_a_running_run_without_heartbeat_is_immediate(repo: Repo) -> None:
+    repo.enqueue([tiny_run()])
+    worker = repo.register_worker("h", 1, "cpu")
+    run_id = claim(repo, worker)
+    assert repo.request_cancel([run_id], stale_after_s=-1) == {run_id: S.CANCELLED}
+
+
+def test_cancel_of_finished_runs_or_unknown_ids_changes_nothing(repo: Repo) -> None:
+    ids = repo.enqueue(tiny_runs(2)).added_ids
+    repo.request_cancel([ids[0]])
+    with pytest.raises(InvalidTransition, match="run 1 is cancelled"):
+        repo.request_cancel([ids[1], ids[0]])
+    with pytest.raises(UnknownRun, match="no run with id 99"):
+        repo.request_cancel([ids[1], 99])
+    assert status(repo, ids[1]) == S.QUEUED
+
+
+def test_retry_requeues_failed_and_cancelled_only(repo: Repo) -> None:
+    ids = repo.enqueue(tiny_runs(3)).added_ids
+    worker = repo.register_worker("h", 1, "cpu")
+    failed = claim(repo, worker)
+    repo.add_metrics(failed, [MetricPoint(1, 64, "train_loss", 0.3)])
+    repo.fail(failed, worker, "boom")
+    repo.request_cancel([ids[1]])
+    with pytest.raises(InvalidTransition, match="run 3 is queued"):
+        repo.retry([failed, ids[2]])
+    assert status(repo, failed) == S.FAILED
+    repo.retry([failed, ids[1]])
+    run = repo.get_run(failed)
+    assert (run.status, run.error, run.finished_at) == (S.QUEUED, None, None)
+    assert repo.metrics_since(failed) == []
+    with pytest.raises(UnknownRun):
+        repo.retry([123])
+
+
+def test_remove_deletes_runs_and_metrics_but_not_running_ones(repo: Repo) -> None:
+    ids = repo.enqueue(tiny_runs(2)).added_ids
+    worker = repo.register_worker("h", 1, "cpu")
+    running = claim(repo, worker)
+    repo.add_metrics(running, [MetricPoint(1, 64, "train_loss", 0.3)])
+    with pytest.raises(InvalidTransition, match="cancel it first"):
+        repo.remove(list(ids))
+    assert repo.remove([ids[1]]) == 1
+    repo.fail(running, worker, "x")
+    assert repo.remove([running]) == 1
+    assert repo.list_runs() == [] and repo.metrics_since(running) == []
+    with pytest.raises(UnknownRun):
+        repo.remove([running])
+
+
+def test_priority_and_move_to_front_change_the_claim_order(repo: Repo) -> None:
+    ids = repo.enqueue(tiny_runs(4)).added_ids
+    repo.set_priority([ids[1]], 2)
+    assert repo.move_to_front([ids[3], ids[2]]) == 3
+    order = [r.id for r in repo.list_runs(RunFilter(order="queue"))]
+    assert order == [ids[2], ids[3], ids[1], ids[0]]
+    worker = repo.register_worker("h", 1, "cpu")
+    assert claim(repo, worker) == ids[2]
+    with pytest.raises(UnknownRun):
+        repo.set_priority([77], 1)
+
+
+# ----- lost workers -------------------------------------------------------------------
+
+
+def test_recover_stale_marks_old_heartbeats_and_dead_workers_lost(repo: Repo) -> None:
+    repo.enqueue(tiny_runs(3))
+    fresh, stale, dead = (repo.register_worker("h", pid, "cpu") for pid in (1, 2, 3))
+    runs = [claim(repo, w) for w in (fresh, stale, dead)]
+    assert repo.recover_stale(stale_after_s=30) == []
+    later = time.time() + 60
+    repo.heartbeat(fresh, run_id=runs[0])  # still beating "now"...
+    lost = repo.recover_stale(stale_after_s=30, dead_worker_ids=[dead], now=later - 40)
+    assert lost == [runs[2]]  # ...only the dead one is lost 20 s later
+    lost = repo.recover_stale(stale_after_s=30, now=later)
+    assert sorted(lost) == sorted(runs[:2])
+    for run_id in runs:
+        run = repo.get_run(run_id)
+        assert (run.status, run.error) == (S.FAILED, "worker lost")
+    assert repo.list_workers() == []
+    assert {w.state for w in repo.list_workers(include_gone=True)} == {"lost"}
+
+
+# ----- reading ------------------------------------------------------------------------
+
+
+def test_list_runs_filters_and_counts(repo: Repo) -> None:
+    repo.enqueue(tiny_runs(3, experiment="a"))
+    repo.enqueue(tiny_runs(2, experiment="b", lr=0.01))
+    worker = repo.register_worker("h", 1, "cpu")
+    claim(repo, worker)
+    assert [r.id for r in repo.list_runs(RunFilter(experiment="b"))] == [4, 5]
+    queued = repo.list_runs(RunFilter(statuses=frozenset({S.QUEUED}), order="recent", limit=2))
+    assert [r.id for r in queued] == [5, 4]
+    counts = repo.counts_by_status()
+    assert counts[S.QUEUED] == 4 and counts[S.RUNNING] == 1 and counts[S.FAILED] == 0
+    assert repo.counts_by_status("b")[S.QUEUED] == 2
+    assert repo.experiments() == [("a", 3), ("b", 2)]
+    with pytest.raises(UnknownRun):
+        repo.get_run(42)
+
+
+def test_verbs_only_make_allowed_transitions(repo: Repo) -> None:
+    """Walk a run through every verb and check each change against the table."""
+    worker = repo.register_worker("h", 1, "cpu")
+    run_id = repo.enqueue([tiny_run()]).added_ids[0]
+    seen = [status(repo, run_id)]
+    steps = [
+        lambda: repo.claim(worker),
+        lambda: repo.requeue(run_id, worker),
+        lambda: repo.claim(worker),
+        lambda: repo.fail(run_id, worker, "x"),
+        lambda: repo.retry([run_id]),
+        lambda: repo.request_cancel([run_id]),
+        lambda: repo.retry([run_id]),
+        lambda: repo.claim(worker),
+        lambda: repo.finish(run_id, worker, FinalFigures(validation_loss=0.1)),
+    ]
+    for step in steps:
+        step()
+        seen.append(status(repo, run_id))
+    for old, new in zip(seen, seen[1:], strict=False):
+        assert can_transition(old, new), (old, new)
+    assert seen[-1] == S.SUCCEEDED

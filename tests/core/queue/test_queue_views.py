@@ -1,0 +1,120 @@
+"""Results tables: logbook markdown, CSV, JSON, sorting, columns, meter."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from core.queue.errors import UsageError
+from core.queue.rows import RunRow
+from core.queue.samples import decode_samples, encode_samples
+from core.queue.status import RunStatus
+from core.queue.views import format_age, format_bytes, render, results_table
+
+BASE = RunRow(
+    id=0, experiment="t1", name="", status=RunStatus.SUCCEEDED, priority=0, config_json="{}",
+    config_hash="", seed=0, swept={}, target=None, param_count=0, total_inputs=1, inputs_done=1,
+    attempts=1, created_at=0, started_at=0, finished_at=0, worker_id=None, heartbeat_at=0,
+    cancel_requested=False, error=None, validation_loss=None, train_seconds=None,
+    inputs_per_s=2000.0, peak_memory_bytes=2**20, checkpoint_path=None, path_used=None,
+    has_samples=False,
+)  # fmt: skip
+# (layers, loss, params, minutes) from the logbook's T1
+T1 = [(2, 0.124805, 19299, 0.52), (11, 0.057229, 186915, 3.02), (15, 0.054141, 261411, 4.17)]
+
+
+def runs() -> list[RunRow]:
+    return [
+        replace(
+            BASE,
+            id=i + 1,
+            swept={"l": layers},
+            validation_loss=v,
+            param_count=p,
+            train_seconds=m * 60,
+        )
+        for i, (layers, v, p, m) in enumerate(T1)
+    ]
+
+
+def test_markdown_is_the_logbook_table_sorted_by_loss() -> None:
+    out = render(results_table(runs()), "markdown").splitlines()
+    assert out[0].split("|")[1:-1] == [
+        " run ", "  l ", " validation loss ", " model params ", " train time (minutes) ",
+        " meter                 ",
+    ]  # fmt: skip
+    assert out[1].startswith("|----:|---:|")
+    assert (
+        out[2]
+        == "|   3 | 15 |        0.054141 |      261,411 |                 4.17 | *" + " " * 21 + "|"
+    )
+    assert out[4].endswith("| " + "*" * 21 + " |")  # the worst run: int(20 + 1) stars
+    assert len(out) == 5
+
+
+def test_sort_descending_several_keys_and_substrings() -> None:
+    table = results_table(runs(), sort=["-params"])
+    assert table.column("run") == [3, 2, 1]
+    table = results_table(runs(), sort=["valid"])
+    assert table.column("run") == [3, 2, 1]
+    table = results_table(runs(), sort=["-l"])
+    assert table.column("l") == [15, 11, 2]
+    doubled = runs() + [replace(runs()[0], id=9, validation_loss=0.2)]
+    assert results_table(doubled, sort=["l", "-validation loss"]).column("run") == [9, 1, 2, 3]
+
+
+def test_columns_choose_or_hide() -> None:
+    table = results_table(runs(), columns=["l", "loss", "inputs/s", "memory"])
+    assert table.columns == ("l", "validation loss", "inputs/s", "peak memory (MB)")
+    assert table.rows[0] == (15, 0.054141, 2000.0, 1.0)
+    hidden = results_table(runs(), columns=["-meter", "-run"])
+    assert hidden.columns == ("l", "validation loss", "model params", "train time (minutes)")
+
+
+def test_unknown_or_ambiguous_column_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="'nope' is not a column"):
+        results_table(runs(), sort=["nope"])
+    with pytest.raises(UsageError, match="ambiguous"):
+        results_table(runs(), columns=["m"])
+    with pytest.raises(UsageError, match="unknown format"):
+        render(results_table(runs()), "xml")
+
+
+def test_csv_and_json_keep_raw_numbers() -> None:
+    table = results_table(runs())
+    csv_lines = render(table, "csv").splitlines()
+    assert csv_lines[0] == "run,l,validation loss,model params,train time (minutes),meter"
+    assert csv_lines[1].startswith("3,15,0.054141,261411,4.17")
+    data = json.loads(render(table, "json"))
+    assert data[0]["model params"] == 261411 and data[0]["l"] == 15
+
+
+def test_meter_is_left_out_when_all_losses_are_equal_and_none_sorts_last() -> None:
+    same = [replace(r, validation_loss=0.1) for r in runs()]
+    assert "meter" not in results_table(same).columns
+    missing = [replace(runs()[0], validation_loss=None), *runs()[1:]]
+    assert results_table(missing).column("run")[-1] == 1
+
+
+def test_several_experiments_get_a_column_and_swept_values_render() -> None:
+    mixed = [
+        replace(runs()[0], experiment="a", swept={"bnp-e": None, "ch": [16, 32]}),
+        replace(runs()[1], experiment="b", swept={"bnp-e": 0}),
+    ]
+    table = results_table(mixed)
+    assert table.columns[:4] == ("run", "experiment", "bnp-e", "ch")
+    md = render(table, "markdown")
+    assert "|     – | [16, 32] |" in md
+
+
+def test_samples_round_trip_and_small_formatters() -> None:
+    import numpy as np
+
+    grid = np.arange(3 * 2 * 4 * 4, dtype=np.uint8).reshape(3, 2, 4, 4)
+    data = encode_samples(grid)
+    assert data is not None and (decode_samples(data) == grid).all()
+    assert encode_samples(None) is None
+    assert [format_age(s) for s in (None, 3, 600, 7200)] == ["—", "3 s", "10 min", "2.0 h"]
+    assert format_bytes(3 * 2**30) == "3.0 GB" and format_bytes(None) == "—"
