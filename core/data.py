@@ -1,0 +1,291 @@
+"""Locate and load Fashion-MNIST / MNIST as uint8 tensors resident on the device.
+
+The data folder is searched in this order (the first that holds the four files wins):
+
+1. the explicit ``data_dir`` (CLI ``--data-dir``)
+2. ``$RESCONV_DATA``
+3. the user cache: ``$RESCONV_CACHE`` or ``~/.cache/resconv-tui``, ``data/<dataset>``
+4. Debian's ``/usr/share/datasets/<dataset>`` (package ``dataset-fashion-mnist``)
+5. torchvision's download into the user cache
+
+A folder may hold the four original files flat (``train-images-idx3-ubyte.gz``
+..., gzipped or not) or torchvision's layout (``FashionMNIST/raw/...``).
+torchvision's classes only read uncompressed files in their own layout, so
+anything else is copied once into the user cache in that layout, in a folder
+keyed by the source, with atomic writes (a crash never leaves a half file).
+
+Images are resized with PyTorch's legacy ``nearest`` (source index =
+floor(dst * 28 / size)), which is what the logbook's torchvision ``resize(...,
+NEAREST)`` did. Labels are ignored: the task only needs pixels.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from core.errors import DataError
+
+# The four original files, as torchvision names them once uncompressed.
+FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+# dataset key -> (torchvision class name, folder name in caches and /usr/share/datasets)
+DATASETS: dict[str, tuple[str, str]] = {
+    "fmnist": ("FashionMNIST", "fashion-mnist"),
+    "mnist": ("MNIST", "mnist"),
+}
+NATIVE_SIZE = 28
+DOWNLOAD_TIMEOUT_S = 30  # a firewalled host should fail, not hang for minutes
+
+
+@dataclass(frozen=True)
+class Datasets:
+    """Both splits of one dataset as uint8 (N, 1, H, W) tensors on the training device."""
+
+    train: torch.Tensor
+    validation: torch.Tensor
+    source: str  # the folder the files came from (or "downloaded to ...")
+
+
+@dataclass(frozen=True)
+class Location:
+    """One place to look for a data folder, with the reason it is on the list."""
+
+    label: str  # e.g. "--data-dir", "$RESCONV_DATA", "user cache"
+    path: Path
+
+
+Downloader = Callable[[str, Path], None]
+
+
+# ----- where to look -----------------------------------------------------------------
+
+
+def cache_root(env: Mapping[str, str] | None = None) -> Path:
+    """The user cache: ``$RESCONV_CACHE`` or ``~/.cache/resconv-tui``."""
+    env = os.environ if env is None else env
+    return Path(env.get("RESCONV_CACHE") or Path.home() / ".cache" / "resconv-tui")
+
+
+def dataset_cache(dataset: str, cache: Path) -> Path:
+    """The dataset's folder inside the user cache, e.g. ``<cache>/data/fashion-mnist``."""
+    return cache / "data" / _dataset_info(dataset)[1]
+
+
+def default_locations(
+    dataset: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> list[Location]:
+    """The search list of the module docstring, minus the download."""
+    env = os.environ if env is None else env
+    folder = _dataset_info(dataset)[1]
+    locations = []
+    if data_dir:
+        locations.append(Location("--data-dir", Path(data_dir)))
+    if env.get("RESCONV_DATA"):
+        locations.append(Location("$RESCONV_DATA", Path(env["RESCONV_DATA"])))
+    locations.append(Location("user cache", dataset_cache(dataset, cache_root(env))))
+    debian = "package dataset-fashion-mnist" if dataset == "fmnist" else "Debian datasets"
+    locations.append(Location(debian, Path("/usr/share/datasets") / folder))
+    return locations
+
+
+# ----- finding and preparing a folder ---------------------------------------------
+
+
+def find_files(folder: Path, class_name: str) -> dict[str, Path] | None:
+    """The four files in ``folder`` (flat or torchvision layout, .gz or not), or None."""
+    for candidate in (folder / class_name / "raw", folder / "raw", folder):
+        found = {}
+        for name in FILES:
+            plain, packed = candidate / name, candidate / f"{name}.gz"
+            found[name] = plain if plain.is_file() else packed if packed.is_file() else None
+        if all(found.values()):
+            return {name: path for name, path in found.items() if path is not None}
+    return None
+
+
+def torchvision_root(folder: Path, dataset: str, cache: Path) -> Path:
+    """A root torchvision can read for the files in ``folder`` (copied to the cache if needed)."""
+    class_name = _dataset_info(dataset)[0]
+    files = find_files(folder, class_name)
+    if files is None:
+        raise DataError(f"{folder} does not hold the four {class_name} files")
+    raw = next(iter(files.values())).parent
+    in_layout = raw.name == "raw" and raw.parent.name == class_name
+    if in_layout and all(path.suffix != ".gz" for path in files.values()):
+        return raw.parent.parent  # already torchvision's layout, uncompressed: read in place
+    root = dataset_cache(dataset, cache) / "unpacked" / _source_key(folder)
+    raw = root / class_name / "raw"
+    for name, source in files.items():
+        if not (raw / name).is_file():
+            _unpack(source, raw / name)
+    return root
+
+
+def _source_key(folder: Path) -> str:
+    # One cache folder per source, so two data folders can never mix their files.
+    resolved = str(folder.resolve())
+    slug = "".join(c if c.isalnum() else "-" for c in resolved).strip("-")[-40:]
+    return f"{slug}-{hashlib.sha256(resolved.encode()).hexdigest()[:12]}"
+
+
+def _unpack(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` (gunzipping .gz), atomically: temp file then rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    opener = gzip.open if source.suffix == ".gz" else open
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with opener(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+# ----- downloading -------------------------------------------------------------------
+
+
+def torchvision_download(dataset: str, root: Path) -> None:
+    """Download with torchvision into ``root`` (its own layout); raises on any failure."""
+    import torchvision.datasets as tvd
+
+    class_name = _dataset_info(dataset)[0]
+    with _socket_timeout(DOWNLOAD_TIMEOUT_S):
+        getattr(tvd, class_name)(str(root), train=True, download=True)
+
+
+@contextmanager
+def _socket_timeout(seconds: float) -> Iterator[None]:
+    # torchvision's urlopen has no timeout of its own; restore the global afterwards.
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+# ----- loading -----------------------------------------------------------------------
+
+
+def locate(
+    dataset: str, locations: list[Location], cache: Path, download: Downloader | None
+) -> tuple[Path, str]:
+    """(torchvision root, source description) of the first usable location, else DataError."""
+    tried = []
+    for location in locations:
+        try:
+            if find_files(location.path, _dataset_info(dataset)[0]) is not None:
+                return torchvision_root(location.path, dataset, cache), str(location.path)
+            tried.append(f"{location.label}: {location.path} ({_why_not(location.path)})")
+        except OSError as exc:
+            tried.append(f"{location.label}: {location.path} (unreadable: {exc})")
+    target = dataset_cache(dataset, cache)
+    if download is not None:
+        try:
+            download(dataset, target)
+            return torchvision_root(target, dataset, cache), f"downloaded to {target}"
+        except Exception as exc:  # any failure (no network, disk full) ends in the one message
+            tried.append(f"download into {target}: {_first_line(exc)}")
+    raise DataError(_not_found_message(dataset, tried))
+
+
+def load_split(root: Path, dataset: str, train: bool) -> torch.Tensor:
+    """One split as uint8 (N, 1, 28, 28) on the CPU, read by torchvision's dataset class."""
+    import torchvision.datasets as tvd
+
+    class_name = _dataset_info(dataset)[0]
+    try:
+        split = getattr(tvd, class_name)(str(root), train=train, download=False)
+    except (RuntimeError, ValueError, TypeError, OSError) as exc:
+        raise DataError(f"cannot read {class_name} from {root}: {_first_line(exc)}") from None
+    return split.data.unsqueeze(1).contiguous()
+
+
+def resize_nearest(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Legacy nearest resize of uint8 (N, 1, H, W) images to (size, size), as the logbook did."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    # mode="nearest" (not "nearest-exact"): source index = floor(dst * in / out).
+    return F.interpolate(images, size=(size, size), mode="nearest")
+
+
+def load_datasets(
+    dataset: str,
+    image_size: int,
+    device: torch.device | str,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    locations: list[Location] | None = None,
+    cache: Path | None = None,
+    download: Downloader | None = torchvision_download,
+) -> Datasets:
+    """Find, read, resize and move both splits of ``dataset`` to ``device``.
+
+    ``locations``, ``cache`` and ``download`` default to the real search list, the
+    user cache and torchvision's download; tests pass their own.
+    """
+    cache = cache_root() if cache is None else cache
+    if locations is None:
+        locations = default_locations(dataset, data_dir)
+    root, source = locate(dataset, locations, cache, download)
+    train, validation = (
+        resize_nearest(load_split(root, dataset, flag), image_size).to(device)
+        for flag in (True, False)
+    )
+    return Datasets(train=train, validation=validation, source=source)
+
+
+# ----- messages ----------------------------------------------------------------------
+
+
+def _dataset_info(dataset: str) -> tuple[str, str]:
+    if dataset not in DATASETS:
+        raise DataError(f"unknown dataset '{dataset}' (known: {', '.join(DATASETS)})")
+    return DATASETS[dataset]
+
+
+def _why_not(folder: Path) -> str:
+    if not folder.exists():
+        return "does not exist"
+    if not folder.is_dir():
+        return "not a folder"
+    return "no train-images-idx3-ubyte(.gz) etc. there"
+
+
+def _first_line(exc: BaseException, limit: int = 240) -> str:
+    # torchvision's download errors span several lines; the reason is on the last one.
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}".rstrip(": ")
+
+
+def _not_found_message(dataset: str, tried: list[str]) -> str:
+    class_name, folder = _dataset_info(dataset)
+    places = "\n".join(f"  - {line}" for line in tried)
+    fix = (
+        f"set RESCONV_DATA or pass --data-dir to a folder with the four {class_name} files "
+        "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+        "t10k-labels-idx1-ubyte.gz)"
+    )
+    if dataset == "fmnist":
+        fix += ", or `apt install dataset-fashion-mnist`"
+    return f"{class_name} not found; looked in:\n{places}\nFix: {fix}."

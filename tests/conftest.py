@@ -1,0 +1,71 @@
+"""Shared fixtures. Keep this file small: fixtures that one test folder needs live there."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.pop("NO_COLOR", None)  # NO_COLOR changes Textual's snapshot SVGs
+
+import gzip  # noqa: E402
+import struct  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+IDX_FILES = {
+    True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def synthetic_images(count: int, size: int = 28, seed: int = 0) -> bytes:
+    """``count`` learnable uint8 images: one bright rectangle each on a black background."""
+    import random
+
+    rng = random.Random(seed)
+    pixels = bytearray(count * size * size)
+    for i in range(count):
+        top, left = rng.randrange(size - 8), rng.randrange(size - 8)
+        height, width, value = rng.randrange(4, 9), rng.randrange(4, 9), rng.randrange(80, 256)
+        for row in range(top, top + height):
+            start = i * size * size + row * size + left
+            pixels[start : start + width] = bytes([value]) * width
+    return bytes(pixels)
+
+
+def write_idx(
+    folder: Path,
+    train: int = 256,
+    test: int = 128,
+    layout: str = "flat-gz",
+    class_name: str = "FashionMNIST",
+    seed: int = 0,
+) -> Path:
+    """Write the four IDX files of a tiny dataset; returns ``folder``.
+
+    ``layout``: "flat-gz" (the original .gz files in ``folder``), "flat" (uncompressed
+    in ``folder``), "torchvision" (uncompressed in ``folder/<class_name>/raw``) or
+    "torchvision-gz".
+    """
+    raw = folder / class_name / "raw" if layout.startswith("torchvision") else folder
+    raw.mkdir(parents=True, exist_ok=True)
+    packed = layout.endswith("gz")
+    for is_train, count in ((True, train), (False, test)):
+        images_name, labels_name = IDX_FILES[is_train]
+        images = struct.pack(">IIII", 2051, count, 28, 28) + synthetic_images(
+            count, seed=seed + is_train
+        )
+        labels = struct.pack(">II", 2049, count) + bytes(i % 10 for i in range(count))
+        for name, content in ((images_name, images), (labels_name, labels)):
+            if packed:
+                (raw / f"{name}.gz").write_bytes(gzip.compress(content))
+            else:
+                (raw / name).write_bytes(content)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def idx_writer() -> Callable[..., Path]:
+    """The ``write_idx`` function: ``idx_writer(tmp_path / "data", layout="flat-gz")``."""
+    return write_idx
