@@ -10,15 +10,47 @@ INTERFACE CONTRACT (shared by core.worker and the CLI; keep these names):
       ``callbacks.should_stop()`` polled between steps (cheap; return True to stop).
     - Raises ``NonFiniteLoss`` / ``OutOfMemory`` (both ``core.errors.TrainingError``)
       with short, specific messages.
+
+What a run does (seed-spec §3-§4): AdamW, a cosine learning rate over
+``max_inputs // batch_size`` optimizer steps, L1 between the output for the
+half-deleted image and the clean image. Batches come like a shuffling
+DataLoader with ``drop_last=False`` (each epoch ends with a short batch) until
+``max_inputs`` images were seen, so 180,000 inputs are 3 epochs and 2,814 steps.
+Validation runs after every epoch and once more at the end; the reported loss
+is the last pass, as in the logbook.
+
+Randomness comes from ``config.seed`` alone: the model init (torch's global
+RNG), the shuffling, the training masks and the validation masks each have
+their own generator, so on CPU the same config gives the same curve twice.
+
+The train step is built by ``make_train_step``; a faster step (CUDA graphs,
+issue 5) plugs in there without touching the loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import resource
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.checkpoint import BEST_FILE, LAST_FILE, save_checkpoint, write_config
 from core.errors import TrainingError
+from core.model import build_model, trainable_params
+from core.task import delete_halves, draw_halves
+
+if TYPE_CHECKING:
+    from core.config import RunConfig
+    from core.data import Datasets
 
 
 class NonFiniteLoss(TrainingError):
@@ -57,22 +89,414 @@ class FitCallbacks:
 
 @dataclass
 class FitResult:
-    validation_loss: float  # the LAST validation pass (as the logbook reported)
+    validation_loss: float  # the LAST validation pass (as the logbook reported); NaN if none
     validation_losses: list[ValidationPoint] = field(default_factory=list)
     train_losses: list[TrainPoint] = field(default_factory=list)
     inputs_seen: int = 0
     steps: int = 0
-    inputs_per_s: float = 0.0
+    inputs_per_s: float = 0.0  # training only: validation and checkpoint time excluded
+    # CUDA: torch.cuda.max_memory_allocated. CPU: growth of the process's peak RSS
+    # during fit (0 when the process had already been bigger, e.g. while loading data).
     peak_memory_bytes: int = 0
-    wall_seconds: float = 0.0
+    wall_seconds: float = 0.0  # the whole fit(): model build, training, validation, saves
     param_count: int = 0
     stopped: bool = False  # should_stop() ended it early
     # uint8 array-like (3, n, H, W): masked input / output / target of n validation images
     samples: Any = None
-    checkpoint_path: str | None = None
+    checkpoint_path: str | None = None  # the folder with last.pt, best.pt, config.json
     path_used: str = "plain"  # "plain" or the fast path's description
 
 
-def fit(config: Any, data: Any, device: Any, callbacks: FitCallbacks | None = None,
-        checkpoint_dir: Any = None) -> FitResult:
-    raise NotImplementedError("being written: see issue 2")
+# Independent random streams of a run, all derived from config.seed.
+SHUFFLE_STREAM, MASK_STREAM, FIXED_VALIDATION_STREAM, FAITHFUL_VALIDATION_STREAM = range(4)
+SAMPLE_COUNT = 8
+
+TrainStep = Callable[[torch.Tensor, float], torch.Tensor]
+"""step(clean uint8 batch on the device, lr) -> the batch's loss as a 0-dim tensor (no sync)."""
+
+
+# ----- pure pieces ---------------------------------------------------------------------
+
+
+def cosine_lr(step: int, base_lr: float, t_max: int) -> float:
+    """The learning rate of optimizer step ``step`` (0-based), as CosineAnnealingLR gives it.
+
+    Half a cosine from ``base_lr`` to 0 over ``t_max`` steps (eta_min 0). Past
+    ``t_max`` it rises again like torch's scheduler (the logbook's last 2 steps
+    ran there at about 1e-10). ``t_max`` 0 (fewer inputs than one batch) keeps ``base_lr``.
+    """
+    if t_max <= 0:
+        return base_lr
+    return base_lr * (1 + math.cos(math.pi * step / t_max)) / 2
+
+
+def planned_steps(n_train: int, batch_size: int, max_inputs: int) -> tuple[int, int]:
+    """(optimizer steps, inputs seen) of a run: whole DataLoader batches until max_inputs."""
+    per_epoch = math.ceil(n_train / batch_size)
+    epochs, rest = divmod(max_inputs, n_train)
+    tail = math.ceil(rest / batch_size)
+    return epochs * per_epoch + tail, epochs * n_train + min(n_train, tail * batch_size)
+
+
+def seeded_generator(seed: int, stream: int) -> torch.Generator:
+    """A CPU generator for one random stream of the run with seed ``seed``."""
+    return torch.Generator().manual_seed(seed * 16 + stream)
+
+
+def train_batches(
+    n_train: int, batch_size: int, max_inputs: int, generator: torch.Generator
+) -> Iterator[tuple[torch.Tensor, bool]]:
+    """(CPU index batch, ends an epoch) pairs, like a shuffling DataLoader, until max_inputs."""
+    inputs = 0
+    while inputs < max_inputs:
+        batches = torch.randperm(n_train, generator=generator).split(batch_size)
+        for i, indices in enumerate(batches):
+            inputs += len(indices)
+            yield indices, i == len(batches) - 1
+            if inputs >= max_inputs:
+                return
+
+
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float32 in [0, 1], the model's input range."""
+    return images.float().div_(255)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+# ----- the train step ---------------------------------------------------------------
+
+
+def make_optimizer(model: nn.Module, config: RunConfig) -> torch.optim.Optimizer:
+    """AdamW with the logbook's settings: weight decay on every parameter, default betas."""
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def make_train_step(
+    config: RunConfig,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    mask_generator: torch.Generator,
+) -> tuple[TrainStep, str]:
+    """The train step for ``device`` and a short description for ``FitResult.path_used``.
+
+    Only the plain step exists so far; the CUDA fast path will be chosen here.
+    """
+    precision = "fp32" if device.type == "cpu" else config.resolved_precision(device.type)
+    return make_plain_step(model, optimizer, mask_generator, precision), f"plain {precision}"
+
+
+def make_plain_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    mask_generator: torch.Generator,
+    precision: str = "fp32",
+) -> TrainStep:
+    """A readable eager step: mask, forward, L1, backward, AdamW with the given lr."""
+
+    def step(batch: torch.Tensor, lr: float) -> torch.Tensor:
+        target = to_unit(batch)
+        inputs = delete_halves(target, draw_halves(len(batch), mask_generator, batch.device))
+        set_lr(optimizer, lr)
+        optimizer.zero_grad(set_to_none=True)
+        with _autocast(batch.device, precision):
+            loss = F.l1_loss(model(inputs).float(), target)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    return step
+
+
+def _autocast(device: torch.device, precision: str) -> Any:
+    if precision == "bf16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+# ----- validation -------------------------------------------------------------------
+
+
+@torch.no_grad()
+def validate_fixed(
+    model: nn.Module, images: torch.Tensor, halves: torch.Tensor, batch_size: int
+) -> float:
+    """Exact mean L1 over all images with the given masks, in eval mode (deterministic)."""
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=images.device)
+    for batch, batch_halves in zip(images.split(batch_size), halves.split(batch_size), strict=True):
+        target = to_unit(batch)
+        output = model(delete_halves(target, batch_halves))
+        total += F.l1_loss(output, target, reduction="sum").double()
+    model.train()
+    return total.item() / images.numel()
+
+
+@torch.no_grad()
+def validate_faithful(
+    model: nn.Module, images: torch.Tensor, batch_size: int, generator: torch.Generator
+) -> float:
+    """The logbook's validation: fresh masks, BN in train mode, mean of per-batch means."""
+    # The original trainer called model.eval() and then its train step's model.train(True),
+    # so BatchNorm used (and updated) each validation batch's own statistics.
+    model.train(True)
+    means = []
+    for batch in images.split(batch_size):
+        target = to_unit(batch)
+        inputs = delete_halves(target, draw_halves(len(batch), generator, batch.device))
+        means.append(F.l1_loss(model(inputs), target))
+    return torch.stack(means).mean().item()
+
+
+@torch.no_grad()
+def sample_grid(model: nn.Module, images: torch.Tensor, halves: torch.Tensor) -> torch.Tensor:
+    """uint8 (3, n, H, W) on the CPU: masked input / output / target, eval mode."""
+    model.eval()
+    target = to_unit(images)
+    masked = delete_halves(target, halves)
+    output = model(masked).float()
+    model.train()
+    grid = torch.stack((masked, output, target)).squeeze(2)
+    return grid.mul(255).round_().clamp_(0, 255).to(torch.uint8).cpu()
+
+
+# ----- the loop ---------------------------------------------------------------------
+
+
+def fit(
+    config: RunConfig,
+    data: Datasets,
+    device: torch.device | str,
+    callbacks: FitCallbacks | None = None,
+    checkpoint_dir: str | Path | None = None,
+) -> FitResult:
+    """Train one run as described in the module docstring and return its figures."""
+    try:
+        run = _Run(config, data, torch.device(device), callbacks or FitCallbacks(), checkpoint_dir)
+        run.train()
+    except torch.cuda.OutOfMemoryError:
+        hint = "try a smaller batch_size or fewer channels"
+        raise OutOfMemory(f"out of memory at batch {config.batch_size}: {hint}") from None
+    return run.result()
+
+
+class _Run:
+    """The state of one fit() call; each method is one phase of the loop."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        data: Datasets,
+        device: torch.device,
+        callbacks: FitCallbacks,
+        checkpoint_dir: str | Path | None,
+    ) -> None:
+        self.started = time.perf_counter()
+        self.config, self.data, self.device, self.callbacks = config, data, device, callbacks
+        self.memory = _MemoryMeter(device)
+        torch.manual_seed(config.seed)  # the model's initial weights
+        self.model = build_model(config).to(device).train()
+        self.optimizer = make_optimizer(self.model, config)
+        self.step_fn, path = make_train_step(
+            config, self.model, self.optimizer, device, seeded_generator(config.seed, MASK_STREAM)
+        )
+        self.fixed_halves = draw_halves(
+            len(data.validation), seeded_generator(config.seed, FIXED_VALIDATION_STREAM), device
+        )
+        self.faithful_generator = seeded_generator(config.seed, FAITHFUL_VALIDATION_STREAM)
+        self.out = FitResult(math.nan, param_count=trainable_params(self.model), path_used=path)
+        self.checkpoints = _Checkpoints(checkpoint_dir, config) if checkpoint_dir else None
+        self.t_max = config.max_inputs // config.batch_size
+        self.step = self.inputs = 0
+        self.lr = config.lr
+        self.window: list[torch.Tensor] = []
+        self.clock = _TrainClock()
+        self.last_point = (0, 0.0)  # (inputs, train seconds) at the last TrainPoint
+
+    def train(self) -> None:
+        n_train = len(self.data.train)
+        shuffle = seeded_generator(self.config.seed, SHUFFLE_STREAM)
+        self.clock.start()
+        for indices, epoch_done in train_batches(
+            n_train, self.config.batch_size, self.config.max_inputs, shuffle
+        ):
+            if self.callbacks.should_stop is not None and self.callbacks.should_stop():
+                self.out.stopped = True
+                break
+            self._train_step(indices)
+            if len(self.window) >= self.callbacks.log_every:
+                self._log()
+            if epoch_done:
+                self._validate()
+        self._log()
+        if self.out.stopped:
+            self._save_last()
+            return
+        self._validate()
+        first = slice(0, min(SAMPLE_COUNT, len(self.data.validation)))
+        self.out.samples = sample_grid(
+            self.model, self.data.validation[first], self.fixed_halves[first]
+        )
+
+    def _train_step(self, indices: torch.Tensor) -> None:
+        self.lr = cosine_lr(self.step, self.config.lr, self.t_max)
+        batch = self.data.train[indices.to(self.device)]
+        self.window.append(self.step_fn(batch, self.lr))
+        self.step += 1
+        self.inputs += len(indices)
+
+    def _log(self) -> None:
+        """Emit a TrainPoint for the steps since the last one (the only per-window sync)."""
+        if not self.window:
+            return
+        losses = self._check_window()
+        self.window = []
+        seconds = self.clock.seconds()
+        done, before = self.inputs - self.last_point[0], seconds - self.last_point[1]
+        point = TrainPoint(
+            step=self.step,
+            inputs=self.inputs,
+            loss=sum(losses) / len(losses),
+            lr=self.lr,
+            inputs_per_s=done / before if before > 0 else 0.0,
+            memory_bytes=self.memory.current(),
+        )
+        self.last_point = (self.inputs, seconds)
+        self.out.train_losses.append(point)
+        if self.callbacks.on_train_loss is not None:
+            self.callbacks.on_train_loss(point)
+
+    def _check_window(self) -> list[float]:
+        """The window's losses as floats; NonFiniteLoss names the first bad step."""
+        losses = torch.stack(self.window).tolist() if self.window else []
+        for i, loss in enumerate(losses):
+            if not math.isfinite(loss):
+                step = self.step - len(losses) + i + 1
+                raise NonFiniteLoss(
+                    f"loss became {'NaN' if math.isnan(loss) else 'inf'} at step {step}"
+                )
+        return losses
+
+    def _validate(self) -> None:
+        self._check_window()  # never validate (or checkpoint) a model that already diverged
+        self.clock.stop(self.device)
+        points = self.out.validation_losses
+        point = ValidationPoint(len(points) + 1, self.step, self.inputs, self._validation_loss())
+        points.append(point)
+        self.out.validation_loss = point.loss
+        if self.checkpoints is not None:
+            self.checkpoints.after_validation(self.model, self.optimizer, point)
+        if self.callbacks.on_validation is not None:
+            self.callbacks.on_validation(point)
+        self.clock.start()
+
+    def _validation_loss(self) -> float:
+        config, images = self.config, self.data.validation
+        if config.validation == "seed-faithful":
+            return validate_faithful(self.model, images, config.batch_size, self.faithful_generator)
+        points = self.out.validation_losses
+        if points and points[-1].step == self.step:
+            # Fixed masks, eval mode and unchanged weights: the pass would repeat its value.
+            return points[-1].loss
+        return validate_fixed(self.model, images, self.fixed_halves, config.batch_size)
+
+    def _save_last(self) -> None:
+        if self.checkpoints is not None:
+            self.checkpoints.save_last(self.model, self.optimizer, self.step, self.inputs)
+
+    def result(self) -> FitResult:
+        out = self.out
+        out.steps, out.inputs_seen = self.step, self.inputs
+        train_seconds = self.clock.seconds()
+        out.inputs_per_s = self.inputs / train_seconds if train_seconds > 0 else 0.0
+        out.peak_memory_bytes = self.memory.peak()
+        out.checkpoint_path = str(self.checkpoints.directory) if self.checkpoints else None
+        out.wall_seconds = time.perf_counter() - self.started
+        return out
+
+
+# ----- helpers of the loop ----------------------------------------------------------
+
+
+class _TrainClock:
+    """Seconds spent training, excluding validation and checkpoint saves."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.since: float | None = None
+
+    def start(self) -> None:
+        self.since = time.perf_counter()
+
+    def stop(self, device: torch.device) -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # queued steps belong to training, not validation
+        self.total = self.seconds()
+        self.since = None
+
+    def seconds(self) -> float:
+        running = time.perf_counter() - self.since if self.since is not None else 0.0
+        return self.total + running
+
+
+class _MemoryMeter:
+    """Device memory on CUDA; growth of the peak RSS of the process on CPU."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.cuda = device.type == "cuda"
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        self.rss_before = _peak_rss_bytes()
+
+    def current(self) -> int:
+        return torch.cuda.memory_allocated(self.device) if self.cuda else 0
+
+    def peak(self) -> int:
+        if self.cuda:
+            return torch.cuda.max_memory_allocated(self.device)
+        return max(0, _peak_rss_bytes() - self.rss_before)
+
+
+def _peak_rss_bytes() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
+
+
+class _Checkpoints:
+    """last.pt after every validation pass, best.pt when the pass is the best so far."""
+
+    def __init__(self, directory: str | Path, config: RunConfig) -> None:
+        self.directory = Path(directory)
+        self.best = math.inf
+        write_config(self.directory, config)
+
+    def after_validation(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, point: ValidationPoint
+    ) -> None:
+        self.save_last(model, optimizer, point.step, point.inputs, validation_loss=point.loss)
+        if point.loss < self.best:
+            self.best = point.loss
+            save_checkpoint(
+                self.directory,
+                BEST_FILE,
+                model,
+                step=point.step,
+                inputs=point.inputs,
+                validation_loss=point.loss,
+            )
+
+    def save_last(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        step: int,
+        inputs: int,
+        **extra: Any,
+    ) -> None:
+        state = {"optimizer": optimizer.state_dict(), "step": step, "inputs": inputs, **extra}
+        save_checkpoint(self.directory, LAST_FILE, model, **state)

@@ -1,0 +1,254 @@
+"""fit() and its pieces on tiny synthetic data: schedule, batching, validation, determinism."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import core.train as train_module
+from core.checkpoint import load_checkpoint, load_config, load_model
+from core.config import RunConfig
+from core.data import Datasets, Location, load_datasets
+from core.params import count_params
+from core.train import (
+    FitCallbacks,
+    NonFiniteLoss,
+    OutOfMemory,
+    TrainPoint,
+    ValidationPoint,
+    cosine_lr,
+    fit,
+    planned_steps,
+    train_batches,
+    validate_faithful,
+    validate_fixed,
+)
+
+TINY = RunConfig(layers=2, channels=4, batch_size=32, max_inputs=300, seed=0)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory, idx_writer: Callable[..., Path]) -> Datasets:
+    folder = idx_writer(tmp_path_factory.mktemp("idx"), train=256, test=128)
+    return load_datasets(
+        "fmnist", 28, "cpu", locations=[Location("t", folder)], cache=folder / "c", download=None
+    )
+
+
+# ----- the cosine schedule -----------------------------------------------------------
+
+
+def test_cosine_lr_key_values() -> None:
+    assert cosine_lr(0, 3e-4, 2812) == 3e-4
+    assert cosine_lr(1406, 3e-4, 2812) == pytest.approx(1.5e-4)
+    assert cosine_lr(2812, 3e-4, 2812) == pytest.approx(0.0, abs=1e-20)
+    # The logbook's 2 steps past T_max ran at about 1e-10.
+    assert 0 < cosine_lr(2813, 3e-4, 2812) < 2e-10
+    assert cosine_lr(5, 1e-3, 0) == 1e-3  # fewer inputs than one batch: no schedule
+
+
+def test_cosine_lr_matches_torchs_scheduler() -> None:
+    optimizer = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=3e-4)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=10)
+    for step in range(13):
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(
+            cosine_lr(step, 3e-4, 10), abs=1e-12
+        )
+        optimizer.step()
+        scheduler.step()
+
+
+# ----- batching ----------------------------------------------------------------------
+
+
+def test_planned_steps_like_the_logbook() -> None:
+    assert planned_steps(60_000, 64, 180_000) == (2814, 180_000)  # 3 epochs of 938 batches
+    assert planned_steps(60_000, 64, 6_000) == (94, 6_016)  # whole batches until >= max
+    assert planned_steps(256, 32, 300) == (10, 320)
+
+
+def test_train_batches_are_shuffled_epochs_with_a_short_last_batch() -> None:
+    batches = list(train_batches(10, 4, 25, torch.Generator().manual_seed(0)))
+    sizes = [len(indices) for indices, _ in batches]
+    assert sizes == [4, 4, 2, 4, 4, 2, 4, 4]
+    assert [end for _, end in batches] == [False, False, True] * 2 + [False, False]
+    first_epoch = torch.cat([indices for indices, _ in batches[:3]])
+    assert sorted(first_epoch.tolist()) == list(range(10))
+    assert first_epoch.tolist() != list(range(10))
+    assert len(batches) == planned_steps(10, 4, 25)[0]
+
+
+# ----- fit ---------------------------------------------------------------------------
+
+
+def test_same_seed_same_curve_on_cpu(data: Datasets) -> None:
+    first, second = fit(TINY, data, "cpu"), fit(TINY, data, "cpu")
+    assert [p.loss for p in first.train_losses] == [p.loss for p in second.train_losses]
+    assert first.validation_losses == second.validation_losses
+    assert torch.equal(first.samples, second.samples)
+    other = fit(TINY.replace(seed=1), data, "cpu")
+    assert [p.loss for p in other.train_losses] != [p.loss for p in first.train_losses]
+
+
+def test_result_figures(data: Datasets) -> None:
+    before = data.train.clone()
+    result = fit(TINY, data, "cpu")
+    assert (result.steps, result.inputs_seen) == planned_steps(256, 32, 300) == (10, 320)
+    assert result.param_count == count_params(TINY)
+    assert result.inputs_per_s > 0 and result.wall_seconds > 0 and result.peak_memory_bytes >= 0
+    assert result.path_used == "plain fp32" and not result.stopped
+    assert result.samples.shape == (3, 8, 28, 28) and result.samples.dtype == torch.uint8
+    masked, _, target = result.samples
+    assert (masked <= target).all() and (masked == 0).sum() >= 8 * 14 * 28
+    assert math.isfinite(result.validation_loss)
+    assert torch.equal(data.train, before)  # the dataset is never modified
+
+
+def test_loss_goes_down(data: Datasets) -> None:
+    result = fit(TINY.replace(max_inputs=2560, channels=8), data, "cpu", FitCallbacks(log_every=10))
+    assert result.train_losses[-1].loss < result.train_losses[0].loss
+
+
+def test_callbacks_get_windowed_train_points_and_every_validation(data: Datasets) -> None:
+    train: list[TrainPoint] = []
+    validation: list[ValidationPoint] = []
+    callbacks = FitCallbacks(
+        on_train_loss=train.append, on_validation=validation.append, log_every=4
+    )
+    result = fit(TINY.replace(max_inputs=512), data, "cpu", callbacks)  # exactly 2 epochs
+    assert [p.step for p in train] == [4, 8, 12, 16]
+    assert [p.inputs for p in train] == [128, 256, 384, 512]
+    assert train[0].lr == cosine_lr(3, TINY.lr, 512 // 32)  # the lr of the window's last step
+    # After each of the 2 epochs, then the final pass; the reported loss is the last one.
+    assert [(p.epoch, p.step) for p in validation] == [(1, 8), (2, 16), (3, 16)]
+    assert validation == result.validation_losses and result.train_losses == train
+    assert result.validation_loss == validation[-1].loss
+
+
+def test_a_run_shorter_than_an_epoch_validates_once(data: Datasets) -> None:
+    result = fit(TINY.replace(max_inputs=64), data, "cpu")
+    assert [(p.epoch, p.inputs) for p in result.validation_losses] == [(1, 64)]
+
+
+def test_fixed_validation_repeats_and_faithful_validation_redraws(data: Datasets) -> None:
+    config = TINY.replace(max_inputs=256)  # one epoch: a pass after it, then the final pass
+    fixed = [p.loss for p in fit(config, data, "cpu").validation_losses]
+    faithful = [
+        p.loss
+        for p in fit(config.replace(validation="seed-faithful"), data, "cpu").validation_losses
+    ]
+    assert len(fixed) == len(faithful) == 2
+    assert fixed[0] == fixed[1]  # same weights, same masks, eval mode
+    assert faithful[0] != faithful[1]  # new masks, BatchNorm on batch statistics
+
+
+class _Zero(nn.Module):
+    """Outputs zeros, so a batch's L1 is its mean pixel value; has a BN to watch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(x) * 0
+
+
+def test_fixed_validation_is_the_exact_mean_in_eval_mode() -> None:
+    images = torch.randint(0, 256, (10, 1, 4, 4), dtype=torch.uint8)
+    halves = torch.zeros(10, dtype=torch.long)
+    model = _Zero()
+    loss = validate_fixed(model, images, halves, batch_size=4)  # batches of 4, 4, 2
+    assert loss == pytest.approx(images.double().div(255).mean().item())
+    assert model.bn.num_batches_tracked.item() == 0 and model.training  # eval, then back
+
+
+def test_faithful_validation_is_the_unweighted_mean_of_batch_means_in_train_mode() -> None:
+    images = torch.cat([torch.full((4, 1, 4, 4), 255), torch.zeros(1, 1, 4, 4)]).to(torch.uint8)
+    model = _Zero()
+    loss = validate_faithful(model, images, 4, torch.Generator().manual_seed(0))
+    assert loss == pytest.approx((1.0 + 0.0) / 2)  # not 4/5: the short batch counts fully
+    assert model.bn.num_batches_tracked.item() == 2  # BatchNorm ran in train mode
+
+
+def test_should_stop_ends_the_run_early_without_error(data: Datasets, tmp_path: Path) -> None:
+    polls = []
+
+    def should_stop() -> bool:
+        polls.append(1)
+        return len(polls) > 3
+
+    result = fit(TINY, data, "cpu", FitCallbacks(should_stop=should_stop), tmp_path / "ck")
+    assert result.stopped and result.steps == 3 and result.inputs_seen == 96
+    assert result.validation_losses == [] and math.isnan(result.validation_loss)
+    assert (tmp_path / "ck" / "last.pt").is_file()
+
+
+def _poisoned_step(monkeypatch: pytest.MonkeyPatch, at_step: int, value: float) -> None:
+    real = train_module.make_train_step
+
+    def make(*args: object, **kwargs: object):
+        step, path = real(*args, **kwargs)
+        calls = []
+
+        def poisoned(batch: torch.Tensor, lr: float) -> torch.Tensor:
+            calls.append(1)
+            loss = step(batch, lr)
+            return torch.tensor(value) if len(calls) == at_step else loss
+
+        return poisoned, path
+
+    monkeypatch.setattr(train_module, "make_train_step", make)
+
+
+@pytest.mark.parametrize(("value", "word"), [(math.nan, "NaN"), (math.inf, "inf")])
+def test_non_finite_loss_names_the_step(
+    data: Datasets, monkeypatch: pytest.MonkeyPatch, value: float, word: str
+) -> None:
+    _poisoned_step(monkeypatch, at_step=7, value=value)
+    with pytest.raises(NonFiniteLoss, match=f"^loss became {word} at step 7$"):
+        fit(TINY, data, "cpu", FitCallbacks(log_every=4))
+
+
+def test_non_finite_loss_is_caught_before_a_validation_pass(
+    data: Datasets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _poisoned_step(monkeypatch, at_step=2, value=math.nan)
+    seen: list[ValidationPoint] = []
+    with pytest.raises(NonFiniteLoss, match="at step 2"):
+        fit(TINY, data, "cpu", FitCallbacks(on_validation=seen.append, log_every=1000))
+    assert seen == []
+
+
+def test_out_of_memory_becomes_a_short_training_error(
+    data: Datasets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def make(*args: object, **kwargs: object):
+        def step(batch: torch.Tensor, lr: float) -> torch.Tensor:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+
+        return step, "plain"
+
+    monkeypatch.setattr(train_module, "make_train_step", make)
+    with pytest.raises(OutOfMemory, match="out of memory at batch 32: try a smaller batch_size"):
+        fit(TINY, data, "cpu")
+
+
+def test_checkpoints_last_best_and_config(data: Datasets, tmp_path: Path) -> None:
+    config = TINY.replace(max_inputs=512)
+    result = fit(config, data, "cpu", checkpoint_dir=tmp_path / "ck")
+    folder = Path(result.checkpoint_path or "")
+    assert folder == tmp_path / "ck"
+    assert sorted(p.name for p in folder.iterdir()) == ["best.pt", "config.json", "last.pt"]
+    assert load_config(folder) == config
+    assert json.loads((folder / "config.json").read_text())["layers"] == 2
+    last, best = load_checkpoint(folder / "last.pt"), load_checkpoint(folder / "best.pt")
+    assert last["step"] == 16 and "optimizer" in last
+    assert best["validation_loss"] == min(p.loss for p in result.validation_losses)
+    model = load_model(folder, "last.pt")
+    assert not model.training and sum(p.numel() for p in model.parameters()) == result.param_count
