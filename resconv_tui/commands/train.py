@@ -1,0 +1,146 @@
+"""``resconv-tui train FILE.yml --run N``: train one expanded run in the foreground.
+
+For quick checks without a queue or a worker. torch and the training stack are
+imported inside ``run`` so that building the CLI parser stays fast and torch-free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.errors import ConfigError, ResconvError
+
+if TYPE_CHECKING:
+    from core.sweep import ExpandedRun
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "train",
+        help="train one run of a sweep file in the foreground (no queue)",
+        description="Expand FILE.yml and train run N directly, with a progress bar.",
+    )
+    parser.add_argument("file", metavar="FILE.yml", help="sweep file")
+    parser.add_argument("--run", type=int, required=True, metavar="N", help="1-based run number")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:0 ...")
+    parser.add_argument(
+        "--data-dir", default=None, metavar="DIR", help="folder with the dataset files"
+    )
+    parser.add_argument(
+        "--checkpoints", default=None, metavar="DIR", help="write last.pt/best.pt/config.json here"
+    )
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def pick_run(path: str, number: int) -> ExpandedRun:
+    """Run ``number`` (1-based) of the sweep file, or a ConfigError saying how many there are."""
+    from core.sweep import expand_sweep_file
+
+    runs = expand_sweep_file(path)
+    for expanded in runs:
+        if expanded.index == number:
+            return expanded
+    plural = "run" if len(runs) == 1 else "runs"
+    raise ConfigError(f"run {number} does not exist: {path} expands to {len(runs)} {plural}")
+
+
+def resolve_device(name: str) -> Any:
+    """``auto`` -> the first CUDA device if there is one, else the CPU."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"--device: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ResconvError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train the chosen run and print its final figures; 0 on success."""
+    from rich.console import Console
+
+    console = Console()
+    expanded = pick_run(args.file, args.run)
+    device = resolve_device(args.device)
+    console.print(f"run {expanded.index}: [bold]{expanded.name}[/] ({expanded.experiment})")
+
+    from core.data import load_datasets
+    from core.train import fit
+
+    config = expanded.config
+    with console.status("loading data ..."):
+        data = load_datasets(config.dataset, config.image_size, device, data_dir=args.data_dir)
+    console.print(f"data: {data.source}, device: {device}")
+    with _ProgressBar(console, config, len(data.train)) as bar:
+        result = fit(config, data, device, bar.callbacks(), checkpoint_dir=args.checkpoints)
+    _print_result(console, result)
+    return 0 if math.isfinite(result.validation_loss) else 1
+
+
+class _ProgressBar:
+    """A rich progress bar fed by fit()'s callbacks: inputs done/total, loss, inputs/s."""
+
+    def __init__(self, console: Any, config: Any, n_train: int) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from core.train import planned_steps
+
+        self.total = planned_steps(n_train, config.batch_size, config.max_inputs)[1]
+        self.progress = Progress(
+            TextColumn("[bold]training"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,} inputs"),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[speed]} inputs/s"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.task = self.progress.add_task("train", total=self.total, loss="-", speed="-")
+
+    def __enter__(self) -> _ProgressBar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def callbacks(self) -> Any:
+        from core.train import FitCallbacks
+
+        return FitCallbacks(on_train_loss=self._on_train, on_validation=self._on_validation)
+
+    def _on_train(self, point: Any) -> None:
+        self.progress.update(
+            self.task,
+            completed=point.inputs,
+            loss=f"{point.loss:.4f}",
+            speed=f"{point.inputs_per_s:,.0f}",
+        )
+
+    def _on_validation(self, point: Any) -> None:
+        self.progress.console.print(
+            f"validation pass {point.epoch}: L1 {point.loss:.6f} after {point.inputs:,} inputs"
+        )
+
+
+def _print_result(console: Any, result: Any) -> None:
+    minutes = result.wall_seconds / 60
+    lines = [
+        f"validation loss: [bold]{result.validation_loss:.6f}[/] (last pass)",
+        f"params:          {result.param_count:,}",
+        f"train time:      {result.wall_seconds:.1f} s ({minutes:.2f} min)",
+        f"inputs/s:        {result.inputs_per_s:,.0f} ({result.inputs_seen:,} inputs, "
+        f"{result.steps:,} steps, {result.path_used})",
+    ]
+    if result.checkpoint_path:
+        lines.append(f"checkpoints:     {Path(result.checkpoint_path)}")
+    for line in lines:
+        console.print(line)
