@@ -112,7 +112,9 @@ SHUFFLE_STREAM, MASK_STREAM, FIXED_VALIDATION_STREAM, FAITHFUL_VALIDATION_STREAM
 SAMPLE_COUNT = 8
 
 TrainStep = Callable[[torch.Tensor, float], torch.Tensor]
-"""step(clean uint8 batch on the device, lr) -> the batch's loss as a 0-dim tensor (no sync)."""
+"""step(CPU int64 index batch into the train split, lr) -> the batch's loss, 0-dim, no sync.
+
+The step gathers the batch itself, so a fast step can upload the indices its own way."""
 
 
 # ----- pure pieces ---------------------------------------------------------------------
@@ -179,31 +181,36 @@ def make_train_step(
     config: RunConfig,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    device: torch.device,
+    images: torch.Tensor,
     mask_generator: torch.Generator,
 ) -> tuple[TrainStep, str]:
-    """The train step for ``device`` and a short description for ``FitResult.path_used``.
+    """The train step for ``images.device`` and a description for ``FitResult.path_used``.
 
-    Only the plain step exists so far; the CUDA fast path will be chosen here.
+    ``images`` is the uint8 train split. Only the plain step exists so far; the
+    CUDA fast path will be chosen here.
     """
+    device = images.device
     precision = "fp32" if device.type == "cpu" else config.resolved_precision(device.type)
-    return make_plain_step(model, optimizer, mask_generator, precision), f"plain {precision}"
+    step = make_plain_step(model, optimizer, images, mask_generator, precision)
+    return step, f"plain {precision}"
 
 
 def make_plain_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
     mask_generator: torch.Generator,
     precision: str = "fp32",
 ) -> TrainStep:
-    """A readable eager step: mask, forward, L1, backward, AdamW with the given lr."""
+    """A readable eager step: gather, mask, forward, L1, backward, AdamW with the given lr."""
+    device = images.device
 
-    def step(batch: torch.Tensor, lr: float) -> torch.Tensor:
-        target = to_unit(batch)
-        inputs = delete_halves(target, draw_halves(len(batch), mask_generator, batch.device))
+    def step(indices: torch.Tensor, lr: float) -> torch.Tensor:
+        target = to_unit(images[indices.to(device)])
+        inputs = delete_halves(target, draw_halves(len(indices), mask_generator, device))
         set_lr(optimizer, lr)
         optimizer.zero_grad(set_to_none=True)
-        with _autocast(batch.device, precision):
+        with _autocast(device, precision):
             loss = F.l1_loss(model(inputs).float(), target)
         loss.backward()
         optimizer.step()
@@ -301,9 +308,8 @@ class _Run:
         torch.manual_seed(config.seed)  # the model's initial weights
         self.model = build_model(config).to(device).train()
         self.optimizer = make_optimizer(self.model, config)
-        self.step_fn, path = make_train_step(
-            config, self.model, self.optimizer, device, seeded_generator(config.seed, MASK_STREAM)
-        )
+        masks = seeded_generator(config.seed, MASK_STREAM)
+        self.step_fn, path = make_train_step(config, self.model, self.optimizer, data.train, masks)
         self.fixed_halves = draw_halves(
             len(data.validation), seeded_generator(config.seed, FIXED_VALIDATION_STREAM), device
         )
@@ -344,8 +350,7 @@ class _Run:
 
     def _train_step(self, indices: torch.Tensor) -> None:
         self.lr = cosine_lr(self.step, self.config.lr, self.t_max)
-        batch = self.data.train[indices.to(self.device)]
-        self.window.append(self.step_fn(batch, self.lr))
+        self.window.append(self.step_fn(indices, self.lr))
         self.step += 1
         self.inputs += len(indices)
 

@@ -196,9 +196,9 @@ def _poisoned_step(monkeypatch: pytest.MonkeyPatch, at_step: int, value: float) 
         step, path = real(*args, **kwargs)
         calls = []
 
-        def poisoned(batch: torch.Tensor, lr: float) -> torch.Tensor:
+        def poisoned(indices: torch.Tensor, lr: float) -> torch.Tensor:
             calls.append(1)
-            loss = step(batch, lr)
+            loss = step(indices, lr)
             return torch.tensor(value) if len(calls) == at_step else loss
 
         return poisoned, path
@@ -229,7 +229,7 @@ def test_out_of_memory_becomes_a_short_training_error(
     data: Datasets, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def make(*args: object, **kwargs: object):
-        def step(batch: torch.Tensor, lr: float) -> torch.Tensor:
+        def step(indices: torch.Tensor, lr: float) -> torch.Tensor:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
 
         return step, "plain"
