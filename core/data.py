@@ -131,19 +131,22 @@ def torchvision_root(folder: Path, dataset: str, cache: Path) -> Path:
     in_layout = raw.name == "raw" and raw.parent.name == class_name
     if in_layout and all(path.suffix != ".gz" for path in files.values()):
         return raw.parent.parent  # already torchvision's layout, uncompressed: read in place
-    root = dataset_cache(dataset, cache) / "unpacked" / _source_key(folder)
-    raw = root / class_name / "raw"
+    root = dataset_cache(dataset, cache) / "unpacked" / _source_key(folder, files)
+    target = root / class_name / "raw"
     for name, source in files.items():
-        if not (raw / name).is_file():
-            _unpack(source, raw / name)
+        if not (target / name).is_file():
+            _unpack(source, target / name)
     return root
 
 
-def _source_key(folder: Path) -> str:
-    # One cache folder per source, so two data folders can never mix their files.
+def _source_key(folder: Path, files: dict[str, Path]) -> str:
+    # One cache folder per source folder, so two sources never mix their files; the
+    # files' sizes and times are in the key too, so replaced files are unpacked afresh.
     resolved = str(folder.resolve())
+    stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files.values()]
+    digest = hashlib.sha256(repr((resolved, stats)).encode()).hexdigest()[:12]
     slug = "".join(c if c.isalnum() else "-" for c in resolved).strip("-")[-40:]
-    return f"{slug}-{hashlib.sha256(resolved.encode()).hexdigest()[:12]}"
+    return f"{slug}-{digest}"
 
 
 def _unpack(source: Path, target: Path) -> None:
@@ -197,7 +200,7 @@ def locate(
                 return torchvision_root(location.path, dataset, cache), str(location.path)
             tried.append(f"{location.label}: {location.path} ({_why_not(location.path)})")
         except OSError as exc:
-            tried.append(f"{location.label}: {location.path} (unreadable: {exc})")
+            tried.append(f"{location.label}: {location.path} (cannot use it: {_first_line(exc)})")
     target = dataset_cache(dataset, cache)
     if download is not None:
         try:
@@ -268,6 +271,9 @@ def _why_not(folder: Path) -> str:
         return "does not exist"
     if not folder.is_dir():
         return "not a folder"
+    missing = [n for n in FILES if not any((folder / f"{n}{x}").is_file() for x in ("", ".gz"))]
+    if len(missing) < len(FILES):
+        return "missing " + ", ".join(f"{name}(.gz)" for name in missing)
     return "no train-images-idx3-ubyte(.gz) etc. there"
 
 

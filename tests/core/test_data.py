@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,10 +68,17 @@ def test_flat_gz_is_unpacked_once_into_a_cache_folder_per_source(
         ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
          "t10k-labels-idx1-ubyte"]
     )  # fmt: skip
-    # A second load reads the unpacked copy: the .gz files may even be gone.
-    for gz in first.glob("*.gz"):
-        gz.write_bytes(gzip.compress(b"broken"))
+    # A second load reads the unpacked copy without unpacking again.
+    stamps = {p: p.stat().st_mtime_ns for p in raw.iterdir()}
     assert torch.equal(load([Location("x", first)], cache).train, a.train)
+    assert stamps == {p: p.stat().st_mtime_ns for p in raw.iterdir()}
+
+
+def test_replaced_source_files_are_unpacked_afresh(tmp_path: Path, idx_writer: Writer) -> None:
+    folder = idx_writer(tmp_path / "data", train=10, test=5, seed=1)
+    assert len(load([Location("x", folder)], tmp_path / "cache").train) == 10
+    idx_writer(folder, train=14, test=5, seed=2)
+    assert len(load([Location("x", folder)], tmp_path / "cache").train) == 14
 
 
 @pytest.mark.parametrize("winner", [0, 1, 2, 3])
@@ -169,3 +175,17 @@ def test_environment_variables_drive_the_real_defaults(
     assert (tmp_path / "cache" / "data" / "fashion-mnist" / "unpacked").is_dir()
     explicit = idx_writer(tmp_path / "arg-data", train=13, test=4)
     assert len(load_datasets("fmnist", 28, "cpu", data_dir=explicit).train) == 13
+
+
+def test_a_partial_folder_says_which_files_are_missing(tmp_path: Path, idx_writer: Writer) -> None:
+    folder = idx_writer(tmp_path / "partial")
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match=r"missing t10k-labels-idx1-ubyte\(\.gz\)"):
+        load([Location("--data-dir", folder)], tmp_path / "cache")
+
+
+def test_a_corrupt_gz_is_reported_not_raised_raw(tmp_path: Path, idx_writer: Writer) -> None:
+    folder = idx_writer(tmp_path / "bad")
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip")
+    with pytest.raises(DataError, match="cannot use it: BadGzipFile"):
+        load([Location("--data-dir", folder)], tmp_path / "cache")
