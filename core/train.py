@@ -324,12 +324,9 @@ class _Run:
         self.last_point = (0, 0.0)  # (inputs, train seconds) at the last TrainPoint
 
     def train(self) -> None:
-        n_train = len(self.data.train)
-        shuffle = seeded_generator(self.config.seed, SHUFFLE_STREAM)
+        """Epochs of steps, a validation pass after each epoch, then the final pass."""
         self.clock.start()
-        for indices, epoch_done in train_batches(
-            n_train, self.config.batch_size, self.config.max_inputs, shuffle
-        ):
+        for indices, epoch_done in self._batches():
             if self.callbacks.should_stop is not None and self.callbacks.should_stop():
                 self.out.stopped = True
                 break
@@ -340,13 +337,18 @@ class _Run:
                 self._validate()
         self._log()
         if self.out.stopped:
-            self._save_last()
+            self._save_last()  # a cancelled run returns quickly: no final pass
             return
         self._validate()
         first = slice(0, min(SAMPLE_COUNT, len(self.data.validation)))
         self.out.samples = sample_grid(
             self.model, self.data.validation[first], self.fixed_halves[first]
         )
+
+    def _batches(self) -> Iterator[tuple[torch.Tensor, bool]]:
+        shuffle = seeded_generator(self.config.seed, SHUFFLE_STREAM)
+        n_train, config = len(self.data.train), self.config
+        return train_batches(n_train, config.batch_size, config.max_inputs, shuffle)
 
     def _train_step(self, indices: torch.Tensor) -> None:
         self.lr = cosine_lr(self.step, self.config.lr, self.t_max)
