@@ -1,0 +1,71 @@
+"""The dashboard application and the one factory that CLI and tests share."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from core.queue import Repo
+from resconv_tui.context import DashboardContext
+from resconv_tui.worker_launcher import WorkerLauncher
+
+
+class ResconvApp(App[None]):
+    """Opens on the runs screen; screens add their own keys and palette commands."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "resconv-tui"
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, ctx: DashboardContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+
+    def on_mount(self) -> None:
+        from resconv_tui.screens.runs import RunsScreen
+
+        self.push_screen(RunsScreen(self.ctx))
+
+    def action_help(self) -> None:
+        from resconv_tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Help", "Every key of the dashboard (?)", self.action_help)
+        commands = getattr(screen, "palette_commands", None)
+        if commands is not None:
+            yield from commands()
+
+    def on_unmount(self) -> None:
+        self.ctx.repo.close()
+
+
+def make_app(
+    db_url: str,
+    *,
+    clock: Callable[[], float] = time.time,
+    launcher: WorkerLauncher | None = None,
+    poll_interval_s: float = 1.0,
+    export_dir: Path | None = None,
+) -> ResconvApp:
+    """The dashboard on ``db_url`` (created if missing); tests freeze ``clock``."""
+    ctx = DashboardContext(
+        repo=Repo.open(db_url),
+        db_url=db_url,
+        clock=clock,
+        launcher=launcher or WorkerLauncher(),
+        poll_interval_s=poll_interval_s,
+        export_dir=export_dir or Path.cwd(),
+    )
+    return ResconvApp(ctx)

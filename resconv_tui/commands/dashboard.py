@@ -1,0 +1,13 @@
+"""``resconv-tui`` with no subcommand: open the dashboard."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def run(args: argparse.Namespace) -> int:
+    from resconv_tui.app import make_app
+    from resconv_tui.cli import default_db
+
+    make_app(args.db or default_db()).run()
+    return 0

@@ -1,0 +1,40 @@
+"""What every dashboard screen needs: the queue, a clock and a way to start workers.
+
+Passed explicitly (not read from ``self.app``) so screens can be tested alone and
+tests can freeze the clock or swap the worker launcher for a fake.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.queue import Repo
+from core.queue.db import describe, normalize_url, sqlite_path
+from resconv_tui.worker_launcher import WorkerLauncher
+
+
+@dataclass
+class DashboardContext:
+    repo: Repo
+    db_url: str
+    clock: Callable[[], float] = time.time
+    launcher: WorkerLauncher = field(default_factory=WorkerLauncher)
+    poll_interval_s: float = 1.0
+    export_dir: Path = field(default_factory=Path.cwd)
+
+    @property
+    def db_name(self) -> str:
+        """Short name for titles: the SQLite file's name, or the URL without password."""
+        path = sqlite_path(self.db_url)
+        return path.name if path is not None else describe(self.db_url)
+
+    @property
+    def worker_db_url(self) -> str:
+        """The URL a worker started from here should use (absolute: it may chdir)."""
+        path = sqlite_path(self.db_url)
+        if path is None:
+            return normalize_url(self.db_url)
+        return f"sqlite:///{path.resolve()}"

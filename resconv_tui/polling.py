@@ -1,0 +1,178 @@
+"""What the dashboard reads from the queue each tick: pure functions over ``Repo``.
+
+No Textual here, so every figure the dashboard shows (rates, ETAs, worker health,
+filters) is unit-testable and the refresh benchmark times exactly this code.
+``read_dashboard`` is the one call per tick; screens run it in a thread worker.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from core.queue import MetricRow, Repo, RunRow, RunStatus, WorkerRow
+from core.queue.rows import TRAIN_LOSS, VAL_LOSS
+
+# A worker beats every few seconds; these leave room for a slow SQLite write lock.
+ONLINE_WITHIN_S = 20.0
+STALE_WITHIN_S = 120.0
+# Stopped or lost workers stay listed this long so "it just died" is visible.
+SHOW_GONE_FOR_S = 15 * 60.0
+METRIC_NAMES = (TRAIN_LOSS, VAL_LOSS)
+
+
+@dataclass(frozen=True)
+class RunsQuery:
+    """The runs view's filters; None / empty means "any"."""
+
+    status: RunStatus | None = None
+    experiment: str | None = None
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class LatestLosses:
+    """The newest train and validation loss of one run, with the last metric id read."""
+
+    run_id: int
+    last_id: int = 0
+    train_loss: float | None = None
+    val_loss: float | None = None
+    inputs: int | None = None
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """One tick's worth of state: everything the runs view draws."""
+
+    now: float
+    runs: tuple[RunRow, ...]
+    workers: tuple[WorkerRow, ...]
+    latest: LatestLosses | None = None
+    experiments: tuple[str, ...] = field(default_factory=tuple)
+
+
+def read_dashboard(
+    repo: Repo, now: float, selected: int | None = None, latest: LatestLosses | None = None
+) -> Dashboard:
+    """All runs, recent workers and the selected run's new metrics, read in one go."""
+    runs = tuple(repo.list_runs())
+    workers = tuple(read_workers(repo, now))
+    experiments = tuple(dict.fromkeys(run.experiment for run in runs))
+    losses = None
+    if selected is not None:
+        losses = read_latest_losses(repo, selected, latest)
+    return Dashboard(now, runs, workers, losses, experiments)
+
+
+def read_workers(repo: Repo, now: float) -> list[WorkerRow]:
+    """Live workers plus those that stopped or vanished in the last few minutes."""
+    return [
+        w
+        for w in repo.list_workers(include_gone=True)
+        if worker_health(w, now) != "offline" or w.age(now) < SHOW_GONE_FOR_S
+    ]
+
+
+def read_latest_losses(repo: Repo, run_id: int, previous: LatestLosses | None) -> LatestLosses:
+    """Fold the metric rows written since ``previous`` (incremental: id > last seen)."""
+    if previous is None or previous.run_id != run_id:
+        previous = LatestLosses(run_id)
+    rows = repo.metrics_since(run_id, previous.last_id, names=METRIC_NAMES)
+    return fold_losses(previous, rows)
+
+
+def fold_losses(latest: LatestLosses, rows: Sequence[MetricRow]) -> LatestLosses:
+    train, val, inputs, last_id = latest.train_loss, latest.val_loss, latest.inputs, latest.last_id
+    for row in rows:
+        last_id = max(last_id, row.id)
+        inputs = row.inputs
+        if row.name == TRAIN_LOSS:
+            train = row.value
+        elif row.name == VAL_LOSS:
+            val = row.value
+    return LatestLosses(latest.run_id, last_id, train, val, inputs)
+
+
+# ----- derived figures ---------------------------------------------------------------
+
+
+def worker_health(worker: WorkerRow, now: float) -> str:
+    """online (beating), stale (late: maybe busy or hung) or offline (stopped, lost, silent)."""
+    if worker.state in ("stopped", "lost"):
+        return "offline"
+    age = worker.age(now)
+    if age <= ONLINE_WITHIN_S:
+        return "online"
+    return "stale" if age <= STALE_WITHIN_S else "offline"
+
+
+def run_rate(run: RunRow, now: float) -> float | None:
+    """Inputs per second: the final figure when done, else measured since the run started."""
+    if run.inputs_per_s is not None:
+        return run.inputs_per_s
+    if run.status != RunStatus.RUNNING or run.started_at is None or not run.inputs_done:
+        return None
+    elapsed = (run.heartbeat_at or now) - run.started_at
+    return run.inputs_done / elapsed if elapsed > 0 else None
+
+
+def run_eta(run: RunRow, now: float) -> float | None:
+    """Seconds left for a running run at its measured rate."""
+    rate = run_rate(run, now)
+    if run.status != RunStatus.RUNNING or not rate:
+        return None
+    return max(0.0, (run.total_inputs - run.inputs_done) / rate)
+
+
+def queue_eta(runs: Sequence[RunRow], now: float, online_workers: int) -> float | None:
+    """Seconds until the queue is empty: inputs left / (typical rate x workers).
+
+    The typical rate is the median of running and recently finished runs, so a
+    sweep of similar configs gets a fair estimate before most of it has run.
+    """
+    rates = [r for run in runs if (r := run_rate(run, now))]
+    left = sum(
+        run.total_inputs - run.inputs_done
+        for run in runs
+        if run.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+    )
+    if not rates or not left or online_workers < 1:
+        return None
+    return left / (statistics.median(rates[-50:]) * online_workers)
+
+
+def filter_runs(runs: Sequence[RunRow], query: RunsQuery) -> list[RunRow]:
+    """Runs matching every filter; text matches id, name, experiment or status."""
+    text = query.text.strip().lower()
+    return [
+        run
+        for run in runs
+        if (query.status is None or run.status == query.status)
+        and (query.experiment is None or run.experiment == query.experiment)
+        and (not text or text in _haystack(run))
+    ]
+
+
+def _haystack(run: RunRow) -> str:
+    return f"{run.id} {run.name} {run.experiment} {run.status}".lower()
+
+
+def status_counts(runs: Sequence[RunRow]) -> dict[RunStatus, int]:
+    counts = dict.fromkeys(RunStatus, 0)
+    for run in runs:
+        counts[run.status] += 1
+    return counts
+
+
+def format_duration(seconds: float | None) -> str:
+    """ETA as people read it: 45s, 12m, 3h05m (— when unknown)."""
+    if seconds is None:
+        return "—"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

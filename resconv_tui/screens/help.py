@@ -1,0 +1,66 @@
+"""``?``: every key of the dashboard on one page."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("Runs (home)", (
+        ("enter", "details of the highlighted run (live curves, samples)"),
+        ("n", "new sweep: the form, with a live run count and parameter counts"),
+        ("d", "duplicate the highlighted run's config into the form, then edit"),
+        ("c", "cancel (asks first when the run is training)"),
+        ("r", "retry a failed or cancelled run"),
+        ("+ / -", "raise / lower priority"),
+        ("t", "run next: move to the front of the queue"),
+        ("x", "remove (asks first when the run is training)"),
+        ("space", "mark / unmark; c r + - t x then act on all marked runs"),
+        ("C", "compare the marked runs' loss curves"),
+        ("w", "start a worker here, or stop this machine's worker"),
+        ("/", "filter by text;  f status filter;  F experiment filter;  esc clear"),
+        ("R", "results table"),
+    )),
+    ("Results", (
+        ("s / S", "next sort column / flip direction (or click a header)"),
+        ("v", "choose visible columns"),
+        ("f", "filter by experiment"),
+        ("e / E", "export the view as markdown / CSV into the working directory"),
+        ("esc", "back to runs"),
+    )),
+    ("Everywhere", (
+        ("ctrl+p", "command palette: every action by name"),
+        ("?", "this help"),
+        ("q", "quit (workers keep training)"),
+    )),
+)  # fmt: skip
+
+
+def keys_table() -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", justify="right", min_width=8)
+    table.add_column()
+    for i, (section, rows) in enumerate(KEYS):
+        if i:
+            table.add_row("", "")
+        table.add_row("", f"[b u]{section}[/]")
+        for key, what in rows:
+            table.add_row(key, what)
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    """A key list; any of escape, q or ? closes it."""
+
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-dialog"):
+            yield Static(keys_table(), id="help-keys")
+
+    def on_mount(self) -> None:
+        self.query_one("#help-dialog").border_title = "keys"

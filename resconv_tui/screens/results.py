@@ -1,0 +1,256 @@
+"""Results: finished runs as the logbook's table, sortable, filterable, exportable.
+
+The table itself is ``core.queue.views.results_table`` (the same one the
+``results`` CLI prints), plus target and difference columns where the sweep
+file published targets. Sorting and column choice happen here, on the rows
+already read, so they never wait for the database.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Header, Static
+from textual.worker import get_current_worker
+
+from core.errors import ResconvError
+from core.queue import RunFilter, RunRow, RunStatus, WorkerRow
+from core.queue import views as v
+from resconv_tui.context import DashboardContext
+from resconv_tui.polling import read_workers
+from resconv_tui.screens.columns import ColumnsScreen
+from resconv_tui.widgets.workers_panel import WorkersPanel
+
+TARGET = "target"
+DIFF = "Δ target"
+EXPORTS = {"markdown": ("md", v.to_markdown), "csv": ("csv", v.to_csv)}
+
+
+def build_results(runs: list[RunRow]) -> v.Table:
+    """The logbook table of ``runs`` with every column (rate and memory too) and targets."""
+    if not runs:
+        return v.Table(columns=(v.RUN, v.LOSS, v.PARAMS, v.MINUTES), rows=())
+    default = v.results_table(runs).columns
+    tail = [c for c in (v.RATE, v.MEMORY, v.METER) if c != v.METER or c in default]
+    table = v.results_table(runs, columns=[c for c in default if c != v.METER] + tail)
+    targets = {r.id: (r.target or {}).get("validation_loss") for r in runs}
+    if not any(t is not None for t in targets.values()):
+        return table
+    loss = table.columns.index(v.LOSS)
+    rows = [(*row[: loss + 1], *_target_cells(row[loss], targets[row[0]]), *row[loss + 1 :])
+            for row in table.rows]  # fmt: skip
+    columns = (*table.columns[: loss + 1], TARGET, DIFF, *table.columns[loss + 1 :])
+    return v.Table(columns, tuple(rows), table.swept)
+
+
+def _target_cells(loss: float | None, target: float | None) -> tuple[Any, Any]:
+    diff = None if loss is None or target is None else loss - target
+    return target, diff
+
+
+def sort_table(table: v.Table, column: str, descending: bool) -> v.Table:
+    """Stable sort on one column; missing values always last (as the CLI sorts)."""
+    i = table.columns.index(column)
+    present = sorted((r for r in table.rows if r[i] is not None),
+                     key=lambda r: v._sort_key(r[i]), reverse=descending)  # fmt: skip
+    absent = [r for r in table.rows if r[i] is None]
+    return v.Table(table.columns, (*present, *absent), table.swept)
+
+
+def select_columns(table: v.Table, hidden: frozenset[str]) -> v.Table:
+    keep = [i for i, c in enumerate(table.columns) if c not in hidden]
+    rows = tuple(tuple(row[i] for i in keep) for row in table.rows)
+    columns = tuple(table.columns[i] for i in keep)
+    return v.Table(columns, rows, tuple(c for c in table.swept if c in columns))
+
+
+class ResultsScreen(Screen[None]):
+    """Finished runs: s/S/header click sort, v columns, f experiment, e/E export."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Runs"),
+        Binding("s", "cycle_sort", "Sort"),
+        Binding("S", "flip_sort", "Flip"),
+        Binding("v", "choose_columns", "Columns"),
+        Binding("f", "cycle_experiment", "Experiment"),
+        Binding("e", "export('markdown')", "Export md"),
+        Binding("E", "export('csv')", "Export CSV"),
+    ]
+
+    class ResultsRefreshed(Message):
+        """A poll of finished runs and workers finished."""
+
+        def __init__(
+            self, runs: list[RunRow], workers: list[WorkerRow], now: float, error: str = ""
+        ) -> None:
+            super().__init__()
+            self.runs, self.workers, self.now, self.error = runs, workers, now, error
+
+    sort_column: reactive[str] = reactive(v.LOSS, init=False)
+    """The column rows are sorted by (validation loss, as in the logbook, by default)."""
+    descending: reactive[bool] = reactive(False, init=False)
+    """Sort direction; S flips it."""
+    hidden: reactive[frozenset[str]] = reactive(frozenset({v.RATE, v.MEMORY}), init=False)
+    """Columns the person chose not to see (v)."""
+    experiment: reactive[str | None] = reactive(None, init=False)
+    """Show only this experiment's runs (f); None shows all."""
+
+    def __init__(self, ctx: DashboardContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.runs: list[RunRow] = []
+        self.view: v.Table = build_results([])
+        self._timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DataTable(id="results-table", cursor_type="row", zebra_stripes=True)
+        yield Static(id="results-status")
+        yield WorkersPanel(id="workers-panel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"results — {self.ctx.db_name}"
+        self.query_one(DataTable).focus()
+        self.refresh_now()
+
+    # ----- polling (same pattern as the runs screen) ---------------------------------
+
+    def refresh_now(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._poll()
+
+    @work(thread=True, exclusive=True, group="results-poll")
+    def _poll(self) -> None:
+        worker, now = get_current_worker(), self.ctx.clock()
+        try:
+            runs = self.ctx.repo.list_runs(RunFilter(statuses=frozenset({RunStatus.SUCCEEDED})))
+            message = self.ResultsRefreshed(runs, read_workers(self.ctx.repo, now), now)
+        except ResconvError as exc:
+            message = self.ResultsRefreshed(self.runs, [], now, f"{exc.title}: {exc}")
+        if not worker.is_cancelled:
+            self.post_message(message)
+
+    def on_results_screen_results_refreshed(self, message: ResultsRefreshed) -> None:
+        self._timer = self.set_timer(self.ctx.poll_interval_s * 2, self._tick)
+        if message.error:
+            self.query_one("#results-status", Static).update(message.error)
+            return
+        self.query_one(WorkersPanel).show(message.workers, message.now)
+        if message.runs != self.runs:
+            self.runs = message.runs
+            self._redraw()
+
+    def _tick(self) -> None:
+        if self.is_current:
+            self.refresh_now()
+
+    # ----- the view ------------------------------------------------------------------
+
+    def full_table(self) -> v.Table:
+        runs = [r for r in self.runs if self.experiment in (None, r.experiment)]
+        return build_results(runs)
+
+    def _redraw(self) -> None:
+        full = self.full_table()
+        if self.sort_column not in full.columns:
+            self.sort_column = v.LOSS if v.LOSS in full.columns else full.columns[0]
+        ordered = sort_table(full, self.sort_column, self.descending)
+        self.view = select_columns(ordered, self.hidden)
+        self._fill(self.query_one(DataTable))
+        self._status()
+
+    def _fill(self, table: DataTable[Any]) -> None:
+        table.clear(columns=True)
+        for column in self.view.columns:
+            arrow = (" ▼" if self.descending else " ▲") if column == self.sort_column else ""
+            table.add_column(column + arrow, key=column)
+        numeric = [v._is_numeric(self.view.column(c)) for c in self.view.columns]
+        for row in self.view.rows:
+            cells = [Text(v.format_cell(c, x), justify="right" if n else "left")
+                     for c, x, n in zip(self.view.columns, row, numeric, strict=True)]  # fmt: skip
+            table.add_row(*cells)
+
+    def _status(self) -> None:
+        direction = "descending" if self.descending else "ascending"
+        exp = self.experiment or "all experiments"
+        order = f"sorted by {self.sort_column} {direction}"
+        self.query_one("#results-status", Static).update(
+            f"{len(self.view.rows)} finished runs · {exp} · {order}"
+        )
+
+    def watch_sort_column(self) -> None:
+        self._redraw()
+
+    def watch_descending(self) -> None:
+        self._redraw()
+
+    def watch_hidden(self) -> None:
+        self._redraw()
+
+    def watch_experiment(self) -> None:
+        self._redraw()
+
+    # ----- keys ----------------------------------------------------------------------
+
+    def action_cycle_sort(self) -> None:
+        columns = list(self.view.columns)
+        i = columns.index(self.sort_column) if self.sort_column in columns else -1
+        self.sort_column = columns[(i + 1) % len(columns)]
+
+    def action_flip_sort(self) -> None:
+        self.descending = not self.descending
+
+    @on(DataTable.HeaderSelected)
+    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        column = str(event.column_key.value)
+        if column == self.sort_column:
+            self.descending = not self.descending
+        else:
+            self.sort_column = column
+
+    def action_cycle_experiment(self) -> None:
+        names = [None, *dict.fromkeys(r.experiment for r in self.runs)]
+        i = names.index(self.experiment) if self.experiment in names else 0
+        self.experiment = names[(i + 1) % len(names)]
+
+    def action_choose_columns(self) -> None:
+        columns = list(self.full_table().columns)
+
+        def chosen(visible: list[str] | None) -> None:
+            if visible is not None:
+                self.hidden = frozenset(c for c in columns if c not in visible)
+
+        shown = [c for c in columns if c not in self.hidden]
+        self.app.push_screen(ColumnsScreen(columns, shown), chosen)
+
+    def action_export(self, fmt: str) -> Path:
+        """Write the current view (columns, order, filter) and say where."""
+        suffix, render = EXPORTS[fmt]
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.ctx.clock()))
+        name = f"results-{self.experiment or 'all'}-{stamp}.{suffix}"
+        path = self.ctx.export_dir / name
+        path.write_text(render(self.view) + "\n", encoding="utf-8")
+        self.notify(f"exported {len(self.view.rows)} rows to {path}")
+        return path
+
+    def palette_commands(self) -> Any:
+        yield SystemCommand("Sort by next column", "Results (s)", self.action_cycle_sort)
+        yield SystemCommand("Flip sort direction", "Results (S)", self.action_flip_sort)
+        yield SystemCommand("Choose columns", "Results (v)", self.action_choose_columns)
+        yield SystemCommand("Filter by experiment", "Results (f)", self.action_cycle_experiment)
+        yield SystemCommand(
+            "Export markdown", "Results (e)", lambda: self.action_export("markdown")
+        )
+        yield SystemCommand("Export CSV", "Results (E)", lambda: self.action_export("csv"))

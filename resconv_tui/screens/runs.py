@@ -1,0 +1,257 @@
+"""The home screen: every run, live, with the queue's keys.
+
+Polling: one thread worker per tick reads the dashboard (``polling.read_dashboard``)
+and posts ``DashboardRefreshed``; the handler draws and arms the next tick, so a
+slow database delays refreshes instead of stacking them up. The key actions live
+in ``RunActions`` (``runs_actions.py``); this module is reading and drawing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.worker import get_current_worker
+
+from core.errors import ResconvError
+from core.queue import RunRow, RunStatus
+from resconv_tui.context import DashboardContext
+from resconv_tui.polling import (
+    Dashboard,
+    LatestLosses,
+    RunsQuery,
+    filter_runs,
+    format_duration,
+    queue_eta,
+    read_dashboard,
+    status_counts,
+    worker_health,
+)
+from resconv_tui.screens.runs_actions import RunActions
+from resconv_tui.widgets.run_table import RunTable
+from resconv_tui.widgets.workers_panel import WorkersPanel
+
+STATUS_CYCLE: tuple[RunStatus | None, ...] = (None, *RunStatus)
+
+
+class RunsScreen(RunActions, Screen[None]):
+    """Runs, filters, the highlighted run's latest losses and the workers panel."""
+
+    BINDINGS = [
+        Binding("n", "new_sweep", "New"),
+        Binding("d", "duplicate", "Dup", show=False),
+        Binding("c", "cancel", "Cancel"),
+        Binding("r", "retry", "Retry"),
+        Binding("plus", "priority(1)", "Pri+", key_display="+", show=False),
+        Binding("minus", "priority(-1)", "Pri-", key_display="-", show=False),
+        Binding("t", "run_next", "Next", show=False),
+        Binding("x", "remove", "Remove"),
+        Binding("space", "mark", "Mark", show=False),
+        Binding("C", "compare", "Compare"),
+        Binding("w", "toggle_worker", "Worker"),
+        Binding("R", "results", "Results"),
+        Binding("slash", "search", "Find", key_display="/"),
+        Binding("f", "cycle_status", "Status", show=False),
+        Binding("F", "cycle_experiment", "Exp", show=False),
+        Binding("escape", "clear_filters", "Clear", show=False),
+    ]
+
+    class DashboardRefreshed(Message):
+        """A poll finished; ``dashboard`` is everything read in that tick."""
+
+        def __init__(self, dashboard: Dashboard) -> None:
+            super().__init__()
+            self.dashboard = dashboard
+
+    class PollFailed(Message):
+        """A poll raised an expected error (locked or missing database)."""
+
+        def __init__(self, error: str) -> None:
+            super().__init__()
+            self.error = error
+
+    filters: reactive[RunsQuery] = reactive(RunsQuery, init=False)
+    """The status / experiment / text filters; changing them redraws from the last poll."""
+    marked: reactive[frozenset[int]] = reactive(frozenset, init=False)
+    """Run ids marked with space (for compare and bulk actions)."""
+
+    def __init__(self, ctx: DashboardContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.dashboard: Dashboard | None = None
+        self._latest: LatestLosses | None = None
+        self._timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="runs-summary")
+        yield Input(placeholder="filter runs (enter: keep, esc: clear)", id="runs-search")
+        yield RunTable(id="runs-table")
+        yield Static(id="runs-detail")
+        yield WorkersPanel(id="workers-panel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "resconv-tui"
+        self.sub_title = self.ctx.db_name
+        self.query_one(RunTable).focus()
+        self.refresh_now()
+
+    # ----- polling --------------------------------------------------------------------
+
+    def refresh_now(self) -> None:
+        """Poll at once (after an action, or when the screen comes back)."""
+        if self._timer is not None:
+            self._timer.stop()
+        self._poll(self.query_one(RunTable).highlighted_id, self._latest)
+
+    @work(thread=True, exclusive=True, group="poll")
+    def _poll(self, selected: int | None, latest: LatestLosses | None) -> None:
+        worker = get_current_worker()
+        try:
+            dashboard = read_dashboard(self.ctx.repo, self.ctx.clock(), selected, latest)
+        except ResconvError as exc:
+            message: Message = self.PollFailed(f"{exc.title}: {exc}")
+        else:
+            message = self.DashboardRefreshed(dashboard)
+        if not worker.is_cancelled:
+            self.post_message(message)
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(self.ctx.poll_interval_s, self._tick)
+
+    def _tick(self) -> None:
+        # A covered screen stops polling; on_screen_resume polls again at once.
+        if self.is_current:
+            self.refresh_now()
+
+    def on_screen_resume(self) -> None:
+        if self.dashboard is not None:
+            self.refresh_now()
+
+    def on_runs_screen_dashboard_refreshed(self, message: DashboardRefreshed) -> None:
+        self.dashboard = message.dashboard
+        self._latest = message.dashboard.latest
+        self._draw()
+        self.after_refresh()
+        self._arm()
+
+    def on_runs_screen_poll_failed(self, message: PollFailed) -> None:
+        self.query_one("#runs-detail", Static).update(Text(message.error, style="bold"))
+        self._arm()
+
+    # ----- drawing --------------------------------------------------------------------
+
+    def watch_filters(self) -> None:
+        self._draw()
+
+    def watch_marked(self) -> None:
+        self._draw()
+
+    def visible_runs(self) -> list[RunRow]:
+        if self.dashboard is None:
+            return []
+        return filter_runs(self.dashboard.runs, self.filters)
+
+    def _draw(self) -> None:
+        dash = self.dashboard
+        if dash is None:
+            return
+        self.query_one(RunTable).show_runs(self.visible_runs(), dash.now, set(self.marked))
+        self.query_one(WorkersPanel).show(dash.workers, dash.now)
+        self.query_one("#runs-summary", Static).update(self._summary(dash))
+        self._draw_detail()
+
+    def _summary(self, dash: Dashboard) -> str:
+        counts = status_counts(dash.runs)
+        online = sum(worker_health(w, dash.now) == "online" for w in dash.workers)
+        parts = [f"{len(dash.runs)} runs"] + [f"{n} {s}" for s, n in counts.items() if n]
+        q = self.filters
+        shown = [
+            f"status={q.status or 'all'}",
+            f"exp={q.experiment or 'all'}",
+            *([f'text="{q.text}"'] if q.text else []),
+        ]
+        eta = format_duration(queue_eta(dash.runs, dash.now, online))
+        marked = f" · {len(self.marked)} marked" if self.marked else ""
+        return f"{' · '.join(parts)}{marked}  │  {' '.join(shown)}  │  queue ETA {eta}"
+
+    def _draw_detail(self) -> None:
+        run = self.highlighted_run()
+        detail = self.query_one("#runs-detail", Static)
+        if run is None:
+            detail.update("no runs yet — press n to queue a sweep" if self.dashboard else "")
+            return
+        detail.update(_detail_text(run, self._latest))
+
+    @on(DataTable.RowHighlighted, "#runs-table")
+    def _highlighted(self) -> None:
+        self._draw_detail()
+
+    @on(DataTable.RowSelected, "#runs-table")
+    def _selected(self) -> None:
+        self.action_details()
+
+    def highlighted_run(self) -> RunRow | None:
+        run_id = self.query_one(RunTable).highlighted_id
+        if run_id is None or self.dashboard is None:
+            return None
+        return next((r for r in self.dashboard.runs if r.id == run_id), None)
+
+    # ----- filters --------------------------------------------------------------------
+
+    def action_search(self) -> None:
+        search = self.query_one("#runs-search", Input)
+        search.add_class("-shown")
+        search.focus()
+
+    @on(Input.Changed, "#runs-search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        self.filters = replace(self.filters, text=event.value)
+
+    @on(Input.Submitted, "#runs-search")
+    def _search_done(self) -> None:
+        self.query_one(RunTable).focus()
+
+    def action_clear_filters(self) -> None:
+        search = self.query_one("#runs-search", Input)
+        search.value = ""
+        search.remove_class("-shown")
+        self.filters = RunsQuery()
+        self.query_one(RunTable).focus()
+
+    def action_cycle_status(self) -> None:
+        i = STATUS_CYCLE.index(self.filters.status)
+        self.set_status_filter(STATUS_CYCLE[(i + 1) % len(STATUS_CYCLE)])
+
+    def set_status_filter(self, status: RunStatus | None) -> None:
+        self.filters = replace(self.filters, status=status)
+
+    def action_cycle_experiment(self) -> None:
+        names = (None, *(self.dashboard.experiments if self.dashboard else ()))
+        i = names.index(self.filters.experiment) if self.filters.experiment in names else 0
+        self.set_experiment_filter(names[(i + 1) % len(names)])
+
+    def set_experiment_filter(self, experiment: str | None) -> None:
+        self.filters = replace(self.filters, experiment=experiment)
+
+
+def _detail_text(run: RunRow, latest: LatestLosses | None) -> str:
+    head = f"run {run.id} · {run.experiment} · {run.name}"
+    if run.error:
+        return f"{head} · {run.status}: {run.error}"
+    if latest is None or latest.run_id != run.id or latest.last_id == 0:
+        return f"{head} · {run.status}"
+    train = "—" if latest.train_loss is None else f"{latest.train_loss:.5f}"
+    val = "—" if latest.val_loss is None else f"{latest.val_loss:.5f}"
+    return f"{head} · train loss {train} · val loss {val} @ {latest.inputs or 0:,} inputs"

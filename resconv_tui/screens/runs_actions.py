@@ -1,0 +1,277 @@
+"""The runs screen's key actions: queue changes, screens to open, workers.
+
+Every database write runs in a thread worker (``_write``) and posts
+``ActionFinished``; the handler notifies and polls at once, so the table shows the
+change without waiting for the next tick. Actions apply to the marked runs when
+any are marked, else to the highlighted run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import socket
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from textual import work
+from textual.app import SystemCommand
+from textual.message import Message
+
+from core.errors import ResconvError
+from core.queue import RunRow, RunStatus, WorkerRow
+from resconv_tui.polling import worker_health
+from resconv_tui.screens.confirm import ConfirmScreen
+
+if TYPE_CHECKING:
+    from resconv_tui.context import DashboardContext
+    from resconv_tui.polling import Dashboard
+
+
+class RunActions:
+    """Mixed into ``RunsScreen`` (a ``Screen``); kept apart to keep both files short."""
+
+    if TYPE_CHECKING:
+        ctx: DashboardContext
+        dashboard: Dashboard | None
+        marked: frozenset[int]
+        app: Any
+
+        def highlighted_run(self) -> RunRow | None: ...
+        def refresh_now(self) -> None: ...
+        def post_message(self, message: Message) -> bool: ...
+        def notify(self, message: str, *, severity: Any = ..., **kwargs: Any) -> None: ...
+
+    class ActionFinished(Message):
+        """A queue change finished (or failed); ``text`` is what to tell the person."""
+
+        def __init__(self, text: str, severity: str = "information") -> None:
+            super().__init__()
+            self.text = text
+            self.severity = severity
+
+    _remove_when_stopped: frozenset[int] = frozenset()
+
+    # ----- which runs ------------------------------------------------------------------
+
+    def targets(self) -> list[RunRow]:
+        """The marked runs still in the database, else the highlighted run."""
+        runs = self.dashboard.runs if self.dashboard else ()
+        if self.marked:
+            return [run for run in runs if run.id in self.marked]
+        run = self.highlighted_run()
+        return [run] if run is not None else []
+
+    def _ids(self, runs: list[RunRow]) -> list[int]:
+        return [run.id for run in runs]
+
+    # ----- writes ----------------------------------------------------------------------
+
+    @work(thread=True, group="action")
+    def _write(self, verb: Callable[[], str]) -> None:
+        try:
+            message = self.ActionFinished(verb())
+        except ResconvError as exc:
+            message = self.ActionFinished(f"{exc.title}: {exc}", "error")
+        self.post_message(message)
+
+    def on_run_actions_action_finished(self, message: ActionFinished) -> None:
+        self.notify(message.text, severity=message.severity)  # type: ignore[arg-type]
+        self.refresh_now()
+
+    def _confirm_running(self, runs: list[RunRow], what: str, then: Callable[[], None]) -> None:
+        running = [run.id for run in runs if run.status == RunStatus.RUNNING]
+        if not running:
+            then()
+            return
+        ids = ", ".join(map(str, running))
+        question = f"Run {ids} is training. {what}?"
+        self.app.push_screen(ConfirmScreen(question), lambda yes: then() if yes else None)
+
+    def action_cancel(self) -> None:
+        runs = self.targets()
+        if runs:
+            self._confirm_running(runs, "Cancel it", lambda: self._cancel(self._ids(runs)))
+
+    def _cancel(self, ids: list[int]) -> None:
+        def verb() -> str:
+            result = self.ctx.repo.request_cancel(ids)
+            asked = [i for i, s in result.items() if s == RunStatus.RUNNING]
+            done = [i for i, s in result.items() if s == RunStatus.CANCELLED]
+            return _say(("cancelled", done), ("asked the worker to stop", asked))
+
+        self._write(verb)
+
+    def action_retry(self) -> None:
+        if ids := self._ids(self.targets()):
+            self._write(lambda: (self.ctx.repo.retry(ids), _say(("queued again", ids)))[1])
+
+    def action_priority(self, step: int) -> None:
+        runs = self.targets()
+
+        def verb() -> str:
+            for run in runs:
+                self.ctx.repo.set_priority([run.id], run.priority + step)
+            return _say((f"priority {step:+d}", self._ids(runs)))
+
+        if runs:
+            self._write(verb)
+
+    def action_run_next(self) -> None:
+        if ids := self._ids(self.targets()):
+            self._write(lambda: _say((f"next (priority {self.ctx.repo.move_to_front(ids)})", ids)))
+
+    def action_remove(self) -> None:
+        runs = self.targets()
+        if runs:
+            self._confirm_running(runs, "Cancel and remove it", lambda: self._remove(runs))
+
+    def _remove(self, runs: list[RunRow]) -> None:
+        running = [run.id for run in runs if run.status == RunStatus.RUNNING]
+        idle = [run.id for run in runs if run.status != RunStatus.RUNNING]
+        # A training run is cancelled first; the poll removes it once its worker stops.
+        self._remove_when_stopped = self._remove_when_stopped | set(running)
+        if running:
+            self._cancel(running)
+        if idle:
+            self._write(lambda: _say(("removed", idle)) if self.ctx.repo.remove(idle) else "")
+        self.marked = frozenset()
+
+    def after_refresh(self) -> None:
+        """Finish removals that waited for a running run to stop."""
+        if not self._remove_when_stopped or self.dashboard is None:
+            return
+        status = {run.id: run.status for run in self.dashboard.runs}
+        waiting = {i for i in self._remove_when_stopped if i in status}
+        ready = [i for i in sorted(waiting) if status[i] != RunStatus.RUNNING]
+        self._remove_when_stopped = frozenset(waiting - set(ready))
+        if ready:
+            self._write(lambda: _say(("removed", ready)) if self.ctx.repo.remove(ready) else "")
+
+    def action_mark(self) -> None:
+        run = self.highlighted_run()
+        if run is not None:
+            self.marked = self.marked ^ {run.id}
+
+    # ----- other screens ---------------------------------------------------------------
+
+    def action_details(self) -> None:
+        run = self.highlighted_run()
+        if run is not None and (screen := self._screen("run_detail", "RunDetailScreen")):
+            self.app.push_screen(screen(self.ctx.db_url, run.id))
+
+    def action_new_sweep(self) -> None:
+        if screen := self._screen("new_sweep", "NewSweepScreen"):
+            self.app.push_screen(screen(self.ctx.db_url), self._back)
+
+    def action_duplicate(self) -> None:
+        run = self.highlighted_run()
+        if run is not None and (screen := self._screen("new_sweep", "NewSweepScreen")):
+            self.app.push_screen(
+                screen(self.ctx.db_url, base_config=run.config.to_dict()), self._back
+            )
+
+    def action_compare(self) -> None:
+        ids = sorted(self.marked)
+        if not ids:
+            self.notify("mark runs with space first, then press C", severity="warning")
+        elif screen := self._screen("compare", "CompareScreen"):
+            self.app.push_screen(screen(self.ctx.db_url, ids))
+
+    def _back(self, _result: object = None) -> None:
+        self.refresh_now()
+
+    def _screen(self, module: str, name: str) -> Any:
+        """A screen imported on first use; None, with a notice, if it cannot be loaded."""
+        try:
+            return getattr(importlib.import_module(f"resconv_tui.screens.{module}"), name)
+        except (ImportError, AttributeError) as exc:
+            self.notify(f"{name} is not available: {exc}", severity="error")
+            return None
+
+    def action_results(self) -> None:
+        from resconv_tui.screens.results import ResultsScreen
+
+        self.app.push_screen(ResultsScreen(self.ctx))
+
+    # ----- workers ---------------------------------------------------------------------
+
+    def local_workers(self) -> list[WorkerRow]:
+        """Live workers on this machine, newest first (the ones ``w`` can signal)."""
+        if self.dashboard is None:
+            return []
+        now, host = self.dashboard.now, socket.gethostname()
+        return [
+            w
+            for w in self.dashboard.workers
+            if w.host == host and w.state != "stopping" and worker_health(w, now) != "offline"
+        ]
+
+    def action_toggle_worker(self) -> None:
+        local = self.local_workers()
+        if local:
+            self.stop_worker(local[0])
+        else:
+            self.start_worker()
+
+    def start_worker(self) -> None:
+        launched = self.ctx.launcher.start(self.ctx.worker_db_url, "auto")
+        self.notify(f"worker started (pid {launched.pid}); log: {launched.log_path}")
+        self.refresh_now()
+
+    def stop_worker(self, worker: WorkerRow) -> None:
+        def stop() -> None:
+            ok = self.ctx.launcher.stop(worker.pid)
+            text = f"asked worker pid {worker.pid} to stop" if ok else f"no process {worker.pid}"
+            self.notify(text, severity="information" if ok else "warning")
+
+        if worker.current_run_id is None:
+            stop()
+            return
+        question = f"Worker pid {worker.pid} is training run {worker.current_run_id}. Stop it?"
+        self.app.push_screen(ConfirmScreen(question, "Stop"), lambda yes: stop() if yes else None)
+
+    # ----- command palette -------------------------------------------------------------
+
+    def palette_commands(self) -> Iterator[SystemCommand]:
+        for title, help_text, action in PALETTE:
+            yield SystemCommand(title, help_text, _bind(self, action))
+        for status in (None, *RunStatus):
+            name = status or "any status"
+            yield SystemCommand(f"Filter: {name}", "Show only runs with this status",
+                                _bind(self, "set_status_filter", status))  # fmt: skip
+        for exp in self.dashboard.experiments if self.dashboard else ():
+            yield SystemCommand(f"Filter experiment: {exp}", "Show only this experiment",
+                                _bind(self, "set_experiment_filter", exp))  # fmt: skip
+
+
+PALETTE = (
+    ("Run details", "Open the highlighted run (enter)", "action_details"),
+    ("New sweep", "Queue runs with the sweep form (n)", "action_new_sweep"),
+    ("Duplicate run", "Edit the highlighted run's config as a new sweep (d)", "action_duplicate"),
+    ("Cancel run", "Cancel the marked or highlighted runs (c)", "action_cancel"),
+    ("Retry run", "Queue failed or cancelled runs again (r)", "action_retry"),
+    ("Priority up", "Raise the priority (+)", "action_priority_up"),
+    ("Priority down", "Lower the priority (-)", "action_priority_down"),
+    ("Run next", "Move to the front of the queue (t)", "action_run_next"),
+    ("Remove run", "Delete runs and their metrics (x)", "action_remove"),
+    ("Mark run", "Mark or unmark the highlighted run (space)", "action_mark"),
+    ("Compare marked runs", "Overlay the marked runs' loss curves (C)", "action_compare"),
+    ("Start or stop worker", "Start a worker here, or stop this machine's worker (w)",
+     "action_toggle_worker"),
+    ("Results", "The results table of finished runs (R)", "action_results"),
+    ("Filter runs by text", "Type to filter (/)", "action_search"),
+    ("Clear filters", "Show every run (escape)", "action_clear_filters"),
+)  # fmt: skip
+
+
+def _bind(target: Any, method: str, *args: Any) -> Callable[[], Any]:
+    if method == "action_priority_up":
+        return lambda: target.action_priority(1)
+    if method == "action_priority_down":
+        return lambda: target.action_priority(-1)
+    return lambda: getattr(target, method)(*args)
+
+
+def _say(*parts: tuple[str, list[int]]) -> str:
+    said = [f"{what}: run {', '.join(map(str, ids))}" for what, ids in parts if ids]
+    return "; ".join(said) or "nothing to do"

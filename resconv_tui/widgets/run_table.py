@@ -1,0 +1,120 @@
+"""The runs table: one row per run, updated in place so redraws stay small.
+
+Each refresh compares the new cells with the ones on screen and touches only
+the cells that changed; the table is rebuilt only when the set or order of runs
+changes. Over a slow SSH link that is the difference between repainting one
+progress bar and repainting the whole screen every second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from core.queue import RunRow, RunStatus
+from resconv_tui.polling import format_duration, run_eta, run_rate
+
+COLUMNS = (
+    ("mark", " "),
+    ("id", "id"),
+    ("status", "status"),
+    ("experiment", "experiment"),
+    ("name", "name"),
+    ("priority", "pri"),
+    ("progress", "progress"),
+    ("rate", "in/s"),
+    ("eta", "ETA"),
+    ("loss", "val loss"),
+    ("params", "params"),
+)
+BAR_WIDTH = 12
+Cells = tuple[str | Text, ...]
+
+
+class RunTable(DataTable[str | Text]):
+    """Runs with status colours from the stylesheet (component classes, not inline colours)."""
+
+    COMPONENT_CLASSES = {
+        "run-table--queued",
+        "run-table--running",
+        "run-table--succeeded",
+        "run-table--failed",
+        "run-table--cancelled",
+        "run-table--bar",
+        "run-table--bar-empty",
+        "run-table--mark",
+    }
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self._shown: dict[int, Cells] = {}
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+
+    @property
+    def highlighted_id(self) -> int | None:
+        """The run under the cursor (None when the table is empty)."""
+        if not self.row_count:
+            return None
+        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        return int(key.value) if key.value is not None else None
+
+    def show_runs(self, runs: Sequence[RunRow], now: float, marked: set[int]) -> None:
+        """Make the table show ``runs`` in order, touching as few cells as possible."""
+        fresh = {run.id: self.cells(run, now, run.id in marked) for run in runs}
+        if list(fresh) != list(self._shown):
+            self._rebuild(fresh)
+        else:
+            self._patch(fresh)
+        self._shown = fresh
+
+    def _rebuild(self, fresh: dict[int, Cells]) -> None:
+        keep = self.highlighted_id
+        self.clear()
+        for run_id, cells in fresh.items():
+            self.add_row(*cells, key=str(run_id))
+        if keep in fresh:
+            self.move_cursor(row=list(fresh).index(keep), animate=False)
+
+    def _patch(self, fresh: dict[int, Cells]) -> None:
+        for run_id, cells in fresh.items():
+            old = self._shown[run_id]
+            for (key, _), new, before in zip(COLUMNS, cells, old, strict=True):
+                if new != before:
+                    self.update_cell(str(run_id), key, new)
+
+    def cells(self, run: RunRow, now: float, marked: bool) -> Cells:
+        loss = "—" if run.validation_loss is None else f"{run.validation_loss:.6f}"
+        rate = run_rate(run, now)
+        status = str(run.status) + (" ⨯" if run.cancel_requested else "")
+        return (
+            Text("●", style=self._style("mark")) if marked else "",
+            str(run.id),
+            Text(status, style=self._style(str(run.status))),
+            run.experiment,
+            run.name,
+            str(run.priority),
+            self._bar(run),
+            "—" if rate is None else f"{rate:,.0f}",
+            format_duration(run_eta(run, now)) if run.status == RunStatus.RUNNING else "",
+            Text(loss, justify="right"),
+            Text(f"{run.param_count:,}", justify="right"),
+        )
+
+    def _bar(self, run: RunRow) -> Text:
+        filled = round(run.progress * BAR_WIDTH)
+        bar = Text("━" * filled, style=self._style("bar"))
+        bar.append("━" * (BAR_WIDTH - filled), style=self._style("bar-empty"))
+        bar.append(f" {run.progress:4.0%}")
+        return bar
+
+    def _style(self, name: str) -> str:
+        # Styles come from app.tcss; before the stylesheet applies they are plain.
+        try:
+            return str(self.get_component_rich_style(f"run-table--{name}", partial=True))
+        except Exception:
+            return ""

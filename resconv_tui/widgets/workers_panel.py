@@ -1,0 +1,78 @@
+"""The compact workers panel docked at the bottom of the runs and results screens.
+
+One line per worker: health dot, host, device, GPU utilisation, memory, current
+run and heartbeat age. It reads nothing itself: the screen's poll hands it rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from core.queue import WorkerRow
+from core.queue.views import format_age, format_bytes
+from resconv_tui.polling import worker_health
+
+HEALTH_DOT = {"online": "●", "stale": "◐", "offline": "○"}
+
+
+class WorkersPanel(Static):
+    """Workers and their health; empty states say how to start one."""
+
+    COMPONENT_CLASSES = {
+        "workers-panel--online",
+        "workers-panel--stale",
+        "workers-panel--offline",
+        "workers-panel--dim",
+    }
+
+    rows: reactive[tuple[WorkerRow, ...]] = reactive(tuple, always_update=False)
+    """The rows to show (newest first), as read by the last poll."""
+    now: reactive[float] = reactive(0.0)
+    """The poll's clock, so heartbeat ages match the data they came with."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self.border_title = "workers"
+
+    def show(self, workers: Sequence[WorkerRow], now: float) -> None:
+        # Set both before one redraw instead of repainting twice.
+        self.set_reactive(WorkersPanel.now, now)
+        self.rows = tuple(workers)
+        self._redraw()
+
+    def _redraw(self) -> None:
+        if not self.rows:
+            self.update(Text("no workers — press w to start one", style=self._style("dim")))
+            return
+        lines = Text()
+        for i, worker in enumerate(self.rows):
+            if i:
+                lines.append("\n")
+            lines.append_text(self._line(worker))
+        self.update(lines)
+
+    def _line(self, w: WorkerRow) -> Text:
+        health = worker_health(w, self.now)
+        line = Text()
+        line.append(f"{HEALTH_DOT[health]} {health:<7} ", style=self._style(health))
+        line.append(f"{w.host} pid {w.pid}  {w.device:<6} ")
+        line.append(_gpu_text(w))
+        run = f"run {w.current_run_id}" if w.current_run_id is not None else w.state
+        line.append(f"  {run:<9} done {w.runs_done:<4} beat {format_age(w.age(self.now))} ago")
+        return line
+
+    def _style(self, name: str) -> str:
+        return str(self.get_component_rich_style(f"workers-panel--{name}", partial=True))
+
+
+def _gpu_text(w: WorkerRow) -> str:
+    gpu = w.gpu
+    if gpu.util_percent is None and gpu.memory_total is None:
+        return "GPU —            "
+    util = "—" if gpu.util_percent is None else f"{gpu.util_percent:3.0f}%"
+    memory = f"{format_bytes(gpu.memory_used)}/{format_bytes(gpu.memory_total)}"
+    return f"GPU {util} mem {memory}"

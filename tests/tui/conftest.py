@@ -1,0 +1,183 @@
+"""Fixtures of the dashboard tests: a seeded SQLite queue with frozen times.
+
+The database is written through ``Repo``'s verbs only (as the worker and CLI
+would), with the repo module's clock replaced so every timestamp, and so every
+age and ETA on screen, is the same on every run: snapshots stay stable.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+import core.queue.repo as repo_module
+from core.queue import FinalFigures, GpuSnapshot, MetricPoint, NewRun, Repo
+from core.sweep import expand_sweep_text
+from resconv_tui.app import ResconvApp, make_app
+from resconv_tui.worker_launcher import Launched
+
+T0 = 1_700_000_000.0
+NOW = T0 + 600.0  # the dashboard's frozen "now"
+SIZE = (120, 36)
+
+SWEEP_T1 = """
+name: t1-layers-32
+image_size: 32
+model: v1
+max_inputs: 180000
+matrix:
+  l: [1, 2, 3, 5]
+targets:
+- {l: 1, validation_loss: 0.164834, params: 675, minutes: 0.36}
+- {l: 2, validation_loss: 0.124805, params: 19299, minutes: 0.52}
+- {l: 3, validation_loss: 0.102242, params: 37923, minutes: 0.78}
+"""
+SWEEP_ACT = """
+name: act-demo
+layers: 3
+max_inputs: 60000
+matrix:
+  act: [gelu, relu, mish, tanh]
+"""
+
+
+class FakeClock:
+    """Stands in for the ``time`` module inside ``core.queue.repo``."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+@contextmanager
+def frozen_repo_time(now: float) -> Iterator[FakeClock]:
+    clock = FakeClock(now)
+    original = repo_module.time
+    repo_module.time = clock  # type: ignore[assignment]
+    try:
+        yield clock
+    finally:
+        repo_module.time = original
+
+
+@dataclass
+class FakeLauncher:
+    """Records start/stop instead of spawning processes (the e2e test spawns real ones)."""
+
+    started: list[tuple[str, str]] = field(default_factory=list)
+    stopped: list[int] = field(default_factory=list)
+
+    def start(self, db_url: str, device: str = "auto") -> Launched:
+        self.started.append((db_url, device))
+        return Launched(pid=4242, log_path=Path("worker.log"), started_at=NOW)
+
+    def stop(self, pid: int) -> bool:
+        self.stopped.append(pid)
+        return True
+
+    def alive(self, pid: int) -> bool:
+        return True
+
+
+def new_runs(text: str) -> list[NewRun]:
+    return [NewRun.from_expanded(run) for run in expand_sweep_text(text)]
+
+
+def seed_queue(url: str) -> dict[str, Any]:
+    """Eight runs in every status, two workers, metrics; ids are 1..8 in queue order."""
+    repo = Repo.open(url)
+    with frozen_repo_time(T0) as clock:
+        ids = list(repo.enqueue(new_runs(SWEEP_T1)).added_ids)
+        ids += repo.enqueue(new_runs(SWEEP_ACT)).added_ids
+        gpu_box = repo.register_worker("gpu-box", 1111, "cuda:0")
+        for run_id, loss in zip(ids[:3], (0.161, 0.1302, 0.0991), strict=True):
+            _train(repo, clock, gpu_box, run_id, loss)
+        clock.now = T0 + 400
+        running = repo.claim(gpu_box)
+        assert running is not None and running.id == ids[3]
+        points = [MetricPoint(s, s * 6400, "train_loss", 0.2 - s / 500) for s in range(1, 15)]
+        repo.add_metrics(running.id, [*points, MetricPoint(14, 89600, "val_loss", 0.081)])
+        gpu = GpuSnapshot("RTX 4090", 87.0, 5 * 2**30, 24 * 2**30, 61.0)
+        clock.now = T0 + 580
+        repo.heartbeat(gpu_box, run_id=running.id, inputs_done=89600, gpu=gpu)
+        local = repo.register_worker(socket.gethostname(), 2222, "cpu")
+        _fail_and_cancel(repo, clock, local, ids[4], ids[5])
+    repo.close()
+    return {"ids": ids, "running": ids[3], "failed": ids[4], "cancelled": ids[5]}
+
+
+def _train(repo: Repo, clock: FakeClock, worker: str, run_id: int, loss: float) -> None:
+    claimed = repo.claim(worker)
+    assert claimed is not None and claimed.id == run_id
+    clock.now += 60 + run_id * 7
+    repo.add_metrics(run_id, [MetricPoint(1, 64, "train_loss", loss * 1.1)])
+    figures = FinalFigures(
+        validation_loss=loss,
+        train_seconds=55.0 + run_id * 7,
+        inputs_per_s=3272.0 - run_id * 100,
+        peak_memory_bytes=(300 + run_id * 40) * 2**20,
+        inputs_done=claimed.total_inputs,
+    )
+    assert repo.finish(run_id, worker, figures)
+
+
+def _fail_and_cancel(repo: Repo, clock: FakeClock, worker: str, fail: int, cancel: int) -> None:
+    clock.now = T0 + 590
+    repo.set_priority([fail], 5)  # claimed before the older queued runs
+    assert repo.claim(worker) is not None
+    repo.add_metrics(fail, [], inputs_done=1280)
+    repo.fail(fail, worker, "CUDA out of memory (tried to allocate 2.0 GiB)")
+    repo.request_cancel([cancel])
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'runs.db'}"
+
+
+@pytest.fixture
+def seeded(db_url: str) -> dict[str, Any]:
+    return seed_queue(db_url)
+
+
+@pytest.fixture
+def launcher() -> FakeLauncher:
+    return FakeLauncher()
+
+
+@pytest.fixture
+def app_factory(db_url: str, launcher: FakeLauncher, tmp_path: Path) -> Any:
+    def factory() -> ResconvApp:
+        # Long poll interval: tests refresh through actions, never by waiting.
+        return make_app(
+            db_url,
+            clock=lambda: NOW,
+            launcher=launcher,  # type: ignore[arg-type]
+            poll_interval_s=3600,
+            export_dir=tmp_path,
+        )
+
+    return factory
+
+
+@pytest.fixture
+def settle() -> Any:
+    return settle_pilot
+
+
+async def settle_pilot(pilot: Pilot[Any]) -> None:
+    """Wait until every thread worker (polls, writes) has finished and its message drawn."""
+    for _ in range(10):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        if not any(w.is_running for w in pilot.app.workers):
+            return
