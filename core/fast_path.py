@@ -1,0 +1,421 @@
+"""The CUDA fast path of fit() (issue 5): the same training, without the host in the way.
+
+At batch 64 and 32 channels a ResConv step is a few hundred tiny kernels; a
+plain PyTorch loop spends its time launching them and waiting for the host,
+not computing. This module removes that overhead and nothing else:
+
+* the dataset is already resident on the device (``core.data``); the batch is
+  gathered there by index (``index_select``), masks come from a (4, H, W)
+  table (``core.task``), so the only per-step upload is 2 x batch int64
+  (indices and half ids) from a pinned ring buffer, asynchronously;
+* the model runs channels_last under bf16 autocast (``precision: auto``) or in
+  fp32 (``precision: fp32``);
+* the whole step (gather, mask, forward, L1, backward, AdamW with
+  ``capturable=True`` and a tensor learning rate, the loss record and the
+  in-place cosine lr update) is captured once in a CUDA graph and replayed;
+* the loss of step k is written on the device into ``history[k]``; the step
+  returns that 0-dim view, so nothing waits for the GPU until the loop reads a
+  window of losses (``AsyncLossReader`` does it without a wait).
+
+What stays the same as the plain step, on purpose: the batch order and the
+masks (the same index batches from the loop, the same ``mask_generator``
+draws), BatchNorm in train mode with its running stats updated every step,
+AdamW's math, the lr of step k (``core.train.cosine_lr``), and validation,
+which the loop does with its own functions. The short last batch of an epoch
+has another shape, so it runs eagerly through the same body.
+
+If capture fails for any reason the step runs the same body eagerly and says
+why in ``description`` (which fit() stores in ``FitResult.path_used``).
+
+Switches (environment, so a worker or benchmark can flip them without a config change):
+``RESCONV_FAST_PATH=0`` keeps the plain step on CUDA; ``RESCONV_GRAPH=0`` skips
+capture; ``RESCONV_COMPILE=1`` runs the model through ``torch.compile`` (about 20 s
+per model shape, so it only pays off for long runs or whole tables).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.task import FILL, draw_halves, half_mask_table
+
+FAST_PATH_ENV = "RESCONV_FAST_PATH"
+GRAPH_ENV = "RESCONV_GRAPH"
+COMPILE_ENV = "RESCONV_COMPILE"
+WARMUP_STEPS = 3  # cuDNN autotuning, AdamW's lazy state and compilation happen here
+PINNED_SLOTS = 64  # the host may run this many steps ahead before reusing a staging slot
+_OFF = {"0", "false", "no", "off"}
+_ON = {"1", "true", "yes", "on"}
+
+
+# ----- decisions ---------------------------------------------------------------------
+
+
+def wants_fast_path(device: torch.device, env: Mapping[str, str] | None = None) -> bool:
+    """True on CUDA unless ``RESCONV_FAST_PATH=0``; CPU always keeps the plain step."""
+    env = os.environ if env is None else env
+    return device.type == "cuda" and env.get(FAST_PATH_ENV, "1").strip().lower() not in _OFF
+
+
+def wants_graph(device: torch.device, env: Mapping[str, str] | None = None) -> str | None:
+    """None when a CUDA graph should be captured, else the reason not to."""
+    env = os.environ if env is None else env
+    if device.type != "cuda":
+        return "CUDA graphs need a CUDA device"
+    if env.get(GRAPH_ENV, "1").strip().lower() in _OFF:
+        return f"{GRAPH_ENV}=0"
+    return None
+
+
+def wants_compile(env: Mapping[str, str] | None = None) -> bool:
+    """``RESCONV_COMPILE=1`` turns torch.compile on (off by default: see the module doc)."""
+    env = os.environ if env is None else env
+    return env.get(COMPILE_ENV, "0").strip().lower() in _ON
+
+
+def describe(
+    device: torch.device, precision: str, mode: str, why_not: str | None, compiled: bool = False
+) -> str:
+    """``FitResult.path_used``, e.g. ``cuda-graph bf16`` or ``cuda-eager fp32 (graph ...)``."""
+    text = f"{device.type}-{mode} {precision}" + (" compiled" if compiled else "")
+    return f"{text} ({why_not})" if why_not else text
+
+
+def failure_reason(exc: BaseException, limit: int = 160) -> str:
+    """One short line for a failed capture: the exception's type and first line."""
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ----- small tensor pieces -------------------------------------------------------------
+
+
+def cosine_lr_(lr: torch.Tensor, step: torch.Tensor, base_lr: float, t_max: int) -> None:
+    """In place, on the device: ``lr`` <- ``core.train.cosine_lr(step, base_lr, t_max)``.
+
+    Tensor ops only (no ``.item()``), so it can live inside a CUDA graph. The
+    angle is computed in float64 like the Python version, then stored in lr's dtype.
+    """
+    if t_max <= 0:
+        lr.fill_(base_lr)
+        return
+    angle = step.to(torch.float64) * (math.pi / t_max)
+    lr.copy_(angle.cos_().add_(1).mul_(base_lr / 2))
+
+
+def make_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> torch.Tensor:
+    """Switch a fresh Adam/AdamW to a device tensor lr (and capturable on CUDA); return the lr.
+
+    Done in place so that the loop's optimizer object (saved in checkpoints)
+    stays the one that trains. It must not have stepped yet: AdamW creates its
+    state lazily, and reads ``capturable`` from the group at that moment.
+    """
+    if optimizer.state:
+        raise ValueError("make_capturable needs an optimizer that has not stepped yet")
+    base = float(optimizer.param_groups[0]["lr"])
+    lr = torch.tensor(base, dtype=torch.float32, device=device)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+        # foreach + tensor lr is only allowed when capturable; off CUDA use the single-tensor form.
+        group["capturable"] = device.type == "cuda"
+        if device.type != "cuda":
+            group["foreach"] = False
+    return lr
+
+
+def select_batch(
+    images: torch.Tensor, indices: torch.Tensor, halves: torch.Tensor, table: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(masked input, clean target), float32 (n, C, H, W) in [0, 1], gathered on the device.
+
+    ``images`` uint8 (N, C, H, W); ``indices``, ``halves`` int64 (n,); ``table``
+    bool (4, H, W) from ``core.task.half_mask_table``. Same values as the plain
+    step's ``delete_halves(to_unit(images[indices]), halves)``.
+    """
+    target = images.index_select(0, indices).float().div_(255)  # (n, C, H, W)
+    masked = target.masked_fill(table.index_select(0, halves).unsqueeze(1), FILL)
+    return masked, target
+
+
+class PinnedRing:
+    """Staging slots for the per-step upload, reused round-robin.
+
+    A slot is written by the host only after the copy that last read it has
+    finished (its event), so the host can run ``slots`` steps ahead of the GPU
+    and never overwrites data still on its way.
+    """
+
+    def __init__(self, width: int, device: torch.device, slots: int = PINNED_SLOTS) -> None:
+        cuda = device.type == "cuda"
+        self.buffers = [
+            torch.empty(width, dtype=torch.int64, pin_memory=cuda) for _ in range(slots)
+        ]
+        self.events: list[torch.cuda.Event | None] = [None] * slots
+        self.cuda = cuda
+        self.next = 0
+
+    def upload(self, values: torch.Tensor, target: torch.Tensor) -> None:
+        """Copy int64 ``values`` (CPU) into the device tensor ``target`` without a host wait."""
+        slot = self.next
+        self.next = (slot + 1) % len(self.buffers)
+        event = self.events[slot]
+        if event is not None:
+            event.synchronize()  # normally long done: only waits when the host is far ahead
+        staging = self.buffers[slot][: values.numel()]
+        staging.copy_(values)
+        target.copy_(staging, non_blocking=True)
+        if self.cuda:
+            event = event or torch.cuda.Event()
+            event.record()
+            self.events[slot] = event
+
+
+class AsyncLossReader:
+    """Reads a window of device losses back without stopping the GPU.
+
+    ``request`` queues a device-to-pinned copy and records an event; ``ready``
+    polls the event; ``values`` waits only if it is still in flight. On CPU the
+    copy is immediate.
+    """
+
+    def __init__(self, capacity: int, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.host = torch.empty(capacity, dtype=torch.float32, pin_memory=self.cuda)
+        self.event = torch.cuda.Event() if self.cuda else None
+        self.count = 0
+
+    def request(self, losses: torch.Tensor) -> None:
+        """Start copying ``losses`` (n,) (n <= capacity) to the host."""
+        self.count = losses.numel()
+        self.host[: self.count].copy_(losses.detach().float(), non_blocking=self.cuda)
+        if self.event is not None:
+            self.event.record()
+
+    def ready(self) -> bool:
+        return self.event is None or self.event.query()
+
+    def values(self) -> list[float]:
+        if self.event is not None:
+            self.event.synchronize()
+        return self.host[: self.count].tolist()
+
+
+# ----- the step ------------------------------------------------------------------------
+
+
+class FastStep:
+    """``step(CPU index batch, lr) -> the batch's loss`` (a 0-dim device view, no sync).
+
+    Built by ``make_fast_step``. ``lr`` is accepted for the loop's contract but
+    the step keeps its own device copy of the same schedule (``cosine_lr_``),
+    which is what makes the lr update capturable.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        images: torch.Tensor,
+        mask_generator: torch.Generator,
+        *,
+        batch_size: int,
+        t_max: int,
+        capacity: int,
+        precision: str,
+        channels_last: bool,
+        compile_model: bool = False,
+    ) -> None:
+        self.device = images.device
+        self.model, self.optimizer, self.images = model, optimizer, images
+        self.mask_generator, self.batch_size, self.t_max = mask_generator, batch_size, t_max
+        self.precision = precision
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        if channels_last:
+            model.to(memory_format=torch.channels_last)  # same Parameter objects: AdamW keeps them
+        self.forward: Callable[[torch.Tensor], torch.Tensor] = (
+            torch.compile(model, dynamic=False) if compile_model else model  # type: ignore[assignment]
+        )
+        self.base_lr = float(optimizer.param_groups[0]["lr"])
+        self.lr = make_capturable(optimizer, self.device)
+        self.table = half_mask_table(*images.shape[-2:], device=self.device)  # bool (4, H, W)
+        self.position = torch.zeros((), dtype=torch.int64, device=self.device)  # step counter
+        self.history = torch.zeros(max(capacity, 1), dtype=torch.float32, device=self.device)
+        self.ring = PinnedRing(2 * batch_size, self.device)
+        self.inputs: dict[int, torch.Tensor] = {}  # batch length -> int64 (2n,) device buffer
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.steps = 0
+        self.mode = "eager"
+        self.why_not: str | None = None
+
+    # --- what the loop calls ---
+
+    def __call__(self, indices: torch.Tensor, lr: float) -> torch.Tensor:
+        n = len(indices)
+        halves = draw_halves(n, self.mask_generator, "cpu")  # same draws as the plain step
+        buffer = self._input_buffer(n)
+        self.ring.upload(torch.cat((indices, halves)), buffer)
+        if self.graph is not None and n == self.batch_size:
+            self.graph.replay()
+        else:
+            self._eager(buffer)
+        slot = self.steps % len(self.history)
+        self.steps += 1
+        return self.history[slot]
+
+    @property
+    def description(self) -> str:
+        compiled = self.forward is not self.model
+        return describe(self.device, self.precision, self.mode, self.why_not, compiled)
+
+    def losses(self, first: int, last: int) -> torch.Tensor:
+        """Device losses of steps ``first..last-1`` (for ``AsyncLossReader``), no copy."""
+        size = len(self.history)
+        if last - first > size:
+            raise ValueError("window longer than the loss history")
+        slots = torch.arange(first, last, device=self.device) % size
+        return self.history.index_select(0, slots)
+
+    # --- setting up ---
+
+    def capture(self) -> None:
+        """Warm up, restore the untouched state, capture the full-batch step; or say why not."""
+        saved = _snapshot(self.model)
+        try:
+            self._warm_up_and_capture(saved)
+            self.mode = "graph"
+        except Exception as exc:  # any failure: keep training, eagerly, and say why
+            self.graph = None
+            self.why_not = f"graph capture failed: {failure_reason(exc)}"
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.optimizer.zero_grad(set_to_none=True)
+            self._restore(saved)  # a warm-up step may have run before the failure
+
+    def _warm_up_and_capture(self, saved: dict[str, torch.Tensor]) -> None:
+        rng = torch.cuda.get_rng_state(self.device)  # RReLU draws slopes from it
+        buffer = self._input_buffer(self.batch_size)
+        dummy = torch.arange(self.batch_size, device=self.device) % len(self.images)
+        buffer.copy_(torch.cat((dummy, torch.zeros_like(dummy))))
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):  # as the CUDA-graph docs advise: warm up off the main stream
+            for _ in range(WARMUP_STEPS):
+                self._eager(buffer)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        # Warm-up steps were real updates: put weights, BN stats, Adam state and lr back.
+        self._restore(saved)
+        torch.cuda.set_rng_state(rng, self.device)
+        graph = torch.cuda.CUDAGraph()
+        self.optimizer.zero_grad(set_to_none=True)  # grads get allocated inside the graph's pool
+        with torch.cuda.graph(graph):
+            self._body(buffer)
+        self.graph = graph
+
+    def _restore(self, saved: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for name, value in self.model.state_dict().items():
+                value.copy_(saved[name])  # in place: the graph records these addresses
+            for state in self.optimizer.state.values():
+                for value in state.values():
+                    if isinstance(value, torch.Tensor):
+                        value.zero_()  # AdamW's initial state: step 0, zero moments
+        self.position.zero_()
+        self.history.zero_()
+        self.lr.fill_(self.base_lr)
+
+    def _input_buffer(self, n: int) -> torch.Tensor:
+        if n not in self.inputs:
+            self.inputs[n] = torch.zeros(2 * n, dtype=torch.int64, device=self.device)
+        return self.inputs[n]
+
+    # --- the step itself ---
+
+    def _eager(self, buffer: torch.Tensor) -> None:
+        # Grads must start as None: the graph's own grads live in its pool and must not
+        # be accumulated into (and the short batch must not reuse stale ones).
+        self.optimizer.zero_grad(set_to_none=True)
+        forward = self.forward
+        if len(buffer) != 2 * self.batch_size:
+            forward = self.model  # the short batch: no recompilation for one odd shape
+        self._body(buffer, forward)
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def _body(self, buffer: torch.Tensor, forward: Callable | None = None) -> None:
+        """One optimizer step from the device buffer [indices | halves] (2n,). Graph-safe."""
+        n = len(buffer) // 2
+        masked, target = select_batch(self.images, buffer[:n], buffer[n:], self.table)
+        masked = masked.contiguous(memory_format=self.memory_format)
+        with self._autocast():
+            output = (forward or self.forward)(masked)  # (n, C, H, W)
+        loss = F.l1_loss(output.float(), target)
+        loss.backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            slot = self.position.remainder(len(self.history)).view(1)
+            self.history.index_copy_(0, slot, loss.detach().view(1))
+            self.position.add_(1)
+            cosine_lr_(self.lr, self.position, self.base_lr, self.t_max)
+
+    def _autocast(self) -> AbstractContextManager[Any]:
+        if self.precision == "bf16" and self.device.type == "cuda":
+            # No weight cache: cached casts made during capture would go stale on replay.
+            return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)
+        return nullcontext()
+
+
+def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: value.detach().clone() for name, value in model.state_dict().items()}
+
+
+def make_fast_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    mask_generator: torch.Generator,
+    *,
+    batch_size: int,
+    base_steps: tuple[int, int],
+    precision: str,
+    graph: bool | None = None,
+    compile_model: bool | None = None,
+    env: Mapping[str, str] | None = None,
+) -> FastStep:
+    """Build the fast step for ``images.device`` and capture its graph where possible.
+
+    ``base_steps`` = (t_max of the cosine, planned optimizer steps). ``graph`` and
+    ``compile_model`` default to the environment switches; off CUDA there is no
+    graph (the eager fast step still runs, which is how CPU tests check it).
+    """
+    device = images.device
+    cuda = device.type == "cuda"
+    if cuda:
+        # Fixed shapes for the whole run: let cuDNN pick its fastest kernels once.
+        torch.backends.cudnn.benchmark = True
+    t_max, capacity = base_steps
+    step = FastStep(
+        model,
+        optimizer,
+        images,
+        mask_generator,
+        batch_size=batch_size,
+        t_max=t_max,
+        capacity=capacity,
+        precision=precision,
+        channels_last=cuda,
+        compile_model=wants_compile(env) if compile_model is None else compile_model,
+    )
+    why_not = wants_graph(device, env) if graph is None else None if graph else "graph disabled"
+    if why_not is None:
+        step.capture()
+    else:
+        step.why_not = why_not if cuda else None  # on CPU eager is simply what runs
+    return step

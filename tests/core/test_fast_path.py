@@ -1,0 +1,227 @@
+"""The CUDA fast path's pieces, on CPU: masks, schedule, batch order, fallback decisions.
+
+The fast step runs eagerly on CPU (no graph), through the same body the CUDA
+graph captures, so its losses can be compared step for step with the plain step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import core.fast_path as fp
+from core.config import RunConfig
+from core.model import build_model
+from core.task import delete_halves, draw_halves, half_mask_table
+from core.train import (
+    MASK_STREAM,
+    SHUFFLE_STREAM,
+    cosine_lr,
+    make_optimizer,
+    make_plain_step,
+    planned_steps,
+    seeded_generator,
+    to_unit,
+    train_batches,
+)
+
+CONFIG = RunConfig(layers=3, channels=4, batch_size=16, max_inputs=200, seed=3)
+N_TRAIN = 72  # 4 full batches of 16 and a short one of 8 per epoch
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    return torch.randint(0, 256, (N_TRAIN, 1, 28, 28), generator=torch.Generator().manual_seed(1))
+
+
+def _fresh(config: RunConfig = CONFIG) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(config.seed)
+    model = build_model(config).train()
+    return model, make_optimizer(model, config)
+
+
+def _fast_step(images: torch.Tensor, config: RunConfig = CONFIG, **kwargs: object) -> fp.FastStep:
+    model, optimizer = _fresh(config)
+    t_max = config.max_inputs // config.batch_size
+    steps = planned_steps(len(images), config.batch_size, config.max_inputs)[0]
+    return fp.make_fast_step(
+        model, optimizer, images, seeded_generator(config.seed, MASK_STREAM),
+        batch_size=config.batch_size, base_steps=(t_max, steps), precision="fp32", **kwargs,
+    )  # fmt: skip
+
+
+def _losses(step: object, images: torch.Tensor, config: RunConfig = CONFIG) -> list[float]:
+    shuffle = seeded_generator(config.seed, SHUFFLE_STREAM)
+    t_max = config.max_inputs // config.batch_size
+    out = []
+    batches = train_batches(len(images), config.batch_size, config.max_inputs, shuffle)
+    for i, (indices, _) in enumerate(batches):
+        out.append(step(indices, cosine_lr(i, config.lr, t_max)))  # type: ignore[operator]
+    return torch.stack(out).tolist()
+
+
+# ----- decisions -----------------------------------------------------------------------
+
+
+def test_cpu_keeps_the_plain_step_and_cuda_takes_the_fast_one() -> None:
+    assert not fp.wants_fast_path(CPU, env={})
+    assert fp.wants_fast_path(torch.device("cuda"), env={})
+    assert not fp.wants_fast_path(torch.device("cuda"), env={fp.FAST_PATH_ENV: "0"})
+
+
+def test_graph_decision_names_its_reason() -> None:
+    assert fp.wants_graph(torch.device("cuda"), env={}) is None
+    assert fp.wants_graph(torch.device("cuda"), env={fp.GRAPH_ENV: "off"}) == "RESCONV_GRAPH=0"
+    assert "CUDA" in (fp.wants_graph(CPU, env={}) or "")
+
+
+def test_compile_is_opt_in() -> None:
+    assert not fp.wants_compile(env={})
+    assert fp.wants_compile(env={fp.COMPILE_ENV: "1"})
+
+
+def test_precision_resolution() -> None:
+    assert RunConfig().resolved_precision("cuda") == "bf16"
+    assert RunConfig().resolved_precision("cpu") == "fp32"
+    assert RunConfig(precision="fp32").resolved_precision("cuda") == "fp32"
+
+
+def test_description_reads_like_a_path() -> None:
+    cuda = torch.device("cuda")
+    assert fp.describe(cuda, "bf16", "graph", None) == "cuda-graph bf16"
+    assert fp.describe(cuda, "bf16", "graph", None, compiled=True) == "cuda-graph bf16 compiled"
+    text = fp.describe(cuda, "fp32", "eager", "graph capture failed: RuntimeError: x")
+    assert text == "cuda-eager fp32 (graph capture failed: RuntimeError: x)"
+    long = fp.failure_reason(RuntimeError("a" * 500 + "\nsecond line"))
+    assert long.startswith("RuntimeError: aaa") and long.endswith("...") and len(long) == 160
+
+
+# ----- tensor pieces -------------------------------------------------------------------
+
+
+def test_device_masks_equal_the_task_functions(images: torch.Tensor) -> None:
+    indices = torch.tensor([5, 0, 71, 5, 33])
+    halves = torch.tensor([0, 1, 2, 3, 1])
+    masked, target = fp.select_batch(images, indices, halves, half_mask_table(28, 28, CPU))
+    expected_target = to_unit(images[indices])
+    assert torch.equal(target, expected_target)
+    assert torch.equal(masked, delete_halves(expected_target, halves))
+    assert masked[0, 0, :, :14].eq(0).all() and masked[2, 0, :14].eq(0).all()
+
+
+def test_tensor_cosine_equals_the_plain_schedule() -> None:
+    lr, step = torch.zeros((), dtype=torch.float32), torch.zeros((), dtype=torch.int64)
+    for t in range(2815):
+        step.fill_(t)
+        fp.cosine_lr_(lr, step, 3e-4, 2812)
+        assert lr.item() == pytest.approx(cosine_lr(t, 3e-4, 2812), rel=1e-6, abs=1e-12)
+    fp.cosine_lr_(lr, step, 1e-3, 0)  # no schedule when max_inputs < batch_size
+    assert lr.item() == pytest.approx(1e-3)
+
+
+def test_lr_is_one_tensor_updated_in_place(images: torch.Tensor) -> None:
+    step = _fast_step(images)
+    lr = step.lr
+    address = lr.data_ptr()
+    assert all(group["lr"] is lr for group in step.optimizer.param_groups)
+    indices = torch.arange(16)
+    for i in range(3):
+        step(indices, 0.0)
+        assert lr.data_ptr() == address  # a captured graph reads this very memory
+        assert lr.item() == pytest.approx(cosine_lr(i + 1, CONFIG.lr, 12), rel=1e-6)
+
+
+def test_make_capturable_refuses_an_optimizer_that_stepped() -> None:
+    model, optimizer = _fresh()
+    model(torch.rand(2, 1, 28, 28)).mean().backward()
+    optimizer.step()
+    with pytest.raises(ValueError, match="not stepped"):
+        fp.make_capturable(optimizer, CPU)
+
+
+# ----- the step against the plain step ---------------------------------------------------
+
+
+def test_fast_step_follows_the_plain_batch_order_and_masks(images: torch.Tensor) -> None:
+    model, optimizer = _fresh()
+    plain = make_plain_step(model, optimizer, images, seeded_generator(CONFIG.seed, MASK_STREAM))
+    expected = _losses(plain, images)
+    fast = _fast_step(images)
+    got = _losses(fast, images)
+    # 14 steps: 2 epochs of 4 + 1 (a short batch of 8, eager in the fast path), then 4.
+    assert len(got) == len(expected) == planned_steps(N_TRAIN, 16, 200)[0] == 14
+    assert got == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    assert fast.description == "cpu-eager fp32"
+
+
+def test_loss_views_stay_valid_until_read(images: torch.Tensor) -> None:
+    step = _fast_step(images)
+    views = [step(torch.arange(16) + i, 0.0) for i in range(5)]
+    values = torch.stack(views).tolist()
+    assert values == step.losses(0, 5).tolist() and all(math.isfinite(v) for v in values)
+    assert len(set(values)) == 5  # each view kept its own step's loss
+
+
+def test_history_wraps_instead_of_overflowing(images: torch.Tensor) -> None:
+    step = _fast_step(images.clone())
+    step.history = torch.zeros(3)
+    for i in range(7):
+        last = step(torch.arange(16) + i, 0.0)
+    assert math.isfinite(last.item()) and step.steps == 7 and int(step.position) == 7
+    with pytest.raises(ValueError, match="longer than"):
+        step.losses(0, 4)
+
+
+# ----- fallback when capture fails -------------------------------------------------------
+
+
+def test_a_failed_capture_falls_back_to_eager_with_the_reason(
+    images: torch.Tensor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, optimizer = _fresh()
+    plain = make_plain_step(model, optimizer, images, seeded_generator(CONFIG.seed, MASK_STREAM))
+    expected = _losses(plain, images)
+
+    def broken(self: fp.FastStep, saved: dict[str, torch.Tensor]) -> None:
+        self._eager(self._input_buffer(self.batch_size))  # a warm-up step really ran ...
+        raise RuntimeError("operation not permitted when stream is capturing\nmore detail")
+
+    monkeypatch.setattr(fp.FastStep, "_warm_up_and_capture", broken)
+    step = _fast_step(images, graph=True)
+    assert step.graph is None and step.mode == "eager"
+    assert step.description == (
+        "cpu-eager fp32 (graph capture failed: RuntimeError: operation not permitted when "
+        "stream is capturing)"
+    )
+    # ... and was undone: the run is the same as if capture had never been tried.
+    assert _losses(step, images) == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
+def test_capture_without_cuda_fails_cleanly(images: torch.Tensor) -> None:
+    step = _fast_step(images, graph=True)
+    assert step.mode == "eager" and (step.why_not or "").startswith("graph capture failed")
+    assert math.isfinite(step(torch.arange(16), 0.0).item())
+
+
+# ----- host buffers ------------------------------------------------------------------------
+
+
+def test_ring_upload_and_async_reader_round_trip() -> None:
+    ring = fp.PinnedRing(8, CPU, slots=2)
+    target = torch.zeros(6, dtype=torch.int64)
+    for k in range(5):
+        values = torch.arange(6) * k
+        ring.upload(values, target)
+        assert torch.equal(target, values)
+    reader = fp.AsyncLossReader(4, CPU)
+    reader.request(torch.tensor([0.5, 0.25, 0.125]))
+    assert reader.ready() and reader.values() == [0.5, 0.25, 0.125]
+
+
+def test_draws_match_the_plain_steps_generator_use() -> None:
+    # The fast step draws halves on the CPU from the same generator, in the same amounts.
+    a, b = seeded_generator(1, MASK_STREAM), seeded_generator(1, MASK_STREAM)
+    assert torch.equal(draw_halves(16, a, "cpu"), draw_halves(16, b, CPU))
