@@ -1,0 +1,89 @@
+"""GPU statistics from NVML (``pynvml``, package nvidia-ml-py), or nothing.
+
+A worker samples its device with every heartbeat. Any NVML problem (no driver,
+no library, a CPU device, a GPU that vanished) means "no GPU stats": the
+monitor never raises, because training must not stop over a dashboard badge.
+Torch-free: NVML indexes physical GPUs, so ``cuda:N`` is mapped through
+``CUDA_VISIBLE_DEVICES`` here instead of asking torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class GpuStats:
+    name: str | None = None
+    util_percent: float | None = None
+    memory_used: int | None = None  # bytes
+    memory_total: int | None = None  # bytes
+    temperature_c: float | None = None
+
+
+def cuda_index(device: str) -> int | None:
+    """``cuda`` -> 0, ``cuda:1`` -> 1, anything else (cpu, mps) -> None."""
+    kind, _, index = device.partition(":")
+    if kind != "cuda":
+        return None
+    return int(index) if index.isdigit() else 0
+
+
+class GpuMonitor:
+    """Samples one CUDA device through NVML; ``sample()`` is None when it cannot."""
+
+    def __init__(self, device: str, visible: str | None = None) -> None:
+        self._nvml: Any = None
+        self._handle: Any = None
+        index = cuda_index(device)
+        if index is None:
+            return
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES") if visible is None else visible
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._nvml = pynvml
+            self._handle = _handle(pynvml, index, visible)
+        except Exception:  # ImportError, NVMLError_*, a bad CUDA_VISIBLE_DEVICES entry
+            self.close()
+
+    @property
+    def available(self) -> bool:
+        return self._handle is not None
+
+    def sample(self) -> GpuStats | None:
+        if self._handle is None:
+            return None
+        nvml, handle = self._nvml, self._handle
+        try:
+            memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+            name = nvml.nvmlDeviceGetName(handle)
+            return GpuStats(
+                name=name.decode() if isinstance(name, bytes) else str(name),
+                util_percent=float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu),
+                memory_used=int(memory.used),
+                memory_total=int(memory.total),
+                temperature_c=float(nvml.nvmlDeviceGetTemperature(handle, 0)),  # 0: GPU die
+            )
+        except Exception:  # the device or driver went away: report nothing, keep training
+            return None
+
+    def close(self) -> None:
+        if self._nvml is not None:
+            with contextlib.suppress(Exception):
+                self._nvml.nvmlShutdown()
+        self._nvml = self._handle = None
+
+
+def _handle(pynvml: Any, index: int, visible: str | None) -> Any:
+    entries = [e.strip() for e in visible.split(",") if e.strip()] if visible else []
+    if not entries:
+        return pynvml.nvmlDeviceGetHandleByIndex(index)
+    entry = entries[index]
+    if entry.isdigit():
+        return pynvml.nvmlDeviceGetHandleByIndex(int(entry))
+    return pynvml.nvmlDeviceGetHandleByUUID(entry)  # "GPU-..." or "MIG-..." entries

@@ -1,0 +1,517 @@
+"""The worker: claim a queued run, train it, record everything, repeat.
+
+The one place that joins the queue and training. Deliberately boring:
+
+* At start it registers itself and marks stale ``running`` runs failed "worker
+  lost": their heartbeat is older than ``stale_after_s``, or their worker was a
+  process on this host that no longer exists (so a restart after ``kill -9``
+  recovers at once instead of after 30 s).
+* It claims the highest-priority, oldest queued run and calls ``core.train.fit``
+  with callbacks that buffer metric rows and write them in batches (every
+  ``FLUSH_S`` or ``FLUSH_ROWS``), read the cancel flag at most every
+  ``CANCEL_CHECK_S`` and check the signal flag at every step.
+* A heartbeat thread refreshes the worker row (with GPU stats) and the run's
+  heartbeat every ``HEARTBEAT_S``. A thread rather than the training callback
+  because fit() can be silent for long stretches (a validation pass over 10,000
+  images on a CPU, the first CUDA kernels compiling); the heartbeat says the
+  process is alive, not that a step finished. torch releases the GIL while it
+  computes, so the thread keeps time.
+* A run that raises ends ``failed`` with a short message and the worker goes on.
+* Signals only set flags. The first SIGINT/SIGTERM stops the current run before
+  its next step, puts it back to ``queued`` (it trains again from the start on the
+  next claim: the interruption was not the run's fault) and exits with status 0.
+  A second signal puts the run back to ``queued`` as best it can within 2 s and
+  exits at once with status 130 (``os._exit``: no cleanup that could hang).
+* Idle polling backs off from 0.1 s to ``POLL_MAX_S``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from core.errors import ConfigError, ResconvError
+from core.gpu import GpuMonitor
+from core.queue import FinalFigures, GpuSnapshot, MetricPoint, QueueError, Repo, RunRow
+from core.queue.db import sqlite_path
+from core.queue.repo import STALE_AFTER_S
+from core.queue.rows import TRAIN_LOSS, VAL_LOSS
+from core.queue.samples import encode_samples
+
+if TYPE_CHECKING:  # torch-using modules are imported when the worker starts training
+    from core.train import FitCallbacks, FitResult, TrainPoint, ValidationPoint
+
+HEARTBEAT_S = 3.0
+FLUSH_S = 1.0
+FLUSH_ROWS = 500
+CANCEL_CHECK_S = 1.0
+POLL_MIN_S, POLL_MAX_S = 0.1, 3.0
+RECOVER_EVERY_S = 30.0
+LOG_EVERY = 20  # steps per TrainPoint
+EMERGENCY_REQUEUE_S = 2.0
+MAX_ERROR_CHARS = 300
+
+# trainer(run, callbacks, checkpoint_dir) -> FitResult; tests pass a fake one.
+Trainer = Callable[[RunRow, "FitCallbacks", Path], "FitResult"]
+
+
+def say(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} worker: {message}", flush=True)
+
+
+# ----- signals ------------------------------------------------------------------------
+
+
+class StopFlags:
+    """Set by signal handlers, read by the loop. Handlers do nothing else (but the 2nd)."""
+
+    def __init__(self) -> None:
+        self.signals = 0
+        self.on_second: Callable[[], None] = lambda: None
+
+    @property
+    def stop(self) -> bool:
+        return self.signals > 0
+
+    def handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.signals += 1
+        if self.signals == 1:
+            name = signal.Signals(signum).name
+            say(f"{name}: stopping after this step (send it again to exit at once)")
+        else:
+            self.on_second()
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self.handle)
+
+
+# ----- recording one run --------------------------------------------------------------
+
+
+class RunRecorder:
+    """fit() callbacks backed by the queue: batched metric rows, cached cancel flag."""
+
+    def __init__(
+        self,
+        repo: Repo,
+        run_id: int,
+        flags: StopFlags,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.repo, self.run_id, self.flags, self.clock = repo, run_id, flags, clock
+        self.buffer: list[MetricPoint] = []
+        self.inputs_done: int | None = None
+        self.last_flush = self.last_cancel_check = clock()
+        self.cancelled = False
+        self.stopped_by_signal = False
+
+    def callbacks(self) -> FitCallbacks:
+        from core.train import FitCallbacks
+
+        return FitCallbacks(
+            on_train_loss=self.on_train_loss,
+            on_validation=self.on_validation,
+            should_stop=self.should_stop,
+            log_every=LOG_EVERY,
+        )
+
+    def on_train_loss(self, p: TrainPoint) -> None:
+        for name, value in (
+            (TRAIN_LOSS, p.loss),
+            ("lr", p.lr),
+            ("inputs_per_s", p.inputs_per_s),
+            ("memory_bytes", p.memory_bytes),
+        ):
+            self.buffer.append(MetricPoint(p.step, p.inputs, name, float(value)))
+        self.inputs_done = p.inputs
+        if len(self.buffer) >= FLUSH_ROWS:
+            self.flush()
+
+    def on_validation(self, p: ValidationPoint) -> None:
+        self.buffer.append(MetricPoint(p.step, p.inputs, VAL_LOSS, float(p.loss)))
+        self.inputs_done = p.inputs
+        self.flush()  # rare and what people wait for: show it now
+
+    def should_stop(self) -> bool:
+        """Called before every step: must cost next to nothing most of the time."""
+        if self.flags.stop:
+            self.stopped_by_signal = True
+            return True
+        now = self.clock()
+        if now - self.last_flush >= FLUSH_S:
+            self.flush()
+        if now - self.last_cancel_check >= CANCEL_CHECK_S:
+            self.last_cancel_check = now
+            self.cancelled = self.repo.is_cancel_requested(self.run_id)
+        return self.cancelled
+
+    def flush(self) -> None:
+        self.last_flush = self.clock()
+        if self.buffer or self.inputs_done is not None:
+            self.repo.add_metrics(self.run_id, self.buffer, self.inputs_done)
+            self.buffer = []
+
+
+class Heartbeat(threading.Thread):
+    """Keeps the worker row (with GPU stats) and the current run's heartbeat fresh."""
+
+    def __init__(self, repo: Repo, worker_id: str, gpu: GpuMonitor, interval: float) -> None:
+        super().__init__(name="heartbeat", daemon=True)
+        self.repo, self.worker_id, self.gpu, self.interval = repo, worker_id, gpu, interval
+        self.run_id: int | None = None  # set by the main thread
+        self.done = threading.Event()
+        self.failures = 0
+
+    def run(self) -> None:
+        while not self.done.wait(self.interval):
+            self.beat()
+
+    def beat(self) -> None:
+        stats = self.gpu.sample()
+        snapshot = GpuSnapshot(**asdict(stats)) if stats is not None else None
+        try:
+            self.repo.heartbeat(self.worker_id, run_id=self.run_id, gpu=snapshot)
+            self.failures = 0
+        except QueueError as exc:  # a locked database now and then must not kill the worker
+            self.failures += 1
+            if self.failures == 1:
+                say(f"heartbeat not written: {exc}")
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(timeout=5)
+
+
+# ----- the loop -----------------------------------------------------------------------
+
+
+class Worker:
+    def __init__(
+        self,
+        repo: Repo,
+        device: str,
+        trainer: Trainer,
+        checkpoint_root: Path,
+        flags: StopFlags,
+        stale_after_s: float = STALE_AFTER_S,
+        heartbeat_s: float = HEARTBEAT_S,
+        poll_max_s: float = POLL_MAX_S,
+    ) -> None:
+        self.repo, self.device, self.trainer = repo, device, trainer
+        self.checkpoint_root, self.flags = checkpoint_root, flags
+        self.stale_after_s, self.poll_max_s = stale_after_s, poll_max_s
+        self.id = repo.register_worker(socket.gethostname(), os.getpid(), device)
+        self.heartbeat = Heartbeat(repo, self.id, GpuMonitor(device), heartbeat_s)
+        self.current: int | None = None
+        self.runs_done = 0
+        flags.on_second = self.exit_now
+
+    def loop(self, until_empty: bool = False, max_runs: int | None = None) -> int:
+        """Train runs until told to stop; returns how many runs this worker ended."""
+        say(f"{self.id} on {self.device}, database {self.repo.url}")
+        self.recover()
+        self.heartbeat.start()
+        delay, last_recover = POLL_MIN_S, time.monotonic()
+        try:
+            while not self.flags.stop and (max_runs is None or self.runs_done < max_runs):
+                run = self.repo.claim(self.id)
+                if run is not None:
+                    self.train(run)
+                    delay = POLL_MIN_S
+                    continue
+                if until_empty:
+                    say("queue empty")
+                    break
+                if time.monotonic() - last_recover > RECOVER_EVERY_S:
+                    self.recover()
+                    last_recover = time.monotonic()
+                self.sleep(delay)
+                delay = min(delay * 2, self.poll_max_s)
+        finally:
+            self.heartbeat.stop()
+            self.repo.update_worker(self.id, state="stopped")
+            say(f"stopped after {self.runs_done} run(s)")
+        return self.runs_done
+
+    def sleep(self, seconds: float) -> None:
+        """Idle wait in short slices so that a signal ends it promptly."""
+        end = time.monotonic() + seconds
+        while not self.flags.stop and (left := end - time.monotonic()) > 0:
+            time.sleep(min(0.1, left))
+
+    def recover(self) -> None:
+        dead = [w.id for w in self.repo.list_workers() if w.id != self.id and _gone(w.host, w.pid)]
+        for run_id in self.repo.recover_stale(self.stale_after_s, dead):
+            say(f"run {run_id}: worker lost (marked failed; 'retry' queues it again)")
+
+    def train(self, run: RunRow) -> None:
+        self.current = self.heartbeat.run_id = run.id
+        say(f"run {run.id} {run.experiment}/{run.name}: started")
+        recorder = RunRecorder(self.repo, run.id, self.flags)
+        try:
+            result = self.trainer(run, recorder.callbacks(), self.checkpoint_dir(run))
+            recorder.flush()
+        except QueueError:
+            raise  # the database itself is gone: nothing sensible to record; stop
+        except Exception as exc:  # any per-run problem: record it and go on
+            _flush_quietly(recorder)
+            self.end_failed(run, failure_message(exc))
+            return
+        finally:
+            self.heartbeat.run_id = None
+        self.end(run, result, recorder)
+
+    def end(self, run: RunRow, result: FitResult, recorder: RunRecorder) -> None:
+        figures = final_figures(result)
+        if recorder.stopped_by_signal:
+            self.repo.requeue(run.id, self.id)
+            say(f"run {run.id}: interrupted, queued again")
+        elif result.stopped:
+            self.repo.mark_cancelled(run.id, self.id, figures)
+            self.runs_done += 1
+            say(f"run {run.id}: cancelled")
+        elif figures.validation_loss is None:
+            self.end_failed(run, "validation loss is not finite (NaN/inf)")
+        else:
+            self.repo.finish(run.id, self.id, figures)
+            self.runs_done += 1
+            loss, minutes = result.validation_loss, result.wall_seconds / 60
+            say(f"run {run.id}: succeeded, validation loss {loss:.6g} in {minutes:.2f} min")
+        self.current = None
+
+    def end_failed(self, run: RunRow, message: str) -> None:
+        self.repo.fail(run.id, self.id, message)
+        self.runs_done += 1
+        self.current = None
+        say(f"run {run.id}: failed: {message}")
+
+    def checkpoint_dir(self, run: RunRow) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run.experiment)
+        return self.checkpoint_root / (safe or "runs") / f"run-{run.id}"
+
+    def exit_now(self) -> None:
+        """Second signal: requeue the current run if that is quick, then leave at once."""
+        say("second signal: exiting now")
+        run_id = self.current
+        if run_id is not None:
+            # In a thread with a deadline: the main thread may hold the write lock.
+            requeue = threading.Thread(target=_quietly, args=(self.repo.requeue, run_id, self.id))
+            requeue.start()
+            requeue.join(EMERGENCY_REQUEUE_S)
+        _quietly(self.repo.update_worker, self.id, state="stopped")
+        os._exit(130)
+
+
+# ----- pieces -------------------------------------------------------------------------
+
+
+def failure_message(exc: BaseException) -> str:
+    """The short text stored with a failed run."""
+    if isinstance(exc, ResconvError):  # NonFiniteLoss, OutOfMemory, ConfigError, DataError
+        text = str(exc)
+    elif type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError outside fit()
+        text = "out of memory: " + _first_line(exc)
+    else:
+        text = f"{type(exc).__name__}: {_first_line(exc)}"
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+
+
+def final_figures(result: FitResult) -> FinalFigures:
+    loss = result.validation_loss
+    return FinalFigures(
+        validation_loss=loss if loss is not None and math.isfinite(loss) else None,
+        param_count=result.param_count or None,
+        train_seconds=result.wall_seconds,
+        inputs_per_s=result.inputs_per_s,
+        peak_memory_bytes=result.peak_memory_bytes,
+        inputs_done=result.inputs_seen,
+        checkpoint_path=result.checkpoint_path,
+        path_used=result.path_used,
+        samples=encode_samples(_to_numpy(result.samples)),
+    )
+
+
+def _to_numpy(samples: Any) -> Any:
+    if samples is not None and hasattr(samples, "detach"):  # a torch tensor
+        return samples.detach().cpu().numpy()
+    return samples
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
+def _flush_quietly(recorder: RunRecorder) -> None:
+    _quietly(recorder.flush)  # keep the curve up to the failure; never mask the real error
+
+
+def _quietly(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    with contextlib.suppress(Exception):
+        fn(*args, **kwargs)
+
+
+def _gone(host: str, pid: int) -> bool:
+    """Whether a worker was a process on this host that has exited (zombies count)."""
+    if host != socket.gethostname() or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+# ----- training with the real stack ---------------------------------------------------
+
+
+def resolve_device(name: str) -> str:
+    """``auto`` -> ``cuda`` when there is one, else ``cpu``; reject devices that do not exist."""
+    import torch
+
+    if name == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(f"--device {name}: {_first_line(exc)}") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = device.index or 0
+        if index >= count:
+            raise ConfigError(f"--device {name}: this machine has {count} CUDA device(s)")
+        return f"cuda:{index}"
+    return str(device)
+
+
+class FitTrainer:
+    """The real trainer: datasets loaded once per (dataset, image size), then fit()."""
+
+    def __init__(self, device: str, data_dir: str | None) -> None:
+        self.device, self.data_dir = device, data_dir
+        self.cache: dict[tuple[str, int], Any] = {}
+
+    def __call__(self, run: RunRow, callbacks: FitCallbacks, checkpoint_dir: Path) -> FitResult:
+        from core.train import fit
+
+        config = run.config
+        return fit(config, self.datasets(config.dataset, config.image_size), self.device,
+                   callbacks, checkpoint_dir)  # fmt: skip
+
+    def datasets(self, dataset: str, image_size: int) -> Any:
+        from core.data import load_datasets
+
+        key = (dataset, image_size)
+        if key not in self.cache:
+            self.cache.clear()  # one dataset resident at a time: device memory is for training
+            self.cache[key] = load_datasets(dataset, image_size, self.device, self.data_dir)
+        return self.cache[key]
+
+
+def default_checkpoint_root(db_url: str) -> Path:
+    """Next to a SQLite database file (runs.db -> checkpoints/), else ./checkpoints."""
+    path = sqlite_path(db_url)
+    return (path.parent if path is not None else Path.cwd()) / "checkpoints"
+
+
+def run_worker(
+    db_url: str,
+    device: str = "auto",
+    until_empty: bool = False,
+    max_runs: int | None = None,
+    data_dir: str | None = None,
+    checkpoint_root: str | Path | None = None,
+    *,
+    trainer: Trainer | None = None,
+    install_signals: bool = True,
+    stale_after_s: float = STALE_AFTER_S,
+    heartbeat_s: float = HEARTBEAT_S,
+) -> int:
+    """Open the queue, register, and train runs until stopped; returns the runs ended."""
+    repo = Repo.open(db_url)  # first: a wrong --db is reported without importing torch
+    resolved = resolve_device(device) if trainer is None else device
+    flags = StopFlags()
+    if install_signals:
+        flags.install()
+    root = Path(checkpoint_root) if checkpoint_root else default_checkpoint_root(db_url)
+    worker = Worker(
+        repo, resolved, trainer or FitTrainer(resolved, data_dir), root, flags,
+        stale_after_s=stale_after_s, heartbeat_s=heartbeat_s,
+    )  # fmt: skip
+    try:
+        return worker.loop(until_empty, max_runs)
+    finally:
+        repo.close()
+
+
+# ----- python -m core.worker ----------------------------------------------------------
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    """The worker's options, shared by ``resconv-tui worker`` and ``python -m core.worker``."""
+    parser.add_argument(
+        "--device", default="auto", help="auto (default: first CUDA GPU, else CPU), cpu, cuda:N"
+    )
+    parser.add_argument(
+        "--until-empty", action="store_true", help="exit when no queued run is left"
+    )
+    parser.add_argument(
+        "--max-runs", type=int, default=None, metavar="N", help="exit after N runs ended"
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="dataset folder (default: $RESCONV_DATA, caches)",
+    )
+    parser.add_argument(
+        "--checkpoints", default=None, metavar="DIR",
+        help="checkpoint folder (default: checkpoints/ next to the SQLite file)",
+    )  # fmt: skip
+
+
+def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
+    if args.max_runs is not None and args.max_runs < 1:
+        raise ConfigError(f"--max-runs must be at least 1 (got {args.max_runs})")
+    run_worker(
+        db_url, args.device, args.until_empty, args.max_runs, args.data_dir, args.checkpoints
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m core.worker", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--db", default=None, help="database URL or SQLite path")
+    add_worker_arguments(parser)
+    args = parser.parse_args(argv)
+    db_url = args.db or os.environ.get("RESCONV_DB", "sqlite:///runs.db")
+    try:
+        return worker_from_args(args, db_url)
+    except ResconvError as exc:
+        print(f"worker: {exc.title.lower()}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

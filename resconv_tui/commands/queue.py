@@ -1,0 +1,85 @@
+"""``resconv-tui queue FILE.yml``: expand a sweep file and queue its runs (all or nothing)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from resconv_tui.commands.status import add_db, open_repo
+
+if TYPE_CHECKING:
+    from core.sweep import ExpandedRun
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "queue",
+        help="expand a sweep file and queue its runs",
+        description="Expand FILE.yml and queue every run in one transaction. Runs whose "
+        "config and seed are already queued, running or succeeded are skipped, so "
+        "extending a sweep queues only the new cells.",
+    )
+    parser.add_argument("file", metavar="FILE.yml", help="sweep file")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="list the runs and their parameter counts only"
+    )
+    parser.add_argument(
+        "--priority", type=int, default=0, metavar="N", help="higher trains sooner (default 0)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="queue duplicates of existing runs too"
+    )
+    add_db(parser)
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.sweep import expand_sweep_file
+
+    runs = expand_sweep_file(args.file)
+    if args.dry_run:
+        print(dry_run_listing(runs))
+        return 0
+    from core.queue import NewRun
+
+    repo = open_repo(args, create=True)
+    result = repo.enqueue([NewRun.from_expanded(r) for r in runs], args.priority, args.force)
+    print(
+        f"added {result.added}, skipped {result.skipped} "
+        "(already queued, running or succeeded; --force to queue anyway)"
+    )
+    if result.added and not repo.list_workers():
+        print("no worker is running: start one with `resconv-tui worker`")
+    return 0
+
+
+def dry_run_listing(runs: list[ExpandedRun]) -> str:
+    """One line per run (index, name, swept values, parameters), then a total line."""
+    rows = [
+        (str(r.index), r.name, " ".join(f"{k}={_value(v)}" for k, v in r.swept.items()),
+         f"{r.param_count:,}")
+        for r in runs
+    ]  # fmt: skip
+    header = ("#", "name", "swept", "params")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
+
+    def line(row: tuple[str, ...]) -> str:
+        left = [row[0].rjust(widths[0]), row[1].ljust(widths[1]), row[2].ljust(widths[2])]
+        return "  ".join([*left, row[3].rjust(widths[3])]).rstrip()
+
+    total = sum(r.param_count for r in runs)
+    experiments = sorted({r.experiment for r in runs})
+    plural = "run" if len(runs) == 1 else "runs"
+    summary = f"{len(runs)} {plural} in {', '.join(experiments)}: {total:,} parameters in total" + (
+        f", largest model {max(r.param_count for r in runs):,}" if runs else ""
+    )
+    return "\n".join([line(header), *(line(row) for row in rows), summary])
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(map(str, value)) + "]"
+    return str(value)

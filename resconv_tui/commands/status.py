@@ -1,0 +1,115 @@
+"""``resconv-tui status``: runs by status, running runs' progress, workers' heartbeats.
+
+Also home of the small helpers every queue command shares (``--db`` handling and
+opening the queue). The queue is imported inside functions: building the CLI
+parser must not pay for SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import TYPE_CHECKING, Any
+
+from resconv_tui.cli import add_db_option, default_db
+
+if TYPE_CHECKING:
+    from core.queue import Repo, RunRow, WorkerRow
+
+RECENT_FAILURES = 5
+
+
+def add_db(parser: argparse.ArgumentParser) -> None:
+    """``--db`` on a subcommand, keeping a ``--db`` given before the subcommand.
+
+    argparse copies a subparser's defaults over the main parser's values, so the
+    subcommand's ``--db`` must have no default of its own.
+    """
+    add_db_option(parser)
+    parser._option_string_actions["--db"].default = argparse.SUPPRESS
+
+
+def db_url(args: argparse.Namespace) -> str:
+    """--db, then $RESCONV_DB, then sqlite:///runs.db."""
+    return getattr(args, "db", None) or default_db()
+
+
+def open_repo(args: argparse.Namespace, create: bool = False) -> Repo:
+    """The queue named by ``args``; ``create=False`` refuses to make a new database."""
+    from core.queue import Repo
+
+    return Repo.open(db_url(args), create=create)
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "status",
+        help="runs by status, progress of running runs, workers and their heartbeats",
+        description="Show how many runs are queued, running, succeeded, failed and "
+        "cancelled, what is training now, and which workers are alive.",
+    )
+    add_db(parser)
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.queue import RunFilter, RunStatus
+    from core.queue.db import describe
+
+    repo = open_repo(args)
+    now = time.time()
+    counts = repo.counts_by_status()
+    print(f"database {describe(repo.url)}")
+    print("runs: " + ", ".join(f"{counts[s]} {s.value}" for s in RunStatus))
+    running = repo.list_runs(RunFilter(statuses=frozenset({RunStatus.RUNNING})))
+    if running:
+        print("running:")
+        for run_row in running:
+            print("  " + running_line(run_row, now))
+    failed = repo.list_runs(
+        RunFilter(statuses=frozenset({RunStatus.FAILED}), order="recent", limit=RECENT_FAILURES)
+    )
+    if failed:
+        print("recently failed:")
+        for run_row in failed:
+            print(f"  #{run_row.id} {run_row.experiment}/{run_row.name}: {run_row.error}")
+    workers = repo.list_workers()
+    print("workers:" if workers else "workers: none (start one: resconv-tui worker)")
+    for worker in workers:
+        print("  " + worker_line(worker, now))
+    return 0
+
+
+def running_line(run: RunRow, now: float) -> str:
+    from core.queue.repo import STALE_AFTER_S
+    from core.queue.views import format_age
+
+    age = run.heartbeat_age(now)
+    lost = " (no heartbeat: worker lost?)" if age is not None and age > STALE_AFTER_S else ""
+    return (
+        f"#{run.id} {run.experiment}/{run.name}  {run.progress:.0%} "
+        f"({run.inputs_done:,} of {run.total_inputs:,} inputs)  worker {run.worker_id}  "
+        f"heartbeat {format_age(age)} ago{lost}"
+    )
+
+
+def worker_line(worker: WorkerRow, now: float) -> str:
+    from core.queue.repo import STALE_AFTER_S
+    from core.queue.views import format_age, format_bytes
+
+    age = worker.age(now)
+    doing = f"run #{worker.current_run_id}" if worker.current_run_id else worker.state
+    lost = " (silent: lost?)" if age > STALE_AFTER_S else ""
+    gpu = worker.gpu
+    stats = "no GPU stats"
+    if gpu.util_percent is not None:
+        stats = (
+            f"{gpu.name} {gpu.util_percent:.0f}% "
+            f"{format_bytes(gpu.memory_used)} / {format_bytes(gpu.memory_total)} "
+            f"{gpu.temperature_c:.0f}°C"
+        )
+    return (
+        f"{worker.id}  {worker.device}  {doing}  {worker.runs_done} done  "
+        f"last seen {format_age(age)} ago{lost}  {stats}"
+    )

@@ -1,0 +1,239 @@
+"""The worker loop in-process with a fake trainer: recording, failures, cancel, signals."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from queue_helpers import tiny_run, tiny_runs
+
+import core.worker as worker_module
+from core.errors import ConfigError
+from core.queue import FinalFigures, Repo, RunRow, RunStatus
+from core.queue.samples import decode_samples
+from core.train import FitCallbacks, FitResult, NonFiniteLoss, TrainPoint, ValidationPoint
+from core.worker import StopFlags, Worker, failure_message, final_figures, run_worker
+
+S = RunStatus
+Trainer = Callable[[RunRow, FitCallbacks, Path], FitResult]
+
+
+def fake_trainer(
+    steps: int = 100, step_s: float = 0.0, on_step: Callable[[int], None] | None = None
+) -> Trainer:
+    """Walks ``steps`` steps through the callbacks like fit() does; lr >= 100 diverges."""
+
+    def train(run: RunRow, cb: FitCallbacks, checkpoint_dir: Path) -> FitResult:
+        config = run.config
+        for step in range(1, steps + 1):
+            assert cb.should_stop is not None
+            if cb.should_stop():
+                return FitResult(float("nan"), steps=step - 1, stopped=True)
+            if on_step is not None:
+                on_step(step)
+            if config.lr >= 100 and step == 3:
+                raise NonFiniteLoss("loss became NaN at step 3")
+            if config.weight_decay == 0.5:
+                raise RuntimeError("boom\nsecond line")
+            time.sleep(step_s)
+            if step % cb.log_every == 0 and cb.on_train_loss is not None:
+                cb.on_train_loss(TrainPoint(step, step * 64, 1 / step, config.lr, 1000.0, 0))
+        if cb.on_validation is not None:
+            cb.on_validation(ValidationPoint(1, steps, steps * 64, 0.25))
+        grid = np.full((3, 2, 28, 28), 7, dtype=np.uint8)
+        return FitResult(0.25, inputs_seen=steps * 64, steps=steps, inputs_per_s=1000.0,
+                         peak_memory_bytes=5, wall_seconds=1.5, param_count=383, samples=grid,
+                         checkpoint_path=str(checkpoint_dir))  # fmt: skip
+
+    return train
+
+
+def make_worker(repo: Repo, trainer: Trainer, tmp_path: Path, **kwargs: float) -> Worker:
+    return Worker(repo, "cpu", trainer, tmp_path / "ck", StopFlags(), heartbeat_s=0.05, **kwargs)
+
+
+def test_trains_every_run_and_records_figures_metrics_and_samples(
+    repo: Repo, tmp_path: Path
+) -> None:
+    repo.enqueue(tiny_runs(3))
+    worker = make_worker(repo, fake_trainer(), tmp_path)
+    assert worker.loop(until_empty=True) == 3
+    for run in repo.list_runs():
+        assert run.status == S.SUCCEEDED and run.validation_loss == 0.25
+        assert (run.param_count, run.inputs_done, run.train_seconds) == (383, 6400, 1.5)
+        assert run.checkpoint_path == str(tmp_path / "ck" / "exp" / f"run-{run.id}")
+        samples = repo.get_samples(run.id)
+        assert samples is not None and decode_samples(samples).shape == (3, 2, 28, 28)
+        names = [m.name for m in repo.metrics_since(run.id)]
+        assert names.count("train_loss") == 5 and names.count("val_loss") == 1
+        assert {"lr", "inputs_per_s", "memory_bytes"} <= set(names)
+    (row,) = repo.list_workers(include_gone=True)
+    assert (row.state, row.runs_done, row.device) == ("stopped", 3, "cpu")
+
+
+def test_metric_rows_are_written_in_batches(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    original = Repo.add_metrics
+
+    def counting(self: Repo, run_id: int, points: list, inputs_done: int | None = None) -> None:
+        calls.append(len(points))
+        original(self, run_id, points, inputs_done)
+
+    monkeypatch.setattr(Repo, "add_metrics", counting)
+    repo.enqueue([tiny_run()])
+    make_worker(repo, fake_trainer(steps=2000), tmp_path).loop(until_empty=True)
+    # 100 train points x 4 metrics + 1 validation: a handful of inserts, not 401.
+    assert sum(calls) == 401
+    assert len(calls) <= 4
+
+
+def test_failures_are_recorded_and_the_worker_goes_on(repo: Repo, tmp_path: Path) -> None:
+    ids = repo.enqueue(
+        [tiny_run(0, lr=1000.0), tiny_run(1, weight_decay=0.5), tiny_run(2)]
+    ).added_ids
+    assert make_worker(repo, fake_trainer(), tmp_path).loop(until_empty=True) == 3
+    nan, boom, fine = (repo.get_run(i) for i in ids)
+    assert (nan.status, nan.error) == (S.FAILED, "loss became NaN at step 3")
+    assert (boom.status, boom.error) == (S.FAILED, "RuntimeError: boom")
+    assert fine.status == S.SUCCEEDED
+
+
+def test_cancel_through_the_database_stops_the_running_run(repo: Repo, tmp_path: Path) -> None:
+    run_id = repo.enqueue([tiny_run()]).added_ids[0]
+    started = threading.Event()
+    trainer = fake_trainer(steps=100_000, step_s=0.001, on_step=lambda s: started.set())
+    worker = make_worker(repo, trainer, tmp_path)
+    thread = threading.Thread(target=worker.loop, kwargs={"until_empty": True})
+    thread.start()
+    assert started.wait(10)
+    asked = time.monotonic()
+    repo.request_cancel([run_id])
+    thread.join(timeout=10)
+    assert not thread.is_alive() and time.monotonic() - asked < 5
+    assert repo.get_run(run_id).status == S.CANCELLED
+
+
+def test_first_signal_requeues_the_run_and_stops_the_worker(repo: Repo, tmp_path: Path) -> None:
+    ids = repo.enqueue(tiny_runs(2)).added_ids
+    flags_holder: list[StopFlags] = []
+
+    def on_step(step: int) -> None:
+        if step == 30:
+            flags_holder[0].handle(signal.SIGTERM, None)
+
+    worker = make_worker(repo, fake_trainer(on_step=on_step), tmp_path)
+    flags_holder.append(worker.flags)
+    assert worker.loop() == 0
+    first, second = (repo.get_run(i) for i in ids)
+    assert (first.status, first.worker_id, first.attempts) == (S.QUEUED, None, 1)
+    assert repo.metrics_since(first.id) == []  # it trains again from the start
+    assert second.status == S.QUEUED and second.attempts == 0
+    assert repo.counts_by_status()[S.RUNNING] == 0
+    assert repo.list_workers(include_gone=True)[0].state == "stopped"
+
+
+def test_stale_runs_of_dead_workers_are_recovered_at_start(repo: Repo, tmp_path: Path) -> None:
+    import socket
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    ghost = repo.register_worker(socket.gethostname(), int(dead.stdout), "cpu")
+    lost_id = repo.enqueue([tiny_run(0)]).added_ids[0]
+    assert repo.claim(ghost) is not None
+    repo.enqueue([tiny_run(1)])
+    make_worker(repo, fake_trainer(), tmp_path).loop(until_empty=True)
+    lost = repo.get_run(lost_id)
+    assert (lost.status, lost.error) == (S.FAILED, "worker lost")
+    repo.retry([lost_id])
+    make_worker(repo, fake_trainer(), tmp_path).loop(until_empty=True)
+    assert repo.get_run(lost_id).status == S.SUCCEEDED
+
+
+def test_idle_polling_backs_off_to_a_few_seconds(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = make_worker(repo, fake_trainer(), tmp_path)
+    delays: list[float] = []
+
+    def fake_sleep(seconds: float) -> None:
+        delays.append(seconds)
+        if len(delays) == 8:
+            worker.flags.signals = 1
+
+    monkeypatch.setattr(worker, "sleep", fake_sleep)
+    worker.loop()
+    assert delays == [0.1, 0.2, 0.4, 0.8, 1.6, 3.0, 3.0, 3.0]
+
+
+def test_heartbeats_keep_the_run_and_worker_fresh(repo: Repo, tmp_path: Path) -> None:
+    run_id = repo.enqueue([tiny_run()]).added_ids[0]
+    beats: list[float | None] = []
+
+    def on_step(step: int) -> None:
+        if step % 50 == 0:
+            beats.append(repo.get_run(run_id).heartbeat_at)
+
+    make_worker(repo, fake_trainer(steps=300, step_s=0.002, on_step=on_step), tmp_path).loop(
+        until_empty=True
+    )
+    assert len(set(beats)) > 1  # the heartbeat thread moved it while training
+
+
+def test_failure_messages_are_short_and_specific() -> None:
+    assert failure_message(NonFiniteLoss("loss became NaN at step 812")) == (
+        "loss became NaN at step 812"
+    )
+    assert failure_message(ConfigError("key 'lr': bad")) == "key 'lr': bad"
+    assert failure_message(ValueError("x\ny")) == "ValueError: x"
+    assert failure_message(KeyError()) == "KeyError: (no message)"
+    assert len(failure_message(RuntimeError("z" * 1000))) == 300
+
+    class OutOfMemoryError(RuntimeError):  # torch.cuda's, raised outside fit()
+        pass
+
+    assert failure_message(OutOfMemoryError("CUDA out of memory. Tried")) == (
+        "out of memory: CUDA out of memory. Tried"
+    )
+
+
+def test_final_figures_treat_nan_as_missing() -> None:
+    figures = final_figures(FitResult(float("nan"), wall_seconds=2.0))
+    assert figures == FinalFigures(
+        train_seconds=2.0, inputs_per_s=0.0, peak_memory_bytes=0, inputs_done=0, path_used="plain"
+    )
+
+
+def test_run_worker_rejects_devices_that_do_not_exist(db_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--device cuda:7"):
+        run_worker(str(db_path), device="cuda:7", install_signals=False)
+    with pytest.raises(ConfigError, match="--device nonsense"):
+        run_worker(str(db_path), device="nonsense", install_signals=False)
+
+
+def test_module_entry_point_reports_errors_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_text("not a database" * 100)
+    result = subprocess.run(
+        [sys.executable, "-m", "core.worker", "--db", str(bad), "--device", "cpu"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"worker: database error: {bad} is not a SQLite database (wrong file, or corrupt)"
+    ]
+    assert "Traceback" not in result.stdout
+
+
+def test_worker_module_keeps_torch_lazy() -> None:
+    code = "import sys, core.worker; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert worker_module.LOG_EVERY > 0
