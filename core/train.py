@@ -45,6 +45,7 @@ from torch import nn
 
 from core.checkpoint import BEST_FILE, LAST_FILE, save_checkpoint, write_config
 from core.errors import TrainingError
+from core.fast_path import make_fast_step, wants_fast_path
 from core.model import build_model, trainable_params
 from core.task import delete_halves, draw_halves
 
@@ -186,11 +187,20 @@ def make_train_step(
 ) -> tuple[TrainStep, str]:
     """The train step for ``images.device`` and a description for ``FitResult.path_used``.
 
-    ``images`` is the uint8 train split. Only the plain step exists so far; the
-    CUDA fast path will be chosen here.
+    ``images`` is the uint8 train split. CUDA gets the fast path of
+    ``core.fast_path`` (one CUDA graph per step; ``RESCONV_FAST_PATH=0`` turns
+    it off); the CPU keeps the plain step.
     """
     device = images.device
     precision = "fp32" if device.type == "cpu" else config.resolved_precision(device.type)
+    if wants_fast_path(device):
+        t_max = config.max_inputs // config.batch_size
+        steps = planned_steps(len(images), config.batch_size, config.max_inputs)[0]
+        fast = make_fast_step(
+            model, optimizer, images, mask_generator,
+            batch_size=config.batch_size, base_steps=(t_max, steps), precision=precision,
+        )  # fmt: skip
+        return fast, fast.description
     step = make_plain_step(model, optimizer, images, mask_generator, precision)
     return step, f"plain {precision}"
 
