@@ -448,7 +448,11 @@ def run_worker(
 ) -> int:
     """Open the queue, register, and train runs until stopped; returns the runs ended."""
     repo = Repo.open(db_url)  # first: a wrong --db is reported without importing torch
-    resolved = resolve_device(device) if trainer is None else device
+    try:
+        resolved = resolve_device(device) if trainer is None else device
+    except ConfigError:
+        repo.close()
+        raise
     flags = StopFlags()
     if install_signals:
         flags.install()

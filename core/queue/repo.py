@@ -67,12 +67,15 @@ class Repo:
         self.busy_timeout_s = busy_timeout_s
 
     @classmethod
-    def open(
-        cls, url: str, *, create: bool = True, busy_timeout_s: float = db.DEFAULT_BUSY_TIMEOUT_S
-    ) -> Repo:
-        """Open (and on first use create) the database at ``url`` or a SQLite path."""
-        engine = db.open_engine(url, create=create, busy_timeout_s=busy_timeout_s)
-        return cls(engine, db.normalize_url(url), busy_timeout_s)
+    def open(cls, url: str, *, create: bool = True, busy_timeout_s: float | None = None) -> Repo:
+        """Open (and on first use create) the database at ``url`` or a SQLite path.
+
+        ``busy_timeout_s``: how long a write waits for another writer (default
+        ``db.DEFAULT_BUSY_TIMEOUT_S``) before it fails with "locked".
+        """
+        timeout = db.DEFAULT_BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
+        engine = db.open_engine(url, create=create, busy_timeout_s=timeout)
+        return cls(engine, db.normalize_url(url), timeout)
 
     def close(self) -> None:
         self.engine.dispose()

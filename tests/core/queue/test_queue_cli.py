@@ -1,0 +1,230 @@
+"""The queue commands through ``resconv_tui.cli.main``: output and every error path."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from core.queue import FinalFigures, Repo, RunStatus
+from resconv_tui.cli import main
+
+SWEEP = """\
+name: smoke
+layers: 2
+max_inputs: 512
+matrix:
+  ch: [4, 8]
+  lr: [0.001, 0.003]
+"""
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RESCONV_DB", raising=False)
+    (tmp_path / "sweep.yml").write_text(SWEEP)
+    return tmp_path
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str, text: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and text in lines[0], err
+    assert lines[0].startswith("resconv-tui: ")
+
+
+def test_dry_run_lists_runs_with_parameter_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "queue", "sweep.yml", "--dry-run")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split() == ["#", "name", "swept", "params"]
+    assert lines[1].split() == ["1", "ch-4_lr-0.001", "ch=4", "lr=0.001", "383"]
+    assert lines[4].split()[-1] == "1,339"
+    assert lines[5] == "4 runs in smoke: 3,444 parameters in total, largest model 1,339"
+    assert not Path("runs.db").exists()  # a dry run needs no database
+
+
+def test_queue_twice_then_extend_then_force(
+    capsys: pytest.CaptureFixture[str], in_tmp: Path
+) -> None:
+    code, out, _ = cli(capsys, "queue", "sweep.yml")
+    assert code == 0 and out.splitlines()[0] == (
+        "added 4, skipped 0 (already queued, running or succeeded; --force to queue anyway)"
+    )
+    assert cli(capsys, "queue", "sweep.yml")[1].startswith("added 0, skipped 4")
+    (in_tmp / "sweep.yml").write_text(SWEEP.replace("[0.001, 0.003]", "[0.001, 0.003, 0.01]"))
+    assert cli(capsys, "queue", "sweep.yml", "--priority", "3")[1].startswith("added 2, skipped 4")
+    assert cli(capsys, "queue", "sweep.yml", "--force")[1].startswith("added 6, skipped 0")
+    runs = Repo.open("runs.db").list_runs()
+    assert len(runs) == 12 and {r.priority for r in runs[4:6]} == {3}
+
+
+def test_db_option_env_and_position(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli(capsys, "queue", "sweep.yml", "--db", "a.db")
+    cli(capsys, "--db", "b.db", "queue", "sweep.yml")
+    monkeypatch.setenv("RESCONV_DB", "sqlite:///c.db")
+    cli(capsys, "queue", "sweep.yml")
+    assert all(Path(name).exists() for name in ("a.db", "b.db", "c.db"))
+    assert not Path("runs.db").exists()
+
+
+def test_status_counts_running_runs_and_workers(capsys: pytest.CaptureFixture[str]) -> None:
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    worker = repo.register_worker("gpu-box", 4242, "cuda:0")
+    run = repo.claim(worker)
+    assert run is not None
+    repo.add_metrics(run.id, [], inputs_done=128)
+    code, out, _ = cli(capsys, "status")
+    assert code == 0
+    assert "runs: 3 queued, 1 running, 0 succeeded, 0 failed, 0 cancelled" in out
+    assert "#1 smoke/ch-4_lr-0.001  25% (128 of 512 inputs)  worker gpu-box-4242-" in out
+    assert "cuda:0  run #1  0 done  last seen" in out and "no GPU stats" in out
+
+
+def test_results_markdown_csv_json(capsys: pytest.CaptureFixture[str]) -> None:
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    worker = repo.register_worker("h", 1, "cpu")
+    for loss in (0.05, 0.04, 0.06):
+        run = repo.claim(worker)
+        assert run is not None
+        repo.finish(run.id, worker, FinalFigures(validation_loss=loss, train_seconds=90.0))
+    code, out, _ = cli(capsys, "results", "--format", "markdown")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 5
+    assert lines[0].split("|")[1:-1] == [
+        " run ", " ch ", "    lr ", " validation loss ", " model params ",
+        " train time (minutes) ", " meter                 ",
+    ]  # fmt: skip
+    assert lines[2].startswith("|   2 |  4 | 0.003 |            0.04 |          383 |")
+    code, out, _ = cli(capsys, "results", "--sort", "-lr", "ch", "--columns", "lr", "ch", "loss",
+                       "--format", "csv")  # fmt: skip
+    assert out.splitlines() == [
+        "lr,ch,validation loss", "0.003,4,0.04", "0.001,4,0.05", "0.001,8,0.06",
+    ]  # fmt: skip
+    code, out, _ = cli(capsys, "results", "--experiment", "smoke", "--format", "json",
+                       "--columns", "-meter")  # fmt: skip
+    assert '"train time (minutes)": 1.5' in out
+
+
+def test_manage_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    worker = repo.register_worker("h", 1, "cpu")
+    running = repo.claim(worker)
+    assert running is not None
+    code, out, _ = cli(capsys, "cancel", "1", "2")
+    assert code == 0 and out.splitlines() == [
+        "run 1: cancel requested (its worker stops it within a few seconds)",
+        "run 2: cancelled",
+    ]
+    assert cli(capsys, "retry", "2")[1] == "queued again: 2\n"
+    assert cli(capsys, "next", "4")[1] == "priority 1: 4 train next\n"
+    assert repo.claim(worker) is not None and repo.get_run(4).status == RunStatus.RUNNING
+    assert cli(capsys, "rm", "2", "3")[1] == "removed 2 runs\n"
+    assert [r.id for r in repo.list_runs()] == [1, 4]
+
+
+# ----- error paths: one line on stderr, exit status 2, nothing changed -----------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["status"], ["results"], ["cancel", "1"], ["retry", "1"], ["rm", "1"], ["next", "1"]],
+)
+def test_missing_database_is_not_created(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    code, out, err = cli(capsys, *argv, "--db", "missing.db")
+    assert code == 2 and out == ""
+    one_error_line(err, "database error: no database at missing.db")
+    assert not Path("missing.db").exists()
+
+
+@pytest.mark.parametrize("argv", [["status"], ["queue", "sweep.yml"], ["cancel", "1"]])
+def test_corrupt_database(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    Path("runs.db").write_bytes(b"\x00garbage" * 500)
+    code, _, err = cli(capsys, *argv)
+    assert code == 2
+    one_error_line(err, "runs.db is not a SQLite database")
+
+
+def test_locked_database(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.queue.db as db
+
+    cli(capsys, "queue", "sweep.yml")
+    monkeypatch.setattr(db, "DEFAULT_BUSY_TIMEOUT_S", 0.2)
+    holder = sqlite3.connect("runs.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        code, _, err = cli(capsys, "cancel", "1")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert code == 2
+    one_error_line(err, "runs.db is locked by another process")
+
+
+def test_newer_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    cli(capsys, "queue", "sweep.yml")
+    with sqlite3.connect("runs.db") as conn:
+        conn.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+    code, _, err = cli(capsys, "status")
+    assert code == 2
+    one_error_line(err, "schema version 7")
+
+
+@pytest.mark.parametrize(
+    ("argv", "text"),
+    [
+        (["cancel", "9"], "unknown run: no run with id 9 in runs.db"),
+        (["retry", "1", "9", "10"], "no run with id 9, 10"),
+        (["rm", "77"], "no run with id 77"),
+        (["next", "5"], "no run with id 5"),
+        (["retry", "1"], "not allowed: run 1 is queued: only failed or cancelled runs"),
+        (["results", "--sort", "nope"], "invalid argument: 'nope' is not a column"),
+        (["results", "--experiment", "other"], "no experiment 'other' in runs.db (smoke)"),
+        (["queue", "missing.yml"], "missing.yml: cannot read file"),
+    ],
+)
+def test_one_line_errors(capsys: pytest.CaptureFixture[str], argv: list[str], text: str) -> None:
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    worker = repo.register_worker("h", 1, "cpu")
+    run = repo.claim(worker)
+    assert run is not None
+    repo.finish(run.id, worker, FinalFigures(validation_loss=0.1))
+    code, _, err = cli(capsys, *argv)
+    assert code == 2
+    one_error_line(err, text.replace("run 1 is queued", "run 1 is succeeded"))
+
+
+def test_nothing_changes_when_one_id_is_wrong(capsys: pytest.CaptureFixture[str]) -> None:
+    cli(capsys, "queue", "sweep.yml")
+    assert cli(capsys, "cancel", "1", "2", "99")[0] == 2
+    assert Repo.open("runs.db").counts_by_status()[RunStatus.QUEUED] == 4
+
+
+def test_bad_sweep_file_queues_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    Path("bad.yml").write_text("name: x\nmatrix:\n  lr: [0.1, -1]\n")
+    code, _, err = cli(capsys, "queue", "bad.yml")
+    assert code == 2 and "lr" in err and len(err.strip().splitlines()) == 1
+    assert not Path("runs.db").exists() or Repo.open("runs.db").list_runs() == []
+
+
+def test_bad_run_ids_are_argparse_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["cancel", "abc"])
+    assert exit_info.value.code == 2
+    assert "'abc' is not a run id" in capsys.readouterr().err
