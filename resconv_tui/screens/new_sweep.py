@@ -1,0 +1,273 @@
+"""The new-sweep form: one field per run parameter, a live preview, queue or save.
+
+Keys only (this is what the e2e test drives through tmux):
+
+    focus starts on the experiment name; tab / shift+tab move through the fields in
+    this order: name, layers, channels, kernel_size, padding, activation, model,
+    residual_weight, bn_encoder, bn_decoder, image_size, dataset, batch_size, lr,
+    weight_decay, max_inputs, stride, validation, precision, seed, priority,
+    then the buttons Queue, Save, Load, Cancel.
+    Tabbing into a field selects its text, so typing replaces the value.
+
+    ctrl+s queue (with the priority field's value)   f2 save as sweep file
+    f3 load a sweep file                             escape cancel (dismisses None)
+
+The screen dismisses with the number of runs added (0 when every run was already
+queued or done). Each field takes one value, a list (``3,5,7``) or a range
+(``3..11:2``); see ``resconv_tui.sweep_form``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Button, Footer, Input, Static
+
+from core.errors import ResconvError
+from core.queue import Repo
+from core.queue.rows import EnqueueResult, NewRun
+from resconv_tui.sweep_file_io import LoadedSweep, load_sweep, save_sweep
+from resconv_tui.sweep_form import (
+    FIELDS,
+    Preview,
+    build_mapping,
+    default_texts,
+    parse_all,
+    preview,
+)
+from resconv_tui.widgets.param_field import ParamField
+from resconv_tui.widgets.path_prompt import PathPrompt
+from resconv_tui.widgets.sweep_preview import SweepPreview
+
+DEFAULT_NAME = "sweep"
+TITLE = "[b]New sweep[/]   per field: 3  or  3,5,7  or  3..11:2"
+
+
+class NewSweepScreen(Screen[int | None]):
+    """Build a sweep with the keyboard, see what it makes, queue it or save it."""
+
+    DEFAULT_CSS = """
+    NewSweepScreen #sweep-body { height: 1fr; }
+    NewSweepScreen #sweep-form { width: 64; height: 1fr; padding: 0 1; }
+    NewSweepScreen #sweep-fields { height: 1fr; }
+    NewSweepScreen #sweep-title { height: 1; margin-bottom: 1; }
+    NewSweepScreen #sweep-notes { color: $warning; height: auto; display: none; }
+    NewSweepScreen #sweep-notes.-shown { display: block; }
+    NewSweepScreen #sweep-hint { color: $text-muted; height: 2; }
+    NewSweepScreen #sweep-buttons { height: 1; }
+    NewSweepScreen #sweep-buttons Button { min-width: 10; margin-right: 1; }
+    NewSweepScreen SweepPreview { width: 1fr; }
+    """
+    BINDINGS = [
+        Binding("ctrl+s", "queue", "Queue"),
+        Binding("f2", "save", "Save as"),
+        Binding("f3", "load", "Load file"),
+        Binding("escape", "cancel", "Cancel"),
+    ]
+    AUTO_FOCUS = "#input-name"
+    DEBOUNCE_S = 0.15  # typing "3,5,7" recomputes the preview once, not five times
+
+    def __init__(
+        self, db_url: str, initial_file: str | None = None, base_config: dict | None = None
+    ) -> None:
+        super().__init__()
+        self.db_url = db_url
+        self.initial_file = initial_file
+        base = dict(base_config or {})
+        self._name = str(base.pop("experiment", DEFAULT_NAME))
+        self._texts = default_texts(base)
+        self._order = list(self._texts)  # swept keys of a loaded file go first
+        self._key_names: dict[str, str] = {}
+        self._extra: dict[str, Any] = {}
+        self._timer: Timer | None = None
+        self.preview = Preview()
+        """The last computed preview (what ctrl+s would queue when it is ok)."""
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="sweep-body"):
+            with Vertical(id="sweep-form"):
+                yield Static(TITLE, id="sweep-title")
+                yield Static("", id="sweep-notes")
+                with VerticalScroll(id="sweep-fields", can_focus=False):
+                    yield ParamField("name", self._name, "experiment", "the experiment's name")
+                    for spec in FIELDS:
+                        yield ParamField(spec.key, self._texts[spec.key], hint=spec.hint)
+                    yield ParamField("priority", "0", hint="higher trains sooner")
+                yield Static("", id="sweep-hint")
+                with Horizontal(id="sweep-buttons"):
+                    yield Button("Queue", id="queue", variant="primary", compact=True)
+                    yield Button("Save", id="save", compact=True)
+                    yield Button("Load", id="load", compact=True)
+                    yield Button("Cancel", id="cancel", compact=True)
+            yield SweepPreview()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "New sweep"
+        if self.initial_file:
+            self.load_file(self.initial_file)
+        self.apply_preview(self.compute_preview())
+
+    # ----- reading the form ----------------------------------------------------------
+
+    def field(self, key: str) -> ParamField:
+        return self.query_one(f"#field-{key}", ParamField)
+
+    def texts(self) -> dict[str, str]:
+        """Field texts in sweep order (a loaded file's matrix order first)."""
+        return {key: self.field(key).value for key in self._order}
+
+    def compute_preview(self) -> Preview:
+        name, texts, priority = self._snapshot()
+        return _with_priority(preview(name, texts, self._key_names, self._extra), priority)
+
+    def apply_preview(self, result: Preview) -> None:
+        self.preview = result
+        for field in self.query(ParamField):
+            field.error = result.errors.get(field.key, "")
+        self.query_one(SweepPreview).show(result)
+
+    # ----- live preview --------------------------------------------------------------
+
+    @on(Input.Changed)
+    def schedule_preview(self, event: Input.Changed) -> None:
+        if event.input.id == "path-input":
+            return
+        if self._timer is not None:
+            self._timer.stop()
+        if self.DEBOUNCE_S > 0:
+            self._timer = self.set_timer(self.DEBOUNCE_S, self.refresh_preview)
+        else:
+            self.refresh_preview()
+
+    @work(thread=True, exclusive=True, group="preview")
+    def refresh_preview(self) -> None:
+        # A 2000-run sweep takes a moment to expand: keep typing smooth.
+        name, texts, priority = self.app.call_from_thread(self._snapshot)
+        result = preview(name, texts, self._key_names, self._extra)
+        self.app.call_from_thread(self.apply_preview, _with_priority(result, priority))
+
+    def _snapshot(self) -> tuple[str, dict[str, str], str]:
+        return self.field("name").value, self.texts(), self.field("priority").value
+
+    def on_descendant_focus(self, event: Any) -> None:
+        field = next((a for a in event.widget.ancestors if isinstance(a, ParamField)), None)
+        hint = f"{field.key}: {field.hint}" if field else ""
+        self.query_one("#sweep-hint", Static).update(hint)
+
+    # ----- actions -------------------------------------------------------------------
+
+    @on(Button.Pressed)
+    def pressed(self, event: Button.Pressed) -> None:
+        actions = {
+            "queue": self.action_queue,
+            "save": self.action_save,
+            "load": self.action_load,
+            "cancel": self.action_cancel,
+        }
+        actions[event.button.id or "cancel"]()
+
+    def valid_now(self) -> bool:
+        """Recompute (no debounce) and point at the first problem, if any."""
+        self.apply_preview(self.compute_preview())
+        if self.preview.ok:
+            return True
+        bad = next((f for f in self.query(ParamField) if f.error), None)
+        if bad is not None:
+            bad.input.focus()
+        problems = "; ".join(f"{k.strip('_')}: {r}" for k, r in self.preview.errors.items())
+        self.notify(problems or "the sweep makes no runs", title="Fix the form", severity="error")
+        return False
+
+    def action_queue(self) -> None:
+        if self.valid_now():
+            runs = [NewRun.from_expanded(run) for run in self.preview.runs]
+            self.enqueue(runs, int(self.field("priority").value))
+
+    @work(thread=True, exclusive=True, group="enqueue")
+    def enqueue(self, runs: list[NewRun], priority: int) -> None:
+        try:
+            repo = Repo.open(self.db_url)
+            try:
+                result = repo.enqueue(runs, priority=priority)
+            finally:
+                repo.close()
+        except ResconvError as exc:
+            self.app.call_from_thread(self.notify, str(exc), title=exc.title, severity="error")
+            return
+        self.app.call_from_thread(self.queued, result)
+
+    def queued(self, result: EnqueueResult) -> None:
+        skipped = f" ({result.skipped} already queued or done: skipped)" if result.skipped else ""
+        self.app.notify(f"queued {result.added} runs{skipped}", title="Sweep queued")
+        self.dismiss(result.added)
+
+    def action_save(self) -> None:
+        if self.valid_now():
+            default = f"{self.field('name').value.strip()}.yml"
+            self.app.push_screen(PathPrompt("Save sweep file as", default), self.save_to)
+
+    def save_to(self, path: str | None) -> None:
+        if not path:
+            return
+        mapping = build_mapping(
+            self.field("name").value, self._values(), self._key_names, self._extra
+        )
+        try:
+            written = save_sweep(path, mapping)
+        except OSError as exc:
+            self.notify(f"{path}: {exc.strerror or exc}", title="Not saved", severity="error")
+            return
+        self.notify(f"{len(self.preview.runs)} runs -> {written}", title="Sweep saved")
+
+    def _values(self) -> dict[str, list[Any]]:
+        values, _ = parse_all(self.texts())
+        return values
+
+    def action_load(self) -> None:
+        self.app.push_screen(PathPrompt("Load sweep file", "experiments/"), self.load_file)
+
+    def load_file(self, path: str | None) -> None:
+        if not path:
+            return
+        try:
+            loaded = load_sweep(path)
+        except ResconvError as exc:
+            self.notify(str(exc), title=exc.title, severity="error")
+            return
+        self.fill(loaded)
+        self.notify(f"{Path(path).name}: {self.preview.total} runs", title="Sweep loaded")
+
+    def fill(self, loaded: LoadedSweep) -> None:
+        """Put a loaded sweep into the fields; say what the form could not take over."""
+        self._order, self._key_names, self._extra = (
+            list(loaded.texts),
+            loaded.key_names,
+            loaded.extra,
+        )
+        self.field("name").value = loaded.name
+        for key, text in loaded.texts.items():
+            self.field(key).value = text
+        notes = self.query_one("#sweep-notes", Static)
+        notes.update("\n".join(f"! {note}" for note in loaded.notes))
+        notes.set_class(bool(loaded.notes), "-shown")
+        self.apply_preview(self.compute_preview())
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+def _with_priority(result: Preview, priority: str) -> Preview:
+    """The priority is not a run parameter, but a bad one still blocks queueing."""
+    text = priority.strip()
+    if text.lstrip("-").isdigit() and text.count("-") <= 1:
+        return result
+    errors = {**result.errors, "priority": f"{text!r} is not an integer"}
+    return Preview(errors=errors, total=result.total)

@@ -1,0 +1,145 @@
+"""Sweep files <-> the new-sweep form. Pure and torch-free.
+
+Loading maps every key the form can show onto its field and keeps the key's name
+(``l`` stays ``l``) so run names and published targets still match. What the form
+cannot show (include, exclude, unknown keys) is listed in ``notes``, never dropped
+silently.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core.errors import SweepError
+from core.sweep import PAIR_ALIASES
+from resconv_tui.sweep_form import SPECS, canonical_key, default_texts, format_values
+
+HEADER = "# Sweep file written by resconv-tui's new-sweep form (docs/sweep-format.md).\n"
+_KEPT = ("description", "targets")
+
+
+@dataclass
+class LoadedSweep:
+    """A sweep file as form state."""
+
+    name: str
+    texts: dict[str, str]  # field -> text, swept keys first in the file's matrix order
+    key_names: dict[str, str] = field(default_factory=dict)  # field -> name in the file
+    extra: dict[str, Any] = field(default_factory=dict)  # description, targets: saved back
+    notes: list[str] = field(default_factory=list)  # what the form could not take over
+
+
+def sweep_yaml(mapping: dict[str, Any]) -> str:
+    """YAML that ``core.sweep.expand_sweep_file`` reads back to the same runs."""
+    body = yaml.safe_dump(mapping, sort_keys=False, default_flow_style=None, width=100)
+    return HEADER + body
+
+
+def save_sweep(path: str | Path, mapping: dict[str, Any]) -> Path:
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(sweep_yaml(mapping), encoding="utf-8")
+    return path
+
+
+def load_sweep(path: str | Path) -> LoadedSweep:
+    """Read a sweep file into form state; SweepError when it is not a sweep mapping."""
+    path = Path(path).expanduser()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SweepError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        raise SweepError(f"{path}: malformed YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise SweepError(f"{path}: expected a mapping with at least 'name:'")
+    return sweep_to_form(data)
+
+
+def sweep_to_form(data: dict[str, Any]) -> LoadedSweep:
+    matrix = data.get("matrix") if isinstance(data.get("matrix"), dict) else {}
+    loaded = LoadedSweep(name=str(data.get("name") or ""), texts={})
+    values: dict[str, list[Any]] = {}
+    for key, vals in matrix.items():
+        _take(loaded, values, key, vals)
+    for key, raw in data.items():
+        if key != "matrix" and key not in matrix:
+            _take(loaded, values, key, [raw])
+    _take_pairs(loaded, values, data, matrix)
+    seeds = _take_seeds(loaded, values, data.get("seeds"))
+    loaded.texts = _texts(values, seeds_last=seeds)
+    return loaded
+
+
+def _take(loaded: LoadedSweep, values: dict[str, list[Any]], key: str, vals: Any) -> None:
+    if key in ("name", "seeds") or _is_pair_key(key):
+        return
+    if key in _KEPT:
+        loaded.extra[key] = vals[0]
+        return
+    if key in ("include", "exclude"):
+        count = len(vals[0]) if isinstance(vals[0], list) else 1
+        entries = "1 entry" if count == 1 else f"{count} entries"
+        loaded.notes.append(f"'{key}' ({entries}) is not supported by the form: not loaded")
+        return
+    canonical = canonical_key(str(key))
+    if canonical not in SPECS or not isinstance(vals, list):
+        loaded.notes.append(f"unknown or malformed key '{key}': not loaded")
+        return
+    values[canonical] = vals
+    loaded.key_names[canonical] = str(key)
+
+
+def _is_pair_key(key: Any) -> bool:
+    return any(key in pair for pair in PAIR_ALIASES.values())
+
+
+def _take_pairs(
+    loaded: LoadedSweep, values: dict[str, list[Any]], data: dict, matrix: dict
+) -> None:
+    """``ks1``/``ks2`` become ``kernel_size`` pairs (every combination, ks1 outermost)."""
+    for canonical, (first, last) in PAIR_ALIASES.items():
+        if first not in data and first not in matrix and last not in data and last not in matrix:
+            continue
+        firsts = matrix.get(first, [data.get(first)])
+        lasts = matrix.get(last, [data.get(last)])
+        values[canonical] = [[a, b] for a, b in itertools.product(firsts, lasts)]
+        loaded.key_names.pop(canonical, None)
+        if first in matrix or last in matrix:
+            loaded.notes.append(
+                f"'{first}'/'{last}' became {canonical} pairs [{first},{last}]: "
+                "run names change and their targets cannot be matched"
+            )
+            loaded.extra.pop("targets", None)
+
+
+def _take_seeds(loaded: LoadedSweep, values: dict[str, list[Any]], seeds: Any) -> bool:
+    """``seeds: 3`` -> seed ``0,1,2``; True when the seed field came from ``seeds``."""
+    if seeds is None:
+        return False
+    if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
+        values["seed"] = list(range(seeds))
+    elif isinstance(seeds, list) and seeds:
+        values["seed"] = seeds
+    else:
+        loaded.notes.append(f"'seeds: {seeds!r}' is neither a count nor a list: not loaded")
+        return False
+    loaded.key_names["seed"] = "seed"
+    return True
+
+
+def _texts(values: dict[str, list[Any]], seeds_last: bool) -> dict[str, str]:
+    """Every field's text: loaded ones first (in file order), defaults after.
+
+    ``seeds`` vary fastest in a sweep file, so a seed field made from them goes last.
+    """
+    texts = {key: format_values(vals) for key, vals in values.items()}
+    texts.update({key: text for key, text in default_texts().items() if key not in texts})
+    if seeds_last:
+        texts["seed"] = texts.pop("seed")
+    return texts

@@ -1,0 +1,161 @@
+"""The new-sweep form's fields, parsed into a sweep mapping. Pure and torch-free.
+
+Each field takes one value or several:
+
+* a list: ``3,5,7`` or ``gelu,relu,mish`` (choices are case-insensitive)
+* an inclusive integer range: ``3..11:2`` -> 3, 5, 7, 9, 11 (step defaults to 1)
+* per-layer fields (channels, kernel_size, padding) also take ``[first,last]`` pairs or
+  one value per layer in brackets: ``[3,9]`` is ONE value, ``3,[3,9]`` two
+* ``none`` for the batch-norm positions; an empty residual weight means the model's default
+
+The mapping feeds ``core.sweep.expand_sweep``: a field with one value becomes a fixed
+key, a field with several becomes a ``matrix`` key, so the form and a sweep file
+always expand to the same runs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.config import RunConfig
+from core.errors import ConfigError
+from core.sweep import ExpandedRun, expand_sweep
+from resconv_tui.field_values import (  # noqa: F401 - re-exported: the form's whole API
+    FIELDS,
+    SPECS,
+    FieldError,
+    FieldSpec,
+    canonical_key,
+    format_value,
+    format_values,
+    parse_field,
+    parse_range,
+    split_items,
+)
+
+MAX_RUNS = 2000  # the preview expands every run; beyond this the form says "too many"
+# Swept keys are written with the logbook's short names so run names read like its
+# tables (``l-3_act-relu``); fixed keys keep their full names for readable files.
+SWEPT_NAMES = {
+    "layers": "l",
+    "kernel_size": "ks",
+    "channels": "ch",
+    "activation": "act",
+    "residual_weight": "RWF",
+    "bn_encoder": "bnp-e",
+    "bn_decoder": "bnp-d",
+}
+
+
+def default_texts(base: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Field texts for RunConfig defaults, overridden by ``base`` (a run's config dict)."""
+    values = RunConfig().to_dict()
+    values["residual_weight"] = None  # the model's default, unless base says otherwise
+    for key, value in (base or {}).items():
+        if canonical_key(key) in SPECS:
+            values[canonical_key(key)] = value
+    texts = {spec.key: format_value(values[spec.key]) for spec in FIELDS}
+    if values["residual_weight"] is None:
+        texts["residual_weight"] = ""
+    return texts
+
+
+# ----- the sweep mapping and its preview -------------------------------------
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What the form makes right now: runs, or the reasons it makes none."""
+
+    runs: tuple[ExpandedRun, ...] = ()
+    errors: Mapping[str, str] = field(default_factory=dict)  # field key (or "name") -> reason
+    total: int = 0  # runs the fields multiply out to, even when some are invalid
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and bool(self.runs)
+
+
+def parse_all(texts: Mapping[str, str]) -> tuple[dict[str, list[Any]], dict[str, str]]:
+    """(values per field, reason per bad field), every field read independently."""
+    values: dict[str, list[Any]] = {}
+    errors: dict[str, str] = {}
+    for key, text in texts.items():
+        try:
+            values[canonical_key(key)] = parse_field(key, text)
+        except FieldError as exc:
+            errors[exc.key] = exc.reason
+    return values, errors
+
+
+def build_mapping(
+    name: str,
+    values: Mapping[str, list[Any]],
+    key_names: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A sweep mapping (as in a sweep file) from parsed field values.
+
+    ``key_names`` writes a field under another name (``layers`` as ``l``, as a loaded
+    file did) so run names stay the logbook's; ``extra`` adds file keys (description,
+    targets). Swept keys keep the order of ``values``: first key outermost.
+    """
+    names = dict(key_names or {})
+    mapping: dict[str, Any] = {"name": name.strip()}
+    mapping.update(extra or {})
+    matrix: dict[str, list[Any]] = {}
+    for key, vals in values.items():
+        if vals == [None] and SPECS[key].kind == "opt_float":
+            continue  # empty residual weight: the model's own default
+        plain = [list(v) if isinstance(v, tuple) else v for v in vals]
+        if len(plain) > 1:
+            matrix[names.get(key, SWEPT_NAMES.get(key, key))] = plain
+        else:
+            mapping[names.get(key, key)] = plain[0]
+    if matrix:
+        mapping["matrix"] = matrix
+    return mapping
+
+
+def run_count(values: Mapping[str, list[Any]]) -> int:
+    total = 1
+    for vals in values.values():
+        total *= len(vals)
+    return total
+
+
+def preview(
+    name: str,
+    texts: Mapping[str, str],
+    key_names: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Preview:
+    """Parse every field and expand the sweep; errors name the field they belong to."""
+    values, errors = parse_all(texts)
+    if not name.strip():
+        errors["name"] = "the experiment needs a name"
+    total = run_count(values)
+    if total > MAX_RUNS:
+        errors.setdefault("_sweep", f"{total} runs; at most {MAX_RUNS} from the form")
+    if errors:
+        return Preview(errors=errors, total=total)
+    try:
+        runs = expand_sweep(build_mapping(name, values, key_names, extra), source="form")
+    except ConfigError as exc:
+        key, reason = blame(str(exc))
+        return Preview(errors={key: reason}, total=total)
+    return Preview(runs=tuple(runs), total=total)
+
+
+_KEY = re.compile(r"key '([A-Za-z_\-0-9]+)': (.*)$")
+
+
+def blame(message: str) -> tuple[str, str]:
+    """The field a ConfigError is about and its reason (``_sweep`` when none fits)."""
+    match = _KEY.search(message)
+    if match and canonical_key(match[1]) in SPECS:
+        return canonical_key(match[1]), match[2]
+    return "_sweep", message.removeprefix("form: ")

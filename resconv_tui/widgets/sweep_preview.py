@@ -1,0 +1,68 @@
+"""What the new-sweep form would queue: run count, names, parameter counts, memory."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from resconv_tui.memory_estimate import estimate_bytes, format_bytes
+from resconv_tui.sweep_form import Preview
+
+MAX_ROWS = 200  # more rows than this only slow the redraw; the count says the rest
+
+
+class SweepPreview(VerticalScroll, can_focus=False):
+    """Not focusable on purpose: tab moves between form fields only."""
+
+    DEFAULT_CSS = """
+    SweepPreview { border: round $primary 50%; padding: 0 1; }
+    SweepPreview #preview-summary { height: auto; margin-bottom: 1; }
+    SweepPreview.-invalid { border: round $error; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="preview-summary")
+        yield Static("", id="preview-table")
+
+    def on_mount(self) -> None:
+        self.border_title = "Preview"
+
+    def show(self, preview: Preview) -> None:
+        self.set_class(not preview.ok, "-invalid")
+        self.query_one("#preview-summary", Static).update(summary(preview))
+        self.query_one("#preview-table", Static).update(run_table(preview))
+
+
+def summary(preview: Preview) -> Text:
+    if not preview.ok:
+        text = Text(f"{preview.total} runs, not valid yet:\n", style="bold red")
+        for key, reason in preview.errors.items():
+            label = "sweep" if key == "_sweep" else key
+            text.append(f"  {label}: {reason}\n", style="red")
+        return text
+    counts = [run.param_count for run in preview.runs]
+    memory = max(estimate_bytes(run.config, run.param_count) for run in preview.runs)
+    runs = "1 run" if len(counts) == 1 else f"{len(counts)} runs"
+    text = Text(runs, style="bold green")
+    text.append(f"  params {min(counts):,}..{max(counts):,}" if len(counts) > 1 else "")
+    text.append(f"  est. memory <= {format_bytes(memory)}", style="dim")
+    return text
+
+
+def run_table(preview: Preview) -> Table | str:
+    if not preview.ok:
+        return ""
+    table = Table(box=None, pad_edge=False, expand=True, header_style="bold")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("name", ratio=1, overflow="fold")
+    table.add_column("params", justify="right", no_wrap=True)
+    table.add_column("~mem", justify="right", no_wrap=True)
+    for run in preview.runs[:MAX_ROWS]:
+        memory = format_bytes(estimate_bytes(run.config, run.param_count))
+        table.add_row(str(run.index), run.name, f"{run.param_count:,}", memory)
+    if len(preview.runs) > MAX_ROWS:
+        table.add_row("", f"... and {len(preview.runs) - MAX_ROWS} more", "", "")
+    return table

@@ -1,0 +1,167 @@
+"""The new-sweep form driven by keys: preview, invalid fields, queue, save, load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from screen_host import ScreenHost, screen_text
+from textual.pilot import Pilot
+from textual.widgets import Input, Static
+
+from core.config import RunConfig
+from core.params import count_params
+from core.queue import Repo
+from core.sweep import expand_sweep_file
+from resconv_tui.screens.new_sweep import NewSweepScreen
+from resconv_tui.widgets.sweep_preview import SweepPreview
+
+SIZE = (120, 36)
+
+
+@pytest.fixture(autouse=True)
+def no_debounce(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The debounce is for people typing; tests wait for the preview worker instead.
+    monkeypatch.setattr(NewSweepScreen, "DEBOUNCE_S", 0.0)
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    """Let the (undebounced) preview worker run and its result be drawn."""
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def type_into(pilot: Pilot[Any], key: str, text: str) -> None:
+    """Set a field as typing would (Input.Changed fires); test_tab_order types real keys."""
+    form(pilot).field(key).value = text
+    await settle(pilot)
+
+
+def form(pilot: Pilot[Any]) -> NewSweepScreen:
+    assert isinstance(pilot.app.screen, NewSweepScreen)
+    return pilot.app.screen
+
+
+async def test_tab_order_and_preview_count(db_url: str) -> None:
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.focused is not None and app.focused.id == "input-name"
+        await pilot.press(*"demo", "tab", *"1..3", "tab", "tab", "tab", "tab", *"gelu,relu")
+        await settle(pilot)
+        screen = form(pilot)
+        assert screen.field("activation").input.has_focus
+        runs = screen.preview.runs
+        assert screen.preview.ok and len(runs) == 6
+        assert [r.param_count for r in runs] == [count_params(r.config) for r in runs]
+        shown = screen_text(app)
+        assert "l-3_act-relu" in shown and f"{runs[-1].param_count:,}" in shown
+
+
+async def test_invalid_value_is_marked_and_blocks_queueing(db_url: str) -> None:
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, "kernel_size", "3,4")
+        field = form(pilot).field("kernel_size")
+        assert field.has_class("-invalid")
+        reason = str(field.query_one(".field-reason", Static).content)
+        assert "kernel_size: padding 'same' needs odd kernel sizes (got 4)" in reason
+        assert form(pilot).query_one(SweepPreview).has_class("-invalid")
+        await type_into(pilot, "layers", "0..2:0")
+        assert "step must be >= 1" in form(pilot).field("layers").error
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert app.result == "not dismissed"
+        assert Repo.open(db_url).list_runs() == []
+
+
+async def test_queue_writes_rows_with_priority(db_url: str) -> None:
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, "name", "e2e")
+        await type_into(pilot, "layers", "1,2,3")
+        await type_into(pilot, "max_inputs", "256")
+        await type_into(pilot, "priority", "5")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    assert app.result == 3
+    rows = Repo.open(db_url).list_runs()
+    assert [(r.experiment, r.name, r.priority) for r in rows] == [
+        ("e2e", "l-1", 5),
+        ("e2e", "l-2", 5),
+        ("e2e", "l-3", 5),
+    ]
+    assert [r.config for r in rows] == [RunConfig(layers=n, max_inputs=256) for n in (1, 2, 3)]
+
+
+async def test_escape_cancels(db_url: str) -> None:
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("escape")
+        await settle(pilot)
+    assert app.result is None
+
+
+async def test_save_as_file_reads_back(db_url: str, tmp_path: Path) -> None:
+    app = ScreenHost(NewSweepScreen(db_url))
+    target = tmp_path / "saved.yml"
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, "layers", "2,4")
+        await type_into(pilot, "activation", "relu,tanh")
+        await pilot.press("f2")
+        await settle(pilot)
+        app.screen.query_one("#path-input").value = str(target)  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await settle(pilot)
+        expected = [(r.name, r.config_hash) for r in form(pilot).preview.runs]
+    assert [(r.name, r.config_hash) for r in expand_sweep_file(target)] == expected
+    assert len(expected) == 4
+
+
+async def test_load_file_fills_fields_and_reports_what_it_dropped(
+    db_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "in.yml"
+    path.write_text("name: loaded\nlayers: 3\nmatrix:\n  ks: [3, 5]\ninclude: [{ks: 7}]\n")
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f3")
+        await settle(pilot)
+        await pilot.press(*str(path), "enter")
+        await settle(pilot)
+        screen = form(pilot)
+        assert screen.field("name").value == "loaded"
+        assert (screen.field("kernel_size").value, screen.field("layers").value) == ("3,5", "3")
+        notes = str(screen.query_one("#sweep-notes", Static).content)
+        assert "'include' (1 entry) is not supported" in notes
+        assert [r.name for r in screen.preview.runs] == ["ks-3", "ks-5"]
+
+
+async def test_initial_file_and_base_config(db_url: str) -> None:
+    base = RunConfig(layers=7, activation="mish").to_dict()
+    app = ScreenHost(NewSweepScreen(db_url, base_config=base))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = form(pilot)
+        assert (screen.field("layers").value, screen.field("activation").value) == ("7", "mish")
+        assert screen.preview.runs[0].config == RunConfig(layers=7, activation="mish")
+    t7 = str(Path(__file__).parents[2] / "experiments" / "t7-kernel-size.yml")
+    app = ScreenHost(NewSweepScreen(db_url, initial_file=t7))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert form(pilot).field("kernel_size").value == "3,5,7,9,11"
+        assert len(form(pilot).preview.runs) == 5
+
+
+def test_snapshot_form(snap_compare: Any, db_url: str) -> None:
+    async def edit(pilot: Pilot[Any]) -> None:
+        for field in form(pilot).query(Input):
+            field.cursor_blink = False  # a blinking cursor makes the picture random
+        await type_into(pilot, "layers", "1..3")
+        await type_into(pilot, "activation", "gelu,relu")
+        await type_into(pilot, "kernel_size", "3,4")
+        await type_into(pilot, "kernel_size", "3,5")
+
+    assert snap_compare(ScreenHost(NewSweepScreen(db_url)), terminal_size=SIZE, run_before=edit)

@@ -1,0 +1,157 @@
+"""The form's text -> sweep parsing, its preview and sweep files in and out (no Textual)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.config import RunConfig
+from core.params import count_params
+from core.sweep import expand_sweep, expand_sweep_file
+from resconv_tui.memory_estimate import estimate_bytes, format_bytes
+from resconv_tui.sweep_file_io import load_sweep, save_sweep
+from resconv_tui.sweep_form import (
+    MAX_RUNS,
+    FieldError,
+    build_mapping,
+    default_texts,
+    parse_all,
+    parse_field,
+    preview,
+    split_items,
+)
+
+EXPERIMENTS = sorted(Path(__file__).parents[2].joinpath("experiments").glob("*.yml"))
+
+
+def texts(**changes: str) -> dict[str, str]:
+    return {**default_texts(), **changes}
+
+
+def test_split_keeps_brackets_together() -> None:
+    assert split_items("3, [3,9] ,5") == ["3", "[3,9]", "5"]
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "expected"),
+    [
+        ("layers", "11", [11]),
+        ("layers", "1,2, 3", [1, 2, 3]),
+        ("layers", "3..11:2", [3, 5, 7, 9, 11]),
+        ("layers", "1..4", [1, 2, 3, 4]),
+        ("layers", "11..3:4", [11, 7, 3]),
+        ("activation", "GELU,relu,Mish", ["gelu", "relu", "mish"]),
+        ("lr", "1e-4,3e-4", [1e-4, 3e-4]),
+        ("bn_encoder", "0,2,none", [0, 2, None]),
+        ("residual_weight", "", [None]),
+        ("kernel_size", "3,[3,9]", [3, [3, 9]]),
+        ("padding", "same,1", ["same", 1]),
+        ("ks", "3,5", [3, 5]),  # the logbook's alias names the same field
+        ("act", "relu", ["relu"]),
+    ],
+)
+def test_parse_field(key: str, text: str, expected: list) -> None:
+    assert parse_field(key, text) == expected
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "reason"),
+    [
+        ("layers", "3..11:0", "step must be >= 1"),
+        ("layers", "3..", "bad range"),
+        ("layers", "..5", "bad range"),
+        ("layers", "a..b", "bad range"),
+        ("layers", "1..5000", "at most"),
+        ("lr", "1..3", "ranges need integers"),
+        ("activation", "relu..gelu", "ranges need integers"),
+        ("activation", "sigmoidish", "unknown activation"),
+        ("layers", "3,,5", "empty item"),
+        ("layers", "", "empty"),
+        ("layers", "three", "not an integer"),
+        ("layers", "[3,5]", "brackets are only for per-layer keys"),
+        ("kernel_size", "[3,5", "unbalanced"),
+        ("layers", "3,5,3", "listed twice"),
+        ("lr", "fast", "not a number"),
+    ],
+)
+def test_parse_field_errors(key: str, text: str, reason: str) -> None:
+    with pytest.raises(FieldError) as info:
+        parse_field(key, text)
+    assert reason in info.value.reason
+
+
+def test_defaults_parse_back_to_the_default_config() -> None:
+    values, errors = parse_all(default_texts())
+    assert not errors
+    runs = expand_sweep(build_mapping("d", values))
+    assert len(runs) == 1 and runs[0].config == RunConfig()
+
+
+def test_base_config_overrides_defaults() -> None:
+    base = RunConfig(layers=5, kernel_size=(3, 9), activation="relu").to_dict()
+    got = default_texts(base)
+    assert (got["layers"], got["kernel_size"], got["activation"]) == ("5", "[3,9]", "relu")
+    assert got["residual_weight"] == "1"
+
+
+def test_preview_counts_names_and_params() -> None:
+    result = preview("demo", texts(layers="1..3", activation="gelu,relu"))
+    assert result.ok and result.total == 6
+    assert [r.name for r in result.runs[:2]] == ["l-1_act-gelu", "l-1_act-relu"]
+    assert [r.param_count for r in result.runs] == [count_params(r.config) for r in result.runs]
+
+
+def test_preview_blames_the_field() -> None:
+    result = preview("demo", texts(kernel_size="3,4"))
+    assert not result.ok
+    assert result.errors == {"kernel_size": "padding 'same' needs odd kernel sizes (got 4)"}
+
+
+def test_preview_collects_every_bad_field_and_the_name() -> None:
+    result = preview(" ", texts(layers="x", lr="-"))
+    assert set(result.errors) == {"name", "layers", "lr"}
+
+
+def test_preview_refuses_huge_sweeps() -> None:
+    result = preview("big", texts(layers="1..100", channels="1..100"))
+    assert result.total == 10_000 > MAX_RUNS and "_sweep" in result.errors
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_logbook_files_load_to_the_same_runs(path: Path) -> None:
+    loaded = load_sweep(path)
+    result = preview(loaded.name, loaded.texts, loaded.key_names, loaded.extra)
+    reference = expand_sweep_file(path)
+    assert result.ok
+    if "include" in path.read_text():
+        assert any("include" in note for note in loaded.notes)
+        return
+    assert sorted(r.config_hash for r in result.runs) == sorted(r.config_hash for r in reference)
+    if not loaded.notes:  # no pairs converted: the same names, order and targets
+        same = [(r.name, r.config_hash, r.target) for r in reference]
+        assert [(r.name, r.config_hash, r.target) for r in result.runs] == same
+
+
+def test_saved_file_reads_back_to_the_same_runs(tmp_path: Path) -> None:
+    values, _ = parse_all(texts(layers="1,3", kernel_size="3,[3,9]", seed="0..1"))
+    mapping = build_mapping("round-trip", values)
+    path = save_sweep(tmp_path / "sub" / "s.yml", mapping)
+    expected = [(r.name, r.config_hash) for r in expand_sweep(mapping)]
+    assert [(r.name, r.config_hash) for r in expand_sweep_file(path)] == expected
+    assert len(expected) == 8
+
+
+def test_seeds_load_into_the_seed_field(tmp_path: Path) -> None:
+    path = tmp_path / "s.yml"
+    path.write_text("name: s\nmatrix:\n  l: [1, 2]\nseeds: 2\nexclude: [{l: 2}]\n")
+    loaded = load_sweep(path)
+    assert loaded.texts["seed"] == "0,1" and loaded.texts["layers"] == "1,2"
+    assert loaded.notes == ["'exclude' (1 entry) is not supported by the form: not loaded"]
+
+
+def test_memory_estimate_grows_with_batch_and_width() -> None:
+    small = estimate_bytes(RunConfig())
+    assert estimate_bytes(RunConfig(batch_size=128)) > small
+    assert estimate_bytes(RunConfig(channels=64)) > small
+    assert format_bytes(1536) == "1.5 KiB" and format_bytes(None) == "-"
