@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -52,6 +53,9 @@ GRAPH_ENV = "RESCONV_GRAPH"
 COMPILE_ENV = "RESCONV_COMPILE"
 WARMUP_STEPS = 3  # cuDNN autotuning, AdamW's lazy state and compilation happen here
 PINNED_SLOTS = 64  # the host may run this many steps ahead before reusing a staging slot
+# One capture at a time per process: runs packed on several streams (threads) must not
+# capture concurrently. Each capture is thread-local, so the others keep training meanwhile.
+_CAPTURE_LOCK = threading.Lock()
 _OFF = {"0", "false", "no", "off"}
 _ON = {"1", "true", "yes", "on"}
 
@@ -316,7 +320,7 @@ class FastStep:
         torch.cuda.set_rng_state(rng, self.device)
         graph = torch.cuda.CUDAGraph()
         self.optimizer.zero_grad(set_to_none=True)  # grads get allocated inside the graph's pool
-        with torch.cuda.graph(graph):
+        with _CAPTURE_LOCK, torch.cuda.graph(graph, capture_error_mode="thread_local"):
             self._body(buffer)
         self.graph = graph
 

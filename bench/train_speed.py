@@ -1,0 +1,220 @@
+"""Training throughput: the reference-style loop against the project's fit(), in one process.
+
+    python bench/train_speed.py                       # logbook 11-layer 28x28, 180,000 inputs
+    python bench/train_speed.py --device cpu --inputs 640 --layers 3   # a CPU smoke run
+    python bench/train_speed.py --slots 4             # + 4 fits packed on 4 CUDA streams
+    python bench/train_speed.py --out $OUT/train_speed.json
+
+Both paths train the same config on the same device and data, and are
+validated with the project's fixed masks, so their final losses compare.
+The table gives inputs/s (training only: validation excluded), their ratio,
+peak memory and the final validation L1. Issue 5's targets are in bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from bench.reference_loop import train_reference  # noqa: E402
+from core.config import RunConfig  # noqa: E402
+from core.data import Datasets, load_datasets  # noqa: E402
+from core.fast_path import COMPILE_ENV  # noqa: E402
+from core.train import FitResult, fit  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Row:
+    path: str
+    inputs: int
+    seconds: float  # training only
+    inputs_per_s: float
+    peak_memory_mib: float
+    validation_loss: float
+    note: str = ""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--layers", type=int, default=11)
+    p.add_argument("--image-size", type=int, default=28, choices=(28, 32, 64))
+    p.add_argument("--channels", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--inputs", type=int, default=180_000, help="max_inputs of each run")
+    p.add_argument("--device", default="auto", help="auto (cuda if present), cuda, cuda:1, cpu")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    p.add_argument("--slots", type=int, default=1, help="also K fits at once on K CUDA streams")
+    p.add_argument("--compile", action="store_true", help=f"also time fit with {COMPILE_ENV}=1")
+    p.add_argument("--skip-reference", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None, help="Fashion-MNIST folder (else RESCONV_DATA...)")
+    p.add_argument("--workers", type=int, default=1, help="DataLoader workers of the reference")
+    p.add_argument("--out", default=None, help="write the rows and settings as JSON here")
+    return p.parse_args(argv)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+
+
+def mib(n: int) -> float:
+    return round(n / 2**20, 1)
+
+
+# ----- the measured paths ------------------------------------------------------------------
+
+
+def reference_row(config: RunConfig, data: Datasets, device: torch.device, workers: int) -> Row:
+    r = train_reference(config, data, device, num_workers=workers)
+    return Row(
+        "reference fp32", r.inputs_seen, r.train_seconds, r.inputs_per_s,
+        mib(r.peak_memory_bytes), r.validation_loss,
+    )  # fmt: skip
+
+
+def fit_row(config: RunConfig, data: Datasets, device: torch.device, compiled: bool) -> Row:
+    previous = os.environ.get(COMPILE_ENV)
+    os.environ[COMPILE_ENV] = "1" if compiled else "0"
+    try:
+        started = time.perf_counter()
+        result = fit(config, data, device)
+        wall = time.perf_counter() - started
+    finally:
+        _restore_env(COMPILE_ENV, previous)
+    return _row(result, f"fit wall {wall:.1f} s (build, capture/compile, validation included)")
+
+
+def slots_row(config: RunConfig, data: Datasets, device: torch.device, slots: int) -> Row:
+    """``slots`` fits at once, one thread and CUDA stream each; inputs/s over the common wall."""
+    results: list[FitResult | BaseException] = [RuntimeError("not run")] * slots
+
+    def one(i: int) -> None:
+        stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        try:
+            if stream is None:
+                results[i] = fit(config.replace(seed=config.seed + i), data, device)
+                return
+            with torch.cuda.stream(stream):
+                results[i] = fit(config.replace(seed=config.seed + i), data, device)
+        except BaseException as exc:  # reported in the table, not lost in a thread
+            results[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(slots)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    done = [r for r in results if isinstance(r, FitResult)]
+    errors = [f"{type(r).__name__}: {r}" for r in results if not isinstance(r, FitResult)]
+    inputs = sum(r.inputs_seen for r in done)
+    losses = [r.validation_loss for r in done]
+    note = f"{len(done)}/{slots} ok, wall incl. build+validation; " + (
+        "; ".join(errors)[:200] if errors else f"each {[round(r.inputs_per_s) for r in done]}/s"
+    )
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
+    mean_loss = sum(losses) / len(losses) if losses else float("nan")
+    return Row(f"fit x{slots} slots", inputs, wall, inputs / wall, mib(peak), mean_loss, note)
+
+
+def _row(result: FitResult, note: str) -> Row:
+    seconds = result.inputs_seen / result.inputs_per_s if result.inputs_per_s else 0.0
+    return Row(
+        f"fit {result.path_used}", result.inputs_seen, seconds, result.inputs_per_s,
+        mib(result.peak_memory_bytes), result.validation_loss, note,
+    )  # fmt: skip
+
+
+def _restore_env(key: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(key, None)
+    else:
+        os.environ[key] = value
+
+
+# ----- output ------------------------------------------------------------------------------
+
+
+def table(rows: list[Row], reference: Row | None) -> str:
+    head = (
+        f"{'path':<44} {'inputs/s':>10} {'x ref':>6} {'train s':>8} {'peak MiB':>9} {'val L1':>9}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        ratio = f"{r.inputs_per_s / reference.inputs_per_s:.2f}" if reference else "-"
+        lines.append(
+            f"{r.path[:44]:<44} {r.inputs_per_s:>10,.0f} {ratio:>6} {r.seconds:>8.1f} "
+            f"{r.peak_memory_mib:>9.1f} {r.validation_loss:>9.5f}"
+        )
+        if r.note:
+            lines.append(f"    {r.note}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    device = pick_device(args.device)
+    config = RunConfig(
+        layers=args.layers, image_size=args.image_size, channels=args.channels,
+        batch_size=args.batch_size, max_inputs=args.inputs, precision=args.precision,
+        seed=args.seed,
+    )  # fmt: skip
+    data = load_datasets(config.dataset, config.image_size, device, args.data_dir)
+    name = device_name(device)
+    print(f"device: {name}; torch {torch.__version__}")
+    size = config.image_size
+    precision = f"{config.precision} -> {config.resolved_precision(device.type)}"
+    print(
+        f"config: {config.layers} layers, {size}x{size}, {config.channels} ch, batch "
+        f"{config.batch_size}, {config.max_inputs:,} inputs, precision {precision}",
+        flush=True,
+    )
+    rows: list[Row] = []
+    reference = None
+    if not args.skip_reference:
+        reference = reference_row(config, data, device, args.workers)
+        rows.append(reference)
+        print(f"reference done: {reference.inputs_per_s:,.0f} inputs/s", flush=True)
+    rows.append(fit_row(config, data, device, compiled=False))
+    print(f"fit done: {rows[-1].inputs_per_s:,.0f} inputs/s ({rows[-1].path})", flush=True)
+    if args.compile:
+        rows.append(fit_row(config, data, device, compiled=True))
+    if args.slots > 1:
+        rows.append(slots_row(config, data, device, args.slots))
+    text = table(rows, reference)
+    print(f"\n{'CPU ' if device.type == 'cpu' else ''}results on {name}\n{text}")
+    if args.out:
+        payload: dict[str, Any] = {
+            "device": name,
+            "torch": torch.__version__,
+            "config": config.to_dict(),
+            "rows": [asdict(r) for r in rows],
+            "table": text,
+        }
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(payload, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
