@@ -58,6 +58,7 @@ def make_app(
     launcher: WorkerLauncher | None = None,
     poll_interval_s: float = 1.0,
     export_dir: Path | None = None,
+    hostname: str | None = None,
 ) -> ResconvApp:
     """The dashboard on ``db_url`` (created if missing); tests freeze ``clock``."""
     ctx = DashboardContext(
@@ -68,4 +69,6 @@ def make_app(
         poll_interval_s=poll_interval_s,
         export_dir=export_dir or Path.cwd(),
     )
+    if hostname is not None:
+        ctx.hostname = hostname
     return ResconvApp(ctx)

@@ -6,6 +6,7 @@ tests can freeze the clock or swap the worker launcher for a fake.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ class DashboardContext:
     launcher: WorkerLauncher = field(default_factory=WorkerLauncher)
     poll_interval_s: float = 1.0
     export_dir: Path = field(default_factory=Path.cwd)
+    hostname: str = field(default_factory=socket.gethostname)  # whose workers `w` may signal
 
     @property
     def db_name(self) -> str:

@@ -13,7 +13,7 @@ class ColumnsScreen(ModalScreen[list[str] | None]):
     """Dismisses with the ticked columns in table order (enter), or None (escape)."""
 
     BINDINGS = [
-        Binding("enter", "apply", "Apply"),
+        Binding("enter", "apply", "Apply", priority=True),
         Binding("escape", "dismiss(None)", "Cancel"),
     ]
 

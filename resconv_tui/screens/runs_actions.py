@@ -9,7 +9,6 @@ any are marked, else to the highlighted run.
 from __future__ import annotations
 
 import importlib
-import socket
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -199,7 +198,7 @@ class RunActions:
         """Live workers on this machine, newest first (the ones ``w`` can signal)."""
         if self.dashboard is None:
             return []
-        now, host = self.dashboard.now, socket.gethostname()
+        now, host = self.dashboard.now, self.ctx.hostname
         return [
             w
             for w in self.dashboard.workers

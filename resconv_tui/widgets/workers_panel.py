@@ -59,7 +59,7 @@ class WorkersPanel(Static):
         health = worker_health(w, self.now)
         line = Text()
         line.append(f"{HEALTH_DOT[health]} {health:<7} ", style=self._style(health))
-        line.append(f"{w.host} pid {w.pid}  {w.device:<6} ")
+        line.append(f"{w.host:<16.16} pid {w.pid:<8} {w.device:<7} ")
         line.append(_gpu_text(w))
         run = f"run {w.current_run_id}" if w.current_run_id is not None else w.state
         line.append(f"  {run:<9} done {w.runs_done:<4} beat {format_age(w.age(self.now))} ago")

@@ -7,7 +7,6 @@ age and ETA on screen, is the same on every run: snapshots stay stable.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from resconv_tui.worker_launcher import Launched
 T0 = 1_700_000_000.0
 NOW = T0 + 600.0  # the dashboard's frozen "now"
 SIZE = (120, 36)
+LOCAL_HOST = "workstation"  # the dashboard's own host in tests (snapshots show it)
 
 SWEEP_T1 = """
 name: t1-layers-32
@@ -109,7 +109,7 @@ def seed_queue(url: str) -> dict[str, Any]:
         gpu = GpuSnapshot("RTX 4090", 87.0, 5 * 2**30, 24 * 2**30, 61.0)
         clock.now = T0 + 580
         repo.heartbeat(gpu_box, run_id=running.id, inputs_done=89600, gpu=gpu)
-        local = repo.register_worker(socket.gethostname(), 2222, "cpu")
+        local = repo.register_worker(LOCAL_HOST, 2222, "cpu")
         _fail_and_cancel(repo, clock, local, ids[4], ids[5])
     repo.close()
     return {"ids": ids, "running": ids[3], "failed": ids[4], "cancelled": ids[5]}
@@ -164,6 +164,7 @@ def app_factory(db_url: str, launcher: FakeLauncher, tmp_path: Path) -> Any:
             launcher=launcher,  # type: ignore[arg-type]
             poll_interval_s=3600,
             export_dir=tmp_path,
+            hostname=LOCAL_HOST,
         )
 
     return factory

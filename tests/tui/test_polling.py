@@ -1,0 +1,116 @@
+"""The dashboard's pure reading functions and the detached worker launcher."""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.queue import GpuSnapshot, MetricPoint, Repo, RunStatus, WorkerRow
+from resconv_tui import polling
+from resconv_tui.polling import RunsQuery
+from resconv_tui.worker_launcher import WorkerLauncher, worker_command
+
+NOW = 1_700_000_600.0
+
+
+def worker(state: str = "idle", age: float = 0.0) -> WorkerRow:
+    return WorkerRow("w", "host", 1, "cpu", state, NOW - 100, NOW - age, None, 0, GpuSnapshot())
+
+
+@pytest.mark.parametrize(
+    ("state", "age", "health"),
+    [("idle", 5, "online"), ("running", 60, "stale"), ("idle", 600, "offline"),
+     ("stopped", 0, "offline"), ("lost", 0, "offline")],
+)  # fmt: skip
+def test_worker_health(state: str, age: float, health: str) -> None:
+    assert polling.worker_health(worker(state, age), NOW) == health
+
+
+def test_rates_and_etas(seeded: dict[str, Any], db_url: str) -> None:
+    runs = {r.id: r for r in Repo.open(db_url).list_runs()}
+    running = runs[seeded["running"]]
+    # 89,600 inputs in the 180 s between claim and last heartbeat
+    assert polling.run_rate(running, NOW) == pytest.approx(89600 / 180)
+    assert polling.run_eta(running, NOW) == pytest.approx((180000 - 89600) / (89600 / 180))
+    assert polling.run_rate(runs[1], NOW) == 3172.0  # the final figure
+    assert polling.run_eta(runs[1], NOW) is None
+    assert polling.run_rate(runs[7], NOW) is None
+    assert polling.queue_eta(list(runs.values()), NOW, online_workers=0) is None
+    assert polling.queue_eta(list(runs.values()), NOW, online_workers=2) > 0
+
+
+def test_filters(seeded: dict[str, Any], db_url: str) -> None:
+    runs = Repo.open(db_url).list_runs()
+    assert [r.id for r in polling.filter_runs(runs, RunsQuery(status=RunStatus.QUEUED))] == [7, 8]
+    assert len(polling.filter_runs(runs, RunsQuery(experiment="act-demo"))) == 4
+    assert [r.id for r in polling.filter_runs(runs, RunsQuery(text="L-2"))] == [2]
+    assert polling.filter_runs(runs, RunsQuery(RunStatus.RUNNING, "act-demo")) == []
+
+
+def test_latest_losses_are_read_incrementally(seeded: dict[str, Any], db_url: str) -> None:
+    repo = Repo.open(db_url)
+    run_id = seeded["running"]
+    first = polling.read_latest_losses(repo, run_id, None)
+    assert (first.train_loss, first.val_loss, first.inputs) == (0.2 - 14 / 500, 0.081, 89600)
+    again = polling.read_latest_losses(repo, run_id, first)
+    assert again == first  # nothing new: same values, same cursor
+    repo.add_metrics(run_id, [MetricPoint(15, 96000, "train_loss", 0.1)])
+    newer = polling.read_latest_losses(repo, run_id, first)
+    assert newer.train_loss == 0.1 and newer.val_loss == 0.081 and newer.last_id > first.last_id
+
+
+def test_read_dashboard(seeded: dict[str, Any], db_url: str) -> None:
+    dash = polling.read_dashboard(Repo.open(db_url), NOW, selected=seeded["running"])
+    assert len(dash.runs) == 8 and len(dash.workers) == 2
+    assert dash.experiments == ("t1-layers-32", "act-demo")
+    assert dash.latest is not None and dash.latest.val_loss == 0.081
+    later = polling.read_dashboard(Repo.open(db_url), NOW + 3600)
+    assert later.workers == ()  # long silent workers drop off the panel
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(None, "—"), (42.4, "42s"), (125, "2m05s"), (3 * 3600 + 300, "3h05m")]
+)
+def test_format_duration(seconds: float | None, text: str) -> None:
+    assert polling.format_duration(seconds) == text
+
+
+def test_launcher_starts_worker_in_its_own_session(monkeypatch, tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    class FakePopen:
+        pid = 99
+
+        def __init__(self, argv: list[str], **kwargs: Any) -> None:
+            seen.update(argv=argv, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", FakePopen)
+    launched = WorkerLauncher(tmp_path).start("sqlite:////x/runs.db")
+    assert seen["argv"] == [sys.executable, "-m", "resconv_tui", "worker",
+                            "--db", "sqlite:////x/runs.db", "--device", "auto"]  # fmt: skip
+    assert seen["start_new_session"] is True and seen["stdin"] == subprocess.DEVNULL
+    assert launched.pid == 99 and launched.log_path.parent == tmp_path
+    assert launched.log_path.exists()
+
+
+def test_launcher_stops_a_real_process() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+    )
+    launcher = WorkerLauncher()
+    assert launcher.alive(process.pid)
+    assert launcher.stop(process.pid)
+    assert process.wait(timeout=10) == -signal.SIGTERM
+    assert not launcher.alive(process.pid)
+    assert not launcher.stop(process.pid)
+
+
+def test_worker_command_lets_the_worker_pick_the_device() -> None:
+    assert worker_command("u")[-2:] == ["--device", "auto"]
+    assert dataclasses.is_dataclass(polling.Dashboard)

@@ -1,0 +1,107 @@
+"""The results screen: logbook table, sorting, columns, experiment filter, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from core.queue import views as v
+from resconv_tui.screens.columns import ColumnsScreen
+from resconv_tui.screens.results import DIFF, TARGET, ResultsScreen
+
+SIZE = (120, 36)
+
+
+async def open_results(pilot: Any, settle: Any) -> ResultsScreen:
+    await settle(pilot)
+    await pilot.press("R")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, ResultsScreen)
+    return screen
+
+
+def ids(screen: ResultsScreen) -> list[int]:
+    return screen.view.column(v.RUN)
+
+
+async def test_finished_runs_sorted_by_loss_with_targets(seeded, app_factory, settle) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_results(pilot, settle)
+        assert ids(screen) == [3, 2, 1]
+        assert screen.view.columns == (
+            "run", "l", v.LOSS, TARGET, DIFF, v.PARAMS, v.MINUTES, v.METER
+        )  # fmt: skip
+        assert screen.view.column(TARGET) == [0.102242, 0.124805, 0.164834]
+        assert round(screen.view.column(DIFF)[0], 6) == round(0.0991 - 0.102242, 6)
+        assert screen.view.column(v.METER) == ["*", "*" * 11, "*" * 21]
+        assert screen.query_one("DataTable").row_count == 3
+
+
+async def test_s_cycles_sort_and_S_flips(seeded, app_factory, settle) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_results(pilot, settle)
+        await pilot.press("s")
+        assert screen.sort_column == TARGET
+        await pilot.press("S")
+        assert screen.descending and ids(screen) == [1, 2, 3]
+        await pilot.press("s", "s", "s")
+        assert screen.sort_column == v.MINUTES
+        assert ids(screen) == [3, 2, 1]  # longest train time first
+
+
+async def test_clicking_a_header_sorts(seeded, app_factory, settle) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_results(pilot, settle)
+        table = screen.query_one("DataTable")
+        x = sum(c.get_render_width(table) for c in list(table.columns.values())[:1]) + 1
+        assert await pilot.click(table, offset=(x, 0))  # the "l" column
+        await settle(pilot)
+        assert screen.sort_column == "l" and ids(screen) == [1, 2, 3]
+        assert await pilot.click(table, offset=(x, 0))
+        assert screen.descending and ids(screen) == [3, 2, 1]
+
+
+async def test_v_chooses_columns(seeded, app_factory, settle) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_results(pilot, settle)
+        await pilot.press("v")
+        assert isinstance(app.screen, ColumnsScreen)
+        await pilot.press("space", "enter")  # untick "run"
+        assert app.screen is screen
+        assert "run" not in screen.view.columns and v.LOSS in screen.view.columns
+        await pilot.press("v", "escape")
+        assert "run" not in screen.view.columns
+
+
+async def test_f_filters_by_experiment(seeded, app_factory, settle) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_results(pilot, settle)
+        await pilot.press("f")
+        assert screen.experiment == "t1-layers-32" and len(screen.view.rows) == 3
+        await pilot.press("f")
+        assert screen.experiment is None
+
+
+async def test_e_exports_markdown_and_E_csv(seeded, app_factory, settle, tmp_path) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_results(pilot, settle)
+        await pilot.press("S", "e", "E")
+        markdown = next(Path(tmp_path).glob("results-all-*.md")).read_text()
+        csv = next(Path(tmp_path).glob("results-all-*.csv")).read_text()
+    lines = markdown.splitlines()
+    assert lines[0].startswith("| run | l | validation loss |   target |  Δ target |")
+    assert [line.split("|")[1].strip() for line in lines[2:]] == ["1", "2", "3"]
+    assert "0.164834" in lines[2] and "*********************" in lines[2]
+    assert (
+        csv.splitlines()[0] == "run,l,validation loss,target,Δ target,model params,"
+        "train time (minutes),meter"
+    )
+    assert csv.splitlines()[1].startswith("1,1,0.161,0.164834,")
+    assert screen.view.rows[0][0] == 1

@@ -1,0 +1,142 @@
+"""Keys of the runs view that open other screens, the command palette, polling, two dashboards.
+
+The other screens (form, detail, compare) are replaced by recording stand-ins:
+these tests check what the runs view passes them, not how they look.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+import pytest
+from textual.screen import Screen
+
+from core.queue import Repo, RunStatus
+from resconv_tui.screens.runs import RunsScreen
+from resconv_tui.screens.runs_actions import PALETTE
+from resconv_tui.widgets.run_table import RunTable
+
+SIZE = (120, 36)
+
+
+class Recorded(Screen[None]):
+    calls: list[tuple[Any, ...]] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        Recorded.calls.append((type(self).__name__, args, kwargs))
+
+
+@pytest.fixture
+def stand_ins(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    Recorded.calls = []
+    for module, name in (
+        ("new_sweep", "NewSweepScreen"),
+        ("run_detail", "RunDetailScreen"),
+        ("compare", "CompareScreen"),
+    ):
+        fake = types.ModuleType(f"resconv_tui.screens.{module}")
+        setattr(fake, name, type(name, (Recorded,), {}))
+        monkeypatch.setitem(sys.modules, f"resconv_tui.screens.{module}", fake)
+    return Recorded.calls
+
+
+async def goto(pilot: Any, run_id: int) -> None:
+    table = pilot.app.screen.query_one(RunTable)
+    table.move_cursor(row=table.get_row_index(str(run_id)), animate=False)
+    await pilot.pause()
+
+
+async def test_enter_opens_run_detail(seeded, app_factory, settle, stand_ins, db_url) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await goto(pilot, 3)
+        await pilot.press("enter")
+        assert stand_ins == [("RunDetailScreen", (db_url, 3), {})]
+
+
+async def test_n_and_d_open_the_form(seeded, app_factory, settle, stand_ins, db_url) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        assert stand_ins[-1] == ("NewSweepScreen", (db_url,), {})
+        app.pop_screen()
+        await goto(pilot, 2)
+        await pilot.press("d")
+        name, args, kwargs = stand_ins[-1]
+        assert (name, args) == ("NewSweepScreen", (db_url,))
+        assert kwargs["base_config"]["layers"] == 2
+        assert kwargs["base_config"]["image_size"] == 32
+
+
+async def test_compare_needs_marks(seeded, app_factory, settle, stand_ins, db_url) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("C")
+        assert stand_ins == []
+        await goto(pilot, 3)
+        await pilot.press("space")
+        await goto(pilot, 1)
+        await pilot.press("space", "C")
+        assert stand_ins == [("CompareScreen", (db_url, [1, 3]), {})]
+
+
+async def test_palette_has_every_action(seeded, app_factory, settle, db_url) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        for title, _, _ in PALETTE:
+            assert title in commands
+        assert "Filter experiment: act-demo" in commands
+        await goto(pilot, 7)
+        commands["Priority up"].callback()
+        await settle(pilot)
+        assert Repo.open(db_url).get_run(7).priority == 1
+        commands["Filter: failed"].callback()
+        assert [r.status for r in app.screen.visible_runs()] == [RunStatus.FAILED]
+
+
+async def test_palette_opens_and_runs_a_command(seeded, app_factory, settle) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Filter: queued")
+        await settle(pilot)  # the palette searches in a worker of its own
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, RunsScreen)
+        assert app.screen.filters.status == RunStatus.QUEUED
+
+
+async def test_poll_rearms_and_shows_outside_changes(seeded, app_factory, settle, db_url):
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert screen._timer is not None  # the next poll is armed after each one
+        Repo.open(db_url).set_priority([8], 9)  # another dashboard or the CLI
+        screen.refresh_now()
+        await settle(pilot)
+        assert str(screen.query_one(RunTable).get_cell("8", "priority")) == "9"
+
+
+async def test_two_dashboards_side_by_side(seeded, app_factory, settle, db_url) -> None:
+    first, second = app_factory(), app_factory()
+    async with first.run_test(size=SIZE) as one, second.run_test(size=SIZE) as two:
+        await settle(one)
+        await settle(two)
+        await goto(one, 7)
+        await one.press("c")
+        await settle(one)
+        second.screen.refresh_now()
+        await settle(two)
+        table = second.screen.query_one(RunTable)
+        assert str(table.get_cell("7", "status")) == "cancelled"
+        assert Repo.open(db_url).get_run(7).status == RunStatus.CANCELLED
