@@ -1,0 +1,182 @@
+"""One run in full: live loss curves, speed and memory, status, config, samples.
+
+Polling: a thread worker reads the run and only the metric rows after the last id
+seen, then posts ``Polled``; the handler merges them, redraws the charts (only when
+something new came, so at most once per poll) and arms the next poll. Polling stops
+once the run has finished and its last rows and samples are in.
+
+Keys: ``l`` log/linear loss axis, ``r`` poll now, ``escape`` back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Static
+
+from core.errors import ResconvError
+from core.queue import Repo, RunRow
+from core.queue.rows import TRAIN_LOSS, VAL_LOSS, MetricRow
+from core.queue.samples import decode_samples
+from core.queue.status import FINISHED
+from resconv_tui.widgets.loss_chart import PALETTE, LossChart, Series
+from resconv_tui.widgets.run_info import STATUS_STYLE, config_table, info_table
+from resconv_tui.widgets.sample_image import SampleImage
+
+SPEED, MEMORY = "inputs_per_s", "memory_bytes"
+
+
+class RunDetailScreen(Screen[None]):
+    """Everything about one run, updating while it trains."""
+
+    DEFAULT_CSS = """
+    RunDetailScreen #detail-body { height: 1fr; }
+    RunDetailScreen #detail-title { height: 1; padding: 0 1; background: $boost; }
+    RunDetailScreen #detail-top { height: 18; }
+    RunDetailScreen #chart-loss { width: 1fr; }
+    RunDetailScreen #detail-info { width: 52; height: auto; padding: 0 1; }
+    RunDetailScreen #detail-mid { height: 11; }
+    RunDetailScreen #detail-error {
+        display: none; height: auto; color: $error; border: round $error; padding: 0 1;
+    }
+    RunDetailScreen #detail-error.-shown { display: block; }
+    RunDetailScreen .section { height: auto; padding: 0 1; margin-top: 1; }
+    RunDetailScreen SampleImage { padding: 0 1; }
+    """
+    BINDINGS = [
+        Binding("l", "toggle_log", "Log scale"),
+        Binding("r", "poll_now", "Refresh"),
+        Binding("escape", "back", "Back"),
+    ]
+    POLL_S = 1.0  # while the run trains; a finished run is read once more, then left
+
+    class Polled(Message):
+        """A poll finished: the run, the metric rows after the last seen id, samples."""
+
+        def __init__(self, run: RunRow, metrics: list[MetricRow], samples: bytes | None) -> None:
+            super().__init__()
+            self.run = run
+            self.metrics = metrics
+            self.samples = samples
+
+    class PollFailed(Message):
+        def __init__(self, error: ResconvError) -> None:
+            super().__init__()
+            self.error = error
+
+    def __init__(self, db_url: str, run_id: int) -> None:
+        super().__init__()
+        self.db_url = db_url
+        self.run_id = run_id
+        self.run: RunRow | None = None
+        self.last_metric_id = 0
+        self.points: dict[str, Series] = defaultdict(lambda: Series(""))
+        self.samples_loaded = False
+        self._repo: Repo | None = None
+        self._timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"Run {self.run_id}", id="detail-title")
+        with VerticalScroll(id="detail-body"):
+            with Horizontal(id="detail-top"):
+                yield LossChart("loss", id="chart-loss")
+                yield Static("loading…", id="detail-info")
+            with Horizontal(id="detail-mid"):
+                yield LossChart("inputs/s", id="chart-speed")
+                yield LossChart("memory (MiB)", id="chart-memory")
+            yield Static("", id="detail-error")
+            yield Static("[b]sample reconstructions[/]", classes="section")
+            yield SampleImage()
+            yield Static("[b]config[/]", classes="section")
+            yield Static("", id="detail-config", classes="section")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = f"Run {self.run_id}"
+        self.poll()
+
+    def on_unmount(self) -> None:
+        if self._repo is not None:
+            self._repo.close()
+
+    # ----- polling -------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="detail-poll")
+    def poll(self) -> None:
+        try:
+            if self._repo is None:
+                self._repo = Repo.open(self.db_url, create=False)
+            run = self._repo.get_run(self.run_id)
+            metrics = self._repo.metrics_since(self.run_id, self.last_metric_id)
+            want_samples = run.has_samples and not self.samples_loaded
+            samples = self._repo.get_samples(self.run_id) if want_samples else None
+        except ResconvError as exc:
+            self.post_message(self.PollFailed(exc))
+            return
+        self.post_message(self.Polled(run, metrics, samples))
+
+    def on_run_detail_screen_polled(self, message: Polled) -> None:
+        was_finished = self.run is not None and self.run.status in FINISHED
+        self.run = message.run
+        self.show_run(message.run)
+        # An `r` poll may overlap a timed one: rows already merged are skipped.
+        fresh = [row for row in message.metrics if row.id > self.last_metric_id]
+        if fresh:
+            self.last_metric_id = fresh[-1].id
+            self.add_points(fresh)
+            self.draw_charts()
+        if message.samples is not None:
+            self.samples_loaded = True
+            self.query_one(SampleImage).grid = decode_samples(message.samples)
+        if self._timer is not None:
+            self._timer.stop()
+        if not (was_finished and message.run.status in FINISHED):
+            self._timer = self.set_timer(self.POLL_S, self.poll)
+
+    def on_run_detail_screen_poll_failed(self, message: PollFailed) -> None:
+        self.query_one("#detail-info", Static).update(f"[red]{message.error}[/]")
+
+    def action_poll_now(self) -> None:
+        self.poll()
+
+    # ----- drawing -------------------------------------------------------------------
+
+    def add_points(self, metrics: list[MetricRow]) -> None:
+        for row in metrics:
+            value = row.value / 2**20 if row.name == MEMORY else row.value
+            self.points[row.name].add(row.inputs, value)
+
+    def series(self, name: str, label: str, index: int) -> Series:
+        found = self.points.get(name, Series(label))
+        return Series(label, found.xs, found.ys, PALETTE[index])
+
+    def draw_charts(self) -> None:
+        losses = [self.series(TRAIN_LOSS, "train", 0), self.series(VAL_LOSS, "validation", 1)]
+        self.query_one("#chart-loss", LossChart).set_series(losses)
+        self.query_one("#chart-speed", LossChart).set_series([self.series(SPEED, "inputs/s", 2)])
+        self.query_one("#chart-memory", LossChart).set_series([self.series(MEMORY, "MiB", 5)])
+
+    def show_run(self, run: RunRow) -> None:
+        style = STATUS_STYLE.get(run.status, "")
+        title = f"Run {run.id}  [b]{run.name}[/]  ({run.experiment})  [{style}]{run.status}[/]"
+        self.query_one("#detail-title", Static).update(title)
+        self.query_one("#detail-info", Static).update(info_table(run, time.time()))
+        self.query_one("#detail-config", Static).update(config_table(run))
+        error = self.query_one("#detail-error", Static)
+        error.update(f"[b]error[/]  {run.error}" if run.error else "")
+        error.set_class(bool(run.error), "-shown")
+
+    def action_toggle_log(self) -> None:
+        chart = self.query_one("#chart-loss", LossChart)
+        chart.log_y = not chart.log_y
+
+    def action_back(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,113 @@
+"""Line charts of metric series over inputs seen (textual-plotext), log scale optional.
+
+The chart keeps its data and replots it on every render, so a resize or a log
+toggle needs no extra bookkeeping; long series are thinned to what a terminal
+can show before they reach plotext.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from textual.reactive import reactive
+from textual_plotext import PlotextPlot
+
+MAX_POINTS = 600  # a 200-column chart shows at most ~400 braille dots across
+# Distinct on dark and light themes; index i is run i's colour in compare views.
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (66, 165, 245),
+    (255, 167, 38),
+    (102, 187, 106),
+    (239, 83, 80),
+    (171, 71, 188),
+    (38, 198, 218),
+    (255, 238, 88),
+    (141, 110, 99),
+)
+
+
+def colour(index: int) -> tuple[int, int, int]:
+    return PALETTE[index % len(PALETTE)]
+
+
+def rich_colour(index: int) -> str:
+    r, g, b = colour(index)
+    return f"rgb({r},{g},{b})"
+
+
+@dataclass
+class Series:
+    """One line: x = inputs seen, y = the metric."""
+
+    label: str
+    xs: list[float] = field(default_factory=list)
+    ys: list[float] = field(default_factory=list)
+    color: tuple[int, int, int] = PALETTE[0]
+    marker: str = "braille"
+
+    def add(self, x: float, y: float) -> None:
+        self.xs.append(x)
+        self.ys.append(y)
+
+
+def thin(xs: Sequence[float], ys: Sequence[float], limit: int = MAX_POINTS) -> tuple[list, list]:
+    """Every k-th point (always keeping the last) so at most ``limit`` remain."""
+    if len(xs) <= limit:
+        return list(xs), list(ys)
+    step = -(-len(xs) // limit)
+    keep = list(range(0, len(xs), step))
+    if keep[-1] != len(xs) - 1:
+        keep.append(len(xs) - 1)
+    return [xs[i] for i in keep], [ys[i] for i in keep]
+
+
+class LossChart(PlotextPlot):
+    """Series over inputs seen; ``log_y`` switches the y axis to a log scale."""
+
+    log_y: reactive[bool] = reactive(False)
+    """Log-scale y axis (losses span decades early in training)."""
+
+    def __init__(
+        self, title: str, *, ylabel: str = "", id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(id=id, classes=classes)
+        self.chart_title = title
+        self.ylabel = ylabel
+        self.series: list[Series] = []
+
+    def set_series(self, series: list[Series]) -> None:
+        self.series = series
+        self.refresh()
+
+    def watch_log_y(self) -> None:
+        self.refresh()
+
+    def render(self):  # type: ignore[no-untyped-def]
+        self.draw()
+        return super().render()
+
+    def draw(self) -> None:
+        plt = self.plt
+        plt.clear_figure()
+        scale = " (log)" if self.log_y else ""
+        plt.title(self.chart_title + scale)
+        plt.xlabel("inputs")
+        if self.ylabel:
+            plt.ylabel(self.ylabel)
+        plotted = [s for s in self.series if s.xs]
+        for series in plotted:
+            xs, ys = self._points(series)
+            if xs:
+                plt.plot(xs, ys, label=series.label, color=series.color, marker=series.marker)
+        if self.log_y and plotted:
+            plt.yscale("log")
+        if not plotted:
+            plt.title(f"{self.chart_title}: no data yet")
+
+    def _points(self, series: Series) -> tuple[list, list]:
+        pairs = zip(series.xs, series.ys, strict=True)
+        if self.log_y:  # log of zero or less is undefined: those points are not drawn
+            pairs = ((x, y) for x, y in pairs if y > 0)
+        kept = list(pairs)
+        return thin([x for x, _ in kept], [y for _, y in kept])

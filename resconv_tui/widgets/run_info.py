@@ -1,0 +1,95 @@
+"""A run's facts as rich renderables: status, timings, figures, config. Pure."""
+
+from __future__ import annotations
+
+from time import localtime, strftime
+
+from rich.table import Table
+from rich.text import Text
+
+from core.queue import RunRow, RunStatus
+from resconv_tui.memory_estimate import format_bytes
+from resconv_tui.polling import format_duration
+
+STATUS_STYLE = {
+    RunStatus.QUEUED: "cyan",
+    RunStatus.RUNNING: "bold yellow",
+    RunStatus.SUCCEEDED: "bold green",
+    RunStatus.FAILED: "bold red",
+    RunStatus.CANCELLED: "magenta",
+}
+
+
+def format_time(seconds: float | None) -> str:
+    return "—" if seconds is None else strftime("%Y-%m-%d %H:%M:%S", localtime(seconds))
+
+
+def _grid() -> Table:
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(overflow="fold")
+    return table
+
+
+def _number(value: float | None, fmt: str) -> str:
+    return "—" if value is None else format(value, fmt)
+
+
+def timings(run: RunRow, now: float) -> dict[str, str]:
+    end = run.finished_at if run.finished_at is not None else now
+    running = run.started_at is not None and run.status == RunStatus.RUNNING
+    took = None if run.started_at is None else end - run.started_at
+    rows = {
+        "created": format_time(run.created_at),
+        "started": format_time(run.started_at),
+        "finished": format_time(run.finished_at),
+        "elapsed" if running else "took": format_duration(took),
+    }
+    if running and run.heartbeat_at is not None:
+        rows["heartbeat"] = f"{format_duration(run.heartbeat_age(now))} ago"
+    return rows
+
+
+def progress(run: RunRow) -> str:
+    return f"{run.inputs_done:,} / {run.total_inputs:,} inputs ({run.progress:.0%})"
+
+
+def info_table(run: RunRow, now: float) -> Table:
+    """Status, where it ran, timings and final figures."""
+    table = _grid()
+    status = Text(run.status.value, style=STATUS_STYLE.get(run.status, ""))
+    if run.cancel_requested and run.status == RunStatus.RUNNING:
+        status.append(" (cancel requested)", style="magenta")
+    table.add_row("status", status)
+    table.add_row("experiment", run.experiment)
+    table.add_row("priority", f"{run.priority}   attempts {run.attempts}")
+    table.add_row("worker", run.worker_id or "—")
+    for key, value in timings(run, now).items():
+        table.add_row(key, value)
+    table.add_row("progress", progress(run))
+    table.add_row("val loss", _number(run.validation_loss, ".6f"))
+    table.add_row("params", f"{run.param_count:,}")
+    table.add_row("inputs/s", _number(run.inputs_per_s, ",.0f"))
+    table.add_row("peak mem", format_bytes(run.peak_memory_bytes))
+    table.add_row("path", run.path_used or "—")
+    table.add_row("checkpoint", run.checkpoint_path or "—")
+    return table
+
+
+def config_table(run: RunRow) -> Table:
+    """Every run parameter, two columns of key/value pairs."""
+    items = list(run.config.to_dict().items())
+    half = -(-len(items) // 2)
+    table = Table.grid(padding=(0, 1))
+    for _ in range(2):
+        table.add_column(style="dim", no_wrap=True)
+        table.add_column(no_wrap=True)
+    for left, right in zip(items[:half], [*items[half:], ("", "")], strict=False):
+        table.add_row(left[0], _value(left[1]), right[0], _value(right[1]))
+    return table
+
+
+def _value(value: object) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return "" if value == "" else str(value)

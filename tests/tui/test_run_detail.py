@@ -1,0 +1,189 @@
+"""Run detail: status, error, config, live curves that grow with new metric rows, log toggle."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+from rich.console import Console
+from screen_host import ScreenHost, screen_text
+from textual.pilot import Pilot
+from textual.widgets import Static
+
+import core.queue.repo as repo_module
+import resconv_tui.widgets.run_info as run_info
+from core.config import RunConfig
+from core.params import count_params
+from core.queue import FinalFigures, MetricPoint, NewRun, Repo
+from core.queue.samples import encode_samples
+from resconv_tui.screens.run_detail import RunDetailScreen
+from resconv_tui.widgets.loss_chart import LossChart
+from resconv_tui.widgets.sample_image import SampleImage
+
+SIZE = (120, 36)
+T0 = 1_700_000_000.0
+
+
+def sample_grid(n: int = 8, side: int = 28) -> np.ndarray:
+    """Deterministic (3, n, side, side) uint8: a bright square per image, half masked."""
+    grid = np.zeros((3, n, side, side), dtype=np.uint8)
+    for i in range(n):
+        top = 4 + 2 * i % 12
+        grid[:, i, top : top + 10, 6 : 6 + 12] = 200
+    grid[0, :, side // 2 :, :] = 0  # the masked input lost its lower half
+    grid[1] = (grid[2] * 0.8).astype(np.uint8)  # the output: a dimmer target
+    return grid
+
+
+def curve(steps: range, every: int = 640) -> list[MetricPoint]:
+    points = []
+    for s in steps:
+        loss = 0.25 * float(np.exp(-s / 15)) + 0.05
+        points += [
+            MetricPoint(s, s * every, "train_loss", loss),
+            MetricPoint(s, s * every, "inputs_per_s", 3000.0 + 10 * (s % 7)),
+            MetricPoint(s, s * every, "memory_bytes", float((300 + s) * 2**20)),
+        ]
+        if s % 10 == 0:
+            points.append(MetricPoint(s, s * every, "val_loss", loss + 0.01))
+    return points
+
+
+@pytest.fixture
+def runs(db_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """One succeeded run (with samples), one failed, one running; frozen times and ids."""
+    clock = SimpleNamespace(time=lambda: T0)
+    monkeypatch.setattr(repo_module, "time", clock)
+    monkeypatch.setattr(repo_module, "secrets", SimpleNamespace(token_hex=lambda n: "beef"))
+    repo = Repo.open(db_url)
+    configs = [RunConfig(layers=n, max_inputs=64_000) for n in (3, 5, 7)]
+    new = [
+        NewRun.from_config(c, experiment="demo", name=f"l-{c.layers}", param_count=count_params(c))
+        for c in configs
+    ]
+    done, failed, running = repo.enqueue(new).added_ids
+    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
+    repo.claim(worker)
+    repo.add_metrics(done, curve(range(1, 100)), inputs_done=63_360)
+    clock.time = lambda: T0 + 95.0
+    samples = encode_samples(sample_grid())
+    repo.finish(
+        done, worker, FinalFigures(0.0512, None, 92.5, 3100.0, 412 * 2**20, 64_000, samples=samples)
+    )
+    repo.claim(worker)
+    repo.add_metrics(failed, curve(range(1, 5)), inputs_done=2560)
+    repo.fail(failed, worker, "CUDA out of memory (tried to allocate 2.0 GiB)")
+    repo.claim(worker)
+    repo.add_metrics(running, curve(range(1, 20)), inputs_done=12_160)
+    repo.close()
+    monkeypatch.setattr(run_info, "localtime", time.gmtime)  # the same picture in any TZ
+    return {"done": done, "failed": failed, "running": running}
+
+
+def plain(renderable: Any) -> str:
+    console = Console(width=120, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    for _ in range(2):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def detail(pilot: Pilot[Any]) -> RunDetailScreen:
+    assert isinstance(pilot.app.screen, RunDetailScreen)
+    return pilot.app.screen
+
+
+@pytest.fixture(autouse=True)
+def slow_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests poll by hand (`r`), never by waiting for the timer.
+    monkeypatch.setattr(RunDetailScreen, "POLL_S", 3600.0)
+
+
+async def test_succeeded_run_shows_figures_config_and_samples(db_url: str, runs: dict) -> None:
+    app = ScreenHost(RunDetailScreen(db_url, runs["done"]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        text = screen_text(app)
+        assert "succeeded" in text and "0.051200" in text and "l-3" in text
+        screen = detail(pilot)
+        assert screen.query_one(SampleImage).grid.shape == (3, 8, 28, 28)
+        train = screen.query_one("#chart-loss", LossChart).series[0]
+        assert len(train.xs) == 99 and train.xs[-1] == 99 * 640
+        assert not screen.query_one("#detail-error").has_class("-shown")
+        config = plain(screen.query_one("#detail-config", Static).content)
+        pairs = re.findall(r"(\w+) +(\S+)", config)
+        assert ("max_inputs", "64000") in pairs and ("layers", "3") in pairs
+
+
+async def test_failed_run_shows_its_error(db_url: str, runs: dict) -> None:
+    app = ScreenHost(RunDetailScreen(db_url, runs["failed"]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        error = detail(pilot).query_one("#detail-error")
+        assert error.has_class("-shown")
+        assert "CUDA out of memory" in str(error.content)
+        assert "failed" in screen_text(app)
+
+
+async def test_running_run_redraws_with_new_rows_only(db_url: str, runs: dict) -> None:
+    app = ScreenHost(RunDetailScreen(db_url, runs["running"]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = detail(pilot)
+        chart = screen.query_one("#chart-loss", LossChart)
+        assert len(chart.series[0].xs) == 19 and len(chart.series[1].xs) == 1
+        seen = screen.last_metric_id
+        repo = Repo.open(db_url)
+        repo.add_metrics(runs["running"], curve(range(20, 31)), inputs_done=19_840)
+        await pilot.press("r")
+        await settle(pilot)
+        assert len(chart.series[0].xs) == 30 and len(chart.series[1].xs) == 3
+        assert screen.last_metric_id == seen + 11 * 3 + 2
+        await pilot.press("r")  # nothing new: nothing is added twice
+        await settle(pilot)
+        assert len(chart.series[0].xs) == 30
+        assert "19,840 / 64,000" in screen_text(app)
+
+
+async def test_l_toggles_log_scale(db_url: str, runs: dict) -> None:
+    app = ScreenHost(RunDetailScreen(db_url, runs["done"]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        chart = detail(pilot).query_one("#chart-loss", LossChart)
+        assert not chart.log_y
+        await pilot.press("l")
+        assert chart.log_y and "loss (log)" in screen_text(app)
+        await pilot.press("l")
+        assert not chart.log_y
+
+
+async def test_unknown_run_says_so(db_url: str, runs: dict) -> None:
+    app = ScreenHost(RunDetailScreen(db_url, 999))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "no run with id 999" in screen_text(app)
+
+
+def test_snapshot_run_detail(snap_compare: Any, db_url: str, runs: dict) -> None:
+    app = ScreenHost(RunDetailScreen(db_url, runs["done"]))
+    assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+
+
+def test_snapshot_run_detail_samples(snap_compare: Any, db_url: str, runs: dict) -> None:
+    async def scroll_down(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        detail(pilot).query_one("#detail-body").scroll_end(animate=False)
+        await pilot.pause()
+
+    app = ScreenHost(RunDetailScreen(db_url, runs["done"]))
+    assert snap_compare(app, terminal_size=SIZE, run_before=scroll_down)
