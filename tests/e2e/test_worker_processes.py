@@ -1,0 +1,172 @@
+"""Real worker processes on one SQLite file: exclusivity, kill -9, cancel, SIGTERM, NaN.
+
+Tiny runs (2 layers, 4 channels) on synthetic IDX data in a temporary folder, so
+each run costs about a second of CPU. ``OMP_NUM_THREADS=1`` keeps two workers
+from fighting over two cores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from core.queue import Repo, RunStatus
+from resconv_tui.cli import main
+
+pytestmark = pytest.mark.slow
+S = RunStatus
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Env:
+    """A temporary working folder with data, a database and helpers to run commands."""
+
+    def __init__(self, root: Path, data: Path) -> None:
+        self.root = root
+        self.db = root / "runs.db"
+        self.vars = {
+            **os.environ,
+            "RESCONV_DATA": str(data),
+            "RESCONV_CACHE": str(root / "cache"),
+            "RESCONV_DB": f"sqlite:///{self.db}",
+            "OMP_NUM_THREADS": "1",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": str(REPO_ROOT),
+        }
+        self.vars.pop("NO_COLOR", None)
+        self.logs: list[Path] = []
+        self._repo: Repo | None = None
+
+    def sweep(self, name: str, body: str) -> Path:
+        path = self.root / f"{name}.yml"
+        path.write_text(f"name: {name}\nlayers: 2\nchannels: 4\nbatch_size: 64\n{body}")
+        return path
+
+    def cli(self, *argv: str) -> str:
+        """Run a resconv-tui command in this process (same code, no interpreter start)."""
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = main([*argv, "--db", str(self.db)])
+        assert code == 0, f"resconv-tui {' '.join(argv)} exited {code}"
+        return out.getvalue()
+
+    def worker(self, *argv: str, module: str = "core.worker") -> subprocess.Popen[bytes]:
+        log = self.root / f"worker-{len(self.logs)}.log"
+        self.logs.append(log)
+        command = ["-m", module] if module == "core.worker" else ["-m", module, "worker"]
+        with open(log, "wb") as out:
+            return subprocess.Popen(
+                [sys.executable, *command, "--device", "cpu", *argv],
+                cwd=self.root, env=self.vars, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def repo(self) -> Repo:
+        if self._repo is None:
+            self._repo = Repo.open(str(self.db), create=False)
+        return self._repo
+
+    def output(self) -> str:
+        return "\n".join(f"--- {log.name}\n{log.read_text()}" for log in self.logs)
+
+
+@pytest.fixture
+def env(tmp_path: Path, idx_writer: Callable[..., Path]) -> Iterator[Env]:
+    data = idx_writer(tmp_path / "data", train=256, test=64)
+    env = Env(tmp_path, data)
+    yield env
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str, env: Env) -> float:
+    """Poll ``check`` every 10 ms; returns the seconds it took."""
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out waiting for {what}\n{env.output()}")
+        time.sleep(0.01)
+    return time.monotonic() - start
+
+
+def finish(process: subprocess.Popen[bytes], env: Env, timeout: float = 120) -> int:
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise AssertionError(f"worker did not exit\n{env.output()}") from None
+
+
+def status_of(env: Env, run_id: int) -> RunStatus:
+    return env.repo().get_run(run_id).status
+
+
+def test_two_workers_train_every_run_exactly_once(env: Env) -> None:
+    sweep = env.sweep("pair", "max_inputs: 64\nseeds: 10\n")
+    assert env.cli("queue", str(sweep)).startswith("added 10, skipped 0")
+    workers = [
+        env.worker("--until-empty"),
+        env.worker("--until-empty", module="resconv_tui"),
+    ]
+    assert [finish(w, env) for w in workers] == [0, 0], env.output()
+    repo = env.repo()
+    runs = repo.list_runs()
+    assert [r.status for r in runs] == [S.SUCCEEDED] * 10, env.output()
+    assert [r.attempts for r in runs] == [1] * 10  # claimed once each
+    for run in runs:  # trained once each: one final validation row, finite loss
+        names = Counter(m.name for m in repo.metrics_since(run.id))
+        assert names["val_loss"] == 1 and run.validation_loss is not None
+    done = {w.id: w.runs_done for w in repo.list_workers(include_gone=True)}
+    assert sum(done.values()) == 10 and len(done) == 2
+    assert env.cli("queue", str(sweep)).startswith("added 0, skipped 10")
+
+
+def test_kill_9_mid_run_then_restart_marks_it_lost_and_retry_succeeds(env: Env) -> None:
+    env.cli("queue", str(env.sweep("crash", "max_inputs: 1280\n")))
+    worker = env.worker()
+    wait_for(lambda: status_of(env, 1) == S.RUNNING, 60, "run 1 to start", env)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    assert "0 queued, 1 running" in env.cli("status")  # the database is still readable
+    restarted = env.worker()
+    wait_for(lambda: status_of(env, 1) == S.FAILED, 60, "the restarted worker's recovery", env)
+    assert env.repo().get_run(1).error == "worker lost"
+    assert env.cli("retry", "1") == "queued again: 1\n"
+    wait_for(lambda: status_of(env, 1) == S.SUCCEEDED, 60, "run 1 to succeed", env)
+    assert env.repo().get_run(1).attempts == 2
+    restarted.send_signal(signal.SIGTERM)
+    assert finish(restarted, env) == 0
+
+
+def test_nan_fails_cancel_stops_and_sigterm_leaves_nothing_running(env: Env) -> None:
+    """One worker: a diverging run fails and the worker goes on; cancel stops the next
+    run within 5 s; SIGTERM during the third puts it back in the queue and exits."""
+    body = "max_inputs: 10000000\nseeds: 2\n"
+    env.cli("queue", str(env.sweep("long", body)))
+    diverging = "max_inputs: 640\nlr: 1.0e+30\n"
+    env.cli("queue", str(env.sweep("nan", diverging)), "--priority", "1")
+    worker = env.worker()
+    wait_for(lambda: status_of(env, 3) == S.FAILED, 60, "the diverging run to fail", env)
+    error = env.repo().get_run(3).error
+    assert error is not None and "NaN" in error and "step" in error, error
+    wait_for(lambda: env.repo().get_run(1).inputs_done > 0, 60, "run 1 to train", env)
+    assert "cancel requested" in env.cli("cancel", "1")
+    took = wait_for(lambda: status_of(env, 1) == S.CANCELLED, 5, "run 1 to stop", env)
+    assert took < 5
+    wait_for(lambda: status_of(env, 2) == S.RUNNING, 30, "run 2 to start", env)
+    worker.send_signal(signal.SIGTERM)
+    assert finish(worker, env, timeout=30) == 0, env.output()
+    repo = env.repo()
+    assert repo.counts_by_status()[S.RUNNING] == 0
+    run = repo.get_run(2)
+    assert (run.status, run.worker_id) == (S.QUEUED, None)  # back in the queue
+    assert [w.state for w in repo.list_workers(include_gone=True)] == ["stopped"]
+    assert "SIGTERM: stopping after this step" in env.output()
