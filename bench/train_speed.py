@@ -30,7 +30,7 @@ import torch  # noqa: E402
 from bench.reference_loop import train_reference  # noqa: E402
 from core.config import RunConfig  # noqa: E402
 from core.data import Datasets, load_datasets  # noqa: E402
-from core.fast_path import COMPILE_ENV  # noqa: E402
+from core.fast_path import COMPILE_ENV, FAST_PATH_ENV  # noqa: E402
 from core.train import FitResult, fit  # noqa: E402
 
 
@@ -56,6 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     p.add_argument("--slots", type=int, default=1, help="also K fits at once on K CUDA streams")
     p.add_argument("--compile", action="store_true", help=f"also time fit with {COMPILE_ENV}=1")
+    p.add_argument(
+        "--plain", action="store_true", help="also fit with the plain fp32 step (quality baseline)"
+    )
     p.add_argument("--skip-reference", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST folder (else RESCONV_DATA...)")
@@ -91,15 +94,19 @@ def reference_row(config: RunConfig, data: Datasets, device: torch.device, worke
     )  # fmt: skip
 
 
-def fit_row(config: RunConfig, data: Datasets, device: torch.device, compiled: bool) -> Row:
-    previous = os.environ.get(COMPILE_ENV)
-    os.environ[COMPILE_ENV] = "1" if compiled else "0"
+def fit_row(
+    config: RunConfig, data: Datasets, device: torch.device, env: dict[str, str] | None = None
+) -> Row:
+    """fit() once, with ``env`` (the fast path's switches) set for the call only."""
+    previous = {key: os.environ.get(key) for key in (env or {})}
+    os.environ.update(env or {})
     try:
         started = time.perf_counter()
         result = fit(config, data, device)
         wall = time.perf_counter() - started
     finally:
-        _restore_env(COMPILE_ENV, previous)
+        for key, value in previous.items():
+            _restore_env(key, value)
     return _row(result, f"fit wall {wall:.1f} s (build, capture/compile, validation included)")
 
 
@@ -195,10 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         reference = reference_row(config, data, device, args.workers)
         rows.append(reference)
         print(f"reference done: {reference.inputs_per_s:,.0f} inputs/s", flush=True)
-    rows.append(fit_row(config, data, device, compiled=False))
+    rows.append(fit_row(config, data, device, {COMPILE_ENV: "0"}))
     print(f"fit done: {rows[-1].inputs_per_s:,.0f} inputs/s ({rows[-1].path})", flush=True)
+    if args.plain:
+        plain = config.replace(precision="fp32")
+        rows.append(fit_row(plain, data, device, {FAST_PATH_ENV: "0"}))
     if args.compile:
-        rows.append(fit_row(config, data, device, compiled=True))
+        rows.append(fit_row(config, data, device, {COMPILE_ENV: "1"}))
     if args.slots > 1:
         rows.append(slots_row(config, data, device, args.slots))
     text = table(rows, reference)
