@@ -45,6 +45,7 @@ class Series:
     ys: list[float] = field(default_factory=list)
     color: tuple[int, int, int] = PALETTE[0]
     marker: str = "braille"
+    scatter: bool = False  # sparse series (validation: once an epoch) read better as dots
 
     def add(self, x: float, y: float) -> None:
         self.xs.append(x)
@@ -99,7 +100,8 @@ class LossChart(PlotextPlot):
         for series in plotted:
             xs, ys = self._points(series)
             if xs:
-                plt.plot(xs, ys, label=series.label, color=series.color, marker=series.marker)
+                draw = plt.scatter if series.scatter else plt.plot
+                draw(xs, ys, label=series.label or None, color=series.color, marker=series.marker)
         if self.log_y and plotted:
             plt.yscale("log")
         if not plotted:

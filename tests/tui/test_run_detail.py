@@ -4,69 +4,30 @@ from __future__ import annotations
 
 import io
 import re
-import time
-from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import pytest
 from rich.console import Console
 from screen_host import ScreenHost, screen_text
+from seed_runs import T0, curve, freeze, new_run, sample_grid
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-import core.queue.repo as repo_module
-import resconv_tui.widgets.run_info as run_info
-from core.config import RunConfig
-from core.params import count_params
-from core.queue import FinalFigures, MetricPoint, NewRun, Repo
+from core.queue import FinalFigures, Repo
 from core.queue.samples import encode_samples
 from resconv_tui.screens.run_detail import RunDetailScreen
 from resconv_tui.widgets.loss_chart import LossChart
 from resconv_tui.widgets.sample_image import SampleImage
 
 SIZE = (120, 36)
-T0 = 1_700_000_000.0
-
-
-def sample_grid(n: int = 8, side: int = 28) -> np.ndarray:
-    """Deterministic (3, n, side, side) uint8: a bright square per image, half masked."""
-    grid = np.zeros((3, n, side, side), dtype=np.uint8)
-    for i in range(n):
-        top = 4 + 2 * i % 12
-        grid[:, i, top : top + 10, 6 : 6 + 12] = 200
-    grid[0, :, side // 2 :, :] = 0  # the masked input lost its lower half
-    grid[1] = (grid[2] * 0.8).astype(np.uint8)  # the output: a dimmer target
-    return grid
-
-
-def curve(steps: range, every: int = 640) -> list[MetricPoint]:
-    points = []
-    for s in steps:
-        loss = 0.25 * float(np.exp(-s / 15)) + 0.05
-        points += [
-            MetricPoint(s, s * every, "train_loss", loss),
-            MetricPoint(s, s * every, "inputs_per_s", 3000.0 + 10 * (s % 7)),
-            MetricPoint(s, s * every, "memory_bytes", float((300 + s) * 2**20)),
-        ]
-        if s % 10 == 0:
-            points.append(MetricPoint(s, s * every, "val_loss", loss + 0.01))
-    return points
 
 
 @pytest.fixture
 def runs(db_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """One succeeded run (with samples), one failed, one running; frozen times and ids."""
-    clock = SimpleNamespace(time=lambda: T0)
-    monkeypatch.setattr(repo_module, "time", clock)
-    monkeypatch.setattr(repo_module, "secrets", SimpleNamespace(token_hex=lambda n: "beef"))
+    clock = freeze(monkeypatch)
     repo = Repo.open(db_url)
-    configs = [RunConfig(layers=n, max_inputs=64_000) for n in (3, 5, 7)]
-    new = [
-        NewRun.from_config(c, experiment="demo", name=f"l-{c.layers}", param_count=count_params(c))
-        for c in configs
-    ]
-    done, failed, running = repo.enqueue(new).added_ids
+    done, failed, running = repo.enqueue([new_run(n) for n in (3, 5, 7)]).added_ids
     worker = repo.register_worker("gpu-box", 1234, "cuda:0")
     repo.claim(worker)
     repo.add_metrics(done, curve(range(1, 100)), inputs_done=63_360)
@@ -81,7 +42,6 @@ def runs(db_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     repo.claim(worker)
     repo.add_metrics(running, curve(range(1, 20)), inputs_done=12_160)
     repo.close()
-    monkeypatch.setattr(run_info, "localtime", time.gmtime)  # the same picture in any TZ
     return {"done": done, "failed": failed, "running": running}
 
 

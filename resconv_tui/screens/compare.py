@@ -1,0 +1,187 @@
+"""Several runs' loss curves overlaid, one colour each, with a legend below.
+
+The legend (not plotext's in-plot one, which would hide curves) names each run
+with its colour and last validation loss. Metrics are read incrementally per
+run, like the run detail screen, and polling stops once every run has finished.
+
+Keys: ``m`` both losses / train only / validation only, ``l`` log/linear axis,
+``r`` poll now, ``escape`` back.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Static
+
+from core.errors import ResconvError
+from core.queue import Repo, RunRow
+from core.queue.rows import TRAIN_LOSS, VAL_LOSS, MetricRow, RunFilter
+from core.queue.status import FINISHED
+from resconv_tui.widgets.loss_chart import LossChart, Series, colour, rich_colour
+
+BOTH = "both"
+METRIC_TITLES = {
+    BOTH: "train loss (lines) and validation loss (dots)",
+    TRAIN_LOSS: "train loss",
+    VAL_LOSS: "validation loss",
+}
+NEXT_METRIC = {BOTH: TRAIN_LOSS, TRAIN_LOSS: VAL_LOSS, VAL_LOSS: BOTH}
+
+
+class CompareScreen(Screen[None]):
+    """The runs ``run_ids`` side by side: curves, colours and final losses."""
+
+    DEFAULT_CSS = """
+    CompareScreen #compare-title { height: 1; padding: 0 1; background: $boost; }
+    CompareScreen #compare-chart { height: 1fr; }
+    CompareScreen #compare-legend { height: auto; max-height: 12; padding: 0 1; }
+    """
+    BINDINGS = [
+        Binding("m", "toggle_metric", "Train/val"),
+        Binding("l", "toggle_log", "Log scale"),
+        Binding("r", "poll_now", "Refresh"),
+        Binding("escape", "back", "Back"),
+    ]
+    POLL_S = 2.0
+
+    metric: reactive[str] = reactive(BOTH)
+    """Which losses the chart overlays: ``both``, ``train_loss`` or ``val_loss``."""
+
+    class Polled(Message):
+        """The runs as they are now and their metric rows after the last seen ids."""
+
+        def __init__(self, runs: list[RunRow], metrics: list[MetricRow]) -> None:
+            super().__init__()
+            self.runs = runs
+            self.metrics = metrics
+
+    class PollFailed(Message):
+        def __init__(self, error: ResconvError) -> None:
+            super().__init__()
+            self.error = error
+
+    def __init__(self, db_url: str, run_ids: list[int]) -> None:
+        super().__init__()
+        self.db_url = db_url
+        self.run_ids = list(dict.fromkeys(run_ids))
+        self.runs: dict[int, RunRow] = {}
+        self.last_ids: dict[int, int] = defaultdict(int)
+        self.points: dict[tuple[int, str], Series] = defaultdict(lambda: Series(""))
+        self._repo: Repo | None = None
+        self._timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"Compare {len(self.run_ids)} runs", id="compare-title")
+        yield LossChart(METRIC_TITLES[BOTH], id="compare-chart")
+        yield Static("loading…", id="compare-legend")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "Compare"
+        self.poll()
+
+    def on_unmount(self) -> None:
+        if self._repo is not None:
+            self._repo.close()
+
+    # ----- polling -------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="compare-poll")
+    def poll(self) -> None:
+        names = [TRAIN_LOSS, VAL_LOSS]
+        try:
+            if self._repo is None:
+                self._repo = Repo.open(self.db_url, create=False)
+            runs = self._repo.list_runs(RunFilter(ids=tuple(self.run_ids)))
+            metrics = [
+                row
+                for run in runs
+                for row in self._repo.metrics_since(run.id, self.last_ids[run.id], names)
+            ]
+        except ResconvError as exc:
+            self.post_message(self.PollFailed(exc))
+            return
+        self.post_message(self.Polled(runs, metrics))
+
+    def on_compare_screen_polled(self, message: Polled) -> None:
+        self.runs = {run.id: run for run in message.runs}
+        for row in message.metrics:
+            if row.id > self.last_ids[row.run_id]:  # an `r` poll may overlap a timed one
+                self.last_ids[row.run_id] = row.id
+                self.points[(row.run_id, row.name)].add(row.inputs, row.value)
+        self.redraw()
+        if self._timer is not None:
+            self._timer.stop()
+        if any(run.status not in FINISHED for run in message.runs):
+            self._timer = self.set_timer(self.POLL_S, self.poll)
+
+    def on_compare_screen_poll_failed(self, message: PollFailed) -> None:
+        self.query_one("#compare-legend", Static).update(f"[red]{message.error}[/]")
+
+    def action_poll_now(self) -> None:
+        self.poll()
+
+    # ----- drawing -------------------------------------------------------------------
+
+    def series(self) -> list[Series]:
+        """Each run's chosen losses in its colour (run_ids order = colour order)."""
+        names = [TRAIN_LOSS, VAL_LOSS] if self.metric == BOTH else [self.metric]
+        out = []
+        for index, run_id in enumerate(self.run_ids):
+            for name in names:
+                found = self.points.get((run_id, name), Series(""))
+                dots = name == VAL_LOSS
+                marker = "●" if dots else "braille"
+                out.append(Series("", found.xs, found.ys, colour(index), marker, scatter=dots))
+        return out
+
+    def last_validation(self, run_id: int) -> float | None:
+        run = self.runs.get(run_id)
+        if run is not None and run.validation_loss is not None:
+            return run.validation_loss
+        found = self.points.get((run_id, VAL_LOSS))
+        return found.ys[-1] if found and found.ys else None
+
+    def legend(self) -> Text:
+        text = Text()
+        for index, run_id in enumerate(self.run_ids):
+            run = self.runs.get(run_id)
+            text.append("■ ", style=rich_colour(index))
+            if run is None:
+                text.append(f"#{run_id}  not in the database\n", style="dim")
+                continue
+            loss = self.last_validation(run_id)
+            shown = "—" if loss is None else f"{loss:.6f}"
+            text.append(f"#{run_id} {run.name}", style="bold")
+            text.append(f"  ({run.experiment}, {run.status})  val {shown}\n")
+        text.rstrip()
+        return text
+
+    def redraw(self) -> None:
+        chart = self.query_one("#compare-chart", LossChart)
+        chart.chart_title = METRIC_TITLES[self.metric]
+        chart.set_series(self.series())
+        self.query_one("#compare-legend", Static).update(self.legend())
+
+    def watch_metric(self) -> None:
+        if self.is_mounted:
+            self.redraw()
+
+    def action_toggle_metric(self) -> None:
+        self.metric = NEXT_METRIC[self.metric]
+
+    def action_toggle_log(self) -> None:
+        chart = self.query_one("#compare-chart", LossChart)
+        chart.log_y = not chart.log_y
+
+    def action_back(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,64 @@
+"""Deterministic runs for the detail and compare screens, written through Repo verbs.
+
+``frozen_repo`` replaces the repo module's clock and worker-id randomness so every
+timestamp and id on screen is the same on every run (snapshots stay stable).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import core.queue.repo as repo_module
+import resconv_tui.widgets.run_info as run_info
+from core.config import RunConfig
+from core.params import count_params
+from core.queue import MetricPoint, NewRun
+
+T0 = 1_700_000_000.0
+
+
+def freeze(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
+    """Frozen repo clock (set ``.time``), fixed worker ids, UTC on screen."""
+    clock = SimpleNamespace(time=lambda: T0)
+    monkeypatch.setattr(repo_module, "time", clock)
+    monkeypatch.setattr(repo_module, "secrets", SimpleNamespace(token_hex=lambda n: "beef"))
+    monkeypatch.setattr(run_info, "localtime", time.gmtime)
+    return clock
+
+
+def new_run(layers: int, experiment: str = "demo", **changes: object) -> NewRun:
+    config = RunConfig(layers=layers, max_inputs=64_000, **changes)  # type: ignore[arg-type]
+    return NewRun.from_config(
+        config, experiment=experiment, name=f"l-{layers}", param_count=count_params(config)
+    )
+
+
+def curve(steps: range, floor: float = 0.05, every: int = 640) -> list[MetricPoint]:
+    """Train loss, speed and memory each step; validation every 10th step."""
+    points = []
+    for s in steps:
+        loss = 0.25 * math.exp(-s / 15) + floor
+        points += [
+            MetricPoint(s, s * every, "train_loss", loss),
+            MetricPoint(s, s * every, "inputs_per_s", 3000.0 + 10 * (s % 7)),
+            MetricPoint(s, s * every, "memory_bytes", float((300 + s) * 2**20)),
+        ]
+        if s % 10 == 0:
+            points.append(MetricPoint(s, s * every, "val_loss", loss + 0.01))
+    return points
+
+
+def sample_grid(n: int = 8, side: int = 28) -> np.ndarray:
+    """(3, n, side, side) uint8: a bright square per image; the input lost its lower half."""
+    grid = np.zeros((3, n, side, side), dtype=np.uint8)
+    for i in range(n):
+        top = 4 + 2 * i % 12
+        grid[:, i, top : top + 10, 6 : 6 + 12] = 200
+    grid[0, :, side // 2 :, :] = 0
+    grid[1] = (grid[2] * 0.8).astype(np.uint8)  # the output: a dimmer target
+    return grid

@@ -1,0 +1,96 @@
+"""Compare: one coloured curve per run, a legend entry per run, toggles, live updates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from screen_host import ScreenHost, screen_text
+from seed_runs import T0, curve, freeze, new_run
+from textual.pilot import Pilot
+
+from core.queue import FinalFigures, Repo
+from resconv_tui.screens.compare import BOTH, CompareScreen
+from resconv_tui.widgets.loss_chart import LossChart, colour
+
+SIZE = (120, 36)
+
+
+@pytest.fixture
+def runs(db_url: str, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Two finished runs with different loss floors and one still training."""
+    clock = freeze(monkeypatch)
+    repo = Repo.open(db_url)
+    ids = list(repo.enqueue([new_run(n) for n in (1, 3, 5)]).added_ids)
+    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
+    for run_id, floor in zip(ids[:2], (0.12, 0.05), strict=True):
+        repo.claim(worker)
+        repo.add_metrics(run_id, curve(range(1, 61), floor=floor))
+        clock.time = lambda: T0 + 60.0
+        repo.finish(run_id, worker, FinalFigures(validation_loss=floor + 0.011))
+    repo.claim(worker)
+    repo.add_metrics(ids[2], curve(range(1, 25), floor=0.08))
+    repo.close()
+    return ids
+
+
+@pytest.fixture(autouse=True)
+def slow_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(CompareScreen, "POLL_S", 3600.0)
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    for _ in range(2):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def compare(pilot: Pilot[Any]) -> CompareScreen:
+    assert isinstance(pilot.app.screen, CompareScreen)
+    return pilot.app.screen
+
+
+async def test_legend_has_an_entry_per_run(db_url: str, runs: list[int]) -> None:
+    app = ScreenHost(CompareScreen(db_url, [*runs, 99]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        text = screen_text(app)
+        assert "#1 l-1  (demo, succeeded)  val 0.131000" in text
+        assert "#2 l-3  (demo, succeeded)  val 0.061000" in text
+        assert "#3 l-5  (demo, running)  val 0." in text  # its last validation point
+        assert "#99  not in the database" in text
+
+
+async def test_one_colour_per_run_and_metric_toggle(db_url: str, runs: list[int]) -> None:
+    app = ScreenHost(CompareScreen(db_url, runs))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = compare(pilot)
+        chart = screen.query_one(LossChart)
+        assert screen.metric == BOTH
+        assert [s.color for s in chart.series] == [colour(i) for i in (0, 0, 1, 1, 2, 2)]
+        assert [len(s.xs) for s in chart.series] == [60, 6, 60, 6, 24, 2]
+        await pilot.press("m")
+        assert [len(s.xs) for s in chart.series] == [60, 60, 24]
+        await pilot.press("m")
+        assert [len(s.xs) for s in chart.series] == [6, 6, 2]
+        await pilot.press("l")
+        assert chart.log_y and "validation loss (log)" in screen_text(app)
+
+
+async def test_new_rows_extend_the_running_curve(db_url: str, runs: list[int]) -> None:
+    app = ScreenHost(CompareScreen(db_url, runs))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        Repo.open(db_url).add_metrics(runs[2], curve(range(25, 31), floor=0.08))
+        await pilot.press("r")
+        await settle(pilot)
+        chart = compare(pilot).query_one(LossChart)
+        assert [len(s.xs) for s in chart.series] == [60, 6, 60, 6, 30, 3]
+
+
+def test_snapshot_compare(snap_compare: Any, db_url: str, runs: list[int]) -> None:
+    assert snap_compare(
+        ScreenHost(CompareScreen(db_url, runs)), terminal_size=SIZE, run_before=settle
+    )
