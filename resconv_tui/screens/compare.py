@@ -11,16 +11,17 @@ Keys: ``m`` both losses / train only / validation only, ``l`` log/linear axis,
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 
 from rich.text import Text
 from textual import work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Static
+from textual.widgets import Footer, Header, Static
 
 from core.errors import ResconvError
 from core.queue import Repo, RunRow
@@ -80,6 +81,7 @@ class CompareScreen(Screen[None]):
         self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
+        yield Header()
         yield Static(f"Compare {len(self.run_ids)} runs", id="compare-title")
         yield LossChart(METRIC_TITLES[BOTH], id="compare-chart")
         yield Static("loading…", id="compare-legend")
@@ -185,3 +187,13 @@ class CompareScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.dismiss(None)
+
+    def palette_commands(self) -> Iterator[SystemCommand]:
+        """This screen's actions by name (the app adds them to ctrl+p)."""
+        yield SystemCommand(
+            "Toggle log scale", "Log / linear loss axis (l)", self.action_toggle_log
+        )
+        yield SystemCommand(
+            "Cycle compared losses", "Both / train / validation (m)", self.action_toggle_metric
+        )
+        yield SystemCommand("Refresh comparison", "Read new metrics now (r)", self.action_poll_now)

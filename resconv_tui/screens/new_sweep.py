@@ -19,16 +19,17 @@ queued or done). Each field takes one value, a list (``3,5,7``) or a range
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Button, Footer, Input, Static
+from textual.widgets import Button, Footer, Header, Input, Static
 
 from core.errors import ResconvError
 from core.queue import Repo
@@ -91,6 +92,7 @@ class NewSweepScreen(Screen[int | None]):
         """The last computed preview (what ctrl+s would queue when it is ok)."""
 
     def compose(self) -> ComposeResult:
+        yield Header()
         with Horizontal(id="sweep-body"):
             with Vertical(id="sweep-form"):
                 yield Static(TITLE, id="sweep-title")
@@ -262,6 +264,21 @@ class NewSweepScreen(Screen[int | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+    def palette_commands(self) -> Iterator[SystemCommand]:
+        """This screen's actions by name (the app adds them to ctrl+p)."""
+        yield SystemCommand(
+            "Queue sweep", "Queue every run of the form (ctrl+s)", self.action_queue
+        )
+        yield SystemCommand(
+            "Save sweep file", "Write the form as a sweep YAML (f2)", self.action_save
+        )
+        yield SystemCommand(
+            "Load sweep file", "Fill the form from a sweep YAML (f3)", self.action_load
+        )
+        yield SystemCommand(
+            "Cancel new sweep", "Back without queueing (escape)", self.action_cancel
+        )
 
 
 def _with_priority(result: Preview, priority: str) -> Preview:

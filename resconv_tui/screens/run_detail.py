@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 
 from textual import work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Static
+from textual.widgets import Footer, Header, Static
 
 from core.errors import ResconvError
 from core.queue import Repo, RunRow
@@ -84,6 +85,7 @@ class RunDetailScreen(Screen[None]):
         self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
+        yield Header()
         yield Static(f"Run {self.run_id}", id="detail-title")
         with VerticalScroll(id="detail-body"):
             with Horizontal(id="detail-top"):
@@ -180,3 +182,10 @@ class RunDetailScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.dismiss(None)
+
+    def palette_commands(self) -> Iterator[SystemCommand]:
+        """This screen's actions by name (the app adds them to ctrl+p)."""
+        yield SystemCommand(
+            "Toggle log scale", "Log / linear loss axis (l)", self.action_toggle_log
+        )
+        yield SystemCommand("Refresh run", "Read new metrics now (r)", self.action_poll_now)

@@ -96,9 +96,11 @@ async def test_queue_writes_rows_with_priority(db_url: str) -> None:
     assert [r.config for r in rows] == [RunConfig(layers=n, max_inputs=256) for n in (1, 2, 3)]
 
 
-async def test_escape_cancels(db_url: str) -> None:
+async def test_escape_cancels_and_palette_lists_actions(db_url: str) -> None:
     app = ScreenHost(NewSweepScreen(db_url))
     async with app.run_test(size=SIZE) as pilot:
+        titles = [command.title for command in form(pilot).palette_commands()]
+        assert titles == ["Queue sweep", "Save sweep file", "Load sweep file", "Cancel new sweep"]
         await pilot.press("escape")
         await settle(pilot)
     assert app.result is None
@@ -129,7 +131,8 @@ async def test_load_file_fills_fields_and_reports_what_it_dropped(
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f3")
         await settle(pilot)
-        await pilot.press(*str(path), "enter")
+        app.screen.query_one("#path-input", Input).value = str(path)
+        await pilot.press("enter")
         await settle(pilot)
         screen = form(pilot)
         assert screen.field("name").value == "loaded"
