@@ -11,8 +11,9 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from core.queue import MetricRow, Repo, RunRow, RunStatus, WorkerRow
+from core.queue import MetricRow, Repo, RunFilter, RunRow, RunStatus, WorkerRow
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS
+from core.queue.tui_queries import SETTLED, Signature, settled_signature
 
 # A worker beats every few seconds; these leave room for a slow SQLite write lock.
 ONLINE_WITHIN_S = 20.0
@@ -43,6 +44,15 @@ class LatestLosses:
 
 
 @dataclass(frozen=True)
+class SettledRuns:
+    """Runs that are not running (they change only when someone acts), as last read."""
+
+    signature: Signature | None = None
+    runs: tuple[RunRow, ...] = ()
+    experiments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Dashboard:
     """One tick's worth of state: everything the runs view draws."""
 
@@ -51,19 +61,45 @@ class Dashboard:
     workers: tuple[WorkerRow, ...]
     latest: LatestLosses | None = None
     experiments: tuple[str, ...] = field(default_factory=tuple)
+    settled: SettledRuns = field(default_factory=SettledRuns)
 
 
 def read_dashboard(
-    repo: Repo, now: float, selected: int | None = None, latest: LatestLosses | None = None
+    repo: Repo,
+    now: float,
+    selected: int | None = None,
+    latest: LatestLosses | None = None,
+    settled: SettledRuns | None = None,
 ) -> Dashboard:
-    """All runs, recent workers and the selected run's new metrics, read in one go."""
-    runs = tuple(repo.list_runs())
+    """All runs, recent workers and the selected run's new metrics.
+
+    Pass the previous tick's ``latest`` and ``settled`` to read incrementally:
+    only new metric rows, and runs that are not running only when they changed.
+    """
+    runs, settled = read_runs(repo, settled or SettledRuns())
+    running = (run.experiment for run in runs if run.status == RunStatus.RUNNING)
+    experiments = tuple(dict.fromkeys((*settled.experiments, *running)))
     workers = tuple(read_workers(repo, now))
-    experiments = tuple(dict.fromkeys(run.experiment for run in runs))
     losses = None
     if selected is not None:
         losses = read_latest_losses(repo, selected, latest)
-    return Dashboard(now, runs, workers, losses, experiments)
+    return Dashboard(now, runs, workers, losses, experiments, settled)
+
+
+def read_runs(repo: Repo, settled: SettledRuns) -> tuple[tuple[RunRow, ...], SettledRuns]:
+    """Every run by id: running ones read fresh, the others re-read only when changed."""
+    # Running first: a run that ends between the two reads is then in the re-read
+    # settled set (which wins), so it is never missing for a tick.
+    running = repo.list_runs(RunFilter(statuses=frozenset({RunStatus.RUNNING})))
+    signature = settled_signature(repo)
+    if signature != settled.signature:
+        others = tuple(repo.list_runs(RunFilter(statuses=SETTLED)))
+        settled = SettledRuns(signature, others, tuple(dict.fromkeys(r.experiment for r in others)))
+    if not running:
+        return settled.runs, settled
+    by_id = {run.id: run for run in running}
+    by_id.update((run.id, run) for run in settled.runs)
+    return tuple(by_id[i] for i in sorted(by_id)), settled
 
 
 def read_workers(repo: Repo, now: float) -> list[WorkerRow]:

@@ -28,6 +28,7 @@ from resconv_tui.polling import (
     Dashboard,
     LatestLosses,
     RunsQuery,
+    SettledRuns,
     filter_runs,
     format_duration,
     queue_eta,
@@ -89,6 +90,11 @@ class RunsScreen(RunActions, Screen[None]):
         self.dashboard: Dashboard | None = None
         self._latest: LatestLosses | None = None
         self._timer: Timer | None = None
+        self._poll_inputs: tuple[int | None, LatestLosses | None, SettledRuns | None] = (
+            None,
+            None,
+            None,
+        )
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -111,13 +117,19 @@ class RunsScreen(RunActions, Screen[None]):
         """Poll at once (after an action, or when the screen comes back)."""
         if self._timer is not None:
             self._timer.stop()
-        self._poll(self.query_one(RunTable).highlighted_id, self._latest)
+        settled = self.dashboard.settled if self.dashboard else None
+        # Handed over by attribute, not as worker arguments: @work builds a description
+        # from the arguments' reprs, and 10,000 runs take a third of a second to repr.
+        self._poll_inputs = (self.query_one(RunTable).highlighted_id, self._latest, settled)
+        self._poll()
 
     @work(thread=True, exclusive=True, group="poll")
-    def _poll(self, selected: int | None, latest: LatestLosses | None) -> None:
+    def _poll(self) -> None:
         worker = get_current_worker()
+        selected, latest, settled = self._poll_inputs
         try:
-            dashboard = read_dashboard(self.ctx.repo, self.ctx.clock(), selected, latest)
+            now = self.ctx.clock()
+            dashboard = read_dashboard(self.ctx.repo, now, selected, latest, settled)
         except ResconvError as exc:
             message: Message = self.PollFailed(f"{exc.title}: {exc}")
         else:

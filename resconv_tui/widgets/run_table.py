@@ -50,6 +50,9 @@ class RunTable(DataTable[str | Text]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self._shown: dict[int, Cells] = {}
+        # Cells per run, reused while the poll hands back the very same row object:
+        # runs that are not running are re-read only when they change (see polling).
+        self._made: dict[int, tuple[RunRow, bool, Cells]] = {}
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -65,12 +68,21 @@ class RunTable(DataTable[str | Text]):
 
     def show_runs(self, runs: Sequence[RunRow], now: float, marked: set[int]) -> None:
         """Make the table show ``runs`` in order, touching as few cells as possible."""
-        fresh = {run.id: self.cells(run, now, run.id in marked) for run in runs}
+        fresh = {run.id: self._cells_of(run, now, run.id in marked) for run in runs}
         if list(fresh) != list(self._shown):
+            self._made = {i: self._made[i] for i in fresh}  # forget removed runs
             self._rebuild(fresh)
         else:
             self._patch(fresh)
         self._shown = fresh
+
+    def _cells_of(self, run: RunRow, now: float, marked: bool) -> Cells:
+        made = self._made.get(run.id)
+        if made is not None and made[0] is run and made[1] == marked:
+            return made[2]
+        cells = self.cells(run, now, marked)
+        self._made[run.id] = (run, marked, cells)
+        return cells
 
     def _rebuild(self, fresh: dict[int, Cells]) -> None:
         keep = self.highlighted_id
@@ -83,6 +95,8 @@ class RunTable(DataTable[str | Text]):
     def _patch(self, fresh: dict[int, Cells]) -> None:
         for run_id, cells in fresh.items():
             old = self._shown[run_id]
+            if old is cells:
+                continue
             for (key, _), new, before in zip(COLUMNS, cells, old, strict=True):
                 if new != before:
                     self.update_cell(str(run_id), key, new)

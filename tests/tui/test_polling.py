@@ -114,3 +114,22 @@ def test_launcher_stops_a_real_process() -> None:
 def test_worker_command_lets_the_worker_pick_the_device() -> None:
     assert worker_command("u")[-2:] == ["--device", "auto"]
     assert dataclasses.is_dataclass(polling.Dashboard)
+
+
+def test_settled_runs_are_reread_only_when_they_change(seeded, db_url: str) -> None:
+    repo = Repo.open(db_url)
+    first = polling.read_dashboard(repo, NOW)
+    again = polling.read_dashboard(repo, NOW, settled=first.settled)
+    assert again.settled is first.settled  # same fingerprint: nothing re-read
+    assert [r.id for r in again.runs] == list(range(1, 9))
+    for change in (
+        lambda: repo.set_priority([7], 3),
+        lambda: repo.request_cancel([8]),
+        lambda: repo.retry([seeded["failed"]]),
+        lambda: repo.remove([2]),
+    ):
+        change()
+        fresh = polling.read_dashboard(repo, NOW, settled=again.settled)
+        assert fresh.settled is not again.settled
+        assert fresh.runs == tuple(repo.list_runs())
+        again = fresh
