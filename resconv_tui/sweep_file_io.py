@@ -62,7 +62,8 @@ def load_sweep(path: str | Path) -> LoadedSweep:
 
 
 def sweep_to_form(data: dict[str, Any]) -> LoadedSweep:
-    matrix = data.get("matrix") if isinstance(data.get("matrix"), dict) else {}
+    raw_matrix = data.get("matrix")
+    matrix: dict[str, Any] = raw_matrix if isinstance(raw_matrix, dict) else {}
     loaded = LoadedSweep(name=str(data.get("name") or ""), texts={})
     values: dict[str, list[Any]] = {}
     for key, vals in matrix.items():

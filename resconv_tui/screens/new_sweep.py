@@ -82,7 +82,7 @@ class NewSweepScreen(Screen[int | None]):
         self.db_url = db_url
         self.initial_file = initial_file
         base = dict(base_config or {})
-        self._name = str(base.pop("experiment", DEFAULT_NAME))
+        self._experiment = str(base.pop("experiment", DEFAULT_NAME))
         self._texts = default_texts(base)
         self._order = list(self._texts)  # swept keys of a loaded file go first
         self._key_names: dict[str, str] = {}
@@ -98,7 +98,9 @@ class NewSweepScreen(Screen[int | None]):
                 yield Static(TITLE, id="sweep-title")
                 yield Static("", id="sweep-notes")
                 with VerticalScroll(id="sweep-fields", can_focus=False):
-                    yield ParamField("name", self._name, "experiment", "the experiment's name")
+                    yield ParamField(
+                        "name", self._experiment, "experiment", "the experiment's name"
+                    )
                     for spec in FIELDS:
                         yield ParamField(spec.key, self._texts[spec.key], hint=spec.hint)
                     yield ParamField("priority", "0", hint="higher trains sooner")

@@ -108,8 +108,7 @@ class LossChart(PlotextPlot):
             plt.title(f"{self.chart_title}: no data yet")
 
     def _points(self, series: Series) -> tuple[list, list]:
-        pairs = zip(series.xs, series.ys, strict=True)
+        kept = list(zip(series.xs, series.ys, strict=True))
         if self.log_y:  # log of zero or less is undefined: those points are not drawn
-            pairs = ((x, y) for x, y in pairs if y > 0)
-        kept = list(pairs)
+            kept = [(x, y) for x, y in kept if y > 0]
         return thin([x for x, _ in kept], [y for _, y in kept])

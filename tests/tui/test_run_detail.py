@@ -89,7 +89,7 @@ async def test_failed_run_shows_its_error(db_url: str, runs: dict) -> None:
     app = ScreenHost(RunDetailScreen(db_url, runs["failed"]))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        error = detail(pilot).query_one("#detail-error")
+        error = detail(pilot).query_one("#detail-error", Static)
         assert error.has_class("-shown")
         assert "CUDA out of memory" in str(error.content)
         assert "failed" in screen_text(app)
