@@ -7,7 +7,8 @@ Keys only (this is what the e2e test drives through tmux):
     residual_weight, bn_encoder, bn_decoder, image_size, dataset, batch_size, lr,
     weight_decay, max_inputs, stride, validation, precision, seed, priority,
     then the buttons Queue, Save, Load, Cancel.
-    Tabbing into a field selects its text, so typing replaces the value.
+    Tabbing into a field selects its text, so typing replaces the value; enter in a
+    field moves on like tab.
 
     ctrl+s queue (with the priority field's value)   f2 save as sweep file
     f3 load a sweep file                             escape cancel (dismisses None)
@@ -160,6 +161,11 @@ class NewSweepScreen(Screen[int | None]):
 
     def _snapshot(self) -> tuple[str, dict[str, str], str]:
         return self.field("name").value, self.texts(), self.field("priority").value
+
+    @on(Input.Submitted)
+    def next_field(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.focus_next()
 
     def on_descendant_focus(self, event: Any) -> None:
         field = next((a for a in event.widget.ancestors if isinstance(a, ParamField)), None)

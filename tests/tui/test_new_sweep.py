@@ -49,7 +49,7 @@ async def test_tab_order_and_preview_count(db_url: str) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert app.focused is not None and app.focused.id == "input-name"
-        await pilot.press(*"demo", "tab", *"1..3", "tab", "tab", "tab", "tab", *"gelu,relu")
+        await pilot.press(*"demo", "enter", *"1..3", "tab", "tab", "tab", "tab", *"gelu,relu")
         await settle(pilot)
         screen = form(pilot)
         assert screen.field("activation").input.has_focus
