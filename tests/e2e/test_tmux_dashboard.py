@@ -1,0 +1,182 @@
+"""The real ``resconv-tui`` in tmux, driven with keys as a person over SSH would.
+
+Empty database -> 3-run sweep through the form -> ``w`` starts a worker -> all
+three succeed while the runs view updates -> results sorted by validation loss
+-> markdown export -> a longer run, quit the TUI while it trains -> the CLI
+sees it finish. Keys go in small groups with a short pause, like typing: a
+burst of keys can land before the form has moved focus to the next field.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from core.queue import Repo, RunStatus
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
+REPO_ROOT = Path(__file__).resolve().parents[2]
+KEY_GAP_S = 0.25
+
+
+class Tmux:
+    """One private tmux server (``-L``) running the dashboard in a 160x45 pane."""
+
+    def __init__(self, root: Path, env: dict[str, str]) -> None:
+        self.root, self.env = root, env
+        self.socket = f"resconv-e2e-{os.getpid()}"
+
+    def tmux(self, *args: str, check: bool = True) -> str:
+        done = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True,
+                              text=True, env=self.env, check=check)  # fmt: skip
+        return done.stdout
+
+    def start(self, command: str) -> None:
+        self.tmux("new-session", "-d", "-s", "dash", "-x", "160", "-y", "45",
+                  "-c", str(self.root), command)  # fmt: skip
+
+    def keys(self, *keys: str) -> None:
+        for key in keys:
+            self.tmux("send-keys", "-t", "dash", key)
+            time.sleep(KEY_GAP_S)
+
+    def type(self, text: str) -> None:
+        self.tmux("send-keys", "-t", "dash", "-l", text)
+        time.sleep(KEY_GAP_S)
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", "dash", check=False)
+
+    def alive(self) -> bool:
+        return subprocess.run(["tmux", "-L", self.socket, "has-session", "-t", "dash"],
+                              capture_output=True, env=self.env).returncode == 0  # fmt: skip
+
+    def wait_for(self, check: Callable[[str], bool], what: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.screen()
+            if check(text):
+                return text
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}; screen:\n{self.screen()}")
+
+    def wait_text(self, text: str, timeout: float = 30) -> str:
+        return self.wait_for(lambda screen: text in screen, repr(text), timeout)
+
+
+@pytest.fixture
+def session(tmp_path: Path, idx_writer: Callable[..., Path]) -> Iterator[Tmux]:
+    data = idx_writer(tmp_path / "data", train=256, test=64)
+    env = {
+        **os.environ,
+        "RESCONV_DATA": str(data),
+        "RESCONV_CACHE": str(tmp_path / "cache"),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(REPO_ROOT),
+        "TERM": "xterm-256color",
+    }
+    env.pop("NO_COLOR", None)
+    tmux = Tmux(tmp_path, env)
+    yield tmux
+    tmux.tmux("kill-server", check=False)
+    _stop_workers(tmp_path / "runs.db")
+
+
+def _stop_workers(db: Path) -> None:
+    if not db.exists():
+        return
+    for worker in Repo.open(str(db)).list_workers(include_gone=True):
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.kill(worker.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                break
+            time.sleep(0.5)
+
+
+def dashboard_command() -> str:
+    script = Path(sys.executable).parent / "resconv-tui"
+    program = str(script) if script.exists() else f"{sys.executable} -m resconv_tui"
+    return f"{program} --db runs.db"
+
+
+def fill_form(tmux: Tmux, name: str, activation: str, max_inputs: int) -> None:
+    """Keys only: name, layers 2, channels 4, activation, max_inputs, then ctrl+s."""
+    tmux.keys("n")
+    tmux.wait_text("per field:")
+    tmux.keys("End", *["BSpace"] * 8)
+    tmux.type(name)
+    for value in ("2", "4"):  # layers, channels
+        tmux.keys("Tab")
+        tmux.type(value)
+    tmux.keys("Tab", "Tab", "Tab")  # kernel_size, padding -> activation
+    tmux.type(activation)
+    tmux.keys(*["Tab"] * 10)  # model ... weight_decay -> max_inputs
+    tmux.type(str(max_inputs))
+    runs = len(activation.split(","))
+    tmux.wait_text(f"{runs} run{'s' if runs > 1 else ''}")
+    tmux.keys("C-s")
+
+
+def status(root: Path) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "resconv_tui", "status", "--db", str(root / "runs.db")],
+        capture_output=True, text=True, cwd=root, check=True,
+    )  # fmt: skip
+    return done.stdout
+
+
+def test_dashboard_over_ssh(session: Tmux, tmp_path: Path) -> None:
+    session.start(dashboard_command())
+    session.wait_text("no runs yet")
+    fill_form(session, "e2e", "gelu,relu,tanh", 512)
+    session.wait_text("3 runs · 3 queued")
+
+    session.keys("w")
+    session.wait_text("online", timeout=60)
+    summaries: set[str] = set()
+
+    def all_done(screen: str) -> bool:
+        summaries.add(screen.splitlines()[1].split("│")[0].strip())
+        return "3 succeeded" in screen
+
+    session.wait_for(all_done, "three runs to succeed", timeout=150)
+    assert len(summaries) >= 2, summaries  # the view changed while the runs trained
+
+    session.keys("R")
+    session.wait_text("sorted by validation loss ascending")
+    session.keys("S")
+    session.wait_text("sorted by validation loss descending")
+    session.keys("S", "e")
+    session.wait_text("exported 3 rows")
+    export = next(tmp_path.glob("results-*.md")).read_text().splitlines()
+    assert "validation loss" in export[0] and len(export) == 5
+    losses = [float(line.split("|")[3]) for line in export[2:]]
+    assert losses == sorted(losses)
+
+    # A longer run: quit while it trains; the detached worker must finish it.
+    rate = max(r.inputs_per_s or 0 for r in Repo.open(str(tmp_path / "runs.db")).list_runs())
+    session.keys("escape")
+    fill_form(session, "long", "gelu", int(min(max(rate * 12, 4096), 400_000)))
+    session.wait_for(lambda s: re.search(r"\d+ running", s) is not None, "the long run to start",
+                     timeout=60)  # fmt: skip
+    session.keys("q")
+    session.wait_for(lambda _: not session.alive(), "the TUI to exit", timeout=10)
+    assert "1 running" in status(tmp_path)
+    deadline = time.monotonic() + 120
+    while "4 succeeded" not in (text := status(tmp_path)):
+        assert time.monotonic() < deadline, text
+        time.sleep(1)
+    assert Repo.open(str(tmp_path / "runs.db")).get_run(4).status == RunStatus.SUCCEEDED
