@@ -1,0 +1,91 @@
+"""GPU stats: NVML through a fake pynvml, and silent degradation without it."""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+import pytest
+
+from core.gpu import GpuMonitor, GpuStats, cuda_index
+
+
+class NVMLError(Exception):
+    pass
+
+
+def fake_pynvml(fail_init: bool = False, fail_sample: bool = False) -> Any:
+    module = types.ModuleType("pynvml")
+    opened: list[object] = []
+
+    def init() -> None:
+        if fail_init:
+            raise NVMLError("NVML Shared Library Not Found")
+
+    def by_index(index: int) -> object:
+        opened.append(index)
+        return ("handle", index)
+
+    def memory(handle: object) -> Any:
+        if fail_sample:
+            raise NVMLError("GPU is lost")
+        return types.SimpleNamespace(used=5 * 2**30, total=80 * 2**30)
+
+    module.nvmlInit = init  # type: ignore[attr-defined]
+    module.nvmlShutdown = lambda: None  # type: ignore[attr-defined]
+    module.nvmlDeviceGetHandleByIndex = by_index  # type: ignore[attr-defined]
+
+    def by_uuid(uuid: str) -> object:
+        opened.append(uuid)
+        return ("handle", uuid)
+
+    module.nvmlDeviceGetHandleByUUID = by_uuid  # type: ignore[attr-defined]
+    module.nvmlDeviceGetMemoryInfo = memory  # type: ignore[attr-defined]
+    module.nvmlDeviceGetName = lambda h: b"NVIDIA H100"  # type: ignore[attr-defined]
+    module.nvmlDeviceGetUtilizationRates = lambda h: types.SimpleNamespace(gpu=97)  # type: ignore[attr-defined]
+    module.nvmlDeviceGetTemperature = lambda h, sensor: 61  # type: ignore[attr-defined]
+    module.opened = opened  # type: ignore[attr-defined]
+    return module
+
+
+def test_cuda_index() -> None:
+    assert [cuda_index(d) for d in ("cpu", "cuda", "cuda:2", "mps")] == [None, 0, 2, None]
+
+
+def test_samples_through_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    nvml = fake_pynvml()
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    monitor = GpuMonitor("cuda:1", visible="")
+    assert monitor.available and nvml.opened == [1]
+    assert monitor.sample() == GpuStats("NVIDIA H100", 97.0, 5 * 2**30, 80 * 2**30, 61.0)
+
+
+def test_cuda_visible_devices_maps_to_physical_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    nvml = fake_pynvml()
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    GpuMonitor("cuda:1", visible="3,5")
+    GpuMonitor("cuda:0", visible="GPU-abc")
+    assert nvml.opened == [5, "GPU-abc"]
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda:0"])
+def test_no_nvml_means_no_stats_and_no_error(monkeypatch: pytest.MonkeyPatch, device: str) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(fail_init=True))
+    monitor = GpuMonitor(device)
+    assert not monitor.available and monitor.sample() is None
+    monitor.close()
+
+
+def test_missing_module_or_lost_gpu_degrades(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # import fails
+    assert GpuMonitor("cuda:0").sample() is None
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(fail_sample=True))
+    monitor = GpuMonitor("cuda:0", visible="")
+    assert monitor.available and monitor.sample() is None
+    bad_index = GpuMonitor("cuda:4", visible="0")  # CUDA_VISIBLE_DEVICES too short
+    assert not bad_index.available
+
+
+def test_real_pynvml_on_this_machine_never_raises() -> None:
+    GpuMonitor("cuda:0").sample()  # a GPU box returns stats, a CPU box None
