@@ -280,23 +280,25 @@ class Worker:
             self.repo.requeue(run.id, self.id)
             say(f"run {run.id}: interrupted, queued again")
         elif result.stopped:
-            self.repo.mark_cancelled(run.id, self.id, figures)
-            self.runs_done += 1
-            say(f"run {run.id}: cancelled")
+            self.ended(run, self.repo.mark_cancelled(run.id, self.id, figures), "cancelled")
         elif figures.validation_loss is None:
             self.end_failed(run, "validation loss is not finite (NaN/inf)")
         else:
-            self.repo.finish(run.id, self.id, figures)
-            self.runs_done += 1
             loss, minutes = result.validation_loss, result.wall_seconds / 60
-            say(f"run {run.id}: succeeded, validation loss {loss:.6g} in {minutes:.2f} min")
+            recorded = self.repo.finish(run.id, self.id, figures)
+            self.ended(run, recorded, f"succeeded, validation loss {loss:.6g} in {minutes:.2f} min")
         self.current = None
 
     def end_failed(self, run: RunRow, message: str) -> None:
-        self.repo.fail(run.id, self.id, message)
-        self.runs_done += 1
+        self.ended(run, self.repo.fail(run.id, self.id, message), f"failed: {message}")
         self.current = None
-        say(f"run {run.id}: failed: {message}")
+
+    def ended(self, run: RunRow, recorded: bool, what: str) -> None:
+        self.runs_done += 1
+        if recorded:
+            say(f"run {run.id}: {what}")
+        else:  # recovered as lost or removed meanwhile: its row is someone else's now
+            say(f"run {run.id}: {what}, but it is no longer this worker's run: not recorded")
 
     def checkpoint_dir(self, run: RunRow) -> Path:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run.experiment)

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, exc, inspect, select
+from sqlalchemy import Connection, Engine, create_engine, event, exc, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
@@ -26,6 +26,7 @@ from core.queue.models import SCHEMA_VERSION, TABLES, Meta
 
 DEFAULT_BUSY_TIMEOUT_S = 15.0
 IMMEDIATE = "resconv_immediate"  # execution option: begin a write transaction
+SCHEMA_LOCK_KEY = 0x7265_7363  # PostgreSQL advisory lock held while the schema is checked
 
 
 def normalize_url(url_or_path: str) -> str:
@@ -105,6 +106,9 @@ def _ensure_schema(engine: Engine, url: str) -> None:
     with engine.connect() as conn:
         conn.execution_options(**{IMMEDIATE: True})
         with conn.begin():
+            if conn.dialect.name == "postgresql":
+                # Two workers starting on a fresh database must not both CREATE TABLE.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
             names = set(inspect(conn).get_table_names())
             if "meta" not in names:
                 if names:
