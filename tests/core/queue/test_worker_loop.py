@@ -237,3 +237,35 @@ def test_worker_module_keeps_torch_lazy() -> None:
     code = "import sys, core.worker; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
     assert worker_module.LOG_EVERY > 0
+
+
+class Exited(BaseException):
+    """Stands in for os._exit: leaves the loop without running any cleanup."""
+
+
+def test_second_signal_requeues_the_run_and_exits_at_once(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = repo.enqueue([tiny_run()]).added_ids[0]
+    codes: list[int] = []
+
+    def fake_exit(code: int) -> None:
+        codes.append(code)
+        raise Exited
+
+    monkeypatch.setattr(worker_module.os, "_exit", fake_exit)
+    holder: list[Worker] = []
+
+    def on_step(step: int) -> None:
+        if step == 5:  # two signals before the step ends: no waiting for the step
+            holder[0].flags.handle(signal.SIGINT, None)
+            holder[0].flags.handle(signal.SIGINT, None)
+
+    worker = make_worker(repo, fake_trainer(on_step=on_step), tmp_path)
+    holder.append(worker)
+    with pytest.raises(Exited):
+        worker.loop()
+    worker.heartbeat.stop()
+    assert codes == [130]
+    assert repo.get_run(run_id).status == S.QUEUED
+    assert repo.list_workers(include_gone=True)[0].state == "stopped"
