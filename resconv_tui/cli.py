@@ -15,8 +15,12 @@ import argparse
 import importlib
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from core.errors import ResconvError
+
+if TYPE_CHECKING:
+    from core.queue import Repo
 
 # Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = ("queue", "train", "worker", "status", "results", "manage")
@@ -29,11 +33,28 @@ def default_db() -> str:
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
+    """``--db``, accepted before or after the subcommand.
+
+    The subcommand's option has no default (SUPPRESS): argparse would otherwise
+    copy the subparser's default over a ``--db`` given before the subcommand.
+    """
     parser.add_argument(
         "--db",
-        default=None,
+        default=argparse.SUPPRESS,
         help="database URL or SQLite file path (default: $RESCONV_DB or sqlite:///runs.db)",
     )
+
+
+def db_url(args: argparse.Namespace) -> str:
+    """--db, then $RESCONV_DB, then sqlite:///runs.db."""
+    return getattr(args, "db", None) or default_db()
+
+
+def open_repo(args: argparse.Namespace, create: bool = False) -> Repo:
+    """The queue named by ``args``; ``create=False`` refuses to make a new database."""
+    from core.queue import Repo
+
+    return Repo.open(db_url(args), create=create)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("resconv-tui: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `resconv-tui results | head`: the reader left; say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from core.queue import MetricRow, Repo, RunFilter, RunRow, RunStatus, WorkerRow
+from core.queue.repo import SETTLED, Signature
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS
-from core.queue.tui_queries import SETTLED, Signature, settled_signature
 
 # A worker beats every few seconds; these leave room for a slow SQLite write lock.
 ONLINE_WITHIN_S = 20.0
@@ -91,7 +91,7 @@ def read_runs(repo: Repo, settled: SettledRuns) -> tuple[tuple[RunRow, ...], Set
     # Running first: a run that ends between the two reads is then in the re-read
     # settled set (which wins), so it is never missing for a tick.
     running = repo.list_runs(RunFilter(statuses=frozenset({RunStatus.RUNNING})))
-    signature = settled_signature(repo)
+    signature = repo.settled_signature()
     if signature != settled.signature:
         others = tuple(repo.list_runs(RunFilter(statuses=SETTLED)))
         settled = SettledRuns(signature, others, tuple(dict.fromkeys(r.experiment for r in others)))

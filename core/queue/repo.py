@@ -18,7 +18,18 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, RowMapping, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    RowMapping,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from core.queue import db
 from core.queue.errors import InvalidTransition, UnknownRun
@@ -48,6 +59,8 @@ RUN_COLUMNS = [c for c in RUN.c if c.name != "samples"]  # lists never carry ima
 STALE_AFTER_S = 30.0  # a running run without a heartbeat for this long is lost
 WORKER_LOST = "worker lost"
 LIVE_WORKER_STATES = ("idle", "running", "stopping")
+SETTLED = frozenset(RunStatus) - {RunStatus.RUNNING}  # runs that change only when someone acts
+Signature = tuple[object, ...]
 
 # What a run forgets when it goes back to the queue (retry, requeue).
 _FRESH: dict[str, Any] = dict(
@@ -402,6 +415,25 @@ class Repo:
         with self._read() as conn:
             found = {RunStatus(s): int(n) for s, n in conn.execute(query)}
         return {status: found.get(status, 0) for status in RunStatus}
+
+    def settled_signature(self) -> Signature:
+        """Changes when a run that is not running is added, removed, changes status or priority.
+
+        The dashboard polls every second: it re-reads running runs each tick but the
+        (possibly 10,000) others only when this one-row fingerprint changes. Sums
+        weighted by id catch what plain sums miss (priority +1 on one run and -1 on
+        another; one run leaving a status as another enters). Every column used is in
+        the claim index (status, priority, id), so SQLite never reads the table.
+        """
+        weighted = [
+            func.coalesce(func.sum(case((RUN.c.status == status.value, RUN.c.id), else_=0)), 0)
+            for status in sorted(SETTLED)
+        ]
+        query = select(
+            func.count(), func.coalesce(func.sum(RUN.c.priority * RUN.c.id), 0), *weighted
+        ).where(RUN.c.status.in_([s.value for s in SETTLED]))
+        with self._read() as conn:
+            return tuple(conn.execute(query).one())
 
     def experiments(self) -> list[tuple[str, int]]:
         """(experiment, number of runs), oldest experiment first."""

@@ -7,7 +7,7 @@ import argparse
 
 def run(args: argparse.Namespace) -> int:
     from resconv_tui.app import make_app
-    from resconv_tui.cli import default_db
+    from resconv_tui.cli import db_url
 
-    make_app(args.db or default_db()).run()
+    make_app(db_url(args)).run()
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from resconv_tui.commands.status import add_db, open_repo
+from resconv_tui.cli import add_db_option, open_repo
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -25,7 +25,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             name, help=text, description=text[0].upper() + text[1:] + "."
         )
         parser.add_argument("ids", nargs="+", type=run_id, metavar="ID", help="run id")
-        add_db(parser)
+        add_db_option(parser)
         parser.set_defaults(handler=handler)
     assert parser is not None
     return parser

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from resconv_tui.commands.status import add_db, open_repo
+from resconv_tui.cli import add_db_option, open_repo
 
 if TYPE_CHECKING:
     from core.sweep import ExpandedRun
@@ -29,7 +29,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--force", action="store_true", help="queue duplicates of existing runs too"
     )
-    add_db(parser)
+    add_db_option(parser)
     parser.set_defaults(handler=run)
     return parser
 

@@ -7,7 +7,7 @@ import re
 import sys
 from typing import Any
 
-from resconv_tui.commands.status import add_db, open_repo
+from resconv_tui.cli import add_db_option, open_repo
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -32,7 +32,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--format", choices=("markdown", "csv", "json"), default="markdown", help="output format"
     )
-    add_db(parser)
+    add_db_option(parser)
     # "-params" must read as a value (descending sort), not as an unknown option. argparse
     # treats anything its negative-number pattern matches as a value; widen the pattern
     # for this parser only (its real options all start with "--", plus -h).

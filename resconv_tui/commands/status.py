@@ -1,8 +1,7 @@
 """``resconv-tui status``: runs by status, running runs' progress, workers' heartbeats.
 
-Also home of the small helpers every queue command shares (``--db`` handling and
-opening the queue). The queue is imported inside functions: building the CLI
-parser must not pay for SQLAlchemy.
+The queue is imported inside functions: building the CLI parser must not pay
+for SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -11,34 +10,12 @@ import argparse
 import time
 from typing import TYPE_CHECKING, Any
 
-from resconv_tui.cli import add_db_option, default_db
+from resconv_tui.cli import add_db_option, open_repo
 
 if TYPE_CHECKING:
-    from core.queue import Repo, RunRow, WorkerRow
+    from core.queue import RunRow, WorkerRow
 
 RECENT_FAILURES = 5
-
-
-def add_db(parser: argparse.ArgumentParser) -> None:
-    """``--db`` on a subcommand, keeping a ``--db`` given before the subcommand.
-
-    argparse copies a subparser's defaults over the main parser's values, so the
-    subcommand's ``--db`` must have no default of its own.
-    """
-    add_db_option(parser)
-    parser._option_string_actions["--db"].default = argparse.SUPPRESS
-
-
-def db_url(args: argparse.Namespace) -> str:
-    """--db, then $RESCONV_DB, then sqlite:///runs.db."""
-    return getattr(args, "db", None) or default_db()
-
-
-def open_repo(args: argparse.Namespace, create: bool = False) -> Repo:
-    """The queue named by ``args``; ``create=False`` refuses to make a new database."""
-    from core.queue import Repo
-
-    return Repo.open(db_url(args), create=create)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -48,7 +25,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Show how many runs are queued, running, succeeded, failed and "
         "cancelled, what is training now, and which workers are alive.",
     )
-    add_db(parser)
+    add_db_option(parser)
     parser.set_defaults(handler=run)
     return parser
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from resconv_tui.commands.status import add_db, db_url
+from resconv_tui.cli import add_db_option, db_url
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -37,7 +37,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="DIR",
         help="checkpoint folder (default: checkpoints/ next to the SQLite file)",
     )
-    add_db(parser)
+    add_db_option(parser)
     parser.set_defaults(handler=run)
     return parser
 

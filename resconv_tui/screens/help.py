@@ -32,6 +32,18 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("e / E", "export the view as markdown / CSV into the working directory"),
         ("esc", "back to runs"),
     )),
+    ("New sweep form", (
+        ("tab / enter", "next field (shift+tab back); a field takes 3,5,7 or 3..11:2 or [3,9]"),
+        ("ctrl+s", "queue the previewed runs"),
+        ("f2 / f3", "save as a sweep file / load a sweep file"),
+        ("esc", "cancel"),
+    )),
+    ("Run detail / Compare", (
+        ("l", "log scale on / off"),
+        ("m", "compare: both losses / train only / validation only"),
+        ("r", "refresh now"),
+        ("esc", "back"),
+    )),
     ("Everywhere", (
         ("ctrl+p", "command palette: every action by name"),
         ("?", "this help"),
