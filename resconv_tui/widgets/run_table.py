@@ -99,7 +99,8 @@ class RunTable(DataTable[str | Text]):
                 continue
             for (key, _), new, before in zip(COLUMNS, cells, old, strict=True):
                 if new != before:
-                    self.update_cell(str(run_id), key, new)
+                    # update_width: "queued" -> "succeeded" must not be clipped
+                    self.update_cell(str(run_id), key, new, update_width=True)
 
     def cells(self, run: RunRow, now: float, marked: bool) -> Cells:
         loss = "—" if run.validation_loss is None else f"{run.validation_loss:.6f}"

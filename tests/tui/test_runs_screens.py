@@ -140,3 +140,27 @@ async def test_two_dashboards_side_by_side(seeded, app_factory, settle, db_url) 
         table = second.screen.query_one(RunTable)
         assert str(table.get_cell("7", "status")) == "cancelled"
         assert Repo.open(db_url).get_run(7).status == RunStatus.CANCELLED
+
+
+async def test_columns_grow_when_a_cell_gets_longer(app_factory, settle, db_url) -> None:
+    """Cells are patched in place: "queued" -> "cancelled" must not be shown as "cancel"."""
+    from core.queue import NewRun
+    from core.sweep import expand_sweep_text
+
+    repo = Repo.open(db_url)
+    runs = expand_sweep_text("name: x\nlayers: 2\nmatrix:\n  act: [gelu, relu]\n")
+    repo.enqueue([NewRun.from_expanded(r) for r in runs])
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(RunTable)
+        width = {c.key.value: c.content_width for c in table.ordered_columns}
+        assert width["status"] == len("queued")
+        repo.request_cancel([1])
+        repo.set_priority([2], 123456789)
+        app.screen.refresh_now()
+        await settle(pilot)
+        assert str(table.get_cell("1", "status")) == "cancelled"
+        width = {c.key.value: c.content_width for c in table.ordered_columns}
+        assert width["status"] >= len("cancelled")
+        assert width["priority"] >= len("123456789")
