@@ -250,7 +250,8 @@ class FastStep:
         )
         self.base_lr = float(optimizer.param_groups[0]["lr"])
         self.lr = make_capturable(optimizer, self.device)
-        self.table = half_mask_table(*images.shape[-2:], device=self.device)  # bool (4, H, W)
+        height, width = images.shape[-2:]
+        self.table = half_mask_table(height, width, device=self.device)  # bool (4, H, W)
         self.position = torch.zeros((), dtype=torch.int64, device=self.device)  # step counter
         self.history = torch.zeros(max(capacity, 1), dtype=torch.float32, device=self.device)
         self.ring = PinnedRing(2 * batch_size, self.device)

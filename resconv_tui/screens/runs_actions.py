@@ -102,7 +102,12 @@ class RunActions:
 
     def action_retry(self) -> None:
         if ids := self._ids(self.targets()):
-            self._write(lambda: (self.ctx.repo.retry(ids), _say(("queued again", ids)))[1])
+
+            def verb() -> str:
+                self.ctx.repo.retry(ids)
+                return _say(("queued again", ids))
+
+            self._write(verb)
 
     def action_priority(self, step: int) -> None:
         runs = self.targets()
