@@ -313,7 +313,7 @@ def _build_runs(
             params = _canonical({**fixed, **cell}, source, context)
             if seed is not None:
                 params["seed"] = seed
-            config = RunConfig.from_dict(params, where=f"{source}: {context}")
+            config = RunConfig.from_dict(params, where=context)
             digest = config.config_hash()
             if digest in seen:
                 continue  # an include entry repeated an existing cell

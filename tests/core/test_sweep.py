@@ -142,7 +142,8 @@ def test_bad_files_fail_whole_with_one_line_naming_the_problem(
         expand_sweep_file(path)
     message = str(info.value)
     assert fragment in message
-    assert message.startswith(str(path))
+    assert message.startswith(f"{path}: ")
+    assert message.count(str(path)) == 1  # named once, not once per wrapping layer
     assert "\n" not in message
 
 
