@@ -253,8 +253,19 @@ class Repo:
 
     def requeue(self, run_id: int, worker_id: str) -> bool:
         """running -> queued (the worker was told to stop); the partial metrics go."""
+        return self._back_to_queue(run_id, worker_id, _FRESH)
+
+    def put_back(self, run_id: int, worker_id: str) -> bool:
+        """running -> queued before training began (the device had no room for it yet).
+
+        Like ``requeue``, but the claim is not counted as an attempt: the run keeps its
+        place (priority, id) and looks as if it had never been claimed.
+        """
+        return self._back_to_queue(run_id, worker_id, {**_FRESH, "attempts": RUN.c.attempts - 1})
+
+    def _back_to_queue(self, run_id: int, worker_id: str, values: dict[str, Any]) -> bool:
         with self._write() as conn:
-            moved = conn.execute(self._own_running(run_id, worker_id).values(**_FRESH)).rowcount
+            moved = conn.execute(self._own_running(run_id, worker_id).values(**values)).rowcount
             if moved:
                 conn.execute(delete(METRIC).where(METRIC.c.run_id == run_id))
                 self._worker_idle(conn, worker_id, finished=False)
@@ -459,6 +470,27 @@ class Repo:
         query = query.order_by(METRIC.c.id).limit(limit)
         with self._read() as conn:
             return [MetricRow(**row._mapping) for row in conn.execute(query)]
+
+    def measured_peaks(
+        self, param_count: int, device_prefix: str = "cuda", limit: int = 200
+    ) -> list[tuple[str, int]]:
+        """(config_json, peak_memory_bytes) of succeeded runs with ``param_count``
+        parameters trained by a worker whose device starts with ``device_prefix``,
+        newest first. The packing worker looks for its run's config among them."""
+        query = (
+            select(RUN.c.config_json, RUN.c.peak_memory_bytes)
+            .join(WORKER, WORKER.c.id == RUN.c.worker_id)
+            .where(
+                RUN.c.status == RunStatus.SUCCEEDED.value,
+                RUN.c.param_count == param_count,
+                RUN.c.peak_memory_bytes > 0,
+                WORKER.c.device.startswith(device_prefix),
+            )
+            .order_by(RUN.c.finished_at.desc())
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [(str(text), int(peak)) for text, peak in conn.execute(query)]
 
     # ----- workers -------------------------------------------------------------------
 

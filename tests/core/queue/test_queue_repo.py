@@ -180,6 +180,30 @@ def test_requeue_puts_the_run_back_fresh(repo: Repo) -> None:
     assert repo.metrics_since(run_id) == []
 
 
+def test_put_back_is_a_requeue_that_does_not_count_as_an_attempt(repo: Repo) -> None:
+    ids = repo.enqueue(tiny_runs(2)).added_ids
+    worker = repo.register_worker("h", 1, "cuda:0 slot 1/2")
+    run_id = claim(repo, worker)
+    assert repo.put_back(run_id, worker)
+    run = repo.get_run(run_id)
+    assert (run.status, run.worker_id, run.attempts, run.started_at) == (S.QUEUED, None, 0, None)
+    assert repo.list_workers()[0].state == "idle"
+    assert claim(repo, worker) == ids[0]  # it kept its place at the front
+    assert not repo.put_back(run_id, "someone-else")  # only the claiming worker may
+
+
+def test_measured_peaks_of_succeeded_runs_on_a_device(repo: Repo) -> None:
+    repo.enqueue([tiny_run(0), tiny_run(1), tiny_run(2), tiny_run(3, channels=8)])
+    gpu = repo.register_worker("h", 1, "cuda:0 slot 1/2")
+    cpu = repo.register_worker("h", 2, "cpu")
+    for worker, peak in ((gpu, 1000), (cpu, 7), (gpu, 2000), (gpu, 3000)):
+        assert repo.finish(claim(repo, worker), worker, FinalFigures(peak_memory_bytes=peak))
+    found = repo.measured_peaks(321)  # tiny_run's param_count; the CPU run is left out
+    assert [peak for _, peak in found] == [3000, 2000, 1000]
+    assert repo.measured_peaks(321, device_prefix="cpu") == [(repo.get_run(2).config_json, 7)]
+    assert repo.measured_peaks(999) == []
+
+
 # ----- a person's changes ------------------------------------------------------------
 
 
