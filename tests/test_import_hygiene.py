@@ -20,6 +20,8 @@ RULES: dict[str, set[str]] = {
     "core.config": TORCH | DATABASE | UI,
     "core.params": TORCH | DATABASE | UI,
     "core.sweep": TORCH | DATABASE | UI,
+    "core.memory": TORCH | DATABASE | UI,
+    "core.packing": TORCH | UI,
     "core.queue.repo": TORCH | UI,
     "core.queue.views": TORCH | UI,
     "core.model": DATABASE | UI,

@@ -1,0 +1,139 @@
+"""Admission of packed runs: the pure decision, and its inputs read from a real queue."""
+
+from __future__ import annotations
+
+import pytest
+from queue_helpers import tiny_run, tiny_runs
+
+from core.config import RunConfig
+from core.errors import ConfigError
+from core.memory import estimate_bytes
+from core.packing import (
+    MIB,
+    Admission,
+    Neighbour,
+    Slot,
+    base_device,
+    decide,
+    fits,
+    margin_bytes,
+    need_bytes,
+    parse_slot,
+    threads_per_slot,
+)
+from core.queue import FinalFigures, MetricPoint, Repo, RunRow
+
+GIB = 1024 * MIB
+
+
+# ----- pure pieces --------------------------------------------------------------------
+
+
+def test_slot_text_round_trip() -> None:
+    slot = parse_slot("2/4")
+    assert slot == Slot(2, 4) and slot.label("cuda:0") == "cuda:0 slot 2/4"
+    assert base_device("cuda:0 slot 2/4") == "cuda:0" and base_device("cpu") == "cpu"
+    for bad in ("0/2", "3/2", "2", "a/b", "-1/2"):
+        with pytest.raises(ConfigError, match="--slot"):
+            parse_slot(bad)
+
+
+def test_cpu_slots_share_the_cores() -> None:
+    assert [threads_per_slot(16, k) for k in (1, 2, 3, 4, 32)] == [16, 8, 5, 4, 1]
+    assert threads_per_slot(1, 2) == 1
+
+
+def test_fits_counts_the_margin() -> None:
+    assert fits(GIB, 2 * GIB, GIB) and not fits(GIB, 2 * GIB - 1, GIB)
+    assert margin_bytes(0) == GIB and margin_bytes(4 * GIB) == 2 * GIB  # 1 GiB + 25 %
+
+
+def test_alone_a_run_trains_whatever_it_needs() -> None:
+    assert decide(100 * GIB, GIB, []).train
+
+
+def test_a_run_that_fits_next_to_running_ones_trains() -> None:
+    assert decide(GIB, 10 * GIB, [Neighbour(1, warming=False)]).train
+
+
+def test_a_run_that_does_not_fit_next_to_a_running_one_waits() -> None:
+    decision = decide(8 * GIB, 10 * GIB, [Neighbour(1, warming=False)])
+    assert not decision.train and "8192 MiB + margin, 10240 MiB free" in decision.reason
+
+
+def test_a_starting_neighbour_makes_free_memory_meaningless_so_wait() -> None:
+    decision = decide(MIB, 80 * GIB, [Neighbour(1, warming=False), Neighbour(2, warming=True)])
+    assert not decision.train and "run 2 is still starting" in decision.reason
+
+
+def test_need_prefers_a_measured_peak_of_the_same_config_with_any_seed() -> None:
+    config = RunConfig(layers=2, channels=4, seed=7)
+    other_seed = config.replace(seed=1).to_json()
+    wider = config.replace(channels=8).to_json()
+    assert need_bytes(config, [(wider, 5), (other_seed, 1234)]) == (1234, "measured")
+    assert need_bytes(config, [(wider, 5)]) == (estimate_bytes(config), "estimated")
+
+
+# ----- Admission on a real queue ------------------------------------------------------
+
+
+class Device:
+    """Two slots on cuda:0 plus a distractor on another GPU; free memory is settable."""
+
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+        self.free = 80 * GIB
+        self.slot1 = repo.register_worker("h", 1, "cuda:0 slot 1/2")
+        self.slot2 = repo.register_worker("h", 2, "cuda:0 slot 2/2")
+        self.other_gpu = repo.register_worker("h", 3, "cuda:1")
+        self.admission = Admission(repo, lambda: self.free)
+
+    def claim(self, worker: str, trained: bool = True) -> RunRow:
+        run = self.repo.claim(worker)
+        assert run is not None
+        if trained:  # a training step recorded: its memory is in use
+            self.repo.add_metrics(run.id, [MetricPoint(20, 1280, "train_loss", 0.1)], 1280)
+        return run
+
+
+def test_admission_next_to_a_training_slot_follows_free_memory(repo: Repo) -> None:
+    repo.enqueue(tiny_runs(2))
+    device = Device(repo)
+    device.claim(device.slot1)
+    run = device.claim(device.slot2, trained=False)
+    assert device.admission.check(run).train
+    device.free = GIB  # the tiny run's estimate + 1 GiB margin no longer fits
+    decision = device.admission.check(run)
+    assert not decision.train and "(estimated need)" in decision.reason
+
+
+def test_admission_waits_while_an_earlier_run_is_starting(repo: Repo) -> None:
+    repo.enqueue(tiny_runs(2))
+    device = Device(repo)
+    first = device.claim(device.slot1, trained=False)
+    second = device.claim(device.slot2, trained=False)
+    assert device.admission.check(first).train  # claimed first: nothing before it
+    assert not device.admission.check(second).train
+    device.free = 0
+    assert device.admission.check(first).train  # the later one waits for it, not it for them
+
+
+def test_runs_on_other_devices_or_hosts_do_not_count(repo: Repo) -> None:
+    repo.enqueue(tiny_runs(3))
+    device = Device(repo)
+    elsewhere = repo.register_worker("other-host", 1, "cuda:0 slot 1/2")
+    device.claim(device.other_gpu)
+    device.claim(elsewhere)
+    device.free = 0
+    assert device.admission.check(device.claim(device.slot1, trained=False)).train
+
+
+def test_admission_uses_the_measured_peak_of_a_sibling_seed(repo: Repo) -> None:
+    repo.enqueue([tiny_run(0), tiny_run(1), tiny_run(2)])
+    device = Device(repo)
+    done = device.claim(device.slot1)
+    repo.finish(done.id, device.slot1, FinalFigures(peak_memory_bytes=30 * GIB))
+    device.claim(device.slot1)
+    device.free = 38 * GIB  # 30 GiB + 1 GiB + 7.5 GiB margin does not fit
+    decision = device.admission.check(device.claim(device.slot2, trained=False))
+    assert not decision.train and "(measured need)" in decision.reason
