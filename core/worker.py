@@ -23,6 +23,10 @@ The one place that joins the queue and training. Deliberately boring:
   A second signal puts the run back to ``queued`` as best it can within 2 s and
   exits at once with status 130 (``os._exit``: no cleanup that could hang).
 * Idle polling backs off from 0.1 s to ``POLL_MAX_S``.
+* As one of several slots sharing a device (``--slot I/K``, started by
+  ``core.slots``), an ``Admission`` may refuse a claimed run: it goes back to the
+  queue without counting as an attempt, and the worker waits (backing off from
+  ``ADMIT_WAIT_MIN_S`` to ``ADMIT_WAIT_MAX_S``) before it claims again.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError, ResconvError
 from core.gpu import GpuMonitor
+from core.packing import Admission, Slot, parse_slot
 from core.queue import FinalFigures, GpuSnapshot, MetricPoint, QueueError, Repo, RunRow
 from core.queue.db import sqlite_path
 from core.queue.repo import STALE_AFTER_S
@@ -62,13 +67,17 @@ RECOVER_EVERY_S = 30.0
 LOG_EVERY = 20  # steps per TrainPoint
 EMERGENCY_REQUEUE_S = 2.0
 MAX_ERROR_CHARS = 300
+ADMIT_WAIT_MIN_S, ADMIT_WAIT_MAX_S = 1.0, 30.0
 
 # trainer(run, callbacks, checkpoint_dir) -> FitResult; tests pass a fake one.
 Trainer = Callable[[RunRow, "FitCallbacks", Path], "FitResult"]
 
 
+SPEAKER = ["worker"]  # "worker 2/4" in a slot process: the slots share one terminal
+
+
 def say(message: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')} worker: {message}", flush=True)
+    print(f"{time.strftime('%H:%M:%S')} {SPEAKER[0]}: {message}", flush=True)
 
 
 # ----- signals ------------------------------------------------------------------------
@@ -209,11 +218,14 @@ class Worker:
         stale_after_s: float = STALE_AFTER_S,
         heartbeat_s: float = HEARTBEAT_S,
         poll_max_s: float = POLL_MAX_S,
+        label: str | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.repo, self.device, self.trainer = repo, device, trainer
         self.checkpoint_root, self.flags = checkpoint_root, flags
         self.stale_after_s, self.poll_max_s = stale_after_s, poll_max_s
-        self.id = repo.register_worker(socket.gethostname(), os.getpid(), device)
+        self.admission, self.admit_wait = admission, ADMIT_WAIT_MIN_S
+        self.id = repo.register_worker(socket.gethostname(), os.getpid(), label or device)
         self.heartbeat = Heartbeat(repo, self.id, GpuMonitor(device), heartbeat_s)
         self.current: int | None = None
         self.runs_done = 0
@@ -229,7 +241,8 @@ class Worker:
             while not self.flags.stop and (max_runs is None or self.runs_done < max_runs):
                 run = self.repo.claim(self.id)
                 if run is not None:
-                    self.train(run)
+                    if self.admitted(run):
+                        self.train(run)
                     delay = POLL_MIN_S
                     continue
                 if until_empty:
@@ -245,6 +258,27 @@ class Worker:
             self.repo.update_worker(self.id, state="stopped")
             say(f"stopped after {self.runs_done} run(s)")
         return self.runs_done
+
+    def admitted(self, run: RunRow) -> bool:
+        """Whether this slot may train ``run`` now; if not, it is back in the queue."""
+        if self.admission is None:
+            return True
+        try:
+            decision = self.admission.check(run)
+        except QueueError:
+            raise
+        except Exception as exc:  # e.g. the driver cannot report free memory: train as alone
+            say(f"run {run.id}: admission check failed ({_first_line(exc)}): training it")
+            return True
+        if decision.train:
+            self.admit_wait = ADMIT_WAIT_MIN_S
+            say(f"run {run.id}: admitted, {decision.reason}")
+            return True
+        self.repo.put_back(run.id, self.id)
+        say(f"run {run.id}: put back, {decision.reason}; next claim in {self.admit_wait:.0f} s")
+        self.sleep(self.admit_wait)
+        self.admit_wait = min(self.admit_wait * 2, ADMIT_WAIT_MAX_S)
+        return False
 
     def sleep(self, seconds: float) -> None:
         """Idle wait in short slices so that a signal ends it promptly."""
@@ -447,8 +481,12 @@ def run_worker(
     install_signals: bool = True,
     stale_after_s: float = STALE_AFTER_S,
     heartbeat_s: float = HEARTBEAT_S,
+    slot: Slot | None = None,
 ) -> int:
-    """Open the queue, register, and train runs until stopped; returns the runs ended."""
+    """Open the queue, register, and train runs until stopped; returns the runs ended.
+
+    ``slot``: this process is one of several sharing the device (see ``core.slots``).
+    """
     repo = Repo.open(db_url)  # first: a wrong --db is reported without importing torch
     try:
         resolved = resolve_device(device) if trainer is None else device
@@ -459,9 +497,15 @@ def run_worker(
     if install_signals:
         flags.install()
     root = Path(checkpoint_root) if checkpoint_root else default_checkpoint_root(db_url)
+    label, admission = None, None
+    if slot is not None:
+        from core.slots import prepare_slot
+
+        SPEAKER[0] = f"worker {slot.index}/{slot.count}"
+        label, admission = prepare_slot(slot, resolved, repo)
     worker = Worker(
         repo, resolved, trainer or FitTrainer(resolved, data_dir), root, flags,
-        stale_after_s=stale_after_s, heartbeat_s=heartbeat_s,
+        stale_after_s=stale_after_s, heartbeat_s=heartbeat_s, label=label, admission=admission,
     )  # fmt: skip
     try:
         return worker.loop(until_empty, max_runs)
@@ -493,14 +537,32 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoints", default=None, metavar="DIR",
         help="checkpoint folder (default: checkpoints/ next to the SQLite file)",
     )  # fmt: skip
+    add_slots_argument(parser)
+
+
+def add_slots_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--slots", type=int, default=1, metavar="K",
+        help="train up to K runs at once on the device, one worker process each "
+        "(default 1; on CUDA a run starts only if its memory fits; --max-runs is per slot)",
+    )  # fmt: skip
 
 
 def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
     if args.max_runs is not None and args.max_runs < 1:
         raise ConfigError(f"--max-runs must be at least 1 (got {args.max_runs})")
+    slots = getattr(args, "slots", 1)
+    if slots < 1:
+        raise ConfigError(f"--slots must be at least 1 (got {slots})")
+    if slots > 1:
+        from core.slots import supervise
+
+        return supervise(args, db_url, slots)
+    slot = parse_slot(args.slot) if getattr(args, "slot", None) else None
     run_worker(
-        db_url, args.device, args.until_empty, args.max_runs, args.data_dir, args.checkpoints
-    )
+        db_url, args.device, args.until_empty, args.max_runs, args.data_dir, args.checkpoints,
+        slot=slot,
+    )  # fmt: skip
     return 0
 
 
@@ -510,6 +572,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--db", default=None, help="database URL or SQLite path")
     add_worker_arguments(parser)
+    parser.add_argument(
+        "--slot", default=None, metavar="I/K",
+        help="run as slot I of K sharing the device (set by 'worker --slots K')",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     db_url = args.db or os.environ.get("RESCONV_DB", "sqlite:///runs.db")
     try:

@@ -261,7 +261,10 @@ class Repo:
         Like ``requeue``, but the claim is not counted as an attempt: the run keeps its
         place (priority, id) and looks as if it had never been claimed.
         """
-        return self._back_to_queue(run_id, worker_id, {**_FRESH, "attempts": RUN.c.attempts - 1})
+        # A cancel requested meanwhile survives: the next claim stops the run at once.
+        values = {**_FRESH, "attempts": RUN.c.attempts - 1}
+        values["cancel_requested"] = RUN.c.cancel_requested
+        return self._back_to_queue(run_id, worker_id, values)
 
     def _back_to_queue(self, run_id: int, worker_id: str, values: dict[str, Any]) -> bool:
         with self._write() as conn:

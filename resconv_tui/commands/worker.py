@@ -14,7 +14,7 @@ from resconv_tui.cli import add_db_option, db_url
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "worker",
-        help="train queued runs one at a time on one device",
+        help="train queued runs on one device (one at a time, or --slots K at once)",
         description="Claim the highest-priority, oldest queued run, train it, record "
         "metrics and results, repeat. The first SIGINT/SIGTERM stops the current run "
         "at its next step, puts it back in the queue and exits; a second exits at once.",
@@ -37,6 +37,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="DIR",
         help="checkpoint folder (default: checkpoints/ next to the SQLite file)",
     )
+    parser.add_argument(
+        "--slots", type=int, default=1, metavar="K",
+        help="train up to K runs at once on the device, one worker process each "
+        "(default 1; on CUDA a run starts only if its memory fits; --max-runs is per slot)",
+    )  # fmt: skip
     add_db_option(parser)
     parser.set_defaults(handler=run)
     return parser

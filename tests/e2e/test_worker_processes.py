@@ -170,3 +170,30 @@ def test_nan_fails_cancel_stops_and_sigterm_leaves_nothing_running(env: Env) -> 
     assert (run.status, run.worker_id) == (S.QUEUED, None)  # back in the queue
     assert [w.state for w in repo.list_workers(include_gone=True)] == ["stopped"]
     assert "SIGTERM: stopping after this step" in env.output()
+
+
+def test_two_slots_train_every_run_exactly_once(env: Env) -> None:
+    env.cli("queue", str(env.sweep("packed", "max_inputs: 512\nseeds: 4\n")))
+    supervisor = env.worker("--slots", "2", "--until-empty", module="resconv_tui")
+    assert finish(supervisor, env) == 0, env.output()
+    repo = env.repo()
+    runs = repo.list_runs()
+    assert [(r.status, r.attempts) for r in runs] == [(S.SUCCEEDED, 1)] * 4, env.output()
+    workers = repo.list_workers(include_gone=True)
+    assert sorted(w.device for w in workers) == ["cpu slot 1/2", "cpu slot 2/2"]
+    assert sum(w.runs_done for w in workers) == 4
+    assert {w.state for w in workers} == {"stopped"}
+
+
+def test_sigterm_to_the_supervisor_puts_both_runs_back_and_exits(env: Env) -> None:
+    env.cli("queue", str(env.sweep("packed", "max_inputs: 10000000\nseeds: 2\n")))
+    supervisor = env.worker("--slots", "2", module="resconv_tui")
+    training = lambda: all(r.inputs_done > 0 for r in env.repo().list_runs())  # noqa: E731
+    wait_for(training, 60, "both runs to train", env)
+    supervisor.send_signal(signal.SIGTERM)
+    start = time.monotonic()
+    assert finish(supervisor, env, timeout=30) == 0, env.output()
+    assert time.monotonic() - start < 5, env.output()
+    repo = env.repo()
+    assert [(r.status, r.worker_id) for r in repo.list_runs()] == [(S.QUEUED, None)] * 2
+    assert [w.state for w in repo.list_workers(include_gone=True)] == ["stopped"] * 2

@@ -190,6 +190,9 @@ def test_put_back_is_a_requeue_that_does_not_count_as_an_attempt(repo: Repo) -> 
     assert repo.list_workers()[0].state == "idle"
     assert claim(repo, worker) == ids[0]  # it kept its place at the front
     assert not repo.put_back(run_id, "someone-else")  # only the claiming worker may
+    repo.request_cancel([run_id])
+    assert repo.put_back(run_id, worker)
+    assert repo.get_run(run_id).cancel_requested  # a cancel asked for meanwhile is kept
 
 
 def test_measured_peaks_of_succeeded_runs_on_a_device(repo: Repo) -> None:

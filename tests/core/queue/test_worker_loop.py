@@ -16,6 +16,7 @@ from queue_helpers import tiny_run, tiny_runs
 
 import core.worker as worker_module
 from core.errors import ConfigError
+from core.packing import Admission, Decision
 from core.queue import FinalFigures, Repo, RunRow, RunStatus
 from core.queue.samples import decode_samples
 from core.train import FitCallbacks, FitResult, NonFiniteLoss, TrainPoint, ValidationPoint
@@ -269,3 +270,30 @@ def test_second_signal_requeues_the_run_and_exits_at_once(
     assert codes == [130]
     assert repo.get_run(run_id).status == S.QUEUED
     assert repo.list_workers(include_gone=True)[0].state == "stopped"
+
+
+class RefuseFirst(Admission):
+    """Says "wait" to the first check, then "train"."""
+
+    def __init__(self, repo: Repo) -> None:
+        super().__init__(repo, lambda: 0)
+        self.checks = 0
+
+    def check(self, run: RunRow) -> Decision:
+        self.checks += 1
+        return Decision(self.checks > 1, f"check {self.checks}")
+
+
+def test_a_slot_puts_back_a_refused_run_and_trains_it_later(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker_module, "ADMIT_WAIT_MIN_S", 0.01)
+    repo.enqueue(tiny_runs(1))
+    admission = RefuseFirst(repo)
+    worker = Worker(repo, "cuda:0", fake_trainer(), tmp_path / "ck", StopFlags(),
+                    heartbeat_s=0.05, label="cuda:0 slot 1/2", admission=admission)  # fmt: skip
+    assert worker.loop(until_empty=True) == 1
+    run = repo.get_run(1)
+    assert (run.status, run.attempts, admission.checks) == (S.SUCCEEDED, 1, 2)
+    (row,) = repo.list_workers(include_gone=True)
+    assert (row.device, row.runs_done) == ("cuda:0 slot 1/2", 1)

@@ -1,0 +1,124 @@
+"""``worker --slots K``: K worker processes ("slots") training at once on one device.
+
+Processes rather than threads or CUDA streams in one process: each slot is a plain
+worker (``python -m core.worker --slot I/K``) with its own worker row, heartbeat,
+signal flags and failure handling, so a crash or an out-of-memory error in one run
+touches no other, and everything the single worker guarantees holds per slot.
+
+The supervisor here only starts the slots, forwards signals and waits:
+
+* Slots run in their own process group, so a Ctrl-C in the terminal reaches the
+  supervisor alone and each slot gets exactly one forwarded signal per signal sent.
+* First SIGINT/SIGTERM/SIGHUP: each slot gets SIGTERM (finishes its step, puts its
+  run back, exits 0). Second: each gets SIGTERM again (puts its run back within 2 s
+  and exits 130); any slot still alive ``KILL_AFTER_S`` later gets SIGKILL.
+* It exits when every slot has exited (with ``--until-empty`` each slot leaves when
+  the queue is empty), with the first non-zero slot status, else 0.
+
+The handlers only count signals; the wait loop does the forwarding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from core.packing import Admission, Slot, threads_per_slot
+from core.queue import Repo
+from core.worker import say
+
+KILL_AFTER_S = 5.0
+POLL_S = 0.1
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def supervise(args: argparse.Namespace, db_url: str, slots: int) -> int:
+    """Run ``slots`` slot workers with the worker options in ``args`` until all exit."""
+    # Open once here: a wrong --db is reported once, and K slots do not race to
+    # create the schema of a new database.
+    Repo.open(db_url).close()
+    commands = [slot_command(args, db_url, Slot(i, slots)) for i in range(1, slots + 1)]
+    return Supervisor(commands).run()
+
+
+def slot_command(args: argparse.Namespace, db_url: str, slot: Slot) -> list[str]:
+    command = [sys.executable, "-m", "core.worker", "--db", db_url, "--device", args.device]
+    command += ["--slot", f"{slot.index}/{slot.count}"]
+    if args.until_empty:
+        command.append("--until-empty")
+    if args.max_runs is not None:
+        command += ["--max-runs", str(args.max_runs)]
+    if args.data_dir:
+        command += ["--data-dir", args.data_dir]
+    if args.checkpoints:
+        command += ["--checkpoints", args.checkpoints]
+    return command
+
+
+class Supervisor:
+    def __init__(self, commands: Sequence[list[str]], kill_after_s: float = KILL_AFTER_S) -> None:
+        self.commands, self.kill_after_s = commands, kill_after_s
+        self.children: list[subprocess.Popen[bytes]] = []
+        self.signals = self.forwarded = 0
+        self.kill_at: float | None = None
+
+    def handle(self, _signum: int, _frame: FrameType | None) -> None:
+        self.signals += 1
+
+    def run(self) -> int:
+        for sig in FORWARDED:
+            signal.signal(sig, self.handle)
+        self.children = [subprocess.Popen(c, process_group=0) for c in self.commands]
+        pids = ", ".join(str(c.pid) for c in self.children)
+        say(f"{len(self.children)} slots started (pids {pids}); Ctrl-C stops them")
+        while any(c.poll() is None for c in self.children):
+            self.forward()
+            time.sleep(POLL_S)
+        codes = [exit_status(c.returncode) for c in self.children]
+        say(f"all slots stopped (exit statuses {', '.join(map(str, codes))})")
+        return next((code for code in codes if code != 0), 0)
+
+    def forward(self) -> None:
+        while self.forwarded < self.signals:
+            self.forwarded += 1
+            if self.forwarded == 1:
+                say("stopping the slots after their current step (again: at once)")
+            elif self.kill_at is None:
+                self.kill_at = time.monotonic() + self.kill_after_s
+            self.send(signal.SIGTERM)
+        if self.kill_at is not None and time.monotonic() > self.kill_at:
+            self.send(signal.SIGKILL)
+
+    def send(self, sig: signal.Signals) -> None:
+        for child in self.children:
+            if child.poll() is None:
+                child.send_signal(sig)
+
+
+def exit_status(returncode: int) -> int:
+    """A child killed by signal N reads -N from Popen; a shell would say 128 + N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def prepare_slot(slot: Slot, device: str, repo: Repo) -> tuple[str, Admission | None]:
+    """In a slot process: its worker row's device text, and its admission (CUDA only)."""
+    import torch
+
+    if device.startswith("cuda"):
+        return slot.label(device), Admission(repo, lambda: int(torch.cuda.mem_get_info(device)[0]))
+    # No admission on CPU: memory is the host's; the slots share the cores instead.
+    torch.set_num_threads(threads_per_slot(_cores(), slot.count))
+    return slot.label(device), None
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
