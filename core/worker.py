@@ -7,7 +7,7 @@ The one place that joins the queue and training. Deliberately boring:
   process on this host that no longer exists (so a restart after ``kill -9``
   recovers at once instead of after 30 s).
 * It claims the highest-priority, oldest queued run and calls ``core.train.fit``
-  with callbacks that buffer metric rows and write them in batches (every
+  with callbacks (``core.recording.RunRecorder``) that buffer metric rows and write them in batches (every
   ``FLUSH_S`` or ``FLUSH_ROWS``), read the cancel flag at most every
   ``CANCEL_CHECK_S`` and check the signal flag at every step.
 * A heartbeat thread refreshes the worker row (with GPU stats) and the run's
@@ -35,173 +35,35 @@ import argparse
 import contextlib
 import math
 import os
-import signal
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError, ResconvError
 from core.gpu import GpuMonitor
 from core.packing import Admission, Slot, parse_slot
-from core.queue import FinalFigures, GpuSnapshot, MetricPoint, QueueError, Repo, RunRow
+from core.queue import FinalFigures, QueueError, Repo, RunRow
 from core.queue.db import sqlite_path
 from core.queue.repo import STALE_AFTER_S
-from core.queue.rows import TRAIN_LOSS, VAL_LOSS
 from core.queue.samples import encode_samples
+from core.recording import HEARTBEAT_S, SPEAKER, Heartbeat, RunRecorder, StopFlags, say
+from core.worker_options import add_worker_arguments
 
 if TYPE_CHECKING:  # torch-using modules are imported when the worker starts training
-    from core.train import FitCallbacks, FitResult, TrainPoint, ValidationPoint
+    from core.train import FitCallbacks, FitResult
 
-HEARTBEAT_S = 3.0
-FLUSH_S = 1.0
-FLUSH_ROWS = 500
-CANCEL_CHECK_S = 1.0
 POLL_MIN_S, POLL_MAX_S = 0.1, 3.0
 RECOVER_EVERY_S = 30.0
-LOG_EVERY = 20  # steps per TrainPoint
 EMERGENCY_REQUEUE_S = 2.0
 MAX_ERROR_CHARS = 300
 ADMIT_WAIT_MIN_S, ADMIT_WAIT_MAX_S = 1.0, 30.0
 
 # trainer(run, callbacks, checkpoint_dir) -> FitResult; tests pass a fake one.
 Trainer = Callable[[RunRow, "FitCallbacks", Path], "FitResult"]
-
-
-SPEAKER = ["worker"]  # "worker 2/4" in a slot process: the slots share one terminal
-
-
-def say(message: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')} {SPEAKER[0]}: {message}", flush=True)
-
-
-# ----- signals ------------------------------------------------------------------------
-
-
-class StopFlags:
-    """Set by signal handlers, read by the loop. Handlers do nothing else (but the 2nd)."""
-
-    def __init__(self) -> None:
-        self.signals = 0
-        self.on_second: Callable[[], None] = lambda: None
-
-    @property
-    def stop(self) -> bool:
-        return self.signals > 0
-
-    def handle(self, signum: int, _frame: FrameType | None) -> None:
-        self.signals += 1
-        if self.signals == 1:
-            name = signal.Signals(signum).name
-            say(f"{name}: stopping after this step (send it again to exit at once)")
-        else:
-            self.on_second()
-
-    def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self.handle)
-
-
-# ----- recording one run --------------------------------------------------------------
-
-
-class RunRecorder:
-    """fit() callbacks backed by the queue: batched metric rows, cached cancel flag."""
-
-    def __init__(
-        self,
-        repo: Repo,
-        run_id: int,
-        flags: StopFlags,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.repo, self.run_id, self.flags, self.clock = repo, run_id, flags, clock
-        self.buffer: list[MetricPoint] = []
-        self.inputs_done: int | None = None
-        self.last_flush = self.last_cancel_check = clock()
-        self.cancelled = False
-        self.stopped_by_signal = False
-
-    def callbacks(self) -> FitCallbacks:
-        from core.train import FitCallbacks
-
-        return FitCallbacks(
-            on_train_loss=self.on_train_loss,
-            on_validation=self.on_validation,
-            should_stop=self.should_stop,
-            log_every=LOG_EVERY,
-        )
-
-    def on_train_loss(self, p: TrainPoint) -> None:
-        for name, value in (
-            (TRAIN_LOSS, p.loss),
-            ("lr", p.lr),
-            ("inputs_per_s", p.inputs_per_s),
-            ("memory_bytes", p.memory_bytes),
-        ):
-            self.buffer.append(MetricPoint(p.step, p.inputs, name, float(value)))
-        self.inputs_done = p.inputs
-        if len(self.buffer) >= FLUSH_ROWS:
-            self.flush()
-
-    def on_validation(self, p: ValidationPoint) -> None:
-        self.buffer.append(MetricPoint(p.step, p.inputs, VAL_LOSS, float(p.loss)))
-        self.inputs_done = p.inputs
-        self.flush()  # rare and what people wait for: show it now
-
-    def should_stop(self) -> bool:
-        """Called before every step: must cost next to nothing most of the time."""
-        if self.flags.stop:
-            self.stopped_by_signal = True
-            return True
-        now = self.clock()
-        if now - self.last_flush >= FLUSH_S:
-            self.flush()
-        if now - self.last_cancel_check >= CANCEL_CHECK_S:
-            self.last_cancel_check = now
-            self.cancelled = self.repo.is_cancel_requested(self.run_id)
-        return self.cancelled
-
-    def flush(self) -> None:
-        self.last_flush = self.clock()
-        if self.buffer or self.inputs_done is not None:
-            self.repo.add_metrics(self.run_id, self.buffer, self.inputs_done)
-            self.buffer = []
-
-
-class Heartbeat(threading.Thread):
-    """Keeps the worker row (with GPU stats) and the current run's heartbeat fresh."""
-
-    def __init__(self, repo: Repo, worker_id: str, gpu: GpuMonitor, interval: float) -> None:
-        super().__init__(name="heartbeat", daemon=True)
-        self.repo, self.worker_id, self.gpu, self.interval = repo, worker_id, gpu, interval
-        self.run_id: int | None = None  # set by the main thread
-        self.done = threading.Event()
-        self.failures = 0
-
-    def run(self) -> None:
-        while not self.done.wait(self.interval):
-            self.beat()
-
-    def beat(self) -> None:
-        stats = self.gpu.sample()
-        snapshot = GpuSnapshot(**asdict(stats)) if stats is not None else None
-        try:
-            self.repo.heartbeat(self.worker_id, run_id=self.run_id, gpu=snapshot)
-            self.failures = 0
-        except QueueError as exc:  # a locked database now and then must not kill the worker
-            self.failures += 1
-            if self.failures == 1:
-                say(f"heartbeat not written: {exc}")
-
-    def stop(self) -> None:
-        self.done.set()
-        self.join(timeout=5)
 
 
 # ----- the loop -----------------------------------------------------------------------
@@ -514,38 +376,6 @@ def run_worker(
 
 
 # ----- python -m core.worker ----------------------------------------------------------
-
-
-def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
-    """The worker's options, shared by ``resconv-tui worker`` and ``python -m core.worker``."""
-    parser.add_argument(
-        "--device", default="auto", help="auto (default: first CUDA GPU, else CPU), cpu, cuda:N"
-    )
-    parser.add_argument(
-        "--until-empty", action="store_true", help="exit when no queued run is left"
-    )
-    parser.add_argument(
-        "--max-runs", type=int, default=None, metavar="N", help="exit after N runs ended"
-    )
-    parser.add_argument(
-        "--data-dir",
-        default=None,
-        metavar="DIR",
-        help="dataset folder (default: $RESCONV_DATA, caches)",
-    )
-    parser.add_argument(
-        "--checkpoints", default=None, metavar="DIR",
-        help="checkpoint folder (default: checkpoints/ next to the SQLite file)",
-    )  # fmt: skip
-    add_slots_argument(parser)
-
-
-def add_slots_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--slots", type=int, default=1, metavar="K",
-        help="train up to K runs at once on the device, one worker process each "
-        "(default 1; on CUDA a run starts only if its memory fits; --max-runs is per slot)",
-    )  # fmt: skip
 
 
 def worker_from_args(args: argparse.Namespace, db_url: str) -> int:

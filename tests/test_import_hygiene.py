@@ -29,6 +29,8 @@ RULES: dict[str, set[str]] = {
     "core.task": DATABASE | UI,
     "core.train": DATABASE | UI,
     "core.worker": UI,
+    "core.recording": TORCH | UI,
+    "core.worker_options": TORCH | DATABASE | UI,
     "core.slots": TORCH | UI,  # torch only inside a slot process, lazily
     "resconv_tui.cli": TORCH,
     "resconv_tui.app": TORCH,

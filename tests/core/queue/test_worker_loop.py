@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from queue_helpers import tiny_run, tiny_runs
 
+import core.recording as recording
 import core.worker as worker_module
 from core.errors import ConfigError
 from core.packing import Admission, Decision
@@ -237,7 +238,7 @@ def test_module_entry_point_reports_errors_in_one_line(tmp_path: Path) -> None:
 def test_worker_module_keeps_torch_lazy() -> None:
     code = "import sys, core.worker; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
-    assert worker_module.LOG_EVERY > 0
+    assert recording.LOG_EVERY > 0
 
 
 class Exited(BaseException):

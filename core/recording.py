@@ -1,0 +1,162 @@
+"""Recording one run into the queue while it trains, and the worker's signal flags.
+
+``RunRecorder`` gives fit() its callbacks: metric rows are buffered and written in
+batches (every ``FLUSH_S`` or ``FLUSH_ROWS``), the cancel flag is read at most every
+``CANCEL_CHECK_S`` and the signal flag at every step. ``Heartbeat`` is a thread that
+keeps the worker row (with GPU stats) and the run's heartbeat fresh every
+``HEARTBEAT_S``, because fit() can be silent for long stretches (a validation pass
+over 10,000 images on a CPU, the first CUDA kernels compiling).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from core.gpu import GpuMonitor
+from core.queue import GpuSnapshot, MetricPoint, QueueError, Repo
+from core.queue.rows import TRAIN_LOSS, VAL_LOSS
+
+if TYPE_CHECKING:  # torch-using modules are imported when the worker starts training
+    from core.train import FitCallbacks, TrainPoint, ValidationPoint
+
+HEARTBEAT_S = 3.0
+FLUSH_S = 1.0
+FLUSH_ROWS = 500
+CANCEL_CHECK_S = 1.0
+LOG_EVERY = 20  # steps per TrainPoint
+
+SPEAKER = ["worker"]  # "worker 2/4" in a slot process: the slots share one terminal
+
+
+def say(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {SPEAKER[0]}: {message}", flush=True)
+
+
+# ----- signals ------------------------------------------------------------------------
+
+
+class StopFlags:
+    """Set by signal handlers, read by the loop. Handlers do nothing else (but the 2nd)."""
+
+    def __init__(self) -> None:
+        self.signals = 0
+        self.on_second: Callable[[], None] = lambda: None
+
+    @property
+    def stop(self) -> bool:
+        return self.signals > 0
+
+    def handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.signals += 1
+        if self.signals == 1:
+            name = signal.Signals(signum).name
+            say(f"{name}: stopping after this step (send it again to exit at once)")
+        else:
+            self.on_second()
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self.handle)
+
+
+# ----- recording one run --------------------------------------------------------------
+
+
+class RunRecorder:
+    """fit() callbacks backed by the queue: batched metric rows, cached cancel flag."""
+
+    def __init__(
+        self,
+        repo: Repo,
+        run_id: int,
+        flags: StopFlags,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.repo, self.run_id, self.flags, self.clock = repo, run_id, flags, clock
+        self.buffer: list[MetricPoint] = []
+        self.inputs_done: int | None = None
+        self.last_flush = self.last_cancel_check = clock()
+        self.cancelled = False
+        self.stopped_by_signal = False
+
+    def callbacks(self) -> FitCallbacks:
+        from core.train import FitCallbacks
+
+        return FitCallbacks(
+            on_train_loss=self.on_train_loss,
+            on_validation=self.on_validation,
+            should_stop=self.should_stop,
+            log_every=LOG_EVERY,
+        )
+
+    def on_train_loss(self, p: TrainPoint) -> None:
+        for name, value in (
+            (TRAIN_LOSS, p.loss),
+            ("lr", p.lr),
+            ("inputs_per_s", p.inputs_per_s),
+            ("memory_bytes", p.memory_bytes),
+        ):
+            self.buffer.append(MetricPoint(p.step, p.inputs, name, float(value)))
+        self.inputs_done = p.inputs
+        if len(self.buffer) >= FLUSH_ROWS:
+            self.flush()
+
+    def on_validation(self, p: ValidationPoint) -> None:
+        self.buffer.append(MetricPoint(p.step, p.inputs, VAL_LOSS, float(p.loss)))
+        self.inputs_done = p.inputs
+        self.flush()  # rare and what people wait for: show it now
+
+    def should_stop(self) -> bool:
+        """Called before every step: must cost next to nothing most of the time."""
+        if self.flags.stop:
+            self.stopped_by_signal = True
+            return True
+        now = self.clock()
+        if now - self.last_flush >= FLUSH_S:
+            self.flush()
+        if now - self.last_cancel_check >= CANCEL_CHECK_S:
+            self.last_cancel_check = now
+            self.cancelled = self.repo.is_cancel_requested(self.run_id)
+        return self.cancelled
+
+    def flush(self) -> None:
+        self.last_flush = self.clock()
+        if self.buffer or self.inputs_done is not None:
+            self.repo.add_metrics(self.run_id, self.buffer, self.inputs_done)
+            self.buffer = []
+
+
+class Heartbeat(threading.Thread):
+    """Keeps the worker row (with GPU stats) and the current run's heartbeat fresh."""
+
+    def __init__(self, repo: Repo, worker_id: str, gpu: GpuMonitor, interval: float) -> None:
+        super().__init__(name="heartbeat", daemon=True)
+        self.repo, self.worker_id, self.gpu, self.interval = repo, worker_id, gpu, interval
+        self.run_id: int | None = None  # set by the main thread
+        self.done = threading.Event()
+        self.failures = 0
+
+    def run(self) -> None:
+        while not self.done.wait(self.interval):
+            self.beat()
+
+    def beat(self) -> None:
+        stats = self.gpu.sample()
+        snapshot = GpuSnapshot(**asdict(stats)) if stats is not None else None
+        try:
+            self.repo.heartbeat(self.worker_id, run_id=self.run_id, gpu=snapshot)
+            self.failures = 0
+        except QueueError as exc:  # a locked database now and then must not kill the worker
+            self.failures += 1
+            if self.failures == 1:
+                say(f"heartbeat not written: {exc}")
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(timeout=5)
