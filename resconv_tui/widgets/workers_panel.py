@@ -49,17 +49,19 @@ class WorkersPanel(Static):
             self.update(Text("no workers — press w to start one", style=self._style("dim")))
             return
         lines = Text()
+        # Slot workers say "cuda:0 slot 2/4": widen the column for all rows alike.
+        device_width = max(7, *(len(w.device) for w in self.rows))
         for i, worker in enumerate(self.rows):
             if i:
                 lines.append("\n")
-            lines.append_text(self._line(worker))
+            lines.append_text(self._line(worker, device_width))
         self.update(lines)
 
-    def _line(self, w: WorkerRow) -> Text:
+    def _line(self, w: WorkerRow, device_width: int) -> Text:
         health = worker_health(w, self.now)
         line = Text()
         line.append(f"{HEALTH_DOT[health]} {health:<7} ", style=self._style(health))
-        line.append(f"{w.host:<16.16} pid {w.pid:<8} {w.device:<7} ")
+        line.append(f"{w.host:<16.16} pid {w.pid:<8} {w.device:<{device_width}} ")
         line.append(_gpu_text(w))
         run = f"run {w.current_run_id}" if w.current_run_id is not None else w.state
         line.append(f"  {run:<9} done {w.runs_done:<4} beat {format_age(w.age(self.now))} ago")
