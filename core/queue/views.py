@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -28,6 +29,8 @@ MINUTES = "train time (minutes)"
 RATE = "inputs/s"
 MEMORY = "peak memory (MB)"
 METER = "meter"
+SEEDS = "seeds"
+STD = "± std"
 FORMATS = ("markdown", "csv", "json")
 METER_WIDTH = 20
 
@@ -73,6 +76,62 @@ def _full_table(runs: Sequence[RunRow]) -> Table:
         values = [run.swept.get(key) for key in swept]
         rows.append((*fixed, *values, *_figures(run), meter))
     return Table(tuple(columns), tuple(rows), tuple(swept))
+
+
+def results_by_cell(
+    runs: Sequence[RunRow],
+    all_runs: Sequence[RunRow] = (),
+    columns: Sequence[str] | None = None,
+    sort: Sequence[str] | None = None,
+) -> Table:
+    """One row per cell (swept values without the seed): mean ± std over its seeds.
+
+    ``runs`` are the succeeded runs; ``all_runs`` (any status) count how many seeds
+    each cell was queued with, so the ``seeds`` column reads "2/3" while one trains.
+    One seed is a noisy sample (the logbook saw ±0.0003-0.0006 between repeats).
+    """
+    cells: dict[tuple[Any, ...], list[RunRow]] = {}
+    for run in runs:
+        cells.setdefault(_cell_of(run), []).append(run)
+    queued: dict[tuple[Any, ...], int] = {}
+    for run in all_runs:
+        queued[_cell_of(run)] = queued.get(_cell_of(run), 0) + 1
+    swept = list(dict.fromkeys(k for run in runs for k in run.swept if k != "seed"))
+    several = len({run.experiment for run in runs}) > 1
+    head = [*([EXPERIMENT] if several else []), *swept]
+    columns_all = (*head, SEEDS, LOSS, STD, PARAMS, MINUTES, RATE, MEMORY, METER)
+    rows = [_cell_row(group, swept, several, queued.get(key, 0)) for key, group in cells.items()]
+    meters = _meters([row[len(head) + 1] for row in rows])
+    table = Table(
+        columns_all, tuple((*r, m) for r, m in zip(rows, meters, strict=True)), tuple(swept)
+    )
+    return _select(_sorted(table, sort if sort else [LOSS]), columns)
+
+
+def _cell_of(run: RunRow) -> tuple[Any, ...]:
+    values = sorted((k, json.dumps(v)) for k, v in run.swept.items() if k != "seed")
+    return (run.experiment, *values)
+
+
+def _cell_row(group: list[RunRow], swept: list[str], several: bool, queued: int) -> tuple[Any, ...]:
+    first = group[0]
+    losses = [r.validation_loss for r in group if r.validation_loss is not None]
+    mean = sum(losses) / len(losses) if losses else None
+    std = statistics.stdev(losses) if len(losses) > 1 else None
+    minutes = [r.train_seconds / 60 for r in group if r.train_seconds is not None]
+    rates = [r.inputs_per_s for r in group if r.inputs_per_s is not None]
+    memory = [r.peak_memory_bytes / 2**20 for r in group if r.peak_memory_bytes is not None]
+    return (
+        *([first.experiment] if several else []),
+        *(first.swept.get(key) for key in swept),
+        f"{len(group)}/{max(queued, len(group))}",
+        mean,
+        std,
+        first.param_count,
+        sum(minutes) / len(minutes) if minutes else None,
+        sum(rates) / len(rates) if rates else None,
+        max(memory) if memory else None,
+    )
 
 
 def _figures(run: RunRow) -> tuple[Any, ...]:
@@ -205,7 +264,7 @@ def format_cell(column: str, value: Any) -> str:
     """How a value reads in a table: 0.0512259, 186,787, 2.48, – for none."""
     if value is None:
         return "–"
-    if column == LOSS:
+    if column in (LOSS, STD):
         return f"{value:.6g}"
     if column == PARAMS:
         return f"{value:,}"

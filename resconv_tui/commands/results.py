@@ -32,6 +32,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--format", choices=("markdown", "csv", "json"), default="markdown", help="output format"
     )
+    parser.add_argument(
+        "--by-cell",
+        action="store_true",
+        help="one row per cell of the sweep: mean ± std of the validation loss over its "
+        "seeds, and seeds done of queued",
+    )
     add_db_option(parser)
     # "-params" must read as a value (descending sort), not as an unknown option. argparse
     # treats anything its negative-number pattern matches as a value; widen the pattern
@@ -45,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from core.queue import RunFilter, RunStatus
     from core.queue.db import describe
     from core.queue.errors import UsageError
-    from core.queue.views import render, results_table
+    from core.queue.views import render, results_by_cell, results_table
 
     repo = open_repo(args)
     if args.experiment is not None:
@@ -62,5 +68,10 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "json":
             print("[]")
         return 0
-    print(render(results_table(runs, args.columns, args.sort), args.format))
+    if args.by_cell:
+        every = repo.list_runs(RunFilter(experiment=args.experiment))
+        table = results_by_cell(runs, every, args.columns, args.sort)
+    else:
+        table = results_table(runs, args.columns, args.sort)
+    print(render(table, args.format))
     return 0

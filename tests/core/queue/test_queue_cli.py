@@ -228,3 +228,23 @@ def test_bad_run_ids_are_argparse_errors(capsys: pytest.CaptureFixture[str]) -> 
         main(["cancel", "abc"])
     assert exit_info.value.code == 2
     assert "'abc' is not a run id" in capsys.readouterr().err
+
+
+def test_results_by_cell_over_seeds(capsys: pytest.CaptureFixture[str]) -> None:
+    Path("seeds.yml").write_text("name: seeds\nlayers: 2\nmatrix:\n  ch: [4, 8]\nseeds: 2\n")
+    cli(capsys, "queue", "seeds.yml")
+    repo = Repo.open("runs.db")
+    worker = repo.register_worker("h", 1, "cpu")
+    for loss in (0.05, 0.07, 0.02):  # ch 4 seeds 0 and 1, ch 8 seed 0; ch 8 seed 1 still queued
+        run = repo.claim(worker)
+        assert run is not None
+        repo.finish(run.id, worker, FinalFigures(validation_loss=loss, train_seconds=60.0))
+    code, out, _ = cli(capsys, "results", "--experiment", "seeds", "--by-cell", "--format", "csv")
+    assert code == 0
+    rows = [line.split(",") for line in out.splitlines()]
+    assert rows[0][:4] == ["ch", "seeds", "validation loss", "± std"]
+    assert [r[:2] for r in rows[1:]] == [["8", "1/2"], ["4", "2/2"]]
+    assert float(rows[2][2]) == pytest.approx(0.06) and float(rows[2][3]) == pytest.approx(
+        0.0141421
+    )
+    assert rows[1][3] == ""  # one seed: no spread

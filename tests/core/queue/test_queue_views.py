@@ -118,3 +118,31 @@ def test_samples_round_trip_and_small_formatters() -> None:
     assert encode_samples(None) is None
     assert [format_age(s) for s in (None, 3, 600, 7200)] == ["—", "3 s", "10 min", "2.0 h"]
     assert format_bytes(3 * 2**30) == "3.0 GB" and format_bytes(None) == "—"
+
+
+def test_by_cell_averages_seeds_and_counts_seeds_done() -> None:
+    from core.queue.views import results_by_cell
+
+    def seeded(run_id: int, layers: int, seed: int, loss: float | None, status: RunStatus):
+        return replace(
+            BASE, id=run_id, status=status, seed=seed, swept={"l": layers, "seed": seed},
+            validation_loss=loss, param_count=layers * 100, train_seconds=60.0,
+        )  # fmt: skip
+
+    done = RunStatus.SUCCEEDED
+    every = [
+        seeded(1, 2, 0, 0.10, done),
+        seeded(2, 2, 1, 0.12, done),
+        seeded(3, 2, 2, None, RunStatus.RUNNING),
+        seeded(4, 5, 0, 0.05, done),
+    ]
+    succeeded = [r for r in every if r.status == done]
+    table = results_by_cell(succeeded, every)
+    assert table.columns[:4] == ("l", "seeds", "validation loss", "± std")
+    assert table.column("l") == [5, 2]  # sorted by mean loss
+    assert table.column("seeds") == ["1/1", "2/3"]
+    assert table.column("validation loss") == pytest.approx([0.05, 0.11])
+    std = table.column("± std")
+    assert std[0] is None and std[1] == pytest.approx(0.0141421, rel=1e-4)  # sample std
+    markdown = render(table, "markdown")
+    assert "| 2/3 " in markdown and "0.0141421" in markdown
