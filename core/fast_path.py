@@ -94,10 +94,26 @@ def describe(
 
 
 def failure_reason(exc: BaseException, limit: int = 160) -> str:
-    """One short line for a failed capture: the exception's type and first line."""
-    lines = str(exc).strip().splitlines()
-    text = f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    """One short line for a failed capture: the first exception's type and first line.
+
+    An illegal call inside ``torch.cuda.graph`` raises, and then the context
+    manager's ``capture_end`` raises again with a generic "operation failed due
+    to a previous error during capture"; the first error is in ``__context__``
+    and is the one worth reading, so it comes first, the last one's type after it.
+    """
+    first, seen = exc, {id(exc)}
+    while first.__context__ is not None and id(first.__context__) not in seen:
+        first = first.__context__
+        seen.add(id(first))
+    text = _first_line(first)
+    if first is not exc:
+        text += f" (then {type(exc).__name__})"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 # ----- small tensor pieces -------------------------------------------------------------
@@ -294,13 +310,18 @@ class FastStep:
     def capture(self) -> None:
         """Warm up, restore the untouched state, capture the full-batch step; or say why not."""
         saved = _snapshot(self.model)
+        cuda = self.device.type == "cuda"
+        stream = torch.cuda.current_stream(self.device) if cuda else None
         try:
             self._warm_up_and_capture(saved)
             self.mode = "graph"
         except Exception as exc:  # any failure: keep training, eagerly, and say why
             self.graph = None
             self.why_not = f"graph capture failed: {failure_reason(exc)}"
-            if self.device.type == "cuda":
+            if stream is not None:
+                # When capture_end raises, torch.cuda.graph never leaves its capture
+                # stream: without this the eager fallback would run on that shared stream.
+                torch.cuda.set_stream(stream)
                 torch.cuda.synchronize(self.device)
             self.optimizer.zero_grad(set_to_none=True)
             self._restore(saved)  # a warm-up step may have run before the failure

@@ -99,6 +99,22 @@ def test_description_reads_like_a_path() -> None:
     assert long.startswith("RuntimeError: aaa") and long.endswith("...") and len(long) == 160
 
 
+def test_failure_reason_names_the_first_error_not_the_cleanups() -> None:
+    class Capture:  # like torch.cuda.graph: capture_end raises again in __exit__
+        def __enter__(self) -> None:
+            return None
+
+        def __exit__(self, *args: object) -> None:
+            raise RuntimeError("CUDA error: operation failed due to a previous error during ...")
+
+    with pytest.raises(RuntimeError) as info, Capture():
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nhint")
+    assert fp.failure_reason(info.value) == (
+        "RuntimeError: CUDA error: operation not permitted when stream is capturing"
+        " (then RuntimeError)"
+    )
+
+
 # ----- tensor pieces -------------------------------------------------------------------
 
 
