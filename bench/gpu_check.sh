@@ -7,6 +7,7 @@
 #   echo /.bench-data/ >> .git/info/exclude
 #   device run: command "bash bench/gpu_check.sh", carry [".bench-data"], timeout_s 600
 set -u
+export PYTHONUNBUFFERED=1  # a step killed by its timeout still leaves its log
 OUT=${OUT:-/tmp/gpu_check_out}
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
@@ -23,11 +24,11 @@ export RESCONV_CACHE=${RESCONV_CACHE:-/tmp/resconv-cache}
 cat "$OUT/env.txt"
 
 echo "== GPU tests"
-timeout 130 $PY -m pytest tests/gpu -q -p no:cacheprovider >"$OUT/gpu_tests.log" 2>&1
+timeout 150 $PY -m pytest tests/gpu -q -rA -p no:cacheprovider >"$OUT/gpu_tests.log" 2>&1
 echo "gpu tests rc=$?"; tail -5 "$OUT/gpu_tests.log"
 
 echo "== train_speed: 11 layers 28x28 32 ch, 180,000 inputs, reference vs fit (+plain fp32, compile, 4 slots)"
-timeout 270 $PY bench/train_speed.py --inputs 180000 --plain --compile --slots 4 \
+timeout 250 $PY bench/train_speed.py --inputs 180000 --plain --compile --slots 4 \
   --out "$OUT/train_speed.json" >"$OUT/train_speed.log" 2>&1
 echo "train_speed rc=$?"
 
