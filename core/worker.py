@@ -7,9 +7,9 @@ The one place that joins the queue and training. Deliberately boring:
   process on this host that no longer exists (so a restart after ``kill -9``
   recovers at once instead of after 30 s).
 * It claims the highest-priority, oldest queued run and calls ``core.train.fit``
-  with callbacks (``core.recording.RunRecorder``) that buffer metric rows and write them in batches (every
-  ``FLUSH_S`` or ``FLUSH_ROWS``), read the cancel flag at most every
-  ``CANCEL_CHECK_S`` and check the signal flag at every step.
+  with callbacks (``core.recording.RunRecorder``) that buffer metric rows and
+  write them in batches (every ``FLUSH_S`` or ``FLUSH_ROWS``), read the cancel
+  flag at most every ``CANCEL_CHECK_S`` and check the signal flag at every step.
 * A heartbeat thread refreshes the worker row (with GPU stats) and the run's
   heartbeat every ``HEARTBEAT_S``. A thread rather than the training callback
   because fit() can be silent for long stretches (a validation pass over 10,000
