@@ -29,6 +29,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("s / S", "next sort column / flip direction (or click a header)"),
         ("v", "choose visible columns"),
         ("f", "filter by experiment"),
+        ("g", "group seeds: one row per sweep cell, mean ± std, seeds done/queued"),
         ("e / E", "export the view as markdown / CSV into the working directory"),
         ("esc", "back to runs"),
     )),

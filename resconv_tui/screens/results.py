@@ -75,7 +75,7 @@ def select_columns(table: v.Table, hidden: frozenset[str]) -> v.Table:
 
 
 class ResultsScreen(Screen[None]):
-    """Finished runs: s/S/header click sort, v columns, f experiment, e/E export."""
+    """Finished runs: s/S/header click sort, v columns, f experiment, g seeds, e/E export."""
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Runs"),
@@ -83,6 +83,7 @@ class ResultsScreen(Screen[None]):
         Binding("S", "flip_sort", "Flip"),
         Binding("v", "choose_columns", "Columns"),
         Binding("f", "cycle_experiment", "Experiment"),
+        Binding("g", "toggle_cells", "Seeds"),
         Binding("e", "export('markdown')", "Export md"),
         Binding("E", "export('csv')", "Export CSV"),
     ]
@@ -104,11 +105,13 @@ class ResultsScreen(Screen[None]):
     """Columns the person chose not to see (v)."""
     experiment: reactive[str | None] = reactive(None, init=False)
     """Show only this experiment's runs (f); None shows all."""
+    by_cell: reactive[bool] = reactive(False, init=False)
+    """One row per sweep cell, mean ± std over its seeds (g); False: one row per run."""
 
     def __init__(self, ctx: DashboardContext) -> None:
         super().__init__()
         self.ctx = ctx
-        self.runs: list[RunRow] = []
+        self.runs: list[RunRow] = []  # every status: cells count the seeds still to come
         self.view: v.Table = build_results([])
         self._timer: Timer | None = None
 
@@ -135,7 +138,7 @@ class ResultsScreen(Screen[None]):
     def _poll(self) -> None:
         worker, now = get_current_worker(), self.ctx.clock()
         try:
-            runs = self.ctx.repo.list_runs(RunFilter(statuses=frozenset({RunStatus.SUCCEEDED})))
+            runs = self.ctx.repo.list_runs(RunFilter())
             message = self.ResultsRefreshed(runs, read_workers(self.ctx.repo, now), now)
         except ResconvError as exc:
             message = self.ResultsRefreshed(self.runs, [], now, f"{exc.title}: {exc}")
@@ -159,8 +162,13 @@ class ResultsScreen(Screen[None]):
     # ----- the view ------------------------------------------------------------------
 
     def full_table(self) -> v.Table:
-        runs = [r for r in self.runs if self.experiment in (None, r.experiment)]
-        return build_results(runs)
+        every = [r for r in self.runs if self.experiment in (None, r.experiment)]
+        done = [r for r in every if r.status == RunStatus.SUCCEEDED]
+        if not self.by_cell:
+            return build_results(done)
+        columns = v.results_by_cell(done, every).columns
+        extra = [c for c in (v.RATE, v.MEMORY) if c not in columns]
+        return v.results_by_cell(done, every, columns=[*columns, *extra])
 
     def _redraw(self) -> None:
         full = self.full_table()
@@ -186,8 +194,9 @@ class ResultsScreen(Screen[None]):
         direction = "descending" if self.descending else "ascending"
         exp = self.experiment or "all experiments"
         order = f"sorted by {self.sort_column} {direction}"
+        what = "cells (mean over seeds)" if self.by_cell else "finished runs"
         self.query_one("#results-status", Static).update(
-            f"{len(self.view.rows)} finished runs · {exp} · {order}"
+            f"{len(self.view.rows)} {what} · {exp} · {order}"
         )
 
     def watch_sort_column(self) -> None:
@@ -200,6 +209,9 @@ class ResultsScreen(Screen[None]):
         self._redraw()
 
     def watch_experiment(self) -> None:
+        self._redraw()
+
+    def watch_by_cell(self) -> None:
         self._redraw()
 
     # ----- keys ----------------------------------------------------------------------
@@ -221,9 +233,13 @@ class ResultsScreen(Screen[None]):
             self.sort_column = column
 
     def action_cycle_experiment(self) -> None:
-        names = [None, *dict.fromkeys(r.experiment for r in self.runs)]
+        finished = (r for r in self.runs if r.status == RunStatus.SUCCEEDED)
+        names = [None, *dict.fromkeys(r.experiment for r in finished)]
         i = names.index(self.experiment) if self.experiment in names else 0
         self.experiment = names[(i + 1) % len(names)]
+
+    def action_toggle_cells(self) -> None:
+        self.by_cell = not self.by_cell
 
     def action_choose_columns(self) -> None:
         columns = list(self.full_table().columns)
@@ -250,6 +266,9 @@ class ResultsScreen(Screen[None]):
         yield SystemCommand("Flip sort direction", "Results (S)", self.action_flip_sort)
         yield SystemCommand("Choose columns", "Results (v)", self.action_choose_columns)
         yield SystemCommand("Filter by experiment", "Results (f)", self.action_cycle_experiment)
+        yield SystemCommand(
+            "Group seeds", "Results: mean ± std per sweep cell (g)", self.action_toggle_cells
+        )
         yield SystemCommand(
             "Export markdown", "Results (e)", lambda: self.action_export("markdown")
         )

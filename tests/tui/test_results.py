@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from core.queue import views as v
 from resconv_tui.screens.columns import ColumnsScreen
 from resconv_tui.screens.results import DIFF, TARGET, ResultsScreen
@@ -105,3 +107,30 @@ async def test_e_exports_markdown_and_E_csv(seeded, app_factory, settle, tmp_pat
     )
     assert csv.splitlines()[1].startswith("1,1,0.161,0.164834,")
     assert screen.view.rows[0][0] == 1
+
+
+async def test_g_groups_seeds_into_cells(db_url, app_factory, settle) -> None:
+    from core.queue import FinalFigures, NewRun, Repo
+    from core.sweep import expand_sweep_text
+
+    repo = Repo.open(db_url)
+    sweep = expand_sweep_text("name: seeds\nlayers: 2\nmatrix:\n  ch: [4, 8]\nseeds: 2\n")
+    repo.enqueue([NewRun.from_expanded(r) for r in sweep])
+    worker = repo.register_worker("h", 1, "cpu")
+    for loss in (0.05, 0.07, 0.02):  # ch 4 seeds 0 and 1, ch 8 seed 0; ch 8 seed 1 still queued
+        run = repo.claim(worker)
+        assert run is not None
+        repo.finish(run.id, worker, FinalFigures(validation_loss=loss, train_seconds=60.0))
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_results(pilot, settle)
+        assert ids(screen) == [3, 1, 2]  # one row per run, best first
+        await pilot.press("g")
+        assert screen.by_cell
+        assert screen.view.columns[:4] == ("ch", "seeds", v.LOSS, "± std")
+        assert screen.view.column("seeds") == ["1/2", "2/2"]
+        assert screen.view.column(v.LOSS)[1] == pytest.approx(0.06)
+        assert screen.query_one("DataTable").row_count == 2
+        assert "2 cells (mean over seeds)" in str(screen.query_one("#results-status").render())
+        await pilot.press("g")
+        assert ids(screen) == [3, 1, 2]
