@@ -177,8 +177,13 @@ def settle() -> Any:
 
 async def settle_pilot(pilot: Pilot[Any]) -> None:
     """Wait until every thread worker (polls, writes) has finished and its message drawn."""
-    for _ in range(10):
+    for _ in range(20):
         await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        if any(w.is_running for w in pilot.app.workers):
+            continue
+        # A drawn poll can post a follow-up (a removal that waited for the run to stop,
+        # then its refresh): give queued messages one more turn before calling it settled.
         await pilot.pause()
         if not any(w.is_running for w in pilot.app.workers):
             return
