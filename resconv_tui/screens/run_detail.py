@@ -164,7 +164,12 @@ class RunDetailScreen(Screen[None]):
         losses = [self.series(TRAIN_LOSS, "train", 0), self.series(VAL_LOSS, "validation", 1)]
         self.query_one("#chart-loss", LossChart).set_series(losses)
         self.query_one("#chart-speed", LossChart).set_series([self.series(SPEED, "inputs/s", 2)])
-        self.query_one("#chart-memory", LossChart).set_series([self.series(MEMORY, "MiB", 5)])
+        memory = self.series(MEMORY, "MiB", 5)
+        chart = self.query_one("#chart-memory", LossChart)
+        # The CPU path reports no device memory (all zeros): say so instead of a flat line.
+        unmeasured = bool(memory.ys) and not any(memory.ys)
+        chart.empty_note = "not measured on CPU" if unmeasured else "no data yet"
+        chart.set_series([] if unmeasured else [memory])
 
     def show_run(self, run: RunRow) -> None:
         style = STATUS_STYLE.get(run.status, "")

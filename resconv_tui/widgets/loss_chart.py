@@ -76,6 +76,7 @@ class LossChart(PlotextPlot):
         self.chart_title = title
         self.ylabel = ylabel
         self.series: list[Series] = []
+        self.empty_note = "no data yet"  # the title's suffix while nothing is plotted
 
     def set_series(self, series: list[Series]) -> None:
         self.series = series
@@ -105,7 +106,7 @@ class LossChart(PlotextPlot):
         if self.log_y and plotted:
             plt.yscale("log")
         if not plotted:
-            plt.title(f"{self.chart_title}: no data yet")
+            plt.title(f"{self.chart_title}: {self.empty_note}")
 
     def _points(self, series: Series) -> tuple[list, list]:
         kept = list(zip(series.xs, series.ys, strict=True))
