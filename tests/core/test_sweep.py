@@ -165,3 +165,9 @@ def test_no_code_is_ever_evaluated() -> None:
         expand_sweep_text("name: x\nact: __import__('os').system('false')\n")
     with pytest.raises(SweepError, match="malformed YAML|expected"):
         expand_sweep_text("name: !!python/object/apply:os.system ['false']\n")
+
+
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS.rglob("*.yml")), ids=lambda p: p.name)
+def test_every_shipped_sweep_file_expands(path: Path) -> None:
+    runs = expand_sweep_file(path)
+    assert runs and all(run.param_count > 0 for run in runs)
