@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.pilot import Pilot
+from screen_host import settle as settle_pilot
 
 import core.queue.repo as repo_module
 from core.queue import FinalFigures, GpuSnapshot, MetricPoint, NewRun, Repo
@@ -173,17 +173,3 @@ def app_factory(db_url: str, launcher: FakeLauncher, tmp_path: Path) -> Any:
 @pytest.fixture
 def settle() -> Any:
     return settle_pilot
-
-
-async def settle_pilot(pilot: Pilot[Any]) -> None:
-    """Wait until every thread worker (polls, writes) has finished and its message drawn."""
-    for _ in range(20):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-        if any(w.is_running for w in pilot.app.workers):
-            continue
-        # A drawn poll can post a follow-up (a removal that waited for the run to stop,
-        # then its refresh): give queued messages one more turn before calling it settled.
-        await pilot.pause()
-        if not any(w.is_running for w in pilot.app.workers):
-            return

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from textual.app import App
+from textual.pilot import Pilot
 from textual.screen import Screen
 
 
@@ -27,3 +28,17 @@ def screen_text(app: App[Any]) -> str:
     """What the terminal shows now, as plain text (for asserting on drawn content)."""
     strips = app.screen._compositor.render_strips()
     return "\n".join(strip.text.rstrip() for strip in strips)
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    """Wait until every thread worker (polls, writes) has finished and its message drawn."""
+    for _ in range(20):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        if any(w.is_running for w in pilot.app.workers):
+            continue
+        # A drawn poll can post a follow-up (a removal that waited for the run to stop,
+        # then its refresh): give queued messages one more turn before calling it settled.
+        await pilot.pause()
+        if not any(w.is_running for w in pilot.app.workers):
+            return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from screen_host import ScreenHost, screen_text
+from screen_host import ScreenHost, screen_text, settle
 from seed_runs import T0, curve, freeze, new_run
 from textual.pilot import Pilot
 
@@ -37,13 +37,6 @@ def runs(db_url: str, monkeypatch: pytest.MonkeyPatch) -> list[int]:
 @pytest.fixture(autouse=True)
 def slow_polls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(CompareScreen, "POLL_S", 3600.0)
-
-
-async def settle(pilot: Pilot[Any]) -> None:
-    for _ in range(2):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def compare(pilot: Pilot[Any]) -> CompareScreen:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from rich.console import Console
-from screen_host import ScreenHost, screen_text
+from screen_host import ScreenHost, screen_text, settle
 from seed_runs import T0, curve, freeze, new_run, sample_grid
 from textual.pilot import Pilot
 from textual.widgets import Static
@@ -49,13 +49,6 @@ def plain(renderable: Any) -> str:
     console = Console(width=120, record=True, file=io.StringIO())
     console.print(renderable)
     return console.export_text()
-
-
-async def settle(pilot: Pilot[Any]) -> None:
-    for _ in range(2):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def detail(pilot: Pilot[Any]) -> RunDetailScreen:
