@@ -30,14 +30,14 @@ why in ``description`` (which fit() stores in ``FitResult.path_used``).
 Switches (environment, so a worker or benchmark can flip them without a config change):
 ``RESCONV_FAST_PATH=0`` keeps the plain step on CUDA; ``RESCONV_GRAPH=0`` skips
 capture; ``RESCONV_COMPILE=1`` runs the model through ``torch.compile`` (about 20 s
-per model shape, so it only pays off for long runs or whole tables).
+per model shape, so it only pays off for long runs or whole tables);
+``RESCONV_CHANNELS_LAST=0`` keeps the NCHW layout (for measuring the layout's effect).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -46,16 +46,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.capture_gate import GATE
 from core.task import FILL, draw_halves, half_mask_table
 
 FAST_PATH_ENV = "RESCONV_FAST_PATH"
 GRAPH_ENV = "RESCONV_GRAPH"
 COMPILE_ENV = "RESCONV_COMPILE"
+CHANNELS_LAST_ENV = "RESCONV_CHANNELS_LAST"
 WARMUP_STEPS = 3  # cuDNN autotuning, AdamW's lazy state and compilation happen here
 PINNED_SLOTS = 64  # the host may run this many steps ahead before reusing a staging slot
-# One capture at a time per process: runs packed on several streams (threads) must not
-# capture concurrently. Each capture is thread-local, so the others keep training meanwhile.
-_CAPTURE_LOCK = threading.Lock()
 _OFF = {"0", "false", "no", "off"}
 _ON = {"1", "true", "yes", "on"}
 
@@ -85,11 +84,23 @@ def wants_compile(env: Mapping[str, str] | None = None) -> bool:
     return env.get(COMPILE_ENV, "0").strip().lower() in _ON
 
 
+def wants_channels_last(device: torch.device, env: Mapping[str, str] | None = None) -> bool:
+    """channels_last on CUDA (cuDNN's fast layout) unless ``RESCONV_CHANNELS_LAST=0``."""
+    env = os.environ if env is None else env
+    return device.type == "cuda" and env.get(CHANNELS_LAST_ENV, "1").strip().lower() not in _OFF
+
+
 def describe(
-    device: torch.device, precision: str, mode: str, why_not: str | None, compiled: bool = False
+    device: torch.device,
+    precision: str,
+    mode: str,
+    why_not: str | None,
+    compiled: bool = False,
+    nchw: bool = False,
 ) -> str:
     """``FitResult.path_used``, e.g. ``cuda-graph bf16`` or ``cuda-eager fp32 (graph ...)``."""
     text = f"{device.type}-{mode} {precision}" + (" compiled" if compiled else "")
+    text += " nchw" if nchw else ""
     return f"{text} ({why_not})" if why_not else text
 
 
@@ -295,7 +306,8 @@ class FastStep:
     @property
     def description(self) -> str:
         compiled = self.forward is not self.model
-        return describe(self.device, self.precision, self.mode, self.why_not, compiled)
+        nchw = self.device.type == "cuda" and self.memory_format != torch.channels_last
+        return describe(self.device, self.precision, self.mode, self.why_not, compiled, nchw)
 
     def losses(self, first: int, last: int) -> torch.Tensor:
         """Device losses of steps ``first..last-1`` (for ``AsyncLossReader``), no copy."""
@@ -342,7 +354,8 @@ class FastStep:
         torch.cuda.set_rng_state(rng, self.device)
         graph = torch.cuda.CUDAGraph()
         self.optimizer.zero_grad(set_to_none=True)  # grads get allocated inside the graph's pool
-        with _CAPTURE_LOCK, torch.cuda.graph(graph, capture_error_mode="thread_local"):
+        # Runs packed as threads (core.stream_slots) pause their CUDA work meanwhile.
+        with GATE.exclusive(), torch.cuda.graph(graph, capture_error_mode="thread_local"):
             self._body(buffer)
         self.graph = graph
 
@@ -381,7 +394,7 @@ class FastStep:
         masked, target = select_batch(self.images, buffer[:n], buffer[n:], self.table)
         masked = masked.contiguous(memory_format=self.memory_format)
         with self._autocast():
-            output = (forward or self.forward)(masked)  # (n, C, H, W)
+            output = (self.forward if forward is None else forward)(masked)  # (n, C, H, W)
         loss = F.l1_loss(output.float(), target)
         loss.backward()
         self.optimizer.step()
@@ -436,7 +449,7 @@ def make_fast_step(
         t_max=t_max,
         capacity=capacity,
         precision=precision,
-        channels_last=cuda,
+        channels_last=wants_channels_last(device, env),
         compile_model=wants_compile(env) if compile_model is None else compile_model,
     )
     why_not = wants_graph(device, env) if graph is None else None if graph else "graph disabled"

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import resource
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -43,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.capture_gate import GATE
 from core.checkpoint import BEST_FILE, LAST_FILE, save_checkpoint, write_config
 from core.errors import TrainingError
 from core.fast_path import make_fast_step, wants_fast_path
@@ -292,13 +294,18 @@ def fit(
     checkpoint_dir: str | Path | None = None,
 ) -> FitResult:
     """Train one run as described in the module docstring and return its figures."""
+    device = torch.device(device)
+    memory = _MemoryMeter(device)
     try:
-        run = _Run(config, data, torch.device(device), callbacks or FitCallbacks(), checkpoint_dir)
-        run.train()
+        with GATE.gpu_work():  # see core.capture_gate: runs packed as threads share the GPU
+            run = _Run(config, data, device, callbacks or FitCallbacks(), checkpoint_dir, memory)
+            run.train()
+            return run.result()
     except torch.cuda.OutOfMemoryError:
         hint = "try a smaller batch_size or fewer channels"
         raise OutOfMemory(f"out of memory at batch {config.batch_size}: {hint}") from None
-    return run.result()
+    finally:
+        memory.finish()
 
 
 class _Run:
@@ -311,12 +318,14 @@ class _Run:
         device: torch.device,
         callbacks: FitCallbacks,
         checkpoint_dir: str | Path | None,
+        memory: _MemoryMeter,
     ) -> None:
         self.started = time.perf_counter()
         self.config, self.data, self.device, self.callbacks = config, data, device, callbacks
-        self.memory = _MemoryMeter(device)
-        torch.manual_seed(config.seed)  # the model's initial weights
-        self.model = build_model(config).to(device).train()
+        self.memory = memory
+        with _BUILD_LOCK:  # slot threads (core.stream_slots) share torch's global RNG
+            torch.manual_seed(config.seed)  # the model's initial weights
+            self.model = build_model(config).to(device).train()
         self.optimizer = make_optimizer(self.model, config)
         masks = seeded_generator(config.seed, MASK_STREAM)
         self.step_fn, path = make_train_step(config, self.model, self.optimizer, data.train, masks)
@@ -361,6 +370,7 @@ class _Run:
         return train_batches(n_train, config.batch_size, config.max_inputs, shuffle)
 
     def _train_step(self, indices: torch.Tensor) -> None:
+        GATE.yield_to_capture()  # another run's graph capture needs the GPU to itself
         self.lr = cosine_lr(self.step, self.config.lr, self.t_max)
         self.window.append(self.step_fn(indices, self.lr))
         self.step += 1
@@ -451,7 +461,9 @@ class _TrainClock:
 
     def stop(self, device: torch.device) -> None:
         if device.type == "cuda":
-            torch.cuda.synchronize(device)  # queued steps belong to training, not validation
+            # Queued steps belong to training, not validation. This thread's stream only:
+            # runs packed on other streams of the process (core.stream_slots) keep going.
+            torch.cuda.current_stream(device).synchronize()
         self.total = self.seconds()
         self.since = None
 
@@ -461,22 +473,50 @@ class _TrainClock:
 
 
 class _MemoryMeter:
-    """Device memory on CUDA; growth of the peak RSS of the process on CPU."""
+    """Device memory on CUDA; growth of the peak RSS of the process on CPU.
+
+    CUDA's counters are per process. When runs share the process (slot threads,
+    ``core.stream_slots``) they count every run's tensors, so a run's peak is only
+    reported when it trained alone from start to end; otherwise it is 0 (not measured).
+    """
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.cuda = device.type == "cuda"
-        if self.cuda:
-            torch.cuda.reset_peak_memory_stats(device)
         self.rss_before = _peak_rss_bytes()
+        self.finished = self.alone_throughout = False
+        with _ACTIVE_LOCK:
+            self.alone = _ACTIVE["fits"] == 0
+            _ACTIVE["fits"] += 1
+            _ACTIVE["started"] += 1
+            self.started_as = _ACTIVE["started"]
+            if self.cuda and self.alone:
+                torch.cuda.reset_peak_memory_stats(device)
 
     def current(self) -> int:
         return torch.cuda.memory_allocated(self.device) if self.cuda else 0
 
     def peak(self) -> int:
+        self.finish()
         if self.cuda:
-            return torch.cuda.max_memory_allocated(self.device)
+            return torch.cuda.max_memory_allocated(self.device) if self.alone_throughout else 0
         return max(0, _peak_rss_bytes() - self.rss_before)
+
+    def finish(self) -> None:
+        """The run's end (once; fit() calls it whatever happened): it leaves the process."""
+        if self.finished:
+            return
+        self.finished = True
+        with _ACTIVE_LOCK:
+            _ACTIVE["fits"] -= 1
+            self.alone_throughout = self.alone and _ACTIVE["started"] == self.started_as
+
+
+# fit() calls in progress in this process, and how many have started (see _MemoryMeter).
+_ACTIVE_LOCK = threading.Lock()
+_ACTIVE = {"fits": 0, "started": 0}
+# Seeding and building a model must not interleave between threads: one global RNG.
+_BUILD_LOCK = threading.Lock()
 
 
 def _peak_rss_bytes() -> int:

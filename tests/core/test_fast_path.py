@@ -78,6 +78,12 @@ def test_graph_decision_names_its_reason() -> None:
     assert "CUDA" in (fp.wants_graph(CPU, env={}) or "")
 
 
+def test_channels_last_on_cuda_unless_switched_off() -> None:
+    assert fp.wants_channels_last(torch.device("cuda"), env={})
+    assert not fp.wants_channels_last(torch.device("cuda"), env={fp.CHANNELS_LAST_ENV: "0"})
+    assert not fp.wants_channels_last(torch.device("cpu"), env={})
+
+
 def test_compile_is_opt_in() -> None:
     assert not fp.wants_compile(env={})
     assert fp.wants_compile(env={fp.COMPILE_ENV: "1"})
