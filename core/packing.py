@@ -10,9 +10,11 @@
 * Only runs that started *before* this one on the same device and host matter. A
   later one is itself still deciding and will wait for this one, so two slots that
   claim at the same moment never both back off (no livelock).
-* If such a run has not recorded a training step yet, its memory is not allocated, so
-  the free memory the driver reports says nothing: wait. Otherwise train if the need
-  plus margin fits in the free memory, and wait if not.
+* If such a run has not recorded a training step yet, its memory is not allocated
+  yet, so the free memory the driver reports still counts it as free: its own need
+  plus margin is kept aside. Train if this run's need plus margin fits in what is
+  left, and wait if not. (Waiting until the earlier run had allocated, as a first
+  version did, left the slots of an H200 idle: every run trained alone.)
 * With no earlier run on the device the run trains whatever its need: alone is the
   normal case, and an out-of-memory then fails the run with the usual message.
 
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.config import RunConfig
 from core.errors import ConfigError
@@ -86,6 +88,7 @@ class Neighbour:
 
     run_id: int
     warming: bool  # no training step recorded yet: its memory is not allocated yet
+    need_bytes: int = 0  # what a warming run will take (its measured peak or estimate)
 
 
 @dataclass(frozen=True)
@@ -98,13 +101,16 @@ def decide(need_bytes: int, free_bytes: int, earlier: Sequence[Neighbour]) -> De
     """Train now, or put the run back and wait (rules in the module docstring)."""
     if not earlier:
         return Decision(True, "no earlier run on this device")
-    warming = [n.run_id for n in earlier if n.warming]
-    if warming:
-        return Decision(False, f"run {warming[0]} is still starting on this device")
+    warming = [n for n in earlier if n.warming]
+    kept = sum(n.need_bytes + margin_bytes(n.need_bytes) for n in warming)
     need, free = need_bytes // MIB, free_bytes // MIB
-    if fits(need_bytes, free_bytes, margin_bytes(need_bytes)):
-        return Decision(True, f"fits: needs {need} MiB + margin, {free} MiB free")
-    return Decision(False, f"needs {need} MiB + margin, {free} MiB free")
+    text = f"needs {need} MiB + margin, {free} MiB free"
+    if warming:
+        ids = ", ".join(str(n.run_id) for n in warming)
+        text += f", {kept // MIB} MiB of it kept for starting run(s) {ids}"
+    if fits(need_bytes, free_bytes - kept, margin_bytes(need_bytes)):
+        return Decision(True, f"fits: {text}")
+    return Decision(False, text)
 
 
 # ----- gathering the inputs -----------------------------------------------------------
@@ -166,5 +172,11 @@ class Admission:
         need, source = need_bytes(run.config, self.repo.measured_peaks(run.param_count))
         running = self.repo.list_runs(RunFilter(statuses=frozenset({RunStatus.RUNNING})))
         earlier = earlier_neighbours(run, self.repo.list_workers(), running, self.clock())
+        by_id = {r.id: r for r in running}
+        earlier = [self._with_need(n, by_id[n.run_id]) if n.warming else n for n in earlier]
         decision = decide(need, self.free_memory(), earlier)
         return Decision(decision.train, f"{decision.reason} ({source} need)")
+
+    def _with_need(self, neighbour: Neighbour, run: RunRow) -> Neighbour:
+        peaks = self.repo.measured_peaks(run.param_count)
+        return replace(neighbour, need_bytes=need_bytes(run.config, peaks)[0])

@@ -11,6 +11,7 @@ over 10,000 images on a CPU, the first CUDA kernels compiling).
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -32,10 +33,20 @@ CANCEL_CHECK_S = 1.0
 LOG_EVERY = 20  # steps per TrainPoint
 
 SPEAKER = ["worker"]  # "worker 2/4" in a slot process: the slots share one terminal
+_THREAD_SPEAKER = threading.local()  # the same for slot threads sharing one process
+
+
+def set_thread_speaker(name: str) -> None:
+    """Name the messages of this thread (a slot thread of ``core.stream_slots``)."""
+    _THREAD_SPEAKER.name = name
 
 
 def say(message: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')} {SPEAKER[0]}: {message}", flush=True)
+    speaker = getattr(_THREAD_SPEAKER, "name", SPEAKER[0])
+    # One write per line: print() writes the text and the newline separately, and slot
+    # threads printing at the same moment would run their lines together.
+    sys.stdout.write(f"{time.strftime('%H:%M:%S')} {speaker}: {message}\n")
+    sys.stdout.flush()
 
 
 # ----- signals ------------------------------------------------------------------------

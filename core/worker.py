@@ -43,6 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.capture_gate import GATE
 from core.errors import ConfigError, ResconvError
 from core.gpu import GpuMonitor
 from core.packing import Admission, Slot, parse_slot
@@ -51,7 +52,7 @@ from core.queue.db import sqlite_path
 from core.queue.repo import STALE_AFTER_S
 from core.queue.samples import encode_samples
 from core.recording import HEARTBEAT_S, SPEAKER, Heartbeat, RunRecorder, StopFlags, say
-from core.worker_options import add_worker_arguments
+from core.worker_options import add_worker_arguments, slot_mode
 
 if TYPE_CHECKING:  # torch-using modules are imported when the worker starts training
     from core.train import FitCallbacks, FitResult
@@ -60,7 +61,7 @@ POLL_MIN_S, POLL_MAX_S = 0.1, 3.0
 RECOVER_EVERY_S = 30.0
 EMERGENCY_REQUEUE_S = 2.0
 MAX_ERROR_CHARS = 300
-ADMIT_WAIT_MIN_S, ADMIT_WAIT_MAX_S = 1.0, 30.0
+ADMIT_WAIT_MIN_S, ADMIT_WAIT_MAX_S = 1.0, 8.0  # a run that does not fit yet
 
 # trainer(run, callbacks, checkpoint_dir) -> FitResult; tests pass a fake one.
 Trainer = Callable[[RunRow, "FitCallbacks", Path], "FitResult"]
@@ -302,11 +303,15 @@ def resolve_device(name: str) -> str:
 
 
 class FitTrainer:
-    """The real trainer: datasets loaded once per (dataset, image size), then fit()."""
+    """The real trainer: datasets loaded once per (dataset, image size), then fit().
+
+    Thread-safe: slot threads (``core.stream_slots``) share one trainer and its datasets.
+    """
 
     def __init__(self, device: str, data_dir: str | None) -> None:
         self.device, self.data_dir = device, data_dir
         self.cache: dict[tuple[str, int], Any] = {}
+        self.lock = threading.Lock()
 
     def __call__(self, run: RunRow, callbacks: FitCallbacks, checkpoint_dir: Path) -> FitResult:
         from core.train import fit
@@ -319,10 +324,24 @@ class FitTrainer:
         from core.data import load_datasets
 
         key = (dataset, image_size)
-        if key not in self.cache:
-            self.cache.clear()  # one dataset resident at a time: device memory is for training
-            self.cache[key] = load_datasets(dataset, image_size, self.device, self.data_dir)
-        return self.cache[key]
+        with self.lock:
+            if key not in self.cache:
+                # One dataset resident at a time: device memory is for training. A run
+                # still training on the old one keeps its own reference.
+                self.cache.clear()
+                with GATE.gpu_work():  # not while another slot captures a graph
+                    data = load_datasets(dataset, image_size, self.device, self.data_dir)
+                    _wait_for_upload(self.device)
+                self.cache[key] = data
+            return self.cache[key]
+
+
+def _wait_for_upload(device: str) -> None:
+    """The upload ran on this thread's stream; other slots' streams must see it finished."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.current_stream(device).synchronize()
 
 
 def default_checkpoint_root(db_url: str) -> Path:
@@ -385,6 +404,16 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
     if slots < 1:
         raise ConfigError(f"--slots must be at least 1 (got {slots})")
     if slots > 1:
+        requested = getattr(args, "slot_mode", "auto")
+        device = resolve_device(args.device) if requested == "auto" else args.device
+        mode = slot_mode(requested, device)
+        if mode == "threads":
+            from core.stream_slots import run_stream_slots
+
+            return run_stream_slots(
+                db_url, slots, args.device, args.until_empty, args.max_runs, args.data_dir,
+                args.checkpoints,
+            )  # fmt: skip
         from core.slots import supervise
 
         return supervise(args, db_url, slots)

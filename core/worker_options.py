@@ -35,6 +35,25 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
 def add_slots_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--slots", type=int, default=1, metavar="K",
-        help="train up to K runs at once on the device, one worker process each "
-        "(default 1; on CUDA a run starts only if its memory fits; --max-runs is per slot)",
+        help="train up to K runs at once on the device (default 1; on CUDA a run starts "
+        "only if its memory fits; --max-runs is per slot)",
     )  # fmt: skip
+    parser.add_argument(
+        "--slot-mode", choices=SLOT_MODES, default="auto",
+        help="how slots share the device: threads of one process with a CUDA stream each "
+        "(kernels overlap; auto on CUDA) or worker processes (auto on CPU; on a GPU they "
+        "only overlap under NVIDIA MPS)",
+    )  # fmt: skip
+
+
+SLOT_MODES = ("auto", "threads", "processes")
+
+
+def slot_mode(requested: str, device: str) -> str:
+    """``auto`` -> ``threads`` on CUDA (streams overlap), ``processes`` elsewhere.
+
+    ``device`` is the resolved device (``cuda:0``, ``cpu``), not ``auto``.
+    """
+    if requested != "auto":
+        return requested
+    return "threads" if device.startswith("cuda") else "processes"

@@ -197,3 +197,31 @@ def test_sigterm_to_the_supervisor_puts_both_runs_back_and_exits(env: Env) -> No
     repo = env.repo()
     assert [(r.status, r.worker_id) for r in repo.list_runs()] == [(S.QUEUED, None)] * 2
     assert [w.state for w in repo.list_workers(include_gone=True)] == ["stopped"] * 2
+
+
+def test_two_slot_threads_in_one_process_train_every_run_exactly_once(env: Env) -> None:
+    env.cli("queue", str(env.sweep("threads", "max_inputs: 512\nseeds: 4\n")))
+    worker = env.worker("--slots", "2", "--slot-mode", "threads", "--until-empty")
+    assert finish(worker, env) == 0, env.output()
+    repo = env.repo()
+    runs = repo.list_runs()
+    assert [(r.status, r.attempts) for r in runs] == [(S.SUCCEEDED, 1)] * 4, env.output()
+    workers = repo.list_workers(include_gone=True)
+    assert sorted(w.device for w in workers) == ["cpu slot 1/2", "cpu slot 2/2"]
+    assert len({w.pid for w in workers}) == 1  # threads of one process
+    assert sum(w.runs_done for w in workers) == 4
+    assert "worker 1/2: " in env.output() and "worker 2/2: " in env.output()
+
+
+def test_sigterm_to_slot_threads_puts_both_runs_back_and_exits(env: Env) -> None:
+    env.cli("queue", str(env.sweep("threads", "max_inputs: 10000000\nseeds: 2\n")))
+    worker = env.worker("--slots", "2", "--slot-mode", "threads")
+    training = lambda: all(r.inputs_done > 0 for r in env.repo().list_runs())  # noqa: E731
+    wait_for(training, 60, "both runs to train", env)
+    worker.send_signal(signal.SIGTERM)
+    start = time.monotonic()
+    assert finish(worker, env, timeout=30) == 0, env.output()
+    assert time.monotonic() - start < 5, env.output()
+    repo = env.repo()
+    assert [(r.status, r.worker_id) for r in repo.list_runs()] == [(S.QUEUED, None)] * 2
+    assert [w.state for w in repo.list_workers(include_gone=True)] == ["stopped"] * 2

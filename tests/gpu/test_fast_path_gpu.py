@@ -180,3 +180,32 @@ def test_compiled_graph_runs(cuda_data: Datasets, monkeypatch) -> None:
     # Compiled AND captured: "cuda-eager bf16 compiled (graph capture failed ...)" is a failure.
     assert result.path_used == "cuda-graph bf16 compiled", result.path_used
     assert torch.isfinite(torch.tensor(result.validation_loss))
+
+
+def test_runs_on_slot_threads_capture_and_match_a_run_alone(cuda_data: Datasets) -> None:
+    """What ``worker --slots K`` does on CUDA: fits in threads, one stream each."""
+    import threading
+
+    config = SHORT.replace(precision="fp32")
+    alone = fit(config, cuda_data, "cuda")
+    results: dict[int, object] = {}
+
+    def slot(i: int) -> None:
+        try:
+            with torch.cuda.stream(torch.cuda.Stream()):
+                results[i] = fit(config, cuda_data, "cuda")
+        except BaseException as exc:  # reported below, not lost in the thread
+            results[i] = exc
+
+    threads = [threading.Thread(target=slot, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for result in results.values():
+        assert not isinstance(result, BaseException), repr(result)
+        assert result.path_used == "cuda-graph fp32", result.path_used  # type: ignore[attr-defined]
+        # Same seed, same batches and masks: the same run, whatever ran beside it.
+        assert result.validation_loss == pytest.approx(alone.validation_loss, abs=2e-3)  # type: ignore[attr-defined]
+        assert result.peak_memory_bytes == 0  # type: ignore[attr-defined]  # shared: not measured
+    assert alone.peak_memory_bytes > 0

@@ -61,9 +61,12 @@ def test_a_run_that_does_not_fit_next_to_a_running_one_waits() -> None:
     assert not decision.train and "8192 MiB + margin, 10240 MiB free" in decision.reason
 
 
-def test_a_starting_neighbour_makes_free_memory_meaningless_so_wait() -> None:
-    decision = decide(MIB, 80 * GIB, [Neighbour(1, warming=False), Neighbour(2, warming=True)])
-    assert not decision.train and "run 2 is still starting" in decision.reason
+def test_a_starting_neighbours_need_is_kept_aside_from_the_free_memory() -> None:
+    starting = Neighbour(2, warming=True, need_bytes=2 * GIB)  # kept: 2 + 1 + 0.5 GiB
+    decision = decide(MIB, 80 * GIB, [Neighbour(1, warming=False), starting])
+    assert decision.train and "3584 MiB of it kept for starting run(s) 2" in decision.reason
+    decision = decide(GIB, 5 * GIB, [starting])  # 3.5 GiB kept, 1 + 1.25 GiB do not fit
+    assert not decision.train and "kept for starting run(s) 2" in decision.reason
 
 
 def test_need_prefers_a_measured_peak_of_the_same_config_with_any_seed() -> None:
@@ -107,13 +110,18 @@ def test_admission_next_to_a_training_slot_follows_free_memory(repo: Repo) -> No
     assert not decision.train and "(estimated need)" in decision.reason
 
 
-def test_admission_waits_while_an_earlier_run_is_starting(repo: Repo) -> None:
+def test_admission_keeps_memory_for_an_earlier_run_that_is_starting(repo: Repo) -> None:
     repo.enqueue(tiny_runs(2))
     device = Device(repo)
     first = device.claim(device.slot1, trained=False)
     second = device.claim(device.slot2, trained=False)
     assert device.admission.check(first).train  # claimed first: nothing before it
-    assert not device.admission.check(second).train
+    tiny = estimate_bytes(first.config)
+    device.free = 2 * (tiny + margin_bytes(tiny))  # room for both
+    assert device.admission.check(second).train
+    device.free -= 1  # not quite: the first one's share is kept for it
+    decision = device.admission.check(second)
+    assert not decision.train and f"starting run(s) {first.id}" in decision.reason
     device.free = 0
     assert device.admission.check(first).train  # the later one waits for it, not it for them
 

@@ -1,0 +1,167 @@
+"""``worker --slots K`` on CUDA: K slot workers as threads of one process, a CUDA stream each.
+
+Why threads and not processes: without NVIDIA's MPS daemon the GPU time-slices
+between processes, so kernels of two processes never run at the same time, and a
+ResConv step at batch 64 is hundreds of small kernels that leave most of the chip
+idle. Kernels on different streams of one process do run at the same time, so K
+runs on K streams fill the chip where K processes would only take turns.
+``--slot-mode processes`` (``core.slots``) stays available: a crash there ends one
+run, not all, and with MPS running processes overlap too.
+
+Each slot is a plain ``core.worker.Worker`` (its own database connection, worker
+row, heartbeat and memory admission) looping in its own thread, with its own CUDA
+stream. They share the process's datasets (one ``FitTrainer``) and one set of
+signal flags:
+
+* first SIGINT/SIGTERM: every slot stops its run before the next step and puts it
+  back to ``queued``; the process exits 0 when all slots have stopped;
+* second: every slot's current run is put back as best it can within 2 s, then the
+  process exits at once with status 130.
+
+What sharing a process costs: a crash of the process itself (not a Python
+exception, which fails one run as usual) ends every slot's run; the worker's next
+start marks them "worker lost". Per-run peak memory is only measured for a run
+that trained alone (see ``core.train._MemoryMeter``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from core.capture_gate import GATE
+from core.packing import Admission, Slot
+from core.queue import QueueError, Repo
+from core.recording import StopFlags, say, set_thread_speaker
+from core.worker import (
+    EMERGENCY_REQUEUE_S,
+    FitTrainer,
+    Trainer,
+    Worker,
+    default_checkpoint_root,
+    resolve_device,
+)
+
+JOIN_SLICE_S = 0.2  # the main thread waits in slices so that signal handlers run promptly
+
+
+def run_stream_slots(
+    db_url: str,
+    slots: int,
+    device: str = "auto",
+    until_empty: bool = False,
+    max_runs: int | None = None,
+    data_dir: str | None = None,
+    checkpoint_root: str | Path | None = None,
+    *,
+    trainer: Trainer | None = None,
+    install_signals: bool = True,
+) -> int:
+    """Run ``slots`` slot threads until all stop; 0, or 2 if a slot lost its database."""
+    Repo.open(db_url).close()  # a wrong --db is reported once, before any thread starts
+    resolved = resolve_device(device) if trainer is None else device
+    flags = StopFlags()
+    if install_signals:
+        flags.install()
+    trainer = trainer or FitTrainer(resolved, data_dir)
+    root = Path(checkpoint_root) if checkpoint_root else default_checkpoint_root(db_url)
+    workers = [
+        _slot_worker(db_url, resolved, trainer, root, flags, Slot(i, slots))
+        for i in range(1, slots + 1)
+    ]
+    flags.on_second = lambda: exit_all(workers)
+    failures: list[str] = []
+    threads = [
+        threading.Thread(
+            target=_slot_main,
+            args=(worker, f"worker {i}/{slots}", until_empty, max_runs, failures),
+            name=f"slot-{i}",
+            daemon=True,  # a second signal leaves through os._exit anyway
+        )
+        for i, worker in enumerate(workers, 1)
+    ]
+    say(f"{slots} slots started as threads of process {os.getpid()}, one CUDA stream each")
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(JOIN_SLICE_S)
+    for worker in workers:
+        worker.repo.close()
+    say(f"all slots stopped ({sum(w.runs_done for w in workers)} run(s) ended)")
+    if failures:
+        say("; ".join(failures))
+        return 2
+    return 0
+
+
+def _slot_worker(
+    db_url: str, device: str, trainer: Trainer, root: Path, flags: StopFlags, slot: Slot
+) -> Worker:
+    repo = Repo.open(db_url)
+    admission = None
+    if device.startswith("cuda"):
+        import torch
+
+        def free_bytes() -> int:
+            with GATE.gpu_work():  # a CUDA call: not while another slot captures a graph
+                return int(torch.cuda.mem_get_info(device)[0])
+
+        admission = Admission(repo, free_bytes)
+    return Worker(repo, device, trainer, root, flags, label=slot.label(device), admission=admission)
+
+
+def _slot_main(
+    worker: Worker,
+    speaker: str,
+    until_empty: bool,
+    max_runs: int | None,
+    failures: list[str],
+) -> None:
+    set_thread_speaker(speaker)
+    try:
+        with _own_stream(worker.device):
+            worker.loop(until_empty, max_runs)
+    except QueueError as exc:  # the database is gone: this slot cannot go on
+        failures.append(f"{speaker}: {exc}")
+
+
+@contextlib.contextmanager
+def _own_stream(device: str) -> Iterator[None]:
+    """This thread's work on a stream of its own (CUDA); nothing to do on a CPU."""
+    if not device.startswith("cuda"):
+        yield
+        return
+    import torch
+
+    with torch.cuda.stream(torch.cuda.Stream(device)):
+        yield
+
+
+def exit_all(workers: list[Worker]) -> None:
+    """Second signal: put every slot's current run back (2 s at most), then leave at once."""
+    say("second signal: exiting now")
+    requeues = [
+        threading.Thread(target=_requeue_quietly, args=(w, w.current), daemon=True)
+        for w in workers
+        if w.current is not None
+    ]
+    for thread in requeues:
+        thread.start()
+    deadline = time.monotonic() + EMERGENCY_REQUEUE_S
+    for thread in requeues:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    for worker in workers:
+        with contextlib.suppress(Exception):
+            worker.repo.update_worker(worker.id, state="stopped")
+    os._exit(130)
+
+
+def _requeue_quietly(worker: Worker, run_id: int | None) -> None:
+    with contextlib.suppress(Exception):
+        if run_id is not None:
+            worker.repo.requeue(run_id, worker.id)

@@ -1,0 +1,72 @@
+"""Slot threads (``core.stream_slots``) in-process with a fake trainer, and the slot mode."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from queue_helpers import tiny_runs
+
+from core.queue import QueueError, Repo, RunRow, RunStatus
+from core.stream_slots import run_stream_slots
+from core.train import FitCallbacks, FitResult
+from core.worker_options import slot_mode
+
+
+class OverlapTrainer:
+    """Each run takes 0.3 s; records how many runs were training at the same time."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.active = self.most = 0
+        self.threads: set[str] = set()
+
+    def __call__(self, run: RunRow, cb: FitCallbacks, checkpoint_dir: Path) -> FitResult:
+        with self.lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+            self.threads.add(threading.current_thread().name)
+        time.sleep(0.3)
+        with self.lock:
+            self.active -= 1
+        grid = np.zeros((3, 1, 28, 28), dtype=np.uint8)
+        return FitResult(0.5, inputs_seen=512, steps=8, inputs_per_s=100.0,
+                         wall_seconds=0.3, param_count=321, samples=grid)  # fmt: skip
+
+
+def test_slot_threads_train_runs_at_the_same_time_each_exactly_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    repo = Repo.open(url)
+    repo.enqueue(tiny_runs(6))
+    repo.close()
+    trainer = OverlapTrainer()
+    code = run_stream_slots(
+        url, 3, "cpu", until_empty=True, checkpoint_root=tmp_path / "ck",
+        trainer=trainer, install_signals=False,
+    )  # fmt: skip
+    assert code == 0
+    assert trainer.most == 3 and trainer.threads == {"slot-1", "slot-2", "slot-3"}
+    repo = Repo.open(url)
+    runs, workers = repo.list_runs(), repo.list_workers(include_gone=True)
+    repo.close()
+    assert [(r.status, r.attempts) for r in runs] == [(RunStatus.SUCCEEDED, 1)] * 6
+    assert sorted(w.device for w in workers) == [f"cpu slot {i}/3" for i in (1, 2, 3)]
+    assert {w.state for w in workers} == {"stopped"}
+    assert sum(w.runs_done for w in workers) == 6
+
+
+def test_a_wrong_database_is_reported_before_any_slot_starts(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "runs.db"
+    with pytest.raises(QueueError):
+        run_stream_slots(f"sqlite:///{missing}", 2, "cpu", trainer=OverlapTrainer(),
+                         install_signals=False)  # fmt: skip
+
+
+def test_slot_mode_auto_is_threads_on_cuda_and_processes_elsewhere() -> None:
+    assert slot_mode("auto", "cuda:0") == "threads"
+    assert slot_mode("auto", "cpu") == "processes"
+    assert slot_mode("processes", "cuda:0") == "processes"
+    assert slot_mode("threads", "cpu") == "threads"
