@@ -235,7 +235,8 @@ def final_figures(result: FitResult) -> FinalFigures:
         param_count=result.param_count or None,
         train_seconds=result.wall_seconds,
         inputs_per_s=result.inputs_per_s,
-        peak_memory_bytes=result.peak_memory_bytes,
+        # 0: not measured (runs sharing one process count each other's tensors)
+        peak_memory_bytes=result.peak_memory_bytes or None,
         inputs_done=result.inputs_seen,
         checkpoint_path=result.checkpoint_path,
         path_used=result.path_used,

@@ -207,11 +207,12 @@ def test_failure_messages_are_short_and_specific() -> None:
     )
 
 
-def test_final_figures_treat_nan_as_missing() -> None:
+def test_final_figures_treat_nan_and_an_unmeasured_peak_as_missing() -> None:
     figures = final_figures(FitResult(float("nan"), wall_seconds=2.0))
     assert figures == FinalFigures(
-        train_seconds=2.0, inputs_per_s=0.0, peak_memory_bytes=0, inputs_done=0, path_used="plain"
-    )
+        train_seconds=2.0, inputs_per_s=0.0, peak_memory_bytes=None, inputs_done=0,
+        path_used="plain",
+    )  # fmt: skip
 
 
 def test_run_worker_rejects_devices_that_do_not_exist(db_path: Path) -> None:
