@@ -1,42 +1,135 @@
 #!/usr/bin/env bash
-# One GPU session's check of issue 5 (about 5 minutes): GPU tests, train_speed at the full
-# 180,000 inputs (reference loop, fit, plain fp32 fit, fit compiled, 4 slots) and the T1 table.
-# The step timeouts add up to 570 s, under the device tool's 600 s per command.
-# Everything lands under $OUT (at most 8 files). Run from the repository root, see bench/README.md:
+# One GPU session's check of issue 5 (about 6-7 minutes on an H200), in one call of the device tool:
+#   1. T1 (12 runs at 32x32) end to end through the real queue and worker (--slots 6)
+#   2. the GPU tests
+#   3. train_speed at 180,000 inputs: reference loop, fit, plain fp32 fit, 4 slot threads,
+#      short variants (fp32 graph, NCHW, no graph), fit compiled
+#   4. where a step's GPU time goes (bench/profile_step.py)
+#   5. packing through the worker: 4 slot threads against 4 slot processes
+# STEPS, SPEED_ARGS and T1_SLOTS choose a subset. Each step has its own time limit, and all
+# of them stop by DEADLINE_S (under the tool's 600 s).
+# Results land under $OUT (8 files at most): summary.txt and one log per step, train_speed.json,
+# gpu.db (the worker's database: open it with the dashboard). Run from the repository root:
 #   mkdir -p .bench-data && cp -r ../shared/data/fashion-mnist .bench-data/   (here, once)
-#   echo /.bench-data/ >> .git/info/exclude
-#   device run: command "bash bench/gpu_check.sh", carry [".bench-data"], timeout_s 600
+#   echo /.bench-data/ >> .git/info/exclude; sqlmodel's wheels in .whl (see bench/README.md)
+#   device run: command "bash bench/gpu_check.sh", carry [".bench-data", ".whl"], timeout_s 600
+# CPU smoke test of the script itself: DEVICE=cpu FULL=640 SHORT=320 T1_INPUTS=256 bash ...
 set -u
-export PYTHONUNBUFFERED=1  # a step killed by its timeout still leaves its log
+export PYTHONUNBUFFERED=1 # a step killed by its timeout still leaves its log
 OUT=${OUT:-/tmp/gpu_check_out}
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
-export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
+DEVICE=${DEVICE:-cuda}
+FULL=${FULL:-180000}
+SHORT=${SHORT:-30000}
+T1_INPUTS=${T1_INPUTS:-} # empty: the sweep file's own 180,000
+DEADLINE_S=${DEADLINE_S:-560}
+STEPS=${STEPS:-"train_speed t1_worker gpu_tests profile packing"} # a later session may run fewer
+SPEED_ARGS=${SPEED_ARGS:-"--plain --slots 4 --variants $SHORT --compile"}
+T1_SLOTS=${T1_SLOTS:-6}
+STARTED=$(date +%s)
+SUMMARY="$OUT/summary.txt"
 export RESCONV_DATA=${RESCONV_DATA:-.bench-data/fashion-mnist}
 export RESCONV_CACHE=${RESCONV_CACHE:-/tmp/resconv-cache}
+DB=/tmp/gpu-check.db
+rm -f "$DB" "$DB-wal" "$DB-shm"
+
+log() { echo "$*" | tee -a "$SUMMARY"; }
+wanted() { [[ " $STEPS " == *" $1 "* ]]; }
+
+# step NAME LIMIT_S COMMAND...: run with the smaller of its limit and the time left; log rc and time.
+step() {
+  local name=$1 limit=$2 left
+  shift 2
+  left=$((STARTED + DEADLINE_S - $(date +%s)))
+  ((left < limit)) && limit=$left
+  if ((limit < 5)); then
+    log "== $name: skipped, no time left"
+    return 1
+  fi
+  log "== $name (limit ${limit} s)"
+  local t0 rc
+  t0=$(date +%s)
+  timeout "$limit" "$@" >>"$OUT/$name.log" 2>&1
+  rc=$?
+  log "   $name rc=$rc after $(($(date +%s) - t0)) s"
+  return $rc
+}
+
+save_db() { # a consistent copy, WAL included, for the dashboard back home
+  $PY -c "import sqlite3,sys; s=sqlite3.connect(sys.argv[1]); d=sqlite3.connect(sys.argv[2]); s.backup(d); d.close()" \
+    "$DB" "$OUT/gpu.db" 2>>"$SUMMARY"
+}
+
+# sqlmodel and its needs travel as wheels (the device image has torch, numpy, pyyaml, pytest).
+if [ -d .whl ] && ! $PY -c "import sqlmodel" 2>/dev/null; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl >>"$SUMMARY" 2>&1 && export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
 
 {
   date -u
-  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
-  $PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
-  ls -l "$RESCONV_DATA"
-} >"$OUT/env.txt" 2>&1
-cat "$OUT/env.txt"
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv 2>&1
+  $PY -c "import sys, torch, sqlmodel; print(sys.version.split()[0], 'torch', torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name(), 'sqlmodel', sqlmodel.__version__)"
+  nproc
+} >>"$SUMMARY" 2>&1
+cat "$SUMMARY"
 
-echo "== GPU tests"
-timeout 150 $PY -m pytest tests/gpu -q -rA -p no:cacheprovider >"$OUT/gpu_tests.log" 2>&1
-echo "gpu tests rc=$?"; tail -5 "$OUT/gpu_tests.log"
+WORKER=($PY -m core.worker --db "sqlite:///$DB" --device "$DEVICE" --until-empty)
+queue() { $PY -m resconv_tui.cli queue --db "sqlite:///$DB" "$@"; }
 
-echo "== train_speed: 11 layers 28x28 32 ch, 180,000 inputs, reference vs fit (+plain fp32, compile, 4 slots)"
-timeout 250 $PY bench/train_speed.py --inputs 180000 --plain --compile --slots 4 \
-  --out "$OUT/train_speed.json" >"$OUT/train_speed.log" 2>&1
-echo "train_speed rc=$?"
+# 1. T1 end to end: queue the sweep, the worker trains it with T1_SLOTS slot threads.
+T1_SWEEP=experiments/t1-layers-32.yml
+if [ -n "$T1_INPUTS" ]; then
+  sed "s/^max_inputs:.*/max_inputs: $T1_INPUTS/" $T1_SWEEP >/tmp/t1-small.yml
+  grep -q '^max_inputs:' /tmp/t1-small.yml || echo "max_inputs: $T1_INPUTS" >>/tmp/t1-small.yml
+  T1_SWEEP=/tmp/t1-small.yml
+fi
+if wanted t1_worker; then
+  queue "$T1_SWEEP" >>"$OUT/t1_worker.log" 2>&1
+  step t1_worker 150 "${WORKER[@]}" --slots "$T1_SLOTS"
+  save_db
+fi
 
-echo "== T1: 12 runs at 32x32"
-timeout 170 $PY bench/seed_tables.py experiments/t1-layers-32.yml \
-  --out "$OUT/t1.json" >"$OUT/t1.log" 2>&1
-echo "t1 rc=$?"
+# 2. The GPU tests (graph capture, parity with eager and plain, bf16 vs fp32, slot threads, compile).
+wanted gpu_tests && step gpu_tests 130 $PY -m pytest tests/gpu -q -rA -p no:cacheprovider
 
-# The tables last, so they end up in the reply's tail.
-tail -12 "$OUT/train_speed.log"
-tail -15 "$OUT/t1.log"
+# 3. Speed and quality of one run (and of K packed runs), side by side in one process.
+# shellcheck disable=SC2086 # SPEED_ARGS is a list of options
+wanted train_speed && step train_speed 230 $PY bench/train_speed.py --device "$DEVICE" \
+  --inputs "$FULL" $SPEED_ARGS --out "$OUT/train_speed.json"
+
+# 4. Where one step's GPU time goes.
+wanted profile && step profile 40 $PY bench/profile_step.py
+
+# 5. Packing through the real worker: the same 4 runs as 4 threads, then as 4 processes.
+if wanted packing; then
+  cat >/tmp/pack.yml <<EOF
+name: pack-threads
+layers: 11
+image_size: 28
+max_inputs: $SHORT
+matrix:
+  seed: [0, 1, 2, 3]
+EOF
+  queue /tmp/pack.yml >>"$OUT/packing.log" 2>&1
+  step packing 60 "${WORKER[@]}" --slots 4 --slot-mode threads
+  sed -e 's/pack-threads/pack-processes/' -e 's/\[0, 1, 2, 3\]/[4, 5, 6, 7]/' /tmp/pack.yml >/tmp/pack2.yml
+  queue /tmp/pack2.yml >>"$OUT/packing.log" 2>&1
+  step packing 60 "${WORKER[@]}" --slots 4 --slot-mode processes
+  save_db
+fi
+
+# The tables last, so that they end the reply's tail.
+{
+  echo "== worker results (gpu.db)"
+  $PY bench/worker_speed.py --db "sqlite:///$DB" --runs 2>&1
+  echo "== profile"
+  tail -22 "$OUT/profile.log" 2>/dev/null
+  echo "== gpu tests"
+  tail -3 "$OUT/gpu_tests.log" 2>/dev/null
+  echo "== train_speed"
+  tail -30 "$OUT/train_speed.log" 2>/dev/null
+  echo "total $(($(date +%s) - STARTED)) s"
+} | tee -a "$SUMMARY"

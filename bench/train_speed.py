@@ -2,8 +2,9 @@
 
     python bench/train_speed.py                       # logbook 11-layer 28x28, 180,000 inputs
     python bench/train_speed.py --device cpu --inputs 640 --layers 3   # a CPU smoke run
-    python bench/train_speed.py --slots 4             # + 4 fits packed on 4 CUDA streams
+    python bench/train_speed.py --slots 4 8           # + 4, then 8 fits on their own streams
     python bench/train_speed.py --out $OUT/train_speed.json
+    python bench/train_speed.py --variants 60000     # + short fits: fp32 graph, NCHW, no graph
 
 Both paths train the same config on the same device and data, and are
 validated with the project's fixed masks, so their final losses compare.
@@ -30,7 +31,7 @@ import torch  # noqa: E402
 from bench.reference_loop import train_reference  # noqa: E402
 from core.config import RunConfig  # noqa: E402
 from core.data import Datasets, load_datasets  # noqa: E402
-from core.fast_path import COMPILE_ENV, FAST_PATH_ENV  # noqa: E402
+from core.fast_path import CHANNELS_LAST_ENV, COMPILE_ENV, FAST_PATH_ENV, GRAPH_ENV  # noqa: E402
 from core.train import FitResult, fit  # noqa: E402
 
 
@@ -54,11 +55,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--inputs", type=int, default=180_000, help="max_inputs of each run")
     p.add_argument("--device", default="auto", help="auto (cuda if present), cuda, cuda:1, cpu")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
-    p.add_argument("--slots", type=int, default=1, help="also K fits at once on K CUDA streams")
+    p.add_argument(
+        "--slots", type=int, nargs="+", default=[1], metavar="K",
+        help="also K fits at once, one thread and CUDA stream each (as 'worker --slots K'); "
+        "several values give several rows",
+    )  # fmt: skip
     p.add_argument("--compile", action="store_true", help=f"also time fit with {COMPILE_ENV}=1")
     p.add_argument(
         "--plain", action="store_true", help="also fit with the plain fp32 step (quality baseline)"
     )
+    p.add_argument(
+        "--variants", type=int, default=0, metavar="INPUTS",
+        help="also short fits of INPUTS inputs each: fast path in fp32, NCHW layout, no graph",
+    )  # fmt: skip
     p.add_argument("--skip-reference", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST folder (else RESCONV_DATA...)")
@@ -164,18 +173,31 @@ def _restore_env(key: str, value: str | None) -> None:
 
 def table(rows: list[Row], reference: Row | None) -> str:
     head = (
-        f"{'path':<44} {'inputs/s':>10} {'x ref':>6} {'train s':>8} {'peak MiB':>9} {'val L1':>9}"
+        f"{'path':<44} {'inputs':>8} {'inputs/s':>10} {'x ref':>6} {'train s':>8} "
+        f"{'peak MiB':>9} {'val L1':>9}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         ratio = f"{r.inputs_per_s / reference.inputs_per_s:.2f}" if reference else "-"
         lines.append(
-            f"{r.path[:44]:<44} {r.inputs_per_s:>10,.0f} {ratio:>6} {r.seconds:>8.1f} "
-            f"{r.peak_memory_mib:>9.1f} {r.validation_loss:>9.5f}"
+            f"{r.path[:44]:<44} {r.inputs:>8,} {r.inputs_per_s:>10,.0f} {ratio:>6} "
+            f"{r.seconds:>8.1f} {r.peak_memory_mib:>9.1f} {r.validation_loss:>9.5f}"
         )
         if r.note:
             lines.append(f"    {r.note}")
     return "\n".join(lines)
+
+
+def write_json(path: str, name: str, config: RunConfig, rows: list[Row], text: str) -> None:
+    payload: dict[str, Any] = {
+        "device": name,
+        "torch": torch.__version__,
+        "config": config.to_dict(),
+        "rows": [asdict(r) for r in rows],
+        "table": text,
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(payload, indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
     )  # fmt: skip
     data = load_datasets(config.dataset, config.image_size, device, args.data_dir)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # slot threads read the data from other streams
     name = device_name(device)
     print(f"device: {name}; torch {torch.__version__}")
     size = config.image_size
@@ -198,31 +222,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows: list[Row] = []
     reference = None
+
+    def done(row: Row) -> None:  # print and save after every row: a timeout keeps the rest
+        rows.append(row)
+        print(f"done: {row.path}: {row.inputs_per_s:,.0f} inputs/s, val {row.validation_loss:.5f}",
+              flush=True)  # fmt: skip
+        if args.out:
+            write_json(args.out, name, config, rows, table(rows, reference))
+
     if not args.skip_reference:
         reference = reference_row(config, data, device, args.workers)
-        rows.append(reference)
-        print(f"reference done: {reference.inputs_per_s:,.0f} inputs/s", flush=True)
-    rows.append(fit_row(config, data, device, {COMPILE_ENV: "0"}))
-    print(f"fit done: {rows[-1].inputs_per_s:,.0f} inputs/s ({rows[-1].path})", flush=True)
+        done(reference)
+    done(fit_row(config, data, device, {COMPILE_ENV: "0"}))
     if args.plain:
-        plain = config.replace(precision="fp32")
-        rows.append(fit_row(plain, data, device, {FAST_PATH_ENV: "0"}))
+        done(fit_row(config.replace(precision="fp32"), data, device, {FAST_PATH_ENV: "0"}))
+    for slots in args.slots:
+        if slots > 1:
+            done(slots_row(config, data, device, slots))
+    if args.variants:
+        short = config.replace(max_inputs=args.variants)
+        done(fit_row(short.replace(precision="fp32"), data, device, {COMPILE_ENV: "0"}))
+        done(fit_row(short, data, device, {COMPILE_ENV: "0", CHANNELS_LAST_ENV: "0"}))
+        done(fit_row(short, data, device, {COMPILE_ENV: "0", GRAPH_ENV: "0"}))
     if args.compile:
-        rows.append(fit_row(config, data, device, {COMPILE_ENV: "1"}))
-    if args.slots > 1:
-        rows.append(slots_row(config, data, device, args.slots))
+        done(fit_row(config, data, device, {COMPILE_ENV: "1"}))
     text = table(rows, reference)
     print(f"\n{'CPU ' if device.type == 'cpu' else ''}results on {name}\n{text}")
-    if args.out:
-        payload: dict[str, Any] = {
-            "device": name,
-            "torch": torch.__version__,
-            "config": config.to_dict(),
-            "rows": [asdict(r) for r in rows],
-            "table": text,
-        }
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(payload, indent=2))
     return 0
 
 
