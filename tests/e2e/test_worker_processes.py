@@ -172,10 +172,24 @@ def test_nan_fails_cancel_stops_and_sigterm_leaves_nothing_running(env: Env) -> 
     assert "SIGTERM: stopping after this step" in env.output()
 
 
-def test_two_slots_train_every_run_exactly_once(env: Env) -> None:
+# Both ways of packing: a supervisor with slot processes (through the resconv-tui CLI, the
+# default on CPU) and slot threads in one process (python -m core.worker, the default on CUDA).
+SLOT_MODES = {
+    "processes": (("--slot-mode", "processes"), "resconv_tui"),
+    "threads": (("--slot-mode", "threads"), "core.worker"),
+}
+
+
+def slot_worker(env: Env, mode: str, *argv: str) -> subprocess.Popen[bytes]:
+    options, module = SLOT_MODES[mode]
+    return env.worker("--slots", "2", *options, *argv, module=module)
+
+
+@pytest.mark.parametrize("mode", SLOT_MODES)
+def test_two_slots_train_every_run_exactly_once(env: Env, mode: str) -> None:
     env.cli("queue", str(env.sweep("packed", "max_inputs: 512\nseeds: 4\n")))
-    supervisor = env.worker("--slots", "2", "--until-empty", module="resconv_tui")
-    assert finish(supervisor, env) == 0, env.output()
+    worker = slot_worker(env, mode, "--until-empty")
+    assert finish(worker, env) == 0, env.output()
     repo = env.repo()
     runs = repo.list_runs()
     assert [(r.status, r.attempts) for r in runs] == [(S.SUCCEEDED, 1)] * 4, env.output()
@@ -183,39 +197,14 @@ def test_two_slots_train_every_run_exactly_once(env: Env) -> None:
     assert sorted(w.device for w in workers) == ["cpu slot 1/2", "cpu slot 2/2"]
     assert sum(w.runs_done for w in workers) == 4
     assert {w.state for w in workers} == {"stopped"}
-
-
-def test_sigterm_to_the_supervisor_puts_both_runs_back_and_exits(env: Env) -> None:
-    env.cli("queue", str(env.sweep("packed", "max_inputs: 10000000\nseeds: 2\n")))
-    supervisor = env.worker("--slots", "2", module="resconv_tui")
-    training = lambda: all(r.inputs_done > 0 for r in env.repo().list_runs())  # noqa: E731
-    wait_for(training, 60, "both runs to train", env)
-    supervisor.send_signal(signal.SIGTERM)
-    start = time.monotonic()
-    assert finish(supervisor, env, timeout=30) == 0, env.output()
-    assert time.monotonic() - start < 5, env.output()
-    repo = env.repo()
-    assert [(r.status, r.worker_id) for r in repo.list_runs()] == [(S.QUEUED, None)] * 2
-    assert [w.state for w in repo.list_workers(include_gone=True)] == ["stopped"] * 2
-
-
-def test_two_slot_threads_in_one_process_train_every_run_exactly_once(env: Env) -> None:
-    env.cli("queue", str(env.sweep("threads", "max_inputs: 512\nseeds: 4\n")))
-    worker = env.worker("--slots", "2", "--slot-mode", "threads", "--until-empty")
-    assert finish(worker, env) == 0, env.output()
-    repo = env.repo()
-    runs = repo.list_runs()
-    assert [(r.status, r.attempts) for r in runs] == [(S.SUCCEEDED, 1)] * 4, env.output()
-    workers = repo.list_workers(include_gone=True)
-    assert sorted(w.device for w in workers) == ["cpu slot 1/2", "cpu slot 2/2"]
-    assert len({w.pid for w in workers}) == 1  # threads of one process
-    assert sum(w.runs_done for w in workers) == 4
+    assert len({w.pid for w in workers}) == (1 if mode == "threads" else 2)
     assert "worker 1/2: " in env.output() and "worker 2/2: " in env.output()
 
 
-def test_sigterm_to_slot_threads_puts_both_runs_back_and_exits(env: Env) -> None:
-    env.cli("queue", str(env.sweep("threads", "max_inputs: 10000000\nseeds: 2\n")))
-    worker = env.worker("--slots", "2", "--slot-mode", "threads")
+@pytest.mark.parametrize("mode", SLOT_MODES)
+def test_sigterm_puts_both_slots_runs_back_and_exits(env: Env, mode: str) -> None:
+    env.cli("queue", str(env.sweep("packed", "max_inputs: 10000000\nseeds: 2\n")))
+    worker = slot_worker(env, mode)
     training = lambda: all(r.inputs_done > 0 for r in env.repo().list_runs())  # noqa: E731
     wait_for(training, 60, "both runs to train", env)
     worker.send_signal(signal.SIGTERM)

@@ -70,3 +70,35 @@ def test_slot_mode_auto_is_threads_on_cuda_and_processes_elsewhere() -> None:
     assert slot_mode("auto", "cpu") == "processes"
     assert slot_mode("processes", "cuda:0") == "processes"
     assert slot_mode("threads", "cpu") == "threads"
+
+
+def test_second_signal_puts_every_slots_run_back_and_exits_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.stream_slots as stream_slots
+    from core.recording import StopFlags
+    from core.worker import Worker
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    repo = Repo.open(url)
+    repo.enqueue(tiny_runs(3))
+    flags = StopFlags()
+    workers = [Worker(Repo.open(url), "cpu", OverlapTrainer(), tmp_path, flags) for _ in range(2)]
+    for worker in workers:  # each slot is training a run
+        run = worker.repo.claim(worker.id)
+        assert run is not None
+        worker.current = run.id
+
+    def leave(code: int) -> None:
+        raise SystemExit(code)
+
+    monkeypatch.setattr(stream_slots.os, "_exit", leave)
+    with pytest.raises(SystemExit) as exited:
+        stream_slots.exit_all(workers)
+    assert exited.value.code == 130
+    runs = repo.list_runs()
+    assert [r.status for r in runs] == [RunStatus.QUEUED] * 3
+    assert [w.state for w in repo.list_workers(include_gone=True)] == ["stopped"] * 2
+    for worker in workers:
+        worker.repo.close()
+    repo.close()
