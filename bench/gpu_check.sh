@@ -5,7 +5,8 @@
 #   3. train_speed at 180,000 inputs: reference loop, fit, plain fp32 fit, 4 slot threads,
 #      short variants (fp32 graph, NCHW, no graph), fit compiled
 #   4. where a step's GPU time goes (bench/profile_step.py)
-#   5. packing through the worker: 4 slot threads against 4 slot processes
+#   5. K same-shape runs stacked as one grouped-convolution model, timed (bench/stack_probe.py)
+#   6. packing through the worker: 4 slot threads against 4 slot processes
 # STEPS, SPEED_ARGS and T1_SLOTS choose a subset. Each step has its own time limit, and all
 # of them stop by DEADLINE_S (under the tool's 600 s).
 # Results land under $OUT (8 files at most): summary.txt and one log per step, train_speed.json,
@@ -24,7 +25,7 @@ FULL=${FULL:-180000}
 SHORT=${SHORT:-30000}
 T1_INPUTS=${T1_INPUTS:-} # empty: the sweep file's own 180,000
 DEADLINE_S=${DEADLINE_S:-560}
-STEPS=${STEPS:-"train_speed t1_worker gpu_tests profile packing"} # a later session may run fewer
+STEPS=${STEPS:-"t1_worker gpu_tests train_speed profile stack packing"} # a later session may run fewer
 SPEED_ARGS=${SPEED_ARGS:-"--plain --slots 4 --variants $SHORT --compile"}
 T1_SLOTS=${T1_SLOTS:-6}
 STARTED=$(date +%s)
@@ -103,7 +104,11 @@ wanted train_speed && step train_speed 230 $PY bench/train_speed.py --device "$D
 # 4. Where one step's GPU time goes.
 wanted profile && step profile 40 $PY bench/profile_step.py
 
-# 5. Packing through the real worker: the same 4 runs as 4 threads, then as 4 processes.
+# 5. Would K same-shape runs as one grouped-convolution model pay? (a probe, no training path)
+# (Its log is profile.log's second half: $OUT brings back 8 files at most.)
+wanted stack && step profile 40 $PY bench/stack_probe.py
+
+# 6. Packing through the real worker: the same 4 runs as 4 threads, then as 4 processes.
 if wanted packing; then
   cat >/tmp/pack.yml <<EOF
 name: pack-threads
@@ -125,8 +130,8 @@ fi
 {
   echo "== worker results (gpu.db)"
   $PY bench/worker_speed.py --db "sqlite:///$DB" --runs 2>&1
-  echo "== profile"
-  tail -22 "$OUT/profile.log" 2>/dev/null
+  echo "== profile (and stack probe)"
+  tail -28 "$OUT/profile.log" 2>/dev/null
   echo "== gpu tests"
   tail -3 "$OUT/gpu_tests.log" 2>/dev/null
   echo "== train_speed"

@@ -1,0 +1,49 @@
+"""The bench scripts' CPU-testable pieces (their GPU runs are in bench/README.md)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import worker_speed  # noqa: E402
+from bench.stack_probe import stacked_model  # noqa: E402
+from core.config import RunConfig  # noqa: E402
+from core.model import ResConv  # noqa: E402
+from core.queue import FinalFigures, Repo  # noqa: E402
+
+
+def test_a_stack_of_k_runs_has_k_times_the_parameters_and_keeps_runs_apart() -> None:
+    config = RunConfig(layers=3, channels=8)
+    single = sum(p.numel() for p in ResConv(config).parameters())
+    stacked = stacked_model(config, 4)
+    assert sum(p.numel() for p in stacked.parameters()) == 4 * single
+    x = torch.rand(5, 4, 28, 28, requires_grad=True)
+    stacked(x)[:, 1].sum().backward()  # run 1's output depends on run 1's input only
+    assert x.grad is not None
+    assert [bool(x.grad[:, i].abs().sum() > 0) for i in range(4)] == [False, True, False, False]
+
+
+def test_worker_speed_summarises_a_real_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sys.path.insert(0, str(Path(__file__).parent / "core" / "queue"))
+    from queue_helpers import tiny_runs
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    repo = Repo.open(url)
+    repo.enqueue(tiny_runs(2))
+    worker = repo.register_worker("host", 1, "cuda:0")
+    run = repo.claim(worker)
+    assert run is not None
+    figures = FinalFigures(validation_loss=0.1, inputs_per_s=1000.0, path_used="cuda-graph bf16")
+    repo.finish(run.id, worker, figures)
+    repo.close()
+    assert worker_speed.main(["--db", url, "--runs"]) == 0
+    out = capsys.readouterr().out
+    assert "exp: 2 runs (1 succeeded, 1 queued)" in out
+    assert "1 x cuda-graph bf16" in out and "0.100000" in out
