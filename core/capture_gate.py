@@ -65,15 +65,24 @@ class CaptureGate:
             self._mine.shares = 0
             self._waiting += 1
             self._cond.notify_all()
-            while self._capturing or self._holders > 0:
-                self._cond.wait()
-            self._waiting -= 1
-            self._capturing = True
+            try:
+                while self._capturing or self._holders > 0:
+                    self._cond.wait()
+                self._capturing = True
+                self._mine.capturing = True
+            except BaseException:  # e.g. KeyboardInterrupt while waiting: undo, no capture
+                self._holders += shares
+                self._mine.shares = shares
+                raise
+            finally:
+                self._waiting -= 1
+                self._cond.notify_all()
         try:
             yield
         finally:
             with self._cond:
                 self._capturing = False
+                self._mine.capturing = False
                 self._holders += shares
                 self._mine.shares = shares
                 self._cond.notify_all()
@@ -84,6 +93,8 @@ class CaptureGate:
         return int(getattr(self._mine, "shares", 0))
 
     def _take(self, shares: int) -> None:
+        if getattr(self._mine, "capturing", False):
+            raise RuntimeError("gpu_work() inside exclusive(): the capture would wait on itself")
         with self._cond:
             if self._shares() == 0:  # a thread already inside never waits (no self-deadlock)
                 while self._capturing or self._waiting:

@@ -34,6 +34,7 @@ import resource
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -298,14 +299,45 @@ def fit(
     memory = _MemoryMeter(device)
     try:
         with GATE.gpu_work():  # see core.capture_gate: runs packed as threads share the GPU
-            run = _Run(config, data, device, callbacks or FitCallbacks(), checkpoint_dir, memory)
-            run.train()
-            return run.result()
+            return _fit(config, data, device, callbacks or FitCallbacks(), checkpoint_dir, memory)
+    finally:
+        memory.finish()  # after the run's CUDA memory is freed: see _fit
+
+
+def _fit(
+    config: RunConfig,
+    data: Datasets,
+    device: torch.device,
+    callbacks: FitCallbacks,
+    checkpoint_dir: str | Path | None,
+    memory: _MemoryMeter,
+) -> FitResult:
+    run: _Run | None = None
+    try:
+        run = _Run(config, data, device, callbacks, checkpoint_dir, memory)
+        run.train()
+        return run.result()
     except torch.cuda.OutOfMemoryError:
         hint = "try a smaller batch_size or fewer channels"
         raise OutOfMemory(f"out of memory at batch {config.batch_size}: {hint}") from None
     finally:
-        memory.finish()
+        # Free the run's CUDA objects (graph, pinned buffers, model, AdamW state) now,
+        # inside the capture gate and before another slot's run starts, also when an
+        # error propagates: its traceback would keep every frame's tensors alive.
+        run = None
+        _release_frames(sys.exc_info()[1])
+        if device.type == "cuda":
+            torch.cuda.current_stream(device).synchronize()
+
+
+def _release_frames(exc: BaseException | None) -> None:
+    """Drop the locals of the finished frames of ``exc`` and of the errors behind it."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if exc.__traceback__ is not None:
+            traceback.clear_frames(exc.__traceback__)
+        exc = exc.__cause__ or exc.__context__
 
 
 class _Run:
@@ -484,7 +516,7 @@ class _MemoryMeter:
         self.device = device
         self.cuda = device.type == "cuda"
         self.rss_before = _peak_rss_bytes()
-        self.finished = self.alone_throughout = False
+        self.finished = False
         with _ACTIVE_LOCK:
             self.alone = _ACTIVE["fits"] == 0
             _ACTIVE["fits"] += 1
@@ -497,19 +529,19 @@ class _MemoryMeter:
         return torch.cuda.memory_allocated(self.device) if self.cuda else 0
 
     def peak(self) -> int:
-        self.finish()
         if self.cuda:
-            return torch.cuda.max_memory_allocated(self.device) if self.alone_throughout else 0
+            with _ACTIVE_LOCK:
+                alone_throughout = self.alone and _ACTIVE["started"] == self.started_as
+            return torch.cuda.max_memory_allocated(self.device) if alone_throughout else 0
         return max(0, _peak_rss_bytes() - self.rss_before)
 
     def finish(self) -> None:
-        """The run's end (once; fit() calls it whatever happened): it leaves the process."""
+        """The run has ended and freed its memory (once; fit() calls it whatever happened)."""
         if self.finished:
             return
         self.finished = True
         with _ACTIVE_LOCK:
             _ACTIVE["fits"] -= 1
-            self.alone_throughout = self.alone and _ACTIVE["started"] == self.started_as
 
 
 # fit() calls in progress in this process, and how many have started (see _MemoryMeter).

@@ -120,3 +120,16 @@ def test_new_gpu_work_waits_while_a_capture_is_waiting() -> None:
     for t in (h, c, n):
         t.join(5)
     assert order.index("captured") < order.index("newcomer worked")
+
+
+def test_gpu_work_inside_a_capture_is_an_error_not_a_deadlock() -> None:
+    gate = CaptureGate()
+    with gate.exclusive():
+        try:
+            with gate.gpu_work():
+                raise AssertionError("entered")
+        except RuntimeError as exc:
+            assert "inside exclusive()" in str(exc)
+    with gate.gpu_work():  # and the gate still works afterwards
+        pass
+    assert gate.holders == 0
