@@ -87,3 +87,15 @@ def _handle(pynvml: Any, index: int, visible: str | None) -> Any:
     if entry.isdigit():
         return pynvml.nvmlDeviceGetHandleByIndex(int(entry))
     return pynvml.nvmlDeviceGetHandleByUUID(entry)  # "GPU-..." or "MIG-..." entries
+
+
+def free_for_new_runs(device: str) -> int:
+    """Bytes a new run in this process can take on ``device``: the driver's free memory
+    plus what PyTorch's caching allocator holds but no tensor uses (finished runs'
+    memory stays reserved by the process, reusable by the next run, yet the driver
+    counts it as used)."""
+    import torch
+
+    free = int(torch.cuda.mem_get_info(device)[0])
+    cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    return free + max(0, int(cached))

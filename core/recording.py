@@ -139,7 +139,9 @@ class RunRecorder:
     def flush(self) -> None:
         self.last_flush = self.clock()
         if self.buffer or self.inputs_done is not None:
-            self.repo.add_metrics(self.run_id, self.buffer, self.inputs_done)
+            self.repo.add_metrics(
+                self.run_id, self.buffer, self.inputs_done, only_while_running=True
+            )
             self.buffer = []
 
 

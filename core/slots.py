@@ -29,6 +29,7 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
+from core.gpu import free_for_new_runs
 from core.packing import Admission, Slot, threads_per_slot
 from core.queue import Repo
 from core.worker import say
@@ -111,7 +112,7 @@ def prepare_slot(slot: Slot, device: str, repo: Repo) -> tuple[str, Admission | 
     import torch
 
     if device.startswith("cuda"):
-        return slot.label(device), Admission(repo, lambda: int(torch.cuda.mem_get_info(device)[0]))
+        return slot.label(device), Admission(repo, lambda: free_for_new_runs(device))
     # No admission on CPU: memory is the host's; the slots share the cores instead.
     torch.set_num_threads(threads_per_slot(_cores(), slot.count))
     return slot.label(device), None

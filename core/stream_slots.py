@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core.capture_gate import GATE
+from core.gpu import free_for_new_runs
 from core.packing import Admission, Slot
 from core.queue import QueueError, Repo
 from core.recording import StopFlags, say, set_thread_speaker
@@ -61,7 +62,7 @@ def run_stream_slots(
     trainer: Trainer | None = None,
     install_signals: bool = True,
 ) -> int:
-    """Run ``slots`` slot threads until all stop; 0, or 2 if a slot lost its database."""
+    """Run ``slots`` slot threads until all stop; 0, or 2 if a slot stopped on an error."""
     Repo.open(db_url).close()  # a wrong --db is reported once, before any thread starts
     resolved = resolve_device(device) if trainer is None else device
     flags = StopFlags()
@@ -105,11 +106,10 @@ def _slot_worker(
     repo = Repo.open(db_url)
     admission = None
     if device.startswith("cuda"):
-        import torch
 
         def free_bytes() -> int:
             with GATE.gpu_work():  # a CUDA call: not while another slot captures a graph
-                return int(torch.cuda.mem_get_info(device)[0])
+                return free_for_new_runs(device)
 
         admission = Admission(repo, free_bytes)
     return Worker(repo, device, trainer, root, flags, label=slot.label(device), admission=admission)
@@ -128,6 +128,12 @@ def _slot_main(
             worker.loop(until_empty, max_runs)
     except QueueError as exc:  # the database is gone: this slot cannot go on
         failures.append(f"{speaker}: {exc}")
+    except Exception as exc:  # a bug outside any run: say so, put its run back, stop the slot
+        failures.append(f"{speaker}: {type(exc).__name__}: {exc}")
+        run_id = worker.current
+        if run_id is not None:
+            with contextlib.suppress(Exception):
+                worker.repo.requeue(run_id, worker.id)
 
 
 @contextlib.contextmanager
@@ -145,23 +151,21 @@ def _own_stream(device: str) -> Iterator[None]:
 def exit_all(workers: list[Worker]) -> None:
     """Second signal: put every slot's current run back (2 s at most), then leave at once."""
     say("second signal: exiting now")
-    requeues = [
-        threading.Thread(target=_requeue_quietly, args=(w, w.current), daemon=True)
-        for w in workers
-        if w.current is not None
-    ]
-    for thread in requeues:
+    # Each slot in a thread of its own, under one deadline: a locked database must not
+    # turn "at once" into K timeouts.
+    threads = [threading.Thread(target=_stop_quietly, args=(w,), daemon=True) for w in workers]
+    for thread in threads:
         thread.start()
     deadline = time.monotonic() + EMERGENCY_REQUEUE_S
-    for thread in requeues:
+    for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
-    for worker in workers:
-        with contextlib.suppress(Exception):
-            worker.repo.update_worker(worker.id, state="stopped")
     os._exit(130)
 
 
-def _requeue_quietly(worker: Worker, run_id: int | None) -> None:
+def _stop_quietly(worker: Worker) -> None:
+    run_id = worker.current
     with contextlib.suppress(Exception):
         if run_id is not None:
             worker.repo.requeue(run_id, worker.id)
+    with contextlib.suppress(Exception):
+        worker.repo.update_worker(worker.id, state="stopped")

@@ -39,6 +39,7 @@ import socket
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,6 +105,7 @@ class Worker:
             while not self.flags.stop and (max_runs is None or self.runs_done < max_runs):
                 run = self.repo.claim(self.id)
                 if run is not None:
+                    self.current = run.id  # from the claim on: a second signal puts it back
                     if self.admitted(run):
                         self.train(run)
                     delay = POLL_MIN_S
@@ -138,6 +140,7 @@ class Worker:
             say(f"run {run.id}: admitted, {decision.reason}")
             return True
         self.repo.put_back(run.id, self.id)
+        self.current = None
         say(f"run {run.id}: put back, {decision.reason}; next claim in {self.admit_wait:.0f} s")
         self.sleep(self.admit_wait)
         self.admit_wait = min(self.admit_wait * 2, ADMIT_WAIT_MAX_S)
@@ -307,11 +310,16 @@ class FitTrainer:
     """The real trainer: datasets loaded once per (dataset, image size), then fit().
 
     Thread-safe: slot threads (``core.stream_slots``) share one trainer and its datasets.
+    A dataset stays loaded while a run uses it (weak references) or while it is the
+    last one asked for; others are dropped, since device memory is for training.
     """
 
     def __init__(self, device: str, data_dir: str | None) -> None:
         self.device, self.data_dir = device, data_dir
-        self.cache: dict[tuple[str, int], Any] = {}
+        self.cache: weakref.WeakValueDictionary[tuple[str, int], Any] = (
+            weakref.WeakValueDictionary()
+        )
+        self.last: Any = None  # keeps the last dataset asked for alive between runs
         self.lock = threading.Lock()
 
     def __call__(self, run: RunRow, callbacks: FitCallbacks, checkpoint_dir: Path) -> FitResult:
@@ -322,27 +330,35 @@ class FitTrainer:
                    callbacks, checkpoint_dir)  # fmt: skip
 
     def datasets(self, dataset: str, image_size: int) -> Any:
-        from core.data import load_datasets
-
         key = (dataset, image_size)
         with self.lock:
-            if key not in self.cache:
-                # One dataset resident at a time: device memory is for training. A run
-                # still training on the old one keeps its own reference.
-                self.cache.clear()
-                with GATE.gpu_work():  # not while another slot captures a graph
-                    data = load_datasets(dataset, image_size, self.device, self.data_dir)
-                    _wait_for_upload(self.device)
-                self.cache[key] = data
-            return self.cache[key]
+            data = self.cache.get(key)
+            if data is None:
+                data = self.cache[key] = self._load(dataset, image_size)
+            self.last = data
+            return data
+
+    def _load(self, dataset: str, image_size: int) -> Any:
+        from core.data import Datasets, load_datasets
+
+        # Finding, reading and resizing are CPU work: outside the capture gate, so a
+        # slow load never holds up another slot's graph capture (and every slot with it).
+        host = load_datasets(dataset, image_size, "cpu", self.data_dir)
+        if self.device == "cpu":
+            return host
+        with GATE.gpu_work():
+            data = Datasets(
+                host.train.to(self.device), host.validation.to(self.device), host.source
+            )
+            _wait_for_upload(self.device)
+        return data
 
 
 def _wait_for_upload(device: str) -> None:
     """The upload ran on this thread's stream; other slots' streams must see it finished."""
-    if device.startswith("cuda"):
-        import torch
+    import torch
 
-        torch.cuda.current_stream(device).synchronize()
+    torch.cuda.current_stream(device).synchronize()
 
 
 def default_checkpoint_root(db_url: str) -> Path:

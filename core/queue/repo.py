@@ -213,12 +213,26 @@ class Repo:
                 conn.execute(self._own_running(run_id, worker_id).values(**run_values))
 
     def add_metrics(
-        self, run_id: int, points: Sequence[MetricPoint], inputs_done: int | None = None
+        self,
+        run_id: int,
+        points: Sequence[MetricPoint],
+        inputs_done: int | None = None,
+        *,
+        only_while_running: bool = False,
     ) -> None:
-        """Insert a batch of metric rows (one statement) and update the run's progress."""
+        """Insert a batch of metric rows (one statement) and update the run's progress.
+
+        ``only_while_running`` (the worker's recorder): write nothing unless the run is
+        ``running``, so a late flush (a slot thread finishing its step after a second
+        signal requeued its run) cannot mix into the run's next attempt.
+        """
         if not points and inputs_done is None:
             return
         with self._write() as conn:
+            if only_while_running:
+                status = conn.execute(select(RUN.c.status).where(RUN.c.id == run_id)).scalar()
+                if status != RunStatus.RUNNING.value:
+                    return
             if points:
                 rows = [
                     dict(run_id=run_id, step=p.step, inputs=p.inputs, name=p.name, value=p.value)

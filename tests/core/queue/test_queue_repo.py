@@ -346,3 +346,15 @@ def test_verbs_only_make_allowed_transitions(repo: Repo) -> None:
     for old, new in zip(seen, seen[1:], strict=False):
         assert can_transition(old, new), (old, new)
     assert seen[-1] == S.SUCCEEDED
+
+
+def test_the_recorders_late_metrics_for_a_run_no_longer_running_are_dropped(repo: Repo) -> None:
+    run_id = repo.enqueue([tiny_run()]).added_ids[0]
+    worker = repo.register_worker("host", 1, "cpu")
+    assert repo.claim(worker) is not None
+    repo.add_metrics(run_id, [MetricPoint(1, 64, "train_loss", 0.3)], 64, only_while_running=True)
+    repo.requeue(run_id, worker)  # e.g. a second signal, while the slot still flushes
+    repo.add_metrics(run_id, [MetricPoint(2, 128, "train_loss", 0.2)], 128, only_while_running=True)
+    run = repo.get_run(run_id)
+    assert (run.status, run.inputs_done) == (RunStatus.QUEUED, 0)
+    assert repo.metrics_since(run_id) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -102,3 +103,23 @@ def test_second_signal_puts_every_slots_run_back_and_exits_130(
     for worker in workers:
         worker.repo.close()
     repo.close()
+
+
+def test_shared_trainer_keeps_datasets_in_use_and_the_last_one(
+    tmp_path: Path, idx_writer: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from core.worker import FitTrainer
+
+    monkeypatch.setenv("RESCONV_CACHE", str(tmp_path / "cache"))
+    trainer = FitTrainer("cpu", str(idx_writer(tmp_path / "data", train=64, test=16)))
+    in_use = trainer.datasets("fmnist", 28)  # a run is training on it
+    assert trainer.datasets("fmnist", 28) is in_use  # loaded once
+    other = trainer.datasets("fmnist", 32)
+    assert trainer.datasets("fmnist", 28) is in_use  # still in use: not loaded again
+    assert trainer.datasets("fmnist", 32) is other
+    del in_use, other
+    trainer.datasets("fmnist", 32)  # the last one asked for stays; 28 is nobody's now
+    gc.collect()
+    assert list(trainer.cache.keys()) == [("fmnist", 32)]

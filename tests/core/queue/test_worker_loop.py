@@ -86,9 +86,9 @@ def test_metric_rows_are_written_in_batches(
     calls: list[int] = []
     original = Repo.add_metrics
 
-    def counting(self: Repo, run_id: int, points: list, inputs_done: int | None = None) -> None:
+    def counting(self: Repo, run_id: int, points: list, *args: object, **kwargs: bool) -> None:
         calls.append(len(points))
-        original(self, run_id, points, inputs_done)
+        original(self, run_id, points, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Repo, "add_metrics", counting)
     repo.enqueue([tiny_run()])
