@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
+from bench.shape import add_shape_arguments, shape_config  # noqa: E402
 from core.config import RunConfig  # noqa: E402
 from core.fast_path import make_fast_step  # noqa: E402
 from core.model import build_model  # noqa: E402
@@ -33,10 +34,7 @@ STEPS = 20
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--layers", type=int, default=11)
-    p.add_argument("--image-size", type=int, default=28)
-    p.add_argument("--channels", type=int, default=32)
-    p.add_argument("--batch-size", type=int, default=64)
+    add_shape_arguments(p)
     p.add_argument("--precision", default="bf16", choices=("bf16", "fp32"))
     p.add_argument("--top", type=int, default=15)
     return p.parse_args(argv)
@@ -111,10 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         print("profile_step.py needs CUDA", file=sys.stderr)
         return 2
-    config = RunConfig(
-        layers=args.layers, image_size=args.image_size, channels=args.channels,
-        batch_size=args.batch_size, precision=args.precision,
-    )  # fmt: skip
+    config = shape_config(args, precision=args.precision)
     print(f"{torch.cuda.get_device_name()}; {args.layers} layers {args.image_size}px "
           f"{args.channels} ch batch {args.batch_size} {args.precision}")  # fmt: skip
     replay_time(config)

@@ -28,6 +28,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
+from bench.shape import add_shape_arguments, shape_config  # noqa: E402
 from core.config import RunConfig  # noqa: E402
 from core.model import ResConv  # noqa: E402
 from core.params import layer_plan  # noqa: E402
@@ -37,10 +38,7 @@ REPLAYS = 200
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--layers", type=int, default=11)
-    p.add_argument("--image-size", type=int, default=28)
-    p.add_argument("--channels", type=int, default=32)
-    p.add_argument("--batch-size", type=int, default=64)
+    add_shape_arguments(p)
     p.add_argument("--stacks", type=int, nargs="+", default=[1, 2, 4, 8], metavar="K")
     return p.parse_args(argv)
 
@@ -111,10 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         print("stack_probe.py needs CUDA", file=sys.stderr)
         return 2
-    config = RunConfig(
-        layers=args.layers, image_size=args.image_size, channels=args.channels,
-        batch_size=args.batch_size,
-    )  # fmt: skip
+    config = shape_config(args)
     shape = f"{args.layers} layers {args.image_size}px {args.channels} ch batch {args.batch_size}"
     print(f"{torch.cuda.get_device_name()}; {shape} bf16, graph replays back to back")
     print(f"{'K runs':>6} {'ms/step':>8} {'inputs/s (all K)':>17} {'per run':>9}")

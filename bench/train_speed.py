@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from bench.reference_loop import train_reference  # noqa: E402
+from bench.shape import add_shape_arguments, shape_config  # noqa: E402
 from core.config import RunConfig  # noqa: E402
 from core.data import Datasets, load_datasets  # noqa: E402
 from core.fast_path import CHANNELS_LAST_ENV, COMPILE_ENV, FAST_PATH_ENV, GRAPH_ENV  # noqa: E402
@@ -48,10 +49,7 @@ class Row:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--layers", type=int, default=11)
-    p.add_argument("--image-size", type=int, default=28, choices=(28, 32, 64))
-    p.add_argument("--channels", type=int, default=32)
-    p.add_argument("--batch-size", type=int, default=64)
+    add_shape_arguments(p)
     p.add_argument("--inputs", type=int, default=180_000, help="max_inputs of each run")
     p.add_argument("--device", default="auto", help="auto (cuda if present), cuda, cuda:1, cpu")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
@@ -203,11 +201,7 @@ def write_json(path: str, name: str, config: RunConfig, rows: list[Row], text: s
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = pick_device(args.device)
-    config = RunConfig(
-        layers=args.layers, image_size=args.image_size, channels=args.channels,
-        batch_size=args.batch_size, max_inputs=args.inputs, precision=args.precision,
-        seed=args.seed,
-    )  # fmt: skip
+    config = shape_config(args, max_inputs=args.inputs, precision=args.precision, seed=args.seed)
     data = load_datasets(config.dataset, config.image_size, device, args.data_dir)
     if device.type == "cuda":
         torch.cuda.synchronize(device)  # slot threads read the data from other streams
