@@ -56,8 +56,9 @@ def results_table(
     """The logbook table of ``runs`` (pass succeeded runs).
 
     ``columns``: names to show in order, or only ``-NAME`` entries to hide columns
-    from the default set. ``sort``: names, first = primary key, ``-NAME`` descending;
-    default: validation loss ascending. Names may be unique substrings (``valid``).
+    from the default set, or ``ALL_COLUMNS``. ``sort``: names, first = primary key,
+    ``-NAME`` descending; default: validation loss ascending. Names may be unique
+    substrings (``valid``).
     """
     full = _full_table(runs)
     ordered = _sorted(full, sort if sort else [LOSS])
@@ -188,10 +189,14 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     return (1, json.dumps(value) if isinstance(value, list | dict) else str(value))
 
 
+ALL_COLUMNS = ("*",)  # ``columns=ALL_COLUMNS``: every column (the meter only if it has bars)
+
+
 def _select(table: Table, columns: Sequence[str] | None) -> Table:
     hidden_by_default = {RATE, MEMORY}
-    if not columns:
-        chosen = [c for c in table.columns if c not in hidden_by_default]
+    if not columns or tuple(columns) == ALL_COLUMNS:
+        hidden = hidden_by_default if not columns else set()
+        chosen = [c for c in table.columns if c not in hidden]
         if all(v is None for v in table.column(METER)):
             chosen.remove(METER)
     elif all(c.startswith("-") for c in columns):

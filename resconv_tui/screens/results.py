@@ -40,9 +40,7 @@ def build_results(runs: list[RunRow]) -> v.Table:
     """The logbook table of ``runs`` with every column (rate and memory too) and targets."""
     if not runs:
         return v.Table(columns=(v.RUN, v.LOSS, v.PARAMS, v.MINUTES), rows=())
-    default = v.results_table(runs).columns
-    tail = [c for c in (v.RATE, v.MEMORY, v.METER) if c != v.METER or c in default]
-    table = v.results_table(runs, columns=[c for c in default if c != v.METER] + tail)
+    table = v.results_table(runs, columns=v.ALL_COLUMNS)
     targets = {r.id: (r.target or {}).get("validation_loss") for r in runs}
     if not any(t is not None for t in targets.values()):
         return table
@@ -166,9 +164,7 @@ class ResultsScreen(Screen[None]):
         done = [r for r in every if r.status == RunStatus.SUCCEEDED]
         if not self.by_cell:
             return build_results(done)
-        columns = v.results_by_cell(done, every).columns
-        extra = [c for c in (v.RATE, v.MEMORY) if c not in columns]
-        return v.results_by_cell(done, every, columns=[*columns, *extra])
+        return v.results_by_cell(done, every, columns=v.ALL_COLUMNS)
 
     def _redraw(self) -> None:
         full = self.full_table()

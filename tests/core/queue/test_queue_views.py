@@ -11,7 +11,7 @@ from core.queue.errors import UsageError
 from core.queue.rows import RunRow
 from core.queue.samples import decode_samples, encode_samples
 from core.queue.status import RunStatus
-from core.queue.views import format_age, format_bytes, render, results_table
+from core.queue.views import ALL_COLUMNS, format_age, format_bytes, render, results_table
 
 BASE = RunRow(
     id=0, experiment="t1", name="", status=RunStatus.SUCCEEDED, priority=0, config_json="{}",
@@ -71,6 +71,13 @@ def test_columns_choose_or_hide() -> None:
     assert table.rows[0] == (15, 0.054141, 2000.0, 1.0)
     hidden = results_table(runs(), columns=["-meter", "-run"])
     assert hidden.columns == ("l", "validation loss", "model params", "train time (minutes)")
+
+
+def test_all_columns_adds_rate_and_memory_and_keeps_a_meter_only_with_bars() -> None:
+    every = results_table(runs(), columns=ALL_COLUMNS).columns
+    assert every[-3:] == ("inputs/s", "peak memory (MB)", "meter")
+    same = [replace(r, validation_loss=0.1) for r in runs()]
+    assert results_table(same, columns=ALL_COLUMNS).columns[-1] == "peak memory (MB)"
 
 
 def test_unknown_or_ambiguous_column_is_a_usage_error() -> None:
