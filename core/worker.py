@@ -49,7 +49,7 @@ from core.errors import ConfigError, ResconvError
 from core.gpu import GpuMonitor
 from core.packing import Admission, Slot, parse_slot
 from core.queue import FinalFigures, QueueError, Repo, RunRow
-from core.queue.db import sqlite_path
+from core.queue.db import describe, sqlite_path
 from core.queue.repo import STALE_AFTER_S
 from core.queue.samples import encode_samples
 from core.recording import HEARTBEAT_S, SPEAKER, Heartbeat, RunRecorder, StopFlags, say
@@ -97,7 +97,7 @@ class Worker:
 
     def loop(self, until_empty: bool = False, max_runs: int | None = None) -> int:
         """Train runs until told to stop; returns how many runs this worker ended."""
-        say(f"{self.id} on {self.device}, database {self.repo.url}")
+        say(f"{self.id} on {self.device}, database {describe(self.repo.url)}")
         self.recover()
         self.heartbeat.start()
         delay, last_recover = POLL_MIN_S, time.monotonic()

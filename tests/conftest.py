@@ -8,10 +8,11 @@ os.environ.pop("NO_COLOR", None)  # NO_COLOR changes Textual's snapshot SVGs
 
 import gzip  # noqa: E402
 import struct  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from postgres_server import running_server  # noqa: E402
 
 IDX_FILES = {
     True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -69,3 +70,21 @@ def write_idx(
 def idx_writer() -> Callable[..., Path]:
     """The ``write_idx`` function: ``idx_writer(tmp_path / "data", layout="flat-gz")``."""
     return write_idx
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """A PostgreSQL server for the session (see tests/postgres_server.py), or a skip."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed (pip install -e '.[test]')")
+    try:
+        server = running_server()
+        url = server.__enter__()
+    except Exception as exc:  # no binaries, no 'postgres' user, a failed start
+        pytest.skip(f"no PostgreSQL server for the tests: {exc}")
+    try:
+        yield url
+    finally:
+        server.__exit__(None, None, None)

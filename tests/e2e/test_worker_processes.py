@@ -31,14 +31,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 class Env:
     """A temporary working folder with data, a database and helpers to run commands."""
 
-    def __init__(self, root: Path, data: Path) -> None:
+    def __init__(self, root: Path, data: Path, db_url: str | None = None) -> None:
         self.root = root
-        self.db = root / "runs.db"
+        self.db = db_url or f"sqlite:///{root / 'runs.db'}"
         self.vars = {
             **os.environ,
             "RESCONV_DATA": str(data),
             "RESCONV_CACHE": str(root / "cache"),
-            "RESCONV_DB": f"sqlite:///{self.db}",
+            "RESCONV_DB": self.db,
             "OMP_NUM_THREADS": "1",
             "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": str(REPO_ROOT),
@@ -56,7 +56,7 @@ class Env:
         """Run a resconv-tui command in this process (same code, no interpreter start)."""
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            code = main([*argv, "--db", str(self.db)])
+            code = main([*argv, "--db", self.db])
         assert code == 0, f"resconv-tui {' '.join(argv)} exited {code}"
         return out.getvalue()
 
@@ -72,7 +72,7 @@ class Env:
 
     def repo(self) -> Repo:
         if self._repo is None:
-            self._repo = Repo.open(str(self.db), create=False)
+            self._repo = Repo.open(self.db, create=False)
         return self._repo
 
     def output(self) -> str:
@@ -109,7 +109,21 @@ def status_of(env: Env, run_id: int) -> RunStatus:
     return env.repo().get_run(run_id).status
 
 
-def test_two_workers_train_every_run_exactly_once(env: Env) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_env(
+    request: pytest.FixtureRequest, tmp_path: Path, idx_writer: Callable[..., Path]
+) -> Env:
+    """Like ``env``, on a SQLite file or on a fresh PostgreSQL database (several boxes)."""
+    from postgres_server import fresh_database
+
+    url = None
+    if request.param == "postgresql":
+        url = fresh_database(request.getfixturevalue("pg_admin_url"))
+    return Env(tmp_path, idx_writer(tmp_path / "data", train=256, test=64), url)
+
+
+def test_two_workers_train_every_run_exactly_once(shared_env: Env) -> None:
+    env = shared_env
     sweep = env.sweep("pair", "max_inputs: 64\nseeds: 10\n")
     assert env.cli("queue", str(sweep)).startswith("added 10, skipped 0")
     workers = [

@@ -1,10 +1,9 @@
-"""Claim exclusivity: many claimers, one database file, every run handed out once."""
+"""Claim exclusivity: many claimers, one database (SQLite file or PostgreSQL), each run once."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from pathlib import Path
 
 from queue_helpers import tiny_runs
 
@@ -14,14 +13,16 @@ RUNS = 40
 CLAIMERS = 6
 
 
-def test_concurrent_claimers_never_get_the_same_run(db_path: Path) -> None:
-    Repo.open(str(db_path)).enqueue(tiny_runs(RUNS))
+def test_concurrent_claimers_never_get_the_same_run(db_url: str) -> None:
+    first = Repo.open(db_url)
+    first.enqueue(tiny_runs(RUNS))
+    first.close()
     got: list[int] = []
     lock = threading.Lock()
     start = threading.Barrier(CLAIMERS)
 
     def claimer(n: int) -> None:
-        repo = Repo.open(str(db_path))  # own engine, as a separate worker would have
+        repo = Repo.open(db_url)  # own engine, as a separate worker would have
         worker = repo.register_worker("h", n, "cpu")
         start.wait()
         while (run := repo.claim(worker)) is not None:
@@ -36,6 +37,7 @@ def test_concurrent_claimers_never_get_the_same_run(db_path: Path) -> None:
     for t in threads:
         t.join(timeout=60)
     assert Counter(got) == Counter(range(1, RUNS + 1))  # each exactly once
-    repo = Repo.open(str(db_path))
+    repo = Repo.open(db_url)
     assert repo.counts_by_status()[RunStatus.SUCCEEDED] == RUNS
     assert sum(w.runs_done for w in repo.list_workers()) == RUNS
+    repo.close()
