@@ -312,32 +312,31 @@ def _fit(
     checkpoint_dir: str | Path | None,
     memory: _MemoryMeter,
 ) -> FitResult:
+    # The run's CUDA objects (graph, pinned buffers, model, AdamW state) are freed here,
+    # inside the capture gate and before another slot's run counts as alone, also when
+    # an error propagates: its traceback would keep the frames' tensors alive.
     run: _Run | None = None
     try:
         run = _Run(config, data, device, callbacks, checkpoint_dir, memory)
         run.train()
         return run.result()
-    except torch.cuda.OutOfMemoryError:
+    except torch.cuda.OutOfMemoryError as exc:
+        _release_frames(exc)
         hint = "try a smaller batch_size or fewer channels"
         raise OutOfMemory(f"out of memory at batch {config.batch_size}: {hint}") from None
+    except BaseException as exc:
+        _release_frames(exc)
+        raise
     finally:
-        # Free the run's CUDA objects (graph, pinned buffers, model, AdamW state) now,
-        # inside the capture gate and before another slot's run starts, also when an
-        # error propagates: its traceback would keep every frame's tensors alive.
         run = None
-        _release_frames(sys.exc_info()[1])
         if device.type == "cuda":
             torch.cuda.current_stream(device).synchronize()
 
 
-def _release_frames(exc: BaseException | None) -> None:
-    """Drop the locals of the finished frames of ``exc`` and of the errors behind it."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if exc.__traceback__ is not None:
-            traceback.clear_frames(exc.__traceback__)
-        exc = exc.__cause__ or exc.__context__
+def _release_frames(exc: BaseException) -> None:
+    """Drop the locals of the finished frames of ``exc`` (the running ones stay)."""
+    if exc.__traceback__ is not None:
+        traceback.clear_frames(exc.__traceback__)
 
 
 class _Run:

@@ -225,6 +225,22 @@ def test_non_finite_loss_is_caught_before_a_validation_pass(
     assert seen == []
 
 
+def test_a_failed_run_is_not_kept_alive_by_its_traceback(
+    data: Datasets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slot threads share the GPU: a failed run's tensors must go before the next starts."""
+    _poisoned_step(monkeypatch, at_step=2, value=math.nan)
+    with pytest.raises(NonFiniteLoss) as failed:
+        fit(TINY, data, "cpu", FitCallbacks(log_every=1))
+    frames, tb = [], failed.value.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    assert len(frames) > 3  # fit -> _fit -> _Run.train -> ...
+    held = [v for f in frames for v in f.f_locals.values() if isinstance(v, train_module._Run)]
+    assert held == []
+
+
 def test_out_of_memory_becomes_a_short_training_error(
     data: Datasets, monkeypatch: pytest.MonkeyPatch
 ) -> None:
