@@ -202,15 +202,17 @@ class Repo:
         """The worker is alive (and its run, if any): refresh both timestamps and GPU stats."""
         now = time.time()
         with self._write() as conn:
-            values: dict[str, Any] = {"last_seen_at": now}
-            if gpu is not None:
-                values.update(_gpu_values(gpu))
-            conn.execute(update(WORKER).where(WORKER.c.id == worker_id).values(**values))
+            # The run row first, then the worker row, as every write that touches both:
+            # on PostgreSQL (row locks) the other order deadlocked against finish().
             if run_id is not None:
                 run_values: dict[str, Any] = {"heartbeat_at": now}
                 if inputs_done is not None:
                     run_values["inputs_done"] = inputs_done
                 conn.execute(self._own_running(run_id, worker_id).values(**run_values))
+            values: dict[str, Any] = {"last_seen_at": now}
+            if gpu is not None:
+                values.update(_gpu_values(gpu))
+            conn.execute(update(WORKER).where(WORKER.c.id == worker_id).values(**values))
 
     def add_metrics(
         self,

@@ -41,3 +41,36 @@ def test_concurrent_claimers_never_get_the_same_run(db_url: str) -> None:
     assert repo.counts_by_status()[RunStatus.SUCCEEDED] == RUNS
     assert sum(w.runs_done for w in repo.list_workers()) == RUNS
     repo.close()
+
+
+def test_heartbeats_while_runs_end_never_deadlock(db_url: str) -> None:
+    """The heartbeat thread and the worker's finish() touch the same run and worker rows."""
+    repo = Repo.open(db_url)
+    repo.enqueue(tiny_runs(RUNS))
+    worker = repo.register_worker("h", 1, "cpu")
+    current: list[int] = []
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def beating() -> None:
+        beats = Repo.open(db_url)  # its own connection, as the Heartbeat thread has
+        try:
+            while not done.is_set():
+                beats.heartbeat(worker, run_id=current[-1] if current else None)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            beats.close()
+
+    thread = threading.Thread(target=beating)
+    thread.start()
+    try:
+        while (run := repo.claim(worker)) is not None:
+            current.append(run.id)
+            repo.finish(run.id, worker, FinalFigures(validation_loss=0.1))
+    finally:
+        done.set()
+        thread.join(timeout=60)
+    assert errors == []
+    assert repo.counts_by_status()[RunStatus.SUCCEEDED] == RUNS
+    repo.close()
