@@ -128,8 +128,10 @@ fi
 
 # The tables last, so that they end the reply's tail.
 {
-  echo "== worker results (gpu.db)"
-  $PY bench/worker_speed.py --db "sqlite:///$DB" --runs 2>&1
+  if [ -f "$DB" ]; then
+    echo "== worker results (gpu.db)"
+    $PY bench/worker_speed.py --db "sqlite:///$DB" --runs 2>&1
+  fi
   echo "== profile (and stack probe)"
   tail -28 "$OUT/profile.log" 2>/dev/null
   echo "== gpu tests"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.queue import Repo, RunRow  # noqa: E402
+from core.queue import QueueError, Repo, RunRow  # noqa: E402
 from core.queue.rows import RunFilter  # noqa: E402
 
 
@@ -61,7 +61,11 @@ def run_line(r: RunRow) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    repo = Repo.open(args.db, create=False)
+    try:
+        repo = Repo.open(args.db, create=False)
+    except QueueError as exc:
+        print(f"worker_speed.py: {exc}", file=sys.stderr)
+        return 2
     try:
         runs = repo.list_runs(RunFilter(experiment=args.experiment))
     finally:

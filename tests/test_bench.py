@@ -47,3 +47,10 @@ def test_worker_speed_summarises_a_real_database(
     out = capsys.readouterr().out
     assert "exp: 2 runs (1 succeeded, 1 queued)" in out
     assert "1 x cuda-graph bf16" in out and "0.100000" in out
+
+
+def test_worker_speed_names_a_missing_database_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert worker_speed.main(["--db", str(tmp_path / "none.db")]) == 2
+    assert "no database at" in capsys.readouterr().err
