@@ -48,7 +48,7 @@ def build_step(config: RunConfig, graph: bool):  # type: ignore[no-untyped-def]
     model = build_model(config).to(device).train()
     step = make_fast_step(
         model, make_optimizer(model, config), images, torch.Generator().manual_seed(0),
-        batch_size=config.batch_size, base_steps=(10_000, 10_000), precision=config.precision,
+        batch_size=config.batch_size, t_max=10_000, capacity=10_000, precision=config.precision,
         graph=graph, compile_model=False,
     )  # fmt: skip
     batches = [torch.randint(0, 4096, (config.batch_size,)) for _ in range(8)]

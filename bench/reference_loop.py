@@ -30,7 +30,7 @@ from core.config import RunConfig
 from core.data import Datasets
 from core.model import build_model
 from core.task import draw_halves
-from core.train import FIXED_VALIDATION_STREAM, seeded_generator, validate_fixed
+from core.train import FIXED_VALIDATION_STREAM, cosine_length, seeded_generator, validate_fixed
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,8 @@ def train_reference(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
-    t_max = config.max_inputs // config.batch_size
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(t_max, 1))
+    t_max = max(cosine_length(config), 1)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=t_max)
     # The original datasets yielded float32 images in [0, 1] from host memory.
     images = data.train.cpu().float().div_(255)
     loader = DataLoader(

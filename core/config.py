@@ -97,10 +97,10 @@ class RunConfig:
         return self.bn_encoder, self.bn_decoder
 
     def resolved_precision(self, device_type: str) -> str:
-        """``auto`` is bf16 on CUDA (the fast path) and fp32 elsewhere."""
-        if self.precision != "auto":
-            return self.precision
-        return "bf16" if device_type == "cuda" else "fp32"
+        """What trains: fp32 off CUDA whatever was asked; on CUDA ``auto`` is bf16."""
+        if device_type != "cuda":
+            return "fp32"
+        return "bf16" if self.precision == "auto" else self.precision
 
     # ----- serialisation -----------------------------------------------------
 

@@ -15,7 +15,7 @@ not computing. This module removes that overhead and nothing else:
   in-place cosine lr update) is captured once in a CUDA graph and replayed;
 * the loss of step k is written on the device into ``history[k]``; the step
   returns that 0-dim view, so nothing waits for the GPU until the loop reads a
-  window of losses (``AsyncLossReader`` does it without a wait).
+  window of losses (one wait every ``log_every`` steps).
 
 What stays the same as the plain step, on purpose: the batch order and the
 masks (the same index batches from the loop, the same ``mask_generator``
@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -64,30 +64,43 @@ _ON = {"1", "true", "yes", "on"}
 
 def wants_fast_path(device: torch.device, env: Mapping[str, str] | None = None) -> bool:
     """True on CUDA unless ``RESCONV_FAST_PATH=0``; CPU always keeps the plain step."""
-    env = os.environ if env is None else env
-    return device.type == "cuda" and env.get(FAST_PATH_ENV, "1").strip().lower() not in _OFF
+    return device.type == "cuda" and _switch(env, FAST_PATH_ENV, default=True)
 
 
 def wants_graph(device: torch.device, env: Mapping[str, str] | None = None) -> str | None:
     """None when a CUDA graph should be captured, else the reason not to."""
-    env = os.environ if env is None else env
     if device.type != "cuda":
         return "CUDA graphs need a CUDA device"
-    if env.get(GRAPH_ENV, "1").strip().lower() in _OFF:
+    if not _switch(env, GRAPH_ENV, default=True):
         return f"{GRAPH_ENV}=0"
     return None
 
 
 def wants_compile(env: Mapping[str, str] | None = None) -> bool:
     """``RESCONV_COMPILE=1`` turns torch.compile on (off by default: see the module doc)."""
-    env = os.environ if env is None else env
-    return env.get(COMPILE_ENV, "0").strip().lower() in _ON
+    return _switch(env, COMPILE_ENV, default=False)
 
 
 def wants_channels_last(device: torch.device, env: Mapping[str, str] | None = None) -> bool:
     """channels_last on CUDA (cuDNN's fast layout) unless ``RESCONV_CHANNELS_LAST=0``."""
-    env = os.environ if env is None else env
-    return device.type == "cuda" and env.get(CHANNELS_LAST_ENV, "1").strip().lower() not in _OFF
+    return device.type == "cuda" and _switch(env, CHANNELS_LAST_ENV, default=True)
+
+
+def _switch(env: Mapping[str, str] | None, name: str, default: bool) -> bool:
+    """An on/off environment switch: on by default unless 0/false/no/off, and the reverse."""
+    value = (os.environ if env is None else env).get(name, "").strip().lower()
+    return value not in _OFF if default else value in _ON
+
+
+def autocast(device: torch.device, precision: str) -> AbstractContextManager[Any]:
+    """bf16 autocast on CUDA for ``precision == "bf16"``, else nothing (fp32).
+
+    No weight cache: casts cached during a graph capture would go stale on replay
+    (and a step casts each weight once anyway).
+    """
+    if precision == "bf16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)
+    return nullcontext()
 
 
 def describe(
@@ -194,50 +207,23 @@ class PinnedRing:
         self.cuda = cuda
         self.next = 0
 
-    def upload(self, values: torch.Tensor, target: torch.Tensor) -> None:
-        """Copy int64 ``values`` (CPU) into the device tensor ``target`` without a host wait."""
+    def upload(self, parts: Sequence[torch.Tensor], target: torch.Tensor) -> None:
+        """Copy the int64 CPU ``parts``, one after the other, into the device tensor
+        ``target`` without a host wait (and without joining them in a new tensor first)."""
         slot = self.next
         self.next = (slot + 1) % len(self.buffers)
         event = self.events[slot]
         if event is not None:
             event.synchronize()  # normally long done: only waits when the host is far ahead
-        staging = self.buffers[slot][: values.numel()]
-        staging.copy_(values)
-        target.copy_(staging, non_blocking=True)
+        staging, start = self.buffers[slot], 0
+        for part in parts:
+            staging[start : start + part.numel()].copy_(part)
+            start += part.numel()
+        target.copy_(staging[:start], non_blocking=True)
         if self.cuda:
             event = event or torch.cuda.Event()
             event.record()
             self.events[slot] = event
-
-
-class AsyncLossReader:
-    """Reads a window of device losses back without stopping the GPU.
-
-    ``request`` queues a device-to-pinned copy and records an event; ``ready``
-    polls the event; ``values`` waits only if it is still in flight. On CPU the
-    copy is immediate.
-    """
-
-    def __init__(self, capacity: int, device: torch.device) -> None:
-        self.cuda = device.type == "cuda"
-        self.host = torch.empty(capacity, dtype=torch.float32, pin_memory=self.cuda)
-        self.event = torch.cuda.Event() if self.cuda else None
-        self.count = 0
-
-    def request(self, losses: torch.Tensor) -> None:
-        """Start copying ``losses`` (n,) (n <= capacity) to the host."""
-        self.count = losses.numel()
-        self.host[: self.count].copy_(losses.detach().float(), non_blocking=self.cuda)
-        if self.event is not None:
-            self.event.record()
-
-    def ready(self) -> bool:
-        return self.event is None or self.event.query()
-
-    def values(self) -> list[float]:
-        if self.event is not None:
-            self.event.synchronize()
-        return self.host[: self.count].tolist()
 
 
 # ----- the step ------------------------------------------------------------------------
@@ -294,7 +280,7 @@ class FastStep:
         n = len(indices)
         halves = draw_halves(n, self.mask_generator, "cpu")  # same draws as the plain step
         buffer = self._input_buffer(n)
-        self.ring.upload(torch.cat((indices, halves)), buffer)
+        self.ring.upload((indices, halves), buffer)
         if self.graph is not None and n == self.batch_size:
             self.graph.replay()
         else:
@@ -308,14 +294,6 @@ class FastStep:
         compiled = self.forward is not self.model
         nchw = self.device.type == "cuda" and self.memory_format != torch.channels_last
         return describe(self.device, self.precision, self.mode, self.why_not, compiled, nchw)
-
-    def losses(self, first: int, last: int) -> torch.Tensor:
-        """Device losses of steps ``first..last-1`` (for ``AsyncLossReader``), no copy."""
-        size = len(self.history)
-        if last - first > size:
-            raise ValueError("window longer than the loss history")
-        slots = torch.arange(first, last, device=self.device) % size
-        return self.history.index_select(0, slots)
 
     # --- setting up ---
 
@@ -393,7 +371,7 @@ class FastStep:
         n = len(buffer) // 2
         masked, target = select_batch(self.images, buffer[:n], buffer[n:], self.table)
         masked = masked.contiguous(memory_format=self.memory_format)
-        with self._autocast():
+        with autocast(self.device, self.precision):
             output = (self.forward if forward is None else forward)(masked)  # (n, C, H, W)
         loss = F.l1_loss(output.float(), target)
         loss.backward()
@@ -403,12 +381,6 @@ class FastStep:
             self.history.index_copy_(0, slot, loss.detach().view(1))
             self.position.add_(1)
             cosine_lr_(self.lr, self.position, self.base_lr, self.t_max)
-
-    def _autocast(self) -> AbstractContextManager[Any]:
-        if self.precision == "bf16" and self.device.type == "cuda":
-            # No weight cache: cached casts made during capture would go stale on replay.
-            return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)
-        return nullcontext()
 
 
 def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -422,7 +394,8 @@ def make_fast_step(
     mask_generator: torch.Generator,
     *,
     batch_size: int,
-    base_steps: tuple[int, int],
+    t_max: int,
+    capacity: int,
     precision: str,
     graph: bool | None = None,
     compile_model: bool | None = None,
@@ -430,7 +403,7 @@ def make_fast_step(
 ) -> FastStep:
     """Build the fast step for ``images.device`` and capture its graph where possible.
 
-    ``base_steps`` = (t_max of the cosine, planned optimizer steps). ``graph`` and
+    ``t_max``: the cosine's length; ``capacity``: the planned optimizer steps. ``graph`` and
     ``compile_model`` default to the environment switches; off CUDA there is no
     graph (the eager fast step still runs, which is how CPU tests check it).
     """
@@ -439,7 +412,6 @@ def make_fast_step(
     if cuda:
         # Fixed shapes for the whole run: let cuDNN pick its fastest kernels once.
         torch.backends.cudnn.benchmark = True
-    t_max, capacity = base_steps
     step = FastStep(
         model,
         optimizer,

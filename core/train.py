@@ -36,7 +36,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,7 +47,7 @@ from torch import nn
 from core.capture_gate import GATE
 from core.checkpoint import BEST_FILE, LAST_FILE, save_checkpoint, write_config
 from core.errors import TrainingError
-from core.fast_path import make_fast_step, wants_fast_path
+from core.fast_path import autocast, make_fast_step, wants_fast_path
 from core.model import build_model, trainable_params
 from core.task import delete_halves, draw_halves
 
@@ -136,6 +135,11 @@ def cosine_lr(step: int, base_lr: float, t_max: int) -> float:
     return base_lr * (1 + math.cos(math.pi * step / t_max)) / 2
 
 
+def cosine_length(config: RunConfig) -> int:
+    """``t_max`` of the run's cosine: ``max_inputs // batch_size`` steps (seed-spec §4)."""
+    return config.max_inputs // config.batch_size
+
+
 def planned_steps(n_train: int, batch_size: int, max_inputs: int) -> tuple[int, int]:
     """(optimizer steps, inputs seen) of a run: whole DataLoader batches until max_inputs."""
     per_epoch = math.ceil(n_train / batch_size)
@@ -195,13 +199,12 @@ def make_train_step(
     it off); the CPU keeps the plain step.
     """
     device = images.device
-    precision = "fp32" if device.type == "cpu" else config.resolved_precision(device.type)
+    precision = config.resolved_precision(device.type)
     if wants_fast_path(device):
-        t_max = config.max_inputs // config.batch_size
         steps = planned_steps(len(images), config.batch_size, config.max_inputs)[0]
         fast = make_fast_step(
-            model, optimizer, images, mask_generator,
-            batch_size=config.batch_size, base_steps=(t_max, steps), precision=precision,
+            model, optimizer, images, mask_generator, batch_size=config.batch_size,
+            t_max=cosine_length(config), capacity=steps, precision=precision,
         )  # fmt: skip
         return fast, fast.description
     step = make_plain_step(model, optimizer, images, mask_generator, precision)
@@ -223,19 +226,13 @@ def make_plain_step(
         inputs = delete_halves(target, draw_halves(len(indices), mask_generator, device))
         set_lr(optimizer, lr)
         optimizer.zero_grad(set_to_none=True)
-        with _autocast(device, precision):
+        with autocast(device, precision):
             loss = F.l1_loss(model(inputs).float(), target)
         loss.backward()
         optimizer.step()
         return loss.detach()
 
     return step
-
-
-def _autocast(device: torch.device, precision: str) -> Any:
-    if precision == "bf16" and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
 
 
 # ----- validation -------------------------------------------------------------------
@@ -366,7 +363,7 @@ class _Run:
         self.faithful_generator = seeded_generator(config.seed, FAITHFUL_VALIDATION_STREAM)
         self.out = FitResult(math.nan, param_count=trainable_params(self.model), path_used=path)
         self.checkpoints = _Checkpoints(checkpoint_dir, config) if checkpoint_dir else None
-        self.t_max = config.max_inputs // config.batch_size
+        self.t_max = cosine_length(config)
         self.step = self.inputs = 0
         self.lr = config.lr
         self.window: list[torch.Tensor] = []

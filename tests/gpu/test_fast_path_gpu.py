@@ -94,7 +94,7 @@ def test_steps_never_wait_for_the_gpu(cuda_data: Datasets) -> None:
     optimizer = make_optimizer(model, SHORT)
     step = fp.make_fast_step(
         model, optimizer, cuda_data.train, seeded_generator(0, MASK_STREAM),
-        batch_size=64, base_steps=(SHORT.max_inputs // 64, 100), precision="bf16", graph=True,
+        batch_size=64, t_max=SHORT.max_inputs // 64, capacity=100, precision="bf16", graph=True,
     )  # fmt: skip
     assert step.mode == "graph", step.description
     batches = train_batches(1000, 64, SHORT.max_inputs, seeded_generator(0, SHUFFLE_STREAM))
