@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,11 +38,11 @@ from core.packing import Admission, Slot
 from core.queue import QueueError, Repo
 from core.recording import StopFlags, say, set_thread_speaker
 from core.worker import (
-    EMERGENCY_REQUEUE_S,
     FitTrainer,
     Trainer,
     Worker,
     default_checkpoint_root,
+    leave_now,
     resolve_device,
 )
 
@@ -74,7 +73,7 @@ def run_stream_slots(
         _slot_worker(db_url, resolved, trainer, root, flags, Slot(i, slots))
         for i in range(1, slots + 1)
     ]
-    flags.on_second = lambda: exit_all(workers)
+    flags.on_second = lambda: leave_now(workers)
     failures: list[str] = []
     threads = [
         threading.Thread(
@@ -130,10 +129,7 @@ def _slot_main(
         failures.append(f"{speaker}: {exc}")
     except Exception as exc:  # a bug outside any run: say so, put its run back, stop the slot
         failures.append(f"{speaker}: {type(exc).__name__}: {exc}")
-        run_id = worker.current
-        if run_id is not None:
-            with contextlib.suppress(Exception):
-                worker.repo.requeue(run_id, worker.id)
+        worker.give_back_quietly()
 
 
 @contextlib.contextmanager
@@ -146,26 +142,3 @@ def _own_stream(device: str) -> Iterator[None]:
 
     with torch.cuda.stream(torch.cuda.Stream(device)):
         yield
-
-
-def exit_all(workers: list[Worker]) -> None:
-    """Second signal: put every slot's current run back (2 s at most), then leave at once."""
-    say("second signal: exiting now")
-    # Each slot in a thread of its own, under one deadline: a locked database must not
-    # turn "at once" into K timeouts.
-    threads = [threading.Thread(target=_stop_quietly, args=(w,), daemon=True) for w in workers]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + EMERGENCY_REQUEUE_S
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    os._exit(130)
-
-
-def _stop_quietly(worker: Worker) -> None:
-    run_id = worker.current
-    with contextlib.suppress(Exception):
-        if run_id is not None:
-            worker.repo.requeue(run_id, worker.id)
-    with contextlib.suppress(Exception):
-        worker.repo.update_worker(worker.id, state="stopped")

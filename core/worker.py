@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -206,15 +206,29 @@ class Worker:
 
     def exit_now(self) -> None:
         """Second signal: requeue the current run if that is quick, then leave at once."""
-        say("second signal: exiting now")
+        leave_now([self])
+
+    def give_back_quietly(self) -> None:
+        """Put the current run back in the queue and mark this worker stopped; never raises."""
         run_id = self.current
         if run_id is not None:
-            # In a thread with a deadline: the main thread may hold the write lock.
-            requeue = threading.Thread(target=_quietly, args=(self.repo.requeue, run_id, self.id))
-            requeue.start()
-            requeue.join(EMERGENCY_REQUEUE_S)
+            _quietly(self.repo.requeue, run_id, self.id)
         _quietly(self.repo.update_worker, self.id, state="stopped")
-        os._exit(130)
+
+
+def leave_now(workers: Sequence[Worker]) -> None:
+    """Second signal: every worker gives its run back, within ``EMERGENCY_REQUEUE_S`` in
+    all, then the process exits at once with status 130 (``os._exit``: no cleanup that
+    could hang). Threads with one deadline: the main thread may hold the write lock, and
+    a locked database must not turn "at once" into one timeout per slot."""
+    say("second signal: exiting now")
+    threads = [threading.Thread(target=w.give_back_quietly, daemon=True) for w in workers]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + EMERGENCY_REQUEUE_S
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    os._exit(130)
 
 
 # ----- pieces -------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def test_slot_mode_auto_is_threads_on_cuda_and_processes_elsewhere() -> None:
 def test_second_signal_puts_every_slots_run_back_and_exits_130(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import core.stream_slots as stream_slots
+    import core.worker as worker_module
     from core.recording import StopFlags
     from core.worker import Worker
 
@@ -93,9 +93,9 @@ def test_second_signal_puts_every_slots_run_back_and_exits_130(
     def leave(code: int) -> None:
         raise SystemExit(code)
 
-    monkeypatch.setattr(stream_slots.os, "_exit", leave)
+    monkeypatch.setattr(worker_module.os, "_exit", leave)
     with pytest.raises(SystemExit) as exited:
-        stream_slots.exit_all(workers)
+        worker_module.leave_now(workers)
     assert exited.value.code == 130
     runs = repo.list_runs()
     assert [r.status for r in runs] == [RunStatus.QUEUED] * 3
