@@ -16,7 +16,11 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class GpuStats:
+class GpuSnapshot:
+    """A device's state at one moment (from NVML); all None on CPU-only machines.
+
+    What a worker's heartbeat stores (``core.queue`` re-exports it)."""
+
     name: str | None = None
     util_percent: float | None = None
     memory_used: int | None = None  # bytes
@@ -55,14 +59,14 @@ class GpuMonitor:
     def available(self) -> bool:
         return self._handle is not None
 
-    def sample(self) -> GpuStats | None:
+    def sample(self) -> GpuSnapshot | None:
         if self._handle is None:
             return None
         nvml, handle = self._nvml, self._handle
         try:
             memory = nvml.nvmlDeviceGetMemoryInfo(handle)
             name = nvml.nvmlDeviceGetName(handle)
-            return GpuStats(
+            return GpuSnapshot(
                 name=name.decode() if isinstance(name, bytes) else str(name),
                 util_percent=float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu),
                 memory_used=int(memory.used),

@@ -15,12 +15,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from core.gpu import GpuMonitor
-from core.queue import GpuSnapshot, MetricPoint, QueueError, Repo
+from core.queue import MetricPoint, QueueError, Repo
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS
 
 if TYPE_CHECKING:  # torch-using modules are imported when the worker starts training
@@ -160,10 +159,9 @@ class Heartbeat(threading.Thread):
             self.beat()
 
     def beat(self) -> None:
-        stats = self.gpu.sample()
-        snapshot = GpuSnapshot(**asdict(stats)) if stats is not None else None
+        gpu = self.gpu.sample()
         try:
-            self.repo.heartbeat(self.worker_id, run_id=self.run_id, gpu=snapshot)
+            self.repo.heartbeat(self.worker_id, run_id=self.run_id, gpu=gpu)
             self.failures = 0
         except QueueError as exc:  # a locked database now and then must not kill the worker
             self.failures += 1

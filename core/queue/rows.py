@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.config import RunConfig
+from core.gpu import GpuSnapshot
 from core.queue.status import RunStatus
 
 TRAIN_LOSS = "train_loss"
@@ -153,17 +154,6 @@ class MetricRow:
     inputs: int
     name: str
     value: float
-
-
-@dataclass(frozen=True)
-class GpuSnapshot:
-    """A device's state at one moment (from NVML); all None on CPU-only machines."""
-
-    name: str | None = None
-    util_percent: float | None = None
-    memory_used: int | None = None
-    memory_total: int | None = None
-    temperature_c: float | None = None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from core.gpu import GpuMonitor, GpuStats, cuda_index
+from core.gpu import GpuMonitor, GpuSnapshot, cuda_index
 
 
 class NVMLError(Exception):
@@ -58,7 +58,7 @@ def test_samples_through_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", nvml)
     monitor = GpuMonitor("cuda:1", visible="")
     assert monitor.available and nvml.opened == [1]
-    assert monitor.sample() == GpuStats("NVIDIA H100", 97.0, 5 * 2**30, 80 * 2**30, 61.0)
+    assert monitor.sample() == GpuSnapshot("NVIDIA H100", 97.0, 5 * 2**30, 80 * 2**30, 61.0)
 
 
 def test_cuda_visible_devices_maps_to_physical_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
