@@ -90,6 +90,14 @@ class RunConfig:
         assert not isinstance(self.padding, str)
         return _per_layer(self.padding, self.layers, _reject_pair)
 
+    def feature_map_sizes(self) -> list[int]:
+        """Height (= width) of the outputs of encoder layers 1..L."""
+        size, sizes = self.image_size, []
+        for k, p in zip(self.kernel_list(), self.padding_list(), strict=True):
+            size = (size + 2 * p - k) // self.stride + 1
+            sizes.append(size)
+        return sizes
+
     def bn_positions(self) -> tuple[int | None, int | None]:
         """(encoder, decoder) batch-norm position; V1 has BN before every conv."""
         if self.model == "v1":
@@ -312,12 +320,9 @@ def _validate_layers(c: RunConfig) -> None:
     except ConfigError as exc:
         raise ConfigError(f"key 'padding': {exc}") from None
     _check(all(p >= 0 for p in pads), "padding", c.padding, "must be >= 0")
-    size = c.image_size
-    for k, p in zip(lists["kernel_size"], pads, strict=True):
-        size = (size + 2 * p - k) // c.stride + 1
-        _check(
-            size >= 1,
-            "kernel_size",
-            c.kernel_size,
-            f"the feature map shrinks to nothing at {c.image_size}x{c.image_size}",
-        )
+    _check(
+        min(c.feature_map_sizes()) >= 1,
+        "kernel_size",
+        c.kernel_size,
+        f"the feature map shrinks to nothing at {c.image_size}x{c.image_size}",
+    )

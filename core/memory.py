@@ -24,18 +24,10 @@ def _kept_per_value(layer: LayerSpec) -> int:
     return 1 + (layer.bn_position is not None) + (layer.activation is not None)
 
 
-def _encoder_sizes(config: RunConfig) -> list[int]:
-    size, sizes = config.image_size, []
-    for k, p in zip(config.kernel_list(), config.padding_list(), strict=True):
-        size = max(1, (size + 2 * p - k) // config.stride + 1)
-        sizes.append(size)
-    return sizes
-
-
 def activation_values(config: RunConfig) -> int:
     """Values kept for backward for one image."""
     encoder, decoder = layer_plan(config)
-    sizes = _encoder_sizes(config)
+    sizes = config.feature_map_sizes()
     # The decoder walks the same feature-map sizes back up to the image size.
     decoder_sizes = [*reversed(sizes[:-1]), config.image_size]
     total = config.image_size**2  # the masked input itself
