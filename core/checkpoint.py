@@ -12,7 +12,6 @@ polling the folder never sees half a file.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from torch import nn
 
 from core.config import RunConfig
 from core.errors import ResconvError
+from core.files import atomic_write
 
 CONFIG_FILE = "config.json"
 LAST_FILE = "last.pt"
@@ -33,22 +33,10 @@ class CheckpointError(ResconvError):
     title = "Checkpoint not readable"
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def write_config(directory: str | os.PathLike[str], config: RunConfig) -> Path:
     """Write ``config.json`` into ``directory``; returns its path."""
     path = Path(directory) / CONFIG_FILE
-    _atomic_write(path, lambda handle: handle.write(config.to_json().encode()))
+    atomic_write(path, lambda handle: handle.write(config.to_json().encode()))
     return path
 
 
@@ -58,7 +46,7 @@ def save_checkpoint(
     """Save ``{"model": state_dict, **extra}`` as ``directory/name`` (e.g. ``last.pt``)."""
     path = Path(directory) / name
     state = {"model": model.state_dict(), **extra}
-    _atomic_write(path, lambda handle: torch.save(state, handle))
+    atomic_write(path, lambda handle: torch.save(state, handle))
     return path
 
 

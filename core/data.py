@@ -26,7 +26,6 @@ import hashlib
 import os
 import shutil
 import socket
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from core.errors import DataError
+from core.files import atomic_write
 
 # The four original files, as torchvision names them once uncompressed.
 FILES = (
@@ -151,16 +151,9 @@ def _source_key(folder: Path, files: dict[str, Path]) -> str:
 
 def _unpack(source: Path, target: Path) -> None:
     """Copy ``source`` to ``target`` (gunzipping .gz), atomically: temp file then rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     opener = gzip.open if source.suffix == ".gz" else open
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with opener(source, "rb") as src, os.fdopen(fd, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with opener(source, "rb") as src:
+        atomic_write(target, lambda dst: shutil.copyfileobj(src, dst, 1 << 20))
 
 
 # ----- downloading -------------------------------------------------------------------
