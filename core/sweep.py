@@ -108,7 +108,7 @@ def expand_sweep(data: Any, source: str = "<sweep>") -> list[ExpandedRun]:
     if overlap:
         raise SweepError(f"{source}: key '{sorted(overlap)[0]}' is both fixed and in 'matrix'")
     cells = _matrix_cells(matrix)
-    cells = _apply_exclude(cells, _read_entries(data.get("exclude"), "exclude", source), source)
+    cells = _apply_exclude(cells, _read_entries(data.get("exclude"), "exclude", source))
     cells = _apply_include(cells, _read_entries(data.get("include"), "include", source), matrix)
     if not cells:
         raise SweepError(f"{source}: the matrix expands to no runs (everything was excluded)")
@@ -233,7 +233,7 @@ def _matches(cell: dict[str, Any], entry: dict[str, Any]) -> bool:
     return all(k in cell and cell[k] == v for k, v in entry.items())
 
 
-def _apply_exclude(cells: list[dict], excludes: list[dict], source: str) -> list[dict]:
+def _apply_exclude(cells: list[dict], excludes: list[dict]) -> list[dict]:
     return [cell for cell in cells if not any(_matches(cell, e) for e in excludes)]
 
 

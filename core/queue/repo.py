@@ -384,9 +384,8 @@ class Repo:
 
     def remove(self, ids: Sequence[int]) -> int:
         """Delete runs and their metrics; running runs must be cancelled first."""
-        allowed = frozenset(RunStatus) - {RunStatus.RUNNING}
         with self._write() as conn:
-            self._require(conn, ids, allowed, "cancel it first")
+            self._require(conn, ids, SETTLED, "cancel it first")
             conn.execute(delete(METRIC).where(METRIC.c.run_id.in_(ids)))
             return int(conn.execute(delete(RUN).where(RUN.c.id.in_(ids))).rowcount)
 
@@ -525,16 +524,12 @@ class Repo:
             conn.execute(insert(WORKER).values(**values))
         return worker_id
 
-    def update_worker(
-        self, worker_id: str, *, state: str | None = None, gpu: GpuSnapshot | None = None
-    ) -> None:
+    def update_worker(self, worker_id: str, *, state: str | None = None) -> None:
         values: dict[str, Any] = {"last_seen_at": time.time()}
         if state is not None:
             values["state"] = state
             if state in ("stopped", "lost"):
                 values["current_run_id"] = None
-        if gpu is not None:
-            values.update(_gpu_values(gpu))
         with self._write() as conn:
             conn.execute(update(WORKER).where(WORKER.c.id == worker_id).values(**values))
 

@@ -6,7 +6,6 @@ row can be passed between threads and compared in tests.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -186,7 +185,3 @@ class FinalFigures:
     checkpoint_path: str | None = None
     path_used: str | None = None
     samples: bytes | None = None
-
-
-def loads_json(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
