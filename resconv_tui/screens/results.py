@@ -24,10 +24,10 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
 
 from core.errors import ResconvError
-from core.queue import RunFilter, RunRow, RunStatus, WorkerRow
+from core.queue import RunRow, RunStatus, WorkerRow
 from core.queue import views as v
 from resconv_tui.context import DashboardContext
-from resconv_tui.polling import read_workers
+from resconv_tui.polling import SettledRuns, read_runs, read_workers
 from resconv_tui.screens.columns import ColumnsScreen
 from resconv_tui.widgets.workers_panel import WorkersPanel
 
@@ -87,13 +87,19 @@ class ResultsScreen(Screen[None]):
     ]
 
     class ResultsRefreshed(Message):
-        """A poll of finished runs and workers finished."""
+        """A poll of the runs and workers finished."""
 
         def __init__(
-            self, runs: list[RunRow], workers: list[WorkerRow], now: float, error: str = ""
+            self,
+            runs: tuple[RunRow, ...],
+            settled: SettledRuns,
+            workers: list[WorkerRow],
+            now: float,
+            error: str = "",
         ) -> None:
             super().__init__()
-            self.runs, self.workers, self.now, self.error = runs, workers, now, error
+            self.runs, self.settled, self.workers = runs, settled, workers
+            self.now, self.error = now, error
 
     sort_column: reactive[str] = reactive(v.LOSS, init=False)
     """The column rows are sorted by (validation loss, as in the logbook, by default)."""
@@ -109,7 +115,11 @@ class ResultsScreen(Screen[None]):
     def __init__(self, ctx: DashboardContext) -> None:
         super().__init__()
         self.ctx = ctx
-        self.runs: list[RunRow] = []  # every status: cells count the seeds still to come
+        self.runs: tuple[RunRow, ...] = ()  # every status: cells count the seeds to come
+        # The table changes only when a run that is not running changes (one ends, is
+        # queued or removed); a training run's progress must not redraw it (and reset
+        # the cursor) every poll.
+        self.settled = SettledRuns()
         self.view: v.Table = build_results([])
         self._timer: Timer | None = None
 
@@ -136,10 +146,11 @@ class ResultsScreen(Screen[None]):
     def _poll(self) -> None:
         worker, now = get_current_worker(), self.ctx.clock()
         try:
-            runs = self.ctx.repo.list_runs(RunFilter())
-            message = self.ResultsRefreshed(runs, read_workers(self.ctx.repo, now), now)
+            runs, settled = read_runs(self.ctx.repo, self.settled)
+            message = self.ResultsRefreshed(runs, settled, read_workers(self.ctx.repo, now), now)
         except ResconvError as exc:
-            message = self.ResultsRefreshed(self.runs, [], now, f"{exc.title}: {exc}")
+            error = f"{exc.title}: {exc}"
+            message = self.ResultsRefreshed(self.runs, self.settled, [], now, error)
         if not worker.is_cancelled:
             self.post_message(message)
 
@@ -149,8 +160,8 @@ class ResultsScreen(Screen[None]):
             self.query_one("#results-status", Static).update(message.error)
             return
         self.query_one(WorkersPanel).show(message.workers, message.now)
-        if message.runs != self.runs:
-            self.runs = message.runs
+        if message.settled.signature != self.settled.signature:
+            self.runs, self.settled = message.runs, message.settled
             self._redraw()
 
     def _tick(self) -> None:

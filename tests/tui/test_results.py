@@ -134,3 +134,23 @@ async def test_g_groups_seeds_into_cells(db_url, app_factory, settle) -> None:
         assert "2 cells (mean over seeds)" in str(screen.query_one("#results-status").render())
         await pilot.press("g")
         assert ids(screen) == [3, 1, 2]
+
+
+async def test_a_training_runs_progress_does_not_redraw_the_table(
+    seeded, app_factory, settle, db_url
+) -> None:
+    from core.queue import Repo
+
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_results(pilot, settle)
+        table = screen.query_one("DataTable")
+        await pilot.press("down")
+        assert table.cursor_row == 1
+        repo = Repo.open(db_url)
+        running = repo.get_run(seeded["running"])
+        repo.heartbeat(running.worker_id, run_id=running.id, inputs_done=96000)
+        repo.close()
+        screen.refresh_now()
+        await settle(pilot)
+        assert table.cursor_row == 1  # the person's place in the table is kept
