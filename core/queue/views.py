@@ -61,7 +61,7 @@ def results_table(
     substrings (``valid``).
     """
     full = _full_table(runs)
-    ordered = _sorted(full, sort if sort else [LOSS])
+    ordered = sorted_by(full, sort if sort else [LOSS])
     return _select(ordered, columns)
 
 
@@ -106,7 +106,7 @@ def results_by_cell(
     table = Table(
         columns_all, tuple((*r, m) for r, m in zip(rows, meters, strict=True)), tuple(swept)
     )
-    return _select(_sorted(table, sort if sort else [LOSS]), columns)
+    return _select(sorted_by(table, sort if sort else [LOSS]), columns)
 
 
 def _cell_of(run: RunRow) -> tuple[Any, ...]:
@@ -164,7 +164,9 @@ def resolve_column(name: str, columns: Sequence[str]) -> str:
     raise UsageError(f"'{name}' {problem} (columns: {', '.join(columns)})")
 
 
-def _sorted(table: Table, keys: Sequence[str]) -> Table:
+def sorted_by(table: Table, keys: Sequence[str]) -> Table:
+    """``table`` sorted by column names (first = primary, ``-NAME`` descending), stably,
+    missing values last."""
     rows = list(table.rows)
     # Stable sorts applied last key first, so the first key listed is the primary one.
     for key in reversed(keys):

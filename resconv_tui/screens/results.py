@@ -56,15 +56,6 @@ def _target_cells(loss: float | None, target: float | None) -> tuple[Any, Any]:
     return target, diff
 
 
-def sort_table(table: v.Table, column: str, descending: bool) -> v.Table:
-    """Stable sort on one column; missing values always last (as the CLI sorts)."""
-    i = table.columns.index(column)
-    present = sorted((r for r in table.rows if r[i] is not None),
-                     key=lambda r: v._sort_key(r[i]), reverse=descending)  # fmt: skip
-    absent = [r for r in table.rows if r[i] is None]
-    return v.Table(table.columns, (*present, *absent), table.swept)
-
-
 def select_columns(table: v.Table, hidden: frozenset[str]) -> v.Table:
     keep = [i for i, c in enumerate(table.columns) if c not in hidden]
     rows = tuple(tuple(row[i] for i in keep) for row in table.rows)
@@ -181,7 +172,7 @@ class ResultsScreen(Screen[None]):
         full = self.full_table()
         if self.sort_column not in full.columns:
             self.sort_column = v.LOSS if v.LOSS in full.columns else full.columns[0]
-        ordered = sort_table(full, self.sort_column, self.descending)
+        ordered = v.sorted_by(full, [("-" if self.descending else "") + self.sort_column])
         self.view = select_columns(ordered, self.hidden)
         self._fill(self.query_one(DataTable))
         self._status()
