@@ -114,7 +114,7 @@ def _check_repeats(key: str, values: list[Any]) -> None:
 
 
 def _parse_item(spec: FieldSpec, item: str) -> list[Any]:
-    if _RANGE.match(item) or ".." in item:
+    if ".." in item:
         if spec.kind not in ("int", "layer", "padding", "bn"):
             raise FieldError(spec.key, f"ranges need integers, {spec.key} has none ({item!r})")
         return list(parse_range(spec.key, item))

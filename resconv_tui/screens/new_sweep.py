@@ -143,8 +143,6 @@ class NewSweepScreen(Screen[int | None]):
 
     @on(Input.Changed)
     def schedule_preview(self, event: Input.Changed) -> None:
-        if event.input.id == "path-input":
-            return
         if self._timer is not None:
             self._timer.stop()
         if self.DEBOUNCE_S > 0:

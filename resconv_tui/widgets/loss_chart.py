@@ -69,12 +69,9 @@ class LossChart(PlotextPlot):
     log_y: reactive[bool] = reactive(False)
     """Log-scale y axis (losses span decades early in training)."""
 
-    def __init__(
-        self, title: str, *, ylabel: str = "", id: str | None = None, classes: str | None = None
-    ) -> None:
+    def __init__(self, title: str, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.chart_title = title
-        self.ylabel = ylabel
         self.series: list[Series] = []
         self.empty_note = "no data yet"  # the title's suffix while nothing is plotted
 
@@ -95,8 +92,6 @@ class LossChart(PlotextPlot):
         scale = " (log)" if self.log_y else ""
         plt.title(self.chart_title + scale)
         plt.xlabel("inputs")
-        if self.ylabel:
-            plt.ylabel(self.ylabel)
         plotted = [s for s in self.series if s.xs]
         for series in plotted:
             xs, ys = self._points(series)

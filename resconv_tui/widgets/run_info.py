@@ -92,4 +92,4 @@ def config_table(run: RunRow) -> Table:
 def _value(value: object) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(str(v) for v in value) + "]"
-    return "" if value == "" else str(value)
+    return str(value)
