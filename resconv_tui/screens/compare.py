@@ -19,14 +19,13 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
-from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Footer, Header, Static
 
 from core.errors import ResconvError
-from core.queue import Repo, RunRow
+from core.queue import RunRow
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS, MetricRow, RunFilter
 from core.queue.status import FINISHED
+from resconv_tui.screens.chart_screen import ChartScreen
 from resconv_tui.widgets.loss_chart import LossChart, Series, colour, rich_colour
 
 BOTH = "both"
@@ -38,7 +37,7 @@ METRIC_TITLES = {
 NEXT_METRIC = {BOTH: TRAIN_LOSS, TRAIN_LOSS: VAL_LOSS, VAL_LOSS: BOTH}
 
 
-class CompareScreen(Screen[None]):
+class CompareScreen(ChartScreen):
     """The runs ``run_ids`` side by side: curves, colours and final losses."""
 
     DEFAULT_CSS = """
@@ -65,20 +64,14 @@ class CompareScreen(Screen[None]):
             self.runs = runs
             self.metrics = metrics
 
-    class PollFailed(Message):
-        def __init__(self, error: ResconvError) -> None:
-            super().__init__()
-            self.error = error
+    LOSS_CHART = "compare-chart"
 
     def __init__(self, db_url: str, run_ids: list[int]) -> None:
-        super().__init__()
-        self.db_url = db_url
+        super().__init__(db_url)
         self.run_ids = list(dict.fromkeys(run_ids))
         self.runs: dict[int, RunRow] = {}
         self.last_ids: dict[int, int] = defaultdict(int)
         self.points: dict[tuple[int, str], Series] = defaultdict(lambda: Series(""))
-        self._repo: Repo | None = None
-        self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -91,23 +84,18 @@ class CompareScreen(Screen[None]):
         self.title = "Compare"
         self.poll()
 
-    def on_unmount(self) -> None:
-        if self._repo is not None:
-            self._repo.close()
-
     # ----- polling -------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="compare-poll")
     def poll(self) -> None:
         names = [TRAIN_LOSS, VAL_LOSS]
         try:
-            if self._repo is None:
-                self._repo = Repo.open(self.db_url, create=False)
-            runs = self._repo.list_runs(RunFilter(ids=tuple(self.run_ids)))
+            repo = self.repo()
+            runs = repo.list_runs(RunFilter(ids=tuple(self.run_ids)))
             metrics = [
                 row
                 for run in runs
-                for row in self._repo.metrics_since(run.id, self.last_ids[run.id], names)
+                for row in repo.metrics_since(run.id, self.last_ids[run.id], names)
             ]
         except ResconvError as exc:
             self.post_message(self.PollFailed(exc))
@@ -126,11 +114,8 @@ class CompareScreen(Screen[None]):
         if any(run.status not in FINISHED for run in message.runs):
             self._timer = self.set_timer(self.POLL_S, self.poll)
 
-    def on_compare_screen_poll_failed(self, message: PollFailed) -> None:
+    def on_chart_screen_poll_failed(self, message: ChartScreen.PollFailed) -> None:
         self.query_one("#compare-legend", Static).update(f"[red]{message.error}[/]")
-
-    def action_poll_now(self) -> None:
-        self.poll()
 
     # ----- drawing -------------------------------------------------------------------
 
@@ -181,18 +166,8 @@ class CompareScreen(Screen[None]):
     def action_toggle_metric(self) -> None:
         self.metric = NEXT_METRIC[self.metric]
 
-    def action_toggle_log(self) -> None:
-        chart = self.query_one("#compare-chart", LossChart)
-        chart.log_y = not chart.log_y
-
-    def action_back(self) -> None:
-        self.dismiss(None)
-
     def palette_commands(self) -> Iterator[SystemCommand]:
-        """This screen's actions by name (the app adds them to ctrl+p)."""
-        yield SystemCommand(
-            "Toggle log scale", "Log / linear loss axis (l)", self.action_toggle_log
-        )
+        yield from super().palette_commands()
         yield SystemCommand(
             "Cycle compared losses", "Both / train / validation (m)", self.action_toggle_metric
         )

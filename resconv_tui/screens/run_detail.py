@@ -19,15 +19,14 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Footer, Header, Static
 
 from core.errors import ResconvError
-from core.queue import Repo, RunRow
+from core.queue import RunRow
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS, MetricRow
 from core.queue.samples import decode_samples
 from core.queue.status import FINISHED
+from resconv_tui.screens.chart_screen import ChartScreen
 from resconv_tui.widgets.loss_chart import PALETTE, LossChart, Series
 from resconv_tui.widgets.run_info import STATUS_STYLE, config_table, info_table
 from resconv_tui.widgets.sample_image import SampleImage
@@ -35,7 +34,7 @@ from resconv_tui.widgets.sample_image import SampleImage
 SPEED, MEMORY = "inputs_per_s", "memory_bytes"
 
 
-class RunDetailScreen(Screen[None]):
+class RunDetailScreen(ChartScreen):
     """Everything about one run, updating while it trains."""
 
     DEFAULT_CSS = """
@@ -68,21 +67,15 @@ class RunDetailScreen(Screen[None]):
             self.metrics = metrics
             self.samples = samples
 
-    class PollFailed(Message):
-        def __init__(self, error: ResconvError) -> None:
-            super().__init__()
-            self.error = error
+    LOSS_CHART = "chart-loss"
 
     def __init__(self, db_url: str, run_id: int) -> None:
-        super().__init__()
-        self.db_url = db_url
+        super().__init__(db_url)
         self.run_id = run_id
         self.run: RunRow | None = None
         self.last_metric_id = 0
         self.points: dict[str, Series] = defaultdict(lambda: Series(""))
         self.samples_loaded = False
-        self._repo: Repo | None = None
-        self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -105,21 +98,16 @@ class RunDetailScreen(Screen[None]):
         self.title = f"Run {self.run_id}"
         self.poll()
 
-    def on_unmount(self) -> None:
-        if self._repo is not None:
-            self._repo.close()
-
     # ----- polling -------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="detail-poll")
     def poll(self) -> None:
         try:
-            if self._repo is None:
-                self._repo = Repo.open(self.db_url, create=False)
-            run = self._repo.get_run(self.run_id)
-            metrics = self._repo.metrics_since(self.run_id, self.last_metric_id)
+            repo = self.repo()
+            run = repo.get_run(self.run_id)
+            metrics = repo.metrics_since(self.run_id, self.last_metric_id)
             want_samples = run.has_samples and not self.samples_loaded
-            samples = self._repo.get_samples(self.run_id) if want_samples else None
+            samples = repo.get_samples(self.run_id) if want_samples else None
         except ResconvError as exc:
             self.post_message(self.PollFailed(exc))
             return
@@ -143,11 +131,8 @@ class RunDetailScreen(Screen[None]):
         if not (was_finished and message.run.status in FINISHED):
             self._timer = self.set_timer(self.POLL_S, self.poll)
 
-    def on_run_detail_screen_poll_failed(self, message: PollFailed) -> None:
+    def on_chart_screen_poll_failed(self, message: ChartScreen.PollFailed) -> None:
         self.query_one("#detail-info", Static).update(f"[red]{message.error}[/]")
-
-    def action_poll_now(self) -> None:
-        self.poll()
 
     # ----- drawing -------------------------------------------------------------------
 
@@ -181,16 +166,6 @@ class RunDetailScreen(Screen[None]):
         error.update(f"[b]error[/]  {run.error}" if run.error else "")
         error.set_class(bool(run.error), "-shown")
 
-    def action_toggle_log(self) -> None:
-        chart = self.query_one("#chart-loss", LossChart)
-        chart.log_y = not chart.log_y
-
-    def action_back(self) -> None:
-        self.dismiss(None)
-
     def palette_commands(self) -> Iterator[SystemCommand]:
-        """This screen's actions by name (the app adds them to ctrl+p)."""
-        yield SystemCommand(
-            "Toggle log scale", "Log / linear loss axis (l)", self.action_toggle_log
-        )
+        yield from super().palette_commands()
         yield SystemCommand("Refresh run", "Read new metrics now (r)", self.action_poll_now)

@@ -1,0 +1,61 @@
+"""What the run-detail and compare screens share: a database of their own read in a
+poll thread, a poll-failed message, and the actions of ``l`` (log scale on the loss
+chart), ``r`` (poll now) and ``escape`` (back); each screen binds its own keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from textual.app import SystemCommand
+from textual.message import Message
+from textual.screen import Screen
+from textual.timer import Timer
+
+from core.errors import ResconvError
+from core.queue import Repo
+from resconv_tui.widgets.loss_chart import LossChart
+
+
+class ChartScreen(Screen[None]):
+    """Subclasses set ``LOSS_CHART`` (the id of the chart ``l`` toggles), define ``poll``
+    and handle ``PollFailed``; ``repo()`` opens the database on first use."""
+
+    LOSS_CHART = ""
+    poll: Callable[[], object]  # the subclass's poll worker
+
+    class PollFailed(Message):
+        def __init__(self, error: ResconvError) -> None:
+            super().__init__()
+            self.error = error
+
+    def __init__(self, db_url: str) -> None:
+        super().__init__()
+        self.db_url = db_url
+        self._repo: Repo | None = None
+        self._timer: Timer | None = None
+
+    def repo(self) -> Repo:
+        """The screen's own connection, opened in the poll thread on first use."""
+        if self._repo is None:
+            self._repo = Repo.open(self.db_url, create=False)
+        return self._repo
+
+    def on_unmount(self) -> None:
+        if self._repo is not None:
+            self._repo.close()
+
+    def action_poll_now(self) -> None:
+        self.poll()
+
+    def action_toggle_log(self) -> None:
+        chart = self.query_one(f"#{self.LOSS_CHART}", LossChart)
+        chart.log_y = not chart.log_y
+
+    def action_back(self) -> None:
+        self.dismiss(None)
+
+    def palette_commands(self) -> Iterator[SystemCommand]:
+        """This screen's actions by name (the app adds them to ctrl+p)."""
+        yield SystemCommand(
+            "Toggle log scale", "Log / linear loss axis (l)", self.action_toggle_log
+        )
