@@ -237,8 +237,8 @@ class RunActions:
     # ----- command palette -------------------------------------------------------------
 
     def palette_commands(self) -> Iterator[SystemCommand]:
-        for title, help_text, action in PALETTE:
-            yield SystemCommand(title, help_text, _bind(self, action))
+        for title, help_text, action, *args in PALETTE:
+            yield SystemCommand(title, help_text, _bind(self, action, *args))
         for status in (None, *RunStatus):
             name = status or "any status"
             yield SystemCommand(f"Filter: {name}", "Show only runs with this status",
@@ -248,14 +248,14 @@ class RunActions:
                                 _bind(self, "set_experiment_filter", exp))  # fmt: skip
 
 
-PALETTE = (
+PALETTE: tuple[tuple[Any, ...], ...] = (  # title, help, method, its arguments
     ("Run details", "Open the highlighted run (enter)", "action_details"),
     ("New sweep", "Queue runs with the sweep form (n)", "action_new_sweep"),
     ("Duplicate run", "Edit the highlighted run's config as a new sweep (d)", "action_duplicate"),
     ("Cancel run", "Cancel the marked or highlighted runs (c)", "action_cancel"),
     ("Retry run", "Queue failed or cancelled runs again (r)", "action_retry"),
-    ("Priority up", "Raise the priority (+)", "action_priority_up"),
-    ("Priority down", "Lower the priority (-)", "action_priority_down"),
+    ("Priority up", "Raise the priority (+)", "action_priority", 1),
+    ("Priority down", "Lower the priority (-)", "action_priority", -1),
     ("Run next", "Move to the front of the queue (t)", "action_run_next"),
     ("Remove run", "Delete runs and their metrics (x)", "action_remove"),
     ("Mark run", "Mark or unmark the highlighted run (space)", "action_mark"),
@@ -269,10 +269,6 @@ PALETTE = (
 
 
 def _bind(target: Any, method: str, *args: Any) -> Callable[[], Any]:
-    if method == "action_priority_up":
-        return lambda: target.action_priority(1)
-    if method == "action_priority_down":
-        return lambda: target.action_priority(-1)
     return lambda: getattr(target, method)(*args)
 
 
