@@ -22,6 +22,7 @@ from typing import Any
 
 from core.config import RunConfig
 from core.errors import ConfigError
+from core.memory import estimate_bytes
 from core.sweep import ExpandedRun, expand_sweep
 from resconv_tui.field_values import (  # noqa: F401 - re-exported: the form's whole API
     FIELDS,
@@ -73,6 +74,7 @@ class Preview:
     runs: tuple[ExpandedRun, ...] = ()
     errors: Mapping[str, str] = field(default_factory=dict)  # field key (or "name") -> reason
     total: int = 0  # runs the fields multiply out to, even when some are invalid
+    memory: tuple[int, ...] = ()  # each run's estimated bytes (computed off the UI thread)
 
     @property
     def ok(self) -> bool:
@@ -147,7 +149,8 @@ def preview(
     except ConfigError as exc:
         key, reason = blame(str(exc))
         return Preview(errors={key: reason}, total=total)
-    return Preview(runs=tuple(runs), total=total)
+    memory = tuple(estimate_bytes(run.config, run.param_count) for run in runs)
+    return Preview(runs=tuple(runs), total=total, memory=memory)
 
 
 _KEY = re.compile(r"key '([A-Za-z_\-0-9]+)': (.*)$")

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from resconv_tui.memory_estimate import estimate_bytes, format_bytes
+from resconv_tui.memory_estimate import format_bytes
 from resconv_tui.sweep_form import Preview
 
 MAX_ROWS = 200  # more rows than this only slow the redraw; the count says the rest
@@ -44,7 +44,7 @@ def summary(preview: Preview) -> Text:
             text.append(f"  {label}: {reason}\n", style="red")
         return text
     counts = [run.param_count for run in preview.runs]
-    memory = max(estimate_bytes(run.config, run.param_count) for run in preview.runs)
+    memory = max(preview.memory)
     runs = "1 run" if len(counts) == 1 else f"{len(counts)} runs"
     text = Text(runs, style="bold green")
     text.append(f"  params {min(counts):,}..{max(counts):,}" if len(counts) > 1 else "")
@@ -60,9 +60,8 @@ def run_table(preview: Preview) -> Table | str:
     table.add_column("name", ratio=1, overflow="fold")
     table.add_column("params", justify="right", no_wrap=True)
     table.add_column("~mem", justify="right", no_wrap=True)
-    for run in preview.runs[:MAX_ROWS]:
-        memory = format_bytes(estimate_bytes(run.config, run.param_count))
-        table.add_row(str(run.index), run.name, f"{run.param_count:,}", memory)
+    for run, memory in zip(preview.runs[:MAX_ROWS], preview.memory, strict=False):
+        table.add_row(str(run.index), run.name, f"{run.param_count:,}", format_bytes(memory))
     if len(preview.runs) > MAX_ROWS:
         table.add_row("", f"... and {len(preview.runs) - MAX_ROWS} more", "", "")
     return table
