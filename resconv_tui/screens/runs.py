@@ -88,7 +88,6 @@ class RunsScreen(RunActions, Screen[None]):
         super().__init__()
         self.ctx = ctx
         self.dashboard: Dashboard | None = None
-        self._latest: LatestLosses | None = None
         self._timer: Timer | None = None
         self._poll_inputs: tuple[int | None, LatestLosses | None, SettledRuns | None] = (
             None,
@@ -117,10 +116,11 @@ class RunsScreen(RunActions, Screen[None]):
         """Poll at once (after an action, or when the screen comes back)."""
         if self._timer is not None:
             self._timer.stop()
-        settled = self.dashboard.settled if self.dashboard else None
+        dash = self.dashboard
+        latest, settled = (dash.latest, dash.settled) if dash else (None, None)
         # Handed over by attribute, not as worker arguments: @work builds a description
         # from the arguments' reprs, and 10,000 runs take a third of a second to repr.
-        self._poll_inputs = (self.query_one(RunTable).highlighted_id, self._latest, settled)
+        self._poll_inputs = (self.query_one(RunTable).highlighted_id, latest, settled)
         self._poll()
 
     @work(thread=True, exclusive=True, group="poll")
@@ -153,7 +153,6 @@ class RunsScreen(RunActions, Screen[None]):
 
     def on_runs_screen_dashboard_refreshed(self, message: DashboardRefreshed) -> None:
         self.dashboard = message.dashboard
-        self._latest = message.dashboard.latest
         self._draw()
         self.after_refresh()
         self._arm()
@@ -204,7 +203,7 @@ class RunsScreen(RunActions, Screen[None]):
         if run is None:
             detail.update("no runs yet — press n to queue a sweep" if self.dashboard else "")
             return
-        detail.update(_detail_text(run, self._latest))
+        detail.update(_detail_text(run, self.dashboard.latest if self.dashboard else None))
 
     @on(DataTable.RowHighlighted, "#runs-table")
     def _highlighted(self) -> None:
