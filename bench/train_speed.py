@@ -20,7 +20,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,13 @@ from bench.reference_loop import train_reference  # noqa: E402
 from bench.shape import add_shape_arguments, shape_config  # noqa: E402
 from core.config import RunConfig  # noqa: E402
 from core.data import Datasets, load_datasets  # noqa: E402
-from core.fast_path import CHANNELS_LAST_ENV, COMPILE_ENV, FAST_PATH_ENV, GRAPH_ENV  # noqa: E402
+from core.fast_path import (  # noqa: E402
+    CHANNELS_LAST_ENV,
+    COMPILE_ENV,
+    FAST_PATH_ENV,
+    FUSED_ADAM_ENV,
+    GRAPH_ENV,
+)
 from core.train import FitResult, fit  # noqa: E402
 
 
@@ -59,6 +65,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "several values give several rows",
     )  # fmt: skip
     p.add_argument("--compile", action="store_true", help=f"also time fit with {COMPILE_ENV}=1")
+    p.add_argument(
+        "--foreach", action="store_true",
+        help=f"also time fit with {FUSED_ADAM_ENV}=0 (AdamW's multi-tensor form, not fused)",
+    )  # fmt: skip
     p.add_argument(
         "--plain", action="store_true", help="also fit with the plain fp32 step (quality baseline)"
     )
@@ -102,9 +112,15 @@ def reference_row(config: RunConfig, data: Datasets, device: torch.device, worke
 
 
 def fit_row(
-    config: RunConfig, data: Datasets, device: torch.device, env: dict[str, str] | None = None
+    config: RunConfig,
+    data: Datasets,
+    device: torch.device,
+    env: dict[str, str] | None = None,
+    label: str = "",
 ) -> Row:
-    """fit() once, with ``env`` (the fast path's switches) set for the call only."""
+    """fit() once, with ``env`` (the fast path's switches) set for the call only.
+
+    ``label`` is added to the row's path where the path alone would not tell rows apart."""
     previous = {key: os.environ.get(key) for key in (env or {})}
     os.environ.update(env or {})
     try:
@@ -114,7 +130,8 @@ def fit_row(
     finally:
         for key, value in previous.items():
             _restore_env(key, value)
-    return _row(result, f"fit wall {wall:.1f} s (build, capture/compile, validation included)")
+    row = _row(result, f"fit wall {wall:.1f} s (build, capture/compile, validation included)")
+    return replace(row, path=f"{row.path} {label}") if label else row
 
 
 def slots_row(config: RunConfig, data: Datasets, device: torch.device, slots: int) -> Row:
@@ -238,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         done(fit_row(short.replace(precision="fp32"), data, device, {COMPILE_ENV: "0"}))
         done(fit_row(short, data, device, {COMPILE_ENV: "0", CHANNELS_LAST_ENV: "0"}))
         done(fit_row(short, data, device, {COMPILE_ENV: "0", GRAPH_ENV: "0"}))
+    if args.foreach:
+        done(fit_row(config, data, device, {COMPILE_ENV: "0", FUSED_ADAM_ENV: "0"}, "foreach"))
     if args.compile:
         done(fit_row(config, data, device, {COMPILE_ENV: "1"}))
     text = table(rows, reference)

@@ -84,9 +84,33 @@ def test_channels_last_on_cuda_unless_switched_off() -> None:
     assert not fp.wants_channels_last(torch.device("cpu"), env={})
 
 
-def test_compile_is_opt_in() -> None:
-    assert not fp.wants_compile(env={})
-    assert fp.wants_compile(env={fp.COMPILE_ENV: "1"})
+def test_compile_where_it_pays_unless_switched() -> None:
+    logbook, long = 180_000, fp.COMPILE_AUTO_INPUTS
+    assert not fp.wants_compile(logbook, env={})
+    assert fp.wants_compile(long, env={}) and fp.wants_compile(long, env={fp.COMPILE_ENV: "auto"})
+    assert fp.wants_compile(logbook, env={fp.COMPILE_ENV: "1"})
+    assert not fp.wants_compile(long, env={fp.COMPILE_ENV: "0"})
+
+
+def test_compiled_kernels_are_kept_in_the_user_cache(tmp_path) -> None:
+    env: dict[str, str] = {}
+    fp.use_persistent_compile_cache(tmp_path, env)
+    assert env == {"TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
+    chosen = {"TORCHINDUCTOR_CACHE_DIR": "/elsewhere"}
+    fp.use_persistent_compile_cache(tmp_path, chosen)
+    assert chosen == {"TORCHINDUCTOR_CACHE_DIR": "/elsewhere"}  # the user's choice stays
+
+
+def test_a_long_run_compiles_only_on_cuda(images: torch.Tensor) -> None:
+    # Planned inputs past the threshold: CPU still keeps the eager (uncompiled) step.
+    long = CONFIG.replace(max_inputs=fp.COMPILE_AUTO_INPUTS)
+    assert not _fast_step(images, long).compiled
+
+
+def test_fused_adamw_on_cuda_unless_switched_off() -> None:
+    assert fp.wants_fused_adam(torch.device("cuda"), env={})
+    assert not fp.wants_fused_adam(torch.device("cuda"), env={fp.FUSED_ADAM_ENV: "0"})
+    assert not fp.wants_fused_adam(CPU, env={})  # CPU: the plain step's single-tensor AdamW
 
 
 def test_precision_resolution() -> None:
@@ -155,6 +179,31 @@ def test_lr_is_one_tensor_updated_in_place(images: torch.Tensor) -> None:
         step(indices, 0.0)
         assert lr.data_ptr() == address  # a captured graph reads this very memory
         assert lr.item() == pytest.approx(cosine_lr(i + 1, CONFIG.lr, 12), rel=1e-6)
+
+
+def test_fused_adamw_reads_the_tensor_lr_and_does_adamws_step() -> None:
+    # torch's fused AdamW also runs on CPU, so its use of the shared lr tensor is checked here.
+    (plain_model, plain), (fused_model, fused) = _fresh(), _fresh()
+    lr = fp.make_capturable(fused, CPU, fused=True)
+    assert all(g["fused"] and not g["foreach"] and g["lr"] is lr for g in fused.param_groups)
+    batch = torch.rand(4, 1, 28, 28)
+
+    def step(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        optimizer.zero_grad()
+        model(batch).mean().backward()
+        optimizer.step()
+
+    before = [p.detach().clone() for p in fused_model.parameters()]
+    lr.fill_(0.0)  # AdamW with lr 0 changes nothing (weight decay is scaled by lr too)
+    step(fused_model, fused)
+    assert all(torch.equal(a, b) for a, b in zip(before, fused_model.parameters(), strict=True))
+
+    lr.fill_(CONFIG.lr)  # the next step must use the new value, as a captured graph would
+    fused.state.clear()  # fresh moments, like the plain optimizer's
+    step(fused_model, fused)
+    step(plain_model, plain)
+    for mine, theirs in zip(fused_model.parameters(), plain_model.parameters(), strict=True):
+        assert torch.allclose(mine, theirs, rtol=0, atol=1e-6)  # rounding order only
 
 
 def test_make_capturable_refuses_an_optimizer_that_stepped() -> None:

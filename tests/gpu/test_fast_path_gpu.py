@@ -182,27 +182,47 @@ def test_compiled_graph_runs(cuda_data: Datasets, monkeypatch) -> None:
     assert torch.isfinite(torch.tensor(result.validation_loss))
 
 
-def test_runs_on_slot_threads_capture_and_match_a_run_alone(cuda_data: Datasets) -> None:
+def test_long_runs_compile_by_default_also_on_slot_threads(
+    cuda_data: Datasets, monkeypatch
+) -> None:
+    # The threshold lowered to this short run: three slot threads compile (one at a time,
+    # GATE.exclusive) or reuse the compiled shape, then capture, side by side.
+    monkeypatch.setattr(fp, "COMPILE_AUTO_INPUTS", 1_000)
+    monkeypatch.delenv(fp.COMPILE_ENV, raising=False)
+    results = _fits_on_slot_threads(
+        [SHORT.replace(max_inputs=1_000, seed=i) for i in range(3)], cuda_data
+    )
+    for result in results:
+        assert not isinstance(result, BaseException), repr(result)
+        assert result.path_used == "cuda-graph bf16 compiled", result.path_used
+        assert torch.isfinite(torch.tensor(result.validation_loss))
+
+
+def _fits_on_slot_threads(configs: list[RunConfig], data: Datasets) -> list[object]:
     """What ``worker --slots K`` does on CUDA: fits in threads, one stream each."""
     import threading
 
-    config = SHORT.replace(precision="fp32")
-    alone = fit(config, cuda_data, "cuda")
-    results: dict[int, object] = {}
+    results: list[object] = [RuntimeError("not run")] * len(configs)
 
     def slot(i: int) -> None:
         try:
             with torch.cuda.stream(torch.cuda.Stream()):
-                results[i] = fit(config, cuda_data, "cuda")
+                results[i] = fit(configs[i], data, "cuda")
         except BaseException as exc:  # reported below, not lost in the thread
             results[i] = exc
 
-    threads = [threading.Thread(target=slot, args=(i,)) for i in range(3)]
+    threads = [threading.Thread(target=slot, args=(i,)) for i in range(len(configs))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    for result in results.values():
+    return results
+
+
+def test_runs_on_slot_threads_capture_and_match_a_run_alone(cuda_data: Datasets) -> None:
+    config = SHORT.replace(precision="fp32")
+    alone = fit(config, cuda_data, "cuda")
+    for result in _fits_on_slot_threads([config] * 3, cuda_data):
         assert not isinstance(result, BaseException), repr(result)
         assert result.path_used == "cuda-graph fp32", result.path_used  # type: ignore[attr-defined]
         # Same seed, same batches and masks: the same run, whatever ran beside it.
