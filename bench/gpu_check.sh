@@ -2,8 +2,9 @@
 # One GPU session's check of issue 5 (about 6-7 minutes on an H200), in one call of the device tool:
 #   1. T1 (12 runs at 32x32) end to end through the real queue and worker (--slots 6)
 #   2. the GPU tests
-#   3. train_speed at 180,000 inputs: reference loop, fit, plain fp32 fit, 4 slot threads,
-#      short variants (fp32 graph, NCHW, no graph), fit with multi-tensor AdamW, fit compiled
+#   3. train_speed at 180,000 inputs: reference loop, fit, 4 slot threads, 2/4/8 runs stacked
+#      as one model (core.stack), fit with multi-tensor AdamW (the old default), fit compiled
+#      (earlier sessions also ran --plain and --variants SHORT: see bench/README.md)
 #   4. where a step's GPU time goes (bench/profile_step.py)
 #   5. K same-shape runs stacked as one grouped-convolution model, timed (bench/stack_probe.py)
 #   6. packing through the worker: 4 slot threads against 4 slot processes
@@ -26,7 +27,7 @@ SHORT=${SHORT:-30000}
 T1_INPUTS=${T1_INPUTS:-} # empty: the sweep file's own 180,000
 DEADLINE_S=${DEADLINE_S:-560}
 STEPS=${STEPS:-"t1_worker gpu_tests train_speed profile stack packing"} # a later session may run fewer
-SPEED_ARGS=${SPEED_ARGS:-"--plain --slots 4 --variants $SHORT --foreach --compile"}
+SPEED_ARGS=${SPEED_ARGS:-"--slots 4 --stack 2 4 8 --foreach --compile"}
 T1_SLOTS=${T1_SLOTS:-6}
 STARTED=$(date +%s)
 SUMMARY="$OUT/summary.txt"

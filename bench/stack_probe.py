@@ -3,17 +3,15 @@
     python bench/stack_probe.py                      # logbook 11-layer 28x28, K = 1 2 4 8
     python bench/stack_probe.py --stacks 1 4 16
 
-A question for the next speed step, not a training path. A fast-path step of the
-logbook's network is about 740 tiny kernels (bench/profile_step.py): the GPU runs
-out of kernels to overlap, not of arithmetic. K runs that share every shape (seeds
-of one sweep cell, say) could be one network whose convolutions have ``groups=K``
-and K times the channels, with BatchNorm and activations per channel: the same
-kernel count for K runs, each kernel K times larger. Grouped convolutions keep the
-runs independent (each group sees only its run's channels), so such a model is K
-separate runs in one step; whether it gives the same losses is a question for the
-real implementation. This probe only times it: a graph-captured train step
-(channels_last, bf16 autocast, capturable AdamW) on random data, back to back,
-for each K, and prints ms per step and inputs per second counted over all K runs.
+A step of the logbook's network is about 740 tiny kernels (bench/profile_step.py):
+the GPU runs out of kernels to overlap, not of arithmetic. K runs that share every
+shape (seeds of one sweep cell, say) can be one network whose convolutions have
+``groups=K`` and K times the channels (``ResConv(config, copies=K)``, trained by
+``core.stack.fit_stack``, which tests that each run trains as alone): the same kernel
+count for K runs, each kernel K times larger. This probe only times it: a
+graph-captured train step (channels_last, bf16 autocast, capturable AdamW) on random
+data, back to back, for each K, and prints ms per step and inputs per second counted
+over all K runs. ``bench/train_speed.py --stack K`` times the real training.
 """
 
 from __future__ import annotations
@@ -26,12 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
 
 from bench.shape import add_shape_arguments, shape_config  # noqa: E402
 from core.config import RunConfig  # noqa: E402
 from core.model import ResConv  # noqa: E402
-from core.params import layer_plan  # noqa: E402
 
 REPLAYS = 200
 
@@ -43,27 +39,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def stacked_model(config: RunConfig, k: int) -> ResConv:
-    """ResConv with every conv grouped K ways and K times the channels (K runs in one)."""
-    model = ResConv(config)
-    encoder, decoder = layer_plan(config)
-    layers = list(model.encoder.values()) + list(model.decoder.values())
-    for layer, spec in zip(layers, encoder + decoder, strict=True):
-        conv_class = nn.ConvTranspose2d if spec.transposed else nn.Conv2d
-        layer.conv = conv_class(
-            spec.in_channels * k, spec.out_channels * k, kernel_size=spec.kernel_size,
-            stride=spec.stride, padding=spec.padding, groups=k,
-        )  # fmt: skip
-        if layer.bn is not None:
-            layer.bn = nn.BatchNorm2d(spec.bn_channels * k)
-    return model
-
-
 def time_step(config: RunConfig, k: int) -> float:
     """Milliseconds per graph-captured train step of the K-stacked model."""
     device = torch.device("cuda")
     size, batch = config.image_size, config.batch_size
-    model = stacked_model(config, k).to(device).to(memory_format=torch.channels_last).train()
+    model = ResConv(config, copies=k).to(device).to(memory_format=torch.channels_last).train()
     lr = torch.tensor(config.lr, device=device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=lr, weight_decay=config.weight_decay, capturable=True

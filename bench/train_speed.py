@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import threading
@@ -39,6 +40,7 @@ from core.fast_path import (  # noqa: E402
     FUSED_ADAM_ENV,
     GRAPH_ENV,
 )
+from core.stack import fit_stack  # noqa: E402
 from core.train import FitResult, fit  # noqa: E402
 
 
@@ -62,6 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--slots", type=int, nargs="+", default=[1], metavar="K",
         help="also K fits at once, one thread and CUDA stream each (as 'worker --slots K'); "
+        "several values give several rows",
+    )  # fmt: skip
+    p.add_argument(
+        "--stack", type=int, nargs="+", default=[], metavar="K",
+        help="also K runs (seeds seed..seed+K-1) stacked as one model (core.stack.fit_stack); "
         "several values give several rows",
     )  # fmt: skip
     p.add_argument("--compile", action="store_true", help=f"also time fit with {COMPILE_ENV}=1")
@@ -168,6 +175,28 @@ def slots_row(config: RunConfig, data: Datasets, device: torch.device, slots: in
     return Row(f"fit x{slots} slots", inputs, wall, inputs / wall, mib(peak), mean_loss, note)
 
 
+def stack_row(config: RunConfig, data: Datasets, device: torch.device, copies: int) -> Row:
+    """``copies`` runs as one stacked model; inputs/s counted over all of them."""
+    configs = [config.replace(seed=config.seed + i) for i in range(copies)]
+    started = time.perf_counter()
+    results = fit_stack(configs, data, device)
+    wall = time.perf_counter() - started
+    done = [r for r in results if isinstance(r, FitResult)]
+    if not done:
+        return Row(f"fit stack x{copies}", 0, wall, 0.0, 0.0, math.nan, f"failed: {results}")
+    seconds = done[0].inputs_seen / done[0].inputs_per_s if done[0].inputs_per_s else 0.0
+    inputs = sum(r.inputs_seen for r in done)
+    losses = [r.validation_loss for r in done]
+    note = (
+        f"{len(done)}/{copies} ok, {done[0].path_used}, fit wall {wall:.1f} s; "
+        f"val each {[round(v, 5) for v in losses]}"
+    )
+    return Row(
+        f"fit stack x{copies}", inputs, seconds, inputs / seconds if seconds else 0.0,
+        mib(done[0].peak_memory_bytes), sum(losses) / len(losses), note,
+    )  # fmt: skip
+
+
 def _row(result: FitResult, note: str) -> Row:
     seconds = result.inputs_seen / result.inputs_per_s if result.inputs_per_s else 0.0
     return Row(
@@ -255,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         done(fit_row(short.replace(precision="fp32"), data, device, {COMPILE_ENV: "0"}))
         done(fit_row(short, data, device, {COMPILE_ENV: "0", CHANNELS_LAST_ENV: "0"}))
         done(fit_row(short, data, device, {COMPILE_ENV: "0", GRAPH_ENV: "0"}))
+    for copies in args.stack:
+        done(stack_row(config, data, device, copies))
     if args.foreach:
         done(fit_row(config, data, device, {COMPILE_ENV: "0", FUSED_ADAM_ENV: "0"}, "foreach"))
     if args.compile:

@@ -233,6 +233,20 @@ def select_batch(
     return masked, target
 
 
+def side_by_side(batch: torch.Tensor, copies: int) -> torch.Tensor:
+    """(K*n, C, H, W), the K runs' batches one after the other -> (n, K*C, H, W), run k's
+    images in channels k*C .. k*C+C-1: the input layout of ``ResConv(copies=K)``."""
+    _, channels, height, width = batch.shape
+    stacked = batch.view(copies, -1, channels, height, width).transpose(0, 1)
+    return stacked.reshape(-1, copies * channels, height, width)
+
+
+def per_copy_l1(output: torch.Tensor, target: torch.Tensor, copies: int) -> torch.Tensor:
+    """(K,) each run's mean L1 over its own channels of (n, K*C, H, W) tensors."""
+    difference = (output - target).abs()
+    return difference.reshape(len(output), copies, -1).mean(dim=(0, 2))
+
+
 class PinnedRing:
     """Staging slots for the per-step upload, reused round-robin.
 
@@ -278,6 +292,12 @@ class FastStep:
     Built by ``make_fast_step``. ``lr`` is accepted for the loop's contract but
     the step keeps its own device copy of the same schedule (``cosine_lr_``),
     which is what makes the lr update capturable.
+
+    Stacked runs (``core.stack``): with K mask generators the model is K runs side by
+    side (``ResConv(config, copies=K)``); the index batch is the K runs' batches one
+    after the other, each run masks with its own generator, and the step returns the
+    K runs' losses, a (K,) device view. The sum of the K losses is what trains: each
+    run's weights only reach its own loss, so each gets exactly its own gradient.
     """
 
     def __init__(
@@ -285,7 +305,7 @@ class FastStep:
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
         images: torch.Tensor,
-        mask_generator: torch.Generator,
+        mask_generators: Sequence[torch.Generator],
         *,
         batch_size: int,
         t_max: int,
@@ -297,7 +317,8 @@ class FastStep:
     ) -> None:
         self.device = images.device
         self.model, self.optimizer, self.images = model, optimizer, images
-        self.mask_generator, self.batch_size, self.t_max = mask_generator, batch_size, t_max
+        self.mask_generators, self.copies = list(mask_generators), len(mask_generators)
+        self.batch_size, self.t_max = batch_size, t_max
         self.precision = precision
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
@@ -313,9 +334,10 @@ class FastStep:
         height, width = images.shape[-2:]
         self.table = half_mask_table(height, width, device=self.device)  # bool (4, H, W)
         self.position = torch.zeros((), dtype=torch.int64, device=self.device)  # step counter
-        self.history = torch.zeros(max(capacity, 1), dtype=torch.float32, device=self.device)
-        self.ring = PinnedRing(2 * batch_size, self.device)
-        self.inputs: dict[int, torch.Tensor] = {}  # batch length -> int64 (2n,) device buffer
+        rows = (max(capacity, 1),) if self.copies == 1 else (max(capacity, 1), self.copies)
+        self.history = torch.zeros(rows, dtype=torch.float32, device=self.device)
+        self.ring = PinnedRing(2 * batch_size * self.copies, self.device)
+        self.inputs: dict[int, torch.Tensor] = {}  # indices -> int64 device buffer [indices|halves]
         self.graph: torch.cuda.CUDAGraph | None = None
         self.steps = 0
         self.mode = "eager"
@@ -324,10 +346,11 @@ class FastStep:
     # --- what the loop calls ---
 
     def __call__(self, indices: torch.Tensor, lr: float) -> torch.Tensor:
-        n = len(indices)
-        halves = draw_halves(n, self.mask_generator, "cpu")  # same draws as the plain step
-        buffer = self._input_buffer(n)
-        self.ring.upload((indices, halves), buffer)
+        n = len(indices) // self.copies  # each run's batch
+        # The same draws as the plain step (a stack: each run's own, one after the other).
+        halves = [draw_halves(n, generator, "cpu") for generator in self.mask_generators]
+        buffer = self._input_buffer(len(indices))
+        self.ring.upload((indices, *halves), buffer)
         if self.graph is not None and n == self.batch_size:
             self.graph.replay()
         else:
@@ -368,8 +391,8 @@ class FastStep:
 
     def _warm_up_and_capture(self, saved: dict[str, torch.Tensor]) -> None:
         rng = torch.cuda.get_rng_state(self.device)  # RReLU draws slopes from it
-        buffer = self._input_buffer(self.batch_size)
-        dummy = torch.arange(self.batch_size, device=self.device) % len(self.images)
+        buffer = self._input_buffer(self.batch_size * self.copies)
+        dummy = torch.arange(len(buffer) // 2, device=self.device) % len(self.images)
         buffer.copy_(torch.cat((dummy, torch.zeros_like(dummy))))
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
@@ -405,6 +428,7 @@ class FastStep:
         self.lr.fill_(self.base_lr)
 
     def _input_buffer(self, n: int) -> torch.Tensor:
+        """The device buffer for ``n`` indices (all runs' together) and their ``n`` half ids."""
         if n not in self.inputs:
             self.inputs[n] = torch.zeros(2 * n, dtype=torch.int64, device=self.device)
         return self.inputs[n]
@@ -416,7 +440,7 @@ class FastStep:
         # be accumulated into (and the short batch must not reuse stale ones).
         self.optimizer.zero_grad(set_to_none=True)
         forward = self.forward
-        if len(buffer) != 2 * self.batch_size:
+        if len(buffer) != 2 * self.batch_size * self.copies:
             forward = self.model  # the short batch: no recompilation for one odd shape
         self._body(buffer, forward)
         self.optimizer.zero_grad(set_to_none=True)
@@ -425,15 +449,21 @@ class FastStep:
         """One optimizer step from the device buffer [indices | halves] (2n,). Graph-safe."""
         n = len(buffer) // 2
         masked, target = select_batch(self.images, buffer[:n], buffer[n:], self.table)
+        if self.copies > 1:
+            masked, target = side_by_side(masked, self.copies), side_by_side(target, self.copies)
         masked = masked.contiguous(memory_format=self.memory_format)
         with autocast(self.device, self.precision):
             output = (self.forward if forward is None else forward)(masked)  # (n, C, H, W)
-        loss = F.l1_loss(output.float(), target)
-        loss.backward()
+        if self.copies == 1:
+            loss = F.l1_loss(output.float(), target)
+            loss.backward()
+        else:
+            loss = per_copy_l1(output.float(), target, self.copies)  # (K,)
+            loss.sum().backward()
         self.optimizer.step()
         with torch.no_grad():
             slot = self.position.remainder(len(self.history)).view(1)
-            self.history.index_copy_(0, slot, loss.detach().view(1))
+            self.history.index_copy_(0, slot, loss.detach().view(1, *self.history.shape[1:]))
             self.position.add_(1)
             cosine_lr_(self.lr, self.position, self.base_lr, self.t_max)
 
@@ -446,7 +476,7 @@ def make_fast_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     images: torch.Tensor,
-    mask_generator: torch.Generator,
+    mask_generator: torch.Generator | Sequence[torch.Generator],
     *,
     batch_size: int,
     t_max: int,
@@ -458,6 +488,7 @@ def make_fast_step(
 ) -> FastStep:
     """Build the fast step for ``images.device`` and capture its graph where possible.
 
+    ``mask_generator``: the run's, or a stack's runs' (``core.stack``), one each.
     ``t_max``: the cosine's length; ``capacity``: the planned optimizer steps. ``graph`` and
     ``compile_model`` default to the environment switches (compile: for long CUDA runs);
     off CUDA there is no graph (the eager fast step still runs, which is how CPU tests
@@ -468,11 +499,12 @@ def make_fast_step(
     if cuda:
         # Fixed shapes for the whole run: let cuDNN pick its fastest kernels once.
         torch.backends.cudnn.benchmark = True
+    generators = [mask_generator] if isinstance(mask_generator, torch.Generator) else mask_generator
     step = FastStep(
         model,
         optimizer,
         images,
-        mask_generator,
+        generators,
         batch_size=batch_size,
         t_max=t_max,
         capacity=capacity,

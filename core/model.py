@@ -18,19 +18,27 @@ from core.params import LayerSpec, layer_plan
 
 
 class ConvLayer(nn.Module):
-    """[BN pos 0] -> conv -> [size fix] -> [BN pos 1] -> [activation] -> [BN pos 2]."""
+    """[BN pos 0] -> conv -> [size fix] -> [BN pos 1] -> [activation] -> [BN pos 2].
 
-    def __init__(self, spec: LayerSpec) -> None:
+    ``copies`` > 1 (``core.stack``): that many independent layers side by side, with
+    ``copies`` times the channels and the convolution grouped ``copies`` ways, so copy
+    k sees only its own channels (BatchNorm and activations work per channel anyway).
+    """
+
+    def __init__(self, spec: LayerSpec, copies: int = 1) -> None:
         super().__init__()
         conv_class = nn.ConvTranspose2d if spec.transposed else nn.Conv2d
         self.bn_position = spec.bn_position
-        self.bn = nn.BatchNorm2d(spec.bn_channels) if spec.bn_position is not None else None
+        self.bn = (
+            nn.BatchNorm2d(spec.bn_channels * copies) if spec.bn_position is not None else None
+        )
         self.conv = conv_class(
-            spec.in_channels,
-            spec.out_channels,
+            spec.in_channels * copies,
+            spec.out_channels * copies,
             kernel_size=spec.kernel_size,
             stride=spec.stride,
             padding=spec.padding,
+            groups=copies,
         )
         # Activations are built with torch.nn's defaults (GELU exact, PReLU one weight ...).
         self.act = getattr(nn, spec.activation)() if spec.activation else None
@@ -53,14 +61,23 @@ class ConvLayer(nn.Module):
 
 
 class ResConv(nn.Module):
-    """Input (B, 1, H, W) in [0, 1] -> output (B, 1, H, W) through a final Sigmoid."""
+    """Input (B, 1, H, W) in [0, 1] -> output (B, 1, H, W) through a final Sigmoid.
 
-    def __init__(self, config: RunConfig) -> None:
+    ``copies`` > 1: that many independent models in one (``core.stack``), input and
+    output (B, copies, H, W), channel k for copy k; the state dict has the same keys,
+    each tensor ``copies`` times as long in its first dimension.
+    """
+
+    def __init__(self, config: RunConfig, copies: int = 1) -> None:
         super().__init__()
         encoder, decoder = layer_plan(config)
         self.residual_weight = float(config.residual_weight or 0.0)
-        self.encoder = nn.ModuleDict({f"layer_{i}": ConvLayer(s) for i, s in enumerate(encoder, 1)})
-        self.decoder = nn.ModuleDict({f"layer_{j}": ConvLayer(s) for j, s in enumerate(decoder, 1)})
+        self.encoder = nn.ModuleDict(
+            {f"layer_{i}": ConvLayer(s, copies) for i, s in enumerate(encoder, 1)}
+        )
+        self.decoder = nn.ModuleDict(
+            {f"layer_{j}": ConvLayer(s, copies) for j, s in enumerate(decoder, 1)}
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # e_0 = x, e_i = Enc_i(e_{i-1}); the raw input is never added back.

@@ -21,7 +21,7 @@ signal flags:
 What sharing a process costs: a crash of the process itself (not a Python
 exception, which fails one run as usual) ends every slot's run; the worker's next
 start marks them "worker lost". Per-run peak memory is only measured for a run
-that trained alone (see ``core.train._MemoryMeter``).
+that trained alone (see ``core.train.MemoryMeter``).
 """
 
 from __future__ import annotations

@@ -293,7 +293,7 @@ def fit(
 ) -> FitResult:
     """Train one run as described in the module docstring and return its figures."""
     device = torch.device(device)
-    memory = _MemoryMeter(device)
+    memory = MemoryMeter(device)
     try:
         with GATE.gpu_work():  # see core.capture_gate: runs packed as threads share the GPU
             return _fit(config, data, device, callbacks or FitCallbacks(), checkpoint_dir, memory)
@@ -307,7 +307,7 @@ def _fit(
     device: torch.device,
     callbacks: FitCallbacks,
     checkpoint_dir: str | Path | None,
-    memory: _MemoryMeter,
+    memory: MemoryMeter,
 ) -> FitResult:
     # The run's CUDA objects (graph, pinned buffers, model, AdamW state) are freed here,
     # inside the capture gate and before another slot's run counts as alone, also when
@@ -318,11 +318,11 @@ def _fit(
         run.train()
         return run.result()
     except torch.cuda.OutOfMemoryError as exc:
-        _release_frames(exc)
+        release_frames(exc)
         hint = "try a smaller batch_size or fewer channels"
         raise OutOfMemory(f"out of memory at batch {config.batch_size}: {hint}") from None
     except BaseException as exc:
-        _release_frames(exc)
+        release_frames(exc)
         raise
     finally:
         run = None
@@ -330,7 +330,7 @@ def _fit(
             torch.cuda.current_stream(device).synchronize()
 
 
-def _release_frames(exc: BaseException) -> None:
+def release_frames(exc: BaseException) -> None:
     """Drop the locals of the finished frames of ``exc`` (the running ones stay)."""
     if exc.__traceback__ is not None:
         traceback.clear_frames(exc.__traceback__)
@@ -346,12 +346,12 @@ class _Run:
         device: torch.device,
         callbacks: FitCallbacks,
         checkpoint_dir: str | Path | None,
-        memory: _MemoryMeter,
+        memory: MemoryMeter,
     ) -> None:
         self.started = time.perf_counter()
         self.config, self.data, self.device, self.callbacks = config, data, device, callbacks
         self.memory = memory
-        with _BUILD_LOCK:  # slot threads (core.stream_slots) share torch's global RNG
+        with BUILD_LOCK:  # slot threads (core.stream_slots) share torch's global RNG
             torch.manual_seed(config.seed)  # the model's initial weights
             self.model = build_model(config).to(device).train()
         self.optimizer = make_optimizer(self.model, config)
@@ -367,7 +367,7 @@ class _Run:
         self.step = self.inputs = 0
         self.lr = config.lr
         self.window: list[torch.Tensor] = []
-        self.clock = _TrainClock()
+        self.clock = TrainClock()
         self.last_point = (0, 0.0)  # (inputs, train seconds) at the last TrainPoint
 
     def train(self) -> None:
@@ -477,7 +477,7 @@ class _Run:
 # ----- helpers of the loop ----------------------------------------------------------
 
 
-class _TrainClock:
+class TrainClock:
     """Seconds spent training, excluding validation and checkpoint saves."""
 
     def __init__(self) -> None:
@@ -500,7 +500,7 @@ class _TrainClock:
         return self.total + running
 
 
-class _MemoryMeter:
+class MemoryMeter:
     """Device memory on CUDA; growth of the peak RSS of the process on CPU.
 
     CUDA's counters are per process. When runs share the process (slot threads,
@@ -540,11 +540,11 @@ class _MemoryMeter:
             _ACTIVE["fits"] -= 1
 
 
-# fit() calls in progress in this process, and how many have started (see _MemoryMeter).
+# fit() calls in progress in this process, and how many have started (see MemoryMeter).
 _ACTIVE_LOCK = threading.Lock()
 _ACTIVE = {"fits": 0, "started": 0}
 # Seeding and building a model must not interleave between threads: one global RNG.
-_BUILD_LOCK = threading.Lock()
+BUILD_LOCK = threading.Lock()
 
 
 def _peak_rss_bytes() -> int:

@@ -6,26 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import worker_speed  # noqa: E402
-from bench.stack_probe import stacked_model  # noqa: E402
-from core.config import RunConfig  # noqa: E402
-from core.model import ResConv  # noqa: E402
 from core.queue import FinalFigures, Repo  # noqa: E402
-
-
-def test_a_stack_of_k_runs_has_k_times_the_parameters_and_keeps_runs_apart() -> None:
-    config = RunConfig(layers=3, channels=8)
-    single = sum(p.numel() for p in ResConv(config).parameters())
-    stacked = stacked_model(config, 4)
-    assert sum(p.numel() for p in stacked.parameters()) == 4 * single
-    x = torch.rand(5, 4, 28, 28, requires_grad=True)
-    stacked(x)[:, 1].sum().backward()  # run 1's output depends on run 1's input only
-    assert x.grad is not None
-    assert [bool(x.grad[:, i].abs().sum() > 0) for i in range(4)] == [False, True, False, False]
 
 
 def test_worker_speed_summarises_a_real_database(

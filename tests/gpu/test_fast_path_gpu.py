@@ -229,3 +229,18 @@ def test_runs_on_slot_threads_capture_and_match_a_run_alone(cuda_data: Datasets)
         assert result.validation_loss == pytest.approx(alone.validation_loss, abs=2e-3)  # type: ignore[attr-defined]
         assert result.peak_memory_bytes == 0  # type: ignore[attr-defined]  # shared: not measured
     assert alone.peak_memory_bytes > 0
+
+
+def test_a_stack_captures_one_graph_and_trains_each_run_as_alone(cuda_data: Datasets) -> None:
+    from core.stack import fit_stack
+
+    configs = [SHORT.replace(precision="fp32", seed=seed) for seed in (1, 2)]
+    separate = [fit(config, cuda_data, "cuda", FitCallbacks(log_every=5)) for config in configs]
+    stacked = fit_stack(configs, cuda_data, "cuda", [FitCallbacks(log_every=5)] * 2)
+    for alone, result in zip(separate, stacked, strict=True):
+        assert not isinstance(result, BaseException), repr(result)
+        assert result.path_used == "cuda-graph fp32 stack x2", result.path_used
+        # Same seeds, batches and masks; grouped convolutions only round differently.
+        assert _train_curve(result) == pytest.approx(_train_curve(alone), rel=2e-2, abs=2e-3)
+        assert result.validation_loss == pytest.approx(alone.validation_loss, abs=2e-3)
+    assert stacked[0].validation_loss != stacked[1].validation_loss  # type: ignore[union-attr]

@@ -1,0 +1,372 @@
+"""Stacked runs: K runs of one shape trained as ONE model (issue 5's next speed step).
+
+    fit_stack(configs, data, device, callbacks=None) -> list[FitResult | TrainingError]
+
+Why: on a big GPU a step of the logbook's network is about 740 tiny kernels whose
+time is mostly fixed cost (``bench/profile_step.py``), and runs on parallel CUDA
+streams overlap only a little. K runs side by side in one model
+(``ResConv(config, copies=K)``: K times the channels, every convolution grouped K
+ways) run the same ~740 kernels per step, each K times wider.
+
+What stays each run's own, as in ``fit()``: its initial weights (built from its
+seed exactly as fit builds them, then copied into its slice), its batch order and
+masks (its own generators), its BatchNorm statistics (its own channels), AdamW
+(elementwise: a slice's update depends on that slice alone), its loss (the step
+trains on the sum of the K losses, and a run's weights reach only its own), and
+its validation, done by fit's own functions on a plain ResConv holding the run's
+slice. What may differ from K separate fits is rounding: a grouped convolution adds
+in another order, as any two convolution algorithms do.
+
+Which runs stack (``stack_problem``): every setting equal but the seed, and an
+activation without a weight shared across channels (PReLU) or random slopes
+(RReLU). A run whose loss turns NaN fails alone; a run whose ``should_stop`` says so
+stops alone; the others keep training.
+
+Not yet: checkpoints, and the worker does not stack queued runs;
+``bench/train_speed.py --stack K`` measures it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from core.capture_gate import GATE
+from core.errors import TrainingError
+from core.fast_path import make_fast_step
+from core.model import ResConv, build_model, trainable_params
+from core.task import draw_halves
+from core.train import (
+    BUILD_LOCK,
+    FAITHFUL_VALIDATION_STREAM,
+    FIXED_VALIDATION_STREAM,
+    MASK_STREAM,
+    SAMPLE_COUNT,
+    SHUFFLE_STREAM,
+    FitCallbacks,
+    FitResult,
+    MemoryMeter,
+    NonFiniteLoss,
+    OutOfMemory,
+    TrainClock,
+    TrainPoint,
+    ValidationPoint,
+    cosine_length,
+    cosine_lr,
+    make_optimizer,
+    planned_steps,
+    release_frames,
+    sample_grid,
+    seeded_generator,
+    train_batches,
+    validate_faithful,
+    validate_fixed,
+)
+
+if TYPE_CHECKING:
+    from core.config import RunConfig
+    from core.data import Datasets
+
+UNSTACKABLE_ACTIVATIONS = {
+    "prelu": "PReLU has one weight for all channels",
+    "rrelu": "RReLU draws random slopes",
+}
+
+
+def stack_problem(configs: Sequence[RunConfig]) -> str | None:
+    """Why these runs cannot train as one stack, or None when they can."""
+    if not configs:
+        return "no runs to stack"
+    first = configs[0]
+    if first.activation in UNSTACKABLE_ACTIVATIONS:
+        return f"activation {first.activation}: {UNSTACKABLE_ACTIVATIONS[first.activation]}"
+    for config in configs[1:]:
+        if config.replace(seed=first.seed) != first:
+            differing = sorted(
+                key
+                for key, value in config.to_dict().items()
+                if key != "seed" and first.to_dict().get(key) != value
+            )
+            return f"runs differ in {', '.join(differing)} (only the seed may differ)"
+    return None
+
+
+# ----- one run's slice of the stacked model ----------------------------------------------
+
+
+def put_copy(stacked: nn.Module, k: int, model: nn.Module) -> None:
+    """Copy ``model``'s weights and buffers into copy ``k`` of ``stacked``."""
+    whole = stacked.state_dict()
+    with torch.no_grad():
+        for name, value in model.state_dict().items():
+            _slice(whole[name], k, value).copy_(value)
+
+
+def take_copy(stacked: nn.Module, k: int, model: nn.Module) -> None:
+    """Copy copy ``k`` of ``stacked`` into ``model`` (a plain ResConv of the same config)."""
+    whole = stacked.state_dict()
+    with torch.no_grad():
+        for name, value in model.state_dict().items():
+            value.copy_(_slice(whole[name], k, value))
+
+
+def _slice(whole: torch.Tensor, k: int, part: torch.Tensor) -> torch.Tensor:
+    if part.dim() == 0:
+        return whole  # BatchNorm's step counter: one for all copies, the same in each run
+    n = part.shape[0]
+    return whole[k * n : (k + 1) * n]
+
+
+# ----- the loop ------------------------------------------------------------------------------
+
+
+def fit_stack(
+    configs: Sequence[RunConfig],
+    data: Datasets,
+    device: torch.device | str,
+    callbacks: Sequence[FitCallbacks] | None = None,
+) -> list[FitResult | TrainingError]:
+    """Train ``configs`` as one stack; each run's FitResult, or the error that ended it."""
+    problem = stack_problem(configs)
+    if problem is not None:
+        raise ValueError(f"cannot stack these runs: {problem}")
+    device = torch.device(device)
+    callbacks = list(callbacks) if callbacks is not None else [FitCallbacks() for _ in configs]
+    memory = MemoryMeter(device)
+    stack: _Stack | None = None
+    try:
+        with GATE.gpu_work():  # see core.capture_gate
+            stack = _Stack(configs, data, device, callbacks, memory)
+            stack.train()
+            return stack.results()
+    except torch.cuda.OutOfMemoryError as exc:
+        release_frames(exc)
+        raise OutOfMemory(f"out of memory for a stack of {len(configs)} runs") from None
+    except BaseException as exc:
+        release_frames(exc)
+        raise
+    finally:
+        stack = None
+        if device.type == "cuda":
+            torch.cuda.current_stream(device).synchronize()
+        memory.finish()
+
+
+@dataclass
+class _Member:
+    """One run of the stack: its own model copy (for validation), generators and figures."""
+
+    config: RunConfig
+    callbacks: FitCallbacks
+    model: nn.Module
+    fixed_halves: torch.Tensor
+    faithful_generator: torch.Generator
+    out: FitResult
+    error: TrainingError | None = None
+    ended_at: tuple[int, int, float] | None = None  # (steps, inputs, train s) when it ended
+
+    @property
+    def live(self) -> bool:
+        return self.error is None and not self.out.stopped
+
+
+class _Stack:
+    """The state of one fit_stack() call, phase by phase like core.train's _Run."""
+
+    def __init__(
+        self,
+        configs: Sequence[RunConfig],
+        data: Datasets,
+        device: torch.device,
+        callbacks: list[FitCallbacks],
+        memory: MemoryMeter,
+    ) -> None:
+        self.started = time.perf_counter()
+        self.config, self.data, self.device, self.memory = configs[0], data, device, memory
+        copies = len(configs)
+        with BUILD_LOCK:  # torch's global RNG: each run's initial weights from its seed
+            models = []
+            for config in configs:
+                torch.manual_seed(config.seed)
+                models.append(build_model(config).to(device).train())
+            self.model = ResConv(self.config, copies).to(device).train()
+        for k, model in enumerate(models):
+            put_copy(self.model, k, model)
+        self.optimizer = make_optimizer(self.model, self.config)
+        n_train = len(data.train)
+        self.step_fn = make_fast_step(
+            self.model, self.optimizer, data.train,
+            [seeded_generator(c.seed, MASK_STREAM) for c in configs],
+            batch_size=self.config.batch_size, t_max=cosine_length(self.config),
+            capacity=planned_steps(n_train, self.config.batch_size, self.config.max_inputs)[0],
+            precision=self.config.resolved_precision(device.type),
+        )  # fmt: skip
+        path = f"{self.step_fn.description} stack x{copies}"
+        self.members = [
+            _Member(
+                config,
+                callbacks[k],
+                models[k],
+                draw_halves(
+                    len(data.validation),
+                    seeded_generator(config.seed, FIXED_VALIDATION_STREAM),
+                    device,
+                ),
+                seeded_generator(config.seed, FAITHFUL_VALIDATION_STREAM),
+                FitResult(math.nan, param_count=trainable_params(models[k]), path_used=path),
+            )  # fmt: skip
+            for k, config in enumerate(configs)
+        ]
+        self.log_every = min(c.log_every for c in callbacks)
+        self.t_max = cosine_length(self.config)
+        self.step = self.inputs = 0
+        self.lr = self.config.lr
+        self.window: list[torch.Tensor] = []
+        self.clock = TrainClock()
+        self.last_point = (0, 0.0)
+
+    def train(self) -> None:
+        self.clock.start()
+        for batches in zip(*self._batches(), strict=True):
+            self._poll_stops()
+            if not any(m.live for m in self.members):
+                break
+            GATE.yield_to_capture()
+            self.lr = cosine_lr(self.step, self.config.lr, self.t_max)
+            self.window.append(self.step_fn(torch.cat([b[0] for b in batches]), self.lr))
+            self.step += 1
+            self.inputs += len(batches[0][0])
+            if len(self.window) >= self.log_every:
+                self._log()
+            if batches[0][1]:
+                self._validate()
+        self._log()
+        live = [m for m in self.members if m.live]
+        if live:
+            self._validate()
+        first = slice(0, min(SAMPLE_COUNT, len(self.data.validation)))
+        for member in live:
+            member.out.samples = sample_grid(
+                member.model, self.data.validation[first], member.fixed_halves[first]
+            )
+
+    def _batches(self) -> list:
+        n_train, config = len(self.data.train), self.config
+        return [
+            train_batches(
+                n_train,
+                config.batch_size,
+                config.max_inputs,
+                seeded_generator(member.config.seed, SHUFFLE_STREAM),
+            )  # fmt: skip
+            for member in self.members
+        ]
+
+    def _poll_stops(self) -> None:
+        for k, member in enumerate(self.members):
+            should_stop = member.callbacks.should_stop
+            if not (member.live and should_stop is not None and should_stop()):
+                continue
+            # Like fit(): the losses since its last point first, unless they diverged.
+            rows = self._window_rows()
+            self._mark_diverged(rows)
+            if member.live:
+                if rows:
+                    self._emit(k, member, rows)
+                member.out.stopped = True
+                member.ended_at = (self.step, self.inputs, self.clock.seconds())
+
+    def _log(self) -> None:
+        """A TrainPoint per live run for the steps since the last one (one sync for all)."""
+        rows = self._window_rows()
+        if not rows:
+            return
+        self._mark_diverged(rows)
+        for k, member in enumerate(self.members):
+            if member.live:
+                self._emit(k, member, rows)
+        self.window = []
+        self.last_point = (self.inputs, self.clock.seconds())
+
+    def _window_rows(self) -> list[list[float]]:
+        """The window's losses, a row per step and a column per run (the only sync)."""
+        if not self.window:
+            return []
+        return torch.stack(self.window).view(len(self.window), -1).tolist()
+
+    def _mark_diverged(self, rows: list[list[float]]) -> None:
+        """A run with a NaN/inf loss in ``rows`` fails (NonFiniteLoss names the first step)."""
+        for k, member in enumerate(self.members):
+            if not member.live:
+                continue
+            bad = next((i for i, row in enumerate(rows) if not math.isfinite(row[k])), None)
+            if bad is not None:
+                word = "NaN" if math.isnan(rows[bad][k]) else "inf"
+                step = self.step - len(rows) + bad + 1
+                # Its slice goes on computing NaN; no other run's weights or losses read it.
+                member.error = NonFiniteLoss(f"loss became {word} at step {step}")
+
+    def _emit(self, k: int, member: _Member, rows: list[list[float]]) -> None:
+        seconds = self.clock.seconds()
+        done, before = self.inputs - self.last_point[0], seconds - self.last_point[1]
+        point = TrainPoint(
+            step=self.step,
+            inputs=self.inputs,
+            loss=sum(row[k] for row in rows) / len(rows),
+            lr=self.lr,
+            inputs_per_s=done / before if before > 0 else 0.0,
+            memory_bytes=self.memory.current(),
+        )
+        member.out.train_losses.append(point)
+        if member.callbacks.on_train_loss is not None:
+            member.callbacks.on_train_loss(point)
+
+    def _validate(self) -> None:
+        self._mark_diverged(self._window_rows())  # never validate a run that diverged
+        self.clock.stop(self.device)
+        for k, member in enumerate(self.members):
+            if member.live:
+                self._validate_member(k, member)
+        self.clock.start()
+
+    def _validate_member(self, k: int, member: _Member) -> None:
+        take_copy(self.model, k, member.model)
+        points = member.out.validation_losses
+        config, images = member.config, self.data.validation
+        if config.validation == "seed-faithful":
+            loss = validate_faithful(
+                member.model, images, config.batch_size, member.faithful_generator
+            )
+            put_copy(self.model, k, member.model)  # its BatchNorm statistics moved on
+        elif points and points[-1].step == self.step:
+            loss = points[-1].loss  # fixed masks, unchanged weights: the same value
+        else:
+            loss = validate_fixed(member.model, images, member.fixed_halves, config.batch_size)
+        point = ValidationPoint(len(points) + 1, self.step, self.inputs, loss)
+        points.append(point)
+        member.out.validation_loss = loss
+        if member.callbacks.on_validation is not None:
+            member.callbacks.on_validation(point)
+
+    def results(self) -> list[FitResult | TrainingError]:
+        seconds = self.clock.seconds()
+        wall = time.perf_counter() - self.started
+        out: list[FitResult | TrainingError] = []
+        for member in self.members:
+            if member.error is not None:
+                out.append(member.error)
+                continue
+            steps, inputs, train_seconds = member.ended_at or (self.step, self.inputs, seconds)
+            result = member.out
+            result.steps, result.inputs_seen = steps, inputs
+            result.inputs_per_s = inputs / train_seconds if train_seconds > 0 else 0.0
+            result.peak_memory_bytes = self.memory.peak()  # the whole stack's
+            result.wall_seconds = wall
+            out.append(result)
+        return out

@@ -1,0 +1,153 @@
+"""Stacked runs (core.stack), on CPU: K runs in one model train as K separate fits do."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+import core.stack as stack
+from core.config import RunConfig
+from core.data import Datasets, Location, load_datasets
+from core.errors import TrainingError
+from core.model import ResConv, build_model
+from core.train import FitCallbacks, FitResult, NonFiniteLoss, fit, planned_steps
+
+# 3 layers of 4 channels, batch 16: 16 steps a run over the 96 train images (6 per epoch).
+CONFIG = RunConfig(layers=3, channels=4, batch_size=16, max_inputs=240, seed=3)
+SEEDS = (3, 4, 5)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory, idx_writer: Callable[..., Path]) -> Datasets:
+    folder = idx_writer(tmp_path_factory.mktemp("idx"), train=96, test=40)
+    return load_datasets(
+        "fmnist", 28, "cpu", locations=[Location("t", folder)], cache=folder / "c", download=None
+    )
+
+
+def _configs() -> list[RunConfig]:
+    return [CONFIG.replace(seed=seed) for seed in SEEDS]
+
+
+def _ok(result: FitResult | TrainingError) -> FitResult:
+    assert isinstance(result, FitResult), repr(result)
+    return result
+
+
+# ----- which runs stack ------------------------------------------------------------------
+
+
+def test_only_the_seed_may_differ() -> None:
+    assert stack.stack_problem(_configs()) is None
+    problem = stack.stack_problem([CONFIG, CONFIG.replace(seed=9, lr=1e-3, layers=5)])
+    assert problem == "runs differ in layers, lr (only the seed may differ)"
+    assert "PReLU" in (stack.stack_problem([CONFIG.replace(activation="prelu")]) or "")
+    assert "random" in (stack.stack_problem([CONFIG.replace(activation="rrelu")]) or "")
+    with pytest.raises(ValueError, match="cannot stack these runs: runs differ in lr"):
+        stack.fit_stack([CONFIG, CONFIG.replace(lr=1e-3)], None, "cpu")  # type: ignore[arg-type]
+
+
+# ----- the stacked model -----------------------------------------------------------------
+
+
+def test_a_stack_holds_each_run_in_its_own_slice() -> None:
+    models = []
+    for seed in SEEDS:
+        torch.manual_seed(seed)
+        models.append(build_model(CONFIG.replace(seed=seed)))
+    stacked = ResConv(CONFIG, copies=3)
+    for k, model in enumerate(models):
+        stack.put_copy(stacked, k, model)
+    assert sum(p.numel() for p in stacked.parameters()) == 3 * sum(
+        p.numel() for p in models[0].parameters()
+    )
+    for k, model in enumerate(models):
+        back = build_model(CONFIG)
+        stack.take_copy(stacked, k, back)
+        for (name, mine), theirs in zip(
+            back.state_dict().items(), model.state_dict().values(), strict=True
+        ):
+            assert torch.equal(mine, theirs), name
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_copy_k_of_the_output_is_run_k_on_its_own_input(mode: str) -> None:
+    # The whole claim of stacking: grouped convolutions and per-channel BatchNorm keep the
+    # runs apart, so channel k of the stack's output is run k's model on channel k's input.
+    models = []
+    for seed in SEEDS:
+        torch.manual_seed(seed)
+        models.append(build_model(CONFIG.replace(seed=seed)).train(mode == "train"))
+    stacked = ResConv(CONFIG, copies=3).train(mode == "train")
+    for k, model in enumerate(models):
+        stack.put_copy(stacked, k, model)
+    inputs = torch.rand(6, 3, 28, 28)
+    together = stacked(inputs)
+    for k, model in enumerate(models):
+        alone = model(inputs[:, k : k + 1])
+        torch.testing.assert_close(together[:, k : k + 1], alone, rtol=1e-5, atol=1e-6)
+
+
+# ----- training -------------------------------------------------------------------------
+
+
+def test_a_stack_trains_each_run_as_its_own_fit_would(data: Datasets) -> None:
+    separate = [fit(config, data, "cpu", FitCallbacks(log_every=4)) for config in _configs()]
+    stacked = stack.fit_stack(_configs(), data, "cpu", [FitCallbacks(log_every=4)] * 3)
+    steps, inputs = planned_steps(96, 16, 240)
+    for alone, result in zip(separate, map(_ok, stacked), strict=True):
+        assert (
+            (result.steps, result.inputs_seen)
+            == (alone.steps, alone.inputs_seen)
+            == (
+                steps,
+                inputs,
+            )
+        )
+        assert result.path_used == "cpu-eager fp32 stack x3"
+        assert result.param_count == alone.param_count
+        curve = [p.loss for p in result.train_losses]
+        assert curve == pytest.approx([p.loss for p in alone.train_losses], rel=1e-4, abs=1e-6)
+        assert [p.step for p in result.validation_losses] == [
+            p.step for p in alone.validation_losses
+        ]
+        assert result.validation_loss == pytest.approx(alone.validation_loss, rel=1e-4)
+        assert torch.equal(result.samples[0], alone.samples[0])  # masked inputs: same masks
+    # The runs really differ (different seeds), so the comparison above means something.
+    assert len({_ok(r).validation_loss for r in stacked}) == 3
+
+
+def test_a_run_that_diverges_fails_alone(data: Datasets, monkeypatch: pytest.MonkeyPatch) -> None:
+    def poisoned(config: RunConfig) -> ResConv:
+        model = build_model(config)
+        if config.seed == 4:
+            with torch.no_grad():
+                next(model.parameters()).fill_(float("nan"))
+        return model
+
+    monkeypatch.setattr(stack, "build_model", poisoned)
+    results = stack.fit_stack(_configs(), data, "cpu", [FitCallbacks(log_every=4)] * 3)
+    assert isinstance(results[1], NonFiniteLoss)
+    assert str(results[1]) == "loss became NaN at step 1"
+    alone = fit(CONFIG.replace(seed=5), data, "cpu", FitCallbacks(log_every=4))
+    assert _ok(results[2]).validation_loss == pytest.approx(alone.validation_loss, rel=1e-4)
+    assert _ok(results[0]).steps == planned_steps(96, 16, 240)[0]
+
+
+def test_a_run_told_to_stop_stops_alone(data: Datasets) -> None:
+    seen: list[int] = []
+
+    def stop_run_0() -> bool:
+        seen.append(1)
+        return len(seen) > 5  # polled before each step: 5 steps, then stop
+
+    callbacks = [FitCallbacks(should_stop=stop_run_0), FitCallbacks(), FitCallbacks()]
+    results = [_ok(r) for r in stack.fit_stack(_configs(), data, "cpu", callbacks)]
+    assert results[0].stopped and results[0].steps == 5 and results[0].inputs_seen == 80
+    assert results[0].samples is None  # like fit(): a stopped run gets no final pass
+    full = planned_steps(96, 16, 240)[0]
+    assert [r.steps for r in results[1:]] == [full, full]
+    assert not results[1].stopped and results[1].samples is not None
