@@ -7,6 +7,7 @@ from typing import Any
 from textual.app import App
 from textual.pilot import Pilot
 from textual.screen import Screen
+from textual.worker import WorkerCancelled
 
 
 class ScreenHost(App[None]):
@@ -33,7 +34,13 @@ def screen_text(app: App[Any]) -> str:
 async def settle(pilot: Pilot[Any]) -> None:
     """Wait until every thread worker (polls, writes) has finished and its message drawn."""
     for _ in range(20):
-        await pilot.app.workers.wait_for_complete()
+        try:
+            await pilot.app.workers.wait_for_complete()
+        except WorkerCancelled:
+            # An exclusive poll replaced by a newer one (a timer tick, a refresh after a
+            # write) ends cancelled by design: wait for the newer one on the next turn.
+            await pilot.pause()
+            continue
         await pilot.pause()
         if any(w.is_running for w in pilot.app.workers):
             continue

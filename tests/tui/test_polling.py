@@ -133,3 +133,35 @@ def test_settled_runs_are_reread_only_when_they_change(seeded, db_url: str) -> N
         assert fresh.settled is not again.settled
         assert fresh.runs == tuple(repo.list_runs())
         again = fresh
+
+
+async def test_settle_waits_past_a_poll_that_a_newer_poll_cancelled() -> None:
+    # Exclusive polls replace each other (a timer tick, a refresh after a write): the
+    # replaced one ends cancelled, which settle() must take as "not yet", not as a failure.
+    import threading
+
+    from screen_host import ScreenHost, settle
+    from textual import work
+    from textual.screen import Screen
+    from textual.worker import get_current_worker
+
+    release = threading.Event()
+    finished: list[int] = []
+
+    class Polling(Screen[None]):
+        @work(thread=True, exclusive=True, group="poll")
+        def poll(self, n: int) -> None:
+            while not release.wait(0.01):
+                if get_current_worker().is_cancelled:
+                    return
+            finished.append(n)
+
+    screen = Polling()
+    app = ScreenHost(screen)
+    async with app.run_test() as pilot:
+        screen.poll(1)
+        await pilot.pause()
+        screen.poll(2)  # cancels poll 1 while settle() below waits for it
+        threading.Timer(0.2, release.set).start()
+        await settle(pilot)
+        assert finished == [2]
