@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One GPU session's check of issue 5 (about 6-7 minutes on an H200), in one call of the device tool:
-#   1. T1 (12 runs at 32x32) end to end through the real queue and worker (--slots 6)
+#   1. T1 (12 runs at 32x32) end to end through the real queue and worker (--slots 6
+#      --order largest-first)
 #   2. the GPU tests
 #   3. train_speed at 180,000 inputs: reference loop, fit, 4 slot threads, 2/4/8 runs stacked
 #      as one model (core.stack), fit with multi-tensor AdamW (the old default), fit compiled
@@ -8,7 +9,7 @@
 #   4. where a step's GPU time goes (bench/profile_step.py)
 #   5. K same-shape runs stacked as one grouped-convolution model, timed (bench/stack_probe.py)
 #   6. packing through the worker: 4 slot threads against 4 slot processes
-# STEPS, SPEED_ARGS and T1_SLOTS choose a subset. Each step has its own time limit, and all
+# STEPS, SPEED_ARGS, T1_SLOTS and T1_ORDER choose a subset. Each step has its own time limit, and all
 # of them stop by DEADLINE_S (under the tool's 600 s).
 # Results land under $OUT (8 files at most): summary.txt and one log per step, train_speed.json,
 # gpu.db (the worker's database: open it with the dashboard). Run from the repository root:
@@ -29,6 +30,7 @@ DEADLINE_S=${DEADLINE_S:-560}
 STEPS=${STEPS:-"t1_worker gpu_tests train_speed profile stack packing"} # a later session may run fewer
 SPEED_ARGS=${SPEED_ARGS:-"--slots 4 --stack 2 4 8 --foreach --compile"}
 T1_SLOTS=${T1_SLOTS:-6}
+T1_ORDER=${T1_ORDER:-largest-first} # 'queue' was the order of the first measurements (98 s)
 STARTED=$(date +%s)
 SUMMARY="$OUT/summary.txt"
 export RESCONV_DATA=${RESCONV_DATA:-.bench-data/fashion-mnist}
@@ -90,7 +92,7 @@ if [ -n "$T1_INPUTS" ]; then
 fi
 if wanted t1_worker; then
   queue "$T1_SWEEP" >>"$OUT/t1_worker.log" 2>&1
-  step t1_worker 150 "${WORKER[@]}" --slots "$T1_SLOTS"
+  step t1_worker 150 "${WORKER[@]}" --slots "$T1_SLOTS" --order "$T1_ORDER"
   save_db
 fi
 

@@ -59,6 +59,8 @@ def slot_command(args: argparse.Namespace, db_url: str, slot: Slot) -> list[str]
         command += ["--data-dir", args.data_dir]
     if args.checkpoints:
         command += ["--checkpoints", args.checkpoints]
+    if getattr(args, "order", "queue") != "queue":
+        command += ["--order", args.order]
     return command
 
 

@@ -60,6 +60,7 @@ def run_stream_slots(
     *,
     trainer: Trainer | None = None,
     install_signals: bool = True,
+    largest_first: bool = False,
 ) -> int:
     """Run ``slots`` slot threads until all stop; 0, or 2 if a slot stopped on an error."""
     Repo.open(db_url).close()  # a wrong --db is reported once, before any thread starts
@@ -70,7 +71,7 @@ def run_stream_slots(
     trainer = trainer or FitTrainer(resolved, data_dir)
     root = Path(checkpoint_root) if checkpoint_root else default_checkpoint_root(db_url)
     workers = [
-        _slot_worker(db_url, resolved, trainer, root, flags, Slot(i, slots))
+        _slot_worker(db_url, resolved, trainer, root, flags, Slot(i, slots), largest_first)
         for i in range(1, slots + 1)
     ]
     flags.on_second = lambda: leave_now(workers)
@@ -100,7 +101,13 @@ def run_stream_slots(
 
 
 def _slot_worker(
-    db_url: str, device: str, trainer: Trainer, root: Path, flags: StopFlags, slot: Slot
+    db_url: str,
+    device: str,
+    trainer: Trainer,
+    root: Path,
+    flags: StopFlags,
+    slot: Slot,
+    largest_first: bool,
 ) -> Worker:
     repo = Repo.open(db_url)
     admission = None
@@ -111,7 +118,10 @@ def _slot_worker(
                 return free_for_new_runs(device)
 
         admission = Admission(repo, free_bytes)
-    return Worker(repo, device, trainer, root, flags, label=slot.label(device), admission=admission)
+    return Worker(
+        repo, device, trainer, root, flags, label=slot.label(device), admission=admission,
+        largest_first=largest_first,
+    )  # fmt: skip
 
 
 def _slot_main(

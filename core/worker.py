@@ -84,8 +84,10 @@ class Worker:
         poll_max_s: float = POLL_MAX_S,
         label: str | None = None,
         admission: Admission | None = None,
+        largest_first: bool = False,
     ) -> None:
         self.repo, self.device, self.trainer = repo, device, trainer
+        self.largest_first = largest_first
         self.checkpoint_root, self.flags = checkpoint_root, flags
         self.stale_after_s, self.poll_max_s = stale_after_s, poll_max_s
         self.admission, self.admit_wait = admission, ADMIT_WAIT_MIN_S
@@ -103,7 +105,7 @@ class Worker:
         delay, last_recover = POLL_MIN_S, time.monotonic()
         try:
             while not self.flags.stop and (max_runs is None or self.runs_done < max_runs):
-                run = self.repo.claim(self.id)
+                run = self.repo.claim(self.id, self.largest_first)
                 if run is not None:
                     self.current = run.id  # from the claim on: a second signal puts it back
                     if self.admitted(run):
@@ -394,10 +396,12 @@ def run_worker(
     stale_after_s: float = STALE_AFTER_S,
     heartbeat_s: float = HEARTBEAT_S,
     slot: Slot | None = None,
+    largest_first: bool = False,
 ) -> int:
     """Open the queue, register, and train runs until stopped; returns the runs ended.
 
     ``slot``: this process is one of several sharing the device (see ``core.slots``).
+    ``largest_first``: claim order (``Repo.claim``), from ``--order largest-first``.
     """
     repo = Repo.open(db_url)  # first: a wrong --db is reported without importing torch
     try:
@@ -418,6 +422,7 @@ def run_worker(
     worker = Worker(
         repo, resolved, trainer or FitTrainer(resolved, data_dir), root, flags,
         stale_after_s=stale_after_s, heartbeat_s=heartbeat_s, label=label, admission=admission,
+        largest_first=largest_first,
     )  # fmt: skip
     try:
         return worker.loop(until_empty, max_runs)
@@ -432,6 +437,7 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
     if args.max_runs is not None and args.max_runs < 1:
         raise ConfigError(f"--max-runs must be at least 1 (got {args.max_runs})")
     slots = getattr(args, "slots", 1)
+    largest_first = getattr(args, "order", "queue") == "largest-first"
     if slots < 1:
         raise ConfigError(f"--slots must be at least 1 (got {slots})")
     if slots > 1:
@@ -443,7 +449,7 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
 
             return run_stream_slots(
                 db_url, slots, args.device, args.until_empty, args.max_runs, args.data_dir,
-                args.checkpoints,
+                args.checkpoints, largest_first=largest_first,
             )  # fmt: skip
         from core.slots import supervise
 
@@ -451,7 +457,7 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
     slot = parse_slot(args.slot) if getattr(args, "slot", None) else None
     run_worker(
         db_url, args.device, args.until_empty, args.max_runs, args.data_dir, args.checkpoints,
-        slot=slot,
+        slot=slot, largest_first=largest_first,
     )  # fmt: skip
     return 0
 

@@ -29,7 +29,16 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoints", default=None, metavar="DIR",
         help="checkpoint folder (default: checkpoints/ next to the SQLite file)",
     )  # fmt: skip
+    parser.add_argument(
+        "--order", choices=CLAIM_ORDERS, default="queue",
+        help="which queued run to take next, after priority: 'queue' (default: the oldest) or "
+        "'largest-first' (the most work, parameters x inputs: with --slots, big runs start "
+        "first and small ones fill the slots at the end)",
+    )  # fmt: skip
     add_slots_argument(parser)
+
+
+CLAIM_ORDERS = ("queue", "largest-first")
 
 
 def add_slots_argument(parser: argparse.ArgumentParser) -> None:

@@ -7,11 +7,13 @@ import time
 import pytest
 from queue_helpers import tiny_run, tiny_runs
 
+from core.config import RunConfig
 from core.queue import (
     FinalFigures,
     GpuSnapshot,
     InvalidTransition,
     MetricPoint,
+    NewRun,
     Repo,
     RunFilter,
     RunStatus,
@@ -80,6 +82,24 @@ def test_duplicates_inside_one_batch_are_skipped(repo: Repo) -> None:
 
 
 # ----- claim, heartbeat, metrics, ending ----------------------------------------------
+
+
+def test_largest_first_takes_the_most_work_within_a_priority(repo: Repo) -> None:
+    def run(seed: int, params: int, inputs: int) -> NewRun:
+        config = RunConfig(layers=2, channels=4, max_inputs=inputs, seed=seed)
+        return NewRun.from_config(
+            config, experiment="exp", name=f"s{seed}", param_count=params, swept={"seed": seed}
+        )
+
+    # Logbook-sized figures: parameters x inputs is past 2**31 (PostgreSQL's INTEGER).
+    small, big, mid = repo.enqueue(
+        [run(0, 2_000, 180_000), run(1, 200_000, 180_000), run(2, 2_000, 1_800_000)]
+    ).added_ids
+    urgent = repo.enqueue([run(3, 10, 512)], priority=1).added_ids[0]
+    tie = repo.enqueue([run(4, 200_000, 180_000)]).added_ids[0]  # big's work, queued later
+    worker = repo.register_worker("h", 1, "cpu")
+    order = [repo.claim(worker, largest_first=True) for _ in range(5)]
+    assert [r.id for r in order if r is not None] == [urgent, big, tie, mid, small]
 
 
 def test_claim_takes_highest_priority_then_oldest(repo: Repo) -> None:

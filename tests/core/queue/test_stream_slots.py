@@ -123,3 +123,34 @@ def test_shared_trainer_keeps_datasets_in_use_and_the_last_one(
     trainer.datasets("fmnist", 32)  # the last one asked for stays; 28 is nobody's now
     gc.collect()
     assert list(trainer.cache.keys()) == [("fmnist", 32)]
+
+
+def test_largest_first_reaches_the_slot_threads_and_the_slot_processes(tmp_path: Path) -> None:
+    import argparse
+
+    from core.packing import Slot
+    from core.slots import slot_command
+    from core.worker_options import add_worker_arguments
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    repo = Repo.open(url)
+    ids = repo.enqueue(tiny_runs(2) + tiny_runs(2, "long", max_inputs=4096)).added_ids
+    repo.close()
+    started: list[int] = []
+
+    def trainer(run: RunRow, cb: FitCallbacks, checkpoint_dir: Path) -> FitResult:
+        started.append(run.id)
+        return FitResult(0.5, inputs_seen=512, steps=8, inputs_per_s=100.0, param_count=321)
+
+    code = run_stream_slots(
+        url, 1, "cpu", until_empty=True, checkpoint_root=tmp_path / "ck",
+        trainer=trainer, install_signals=False, largest_first=True,
+    )  # fmt: skip
+    assert code == 0 and started == [ids[2], ids[3], ids[0], ids[1]]  # the long runs first
+
+    parser = argparse.ArgumentParser()
+    add_worker_arguments(parser)
+    args = parser.parse_args(["--slots", "2", "--order", "largest-first"])
+    assert "--order largest-first" in " ".join(slot_command(args, url, Slot(1, 2)))
+    plain = parser.parse_args(["--slots", "2"])
+    assert "--order" not in slot_command(plain, url, Slot(1, 2))

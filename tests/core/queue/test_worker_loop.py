@@ -57,7 +57,7 @@ def fake_trainer(
     return train
 
 
-def make_worker(repo: Repo, trainer: Trainer, tmp_path: Path, **kwargs: float) -> Worker:
+def make_worker(repo: Repo, trainer: Trainer, tmp_path: Path, **kwargs: float | bool) -> Worker:
     return Worker(repo, "cpu", trainer, tmp_path / "ck", StopFlags(), heartbeat_s=0.05, **kwargs)
 
 
@@ -78,6 +78,21 @@ def test_trains_every_run_and_records_figures_metrics_and_samples(
         assert {"lr", "inputs_per_s", "memory_bytes"} <= set(names)
     (row,) = repo.list_workers(include_gone=True)
     assert (row.state, row.runs_done, row.device) == ("stopped", 3, "cpu")
+
+
+def test_largest_first_trains_the_most_work_first(repo: Repo, tmp_path: Path) -> None:
+    short = repo.enqueue(tiny_runs(2)).added_ids
+    long = repo.enqueue(tiny_runs(1, "long", max_inputs=4096)).added_ids
+    trained: list[int] = []
+    base = fake_trainer(steps=2)
+
+    def trainer(run: RunRow, cb: FitCallbacks, checkpoint_dir: Path) -> FitResult:
+        trained.append(run.id)
+        return base(run, cb, checkpoint_dir)
+
+    worker = make_worker(repo, trainer, tmp_path, largest_first=True)
+    assert worker.loop(until_empty=True) == 3
+    assert trained == [long[0], short[0], short[1]]  # then the oldest among equals
 
 
 def test_metric_rows_are_written_in_batches(
