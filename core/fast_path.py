@@ -84,9 +84,11 @@ def wants_graph(device: torch.device, env: Mapping[str, str] | None = None) -> s
     return None
 
 
-def wants_compile(max_inputs: int, env: Mapping[str, str] | None = None) -> bool:
-    """torch.compile where it wins: ``RESCONV_COMPILE=1`` always, ``=0`` never, and by
-    default (unset or ``auto``) for runs of at least ``COMPILE_AUTO_INPUTS`` inputs.
+def wants_compile(
+    device: torch.device, max_inputs: int, env: Mapping[str, str] | None = None
+) -> bool:
+    """torch.compile where it wins, on CUDA: ``RESCONV_COMPILE=1`` always, ``=0`` never,
+    and by default (unset or ``auto``) for runs of at least ``COMPILE_AUTO_INPUTS`` inputs.
 
     On an H200 the logbook's 11-layer run trained at 17,500 inputs/s as a plain CUDA
     graph and 26,700 compiled, after about 20 s of compiling (cold caches): about 20 us
@@ -94,6 +96,8 @@ def wants_compile(max_inputs: int, env: Mapping[str, str] | None = None) -> bool
     is twice that, so a slower compile still pays. The logbook's own runs (180,000)
     stay uncompiled.
     """
+    if device.type != "cuda":
+        return False  # the CPU keeps the plain step; the fast step there is for tests
     value = (os.environ if env is None else env).get(COMPILE_ENV, "").strip().lower()
     if value in ("", "auto"):
         return max_inputs >= COMPILE_AUTO_INPUTS
@@ -219,6 +223,14 @@ def make_capturable(
     return lr
 
 
+def use_multi_tensor_adam(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    """Switch a capturable AdamW from the fused kernel back to the multi-tensor form
+    (single-tensor off CUDA); its state, a device step count and moments, fits both."""
+    for group in optimizer.param_groups:
+        group["fused"] = False
+        group["foreach"] = device.type == "cuda"
+
+
 def select_batch(
     images: torch.Tensor, indices: torch.Tensor, halves: torch.Tensor, table: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -330,6 +342,7 @@ class FastStep:
             dynamo.recompile_limit = max(dynamo.recompile_limit, RECOMPILE_LIMIT)
             self.forward = torch.compile(model, dynamic=False)  # type: ignore[assignment]
         self.base_lr = float(optimizer.param_groups[0]["lr"])
+        self.fused_adam = fused_adam
         self.lr = make_capturable(optimizer, self.device, fused=fused_adam)
         height, width = images.shape[-2:]
         self.table = half_mask_table(height, width, device=self.device)  # bool (4, H, W)
@@ -371,25 +384,66 @@ class FastStep:
     # --- setting up ---
 
     def capture(self) -> None:
-        """Warm up, restore the untouched state, capture the full-batch step; or say why not."""
-        saved = _snapshot(self.model)
-        cuda = self.device.type == "cuda"
-        stream = torch.cuda.current_stream(self.device) if cuda else None
-        try:
-            self._warm_up_and_capture(saved)
-            self.mode = "graph"
-        except Exception as exc:  # any failure: keep training, eagerly, and say why
-            self.graph = None
-            self.why_not = f"graph capture failed: {failure_reason(exc)}"
-            if stream is not None:
-                # When capture_end raises, torch.cuda.graph never leaves its capture
-                # stream: without this the eager fallback would run on that shared stream.
-                torch.cuda.set_stream(stream)
-                torch.cuda.synchronize(self.device)
-            self.optimizer.zero_grad(set_to_none=True)
-            self._restore(saved)  # a warm-up step may have run before the failure
+        """Warm up, restore the untouched state, capture the full-batch step; or say why not.
 
-    def _warm_up_and_capture(self, saved: dict[str, torch.Tensor]) -> None:
+        A failure is retried with less: without torch.compile, then with AdamW's
+        multi-tensor form instead of the fused kernel; when even that fails the step
+        stays eager. Every reason ends up in ``description``.
+        """
+        saved, stream = _snapshot(self.model), self._current_stream()
+        reasons: list[str] = []
+        while True:
+            try:
+                self._warm_up_and_capture(saved)
+                self.mode = "graph"
+                break
+            except Exception as exc:  # any failure: keep training, with less, and say why
+                self._undo_warm_up(saved, stream)
+                reason = failure_reason(exc)
+                if self.compiled:
+                    self.forward = self.model
+                    reasons.append(f"compile dropped: {reason}")
+                elif self.fused_adam:
+                    self.fused_adam = False
+                    use_multi_tensor_adam(self.optimizer, self.device)
+                    reasons.append(f"fused AdamW dropped: {reason}")
+                else:
+                    reasons.append(f"graph capture failed: {reason}")
+                    break
+        self.why_not = "; ".join(reasons) or None
+
+    def compile_alone(self) -> None:
+        """Without a graph: compile in warm-up steps with the GPU to itself, then undo them.
+
+        So slot threads pause for the compile here too; a failure drops compile.
+        """
+        saved, stream = _snapshot(self.model), self._current_stream()
+        try:
+            self._warm_up(saved)
+        except Exception as exc:
+            self._undo_warm_up(saved, stream)
+            self.forward = self.model
+            self.why_not = f"{self.why_not}; compile dropped: {failure_reason(exc)}"
+
+    def _current_stream(self) -> torch.cuda.Stream | None:
+        """The caller's stream (a slot thread's own one), to train on after a failure."""
+        return torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None
+
+    def _undo_warm_up(
+        self, saved: dict[str, torch.Tensor], stream: torch.cuda.Stream | None
+    ) -> None:
+        self.graph = None
+        if stream is not None:
+            # When capture_end raises, torch.cuda.graph never leaves its capture stream:
+            # without this the next try, or the eager fallback, would run on that stream.
+            torch.cuda.set_stream(stream)
+            torch.cuda.synchronize(self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        self._restore(saved)  # a warm-up step may have run before the failure
+
+    def _warm_up(self, saved: dict[str, torch.Tensor]) -> torch.Tensor:
+        """A few real steps on dummy data (cuDNN autotuning, AdamW's state, compiling),
+        then everything they changed put back; returns the full-batch input buffer."""
         rng = torch.cuda.get_rng_state(self.device)  # RReLU draws slopes from it
         buffer = self._input_buffer(self.batch_size * self.copies)
         dummy = torch.arange(len(buffer) // 2, device=self.device) % len(self.images)
@@ -408,6 +462,10 @@ class FastStep:
         # Warm-up steps were real updates: put weights, BN stats, Adam state and lr back.
         self._restore(saved)
         torch.cuda.set_rng_state(rng, self.device)
+        return buffer
+
+    def _warm_up_and_capture(self, saved: dict[str, torch.Tensor]) -> None:
+        buffer = self._warm_up(saved)
         graph = torch.cuda.CUDAGraph()
         self.optimizer.zero_grad(set_to_none=True)  # grads get allocated inside the graph's pool
         # Runs packed as threads (core.stream_slots) pause their CUDA work meanwhile.
@@ -511,7 +569,7 @@ def make_fast_step(
         precision=precision,
         channels_last=wants_channels_last(device, env),
         compile_model=(
-            cuda and wants_compile(capacity * batch_size, env)
+            wants_compile(device, capacity * batch_size, env)
             if compile_model is None
             else compile_model
         ),
@@ -522,4 +580,6 @@ def make_fast_step(
         step.capture()
     else:
         step.why_not = why_not if cuda else None  # on CPU eager is simply what runs
+        if cuda and step.compiled:
+            step.compile_alone()
     return step

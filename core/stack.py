@@ -138,6 +138,9 @@ def fit_stack(
         raise ValueError(f"cannot stack these runs: {problem}")
     device = torch.device(device)
     callbacks = list(callbacks) if callbacks is not None else [FitCallbacks() for _ in configs]
+    if len({c.log_every for c in callbacks}) > 1:
+        # One window of losses serves every run: a run's points must come at its own fit's.
+        raise ValueError("cannot stack these runs: their callbacks log at different intervals")
     memory = MemoryMeter(device)
     stack: _Stack | None = None
     try:
@@ -223,7 +226,7 @@ class _Stack:
             )  # fmt: skip
             for k, config in enumerate(configs)
         ]
-        self.log_every = min(c.log_every for c in callbacks)
+        self.log_every = callbacks[0].log_every
         self.t_max = cosine_length(self.config)
         self.step = self.inputs = 0
         self.lr = self.config.lr

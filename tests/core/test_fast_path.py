@@ -85,11 +85,13 @@ def test_channels_last_on_cuda_unless_switched_off() -> None:
 
 
 def test_compile_where_it_pays_unless_switched() -> None:
-    logbook, long = 180_000, fp.COMPILE_AUTO_INPUTS
-    assert not fp.wants_compile(logbook, env={})
-    assert fp.wants_compile(long, env={}) and fp.wants_compile(long, env={fp.COMPILE_ENV: "auto"})
-    assert fp.wants_compile(logbook, env={fp.COMPILE_ENV: "1"})
-    assert not fp.wants_compile(long, env={fp.COMPILE_ENV: "0"})
+    cuda, logbook, long = torch.device("cuda"), 180_000, fp.COMPILE_AUTO_INPUTS
+    assert not fp.wants_compile(cuda, logbook, env={})
+    assert fp.wants_compile(cuda, long, env={})
+    assert fp.wants_compile(cuda, long, env={fp.COMPILE_ENV: "auto"})
+    assert fp.wants_compile(cuda, logbook, env={fp.COMPILE_ENV: "1"})
+    assert not fp.wants_compile(cuda, long, env={fp.COMPILE_ENV: "0"})
+    assert not fp.wants_compile(CPU, long, env={fp.COMPILE_ENV: "1"})  # CPU: plain step
 
 
 def test_compiled_kernels_are_kept_in_the_user_cache(tmp_path) -> None:
@@ -101,16 +103,19 @@ def test_compiled_kernels_are_kept_in_the_user_cache(tmp_path) -> None:
     assert chosen == {"TORCHINDUCTOR_CACHE_DIR": "/elsewhere"}  # the user's choice stays
 
 
-def test_a_long_run_compiles_only_on_cuda(images: torch.Tensor) -> None:
-    # Planned inputs past the threshold: CPU still keeps the eager (uncompiled) step.
-    long = CONFIG.replace(max_inputs=fp.COMPILE_AUTO_INPUTS)
-    assert not _fast_step(images, long).compiled
+def test_the_compile_decision_sees_the_runs_planned_inputs(
+    images: torch.Tensor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[tuple[str, int]] = []
 
+    def spy(device: torch.device, max_inputs: int, env: object = None) -> bool:
+        asked.append((device.type, max_inputs))
+        return False
 
-def test_fused_adamw_on_cuda_unless_switched_off() -> None:
-    assert fp.wants_fused_adam(torch.device("cuda"), env={})
-    assert not fp.wants_fused_adam(torch.device("cuda"), env={fp.FUSED_ADAM_ENV: "0"})
-    assert not fp.wants_fused_adam(CPU, env={})  # CPU: the plain step's single-tensor AdamW
+    monkeypatch.setattr(fp, "wants_compile", spy)
+    step = _fast_step(images)
+    steps = planned_steps(N_TRAIN, CONFIG.batch_size, CONFIG.max_inputs)[0]
+    assert asked == [("cpu", steps * CONFIG.batch_size)] and not step.compiled
 
 
 def test_precision_resolution() -> None:
@@ -267,6 +272,49 @@ def test_a_failed_capture_falls_back_to_eager_with_the_reason(
         "stream is capturing)"
     )
     # ... and was undone: the run is the same as if capture had never been tried.
+    assert _losses(step, images) == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
+def test_a_capture_that_fails_compiled_is_tried_again_without_compile(
+    images: torch.Tensor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tries: list[bool] = []
+
+    def capture(self: fp.FastStep, saved: dict[str, torch.Tensor]) -> None:
+        tries.append(self.compiled)
+        if self.compiled:
+            raise RuntimeError("InductorError: no working C compiler\nlong log")
+
+    monkeypatch.setattr(fp.FastStep, "_warm_up_and_capture", capture)
+    step = _fast_step(images, graph=True, compile_model=True)
+    assert tries == [True, False] and not step.compiled and step.mode == "graph"
+    assert step.description == (
+        "cpu-graph fp32 (compile dropped: RuntimeError: InductorError: no working C compiler)"
+    )
+
+
+def test_a_capture_that_fails_with_fused_adamw_is_tried_with_the_multi_tensor_form(
+    images: torch.Tensor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, optimizer = _fresh()
+    plain = make_plain_step(model, optimizer, images, seeded_generator(CONFIG.seed, MASK_STREAM))
+    expected = _losses(plain, images)
+
+    def capture(self: fp.FastStep, saved: dict[str, torch.Tensor]) -> None:
+        self._eager(self._input_buffer(self.batch_size))  # a real warm-up step first
+        if self.optimizer.param_groups[0]["fused"]:
+            raise RuntimeError("fused kernel: params, grads, exp_avgs must have same layout")
+        raise RuntimeError("no CUDA here")  # then the ordinary CPU failure
+
+    monkeypatch.setattr(fp, "wants_fused_adam", lambda device, env=None: True)
+    monkeypatch.setattr(fp.FastStep, "_warm_up_and_capture", capture)
+    step = _fast_step(images, graph=True)
+    assert not step.fused_adam and not step.optimizer.param_groups[0]["fused"]
+    assert step.description == (
+        "cpu-eager fp32 (fused AdamW dropped: RuntimeError: fused kernel: params, grads, "
+        "exp_avgs must have same layout; graph capture failed: RuntimeError: no CUDA here)"
+    )
+    # Each failed try was undone: the run trains as if nothing had been tried.
     assert _losses(step, images) == pytest.approx(expected, rel=1e-5, abs=1e-6)
 
 

@@ -48,6 +48,9 @@ def test_only_the_seed_may_differ() -> None:
     assert "random" in (stack.stack_problem([CONFIG.replace(activation="rrelu")]) or "")
     with pytest.raises(ValueError, match="cannot stack these runs: runs differ in lr"):
         stack.fit_stack([CONFIG, CONFIG.replace(lr=1e-3)], None, "cpu")  # type: ignore[arg-type]
+    callbacks = [FitCallbacks(log_every=4), FitCallbacks(log_every=8)]
+    with pytest.raises(ValueError, match="log at different intervals"):
+        stack.fit_stack(_configs()[:2], None, "cpu", callbacks)  # type: ignore[arg-type]
 
 
 # ----- the stacked model -----------------------------------------------------------------
@@ -94,9 +97,11 @@ def test_copy_k_of_the_output_is_run_k_on_its_own_input(mode: str) -> None:
 # ----- training -------------------------------------------------------------------------
 
 
-def test_a_stack_trains_each_run_as_its_own_fit_would(data: Datasets) -> None:
-    separate = [fit(config, data, "cpu", FitCallbacks(log_every=4)) for config in _configs()]
-    stacked = stack.fit_stack(_configs(), data, "cpu", [FitCallbacks(log_every=4)] * 3)
+@pytest.mark.parametrize("validation", ["fixed", "seed-faithful"])
+def test_a_stack_trains_each_run_as_its_own_fit_would(data: Datasets, validation: str) -> None:
+    configs = [c.replace(validation=validation) for c in _configs()]
+    separate = [fit(config, data, "cpu", FitCallbacks(log_every=4)) for config in configs]
+    stacked = stack.fit_stack(configs, data, "cpu", [FitCallbacks(log_every=4)] * 3)
     steps, inputs = planned_steps(96, 16, 240)
     for alone, result in zip(separate, map(_ok, stacked), strict=True):
         assert (
@@ -137,16 +142,26 @@ def test_a_run_that_diverges_fails_alone(data: Datasets, monkeypatch: pytest.Mon
     assert _ok(results[0]).steps == planned_steps(96, 16, 240)[0]
 
 
+def _stop_after(steps: int) -> Callable[[], bool]:
+    polls: list[int] = []
+
+    def should_stop() -> bool:
+        polls.append(1)
+        return len(polls) > steps  # polled before each step: ``steps`` steps, then stop
+
+    return should_stop
+
+
 def test_a_run_told_to_stop_stops_alone(data: Datasets) -> None:
-    seen: list[int] = []
-
-    def stop_run_0() -> bool:
-        seen.append(1)
-        return len(seen) > 5  # polled before each step: 5 steps, then stop
-
-    callbacks = [FitCallbacks(should_stop=stop_run_0), FitCallbacks(), FitCallbacks()]
+    callbacks = [FitCallbacks(should_stop=_stop_after(5), log_every=4)] + [
+        FitCallbacks(should_stop=lambda: False, log_every=4) for _ in range(2)
+    ]
     results = [_ok(r) for r in stack.fit_stack(_configs(), data, "cpu", callbacks)]
     assert results[0].stopped and results[0].steps == 5 and results[0].inputs_seen == 80
+    alone = fit(CONFIG, data, "cpu", FitCallbacks(should_stop=_stop_after(5), log_every=4))
+    assert [(p.step, p.loss) for p in results[0].train_losses] == [
+        (p.step, pytest.approx(p.loss, rel=1e-4)) for p in alone.train_losses
+    ]  # a point after 4 steps, then the stopped step's own
     assert results[0].samples is None  # like fit(): a stopped run gets no final pass
     full = planned_steps(96, 16, 240)[0]
     assert [r.steps for r in results[1:]] == [full, full]

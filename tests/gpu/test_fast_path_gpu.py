@@ -215,7 +215,8 @@ def _fits_on_slot_threads(configs: list[RunConfig], data: Datasets) -> list[obje
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(timeout=240)  # a deadlock in the capture gate fails here instead of hanging
+        assert not t.is_alive(), "a slot thread is still running after 240 s"
     return results
 
 
@@ -244,3 +245,23 @@ def test_a_stack_captures_one_graph_and_trains_each_run_as_alone(cuda_data: Data
         assert _train_curve(result) == pytest.approx(_train_curve(alone), rel=2e-2, abs=2e-3)
         assert result.validation_loss == pytest.approx(alone.validation_loss, abs=2e-3)
     assert stacked[0].validation_loss != stacked[1].validation_loss  # type: ignore[union-attr]
+
+
+def test_a_stacked_run_that_diverges_fails_alone_on_cuda(cuda_data: Datasets, monkeypatch) -> None:
+    # NaN must stay in its own group whatever grouped-convolution algorithm cuDNN picks.
+    import core.stack as stack
+
+    def poisoned(config: RunConfig) -> torch.nn.Module:
+        model = build_model(config)
+        if config.seed == 2:
+            with torch.no_grad():
+                next(model.parameters()).fill_(float("nan"))
+        return model
+
+    monkeypatch.setattr(stack, "build_model", poisoned)
+    configs = [SHORT.replace(seed=seed) for seed in (1, 2)]
+    alone = fit(configs[0], cuda_data, "cuda")
+    results = stack.fit_stack(configs, cuda_data, "cuda")
+    assert isinstance(results[1], stack.NonFiniteLoss), repr(results[1])
+    assert not isinstance(results[0], BaseException), repr(results[0])
+    assert results[0].validation_loss == pytest.approx(alone.validation_loss, abs=2e-3)
