@@ -25,8 +25,10 @@ AdamW's math, the lr of step k (``core.train.cosine_lr``), and validation,
 which the loop does with its own functions. The short last batch of an epoch
 has another shape, so it runs eagerly through the same body.
 
-If capture fails for any reason the step runs the same body eagerly and says
-why in ``description`` (which fit() stores in ``FitResult.path_used``).
+If capture fails for any reason it is tried again without torch.compile, then with
+AdamW's multi-tensor form instead of the fused kernel; if it still fails the step
+runs the same body eagerly. Each reason is in ``description`` (which fit() stores
+in ``FitResult.path_used``).
 
 Switches (environment, so a worker or benchmark can flip them without a config change):
 ``RESCONV_FAST_PATH=0`` keeps the plain step on CUDA; ``RESCONV_GRAPH=0`` skips

@@ -53,7 +53,6 @@ from core.train import (
     FitResult,
     MemoryMeter,
     NonFiniteLoss,
-    OutOfMemory,
     TrainClock,
     TrainPoint,
     ValidationPoint,
@@ -61,10 +60,10 @@ from core.train import (
     cosine_lr,
     make_optimizer,
     planned_steps,
-    release_frames,
     sample_grid,
     seeded_generator,
     train_batches,
+    training_errors,
     validate_faithful,
     validate_fixed,
 )
@@ -142,23 +141,23 @@ def fit_stack(
         # One window of losses serves every run: a run's points must come at its own fit's.
         raise ValueError("cannot stack these runs: their callbacks log at different intervals")
     memory = MemoryMeter(device)
-    stack: _Stack | None = None
     try:
         with GATE.gpu_work():  # see core.capture_gate
-            stack = _Stack(configs, data, device, callbacks, memory)
-            stack.train()
-            return stack.results()
-    except torch.cuda.OutOfMemoryError as exc:
-        release_frames(exc)
-        raise OutOfMemory(f"out of memory for a stack of {len(configs)} runs") from None
-    except BaseException as exc:
-        release_frames(exc)
-        raise
+            return _fit_stack(configs, data, device, callbacks, memory)
     finally:
-        stack = None
-        if device.type == "cuda":
-            torch.cuda.current_stream(device).synchronize()
         memory.finish()
+
+
+def _fit_stack(
+    configs: Sequence[RunConfig],
+    data: Datasets,
+    device: torch.device,
+    callbacks: list[FitCallbacks],
+    memory: MemoryMeter,
+) -> list[FitResult | TrainingError]:
+    # As core.train._fit: no local names the stack, so its CUDA objects go with this call.
+    with training_errors(device, f"out of memory for a stack of {len(configs)} runs"):
+        return _Stack(configs, data, device, callbacks, memory).trained()
 
 
 @dataclass
@@ -233,6 +232,10 @@ class _Stack:
         self.window: list[torch.Tensor] = []
         self.clock = TrainClock()
         self.last_point = (0, 0.0)
+
+    def trained(self) -> list[FitResult | TrainingError]:
+        self.train()
+        return self.results()
 
     def train(self) -> None:
         self.clock.start()

@@ -36,6 +36,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -309,23 +310,29 @@ def _fit(
     checkpoint_dir: str | Path | None,
     memory: MemoryMeter,
 ) -> FitResult:
-    # The run's CUDA objects (graph, pinned buffers, model, AdamW state) are freed here,
-    # inside the capture gate and before another slot's run counts as alone, also when
-    # an error propagates: its traceback would keep the frames' tensors alive.
-    run: _Run | None = None
+    # The run's CUDA objects (graph, pinned buffers, model, AdamW state) are freed when
+    # this call ends, inside the capture gate and before another slot's run counts as
+    # alone, also when an error propagates: no local names the run (a traceback keeps
+    # its frames' locals), and training_errors clears the finished frames.
+    hint = "try a smaller batch_size or fewer channels"
+    with training_errors(device, f"out of memory at batch {config.batch_size}: {hint}"):
+        return _Run(config, data, device, callbacks, checkpoint_dir, memory).trained()
+
+
+@contextmanager
+def training_errors(device: torch.device, out_of_memory: str) -> Iterator[None]:
+    """Around a training call: CUDA's out-of-memory error becomes ``OutOfMemory`` with the
+    given message, a failure's traceback lets go of the run's tensors (its frames would
+    keep them alive), and the device's queued work is done on the way out."""
     try:
-        run = _Run(config, data, device, callbacks, checkpoint_dir, memory)
-        run.train()
-        return run.result()
+        yield
     except torch.cuda.OutOfMemoryError as exc:
         release_frames(exc)
-        hint = "try a smaller batch_size or fewer channels"
-        raise OutOfMemory(f"out of memory at batch {config.batch_size}: {hint}") from None
+        raise OutOfMemory(out_of_memory) from None
     except BaseException as exc:
         release_frames(exc)
         raise
     finally:
-        run = None
         if device.type == "cuda":
             torch.cuda.current_stream(device).synchronize()
 
@@ -369,6 +376,10 @@ class _Run:
         self.window: list[torch.Tensor] = []
         self.clock = TrainClock()
         self.last_point = (0, 0.0)  # (inputs, train seconds) at the last TrainPoint
+
+    def trained(self) -> FitResult:
+        self.train()
+        return self.result()
 
     def train(self) -> None:
         """Epochs of steps, a validation pass after each epoch, then the final pass."""

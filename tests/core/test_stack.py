@@ -166,3 +166,23 @@ def test_a_run_told_to_stop_stops_alone(data: Datasets) -> None:
     full = planned_steps(96, 16, 240)[0]
     assert [r.steps for r in results[1:]] == [full, full]
     assert not results[1].stopped and results[1].samples is not None
+
+
+def test_a_failed_stack_is_not_kept_alive_by_its_traceback(
+    data: Datasets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for fit(): slot threads share the GPU, a failed stack's tensors must go at once."""
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug after training")
+
+    monkeypatch.setattr(stack, "sample_grid", broken)
+    with pytest.raises(RuntimeError, match="a bug after training") as failed:
+        stack.fit_stack(_configs()[:2], data, "cpu")
+    frames, tb = [], failed.value.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    assert len(frames) > 3  # fit_stack -> _fit_stack -> _Stack.trained -> ...
+    held = [v for f in frames for v in f.f_locals.values() if isinstance(v, stack._Stack)]
+    assert held == []
