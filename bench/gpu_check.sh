@@ -9,6 +9,7 @@
 #   4. where a step's GPU time goes (bench/profile_step.py)
 #   5. K same-shape runs stacked as one grouped-convolution model, timed (bench/stack_probe.py)
 #   6. packing through the worker: 4 slot threads against 4 slot processes
+#   7. 4 seeds of the logbook's run as one stack through the worker (--stack 4)
 # STEPS, SPEED_ARGS, T1_SLOTS and T1_ORDER choose a subset. Each step has its own time limit, and all
 # of them stop by DEADLINE_S (under the tool's 600 s).
 # Results land under $OUT (8 files at most): summary.txt and one log per step, train_speed.json,
@@ -27,7 +28,7 @@ FULL=${FULL:-180000}
 SHORT=${SHORT:-30000}
 T1_INPUTS=${T1_INPUTS:-} # empty: the sweep file's own 180,000
 DEADLINE_S=${DEADLINE_S:-560}
-STEPS=${STEPS:-"t1_worker gpu_tests train_speed profile stack packing"} # a later session may run fewer
+STEPS=${STEPS:-"t1_worker gpu_tests train_speed profile stack packing stack_worker"} # a later session may run fewer
 SPEED_ARGS=${SPEED_ARGS:-"--slots 4 --stack 2 4 8 --foreach --compile"}
 T1_SLOTS=${T1_SLOTS:-6}
 T1_ORDER=${T1_ORDER:-largest-first} # 'queue' was the order of the first measurements (98 s)
@@ -126,6 +127,20 @@ EOF
   sed -e 's/pack-threads/pack-processes/' -e 's/\[0, 1, 2, 3\]/[4, 5, 6, 7]/' /tmp/pack.yml >/tmp/pack2.yml
   queue /tmp/pack2.yml >>"$OUT/packing.log" 2>&1
   step packing 60 "${WORKER[@]}" --slots 4 --slot-mode processes
+  save_db
+fi
+
+# 7. Stacks through the real worker: 4 seeds of the logbook's run as one model (--stack 4).
+if wanted stack_worker; then
+  cat >/tmp/stack.yml <<EOF
+name: stack-worker
+layers: 11
+image_size: 28
+max_inputs: $FULL
+seeds: 4
+EOF
+  queue /tmp/stack.yml >>"$OUT/packing.log" 2>&1
+  step packing 90 "${WORKER[@]}" --stack 4
   save_db
 fi
 

@@ -145,12 +145,12 @@ class RunRecorder:
 
 
 class Heartbeat(threading.Thread):
-    """Keeps the worker row (with GPU stats) and the current run's heartbeat fresh."""
+    """Keeps the worker row (with GPU stats) and the current runs' heartbeats fresh."""
 
     def __init__(self, repo: Repo, worker_id: str, gpu: GpuMonitor, interval: float) -> None:
         super().__init__(name="heartbeat", daemon=True)
         self.repo, self.worker_id, self.gpu, self.interval = repo, worker_id, gpu, interval
-        self.run_id: int | None = None  # set by the main thread
+        self.run_ids: tuple[int, ...] = ()  # set by the main thread: its run, or its stack
         self.done = threading.Event()
         self.failures = 0
 
@@ -161,7 +161,9 @@ class Heartbeat(threading.Thread):
     def beat(self) -> None:
         gpu = self.gpu.sample()
         try:
-            self.repo.heartbeat(self.worker_id, run_id=self.run_id, gpu=gpu)
+            run_ids = self.run_ids  # one read: the main thread may replace it meanwhile
+            first, more = (run_ids[0], run_ids[1:]) if run_ids else (None, ())
+            self.repo.heartbeat(self.worker_id, run_id=first, more_run_ids=more, gpu=gpu)
             self.failures = 0
         except QueueError as exc:  # a locked database now and then must not kill the worker
             self.failures += 1

@@ -33,6 +33,7 @@ from core.gpu import free_for_new_runs
 from core.packing import Admission, Slot, threads_per_slot
 from core.queue import Repo
 from core.worker import say
+from core.worker_options import ClaimRules
 
 KILL_AFTER_S = 5.0
 POLL_S = 0.1
@@ -59,9 +60,7 @@ def slot_command(args: argparse.Namespace, db_url: str, slot: Slot) -> list[str]
         command += ["--data-dir", args.data_dir]
     if args.checkpoints:
         command += ["--checkpoints", args.checkpoints]
-    if getattr(args, "order", "queue") != "queue":
-        command += ["--order", args.order]
-    return command
+    return command + ClaimRules.from_args(args).options()
 
 
 class Supervisor:

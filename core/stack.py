@@ -22,7 +22,8 @@ activation without a weight shared across channels (PReLU) or random slopes
 (RReLU). A run whose loss turns NaN fails alone; a run whose ``should_stop`` says so
 stops alone; the others keep training.
 
-Not yet: checkpoints, and the worker does not stack queued runs;
+Checkpoints hold each run's model (``last.pt``, ``best.pt``) but not AdamW's state,
+which lives in the stack. ``worker --stack K`` claims such runs together;
 ``bench/train_speed.py --stack K`` measures it.
 """
 
@@ -32,6 +33,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -49,6 +51,7 @@ from core.train import (
     MASK_STREAM,
     SAMPLE_COUNT,
     SHUFFLE_STREAM,
+    Checkpoints,
     FitCallbacks,
     FitResult,
     MemoryMeter,
@@ -130,8 +133,13 @@ def fit_stack(
     data: Datasets,
     device: torch.device | str,
     callbacks: Sequence[FitCallbacks] | None = None,
+    checkpoint_dirs: Sequence[str | Path] | None = None,
 ) -> list[FitResult | TrainingError]:
-    """Train ``configs`` as one stack; each run's FitResult, or the error that ended it."""
+    """Train ``configs`` as one stack; each run's FitResult, or the error that ended it.
+
+    ``checkpoint_dirs``: one folder per run, as fit()'s ``checkpoint_dir`` (the model's
+    ``last.pt`` and ``best.pt``; without AdamW's state, which lives in the stack).
+    """
     problem = stack_problem(configs)
     if problem is not None:
         raise ValueError(f"cannot stack these runs: {problem}")
@@ -143,7 +151,7 @@ def fit_stack(
     memory = MemoryMeter(device)
     try:
         with GATE.gpu_work():  # see core.capture_gate
-            return _fit_stack(configs, data, device, callbacks, memory)
+            return _fit_stack(configs, data, device, callbacks, checkpoint_dirs, memory)
     finally:
         memory.finish()
 
@@ -153,11 +161,12 @@ def _fit_stack(
     data: Datasets,
     device: torch.device,
     callbacks: list[FitCallbacks],
+    checkpoint_dirs: Sequence[str | Path] | None,
     memory: MemoryMeter,
 ) -> list[FitResult | TrainingError]:
     # As core.train._fit: no local names the stack, so its CUDA objects go with this call.
     with training_errors(device, f"out of memory for a stack of {len(configs)} runs"):
-        return _Stack(configs, data, device, callbacks, memory).trained()
+        return _Stack(configs, data, device, callbacks, checkpoint_dirs, memory).trained()
 
 
 @dataclass
@@ -170,6 +179,7 @@ class _Member:
     fixed_halves: torch.Tensor
     faithful_generator: torch.Generator
     out: FitResult
+    checkpoints: Checkpoints | None = None
     error: TrainingError | None = None
     ended_at: tuple[int, int, float] | None = None  # (steps, inputs, train s) when it ended
 
@@ -187,6 +197,7 @@ class _Stack:
         data: Datasets,
         device: torch.device,
         callbacks: list[FitCallbacks],
+        checkpoint_dirs: Sequence[str | Path] | None,
         memory: MemoryMeter,
     ) -> None:
         self.started = time.perf_counter()
@@ -222,6 +233,7 @@ class _Stack:
                 ),
                 seeded_generator(config.seed, FAITHFUL_VALIDATION_STREAM),
                 FitResult(math.nan, param_count=trainable_params(models[k]), path_used=path),
+                Checkpoints(checkpoint_dirs[k], config) if checkpoint_dirs else None,
             )  # fmt: skip
             for k, config in enumerate(configs)
         ]
@@ -287,6 +299,9 @@ class _Stack:
                     self._emit(k, member, rows)
                 member.out.stopped = True
                 member.ended_at = (self.step, self.inputs, self.clock.seconds())
+                if member.checkpoints is not None:  # like fit(): a stopped run saves last.pt
+                    take_copy(self.model, k, member.model)
+                    member.checkpoints.save_last(member.model, None, self.step, self.inputs)
 
     def _log(self) -> None:
         """A TrainPoint per live run for the steps since the last one (one sync for all)."""
@@ -357,6 +372,8 @@ class _Stack:
         point = ValidationPoint(len(points) + 1, self.step, self.inputs, loss)
         points.append(point)
         member.out.validation_loss = loss
+        if member.checkpoints is not None:
+            member.checkpoints.after_validation(member.model, None, point)
         if member.callbacks.on_validation is not None:
             member.callbacks.on_validation(point)
 
@@ -374,5 +391,7 @@ class _Stack:
             result.inputs_per_s = inputs / train_seconds if train_seconds > 0 else 0.0
             result.peak_memory_bytes = self.memory.peak()  # the whole stack's
             result.wall_seconds = wall
+            if member.checkpoints is not None:
+                result.checkpoint_path = str(member.checkpoints.directory)
             out.append(result)
         return out

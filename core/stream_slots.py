@@ -45,6 +45,7 @@ from core.worker import (
     leave_now,
     resolve_device,
 )
+from core.worker_options import NO_RULES, ClaimRules
 
 JOIN_SLICE_S = 0.2  # the main thread waits in slices so that signal handlers run promptly
 
@@ -60,7 +61,7 @@ def run_stream_slots(
     *,
     trainer: Trainer | None = None,
     install_signals: bool = True,
-    largest_first: bool = False,
+    rules: ClaimRules = NO_RULES,
 ) -> int:
     """Run ``slots`` slot threads until all stop; 0, or 2 if a slot stopped on an error."""
     Repo.open(db_url).close()  # a wrong --db is reported once, before any thread starts
@@ -71,7 +72,7 @@ def run_stream_slots(
     trainer = trainer or FitTrainer(resolved, data_dir)
     root = Path(checkpoint_root) if checkpoint_root else default_checkpoint_root(db_url)
     workers = [
-        _slot_worker(db_url, resolved, trainer, root, flags, Slot(i, slots), largest_first)
+        _slot_worker(db_url, resolved, trainer, root, flags, Slot(i, slots), rules)
         for i in range(1, slots + 1)
     ]
     flags.on_second = lambda: leave_now(workers)
@@ -107,7 +108,7 @@ def _slot_worker(
     root: Path,
     flags: StopFlags,
     slot: Slot,
-    largest_first: bool,
+    rules: ClaimRules,
 ) -> Worker:
     repo = Repo.open(db_url)
     admission = None
@@ -120,7 +121,7 @@ def _slot_worker(
         admission = Admission(repo, free_bytes)
     return Worker(
         repo, device, trainer, root, flags, label=slot.label(device), admission=admission,
-        largest_first=largest_first,
+        rules=rules,
     )  # fmt: skip
 
 

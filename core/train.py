@@ -369,7 +369,7 @@ class _Run:
         )
         self.faithful_generator = seeded_generator(config.seed, FAITHFUL_VALIDATION_STREAM)
         self.out = FitResult(math.nan, param_count=trainable_params(self.model), path_used=path)
-        self.checkpoints = _Checkpoints(checkpoint_dir, config) if checkpoint_dir else None
+        self.checkpoints = Checkpoints(checkpoint_dir, config) if checkpoint_dir else None
         self.t_max = cosine_length(config)
         self.step = self.inputs = 0
         self.lr = config.lr
@@ -563,8 +563,11 @@ def _peak_rss_bytes() -> int:
     return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
 
 
-class _Checkpoints:
-    """last.pt after every validation pass, best.pt when the pass is the best so far."""
+class Checkpoints:
+    """last.pt after every validation pass, best.pt when the pass is the best so far.
+
+    ``optimizer`` None (a run of a stack, ``core.stack``): last.pt without AdamW's state.
+    """
 
     def __init__(self, directory: str | Path, config: RunConfig) -> None:
         self.directory = Path(directory)
@@ -572,7 +575,7 @@ class _Checkpoints:
         write_config(self.directory, config)
 
     def after_validation(
-        self, model: nn.Module, optimizer: torch.optim.Optimizer, point: ValidationPoint
+        self, model: nn.Module, optimizer: torch.optim.Optimizer | None, point: ValidationPoint
     ) -> None:
         self.save_last(model, optimizer, point.step, point.inputs, validation_loss=point.loss)
         if point.loss < self.best:
@@ -589,10 +592,12 @@ class _Checkpoints:
     def save_last(
         self,
         model: nn.Module,
-        optimizer: torch.optim.Optimizer,
+        optimizer: torch.optim.Optimizer | None,
         step: int,
         inputs: int,
         **extra: Any,
     ) -> None:
-        state = {"optimizer": optimizer.state_dict(), "step": step, "inputs": inputs, **extra}
+        state = {"step": step, "inputs": inputs, **extra}
+        if optimizer is not None:
+            state["optimizer"] = optimizer.state_dict()
         save_checkpoint(self.directory, LAST_FILE, model, **state)

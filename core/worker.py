@@ -53,9 +53,10 @@ from core.queue.db import describe, sqlite_path
 from core.queue.repo import STALE_AFTER_S
 from core.queue.samples import encode_samples
 from core.recording import HEARTBEAT_S, SPEAKER, Heartbeat, RunRecorder, StopFlags, say
-from core.worker_options import add_worker_arguments, slot_mode
+from core.worker_options import NO_RULES, ClaimRules, add_worker_arguments, slot_mode
 
 if TYPE_CHECKING:  # torch-using modules are imported when the worker starts training
+    from core.errors import TrainingError
     from core.train import FitCallbacks, FitResult
 
 POLL_MIN_S, POLL_MAX_S = 0.1, 3.0
@@ -64,8 +65,11 @@ EMERGENCY_REQUEUE_S = 2.0
 MAX_ERROR_CHARS = 300
 ADMIT_WAIT_MIN_S, ADMIT_WAIT_MAX_S = 1.0, 8.0  # a run that does not fit yet
 
-# trainer(run, callbacks, checkpoint_dir) -> FitResult; tests pass a fake one.
+# trainer(run, callbacks, checkpoint_dir) -> FitResult; tests pass a fake one. A trainer
+# that can also train a stack (--stack K) has a method
+# train_stack(runs, callbacks, checkpoint_dirs) -> [FitResult | TrainingError, ...].
 Trainer = Callable[[RunRow, "FitCallbacks", Path], "FitResult"]
+StackResults = list["FitResult | TrainingError"]
 
 
 # ----- the loop -----------------------------------------------------------------------
@@ -84,16 +88,16 @@ class Worker:
         poll_max_s: float = POLL_MAX_S,
         label: str | None = None,
         admission: Admission | None = None,
-        largest_first: bool = False,
+        rules: ClaimRules = NO_RULES,
     ) -> None:
         self.repo, self.device, self.trainer = repo, device, trainer
-        self.largest_first = largest_first
+        self.rules = rules
         self.checkpoint_root, self.flags = checkpoint_root, flags
         self.stale_after_s, self.poll_max_s = stale_after_s, poll_max_s
         self.admission, self.admit_wait = admission, ADMIT_WAIT_MIN_S
         self.id = repo.register_worker(socket.gethostname(), os.getpid(), label or device)
         self.heartbeat = Heartbeat(repo, self.id, GpuMonitor(device), heartbeat_s)
-        self.current: int | None = None
+        self.current: list[int] = []  # claimed runs not ended yet: a second signal puts them back
         self.runs_done = 0
         flags.on_second = self.exit_now
 
@@ -105,11 +109,15 @@ class Worker:
         delay, last_recover = POLL_MIN_S, time.monotonic()
         try:
             while not self.flags.stop and (max_runs is None or self.runs_done < max_runs):
-                run = self.repo.claim(self.id, self.largest_first)
+                run = self.repo.claim(self.id, self.rules.largest_first)
                 if run is not None:
-                    self.current = run.id  # from the claim on: a second signal puts it back
+                    self.current = [run.id]  # from the claim on: a second signal puts it back
                     if self.admitted(run):
-                        self.train(run)
+                        partners = self.claim_partners(run)
+                        if partners:
+                            self.train_stack([run, *partners])
+                        else:
+                            self.train(run)
                     delay = POLL_MIN_S
                     continue
                 if until_empty:
@@ -142,7 +150,7 @@ class Worker:
             say(f"run {run.id}: admitted, {decision.reason}")
             return True
         self.repo.put_back(run.id, self.id)
-        self.current = None
+        self.current = []
         say(f"run {run.id}: put back, {decision.reason}; next claim in {self.admit_wait:.0f} s")
         self.sleep(self.admit_wait)
         self.admit_wait = min(self.admit_wait * 2, ADMIT_WAIT_MAX_S)
@@ -159,8 +167,25 @@ class Worker:
         for run_id in self.repo.recover_stale(self.stale_after_s, dead):
             say(f"run {run_id}: worker lost (marked failed; 'retry' queues it again)")
 
+    def claim_partners(self, run: RunRow) -> list[RunRow]:
+        """With ``--stack K``: up to K-1 more queued runs that differ from ``run`` only in
+        their seed, claimed now to train with it as one model (``core.stack``).
+
+        They join without an admission check of their own: a stack of K needs K times
+        one run's weights and activations, a few hundred MiB for the logbook's runs.
+        """
+        if self.rules.stack < 2 or getattr(self.trainer, "train_stack", None) is None:
+            return []
+        from core.stack import stack_problem
+
+        if stack_problem([run.config]) is not None:  # e.g. PReLU: trains alone
+            return []
+        partners = self.repo.claim_like(self.id, run, self.rules.stack - 1)
+        self.current += [p.id for p in partners]
+        return partners
+
     def train(self, run: RunRow) -> None:
-        self.current = self.heartbeat.run_id = run.id
+        self.heartbeat.run_ids = (run.id,)
         say(f"run {run.id} {run.experiment}/{run.name}: started")
         recorder = RunRecorder(self.repo, run.id, self.flags)
         try:
@@ -173,8 +198,36 @@ class Worker:
             self.end_failed(run, failure_message(exc))
             return
         finally:
-            self.heartbeat.run_id = None
+            self.heartbeat.run_ids = ()
         self.end(run, result, recorder)
+
+    def train_stack(self, runs: list[RunRow]) -> None:
+        """Train ``runs`` (seeds of one config) as one stack; each ends on its own."""
+        self.heartbeat.run_ids = tuple(run.id for run in runs)
+        names = ", ".join(f"{run.id} {run.experiment}/{run.name}" for run in runs)
+        say(f"runs {names}: started as one stack of {len(runs)}")
+        recorders = [RunRecorder(self.repo, run.id, self.flags) for run in runs]
+        train_stack: Callable[..., StackResults] = self.trainer.train_stack  # type: ignore[attr-defined]
+        try:
+            results = train_stack(
+                runs, [r.callbacks() for r in recorders], [self.checkpoint_dir(r) for r in runs]
+            )
+            for recorder in recorders:
+                recorder.flush()
+        except QueueError:
+            raise
+        except Exception as exc:  # the whole stack failed (out of memory, a bug): each run
+            for run, recorder in zip(runs, recorders, strict=True):
+                _flush_quietly(recorder)
+                self.end_failed(run, failure_message(exc))
+            return
+        finally:
+            self.heartbeat.run_ids = ()
+        for run, result, recorder in zip(runs, results, recorders, strict=True):
+            if isinstance(result, Exception):  # this run alone diverged
+                self.end_failed(run, failure_message(result))
+            else:
+                self.end(run, result, recorder)
 
     def end(self, run: RunRow, result: FitResult, recorder: RunRecorder) -> None:
         figures = final_figures(result)
@@ -189,11 +242,15 @@ class Worker:
             loss, minutes = result.validation_loss, result.wall_seconds / 60
             recorded = self.repo.finish(run.id, self.id, figures)
             self.ended(run, recorded, f"succeeded, validation loss {loss:.6g} in {minutes:.2f} min")
-        self.current = None
+        self._let_go(run)
 
     def end_failed(self, run: RunRow, message: str) -> None:
         self.ended(run, self.repo.fail(run.id, self.id, message), f"failed: {message}")
-        self.current = None
+        self._let_go(run)
+
+    def _let_go(self, run: RunRow) -> None:
+        if run.id in self.current:
+            self.current.remove(run.id)
 
     def ended(self, run: RunRow, recorded: bool, what: str) -> None:
         self.runs_done += 1
@@ -211,9 +268,8 @@ class Worker:
         leave_now([self])
 
     def give_back_quietly(self) -> None:
-        """Put the current run back in the queue and mark this worker stopped; never raises."""
-        run_id = self.current
-        if run_id is not None:
+        """Put the current runs back in the queue and mark this worker stopped; never raises."""
+        for run_id in list(self.current):
             _quietly(self.repo.requeue, run_id, self.id)
         _quietly(self.repo.update_worker, self.id, state="stopped")
 
@@ -345,6 +401,16 @@ class FitTrainer:
         return fit(config, self.datasets(config.dataset, config.image_size), self.device,
                    callbacks, checkpoint_dir)  # fmt: skip
 
+    def train_stack(
+        self, runs: Sequence[RunRow], callbacks: Sequence[FitCallbacks], dirs: Sequence[Path]
+    ) -> StackResults:
+        """``runs`` (seeds of one config) as one stack: ``core.stack.fit_stack``."""
+        from core.stack import fit_stack
+
+        config = runs[0].config
+        data = self.datasets(config.dataset, config.image_size)
+        return fit_stack([run.config for run in runs], data, self.device, callbacks, dirs)
+
     def datasets(self, dataset: str, image_size: int) -> Any:
         key = (dataset, image_size)
         with self.lock:
@@ -396,12 +462,12 @@ def run_worker(
     stale_after_s: float = STALE_AFTER_S,
     heartbeat_s: float = HEARTBEAT_S,
     slot: Slot | None = None,
-    largest_first: bool = False,
+    rules: ClaimRules = NO_RULES,
 ) -> int:
     """Open the queue, register, and train runs until stopped; returns the runs ended.
 
     ``slot``: this process is one of several sharing the device (see ``core.slots``).
-    ``largest_first``: claim order (``Repo.claim``), from ``--order largest-first``.
+    ``rules``: what to claim (``--order``, ``--stack``).
     """
     repo = Repo.open(db_url)  # first: a wrong --db is reported without importing torch
     try:
@@ -422,7 +488,7 @@ def run_worker(
     worker = Worker(
         repo, resolved, trainer or FitTrainer(resolved, data_dir), root, flags,
         stale_after_s=stale_after_s, heartbeat_s=heartbeat_s, label=label, admission=admission,
-        largest_first=largest_first,
+        rules=rules,
     )  # fmt: skip
     try:
         return worker.loop(until_empty, max_runs)
@@ -437,7 +503,9 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
     if args.max_runs is not None and args.max_runs < 1:
         raise ConfigError(f"--max-runs must be at least 1 (got {args.max_runs})")
     slots = getattr(args, "slots", 1)
-    largest_first = getattr(args, "order", "queue") == "largest-first"
+    rules = ClaimRules.from_args(args)
+    if rules.stack < 1:
+        raise ConfigError(f"--stack must be at least 1 (got {rules.stack})")
     if slots < 1:
         raise ConfigError(f"--slots must be at least 1 (got {slots})")
     if slots > 1:
@@ -449,7 +517,7 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
 
             return run_stream_slots(
                 db_url, slots, args.device, args.until_empty, args.max_runs, args.data_dir,
-                args.checkpoints, largest_first=largest_first,
+                args.checkpoints, rules=rules,
             )  # fmt: skip
         from core.slots import supervise
 
@@ -457,7 +525,7 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
     slot = parse_slot(args.slot) if getattr(args, "slot", None) else None
     run_worker(
         db_url, args.device, args.until_empty, args.max_runs, args.data_dir, args.checkpoints,
-        slot=slot, largest_first=largest_first,
+        slot=slot, rules=rules,
     )  # fmt: skip
     return 0
 

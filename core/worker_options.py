@@ -6,6 +6,7 @@ pay for SQLAlchemy or torch.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,10 +36,37 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         "'largest-first' (the most work, parameters x inputs: with --slots, big runs start "
         "first and small ones fill the slots at the end)",
     )  # fmt: skip
+    parser.add_argument(
+        "--stack", type=int, default=1, metavar="K",
+        help="train up to K queued runs that differ only in their seed as ONE model "
+        "(grouped convolutions: K seeds of a sweep cell for about the GPU time of one); "
+        "default 1",
+    )  # fmt: skip
     add_slots_argument(parser)
 
 
 CLAIM_ORDERS = ("queue", "largest-first")
+
+
+@dataclass(frozen=True)
+class ClaimRules:
+    """Which queued runs a worker takes, and how many at once (``--order``, ``--stack``)."""
+
+    largest_first: bool = False
+    stack: int = 1  # runs that differ only in seed, trained as one model (core.stack)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ClaimRules:
+        order, stack = getattr(args, "order", "queue"), getattr(args, "stack", 1)
+        return cls(largest_first=order == "largest-first", stack=stack)
+
+    def options(self) -> list[str]:
+        """The same rules as command-line options (for slot processes)."""
+        options = ["--order", "largest-first"] if self.largest_first else []
+        return options + (["--stack", str(self.stack)] if self.stack > 1 else [])
+
+
+NO_RULES = ClaimRules()  # the defaults: queue order, one run at a time
 
 
 def add_slots_argument(parser: argparse.ArgumentParser) -> None:

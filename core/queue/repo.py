@@ -33,6 +33,7 @@ from sqlalchemy import (
     update,
 )
 
+from core.config import RunConfig
 from core.queue import db
 from core.queue.errors import InvalidTransition, UnknownRun
 from core.queue.models import Metric, Run, Worker
@@ -58,6 +59,7 @@ RUN = Run.__table__  # type: ignore[attr-defined]
 METRIC = Metric.__table__  # type: ignore[attr-defined]
 WORKER = Worker.__table__  # type: ignore[attr-defined]
 RUN_COLUMNS = [c for c in RUN.c if c.name != "samples"]  # lists never carry images
+STACK_SCAN = 1000  # queued rows claim_like compares at most
 STALE_AFTER_S = 30.0  # a running run without a heartbeat for this long is lost
 WORKER_LOST = "worker lost"
 LIVE_WORKER_STATES = ("idle", "running", "stopping")
@@ -204,6 +206,51 @@ class Repo:
             )
             return self._get(conn, run_id)
 
+    def claim_like(self, worker_id: str, like: RunRow, limit: int) -> list[RunRow]:
+        """Also take up to ``limit`` queued runs that differ from ``like`` only in their
+        seed, highest priority then oldest first: a stack (``core.stack``) with it.
+
+        The worker row keeps ``like`` as its current run. At most ``STACK_SCAN`` queued
+        rows with ``like``'s parameter count and inputs are compared.
+        """
+        if limit < 1:
+            return []
+        key = like.config.replace(seed=0)
+        now = time.time()
+        with self._write() as conn:
+            query = (
+                select(RUN.c.id, RUN.c.config_json)
+                .where(
+                    RUN.c.status == RunStatus.QUEUED.value,
+                    RUN.c.param_count == like.param_count,
+                    RUN.c.total_inputs == like.total_inputs,
+                )
+                .order_by(RUN.c.priority.desc(), RUN.c.id)
+                .limit(STACK_SCAN)
+                .with_for_update(skip_locked=True)
+            )
+            ids = [
+                row.id
+                for row in conn.execute(query)
+                if RunConfig.from_json(row.config_json).replace(seed=0) == key
+            ][:limit]
+            if not ids:
+                return []
+            conn.execute(
+                update(RUN)
+                .where(RUN.c.id.in_(ids), RUN.c.status == RunStatus.QUEUED.value)
+                .values(
+                    status=RunStatus.RUNNING.value,
+                    worker_id=worker_id,
+                    started_at=now,
+                    heartbeat_at=now,
+                    attempts=RUN.c.attempts + 1,
+                    inputs_done=0,
+                )  # fmt: skip
+            )
+            claimed = (self._get(conn, run_id) for run_id in ids)
+            return [run for run in claimed if run is not None]
+
     def heartbeat(
         self,
         worker_id: str,
@@ -211,17 +258,23 @@ class Repo:
         run_id: int | None = None,
         inputs_done: int | None = None,
         gpu: GpuSnapshot | None = None,
+        more_run_ids: Sequence[int] = (),
     ) -> None:
-        """The worker is alive (and its run, if any): refresh both timestamps and GPU stats."""
+        """The worker is alive (and its run, if any): refresh both timestamps and GPU stats.
+
+        ``more_run_ids``: the other runs of its stack (``--stack``), kept fresh too.
+        """
         now = time.time()
         with self._write() as conn:
-            # The run row first, then the worker row, as every write that touches both:
+            # The run rows first, then the worker row, as every write that touches both:
             # on PostgreSQL (row locks) the other order deadlocked against finish().
             if run_id is not None:
                 run_values: dict[str, Any] = {"heartbeat_at": now}
                 if inputs_done is not None:
                     run_values["inputs_done"] = inputs_done
                 conn.execute(self._own_running(run_id, worker_id).values(**run_values))
+            for other in sorted(more_run_ids):  # one order for every writer: no deadlock
+                conn.execute(self._own_running(other, worker_id).values(heartbeat_at=now))
             values: dict[str, Any] = {"last_seen_at": now}
             if gpu is not None:
                 values.update(_gpu_values(gpu))

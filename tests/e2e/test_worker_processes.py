@@ -228,3 +228,28 @@ def test_sigterm_puts_both_slots_runs_back_and_exits(env: Env, mode: str) -> Non
     repo = env.repo()
     assert [(r.status, r.worker_id) for r in repo.list_runs()] == [(S.QUEUED, None)] * 2
     assert [w.state for w in repo.list_workers(include_gone=True)] == ["stopped"] * 2
+
+
+def test_stack_trains_seeds_as_one_model_with_the_figures_of_separate_runs(env: Env) -> None:
+    # 3 seeds of one cell and a run of another config: the seeds train as one stack,
+    # the other alone; each seed's validation loss is what training it alone gives.
+    env.cli("queue", str(env.sweep("cell", "max_inputs: 512\nseeds: 3\n")))
+    env.cli("queue", str(env.sweep("other", "max_inputs: 512\nactivation: tanh\n")))
+    worker = env.worker("--until-empty", "--stack", "4")
+    assert finish(worker, env) == 0, env.output()
+    assert "started as one stack of 3" in env.output()
+    runs = env.repo().list_runs()
+    assert [(r.status, r.attempts) for r in runs] == [(S.SUCCEEDED, 1)] * 4, env.output()
+    stacked, alone = runs[:3], runs[3]
+    assert [r.path_used for r in stacked] == ["cpu-eager fp32 stack x3"] * 3
+    assert alone.path_used == "plain fp32"
+    for run in stacked:
+        assert (Path(run.checkpoint_path or "") / "best.pt").is_file()
+        assert env.repo().get_samples(run.id) is not None
+    # The same three seeds, one at a time, by the ordinary worker:
+    env.cli("queue", str(env.sweep("cell", "max_inputs: 512\nseeds: 3\n")), "--force")
+    assert finish(env.worker("--until-empty"), env) == 0, env.output()
+    again = env.repo().list_runs()[4:]
+    assert [r.validation_loss for r in again] == pytest.approx(
+        [r.validation_loss for r in stacked], rel=1e-4
+    )

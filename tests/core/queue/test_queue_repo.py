@@ -102,6 +102,30 @@ def test_largest_first_takes_the_most_work_within_a_priority(repo: Repo) -> None
     assert [r.id for r in order if r is not None] == [urgent, big, tie, mid, small]
 
 
+def test_claim_like_takes_queued_runs_that_differ_only_in_seed(repo: Repo) -> None:
+    cell = repo.enqueue(tiny_runs(4)).added_ids
+    other = repo.enqueue([tiny_run(5, lr=1e-3)]).added_ids[0]  # another config
+    elsewhere = repo.enqueue([tiny_run(7, "another-sweep")]).added_ids  # same config
+    worker, rival = repo.register_worker("h", 1, "cpu"), repo.register_worker("h", 2, "cpu")
+    first = repo.claim(worker)
+    assert first is not None and first.id == cell[0]
+    assert claim(repo, rival) == cell[1]  # already running elsewhere: not a partner
+    partners = repo.claim_like(worker, first, 1)
+    assert [p.id for p in partners] == [cell[2]]
+    assert [(p.status, p.worker_id, p.attempts) for p in partners] == [(S.RUNNING, worker, 1)]
+    rest = repo.claim_like(worker, first, 5)
+    assert [p.id for p in rest] == [cell[3], elsewhere[0]]  # not the lr=1e-3 run
+    assert status(repo, other) == S.QUEUED
+    assert repo.claim_like(worker, first, 5) == [] and repo.claim_like(worker, first, 0) == []
+    # One heartbeat keeps the whole stack fresh.
+    before = {r.id: r.heartbeat_at for r in repo.list_runs()}
+    time.sleep(0.01)
+    repo.heartbeat(worker, run_id=first.id, more_run_ids=[cell[2], cell[3], elsewhere[0]])
+    after = {r.id: r.heartbeat_at for r in repo.list_runs()}
+    fresher = {i for i in after if (after[i] or 0) > (before[i] or 0)}
+    assert fresher == {first.id, cell[2], cell[3], elsewhere[0]}
+
+
 def test_claim_takes_highest_priority_then_oldest(repo: Repo) -> None:
     low = repo.enqueue([tiny_run(0)]).added_ids[0]
     high = repo.enqueue([tiny_run(1), tiny_run(2)], priority=3).added_ids

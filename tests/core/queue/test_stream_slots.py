@@ -14,7 +14,7 @@ from queue_helpers import tiny_runs
 from core.queue import QueueError, Repo, RunRow, RunStatus
 from core.stream_slots import run_stream_slots
 from core.train import FitCallbacks, FitResult
-from core.worker_options import slot_mode
+from core.worker_options import ClaimRules, slot_mode
 
 
 class OverlapTrainer:
@@ -88,7 +88,7 @@ def test_second_signal_puts_every_slots_run_back_and_exits_130(
     for worker in workers:  # each slot is training a run
         run = worker.repo.claim(worker.id)
         assert run is not None
-        worker.current = run.id
+        worker.current = [run.id]
 
     def leave(code: int) -> None:
         raise SystemExit(code)
@@ -144,13 +144,13 @@ def test_largest_first_reaches_the_slot_threads_and_the_slot_processes(tmp_path:
 
     code = run_stream_slots(
         url, 1, "cpu", until_empty=True, checkpoint_root=tmp_path / "ck",
-        trainer=trainer, install_signals=False, largest_first=True,
+        trainer=trainer, install_signals=False, rules=ClaimRules(largest_first=True),
     )  # fmt: skip
     assert code == 0 and started == [ids[2], ids[3], ids[0], ids[1]]  # the long runs first
 
     parser = argparse.ArgumentParser()
     add_worker_arguments(parser)
-    args = parser.parse_args(["--slots", "2", "--order", "largest-first"])
-    assert "--order largest-first" in " ".join(slot_command(args, url, Slot(1, 2)))
-    plain = parser.parse_args(["--slots", "2"])
-    assert "--order" not in slot_command(plain, url, Slot(1, 2))
+    args = parser.parse_args(["--slots", "2", "--order", "largest-first", "--stack", "3"])
+    assert " --order largest-first --stack 3" in " ".join(slot_command(args, url, Slot(1, 2)))
+    plain = slot_command(parser.parse_args(["--slots", "2"]), url, Slot(1, 2))
+    assert "--order" not in plain and "--stack" not in plain

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from core.queue import FinalFigures, Repo, RunRow, RunStatus
 from core.queue.samples import decode_samples
 from core.train import FitCallbacks, FitResult, NonFiniteLoss, TrainPoint, ValidationPoint
 from core.worker import StopFlags, Worker, failure_message, final_figures, run_worker
+from core.worker_options import ClaimRules
 
 S = RunStatus
 Trainer = Callable[[RunRow, FitCallbacks, Path], FitResult]
@@ -57,7 +59,7 @@ def fake_trainer(
     return train
 
 
-def make_worker(repo: Repo, trainer: Trainer, tmp_path: Path, **kwargs: float | bool) -> Worker:
+def make_worker(repo: Repo, trainer: Trainer, tmp_path: Path, **kwargs: Any) -> Worker:
     return Worker(repo, "cpu", trainer, tmp_path / "ck", StopFlags(), heartbeat_s=0.05, **kwargs)
 
 
@@ -90,9 +92,70 @@ def test_largest_first_trains_the_most_work_first(repo: Repo, tmp_path: Path) ->
         trained.append(run.id)
         return base(run, cb, checkpoint_dir)
 
-    worker = make_worker(repo, trainer, tmp_path, largest_first=True)
+    worker = make_worker(repo, trainer, tmp_path, rules=ClaimRules(largest_first=True))
     assert worker.loop(until_empty=True) == 3
     assert trained == [long[0], short[0], short[1]]  # then the oldest among equals
+
+
+class StackingTrainer:
+    """A fake trainer that can also train stacks: seed 1 of a stack diverges alone."""
+
+    def __init__(self) -> None:
+        self.single = fake_trainer(steps=4)
+        self.stacks: list[list[int]] = []
+        self.beating: list[tuple[int, ...]] = []
+        self.heartbeat: Any = None  # the worker's, to see what it keeps fresh
+
+    def __call__(self, run: RunRow, cb: FitCallbacks, checkpoint_dir: Path) -> FitResult:
+        return self.single(run, cb, checkpoint_dir)
+
+    def train_stack(
+        self, runs: list[RunRow], callbacks: list[FitCallbacks], dirs: list[Path]
+    ) -> list[FitResult | Exception]:
+        self.stacks.append([run.id for run in runs])
+        self.beating.append(self.heartbeat.run_ids)
+        out: list[FitResult | Exception] = []
+        for run, cb, folder in zip(runs, callbacks, dirs, strict=True):
+            if run.seed == 1:
+                out.append(NonFiniteLoss("loss became NaN at step 3"))
+            else:
+                out.append(self.single(run, cb, folder))
+        return out
+
+
+def test_stack_claims_seeds_of_one_config_and_ends_each_run_on_its_own(
+    repo: Repo, tmp_path: Path
+) -> None:
+    cell = repo.enqueue(tiny_runs(4)).added_ids
+    other = repo.enqueue([tiny_run(0, lr=1e-3)]).added_ids[0]
+    trainer = StackingTrainer()
+    worker = make_worker(repo, trainer, tmp_path, rules=ClaimRules(stack=3))
+    trainer.heartbeat = worker.heartbeat
+    assert worker.loop(until_empty=True) == 5
+    assert trainer.stacks == [list(cell[:3])]  # then seed 3 alone (no partner left), and `other`
+    assert trainer.beating == [tuple(cell[:3])]  # every run of the stack kept fresh
+    runs = {r.id: r for r in repo.list_runs()}
+    assert runs[cell[1]].status == S.FAILED and runs[cell[1]].error == "loss became NaN at step 3"
+    for run_id in (cell[0], cell[2], cell[3], other):
+        assert runs[run_id].status == S.SUCCEEDED and runs[run_id].validation_loss == 0.25
+        assert [m.name for m in repo.metrics_since(run_id)].count("val_loss") == 1
+    assert worker.current == []
+
+
+def test_a_stack_that_fails_as_a_whole_fails_each_of_its_runs(repo: Repo, tmp_path: Path) -> None:
+    cell = repo.enqueue(tiny_runs(2)).added_ids
+    trainer = StackingTrainer()
+
+    def broken(*args: object) -> list[FitResult | Exception]:
+        raise RuntimeError("out of memory\ndetails")
+
+    trainer.train_stack = broken  # type: ignore[method-assign]
+    worker = make_worker(repo, trainer, tmp_path, rules=ClaimRules(stack=2))
+    assert worker.loop(until_empty=True) == 2
+    runs = repo.list_runs()
+    assert [(r.id, r.status, r.error) for r in runs] == [
+        (run_id, S.FAILED, "RuntimeError: out of memory") for run_id in cell
+    ]
 
 
 def test_metric_rows_are_written_in_batches(
@@ -235,6 +298,12 @@ def test_run_worker_rejects_devices_that_do_not_exist(db_path: Path) -> None:
         run_worker(str(db_path), device="cuda:7", install_signals=False)
     with pytest.raises(ConfigError, match="--device nonsense"):
         run_worker(str(db_path), device="nonsense", install_signals=False)
+
+
+def test_a_stack_of_zero_is_refused_in_one_line(tmp_path: Path, capsys) -> None:
+    code = worker_module.main(["--db", str(tmp_path / "runs.db"), "--stack", "0"])
+    assert code == 2
+    assert capsys.readouterr().err.strip().endswith("--stack must be at least 1 (got 0)")
 
 
 def test_module_entry_point_reports_errors_in_one_line(tmp_path: Path) -> None:
