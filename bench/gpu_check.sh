@@ -98,7 +98,7 @@ if wanted t1_worker; then
 fi
 
 # 2. The GPU tests (graph capture, parity with eager and plain, bf16 vs fp32, slot threads, compile).
-wanted gpu_tests && step gpu_tests 130 $PY -m pytest tests/gpu -q -rA -p no:cacheprovider
+wanted gpu_tests && step gpu_tests 180 $PY -m pytest tests/gpu -q -rA -p no:cacheprovider
 
 # 3. Speed and quality of one run (and of K packed runs), side by side in one process.
 # shellcheck disable=SC2086 # SPEED_ARGS is a list of options
