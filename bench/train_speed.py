@@ -178,9 +178,12 @@ def slots_row(config: RunConfig, data: Datasets, device: torch.device, slots: in
 def stack_row(config: RunConfig, data: Datasets, device: torch.device, copies: int) -> Row:
     """``copies`` runs as one stacked model; inputs/s counted over all of them."""
     configs = [config.replace(seed=config.seed + i) for i in range(copies)]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
     results = fit_stack(configs, data, device)
     wall = time.perf_counter() - started
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
     done = [r for r in results if isinstance(r, FitResult)]
     if not done:
         return Row(f"fit stack x{copies}", 0, wall, 0.0, 0.0, math.nan, f"failed: {results}")
@@ -193,7 +196,7 @@ def stack_row(config: RunConfig, data: Datasets, device: torch.device, copies: i
     )
     return Row(
         f"fit stack x{copies}", inputs, seconds, inputs / seconds if seconds else 0.0,
-        mib(done[0].peak_memory_bytes), sum(losses) / len(losses), note,
+        mib(peak), sum(losses) / len(losses), note,
     )  # fmt: skip
 
 

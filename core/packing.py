@@ -141,6 +141,7 @@ def earlier_neighbours(
         worker = by_id.get(other.worker_id or "")
         if (
             other.id == run.id
+            or other.worker_id == run.worker_id  # its own stack: counted in its need
             or worker is None
             or worker.host != me.host
             or base_device(worker.device) != base_device(me.device)
@@ -168,14 +169,18 @@ class Admission:
     ) -> None:
         self.repo, self.free_memory, self.clock = repo, free_memory, clock
 
-    def check(self, run: RunRow) -> Decision:
+    def check(self, run: RunRow, copies: int = 1) -> Decision:
+        """``copies`` > 1: ``run`` leads a stack of that many runs (``worker --stack``),
+        which needs about that many times one run's memory."""
         need, source = need_bytes(run.config, self.repo.measured_peaks(run.param_count))
+        need *= copies
         running = self.repo.list_runs(RunFilter(statuses=frozenset({RunStatus.RUNNING})))
         earlier = earlier_neighbours(run, self.repo.list_workers(), running, self.clock())
         by_id = {r.id: r for r in running}
         earlier = [self._with_need(n, by_id[n.run_id]) if n.warming else n for n in earlier]
         decision = decide(need, self.free_memory(), earlier)
-        return Decision(decision.train, f"{decision.reason} ({source} need)")
+        stack = f", a stack of {copies}" if copies > 1 else ""
+        return Decision(decision.train, f"{decision.reason} ({source} need{stack})")
 
     def _with_need(self, neighbour: Neighbour, run: RunRow) -> Neighbour:
         peaks = self.repo.measured_peaks(run.param_count)

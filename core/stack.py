@@ -389,7 +389,9 @@ class _Stack:
             result = member.out
             result.steps, result.inputs_seen = steps, inputs
             result.inputs_per_s = inputs / train_seconds if train_seconds > 0 else 0.0
-            result.peak_memory_bytes = self.memory.peak()  # the whole stack's
+            # Not one run's peak (the stack's is K runs'): unmeasured, like a run that
+            # shared its process; worker admission reads recorded peaks as one run's need.
+            result.peak_memory_bytes = 0
             result.wall_seconds = wall
             if member.checkpoints is not None:
                 result.checkpoint_path = str(member.checkpoints.directory)

@@ -112,8 +112,8 @@ class Worker:
                 run = self.repo.claim(self.id, self.rules.largest_first)
                 if run is not None:
                     self.current = [run.id]  # from the claim on: a second signal puts it back
-                    if self.admitted(run):
-                        partners = self.claim_partners(run)
+                    partners = self.claim_partners(run, max_runs)
+                    if self.admitted(run, partners):
                         if partners:
                             self.train_stack([run, *partners])
                         else:
@@ -134,12 +134,13 @@ class Worker:
             say(f"stopped after {self.runs_done} run(s)")
         return self.runs_done
 
-    def admitted(self, run: RunRow) -> bool:
-        """Whether this slot may train ``run`` now; if not, it is back in the queue."""
+    def admitted(self, run: RunRow, partners: Sequence[RunRow] = ()) -> bool:
+        """Whether this slot may train ``run`` (and its stack) now; if not, they are back
+        in the queue."""
         if self.admission is None:
             return True
         try:
-            decision = self.admission.check(run)
+            decision = self.admission.check(run, copies=1 + len(partners))
         except QueueError:
             raise
         except Exception as exc:  # e.g. the driver cannot report free memory: train as alone
@@ -149,7 +150,8 @@ class Worker:
             self.admit_wait = ADMIT_WAIT_MIN_S
             say(f"run {run.id}: admitted, {decision.reason}")
             return True
-        self.repo.put_back(run.id, self.id)
+        for claimed in (run, *partners):
+            self.repo.put_back(claimed.id, self.id)
         self.current = []
         say(f"run {run.id}: put back, {decision.reason}; next claim in {self.admit_wait:.0f} s")
         self.sleep(self.admit_wait)
@@ -167,20 +169,21 @@ class Worker:
         for run_id in self.repo.recover_stale(self.stale_after_s, dead):
             say(f"run {run_id}: worker lost (marked failed; 'retry' queues it again)")
 
-    def claim_partners(self, run: RunRow) -> list[RunRow]:
+    def claim_partners(self, run: RunRow, max_runs: int | None = None) -> list[RunRow]:
         """With ``--stack K``: up to K-1 more queued runs that differ from ``run`` only in
-        their seed, claimed now to train with it as one model (``core.stack``).
-
-        They join without an admission check of their own: a stack of K needs K times
-        one run's weights and activations, a few hundred MiB for the logbook's runs.
+        their seed, claimed now to train with it as one model (``core.stack``); no more
+        than ``--max-runs`` allows. Admission (with slots) then checks the whole stack.
         """
-        if self.rules.stack < 2 or getattr(self.trainer, "train_stack", None) is None:
+        limit = self.rules.stack - 1
+        if max_runs is not None:
+            limit = min(limit, max_runs - self.runs_done - 1)
+        if limit < 1 or getattr(self.trainer, "train_stack", None) is None:
             return []
         from core.stack import stack_problem
 
         if stack_problem([run.config]) is not None:  # e.g. PReLU: trains alone
             return []
-        partners = self.repo.claim_like(self.id, run, self.rules.stack - 1)
+        partners = self.repo.claim_like(self.id, run, limit)
         self.current += [p.id for p in partners]
         return partners
 

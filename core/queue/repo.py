@@ -210,15 +210,17 @@ class Repo:
         """Also take up to ``limit`` queued runs that differ from ``like`` only in their
         seed, highest priority then oldest first: a stack (``core.stack``) with it.
 
-        The worker row keeps ``like`` as its current run. At most ``STACK_SCAN`` queued
-        rows with ``like``'s parameter count and inputs are compared.
+        They count as started with ``like`` (its ``started_at``); the worker row keeps
+        ``like`` as its current run. At most ``STACK_SCAN`` queued rows with ``like``'s
+        parameter count and inputs are compared, without locking them: only the chosen
+        ones are locked (skipping any another worker holds), so a claim racing this one
+        never finds the queue empty because of rows this one merely looked at.
         """
         if limit < 1:
             return []
         key = like.config.replace(seed=0)
-        now = time.time()
         with self._write() as conn:
-            query = (
+            candidates = (
                 select(RUN.c.id, RUN.c.config_json)
                 .where(
                     RUN.c.status == RunStatus.QUEUED.value,
@@ -227,13 +229,21 @@ class Repo:
                 )
                 .order_by(RUN.c.priority.desc(), RUN.c.id)
                 .limit(STACK_SCAN)
-                .with_for_update(skip_locked=True)
             )
-            ids = [
+            chosen = [
                 row.id
-                for row in conn.execute(query)
+                for row in conn.execute(candidates)
                 if RunConfig.from_json(row.config_json).replace(seed=0) == key
             ][:limit]
+            if not chosen:
+                return []
+            lockable = (
+                select(RUN.c.id)
+                .where(RUN.c.id.in_(chosen), RUN.c.status == RunStatus.QUEUED.value)
+                .order_by(RUN.c.id)
+                .with_for_update(skip_locked=True)
+            )
+            ids = list(conn.execute(lockable).scalars())
             if not ids:
                 return []
             conn.execute(
@@ -242,14 +252,20 @@ class Repo:
                 .values(
                     status=RunStatus.RUNNING.value,
                     worker_id=worker_id,
-                    started_at=now,
-                    heartbeat_at=now,
+                    started_at=like.started_at,
+                    heartbeat_at=time.time(),
                     attempts=RUN.c.attempts + 1,
                     inputs_done=0,
                 )  # fmt: skip
             )
-            claimed = (self._get(conn, run_id) for run_id in ids)
-            return [run for run in claimed if run is not None]
+            claimed = (self._get(conn, run_id) for run_id in sorted(ids, key=chosen.index))
+            return [
+                run
+                for run in claimed
+                if run is not None
+                and run.status == RunStatus.RUNNING
+                and run.worker_id == worker_id
+            ]
 
     def heartbeat(
         self,
@@ -268,13 +284,22 @@ class Repo:
         with self._write() as conn:
             # The run rows first, then the worker row, as every write that touches both:
             # on PostgreSQL (row locks) the other order deadlocked against finish().
+            if more_run_ids:  # a stack: one statement, its rows locked in id order
+                ids = sorted({*more_run_ids, *([run_id] if run_id is not None else [])})
+                conn.execute(
+                    update(RUN)
+                    .where(
+                        RUN.c.id.in_(ids),
+                        RUN.c.worker_id == worker_id,
+                        RUN.c.status == RunStatus.RUNNING.value,
+                    )
+                    .values(heartbeat_at=now)
+                )
             if run_id is not None:
                 run_values: dict[str, Any] = {"heartbeat_at": now}
                 if inputs_done is not None:
                     run_values["inputs_done"] = inputs_done
                 conn.execute(self._own_running(run_id, worker_id).values(**run_values))
-            for other in sorted(more_run_ids):  # one order for every writer: no deadlock
-                conn.execute(self._own_running(other, worker_id).values(heartbeat_at=now))
             values: dict[str, Any] = {"last_seen_at": now}
             if gpu is not None:
                 values.update(_gpu_values(gpu))

@@ -145,3 +145,22 @@ def test_admission_uses_the_measured_peak_of_a_sibling_seed(repo: Repo) -> None:
     device.free = 38 * GIB  # 30 GiB + 1 GiB + 7.5 GiB margin does not fit
     decision = device.admission.check(device.claim(device.slot2, trained=False))
     assert not decision.train and "(measured need)" in decision.reason
+
+
+def test_a_stack_is_admitted_as_a_whole_and_its_own_runs_are_not_neighbours(
+    repo: Repo,
+) -> None:
+    repo.enqueue(tiny_runs(4))
+    device = Device(repo)
+    first = device.claim(device.slot1)  # training on slot 1
+    lead = device.claim(device.slot2, trained=False)
+    partners = repo.claim_like(device.slot2, lead, 2)
+    assert len(partners) == 2 and {p.started_at for p in partners} == {lead.started_at}
+    tiny = estimate_bytes(lead.config)
+    device.free = 3 * tiny + margin_bytes(3 * tiny)  # the stack fits, its partners ignored
+    decision = device.admission.check(lead, copies=3)
+    assert decision.train and "(estimated need, a stack of 3)" in decision.reason
+    device.free -= 1
+    assert not device.admission.check(lead, copies=3).train
+    assert device.admission.check(lead).train  # one run would have fitted
+    assert first.id not in {p.id for p in partners}

@@ -126,6 +126,44 @@ def test_claim_like_takes_queued_runs_that_differ_only_in_seed(repo: Repo) -> No
     assert fresher == {first.id, cell[2], cell[3], elsewhere[0]}
 
 
+def test_a_claim_racing_claim_like_still_finds_the_queued_runs(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # claim_like compares candidates without locking them: another worker's claim at that
+    # moment must not find the queue empty (on PostgreSQL, SKIP LOCKED skipped them all).
+    import threading
+
+    import core.queue.repo as repo_module
+
+    cell = repo.enqueue(tiny_runs(3)).added_ids
+    unrelated = repo.enqueue([tiny_run(9, lr=1e-3)]).added_ids[0]  # same shape, another lr
+    worker = repo.register_worker("h", 1, "cpu")
+    lead = repo.claim(worker)
+    assert lead is not None and lead.id == cell[0]
+    rival_repo = Repo.open(repo.url)
+    rival = rival_repo.register_worker("h", 2, "cpu")
+    got: list[object] = []
+    thread = threading.Thread(target=lambda: got.append(rival_repo.claim(rival)))
+    parse, calls = repo_module.RunConfig.from_json, []
+
+    def slow_parse(text: str) -> RunConfig:
+        calls.append(text)
+        if len(calls) == 2:  # the 1st reads `lead`'s own config; the 2nd is a candidate
+            thread.start()  # the rival claims while claim_like compares
+            thread.join(2)  # PostgreSQL answers now; SQLite waits for the write lock
+        return parse(text)
+
+    monkeypatch.setattr(repo_module.RunConfig, "from_json", slow_parse)
+    partners = repo.claim_like(worker, lead, 5)
+    thread.join(10)
+    rival_repo.close()
+    assert len(got) == 1 and got[0] is not None, "the rival found the queue empty"
+    taken = {p.id for p in partners} | {got[0].id}  # type: ignore[attr-defined]
+    assert len(taken) == len(partners) + 1  # no run handed out twice
+    assert taken <= {cell[1], cell[2], unrelated}
+    assert unrelated not in {p.id for p in partners}
+
+
 def test_claim_takes_highest_priority_then_oldest(repo: Repo) -> None:
     low = repo.enqueue([tiny_run(0)]).added_ids[0]
     high = repo.enqueue([tiny_run(1), tiny_run(2)], priority=3).added_ids

@@ -142,6 +142,16 @@ def test_stack_claims_seeds_of_one_config_and_ends_each_run_on_its_own(
     assert worker.current == []
 
 
+def test_a_stack_is_no_larger_than_max_runs_allows(repo: Repo, tmp_path: Path) -> None:
+    cell = repo.enqueue(tiny_runs(4)).added_ids
+    trainer = StackingTrainer()
+    worker = make_worker(repo, trainer, tmp_path, rules=ClaimRules(stack=4))
+    trainer.heartbeat = worker.heartbeat
+    assert worker.loop(until_empty=True, max_runs=2) == 2
+    assert trainer.stacks == [list(cell[:2])]
+    assert [r.status for r in repo.list_runs()][2:] == [S.QUEUED, S.QUEUED]
+
+
 def test_a_stack_that_fails_as_a_whole_fails_each_of_its_runs(repo: Repo, tmp_path: Path) -> None:
     cell = repo.enqueue(tiny_runs(2)).added_ids
     trainer = StackingTrainer()
@@ -365,7 +375,7 @@ class RefuseFirst(Admission):
         super().__init__(repo, lambda: 0)
         self.checks = 0
 
-    def check(self, run: RunRow) -> Decision:
+    def check(self, run: RunRow, copies: int = 1) -> Decision:
         self.checks += 1
         return Decision(self.checks > 1, f"check {self.checks}")
 
