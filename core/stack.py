@@ -13,9 +13,12 @@ seed exactly as fit builds them, then copied into its slice), its batch order an
 masks (its own generators), its BatchNorm statistics (its own channels), AdamW
 (elementwise: a slice's update depends on that slice alone), its loss (the step
 trains on the sum of the K losses, and a run's weights reach only its own), and
-its validation, done by fit's own functions on a plain ResConv holding the run's
-slice. What may differ from K separate fits is rounding: a grouped convolution adds
-in another order, as any two convolution algorithms do.
+its validation: one pass of the stack feeds each run its own masked images and
+gives each the loss fit's validation would (``validate_fixed_stack``,
+``validate_faithful_stack``); samples and checkpoints come from a plain ResConv
+holding the run's slice (``take_copy``). What may differ from K separate fits is
+rounding: a grouped convolution adds in another order, as any two convolution
+algorithms do.
 
 Which runs stack (``stack_problem``): every setting equal but the seed, and an
 activation without a weight shared across channels (PReLU) or random slopes
@@ -43,7 +46,7 @@ from core.capture_gate import GATE
 from core.errors import TrainingError
 from core.fast_path import make_fast_step
 from core.model import ResConv, build_model, trainable_params
-from core.task import draw_halves
+from core.task import delete_halves, draw_halves
 from core.train import (
     BUILD_LOCK,
     FAITHFUL_VALIDATION_STREAM,
@@ -65,10 +68,9 @@ from core.train import (
     planned_steps,
     sample_grid,
     seeded_generator,
+    to_unit,
     train_batches,
     training_errors,
-    validate_faithful,
-    validate_fixed,
 )
 
 if TYPE_CHECKING:
@@ -126,6 +128,49 @@ def _slice(whole: torch.Tensor, k: int, part: torch.Tensor) -> torch.Tensor:
 
 
 # ----- the loop ------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def validate_fixed_stack(
+    model: nn.Module, images: torch.Tensor, halves: Sequence[torch.Tensor], batch_size: int
+) -> list[float]:
+    """``core.train.validate_fixed`` for every run of a stack in one pass: run k's input
+    is the images masked with its own halves, in its channel."""
+    model.eval()
+    totals = torch.zeros(len(halves), dtype=torch.float64, device=images.device)
+    for start in range(0, len(images), batch_size):
+        target = to_unit(images[start : start + batch_size])
+        window = slice(start, start + batch_size)
+        inputs = torch.cat([delete_halves(target, h[window]) for h in halves], dim=1)
+        totals += _abs_error_per_copy(model(inputs), target, len(halves)).double()
+    model.train()
+    return (totals / images.numel()).tolist()
+
+
+@torch.no_grad()
+def validate_faithful_stack(
+    model: nn.Module,
+    images: torch.Tensor,
+    batch_size: int,
+    generators: Sequence[torch.Generator],
+) -> list[float]:
+    """``core.train.validate_faithful`` for every run of a stack in one pass (BatchNorm
+    in train mode works per channel, so per run; each run draws its masks as alone)."""
+    model.train(True)
+    means = []
+    for batch in images.split(batch_size):
+        target = to_unit(batch)
+        drawn = [draw_halves(len(batch), g, batch.device) for g in generators]
+        inputs = torch.cat([delete_halves(target, halves) for halves in drawn], dim=1)
+        means.append(_abs_error_per_copy(model(inputs), target, len(generators)) / target.numel())
+    return torch.stack(means).mean(dim=0).tolist()
+
+
+def _abs_error_per_copy(output: torch.Tensor, target: torch.Tensor, copies: int) -> torch.Tensor:
+    """(K,) summed |output - target| of each run: output (n, K*C, H, W), target (n, C, H, W)."""
+    n = len(target)
+    stacked = output.reshape(n, copies, *target.shape[1:])
+    return (stacked - target.unsqueeze(1)).abs().sum(dim=(0, 2, 3, 4))
 
 
 def fit_stack(
@@ -269,7 +314,10 @@ class _Stack:
         if live:
             self._validate()
         first = slice(0, min(SAMPLE_COUNT, len(self.data.validation)))
-        for member in live:
+        for k, member in enumerate(self.members):
+            if not member.live:
+                continue
+            take_copy(self.model, k, member.model)
             member.out.samples = sample_grid(
                 member.model, self.data.validation[first], member.fixed_halves[first]
             )
@@ -351,28 +399,38 @@ class _Stack:
     def _validate(self) -> None:
         self._mark_diverged(self._window_rows())  # never validate a run that diverged
         self.clock.stop(self.device)
-        for k, member in enumerate(self.members):
-            if member.live:
-                self._validate_member(k, member)
+        live = [(k, member) for k, member in enumerate(self.members) if member.live]
+        if live:
+            losses = self._validation_losses()
+            for k, member in live:
+                self._record_validation(k, member, losses[k])
         self.clock.start()
 
-    def _validate_member(self, k: int, member: _Member) -> None:
-        take_copy(self.model, k, member.model)
-        points = member.out.validation_losses
-        config, images = member.config, self.data.validation
+    def _validation_losses(self) -> list[float]:
+        """Every run's validation loss (fit's rules), from one pass of the stacked model."""
+        config, images = self.config, self.data.validation
         if config.validation == "seed-faithful":
-            loss = validate_faithful(
-                member.model, images, config.batch_size, member.faithful_generator
-            )
-            put_copy(self.model, k, member.model)  # its BatchNorm statistics moved on
-        elif points and points[-1].step == self.step:
-            loss = points[-1].loss  # fixed masks, unchanged weights: the same value
-        else:
-            loss = validate_fixed(member.model, images, member.fixed_halves, config.batch_size)
+            generators = [member.faithful_generator for member in self.members]
+            return validate_faithful_stack(self.model, images, config.batch_size, generators)
+        # Fixed masks, eval mode and unchanged weights since the last pass (the final
+        # pass right after the last epoch's): every run would repeat its value.
+        repeated = [self._loss_at_this_step(member) for member in self.members]
+        if all(loss is not None for loss, m in zip(repeated, self.members, strict=True) if m.live):
+            return [math.nan if loss is None else loss for loss in repeated]
+        halves = [member.fixed_halves for member in self.members]
+        return validate_fixed_stack(self.model, images, halves, config.batch_size)
+
+    def _loss_at_this_step(self, member: _Member) -> float | None:
+        points = member.out.validation_losses
+        return points[-1].loss if points and points[-1].step == self.step else None
+
+    def _record_validation(self, k: int, member: _Member, loss: float) -> None:
+        points = member.out.validation_losses
         point = ValidationPoint(len(points) + 1, self.step, self.inputs, loss)
         points.append(point)
         member.out.validation_loss = loss
         if member.checkpoints is not None:
+            take_copy(self.model, k, member.model)
             member.checkpoints.after_validation(member.model, None, point)
         if member.callbacks.on_validation is not None:
             member.callbacks.on_validation(point)

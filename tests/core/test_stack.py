@@ -13,7 +13,17 @@ from core.config import RunConfig
 from core.data import Datasets, Location, load_datasets
 from core.errors import TrainingError
 from core.model import ResConv, build_model
-from core.train import FitCallbacks, FitResult, NonFiniteLoss, fit, planned_steps
+from core.task import draw_halves
+from core.train import (
+    FitCallbacks,
+    FitResult,
+    NonFiniteLoss,
+    fit,
+    planned_steps,
+    seeded_generator,
+    validate_faithful,
+    validate_fixed,
+)
 
 # 3 layers of 4 channels, batch 16: 16 steps a run over the 96 train images (6 per epoch).
 CONFIG = RunConfig(layers=3, channels=4, batch_size=16, max_inputs=240, seed=3)
@@ -92,6 +102,37 @@ def test_copy_k_of_the_output_is_run_k_on_its_own_input(mode: str) -> None:
     for k, model in enumerate(models):
         alone = model(inputs[:, k : k + 1])
         torch.testing.assert_close(together[:, k : k + 1], alone, rtol=1e-5, atol=1e-6)
+
+
+def test_one_validation_pass_of_a_stack_gives_each_runs_own_figures(data: Datasets) -> None:
+    models = []
+    for seed in SEEDS:
+        torch.manual_seed(seed)
+        models.append(build_model(CONFIG.replace(seed=seed)))
+    stacked = ResConv(CONFIG, copies=3)
+    for k, model in enumerate(models):
+        stack.put_copy(stacked, k, model)
+    images = data.validation
+    halves = [draw_halves(len(images), seeded_generator(s, 2), "cpu") for s in SEEDS]
+    together = stack.validate_fixed_stack(stacked, images, halves, 16)
+    alone = [validate_fixed(m, images, h, 16) for m, h in zip(models, halves, strict=True)]
+    assert together == pytest.approx(alone, rel=1e-5)
+    # Seed-faithful: train-mode BatchNorm and fresh masks, each run from its own generator.
+    together = stack.validate_faithful_stack(
+        stacked, images, 16, [seeded_generator(s, 3) for s in SEEDS]
+    )
+    alone = [
+        validate_faithful(m, images, 16, seeded_generator(s, 3))
+        for m, s in zip(models, SEEDS, strict=True)
+    ]
+    assert together == pytest.approx(alone, rel=1e-5)
+    for k, model in enumerate(models):  # the running statistics moved on the same way
+        back = build_model(CONFIG)
+        stack.take_copy(stacked, k, back)
+        for (name, mine), theirs in zip(
+            back.state_dict().items(), model.state_dict().values(), strict=True
+        ):
+            torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6, msg=name)
 
 
 # ----- training -------------------------------------------------------------------------
