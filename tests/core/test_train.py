@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from traceback_locals import frames_of, locals_of_type
 
 import core.train as train_module
 from core.checkpoint import load_checkpoint, load_config, load_model
@@ -232,13 +233,9 @@ def test_a_failed_run_is_not_kept_alive_by_its_traceback(
     _poisoned_step(monkeypatch, at_step=2, value=math.nan)
     with pytest.raises(NonFiniteLoss) as failed:
         fit(TINY, data, "cpu", FitCallbacks(log_every=1))
-    frames, tb = [], failed.value.__traceback__
-    while tb is not None:
-        frames.append(tb.tb_frame)
-        tb = tb.tb_next
+    frames = frames_of(failed.value)
     assert len(frames) > 3  # fit -> _fit -> _Run.train -> ...
-    held = [v for f in frames for v in f.f_locals.values() if isinstance(v, train_module._Run)]
-    assert held == []
+    assert locals_of_type(frames, train_module._Run) == []
 
 
 def test_out_of_memory_becomes_a_short_training_error(
