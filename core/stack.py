@@ -45,12 +45,10 @@ from torch import nn
 from core.capture_gate import GATE
 from core.errors import TrainingError
 from core.fast_path import make_fast_step
-from core.model import ResConv, build_model, trainable_params
+from core.model import ResConv, trainable_params
 from core.task import delete_halves, draw_halves
 from core.train import (
     BUILD_LOCK,
-    FAITHFUL_VALIDATION_STREAM,
-    FIXED_VALIDATION_STREAM,
     MASK_STREAM,
     SAMPLE_COUNT,
     SHUFFLE_STREAM,
@@ -58,19 +56,21 @@ from core.train import (
     FitCallbacks,
     FitResult,
     MemoryMeter,
-    NonFiniteLoss,
     TrainClock,
     TrainPoint,
     ValidationPoint,
     cosine_length,
     cosine_lr,
     make_optimizer,
+    non_finite,
     planned_steps,
     sample_grid,
     seeded_generator,
+    seeded_model,
     to_unit,
     train_batches,
     training_errors,
+    validation_draws,
 )
 
 if TYPE_CHECKING:
@@ -248,11 +248,8 @@ class _Stack:
         self.started = time.perf_counter()
         self.config, self.data, self.device, self.memory = configs[0], data, device, memory
         copies = len(configs)
-        with BUILD_LOCK:  # torch's global RNG: each run's initial weights from its seed
-            models = []
-            for config in configs:
-                torch.manual_seed(config.seed)
-                models.append(build_model(config).to(device).train())
+        models = [seeded_model(config, device) for config in configs]
+        with BUILD_LOCK:  # its (overwritten) random init must not shift another thread's
             self.model = ResConv(self.config, copies).to(device).train()
         for k, model in enumerate(models):
             put_copy(self.model, k, model)
@@ -271,12 +268,7 @@ class _Stack:
                 config,
                 callbacks[k],
                 models[k],
-                draw_halves(
-                    len(data.validation),
-                    seeded_generator(config.seed, FIXED_VALIDATION_STREAM),
-                    device,
-                ),
-                seeded_generator(config.seed, FAITHFUL_VALIDATION_STREAM),
+                *validation_draws(config, data, device),
                 FitResult(math.nan, param_count=trainable_params(models[k]), path_used=path),
                 Checkpoints(checkpoint_dirs[k], config) if checkpoint_dirs else None,
             )  # fmt: skip
@@ -374,12 +366,8 @@ class _Stack:
         for k, member in enumerate(self.members):
             if not member.live:
                 continue
-            bad = next((i for i, row in enumerate(rows) if not math.isfinite(row[k])), None)
-            if bad is not None:
-                word = "NaN" if math.isnan(rows[bad][k]) else "inf"
-                step = self.step - len(rows) + bad + 1
-                # Its slice goes on computing NaN; no other run's weights or losses read it.
-                member.error = NonFiniteLoss(f"loss became {word} at step {step}")
+            # Its slice goes on computing NaN; no other run's weights or losses read it.
+            member.error = non_finite([row[k] for row in rows], self.step)
 
     def _emit(self, k: int, member: _Member, rows: list[list[float]]) -> None:
         seconds = self.clock.seconds()

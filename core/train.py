@@ -358,16 +358,11 @@ class _Run:
         self.started = time.perf_counter()
         self.config, self.data, self.device, self.callbacks = config, data, device, callbacks
         self.memory = memory
-        with BUILD_LOCK:  # slot threads (core.stream_slots) share torch's global RNG
-            torch.manual_seed(config.seed)  # the model's initial weights
-            self.model = build_model(config).to(device).train()
+        self.model = seeded_model(config, device)
         self.optimizer = make_optimizer(self.model, config)
         masks = seeded_generator(config.seed, MASK_STREAM)
         self.step_fn, path = make_train_step(config, self.model, self.optimizer, data.train, masks)
-        self.fixed_halves = draw_halves(
-            len(data.validation), seeded_generator(config.seed, FIXED_VALIDATION_STREAM), device
-        )
-        self.faithful_generator = seeded_generator(config.seed, FAITHFUL_VALIDATION_STREAM)
+        self.fixed_halves, self.faithful_generator = validation_draws(config, data, device)
         self.out = FitResult(math.nan, param_count=trainable_params(self.model), path_used=path)
         self.checkpoints = Checkpoints(checkpoint_dir, config) if checkpoint_dir else None
         self.t_max = cosine_length(config)
@@ -439,12 +434,9 @@ class _Run:
     def _check_window(self) -> list[float]:
         """The window's losses as floats; NonFiniteLoss names the first bad step."""
         losses = torch.stack(self.window).tolist() if self.window else []
-        for i, loss in enumerate(losses):
-            if not math.isfinite(loss):
-                step = self.step - len(losses) + i + 1
-                raise NonFiniteLoss(
-                    f"loss became {'NaN' if math.isnan(loss) else 'inf'} at step {step}"
-                )
+        error = non_finite(losses, self.step)
+        if error is not None:
+            raise error
         return losses
 
     def _validate(self) -> None:
@@ -485,7 +477,32 @@ class _Run:
         return out
 
 
-# ----- helpers of the loop ----------------------------------------------------------
+# ----- helpers of the loop (fit's and core.stack's) ----------------------------------
+
+
+def seeded_model(config: RunConfig, device: torch.device) -> nn.Module:
+    """The run's model with its initial weights from ``config.seed``, on ``device``, training."""
+    with BUILD_LOCK:  # slot threads (core.stream_slots) share torch's global RNG
+        torch.manual_seed(config.seed)
+        return build_model(config).to(device).train()
+
+
+def validation_draws(
+    config: RunConfig, data: Datasets, device: torch.device
+) -> tuple[torch.Tensor, torch.Generator]:
+    """The run's fixed validation masks and its seed-faithful validation generator."""
+    fixed = seeded_generator(config.seed, FIXED_VALIDATION_STREAM)
+    halves = draw_halves(len(data.validation), fixed, device)
+    return halves, seeded_generator(config.seed, FAITHFUL_VALIDATION_STREAM)
+
+
+def non_finite(losses: list[float], step: int) -> NonFiniteLoss | None:
+    """The error for the first NaN/inf of ``losses``, the losses of the steps up to ``step``."""
+    for i, loss in enumerate(losses):
+        if not math.isfinite(loss):
+            word = "NaN" if math.isnan(loss) else "inf"
+            return NonFiniteLoss(f"loss became {word} at step {step - len(losses) + i + 1}")
+    return None
 
 
 class TrainClock:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from traceback_locals import frames_of, locals_of_type
 
 import core.stack as stack
+import core.train as train_module
 from core.config import RunConfig
 from core.data import Datasets, Location, load_datasets
 from core.errors import TrainingError
@@ -21,6 +23,7 @@ from core.train import (
     fit,
     planned_steps,
     seeded_generator,
+    seeded_model,
     validate_faithful,
     validate_fixed,
 )
@@ -66,37 +69,42 @@ def test_only_the_seed_may_differ() -> None:
 # ----- the stacked model -----------------------------------------------------------------
 
 
-def test_a_stack_holds_each_run_in_its_own_slice() -> None:
-    models = []
-    for seed in SEEDS:
-        torch.manual_seed(seed)
-        models.append(build_model(CONFIG.replace(seed=seed)))
+def _runs_and_their_stack() -> tuple[list[torch.nn.Module], ResConv]:
+    """The three seeds' models, as fit() builds them, and a stack holding them."""
+    models = [seeded_model(CONFIG.replace(seed=seed), torch.device("cpu")) for seed in SEEDS]
     stacked = ResConv(CONFIG, copies=3)
     for k, model in enumerate(models):
         stack.put_copy(stacked, k, model)
+    return models, stacked
+
+
+def _slices(stacked: ResConv) -> list[dict[str, torch.Tensor]]:
+    """Each run's slice of ``stacked``, as the state dict of a plain model."""
+    out = []
+    for k in range(len(SEEDS)):
+        back = build_model(CONFIG)
+        stack.take_copy(stacked, k, back)
+        out.append(back.state_dict())
+    return out
+
+
+def test_a_stack_holds_each_run_in_its_own_slice() -> None:
+    models, stacked = _runs_and_their_stack()
     assert sum(p.numel() for p in stacked.parameters()) == 3 * sum(
         p.numel() for p in models[0].parameters()
     )
-    for k, model in enumerate(models):
-        back = build_model(CONFIG)
-        stack.take_copy(stacked, k, back)
-        for (name, mine), theirs in zip(
-            back.state_dict().items(), model.state_dict().values(), strict=True
-        ):
-            assert torch.equal(mine, theirs), name
+    for mine, model in zip(_slices(stacked), models, strict=True):
+        for (name, value), theirs in zip(mine.items(), model.state_dict().values(), strict=True):
+            assert torch.equal(value, theirs), name
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
 def test_copy_k_of_the_output_is_run_k_on_its_own_input(mode: str) -> None:
     # The whole claim of stacking: grouped convolutions and per-channel BatchNorm keep the
     # runs apart, so channel k of the stack's output is run k's model on channel k's input.
-    models = []
-    for seed in SEEDS:
-        torch.manual_seed(seed)
-        models.append(build_model(CONFIG.replace(seed=seed)).train(mode == "train"))
-    stacked = ResConv(CONFIG, copies=3).train(mode == "train")
-    for k, model in enumerate(models):
-        stack.put_copy(stacked, k, model)
+    models, stacked = _runs_and_their_stack()
+    for model in (*models, stacked):
+        model.train(mode == "train")
     inputs = torch.rand(6, 3, 28, 28)
     together = stacked(inputs)
     for k, model in enumerate(models):
@@ -105,13 +113,7 @@ def test_copy_k_of_the_output_is_run_k_on_its_own_input(mode: str) -> None:
 
 
 def test_one_validation_pass_of_a_stack_gives_each_runs_own_figures(data: Datasets) -> None:
-    models = []
-    for seed in SEEDS:
-        torch.manual_seed(seed)
-        models.append(build_model(CONFIG.replace(seed=seed)))
-    stacked = ResConv(CONFIG, copies=3)
-    for k, model in enumerate(models):
-        stack.put_copy(stacked, k, model)
+    models, stacked = _runs_and_their_stack()
     images = data.validation
     halves = [draw_halves(len(images), seeded_generator(s, 2), "cpu") for s in SEEDS]
     together = stack.validate_fixed_stack(stacked, images, halves, 16)
@@ -126,13 +128,9 @@ def test_one_validation_pass_of_a_stack_gives_each_runs_own_figures(data: Datase
         for m, s in zip(models, SEEDS, strict=True)
     ]
     assert together == pytest.approx(alone, rel=1e-5)
-    for k, model in enumerate(models):  # the running statistics moved on the same way
-        back = build_model(CONFIG)
-        stack.take_copy(stacked, k, back)
-        for (name, mine), theirs in zip(
-            back.state_dict().items(), model.state_dict().values(), strict=True
-        ):
-            torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6, msg=name)
+    for mine, model in zip(_slices(stacked), models, strict=True):  # running stats moved alike
+        for (name, value), theirs in zip(mine.items(), model.state_dict().values(), strict=True):
+            torch.testing.assert_close(value, theirs, rtol=1e-5, atol=1e-6, msg=name)
 
 
 # ----- training -------------------------------------------------------------------------
@@ -174,7 +172,7 @@ def test_a_run_that_diverges_fails_alone(data: Datasets, monkeypatch: pytest.Mon
                 next(model.parameters()).fill_(float("nan"))
         return model
 
-    monkeypatch.setattr(stack, "build_model", poisoned)
+    monkeypatch.setattr(train_module, "build_model", poisoned)  # what seeded_model builds
     results = stack.fit_stack(_configs(), data, "cpu", [FitCallbacks(log_every=4)] * 3)
     assert isinstance(results[1], NonFiniteLoss)
     assert str(results[1]) == "loss became NaN at step 1"
@@ -220,10 +218,6 @@ def test_a_failed_stack_is_not_kept_alive_by_its_traceback(
     monkeypatch.setattr(stack, "sample_grid", broken)
     with pytest.raises(RuntimeError, match="a bug after training") as failed:
         stack.fit_stack(_configs()[:2], data, "cpu")
-    frames, tb = [], failed.value.__traceback__
-    while tb is not None:
-        frames.append(tb.tb_frame)
-        tb = tb.tb_next
+    frames = frames_of(failed.value)
     assert len(frames) > 3  # fit_stack -> _fit_stack -> _Stack.trained -> ...
-    held = [v for f in frames for v in f.f_locals.values() if isinstance(v, stack._Stack)]
-    assert held == []
+    assert locals_of_type(frames, stack._Stack) == []

@@ -250,6 +250,7 @@ def test_a_stack_captures_one_graph_and_trains_each_run_as_alone(cuda_data: Data
 def test_a_stacked_run_that_diverges_fails_alone_on_cuda(cuda_data: Datasets, monkeypatch) -> None:
     # NaN must stay in its own group whatever grouped-convolution algorithm cuDNN picks.
     import core.stack as stack
+    import core.train as train_module
 
     def poisoned(config: RunConfig) -> torch.nn.Module:
         model = build_model(config)
@@ -258,10 +259,10 @@ def test_a_stacked_run_that_diverges_fails_alone_on_cuda(cuda_data: Datasets, mo
                 next(model.parameters()).fill_(float("nan"))
         return model
 
-    monkeypatch.setattr(stack, "build_model", poisoned)
+    monkeypatch.setattr(train_module, "build_model", poisoned)  # what seeded_model builds
     configs = [SHORT.replace(seed=seed) for seed in (1, 2)]
     alone = fit(configs[0], cuda_data, "cuda")
     results = stack.fit_stack(configs, cuda_data, "cuda")
-    assert isinstance(results[1], stack.NonFiniteLoss), repr(results[1])
+    assert isinstance(results[1], train_module.NonFiniteLoss), repr(results[1])
     assert not isinstance(results[0], BaseException), repr(results[0])
     assert results[0].validation_loss == pytest.approx(alone.validation_loss, abs=2e-3)
