@@ -188,38 +188,32 @@ class Worker:
         return partners
 
     def train(self, run: RunRow) -> None:
-        self.heartbeat.run_ids = (run.id,)
         say(f"run {run.id} {run.experiment}/{run.name}: started")
-        recorder = RunRecorder(self.repo, run.id, self.flags)
-        try:
-            result = self.trainer(run, recorder.callbacks(), self.checkpoint_dir(run))
-            recorder.flush()
-        except QueueError:
-            raise  # the database itself is gone: nothing sensible to record; stop
-        except Exception as exc:  # any per-run problem: record it and go on
-            _flush_quietly(recorder)
-            self.end_failed(run, failure_message(exc))
-            return
-        finally:
-            self.heartbeat.run_ids = ()
-        self.end(run, result, recorder)
+        self._train_runs([run], lambda cbs, dirs: [self.trainer(run, cbs[0], dirs[0])])
 
     def train_stack(self, runs: list[RunRow]) -> None:
         """Train ``runs`` (seeds of one config) as one stack; each ends on its own."""
-        self.heartbeat.run_ids = tuple(run.id for run in runs)
         names = ", ".join(f"{run.id} {run.experiment}/{run.name}" for run in runs)
         say(f"runs {names}: started as one stack of {len(runs)}")
-        recorders = [RunRecorder(self.repo, run.id, self.flags) for run in runs]
         train_stack: Callable[..., StackResults] = self.trainer.train_stack  # type: ignore[attr-defined]
+        self._train_runs(runs, lambda cbs, dirs: train_stack(runs, cbs, dirs))
+
+    def _train_runs(
+        self, runs: list[RunRow], train: Callable[[list[FitCallbacks], list[Path]], StackResults]
+    ) -> None:
+        """Record ``runs`` while ``train`` trains them, then end each on its own: a result
+        ends it, an error returned for it fails it, an error raised fails them all."""
+        self.heartbeat.run_ids = tuple(run.id for run in runs)
+        recorders = [RunRecorder(self.repo, run.id, self.flags) for run in runs]
         try:
-            results = train_stack(
-                runs, [r.callbacks() for r in recorders], [self.checkpoint_dir(r) for r in runs]
+            results = train(
+                [r.callbacks() for r in recorders], [self.checkpoint_dir(r) for r in runs]
             )
             for recorder in recorders:
                 recorder.flush()
         except QueueError:
-            raise
-        except Exception as exc:  # the whole stack failed (out of memory, a bug): each run
+            raise  # the database itself is gone: nothing sensible to record; stop
+        except Exception as exc:  # any per-run problem (a stack's: every run's): record, go on
             for run, recorder in zip(runs, recorders, strict=True):
                 _flush_quietly(recorder)
                 self.end_failed(run, failure_message(exc))
@@ -227,7 +221,7 @@ class Worker:
         finally:
             self.heartbeat.run_ids = ()
         for run, result, recorder in zip(runs, results, recorders, strict=True):
-            if isinstance(result, Exception):  # this run alone diverged
+            if isinstance(result, Exception):  # this run of a stack alone diverged
                 self.end_failed(run, failure_message(result))
             else:
                 self.end(run, result, recorder)
