@@ -53,7 +53,13 @@ from core.queue.db import describe, sqlite_path
 from core.queue.repo import STALE_AFTER_S
 from core.queue.samples import encode_samples
 from core.recording import HEARTBEAT_S, SPEAKER, Heartbeat, RunRecorder, StopFlags, say
-from core.worker_options import NO_RULES, ClaimRules, add_worker_arguments, slot_mode
+from core.worker_options import (
+    NO_RULES,
+    ClaimRules,
+    add_worker_arguments,
+    count_problem,
+    slot_mode,
+)
 
 if TYPE_CHECKING:  # torch-using modules are imported when the worker starts training
     from core.errors import TrainingError
@@ -497,14 +503,12 @@ def run_worker(
 
 
 def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
-    if args.max_runs is not None and args.max_runs < 1:
-        raise ConfigError(f"--max-runs must be at least 1 (got {args.max_runs})")
     slots = getattr(args, "slots", 1)
     rules = ClaimRules.from_args(args)
-    if rules.stack < 1:
-        raise ConfigError(f"--stack must be at least 1 (got {rules.stack})")
-    if slots < 1:
-        raise ConfigError(f"--slots must be at least 1 (got {slots})")
+    for option, value in (("--max-runs", args.max_runs), ("--stack", rules.stack),
+                          ("--slots", slots)):  # fmt: skip
+        if problem := count_problem(value):
+            raise ConfigError(f"{option} {problem}")
     if slots > 1:
         requested = getattr(args, "slot_mode", "auto")
         device = resolve_device(args.device) if requested == "auto" else args.device

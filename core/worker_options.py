@@ -48,6 +48,16 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
 CLAIM_ORDERS = ("queue", "largest-first")
 
 
+def count_problem(value: int | None) -> str | None:
+    """Why a count option's value (``--slots``, ``--stack``, ``--max-runs``) is wrong, or None.
+
+    One rule for the worker's command line and the dashboard's start-worker dialog.
+    """
+    if value is not None and value < 1:
+        return f"must be at least 1 (got {value})"
+    return None
+
+
 @dataclass(frozen=True)
 class ClaimRules:
     """Which queued runs a worker takes, and how many at once (``--order``, ``--stack``)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from core.queue import Repo
 from core.queue.db import describe, normalize_url, sqlite_path
-from resconv_tui.worker_launcher import WorkerLauncher
+from resconv_tui.worker_launcher import DEFAULT_WORKER, WorkerLauncher, WorkerOptions
 
 
 @dataclass
@@ -26,6 +26,8 @@ class DashboardContext:
     poll_interval_s: float = 1.0
     export_dir: Path = field(default_factory=Path.cwd)
     hostname: str = field(default_factory=socket.gethostname)  # whose workers `w` may signal
+    worker_options: WorkerOptions = DEFAULT_WORKER  # the start dialog's last choice
+    launch_check_s: float = 3.0  # a started worker still gone after this: show its log's reason
 
     @property
     def db_name(self) -> str:

@@ -5,17 +5,77 @@ dashboard runs in its own session (``start_new_session=True``): closing the TUI,
 Ctrl-C in its terminal or a dropped SSH connection (SIGHUP to the session) never
 reaches it. Stopping is a SIGTERM to the pid the worker recorded in its row; the
 worker treats the first signal as "finish cleanly".
+
+``WorkerOptions`` are the worker options the dashboard's start dialog offers (device,
+slots, stack, order), read from its text fields with the worker's own rules.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from core.worker_options import CLAIM_ORDERS, count_problem
+
+# What the dialog accepts; the worker itself would take any torch device string, but a
+# worker started detached can only report a bad one in its log.
+DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How a worker started from the dashboard trains (``resconv-tui worker`` options)."""
+
+    device: str = "auto"
+    slots: int = 1
+    stack: int = 1
+    order: str = "queue"
+
+    def argv(self) -> list[str]:
+        """These options on the worker's command line (defaults left out, device always)."""
+        argv = ["--device", self.device]
+        argv += ["--slots", str(self.slots)] if self.slots > 1 else []
+        argv += ["--stack", str(self.stack)] if self.stack > 1 else []
+        return argv + (["--order", self.order] if self.order != "queue" else [])
+
+    def fields(self) -> dict[str, str]:
+        """The dialog's field texts for these options."""
+        return {"device": self.device, "slots": str(self.slots), "stack": str(self.stack),
+                "order": self.order}  # fmt: skip
+
+
+DEFAULT_WORKER = WorkerOptions()  # what `resconv-tui worker` does with no options
+
+
+def read_worker_fields(fields: Mapping[str, str]) -> tuple[WorkerOptions | None, dict[str, str]]:
+    """The options the dialog's fields hold, or None with each bad field's reason."""
+    errors: dict[str, str] = {}
+    device = fields.get("device", "").strip() or "auto"
+    if not DEVICE_NAME.fullmatch(device):
+        errors["device"] = f"{device!r} is not a device: use auto, cpu, cuda or cuda:N"
+    counts: dict[str, int] = {}
+    for key in ("slots", "stack"):
+        text = fields.get(key, "").strip() or "1"
+        try:
+            counts[key] = int(text)
+        except ValueError:
+            errors[key] = f"{text!r} is not a whole number"
+            continue
+        if problem := count_problem(counts[key]):
+            errors[key] = problem
+    order = fields.get("order", "").strip() or "queue"
+    if order not in CLAIM_ORDERS:
+        errors["order"] = f"{order!r} is not an order: use {' or '.join(CLAIM_ORDERS)}"
+    if errors:
+        return None, errors
+    return WorkerOptions(device, counts["slots"], counts["stack"], order), {}
 
 
 @dataclass(frozen=True)
@@ -27,9 +87,9 @@ class Launched:
     started_at: float
 
 
-def worker_command(db_url: str, device: str = "auto") -> list[str]:
-    """The argv of a worker; ``auto`` lets the worker pick CUDA or CPU (the TUI is torch-free)."""
-    return [sys.executable, "-m", "resconv_tui", "worker", "--db", db_url, "--device", device]
+def worker_command(db_url: str, options: WorkerOptions = DEFAULT_WORKER) -> list[str]:
+    """The argv of a worker; device ``auto`` lets it pick CUDA or CPU (the TUI is torch-free)."""
+    return [sys.executable, "-m", "resconv_tui", "worker", "--db", db_url, *options.argv()]
 
 
 def default_log_path(folder: Path | None = None) -> Path:
@@ -43,11 +103,11 @@ class WorkerLauncher:
     def __init__(self, log_folder: Path | None = None) -> None:
         self.log_folder = log_folder
 
-    def start(self, db_url: str, device: str = "auto") -> Launched:
+    def start(self, db_url: str, options: WorkerOptions = DEFAULT_WORKER) -> Launched:
         log_path = default_log_path(self.log_folder)
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
-                worker_command(db_url, device),
+                worker_command(db_url, options),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -67,6 +127,7 @@ class WorkerLauncher:
         return True
 
     def alive(self, pid: int) -> bool:
+        """Whether ``pid`` still runs (a worker that exited at once left its reason in its log)."""
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -83,3 +144,15 @@ def _not_zombie(pid: int) -> bool:
         return stat.read_text().split(") ", 1)[1][0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def last_log_line(path: Path, limit: int = 200) -> str:
+    """The last non-empty line of a worker's log (why it exited), shortened to ``limit``."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - 4096))
+            lines = log.read().decode("utf-8", "replace").splitlines()
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror}"
+    last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+    return last if len(last) <= limit else last[: limit - 1] + "…"

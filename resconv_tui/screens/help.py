@@ -21,7 +21,8 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("x", "remove (asks first when the run is training)"),
         ("space", "mark / unmark; c r + - t x then act on all marked runs"),
         ("C", "compare the marked runs' loss curves"),
-        ("w", "start a worker here, or stop this machine's worker"),
+        ("w", "start a worker here (asks device, slots, stack, order; enter starts), "
+              "or stop this machine's worker"),
         ("/", "filter by text;  f status filter;  F experiment filter;  esc clear"),
         ("R", "results table"),
     )),

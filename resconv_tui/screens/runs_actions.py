@@ -20,6 +20,7 @@ from core.errors import ResconvError
 from core.queue import RunRow, RunStatus, WorkerRow
 from resconv_tui.polling import worker_health
 from resconv_tui.screens.confirm import ConfirmScreen
+from resconv_tui.worker_launcher import Launched, WorkerOptions, last_log_line
 
 if TYPE_CHECKING:
     from resconv_tui.context import DashboardContext
@@ -213,26 +214,69 @@ class RunActions:
     def action_toggle_worker(self) -> None:
         local = self.local_workers()
         if local:
-            self.stop_worker(local[0])
+            self.stop_workers(local)
         else:
             self.start_worker()
 
     def start_worker(self) -> None:
-        launched = self.ctx.launcher.start(self.ctx.worker_db_url, "auto")
-        self.notify(f"worker started (pid {launched.pid}); log: {launched.log_path}")
+        """Ask how the worker should train (prefilled with the last choice), then start it."""
+        from resconv_tui.screens.start_worker import StartWorkerScreen
+
+        def chosen(options: WorkerOptions | None) -> None:
+            if options is not None:
+                self.launch_worker(options)
+
+        self.app.push_screen(StartWorkerScreen(self.ctx.worker_options), chosen)
+
+    def launch_worker(self, options: WorkerOptions) -> None:
+        self.ctx.worker_options = options
+        launched = self.ctx.launcher.start(self.ctx.worker_db_url, options)
+        command = " ".join(options.argv())
+        self.notify(f"worker started (pid {launched.pid}, {command}); log: {launched.log_path}")
+        self.app.set_timer(self.ctx.launch_check_s, lambda: self.check_launched(launched))
         self.refresh_now()
 
-    def stop_worker(self, worker: WorkerRow) -> None:
-        def stop() -> None:
-            ok = self.ctx.launcher.stop(worker.pid)
-            text = f"asked worker pid {worker.pid} to stop" if ok else f"no process {worker.pid}"
-            self.notify(text, severity="information" if ok else "warning")
+    def check_launched(self, launched: Launched) -> None:
+        """A worker that exited at once (a device it cannot use, a bad database) says why."""
+        if not self.ctx.launcher.alive(launched.pid):
+            reason = last_log_line(launched.log_path) or "no output"
+            self.notify(f"worker pid {launched.pid} exited: {reason} (log: {launched.log_path})",
+                        severity="error", timeout=15)  # fmt: skip
 
-        if worker.current_run_id is None:
+    def stop_workers(self, workers: list[WorkerRow]) -> None:
+        """SIGTERM every live worker process here: all slots of a ``--slots K`` worker.
+
+        Slot processes each have a row (and thread slots share one pid), so the pids
+        are collected; asks first when a run would be interrupted.
+        """
+        pids = sorted({w.pid for w in workers})
+        training = self.runs_trained_by(workers)
+
+        def stop() -> None:
+            gone = [pid for pid in pids if not self.ctx.launcher.stop(pid)]
+            asked = [pid for pid in pids if pid not in gone]
+            said = [f"asked worker pid {_listed(asked)} to stop"] if asked else []
+            said += [f"no process {_listed(gone)}"] if gone else []
+            self.notify("; ".join(said), severity="warning" if gone else "information")
+
+        if not training:
             stop()
             return
-        question = f"Worker pid {worker.pid} is training run {worker.current_run_id}. Stop it?"
+        who = (
+            f"Worker pid {pids[0]} is"
+            if len(pids) == 1
+            else (f"The {len(pids)} worker processes here (pid {_listed(pids)}) are")
+        )
+        runs = f"run{'s' if len(training) > 1 else ''} {_listed(training)}"
+        question = f"{who} training {runs}. Stop? Runs go back to the queue."
         self.app.push_screen(ConfirmScreen(question, "Stop"), lambda yes: stop() if yes else None)
+
+    def runs_trained_by(self, workers: list[WorkerRow]) -> list[int]:
+        """The running runs of these workers: a stacked worker trains several at once."""
+        ids = {w.id for w in workers}
+        runs = self.dashboard.runs if self.dashboard is not None else ()
+        running = {r.id for r in runs if r.status == RunStatus.RUNNING and r.worker_id in ids}
+        return sorted(running | {w.current_run_id for w in workers if w.current_run_id})
 
     # ----- command palette -------------------------------------------------------------
 
@@ -260,7 +304,8 @@ PALETTE: tuple[tuple[Any, ...], ...] = (  # title, help, method, its arguments
     ("Remove run", "Delete runs and their metrics (x)", "action_remove"),
     ("Mark run", "Mark or unmark the highlighted run (space)", "action_mark"),
     ("Compare marked runs", "Overlay the marked runs' loss curves (C)", "action_compare"),
-    ("Start or stop worker", "Start a worker here, or stop this machine's worker (w)",
+    ("Start or stop worker", "Start a worker here (device, slots, stack, order), or stop "
+     "this machine's workers (w)",
      "action_toggle_worker"),
     ("Results", "The results table of finished runs (R)", "action_results"),
     ("Filter runs by text", "Type to filter (/)", "action_search"),
@@ -270,6 +315,10 @@ PALETTE: tuple[tuple[Any, ...], ...] = (  # title, help, method, its arguments
 
 def _bind(target: Any, method: str, *args: Any) -> Callable[[], Any]:
     return lambda: getattr(target, method)(*args)
+
+
+def _listed(numbers: list[int]) -> str:
+    return ", ".join(map(str, numbers))
 
 
 def _say(*parts: tuple[str, list[int]]) -> str:

@@ -144,7 +144,9 @@ def test_dashboard_over_ssh(session: Tmux, tmp_path: Path) -> None:
     fill_form(session, "e2e", "gelu,relu,tanh", 512)
     session.wait_text("3 runs · 3 queued")
 
-    session.keys("w")
+    session.keys("w")  # asks how the worker trains; enter takes the defaults
+    session.wait_text("Start a worker on this machine")
+    session.keys("Enter")
     session.wait_text("online", timeout=60)
     summaries: set[str] = set()
 

@@ -20,7 +20,7 @@ import core.queue.repo as repo_module
 from core.queue import FinalFigures, GpuSnapshot, MetricPoint, NewRun, Repo
 from core.sweep import expand_sweep_text
 from resconv_tui.app import ResconvApp, make_app
-from resconv_tui.worker_launcher import Launched
+from resconv_tui.worker_launcher import DEFAULT_WORKER, Launched, WorkerOptions
 
 T0 = 1_700_000_000.0
 NOW = T0 + 600.0  # the dashboard's frozen "now"
@@ -73,19 +73,21 @@ def frozen_repo_time(now: float) -> Iterator[FakeClock]:
 class FakeLauncher:
     """Records start/stop instead of spawning processes (the e2e test spawns real ones)."""
 
-    started: list[tuple[str, str]] = field(default_factory=list)
+    started: list[tuple[str, WorkerOptions]] = field(default_factory=list)
     stopped: list[int] = field(default_factory=list)
+    exits_at_once: bool = False  # alive() says no: a worker that could not start
+    log_path: Path = Path("worker.log")
 
-    def start(self, db_url: str, device: str = "auto") -> Launched:
-        self.started.append((db_url, device))
-        return Launched(pid=4242, log_path=Path("worker.log"), started_at=NOW)
+    def start(self, db_url: str, options: WorkerOptions = DEFAULT_WORKER) -> Launched:
+        self.started.append((db_url, options))
+        return Launched(pid=4242, log_path=self.log_path, started_at=NOW)
 
     def stop(self, pid: int) -> bool:
         self.stopped.append(pid)
         return True
 
     def alive(self, pid: int) -> bool:
-        return True
+        return not self.exits_at_once
 
 
 def new_runs(text: str) -> list[NewRun]:
@@ -147,6 +149,51 @@ def db_url(tmp_path: Path) -> str:
 @pytest.fixture
 def seeded(db_url: str) -> dict[str, Any]:
     return seed_queue(db_url)
+
+
+@pytest.fixture
+def no_local_worker(seeded: dict[str, Any], db_url: str) -> None:
+    """The seeded local worker (pid 2222) has stopped: ``w`` starts a worker, not stops one."""
+    repo = Repo.open(db_url)
+    for worker in repo.list_workers():
+        if worker.pid == 2222:
+            repo.update_worker(worker.id, state="stopped")
+    repo.close()
+
+
+@pytest.fixture
+def local_slot_workers(no_local_worker: None, db_url: str) -> list[int]:
+    """A ``worker --slots 2`` here as processes (a row per slot, pids 3001 and 3002).
+
+    Slot 1 is training a run; its id is returned (in a list, like ``local_stack_worker``).
+    """
+    repo = Repo.open(db_url)
+    with frozen_repo_time(NOW):
+        slot_1 = repo.register_worker(LOCAL_HOST, 3001, "cpu slot 1/2")
+        repo.register_worker(LOCAL_HOST, 3002, "cpu slot 2/2")
+        training = repo.claim(slot_1)
+    repo.close()
+    assert training is not None
+    return [training.id]
+
+
+@pytest.fixture
+def local_stack_worker(no_local_worker: None, db_url: str) -> list[int]:
+    """A ``worker --stack 3`` here (pid 3003) training three seeds of one cell as one model.
+
+    Its row names only the first run; the ids of all three are returned.
+    """
+    repo = Repo.open(db_url)
+    with frozen_repo_time(NOW):
+        ids = list(repo.enqueue(new_runs("name: seeds\nlayers: 2\nseeds: 3\n")).added_ids)
+        repo.set_priority(ids, 9)
+        worker = repo.register_worker(LOCAL_HOST, 3003, "cpu")
+        lead = repo.claim(worker)
+        assert lead is not None
+        partners = repo.claim_like(worker, lead, 2)
+    repo.close()
+    assert [lead.id, *(r.id for r in partners)] == ids
+    return ids
 
 
 @pytest.fixture

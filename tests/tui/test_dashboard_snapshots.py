@@ -51,3 +51,12 @@ def test_confirm_cancel_of_running_run(seeded, app_factory, snap_compare, settle
         await pilot.pause()
 
     assert snap_compare(app_factory(), terminal_size=SIZE, run_before=ask)
+
+
+def test_start_worker_dialog_with_a_bad_field(no_local_worker, app_factory, snap_compare, settle):
+    async def ask(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.press("w", "tab", "backspace", *"0", "enter")  # slots: 0
+        await pilot.pause()
+
+    assert snap_compare(app_factory(), terminal_size=SIZE, run_before=ask)

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from core.queue import GpuSnapshot, MetricPoint, Repo, RunStatus, WorkerRow
+from core.worker_options import add_worker_arguments
 from resconv_tui import polling
 from resconv_tui.polling import RunsQuery
-from resconv_tui.worker_launcher import WorkerLauncher, worker_command
+from resconv_tui.worker_launcher import (
+    WorkerLauncher,
+    WorkerOptions,
+    last_log_line,
+    read_worker_fields,
+    worker_command,
+)
 
 NOW = 1_700_000_600.0
 
@@ -111,8 +120,61 @@ def test_launcher_stops_a_real_process() -> None:
     assert not launcher.stop(process.pid)
 
 
+def test_a_real_worker_that_cannot_start_leaves_its_reason_last_in_its_log(
+    tmp_path: Path,
+) -> None:
+    # What the dashboard shows after `w` with a device this machine does not have.
+    launcher = WorkerLauncher(tmp_path)
+    launched = launcher.start(f"sqlite:///{tmp_path / 'runs.db'}", WorkerOptions("cuda:7"))
+    deadline = time.monotonic() + 60
+    while launcher.alive(launched.pid):
+        assert time.monotonic() < deadline, launched.log_path.read_text()
+        time.sleep(0.1)
+    assert last_log_line(launched.log_path).startswith(
+        "resconv-tui: invalid configuration: --device cuda:7: this machine has"
+    )
+
+
 def test_worker_command_lets_the_worker_pick_the_device() -> None:
     assert worker_command("u")[-2:] == ["--device", "auto"]
+    options = WorkerOptions("cuda:0", slots=4, stack=4, order="largest-first")
+    assert worker_command("u", options)[4:] == [
+        "--db", "u", "--device", "cuda:0", "--slots", "4", "--stack", "4",
+        "--order", "largest-first",
+    ]  # fmt: skip
+
+
+def test_worker_fields_read_with_the_worker_s_rules() -> None:
+    # The options a dialog reads are ones the real worker parser accepts, same values.
+    options, errors = read_worker_fields(
+        {"device": " cuda ", "slots": "3", "stack": "", "order": "largest-first"}
+    )
+    assert errors == {} and options == WorkerOptions("cuda", 3, 1, "largest-first")
+    parser = argparse.ArgumentParser()
+    add_worker_arguments(parser)
+    parsed = parser.parse_args(options.argv())
+    assert (parsed.device, parsed.slots, parsed.stack, parsed.order) == (
+        "cuda",
+        3,
+        1,
+        "largest-first",
+    )
+    assert read_worker_fields(options.fields()) == (options, {})
+    _, errors = read_worker_fields({"device": "cuda:x", "slots": "-2", "stack": "1.5"})
+    assert errors == {
+        "device": "'cuda:x' is not a device: use auto, cpu, cuda or cuda:N",
+        "slots": "must be at least 1 (got -2)",
+        "stack": "'1.5' is not a whole number",
+    }
+
+
+def test_last_log_line_is_the_reason_a_worker_exited(tmp_path: Path) -> None:
+    log = tmp_path / "w.log"
+    log.write_text("x" * 10_000 + "\nTraceback ...\nresconv-tui: data error: no files\n\n  \n")
+    assert last_log_line(log) == "resconv-tui: data error: no files"
+    log.write_text("y" * 500)
+    assert last_log_line(log, limit=10) == "y" * 9 + "…"
+    assert last_log_line(tmp_path / "missing.log").startswith("cannot read")
     assert dataclasses.is_dataclass(polling.Dashboard)
 
 

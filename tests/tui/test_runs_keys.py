@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from core.queue import Repo, RunStatus
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.screens.runs import RunsScreen
+from resconv_tui.screens.start_worker import StartWorkerScreen
+from resconv_tui.widgets.param_field import ParamField
 from resconv_tui.widgets.run_table import RunTable
 from resconv_tui.widgets.workers_panel import WorkersPanel
 
@@ -25,6 +29,12 @@ async def goto(pilot: Any, run_id: int) -> None:
     runs_table = table(pilot.app)
     runs_table.move_cursor(row=runs_table.get_row_index(str(run_id)), animate=False)
     await pilot.pause()
+
+
+def dialog_fields(app: Any) -> dict[str, ParamField]:
+    """The start-worker dialog's fields by key."""
+    assert isinstance(app.screen, StartWorkerScreen)
+    return {field.key: field for field in app.screen.query(ParamField)}
 
 
 def run(db_url: str, run_id: int) -> Any:
@@ -214,20 +224,107 @@ async def test_w_stops_local_worker_then_starts_one(seeded, app_factory, settle,
         assert launcher.started == []
 
 
-async def test_w_starts_a_detached_worker_when_none_runs_here(
-    seeded, app_factory, settle, launcher, db_url
+@pytest.mark.parametrize(
+    ("workers", "pids", "who"),
+    [
+        # `worker --slots 2` as processes: a row per slot process.
+        ("local_slot_workers", [3001, 3002], "The 2 worker processes here (pid 3001, 3002) are"),
+        # `worker --stack 3`: one row naming one run, three runs training.
+        ("local_stack_worker", [3003], "Worker pid 3003 is"),
+    ],
+)
+async def test_w_stops_every_local_worker_process_after_naming_its_runs(
+    workers, pids, who, request, app_factory, settle, launcher
 ) -> None:
-    repo = Repo.open(db_url)
-    for worker in repo.list_workers():
-        if worker.pid == 2222:
-            repo.update_worker(worker.id, state="stopped")
+    training = request.getfixturevalue(workers)
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("w")
-        assert len(launcher.started) == 1
-        url, device = launcher.started[0]
-        assert url.endswith("runs.db") and url.startswith("sqlite:////") and device == "auto"
+        assert isinstance(app.screen, ConfirmScreen)
+        runs = f"run{'s' if len(training) > 1 else ''} {', '.join(map(str, training))}"
+        assert app.screen.question == f"{who} training {runs}. Stop? Runs go back to the queue."
+        await pilot.press("n")
+        assert launcher.stopped == []
+        await pilot.press("w", "y")
+        assert launcher.stopped == pids and launcher.started == []
+
+
+async def test_w_asks_how_then_starts_a_detached_worker(
+    no_local_worker, app_factory, settle, launcher
+) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        assert isinstance(app.screen, StartWorkerScreen)
+        assert app.screen.field_values() == {"device": "auto", "slots": "1", "stack": "1",
+                                             "order": "queue"}  # fmt: skip
+        await pilot.press("enter")  # the defaults: the worker picks its device, one run
+        assert isinstance(app.screen, RunsScreen)
+        url, options = launcher.started[0]
+        assert url.endswith("runs.db") and url.startswith("sqlite:////")
+        assert options.argv() == ["--device", "auto"]
+
+        # Stopped again: w offers the last choice; change it and start.
+        await pilot.press("w")
+        fields = dialog_fields(app)
+        fields["slots"].value, fields["stack"].value = "4", "2"
+        fields["order"].value = "largest-first"
+        await pilot.press("enter")
+        _, options = launcher.started[1]
+        assert options.argv() == ["--device", "auto", "--slots", "4", "--stack", "2",
+                                  "--order", "largest-first"]  # fmt: skip
+        await pilot.press("w")
+        assert app.screen.field_values()["slots"] == "4"  # remembered for the next start
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen) and len(launcher.started) == 2
+
+
+async def test_w_dialog_names_each_bad_field_and_starts_nothing(
+    no_local_worker, app_factory, settle, launcher
+) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        fields = dialog_fields(app)
+        fields["device"].value, fields["slots"].value = "gpu", "0"
+        fields["stack"].value, fields["order"].value = "two", "biggest"
+        await pilot.press("enter")
+        assert isinstance(app.screen, StartWorkerScreen) and launcher.started == []
+        reasons = {key: str(f.query_one(".field-reason").render()) for key, f in fields.items()}
+        assert reasons == {
+            "device": "device: 'gpu' is not a device: use auto, cpu, cuda or cuda:N",
+            "slots": "slots: must be at least 1 (got 0)",
+            "stack": "stack: 'two' is not a whole number",
+            "order": "order: 'biggest' is not an order: use queue or largest-first",
+        }
+        fields["device"].value, fields["slots"].value = "cuda:1", "2"
+        fields["stack"].value, fields["order"].value = "1", "queue"
+        await pilot.press("enter")
+        assert launcher.started[0][1].argv() == ["--device", "cuda:1", "--slots", "2"]
+
+
+async def test_a_worker_that_exits_at_once_shows_its_last_log_line(
+    no_local_worker, app_factory, settle, launcher, tmp_path
+) -> None:
+    launcher.exits_at_once = True
+    launcher.log_path = tmp_path / "worker.log"
+    launcher.log_path.write_text("starting\nresconv-tui: invalid configuration: --device cuda:3: "
+                                 "this machine has 1 CUDA device(s)\n\n")  # fmt: skip
+    app = app_factory()
+    app.ctx.launch_check_s = 0.01
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("w", "enter")
+        await pilot.pause(0.1)
+        messages = [n.message for n in app._notifications]
+        assert any(
+            "worker pid 4242 exited: resconv-tui: invalid configuration: --device cuda:3: "
+            "this machine has 1 CUDA device(s)" in m
+            for m in messages
+        ), messages
 
 
 async def test_help_results_and_quit(seeded, app_factory, settle) -> None:
