@@ -62,6 +62,8 @@ class Dashboard:
     latest: LatestLosses | None = None
     experiments: tuple[str, ...] = field(default_factory=tuple)
     settled: SettledRuns = field(default_factory=SettledRuns)
+    counts: dict[RunStatus, int] = field(default_factory=dict)  # runs per status
+    queue_eta_s: float | None = None  # until the queue is empty, at the online workers' pace
 
 
 def read_dashboard(
@@ -83,7 +85,10 @@ def read_dashboard(
     losses = None
     if selected is not None:
         losses = read_latest_losses(repo, selected, latest)
-    return Dashboard(now, runs, workers, losses, experiments, settled)
+    # The summary line's figures, counted here (a thread) rather than while drawing.
+    online = sum(worker_health(w, now) == "online" for w in workers)
+    eta = queue_eta(runs, now, online)
+    return Dashboard(now, runs, workers, losses, experiments, settled, status_counts(runs), eta)
 
 
 def read_runs(repo: Repo, settled: SettledRuns) -> tuple[tuple[RunRow, ...], SettledRuns]:
@@ -163,20 +168,27 @@ def run_eta(run: RunRow, now: float) -> float | None:
 
 
 def queue_eta(runs: Sequence[RunRow], now: float, online_workers: int) -> float | None:
-    """Seconds until the queue is empty: inputs left / (typical rate x workers).
+    """Seconds until the queue is empty, shared among the runs in flight.
 
-    The typical rate is the median of running and recently finished runs, so a
-    sweep of similar configs gets a fair estimate before most of it has run.
+    A running run needs its own ETA (at its measured rate); a queued run needs its
+    inputs at the typical rate, the median of running and recently finished runs, so
+    a sweep of similar configs gets a fair estimate before most of it has run. Runs
+    in flight: one per online worker (a slot has its own row), or more when a worker
+    trains a stack of runs at once (``worker --stack K``). The queue cannot empty
+    before its slowest running run ends.
     """
     rates = [r for run in runs if (r := run_rate(run, now))]
-    left = sum(
-        run.total_inputs - run.inputs_done
-        for run in runs
-        if run.status in (RunStatus.QUEUED, RunStatus.RUNNING)
-    )
-    if not rates or not left or online_workers < 1:
+    if not rates or online_workers < 1:
         return None
-    return left / (statistics.median(rates[-50:]) * online_workers)
+    typical = statistics.median(rates[-50:])
+    running = [run for run in runs if run.status == RunStatus.RUNNING]
+    running_s = [run_eta(run, now) or (run.total_inputs - run.inputs_done) / typical
+                 for run in running]  # fmt: skip
+    queued_s = sum(run.total_inputs for run in runs if run.status == RunStatus.QUEUED) / typical
+    if not running_s and not queued_s:
+        return None
+    in_flight = max(online_workers, len(running))
+    return max(max(running_s, default=0.0), (sum(running_s) + queued_s) / in_flight)
 
 
 def filter_runs(runs: Sequence[RunRow], query: RunsQuery) -> list[RunRow]:

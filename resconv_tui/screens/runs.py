@@ -31,10 +31,7 @@ from resconv_tui.polling import (
     SettledRuns,
     filter_runs,
     format_duration,
-    queue_eta,
     read_dashboard,
-    status_counts,
-    worker_health,
 )
 from resconv_tui.screens.runs_actions import RunActions
 from resconv_tui.widgets.run_table import RunTable
@@ -184,16 +181,14 @@ class RunsScreen(RunActions, Screen[None]):
         self._draw_detail()
 
     def _summary(self, dash: Dashboard) -> str:
-        counts = status_counts(dash.runs)
-        online = sum(worker_health(w, dash.now) == "online" for w in dash.workers)
-        parts = [f"{len(dash.runs)} runs"] + [f"{n} {s}" for s, n in counts.items() if n]
+        parts = [f"{len(dash.runs)} runs"] + [f"{n} {s}" for s, n in dash.counts.items() if n]
         q = self.filters
         shown = [
             f"status={q.status or 'all'}",
             f"exp={q.experiment or 'all'}",
             *([f'text="{q.text}"'] if q.text else []),
         ]
-        eta = format_duration(queue_eta(dash.runs, dash.now, online))
+        eta = format_duration(dash.queue_eta_s)
         marked = f" · {len(self.marked)} marked" if self.marked else ""
         return f"{' · '.join(parts)}{marked}  │  {' '.join(shown)}  │  queue ETA {eta}"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from core.queue import GpuSnapshot, MetricPoint, Repo, RunStatus, WorkerRow
+from core.queue import GpuSnapshot, MetricPoint, Repo, RunRow, RunStatus, WorkerRow
 from core.worker_options import add_worker_arguments
 from resconv_tui import polling
 from resconv_tui.polling import RunsQuery
@@ -52,6 +52,32 @@ def test_rates_and_etas(seeded: dict[str, Any], db_url: str) -> None:
     assert polling.run_rate(runs[7], NOW) is None
     assert polling.queue_eta(list(runs.values()), NOW, online_workers=0) is None
     assert polling.queue_eta(list(runs.values()), NOW, online_workers=2) > 0
+
+
+def test_queue_eta_counts_a_stack_s_runs_as_running_side_by_side(
+    seeded: dict[str, Any], db_url: str
+) -> None:
+    # One worker training a stack of 3 seeds: 3 runs in flight, not 1.
+    base = Repo.open(db_url).list_runs()[0]
+
+    def seed(run_id: int, status: RunStatus) -> RunRow:
+        return dataclasses.replace(base, id=run_id, status=status, total_inputs=1000,
+                                   inputs_done=0, inputs_per_s=100.0)  # fmt: skip
+
+    stack = [seed(i, RunStatus.RUNNING) for i in (1, 2, 3)] + [seed(4, RunStatus.QUEUED)]
+    assert polling.queue_eta(stack, NOW, online_workers=1) == pytest.approx(4000 / (100 * 3))
+    assert polling.queue_eta(stack, NOW, online_workers=4) == pytest.approx(4000 / (100 * 4))
+    # Idle workers cannot help a slow run that is already training: it bounds the ETA.
+    slow = dataclasses.replace(stack[0], inputs_per_s=10.0)
+    assert polling.queue_eta([slow, stack[3]], NOW, online_workers=4) == pytest.approx(100)
+
+
+def test_dashboard_carries_its_summary_figures(seeded: dict[str, Any], db_url: str) -> None:
+    dash = polling.read_dashboard(Repo.open(db_url), NOW)
+    assert dash.counts == polling.status_counts(dash.runs)
+    assert dash.counts[RunStatus.QUEUED] == 2 and sum(dash.counts.values()) == 8
+    online = sum(polling.worker_health(w, NOW) == "online" for w in dash.workers)
+    assert online == 2 and dash.queue_eta_s == polling.queue_eta(dash.runs, NOW, online)
 
 
 def test_filters(seeded: dict[str, Any], db_url: str) -> None:
