@@ -27,7 +27,7 @@ LOSS = "validation loss"
 PARAMS = "model params"
 MINUTES = "train time (minutes)"
 RATE = "inputs/s"
-MEMORY = "peak memory (MB)"
+MEMORY = "peak memory (MiB)"
 METER = "meter"
 SEEDS = "seeds"
 STD = "± std"
@@ -302,10 +302,11 @@ def format_age(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
-def format_bytes(n: int | None) -> str:
+def format_bytes(n: float | None) -> str:
+    """Binary units everywhere (CLI, dashboard, form): 1536 -> '1.5 KiB'; None -> '—'."""
     if n is None:
         return "—"
-    for unit, size in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= size:
             return f"{n / size:.1f} {unit}"
-    return f"{n} B"
+    return f"{n:.0f} B"

@@ -74,7 +74,11 @@ class WorkersPanel(Static):
 def _gpu_text(w: WorkerRow) -> str:
     gpu = w.gpu
     if gpu.util_percent is None and gpu.memory_total is None:
-        return "GPU —            "
+        return f"{'GPU —':<{GPU_WIDTH}}"
     util = "—" if gpu.util_percent is None else f"{gpu.util_percent:3.0f}%"
     memory = f"{format_bytes(gpu.memory_used)}/{format_bytes(gpu.memory_total)}"
-    return f"GPU {util} mem {memory}"
+    return f"{f'GPU {util} mem {memory}':<{GPU_WIDTH}}"
+
+
+# "GPU 100% mem 139.8 GiB/139.8 GiB": the widest, so the columns after it line up.
+GPU_WIDTH = 32

@@ -154,4 +154,4 @@ def test_memory_estimate_grows_with_batch_and_width() -> None:
     small = estimate_bytes(RunConfig())
     assert estimate_bytes(RunConfig(batch_size=128)) > small
     assert estimate_bytes(RunConfig(channels=64)) > small
-    assert format_bytes(1536) == "1.5 KiB" and format_bytes(None) == "-"
+    assert format_bytes(1536) == "1.5 KiB" and format_bytes(None) == "—"

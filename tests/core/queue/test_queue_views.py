@@ -67,7 +67,7 @@ def test_sort_descending_several_keys_and_substrings() -> None:
 
 def test_columns_choose_or_hide() -> None:
     table = results_table(runs(), columns=["l", "loss", "inputs/s", "memory"])
-    assert table.columns == ("l", "validation loss", "inputs/s", "peak memory (MB)")
+    assert table.columns == ("l", "validation loss", "inputs/s", "peak memory (MiB)")
     assert table.rows[0] == (15, 0.054141, 2000.0, 1.0)
     hidden = results_table(runs(), columns=["-meter", "-run"])
     assert hidden.columns == ("l", "validation loss", "model params", "train time (minutes)")
@@ -75,9 +75,9 @@ def test_columns_choose_or_hide() -> None:
 
 def test_all_columns_adds_rate_and_memory_and_keeps_a_meter_only_with_bars() -> None:
     every = results_table(runs(), columns=ALL_COLUMNS).columns
-    assert every[-3:] == ("inputs/s", "peak memory (MB)", "meter")
+    assert every[-3:] == ("inputs/s", "peak memory (MiB)", "meter")
     same = [replace(r, validation_loss=0.1) for r in runs()]
-    assert results_table(same, columns=ALL_COLUMNS).columns[-1] == "peak memory (MB)"
+    assert results_table(same, columns=ALL_COLUMNS).columns[-1] == "peak memory (MiB)"
 
 
 def test_unknown_or_ambiguous_column_is_a_usage_error() -> None:
@@ -124,7 +124,7 @@ def test_samples_round_trip_and_small_formatters() -> None:
     assert data is not None and (decode_samples(data) == grid).all()
     assert encode_samples(None) is None
     assert [format_age(s) for s in (None, 3, 600, 7200)] == ["—", "3 s", "10 min", "2.0 h"]
-    assert format_bytes(3 * 2**30) == "3.0 GB" and format_bytes(None) == "—"
+    assert format_bytes(3 * 2**30) == "3.0 GiB" and format_bytes(None) == "—"
 
 
 def test_by_cell_averages_seeds_and_counts_seeds_done() -> None:
