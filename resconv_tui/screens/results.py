@@ -150,7 +150,7 @@ class ResultsScreen(Screen[None]):
         if message.error:
             self.query_one("#results-status", Static).update(message.error)
             return
-        self.query_one(WorkersPanel).show(message.workers, message.now)
+        self.query_one(WorkersPanel).show(message.workers, message.now, message.runs)
         if message.settled.signature != self.settled.signature:
             self.runs, self.settled = message.runs, message.settled
             self._redraw()

@@ -176,7 +176,7 @@ class RunsScreen(RunActions, Screen[None]):
         if dash is None:
             return
         self.query_one(RunTable).show_runs(self.visible_runs(), dash.now, set(self.marked))
-        self.query_one(WorkersPanel).show(dash.workers, dash.now)
+        self.query_one(WorkersPanel).show(dash.workers, dash.now, dash.runs)
         self.query_one("#runs-summary", Static).update(self._summary(dash))
         self._draw_detail()
 

@@ -1,7 +1,9 @@
 """The compact workers panel docked at the bottom of the runs and results screens.
 
 One line per worker: health dot, host, device, GPU utilisation, memory, current
-run and heartbeat age. It reads nothing itself: the screen's poll hands it rows.
+run(s) and heartbeat age. It reads nothing itself: the screen's poll hands it rows.
+A worker's row names one run; the runs it trains as a stack are the running runs
+that carry its worker id.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from core.queue import WorkerRow
+from core.queue import RunRow, RunStatus, WorkerRow
 from core.queue.views import format_age, format_bytes
 from resconv_tui.polling import worker_health
 
@@ -37,10 +39,15 @@ class WorkersPanel(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", id=id)
         self.border_title = "workers"
+        self.training: dict[str, list[int]] = {}  # worker id -> its running runs
 
-    def show(self, workers: Sequence[WorkerRow], now: float) -> None:
+    def show(self, workers: Sequence[WorkerRow], now: float, runs: Sequence[RunRow] = ()) -> None:
         # Set both before one redraw instead of repainting twice.
         self.set_reactive(WorkersPanel.now, now)
+        self.training = {}
+        for run in runs:
+            if run.status == RunStatus.RUNNING and run.worker_id is not None:
+                self.training.setdefault(run.worker_id, []).append(run.id)
         self.rows = tuple(workers)
         self._redraw()
 
@@ -63,12 +70,20 @@ class WorkersPanel(Static):
         line.append(f"{HEALTH_DOT[health]} {health:<7} ", style=self._style(health))
         line.append(f"{w.host:<16.16} pid {w.pid:<8} {w.device:<{device_width}} ")
         line.append(_gpu_text(w))
-        run = f"run {w.current_run_id}" if w.current_run_id is not None else w.state
+        run = _runs_label(w, self.training.get(w.id, []))
         line.append(f"  {run:<9} done {w.runs_done:<4} beat {format_age(w.age(self.now))} ago")
         return line
 
     def _style(self, name: str) -> str:
         return str(self.get_component_rich_style(f"workers-panel--{name}", partial=True))
+
+
+def _runs_label(w: WorkerRow, training: list[int]) -> str:
+    """``run 4``, or ``runs 4,5,6`` for a stack; the worker's state when it trains none."""
+    ids = sorted({*training, *([w.current_run_id] if w.current_run_id is not None else [])})
+    if not ids:
+        return w.state
+    return f"run {ids[0]}" if len(ids) == 1 else f"runs {','.join(map(str, ids))}"
 
 
 def _gpu_text(w: WorkerRow) -> str:

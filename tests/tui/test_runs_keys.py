@@ -250,6 +250,18 @@ async def test_w_stops_every_local_worker_process_after_naming_its_runs(
         assert launcher.stopped == pids and launcher.started == []
 
 
+async def test_workers_panel_names_every_run_of_a_stack(
+    local_stack_worker, app_factory, settle
+) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        panel = str(app.screen.query_one(WorkersPanel).render())
+        line = next(line for line in panel.splitlines() if "pid 3003" in line)
+        assert f"runs {','.join(map(str, local_stack_worker))}" in line
+        assert "run 4 " in panel  # the GPU box's single run
+
+
 async def test_w_asks_how_then_starts_a_detached_worker(
     no_local_worker, app_factory, settle, launcher
 ) -> None:
