@@ -24,6 +24,7 @@ RULES: dict[str, set[str]] = {
     "core.packing": TORCH | UI,
     "core.queue.repo": TORCH | UI,
     "core.queue.views": TORCH | UI,
+    "core.queue.failures": TORCH | UI,
     "core.model": DATABASE | UI,
     "core.data": DATABASE | UI,
     "core.task": DATABASE | UI,

@@ -24,11 +24,29 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         parser = subparsers.add_parser(
             name, help=text, description=text[0].upper() + text[1:] + "."
         )
-        parser.add_argument("ids", nargs="+", type=run_id, metavar="ID", help="run id")
+        if name == "retry":
+            add_retry_arguments(parser)
+        else:
+            parser.add_argument("ids", nargs="+", type=run_id, metavar="ID", help="run id")
         add_db_option(parser)
         parser.set_defaults(handler=handler)
     assert parser is not None
     return parser
+
+
+# core.queue.failures.CAUSE_OPTIONS, spelled out: building the parser must not import the
+# queue (SQLAlchemy); a test keeps the two equal.
+CAUSE_WORDS = ("oom", "nan", "worker-lost", "error")
+
+
+def add_retry_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("ids", nargs="*", type=run_id, metavar="ID", help="run id")
+    parser.add_argument(
+        "--cause", choices=CAUSE_WORDS, default=None,
+        help="retry every failed run that failed this way (see 'resconv-tui status'): "
+        "oom (out of memory), nan (loss NaN/inf), worker-lost (its worker crashed or was "
+        "killed), error (anything else)",
+    )  # fmt: skip
 
 
 def run_id(text: str) -> int:
@@ -53,8 +71,22 @@ def cancel(args: argparse.Namespace) -> int:
 
 
 def retry(args: argparse.Namespace) -> int:
-    open_repo(args).retry(args.ids)
-    print("queued again: " + ", ".join(map(str, args.ids)))
+    from core.errors import ConfigError
+
+    repo = open_repo(args)
+    ids = list(args.ids)
+    if args.cause is not None:
+        from core.queue.failures import cause_from_option, failed_runs
+
+        cause = cause_from_option(args.cause)
+        ids += [r.id for r in failed_runs(repo, cause) if r.id not in ids]
+        if not ids:
+            print(f"nothing to retry: no failed run with cause '{cause}'")
+            return 0
+    elif not ids:
+        raise ConfigError("retry needs run ids, or --cause oom|nan|worker-lost|error")
+    repo.retry(ids)
+    print("queued again: " + ", ".join(map(str, ids)))
     return 0
 
 

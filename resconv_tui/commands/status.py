@@ -44,18 +44,28 @@ def run(args: argparse.Namespace) -> int:
         print("running:")
         for run_row in running:
             print("  " + running_line(run_row, now))
-    failed = repo.list_runs(
-        RunFilter(statuses=frozenset({RunStatus.FAILED}), order="recent", limit=RECENT_FAILURES)
-    )
+    failed = repo.list_runs(RunFilter(statuses=frozenset({RunStatus.FAILED}), order="recent"))
     if failed:
-        print("recently failed:")
-        for run_row in failed:
-            print(f"  #{run_row.id} {run_row.experiment}/{run_row.name}: {run_row.error}")
+        print_failures(failed)
     workers = repo.list_workers()
     print("workers:" if workers else "workers: none (start one: resconv-tui worker)")
     for worker in workers:
         print("  " + worker_line(worker, now))
     return 0
+
+
+def print_failures(failed: list[RunRow]) -> None:
+    """Failed runs by cause, each cause with its retry, then the most recent failures."""
+    from core.queue.failures import RETRY_ADVICE, failure_cause, failure_counts
+
+    print("failed, by cause:")
+    for cause, count in failure_counts(failed).items():
+        print(f"  {count} {cause}: {RETRY_ADVICE[cause]} "
+              f"(resconv-tui retry --cause {cause.option})")  # fmt: skip
+    print("recently failed:")
+    for run_row in failed[:RECENT_FAILURES]:
+        cause = failure_cause(run_row.error)
+        print(f"  #{run_row.id} {run_row.experiment}/{run_row.name} [{cause}]: {run_row.error}")
 
 
 def running_line(run: RunRow, now: float) -> str:

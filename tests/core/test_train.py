@@ -17,6 +17,7 @@ from core.checkpoint import load_checkpoint, load_config, load_model
 from core.config import RunConfig
 from core.data import Datasets, Location, load_datasets
 from core.params import count_params
+from core.queue.failures import FailureCause, failure_cause
 from core.train import (
     FitCallbacks,
     NonFiniteLoss,
@@ -30,6 +31,7 @@ from core.train import (
     validate_faithful,
     validate_fixed,
 )
+from core.worker import failure_message
 
 TINY = RunConfig(layers=2, channels=4, batch_size=32, max_inputs=300, seed=0)
 
@@ -212,8 +214,10 @@ def test_non_finite_loss_names_the_step(
     data: Datasets, monkeypatch: pytest.MonkeyPatch, value: float, word: str
 ) -> None:
     _poisoned_step(monkeypatch, at_step=7, value=value)
-    with pytest.raises(NonFiniteLoss, match=f"^loss became {word} at step 7$"):
+    with pytest.raises(NonFiniteLoss, match=f"^loss became {word} at step 7$") as failed:
         fit(TINY, data, "cpu", FitCallbacks(log_every=4))
+    # The text the worker stores reads back as its cause (dashboard, status, retry --cause).
+    assert failure_cause(failure_message(failed.value)) == FailureCause.DIVERGED
 
 
 def test_non_finite_loss_is_caught_before_a_validation_pass(
@@ -248,8 +252,11 @@ def test_out_of_memory_becomes_a_short_training_error(
         return step, "plain"
 
     monkeypatch.setattr(train_module, "make_train_step", make)
-    with pytest.raises(OutOfMemory, match="out of memory at batch 32: try a smaller batch_size"):
+    with pytest.raises(
+        OutOfMemory, match="out of memory at batch 32: try a smaller batch_size"
+    ) as failed:
         fit(TINY, data, "cpu")
+    assert failure_cause(failure_message(failed.value)) == FailureCause.OUT_OF_MEMORY
 
 
 def test_checkpoints_last_best_and_config(data: Datasets, tmp_path: Path) -> None:

@@ -134,6 +134,46 @@ def test_manage_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert [r.id for r in repo.list_runs()] == [1, 4]
 
 
+def test_failures_by_cause_in_status_and_retry_by_cause(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    worker = repo.register_worker("h", 1, "cpu")
+    errors = ["out of memory at batch 64: try a smaller batch_size", "worker lost",
+              "loss became NaN at step 12", "out of memory for a stack of 2 runs"]  # fmt: skip
+    for error in errors:
+        run = repo.claim(worker)
+        assert run is not None and repo.fail(run.id, worker, error)
+    code, out, _ = cli(capsys, "status")
+    assert code == 0
+    lines = out.splitlines()
+    causes = lines[lines.index("failed, by cause:") + 1 : lines.index("recently failed:")]
+    assert [line.split(":")[0].strip() for line in causes] == [
+        "2 out of memory", "1 loss NaN/inf", "1 worker lost"
+    ]  # fmt: skip
+    assert causes[2].endswith("so retry it (resconv-tui retry --cause worker-lost)")
+    assert "  #3 smoke/ch-8_lr-0.001 [loss NaN/inf]: loss became NaN at step 12" in lines
+
+    assert cli(capsys, "retry", "--cause", "oom")[1] == "queued again: 1, 4\n"
+    assert [r.status for r in repo.list_runs()] == [
+        RunStatus.QUEUED, RunStatus.FAILED, RunStatus.FAILED, RunStatus.QUEUED
+    ]  # fmt: skip
+    assert cli(capsys, "retry", "3", "--cause", "worker-lost")[1] == "queued again: 3, 2\n"
+    code, out, _ = cli(capsys, "retry", "--cause", "nan")
+    assert (code, out) == (0, "nothing to retry: no failed run with cause 'loss NaN/inf'\n")
+    code, _, err = cli(capsys, "retry")
+    assert code == 2
+    one_error_line(err, "retry needs run ids, or --cause oom|nan|worker-lost|error")
+
+
+def test_retry_cause_words_are_the_queue_s() -> None:
+    from core.queue.failures import CAUSE_OPTIONS
+    from resconv_tui.commands.manage import CAUSE_WORDS
+
+    assert tuple(CAUSE_OPTIONS.values()) == CAUSE_WORDS
+
+
 # ----- error paths: one line on stderr, exit status 2, nothing changed -----------------
 
 

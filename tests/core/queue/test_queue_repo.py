@@ -19,6 +19,7 @@ from core.queue import (
     RunStatus,
     UnknownRun,
 )
+from core.queue.failures import FailureCause, failure_cause
 from core.queue.status import can_transition
 
 S = RunStatus
@@ -383,6 +384,7 @@ def test_recover_stale_marks_old_heartbeats_and_dead_workers_lost(repo: Repo) ->
     for run_id in runs:
         run = repo.get_run(run_id)
         assert (run.status, run.error) == (S.FAILED, "worker lost")
+        assert failure_cause(run.error) == FailureCause.WORKER_LOST
     assert repo.list_workers() == []
     assert {w.state for w in repo.list_workers(include_gone=True)} == {"lost"}
 
