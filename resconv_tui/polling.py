@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from core.queue import MetricRow, Repo, RunFilter, RunRow, RunStatus, WorkerRow
+from core.queue.failures import FailureCause, failure_cause, failure_counts
 from core.queue.repo import SETTLED, Signature
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS
 
@@ -64,6 +65,7 @@ class Dashboard:
     settled: SettledRuns = field(default_factory=SettledRuns)
     counts: dict[RunStatus, int] = field(default_factory=dict)  # runs per status
     queue_eta_s: float | None = None  # until the queue is empty, at the online workers' pace
+    failures: dict[FailureCause, int] = field(default_factory=dict)  # failed runs per cause
 
 
 def read_dashboard(
@@ -88,7 +90,10 @@ def read_dashboard(
     # The summary line's figures, counted here (a thread) rather than while drawing.
     online = sum(worker_health(w, now) == "online" for w in workers)
     eta = queue_eta(runs, now, online)
-    return Dashboard(now, runs, workers, losses, experiments, settled, status_counts(runs), eta)
+    return Dashboard(
+        now, runs, workers, losses, experiments, settled, status_counts(runs), eta,
+        failure_counts(runs),
+    )  # fmt: skip
 
 
 def read_runs(repo: Repo, settled: SettledRuns) -> tuple[tuple[RunRow, ...], SettledRuns]:
@@ -204,7 +209,9 @@ def filter_runs(runs: Sequence[RunRow], query: RunsQuery) -> list[RunRow]:
 
 
 def _haystack(run: RunRow) -> str:
-    return f"{run.id} {run.name} {run.experiment} {run.status}".lower()
+    # A failed run is also found by its cause ("out of memory", "worker lost", ...).
+    cause = f" {failure_cause(run.error)}" if run.status == RunStatus.FAILED else ""
+    return f"{run.id} {run.name} {run.experiment} {run.status}{cause}".lower()
 
 
 def status_counts(runs: Sequence[RunRow]) -> dict[RunStatus, int]:

@@ -82,11 +82,6 @@ def failure_counts(runs: Iterable[RunRow]) -> dict[FailureCause, int]:
     return dict(sorted(counts.items(), key=lambda item: (-item[1], order.index(item[0]))))
 
 
-def describe_counts(counts: dict[FailureCause, int]) -> str:
-    """``2 out of memory, 1 worker lost``."""
-    return ", ".join(f"{n} {cause}" for cause, n in counts.items())
-
-
 def failed_runs(repo: Repo, cause: FailureCause) -> list[RunRow]:
     """The failed runs of ``repo`` that failed with ``cause``, by id."""
     failed = repo.list_runs(RunFilter(statuses=frozenset({RunStatus.FAILED})))

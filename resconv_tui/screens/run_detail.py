@@ -14,6 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -22,7 +23,8 @@ from textual.message import Message
 from textual.widgets import Footer, Header, Static
 
 from core.errors import ResconvError
-from core.queue import RunRow
+from core.queue import RunRow, RunStatus
+from core.queue.failures import RETRY_ADVICE, failure_cause
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS, MetricRow
 from core.queue.samples import decode_samples
 from core.queue.status import FINISHED
@@ -163,9 +165,19 @@ class RunDetailScreen(ChartScreen):
         self.query_one("#detail-info", Static).update(info_table(run, time.time()))
         self.query_one("#detail-config", Static).update(config_table(run))
         error = self.query_one("#detail-error", Static)
-        error.update(f"[b]error[/]  {run.error}" if run.error else "")
+        error.update(error_text(run) if run.error else "")
         error.set_class(bool(run.error), "-shown")
 
     def palette_commands(self) -> Iterator[SystemCommand]:
         yield from super().palette_commands()
         yield SystemCommand("Refresh run", "Read new metrics now (r)", self.action_poll_now)
+
+
+def error_text(run: RunRow) -> Text:
+    """A failed run's error, its cause and the retry that fits it."""
+    text = Text.assemble(("error", "bold"), "  ", run.error or "")
+    if run.status == RunStatus.FAILED:
+        cause = failure_cause(run.error)
+        text.append(f"\n{cause}: ", style="bold")
+        text.append(RETRY_ADVICE[cause])
+    return text

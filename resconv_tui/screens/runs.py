@@ -23,6 +23,7 @@ from textual.worker import get_current_worker
 
 from core.errors import ResconvError
 from core.queue import RunRow, RunStatus
+from core.queue.failures import failure_cause
 from resconv_tui.context import DashboardContext
 from resconv_tui.polling import (
     Dashboard,
@@ -182,15 +183,21 @@ class RunsScreen(RunActions, Screen[None]):
 
     def _summary(self, dash: Dashboard) -> str:
         parts = [f"{len(dash.runs)} runs"] + [f"{n} {s}" for s, n in dash.counts.items() if n]
+        if dash.failures:  # "2 failed (1 oom, 1 worker-lost)": the words `retry --cause` takes
+            failed = f"{dash.counts[RunStatus.FAILED]} {RunStatus.FAILED}"
+            causes = ", ".join(f"{n} {cause.option}" for cause, n in dash.failures.items())
+            parts[parts.index(failed)] += f" ({causes})"
+        if self.marked:
+            parts.append(f"{len(self.marked)} marked")
         q = self.filters
-        shown = [
-            f"status={q.status or 'all'}",
-            f"exp={q.experiment or 'all'}",
+        shown = [  # only the filters in force: the line must fit a modest terminal
+            *([f"status={q.status}"] if q.status else []),
+            *([f"exp={q.experiment}"] if q.experiment else []),
             *([f'text="{q.text}"'] if q.text else []),
         ]
+        filters = f"  │  {' '.join(shown)}" if shown else ""
         eta = format_duration(dash.queue_eta_s)
-        marked = f" · {len(self.marked)} marked" if self.marked else ""
-        return f"{' · '.join(parts)}{marked}  │  {' '.join(shown)}  │  queue ETA {eta}"
+        return f"{' · '.join(parts)}{filters}  │  queue ETA {eta}"
 
     def _draw_detail(self) -> None:
         run = self.highlighted_run()
@@ -254,6 +261,8 @@ class RunsScreen(RunActions, Screen[None]):
 
 def _detail_text(run: RunRow, latest: LatestLosses | None) -> str:
     head = f"run {run.id} · {run.experiment} · {run.name}"
+    if run.error and run.status == RunStatus.FAILED:
+        return f"{head} · failed, {failure_cause(run.error)}: {run.error}"
     if run.error:
         return f"{head} · {run.status}: {run.error}"
     if latest is None or latest.run_id != run.id or latest.last_id == 0:

@@ -18,6 +18,7 @@ from textual.message import Message
 
 from core.errors import ResconvError
 from core.queue import RunRow, RunStatus, WorkerRow
+from core.queue.failures import RETRY_ADVICE, FailureCause, failure_cause
 from resconv_tui.polling import worker_health
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.worker_launcher import Launched, WorkerOptions, last_log_line
@@ -102,13 +103,32 @@ class RunActions:
         self._write(verb)
 
     def action_retry(self) -> None:
-        if ids := self._ids(self.targets()):
+        self._retry(self.targets())
 
-            def verb() -> str:
-                self.ctx.repo.retry(ids)
-                return _say(("queued again", ids))
+    def retry_failed(self, cause: FailureCause) -> None:
+        """Retry every failed run that failed with ``cause`` (a palette command)."""
+        runs = self.dashboard.runs if self.dashboard else ()
+        self._retry([r for r in runs if r.status == RunStatus.FAILED and cause_of(r) == cause])
 
+    def _retry(self, runs: list[RunRow]) -> None:
+        """Queue ``runs`` again; asks first for runs that diverged (they would again)."""
+        ids = self._ids(runs)
+        if not ids:
+            return
+
+        def verb() -> str:
+            self.ctx.repo.retry(ids)
+            return _say(("queued again", ids))
+
+        diverged = [r.id for r in runs if cause_of(r) == FailureCause.DIVERGED]
+        if not diverged:
             self._write(verb)
+            return
+        advice = RETRY_ADVICE[FailureCause.DIVERGED]
+        question = f"Run {_listed(diverged)} failed with {FailureCause.DIVERGED}: {advice}. Retry?"
+        self.app.push_screen(
+            ConfirmScreen(question, "Retry"), lambda yes: self._write(verb) if yes else None
+        )
 
     def action_priority(self, step: int) -> None:
         runs = self.targets()
@@ -287,6 +307,9 @@ class RunActions:
             name = status or "any status"
             yield SystemCommand(f"Filter: {name}", "Show only runs with this status",
                                 _bind(self, "set_status_filter", status))  # fmt: skip
+        for cause, count in self.dashboard.failures.items() if self.dashboard else ():
+            yield SystemCommand(f"Retry failed runs: {cause} ({count})", RETRY_ADVICE[cause],
+                                _bind(self, "retry_failed", cause))  # fmt: skip
         for exp in self.dashboard.experiments if self.dashboard else ():
             yield SystemCommand(f"Filter experiment: {exp}", "Show only this experiment",
                                 _bind(self, "set_experiment_filter", exp))  # fmt: skip
@@ -315,6 +338,11 @@ PALETTE: tuple[tuple[Any, ...], ...] = (  # title, help, method, its arguments
 
 def _bind(target: Any, method: str, *args: Any) -> Callable[[], Any]:
     return lambda: getattr(target, method)(*args)
+
+
+def cause_of(run: RunRow) -> FailureCause | None:
+    """Why ``run`` failed; None when it did not."""
+    return failure_cause(run.error) if run.status == RunStatus.FAILED else None
 
 
 def _listed(numbers: list[int]) -> str:

@@ -63,7 +63,10 @@ async def test_opens_on_every_run_with_workers(seeded, app_factory, settle) -> N
         assert cell(app, 1, "loss") == "0.161000"
         assert len(app.screen.query_one(WorkersPanel).rows) == 2
         summary = str(app.screen.query_one("#runs-summary").render())
-        assert "8 runs · 2 queued · 1 running · 3 succeeded · 1 failed · 1 cancelled" in summary
+        assert summary == (
+            "8 runs · 2 queued · 1 running · 3 succeeded · 1 failed (1 oom) · 1 cancelled  │  "
+            "queue ETA 3m02s"
+        )
 
 
 async def test_plus_and_minus_change_priority(seeded, app_factory, settle, db_url) -> None:
@@ -121,6 +124,32 @@ async def test_retry_failed_run_queues_it(seeded, app_factory, settle, db_url) -
         row = run(db_url, seeded["failed"])
         assert row.status == RunStatus.QUEUED and row.error is None
         assert cell(app, seeded["failed"], "status") == "queued"
+
+
+async def test_retry_of_a_diverged_run_asks_first(seeded, app_factory, settle, db_url) -> None:
+    repo = Repo.open(db_url)
+    worker = repo.register_worker("h", 9, "cpu")
+    assert repo.claim(worker).id == 7  # type: ignore[union-attr]
+    repo.fail(7, worker, "loss became NaN at step 12")
+    repo.close()
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        summary = str(app.screen.query_one("#runs-summary").render())
+        assert "2 failed (1 oom, 1 nan)" in summary
+        await pilot.press("slash", *"nan/inf", "enter")  # a failure is found by its cause
+        assert [r.id for r in app.screen.visible_runs()] == [7]
+        await pilot.press("r")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question.startswith(
+            "Run 7 failed with loss NaN/inf: the same config and seed most likely diverge again"
+        )
+        await pilot.press("n")
+        await settle(pilot)
+        assert run(db_url, 7).status == RunStatus.FAILED
+        await pilot.press("r", "y")
+        await settle(pilot)
+        assert run(db_url, 7).status == RunStatus.QUEUED
 
 
 async def test_retry_succeeded_run_changes_nothing(seeded, app_factory, settle, db_url) -> None:
@@ -209,6 +238,8 @@ async def test_text_status_and_experiment_filters(seeded, app_factory, settle) -
         assert table(app).row_count == 8
         await pilot.press("f")  # status: queued
         assert table(app).row_count == 2
+        summary = str(app.screen.query_one("#runs-summary").render())
+        assert "  │  status=queued  │  queue ETA" in summary  # only filters in force are shown
         await pilot.press("f", "f")  # succeeded
         assert table(app).row_count == 3
         await pilot.press("escape", "F")  # first experiment

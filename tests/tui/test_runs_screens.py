@@ -100,6 +100,10 @@ async def test_palette_has_every_action(seeded, app_factory, settle, db_url) -> 
         assert Repo.open(db_url).get_run(7).priority == 1
         commands["Filter: failed"].callback()
         assert [r.status for r in app.screen.visible_runs()] == [RunStatus.FAILED]
+        # Failed runs by cause: the seeded failure ran out of memory.
+        commands["Retry failed runs: out of memory (1)"].callback()
+        await settle(pilot)
+        assert Repo.open(db_url).get_run(seeded["failed"]).status == RunStatus.QUEUED
 
 
 async def test_palette_opens_and_runs_a_command(seeded, app_factory, settle) -> None:

@@ -12,7 +12,6 @@ from core.queue.failures import (
     RETRY_ADVICE,
     FailureCause,
     cause_from_option,
-    describe_counts,
     failure_cause,
     failure_counts,
 )
@@ -59,7 +58,6 @@ def test_counts_group_failed_runs_most_common_first(seeded_row: RunRow) -> None:
     counts = failure_counts(runs)
     assert counts == {C.OUT_OF_MEMORY: 2, C.WORKER_LOST: 1}
     assert list(counts) == [C.OUT_OF_MEMORY, C.WORKER_LOST]
-    assert describe_counts(counts) == "2 out of memory, 1 worker lost"
     assert failure_counts([]) == {}
 
 
