@@ -83,13 +83,14 @@ class RunDetailScreen(ChartScreen):
         yield Header()
         yield Static(f"Run {self.run_id}", id="detail-title")
         with VerticalScroll(id="detail-body"):
+            # First: why a failed run failed, and what to do, is what its reader came for.
+            yield Static("", id="detail-error")
             with Horizontal(id="detail-top"):
                 yield LossChart("loss", id="chart-loss")
                 yield Static("loading…", id="detail-info")
             with Horizontal(id="detail-mid"):
                 yield LossChart("inputs/s", id="chart-speed")
                 yield LossChart("memory (MiB)", id="chart-memory")
-            yield Static("", id="detail-error")
             yield Static("[b]sample reconstructions[/]", classes="section")
             yield SampleImage()
             yield Static("[b]config[/]", classes="section")
