@@ -14,6 +14,12 @@ class ResconvError(Exception):
     title = "Error"
 
 
+class UsageError(ResconvError):
+    """A command was given too little to act on (what argparse cannot check alone)."""
+
+    title = "Usage"
+
+
 class ConfigError(ResconvError):
     """A run parameter has a wrong key, type or value."""
 

@@ -27,7 +27,11 @@ class DashboardContext:
     export_dir: Path = field(default_factory=Path.cwd)
     hostname: str = field(default_factory=socket.gethostname)  # whose workers `w` may signal
     worker_options: WorkerOptions = DEFAULT_WORKER  # the start dialog's last choice
-    launch_check_s: float = 3.0  # a started worker still gone after this: show its log's reason
+    # A started worker is watched this long (torch's import and CUDA's start come before
+    # its checks): if it exits meanwhile, its log's last line says why.
+    launch_watch_s: float = 30.0
+    launch_poll_s: float = 1.0
+    stopping_pids: set[int] = field(default_factory=set)  # local workers `w` already signalled
 
     @property
     def db_name(self) -> str:

@@ -8,6 +8,7 @@ filters) is unit-testable and the refresh benchmark times exactly this code.
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -88,8 +89,7 @@ def read_dashboard(
     if selected is not None:
         losses = read_latest_losses(repo, selected, latest)
     # The summary line's figures, counted here (a thread) rather than while drawing.
-    online = sum(worker_health(w, now) == "online" for w in workers)
-    eta = queue_eta(runs, now, online)
+    eta = queue_eta(runs, workers, now)
     return Dashboard(
         now, runs, workers, losses, experiments, settled, status_counts(runs), eta,
         failure_counts(runs),
@@ -172,27 +172,30 @@ def run_eta(run: RunRow, now: float) -> float | None:
     return max(0.0, (run.total_inputs - run.inputs_done) / rate)
 
 
-def queue_eta(runs: Sequence[RunRow], now: float, online_workers: int) -> float | None:
-    """Seconds until the queue is empty, shared among the runs in flight.
+def queue_eta(runs: Sequence[RunRow], workers: Sequence[WorkerRow], now: float) -> float | None:
+    """Seconds until the queue is empty, its work shared among the runs in flight.
 
     A running run needs its own ETA (at its measured rate); a queued run needs its
     inputs at the typical rate, the median of running and recently finished runs, so
-    a sweep of similar configs gets a fair estimate before most of it has run. Runs
-    in flight: one per online worker (a slot has its own row), or more when a worker
-    trains a stack of runs at once (``worker --stack K``). The queue cannot empty
-    before its slowest running run ends.
+    a sweep of similar configs gets a fair estimate before most of it has run. In
+    flight: each online worker's running runs, at least one (a slot has its own row;
+    ``worker --stack K`` trains K at once). Runs of workers that are not online are
+    left out: they end as "worker lost", not trained. The queue cannot empty before its
+    slowest running run ends.
     """
+    online = {w.id for w in workers if worker_health(w, now) == "online"}
     rates = [r for run in runs if (r := run_rate(run, now))]
-    if not rates or online_workers < 1:
+    if not rates or not online:
         return None
     typical = statistics.median(rates[-50:])
-    running = [run for run in runs if run.status == RunStatus.RUNNING]
+    running = [run for run in runs if run.status == RunStatus.RUNNING and run.worker_id in online]
     running_s = [run_eta(run, now) or (run.total_inputs - run.inputs_done) / typical
                  for run in running]  # fmt: skip
     queued_s = sum(run.total_inputs for run in runs if run.status == RunStatus.QUEUED) / typical
     if not running_s and not queued_s:
         return None
-    in_flight = max(online_workers, len(running))
+    per_worker = Counter(run.worker_id for run in running)
+    in_flight = sum(max(1, per_worker[worker_id]) for worker_id in online)
     return max(max(running_s, default=0.0), (sum(running_s) + queued_s) / in_flight)
 
 
@@ -209,8 +212,10 @@ def filter_runs(runs: Sequence[RunRow], query: RunsQuery) -> list[RunRow]:
 
 
 def _haystack(run: RunRow) -> str:
-    # A failed run is also found by its cause ("out of memory", "worker lost", ...).
-    cause = f" {failure_cause(run.error)}" if run.status == RunStatus.FAILED else ""
+    # A failed run is also found by its cause: its name ("out of memory") or the word
+    # the summary line and `retry --cause` use ("oom").
+    failed = run.status == RunStatus.FAILED
+    cause = f" {failure_cause(run.error)} {failure_cause(run.error).option}" if failed else ""
     return f"{run.id} {run.name} {run.experiment} {run.status}{cause}".lower()
 
 

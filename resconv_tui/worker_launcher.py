@@ -93,7 +93,9 @@ def worker_command(db_url: str, options: WorkerOptions = DEFAULT_WORKER) -> list
 
 
 def default_log_path(folder: Path | None = None) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    """A new log per launch (milliseconds: two starts in one second get their own)."""
+    now = time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f".{int(now * 1000) % 1000:03d}"
     return (folder or Path.cwd()) / f"resconv-worker-{stamp}-{os.getpid()}.log"
 
 

@@ -51,3 +51,16 @@ def imported_top_level_packages(module: str) -> set[str]:
 def test_module_keeps_its_import_boundary(module: str, forbidden: set[str]) -> None:
     leaked = imported_top_level_packages(module) & forbidden
     assert not leaked, f"{module} imports {sorted(leaked)}"
+
+
+def test_building_the_cli_parser_loads_no_database_or_torch() -> None:
+    # Every subcommand's add_parser runs for `resconv-tui --help`, tab completion and each
+    # command: the queue (SQLAlchemy) and torch are imported only by the command that runs.
+    code = (
+        "import sys, json; from resconv_tui.cli import build_parser; "
+        "build_parser().parse_args(['retry', '--cause', 'oom']); "
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    leaked = set(json.loads(out.stdout)) & (TORCH | DATABASE)
+    assert not leaked, f"building the parser imports {sorted(leaked)}"

@@ -39,7 +39,7 @@ CAUSE_OPTIONS = {
 
 # What to do about each cause; the dashboard and `status` show it next to the error.
 RETRY_ADVICE = {
-    FailureCause.OUT_OF_MEMORY: "retry once the GPU has room for it (fewer runs beside it); "
+    FailureCause.OUT_OF_MEMORY: "retry once the device has room for it (fewer runs beside it); "
     "a smaller batch_size is a new run (d in the dashboard)",
     FailureCause.DIVERGED: "the same config and seed most likely diverge again: a lower lr or "
     "another seed is a new run (d in the dashboard)",

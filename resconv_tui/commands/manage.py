@@ -71,8 +71,10 @@ def cancel(args: argparse.Namespace) -> int:
 
 
 def retry(args: argparse.Namespace) -> int:
-    from core.errors import ConfigError
+    from core.errors import UsageError
 
+    if not args.ids and args.cause is None:  # before opening the database: a usage mistake
+        raise UsageError("retry needs run ids, or --cause oom|nan|worker-lost|error")
     repo = open_repo(args)
     ids = list(args.ids)
     if args.cause is not None:
@@ -81,10 +83,8 @@ def retry(args: argparse.Namespace) -> int:
         cause = cause_from_option(args.cause)
         ids += [r.id for r in failed_runs(repo, cause) if r.id not in ids]
         if not ids:
-            print(f"nothing to retry: no failed run with cause '{cause}'")
+            print(f"nothing to retry: no run failed with cause {cause.option} ({cause})")
             return 0
-    elif not ids:
-        raise ConfigError("retry needs run ids, or --cause oom|nan|worker-lost|error")
     repo.retry(ids)
     print("queued again: " + ", ".join(map(str, ids)))
     return 0

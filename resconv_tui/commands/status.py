@@ -65,7 +65,8 @@ def print_failures(failed: list[RunRow]) -> None:
     print("recently failed:")
     for run_row in failed[:RECENT_FAILURES]:
         cause = failure_cause(run_row.error)
-        print(f"  #{run_row.id} {run_row.experiment}/{run_row.name} [{cause}]: {run_row.error}")
+        error = run_row.error or "(no error text)"
+        print(f"  #{run_row.id} {run_row.experiment}/{run_row.name} [{cause}]: {error}")
 
 
 def running_line(run: RunRow, now: float) -> str:

@@ -233,8 +233,15 @@ class RunActions:
 
     def action_toggle_worker(self) -> None:
         local = self.local_workers()
-        if local:
-            self.stop_workers(local)
+        live = {w.pid for w in local}
+        self.ctx.stopping_pids &= live  # forget the ones gone (their pids may come back)
+        not_asked = [w for w in local if w.pid not in self.ctx.stopping_pids]
+        if not_asked:
+            self.stop_workers(not_asked)
+        elif local:  # a second SIGTERM would mean "exit at once": never send it by accident
+            pids = _listed(sorted(live))
+            said = f"worker pid {pids} was asked to stop: it stops after its current step"
+            self.notify(said, severity="warning")
         else:
             self.start_worker()
 
@@ -253,15 +260,18 @@ class RunActions:
         launched = self.ctx.launcher.start(self.ctx.worker_db_url, options)
         command = " ".join(options.argv())
         self.notify(f"worker started (pid {launched.pid}, {command}); log: {launched.log_path}")
-        self.app.set_timer(self.ctx.launch_check_s, lambda: self.check_launched(launched))
+        self.watch_launched(launched, self.ctx.launch_watch_s)
         self.refresh_now()
 
-    def check_launched(self, launched: Launched) -> None:
-        """A worker that exited at once (a device it cannot use, a bad database) says why."""
+    def watch_launched(self, launched: Launched, left_s: float) -> None:
+        """A worker that exits at once (a device it cannot use, a bad database) says why."""
         if not self.ctx.launcher.alive(launched.pid):
             reason = last_log_line(launched.log_path) or "no output"
             self.notify(f"worker pid {launched.pid} exited: {reason} (log: {launched.log_path})",
                         severity="error", timeout=15)  # fmt: skip
+        elif left_s > 0:
+            poll = self.ctx.launch_poll_s
+            self.app.set_timer(poll, lambda: self.watch_launched(launched, left_s - poll))
 
     def stop_workers(self, workers: list[WorkerRow]) -> None:
         """SIGTERM every live worker process here: all slots of a ``--slots K`` worker.
@@ -275,6 +285,7 @@ class RunActions:
         def stop() -> None:
             gone = [pid for pid in pids if not self.ctx.launcher.stop(pid)]
             asked = [pid for pid in pids if pid not in gone]
+            self.ctx.stopping_pids.update(asked)
             said = [f"asked worker pid {_listed(asked)} to stop"] if asked else []
             said += [f"no process {_listed(gone)}"] if gone else []
             self.notify("; ".join(said), severity="warning" if gone else "information")

@@ -56,22 +56,24 @@ class WorkersPanel(Static):
             self.update(Text("no workers — press w to start one", style=self._style("dim")))
             return
         lines = Text()
-        # Slot workers say "cuda:0 slot 2/4": widen the column for all rows alike.
+        # Slot workers say "cuda:0 slot 2/4", stacked ones "runs 9,10,11": widen those
+        # columns for all rows alike.
         device_width = max(7, *(len(w.device) for w in self.rows))
+        runs = {w.id: _runs_label(w, self.training.get(w.id, [])) for w in self.rows}
+        runs_width = max(9, *(len(label) for label in runs.values()))
         for i, worker in enumerate(self.rows):
             if i:
                 lines.append("\n")
-            lines.append_text(self._line(worker, device_width))
+            lines.append_text(self._line(worker, device_width, f"{runs[worker.id]:<{runs_width}}"))
         self.update(lines)
 
-    def _line(self, w: WorkerRow, device_width: int) -> Text:
+    def _line(self, w: WorkerRow, device_width: int, runs: str) -> Text:
         health = worker_health(w, self.now)
         line = Text()
         line.append(f"{HEALTH_DOT[health]} {health:<7} ", style=self._style(health))
         line.append(f"{w.host:<16.16} pid {w.pid:<8} {w.device:<{device_width}} ")
         line.append(_gpu_text(w))
-        run = _runs_label(w, self.training.get(w.id, []))
-        line.append(f"  {run:<9} done {w.runs_done:<4} beat {format_age(w.age(self.now))} ago")
+        line.append(f"  {runs} done {w.runs_done:<4} beat {format_age(w.age(self.now))} ago")
         return line
 
     def _style(self, name: str) -> str:

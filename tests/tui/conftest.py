@@ -75,7 +75,8 @@ class FakeLauncher:
 
     started: list[tuple[str, WorkerOptions]] = field(default_factory=list)
     stopped: list[int] = field(default_factory=list)
-    exits_at_once: bool = False  # alive() says no: a worker that could not start
+    exits_after: int | None = None  # alive() says no after this many calls: it could not start
+    alive_calls: int = 0
     log_path: Path = Path("worker.log")
 
     def start(self, db_url: str, options: WorkerOptions = DEFAULT_WORKER) -> Launched:
@@ -87,7 +88,8 @@ class FakeLauncher:
         return True
 
     def alive(self, pid: int) -> bool:
-        return not self.exits_at_once
+        self.alive_calls += 1
+        return self.exits_after is None or self.alive_calls <= self.exits_after
 
 
 def new_runs(text: str) -> list[NewRun]:
@@ -194,6 +196,16 @@ def local_stack_worker(no_local_worker: None, db_url: str) -> list[int]:
     repo.close()
     assert [lead.id, *(r.id for r in partners)] == ids
     return ids
+
+
+@pytest.fixture
+def local_thread_slots(no_local_worker: None, db_url: str) -> None:
+    """A ``worker --slots 2`` here as threads of one process: two idle rows, one pid (3004)."""
+    repo = Repo.open(db_url)
+    with frozen_repo_time(NOW):
+        for slot in (1, 2):
+            repo.register_worker(LOCAL_HOST, 3004, f"cuda:0 slot {slot}/2")
+    repo.close()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from core.queue import GpuSnapshot, MetricPoint, Repo, RunRow, RunStatus, WorkerRow
+from core.queue.failures import FailureCause
 from core.worker_options import add_worker_arguments
 from resconv_tui import polling
 from resconv_tui.polling import RunsQuery
@@ -28,8 +29,10 @@ from resconv_tui.worker_launcher import (
 NOW = 1_700_000_600.0
 
 
-def worker(state: str = "idle", age: float = 0.0) -> WorkerRow:
-    return WorkerRow("w", "host", 1, "cpu", state, NOW - 100, NOW - age, None, 0, GpuSnapshot())
+def worker(state: str = "idle", age: float = 0.0, worker_id: str = "w") -> WorkerRow:
+    return WorkerRow(
+        worker_id, "host", 1, "cpu", state, NOW - 100, NOW - age, None, 0, GpuSnapshot()
+    )
 
 
 @pytest.mark.parametrize(
@@ -50,34 +53,38 @@ def test_rates_and_etas(seeded: dict[str, Any], db_url: str) -> None:
     assert polling.run_rate(runs[1], NOW) == 3172.0  # the final figure
     assert polling.run_eta(runs[1], NOW) is None
     assert polling.run_rate(runs[7], NOW) is None
-    assert polling.queue_eta(list(runs.values()), NOW, online_workers=0) is None
-    assert polling.queue_eta(list(runs.values()), NOW, online_workers=2) > 0
+    assert polling.queue_eta(list(runs.values()), [], NOW) is None
+    assert polling.queue_eta(list(runs.values()), [worker(age=600)], NOW) is None  # offline
+    assert polling.queue_eta(list(runs.values()), [worker()], NOW) > 0
 
 
-def test_queue_eta_counts_a_stack_s_runs_as_running_side_by_side(
-    seeded: dict[str, Any], db_url: str
-) -> None:
-    # One worker training a stack of 3 seeds: 3 runs in flight, not 1.
+def test_queue_eta_counts_the_runs_in_flight(seeded: dict[str, Any], db_url: str) -> None:
     base = Repo.open(db_url).list_runs()[0]
 
-    def seed(run_id: int, status: RunStatus) -> RunRow:
-        return dataclasses.replace(base, id=run_id, status=status, total_inputs=1000,
-                                   inputs_done=0, inputs_per_s=100.0)  # fmt: skip
+    def run(run_id: int, status: RunStatus, worker_id: str | None = None) -> RunRow:
+        figures = {"total_inputs": 1000, "inputs_done": 0, "inputs_per_s": 100.0}
+        return dataclasses.replace(base, id=run_id, status=status, worker_id=worker_id, **figures)
 
-    stack = [seed(i, RunStatus.RUNNING) for i in (1, 2, 3)] + [seed(4, RunStatus.QUEUED)]
-    assert polling.queue_eta(stack, NOW, online_workers=1) == pytest.approx(4000 / (100 * 3))
-    assert polling.queue_eta(stack, NOW, online_workers=4) == pytest.approx(4000 / (100 * 4))
+    # Worker "s" trains a stack of 3 seeds (3 runs in flight, not 1); 1 queued run.
+    stack = [run(i, RunStatus.RUNNING, "s") for i in (1, 2, 3)] + [run(4, RunStatus.QUEUED)]
+    stacker, idle = worker("running", worker_id="s"), worker(worker_id="i")
+    assert polling.queue_eta(stack, [stacker], NOW) == pytest.approx(4000 / (100 * 3))
+    # ...and an idle worker beside it: 4 in flight.
+    assert polling.queue_eta(stack, [stacker, idle], NOW) == pytest.approx(4000 / (100 * 4))
+    # A run whose worker went silent is not trained by anyone: left out.
+    gone = worker("running", age=600, worker_id="s")
+    assert polling.queue_eta(stack, [gone, idle], NOW) == pytest.approx(1000 / 100)
     # Idle workers cannot help a slow run that is already training: it bounds the ETA.
     slow = dataclasses.replace(stack[0], inputs_per_s=10.0)
-    assert polling.queue_eta([slow, stack[3]], NOW, online_workers=4) == pytest.approx(100)
+    assert polling.queue_eta([slow, stack[3]], [stacker, idle], NOW) == pytest.approx(100)
 
 
 def test_dashboard_carries_its_summary_figures(seeded: dict[str, Any], db_url: str) -> None:
     dash = polling.read_dashboard(Repo.open(db_url), NOW)
     assert dash.counts == polling.status_counts(dash.runs)
     assert dash.counts[RunStatus.QUEUED] == 2 and sum(dash.counts.values()) == 8
-    online = sum(polling.worker_health(w, NOW) == "online" for w in dash.workers)
-    assert online == 2 and dash.queue_eta_s == polling.queue_eta(dash.runs, NOW, online)
+    assert dash.queue_eta_s == polling.queue_eta(dash.runs, dash.workers, NOW)
+    assert dash.failures == {FailureCause.OUT_OF_MEMORY: 1}
 
 
 def test_filters(seeded: dict[str, Any], db_url: str) -> None:

@@ -86,7 +86,7 @@ async def test_failed_run_shows_its_error(db_url: str, runs: dict) -> None:
         assert error.has_class("-shown")
         assert "CUDA out of memory" in str(error.content)
         # ...with its cause and the retry that fits it
-        assert "\nout of memory: retry once the GPU has room for it" in str(error.content)
+        assert "\nout of memory: retry once the device has room for it" in str(error.content)
         assert detail(pilot).query_one("#detail-body").children[0] is error  # above the charts
         assert "failed" in screen_text(app)
 

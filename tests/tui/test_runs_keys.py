@@ -7,12 +7,14 @@ from typing import Any
 import pytest
 
 from core.queue import Repo, RunStatus
+from resconv_tui.app import make_app
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.screens.runs import RunsScreen
 from resconv_tui.screens.start_worker import StartWorkerScreen
 from resconv_tui.widgets.param_field import ParamField
 from resconv_tui.widgets.run_table import RunTable
 from resconv_tui.widgets.workers_panel import WorkersPanel
+from resconv_tui.worker_launcher import WorkerLauncher
 
 SIZE = (120, 36)
 
@@ -242,6 +244,8 @@ async def test_text_status_and_experiment_filters(seeded, app_factory, settle) -
         assert "  │  status=queued  │  queue ETA" in summary  # only filters in force are shown
         await pilot.press("f", "f")  # succeeded
         assert table(app).row_count == 3
+        await pilot.press("escape", "slash", *"oom", "enter")  # a failure, by its cause's word
+        assert [r.id for r in app.screen.visible_runs()] == [5]
         await pilot.press("escape", "F")  # first experiment
         assert {r.experiment for r in app.screen.visible_runs()} == {"t1-layers-32"}
 
@@ -279,6 +283,21 @@ async def test_w_stops_every_local_worker_process_after_naming_its_runs(
         assert launcher.stopped == []
         await pilot.press("w", "y")
         assert launcher.stopped == pids and launcher.started == []
+        # They finish their step before their rows say so: w must not signal them again
+        # (a second SIGTERM means "exit at once") nor start another worker.
+        await pilot.press("w")
+        assert launcher.stopped == pids and launcher.started == []
+        assert any("was asked to stop" in n.message for n in app._notifications)
+
+
+async def test_w_signals_thread_slots_once_by_their_shared_pid(
+    local_thread_slots, app_factory, settle, launcher
+) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("w")  # idle: no question
+        assert launcher.stopped == [3004]
 
 
 async def test_workers_panel_names_every_run_of_a_stack(
@@ -291,6 +310,7 @@ async def test_workers_panel_names_every_run_of_a_stack(
         line = next(line for line in panel.splitlines() if "pid 3003" in line)
         assert f"runs {','.join(map(str, local_stack_worker))}" in line
         assert "run 4 " in panel  # the GPU box's single run
+        assert len({line.index(" done ") for line in panel.splitlines()}) == 1  # aligned
 
 
 async def test_w_asks_how_then_starts_a_detached_worker(
@@ -352,20 +372,47 @@ async def test_w_dialog_names_each_bad_field_and_starts_nothing(
 async def test_a_worker_that_exits_at_once_shows_its_last_log_line(
     no_local_worker, app_factory, settle, launcher, tmp_path
 ) -> None:
-    launcher.exits_at_once = True
+    launcher.exits_after = 3  # alive for three looks: torch's import comes before its checks
     launcher.log_path = tmp_path / "worker.log"
     launcher.log_path.write_text("starting\nresconv-tui: invalid configuration: --device cuda:3: "
                                  "this machine has 1 CUDA device(s)\n\n")  # fmt: skip
     app = app_factory()
-    app.ctx.launch_check_s = 0.01
+    app.ctx.launch_poll_s = 0.01
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("w", "enter")
-        await pilot.pause(0.1)
+        for _ in range(100):
+            await pilot.pause(0.01)
+            if launcher.alive_calls > 3:
+                break
+        await pilot.pause()
         messages = [n.message for n in app._notifications]
         assert any(
             "worker pid 4242 exited: resconv-tui: invalid configuration: --device cuda:3: "
             "this machine has 1 CUDA device(s)" in m
+            for m in messages
+        ), messages
+
+
+async def test_a_real_worker_on_a_missing_gpu_says_why_in_the_dashboard(
+    no_local_worker, db_url, tmp_path, settle
+) -> None:
+    # The real launcher and worker process: `cuda:7` is checked only after torch's import.
+    app = make_app(db_url, launcher=WorkerLauncher(tmp_path), poll_interval_s=3600,
+                   export_dir=tmp_path)  # fmt: skip
+    app.ctx.launch_poll_s = 0.2
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        dialog_fields(app)["device"].value = "cuda:7"
+        await pilot.press("enter")
+        for _ in range(300):
+            messages = [n.message for n in app._notifications]
+            if any("exited" in m for m in messages):
+                break
+            await pilot.pause(0.1)
+        assert any(
+            "exited: resconv-tui: invalid configuration: --device cuda:7: this machine has" in m
             for m in messages
         ), messages
 

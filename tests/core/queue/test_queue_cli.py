@@ -161,10 +161,10 @@ def test_failures_by_cause_in_status_and_retry_by_cause(
     ]  # fmt: skip
     assert cli(capsys, "retry", "3", "--cause", "worker-lost")[1] == "queued again: 3, 2\n"
     code, out, _ = cli(capsys, "retry", "--cause", "nan")
-    assert (code, out) == (0, "nothing to retry: no failed run with cause 'loss NaN/inf'\n")
-    code, _, err = cli(capsys, "retry")
+    assert (code, out) == (0, "nothing to retry: no run failed with cause nan (loss NaN/inf)\n")
+    code, _, err = cli(capsys, "retry", "--db", "missing.db")  # said before the database
     assert code == 2
-    one_error_line(err, "retry needs run ids, or --cause oom|nan|worker-lost|error")
+    one_error_line(err, "usage: retry needs run ids, or --cause oom|nan|worker-lost|error")
 
 
 def test_retry_cause_words_are_the_queue_s() -> None:
