@@ -59,8 +59,13 @@ def make_app(
     poll_interval_s: float = 1.0,
     export_dir: Path | None = None,
     hostname: str | None = None,
+    preferences: Path | None = None,
 ) -> ResconvApp:
-    """The dashboard on ``db_url`` (created if missing); tests freeze ``clock``."""
+    """The dashboard on ``db_url`` (created if missing); tests freeze ``clock``.
+
+    ``preferences``: the file that keeps the start dialog's worker options between
+    sessions (the CLI passes ``preferences_path()``; None keeps them for this session).
+    """
     ctx = DashboardContext(
         repo=Repo.open(db_url),
         db_url=db_url,
@@ -71,4 +76,10 @@ def make_app(
     )
     if hostname is not None:
         ctx.hostname = hostname
+    if preferences is not None:
+        from resconv_tui.preferences import load_worker_options
+
+        ctx.preferences = preferences
+        ctx.worker_options, problem = load_worker_options(preferences)
+        ctx.notes += [problem] if problem else []
     return ResconvApp(ctx)

@@ -8,6 +8,7 @@ import argparse
 def run(args: argparse.Namespace) -> int:
     from resconv_tui.app import make_app
     from resconv_tui.cli import db_url
+    from resconv_tui.preferences import preferences_path
 
-    make_app(db_url(args)).run()
+    make_app(db_url(args), preferences=preferences_path()).run()
     return 0

@@ -106,6 +106,9 @@ class RunsScreen(RunActions, Screen[None]):
         self.title = "resconv-tui"
         self.sub_title = self.ctx.db_name
         self.query_one(RunTable).focus()
+        for note in self.ctx.notes:
+            self.notify(note, severity="warning", timeout=10)
+        self.ctx.notes.clear()
         self.refresh_now()
 
     # ----- polling --------------------------------------------------------------------

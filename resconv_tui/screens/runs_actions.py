@@ -257,6 +257,11 @@ class RunActions:
 
     def launch_worker(self, options: WorkerOptions) -> None:
         self.ctx.worker_options = options
+        if self.ctx.preferences is not None:  # offered again in the next session too
+            from resconv_tui.preferences import save_worker_options
+
+            if problem := save_worker_options(self.ctx.preferences, options):
+                self.notify(problem, severity="warning")
         launched = self.ctx.launcher.start(self.ctx.worker_db_url, options)
         command = " ".join(options.argv())
         self.notify(f"worker started (pid {launched.pid}, {command}); log: {launched.log_path}")

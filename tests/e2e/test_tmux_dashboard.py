@@ -9,6 +9,7 @@ burst of keys can land before the form has moved focus to the next field.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -83,6 +84,7 @@ def session(tmp_path: Path, idx_writer: Callable[..., Path]) -> Iterator[Tmux]:
         **os.environ,
         "RESCONV_DATA": str(data),
         "RESCONV_CACHE": str(tmp_path / "cache"),
+        "RESCONV_CONFIG": str(tmp_path / "config" / "dashboard.json"),  # not the user's
         "OMP_NUM_THREADS": "1",
         "PYTHONPATH": str(REPO_ROOT),
         "TERM": "xterm-256color",
@@ -148,6 +150,8 @@ def test_dashboard_over_ssh(session: Tmux, tmp_path: Path) -> None:
     session.wait_text("Start a worker on this machine")
     session.keys("Enter")
     session.wait_text("online", timeout=60)
+    saved = json.loads((tmp_path / "config" / "dashboard.json").read_text())  # the next w offers it
+    assert saved["worker"] == {"device": "auto", "slots": 1, "stack": 1, "order": "queue"}
     summaries: set[str] = set()
 
     def all_done(screen: str) -> bool:
