@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# One GPU session's check of issue 5 (about 6-7 minutes on an H200), in one call of the device tool:
-#   1. T1 (12 runs at 32x32) end to end through the real queue and worker (--slots 6
-#      --order largest-first)
-#   2. the GPU tests
-#   3. train_speed at 180,000 inputs: reference loop, fit, 4 slot threads, 2/4/8 runs stacked
+# One GPU session's check of issue 5, in one call of the device tool (timeout 600): the steps
+# run in this order, most decisive first, and those the deadline reaches are cut:
+#   1. train_speed at 180,000 inputs: reference loop, fit, 4 slot threads, 4 and 8 runs stacked
 #      as one model (core.stack), fit with multi-tensor AdamW (the old default), fit compiled
 #      (earlier sessions also ran --plain and --variants SHORT: see bench/README.md)
-#   4. where a step's GPU time goes (bench/profile_step.py)
-#   5. K same-shape runs stacked as one grouped-convolution model, timed (bench/stack_probe.py)
-#   6. packing through the worker: 4 slot threads against 4 slot processes
-#   7. 4 seeds of the logbook's run as one stack through the worker (--stack 4)
+#   2. T1 (12 runs at 32x32) end to end through the real queue and worker (--slots 6
+#      --order largest-first)
+#   3. the GPU tests
+#   4. 4 seeds of the logbook's run as one stack through the worker (--stack 4)
+#   5. where a step's GPU time goes (bench/profile_step.py)
+#   6. K same-shape runs stacked as one grouped-convolution model, timed (bench/stack_probe.py)
+#   7. packing through the worker: 4 slot threads against 4 slot processes
 # STEPS, SPEED_ARGS, T1_SLOTS and T1_ORDER choose a subset. Each step has its own time limit, and all
 # of them stop by DEADLINE_S (under the tool's 600 s).
 # Results land under $OUT (8 files at most): summary.txt and one log per step, train_speed.json,
@@ -28,8 +29,8 @@ FULL=${FULL:-180000}
 SHORT=${SHORT:-30000}
 T1_INPUTS=${T1_INPUTS:-} # empty: the sweep file's own 180,000
 DEADLINE_S=${DEADLINE_S:-560}
-STEPS=${STEPS:-"t1_worker gpu_tests train_speed profile stack packing stack_worker"} # a later session may run fewer
-SPEED_ARGS=${SPEED_ARGS:-"--slots 4 --stack 2 4 8 --foreach --compile"}
+STEPS=${STEPS:-"train_speed t1_worker gpu_tests stack_worker profile stack packing"} # the order is fixed
+SPEED_ARGS=${SPEED_ARGS:-"--slots 4 --stack 4 8 --foreach --compile"}
 T1_SLOTS=${T1_SLOTS:-6}
 T1_ORDER=${T1_ORDER:-largest-first} # 'queue' was the order of the first measurements (98 s)
 STARTED=$(date +%s)
@@ -55,7 +56,7 @@ step() {
   log "== $name (limit ${limit} s)"
   local t0 rc
   t0=$(date +%s)
-  timeout "$limit" "$@" >>"$OUT/$name.log" 2>&1
+  timeout -k 20 "$limit" "$@" >>"$OUT/$name.log" 2>&1 # -k: a step that ignores its SIGTERM
   rc=$?
   log "   $name rc=$rc after $(($(date +%s) - t0)) s"
   return $rc
@@ -84,7 +85,12 @@ cat "$SUMMARY"
 WORKER=($PY -m core.worker --db "sqlite:///$DB" --device "$DEVICE" --until-empty)
 queue() { $PY -m resconv_tui.cli queue --db "sqlite:///$DB" "$@"; }
 
-# 1. T1 end to end: queue the sweep, the worker trains it with T1_SLOTS slot threads.
+# 1. Speed and quality of one run (and of K packed runs), side by side in one process.
+# shellcheck disable=SC2086 # SPEED_ARGS is a list of options
+wanted train_speed && step train_speed 300 $PY bench/train_speed.py --device "$DEVICE" \
+  --inputs "$FULL" $SPEED_ARGS --out "$OUT/train_speed.json"
+
+# 2. T1 end to end: queue the sweep, the worker trains it with T1_SLOTS slot threads.
 T1_SWEEP=experiments/t1-layers-32.yml
 if [ -n "$T1_INPUTS" ]; then
   sed "s/^max_inputs:.*/max_inputs: $T1_INPUTS/" $T1_SWEEP >/tmp/t1-small.yml
@@ -97,22 +103,31 @@ if wanted t1_worker; then
   save_db
 fi
 
-# 2. The GPU tests (graph capture, parity with eager and plain, bf16 vs fp32, slot threads, compile).
+# 3. The GPU tests (graph capture, parity with eager and plain, bf16 vs fp32, slot threads, compile).
 wanted gpu_tests && step gpu_tests 180 $PY -m pytest tests/gpu -q -rA -p no:cacheprovider
 
-# 3. Speed and quality of one run (and of K packed runs), side by side in one process.
-# shellcheck disable=SC2086 # SPEED_ARGS is a list of options
-wanted train_speed && step train_speed 230 $PY bench/train_speed.py --device "$DEVICE" \
-  --inputs "$FULL" $SPEED_ARGS --out "$OUT/train_speed.json"
+# 4. Stacks through the real worker: 4 seeds of the logbook's run as one model (--stack 4).
+if wanted stack_worker; then
+  cat >/tmp/stack.yml <<EOF
+name: stack-worker
+layers: 11
+image_size: 28
+max_inputs: $FULL
+seeds: 4
+EOF
+  queue /tmp/stack.yml >>"$OUT/packing.log" 2>&1
+  step packing 90 "${WORKER[@]}" --stack 4
+  save_db
+fi
 
-# 4. Where one step's GPU time goes.
+# 5. Where one step's GPU time goes.
 wanted profile && step profile 40 $PY bench/profile_step.py
 
-# 5. Would K same-shape runs as one grouped-convolution model pay? (a probe, no training path)
+# 6. Would K same-shape runs as one grouped-convolution model pay? (a probe, no training path)
 # (Its log is profile.log's second half: $OUT brings back 8 files at most.)
 wanted stack && step profile 40 $PY bench/stack_probe.py
 
-# 6. Packing through the real worker: the same 4 runs as 4 threads, then as 4 processes.
+# 7. Packing through the real worker: the same 4 runs as 4 threads, then as 4 processes.
 if wanted packing; then
   cat >/tmp/pack.yml <<EOF
 name: pack-threads
@@ -127,20 +142,6 @@ EOF
   sed -e 's/pack-threads/pack-processes/' -e 's/\[0, 1, 2, 3\]/[4, 5, 6, 7]/' /tmp/pack.yml >/tmp/pack2.yml
   queue /tmp/pack2.yml >>"$OUT/packing.log" 2>&1
   step packing 60 "${WORKER[@]}" --slots 4 --slot-mode processes
-  save_db
-fi
-
-# 7. Stacks through the real worker: 4 seeds of the logbook's run as one model (--stack 4).
-if wanted stack_worker; then
-  cat >/tmp/stack.yml <<EOF
-name: stack-worker
-layers: 11
-image_size: 28
-max_inputs: $FULL
-seeds: 4
-EOF
-  queue /tmp/stack.yml >>"$OUT/packing.log" 2>&1
-  step packing 90 "${WORKER[@]}" --stack 4
   save_db
 fi
 
