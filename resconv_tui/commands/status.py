@@ -50,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
     workers = repo.list_workers()
     print("workers:" if workers else "workers: none (start one: resconv-tui worker)")
     for worker in workers:
-        print("  " + worker_line(worker, now))
+        # A stacked worker's row names one run: list every running run it holds.
+        held = sorted({r.id for r in running if r.worker_id == worker.id})
+        print("  " + worker_line(worker, now, held))
     return 0
 
 
@@ -82,12 +84,14 @@ def running_line(run: RunRow, now: float) -> str:
     )
 
 
-def worker_line(worker: WorkerRow, now: float) -> str:
+def worker_line(worker: WorkerRow, now: float, held: list[int] | None = None) -> str:
     from core.queue.repo import STALE_AFTER_S
     from core.queue.views import format_age, format_bytes
 
     age = worker.age(now)
-    doing = f"run #{worker.current_run_id}" if worker.current_run_id else worker.state
+    runs = sorted({*(held or []), *([worker.current_run_id] if worker.current_run_id else [])})
+    doing = f"run{'s' if len(runs) > 1 else ''} {', '.join(f'#{i}' for i in runs)}"
+    doing = doing if runs else worker.state
     lost = " (silent: lost?)" if age > STALE_AFTER_S else ""
     gpu = worker.gpu
     stats = "no GPU stats"

@@ -134,6 +134,19 @@ def test_manage_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert [r.id for r in repo.list_runs()] == [1, 4]
 
 
+def test_status_lists_every_run_of_a_stacked_worker(
+    capsys: pytest.CaptureFixture[str], in_tmp: Path
+) -> None:
+    (in_tmp / "seeds.yml").write_text("name: seeds\nlayers: 2\nmax_inputs: 512\nseeds: 3\n")
+    cli(capsys, "queue", "seeds.yml")
+    repo = Repo.open("runs.db")
+    worker = repo.register_worker("gpu-box", 4242, "cuda:0")
+    lead = repo.claim(worker)
+    assert lead is not None and len(repo.claim_like(worker, lead, 2)) == 2
+    out = cli(capsys, "status")[1]
+    assert "cuda:0  runs #1, #2, #3  0 done" in out
+
+
 def test_failures_by_cause_in_status_and_retry_by_cause(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
