@@ -374,7 +374,8 @@ def resolve_device(name: str) -> str:
         raise ConfigError(f"--device {name}: {_first_line(exc)}") from None
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        index = device.index or 0
+        # The index as written: torch keeps it in 8 bits, so cuda:999 would read as cuda:-25.
+        index = int(name.partition(":")[2] or 0)
         if index >= count:
             raise ConfigError(f"--device {name}: this machine has {count} CUDA device(s)")
         return f"cuda:{index}"

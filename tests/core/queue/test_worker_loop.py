@@ -308,6 +308,9 @@ def test_run_worker_rejects_devices_that_do_not_exist(db_path: Path) -> None:
         run_worker(str(db_path), device="cuda:7", install_signals=False)
     with pytest.raises(ConfigError, match="--device nonsense"):
         run_worker(str(db_path), device="nonsense", install_signals=False)
+    # torch keeps a device index in 8 bits (cuda:999 reads as cuda:-25): checked as written
+    with pytest.raises(ConfigError, match="--device cuda:999: this machine has"):
+        run_worker(str(db_path), device="cuda:999", install_signals=False)
 
 
 def test_a_stack_of_zero_is_refused_in_one_line(tmp_path: Path, capsys) -> None:
