@@ -147,10 +147,20 @@ class RunRecorder:
 class Heartbeat(threading.Thread):
     """Keeps the worker row (with GPU stats) and the current runs' heartbeats fresh."""
 
-    def __init__(self, repo: Repo, worker_id: str, gpu: GpuMonitor, interval: float) -> None:
+    def __init__(
+        self,
+        repo: Repo,
+        worker_id: str,
+        gpu: GpuMonitor,
+        interval: float,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
         super().__init__(name="heartbeat", daemon=True)
         self.repo, self.worker_id, self.gpu, self.interval = repo, worker_id, gpu, interval
         self.run_ids: tuple[int, ...] = ()  # set by the main thread: its run, or its stack
+        # Asked to stop (the first signal): the row says "stopping" from the next beat, so
+        # dashboards do not signal again (a second signal means "exit at once").
+        self.stopping, self.said_stopping = stopping, False
         self.done = threading.Event()
         self.failures = 0
 
@@ -164,6 +174,9 @@ class Heartbeat(threading.Thread):
             run_ids = self.run_ids  # one read: the main thread may replace it meanwhile
             first, more = (run_ids[0], run_ids[1:]) if run_ids else (None, ())
             self.repo.heartbeat(self.worker_id, run_id=first, more_run_ids=more, gpu=gpu)
+            if not self.said_stopping and self.stopping():
+                self.repo.update_worker(self.worker_id, state="stopping")
+                self.said_stopping = True
             self.failures = 0
         except QueueError as exc:  # a locked database now and then must not kill the worker
             self.failures += 1

@@ -102,7 +102,9 @@ class Worker:
         self.stale_after_s, self.poll_max_s = stale_after_s, poll_max_s
         self.admission, self.admit_wait = admission, ADMIT_WAIT_MIN_S
         self.id = repo.register_worker(socket.gethostname(), os.getpid(), label or device)
-        self.heartbeat = Heartbeat(repo, self.id, GpuMonitor(device), heartbeat_s)
+        self.heartbeat = Heartbeat(
+            repo, self.id, GpuMonitor(device), heartbeat_s, stopping=lambda: flags.stop
+        )
         self.current: list[int] = []  # claimed runs not ended yet: a second signal puts them back
         self.runs_done = 0
         flags.on_second = self.exit_now

@@ -32,6 +32,7 @@ class DashboardContext:
     launch_watch_s: float = 30.0
     launch_poll_s: float = 1.0
     stopping_pids: set[int] = field(default_factory=set)  # local workers `w` already signalled
+    last_stop_at: float = 0.0  # when `w` last stopped workers (time.time())
     preferences: Path | None = None  # where worker_options persist (None: this session only)
     notes: list[str] = field(default_factory=list)  # said once the dashboard shows
 

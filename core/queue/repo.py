@@ -406,7 +406,9 @@ class Repo:
 
     @staticmethod
     def _worker_idle(conn: Connection, worker_id: str, finished: bool) -> None:
-        values: dict[str, Any] = {"state": "idle", "current_run_id": None}
+        # A worker already stopping stays so: its run ended, but it takes no other.
+        state = case((WORKER.c.state == "stopping", "stopping"), else_="idle")
+        values: dict[str, Any] = {"state": state, "current_run_id": None}
         if finished:
             values["runs_done"] = WORKER.c.runs_done + 1
         conn.execute(update(WORKER).where(WORKER.c.id == worker_id).values(**values))

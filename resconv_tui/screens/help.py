@@ -22,7 +22,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("space", "mark / unmark; c r + - t x then act on all marked runs"),
         ("C", "compare the marked runs' loss curves"),
         ("w", "start a worker here (asks device, slots, stack, order; enter starts), "
-              "or stop this machine's workers (all of them, every slot)"),
+              "or stop this machine's workers (all of them, every slot; again: at once)"),
         ("/", "filter by text;  f status filter;  F experiment filter;  esc clear"),
         ("R", "results table"),
     )),

@@ -9,6 +9,7 @@ any are marked, else to the highlighted run.
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -228,22 +229,38 @@ class RunActions:
         return [
             w
             for w in self.dashboard.workers
-            if w.host == host and w.state != "stopping" and worker_health(w, now) != "offline"
+            if w.host == host and worker_health(w, now) != "offline"
         ]
 
     def action_toggle_worker(self) -> None:
         local = self.local_workers()
         live = {w.pid for w in local}
         self.ctx.stopping_pids &= live  # forget the ones gone (their pids may come back)
-        not_asked = [w for w in local if w.pid not in self.ctx.stopping_pids]
+        # Asked already: by this dashboard (its rows say so within a heartbeat), or by
+        # anyone (the worker's row says "stopping").
+        asked = self.ctx.stopping_pids | {w.pid for w in local if w.state == "stopping"}
+        not_asked = [w for w in local if w.pid not in asked]
         if not_asked:
             self.stop_workers(not_asked)
-        elif local:  # a second SIGTERM would mean "exit at once": never send it by accident
-            pids = _listed(sorted(live))
-            said = f"worker pid {pids} was asked to stop: it stops after its current step"
-            self.notify(said, severity="warning")
+        elif local:
+            self.stop_at_once(sorted(live))
         else:
             self.start_worker()
+
+    def stop_at_once(self, pids: list[int]) -> None:
+        """Workers still finishing after a stop: a confirmed second SIGTERM (exit now)."""
+
+        def again() -> None:
+            for pid in pids:
+                self.ctx.launcher.stop(pid)
+            self.notify(f"worker pid {_listed(pids)}: exiting now, runs back in the queue")
+
+        question = (
+            f"Worker pid {_listed(pids)} was asked to stop and is finishing its current step. "
+            "Stop at once? Its runs go back to the queue."
+        )
+        self.app.push_screen(ConfirmScreen(question, "Stop now"),
+                             lambda yes: again() if yes else None)  # fmt: skip
 
     def start_worker(self) -> None:
         """Ask how the worker should train (prefilled with the last choice), then start it."""
@@ -270,6 +287,8 @@ class RunActions:
 
     def watch_launched(self, launched: Launched, left_s: float) -> None:
         """A worker that exits at once (a device it cannot use, a bad database) says why."""
+        if self.ctx.last_stop_at >= launched.started_at:
+            return  # stopped from here since (it, or the slots it started): no failure
         if not self.ctx.launcher.alive(launched.pid):
             reason = last_log_line(launched.log_path) or "no output"
             self.notify(f"worker pid {launched.pid} exited: {reason} (log: {launched.log_path})",
@@ -291,6 +310,7 @@ class RunActions:
             gone = [pid for pid in pids if not self.ctx.launcher.stop(pid)]
             asked = [pid for pid in pids if pid not in gone]
             self.ctx.stopping_pids.update(asked)
+            self.ctx.last_stop_at = time.time()
             said = [f"asked worker pid {_listed(asked)} to stop"] if asked else []
             said += [f"no process {_listed(gone)}"] if gone else []
             self.notify("; ".join(said), severity="warning" if gone else "information")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from typing import Any
 
 import pytest
@@ -14,7 +17,7 @@ from resconv_tui.screens.start_worker import StartWorkerScreen
 from resconv_tui.widgets.param_field import ParamField
 from resconv_tui.widgets.run_table import RunTable
 from resconv_tui.widgets.workers_panel import WorkersPanel
-from resconv_tui.worker_launcher import WorkerLauncher
+from resconv_tui.worker_launcher import DEFAULT_WORKER, Launched, WorkerLauncher, WorkerOptions
 
 SIZE = (120, 36)
 
@@ -284,10 +287,34 @@ async def test_w_stops_every_local_worker_process_after_naming_its_runs(
         await pilot.press("w", "y")
         assert launcher.stopped == pids and launcher.started == []
         # They finish their step before their rows say so: w must not signal them again
-        # (a second SIGTERM means "exit at once") nor start another worker.
+        # by accident (a second SIGTERM means "exit at once"), nor start another worker...
         await pilot.press("w")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question.startswith(
+            f"Worker pid {', '.join(map(str, pids))} was asked to stop and is finishing"
+        )
+        await pilot.press("n")
         assert launcher.stopped == pids and launcher.started == []
-        assert any("was asked to stop" in n.message for n in app._notifications)
+        await pilot.press("w", "y")  # ...only when asked to stop them at once
+        assert launcher.stopped == pids + pids
+
+
+async def test_w_offers_stop_at_once_for_a_worker_stopping_by_another_s_hand(
+    local_slot_workers, app_factory, settle, launcher, db_url
+) -> None:
+    repo = Repo.open(db_url)
+    for worker in repo.list_workers():
+        if worker.pid == 3001:  # its heartbeat wrote this at the first signal
+            repo.update_worker(worker.id, state="stopping")
+    repo.close()
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("w")  # 3002 (idle) was not asked: it is now; 3001 is left alone
+        assert launcher.stopped == [3002]
+        await pilot.press("w")  # both asked: stop at once is offered for both
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question.startswith("Worker pid 3001, 3002 was asked to stop")
 
 
 async def test_w_signals_thread_slots_once_by_their_shared_pid(
@@ -397,24 +424,35 @@ async def test_a_worker_that_exits_at_once_shows_its_last_log_line(
 async def test_a_real_worker_on_a_missing_gpu_says_why_in_the_dashboard(
     no_local_worker, db_url, tmp_path, settle
 ) -> None:
-    # The real launcher and worker process: `cuda:7` is checked only after torch's import.
-    app = make_app(db_url, launcher=WorkerLauncher(tmp_path), poll_interval_s=3600,
-                   export_dir=tmp_path)  # fmt: skip
+    # The real launcher and worker process: the device is checked only after torch's import.
+    class Launcher(WorkerLauncher):
+        pids: list[int] = []
+
+        def start(self, db_url: str, options: WorkerOptions = DEFAULT_WORKER) -> Launched:
+            launched = super().start(db_url, options)
+            self.pids.append(launched.pid)
+            return launched
+
+    launcher = Launcher(tmp_path)
+    app = make_app(db_url, launcher=launcher, poll_interval_s=3600, export_dir=tmp_path)
     app.ctx.launch_poll_s = 0.2
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("w")
-        dialog_fields(app)["device"].value = "cuda:7"
-        await pilot.press("enter")
-        for _ in range(300):
-            messages = [n.message for n in app._notifications]
-            if any("exited" in m for m in messages):
-                break
-            await pilot.pause(0.1)
-        assert any(
-            "exited: resconv-tui: invalid configuration: --device cuda:7: this machine has" in m
-            for m in messages
-        ), messages
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("w")
+            dialog_fields(app)["device"].value = "cuda:999"
+            await pilot.press("enter")
+            for _ in range(300):
+                messages = [n.message for n in app._notifications]
+                if any("exited" in m for m in messages):
+                    break
+                await pilot.pause(0.1)
+            assert any("exited: resconv-tui: invalid configuration: --device cuda:999: this "
+                       "machine has" in m for m in messages), messages  # fmt: skip
+    finally:
+        for pid in launcher.pids:  # never leave a worker behind, whatever happened
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 async def test_help_results_and_quit(seeded, app_factory, settle) -> None:

@@ -263,6 +263,27 @@ def test_requeue_puts_the_run_back_fresh(repo: Repo) -> None:
     assert repo.metrics_since(run_id) == []
 
 
+def test_a_worker_asked_to_stop_says_so_until_it_stops(repo: Repo) -> None:
+    """Its heartbeat writes "stopping" at the first signal; ending its run keeps that."""
+    from core.gpu import GpuMonitor
+    from core.recording import Heartbeat
+
+    repo.enqueue(tiny_runs(2))
+    worker = repo.register_worker("h", 1, "cpu")
+    run_id = claim(repo, worker)
+    asked = [False]
+    beat = Heartbeat(repo, worker, GpuMonitor("cpu"), 1.0, stopping=lambda: asked[0])
+    beat.beat()
+    assert repo.list_workers()[0].state == "running"
+    asked[0] = True
+    beat.beat()
+    assert repo.list_workers()[0].state == "stopping"
+    assert repo.requeue(run_id, worker)  # the signal put its run back
+    assert [(w.state, w.current_run_id) for w in repo.list_workers()] == [("stopping", None)]
+    repo.update_worker(worker, state="stopped")
+    assert repo.list_workers() == []
+
+
 def test_put_back_is_a_requeue_that_does_not_count_as_an_attempt(repo: Repo) -> None:
     ids = repo.enqueue(tiny_runs(2)).added_ids
     worker = repo.register_worker("h", 1, "cuda:0 slot 1/2")
