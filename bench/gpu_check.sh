@@ -28,7 +28,7 @@ DEVICE=${DEVICE:-cuda}
 FULL=${FULL:-180000}
 SHORT=${SHORT:-30000}
 T1_INPUTS=${T1_INPUTS:-} # empty: the sweep file's own 180,000
-DEADLINE_S=${DEADLINE_S:-560}
+DEADLINE_S=${DEADLINE_S:-530} # + up to 20 s of -k, the tables and the copies: under 600
 STEPS=${STEPS:-"train_speed t1_worker gpu_tests stack_worker profile stack packing"} # the order is fixed
 SPEED_ARGS=${SPEED_ARGS:-"--slots 4 --stack 4 8 --foreach --compile"}
 T1_SLOTS=${T1_SLOTS:-6}
@@ -43,9 +43,10 @@ rm -f "$DB" "$DB-wal" "$DB-shm"
 log() { echo "$*" | tee -a "$SUMMARY"; }
 wanted() { [[ " $STEPS " == *" $1 "* ]]; }
 
-# step NAME LIMIT_S COMMAND...: run with the smaller of its limit and the time left; log rc and time.
+# step NAME LIMIT_S COMMAND...: run with the smaller of its limit and the time left; log rc and
+# time. Its output goes to $OUT/NAME.log, or to $OUT/$STEP_LOG.log ($OUT brings back 8 files).
 step() {
-  local name=$1 limit=$2 left
+  local name=$1 limit=$2 left log_name=${STEP_LOG:-$1}
   shift 2
   left=$((STARTED + DEADLINE_S - $(date +%s)))
   ((left < limit)) && limit=$left
@@ -56,10 +57,26 @@ step() {
   log "== $name (limit ${limit} s)"
   local t0 rc
   t0=$(date +%s)
-  timeout -k 20 "$limit" "$@" >>"$OUT/$name.log" 2>&1 # -k: a step that ignores its SIGTERM
+  timeout -k 20 "$limit" "$@" >>"$OUT/$log_name.log" 2>&1 # -k: a step that ignores its SIGTERM
   rc=$?
   log "   $name rc=$rc after $(($(date +%s) - t0)) s"
+  # Slot processes run in their own process groups: a supervisor killed by -k leaves them.
+  pkill -KILL -f -- "core.worker --db sqlite:///$DB" 2>/dev/null && log "   (killed its leftover slot processes)"
   return $rc
+}
+
+# A worker step cut short leaves runs queued: cancel them, so the next step's worker
+# (--until-empty) trains only its own.
+drop_leftovers() {
+  $PY -c "
+import sys
+from core.queue import Repo, RunFilter, RunStatus
+repo = Repo.open(sys.argv[1])
+ids = [r.id for r in repo.list_runs(RunFilter(statuses=frozenset({RunStatus.QUEUED})))]
+if ids:
+    repo.request_cancel(ids)
+    print(f'cancelled {len(ids)} leftover queued run(s) of an earlier step')
+" "sqlite:///$DB" 2>&1 | tee -a "$SUMMARY"
 }
 
 save_db() { # a consistent copy, WAL included, for the dashboard back home
@@ -115,8 +132,9 @@ image_size: 28
 max_inputs: $FULL
 seeds: 4
 EOF
+  drop_leftovers
   queue /tmp/stack.yml >>"$OUT/packing.log" 2>&1
-  step packing 90 "${WORKER[@]}" --stack 4
+  STEP_LOG=packing step stack_worker 90 "${WORKER[@]}" --stack 4
   save_db
 fi
 
@@ -125,7 +143,7 @@ wanted profile && step profile 40 $PY bench/profile_step.py
 
 # 6. Would K same-shape runs as one grouped-convolution model pay? (a probe, no training path)
 # (Its log is profile.log's second half: $OUT brings back 8 files at most.)
-wanted stack && step profile 40 $PY bench/stack_probe.py
+wanted stack && STEP_LOG=profile step stack 40 $PY bench/stack_probe.py
 
 # 7. Packing through the real worker: the same 4 runs as 4 threads, then as 4 processes.
 if wanted packing; then
@@ -137,6 +155,7 @@ max_inputs: $SHORT
 matrix:
   seed: [0, 1, 2, 3]
 EOF
+  drop_leftovers
   queue /tmp/pack.yml >>"$OUT/packing.log" 2>&1
   step packing 60 "${WORKER[@]}" --slots 4 --slot-mode threads
   sed -e 's/pack-threads/pack-processes/' -e 's/\[0, 1, 2, 3\]/[4, 5, 6, 7]/' /tmp/pack.yml >/tmp/pack2.yml

@@ -178,25 +178,26 @@ def queue_eta(runs: Sequence[RunRow], workers: Sequence[WorkerRow], now: float) 
     A running run needs its own ETA (at its measured rate); a queued run needs its
     inputs at the typical rate, the median of running and recently finished runs, so
     a sweep of similar configs gets a fair estimate before most of it has run. In
-    flight: each online worker's running runs, at least one (a slot has its own row;
-    ``worker --stack K`` trains K at once). Runs of workers that are not online are
-    left out: they end as "worker lost", not trained. The queue cannot empty before its
-    slowest running run ends.
+    flight: each live worker's running runs, at least one unless it is stopping (a
+    slot has its own row; ``worker --stack K`` trains K at once). Runs of offline
+    workers are left out: they end as "worker lost", not trained. The queue cannot
+    empty before its slowest running run ends.
     """
-    online = {w.id for w in workers if worker_health(w, now) == "online"}
+    live = [w for w in workers if worker_health(w, now) != "offline"]  # online or late
     rates = [r for run in runs if (r := run_rate(run, now))]
-    if not rates or not online:
+    if not rates or not live:
         return None
     typical = statistics.median(rates[-50:])
-    running = [run for run in runs if run.status == RunStatus.RUNNING and run.worker_id in online]
+    live_ids = {w.id for w in live}
+    running = [r for r in runs if r.status == RunStatus.RUNNING and r.worker_id in live_ids]
     running_s = [run_eta(run, now) or (run.total_inputs - run.inputs_done) / typical
                  for run in running]  # fmt: skip
     queued_s = sum(run.total_inputs for run in runs if run.status == RunStatus.QUEUED) / typical
-    if not running_s and not queued_s:
-        return None
     per_worker = Counter(run.worker_id for run in running)
-    in_flight = sum(max(1, per_worker[worker_id]) for worker_id in online)
-    return max(max(running_s, default=0.0), (sum(running_s) + queued_s) / in_flight)
+    in_flight = sum(max(int(w.state != "stopping"), per_worker[w.id]) for w in live)
+    if not running_s and (not queued_s or not in_flight):
+        return None
+    return max(max(running_s, default=0.0), (sum(running_s) + queued_s) / max(in_flight, 1))
 
 
 def filter_runs(runs: Sequence[RunRow], query: RunsQuery) -> list[RunRow]:

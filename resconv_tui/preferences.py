@@ -27,14 +27,20 @@ def preferences_path(env: Mapping[str, str] = os.environ) -> Path:
 
 
 def load_worker_options(path: Path) -> tuple[WorkerOptions, str | None]:
-    """The saved options, read with the dialog's rules; the defaults and why, if unusable."""
+    """The saved options, read with the dialog's rules; the defaults and why, if unusable.
+
+    Key by key: a key missing from the file (one added by a later version) takes its
+    default without losing the others.
+    """
     try:
-        saved = json.loads(path.read_text())["worker"]
-        fields = {key: str(saved[key]) for key in DEFAULT_WORKER.fields()}
+        saved = _read(path).get("worker", {})
+        if not isinstance(saved, dict):
+            raise ValueError(f"'worker' is {type(saved).__name__}, not an object")
     except FileNotFoundError:
         return DEFAULT_WORKER, None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         return DEFAULT_WORKER, f"{path}: not used ({type(exc).__name__}: {exc})"
+    fields = {key: str(saved.get(key, default)) for key, default in DEFAULT_WORKER.fields().items()}
     options, errors = read_worker_fields(fields)
     if options is None:
         reasons = "; ".join(f"{key}: {why}" for key, why in errors.items())
@@ -43,13 +49,16 @@ def load_worker_options(path: Path) -> tuple[WorkerOptions, str | None]:
 
 
 def save_worker_options(path: Path, options: WorkerOptions) -> str | None:
-    """Remember ``options`` (other keys in the file are kept); the reason if it failed."""
+    """Remember ``options``, keeping the file's other keys; the reason if it was not saved.
+
+    A file that cannot be read as a JSON object is left as it is (it may be someone's).
+    """
     try:
-        data = json.loads(path.read_text()) if path.exists() else {}
-        if not isinstance(data, dict):
-            data = {}
-    except (OSError, ValueError):
+        data = _read(path)
+    except FileNotFoundError:
         data = {}
+    except (OSError, ValueError, RecursionError) as exc:
+        return f"worker options not saved: {path} is unreadable ({type(exc).__name__}: {exc})"
     data["worker"] = dataclasses.asdict(options)
     text = json.dumps(data, indent=2) + "\n"
     try:
@@ -57,3 +66,11 @@ def save_worker_options(path: Path, options: WorkerOptions) -> str | None:
     except OSError as exc:
         return f"worker options not saved to {path}: {exc.strerror or exc}"
     return None
+
+
+def _read(path: Path) -> dict[str, object]:
+    """The file's JSON object (FileNotFoundError, OSError or ValueError otherwise)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"a JSON {type(data).__name__}, not an object")
+    return data

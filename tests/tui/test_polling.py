@@ -71,9 +71,15 @@ def test_queue_eta_counts_the_runs_in_flight(seeded: dict[str, Any], db_url: str
     assert polling.queue_eta(stack, [stacker], NOW) == pytest.approx(4000 / (100 * 3))
     # ...and an idle worker beside it: 4 in flight.
     assert polling.queue_eta(stack, [stacker, idle], NOW) == pytest.approx(4000 / (100 * 4))
-    # A run whose worker went silent is not trained by anyone: left out.
+    # A run whose worker went silent is not trained by anyone: left out...
     gone = worker("running", age=600, worker_id="s")
     assert polling.queue_eta(stack, [gone, idle], NOW) == pytest.approx(1000 / 100)
+    # ...but a worker only late with its heartbeat (busy) still trains its runs.
+    late = worker("running", age=60, worker_id="s")
+    assert polling.queue_eta(stack, [late, idle], NOW) == pytest.approx(4000 / (100 * 4))
+    # An idle worker that is stopping takes no more runs.
+    leaving = worker("stopping", worker_id="i")
+    assert polling.queue_eta(stack, [stacker, leaving], NOW) == pytest.approx(4000 / (100 * 3))
     # Idle workers cannot help a slow run that is already training: it bounds the ETA.
     slow = dataclasses.replace(stack[0], inputs_per_s=10.0)
     assert polling.queue_eta([slow, stack[3]], [stacker, idle], NOW) == pytest.approx(100)

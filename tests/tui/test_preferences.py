@@ -38,17 +38,32 @@ def test_a_bad_file_means_the_defaults_and_says_why(tmp_path: Path) -> None:
     path = tmp_path / "dashboard.json"
     for text, why in [
         ("{not json", "JSONDecodeError"),
-        ('{"other": 1}', "KeyError"),
+        ("[1, 2]", "a JSON list, not an object"),
+        ('{"worker": null}', "'worker' is NoneType"),
+        ("[" * 100_000 + "]" * 100_000, "RecursionError"),
         ('{"worker": {"device": "auto", "slots": 0, "stack": 1, "order": "queue"}}',
          "slots: must be at least 1 (got 0)"),
+        ('{"worker": {"slots": true}}', "slots: 'True' is not a whole number"),
     ]:  # fmt: skip
         path.write_text(text)
         options, problem = load_worker_options(path)
         assert options == DEFAULT_WORKER
         assert problem is not None and problem.startswith(f"{path}: not used") and why in problem
+        # ...and saving leaves a file it cannot keep the rest of as it is
+        if not text.startswith('{"worker"'):
+            assert "not saved" in (save_worker_options(path, DEFAULT_WORKER) or "")
+            assert path.read_text() == text
+    options, problem = load_worker_options(tmp_path)  # a folder where the file should be
+    assert options == DEFAULT_WORKER and "IsADirectoryError" in (problem or "")
     blocked = tmp_path / "file"
     blocked.write_text("")
     assert "not saved" in (save_worker_options(blocked / "dashboard.json", DEFAULT_WORKER) or "")
+
+
+def test_a_key_missing_from_the_file_takes_its_default_alone(tmp_path: Path) -> None:
+    path = tmp_path / "dashboard.json"
+    path.write_text('{"worker": {"slots": 4, "stack": 2}}')  # no device, no order
+    assert load_worker_options(path) == (WorkerOptions("auto", 4, 2, "queue"), None)
 
 
 async def test_the_next_session_offers_the_last_choice(
