@@ -18,6 +18,7 @@ Any problem fails the whole file with one SweepError naming file, key and value.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import re
 from dataclasses import dataclass
@@ -135,12 +136,16 @@ def _known_key(key: Any) -> bool:
 
 
 def _check_keys(entry: dict[str, Any], source: str, context: str) -> None:
+    parameters = [k for k in RunConfig.__dataclass_fields__ if not k.startswith("_")]
+    aliases = [*ALIASES, "ks1", "ks2", "ch1", "ch2"]
     for key in entry:
         if not _known_key(key) or str(key).startswith("_"):
+            # A typo ('layer', 'chanels') gets the nearest name first.
+            near = difflib.get_close_matches(str(key), [*parameters, *aliases], n=1)
+            hint = f"did you mean '{near[0]}'? " if near else ""
             raise SweepError(
-                f"{source}: {context}unknown key '{key}' (run parameters: "
-                f"{', '.join(k for k in RunConfig.__dataclass_fields__)}; "
-                f"aliases: {', '.join([*ALIASES, 'ks1', 'ks2', 'ch1', 'ch2'])})"
+                f"{source}: {context}unknown key '{key}' ({hint}run parameters: "
+                f"{', '.join(parameters)}; aliases: {', '.join(aliases)})"
             )
 
 

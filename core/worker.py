@@ -372,8 +372,9 @@ def resolve_device(name: str) -> str:
         return "cuda:0" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
-    except (RuntimeError, ValueError) as exc:
-        raise ConfigError(f"--device {name}: {_first_line(exc)}") from None
+    except (RuntimeError, ValueError):
+        # torch's own message lists a dozen device types this worker cannot train on
+        raise ConfigError(f"--device {name}: not a device: use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         # The index as written: torch keeps it in 8 bits, so cuda:999 would read as cuda:-25.

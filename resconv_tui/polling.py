@@ -20,8 +20,10 @@ from core.queue.rows import TRAIN_LOSS, VAL_LOSS
 # A worker beats every few seconds; these leave room for a slow SQLite write lock.
 ONLINE_WITHIN_S = 20.0
 STALE_WITHIN_S = 120.0
-# Stopped or lost workers stay listed this long so "it just died" is visible.
+# Lost workers stay listed this long so "it just died" is visible; a worker that stopped
+# cleanly only a minute (starts and stops would pile up rows).
 SHOW_GONE_FOR_S = 15 * 60.0
+SHOW_STOPPED_FOR_S = 60.0
 METRIC_NAMES = (TRAIN_LOSS, VAL_LOSS)
 
 
@@ -117,7 +119,8 @@ def read_workers(repo: Repo, now: float) -> list[WorkerRow]:
     return [
         w
         for w in repo.list_workers(include_gone=True)
-        if worker_health(w, now) != "offline" or w.age(now) < SHOW_GONE_FOR_S
+        if worker_health(w, now) != "offline"
+        or w.age(now) < (SHOW_STOPPED_FOR_S if w.state == "stopped" else SHOW_GONE_FOR_S)
     ]
 
 

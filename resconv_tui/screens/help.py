@@ -15,7 +15,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("n", "new sweep: the form, with a live run count and parameter counts"),
         ("d", "duplicate the highlighted run's config into the form, then edit"),
         ("c", "cancel (asks first when the run is training)"),
-        ("r", "retry a failed or cancelled run (asks first when it diverged: it would again)"),
+        ("r", "retry a failed or cancelled run (asks first if it diverged: it likely would again)"),
         ("+ / -", "raise / lower priority"),
         ("t", "run next: move to the front of the queue"),
         ("x", "remove (asks first when the run is training)"),

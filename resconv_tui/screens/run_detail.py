@@ -180,5 +180,7 @@ def error_text(run: RunRow) -> Text:
     if run.status == RunStatus.FAILED:
         cause = failure_cause(run.error)
         text.append(f"\n{cause}: ", style="bold")
-        text.append(RETRY_ADVICE[cause])
+        text.append(f"{RETRY_ADVICE[cause]}. ")
+        text.append(f"r on the runs screen retries it; resconv-tui retry --cause {cause.option} "
+                    "retries every run that failed so.", style="dim")  # fmt: skip
     return text

@@ -249,15 +249,22 @@ class RunActions:
 
     def stop_at_once(self, pids: list[int]) -> None:
         """Workers still finishing after a stop: a confirmed second SIGTERM (exit now)."""
+        pids = [pid for pid in pids if self.ctx.launcher.alive(pid)]
+        if not pids:  # gone since the last poll: the next one shows it
+            self.notify("the workers asked to stop have stopped")
+            self.refresh_now()
+            return
 
         def again() -> None:
             for pid in pids:
                 self.ctx.launcher.stop(pid)
             self.notify(f"worker pid {_listed(pids)}: exiting now, runs back in the queue")
 
+        many = len(pids) > 1
         question = (
-            f"Worker pid {_listed(pids)} was asked to stop and is finishing its current step. "
-            "Stop at once? Its runs go back to the queue."
+            f"Worker pid {_listed(pids)} {'were' if many else 'was'} asked to stop and "
+            f"{'are' if many else 'is'} finishing the current step. Stop at once? "
+            "Runs go back to the queue."
         )
         self.app.push_screen(ConfirmScreen(question, "Stop now"),
                              lambda yes: again() if yes else None)  # fmt: skip
@@ -273,29 +280,36 @@ class RunActions:
         self.app.push_screen(StartWorkerScreen(self.ctx.worker_options), chosen)
 
     def launch_worker(self, options: WorkerOptions) -> None:
+        previous = self.ctx.worker_options
+        self.remember(options)
+        launched = self.ctx.launcher.start(self.ctx.worker_db_url, options)
+        command = " ".join(options.argv())
+        self.notify(f"worker started (pid {launched.pid}, {command}); log: {launched.log_path}")
+        self.watch_launched(launched, self.ctx.launch_watch_s, previous)
+        self.refresh_now()
+
+    def remember(self, options: WorkerOptions) -> None:
+        """What the next ``w`` offers, in this session and (with a preferences file) later."""
         self.ctx.worker_options = options
-        if self.ctx.preferences is not None:  # offered again in the next session too
+        if self.ctx.preferences is not None:
             from resconv_tui.preferences import save_worker_options
 
             if problem := save_worker_options(self.ctx.preferences, options):
                 self.notify(problem, severity="warning")
-        launched = self.ctx.launcher.start(self.ctx.worker_db_url, options)
-        command = " ".join(options.argv())
-        self.notify(f"worker started (pid {launched.pid}, {command}); log: {launched.log_path}")
-        self.watch_launched(launched, self.ctx.launch_watch_s)
-        self.refresh_now()
 
-    def watch_launched(self, launched: Launched, left_s: float) -> None:
-        """A worker that exits at once (a device it cannot use, a bad database) says why."""
+    def watch_launched(self, launched: Launched, left_s: float, previous: WorkerOptions) -> None:
+        """A worker that exits at once (a device it cannot use, a bad database) says why,
+        and the dialog goes back to offering the ``previous`` choice."""
         if self.ctx.last_stop_at >= launched.started_at:
             return  # stopped from here since (it, or the slots it started): no failure
         if not self.ctx.launcher.alive(launched.pid):
             reason = last_log_line(launched.log_path) or "no output"
             self.notify(f"worker pid {launched.pid} exited: {reason} (log: {launched.log_path})",
                         severity="error", timeout=15)  # fmt: skip
+            self.remember(previous)
         elif left_s > 0:
             poll = self.ctx.launch_poll_s
-            self.app.set_timer(poll, lambda: self.watch_launched(launched, left_s - poll))
+            self.app.set_timer(poll, lambda: self.watch_launched(launched, left_s - poll, previous))
 
     def stop_workers(self, workers: list[WorkerRow]) -> None:
         """SIGTERM every live worker process here: all slots of a ``--slots K`` worker.

@@ -58,22 +58,26 @@ class WorkersPanel(Static):
         lines = Text()
         # Slot workers say "cuda:0 slot 2/4", stacked ones "runs 9,10,11": widen those
         # columns for all rows alike.
+        # columns for all rows alike; the GPU column is as wide as its widest text (narrow
+        # on a CPU box), so a line fits 120 columns.
         device_width = max(7, *(len(w.device) for w in self.rows))
+        gpus = {w.id: _gpu_text(w) for w in self.rows}
+        gpu_width = max(len(text) for text in gpus.values())
         runs = {w.id: _runs_label(w, self.training.get(w.id, [])) for w in self.rows}
-        runs_width = max(9, *(len(label) for label in runs.values()))
+        runs_width = max(7, *(len(label) for label in runs.values()))
         for i, worker in enumerate(self.rows):
             if i:
                 lines.append("\n")
-            lines.append_text(self._line(worker, device_width, f"{runs[worker.id]:<{runs_width}}"))
+            columns = f"{gpus[worker.id]:<{gpu_width}}  {runs[worker.id]:<{runs_width}}"
+            lines.append_text(self._line(worker, device_width, columns))
         self.update(lines)
 
-    def _line(self, w: WorkerRow, device_width: int, runs: str) -> Text:
+    def _line(self, w: WorkerRow, device_width: int, columns: str) -> Text:
         health = worker_health(w, self.now)
         line = Text()
         line.append(f"{HEALTH_DOT[health]} {health:<7} ", style=self._style(health))
-        line.append(f"{w.host:<16.16} pid {w.pid:<8} {w.device:<{device_width}} ")
-        line.append(_gpu_text(w))
-        line.append(f"  {runs} done {w.runs_done:<4} beat {format_age(w.age(self.now))} ago")
+        line.append(f"{w.host:<16.16} pid {w.pid:<7} {w.device:<{device_width}} {columns}")
+        line.append(f" done {w.runs_done:<3} beat {format_age(w.age(self.now))} ago")
         return line
 
     def _style(self, name: str) -> str:
@@ -91,11 +95,7 @@ def _runs_label(w: WorkerRow, training: list[int]) -> str:
 def _gpu_text(w: WorkerRow) -> str:
     gpu = w.gpu
     if gpu.util_percent is None and gpu.memory_total is None:
-        return f"{'GPU —':<{GPU_WIDTH}}"
+        return "GPU —"
     util = "—" if gpu.util_percent is None else f"{gpu.util_percent:3.0f}%"
     memory = f"{format_bytes(gpu.memory_used)}/{format_bytes(gpu.memory_total)}"
-    return f"{f'GPU {util} mem {memory}':<{GPU_WIDTH}}"
-
-
-# "GPU 100% mem 139.8 GiB/139.8 GiB": the widest, so the columns after it line up.
-GPU_WIDTH = 32
+    return f"GPU {util} mem {memory}"

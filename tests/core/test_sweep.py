@@ -113,7 +113,10 @@ def test_same_config_and_seed_gives_the_same_hash_across_files() -> None:
 BAD_FILES = {
     "malformed YAML": ("name: x\nmatrix: [\n", "malformed YAML at line"),
     "no name": ("layers: 2\n", "key 'name': required"),
-    "unknown key": ("name: x\nlayerz: 2\n", "unknown key 'layerz'"),
+    "unknown key": (
+        "name: x\nlayerz: 2\n",
+        "unknown key 'layerz' (did you mean 'layers'? run parameters",
+    ),
     "unknown matrix key": ("name: x\nmatrix:\n  foo: [1]\n", "unknown key 'foo'"),
     "empty matrix list": ("name: x\nmatrix:\n  l: []\n", "matrix key 'l': the list is empty"),
     "matrix not a list": ("name: x\nmatrix:\n  l: 3\n", "matrix key 'l': expected a list"),

@@ -93,6 +93,18 @@ def test_dashboard_carries_its_summary_figures(seeded: dict[str, Any], db_url: s
     assert dash.failures == {FailureCause.OUT_OF_MEMORY: 1}
 
 
+def test_gone_workers_stay_listed_a_while(db_url: str) -> None:
+    # A lost worker stays 15 minutes ("it just died"); one that stopped cleanly a minute.
+    repo = Repo.open(db_url)
+    lost, stopped, busy = (repo.register_worker("h", pid, "cpu") for pid in (1, 2, 3))
+    repo.update_worker(lost, state="lost")
+    repo.update_worker(stopped, state="stopped")
+    now = time.time()
+    assert {w.id for w in polling.read_workers(repo, now + 30)} == {lost, stopped, busy}
+    assert {w.id for w in polling.read_workers(repo, now + 90)} == {lost, busy}  # busy: late
+    assert {w.id for w in polling.read_workers(repo, now + 16 * 60)} == set()
+
+
 def test_filters(seeded: dict[str, Any], db_url: str) -> None:
     runs = Repo.open(db_url).list_runs()
     assert [r.id for r in polling.filter_runs(runs, RunsQuery(status=RunStatus.QUEUED))] == [7, 8]

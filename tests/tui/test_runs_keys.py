@@ -291,12 +291,15 @@ async def test_w_stops_every_local_worker_process_after_naming_its_runs(
         await pilot.press("w")
         assert isinstance(app.screen, ConfirmScreen)
         assert app.screen.question.startswith(
-            f"Worker pid {', '.join(map(str, pids))} was asked to stop and is finishing"
+            f"Worker pid {', '.join(map(str, pids))} {'were' if len(pids) > 1 else 'was'} asked"
         )
         await pilot.press("n")
         assert launcher.stopped == pids and launcher.started == []
         await pilot.press("w", "y")  # ...only when asked to stop them at once
         assert launcher.stopped == pids + pids
+        launcher.exits_after = launcher.alive_calls  # they exit before the next poll shows it
+        await pilot.press("w")
+        assert isinstance(app.screen, RunsScreen) and launcher.stopped == pids + pids
 
 
 async def test_w_offers_stop_at_once_for_a_worker_stopping_by_another_s_hand(
@@ -314,7 +317,7 @@ async def test_w_offers_stop_at_once_for_a_worker_stopping_by_another_s_hand(
         assert launcher.stopped == [3002]
         await pilot.press("w")  # both asked: stop at once is offered for both
         assert isinstance(app.screen, ConfirmScreen)
-        assert app.screen.question.startswith("Worker pid 3001, 3002 was asked to stop")
+        assert app.screen.question.startswith("Worker pid 3001, 3002 were asked to stop")
 
 
 async def test_w_signals_thread_slots_once_by_their_shared_pid(
@@ -407,7 +410,10 @@ async def test_a_worker_that_exits_at_once_shows_its_last_log_line(
     app.ctx.launch_poll_s = 0.01
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("w", "enter")
+        await pilot.press("w")
+        dialog_fields(app)["device"].value = "cuda:3"
+        await pilot.press("enter")
+        assert launcher.started[0][1].device == "cuda:3"
         for _ in range(100):
             await pilot.pause(0.01)
             if launcher.alive_calls > 3:
@@ -419,6 +425,7 @@ async def test_a_worker_that_exits_at_once_shows_its_last_log_line(
             "this machine has 1 CUDA device(s)" in m
             for m in messages
         ), messages
+        assert app.ctx.worker_options == DEFAULT_WORKER  # the failed choice is not offered again
 
 
 async def test_a_real_worker_on_a_missing_gpu_says_why_in_the_dashboard(
