@@ -156,7 +156,8 @@ class RunDetailScreen(ChartScreen):
         chart = self.query_one("#chart-memory", LossChart)
         # The CPU path reports no device memory (all zeros): say so instead of a flat line.
         unmeasured = bool(memory.ys) and not any(memory.ys)
-        chart.empty_note = "not measured on CPU" if unmeasured else "no data yet"
+        # (The run's "peak mem" on CPU is the growth of the process's peak RSS.)
+        chart.empty_note = "live memory not measured on CPU" if unmeasured else "no data yet"
         chart.set_series([] if unmeasured else [memory])
 
     def show_run(self, run: RunRow) -> None:

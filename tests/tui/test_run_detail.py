@@ -157,5 +157,5 @@ async def test_memory_chart_says_cpu_runs_measure_no_device_memory(db_url: str) 
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         chart = detail(pilot).query_one("#chart-memory", LossChart)
-        assert chart.series == [] and chart.empty_note == "not measured on CPU"
+        assert chart.series == [] and chart.empty_note == "live memory not measured on CPU"
         assert detail(pilot).query_one("#chart-loss", LossChart).series[0].ys == [0.3]
