@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from core.queue import MetricRow, Repo, RunFilter, RunRow, RunStatus, WorkerRow
-from core.queue.failures import FailureCause, failure_cause, failure_counts
+from core.queue.failures import FailureCause, failure_counts, run_cause
 from core.queue.repo import SETTLED, Signature
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS
 
@@ -69,6 +69,7 @@ class Dashboard:
     counts: dict[RunStatus, int] = field(default_factory=dict)  # runs per status
     queue_eta_s: float | None = None  # until the queue is empty, at the online workers' pace
     failures: dict[FailureCause, int] = field(default_factory=dict)  # failed runs per cause
+    held: dict[str, list[int]] = field(default_factory=dict)  # worker id -> its running runs
 
 
 def read_dashboard(
@@ -94,7 +95,7 @@ def read_dashboard(
     eta = queue_eta(runs, workers, now)
     return Dashboard(
         now, runs, workers, losses, experiments, settled, status_counts(runs), eta,
-        failure_counts(runs),
+        failure_counts(runs), held_runs(runs, workers),
     )  # fmt: skip
 
 
@@ -218,9 +219,19 @@ def filter_runs(runs: Sequence[RunRow], query: RunsQuery) -> list[RunRow]:
 def _haystack(run: RunRow) -> str:
     # A failed run is also found by its cause: its name ("out of memory") or the word
     # the summary line and `retry --cause` use ("oom").
-    failed = run.status == RunStatus.FAILED
-    cause = f" {failure_cause(run.error)} {failure_cause(run.error).option}" if failed else ""
-    return f"{run.id} {run.name} {run.experiment} {run.status}{cause}".lower()
+    cause = run_cause(run)
+    cause_words = f" {cause} {cause.option}" if cause is not None else ""
+    return f"{run.id} {run.name} {run.experiment} {run.status}{cause_words}".lower()
+
+
+def held_runs(runs: Sequence[RunRow], workers: Sequence[WorkerRow]) -> dict[str, list[int]]:
+    """Each worker's running runs by worker id: those carrying its id and the one its row
+    names (a worker row names one run; ``worker --stack K`` trains K)."""
+    held = {w.id: {w.current_run_id} if w.current_run_id is not None else set() for w in workers}
+    for run in runs:
+        if run.status == RunStatus.RUNNING and run.worker_id in held:
+            held[run.worker_id].add(run.id)
+    return {worker_id: sorted(ids) for worker_id, ids in held.items()}
 
 
 def status_counts(runs: Sequence[RunRow]) -> dict[RunStatus, int]:

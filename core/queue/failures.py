@@ -67,6 +67,11 @@ def failure_cause(error: str | None) -> FailureCause:
     return FailureCause.ERROR
 
 
+def run_cause(run: RunRow) -> FailureCause | None:
+    """Why ``run`` failed; None when it has not failed (a cancelled run may carry text too)."""
+    return failure_cause(run.error) if run.status == RunStatus.FAILED else None
+
+
 def cause_from_option(word: str) -> FailureCause:
     """``retry --cause WORD``: oom, nan, worker-lost or error."""
     for cause, option in CAUSE_OPTIONS.items():
@@ -77,7 +82,7 @@ def cause_from_option(word: str) -> FailureCause:
 
 def failure_counts(runs: Iterable[RunRow]) -> dict[FailureCause, int]:
     """Failed runs per cause, most common first, ties in FailureCause order (none: left out)."""
-    counts = Counter(failure_cause(r.error) for r in runs if r.status == RunStatus.FAILED)
+    counts = Counter(cause for run in runs if (cause := run_cause(run)) is not None)
     order = list(FailureCause)
     return dict(sorted(counts.items(), key=lambda item: (-item[1], order.index(item[0]))))
 
@@ -85,4 +90,4 @@ def failure_counts(runs: Iterable[RunRow]) -> dict[FailureCause, int]:
 def failed_runs(repo: Repo, cause: FailureCause) -> list[RunRow]:
     """The failed runs of ``repo`` that failed with ``cause``, by id."""
     failed = repo.list_runs(RunFilter(statuses=frozenset({RunStatus.FAILED})))
-    return [run for run in failed if failure_cause(run.error) == cause]
+    return [run for run in failed if run_cause(run) == cause]

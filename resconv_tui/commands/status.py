@@ -33,6 +33,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from core.queue import RunFilter, RunStatus
     from core.queue.db import describe
+    from resconv_tui.polling import held_runs
 
     repo = open_repo(args)
     now = time.time()
@@ -48,11 +49,10 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         print_failures(failed)
     workers = repo.list_workers()
+    held = held_runs(running, workers)  # a stacked worker's row names one of its runs
     print("workers:" if workers else "workers: none (start one: resconv-tui worker)")
     for worker in workers:
-        # A stacked worker's row names one run: list every running run it holds.
-        held = sorted({r.id for r in running if r.worker_id == worker.id})
-        print("  " + worker_line(worker, now, held))
+        print("  " + worker_line(worker, now, held[worker.id]))
     return 0
 
 
@@ -66,7 +66,7 @@ def print_failures(failed: list[RunRow]) -> None:
               f"(resconv-tui retry --cause {cause.option})")  # fmt: skip
     print("recently failed:")
     for run_row in failed[:RECENT_FAILURES]:
-        cause = failure_cause(run_row.error)
+        cause = failure_cause(run_row.error)  # every row here failed
         error = run_row.error or "(no error text)"
         print(f"  #{run_row.id} {run_row.experiment}/{run_row.name} [{cause}]: {error}")
 
@@ -84,12 +84,11 @@ def running_line(run: RunRow, now: float) -> str:
     )
 
 
-def worker_line(worker: WorkerRow, now: float, held: list[int] | None = None) -> str:
+def worker_line(worker: WorkerRow, now: float, runs: list[int]) -> str:
     from core.queue.repo import STALE_AFTER_S
     from core.queue.views import format_age, format_bytes
 
     age = worker.age(now)
-    runs = sorted({*(held or []), *([worker.current_run_id] if worker.current_run_id else [])})
     doing = f"run{'s' if len(runs) > 1 else ''} {', '.join(f'#{i}' for i in runs)}"
     doing = doing if runs else worker.state
     lost = " (silent: lost?)" if age > STALE_AFTER_S else ""

@@ -27,7 +27,7 @@ from core.errors import ResconvError
 from core.queue import RunRow, RunStatus, WorkerRow
 from core.queue import views as v
 from resconv_tui.context import DashboardContext
-from resconv_tui.polling import SettledRuns, read_runs, read_workers
+from resconv_tui.polling import SettledRuns, held_runs, read_runs, read_workers
 from resconv_tui.screens.columns import ColumnsScreen
 from resconv_tui.widgets.workers_panel import WorkersPanel
 
@@ -150,7 +150,8 @@ class ResultsScreen(Screen[None]):
         if message.error:
             self.query_one("#results-status", Static).update(message.error)
             return
-        self.query_one(WorkersPanel).show(message.workers, message.now, message.runs)
+        held = held_runs(message.runs, message.workers)
+        self.query_one(WorkersPanel).show(message.workers, message.now, held)
         if message.settled.signature != self.settled.signature:
             self.runs, self.settled = message.runs, message.settled
             self._redraw()

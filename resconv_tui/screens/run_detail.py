@@ -23,8 +23,8 @@ from textual.message import Message
 from textual.widgets import Footer, Header, Static
 
 from core.errors import ResconvError
-from core.queue import RunRow, RunStatus
-from core.queue.failures import RETRY_ADVICE, failure_cause
+from core.queue import RunRow
+from core.queue.failures import RETRY_ADVICE, run_cause
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS, MetricRow
 from core.queue.samples import decode_samples
 from core.queue.status import FINISHED
@@ -178,8 +178,7 @@ class RunDetailScreen(ChartScreen):
 def error_text(run: RunRow) -> Text:
     """A failed run's error, its cause and the retry that fits it."""
     text = Text.assemble(("error", "bold"), "  ", run.error or "")
-    if run.status == RunStatus.FAILED:
-        cause = failure_cause(run.error)
+    if (cause := run_cause(run)) is not None:
         text.append(f"\n{cause}: ", style="bold")
         text.append(f"{RETRY_ADVICE[cause]}. ")
         text.append(f"r on the runs screen retries it; resconv-tui retry --cause {cause.option} "

@@ -23,7 +23,7 @@ from textual.worker import get_current_worker
 
 from core.errors import ResconvError
 from core.queue import RunRow, RunStatus
-from core.queue.failures import failure_cause
+from core.queue.failures import run_cause
 from resconv_tui.context import DashboardContext
 from resconv_tui.polling import (
     Dashboard,
@@ -180,7 +180,7 @@ class RunsScreen(RunActions, Screen[None]):
         if dash is None:
             return
         self.query_one(RunTable).show_runs(self.visible_runs(), dash.now, set(self.marked))
-        self.query_one(WorkersPanel).show(dash.workers, dash.now, dash.runs)
+        self.query_one(WorkersPanel).show(dash.workers, dash.now, dash.held)
         self.query_one("#runs-summary", Static).update(self._summary(dash))
         self._draw_detail()
 
@@ -264,8 +264,8 @@ class RunsScreen(RunActions, Screen[None]):
 
 def _detail_text(run: RunRow, latest: LatestLosses | None) -> str:
     head = f"run {run.id} · {run.experiment} · {run.name}"
-    if run.error and run.status == RunStatus.FAILED:
-        return f"{head} · failed, {failure_cause(run.error)}: {run.error}"
+    if run.error and (cause := run_cause(run)) is not None:
+        return f"{head} · failed, {cause}: {run.error}"
     if run.error:
         return f"{head} · {run.status}: {run.error}"
     if latest is None or latest.run_id != run.id or latest.last_id == 0:

@@ -19,7 +19,7 @@ from textual.message import Message
 
 from core.errors import ResconvError
 from core.queue import RunRow, RunStatus, WorkerRow
-from core.queue.failures import RETRY_ADVICE, FailureCause, failure_cause
+from core.queue.failures import RETRY_ADVICE, FailureCause, run_cause
 from resconv_tui.polling import worker_health
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.worker_launcher import Launched, WorkerOptions, last_log_line
@@ -109,7 +109,7 @@ class RunActions:
     def retry_failed(self, cause: FailureCause) -> None:
         """Retry every failed run that failed with ``cause`` (a palette command)."""
         runs = self.dashboard.runs if self.dashboard else ()
-        self._retry([r for r in runs if r.status == RunStatus.FAILED and cause_of(r) == cause])
+        self._retry([run for run in runs if run_cause(run) == cause])
 
     def _retry(self, runs: list[RunRow]) -> None:
         """Queue ``runs`` again; asks first for runs that diverged (they would again)."""
@@ -121,7 +121,7 @@ class RunActions:
             self.ctx.repo.retry(ids)
             return _say(("queued again", ids))
 
-        diverged = [r.id for r in runs if cause_of(r) == FailureCause.DIVERGED]
+        diverged = [r.id for r in runs if run_cause(r) == FailureCause.DIVERGED]
         if not diverged:
             self._write(verb)
             return
@@ -343,10 +343,8 @@ class RunActions:
 
     def runs_trained_by(self, workers: list[WorkerRow]) -> list[int]:
         """The running runs of these workers: a stacked worker trains several at once."""
-        ids = {w.id for w in workers}
-        runs = self.dashboard.runs if self.dashboard is not None else ()
-        running = {r.id for r in runs if r.status == RunStatus.RUNNING and r.worker_id in ids}
-        return sorted(running | {w.current_run_id for w in workers if w.current_run_id})
+        held = self.dashboard.held if self.dashboard is not None else {}
+        return sorted({run_id for w in workers for run_id in held.get(w.id, ())})
 
     # ----- command palette -------------------------------------------------------------
 
@@ -388,11 +386,6 @@ PALETTE: tuple[tuple[Any, ...], ...] = (  # title, help, method, its arguments
 
 def _bind(target: Any, method: str, *args: Any) -> Callable[[], Any]:
     return lambda: getattr(target, method)(*args)
-
-
-def cause_of(run: RunRow) -> FailureCause | None:
-    """Why ``run`` failed; None when it did not."""
-    return failure_cause(run.error) if run.status == RunStatus.FAILED else None
 
 
 def _listed(numbers: list[int]) -> str:

@@ -2,19 +2,19 @@
 
 One line per worker: health dot, host, device, GPU utilisation, memory, current
 run(s) and heartbeat age. It reads nothing itself: the screen's poll hands it rows.
-A worker's row names one run; the runs it trains as a stack are the running runs
-that carry its worker id.
+A worker's row names one run; the screen hands the runs each worker holds
+(``polling.held_runs``: a stacked worker trains several).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from core.queue import RunRow, RunStatus, WorkerRow
+from core.queue import WorkerRow
 from core.queue.views import format_age, format_bytes
 from resconv_tui.polling import worker_health
 
@@ -39,15 +39,12 @@ class WorkersPanel(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", id=id)
         self.border_title = "workers"
-        self.training: dict[str, list[int]] = {}  # worker id -> its running runs
+        self.held: Mapping[str, list[int]] = {}  # worker id -> its running runs
 
-    def show(self, workers: Sequence[WorkerRow], now: float, runs: Sequence[RunRow] = ()) -> None:
+    def show(self, workers: Sequence[WorkerRow], now: float, held: Mapping[str, list[int]]) -> None:
         # Set both before one redraw instead of repainting twice.
         self.set_reactive(WorkersPanel.now, now)
-        self.training = {}
-        for run in runs:
-            if run.status == RunStatus.RUNNING and run.worker_id is not None:
-                self.training.setdefault(run.worker_id, []).append(run.id)
+        self.held = held
         self.rows = tuple(workers)
         self._redraw()
 
@@ -57,13 +54,12 @@ class WorkersPanel(Static):
             return
         lines = Text()
         # Slot workers say "cuda:0 slot 2/4", stacked ones "runs 9,10,11": widen those
-        # columns for all rows alike.
         # columns for all rows alike; the GPU column is as wide as its widest text (narrow
         # on a CPU box), so a line fits 120 columns.
         device_width = max(7, *(len(w.device) for w in self.rows))
         gpus = {w.id: _gpu_text(w) for w in self.rows}
         gpu_width = max(len(text) for text in gpus.values())
-        runs = {w.id: _runs_label(w, self.training.get(w.id, [])) for w in self.rows}
+        runs = {w.id: _runs_label(w, self.held.get(w.id, [])) for w in self.rows}
         runs_width = max(7, *(len(label) for label in runs.values()))
         for i, worker in enumerate(self.rows):
             if i:
@@ -84,9 +80,8 @@ class WorkersPanel(Static):
         return str(self.get_component_rich_style(f"workers-panel--{name}", partial=True))
 
 
-def _runs_label(w: WorkerRow, training: list[int]) -> str:
+def _runs_label(w: WorkerRow, ids: list[int]) -> str:
     """``run 4``, or ``runs 4,5,6`` for a stack; the worker's state when it trains none."""
-    ids = sorted({*training, *([w.current_run_id] if w.current_run_id is not None else [])})
     if not ids:
         return w.state
     return f"run {ids[0]}" if len(ids) == 1 else f"runs {','.join(map(str, ids))}"
