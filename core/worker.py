@@ -48,6 +48,7 @@ from core.capture_gate import GATE
 from core.errors import ConfigError, ResconvError
 from core.gpu import GpuMonitor
 from core.packing import Admission, Slot, parse_slot
+from core.processes import process_alive
 from core.queue import FinalFigures, QueueError, Repo, RunRow
 from core.queue.db import describe, sqlite_path
 from core.queue.repo import STALE_AFTER_S
@@ -348,17 +349,7 @@ def _gone(host: str, pid: int) -> bool:
     """Whether a worker was a process on this host that has exited (zombies count)."""
     if host != socket.gethostname() or pid == os.getpid():
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, another user's
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
+    return not process_alive(pid)
 
 
 # ----- training with the real stack ---------------------------------------------------

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.processes import process_alive
 from core.worker_options import CLAIM_ORDERS, count_problem
 
 # What the dialog accepts; the worker itself would take any torch device string, but a
@@ -130,22 +131,7 @@ class WorkerLauncher:
 
     def alive(self, pid: int) -> bool:
         """Whether ``pid`` still runs (a worker that exited at once left its reason in its log)."""
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True  # exists, owned by someone else
-        return _not_zombie(pid)
-
-
-def _not_zombie(pid: int) -> bool:
-    # A child we started and never waited for stays a zombie after exiting: not alive.
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
+        return process_alive(pid)
 
 
 def last_log_line(path: Path, limit: int = 200) -> str:

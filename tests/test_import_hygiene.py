@@ -32,6 +32,7 @@ RULES: dict[str, set[str]] = {
     "core.worker": UI,
     "core.recording": TORCH | UI,
     "core.worker_options": TORCH | DATABASE | UI,
+    "core.processes": TORCH | DATABASE | UI,
     "core.slots": TORCH | UI,  # torch only inside a slot process, lazily
     "resconv_tui.cli": TORCH,
     "resconv_tui.app": TORCH,

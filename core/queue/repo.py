@@ -415,19 +415,26 @@ class Repo:
 
     def recover_stale(
         self,
-        stale_after_s: float = STALE_AFTER_S,
+        stale_after_s: float | None = STALE_AFTER_S,
         dead_worker_ids: Iterable[str] = (),
         now: float | None = None,
     ) -> list[int]:
         """Mark running runs whose heartbeat is stale (or whose worker is known dead) as
-        failed "worker lost", and their workers as lost. Returns the runs' ids."""
+        failed "worker lost", and their workers as lost. Returns the runs' ids.
+
+        ``stale_after_s=None``: only the dead workers' (the dashboard knows that a
+        process of its own host is gone; heartbeat ages it leaves to the workers).
+        """
         now = time.time() if now is None else now
-        cutoff = now - stale_after_s
         dead = list(dead_worker_ids)
-        with self._write() as conn:
+        lost_run, lost_worker = RUN.c.worker_id.in_(dead), WORKER.c.id.in_(dead)
+        if stale_after_s is not None:
+            cutoff = now - stale_after_s
             beat = func.coalesce(RUN.c.heartbeat_at, RUN.c.started_at, 0.0)
-            lost = or_(beat < cutoff, RUN.c.worker_id.in_(dead))
-            query = select(RUN.c.id).where(RUN.c.status == RunStatus.RUNNING.value, lost)
+            lost_run = or_(beat < cutoff, lost_run)
+            lost_worker = or_(WORKER.c.last_seen_at < cutoff, lost_worker)
+        with self._write() as conn:
+            query = select(RUN.c.id).where(RUN.c.status == RunStatus.RUNNING.value, lost_run)
             ids = list(conn.execute(query).scalars())
             if ids:
                 conn.execute(
@@ -435,10 +442,9 @@ class Repo:
                     .where(RUN.c.id.in_(ids))
                     .values(status=RunStatus.FAILED.value, error=WORKER_LOST, finished_at=now)
                 )
-            gone = or_(WORKER.c.last_seen_at < cutoff, WORKER.c.id.in_(dead))
             conn.execute(
                 update(WORKER)
-                .where(WORKER.c.state.in_(LIVE_WORKER_STATES), gone)
+                .where(WORKER.c.state.in_(LIVE_WORKER_STATES), lost_worker)
                 .values(state="lost", current_run_id=None)
             )
         return ids

@@ -25,6 +25,7 @@ from core.errors import ResconvError
 from core.queue import RunRow, RunStatus
 from core.queue.failures import run_cause
 from resconv_tui.context import DashboardContext
+from resconv_tui.lost_workers import LostWorkers, recover_exited_workers
 from resconv_tui.polling import (
     Dashboard,
     LatestLosses,
@@ -66,9 +67,10 @@ class RunsScreen(RunActions, Screen[None]):
     class DashboardRefreshed(Message):
         """A poll finished; ``dashboard`` is everything read in that tick."""
 
-        def __init__(self, dashboard: Dashboard) -> None:
+        def __init__(self, dashboard: Dashboard, lost: LostWorkers | None = None) -> None:
             super().__init__()
             self.dashboard = dashboard
+            self.lost = lost  # workers of this machine found exited (and recorded) in it
 
     class PollFailed(Message):
         """A poll raised an expected error (locked or missing database)."""
@@ -128,13 +130,19 @@ class RunsScreen(RunActions, Screen[None]):
     def _poll(self) -> None:
         worker = get_current_worker()
         selected, latest, settled = self._poll_inputs
+        lost = None
         try:
             now = self.ctx.clock()
             dashboard = read_dashboard(self.ctx.repo, now, selected, latest, settled)
+            ctx = self.ctx
+            lost = recover_exited_workers(ctx.repo, dashboard.workers, ctx.hostname,
+                                          ctx.launcher.alive)  # fmt: skip
+            if lost is not None:  # rare: read again, so the rows show it now
+                dashboard = read_dashboard(ctx.repo, now, selected, dashboard.latest, settled)
         except ResconvError as exc:
             message: Message = self.PollFailed(f"{exc.title}: {exc}")
         else:
-            message = self.DashboardRefreshed(dashboard)
+            message = self.DashboardRefreshed(dashboard, lost)
         if not worker.is_cancelled:
             self.post_message(message)
 
@@ -154,6 +162,8 @@ class RunsScreen(RunActions, Screen[None]):
 
     def on_runs_screen_dashboard_refreshed(self, message: DashboardRefreshed) -> None:
         self.dashboard = message.dashboard
+        if message.lost is not None:
+            self.notify(message.lost.message(), severity="warning", timeout=15)
         self._draw()
         self.after_refresh()
         self._arm()

@@ -26,6 +26,7 @@ T0 = 1_700_000_000.0
 NOW = T0 + 600.0  # the dashboard's frozen "now"
 SIZE = (120, 36)
 LOCAL_HOST = "workstation"  # the dashboard's own host in tests (snapshots show it)
+LAUNCHED_PID = 4242  # the fake launcher's worker
 
 SWEEP_T1 = """
 name: t1-layers-32
@@ -75,19 +76,23 @@ class FakeLauncher:
 
     started: list[tuple[str, WorkerOptions]] = field(default_factory=list)
     stopped: list[int] = field(default_factory=list)
-    exits_after: int | None = None  # alive() says no after this many calls: it could not start
-    alive_calls: int = 0
+    exited: set[int] = field(default_factory=set)  # pids of worker rows whose process is gone
+    # The worker it starts (pid LAUNCHED_PID): alive() says no after this many looks.
+    exits_after: int | None = None
+    alive_calls: int = 0  # looks at the started worker
     log_path: Path = Path("worker.log")
 
     def start(self, db_url: str, options: WorkerOptions = DEFAULT_WORKER) -> Launched:
         self.started.append((db_url, options))
-        return Launched(pid=4242, log_path=self.log_path, started_at=NOW)
+        return Launched(pid=LAUNCHED_PID, log_path=self.log_path, started_at=NOW)
 
     def stop(self, pid: int) -> bool:
         self.stopped.append(pid)
         return True
 
     def alive(self, pid: int) -> bool:
+        if pid != LAUNCHED_PID:
+            return pid not in self.exited
         self.alive_calls += 1
         return self.exits_after is None or self.alive_calls <= self.exits_after
 

@@ -297,7 +297,7 @@ async def test_w_stops_every_local_worker_process_after_naming_its_runs(
         assert launcher.stopped == pids and launcher.started == []
         await pilot.press("w", "y")  # ...only when asked to stop them at once
         assert launcher.stopped == pids + pids
-        launcher.exits_after = launcher.alive_calls  # they exit before the next poll shows it
+        launcher.exited.update(pids)  # they exit before the next poll shows it
         await pilot.press("w")
         assert isinstance(app.screen, RunsScreen) and launcher.stopped == pids + pids
 

@@ -410,6 +410,17 @@ def test_recover_stale_marks_old_heartbeats_and_dead_workers_lost(repo: Repo) ->
     assert {w.state for w in repo.list_workers(include_gone=True)} == {"lost"}
 
 
+def test_recover_stale_without_a_cutoff_takes_only_the_dead_workers(repo: Repo) -> None:
+    # The dashboard's call: it knows a pid of its host is gone; ages are the workers' rule.
+    repo.enqueue(tiny_runs(2))
+    silent, dead = (repo.register_worker("h", pid, "cpu") for pid in (1, 2))
+    runs = [claim(repo, w) for w in (silent, dead)]
+    later = time.time() + 3600  # the silent one's heartbeat is an hour old by then
+    assert repo.recover_stale(stale_after_s=None, dead_worker_ids=[dead], now=later) == [runs[1]]
+    assert repo.get_run(runs[0]).status == S.RUNNING
+    assert [w.id for w in repo.list_workers()] == [silent]
+
+
 # ----- reading ------------------------------------------------------------------------
 
 

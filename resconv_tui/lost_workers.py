@@ -1,0 +1,53 @@
+"""Workers of the dashboard's own machine whose process is gone while their row says live.
+
+A worker killed with SIGKILL (``kill -9``, the kernel's OOM killer) cannot write that it
+stopped: its row would look online until its heartbeat aged, and its run would stay
+``running`` until some worker next started and recovered it. A dashboard on the same
+machine knows better at once: the pid is gone (``core.processes``, the rule the workers
+apply at start). So each poll it marks such runs failed "worker lost" (``r`` or
+``retry --cause worker-lost`` queues them again) and the workers lost. Workers of other
+hosts are left to their heartbeats: a pid says nothing across machines.
+
+A worker that exits cleanly writes ``stopped`` (and puts its run back) before it exits,
+so a row read a tick earlier can never make a clean stop look lost: only rows still live
+and runs still running are touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from core.queue import Repo, WorkerRow
+from core.queue.repo import LIVE_WORKER_STATES
+
+
+@dataclass(frozen=True)
+class LostWorkers:
+    """What one poll found and recorded: the exited workers' pids and their runs."""
+
+    pids: list[int]
+    run_ids: list[int]
+
+    def message(self) -> str:
+        who = f"worker pid {', '.join(map(str, self.pids))}"
+        if not self.run_ids:
+            return f"{who} exited without stopping cleanly (marked lost)"
+        many = len(self.run_ids) > 1
+        runs = f"run{'s' if many else ''} {', '.join(map(str, self.run_ids))}"
+        return (
+            f"{who} exited without stopping cleanly: {runs} marked failed (worker lost); "
+            f"r or 'resconv-tui retry --cause worker-lost' queues {'them' if many else 'it'} again"
+        )
+
+
+def recover_exited_workers(
+    repo: Repo, workers: Sequence[WorkerRow], host: str, alive: Callable[[int], bool]
+) -> LostWorkers | None:
+    """Mark the live-looking ``workers`` of ``host`` whose pid is gone lost, with their runs."""
+    exited = [w for w in workers if w.host == host and w.state in LIVE_WORKER_STATES]
+    exited = [w for w in exited if not alive(w.pid)]
+    if not exited:
+        return None
+    run_ids = repo.recover_stale(stale_after_s=None, dead_worker_ids=[w.id for w in exited])
+    return LostWorkers(sorted({w.pid for w in exited}), sorted(run_ids))

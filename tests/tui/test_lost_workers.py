@@ -1,0 +1,99 @@
+"""A worker of the dashboard's machine killed without a clean stop (kill -9, the OOM
+killer): the next poll marks its runs failed "worker lost" and says so, instead of
+showing them running until some worker starts again."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from core.queue import NewRun, Repo, RunStatus
+from core.queue.repo import WORKER_LOST
+from core.sweep import expand_sweep_text
+from resconv_tui.app import make_app
+from resconv_tui.worker_launcher import WorkerLauncher
+
+SIZE = (120, 36)
+
+
+def notifications(app: Any) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def test_a_local_worker_gone_without_a_clean_stop_loses_its_runs_at_the_next_poll(
+    local_stack_worker, seeded, app_factory, settle, launcher, db_url
+) -> None:
+    launcher.exited.add(3003)  # the stacked worker training three runs was killed
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        message = (
+            f"worker pid 3003 exited without stopping cleanly: runs "
+            f"{', '.join(map(str, local_stack_worker))} marked failed (worker lost); r or "
+            "'resconv-tui retry --cause worker-lost' queues them again"
+        )
+        assert message in notifications(app)
+    repo = Repo.open(db_url)
+    for run_id in local_stack_worker:
+        run = repo.get_run(run_id)
+        assert (run.status, run.error) == (RunStatus.FAILED, WORKER_LOST)
+    # The other host's worker is judged by its heartbeat, not by a pid of this machine.
+    assert repo.get_run(seeded["running"]).status == RunStatus.RUNNING
+    states = {w.pid: w.state for w in repo.list_workers(include_gone=True)}
+    repo.close()
+    assert states[3003] == "lost" and states[1111] == "running"
+
+
+async def test_live_local_workers_are_left_alone(
+    local_slot_workers, app_factory, settle, launcher, db_url
+) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert not any("exited" in m for m in notifications(app))
+    repo = Repo.open(db_url)
+    assert repo.get_run(local_slot_workers[0]).status == RunStatus.RUNNING
+    repo.close()
+
+
+def zombie() -> subprocess.Popen[bytes]:
+    """A child killed with SIGKILL and not yet reaped, as a worker the dashboard started
+    looks once it is killed (the dashboard is its parent)."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    process.kill()
+    stat = Path(f"/proc/{process.pid}/stat")
+    deadline = time.monotonic() + 10
+    while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return process
+
+
+async def test_real_processes_killed_and_alive(tmp_path: Path, settle) -> None:
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    repo = Repo.open(url)
+    two = expand_sweep_text("name: two\nmatrix:\n  layers: [1, 2]\n")
+    killed, alive = repo.enqueue([NewRun.from_expanded(run) for run in two]).added_ids
+    host = socket.gethostname()
+    living = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = zombie()
+    for process in (dead, living):
+        assert repo.claim(repo.register_worker(host, process.pid, "cpu")) is not None
+    repo.close()
+    try:
+        app = make_app(url, launcher=WorkerLauncher(tmp_path), poll_interval_s=3600)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert any(f"worker pid {dead.pid} exited" in m for m in notifications(app))
+    finally:
+        living.kill()
+        living.wait()
+        dead.wait()
+    repo = Repo.open(url)
+    assert repo.get_run(killed).status == RunStatus.FAILED
+    assert repo.get_run(alive).status == RunStatus.RUNNING
+    repo.close()
