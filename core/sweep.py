@@ -103,8 +103,9 @@ def expand_sweep(data: Any, source: str = "<sweep>") -> list[ExpandedRun]:
         )
     experiment = _experiment_name(data, source)
     fixed = {k: v for k, v in data.items() if k not in FILE_KEYS}
-    _check_keys(fixed, source, "")
-    matrix = _read_matrix(data.get("matrix"), source)
+    matrix = data.get("matrix")
+    _check_keys(source, ("", fixed), *([("matrix: ", matrix)] if isinstance(matrix, dict) else []))
+    matrix = _read_matrix(matrix, source)
     overlap = set(fixed) & set(matrix)
     if overlap:
         raise SweepError(f"{source}: key '{sorted(overlap)[0]}' is both fixed and in 'matrix'")
@@ -135,18 +136,26 @@ def _known_key(key: Any) -> bool:
     return key in ALIASES or key in pair_keys or key in RunConfig.__dataclass_fields__
 
 
-def _check_keys(entry: dict[str, Any], source: str, context: str) -> None:
+def _check_keys(source: str, *parts: tuple[str, dict[str, Any]]) -> None:
+    """Every unknown key of the (context, entry) ``parts`` in one error, so a file with
+    two typos is mended in one go; each typo gets the nearest name ('layer', 'chanels')."""
     parameters = [k for k in RunConfig.__dataclass_fields__ if not k.startswith("_")]
     aliases = [*ALIASES, "ks1", "ks2", "ch1", "ch2"]
-    for key in entry:
-        if not _known_key(key) or str(key).startswith("_"):
-            # A typo ('layer', 'chanels') gets the nearest name first.
-            near = difflib.get_close_matches(str(key), [*parameters, *aliases], n=1)
-            hint = f"did you mean '{near[0]}'? " if near else ""
-            raise SweepError(
-                f"{source}: {context}unknown key '{key}' ({hint}run parameters: "
-                f"{', '.join(parameters)}; aliases: {', '.join(aliases)})"
-            )
+    unknown = []
+    for context, entry in parts:
+        for key in entry:
+            if not _known_key(key) or str(key).startswith("_"):
+                near = difflib.get_close_matches(str(key), [*parameters, *aliases], n=1)
+                hint = f" (did you mean '{near[0]}'?)" if near else ""
+                unknown.append((context, f"'{key}'{hint}"))
+    if not unknown:
+        return
+    known = f"run parameters: {', '.join(parameters)}; aliases: {', '.join(aliases)}"
+    if len(unknown) == 1:
+        context, key = unknown[0]
+        raise SweepError(f"{source}: {context}unknown key {key}; {known}")
+    keys = ", ".join(context + key for context, key in unknown)
+    raise SweepError(f"{source}: {len(unknown)} unknown keys: {keys}; {known}")
 
 
 def _read_matrix(matrix: Any, source: str) -> dict[str, list[Any]]:
@@ -156,7 +165,6 @@ def _read_matrix(matrix: Any, source: str) -> dict[str, list[Any]]:
         raise SweepError(
             f"{source}: key 'matrix': expected a mapping of key -> list, got {matrix!r}"
         )
-    _check_keys(matrix, source, "matrix: ")
     for key, values in matrix.items():
         if not isinstance(values, list):
             raise SweepError(f"{source}: matrix key '{key}': expected a list, got {values!r}")
@@ -172,8 +180,7 @@ def _read_entries(entries: Any, what: str, source: str) -> list[dict[str, Any]]:
         raise SweepError(
             f"{source}: key '{what}': expected a list of non-empty mappings, got {entries!r}"
         )
-    for i, entry in enumerate(entries, 1):
-        _check_keys(entry, source, f"{what} entry {i}: ")
+    _check_keys(source, *((f"{what} entry {i}: ", entry) for i, entry in enumerate(entries, 1)))
     return entries
 
 
@@ -208,9 +215,8 @@ def _read_targets(targets: Any, source: str) -> list[dict[str, Any]]:
                 f"{source}: targets entry {i}: names none of {', '.join(sorted(TARGET_FIELDS))}"
             )
         _check_keys(
-            {k: v for k, v in entry.items() if k not in TARGET_FIELDS},
             source,
-            f"targets entry {i}: ",
+            (f"targets entry {i}: ", {k: v for k, v in entry.items() if k not in TARGET_FIELDS}),
         )
     return entries
 

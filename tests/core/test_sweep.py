@@ -115,7 +115,16 @@ BAD_FILES = {
     "no name": ("layers: 2\n", "key 'name': required"),
     "unknown key": (
         "name: x\nlayerz: 2\n",
-        "unknown key 'layerz' (did you mean 'layers'? run parameters",
+        "unknown key 'layerz' (did you mean 'layers'?); run parameters",
+    ),
+    "two typos, fixed and swept": (
+        "name: x\nlayer: 2\nmatrix:\n  chanels: [3]\n  ks: [3]\n",
+        "2 unknown keys: 'layer' (did you mean 'layers'?), matrix: 'chanels' (did you mean "
+        "'channels'?); run parameters",
+    ),
+    "two typos in exclude entries": (
+        "name: x\nmatrix:\n  l: [2]\nexclude: [{lr: 1, foo: 2}, {bar: 1}]\n",
+        "2 unknown keys: exclude entry 1: 'foo', exclude entry 2: 'bar'; run parameters",
     ),
     "unknown matrix key": ("name: x\nmatrix:\n  foo: [1]\n", "unknown key 'foo'"),
     "empty matrix list": ("name: x\nmatrix:\n  l: []\n", "matrix key 'l': the list is empty"),
