@@ -51,6 +51,9 @@ def timings(run: RunRow, now: float) -> dict[str, str]:
 
 
 def progress(run: RunRow) -> str:
+    if run.inputs_done > run.total_inputs:
+        # Training stops after the batch that reaches max_inputs, and that batch is whole.
+        return f"{run.inputs_done:,} inputs (max_inputs {run.total_inputs:,}, in whole batches)"
     return f"{run.inputs_done:,} / {run.total_inputs:,} inputs ({run.progress:.0%})"
 
 

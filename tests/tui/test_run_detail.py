@@ -159,3 +159,17 @@ async def test_memory_chart_says_cpu_runs_measure_no_device_memory(db_url: str) 
         chart = detail(pilot).query_one("#chart-memory", LossChart)
         assert chart.series == [] and chart.empty_note == "live memory not measured on CPU"
         assert detail(pilot).query_one("#chart-loss", LossChart).series[0].ys == [0.3]
+
+
+def test_progress_of_a_run_whose_last_whole_batch_passed_max_inputs(db_url: str) -> None:
+    from resconv_tui.widgets.run_info import progress
+
+    repo = Repo.open(db_url)
+    (run_id,) = repo.enqueue([new_run(2)]).added_ids  # max_inputs 64,000
+    worker = repo.register_worker("h", 1, "cpu")
+    repo.claim(worker)
+    repo.add_metrics(run_id, [], inputs_done=32_000)
+    assert progress(repo.get_run(run_id)) == "32,000 / 64,000 inputs (50%)"
+    repo.finish(run_id, worker, FinalFigures(0.05, None, 9.0, 7000.0, None, 64_032))
+    assert progress(repo.get_run(run_id)) == ("64,032 inputs (max_inputs 64,000, in whole batches)")
+    repo.close()
