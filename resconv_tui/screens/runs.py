@@ -275,6 +275,8 @@ class RunsScreen(RunActions, Screen[None]):
 def _detail_text(run: RunRow, latest: LatestLosses | None) -> str:
     head = f"run {run.id} · {run.experiment} · {run.name}"
     if run.error and (cause := run_cause(run)) is not None:
+        if run.error == cause:  # "worker lost" is both the cause and the whole message
+            return f"{head} · failed, {cause}"
         return f"{head} · failed, {cause}: {run.error}"
     if run.error:
         return f"{head} · {run.status}: {run.error}"

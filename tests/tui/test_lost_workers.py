@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from screen_host import screen_text
+
 from core.queue import NewRun, Repo, RunStatus
 from core.queue.repo import WORKER_LOST
 from core.sweep import expand_sweep_text
@@ -89,6 +91,9 @@ async def test_real_processes_killed_and_alive(tmp_path: Path, settle) -> None:
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             assert any(f"worker pid {dead.pid} exited" in m for m in notifications(app))
+            shown = screen_text(app)  # the first run is highlighted: its line under the table
+            assert f" run {killed} · two · layers-1 · failed, worker lost" in shown.splitlines()
+            assert "worker lost: worker lost" not in shown
     finally:
         living.kill()
         living.wait()
