@@ -41,12 +41,19 @@ class LostWorkers:
         )
 
 
+def exited_workers(
+    workers: Sequence[WorkerRow], host: str, alive: Callable[[int], bool]
+) -> list[WorkerRow]:
+    """The ``workers`` of ``host`` whose row says live but whose process is gone."""
+    local = [w for w in workers if w.host == host and w.state in LIVE_WORKER_STATES]
+    return [w for w in local if not alive(w.pid)]
+
+
 def recover_exited_workers(
     repo: Repo, workers: Sequence[WorkerRow], host: str, alive: Callable[[int], bool]
 ) -> LostWorkers | None:
     """Mark the live-looking ``workers`` of ``host`` whose pid is gone lost, with their runs."""
-    exited = [w for w in workers if w.host == host and w.state in LIVE_WORKER_STATES]
-    exited = [w for w in exited if not alive(w.pid)]
+    exited = exited_workers(workers, host, alive)
     if not exited:
         return None
     run_ids = repo.recover_stale(stale_after_s=None, dead_worker_ids=[w.id for w in exited])

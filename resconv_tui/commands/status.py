@@ -7,6 +7,7 @@ for SQLAlchemy.
 from __future__ import annotations
 
 import argparse
+import socket
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +32,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.processes import process_alive
     from core.queue import RunFilter, RunStatus
     from core.queue.db import describe
+    from resconv_tui.lost_workers import exited_workers
     from resconv_tui.polling import held_runs
 
     repo = open_repo(args)
@@ -41,18 +44,21 @@ def run(args: argparse.Namespace) -> int:
     print(f"database {describe(repo.url)}")
     print("runs: " + ", ".join(f"{counts[s]} {s.value}" for s in RunStatus))
     running = repo.list_runs(RunFilter(statuses=frozenset({RunStatus.RUNNING})))
+    workers = repo.list_workers()
+    # Workers of this machine killed without a clean stop (kill -9): said, not recorded
+    # (status only reads; an open dashboard or the next worker start records it).
+    exited = {w.id for w in exited_workers(workers, socket.gethostname(), process_alive)}
     if running:
         print("running:")
         for run_row in running:
-            print("  " + running_line(run_row, now))
+            print("  " + running_line(run_row, now, run_row.worker_id in exited))
     failed = repo.list_runs(RunFilter(statuses=frozenset({RunStatus.FAILED}), order="recent"))
     if failed:
         print_failures(failed)
-    workers = repo.list_workers()
     held = held_runs(running, workers)  # a stacked worker's row names one of its runs
     print("workers:" if workers else "workers: none (start one: resconv-tui worker)")
     for worker in workers:
-        print("  " + worker_line(worker, now, held[worker.id]))
+        print("  " + worker_line(worker, now, held[worker.id], worker.id in exited))
     return 0
 
 
@@ -71,12 +77,16 @@ def print_failures(failed: list[RunRow]) -> None:
         print(f"  #{run_row.id} {run_row.experiment}/{run_row.name} [{cause}]: {error}")
 
 
-def running_line(run: RunRow, now: float) -> str:
+EXITED = " (its process has exited: lost; the next worker start marks its runs failed)"
+
+
+def running_line(run: RunRow, now: float, worker_exited: bool = False) -> str:
     from core.queue.repo import STALE_AFTER_S
     from core.queue.views import format_age
 
     age = run.heartbeat_age(now)
     lost = " (no heartbeat: worker lost?)" if age is not None and age > STALE_AFTER_S else ""
+    lost = " (its worker's process has exited: worker lost)" if worker_exited else lost
     return (
         f"#{run.id} {run.experiment}/{run.name}  {run.progress:.0%} "
         f"({run.inputs_done:,} of {run.total_inputs:,} inputs)  worker {run.worker_id}  "
@@ -84,7 +94,7 @@ def running_line(run: RunRow, now: float) -> str:
     )
 
 
-def worker_line(worker: WorkerRow, now: float, runs: list[int]) -> str:
+def worker_line(worker: WorkerRow, now: float, runs: list[int], exited: bool = False) -> str:
     from core.queue.repo import STALE_AFTER_S
     from core.queue.views import format_age, format_bytes
 
@@ -92,6 +102,7 @@ def worker_line(worker: WorkerRow, now: float, runs: list[int]) -> str:
     doing = f"run{'s' if len(runs) > 1 else ''} {', '.join(f'#{i}' for i in runs)}"
     doing = doing if runs else worker.state
     lost = " (silent: lost?)" if age > STALE_AFTER_S else ""
+    lost = EXITED if exited else lost
     gpu = worker.gpu
     stats = "no GPU stats"
     if gpu.util_percent is not None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,6 +91,24 @@ def test_status_counts_running_runs_and_workers(capsys: pytest.CaptureFixture[st
     assert "runs: 3 queued, 1 running, 0 succeeded, 0 failed, 0 cancelled" in out
     assert "#1 smoke/ch-4_lr-0.001  25% (128 of 512 inputs)  worker gpu-box-4242-" in out
     assert "cuda:0  run #1  0 done  last seen" in out and "no GPU stats" in out
+
+
+def test_status_says_a_worker_of_this_machine_has_exited_and_changes_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid is free now: a worker killed with -9 looks like this
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    worker = repo.register_worker(socket.gethostname(), gone.pid, "cpu")
+    assert repo.claim(worker) is not None
+    code, out, _ = cli(capsys, "status")
+    assert code == 0
+    assert (
+        f"worker {worker}  heartbeat 0 s ago (its worker's process has exited: worker lost)" in out
+    )
+    assert "cpu  run #1  0 done  last seen 0 s ago (its process has exited: lost; " in out
+    assert repo.get_run(1).status == RunStatus.RUNNING  # status only reads
 
 
 def test_results_markdown_csv_json(capsys: pytest.CaptureFixture[str]) -> None:
