@@ -12,6 +12,10 @@ The supervisor here only starts the slots, forwards signals and waits:
 * First SIGINT/SIGTERM/SIGHUP: each slot gets SIGTERM (finishes its step, puts its
   run back, exits 0). Second: each gets SIGTERM again (puts its run back within 2 s
   and exits 130); any slot still alive ``KILL_AFTER_S`` later gets SIGKILL.
+* A slot that exits while others go on (killed by the kernel's OOM killer, ``kill -9``)
+  cannot say so itself: the supervisor marks its runs failed "worker lost" at once (it
+  knows the pid), so they do not sit ``running`` until a worker next starts. Slots that
+  exit cleanly have already put their runs back, so this touches nothing of theirs.
 * It exits when every slot has exited (with ``--until-empty`` each slot leaves when
   the queue is empty), with the first non-zero slot status, else 0.
 
@@ -23,10 +27,11 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from core.gpu import free_for_new_runs
@@ -46,7 +51,18 @@ def supervise(args: argparse.Namespace, db_url: str, slots: int) -> int:
     # create the schema of a new database.
     Repo.open(db_url).close()
     commands = [slot_command(args, db_url, Slot(i, slots)) for i in range(1, slots + 1)]
-    return Supervisor(commands).run()
+    return Supervisor(commands, on_exit=lambda pid: recover_slot(db_url, pid)).run()
+
+
+def recover_slot(db_url: str, pid: int) -> list[int]:
+    """Runs still ``running`` under an exited slot process, marked failed "worker lost"."""
+    repo = Repo.open(db_url)
+    try:
+        host = socket.gethostname()
+        dead = [w.id for w in repo.list_workers() if w.host == host and w.pid == pid]
+        return repo.recover_stale(stale_after_s=None, dead_worker_ids=dead) if dead else []
+    finally:
+        repo.close()
 
 
 def slot_command(args: argparse.Namespace, db_url: str, slot: Slot) -> list[str]:
@@ -64,9 +80,16 @@ def slot_command(args: argparse.Namespace, db_url: str, slot: Slot) -> list[str]
 
 
 class Supervisor:
-    def __init__(self, commands: Sequence[list[str]], kill_after_s: float = KILL_AFTER_S) -> None:
+    def __init__(
+        self,
+        commands: Sequence[list[str]],
+        kill_after_s: float = KILL_AFTER_S,
+        on_exit: Callable[[int], list[int]] | None = None,
+    ) -> None:
         self.commands, self.kill_after_s = commands, kill_after_s
+        self.on_exit = on_exit  # a slot's pid -> the runs it left running, now recorded lost
         self.children: list[subprocess.Popen[bytes]] = []
+        self.exited: set[int] = set()
         self.signals = self.forwarded = 0
         self.kill_at: float | None = None
 
@@ -81,7 +104,9 @@ class Supervisor:
         say(f"{len(self.children)} slots started (pids {pids}); Ctrl-C stops them")
         while any(c.poll() is None for c in self.children):
             self.forward()
+            self.reap()
             time.sleep(POLL_S)
+        self.reap()
         codes = [exit_status(c.returncode) for c in self.children]
         say(f"all slots stopped (exit statuses {', '.join(map(str, codes))})")
         return next((code for code in codes if code != 0), 0)
@@ -96,6 +121,25 @@ class Supervisor:
             self.send(signal.SIGTERM)
         if self.kill_at is not None and time.monotonic() > self.kill_at:
             self.send(signal.SIGKILL)
+
+    def reap(self) -> None:
+        """Say which slot exited on its own, and record the runs it left running lost."""
+        for child in self.children:
+            if child.returncode is None or child.pid in self.exited:
+                continue
+            self.exited.add(child.pid)
+            if self.on_exit is None:
+                continue
+            try:
+                lost = self.on_exit(child.pid)
+            except Exception as exc:  # e.g. a locked database: the next worker start recovers
+                say(f"slot pid {child.pid} exited; its runs could not be checked ({exc})")
+                continue
+            if lost:
+                runs = ", ".join(map(str, lost))
+                say(f"slot pid {child.pid} exited with status {exit_status(child.returncode)}: "
+                    f"run {runs} marked failed (worker lost); "
+                    "'resconv-tui retry --cause worker-lost' queues it again")  # fmt: skip
 
     def send(self, sig: signal.Signals) -> None:
         for child in self.children:
