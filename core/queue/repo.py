@@ -118,31 +118,66 @@ class Repo:
     def enqueue(
         self, runs: Sequence[NewRun], priority: int = 0, force: bool = False
     ) -> EnqueueResult:
-        """Queue ``runs`` in one transaction, skipping duplicates unless ``force``.
+        """Queue ``runs`` in one transaction.
 
-        A duplicate has the config hash of a queued, running or succeeded run (or of
-        an earlier run in ``runs``): extending a sweep queues only the new cells.
+        A run is the same run as one of its experiment with the same config hash (config
+        + seed). Unless ``force``, such a run is skipped while that one is queued,
+        running or succeeded (extending a sweep queues only its new cells), and a failed
+        or cancelled one is queued again in place, as ``retry`` would, rather than
+        doubled. Another experiment's runs never count: each sweep's table comes out
+        whole (the logbook's tables share cells, e.g. T5's gelu row is T7's ks-3).
+        Duplicates inside ``runs`` are skipped even with ``force``.
         """
         now = time.time()
         added: list[int] = []
+        again: list[int] = []
         skipped: list[str] = []
         with self._write() as conn:
-            taken = set() if force else self._blocking_hashes(conn, {r.config_hash for r in runs})
+            existing = {} if force else self._same_runs(conn, runs)
+            seen: set[tuple[str, str]] = set()
             for run in runs:
-                if run.config_hash in taken:
+                key = (run.experiment, run.config_hash)
+                status, same_id = existing.get(key, (None, 0))
+                if key in seen or status in BLOCKS_DUPLICATES:
                     skipped.append(run.name)
-                    continue
-                taken.add(run.config_hash)
-                added.append(self._insert_run(conn, run, priority, now))
-        return EnqueueResult(len(added), len(skipped), tuple(added), tuple(skipped))
+                elif status in RETRYABLE:
+                    self._queue_again(conn, same_id, run, priority)
+                    again.append(same_id)
+                else:
+                    added.append(self._insert_run(conn, run, priority, now))
+                seen.add(key)
+        return EnqueueResult(len(added), len(skipped), tuple(added), tuple(skipped), tuple(again))
 
-    def _blocking_hashes(self, conn: Connection, hashes: set[str]) -> set[str]:
+    def _same_runs(
+        self, conn: Connection, runs: Sequence[NewRun]
+    ) -> dict[tuple[str, str], tuple[RunStatus, int]]:
+        """(experiment, config hash) -> (status, id) of the stored run that is the same run:
+        one that blocks a duplicate if any, else the newest failed or cancelled one."""
+        hashes = {r.config_hash for r in runs}
         if not hashes:
-            return set()
-        query = select(RUN.c.config_hash).where(
-            RUN.c.config_hash.in_(hashes), RUN.c.status.in_([s.value for s in BLOCKS_DUPLICATES])
+            return {}
+        query = (
+            select(RUN.c.id, RUN.c.experiment, RUN.c.config_hash, RUN.c.status)
+            .where(RUN.c.config_hash.in_(hashes))
+            .order_by(RUN.c.id)
         )
-        return set(conn.execute(query).scalars())
+        same: dict[tuple[str, str], tuple[RunStatus, int]] = {}
+        for row in conn.execute(query):
+            key, status = (row.experiment, row.config_hash), RunStatus(row.status)
+            current = same.get(key)
+            if current is None or current[0] not in BLOCKS_DUPLICATES:
+                same[key] = (status, row.id)
+        return same
+
+    @staticmethod
+    def _queue_again(conn: Connection, run_id: int, run: NewRun, priority: int) -> None:
+        """A failed or cancelled run back to queued, as ``retry`` does; its names, swept
+        values and targets from the sweep queued now (its config is the same)."""
+        target = json.dumps(dict(run.target)) if run.target else None
+        values = dict(priority=priority, name=run.name, swept_json=json.dumps(dict(run.swept)),
+                      target_json=target)  # fmt: skip
+        conn.execute(update(RUN).where(RUN.c.id == run_id).values(**_FRESH, **values))
+        conn.execute(delete(METRIC).where(METRIC.c.run_id == run_id))
 
     @staticmethod
     def _insert_run(conn: Connection, run: NewRun, priority: int, now: float) -> int:

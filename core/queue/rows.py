@@ -74,6 +74,23 @@ class EnqueueResult:
     skipped: int
     added_ids: tuple[int, ...] = ()
     skipped_names: tuple[str, ...] = ()  # duplicates of a queued, running or succeeded run
+    queued_again_ids: tuple[int, ...] = ()  # failed or cancelled runs of the same cells
+
+    @property
+    def queued_again(self) -> int:
+        return len(self.queued_again_ids)
+
+    def summary(self) -> str:
+        """``added 2, queued again 1 (failed or cancelled before), skipped 3 (...)``."""
+        again = (
+            f", queued again {self.queued_again} (failed or cancelled before)"
+            if self.queued_again
+            else ""
+        )
+        return (
+            f"added {self.added}{again}, skipped {self.skipped} "
+            "(already queued, running or succeeded; --force to queue anyway)"
+        )
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "queue",
         help="expand a sweep file and queue its runs",
-        description="Expand FILE.yml and queue every run in one transaction. Runs whose "
-        "config and seed are already queued, running or succeeded are skipped, so "
-        "extending a sweep queues only the new cells.",
+        description="Expand FILE.yml and queue every run in one transaction. A run whose "
+        "config and seed are already queued, running or succeeded in the same experiment "
+        "is skipped, so extending a sweep queues only the new cells; one that failed or "
+        "was cancelled is queued again in place.",
     )
     parser.add_argument("file", metavar="FILE.yml", help="sweep file")
     parser.add_argument(
@@ -45,11 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
     repo = open_repo(args, create=True)
     result = repo.enqueue([NewRun.from_expanded(r) for r in runs], args.priority, args.force)
-    print(
-        f"added {result.added}, skipped {result.skipped} "
-        "(already queued, running or succeeded; --force to queue anyway)"
-    )
-    if result.added and not repo.list_workers():
+    print(result.summary())
+    if (result.added or result.queued_again) and not repo.list_workers():
         print("no worker is running: start one with `resconv-tui worker`")
     return 0
 

@@ -13,8 +13,8 @@ Keys only (this is what the e2e test drives through tmux):
     ctrl+s queue (with the priority field's value)   f2 save as sweep file
     f3 load a sweep file                             escape cancel (dismisses None)
 
-The screen dismisses with the number of runs added (0 when every run was already
-queued or done). Each field takes one value, a list (``3,5,7``) or a range
+The screen dismisses with the number of runs queued (new ones, and failed or cancelled
+ones queued again; 0 when every run was already queued or done). Each field takes one value, a list (``3,5,7``) or a range
 (``3..11:2``); see ``resconv_tui.sweep_form``.
 """
 
@@ -213,9 +213,12 @@ class NewSweepScreen(Screen[int | None]):
         self.app.call_from_thread(self.queued, result)
 
     def queued(self, result: EnqueueResult) -> None:
+        again = result.queued_again
+        queued = result.added + again
+        again_text = f", {again} failed or cancelled before" if again else ""
         skipped = f" ({result.skipped} already queued or done: skipped)" if result.skipped else ""
-        self.app.notify(f"queued {result.added} runs{skipped}", title="Sweep queued")
-        self.dismiss(result.added)
+        self.app.notify(f"queued {queued} runs{again_text}{skipped}", title="Sweep queued")
+        self.dismiss(queued)
 
     def action_save(self) -> None:
         if self.valid_now():

@@ -12,7 +12,7 @@ from textual.widgets import Input, Static
 
 from core.config import RunConfig
 from core.params import count_params
-from core.queue import Repo
+from core.queue import FinalFigures, NewRun, Repo
 from core.sweep import expand_sweep_file
 from resconv_tui.screens.new_sweep import NewSweepScreen
 from resconv_tui.widgets.sweep_preview import SweepPreview
@@ -94,6 +94,35 @@ async def test_queue_writes_rows_with_priority(db_url: str) -> None:
         ("e2e", "l-3", 5),
     ]
     assert [r.config for r in rows] == [RunConfig(layers=n, max_inputs=256) for n in (1, 2, 3)]
+
+
+async def test_queueing_again_retries_failed_cells_in_place_and_says_so(db_url: str) -> None:
+    repo = Repo.open(db_url)
+    queued = [NewRun.from_config(RunConfig(layers=n, max_inputs=256), experiment="e2e",
+                                 name=f"l-{n}", param_count=1) for n in (1, 2)]  # fmt: skip
+    failed, done = repo.enqueue(queued).added_ids
+    worker = repo.register_worker("h", 1, "cpu")
+    repo.claim(worker)
+    repo.fail(failed, worker, "boom")
+    repo.claim(worker)
+    repo.finish(done, worker, FinalFigures(validation_loss=0.1))
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, "name", "e2e")
+        await type_into(pilot, "layers", "1,2,3")
+        await type_into(pilot, "max_inputs", "256")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        messages = [n.message for n in app._notifications]
+    assert app.result == 2  # l-3 added, l-1 queued again, l-2 succeeded: skipped
+    assert "queued 2 runs, 1 failed or cancelled before (1 already queued or done: skipped)" in (
+        messages
+    )
+    rows = repo.list_runs()
+    assert [(r.id, r.name, r.status.value) for r in rows] == [
+        (failed, "l-1", "queued"), (done, "l-2", "succeeded"), (3, "l-3", "queued"),
+    ]  # fmt: skip
+    repo.close()
 
 
 async def test_escape_cancels_and_palette_lists_actions(db_url: str) -> None:

@@ -67,14 +67,34 @@ def test_extending_a_sweep_adds_only_the_new_cells(repo: Repo) -> None:
     assert len(repo.list_runs()) == 4
 
 
-def test_failed_and_cancelled_runs_do_not_block_and_force_queues_anyway(repo: Repo) -> None:
+def test_failed_and_cancelled_runs_are_queued_again_in_place_and_force_adds_anyway(
+    repo: Repo,
+) -> None:
     ids = repo.enqueue(tiny_runs(2)).added_ids
     worker = repo.register_worker("h", 1, "cpu")
-    repo.fail(claim(repo, worker), worker, "boom")
+    failed = claim(repo, worker)
+    repo.add_metrics(failed, [MetricPoint(1, 64, "train_loss", 0.3)], inputs_done=64)
+    repo.fail(failed, worker, "boom")
     repo.request_cancel([ids[1]])
-    assert repo.enqueue(tiny_runs(2)).added == 2
+    again = repo.enqueue(tiny_runs(2), priority=4)
+    assert (again.added, again.queued_again, again.skipped) == (0, 2, 0)
+    assert sorted(again.queued_again_ids) == sorted(ids)  # one row per cell, not two
+    assert "added 0, queued again 2 (failed or cancelled before), skipped 0" in again.summary()
+    for run in repo.list_runs():
+        assert (run.status, run.error, run.inputs_done, run.priority) == (S.QUEUED, None, 0, 4)
+    assert repo.metrics_since(failed) == []
+    assert repo.enqueue(tiny_runs(2)).skipped == 2  # queued now: they block
     forced = repo.enqueue(tiny_runs(2), force=True)
     assert (forced.added, forced.skipped) == (2, 0)
+
+
+def test_the_same_cell_in_another_experiment_is_its_own_run(repo: Repo) -> None:
+    # The logbook's tables share cells (T5's gelu row is T7's ks-3): each table is whole.
+    assert repo.enqueue(tiny_runs(2, "t5")).added == 2
+    in_t7 = repo.enqueue(tiny_runs(2, "t7"))
+    assert (in_t7.added, in_t7.skipped) == (2, 0)
+    assert repo.enqueue(tiny_runs(2, "t7")).skipped == 2  # within t7 it is the same run
+    assert [r.experiment for r in repo.list_runs()] == ["t5", "t5", "t7", "t7"]
 
 
 def test_duplicates_inside_one_batch_are_skipped(repo: Repo) -> None:
