@@ -14,8 +14,8 @@ Keys only (this is what the e2e test drives through tmux):
     f3 load a sweep file                             escape cancel (dismisses None)
 
 The screen dismisses with the number of runs queued (new ones, and failed or cancelled
-ones queued again; 0 when every run was already queued or done). Each field takes one value, a list (``3,5,7``) or a range
-(``3..11:2``); see ``resconv_tui.sweep_form``.
+ones queued again; 0 when every run was already queued or done). Each field takes one
+value, a list (``3,5,7``) or a range (``3..11:2``); see ``resconv_tui.sweep_form``.
 """
 
 from __future__ import annotations
