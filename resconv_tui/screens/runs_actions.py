@@ -135,8 +135,7 @@ class RunActions:
         runs = self.targets()
 
         def verb() -> str:
-            for run in runs:
-                self.ctx.repo.set_priority([run.id], run.priority + step)
+            self.ctx.repo.change_priority(self._ids(runs), step)
             return _say((f"priority {step:+d}", self._ids(runs)))
 
         if runs:

@@ -86,6 +86,11 @@ async def test_plus_and_minus_change_priority(seeded, app_factory, settle, db_ur
         await pilot.press("minus")
         await settle(pilot)
         assert run(db_url, 7).priority == 1
+        # Two presses before the next poll (a slow database, a fast typist) count twice.
+        app.screen.action_priority(1)
+        app.screen.action_priority(1)
+        await settle(pilot)
+        assert run(db_url, 7).priority == 3
 
 
 async def test_cancel_queued_run_needs_no_confirmation(seeded, app_factory, settle, db_url):
