@@ -44,8 +44,11 @@ def say(message: str) -> None:
     speaker = getattr(_THREAD_SPEAKER, "name", SPEAKER[0])
     # One write per line: print() writes the text and the newline separately, and slot
     # threads printing at the same moment would run their lines together.
-    sys.stdout.write(f"{time.strftime('%H:%M:%S')} {speaker}: {message}\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(f"{time.strftime('%H:%M:%S')} {speaker}: {message}\n")
+        sys.stdout.flush()
+    except OSError:
+        pass  # the terminal is gone (SSH dropped: EIO): the database still records everything
 
 
 # ----- signals ------------------------------------------------------------------------
@@ -71,7 +74,9 @@ class StopFlags:
             self.on_second()
 
     def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP: the terminal of a worker started from a shell went away (SSH dropped).
+        # Stopping cleanly puts its run back in the queue; dying would leave it "lost".
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, self.handle)
 
 

@@ -17,7 +17,7 @@ The one place that joins the queue and training. Deliberately boring:
   process is alive, not that a step finished. torch releases the GIL while it
   computes, so the thread keeps time.
 * A run that raises ends ``failed`` with a short message and the worker goes on.
-* Signals only set flags. The first SIGINT/SIGTERM stops the current run before
+* Signals only set flags. The first SIGINT/SIGTERM/SIGHUP stops the current run before
   its next step, puts it back to ``queued`` (it trains again from the start on the
   next claim: the interruption was not the run's fault) and exits with status 0.
   A second signal puts the run back to ``queued`` as best it can within 2 s and

@@ -186,6 +186,17 @@ def test_nan_fails_cancel_stops_and_sigterm_leaves_nothing_running(env: Env) -> 
     assert "SIGTERM: stopping after this step" in env.output()
 
 
+def test_sighup_from_a_dropped_ssh_session_puts_the_run_back(env: Env) -> None:
+    env.cli("queue", str(env.sweep("long", "max_inputs: 10000000\n")))
+    worker = env.worker()
+    wait_for(lambda: env.repo().get_run(1).inputs_done > 0, 60, "run 1 to train", env)
+    worker.send_signal(signal.SIGHUP)
+    assert finish(worker, env, timeout=30) == 0, env.output()
+    run = env.repo().get_run(1)
+    assert (run.status, run.worker_id) == (S.QUEUED, None), env.output()
+    assert "SIGHUP: stopping after this step" in env.output()
+
+
 # Both ways of packing: a supervisor with slot processes (through the resconv-tui CLI, the
 # default on CPU) and slot threads in one process (python -m core.worker, the default on CUDA).
 SLOT_MODES = {

@@ -396,3 +396,20 @@ def test_a_slot_puts_back_a_refused_run_and_trains_it_later(
     assert (run.status, run.attempts, admission.checks) == (S.SUCCEEDED, 1, 2)
     (row,) = repo.list_workers(include_gone=True)
     assert (row.device, row.runs_done) == ("cuda:0 slot 1/2", 1)
+
+
+def test_say_goes_on_when_the_terminal_is_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # After SSH drops, writes to the old terminal fail with EIO: the worker must not die of it.
+    import errno
+
+    from core.recording import say
+
+    class HungUp:
+        def write(self, _text: str) -> int:
+            raise OSError(errno.EIO, "Input/output error")
+
+        def flush(self) -> None:
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr("sys.stdout", HungUp())
+    say("still training")
