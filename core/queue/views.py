@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import math
+import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ SEEDS = "seeds"
 STD = "± std"
 FORMATS = ("markdown", "csv", "json")
 METER_WIDTH = 20
+SEEDS_DONE = re.compile(r"(\d+)/(\d+)")  # the seeds column: done / queued
 
 
 @dataclass(frozen=True)
@@ -94,9 +96,10 @@ def results_by_cell(
     cells: dict[tuple[Any, ...], list[RunRow]] = {}
     for run in runs:
         cells.setdefault(_cell_of(run), []).append(run)
-    queued: dict[tuple[Any, ...], int] = {}
+    seeds: dict[tuple[Any, ...], set[str]] = {}  # distinct configs: a --force copy is no seed
     for run in all_runs:
-        queued[_cell_of(run)] = queued.get(_cell_of(run), 0) + 1
+        seeds.setdefault(_cell_of(run), set()).add(run.config_hash)
+    queued = {cell: len(hashes) for cell, hashes in seeds.items()}
     swept = list(dict.fromkeys(k for run in runs for k in run.swept if k != "seed"))
     several = len({run.experiment for run in runs}) > 1
     head = [*([EXPERIMENT] if several else []), *swept]
@@ -183,11 +186,13 @@ def _cell_key(index: int, row: tuple[Any, ...]) -> tuple[int, Any]:
     return _sort_key(row[index])
 
 
-def _sort_key(value: Any) -> tuple[int, Any]:
+def _sort_key(value: Any) -> tuple[Any, ...]:
     if isinstance(value, bool):
         return (1, str(value))
     if isinstance(value, int | float):
         return (0, value)
+    if isinstance(value, str) and (fraction := SEEDS_DONE.fullmatch(value)):
+        return (0, int(fraction[1]), int(fraction[2]))  # "2/3" before "10/10"
     return (1, json.dumps(value) if isinstance(value, list | dict) else str(value))
 
 

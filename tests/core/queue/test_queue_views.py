@@ -134,6 +134,7 @@ def test_by_cell_averages_seeds_and_counts_seeds_done() -> None:
         return replace(
             BASE, id=run_id, status=status, seed=seed, swept={"l": layers, "seed": seed},
             validation_loss=loss, param_count=layers * 100, train_seconds=60.0,
+            config_hash=f"l{layers}-s{seed}",
         )  # fmt: skip
 
     done = RunStatus.SUCCEEDED
@@ -142,6 +143,7 @@ def test_by_cell_averages_seeds_and_counts_seeds_done() -> None:
         seeded(2, 2, 1, 0.12, done),
         seeded(3, 2, 2, None, RunStatus.RUNNING),
         seeded(4, 5, 0, 0.05, done),
+        seeded(5, 5, 0, None, RunStatus.CANCELLED),  # a --force copy of seed 0: no new seed
     ]
     succeeded = [r for r in every if r.status == done]
     table = results_by_cell(succeeded, every)
@@ -153,3 +155,11 @@ def test_by_cell_averages_seeds_and_counts_seeds_done() -> None:
     assert std[0] is None and std[1] == pytest.approx(0.0141421, rel=1e-4)  # sample std
     markdown = render(table, "markdown")
     assert "| 2/3 " in markdown and "0.0141421" in markdown
+    assert results_by_cell(succeeded, every, sort=["-seeds"]).column("seeds") == ["2/3", "1/1"]
+
+
+def test_seeds_sort_as_numbers_not_text() -> None:
+    from core.queue.views import Table, sorted_by
+
+    table = Table(("seeds",), (("10/10",), ("2/3",), ("2/10",)), ())
+    assert sorted_by(table, ["seeds"]).column("seeds") == ["2/3", "2/10", "10/10"]
