@@ -5,7 +5,8 @@ The one place that joins the queue and training. Deliberately boring:
 * At start it registers itself and marks stale ``running`` runs failed "worker
   lost": their heartbeat is older than ``stale_after_s``, or their worker was a
   process on this host that no longer exists (so a restart after ``kill -9``
-  recovers at once instead of after 30 s).
+  recovers at once instead of after 30 s). It does so again every
+  ``RECOVER_EVERY_S``, between runs as well as while idle.
 * It claims the highest-priority, oldest queued run and calls ``core.train.fit``
   with callbacks (``core.recording.RunRecorder``) that buffer metric rows and
   write them in batches (every ``FLUSH_S`` or ``FLUSH_ROWS``), read the cancel
@@ -118,6 +119,11 @@ class Worker:
         delay, last_recover = POLL_MIN_S, time.monotonic()
         try:
             while not self.flags.stop and (max_runs is None or self.runs_done < max_runs):
+                # Between runs too, not only while idle: on a queue shared by busy GPU
+                # boxes, a dead box's run would otherwise stay "running" for good.
+                if time.monotonic() - last_recover > RECOVER_EVERY_S:
+                    self.recover()
+                    last_recover = time.monotonic()
                 run = self.repo.claim(self.id, self.rules.largest_first)
                 if run is not None:
                     self.current = [run.id]  # from the claim on: a second signal puts it back
@@ -132,9 +138,6 @@ class Worker:
                 if until_empty:
                     say("queue empty")
                     break
-                if time.monotonic() - last_recover > RECOVER_EVERY_S:
-                    self.recover()
-                    last_recover = time.monotonic()
                 self.sleep(delay)
                 delay = min(delay * 2, self.poll_max_s)
         finally:

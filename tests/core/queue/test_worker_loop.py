@@ -248,6 +248,22 @@ def test_stale_runs_of_dead_workers_are_recovered_at_start(repo: Repo, tmp_path:
     assert repo.get_run(lost_id).status == S.SUCCEEDED
 
 
+def test_a_busy_worker_recovers_a_dead_box_s_run_between_its_runs(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Several GPU boxes on one queue, all busy: none is ever idle, yet a run whose box
+    # died must not stay "running" for good.
+    monkeypatch.setattr(worker_module, "RECOVER_EVERY_S", 0.0)
+    other_box = repo.register_worker("other-box", 1, "cuda:0")
+    lost_id = repo.enqueue([tiny_run(0)]).added_ids[0]
+    assert repo.claim(other_box) is not None  # beats now, then never again
+    repo.enqueue(tiny_runs(3)[1:])
+    worker = make_worker(repo, fake_trainer(steps=10, step_s=0.05), tmp_path, stale_after_s=0.3)
+    assert worker.loop(until_empty=True) == 2  # busy until the queue is empty
+    lost = repo.get_run(lost_id)
+    assert (lost.status, lost.error) == (S.FAILED, "worker lost")
+
+
 def test_idle_polling_backs_off_to_a_few_seconds(
     repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
