@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from core.queue import MetricRow, Repo, RunFilter, RunRow, RunStatus, WorkerRow
 from core.queue.failures import FailureCause, failure_counts, run_cause
-from core.queue.repo import SETTLED, Signature
+from core.queue.repo import SETTLED, STALE_AFTER_S, Signature
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS
 
 # A worker beats every few seconds; these leave room for a slow SQLite write lock.
@@ -156,6 +156,13 @@ def worker_health(worker: WorkerRow, now: float) -> str:
     if age <= ONLINE_WITHIN_S:
         return "online"
     return "stale" if age <= STALE_WITHIN_S else "offline"
+
+
+def silent_for(run: RunRow, now: float) -> float | None:
+    """How long a running run's heartbeat has been missing, once it counts as lost
+    (``STALE_AFTER_S``; a worker recovers it soon): None while it beats."""
+    age = run.heartbeat_age(now) if run.status == RunStatus.RUNNING else None
+    return age if age is not None and age > STALE_AFTER_S else None
 
 
 def run_rate(run: RunRow, now: float) -> float | None:

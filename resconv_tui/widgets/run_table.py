@@ -14,7 +14,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from core.queue import RunRow, RunStatus
-from resconv_tui.polling import format_duration, run_eta, run_rate
+from resconv_tui.polling import format_duration, run_eta, run_rate, silent_for
 
 COLUMNS = (
     ("mark", " "),
@@ -106,6 +106,9 @@ class RunTable(DataTable[str | Text]):
         loss = "—" if run.validation_loss is None else f"{run.validation_loss:.6f}"
         rate = run_rate(run, now)
         status = str(run.status) + (" ⨯" if run.cancel_requested else "")
+        eta = format_duration(run_eta(run, now)) if run.status == RunStatus.RUNNING else ""
+        if (silent := silent_for(run, now)) is not None:  # its worker died or hangs
+            status, eta = f"{status}?", f"silent {format_duration(silent)}"
         return (
             Text("●", style=self._style("mark")) if marked else "",
             str(run.id),
@@ -115,7 +118,7 @@ class RunTable(DataTable[str | Text]):
             str(run.priority),
             self._bar(run),
             "—" if rate is None else f"{rate:,.0f}",
-            format_duration(run_eta(run, now)) if run.status == RunStatus.RUNNING else "",
+            eta,
             Text(loss, justify="right"),
             Text(f"{run.param_count:,}", justify="right"),
         )

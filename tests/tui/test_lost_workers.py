@@ -17,6 +17,7 @@ from core.queue import NewRun, Repo, RunStatus
 from core.queue.repo import WORKER_LOST
 from core.sweep import expand_sweep_text
 from resconv_tui.app import make_app
+from resconv_tui.widgets.run_table import RunTable
 from resconv_tui.worker_launcher import WorkerLauncher
 
 SIZE = (120, 36)
@@ -102,3 +103,20 @@ async def test_real_processes_killed_and_alive(tmp_path: Path, settle) -> None:
     assert repo.get_run(killed).status == RunStatus.FAILED
     assert repo.get_run(alive).status == RunStatus.RUNNING
     repo.close()
+
+
+async def test_a_run_whose_heartbeat_stopped_says_so_instead_of_a_frozen_eta(
+    seeded, app_factory, settle
+) -> None:
+    # Another host's worker: no pid to check, only its silence (the seeded beat is 20 s
+    # old at the tests' "now"; 100 s later it is past the 30 s after which workers
+    # recover it).
+    app = app_factory()
+    frozen = app.ctx.clock
+    app.ctx.clock = lambda: frozen() + 100
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(RunTable)
+        running = str(seeded["running"])
+        assert str(table.get_cell(running, "status")) == "running?"
+        assert str(table.get_cell(running, "eta")) == "silent 2m00s"
