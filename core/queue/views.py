@@ -14,7 +14,7 @@ import json
 import math
 import re
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -32,6 +32,10 @@ MEMORY = "peak memory (MiB)"
 METER = "meter"
 SEEDS = "seeds"
 STD = "± std"
+# From a sweep file's ``targets`` (the logbook's published figures), only where given.
+TARGET = "target"
+DIFF = "Δ target"
+LOGBOOK_MINUTES = "logbook minutes"
 FORMATS = ("markdown", "csv", "json")
 METER_WIDTH = 20
 SEEDS_DONE = re.compile(r"(\d+)/(\d+)")  # the seeds column: done / queued
@@ -62,7 +66,7 @@ def results_table(
     ``-NAME`` descending; default: validation loss ascending. Names may be unique
     substrings (``valid``).
     """
-    full = _full_table(runs)
+    full = _with_targets(_full_table(runs), [run.target for run in runs], after=LOSS)
     ordered = sorted_by(full, sort if sort else [LOSS])
     return _select(ordered, columns)
 
@@ -109,6 +113,7 @@ def results_by_cell(
     table = Table(
         columns_all, tuple((*r, m) for r, m in zip(rows, meters, strict=True)), tuple(swept)
     )
+    table = _with_targets(table, [group[0].target for group in cells.values()], after=STD)
     return _select(sorted_by(table, sort if sort else [LOSS]), columns)
 
 
@@ -136,6 +141,26 @@ def _cell_row(group: list[RunRow], swept: list[str], several: bool, queued: int)
         sum(rates) / len(rates) if rates else None,
         max(memory) if memory else None,
     )
+
+
+def _with_targets(table: Table, targets: Sequence[Mapping[str, float] | None], after: str) -> Table:
+    """The published figures beside ours, where any row has one: the target validation
+    loss and our difference to it after ``after``, the logbook's minutes after ours.
+    ``targets`` are the rows' targets, in row order (a cell's seeds share one)."""
+    given = [t or {} for t in targets]
+    columns, rows = list(table.columns), [list(row) for row in table.rows]
+    if any(t.get("validation_loss") is not None for t in given):
+        at = columns.index(after) + 1
+        for row, target in zip(rows, given, strict=True):
+            goal, loss = target.get("validation_loss"), row[columns.index(LOSS)]
+            row[at:at] = [goal, None if goal is None or loss is None else loss - goal]
+        columns[at:at] = [TARGET, DIFF]
+    if any(t.get("minutes") is not None for t in given):
+        at = columns.index(MINUTES) + 1
+        for row, target in zip(rows, given, strict=True):
+            row[at:at] = [target.get("minutes")]
+        columns[at:at] = [LOGBOOK_MINUTES]
+    return Table(tuple(columns), tuple(tuple(row) for row in rows), table.swept)
 
 
 def _figures(run: RunRow) -> tuple[Any, ...]:
@@ -276,8 +301,12 @@ def format_cell(column: str, value: Any) -> str:
     """How a value reads in a table: 0.0512259, 186,787, 2.48, – for none."""
     if value is None:
         return "–"
-    if column in (LOSS, STD):
+    if column in (LOSS, STD, TARGET):
         return f"{value:.6g}"
+    if column == DIFF:
+        return f"{value:+.6f}"
+    if column == LOGBOOK_MINUTES:
+        return f"{value:.2f}"
     if column == PARAMS:
         return f"{value:,}"
     if column in (MINUTES, MEMORY):

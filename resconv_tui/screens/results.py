@@ -1,8 +1,8 @@
 """Results: finished runs as the logbook's table, sortable, filterable, exportable.
 
 The table itself is ``core.queue.views.results_table`` (the same one the
-``results`` CLI prints), plus target and difference columns where the sweep
-file published targets. Sorting and column choice happen here, on the rows
+``results`` CLI prints, with target and difference columns where the sweep
+file published targets). Sorting and column choice happen here, on the rows
 already read, so they never wait for the database.
 """
 
@@ -31,29 +31,15 @@ from resconv_tui.polling import SettledRuns, held_runs, read_runs, read_workers
 from resconv_tui.screens.columns import ColumnsScreen
 from resconv_tui.widgets.workers_panel import WorkersPanel
 
-TARGET = "target"
-DIFF = "Δ target"
 EXPORTS = {"markdown": ("md", v.to_markdown), "csv": ("csv", v.to_csv)}
 
 
 def build_results(runs: list[RunRow]) -> v.Table:
-    """The logbook table of ``runs`` with every column (rate and memory too) and targets."""
+    """The logbook table of ``runs`` with every column (rate and memory, and the targets
+    where the sweep file gave them)."""
     if not runs:
         return v.Table(columns=(v.RUN, v.LOSS, v.PARAMS, v.MINUTES), rows=())
-    table = v.results_table(runs, columns=v.ALL_COLUMNS)
-    targets = {r.id: (r.target or {}).get("validation_loss") for r in runs}
-    if not any(t is not None for t in targets.values()):
-        return table
-    loss = table.columns.index(v.LOSS)
-    rows = [(*row[: loss + 1], *_target_cells(row[loss], targets[row[0]]), *row[loss + 1 :])
-            for row in table.rows]  # fmt: skip
-    columns = (*table.columns[: loss + 1], TARGET, DIFF, *table.columns[loss + 1 :])
-    return v.Table(columns, tuple(rows), table.swept)
-
-
-def _target_cells(loss: float | None, target: float | None) -> tuple[Any, Any]:
-    diff = None if loss is None or target is None else loss - target
-    return target, diff
+    return v.results_table(runs, columns=v.ALL_COLUMNS)
 
 
 def select_columns(table: v.Table, hidden: frozenset[str]) -> v.Table:

@@ -9,7 +9,7 @@ import pytest
 
 from core.queue import views as v
 from resconv_tui.screens.columns import ColumnsScreen
-from resconv_tui.screens.results import DIFF, TARGET, ResultsScreen
+from resconv_tui.screens.results import ResultsScreen
 
 SIZE = (120, 36)
 
@@ -33,10 +33,11 @@ async def test_finished_runs_sorted_by_loss_with_targets(seeded, app_factory, se
         screen = await open_results(pilot, settle)
         assert ids(screen) == [3, 2, 1]
         assert screen.view.columns == (
-            "run", "l", v.LOSS, TARGET, DIFF, v.PARAMS, v.MINUTES, v.METER
+            "run", "l", v.LOSS, v.TARGET, v.DIFF, v.PARAMS, v.MINUTES, v.LOGBOOK_MINUTES,
+            v.METER,
         )  # fmt: skip
-        assert screen.view.column(TARGET) == [0.102242, 0.124805, 0.164834]
-        assert round(screen.view.column(DIFF)[0], 6) == round(0.0991 - 0.102242, 6)
+        assert screen.view.column(v.TARGET) == [0.102242, 0.124805, 0.164834]
+        assert round(screen.view.column(v.DIFF)[0], 6) == round(0.0991 - 0.102242, 6)
         assert screen.view.column(v.METER) == ["*", "*" * 11, "*" * 21]
         assert screen.query_one("DataTable").row_count == 3
 
@@ -46,7 +47,7 @@ async def test_s_cycles_sort_and_S_flips(seeded, app_factory, settle) -> None:
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_results(pilot, settle)
         await pilot.press("s")
-        assert screen.sort_column == TARGET
+        assert screen.sort_column == v.TARGET
         await pilot.press("S")
         assert screen.descending and ids(screen) == [1, 2, 3]
         await pilot.press("s", "s", "s")
@@ -103,7 +104,7 @@ async def test_e_exports_markdown_and_E_csv(seeded, app_factory, settle, tmp_pat
     assert "0.164834" in lines[2] and "*********************" in lines[2]
     assert (
         csv.splitlines()[0] == "run,l,validation loss,target,Δ target,model params,"
-        "train time (minutes),meter"
+        "train time (minutes),logbook minutes,meter"
     )
     assert csv.splitlines()[1].startswith("1,1,0.161,0.164834,")
     assert screen.view.rows[0][0] == 1

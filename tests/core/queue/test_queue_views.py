@@ -163,3 +163,27 @@ def test_seeds_sort_as_numbers_not_text() -> None:
 
     table = Table(("seeds",), (("10/10",), ("2/3",), ("2/10",)), ())
     assert sorted_by(table, ["seeds"]).column("seeds") == ["2/3", "2/10", "10/10"]
+
+
+def test_targets_sit_beside_our_figures_in_both_tables() -> None:
+    # The logbook's published figures (a sweep file's targets) next to what we measured.
+    from core.queue.views import DIFF, LOGBOOK_MINUTES, MINUTES, TARGET, results_by_cell
+
+    target = {"validation_loss": 0.1, "params": 321, "minutes": 2.5}
+    seeds = [
+        replace(BASE, id=i + 1, seed=i, swept={"l": 2, "seed": i}, config_hash=f"s{i}",
+                validation_loss=loss, train_seconds=30.0, target=target)
+        for i, loss in enumerate((0.11, 0.13))
+    ]  # fmt: skip
+    plain = replace(BASE, id=3, swept={"l": 5, "seed": 0}, validation_loss=0.2, config_hash="x")
+    runs_table = results_table([*seeds, plain])
+    assert runs_table.columns[:6] == ("run", "l", "seed", "validation loss", TARGET, DIFF)
+    assert runs_table.column(TARGET) == [0.1, 0.1, None]
+    assert runs_table.column(DIFF) == pytest.approx([0.01, 0.03, None])
+    assert runs_table.column(LOGBOOK_MINUTES) == [2.5, 2.5, None]
+    assert runs_table.columns.index(LOGBOOK_MINUTES) == runs_table.columns.index(MINUTES) + 1
+    assert "| +0.010000 |" in render(runs_table, "markdown")
+    cells = results_by_cell([*seeds, plain], [*seeds, plain])
+    assert cells.columns[:6] == ("l", "seeds", "validation loss", "± std", TARGET, DIFF)
+    assert cells.column(DIFF) == pytest.approx([0.02, None])
+    assert TARGET not in results_table([plain]).columns  # no targets: no empty columns
