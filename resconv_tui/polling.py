@@ -7,8 +7,6 @@ filters) is unit-testable and the refresh benchmark times exactly this code.
 
 from __future__ import annotations
 
-import statistics
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -16,6 +14,7 @@ from core.queue import MetricRow, Repo, RunFilter, RunRow, RunStatus, WorkerRow
 from core.queue.failures import FailureCause, failure_counts, run_cause
 from core.queue.repo import SETTLED, STALE_AFTER_S, Signature
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS
+from resconv_tui.forecast import queue_ends
 
 # A worker beats every few seconds; these leave room for a slow SQLite write lock.
 ONLINE_WITHIN_S = 20.0
@@ -70,6 +69,7 @@ class Dashboard:
     queue_eta_s: float | None = None  # until the queue is empty, at the online workers' pace
     failures: dict[FailureCause, int] = field(default_factory=dict)  # failed runs per cause
     held: dict[str, list[int]] = field(default_factory=dict)  # worker id -> its running runs
+    experiment_etas: dict[str, float] = field(default_factory=dict)  # until its runs have ended
 
 
 def read_dashboard(
@@ -92,10 +92,11 @@ def read_dashboard(
     if selected is not None:
         losses = read_latest_losses(repo, selected, latest)
     # The summary line's figures, counted here (a thread) rather than while drawing.
-    eta = queue_eta(runs, workers, now)
+    ends = queue_forecast(runs, workers, now)
     return Dashboard(
-        now, runs, workers, losses, experiments, settled, status_counts(runs), eta,
-        failure_counts(runs), held_runs(runs, workers),
+        now, runs, workers, losses, experiments, settled, status_counts(runs),
+        last_end(runs, ends), failure_counts(runs), held_runs(runs, workers),
+        experiment_etas(runs, ends),
     )  # fmt: skip
 
 
@@ -183,32 +184,47 @@ def run_eta(run: RunRow, now: float) -> float | None:
     return max(0.0, (run.total_inputs - run.inputs_done) / rate)
 
 
-def queue_eta(runs: Sequence[RunRow], workers: Sequence[WorkerRow], now: float) -> float | None:
-    """Seconds until the queue is empty, its work shared among the runs in flight.
+def queue_forecast(
+    runs: Sequence[RunRow], workers: Sequence[WorkerRow], now: float
+) -> dict[int, float] | None:
+    """Seconds until each running and queued run ends (``resconv_tui.forecast``), at the
+    pace measured so far, by the workers that are online or only late (busy)."""
 
-    A running run needs its own ETA (at its measured rate); a queued run needs its
-    inputs at the typical rate, the median of running and recently finished runs, so
-    a sweep of similar configs gets a fair estimate before most of it has run. In
-    flight: each live worker's running runs, at least one unless it is stopping (a
-    slot has its own row; ``worker --stack K`` trains K at once). Runs of offline
-    workers are left out: they end as "worker lost", not trained. The queue cannot
-    empty before its slowest running run ends.
-    """
-    live = [w for w in workers if worker_health(w, now) != "offline"]  # online or late
-    rates = [r for run in runs if (r := run_rate(run, now))]
-    if not rates or not live:
+    def live(worker: WorkerRow) -> bool:
+        return worker_health(worker, now) != "offline"
+
+    return queue_ends(runs, workers, live, lambda run: run_rate(run, now))
+
+
+def queue_eta(runs: Sequence[RunRow], workers: Sequence[WorkerRow], now: float) -> float | None:
+    """Seconds until the queue is empty; None when unknown or never (no worker takes runs)."""
+    return last_end(runs, queue_forecast(runs, workers, now))
+
+
+def experiment_etas(runs: Sequence[RunRow], ends: dict[int, float] | None) -> dict[str, float]:
+    """Seconds until each experiment with runs left (queued or running) has ended them,
+    from ``queue_forecast``'s ``ends``."""
+    left: dict[str, list[RunRow]] = {}
+    for run in runs:
+        if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+            left.setdefault(run.experiment, []).append(run)
+    etas = {name: last_end(group, ends) for name, group in left.items()}
+    return {name: eta for name, eta in etas.items() if eta is not None}
+
+
+def last_end(runs: Sequence[RunRow], ends: dict[int, float] | None) -> float | None:
+    """When the last of ``runs`` still to train ends; None when unknown, or when a queued
+    one never starts (no live worker takes runs). Running runs of offline workers are
+    not waited for: they end as "worker lost"."""
+    if ends is None:
         return None
-    typical = statistics.median(rates[-50:])
-    live_ids = {w.id for w in live}
-    running = [r for r in runs if r.status == RunStatus.RUNNING and r.worker_id in live_ids]
-    running_s = [run_eta(run, now) or (run.total_inputs - run.inputs_done) / typical
-                 for run in running]  # fmt: skip
-    queued_s = sum(run.total_inputs for run in runs if run.status == RunStatus.QUEUED) / typical
-    per_worker = Counter(run.worker_id for run in running)
-    in_flight = sum(max(int(w.state != "stopping"), per_worker[w.id]) for w in live)
-    if not running_s and (not queued_s or not in_flight):
-        return None
-    return max(max(running_s, default=0.0), (sum(running_s) + queued_s) / max(in_flight, 1))
+    last = None
+    for run in runs:
+        if run.status == RunStatus.QUEUED and run.id not in ends:
+            return None
+        if run.id in ends:
+            last = max(last or 0.0, ends[run.id])
+    return last
 
 
 def filter_runs(runs: Sequence[RunRow], query: RunsQuery) -> list[RunRow]:

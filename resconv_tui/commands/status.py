@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     # Workers of this machine killed without a clean stop (kill -9): said, not recorded
     # (status only reads; an open dashboard or the next worker start records it).
     exited = {w.id for w in exited_workers(workers, socket.gethostname(), process_alive)}
+    if counts[RunStatus.QUEUED] or running:
+        print(eta_line(repo.list_runs(), workers, now))
     if running:
         print("running:")
         for run_row in running:
@@ -60,6 +62,29 @@ def run(args: argparse.Namespace) -> int:
     for worker in workers:
         print("  " + worker_line(worker, now, held[worker.id], worker.id in exited))
     return 0
+
+
+def eta_line(runs: list[RunRow], workers: list[WorkerRow], now: float) -> str:
+    """``queue ETA 3m02s (t1-layers-32 3m02s, act-demo 41s)``: the dashboard's forecast."""
+    from resconv_tui.polling import (
+        experiment_etas,
+        format_duration,
+        last_end,
+        queue_forecast,
+        worker_health,
+    )
+
+    if all(worker_health(w, now) == "offline" for w in workers):
+        return "queue ETA: — (no live worker)"
+    ends = queue_forecast(runs, workers, now)
+    eta = last_end(runs, ends)
+    if eta is None:
+        why = "no run measured yet" if ends is None else "every live worker is stopping"
+        return f"queue ETA: — ({why})"
+    each = ", ".join(
+        f"{name} {format_duration(s)}" for name, s in experiment_etas(runs, ends).items()
+    )
+    return f"queue ETA: {format_duration(eta)} ({each})"
 
 
 def print_failures(failed: list[RunRow]) -> None:

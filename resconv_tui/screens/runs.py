@@ -205,12 +205,22 @@ class RunsScreen(RunActions, Screen[None]):
         q = self.filters
         shown = [  # only the filters in force: the line must fit a modest terminal
             *([f"status={q.status}"] if q.status else []),
-            *([f"exp={q.experiment}"] if q.experiment else []),
+            *(
+                [f"exp={q.experiment}{self._experiment_eta(dash, q.experiment)}"]
+                if q.experiment
+                else []
+            ),
             *([f'text="{q.text}"'] if q.text else []),
         ]
         filters = f"  │  {' '.join(shown)}" if shown else ""
         eta = format_duration(dash.queue_eta_s)
-        return f"{' · '.join(parts)}{filters}  │  queue ETA {eta}"
+        return f"{' · '.join(parts)}  │  queue ETA {eta}{filters}"
+
+    @staticmethod
+    def _experiment_eta(dash: Dashboard, experiment: str) -> str:
+        """' (ETA 1m10s)': when the filtered experiment's runs will all have ended."""
+        eta = dash.experiment_etas.get(experiment)
+        return "" if eta is None else f" (ETA {format_duration(eta)})"
 
     def _draw_detail(self) -> None:
         run = self.highlighted_run()

@@ -58,31 +58,79 @@ def test_rates_and_etas(seeded: dict[str, Any], db_url: str) -> None:
     assert polling.queue_eta(list(runs.values()), [worker()], NOW) > 0
 
 
-def test_queue_eta_counts_the_runs_in_flight(seeded: dict[str, Any], db_url: str) -> None:
+def test_queue_eta_schedules_whole_runs_on_the_slots_in_flight(
+    seeded: dict[str, Any], db_url: str
+) -> None:
     base = Repo.open(db_url).list_runs()[0]
 
     def run(run_id: int, status: RunStatus, worker_id: str | None = None) -> RunRow:
         figures = {"total_inputs": 1000, "inputs_done": 0, "inputs_per_s": 100.0}
         return dataclasses.replace(base, id=run_id, status=status, worker_id=worker_id, **figures)
 
-    # Worker "s" trains a stack of 3 seeds (3 runs in flight, not 1); 1 queued run.
+    # Worker "s" trains a stack of 3 seeds (10 s each, 3 at once); 1 queued run of 10 s
+    # starts when the stack ends: a run is never split between slots.
     stack = [run(i, RunStatus.RUNNING, "s") for i in (1, 2, 3)] + [run(4, RunStatus.QUEUED)]
     stacker, idle = worker("running", worker_id="s"), worker(worker_id="i")
-    assert polling.queue_eta(stack, [stacker], NOW) == pytest.approx(4000 / (100 * 3))
-    # ...and an idle worker beside it: 4 in flight.
-    assert polling.queue_eta(stack, [stacker, idle], NOW) == pytest.approx(4000 / (100 * 4))
+    assert polling.queue_eta(stack, [stacker], NOW) == pytest.approx(20)
+    # ...and an idle worker beside it takes the queued run at once.
+    assert polling.queue_eta(stack, [stacker, idle], NOW) == pytest.approx(10)
     # A run whose worker went silent is not trained by anyone: left out...
     gone = worker("running", age=600, worker_id="s")
-    assert polling.queue_eta(stack, [gone, idle], NOW) == pytest.approx(1000 / 100)
+    assert polling.queue_eta(stack, [gone, idle], NOW) == pytest.approx(10)
+    assert polling.queue_eta(stack, [gone], NOW) is None  # ...and nobody takes the queued one
     # ...but a worker only late with its heartbeat (busy) still trains its runs.
     late = worker("running", age=60, worker_id="s")
-    assert polling.queue_eta(stack, [late, idle], NOW) == pytest.approx(4000 / (100 * 4))
-    # An idle worker that is stopping takes no more runs.
+    assert polling.queue_eta(stack, [late], NOW) == pytest.approx(20)
+    # An idle worker that is stopping takes no more runs: the queue never empties by it.
     leaving = worker("stopping", worker_id="i")
-    assert polling.queue_eta(stack, [stacker, leaving], NOW) == pytest.approx(4000 / (100 * 3))
+    assert polling.queue_eta(stack, [stacker, leaving], NOW) == pytest.approx(20)
+    assert polling.queue_eta([stack[3]], [leaving], NOW) is None
     # Idle workers cannot help a slow run that is already training: it bounds the ETA.
     slow = dataclasses.replace(stack[0], inputs_per_s=10.0)
     assert polling.queue_eta([slow, stack[3]], [stacker, idle], NOW) == pytest.approx(100)
+    # Queued runs go in claim order: the higher priority first, on the first free slot.
+    first = dataclasses.replace(run(5, RunStatus.QUEUED), priority=1)
+    ends = polling.queue_forecast([stack[0], stack[3], first], [stacker], NOW)
+    assert ends == pytest.approx({1: 10, 5: 20, 4: 30})
+    by_experiment = polling.experiment_etas(
+        [stack[0], dataclasses.replace(stack[3], experiment="later"), first], ends
+    )
+    assert by_experiment == pytest.approx({base.experiment: 20, "later": 30})
+
+
+def test_a_big_run_is_forecast_slower_than_a_small_one() -> None:
+    # Seconds per input fitted to parameter-pixels over the runs measured so far.
+    from core.config import RunConfig
+    from core.queue.rows import RunRow as Row
+    from resconv_tui.forecast import run_cost, seconds_per_input
+
+    def measured(params: int, rate: float, size: int = 28) -> tuple[RunRow, float]:
+        config = RunConfig(image_size=size).to_json()
+        row = Row(
+            id=params, experiment="e", name="", status=RunStatus.SUCCEEDED, priority=0,
+            config_json=config, config_hash="", seed=0, swept={}, target=None,
+            param_count=params, total_inputs=1000, inputs_done=1000, attempts=1,
+            created_at=0, started_at=0, finished_at=0, worker_id=None, heartbeat_at=0,
+            cancel_requested=False, error=None, validation_loss=None, train_seconds=None,
+            inputs_per_s=rate, peak_memory_bytes=None, checkpoint_path=None, path_used=None,
+            has_samples=False,
+        )  # fmt: skip
+        return row, rate
+
+    # 1 ms + 1 ns per parameter-pixel: 10k params at 28x28 -> 8.84 ms per input.
+    truth = [measured(p, 1 / (1e-3 + 1e-9 * p * 784)) for p in (1_000, 50_000, 200_000)]
+    per_input = seconds_per_input(truth)
+    assert per_input is not None
+    big = measured(100_000, 1.0, size=64)[0]
+    assert run_cost(big) == 100_000 * 64 * 64
+    assert per_input(big) == pytest.approx(1e-3 + 1e-9 * 100_000 * 4096)
+    # One size measured: its median rate stands for every run.
+    alone = seconds_per_input(truth[:1])
+    assert alone is not None and alone(big) == pytest.approx(1 / truth[0][1])
+    # Bigger runs measured faster (noise): no fit, the median.
+    noisy = seconds_per_input([measured(1_000, 10.0), measured(9_000, 20.0), measured(5, 5.0)])
+    assert noisy is not None and noisy(big) == pytest.approx(0.1)
+    assert seconds_per_input([]) is None
 
 
 def test_dashboard_carries_its_summary_figures(seeded: dict[str, Any], db_url: str) -> None:
@@ -90,6 +138,9 @@ def test_dashboard_carries_its_summary_figures(seeded: dict[str, Any], db_url: s
     assert dash.counts == polling.status_counts(dash.runs)
     assert dash.counts[RunStatus.QUEUED] == 2 and sum(dash.counts.values()) == 8
     assert dash.queue_eta_s == polling.queue_eta(dash.runs, dash.workers, NOW)
+    ends = polling.queue_forecast(dash.runs, dash.workers, NOW)
+    assert dash.experiment_etas == polling.experiment_etas(dash.runs, ends)
+    assert set(dash.experiment_etas) == {"t1-layers-32", "act-demo"}
     assert dash.failures == {FailureCause.OUT_OF_MEMORY: 1}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 from typing import Any
 
@@ -249,13 +250,21 @@ async def test_text_status_and_experiment_filters(seeded, app_factory, settle) -
         await pilot.press("f")  # status: queued
         assert table(app).row_count == 2
         summary = str(app.screen.query_one("#runs-summary").render())
-        assert "  │  status=queued  │  queue ETA" in summary  # only filters in force are shown
+        assert summary.endswith("  │  queue ETA 3m02s  │  status=queued")  # only those in force
         await pilot.press("f", "f")  # succeeded
         assert table(app).row_count == 3
         await pilot.press("escape", "slash", *"oom", "enter")  # a failure, by its cause's word
         assert [r.id for r in app.screen.visible_runs()] == [5]
         await pilot.press("escape", "F")  # first experiment
         assert {r.experiment for r in app.screen.visible_runs()} == {"t1-layers-32"}
+        await settle(pilot)
+        summary = str(app.screen.query_one("#runs-summary").render())
+        # When its last run ends: run 4's own 3m02s (the idle local worker takes the rest).
+        assert summary.endswith("  │  exp=t1-layers-32 (ETA 3m02s)"), summary
+        await pilot.press("F")  # act-demo: two queued runs, one after the other
+        await settle(pilot)
+        summary = str(app.screen.query_one("#runs-summary").render())
+        assert re.search(r"exp=act-demo \(ETA \d+s\)$", summary), summary
 
 
 async def test_w_stops_local_worker_then_starts_one(seeded, app_factory, settle, launcher):

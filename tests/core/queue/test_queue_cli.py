@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -86,11 +88,15 @@ def test_status_counts_running_runs_and_workers(capsys: pytest.CaptureFixture[st
     run = repo.claim(worker)
     assert run is not None
     repo.add_metrics(run.id, [], inputs_done=128)
+    time.sleep(0.01)
+    repo.heartbeat(worker, run_id=run.id)  # 128 inputs since the claim: a pace to forecast by
     code, out, _ = cli(capsys, "status")
     assert code == 0
     assert "runs: 3 queued, 1 running, 0 succeeded, 0 failed, 0 cancelled" in out
     assert "#1 smoke/ch-4_lr-0.001  25% (128 of 512 inputs)  worker gpu-box-4242-" in out
     assert "cuda:0  run #1  0 done  last seen" in out and "no GPU stats" in out
+    # The dashboard's forecast: run 1's pace so far, the 3 queued runs after it.
+    assert re.search(r"^queue ETA: \d+s \(smoke \d+s\)$", out, re.MULTILINE), out
 
 
 def test_status_says_a_worker_of_this_machine_has_exited_and_changes_nothing(

@@ -1,0 +1,99 @@
+"""When the queue's runs will end: the live workers' slots, filled in claim order.
+
+A sweep mixes sizes (the logbook's T1 goes from 1 to 21 layers, T2 trains at 64x64), so
+one typical rate misjudges it. Each run's cost is its parameter count times its image
+area (every weight of a same-padded convolution is applied at every pixel), and the
+seconds per input are fitted to that cost, ``a + b * cost``, over the runs measured so
+far; with one size measured, or a fit that makes no sense (a cost that would make runs
+faster), the median seconds per input stands for all.
+
+The schedule is discrete, as training is: a run is never split between slots. Each
+live worker has a slot per run in flight (``--slots K`` rows are separate workers; a
+``--stack K`` worker trains K runs at once), at least one unless it is stopping; a slot
+frees up when its running run ends (at that run's own measured rate), then takes the
+next queued run in claim order (priority, then age). Runs of offline workers are left
+out: they end as "worker lost", not trained.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import statistics
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+
+from core.queue import RunRow, RunStatus, WorkerRow
+
+FIT_RECENT = 200  # the most recent measured runs the cost fit uses
+
+
+@lru_cache(maxsize=4096)
+def _image_area(config_json: str) -> int:
+    size = json.loads(config_json).get("image_size", 28)
+    return int(size) * int(size)
+
+
+def run_cost(run: RunRow) -> float:
+    """Work per input, in parameter-pixels (a same-padded convolution's multiply-adds)."""
+    return float(run.param_count * _image_area(run.config_json))
+
+
+def seconds_per_input(
+    measured: Sequence[tuple[RunRow, float]],
+) -> Callable[[RunRow], float] | None:
+    """From (run, measured inputs/s) pairs: a run's expected seconds per input."""
+    points = [(run_cost(run), 1.0 / rate) for run, rate in measured[-FIT_RECENT:] if rate > 0]
+    if not points:
+        return None
+    typical = statistics.median(y for _, y in points)
+    xs = [x for x, _ in points]
+    if len(set(xs)) < 2:
+        return lambda run: typical
+    x_mean, y_mean = statistics.fmean(xs), statistics.fmean(y for _, y in points)
+    spread = sum((x - x_mean) ** 2 for x in xs)
+    slope = sum((x - x_mean) * (y - y_mean) for x, y in points) / spread
+    base = y_mean - slope * x_mean
+    if slope <= 0 or base < 0:  # noise, or too few sizes to tell: one rate for all
+        return lambda run: typical
+    return lambda run: base + slope * run_cost(run)
+
+
+def queue_ends(
+    runs: Sequence[RunRow],
+    workers: Sequence[WorkerRow],
+    live: Callable[[WorkerRow], bool],
+    rate: Callable[[RunRow], float | None],
+) -> dict[int, float] | None:
+    """Seconds from now until each running and queued run ends; None when nothing can be
+    forecast (no live worker, or no run measured yet). Queued runs no slot will take
+    (every live worker is stopping) are absent."""
+    alive = [w for w in workers if live(w)]
+    measured = [(run, r) for run in runs if (r := rate(run))]
+    per_input = seconds_per_input(measured)
+    if not alive or per_input is None:
+        return None
+    taking = {w.id: w.state != "stopping" for w in alive}  # a stopping worker takes no run
+    ends: dict[int, float] = {}
+    slots: list[float] = []  # when each slot that takes queued runs is free
+    in_flight: dict[str, int] = {}
+    for run in runs:
+        if run.status == RunStatus.RUNNING and run.worker_id in taking:
+            left = max(0, run.total_inputs - run.inputs_done)
+            measured_rate = rate(run)
+            ends[run.id] = left / measured_rate if measured_rate else left * per_input(run)
+            in_flight[run.worker_id] = in_flight.get(run.worker_id, 0) + 1
+            if taking[run.worker_id]:
+                slots.append(ends[run.id])
+    for worker in alive:
+        if taking[worker.id] and not in_flight.get(worker.id):
+            slots.append(0.0)
+    heapq.heapify(slots)
+    queued = sorted(
+        (run for run in runs if run.status == RunStatus.QUEUED), key=lambda r: (-r.priority, r.id)
+    )
+    for run in queued if slots else ():
+        start = heapq.heappop(slots)
+        ends[run.id] = start + run.total_inputs * per_input(run)
+        heapq.heappush(slots, ends[run.id])
+    return ends
