@@ -36,12 +36,14 @@ import argparse
 import contextlib
 import math
 import os
+import re
 import socket
 import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -358,12 +360,21 @@ def _gone(host: str, pid: int) -> bool:
 # ----- training with the real stack ---------------------------------------------------
 
 
-def resolve_device(name: str) -> str:
-    """``auto`` -> ``cuda`` when there is one, else ``cpu``; reject devices that do not exist."""
+def resolve_device(name: str, busy: Mapping[int, int] | None = None) -> str:
+    """``auto`` -> a CUDA device when there is one, else ``cpu``; reject devices that do not
+    exist. ``auto`` takes the device with the fewest live workers of this machine (``busy``:
+    CUDA index -> workers, see ``cuda_workers_here``), ties to the lowest index: a second
+    ``worker`` on a box with two GPUs trains on the idle one, not beside the first."""
     import torch
 
     if name == "auto":
-        return "cuda:0" if torch.cuda.is_available() else "cpu"
+        if not torch.cuda.is_available():
+            return "cpu"
+        busy = busy or {}
+        best = min(range(torch.cuda.device_count()), key=lambda i: (busy.get(i, 0), i))
+        if busy.get(best, 0) < busy.get(0, 0):
+            say(f"--device auto: cuda:{best} (cuda:0 has {busy[0]} worker(s) of this machine)")
+        return f"cuda:{best}"
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):
@@ -377,6 +388,24 @@ def resolve_device(name: str) -> str:
             raise ConfigError(f"--device {name}: this machine has {count} CUDA device(s)")
         return f"cuda:{index}"
     return str(device)
+
+
+CUDA_LABEL = re.compile(r"cuda(?::(\d+))?")  # a worker row's device text: "cuda:1 slot 2/4"
+
+
+def cuda_workers_here(repo: Repo) -> Counter[int]:
+    """Live workers of this machine per CUDA device index, from their rows."""
+    busy: Counter[int] = Counter()
+    for worker in repo.list_workers():
+        label = CUDA_LABEL.match(worker.device)
+        if worker.host == socket.gethostname() and label and not _gone(worker.host, worker.pid):
+            busy[int(label[1] or 0)] += 1
+    return busy
+
+
+def auto_device(repo: Repo) -> str:
+    """What ``--device auto`` means now on this machine (see ``resolve_device``)."""
+    return resolve_device("auto", cuda_workers_here(repo))
 
 
 class FitTrainer:
@@ -472,7 +501,9 @@ def run_worker(
     """
     repo = Repo.open(db_url)  # first: a wrong --db is reported without importing torch
     try:
-        resolved = resolve_device(device) if trainer is None else device
+        resolved = device
+        if trainer is None:
+            resolved = auto_device(repo) if device == "auto" else resolve_device(device)
     except ConfigError:
         repo.close()
         raise
@@ -509,6 +540,12 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
             raise ConfigError(f"{option} {problem}")
     if slots > 1:
         requested = getattr(args, "slot_mode", "auto")
+        if args.device == "auto":  # chosen once here: every slot trains on the same device
+            repo = Repo.open(db_url)
+            try:
+                args.device = auto_device(repo)
+            finally:
+                repo.close()
         device = resolve_device(args.device) if requested == "auto" else args.device
         mode = slot_mode(requested, device)
         if mode == "threads":

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     """The worker's options, shared by ``resconv-tui worker`` and ``python -m core.worker``."""
     parser.add_argument(
-        "--device", default="auto", help="auto (default: first CUDA GPU, else CPU), cpu, cuda:N"
+        "--device",
+        default="auto",
+        help="auto (default: the CUDA GPU with the fewest workers of this machine, else "
+        "the CPU), cpu, cuda:N",
     )
     parser.add_argument(
         "--until-empty", action="store_true", help="exit when no queued run is left"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -23,7 +25,7 @@ from core.queue import FinalFigures, Repo, RunRow, RunStatus
 from core.queue.samples import decode_samples
 from core.train import FitCallbacks, FitResult, NonFiniteLoss, TrainPoint, ValidationPoint
 from core.worker import StopFlags, Worker, failure_message, final_figures, run_worker
-from core.worker_options import ClaimRules
+from core.worker_options import ClaimRules, add_worker_arguments
 
 S = RunStatus
 Trainer = Callable[[RunRow, FitCallbacks, Path], FitResult]
@@ -327,6 +329,58 @@ def test_run_worker_rejects_devices_that_do_not_exist(db_path: Path) -> None:
     # torch keeps a device index in 8 bits (cuda:999 reads as cuda:-25): checked as written
     with pytest.raises(ConfigError, match="--device cuda:999: this machine has"):
         run_worker(str(db_path), device="cuda:999", install_signals=False)
+
+
+def test_auto_takes_the_gpu_with_the_fewest_workers_of_this_machine(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A box with 3 GPUs (faked: this machine has none): a second `worker` must not land
+    # beside the first on cuda:0.
+    import socket
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    here, pid = socket.gethostname(), os.getpid()  # a live process of this machine
+    assert worker_module.auto_device(repo) == "cuda:0"
+    repo.register_worker(here, pid, "cuda:0")
+    assert worker_module.auto_device(repo) == "cuda:1"
+    for slot in (1, 2):
+        repo.register_worker(here, pid, f"cuda:1 slot {slot}/2")
+    repo.register_worker("other-box", pid, "cuda:2")  # another machine's GPU 2, not ours
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    repo.register_worker(here, gone.pid, "cuda:2")  # killed with -9: its row still says idle
+    assert worker_module.cuda_workers_here(repo) == {0: 1, 1: 2}
+    assert worker_module.auto_device(repo) == "cuda:2"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert worker_module.auto_device(repo) == "cuda:0"  # fewest: 1 against 2
+    assert worker_module.resolve_device("auto") == "cuda:0"  # no rows given: the first
+
+
+def test_slots_share_the_one_device_auto_chose(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chosen once by the supervisor: K slots each resolving "auto" would spread out.
+    import socket
+
+    import torch
+
+    import core.slots
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    repo = Repo.open(str(db_path))
+    repo.register_worker(socket.gethostname(), os.getpid(), "cuda:0")
+    repo.close()
+    seen: list[str] = []
+    monkeypatch.setattr(core.slots, "supervise", lambda args, url, k: seen.append(args.device))
+    parser = argparse.ArgumentParser()
+    add_worker_arguments(parser)
+    args = parser.parse_args(["--slots", "2", "--slot-mode", "processes"])
+    worker_module.worker_from_args(args, str(db_path))
+    assert seen == ["cuda:1"]
 
 
 def test_a_stack_of_zero_is_refused_in_one_line(tmp_path: Path, capsys) -> None:
