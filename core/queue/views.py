@@ -48,6 +48,9 @@ class Table:
     columns: tuple[str, ...]
     rows: tuple[tuple[Any, ...], ...]
     swept: tuple[str, ...] = ()  # which columns are swept parameters
+    # The run ids behind each row, parallel to ``rows`` (a cell's are its seeds): what a
+    # screen opens for a row, whichever columns are shown. Empty when not known.
+    runs: tuple[tuple[int, ...], ...] = ()
 
     def column(self, name: str) -> list[Any]:
         i = self.columns.index(name)
@@ -82,7 +85,7 @@ def _full_table(runs: Sequence[RunRow]) -> Table:
         fixed = [run.id, *([run.experiment] if several else [])]
         values = [run.swept.get(key) for key in swept]
         rows.append((*fixed, *values, *_figures(run), meter))
-    return Table(tuple(columns), tuple(rows), tuple(swept))
+    return Table(tuple(columns), tuple(rows), tuple(swept), tuple((run.id,) for run in runs))
 
 
 def results_by_cell(
@@ -111,8 +114,9 @@ def results_by_cell(
     rows = [_cell_row(group, swept, several, queued.get(key, 0)) for key, group in cells.items()]
     meters = _meters([row[len(head) + 1] for row in rows])
     table = Table(
-        columns_all, tuple((*r, m) for r, m in zip(rows, meters, strict=True)), tuple(swept)
-    )
+        columns_all, tuple((*r, m) for r, m in zip(rows, meters, strict=True)), tuple(swept),
+        tuple(tuple(run.id for run in group) for group in cells.values()),
+    )  # fmt: skip
     table = _with_targets(table, [group[0].target for group in cells.values()], after=STD)
     return _select(sorted_by(table, sort if sort else [LOSS]), columns)
 
@@ -160,7 +164,7 @@ def _with_targets(table: Table, targets: Sequence[Mapping[str, float] | None], a
         for row, target in zip(rows, given, strict=True):
             row[at:at] = [target.get("minutes")]
         columns[at:at] = [LOGBOOK_MINUTES]
-    return Table(tuple(columns), tuple(tuple(row) for row in rows), table.swept)
+    return Table(tuple(columns), tuple(tuple(row) for row in rows), table.swept, table.runs)
 
 
 def _figures(run: RunRow) -> tuple[Any, ...]:
@@ -195,20 +199,22 @@ def resolve_column(name: str, columns: Sequence[str]) -> str:
 def sorted_by(table: Table, keys: Sequence[str]) -> Table:
     """``table`` sorted by column names (first = primary, ``-NAME`` descending), stably,
     missing values last."""
-    rows = list(table.rows)
+    # Rows travel with the run ids behind them.
+    pairs = list(zip(table.rows, table.runs or [()] * len(table.rows), strict=True))
     # Stable sorts applied last key first, so the first key listed is the primary one.
     for key in reversed(keys):
         descending = key.startswith("-")
         index = table.columns.index(resolve_column(key.lstrip("-"), table.columns))
-        present = [r for r in rows if r[index] is not None]
-        absent = [r for r in rows if r[index] is None]  # missing values always go last
+        present = [p for p in pairs if p[0][index] is not None]
+        absent = [p for p in pairs if p[0][index] is None]  # missing values always go last
         present.sort(key=partial(_cell_key, index), reverse=descending)
-        rows = present + absent
-    return Table(table.columns, tuple(rows), table.swept)
+        pairs = present + absent
+    runs = tuple(ids for _, ids in pairs) if table.runs else ()
+    return Table(table.columns, tuple(row for row, _ in pairs), table.swept, runs)
 
 
-def _cell_key(index: int, row: tuple[Any, ...]) -> tuple[int, Any]:
-    return _sort_key(row[index])
+def _cell_key(index: int, pair: tuple[tuple[Any, ...], tuple[int, ...]]) -> tuple[Any, ...]:
+    return _sort_key(pair[0][index])
 
 
 def _sort_key(value: Any) -> tuple[Any, ...]:
@@ -239,7 +245,7 @@ def _select(table: Table, columns: Sequence[str] | None) -> Table:
     indexes = [table.columns.index(c) for c in chosen]
     rows = tuple(tuple(row[i] for i in indexes) for row in table.rows)
     swept = tuple(c for c in chosen if c in table.swept)
-    return Table(tuple(chosen), rows, swept)
+    return Table(tuple(chosen), rows, swept, table.runs)
 
 
 # ----- output formats ----------------------------------------------------------------

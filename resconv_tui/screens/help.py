@@ -27,6 +27,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("R", "results table"),
     )),
     ("Results", (
+        ("enter", "open the run's detail (grouped: compare the cell's seeds)"),
         ("s / S", "next sort column / flip direction (or click a header)"),
         ("v", "choose visible columns"),
         ("f", "filter by experiment"),

@@ -46,11 +46,12 @@ def select_columns(table: v.Table, hidden: frozenset[str]) -> v.Table:
     keep = [i for i, c in enumerate(table.columns) if c not in hidden]
     rows = tuple(tuple(row[i] for i in keep) for row in table.rows)
     columns = tuple(table.columns[i] for i in keep)
-    return v.Table(columns, rows, tuple(c for c in table.swept if c in columns))
+    return v.Table(columns, rows, tuple(c for c in table.swept if c in columns), table.runs)
 
 
 class ResultsScreen(Screen[None]):
-    """Finished runs: s/S/header click sort, v columns, f experiment, g seeds, e/E export."""
+    """Finished runs: enter opens, s/S/header click sort, v columns, f experiment, g seeds,
+    e/E export."""
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Runs"),
@@ -226,6 +227,25 @@ class ResultsScreen(Screen[None]):
     def action_toggle_cells(self) -> None:
         self.by_cell = not self.by_cell
 
+    @on(DataTable.RowSelected, "#results-table")
+    def _row_selected(self) -> None:
+        self.action_open_row()
+
+    def action_open_row(self) -> None:
+        """enter: a run's detail (curves, samples, config); a cell's seeds side by side."""
+        row = self.query_one(DataTable).cursor_row
+        if not self.view.runs or not 0 <= row < len(self.view.runs):
+            return
+        ids = list(self.view.runs[row])
+        if len(ids) == 1:
+            from resconv_tui.screens.run_detail import RunDetailScreen
+
+            self.app.push_screen(RunDetailScreen(self.ctx.db_url, ids[0]))
+        else:
+            from resconv_tui.screens.compare import CompareScreen
+
+            self.app.push_screen(CompareScreen(self.ctx.db_url, ids))
+
     def action_choose_columns(self) -> None:
         columns = list(self.full_table().columns)
 
@@ -247,6 +267,10 @@ class ResultsScreen(Screen[None]):
         return path
 
     def palette_commands(self) -> Any:
+        yield SystemCommand(
+            "Open row", "Results: the run's detail, or a cell's seeds compared (enter)",
+            self.action_open_row,
+        )  # fmt: skip
         yield SystemCommand("Sort by next column", "Results (s)", self.action_cycle_sort)
         yield SystemCommand("Flip sort direction", "Results (S)", self.action_flip_sort)
         yield SystemCommand("Choose columns", "Results (v)", self.action_choose_columns)

@@ -9,7 +9,9 @@ import pytest
 
 from core.queue import views as v
 from resconv_tui.screens.columns import ColumnsScreen
+from resconv_tui.screens.compare import CompareScreen
 from resconv_tui.screens.results import ResultsScreen
+from resconv_tui.screens.run_detail import RunDetailScreen
 
 SIZE = (120, 36)
 
@@ -133,8 +135,14 @@ async def test_g_groups_seeds_into_cells(db_url, app_factory, settle) -> None:
         assert screen.view.column(v.LOSS)[1] == pytest.approx(0.06)
         assert screen.query_one("DataTable").row_count == 2
         assert "2 cells (mean over seeds)" in str(screen.query_one("#results-status").render())
-        await pilot.press("g")
+        await pilot.press("down", "enter")  # the ch 4 cell: its two seeds' curves side by side
+        assert isinstance(app.screen, CompareScreen) and app.screen.run_ids == [1, 2]
+        await pilot.press("escape", "g")
         assert ids(screen) == [3, 1, 2]
+        await pilot.press("v", "space", "enter")  # hide the run column: enter still knows
+        assert v.RUN not in screen.view.columns
+        await pilot.press("enter")
+        assert isinstance(app.screen, RunDetailScreen) and app.screen.run_id == 3
 
 
 async def test_a_training_runs_progress_does_not_redraw_the_table(
