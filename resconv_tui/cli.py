@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from core.queue import Repo
 
 # Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("queue", "train", "worker", "status", "results", "manage")
+COMMANDS = ("queue", "train", "worker", "stop", "status", "ls", "results", "manage")
 
 DEFAULT_DB = "sqlite:///runs.db"
 

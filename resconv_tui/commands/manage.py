@@ -1,4 +1,5 @@
-"""``resconv-tui cancel|retry|rm|next ID...``: change runs (all or nothing).
+"""``resconv-tui cancel|retry|rm|next ID...``, ``priority N ID...``: change runs (all or
+nothing).
 
 One unknown id, or one run in a status the change does not apply to, changes
 no run and exits with one line saying which.
@@ -18,6 +19,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         ("retry", retry, "queue failed or cancelled runs again"),
         ("rm", remove, "delete runs and their metrics (cancel running runs first)"),
         ("next", run_next, "train these queued runs next"),
+        ("priority", set_priority, "set the runs' priority (higher trains sooner; default 0)"),
     )
     parser = None
     for name, handler, text in commands:
@@ -26,6 +28,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         )
         if name == "retry":
             add_retry_arguments(parser)
+        elif name == "priority":
+            parser.add_argument(
+                "priority", type=int, metavar="N", help="the priority, e.g. 5 or -1"
+            )
+            parser.add_argument("ids", nargs="+", type=run_id, metavar="ID", help="run id")
         else:
             parser.add_argument("ids", nargs="+", type=run_id, metavar="ID", help="run id")
         add_db_option(parser)
@@ -99,4 +106,10 @@ def remove(args: argparse.Namespace) -> int:
 def run_next(args: argparse.Namespace) -> int:
     priority = open_repo(args).move_to_front(args.ids)
     print(f"priority {priority}: " + ", ".join(map(str, args.ids)) + " train next")
+    return 0
+
+
+def set_priority(args: argparse.Namespace) -> int:
+    open_repo(args).set_priority(args.ids, args.priority)
+    print(f"priority {args.priority}: " + ", ".join(map(str, args.ids)))
     return 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -161,6 +163,64 @@ def test_manage_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert [r.id for r in repo.list_runs()] == [1, 4]
 
 
+def test_ls_lists_runs_in_queue_order_with_filters_and_json(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    worker = repo.register_worker("h", 1, "cpu")
+    assert cli(capsys, "priority", "3", "4")[1] == "priority 3: 4\n"
+    first = repo.claim(worker)
+    assert first is not None and first.id == 4  # the priority took effect
+    repo.finish(first.id, worker, FinalFigures(validation_loss=0.0512259))
+    second = repo.claim(worker)
+    assert second is not None
+    repo.fail(second.id, worker, "CUDA out of memory (tried to allocate 2.0 GiB)")
+    code, out, _ = cli(capsys, "ls")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["id", "status", "run", "pri", "progress", "val", "loss",
+                                "params", "note"]  # fmt: skip
+    assert [line.split()[:2] for line in lines[1:]] == [
+        ["2", "queued"], ["3", "queued"], ["1", "failed"], ["4", "succeeded"],
+    ]  # fmt: skip
+    assert lines[3].endswith("oom: CUDA out of memory (tried to allocate 2.0 GiB)")
+    assert "0.051226" in lines[4]
+    _, out, _ = cli(capsys, "ls", "--status", "failed", "succeeded")
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["1", "4"]
+    _, out, _ = cli(capsys, "ls", "--json", "--status", "failed")
+    (failed,) = json.loads(out)
+    assert (failed["id"], failed["cause"], failed["name"]) == (1, "oom", "ch-4_lr-0.001")
+    assert cli(capsys, "ls", "--experiment", "nope")[1] == "no runs match\n"
+
+
+def test_stop_signals_this_machine_s_live_workers_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cli(capsys, "queue", "sweep.yml")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    repo = Repo.open("runs.db")
+    here = socket.gethostname()
+    worker = repo.register_worker(here, sleeper.pid, "cpu")
+    repo.register_worker("other-box", sleeper.pid, "cuda:0")  # not this machine's
+    try:
+        repo.update_worker(worker, state="stopping")  # asked already: a 2nd signal is "now"
+        assert cli(capsys, "stop")[1] == (
+            f"worker pid {sleeper.pid} already stopping (--now: stop at once)\n"
+        )
+        assert sleeper.poll() is None
+        repo.update_worker(worker, state="idle")
+        assert cli(capsys, "stop")[1] == (
+            f"asked worker pid {sleeper.pid} to stop after the current step; "
+            "runs go back to the queue\n"
+        )
+        assert sleeper.wait(timeout=10) == -signal.SIGTERM
+        assert cli(capsys, "stop")[1] == f"no live worker on {here}\n"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
 def test_status_lists_every_run_of_a_stacked_worker(
     capsys: pytest.CaptureFixture[str], in_tmp: Path
 ) -> None:
@@ -219,7 +279,17 @@ def test_retry_cause_words_are_the_queue_s() -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["status"], ["results"], ["cancel", "1"], ["retry", "1"], ["rm", "1"], ["next", "1"]],
+    [
+        ["status"],
+        ["results"],
+        ["cancel", "1"],
+        ["retry", "1"],
+        ["rm", "1"],
+        ["next", "1"],
+        ["ls"],
+        ["stop"],
+        ["priority", "3", "1"],
+    ],
 )
 def test_missing_database_is_not_created(
     capsys: pytest.CaptureFixture[str], argv: list[str]
@@ -272,6 +342,7 @@ def test_newer_schema(capsys: pytest.CaptureFixture[str]) -> None:
         (["retry", "1", "9", "10"], "no run with id 9, 10"),
         (["rm", "77"], "no run with id 77"),
         (["next", "5"], "no run with id 5"),
+        (["priority", "2", "5"], "no run with id 5"),
         (["retry", "1"], "not allowed: run 1 is queued: only failed or cancelled runs"),
         (["results", "--sort", "nope"], "invalid argument: 'nope' is not a column"),
         (["results", "--experiment", "other"], "no experiment 'other' in runs.db (smoke)"),

@@ -1,0 +1,108 @@
+"""``resconv-tui ls``: the runs, one line each, as the dashboard's table lists them.
+
+For shells and scripts on a GPU box without the dashboard: ``ls --status failed``,
+``ls --experiment t1-layers-32``, ``ls --json | jq``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from resconv_tui.cli import add_db_option, open_repo
+
+if TYPE_CHECKING:
+    from core.queue import RunRow
+
+STATUS_WORDS = ("queued", "running", "succeeded", "failed", "cancelled")
+HEADER = ("id", "status", "run", "pri", "progress", "val loss", "params", "note")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "ls",
+        help="list runs: status, progress, validation loss, parameters (--json for scripts)",
+        description="List runs in queue order (what trains next first), then the others "
+        "by id. Filters narrow the list.",
+    )
+    parser.add_argument(
+        "--status", nargs="+", choices=STATUS_WORDS, default=None, metavar="STATUS",
+        help=f"only runs in these statuses ({', '.join(STATUS_WORDS)})",
+    )  # fmt: skip
+    parser.add_argument("--experiment", default=None, metavar="NAME", help="only this experiment")
+    parser.add_argument("--json", action="store_true", help="one JSON object per run, in a list")
+    add_db_option(parser)
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.queue import RunFilter, RunStatus
+
+    repo = open_repo(args)
+    statuses = frozenset(RunStatus(s) for s in args.status) if args.status else None
+    runs = repo.list_runs(RunFilter(statuses=statuses, experiment=args.experiment))
+    queued = sorted((r for r in runs if r.status == RunStatus.QUEUED), key=queue_order)
+    ordered = [*queued, *(r for r in runs if r.status != RunStatus.QUEUED)]
+    if args.json:
+        print(json.dumps([run_json(r) for r in ordered], indent=1))
+    elif ordered:
+        print(table([run_line(r, time.time()) for r in ordered]))
+    else:
+        print("no runs" + (" match" if statuses or args.experiment else " yet"))
+    return 0
+
+
+def queue_order(run: RunRow) -> tuple[int, int]:
+    """How workers claim: highest priority, then oldest."""
+    return (-run.priority, run.id)
+
+
+def run_line(run: RunRow, now: float) -> tuple[str, ...]:
+    from core.queue.failures import run_cause
+    from resconv_tui.polling import run_eta
+
+    loss = "" if run.validation_loss is None else f"{run.validation_loss:.6f}"
+    note = ""
+    if (cause := run_cause(run)) is not None:
+        note = f"{cause.option}: {(run.error or '').splitlines()[0][:60]}"
+    elif (eta := run_eta(run, now)) is not None:
+        from resconv_tui.polling import format_duration
+
+        note = f"ETA {format_duration(eta)}"
+    return (
+        str(run.id), run.status.value, f"{run.experiment}/{run.name}", str(run.priority),
+        f"{run.progress:.0%}", loss, f"{run.param_count:,}", note,
+    )  # fmt: skip
+
+
+def table(lines: list[tuple[str, ...]]) -> str:
+    """Aligned columns, numbers to the right, the note last and free."""
+    rows = [HEADER, *lines]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER) - 1)]
+    right = {0, 3, 4, 5, 6}
+
+    def line(row: tuple[str, ...]) -> str:
+        cells = [c.rjust(w) if i in right else c.ljust(w)
+                 for i, (c, w) in enumerate(zip(row, widths, strict=False))]  # fmt: skip
+        return "  ".join([*cells, row[-1]]).rstrip()
+
+    return "\n".join(line(row) for row in rows)
+
+
+def run_json(run: RunRow) -> dict[str, Any]:
+    from core.queue.failures import run_cause
+
+    cause = run_cause(run)
+    return {
+        "id": run.id, "experiment": run.experiment, "name": run.name,
+        "status": run.status.value, "priority": run.priority, "seed": run.seed,
+        "swept": dict(run.swept), "param_count": run.param_count,
+        "inputs_done": run.inputs_done, "total_inputs": run.total_inputs,
+        "validation_loss": run.validation_loss, "train_seconds": run.train_seconds,
+        "inputs_per_s": run.inputs_per_s, "peak_memory_bytes": run.peak_memory_bytes,
+        "error": run.error, "cause": None if cause is None else cause.option,
+        "worker_id": run.worker_id, "attempts": run.attempts,
+    }  # fmt: skip
