@@ -53,24 +53,32 @@ def run(args: argparse.Namespace) -> int:
 
 
 def dry_run_listing(runs: list[ExpandedRun]) -> str:
-    """One line per run (index, name, swept values, parameters), then a total line."""
+    """One line per run (index, name, swept values, parameters, estimated training memory
+    on a GPU, as the form previews it), then a total line."""
+    from resconv_tui.memory_estimate import estimate_bytes, format_bytes
+
+    memory = [estimate_bytes(r.config, r.param_count) for r in runs]
     rows = [
         (str(r.index), r.name, " ".join(f"{k}={_value(v)}" for k, v in r.swept.items()),
-         f"{r.param_count:,}")
-        for r in runs
+         f"{r.param_count:,}", format_bytes(m))
+        for r, m in zip(runs, memory, strict=True)
     ]  # fmt: skip
-    header = ("#", "name", "swept", "params")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
+    header = ("#", "name", "swept", "params", "est. memory")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
     def line(row: tuple[str, ...]) -> str:
         left = [row[0].rjust(widths[0]), row[1].ljust(widths[1]), row[2].ljust(widths[2])]
-        return "  ".join([*left, row[3].rjust(widths[3])]).rstrip()
+        right = [row[3].rjust(widths[3]), row[4].rjust(widths[4])]
+        return "  ".join([*left, *right]).rstrip()
 
     total = sum(r.param_count for r in runs)
     experiments = sorted({r.experiment for r in runs})
     plural = "run" if len(runs) == 1 else "runs"
     summary = f"{len(runs)} {plural} in {', '.join(experiments)}: {total:,} parameters in total" + (
-        f", largest model {max(r.param_count for r in runs):,}" if runs else ""
+        f", largest model {max(r.param_count for r in runs):,}, "
+        f"most memory {format_bytes(max(memory))}"
+        if runs
+        else ""
     )
     return "\n".join([line(header), *(line(row) for row in rows), summary])
 

@@ -50,10 +50,20 @@ def one_error_line(err: str, text: str) -> None:
 def test_dry_run_lists_runs_with_parameter_counts(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "queue", "sweep.yml", "--dry-run")
     lines = out.splitlines()
-    assert code == 0 and lines[0].split() == ["#", "name", "swept", "params"]
-    assert lines[1].split() == ["1", "ch-4_lr-0.001", "ch=4", "lr=0.001", "383"]
-    assert lines[4].split()[-1] == "1,339"
-    assert lines[5] == "4 runs in smoke: 3,444 parameters in total, largest model 1,339"
+    assert code == 0 and lines[0].split() == ["#", "name", "swept", "params", "est.", "memory"]
+    assert lines[1].split()[:5] == ["1", "ch-4_lr-0.001", "ch=4", "lr=0.001", "383"]
+    assert lines[4].split()[-3] == "1,339"
+    # The estimate the form previews and slot admission uses, for each run.
+    from core.memory import estimate_bytes
+    from core.queue.views import format_bytes
+    from core.sweep import expand_sweep_file
+
+    runs = expand_sweep_file("sweep.yml")
+    memory = [format_bytes(estimate_bytes(r.config, r.param_count)) for r in runs]
+    assert [" ".join(line.split()[-2:]) for line in lines[1:5]] == memory
+    assert lines[5] == (
+        f"4 runs in smoke: 3,444 parameters in total, largest model 1,339, most memory {memory[-1]}"
+    )
     assert not Path("runs.db").exists()  # a dry run needs no database
 
 
