@@ -1,14 +1,29 @@
 """Whether a process of this machine still runs: the one liveness rule of the project.
 
-A worker row names its host and pid. The worker (at start, recovering runs of workers
-that died without a clean stop) and the dashboard (each poll, for workers of its own
-host, and for a worker it just started) both ask this, so they agree on what "gone" is.
+A worker row names its host and pid. The worker (recovering runs of workers that died
+without a clean stop), the dashboard (each poll, for workers of its own host, and for a
+worker it just started) and ``status`` all ask this, so they agree on what "gone" is.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
+
+# A live worker beats every 3 s (core.recording.HEARTBEAT_S). A row of this host whose pid
+# is not running here counts as exited only after this much silence: a container sharing
+# the host's name (docker --network host) or another box of the same name on a shared
+# queue has pids that mean nothing here, but it keeps beating.
+SILENT_FOR_S = 10.0
+
+
+def exited_here(host: str, pid: int, silent_s: float) -> bool:
+    """Whether a worker row (``host``, ``pid``, silent for ``silent_s``) is a process of
+    this machine that has exited. This process itself is never exited."""
+    if host != socket.gethostname() or pid == os.getpid() or silent_s < SILENT_FOR_S:
+        return False
+    return not process_alive(pid)
 
 
 def process_alive(pid: int) -> bool:

@@ -4,9 +4,10 @@ The one place that joins the queue and training. Deliberately boring:
 
 * At start it registers itself and marks stale ``running`` runs failed "worker
   lost": their heartbeat is older than ``stale_after_s``, or their worker was a
-  process on this host that no longer exists (so a restart after ``kill -9``
-  recovers at once instead of after 30 s). It does so again every
-  ``RECOVER_EVERY_S``, between runs as well as while idle.
+  process on this host that no longer exists and has been silent for
+  ``core.processes.SILENT_FOR_S`` (so a restart after ``kill -9`` recovers within
+  seconds instead of after 30 s). It does so again every ``RECOVER_EVERY_S``,
+  between runs as well as while idle.
 * It claims the highest-priority, oldest queued run and calls ``core.train.fit``
   with callbacks (``core.recording.RunRecorder``) that buffer metric rows and
   write them in batches (every ``FLUSH_S`` or ``FLUSH_ROWS``), read the cancel
@@ -51,7 +52,7 @@ from core.capture_gate import GATE
 from core.errors import ConfigError, ResconvError
 from core.gpu import GpuMonitor
 from core.packing import Admission, Slot, parse_slot
-from core.processes import process_alive
+from core.processes import exited_here
 from core.queue import FinalFigures, QueueError, Repo, RunRow
 from core.queue.db import describe, sqlite_path
 from core.queue.repo import STALE_AFTER_S
@@ -70,7 +71,7 @@ if TYPE_CHECKING:  # torch-using modules are imported when the worker starts tra
     from core.train import FitCallbacks, FitResult
 
 POLL_MIN_S, POLL_MAX_S = 0.1, 3.0
-RECOVER_EVERY_S = 30.0
+RECOVER_EVERY_S = 10.0  # between runs and while idle: a dead worker's runs within ~20 s
 EMERGENCY_REQUEUE_S = 2.0
 MAX_ERROR_CHARS = 300
 ADMIT_WAIT_MIN_S, ADMIT_WAIT_MAX_S = 1.0, 8.0  # a run that does not fit yet
@@ -179,7 +180,12 @@ class Worker:
             time.sleep(min(0.1, left))
 
     def recover(self) -> None:
-        dead = [w.id for w in self.repo.list_workers() if w.id != self.id and _gone(w.host, w.pid)]
+        now = time.time()
+        dead = [
+            w.id
+            for w in self.repo.list_workers()
+            if w.id != self.id and exited_here(w.host, w.pid, w.age(now))
+        ]
         for run_id in self.repo.recover_stale(self.stale_after_s, dead):
             say(f"run {run_id}: worker lost (marked failed; 'retry' queues it again)")
 
@@ -350,13 +356,6 @@ def _quietly(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         fn(*args, **kwargs)
 
 
-def _gone(host: str, pid: int) -> bool:
-    """Whether a worker was a process on this host that has exited (zombies count)."""
-    if host != socket.gethostname() or pid == os.getpid():
-        return False
-    return not process_alive(pid)
-
-
 # ----- training with the real stack ---------------------------------------------------
 
 
@@ -396,9 +395,12 @@ CUDA_LABEL = re.compile(r"cuda(?::(\d+))?")  # a worker row's device text: "cuda
 def cuda_workers_here(repo: Repo) -> Counter[int]:
     """Live workers of this machine per CUDA device index, from their rows."""
     busy: Counter[int] = Counter()
+    now = time.time()
     for worker in repo.list_workers():
         label = CUDA_LABEL.match(worker.device)
-        if worker.host == socket.gethostname() and label and not _gone(worker.host, worker.pid):
+        if worker.host != socket.gethostname() or not label:
+            continue
+        if not exited_here(worker.host, worker.pid, worker.age(now)):
             busy[int(label[1] or 0)] += 1
     return busy
 

@@ -3,8 +3,9 @@
 A worker killed with SIGKILL (``kill -9``, the kernel's OOM killer) cannot write that it
 stopped: its row would look online until its heartbeat aged, and its run would stay
 ``running`` until some worker next started and recovered it. A dashboard on the same
-machine knows better at once: the pid is gone (``core.processes``, the rule the workers
-apply at start). So each poll it marks such runs failed "worker lost" (``r`` or
+machine knows better within seconds: the pid is gone and the row has been silent for
+``SILENT_FOR_S`` (``core.processes``, the rule the workers apply). So each poll it
+marks such runs failed "worker lost" (``r`` or
 ``retry --cause worker-lost`` queues them again) and the workers lost. Workers of other
 hosts are left to their heartbeats: a pid says nothing across machines.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from core.processes import SILENT_FOR_S
 from core.queue import Repo, WorkerRow
 from core.queue.repo import LIVE_WORKER_STATES
 
@@ -42,18 +44,24 @@ class LostWorkers:
 
 
 def exited_workers(
-    workers: Sequence[WorkerRow], host: str, alive: Callable[[int], bool]
+    workers: Sequence[WorkerRow], host: str, alive: Callable[[int], bool], now: float
 ) -> list[WorkerRow]:
-    """The ``workers`` of ``host`` whose row says live but whose process is gone."""
+    """The ``workers`` of ``host`` whose row says live but whose process is gone, silent
+    for ``core.processes.SILENT_FOR_S`` (a container or box that shares the host's name
+    but not its pids keeps beating)."""
     local = [w for w in workers if w.host == host and w.state in LIVE_WORKER_STATES]
-    return [w for w in local if not alive(w.pid)]
+    return [w for w in local if w.age(now) >= SILENT_FOR_S and not alive(w.pid)]
 
 
 def recover_exited_workers(
-    repo: Repo, workers: Sequence[WorkerRow], host: str, alive: Callable[[int], bool]
+    repo: Repo,
+    workers: Sequence[WorkerRow],
+    host: str,
+    alive: Callable[[int], bool],
+    now: float,
 ) -> LostWorkers | None:
     """Mark the live-looking ``workers`` of ``host`` whose pid is gone lost, with their runs."""
-    exited = exited_workers(workers, host, alive)
+    exited = exited_workers(workers, host, alive, now)
     if not exited:
         return None
     run_ids = repo.recover_stale(stale_after_s=None, dead_worker_ids=[w.id for w in exited])

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     workers = repo.list_workers()
     # Workers of this machine killed without a clean stop (kill -9): said, not recorded
     # (status only reads; an open dashboard or the next worker start records it).
-    exited = {w.id for w in exited_workers(workers, socket.gethostname(), process_alive)}
+    exited = {w.id for w in exited_workers(workers, socket.gethostname(), process_alive, now)}
     if counts[RunStatus.QUEUED] or running:
         print(eta_line(repo.list_runs(), workers, now))
     if running:
@@ -102,7 +102,7 @@ def print_failures(failed: list[RunRow]) -> None:
         print(f"  #{run_row.id} {run_row.experiment}/{run_row.name} [{cause}]: {error}")
 
 
-EXITED = " (its process has exited: lost; the next worker start marks its runs failed)"
+EXITED = " (its process has exited: lost; a worker or an open dashboard marks its runs failed)"
 
 
 def running_line(run: RunRow, now: float, worker_exited: bool = False) -> str:

@@ -136,7 +136,7 @@ class RunsScreen(RunActions, Screen[None]):
             dashboard = read_dashboard(self.ctx.repo, now, selected, latest, settled)
             ctx = self.ctx
             lost = recover_exited_workers(ctx.repo, dashboard.workers, ctx.hostname,
-                                          ctx.launcher.alive)  # fmt: skip
+                                          ctx.launcher.alive, now)  # fmt: skip
             if lost is not None:  # rare: read again, so the rows show it now
                 dashboard = read_dashboard(ctx.repo, now, selected, dashboard.latest, settled)
         except ResconvError as exc:

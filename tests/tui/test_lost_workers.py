@@ -9,10 +9,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from screen_host import screen_text
 
+import core.queue.repo as repo_module
+from core.processes import SILENT_FOR_S
 from core.queue import NewRun, Repo, RunStatus
 from core.queue.repo import WORKER_LOST
 from core.sweep import expand_sweep_text
@@ -30,8 +34,10 @@ def notifications(app: Any) -> list[str]:
 async def test_a_local_worker_gone_without_a_clean_stop_loses_its_runs_at_the_next_poll(
     local_stack_worker, seeded, app_factory, settle, launcher, db_url
 ) -> None:
-    launcher.exited.add(3003)  # the stacked worker training three runs was killed
+    launcher.exited.add(3003)  # the stacked worker training three runs was killed...
     app = app_factory()
+    frozen = app.ctx.clock
+    app.ctx.clock = lambda: frozen() + SILENT_FOR_S  # ...and has been silent since
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         message = (
@@ -63,6 +69,23 @@ async def test_live_local_workers_are_left_alone(
     repo.close()
 
 
+async def test_a_beating_worker_is_left_alone_though_its_pid_is_not_ours(
+    local_slot_workers, app_factory, settle, launcher, db_url
+) -> None:
+    # A container sharing this host's name (docker --network host): its pids are not
+    # ours, but it beats. Only silence on top of a missing pid means "exited".
+    launcher.exited.update({3001, 3002})
+    app = app_factory()
+    frozen = app.ctx.clock
+    app.ctx.clock = lambda: frozen() + SILENT_FOR_S - 1
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert not any("exited" in m for m in notifications(app))
+    repo = Repo.open(db_url)
+    assert repo.get_run(local_slot_workers[0]).status == RunStatus.RUNNING
+    repo.close()
+
+
 def zombie() -> subprocess.Popen[bytes]:
     """A child killed with SIGKILL and not yet reaped, as a worker the dashboard started
     looks once it is killed (the dashboard is its parent)."""
@@ -76,9 +99,14 @@ def zombie() -> subprocess.Popen[bytes]:
     return process
 
 
-async def test_real_processes_killed_and_alive(tmp_path: Path, settle) -> None:
+async def test_real_processes_killed_and_alive(
+    tmp_path: Path, settle, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = f"sqlite:///{tmp_path / 'runs.db'}"
     repo = Repo.open(url)
+    real_time = time.time
+    # Rows written a minute ago: both have been silent long enough to be judged by pid.
+    monkeypatch.setattr(repo_module, "time", SimpleNamespace(time=lambda: real_time() - 60))
     two = expand_sweep_text("name: two\nmatrix:\n  layers: [1, 2]\n")
     killed, alive = repo.enqueue([NewRun.from_expanded(run) for run in two]).added_ids
     host = socket.gethostname()
@@ -87,6 +115,7 @@ async def test_real_processes_killed_and_alive(tmp_path: Path, settle) -> None:
     for process in (dead, living):
         assert repo.claim(repo.register_worker(host, process.pid, "cpu")) is not None
     repo.close()
+    monkeypatch.undo()
     try:
         app = make_app(url, launcher=WorkerLauncher(tmp_path), poll_interval_s=3600)
         async with app.run_test(size=SIZE) as pilot:

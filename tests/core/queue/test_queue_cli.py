@@ -11,9 +11,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+import core.queue.repo as repo_module
 from core.queue import FinalFigures, Repo, RunStatus
 from resconv_tui.cli import main
 
@@ -112,20 +114,22 @@ def test_status_counts_running_runs_and_workers(capsys: pytest.CaptureFixture[st
 
 
 def test_status_says_a_worker_of_this_machine_has_exited_and_changes_nothing(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # its pid is free now: a worker killed with -9 looks like this
     cli(capsys, "queue", "sweep.yml")
     repo = Repo.open("runs.db")
-    worker = repo.register_worker(socket.gethostname(), gone.pid, "cpu")
-    assert repo.claim(worker) is not None
+    real_time = time.time
+    with monkeypatch.context() as patch:  # its last beat 12 s ago: silent long enough
+        patch.setattr(repo_module, "time", SimpleNamespace(time=lambda: real_time() - 12))
+        worker = repo.register_worker(socket.gethostname(), gone.pid, "cpu")
+        assert repo.claim(worker) is not None
     code, out, _ = cli(capsys, "status")
     assert code == 0
-    assert (
-        f"worker {worker}  heartbeat 0 s ago (its worker's process has exited: worker lost)" in out
-    )
-    assert "cpu  run #1  0 done  last seen 0 s ago (its process has exited: lost; " in out
+    exited = "heartbeat 12 s ago (its worker's process has exited: worker lost)"
+    assert f"worker {worker}  {exited}" in out
+    assert "cpu  run #1  0 done  last seen 12 s ago (its process has exited: lost; " in out
     assert repo.get_run(1).status == RunStatus.RUNNING  # status only reads
 
 

@@ -11,12 +11,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 from queue_helpers import tiny_run, tiny_runs
 
+import core.queue.repo as repo_module
 import core.recording as recording
 import core.worker as worker_module
 from core.errors import ConfigError
@@ -233,14 +235,19 @@ def test_first_signal_requeues_the_run_and_stops_the_worker(repo: Repo, tmp_path
     assert repo.list_workers(include_gone=True)[0].state == "stopped"
 
 
-def test_stale_runs_of_dead_workers_are_recovered_at_start(repo: Repo, tmp_path: Path) -> None:
+def test_stale_runs_of_dead_workers_are_recovered_at_start(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import socket
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
-    ghost = repo.register_worker(socket.gethostname(), int(dead.stdout), "cpu")
-    lost_id = repo.enqueue([tiny_run(0)]).added_ids[0]
-    assert repo.claim(ghost) is not None
+    real_time = time.time
+    with monkeypatch.context() as patch:  # it beat last 15 s ago, then was killed
+        patch.setattr(repo_module, "time", SimpleNamespace(time=lambda: real_time() - 15))
+        ghost = repo.register_worker(socket.gethostname(), int(dead.stdout), "cpu")
+        lost_id = repo.enqueue([tiny_run(0)]).added_ids[0]
+        assert repo.claim(ghost) is not None
     repo.enqueue([tiny_run(1)])
     make_worker(repo, fake_trainer(), tmp_path).loop(until_empty=True)
     lost = repo.get_run(lost_id)
@@ -351,7 +358,10 @@ def test_auto_takes_the_gpu_with_the_fewest_workers_of_this_machine(
     repo.register_worker("other-box", pid, "cuda:2")  # another machine's GPU 2, not ours
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    repo.register_worker(here, gone.pid, "cuda:2")  # killed with -9: its row still says idle
+    real_time = time.time
+    with monkeypatch.context() as patch:  # killed with -9 15 s ago: its row still says idle
+        patch.setattr(repo_module, "time", SimpleNamespace(time=lambda: real_time() - 15))
+        repo.register_worker(here, gone.pid, "cuda:2")
     assert worker_module.cuda_workers_here(repo) == {0: 1, 1: 2}
     assert worker_module.auto_device(repo) == "cuda:2"
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
