@@ -76,8 +76,11 @@ class StopFlags:
     def install(self) -> None:
         # SIGHUP: the terminal of a worker started from a shell went away (SSH dropped).
         # Stopping cleanly puts its run back in the queue; dying would leave it "lost".
+        # Under nohup (SIGHUP ignored) the person asked to train on: it stays ignored.
+        keep_ignoring = signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, self.handle)
+            if not (sig == signal.SIGHUP and keep_ignoring):
+                signal.signal(sig, self.handle)
 
 
 # ----- recording one run --------------------------------------------------------------

@@ -140,9 +140,10 @@ class Repo:
                 status, same_id = existing.get(key, (None, 0))
                 if key in seen or status in BLOCKS_DUPLICATES:
                     skipped.append(run.name)
-                elif status in RETRYABLE:
-                    self._queue_again(conn, same_id, run, priority)
+                elif status in RETRYABLE and self._queue_again(conn, same_id, run, priority):
                     again.append(same_id)
+                elif status in RETRYABLE:  # retried and claimed meanwhile (PostgreSQL)
+                    skipped.append(run.name)
                 else:
                     added.append(self._insert_run(conn, run, priority, now))
                 seen.add(key)
@@ -170,14 +171,19 @@ class Repo:
         return same
 
     @staticmethod
-    def _queue_again(conn: Connection, run_id: int, run: NewRun, priority: int) -> None:
+    def _queue_again(conn: Connection, run_id: int, run: NewRun, priority: int) -> bool:
         """A failed or cancelled run back to queued, as ``retry`` does; its names, swept
-        values and targets from the sweep queued now (its config is the same)."""
+        values and targets from the sweep queued now (its config is the same). False if
+        it is no longer failed or cancelled (someone retried it since it was read)."""
         target = json.dumps(dict(run.target)) if run.target else None
         values = dict(priority=priority, name=run.name, swept_json=json.dumps(dict(run.swept)),
                       target_json=target)  # fmt: skip
-        conn.execute(update(RUN).where(RUN.c.id == run_id).values(**_FRESH, **values))
+        retryable = [s.value for s in RETRYABLE]
+        still = update(RUN).where(RUN.c.id == run_id, RUN.c.status.in_(retryable))
+        if conn.execute(still.values(**_FRESH, **values)).rowcount == 0:
+            return False
         conn.execute(delete(METRIC).where(METRIC.c.run_id == run_id))
+        return True
 
     @staticmethod
     def _insert_run(conn: Connection, run: NewRun, priority: int, now: float) -> int:
@@ -513,7 +519,10 @@ class Repo:
         """failed/cancelled -> queued, as if new (metrics and figures are dropped)."""
         with self._write() as conn:
             self._require(conn, ids, RETRYABLE, "only failed or cancelled runs can be retried")
-            conn.execute(update(RUN).where(RUN.c.id.in_(ids)).values(**_FRESH))
+            retryable = [s.value for s in RETRYABLE]  # still: a concurrent retry + claim
+            conn.execute(
+                update(RUN).where(RUN.c.id.in_(ids), RUN.c.status.in_(retryable)).values(**_FRESH)
+            )
             conn.execute(delete(METRIC).where(METRIC.c.run_id.in_(ids)))
 
     def remove(self, ids: Sequence[int]) -> int:

@@ -67,7 +67,8 @@ def run_line(run: RunRow, now: float) -> tuple[str, ...]:
     loss = "" if run.validation_loss is None else f"{run.validation_loss:.6f}"
     note = ""
     if (cause := run_cause(run)) is not None:
-        note = f"{cause.option}: {(run.error or '').splitlines()[0][:60]}"
+        first_line = (run.error or "").splitlines()[:1]
+        note = f"{cause.option}: {first_line[0][:60]}" if first_line else cause.option
     elif (eta := run_eta(run, now)) is not None:
         from resconv_tui.polling import format_duration
 

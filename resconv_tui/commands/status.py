@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
 def eta_line(runs: list[RunRow], workers: list[WorkerRow], now: float) -> str:
     """``queue ETA 3m02s (t1-layers-32 3m02s, act-demo 41s)``: the dashboard's forecast."""
+    from core.queue import RunStatus
     from resconv_tui.polling import (
         experiment_etas,
         format_duration,
@@ -79,7 +80,12 @@ def eta_line(runs: list[RunRow], workers: list[WorkerRow], now: float) -> str:
     ends = queue_forecast(runs, workers, now)
     eta = last_end(runs, ends)
     if eta is None:
-        why = "no run measured yet" if ends is None else "every live worker is stopping"
+        if ends is None:
+            why = "no run measured yet"
+        elif any(r.status == RunStatus.QUEUED and r.id not in ends for r in runs):
+            why = "no live worker takes runs: stopping"
+        else:
+            why = "the running runs' workers are silent"
         return f"queue ETA: — ({why})"
     each = ", ".join(
         f"{name} {format_duration(s)}" for name, s in experiment_etas(runs, ends).items()

@@ -52,6 +52,26 @@ def run(args: argparse.Namespace) -> int:
             print(f"no live worker on {host}")
         return 0
     signalled = [pid for pid in pids if launcher.stop(pid)]
-    how = "exit at once" if args.now else "stop after the current step"
-    print(f"asked worker pid {', '.join(map(str, signalled))} to {how}; runs go back to the queue")
+    failed = [pid for pid in pids if pid not in signalled]
+    # Said at once in the rows (their heartbeat says so within seconds too): a second
+    # `stop` right after this one must not send the "exit at once" signal by accident.
+    for worker in live:
+        if worker.pid in signalled and worker.state != "stopping":
+            repo.update_worker(worker.id, state="stopping")
+    said = []
+    now_ones = [pid for pid in signalled if pid in asked_before]
+    first = [pid for pid in signalled if pid not in asked_before]
+    if first:
+        said.append(f"asked worker pid {_listed(first)} to stop after the current step")
+    if now_ones:
+        said.append(f"told worker pid {_listed(now_ones)} to exit at once")
+    if said:
+        print("; ".join(said) + "; runs go back to the queue")
+    if failed:
+        print(f"could not signal worker pid {_listed(failed)} (another user's process?)")
+        return 1
     return 0
+
+
+def _listed(pids: list[int]) -> str:
+    return ", ".join(map(str, pids))

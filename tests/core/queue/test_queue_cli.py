@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -212,27 +211,44 @@ def test_stop_signals_this_machine_s_live_workers_once(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     cli(capsys, "queue", "sweep.yml")
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # A worker busy finishing its step: the first SIGTERM does not end it.
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    busy = subprocess.Popen([sys.executable, "-c", code])
     repo = Repo.open("runs.db")
     here = socket.gethostname()
-    worker = repo.register_worker(here, sleeper.pid, "cpu")
-    repo.register_worker("other-box", sleeper.pid, "cuda:0")  # not this machine's
+    repo.register_worker(here, busy.pid, "cpu")
+    repo.register_worker("other-box", busy.pid, "cuda:0")  # not this machine's
     try:
-        repo.update_worker(worker, state="stopping")  # asked already: a 2nd signal is "now"
+        time.sleep(0.2)  # its SIGTERM handler is in place
         assert cli(capsys, "stop")[1] == (
-            f"worker pid {sleeper.pid} already stopping (--now: stop at once)\n"
-        )
-        assert sleeper.poll() is None
-        repo.update_worker(worker, state="idle")
-        assert cli(capsys, "stop")[1] == (
-            f"asked worker pid {sleeper.pid} to stop after the current step; "
+            f"asked worker pid {busy.pid} to stop after the current step; "
             "runs go back to the queue\n"
         )
-        assert sleeper.wait(timeout=10) == -signal.SIGTERM
+        # Asked already (its row says so at once): a second stop sends nothing...
+        assert cli(capsys, "stop")[1] == (
+            f"worker pid {busy.pid} already stopping (--now: stop at once)\n"
+        )
+        # ...unless told to: then it is the "exit at once" signal.
+        assert cli(capsys, "stop", "--now")[1] == (
+            f"told worker pid {busy.pid} to exit at once; runs go back to the queue\n"
+        )
+        busy.kill()
+        busy.wait()
         assert cli(capsys, "stop")[1] == f"no live worker on {here}\n"
     finally:
-        sleeper.kill()
-        sleeper.wait()
+        busy.kill()
+        busy.wait()
+
+
+def test_ls_of_a_failure_without_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    worker = repo.register_worker("h", 1, "cpu")
+    run = repo.claim(worker)
+    assert run is not None
+    repo.fail(run.id, worker, "")
+    code, out, _ = cli(capsys, "ls", "--status", "failed")
+    assert code == 0 and out.splitlines()[1].endswith("  error")
 
 
 def test_status_lists_every_run_of_a_stacked_worker(

@@ -88,6 +88,20 @@ def test_failed_and_cancelled_runs_are_queued_again_in_place_and_force_adds_anyw
     assert (forced.added, forced.skipped) == (2, 0)
 
 
+def test_queueing_again_leaves_a_run_alone_that_was_retried_and_claimed_meanwhile(
+    repo: Repo,
+) -> None:
+    # On PostgreSQL the enqueue reads before it writes: the write re-checks the status.
+    (run_id,) = repo.enqueue([tiny_run(0)]).added_ids
+    worker = repo.register_worker("h", 1, "cpu")
+    repo.fail(claim(repo, worker), worker, "boom")
+    repo.retry([run_id])
+    assert claim(repo, worker) == run_id  # running now, though read as failed a moment ago
+    with repo._write() as conn:
+        assert not repo._queue_again(conn, run_id, tiny_run(0), 0)
+    assert repo.get_run(run_id).status == S.RUNNING
+
+
 def test_the_same_cell_in_another_experiment_is_its_own_run(repo: Repo) -> None:
     # The logbook's tables share cells (T5's gelu row is T7's ks-3): each table is whole.
     assert repo.enqueue(tiny_runs(2, "t5")).added == 2

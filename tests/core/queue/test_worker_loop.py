@@ -493,3 +493,19 @@ def test_say_goes_on_when_the_terminal_is_gone(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr("sys.stdout", HungUp())
     say("still training")
+
+
+def test_nohup_keeps_sighup_ignored() -> None:
+    # `nohup resconv-tui worker &`: the person asked it to outlive the terminal.
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        StopFlags().install()
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)  # a plain shell: SIGHUP stops it cleanly
+        flags = StopFlags()
+        flags.install()
+        assert signal.getsignal(signal.SIGHUP) == flags.handle
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
