@@ -12,7 +12,8 @@ live worker has a slot per run in flight (``--slots K`` rows are separate worker
 ``--stack K`` worker trains K runs at once), at least one unless it is stopping; a slot
 frees up when its running run ends (at that run's own measured rate), then takes the
 next queued run in claim order (priority, then age). Runs of offline workers are left
-out: they end as "worker lost", not trained.
+out: they end as "worker lost", not trained. A stopping worker's runs go back to the
+queue after their current step: they count as queued, whole.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from core.queue import RunRow, RunStatus, WorkerRow
 FIT_RECENT = 200  # the most recent measured runs the cost fit uses
 
 
-@lru_cache(maxsize=4096)
+# Keyed by the config text, which differs per seed: room for a large queue's every run
+# (a settled run keeps its row, and so its string, between polls: hits after the first).
+@lru_cache(maxsize=1 << 16)
 def _image_area(config_json: str) -> int:
     size = json.loads(config_json).get("image_size", 28)
     return int(size) * int(size)
@@ -77,21 +80,23 @@ def queue_ends(
     ends: dict[int, float] = {}
     slots: list[float] = []  # when each slot that takes queued runs is free
     in_flight: dict[str, int] = {}
+    requeued = []  # a stopping worker puts its runs back: they train again from the start
     for run in runs:
         if run.status == RunStatus.RUNNING and run.worker_id in taking:
+            if not taking[run.worker_id]:
+                requeued.append(run)
+                continue
             left = max(0, run.total_inputs - run.inputs_done)
             measured_rate = rate(run)
             ends[run.id] = left / measured_rate if measured_rate else left * per_input(run)
             in_flight[run.worker_id] = in_flight.get(run.worker_id, 0) + 1
-            if taking[run.worker_id]:
-                slots.append(ends[run.id])
+            slots.append(ends[run.id])
     for worker in alive:
         if taking[worker.id] and not in_flight.get(worker.id):
             slots.append(0.0)
     heapq.heapify(slots)
-    queued = sorted(
-        (run for run in runs if run.status == RunStatus.QUEUED), key=lambda r: (-r.priority, r.id)
-    )
+    waiting = [*(run for run in runs if run.status == RunStatus.QUEUED), *requeued]
+    queued = sorted(waiting, key=lambda r: (-r.priority, r.id))
     for run in queued if slots else ():
         start = heapq.heappop(slots)
         ends[run.id] = start + run.total_inputs * per_input(run)

@@ -85,6 +85,11 @@ def test_queue_eta_schedules_whole_runs_on_the_slots_in_flight(
     leaving = worker("stopping", worker_id="i")
     assert polling.queue_eta(stack, [stacker, leaving], NOW) == pytest.approx(20)
     assert polling.queue_eta([stack[3]], [leaving], NOW) is None
+    # A stopping worker puts its half-done run back: it trains again, whole, elsewhere.
+    half = dataclasses.replace(stack[0], inputs_done=500)
+    stopping = worker("stopping", worker_id="s")
+    assert polling.queue_forecast([half], [stopping, idle], NOW) == pytest.approx({1: 10})
+    assert polling.queue_eta([half], [stopping], NOW) is None  # nobody will train it
     # Idle workers cannot help a slow run that is already training: it bounds the ETA.
     slow = dataclasses.replace(stack[0], inputs_per_s=10.0)
     assert polling.queue_eta([slow, stack[3]], [stacker, idle], NOW) == pytest.approx(100)
