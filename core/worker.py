@@ -35,16 +35,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import math
 import os
 import re
 import socket
 import sys
+import tempfile
 import threading
 import time
 import weakref
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -405,6 +408,24 @@ def cuda_workers_here(repo: Repo) -> Counter[int]:
     return busy
 
 
+@contextlib.contextmanager
+def choosing_device() -> Iterator[None]:
+    """Hold this machine's ``--device auto`` lock (a file lock in the temp folder) from
+    counting the workers per GPU until registering. Without the lock file (another
+    user's, a read-only folder) it goes on unlocked: a rare tie, not an error."""
+    path = Path(tempfile.gettempdir()) / "resconv-tui-auto-device.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def auto_device(repo: Repo) -> str:
     """What ``--device auto`` means now on this machine (see ``resolve_device``)."""
     return resolve_device("auto", cuda_workers_here(repo))
@@ -502,28 +523,32 @@ def run_worker(
     ``rules``: what to claim (``--order``, ``--stack``).
     """
     repo = Repo.open(db_url)  # first: a wrong --db is reported without importing torch
-    try:
-        resolved = device
-        if trainer is None:
-            resolved = auto_device(repo) if device == "auto" else resolve_device(device)
-    except ConfigError:
-        repo.close()
-        raise
-    flags = StopFlags()
-    if install_signals:
-        flags.install()
-    root = Path(checkpoint_root) if checkpoint_root else default_checkpoint_root(db_url)
-    label, admission = None, None
-    if slot is not None:
-        from core.slots import prepare_slot
+    # `--device auto` counts the workers of each GPU here, then registers on the one it
+    # chose: two workers started together must not both count before either registers.
+    choosing = choosing_device() if trainer is None and device == "auto" else nullcontext()
+    with choosing:
+        try:
+            resolved = device
+            if trainer is None:
+                resolved = auto_device(repo) if device == "auto" else resolve_device(device)
+        except ConfigError:
+            repo.close()
+            raise
+        flags = StopFlags()
+        if install_signals:
+            flags.install()
+        root = Path(checkpoint_root) if checkpoint_root else default_checkpoint_root(db_url)
+        label, admission = None, None
+        if slot is not None:
+            from core.slots import prepare_slot
 
-        SPEAKER[0] = f"worker {slot.index}/{slot.count}"
-        label, admission = prepare_slot(slot, resolved, repo)
-    worker = Worker(
-        repo, resolved, trainer or FitTrainer(resolved, data_dir), root, flags,
-        stale_after_s=stale_after_s, heartbeat_s=heartbeat_s, label=label, admission=admission,
-        rules=rules,
-    )  # fmt: skip
+            SPEAKER[0] = f"worker {slot.index}/{slot.count}"
+            label, admission = prepare_slot(slot, resolved, repo)
+        worker = Worker(
+            repo, resolved, trainer or FitTrainer(resolved, data_dir), root, flags,
+            stale_after_s=stale_after_s, heartbeat_s=heartbeat_s, label=label,
+            admission=admission, rules=rules,
+        )  # fmt: skip
     try:
         return worker.loop(until_empty, max_runs)
     finally:

@@ -509,3 +509,41 @@ def test_nohup_keeps_sighup_ignored() -> None:
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+
+
+def test_auto_holds_the_machine_s_device_lock_from_counting_to_registering(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two workers started together must not both count the GPUs' workers before either
+    # has registered: the count and the registration happen under one file lock.
+    import fcntl
+    import tempfile
+
+    lock = Path(tempfile.gettempdir()) / "resconv-tui-auto-device.lock"
+
+    def held() -> bool:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    seen: dict[str, bool] = {}
+    registered = Repo.register_worker
+
+    def counting(repo: Repo) -> str:
+        seen["counting"] = held()
+        return "cpu"
+
+    def registering(self: Repo, *args: Any) -> str:
+        seen["registering"] = held()
+        return registered(self, *args)
+
+    monkeypatch.setattr(worker_module, "auto_device", counting)
+    monkeypatch.setattr(Repo, "register_worker", registering)
+    run_worker(str(db_path), device="auto", until_empty=True, install_signals=False)
+    assert seen == {"counting": True, "registering": True}
+    assert not held()  # released once registered
