@@ -57,27 +57,23 @@ async def test_a_local_worker_gone_without_a_clean_stop_loses_its_runs_at_the_ne
     assert states[3003] == "lost" and states[1111] == "running"
 
 
+@pytest.mark.parametrize(
+    ("exited", "silent_s"),
+    [
+        (set(), SILENT_FOR_S),  # quiet a while, but its processes run
+        # A container sharing this host's name (docker --network host): its pids are
+        # not ours, but it beats. Only silence on top of a missing pid means "exited".
+        ({3001, 3002}, SILENT_FOR_S - 1),
+    ],
+    ids=["processes-alive", "pids-not-ours-but-beating"],
+)
 async def test_live_local_workers_are_left_alone(
-    local_slot_workers, app_factory, settle, launcher, db_url
+    exited, silent_s, local_slot_workers, app_factory, settle, launcher, db_url
 ) -> None:
-    app = app_factory()
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        assert not any("exited" in m for m in notifications(app))
-    repo = Repo.open(db_url)
-    assert repo.get_run(local_slot_workers[0]).status == RunStatus.RUNNING
-    repo.close()
-
-
-async def test_a_beating_worker_is_left_alone_though_its_pid_is_not_ours(
-    local_slot_workers, app_factory, settle, launcher, db_url
-) -> None:
-    # A container sharing this host's name (docker --network host): its pids are not
-    # ours, but it beats. Only silence on top of a missing pid means "exited".
-    launcher.exited.update({3001, 3002})
+    launcher.exited.update(exited)
     app = app_factory()
     frozen = app.ctx.clock
-    app.ctx.clock = lambda: frozen() + SILENT_FOR_S - 1
+    app.ctx.clock = lambda: frozen() + silent_s
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert not any("exited" in m for m in notifications(app))
