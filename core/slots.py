@@ -16,6 +16,8 @@ The supervisor here only starts the slots, forwards signals and waits:
   cannot say so itself: the supervisor marks its runs failed "worker lost" at once (it
   knows the pid), so they do not sit ``running`` until a worker next starts. Slots that
   exit cleanly have already put their runs back, so this touches nothing of theirs.
+  A slot killed by a signal while no stop was asked for is started again (at most
+  ``RESTARTS`` times per slot), so ``--slots K`` keeps K slots training.
 * It exits when every slot has exited (with ``--until-empty`` each slot leaves when
   the queue is empty), with the first non-zero slot status, else 0.
 
@@ -41,6 +43,7 @@ from core.worker import say
 from core.worker_options import ClaimRules
 
 KILL_AFTER_S = 5.0
+RESTARTS = 3  # per slot: a slot killed again and again (say, by the OOM killer) stays down
 POLL_S = 0.1
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -88,8 +91,9 @@ class Supervisor:
     ) -> None:
         self.commands, self.kill_after_s = commands, kill_after_s
         self.on_exit = on_exit  # a slot's pid -> the runs it left running, now recorded lost
-        self.children: list[subprocess.Popen[bytes]] = []
+        self.children: list[subprocess.Popen[bytes]] = []  # the current process of each slot
         self.exited: set[int] = set()
+        self.restarts = [0] * len(commands)
         self.signals = self.forwarded = 0
         self.kill_at: float | None = None
 
@@ -102,7 +106,7 @@ class Supervisor:
         self.children = [subprocess.Popen(c, process_group=0) for c in self.commands]
         pids = ", ".join(str(c.pid) for c in self.children)
         say(f"{len(self.children)} slots started (pids {pids}); Ctrl-C stops them")
-        while any(c.poll() is None for c in self.children):
+        while self.running():
             self.forward()
             self.reap()
             time.sleep(POLL_S)
@@ -110,6 +114,12 @@ class Supervisor:
         codes = [exit_status(c.returncode) for c in self.children]
         say(f"all slots stopped (exit statuses {', '.join(map(str, codes))})")
         return next((code for code in codes if code != 0), 0)
+
+    def running(self) -> bool:
+        """Whether a slot still runs. Polls every child (``any()`` would stop at the first
+        live one and never see a later slot exit)."""
+        states = [child.poll() for child in self.children]
+        return None in states
 
     def forward(self) -> None:
         while self.forwarded < self.signals:
@@ -123,23 +133,34 @@ class Supervisor:
             self.send(signal.SIGKILL)
 
     def reap(self) -> None:
-        """Say which slot exited on its own, and record the runs it left running lost."""
-        for child in self.children:
+        """Say which slot exited on its own, record the runs it left running lost, and
+        start a slot that was killed again."""
+        for index, child in enumerate(self.children):
             if child.returncode is None or child.pid in self.exited:
                 continue
             self.exited.add(child.pid)
-            if self.on_exit is None:
-                continue
-            try:
-                lost = self.on_exit(child.pid)
-            except Exception as exc:  # e.g. a locked database: the next worker start recovers
-                say(f"slot pid {child.pid} exited; its runs could not be checked ({exc})")
-                continue
-            if lost:
-                runs = ", ".join(map(str, lost))
-                say(f"slot pid {child.pid} exited with status {exit_status(child.returncode)}: "
-                    f"run {runs} marked failed (worker lost); "
-                    "'resconv-tui retry --cause worker-lost' queues it again")  # fmt: skip
+            self.record_lost(child)
+            if child.returncode < 0 and not self.signals and self.restarts[index] < RESTARTS:
+                self.restarts[index] += 1
+                child = self.children[index] = subprocess.Popen(
+                    self.commands[index], process_group=0
+                )
+                slot, count = f"{index + 1}/{len(self.children)}", self.restarts[index]
+                say(f"slot {slot} started again (pid {child.pid}, restart {count} of {RESTARTS})")
+
+    def record_lost(self, child: subprocess.Popen[bytes]) -> None:
+        if self.on_exit is None:
+            return
+        try:
+            lost = self.on_exit(child.pid)
+        except Exception as exc:  # e.g. a locked database: the next worker start recovers
+            say(f"slot pid {child.pid} exited; its runs could not be checked ({exc})")
+            return
+        if lost:
+            runs = ", ".join(map(str, lost))
+            say(f"slot pid {child.pid} exited with status {exit_status(child.returncode)}: "
+                f"run {runs} marked failed (worker lost); "
+                "'resconv-tui retry --cause worker-lost' queues it again")  # fmt: skip
 
     def send(self, sig: signal.Signals) -> None:
         for child in self.children:
