@@ -90,6 +90,14 @@ def test_queue_eta_schedules_whole_runs_on_the_slots_in_flight(
     stopping = worker("stopping", worker_id="s")
     assert polling.queue_forecast([half], [stopping, idle], NOW) == pytest.approx({1: 10})
     assert polling.queue_eta([half], [stopping], NOW) is None  # nobody will train it
+    # Once runs have finished, their final rates set a queued run's pace: a running run's
+    # rate so far (noisy in its first steps) does not move the forecast of the others.
+    done = dataclasses.replace(stack[0], id=9, status=RunStatus.SUCCEEDED, inputs_per_s=50.0)
+    for pace in (1.0, 1000.0):
+        moving = dataclasses.replace(stack[0], inputs_per_s=None, inputs_done=100,
+                                     started_at=NOW - 100 / pace, heartbeat_at=NOW)  # fmt: skip
+        ends = polling.queue_forecast([done, moving, stack[3]], [stacker, idle], NOW)
+        assert ends is not None and ends[4] == pytest.approx(1000 / 50)
     # Idle workers cannot help a slow run that is already training: it bounds the ETA.
     slow = dataclasses.replace(stack[0], inputs_per_s=10.0)
     assert polling.queue_eta([slow, stack[3]], [stacker, idle], NOW) == pytest.approx(100)
