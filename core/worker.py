@@ -57,7 +57,7 @@ from core.gpu import GpuMonitor
 from core.packing import Admission, Slot, parse_slot
 from core.processes import exited_here
 from core.queue import FinalFigures, QueueError, Repo, RunRow
-from core.queue.db import describe, sqlite_path
+from core.queue.db import describe, is_new_file, sqlite_path
 from core.queue.repo import STALE_AFTER_S
 from core.queue.samples import encode_samples
 from core.recording import HEARTBEAT_S, SPEAKER, Heartbeat, RunRecorder, StopFlags, say
@@ -559,6 +559,10 @@ def run_worker(
 
 
 def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
+    if is_new_file(db_url) and not getattr(args, "slot", None):
+        # Created empty now: the worker would wait for runs that go to another file.
+        say(f"database {describe(db_url)} is new: nothing queued yet (is --db right? "
+            f"queue runs with: resconv-tui queue FILE.yml --db {describe(db_url)})")  # fmt: skip
     slots = getattr(args, "slots", 1)
     rules = ClaimRules.from_args(args)
     for option, value in (("--max-runs", args.max_runs), ("--stack", rules.stack),

@@ -66,6 +66,9 @@ def make_app(
     ``preferences``: the file that keeps the start dialog's worker options between
     sessions (the CLI passes ``preferences_path()``; None keeps them for this session).
     """
+    from core.queue.db import describe, is_new_file
+
+    new = is_new_file(db_url)
     ctx = DashboardContext(
         repo=Repo.open(db_url),
         db_url=db_url,
@@ -74,6 +77,8 @@ def make_app(
         poll_interval_s=poll_interval_s,
         export_dir=export_dir or Path.cwd(),
     )
+    if new:  # said, in case --db has a typo: a new file shows an empty queue
+        ctx.notes.append(f"new database {describe(db_url)}: nothing queued yet (n: new sweep)")
     if hostname is not None:
         ctx.hostname = hostname
     if preferences is not None:

@@ -44,6 +44,12 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+def is_new_file(url: str) -> bool:
+    """Whether opening ``url`` would create a new SQLite file (say so: a typo'd ``--db``)."""
+    path = sqlite_path(url)
+    return path is not None and not path.exists()
+
+
 def describe(url: str) -> str:
     """How messages name a database: the file for SQLite, the URL without password else."""
     path = sqlite_path(url)

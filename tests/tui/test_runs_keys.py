@@ -476,6 +476,18 @@ async def test_a_real_worker_on_a_missing_gpu_says_why_in_the_dashboard(
                 os.kill(pid, signal.SIGKILL)
 
 
+async def test_a_new_database_file_is_said_on_opening(tmp_path, settle) -> None:
+    # `resconv-tui --db rusn.db` (a typo) must not look like an empty queue of the real one.
+    typo = tmp_path / "rusn.db"
+    app = make_app(f"sqlite:///{typo}", poll_interval_s=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        messages = [n.message for n in app._notifications]
+    assert f"new database {typo}: nothing queued yet (n: new sweep)" in messages
+    again = make_app(f"sqlite:///{typo}", poll_interval_s=3600)
+    assert again.ctx.notes == []
+
+
 async def test_help_results_and_quit(seeded, app_factory, settle) -> None:
     from resconv_tui.screens.help import HelpScreen
     from resconv_tui.screens.results import ResultsScreen

@@ -547,3 +547,15 @@ def test_auto_holds_the_machine_s_device_lock_from_counting_to_registering(
     run_worker(str(db_path), device="auto", until_empty=True, install_signals=False)
     assert seen == {"counting": True, "registering": True}
     assert not held()  # released once registered
+
+
+def test_a_worker_on_a_new_database_file_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A typo'd --db creates an empty file: the worker would wait there for nothing.
+    typo = tmp_path / "rusn.db"
+    assert worker_module.main(["--db", str(typo), "--device", "cpu", "--until-empty"]) == 0
+    out = capsys.readouterr().out
+    assert f"database {typo} is new: nothing queued yet (is --db right? " in out
+    assert worker_module.main(["--db", str(typo), "--device", "cpu", "--until-empty"]) == 0
+    assert "is new" not in capsys.readouterr().out  # the second time it is not new
