@@ -141,16 +141,21 @@ def _check_keys(source: str, *parts: tuple[str, dict[str, Any]]) -> None:
     two typos is mended in one go; each typo gets the nearest name ('layer', 'chanels')."""
     parameters = [k for k in RunConfig.__dataclass_fields__ if not k.startswith("_")]
     aliases = [*ALIASES, "ks1", "ks2", "ch1", "ch2"]
+    file_keys = sorted(FILE_KEYS)
     unknown = []
     for context, entry in parts:
+        # At the top of the file a typo may be of the file's own keys ('matrx').
+        names = [*parameters, *aliases, *(file_keys if not context else [])]
         for key in entry:
             if not _known_key(key) or str(key).startswith("_"):
-                near = difflib.get_close_matches(str(key), [*parameters, *aliases], n=1)
+                near = difflib.get_close_matches(str(key), names, n=1)
                 hint = f" (did you mean '{near[0]}'?)" if near else ""
                 unknown.append((context, f"'{key}'{hint}"))
     if not unknown:
         return
     known = f"run parameters: {', '.join(parameters)}; aliases: {', '.join(aliases)}"
+    if any(not context for context, _ in parts):
+        known += f"; file keys: {', '.join(file_keys)}"
     if len(unknown) == 1:
         context, key = unknown[0]
         raise SweepError(f"{source}: {context}unknown key {key}; {known}")

@@ -122,6 +122,10 @@ BAD_FILES = {
         "2 unknown keys: 'layer' (did you mean 'layers'?), matrix: 'chanels' (did you mean "
         "'channels'?); run parameters",
     ),
+    "typos of the file's own keys": (
+        "name: x\nmatrx:\n  l: [1]\ntargts: []\n",
+        "2 unknown keys: 'matrx' (did you mean 'matrix'?), 'targts' (did you mean 'targets'?)",
+    ),
     "two typos in exclude entries": (
         "name: x\nmatrix:\n  l: [2]\nexclude: [{lr: 1, foo: 2}, {bar: 1}]\n",
         "2 unknown keys: exclude entry 1: 'foo', exclude entry 2: 'bar'; run parameters",
