@@ -57,6 +57,19 @@ def open_repo(args: argparse.Namespace, create: bool = False) -> Repo:
     return Repo.open(db_url(args), create=create)
 
 
+def require_experiment(repo: Repo, name: str | None) -> None:
+    """A one-line usage error naming the experiments there are, for an unknown ``name``."""
+    if name is None:
+        return
+    from core.queue.db import describe
+    from core.queue.errors import UsageError
+
+    known = [experiment for experiment, _ in repo.experiments()]
+    if name not in known:
+        listed = ", ".join(known) if known else "none yet"
+        raise UsageError(f"no experiment '{name}' in {describe(repo.url)} ({listed})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="resconv-tui",

@@ -11,7 +11,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from resconv_tui.cli import add_db_option, open_repo
+from resconv_tui.cli import add_db_option, open_repo, require_experiment
 
 if TYPE_CHECKING:
     from core.queue import RunRow
@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from core.queue import RunFilter, RunStatus
 
     repo = open_repo(args)
+    require_experiment(repo, args.experiment)
     statuses = frozenset(RunStatus(s) for s in args.status) if args.status else None
     runs = repo.list_runs(RunFilter(statuses=statuses, experiment=args.experiment))
     queued = sorted((r for r in runs if r.status == RunStatus.QUEUED), key=queue_order)

@@ -30,7 +30,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             add_retry_arguments(parser)
         elif name == "priority":
             parser.add_argument(
-                "priority", type=int, metavar="N", help="the priority, e.g. 5 or -1"
+                "priority", type=priority_value, metavar="N", help="the priority, e.g. 5 or -1"
             )
             parser.add_argument("ids", nargs="+", type=run_id, metavar="ID", help="run id")
         else:
@@ -64,6 +64,15 @@ def run_id(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"'{text}' is not a run id (ids start at 1)")
     return value
+
+
+def priority_value(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a priority (a whole number, e.g. 5 or -1)"
+        ) from None
 
 
 def cancel(args: argparse.Namespace) -> int:

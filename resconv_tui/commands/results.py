@@ -7,7 +7,7 @@ import re
 import sys
 from typing import Any
 
-from resconv_tui.cli import add_db_option, open_repo
+from resconv_tui.cli import add_db_option, open_repo, require_experiment
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -49,18 +49,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from core.queue import RunFilter, RunStatus
-    from core.queue.db import describe
-    from core.queue.errors import UsageError
     from core.queue.views import render, results_by_cell, results_table
 
     repo = open_repo(args)
-    if args.experiment is not None:
-        known = [name for name, _ in repo.experiments()]
-        if args.experiment not in known:
-            listed = ", ".join(known) if known else "none yet"
-            raise UsageError(
-                f"no experiment '{args.experiment}' in {describe(repo.url)} ({listed})"
-            )
+    require_experiment(repo, args.experiment)
     succeeded = frozenset({RunStatus.SUCCEEDED})
     runs = repo.list_runs(RunFilter(statuses=succeeded, experiment=args.experiment))
     if not runs:

@@ -204,7 +204,7 @@ def test_ls_lists_runs_in_queue_order_with_filters_and_json(
     _, out, _ = cli(capsys, "ls", "--json", "--status", "failed")
     (failed,) = json.loads(out)
     assert (failed["id"], failed["cause"], failed["name"]) == (1, "oom", "ch-4_lr-0.001")
-    assert cli(capsys, "ls", "--experiment", "nope")[1] == "no runs match\n"
+    assert cli(capsys, "ls", "--experiment", "smoke", "--status", "running")[1] == "no runs match\n"
 
 
 def test_stop_signals_this_machine_s_live_workers_once(
@@ -376,6 +376,7 @@ def test_newer_schema(capsys: pytest.CaptureFixture[str]) -> None:
         (["retry", "1"], "not allowed: run 1 is queued: only failed or cancelled runs"),
         (["results", "--sort", "nope"], "invalid argument: 'nope' is not a column"),
         (["results", "--experiment", "other"], "no experiment 'other' in runs.db (smoke)"),
+        (["ls", "--experiment", "other"], "no experiment 'other' in runs.db (smoke)"),
         (["queue", "missing.yml"], "missing.yml: cannot read file"),
     ],
 )
@@ -409,6 +410,10 @@ def test_bad_run_ids_are_argparse_errors(capsys: pytest.CaptureFixture[str]) -> 
         main(["cancel", "abc"])
     assert exit_info.value.code == 2
     assert "'abc' is not a run id" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["priority", "abc", "1"])
+    assert exit_info.value.code == 2
+    assert "'abc' is not a priority (a whole number, e.g. 5 or -1)" in capsys.readouterr().err
 
 
 def test_results_by_cell_over_seeds(capsys: pytest.CaptureFixture[str]) -> None:
