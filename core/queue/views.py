@@ -36,6 +36,7 @@ STD = "± std"
 TARGET = "target"
 DIFF = "Δ target"
 LOGBOOK_MINUTES = "logbook minutes"
+TARGET_PARAMS = "target params"  # shown only where one differs from the model's count
 FORMATS = ("markdown", "csv", "json")
 METER_WIDTH = 20
 SEEDS_DONE = re.compile(r"(\d+)/(\d+)")  # the seeds column: done / queued
@@ -149,7 +150,8 @@ def _cell_row(group: list[RunRow], swept: list[str], several: bool, queued: int)
 
 def _with_targets(table: Table, targets: Sequence[Mapping[str, float] | None], after: str) -> Table:
     """The published figures beside ours, where any row has one: the target validation
-    loss and our difference to it after ``after``, the logbook's minutes after ours.
+    loss and our difference to it after ``after``, the logbook's minutes after ours, and
+    the target parameter count where one differs from the model's.
     ``targets`` are the rows' targets, in row order (a cell's seeds share one)."""
     given = [t or {} for t in targets]
     columns, rows = list(table.columns), [list(row) for row in table.rows]
@@ -159,6 +161,12 @@ def _with_targets(table: Table, targets: Sequence[Mapping[str, float] | None], a
             goal, loss = target.get("validation_loss"), row[columns.index(LOSS)]
             row[at:at] = [goal, None if goal is None or loss is None else loss - goal]
         columns[at:at] = [TARGET, DIFF]
+    params = columns.index(PARAMS)
+    if any(t.get("params") not in (None, row[params]) for row, t in zip(rows, given, strict=True)):
+        # The logbook's counts are ours (a test checks all 113): a difference is news.
+        for row, target in zip(rows, given, strict=True):
+            row[params + 1 : params + 1] = [target.get("params")]
+        columns[params + 1 : params + 1] = [TARGET_PARAMS]
     if any(t.get("minutes") is not None for t in given):
         at = columns.index(MINUTES) + 1
         for row, target in zip(rows, given, strict=True):
@@ -313,7 +321,7 @@ def format_cell(column: str, value: Any) -> str:
         return f"{value:+.6f}"
     if column == LOGBOOK_MINUTES:
         return f"{value:.2f}"
-    if column == PARAMS:
+    if column in (PARAMS, TARGET_PARAMS):
         return f"{value:,}"
     if column in (MINUTES, MEMORY):
         return f"{value:.2f}" if column == MINUTES else f"{value:,.1f}"

@@ -167,7 +167,15 @@ def test_seeds_sort_as_numbers_not_text() -> None:
 
 def test_targets_sit_beside_our_figures_in_both_tables() -> None:
     # The logbook's published figures (a sweep file's targets) next to what we measured.
-    from core.queue.views import DIFF, LOGBOOK_MINUTES, MINUTES, TARGET, results_by_cell
+    from core.queue.views import (
+        DIFF,
+        LOGBOOK_MINUTES,
+        MINUTES,
+        PARAMS,
+        TARGET,
+        TARGET_PARAMS,
+        results_by_cell,
+    )
 
     target = {"validation_loss": 0.1, "params": 321, "minutes": 2.5}
     seeds = [
@@ -187,3 +195,10 @@ def test_targets_sit_beside_our_figures_in_both_tables() -> None:
     assert cells.columns[:6] == ("l", "seeds", "validation loss", "± std", TARGET, DIFF)
     assert cells.column(DIFF) == pytest.approx([0.02, None])
     assert TARGET not in results_table([plain]).columns  # no targets: no empty columns
+    # A params target equal to the model's count adds nothing; one that differs, a column.
+    matching = [replace(r, param_count=321) for r in seeds]
+    assert TARGET_PARAMS not in results_table(matching).columns
+    differing = results_table([*matching, replace(matching[0], id=9, param_count=999)])
+    at = differing.columns.index(PARAMS)
+    assert differing.columns[at + 1] == TARGET_PARAMS
+    assert differing.column(TARGET_PARAMS) == [321, 321, 321]
