@@ -19,7 +19,8 @@ The supervisor here only starts the slots, forwards signals and waits:
   A slot killed by a signal while no stop was asked for is started again (at most
   ``RESTARTS`` times per slot), so ``--slots K`` keeps K slots training.
 * It exits when every slot has exited (with ``--until-empty`` each slot leaves when
-  the queue is empty), with the first non-zero slot status, else 0.
+  the queue is empty), with the first non-zero status any slot had (a slot killed and
+  started again still counts), else 0. A slot started again counts ``--max-runs`` anew.
 
 The handlers only count signals; the wait loop does the forwarding.
 """
@@ -92,8 +93,9 @@ class Supervisor:
         self.commands, self.kill_after_s = commands, kill_after_s
         self.on_exit = on_exit  # a slot's pid -> the runs it left running, now recorded lost
         self.children: list[subprocess.Popen[bytes]] = []  # the current process of each slot
-        self.exited: set[int] = set()
+        self.reaped = [False] * len(commands)  # the current process's exit was handled
         self.restarts = [0] * len(commands)
+        self.statuses = [0] * len(commands)  # each slot's first non-zero exit status, or 0
         self.signals = self.forwarded = 0
         self.kill_at: float | None = None
 
@@ -108,10 +110,10 @@ class Supervisor:
         say(f"{len(self.children)} slots started (pids {pids}); Ctrl-C stops them")
         while self.running():
             self.forward()
-            self.reap()
+            self.reap(restart=True)
             time.sleep(POLL_S)
-        self.reap()
-        codes = [exit_status(c.returncode) for c in self.children]
+        self.reap(restart=False)  # all have exited: none is started again now
+        codes = self.statuses  # a slot killed, started again and ended cleanly still says so
         say(f"all slots stopped (exit statuses {', '.join(map(str, codes))})")
         return next((code for code in codes if code != 0), 0)
 
@@ -132,16 +134,19 @@ class Supervisor:
         if self.kill_at is not None and time.monotonic() > self.kill_at:
             self.send(signal.SIGKILL)
 
-    def reap(self) -> None:
+    def reap(self, restart: bool) -> None:
         """Say which slot exited on its own, record the runs it left running lost, and
-        start a slot that was killed again."""
+        (``restart``) start a slot that was killed again."""
         for index, child in enumerate(self.children):
-            if child.returncode is None or child.pid in self.exited:
+            if child.returncode is None or self.reaped[index]:
                 continue
-            self.exited.add(child.pid)
+            self.reaped[index] = True
+            self.statuses[index] = self.statuses[index] or exit_status(child.returncode)
             self.record_lost(child)
-            if child.returncode < 0 and not self.signals and self.restarts[index] < RESTARTS:
+            killed = child.returncode < 0
+            if restart and killed and not self.signals and self.restarts[index] < RESTARTS:
                 self.restarts[index] += 1
+                self.reaped[index] = False
                 child = self.children[index] = subprocess.Popen(
                     self.commands[index], process_group=0
                 )
