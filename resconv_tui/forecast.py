@@ -3,10 +3,10 @@
 A sweep mixes sizes (the logbook's T1 goes from 1 to 21 layers, T2 trains at 64x64), so
 one typical rate misjudges it. Each run's cost is its parameter count times its image
 area (every weight of a same-padded convolution is applied at every pixel), and the
-seconds per input are fitted to that cost, ``a + b * cost``, over the finished runs (over
-the running ones' pace so far until a run has finished); with one size measured, or a
-fit that makes no sense (a cost that would make runs faster), the median seconds per
-input stands for all.
+seconds per input are fitted to that cost, ``a + b * cost``, over the finished runs and
+the running ones of sizes no run has finished yet (their pace so far); with one size
+measured, or a fit that makes no sense (a cost that would make runs faster), the
+median seconds per input stands for all.
 
 The schedule is discrete, as training is: a run is never split between slots. Each
 live worker has a slot per run in flight (``--slots K`` rows are separate workers; a
@@ -73,11 +73,14 @@ def queue_ends(
     forecast (no live worker, or no run measured yet). Queued runs no slot will take
     (every live worker is stopping) are absent."""
     alive = [w for w in workers if live(w)]
-    # Finished runs' final rates, while any: a running run's rate so far moves from one
-    # poll to the next (its first steps, a validation pass), and the fit with it.
+    # Finished runs' final rates first: a running run's rate so far moves from one poll
+    # to the next (its first steps, a validation pass), and the fit with it. A running
+    # run counts only for a size no finished run has (a sweep's big runs end last).
     finished = [(run, r) for run in runs if run.status == RunStatus.SUCCEEDED and (r := rate(run))]
-    measured = finished or [(run, r) for run in runs if (r := rate(run))]
-    per_input = seconds_per_input(measured)
+    sizes = {run_cost(run) for run, _ in finished}
+    running = [(run, r) for run in runs if run.status == RunStatus.RUNNING and (r := rate(run))]
+    per_input = seconds_per_input(finished + [(run, r) for run, r in running
+                                              if run_cost(run) not in sizes])  # fmt: skip
     if not alive or per_input is None:
         return None
     taking = {w.id: w.state != "stopping" for w in alive}  # a stopping worker takes no run

@@ -98,6 +98,13 @@ def test_queue_eta_schedules_whole_runs_on_the_slots_in_flight(
                                      started_at=NOW - 100 / pace, heartbeat_at=NOW)  # fmt: skip
         ends = polling.queue_forecast([done, moving, stack[3]], [stacker, idle], NOW)
         assert ends is not None and ends[4] == pytest.approx(1000 / 50)
+    # ...but a running run of a size no run has finished yet counts: a sweep's small runs
+    # end first, and the big ones to come are paced by the big one training.
+    big = dataclasses.replace(stack[0], id=7, param_count=10 * base.param_count,
+                              inputs_per_s=10.0)  # fmt: skip
+    big_queued = dataclasses.replace(big, id=8, status=RunStatus.QUEUED, inputs_per_s=None)
+    ends = polling.queue_forecast([done, big, big_queued], [stacker, idle], NOW)
+    assert ends is not None and ends[8] == pytest.approx(1000 / 10)
     # Idle workers cannot help a slow run that is already training: it bounds the ETA.
     slow = dataclasses.replace(stack[0], inputs_per_s=10.0)
     assert polling.queue_eta([slow, stack[3]], [stacker, idle], NOW) == pytest.approx(100)
