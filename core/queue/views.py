@@ -36,7 +36,9 @@ STD = "± std"
 TARGET = "target"
 DIFF = "Δ target"
 LOGBOOK_MINUTES = "logbook minutes"
-TARGET_PARAMS = "target params"  # shown only where one differs from the model's count
+# Only where one differs from the model's count. Not "...params": `--sort params` must
+# stay unambiguous.
+TARGET_PARAMS = "target param count"
 FORMATS = ("markdown", "csv", "json")
 METER_WIDTH = 20
 SEEDS_DONE = re.compile(r"(\d+)/(\d+)")  # the seeds column: done / queued

@@ -66,13 +66,21 @@ def run_id(text: str) -> int:
     return value
 
 
+PRIORITY_LIMIT = 1_000_000  # far inside PostgreSQL's 32-bit INTEGER
+
+
 def priority_value(text: str) -> int:
+    """A priority from the command line: a whole number within +-PRIORITY_LIMIT."""
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
+        value = None
+    if value is None or abs(value) > PRIORITY_LIMIT:
         raise argparse.ArgumentTypeError(
-            f"'{text}' is not a priority (a whole number, e.g. 5 or -1)"
-        ) from None
+            f"'{text}' is not a priority (a whole number from -{PRIORITY_LIMIT:,} "
+            f"to {PRIORITY_LIMIT:,}, e.g. 5 or -1)"
+        )
+    return value
 
 
 def cancel(args: argparse.Namespace) -> int:

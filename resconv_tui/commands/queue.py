@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from resconv_tui.cli import add_db_option, open_repo
+from resconv_tui.commands.manage import priority_value
 
 if TYPE_CHECKING:
     from core.sweep import ExpandedRun
@@ -25,7 +26,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="list the runs and their parameter counts only"
     )
     parser.add_argument(
-        "--priority", type=int, default=0, metavar="N", help="higher trains sooner (default 0)"
+        "--priority",
+        type=priority_value,
+        default=0,
+        metavar="N",
+        help="higher trains sooner (default 0)",
     )
     parser.add_argument(
         "--force", action="store_true", help="queue duplicates of existing runs too"

@@ -413,7 +413,14 @@ def test_bad_run_ids_are_argparse_errors(capsys: pytest.CaptureFixture[str]) -> 
     with pytest.raises(SystemExit) as exit_info:
         main(["priority", "abc", "1"])
     assert exit_info.value.code == 2
-    assert "'abc' is not a priority (a whole number, e.g. 5 or -1)" in capsys.readouterr().err
+    assert "'abc' is not a priority (a whole number from -1,000,000" in capsys.readouterr().err
+    for argv in (
+        ["priority", "99999999999999999999", "1"],
+        ["queue", "x.yml", "--priority", "3e9"],
+    ):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert "is not a priority" in capsys.readouterr().err
 
 
 def test_results_by_cell_over_seeds(capsys: pytest.CaptureFixture[str]) -> None:

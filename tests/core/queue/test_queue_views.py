@@ -198,7 +198,9 @@ def test_targets_sit_beside_our_figures_in_both_tables() -> None:
     # A params target equal to the model's count adds nothing; one that differs, a column.
     matching = [replace(r, param_count=321) for r in seeds]
     assert TARGET_PARAMS not in results_table(matching).columns
-    differing = results_table([*matching, replace(matching[0], id=9, param_count=999)])
+    differing_runs = [*matching, replace(matching[0], id=9, param_count=999)]
+    differing = results_table(differing_runs)
     at = differing.columns.index(PARAMS)
     assert differing.columns[at + 1] == TARGET_PARAMS
     assert differing.column(TARGET_PARAMS) == [321, 321, 321]
+    assert results_table(differing_runs, sort=["-params"]).column(PARAMS)[0] == 999  # unambiguous
