@@ -35,23 +35,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import math
 import os
-import re
 import socket
 import sys
-import tempfile
 import threading
 import time
 import weakref
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.capture_gate import GATE
+from core.device_choice import auto_device, resolve_device
 from core.errors import ConfigError, ResconvError
 from core.gpu import GpuMonitor
 from core.packing import Admission, Slot, parse_slot
@@ -362,75 +358,6 @@ def _quietly(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
 # ----- training with the real stack ---------------------------------------------------
 
 
-def resolve_device(name: str, busy: Mapping[int, int] | None = None) -> str:
-    """``auto`` -> a CUDA device when there is one, else ``cpu``; reject devices that do not
-    exist. ``auto`` takes the device with the fewest live workers of this machine (``busy``:
-    CUDA index -> workers, see ``cuda_workers_here``), ties to the lowest index: a second
-    ``worker`` on a box with two GPUs trains on the idle one, not beside the first."""
-    import torch
-
-    if name == "auto":
-        if not torch.cuda.is_available():
-            return "cpu"
-        busy = busy or {}
-        best = min(range(torch.cuda.device_count()), key=lambda i: (busy.get(i, 0), i))
-        if busy.get(best, 0) < busy.get(0, 0):
-            say(f"--device auto: cuda:{best} (cuda:0 has {busy[0]} worker(s) of this machine)")
-        return f"cuda:{best}"
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        # torch's own message lists a dozen device types this worker cannot train on
-        raise ConfigError(f"--device {name}: not a device: use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        # The index as written: torch keeps it in 8 bits, so cuda:999 would read as cuda:-25.
-        index = int(name.partition(":")[2] or 0)
-        if index >= count:
-            raise ConfigError(f"--device {name}: this machine has {count} CUDA device(s)")
-        return f"cuda:{index}"
-    return str(device)
-
-
-CUDA_LABEL = re.compile(r"cuda(?::(\d+))?")  # a worker row's device text: "cuda:1 slot 2/4"
-
-
-def cuda_workers_here(repo: Repo) -> Counter[int]:
-    """Live workers of this machine per CUDA device index, from their rows."""
-    busy: Counter[int] = Counter()
-    now = time.time()
-    for worker in repo.list_workers():
-        label = CUDA_LABEL.match(worker.device)
-        if worker.host != socket.gethostname() or not label:
-            continue
-        if not exited_here(worker.host, worker.pid, worker.age(now)):
-            busy[int(label[1] or 0)] += 1
-    return busy
-
-
-@contextlib.contextmanager
-def choosing_device() -> Iterator[None]:
-    """Hold this machine's ``--device auto`` lock (a file lock in the temp folder) from
-    counting the workers per GPU until registering. Without the lock file (another
-    user's, a read-only folder) it goes on unlocked: a rare tie, not an error."""
-    path = Path(tempfile.gettempdir()) / "resconv-tui-auto-device.lock"
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError:
-        yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def auto_device(repo: Repo) -> str:
-    """What ``--device auto`` means now on this machine (see ``resolve_device``)."""
-    return resolve_device("auto", cuda_workers_here(repo))
-
-
 class FitTrainer:
     """The real trainer: datasets loaded once per (dataset, image size), then fit().
 
@@ -523,32 +450,28 @@ def run_worker(
     ``rules``: what to claim (``--order``, ``--stack``).
     """
     repo = Repo.open(db_url)  # first: a wrong --db is reported without importing torch
-    # `--device auto` counts the workers of each GPU here, then registers on the one it
-    # chose: two workers started together must not both count before either registers.
-    choosing = choosing_device() if trainer is None and device == "auto" else nullcontext()
-    with choosing:
-        try:
-            resolved = device
-            if trainer is None:
-                resolved = auto_device(repo) if device == "auto" else resolve_device(device)
-        except ConfigError:
-            repo.close()
-            raise
-        flags = StopFlags()
-        if install_signals:
-            flags.install()
-        root = Path(checkpoint_root) if checkpoint_root else default_checkpoint_root(db_url)
-        label, admission = None, None
-        if slot is not None:
-            from core.slots import prepare_slot
+    try:
+        resolved = device
+        if trainer is None:
+            resolved = auto_device(repo) if device == "auto" else resolve_device(device)
+    except ConfigError:
+        repo.close()
+        raise
+    flags = StopFlags()
+    if install_signals:
+        flags.install()
+    root = Path(checkpoint_root) if checkpoint_root else default_checkpoint_root(db_url)
+    label, admission = None, None
+    if slot is not None:
+        from core.slots import prepare_slot
 
-            SPEAKER[0] = f"worker {slot.index}/{slot.count}"
-            label, admission = prepare_slot(slot, resolved, repo)
-        worker = Worker(
-            repo, resolved, trainer or FitTrainer(resolved, data_dir), root, flags,
-            stale_after_s=stale_after_s, heartbeat_s=heartbeat_s, label=label,
-            admission=admission, rules=rules,
-        )  # fmt: skip
+        SPEAKER[0] = f"worker {slot.index}/{slot.count}"
+        label, admission = prepare_slot(slot, resolved, repo)
+    worker = Worker(
+        repo, resolved, trainer or FitTrainer(resolved, data_dir), root, flags,
+        stale_after_s=stale_after_s, heartbeat_s=heartbeat_s, label=label, admission=admission,
+        rules=rules,
+    )  # fmt: skip
     try:
         return worker.loop(until_empty, max_runs)
     finally:

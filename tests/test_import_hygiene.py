@@ -33,6 +33,7 @@ RULES: dict[str, set[str]] = {
     "core.recording": TORCH | UI,
     "core.worker_options": TORCH | DATABASE | UI,
     "core.processes": TORCH | DATABASE | UI,
+    "core.device_choice": TORCH | UI,  # torch only when a device is resolved
     "core.slots": TORCH | UI,  # torch only inside a slot process, lazily
     "resconv_tui.cli": TORCH,
     "resconv_tui.app": TORCH,

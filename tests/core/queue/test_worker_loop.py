@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -347,12 +348,15 @@ def test_auto_takes_the_gpu_with_the_fewest_workers_of_this_machine(
 
     import torch
 
+    import core.device_choice as choice
+
+    monkeypatch.setattr(choice, "CHOICES_PATH", Path(tempfile.mkdtemp()) / "choices.json")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
     here, pid = socket.gethostname(), os.getpid()  # a live process of this machine
-    assert worker_module.auto_device(repo) == "cuda:0"
+    assert choice.auto_device(repo) == "cuda:0"
     repo.register_worker(here, pid, "cuda:0")
-    assert worker_module.auto_device(repo) == "cuda:1"
+    assert choice.auto_device(repo) == "cuda:1"
     for slot in (1, 2):
         repo.register_worker(here, pid, f"cuda:1 slot {slot}/2")
     repo.register_worker("other-box", pid, "cuda:2")  # another machine's GPU 2, not ours
@@ -362,11 +366,11 @@ def test_auto_takes_the_gpu_with_the_fewest_workers_of_this_machine(
     with monkeypatch.context() as patch:  # killed with -9 15 s ago: its row still says idle
         patch.setattr(repo_module, "time", SimpleNamespace(time=lambda: real_time() - 15))
         repo.register_worker(here, gone.pid, "cuda:2")
-    assert worker_module.cuda_workers_here(repo) == {0: 1, 1: 2}
-    assert worker_module.auto_device(repo) == "cuda:2"
+    assert choice.cuda_workers_here(repo) == {0: 1, 1: 2}
+    assert choice.auto_device(repo) == "cuda:2"
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    assert worker_module.auto_device(repo) == "cuda:0"  # fewest: 1 against 2
-    assert worker_module.resolve_device("auto") == "cuda:0"  # no rows given: the first
+    assert choice.auto_device(repo) == "cuda:0"  # fewest: 1 against 2
+    assert choice.resolve_device("auto") == "cuda:0"  # no rows given: the first
 
 
 def test_slots_share_the_one_device_auto_chose(
@@ -377,8 +381,10 @@ def test_slots_share_the_one_device_auto_chose(
 
     import torch
 
+    import core.device_choice as choice
     import core.slots
 
+    monkeypatch.setattr(choice, "CHOICES_PATH", db_path.parent / "choices.json")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     repo = Repo.open(str(db_path))
@@ -511,42 +517,29 @@ def test_nohup_keeps_sighup_ignored() -> None:
             signal.signal(sig, handler)
 
 
-def test_auto_holds_the_machine_s_device_lock_from_counting_to_registering(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_two_workers_choosing_before_either_registers_take_different_gpus(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # Two workers started together must not both count the GPUs' workers before either
-    # has registered: the count and the registration happen under one file lock.
-    import fcntl
-    import tempfile
+    # Started together (or --slots K, whose slot rows appear seconds later): the first
+    # choice is recorded until its worker's row can be counted instead.
+    import socket
 
-    lock = Path(tempfile.gettempdir()) / "resconv-tui-auto-device.lock"
+    import torch
 
-    def held() -> bool:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
+    import core.device_choice as choice
 
-    seen: dict[str, bool] = {}
-    registered = Repo.register_worker
-
-    def counting(repo: Repo) -> str:
-        seen["counting"] = held()
-        return "cpu"
-
-    def registering(self: Repo, *args: Any) -> str:
-        seen["registering"] = held()
-        return registered(self, *args)
-
-    monkeypatch.setattr(worker_module, "auto_device", counting)
-    monkeypatch.setattr(Repo, "register_worker", registering)
-    run_worker(str(db_path), device="auto", until_empty=True, install_signals=False)
-    assert seen == {"counting": True, "registering": True}
-    assert not held()  # released once registered
+    monkeypatch.setattr(choice, "CHOICES_PATH", tmp_path / "choices.json")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert choice.auto_device(repo) == "cuda:0"
+    assert choice.auto_device(repo) == "cuda:1"  # no row yet: the recorded choice counts
+    # Once this process has a row, its row counts, not its choices: cuda:0 has 1 worker.
+    repo.register_worker(socket.gethostname(), os.getpid(), "cuda:0")
+    assert choice.auto_device(repo) == "cuda:1"
+    (tmp_path / "choices.json").write_text("{not json")  # a damaged record: rows only
+    assert choice.auto_device(repo) == "cuda:1"
+    monkeypatch.setattr(choice, "CHOICE_TTL_S", 0.0)  # choices expire
+    assert choice.auto_device(repo) == "cuda:1"
 
 
 def test_a_worker_on_a_new_database_file_says_so(
