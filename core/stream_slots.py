@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core.capture_gate import GATE
+from core.device_choice import resolve_device
 from core.gpu import free_for_new_runs
 from core.packing import Admission, Slot
 from core.queue import QueueError, Repo
@@ -43,7 +44,6 @@ from core.worker import (
     Worker,
     default_checkpoint_root,
     leave_now,
-    resolve_device,
 )
 from core.worker_options import NO_RULES, ClaimRules
 
