@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 
 from core.queue.repo import WORKER_LOST, Repo
-from core.queue.rows import RunFilter, RunRow
+from core.queue.rows import NewRun, RunFilter, RunRow
 from core.queue.status import RunStatus
 
 
@@ -91,3 +91,20 @@ def failed_runs(repo: Repo, cause: FailureCause) -> list[RunRow]:
     """The failed runs of ``repo`` that failed with ``cause``, by id."""
     failed = repo.list_runs(RunFilter(statuses=frozenset({RunStatus.FAILED})))
     return [run for run in failed if run_cause(run) == cause]
+
+
+def diverged_before(repo: Repo, runs: Iterable[NewRun]) -> list[int]:
+    """The failed runs that ``runs`` would queue again (same experiment, config and seed)
+    and that had diverged: read before queueing, which clears their error."""
+    keys = {(run.experiment, run.config_hash) for run in runs}
+    return [r.id for r in failed_runs(repo, FailureCause.DIVERGED)
+            if (r.experiment, r.config_hash) in keys]  # fmt: skip
+
+
+def diverged_warning(diverged: Iterable[int], queued_again: Iterable[int]) -> str | None:
+    """What to say when queueing a sweep again put diverged runs back (``r`` would ask)."""
+    again = sorted(set(diverged) & set(queued_again))
+    if not again:
+        return None
+    runs = f"run{'s' if len(again) > 1 else ''} {', '.join(map(str, again))}"
+    return f"{runs} had diverged (loss NaN/inf): {RETRY_ADVICE[FailureCause.DIVERGED]}"

@@ -48,10 +48,15 @@ def run(args: argparse.Namespace) -> int:
         print(dry_run_listing(runs))
         return 0
     from core.queue import NewRun
+    from core.queue.failures import diverged_before, diverged_warning
 
     repo = open_repo(args, create=True)
-    result = repo.enqueue([NewRun.from_expanded(r) for r in runs], args.priority, args.force)
+    new_runs = [NewRun.from_expanded(r) for r in runs]
+    diverged = [] if args.force else diverged_before(repo, new_runs)
+    result = repo.enqueue(new_runs, args.priority, args.force)
     print(result.summary())
+    if warning := diverged_warning(diverged, result.queued_again_ids):
+        print(f"note: {warning}")
     if (result.added or result.queued_again) and not repo.list_workers():
         print("no worker is running: start one with `resconv-tui worker`")
     return 0

@@ -34,6 +34,7 @@ from textual.widgets import Button, Footer, Header, Input, Static
 
 from core.errors import ResconvError
 from core.queue import Repo
+from core.queue.failures import diverged_before, diverged_warning
 from core.queue.rows import EnqueueResult, NewRun
 from resconv_tui.sweep_file_io import LoadedSweep, load_sweep, save_sweep
 from resconv_tui.sweep_form import (
@@ -204,12 +205,15 @@ class NewSweepScreen(Screen[int | None]):
         try:
             repo = Repo.open(self.db_url)
             try:
+                diverged = diverged_before(repo, runs)
                 result = repo.enqueue(runs, priority=priority)
             finally:
                 repo.close()
         except ResconvError as exc:
             self.app.call_from_thread(self.notify, str(exc), title=exc.title, severity="error")
             return
+        if warning := diverged_warning(diverged, result.queued_again_ids):
+            self.app.call_from_thread(self.app.notify, warning, severity="warning", timeout=15)
         self.app.call_from_thread(self.queued, result)
 
     def queued(self, result: EnqueueResult) -> None:

@@ -103,7 +103,7 @@ async def test_queueing_again_retries_failed_cells_in_place_and_says_so(db_url: 
     failed, done = repo.enqueue(queued).added_ids
     worker = repo.register_worker("h", 1, "cpu")
     repo.claim(worker)
-    repo.fail(failed, worker, "boom")
+    repo.fail(failed, worker, "loss became NaN at step 3")
     repo.claim(worker)
     repo.finish(done, worker, FinalFigures(validation_loss=0.1))
     app = ScreenHost(NewSweepScreen(db_url))
@@ -118,6 +118,7 @@ async def test_queueing_again_retries_failed_cells_in_place_and_says_so(db_url: 
     assert "queued 2 runs, 1 failed or cancelled before (1 already queued or done: skipped)" in (
         messages
     )
+    assert any(m.startswith("run 1 had diverged (loss NaN/inf)") for m in messages), messages
     rows = repo.list_runs()
     assert [(r.id, r.name, r.status.value) for r in rows] == [
         (failed, "l-1", "queued"), (done, "l-2", "succeeded"), (3, "l-3", "queued"),

@@ -83,6 +83,24 @@ def test_queue_twice_then_extend_then_force(
     assert len(runs) == 12 and {r.priority for r in runs[4:6]} == {3}
 
 
+def test_queueing_again_says_which_runs_had_diverged(capsys: pytest.CaptureFixture[str]) -> None:
+    # As `r` asks first for a diverged run, queueing its sweep again says so.
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    worker = repo.register_worker("h", 1, "cpu")
+    for error in ("loss became NaN at step 3", "out of memory at batch 64"):
+        run = repo.claim(worker)
+        assert run is not None
+        repo.fail(run.id, worker, error)
+    out = cli(capsys, "queue", "sweep.yml")[1].splitlines()
+    assert out[0].startswith("added 0, queued again 2 (failed or cancelled before), skipped 2")
+    assert out[1] == (
+        "note: run 1 had diverged (loss NaN/inf): the same config and seed most likely "
+        "diverge again: a lower lr or another seed is a new run (d in the dashboard)"
+    )
+    assert len(out) == 2 or out[2].startswith("no worker")
+
+
 def test_db_option_env_and_position(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
