@@ -134,20 +134,24 @@ class Repo:
         skipped: list[str] = []
         with self._write() as conn:
             existing = {} if force else self._same_runs(conn, runs)
-            seen: set[tuple[str, str]] = set()
-            for run in runs:
-                key = (run.experiment, run.config_hash)
-                status, same_id = existing.get(key, (None, 0))
-                if key in seen or status in BLOCKS_DUPLICATES:
-                    skipped.append(run.name)
-                elif status in RETRYABLE and self._queue_again(conn, same_id, run, priority):
+            for run, (fate, same_id, _) in zip(runs, _fates(runs, existing), strict=True):
+                if fate == "again" and self._queue_again(conn, same_id, run, priority):
                     again.append(same_id)
-                elif status in RETRYABLE:  # retried and claimed meanwhile (PostgreSQL)
+                elif fate != "new":  # a skip, or retried and claimed meanwhile (PostgreSQL)
                     skipped.append(run.name)
                 else:
                     added.append(self._insert_run(conn, run, priority, now))
-                seen.add(key)
         return EnqueueResult(len(added), len(skipped), tuple(added), tuple(skipped), tuple(again))
+
+    def plan_enqueue(self, runs: Sequence[NewRun]) -> list[str]:
+        """What ``enqueue`` would do with each of ``runs`` now, without writing (``queue
+        --dry-run``): ``new``, ``again #5 failed`` or ``skip #3 succeeded``."""
+        with self._read() as conn:
+            existing = self._same_runs(conn, runs)
+        return [
+            fate if fate == "new" else f"{fate} #{same_id} {status}" if same_id else "skip (twice)"
+            for fate, same_id, status in _fates(runs, existing)
+        ]
 
     def _same_runs(
         self, conn: Connection, runs: Sequence[NewRun]
@@ -717,6 +721,28 @@ class Repo:
 
     def _where(self) -> str:
         return db.describe(self.url)
+
+
+def _fates(
+    runs: Sequence[NewRun], existing: dict[tuple[str, str], tuple[RunStatus, int]]
+) -> list[tuple[str, int, str]]:
+    """What queueing does with each run: ("new" | "again" | "skip", the stored run's id
+    or 0, its status or ""). A run twice in ``runs`` is skipped the second time."""
+    fates: list[tuple[str, int, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for run in runs:
+        key = (run.experiment, run.config_hash)
+        status, same_id = existing.get(key, (None, 0))
+        if key in seen:
+            fates.append(("skip", 0, ""))
+        elif status in BLOCKS_DUPLICATES:
+            fates.append(("skip", same_id, str(status)))
+        elif status in RETRYABLE:
+            fates.append(("again", same_id, str(status)))
+        else:
+            fates.append(("new", 0, ""))
+        seen.add(key)
+    return fates
 
 
 def _run_row(mapping: RowMapping) -> RunRow:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from resconv_tui.cli import add_db_option, open_repo
+from resconv_tui.cli import add_db_option, db_url, open_repo
 from resconv_tui.commands.manage import priority_value
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     runs = expand_sweep_file(args.file)
     if args.dry_run:
-        print(dry_run_listing(runs))
+        print(dry_run_listing(runs, dry_run_plan(args, runs)))
         return 0
     from core.queue import NewRun
     from core.queue.failures import diverged_before, diverged_warning
@@ -62,24 +62,42 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def dry_run_listing(runs: list[ExpandedRun]) -> str:
+def dry_run_plan(args: argparse.Namespace, runs: list[ExpandedRun]) -> list[str] | None:
+    """What queueing would do with each run, against the database if there is one (a
+    dry run never creates it); None without a database, or with --force (all new)."""
+    from core.queue.db import is_new_file
+
+    if args.force or is_new_file(db_url(args)):
+        return None
+    from core.queue import NewRun
+
+    repo = open_repo(args)
+    try:
+        return repo.plan_enqueue([NewRun.from_expanded(r) for r in runs])
+    finally:
+        repo.close()
+
+
+def dry_run_listing(runs: list[ExpandedRun], plan: list[str] | None = None) -> str:
     """One line per run (index, name, swept values, parameters, estimated training memory
-    on a GPU, as the form previews it), then a total line."""
+    on a GPU, as the form previews it, and with ``plan`` what queueing would do), then a
+    total line."""
     from resconv_tui.memory_estimate import estimate_bytes, format_bytes
 
     memory = [estimate_bytes(r.config, r.param_count) for r in runs]
+    fates = plan or [""] * len(runs)
     rows = [
         (str(r.index), r.name, " ".join(f"{k}={_value(v)}" for k, v in r.swept.items()),
-         f"{r.param_count:,}", format_bytes(m))
-        for r, m in zip(runs, memory, strict=True)
+         f"{r.param_count:,}", format_bytes(m), fate)
+        for r, m, fate in zip(runs, memory, fates, strict=True)
     ]  # fmt: skip
-    header = ("#", "name", "swept", "params", "est. memory")
+    header = ("#", "name", "swept", "params", "est. memory", "queue" if plan else "")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
     def line(row: tuple[str, ...]) -> str:
         left = [row[0].rjust(widths[0]), row[1].ljust(widths[1]), row[2].ljust(widths[2])]
         right = [row[3].rjust(widths[3]), row[4].rjust(widths[4])]
-        return "  ".join([*left, *right]).rstrip()
+        return "  ".join([*left, *right, row[5]]).rstrip()
 
     total = sum(r.param_count for r in runs)
     experiments = sorted({r.experiment for r in runs})
@@ -90,7 +108,12 @@ def dry_run_listing(runs: list[ExpandedRun]) -> str:
         if runs
         else ""
     )
-    return "\n".join([line(header), *(line(row) for row in rows), summary])
+    lines = [line(header), *(line(row) for row in rows), summary]
+    if plan:
+        kinds = [fate.split()[0] for fate in plan]
+        lines.append(f"queueing would add {kinds.count('new')}, queue again "
+                     f"{kinds.count('again')}, skip {kinds.count('skip')}")  # fmt: skip
+    return "\n".join(lines)
 
 
 def _value(value: Any) -> str:

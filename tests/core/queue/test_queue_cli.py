@@ -68,6 +68,26 @@ def test_dry_run_lists_runs_with_parameter_counts(capsys: pytest.CaptureFixture[
     assert not Path("runs.db").exists()  # a dry run needs no database
 
 
+def test_dry_run_against_a_database_says_what_queueing_would_do(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    worker = repo.register_worker("h", 1, "cpu")
+    run = repo.claim(worker)
+    assert run is not None
+    repo.fail(run.id, worker, "boom")
+    repo.remove([4])
+    lines = cli(capsys, "queue", "sweep.yml", "--dry-run")[1].splitlines()
+    assert lines[0].split()[-1] == "queue"
+    assert [line.split("MiB")[1].strip() for line in lines[1:5]] == [
+        "again #1 failed", "skip #2 queued", "skip #3 queued", "new",
+    ]  # fmt: skip
+    assert lines[-1] == "queueing would add 1, queue again 1, skip 2"
+    assert len(repo.list_runs()) == 3  # nothing was queued
+    assert "queue" not in cli(capsys, "queue", "sweep.yml", "--dry-run", "--force")[1].split()
+
+
 def test_queue_twice_then_extend_then_force(
     capsys: pytest.CaptureFixture[str], in_tmp: Path
 ) -> None:
