@@ -45,6 +45,7 @@ class Env:
         }
         self.vars.pop("NO_COLOR", None)
         self.logs: list[Path] = []
+        self.processes: list[subprocess.Popen[bytes]] = []  # stopped at teardown if still up
         self._repo: Repo | None = None
 
     def sweep(self, name: str, body: str) -> Path:
@@ -65,10 +66,12 @@ class Env:
         self.logs.append(log)
         command = ["-m", module] if module == "core.worker" else ["-m", module, "worker"]
         with open(log, "wb") as out:
-            return subprocess.Popen(
+            process = subprocess.Popen(
                 [sys.executable, *command, "--device", "cpu", *argv],
                 cwd=self.root, env=self.vars, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
+        self.processes.append(process)
+        return process
 
     def repo(self) -> Repo:
         if self._repo is None:
@@ -84,6 +87,24 @@ def env(tmp_path: Path, idx_writer: Callable[..., Path]) -> Iterator[Env]:
     data = idx_writer(tmp_path / "data", train=256, test=64)
     env = Env(tmp_path, data)
     yield env
+    stop_leftovers(env)
+
+
+def stop_leftovers(env: Env) -> None:
+    """A test that failed before stopping its workers must not leave them training (slot
+    processes live in their own process groups): the rest of the suite would crawl."""
+    for process in env.processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.send_signal(signal.SIGTERM)  # the second: exit at once
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
+            process.kill()
+            process.wait()
+    for pid in {w.pid for w in env.repo().list_workers(include_gone=True)}:
+        with contextlib.suppress(OSError):  # only ours: a worker process of this test's db
+            if env.db in Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " "):
+                os.kill(pid, signal.SIGKILL)
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str, env: Env) -> float:
@@ -112,14 +133,16 @@ def status_of(env: Env, run_id: int) -> RunStatus:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def shared_env(
     request: pytest.FixtureRequest, tmp_path: Path, idx_writer: Callable[..., Path]
-) -> Env:
+) -> Iterator[Env]:
     """Like ``env``, on a SQLite file or on a fresh PostgreSQL database (several boxes)."""
     from postgres_server import fresh_database
 
     url = None
     if request.param == "postgresql":
         url = fresh_database(request.getfixturevalue("pg_admin_url"))
-    return Env(tmp_path, idx_writer(tmp_path / "data", train=256, test=64), url)
+    env = Env(tmp_path, idx_writer(tmp_path / "data", train=256, test=64), url)
+    yield env
+    stop_leftovers(env)
 
 
 def test_two_workers_train_every_run_exactly_once(shared_env: Env) -> None:
