@@ -4,10 +4,10 @@ A worker killed with SIGKILL (``kill -9``, the kernel's OOM killer) cannot write
 stopped: its row would look online until its heartbeat aged, and its run would stay
 ``running`` until some worker next started and recovered it. A dashboard on the same
 machine knows better within seconds: the pid is gone and the row has been silent for
-``SILENT_FOR_S`` (``core.processes``, the rule the workers apply). So each poll it
-marks such runs failed "worker lost" (``r`` or
-``retry --cause worker-lost`` queues them again) and the workers lost. Workers of other
-hosts are left to their heartbeats: a pid says nothing across machines.
+``SILENT_FOR_S`` (``core.processes``, the rule the workers apply). So each poll it marks
+such runs failed "worker lost" (``r`` or ``retry --cause worker-lost`` queues them
+again) and the workers lost. Workers of other hosts are left to their heartbeats: a pid
+says nothing across machines.
 
 A worker that exits cleanly writes ``stopped`` (and puts its run back) before it exits,
 so a row read a tick earlier can never make a clean stop look lost: only rows still live
