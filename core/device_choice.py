@@ -27,7 +27,7 @@ from pathlib import Path
 
 from core.errors import ConfigError
 from core.processes import exited_here, process_alive
-from core.queue import Repo
+from core.queue import Repo, WorkerRow
 from core.recording import say
 
 CHOICES_PATH = Path(tempfile.gettempdir()) / "resconv-tui-device-choices.json"
@@ -66,13 +66,20 @@ def resolve_device(name: str, busy: Mapping[int, int] | None = None) -> str:
 
 def cuda_workers_here(repo: Repo) -> Counter[int]:
     """Live workers of this machine per CUDA device index, from their rows."""
+    return _cuda_busy(_rows_here(repo))
+
+
+def _rows_here(repo: Repo) -> list[WorkerRow]:
+    host = socket.gethostname()
+    return [w for w in repo.list_workers() if w.host == host]
+
+
+def _cuda_busy(rows_here: list[WorkerRow]) -> Counter[int]:
     busy: Counter[int] = Counter()
     now = time.time()
-    for worker in repo.list_workers():
+    for worker in rows_here:
         label = CUDA_LABEL.match(worker.device)
-        if worker.host != socket.gethostname() or not label:
-            continue
-        if not exited_here(worker.host, worker.pid, worker.age(now)):
+        if label and not exited_here(worker.host, worker.pid, worker.age(now)):
             busy[int(label[1] or 0)] += 1
     return busy
 
@@ -81,9 +88,9 @@ def auto_device(repo: Repo) -> str:
     """What ``--device auto`` means now on this machine, recorded as a choice until this
     process's worker row can be counted instead."""
     with _recent_choices() as choices:
-        busy = cuda_workers_here(repo)
-        host = socket.gethostname()
-        registered = {w.pid for w in repo.list_workers() if w.host == host}
+        rows = _rows_here(repo)  # read once: the counts and who has registered
+        busy = _cuda_busy(rows)
+        registered = {w.pid for w in rows}
         now = time.time()
         choices[:] = [
             c for c in choices

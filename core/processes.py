@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 # A live worker beats every 3 s (core.recording.HEARTBEAT_S). A row of this host whose pid
@@ -18,12 +19,21 @@ from pathlib import Path
 SILENT_FOR_S = 10.0
 
 
-def exited_here(host: str, pid: int, silent_s: float) -> bool:
+def exited_here(
+    host: str,
+    pid: int,
+    silent_s: float,
+    *,
+    here: str | None = None,
+    alive: Callable[[int], bool] | None = None,
+) -> bool:
     """Whether a worker row (``host``, ``pid``, silent for ``silent_s``) is a process of
-    this machine that has exited. This process itself is never exited."""
-    if host != socket.gethostname() or pid == os.getpid() or silent_s < SILENT_FOR_S:
+    this machine that has exited. This process itself is never exited. ``here`` (this
+    machine's name) and ``alive`` (``process_alive``) are the dashboard's, which tests
+    replace."""
+    if host != (here or socket.gethostname()) or pid == os.getpid() or silent_s < SILENT_FOR_S:
         return False
-    return not process_alive(pid)
+    return not (alive or process_alive)(pid)
 
 
 def process_alive(pid: int) -> bool:

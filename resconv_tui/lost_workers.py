@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from core.processes import SILENT_FOR_S
+from core.processes import exited_here
 from core.queue import Repo, WorkerRow
 from core.queue.repo import LIVE_WORKER_STATES
 
@@ -46,11 +46,15 @@ class LostWorkers:
 def exited_workers(
     workers: Sequence[WorkerRow], host: str, alive: Callable[[int], bool], now: float
 ) -> list[WorkerRow]:
-    """The ``workers`` of ``host`` whose row says live but whose process is gone, silent
-    for ``core.processes.SILENT_FOR_S`` (a container or box that shares the host's name
-    but not its pids keeps beating)."""
-    local = [w for w in workers if w.host == host and w.state in LIVE_WORKER_STATES]
-    return [w for w in local if w.age(now) >= SILENT_FOR_S and not alive(w.pid)]
+    """The ``workers`` of ``host`` whose row says live but whose process is gone, by the
+    workers' own rule (``core.processes.exited_here``: silent ``SILENT_FOR_S`` too, since
+    a container or box that shares the host's name but not its pids keeps beating)."""
+    return [
+        w
+        for w in workers
+        if w.state in LIVE_WORKER_STATES
+        and exited_here(w.host, w.pid, w.age(now), here=host, alive=alive)
+    ]
 
 
 def recover_exited_workers(

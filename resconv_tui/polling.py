@@ -166,6 +166,12 @@ def silent_for(run: RunRow, now: float) -> float | None:
     return age if age is not None and age > STALE_AFTER_S else None
 
 
+def live_workers_of(host: str, workers: Sequence[WorkerRow], now: float) -> list[WorkerRow]:
+    """The workers of machine ``host`` that are online or only late (the ones a stop from
+    this machine can signal: ``w`` in the dashboard, ``resconv-tui stop``)."""
+    return [w for w in workers if w.host == host and worker_health(w, now) != "offline"]
+
+
 def run_rate(run: RunRow, now: float) -> float | None:
     """Inputs per second: the final figure when done, else measured since the run started."""
     if run.inputs_per_s is not None:

@@ -33,15 +33,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from resconv_tui.polling import worker_health
+    from resconv_tui.polling import live_workers_of
     from resconv_tui.worker_launcher import WorkerLauncher
 
     repo = open_repo(args)
-    now, host = time.time(), socket.gethostname()
-    here = [w for w in repo.list_workers() if w.host == host]
-    live = [w for w in here if worker_health(w, now) != "offline"]
+    host = socket.gethostname()
     launcher = WorkerLauncher()
-    live = [w for w in live if launcher.alive(w.pid)]
+    rows = live_workers_of(host, repo.list_workers(), time.time())
+    live = [w for w in rows if launcher.alive(w.pid)]
     asked_before = {w.pid for w in live if w.state == "stopping"}
     pids = sorted({w.pid for w in live} - (set() if args.now else asked_before))
     if not pids:

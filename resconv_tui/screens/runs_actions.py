@@ -20,7 +20,7 @@ from textual.message import Message
 from core.errors import ResconvError
 from core.queue import RunRow, RunStatus, WorkerRow
 from core.queue.failures import RETRY_ADVICE, FailureCause, run_cause
-from resconv_tui.polling import worker_health
+from resconv_tui.polling import live_workers_of
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.worker_launcher import Launched, WorkerOptions, last_log_line
 
@@ -224,12 +224,7 @@ class RunActions:
         """Live workers on this machine, newest first (the ones ``w`` can signal)."""
         if self.dashboard is None:
             return []
-        now, host = self.dashboard.now, self.ctx.hostname
-        return [
-            w
-            for w in self.dashboard.workers
-            if w.host == host and worker_health(w, now) != "offline"
-        ]
+        return live_workers_of(self.ctx.hostname, self.dashboard.workers, self.dashboard.now)
 
     def action_toggle_worker(self) -> None:
         local = self.local_workers()
