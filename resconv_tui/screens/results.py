@@ -32,6 +32,18 @@ from resconv_tui.screens.columns import ColumnsScreen
 from resconv_tui.widgets.workers_panel import WorkersPanel
 
 EXPORTS = {"markdown": ("md", v.to_markdown), "csv": ("csv", v.to_csv)}
+# Headers on screen: the logbook's column names are long, and with them the default
+# columns took 124 cells, so at 120 the logbook minutes and meter scrolled out of
+# sight. Exports, the CLI, ``v`` and the status line keep the full names.
+SCREEN_LABELS = {
+    v.LOSS: "val loss",
+    v.PARAMS: "params",
+    v.MINUTES: "minutes",
+    v.LOGBOOK_MINUTES: "logbook min",
+    v.RATE: "in/s",
+    v.MEMORY: "peak MiB",
+    v.TARGET_PARAMS: "target params",
+}
 
 
 def build_results(runs: list[RunRow]) -> v.Table:
@@ -169,7 +181,7 @@ class ResultsScreen(Screen[None]):
         table.clear(columns=True)
         for column in self.view.columns:
             arrow = (" ▼" if self.descending else " ▲") if column == self.sort_column else ""
-            table.add_column(column + arrow, key=column)
+            table.add_column(SCREEN_LABELS.get(column, column) + arrow, key=column)
         numeric = [v._is_numeric(self.view.column(c)) for c in self.view.columns]
         for row in self.view.rows:
             cells = [Text(v.format_cell(c, x), justify="right" if n else "left")

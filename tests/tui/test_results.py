@@ -44,6 +44,23 @@ async def test_finished_runs_sorted_by_loss_with_targets(seeded, app_factory, se
         assert screen.query_one("DataTable").row_count == 3
 
 
+async def test_default_columns_fit_120_columns_with_short_headers(
+    seeded, app_factory, settle
+) -> None:
+    """The logbook minutes and meter were scrolled out of sight at 120 columns."""
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_results(pilot, settle)
+        table = screen.query_one("DataTable")
+        labels = [str(c.label) for c in table.columns.values()]
+        assert labels[2:] == [
+            "val loss ▲", "target", "Δ target", "params", "minutes", "logbook min", "meter",
+        ]  # fmt: skip
+        used = sum(c.get_render_width(table) for c in table.columns.values())
+        assert used <= table.scrollable_content_region.width - 10  # room for a 2nd swept key
+        assert table.max_scroll_x == 0
+
+
 async def test_s_cycles_sort_and_S_flips(seeded, app_factory, settle) -> None:
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
