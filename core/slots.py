@@ -20,7 +20,10 @@ The supervisor here only starts the slots, forwards signals and waits:
   ``RESTARTS`` times per slot), so ``--slots K`` keeps K slots training.
 * It exits when every slot has exited (with ``--until-empty`` each slot leaves when
   the queue is empty), with the first non-zero status any slot had (a slot killed and
-  started again still counts), else 0. A slot started again counts ``--max-runs`` anew.
+  started again still counts), else 0.
+* ``--max-runs N`` is per slot, and a slot started again only has what is left of it:
+  the runs its earlier processes ended (their worker rows' count) and the runs they
+  left running (lost with them) are taken off. A slot with none left stays down.
 
 The handlers only count signals; the wait loop does the forwarding.
 """
@@ -35,6 +38,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import FrameType
 
 from core.gpu import free_for_new_runs
@@ -55,16 +59,33 @@ def supervise(args: argparse.Namespace, db_url: str, slots: int) -> int:
     # create the schema of a new database.
     Repo.open(db_url).close()
     commands = [slot_command(args, db_url, Slot(i, slots)) for i in range(1, slots + 1)]
-    return Supervisor(commands, on_exit=lambda pid: recover_slot(db_url, pid)).run()
+    on_exit = lambda pid: recover_slot(db_url, pid)  # noqa: E731
+    return Supervisor(commands, on_exit=on_exit, max_runs=args.max_runs).run()
 
 
-def recover_slot(db_url: str, pid: int) -> list[int]:
-    """Runs still ``running`` under an exited slot process, marked failed "worker lost"."""
+@dataclass(frozen=True)
+class SlotExit:
+    """What an exited slot process left in the database."""
+
+    lost: list[int]  # runs it left running, now marked failed "worker lost"
+    runs_ended: int  # runs it ended itself (its worker row's count)
+
+    @property
+    def runs(self) -> int:
+        """Runs of its ``--max-runs`` it used up, the lost ones included."""
+        return self.runs_ended + len(self.lost)
+
+
+def recover_slot(db_url: str, pid: int) -> SlotExit:
+    """Runs still ``running`` under an exited slot process, marked failed "worker lost",
+    and how many runs it ended."""
     repo = Repo.open(db_url)
     try:
         host = socket.gethostname()
-        dead = [w.id for w in repo.list_workers() if w.host == host and w.pid == pid]
-        return repo.recover_stale(stale_after_s=None, dead_worker_ids=dead) if dead else []
+        rows = [w for w in repo.list_workers() if w.host == host and w.pid == pid]
+        dead = [w.id for w in rows]
+        lost = repo.recover_stale(stale_after_s=None, dead_worker_ids=dead) if dead else []
+        return SlotExit(lost, sum(w.runs_done for w in rows))
     finally:
         repo.close()
 
@@ -88,10 +109,13 @@ class Supervisor:
         self,
         commands: Sequence[list[str]],
         kill_after_s: float = KILL_AFTER_S,
-        on_exit: Callable[[int], list[int]] | None = None,
+        on_exit: Callable[[int], SlotExit] | None = None,
+        max_runs: int | None = None,
     ) -> None:
         self.commands, self.kill_after_s = commands, kill_after_s
-        self.on_exit = on_exit  # a slot's pid -> the runs it left running, now recorded lost
+        self.on_exit = on_exit  # a slot's pid -> what it left (its lost runs recorded)
+        self.max_runs = max_runs  # per slot, as each slot's command says
+        self.runs_used = [0] * len(commands)  # per slot, by its processes that exited
         self.children: list[subprocess.Popen[bytes]] = []  # the current process of each slot
         self.reaped = [False] * len(commands)  # the current process's exit was handled
         self.restarts = [0] * len(commands)
@@ -142,30 +166,44 @@ class Supervisor:
                 continue
             self.reaped[index] = True
             self.statuses[index] = self.statuses[index] or exit_status(child.returncode)
-            self.record_lost(child)
+            self.runs_used[index] += self.record_lost(child)
             killed = child.returncode < 0
             if restart and killed and not self.signals and self.restarts[index] < RESTARTS:
-                self.restarts[index] += 1
-                self.reaped[index] = False
-                child = self.children[index] = subprocess.Popen(
-                    self.commands[index], process_group=0
-                )
-                slot, count = f"{index + 1}/{len(self.children)}", self.restarts[index]
-                say(f"slot {slot} started again (pid {child.pid}, restart {count} of {RESTARTS})")
+                self.start_again(index)
 
-    def record_lost(self, child: subprocess.Popen[bytes]) -> None:
+    def start_again(self, index: int) -> None:
+        slot = f"{index + 1}/{len(self.children)}"
+        command, runs_left = list(self.commands[index]), ""
+        if self.max_runs is not None:
+            left = self.max_runs - self.runs_used[index]
+            if left <= 0:
+                say(f"slot {slot} has used its --max-runs {self.max_runs}: not started again")
+                return
+            command[command.index("--max-runs") + 1] = str(left)  # as slot_command put it
+            runs_left = f", --max-runs {left}"
+        self.restarts[index] += 1
+        self.reaped[index] = False
+        child = self.children[index] = subprocess.Popen(command, process_group=0)
+        count = self.restarts[index]
+        say(
+            f"slot {slot} started again (pid {child.pid}, restart {count} of {RESTARTS}{runs_left})"
+        )
+
+    def record_lost(self, child: subprocess.Popen[bytes]) -> int:
+        """Record the runs ``child`` left running lost; how many runs it used up."""
         if self.on_exit is None:
-            return
+            return 0
         try:
-            lost = self.on_exit(child.pid)
+            left = self.on_exit(child.pid)
         except Exception as exc:  # e.g. a locked database: the next worker start recovers
             say(f"slot pid {child.pid} exited; its runs could not be checked ({exc})")
-            return
-        if lost:
-            runs = ", ".join(map(str, lost))
+            return 0
+        if left.lost:
+            runs = ", ".join(map(str, left.lost))
             say(f"slot pid {child.pid} exited with status {exit_status(child.returncode)}: "
                 f"run {runs} marked failed (worker lost); "
                 "'resconv-tui retry --cause worker-lost' queues it again")  # fmt: skip
+        return left.runs
 
     def send(self, sig: signal.Signals) -> None:
         for child in self.children:

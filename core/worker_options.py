@@ -86,7 +86,8 @@ def add_slots_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--slots", type=int, default=1, metavar="K",
         help="train up to K runs at once on the device (default 1; on CUDA a run starts "
-        "only if its memory fits; --max-runs is per slot)",
+        "only if its memory fits; --max-runs is per slot, and a slot started again after "
+        "a crash has what is left of it)",
     )  # fmt: skip
     parser.add_argument(
         "--slot-mode", choices=SLOT_MODES, default="auto",

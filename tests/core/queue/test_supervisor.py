@@ -3,10 +3,14 @@ slot it notices, when it starts one again, and the status it exits with."""
 
 from __future__ import annotations
 
+import socket
+
 import pytest
+from queue_helpers import tiny_runs
 
 import core.slots as slots
-from core.slots import Supervisor
+from core.queue import FinalFigures, Repo, RunStatus
+from core.slots import SlotExit, Supervisor, recover_slot
 
 KILLS_ITSELF = ["sh", "-c", "sleep 0.2; kill -9 $$"]
 
@@ -16,12 +20,17 @@ def test_a_slot_killed_after_the_others_left_is_not_started_again(
 ) -> None:
     # --until-empty: slot 1 left (queue empty), then slot 2 is killed. All have exited:
     # the supervisor ends, with slot 2's status, and starts nothing it would not watch.
-    lost: list[int] = []
-    supervisor = Supervisor([["sh", "-c", "exit 0"], KILLS_ITSELF], on_exit=lost.append)
+    exited: list[int] = []
+
+    def on_exit(pid: int) -> SlotExit:
+        exited.append(pid)
+        return SlotExit(lost=[], runs_ended=0)
+
+    supervisor = Supervisor([["sh", "-c", "exit 0"], KILLS_ITSELF], on_exit=on_exit)
     assert supervisor.run() == 137
     out = capsys.readouterr().out
     assert "started again" not in out and "exit statuses 0, 137" in out
-    assert len(lost) == 2  # both exits were checked for runs left running
+    assert len(exited) == 2  # both exits were checked for runs left running
 
 
 def test_a_killed_slot_is_started_again_while_others_train_at_most_restarts_times(
@@ -40,3 +49,38 @@ def test_slots_asked_to_stop_are_not_started_again(capsys: pytest.CaptureFixture
     supervisor.signals = 1  # a Ctrl-C arrived: slots get SIGTERM, none comes back
     assert supervisor.run() != 0
     assert "started again" not in capsys.readouterr().out
+
+
+def test_a_slot_started_again_has_only_what_is_left_of_its_max_runs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each killed process of slot 2 had ended 1 run and left 1 running (lost): 2 of its
+    # --max-runs 3. Its next process may end 1 more; after that, none is left.
+    monkeypatch.setattr(slots, "RESTARTS", 3)
+    killed = [*KILLS_ITSELF, "sh", "--max-runs", "3"]  # $0 and $1.. of the shell script
+    lost = iter(range(100, 110))
+    supervisor = Supervisor(
+        [["sh", "-c", "sleep 2", "sh", "--max-runs", "3"], killed],
+        on_exit=lambda pid: SlotExit(lost=[next(lost)], runs_ended=1),
+        max_runs=3,
+    )
+    assert supervisor.run() == 137
+    out = capsys.readouterr().out
+    assert out.count("slot 2/2 started again") == 1 and "--max-runs 1)" in out
+    assert "slot 2/2 has used its --max-runs 3: not started again" in out
+    assert supervisor.restarts == [0, 1]
+    assert supervisor.runs_used[1] == 4 and supervisor.children[1].args[-1] == "1"
+
+
+def test_recover_slot_counts_the_runs_a_slot_ended_and_lost(repo: Repo, db_url: str) -> None:
+    repo.enqueue(tiny_runs(3))
+    slot = repo.register_worker(socket.gethostname(), 4321, "cpu slot 2/2")
+    other = repo.register_worker(socket.gethostname(), 4322, "cpu slot 1/2")
+    first = repo.claim(slot)
+    assert first is not None
+    repo.finish(first.id, slot, FinalFigures(validation_loss=0.1))
+    second, third = repo.claim(slot), repo.claim(other)
+    assert second is not None and third is not None
+    assert recover_slot(db_url, 4321) == SlotExit(lost=[second.id], runs_ended=1)
+    assert repo.get_run(second.id).status == RunStatus.FAILED
+    assert repo.get_run(third.id).status == RunStatus.RUNNING  # another slot's
