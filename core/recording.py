@@ -6,14 +6,22 @@ batches (every ``FLUSH_S`` or ``FLUSH_ROWS``), the cancel flag is read at most e
 keeps the worker row (with GPU stats) and the run's heartbeat fresh every
 ``HEARTBEAT_S``, because fit() can be silent for long stretches (a validation pass
 over 10,000 images on a CPU, the first CUDA kernels compiling).
+
+Since the heartbeat beats whatever the training does, it also watches for a training
+that hangs (a CUDA call that never returns, a lock, a dead file system): no step for
+``STALL_AFTER_S`` and it says so in the log with the training thread's stack, and
+marks the worker row "stalled" (the dashboard and ``status`` show it) until steps
+come again. It cannot end the hung call: that takes ``kill -9``.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -21,6 +29,7 @@ from typing import TYPE_CHECKING
 from core.gpu import GpuMonitor
 from core.queue import MetricPoint, QueueError, Repo
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS
+from core.queue.views import format_age
 
 if TYPE_CHECKING:  # torch-using modules are imported when the worker starts training
     from core.train import FitCallbacks, TrainPoint, ValidationPoint
@@ -30,6 +39,9 @@ FLUSH_S = 1.0
 FLUSH_ROWS = 500
 CANCEL_CHECK_S = 1.0
 LOG_EVERY = 20  # steps per TrainPoint
+# No training step for this long: the run is stalled. Far above anything a healthy run
+# spends between steps: a validation pass or a first compile takes about a minute.
+STALL_AFTER_S = 600.0
 
 SPEAKER = ["worker"]  # "worker 2/4" in a slot process: the slots share one terminal
 _THREAD_SPEAKER = threading.local()  # the same for slot threads sharing one process
@@ -95,8 +107,10 @@ class RunRecorder:
         run_id: int,
         flags: StopFlags,
         clock: Callable[[], float] = time.monotonic,
+        on_step: Callable[[], None] = lambda: None,
     ) -> None:
         self.repo, self.run_id, self.flags, self.clock = repo, run_id, flags, clock
+        self.on_step = on_step  # the heartbeat's stall watch: a step is being taken
         self.buffer: list[MetricPoint] = []
         self.inputs_done: int | None = None
         self.last_flush = self.last_cancel_check = clock()
@@ -132,6 +146,7 @@ class RunRecorder:
 
     def should_stop(self) -> bool:
         """Called before every step: must cost next to nothing most of the time."""
+        self.on_step()
         if self.flags.stop:
             self.stopped_by_signal = True
             return True
@@ -162,10 +177,17 @@ class Heartbeat(threading.Thread):
         gpu: GpuMonitor,
         interval: float,
         stopping: Callable[[], bool] = lambda: False,
+        stall_after_s: float = STALL_AFTER_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(name="heartbeat", daemon=True)
         self.repo, self.worker_id, self.gpu, self.interval = repo, worker_id, gpu, interval
-        self.run_ids: tuple[int, ...] = ()  # set by the main thread: its run, or its stack
+        self.run_ids: tuple[int, ...] = ()  # set by the main thread (watch): its run or stack
+        # The stall watch: when the training thread last took a step (or started its runs).
+        self.stall_after_s, self.clock = stall_after_s, clock
+        self.stepped_at = clock()
+        self.training_thread: int | None = None
+        self.stalled = False
         # Asked to stop (the first signal): the row says "stopping" from the next beat, so
         # dashboards do not signal again (a second signal means "exit at once").
         self.stopping, self.said_stopping = stopping, False
@@ -176,6 +198,17 @@ class Heartbeat(threading.Thread):
         while not self.done.wait(self.interval):
             self.beat()
 
+    def watch(self, run_ids: tuple[int, ...]) -> None:
+        """Called by the training thread as its runs start (``run_ids``) and end (())."""
+        self.stepped_at = self.clock()
+        self.training_thread = threading.get_ident()
+        self.stalled = False  # the worker row's state follows the claim (running) or end (idle)
+        self.run_ids = run_ids
+
+    def stepped(self) -> None:
+        """Called by the training thread before every step: one assignment."""
+        self.stepped_at = self.clock()
+
     def beat(self) -> None:
         gpu = self.gpu.sample()
         try:
@@ -185,11 +218,33 @@ class Heartbeat(threading.Thread):
             if not self.said_stopping and self.stopping():
                 self.repo.update_worker(self.worker_id, state="stopping")
                 self.said_stopping = True
+            self.watch_for_stall(run_ids)
             self.failures = 0
         except QueueError as exc:  # a locked database now and then must not kill the worker
             self.failures += 1
             if self.failures == 1:
                 say(f"heartbeat not written: {exc}")
+
+    def watch_for_stall(self, run_ids: tuple[int, ...]) -> None:
+        """Say once when the runs stop taking steps, and again when they take one."""
+        still_for = self.clock() - self.stepped_at
+        runs = f"run{'s' if len(run_ids) > 1 else ''} {', '.join(map(str, run_ids))}"
+        if run_ids and not self.stalled and still_for > self.stall_after_s:
+            self.stalled = True
+            say(f"{runs}: no training step for {format_age(still_for)}: stalled. "
+                "The training thread is at:\n" + self.training_stack()
+                + f"A hung call cannot be interrupted: 'kill -9 {os.getpid()}' ends this "
+                "worker, and its run is marked failed (worker lost)")  # fmt: skip
+            self.repo.update_worker(self.worker_id, state="stalled")
+        elif self.stalled and still_for <= self.stall_after_s:
+            self.stalled = False
+            say(f"{runs}: training again")
+            state = "stopping" if self.stopping() else "running" if run_ids else "idle"
+            self.repo.update_worker(self.worker_id, state=state)
+
+    def training_stack(self) -> str:
+        frame = sys._current_frames().get(self.training_thread or -1)
+        return "".join(traceback.format_stack(frame)) if frame is not None else "(unknown)\n"
 
     def stop(self) -> None:
         self.done.set()

@@ -56,7 +56,15 @@ from core.queue import FinalFigures, QueueError, Repo, RunRow
 from core.queue.db import describe, is_new_file, sqlite_path
 from core.queue.repo import STALE_AFTER_S
 from core.queue.samples import encode_samples
-from core.recording import HEARTBEAT_S, SPEAKER, Heartbeat, RunRecorder, StopFlags, say
+from core.recording import (
+    HEARTBEAT_S,
+    SPEAKER,
+    STALL_AFTER_S,
+    Heartbeat,
+    RunRecorder,
+    StopFlags,
+    say,
+)
 from core.worker_options import (
     NO_RULES,
     ClaimRules,
@@ -99,6 +107,7 @@ class Worker:
         label: str | None = None,
         admission: Admission | None = None,
         rules: ClaimRules = NO_RULES,
+        stall_after_s: float = STALL_AFTER_S,
     ) -> None:
         self.repo, self.device, self.trainer = repo, device, trainer
         self.rules = rules
@@ -107,8 +116,9 @@ class Worker:
         self.admission, self.admit_wait = admission, ADMIT_WAIT_MIN_S
         self.id = repo.register_worker(socket.gethostname(), os.getpid(), label or device)
         self.heartbeat = Heartbeat(
-            repo, self.id, GpuMonitor(device), heartbeat_s, stopping=lambda: flags.stop
-        )
+            repo, self.id, GpuMonitor(device), heartbeat_s, stopping=lambda: flags.stop,
+            stall_after_s=stall_after_s,
+        )  # fmt: skip
         self.current: list[int] = []  # claimed runs not ended yet: a second signal puts them back
         self.runs_done = 0
         flags.on_second = self.exit_now
@@ -222,8 +232,9 @@ class Worker:
     ) -> None:
         """Record ``runs`` while ``train`` trains them, then end each on its own: a result
         ends it, an error returned for it fails it, an error raised fails them all."""
-        self.heartbeat.run_ids = tuple(run.id for run in runs)
-        recorders = [RunRecorder(self.repo, run.id, self.flags) for run in runs]
+        self.heartbeat.watch(tuple(run.id for run in runs))
+        stepped = self.heartbeat.stepped
+        recorders = [RunRecorder(self.repo, run.id, self.flags, on_step=stepped) for run in runs]
         try:
             results = train(
                 [r.callbacks() for r in recorders], [self.checkpoint_dir(r) for r in runs]
@@ -238,7 +249,7 @@ class Worker:
                 self.end_failed(run, failure_message(exc))
             return
         finally:
-            self.heartbeat.run_ids = ()
+            self.heartbeat.watch(())
         for run, result, recorder in zip(runs, results, recorders, strict=True):
             if isinstance(result, Exception):  # this run of a stack alone diverged
                 self.end_failed(run, failure_message(result))

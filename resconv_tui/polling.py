@@ -70,6 +70,7 @@ class Dashboard:
     failures: dict[FailureCause, int] = field(default_factory=dict)  # failed runs per cause
     held: dict[str, list[int]] = field(default_factory=dict)  # worker id -> its running runs
     experiment_etas: dict[str, float] = field(default_factory=dict)  # until its runs have ended
+    stalled: frozenset[int] = frozenset()  # running runs whose worker takes no steps
 
 
 def read_dashboard(
@@ -93,10 +94,11 @@ def read_dashboard(
         losses = read_latest_losses(repo, selected, latest)
     # The summary line's figures, counted here (a thread) rather than while drawing.
     ends = queue_forecast(runs, workers, now)
+    held = held_runs(runs, workers)
     return Dashboard(
         now, runs, workers, losses, experiments, settled, status_counts(runs),
-        last_end(runs, ends), failure_counts(runs), held_runs(runs, workers),
-        experiment_etas(runs, ends),
+        last_end(runs, ends), failure_counts(runs), held, experiment_etas(runs, ends),
+        stalled_runs(workers, held),
     )  # fmt: skip
 
 
@@ -261,6 +263,12 @@ def held_runs(runs: Sequence[RunRow], workers: Sequence[WorkerRow]) -> dict[str,
         if run.status == RunStatus.RUNNING and run.worker_id in held:
             held[run.worker_id].add(run.id)
     return {worker_id: sorted(ids) for worker_id, ids in held.items()}
+
+
+def stalled_runs(workers: Sequence[WorkerRow], held: dict[str, list[int]]) -> frozenset[int]:
+    """The runs of workers whose training has taken no step for ``STALL_AFTER_S`` (the
+    worker's own heartbeat watches: ``core.recording``)."""
+    return frozenset(i for w in workers if w.state == "stalled" for i in held.get(w.id, ()))
 
 
 def status_counts(runs: Sequence[RunRow]) -> dict[RunStatus, int]:

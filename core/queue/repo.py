@@ -62,7 +62,7 @@ RUN_COLUMNS = [c for c in RUN.c if c.name != "samples"]  # lists never carry ima
 STACK_SCAN = 1000  # queued rows claim_like compares at most
 STALE_AFTER_S = 30.0  # a running run without a heartbeat for this long is lost
 WORKER_LOST = "worker lost"
-LIVE_WORKER_STATES = ("idle", "running", "stopping")
+LIVE_WORKER_STATES = ("idle", "running", "stopping", "stalled")  # stalled: see core.recording
 SETTLED = frozenset(RunStatus) - {RunStatus.RUNNING}  # runs that change only when someone acts
 Signature = tuple[object, ...]
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from resconv_tui.cli import add_db_option, open_repo, require_experiment
 
 if TYPE_CHECKING:
-    from core.queue import RunRow
+    from core.queue import Repo, RunRow
 
 STATUS_WORDS = ("queued", "running", "succeeded", "failed", "cancelled")
 HEADER = ("id", "status", "run", "pri", "progress", "val loss", "params", "note")
@@ -47,13 +47,25 @@ def run(args: argparse.Namespace) -> int:
     runs = repo.list_runs(RunFilter(statuses=statuses, experiment=args.experiment))
     queued = sorted((r for r in runs if r.status == RunStatus.QUEUED), key=queue_order)
     ordered = [*queued, *(r for r in runs if r.status != RunStatus.QUEUED)]
+    stalled = stalled_runs_of(repo, runs)
     if args.json:
-        print(json.dumps([run_json(r) for r in ordered], indent=1))
+        print(json.dumps([run_json(r, r.id in stalled) for r in ordered], indent=1))
     elif ordered:
-        print(table([run_line(r, time.time()) for r in ordered]))
+        print(table([run_line(r, time.time(), r.id in stalled) for r in ordered]))
     else:
         print("no runs" + (" match" if statuses or args.experiment else " yet"))
     return 0
+
+
+def stalled_runs_of(repo: Repo, runs: list[RunRow]) -> frozenset[int]:
+    """Running runs whose worker beats but has taken no training step for minutes."""
+    from core.queue import RunStatus
+    from resconv_tui.polling import held_runs, stalled_runs
+
+    if not any(r.status == RunStatus.RUNNING for r in runs):
+        return frozenset()
+    workers = repo.list_workers()
+    return stalled_runs(workers, held_runs(runs, workers))
 
 
 def queue_order(run: RunRow) -> tuple[int, int]:
@@ -61,7 +73,7 @@ def queue_order(run: RunRow) -> tuple[int, int]:
     return (-run.priority, run.id)
 
 
-def run_line(run: RunRow, now: float) -> tuple[str, ...]:
+def run_line(run: RunRow, now: float, stalled: bool = False) -> tuple[str, ...]:
     from core.queue.failures import run_cause
     from resconv_tui.polling import run_eta
 
@@ -70,6 +82,8 @@ def run_line(run: RunRow, now: float) -> tuple[str, ...]:
     if (cause := run_cause(run)) is not None:
         first_line = (run.error or "").splitlines()[:1]
         note = f"{cause.option}: {first_line[0][:60]}" if first_line else cause.option
+    elif stalled:
+        note = "stalled: no training step for 10 min or more (see its worker's log)"
     elif (eta := run_eta(run, now)) is not None:
         from resconv_tui.polling import format_duration
 
@@ -94,7 +108,7 @@ def table(lines: list[tuple[str, ...]]) -> str:
     return "\n".join(line(row) for row in rows)
 
 
-def run_json(run: RunRow) -> dict[str, Any]:
+def run_json(run: RunRow, stalled: bool = False) -> dict[str, Any]:
     from core.queue.failures import run_cause
 
     cause = run_cause(run)
@@ -106,5 +120,5 @@ def run_json(run: RunRow) -> dict[str, Any]:
         "validation_loss": run.validation_loss, "train_seconds": run.train_seconds,
         "inputs_per_s": run.inputs_per_s, "peak_memory_bytes": run.peak_memory_bytes,
         "error": run.error, "cause": None if cause is None else cause.option,
-        "worker_id": run.worker_id, "attempts": run.attempts,
+        "worker_id": run.worker_id, "attempts": run.attempts, "stalled": stalled,
     }  # fmt: skip

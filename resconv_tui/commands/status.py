@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from core.queue import RunFilter, RunStatus
     from core.queue.db import describe
     from resconv_tui.lost_workers import exited_workers
-    from resconv_tui.polling import held_runs
+    from resconv_tui.polling import held_runs, stalled_runs
 
     repo = open_repo(args)
     now = time.time()
@@ -50,14 +50,16 @@ def run(args: argparse.Namespace) -> int:
     exited = {w.id for w in exited_workers(workers, socket.gethostname(), process_alive, now)}
     if counts[RunStatus.QUEUED] or running:
         print(eta_line(repo.list_runs(), workers, now))
+    held = held_runs(running, workers)  # a stacked worker's row names one of its runs
+    stalled = stalled_runs(workers, held)
     if running:
         print("running:")
         for run_row in running:
-            print("  " + running_line(run_row, now, run_row.worker_id in exited))
+            exited_here = run_row.worker_id in exited
+            print("  " + running_line(run_row, now, exited_here, run_row.id in stalled))
     failed = repo.list_runs(RunFilter(statuses=frozenset({RunStatus.FAILED}), order="recent"))
     if failed:
         print_failures(failed)
-    held = held_runs(running, workers)  # a stacked worker's row names one of its runs
     print("workers:" if workers else "workers: none (start one: resconv-tui worker)")
     for worker in workers:
         print("  " + worker_line(worker, now, held[worker.id], worker.id in exited))
@@ -111,12 +113,18 @@ def print_failures(failed: list[RunRow]) -> None:
 EXITED = " (its process has exited: lost; a worker or an open dashboard marks its runs failed)"
 
 
-def running_line(run: RunRow, now: float, worker_exited: bool = False) -> str:
+def running_line(
+    run: RunRow, now: float, worker_exited: bool = False, stalled: bool = False
+) -> str:
     from core.queue.repo import STALE_AFTER_S
     from core.queue.views import format_age
+    from core.recording import STALL_AFTER_S
 
     age = run.heartbeat_age(now)
     lost = " (no heartbeat: worker lost?)" if age is not None and age > STALE_AFTER_S else ""
+    if stalled and not lost:  # its worker beats, but the training itself hangs
+        lost = (f" (stalled: no training step for {STALL_AFTER_S / 60:.0f} min or more; "
+                "the worker's log shows where it hangs)")  # fmt: skip
     lost = " (its worker's process has exited: worker lost)" if worker_exited else lost
     return (
         f"#{run.id} {run.experiment}/{run.name}  {run.progress:.0%} "
@@ -132,6 +140,7 @@ def worker_line(worker: WorkerRow, now: float, runs: list[int], exited: bool = F
     age = worker.age(now)
     doing = f"run{'s' if len(runs) > 1 else ''} {', '.join(f'#{i}' for i in runs)}"
     doing = doing if runs else worker.state
+    doing += " stalled" if runs and worker.state == "stalled" else ""
     lost = " (silent: lost?)" if age > STALE_AFTER_S else ""
     lost = EXITED if exited else lost
     gpu = worker.gpu

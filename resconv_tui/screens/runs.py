@@ -189,7 +189,8 @@ class RunsScreen(RunActions, Screen[None]):
         dash = self.dashboard
         if dash is None:
             return
-        self.query_one(RunTable).show_runs(self.visible_runs(), dash.now, set(self.marked))
+        table = self.query_one(RunTable)
+        table.show_runs(self.visible_runs(), dash.now, set(self.marked), dash.stalled)
         self.query_one(WorkersPanel).show(dash.workers, dash.now, dash.held)
         self.query_one("#runs-summary", Static).update(self._summary(dash))
         self._draw_detail()
@@ -200,6 +201,9 @@ class RunsScreen(RunActions, Screen[None]):
             failed = f"{dash.counts[RunStatus.FAILED]} {RunStatus.FAILED}"
             causes = ", ".join(f"{n} {cause.option}" for cause, n in dash.failures.items())
             parts[parts.index(failed)] += f" ({causes})"
+        if dash.stalled:  # "1 running (1 stalled)": beating, but no training step for minutes
+            running = f"{dash.counts[RunStatus.RUNNING]} {RunStatus.RUNNING}"
+            parts[parts.index(running)] += f" ({len(dash.stalled)} stalled)"
         if self.marked:
             parts.append(f"{len(self.marked)} marked")
         q = self.filters

@@ -42,6 +42,7 @@ class RunTable(DataTable[str | Text]):
         "run-table--succeeded",
         "run-table--failed",
         "run-table--cancelled",
+        "run-table--stalled",
         "run-table--bar",
         "run-table--bar-empty",
         "run-table--mark",
@@ -53,6 +54,9 @@ class RunTable(DataTable[str | Text]):
         # Cells per run, reused while the poll hands back the very same row object:
         # runs that are not running are re-read only when they change (see polling).
         self._made: dict[int, tuple[RunRow, bool, Cells]] = {}
+        # Running runs whose worker took no step for minutes. Only running rows, which
+        # every poll reads afresh, so the reuse above never keeps an old "stalled" cell.
+        self._stalled: frozenset[int] = frozenset()
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -66,8 +70,15 @@ class RunTable(DataTable[str | Text]):
         key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
         return int(key.value) if key.value is not None else None
 
-    def show_runs(self, runs: Sequence[RunRow], now: float, marked: set[int]) -> None:
+    def show_runs(
+        self,
+        runs: Sequence[RunRow],
+        now: float,
+        marked: set[int],
+        stalled: frozenset[int] = frozenset(),
+    ) -> None:
         """Make the table show ``runs`` in order, touching as few cells as possible."""
+        self._stalled = stalled
         fresh = {run.id: self._cells_of(run, now, run.id in marked) for run in runs}
         if list(fresh) != list(self._shown):
             self._made = {i: self._made[i] for i in fresh}  # forget removed runs
@@ -107,12 +118,15 @@ class RunTable(DataTable[str | Text]):
         rate = run_rate(run, now)
         status = str(run.status) + (" ⨯" if run.cancel_requested else "")
         eta = format_duration(run_eta(run, now)) if run.status == RunStatus.RUNNING else ""
+        style = str(run.status)
         if (silent := silent_for(run, now)) is not None:  # its worker died or hangs
             status, eta = f"{status}?", f"silent {format_duration(silent)}"
+        elif run.id in self._stalled and run.status == RunStatus.RUNNING:  # beats, no steps
+            status, eta, style = "stalled", "no steps", "stalled"
         return (
             Text("●", style=self._style("mark")) if marked else "",
             str(run.id),
-            Text(status, style=self._style(str(run.status))),
+            Text(status, style=self._style(style)),
             run.experiment,
             run.name,
             str(run.priority),

@@ -84,7 +84,8 @@ def _runs_label(w: WorkerRow, ids: list[int]) -> str:
     """``run 4``, or ``runs 4,5,6`` for a stack; the worker's state when it trains none."""
     if not ids:
         return w.state
-    return f"run {ids[0]}" if len(ids) == 1 else f"runs {','.join(map(str, ids))}"
+    runs = f"run {ids[0]}" if len(ids) == 1 else f"runs {','.join(map(str, ids))}"
+    return f"{runs} stalled" if w.state == "stalled" else runs
 
 
 def _gpu_text(w: WorkerRow) -> str:

@@ -150,6 +150,24 @@ def test_status_counts_running_runs_and_workers(capsys: pytest.CaptureFixture[st
     assert re.search(r"^queue ETA: \d+s \(smoke \d+s\)$", out, re.MULTILINE), out
 
 
+def test_status_says_a_stalled_worker_s_run_is_stalled(capsys: pytest.CaptureFixture[str]) -> None:
+    # The worker's heartbeat saw no training step for 10 min and marked its row.
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    worker = repo.register_worker("gpu-box", 4242, "cuda:0")
+    run = repo.claim(worker)
+    assert run is not None
+    repo.update_worker(worker, state="stalled")
+    out = cli(capsys, "status")[1]
+    assert "#1 smoke/ch-4_lr-0.001  0% (0 of 512 inputs)" in out
+    assert "(stalled: no training step for 10 min or more; the worker's log shows" in out
+    assert "cuda:0  run #1 stalled  0 done" in out
+    listed = cli(capsys, "ls", "--status", "running")[1]
+    assert "stalled: no training step for 10 min or more (see its worker's log)" in listed
+    stalled = {r["id"]: r["stalled"] for r in json.loads(cli(capsys, "ls", "--json")[1])}
+    assert stalled == {1: True, 2: False, 3: False, 4: False}
+
+
 def test_status_says_a_worker_of_this_machine_has_exited_and_changes_nothing(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -304,6 +304,32 @@ def test_heartbeats_keep_the_run_and_worker_fresh(repo: Repo, tmp_path: Path) ->
     assert len(set(beats)) > 1  # the heartbeat thread moved it while training
 
 
+def test_a_training_that_hangs_is_said_stalled_with_its_stack_until_it_steps_again(
+    repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The heartbeat thread beats through a hang: it must say what the run does not.
+    run_id = repo.enqueue([tiny_run()]).added_ids[0]
+    states: list[str] = []
+
+    def hang_at_step_5(step: int) -> None:
+        if step == 5:
+            deadline = time.monotonic() + 5
+            while "stalled" not in states and time.monotonic() < deadline:
+                states.append(repo.list_workers()[0].state)
+                time.sleep(0.05)
+
+    trainer = fake_trainer(steps=10, step_s=0.05, on_step=hang_at_step_5)  # beats see it go on
+    worker = make_worker(repo, trainer, tmp_path, stall_after_s=0.3)
+    worker.loop(until_empty=True)
+    out = capsys.readouterr().out
+    assert states[0] == "running" and states[-1] == "stalled"
+    assert f"run {run_id}: no training step for 0 s: stalled" in out
+    assert "in hang_at_step_5" in out  # the training thread's stack, down to the hang
+    assert f"kill -9 {os.getpid()}" in out
+    assert f"run {run_id}: training again" in out
+    assert repo.get_run(run_id).status == S.SUCCEEDED
+
+
 def test_failure_messages_are_short_and_specific() -> None:
     assert failure_message(NonFiniteLoss("loss became NaN at step 812")) == (
         "loss became NaN at step 812"

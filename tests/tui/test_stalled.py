@@ -1,0 +1,32 @@
+"""A run whose worker still beats but takes no training step (a hung CUDA call, a lock):
+the worker's heartbeat marks its row "stalled", and the dashboard says so on the run's
+row, in the summary and in the workers panel, instead of showing it training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from screen_host import screen_text
+
+from core.queue import Repo
+from resconv_tui.widgets.run_table import RunTable
+
+SIZE = (120, 36)
+
+
+async def test_a_stalled_worker_s_run_reads_stalled(seeded, app_factory, settle, db_url) -> None:
+    repo = Repo.open(db_url)
+    gpu_box = next(w for w in repo.list_workers() if w.pid == 1111)
+    repo.update_worker(gpu_box.id, state="stalled")
+    repo.close()
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(RunTable)
+        row = [str(c) for c in table.get_row(str(seeded["running"]))]
+        assert (row[2], row[8]) == ("stalled", "no steps")
+        text = screen_text(app)
+        assert "1 running (1 stalled)" in text
+        assert "run 4 stalled" in text
+        others: list[Any] = [str(c) for c in table.get_row(str(seeded["ids"][0]))]
+        assert others[2] == "succeeded"
