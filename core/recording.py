@@ -40,8 +40,11 @@ FLUSH_ROWS = 500
 CANCEL_CHECK_S = 1.0
 LOG_EVERY = 20  # steps per TrainPoint
 # No training step for this long: the run is stalled. Far above anything a healthy run
-# spends between steps: a validation pass or a first compile takes about a minute.
+# spends between steps on a GPU: a validation pass or a first compile takes about a
+# minute. A big model on a CPU takes seconds a step, and its validation pass (10,000
+# images, forward only) about 50 steps' time: the limit grows to STALL_STEPS steps.
 STALL_AFTER_S = 600.0
+STALL_STEPS = 200
 
 SPEAKER = ["worker"]  # "worker 2/4" in a slot process: the slots share one terminal
 _THREAD_SPEAKER = threading.local()  # the same for slot threads sharing one process
@@ -186,6 +189,7 @@ class Heartbeat(threading.Thread):
         # The stall watch: when the training thread last took a step (or started its runs).
         self.stall_after_s, self.clock = stall_after_s, clock
         self.stepped_at = clock()
+        self.step_s = 0.0  # the last step's time: the limit grows with slow steps
         self.training_thread: int | None = None
         self.stalled = False
         # Asked to stop (the first signal): the row says "stopping" from the next beat, so
@@ -200,14 +204,15 @@ class Heartbeat(threading.Thread):
 
     def watch(self, run_ids: tuple[int, ...]) -> None:
         """Called by the training thread as its runs start (``run_ids``) and end (())."""
-        self.stepped_at = self.clock()
+        self.stepped_at, self.step_s = self.clock(), 0.0
         self.training_thread = threading.get_ident()
         self.stalled = False  # the worker row's state follows the claim (running) or end (idle)
         self.run_ids = run_ids
 
     def stepped(self) -> None:
-        """Called by the training thread before every step: one assignment."""
-        self.stepped_at = self.clock()
+        """Called by the training thread before every step: a clock read, two stores."""
+        now = self.clock()
+        self.step_s, self.stepped_at = now - self.stepped_at, now
 
     def beat(self) -> None:
         gpu = self.gpu.sample()
@@ -228,15 +233,16 @@ class Heartbeat(threading.Thread):
     def watch_for_stall(self, run_ids: tuple[int, ...]) -> None:
         """Say once when the runs stop taking steps, and again when they take one."""
         still_for = self.clock() - self.stepped_at
+        limit = max(self.stall_after_s, STALL_STEPS * self.step_s)
         runs = f"run{'s' if len(run_ids) > 1 else ''} {', '.join(map(str, run_ids))}"
-        if run_ids and not self.stalled and still_for > self.stall_after_s:
+        if run_ids and not self.stalled and still_for > limit:
             self.stalled = True
             say(f"{runs}: no training step for {format_age(still_for)}: stalled. "
                 "The training thread is at:\n" + self.training_stack()
                 + f"A hung call cannot be interrupted: 'kill -9 {os.getpid()}' ends this "
                 "worker, and its run is marked failed (worker lost)")  # fmt: skip
             self.repo.update_worker(self.worker_id, state="stalled")
-        elif self.stalled and still_for <= self.stall_after_s:
+        elif self.stalled and still_for <= limit:
             self.stalled = False
             say(f"{runs}: training again")
             state = "stopping" if self.stopping() else "running" if run_ids else "idle"

@@ -317,8 +317,10 @@ def test_a_training_that_hangs_is_said_stalled_with_its_stack_until_it_steps_aga
             while "stalled" not in states and time.monotonic() < deadline:
                 states.append(repo.list_workers()[0].state)
                 time.sleep(0.05)
+        elif step > 5:
+            time.sleep(0.1)  # long enough for the heartbeats to see it go on
 
-    trainer = fake_trainer(steps=10, step_s=0.05, on_step=hang_at_step_5)  # beats see it go on
+    trainer = fake_trainer(steps=10, on_step=hang_at_step_5)
     worker = make_worker(repo, trainer, tmp_path, stall_after_s=0.3)
     worker.loop(until_empty=True)
     out = capsys.readouterr().out
@@ -328,6 +330,27 @@ def test_a_training_that_hangs_is_said_stalled_with_its_stack_until_it_steps_aga
     assert f"kill -9 {os.getpid()}" in out
     assert f"run {run_id}: training again" in out
     assert repo.get_run(run_id).status == S.SUCCEEDED
+
+
+def test_the_stall_limit_grows_with_slow_steps(repo: Repo) -> None:
+    # A big model on a CPU: 5 s a step, so a validation pass takes minutes, not a stall.
+    from core.gpu import GpuMonitor
+    from core.recording import STALL_STEPS, Heartbeat
+
+    repo.enqueue(tiny_runs(1))
+    worker = repo.register_worker("h", 1, "cpu")
+    assert repo.claim(worker) is not None
+    now = [0.0]
+    beat = Heartbeat(repo, worker, GpuMonitor("cpu"), 1.0, stall_after_s=600, clock=lambda: now[0])
+    beat.watch((1,))
+    now[0] = 5.0
+    beat.stepped()  # steps take 5 s
+    now[0] += 601
+    beat.beat()
+    assert repo.list_workers()[0].state == "running"  # 601 s < 200 steps of 5 s
+    now[0] = 5.0 + STALL_STEPS * 5 + 1
+    beat.beat()
+    assert repo.list_workers()[0].state == "stalled"
 
 
 def test_failure_messages_are_short_and_specific() -> None:
