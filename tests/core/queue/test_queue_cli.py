@@ -132,12 +132,19 @@ def test_db_option_env_and_position(
     assert not Path("runs.db").exists()
 
 
-def test_status_counts_running_runs_and_workers(capsys: pytest.CaptureFixture[str]) -> None:
+def queued_and_claimed(capsys: pytest.CaptureFixture[str]) -> tuple[Repo, str, int]:
+    """sweep.yml queued (4 runs), run 1 claimed by worker gpu-box pid 4242 on cuda:0."""
     cli(capsys, "queue", "sweep.yml")
     repo = Repo.open("runs.db")
     worker = repo.register_worker("gpu-box", 4242, "cuda:0")
     run = repo.claim(worker)
     assert run is not None
+    return repo, worker, run.id
+
+
+def test_status_counts_running_runs_and_workers(capsys: pytest.CaptureFixture[str]) -> None:
+    repo, worker, run_id = queued_and_claimed(capsys)
+    run = repo.get_run(run_id)
     repo.add_metrics(run.id, [], inputs_done=128)
     time.sleep(0.01)
     repo.heartbeat(worker, run_id=run.id)  # 128 inputs since the claim: a pace to forecast by
@@ -152,11 +159,7 @@ def test_status_counts_running_runs_and_workers(capsys: pytest.CaptureFixture[st
 
 def test_status_says_a_stalled_worker_s_run_is_stalled(capsys: pytest.CaptureFixture[str]) -> None:
     # The worker's heartbeat saw no training step for 10 min and marked its row.
-    cli(capsys, "queue", "sweep.yml")
-    repo = Repo.open("runs.db")
-    worker = repo.register_worker("gpu-box", 4242, "cuda:0")
-    run = repo.claim(worker)
-    assert run is not None
+    repo, worker, _ = queued_and_claimed(capsys)
     repo.update_worker(worker, state="stalled")
     out = cli(capsys, "status")[1]
     assert "#1 smoke/ch-4_lr-0.001  0% (0 of 512 inputs)" in out
