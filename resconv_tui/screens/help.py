@@ -19,11 +19,11 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("+ / -", "raise / lower priority"),
         ("t", "run next: move to the front of the queue"),
         ("x", "remove (asks first when the run is training)"),
-        ("space", "mark / unmark; c r + - t x then act on all marked runs"),
+        ("space", "mark / unmark; c r + - t x then act on the marked runs shown (esc unmarks)"),
         ("C", "compare the marked runs' loss curves"),
         ("w", "start a worker here (asks device, slots, stack, order; enter starts), "
               "or stop this machine's workers (all of them, every slot; again: at once)"),
-        ("/", "filter by text;  f status filter;  F experiment filter;  esc clear"),
+        ("/", "filter by text;  f status / F experiment filter;  esc clear marks, then filters"),
         ("R", "results table"),
     )),
     ("Results", (

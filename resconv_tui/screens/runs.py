@@ -61,7 +61,7 @@ class RunsScreen(RunActions, Screen[None]):
         Binding("slash", "search", "Find", key_display="/"),
         Binding("f", "cycle_status", "Status", show=False),
         Binding("F", "cycle_experiment", "Exp", show=False),
-        Binding("escape", "clear_filters", "Clear", show=False),
+        Binding("escape", "escape", "Clear", show=False),
     ]
 
     class DashboardRefreshed(Message):
@@ -204,8 +204,10 @@ class RunsScreen(RunActions, Screen[None]):
         if dash.stalled:  # "1 running (1 stalled)": beating, but no training step for minutes
             running = f"{dash.counts[RunStatus.RUNNING]} {RunStatus.RUNNING}"
             parts[parts.index(running)] += f" ({len(dash.stalled)} stalled)"
-        if self.marked:
-            parts.append(f"{len(self.marked)} marked")
+        if self.marked:  # marks a filter hides are said: no action touches them
+            shown = {run.id for run in self.visible_runs()}
+            hidden = len(self.marked - shown)
+            parts.append(f"{len(self.marked)} marked" + (f" ({hidden} hidden)" if hidden else ""))
         q = self.filters
         shown = [  # only the filters in force: the line must fit a modest terminal
             *([f"status={q.status}"] if q.status else []),
@@ -262,6 +264,18 @@ class RunsScreen(RunActions, Screen[None]):
     @on(Input.Submitted, "#runs-search")
     def _search_done(self) -> None:
         self.query_one(RunTable).focus()
+
+    def action_clear_marks(self) -> None:
+        self.marked = frozenset()
+
+    def action_escape(self) -> None:
+        """escape: the marks first (they steer every action), then the filters."""
+        if self.marked:
+            count = len(self.marked)
+            self.action_clear_marks()
+            self.notify(f"{count} mark{'s' if count > 1 else ''} cleared")
+        else:
+            self.action_clear_filters()
 
     def action_clear_filters(self) -> None:
         search = self.query_one("#runs-search", Input)

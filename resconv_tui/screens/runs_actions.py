@@ -2,8 +2,10 @@
 
 Every database write runs in a thread worker (``_write``) and posts
 ``ActionFinished``; the handler notifies and polls at once, so the table shows the
-change without waiting for the next tick. Actions apply to the marked runs when
-any are marked, else to the highlighted run.
+change without waiting for the next tick. Actions apply to the marked runs on
+screen when any are, else to the highlighted run: a run the filter hides is never
+cancelled or removed unseen. Cancel, retry, run next and remove clear the marks
+(escape clears them too); priority keeps them, to press +/- again.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class RunActions:
         app: Any
 
         def highlighted_run(self) -> RunRow | None: ...
+        def visible_runs(self) -> list[RunRow]: ...
         def refresh_now(self) -> None: ...
         def post_message(self, message: Message) -> bool: ...
         def notify(self, message: str, *, severity: Any = ..., **kwargs: Any) -> None: ...
@@ -56,10 +59,9 @@ class RunActions:
     # ----- which runs ------------------------------------------------------------------
 
     def targets(self) -> list[RunRow]:
-        """The marked runs still in the database, else the highlighted run."""
-        runs = self.dashboard.runs if self.dashboard else ()
-        if self.marked:
-            return [run for run in runs if run.id in self.marked]
+        """The marked runs on screen, else the highlighted run."""
+        if marked := [run for run in self.visible_runs() if run.id in self.marked]:
+            return marked
         run = self.highlighted_run()
         return [run] if run is not None else []
 
@@ -94,6 +96,10 @@ class RunActions:
         if runs:
             self._confirm_running(runs, "Cancel it", lambda: self._cancel(self._ids(runs)))
 
+    def _unmark(self, runs: list[RunRow]) -> None:
+        """Done with these marked runs: the next key acts on the highlighted run again."""
+        self.marked = self.marked - {run.id for run in runs}
+
     def _cancel(self, ids: list[int]) -> None:
         def verb() -> str:
             result = self.ctx.repo.request_cancel(ids)
@@ -101,6 +107,7 @@ class RunActions:
             done = [i for i, s in result.items() if s == RunStatus.CANCELLED]
             return _say(("cancelled", done), ("asked the worker to stop", asked))
 
+        self.marked = self.marked - set(ids)
         self._write(verb)
 
     def action_retry(self) -> None:
@@ -121,6 +128,7 @@ class RunActions:
             self.ctx.repo.retry(ids)
             return _say(("queued again", ids))
 
+        self._unmark(runs)
         diverged = [r.id for r in runs if run_cause(r) == FailureCause.DIVERGED]
         if not diverged:
             self._write(verb)
@@ -142,7 +150,17 @@ class RunActions:
             self._write(verb)
 
     def action_run_next(self) -> None:
-        if ids := self._ids(self.targets()):
+        """Queued runs only: a finished or failed run is not waiting for a worker."""
+        runs = self.targets()
+        others = [run for run in runs if run.status != RunStatus.QUEUED]
+        if others:
+            said = ", ".join(f"run {run.id} is {run.status}" for run in others)
+            retry = any(run.status in (RunStatus.FAILED, RunStatus.CANCELLED) for run in others)
+            self.notify(f"{said}: only queued runs wait for a worker"
+                        + (" (r queues a failed or cancelled run again)" if retry else ""),
+                        severity="warning")  # fmt: skip
+        if ids := [run.id for run in runs if run.status == RunStatus.QUEUED]:
+            self._unmark(runs)
             self._write(lambda: _say((f"next (priority {self.ctx.repo.move_to_front(ids)})", ids)))
 
     def action_remove(self) -> None:
@@ -159,7 +177,7 @@ class RunActions:
             self._cancel(running)
         if idle:
             self._write(lambda: _say(("removed", idle)) if self.ctx.repo.remove(idle) else "")
-        self.marked = frozenset()
+        self._unmark(runs)
 
     def after_refresh(self) -> None:
         """Finish removals that waited for a running run to stop."""
@@ -368,6 +386,7 @@ PALETTE: tuple[tuple[Any, ...], ...] = (  # title, help, method, its arguments
     ("Run next", "Move to the front of the queue (t)", "action_run_next"),
     ("Remove run", "Delete runs and their metrics (x)", "action_remove"),
     ("Mark run", "Mark or unmark the highlighted run (space)", "action_mark"),
+    ("Clear marks", "Unmark every run (escape)", "action_clear_marks"),
     ("Compare marked runs", "Overlay the marked runs' loss curves (C)", "action_compare"),
     ("Start or stop worker", "Start a worker here (device, slots, stack, order), or stop "
      "this machine's workers (w)",

@@ -184,6 +184,14 @@ async def test_run_next_moves_to_front(seeded, app_factory, settle, db_url) -> N
         # Run 5 was queued-at priority 5 before it failed; queued runs top out at 0.
         assert run(db_url, 8).priority == 1
         assert cell(app, 8, "priority") == "1"
+        await goto(pilot, 5)  # failed: not waiting for a worker
+        await pilot.press("t")
+        await settle(pilot)
+        assert run(db_url, 5).priority == 5
+        assert (
+            "run 5 is failed: only queued runs wait for a worker (r queues a failed or "
+            "cancelled run again)"
+        ) in [n.message for n in app._notifications]
 
 
 async def test_remove_queued_run(seeded, app_factory, settle, db_url) -> None:
@@ -234,6 +242,46 @@ async def test_space_marks_and_actions_apply_to_marked(seeded, app_factory, sett
         assert [run(db_url, i).priority for i in (7, 8)] == [1, 1]
         await pilot.press("space")
         assert app.screen.marked == {7}
+
+
+async def test_marks_a_filter_hides_are_never_acted_on(seeded, app_factory, settle, db_url):
+    # Marked 7 and 8, then filtered to run 3 (highlighted): c must cancel nothing unseen.
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for run_id in (7, 8):
+            await goto(pilot, run_id)
+            await pilot.press("space")
+        await pilot.press("slash", *"l-3", "enter")
+        await settle(pilot)
+        assert [r.id for r in app.screen.visible_runs()] == [3]
+        summary = str(app.screen.query_one("#runs-summary").render())
+        assert "2 marked (2 hidden)" in summary
+        await pilot.press("plus")  # acts on the highlighted run 3, the one shown
+        await settle(pilot)
+        assert [run(db_url, i).priority for i in (3, 7, 8)] == [1, 0, 0]
+        await pilot.press("escape")  # the marks first...
+        assert app.screen.marked == frozenset()
+        assert [r.id for r in app.screen.visible_runs()] == [3]
+        await pilot.press("escape")  # ...then the filter
+        assert table(app).row_count == 8
+
+
+async def test_cancel_of_marked_runs_clears_their_marks(seeded, app_factory, settle, db_url):
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for run_id in (7, 8):
+            await goto(pilot, run_id)
+            await pilot.press("space")
+        await pilot.press("c")
+        await settle(pilot)
+        assert [run(db_url, i).status for i in (7, 8)] == [RunStatus.CANCELLED] * 2
+        assert app.screen.marked == frozenset()
+        await goto(pilot, 1)
+        await pilot.press("t")  # the next key acts on the highlighted run again
+        await settle(pilot)
+        assert run(db_url, 7).priority == 0
 
 
 async def test_text_status_and_experiment_filters(seeded, app_factory, settle) -> None:
