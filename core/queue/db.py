@@ -11,14 +11,16 @@ lock mid-transaction, which fails at once with "database is locked".
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, exc, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
 from core.queue.errors import QueueError
@@ -27,6 +29,10 @@ from core.queue.models import SCHEMA_VERSION, TABLES, Meta
 DEFAULT_BUSY_TIMEOUT_S = 15.0
 IMMEDIATE = "resconv_immediate"  # execution option: begin a write transaction
 SCHEMA_LOCK_KEY = 0x7265_7363  # PostgreSQL advisory lock held while the schema is checked
+BACKENDS = ("sqlite", "postgresql")  # the databases the schema and the queue are tested on
+URLS_THAT_WORK = (
+    "a SQLite file path (runs.db), sqlite:///PATH, or postgresql+psycopg://USER@HOST/DATABASE"
+)
 
 
 def normalize_url(url_or_path: str) -> str:
@@ -36,9 +42,54 @@ def normalize_url(url_or_path: str) -> str:
     return f"sqlite:///{url_or_path}"
 
 
+@lru_cache(maxsize=32)
+def parse_url(url_or_path: str) -> URL:
+    """``url_or_path`` parsed, or a one-line QueueError that names it and the URLs that work.
+
+    Every use of a database URL starts here (sqlite_path, describe, open_engine),
+    so a typo'd scheme (``bogus://``), a database we do not support (``mysql://``)
+    or a driver that is not installed is refused before SQLAlchemy's own
+    NoSuchModuleError or the driver's ModuleNotFoundError can surface as a
+    traceback. Cached: the dashboard names its database on every refresh.
+    """
+    url = normalize_url(url_or_path)
+    try:
+        parsed = make_url(url)
+    except (exc.ArgumentError, ValueError):
+        raise QueueError(
+            f"cannot read database URL {_without_password(url)}: use {URLS_THAT_WORK}"
+        ) from None
+    shown = parsed.render_as_string(hide_password=True)
+    backend = parsed.get_backend_name()
+    if backend not in BACKENDS:
+        raise QueueError(
+            f"database URL {shown}: resconv-tui does not work with {backend!r}; "
+            f"use {URLS_THAT_WORK}"
+        )
+    try:
+        # Loads the dialect and imports its driver: what create_engine would do later.
+        parsed.get_dialect().import_dbapi()
+    except exc.NoSuchModuleError:
+        raise QueueError(
+            f"database URL {shown}: unknown driver {parsed.get_driver_name()!r}; "
+            f"use {URLS_THAT_WORK}"
+        ) from None
+    except ImportError as error:
+        raise QueueError(
+            f"database URL {shown}: its driver {error.name or str(error)!r} is not installed; "
+            f"use {URLS_THAT_WORK} (PostgreSQL needs .venv/bin/pip install -e '.[postgres]')"
+        ) from None
+    return parsed
+
+
+def _without_password(url: str) -> str:
+    """``scheme://user:secret@host`` -> ``scheme://user:***@host`` for a URL make_url rejects."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
 def sqlite_path(url: str) -> Path | None:
     """The file behind a SQLite URL (None for other databases and ``:memory:``)."""
-    parsed = make_url(normalize_url(url))
+    parsed = parse_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database)
@@ -55,7 +106,7 @@ def describe(url: str) -> str:
     path = sqlite_path(url)
     if path is not None:
         return str(path)
-    return make_url(normalize_url(url)).render_as_string(hide_password=True)
+    return parse_url(url).render_as_string(hide_password=True)
 
 
 def open_engine(
@@ -79,7 +130,7 @@ def open_engine(
 
 
 def _make_engine(url: str, busy_timeout_s: float) -> Engine:
-    parsed = make_url(url)
+    parsed = parse_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     kwargs: dict[str, Any] = {}

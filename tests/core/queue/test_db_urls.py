@@ -1,0 +1,71 @@
+"""Database URLs that cannot work are one line naming the URL, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.queue import QueueError, Repo
+from core.queue import db
+from resconv_tui.cli import main
+
+WORKS = "sqlite:///PATH, or postgresql+psycopg://"
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("bogus://x", "does not work with 'bogus'"),
+        ("mysql://u:secret@h/x", "does not work with 'mysql'"),
+        ("postgresql+nosuch://u@h/x", "unknown driver 'nosuch'"),
+        ("postgresql+asyncpg://u:secret@h/x", "its driver 'asyncpg' is not installed"),
+        ("://u:secret@x", "cannot read database URL ://u:***@x"),
+    ],
+)
+def test_unusable_urls_are_one_queue_error(url: str, says: str) -> None:
+    for use in (db.parse_url, db.describe, db.is_new_file, Repo.open):
+        with pytest.raises(QueueError, match=r"^[^\n]*$") as caught:
+            use(url)
+        message = str(caught.value)
+        assert says in message and WORKS in message and "secret" not in message
+
+
+def test_good_urls_still_parse(tmp_path: Path) -> None:
+    assert db.parse_url(str(tmp_path / "q.db")).get_backend_name() == "sqlite"
+    assert db.parse_url("sqlite://").database is None
+    assert db.parse_url("postgresql://u:pw@h/x").get_backend_name() == "postgresql"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--db", "bogus://x", "status"],
+        ["--db", "bogus://x"],  # the dashboard
+        ["queue", "sweep.yml", "--dry-run", "--db", "bogus://x"],
+        ["--db", "mysql://u:secret@h/x", "status"],
+        ["worker", "--db", "bogus://x"],
+    ],
+)
+def test_cli_says_which_urls_work(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RESCONV_DB", raising=False)
+    (tmp_path / "sweep.yml").write_text("name: s\nmax_inputs: 512\nmatrix:\n  ch: [4]\n")
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("resconv-tui: database error: database URL")
+    assert WORKS in lines[0] and "secret" not in lines[0]
+
+
+def test_resconv_db_variable_is_checked_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RESCONV_DB", "bogus://x")
+    assert main(["status"]) == 2
+    assert "database URL bogus://x" in capsys.readouterr().err
