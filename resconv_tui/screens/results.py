@@ -262,8 +262,12 @@ class ResultsScreen(Screen[None]):
         columns = list(self.full_table().columns)
 
         def chosen(visible: list[str] | None) -> None:
+            # Only the columns offered change: a hidden one the table lacks now (rate and
+            # memory while no run has finished or before the first poll, another
+            # experiment's swept key) stays hidden, not shown again once it comes back.
             if visible is not None:
-                self.hidden = frozenset(c for c in columns if c not in visible)
+                kept = self.hidden - set(columns)
+                self.hidden = kept | {c for c in columns if c not in visible}
 
         shown = [c for c in columns if c not in self.hidden]
         self.app.push_screen(ColumnsScreen(columns, shown), chosen)

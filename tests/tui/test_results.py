@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.widgets import SelectionList
 
 from core.queue import views as v
 from resconv_tui.screens.columns import ColumnsScreen
@@ -180,3 +181,43 @@ async def test_a_training_runs_progress_does_not_redraw_the_table(
         screen.refresh_now()
         await settle(pilot)
         assert table.cursor_row == 1  # the person's place in the table is kept
+
+
+def finish_runs(db_url: str, sweep_text: str, losses: list[float]) -> None:
+    """Queue ``sweep_text`` and finish its first runs with ``losses`` (60 s each)."""
+    from core.queue import FinalFigures, NewRun, Repo
+    from core.sweep import expand_sweep_text
+
+    repo = Repo.open(db_url)
+    repo.enqueue([NewRun.from_expanded(r) for r in expand_sweep_text(sweep_text)])
+    worker = repo.register_worker("h", 1, "cpu")
+    for loss in losses:
+        run = repo.claim(worker)
+        assert run is not None
+        figures = FinalFigures(
+            validation_loss=loss, train_seconds=60.0, inputs_per_s=3000.0,
+            peak_memory_bytes=300 * 2**20,
+        )  # fmt: skip
+        repo.finish(run.id, worker, figures)
+    repo.close()
+
+
+async def test_v_before_any_run_finished_keeps_rate_and_memory_hidden(
+    db_url, app_factory, settle
+) -> None:
+    """v on the empty table (no rate or memory column) used to forget they were hidden:
+    once runs finished, both showed and the chooser had them ticked."""
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_results(pilot, settle)
+        await pilot.press("v", "enter")
+        finish_runs(db_url, "name: two\nlayers: 2\nmatrix:\n  ch: [4, 8]\n", [0.05, 0.07])
+        screen.refresh_now()
+        await settle(pilot)
+        assert len(screen.view.rows) == 2
+        assert v.RATE not in screen.view.columns and v.MEMORY not in screen.view.columns
+        await pilot.press("v")
+        chooser = app.screen
+        assert isinstance(chooser, ColumnsScreen)
+        ticked = chooser.query_one(SelectionList).selected
+        assert v.LOSS in ticked and v.RATE not in ticked and v.MEMORY not in ticked
