@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.config import RunConfig
 from core.errors import ConfigError
 from core.memory import estimate_bytes
-from core.sweep import ExpandedRun, expand_sweep
+from core.sweep import ExpandedRun, expand_sweep, slug
 from resconv_tui.field_values import (  # noqa: F401 - re-exported: the form's whole API
     FIELDS,
     SPECS,
@@ -134,8 +134,12 @@ def preview(
     texts: Mapping[str, str],
     key_names: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
+    base: tuple[str, RunConfig] | None = None,
 ) -> Preview:
-    """Parse every field and expand the sweep; errors name the field they belong to."""
+    """Parse every field and expand the sweep; errors name the field they belong to.
+
+    ``base``: the (name, config) of the run the form was duplicated from; see
+    ``name_single_run``."""
     values, errors = parse_all(texts)
     if not name.strip():
         errors["name"] = "the experiment needs a name"
@@ -150,7 +154,24 @@ def preview(
         key, reason = blame(str(exc))
         return Preview(errors={key: reason}, total=total)
     memory = tuple(estimate_bytes(run.config, run.param_count) for run in runs)
-    return Preview(runs=tuple(runs), total=total, memory=memory)
+    return Preview(runs=name_single_run(runs, base), total=total, memory=memory)
+
+
+def name_single_run(
+    runs: list[ExpandedRun], base: tuple[str, RunConfig] | None
+) -> tuple[ExpandedRun, ...]:
+    """A form that makes one run names it by what it changed: a duplicate of ``l-3``
+    given 64 channels is ``l-3_channels-64`` (unchanged: ``l-3``, which queueing then
+    skips as already there), a new run ``layers-5_channels-16``; not every one ``run``.
+    Runs of a matrix keep the names of their swept values."""
+    if len(runs) != 1 or runs[0].name != "run":
+        return tuple(runs)
+    run = runs[0]
+    base_name, base_config = base if base is not None else ("", RunConfig())
+    before = base_config.to_dict()
+    changed = {k: v for k, v in run.config.to_dict().items() if before.get(k) != v}
+    parts = [p for p in (base_name, slug(changed) if changed else "") if p]
+    return (replace(run, name="_".join(parts) or "run"),)
 
 
 _KEY = re.compile(r"key '([A-Za-z_\-0-9]+)': (.*)$")

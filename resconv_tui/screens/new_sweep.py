@@ -33,7 +33,7 @@ from textual.timer import Timer
 from textual.widgets import Button, Footer, Header, Input, Static
 
 from core.errors import ResconvError
-from core.queue import Repo
+from core.queue import Repo, RunRow
 from core.queue.failures import diverged_before, diverged_warning
 from core.queue.rows import EnqueueResult, NewRun
 from resconv_tui.sweep_file_io import LoadedSweep, load_sweep, save_sweep
@@ -78,12 +78,20 @@ class NewSweepScreen(Screen[int | None]):
     DEBOUNCE_S = 0.15  # typing "3,5,7" recomputes the preview once, not five times
 
     def __init__(
-        self, db_url: str, initial_file: str | None = None, base_config: dict | None = None
+        self,
+        db_url: str,
+        initial_file: str | None = None,
+        base_config: dict | None = None,
+        base_run: RunRow | None = None,
     ) -> None:
+        """``base_run``: the run ``d`` duplicates (its experiment, config and name)."""
         super().__init__()
         self.db_url = db_url
         self.initial_file = initial_file
         base = dict(base_config or {})
+        if base_run is not None:
+            base = {"experiment": base_run.experiment, **base_run.config.to_dict()}
+        self._base = (base_run.name, base_run.config) if base_run is not None else None
         self._experiment = str(base.pop("experiment", DEFAULT_NAME))
         self._texts = default_texts(base)
         self._order = list(self._texts)  # swept keys of a loaded file go first
@@ -132,7 +140,8 @@ class NewSweepScreen(Screen[int | None]):
 
     def compute_preview(self) -> Preview:
         name, texts, priority = self._snapshot()
-        return _with_priority(preview(name, texts, self._key_names, self._extra), priority)
+        result = preview(name, texts, self._key_names, self._extra, self._base)
+        return _with_priority(result, priority)
 
     def apply_preview(self, result: Preview) -> None:
         self.preview = result
@@ -155,7 +164,7 @@ class NewSweepScreen(Screen[int | None]):
     def refresh_preview(self) -> None:
         # A 2000-run sweep takes a moment to expand: keep typing smooth.
         name, texts, priority = self.app.call_from_thread(self._snapshot)
-        result = preview(name, texts, self._key_names, self._extra)
+        result = preview(name, texts, self._key_names, self._extra, self._base)
         self.app.call_from_thread(self.apply_preview, _with_priority(result, priority))
 
     def _snapshot(self) -> tuple[str, dict[str, str], str]:

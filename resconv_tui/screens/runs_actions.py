@@ -209,9 +209,7 @@ class RunActions:
     def action_duplicate(self) -> None:
         run = self.highlighted_run()
         if run is not None and (screen := self._screen("new_sweep", "NewSweepScreen")):
-            self.app.push_screen(
-                screen(self.ctx.db_url, base_config=run.config.to_dict()), self._back
-            )
+            self.app.push_screen(screen(self.ctx.db_url, base_run=run), self._back)
 
     def action_compare(self) -> None:
         ids = sorted(self.marked)

@@ -188,6 +188,44 @@ async def test_initial_file_and_base_config(db_url: str) -> None:
         assert len(form(pilot).preview.runs) == 5
 
 
+async def test_a_duplicate_keeps_its_experiment_and_is_named_by_what_changed(
+    db_url: str,
+) -> None:
+    repo = Repo.open(db_url)
+    config = RunConfig(layers=3, max_inputs=256)
+    repo.enqueue([NewRun.from_config(config, experiment="walk", name="l-3", param_count=1)])
+    original = repo.list_runs()[0]
+    app = ScreenHost(NewSweepScreen(db_url, base_run=original))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert form(pilot).field("name").value == "walk"
+        assert form(pilot).preview.runs[0].name == "l-3"
+        await pilot.press("ctrl+s")  # unchanged: the same run, already queued
+        await settle(pilot)
+    assert app.result == 0
+    assert len(repo.list_runs()) == 1
+    app = ScreenHost(NewSweepScreen(db_url, base_run=original))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await type_into(pilot, "channels", "64")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    assert app.result == 1
+    copy = repo.list_runs()[1]
+    assert (copy.experiment, copy.name) == ("walk", "l-3_channels-64")
+    assert copy.config == config.replace(channels=64)
+
+
+async def test_a_new_single_run_is_named_by_what_differs_from_the_defaults(
+    db_url: str,
+) -> None:
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, "layers", "5")
+        await type_into(pilot, "channels", "16")
+        assert form(pilot).preview.runs[0].name == "layers-5_channels-16"
+
+
 def test_snapshot_form(snap_compare: Any, db_url: str) -> None:
     async def edit(pilot: Pilot[Any]) -> None:
         for field in form(pilot).query(Input):

@@ -69,8 +69,8 @@ async def test_n_and_d_open_the_form(seeded, app_factory, settle, stand_ins, db_
         await pilot.press("d")
         name, args, kwargs = stand_ins[-1]
         assert (name, args) == ("NewSweepScreen", (db_url,))
-        assert kwargs["base_config"]["layers"] == 2
-        assert kwargs["base_config"]["image_size"] == 32
+        base = kwargs["base_run"]
+        assert (base.id, base.experiment, base.name) == (2, "t1-layers-32", "l-2")
 
 
 async def test_compare_needs_marks(seeded, app_factory, settle, stand_ins, db_url) -> None:
