@@ -205,8 +205,8 @@ class RunsScreen(RunActions, Screen[None]):
             running = f"{dash.counts[RunStatus.RUNNING]} {RunStatus.RUNNING}"
             parts[parts.index(running)] += f" ({len(dash.stalled)} stalled)"
         if self.marked:  # marks a filter hides are said: no action touches them
-            shown = {run.id for run in self.visible_runs()}
-            hidden = len(self.marked - shown)
+            on_screen = {run.id for run in self.visible_runs()}
+            hidden = len(self.marked - on_screen)
             parts.append(f"{len(self.marked)} marked" + (f" ({hidden} hidden)" if hidden else ""))
         q = self.filters
         shown = [  # only the filters in force: the line must fit a modest terminal
