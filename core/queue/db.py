@@ -11,6 +11,7 @@ lock mid-transaction, which fails at once with "database is locked".
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -219,7 +220,45 @@ def _message(url: str, error: exc.DBAPIError, busy_timeout_s: float) -> str:
             f"(waited {busy_timeout_s:g} s); try again when it is free"
         )
     if "unable to open database file" in low:
-        return f"cannot open database {where} (missing folder or no permission)"
+        return f"cannot open database {where}: {_why_cannot_open(sqlite_path(url))}"
     if "malformed" in low or "disk i/o" in low:
         return f"database {where} is damaged: {text}"
     return f"database {where}: {text}"
+
+
+def _why_cannot_open(path: Path | None) -> str:
+    """What SQLite's bare "unable to open database file" means for ``path``.
+
+    The usual surprise is a database in a read-only folder (a read-only mount, a
+    shared results folder): the file is there and readable, but SQLite in WAL
+    mode must create runs.db-wal and runs.db-shm beside it even to read.
+    """
+    if path is None:
+        return "missing folder or no permission"
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        return f"the folder {folder} does not exist"
+    if path.exists() and not os.access(path, os.R_OK):
+        return f"no permission to read {path}"
+    if not _folder_writable(folder) and not path.exists():
+        return f"the folder {folder} is read-only, so {path.name} cannot be created there"
+    if not _folder_writable(folder):
+        return (
+            f"the folder {folder} is read-only, and SQLite needs to write its journal and "
+            f"lock files ({path.name}-wal, {path.name}-shm) beside {path.name}, even to read it; "
+            f"copy {path.name} to a writable folder and use --db there"
+        )
+    return "no permission to open it or to create files in its folder"
+
+
+def _folder_writable(folder: Path) -> bool:
+    """Whether files can be created in ``folder``: its mode, and whether its mount is read-only.
+
+    The mount's read-only flag is asked directly, not only through os.access:
+    for root, os.access ignores the mode bits, so the flag is what root can trust.
+    """
+    try:
+        read_only_mount = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only_mount = False
+    return not read_only_mount and os.access(folder, os.W_OK | os.X_OK)

@@ -1,0 +1,62 @@
+"""A SQLite database that cannot be opened says why: missing folder, read-only folder."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from queue_helpers import tiny_runs
+from sqlalchemy import exc
+
+from core.queue import QueueError, Repo
+from core.queue import db as db_module
+
+
+def cannot_open(path: Path) -> str:
+    """The message for SQLite's bare "unable to open database file" on ``path``."""
+    error = exc.OperationalError(
+        "PRAGMA", {}, sqlite3.OperationalError("unable to open database file")
+    )
+    with pytest.raises(QueueError) as caught, db_module.translated(f"sqlite:///{path}"):
+        raise error
+    return str(caught.value)
+
+
+def test_missing_folder_is_named(tmp_path: Path) -> None:
+    with pytest.raises(QueueError, match=f"the folder {tmp_path / 'nope'} does not exist"):
+        Repo.open(str(tmp_path / "nope" / "runs.db"))
+
+
+def test_read_only_folder_says_sqlite_writes_beside_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As root os.access says yes to any folder, so the folder check is stood in for here.
+    (tmp_path / "runs.db").write_bytes(b"")
+    monkeypatch.setattr(db_module, "_folder_writable", lambda folder: folder != tmp_path)
+    message = cannot_open(tmp_path / "runs.db")
+    assert message.startswith(f"cannot open database {tmp_path / 'runs.db'}: ")
+    assert f"the folder {tmp_path} is read-only" in message
+    assert "runs.db-wal" in message and "copy runs.db to a writable folder" in message
+    assert "cannot be created" in cannot_open(tmp_path / "new.db")
+
+
+def test_writable_folder_keeps_the_general_reason(tmp_path: Path) -> None:
+    (tmp_path / "runs.db").write_bytes(b"")
+    assert "no permission to open it" in cannot_open(tmp_path / "runs.db")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write in a chmod 555 folder")
+def test_real_read_only_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    repo = Repo.open(str(folder / "runs.db"))
+    repo.enqueue(tiny_runs(1))
+    repo.close()  # the last close removes runs.db-wal and -shm
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(QueueError, match=f"the folder {folder} is read-only"):
+            Repo.open(str(folder / "runs.db"), create=False)
+    finally:
+        folder.chmod(0o755)
