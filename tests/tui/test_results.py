@@ -221,3 +221,17 @@ async def test_v_before_any_run_finished_keeps_rate_and_memory_hidden(
         assert isinstance(chooser, ColumnsScreen)
         ticked = chooser.query_one(SelectionList).selected
         assert v.LOSS in ticked and v.RATE not in ticked and v.MEMORY not in ticked
+
+
+async def test_v_unticked_box_is_empty_and_ticked_x_shows(seeded, app_factory, settle) -> None:
+    """An unticked X was drawn black on navy in a 256-colour terminal, like a ticked one."""
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_results(pilot, settle)
+        await pilot.press("v")
+        chooser = app.screen.query_one(SelectionList)
+        for name in ("", "-highlighted"):
+            unticked = chooser.get_component_rich_style("selection-list--button" + name)
+            assert unticked.color == unticked.bgcolor  # no X to see
+            ticked = chooser.get_component_rich_style("selection-list--button-selected" + name)
+            assert ticked.color != ticked.bgcolor and ticked.bold
