@@ -589,6 +589,11 @@ class Checkpoints:
     def __init__(self, directory: str | Path, config: RunConfig) -> None:
         self.directory = Path(directory)
         self.best = math.inf
+        # The folder may hold an earlier occupant's files: this run's earlier attempt, or
+        # a removed run whose id SQLite handed out again. Until this run's first
+        # validation they would pass for its own (a cancel before it would keep them).
+        for stale in (LAST_FILE, BEST_FILE):
+            (self.directory / stale).unlink(missing_ok=True)
         write_config(self.directory, config)
 
     def after_validation(

@@ -259,6 +259,22 @@ def test_out_of_memory_becomes_a_short_training_error(
     assert failure_cause(failure_message(failed.value)) == FailureCause.OUT_OF_MEMORY
 
 
+def test_a_run_starting_in_a_used_folder_first_removes_the_old_checkpoints(
+    data: Datasets, tmp_path: Path
+) -> None:
+    # A removed run's id came back (SQLite), or an attempt before this one: its files
+    # must not pass for this run's when it is cancelled before its first validation.
+    folder = tmp_path / "run-18"
+    folder.mkdir()
+    for name in ("last.pt", "best.pt", "config.json"):
+        (folder / name).write_bytes(b"an earlier run's")
+    stop_at_once = FitCallbacks(should_stop=lambda: True)
+    fit(TINY.replace(max_inputs=512), data, "cpu", stop_at_once, checkpoint_dir=folder)
+    assert load_config(folder) == TINY.replace(max_inputs=512)
+    assert not (folder / "best.pt").exists()  # no validation pass yet
+    assert load_checkpoint(folder / "last.pt")["step"] == 0  # the cancelled run's own
+
+
 def test_checkpoints_last_best_and_config(data: Datasets, tmp_path: Path) -> None:
     config = TINY.replace(max_inputs=512)
     result = fit(config, data, "cpu", checkpoint_dir=tmp_path / "ck")
