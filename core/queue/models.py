@@ -38,7 +38,13 @@ class Worker(SQLModel, table=True):
 
 
 class Run(SQLModel, table=True):
-    __table_args__ = (Index("ix_run_claim", "status", "priority", "id"),)
+    # AUTOINCREMENT: SQLite would hand a removed newest run's id to the next run queued,
+    # and a result or checkpoint folder named after the old run would name the new one.
+    # (PostgreSQL's sequences never reuse ids; databases made before keep their table.)
+    __table_args__ = (
+        Index("ix_run_claim", "status", "priority", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     experiment: str = Field(index=True)

@@ -508,3 +508,10 @@ def test_the_recorders_late_metrics_for_a_run_no_longer_running_are_dropped(repo
     run = repo.get_run(run_id)
     assert (run.status, run.inputs_done) == (RunStatus.QUEUED, 0)
     assert repo.metrics_since(run_id) == []
+
+
+def test_a_removed_newest_run_s_id_is_never_handed_out_again(repo: Repo) -> None:
+    ids = repo.enqueue(tiny_runs(3)).added_ids
+    assert repo.remove([ids[-1]]) == 1
+    again = repo.enqueue([tiny_run(7)]).added_ids
+    assert list(again) == [ids[-1] + 1]
