@@ -13,8 +13,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.queue import Repo
+from core.queue import views as v
 from core.queue.db import describe, normalize_url, sqlite_path
 from resconv_tui.worker_launcher import DEFAULT_WORKER, WorkerLauncher, WorkerOptions
+
+
+@dataclass(frozen=True)
+class ResultsChoices:
+    """How the results screen (R) shows the runs: kept here, as each R opens a new screen,
+    so leaving it and coming back shows the same view for the dashboard's session."""
+
+    sort_column: str = v.LOSS  # validation loss, as in the logbook
+    descending: bool = False
+    hidden: frozenset[str] = frozenset({v.RATE, v.MEMORY})
+    experiment: str | None = None  # None: all
+    by_cell: bool = False  # one row per sweep cell (g)
 
 
 @dataclass
@@ -35,6 +48,7 @@ class DashboardContext:
     last_stop_at: float = 0.0  # when `w` last stopped workers (time.time())
     preferences: Path | None = None  # where worker_options persist (None: this session only)
     notes: list[str] = field(default_factory=list)  # said once the dashboard shows
+    results: ResultsChoices = ResultsChoices()  # the results screen's last view
 
     @property
     def db_name(self) -> str:

@@ -26,11 +26,12 @@ from textual.worker import get_current_worker
 from core.errors import ResconvError
 from core.queue import RunRow, RunStatus, WorkerRow
 from core.queue import views as v
-from resconv_tui.context import DashboardContext
+from resconv_tui.context import DashboardContext, ResultsChoices
 from resconv_tui.polling import SettledRuns, held_runs, read_runs, read_workers
 from resconv_tui.screens.columns import ColumnsScreen
 from resconv_tui.widgets.workers_panel import WorkersPanel
 
+DEFAULT_VIEW = ResultsChoices()
 EXPORTS = {"markdown": ("md", v.to_markdown), "csv": ("csv", v.to_csv)}
 # Headers on screen: the logbook's column names are long, and with them the default
 # columns took 124 cells, so at 120 the logbook minutes and meter scrolled out of
@@ -91,20 +92,27 @@ class ResultsScreen(Screen[None]):
             self.runs, self.settled, self.workers = runs, settled, workers
             self.now, self.error = now, error
 
-    sort_column: reactive[str] = reactive(v.LOSS, init=False)
+    # A screen opens with the session's last view (ctx.results); these are the first R's.
+    sort_column: reactive[str] = reactive(DEFAULT_VIEW.sort_column, init=False)
     """The column rows are sorted by (validation loss, as in the logbook, by default)."""
-    descending: reactive[bool] = reactive(False, init=False)
+    descending: reactive[bool] = reactive(DEFAULT_VIEW.descending, init=False)
     """Sort direction; S flips it."""
-    hidden: reactive[frozenset[str]] = reactive(frozenset({v.RATE, v.MEMORY}), init=False)
+    hidden: reactive[frozenset[str]] = reactive(DEFAULT_VIEW.hidden, init=False)
     """Columns the person chose not to see (v)."""
-    experiment: reactive[str | None] = reactive(None, init=False)
+    experiment: reactive[str | None] = reactive(DEFAULT_VIEW.experiment, init=False)
     """Show only this experiment's runs (f); None shows all."""
-    by_cell: reactive[bool] = reactive(False, init=False)
+    by_cell: reactive[bool] = reactive(DEFAULT_VIEW.by_cell, init=False)
     """One row per sweep cell, mean ± std over its seeds (g); False: one row per run."""
 
     def __init__(self, ctx: DashboardContext) -> None:
         super().__init__()
         self.ctx = ctx
+        choices = ctx.results
+        self.set_reactive(ResultsScreen.sort_column, choices.sort_column)
+        self.set_reactive(ResultsScreen.descending, choices.descending)
+        self.set_reactive(ResultsScreen.hidden, choices.hidden)
+        self.set_reactive(ResultsScreen.experiment, choices.experiment)
+        self.set_reactive(ResultsScreen.by_cell, choices.by_cell)
         self.runs: tuple[RunRow, ...] = ()  # every status: cells count the seeds to come
         # The table changes only when a run that is not running changes (one ends, is
         # queued or removed); a training run's progress must not redraw it (and reset
@@ -197,20 +205,27 @@ class ResultsScreen(Screen[None]):
             f"{len(self.view.rows)} {what} · {exp} · {order}"
         )
 
-    def watch_sort_column(self) -> None:
+    def _chosen(self) -> None:
+        """A key changed the view: keep it for the next R, and redraw."""
+        self.ctx.results = ResultsChoices(
+            self.sort_column, self.descending, self.hidden, self.experiment, self.by_cell
+        )
         self._redraw()
+
+    def watch_sort_column(self) -> None:
+        self._chosen()
 
     def watch_descending(self) -> None:
-        self._redraw()
+        self._chosen()
 
     def watch_hidden(self) -> None:
-        self._redraw()
+        self._chosen()
 
     def watch_experiment(self) -> None:
-        self._redraw()
+        self._chosen()
 
     def watch_by_cell(self) -> None:
-        self._redraw()
+        self._chosen()
 
     # ----- keys ----------------------------------------------------------------------
 

@@ -235,3 +235,24 @@ async def test_v_unticked_box_is_empty_and_ticked_x_shows(seeded, app_factory, s
             assert unticked.color == unticked.bgcolor  # no X to see
             ticked = chooser.get_component_rich_style("selection-list--button-selected" + name)
             assert ticked.color != ticked.bgcolor and ticked.bold
+
+
+async def test_leaving_and_coming_back_keeps_the_view(seeded, app_factory, settle) -> None:
+    """escape then R used to open the default view: sort, columns, filter and seeds lost."""
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        first = await open_results(pilot, settle)
+        await pilot.press("s", "S", "f", "v", "space", "enter", "g")  # "space" unticks run
+        chosen = (first.sort_column, first.descending, first.experiment, first.by_cell)
+        assert chosen == (v.TARGET, True, "t1-layers-32", True)
+        assert first.hidden == {v.RUN, v.RATE, v.MEMORY}
+        await pilot.press("escape")
+        second = await open_results(pilot, settle)
+        assert second is not first
+        assert (second.sort_column, second.descending) == (v.TARGET, True)
+        assert (second.experiment, second.by_cell) == ("t1-layers-32", True)
+        assert second.hidden == {v.RUN, v.RATE, v.MEMORY}
+        assert second.view.columns == first.view.columns
+        assert second.view.column("l") == [1, 2, 3]  # target descending
+        table = second.query_one("DataTable")
+        assert str(table.columns[v.TARGET].label) == "target ▼"
