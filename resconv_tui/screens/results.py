@@ -287,8 +287,12 @@ class ResultsScreen(Screen[None]):
         shown = [c for c in columns if c not in self.hidden]
         self.app.push_screen(ColumnsScreen(columns, shown), chosen)
 
-    def action_export(self, fmt: str) -> Path:
-        """Write the current view (columns, order, filter) and say where."""
+    def action_export(self, fmt: str) -> Path | None:
+        """Write the current view (columns, order, filter) and say where; None if empty."""
+        if not self.view.rows:
+            # A file with a header only (or nothing) would pass for a result.
+            self.notify("nothing to export", severity="warning")
+            return None
         suffix, render = EXPORTS[fmt]
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.ctx.clock()))
         name = f"results-{self.experiment or 'all'}-{stamp}.{suffix}"

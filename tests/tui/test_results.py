@@ -256,3 +256,15 @@ async def test_leaving_and_coming_back_keeps_the_view(seeded, app_factory, settl
         assert second.view.column("l") == [1, 2, 3]  # target descending
         table = second.query_one("DataTable")
         assert str(table.columns[v.TARGET].label) == "target ▼"
+
+
+async def test_export_with_no_rows_writes_nothing(db_url, app_factory, settle, tmp_path) -> None:
+    """e and E used to write a file with no rows."""
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_results(pilot, settle)
+        assert screen.view.rows == ()
+        await pilot.press("e", "E")
+        notes = [n.message for n in app._notifications]
+    assert list(Path(tmp_path).glob("results-*")) == []
+    assert notes[-2:] == ["nothing to export", "nothing to export"]
