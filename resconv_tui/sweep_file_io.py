@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from core.errors import SweepError
+from core.files import atomic_write
 from core.sweep import PAIR_ALIASES
 from resconv_tui.sweep_form import SPECS, canonical_key, default_texts, format_values
 
@@ -41,9 +42,10 @@ def sweep_yaml(mapping: dict[str, Any]) -> str:
 
 
 def save_sweep(path: str | Path, mapping: dict[str, Any]) -> Path:
+    """Write the sweep file whole or not at all (a full disk leaves the old file)."""
     path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(sweep_yaml(mapping), encoding="utf-8")
+    text = sweep_yaml(mapping).encode("utf-8")
+    atomic_write(path, lambda handle: handle.write(text))
     return path
 
 

@@ -36,6 +36,7 @@ from core.errors import ResconvError
 from core.queue import Repo, RunRow
 from core.queue.failures import diverged_before, diverged_warning
 from core.queue.rows import EnqueueResult, NewRun
+from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.sweep_file_io import LoadedSweep, load_sweep, save_sweep
 from resconv_tui.sweep_form import (
     FIELDS,
@@ -239,17 +240,34 @@ class NewSweepScreen(Screen[int | None]):
             self.app.push_screen(PathPrompt("Save sweep file as", default), self.save_to)
 
     def save_to(self, path: str | None) -> None:
+        """Save as ``path``: a file there is replaced only when the person says so (a
+        hand-written sweep's comments and layout would be lost)."""
         if not path:
             return
+        target = Path(path).expanduser()
+        if target.is_dir():
+            self.notify(f"{target} is a folder: give a file name", title="Not saved",
+                        severity="error")  # fmt: skip
+        elif target.exists():
+            question = f"{target} exists. Replace it? (its comments and layout are lost)"
+            self.app.push_screen(
+                ConfirmScreen(question, "Replace"), lambda yes: self._save(target) if yes else None
+            )
+        else:
+            self._save(target)
+
+    def _save(self, target: Path) -> None:
         mapping = build_mapping(
             self.field("name").value, self._values(), self._key_names, self._extra
         )
+        new_folder = next((p for p in reversed(target.parents) if not p.exists()), None)
         try:
-            written = save_sweep(path, mapping)
+            written = save_sweep(target, mapping)
         except OSError as exc:
-            self.notify(f"{path}: {exc.strerror or exc}", title="Not saved", severity="error")
+            self.notify(f"{target}: {exc.strerror or exc}", title="Not saved", severity="error")
             return
-        self.notify(f"{len(self.preview.runs)} runs -> {written}", title="Sweep saved")
+        made = f" (made the folder {new_folder})" if new_folder is not None else ""
+        self.notify(f"{len(self.preview.runs)} runs -> {written}{made}", title="Sweep saved")
 
     def _values(self) -> dict[str, list[Any]]:
         values, _ = parse_all(self.texts())

@@ -152,6 +152,39 @@ async def test_save_as_file_reads_back(db_url: str, tmp_path: Path) -> None:
     assert len(expected) == 4
 
 
+async def test_save_as_an_existing_file_asks_before_replacing_it(
+    db_url: str, tmp_path: Path
+) -> None:
+    from resconv_tui.screens.confirm import ConfirmScreen
+
+    target = tmp_path / "mine.yml"
+    target.write_text("# my notes\nname: mine\nlayers: 3\n")
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, "layers", "2,4")
+        for answer in ("n", "y"):
+            await pilot.press("f2")
+            await settle(pilot)
+            app.screen.query_one("#path-input").value = str(target)  # type: ignore[attr-defined]
+            await pilot.press("enter")
+            await settle(pilot)
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press(answer)
+            await settle(pilot)
+            if answer == "n":
+                assert target.read_text().startswith("# my notes")
+        deeper = tmp_path / "new" / "dir" / "walk.yml"
+        await pilot.press("f2")
+        await settle(pilot)
+        app.screen.query_one("#path-input").value = str(deeper)  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await settle(pilot)
+        said = [n.message for n in app._notifications]
+    assert len(expand_sweep_file(target)) == 2
+    assert deeper.is_file()
+    assert f"2 runs -> {deeper} (made the folder {tmp_path / 'new'})" in said
+
+
 async def test_load_file_fills_fields_and_reports_what_it_dropped(
     db_url: str, tmp_path: Path
 ) -> None:
