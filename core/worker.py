@@ -39,6 +39,7 @@ import math
 import os
 import socket
 import sys
+import tempfile
 import threading
 import time
 import weakref
@@ -440,6 +441,38 @@ def default_checkpoint_root(db_url: str) -> Path:
     return (path.parent if path is not None else Path.cwd()) / "checkpoints"
 
 
+def check_checkpoint_root(root: Path) -> None:
+    """A ConfigError naming ``root`` and why, if checkpoints cannot be written there.
+
+    Called before anything is claimed: found at the end of the first run instead,
+    a bad folder failed every queued run in turn. The folder is created (training
+    would create it anyway) and a probe file written in it and removed: trying is
+    the one check that holds for root, read-only mounts and /proc alike.
+    """
+    hint = "(--checkpoints DIR picks another folder)"
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"checkpoint folder {root} is a file, not a folder {hint}")
+    for folder in root.parents:
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(
+                f"checkpoint folder {root} cannot be created: {folder} is a file, "
+                f"not a folder {hint}"
+            )
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"checkpoint folder {root} cannot be created ({error.strerror or error}) {hint}"
+        ) from None
+    try:
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as error:
+        raise ConfigError(
+            f"checkpoint folder {root} is not writable ({error.strerror or error}) {hint}"
+        ) from None
+
+
 def run_worker(
     db_url: str,
     device: str = "auto",
@@ -461,17 +494,18 @@ def run_worker(
     ``rules``: what to claim (``--order``, ``--stack``).
     """
     repo = Repo.open(db_url)  # first: a wrong --db is reported without importing torch
+    root = Path(checkpoint_root) if checkpoint_root else default_checkpoint_root(db_url)
     try:
         resolved = device
         if trainer is None:
             resolved = auto_device(repo) if device == "auto" else resolve_device(device)
+        check_checkpoint_root(root)
     except ConfigError:
         repo.close()
         raise
     flags = StopFlags()
     if install_signals:
         flags.install()
-    root = Path(checkpoint_root) if checkpoint_root else default_checkpoint_root(db_url)
     label, admission = None, None
     if slot is not None:
         from core.slots import prepare_slot
@@ -503,6 +537,10 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
                           ("--slots", slots)):  # fmt: skip
         if problem := count_problem(value):
             raise ConfigError(f"{option} {problem}")
+    # Here as well as in run_worker: --slots threads and processes start from here too.
+    check_checkpoint_root(
+        Path(args.checkpoints) if args.checkpoints else default_checkpoint_root(db_url)
+    )
     if slots > 1:
         requested = getattr(args, "slot_mode", "auto")
         if args.device == "auto":  # chosen once here: every slot trains on the same device

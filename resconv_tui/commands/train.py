@@ -70,6 +70,11 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     expanded = pick_run(args.file, args.run)
     device = resolve_device(args.device)
+    if args.checkpoints:
+        from core.worker import check_checkpoint_root
+
+        # Before the data loads and the run trains, not when the first checkpoint is written.
+        check_checkpoint_root(Path(args.checkpoints))
     console.print(f"run {expanded.index}: [bold]{expanded.name}[/] ({expanded.experiment})")
 
     from core.data import load_datasets

@@ -1,0 +1,117 @@
+"""A checkpoint folder that cannot be written is refused at start, before any run is claimed."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+from typing import Any
+
+import pytest
+from queue_helpers import tiny_runs
+
+import core.worker as worker_module
+from core.errors import ConfigError
+from core.queue import Repo, RunStatus
+from core.worker import check_checkpoint_root, run_worker
+from resconv_tui.cli import main
+
+SWEEP = "name: st\nlayers: 2\nmax_inputs: 256\nbatch_size: 64\nmatrix:\n  ch: [4]\n"
+
+
+@pytest.fixture
+def queued_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A queue with two runs waiting, in a folder that also holds a regular file ``afile``."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RESCONV_DB", raising=False)
+    (tmp_path / "afile").write_text("not a folder")
+    (tmp_path / "st.yml").write_text(SWEEP)
+    path = tmp_path / "runs.db"
+    repo = Repo.open(str(path))
+    repo.enqueue(tiny_runs(2))
+    repo.close()
+    return path
+
+
+def untouched(db: Path) -> bool:
+    repo = Repo.open(str(db), create=False)
+    try:
+        return all(run.status == RunStatus.QUEUED and run.attempts == 0 for run in repo.list_runs())
+    finally:
+        repo.close()
+
+
+@pytest.mark.parametrize(
+    ("folder", "why"),
+    [
+        ("afile", "checkpoint folder afile is a file, not a folder"),
+        ("afile/sub", "checkpoint folder afile/sub cannot be created: afile is a file"),
+        ("/proc/x", "checkpoint folder /proc/x cannot be created"),
+    ],
+)
+@pytest.mark.parametrize(
+    "extra", [[], ["--slots", "2", "--slot-mode", "processes"]], ids=["one", "slots"]
+)
+def test_worker_refuses_at_start_and_leaves_the_queue_alone(
+    queued_db: Path,
+    folder: str,
+    why: str,
+    extra: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import core.slots
+
+    def no_supervisor(*_: Any) -> int:
+        raise AssertionError("slots were started")
+
+    monkeypatch.setattr(core.slots, "supervise", no_supervisor)
+    argv = ["--db", str(queued_db), "worker", "--until-empty", "--device", "cpu"]
+    assert main([*argv, "--checkpoints", folder, *extra]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and why in lines[-1], lines
+    assert untouched(queued_db)
+
+
+def test_run_worker_checks_before_claiming(queued_db: Path) -> None:
+    def trainer(*_: Any) -> Any:
+        raise AssertionError("a run was trained")
+
+    with pytest.raises(ConfigError, match="afile is a file"):
+        run_worker(str(queued_db), "cpu", True, None, None, "afile/sub",
+                   trainer=trainer, install_signals=False)  # fmt: skip
+    assert untouched(queued_db)
+
+
+def test_a_folder_that_cannot_be_written_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read-only mount, stood in for: root may write anywhere else.
+    def read_only(*_: Any, **__: Any) -> Any:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(worker_module.tempfile, "TemporaryFile", read_only)
+    with pytest.raises(ConfigError, match=r"is not writable \(Read-only file system\)"):
+        check_checkpoint_root(tmp_path / "ck")
+
+
+def test_a_good_folder_is_made_and_left_empty(tmp_path: Path) -> None:
+    check_checkpoint_root(tmp_path / "a" / "b")
+    assert list((tmp_path / "a" / "b").iterdir()) == []
+
+
+@pytest.mark.parametrize("folder", ["afile/sub", "/proc/x"])
+def test_train_refuses_before_loading_data(
+    queued_db: Path,
+    folder: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import core.data
+
+    def no_data(*_: Any, **__: Any) -> Any:
+        raise AssertionError("data was loaded")
+
+    monkeypatch.setattr(core.data, "load_datasets", no_data)
+    code = main(["train", "st.yml", "--run", "1", "--device", "cpu", "--checkpoints", folder])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and f"checkpoint folder {folder}" in err[0], err
