@@ -43,8 +43,17 @@ SCREEN_LABELS = {
     v.LOGBOOK_MINUTES: "logbook min",
     v.RATE: "in/s",
     v.MEMORY: "peak MiB",
-    v.TARGET_PARAMS: "target params",
+    v.TARGET_PARAMS: "tgt params",
 }
+
+
+def screen_cell(column: str, value: Any) -> str:
+    """A value as the screen shows it: ``v.format_cell``'s, but a std with 2 significant
+    digits (0.00018, not 0.000175594): over a few seeds a third digit is noise, and the eleven
+    characters pushed the grouped view with targets past 120 columns."""
+    if column == v.STD and value is not None:
+        return f"{value:.2g}"
+    return v.format_cell(column, value)
 
 
 def build_results(runs: list[RunRow]) -> v.Table:
@@ -192,7 +201,7 @@ class ResultsScreen(Screen[None]):
             table.add_column(SCREEN_LABELS.get(column, column) + arrow, key=column)
         numeric = [v._is_numeric(self.view.column(c)) for c in self.view.columns]
         for row in self.view.rows:
-            cells = [Text(v.format_cell(c, x), justify="right" if n else "left")
+            cells = [Text(screen_cell(c, x), justify="right" if n else "left")
                      for c, x, n in zip(self.view.columns, row, numeric, strict=True)]  # fmt: skip
             table.add_row(*cells)
 

@@ -268,3 +268,40 @@ async def test_export_with_no_rows_writes_nothing(db_url, app_factory, settle, t
         notes = [n.message for n in app._notifications]
     assert list(Path(tmp_path).glob("results-*")) == []
     assert notes[-2:] == ["nothing to export", "nothing to export"]
+
+
+SEEDED_TARGETS = """
+name: t1-seeds
+image_size: 32
+model: v1
+matrix:
+  l: [1, 2, 3]
+seeds: 3
+targets:
+- {l: 1, validation_loss: 0.164834, params: 186787, minutes: 0.36}
+- {l: 2, validation_loss: 0.124805, params: 19299, minutes: 0.52}
+- {l: 3, validation_loss: 0.102242, params: 37923, minutes: 0.78}
+"""
+
+
+async def test_grouped_view_with_targets_fits_120_columns(db_url, app_factory, settle) -> None:
+    """g with targets (a published parameter count that differs too) and a std of 11
+    characters took 124 cells: at 120 the meter's longest bars were cut off."""
+    losses = [0.161, 0.16115, 0.16087, 0.1302, 0.13041, 0.13005, 0.0991, 0.09925, 0.0989]
+    finish_runs(db_url, SEEDED_TARGETS, losses)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_results(pilot, settle)
+        await pilot.press("g")
+        assert screen.view.columns == (
+            "l", v.SEEDS, v.LOSS, v.STD, v.TARGET, v.DIFF, v.PARAMS, v.TARGET_PARAMS, v.MINUTES,
+            v.LOGBOOK_MINUTES, v.METER,
+        )  # fmt: skip
+        assert screen.view.column(v.STD)[0] == pytest.approx(0.000175594, rel=1e-4)
+        assert screen.view.column(v.METER)[-1] == "*" * 21
+        table = screen.query_one("DataTable")
+        assert table.max_scroll_x == 0
+        labels = [str(c.label) for c in table.columns.values()]
+        assert labels[3] == "± std" and labels[-1] == "meter"
+        assert str(table.get_row_at(0)[3]) == "0.00018"  # on screen; exports keep the digits
+        assert "0.000175594" in v.to_markdown(screen.view)
