@@ -538,6 +538,9 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
         if problem := count_problem(value):
             raise ConfigError(f"{option} {problem}")
     # Here as well as in run_worker: --slots threads and processes start from here too.
+    # The database first: the default folder is beside the SQLite file, and a --db in
+    # a missing folder must say so, not have that folder made for its checkpoints.
+    Repo.open(db_url).close()
     check_checkpoint_root(
         Path(args.checkpoints) if args.checkpoints else default_checkpoint_root(db_url)
     )

@@ -115,3 +115,13 @@ def test_train_refuses_before_loading_data(
     code = main(["train", "st.yml", "--run", "1", "--device", "cpu", "--checkpoints", folder])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and f"checkpoint folder {folder}" in err[0], err
+
+
+def test_a_database_in_a_missing_folder_is_not_given_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The default checkpoint folder is beside the database: checking it must not make
+    # the missing folder, which would let the typo'd --db be created in it.
+    assert main(["--db", str(tmp_path / "nope" / "runs.db"), "worker", "--until-empty"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "nope").exists()
