@@ -30,8 +30,6 @@ issue 5) plugs in there without touching the loop.
 from __future__ import annotations
 
 import math
-import resource
-import sys
 import threading
 import time
 import traceback
@@ -99,8 +97,7 @@ class FitResult:
     inputs_seen: int = 0
     steps: int = 0
     inputs_per_s: float = 0.0  # training only: validation and checkpoint time excluded
-    # CUDA: torch.cuda.max_memory_allocated. CPU: growth of the process's peak RSS
-    # during fit (0 when the process had already been bigger, e.g. while loading data).
+    # CUDA: torch.cuda.max_memory_allocated. CPU: 0, not measured (see MemoryMeter).
     peak_memory_bytes: int = 0
     wall_seconds: float = 0.0  # the whole fit(): model build, training, validation, saves
     param_count: int = 0
@@ -529,7 +526,11 @@ class TrainClock:
 
 
 class MemoryMeter:
-    """Device memory on CUDA; growth of the peak RSS of the process on CPU.
+    """Device memory on CUDA; nothing on a CPU.
+
+    A CPU run's memory is the process's, and the process's peak (``ru_maxrss``) only
+    grows: a worker's second run of the same model showed 2 MiB beside the first's
+    55 MiB. No figure is better than a wrong one there.
 
     CUDA's counters are per process. When runs share the process (slot threads,
     ``core.stream_slots``) they count every run's tensors, so a run's peak is only
@@ -539,7 +540,6 @@ class MemoryMeter:
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.cuda = device.type == "cuda"
-        self.rss_before = _peak_rss_bytes()
         self.finished = False
         with _ACTIVE_LOCK:
             self.alone = _ACTIVE["fits"] == 0
@@ -557,7 +557,7 @@ class MemoryMeter:
             with _ACTIVE_LOCK:
                 alone_throughout = self.alone and _ACTIVE["started"] == self.started_as
             return torch.cuda.max_memory_allocated(self.device) if alone_throughout else 0
-        return max(0, _peak_rss_bytes() - self.rss_before)
+        return 0
 
     def finish(self) -> None:
         """The run has ended and freed its memory (once; fit() calls it whatever happened)."""
@@ -573,11 +573,6 @@ _ACTIVE_LOCK = threading.Lock()
 _ACTIVE = {"fits": 0, "started": 0}
 # Seeding and building a model must not interleave between threads: one global RNG.
 BUILD_LOCK = threading.Lock()
-
-
-def _peak_rss_bytes() -> int:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
 
 
 class Checkpoints:

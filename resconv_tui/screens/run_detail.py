@@ -23,7 +23,7 @@ from textual.message import Message
 from textual.widgets import Footer, Header, Static
 
 from core.errors import ResconvError
-from core.queue import RunRow
+from core.queue import RunRow, RunStatus
 from core.queue.failures import RETRY_ADVICE, run_cause
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS, MetricRow
 from core.queue.samples import decode_samples
@@ -129,6 +129,11 @@ class RunDetailScreen(ChartScreen):
         if message.samples is not None:
             self.samples_loaded = True
             self.query_one(SampleImage).grid = decode_samples(message.samples)
+        elif message.run.status in (RunStatus.FAILED, RunStatus.CANCELLED):  # none to come
+            self.query_one(SampleImage).empty_note = (
+                f"no sample reconstructions: the run {message.run.status.value} before "
+                "its final validation pass"
+            )
         if self._timer is not None:
             self._timer.stop()
         if not (was_finished and message.run.status in FINISHED):
@@ -156,7 +161,7 @@ class RunDetailScreen(ChartScreen):
         chart = self.query_one("#chart-memory", LossChart)
         # The CPU path reports no device memory (all zeros): say so instead of a flat line.
         unmeasured = bool(memory.ys) and not any(memory.ys)
-        # (The run's "peak mem" on CPU is the growth of the process's peak RSS.)
+        # (Nor its peak: the CPU process's memory is not the run's alone.)
         chart.empty_note = "live memory not measured on CPU" if unmeasured else "no data yet"
         chart.set_series([] if unmeasured else [memory])
 

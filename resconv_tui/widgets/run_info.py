@@ -9,7 +9,7 @@ from rich.text import Text
 
 from core.queue import RunRow, RunStatus
 from resconv_tui.memory_estimate import format_bytes
-from resconv_tui.polling import format_duration
+from resconv_tui.polling import format_duration, run_rate
 
 STATUS_STYLE = {
     RunStatus.QUEUED: "cyan",
@@ -72,7 +72,8 @@ def info_table(run: RunRow, now: float) -> Table:
     table.add_row("progress", progress(run))
     table.add_row("val loss", _number(run.validation_loss, ".6f"))
     table.add_row("params", f"{run.param_count:,}")
-    table.add_row("inputs/s", _number(run.inputs_per_s, ",.0f"))
+    # While it trains: the pace so far, as the runs table shows (then the final figure).
+    table.add_row("inputs/s", _number(run_rate(run, now), ",.0f"))
     table.add_row("peak mem", format_bytes(run.peak_memory_bytes))
     table.add_row("path", run.path_used or "—")
     table.add_row("checkpoint", run.checkpoint_path or "—")

@@ -55,9 +55,14 @@ class SampleImage(Widget):
     """uint8 array (3, n, H, W), or None before the run has finished (always_update:
     numpy arrays do not compare to one bool)."""
 
+    empty_note: reactive[str] = reactive(
+        "no sample reconstructions yet (they are saved when a run ends)"
+    )
+    """What it says while ``grid`` is None (the detail screen words it by the run's status)."""
+
     def render(self) -> RenderableType:
         if self.grid is None:
-            return Text("no sample reconstructions yet (they are saved when a run ends)", "dim")
+            return Text(self.empty_note, "dim")
         grid = shrink(self.grid)
         count = fit_count(self.size.width or 80, grid.shape[-1], grid.shape[1])
         parts: list[RenderableType] = []

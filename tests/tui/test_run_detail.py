@@ -41,6 +41,8 @@ def runs(db_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     repo.fail(failed, worker, "CUDA out of memory (tried to allocate 2.0 GiB)")
     repo.claim(worker)
     repo.add_metrics(running, curve(range(1, 20)), inputs_done=12_160)
+    clock.time = lambda: T0 + 135.0
+    repo.heartbeat(worker, run_id=running)  # 12,160 inputs in 40 s
     repo.close()
     return {"done": done, "failed": failed, "running": running}
 
@@ -89,6 +91,8 @@ async def test_failed_run_shows_its_error(db_url: str, runs: dict) -> None:
         assert "\nout of memory: retry once the device has room for it" in str(error.content)
         assert detail(pilot).query_one("#detail-body").children[0] is error  # above the charts
         assert "failed" in screen_text(app)
+        note = detail(pilot).query_one(SampleImage).empty_note
+        assert note == "no sample reconstructions: the run failed before its final validation pass"
 
 
 async def test_running_run_redraws_with_new_rows_only(db_url: str, runs: dict) -> None:
@@ -109,6 +113,8 @@ async def test_running_run_redraws_with_new_rows_only(db_url: str, runs: dict) -
         await settle(pilot)
         assert len(chart.series[0].xs) == 30
         assert "19,840 / 64,000" in screen_text(app)
+        # Its pace so far, as the runs table shows it: not "—" until it ends.
+        assert "inputs/s   496\n" in screen_text(app)  # 19,840 inputs in 40 s
 
 
 async def test_l_toggles_log_scale(db_url: str, runs: dict) -> None:
