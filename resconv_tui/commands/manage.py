@@ -2,15 +2,20 @@
 nothing).
 
 One unknown id, or one run in a status the change does not apply to, changes
-no run and exits with one line saying which.
+no run and exits with one line saying which. ``next`` alone moves the queued runs
+it is given and names the others (only when none is queued is it an error).
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 from resconv_tui.cli import add_db_option, open_repo
+
+if TYPE_CHECKING:
+    from core.queue import RunRow
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -121,9 +126,39 @@ def remove(args: argparse.Namespace) -> int:
 
 
 def run_next(args: argparse.Namespace) -> int:
-    priority = open_repo(args).move_to_front(args.ids)
-    print(f"priority {priority}: " + ", ".join(map(str, args.ids)) + " train next")
+    """Queued runs only, as the dashboard's ``t``: a finished, failed or running run is
+    not waiting for a worker, so a priority would change nothing and "train next" would
+    mislead. Others are named; none queued is an error (exit 2), nothing changed."""
+    from core.queue import RunFilter, RunStatus
+    from core.queue.errors import InvalidTransition
+
+    repo = open_repo(args)
+    ids = list(dict.fromkeys(args.ids))
+    found = {run.id: run for run in repo.list_runs(RunFilter(ids=tuple(ids)))}
+    others = [found[i] for i in ids if i in found and found[i].status != RunStatus.QUEUED]
+    # Unknown ids stay in: move_to_front refuses them in one line and changes nothing.
+    waiting = [i for i in ids if i not in found or found[i].status == RunStatus.QUEUED]
+    if not waiting:
+        raise InvalidTransition(f"{_not_waiting(others, args)}; nothing changed")
+    priority = repo.move_to_front(waiting)
+    print(f"priority {priority}: " + ", ".join(map(str, waiting)) + " train next")
+    if others:
+        print(f"resconv-tui: left as they are: {_not_waiting(others, args)}", file=sys.stderr)
     return 0
+
+
+def _not_waiting(runs: list[RunRow], args: argparse.Namespace) -> str:
+    """``run 11 is failed: only queued runs wait for a worker (resconv-tui retry 11 ...)``."""
+    from core.queue import RunStatus
+
+    said = ", ".join(f"run {run.id} is {run.status}" for run in runs)
+    again = [run.id for run in runs if run.status in (RunStatus.FAILED, RunStatus.CANCELLED)]
+    if not again:
+        return f"{said}: only queued runs wait for a worker"
+    db = f" --db {args.db}" if getattr(args, "db", None) else ""
+    command = f"resconv-tui retry {' '.join(map(str, again))}{db}"
+    them = "it" if len(again) == 1 else "them"
+    return f"{said}: only queued runs wait for a worker ({command} queues {them} again)"
 
 
 def set_priority(args: argparse.Namespace) -> int:
