@@ -2,7 +2,9 @@
 
 The data folder is searched in this order (the first that holds the four files wins):
 
-1. the explicit ``data_dir`` (CLI ``--data-dir``)
+1. the explicit ``data_dir`` (CLI ``--data-dir``): if given, it must hold the
+   files; the search does not go on past it (that would train on data the user
+   did not choose, without a word)
 2. ``$RESCONV_DATA``
 3. the user cache: ``$RESCONV_CACHE`` or ``~/.cache/resconv-tui``, ``data/<dataset>``
 4. Debian's ``/usr/share/datasets/<dataset>`` (package ``dataset-fashion-mnist``)
@@ -49,6 +51,7 @@ DATASETS: dict[str, tuple[str, str]] = {
     "fmnist": ("FashionMNIST", "fashion-mnist"),
     "mnist": ("MNIST", "mnist"),
 }
+ANY = "any"  # check_data_dir: a folder with either dataset will do
 NATIVE_SIZE = 28
 DOWNLOAD_TIMEOUT_S = 30  # a firewalled host should fail, not hang for minutes
 
@@ -68,6 +71,7 @@ class Location:
 
     label: str  # e.g. "--data-dir", "$RESCONV_DATA", "user cache"
     path: Path
+    explicit: bool = False  # named by the user for this run: unusable is an error, not a skip
 
 
 Downloader = Callable[[str, Path], None]
@@ -97,13 +101,31 @@ def default_locations(
     folder = _dataset_info(dataset)[1]
     locations = []
     if data_dir:
-        locations.append(Location("--data-dir", Path(data_dir)))
+        locations.append(Location("--data-dir", Path(data_dir), explicit=True))
     if env.get("RESCONV_DATA"):
         locations.append(Location("$RESCONV_DATA", Path(env["RESCONV_DATA"])))
     locations.append(Location("user cache", dataset_cache(dataset, cache_root(env))))
     debian = "package dataset-fashion-mnist" if dataset == "fmnist" else "Debian datasets"
     locations.append(Location(debian, Path("/usr/share/datasets") / folder))
     return locations
+
+
+def check_data_dir(data_dir: str | os.PathLike[str]) -> None:
+    """A DataError naming ``data_dir`` if it holds neither dataset's four files.
+
+    For the worker's start: an explicit folder is never skipped (see the module
+    doc), so a typo would fail every queued run in turn. The worker trains runs of
+    either dataset, so either will do here; a run whose dataset is not there fails
+    with its own message.
+    """
+    location = Location("--data-dir", Path(data_dir), explicit=True)
+    try:
+        if any(find_files(location.path, name) for name, _ in DATASETS.values()):
+            return
+        why = _why_not(location.path)
+    except OSError as exc:
+        why = f"cannot use it: {_first_line(exc)}"
+    raise DataError(_explicit_message(ANY, location, why))
 
 
 # ----- finding and preparing a folder ---------------------------------------------
@@ -191,9 +213,12 @@ def locate(
         try:
             if find_files(location.path, _dataset_info(dataset)[0]) is not None:
                 return torchvision_root(location.path, dataset, cache), str(location.path)
-            tried.append(f"{location.label}: {location.path} ({_why_not(location.path)})")
+            why = _why_not(location.path)
         except OSError as exc:
-            tried.append(f"{location.label}: {location.path} (cannot use it: {_first_line(exc)})")
+            why = f"cannot use it: {_first_line(exc)}"
+        if location.explicit:
+            raise DataError(_explicit_message(dataset, location, why))
+        tried.append(f"{location.label}: {location.path} ({why})")
     target = dataset_cache(dataset, cache)
     if download is not None:
         try:
@@ -275,6 +300,19 @@ def _first_line(exc: BaseException, limit: int = 240) -> str:
     text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
     text = text if len(text) <= limit else text[: limit - 3] + "..."
     return f"{type(exc).__name__}: {text}".rstrip(": ")
+
+
+def _explicit_message(dataset: str, location: Location, why: str) -> str:
+    if dataset == ANY:
+        class_name = " or ".join(name for name, _ in DATASETS.values())
+    else:
+        class_name = _dataset_info(dataset)[0]
+    return (
+        f"{location.label} {location.path}: {why}; it must hold the four {class_name} files "
+        "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+        f"t10k-labels-idx1-ubyte.gz), or leave {location.label} out to search $RESCONV_DATA "
+        "and the caches"
+    )
 
 
 def _not_found_message(dataset: str, tried: list[str]) -> str:

@@ -499,8 +499,12 @@ def run_worker(
         resolved = device
         if trainer is None:
             resolved = auto_device(repo) if device == "auto" else resolve_device(device)
+            if data_dir:
+                from core.data import check_data_dir
+
+                check_data_dir(data_dir)
         check_checkpoint_root(root)
-    except ConfigError:
+    except ResconvError:
         repo.close()
         raise
     flags = StopFlags()
@@ -544,6 +548,10 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
     check_checkpoint_root(
         Path(args.checkpoints) if args.checkpoints else default_checkpoint_root(db_url)
     )
+    if args.data_dir:  # never skipped once named, so a typo would fail every run in turn
+        from core.data import check_data_dir
+
+        check_data_dir(args.data_dir)
     if slots > 1:
         requested = getattr(args, "slot_mode", "auto")
         if args.device == "auto":  # chosen once here: every slot trains on the same device

@@ -1,0 +1,84 @@
+"""An explicit --data-dir is used or refused, never skipped for $RESCONV_DATA."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from core.data import check_data_dir, load_datasets
+from core.errors import DataError
+
+Writer = Callable[..., Path]
+
+
+def no_download(dataset: str, root: Path) -> None:
+    raise AssertionError("the search went on past --data-dir")
+
+
+@pytest.fixture
+def env_data(tmp_path: Path, idx_writer: Writer, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Good files in $RESCONV_DATA: what the search used to fall back on."""
+    folder = idx_writer(tmp_path / "env-data", train=11, test=4)
+    monkeypatch.setenv("RESCONV_DATA", str(folder))
+    monkeypatch.setenv("RESCONV_CACHE", str(tmp_path / "cache"))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("missing", "does not exist"),
+        ("empty", "no train-images-idx3-ubyte(.gz) etc. there"),
+        ("a-file", "not a folder"),
+    ],
+)
+def test_an_unusable_data_dir_is_an_error_naming_it(
+    tmp_path: Path, env_data: Path, name: str, why: str
+) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(DataError) as caught:
+        load_datasets("fmnist", 28, "cpu", data_dir=tmp_path / name, download=no_download)
+    message = str(caught.value)
+    assert message.startswith(f"--data-dir {tmp_path / name}: {why}; ")
+    assert "four FashionMNIST files" in message and "\n" not in message
+
+
+def test_a_good_data_dir_still_wins_over_the_environment(
+    tmp_path: Path, env_data: Path, idx_writer: Writer
+) -> None:
+    explicit = idx_writer(tmp_path / "arg-data", train=13, test=4)
+    data = load_datasets("fmnist", 28, "cpu", data_dir=explicit, download=no_download)
+    assert data.source == str(explicit) and len(data.train) == 13
+    assert len(load_datasets("fmnist", 28, "cpu", download=no_download).train) == 11
+
+
+def test_the_worker_check_takes_either_dataset(tmp_path: Path, idx_writer: Writer) -> None:
+    check_data_dir(idx_writer(tmp_path / "f", train=2, test=2))
+    check_data_dir(idx_writer(tmp_path / "m", train=2, test=2, layout="torchvision",
+                              class_name="MNIST"))  # fmt: skip
+    with pytest.raises(DataError, match=r"^--data-dir .*nope: does not exist; .*MNIST files"):
+        check_data_dir(tmp_path / "nope")
+
+
+def test_worker_refuses_a_missing_data_dir_before_claiming(
+    tmp_path: Path,
+    env_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from core.queue import Repo, RunStatus
+    from resconv_tui.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "st.yml").write_text("name: st\nlayers: 2\nmax_inputs: 64\nmatrix:\n  ch: [4]\n")
+    assert main(["queue", "st.yml", "--db", "runs.db"]) == 0
+    argv = ["worker", "--db", "runs.db", "--until-empty", "--device", "cpu"]
+    assert main([*argv, "--data-dir", str(tmp_path / "typo")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"resconv-tui: dataset not available: --data-dir {tmp_path}/typo")
+    repo = Repo.open("runs.db", create=False)
+    assert [(r.status, r.attempts) for r in repo.list_runs()] == [(RunStatus.QUEUED, 0)]
+    repo.close()
