@@ -339,6 +339,11 @@ def format_cell(column: str, value: Any) -> str:
 # ----- small formatters shared by the CLI and the TUI --------------------------------
 
 
+def count_of(n: int, noun: str) -> str:
+    """``1 run``, ``3 runs``, ``1,200 finished runs``."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def format_age(seconds: float | None) -> str:
     """3 s, 4 min, 2.5 h, 3 d (— when unknown)."""
     if seconds is None:

@@ -25,6 +25,7 @@ from core.errors import ResconvError
 from core.queue import RunRow
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS, MetricRow, RunFilter
 from core.queue.status import FINISHED
+from core.queue.views import count_of
 from resconv_tui.screens.chart_screen import ChartScreen
 from resconv_tui.widgets.loss_chart import LossChart, Series, colour, rich_colour
 
@@ -75,7 +76,7 @@ class CompareScreen(ChartScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(f"Compare {len(self.run_ids)} runs", id="compare-title")
+        yield Static(f"Compare {count_of(len(self.run_ids), 'run')}", id="compare-title")
         yield LossChart(METRIC_TITLES[BOTH], id="compare-chart")
         yield Static("loading…", id="compare-legend")
         yield Footer()

@@ -36,6 +36,7 @@ from core.errors import ResconvError
 from core.queue import Repo, RunRow
 from core.queue.failures import diverged_before, diverged_warning
 from core.queue.rows import EnqueueResult, NewRun
+from core.queue.views import count_of
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.sweep_file_io import LoadedSweep, load_sweep, save_sweep
 from resconv_tui.sweep_form import (
@@ -231,7 +232,8 @@ class NewSweepScreen(Screen[int | None]):
         queued = result.added + again
         again_text = f", {again} failed or cancelled before" if again else ""
         skipped = f" ({result.skipped} already queued or done: skipped)" if result.skipped else ""
-        self.app.notify(f"queued {queued} runs{again_text}{skipped}", title="Sweep queued")
+        self.app.notify(f"queued {count_of(queued, 'run')}{again_text}{skipped}",
+                        title="Sweep queued")  # fmt: skip
         self.dismiss(queued)
 
     def action_save(self) -> None:
@@ -267,7 +269,8 @@ class NewSweepScreen(Screen[int | None]):
             self.notify(f"{target}: {exc.strerror or exc}", title="Not saved", severity="error")
             return
         made = f" (made the folder {new_folder})" if new_folder is not None else ""
-        self.notify(f"{len(self.preview.runs)} runs -> {written}{made}", title="Sweep saved")
+        runs = count_of(len(self.preview.runs), "run")
+        self.notify(f"{runs} -> {written}{made}", title="Sweep saved")
 
     def _values(self) -> dict[str, list[Any]]:
         values, _ = parse_all(self.texts())
@@ -285,7 +288,8 @@ class NewSweepScreen(Screen[int | None]):
             self.notify(str(exc), title=exc.title, severity="error")
             return
         self.fill(loaded)
-        self.notify(f"{Path(path).name}: {self.preview.total} runs", title="Sweep loaded")
+        runs = count_of(self.preview.total, "run")
+        self.notify(f"{Path(path).name}: {runs}", title="Sweep loaded")
 
     def fill(self, loaded: LoadedSweep) -> None:
         """Put a loaded sweep into the fields; say what the form could not take over."""

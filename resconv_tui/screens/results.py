@@ -209,10 +209,10 @@ class ResultsScreen(Screen[None]):
         direction = "descending" if self.descending else "ascending"
         exp = self.experiment or "all experiments"
         order = f"sorted by {self.sort_column} {direction}"
-        what = "cells (mean over seeds)" if self.by_cell else "finished runs"
-        self.query_one("#results-status", Static).update(
-            f"{len(self.view.rows)} {what} · {exp} · {order}"
-        )
+        rows = len(self.view.rows)
+        what = f"{v.count_of(rows, 'cell')} (mean over seeds)" if self.by_cell else None
+        what = what or v.count_of(rows, "finished run")
+        self.query_one("#results-status", Static).update(f"{what} · {exp} · {order}")
 
     def _chosen(self) -> None:
         """A key changed the view: keep it for the next R, and redraw."""

@@ -24,6 +24,7 @@ from textual.worker import get_current_worker
 from core.errors import ResconvError
 from core.queue import RunRow, RunStatus
 from core.queue.failures import run_cause
+from core.queue.views import count_of
 from resconv_tui.context import DashboardContext
 from resconv_tui.lost_workers import LostWorkers, recover_exited_workers
 from resconv_tui.polling import (
@@ -196,7 +197,9 @@ class RunsScreen(RunActions, Screen[None]):
         self._draw_detail()
 
     def _summary(self, dash: Dashboard) -> str:
-        parts = [f"{len(dash.runs)} runs"] + [f"{n} {s}" for s, n in dash.counts.items() if n]
+        parts = [count_of(len(dash.runs), "run")] + [
+            f"{n} {s}" for s, n in dash.counts.items() if n
+        ]
         if dash.failures:  # "2 failed (1 oom, 1 worker-lost)": the words `retry --cause` takes
             failed = f"{dash.counts[RunStatus.FAILED]} {RunStatus.FAILED}"
             causes = ", ".join(f"{n} {cause.option}" for cause, n in dash.failures.items())

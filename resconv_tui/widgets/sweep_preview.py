@@ -8,6 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from core.queue.views import count_of
 from resconv_tui.memory_estimate import format_bytes
 from resconv_tui.sweep_form import Preview
 
@@ -38,7 +39,7 @@ class SweepPreview(VerticalScroll, can_focus=False):
 
 def summary(preview: Preview) -> Text:
     if not preview.ok:
-        text = Text(f"{preview.total} runs, not valid yet:\n", style="bold red")
+        text = Text(f"{count_of(preview.total, 'run')}, not valid yet:\n", style="bold red")
         for key, reason in preview.errors.items():
             label = "sweep" if key == "_sweep" else key
             text.append(f"  {label}: {reason}\n", style="red")

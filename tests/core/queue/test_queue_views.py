@@ -11,7 +11,7 @@ from core.queue.errors import UsageError
 from core.queue.rows import RunRow
 from core.queue.samples import decode_samples, encode_samples
 from core.queue.status import RunStatus
-from core.queue.views import ALL_COLUMNS, format_age, format_bytes, render, results_table
+from core.queue.views import ALL_COLUMNS, count_of, format_age, format_bytes, render, results_table
 
 BASE = RunRow(
     id=0, experiment="t1", name="", status=RunStatus.SUCCEEDED, priority=0, config_json="{}",
@@ -204,3 +204,9 @@ def test_targets_sit_beside_our_figures_in_both_tables() -> None:
     assert differing.columns[at + 1] == TARGET_PARAMS
     assert differing.column(TARGET_PARAMS) == [321, 321, 321]
     assert results_table(differing_runs, sort=["-params"]).column(PARAMS)[0] == 999  # unambiguous
+
+
+def test_count_of_says_one_without_a_plural() -> None:
+    assert [count_of(n, "finished run") for n in (0, 1, 2, 1200)] == [
+        "0 finished runs", "1 finished run", "2 finished runs", "1,200 finished runs",
+    ]  # fmt: skip
