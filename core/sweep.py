@@ -330,6 +330,7 @@ def _build_runs(
             if seed is not None:
                 params["seed"] = seed
             config = RunConfig.from_dict(params, where=context)
+            _check_inputs_fill_a_batch(config, source, context)
             digest = config.config_hash()
             if digest in seen:
                 continue  # an include entry repeated an existing cell
@@ -347,6 +348,20 @@ def _build_runs(
                 )
             )
     return runs
+
+
+def _check_inputs_fill_a_batch(config: RunConfig, source: str, context: str) -> None:
+    """Refuse max_inputs < batch_size: training draws whole batches, so such a run
+    would train on a full batch_size inputs without a word (and plan 0 cosine steps).
+
+    Checked here, for new sweeps, not in RunConfig: runs already queued with such a
+    config must still load from the database.
+    """
+    if config.max_inputs < config.batch_size:
+        raise SweepError(
+            f"{source}: {context}key 'max_inputs': must be at least batch_size "
+            f"{config.batch_size}, training draws whole batches (got {config.max_inputs})"
+        )
 
 
 def _target_for(cell: dict[str, Any], targets: list[dict[str, Any]]) -> dict[str, float] | None:
