@@ -110,7 +110,9 @@ def expand_sweep(data: Any, source: str = "<sweep>") -> list[ExpandedRun]:
     if overlap:
         raise SweepError(f"{source}: key '{sorted(overlap)[0]}' is both fixed and in 'matrix'")
     cells = _matrix_cells(matrix)
-    cells = _apply_exclude(cells, _read_entries(data.get("exclude"), "exclude", source))
+    excludes = _read_entries(data.get("exclude"), "exclude", source)
+    _check_excludes_match(excludes, cells, matrix, source)
+    cells = _apply_exclude(cells, excludes)
     cells = _apply_include(cells, _read_entries(data.get("include"), "include", source), matrix)
     if not cells:
         raise SweepError(f"{source}: the matrix expands to no runs (everything was excluded)")
@@ -251,6 +253,33 @@ def _matches(cell: dict[str, Any], entry: dict[str, Any]) -> bool:
 
 def _apply_exclude(cells: list[dict], excludes: list[dict]) -> list[dict]:
     return [cell for cell in cells if not any(_matches(cell, e) for e in excludes)]
+
+
+def _check_excludes_match(
+    excludes: list[dict], cells: list[dict], matrix: dict[str, list[Any]], source: str
+) -> None:
+    """Every exclude entry must match some cell of the matrix: a typo'd key or value
+    (``ch: 23``, ``channels`` where the matrix says ``ch``) would otherwise exclude
+    nothing and queue the runs it meant to drop, without a word."""
+    for i, entry in enumerate(excludes, 1):
+        if any(_matches(cell, entry) for cell in cells):
+            continue
+        content = yaml.safe_dump(entry, default_flow_style=True, sort_keys=False).strip()
+        raise SweepError(
+            f"{source}: exclude entry {i} {content} matches no cell of the matrix: "
+            f"{_why_no_cell(entry, matrix)}"
+        )
+
+
+def _why_no_cell(entry: dict[str, Any], matrix: dict[str, list[Any]]) -> str:
+    if not matrix:
+        return "the file has no matrix"
+    for key, value in entry.items():
+        if key not in matrix:
+            return f"'{key}' is not a matrix key (matrix keys: {', '.join(matrix)})"
+        if value not in matrix[key]:
+            return f"{key}: {value!r} is not among the matrix's {key} values {matrix[key]}"
+    return "no cell has these values together"  # unreachable for a full product; kept safe
 
 
 def _apply_include(cells: list[dict], includes: list[dict], matrix: dict) -> list[dict]:

@@ -1,0 +1,44 @@
+"""An exclude entry that matches no cell of the matrix is an error, not a silent no-op."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.errors import SweepError
+from core.sweep import expand_sweep_file, expand_sweep_text
+
+MATRIX = "name: x\nmax_inputs: 512\nmatrix:\n  ch: [4, 8]\n  l: [2, 3]\nexclude:\n"
+
+
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        ("{ch: 23}", "ch: 23 is not among the matrix's ch values [4, 8]"),
+        ("{ch: 8, l: 5}", "l: 5 is not among the matrix's l values [2, 3]"),
+        ("{channels: 4}", "'channels' is not a matrix key (matrix keys: ch, l)"),
+        ("{lr: 0.1}", "'lr' is not a matrix key (matrix keys: ch, l)"),
+    ],
+)
+def test_an_exclude_matching_nothing_names_file_index_and_content(
+    tmp_path: Path, entry: str, why: str
+) -> None:
+    path = tmp_path / "s.yml"
+    path.write_text(MATRIX + f"  - {{ch: 4, l: 2}}\n  - {entry}\n")
+    with pytest.raises(SweepError) as caught:
+        expand_sweep_file(path)
+    assert str(caught.value) == (
+        f"{path}: exclude entry 2 {entry} matches no cell of the matrix: {why}"
+    )
+
+
+def test_without_a_matrix_an_exclude_matches_nothing() -> None:
+    with pytest.raises(SweepError, match=r"exclude entry 1 \{l: 2\} .*the file has no matrix"):
+        expand_sweep_text("name: x\nexclude: [{l: 2}]\n")
+
+
+def test_overlapping_excludes_that_each_match_are_fine() -> None:
+    # Entry 2 matches only a cell entry 1 already dropped: it still names a real cell.
+    runs = expand_sweep_text(MATRIX + "  - {ch: 4}\n  - {ch: 4, l: 3}\n")
+    assert [run.name for run in runs] == ["ch-8_l-2", "ch-8_l-3"]
