@@ -235,7 +235,12 @@ class RunsScreen(RunActions, Screen[None]):
         run = self.highlighted_run()
         detail = self.query_one("#runs-detail", Static)
         if run is None:
-            detail.update("no runs yet — press n to queue a sweep" if self.dashboard else "")
+            if self.dashboard is None:
+                detail.update("")
+            elif self.dashboard.runs:  # there are runs, but the filters show none
+                detail.update("no runs match the filters — escape shows every run")
+            else:
+                detail.update("no runs yet — press n to queue a sweep")
             return
         detail.update(_detail_text(run, self.dashboard.latest if self.dashboard else None))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.widgets import DataTable
 
 from core.queue import RunRow, RunStatus
@@ -35,6 +36,12 @@ Cells = tuple[str | Text, ...]
 
 class RunTable(DataTable[str | Text]):
     """Runs with status colours from the stylesheet (component classes, not inline colours)."""
+
+    # DataTable's home/end scroll sideways; in a list of runs they mean the first and last.
+    BINDINGS = [
+        Binding("home", "first_row", "First", show=False),
+        Binding("end", "last_row", "Last", show=False),
+    ]
 
     COMPONENT_CLASSES = {
         "run-table--queued",
@@ -96,12 +103,20 @@ class RunTable(DataTable[str | Text]):
         return cells
 
     def _rebuild(self, fresh: dict[int, Cells]) -> None:
-        keep = self.highlighted_id
+        keep, row = self.highlighted_id, self.cursor_row
         self.clear()
         for run_id, cells in fresh.items():
             self.add_row(*cells, key=str(run_id))
         if keep in fresh:
             self.move_cursor(row=list(fresh).index(keep), animate=False)
+        elif fresh:  # its run was removed: stay where it was (on the next run), not at the top
+            self.move_cursor(row=min(row, len(fresh) - 1), animate=False)
+
+    def action_first_row(self) -> None:
+        self.move_cursor(row=0, animate=False)
+
+    def action_last_row(self) -> None:
+        self.move_cursor(row=max(0, self.row_count - 1), animate=False)
 
     def _patch(self, fresh: dict[int, Cells]) -> None:
         for run_id, cells in fresh.items():

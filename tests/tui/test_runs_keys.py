@@ -203,6 +203,22 @@ async def test_remove_queued_run(seeded, app_factory, settle, db_url) -> None:
         await settle(pilot)
         assert 7 not in [r.id for r in Repo.open(db_url).list_runs()]
         assert table(app).row_count == 7
+        assert table(app).highlighted_id == 8  # the next run, not back at the top
+        await pilot.press("home")
+        assert table(app).highlighted_id == 1
+        await pilot.press("end")
+        assert table(app).highlighted_id == 8
+
+
+async def test_a_filter_matching_nothing_says_so(seeded, app_factory, settle) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"nothing-like-this", "enter")
+        await settle(pilot)
+        assert table(app).row_count == 0
+        detail = str(app.screen.query_one("#runs-detail").render())
+        assert detail == "no runs match the filters — escape shows every run"
 
 
 async def test_remove_running_run_cancels_then_removes(seeded, app_factory, settle, db_url):
