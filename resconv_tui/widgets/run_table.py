@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.text import Text
+from textual import events
 from textual.binding import Binding
 from textual.widgets import DataTable
 
@@ -31,6 +32,11 @@ COLUMNS = (
     ("params", "params"),
 )
 BAR_WIDTH = 12
+# Narrower than this (an 80-column terminal), the table drops the bar (the percentage
+# stays), the priority and the experiment (the line under the table names the
+# highlighted run's), so val loss and params are on screen without scrolling.
+NARROW_BELOW = 100
+NARROW_DROPS = frozenset({"priority", "experiment"})
 Cells = tuple[str | Text, ...]
 
 
@@ -64,10 +70,31 @@ class RunTable(DataTable[str | Text]):
         # Running runs whose worker took no step for minutes. Only running rows, which
         # every poll reads afresh, so the reuse above never keeps an old "stalled" cell.
         self._stalled: frozenset[int] = frozenset()
+        self.narrow = False
+        self._last: tuple[Sequence[RunRow], float, set[int], frozenset[int]] | None = None
+
+    @property
+    def shown_columns(self) -> tuple[tuple[str, str], ...]:
+        return tuple(c for c in COLUMNS if not (self.narrow and c[0] in NARROW_DROPS))
 
     def on_mount(self) -> None:
-        for key, label in COLUMNS:
+        for key, label in self.shown_columns:
             self.add_column(label, key=key)
+
+    def on_resize(self, event: events.Resize) -> None:
+        narrow = event.size.width < NARROW_BELOW
+        if narrow == self.narrow:
+            return
+        self.narrow = narrow
+        keep = self.highlighted_id
+        self.clear(columns=True)
+        self._made, self._shown = {}, {}
+        for key, label in self.shown_columns:
+            self.add_column(label, key=key)
+        if self._last is not None:
+            self.show_runs(*self._last)
+            if keep is not None and str(keep) in self.rows:
+                self.move_cursor(row=self.get_row_index(str(keep)), animate=False)
 
     @property
     def highlighted_id(self) -> int | None:
@@ -86,6 +113,7 @@ class RunTable(DataTable[str | Text]):
     ) -> None:
         """Make the table show ``runs`` in order, touching as few cells as possible."""
         self._stalled = stalled
+        self._last = (runs, now, marked, stalled)
         fresh = {run.id: self._cells_of(run, now, run.id in marked) for run in runs}
         if list(fresh) != list(self._shown):
             self._made = {i: self._made[i] for i in fresh}  # forget removed runs
@@ -123,7 +151,7 @@ class RunTable(DataTable[str | Text]):
             old = self._shown[run_id]
             if old is cells:
                 continue
-            for (key, _), new, before in zip(COLUMNS, cells, old, strict=True):
+            for (key, _), new, before in zip(self.shown_columns, cells, old, strict=True):
                 if new != before:
                     # update_width: "queued" -> "succeeded" must not be clipped
                     self.update_cell(str(run_id), key, new, update_width=True)
@@ -138,7 +166,7 @@ class RunTable(DataTable[str | Text]):
             status, eta = f"{status}?", f"silent {format_duration(silent)}"
         elif run.id in self._stalled and run.status == RunStatus.RUNNING:  # beats, no steps
             status, eta, style = "stalled", "no steps", "stalled"
-        return (
+        every = (
             Text("●", style=self._style("mark")) if marked else "",
             str(run.id),
             Text(status, style=self._style(style)),
@@ -151,8 +179,15 @@ class RunTable(DataTable[str | Text]):
             Text(loss, justify="right"),
             Text(f"{run.param_count:,}", justify="right"),
         )
+        if not self.narrow:
+            return every
+        return tuple(
+            c for (key, _), c in zip(COLUMNS, every, strict=True) if key not in NARROW_DROPS
+        )
 
     def _bar(self, run: RunRow) -> Text:
+        if self.narrow:
+            return Text(f"{run.progress:4.0%}")
         filled = round(run.progress * BAR_WIDTH)
         bar = Text("━" * filled, style=self._style("bar"))
         bar.append("━" * (BAR_WIDTH - filled), style=self._style("bar-empty"))

@@ -19,6 +19,9 @@ from core.queue.views import format_age, format_bytes
 from resconv_tui.polling import worker_health
 
 HEALTH_DOT = {"online": "●", "stale": "◐", "offline": "○"}
+# Narrower than this (an 80-column terminal), a line leaves out the health word, the
+# pid and the runs done, and shortens the host, so each worker stays on one line.
+NARROW_BELOW = 100
 
 
 class WorkersPanel(Static):
@@ -68,12 +71,20 @@ class WorkersPanel(Static):
             lines.append_text(self._line(worker, device_width, columns))
         self.update(lines)
 
+    def on_resize(self) -> None:
+        self._redraw()
+
     def _line(self, w: WorkerRow, device_width: int, columns: str) -> Text:
         health = worker_health(w, self.now)
         line = Text()
+        beat = f"beat {format_age(w.age(self.now))} ago"
+        if 0 < self.size.width < NARROW_BELOW:  # the dot's shape says the health: ● ◐ ○
+            line.append(f"{HEALTH_DOT[health]} ", style=self._style(health))
+            line.append(f"{w.host:<10.10} {w.device:<{device_width}} {columns} {beat}")
+            return line
         line.append(f"{HEALTH_DOT[health]} {health:<7} ", style=self._style(health))
         line.append(f"{w.host:<16.16} pid {w.pid:<7} {w.device:<{device_width}} {columns}")
-        line.append(f" done {w.runs_done:<3} beat {format_age(w.age(self.now))} ago")
+        line.append(f" done {w.runs_done:<3} {beat}")
         return line
 
     def _style(self, name: str) -> str:

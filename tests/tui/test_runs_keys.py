@@ -568,3 +568,24 @@ async def test_help_results_and_quit(seeded, app_factory, settle) -> None:
         assert isinstance(app.screen, RunsScreen)
         await pilot.press("q")
     assert app.return_code == 0
+
+
+async def test_an_80_column_terminal_shows_val_loss_and_params_without_scrolling(
+    seeded, app_factory, settle
+) -> None:
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        keys = [str(c.key.value) for c in table(app).columns.values()]
+        assert "priority" not in keys and "experiment" not in keys
+        assert keys[-2:] == ["loss", "params"]
+        assert table(app).max_scroll_x == 0
+        assert cell(app, 4, "progress") == " 50%"
+        panel = str(app.screen.query_one(WorkersPanel).render()).splitlines()
+        assert len(panel) == 2 and all(len(line) <= 78 for line in panel)  # one line each
+        assert panel[1].startswith("● gpu-box    cuda:0  GPU  87% mem 5.0 GiB/24.0 GiB  run 4")
+        await goto(pilot, 4)
+        await pilot.resize_terminal(120, 36)  # wide again: every column, the bar back
+        await settle(pilot)
+        assert len(table(app).columns) == 11 and table(app).highlighted_id == 4
+        assert cell(app, 4, "progress").startswith("━")
