@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.queue import QueueError, Repo
-from core.queue import db
+from core.queue import QueueError, Repo, db
 from resconv_tui.cli import main
 
 WORKS = "sqlite:///PATH, or postgresql+psycopg://"
