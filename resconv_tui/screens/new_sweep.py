@@ -100,6 +100,7 @@ class NewSweepScreen(Screen[int | None]):
         self._key_names: dict[str, str] = {}
         self._extra: dict[str, Any] = {}
         self._timer: Timer | None = None
+        self._kept: tuple[str, dict[str, str], str] | None = None  # fields as loaded or saved
         self.preview = Preview()
         """The last computed preview (what ctrl+s would queue when it is ok)."""
 
@@ -130,6 +131,7 @@ class NewSweepScreen(Screen[int | None]):
         if self.initial_file:
             self.load_file(self.initial_file)
         self.apply_preview(self.compute_preview())
+        self._kept = self._snapshot()  # escape asks first once the fields differ from this
 
     # ----- reading the form ----------------------------------------------------------
 
@@ -271,6 +273,7 @@ class NewSweepScreen(Screen[int | None]):
         made = f" (made the folder {new_folder})" if new_folder is not None else ""
         runs = count_of(len(self.preview.runs), "run")
         self.notify(f"{runs} -> {written}{made}", title="Sweep saved")
+        self._kept = self._snapshot()
 
     def _values(self) -> dict[str, list[Any]]:
         values, _ = parse_all(self.texts())
@@ -307,7 +310,17 @@ class NewSweepScreen(Screen[int | None]):
         self.apply_preview(self.compute_preview())
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        """Back to the runs; edits neither queued nor saved are lost only after a yes."""
+        if self._snapshot() == self._kept:
+            self.dismiss(None)
+            return
+
+        def leave(yes: bool | None) -> None:
+            if yes:
+                self.dismiss(None)
+
+        question = "Leave the form? Its changes are neither queued nor saved."
+        self.app.push_screen(ConfirmScreen(question, "Leave"), leave)
 
     def palette_commands(self) -> Iterator[SystemCommand]:
         """This screen's actions by name (the app adds them to ctrl+p)."""

@@ -136,6 +136,23 @@ async def test_escape_cancels_and_palette_lists_actions(db_url: str) -> None:
     assert app.result is None
 
 
+async def test_escape_asks_before_dropping_edits(db_url: str) -> None:
+    from resconv_tui.screens.confirm import ConfirmScreen
+
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, "layers", "1,2,3")
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")  # stay: the edits are still there
+        await settle(pilot)
+        assert form(pilot).field("layers").value == "1,2,3"
+        await pilot.press("escape", "y")
+        await settle(pilot)
+    assert app.result is None
+
+
 async def test_save_as_file_reads_back(db_url: str, tmp_path: Path) -> None:
     app = ScreenHost(NewSweepScreen(db_url))
     target = tmp_path / "saved.yml"
