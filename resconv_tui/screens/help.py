@@ -39,7 +39,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("tab / enter", "next field (shift+tab back); a field takes 3,5,7 or 3..11:2 or [3,9]"),
         ("ctrl+s", "queue the previewed runs"),
         ("f2 / f3", "save as a sweep file / load a sweep file"),
-        ("esc", "cancel"),
+        ("esc", "cancel (asks first when there are unsaved edits)"),
     )),
     ("Run detail / Compare", (
         ("l", "log scale on / off"),
