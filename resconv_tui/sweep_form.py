@@ -146,13 +146,15 @@ def preview(
     total = run_count(values)
     if total > MAX_RUNS:
         errors.setdefault("_sweep", f"{total} runs; at most {MAX_RUNS} from the form")
-    if errors:
-        return Preview(errors=errors, total=total)
+    if errors:  # and the fields that parsed but the model refuses, all at once
+        return Preview(errors={**field_errors(values), **errors}, total=total)
     try:
         runs = expand_sweep(build_mapping(name, values, key_names, extra), source="form")
     except ConfigError as exc:
         key, reason = blame(str(exc))
-        return Preview(errors={key: reason}, total=total)
+        # The sweep stops at its first problem; every field wrong on its own is marked
+        # at once, not one more after each fix.
+        return Preview(errors=field_errors(values) or {key: reason}, total=total)
     memory = tuple(estimate_bytes(run.config, run.param_count) for run in runs)
     return Preview(runs=name_single_run(runs, base), total=total, memory=memory)
 
@@ -172,6 +174,21 @@ def name_single_run(
     changed = {k: v for k, v in run.config.to_dict().items() if before.get(k) != v}
     parts = [p for p in (base_name, slug(changed) if changed else "") if p]
     return (replace(run, name="_".join(parts) or "run"),)
+
+
+def field_errors(values: Mapping[str, list[Any]]) -> dict[str, str]:
+    """Each field's first value that the model refuses with every other field at its
+    default (``activation foo``, ``kernel_size 4`` under padding same)."""
+    errors: dict[str, str] = {}
+    for key, vals in values.items():
+        for value in vals:
+            try:
+                RunConfig.from_dict({key: list(value) if isinstance(value, tuple) else value})
+            except ConfigError as exc:
+                field_key, reason = blame(str(exc))
+                errors[field_key if field_key in SPECS else key] = reason
+                break
+    return errors
 
 
 _KEY = re.compile(r"key '([A-Za-z_\-0-9]+)': (.*)$")

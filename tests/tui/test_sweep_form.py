@@ -108,6 +108,14 @@ def test_preview_blames_the_field() -> None:
     assert result.errors == {"kernel_size": "padding 'same' needs odd kernel sizes (got 4)"}
 
 
+def test_preview_marks_every_field_the_model_refuses_at_once() -> None:
+    # Both wrong on their own: the form named one, then the other after it was fixed.
+    result = preview("demo", texts(activation="foo", kernel_size="4"))
+    assert set(result.errors) == {"activation", "kernel_size"}
+    assert result.errors["kernel_size"] == "padding 'same' needs odd kernel sizes (got 4)"
+    assert "unknown activation" in result.errors["activation"]
+
+
 def test_preview_collects_every_bad_field_and_the_name() -> None:
     result = preview(" ", texts(layers="x", lr="-"))
     assert set(result.errors) == {"name", "layers", "lr"}
