@@ -204,11 +204,6 @@ def queue_forecast(
     return queue_ends(runs, workers, live, lambda run: run_rate(run, now))
 
 
-def queue_eta(runs: Sequence[RunRow], workers: Sequence[WorkerRow], now: float) -> float | None:
-    """Seconds until the queue is empty; None when unknown or never (no worker takes runs)."""
-    return last_end(runs, queue_forecast(runs, workers, now))
-
-
 def experiment_etas(runs: Sequence[RunRow], ends: dict[int, float] | None) -> dict[str, float]:
     """Seconds until each experiment with runs left (queued or running) has ended them,
     from ``queue_forecast``'s ``ends``."""

@@ -44,6 +44,11 @@ def test_worker_health(state: str, age: float, health: str) -> None:
     assert polling.worker_health(worker(state, age), NOW) == health
 
 
+def queue_eta(runs: list[RunRow], workers: list[WorkerRow], now: float) -> float | None:
+    """Seconds until the queue is empty, as the dashboard's summary says it."""
+    return polling.last_end(runs, polling.queue_forecast(runs, workers, now))
+
+
 def test_rates_and_etas(seeded: dict[str, Any], db_url: str) -> None:
     runs = {r.id: r for r in Repo.open(db_url).list_runs()}
     running = runs[seeded["running"]]
@@ -53,9 +58,9 @@ def test_rates_and_etas(seeded: dict[str, Any], db_url: str) -> None:
     assert polling.run_rate(runs[1], NOW) == 3172.0  # the final figure
     assert polling.run_eta(runs[1], NOW) is None
     assert polling.run_rate(runs[7], NOW) is None
-    assert polling.queue_eta(list(runs.values()), [], NOW) is None
-    assert polling.queue_eta(list(runs.values()), [worker(age=600)], NOW) is None  # offline
-    assert polling.queue_eta(list(runs.values()), [worker()], NOW) > 0
+    assert queue_eta(list(runs.values()), [], NOW) is None
+    assert queue_eta(list(runs.values()), [worker(age=600)], NOW) is None  # offline
+    assert queue_eta(list(runs.values()), [worker()], NOW) > 0
 
 
 def test_queue_eta_schedules_whole_runs_on_the_slots_in_flight(
@@ -71,25 +76,25 @@ def test_queue_eta_schedules_whole_runs_on_the_slots_in_flight(
     # starts when the stack ends: a run is never split between slots.
     stack = [run(i, RunStatus.RUNNING, "s") for i in (1, 2, 3)] + [run(4, RunStatus.QUEUED)]
     stacker, idle = worker("running", worker_id="s"), worker(worker_id="i")
-    assert polling.queue_eta(stack, [stacker], NOW) == pytest.approx(20)
+    assert queue_eta(stack, [stacker], NOW) == pytest.approx(20)
     # ...and an idle worker beside it takes the queued run at once.
-    assert polling.queue_eta(stack, [stacker, idle], NOW) == pytest.approx(10)
+    assert queue_eta(stack, [stacker, idle], NOW) == pytest.approx(10)
     # A run whose worker went silent is not trained by anyone: left out...
     gone = worker("running", age=600, worker_id="s")
-    assert polling.queue_eta(stack, [gone, idle], NOW) == pytest.approx(10)
-    assert polling.queue_eta(stack, [gone], NOW) is None  # ...and nobody takes the queued one
+    assert queue_eta(stack, [gone, idle], NOW) == pytest.approx(10)
+    assert queue_eta(stack, [gone], NOW) is None  # ...and nobody takes the queued one
     # ...but a worker only late with its heartbeat (busy) still trains its runs.
     late = worker("running", age=60, worker_id="s")
-    assert polling.queue_eta(stack, [late], NOW) == pytest.approx(20)
+    assert queue_eta(stack, [late], NOW) == pytest.approx(20)
     # An idle worker that is stopping takes no more runs: the queue never empties by it.
     leaving = worker("stopping", worker_id="i")
-    assert polling.queue_eta(stack, [stacker, leaving], NOW) == pytest.approx(20)
-    assert polling.queue_eta([stack[3]], [leaving], NOW) is None
+    assert queue_eta(stack, [stacker, leaving], NOW) == pytest.approx(20)
+    assert queue_eta([stack[3]], [leaving], NOW) is None
     # A stopping worker puts its half-done run back: it trains again, whole, elsewhere.
     half = dataclasses.replace(stack[0], inputs_done=500)
     stopping = worker("stopping", worker_id="s")
     assert polling.queue_forecast([half], [stopping, idle], NOW) == pytest.approx({1: 10})
-    assert polling.queue_eta([half], [stopping], NOW) is None  # nobody will train it
+    assert queue_eta([half], [stopping], NOW) is None  # nobody will train it
     # Once runs have finished, their final rates set a queued run's pace: a running run's
     # rate so far (noisy in its first steps) does not move the forecast of the others.
     done = dataclasses.replace(stack[0], id=9, status=RunStatus.SUCCEEDED, inputs_per_s=50.0)
@@ -107,7 +112,7 @@ def test_queue_eta_schedules_whole_runs_on_the_slots_in_flight(
     assert ends is not None and ends[8] == pytest.approx(1000 / 10)
     # Idle workers cannot help a slow run that is already training: it bounds the ETA.
     slow = dataclasses.replace(stack[0], inputs_per_s=10.0)
-    assert polling.queue_eta([slow, stack[3]], [stacker, idle], NOW) == pytest.approx(100)
+    assert queue_eta([slow, stack[3]], [stacker, idle], NOW) == pytest.approx(100)
     # Queued runs go in claim order: the higher priority first, on the first free slot.
     first = dataclasses.replace(run(5, RunStatus.QUEUED), priority=1)
     ends = polling.queue_forecast([stack[0], stack[3], first], [stacker], NOW)
@@ -157,7 +162,7 @@ def test_dashboard_carries_its_summary_figures(seeded: dict[str, Any], db_url: s
     dash = polling.read_dashboard(Repo.open(db_url), NOW)
     assert dash.counts == polling.status_counts(dash.runs)
     assert dash.counts[RunStatus.QUEUED] == 2 and sum(dash.counts.values()) == 8
-    assert dash.queue_eta_s == polling.queue_eta(dash.runs, dash.workers, NOW)
+    assert dash.queue_eta_s == queue_eta(dash.runs, dash.workers, NOW)
     ends = polling.queue_forecast(dash.runs, dash.workers, NOW)
     assert dash.experiment_etas == polling.experiment_etas(dash.runs, ends)
     assert set(dash.experiment_etas) == {"t1-layers-32", "act-demo"}
