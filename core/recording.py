@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -45,6 +46,11 @@ LOG_EVERY = 20  # steps per TrainPoint
 # images, forward only) about 50 steps' time: the limit grows to STALL_STEPS steps.
 STALL_AFTER_S = 600.0
 STALL_STEPS = 200
+# A step's time is the median of the last STEP_TIMES gaps between steps, so one gap that
+# held a validation pass does not stretch the limit. Gaps under MIN_STEP_S are the same
+# step seen again (a stack asks each of its runs' recorders before every step).
+STEP_TIMES = 15
+MIN_STEP_S = 1e-3
 
 SPEAKER = ["worker"]  # "worker 2/4" in a slot process: the slots share one terminal
 _THREAD_SPEAKER = threading.local()  # the same for slot threads sharing one process
@@ -189,9 +195,14 @@ class Heartbeat(threading.Thread):
         # The stall watch: when the training thread last took a step (or started its runs).
         self.stall_after_s, self.clock = stall_after_s, clock
         self.stepped_at = clock()
-        self.step_s = 0.0  # the last step's time: the limit grows with slow steps
+        self.step_times: deque[float] = deque(maxlen=STEP_TIMES)  # the limit grows with them
+        self.first_step = True  # the gap before it is model build and data loading
         self.training_thread: int | None = None
+        # What this thread last wrote to the row, changed only once written: a failed
+        # write is tried again at the next beat. The lock keeps a run's start or end
+        # (watch) from interleaving with a stall being judged and written.
         self.stalled = False
+        self.stall_lock = threading.Lock()
         # Asked to stop (the first signal): the row says "stopping" from the next beat, so
         # dashboards do not signal again (a second signal means "exit at once").
         self.stopping, self.said_stopping = stopping, False
@@ -204,15 +215,29 @@ class Heartbeat(threading.Thread):
 
     def watch(self, run_ids: tuple[int, ...]) -> None:
         """Called by the training thread as its runs start (``run_ids``) and end (())."""
-        self.stepped_at, self.step_s = self.clock(), 0.0
-        self.training_thread = threading.get_ident()
-        self.stalled = False  # the worker row's state follows the claim (running) or end (idle)
-        self.run_ids = run_ids
+        with self.stall_lock:
+            self.stepped_at, self.first_step = self.clock(), True
+            self.step_times.clear()
+            self.training_thread = threading.get_ident()
+            # The row's state follows the claim (running) or the run's end (idle) now.
+            self.stalled = False
+            self.run_ids = run_ids
 
     def stepped(self) -> None:
-        """Called by the training thread before every step: a clock read, two stores."""
+        """Called by the training thread before every step: a clock read and two stores."""
         now = self.clock()
-        self.step_s, self.stepped_at = now - self.stepped_at, now
+        gap, self.stepped_at = now - self.stepped_at, now
+        if gap > MIN_STEP_S and not self.first_step:
+            self.step_times.append(gap)
+        self.first_step = False
+
+    def stall_limit(self) -> float:
+        try:
+            times = sorted(self.step_times)  # the training thread appends meanwhile
+        except RuntimeError:
+            times = []
+        step_s = times[len(times) // 2] if times else 0.0
+        return max(self.stall_after_s, STALL_STEPS * step_s)
 
     def beat(self) -> None:
         gpu = self.gpu.sample()
@@ -223,7 +248,8 @@ class Heartbeat(threading.Thread):
             if not self.said_stopping and self.stopping():
                 self.repo.update_worker(self.worker_id, state="stopping")
                 self.said_stopping = True
-            self.watch_for_stall(run_ids)
+            with self.stall_lock:
+                self.watch_for_stall(self.run_ids)
             self.failures = 0
         except QueueError as exc:  # a locked database now and then must not kill the worker
             self.failures += 1
@@ -231,22 +257,25 @@ class Heartbeat(threading.Thread):
                 say(f"heartbeat not written: {exc}")
 
     def watch_for_stall(self, run_ids: tuple[int, ...]) -> None:
-        """Say once when the runs stop taking steps, and again when they take one."""
+        """Say once when the runs stop taking steps, and again when they take one.
+
+        The row goes "running" -> "stalled" and back only from those states: a worker
+        asked to stop keeps saying "stopping" (stop then knows a second signal means
+        "at once"), and a run that ended meanwhile leaves its row "idle"."""
         still_for = self.clock() - self.stepped_at
-        limit = max(self.stall_after_s, STALL_STEPS * self.step_s)
+        stalled = bool(run_ids) and still_for > self.stall_limit()
+        if stalled == self.stalled:
+            return
+        self.repo.mark_worker_stalled(self.worker_id, stalled)  # may raise: tried again
+        self.stalled = stalled
         runs = f"run{'s' if len(run_ids) > 1 else ''} {', '.join(map(str, run_ids))}"
-        if run_ids and not self.stalled and still_for > limit:
-            self.stalled = True
+        if stalled:
             say(f"{runs}: no training step for {format_age(still_for)}: stalled. "
                 "The training thread is at:\n" + self.training_stack()
                 + f"A hung call cannot be interrupted: 'kill -9 {os.getpid()}' ends this "
-                "worker, and its run is marked failed (worker lost)")  # fmt: skip
-            self.repo.update_worker(self.worker_id, state="stalled")
-        elif self.stalled and still_for <= limit:
-            self.stalled = False
+                "worker process and every run it trains (marked failed: worker lost)")  # fmt: skip
+        else:
             say(f"{runs}: training again")
-            state = "stopping" if self.stopping() else "running" if run_ids else "idle"
-            self.repo.update_worker(self.worker_id, state=state)
 
     def training_stack(self) -> str:
         frame = sys._current_frames().get(self.training_thread or -1)

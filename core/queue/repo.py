@@ -688,6 +688,14 @@ class Repo:
         with self._write() as conn:
             conn.execute(update(WORKER).where(WORKER.c.id == worker_id).values(**values))
 
+    def mark_worker_stalled(self, worker_id: str, stalled: bool) -> bool:
+        """Its training takes no steps (``core.recording``): "running" -> "stalled", and
+        back. Only from those states: "stopping" and "idle" say more. Whether it changed."""
+        old, new = ("running", "stalled") if stalled else ("stalled", "running")
+        with self._write() as conn:
+            query = update(WORKER).where(WORKER.c.id == worker_id, WORKER.c.state == old)
+            return bool(conn.execute(query.values(state=new)).rowcount)
+
     def list_workers(self, include_gone: bool = False) -> list[WorkerRow]:
         """Workers, newest first; ``include_gone`` adds stopped and lost ones."""
         query = select(WORKER).order_by(WORKER.c.started_at.desc())

@@ -83,7 +83,9 @@ def run_line(run: RunRow, now: float, stalled: bool = False) -> tuple[str, ...]:
         first_line = (run.error or "").splitlines()[:1]
         note = f"{cause.option}: {first_line[0][:60]}" if first_line else cause.option
     elif stalled:
-        note = "stalled: no training step for 10 min or more (see its worker's log)"
+        from core.recording import STALL_AFTER_S
+
+        note = f"stalled: no training step for {STALL_AFTER_S / 60:.0f} min or more (see its worker's log)"
     elif (eta := run_eta(run, now)) is not None:
         from resconv_tui.polling import format_duration
 
