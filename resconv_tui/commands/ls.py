@@ -85,7 +85,8 @@ def run_line(run: RunRow, now: float, stalled: bool = False) -> tuple[str, ...]:
     elif stalled:
         from core.recording import STALL_AFTER_S
 
-        note = f"stalled: no training step for {STALL_AFTER_S / 60:.0f} min or more (see its worker's log)"
+        limit = f"{STALL_AFTER_S / 60:.0f} min"
+        note = f"stalled: no training step for {limit} or more (see its worker's log)"
     elif (eta := run_eta(run, now)) is not None:
         from resconv_tui.polling import format_duration
 
