@@ -450,15 +450,15 @@ def check_checkpoint_root(root: Path) -> None:
     the one check that holds for root, read-only mounts and /proc alike.
     """
     hint = "(--checkpoints DIR picks another folder)"
-    if root.exists() and not root.is_dir():
-        raise ConfigError(f"checkpoint folder {root} is a file, not a folder {hint}")
-    for folder in root.parents:
-        if folder.exists() and not folder.is_dir():
-            raise ConfigError(
-                f"checkpoint folder {root} cannot be created: {folder} is a file, "
-                f"not a folder {hint}"
-            )
-    try:
+    try:  # Python 3.11's exists() raises PermissionError under a folder it cannot enter
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"checkpoint folder {root} is a file, not a folder {hint}")
+        for folder in root.parents:
+            if folder.exists() and not folder.is_dir():
+                raise ConfigError(
+                    f"checkpoint folder {root} cannot be created: {folder} is a file, "
+                    f"not a folder {hint}"
+                )
         root.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ConfigError(

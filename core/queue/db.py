@@ -235,6 +235,13 @@ def _why_cannot_open(path: Path | None) -> str:
     """
     if path is None:
         return "missing folder or no permission"
+    try:  # Python 3.11's is_dir() raises PermissionError under a folder it cannot enter
+        return _why_not(path)
+    except OSError as error:
+        return f"no permission to look into its folder ({error.strerror or error})"
+
+
+def _why_not(path: Path) -> str:
     folder = path.absolute().parent
     if not folder.is_dir():
         return f"the folder {folder} does not exist"

@@ -249,10 +249,15 @@ class NewSweepScreen(Screen[int | None]):
         if not path:
             return
         target = Path(path).expanduser()
-        if target.is_dir():
+        try:  # Python 3.11's is_dir() raises PermissionError under a folder it cannot enter
+            is_dir, exists = target.is_dir(), target.exists()
+        except OSError as exc:
+            self.notify(f"{target}: {exc.strerror or exc}", title="Not saved", severity="error")
+            return
+        if is_dir:
             self.notify(f"{target} is a folder: give a file name", title="Not saved",
                         severity="error")  # fmt: skip
-        elif target.exists():
+        elif exists:
             question = f"{target} exists. Replace it? (its comments and layout are lost)"
             self.app.push_screen(
                 ConfirmScreen(question, "Replace"), lambda yes: self._save(target) if yes else None
@@ -264,8 +269,8 @@ class NewSweepScreen(Screen[int | None]):
         mapping = build_mapping(
             self.field("name").value, self._values(), self._key_names, self._extra
         )
-        new_folder = next((p for p in reversed(target.parents) if not p.exists()), None)
         try:
+            new_folder = next((p for p in reversed(target.parents) if not p.exists()), None)
             written = save_sweep(target, mapping)
         except OSError as exc:
             self.notify(f"{target}: {exc.strerror or exc}", title="Not saved", severity="error")
@@ -293,6 +298,7 @@ class NewSweepScreen(Screen[int | None]):
         self.fill(loaded)
         runs = count_of(self.preview.total, "run")
         self.notify(f"{Path(path).name}: {runs}", title="Sweep loaded")
+        self._kept = self._snapshot()  # as loaded: nothing to lose yet
 
     def fill(self, loaded: LoadedSweep) -> None:
         """Put a loaded sweep into the fields; say what the form could not take over."""

@@ -153,6 +153,34 @@ async def test_escape_asks_before_dropping_edits(db_url: str) -> None:
     assert app.result is None
 
 
+async def test_escape_after_loading_a_file_leaves_at_once(db_url: str) -> None:
+    t7 = str(Path(__file__).parents[2] / "experiments" / "t7-kernel-size.yml")
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        form(pilot).load_file(t7)  # as F3 does: nothing edited yet
+        await settle(pilot)
+        await pilot.press("escape")
+        await settle(pilot)
+    assert app.result is None  # dismissed: no "Leave the form?" in the way
+
+
+async def test_save_as_where_it_cannot_look_is_said(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, "layers", "2,4")
+        monkeypatch.setattr(Path, "is_dir", lambda self: (_ for _ in ()).throw(
+            PermissionError(13, "Permission denied")))  # fmt: skip
+        form(pilot).save_to(str(tmp_path / "locked" / "x.yml"))
+        await settle(pilot)
+        monkeypatch.undo()
+        said = [n.message for n in app._notifications]
+        assert f"{tmp_path / 'locked' / 'x.yml'}: Permission denied" in said
+        assert isinstance(app.screen, NewSweepScreen)  # the form, and its edits, are kept
+
+
 async def test_save_as_file_reads_back(db_url: str, tmp_path: Path) -> None:
     app = ScreenHost(NewSweepScreen(db_url))
     target = tmp_path / "saved.yml"

@@ -125,3 +125,15 @@ def test_a_database_in_a_missing_folder_is_not_given_one(
     assert main(["--db", str(tmp_path / "nope" / "runs.db"), "worker", "--until-empty"]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "nope").exists()
+
+
+def test_a_folder_it_cannot_look_into_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python 3.11: exists() under a folder without search permission raises.
+    def no_entry(self: Path) -> bool:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "exists", no_entry)
+    with pytest.raises(ConfigError, match="cannot be created \\(Permission denied\\)"):
+        check_checkpoint_root(tmp_path / "locked" / "ck")

@@ -60,3 +60,16 @@ def test_real_read_only_folder(tmp_path: Path) -> None:
             Repo.open(str(folder / "runs.db"), create=False)
     finally:
         folder.chmod(0o755)
+
+
+def test_a_folder_it_cannot_look_into_is_said_not_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python 3.11: is_dir() under a folder without search permission raises.
+    def no_entry(self: Path) -> bool:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "is_dir", no_entry)
+    assert "no permission to look into its folder (Permission denied)" in cannot_open(
+        tmp_path / "locked" / "runs.db"
+    )
