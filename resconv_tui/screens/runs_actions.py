@@ -59,9 +59,15 @@ class RunActions:
     # ----- which runs ------------------------------------------------------------------
 
     def targets(self) -> list[RunRow]:
-        """The marked runs on screen, else the highlighted run."""
+        """The marked runs on screen, else the highlighted run. None while every mark is
+        hidden by the filters: the person meant the marked runs, not the highlighted one."""
         if marked := [run for run in self.visible_runs() if run.id in self.marked]:
             return marked
+        if self.marked:
+            count = len(self.marked)
+            hidden = f"{count} marked run{'s are' if count > 1 else ' is'} hidden by the filters"
+            self.notify(f"{hidden}: nothing done (escape clears the marks)", severity="warning")
+            return []
         run = self.highlighted_run()
         return [run] if run is not None else []
 
@@ -212,10 +218,11 @@ class RunActions:
             self.app.push_screen(screen(self.ctx.db_url, base_run=run), self._back)
 
     def action_compare(self) -> None:
-        ids = sorted(self.marked)
-        if not ids:
+        if not self.marked:
             self.notify("mark runs with space first, then press C", severity="warning")
-        elif screen := self._screen("compare", "CompareScreen"):
+            return
+        ids = sorted(run.id for run in self.targets() if run.id in self.marked)  # on screen
+        if ids and (screen := self._screen("compare", "CompareScreen")):
             self.app.push_screen(screen(self.ctx.db_url, ids))
 
     def _back(self, _result: object = None) -> None:

@@ -273,12 +273,18 @@ async def test_marks_a_filter_hides_are_never_acted_on(seeded, app_factory, sett
         assert [r.id for r in app.screen.visible_runs()] == [3]
         summary = str(app.screen.query_one("#runs-summary").render())
         assert "2 marked (2 hidden)" in summary
-        await pilot.press("plus")  # acts on the highlighted run 3, the one shown
+        await pilot.press("plus")  # neither the hidden marked runs nor the highlighted one
         await settle(pilot)
-        assert [run(db_url, i).priority for i in (3, 7, 8)] == [1, 0, 0]
+        assert [run(db_url, i).priority for i in (3, 7, 8)] == [0, 0, 0]
+        assert (
+            "2 marked runs are hidden by the filters: nothing done (escape clears the marks)"
+        ) in [n.message for n in app._notifications]
         await pilot.press("escape")  # the marks first...
         assert app.screen.marked == frozenset()
         assert [r.id for r in app.screen.visible_runs()] == [3]
+        await pilot.press("plus")  # no marks now: the highlighted run
+        await settle(pilot)
+        assert run(db_url, 3).priority == 1
         await pilot.press("escape")  # ...then the filter
         assert table(app).row_count == 8
 
