@@ -59,7 +59,7 @@ def supervise(args: argparse.Namespace, db_url: str, slots: int) -> int:
     # create the schema of a new database.
     Repo.open(db_url).close()
     commands = [slot_command(args, db_url, Slot(i, slots)) for i in range(1, slots + 1)]
-    on_exit = lambda pid: recover_slot(db_url, pid)  # noqa: E731
+    on_exit = lambda pid, since: recover_slot(db_url, pid, since)  # noqa: E731
     return Supervisor(commands, on_exit=on_exit, max_runs=args.max_runs).run()
 
 
@@ -76,13 +76,17 @@ class SlotExit:
         return self.runs_ended + len(self.lost)
 
 
-def recover_slot(db_url: str, pid: int) -> SlotExit:
-    """Runs still ``running`` under an exited slot process, marked failed "worker lost",
-    and how many runs it ended."""
+def recover_slot(db_url: str, pid: int, since: float) -> SlotExit:
+    """Runs still ``running`` under an exited slot process (started at ``since``), marked
+    failed "worker lost", and how many runs it ended. Its row may already say "lost" (a
+    dashboard or another slot got there first), and an older row may have had its pid."""
     repo = Repo.open(db_url)
     try:
         host = socket.gethostname()
-        rows = [w for w in repo.list_workers() if w.host == host and w.pid == pid]
+        rows = [
+            w for w in repo.list_workers(include_gone=True)
+            if w.host == host and w.pid == pid and w.started_at >= since - 1.0
+        ]  # fmt: skip
         dead = [w.id for w in rows]
         lost = repo.recover_stale(stale_after_s=None, dead_worker_ids=dead) if dead else []
         return SlotExit(lost, sum(w.runs_done for w in rows))
@@ -109,14 +113,16 @@ class Supervisor:
         self,
         commands: Sequence[list[str]],
         kill_after_s: float = KILL_AFTER_S,
-        on_exit: Callable[[int], SlotExit] | None = None,
+        on_exit: Callable[[int, float], SlotExit] | None = None,
         max_runs: int | None = None,
     ) -> None:
         self.commands, self.kill_after_s = commands, kill_after_s
-        self.on_exit = on_exit  # a slot's pid -> what it left (its lost runs recorded)
+        # A slot process's pid and start time -> what it left (its lost runs recorded).
+        self.on_exit = on_exit
         self.max_runs = max_runs  # per slot, as each slot's command says
         self.runs_used = [0] * len(commands)  # per slot, by its processes that exited
         self.children: list[subprocess.Popen[bytes]] = []  # the current process of each slot
+        self.started: list[float] = []  # when each was started (time.time())
         self.reaped = [False] * len(commands)  # the current process's exit was handled
         self.restarts = [0] * len(commands)
         self.statuses = [0] * len(commands)  # each slot's first non-zero exit status, or 0
@@ -130,6 +136,7 @@ class Supervisor:
         for sig in FORWARDED:
             signal.signal(sig, self.handle)
         self.children = [subprocess.Popen(c, process_group=0) for c in self.commands]
+        self.started = [time.time()] * len(self.children)
         pids = ", ".join(str(c.pid) for c in self.children)
         say(f"{len(self.children)} slots started (pids {pids}); Ctrl-C stops them")
         while self.running():
@@ -166,7 +173,7 @@ class Supervisor:
                 continue
             self.reaped[index] = True
             self.statuses[index] = self.statuses[index] or exit_status(child.returncode)
-            self.runs_used[index] += self.record_lost(child)
+            self.runs_used[index] += self.record_lost(child, self.started[index])
             killed = child.returncode < 0
             if restart and killed and not self.signals and self.restarts[index] < RESTARTS:
                 self.start_again(index)
@@ -184,17 +191,18 @@ class Supervisor:
         self.restarts[index] += 1
         self.reaped[index] = False
         child = self.children[index] = subprocess.Popen(command, process_group=0)
+        self.started[index] = time.time()
         count = self.restarts[index]
         say(
             f"slot {slot} started again (pid {child.pid}, restart {count} of {RESTARTS}{runs_left})"
         )
 
-    def record_lost(self, child: subprocess.Popen[bytes]) -> int:
+    def record_lost(self, child: subprocess.Popen[bytes], started: float) -> int:
         """Record the runs ``child`` left running lost; how many runs it used up."""
         if self.on_exit is None:
             return 0
         try:
-            left = self.on_exit(child.pid)
+            left = self.on_exit(child.pid, started)
         except Exception as exc:  # e.g. a locked database: the next worker start recovers
             say(f"slot pid {child.pid} exited; its runs could not be checked ({exc})")
             return 0
