@@ -172,7 +172,10 @@ def name_single_run(
     base_name, base_config = base if base is not None else ("", RunConfig())
     before = base_config.to_dict()
     changed = {k: v for k, v in run.config.to_dict().items() if before.get(k) != v}
-    parts = [p for p in (base_name, slug(changed) if changed else "") if p]
+    # The base name's own "key-value" parts for a key changed now go: a duplicate of
+    # l-3_channels-64 given 128 channels is l-3_channels-128, not ..._channels-64_channels-128.
+    kept = [p for p in base_name.split("_") if canonical_key(p.split("-")[0]) not in changed]
+    parts = [p for p in ("_".join(kept), slug(changed) if changed else "") if p]
     return (replace(run, name="_".join(parts) or "run"),)
 
 

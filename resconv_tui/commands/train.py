@@ -30,7 +30,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--data-dir", default=None, metavar="DIR", help="folder with the dataset files"
     )
     parser.add_argument(
-        "--checkpoints", default=None, metavar="DIR", help="write last.pt/best.pt/config.json here"
+        "--checkpoints",
+        default=None,
+        metavar="DIR",
+        help="write last.pt/best.pt/config.json here (replacing those of an earlier run)",
     )
     parser.set_defaults(handler=run)
     return parser

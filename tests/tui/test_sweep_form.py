@@ -163,3 +163,13 @@ def test_memory_estimate_grows_with_batch_and_width() -> None:
     assert estimate_bytes(RunConfig(batch_size=128)) > small
     assert estimate_bytes(RunConfig(channels=64)) > small
     assert format_bytes(1536) == "1.5 KiB" and format_bytes(None) == "—"
+
+
+def test_a_duplicate_of_a_duplicate_replaces_the_changed_key_s_part() -> None:
+    from resconv_tui.sweep_form import name_single_run
+
+    base = ("l-3_channels-64", RunConfig(layers=3, channels=64))
+    runs = expand_sweep({"name": "x", "layers": 3, "channels": 128}, source="test")
+    assert name_single_run(runs, base)[0].name == "l-3_channels-128"
+    runs = expand_sweep({"name": "x", "layers": 5, "channels": 64}, source="test")
+    assert name_single_run(runs, base)[0].name == "channels-64_layers-5"
