@@ -441,6 +441,16 @@ def default_checkpoint_root(db_url: str) -> Path:
     return (path.parent if path is not None else Path.cwd()) / "checkpoints"
 
 
+def check_folders(checkpoint_root: Path, data_dir: str | None) -> None:
+    """Refuse, before anything is claimed, the folders that would fail every run in turn:
+    the checkpoint folder, and a --data-dir (never skipped once named) without the data."""
+    if data_dir:
+        from core.data import check_data_dir
+
+        check_data_dir(data_dir)
+    check_checkpoint_root(checkpoint_root)
+
+
 def check_checkpoint_root(root: Path) -> None:
     """A ConfigError naming ``root`` and why, if checkpoints cannot be written there.
 
@@ -499,11 +509,7 @@ def run_worker(
         resolved = device
         if trainer is None:
             resolved = auto_device(repo) if device == "auto" else resolve_device(device)
-            if data_dir:
-                from core.data import check_data_dir
-
-                check_data_dir(data_dir)
-        check_checkpoint_root(root)
+        check_folders(root, data_dir if trainer is None else None)
     except ResconvError:
         repo.close()
         raise
@@ -545,13 +551,8 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
     # The database first: the default folder is beside the SQLite file, and a --db in
     # a missing folder must say so, not have that folder made for its checkpoints.
     Repo.open(db_url).close()
-    check_checkpoint_root(
-        Path(args.checkpoints) if args.checkpoints else default_checkpoint_root(db_url)
-    )
-    if args.data_dir:  # never skipped once named, so a typo would fail every run in turn
-        from core.data import check_data_dir
-
-        check_data_dir(args.data_dir)
+    root = Path(args.checkpoints) if args.checkpoints else default_checkpoint_root(db_url)
+    check_folders(root, args.data_dir)
     if slots > 1:
         requested = getattr(args, "slot_mode", "auto")
         if args.device == "auto":  # chosen once here: every slot trains on the same device
