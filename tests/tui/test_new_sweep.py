@@ -39,6 +39,15 @@ async def type_into(pilot: Pilot[Any], key: str, text: str) -> None:
     await settle(pilot)
 
 
+async def save_as(pilot: Pilot[Any], path: Path) -> None:
+    """F2, the path typed into the prompt, enter."""
+    await pilot.press("f2")
+    await settle(pilot)
+    pilot.app.screen.query_one("#path-input", Input).value = str(path)
+    await pilot.press("enter")
+    await settle(pilot)
+
+
 def form(pilot: Pilot[Any]) -> NewSweepScreen:
     assert isinstance(pilot.app.screen, NewSweepScreen)
     return pilot.app.screen
@@ -187,11 +196,7 @@ async def test_save_as_file_reads_back(db_url: str, tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await type_into(pilot, "layers", "2,4")
         await type_into(pilot, "activation", "relu,tanh")
-        await pilot.press("f2")
-        await settle(pilot)
-        app.screen.query_one("#path-input").value = str(target)  # type: ignore[attr-defined]
-        await pilot.press("enter")
-        await settle(pilot)
+        await save_as(pilot, target)
         expected = [(r.name, r.config_hash) for r in form(pilot).preview.runs]
     assert [(r.name, r.config_hash) for r in expand_sweep_file(target)] == expected
     assert len(expected) == 4
@@ -208,22 +213,14 @@ async def test_save_as_an_existing_file_asks_before_replacing_it(
     async with app.run_test(size=SIZE) as pilot:
         await type_into(pilot, "layers", "2,4")
         for answer in ("n", "y"):
-            await pilot.press("f2")
-            await settle(pilot)
-            app.screen.query_one("#path-input").value = str(target)  # type: ignore[attr-defined]
-            await pilot.press("enter")
-            await settle(pilot)
+            await save_as(pilot, target)
             assert isinstance(app.screen, ConfirmScreen)
             await pilot.press(answer)
             await settle(pilot)
             if answer == "n":
                 assert target.read_text().startswith("# my notes")
         deeper = tmp_path / "new" / "dir" / "walk.yml"
-        await pilot.press("f2")
-        await settle(pilot)
-        app.screen.query_one("#path-input").value = str(deeper)  # type: ignore[attr-defined]
-        await pilot.press("enter")
-        await settle(pilot)
+        await save_as(pilot, deeper)
         said = [n.message for n in app._notifications]
     assert len(expand_sweep_file(target)) == 2
     assert deeper.is_file()

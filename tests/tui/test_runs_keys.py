@@ -37,6 +37,12 @@ async def goto(pilot: Any, run_id: int) -> None:
     await pilot.pause()
 
 
+async def mark(pilot: Any, *run_ids: int) -> None:
+    for run_id in run_ids:
+        await goto(pilot, run_id)
+        await pilot.press("space")
+
+
 def dialog_fields(app: Any) -> dict[str, ParamField]:
     """The start-worker dialog's fields by key."""
     assert isinstance(app.screen, StartWorkerScreen)
@@ -265,9 +271,7 @@ async def test_marks_a_filter_hides_are_never_acted_on(seeded, app_factory, sett
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        for run_id in (7, 8):
-            await goto(pilot, run_id)
-            await pilot.press("space")
+        await mark(pilot, 7, 8)
         await pilot.press("slash", *"l-3", "enter")
         await settle(pilot)
         assert [r.id for r in app.screen.visible_runs()] == [3]
@@ -293,9 +297,7 @@ async def test_cancel_of_marked_runs_clears_their_marks(seeded, app_factory, set
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        for run_id in (7, 8):
-            await goto(pilot, run_id)
-            await pilot.press("space")
+        await mark(pilot, 7, 8)
         await pilot.press("c")
         await settle(pilot)
         assert [run(db_url, i).status for i in (7, 8)] == [RunStatus.CANCELLED] * 2
