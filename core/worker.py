@@ -45,11 +45,11 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from core.capture_gate import GATE
 from core.device_choice import auto_device, resolve_device
-from core.errors import ConfigError, ResconvError
+from core.errors import ConfigError, DataError, ResconvError
 from core.gpu import GpuMonitor
 from core.packing import Admission, Slot, parse_slot
 from core.processes import exited_here
@@ -244,6 +244,8 @@ class Worker:
                 recorder.flush()
         except QueueError:
             raise  # the database itself is gone: nothing sensible to record; stop
+        except DataError as exc:  # this machine's data, not the run: every run would fail
+            self.stop_for_data(runs, exc)
         except Exception as exc:  # any per-run problem (a stack's: every run's): record, go on
             for run, recorder in zip(runs, recorders, strict=True):
                 _flush_quietly(recorder)
@@ -256,6 +258,18 @@ class Worker:
                 self.end_failed(run, failure_message(result))
             else:
                 self.end(run, result, recorder)
+
+    def stop_for_data(self, runs: list[RunRow], error: DataError) -> NoReturn:
+        """The dataset cannot be found or read here: failing this run, then the next and
+        the next, would fail the whole queue within seconds. Put the runs back (no
+        attempt counted) and stop this worker with the reason and the fix."""
+        for run in runs:
+            self.repo.put_back(run.id, self.id)
+            self._let_go(run)
+        ids = ", ".join(str(run.id) for run in runs)
+        first = str(error).splitlines()[0].removesuffix("; looked in:")
+        say(f"{first}: run {ids} back in the queue, none failed; stopping")
+        raise error  # the command prints it whole (where it looked, the fix) and exits 2
 
     def end(self, run: RunRow, result: FitResult, recorder: RunRecorder) -> None:
         figures = final_figures(result)

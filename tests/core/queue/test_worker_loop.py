@@ -203,6 +203,27 @@ def test_failures_are_recorded_and_the_worker_goes_on(repo: Repo, tmp_path: Path
     assert fine.status == S.SUCCEEDED
 
 
+def test_a_missing_dataset_stops_the_worker_and_fails_no_run(
+    repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # This machine's data, not the run: failing each queued run in turn emptied the
+    # queue within seconds. The run goes back (no attempt counted); the worker stops.
+    from core.errors import DataError
+
+    ids = repo.enqueue(tiny_runs(3)).added_ids
+
+    def no_data(run: RunRow, cb: FitCallbacks, checkpoint_dir: Path) -> FitResult:
+        raise DataError("FashionMNIST not found; looked in:\n  - $RESCONV_DATA: unset\nFix: ...")
+
+    with pytest.raises(DataError, match="FashionMNIST not found"):
+        make_worker(repo, no_data, tmp_path).loop(until_empty=True)
+    runs = [repo.get_run(i) for i in ids]
+    assert [(r.status, r.attempts) for r in runs] == [(S.QUEUED, 0)] * 3
+    assert repo.list_workers() == []  # it stopped (its row says so)
+    out = capsys.readouterr().out
+    assert "FashionMNIST not found: run 1 back in the queue, none failed; stopping" in out
+
+
 def test_cancel_through_the_database_stops_the_running_run(repo: Repo, tmp_path: Path) -> None:
     run_id = repo.enqueue([tiny_run()]).added_ids[0]
     started = threading.Event()
