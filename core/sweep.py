@@ -55,6 +55,30 @@ TARGET_FIELDS = {"validation_loss", "params", "minutes"}
 _SLUG_DROP = re.compile(r"[^A-Za-z0-9.,\-_]")
 
 
+class SweepLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader (plain data, no python/* tags) that also reads YAML 1.2's
+    floats: ``1e-3``, ``5E-4``, ``1e8``, ``+1.5e+3``, ``1.0e3``.
+
+    YAML 1.1 wants a dot and a signed exponent (``1.0e-3``), so PyYAML read the usual
+    way of writing a learning rate as the string "1e-3": RunConfig coerced it, but the
+    swept value stayed text (run name ``lr-1e-3``, results sorted and aligned as text).
+    """
+
+
+# Only the exponent forms YAML 1.1 lacks; everything else resolves as before (ints,
+# `0.0003`, `1.0e-05`), so existing files keep their values, run names and hashes.
+SweepLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse sweep YAML (raises yaml.YAMLError) with ``SweepLoader``."""
+    return yaml.load(text, Loader=SweepLoader)  # safe: SweepLoader is a SafeLoader
+
+
 @dataclass(frozen=True)
 class ExpandedRun:
     """One run of a sweep, ready to queue or train."""
@@ -81,7 +105,7 @@ def expand_sweep_file(path: str | Path) -> list[ExpandedRun]:
 
 def expand_sweep_text(text: str, source: str = "<sweep>") -> list[ExpandedRun]:
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -17,7 +17,7 @@ import yaml
 
 from core.errors import SweepError
 from core.files import atomic_write
-from core.sweep import PAIR_ALIASES
+from core.sweep import PAIR_ALIASES, load_yaml
 from resconv_tui.sweep_form import SPECS, canonical_key, default_texts, format_values
 
 HEADER = "# Sweep file written by resconv-tui's new-sweep form (docs/sweep-format.md).\n"
@@ -53,7 +53,8 @@ def load_sweep(path: str | Path) -> LoadedSweep:
     """Read a sweep file into form state; SweepError when it is not a sweep mapping."""
     path = Path(path).expanduser()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # The queue's loader: `lr: 1e-3` is the number 0.001 here too, not text.
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SweepError(f"{path}: cannot read file ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
