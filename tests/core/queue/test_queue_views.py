@@ -135,6 +135,7 @@ def test_by_cell_averages_seeds_and_counts_seeds_done() -> None:
             BASE, id=run_id, status=status, seed=seed, swept={"l": layers, "seed": seed},
             validation_loss=loss, param_count=layers * 100, train_seconds=60.0,
             config_hash=f"l{layers}-s{seed}",
+            config_json=json.dumps({"layers": layers, "seed": seed}),
         )  # fmt: skip
 
     done = RunStatus.SUCCEEDED
@@ -156,6 +157,23 @@ def test_by_cell_averages_seeds_and_counts_seeds_done() -> None:
     markdown = render(table, "markdown")
     assert "| 2/3 " in markdown and "0.0141421" in markdown
     assert results_by_cell(succeeded, every, sort=["-seeds"]).column("seeds") == ["2/3", "1/1"]
+
+
+def test_a_cell_is_one_config_not_one_set_of_swept_values() -> None:
+    # The same swept value (act relu) from a 2-layer sweep and a 3-layer form run: two
+    # cells, never one mean over a 5,000- and a 21,000-parameter model.
+    from core.queue.views import results_by_cell
+
+    def run(run_id: int, layers: int, loss: float) -> RunRow:
+        return replace(
+            BASE, id=run_id, swept={"act": "relu"}, validation_loss=loss, config_hash=str(run_id),
+            config_json=json.dumps({"layers": layers, "activation": "relu", "seed": 0}),
+        )  # fmt: skip
+
+    both = [run(1, 2, 0.10), run(2, 3, 0.05)]
+    table = results_by_cell(both, both)
+    assert table.column("validation loss") == [0.05, 0.10]
+    assert table.runs == ((2,), (1,))
 
 
 def test_seeds_sort_as_numbers_not_text() -> None:
@@ -180,10 +198,12 @@ def test_targets_sit_beside_our_figures_in_both_tables() -> None:
     target = {"validation_loss": 0.1, "params": 321, "minutes": 2.5}
     seeds = [
         replace(BASE, id=i + 1, seed=i, swept={"l": 2, "seed": i}, config_hash=f"s{i}",
+                config_json=json.dumps({"layers": 2, "seed": i}),
                 validation_loss=loss, train_seconds=30.0, target=target)
         for i, loss in enumerate((0.11, 0.13))
     ]  # fmt: skip
-    plain = replace(BASE, id=3, swept={"l": 5, "seed": 0}, validation_loss=0.2, config_hash="x")
+    plain = replace(BASE, id=3, swept={"l": 5, "seed": 0}, validation_loss=0.2, config_hash="x",
+                    config_json=json.dumps({"layers": 5, "seed": 0}))  # fmt: skip
     runs_table = results_table([*seeds, plain])
     assert runs_table.columns[:6] == ("run", "l", "seed", "validation loss", TARGET, DIFF)
     assert runs_table.column(TARGET) == [0.1, 0.1, None]
