@@ -134,12 +134,11 @@ def preview(
     texts: Mapping[str, str],
     key_names: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
-    base: tuple[str, RunConfig] | None = None,
+    base: BaseRun | None = None,
 ) -> Preview:
     """Parse every field and expand the sweep; errors name the field they belong to.
 
-    ``base``: the (name, config) of the run the form was duplicated from; see
-    ``name_single_run``."""
+    ``base``: the run the form was duplicated from; see ``name_runs``."""
     values, errors = parse_all(texts)
     if not name.strip():
         errors["name"] = "the experiment needs a name"
@@ -156,27 +155,51 @@ def preview(
         # at once, not one more after each fix.
         return Preview(errors=field_errors(values) or {key: reason}, total=total)
     memory = tuple(estimate_bytes(run.config, run.param_count) for run in runs)
-    return Preview(runs=name_single_run(runs, base), total=total, memory=memory)
+    return Preview(runs=name_runs(runs, base), total=total, memory=memory)
 
 
-def name_single_run(
-    runs: list[ExpandedRun], base: tuple[str, RunConfig] | None
-) -> tuple[ExpandedRun, ...]:
-    """A form that makes one run names it by what it changed: a duplicate of ``l-3``
-    given 64 channels is ``l-3_channels-64`` (unchanged: ``l-3``, which queueing then
-    skips as already there), a new run ``layers-5_channels-16``; not every one ``run``.
-    Runs of a matrix keep the names of their swept values."""
-    if len(runs) != 1 or runs[0].name != "run":
-        return tuple(runs)
-    run = runs[0]
-    base_name, base_config = base if base is not None else ("", RunConfig())
-    before = base_config.to_dict()
-    changed = {k: v for k, v in run.config.to_dict().items() if before.get(k) != v}
-    # The base name's own "key-value" parts for a key changed now go: a duplicate of
-    # l-3_channels-64 given 128 channels is l-3_channels-128, not ..._channels-64_channels-128.
-    kept = [p for p in base_name.split("_") if canonical_key(p.split("-")[0]) not in changed]
-    parts = [p for p in ("_".join(kept), slug(changed) if changed else "") if p]
-    return (replace(run, name="_".join(parts) or "run"),)
+@dataclass(frozen=True)
+class BaseRun:
+    """The run ``d`` duplicated into the form: its name, config and swept values."""
+
+    name: str
+    config: RunConfig
+    swept: Mapping[str, Any] = field(default_factory=dict)
+
+
+def name_runs(runs: list[ExpandedRun], base: BaseRun | None) -> tuple[ExpandedRun, ...]:
+    """Names and swept values that say what each run is, not ``run`` for every one.
+
+    A duplicate's runs keep the base run's swept keys, with their values now, plus the
+    form's own matrix keys and every other key changed from the base: a duplicate of
+    ``l-1_ch-8_seed-0`` given 24 channels is ``l-1_ch-24_seed-0``, and an unchanged one is
+    the base run itself (queueing skips it). A new form's single run is named by what
+    differs from the defaults (``l-5_ch-16``); a new form's matrix keeps its names."""
+    if base is None:
+        if len(runs) != 1 or runs[0].name != "run":
+            return tuple(runs)
+        return (_described(runs[0], RunConfig(), {}, ""),)
+    return tuple(_described(run, base.config, base.swept, base.name) for run in runs)
+
+
+def _described(
+    run: ExpandedRun, before: RunConfig, base_swept: Mapping[str, Any], base_name: str
+) -> ExpandedRun:
+    now, old = run.config.to_dict(), before.to_dict()
+    swept: dict[str, Any] = {}
+    for key, value in [*base_swept.items(), *run.swept.items()]:  # as their files wrote them
+        swept[key] = now.get(canonical_key(key), value)
+    named = {canonical_key(key) for key in swept}
+    for key, value in now.items():
+        if old.get(key) != value and key not in named:
+            swept[SWEPT_NAMES.get(key, key)] = value
+    if not swept:  # nothing swept and nothing changed: the base run itself
+        return replace(run, name=base_name or "run")
+    if not base_swept and base_name:  # a base named by hand or by its own changes
+        parts = [p for p in base_name.split("_") if canonical_key(p.split("-")[0]) not in {
+            canonical_key(k) for k in swept}]  # fmt: skip
+        return replace(run, swept=swept, name="_".join([*parts, slug(swept)]))
+    return replace(run, swept=swept, name=slug(swept))
 
 
 def field_errors(values: Mapping[str, list[Any]]) -> dict[str, str]:

@@ -41,6 +41,7 @@ from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.sweep_file_io import LoadedSweep, load_sweep, save_sweep
 from resconv_tui.sweep_form import (
     FIELDS,
+    BaseRun,
     Preview,
     build_mapping,
     default_texts,
@@ -93,7 +94,9 @@ class NewSweepScreen(Screen[int | None]):
         base = dict(base_config or {})
         if base_run is not None:
             base = {"experiment": base_run.experiment, **base_run.config.to_dict()}
-        self._base = (base_run.name, base_run.config) if base_run is not None else None
+        self._base = (
+            BaseRun(base_run.name, base_run.config, dict(base_run.swept)) if base_run else None
+        )
         self._experiment = str(base.pop("experiment", DEFAULT_NAME))
         self._texts = default_texts(base)
         self._order = list(self._texts)  # swept keys of a loaded file go first

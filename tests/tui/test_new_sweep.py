@@ -287,7 +287,7 @@ async def test_a_duplicate_keeps_its_experiment_and_is_named_by_what_changed(
         await settle(pilot)
     assert app.result == 1
     copy = repo.list_runs()[1]
-    assert (copy.experiment, copy.name) == ("walk", "l-3_channels-64")
+    assert (copy.experiment, copy.name, copy.swept) == ("walk", "l-3_ch-64", {"ch": 64})
     assert copy.config == config.replace(channels=64)
 
 
@@ -298,7 +298,7 @@ async def test_a_new_single_run_is_named_by_what_differs_from_the_defaults(
     async with app.run_test(size=SIZE) as pilot:
         await type_into(pilot, "layers", "5")
         await type_into(pilot, "channels", "16")
-        assert form(pilot).preview.runs[0].name == "layers-5_channels-16"
+        assert form(pilot).preview.runs[0].name == "l-5_ch-16"
 
 
 def test_snapshot_form(snap_compare: Any, db_url: str) -> None:

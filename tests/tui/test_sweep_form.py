@@ -165,11 +165,26 @@ def test_memory_estimate_grows_with_batch_and_width() -> None:
     assert format_bytes(1536) == "1.5 KiB" and format_bytes(None) == "—"
 
 
-def test_a_duplicate_of_a_duplicate_replaces_the_changed_key_s_part() -> None:
-    from resconv_tui.sweep_form import name_single_run
+def test_a_duplicate_keeps_the_base_run_s_swept_keys_with_their_values_now() -> None:
+    from resconv_tui.sweep_form import BaseRun, name_runs
 
-    base = ("l-3_channels-64", RunConfig(layers=3, channels=64))
+    base = BaseRun("l-1_ch-8_seed-0", RunConfig(layers=1, channels=8), {"l": 1, "ch": 8, "seed": 0})
+    wider = expand_sweep({"name": "x", "layers": 1, "channels": 24}, source="test")
+    (run,) = name_runs(wider, base)
+    assert (run.name, run.swept) == ("l-1_ch-24_seed-0", {"l": 1, "ch": 24, "seed": 0})
+    # the form's own matrix, on a base changed in two more keys: every one is said
+    mapping = {"name": "x", "layers": 3, "channels": 24, "matrix": {"act": ["relu", "tanh"]}}
+    names = [r.name for r in name_runs(expand_sweep(mapping, source="test"), base)]
+    assert names == ["l-3_ch-24_seed-0_act-relu", "l-3_ch-24_seed-0_act-tanh"]
+    unchanged = expand_sweep({"name": "x", "layers": 1, "channels": 8}, source="test")
+    assert name_runs(unchanged, base)[0].name == "l-1_ch-8_seed-0"
+
+
+def test_a_duplicate_of_a_run_named_by_hand_replaces_the_changed_key_s_part() -> None:
+    from resconv_tui.sweep_form import BaseRun, name_runs
+
+    base = BaseRun("l-3_channels-64", RunConfig(layers=3, channels=64))
     runs = expand_sweep({"name": "x", "layers": 3, "channels": 128}, source="test")
-    assert name_single_run(runs, base)[0].name == "l-3_channels-128"
+    assert name_runs(runs, base)[0].name == "l-3_ch-128"
     runs = expand_sweep({"name": "x", "layers": 5, "channels": 64}, source="test")
-    assert name_single_run(runs, base)[0].name == "channels-64_layers-5"
+    assert name_runs(runs, base)[0].name == "channels-64_l-5"
