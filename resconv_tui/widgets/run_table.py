@@ -37,6 +37,7 @@ BAR_WIDTH = 12
 # highlighted run's), so val loss and params are on screen without scrolling.
 NARROW_BELOW = 100
 NARROW_DROPS = frozenset({"priority", "experiment"})
+NARROW_NAME_WIDTH = 18
 Cells = tuple[str | Text, ...]
 
 
@@ -78,8 +79,14 @@ class RunTable(DataTable[str | Text]):
         return tuple(c for c in COLUMNS if not (self.narrow and c[0] in NARROW_DROPS))
 
     def on_mount(self) -> None:
+        self._add_columns()
+
+    def _add_columns(self) -> None:
         for key, label in self.shown_columns:
-            self.add_column(label, key=key)
+            # Narrow: a long run name (l-1_ch-8_seed-0_act-relu) is cut, not pushing the
+            # losses off screen; the line under the table has it whole.
+            width = NARROW_NAME_WIDTH if self.narrow and key == "name" else None
+            self.add_column(label, key=key, width=width)
 
     def on_resize(self, event: events.Resize) -> None:
         narrow = event.size.width < NARROW_BELOW
@@ -89,8 +96,7 @@ class RunTable(DataTable[str | Text]):
         keep = self.highlighted_id
         self.clear(columns=True)
         self._made, self._shown = {}, {}
-        for key, label in self.shown_columns:
-            self.add_column(label, key=key)
+        self._add_columns()
         if self._last is not None:
             self.show_runs(*self._last)
             if keep is not None and str(keep) in self.rows:

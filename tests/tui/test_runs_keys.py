@@ -205,8 +205,9 @@ async def test_remove_queued_run(seeded, app_factory, settle, db_url) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await goto(pilot, 7)
-        await pilot.press("x")
+        await pilot.press("x")  # one queued run: removed at once, nothing to lose
         await settle(pilot)
+        assert isinstance(app.screen, RunsScreen)
         assert 7 not in [r.id for r in Repo.open(db_url).list_runs()]
         assert table(app).row_count == 7
         assert table(app).highlighted_id == 8  # the next run, not back at the top
@@ -237,8 +238,14 @@ async def test_remove_running_run_cancels_then_removes(seeded, app_factory, sett
         await pilot.press("x")
         await settle(pilot)
         assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question == (
+            f"Run {running} is training: cancelled first, removed once stopped. "
+            f"Remove run {running} (running) and its metrics and results? "
+            "This cannot be undone."
+        )
         await pilot.press("y")
         await settle(pilot)
+        assert isinstance(app.screen, RunsScreen)  # one question, not a second one
         assert run(db_url, running).cancel_requested
         # The worker acknowledges the cancel; the next poll removes the run.
         repo = Repo.open(db_url)
@@ -247,6 +254,100 @@ async def test_remove_running_run_cancels_then_removes(seeded, app_factory, sett
         await settle(pilot)
         assert running not in [r.id for r in repo.list_runs()]
         assert table(app).row_count == 7
+
+
+def run_ids(db_url: str) -> list[int]:
+    repo = Repo.open(db_url)
+    try:
+        return [r.id for r in repo.list_runs()]
+    finally:
+        repo.close()
+
+
+def metric_count(db_url: str, run_id: int) -> int:
+    repo = Repo.open(db_url)
+    try:
+        return len(repo.metrics_since(run_id))
+    finally:
+        repo.close()
+
+
+async def test_remove_of_marked_runs_asks_first(seeded, app_factory, settle, db_url) -> None:
+    # Runs marked for compare, then x: n keeps every row and metric, y removes them.
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await mark(pilot, 1, 2, 7)
+        await pilot.press("x")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question == (
+            "Remove 3 runs (1 queued, 2 succeeded) and their metrics and results? "
+            "This cannot be undone."
+        )
+        assert app.screen.yes_label == "Remove"
+        await pilot.press("n")
+        await settle(pilot)
+        assert isinstance(app.screen, RunsScreen)
+        assert run_ids(db_url) == [1, 2, 3, 4, 5, 6, 7, 8]
+        assert metric_count(db_url, 1) > 0
+        assert app.screen.marked == {1, 2, 7}  # still marked, to compare or remove
+        await pilot.press("x", "y")
+        await settle(pilot)
+        assert run_ids(db_url) == [3, 4, 5, 6, 8]
+        assert metric_count(db_url, 1) == 0
+        assert table(app).row_count == 5
+        assert app.screen.marked == frozenset()
+
+
+async def test_remove_of_a_finished_run_asks_first(seeded, app_factory, settle, db_url) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await goto(pilot, 1)
+        await pilot.press("x")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question.startswith(
+            "Remove run 1 (succeeded) and its metrics and results?"
+        )
+        await pilot.press("n")
+        await settle(pilot)
+        assert run(db_url, 1).validation_loss == pytest.approx(0.161)
+        assert table(app).row_count == 8
+        await pilot.press("x", "y")
+        await settle(pilot)
+        assert 1 not in run_ids(db_url)
+
+
+async def test_remove_of_marked_runs_one_training_is_one_question(
+    seeded, app_factory, settle, db_url
+) -> None:
+    running = seeded["running"]
+    fresh_heartbeat(db_url, running)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await mark(pilot, running, 8)
+        await pilot.press("x")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question == (
+            f"Run {running} is training: cancelled first, removed once stopped. "
+            "Remove 2 runs (1 queued, 1 running) and their metrics and results? "
+            "This cannot be undone."
+        )
+        await pilot.press("y")
+        await settle(pilot)
+        assert isinstance(app.screen, RunsScreen)  # no second question for the training run
+        assert run(db_url, running).cancel_requested
+        assert 8 not in run_ids(db_url)
+        repo = Repo.open(db_url)
+        assert repo.mark_cancelled(running, run(db_url, running).worker_id)
+        repo.close()
+        app.screen.refresh_now()
+        await settle(pilot)
+        assert run_ids(db_url) == [1, 2, 3, 5, 6, 7]
 
 
 async def test_space_marks_and_actions_apply_to_marked(seeded, app_factory, settle, db_url):
@@ -579,8 +680,15 @@ async def test_help_results_and_quit(seeded, app_factory, settle) -> None:
 
 
 async def test_an_80_column_terminal_shows_val_loss_and_params_without_scrolling(
-    seeded, app_factory, settle
+    seeded, app_factory, settle, db_url
 ) -> None:
+    from core.config import RunConfig
+    from core.queue import NewRun
+
+    long_name = "l-1_ch-8_seed-0_channels-24_act-relu"  # cut, not pushing params off screen
+    repo = Repo.open(db_url)
+    repo.enqueue([NewRun.from_config(RunConfig(), experiment="x", name=long_name, param_count=1)])
+    repo.close()
     app = app_factory()
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
@@ -596,4 +704,5 @@ async def test_an_80_column_terminal_shows_val_loss_and_params_without_scrolling
         await pilot.resize_terminal(120, 36)  # wide again: every column, the bar back
         await settle(pilot)
         assert len(table(app).columns) == 11 and table(app).highlighted_id == 4
+        assert cell(app, 9, "name") == long_name
         assert cell(app, 4, "progress").startswith("━")
