@@ -5,13 +5,16 @@ Every database write runs in a thread worker (``_write``) and posts
 change without waiting for the next tick. Actions apply to the marked runs on
 screen when any are, else to the highlighted run: a run the filter hides is never
 cancelled or removed unseen. Cancel, retry, run next and remove clear the marks
-(escape clears them too); priority keeps them, to press +/- again.
+(escape clears them too); priority keeps them, to press +/- again. Remove asks
+first unless it removes one queued run: marked runs or a finished run go with their
+metrics and results.
 """
 
 from __future__ import annotations
 
 import importlib
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -170,9 +173,17 @@ class RunActions:
             self._write(lambda: _say((f"next (priority {self.ctx.repo.move_to_front(ids)})", ids)))
 
     def action_remove(self) -> None:
+        """One queued run goes at once; anything more (ten runs marked for compare, a
+        finished run with its results) is named in one question first, a training run
+        included (it is cancelled, then removed once its worker stops)."""
         runs = self.targets()
-        if runs:
-            self._confirm_running(runs, "Cancel and remove it", lambda: self._remove(runs))
+        if not runs:
+            return
+        if len(runs) == 1 and runs[0].status == RunStatus.QUEUED:
+            self._remove(runs)
+            return
+        ask = ConfirmScreen(_remove_question(runs), "Remove")
+        self.app.push_screen(ask, lambda yes: self._remove(runs) if yes else None)
 
     def _remove(self, runs: list[RunRow]) -> None:
         running = [run.id for run in runs if run.status == RunStatus.RUNNING]
@@ -408,6 +419,22 @@ def _bind(target: Any, method: str, *args: Any) -> Callable[[], Any]:
 
 def _listed(numbers: list[int]) -> str:
     return ", ".join(map(str, numbers))
+
+
+def _remove_question(runs: list[RunRow]) -> str:
+    """What ``x`` would delete: how many runs of which status, and which are training."""
+    if len(runs) == 1:
+        what = f"run {runs[0].id} ({runs[0].status}) and its"
+    else:
+        counts = Counter(run.status for run in runs)
+        statuses = ", ".join(f"{counts[status]} {status}" for status in RunStatus if counts[status])
+        what = f"{len(runs)} runs ({statuses}) and their"
+    question = f"Remove {what} metrics and results? This cannot be undone."
+    if running := [run.id for run in runs if run.status == RunStatus.RUNNING]:
+        many = len(running) > 1
+        training = f"Run{'s' if many else ''} {_listed(running)} {'are' if many else 'is'}"
+        question = f"{training} training: cancelled first, removed once stopped. {question}"
+    return question
 
 
 def _say(*parts: tuple[str, list[int]]) -> str:
