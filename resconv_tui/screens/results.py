@@ -29,6 +29,7 @@ from core.queue import views as v
 from resconv_tui.context import DashboardContext, ResultsChoices
 from resconv_tui.polling import SettledRuns, held_runs, read_runs, read_workers
 from resconv_tui.screens.columns import ColumnsScreen
+from resconv_tui.widgets.rows_table import RowsTable
 from resconv_tui.widgets.workers_panel import WorkersPanel
 
 DEFAULT_VIEW = ResultsChoices()
@@ -132,7 +133,7 @@ class ResultsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield DataTable(id="results-table", cursor_type="row", zebra_stripes=True)
+        yield RowsTable(id="results-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="results-status")
         yield WorkersPanel(id="workers-panel")
         yield Footer()

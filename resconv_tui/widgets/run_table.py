@@ -12,11 +12,10 @@ from collections.abc import Sequence
 
 from rich.text import Text
 from textual import events
-from textual.binding import Binding
-from textual.widgets import DataTable
 
 from core.queue import RunRow, RunStatus
 from resconv_tui.polling import format_duration, run_eta, run_rate, silent_for
+from resconv_tui.widgets.rows_table import RowsTable
 
 COLUMNS = (
     ("mark", " "),
@@ -41,14 +40,8 @@ NARROW_NAME_WIDTH = 18
 Cells = tuple[str | Text, ...]
 
 
-class RunTable(DataTable[str | Text]):
+class RunTable(RowsTable):
     """Runs with status colours from the stylesheet (component classes, not inline colours)."""
-
-    # DataTable's home/end scroll sideways; in a list of runs they mean the first and last.
-    BINDINGS = [
-        Binding("home", "first_row", "First", show=False),
-        Binding("end", "last_row", "Last", show=False),
-    ]
 
     COMPONENT_CLASSES = {
         "run-table--queued",
@@ -145,12 +138,6 @@ class RunTable(DataTable[str | Text]):
             self.move_cursor(row=list(fresh).index(keep), animate=False)
         elif fresh:  # its run was removed: stay where it was (on the next run), not at the top
             self.move_cursor(row=min(row, len(fresh) - 1), animate=False)
-
-    def action_first_row(self) -> None:
-        self.move_cursor(row=0, animate=False)
-
-    def action_last_row(self) -> None:
-        self.move_cursor(row=max(0, self.row_count - 1), animate=False)
 
     def _patch(self, fresh: dict[int, Cells]) -> None:
         for run_id, cells in fresh.items():

@@ -62,6 +62,17 @@ async def test_default_columns_fit_120_columns_with_short_headers(
         assert table.max_scroll_x == 0
 
 
+async def test_home_and_end_go_to_the_first_and_last_row(seeded, app_factory, settle) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_results(pilot, settle)
+        table = screen.query_one("DataTable")
+        await pilot.press("end")
+        assert table.cursor_row == 2
+        await pilot.press("home")
+        assert table.cursor_row == 0
+
+
 async def test_s_cycles_sort_and_S_flips(seeded, app_factory, settle) -> None:
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
