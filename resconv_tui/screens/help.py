@@ -18,7 +18,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("r", "retry a failed or cancelled run (asks first if it diverged: it likely would again)"),
         ("+ / -", "raise / lower priority"),
         ("t", "run next: move to the front of the queue"),
-        ("x", "remove (asks first when the run is training)"),
+        ("x", "remove (asks first unless it is one queued run)"),
         ("space", "mark / unmark; c r + - t x then act on the marked runs shown (esc unmarks)"),
         ("C", "compare the marked runs' loss curves"),
         ("w", "start a worker here (asks device, slots, stack, order; enter starts), "
