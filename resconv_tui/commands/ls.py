@@ -45,8 +45,11 @@ def run(args: argparse.Namespace) -> int:
     require_experiment(repo, args.experiment)
     statuses = frozenset(RunStatus(s) for s in args.status) if args.status else None
     runs = repo.list_runs(RunFilter(statuses=statuses, experiment=args.experiment))
+    # What trains now, then what trains next (in claim order), then what has ended.
+    running = [r for r in runs if r.status == RunStatus.RUNNING]
     queued = sorted((r for r in runs if r.status == RunStatus.QUEUED), key=queue_order)
-    ordered = [*queued, *(r for r in runs if r.status != RunStatus.QUEUED)]
+    ended = [r for r in runs if r.status not in (RunStatus.RUNNING, RunStatus.QUEUED)]
+    ordered = [*running, *queued, *ended]
     stalled = stalled_runs_of(repo, runs)
     if args.json:
         print(json.dumps([run_json(r, r.id in stalled) for r in ordered], indent=1))

@@ -248,13 +248,14 @@ def test_ls_lists_runs_in_queue_order_with_filters_and_json(
     second = repo.claim(worker)
     assert second is not None
     repo.fail(second.id, worker, "CUDA out of memory (tried to allocate 2.0 GiB)")
+    assert repo.claim(worker) is not None  # run 2 trains now: listed first
     code, out, _ = cli(capsys, "ls")
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["id", "status", "run", "pri", "progress", "val", "loss",
                                 "params", "note"]  # fmt: skip
     assert [line.split()[:2] for line in lines[1:]] == [
-        ["2", "queued"], ["3", "queued"], ["1", "failed"], ["4", "succeeded"],
+        ["2", "running"], ["3", "queued"], ["1", "failed"], ["4", "succeeded"],
     ]  # fmt: skip
     assert lines[3].endswith("oom: CUDA out of memory (tried to allocate 2.0 GiB)")
     assert "0.051226" in lines[4]
@@ -263,7 +264,9 @@ def test_ls_lists_runs_in_queue_order_with_filters_and_json(
     _, out, _ = cli(capsys, "ls", "--json", "--status", "failed")
     (failed,) = json.loads(out)
     assert (failed["id"], failed["cause"], failed["name"]) == (1, "oom", "ch-4_lr-0.001")
-    assert cli(capsys, "ls", "--experiment", "smoke", "--status", "running")[1] == "no runs match\n"
+    assert cli(capsys, "ls", "--experiment", "smoke", "--status", "cancelled")[1] == (
+        "no runs match\n"
+    )
 
 
 def test_stop_signals_this_machine_s_live_workers_once(
