@@ -119,13 +119,15 @@ def read_runs(repo: Repo, settled: SettledRuns) -> tuple[tuple[RunRow, ...], Set
 
 
 def read_workers(repo: Repo, now: float) -> list[WorkerRow]:
-    """Live workers plus those that stopped or vanished in the last few minutes."""
-    return [
+    """Live workers, newest first, then those that stopped or vanished in the last few
+    minutes (after the live ones: on a 24-line terminal the panel shows only the top)."""
+    recent = [
         w
         for w in repo.list_workers(include_gone=True)
         if worker_health(w, now) != "offline"
         or w.age(now) < (SHOW_STOPPED_FOR_S if w.state == "stopped" else SHOW_GONE_FOR_S)
     ]
+    return sorted(recent, key=lambda w: worker_health(w, now) == "offline")  # stable
 
 
 def read_latest_losses(repo: Repo, run_id: int, previous: LatestLosses | None) -> LatestLosses:

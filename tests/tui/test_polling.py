@@ -179,6 +179,11 @@ def test_gone_workers_stay_listed_a_while(db_url: str) -> None:
     assert {w.id for w in polling.read_workers(repo, now + 30)} == {lost, stopped, busy}
     assert {w.id for w in polling.read_workers(repo, now + 90)} == {lost, busy}  # busy: late
     assert {w.id for w in polling.read_workers(repo, now + 16 * 60)} == set()
+    # The live one first, though the gone ones registered after it: a 24-line panel
+    # shows its top lines.
+    newest = repo.register_worker("h", 4, "cpu")
+    repo.update_worker(newest, state="lost")
+    assert [w.id for w in polling.read_workers(repo, now + 30)][0] == busy
 
 
 def test_filters(seeded: dict[str, Any], db_url: str) -> None:
