@@ -133,7 +133,8 @@ class ResultsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield RowsTable(id="results-table", cursor_type="row", zebra_stripes=True)
+        # The run (or first swept) column stays put when the table scrolls sideways.
+        yield RowsTable(id="results-table", cursor_type="row", zebra_stripes=True, fixed_columns=1)
         yield Static(id="results-status")
         yield WorkersPanel(id="workers-panel")
         yield Footer()

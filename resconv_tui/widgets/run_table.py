@@ -56,7 +56,8 @@ class RunTable(RowsTable):
     }
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        # The mark and the id stay put when the table scrolls sideways.
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True, fixed_columns=2)
         self._shown: dict[int, Cells] = {}
         # Cells per run, reused while the poll hands back the very same row object:
         # runs that are not running are re-read only when they change (see polling).
