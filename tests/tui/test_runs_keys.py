@@ -706,3 +706,13 @@ async def test_an_80_column_terminal_shows_val_loss_and_params_without_scrolling
         assert len(table(app).columns) == 11 and table(app).highlighted_id == 4
         assert cell(app, 9, "name") == long_name
         assert cell(app, 4, "progress").startswith("━")
+
+
+async def test_help_fits_an_80_column_terminal(seeded, app_factory, settle) -> None:
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        dialog = app.screen.query_one("#help-dialog")
+        assert dialog.region.right <= 80  # wraps its lines instead of clipping them
