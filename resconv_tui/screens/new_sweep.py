@@ -61,7 +61,7 @@ class NewSweepScreen(Screen[int | None]):
 
     DEFAULT_CSS = """
     NewSweepScreen #sweep-body { height: 1fr; }
-    NewSweepScreen #sweep-form { width: 64; height: 1fr; padding: 0 1; }
+    NewSweepScreen #sweep-form { width: 64; max-width: 55%; height: 1fr; padding: 0 1; }
     NewSweepScreen #sweep-fields { height: 1fr; }
     NewSweepScreen #sweep-title { height: 1; margin-bottom: 1; }
     NewSweepScreen #sweep-notes { color: $warning; height: auto; display: none; }

@@ -311,3 +311,12 @@ def test_snapshot_form(snap_compare: Any, db_url: str) -> None:
         await type_into(pilot, "kernel_size", "3,5")
 
     assert snap_compare(ScreenHost(NewSweepScreen(db_url)), terminal_size=SIZE, run_before=edit)
+
+
+async def test_the_preview_stays_readable_at_80_columns(db_url: str) -> None:
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await type_into(pilot, "layers", "1,2,3")
+        preview = app.screen.query_one(SweepPreview)
+        assert preview.region.width >= 34  # was 14: "9,6…" for a parameter count
+        assert "19,171" in screen_text(app)
