@@ -27,6 +27,7 @@ from core.queue import RunRow, RunStatus, WorkerRow
 from core.queue.failures import RETRY_ADVICE, FailureCause, run_cause
 from resconv_tui.polling import live_workers_of
 from resconv_tui.screens.confirm import ConfirmScreen
+from resconv_tui.widgets.run_table import RunTable
 from resconv_tui.worker_launcher import Launched, WorkerOptions, last_log_line
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class RunActions:
         app: Any
 
         def highlighted_run(self) -> RunRow | None: ...
+        query_one: Any  # Screen's
         def visible_runs(self) -> list[RunRow]: ...
         def refresh_now(self) -> None: ...
         def post_message(self, message: Message) -> bool: ...
@@ -208,9 +210,11 @@ class RunActions:
             self._write(lambda: _say(("removed", ready)) if self.ctx.repo.remove(ready) else "")
 
     def action_mark(self) -> None:
+        """Mark or unmark the highlighted run, then go to the next (space, space, ...)."""
         run = self.highlighted_run()
         if run is not None:
             self.marked = self.marked ^ {run.id}
+            self.query_one(RunTable).action_cursor_down()
 
     # ----- other screens ---------------------------------------------------------------
 

@@ -20,7 +20,7 @@ def test_runs_view(seeded: dict[str, Any], app_factory: Any, snap_compare: Any, 
 def test_runs_view_marked_and_filtered(seeded, app_factory, snap_compare, settle) -> None:
     async def mark_and_filter(pilot: Pilot[Any]) -> None:
         await settle(pilot)
-        await pilot.press("down", "space", "down", "down", "space", "F")
+        await pilot.press("down", "space", "down", "space", "F")  # space moves down too
         await settle(pilot)
 
     assert snap_compare(app_factory(), terminal_size=SIZE, run_before=mark_and_filter)

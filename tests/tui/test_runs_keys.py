@@ -356,7 +356,7 @@ async def test_space_marks_and_actions_apply_to_marked(seeded, app_factory, sett
         await settle(pilot)
         await goto(pilot, 7)
         await pilot.press("space")
-        await goto(pilot, 8)
+        assert table(app).highlighted_id == 8  # space goes on to the next run
         await pilot.press("space")
         assert app.screen.marked == {7, 8}
         assert cell(app, 7, "mark") == "●"
