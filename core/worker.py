@@ -112,7 +112,8 @@ class Worker:
     ) -> None:
         self.repo, self.device, self.trainer = repo, device, trainer
         self.rules = rules
-        self.checkpoint_root, self.flags = checkpoint_root, flags
+        # Absolute: each run stores its folder, read later from other working folders.
+        self.checkpoint_root, self.flags = Path(checkpoint_root).absolute(), flags
         self.stale_after_s, self.poll_max_s = stale_after_s, poll_max_s
         self.admission, self.admit_wait = admission, ADMIT_WAIT_MIN_S
         self.id = repo.register_worker(socket.gethostname(), os.getpid(), label or device)
@@ -518,7 +519,10 @@ def run_worker(
     ``rules``: what to claim (``--order``, ``--stack``).
     """
     repo = Repo.open(db_url)  # first: a wrong --db is reported without importing torch
-    root = Path(checkpoint_root) if checkpoint_root else default_checkpoint_root(db_url)
+    # Absolute: the path is stored with each run, and read from other working folders.
+    root = (
+        Path(checkpoint_root) if checkpoint_root else default_checkpoint_root(db_url)
+    ).absolute()
     try:
         resolved = device
         if trainer is None:

@@ -19,7 +19,8 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("+ / -", "raise / lower priority"),
         ("t", "run next: move to the front of the queue"),
         ("x", "remove (asks first unless it is one queued run)"),
-        ("space", "mark / unmark; c r + - t x then act on the marked runs shown (esc unmarks)"),
+        ("space", "mark / unmark, then on to the next run; c r + - t x then act on the "
+                  "marked runs shown (esc unmarks)"),
         ("C", "compare the marked runs' loss curves"),
         ("w", "start a worker here (asks device, slots, stack, order; enter starts), "
               "or stop this machine's workers (all of them, every slot; again: at once)"),

@@ -224,6 +224,16 @@ def test_a_missing_dataset_stops_the_worker_and_fails_no_run(
     assert "FashionMNIST not found: run 1 back in the queue, none failed; stopping" in out
 
 
+def test_a_relative_checkpoint_folder_is_stored_absolute(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The dashboard and other shells read the path from other working folders.
+    monkeypatch.chdir(tmp_path)
+    run_id = repo.enqueue([tiny_run()]).added_ids[0]
+    Worker(repo, "cpu", fake_trainer(), Path("ck"), StopFlags(), heartbeat_s=0.05).loop(True)
+    assert repo.get_run(run_id).checkpoint_path == str(tmp_path / "ck" / "exp" / f"run-{run_id}")
+
+
 def test_cancel_through_the_database_stops_the_running_run(repo: Repo, tmp_path: Path) -> None:
     run_id = repo.enqueue([tiny_run()]).added_ids[0]
     started = threading.Event()
