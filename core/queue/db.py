@@ -99,7 +99,16 @@ def sqlite_path(url: str) -> Path | None:
 def is_new_file(url: str) -> bool:
     """Whether opening ``url`` would create a new SQLite file (say so: a typo'd ``--db``)."""
     path = sqlite_path(url)
-    return path is not None and not path.exists()
+    return path is not None and not _exists(path)
+
+
+def _exists(path: Path) -> bool:
+    """``path.exists()``, but a folder it cannot look into (Python 3.11 raises) is the
+    open's to report, with its reason: not an error here."""
+    try:
+        return path.exists()
+    except OSError:
+        return True
 
 
 def describe(url: str) -> str:
@@ -120,7 +129,7 @@ def open_engine(
     """
     url = normalize_url(url)
     path = sqlite_path(url)
-    if path is not None and not create and not path.exists():
+    if path is not None and not create and not _exists(path):
         raise QueueError(
             f"no database at {path} (queue runs first: resconv-tui queue FILE.yml --db {path})"
         )

@@ -73,3 +73,27 @@ def test_a_folder_it_cannot_look_into_is_said_not_raised(
     assert "no permission to look into its folder (Permission denied)" in cannot_open(
         tmp_path / "locked" / "runs.db"
     )
+
+
+def test_status_under_a_folder_it_cannot_look_into_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Python 3.11: exists() (is_new_file, a read-only command's "no database" check)
+    # raises PermissionError there; the open that follows says why, in one line.
+    from resconv_tui.cli import main
+
+    real_stat = Path.stat
+    locked = tmp_path / "locked"
+
+    def stat(self: Path, *args: object, **kwargs: object) -> os.stat_result:
+        if locked in (self, *self.parents) and self != locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_stat(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    locked.mkdir()
+    monkeypatch.setattr(Path, "stat", stat)
+    for command in (["status"], ["ls"]):
+        # (As root SQLite itself gets in, so the command may well succeed: it must not
+        # raise PermissionError from the check before the open.)
+        assert main(["--db", str(locked / "runs.db"), *command]) in (0, 2)
+        assert "Traceback" not in capsys.readouterr().err
