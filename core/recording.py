@@ -47,10 +47,9 @@ LOG_EVERY = 20  # steps per TrainPoint
 STALL_AFTER_S = 600.0
 STALL_STEPS = 200
 # A step's time is the median of the last STEP_TIMES gaps between steps, so one gap that
-# held a validation pass does not stretch the limit. Gaps under MIN_STEP_S are the same
-# step seen again (a stack asks each of its runs' recorders before every step).
+# held a validation pass does not stretch the limit. Each run's recorder is timed on its
+# own: a stack asks every run's recorder before each step, one after the other.
 STEP_TIMES = 15
-MIN_STEP_S = 1e-3
 
 SPEAKER = ["worker"]  # "worker 2/4" in a slot process: the slots share one terminal
 _THREAD_SPEAKER = threading.local()  # the same for slot threads sharing one process
@@ -196,7 +195,8 @@ class Heartbeat(threading.Thread):
         self.stall_after_s, self.clock = stall_after_s, clock
         self.stepped_at = clock()
         self.step_times: deque[float] = deque(maxlen=STEP_TIMES)  # the limit grows with them
-        self.first_step = True  # the gap before it is model build and data loading
+        # Each recorder's last step (the first one's gap is model build and data loading).
+        self.last_step: dict[int, float] = {}
         self.training_thread: int | None = None
         # What this thread last wrote to the row, changed only once written: a failed
         # write is tried again at the next beat. The lock keeps a run's start or end
@@ -216,20 +216,23 @@ class Heartbeat(threading.Thread):
     def watch(self, run_ids: tuple[int, ...]) -> None:
         """Called by the training thread as its runs start (``run_ids``) and end (())."""
         with self.stall_lock:
-            self.stepped_at, self.first_step = self.clock(), True
+            self.stepped_at = self.clock()
             self.step_times.clear()
+            self.last_step = {}
             self.training_thread = threading.get_ident()
             # The row's state follows the claim (running) or the run's end (idle) now.
             self.stalled = False
             self.run_ids = run_ids
 
-    def stepped(self) -> None:
-        """Called by the training thread before every step: a clock read and two stores."""
+    def stepped(self, run_id: int = 0) -> None:
+        """Called by the training thread before every step of ``run_id``: a clock read, a
+        few stores."""
         now = self.clock()
-        gap, self.stepped_at = now - self.stepped_at, now
-        if gap > MIN_STEP_S and not self.first_step:
-            self.step_times.append(gap)
-        self.first_step = False
+        self.stepped_at = now
+        last = self.last_step.get(run_id)
+        if last is not None:
+            self.step_times.append(now - last)
+        self.last_step[run_id] = now
 
     def stall_limit(self) -> float:
         try:

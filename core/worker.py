@@ -44,6 +44,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -235,8 +236,12 @@ class Worker:
         """Record ``runs`` while ``train`` trains them, then end each on its own: a result
         ends it, an error returned for it fails it, an error raised fails them all."""
         self.heartbeat.watch(tuple(run.id for run in runs))
-        stepped = self.heartbeat.stepped
-        recorders = [RunRecorder(self.repo, run.id, self.flags, on_step=stepped) for run in runs]
+        recorders = [
+            RunRecorder(
+                self.repo, run.id, self.flags, on_step=partial(self.heartbeat.stepped, run.id)
+            )
+            for run in runs
+        ]
         try:
             results = train(
                 [r.callbacks() for r in recorders], [self.checkpoint_dir(r) for r in runs]

@@ -380,11 +380,13 @@ class StallClock:
         self.beat.watch((1,))
 
     def steps(self, count: int, seconds: float, calls: int = 1) -> None:
-        """``count`` steps of ``seconds`` each, each seen ``calls`` times (a stack's runs)."""
+        """``count`` steps of ``seconds`` each, seen by ``calls`` runs' recorders (a stack),
+        each a few milliseconds of database time after the one before."""
         for _ in range(count):
-            self.now += seconds
-            for _ in range(calls):
-                self.beat.stepped()
+            self.now += seconds - 0.004 * (calls - 1)
+            for run_id in range(calls):
+                self.beat.stepped(run_id)
+                self.now += 0.004 if run_id < calls - 1 else 0
 
     def state_after(self, seconds: float) -> str:
         self.now += seconds
