@@ -46,6 +46,14 @@ FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
+LABELS_FILE = "t10k-labels-idx1-ubyte"
+# MD5 of the published t10k labels, packed and unpacked -> torchvision class name.
+PUBLISHED_TEST_LABELS = {
+    "bb300cfdad3c16e7a12a480ee83cd310": "FashionMNIST",
+    "15d484375f8d13e6eb1aabb0c3f46965": "FashionMNIST",
+    "ec29112dd5afa0611ce80d1b7f02629c": "MNIST",
+    "27ae3e4e09519cfbb04c329615203637": "MNIST",
+}
 # dataset key -> (torchvision class name, folder name in caches and /usr/share/datasets)
 DATASETS: dict[str, tuple[str, str]] = {
     "fmnist": ("FashionMNIST", "fashion-mnist"),
@@ -75,6 +83,7 @@ class Location:
 
 
 Downloader = Callable[[str, Path], None]
+DEBIAN_DATASETS = Path("/usr/share/datasets")  # package dataset-fashion-mnist puts it here
 
 
 # ----- where to look -----------------------------------------------------------------
@@ -106,7 +115,7 @@ def default_locations(
         locations.append(Location("$RESCONV_DATA", Path(env["RESCONV_DATA"])))
     locations.append(Location("user cache", dataset_cache(dataset, cache_root(env))))
     debian = "package dataset-fashion-mnist" if dataset == "fmnist" else "Debian datasets"
-    locations.append(Location(debian, Path("/usr/share/datasets") / folder))
+    locations.append(Location(debian, DEBIAN_DATASETS / folder))
     return locations
 
 
@@ -116,7 +125,7 @@ def check_data_dir(data_dir: str | os.PathLike[str]) -> None:
     For the worker's start: an explicit folder is never skipped (see the module
     doc), so a typo would fail every queued run in turn. The worker trains runs of
     either dataset, so either will do here; a run whose dataset is not there fails
-    with its own message.
+    with its own message (with neither anywhere, the worker stops: ``NoDataHere``).
     """
     location = Location("--data-dir", Path(data_dir), explicit=True)
     try:
@@ -128,19 +137,45 @@ def check_data_dir(data_dir: str | os.PathLike[str]) -> None:
     raise DataError(_explicit_message(ANY, location, why))
 
 
+def datasets_here(data_dir: str | os.PathLike[str] | None = None) -> list[str]:
+    """The datasets whose four files are in one of the places searched (no download)."""
+    here = []
+    for dataset, (class_name, _) in DATASETS.items():
+        for location in default_locations(dataset, data_dir):
+            try:
+                if find_files(location.path, class_name) is not None:
+                    here.append(dataset)
+                    break
+            except OSError:  # a folder it cannot look into holds nothing usable
+                continue
+    return here
+
+
 # ----- finding and preparing a folder ---------------------------------------------
 
 
 def find_files(folder: Path, class_name: str) -> dict[str, Path] | None:
-    """The four files in ``folder`` (flat or torchvision layout, .gz or not), or None."""
+    """The four files in ``folder`` (flat or torchvision layout, .gz or not), or None.
+
+    MNIST's and Fashion-MNIST's files have the same names: a flat folder holding the
+    other dataset's published files (told by its 10 KB test labels) is not this one's,
+    or an MNIST run would train on Fashion-MNIST without a word."""
     for candidate in (folder / class_name / "raw", folder / "raw", folder):
         found = {}
         for name in FILES:
             plain, packed = candidate / name, candidate / f"{name}.gz"
             found[name] = plain if plain.is_file() else packed if packed.is_file() else None
-        if all(found.values()):
+        if all(found.values()) and published_as(found[LABELS_FILE]) in (None, class_name):
             return {name: path for name, path in found.items() if path is not None}
     return None
+
+
+def published_as(labels: Path | None) -> str | None:
+    """Which dataset's published test labels ``labels`` (.gz or not) are, if either's."""
+    if labels is None:
+        return None
+    digest = hashlib.md5(labels.read_bytes(), usedforsecurity=False).hexdigest()
+    return PUBLISHED_TEST_LABELS.get(digest)
 
 
 def torchvision_root(folder: Path, dataset: str, cache: Path) -> Path:
@@ -291,6 +326,9 @@ def _why_not(folder: Path) -> str:
         return "not a folder"
     missing = [n for n in FILES if not any((folder / f"{n}{x}").is_file() for x in ("", ".gz"))]
     if len(missing) < len(FILES):
+        if not missing:  # all four there: find_files refused them
+            labels = next(p for x in ("", ".gz") if (p := folder / f"{LABELS_FILE}{x}").is_file())
+            return f"holds {published_as(labels)}'s files"
         return "missing " + ", ".join(f"{name}(.gz)" for name in missing)
     return "no train-images-idx3-ubyte(.gz) etc. there"
 

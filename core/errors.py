@@ -38,6 +38,11 @@ class DataError(ResconvError):
     title = "Dataset not available"
 
 
+class NoDataHere(DataError):
+    """Neither dataset is anywhere this machine looks: every run would fail the same way,
+    so the worker stops (a run of one missing dataset, beside the other, just fails)."""
+
+
 class TrainingError(ResconvError):
     """A run failed while training (out of memory, NaN loss, ...)."""
 

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from core.capture_gate import GATE
 from core.device_choice import auto_device, resolve_device
-from core.errors import ConfigError, DataError, ResconvError
+from core.errors import ConfigError, DataError, NoDataHere, ResconvError
 from core.gpu import GpuMonitor
 from core.packing import Admission, Slot, parse_slot
 from core.processes import exited_here
@@ -250,7 +250,7 @@ class Worker:
                 recorder.flush()
         except QueueError:
             raise  # the database itself is gone: nothing sensible to record; stop
-        except DataError as exc:  # this machine's data, not the run: every run would fail
+        except NoDataHere as exc:  # this machine's data, not the run: every run would fail
             self.stop_for_data(runs, exc)
         except Exception as exc:  # any per-run problem (a stack's: every run's): record, go on
             for run, recorder in zip(runs, recorders, strict=True):
@@ -265,8 +265,8 @@ class Worker:
             else:
                 self.end(run, result, recorder)
 
-    def stop_for_data(self, runs: list[RunRow], error: DataError) -> NoReturn:
-        """The dataset cannot be found or read here: failing this run, then the next and
+    def stop_for_data(self, runs: list[RunRow], error: NoDataHere) -> NoReturn:
+        """No dataset anywhere this machine looks: failing this run, then the next and
         the next, would fail the whole queue within seconds. Put the runs back (no
         attempt counted) and stop this worker with the reason and the fix."""
         for run in runs:
@@ -437,7 +437,14 @@ class FitTrainer:
 
         # Finding, reading and resizing are CPU work: outside the capture gate, so a
         # slow load never holds up another slot's graph capture (and every slot with it).
-        host = load_datasets(dataset, image_size, "cpu", self.data_dir)
+        try:
+            host = load_datasets(dataset, image_size, "cpu", self.data_dir)
+        except DataError as error:
+            from core.data import datasets_here
+
+            if not datasets_here(self.data_dir):  # this machine has no data at all
+                raise NoDataHere(str(error)) from None
+            raise  # only this run's dataset is missing here: the run fails, others go on
         if self.device == "cpu":
             return host
         with GATE.gpu_work():

@@ -189,3 +189,21 @@ def test_a_corrupt_gz_is_reported_not_raised_raw(tmp_path: Path, idx_writer: Wri
     (folder / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip")
     with pytest.raises(DataError, match="cannot use it: BadGzipFile"):
         load([Location("--data-dir", folder)], tmp_path / "cache")
+
+
+def test_a_flat_folder_of_the_other_dataset_is_not_this_one(
+    tmp_path: Path, idx_writer: Writer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Same four file names: MNIST's published files passed for Fashion-MNIST's (and back),
+    # so RESCONV_DATA=.../fashion-mnist trained a dataset: mnist run on Fashion-MNIST.
+    import hashlib
+
+    import core.data as data
+
+    folder = idx_writer(tmp_path / "mnist-files", train=7, test=3)
+    labels = (folder / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    monkeypatch.setitem(data.PUBLISHED_TEST_LABELS, hashlib.md5(labels).hexdigest(), "MNIST")
+    assert data.find_files(folder, "MNIST") is not None
+    assert data.find_files(folder, "FashionMNIST") is None
+    with pytest.raises(DataError, match="holds MNIST's files"):
+        load([Location("$RESCONV_DATA", folder)], tmp_path / "cache")

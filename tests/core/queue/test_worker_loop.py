@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import signal
@@ -208,14 +209,14 @@ def test_a_missing_dataset_stops_the_worker_and_fails_no_run(
 ) -> None:
     # This machine's data, not the run: failing each queued run in turn emptied the
     # queue within seconds. The run goes back (no attempt counted); the worker stops.
-    from core.errors import DataError
+    from core.errors import NoDataHere
 
     ids = repo.enqueue(tiny_runs(3)).added_ids
 
     def no_data(run: RunRow, cb: FitCallbacks, checkpoint_dir: Path) -> FitResult:
-        raise DataError("FashionMNIST not found; looked in:\n  - $RESCONV_DATA: unset\nFix: ...")
+        raise NoDataHere("FashionMNIST not found; looked in:\n  - $RESCONV_DATA: unset\nFix: ...")
 
-    with pytest.raises(DataError, match="FashionMNIST not found"):
+    with pytest.raises(NoDataHere, match="FashionMNIST not found"):
         make_worker(repo, no_data, tmp_path).loop(until_empty=True)
     runs = [repo.get_run(i) for i in ids]
     assert [(r.status, r.attempts) for r in runs] == [(S.QUEUED, 0)] * 3
@@ -232,6 +233,34 @@ def test_a_relative_checkpoint_folder_is_stored_absolute(
     run_id = repo.enqueue([tiny_run()]).added_ids[0]
     Worker(repo, "cpu", fake_trainer(), Path("ck"), StopFlags(), heartbeat_s=0.05).loop(True)
     assert repo.get_run(run_id).checkpoint_path == str(tmp_path / "ck" / "exp" / f"run-{run_id}")
+
+
+def test_a_dataset_missing_beside_another_fails_only_its_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, idx_writer: Any
+) -> None:
+    # Fashion-MNIST here, MNIST nowhere: an MNIST run fails with its own message (the
+    # worker goes on with the others); with no data at all it is NoDataHere (it stops).
+    import core.data as data
+    from core.errors import DataError, NoDataHere
+    from core.worker import FitTrainer
+
+    real = data.load_datasets
+    monkeypatch.setattr(data, "load_datasets", lambda *a, **k: real(*a, **k, download=None))
+    monkeypatch.setenv("RESCONV_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "DEBIAN_DATASETS", tmp_path / "no-debian")
+    fmnist = idx_writer(tmp_path / "fmnist", train=8, test=4)
+    labels = (fmnist / "t10k-labels-idx1-ubyte.gz").read_bytes()  # told apart as published
+    digest = hashlib.md5(labels).hexdigest()
+    monkeypatch.setitem(data.PUBLISHED_TEST_LABELS, digest, "FashionMNIST")
+    monkeypatch.setenv("RESCONV_DATA", str(fmnist))
+    assert data.datasets_here() == ["fmnist"]
+    with pytest.raises(DataError, match="MNIST not found") as only_mnist:
+        FitTrainer("cpu", None).datasets("mnist", 28)
+    assert not isinstance(only_mnist.value, NoDataHere)
+    monkeypatch.setenv("RESCONV_DATA", str(tmp_path / "empty"))
+    assert data.datasets_here() == []
+    with pytest.raises(NoDataHere):
+        FitTrainer("cpu", None).datasets("fmnist", 28)
 
 
 def test_cancel_through_the_database_stops_the_running_run(repo: Repo, tmp_path: Path) -> None:
