@@ -23,7 +23,7 @@ from typing import Any
 from core.config import RunConfig
 from core.errors import ConfigError
 from core.memory import estimate_bytes
-from core.sweep import ExpandedRun, expand_sweep, slug
+from core.sweep import PAIR_ALIASES, ExpandedRun, expand_sweep, slug
 from resconv_tui.field_values import (  # noqa: F401 - re-exported: the form's whole API
     FIELDS,
     SPECS,
@@ -160,45 +160,55 @@ def preview(
 
 @dataclass(frozen=True)
 class BaseRun:
-    """The run ``d`` duplicated into the form: its name, config and swept values."""
+    """The run ``d`` duplicated into the form: its name, config, swept values, target."""
 
     name: str
     config: RunConfig
     swept: Mapping[str, Any] = field(default_factory=dict)
+    target: Mapping[str, float] | None = None
+
+
+# ks1 -> (kernel_size, 0), ks2 -> (kernel_size, 1): a pair's first and last layer value.
+PAIR_OF = {key: (canon, i) for canon, pair in PAIR_ALIASES.items() for i, key in enumerate(pair)}
 
 
 def name_runs(runs: list[ExpandedRun], base: BaseRun | None) -> tuple[ExpandedRun, ...]:
     """Names and swept values that say what each run is, not ``run`` for every one.
 
-    A duplicate's runs keep the base run's swept keys, with their values now, plus the
-    form's own matrix keys and every other key changed from the base: a duplicate of
-    ``l-1_ch-8_seed-0`` given 24 channels is ``l-1_ch-24_seed-0``, and an unchanged one is
-    the base run itself (queueing skips it). A new form's single run is named by what
-    differs from the defaults (``l-5_ch-16``); a new form's matrix keeps its names."""
+    A duplicate's runs keep the base run's swept keys (as its file spelled them) with
+    their values now, plus the form's own matrix keys and every other key changed from
+    the base: a duplicate of ``l-1_ch-8_seed-0`` given 24 channels is
+    ``l-1_ch-24_seed-0``; an unchanged one is the base run itself, target and all
+    (queueing skips it, or queues it again in place). A new form's single run is named
+    by what differs from the defaults (``l-5_ch-16``); a new form's matrix keeps its
+    names."""
     if base is None:
         if len(runs) != 1 or runs[0].name != "run":
             return tuple(runs)
-        return (_described(runs[0], RunConfig(), {}, ""),)
-    return tuple(_described(run, base.config, base.swept, base.name) for run in runs)
+        return (_described(runs[0], BaseRun("", RunConfig())),)
+    return tuple(_described(run, base) for run in runs)
 
 
-def _described(
-    run: ExpandedRun, before: RunConfig, base_swept: Mapping[str, Any], base_name: str
-) -> ExpandedRun:
-    now, old = run.config.to_dict(), before.to_dict()
+def _described(run: ExpandedRun, base: BaseRun) -> ExpandedRun:
+    now, old = run.config.to_dict(), base.config.to_dict()
+    if run.config == base.config:
+        target = dict(base.target) if base.target is not None else None
+        return replace(run, name=base.name or "run", swept=dict(base.swept), target=target)
     swept: dict[str, Any] = {}
-    for key, value in [*base_swept.items(), *run.swept.items()]:  # as their files wrote them
-        swept[key] = now.get(canonical_key(key), value)
-    named = {canonical_key(key) for key in swept}
+    spelled: dict[str, str] = {}  # config key -> how it is written: "l", or "pair" (ks1/ks2)
+    for key, value in [*base.swept.items(), *run.swept.items()]:
+        canon, pair = PAIR_OF.get(key, (canonical_key(key), -1))
+        if spelled.setdefault(canon, "pair" if pair >= 0 else key) != (
+            "pair" if pair >= 0 else key
+        ):
+            continue  # already there, spelled another way (l beside layers, ks beside ks1)
+        current = now.get(canon, value)
+        if pair >= 0 and isinstance(current, list | tuple):
+            current = current[0] if pair == 0 else current[-1]
+        swept[key] = current
     for key, value in now.items():
-        if old.get(key) != value and key not in named:
+        if old.get(key) != value and key not in spelled:
             swept[SWEPT_NAMES.get(key, key)] = value
-    if not swept:  # nothing swept and nothing changed: the base run itself
-        return replace(run, name=base_name or "run")
-    if not base_swept and base_name:  # a base named by hand or by its own changes
-        parts = [p for p in base_name.split("_") if canonical_key(p.split("-")[0]) not in {
-            canonical_key(k) for k in swept}]  # fmt: skip
-        return replace(run, swept=swept, name="_".join([*parts, slug(swept)]))
     return replace(run, swept=swept, name=slug(swept))
 
 

@@ -94,9 +94,11 @@ class NewSweepScreen(Screen[int | None]):
         base = dict(base_config or {})
         if base_run is not None:
             base = {"experiment": base_run.experiment, **base_run.config.to_dict()}
-        self._base = (
-            BaseRun(base_run.name, base_run.config, dict(base_run.swept)) if base_run else None
-        )
+        self._base = None
+        if base_run is not None:
+            self._base = BaseRun(
+                base_run.name, base_run.config, dict(base_run.swept), base_run.target
+            )
         self._experiment = str(base.pop("experiment", DEFAULT_NAME))
         self._texts = default_texts(base)
         self._order = list(self._texts)  # swept keys of a loaded file go first

@@ -287,7 +287,7 @@ async def test_a_duplicate_keeps_its_experiment_and_is_named_by_what_changed(
         await settle(pilot)
     assert app.result == 1
     copy = repo.list_runs()[1]
-    assert (copy.experiment, copy.name, copy.swept) == ("walk", "l-3_ch-64", {"ch": 64})
+    assert (copy.experiment, copy.name, copy.swept) == ("walk", "ch-64", {"ch": 64})
     assert copy.config == config.replace(channels=64)
 
 

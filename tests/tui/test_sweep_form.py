@@ -180,11 +180,26 @@ def test_a_duplicate_keeps_the_base_run_s_swept_keys_with_their_values_now() -> 
     assert name_runs(unchanged, base)[0].name == "l-1_ch-8_seed-0"
 
 
-def test_a_duplicate_of_a_run_named_by_hand_replaces_the_changed_key_s_part() -> None:
+def test_a_duplicate_of_a_pair_keyed_or_respelled_run_says_each_key_once() -> None:
     from resconv_tui.sweep_form import BaseRun, name_runs
 
-    base = BaseRun("l-3_channels-64", RunConfig(layers=3, channels=64))
-    runs = expand_sweep({"name": "x", "layers": 3, "channels": 128}, source="test")
-    assert name_runs(runs, base)[0].name == "l-3_ch-128"
-    runs = expand_sweep({"name": "x", "layers": 5, "channels": 64}, source="test")
-    assert name_runs(runs, base)[0].name == "channels-64_l-5"
+    # T6's ch1-16_ch2-32 given channels [16, 64]: the pair's values now, not ch-16,64 too
+    base = BaseRun("ch1-16_ch2-32", RunConfig(channels=[16, 32]), {"ch1": 16, "ch2": 32})
+    runs = expand_sweep({"name": "x", "channels": [16, 64]}, source="test")
+    (run,) = name_runs(runs, base)
+    assert (run.name, run.swept) == ("ch1-16_ch2-64", {"ch1": 16, "ch2": 64})
+    # swept as `layers` in the base, `l` in the form's matrix: one key, as the base wrote it
+    base = BaseRun("layers-1", RunConfig(layers=1), {"layers": 1})
+    mapping = {"name": "x", "matrix": {"l": [1, 2]}}
+    assert [r.name for r in name_runs(expand_sweep(mapping, source="test"), base)] == [
+        "layers-1", "layers-2",
+    ]  # fmt: skip
+
+
+def test_an_unchanged_duplicate_keeps_the_base_run_s_target() -> None:
+    from resconv_tui.sweep_form import BaseRun, name_runs
+
+    target = {"validation_loss": 0.0509118}
+    base = BaseRun("l-11", RunConfig(layers=11), {"l": 11}, target)
+    (same,) = name_runs(expand_sweep({"name": "x", "layers": 11}, source="test"), base)
+    assert (same.name, same.target) == ("l-11", target)  # queued again in place: kept
