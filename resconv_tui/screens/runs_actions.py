@@ -190,6 +190,10 @@ class RunActions:
         self.app.push_screen(ask, lambda yes: self._remove(runs) if yes else None)
 
     def _remove(self, runs: list[RunRow]) -> None:
+        # As they are now, not when x was pressed: a worker may have claimed one while
+        # the question was open (removing it as queued would fail the whole batch).
+        latest = {run.id: run for run in self.dashboard.runs} if self.dashboard else {}
+        runs = [latest.get(run.id, run) for run in runs]
         running = [run.id for run in runs if run.status == RunStatus.RUNNING]
         idle = [run.id for run in runs if run.status != RunStatus.RUNNING]
         # A training run is cancelled first; the poll removes it once its worker stops.

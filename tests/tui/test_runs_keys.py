@@ -300,6 +300,32 @@ async def test_remove_of_marked_runs_asks_first(seeded, app_factory, settle, db_
         assert app.screen.marked == frozenset()
 
 
+async def test_remove_uses_the_runs_as_they_are_when_confirmed(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # Run 7 was claimed while the question was open: it is cancelled (removed once its
+    # worker stops), and run 8 is removed, instead of the batch failing as "running".
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        runs_screen = app.screen
+        await mark(pilot, 7, 8)
+        await pilot.press("x")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        repo = Repo.open(db_url)
+        worker = repo.register_worker("box", 7777, "cpu")
+        repo.set_priority([7], 9)
+        claimed = repo.claim(worker)
+        assert claimed is not None and claimed.id == 7
+        runs_screen.refresh_now()
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        assert run_ids(db_url) == [1, 2, 3, 4, 5, 6, 7]
+        assert run(db_url, 7).cancel_requested
+
+
 async def test_remove_of_a_finished_run_asks_first(seeded, app_factory, settle, db_url) -> None:
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
