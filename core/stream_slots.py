@@ -34,6 +34,7 @@ from pathlib import Path
 
 from core.capture_gate import GATE
 from core.device_choice import resolve_device
+from core.errors import NoDataHere
 from core.gpu import free_for_new_runs
 from core.packing import Admission, Slot
 from core.queue import QueueError, Repo
@@ -138,6 +139,9 @@ def _slot_main(
             worker.loop(until_empty, max_runs)
     except QueueError as exc:  # the database is gone: this slot cannot go on
         failures.append(f"{speaker}: {exc}")
+    except NoDataHere as exc:  # no dataset on this machine: its runs are back in the queue
+        failures.append(f"{speaker}: {str(exc).splitlines()[0]}")
+        worker.give_back_quietly()
     except Exception as exc:  # a bug outside any run: say so, put its run back, stop the slot
         failures.append(f"{speaker}: {type(exc).__name__}: {exc}")
         worker.give_back_quietly()

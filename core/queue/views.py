@@ -97,7 +97,7 @@ def results_by_cell(
     columns: Sequence[str] | None = None,
     sort: Sequence[str] | None = None,
 ) -> Table:
-    """One row per cell (swept values without the seed): mean ± std over its seeds.
+    """One row per cell (one config but for the seed): mean ± std over its seeds.
 
     ``runs`` are the succeeded runs; ``all_runs`` (any status) count how many seeds
     each cell was queued with, so the ``seeds`` column reads "2/3" while one trains.
