@@ -142,6 +142,7 @@ def expand_sweep(data: Any, source: str = "<sweep>") -> list[ExpandedRun]:
         raise SweepError(f"{source}: the matrix expands to no runs (everything was excluded)")
     seeds = _read_seeds(data.get("seeds"), fixed, matrix, source)
     targets = _read_targets(data.get("targets"), source)
+    _check_targets_match(targets, cells, source)
     return _build_runs(experiment, fixed, cells, seeds, targets, source)
 
 
@@ -292,6 +293,21 @@ def _check_excludes_match(
         raise SweepError(
             f"{source}: exclude entry {i} {content} matches no cell of the matrix: "
             f"{_why_no_cell(entry, matrix)}"
+        )
+
+
+def _check_targets_match(targets: list[dict], cells: list[dict], source: str) -> None:
+    """Every targets entry must match some cell, as exclude entries must: a typo'd key
+    (``activation`` where the matrix says ``act``) or value would drop the published
+    figure from the results without a word."""
+    for i, entry in enumerate(targets, 1):
+        if any(_target_for(cell, [entry]) is not None for cell in cells):
+            continue
+        keys = {k: v for k, v in entry.items() if k not in TARGET_FIELDS}
+        swept = {k: [c[k] for c in cells if k in c] for c in cells for k in c}
+        content = yaml.safe_dump(entry, default_flow_style=True, sort_keys=False).strip()
+        raise SweepError(
+            f"{source}: targets entry {i} {content} matches no run: {_why_no_cell(keys, swept)}"
         )
 
 
