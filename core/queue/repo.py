@@ -132,6 +132,7 @@ class Repo:
         added: list[int] = []
         again: list[int] = []
         skipped: list[str] = []
+        retargeted: list[int] = []
         with self._write() as conn:
             existing = {} if force else self._same_runs(conn, runs)
             for run, (fate, same_id, _) in zip(runs, _fates(runs, existing), strict=True):
@@ -139,9 +140,26 @@ class Repo:
                     again.append(same_id)
                 elif fate != "new":  # a skip, or retried and claimed meanwhile (PostgreSQL)
                     skipped.append(run.name)
+                    if same_id and self._retarget(conn, same_id, run):
+                        retargeted.append(same_id)
                 else:
                     added.append(self._insert_run(conn, run, priority, now))
-        return EnqueueResult(len(added), len(skipped), tuple(added), tuple(skipped), tuple(again))
+        return EnqueueResult(
+            len(added), len(skipped), tuple(added), tuple(skipped), tuple(again),
+            tuple(retargeted),
+        )  # fmt: skip
+
+    @staticmethod
+    def _retarget(conn: Connection, run_id: int, run: NewRun) -> bool:
+        """A published figure added to (or changed in) the sweep file reaches the runs it
+        names that are already queued or done, without training them again."""
+        if not run.target:
+            return False
+        target = json.dumps(dict(run.target))
+        query = update(RUN).where(
+            RUN.c.id == run_id, or_(RUN.c.target_json.is_(None), RUN.c.target_json != target)
+        )
+        return bool(conn.execute(query.values(target_json=target)).rowcount)
 
     def plan_enqueue(self, runs: Sequence[NewRun]) -> list[str]:
         """What ``enqueue`` would do with each of ``runs`` now, without writing (``queue

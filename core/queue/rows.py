@@ -75,6 +75,7 @@ class EnqueueResult:
     added_ids: tuple[int, ...] = ()
     skipped_names: tuple[str, ...] = ()  # duplicates of a queued, running or succeeded run
     queued_again_ids: tuple[int, ...] = ()  # failed or cancelled runs of the same cells
+    retargeted_ids: tuple[int, ...] = ()  # skipped runs given the sweep's changed target
 
     @property
     def queued_again(self) -> int:
@@ -87,9 +88,14 @@ class EnqueueResult:
             if self.queued_again
             else ""
         )
+        targets = (
+            f"; {len(self.retargeted_ids)} of them given the sweep file's new target"
+            if self.retargeted_ids
+            else ""
+        )
         return (
             f"added {self.added}{again}, skipped {self.skipped} "
-            "(already queued, running or succeeded; --force to queue anyway)"
+            f"(already queued, running or succeeded; --force to queue anyway){targets}"
         )
 
 

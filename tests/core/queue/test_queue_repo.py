@@ -515,3 +515,17 @@ def test_a_removed_newest_run_s_id_is_never_handed_out_again(repo: Repo) -> None
     assert repo.remove([ids[-1]]) == 1
     again = repo.enqueue([tiny_run(7)]).added_ids
     assert list(again) == [ids[-1] + 1]
+
+
+def test_queueing_again_gives_done_runs_the_sweep_file_s_new_target(repo: Repo) -> None:
+    # A published figure added to the file after its runs trained: no retraining needed.
+    from dataclasses import replace
+
+    runs = tiny_runs(2)
+    ids = list(repo.enqueue(runs).added_ids)
+    target = {"validation_loss": 0.053}
+    result = repo.enqueue([replace(runs[0], target=target), runs[1]])
+    assert (result.added, result.skipped, result.retargeted_ids) == (0, 2, (ids[0],))
+    assert "1 of them given the sweep file's new target" in result.summary()
+    assert repo.get_run(ids[0]).target == target and repo.get_run(ids[1]).target is None
+    assert repo.enqueue([replace(runs[0], target=target)]).retargeted_ids == ()  # unchanged
