@@ -50,25 +50,35 @@ def run(args: argparse.Namespace) -> int:
     queued = sorted((r for r in runs if r.status == RunStatus.QUEUED), key=queue_order)
     ended = [r for r in runs if r.status not in (RunStatus.RUNNING, RunStatus.QUEUED)]
     ordered = [*running, *queued, *ended]
-    stalled = stalled_runs_of(repo, runs)
+    now = time.time()
+    stalled, exited = troubled_runs(repo, runs, now)
     if args.json:
-        print(json.dumps([run_json(r, r.id in stalled) for r in ordered], indent=1))
+        print(json.dumps([run_json(r, r.id in stalled, r.id in exited) for r in ordered], indent=1))
     elif ordered:
-        print(table([run_line(r, time.time(), r.id in stalled) for r in ordered]))
+        print(table([run_line(r, now, r.id in stalled, r.id in exited) for r in ordered]))
     else:
         print("no runs" + (" match" if statuses or args.experiment else " yet"))
     return 0
 
 
-def stalled_runs_of(repo: Repo, runs: list[RunRow]) -> frozenset[int]:
-    """Running runs whose worker beats but has taken no training step for minutes."""
+def troubled_runs(
+    repo: Repo, runs: list[RunRow], now: float
+) -> tuple[frozenset[int], frozenset[int]]:
+    """Running runs whose worker beats but has taken no training step for minutes, and
+    those whose worker's process on this machine has exited (kill -9: not recorded yet)."""
+    import socket
+
+    from core.processes import process_alive
     from core.queue import RunStatus
+    from resconv_tui.lost_workers import exited_workers
     from resconv_tui.polling import held_runs, stalled_runs
 
     if not any(r.status == RunStatus.RUNNING for r in runs):
-        return frozenset()
+        return frozenset(), frozenset()
     workers = repo.list_workers()
-    return stalled_runs(workers, held_runs(runs, workers))
+    gone = {w.id for w in exited_workers(workers, socket.gethostname(), process_alive, now)}
+    exited = frozenset(r.id for r in runs if r.status == RunStatus.RUNNING and r.worker_id in gone)
+    return stalled_runs(workers, held_runs(runs, workers)), exited
 
 
 def queue_order(run: RunRow) -> tuple[int, int]:
@@ -76,7 +86,9 @@ def queue_order(run: RunRow) -> tuple[int, int]:
     return (-run.priority, run.id)
 
 
-def run_line(run: RunRow, now: float, stalled: bool = False) -> tuple[str, ...]:
+def run_line(
+    run: RunRow, now: float, stalled: bool = False, exited: bool = False
+) -> tuple[str, ...]:
     from core.queue.failures import run_cause
     from resconv_tui.polling import run_eta
 
@@ -85,6 +97,8 @@ def run_line(run: RunRow, now: float, stalled: bool = False) -> tuple[str, ...]:
     if (cause := run_cause(run)) is not None:
         first_line = (run.error or "").splitlines()[:1]
         note = f"{cause.option}: {first_line[0][:60]}" if first_line else cause.option
+    elif exited:
+        note = "its worker's process has exited: worker lost (a worker or dashboard marks it)"
     elif stalled:
         from core.recording import STALL_AFTER_S
 
@@ -114,7 +128,7 @@ def table(lines: list[tuple[str, ...]]) -> str:
     return "\n".join(line(row) for row in rows)
 
 
-def run_json(run: RunRow, stalled: bool = False) -> dict[str, Any]:
+def run_json(run: RunRow, stalled: bool = False, exited: bool = False) -> dict[str, Any]:
     from core.queue.failures import run_cause
 
     cause = run_cause(run)
@@ -127,4 +141,5 @@ def run_json(run: RunRow, stalled: bool = False) -> dict[str, Any]:
         "inputs_per_s": run.inputs_per_s, "peak_memory_bytes": run.peak_memory_bytes,
         "error": run.error, "cause": None if cause is None else cause.option,
         "worker_id": run.worker_id, "attempts": run.attempts, "stalled": stalled,
+        "worker_exited": exited,
     }  # fmt: skip

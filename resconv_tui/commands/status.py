@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
     # Workers of this machine killed without a clean stop (kill -9): said, not recorded
     # (status only reads; an open dashboard or the next worker start records it).
     exited = {w.id for w in exited_workers(workers, socket.gethostname(), process_alive, now)}
-    if counts[RunStatus.QUEUED] or running:
-        print(eta_line(repo.list_runs(), workers, now))
+    if counts[RunStatus.QUEUED] or running:  # the exited ones train nothing any more
+        print(eta_line(repo.list_runs(), [w for w in workers if w.id not in exited], now))
     held = held_runs(running, workers)  # a stacked worker's row names one of its runs
     stalled = stalled_runs(workers, held)
     if running:

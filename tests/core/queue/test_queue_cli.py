@@ -188,7 +188,11 @@ def test_status_says_a_worker_of_this_machine_has_exited_and_changes_nothing(
     exited = "heartbeat 12 s ago (its worker's process has exited: worker lost)"
     assert f"worker {worker}  {exited}" in out
     assert "cpu  run #1  0 done  last seen 12 s ago (its process has exited: lost; " in out
-    assert repo.get_run(1).status == RunStatus.RUNNING  # status only reads
+    assert "queue ETA: — (no live worker)" in out  # it trains nothing any more
+    listed = cli(capsys, "ls", "--status", "running")[1]
+    assert "its worker's process has exited: worker lost" in listed and "ETA" not in listed
+    assert json.loads(cli(capsys, "ls", "--json")[1])[0]["worker_exited"] is True
+    assert repo.get_run(1).status == RunStatus.RUNNING  # status and ls only read
 
 
 def test_results_markdown_csv_json(capsys: pytest.CaptureFixture[str]) -> None:
