@@ -40,9 +40,9 @@ CAUSE_OPTIONS = {
 # What to do about each cause; the dashboard and `status` show it next to the error.
 RETRY_ADVICE = {
     FailureCause.OUT_OF_MEMORY: "retry once the device has room for it (fewer runs beside it); "
-    "a smaller batch_size is a new run (d in the dashboard)",
+    "a smaller batch_size is a new run (d duplicates a run in the dashboard)",
     FailureCause.DIVERGED: "the same config and seed most likely diverge again: a lower lr or "
-    "another seed is a new run (d in the dashboard)",
+    "another seed is a new run (d duplicates a run in the dashboard)",
     FailureCause.WORKER_LOST: "its worker crashed, was killed or lost the database: the run "
     "itself did not fail, so retry it",
     FailureCause.ERROR: "read the error; retry once its cause is fixed",

@@ -342,6 +342,11 @@ def format_cell(column: str, value: Any) -> str:
 # ----- small formatters shared by the CLI and the TUI --------------------------------
 
 
+def pids_of(pids: Sequence[int]) -> str:
+    """``pid 4242``, ``pids 4242, 4243``."""
+    return f"pid{'s' if len(pids) > 1 else ''} {', '.join(map(str, pids))}"
+
+
 def count_of(n: int, noun: str) -> str:
     """``1 run``, ``3 runs``, ``1,200 finished runs``."""
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"

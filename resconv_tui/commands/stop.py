@@ -33,6 +33,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.queue.views import pids_of
     from resconv_tui.polling import live_workers_of
     from resconv_tui.worker_launcher import WorkerLauncher
 
@@ -61,16 +62,12 @@ def run(args: argparse.Namespace) -> int:
     now_ones = [pid for pid in signalled if pid in asked_before]
     first = [pid for pid in signalled if pid not in asked_before]
     if first:
-        said.append(f"asked worker pid {_listed(first)} to stop after the current step")
+        said.append(f"asked worker {pids_of(first)} to stop after the current step")
     if now_ones:
-        said.append(f"told worker pid {_listed(now_ones)} to exit at once")
+        said.append(f"told worker {pids_of(now_ones)} to exit at once")
     if said:
         print("; ".join(said) + "; runs go back to the queue")
     if failed:
-        print(f"could not signal worker pid {_listed(failed)} (another user's process?)")
+        print(f"could not signal worker {pids_of(failed)} (another user's process?)")
         return 1
     return 0
-
-
-def _listed(pids: list[int]) -> str:
-    return ", ".join(map(str, pids))

@@ -25,6 +25,7 @@ from textual.message import Message
 from core.errors import ResconvError
 from core.queue import RunRow, RunStatus, WorkerRow
 from core.queue.failures import RETRY_ADVICE, FailureCause, run_cause
+from core.queue.views import pids_of
 from resconv_tui.polling import live_workers_of
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.widgets.run_table import RunTable
@@ -296,11 +297,11 @@ class RunActions:
         def again() -> None:
             for pid in pids:
                 self.ctx.launcher.stop(pid)
-            self.notify(f"worker pid {_listed(pids)}: exiting now, runs back in the queue")
+            self.notify(f"worker {pids_of(pids)}: exiting now, runs back in the queue")
 
         many = len(pids) > 1
         question = (
-            f"Worker pid {_listed(pids)} {'were' if many else 'was'} asked to stop and "
+            f"Worker {pids_of(pids)} {'were' if many else 'was'} asked to stop and "
             f"{'are' if many else 'is'} finishing the current step. Stop at once? "
             "Runs go back to the queue."
         )
@@ -363,7 +364,7 @@ class RunActions:
             asked = [pid for pid in pids if pid not in gone]
             self.ctx.stopping_pids.update(asked)
             self.ctx.last_stop_at = time.time()
-            said = [f"asked worker pid {_listed(asked)} to stop"] if asked else []
+            said = [f"asked worker {pids_of(asked)} to stop"] if asked else []
             said += [f"no process {_listed(gone)}"] if gone else []
             self.notify("; ".join(said), severity="warning" if gone else "information")
 

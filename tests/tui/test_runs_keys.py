@@ -504,7 +504,8 @@ async def test_w_stops_every_local_worker_process_after_naming_its_runs(
         await pilot.press("w")
         assert isinstance(app.screen, ConfirmScreen)
         assert app.screen.question.startswith(
-            f"Worker pid {', '.join(map(str, pids))} {'were' if len(pids) > 1 else 'was'} asked"
+            f"Worker pid{'s' if len(pids) > 1 else ''} {', '.join(map(str, pids))} "
+            f"{'were' if len(pids) > 1 else 'was'} asked"
         )
         await pilot.press("n")
         assert launcher.stopped == pids and launcher.started == []
@@ -530,7 +531,7 @@ async def test_w_offers_stop_at_once_for_a_worker_stopping_by_another_s_hand(
         assert launcher.stopped == [3002]
         await pilot.press("w")  # both asked: stop at once is offered for both
         assert isinstance(app.screen, ConfirmScreen)
-        assert app.screen.question.startswith("Worker pid 3001, 3002 were asked to stop")
+        assert app.screen.question.startswith("Worker pids 3001, 3002 were asked to stop")
 
 
 async def test_w_signals_thread_slots_once_by_their_shared_pid(

@@ -116,7 +116,8 @@ def test_queueing_again_says_which_runs_had_diverged(capsys: pytest.CaptureFixtu
     assert out[0].startswith("added 0, queued again 2 (failed or cancelled before), skipped 2")
     assert out[1] == (
         "note: run 1 had diverged (loss NaN/inf): the same config and seed most likely "
-        "diverge again: a lower lr or another seed is a new run (d in the dashboard)"
+        "diverge again: a lower lr or another seed is a new run (d duplicates a run in the "
+        "dashboard)"
     )
     assert len(out) == 2 or out[2].startswith("no worker")
 
