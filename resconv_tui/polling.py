@@ -91,6 +91,9 @@ def read_dashboard(
     workers = tuple(read_workers(repo, now))
     losses = None
     if selected is not None:
+        run = next((r for r in runs if r.id == selected), None)
+        if latest is not None and run is not None and run.inputs_done < (latest.inputs or 0):
+            latest = None  # queued again: its old metrics were deleted, start afresh
         losses = read_latest_losses(repo, selected, latest)
     # The summary line's figures, counted here (a thread) rather than while drawing.
     ends = queue_forecast(runs, workers, now)

@@ -316,7 +316,9 @@ def _detail_text(run: RunRow, latest: LatestLosses | None) -> str:
         return f"{head} · failed, {cause}: {run.error}"
     if run.error:
         return f"{head} · {run.status}: {run.error}"
-    if latest is None or latest.run_id != run.id or latest.last_id == 0:
+    # Queued (again, after a retry: its old metrics are gone): no losses to show yet.
+    stale = run.status == RunStatus.QUEUED
+    if stale or latest is None or latest.run_id != run.id or latest.last_id == 0:
         return f"{head} · {run.status}"
     train = "—" if latest.train_loss is None else f"{latest.train_loss:.5f}"
     val = "—" if latest.val_loss is None else f"{latest.val_loss:.5f}"

@@ -206,6 +206,22 @@ def test_latest_losses_are_read_incrementally(seeded: dict[str, Any], db_url: st
     assert newer.train_loss == 0.1 and newer.val_loss == 0.081 and newer.last_id > first.last_id
 
 
+def test_a_run_queued_again_shows_none_of_its_old_losses(
+    seeded: dict[str, Any], db_url: str
+) -> None:
+    # Cancelled and retried: its metrics were deleted; the line under the table showed
+    # the old train loss until new rows came.
+    repo = Repo.open(db_url)
+    run_id = seeded["running"]
+    before = polling.read_dashboard(repo, NOW, selected=run_id)
+    assert before.latest is not None and before.latest.train_loss is not None
+    worker = repo.get_run(run_id).worker_id
+    assert worker is not None and repo.requeue(run_id, worker)
+    repo.add_metrics(run_id, [MetricPoint(1, 64, "lr", 0.0003)])  # not a loss yet
+    after = polling.read_dashboard(repo, NOW, selected=run_id, latest=before.latest)
+    assert after.latest is not None and after.latest.train_loss is None
+
+
 def test_read_dashboard(seeded: dict[str, Any], db_url: str) -> None:
     dash = polling.read_dashboard(Repo.open(db_url), NOW, selected=seeded["running"])
     assert len(dash.runs) == 8 and len(dash.workers) == 2
