@@ -179,3 +179,10 @@ def test_progress_of_a_run_whose_last_whole_batch_passed_max_inputs(db_url: str)
     repo.finish(run_id, worker, FinalFigures(0.05, None, 9.0, 7000.0, None, 64_032))
     assert progress(repo.get_run(run_id)) == ("64,032 inputs (max_inputs 64,000, in whole batches)")
     repo.close()
+
+
+async def test_the_loss_chart_stays_readable_at_80_columns(db_url: str, runs: dict) -> None:
+    app = ScreenHost(RunDetailScreen(db_url, runs["running"]))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert detail(pilot).query_one("#chart-loss").region.width >= 40  # was 28
