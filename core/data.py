@@ -138,10 +138,12 @@ def check_data_dir(data_dir: str | os.PathLike[str]) -> None:
 
 
 def datasets_here(data_dir: str | os.PathLike[str] | None = None) -> list[str]:
-    """The datasets whose four files are in one of the places searched (no download)."""
+    """The datasets whose four files are in one of the places searched (no download):
+    with ``data_dir``, that folder alone, as loading never looks past it."""
     here = []
     for dataset, (class_name, _) in DATASETS.items():
-        for location in default_locations(dataset, data_dir):
+        locations = default_locations(dataset, data_dir)
+        for location in locations[:1] if data_dir else locations:
             try:
                 if find_files(location.path, class_name) is not None:
                     here.append(dataset)

@@ -304,7 +304,7 @@ def _check_targets_match(targets: list[dict], cells: list[dict], source: str) ->
         if any(_target_for(cell, [entry]) is not None for cell in cells):
             continue
         keys = {k: v for k, v in entry.items() if k not in TARGET_FIELDS}
-        swept = {k: [c[k] for c in cells if k in c] for c in cells for k in c}
+        swept = {k: list(dict.fromkeys(c[k] for c in cells if k in c)) for c in cells for k in c}
         content = yaml.safe_dump(entry, default_flow_style=True, sort_keys=False).strip()
         raise SweepError(
             f"{source}: targets entry {i} {content} matches no run: {_why_no_cell(keys, swept)}"

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from core.processes import exited_here
 from core.queue import Repo, WorkerRow
 from core.queue.repo import LIVE_WORKER_STATES
+from core.queue.views import pids_of
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class LostWorkers:
     run_ids: list[int]
 
     def message(self) -> str:
-        who = f"worker pid {', '.join(map(str, self.pids))}"
+        who = f"worker {pids_of(self.pids)}"
         if not self.run_ids:
             return f"{who} exited without stopping cleanly (marked lost)"
         many = len(self.run_ids) > 1

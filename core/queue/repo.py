@@ -154,12 +154,12 @@ class Repo:
         """A published figure added to (or changed in) the sweep file reaches the runs it
         names that are already queued or done, without training them again."""
         if not run.target:
-            return False
-        target = json.dumps(dict(run.target))
-        query = update(RUN).where(
-            RUN.c.id == run_id, or_(RUN.c.target_json.is_(None), RUN.c.target_json != target)
-        )
-        return bool(conn.execute(query.values(target_json=target)).rowcount)
+            return False  # a target taken out of the file stays: the figure was published
+        stored = conn.execute(select(RUN.c.target_json).where(RUN.c.id == run_id)).scalar()
+        if stored is not None and json.loads(stored) == dict(run.target):
+            return False  # the same figures, however the file orders or writes them
+        query = update(RUN).where(RUN.c.id == run_id)
+        return bool(conn.execute(query.values(target_json=json.dumps(dict(run.target)))).rowcount)
 
     def plan_enqueue(self, runs: Sequence[NewRun]) -> list[str]:
         """What ``enqueue`` would do with each of ``runs`` now, without writing (``queue

@@ -46,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
     pids = sorted({w.pid for w in live} - (set() if args.now else asked_before))
     if not pids:
         if asked_before:
-            listed = ", ".join(map(str, sorted(asked_before)))
-            print(f"worker pid {listed} already stopping (--now: stop at once)")
+            print(f"worker {pids_of(sorted(asked_before))} already stopping (--now: stop at once)")
         else:
             print(f"no live worker on {host}")
         return 0

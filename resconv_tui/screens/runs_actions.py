@@ -374,7 +374,7 @@ class RunActions:
         who = (
             f"Worker pid {pids[0]} is"
             if len(pids) == 1
-            else (f"The {len(pids)} worker processes here (pid {_listed(pids)}) are")
+            else (f"The {len(pids)} worker processes here ({pids_of(pids)}) are")
         )
         runs = f"run{'s' if len(training) > 1 else ''} {_listed(training)}"
         question = f"{who} training {runs}. Stop? Runs go back to the queue."

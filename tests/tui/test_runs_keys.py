@@ -479,7 +479,7 @@ async def test_w_stops_local_worker_then_starts_one(seeded, app_factory, settle,
     ("workers", "pids", "who"),
     [
         # `worker --slots 2` as processes: a row per slot process.
-        ("local_slot_workers", [3001, 3002], "The 2 worker processes here (pid 3001, 3002) are"),
+        ("local_slot_workers", [3001, 3002], "The 2 worker processes here (pids 3001, 3002) are"),
         # `worker --stack 3`: one row naming one run, three runs training.
         ("local_stack_worker", [3003], "Worker pid 3003 is"),
     ],

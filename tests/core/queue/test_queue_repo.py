@@ -529,3 +529,7 @@ def test_queueing_again_gives_done_runs_the_sweep_file_s_new_target(repo: Repo) 
     assert "1 of them given the sweep file's new target" in result.summary()
     assert repo.get_run(ids[0]).target == target and repo.get_run(ids[1]).target is None
     assert repo.enqueue([replace(runs[0], target=target)]).retargeted_ids == ()  # unchanged
+    both = {"validation_loss": 0.053, "params": 675}
+    assert repo.enqueue([replace(runs[1], target=both)]).retargeted_ids == (ids[1],)
+    reordered = {"params": 675.0, "validation_loss": 0.053}  # the same figures
+    assert repo.enqueue([replace(runs[1], target=reordered)]).retargeted_ids == ()

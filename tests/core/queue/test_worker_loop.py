@@ -257,6 +257,7 @@ def test_a_dataset_missing_beside_another_fails_only_its_run(
     with pytest.raises(DataError, match="MNIST not found") as only_mnist:
         FitTrainer("cpu", None).datasets("mnist", 28)
     assert not isinstance(only_mnist.value, NoDataHere)
+    assert data.datasets_here(tmp_path / "empty") == []  # --data-dir: that folder alone
     monkeypatch.setenv("RESCONV_DATA", str(tmp_path / "empty"))
     assert data.datasets_here() == []
     with pytest.raises(NoDataHere):
