@@ -75,6 +75,9 @@ class Preview:
     errors: Mapping[str, str] = field(default_factory=dict)  # field key (or "name") -> reason
     total: int = 0  # runs the fields multiply out to, even when some are invalid
     memory: tuple[int, ...] = ()  # each run's estimated bytes (computed off the UI thread)
+    # What queueing would do with each run against the database now (Repo.plan_enqueue:
+    # "new", "again #5 failed", "skip #3 succeeded"); empty when not asked.
+    plans: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -21,6 +21,7 @@ value, a list (``3,5,7``) or a range (``3..11:2``); see ``resconv_tui.sweep_form
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from textual.widgets import Button, Footer, Header, Input, Static
 
 from core.errors import ResconvError
 from core.queue import Repo, RunRow
+from core.queue.db import is_new_file
 from core.queue.failures import diverged_before, diverged_warning
 from core.queue.rows import EnqueueResult, NewRun
 from core.queue.views import count_of
@@ -150,7 +152,22 @@ class NewSweepScreen(Screen[int | None]):
     def compute_preview(self) -> Preview:
         name, texts, priority = self._snapshot()
         result = preview(name, texts, self._key_names, self._extra, self._base)
-        return _with_priority(result, priority)
+        return _with_priority(self.planned(result), priority)
+
+    def planned(self, result: Preview) -> Preview:
+        """``result`` with what queueing would do with each run now (new, queue again,
+        skip), as ``queue --dry-run`` says it: a finished sweep reads "9 already there"."""
+        if not result.ok or is_new_file(self.db_url):
+            return result
+        try:
+            repo = Repo.open(self.db_url, create=False)
+            try:
+                plans = repo.plan_enqueue([NewRun.from_expanded(run) for run in result.runs])
+            finally:
+                repo.close()
+        except ResconvError:
+            return result  # the queue cannot be read now: ctrl+s will say why
+        return replace(result, plans=tuple(plans))
 
     def apply_preview(self, result: Preview) -> None:
         self.preview = result
@@ -173,7 +190,7 @@ class NewSweepScreen(Screen[int | None]):
     def refresh_preview(self) -> None:
         # A 2000-run sweep takes a moment to expand: keep typing smooth.
         name, texts, priority = self.app.call_from_thread(self._snapshot)
-        result = preview(name, texts, self._key_names, self._extra, self._base)
+        result = self.planned(preview(name, texts, self._key_names, self._extra, self._base))
         self.app.call_from_thread(self.apply_preview, _with_priority(result, priority))
 
     def _snapshot(self) -> tuple[str, dict[str, str], str]:

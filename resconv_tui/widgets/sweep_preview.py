@@ -48,7 +48,15 @@ def summary(preview: Preview) -> Text:
     memory = max(preview.memory)
     runs = "1 run" if len(counts) == 1 else f"{len(counts)} runs"
     text = Text(runs, style="bold green")
-    text.append(f"  params {min(counts):,}..{max(counts):,}" if len(counts) > 1 else "")
+    if preview.plans:  # against the database: what ctrl+s would add
+        new = sum(plan == "new" for plan in preview.plans)
+        again = sum(plan.startswith("again") for plan in preview.plans)
+        there = len(preview.plans) - new - again
+        parts = [f"{new} new", *([f"{again} again"] if again else []),
+                 *([f"{there} already queued or done"] if there else [])]  # fmt: skip
+        text.append(f" ({', '.join(parts)})", style="bold" if not new and not again else "")
+    low, high = min(counts), max(counts)
+    text.append(f"  params {low:,}..{high:,}" if low != high else f"  params {low:,}")
     text.append(f"  est. memory <= {format_bytes(memory)}", style="dim")
     return text
 
@@ -61,8 +69,14 @@ def run_table(preview: Preview) -> Table | str:
     table.add_column("name", ratio=1, overflow="fold")
     table.add_column("params", justify="right", no_wrap=True)
     table.add_column("~mem", justify="right", no_wrap=True)
-    for run, memory in zip(preview.runs[:MAX_ROWS], preview.memory, strict=False):
-        table.add_row(str(run.index), run.name, f"{run.param_count:,}", format_bytes(memory))
+    if preview.plans:
+        table.add_column("queue", no_wrap=True)  # new / again / there
+    plans = preview.plans or ("",) * len(preview.runs)
+    for run, memory, plan in zip(preview.runs[:MAX_ROWS], preview.memory, plans, strict=False):
+        cells = [str(run.index), run.name, f"{run.param_count:,}", format_bytes(memory)]
+        word = "there" if plan.startswith("skip") else plan.split(" ")[0]
+        table.add_row(*cells, *([word] if preview.plans else []))
     if len(preview.runs) > MAX_ROWS:
-        table.add_row("", f"... and {len(preview.runs) - MAX_ROWS} more", "", "")
+        more = ["", f"... and {len(preview.runs) - MAX_ROWS} more", "", ""]
+        table.add_row(*more, *([""] if preview.plans else []))
     return table

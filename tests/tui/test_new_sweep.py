@@ -320,3 +320,23 @@ async def test_the_preview_stays_readable_at_80_columns(db_url: str) -> None:
         preview = app.screen.query_one(SweepPreview)
         assert preview.region.width >= 34  # was 14: "9,6…" for a parameter count
         assert "19,171" in screen_text(app)
+
+
+async def test_the_preview_says_what_queueing_would_do_against_the_database(
+    db_url: str,
+) -> None:
+    # As queue --dry-run: a sweep whose runs are all there reads "already queued or done".
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, "layers", "1,2")
+        await type_into(pilot, "max_inputs", "256")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, "layers", "1,2,3")
+        await type_into(pilot, "max_inputs", "256")
+        assert form(pilot).preview.plans == ("skip #1 queued", "skip #2 queued", "new")
+        text = screen_text(app)
+        assert "3 runs (1 new, 2 already queued or done)" in text
+        assert text.count("there") >= 2
