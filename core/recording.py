@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from core.gpu import GpuMonitor
 from core.queue import MetricPoint, QueueError, Repo
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS
-from core.queue.views import format_age
+from core.queue.views import format_age, ids_of
 
 if TYPE_CHECKING:  # torch-using modules are imported when the worker starts training
     from core.train import FitCallbacks, TrainPoint, ValidationPoint
@@ -271,7 +271,7 @@ class Heartbeat(threading.Thread):
             return
         self.repo.mark_worker_stalled(self.worker_id, stalled)  # may raise: tried again
         self.stalled = stalled
-        runs = f"run{'s' if len(run_ids) > 1 else ''} {', '.join(map(str, run_ids))}"
+        runs = ids_of("run", run_ids)
         if stalled:
             say(f"{runs}: no training step for {format_age(still_for)}: stalled. "
                 "The training thread is at:\n" + self.training_stack()

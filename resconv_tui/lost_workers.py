@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from core.processes import exited_here
 from core.queue import Repo, WorkerRow
 from core.queue.repo import LIVE_WORKER_STATES
-from core.queue.views import pids_of
+from core.queue.views import ids_of
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,11 @@ class LostWorkers:
     run_ids: list[int]
 
     def message(self) -> str:
-        who = f"worker {pids_of(self.pids)}"
+        who = f"worker {ids_of('pid', self.pids)}"
         if not self.run_ids:
             return f"{who} exited without stopping cleanly (marked lost)"
         many = len(self.run_ids) > 1
-        runs = f"run{'s' if many else ''} {', '.join(map(str, self.run_ids))}"
+        runs = ids_of("run", self.run_ids)
         return (
             f"{who} exited without stopping cleanly: {runs} marked failed (worker lost); "
             f"r or 'resconv-tui retry --cause worker-lost' queues {'them' if many else 'it'} again"

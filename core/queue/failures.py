@@ -16,6 +16,7 @@ from enum import StrEnum
 from core.queue.repo import WORKER_LOST, Repo
 from core.queue.rows import NewRun, RunFilter, RunRow
 from core.queue.status import RunStatus
+from core.queue.views import ids_of
 
 
 class FailureCause(StrEnum):
@@ -106,5 +107,5 @@ def diverged_warning(diverged: Iterable[int], queued_again: Iterable[int]) -> st
     again = sorted(set(diverged) & set(queued_again))
     if not again:
         return None
-    runs = f"run{'s' if len(again) > 1 else ''} {', '.join(map(str, again))}"
+    runs = ids_of("run", again)
     return f"{runs} had diverged (loss NaN/inf): {RETRY_ADVICE[FailureCause.DIVERGED]}"

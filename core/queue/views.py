@@ -342,9 +342,9 @@ def format_cell(column: str, value: Any) -> str:
 # ----- small formatters shared by the CLI and the TUI --------------------------------
 
 
-def pids_of(pids: Sequence[int]) -> str:
-    """``pid 4242``, ``pids 4242, 4243``."""
-    return f"pid{'s' if len(pids) > 1 else ''} {', '.join(map(str, pids))}"
+def ids_of(noun: str, ids: Sequence[int]) -> str:
+    """``pid 4242``, ``pids 4242, 4243``; ``run 4``, ``runs 4, 5``."""
+    return f"{noun}{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
 
 
 def count_of(n: int, noun: str) -> str:

@@ -120,8 +120,10 @@ def retry(args: argparse.Namespace) -> int:
 
 
 def remove(args: argparse.Namespace) -> int:
+    from core.queue.views import count_of
+
     removed = open_repo(args).remove(args.ids)
-    print(f"removed {removed} run{'s' if removed != 1 else ''}")
+    print(f"removed {count_of(removed, 'run')}")
     return 0
 
 

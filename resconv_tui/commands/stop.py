@@ -33,7 +33,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.queue.views import pids_of
+    from core.queue.views import ids_of
     from resconv_tui.polling import live_workers_of
     from resconv_tui.worker_launcher import WorkerLauncher
 
@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     pids = sorted({w.pid for w in live} - (set() if args.now else asked_before))
     if not pids:
         if asked_before:
-            print(f"worker {pids_of(sorted(asked_before))} already stopping (--now: stop at once)")
+            stopping = ids_of("pid", sorted(asked_before))
+            print(f"worker {stopping} already stopping (--now: stop at once)")
         else:
             print(f"no live worker on {host}")
         return 0
@@ -61,12 +62,12 @@ def run(args: argparse.Namespace) -> int:
     now_ones = [pid for pid in signalled if pid in asked_before]
     first = [pid for pid in signalled if pid not in asked_before]
     if first:
-        said.append(f"asked worker {pids_of(first)} to stop after the current step")
+        said.append(f"asked worker {ids_of('pid', first)} to stop after the current step")
     if now_ones:
-        said.append(f"told worker {pids_of(now_ones)} to exit at once")
+        said.append(f"told worker {ids_of('pid', now_ones)} to exit at once")
     if said:
         print("; ".join(said) + "; runs go back to the queue")
     if failed:
-        print(f"could not signal worker {pids_of(failed)} (another user's process?)")
+        print(f"could not signal worker {ids_of('pid', failed)} (another user's process?)")
         return 1
     return 0

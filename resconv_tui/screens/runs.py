@@ -281,7 +281,7 @@ class RunsScreen(RunActions, Screen[None]):
         if self.marked:
             count = len(self.marked)
             self.action_clear_marks()
-            self.notify(f"{count} mark{'s' if count > 1 else ''} cleared")
+            self.notify(f"{count_of(count, 'mark')} cleared")
         else:
             self.action_clear_filters()
 

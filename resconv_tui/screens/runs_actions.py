@@ -25,7 +25,7 @@ from textual.message import Message
 from core.errors import ResconvError
 from core.queue import RunRow, RunStatus, WorkerRow
 from core.queue.failures import RETRY_ADVICE, FailureCause, run_cause
-from core.queue.views import pids_of
+from core.queue.views import ids_of
 from resconv_tui.polling import live_workers_of
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.widgets.run_table import RunTable
@@ -297,11 +297,11 @@ class RunActions:
         def again() -> None:
             for pid in pids:
                 self.ctx.launcher.stop(pid)
-            self.notify(f"worker {pids_of(pids)}: exiting now, runs back in the queue")
+            self.notify(f"worker {ids_of('pid', pids)}: exiting now, runs back in the queue")
 
         many = len(pids) > 1
         question = (
-            f"Worker {pids_of(pids)} {'were' if many else 'was'} asked to stop and "
+            f"Worker {ids_of('pid', pids)} {'were' if many else 'was'} asked to stop and "
             f"{'are' if many else 'is'} finishing the current step. Stop at once? "
             "Runs go back to the queue."
         )
@@ -364,7 +364,7 @@ class RunActions:
             asked = [pid for pid in pids if pid not in gone]
             self.ctx.stopping_pids.update(asked)
             self.ctx.last_stop_at = time.time()
-            said = [f"asked worker {pids_of(asked)} to stop"] if asked else []
+            said = [f"asked worker {ids_of('pid', asked)} to stop"] if asked else []
             said += [f"no process {_listed(gone)}"] if gone else []
             self.notify("; ".join(said), severity="warning" if gone else "information")
 
@@ -374,9 +374,9 @@ class RunActions:
         who = (
             f"Worker pid {pids[0]} is"
             if len(pids) == 1
-            else (f"The {len(pids)} worker processes here ({pids_of(pids)}) are")
+            else (f"The {len(pids)} worker processes here ({ids_of('pid', pids)}) are")
         )
-        runs = f"run{'s' if len(training) > 1 else ''} {_listed(training)}"
+        runs = ids_of("run", training)
         question = f"{who} training {runs}. Stop? Runs go back to the queue."
         self.app.push_screen(ConfirmScreen(question, "Stop"), lambda yes: stop() if yes else None)
 
