@@ -16,10 +16,11 @@ and runs still running are touched.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from core.processes import exited_here
+from core.processes import exited_here, process_alive
 from core.queue import Repo, WorkerRow
 from core.queue.repo import LIVE_WORKER_STATES
 from core.queue.views import ids_of
@@ -56,6 +57,12 @@ def exited_workers(
         if w.state in LIVE_WORKER_STATES
         and exited_here(w.host, w.pid, w.age(now), here=host, alive=alive)
     ]
+
+
+def exited_here_now(workers: Sequence[WorkerRow], now: float) -> set[str]:
+    """The ids of ``workers`` of this machine whose process has exited (``status`` and
+    ``ls``, which only read and say so)."""
+    return {w.id for w in exited_workers(workers, socket.gethostname(), process_alive, now)}
 
 
 def recover_exited_workers(

@@ -66,17 +66,14 @@ def troubled_runs(
 ) -> tuple[frozenset[int], frozenset[int]]:
     """Running runs whose worker beats but has taken no training step for minutes, and
     those whose worker's process on this machine has exited (kill -9: not recorded yet)."""
-    import socket
-
-    from core.processes import process_alive
     from core.queue import RunStatus
-    from resconv_tui.lost_workers import exited_workers
+    from resconv_tui.lost_workers import exited_here_now
     from resconv_tui.polling import held_runs, stalled_runs
 
     if not any(r.status == RunStatus.RUNNING for r in runs):
         return frozenset(), frozenset()
     workers = repo.list_workers()
-    gone = {w.id for w in exited_workers(workers, socket.gethostname(), process_alive, now)}
+    gone = exited_here_now(workers, now)
     exited = frozenset(r.id for r in runs if r.status == RunStatus.RUNNING and r.worker_id in gone)
     return stalled_runs(workers, held_runs(runs, workers)), exited
 

@@ -7,7 +7,6 @@ for SQLAlchemy.
 from __future__ import annotations
 
 import argparse
-import socket
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -32,10 +31,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.processes import process_alive
     from core.queue import RunFilter, RunStatus
     from core.queue.db import describe
-    from resconv_tui.lost_workers import exited_workers
+    from resconv_tui.lost_workers import exited_here_now
     from resconv_tui.polling import held_runs, stalled_runs
 
     repo = open_repo(args)
@@ -47,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     workers = repo.list_workers()
     # Workers of this machine killed without a clean stop (kill -9): said, not recorded
     # (status only reads; an open dashboard or the next worker start records it).
-    exited = {w.id for w in exited_workers(workers, socket.gethostname(), process_alive, now)}
+    exited = exited_here_now(workers, now)
     if counts[RunStatus.QUEUED] or running:  # the exited ones train nothing any more
         print(eta_line(repo.list_runs(), [w for w in workers if w.id not in exited], now))
     held = held_runs(running, workers)  # a stacked worker's row names one of its runs
