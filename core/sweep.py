@@ -21,7 +21,9 @@ from __future__ import annotations
 import difflib
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -287,28 +289,47 @@ def _check_excludes_match(
     (``ch: 23``, ``channels`` where the matrix says ``ch``) would otherwise exclude
     nothing and queue the runs it meant to drop, without a word."""
     for i, entry in enumerate(excludes, 1):
-        if any(_matches(cell, entry) for cell in cells):
-            continue
-        content = yaml.safe_dump(entry, default_flow_style=True, sort_keys=False).strip()
-        raise SweepError(
-            f"{source}: exclude entry {i} {content} matches no cell of the matrix: "
-            f"{_why_no_cell(entry, matrix)}"
-        )
+        where = f"exclude entry {i}"
+        _refuse_unmatched(where, entry, entry, cells, lambda: matrix, "cell of the matrix", source)
 
 
 def _check_targets_match(targets: list[dict], cells: list[dict], source: str) -> None:
     """Every targets entry must match some cell, as exclude entries must: a typo'd key
     (``activation`` where the matrix says ``act``) or value would drop the published
     figure from the results without a word."""
+    values = partial(_values, cells)
     for i, entry in enumerate(targets, 1):
-        if any(_target_for(cell, [entry]) is not None for cell in cells):
-            continue
         keys = {k: v for k, v in entry.items() if k not in TARGET_FIELDS}
-        swept = {k: list(dict.fromkeys(c[k] for c in cells if k in c)) for c in cells for k in c}
-        content = yaml.safe_dump(entry, default_flow_style=True, sort_keys=False).strip()
-        raise SweepError(
-            f"{source}: targets entry {i} {content} matches no run: {_why_no_cell(keys, swept)}"
-        )
+        _refuse_unmatched(f"targets entry {i}", entry, keys, cells, values, "run", source)
+
+
+def _values(cells: list[dict]) -> dict[str, list[Any]]:
+    """Each key's values over ``cells``, once each (lists among them: not hashable)."""
+    values: dict[str, list[Any]] = {}
+    for cell in cells:
+        for key, value in cell.items():
+            if value not in values.setdefault(key, []):
+                values[key].append(value)
+    return values
+
+
+def _refuse_unmatched(
+    what: str,
+    entry: dict[str, Any],
+    keys: dict[str, Any],
+    cells: list[dict],
+    values: Callable[[], dict[str, list[Any]]],
+    nothing: str,
+    source: str,
+) -> None:
+    """A SweepError naming ``entry`` and why, unless a cell matches all its ``keys``
+    (``values``: each key's values, for the why; worked out only then)."""
+    if any(_matches(cell, keys) for cell in cells):
+        return
+    content = yaml.safe_dump(entry, default_flow_style=True, sort_keys=False).strip()
+    raise SweepError(
+        f"{source}: {what} {content} matches no {nothing}: {_why_no_cell(keys, values())}"
+    )
 
 
 def _why_no_cell(entry: dict[str, Any], matrix: dict[str, list[Any]]) -> str:
@@ -435,7 +456,6 @@ def _check_inputs_fill_a_batch(config: RunConfig, source: str, context: str) -> 
 
 def _target_for(cell: dict[str, Any], targets: list[dict[str, Any]]) -> dict[str, float] | None:
     for entry in targets:
-        keys = {k: v for k, v in entry.items() if k not in TARGET_FIELDS}
-        if keys == {k: v for k, v in cell.items() if k in keys} and set(keys) <= set(cell):
+        if _matches(cell, {k: v for k, v in entry.items() if k not in TARGET_FIELDS}):
             return {k: v for k, v in entry.items() if k in TARGET_FIELDS}
     return None

@@ -37,3 +37,14 @@ def test_a_target_matching_no_run_names_file_entry_and_key(
 def test_every_published_target_of_the_logbook_files_matches_a_run(path: Path) -> None:
     runs = expand_sweep_file(path)  # raises if one does not
     assert runs
+
+
+def test_a_target_matching_no_run_of_per_layer_pairs_is_said_too(tmp_path: Path) -> None:
+    # List values (ks per layer) cannot be hashed: the why listed them once each anyway.
+    path = tmp_path / "s.yml"
+    path.write_text(
+        "name: x\nlayers: 3\nmax_inputs: 512\nmatrix:\n  ks: [[3, 5], [3, 7]]\n"
+        "targets:\n- {ks: [3, 9], validation_loss: 0.1}\n"
+    )
+    with pytest.raises(SweepError, match=r"ks: \[3, 9\] is not among the matrix's ks values"):
+        expand_sweep_file(path)
