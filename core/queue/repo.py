@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -73,6 +73,14 @@ _FRESH: dict[str, Any] = dict(
     validation_loss=None, train_seconds=None, inputs_per_s=None, peak_memory_bytes=None,
     checkpoint_path=None, path_used=None, samples=None,
 )  # fmt: skip
+
+
+class SameRun(NamedTuple):
+    """A stored run that is the same run as one being queued (``Repo._same_runs``)."""
+
+    status: RunStatus
+    id: int
+    target: str | None  # its target_json
 
 
 class Repo:
@@ -140,7 +148,8 @@ class Repo:
                     again.append(same_id)
                 elif fate != "new":  # a skip, or retried and claimed meanwhile (PostgreSQL)
                     skipped.append(run.name)
-                    if same_id and self._retarget(conn, same_id, run):
+                    stored = existing[(run.experiment, run.config_hash)] if same_id else None
+                    if stored and self._retarget(conn, same_id, stored.target, run):
                         retargeted.append(same_id)
                 else:
                     added.append(self._insert_run(conn, run, priority, now))
@@ -150,12 +159,12 @@ class Repo:
         )  # fmt: skip
 
     @staticmethod
-    def _retarget(conn: Connection, run_id: int, run: NewRun) -> bool:
+    def _retarget(conn: Connection, run_id: int, stored: str | None, run: NewRun) -> bool:
         """A published figure added to (or changed in) the sweep file reaches the runs it
-        names that are already queued or done, without training them again."""
+        names that are already queued or done (``stored``: their target as read), without
+        training them again."""
         if not run.target:
             return False  # a target taken out of the file stays: the figure was published
-        stored = conn.execute(select(RUN.c.target_json).where(RUN.c.id == run_id)).scalar()
         if stored is not None and json.loads(stored) == dict(run.target):
             return False  # the same figures, however the file orders or writes them
         query = update(RUN).where(RUN.c.id == run_id)
@@ -173,23 +182,23 @@ class Repo:
 
     def _same_runs(
         self, conn: Connection, runs: Sequence[NewRun]
-    ) -> dict[tuple[str, str], tuple[RunStatus, int]]:
-        """(experiment, config hash) -> (status, id) of the stored run that is the same run:
-        one that blocks a duplicate if any, else the newest failed or cancelled one."""
+    ) -> dict[tuple[str, str], SameRun]:
+        """(experiment, config hash) -> the stored run that is the same run: one that
+        blocks a duplicate if any, else the newest failed or cancelled one."""
         hashes = {r.config_hash for r in runs}
         if not hashes:
             return {}
         query = (
-            select(RUN.c.id, RUN.c.experiment, RUN.c.config_hash, RUN.c.status)
+            select(RUN.c.id, RUN.c.experiment, RUN.c.config_hash, RUN.c.status, RUN.c.target_json)
             .where(RUN.c.config_hash.in_(hashes))
             .order_by(RUN.c.id)
         )
-        same: dict[tuple[str, str], tuple[RunStatus, int]] = {}
+        same: dict[tuple[str, str], SameRun] = {}
         for row in conn.execute(query):
             key, status = (row.experiment, row.config_hash), RunStatus(row.status)
             current = same.get(key)
-            if current is None or current[0] not in BLOCKS_DUPLICATES:
-                same[key] = (status, row.id)
+            if current is None or current.status not in BLOCKS_DUPLICATES:
+                same[key] = SameRun(status, row.id, row.target_json)
         return same
 
     @staticmethod
@@ -750,7 +759,7 @@ class Repo:
 
 
 def _fates(
-    runs: Sequence[NewRun], existing: dict[tuple[str, str], tuple[RunStatus, int]]
+    runs: Sequence[NewRun], existing: dict[tuple[str, str], SameRun]
 ) -> list[tuple[str, int, str]]:
     """What queueing does with each run: ("new" | "again" | "skip", the stored run's id
     or 0, its status or ""). A run twice in ``runs`` is skipped the second time."""
@@ -758,7 +767,8 @@ def _fates(
     seen: set[tuple[str, str]] = set()
     for run in runs:
         key = (run.experiment, run.config_hash)
-        status, same_id = existing.get(key, (None, 0))
+        same = existing.get(key)
+        status, same_id = (same.status, same.id) if same else (None, 0)
         if key in seen:
             fates.append(("skip", 0, ""))
         elif status in BLOCKS_DUPLICATES:
