@@ -64,17 +64,13 @@ def resolve_device(name: str, busy: Mapping[int, int] | None = None) -> str:
     return str(device)
 
 
-def cuda_workers_here(repo: Repo) -> Counter[int]:
-    """Live workers of this machine per CUDA device index, from their rows."""
-    return _cuda_busy(_rows_here(repo))
-
-
 def _rows_here(repo: Repo) -> list[WorkerRow]:
     host = socket.gethostname()
     return [w for w in repo.list_workers() if w.host == host]
 
 
 def _cuda_busy(rows_here: list[WorkerRow]) -> Counter[int]:
+    """Live workers of this machine per CUDA device index, from their rows."""
     busy: Counter[int] = Counter()
     now = time.time()
     for worker in rows_here:

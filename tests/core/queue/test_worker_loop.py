@@ -526,7 +526,7 @@ def test_auto_takes_the_gpu_with_the_fewest_workers_of_this_machine(
     with monkeypatch.context() as patch:  # killed with -9 15 s ago: its row still says idle
         patch.setattr(repo_module, "time", SimpleNamespace(time=lambda: real_time() - 15))
         repo.register_worker(here, gone.pid, "cuda:2")
-    assert choice.cuda_workers_here(repo) == {0: 1, 1: 2}
+    assert choice._cuda_busy(choice._rows_here(repo)) == {0: 1, 1: 2}
     assert choice.auto_device(repo) == "cuda:2"
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert choice.auto_device(repo) == "cuda:0"  # fewest: 1 against 2
