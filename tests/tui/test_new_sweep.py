@@ -27,10 +27,22 @@ def no_debounce(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def settle(pilot: Pilot[Any]) -> None:
-    """Let the (undebounced) preview worker run and its result be drawn."""
+    """Let the (undebounced) preview worker run and its result be drawn.
+
+    Under load the field's Changed message can still be queued after one pause, with
+    no worker yet to wait for: wait until the shown preview is the one the fields make.
+    """
+    for _ in range(100):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+        if not isinstance(pilot.app.screen, NewSweepScreen) or _current(pilot.app.screen):
+            break
     await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+
+
+def _current(screen: NewSweepScreen) -> bool:
+    shown, now = screen.preview, screen.compute_preview()
+    return shown.runs == now.runs and dict(shown.errors) == dict(now.errors)
 
 
 async def type_into(pilot: Pilot[Any], key: str, text: str) -> None:
