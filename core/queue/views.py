@@ -301,8 +301,33 @@ def to_csv(table: Table) -> str:
     return out.getvalue().rstrip("\n")
 
 
+# JSON is for scripts: the keys ``ls --json`` uses where both hold a figure
+# (``validation_loss``, ``param_count``, ``inputs_per_s``), snake_case elsewhere. Swept
+# parameters keep their names (``l``, ``ch``, as in run names and ``ls --json``'s
+# ``swept``); the meter, a picture of the loss, is left out.
+JSON_KEYS = {
+    RUN: "id", EXPERIMENT: "experiment", LOSS: "validation_loss", STD: "validation_loss_std",
+    PARAMS: "param_count", MINUTES: "train_minutes", RATE: "inputs_per_s",
+    MEMORY: "peak_memory_mib", TARGET: "target", DIFF: "target_diff",
+    LOGBOOK_MINUTES: "logbook_minutes", TARGET_PARAMS: "target_param_count",
+}  # fmt: skip
+
+
 def to_json(table: Table) -> str:
-    return json.dumps([dict(zip(table.columns, row, strict=True)) for row in table.rows], indent=2)
+    return json.dumps([_json_row(table, row) for row in table.rows], indent=2)
+
+
+def _json_row(table: Table, row: tuple[Any, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for column, value in zip(table.columns, row, strict=True):
+        if column == METER:
+            continue
+        seeds = SEEDS_DONE.fullmatch(str(value)) if column == SEEDS else None
+        if seeds:  # "2/3" as two numbers: seeds done, seeds queued
+            out["seeds_done"], out["seeds_queued"] = int(seeds[1]), int(seeds[2])
+            continue
+        out[column if column in table.swept else JSON_KEYS[column]] = value
+    return out
 
 
 def _plain(value: Any) -> Any:

@@ -219,7 +219,7 @@ def test_results_markdown_csv_json(capsys: pytest.CaptureFixture[str]) -> None:
     ]  # fmt: skip
     code, out, _ = cli(capsys, "results", "--experiment", "smoke", "--format", "json",
                        "--columns", "-meter")  # fmt: skip
-    assert '"train time (minutes)": 1.5' in out
+    assert '"train_minutes": 1.5' in out and '"meter"' not in out
 
 
 def test_manage_commands(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,7 +11,15 @@ from core.queue.errors import UsageError
 from core.queue.rows import RunRow
 from core.queue.samples import decode_samples, encode_samples
 from core.queue.status import RunStatus
-from core.queue.views import ALL_COLUMNS, count_of, format_age, format_bytes, render, results_table
+from core.queue.views import (
+    ALL_COLUMNS,
+    count_of,
+    format_age,
+    format_bytes,
+    render,
+    results_by_cell,
+    results_table,
+)
 
 BASE = RunRow(
     id=0, experiment="t1", name="", status=RunStatus.SUCCEEDED, priority=0, config_json="{}",
@@ -95,7 +103,21 @@ def test_csv_and_json_keep_raw_numbers() -> None:
     assert csv_lines[0] == "run,l,validation loss,model params,train time (minutes),meter"
     assert csv_lines[1].startswith("3,15,0.054141,261411,4.17")
     data = json.loads(render(table, "json"))
-    assert data[0]["model params"] == 261411 and data[0]["l"] == 15
+    # JSON keys are ls --json's where both hold a figure; swept keys keep their names.
+    assert data[0] == {
+        "id": 3, "l": 15, "validation_loss": 0.054141, "param_count": 261411,
+        "train_minutes": data[0]["train_minutes"],
+    }  # fmt: skip
+    assert round(data[0]["train_minutes"], 2) == 4.17
+
+
+def test_json_of_cells_gives_seeds_as_numbers() -> None:
+    seeds = [replace(r, swept={**r.swept, "seed": i}, validation_loss=0.05 + i / 100)
+             for i, r in enumerate([runs()[0]] * 2)]  # fmt: skip
+    cell = json.loads(render(results_by_cell(seeds, seeds), "json"))
+    assert len(cell) == 1
+    assert cell[0]["seeds_done"] == 2 and cell[0]["seeds_queued"] == 2
+    assert cell[0]["validation_loss_std"] > 0 and "seeds" not in cell[0]
 
 
 def test_meter_is_left_out_when_all_losses_are_equal_and_none_sorts_last() -> None:
