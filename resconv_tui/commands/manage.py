@@ -164,6 +164,23 @@ def _not_waiting(runs: list[RunRow], args: argparse.Namespace) -> str:
 
 
 def set_priority(args: argparse.Namespace) -> int:
-    open_repo(args).set_priority(args.ids, args.priority)
-    print(f"priority {args.priority}: " + ", ".join(map(str, args.ids)))
+    """Runs that may yet train (queued, running, failed or cancelled: a retry keeps the
+    priority); a succeeded run is named and left as it is, and with only such runs it is
+    an error (exit 2), nothing changed."""
+    from core.queue import RunFilter, RunStatus
+    from core.queue.errors import InvalidTransition
+    from core.queue.views import ids_of
+
+    repo = open_repo(args)
+    ids = list(dict.fromkeys(args.ids))
+    found = {run.id: run for run in repo.list_runs(RunFilter(ids=tuple(ids)))}
+    done = [i for i in ids if i in found and found[i].status == RunStatus.SUCCEEDED]
+    said = f"{ids_of('run', done)} succeeded and will not train again"
+    # Unknown ids stay in: set_priority refuses them in one line and changes nothing.
+    if not (rest := [i for i in ids if i not in done]):
+        raise InvalidTransition(f"{said}; nothing changed")
+    repo.set_priority(rest, args.priority)
+    print(f"priority {args.priority}: " + ", ".join(map(str, rest)))
+    if done:
+        print(f"resconv-tui: left as they are: {said}", file=sys.stderr)
     return 0

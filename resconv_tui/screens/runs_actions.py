@@ -154,7 +154,14 @@ class RunActions:
         )
 
     def action_priority(self, step: int) -> None:
+        """Runs that may yet train: a queued one, or a failed or cancelled one (its retry
+        keeps the priority); a succeeded run trains no more, so it is left as it is."""
         runs = self.targets()
+        done = [run.id for run in runs if run.status == RunStatus.SUCCEEDED]
+        if done:
+            said = f"{ids_of('run', done)} succeeded and will not train again"
+            self.notify(f"{said}: its priority is left as it is", severity="warning")
+        runs = [run for run in runs if run.status != RunStatus.SUCCEEDED]
 
         def verb() -> str:
             self.ctx.repo.change_priority(self._ids(runs), step)

@@ -100,6 +100,24 @@ async def test_plus_and_minus_change_priority(seeded, app_factory, settle, db_ur
         assert run(db_url, 7).priority == 3
 
 
+async def test_priority_leaves_a_succeeded_run_as_it_is(seeded, app_factory, settle, db_url):
+    # A failed run keeps its priority for its retry; a succeeded one trains no more.
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await goto(pilot, 1)
+        await pilot.press("plus")
+        await settle(pilot)
+        assert run(db_url, 1).priority == 0
+        assert "run 1 succeeded and will not train again: its priority is left as it is" in [
+            n.message for n in app._notifications
+        ]
+        await goto(pilot, 5)  # failed, at priority 5
+        await pilot.press("plus")
+        await settle(pilot)
+        assert run(db_url, 5).priority == 6
+
+
 async def test_cancel_queued_run_needs_no_confirmation(seeded, app_factory, settle, db_url):
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
@@ -413,9 +431,10 @@ async def test_marks_a_filter_hides_are_never_acted_on(seeded, app_factory, sett
         await pilot.press("escape")  # the marks first...
         assert app.screen.marked == frozenset()
         assert [r.id for r in app.screen.visible_runs()] == [3]
-        await pilot.press("plus")  # no marks now: the highlighted run
+        await pilot.press("plus")  # no marks now: the highlighted run (succeeded: says so)
         await settle(pilot)
-        assert run(db_url, 3).priority == 1
+        assert any("run 3 succeeded" in n.message for n in app._notifications)
+        assert [run(db_url, i).priority for i in (7, 8)] == [0, 0]
         await pilot.press("escape")  # ...then the filter
         assert table(app).row_count == 8
 

@@ -250,6 +250,14 @@ def test_ls_lists_runs_in_queue_order_with_filters_and_json(
     first = repo.claim(worker)
     assert first is not None and first.id == 4  # the priority took effect
     repo.finish(first.id, worker, FinalFigures(validation_loss=0.0512259))
+    # A succeeded run trains no more: named and left as it is; with only such runs, exit 2.
+    code, out, err = cli(capsys, "priority", "5", "4", "3")
+    assert (code, out) == (0, "priority 5: 3\n")
+    assert "left as they are: run 4 succeeded and will not train again" in err
+    assert repo.get_run(4).priority == 3 and repo.get_run(3).priority == 5
+    repo.set_priority([3], 0)
+    code, _, err = cli(capsys, "priority", "5", "4")
+    assert code == 2 and "run 4 succeeded and will not train again; nothing changed" in err
     second = repo.claim(worker)
     assert second is not None
     repo.fail(second.id, worker, "CUDA out of memory (tried to allocate 2.0 GiB)")
