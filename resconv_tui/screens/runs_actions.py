@@ -448,6 +448,13 @@ def _remove_question(runs: list[RunRow]) -> str:
         statuses = ", ".join(f"{counts[status]} {status}" for status in RunStatus if counts[status])
         what = f"{len(runs)} runs ({statuses}) and their"
     question = f"Remove {what} metrics and results? This cannot be undone."
+    # Weights are the one thing not deleted: they may be on another box (PostgreSQL), and
+    # a folder a run did not record is not known here. Say so rather than let it be assumed.
+    kept = [run.checkpoint_path for run in runs if run.checkpoint_path]
+    if len(kept) == 1:
+        question += f" The checkpoint folder {kept[0]} stays on disk."
+    elif kept:
+        question += f" {len(kept)} checkpoint folders stay on disk."
     if running := [run.id for run in runs if run.status == RunStatus.RUNNING]:
         many = len(running) > 1
         training = f"Run{'s' if many else ''} {_listed(running)} {'are' if many else 'is'}"

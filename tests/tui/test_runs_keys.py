@@ -762,3 +762,19 @@ async def test_help_fits_an_80_column_terminal(seeded, app_factory, settle) -> N
         await settle(pilot)
         dialog = app.screen.query_one("#help-dialog")
         assert dialog.region.right <= 80  # wraps its lines instead of clipping them
+
+
+def test_the_remove_question_says_checkpoint_folders_stay(seeded, db_url) -> None:
+    from dataclasses import replace
+
+    from resconv_tui.screens.runs_actions import _remove_question
+
+    one, two = (replace(run(db_url, i), checkpoint_path=f"/ck/t1/run-{i}") for i in (1, 2))
+    assert _remove_question([one]) == (
+        "Remove run 1 (succeeded) and its metrics and results? This cannot be undone. "
+        "The checkpoint folder /ck/t1/run-1 stays on disk."
+    )
+    assert _remove_question([one, two, run(db_url, 7)]).endswith(
+        "This cannot be undone. 2 checkpoint folders stay on disk."
+    )
+    assert _remove_question([run(db_url, 7)]).endswith("This cannot be undone.")
