@@ -8,6 +8,7 @@ already read, so they never wait for the database.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -48,13 +49,34 @@ SCREEN_LABELS = {
 }
 
 
-def screen_cell(column: str, value: Any) -> str:
-    """A value as the screen shows it: ``v.format_cell``'s, but a std with 2 significant
-    digits (0.00018, not 0.000175594): over a few seeds a third digit is noise, and the eleven
-    characters pushed the grouped view with targets past 120 columns."""
-    if column == v.STD and value is not None:
-        return f"{value:.2g}"
-    return v.format_cell(column, value)
+# Loss columns on screen: one number of decimals down the column, so the digits line up
+# (6 significant digits gave 0.0991 over 0.161 over 0.0512259). Six, as the logbook's
+# figures and the Δ target column, or more where a loss is so small that six would keep
+# fewer than four significant digits.
+ALIGNED = (v.LOSS, v.TARGET)
+LOSS_DECIMALS = 6
+LOSS_DIGITS = 4
+MAX_DECIMALS = 12
+
+
+def screen_column(column: str, values: list[Any]) -> list[str]:
+    """A column's values as the screen shows them: ``v.format_cell``'s, but losses with one
+    number of decimals, and a std with 2 significant digits (0.00018, not 0.000175594):
+    over a few seeds a third digit is noise, and the eleven characters pushed the grouped
+    view with targets past 120 columns."""
+    if column == v.STD:
+        return [v.format_cell(column, x) if x is None else f"{x:.2g}" for x in values]
+    if column in ALIGNED and v._is_numeric(values):
+        places = loss_decimals([x for x in values if x is not None])
+        return [v.format_cell(column, x) if x is None else f"{x:.{places}f}" for x in values]
+    return [v.format_cell(column, x) for x in values]
+
+
+def loss_decimals(values: list[float]) -> int:
+    """Decimals that show every value of a loss column with 4 significant digits, at least 6."""
+    smallest = min((abs(x) for x in values if x and math.isfinite(x)), default=1.0)
+    needed = LOSS_DIGITS - 1 - math.floor(math.log10(smallest))
+    return min(max(LOSS_DECIMALS, needed), MAX_DECIMALS)
 
 
 def build_results(runs: list[RunRow]) -> v.Table:
@@ -202,9 +224,10 @@ class ResultsScreen(Screen[None]):
             arrow = (" ▼" if self.descending else " ▲") if column == self.sort_column else ""
             table.add_column(SCREEN_LABELS.get(column, column) + arrow, key=column)
         numeric = [v._is_numeric(self.view.column(c)) for c in self.view.columns]
-        for row in self.view.rows:
-            cells = [Text(screen_cell(c, x), justify="right" if n else "left")
-                     for c, x, n in zip(self.view.columns, row, numeric, strict=True)]  # fmt: skip
+        shown = [screen_column(c, self.view.column(c)) for c in self.view.columns]
+        for i in range(len(self.view.rows)):
+            cells = [Text(texts[i], justify="right" if n else "left")
+                     for texts, n in zip(shown, numeric, strict=True)]  # fmt: skip
             table.add_row(*cells)
 
     def _status(self) -> None:

@@ -11,7 +11,7 @@ from textual.widgets import SelectionList
 from core.queue import views as v
 from resconv_tui.screens.columns import ColumnsScreen
 from resconv_tui.screens.compare import CompareScreen
-from resconv_tui.screens.results import ResultsScreen
+from resconv_tui.screens.results import ResultsScreen, screen_column
 from resconv_tui.screens.run_detail import RunDetailScreen
 
 SIZE = (120, 36)
@@ -316,3 +316,15 @@ async def test_grouped_view_with_targets_fits_120_columns(db_url, app_factory, s
         assert labels[3] == "± std" and labels[-1] == "meter"
         assert str(table.get_row_at(0)[3]) == "0.00018"  # on screen; exports keep the digits
         assert "0.000175594" in v.to_markdown(screen.view)
+
+
+def test_loss_columns_line_up_their_decimals() -> None:
+    # 6 significant digits gave 0.0991 over 0.161 over 0.0512259.
+    assert screen_column(v.LOSS, [0.0991, 0.161, 0.0512259, None]) == [
+        "0.099100", "0.161000", "0.051226", "–",
+    ]  # fmt: skip
+    # A loss so small that 6 decimals would keep fewer than 4 significant digits gets more.
+    assert screen_column(v.TARGET, [0.000123456, 0.2]) == ["0.0001235", "0.2000000"]
+    assert screen_column(v.LOSS, [0.0, 0.05]) == ["0.000000", "0.050000"]
+    assert screen_column(v.STD, [0.000175594, None]) == ["0.00018", "–"]
+    assert screen_column(v.PARAMS, [186915]) == ["186,915"]
