@@ -390,7 +390,8 @@ class FastStep:
 
         A failure is retried with less: without torch.compile, then with AdamW's
         multi-tensor form instead of the fused kernel; when even that fails the step
-        stays eager. Every reason ends up in ``description``.
+        stays eager. Every reason ends up in ``description``, once: a capture that fails
+        the same way with either AdamW reads "graph capture failed", fused not blamed.
         """
         saved, stream = _snapshot(self.model), self._current_stream()
         reasons: list[str] = []
@@ -410,7 +411,11 @@ class FastStep:
                     use_multi_tensor_adam(self.optimizer, self.device)
                     reasons.append(f"fused AdamW dropped: {reason}")
                 else:
-                    reasons.append(f"graph capture failed: {reason}")
+                    failed = f"graph capture failed: {reason}"
+                    if reasons and reasons[-1] == f"fused AdamW dropped: {reason}":
+                        reasons[-1] = failed  # the same failure without it: not fused's doing
+                    else:
+                        reasons.append(failed)
                     break
         self.why_not = "; ".join(reasons) or None
 

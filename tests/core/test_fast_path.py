@@ -318,6 +318,24 @@ def test_a_capture_that_fails_with_fused_adamw_is_tried_with_the_multi_tensor_fo
     assert _losses(step, images) == pytest.approx(expected, rel=1e-5, abs=1e-6)
 
 
+def test_a_capture_that_fails_alike_with_either_adamw_does_not_blame_fused(
+    images: torch.Tensor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tries: list[bool] = []
+
+    def capture(self: fp.FastStep, saved: dict[str, torch.Tensor]) -> None:
+        tries.append(self.optimizer.param_groups[0]["fused"])
+        raise RuntimeError("capture refused")
+
+    monkeypatch.setattr(fp, "wants_fused_adam", lambda device, env=None: True)
+    monkeypatch.setattr(fp.FastStep, "_warm_up_and_capture", capture)
+    step = _fast_step(images, graph=True)
+    assert tries == [True, False]  # both were tried
+    assert (
+        step.description == "cpu-eager fp32 (graph capture failed: RuntimeError: capture refused)"
+    )
+
+
 def test_capture_without_cuda_fails_cleanly(images: torch.Tensor) -> None:
     step = _fast_step(images, graph=True)
     assert step.mode == "eager" and (step.why_not or "").startswith("graph capture failed")
