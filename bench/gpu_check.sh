@@ -121,7 +121,8 @@ if wanted t1_worker; then
 fi
 
 # 3. The GPU tests (graph capture, parity with eager and plain, bf16 vs fp32, slot threads, compile).
-wanted gpu_tests && step gpu_tests 180 $PY -m pytest tests/gpu -q -rA -p no:cacheprovider
+# -v: each result is in the log as it comes, so a step cut short by its limit still says which passed.
+wanted gpu_tests && step gpu_tests 180 $PY -m pytest tests/gpu -v -rA -p no:cacheprovider
 
 # 4. Stacks through the real worker: 4 seeds of the logbook's run as one model (--stack 4).
 if wanted stack_worker; then
