@@ -451,7 +451,11 @@ class FastStep:
     def _warm_up(self, saved: dict[str, torch.Tensor]) -> torch.Tensor:
         """A few real steps on dummy data (cuDNN autotuning, AdamW's state, compiling),
         then everything they changed put back; returns the full-batch input buffer."""
-        rng = torch.cuda.get_rng_state(self.device)  # RReLU draws slopes from it
+        # RReLU draws slopes from the CUDA generator: put its state back after the warm-up
+        # so the run trains as if none had been made. Only then: slot threads share the
+        # generator, and a restore would rewind another thread's RReLU draws.
+        random = any(isinstance(module, nn.RReLU) for module in self.model.modules())
+        rng = torch.cuda.get_rng_state(self.device) if random else None
         buffer = self._input_buffer(self.batch_size * self.copies)
         dummy = torch.arange(len(buffer) // 2, device=self.device) % len(self.images)
         buffer.copy_(torch.cat((dummy, torch.zeros_like(dummy))))
@@ -468,7 +472,8 @@ class FastStep:
         torch.cuda.current_stream(self.device).wait_stream(side)
         # Warm-up steps were real updates: put weights, BN stats, Adam state and lr back.
         self._restore(saved)
-        torch.cuda.set_rng_state(rng, self.device)
+        if rng is not None:
+            torch.cuda.set_rng_state(rng, self.device)
         return buffer
 
     def _warm_up_and_capture(self, saved: dict[str, torch.Tensor]) -> None:
