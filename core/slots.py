@@ -18,6 +18,9 @@ The supervisor here only starts the slots, forwards signals and waits:
   exit cleanly have already put their runs back, so this touches nothing of theirs.
   A slot killed by a signal while no stop was asked for is started again (at most
   ``RESTARTS`` times per slot), so ``--slots K`` keeps K slots training.
+* A slot whose supervisor dies (``kill -9``, the OOM killer) is sent SIGTERM by the
+  kernel (Linux's parent-death signal): it finishes its step, puts its run back and
+  exits, rather than training on with no supervisor to stop or restart it.
 * It exits when every slot has exited (with ``--until-empty`` each slot leaves when
   the queue is empty), with the first non-zero status any slot had (a slot killed and
   started again still counts), else 0.
@@ -31,6 +34,7 @@ The handlers only count signals; the wait loop does the forwarding.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import signal
 import socket
@@ -135,7 +139,7 @@ class Supervisor:
     def run(self) -> int:
         for sig in FORWARDED:
             signal.signal(sig, self.handle)
-        self.children = [subprocess.Popen(c, process_group=0) for c in self.commands]
+        self.children = [self.start(command) for command in self.commands]
         self.started = [time.time()] * len(self.children)
         pids = ", ".join(str(c.pid) for c in self.children)
         say(f"{len(self.children)} slots started (pids {pids}); Ctrl-C stops them")
@@ -190,11 +194,19 @@ class Supervisor:
             runs_left = f", --max-runs {left}"
         self.restarts[index] += 1
         self.reaped[index] = False
-        child = self.children[index] = subprocess.Popen(command, process_group=0)
+        child = self.children[index] = self.start(command)
         self.started[index] = time.time()
         count = self.restarts[index]
         say(
             f"slot {slot} started again (pid {child.pid}, restart {count} of {RESTARTS}{runs_left})"
+        )
+
+    @staticmethod
+    def start(command: list[str]) -> subprocess.Popen[bytes]:
+        """A slot process in its own process group, told to stop when this one dies."""
+        parent = os.getpid()
+        return subprocess.Popen(
+            command, process_group=0, preexec_fn=lambda: stop_with_parent(parent)
         )
 
     def record_lost(self, child: subprocess.Popen[bytes], started: float) -> int:
@@ -217,6 +229,21 @@ class Supervisor:
         for child in self.children:
             if child.poll() is None:
                 child.send_signal(sig)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def stop_with_parent(parent: int) -> None:
+    """In a new child before it runs its program: SIGTERM when ``parent`` dies (Linux's
+    parent-death signal; elsewhere nothing). A parent already gone: SIGTERM now."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: no parent-death signal to ask for
+        return
+    if os.getppid() != parent:  # it died before the prctl: no signal would ever come
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def exit_status(returncode: int) -> int:

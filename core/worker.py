@@ -567,20 +567,21 @@ def run_worker(
 
 
 def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
-    if is_new_file(db_url) and not getattr(args, "slot", None):
-        # Created empty now: the worker would wait for runs that go to another file.
-        say(f"database {describe(db_url)} is new: nothing queued yet (is --db right? "
-            f"queue runs with: resconv-tui queue FILE.yml --db {describe(db_url)})")  # fmt: skip
     slots = getattr(args, "slots", 1)
     rules = ClaimRules.from_args(args)
     for option, value in (("--max-runs", args.max_runs), ("--stack", rules.stack),
                           ("--slots", slots)):  # fmt: skip
-        if problem := count_problem(value):
+        if problem := count_problem(value, option):
             raise ConfigError(f"{option} {problem}")
     # Here as well as in run_worker: --slots threads and processes start from here too.
     # The database first: the default folder is beside the SQLite file, and a --db in
     # a missing folder must say so, not have that folder made for its checkpoints.
+    new = is_new_file(db_url)
     Repo.open(db_url).close()
+    if new and not getattr(args, "slot", None):
+        # Created empty now: the worker would wait for runs that go to another file.
+        say(f"database {describe(db_url)} is new: nothing queued yet (is --db right? "
+            f"queue runs with: resconv-tui queue FILE.yml --db {describe(db_url)})")  # fmt: skip
     root = Path(args.checkpoints) if args.checkpoints else default_checkpoint_root(db_url)
     check_folders(root, args.data_dir)
     if slots > 1:

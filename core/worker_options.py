@@ -51,13 +51,23 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
 CLAIM_ORDERS = ("queue", "largest-first")
 
 
-def count_problem(value: int | None) -> str | None:
+# The most a count option may ask for. Each slot is a process that loads torch (and on
+# a GPU holds a CUDA context): --slots 99999 filled a 24 GB box's memory before the
+# first slot trained. The issue's packing target is 4 runs; 16 leaves room. A stack of
+# K trains K copies of the model side by side; 64 is far past where it stops paying.
+MOST = {"--slots": 16, "--stack": 64}
+
+
+def count_problem(value: int | None, option: str = "") -> str | None:
     """Why a count option's value (``--slots``, ``--stack``, ``--max-runs``) is wrong, or None.
 
     One rule for the worker's command line and the dashboard's start-worker dialog.
     """
     if value is not None and value < 1:
         return f"must be at least 1 (got {value})"
+    most = MOST.get(option)
+    if value is not None and most is not None and value > most:
+        return f"must be at most {most} (got {value:,})"
     return None
 
 

@@ -69,7 +69,7 @@ def read_worker_fields(fields: Mapping[str, str]) -> tuple[WorkerOptions | None,
         except ValueError:
             errors[key] = f"{text!r} is not a whole number"
             continue
-        if problem := count_problem(counts[key]):
+        if problem := count_problem(counts[key], f"--{key}"):
             errors[key] = problem
     order = fields.get("order", "").strip() or "queue"
     if order not in CLAIM_ORDERS:

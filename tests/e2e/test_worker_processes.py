@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from core.processes import process_alive
 from core.queue import Repo, RunStatus
 from resconv_tui.cli import main
 
@@ -292,6 +293,24 @@ def test_a_slot_killed_by_signal_9_loses_its_run_at_once_and_is_started_again(
     worker.send_signal(signal.SIGTERM)
     assert finish(worker, env, timeout=30) == 137, env.output()  # a slot was killed
     assert status_of(env, other.id) == S.QUEUED and status_of(env, 3) == S.QUEUED
+
+
+def test_slots_stop_and_put_their_runs_back_when_their_supervisor_is_killed(env: Env) -> None:
+    # Orphaned slots trained on with nothing left to stop or restart them (found when
+    # the OOM killer took a supervisor): the kernel's parent-death signal stops them.
+    env.cli("queue", str(env.sweep("packed", "max_inputs: 10000000\nseeds: 2\n")))
+    worker = slot_worker(env, "processes")
+    training = lambda: all(r.inputs_done > 0 for r in env.repo().list_runs())  # noqa: E731
+    wait_for(training, 60, "both slots to train", env)
+    slots = [w.pid for w in env.repo().list_workers()]
+    assert len(slots) == 2 and worker.pid not in slots
+    worker.kill()
+    worker.wait()
+    queued = lambda: [r.status for r in env.repo().list_runs()] == [S.QUEUED] * 2  # noqa: E731
+    wait_for(queued, 15, "the orphaned slots to put their runs back", env)
+    gone = lambda: not any(process_alive(pid) for pid in slots)  # noqa: E731
+    wait_for(gone, 15, "the orphaned slots to exit", env)
+    assert [w.state for w in env.repo().list_workers(include_gone=True)] == ["stopped"] * 2
 
 
 def test_stack_trains_seeds_as_one_model_with_the_figures_of_separate_runs(env: Env) -> None:

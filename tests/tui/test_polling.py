@@ -314,6 +314,8 @@ def test_worker_fields_read_with_the_worker_s_rules() -> None:
         "slots": "must be at least 1 (got -2)",
         "stack": "'1.5' is not a whole number",
     }
+    _, errors = read_worker_fields({"slots": "17", "stack": "64"})
+    assert errors == {"slots": "must be at most 16 (got 17)"}
 
 
 def test_last_log_line_is_the_reason_a_worker_exited(tmp_path: Path) -> None:

@@ -565,6 +565,31 @@ def test_a_stack_of_zero_is_refused_in_one_line(tmp_path: Path, capsys) -> None:
     assert capsys.readouterr().err.strip().endswith("--stack must be at least 1 (got 0)")
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "why"),
+    [("--slots", "99999", "--slots must be at most 16 (got 99,999)"),
+     ("--stack", "65", "--stack must be at most 64 (got 65)")],
+)  # fmt: skip
+def test_more_slots_or_stack_than_make_sense_are_refused_before_anything_starts(
+    tmp_path: Path, capsys, option: str, value: str, why: str
+) -> None:
+    # --slots 99999 started 99999 processes, each loading torch: the box ran out of memory.
+    db = tmp_path / "runs.db"
+    code = worker_module.main(["--db", str(db), option, value])
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"worker: invalid configuration: {why}"]
+    assert not db.exists()
+
+
+def test_a_database_in_a_missing_folder_is_one_error_not_a_new_database_first(
+    tmp_path: Path, capsys
+) -> None:
+    code = worker_module.main(["--db", str(tmp_path / "nowhere" / "runs.db"), "--until-empty"])
+    captured = capsys.readouterr()
+    assert code == 2 and "is new" not in captured.out + captured.err
+    assert "does not exist" in captured.err
+
+
 def test_module_entry_point_reports_errors_in_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.db"
     bad.write_text("not a database" * 100)
