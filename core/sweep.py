@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -165,16 +166,17 @@ def _known_key(key: Any) -> bool:
     return key in ALIASES or key in pair_keys or key in RunConfig.__dataclass_fields__
 
 
-def _check_keys(source: str, *parts: tuple[str, dict[str, Any]]) -> None:
+def _check_keys(source: str, *parts: tuple[str, dict[str, Any]], also: Sequence[str] = ()) -> None:
     """Every unknown key of the (context, entry) ``parts`` in one error, so a file with
-    two typos is mended in one go; each typo gets the nearest name ('layer', 'chanels')."""
+    two typos is mended in one go; each typo gets the nearest name ('layer', 'chanels'),
+    of the run parameters or the names ``also`` gives (a targets entry's fields)."""
     parameters = [k for k in RunConfig.__dataclass_fields__ if not k.startswith("_")]
     aliases = [*ALIASES, "ks1", "ks2", "ch1", "ch2"]
     file_keys = sorted(FILE_KEYS)
     unknown = []
     for context, entry in parts:
         # At the top of the file a typo may be of the file's own keys ('matrx').
-        names = [*parameters, *aliases, *(file_keys if not context else [])]
+        names = [*parameters, *aliases, *(file_keys if not context else []), *also]
         for key in entry:
             if not _known_key(key) or str(key).startswith("_"):
                 near = difflib.get_close_matches(str(key), names, n=1)
@@ -243,16 +245,28 @@ def _read_seeds(seeds: Any, fixed: dict, matrix: dict, source: str) -> list[int]
 def _read_targets(targets: Any, source: str) -> list[dict[str, Any]]:
     entries = _read_entries_loose(targets, source)
     for i, entry in enumerate(entries, 1):
+        context = f"targets entry {i}: "
+        # Unknown keys first: 'validation_los: 0.2' is a typo of a target field.
+        cell_keys = {k: v for k, v in entry.items() if k not in TARGET_FIELDS}
+        _check_keys(source, (context, cell_keys), also=sorted(TARGET_FIELDS))
         measured = {k for k in entry if k in TARGET_FIELDS}
         if not measured:
-            raise SweepError(
-                f"{source}: targets entry {i}: names none of {', '.join(sorted(TARGET_FIELDS))}"
-            )
-        _check_keys(
-            source,
-            (f"targets entry {i}: ", {k: v for k, v in entry.items() if k not in TARGET_FIELDS}),
-        )
+            raise SweepError(f"{source}: {context}names none of {', '.join(sorted(TARGET_FIELDS))}")
+        for key in sorted(measured):
+            if problem := target_problem(key, entry[key]):
+                raise SweepError(f"{source}: {context}key '{key}': {problem} (got {entry[key]!r})")
     return entries
+
+
+def target_problem(key: str, value: Any) -> str | None:
+    """Why a published figure is not one: results subtract it from ours and print it."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if key == "params":
+        ok = number and isinstance(value, int) and value > 0
+        return None if ok else "a parameter count, a whole number above 0"
+    if not number or not math.isfinite(value) or value < 0:
+        return "a number, 0 or more" + (" (minutes)" if key == "minutes" else "")
+    return None
 
 
 def _read_entries_loose(entries: Any, source: str) -> list[dict[str, Any]]:
@@ -434,7 +448,7 @@ def _build_runs(
                     swept=swept,
                     param_count=count_params(config),
                     config_hash=digest,
-                    target=_target_for(cell, targets),
+                    target=_target_for(cell, targets, source, context),
                 )
             )
     return runs
@@ -454,8 +468,18 @@ def _check_inputs_fill_a_batch(config: RunConfig, source: str, context: str) -> 
         )
 
 
-def _target_for(cell: dict[str, Any], targets: list[dict[str, Any]]) -> dict[str, float] | None:
-    for entry in targets:
-        if _matches(cell, {k: v for k, v in entry.items() if k not in TARGET_FIELDS}):
-            return {k: v for k, v in entry.items() if k in TARGET_FIELDS}
-    return None
+def _target_for(
+    cell: dict[str, Any], targets: list[dict[str, Any]], source: str, context: str
+) -> dict[str, float] | None:
+    """The one targets entry matching ``cell``; two would be two published figures for
+    one cell (the first used, the other dropped without a word): refused."""
+    found = [
+        (i, entry) for i, entry in enumerate(targets, 1)
+        if _matches(cell, {k: v for k, v in entry.items() if k not in TARGET_FIELDS})
+    ]  # fmt: skip
+    if len(found) > 1:
+        which = ", ".join(str(i) for i, _ in found[:-1]) + f" and {found[-1][0]}"
+        raise SweepError(f"{source}: {context}targets entries {which} match it (give one per cell)")
+    if not found:
+        return None
+    return {k: v for k, v in found[0][1].items() if k in TARGET_FIELDS}

@@ -21,6 +21,7 @@ from typing import Any
 
 from core.queue.errors import UsageError
 from core.queue.rows import RunRow
+from core.sweep import target_problem
 
 RUN = "run"
 EXPERIMENT = "experiment"
@@ -158,7 +159,9 @@ def _with_targets(table: Table, targets: Sequence[Mapping[str, float] | None], a
     loss and our difference to it after ``after``, the logbook's minutes after ours, and
     the target parameter count where one differs from the model's.
     ``targets`` are the rows' targets, in row order (a cell's seeds share one)."""
-    given = [t or {} for t in targets]
+    # Figures a sweep file gave before they were checked ("0.2O") are left out, not
+    # subtracted from ours.
+    given = [{k: v for k, v in (t or {}).items() if target_problem(k, v) is None} for t in targets]
     columns, rows = list(table.columns), [list(row) for row in table.rows]
     if any(t.get("validation_loss") is not None for t in given):
         at = columns.index(after) + 1

@@ -48,3 +48,40 @@ def test_a_target_matching_no_run_of_per_layer_pairs_is_said_too(tmp_path: Path)
     )
     with pytest.raises(SweepError, match=r"ks: \[3, 9\] is not among the matrix's ks values"):
         expand_sweep_file(path)
+
+
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        ('{act: gelu, validation_loss: "0.2O"}', "key 'validation_loss': a number, 0 or more"),
+        ("{act: gelu, validation_loss: .nan}", "key 'validation_loss': a number, 0 or more"),
+        ("{act: gelu, validation_loss: true}", "key 'validation_loss': a number, 0 or more"),
+        ("{act: gelu, minutes: x}", "key 'minutes': a number, 0 or more (minutes)"),
+        ("{act: gelu, minutes: -5}", "key 'minutes': a number, 0 or more (minutes)"),
+        ("{act: gelu, params: 1.5}", "key 'params': a parameter count, a whole number above 0"),
+        ("{act: gelu, params: true}", "key 'params': a parameter count, a whole number above 0"),
+        ("{act: gelu, validation_los: 0.2}", "(did you mean 'validation_loss'?)"),
+    ],
+)
+def test_a_target_that_is_no_figure_is_refused(tmp_path: Path, entry: str, why: str) -> None:
+    # "0.2O" was queued, then results and the dashboard's R crashed subtracting it.
+    path = tmp_path / "s.yml"
+    path.write_text(SWEEP + f"- {entry}\n")
+    with pytest.raises(SweepError) as caught:
+        expand_sweep_file(path)
+    assert str(caught.value).startswith(f"{path}: targets entry 1: ")
+    assert why in str(caught.value)
+
+
+def test_two_targets_for_one_cell_are_refused(tmp_path: Path) -> None:
+    # The first was used and the second dropped without a word.
+    path = tmp_path / "s.yml"
+    path.write_text(
+        SWEEP + "- {act: gelu, validation_loss: 0.05}\n- {act: relu, validation_loss: 0.06}\n"
+        "- {act: gelu, validation_loss: 0.07}\n"
+    )
+    with pytest.raises(SweepError) as caught:
+        expand_sweep_file(path)
+    assert str(caught.value) == (
+        f"{path}: run 'act-gelu': targets entries 1 and 3 match it (give one per cell)"
+    )

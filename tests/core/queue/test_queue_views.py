@@ -252,3 +252,11 @@ def test_count_of_says_one_without_a_plural() -> None:
     assert [count_of(n, "finished run") for n in (0, 1, 2, 1200)] == [
         "0 finished runs", "1 finished run", "2 finished runs", "1,200 finished runs",
     ]  # fmt: skip
+
+
+def test_a_stored_target_that_is_no_figure_is_left_out() -> None:
+    # Queued before targets were checked: results crashed subtracting "0.2O".
+    bad = [replace(r, target={"validation_loss": "0.2O", "minutes": 1.0}) for r in runs()]
+    table = results_table(bad)
+    assert "target" not in table.columns and "logbook minutes" in table.columns
+    assert json.loads(render(table, "json"))[0]["logbook_minutes"] == 1.0
