@@ -99,11 +99,21 @@ class ExpandedRun:
 def expand_sweep_file(path: str | Path) -> list[ExpandedRun]:
     """Read and expand a sweep file; raise SweepError naming the file on any problem."""
     path = Path(path)
+    return expand_sweep_text(read_sweep_text(path), source=str(path))
+
+
+def read_sweep_text(path: Path) -> str:
+    """A sweep file's text; SweepError naming the file when it cannot be read or is not
+    UTF-8 (a binary file, a UTF-16 export) rather than a traceback."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SweepError(f"{path}: cannot read file ({exc.strerror or exc})") from None
-    return expand_sweep_text(text, source=str(path))
+    except UnicodeDecodeError as exc:
+        raise SweepError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            "save the sweep file as UTF-8"
+        ) from None
 
 
 def expand_sweep_text(text: str, source: str = "<sweep>") -> list[ExpandedRun]:

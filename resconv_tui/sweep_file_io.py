@@ -17,7 +17,7 @@ import yaml
 
 from core.errors import SweepError
 from core.files import atomic_write
-from core.sweep import PAIR_ALIASES, load_yaml
+from core.sweep import PAIR_ALIASES, load_yaml, read_sweep_text
 from resconv_tui.sweep_form import SPECS, canonical_key, default_texts, format_values
 
 HEADER = "# Sweep file written by resconv-tui's new-sweep form (docs/sweep-format.md).\n"
@@ -52,11 +52,10 @@ def save_sweep(path: str | Path, mapping: dict[str, Any]) -> Path:
 def load_sweep(path: str | Path) -> LoadedSweep:
     """Read a sweep file into form state; SweepError when it is not a sweep mapping."""
     path = Path(path).expanduser()
+    text = read_sweep_text(path)
     try:
         # The queue's loader: `lr: 1e-3` is the number 0.001 here too, not text.
-        data = load_yaml(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SweepError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         raise SweepError(f"{path}: malformed YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):

@@ -175,6 +175,16 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
         expand_sweep_file(tmp_path / "nope.yml")
 
 
+@pytest.mark.parametrize("data", [b"\xff\xfen\x00a\x00m\x00e\x00", bytes(range(128, 256))])
+def test_a_file_that_is_not_utf8_is_a_clear_error(tmp_path: Path, data: bytes) -> None:
+    # A UTF-16 export or a binary file: UnicodeDecodeError was a traceback.
+    path = tmp_path / "s.yml"
+    path.write_bytes(data)
+    with pytest.raises(SweepError) as caught:
+        expand_sweep_file(path)
+    assert str(caught.value).startswith(f"{path}: not UTF-8 text (byte 0x")
+
+
 def test_no_code_is_ever_evaluated() -> None:
     # The original framework eval'd YAML values; ours treats them as plain strings.
     with pytest.raises(SweepError, match="unknown activation"):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.config import RunConfig
+from core.errors import SweepError
 from core.params import count_params
 from core.sweep import expand_sweep, expand_sweep_file
 from resconv_tui.memory_estimate import estimate_bytes, format_bytes
@@ -203,3 +204,10 @@ def test_an_unchanged_duplicate_keeps_the_base_run_s_target() -> None:
     base = BaseRun("l-11", RunConfig(layers=11), {"l": 11}, target)
     (same,) = name_runs(expand_sweep({"name": "x", "layers": 11}, source="test"), base)
     assert (same.name, same.target) == ("l-11", target)  # queued again in place: kept
+
+
+def test_loading_a_file_that_is_not_utf8_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "s.yml"
+    path.write_bytes(b"\xff\xfen\x00a\x00m\x00e\x00")
+    with pytest.raises(SweepError, match=r"s.yml: not UTF-8 text \(byte 0xff at offset 0\)"):
+        load_sweep(path)
