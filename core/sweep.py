@@ -368,20 +368,21 @@ def _why_no_cell(entry: dict[str, Any], matrix: dict[str, list[Any]]) -> str:
 
 
 def _apply_include(cells: list[dict], includes: list[dict], matrix: dict) -> list[dict]:
-    """GitHub Actions' rule: an include entry is merged into every cell whose original
-    matrix values it does not overwrite; if it fits no cell it becomes a new cell."""
-    cells = [dict(c) for c in cells]
-    originals = [dict(c) for c in cells]
+    """GitHub Actions' rule: an include entry is merged into every cell of the matrix
+    whose original values it does not overwrite; if it fits no cell it becomes a new
+    cell. Only the matrix's own cells take merges: a cell an include made stays as it
+    is (``{act: tanh}`` then ``{act: tanh, ch: 4}`` make two cells, as in GitHub's)."""
+    merged = [dict(c) for c in cells]
+    added: list[dict] = []
     for entry in includes:
         fitted = False
-        for cell, original in zip(cells, originals, strict=True):
+        for cell, original in zip(merged, cells, strict=True):
             if all(original.get(k, v) == v for k, v in entry.items() if k in matrix):
                 cell.update(entry)
                 fitted = True
         if not fitted:
-            cells.append(dict(entry))
-            originals.append({k: v for k, v in entry.items() if k in matrix})
-    return cells
+            added.append(dict(entry))
+    return merged + added
 
 
 def _canonical(entry: dict[str, Any], source: str, context: str) -> dict[str, Any]:

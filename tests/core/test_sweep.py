@@ -86,6 +86,28 @@ include:
     assert runs[0].config.batch_size == 32 and runs[2].config.batch_size == 64
 
 
+def test_an_include_is_never_merged_into_a_cell_an_include_made() -> None:
+    # GitHub's documented example, fruit/animal as act/ch: {fruit: banana} makes a
+    # combination, and {fruit: banana, animal: cat} makes another, not a merge into it
+    # (the act-tanh cell disappeared when it took the second entry's ch).
+    text = """
+name: x
+layers: 2
+matrix:
+  act: [gelu, relu]
+  ch: [4, 8]
+include:
+  - {act: tanh}
+  - {act: tanh, ch: 4}
+"""
+    runs = expand_sweep_text(text)
+    assert [r.name for r in runs] == [
+        "act-gelu_ch-4", "act-gelu_ch-8", "act-relu_ch-4", "act-relu_ch-8",
+        "act-tanh", "act-tanh_ch-4",
+    ]  # fmt: skip
+    assert runs[4].config.channels == 32  # the default: a cell of its own
+
+
 def test_seeds_multiply_cells_and_change_the_hash() -> None:
     runs = expand_sweep_text("name: x\nlayers: 2\nmatrix:\n  ks: [3, 5]\nseeds: 3\n")
     assert len(runs) == 6
