@@ -65,7 +65,29 @@ class SweepLoader(yaml.SafeLoader):
     YAML 1.1 wants a dot and a signed exponent (``1.0e-3``), so PyYAML read the usual
     way of writing a learning rate as the string "1e-3": RunConfig coerced it, but the
     swept value stayed text (run name ``lr-1e-3``, results sorted and aligned as text).
+
+    A key given twice in one mapping is an error (PyYAML keeps the last without a word:
+    ``layers: 2`` then ``layers: 3`` queued 3-layer runs).
     """
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *defaults`: keys after it may override the merged ones
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    repeated = key in seen
+                except TypeError:
+                    continue  # unhashable: the base class says so
+                if repeated:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping", node.start_mark,
+                        f"key {key!r} is given twice", key_node.start_mark,
+                    )  # fmt: skip
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
 
 
 # Only the exponent forms YAML 1.1 lacks; everything else resolves as before (ints,
@@ -388,13 +410,16 @@ def _apply_include(cells: list[dict], includes: list[dict], matrix: dict) -> lis
 def _canonical(entry: dict[str, Any], source: str, context: str) -> dict[str, Any]:
     """Map aliases and ks1/ks2-style pairs onto RunConfig keys."""
     out: dict[str, Any] = {}
+    set_by: dict[str, str] = {}
     for key, value in entry.items():
         if any(key in pair for pair in PAIR_ALIASES.values()):
             continue
         canonical = ALIASES.get(key, key)
         if canonical in out:
-            raise SweepError(f"{source}: {context}'{key}' and another key both set '{canonical}'")
-        out[canonical] = value
+            raise SweepError(
+                f"{source}: {context}'{set_by[canonical]}' and '{key}' both set '{canonical}'"
+            )
+        out[canonical], set_by[canonical] = value, key
     for canonical, (first, last) in PAIR_ALIASES.items():
         present = [k for k in (first, last) if k in entry]
         if not present:
@@ -435,7 +460,7 @@ def _build_runs(
     source: str,
 ) -> list[ExpandedRun]:
     runs: list[ExpandedRun] = []
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # config hash -> the run's name
     for cell in cells:
         for seed in seeds if seeds is not None else [None]:
             swept = dict(cell) if seed is None else {**cell, "seed": seed}
@@ -448,8 +473,12 @@ def _build_runs(
             _check_inputs_fill_a_batch(config, source, context)
             digest = config.config_hash()
             if digest in seen:
-                continue  # an include entry repeated an existing cell
-            seen.add(digest)
+                # `l: [1, 1]`, `act: [relu, ReLU]`: one run would be dropped without a word.
+                raise SweepError(
+                    f"{source}: {context}the same run as run '{seen[digest]}' (the same "
+                    "config and seed): a value is given twice"
+                )
+            seen[digest] = name
             runs.append(
                 ExpandedRun(
                     index=len(runs) + 1,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import SweepError
-from core.sweep import expand_sweep_file, expand_sweep_text
+from core.sweep import expand_sweep_file, expand_sweep_text, load_yaml
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 LOGBOOK_RUNS = {
@@ -219,3 +219,31 @@ def test_no_code_is_ever_evaluated() -> None:
 def test_every_shipped_sweep_file_expands(path: Path) -> None:
     runs = expand_sweep_file(path)
     assert runs and all(run.param_count > 0 for run in runs)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        # PyYAML kept the last of two keys: 3-layer runs queued for a file that said 2 too.
+        ("name: x\nlayers: 2\nlayers: 3\n",
+         "malformed YAML at line 3, column 1: key 'layers' is given twice"),
+        ("name: x\nmatrix:\n  l: [1, 2]\n  l: [3]\n", "key 'l' is given twice"),
+        # Repeated values made one run, dropping the other without a word.
+        ("name: x\nmatrix:\n  l: [1, 1]\n", "run 'l-1': the same run as run 'l-1'"),
+        ("name: x\nmatrix:\n  act: [relu, ReLU]\n",
+         "run 'act-ReLU': the same run as run 'act-relu'"),
+        # Which other key: the fixed one.
+        ("name: x\nchannels: 8\nmatrix:\n  ch: [4, 8]\n",
+         "'channels' and 'ch' both set 'channels'"),
+    ],
+)  # fmt: skip
+def test_a_value_given_twice_is_an_error_not_a_silent_choice(text: str, why: str) -> None:
+    with pytest.raises(SweepError) as caught:
+        expand_sweep_text(text, source="s.yml")
+    assert str(caught.value).startswith("s.yml: ") and why in str(caught.value)
+
+
+def test_a_yaml_merge_key_may_still_be_overridden() -> None:
+    text = "name: x\nbase: &b {layers: 2, ch: 4}\n"
+    mapping = load_yaml(text + "run: {<<: *b, layers: 3}\n")
+    assert mapping["run"] == {"layers": 3, "ch": 4}
