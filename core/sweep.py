@@ -184,11 +184,27 @@ def expand_sweep(data: Any, source: str = "<sweep>") -> list[ExpandedRun]:
 # ----- reading the file's parts ---------------------------------------------
 
 
+# An experiment's name is a folder of its checkpoints (255 bytes at most on Linux) and
+# a column of every table: 300 characters failed each run at the worker, and a tab or
+# newline broke ls, the markdown tables and the log lines.
+MAX_NAME_CHARS = 100
+
+
 def _experiment_name(data: dict[str, Any], source: str) -> str:
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         raise SweepError(f"{source}: key 'name': required, a non-empty string (got {name!r})")
-    return name.strip()
+    name = name.strip()
+    if len(name) > MAX_NAME_CHARS:
+        raise SweepError(
+            f"{source}: key 'name': at most {MAX_NAME_CHARS} characters (got {len(name)})"
+        )
+    if control := next((c for c in name if not c.isprintable()), None):
+        raise SweepError(
+            f"{source}: key 'name': no tabs, newlines or other control characters "
+            f"(got {name!r}, with {control!r})"
+        )
+    return name
 
 
 def _known_key(key: Any) -> bool:

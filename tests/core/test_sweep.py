@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -247,3 +248,19 @@ def test_a_yaml_merge_key_may_still_be_overridden() -> None:
     text = "name: x\nbase: &b {layers: 2, ch: 4}\n"
     mapping = load_yaml(text + "run: {<<: *b, layers: 3}\n")
     assert mapping["run"] == {"layers": 3, "ch": 4}
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("x" * 101, "key 'name': at most 100 characters (got 101)"),
+        ('"tab\\there"', "key 'name': no tabs, newlines or other control characters"),
+    ],
+)
+def test_an_experiment_name_that_cannot_be_a_folder_or_a_table_cell_is_refused(
+    name: str, why: str
+) -> None:
+    # 300 characters failed every run at the worker (file name too long).
+    with pytest.raises(SweepError, match=re.escape(why)):
+        expand_sweep_text(f"name: {name}\nlayers: 2\n", source="s.yml")
+    assert expand_sweep_text("name: Ünïcode-実験 x\nlayers: 2\n")[0].experiment == "Ünïcode-実験 x"
