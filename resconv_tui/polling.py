@@ -189,6 +189,18 @@ def run_rate(run: RunRow, now: float) -> float | None:
     return run.inputs_done / elapsed if elapsed > 0 else None
 
 
+def wall_rate(run: RunRow, now: float) -> float | None:
+    """Inputs per second of wall time from claim to end: what the queue's forecast needs.
+    A finished run's inputs/s is its training steps' alone; its validation passes, data
+    loading and saving took as long again for small runs (a walkthrough's ETA said 18 s
+    for runs that took 3m40s). A running run's rate is wall time since its start already."""
+    if run.status == RunStatus.SUCCEEDED and run.started_at and run.finished_at:
+        took = run.finished_at - run.started_at
+        if took > 0 and run.inputs_done:
+            return run.inputs_done / took
+    return run_rate(run, now)
+
+
 def run_eta(run: RunRow, now: float) -> float | None:
     """Seconds left for a running run at its measured rate."""
     rate = run_rate(run, now)
@@ -206,7 +218,7 @@ def queue_forecast(
     def live(worker: WorkerRow) -> bool:
         return worker_health(worker, now) != "offline"
 
-    return queue_ends(runs, workers, live, lambda run: run_rate(run, now))
+    return queue_ends(runs, workers, live, lambda run: wall_rate(run, now))
 
 
 def experiment_etas(runs: Sequence[RunRow], ends: dict[int, float] | None) -> dict[str, float]:

@@ -63,6 +63,26 @@ def test_rates_and_etas(seeded: dict[str, Any], db_url: str) -> None:
     assert queue_eta(list(runs.values()), [worker()], NOW) > 0
 
 
+def test_the_queue_forecast_paces_a_finished_run_by_its_wall_time(
+    seeded: dict[str, Any], db_url: str
+) -> None:
+    # Validation passes, loading and saving took as long as the training steps of these
+    # small runs: paced by inputs/s alone, the ETA said 18 s for 3m40s of runs.
+    base = Repo.open(db_url).list_runs()[0]
+    done = dataclasses.replace(
+        base, id=1, status=RunStatus.SUCCEEDED, total_inputs=1000, inputs_done=1000,
+        inputs_per_s=100.0, started_at=NOW - 100, finished_at=NOW - 80,
+    )  # fmt: skip
+    queued = dataclasses.replace(done, id=2, status=RunStatus.QUEUED, inputs_done=0,
+                                 inputs_per_s=None, started_at=None, finished_at=None)  # fmt: skip
+    assert polling.wall_rate(done, NOW) == pytest.approx(50.0)  # 1000 inputs in 20 s
+    assert polling.run_rate(done, NOW) == 100.0  # the in/s column: training alone
+    assert queue_eta([done, queued], [worker()], NOW) == pytest.approx(20)  # was 10
+    # A run without both times (an old row) falls back on its inputs/s.
+    undated = dataclasses.replace(done, finished_at=None)
+    assert queue_eta([undated, queued], [worker()], NOW) == pytest.approx(10)
+
+
 def test_queue_eta_schedules_whole_runs_on_the_slots_in_flight(
     seeded: dict[str, Any], db_url: str
 ) -> None:

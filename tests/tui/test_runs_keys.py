@@ -482,7 +482,7 @@ async def test_text_status_and_experiment_filters(seeded, app_factory, settle) -
         await pilot.press("F")  # act-demo: two queued runs, one after the other
         await settle(pilot)
         summary = str(app.screen.query_one("#runs-summary").render())
-        assert re.search(r"exp=act-demo \(ETA \d+s\)$", summary), summary
+        assert re.search(r"exp=act-demo \(ETA (\d+m)?\d+s\)$", summary), summary
 
 
 async def test_w_stops_local_worker_then_starts_one(seeded, app_factory, settle, launcher):
