@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import events
 
@@ -31,12 +32,16 @@ COLUMNS = (
     ("params", "params"),
 )
 BAR_WIDTH = 12
-# Narrower than this (an 80-column terminal), the table drops the bar (the percentage
-# stays), the priority and the experiment (the line under the table names the
-# highlighted run's), so val loss and params are on screen without scrolling.
-NARROW_BELOW = 100
+# When the whole table would not fit (an 80-column terminal, or long experiment and run
+# names at 100), it drops the bar (the percentage stays), the priority and the
+# experiment (the line under the table names the highlighted run's) and cuts long
+# names, so val loss and params are on screen without scrolling.
 NARROW_DROPS = frozenset({"priority", "experiment"})
 NARROW_NAME_WIDTH = 18
+# The widest a cell of the other columns gets, for telling whether the table fits:
+# "succeeded ⨯", a bar with its percentage, "12,345" in/s, "59m59s", "0.051226".
+CELL_WIDTHS = {"mark": 1, "status": 11, "progress": BAR_WIDTH + 5, "rate": 7, "eta": 7,
+               "loss": 8}  # fmt: skip
 Cells = tuple[str | Text, ...]
 
 
@@ -83,9 +88,29 @@ class RunTable(RowsTable):
             self.add_column(label, key=key, width=width)
 
     def on_resize(self, event: events.Resize) -> None:
-        narrow = event.size.width < NARROW_BELOW
+        self._fit()
+
+    def wide_width(self, runs: Sequence[RunRow]) -> int:
+        """Cells the table takes with every column, for ``runs``."""
+        content = dict(CELL_WIDTHS)
+        longest = {
+            "id": [str(run.id) for run in runs], "experiment": [run.experiment for run in runs],
+            "name": [run.name for run in runs], "priority": [str(run.priority) for run in runs],
+            "params": [f"{run.param_count:,}" for run in runs],
+        }  # fmt: skip
+        for key, texts in longest.items():
+            content[key] = max((cell_len(text) for text in texts), default=0)
+        padding = 2 * self.cell_padding
+        return sum(max(cell_len(label), content[key]) + padding for key, label in COLUMNS)
+
+    def _fit(self) -> bool:
+        """Narrow when the whole table would not fit (not before it is laid out); whether
+        that changed (the table was made again)."""
+        runs = self._last[0] if self._last is not None else ()
+        width = self.scrollable_content_region.width
+        narrow = 0 < width < self.wide_width(runs)
         if narrow == self.narrow:
-            return
+            return False
         self.narrow = narrow
         keep = self.highlighted_id
         self.clear(columns=True)
@@ -95,6 +120,7 @@ class RunTable(RowsTable):
             self.show_runs(*self._last)
             if keep is not None and str(keep) in self.rows:
                 self.move_cursor(row=self.get_row_index(str(keep)), animate=False)
+        return True
 
     @property
     def highlighted_id(self) -> int | None:
@@ -114,6 +140,8 @@ class RunTable(RowsTable):
         """Make the table show ``runs`` in order, touching as few cells as possible."""
         self._stalled = stalled
         self._last = (runs, now, marked, stalled)
+        if self._fit():  # a run with a long name came or went: made again with them
+            return
         fresh = {run.id: self._cells_of(run, now, run.id in marked) for run in runs}
         if list(fresh) != list(self._shown):
             self._made = {i: self._made[i] for i in fresh}  # forget removed runs

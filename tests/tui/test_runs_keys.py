@@ -747,11 +747,24 @@ async def test_an_80_column_terminal_shows_val_loss_and_params_without_scrolling
         assert len(panel) == 2 and all(len(line) <= 78 for line in panel)  # one line each
         assert panel[1].startswith("● gpu-box    cuda:0  GPU  87% mem 5.0 GiB/24.0 GiB  run 4")
         await goto(pilot, 4)
-        await pilot.resize_terminal(120, 36)  # wide again: every column, the bar back
+        # At 120 the long name would still push params off screen (it did at 100).
+        await pilot.resize_terminal(120, 36)
+        await settle(pilot)
+        assert len(table(app).columns) == 9 and table(app).max_scroll_x == 0
+        await pilot.resize_terminal(140, 36)  # wide again: every column, the bar back
         await settle(pilot)
         assert len(table(app).columns) == 11 and table(app).highlighted_id == 4
         assert cell(app, 9, "name") == long_name
         assert cell(app, 4, "progress").startswith("━")
+        assert table(app).max_scroll_x == 0
+        # Once the long-named run is gone, 120 columns hold every column again.
+        await pilot.resize_terminal(120, 36)
+        await settle(pilot)
+        assert len(table(app).columns) == 9
+        Repo.open(db_url).remove([9])
+        app.screen.refresh_now()
+        await settle(pilot)
+        assert len(table(app).columns) == 11 and table(app).max_scroll_x == 0
 
 
 async def test_help_fits_an_80_column_terminal(seeded, app_factory, settle) -> None:
