@@ -41,8 +41,17 @@ def add_db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
         default=argparse.SUPPRESS,
+        type=_db_text,
         help="database URL or SQLite file path (default: $RESCONV_DB or sqlite:///runs.db)",
     )
+
+
+def _db_text(text: str) -> str:
+    """--db as given; empty (``--db "$DB"`` with DB unset) is refused, not read as the
+    default runs.db, which would quietly queue into another database."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty: give a database URL or SQLite file path")
+    return text
 
 
 def db_url(args: argparse.Namespace) -> str:
@@ -76,12 +85,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Queue, train and compare ResConv parameter sweeps. "
         "Without a subcommand the dashboard opens.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     add_db_option(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"resconv_tui.commands.{name}")
         module.add_parser(subparsers)
     return parser
+
+
+def _version() -> str:
+    """The installed package's version (pyproject.toml's), read without importing more."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("resconv-tui")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:

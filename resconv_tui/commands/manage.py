@@ -112,7 +112,8 @@ def retry(args: argparse.Namespace) -> int:
         cause = cause_from_option(args.cause)
         ids += [r.id for r in failed_runs(repo, cause) if r.id not in ids]
         if not ids:
-            print(f"nothing to retry: no run failed with cause {cause.option} ({cause})")
+            said = cause.option if cause.option == str(cause) else f"{cause.option} ({cause})"
+            print(f"nothing to retry: no run failed with cause {said}")
             return 0
     repo.retry(ids)
     print("queued again: " + ", ".join(map(str, ids)))

@@ -367,6 +367,8 @@ def test_failures_by_cause_in_status_and_retry_by_cause(
     assert cli(capsys, "retry", "3", "--cause", "worker-lost")[1] == "queued again: 3, 2\n"
     code, out, _ = cli(capsys, "retry", "--cause", "nan")
     assert (code, out) == (0, "nothing to retry: no run failed with cause nan (loss NaN/inf)\n")
+    code, out, _ = cli(capsys, "retry", "--cause", "error")  # not "error (error)"
+    assert (code, out) == (0, "nothing to retry: no run failed with cause error\n")
     code, _, err = cli(capsys, "retry", "--db", "missing.db")  # said before the database
     assert code == 2
     one_error_line(err, "usage: retry needs run ids, or --cause oom|nan|worker-lost|error")
@@ -515,3 +517,21 @@ def test_results_by_cell_over_seeds(capsys: pytest.CaptureFixture[str]) -> None:
     assert float(rows[2][2]) == pytest.approx(0.06)
     assert float(rows[2][3]) == pytest.approx(0.0141421, rel=1e-5)
     assert rows[1][3] == ""  # one seed: no spread
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert re.fullmatch(r"resconv-tui \d+\.\d+\.\d+\n", capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("argv", [["ls", "--db", ""], ["--db", " ", "status"]])
+def test_an_empty_db_is_refused_not_read_as_runs_db(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    # `--db "$DB"` with DB unset quietly used ./runs.db.
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "argument --db: empty: give a database URL" in capsys.readouterr().err
