@@ -64,11 +64,13 @@ def run(args: argparse.Namespace) -> int:
 
 def dry_run_plan(args: argparse.Namespace, runs: list[ExpandedRun]) -> list[str] | None:
     """What queueing would do with each run, against the database if there is one (a
-    dry run never creates it); None without a database, or with --force (all new)."""
+    dry run never creates it); None without a database. With --force every run is new."""
     from core.queue.db import is_new_file
 
-    if args.force or is_new_file(db_url(args)):
+    if is_new_file(db_url(args)):
         return None
+    if args.force:
+        return ["new"] * len(runs)
     from core.queue import NewRun
 
     repo = open_repo(args)

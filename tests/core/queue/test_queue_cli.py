@@ -85,7 +85,11 @@ def test_dry_run_against_a_database_says_what_queueing_would_do(
     ]  # fmt: skip
     assert lines[-1] == "queueing would add 1, queue again 1, skip 2"
     assert len(repo.list_runs()) == 3  # nothing was queued
-    assert "queue" not in cli(capsys, "queue", "sweep.yml", "--dry-run", "--force")[1].split()
+    # --force queues every run anew: the listing says so rather than going quiet.
+    forced = cli(capsys, "queue", "sweep.yml", "--dry-run", "--force")[1].splitlines()
+    assert [line.split("MiB")[1].strip() for line in forced[1:5]] == ["new"] * 4
+    assert forced[-1] == "queueing would add 4, queue again 0, skip 0"
+    assert len(repo.list_runs()) == 3
 
 
 def test_queue_twice_then_extend_then_force(
