@@ -256,6 +256,12 @@ def _select(table: Table, columns: Sequence[str] | None) -> Table:
     elif all(c.startswith("-") for c in columns):
         drop = {resolve_column(c[1:], table.columns) for c in columns}
         chosen = [c for c in table.columns if c not in hidden_by_default and c not in drop]
+    elif hiding := [c for c in columns if c.startswith("-")]:
+        showing = " ".join(c for c in columns if c not in hiding)
+        raise UsageError(
+            f"--columns: {' '.join(hiding)} hides while {showing} shows: give the columns "
+            "to show, or only -COL entries to hide some"
+        )
     else:
         chosen = [resolve_column(c, table.columns) for c in columns]
     indexes = [table.columns.index(c) for c in chosen]

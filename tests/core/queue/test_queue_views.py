@@ -260,3 +260,13 @@ def test_a_stored_target_that_is_no_figure_is_left_out() -> None:
     table = results_table(bad)
     assert "target" not in table.columns and "logbook minutes" in table.columns
     assert json.loads(render(table, "json"))[0]["logbook_minutes"] == 1.0
+
+
+def test_columns_that_both_show_and_hide_say_so() -> None:
+    # Was "'-meter' is not a column", naming the wrong mistake.
+    with pytest.raises(UsageError) as caught:
+        results_table(runs(), columns=["-meter", "l"])
+    assert str(caught.value) == (
+        "--columns: -meter hides while l shows: give the columns to show, or only -COL "
+        "entries to hide some"
+    )
