@@ -202,9 +202,13 @@ def _meters(losses: Sequence[float | None]) -> list[str | None]:
 
 
 def resolve_column(name: str, columns: Sequence[str]) -> str:
-    """An exact column name, or the one column containing ``name``."""
+    """An exact column name, its JSON key (``target_diff``) or a plain word for a column
+    named with a symbol (``delta``, ``std``), or the one column containing ``name``."""
     if name in columns:
         return name
+    typed = {key: column for column, key in JSON_KEYS.items()} | {"delta": DIFF, "std": STD}
+    if typed.get(name.lower()) in columns:
+        return typed[name.lower()]
     matches = [c for c in columns if name.lower() in c.lower()]
     if len(matches) == 1:
         return matches[0]

@@ -270,3 +270,13 @@ def test_columns_that_both_show_and_hide_say_so() -> None:
         "--columns: -meter hides while l shows: give the columns to show, or only -COL "
         "entries to hide some"
     )
+
+
+def test_columns_named_with_symbols_can_be_typed() -> None:
+    # "Δ target" and "± std" could only be picked by typing Δ or ±.
+    target = [replace(r, target={"validation_loss": 0.05}) for r in runs()]
+    assert results_table(target, columns=["run", "delta"]).columns == ("run", "Δ target")
+    assert results_table(target, columns=["target_diff"]).columns == ("Δ target",)
+    assert results_table(target, columns=["param_count"]).columns == ("model params",)
+    cells = results_by_cell(target, target, columns=["std"])
+    assert cells.columns == ("± std",)
