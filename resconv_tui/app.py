@@ -47,6 +47,22 @@ class ResconvApp(App[None]):
         if commands is not None:
             yield from commands()
 
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
+        """The palette's Screenshot: saved beside the results exports (the dashboard's
+        working directory), and the file named. Textual's default, the Downloads folder,
+        is missing on most servers, and it then said only "Failed to save screenshot"."""
+        folder = Path(path) if path else self.ctx.export_dir
+        try:
+            saved = self.save_screenshot(filename, str(folder), time_format)
+        except OSError as exc:
+            self.notify(f"screenshot not saved in {folder}: {exc.strerror or exc}",
+                        severity="error")  # fmt: skip
+            return None
+        self.notify(f"screenshot saved: {saved}")
+        return saved
+
     def on_unmount(self) -> None:
         self.ctx.repo.close()
 

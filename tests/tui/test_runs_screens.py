@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import types
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -168,3 +169,24 @@ async def test_columns_grow_when_a_cell_gets_longer(app_factory, settle, db_url)
         width = {c.key.value: c.content_width for c in table.ordered_columns}
         assert width["status"] >= len("cancelled")
         assert width["priority"] >= len("123456789")
+
+
+async def test_the_palette_screenshot_is_saved_beside_the_exports_and_named(
+    seeded, app_factory, settle, tmp_path
+) -> None:
+    # Textual's default folder, ~/Downloads, is missing on most servers: it said only
+    # "Failed to save screenshot".
+    app = app_factory()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        saved = app.deliver_screenshot()
+        assert saved is not None and Path(saved).parent == tmp_path
+        assert Path(saved).read_text().startswith("<svg")
+        await pilot.pause()
+        assert f"screenshot saved: {saved}" in [n.message for n in app._notifications]
+        blocked = tmp_path / "a-file"
+        blocked.write_text("")
+        assert app.deliver_screenshot(path=str(blocked / "sub")) is None
+        await pilot.pause()
+        assert any(n.message.startswith(f"screenshot not saved in {blocked / 'sub'}: ")
+                   for n in app._notifications)  # fmt: skip
