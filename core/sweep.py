@@ -487,6 +487,7 @@ def _build_runs(
                 params["seed"] = seed
             config = RunConfig.from_dict(params, where=context)
             _check_inputs_fill_a_batch(config, source, context)
+            _check_bn_for_v1(config, source, context)
             digest = config.config_hash()
             if digest in seen:
                 # `l: [1, 1]`, `act: [relu, ReLU]`: one run would be dropped without a word.
@@ -508,6 +509,20 @@ def _build_runs(
                 )
             )
     return runs
+
+
+def _check_bn_for_v1(config: RunConfig, source: str, context: str) -> None:
+    """Refuse batch-norm positions for model v1, which has BN before every convolution
+    whatever they say: the run would train as if they were not there. Checked here, for
+    new sweeps, as max_inputs is: runs already queued must still load."""
+    if config.model != "v1":
+        return
+    for key in ("bn_encoder", "bn_decoder"):
+        if getattr(config, key) != 0:
+            raise SweepError(
+                f"{source}: {context}key '{key}': model v1 has batch norm before every "
+                f"convolution; '{key}' applies to v2 only (got {getattr(config, key)!r})"
+            )
 
 
 def _check_inputs_fill_a_batch(config: RunConfig, source: str, context: str) -> None:

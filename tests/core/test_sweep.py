@@ -264,3 +264,11 @@ def test_an_experiment_name_that_cannot_be_a_folder_or_a_table_cell_is_refused(
     with pytest.raises(SweepError, match=re.escape(why)):
         expand_sweep_text(f"name: {name}\nlayers: 2\n", source="s.yml")
     assert expand_sweep_text("name: Ünïcode-実験 x\nlayers: 2\n")[0].experiment == "Ünïcode-実験 x"
+
+
+@pytest.mark.parametrize("key", ["bnp-d: 1", "bn_encoder: none"])
+def test_batch_norm_positions_for_model_v1_are_refused(key: str) -> None:
+    # v1 has BN before every conv: bn_decoder 1 was accepted and did nothing.
+    with pytest.raises(SweepError, match="model v1 has batch norm before every convolution"):
+        expand_sweep_text(f"name: x\nmodel: v1\n{key}\n", source="s.yml")
+    assert expand_sweep_text(f"name: x\nmodel: v2\n{key}\n")
