@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from rich.cells import cell_len
+
 from core.queue.errors import UsageError
 from core.queue.rows import RunRow
 from core.sweep import target_problem
@@ -287,18 +289,25 @@ def render(table: Table, fmt: str) -> str:
     raise UsageError(f"unknown format '{fmt}' (use {', '.join(FORMATS)})")
 
 
+def pad(text: str, width: int, right: bool = False) -> str:
+    """``text`` padded to ``width`` terminal cells, as str.ljust/rjust would, but counting
+    a wide character (実験, most emoji) as the two cells it takes on screen."""
+    fill = " " * max(0, width - cell_len(text))
+    return fill + text if right else text + fill
+
+
 def to_markdown(table: Table) -> str:
     """A pipe table, numbers right-aligned (what pandas' ``to_markdown`` gave the logbook)."""
     cells = [
         [format_cell(c, v) for c, v in zip(table.columns, row, strict=True)] for row in table.rows
     ]
-    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(table.columns)]
+    widths = [
+        max([cell_len(c), *(cell_len(r[i]) for r in cells)]) for i, c in enumerate(table.columns)
+    ]
     right = [_is_numeric(table.column(c)) for c in table.columns]
 
     def line(values: Sequence[str]) -> str:
-        padded = [
-            v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)
-        ]
+        padded = [pad(v, w, r) for v, w, r in zip(values, widths, right, strict=True)]
         return "| " + " | ".join(padded) + " |"
 
     rule = ["-" * (w + 1) + ":" if r else "-" * (w + 2) for w, r in zip(widths, right, strict=True)]

@@ -113,13 +113,16 @@ def run_line(
 
 def table(lines: list[tuple[str, ...]]) -> str:
     """Aligned columns, numbers to the right, the note last and free."""
+    from rich.cells import cell_len
+
+    from core.queue.views import pad
+
     rows = [HEADER, *lines]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER) - 1)]
+    widths = [max(cell_len(row[i]) for row in rows) for i in range(len(HEADER) - 1)]
     right = {0, 3, 4, 5, 6}
 
     def line(row: tuple[str, ...]) -> str:
-        cells = [c.rjust(w) if i in right else c.ljust(w)
-                 for i, (c, w) in enumerate(zip(row, widths, strict=False))]  # fmt: skip
+        cells = [pad(c, w, i in right) for i, (c, w) in enumerate(zip(row, widths, strict=False))]
         return "  ".join([*cells, row[-1]]).rstrip()
 
     return "\n".join(line(row) for row in rows)

@@ -84,6 +84,9 @@ def dry_run_listing(runs: list[ExpandedRun], plan: list[str] | None = None) -> s
     """One line per run (index, name, swept values, parameters, estimated training memory
     on a GPU, as the form previews it, and with ``plan`` what queueing would do), then a
     total line."""
+    from rich.cells import cell_len
+
+    from core.queue.views import pad
     from resconv_tui.memory_estimate import estimate_bytes, format_bytes
 
     memory = [estimate_bytes(r.config, r.param_count) for r in runs]
@@ -94,11 +97,11 @@ def dry_run_listing(runs: list[ExpandedRun], plan: list[str] | None = None) -> s
         for r, m, fate in zip(runs, memory, fates, strict=True)
     ]  # fmt: skip
     header = ("#", "name", "swept", "params", "est. memory", "queue" if plan else "")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    widths = [max(cell_len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
     def line(row: tuple[str, ...]) -> str:
-        left = [row[0].rjust(widths[0]), row[1].ljust(widths[1]), row[2].ljust(widths[2])]
-        right = [row[3].rjust(widths[3]), row[4].rjust(widths[4])]
+        left = [pad(row[0], widths[0], True), pad(row[1], widths[1]), pad(row[2], widths[2])]
+        right = [pad(row[3], widths[3], True), pad(row[4], widths[4], True)]
         return "  ".join([*left, *right, row[5]]).rstrip()
 
     total = sum(r.param_count for r in runs)

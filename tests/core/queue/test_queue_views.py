@@ -280,3 +280,12 @@ def test_columns_named_with_symbols_can_be_typed() -> None:
     assert results_table(target, columns=["param_count"]).columns == ("model params",)
     cells = results_by_cell(target, target, columns=["std"])
     assert cells.columns == ("± std",)
+
+
+def test_markdown_lines_up_wide_characters() -> None:
+    from rich.cells import cell_len
+
+    # Padding counted characters: a column of 実験 was two cells short per character.
+    mixed = [replace(r, experiment=name) for r, name in zip(runs(), ["実験", "ab", "x"])]
+    lines = render(results_table(mixed), "markdown").splitlines()
+    assert len({cell_len(line) for line in lines}) == 1, lines
