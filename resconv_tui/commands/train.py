@@ -110,6 +110,9 @@ class _ProgressBar:
             TextColumn("{task.fields[speed]} inputs/s"),
             TimeElapsedColumn(),
             console=console,
+            # Piped or logged: the validation lines and the result, no bar drawn once at
+            # the end into the file.
+            disable=not console.is_terminal,
         )
         self.task = self.progress.add_task("train", total=self.total, loss="-", speed="-")
 

@@ -137,3 +137,14 @@ def test_a_folder_it_cannot_look_into_is_a_config_error(
     monkeypatch.setattr(Path, "exists", no_entry)
     with pytest.raises(ConfigError, match="cannot be created \\(Permission denied\\)"):
         check_checkpoint_root(tmp_path / "locked" / "ck")
+
+
+def test_train_piped_prints_lines_not_a_bar(
+    queued_db: Path, tmp_path: Path, idx_writer: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `train ... | cat` wrote the bar's last frame into the pipe.
+    data = idx_writer(tmp_path / "data")
+    argv = ["train", "st.yml", "--run", "1", "--device", "cpu", "--data-dir", str(data)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "validation loss:" in out and "━" not in out

@@ -286,6 +286,8 @@ def test_markdown_lines_up_wide_characters() -> None:
     from rich.cells import cell_len
 
     # Padding counted characters: a column of 実験 was two cells short per character.
-    mixed = [replace(r, experiment=name) for r, name in zip(runs(), ["実験", "ab", "x"])]
+    mixed = [
+        replace(r, experiment=name) for r, name in zip(runs(), ["実験", "ab", "x"], strict=True)
+    ]
     lines = render(results_table(mixed), "markdown").splitlines()
     assert len({cell_len(line) for line in lines}) == 1, lines
