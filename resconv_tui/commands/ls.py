@@ -53,7 +53,16 @@ def run(args: argparse.Namespace) -> int:
     now = time.time()
     stalled, exited = troubled_runs(repo, runs, now)
     if args.json:
-        print(json.dumps([run_json(r, r.id in stalled, r.id in exited) for r in ordered], indent=1))
+        from resconv_tui.polling import run_eta
+
+        listed = []
+        for r in ordered:
+            entry = run_json(r, r.id in stalled, r.id in exited)
+            # The text's ETA, for a running run whose worker still trains it.
+            eta = None if r.id in stalled or r.id in exited else run_eta(r, now)
+            entry["eta_seconds"] = None if eta is None else round(eta, 1)
+            listed.append(entry)
+        print(json.dumps(listed, indent=1))
     elif ordered:
         print(table([run_line(r, now, r.id in stalled, r.id in exited) for r in ordered]))
     else:

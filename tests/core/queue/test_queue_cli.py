@@ -281,6 +281,15 @@ def test_ls_lists_runs_in_queue_order_with_filters_and_json(
     _, out, _ = cli(capsys, "ls", "--json", "--status", "failed")
     (failed,) = json.loads(out)
     assert (failed["id"], failed["cause"], failed["name"]) == (1, "oom", "ch-4_lr-0.001")
+    assert failed["eta_seconds"] is None
+    # The text's ETA is in the JSON too: run 2 did 64 inputs in the 10 s since its start.
+    repo.heartbeat(repo.get_run(2).worker_id or "", run_id=2, inputs_done=64)
+    with sqlite3.connect("runs.db") as conn:
+        conn.execute("UPDATE run SET started_at = heartbeat_at - 10 WHERE id = 2")
+    (running,) = json.loads(cli(capsys, "ls", "--json", "--status", "running")[1])
+    left = running["total_inputs"] - 64
+    assert running["eta_seconds"] == pytest.approx(left / 6.4, abs=0.1)
+    assert "ETA" in cli(capsys, "ls", "--status", "running")[1]
     assert cli(capsys, "ls", "--experiment", "smoke", "--status", "cancelled")[1] == (
         "no runs match\n"
     )
