@@ -7,7 +7,9 @@ worker it just started) and ``status`` all ask this, so they agree on what "gone
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -50,3 +52,21 @@ def process_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True  # no /proc (macOS): the signal check is all there is
     return state != "Z"
+
+
+# ``worker --slots K`` (core.slots) names itself to its slot processes here.
+SUPERVISOR_ENV = "RESCONV_SLOT_SUPERVISOR"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def stop_with_parent(parent: int) -> None:
+    """SIGTERM to this process when ``parent`` dies (Linux's parent-death signal; elsewhere
+    nothing): a slot then finishes its step, puts its run back and exits, rather than
+    train on with no supervisor. A parent already gone: SIGTERM now."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: no parent-death signal to ask for
+        return
+    if os.getppid() != parent:  # it died before the prctl: no signal would ever come
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -34,7 +34,6 @@ The handlers only count signals; the wait loop does the forwarding.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import signal
 import socket
@@ -47,6 +46,7 @@ from types import FrameType
 
 from core.gpu import free_for_new_runs
 from core.packing import Admission, Slot, threads_per_slot
+from core.processes import SUPERVISOR_ENV
 from core.queue import Repo
 from core.worker import say
 from core.worker_options import ClaimRules
@@ -203,11 +203,11 @@ class Supervisor:
 
     @staticmethod
     def start(command: list[str]) -> subprocess.Popen[bytes]:
-        """A slot process in its own process group, told to stop when this one dies."""
-        parent = os.getpid()
-        return subprocess.Popen(
-            command, process_group=0, preexec_fn=lambda: stop_with_parent(parent)
-        )
+        """A slot process in its own process group; it asks to be stopped when this one
+        dies (``core.worker`` with ``--slot``, reading our pid from the environment: a
+        ``preexec_fn`` would run between fork and exec, unsafe once torch has threads)."""
+        env = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
+        return subprocess.Popen(command, process_group=0, env=env)
 
     def record_lost(self, child: subprocess.Popen[bytes], started: float) -> int:
         """Record the runs ``child`` left running lost; how many runs it used up."""
@@ -229,21 +229,6 @@ class Supervisor:
         for child in self.children:
             if child.poll() is None:
                 child.send_signal(sig)
-
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def stop_with_parent(parent: int) -> None:
-    """In a new child before it runs its program: SIGTERM when ``parent`` dies (Linux's
-    parent-death signal; elsewhere nothing). A parent already gone: SIGTERM now."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: no parent-death signal to ask for
-        return
-    if os.getppid() != parent:  # it died before the prctl: no signal would ever come
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def exit_status(returncode: int) -> int:

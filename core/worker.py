@@ -53,9 +53,9 @@ from core.device_choice import auto_device, resolve_device
 from core.errors import ConfigError, DataError, NoDataHere, ResconvError
 from core.gpu import GpuMonitor
 from core.packing import Admission, Slot, parse_slot
-from core.processes import exited_here
+from core.processes import SUPERVISOR_ENV, exited_here, stop_with_parent
 from core.queue import FinalFigures, QueueError, Repo, RunRow
-from core.queue.db import describe, is_new_file, sqlite_path
+from core.queue.db import describe, is_new_file, sqlite_path, stored_url
 from core.queue.repo import STALE_AFTER_S
 from core.queue.samples import encode_samples
 from core.recording import (
@@ -623,9 +623,16 @@ def main(argv: list[str] | None = None) -> int:
         help="run as slot I of K sharing the device (set by 'worker --slots K')",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    db_url = args.db or os.environ.get("RESCONV_DB", "sqlite:///runs.db")
+    if args.slot and (supervisor := os.environ.get(SUPERVISOR_ENV, "")).isdigit():
+        stop_with_parent(int(supervisor))  # before any run is claimed
+    # --db "" is kept, to be refused (SQLite would take it for a database in memory);
+    # an empty RESCONV_DB is as unset.
+    if args.db is not None:
+        db_url = args.db
+    else:
+        db_url = os.environ.get("RESCONV_DB", "").strip() or "sqlite:///runs.db"
     try:
-        return worker_from_args(args, db_url)
+        return worker_from_args(args, stored_url(db_url))
     except ResconvError as exc:
         print(f"worker: {exc.title.lower()}: {exc}", file=sys.stderr)
         return 2

@@ -29,7 +29,9 @@ DEFAULT_DB = "sqlite:///runs.db"
 
 
 def default_db() -> str:
-    return os.environ.get("RESCONV_DB", DEFAULT_DB)
+    """$RESCONV_DB, or runs.db; set but empty (``export RESCONV_DB=$DB`` with DB unset) is
+    as unset."""
+    return os.environ.get("RESCONV_DB", "").strip() or DEFAULT_DB
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
@@ -55,8 +57,10 @@ def _db_text(text: str) -> str:
 
 
 def db_url(args: argparse.Namespace) -> str:
-    """--db, then $RESCONV_DB, then sqlite:///runs.db."""
-    return getattr(args, "db", None) or default_db()
+    """--db, then $RESCONV_DB, then sqlite:///runs.db; never SQLite's in-memory database."""
+    from core.queue.db import stored_url
+
+    return stored_url(getattr(args, "db", None) or default_db())
 
 
 def open_repo(args: argparse.Namespace, create: bool = False) -> Repo:

@@ -83,6 +83,20 @@ def parse_url(url_or_path: str) -> URL:
     return parsed
 
 
+def stored_url(url_or_path: str) -> str:
+    """``url_or_path`` if it names a database that outlives the command; a QueueError for
+    SQLite's in-memory one (``--db ""``, ``sqlite://``), which would take the runs and
+    lose them when the command exits. For what people type; tests may use memory."""
+    parsed = parse_url(url_or_path)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        shown = parsed.render_as_string(hide_password=True)
+        raise QueueError(
+            f"database URL {shown!r} names no file (SQLite would keep the runs in memory "
+            f"and lose them): use {URLS_THAT_WORK}"
+        )
+    return url_or_path
+
+
 def _without_password(url: str) -> str:
     """``scheme://user:secret@host`` -> ``scheme://user:***@host`` for a URL make_url rejects."""
     return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)

@@ -68,3 +68,23 @@ def test_resconv_db_variable_is_checked_the_same(
     monkeypatch.setenv("RESCONV_DB", "bogus://x")
     assert main(["status"]) == 2
     assert "database URL bogus://x" in capsys.readouterr().err
+
+
+def test_a_database_in_memory_is_refused_where_people_name_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `queue` took 21 runs into SQLite's in-memory database and lost them, exit 0.
+    import core.worker
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sweep.yml").write_text("name: s\nmax_inputs: 512\nmatrix:\n  ch: [4]\n")
+    for argv in (["--db", "sqlite://", "queue", "sweep.yml"], ["--db", "sqlite:///", "ls"]):
+        assert main(argv) == 2
+        assert "names no file (SQLite would keep the runs in memory" in capsys.readouterr().err
+    assert core.worker.main(["--db", "", "--until-empty"]) == 2
+    assert "names no file" in capsys.readouterr().err
+    # RESCONV_DB set but empty (`export RESCONV_DB=$DB`, DB unset) is as unset: runs.db.
+    monkeypatch.setenv("RESCONV_DB", "")
+    assert main(["queue", "sweep.yml"]) == 0
+    assert (tmp_path / "runs.db").is_file()
+    assert Repo.open(str(tmp_path / "runs.db")).list_runs()
