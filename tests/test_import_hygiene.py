@@ -29,12 +29,13 @@ RULES: dict[str, set[str]] = {
     "core.data": DATABASE | UI,
     "core.task": DATABASE | UI,
     "core.train": DATABASE | UI,
-    "core.worker": UI,
-    "core.recording": TORCH | UI,
+    # The GPU box's bench environment has torch, numpy, pyyaml and sqlmodel, not rich.
+    "core.worker": UI | {"rich"},
+    "core.slots": TORCH | UI | {"rich"},  # torch only inside a slot process, lazily
+    "core.recording": TORCH | UI | {"rich"},
     "core.worker_options": TORCH | DATABASE | UI,
     "core.processes": TORCH | DATABASE | UI,
     "core.device_choice": TORCH | UI,  # torch only when a device is resolved
-    "core.slots": TORCH | UI,  # torch only inside a slot process, lazily
     "resconv_tui.cli": TORCH,
     "resconv_tui.app": TORCH,
 }

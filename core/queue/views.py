@@ -14,12 +14,11 @@ import json
 import math
 import re
 import statistics
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
-
-from rich.cells import cell_len
 
 from core.queue.errors import UsageError
 from core.queue.rows import RunRow
@@ -287,6 +286,16 @@ def render(table: Table, fmt: str) -> str:
     if fmt == "json":
         return to_json(table)
     raise UsageError(f"unknown format '{fmt}' (use {', '.join(FORMATS)})")
+
+
+def cell_len(text: str) -> int:
+    """Terminal cells ``text`` takes: 2 for a wide character (実験, most emoji), 0 for a
+    combining mark, else 1. The standard library's tables: the worker imports this module
+    where rich is not installed (the GPU box's bench environment)."""
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
 
 
 def pad(text: str, width: int, right: bool = False) -> str:

@@ -122,9 +122,7 @@ def run_line(
 
 def table(lines: list[tuple[str, ...]]) -> str:
     """Aligned columns, numbers to the right, the note last and free."""
-    from rich.cells import cell_len
-
-    from core.queue.views import pad
+    from core.queue.views import cell_len, pad
 
     rows = [HEADER, *lines]
     widths = [max(cell_len(row[i]) for row in rows) for i in range(len(HEADER) - 1)]

@@ -84,9 +84,7 @@ def dry_run_listing(runs: list[ExpandedRun], plan: list[str] | None = None) -> s
     """One line per run (index, name, swept values, parameters, estimated training memory
     on a GPU, as the form previews it, and with ``plan`` what queueing would do), then a
     total line."""
-    from rich.cells import cell_len
-
-    from core.queue.views import pad
+    from core.queue.views import cell_len, pad
     from resconv_tui.memory_estimate import estimate_bytes, format_bytes
 
     memory = [estimate_bytes(r.config, r.param_count) for r in runs]
