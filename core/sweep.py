@@ -22,6 +22,7 @@ import difflib
 import itertools
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -199,7 +200,8 @@ def _experiment_name(data: dict[str, Any], source: str) -> str:
         raise SweepError(
             f"{source}: key 'name': at most {MAX_NAME_CHARS} characters (got {len(name)})"
         )
-    if control := next((c for c in name if not c.isprintable()), None):
+    # Control characters and line breaks; a zero-width joiner (👩‍🔬) is fine.
+    if control := next((c for c in name if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None):
         raise SweepError(
             f"{source}: key 'name': no tabs, newlines or other control characters "
             f"(got {name!r}, with {control!r})"

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import math
 import os
 import socket
@@ -308,8 +309,7 @@ class Worker:
             say(f"run {run.id}: {what}, but it is no longer this worker's run: not recorded")
 
     def checkpoint_dir(self, run: RunRow) -> Path:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run.experiment)
-        return self.checkpoint_root / (safe or "runs") / f"run-{run.id}"
+        return self.checkpoint_root / experiment_folder(run.experiment) / f"run-{run.id}"
 
     def exit_now(self) -> None:
         """Second signal: requeue the current run if that is quick, then leave at once."""
@@ -320,6 +320,22 @@ class Worker:
         for run_id in list(self.current):
             _quietly(self.repo.requeue, run_id, self.id)
         _quietly(self.repo.update_worker, self.id, state="stopped")
+
+
+FOLDER_BYTES = 200  # a file name may have 255 bytes; 100 characters of 実験 are 300
+
+
+def experiment_folder(experiment: str) -> str:
+    """The folder name of an experiment's checkpoints: letters, digits and ``-_.`` kept,
+    the rest ``_``; no leading dots (``..`` would leave the checkpoint folder); a name
+    too long in UTF-8 cut, with a hash of the whole name to keep it apart from others."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment).lstrip(".")
+    if len(safe.encode()) > FOLDER_BYTES:
+        digest = hashlib.sha256(experiment.encode()).hexdigest()[:8]
+        while len(safe.encode()) > FOLDER_BYTES - 9:
+            safe = safe[:-1]
+        safe = f"{safe}-{digest}"
+    return safe or "runs"
 
 
 def leave_now(workers: Sequence[Worker]) -> None:

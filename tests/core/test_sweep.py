@@ -264,6 +264,7 @@ def test_an_experiment_name_that_cannot_be_a_folder_or_a_table_cell_is_refused(
     with pytest.raises(SweepError, match=re.escape(why)):
         expand_sweep_text(f"name: {name}\nlayers: 2\n", source="s.yml")
     assert expand_sweep_text("name: Ünïcode-実験 x\nlayers: 2\n")[0].experiment == "Ünïcode-実験 x"
+    assert expand_sweep_text("name: lab-👩\u200d🔬\nlayers: 2\n")  # a ZWJ emoji is a name
 
 
 @pytest.mark.parametrize("key", ["bnp-d: 1", "bn_encoder: none"])

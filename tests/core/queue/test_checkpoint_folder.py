@@ -148,3 +148,15 @@ def test_train_piped_prints_lines_not_a_bar(
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "validation loss:" in out and "━" not in out
+
+
+def test_an_experiment_folder_is_a_safe_file_name_of_at_most_200_bytes() -> None:
+    from core.worker import experiment_folder
+
+    assert experiment_folder("t1-layers-32") == "t1-layers-32"
+    assert experiment_folder("../../evil") == "_.._evil"  # never above the root
+    assert experiment_folder("..") == "runs"
+    # 100 characters of 実験 are 300 bytes: "file name too long" failed each run.
+    wide = experiment_folder("実験" * 50)
+    assert len(wide.encode()) <= 200 and wide.startswith("実験")
+    assert wide != experiment_folder("実験" * 49 + "x")  # cut names stay apart
