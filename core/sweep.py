@@ -71,24 +71,35 @@ class SweepLoader(yaml.SafeLoader):
     ``layers: 2`` then ``layers: 3`` queued 3-layer runs).
     """
 
-    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
-        if isinstance(node, yaml.MappingNode):
-            seen: set[Any] = set()
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue  # `<<: *defaults`: keys after it may override the merged ones
-                key = self.construct_object(key_node, deep=deep)
-                try:
-                    repeated = key in seen
-                except TypeError:
-                    continue  # unhashable: the base class says so
-                if repeated:
-                    raise yaml.constructor.ConstructorError(
-                        "while reading a mapping", node.start_mark,
-                        f"key {key!r} is given twice", key_node.start_mark,
-                    )  # fmt: skip
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.checked_nodes: set[int] = set()
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        # Checked here, before PyYAML merges `<<: *anchor` keys into the node in place
+        # (keys after a merge may override merged ones), and once per node: a node an
+        # earlier merge already flattened holds merged keys beside its own.
+        if id(node) not in self.checked_nodes:
+            self.checked_nodes.add(id(node))
+            self._refuse_repeated_keys(node)
+        super().flatten_mapping(node)
+
+    def _refuse_repeated_keys(self, node: yaml.MappingNode) -> None:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=False)
+            try:
+                repeated = key in seen
+            except TypeError:
+                continue  # unhashable: the base class says so
+            if repeated:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f"key {key!r} is given twice", key_node.start_mark,
+                )  # fmt: skip
+            seen.add(key)
 
 
 # Only the exponent forms YAML 1.1 lacks; everything else resolves as before (ints,

@@ -248,6 +248,9 @@ def test_a_yaml_merge_key_may_still_be_overridden() -> None:
     text = "name: x\nbase: &b {layers: 2, ch: 4}\n"
     mapping = load_yaml(text + "run: {<<: *b, layers: 3}\n")
     assert mapping["run"] == {"layers": 3, "ch": 4}
+    # A node an earlier merge flattened holds merged keys beside its own: not repeated.
+    nested = load_yaml("a:\n  - &b {act: relu}\n  - &m {<<: *b, act: tanh}\nc: {<<: *m}\n")
+    assert nested["c"] == {"act": "tanh"}
 
 
 @pytest.mark.parametrize(
