@@ -38,10 +38,10 @@ BAR_WIDTH = 12
 # names, so val loss and params are on screen without scrolling.
 NARROW_DROPS = frozenset({"priority", "experiment"})
 NARROW_NAME_WIDTH = 18
-# The widest a cell of the other columns gets, for telling whether the table fits:
-# "succeeded ⨯", a bar with its percentage, "12,345" in/s, "59m59s", "0.051226".
-CELL_WIDTHS = {"mark": 1, "status": 11, "progress": BAR_WIDTH + 5, "rate": 7, "eta": 7,
-               "loss": 8}  # fmt: skip
+# Columns judged from the runs' own values (the same in both layouts but for the name,
+# which the narrow one cuts), and the bar with its percentage, which only the wide has.
+FROM_RUNS = ("experiment", "name", "priority")
+WIDE_PROGRESS = BAR_WIDTH + 5
 Cells = tuple[str | Text, ...]
 
 
@@ -90,25 +90,31 @@ class RunTable(RowsTable):
     def on_resize(self, event: events.Resize) -> None:
         self._fit()
 
-    def wide_width(self, runs: Sequence[RunRow]) -> int:
-        """Cells the table takes with every column, for ``runs``."""
-        content = dict(CELL_WIDTHS)
-        longest = {
-            "id": [str(run.id) for run in runs], "experiment": [run.experiment for run in runs],
-            "name": [run.name for run in runs], "priority": [str(run.priority) for run in runs],
-            "params": [f"{run.param_count:,}" for run in runs],
+    def wide_width(self, runs: Sequence[RunRow], shown: dict[int, Cells]) -> int:
+        """Cells the table takes with every column: ``runs``' values for the columns in
+        FROM_RUNS, the cells ``shown`` now (either layout) for the others."""
+        content = {"progress": WIDE_PROGRESS}
+        texts = {
+            "experiment": [run.experiment for run in runs], "name": [run.name for run in runs],
+            "priority": [str(run.priority) for run in runs],
         }  # fmt: skip
-        for key, texts in longest.items():
-            content[key] = max((cell_len(text) for text in texts), default=0)
+        for key in FROM_RUNS:
+            content[key] = max((cell_len(text) for text in texts[key]), default=0)
+        for index, (key, _) in enumerate(self.shown_columns):
+            if key not in content:
+                content[key] = max(
+                    (_cell_width(cells[index]) for cells in shown.values()), default=0
+                )
         padding = 2 * self.cell_padding
-        return sum(max(cell_len(label), content[key]) + padding for key, label in COLUMNS)
+        return sum(max(cell_len(label), content.get(key, 0)) + padding for key, label in COLUMNS)
 
-    def _fit(self) -> bool:
+    def _fit(self, shown: dict[int, Cells] | None = None) -> bool:
         """Narrow when the whole table would not fit (not before it is laid out); whether
-        that changed (the table was made again)."""
+        that changed (the table was made again). Room is kept for a vertical scrollbar
+        whether one shows or not: otherwise rows coming and going could flip the layout."""
         runs = self._last[0] if self._last is not None else ()
-        width = self.scrollable_content_region.width
-        narrow = 0 < width < self.wide_width(runs)
+        room = self.size.width - self.styles.scrollbar_size_vertical
+        narrow = self.size.width > 0 and room < self.wide_width(runs, shown or self._shown)
         if narrow == self.narrow:
             return False
         self.narrow = narrow
@@ -140,9 +146,9 @@ class RunTable(RowsTable):
         """Make the table show ``runs`` in order, touching as few cells as possible."""
         self._stalled = stalled
         self._last = (runs, now, marked, stalled)
-        if self._fit():  # a run with a long name came or went: made again with them
-            return
         fresh = {run.id: self._cells_of(run, now, run.id in marked) for run in runs}
+        if self._fit(fresh):  # a long name or a wide cell came or went: made again
+            return
         if list(fresh) != list(self._shown):
             self._made = {i: self._made[i] for i in fresh}  # forget removed runs
             self._rebuild(fresh)
@@ -222,3 +228,7 @@ class RunTable(RowsTable):
             return str(self.get_component_rich_style(f"run-table--{name}", partial=True))
         except Exception:
             return ""
+
+
+def _cell_width(cell: str | Text) -> int:
+    return cell.cell_len if isinstance(cell, Text) else cell_len(cell)

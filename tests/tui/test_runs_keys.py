@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import signal
+import sqlite3
 from typing import Any
 
 import pytest
@@ -791,3 +792,19 @@ def test_the_remove_question_says_checkpoint_folders_stay(seeded, db_url) -> Non
         "This cannot be undone. 2 checkpoint folders stay on disk."
     )
     assert _remove_question([run(db_url, 7)]).endswith("This cannot be undone.")
+
+
+async def test_a_wide_eta_cell_makes_the_table_narrow_rather_than_scroll(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # "silent 25m00s" is wider than any ETA: judged from the cells shown, not a guess.
+    app = app_factory()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert len(table(app).columns) == 11 and table(app).max_scroll_x == 0
+        with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+            conn.execute("UPDATE run SET heartbeat_at = heartbeat_at - 1500 WHERE id = 4")
+        app.screen.refresh_now()
+        await settle(pilot)
+        assert cell(app, 4, "eta").startswith("silent ")
+        assert len(table(app).columns) == 9 and table(app).max_scroll_x == 0
