@@ -320,7 +320,10 @@ def _read_targets(targets: Any, source: str) -> list[dict[str, Any]]:
 
 
 def target_problem(key: str, value: Any) -> str | None:
-    """Why a published figure is not one: results subtract it from ours and print it."""
+    """Why a published figure is not one: results subtract it from ours and print it.
+    None (``validation_loss: null``, no figure published) is allowed: the cell has none."""
+    if value is None:
+        return None
     number = isinstance(value, int | float) and not isinstance(value, bool)
     if key == "params":
         ok = number and isinstance(value, int) and value > 0

@@ -89,13 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Queue, train and compare ResConv parameter sweeps. "
         "Without a subcommand the dashboard opens.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
     add_db_option(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"resconv_tui.commands.{name}")
         module.add_parser(subparsers)
     return parser
+
+
+class _Version(argparse.Action):
+    """argparse's version action, but the version is read only when asked for (the
+    package metadata lookup costs every command ~30 ms otherwise)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"{parser.prog} {_version()}")
+        parser.exit()
 
 
 def _version() -> str:

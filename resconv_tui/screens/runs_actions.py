@@ -160,7 +160,12 @@ class RunActions:
         done = [run.id for run in runs if run.status == RunStatus.SUCCEEDED]
         if done:
             said = f"{ids_of('run', done)} succeeded and will not train again"
-            self.notify(f"{said}: its priority is left as it is", severity="warning")
+            left = (
+                "its priority is left as it is"
+                if len(done) == 1
+                else "their priorities are left as they are"
+            )
+            self.notify(f"{said}: {left}", severity="warning")
         runs = [run for run in runs if run.status != RunStatus.SUCCEEDED]
 
         def verb() -> str:

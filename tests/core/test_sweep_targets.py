@@ -85,3 +85,10 @@ def test_two_targets_for_one_cell_are_refused(tmp_path: Path) -> None:
     assert str(caught.value) == (
         f"{path}: run 'act-gelu': targets entries 1 and 3 match it (give one per cell)"
     )
+
+
+def test_a_target_of_null_is_no_published_figure(tmp_path: Path) -> None:
+    path = tmp_path / "s.yml"
+    path.write_text(SWEEP + "- {act: gelu, validation_loss: null, minutes: 1.5}\n")
+    gelu = expand_sweep_file(path)[0]
+    assert gelu.target == {"validation_loss": None, "minutes": 1.5}
