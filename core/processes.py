@@ -57,16 +57,20 @@ def process_alive(pid: int) -> bool:
 # ``worker --slots K`` (core.slots) names itself to its slot processes here.
 SUPERVISOR_ENV = "RESCONV_SLOT_SUPERVISOR"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# Its own signal, not SIGTERM: the kernel sends it once per thread of the dying parent
+# (it came twice from a killed supervisor, which a slot took for "exit at once"). The
+# worker's handler (core.recording.StopFlags) counts any number of them as one stop.
+PARENT_GONE = signal.SIGUSR1
 
 
 def stop_with_parent(parent: int) -> None:
-    """SIGTERM to this process when ``parent`` dies (Linux's parent-death signal; elsewhere
-    nothing): a slot then finishes its step, puts its run back and exits, rather than
-    train on with no supervisor. A parent already gone: SIGTERM now."""
+    """PARENT_GONE to this process when ``parent`` dies (Linux's parent-death signal;
+    elsewhere nothing): a slot then finishes its step, puts its run back and exits,
+    rather than train on with no supervisor. A parent already gone: the signal now."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        libc.prctl(PR_SET_PDEATHSIG, PARENT_GONE, 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: no parent-death signal to ask for
         return
     if os.getppid() != parent:  # it died before the prctl: no signal would ever come
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), PARENT_GONE)

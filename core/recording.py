@@ -28,6 +28,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from core.gpu import GpuMonitor
+from core.processes import PARENT_GONE
 from core.queue import MetricPoint, QueueError, Repo
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS
 from core.queue.views import format_age, ids_of
@@ -101,6 +102,13 @@ class StopFlags:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             if not (sig == signal.SIGHUP and keep_ignoring):
                 signal.signal(sig, self.handle)
+        signal.signal(PARENT_GONE, self.parent_gone)
+
+    def parent_gone(self, _signum: int, _frame: FrameType | None) -> None:
+        """A slot's supervisor died: stop after this step, however many times it says so."""
+        if self.signals == 0:
+            self.signals = 1
+            say("supervisor gone: stopping after this step")
 
 
 # ----- recording one run --------------------------------------------------------------

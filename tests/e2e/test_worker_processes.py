@@ -311,6 +311,9 @@ def test_slots_stop_and_put_their_runs_back_when_their_supervisor_is_killed(env:
     gone = lambda: not any(process_alive(pid) for pid in slots)  # noqa: E731
     wait_for(gone, 15, "the orphaned slots to exit", env)
     assert [w.state for w in env.repo().list_workers(include_gone=True)] == ["stopped"] * 2
+    # The kernel sends it once per thread of the dying supervisor: still one clean stop.
+    assert env.output().count("supervisor gone: stopping after this step") == 2
+    assert "second signal" not in env.output()
 
 
 def test_stack_trains_seeds_as_one_model_with_the_figures_of_separate_runs(env: Env) -> None:
