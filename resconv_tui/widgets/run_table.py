@@ -37,7 +37,10 @@ BAR_WIDTH = 12
 # experiment (the line under the table names the highlighted run's) and cuts long
 # names, so val loss and params are on screen without scrolling.
 NARROW_DROPS = frozenset({"priority", "experiment"})
-NARROW_NAME_WIDTH = 18
+NARROW_NAME_WIDTH = 18  # the least a narrow layout gives the names; more when there is room
+# Narrow: the names take the room the other columns leave. Their widths are judged with
+# these floors, so an ETA going from "59s" to "1m02s" does not make the table again.
+STEADY_WIDTHS = {"rate": 7, "eta": 7, "progress": 4}
 # Columns judged from the runs' own values (the same in both layouts but for the name,
 # which the narrow one cuts), and the bar with its percentage, which only the wide has.
 FROM_RUNS = ("experiment", "name", "priority")
@@ -71,6 +74,7 @@ class RunTable(RowsTable):
         # every poll reads afresh, so the reuse above never keeps an old "stalled" cell.
         self._stalled: frozenset[int] = frozenset()
         self.narrow = False
+        self.name_width = NARROW_NAME_WIDTH  # the name column's width when narrow
         self._last: tuple[Sequence[RunRow], float, set[int], frozenset[int]] | None = None
 
     @property
@@ -84,7 +88,7 @@ class RunTable(RowsTable):
         for key, label in self.shown_columns:
             # Narrow: a long run name (l-1_ch-8_seed-0_act-relu) is cut, not pushing the
             # losses off screen; the line under the table has it whole.
-            width = NARROW_NAME_WIDTH if self.narrow and key == "name" else None
+            width = self.name_width if self.narrow and key == "name" else None
             self.add_column(label, key=key, width=width)
 
     def on_resize(self, event: events.Resize) -> None:
@@ -108,16 +112,36 @@ class RunTable(RowsTable):
         padding = 2 * self.cell_padding
         return sum(max(cell_len(label), content.get(key, 0)) + padding for key, label in COLUMNS)
 
+    def _narrow_name_width(self, runs: Sequence[RunRow], shown: dict[int, Cells], room: int) -> int:
+        """The narrow layout's name column: the room the other narrow columns leave (at
+        least NARROW_NAME_WIDTH), no wider than the longest name."""
+        narrow_keys = [key for key, _ in COLUMNS if key not in NARROW_DROPS]
+        index = {key: i for i, (key, _) in enumerate(self.shown_columns)}
+        others = 0
+        for key, label in COLUMNS:
+            if key not in narrow_keys or key == "name":
+                continue
+            content = STEADY_WIDTHS.get(key, 0)
+            if key in index and key != "progress":  # the bar is not the narrow percentage
+                i = index[key]
+                content = max([content, *(_cell_width(cells[i]) for cells in shown.values())])
+            others += max(cell_len(label), content)
+        padding = 2 * self.cell_padding * len(narrow_keys)
+        longest = max((cell_len(run.name) for run in runs), default=0)
+        return max(NARROW_NAME_WIDTH, min(longest, room - others - padding))
+
     def _fit(self, shown: dict[int, Cells] | None = None) -> bool:
         """Narrow when the whole table would not fit (not before it is laid out); whether
         that changed (the table was made again). Room is kept for a vertical scrollbar
         whether one shows or not: otherwise rows coming and going could flip the layout."""
         runs = self._last[0] if self._last is not None else ()
         room = self.size.width - self.styles.scrollbar_size_vertical
-        narrow = self.size.width > 0 and room < self.wide_width(runs, shown or self._shown)
-        if narrow == self.narrow:
+        cells = shown or self._shown
+        narrow = self.size.width > 0 and room < self.wide_width(runs, cells)
+        name_width = self._narrow_name_width(runs, cells, room) if narrow else self.name_width
+        if narrow == self.narrow and name_width == self.name_width:
             return False
-        self.narrow = narrow
+        self.narrow, self.name_width = narrow, name_width
         keep = self.highlighted_id
         self.clear(columns=True)
         self._made, self._shown = {}, {}
@@ -199,7 +223,7 @@ class RunTable(RowsTable):
             str(run.id),
             Text(status, style=self._style(style)),
             run.experiment,
-            run.name,
+            self._shown_name(run.name),
             str(run.priority),
             self._bar(run),
             "—" if rate is None else f"{rate:,.0f}",
@@ -212,6 +236,16 @@ class RunTable(RowsTable):
         return tuple(
             c for (key, _), c in zip(COLUMNS, every, strict=True) if key not in NARROW_DROPS
         )
+
+    def _shown_name(self, name: str) -> str:
+        """Narrow: a name longer than its column ends in "…", so a cut shows (the line
+        under the table has it whole)."""
+        if not self.narrow or cell_len(name) <= self.name_width:
+            return name
+        cut = name
+        while cell_len(cut) > self.name_width - 1:
+            cut = cut[:-1]
+        return cut + "…"
 
     def _bar(self, run: RunRow) -> Text:
         if self.narrow:

@@ -748,10 +748,14 @@ async def test_an_80_column_terminal_shows_val_loss_and_params_without_scrolling
         assert len(panel) == 2 and all(len(line) <= 78 for line in panel)  # one line each
         assert panel[1].startswith("● gpu-box    cuda:0  GPU  87% mem 5.0 GiB/24.0 GiB  run 4")
         await goto(pilot, 4)
-        # At 120 the long name would still push params off screen (it did at 100).
+        # Cut where the 80 columns run out, and seen to be cut.
+        assert cell(app, 9, "name").endswith("…") and len(cell(app, 9, "name")) >= 18
+        # At 120 the long name would still push params off screen (it did at 100), but
+        # the narrow layout's names take the room there is: whole again.
         await pilot.resize_terminal(120, 36)
         await settle(pilot)
         assert len(table(app).columns) == 9 and table(app).max_scroll_x == 0
+        assert cell(app, 9, "name") == long_name
         await pilot.resize_terminal(140, 36)  # wide again: every column, the bar back
         await settle(pilot)
         assert len(table(app).columns) == 11 and table(app).highlighted_id == 4
