@@ -17,12 +17,12 @@ import statistics
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from core.queue.errors import UsageError
 from core.queue.rows import RunRow
-from core.sweep import target_problem
+from core.sweep import ALIASES, target_problem
 
 RUN = "run"
 EXPERIMENT = "experiment"
@@ -88,7 +88,7 @@ def _full_table(runs: Sequence[RunRow]) -> Table:
     rows = []
     for run, meter in zip(runs, meters, strict=True):
         fixed = [run.id, *([run.experiment] if several else [])]
-        values = [run.swept.get(key) for key in swept]
+        values = [swept_value(run, key) for key in swept]
         rows.append((*fixed, *values, *_figures(run), meter))
     return Table(tuple(columns), tuple(rows), tuple(swept), tuple((run.id,) for run in runs))
 
@@ -144,7 +144,7 @@ def _cell_row(group: list[RunRow], swept: list[str], several: bool, queued: int)
     memory = [r.peak_memory_bytes / 2**20 for r in group if r.peak_memory_bytes is not None]
     return (
         *([first.experiment] if several else []),
-        *(first.swept.get(key) for key in swept),
+        *(swept_value(first, key) for key in swept),
         f"{len(group)}/{max(queued, len(group))}",
         mean,
         std,
@@ -182,6 +182,22 @@ def _with_targets(table: Table, targets: Sequence[Mapping[str, float] | None], a
             row[at:at] = [target.get("minutes")]
         columns[at:at] = [LOGBOOK_MINUTES]
     return Table(tuple(columns), tuple(tuple(row) for row in rows), table.swept, table.runs)
+
+
+def swept_value(run: RunRow, key: str) -> Any:
+    """``run``'s value of a swept column: its own swept value, or, where another
+    experiment swept that key and this run had it fixed, its config's value (a fixed
+    ``channels: 8`` is 8, not "–"; an ``act`` column shows the activation of a sweep that
+    wrote ``activation``). None for the ``ks1``-style halves of a per-layer pair."""
+    if key in run.swept:
+        return run.swept[key]
+    return _config_of(run.config_json).get(ALIASES.get(key, key))
+
+
+@lru_cache(maxsize=1 << 14)
+def _config_of(config_json: str) -> dict[str, Any]:
+    loaded = json.loads(config_json)
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def _figures(run: RunRow) -> tuple[Any, ...]:

@@ -291,3 +291,14 @@ def test_markdown_lines_up_wide_characters() -> None:
     ]
     lines = render(results_table(mixed), "markdown").splitlines()
     assert len({cell_len(line) for line in lines}) == 1, lines
+
+
+def test_a_column_another_experiment_swept_shows_this_run_s_fixed_value() -> None:
+    # Experiment a swept ch with activation fixed, b swept act with 8 channels fixed:
+    # b's channels read "–" (null in JSON) though they are known.
+    a = replace(runs()[0], experiment="a", swept={"ch": 4},
+                config_json='{"channels": 4, "activation": "relu"}')  # fmt: skip
+    b = replace(runs()[1], experiment="b", swept={"act": "gelu"},
+                config_json='{"channels": 8, "activation": "gelu"}')  # fmt: skip
+    table = results_table([a, b])
+    assert table.column("ch") == [8, 4] and table.column("act") == ["gelu", "relu"]
