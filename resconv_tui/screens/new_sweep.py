@@ -29,6 +29,7 @@ from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Button, Footer, Header, Input, Static
@@ -170,10 +171,14 @@ class NewSweepScreen(Screen[int | None]):
         return replace(result, plans=tuple(plans))
 
     def apply_preview(self, result: Preview) -> None:
+        try:
+            shown = self.query_one(SweepPreview)
+        except NoMatches:  # dismissed (escape) while the preview was computed
+            return
         self.preview = result
         for field in self.query(ParamField):
             field.error = result.errors.get(field.key, "")
-        self.query_one(SweepPreview).show(result)
+        shown.show(result)
 
     # ----- live preview --------------------------------------------------------------
 
@@ -189,9 +194,18 @@ class NewSweepScreen(Screen[int | None]):
     @work(thread=True, exclusive=True, group="preview")
     def refresh_preview(self) -> None:
         # A 2000-run sweep takes a moment to expand: keep typing smooth.
-        name, texts, priority = self.app.call_from_thread(self._snapshot)
+        fields = self.app.call_from_thread(self._fields_now)
+        if fields is None:  # dismissed before this started
+            return
+        name, texts, priority = fields
         result = self.planned(preview(name, texts, self._key_names, self._extra, self._base))
         self.app.call_from_thread(self.apply_preview, _with_priority(result, priority))
+
+    def _fields_now(self) -> tuple[str, dict[str, str], str] | None:
+        try:
+            return self._snapshot()
+        except NoMatches:  # dismissed, its fields being removed
+            return None
 
     def _snapshot(self) -> tuple[str, dict[str, str], str]:
         return self.field("name").value, self.texts(), self.field("priority").value

@@ -352,3 +352,17 @@ async def test_the_preview_says_what_queueing_would_do_against_the_database(
         text = screen_text(app)
         assert "3 runs (1 new, 2 already queued or done)" in text
         assert text.count("there") >= 2
+
+
+async def test_a_preview_that_ends_while_the_form_is_dismissed_is_dropped(db_url: str) -> None:
+    # Escape while the preview thread computed: its result met a screen whose widgets were
+    # being removed and the app crashed (NoMatches SweepPreview), once in a full run.
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = form(pilot)
+        result = screen.compute_preview()
+        await screen.query_one(SweepPreview).remove()
+        screen.apply_preview(result)  # raised NoMatches
+        await screen.query_one("#field-layers").remove()
+        assert screen._fields_now() is None  # the worker's first read: it stops there
