@@ -170,7 +170,8 @@ class RunActions:
 
         def verb() -> str:
             self.ctx.repo.change_priority(self._ids(runs), step)
-            return _say((f"priority {step:+d}", self._ids(runs)))
+            change = f"priority {'raised' if step > 0 else 'lowered'} by {abs(step)}"
+            return _say((change, self._ids(runs)))
 
         if runs:
             self._write(verb)
@@ -455,11 +456,15 @@ def _remove_question(runs: list[RunRow]) -> str:
     question = f"Remove {what} metrics and results? This cannot be undone."
     # Weights are the one thing not deleted: they may be on another box (PostgreSQL), and
     # a folder a run did not record is not known here. Say so rather than let it be assumed.
-    kept = [run.checkpoint_path for run in runs if run.checkpoint_path]
-    if len(kept) == 1:
-        question += f" The checkpoint folder {kept[0]} stays on disk."
-    elif kept:
-        question += f" {len(kept)} checkpoint folders stay on disk."
+    # A failed or cancelled run may have a folder it did not record: count every run
+    # that started, name the folder where only one run did and it is known.
+    started = [run for run in runs if run.started_at is not None]
+    if len(started) == 1 and started[0].checkpoint_path:
+        question += f" The checkpoint folder {started[0].checkpoint_path} stays on disk."
+    elif len(started) == 1:
+        question += f" Run {started[0].id}'s checkpoint folder stays on disk."
+    elif started:
+        question += f" The checkpoint folders of the {len(started)} that started stay on disk."
     if running := [run.id for run in runs if run.status == RunStatus.RUNNING]:
         many = len(running) > 1
         training = f"Run{'s' if many else ''} {_listed(running)} {'are' if many else 'is'}"

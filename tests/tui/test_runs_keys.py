@@ -260,7 +260,7 @@ async def test_remove_running_run_cancels_then_removes(seeded, app_factory, sett
         assert app.screen.question == (
             f"Run {running} is training: cancelled first, removed once stopped. "
             f"Remove run {running} (running) and its metrics and results? "
-            "This cannot be undone."
+            f"This cannot be undone. Run {running}'s checkpoint folder stays on disk."
         )
         await pilot.press("y")
         await settle(pilot)
@@ -302,7 +302,7 @@ async def test_remove_of_marked_runs_asks_first(seeded, app_factory, settle, db_
         assert isinstance(app.screen, ConfirmScreen)
         assert app.screen.question == (
             "Remove 3 runs (1 queued, 2 succeeded) and their metrics and results? "
-            "This cannot be undone."
+            "This cannot be undone. The checkpoint folders of the 2 that started stay on disk."
         )
         assert app.screen.yes_label == "Remove"
         await pilot.press("n")
@@ -380,7 +380,7 @@ async def test_remove_of_marked_runs_one_training_is_one_question(
         assert app.screen.question == (
             f"Run {running} is training: cancelled first, removed once stopped. "
             "Remove 2 runs (1 queued, 1 running) and their metrics and results? "
-            "This cannot be undone."
+            f"This cannot be undone. Run {running}'s checkpoint folder stays on disk."
         )
         await pilot.press("y")
         await settle(pilot)
@@ -793,9 +793,13 @@ def test_the_remove_question_says_checkpoint_folders_stay(seeded, db_url) -> Non
         "The checkpoint folder /ck/t1/run-1 stays on disk."
     )
     assert _remove_question([one, two, run(db_url, 7)]).endswith(
-        "This cannot be undone. 2 checkpoint folders stay on disk."
+        "This cannot be undone. The checkpoint folders of the 2 that started stay on disk."
     )
-    assert _remove_question([run(db_url, 7)]).endswith("This cannot be undone.")
+    # A failed run records no folder, but may have one: counted too.
+    assert _remove_question([run(db_url, 5)]).endswith(
+        "This cannot be undone. Run 5's checkpoint folder stays on disk."
+    )
+    assert _remove_question([run(db_url, 7)]).endswith("This cannot be undone.")  # queued
 
 
 async def test_a_wide_eta_cell_makes_the_table_narrow_rather_than_scroll(
