@@ -168,10 +168,11 @@ def expand_sweep_text(text: str, source: str = "<sweep>") -> list[ExpandedRun]:
 
 def expand_sweep(data: Any, source: str = "<sweep>") -> list[ExpandedRun]:
     """Expand already-parsed sweep data (a mapping) into runs."""
+    if data is None:
+        raise SweepError(f"{source}: the file is empty: a sweep needs at least 'name:'")
     if not isinstance(data, dict):
-        raise SweepError(
-            f"{source}: expected a mapping with at least 'name:', got {type(data).__name__}"
-        )
+        got = {list: "a list", str: "plain text"}.get(type(data), type(data).__name__)
+        raise SweepError(f"{source}: expected a mapping with at least 'name:', got {got}")
     experiment = _experiment_name(data, source)
     fixed = {k: v for k, v in data.items() if k not in FILE_KEYS}
     matrix = data.get("matrix")
@@ -507,9 +508,9 @@ def _build_runs(
             digest = config.config_hash()
             if digest in seen:
                 # `l: [1, 1]`, `act: [relu, ReLU]`: one run would be dropped without a word.
+                other = "comes twice" if seen[digest] == name else f"is run '{seen[digest]}' again"
                 raise SweepError(
-                    f"{source}: {context}the same run as run '{seen[digest]}' (the same "
-                    "config and seed): a value is given twice"
+                    f"{source}: {context}{other} (the same config and seed): a value is given twice"
                 )
             seen[digest] = name
             runs.append(

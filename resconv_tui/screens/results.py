@@ -65,7 +65,7 @@ def screen_column(column: str, values: list[Any]) -> list[str]:
     over a few seeds a third digit is noise, and the eleven characters pushed the grouped
     view with targets past 120 columns."""
     if column == v.STD:
-        return [v.format_cell(column, x) if x is None else f"{x:.2g}" for x in values]
+        return [v.format_cell(column, x) if x is None else f"{x:#.2g}" for x in values]
     if column in ALIGNED and v._is_numeric(values):
         places = loss_decimals([x for x in values if x is not None])
         return [v.format_cell(column, x) if x is None else f"{x:.{places}f}" for x in values]

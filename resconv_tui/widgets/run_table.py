@@ -226,7 +226,7 @@ class RunTable(RowsTable):
             self._shown_name(run.name),
             str(run.priority),
             self._bar(run),
-            "—" if rate is None else f"{rate:,.0f}",
+            Text("—" if rate is None else f"{rate:,.0f}", justify="right"),
             eta,
             Text(loss, justify="right"),
             Text(f"{run.param_count:,}", justify="right"),

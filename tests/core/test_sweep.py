@@ -230,9 +230,9 @@ def test_every_shipped_sweep_file_expands(path: Path) -> None:
          "malformed YAML at line 3, column 1: key 'layers' is given twice"),
         ("name: x\nmatrix:\n  l: [1, 2]\n  l: [3]\n", "key 'l' is given twice"),
         # Repeated values made one run, dropping the other without a word.
-        ("name: x\nmatrix:\n  l: [1, 1]\n", "run 'l-1': the same run as run 'l-1'"),
+        ("name: x\nmatrix:\n  l: [1, 1]\n", "run 'l-1': comes twice (the same config and seed)"),
         ("name: x\nmatrix:\n  act: [relu, ReLU]\n",
-         "run 'act-ReLU': the same run as run 'act-relu'"),
+         "run 'act-ReLU': is run 'act-relu' again"),
         # Which other key: the fixed one.
         ("name: x\nchannels: 8\nmatrix:\n  ch: [4, 8]\n",
          "'channels' and 'ch' both set 'channels'"),

@@ -327,4 +327,5 @@ def test_loss_columns_line_up_their_decimals() -> None:
     assert screen_column(v.TARGET, [0.000123456, 0.2]) == ["0.0001235", "0.2000000"]
     assert screen_column(v.LOSS, [0.0, 0.05]) == ["0.000000", "0.050000"]
     assert screen_column(v.STD, [0.000175594, None]) == ["0.00018", "–"]
+    assert screen_column(v.STD, [0.0198928, 0.033]) == ["0.020", "0.033"]  # was "0.02"
     assert screen_column(v.PARAMS, [186915]) == ["186,915"]
