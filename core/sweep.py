@@ -171,7 +171,7 @@ def expand_sweep(data: Any, source: str = "<sweep>") -> list[ExpandedRun]:
     if data is None:
         raise SweepError(f"{source}: the file is empty: a sweep needs at least 'name:'")
     if not isinstance(data, dict):
-        got = {list: "a list", str: "plain text"}.get(type(data), type(data).__name__)
+        got = "a list" if isinstance(data, list) else type(data).__name__
         raise SweepError(f"{source}: expected a mapping with at least 'name:', got {got}")
     experiment = _experiment_name(data, source)
     fixed = {k: v for k, v in data.items() if k not in FILE_KEYS}
