@@ -8,7 +8,7 @@ progress bar and repainting the whole screen every second.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -69,12 +69,15 @@ class RunTable(RowsTable):
         self._shown: dict[int, Cells] = {}
         # Cells per run, reused while the poll hands back the very same row object:
         # runs that are not running are re-read only when they change (see polling).
-        self._made: dict[int, tuple[RunRow, bool, Cells]] = {}
+        # With each run's cells, its width in every column (COLUMNS order), for judging
+        # whether the wide layout fits without measuring 10,000 rows again each tick.
+        self._made: dict[int, tuple[RunRow, bool, Cells, tuple[int, ...]]] = {}
         # Running runs whose worker took no step for minutes. Only running rows, which
         # every poll reads afresh, so the reuse above never keeps an old "stalled" cell.
         self._stalled: frozenset[int] = frozenset()
         self.narrow = False
         self.name_width = NARROW_NAME_WIDTH  # the name column's width when narrow
+        self._position: dict[str, int] = {}  # column key -> index in a run's cells
         self._last: tuple[Sequence[RunRow], float, set[int], frozenset[int]] | None = None
 
     @property
@@ -85,6 +88,7 @@ class RunTable(RowsTable):
         self._add_columns()
 
     def _add_columns(self) -> None:
+        self._position = {key: i for i, (key, _) in enumerate(self.shown_columns)}
         for key, label in self.shown_columns:
             # Narrow: a long run name (l-1_ch-8_seed-0_act-relu) is cut, not pushing the
             # losses off screen; the line under the table has it whole.
@@ -94,51 +98,52 @@ class RunTable(RowsTable):
     def on_resize(self, event: events.Resize) -> None:
         self._fit()
 
-    def wide_width(self, runs: Sequence[RunRow], shown: dict[int, Cells]) -> int:
-        """Cells the table takes with every column: ``runs``' values for the columns in
-        FROM_RUNS, the cells ``shown`` now (either layout) for the others."""
-        content = {"progress": WIDE_PROGRESS}
-        texts = {
-            "experiment": [run.experiment for run in runs], "name": [run.name for run in runs],
-            "priority": [str(run.priority) for run in runs],
-        }  # fmt: skip
-        for key in FROM_RUNS:
-            content[key] = max((cell_len(text) for text in texts[key]), default=0)
-        for index, (key, _) in enumerate(self.shown_columns):
-            if key not in content:
-                content[key] = max(
-                    (_cell_width(cells[index]) for cells in shown.values()), default=0
-                )
-        padding = 2 * self.cell_padding
-        return sum(max(cell_len(label), content.get(key, 0)) + padding for key, label in COLUMNS)
+    def _widths(self, run: RunRow, cells: Cells) -> tuple[int, ...]:
+        """``run``'s width in every column of COLUMNS: its own values for FROM_RUNS, the
+        wide bar for progress, its cells (the same in either layout) for the others."""
+        # The other cells are digits, ASCII words and one-cell marks (— ● ⨯): len() is
+        # their width, and much cheaper than measuring, for 10,000 runs at first sight.
+        own = {"experiment": run.experiment, "name": run.name}
+        at = self._position
+        return tuple(
+            cell_len(own[key]) if key in own
+            else len(str(run.priority)) if key == "priority"
+            else WIDE_PROGRESS if key == "progress"
+            else len(_plain(cells[at[key]]))
+            for key, _ in COLUMNS
+        )  # fmt: skip
 
-    def _narrow_name_width(self, runs: Sequence[RunRow], shown: dict[int, Cells], room: int) -> int:
+    def _column_widths(self, ids: Iterable[int]) -> dict[str, int]:
+        """The widest cell of each column over the runs ``ids`` (made already)."""
+        rows = [self._made[i][3] for i in ids if i in self._made]
+        widest = [max(column) for column in zip(*rows, strict=True)] if rows else []
+        return {key: widest[i] if widest else 0 for i, (key, _) in enumerate(COLUMNS)}
+
+    def wide_width(self, widest: dict[str, int]) -> int:
+        """Cells the table takes with every column, its widest cells being ``widest``."""
+        padding = 2 * self.cell_padding
+        return sum(max(cell_len(label), widest[key]) + padding for key, label in COLUMNS)
+
+    def _narrow_name_width(self, widest: dict[str, int], room: int) -> int:
         """The narrow layout's name column: the room the other narrow columns leave (at
         least NARROW_NAME_WIDTH), no wider than the longest name."""
-        narrow_keys = [key for key, _ in COLUMNS if key not in NARROW_DROPS]
-        index = {key: i for i, (key, _) in enumerate(self.shown_columns)}
-        others = 0
-        for key, label in COLUMNS:
-            if key not in narrow_keys or key == "name":
-                continue
-            content = STEADY_WIDTHS.get(key, 0)
-            if key in index and key != "progress":  # the bar is not the narrow percentage
-                i = index[key]
-                content = max([content, *(_cell_width(cells[i]) for cells in shown.values())])
-            others += max(cell_len(label), content)
-        padding = 2 * self.cell_padding * len(narrow_keys)
-        longest = max((cell_len(run.name) for run in runs), default=0)
-        return max(NARROW_NAME_WIDTH, min(longest, room - others - padding))
+        narrow = [(key, label) for key, label in COLUMNS if key not in NARROW_DROPS]
+        others = sum(
+            max(cell_len(label), STEADY_WIDTHS.get(key, 0),
+                0 if key == "progress" else widest[key])  # the percentage, not the bar
+            for key, label in narrow if key != "name"
+        )  # fmt: skip
+        padding = 2 * self.cell_padding * len(narrow)
+        return max(NARROW_NAME_WIDTH, min(widest["name"], room - others - padding))
 
-    def _fit(self, shown: dict[int, Cells] | None = None) -> bool:
+    def _fit(self, ids: Iterable[int] | None = None) -> bool:
         """Narrow when the whole table would not fit (not before it is laid out); whether
         that changed (the table was made again). Room is kept for a vertical scrollbar
         whether one shows or not: otherwise rows coming and going could flip the layout."""
-        runs = self._last[0] if self._last is not None else ()
+        widest = self._column_widths(self._shown if ids is None else ids)
         room = self.size.width - self.styles.scrollbar_size_vertical
-        cells = shown or self._shown
-        narrow = self.size.width > 0 and room < self.wide_width(runs, cells)
-        name_width = self._narrow_name_width(runs, cells, room) if narrow else self.name_width
+        narrow = self.size.width > 0 and room < self.wide_width(widest)
+        name_width = self._narrow_name_width(widest, room) if narrow else self.name_width
         if narrow == self.narrow and name_width == self.name_width:
             return False
         self.narrow, self.name_width = narrow, name_width
@@ -185,7 +190,7 @@ class RunTable(RowsTable):
         if made is not None and made[0] is run and made[1] == marked:
             return made[2]
         cells = self.cells(run, now, marked)
-        self._made[run.id] = (run, marked, cells)
+        self._made[run.id] = (run, marked, cells, self._widths(run, cells))
         return cells
 
     def _rebuild(self, fresh: dict[int, Cells]) -> None:
@@ -264,5 +269,5 @@ class RunTable(RowsTable):
             return ""
 
 
-def _cell_width(cell: str | Text) -> int:
-    return cell.cell_len if isinstance(cell, Text) else cell_len(cell)
+def _plain(cell: str | Text) -> str:
+    return cell.plain if isinstance(cell, Text) else cell
