@@ -18,9 +18,10 @@ The supervisor here only starts the slots, forwards signals and waits:
   exit cleanly have already put their runs back, so this touches nothing of theirs.
   A slot killed by a signal while no stop was asked for is started again (at most
   ``RESTARTS`` times per slot), so ``--slots K`` keeps K slots training.
-* A slot whose supervisor dies (``kill -9``, the OOM killer) is sent SIGTERM by the
-  kernel (Linux's parent-death signal): it finishes its step, puts its run back and
-  exits, rather than training on with no supervisor to stop or restart it.
+* A slot whose supervisor dies (``kill -9``, the OOM killer) gets the kernel's
+  parent-death signal (Linux; ``core.processes.stop_with_parent``, which each slot
+  asks for itself): it finishes its step, puts its run back and exits, rather than
+  training on with no supervisor to stop or restart it.
 * It exits when every slot has exited (with ``--until-empty`` each slot leaves when
   the queue is empty), with the first non-zero status any slot had (a slot killed and
   started again still counts), else 0.

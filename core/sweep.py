@@ -309,8 +309,7 @@ def _read_targets(targets: Any, source: str) -> list[dict[str, Any]]:
     for i, entry in enumerate(entries, 1):
         context = f"targets entry {i}: "
         # Unknown keys first: 'validation_los: 0.2' is a typo of a target field.
-        cell_keys = {k: v for k, v in entry.items() if k not in TARGET_FIELDS}
-        _check_keys(source, (context, cell_keys), also=sorted(TARGET_FIELDS))
+        _check_keys(source, (context, _target_cell(entry)), also=sorted(TARGET_FIELDS))
         measured = {k for k in entry if k in TARGET_FIELDS}
         if not measured:
             raise SweepError(f"{source}: {context}names none of {', '.join(sorted(TARGET_FIELDS))}")
@@ -318,6 +317,11 @@ def _read_targets(targets: Any, source: str) -> list[dict[str, Any]]:
             if problem := target_problem(key, entry[key]):
                 raise SweepError(f"{source}: {context}key '{key}': {problem} (got {entry[key]!r})")
     return entries
+
+
+def _target_cell(entry: dict[str, Any]) -> dict[str, Any]:
+    """A targets entry's keys that name its cell (all but the published figures)."""
+    return {k: v for k, v in entry.items() if k not in TARGET_FIELDS}
 
 
 def target_problem(key: str, value: Any) -> str | None:
@@ -378,8 +382,8 @@ def _check_targets_match(targets: list[dict], cells: list[dict], source: str) ->
     figure from the results without a word."""
     values = partial(_values, cells)
     for i, entry in enumerate(targets, 1):
-        keys = {k: v for k, v in entry.items() if k not in TARGET_FIELDS}
-        _refuse_unmatched(f"targets entry {i}", entry, keys, cells, values, "run", source)
+        cell = _target_cell(entry)
+        _refuse_unmatched(f"targets entry {i}", entry, cell, cells, values, "run", source)
 
 
 def _values(cells: list[dict]) -> dict[str, list[Any]]:
@@ -563,7 +567,7 @@ def _target_for(
     one cell (the first used, the other dropped without a word): refused."""
     found = [
         (i, entry) for i, entry in enumerate(targets, 1)
-        if _matches(cell, {k: v for k, v in entry.items() if k not in TARGET_FIELDS})
+        if _matches(cell, _target_cell(entry))
     ]  # fmt: skip
     if len(found) > 1:
         which = ", ".join(str(i) for i, _ in found[:-1]) + f" and {found[-1][0]}"

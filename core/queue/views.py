@@ -130,7 +130,7 @@ def _cell_of(run: RunRow) -> tuple[Any, ...]:
     """A cell is one config but for the seed: the swept values alone would put a run
     queued from the form (2 layers fixed, activation swept) with a sweep's run of the
     same activation but 3 layers, and average a 5,000- and a 21,000-parameter model."""
-    config = {k: v for k, v in json.loads(run.config_json).items() if k != "seed"}
+    config = {k: v for k, v in _config_of(run.config_json).items() if k != "seed"}
     return (run.experiment, json.dumps(config, sort_keys=True))
 
 
@@ -223,9 +223,8 @@ def resolve_column(name: str, columns: Sequence[str]) -> str:
     named with a symbol (``delta``, ``std``), or the one column containing ``name``."""
     if name in columns:
         return name
-    typed = {key: column for column, key in JSON_KEYS.items()} | {"delta": DIFF, "std": STD}
-    if typed.get(name.lower()) in columns:
-        return typed[name.lower()]
+    if TYPED_NAMES.get(name.lower()) in columns:
+        return TYPED_NAMES[name.lower()]
     matches = [c for c in columns if name.lower() in c.lower()]
     if len(matches) == 1:
         return matches[0]
@@ -358,6 +357,10 @@ JSON_KEYS = {
     MEMORY: "peak_memory_mib", TARGET: "target", DIFF: "target_diff",
     LOGBOOK_MINUTES: "logbook_minutes", TARGET_PARAMS: "target_param_count",
 }  # fmt: skip
+
+
+# What resolve_column also takes for a column: its JSON key, or a plain word for a symbol.
+TYPED_NAMES = {key: column for column, key in JSON_KEYS.items()} | {"delta": DIFF, "std": STD}
 
 
 def to_json(table: Table) -> str:
