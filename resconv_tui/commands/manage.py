@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from resconv_tui.cli import add_db_option, open_repo
 
 if TYPE_CHECKING:
-    from core.queue import RunRow
+    from core.queue import Repo, RunRow
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -132,12 +132,11 @@ def run_next(args: argparse.Namespace) -> int:
     """Queued runs only, as the dashboard's ``t``: a finished, failed or running run is
     not waiting for a worker, so a priority would change nothing and "train next" would
     mislead. Others are named; none queued is an error (exit 2), nothing changed."""
-    from core.queue import RunFilter, RunStatus
+    from core.queue import RunStatus
     from core.queue.errors import InvalidTransition
 
     repo = open_repo(args)
-    ids = list(dict.fromkeys(args.ids))
-    found = {run.id: run for run in repo.list_runs(RunFilter(ids=tuple(ids)))}
+    ids, found = _named_runs(repo, args.ids)
     others = [found[i] for i in ids if i in found and found[i].status != RunStatus.QUEUED]
     # Unknown ids stay in: move_to_front refuses them in one line and changes nothing.
     waiting = [i for i in ids if i not in found or found[i].status == RunStatus.QUEUED]
@@ -148,6 +147,15 @@ def run_next(args: argparse.Namespace) -> int:
     if others:
         print(f"resconv-tui: left as they are: {_not_waiting(others, args)}", file=sys.stderr)
     return 0
+
+
+def _named_runs(repo: Repo, given: list[int]) -> tuple[list[int], dict[int, RunRow]]:
+    """The ids given, each once in their order, and the runs of those that exist (an
+    unknown id is left for the write to refuse, in one line, changing nothing)."""
+    from core.queue import RunFilter
+
+    ids = list(dict.fromkeys(given))
+    return ids, {run.id: run for run in repo.list_runs(RunFilter(ids=tuple(ids)))}
 
 
 def _not_waiting(runs: list[RunRow], args: argparse.Namespace) -> str:
@@ -168,13 +176,12 @@ def set_priority(args: argparse.Namespace) -> int:
     """Runs that may yet train (queued, running, failed or cancelled: a retry keeps the
     priority); a succeeded run is named and left as it is, and with only such runs it is
     an error (exit 2), nothing changed."""
-    from core.queue import RunFilter, RunStatus
+    from core.queue import RunStatus
     from core.queue.errors import InvalidTransition
     from core.queue.views import ids_of
 
     repo = open_repo(args)
-    ids = list(dict.fromkeys(args.ids))
-    found = {run.id: run for run in repo.list_runs(RunFilter(ids=tuple(ids)))}
+    ids, found = _named_runs(repo, args.ids)
     done = [i for i in ids if i in found and found[i].status == RunStatus.SUCCEEDED]
     said = f"{ids_of('run', done)} succeeded and will not train again"
     # Unknown ids stay in: set_priority refuses them in one line and changes nothing.

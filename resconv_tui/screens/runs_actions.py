@@ -455,9 +455,8 @@ def _remove_question(runs: list[RunRow]) -> str:
         what = f"{len(runs)} runs ({statuses}) and their"
     question = f"Remove {what} metrics and results? This cannot be undone."
     # Weights are the one thing not deleted: they may be on another box (PostgreSQL), and
-    # a folder a run did not record is not known here. Say so rather than let it be assumed.
-    # A failed or cancelled run may have a folder it did not record: count every run
-    # that started, name the folder where only one run did and it is known.
+    # a failed or cancelled run may have a folder it did not record. Say so rather than
+    # let it be assumed: every run that started counts, its folder named where known.
     started = [run for run in runs if run.started_at is not None]
     if len(started) == 1 and started[0].checkpoint_path:
         question += f" The checkpoint folder {started[0].checkpoint_path} stays on disk."
@@ -466,9 +465,8 @@ def _remove_question(runs: list[RunRow]) -> str:
     elif started:
         question += f" The checkpoint folders of the {len(started)} that started stay on disk."
     if running := [run.id for run in runs if run.status == RunStatus.RUNNING]:
-        many = len(running) > 1
-        training = f"Run{'s' if many else ''} {_listed(running)} {'are' if many else 'is'}"
-        question = f"{training} training: cancelled first, removed once stopped. {question}"
+        training = f"{ids_of('Run', running)} {'are' if len(running) > 1 else 'is'} training"
+        question = f"{training}: cancelled first, removed once stopped. {question}"
     return question
 
 

@@ -41,10 +41,7 @@ NARROW_NAME_WIDTH = 18  # the least a narrow layout gives the names; more when t
 # Narrow: the names take the room the other columns leave. Their widths are judged with
 # these floors, so an ETA going from "59s" to "1m02s" does not make the table again.
 STEADY_WIDTHS = {"rate": 7, "eta": 7, "progress": 4}
-# Columns judged from the runs' own values (the same in both layouts but for the name,
-# which the narrow one cuts), and the bar with its percentage, which only the wide has.
-FROM_RUNS = ("experiment", "name", "priority")
-WIDE_PROGRESS = BAR_WIDTH + 5
+WIDE_PROGRESS = BAR_WIDTH + 5  # the bar with its percentage, which only the wide has
 Cells = tuple[str | Text, ...]
 
 
@@ -99,8 +96,9 @@ class RunTable(RowsTable):
         self._fit()
 
     def _widths(self, run: RunRow, cells: Cells) -> tuple[int, ...]:
-        """``run``'s width in every column of COLUMNS: its own values for FROM_RUNS, the
-        wide bar for progress, its cells (the same in either layout) for the others."""
+        """``run``'s width in every column of COLUMNS: its own values for the experiment,
+        name and priority (the narrow layout cuts the name, or drops them), the wide bar
+        for progress, its cells (the same in either layout) for the others."""
         # The other cells are digits, ASCII words and one-cell marks (— ● ⨯): len() is
         # their width, and much cheaper than measuring, for 10,000 runs at first sight.
         own = {"experiment": run.experiment, "name": run.name}
@@ -245,12 +243,11 @@ class RunTable(RowsTable):
     def _shown_name(self, name: str) -> str:
         """Narrow: a name longer than its column ends in "…", so a cut shows (the line
         under the table has it whole)."""
-        if not self.narrow or cell_len(name) <= self.name_width:
+        if not self.narrow:
             return name
-        cut = name
-        while cell_len(cut) > self.name_width - 1:
-            cut = cut[:-1]
-        return cut + "…"
+        shown = Text(name)
+        shown.truncate(self.name_width, overflow="ellipsis")
+        return shown.plain
 
     def _bar(self, run: RunRow) -> Text:
         if self.narrow:
