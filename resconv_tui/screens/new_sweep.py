@@ -111,6 +111,9 @@ class NewSweepScreen(Screen[int | None]):
         self._kept: tuple[str, dict[str, str], str] | None = None  # fields as loaded or saved
         self.preview = Preview()
         """The last computed preview (what ctrl+s would queue when it is ok)."""
+        self._asked = 0
+        """Counts field changes: a preview thread started before the latest one is stale
+        (a cancelled thread worker still runs to its end and would draw an old preview)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -138,7 +141,7 @@ class NewSweepScreen(Screen[int | None]):
         self.title = "New sweep"
         if self.initial_file:
             self.load_file(self.initial_file)
-        self.apply_preview(self.compute_preview())
+        self.show_preview_now()
         self._kept = self._snapshot()  # escape asks first once the fields differ from this
 
     # ----- reading the form ----------------------------------------------------------
@@ -170,6 +173,11 @@ class NewSweepScreen(Screen[int | None]):
             return result  # the queue cannot be read now: ctrl+s will say why
         return replace(result, plans=tuple(plans))
 
+    def show_preview_now(self) -> None:
+        """Recompute on the UI thread; previews still being computed are now stale."""
+        self._asked += 1
+        self.apply_preview(self.compute_preview())
+
     def apply_preview(self, result: Preview) -> None:
         try:
             shown = self.query_one(SweepPreview)
@@ -184,6 +192,7 @@ class NewSweepScreen(Screen[int | None]):
 
     @on(Input.Changed)
     def schedule_preview(self, event: Input.Changed) -> None:
+        self._asked += 1
         if self._timer is not None:
             self._timer.stop()
         if self.DEBOUNCE_S > 0:
@@ -194,18 +203,23 @@ class NewSweepScreen(Screen[int | None]):
     @work(thread=True, exclusive=True, group="preview")
     def refresh_preview(self) -> None:
         # A 2000-run sweep takes a moment to expand: keep typing smooth.
-        fields = self.app.call_from_thread(self._fields_now)
-        if fields is None:  # dismissed before this started
+        asked = self.app.call_from_thread(self._fields_now)
+        if asked is None:  # dismissed before this started
             return
-        name, texts, priority = fields
+        number, (name, texts, priority) = asked
         result = self.planned(preview(name, texts, self._key_names, self._extra, self._base))
-        self.app.call_from_thread(self.apply_preview, _with_priority(result, priority))
+        self.app.call_from_thread(self._apply_if_latest, number, _with_priority(result, priority))
 
-    def _fields_now(self) -> tuple[str, dict[str, str], str] | None:
+    def _fields_now(self) -> tuple[int, tuple[str, dict[str, str], str]] | None:
         try:
-            return self._snapshot()
+            return self._asked, self._snapshot()
         except NoMatches:  # dismissed, its fields being removed
             return None
+
+    def _apply_if_latest(self, number: int, result: Preview) -> None:
+        # A field changed while this preview was computed: the newer one is on its way.
+        if number == self._asked:
+            self.apply_preview(result)
 
     def _snapshot(self) -> tuple[str, dict[str, str], str]:
         return self.field("name").value, self.texts(), self.field("priority").value
@@ -234,7 +248,7 @@ class NewSweepScreen(Screen[int | None]):
 
     def valid_now(self) -> bool:
         """Recompute (no debounce) and point at the first problem, if any."""
-        self.apply_preview(self.compute_preview())
+        self.show_preview_now()
         if self.preview.ok:
             return True
         bad = next((f for f in self.query(ParamField) if f.error), None)
@@ -349,7 +363,7 @@ class NewSweepScreen(Screen[int | None]):
         notes = self.query_one("#sweep-notes", Static)
         notes.update("\n".join(f"! {note}" for note in loaded.notes))
         notes.set_class(bool(loaded.notes), "-shown")
-        self.apply_preview(self.compute_preview())
+        self.show_preview_now()
 
     def action_cancel(self) -> None:
         """Back to the runs; edits neither queued nor saved are lost only after a yes."""

@@ -31,6 +31,21 @@ def screen_text(app: App[Any]) -> str:
     return "\n".join(strip.text.rstrip() for strip in strips)
 
 
+async def drawn(pilot: Pilot[Any], text: str, timeout: float = 10.0) -> str:
+    """The screen's text once ``text`` is drawn in it, or as it is after ``timeout``.
+
+    A widget's new content reaches the terminal on a later refresh than the update that
+    set it; on a loaded machine one pause was sometimes not enough (CI saw an old preview).
+    """
+    shown = screen_text(pilot.app)
+    for _ in range(int(timeout / 0.05)):
+        if text in shown:
+            break
+        await pilot.pause(0.05)
+        shown = screen_text(pilot.app)
+    return shown
+
+
 async def settle(pilot: Pilot[Any]) -> None:
     """Wait until every thread worker (polls, writes) has finished and its message drawn."""
     for _ in range(20):

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from screen_host import ScreenHost, screen_text
+from screen_host import ScreenHost, drawn, screen_text
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
@@ -331,7 +331,7 @@ async def test_the_preview_stays_readable_at_80_columns(db_url: str) -> None:
         await type_into(pilot, "layers", "1,2,3")
         preview = app.screen.query_one(SweepPreview)
         assert preview.region.width >= 34  # was 14: "9,6…" for a parameter count
-        assert "19,171" in screen_text(app)
+        assert "19,171" in await drawn(pilot, "19,171")
 
 
 async def test_the_preview_says_what_queueing_would_do_against_the_database(
@@ -366,3 +366,40 @@ async def test_a_preview_that_ends_while_the_form_is_dismissed_is_dropped(db_url
         screen.apply_preview(result)  # raised NoMatches
         await screen.query_one("#field-layers").remove()
         assert screen._fields_now() is None  # the worker's first read: it stops there
+
+
+async def test_a_slow_preview_of_older_fields_does_not_replace_a_newer_one(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Typing on while a big sweep's preview is computed: the newer preview started the
+    # exclusive worker, but the older thread still ran to its end and drew its preview
+    # last, so the form showed (and the flaky tests read) the fields as they had been.
+    import threading
+
+    from resconv_tui.screens import new_sweep
+
+    slow_started, slow_may_end = threading.Event(), threading.Event()
+    real_preview = new_sweep.preview
+
+    def preview(name: str, texts: dict[str, str], *rest: Any) -> Any:
+        if texts["layers"] == "1,2":
+            slow_started.set()
+            slow_may_end.wait(10)
+        return real_preview(name, texts, *rest)
+
+    monkeypatch.setattr(new_sweep, "preview", preview)
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        form(pilot).field("layers").value = "1,2"
+        for _ in range(200):
+            if slow_started.is_set():
+                break
+            await pilot.pause(0.01)
+        assert slow_started.is_set()
+        await type_into(pilot, "layers", "1,2,3")
+        assert len(form(pilot).preview.runs) == 3
+        slow_may_end.set()
+        for _ in range(20):  # the old thread ends and hands its preview to the UI thread
+            await pilot.pause(0.01)
+        assert len(form(pilot).preview.runs) == 3  # was 2
+        assert "3 runs" in screen_text(app)
