@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from resconv_tui.cli import add_db_option, open_repo, require_experiment
+
+if TYPE_CHECKING:
+    from core.queue.rows import RunRow
+    from core.queue.views import Table
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -51,21 +56,32 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from core.queue import RunFilter, RunStatus
-    from core.queue.views import render, results_by_cell, results_table
+    from core.queue.views import Table, render
 
     repo = open_repo(args)
     require_experiment(repo, args.experiment)
     succeeded = frozenset({RunStatus.SUCCEEDED})
     runs = repo.list_runs(RunFilter(statuses=succeeded, experiment=args.experiment))
-    if not runs:
-        print("no succeeded runs yet", file=sys.stderr)
-        if args.format == "json":
-            print("[]")
+    every = (
+        repo.list_runs(RunFilter(experiment=args.experiment)) if args.by_cell or not runs else []
+    )
+    if runs:
+        print(render(_table(args, runs, every), args.format))
         return 0
-    if args.by_cell:
-        every = repo.list_runs(RunFilter(experiment=args.experiment))
-        table = results_by_cell(runs, every, args.columns, args.sort)
-    else:
-        table = results_table(runs, args.columns, args.sort)
-    print(render(table, args.format))
+    # The queued runs make the table's columns: a misspelt --sort or --columns fails now,
+    # not once a script's first run finishes, and a CSV gets the header it will have.
+    shape = _table(args, every, every) if every else None
+    print("no succeeded runs yet", file=sys.stderr)
+    if args.format == "json":
+        print("[]")
+    elif args.format == "csv" and shape is not None:
+        print(render(Table(shape.columns, ()), "csv"))
     return 0
+
+
+def _table(args: argparse.Namespace, runs: Sequence[RunRow], every: Sequence[RunRow]) -> Table:
+    from core.queue.views import results_by_cell, results_table
+
+    if args.by_cell:
+        return results_by_cell(runs, every, args.columns, args.sort)
+    return results_table(runs, args.columns, args.sort)

@@ -548,3 +548,20 @@ def test_an_empty_db_is_refused_not_read_as_runs_db(
         main(argv)
     assert exited.value.code == 2
     assert "argument --db: empty: give a database URL" in capsys.readouterr().err
+
+
+def test_results_before_any_run_succeeds_checks_names_and_gives_the_csv_header(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A script's misspelt --sort exited 0 until the first run finished, and a CSV of no
+    # runs had no header to read the columns from.
+    cli(capsys, "queue", "sweep.yml")
+    code, out, err = cli(capsys, "results", "--sort", "nope")
+    assert code == 2 and out == ""
+    one_error_line(err, "invalid argument: 'nope' is not a column")
+    code, out, err = cli(capsys, "results", "--format", "csv", "--sort", "-lr")
+    assert code == 0 and err == "no succeeded runs yet\n"
+    assert out == "run,ch,lr,validation loss,model params,train time (minutes)\n"
+    code, out, _ = cli(capsys, "results", "--by-cell", "--format", "csv", "--columns", "ch", "loss")
+    assert (code, out) == (0, "ch,validation loss\n")
+    assert cli(capsys, "results", "--format", "json")[:2] == (0, "[]\n")
