@@ -98,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parser_of(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    """The subcommand's parser (``parser`` itself when none was given)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            chosen: argparse.ArgumentParser = action.choices[command]
+            return chosen
+    return parser
+
+
 class _Version(argparse.Action):
     """argparse's version action, but the version is read only when asked for (the
     package metadata lookup costs every command ~30 ms otherwise)."""
@@ -119,7 +128,9 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse would print the top-level usage for `ls extra`: show ls's own
+        _parser_of(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command is None:
             from resconv_tui.commands import dashboard

@@ -565,3 +565,13 @@ def test_results_before_any_run_succeeds_checks_names_and_gives_the_csv_header(
     code, out, _ = cli(capsys, "results", "--by-cell", "--format", "csv", "--columns", "ch", "loss")
     assert (code, out) == (0, "ch,validation loss\n")
     assert cli(capsys, "results", "--format", "json")[:2] == (0, "[]\n")
+
+
+def test_an_extra_argument_gets_the_subcommands_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    # `ls extra` printed the top-level usage, which does not show what ls takes.
+    with pytest.raises(SystemExit) as stopped:
+        main(["ls", "extra"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2
+    assert err.startswith("usage: resconv-tui ls ")
+    assert err.splitlines()[-1] == "resconv-tui ls: error: unrecognized arguments: extra"
