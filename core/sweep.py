@@ -185,7 +185,8 @@ def expand_sweep(data: Any, source: str = "<sweep>") -> list[ExpandedRun]:
     excludes = _read_entries(data.get("exclude"), "exclude", source)
     _check_excludes_match(excludes, cells, matrix, source)
     cells = _apply_exclude(cells, excludes)
-    cells = _apply_include(cells, _read_entries(data.get("include"), "include", source), matrix)
+    includes = _read_entries(data.get("include"), "include", source)
+    cells = _apply_include(cells, includes, matrix, source)
     if not cells:
         raise SweepError(f"{source}: the matrix expands to no runs (everything was excluded)")
     seeds = _read_seeds(data.get("seeds"), fixed, matrix, source)
@@ -409,10 +410,14 @@ def _refuse_unmatched(
     (``values``: each key's values, for the why; worked out only then)."""
     if any(_matches(cell, keys) for cell in cells):
         return
-    content = yaml.safe_dump(entry, default_flow_style=True, sort_keys=False).strip()
     raise SweepError(
-        f"{source}: {what} {content} matches no {nothing}: {_why_no_cell(keys, values())}"
+        f"{source}: {what} {_flow(entry)} matches no {nothing}: {_why_no_cell(keys, values())}"
     )
+
+
+def _flow(entry: dict[str, Any]) -> str:
+    """An entry as YAML's flow style writes it: ``{l: 3, act: relu}``."""
+    return yaml.safe_dump(entry, default_flow_style=True, sort_keys=False).strip()
 
 
 def _why_no_cell(entry: dict[str, Any], matrix: dict[str, list[Any]]) -> str:
@@ -426,22 +431,31 @@ def _why_no_cell(entry: dict[str, Any], matrix: dict[str, list[Any]]) -> str:
     return "no cell has these values together"  # unreachable for a full product; kept safe
 
 
-def _apply_include(cells: list[dict], includes: list[dict], matrix: dict) -> list[dict]:
+def _apply_include(
+    cells: list[dict], includes: list[dict], matrix: dict, source: str
+) -> list[dict]:
     """GitHub Actions' rule: an include entry is merged into every cell of the matrix
     whose original values it does not overwrite; if it fits no cell it becomes a new
     cell. Only the matrix's own cells take merges: a cell an include made stays as it
     is (``{act: tanh}`` then ``{act: tanh, ch: 4}`` make two cells, as in GitHub's)."""
     merged = [dict(c) for c in cells]
-    added: list[dict] = []
-    for entry in includes:
+    added: dict[int, dict] = {}  # include entry number (from 1) -> the cell it made
+    for number, entry in enumerate(includes, start=1):
         fitted = False
         for cell, original in zip(merged, cells, strict=True):
             if all(original.get(k, v) == v for k, v in entry.items() if k in matrix):
                 cell.update(entry)
                 fitted = True
-        if not fitted:
-            added.append(dict(entry))
-    return merged + added
+        if fitted:
+            continue
+        same = next((n for n, cell in added.items() if cell == entry), None)
+        if same is not None:
+            raise SweepError(
+                f"{source}: include entries {same} and {number} are the same "
+                f"({_flow(entry)}): they would queue one run twice"
+            )
+        added[number] = dict(entry)
+    return merged + list(added.values())
 
 
 def _canonical(entry: dict[str, Any], source: str, context: str) -> dict[str, Any]:

@@ -233,6 +233,9 @@ def test_every_shipped_sweep_file_expands(path: Path) -> None:
         ("name: x\nmatrix:\n  l: [1, 1]\n", "run 'l-1': comes twice (the same config and seed)"),
         ("name: x\nmatrix:\n  act: [relu, ReLU]\n",
          "run 'act-ReLU': is run 'act-relu' again"),
+        # Which entries: the run's name alone did not say that two include entries made it.
+        ("name: x\nmatrix:\n  l: [1, 2]\ninclude:\n  - {l: 3}\n  - {ch: 4}\n  - {l: 3}\n",
+         "include entries 1 and 3 are the same ({l: 3}): they would queue one run twice"),
         # Which other key: the fixed one.
         ("name: x\nchannels: 8\nmatrix:\n  ch: [4, 8]\n",
          "'channels' and 'ch' both set 'channels'"),
