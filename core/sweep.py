@@ -244,6 +244,8 @@ def _check_keys(source: str, *parts: tuple[str, dict[str, Any]], also: Sequence[
             if not _known_key(key) or str(key).startswith("_"):
                 near = difflib.get_close_matches(str(key), names, n=1)
                 hint = f" (did you mean '{near[0]}'?)" if near else ""
+                if context == "matrix: " and key in {"include", "exclude"}:  # as GitHub nests them
+                    hint = f" (write '{key}:' at the top of the file, beside 'matrix:')"
                 unknown.append((context, f"'{key}'{hint}"))
     if not unknown:
         return
