@@ -222,6 +222,13 @@ def test_every_shipped_sweep_file_expands(path: Path) -> None:
     assert runs and all(run.param_count > 0 for run in runs)
 
 
+def test_include_written_inside_the_matrix_as_github_does_says_where_it_goes() -> None:
+    with pytest.raises(SweepError) as caught:
+        expand_sweep_text("name: x\nmatrix:\n  l: [1, 2]\n  exclude:\n    - l: 2\n")
+    where = "(write 'exclude:' at the top of the file, beside 'matrix:')"
+    assert f"matrix: unknown key 'exclude' {where}" in str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("text", "why"),
     [
@@ -241,13 +248,6 @@ def test_every_shipped_sweep_file_expands(path: Path) -> None:
          "'channels' and 'ch' both set 'channels'"),
     ],
 )  # fmt: skip
-def test_include_written_inside_the_matrix_as_github_does_says_where_it_goes() -> None:
-    with pytest.raises(SweepError) as caught:
-        expand_sweep_text("name: x\nmatrix:\n  l: [1, 2]\n  exclude:\n    - l: 2\n")
-    where = "(write 'exclude:' at the top of the file, beside 'matrix:')"
-    assert f"matrix: unknown key 'exclude' {where}" in str(caught.value)
-
-
 def test_a_value_given_twice_is_an_error_not_a_silent_choice(text: str, why: str) -> None:
     with pytest.raises(SweepError) as caught:
         expand_sweep_text(text, source="s.yml")
