@@ -80,7 +80,7 @@ def results_table(
 
 
 def _full_table(runs: Sequence[RunRow]) -> Table:
-    swept = list(dict.fromkeys(key for run in runs for key in run.swept))
+    swept = _swept_columns(runs)
     several = len({run.experiment for run in runs}) > 1
     head = [RUN, *([EXPERIMENT] if several else []), *swept]
     columns = (*head, LOSS, PARAMS, MINUTES, RATE, MEMORY, METER)
@@ -91,6 +91,17 @@ def _full_table(runs: Sequence[RunRow]) -> Table:
         values = [swept_value(run, key) for key in swept]
         rows.append((*fixed, *values, *_figures(run), meter))
     return Table(tuple(columns), tuple(rows), tuple(swept), tuple((run.id,) for run in runs))
+
+
+def _swept_columns(runs: Sequence[RunRow]) -> list[str]:
+    """One column per swept parameter, named as the first run to sweep it wrote it: one
+    sweep's ``act`` and another's ``activation`` are one column (``swept_value`` reads
+    each run's value from its config)."""
+    by_parameter: dict[str, str] = {}
+    for run in runs:
+        for key in run.swept:
+            by_parameter.setdefault(ALIASES.get(key, key), key)
+    return list(by_parameter.values())
 
 
 def results_by_cell(
@@ -112,7 +123,7 @@ def results_by_cell(
     for run in all_runs:
         seeds.setdefault(_cell_of(run), set()).add(run.config_hash)
     queued = {cell: len(hashes) for cell, hashes in seeds.items()}
-    swept = list(dict.fromkeys(k for run in runs for k in run.swept if k != "seed"))
+    swept = [key for key in _swept_columns(runs) if key != "seed"]
     several = len({run.experiment for run in runs}) > 1
     head = [*([EXPERIMENT] if several else []), *swept]
     columns_all = (*head, SEEDS, LOSS, STD, PARAMS, MINUTES, RATE, MEMORY, METER)
@@ -225,6 +236,10 @@ def resolve_column(name: str, columns: Sequence[str]) -> str:
         return name
     if TYPED_NAMES.get(name.lower()) in columns:
         return TYPED_NAMES[name.lower()]
+    # A parameter by its other name: `--sort layers` for the column a sweep named `l`.
+    same = [c for c in columns if ALIASES.get(c, c) == ALIASES.get(name, name)]
+    if len(same) == 1:
+        return same[0]
     matches = [c for c in columns if name.lower() in c.lower()]
     if len(matches) == 1:
         return matches[0]

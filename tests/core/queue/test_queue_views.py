@@ -302,3 +302,16 @@ def test_a_column_another_experiment_swept_shows_this_run_s_fixed_value() -> Non
                 config_json='{"channels": 8, "activation": "gelu"}')  # fmt: skip
     table = results_table([a, b])
     assert table.column("ch") == [8, 4] and table.column("act") == ["gelu", "relu"]
+
+
+def test_one_parameter_swept_under_two_names_is_one_column() -> None:
+    # a wrote `act`, b wrote `activation`: two columns, each filled for every run.
+    a = replace(runs()[0], experiment="a", swept={"act": "gelu"},
+                config_json='{"activation": "gelu"}')  # fmt: skip
+    b = replace(runs()[1], experiment="b", swept={"activation": "tanh"},
+                config_json='{"activation": "tanh"}')  # fmt: skip
+    table = results_table([a, b], sort=["-activation"])
+    assert table.columns[:3] == ("run", "experiment", "act")
+    assert table.column("act") == ["tanh", "gelu"]
+    cells = results_by_cell([a, b], [a, b], columns=["activation", "loss"])
+    assert cells.columns == ("act", "validation loss")
