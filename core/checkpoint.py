@@ -2,6 +2,7 @@
 
 A checkpoint folder holds:
   * ``config.json`` - the RunConfig (``RunConfig.to_json``), enough to rebuild the model
+  * ``run.json``    - (a worker's folders) the queued run it belongs to (core.run_folders)
   * ``last.pt``     - model + optimizer state after the latest validation pass
   * ``best.pt``     - model state of the best validation pass so far
 

@@ -584,9 +584,9 @@ class Checkpoints:
     def __init__(self, directory: str | Path, config: RunConfig) -> None:
         self.directory = Path(directory)
         self.best = math.inf
-        # The folder may hold an earlier occupant's files: this run's earlier attempt, or
-        # a removed run whose id SQLite handed out again. Until this run's first
-        # validation they would pass for its own (a cancel before it would keep them).
+        # The folder may hold an earlier attempt's files (a retry; another run's go
+        # elsewhere, core.run_folders). Until this run's first validation they would
+        # pass for its own (a cancel before it would keep them).
         for stale in (LAST_FILE, BEST_FILE):
             (self.directory / stale).unlink(missing_ok=True)
         write_config(self.directory, config)

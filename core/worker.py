@@ -68,6 +68,7 @@ from core.recording import (
     StopFlags,
     say,
 )
+from core.run_folders import claim_run_folder
 from core.worker_options import (
     NO_RULES,
     ClaimRules,
@@ -309,7 +310,13 @@ class Worker:
             say(f"run {run.id}: {what}, but it is no longer this worker's run: not recorded")
 
     def checkpoint_dir(self, run: RunRow) -> Path:
-        return self.checkpoint_root / experiment_folder(run.experiment) / f"run-{run.id}"
+        """``run-ID`` in its experiment's folder, or ``run-ID-2`` where another database's
+        run (or a removed run) left its checkpoints there (``claim_run_folder``)."""
+        owner = {"run": run.id, "experiment": run.experiment, "config_hash": run.config_hash,
+                 "queued_at": run.created_at}  # fmt: skip
+        return claim_run_folder(
+            self.checkpoint_root / experiment_folder(run.experiment), run.id, owner
+        )
 
     def exit_now(self) -> None:
         """Second signal: requeue the current run if that is quick, then leave at once."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import errno
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from queue_helpers import tiny_runs
+from queue_helpers import tiny_run, tiny_runs
 
 import core.worker as worker_module
 from core.errors import ConfigError
@@ -160,3 +161,68 @@ def test_an_experiment_folder_is_a_safe_file_name_of_at_most_200_bytes() -> None
     wide = experiment_folder("実験" * 50)
     assert len(wide.encode()) <= 200 and wide.startswith("実験")
     assert wide != experiment_folder("実験" * 49 + "x")  # cut names stay apart
+
+
+def _trained(db: Path, data: Path) -> list[Any]:
+    run_worker(str(db), "cpu", True, None, str(data), None, install_signals=False)
+    repo = Repo.open(str(db), create=False)
+    try:
+        return repo.list_runs()
+    finally:
+        repo.close()
+
+
+def test_two_databases_in_one_folder_keep_their_own_checkpoints(
+    tmp_path: Path, idx_writer: Any
+) -> None:
+    # Both have a run 1 of experiment "exp": the second worker wrote over the first's
+    # checkpoints in checkpoints/exp/run-1, whose path the first database still held.
+    data = idx_writer(tmp_path / "data")
+    firsts = []
+    for name, changes in (("a.db", {"layers": 2}), ("b.db", {"layers": 3})):
+        repo = Repo.open(str(tmp_path / name))
+        repo.enqueue([tiny_run(0, **changes)])
+        repo.close()
+        firsts.append(_trained(tmp_path / name, data)[0])
+    paths = [Path(run.checkpoint_path) for run in firsts]
+    assert paths == [tmp_path / "checkpoints/exp/run-1", tmp_path / "checkpoints/exp/run-1-2"]
+    for run, path in zip(firsts, paths, strict=True):
+        assert run.status == RunStatus.SUCCEEDED
+        assert json.loads((path / "config.json").read_text()) == json.loads(run.config_json)
+        assert (path / "best.pt").exists()
+
+
+def test_a_database_made_again_does_not_write_over_the_old_ones_checkpoints(
+    tmp_path: Path, idx_writer: Any
+) -> None:
+    # runs.db deleted to start afresh: its run 1 had trained into checkpoints/exp/run-1.
+    data = idx_writer(tmp_path / "data")
+    db = tmp_path / "runs.db"
+    old = None
+    for seed in (0, 1):
+        repo = Repo.open(str(db))
+        repo.enqueue([tiny_run(seed)])
+        repo.close()
+        run = _trained(db, data)[0]
+        db.unlink()
+        if old is None:
+            old, kept = run, (Path(run.checkpoint_path) / "config.json").read_text()
+    assert old is not None and run.id == old.id == 1
+    assert run.checkpoint_path != old.checkpoint_path
+    assert (Path(old.checkpoint_path) / "config.json").read_text() == kept
+
+
+def test_a_retried_run_takes_its_own_folder_back(tmp_path: Path) -> None:
+    from core.run_folders import claim_run_folder
+
+    owner = {"run": 3, "experiment": "e", "config_hash": "abc", "queued_at": 1.5}
+    first = claim_run_folder(tmp_path, 3, owner)
+    (first / "best.pt").write_text("weights")
+    assert claim_run_folder(tmp_path, 3, dict(owner)) == first == tmp_path / "run-3"
+    assert claim_run_folder(tmp_path, 3, {**owner, "queued_at": 2.0}) == tmp_path / "run-3-2"
+    # A folder from before run.json existed, with files: someone's; an empty one is free.
+    (tmp_path / "run-4").mkdir()
+    (tmp_path / "run-4" / "last.pt").write_text("old")
+    assert claim_run_folder(tmp_path, 4, owner) == tmp_path / "run-4-2"
+    (tmp_path / "run-5").mkdir()
+    assert claim_run_folder(tmp_path, 5, owner) == tmp_path / "run-5"

@@ -1,0 +1,48 @@
+"""Which folder a queued run's checkpoints go to, without taking another run's.
+
+Kept apart from ``core.checkpoint`` (which needs torch): the worker picks the folder
+before it imports anything that trains.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+from core.files import atomic_write
+
+OWNER_FILE = "run.json"  # which queued run a worker's folder belongs to
+
+
+def claim_run_folder(parent: Path, run_id: int, owner: dict[str, Any]) -> Path:
+    """The folder a queued run's checkpoints go to: ``parent/run-ID``, unless that folder
+    holds another run's files, then ``run-ID-2``, ``-3``, ...
+
+    Run ids are only unique within one database: two databases in one folder share the
+    default checkpoint folder (both have a run 1), as does a database deleted and made
+    again, while the old runs' checkpoints stay. ``owner`` (the
+    run's id, experiment, config hash and when it was queued) is written to ``run.json``:
+    the same run again (a retry) takes its folder back, any other run finds another one.
+    A folder with files but no ``run.json`` (written before it existed) is someone's.
+    """
+    for number in itertools.count(1):
+        folder = parent / (f"run-{run_id}" if number == 1 else f"run-{run_id}-{number}")
+        try:
+            folder.mkdir(parents=True)  # atomic: of two workers, one makes it
+        except FileExistsError:
+            if _owner_of(folder) == owner:
+                return folder
+            if not folder.is_dir() or any(folder.iterdir()):
+                continue
+        atomic_write(folder / OWNER_FILE, lambda handle: handle.write(json.dumps(owner).encode()))
+        return folder
+    raise AssertionError("unreachable")  # itertools.count never ends
+
+
+def _owner_of(folder: Path) -> Any:
+    try:
+        return json.loads((folder / OWNER_FILE).read_text())
+    except (OSError, ValueError):
+        return None
