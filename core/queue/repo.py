@@ -524,20 +524,26 @@ class Repo:
     # ----- a person's changes (CLI, TUI) ---------------------------------------------
 
     def request_cancel(
-        self, ids: Sequence[int], stale_after_s: float = STALE_AFTER_S
+        self,
+        ids: Sequence[int],
+        stale_after_s: float = STALE_AFTER_S,
+        dead_worker_ids: Iterable[str] = (),
     ) -> dict[int, RunStatus]:
         """Cancel queued runs now; ask the workers of running runs to stop them.
 
-        A running run whose worker stopped beating is cancelled at once (nobody is left
-        to acknowledge). Returns each run's status after the call.
+        A running run whose worker stopped beating, or is known dead (``dead_worker_ids``:
+        a process of this host that is gone), is cancelled at once: nobody is left to
+        acknowledge. Returns each run's status after the call.
         """
         now = time.time()
+        dead = set(dead_worker_ids)
         with self._write() as conn:
             runs = self._require(conn, ids, CANCELLABLE, "only queued or running runs")
             result: dict[int, RunStatus] = {}
             for run in runs:
                 beat = run.heartbeat_at or run.started_at or 0.0
-                if run.status == RunStatus.QUEUED or beat < now - stale_after_s:
+                gone = beat < now - stale_after_s or run.worker_id in dead
+                if run.status == RunStatus.QUEUED or gone:
                     values = dict(status=RunStatus.CANCELLED.value, finished_at=now)
                     result[run.id] = RunStatus.CANCELLED
                 else:

@@ -89,9 +89,15 @@ def priority_value(text: str) -> int:
 
 
 def cancel(args: argparse.Namespace) -> int:
-    from core.queue import RunStatus
+    import time
 
-    for rid, status in open_repo(args).request_cancel(args.ids).items():
+    from core.queue import RunStatus
+    from resconv_tui.lost_workers import exited_here_now
+
+    repo = open_repo(args)
+    # A worker of this machine killed with -9 never reads the request: cancel its run now.
+    dead = exited_here_now(repo.list_workers(), time.time())
+    for rid, status in repo.request_cancel(args.ids, dead_worker_ids=dead).items():
         if status == RunStatus.CANCELLED:
             print(f"run {rid}: cancelled")
         else:

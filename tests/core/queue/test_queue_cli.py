@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import sqlite3
@@ -174,6 +175,32 @@ def test_status_says_a_stalled_worker_s_run_is_stalled(capsys: pytest.CaptureFix
     assert "stalled: no training step for 10 min or more (see its worker's log)" in listed
     stalled = {r["id"]: r["stalled"] for r in json.loads(cli(capsys, "ls", "--json")[1])}
     assert stalled == {1: True, 2: False, 3: False, 4: False}
+
+
+def test_cancel_of_a_run_whose_worker_has_exited_cancels_it_at_once(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "cancel requested" while nobody was left to read it: the run stayed running, rm
+    # refused it, and a later worker failed it as "worker lost", for retry to queue.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    real_time = time.time
+    with monkeypatch.context() as patch:  # its last beat 12 s ago: silent long enough
+        patch.setattr(repo_module, "time", SimpleNamespace(time=lambda: real_time() - 12))
+        worker = repo.register_worker(socket.gethostname(), gone.pid, "cpu")
+        assert repo.claim(worker) is not None
+    alive = repo.register_worker(socket.gethostname(), os.getpid(), "cpu")
+    assert repo.claim(alive) is not None  # run 2: its worker (this process) reads requests
+    code, out, _ = cli(capsys, "cancel", "1", "2")
+    assert code == 0
+    assert out.splitlines() == [
+        "run 1: cancelled",
+        "run 2: cancel requested (its worker stops it within a few seconds)",
+    ]
+    assert repo.get_run(1).status == RunStatus.CANCELLED
+    assert cli(capsys, "rm", "1")[:2] == (0, "removed 1 run\n")
 
 
 def test_status_says_a_worker_of_this_machine_has_exited_and_changes_nothing(
