@@ -130,7 +130,7 @@ class Supervisor:
         self.started: list[float] = []  # when each was started (time.time())
         self.reaped = [False] * len(commands)  # the current process's exit was handled
         self.restarts = [0] * len(commands)
-        self.statuses = [0] * len(commands)  # each slot's first non-zero exit status, or 0
+        self.statuses = [0] * len(commands)  # each slot's last process's exit status
         self.signals = self.forwarded = 0
         self.kill_at: float | None = None
 
@@ -149,8 +149,12 @@ class Supervisor:
             self.reap(restart=True)
             time.sleep(POLL_S)
         self.reap(restart=False)  # all have exited: none is started again now
-        codes = self.statuses  # a slot killed, started again and ended cleanly still says so
-        say(f"all slots stopped (exit statuses {', '.join(map(str, codes))})")
+        # A slot killed and started again that then ended cleanly ends with 0: its lost
+        # run is recorded (worker lost), and a clean stop must read as one (exit 0).
+        codes = self.statuses
+        again = [f"slot {i + 1} {count}x" for i, count in enumerate(self.restarts) if count]
+        restarted = f"; started again after being killed: {', '.join(again)}" if again else ""
+        say(f"all slots stopped (exit statuses {', '.join(map(str, codes))}{restarted})")
         return next((code for code in codes if code != 0), 0)
 
     def running(self) -> bool:
@@ -177,7 +181,7 @@ class Supervisor:
             if child.returncode is None or self.reaped[index]:
                 continue
             self.reaped[index] = True
-            self.statuses[index] = self.statuses[index] or exit_status(child.returncode)
+            self.statuses[index] = exit_status(child.returncode)
             self.runs_used[index] += self.record_lost(child, self.started[index])
             killed = child.returncode < 0
             if restart and killed and not self.signals and self.restarts[index] < RESTARTS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import pytest
 from queue_helpers import tiny_runs
@@ -43,6 +44,21 @@ def test_a_killed_slot_is_started_again_while_others_train_at_most_restarts_time
     out = capsys.readouterr().out
     assert out.count("slot 2/2 started again") == 2
     assert "restart 2 of 2" in out and "exit statuses 0, 137" in out
+
+
+def test_a_slot_killed_once_that_then_ends_cleanly_leaves_exit_status_0(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # kill -9 of a slot, started again, then a clean stop: the worker exited 137 with
+    # "exit statuses 137, 0", the killed process's old status, not the slot's last one.
+    first_time = f"if [ -e {tmp_path}/m ]; then sleep 0.5; else touch {tmp_path}/m; kill -9 $$; fi"
+    supervisor = Supervisor([["sleep", "1"], ["sh", "-c", first_time]])
+    assert supervisor.run() == 0
+    out = capsys.readouterr().out
+    assert "slot 2/2 started again" in out
+    assert (
+        "all slots stopped (exit statuses 0, 0; started again after being killed: slot 2 1x)" in out
+    )
 
 
 def test_slots_asked_to_stop_are_not_started_again(capsys: pytest.CaptureFixture[str]) -> None:
