@@ -105,6 +105,9 @@ class WorkerLauncher:
 
     def __init__(self, log_folder: Path | None = None) -> None:
         self.log_folder = log_folder
+        # The processes started here: their exit status tells a clean stop (0) from a
+        # failed start, and polling them reaps them (no zombie while the dashboard runs).
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
 
     def start(self, db_url: str, options: WorkerOptions = DEFAULT_WORKER) -> Launched:
         log_path = default_log_path(self.log_folder)
@@ -117,6 +120,7 @@ class WorkerLauncher:
                 start_new_session=True,
                 close_fds=True,
             )
+        self.processes[process.pid] = process
         return Launched(pid=process.pid, log_path=log_path, started_at=time.time())
 
     def stop(self, pid: int) -> bool:
@@ -131,7 +135,14 @@ class WorkerLauncher:
 
     def alive(self, pid: int) -> bool:
         """Whether ``pid`` still runs (a worker that exited at once left its reason in its log)."""
+        if pid in self.processes:
+            return self.processes[pid].poll() is None
         return process_alive(pid)
+
+    def exit_code(self, pid: int) -> int | None:
+        """A worker started here that has exited: its exit status; else None."""
+        process = self.processes.get(pid)
+        return None if process is None else process.poll()
 
 
 def last_log_line(path: Path, limit: int = 200) -> str:

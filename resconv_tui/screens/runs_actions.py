@@ -356,6 +356,11 @@ class RunActions:
             return  # stopped from here since (it, or the slots it started): no failure
         if not self.ctx.launcher.alive(launched.pid):
             reason = last_log_line(launched.log_path) or "no output"
+            if self.ctx.launcher.exit_code(launched.pid) == 0:
+                # Stopped cleanly: `resconv-tui stop` from a shell, or --until-empty with
+                # nothing queued. The choice worked: keep offering it.
+                self.notify(f"worker pid {launched.pid} stopped: {reason}", timeout=10)
+                return
             self.notify(f"worker pid {launched.pid} exited: {reason} (log: {launched.log_path})",
                         severity="error", timeout=15)  # fmt: skip
             self.remember(previous)

@@ -80,6 +80,7 @@ class FakeLauncher:
     # The worker it starts (pid LAUNCHED_PID): alive() says no after this many looks.
     exits_after: int | None = None
     alive_calls: int = 0  # looks at the started worker
+    exit_status: int = 2  # what the started worker exits with (2: a refused start)
     log_path: Path = Path("worker.log")
 
     def start(self, db_url: str, options: WorkerOptions = DEFAULT_WORKER) -> Launched:
@@ -95,6 +96,10 @@ class FakeLauncher:
             return pid not in self.exited
         self.alive_calls += 1
         return self.exits_after is None or self.alive_calls <= self.exits_after
+
+    def exit_code(self, pid: int) -> int | None:
+        gone = self.exits_after is not None and self.alive_calls > self.exits_after
+        return self.exit_status if pid == LAUNCHED_PID and gone else None
 
 
 def new_runs(text: str) -> list[NewRun]:

@@ -662,6 +662,32 @@ async def test_a_worker_that_exits_at_once_shows_its_last_log_line(
         assert app.ctx.worker_options == DEFAULT_WORKER  # the failed choice is not offered again
 
 
+async def test_a_worker_stopped_from_a_shell_is_no_failed_start(
+    no_local_worker, app_factory, settle, launcher, tmp_path
+) -> None:
+    # `resconv-tui stop` within the launch watch: an error toast "exited", and the
+    # dialog went back to offering the choice before (the stack of 4 was forgotten).
+    launcher.exits_after, launcher.exit_status = 3, 0
+    launcher.log_path = tmp_path / "worker.log"
+    launcher.log_path.write_text("14:08:46 worker: stopped after 0 run(s)\n")
+    app = app_factory()
+    app.ctx.launch_poll_s = 0.01
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        dialog_fields(app)["stack"].value = "4"
+        await pilot.press("enter")
+        for _ in range(100):
+            await pilot.pause(0.01)
+            if launcher.alive_calls > 3:
+                break
+        await pilot.pause()
+        notes = [(n.message, n.severity) for n in app._notifications]
+        said = "worker pid 4242 stopped: 14:08:46 worker: stopped after 0 run(s)"
+        assert (said, "information") in notes, notes
+        assert app.ctx.worker_options.stack == 4  # kept for the next start
+
+
 async def test_a_real_worker_on_a_missing_gpu_says_why_in_the_dashboard(
     no_local_worker, db_url, tmp_path, settle
 ) -> None:
