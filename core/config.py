@@ -190,7 +190,7 @@ def _per_layer(value: PerLayer, layers: int, interpolate: Any) -> list[int]:
 
 # ----- coercion of raw values ------------------------------------------------
 
-_INT_KEYS = {"image_size", "layers", "stride", "batch_size", "max_inputs", "seed"}
+INT_KEYS = {"image_size", "layers", "stride", "batch_size", "max_inputs", "seed"}
 _FLOAT_KEYS = {"lr", "weight_decay", "residual_weight"}
 _STR_KEYS = {"dataset", "model", "activation", "validation", "precision"}
 _PER_LAYER_KEYS = {"channels", "kernel_size", "padding"}
@@ -198,11 +198,18 @@ _BN_KEYS = {"bn_encoder", "bn_decoder"}
 _BN_OFF = {"none", "-", "–", "off", "false"}
 
 
+def whole_number(value: Any) -> bool:
+    """A float that is exactly a whole number (2e3), small enough to be one exactly."""
+    return isinstance(value, float) and value.is_integer() and abs(value) <= 2**53
+
+
 def _coerce(key: str, raw: Any, where: str) -> Any:
     def bad(expected: str) -> ConfigError:
         return ConfigError(f"{where}key '{key}': expected {expected}, got {raw!r}")
 
-    if key in _INT_KEYS:
+    if key in INT_KEYS:
+        if whole_number(raw):  # `max_inputs: 1.8e5`: YAML reads an exponent as a float
+            return int(raw)
         if isinstance(raw, bool) or not isinstance(raw, int):
             raise bad("an integer")
         return raw

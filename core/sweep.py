@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from core.config import RunConfig
+from core.config import INT_KEYS, RunConfig, whole_number
 from core.errors import ConfigError, SweepError
 from core.params import count_params
 
@@ -514,7 +514,10 @@ def _build_runs(
 ) -> list[ExpandedRun]:
     runs: list[ExpandedRun] = []
     seen: dict[str, str] = {}  # config hash -> the run's name
-    for cell in cells:
+    for written in cells:
+        # `max_inputs: [1e4, 2e4]` are whole numbers: runs named max_inputs-10000, not -10000.0
+        cell = {k: int(v) if ALIASES.get(k, k) in INT_KEYS and whole_number(v) else v
+                for k, v in written.items()}  # fmt: skip
         for seed in seeds if seeds is not None else [None]:
             swept = dict(cell) if seed is None else {**cell, "seed": seed}
             name = slug(swept)

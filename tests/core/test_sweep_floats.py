@@ -15,7 +15,7 @@ import yaml
 from core.queue.rows import RunRow
 from core.queue.status import RunStatus
 from core.queue.views import render, results_table
-from core.sweep import expand_sweep, expand_sweep_text, load_yaml
+from core.sweep import SweepError, expand_sweep, expand_sweep_text, load_yaml
 from resconv_tui.sweep_file_io import load_sweep
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
@@ -115,3 +115,14 @@ def test_the_new_sweep_form_loads_the_same_numbers(tmp_path: Path) -> None:
     path = tmp_path / "lrs.yml"
     path.write_text(REPRO, encoding="utf-8")
     assert load_sweep(path).texts["lr"] == "0.001,0.002,0.0005,0.0001"
+
+
+def test_whole_numbers_in_exponent_form_are_counts() -> None:
+    # `max_inputs: 2e3` was refused: "expected an integer, got 2000.0".
+    runs = expand_sweep_text("name: x\nmax_inputs: 1.8e5\nmatrix:\n  bs: [32, 6.4e1]\n")
+    assert [run.config.max_inputs for run in runs] == [180_000, 180_000]
+    assert [run.config.batch_size for run in runs] == [32, 64]
+    assert [run.name for run in runs] == ["bs-32", "bs-64"]  # not bs-64.0
+    assert all(type(run.swept["bs"]) is int for run in runs)
+    with pytest.raises(SweepError, match=r"key 'layers': expected an integer, got 2\.5"):
+        expand_sweep_text("name: x\nlayers: 2.5\n")
