@@ -54,11 +54,12 @@ from core.device_choice import auto_device, resolve_device
 from core.errors import ConfigError, DataError, NoDataHere, ResconvError
 from core.gpu import GpuMonitor
 from core.packing import Admission, Slot, parse_slot
-from core.processes import SUPERVISOR_ENV, exited_here, stop_with_parent
+from core.processes import SUPERVISOR_ENV, exited_here, process_alive, stop_with_parent
 from core.queue import FinalFigures, QueueError, Repo, RunRow
 from core.queue.db import describe, is_new_file, sqlite_path, stored_url
-from core.queue.repo import STALE_AFTER_S
+from core.queue.repo import LIVE_WORKER_STATES, STALE_AFTER_S
 from core.queue.samples import encode_samples
+from core.queue.views import ids_of
 from core.recording import (
     HEARTBEAT_S,
     SPEAKER,
@@ -566,6 +567,8 @@ def run_worker(
     except ResconvError:
         repo.close()
         raise
+    if resolved == "cpu" and slot is None and trainer is None:
+        warn_of_cpu_neighbours(repo)
     flags = StopFlags()
     if install_signals:
         flags.install()
@@ -584,6 +587,22 @@ def run_worker(
         return worker.loop(until_empty, max_runs)
     finally:
         repo.close()
+
+
+def warn_of_cpu_neighbours(repo: Repo) -> None:
+    """Say so when another worker of this database already trains on this machine's CPU:
+    each takes every core, and two such workers ran each run about ten times slower
+    than one did (``--slots 2`` splits the cores between its slots instead)."""
+    here = socket.gethostname()
+    pids = sorted({
+        w.pid for w in repo.list_workers()
+        if w.host == here and w.device.startswith("cpu") and w.pid != os.getpid()
+        and w.state in LIVE_WORKER_STATES and process_alive(w.pid)
+    })  # fmt: skip
+    if pids:
+        say(f"warning: another worker trains on this machine's CPU ({ids_of('pid', pids)}): both "
+            "take every core and each runs far slower; stop one and start one worker with "
+            "--slots 2, which splits the cores")  # fmt: skip
 
 
 # ----- python -m core.worker ----------------------------------------------------------
