@@ -309,7 +309,10 @@ class RunsScreen(RunActions, Screen[None]):
 
 
 def _detail_text(run: RunRow, latest: LatestLosses | None) -> str:
-    head = f"run {run.id} · {run.experiment} · {run.name}"
+    # The priority here too: an 80-column table leaves its column out, and + or t
+    # would change nothing to be seen.
+    priority = f" · priority {run.priority}" if run.priority else ""
+    head = f"run {run.id} · {run.experiment} · {run.name}{priority}"
     if run.error and (cause := run_cause(run)) is not None:
         if run.error == cause:  # "worker lost" is both the cause and the whole message
             return f"{head} · failed, {cause}"

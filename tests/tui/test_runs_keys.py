@@ -94,6 +94,11 @@ async def test_plus_and_minus_change_priority(seeded, app_factory, settle, db_ur
         await pilot.press("minus")
         await settle(pilot)
         assert run(db_url, 7).priority == 1
+        detail = str(app.screen.query_one("#runs-detail").render())
+        assert (
+            detail.startswith(f"run 7 · {run(db_url, 7).experiment} · ")
+            and " · priority 1" in detail
+        )
         # Two presses before the next poll (a slow database, a fast typist) count twice.
         app.screen.action_priority(1)
         app.screen.action_priority(1)
