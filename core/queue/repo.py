@@ -163,22 +163,28 @@ class Repo:
         """A published figure added to (or changed in) the sweep file reaches the runs it
         names that are already queued or done (``stored``: their target as read), without
         training them again."""
-        if not run.target:
-            return False  # a target taken out of the file stays: the figure was published
-        if stored is not None and json.loads(stored) == dict(run.target):
-            return False  # the same figures, however the file orders or writes them
+        if not run.target or not _target_changes(stored, run):
+            return False
         query = update(RUN).where(RUN.c.id == run_id)
         return bool(conn.execute(query.values(target_json=json.dumps(dict(run.target)))).rowcount)
 
     def plan_enqueue(self, runs: Sequence[NewRun]) -> list[str]:
         """What ``enqueue`` would do with each of ``runs`` now, without writing (``queue
-        --dry-run``): ``new``, ``again #5 failed`` or ``skip #3 succeeded``."""
+        --dry-run``): ``new``, ``again #5 failed`` or ``skip #3 succeeded`` (``, new target``
+        when queueing gives that run the sweep file's changed target)."""
         with self._read() as conn:
             existing = self._same_runs(conn, runs)
-        return [
-            fate if fate == "new" else f"{fate} #{same_id} {status}" if same_id else "skip (twice)"
-            for fate, same_id, status in _fates(runs, existing)
-        ]
+        plans = []
+        for run, (fate, same_id, status) in zip(runs, _fates(runs, existing), strict=True):
+            if fate == "new":
+                plans.append(fate)
+            elif not same_id:
+                plans.append("skip (twice)")
+            else:
+                stored = existing[(run.experiment, run.config_hash)].target
+                new_target = fate == "skip" and _target_changes(stored, run)
+                plans.append(f"{fate} #{same_id} {status}" + (", new target" if new_target else ""))
+        return plans
 
     def _same_runs(
         self, conn: Connection, runs: Sequence[NewRun]
@@ -762,6 +768,15 @@ class Repo:
 
     def _where(self) -> str:
         return db.describe(self.url)
+
+
+def _target_changes(stored: str | None, run: NewRun) -> bool:
+    """Whether queueing ``run`` gives the stored run it skips (whose target is ``stored``)
+    the sweep file's new target."""
+    if not run.target:
+        return False  # a target taken out of the file stays: the figure was published
+    # The same figures, however the file orders or writes them, are no change.
+    return stored is None or json.loads(stored) != dict(run.target)
 
 
 def _fates(

@@ -524,6 +524,9 @@ def test_queueing_again_gives_done_runs_the_sweep_file_s_new_target(repo: Repo) 
     runs = tiny_runs(2)
     ids = list(repo.enqueue(runs).added_ids)
     target = {"validation_loss": 0.053}
+    # queue --dry-run says so too (it said only "skip #1 queued").
+    plan = repo.plan_enqueue([replace(runs[0], target=target), runs[1]])
+    assert plan == [f"skip #{ids[0]} queued, new target", f"skip #{ids[1]} queued"]
     result = repo.enqueue([replace(runs[0], target=target), runs[1]])
     assert (result.added, result.skipped, result.retargeted_ids) == (0, 2, (ids[0],))
     assert "1 of them given the sweep file's new target" in result.summary()
