@@ -63,6 +63,23 @@ def seconds_per_input(
     return lambda run: base + slope * run_cost(run)
 
 
+def _running_left(
+    run: RunRow, measured_rate: float | None, per_input: Callable[[RunRow], float], seen: bool
+) -> float:
+    """Seconds until a running run ends: its inputs left at its pace so far. Where runs
+    of its size have finished (``seen``), at least what their wall time says is left:
+    the last validation pass, samples and checkpoints come after the last step (small
+    runs on a CPU spend seconds there, and the ETA read 2 s with 7 s left)."""
+    left = max(0, run.total_inputs - run.inputs_done)
+    if not measured_rate:
+        return left * per_input(run)
+    at_pace = left / measured_rate
+    if not seen:
+        return at_pace
+    elapsed = run.inputs_done / measured_rate  # its pace is inputs per second since start
+    return max(at_pace, run.total_inputs * per_input(run) - elapsed)
+
+
 def queue_ends(
     runs: Sequence[RunRow],
     workers: Sequence[WorkerRow],
@@ -93,9 +110,7 @@ def queue_ends(
             if not taking[run.worker_id]:
                 requeued.append(run)
                 continue
-            left = max(0, run.total_inputs - run.inputs_done)
-            measured_rate = rate(run)
-            ends[run.id] = left / measured_rate if measured_rate else left * per_input(run)
+            ends[run.id] = _running_left(run, rate(run), per_input, run_cost(run) in sizes)
             in_flight[run.worker_id] = in_flight.get(run.worker_id, 0) + 1
             slots.append(ends[run.id])
     for worker in alive:

@@ -83,6 +83,30 @@ def test_the_queue_forecast_paces_a_finished_run_by_its_wall_time(
     assert queue_eta([undated, queued], [worker()], NOW) == pytest.approx(10)
 
 
+def test_a_running_run_s_eta_counts_the_end_its_finished_peers_took(
+    seeded: dict[str, Any], db_url: str
+) -> None:
+    # The last validation pass, samples and checkpoints come after the last step: for a
+    # small CPU run the ETA read 2 s with 7 s left, and 0 s while it validated.
+    base = Repo.open(db_url).list_runs()[0]
+    done = dataclasses.replace(
+        base, id=1, status=RunStatus.SUCCEEDED, total_inputs=1000, inputs_done=1000,
+        inputs_per_s=100.0, started_at=NOW - 100, finished_at=NOW - 80,
+    )  # fmt: skip
+    running = dataclasses.replace(done, id=2, status=RunStatus.RUNNING, inputs_per_s=None,
+                                  worker_id="w", finished_at=None, heartbeat_at=NOW)  # fmt: skip
+    steps_done = dataclasses.replace(running, started_at=NOW - 18)
+    assert queue_eta([done, steps_done], [worker("running")], NOW) == pytest.approx(2)  # was 0
+    halfway = dataclasses.replace(running, inputs_done=500, started_at=NOW - 5)
+    assert queue_eta([done, halfway], [worker("running")], NOW) == pytest.approx(15)  # was 5
+    # Slower than its peers: its own pace says more, and counts.
+    slow = dataclasses.replace(running, inputs_done=500, started_at=NOW - 50)
+    assert queue_eta([done, slow], [worker("running")], NOW) == pytest.approx(50)
+    # No run of its size has finished: its own pace alone.
+    other = dataclasses.replace(halfway, param_count=base.param_count * 10)
+    assert queue_eta([done, other], [worker("running")], NOW) == pytest.approx(5)
+
+
 def test_queue_eta_schedules_whole_runs_on_the_slots_in_flight(
     seeded: dict[str, Any], db_url: str
 ) -> None:
