@@ -193,7 +193,7 @@ def _per_layer(value: PerLayer, layers: int, interpolate: Any) -> list[int]:
 INT_KEYS = {"image_size", "layers", "stride", "batch_size", "max_inputs", "seed"}
 _FLOAT_KEYS = {"lr", "weight_decay", "residual_weight"}
 _STR_KEYS = {"dataset", "model", "activation", "validation", "precision"}
-_PER_LAYER_KEYS = {"channels", "kernel_size", "padding"}
+PER_LAYER_KEYS = {"channels", "kernel_size", "padding"}
 _BN_KEYS = {"bn_encoder", "bn_decoder"}
 _BN_OFF = {"none", "-", "–", "off", "false"}
 
@@ -203,13 +203,21 @@ def whole_number(value: Any) -> bool:
     return isinstance(value, float) and value.is_integer() and abs(value) <= 2**53
 
 
+def as_whole(value: Any) -> Any:
+    """``value`` with whole-number floats as ints, in a list too (``[1.6e1, 32]``): YAML
+    reads an exponent as a float, and ``max_inputs: 1.8e5`` means a count."""
+    if isinstance(value, list | tuple):
+        return type(value)(as_whole(v) for v in value)
+    return int(value) if whole_number(value) else value
+
+
 def _coerce(key: str, raw: Any, where: str) -> Any:
     def bad(expected: str) -> ConfigError:
         return ConfigError(f"{where}key '{key}': expected {expected}, got {raw!r}")
 
+    if key in INT_KEYS | PER_LAYER_KEYS:
+        raw = as_whole(raw)  # `max_inputs: 1.8e5`: YAML reads an exponent as a float
     if key in INT_KEYS:
-        if whole_number(raw):  # `max_inputs: 1.8e5`: YAML reads an exponent as a float
-            return int(raw)
         if isinstance(raw, bool) or not isinstance(raw, int):
             raise bad("an integer")
         return raw
@@ -236,7 +244,7 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
         if isinstance(raw, bool) or not isinstance(raw, int):
             raise bad("0, 1, 2 or 'none'")
         return raw
-    if key in _PER_LAYER_KEYS:
+    if key in PER_LAYER_KEYS:
         if key == "padding" and isinstance(raw, str) and raw.strip().lower() == "same":
             return "same"
         if isinstance(raw, int) and not isinstance(raw, bool):

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from core.config import INT_KEYS, RunConfig, whole_number
+from core.config import INT_KEYS, PER_LAYER_KEYS, RunConfig, as_whole
 from core.errors import ConfigError, SweepError
 from core.params import count_params
 
@@ -288,6 +288,7 @@ def _read_entries(entries: Any, what: str, source: str) -> list[dict[str, Any]]:
 def _read_seeds(seeds: Any, fixed: dict, matrix: dict, source: str) -> list[int] | None:
     if seeds is None:
         return None
+    seeds = as_whole(seeds)
     if "seed" in fixed or "seed" in matrix:
         raise SweepError(f"{source}: key 'seeds': give either 'seeds' or 'seed', not both")
     if isinstance(seeds, int) and not isinstance(seeds, bool):
@@ -504,6 +505,12 @@ def _slug_value(value: Any) -> str:
     return str(value)[:40]
 
 
+def _counts(key: str) -> bool:
+    """Whether a sweep key's values are whole numbers (layers, channels, ks1, ...)."""
+    pair = next((name for name, halves in PAIR_ALIASES.items() if key in halves), None)
+    return (pair or ALIASES.get(key, key)) in INT_KEYS | PER_LAYER_KEYS
+
+
 def _build_runs(
     experiment: str,
     fixed: dict[str, Any],
@@ -516,8 +523,7 @@ def _build_runs(
     seen: dict[str, str] = {}  # config hash -> the run's name
     for written in cells:
         # `max_inputs: [1e4, 2e4]` are whole numbers: runs named max_inputs-10000, not -10000.0
-        cell = {k: int(v) if ALIASES.get(k, k) in INT_KEYS and whole_number(v) else v
-                for k, v in written.items()}  # fmt: skip
+        cell = {k: as_whole(v) if _counts(k) else v for k, v in written.items()}
         for seed in seeds if seeds is not None else [None]:
             swept = dict(cell) if seed is None else {**cell, "seed": seed}
             name = slug(swept)

@@ -124,5 +124,12 @@ def test_whole_numbers_in_exponent_form_are_counts() -> None:
     assert [run.config.batch_size for run in runs] == [32, 64]
     assert [run.name for run in runs] == ["bs-32", "bs-64"]  # not bs-64.0
     assert all(type(run.swept["bs"]) is int for run in runs)
+    # Every key that counts: per-layer values, their ks1/ks2 halves, seeds.
+    text = (
+        "name: x\nseeds: [1e0, 2]\nmatrix:\n  ch: [1.6e1, [4, 8.0]]\n  ks1: [3.0e0]\n  ks2: [5]\n"
+    )
+    runs = expand_sweep_text(text)
+    assert runs[0].name == "ch-16_ks1-3_ks2-5_seed-1" and runs[2].config.channels == (4, 8)
+    assert [run.config.seed for run in runs] == [1, 2, 1, 2]
     with pytest.raises(SweepError, match=r"key 'layers': expected an integer, got 2\.5"):
         expand_sweep_text("name: x\nlayers: 2.5\n")
