@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from pathlib import Path
 from typing import Any
-
-from core.files import atomic_write
 
 OWNER_FILE = "run.json"  # which queued run a worker's folder belongs to
 
@@ -30,15 +29,28 @@ def claim_run_folder(parent: Path, run_id: int, owner: dict[str, Any]) -> Path:
     for number in itertools.count(1):
         folder = parent / (f"run-{run_id}" if number == 1 else f"run-{run_id}-{number}")
         try:
-            folder.mkdir(parents=True)  # atomic: of two workers, one makes it
-        except FileExistsError:
-            if _owner_of(folder) == owner:
+            folder.mkdir(parents=True, exist_ok=True)
+            if _take(folder, owner) or _owner_of(folder) == owner:
                 return folder
-            if not folder.is_dir() or any(folder.iterdir()):
-                continue
-        atomic_write(folder / OWNER_FILE, lambda handle: handle.write(json.dumps(owner).encode()))
-        return folder
+        except (FileExistsError, NotADirectoryError):  # a file by that name
+            continue
     raise AssertionError("unreachable")  # itertools.count never ends
+
+
+def _take(folder: Path, owner: dict[str, Any]) -> bool:
+    """Write ``owner`` as the folder's ``run.json`` unless the folder is someone's: it
+    has a ``run.json``, or files from before ``run.json`` existed. The file is created
+    exclusively: of two workers racing, one takes the folder (making the folder alone
+    would let the slower one find it empty and take it too)."""
+    if any(folder.iterdir()):
+        return False
+    try:
+        fd = os.open(folder / OWNER_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as handle:
+        json.dump(owner, handle)
+    return True
 
 
 def _owner_of(folder: Path) -> Any:

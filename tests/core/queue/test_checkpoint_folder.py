@@ -226,3 +226,27 @@ def test_a_retried_run_takes_its_own_folder_back(tmp_path: Path) -> None:
     assert claim_run_folder(tmp_path, 4, owner) == tmp_path / "run-4-2"
     (tmp_path / "run-5").mkdir()
     assert claim_run_folder(tmp_path, 5, owner) == tmp_path / "run-5"
+
+
+def test_of_two_workers_racing_for_one_folder_one_takes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Run 1 of two databases: the second claim came between the first's mkdir and its
+    # run.json, found the folder empty and took it as well: both wrote into run-1.
+    from core.run_folders import claim_run_folder
+
+    first = {"run": 1, "experiment": "e", "config_hash": "a", "queued_at": 1.0}
+    second = {**first, "config_hash": "b", "queued_at": 2.0}
+    real_mkdir, got = Path.mkdir, []
+
+    def mkdir_then_the_other(self: Path, *args: Any, **kwargs: Any) -> None:
+        real_mkdir(self, *args, **kwargs)
+        if not got:  # the other worker comes in right after the first one's mkdir
+            got.append(None)
+            got[0] = claim_run_folder(tmp_path, 1, second)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir_then_the_other)
+    mine = claim_run_folder(tmp_path, 1, first)
+    assert {mine, got[0]} == {tmp_path / "run-1", tmp_path / "run-1-2"}
+    assert json.loads((got[0] / "run.json").read_text()) == second
+    assert json.loads((mine / "run.json").read_text()) == first
