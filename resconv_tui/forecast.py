@@ -66,10 +66,14 @@ def seconds_per_input(
 def _running_left(
     run: RunRow, measured_rate: float | None, per_input: Callable[[RunRow], float], seen: bool
 ) -> float:
-    """Seconds until a running run ends: its inputs left at its pace so far. Where runs
-    of its size have finished (``seen``), at least what their wall time says is left:
-    the last validation pass, samples and checkpoints come after the last step (small
-    runs on a CPU spend seconds there, and the ETA read 2 s with 7 s left)."""
+    """Seconds until a running run ends: its inputs left at its pace so far, then, where
+    runs of its size have finished (``seen``), the end their wall time says follows: the
+    last validation pass, samples and checkpoints come after the last step (small runs
+    on a CPU spend seconds there, and the ETA read 2 s with 7 s left).
+
+    That end is at most the run's own time so far: a peer's wall time may hold what
+    this run will not spend (the dataset's first load, a slower device on a shared
+    queue), and an end longer than all the training before it is not one to expect."""
     left = max(0, run.total_inputs - run.inputs_done)
     if not measured_rate:
         return left * per_input(run)
@@ -77,7 +81,8 @@ def _running_left(
     if not seen:
         return at_pace
     elapsed = run.inputs_done / measured_rate  # its pace is inputs per second since start
-    return max(at_pace, run.total_inputs * per_input(run) - elapsed)
+    end = run.total_inputs * per_input(run) - run.total_inputs / measured_rate
+    return at_pace + min(max(0.0, end), elapsed)
 
 
 def queue_ends(

@@ -98,7 +98,12 @@ def test_a_running_run_s_eta_counts_the_end_its_finished_peers_took(
     steps_done = dataclasses.replace(running, started_at=NOW - 18)
     assert queue_eta([done, steps_done], [worker("running")], NOW) == pytest.approx(2)  # was 0
     halfway = dataclasses.replace(running, inputs_done=500, started_at=NOW - 5)
-    assert queue_eta([done, halfway], [worker("running")], NOW) == pytest.approx(15)  # was 5
+    assert queue_eta([done, halfway], [worker("running")], NOW) == pytest.approx(10)  # was 5
+    # The end is at most the run's own time so far: a peer that took 100 s (its data's
+    # first load, a slower device) does not make 900 of 1000 inputs in 10 s wait 90 s.
+    slow_peer = dataclasses.replace(done, started_at=NOW - 180)
+    nearly = dataclasses.replace(running, inputs_done=900, started_at=NOW - 10)
+    assert queue_eta([slow_peer, nearly], [worker("running")], NOW) == pytest.approx(10 / 9 + 10)
     # Slower than its peers: its own pace says more, and counts.
     slow = dataclasses.replace(running, inputs_done=500, started_at=NOW - 50)
     assert queue_eta([done, slow], [worker("running")], NOW) == pytest.approx(50)
