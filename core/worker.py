@@ -568,7 +568,8 @@ def run_worker(
         repo.close()
         raise
     if resolved == "cpu" and slot is None and trainer is None:
-        warn_of_cpu_neighbours(repo)
+        with contextlib.suppress(ResconvError):  # a warning must not stop the worker
+            warn_of_cpu_neighbours(repo)
     flags = StopFlags()
     if install_signals:
         flags.install()

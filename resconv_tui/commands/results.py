@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         print(render(_table(args, runs, every), args.format))
         return 0
     # The queued runs make the table's columns: a misspelt --sort or --columns fails now,
-    # not once a script's first run finishes, and a CSV gets the header it will have.
+    # not once a script's first run finishes, and a CSV gets a header (theirs: the
+    # succeeded runs' may have fewer columns, e.g. one experiment's of two).
     shape = _table(args, every, every) if every else None
     print("no succeeded runs yet", file=sys.stderr)
     if args.format == "json":
