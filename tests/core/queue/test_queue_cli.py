@@ -602,3 +602,8 @@ def test_an_extra_argument_gets_the_subcommands_usage(capsys: pytest.CaptureFixt
     assert stopped.value.code == 2
     assert err.startswith("usage: resconv-tui ls ")
     assert err.splitlines()[-1] == "resconv-tui ls: error: unrecognized arguments: extra"
+    with pytest.raises(SystemExit):  # before the subcommand: the top level's
+        main(["--bogus", "ls"])
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "resconv-tui: error: unrecognized arguments: --bogus"
+    )
