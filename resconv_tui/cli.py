@@ -131,11 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra:  # argparse would print the top-level usage for `ls extra`: show ls's own
         given = sys.argv[1:] if argv is None else argv
-        owner = _parser_of(parser, args.command)
         # Before the subcommand (`--bogus ls`) it is the top level's argument.
-        if extra[0] in given and args.command in given:
-            if given.index(extra[0]) < given.index(args.command):
-                owner = parser
+        first = extra[0] in given and args.command in given
+        if first and given.index(extra[0]) < given.index(args.command):
+            owner = parser
+        else:
+            owner = _parser_of(parser, args.command)
         owner.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command is None:
