@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from core.config import ACTIVATIONS, DATASETS, MODELS, PRECISIONS, VALIDATION_MODES
+from core.config import ACTIVATIONS, DATASETS, MODELS, PRECISIONS, VALIDATION_MODES, whole_number
 from core.sweep import ALIASES
 
 MAX_RANGE = 1000
@@ -152,7 +152,14 @@ def _parse_int(key: str, text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise FieldError(key, f"{text!r} is not an integer") from None
+        pass
+    try:  # 1.8e5, as a sweep file may write it: a whole number is a count
+        number = float(text)
+    except ValueError:
+        number = None
+    if number is None or not whole_number(number):
+        raise FieldError(key, f"{text!r} is not an integer")
+    return int(number)
 
 
 def _parse_float(key: str, text: str) -> float:

@@ -50,6 +50,9 @@ def test_split_keeps_brackets_together() -> None:
         ("padding", "same,1", ["same", 1]),
         ("ks", "3,5", [3, 5]),  # the logbook's alias names the same field
         ("act", "relu", ["relu"]),
+        # A whole number in exponent form, as a sweep file may write it.
+        ("max_inputs", "1.8e5,2.048e3", [180_000, 2048]),
+        ("channels", "[1.6e1,32]", [[16, 32]]),
     ],
 )
 def test_parse_field(key: str, text: str, expected: list) -> None:
@@ -70,6 +73,8 @@ def test_parse_field(key: str, text: str, expected: list) -> None:
         ("layers", "3,,5", "empty item"),
         ("layers", "", "empty"),
         ("layers", "three", "not an integer"),
+        ("layers", "2.5", "not an integer"),
+        ("max_inputs", "inf", "not an integer"),
         ("layers", "[3,5]", "brackets are only for per-layer keys"),
         ("kernel_size", "[3,5", "unbalanced"),
         ("layers", "3,5,3", "listed twice"),
