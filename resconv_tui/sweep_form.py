@@ -23,7 +23,7 @@ from typing import Any
 from core.config import RunConfig
 from core.errors import ConfigError
 from core.memory import estimate_bytes
-from core.sweep import PAIR_ALIASES, ExpandedRun, expand_sweep, slug
+from core.sweep import PAIR_ALIASES, TARGET_FIELDS, ExpandedRun, expand_sweep, slug
 from resconv_tui.field_values import (  # noqa: F401 - re-exported: the form's whole API
     FIELDS,
     SPECS,
@@ -78,6 +78,7 @@ class Preview:
     # What queueing would do with each run against the database now (Repo.plan_enqueue:
     # "new", "again #5 failed", "skip #3 succeeded"); empty when not asked.
     plans: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what the form left out of a loaded file (its targets)
 
     @property
     def ok(self) -> bool:
@@ -125,6 +126,45 @@ def build_mapping(
     return mapping
 
 
+def fitting_extra(
+    extra: Mapping[str, Any] | None,
+    values: Mapping[str, list[Any]],
+    published_for: Mapping[str, str] | None,
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """``extra`` with the loaded file's ``targets`` that still describe the form's runs,
+    and a note on what was left out. ``published_for``: the field texts as loaded.
+
+    The logbook's figures are for the file's runs: once a field they are not keyed by
+    differs from the file (32 channels made 4) none applies, and an entry for a cell
+    the form no longer makes (``l: 15`` with layers ``1,2,3``) is left out; before, the
+    sweep refused it, and the form could neither queue nor save. Seeds may change: a
+    published figure is a cell's, whatever the seed."""
+    kept = dict(extra or {})
+    targets = kept.get("targets")
+    if not isinstance(targets, list) or not targets or published_for is None:
+        return kept, ()
+    cell_keys = {canonical_key(str(k)) for entry in targets if isinstance(entry, dict)
+                 for k in entry if k not in TARGET_FIELDS}  # fmt: skip
+    loaded, _ = parse_all(published_for)
+    changed = next((key for key, vals in values.items() if key not in cell_keys
+                    and key != "seed" and vals != loaded.get(key)), None)  # fmt: skip
+    if changed is not None:
+        del kept["targets"]
+        return kept, (f"targets left out: {changed} is not the loaded file's, and the "
+                      "published figures are for its runs",)  # fmt: skip
+    fitting = [entry for entry in targets if isinstance(entry, dict) and all(
+        value in values.get(canonical_key(str(k)), []) for k, value in entry.items()
+        if k not in TARGET_FIELDS)]  # fmt: skip
+    if len(fitting) == len(targets):
+        return kept, ()
+    if fitting:
+        kept["targets"] = fitting
+    else:
+        del kept["targets"]
+    return kept, (f"targets: {len(fitting)} of {len(targets)} entries kept; the others "
+                  "are for runs the form does not make",)  # fmt: skip
+
+
 def run_count(values: Mapping[str, list[Any]]) -> int:
     total = 1
     for vals in values.values():
@@ -138,10 +178,12 @@ def preview(
     key_names: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
     base: BaseRun | None = None,
+    published_for: Mapping[str, str] | None = None,
 ) -> Preview:
     """Parse every field and expand the sweep; errors name the field they belong to.
 
-    ``base``: the run the form was duplicated from; see ``name_runs``."""
+    ``base``: the run the form was duplicated from; see ``name_runs``.
+    ``published_for``: the fields as a file with targets was loaded (``fitting_extra``)."""
     values, errors = parse_all(texts)
     if not name.strip():
         errors["name"] = "the experiment needs a name"
@@ -150,6 +192,7 @@ def preview(
         errors.setdefault("_sweep", f"{total} runs; at most {MAX_RUNS} from the form")
     if errors:  # and the fields that parsed but the model refuses, all at once
         return Preview(errors={**field_errors(values), **errors}, total=total)
+    extra, notes = fitting_extra(extra, values, published_for)
     try:
         runs = expand_sweep(build_mapping(name, values, key_names, extra), source="form")
     except ConfigError as exc:
@@ -158,7 +201,7 @@ def preview(
         # at once, not one more after each fix.
         return Preview(errors=field_errors(values) or {key: reason}, total=total)
     memory = tuple(estimate_bytes(run.config, run.param_count) for run in runs)
-    return Preview(runs=name_runs(runs, base), total=total, memory=memory)
+    return Preview(runs=name_runs(runs, base), total=total, memory=memory, notes=notes)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from resconv_tui.sweep_form import (
     Preview,
     build_mapping,
     default_texts,
+    fitting_extra,
     parse_all,
     preview,
 )
@@ -107,6 +108,9 @@ class NewSweepScreen(Screen[int | None]):
         self._order = list(self._texts)  # swept keys of a loaded file go first
         self._key_names: dict[str, str] = {}
         self._extra: dict[str, Any] = {}
+        # The fields as a file with targets was loaded: its published figures describe
+        # those runs, and only as long as the form makes them (sweep_form.fitting_extra).
+        self._published_for: dict[str, str] | None = None
         self._timer: Timer | None = None
         self._kept: tuple[str, dict[str, str], str] | None = None  # fields as loaded or saved
         self.preview = Preview()
@@ -155,7 +159,8 @@ class NewSweepScreen(Screen[int | None]):
 
     def compute_preview(self) -> Preview:
         name, texts, priority = self._snapshot()
-        result = preview(name, texts, self._key_names, self._extra, self._base)
+        result = preview(name, texts, self._key_names, self._extra, self._base,
+                         self._published_for)  # fmt: skip
         return _with_priority(self.planned(result), priority)
 
     def planned(self, result: Preview) -> Preview:
@@ -207,7 +212,8 @@ class NewSweepScreen(Screen[int | None]):
         if asked is None:  # dismissed before this started
             return
         number, (name, texts, priority) = asked
-        result = self.planned(preview(name, texts, self._key_names, self._extra, self._base))
+        made = preview(name, texts, self._key_names, self._extra, self._base, self._published_for)
+        result = self.planned(made)
         self.app.call_from_thread(self._apply_if_latest, number, _with_priority(result, priority))
 
     def _fields_now(self) -> tuple[int, tuple[str, dict[str, str], str]] | None:
@@ -316,9 +322,9 @@ class NewSweepScreen(Screen[int | None]):
             self._save(target)
 
     def _save(self, target: Path) -> None:
-        mapping = build_mapping(
-            self.field("name").value, self._values(), self._key_names, self._extra
-        )
+        values = self._values()
+        extra, _ = fitting_extra(self._extra, values, self._published_for)
+        mapping = build_mapping(self.field("name").value, values, self._key_names, extra)
         try:
             new_folder = next((p for p in reversed(target.parents) if not p.exists()), None)
             written = save_sweep(target, mapping)
@@ -357,6 +363,7 @@ class NewSweepScreen(Screen[int | None]):
             loaded.key_names,
             loaded.extra,
         )
+        self._published_for = dict(loaded.texts) if "targets" in loaded.extra else None
         self.field("name").value = loaded.name
         for key, text in loaded.texts.items():
             self.field(key).value = text

@@ -58,6 +58,8 @@ def summary(preview: Preview) -> Text:
     low, high = min(counts), max(counts)
     text.append(f"  params {low:,}..{high:,}" if low != high else f"  params {low:,}")
     text.append(f"  est. memory <= {format_bytes(memory)}", style="dim")
+    for note in preview.notes:  # what the form left out of a loaded file
+        text.append(f"\n! {note}", style="yellow")
     return text
 
 

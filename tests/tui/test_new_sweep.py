@@ -403,3 +403,36 @@ async def test_a_slow_preview_of_older_fields_does_not_replace_a_newer_one(
             await pilot.pause(0.01)
         assert len(form(pilot).preview.runs) == 3  # was 2
         assert "3 runs" in screen_text(app)
+
+
+async def test_a_loaded_files_targets_follow_the_runs_the_form_makes(
+    db_url: str, tmp_path: Path
+) -> None:
+    # T1 loaded, layers made 1,2,3: its targets for l 5..21 matched no run, the sweep
+    # refused them, and the form could neither queue nor save; nothing showed why.
+    t1 = str(Path(__file__).parents[2] / "experiments" / "t1-layers-32.yml")
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        form(pilot).load_file(t1)
+        await settle(pilot)
+        await type_into(pilot, "layers", "1,2,3")
+        shown = form(pilot).preview
+        assert shown.ok and len(shown.runs) == 3
+        assert shown.notes == (
+            "targets: 3 of 12 entries kept; the others are for runs the form does not make",
+        )
+        assert [run.target and run.target["params"] for run in shown.runs] == [675, 19299, 37923]
+        assert "! targets: 3 of 12 entries kept" in await drawn(pilot, "! targets")
+        # 4 channels, not the file's 32: no published figure describes these runs.
+        await type_into(pilot, "channels", "4")
+        assert form(pilot).preview.notes[0].startswith("targets left out: channels is not")
+        assert all(run.target is None for run in form(pilot).preview.runs)
+        await save_as(pilot, tmp_path / "mine.yml")
+        saved = expand_sweep_file(tmp_path / "mine.yml")  # reads back: no stray targets
+        assert [run.config.channels for run in saved] == [4, 4, 4]
+        await type_into(pilot, "channels", "32")  # back as loaded: the kept ones again
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    queued = Repo.open(db_url).list_runs()
+    assert [run.target and run.target["params"] for run in queued] == [675, 19299, 37923]
