@@ -341,7 +341,18 @@ class NewSweepScreen(Screen[int | None]):
         return values
 
     def action_load(self) -> None:
-        self.app.push_screen(PathPrompt("Load sweep file", "experiments/"), self.load_file)
+        self.app.push_screen(PathPrompt("Load sweep file", "experiments/"), self.load_unless_kept)
+
+    def load_unless_kept(self, path: str | None) -> None:
+        """Load ``path``, asking first when the form has edits neither queued nor saved
+        (a file replaces every field)."""
+        if not path or self._snapshot() == self._kept:
+            self.load_file(path)
+            return
+        question = f"Load {path}? The form's changes are neither queued nor saved."
+        self.app.push_screen(
+            ConfirmScreen(question, "Load"), lambda yes: self.load_file(path) if yes else None
+        )
 
     def load_file(self, path: str | None) -> None:
         if not path:

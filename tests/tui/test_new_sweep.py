@@ -14,6 +14,7 @@ from core.config import RunConfig
 from core.params import count_params
 from core.queue import FinalFigures, NewRun, Repo
 from core.sweep import expand_sweep_file
+from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.screens.new_sweep import NewSweepScreen
 from resconv_tui.widgets.sweep_preview import SweepPreview
 
@@ -257,6 +258,27 @@ async def test_load_file_fills_fields_and_reports_what_it_dropped(
         notes = str(screen.query_one("#sweep-notes", Static).content)
         assert "'include' (1 entry) is not supported" in notes
         assert [r.name for r in screen.preview.runs] == ["ks-3", "ks-5"]
+
+
+async def test_f3_over_unsaved_edits_asks_first(db_url: str, tmp_path: Path) -> None:
+    # Esc asked before losing edits; loading a file over them did not.
+    path = tmp_path / "in.yml"
+    path.write_text("name: loaded\nlayers: 3\n")
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, "seed", "0,1")
+        for answer, seed in (("n", "0,1"), ("y", "0")):
+            await pilot.press("f3")
+            await settle(pilot)
+            app.screen.query_one("#path-input", Input).value = str(path)
+            await pilot.press("enter")
+            await settle(pilot)
+            assert isinstance(app.screen, ConfirmScreen)
+            assert "The form's changes are neither queued nor" in screen_text(app)
+            await pilot.press(answer)
+            await settle(pilot)
+            assert form(pilot).field("seed").value == seed
+        assert form(pilot).field("layers").value == "3"
 
 
 async def test_initial_file_and_base_config(db_url: str) -> None:
