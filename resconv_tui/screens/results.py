@@ -8,7 +8,9 @@ already read, so they never wait for the database.
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -329,9 +331,23 @@ class ResultsScreen(Screen[None]):
             return None
         suffix, render = EXPORTS[fmt]
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.ctx.clock()))
-        name = f"results-{self.experiment or 'all'}-{stamp}.{suffix}"
-        path = self.ctx.export_dir / name
-        path.write_text(render(self.view) + "\n", encoding="utf-8")
+        # An experiment may be named "a/b" or "..": the file name keeps it readable only.
+        experiment = re.sub(r"[^\w.-]", "_", self.experiment or "all").lstrip(".") or "_"
+        text = render(self.view) + "\n"
+        for number in itertools.count(1):
+            # Two exports in one second (e, S, e) each get their own file.
+            again = "" if number == 1 else f"-{number}"
+            path = self.ctx.export_dir / f"results-{experiment}-{stamp}{again}.{suffix}"
+            try:
+                with open(path, "x", encoding="utf-8") as handle:
+                    handle.write(text)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                self.notify(f"{path}: {exc.strerror or exc}", title="Not exported",
+                            severity="error")  # fmt: skip
+                return None
+            break
         self.notify(f"exported {len(self.view.rows)} rows to {path}")
         return path
 

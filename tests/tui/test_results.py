@@ -141,6 +141,23 @@ async def test_e_exports_markdown_and_E_csv(seeded, app_factory, settle, tmp_pat
     assert screen.view.rows[0][0] == 1
 
 
+async def test_two_exports_in_one_second_keep_both_files(
+    seeded, app_factory, settle, tmp_path
+) -> None:
+    # e, S, e within a second: the second file replaced the first under the same name.
+    app = app_factory()  # its clock stands still: every export is in the same second
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_results(pilot, settle)
+        first = screen.action_export("markdown")
+        await pilot.press("S")
+        second = screen.action_export("markdown")
+    assert first is not None and second is not None and first != second
+    assert second.name == first.name.replace(".md", "-2.md")
+    firsts = [line.split("|")[1].strip() for line in first.read_text().splitlines()[2:]]
+    seconds = [line.split("|")[1].strip() for line in second.read_text().splitlines()[2:]]
+    assert firsts == seconds[::-1]
+
+
 async def test_g_groups_seeds_into_cells(db_url, app_factory, settle) -> None:
     from core.queue import FinalFigures, NewRun, Repo
     from core.sweep import expand_sweep_text
