@@ -308,9 +308,15 @@ class RunActions:
             return
 
         def again() -> None:
-            for pid in pids:
+            # The question may have stood while they finished their step and left.
+            still = [pid for pid in pids if self.ctx.launcher.alive(pid)]
+            if not still:
+                self.notify(f"worker {ids_of('pid', pids)} had stopped already")
+                self.refresh_now()
+                return
+            for pid in still:
                 self.ctx.launcher.stop(pid)
-            self.notify(f"worker {ids_of('pid', pids)}: exiting now, runs back in the queue")
+            self.notify(f"worker {ids_of('pid', still)}: exiting now, runs back in the queue")
 
         many = len(pids) > 1
         question = (

@@ -541,6 +541,24 @@ async def test_w_stops_every_local_worker_process_after_naming_its_runs(
         assert isinstance(app.screen, RunsScreen) and launcher.stopped == pids + pids
 
 
+async def test_stop_at_once_answered_after_the_workers_left_signals_nothing(
+    local_stack_worker, app_factory, settle, launcher
+) -> None:
+    # The question stood while the worker finished its step and exited; "y" then said
+    # "exiting now, runs back in the queue" and signalled a pid that was gone.
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("w", "y", "w")
+        assert isinstance(app.screen, ConfirmScreen)
+        launcher.exited.add(3003)
+        await pilot.press("y")
+        await settle(pilot)
+        assert launcher.stopped == [3003]  # the first stop only
+        messages = [n.message for n in app._notifications]
+        assert messages[-1] == "worker pid 3003 had stopped already", messages
+
+
 async def test_w_offers_stop_at_once_for_a_worker_stopping_by_another_s_hand(
     local_slot_workers, app_factory, settle, launcher, db_url
 ) -> None:
