@@ -15,7 +15,9 @@ from typing import Any
 OWNER_FILE = "run.json"  # which queued run a worker's folder belongs to
 
 
-def claim_run_folder(parent: Path, run_id: int, owner: dict[str, Any]) -> Path:
+def claim_run_folder(
+    parent: Path, run_id: int, owner: dict[str, Any], about: dict[str, Any] | None = None
+) -> Path:
     """The folder a queued run's checkpoints go to: ``parent/run-ID``, unless that folder
     holds another run's files, then ``run-ID-2``, ``-3``, ...
 
@@ -25,12 +27,14 @@ def claim_run_folder(parent: Path, run_id: int, owner: dict[str, Any]) -> Path:
     run's id, experiment, config hash and when it was queued) is written to ``run.json``:
     the same run again (a retry) takes its folder back, any other run finds another one.
     A folder with files but no ``run.json`` (written before it existed) is someone's.
+    ``about`` goes into ``run.json`` for people (which database), not compared: a
+    database moved to another path keeps its runs' folders.
     """
     for number in itertools.count(1):
         folder = parent / (f"run-{run_id}" if number == 1 else f"run-{run_id}-{number}")
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            if _take(folder, owner) or _owner_of(folder) == owner:
+            if _take(folder, {**owner, **(about or {})}) or _owned_by(folder, owner):
                 return folder
         except (FileExistsError, NotADirectoryError):  # a file by that name
             continue
@@ -53,8 +57,9 @@ def _take(folder: Path, owner: dict[str, Any]) -> bool:
     return True
 
 
-def _owner_of(folder: Path) -> Any:
+def _owned_by(folder: Path, owner: dict[str, Any]) -> bool:
     try:
-        return json.loads((folder / OWNER_FILE).read_text())
+        found = json.loads((folder / OWNER_FILE).read_text())
     except (OSError, ValueError):
-        return None
+        return False
+    return isinstance(found, dict) and all(found.get(k) == v for k, v in owner.items())

@@ -315,9 +315,8 @@ class Worker:
         run (or a removed run) left its checkpoints there (``claim_run_folder``)."""
         owner = {"run": run.id, "experiment": run.experiment, "config_hash": run.config_hash,
                  "queued_at": run.created_at}  # fmt: skip
-        return claim_run_folder(
-            self.checkpoint_root / experiment_folder(run.experiment), run.id, owner
-        )
+        folder = self.checkpoint_root / experiment_folder(run.experiment)
+        return claim_run_folder(folder, run.id, owner, {"database": describe(self.repo.url)})
 
     def exit_now(self) -> None:
         """Second signal: requeue the current run if that is quick, then leave at once."""

@@ -148,5 +148,5 @@ def run_json(run: RunRow, stalled: bool = False, exited: bool = False) -> dict[s
         "inputs_per_s": run.inputs_per_s, "peak_memory_bytes": run.peak_memory_bytes,
         "error": run.error, "cause": None if cause is None else cause.option,
         "worker_id": run.worker_id, "attempts": run.attempts, "stalled": stalled,
-        "worker_exited": exited,
+        "worker_exited": exited, "checkpoint_path": run.checkpoint_path,
     }  # fmt: skip

@@ -173,7 +173,7 @@ def _trained(db: Path, data: Path) -> list[Any]:
 
 
 def test_two_databases_in_one_folder_keep_their_own_checkpoints(
-    tmp_path: Path, idx_writer: Any
+    tmp_path: Path, idx_writer: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Both have a run 1 of experiment "exp": the second worker wrote over the first's
     # checkpoints in checkpoints/exp/run-1, whose path the first database still held.
@@ -186,10 +186,16 @@ def test_two_databases_in_one_folder_keep_their_own_checkpoints(
         firsts.append(_trained(tmp_path / name, data)[0])
     paths = [Path(run.checkpoint_path) for run in firsts]
     assert paths == [tmp_path / "checkpoints/exp/run-1", tmp_path / "checkpoints/exp/run-1-2"]
-    for run, path in zip(firsts, paths, strict=True):
+    for run, path, name in zip(firsts, paths, ("a.db", "b.db"), strict=True):
         assert run.status == RunStatus.SUCCEEDED
         assert json.loads((path / "config.json").read_text()) == json.loads(run.config_json)
         assert (path / "best.pt").exists()
+        # Which database a folder is of, for people; and where a run's folder is, for
+        # scripts (only the dashboard's run detail said so).
+        assert json.loads((path / "run.json").read_text())["database"] == str(tmp_path / name)
+        capsys.readouterr()  # the workers' lines
+        assert main(["--db", str(tmp_path / name), "ls", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)[0]["checkpoint_path"] == str(path)
 
 
 def test_a_database_made_again_does_not_write_over_the_old_ones_checkpoints(
