@@ -255,7 +255,10 @@ def _described(run: ExpandedRun, base: BaseRun) -> ExpandedRun:
     for key, value in now.items():
         if old.get(key) != value and key not in spelled:
             swept[SWEPT_NAMES.get(key, key)] = value
-    return replace(run, swept=swept, name=slug(swept))
+    # Another seed of the base run's cell: the cell's published figure is its too.
+    same_cell = run.config.replace(seed=base.config.seed) == base.config
+    target = dict(base.target) if same_cell and base.target is not None else run.target
+    return replace(run, swept=swept, name=slug(swept), target=target)
 
 
 def field_errors(values: Mapping[str, list[Any]]) -> dict[str, str]:

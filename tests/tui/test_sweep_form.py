@@ -209,6 +209,12 @@ def test_an_unchanged_duplicate_keeps_the_base_run_s_target() -> None:
     base = BaseRun("l-11", RunConfig(layers=11), {"l": 11}, target)
     (same,) = name_runs(expand_sweep({"name": "x", "layers": 11}, source="test"), base)
     assert (same.name, same.target) == ("l-11", target)  # queued again in place: kept
+    # Other seeds of its cell: the cell's published figure is theirs too (they showed
+    # "–" while --by-cell applied it to all the seeds).
+    seeds = expand_sweep({"name": "x", "layers": 11, "matrix": {"seed": [0, 1, 2]}}, "test")
+    assert [run.target for run in name_runs(seeds, base)] == [target] * 3
+    other = name_runs(expand_sweep({"name": "x", "layers": 5}, source="test"), base)
+    assert other[0].target is None  # another cell: not its figure
 
 
 def test_loading_a_file_that_is_not_utf8_says_so(tmp_path: Path) -> None:
