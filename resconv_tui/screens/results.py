@@ -153,6 +153,7 @@ class ResultsScreen(Screen[None]):
         # the cursor) every poll.
         self.settled = SettledRuns()
         self.view: v.Table = build_results([])
+        self.sorted_by = self.sort_column  # what the view is sorted by: sort_column if it has it
         self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -213,9 +214,12 @@ class ResultsScreen(Screen[None]):
 
     def _redraw(self) -> None:
         full = self.full_table()
+        # The chosen column is kept while a view lacks it (another experiment's has no
+        # targets): it sorts again once it is back. Meanwhile, validation loss.
+        self.sorted_by = self.sort_column
         if self.sort_column not in full.columns:
-            self.sort_column = v.LOSS if v.LOSS in full.columns else full.columns[0]
-        ordered = v.sorted_by(full, [("-" if self.descending else "") + self.sort_column])
+            self.sorted_by = v.LOSS if v.LOSS in full.columns else full.columns[0]
+        ordered = v.sorted_by(full, [("-" if self.descending else "") + self.sorted_by])
         self.view = select_columns(ordered, self.hidden)
         self._fill(self.query_one(DataTable))
         self._status()
@@ -223,7 +227,7 @@ class ResultsScreen(Screen[None]):
     def _fill(self, table: DataTable[Any]) -> None:
         table.clear(columns=True)
         for column in self.view.columns:
-            arrow = (" ▼" if self.descending else " ▲") if column == self.sort_column else ""
+            arrow = (" ▼" if self.descending else " ▲") if column == self.sorted_by else ""
             table.add_column(SCREEN_LABELS.get(column, column) + arrow, key=column)
         numeric = [v._is_numeric(self.view.column(c)) for c in self.view.columns]
         shown = [screen_column(c, self.view.column(c)) for c in self.view.columns]
@@ -235,7 +239,9 @@ class ResultsScreen(Screen[None]):
     def _status(self) -> None:
         direction = "descending" if self.descending else "ascending"
         exp = self.experiment or "all experiments"
-        order = f"sorted by {self.sort_column} {direction}"
+        order = f"sorted by {self.sorted_by} {direction}"
+        if self.sorted_by != self.sort_column:
+            order += f" ({self.sort_column} is not in this view)"
         rows = len(self.view.rows)
         what = f"{v.count_of(rows, 'cell')} (mean over seeds)" if self.by_cell else None
         what = what or v.count_of(rows, "finished run")
@@ -267,7 +273,7 @@ class ResultsScreen(Screen[None]):
 
     def action_cycle_sort(self) -> None:
         columns = list(self.view.columns)
-        i = columns.index(self.sort_column) if self.sort_column in columns else -1
+        i = columns.index(self.sorted_by) if self.sorted_by in columns else -1
         self.sort_column = columns[(i + 1) % len(columns)]
 
     def action_flip_sort(self) -> None:
@@ -276,7 +282,7 @@ class ResultsScreen(Screen[None]):
     @on(DataTable.HeaderSelected)
     def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
         column = str(event.column_key.value)
-        if column == self.sort_column:
+        if column == self.sorted_by:
             self.descending = not self.descending
         else:
             self.sort_column = column

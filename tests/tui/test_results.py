@@ -122,6 +122,35 @@ async def test_f_filters_by_experiment(seeded, app_factory, settle) -> None:
         assert screen.experiment is None
 
 
+async def test_a_sort_column_another_experiment_lacks_comes_back_with_it(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # Sorted by Δ target, f to an experiment without targets: the screen fell back to
+    # validation loss and forgot Δ target, also once its experiment was shown again.
+    from core.queue import FinalFigures, NewRun, Repo
+    from core.sweep import expand_sweep_text
+
+    repo = Repo.open(db_url)
+    (plain,) = expand_sweep_text("name: plain\nlayers: 2\nmax_inputs: 256\n")
+    repo.enqueue([NewRun.from_expanded(plain)], priority=100)  # claimed first
+    worker = repo.register_worker("box", 7, "cpu")
+    claimed = repo.claim(worker)
+    assert claimed is not None and claimed.experiment == "plain"
+    repo.finish(claimed.id, worker, FinalFigures(validation_loss=0.2, inputs_done=256))
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_results(pilot, settle)
+        screen.sort_column = v.DIFF
+        await pilot.press("f")
+        assert screen.experiment == "t1-layers-32" and screen.sorted_by == v.DIFF
+        await pilot.press("f")
+        assert screen.experiment == "plain" and v.DIFF not in screen.view.columns
+        status = str(screen.query_one("#results-status").render())
+        assert "sorted by validation loss ascending (Δ target is not in this view)" in status
+        await pilot.press("f", "f")
+        assert screen.experiment == "t1-layers-32" and screen.sorted_by == v.DIFF
+
+
 async def test_e_exports_markdown_and_E_csv(seeded, app_factory, settle, tmp_path) -> None:
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
