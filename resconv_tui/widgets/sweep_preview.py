@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -63,22 +64,51 @@ def summary(preview: Preview) -> Text:
     return text
 
 
-def run_table(preview: Preview) -> Table | str:
+NAME_MIN = 14  # the least the name column gets before ~mem gives way ("l-2_ch-4_seed-0")
+
+
+def run_table(preview: Preview) -> RunTable | str:
     if not preview.ok:
         return ""
-    table = Table(box=None, pad_edge=False, expand=True, header_style="bold")
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("name", ratio=1, overflow="fold")
-    table.add_column("params", justify="right", no_wrap=True)
-    table.add_column("~mem", justify="right", no_wrap=True)
-    if preview.plans:
-        table.add_column("queue", no_wrap=True)  # new / again / there
-    plans = preview.plans or ("",) * len(preview.runs)
-    for run, memory, plan in zip(preview.runs[:MAX_ROWS], preview.memory, plans, strict=False):
-        cells = [str(run.index), run.name, f"{run.param_count:,}", format_bytes(memory)]
-        word = "there" if plan.startswith("skip") else plan.split(" ")[0]
-        table.add_row(*cells, *([word] if preview.plans else []))
-    if len(preview.runs) > MAX_ROWS:
-        more = ["", f"... and {len(preview.runs) - MAX_ROWS} more", "", ""]
-        table.add_row(*more, *([""] if preview.plans else []))
-    return table
+    return RunTable(preview)
+
+
+class RunTable:
+    """The preview's runs, laid out for the width they get: where the name column would
+    get less than NAME_MIN cells (an 80-column terminal; it got none, and names read
+    "na/me" or vanished), the ~mem column gives way (the summary has the largest)."""
+
+    def __init__(self, preview: Preview) -> None:
+        self.preview = preview
+        plans = preview.plans or ("",) * len(preview.runs)
+        self.rows = [
+            (str(run.index), run.name, f"{run.param_count:,}", format_bytes(memory),
+             "there" if plan.startswith("skip") else plan.split(" ")[0])
+            for run, memory, plan in zip(preview.runs[:MAX_ROWS], preview.memory, plans,
+                                         strict=False)
+        ]  # fmt: skip
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.table(options.max_width)
+
+    def table(self, width: int) -> Table:
+        queue = bool(self.preview.plans)
+        headers = ["#", "name", "params", "~mem", *(["queue"] if queue else [])]
+        widest = [max([len(h), *(len(r[i]) for r in self.rows)]) for i, h in enumerate(headers)]
+        others = sum(w for i, w in enumerate(widest) if i != 1) + 2 * (len(headers) - 1)
+        memory = width - others >= NAME_MIN
+        table = Table(box=None, pad_edge=False, expand=True, header_style="bold")
+        table.add_column("#", justify="right", no_wrap=True)
+        table.add_column("name", ratio=1, overflow="fold")
+        table.add_column("params", justify="right", no_wrap=True)
+        if memory:
+            table.add_column("~mem", justify="right", no_wrap=True)
+        if queue:
+            table.add_column("queue", no_wrap=True)  # new / again / there
+        for index, name, params, mem, word in self.rows:
+            table.add_row(index, name, params, *([mem] if memory else []),
+                          *([word] if queue else []))  # fmt: skip
+        if len(self.preview.runs) > MAX_ROWS:
+            more = f"... and {len(self.preview.runs) - MAX_ROWS} more"
+            table.add_row("", more, "", *([""] if memory else []), *([""] if queue else []))
+        return table

@@ -354,6 +354,11 @@ async def test_the_preview_stays_readable_at_80_columns(db_url: str) -> None:
         preview = app.screen.query_one(SweepPreview)
         assert preview.region.width >= 34  # was 14: "9,6…" for a parameter count
         assert "19,171" in await drawn(pilot, "19,171")
+        # Longer names: the ~mem column gives way, and they were two cells or none wide.
+        await type_into(pilot, "kernel_size", "3,5")
+        await type_into(pilot, "seed", "0,1")
+        text = await drawn(pilot, "l-1_ks-3_s")
+        assert "name" in text and "~mem" not in text and "l-1_ks-3_s" in text
 
 
 async def test_the_preview_says_what_queueing_would_do_against_the_database(
