@@ -61,7 +61,10 @@ def resolve_device(name: str, busy: Mapping[int, int] | None = None) -> str:
         if index >= count:
             raise ConfigError(f"--device {name}: this machine has {count} CUDA device(s)")
         return f"cuda:{index}"
-    return str(device)
+    if device.type != "cpu":  # mps, xpu, meta...: torch parses them; this worker trains on none
+        raise ConfigError(f"--device {name}: not a device resconv-tui trains on: use auto, "
+                          "cpu, cuda or cuda:N")  # fmt: skip
+    return "cpu"
 
 
 def _rows_here(repo: Repo) -> list[WorkerRow]:

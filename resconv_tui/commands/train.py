@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import ConfigError, ResconvError
+from core.errors import ConfigError
 
 if TYPE_CHECKING:
     from core.sweep import ExpandedRun
@@ -52,18 +52,14 @@ def pick_run(path: str, number: int) -> ExpandedRun:
 
 
 def resolve_device(name: str) -> Any:
-    """``auto`` -> the first CUDA device if there is one, else the CPU."""
+    """``auto`` -> the first CUDA device if there is one, else the CPU; refuses devices
+    this machine lacks or the training cannot use (mps, meta) in one line, as the
+    worker does."""
     import torch
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"--device: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ResconvError(f"--device {name}: CUDA is not available on this machine")
-    return device
+    from core.device_choice import resolve_device as checked
+
+    return torch.device(checked(name))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -256,3 +256,13 @@ def test_of_two_workers_racing_for_one_folder_one_takes_it(
     assert {mine, got[0]} == {tmp_path / "run-1", tmp_path / "run-1-2"}
     assert json.loads((got[0] / "run.json").read_text()) == second
     assert json.loads((mine / "run.json").read_text()) == first
+
+
+@pytest.mark.parametrize("device", ["mps", "meta"])
+def test_train_refuses_a_device_it_cannot_train_on_in_one_line(
+    queued_db: Path, device: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A traceback (RuntimeError: PyTorch is not linked with support for mps devices).
+    assert main(["train", "st.yml", "--run", "1", "--device", device]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--device {device}: not a device resconv-tui trains on" in err[0]

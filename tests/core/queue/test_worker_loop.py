@@ -494,6 +494,10 @@ def test_run_worker_rejects_devices_that_do_not_exist(db_path: Path) -> None:
         run_worker(str(db_path), device="cuda:7", install_signals=False)
     with pytest.raises(ConfigError, match="^--device nonsense: not a device: use auto, cpu, cuda"):
         run_worker(str(db_path), device="nonsense", install_signals=False)
+    # Devices torch knows but no run trains on: the worker started, then failed every run.
+    for other in ("mps", "meta", "xpu"):
+        with pytest.raises(ConfigError, match=f"^--device {other}: not a device resconv-tui"):
+            run_worker(str(db_path), device=other, install_signals=False)
     # torch keeps a device index in 8 bits (cuda:999 reads as cuda:-25): checked as written
     with pytest.raises(ConfigError, match="--device cuda:999: this machine has"):
         run_worker(str(db_path), device="cuda:999", install_signals=False)
