@@ -37,7 +37,10 @@ URLS_THAT_WORK = (
 
 
 def normalize_url(url_or_path: str) -> str:
-    """``runs.db`` -> ``sqlite:///runs.db``; URLs pass through unchanged."""
+    """``runs.db`` -> ``sqlite:///runs.db``; ``postgres://`` (as Heroku and many hosts
+    write it) -> ``postgresql://``, SQLAlchemy's name; other URLs pass through unchanged."""
+    if url_or_path.startswith(("postgres://", "postgres+")):
+        return "postgresql" + url_or_path.removeprefix("postgres")
     if "://" in url_or_path:
         return url_or_path
     return f"sqlite:///{url_or_path}"
@@ -265,6 +268,8 @@ def _why_cannot_open(path: Path | None) -> str:
 
 
 def _why_not(path: Path) -> str:
+    if path.is_dir():
+        return f"{path} is a folder: give a database file in it, e.g. {path / 'runs.db'}"
     folder = path.absolute().parent
     if not folder.is_dir():
         return f"the folder {folder} does not exist"

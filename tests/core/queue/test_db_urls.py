@@ -34,6 +34,19 @@ def test_good_urls_still_parse(tmp_path: Path) -> None:
     assert db.parse_url(str(tmp_path / "q.db")).get_backend_name() == "sqlite"
     assert db.parse_url("sqlite://").database is None
     assert db.parse_url("postgresql://u:pw@h/x").get_backend_name() == "postgresql"
+    # The scheme many hosts hand out: "resconv-tui does not work with 'postgres'".
+    assert db.parse_url("postgres://u:pw@h/x").get_backend_name() == "postgresql"
+    assert db.describe("postgres+psycopg://u:pw@h/x") == "postgresql+psycopg://u:***@h/x"
+
+
+def test_a_folder_given_as_the_database_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "no permission to open it or to create files in its folder", run as root.
+    assert main(["--db", str(tmp_path), "ls"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"{tmp_path} is a folder: give a database file in it, e.g. "
+                        f"{tmp_path / 'runs.db'}")  # fmt: skip
 
 
 @pytest.mark.parametrize(
