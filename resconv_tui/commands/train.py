@@ -74,6 +74,13 @@ def run(args: argparse.Namespace) -> int:
 
         # Before the data loads and the run trains, not when the first checkpoint is written.
         check_checkpoint_root(Path(args.checkpoints))
+        from core.run_folders import OWNER_FILE
+
+        if (Path(args.checkpoints) / OWNER_FILE).exists():  # a worker's folder: not ours
+            raise ConfigError(
+                f"checkpoint folder {args.checkpoints} holds a queued run's checkpoints "
+                f"({OWNER_FILE}): give another folder"
+            )
     console.print(f"run {expanded.index}: [bold]{expanded.name}[/] ({expanded.experiment})")
 
     from core.data import load_datasets

@@ -266,3 +266,19 @@ def test_train_refuses_a_device_it_cannot_train_on_in_one_line(
     assert main(["train", "st.yml", "--run", "1", "--device", device]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"--device {device}: not a device resconv-tui trains on" in err[0]
+
+
+def test_train_leaves_a_workers_run_folder_alone(
+    queued_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # train --checkpoints into checkpoints/st/run-1 replaced its weights, leaving a
+    # run.json that named another run.
+    folder = tmp_path / "checkpoints" / "st" / "run-1"
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text('{"run": 1}')
+    code = main(["train", "st.yml", "--run", "1", "--device", "cpu", "--checkpoints", str(folder)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].endswith(f"checkpoint folder {folder} holds a queued run's checkpoints "
+                           "(run.json): give another folder")  # fmt: skip
+    assert sorted(p.name for p in folder.iterdir()) == ["run.json"]
