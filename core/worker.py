@@ -329,6 +329,7 @@ class Worker:
         _quietly(self.repo.update_worker, self.id, state="stopped")
 
 
+RECONNECT_S = 300.0  # how long a worker keeps trying to reach its PostgreSQL database
 FOLDER_BYTES = 200  # a file name may have 255 bytes; 100 characters of 実験 are 300
 
 
@@ -554,6 +555,10 @@ def run_worker(
     ``rules``: what to claim (``--order``, ``--stack``).
     """
     repo = Repo.open(db_url)  # first: a wrong --db is reported without importing torch
+    if sqlite_path(db_url) is None:
+        # A shared queue's server restarting (or a network blip) must not end every
+        # worker on every box, nor leave their runs "running" for nobody.
+        repo.reconnect_s, repo.on_reconnect = RECONNECT_S, say
     # Absolute: the path is stored with each run, and read from other working folders.
     root = (
         Path(checkpoint_root) if checkpoint_root else default_checkpoint_root(db_url)

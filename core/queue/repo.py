@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -32,6 +32,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import OperationalError
 
 from core.config import RunConfig
 from core.queue import db
@@ -61,6 +62,8 @@ WORKER = Worker.__table__  # type: ignore[attr-defined]
 RUN_COLUMNS = [c for c in RUN.c if c.name != "samples"]  # lists never carry images
 STACK_SCAN = 1000  # queued rows claim_like compares at most
 STALE_AFTER_S = 30.0  # a running run without a heartbeat for this long is lost
+RECONNECT_FIRST_WAIT_S = 1.0  # then doubling, at most RECONNECT_MAX_WAIT_S
+RECONNECT_MAX_WAIT_S = 15.0
 WORKER_LOST = "worker lost"
 LIVE_WORKER_STATES = ("idle", "running", "stopping", "stalled")  # stalled: see core.recording
 SETTLED = frozenset(RunStatus) - {RunStatus.RUNNING}  # runs that change only when someone acts
@@ -90,6 +93,11 @@ class Repo:
         self.engine = engine
         self.url = url
         self.busy_timeout_s = busy_timeout_s
+        # How long a verb keeps trying to reach a database it cannot connect to (a
+        # PostgreSQL restart or a network blip on a shared queue); 0 fails at once, as a
+        # command should. Workers set it, and ``on_reconnect`` to say so in their log.
+        self.reconnect_s = 0.0
+        self.on_reconnect: Callable[[str], None] | None = None
 
     @classmethod
     def open(cls, url: str, *, create: bool = True, busy_timeout_s: float | None = None) -> Repo:
@@ -109,17 +117,37 @@ class Repo:
     def _read(self) -> Iterator[Connection]:
         with (
             db.translated(self.url, self.busy_timeout_s),
-            self.engine.connect() as conn,
+            self._connect() as conn,
             conn.begin(),
         ):
             yield conn
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with db.translated(self.url, self.busy_timeout_s), self.engine.connect() as conn:
+        with db.translated(self.url, self.busy_timeout_s), self._connect() as conn:
             conn.execution_options(**{db.IMMEDIATE: True})
             with conn.begin():
                 yield conn
+
+    def _connect(self) -> Connection:
+        """A connection, retried for ``reconnect_s`` while the database cannot be reached.
+        Only the connecting is retried: PostgreSQL's engine tests a pooled connection as
+        it hands it out (pool_pre_ping), so an outage shows here, before any statement."""
+        if self.reconnect_s <= 0:
+            return self.engine.connect()
+        deadline = time.monotonic() + self.reconnect_s
+        wait = RECONNECT_FIRST_WAIT_S
+        while True:
+            try:
+                return self.engine.connect()
+            except OperationalError as error:
+                if time.monotonic() + wait > deadline:
+                    raise
+                if self.on_reconnect is not None:
+                    first = str(error.orig or error).strip().splitlines()[0]
+                    self.on_reconnect(f"database unreachable ({first}); trying again in {wait:g} s")
+                time.sleep(wait)
+                wait = min(wait * 2, RECONNECT_MAX_WAIT_S)
 
     # ----- queueing ------------------------------------------------------------------
 

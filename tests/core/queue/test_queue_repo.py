@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from queue_helpers import tiny_run, tiny_runs
 
+import core.queue.repo as repo_module
 from core.config import RunConfig
 from core.queue import (
     FinalFigures,
@@ -14,6 +17,7 @@ from core.queue import (
     InvalidTransition,
     MetricPoint,
     NewRun,
+    QueueError,
     Repo,
     RunFilter,
     RunStatus,
@@ -536,3 +540,41 @@ def test_queueing_again_gives_done_runs_the_sweep_file_s_new_target(repo: Repo) 
     assert repo.enqueue([replace(runs[1], target=both)]).retargeted_ids == (ids[1],)
     reordered = {"params": 675.0, "validation_loss": 0.053}  # the same figures
     assert repo.enqueue([replace(runs[1], target=reordered)]).retargeted_ids == ()
+
+
+def test_a_worker_s_repo_waits_for_a_database_it_cannot_reach(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostgreSQL stopped for 8 s: the worker exited at its next write (rc 2), leaving its
+    # run "running" for nobody. A worker's repo tries again; a command's fails at once.
+    from sqlalchemy.exc import OperationalError
+
+    real_connect, refusals, waits, said = repo.engine.connect, [2], [], []
+
+    def connect() -> Any:
+        if refusals[0]:
+            refusals[0] -= 1
+            raise OperationalError("connect", {}, Exception("Connection refused"))
+        return real_connect()
+
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(repo.engine, "connect", connect)
+    fake_time = SimpleNamespace(time=time.time, monotonic=lambda: clock[0], sleep=sleep)
+    monkeypatch.setattr(repo_module, "time", fake_time)
+    with pytest.raises(QueueError, match="Connection refused"):
+        repo.list_runs()  # reconnect_s 0: at once
+    assert waits == []
+    repo.reconnect_s, repo.on_reconnect = 60.0, said.append
+    refusals[0] = 2
+    assert repo.enqueue(tiny_runs(1)).added == 1
+    assert waits == [1.0, 2.0]
+    assert said[0] == "database unreachable (Connection refused); trying again in 1 s"
+    refusals[0] = 100  # down for good: it gives up once the next wait would pass 60 s
+    with pytest.raises(QueueError, match="Connection refused"):
+        repo.list_runs()
+    assert sum(waits[2:]) <= 60 and waits[-1] == 15.0

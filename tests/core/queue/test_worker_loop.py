@@ -764,3 +764,22 @@ def test_a_cpu_worker_says_when_another_already_trains_on_this_cpu(
     assert f"warning: another worker trains on this machine's CPU (pid {other.pid}): " in out
     assert "--slots 2, which splits the cores" in out
     assert repo.list_runs()[0].status == RunStatus.SUCCEEDED  # a warning, not a refusal
+
+
+def test_a_worker_keeps_trying_a_shared_database_it_cannot_reach(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A PostgreSQL restart ended every worker (rc 2) and left their runs "running".
+    opened: list[Repo] = []
+    real_open = Repo.open
+
+    def open_and_keep(*args: Any, **kwargs: Any) -> Repo:
+        opened.append(real_open(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(worker_module.Repo, "open", open_and_keep)
+    run_worker(db_url, "cpu", True, None, None, None, trainer=fake_trainer(),
+               install_signals=False)  # fmt: skip
+    shared = not db_url.startswith("sqlite")  # a SQLite file is there or it is not
+    assert opened[0].reconnect_s == (worker_module.RECONNECT_S if shared else 0.0)
+    assert (opened[0].on_reconnect is recording.say) == shared
