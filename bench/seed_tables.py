@@ -23,8 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+from bench.shape import count, one_line_errors  # noqa: E402
 from bench.train_speed import device_name, pick_device  # noqa: E402
 from core.data import Datasets, load_datasets  # noqa: E402
+from core.errors import ConfigError  # noqa: E402
 from core.sweep import ExpandedRun, expand_sweep_file  # noqa: E402
 from core.train import fit  # noqa: E402
 
@@ -44,8 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("sweep", help="a sweep file, e.g. experiments/t1-layers-32.yml")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16"))
-    p.add_argument("--inputs", type=int, default=None, help="override max_inputs (smoke runs)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N runs")
+    p.add_argument("--inputs", type=count(), default=None, help="override max_inputs (smoke runs)")
+    p.add_argument("--limit", type=count(), default=None, help="only the first N runs")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default=None, help="write the rows as JSON here")
     return p.parse_args(argv)
@@ -54,6 +56,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def prepared(run: ExpandedRun, args: argparse.Namespace) -> ExpandedRun:
     changes = {}
     if args.inputs is not None:
+        if args.inputs < run.config.batch_size:  # it trained one whole batch without a word
+            raise ConfigError(
+                f"--inputs {args.inputs} is less than one batch ({run.config.batch_size})"
+            )
         changes["max_inputs"] = args.inputs
     if args.precision is not None:
         changes["precision"] = args.precision
@@ -119,4 +125,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(one_line_errors(main, "seed_tables.py"))

@@ -30,9 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from bench.reference_loop import train_reference  # noqa: E402
-from bench.shape import add_shape_arguments, shape_config  # noqa: E402
+from bench.shape import add_shape_arguments, count, one_line_errors, shape_config  # noqa: E402
 from core.config import RunConfig  # noqa: E402
 from core.data import Datasets, load_datasets  # noqa: E402
+from core.errors import ConfigError  # noqa: E402
 from core.fast_path import (  # noqa: E402
     CHANNELS_LAST_ENV,
     COMPILE_ENV,
@@ -58,16 +59,16 @@ class Row:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     add_shape_arguments(p)
-    p.add_argument("--inputs", type=int, default=180_000, help="max_inputs of each run")
+    p.add_argument("--inputs", type=count(), default=180_000, help="max_inputs of each run")
     p.add_argument("--device", default="auto", help="auto (cuda if present), cuda, cuda:1, cpu")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     p.add_argument(
-        "--slots", type=int, nargs="+", default=[1], metavar="K",
+        "--slots", type=count(1, 16), nargs="+", default=[1], metavar="K",
         help="also K fits at once, one thread and CUDA stream each (as 'worker --slots K'); "
         "several values give several rows",
     )  # fmt: skip
     p.add_argument(
-        "--stack", type=int, nargs="+", default=[], metavar="K",
+        "--stack", type=count(1, 64), nargs="+", default=[], metavar="K",
         help="also K runs (seeds seed..seed+K-1) stacked as one model (core.stack.fit_stack); "
         "several values give several rows",
     )  # fmt: skip
@@ -80,13 +81,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--plain", action="store_true", help="also fit with the plain fp32 step (quality baseline)"
     )
     p.add_argument(
-        "--variants", type=int, default=0, metavar="INPUTS",
+        "--variants", type=count(0), default=0, metavar="INPUTS",
         help="also short fits of INPUTS inputs each: fast path in fp32, NCHW layout, no graph",
     )  # fmt: skip
     p.add_argument("--skip-reference", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=count(0), default=0)
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST folder (else RESCONV_DATA...)")
-    p.add_argument("--workers", type=int, default=1, help="DataLoader workers of the reference")
+    p.add_argument(
+        "--workers", type=count(0), default=1, help="DataLoader workers of the reference"
+    )
     p.add_argument("--out", default=None, help="write the rows and settings as JSON here")
     return p.parse_args(argv)
 
@@ -94,7 +97,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:  # torch's message lists twenty device types
+        raise RuntimeError(f"--device {name}: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {name}: CUDA is not available on this machine")
+    if device.type not in ("cuda", "cpu"):
+        raise RuntimeError(f"--device {name}: use auto, cpu, cuda or cuda:N")
+    return device
 
 
 def device_name(device: torch.device) -> str:
@@ -249,6 +260,8 @@ def write_json(path: str, name: str, config: RunConfig, rows: list[Row], text: s
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.inputs < args.batch_size:  # it trained one whole batch without a word
+        raise ConfigError(f"--inputs {args.inputs} is less than one batch ({args.batch_size})")
     device = pick_device(args.device)
     config = shape_config(args, max_inputs=args.inputs, precision=args.precision, seed=args.seed)
     data = load_datasets(config.dataset, config.image_size, device, args.data_dir)
@@ -299,4 +312,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(one_line_errors(main, "train_speed.py"))

@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.shape import count, one_line_errors  # noqa: E402
 from core.config import RunConfig  # noqa: E402
 from core.queue import MetricPoint, Repo  # noqa: E402
 from resconv_tui.app import make_app  # noqa: E402
@@ -130,9 +131,9 @@ def time_draws(path: Path, repeat: int) -> tuple[float, list[float]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, default=None, help="reuse or create this file")
-    parser.add_argument("--runs", type=int, default=10_000)
-    parser.add_argument("--metrics", type=int, default=5_000_000)
-    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--runs", type=count(), default=10_000)
+    parser.add_argument("--metrics", type=count(0), default=5_000_000)
+    parser.add_argument("--repeat", type=count(), default=30)
     args = parser.parse_args()
     path = args.db or Path(tempfile.mkdtemp()) / "bench.db"
     if not path.exists():
@@ -152,4 +153,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(one_line_errors(main, "tui_refresh.py"))

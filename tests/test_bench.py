@@ -39,3 +39,41 @@ def test_worker_speed_names_a_missing_database_in_one_line(
 ) -> None:
     assert worker_speed.main(["--db", str(tmp_path / "none.db")]) == 2
     assert "no database at" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("script", "argv", "says"),
+    [
+        # Each was a traceback (or, for --limit -1, all runs but the last, for minutes).
+        ("train_speed", ["--stack", "0"], "argument --stack: 0 is not 1 to 64"),
+        ("train_speed", ["--slots", "99999"], "argument --slots: 99999 is not 1 to 16"),
+        ("train_speed", ["--layers", "0"], "argument --layers: 0 is not 1 or more"),
+        ("train_speed", ["--device", "gpu"], "train_speed.py: --device gpu: use auto, cpu"),
+        ("train_speed", ["--inputs", "10"], "--inputs 10 is less than one batch (64)"),
+        ("train_speed", ["--data-dir", "/nonexistent", "--inputs", "64"], "does not exist"),
+        ("seed_tables", ["missing.yml"], "seed_tables.py: invalid sweep file: missing.yml"),
+        ("seed_tables", ["x.yml", "--limit", "-1"], "argument --limit: -1 is not 1 or more"),
+        ("tui_refresh", ["--runs", "0"], "argument --runs: 0 is not 1 or more"),
+    ],
+)
+def test_a_bench_script_says_what_is_wrong_in_one_line(
+    script: str,
+    argv: list[str],
+    says: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import importlib
+
+    from bench.shape import one_line_errors
+
+    module = importlib.import_module(f"bench.{script}")
+    monkeypatch.setattr(sys, "argv", [f"{script}.py", *argv])
+    try:
+        code = one_line_errors(lambda: module.main(argv) if script != "tui_refresh"
+                               else module.main(), f"{script}.py")  # fmt: skip
+    except SystemExit as exit_:  # argparse's usage error
+        code = int(exit_.code or 0)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and says in err[-1], err
+    assert "Traceback" not in "\n".join(err)
