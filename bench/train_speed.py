@@ -237,9 +237,11 @@ def table(rows: list[Row], reference: Row | None) -> str:
     lines = [head, "-" * len(head)]
     for r in rows:
         ratio = f"{r.inputs_per_s / reference.inputs_per_s:.2f}" if reference else "-"
+        # A CPU run measures no peak (the process's is not the run's): a dash, not 0.0.
+        peak = f"{r.peak_memory_mib:.1f}" if r.peak_memory_mib else "—"
         lines.append(
             f"{r.path[:44]:<44} {r.inputs:>8,} {r.inputs_per_s:>10,.0f} {ratio:>6} "
-            f"{r.seconds:>8.1f} {r.peak_memory_mib:>9.1f} {r.validation_loss:>9.5f}"
+            f"{r.seconds:>8.1f} {peak:>9} {r.validation_loss:>9.5f}"
         )
         if r.note:
             lines.append(f"    {r.note}")

@@ -77,3 +77,13 @@ def test_a_bench_script_says_what_is_wrong_in_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and says in err[-1], err
     assert "Traceback" not in "\n".join(err)
+
+
+def test_train_speed_shows_no_peak_memory_for_a_cpu_row() -> None:
+    # "peak MiB 0.0" read as a measurement; a CPU run records none.
+    from bench.train_speed import Row, table
+
+    cpu = Row("fit plain fp32", 640, 1.0, 640.0, 0.0, 0.4)
+    gpu = Row("fit graph bf16", 640, 1.0, 640.0, 12.5, 0.4)
+    lines = table([cpu, gpu], cpu).splitlines()
+    assert lines[2].split()[-2] == "—" and lines[3].split()[-2] == "12.5"
