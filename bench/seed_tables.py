@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         payload = {
             "device": name,
             "sweep": args.sweep,
+            # A smoke run's losses are far from the logbook's: say it was one.
+            "inputs_override": args.inputs,
+            "precision_override": args.precision,
             "total_wall_seconds": total,
             "rows": [asdict(r) for r in rows],
         }

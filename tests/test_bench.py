@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,3 +88,20 @@ def test_train_speed_shows_no_peak_memory_for_a_cpu_row() -> None:
     gpu = Row("fit graph bf16", 640, 1.0, 640.0, 12.5, 0.4)
     lines = table([cpu, gpu], cpu).splitlines()
     assert lines[2].split()[-2] == "—" and lines[3].split()[-2] == "12.5"
+
+
+def test_seed_tables_json_says_when_its_inputs_were_overridden(
+    tmp_path: Path, idx_writer: Any
+) -> None:
+    # A 256-input smoke run's 0.40 read as a failure to reach the logbook's 0.16.
+    import json
+
+    from bench import seed_tables
+
+    out = tmp_path / "t1.json"
+    t1 = str(Path(__file__).resolve().parents[1] / "experiments" / "t1-layers-32.yml")
+    argv = [t1, "--limit", "1", "--inputs", "128", "--device",
+            "cpu", "--data-dir", str(idx_writer(tmp_path / "data")), "--out", str(out)]  # fmt: skip
+    assert seed_tables.main(argv) == 0
+    payload = json.loads(out.read_text())
+    assert payload["inputs_override"] == 128 and len(payload["rows"]) == 1
