@@ -105,6 +105,9 @@ def run_line(
         note = f"{cause.option}: {first_line[0][:60]}" if first_line else cause.option
     elif exited:
         note = "its worker's process has exited: worker lost (a worker or dashboard marks it)"
+    elif run.cancel_requested and run.status.value == "running":
+        # A stack's cancelled run stops at once but stays "running" until its stack ends.
+        note = "cancel requested: its worker stops it (a stack's run ends with its stack)"
     elif stalled:
         from core.recording import STALL_AFTER_S
 
@@ -149,4 +152,5 @@ def run_json(run: RunRow, stalled: bool = False, exited: bool = False) -> dict[s
         "error": run.error, "cause": None if cause is None else cause.option,
         "worker_id": run.worker_id, "attempts": run.attempts, "stalled": stalled,
         "worker_exited": exited, "checkpoint_path": run.checkpoint_path,
+        "cancel_requested": run.cancel_requested,
     }  # fmt: skip

@@ -124,6 +124,8 @@ def running_line(
         lost = (f" (stalled: no training step for {STALL_AFTER_S / 60:.0f} min or more; "
                 "the worker's log shows where it hangs)")  # fmt: skip
     lost = " (its worker's process has exited: worker lost)" if worker_exited else lost
+    if run.cancel_requested and not worker_exited:
+        lost += " (cancel requested)"
     return (
         f"#{run.id} {run.experiment}/{run.name}  {run.progress:.0%} "
         f"({run.inputs_done:,} of {run.total_inputs:,} inputs)  worker {run.worker_id}  "

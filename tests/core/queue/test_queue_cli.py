@@ -200,6 +200,12 @@ def test_cancel_of_a_run_whose_worker_has_exited_cancels_it_at_once(
     ]
     assert repo.get_run(1).status == RunStatus.CANCELLED
     assert cli(capsys, "rm", "1")[:2] == (0, "removed 1 run\n")
+    # Run 2 still trains until its worker reads the request (a stack's until the stack
+    # ends): ls and status said nothing of it, showing a running run frozen at 0%.
+    listed = cli(capsys, "ls")[1]
+    assert "cancel requested: its worker stops it" in listed
+    assert json.loads(cli(capsys, "ls", "--json")[1])[0]["cancel_requested"] is True
+    assert "(cancel requested)" in cli(capsys, "status")[1]
 
 
 def test_status_says_a_worker_of_this_machine_has_exited_and_changes_nothing(
