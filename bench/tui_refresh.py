@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.shape import count, one_line_errors  # noqa: E402
 from core.config import RunConfig  # noqa: E402
-from core.queue import MetricPoint, Repo  # noqa: E402
+from core.queue import MetricPoint, QueueError, Repo, RunFilter, RunStatus  # noqa: E402
 from resconv_tui.app import make_app  # noqa: E402
 from resconv_tui.polling import read_dashboard  # noqa: E402
 from resconv_tui.screens.runs import RunsScreen  # noqa: E402
@@ -79,6 +79,18 @@ def _run_values(i: int, rng: random.Random, now: float, total: int) -> tuple[obj
         now, False, 0.05 + rng.random() / 10 if done else None, 120.0 if done else None,
         1500.0 if done else None,
     )  # fmt: skip
+
+
+def running_run(path: Path) -> int:
+    """The running run of a file ``build`` made (its last run); QueueError if none."""
+    repo = Repo.open(str(path), create=False)
+    try:
+        running = repo.list_runs(RunFilter(statuses=frozenset({RunStatus.RUNNING})))
+    finally:
+        repo.close()
+    if not running:
+        raise QueueError(f"{path} has no running run: not a file this benchmark built")
+    return running[-1].id
 
 
 def time_refreshes(path: Path, selected: int, repeat: int) -> list[float]:
@@ -138,10 +150,15 @@ def main() -> int:
     path = args.db or Path(tempfile.mkdtemp()) / "bench.db"
     if not path.exists():
         start = time.perf_counter()
-        build(path, args.runs, args.metrics)
+        selected = build(path, args.runs, args.metrics)
         print(f"built {path}: {args.runs:,} runs, {args.metrics:,} metric rows "
               f"in {time.perf_counter() - start:.1f} s")  # fmt: skip
-    timings = time_refreshes(path, args.runs, args.repeat)
+    else:
+        # Its own size and running run, not --runs' (another --runs failed on a foreign
+        # key, or timed a run that was not the running one).
+        selected = running_run(path)
+        print(f"reusing {path}: {selected:,} runs (--runs and --metrics apply to a new file)")
+    timings = time_refreshes(path, selected, args.repeat)
     print(f"refresh over {args.repeat} ticks: median {statistics.median(timings):.1f} ms, "
           f"max {max(timings):.1f} ms (target < 100 ms)")  # fmt: skip
     first, draws = time_draws(path, args.repeat)

@@ -105,3 +105,14 @@ def test_seed_tables_json_says_when_its_inputs_were_overridden(
     assert seed_tables.main(argv) == 0
     payload = json.loads(out.read_text())
     assert payload["inputs_override"] == 128 and len(payload["rows"]) == 1
+
+
+def test_tui_refresh_times_a_reused_file_by_its_own_running_run(tmp_path: Path) -> None:
+    # A file built with --runs 1000, reused with the default 10,000: a foreign key error.
+    from bench.tui_refresh import build, running_run
+    from core.queue import QueueError
+
+    assert build(tmp_path / "b.db", 40, 200) == running_run(tmp_path / "b.db") == 40
+    Repo.open(str(tmp_path / "empty.db")).close()
+    with pytest.raises(QueueError, match="has no running run: not a file this benchmark"):
+        running_run(tmp_path / "empty.db")
