@@ -6,6 +6,7 @@ before it imports anything that trains.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -13,6 +14,21 @@ from pathlib import Path
 from typing import Any
 
 OWNER_FILE = "run.json"  # which queued run a worker's folder belongs to
+FOLDER_BYTES = 200  # a file name may have 255 bytes; 100 characters of 実験 are 300
+
+
+def experiment_folder(experiment: str) -> str:
+    """A file name made from an experiment's name (its checkpoints' folder, the results
+    exports): letters, digits and ``-_.`` kept, the rest ``_``; no leading dots (``..``
+    would leave the checkpoint folder); a name too long in UTF-8 cut, with a hash of the
+    whole name to keep it apart from others."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment).lstrip(".")
+    if len(safe.encode()) > FOLDER_BYTES:
+        digest = hashlib.sha256(experiment.encode()).hexdigest()[:8]
+        while len(safe.encode()) > FOLDER_BYTES - 9:
+            safe = safe[:-1]
+        safe = f"{safe}-{digest}"
+    return safe or "runs"
 
 
 def claim_run_folder(

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import math
 import os
 import socket
@@ -69,7 +68,7 @@ from core.recording import (
     StopFlags,
     say,
 )
-from core.run_folders import claim_run_folder
+from core.run_folders import claim_run_folder, experiment_folder
 from core.worker_options import (
     NO_RULES,
     ClaimRules,
@@ -330,20 +329,6 @@ class Worker:
 
 
 RECONNECT_S = 300.0  # how long a worker keeps trying to reach its PostgreSQL database
-FOLDER_BYTES = 200  # a file name may have 255 bytes; 100 characters of 実験 are 300
-
-
-def experiment_folder(experiment: str) -> str:
-    """The folder name of an experiment's checkpoints: letters, digits and ``-_.`` kept,
-    the rest ``_``; no leading dots (``..`` would leave the checkpoint folder); a name
-    too long in UTF-8 cut, with a hash of the whole name to keep it apart from others."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment).lstrip(".")
-    if len(safe.encode()) > FOLDER_BYTES:
-        digest = hashlib.sha256(experiment.encode()).hexdigest()[:8]
-        while len(safe.encode()) > FOLDER_BYTES - 9:
-            safe = safe[:-1]
-        safe = f"{safe}-{digest}"
-    return safe or "runs"
 
 
 def leave_now(workers: Sequence[Worker]) -> None:

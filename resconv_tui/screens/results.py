@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from textual.worker import get_current_worker
 from core.errors import ResconvError
 from core.queue import RunRow, RunStatus, WorkerRow
 from core.queue import views as v
+from core.run_folders import experiment_folder
 from resconv_tui.context import DashboardContext, ResultsChoices
 from resconv_tui.polling import SettledRuns, held_runs, read_runs, read_workers
 from resconv_tui.screens.columns import ColumnsScreen
@@ -337,8 +337,9 @@ class ResultsScreen(Screen[None]):
             return None
         suffix, render = EXPORTS[fmt]
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.ctx.clock()))
-        # An experiment may be named "a/b" or "..": the file name keeps it readable only.
-        experiment = re.sub(r"[^\w.-]", "_", self.experiment or "all").lstrip(".") or "_"
+        # An experiment may be named "a/b", "..", or 100 characters of 実験 (300 bytes):
+        # the file name takes it as its checkpoint folder does.
+        experiment = experiment_folder(self.experiment or "all")
         text = render(self.view) + "\n"
         for number in itertools.count(1):
             # Two exports in one second (e, S, e) each get their own file.

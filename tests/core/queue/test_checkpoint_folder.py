@@ -152,7 +152,7 @@ def test_train_piped_prints_lines_not_a_bar(
 
 
 def test_an_experiment_folder_is_a_safe_file_name_of_at_most_200_bytes() -> None:
-    from core.worker import experiment_folder
+    from core.run_folders import experiment_folder
 
     assert experiment_folder("t1-layers-32") == "t1-layers-32"
     assert experiment_folder("../../evil") == "_.._evil"  # never above the root
