@@ -23,8 +23,9 @@ The supervisor here only starts the slots, forwards signals and waits:
   asks for itself): it finishes its step, puts its run back and exits, rather than
   training on with no supervisor to stop or restart it.
 * It exits when every slot has exited (with ``--until-empty`` each slot leaves when
-  the queue is empty), with the first non-zero status any slot had (a slot killed and
-  started again still counts), else 0.
+  the queue is empty), with the first non-zero status of a slot's last process, else
+  0: a slot killed and started again that then stopped cleanly counts as 0 (its lost
+  run is recorded), and the closing line names the slots started again.
 * ``--max-runs N`` is per slot, and a slot started again only has what is left of it:
   the runs its earlier processes ended (their worker rows' count) and the runs they
   left running (lost with them) are taken off. A slot with none left stays down.

@@ -158,10 +158,13 @@ class NewSweepScreen(Screen[int | None]):
         return {key: self.field(key).value for key in self._order}
 
     def compute_preview(self) -> Preview:
-        name, texts, priority = self._snapshot()
-        result = preview(name, texts, self._key_names, self._extra, self._base,
-                         self._published_for)  # fmt: skip
-        return _with_priority(self.planned(result), priority)
+        return self._preview_of(*self._snapshot())
+
+    def _preview_of(self, name: str, texts: dict[str, str], priority: str) -> Preview:
+        """The preview of these field values, with what queueing would do and the priority
+        (on the UI thread, or in the preview thread from a snapshot of the fields)."""
+        made = preview(name, texts, self._key_names, self._extra, self._base, self._published_for)
+        return _with_priority(self.planned(made), priority)
 
     def planned(self, result: Preview) -> Preview:
         """``result`` with what queueing would do with each run now (new, queue again,
@@ -211,10 +214,8 @@ class NewSweepScreen(Screen[int | None]):
         asked = self.app.call_from_thread(self._fields_now)
         if asked is None:  # dismissed before this started
             return
-        number, (name, texts, priority) = asked
-        made = preview(name, texts, self._key_names, self._extra, self._base, self._published_for)
-        result = self.planned(made)
-        self.app.call_from_thread(self._apply_if_latest, number, _with_priority(result, priority))
+        number, fields = asked
+        self.app.call_from_thread(self._apply_if_latest, number, self._preview_of(*fields))
 
     def _fields_now(self) -> tuple[int, tuple[str, dict[str, str], str]] | None:
         try:

@@ -67,13 +67,13 @@ def summary(preview: Preview) -> Text:
 NAME_MIN = 14  # the least the name column gets before ~mem gives way ("l-2_ch-4_seed-0")
 
 
-def run_table(preview: Preview) -> RunTable | str:
+def run_table(preview: Preview) -> PreviewTable | str:
     if not preview.ok:
         return ""
-    return RunTable(preview)
+    return PreviewTable(preview)
 
 
-class RunTable:
+class PreviewTable:
     """The preview's runs, laid out for the width they get: where the name column would
     get less than NAME_MIN cells (an 80-column terminal; it got none, and names read
     "na/me" or vanished), the ~mem column gives way (the summary has the largest)."""
