@@ -23,10 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from bench.shape import count, one_line_errors  # noqa: E402
+from bench.shape import check_inputs, count, one_line_errors  # noqa: E402
 from bench.train_speed import device_name, pick_device  # noqa: E402
 from core.data import Datasets, load_datasets  # noqa: E402
-from core.errors import ConfigError  # noqa: E402
 from core.sweep import ExpandedRun, expand_sweep_file  # noqa: E402
 from core.train import fit  # noqa: E402
 
@@ -56,10 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def prepared(run: ExpandedRun, args: argparse.Namespace) -> ExpandedRun:
     changes = {}
     if args.inputs is not None:
-        if args.inputs < run.config.batch_size:  # it trained one whole batch without a word
-            raise ConfigError(
-                f"--inputs {args.inputs} is less than one batch ({run.config.batch_size})"
-            )
+        check_inputs(args.inputs, run.config.batch_size)
         changes["max_inputs"] = args.inputs
     if args.precision is not None:
         changes["precision"] = args.precision

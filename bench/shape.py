@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.config import RunConfig
-from core.errors import ResconvError
+from core.errors import ConfigError, ResconvError
 
 
 def count(low: int = 1, high: int | None = None) -> Callable[[str], int]:
@@ -33,6 +33,13 @@ def add_shape_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, default=28, choices=(28, 32, 64))
     parser.add_argument("--channels", type=count(), default=32)
     parser.add_argument("--batch-size", type=count(), default=64)
+
+
+def check_inputs(inputs: int, batch_size: int) -> None:
+    """Refuse ``--inputs`` below one batch, as sweep files do: training draws whole
+    batches, so it trained one whole batch without a word."""
+    if inputs < batch_size:
+        raise ConfigError(f"--inputs {inputs} is less than one batch ({batch_size})")
 
 
 def one_line_errors(main: Callable[[], int], prog: str) -> int:

@@ -30,10 +30,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from bench.reference_loop import train_reference  # noqa: E402
-from bench.shape import add_shape_arguments, count, one_line_errors, shape_config  # noqa: E402
+from bench.shape import (  # noqa: E402
+    add_shape_arguments,
+    check_inputs,
+    count,
+    one_line_errors,
+    shape_config,
+)
 from core.config import RunConfig  # noqa: E402
 from core.data import Datasets, load_datasets  # noqa: E402
-from core.errors import ConfigError  # noqa: E402
 from core.fast_path import (  # noqa: E402
     CHANNELS_LAST_ENV,
     COMPILE_ENV,
@@ -43,6 +48,7 @@ from core.fast_path import (  # noqa: E402
 )
 from core.stack import fit_stack  # noqa: E402
 from core.train import FitResult, fit  # noqa: E402
+from core.worker_options import MOST  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -63,12 +69,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="auto (cuda if present), cuda, cuda:1, cpu")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     p.add_argument(
-        "--slots", type=count(1, 16), nargs="+", default=[1], metavar="K",
+        "--slots", type=count(1, MOST["--slots"]), nargs="+", default=[1], metavar="K",
         help="also K fits at once, one thread and CUDA stream each (as 'worker --slots K'); "
         "several values give several rows",
     )  # fmt: skip
     p.add_argument(
-        "--stack", type=count(1, 64), nargs="+", default=[], metavar="K",
+        "--stack", type=count(1, MOST["--stack"]), nargs="+", default=[], metavar="K",
         help="also K runs (seeds seed..seed+K-1) stacked as one model (core.stack.fit_stack); "
         "several values give several rows",
     )  # fmt: skip
@@ -262,8 +268,7 @@ def write_json(path: str, name: str, config: RunConfig, rows: list[Row], text: s
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.inputs < args.batch_size:  # it trained one whole batch without a word
-        raise ConfigError(f"--inputs {args.inputs} is less than one batch ({args.batch_size})")
+    check_inputs(args.inputs, args.batch_size)
     device = pick_device(args.device)
     config = shape_config(args, max_inputs=args.inputs, precision=args.precision, seed=args.seed)
     data = load_datasets(config.dataset, config.image_size, device, args.data_dir)
