@@ -63,16 +63,21 @@ def test_rates_and_etas(seeded: dict[str, Any], db_url: str) -> None:
     assert queue_eta(list(runs.values()), [worker()], NOW) > 0
 
 
+def finished_in_20_s(db_url: str) -> RunRow:
+    """A succeeded run of 1000 inputs: 100 inputs/s training, 20 s from claim to end."""
+    base = Repo.open(db_url).list_runs()[0]
+    return dataclasses.replace(
+        base, id=1, status=RunStatus.SUCCEEDED, total_inputs=1000, inputs_done=1000,
+        inputs_per_s=100.0, started_at=NOW - 100, finished_at=NOW - 80,
+    )  # fmt: skip
+
+
 def test_the_queue_forecast_paces_a_finished_run_by_its_wall_time(
     seeded: dict[str, Any], db_url: str
 ) -> None:
     # Validation passes, loading and saving took as long as the training steps of these
     # small runs: paced by inputs/s alone, the ETA said 18 s for 3m40s of runs.
-    base = Repo.open(db_url).list_runs()[0]
-    done = dataclasses.replace(
-        base, id=1, status=RunStatus.SUCCEEDED, total_inputs=1000, inputs_done=1000,
-        inputs_per_s=100.0, started_at=NOW - 100, finished_at=NOW - 80,
-    )  # fmt: skip
+    done = finished_in_20_s(db_url)
     queued = dataclasses.replace(done, id=2, status=RunStatus.QUEUED, inputs_done=0,
                                  inputs_per_s=None, started_at=None, finished_at=None)  # fmt: skip
     assert polling.wall_rate(done, NOW) == pytest.approx(50.0)  # 1000 inputs in 20 s
@@ -88,11 +93,7 @@ def test_a_running_run_s_eta_counts_the_end_its_finished_peers_took(
 ) -> None:
     # The last validation pass, samples and checkpoints come after the last step: for a
     # small CPU run the ETA read 2 s with 7 s left, and 0 s while it validated.
-    base = Repo.open(db_url).list_runs()[0]
-    done = dataclasses.replace(
-        base, id=1, status=RunStatus.SUCCEEDED, total_inputs=1000, inputs_done=1000,
-        inputs_per_s=100.0, started_at=NOW - 100, finished_at=NOW - 80,
-    )  # fmt: skip
+    done = finished_in_20_s(db_url)
     running = dataclasses.replace(done, id=2, status=RunStatus.RUNNING, inputs_per_s=None,
                                   worker_id="w", finished_at=None, heartbeat_at=NOW)  # fmt: skip
     steps_done = dataclasses.replace(running, started_at=NOW - 18)
@@ -108,7 +109,7 @@ def test_a_running_run_s_eta_counts_the_end_its_finished_peers_took(
     slow = dataclasses.replace(running, inputs_done=500, started_at=NOW - 50)
     assert queue_eta([done, slow], [worker("running")], NOW) == pytest.approx(50)
     # No run of its size has finished: its own pace alone.
-    other = dataclasses.replace(halfway, param_count=base.param_count * 10)
+    other = dataclasses.replace(halfway, param_count=done.param_count * 10)
     assert queue_eta([done, other], [worker("running")], NOW) == pytest.approx(5)
 
 
