@@ -78,6 +78,7 @@ from core.worker_options import (
 )
 
 if TYPE_CHECKING:  # torch-using modules are imported when the worker starts training
+    from core.config import RunConfig
     from core.errors import TrainingError
     from core.train import FitCallbacks, FitResult
 
@@ -141,10 +142,10 @@ class Worker:
                 if time.monotonic() - last_recover > RECOVER_EVERY_S:
                     self.recover()
                     last_recover = time.monotonic()
-                run = self.repo.claim(self.id, self.rules.largest_first)
-                if run is not None:
-                    self.current = [run.id]  # from the claim on: a second signal puts it back
-                    partners = self.claim_partners(run, max_runs)
+                claimed = self.claim(max_runs)
+                if claimed:
+                    run, *partners = claimed
+                    self.current = [r.id for r in claimed]  # a second signal puts them back
                     if self.admitted(run, partners):
                         if partners:
                             self.train_stack([run, *partners])
@@ -203,23 +204,24 @@ class Worker:
         for run_id in self.repo.recover_stale(self.stale_after_s, dead):
             say(f"run {run_id}: worker lost (marked failed; 'retry' queues it again)")
 
-    def claim_partners(self, run: RunRow, max_runs: int | None = None) -> list[RunRow]:
-        """With ``--stack K``: up to K-1 more queued runs that differ from ``run`` only in
-        their seed, claimed now to train with it as one model (``core.stack``); no more
-        than ``--max-runs`` allows. Admission (with slots) then checks the whole stack.
-        """
-        limit = self.rules.stack - 1
+    def claim(self, max_runs: int | None = None) -> list[RunRow]:
+        """The next queued run ([] when there is none) and, with ``--stack K``, up to K-1
+        more that differ from it only in their seed, to train with it as one model
+        (``core.stack``); no more than ``--max-runs`` allows. One transaction claims them
+        all, so another slot cannot take a seed in between. Admission (with slots) then
+        checks the whole stack."""
+        most = self.rules.stack
         if max_runs is not None:
-            limit = min(limit, max_runs - self.runs_done - 1)
-        if limit < 1 or getattr(self.trainer, "train_stack", None) is None:
-            return []
+            most = min(most, max_runs - self.runs_done)
+        if most < 2 or getattr(self.trainer, "train_stack", None) is None:
+            run = self.repo.claim(self.id, self.rules.largest_first)
+            return [] if run is None else [run]
         from core.stack import stack_problem
 
-        if stack_problem([run.config]) is not None:  # e.g. PReLU: trains alone
-            return []
-        partners = self.repo.claim_like(self.id, run, limit)
-        self.current += [p.id for p in partners]
-        return partners
+        def stackable(config: RunConfig) -> bool:  # e.g. PReLU trains alone
+            return stack_problem([config]) is None
+
+        return self.repo.claim_stack(self.id, self.rules.largest_first, most, stackable)
 
     def train(self, run: RunRow) -> None:
         say(f"run {run.id} {run.experiment}/{run.name}: started")

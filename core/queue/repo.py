@@ -3,7 +3,9 @@
 Every verb is one short transaction and returns frozen values from ``rows``.
 Writes begin with ``BEGIN IMMEDIATE`` on SQLite (see ``db``); ``claim`` also
 says ``FOR UPDATE SKIP LOCKED``, which PostgreSQL honours and SQLite ignores
-(there the write lock already makes select-then-update atomic).
+(there the write lock already makes select-then-update atomic). On PostgreSQL
+claims also take one advisory lock in turn, so that a stack's claim (a run, then
+its seeds) is as whole there as under SQLite's write lock.
 
 Changes that a person asks for (cancel, retry, rm, priority) are all or
 nothing: one unknown id or one run in the wrong status changes no run.
@@ -61,6 +63,7 @@ METRIC = Metric.__table__  # type: ignore[attr-defined]
 WORKER = Worker.__table__  # type: ignore[attr-defined]
 RUN_COLUMNS = [c for c in RUN.c if c.name != "samples"]  # lists never carry images
 STACK_SCAN = 1000  # queued rows claim_like compares at most
+CLAIM_LOCK_KEY = 0x7265_7363  # PostgreSQL advisory lock that claims take in turn ("resc")
 STALE_AFTER_S = 30.0  # a running run without a heartbeat for this long is lost
 RECONNECT_FIRST_WAIT_S = 1.0  # then doubling, at most RECONNECT_MAX_WAIT_S
 RECONNECT_MAX_WAIT_S = 15.0
@@ -274,43 +277,71 @@ class Repo:
         sweep sooner that way: the long runs start at once and short ones fill in
         at the end, instead of one long run training alone at the end.
         """
+        with self._write() as conn:
+            return self._claim_one(conn, worker_id, largest_first)
+
+    def claim_stack(
+        self,
+        worker_id: str,
+        largest_first: bool,
+        most: int,
+        stackable: Callable[[RunConfig], bool],
+    ) -> list[RunRow]:
+        """``claim``, then, if ``stackable(run.config)``, up to ``most - 1`` of its seeds
+        (``claim_like``), in one transaction: [] when the queue is empty, else the claimed
+        run first. One transaction, under the claims' lock, so that another slot of a
+        ``--slots K --stack K`` worker cannot take a seed between the two, splitting a
+        cell into a short stack and a run alone."""
+        with self._write() as conn:
+            run = self._claim_one(conn, worker_id, largest_first)
+            if run is None:
+                return []
+            if most < 2 or not stackable(run.config):
+                return [run]
+            return [run, *self._claim_like(conn, worker_id, run, most - 1)]
+
+    def _claim_one(self, conn: Connection, worker_id: str, largest_first: bool) -> RunRow | None:
+        if conn.dialect.name == "postgresql":
+            # Claims one at a time, as SQLite's write lock makes them: a stack's seeds are
+            # claimed after its first run, in the same transaction, and a rival's claim
+            # would otherwise skip the locked first run and take a seed meanwhile.
+            conn.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK_KEY)))
         now = time.time()
         order = [RUN.c.priority.desc(), RUN.c.id]
         if largest_first:
             # As a float: PostgreSQL's INTEGER product overflows (200,000 x 180,000 > 2**31).
             work = cast(RUN.c.param_count, Float) * RUN.c.total_inputs
             order.insert(1, work.desc())
-        with self._write() as conn:
-            query = (
-                select(RUN.c.id)
-                .where(RUN.c.status == RunStatus.QUEUED.value)
-                .order_by(*order)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            )
-            run_id = conn.execute(query).scalar()
-            if run_id is None:
-                return None
-            taken = conn.execute(
-                update(RUN)
-                .where(RUN.c.id == run_id, RUN.c.status == RunStatus.QUEUED.value)
-                .values(
-                    status=RunStatus.RUNNING.value,
-                    worker_id=worker_id,
-                    started_at=now,
-                    heartbeat_at=now,
-                    attempts=RUN.c.attempts + 1,
-                    inputs_done=0,
-                )  # fmt: skip
-            ).rowcount
-            if taken != 1:  # compare-and-set lost (cannot happen under the write lock)
-                return None
-            conn.execute(
-                update(WORKER)
-                .where(WORKER.c.id == worker_id)
-                .values(state="running", current_run_id=run_id, last_seen_at=now)
-            )
-            return self._get(conn, run_id)
+        query = (
+            select(RUN.c.id)
+            .where(RUN.c.status == RunStatus.QUEUED.value)
+            .order_by(*order)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        run_id = conn.execute(query).scalar()
+        if run_id is None:
+            return None
+        taken = conn.execute(
+            update(RUN)
+            .where(RUN.c.id == run_id, RUN.c.status == RunStatus.QUEUED.value)
+            .values(
+                status=RunStatus.RUNNING.value,
+                worker_id=worker_id,
+                started_at=now,
+                heartbeat_at=now,
+                attempts=RUN.c.attempts + 1,
+                inputs_done=0,
+            )  # fmt: skip
+        ).rowcount
+        if taken != 1:  # compare-and-set lost (cannot happen under the write lock)
+            return None
+        conn.execute(
+            update(WORKER)
+            .where(WORKER.c.id == worker_id)
+            .values(state="running", current_run_id=run_id, last_seen_at=now)
+        )
+        return self._get(conn, run_id)
 
     def claim_like(self, worker_id: str, like: RunRow, limit: int) -> list[RunRow]:
         """Also take up to ``limit`` queued runs that differ from ``like`` only in their
@@ -324,54 +355,57 @@ class Repo:
         """
         if limit < 1:
             return []
-        key = like.config.replace(seed=0)
         with self._write() as conn:
-            candidates = (
-                select(RUN.c.id, RUN.c.config_json)
-                .where(
-                    RUN.c.status == RunStatus.QUEUED.value,
-                    RUN.c.param_count == like.param_count,
-                    RUN.c.total_inputs == like.total_inputs,
-                )
-                .order_by(RUN.c.priority.desc(), RUN.c.id)
-                .limit(STACK_SCAN)
+            return self._claim_like(conn, worker_id, like, limit)
+
+    def _claim_like(
+        self, conn: Connection, worker_id: str, like: RunRow, limit: int
+    ) -> list[RunRow]:
+        key = like.config.replace(seed=0)
+        candidates = (
+            select(RUN.c.id, RUN.c.config_json)
+            .where(
+                RUN.c.status == RunStatus.QUEUED.value,
+                RUN.c.param_count == like.param_count,
+                RUN.c.total_inputs == like.total_inputs,
             )
-            chosen = [
-                row.id
-                for row in conn.execute(candidates)
-                if RunConfig.from_json(row.config_json).replace(seed=0) == key
-            ][:limit]
-            if not chosen:
-                return []
-            lockable = (
-                select(RUN.c.id)
-                .where(RUN.c.id.in_(chosen), RUN.c.status == RunStatus.QUEUED.value)
-                .order_by(RUN.c.id)
-                .with_for_update(skip_locked=True)
-            )
-            ids = list(conn.execute(lockable).scalars())
-            if not ids:
-                return []
-            conn.execute(
-                update(RUN)
-                .where(RUN.c.id.in_(ids), RUN.c.status == RunStatus.QUEUED.value)
-                .values(
-                    status=RunStatus.RUNNING.value,
-                    worker_id=worker_id,
-                    started_at=like.started_at,
-                    heartbeat_at=time.time(),
-                    attempts=RUN.c.attempts + 1,
-                    inputs_done=0,
-                )  # fmt: skip
-            )
-            claimed = (self._get(conn, run_id) for run_id in sorted(ids, key=chosen.index))
-            return [
-                run
-                for run in claimed
-                if run is not None
-                and run.status == RunStatus.RUNNING
-                and run.worker_id == worker_id
-            ]
+            .order_by(RUN.c.priority.desc(), RUN.c.id)
+            .limit(STACK_SCAN)
+        )
+        chosen = [
+            row.id
+            for row in conn.execute(candidates)
+            if RunConfig.from_json(row.config_json).replace(seed=0) == key
+        ][:limit]
+        if not chosen:
+            return []
+        lockable = (
+            select(RUN.c.id)
+            .where(RUN.c.id.in_(chosen), RUN.c.status == RunStatus.QUEUED.value)
+            .order_by(RUN.c.id)
+            .with_for_update(skip_locked=True)
+        )
+        ids = list(conn.execute(lockable).scalars())
+        if not ids:
+            return []
+        conn.execute(
+            update(RUN)
+            .where(RUN.c.id.in_(ids), RUN.c.status == RunStatus.QUEUED.value)
+            .values(
+                status=RunStatus.RUNNING.value,
+                worker_id=worker_id,
+                started_at=like.started_at,
+                heartbeat_at=time.time(),
+                attempts=RUN.c.attempts + 1,
+                inputs_done=0,
+            )  # fmt: skip
+        )
+        claimed = (self._get(conn, run_id) for run_id in sorted(ids, key=chosen.index))
+        return [
+            run
+            for run in claimed
+            if run is not None and run.status == RunStatus.RUNNING and run.worker_id == worker_id
+        ]
 
     def heartbeat(
         self,

@@ -203,6 +203,41 @@ def test_a_claim_racing_claim_like_still_finds_the_queued_runs(
     assert unrelated not in {p.id for p in partners}
 
 
+def test_a_stack_claim_is_whole_though_another_slot_claims_meanwhile(repo: Repo) -> None:
+    # `worker --slots 2 --stack 3`: the other slot claims while this one has taken a run
+    # and not yet its seeds. It must get the next cell, not split this one.
+    import threading
+
+    cell = repo.enqueue(tiny_runs(3)).added_ids
+    next_cell = repo.enqueue([tiny_run(0, lr=1e-3)]).added_ids[0]
+    slot_1 = repo.register_worker("h", 1, "cpu")
+    rival_repo = Repo.open(repo.url)
+    slot_2 = rival_repo.register_worker("h", 1, "cpu")
+    got: list[object] = []
+    rival = threading.Thread(target=lambda: got.append(rival_repo.claim(slot_2)))
+
+    def stackable(config: RunConfig) -> bool:
+        rival.start()  # between the first run's claim and its seeds'
+        rival.join(2)  # it waits for this claim to end (SQLite and PostgreSQL alike)
+        return True
+
+    stack = repo.claim_stack(slot_1, False, 3, stackable)
+    rival.join(10)
+    rival_repo.close()
+    assert [run.id for run in stack] == list(cell)
+    assert [getattr(run, "id", None) for run in got] == [next_cell]
+    assert {run.worker_id for run in stack} == {slot_1}
+
+
+def test_a_stack_claim_takes_no_seeds_for_a_run_that_cannot_stack(repo: Repo) -> None:
+    cell = repo.enqueue(tiny_runs(3)).added_ids
+    worker = repo.register_worker("h", 1, "cpu")
+    assert [run.id for run in repo.claim_stack(worker, False, 3, lambda config: False)] == [cell[0]]
+    assert [run.id for run in repo.claim_stack(worker, False, 1, lambda config: True)] == [cell[1]]
+    assert [run.id for run in repo.claim_stack(worker, False, 3, lambda config: True)] == [cell[2]]
+    assert repo.claim_stack(worker, False, 3, lambda config: True) == []
+
+
 def test_claim_takes_highest_priority_then_oldest(repo: Repo) -> None:
     low = repo.enqueue([tiny_run(0)]).added_ids[0]
     high = repo.enqueue([tiny_run(1), tiny_run(2)], priority=3).added_ids
