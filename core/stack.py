@@ -23,7 +23,8 @@ algorithms do.
 Which runs stack (``stack_problem``): every setting equal but the seed, and an
 activation without a weight shared across channels (PReLU) or random slopes
 (RReLU). A run whose loss turns NaN fails alone; a run whose ``should_stop`` says so
-stops alone; the others keep training.
+stops alone; the others keep training, and ``on_early_end`` hands the ended run's
+result over at once.
 
 Checkpoints hold each run's model (``last.pt``, ``best.pt``) but not AdamW's state,
 which lives in the stack. ``worker --stack K`` claims such runs together;
@@ -226,7 +227,7 @@ class _Member:
     out: FitResult
     checkpoints: Checkpoints | None = None
     error: TrainingError | None = None
-    ended_at: tuple[int, int, float] | None = None  # (steps, inputs, train s) when it ended
+    ended_at: tuple[int, int, float, float] | None = None  # _now() when it ended
 
     @property
     def live(self) -> bool:
@@ -338,10 +339,11 @@ class _Stack:
                 if rows:
                     self._emit(k, member, rows)
                 member.out.stopped = True
-                member.ended_at = (self.step, self.inputs, self.clock.seconds())
+                member.ended_at = self._now()
                 if member.checkpoints is not None:  # like fit(): a stopped run saves last.pt
                     take_copy(self.model, k, member.model)
                     member.checkpoints.save_last(member.model, None, self.step, self.inputs)
+                self._ended_early(member)
 
     def _log(self) -> None:
         """A TrainPoint per live run for the steps since the last one (one sync for all)."""
@@ -368,6 +370,12 @@ class _Stack:
                 continue
             # Its slice goes on computing NaN; no other run's weights or losses read it.
             member.error = non_finite([row[k] for row in rows], self.step)
+            if member.error is not None:
+                self._ended_early(member)
+
+    def _ended_early(self, member: _Member) -> None:
+        if member.callbacks.on_early_end is not None:
+            member.callbacks.on_early_end(self._result(member))
 
     def _emit(self, k: int, member: _Member, rows: list[list[float]]) -> None:
         seconds = self.clock.seconds()
@@ -424,22 +432,23 @@ class _Stack:
             member.callbacks.on_validation(point)
 
     def results(self) -> list[FitResult | TrainingError]:
-        seconds = self.clock.seconds()
-        wall = time.perf_counter() - self.started
-        out: list[FitResult | TrainingError] = []
-        for member in self.members:
-            if member.error is not None:
-                out.append(member.error)
-                continue
-            steps, inputs, train_seconds = member.ended_at or (self.step, self.inputs, seconds)
-            result = member.out
-            result.steps, result.inputs_seen = steps, inputs
-            result.inputs_per_s = inputs / train_seconds if train_seconds > 0 else 0.0
-            # Not one run's peak (the stack's is K runs'): unmeasured, like a run that
-            # shared its process; worker admission reads recorded peaks as one run's need.
-            result.peak_memory_bytes = 0
-            result.wall_seconds = wall
-            if member.checkpoints is not None:
-                result.checkpoint_path = str(member.checkpoints.directory)
-            out.append(result)
-        return out
+        return [self._result(member) for member in self.members]
+
+    def _result(self, member: _Member) -> FitResult | TrainingError:
+        """What fit() would return for this run: its figures up to its end (or now)."""
+        if member.error is not None:
+            return member.error
+        steps, inputs, seconds, wall = member.ended_at or self._now()
+        result = member.out
+        result.steps, result.inputs_seen, result.wall_seconds = steps, inputs, wall
+        result.inputs_per_s = inputs / seconds if seconds > 0 else 0.0
+        # Not one run's peak (the stack's is K runs'): unmeasured, like a run that
+        # shared its process; worker admission reads recorded peaks as one run's need.
+        result.peak_memory_bytes = 0
+        if member.checkpoints is not None:
+            result.checkpoint_path = str(member.checkpoints.directory)
+        return result
+
+    def _now(self) -> tuple[int, int, float, float]:
+        """(steps, inputs, training seconds, wall seconds) so far."""
+        return self.step, self.inputs, self.clock.seconds(), time.perf_counter() - self.started

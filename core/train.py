@@ -87,6 +87,10 @@ class FitCallbacks:
     on_validation: Callable[[ValidationPoint], None] | None = None
     should_stop: Callable[[], bool] | None = None
     log_every: int = 20
+    # fit_stack only: a run of the stack that ends before the others (stopped, or its
+    # loss diverged) is handed what fit_stack will also return for it, so that it can
+    # be recorded at once rather than when the whole stack ends.
+    on_early_end: Callable[[FitResult | TrainingError], None] | None = None
 
 
 @dataclass

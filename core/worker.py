@@ -238,7 +238,8 @@ class Worker:
         self, runs: list[RunRow], train: Callable[[list[FitCallbacks], list[Path]], StackResults]
     ) -> None:
         """Record ``runs`` while ``train`` trains them, then end each on its own: a result
-        ends it, an error returned for it fails it, an error raised fails them all."""
+        ends it, an error returned for it fails it, an error raised fails them all. A run
+        of a stack that ends before the others (cancelled, diverged) is recorded then."""
         self.heartbeat.watch(tuple(run.id for run in runs))
         recorders = [
             RunRecorder(
@@ -246,28 +247,42 @@ class Worker:
             )
             for run in runs
         ]
+        ended: set[int] = set()
+
+        def end_early(run: RunRow, recorder: RunRecorder, result: FitResult | Exception) -> None:
+            recorder.flush()
+            self.end_with(run, result, recorder)
+            ended.add(run.id)
+
+        callbacks = [r.callbacks() for r in recorders]
+        for run, recorder, cbs in zip(runs, recorders, callbacks, strict=True):
+            cbs.on_early_end = partial(end_early, run, recorder)
         try:
-            results = train(
-                [r.callbacks() for r in recorders], [self.checkpoint_dir(r) for r in runs]
-            )
-            for recorder in recorders:
-                recorder.flush()
+            results = train(callbacks, [self.checkpoint_dir(r) for r in runs])
+            for run, recorder in zip(runs, recorders, strict=True):
+                if run.id not in ended:
+                    recorder.flush()
         except QueueError:
             raise  # the database itself is gone: nothing sensible to record; stop
         except NoDataHere as exc:  # this machine's data, not the run: every run would fail
             self.stop_for_data(runs, exc)
         except Exception as exc:  # any per-run problem (a stack's: every run's): record, go on
             for run, recorder in zip(runs, recorders, strict=True):
-                _flush_quietly(recorder)
-                self.end_failed(run, failure_message(exc))
+                if run.id not in ended:
+                    _flush_quietly(recorder)
+                    self.end_failed(run, failure_message(exc))
             return
         finally:
             self.heartbeat.watch(())
         for run, result, recorder in zip(runs, results, recorders, strict=True):
-            if isinstance(result, Exception):  # this run of a stack alone diverged
-                self.end_failed(run, failure_message(result))
-            else:
-                self.end(run, result, recorder)
+            if run.id not in ended:
+                self.end_with(run, result, recorder)
+
+    def end_with(self, run: RunRow, result: FitResult | Exception, recorder: RunRecorder) -> None:
+        if isinstance(result, Exception):  # this run of a stack alone diverged
+            self.end_failed(run, failure_message(result))
+        else:
+            self.end(run, result, recorder)
 
     def stop_for_data(self, runs: list[RunRow], error: NoDataHere) -> NoReturn:
         """No dataset anywhere this machine looks: failing this run, then the next and

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -173,8 +174,11 @@ def test_a_run_that_diverges_fails_alone(data: Datasets, monkeypatch: pytest.Mon
         return model
 
     monkeypatch.setattr(train_module, "build_model", poisoned)  # what seeded_model builds
-    results = stack.fit_stack(_configs(), data, "cpu", [FitCallbacks(log_every=4)] * 3)
+    early: list[object] = []
+    callbacks = [FitCallbacks(log_every=4, on_early_end=early.append) for _ in range(3)]
+    results = stack.fit_stack(_configs(), data, "cpu", callbacks)
     assert isinstance(results[1], NonFiniteLoss)
+    assert early == [results[1]]  # handed over as it diverged; the others ran to the end
     assert str(results[1]) == "loss became NaN at step 1"
     alone = fit(CONFIG.replace(seed=5), data, "cpu", FitCallbacks(log_every=4))
     assert _ok(results[2]).validation_loss == pytest.approx(alone.validation_loss, rel=1e-4)
@@ -192,11 +196,17 @@ def _stop_after(steps: int) -> Callable[[], bool]:
 
 
 def test_a_run_told_to_stop_stops_alone(data: Datasets) -> None:
+    early: list[tuple[int, object]] = []  # (run, result) handed over as it ended
     callbacks = [FitCallbacks(should_stop=_stop_after(5), log_every=4)] + [
         FitCallbacks(should_stop=lambda: False, log_every=4) for _ in range(2)
     ]
+    for k, cb in enumerate(callbacks):
+        cb.on_early_end = partial(lambda k, result: early.append((k, result)), k)
     results = [_ok(r) for r in stack.fit_stack(_configs(), data, "cpu", callbacks)]
     assert results[0].stopped and results[0].steps == 5 and results[0].inputs_seen == 80
+    # Handed over as it stopped (the worker records it then), the very result returned.
+    assert [(k, result is results[0]) for k, result in early] == [(0, True)]
+    assert results[0].wall_seconds < results[1].wall_seconds
     alone = fit(CONFIG, data, "cpu", FitCallbacks(should_stop=_stop_after(5), log_every=4))
     assert [(p.step, p.loss) for p in results[0].train_losses] == [
         (p.step, pytest.approx(p.loss, rel=1e-4)) for p in alone.train_losses

@@ -149,6 +149,29 @@ def test_stack_claims_seeds_of_one_config_and_ends_each_run_on_its_own(
     assert worker.current == []
 
 
+def test_a_run_cancelled_inside_a_stack_is_recorded_as_it_stops(repo: Repo, tmp_path: Path) -> None:
+    cell = repo.enqueue(tiny_runs(3)).added_ids
+    seen: list[tuple[S, S]] = []  # (cancelled run, a partner) while the stack still trains
+
+    def train_stack(
+        runs: list[RunRow], callbacks: list[FitCallbacks], dirs: list[Path]
+    ) -> list[FitResult | Exception]:
+        stopped = FitResult(float("nan"), inputs_seen=64, steps=1, stopped=True)
+        assert callbacks[1].on_early_end is not None
+        callbacks[1].on_early_end(stopped)  # as fit_stack does when should_stop says so
+        seen.append((repo.get_run(runs[1].id).status, repo.get_run(runs[0].id).status))
+        finished = FitResult(0.25, inputs_seen=6400, steps=100, param_count=383)
+        return [finished, stopped, finished]
+
+    trainer = StackingTrainer()
+    trainer.train_stack = train_stack  # type: ignore[method-assign]
+    worker = make_worker(repo, trainer, tmp_path, rules=ClaimRules(stack=3))
+    assert worker.loop(until_empty=True) == 3  # each run ended once
+    assert seen == [(S.CANCELLED, S.RUNNING)]
+    assert [repo.get_run(i).status for i in cell] == [S.SUCCEEDED, S.CANCELLED, S.SUCCEEDED]
+    assert repo.get_run(cell[1]).inputs_done == 64
+
+
 def test_a_stack_is_no_larger_than_max_runs_allows(repo: Repo, tmp_path: Path) -> None:
     cell = repo.enqueue(tiny_runs(4)).added_ids
     trainer = StackingTrainer()
