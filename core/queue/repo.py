@@ -546,9 +546,18 @@ class Repo:
 
     @staticmethod
     def _worker_idle(conn: Connection, worker_id: str, finished: bool) -> None:
-        # A worker already stopping stays so: its run ended, but it takes no other.
-        state = case((WORKER.c.state == "stopping", "stopping"), else_="idle")
-        values: dict[str, Any] = {"state": state, "current_run_id": None}
+        """A run of the worker ended: it is idle, unless it still trains others (a run
+        of a stack ended before the rest): then its current run is the oldest of those."""
+        still_training = conn.execute(
+            select(RUN.c.id)
+            .where(RUN.c.worker_id == worker_id, RUN.c.status == RunStatus.RUNNING.value)
+            .order_by(RUN.c.id)
+            .limit(1)
+        ).scalar()
+        values: dict[str, Any] = {"current_run_id": still_training}
+        if still_training is None:
+            # A worker already stopping stays so: its run ended, but it takes no other.
+            values["state"] = case((WORKER.c.state == "stopping", "stopping"), else_="idle")
         if finished:
             values["runs_done"] = WORKER.c.runs_done + 1
         conn.execute(update(WORKER).where(WORKER.c.id == worker_id).values(**values))

@@ -238,6 +238,23 @@ def test_a_stack_claim_takes_no_seeds_for_a_run_that_cannot_stack(repo: Repo) ->
     assert repo.claim_stack(worker, False, 3, lambda config: True) == []
 
 
+def test_a_worker_whose_stack_lost_one_run_still_trains_the_others(repo: Repo) -> None:
+    cell = repo.enqueue(tiny_runs(3)).added_ids
+    worker = repo.register_worker("h", 1, "cpu")
+    repo.claim_stack(worker, False, 3, lambda config: True)
+
+    def row() -> tuple[str, int | None, int]:
+        (w,) = repo.list_workers()
+        return w.state, w.current_run_id, w.runs_done
+
+    assert repo.mark_cancelled(cell[0], worker, FinalFigures(inputs_done=64))
+    assert row() == ("running", cell[1], 1)  # not idle: two runs of its stack still train
+    assert repo.fail(cell[1], worker, "loss became NaN at step 3")
+    assert row() == ("running", cell[2], 2)
+    assert repo.finish(cell[2], worker, FinalFigures(validation_loss=0.25))
+    assert row() == ("idle", None, 3)
+
+
 def test_claim_takes_highest_priority_then_oldest(repo: Repo) -> None:
     low = repo.enqueue([tiny_run(0)]).added_ids[0]
     high = repo.enqueue([tiny_run(1), tiny_run(2)], priority=3).added_ids
