@@ -34,6 +34,21 @@ class ResconvApp(App[None]):
 
         self.push_screen(RunsScreen(self.ctx))
 
+    async def action_quit(self) -> None:
+        """``q``, ctrl+q and the palette's Quit: a screen with unsaved edits (the new-sweep
+        form) asks first, as its own ``esc`` does."""
+        question = getattr(self.screen, "quit_question", lambda: None)()
+        if question is None:
+            self.exit()
+            return
+        from resconv_tui.screens.confirm import ConfirmScreen
+
+        def leave(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        self.push_screen(ConfirmScreen(question, "Quit"), leave)
+
     def action_help(self) -> None:
         from resconv_tui.screens.help import HelpScreen
 

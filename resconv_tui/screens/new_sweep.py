@@ -397,6 +397,12 @@ class NewSweepScreen(Screen[int | None]):
         question = "Leave the form? Its changes are neither queued nor saved."
         self.app.push_screen(ConfirmScreen(question, "Leave"), leave)
 
+    def quit_question(self) -> str | None:
+        """What quitting the dashboard asks first (None: nothing would be lost)."""
+        if self._snapshot() == self._kept:
+            return None
+        return "Quit? The form's changes are neither queued nor saved."
+
     def palette_commands(self) -> Iterator[SystemCommand]:
         """This screen's actions by name (the app adds them to ctrl+p)."""
         yield SystemCommand(

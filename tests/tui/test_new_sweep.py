@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from screen_host import ScreenHost, drawn, screen_text
 from textual.pilot import Pilot
-from textual.widgets import Input, Static
+from textual.widgets import Button, Input, Static
 
 from core.config import RunConfig
 from core.params import count_params
@@ -173,6 +173,36 @@ async def test_escape_asks_before_dropping_edits(db_url: str) -> None:
         await pilot.press("escape", "y")
         await settle(pilot)
     assert app.result is None
+
+
+async def test_quitting_the_dashboard_from_the_form_asks_over_unsaved_edits(
+    db_url: str, app_factory: Any
+) -> None:
+    # `q` with a button focused (the form's Inputs take the letter) quit at once.
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        await settle(pilot)
+        form(pilot).query_one(Button).focus()
+        await pilot.press("q")  # nothing changed yet: quits without asking
+        await settle(pilot)
+    assert app.return_code == 0 and not app.is_running
+
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        await settle(pilot)
+        await type_into(pilot, "layers", "1,2,3")
+        form(pilot).query_one(Button).focus()
+        await pilot.press("q")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")  # stay: the edits are still there
+        await settle(pilot)
+        assert form(pilot).field("layers").value == "1,2,3"
+        await pilot.press("q", "y")
+        await settle(pilot)
+        assert not app.is_running
 
 
 async def test_escape_after_loading_a_file_leaves_at_once(db_url: str) -> None:
