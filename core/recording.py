@@ -129,6 +129,7 @@ class RunRecorder:
         self.on_step = on_step  # the heartbeat's stall watch: a step is being taken
         self.buffer: list[MetricPoint] = []
         self.inputs_done: int | None = None
+        self.train_seconds = 0.0  # the training steps' time so far, summed from the points
         self.last_flush = self.last_cancel_check = clock()
         self.cancelled = False
         self.stopped_by_signal = False
@@ -151,6 +152,8 @@ class RunRecorder:
             ("memory_bytes", p.memory_bytes),
         ):
             self.buffer.append(MetricPoint(p.step, p.inputs, name, float(value)))
+        if p.inputs_per_s > 0:  # each point's rate covers the inputs since the one before
+            self.train_seconds += (p.inputs - (self.inputs_done or 0)) / p.inputs_per_s
         self.inputs_done = p.inputs
         if len(self.buffer) >= FLUSH_ROWS:
             self.flush()
@@ -177,8 +180,14 @@ class RunRecorder:
     def flush(self) -> None:
         self.last_flush = self.clock()
         if self.buffer or self.inputs_done is not None:
+            done, seconds = self.inputs_done, self.train_seconds
+            rate = done / seconds if done is not None and seconds > 0 else None
             self.repo.add_metrics(
-                self.run_id, self.buffer, self.inputs_done, only_while_running=True
+                self.run_id,
+                self.buffer,
+                self.inputs_done,
+                only_while_running=True,
+                inputs_per_s=rate,
             )
             self.buffer = []
 

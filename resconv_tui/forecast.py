@@ -6,7 +6,14 @@ area (every weight of a same-padded convolution is applied at every pixel), and 
 seconds per input are fitted to that cost, ``a + b * cost``, over the finished runs and
 the running ones of sizes no run has finished yet (their pace so far); with one size
 measured, or a fit that makes no sense (a cost that would make runs faster), the
-median seconds per input stands for all.
+median seconds per input stands for all; a fit below zero at no cost is made through
+the origin instead (proportional to the cost).
+
+Where finished runs tell it, the fit is of the training steps' rates, and each run adds
+the time it spends beside them (loading, validation, samples, checkpoints: ``overheads``,
+the median of its size's finished runs): small runs' fixed time, spread over their few
+inputs, would otherwise make a run ten times longer look ten times slower. Without it
+(runs from older workers, none finished yet) the fit is of wall-time rates.
 
 The schedule is discrete, as training is: a run is never split between slots. Each
 live worker has a slot per run in flight (``--slots K`` rows are separate workers; a
@@ -58,31 +65,53 @@ def seconds_per_input(
     spread = sum((x - x_mean) ** 2 for x in xs)
     slope = sum((x - x_mean) * (y - y_mean) for x, y in points) / spread
     base = y_mean - slope * x_mean
-    if slope <= 0 or base < 0:  # noise, or too few sizes to tell: one rate for all
+    if slope <= 0:  # noise, or too few sizes to tell: one rate for all
         return lambda run: typical
+    if base < 0:  # no time at no cost: proportional to the cost, through the origin
+        # (a CPU's small runs fitted below zero, and the median timed a sweep of 1 to
+        # 21 layers at 1m26s for 7 minutes of runs)
+        through_origin = sum(x * y for x, y in points) / sum(x * x for x in xs)
+        return lambda run: through_origin * run_cost(run)
     return lambda run: base + slope * run_cost(run)
 
 
-def _running_left(
-    run: RunRow, measured_rate: float | None, per_input: Callable[[RunRow], float], seen: bool
-) -> float:
-    """Seconds until a running run ends: its inputs left at its pace so far, then, where
-    runs of its size have finished (``seen``), the end their wall time says follows: the
-    last validation pass, samples and checkpoints come after the last step (small runs
-    on a CPU spend seconds there, and the ETA read 2 s with 7 s left).
+def overheads(finished: Sequence[RunRow]) -> Callable[[RunRow], float] | None:
+    """Seconds a run spends beside its training steps: loading data, building the model,
+    validation passes, samples, checkpoints. Each finished run's is its wall time (claim
+    to end) less its steps' time (inputs over its training rate); a run's estimate is the
+    median of those of its size, else of all. None when no finished run tells."""
+    by_cost: dict[float, list[float]] = {}
+    for run in finished[-FIT_RECENT:]:
+        if run.inputs_per_s and run.started_at and run.finished_at and run.inputs_done:
+            beside = run.finished_at - run.started_at - run.inputs_done / run.inputs_per_s
+            by_cost.setdefault(run_cost(run), []).append(max(0.0, beside))
+    if not by_cost:
+        return None
+    overall = statistics.median(x for xs in by_cost.values() for x in xs)
+    medians = {cost: statistics.median(xs) for cost, xs in by_cost.items()}
+    return lambda run: medians.get(run_cost(run), overall)
 
-    That end is at most the run's own time so far: a peer's wall time may hold what
-    this run will not spend (the dataset's first load, a slower device on a shared
-    queue), and an end longer than all the training before it is not one to expect."""
+
+def _running_left(
+    run: RunRow,
+    pace: float | None,
+    per_input: Callable[[RunRow], float],
+    overhead: Callable[[RunRow], float] | None,
+) -> float:
+    """Seconds until a running run ends. ``pace``: its inputs per second of wall time
+    since its claim. Where finished runs tell the time spent beside the steps
+    (``overhead``), the inputs left at its training rate plus what of that time it has
+    not spent yet: the last validation pass, samples and checkpoints come after the last
+    step (a small CPU run's ETA read 2 s with 7 s left, and 0 s while it validated).
+    Otherwise the inputs left at its pace."""
     left = max(0, run.total_inputs - run.inputs_done)
-    if not measured_rate:
-        return left * per_input(run)
-    at_pace = left / measured_rate
-    if not seen:
-        return at_pace
-    elapsed = run.inputs_done / measured_rate  # its pace is inputs per second since start
-    end = run.total_inputs * per_input(run) - run.total_inputs / measured_rate
-    return at_pace + min(max(0.0, end), elapsed)
+    if not pace:  # claimed, nothing recorded yet
+        return (overhead(run) if overhead else 0.0) + left * per_input(run)
+    training = run.inputs_per_s
+    if overhead is None or not training:
+        return left / pace
+    spent = max(0.0, run.inputs_done / pace - run.inputs_done / training)
+    return left / training + max(0.0, overhead(run) - spent)
 
 
 def queue_ends(
@@ -93,16 +122,24 @@ def queue_ends(
 ) -> dict[int, float] | None:
     """Seconds from now until each running and queued run ends; None when nothing can be
     forecast (no live worker, or no run measured yet). Queued runs no slot will take
-    (every live worker is stopping) are absent."""
+    (every live worker is stopping) are absent.
+
+    ``rate``: a run's inputs per second of wall time, claim to end (to now if running).
+    A run's training rate is its ``inputs_per_s``."""
     alive = [w for w in workers if live(w)]
-    # Finished runs' final rates first: a running run's rate so far moves from one poll
-    # to the next (its first steps, a validation pass), and the fit with it. A running
-    # run counts only for a size no finished run has (a sweep's big runs end last).
-    finished = [(run, r) for run in runs if run.status == RunStatus.SUCCEEDED and (r := rate(run))]
-    sizes = {run_cost(run) for run, _ in finished}
-    running = [(run, r) for run in runs if run.status == RunStatus.RUNNING and (r := rate(run))]
-    per_input = seconds_per_input(finished + [(run, r) for run, r in running
-                                              if run_cost(run) not in sizes])  # fmt: skip
+    # Finished runs' figures first: a running run's rate so far moves from one poll to
+    # the next (its first steps, a validation pass), and the fit with it. A running run
+    # counts only for a size no finished run has (a sweep's big runs end last).
+    done = [run for run in runs if run.status == RunStatus.SUCCEEDED]
+    sizes = {run_cost(run) for run in done}
+    overhead = overheads(done)
+    running = [run for run in runs if run.status == RunStatus.RUNNING]
+    measuring = done + [run for run in running if run_cost(run) not in sizes]
+    if overhead is None:  # wall time alone: it holds the time beside the steps
+        paces = [(run, r) for run in measuring if (r := rate(run) or run.inputs_per_s)]
+    else:  # the steps' rate: each run adds the time beside them (``overhead``)
+        paces = [(run, r) for run in measuring if (r := run.inputs_per_s or rate(run))]
+    per_input = seconds_per_input(paces)
     if not alive or per_input is None:
         return None
     taking = {w.id: w.state != "stopping" for w in alive}  # a stopping worker takes no run
@@ -110,12 +147,12 @@ def queue_ends(
     slots: list[float] = []  # when each slot that takes queued runs is free
     in_flight: dict[str, int] = {}
     requeued = []  # a stopping worker puts its runs back: they train again from the start
-    for run in runs:
-        if run.status == RunStatus.RUNNING and run.worker_id in taking:
+    for run in running:
+        if run.worker_id in taking:
             if not taking[run.worker_id]:
                 requeued.append(run)
                 continue
-            ends[run.id] = _running_left(run, rate(run), per_input, run_cost(run) in sizes)
+            ends[run.id] = _running_left(run, rate(run), per_input, overhead)
             in_flight[run.worker_id] = in_flight.get(run.worker_id, 0) + 1
             slots.append(ends[run.id])
     for worker in alive:
@@ -126,6 +163,7 @@ def queue_ends(
     queued = sorted(waiting, key=lambda r: (-r.priority, r.id))
     for run in queued if slots else ():
         start = heapq.heappop(slots)
-        ends[run.id] = start + run.total_inputs * per_input(run)
+        beside = overhead(run) if overhead else 0.0
+        ends[run.id] = start + beside + run.total_inputs * per_input(run)
         heapq.heappush(slots, ends[run.id])
     return ends

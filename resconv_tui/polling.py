@@ -71,6 +71,7 @@ class Dashboard:
     held: dict[str, list[int]] = field(default_factory=dict)  # worker id -> its running runs
     experiment_etas: dict[str, float] = field(default_factory=dict)  # until its runs have ended
     stalled: frozenset[int] = frozenset()  # running runs whose worker takes no steps
+    run_ends: dict[int, float] = field(default_factory=dict)  # queue_forecast's, by run id
 
 
 def read_dashboard(
@@ -101,7 +102,7 @@ def read_dashboard(
     return Dashboard(
         now, runs, workers, losses, experiments, settled, status_counts(runs),
         last_end(runs, ends), failure_counts(runs), held, experiment_etas(runs, ends),
-        stalled_runs(workers, held),
+        stalled_runs(workers, held), ends or {},
     )  # fmt: skip
 
 
@@ -180,9 +181,17 @@ def live_workers_of(host: str, workers: Sequence[WorkerRow], now: float) -> list
 
 
 def run_rate(run: RunRow, now: float) -> float | None:
-    """Inputs per second: the final figure when done, else measured since the run started."""
+    """The in/s column: the training steps' inputs per second (validation passes, loading
+    and saving left out), the final figure when done and the rate so far while running;
+    a row whose worker recorded no such rate (an older worker) shows its pace so far."""
     if run.inputs_per_s is not None:
         return run.inputs_per_s
+    return pace_so_far(run, now)
+
+
+def pace_so_far(run: RunRow, now: float) -> float | None:
+    """A running run's inputs per second of wall time since its claim: inputs done over
+    the time they were done at (the worker stamps the heartbeat as it records them)."""
     if run.status != RunStatus.RUNNING or run.started_at is None or not run.inputs_done:
         return None
     elapsed = (run.heartbeat_at or now) - run.started_at
@@ -190,23 +199,35 @@ def run_rate(run: RunRow, now: float) -> float | None:
 
 
 def wall_rate(run: RunRow, now: float) -> float | None:
-    """Inputs per second of wall time from claim to end: what the queue's forecast needs.
-    A finished run's inputs/s is its training steps' alone; its validation passes, data
-    loading and saving took as long again for small runs (a walkthrough's ETA said 18 s
-    for runs that took 3m40s). A running run's rate is wall time since its start already."""
+    """Inputs per second of wall time from claim to end (to now while it runs): what the
+    queue's forecast paces runs by. A finished run's inputs/s is its training steps'
+    alone; its validation passes, data loading and saving took as long again for small
+    runs (a walkthrough's ETA said 18 s for runs that took 3m40s)."""
     if run.status == RunStatus.SUCCEEDED and run.started_at and run.finished_at:
         took = run.finished_at - run.started_at
         if took > 0 and run.inputs_done:
             return run.inputs_done / took
-    return run_rate(run, now)
+    if run.status == RunStatus.RUNNING:
+        return pace_so_far(run, now)
+    return run.inputs_per_s
 
 
 def run_eta(run: RunRow, now: float) -> float | None:
-    """Seconds left for a running run at its measured rate."""
-    rate = run_rate(run, now)
+    """Seconds left for a running run at its pace so far (wall time: its validation
+    passes count); the dashboard and ``ls`` show the queue forecast's instead where there
+    is one (``queue_forecast``), which also counts its end (last validation, saving)."""
+    rate = pace_so_far(run, now)
     if run.status != RunStatus.RUNNING or not rate:
         return None
     return max(0.0, (run.total_inputs - run.inputs_done) / rate)
+
+
+def shown_eta(run: RunRow, now: float, ends: dict[int, float]) -> float | None:
+    """A running run's ETA as the dashboard and ``ls`` show it: the queue forecast's end
+    for it (``ends``), else its inputs left at its pace so far (``run_eta``)."""
+    if run.status != RunStatus.RUNNING:
+        return None
+    return ends[run.id] if run.id in ends else run_eta(run, now)
 
 
 def queue_forecast(

@@ -52,19 +52,21 @@ def run(args: argparse.Namespace) -> int:
     ordered = [*running, *queued, *ended]
     now = time.time()
     stalled, exited = troubled_runs(repo, runs, now)
+    ends = run_ends(repo, runs, now)
     if args.json:
-        from resconv_tui.polling import run_eta
+        from resconv_tui.polling import shown_eta
 
         listed = []
         for r in ordered:
             entry = run_json(r, r.id in stalled, r.id in exited)
             # The text's ETA, for a running run whose worker still trains it.
-            eta = None if r.id in stalled or r.id in exited else run_eta(r, now)
+            eta = None if r.id in stalled or r.id in exited else shown_eta(r, now, ends)
             entry["eta_seconds"] = None if eta is None else round(eta, 1)
             listed.append(entry)
         print(json.dumps(listed, indent=1))
     elif ordered:
-        print(table([run_line(r, now, r.id in stalled, r.id in exited) for r in ordered]))
+        lines = [run_line(r, now, r.id in stalled, r.id in exited, ends) for r in ordered]
+        print(table(lines))
     else:
         print("no runs" + (" match" if statuses or args.experiment else " yet"))
     return 0
@@ -87,16 +89,31 @@ def troubled_runs(
     return stalled_runs(workers, held_runs(runs, workers)), exited
 
 
+def run_ends(repo: Repo, runs: list[RunRow], now: float) -> dict[int, float]:
+    """The queue forecast's seconds until each run ends, as the dashboard's ETA column
+    has them (from every run of the database, whatever ``ls`` lists)."""
+    from core.queue import RunStatus
+    from resconv_tui.polling import queue_forecast, read_workers
+
+    if not any(r.status == RunStatus.RUNNING for r in runs):
+        return {}
+    return queue_forecast(repo.list_runs(), read_workers(repo, now), now) or {}
+
+
 def queue_order(run: RunRow) -> tuple[int, int]:
     """How workers claim: highest priority, then oldest."""
     return (-run.priority, run.id)
 
 
 def run_line(
-    run: RunRow, now: float, stalled: bool = False, exited: bool = False
+    run: RunRow,
+    now: float,
+    stalled: bool = False,
+    exited: bool = False,
+    ends: dict[int, float] | None = None,
 ) -> tuple[str, ...]:
     from core.queue.failures import run_cause
-    from resconv_tui.polling import run_eta
+    from resconv_tui.polling import shown_eta
 
     loss = "" if run.validation_loss is None else f"{run.validation_loss:.6f}"
     note = ""
@@ -106,14 +123,13 @@ def run_line(
     elif exited:
         note = "its worker's process has exited: worker lost (a worker or dashboard marks it)"
     elif run.cancel_requested and run.status.value == "running":
-        # A stack's cancelled run stops at once but stays "running" until its stack ends.
-        note = "cancel requested: its worker stops it (a stack's run ends with its stack)"
+        note = "cancel requested: its worker stops it within a few seconds"
     elif stalled:
         from core.recording import STALL_AFTER_S
 
         limit = f"{STALL_AFTER_S / 60:.0f} min"
         note = f"stalled: no training step for {limit} or more (see its worker's log)"
-    elif (eta := run_eta(run, now)) is not None:
+    elif (eta := shown_eta(run, now, ends or {})) is not None:
         from resconv_tui.polling import format_duration
 
         note = f"ETA {format_duration(eta)}"

@@ -191,7 +191,9 @@ class RunsScreen(RunActions, Screen[None]):
         if dash is None:
             return
         table = self.query_one(RunTable)
-        table.show_runs(self.visible_runs(), dash.now, set(self.marked), dash.stalled)
+        table.show_runs(
+            self.visible_runs(), dash.now, set(self.marked), dash.stalled, dash.run_ends
+        )
         self.query_one(WorkersPanel).show(dash.workers, dash.now, dash.held)
         self.query_one("#runs-summary", Static).update(self._summary(dash))
         self._draw_detail()

@@ -15,7 +15,7 @@ from rich.text import Text
 from textual import events
 
 from core.queue import RunRow, RunStatus
-from resconv_tui.polling import format_duration, run_eta, run_rate, silent_for
+from resconv_tui.polling import format_duration, run_rate, shown_eta, silent_for
 from resconv_tui.widgets.rows_table import RowsTable
 
 COLUMNS = (
@@ -72,10 +72,13 @@ class RunTable(RowsTable):
         # Running runs whose worker took no step for minutes. Only running rows, which
         # every poll reads afresh, so the reuse above never keeps an old "stalled" cell.
         self._stalled: frozenset[int] = frozenset()
+        self._ends: dict[int, float] = {}
         self.narrow = False
         self.name_width = NARROW_NAME_WIDTH  # the name column's width when narrow
         self._position: dict[str, int] = {}  # column key -> index in a run's cells
-        self._last: tuple[Sequence[RunRow], float, set[int], frozenset[int]] | None = None
+        self._last: (
+            tuple[Sequence[RunRow], float, set[int], frozenset[int], dict[int, float] | None] | None
+        ) = None
 
     @property
     def shown_columns(self) -> tuple[tuple[str, str], ...]:
@@ -169,10 +172,12 @@ class RunTable(RowsTable):
         now: float,
         marked: set[int],
         stalled: frozenset[int] = frozenset(),
+        ends: dict[int, float] | None = None,
     ) -> None:
-        """Make the table show ``runs`` in order, touching as few cells as possible."""
-        self._stalled = stalled
-        self._last = (runs, now, marked, stalled)
+        """Make the table show ``runs`` in order, touching as few cells as possible.
+        ``ends``: the queue forecast's seconds until each run ends (the ETA column)."""
+        self._stalled, self._ends = stalled, ends or {}
+        self._last = (runs, now, marked, stalled, ends)
         fresh = {run.id: self._cells_of(run, now, run.id in marked) for run in runs}
         if self._fit(fresh):  # a long name or a wide cell came or went: made again
             return
@@ -215,7 +220,11 @@ class RunTable(RowsTable):
         loss = "—" if run.validation_loss is None else f"{run.validation_loss:.6f}"
         rate = run_rate(run, now)
         status = str(run.status) + (" ⨯" if run.cancel_requested else "")
-        eta = format_duration(run_eta(run, now)) if run.status == RunStatus.RUNNING else ""
+        eta = (
+            format_duration(shown_eta(run, now, self._ends))
+            if run.status == RunStatus.RUNNING
+            else ""
+        )
         style = str(run.status)
         if (silent := silent_for(run, now)) is not None:  # its worker died or hangs
             status, eta = f"{status}?", f"silent {format_duration(silent)}"

@@ -93,24 +93,56 @@ def test_a_running_run_s_eta_counts_the_end_its_finished_peers_took(
 ) -> None:
     # The last validation pass, samples and checkpoints come after the last step: for a
     # small CPU run the ETA read 2 s with 7 s left, and 0 s while it validated.
-    done = finished_in_20_s(db_url)
-    running = dataclasses.replace(done, id=2, status=RunStatus.RUNNING, inputs_per_s=None,
-                                  worker_id="w", finished_at=None, heartbeat_at=NOW)  # fmt: skip
-    steps_done = dataclasses.replace(running, started_at=NOW - 18)
+    done = finished_in_20_s(db_url)  # 10 s of steps (100 inputs/s), 10 s beside them
+    running = dataclasses.replace(done, id=2, status=RunStatus.RUNNING, worker_id="w",
+                                  finished_at=None, heartbeat_at=NOW)  # fmt: skip
+    steps_done = dataclasses.replace(running, started_at=NOW - 18)  # 8 of the 10 s spent
     assert queue_eta([done, steps_done], [worker("running")], NOW) == pytest.approx(2)  # was 0
     halfway = dataclasses.replace(running, inputs_done=500, started_at=NOW - 5)
-    assert queue_eta([done, halfway], [worker("running")], NOW) == pytest.approx(10)  # was 5
-    # The end is at most the run's own time so far: a peer that took 100 s (its data's
-    # first load, a slower device) does not make 900 of 1000 inputs in 10 s wait 90 s.
-    slow_peer = dataclasses.replace(done, started_at=NOW - 180)
-    nearly = dataclasses.replace(running, inputs_done=900, started_at=NOW - 10)
-    assert queue_eta([slow_peer, nearly], [worker("running")], NOW) == pytest.approx(10 / 9 + 10)
-    # Slower than its peers: its own pace says more, and counts.
-    slow = dataclasses.replace(running, inputs_done=500, started_at=NOW - 50)
-    assert queue_eta([done, slow], [worker("running")], NOW) == pytest.approx(50)
-    # No run of its size has finished: its own pace alone.
-    other = dataclasses.replace(halfway, param_count=done.param_count * 10)
-    assert queue_eta([done, other], [worker("running")], NOW) == pytest.approx(5)
+    assert queue_eta([done, halfway], [worker("running")], NOW) == pytest.approx(5 + 10)
+    # Slower steps than its peers': its own training rate counts.
+    slow = dataclasses.replace(running, inputs_done=500, inputs_per_s=10.0, started_at=NOW - 50)
+    assert queue_eta([done, slow], [worker("running")], NOW) == pytest.approx(50 + 10)
+    # The time beside the steps is the median of its peers': one slow first load (the
+    # dataset's cache made) does not add 90 s to every run after it.
+    slow_peer = dataclasses.replace(done, id=3, started_at=NOW - 180)  # 90 s beside
+    peers = [done, dataclasses.replace(done, id=4), slow_peer]
+    assert queue_eta([*peers, halfway], [worker("running")], NOW) == pytest.approx(15)
+    # No run has finished: its own pace alone (wall time since its claim).
+    assert queue_eta([halfway], [worker("running")], NOW) == pytest.approx(5)
+    # A worker that records no training rate (an older one): its pace alone.
+    unrated = dataclasses.replace(halfway, inputs_per_s=None)
+    assert queue_eta([done, unrated], [worker("running")], NOW) == pytest.approx(5)
+
+
+def test_a_running_run_s_eta_falls_as_it_trains(seeded: dict[str, Any], db_url: str) -> None:
+    # A walkthrough's queue ETA grew from 31 s to 34 s while its runs went from 70% to
+    # 98%: peers of a tenth of its inputs made its end as long as its time so far.
+    small = [dataclasses.replace(finished_in_20_s(db_url), id=i) for i in (1, 2)]
+    big = dataclasses.replace(small[0], id=3, status=RunStatus.RUNNING, worker_id="w",
+                              total_inputs=10_000, finished_at=None, heartbeat_at=NOW)  # fmt: skip
+    etas = []
+    for seconds in (20, 40, 60, 80, 100):  # 100 inputs/s of steps after 10 s of loading
+        inputs = (seconds - 10) * 100
+        now_running = dataclasses.replace(big, inputs_done=inputs, started_at=NOW - seconds)
+        etas.append(queue_eta([*small, now_running], [worker("running")], NOW))
+    assert etas == pytest.approx([90, 70, 50, 30, 10])  # 100 s of steps, 10 s beside
+
+
+def test_a_running_run_s_eta_is_the_forecast_s_where_there_is_one(
+    seeded: dict[str, Any], db_url: str
+) -> None:
+    # The ETA column and `ls` showed the inputs left at the pace so far, beside a queue
+    # ETA that counted each run's end: two figures for one run.
+    done = finished_in_20_s(db_url)
+    halfway = dataclasses.replace(done, id=2, status=RunStatus.RUNNING, worker_id="w",
+                                  inputs_done=500, started_at=NOW - 5, finished_at=None,
+                                  heartbeat_at=NOW)  # fmt: skip
+    ends = polling.queue_forecast([done, halfway], [worker("running")], NOW)
+    assert ends == pytest.approx({2: 15})
+    assert polling.shown_eta(halfway, NOW, ends) == pytest.approx(15)
+    assert polling.shown_eta(halfway, NOW, {}) == pytest.approx(5)  # no forecast: its pace
+    assert polling.shown_eta(done, NOW, ends) is None
 
 
 def test_queue_eta_schedules_whole_runs_on_the_slots_in_flight(
@@ -202,6 +234,12 @@ def test_a_big_run_is_forecast_slower_than_a_small_one() -> None:
     # One size measured: its median rate stands for every run.
     alone = seconds_per_input(truth[:1])
     assert alone is not None and alone(big) == pytest.approx(1 / truth[0][1])
+    # A fit below zero at no cost (small CPU runs): proportional to the cost instead of
+    # the median, which timed a sweep of 1 to 21 layers at 1m26s for 7 minutes of runs.
+    superlinear = [measured(p, 1 / (1e-12 * p * p)) for p in (1_000, 2_000, 3_000)]
+    steep = seconds_per_input(superlinear)
+    assert steep is not None and steep(big) > steep(superlinear[2][0]) > 1 / superlinear[2][1] / 2
+    assert steep(superlinear[0][0]) > 0
     # Bigger runs measured faster (noise): no fit, the median.
     noisy = seconds_per_input([measured(1_000, 10.0), measured(9_000, 20.0), measured(5, 5.0)])
     assert noisy is not None and noisy(big) == pytest.approx(0.1)

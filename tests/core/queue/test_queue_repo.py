@@ -292,6 +292,25 @@ def test_metrics_are_inserted_in_batches_and_read_incrementally(repo: Repo) -> N
     assert len(repo.metrics_since(run_id, limit=10)) == 10
 
 
+def test_progress_stamps_the_heartbeat_and_the_training_rate_so_far(repo: Repo) -> None:
+    # The in/s of a new run read 8,791 for about 1,000: its inputs done were divided by
+    # the time since its claim up to an older heartbeat.
+    run_id = repo.enqueue([tiny_run()]).added_ids[0]
+    worker = repo.register_worker("h", 1, "cpu")
+    claimed = repo.claim(worker)
+    assert claimed is not None and claimed.heartbeat_at is not None
+    time.sleep(0.02)
+    repo.add_metrics(run_id, [], inputs_done=640, inputs_per_s=1234.5)
+    run = repo.get_run(run_id)
+    assert (run.inputs_done, run.inputs_per_s) == (640, 1234.5)
+    assert run.heartbeat_at is not None and run.heartbeat_at > claimed.heartbeat_at
+    repo.add_metrics(run_id, [], inputs_done=1280)  # no rate given: the last one stays
+    assert repo.get_run(run_id).inputs_per_s == 1234.5
+    # Its final figure replaces it; a run queued again forgets it.
+    assert repo.finish(run_id, worker, FinalFigures(validation_loss=0.2, inputs_per_s=999.0))
+    assert repo.get_run(run_id).inputs_per_s == 999.0
+
+
 def test_heartbeat_refreshes_run_and_worker_with_gpu_stats(repo: Repo) -> None:
     repo.enqueue([tiny_run()])
     worker = repo.register_worker("h", 1, "cuda:0")

@@ -89,6 +89,23 @@ def test_trains_every_run_and_records_figures_metrics_and_samples(
     assert (row.state, row.runs_done, row.device) == ("stopped", 3, "cpu")
 
 
+def test_a_running_run_shows_its_training_rate_so_far(repo: Repo, tmp_path: Path) -> None:
+    # The in/s column showed a running run's wall-time pace (validation passes and data
+    # loading in it), then jumped to the training steps' rate as the run ended.
+    repo.enqueue(tiny_runs(1))
+    seen: list[float | None] = []
+
+    def on_step(step: int) -> None:
+        if step == 45:  # points at steps 20 and 40 (1,000 inputs/s), flushed by now
+            seen.append(repo.list_runs()[0].inputs_per_s)
+
+    worker = make_worker(repo, fake_trainer(steps=50, on_step=on_step), tmp_path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("core.recording.FLUSH_ROWS", 1)  # flush at every point
+        worker.loop(until_empty=True)
+    assert seen == [pytest.approx(1000.0)]
+
+
 def test_largest_first_trains_the_most_work_first(repo: Repo, tmp_path: Path) -> None:
     short = repo.enqueue(tiny_runs(2)).added_ids
     long = repo.enqueue(tiny_runs(1, "long", max_inputs=4096)).added_ids
