@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shlex
 import sys
 from typing import TYPE_CHECKING
 
@@ -61,6 +62,13 @@ def db_url(args: argparse.Namespace) -> str:
     from core.queue.db import stored_url
 
     return stored_url(getattr(args, "db", None) or default_db())
+
+
+def db_option(args: argparse.Namespace) -> str:
+    """`` --db X`` as the person gave it (quoted for a shell), for the commands a message
+    suggests: without it, a suggested command acts on ./runs.db. Empty when not given."""
+    given = getattr(args, "db", None)
+    return f" --db {shlex.quote(given)}" if given else ""
 
 
 def open_repo(args: argparse.Namespace, create: bool = False) -> Repo:

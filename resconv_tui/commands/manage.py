@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from resconv_tui.cli import add_db_option, open_repo
+from resconv_tui.cli import add_db_option, db_option, open_repo
 
 if TYPE_CHECKING:
     from core.queue import Repo, RunRow
@@ -175,8 +175,7 @@ def _not_waiting(runs: list[RunRow], args: argparse.Namespace) -> str:
     again = [run.id for run in runs if run.status in (RunStatus.FAILED, RunStatus.CANCELLED)]
     if not again:
         return f"{said}: only queued runs wait for a worker"
-    db = f" --db {args.db}" if getattr(args, "db", None) else ""
-    command = f"resconv-tui retry {' '.join(map(str, again))}{db}"
+    command = f"resconv-tui retry {' '.join(map(str, again))}{db_option(args)}"
     them = "it" if len(again) == 1 else "them"
     return f"{said}: only queued runs wait for a worker ({command} queues {them} again)"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from resconv_tui.cli import add_db_option, db_url, open_repo
+from resconv_tui.cli import add_db_option, db_option, db_url, open_repo
 from resconv_tui.commands.manage import priority_value
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if warning := diverged_warning(diverged, result.queued_again_ids):
         print(f"note: {warning}")
     if (result.added or result.queued_again) and not repo.list_workers():
-        print("no worker is running: start one with `resconv-tui worker`")
+        print(f"no worker is running: start one with `resconv-tui worker{db_option(args)}`")
     return 0
 
 

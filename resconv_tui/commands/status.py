@@ -10,7 +10,7 @@ import argparse
 import time
 from typing import TYPE_CHECKING, Any
 
-from resconv_tui.cli import add_db_option, open_repo
+from resconv_tui.cli import add_db_option, db_option, open_repo
 
 if TYPE_CHECKING:
     from core.queue import RunRow, WorkerRow
@@ -56,9 +56,10 @@ def run(args: argparse.Namespace) -> int:
             exited_here = run_row.worker_id in exited
             print("  " + running_line(run_row, now, exited_here, run_row.id in stalled))
     failed = repo.list_runs(RunFilter(statuses=frozenset({RunStatus.FAILED}), order="recent"))
+    db = db_option(args)
     if failed:
-        print_failures(failed)
-    print("workers:" if workers else "workers: none (start one: resconv-tui worker)")
+        print_failures(failed, db)
+    print("workers:" if workers else f"workers: none (start one: resconv-tui worker{db})")
     for worker in workers:
         print("  " + worker_line(worker, now, held[worker.id], worker.id in exited))
     return 0
@@ -93,14 +94,15 @@ def eta_line(runs: list[RunRow], workers: list[WorkerRow], now: float) -> str:
     return f"queue ETA: {format_duration(eta)} ({each})"
 
 
-def print_failures(failed: list[RunRow]) -> None:
-    """Failed runs by cause, each cause with its retry, then the most recent failures."""
+def print_failures(failed: list[RunRow], db: str = "") -> None:
+    """Failed runs by cause, each cause with its retry (``db``: its `` --db X``), then the
+    most recent failures."""
     from core.queue.failures import RETRY_ADVICE, failure_cause, failure_counts
 
     print("failed, by cause:")
     for cause, count in failure_counts(failed).items():
         print(f"  {count} {cause}: {RETRY_ADVICE[cause]} "
-              f"(resconv-tui retry --cause {cause.option})")  # fmt: skip
+              f"(resconv-tui retry --cause {cause.option}{db})")  # fmt: skip
     print("recently failed:")
     for run_row in failed[:RECENT_FAILURES]:
         cause = failure_cause(run_row.error)  # every row here failed

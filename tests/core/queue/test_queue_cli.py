@@ -404,6 +404,15 @@ def test_failures_by_cause_in_status_and_retry_by_cause(
     ]  # fmt: skip
     assert causes[2].endswith("so retry it (resconv-tui retry --cause worker-lost)")
     assert "  #3 smoke/ch-8_lr-0.001 [loss NaN/inf]: loss became NaN at step 12" in lines
+    # A database given with --db is named in every command suggested: copied without it,
+    # `resconv-tui worker` made and trained an empty ./runs.db.
+    out = cli(capsys, "status", "--db", "runs.db")[1]
+    assert "(resconv-tui retry --cause worker-lost --db runs.db)" in out
+    assert "workers:" in out
+    assert (
+        "no worker is running: start one with `resconv-tui worker --db 'my runs.db'`"
+        in (cli(capsys, "queue", "sweep.yml", "--db", "my runs.db")[1])
+    )
 
     assert cli(capsys, "retry", "--cause", "oom")[1] == "queued again: 1, 4\n"
     assert [r.status for r in repo.list_runs()] == [
