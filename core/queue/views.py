@@ -8,6 +8,7 @@ markdown, CSV or JSON; the TUI shows the same ``Table``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -240,11 +241,20 @@ def resolve_column(name: str, columns: Sequence[str]) -> str:
     same = [c for c in columns if ALIASES.get(c, c) == ALIASES.get(name, name)]
     if len(same) == 1:
         return same[0]
-    matches = [c for c in columns if name.lower() in c.lower()]
+    matches = [c for c in columns if _abbreviates(name, c)]
     if len(matches) == 1:
         return matches[0]
     problem = "is ambiguous" if matches else "is not a column"
     raise UsageError(f"'{name}' {problem} (columns: {', '.join(columns)})")
+
+
+def _abbreviates(name: str, column: str) -> bool:
+    """``name`` begins ``column`` or one of its words (``loss``, ``time``, ``mem``), not
+    just any part of it: ``id`` inside "validation" is no column."""
+    short, words = name.lower().strip(), column.lower()
+    return bool(short) and (
+        words.startswith(short) or any(w.startswith(short) for w in re.split(r"\W+", words))
+    )
 
 
 def sorted_by(table: Table, keys: Sequence[str]) -> Table:
@@ -281,6 +291,17 @@ def _sort_key(value: Any) -> tuple[Any, ...]:
 ALL_COLUMNS = ("*",)  # ``columns=ALL_COLUMNS``: every column (the meter only if it has bars)
 
 
+def _hidden(name: str, columns: Sequence[str]) -> str | None:
+    """The column ``-name`` hides; None for one this table lacks but others may have."""
+    try:
+        return resolve_column(name, columns)
+    except UsageError:
+        with contextlib.suppress(UsageError):
+            resolve_column(name, SOMETIMES)
+            return None
+        raise
+
+
 def _select(table: Table, columns: Sequence[str] | None) -> Table:
     hidden_by_default = {RATE, MEMORY}
     if not columns or tuple(columns) == ALL_COLUMNS:
@@ -289,7 +310,7 @@ def _select(table: Table, columns: Sequence[str] | None) -> Table:
         if all(v is None for v in table.column(METER)):
             chosen.remove(METER)
     elif all(c.startswith("-") for c in columns):
-        drop = {resolve_column(c[1:], table.columns) for c in columns}
+        drop = {_hidden(c[1:], table.columns) for c in columns}
         chosen = [c for c in table.columns if c not in hidden_by_default and c not in drop]
     elif hiding := [c for c in columns if c.startswith("-")]:
         showing = " ".join(c for c in columns if c not in hiding)
@@ -375,10 +396,20 @@ JSON_KEYS = {
 
 
 # What resolve_column also takes for a column: its JSON key, or a plain word for a symbol.
-TYPED_NAMES = {key: column for column, key in JSON_KEYS.items()} | {"delta": DIFF, "std": STD}
+TYPED_NAMES = {key: column for column, key in JSON_KEYS.items()} | {
+    "delta": DIFF, "std": STD, "seeds_done": SEEDS, "seeds_queued": SEEDS,
+}  # fmt: skip
+# Columns a table has only where its runs give them: hiding one that is absent is no error,
+# so that one command serves experiments with and without targets.
+SOMETIMES = (METER, SEEDS, STD, TARGET, DIFF, LOGBOOK_MINUTES, TARGET_PARAMS, RATE, MEMORY)
 
 
 def to_json(table: Table) -> str:
+    if table.columns and set(table.columns) == {METER}:  # it would print [{}, {}, ...]
+        raise UsageError(
+            "--columns meter: JSON leaves the meter out (a picture of the validation loss); "
+            "ask for validation_loss, or --format markdown or csv"
+        )
     return json.dumps([_json_row(table, row) for row in table.rows], indent=2)
 
 

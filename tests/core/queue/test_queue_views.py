@@ -97,6 +97,32 @@ def test_unknown_or_ambiguous_column_is_a_usage_error() -> None:
         render(results_table(runs()), "xml")
 
 
+def test_a_column_is_named_by_the_start_of_it_or_of_one_of_its_words() -> None:
+    # `--columns id` showed "validation loss" ("id" inside "validation"), silently.
+    with pytest.raises(UsageError, match="'id' is not a column"):
+        results_by_cell(runs(), runs(), columns=["id"])
+    assert results_table(runs(), columns=["time", "mem"]).columns == (
+        "train time (minutes)", "peak memory (MiB)",
+    )  # fmt: skip
+    # The JSON keys of the seeds column name it too, as the help says JSON keys do.
+    assert results_by_cell(runs(), runs(), columns=["seeds_done"]).columns == ("seeds",)
+    assert results_by_cell(runs(), runs(), columns=["seeds_queued"]).columns == ("seeds",)
+
+
+def test_hiding_a_column_this_table_lacks_is_no_error_but_a_typo_is() -> None:
+    # One command for experiments with and without targets: `-logbook` failed on the latter.
+    table = results_table(runs(), columns=["-meter", "-logbook", "-delta", "-target"])
+    assert table.columns == ("run", "l", "validation loss", "model params", "train time (minutes)")
+    with pytest.raises(UsageError, match="'lgobook' is not a column"):
+        results_table(runs(), columns=["-lgobook"])
+
+
+def test_json_of_the_meter_alone_is_refused_not_empty_objects() -> None:
+    with pytest.raises(UsageError, match="JSON leaves the meter out"):
+        render(results_table(runs(), columns=["meter"]), "json")
+    assert json.loads(render(results_table(runs(), columns=["meter", "l"]), "json"))[0] == {"l": 15}
+
+
 def test_csv_and_json_keep_raw_numbers() -> None:
     table = results_table(runs())
     csv_lines = render(table, "csv").splitlines()
