@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from core.config import RunConfig
 from core.errors import SweepError
@@ -140,6 +141,12 @@ def test_logbook_files_load_to_the_same_runs(path: Path) -> None:
     assert result.ok
     if "include" in path.read_text():
         assert any("include" in note for note in loaded.notes)
+        # The cells its include changes train otherwise here: their figures are not theirs.
+        included = yaml.safe_load(path.read_text())["include"]
+        changed = [r for r in result.runs if any(
+            all(r.swept.get(k, v) == v for k, v in e.items()) for e in included)]  # fmt: skip
+        assert changed and not any(r.target for r in changed)
+        assert any(r.target for r in result.runs)  # the others keep theirs
         return
     assert sorted(r.config_hash for r in result.runs) == sorted(r.config_hash for r in reference)
     if not loaded.notes:  # no pairs converted: the same names, order and targets
