@@ -55,41 +55,51 @@ def seconds_per_input(
 ) -> Callable[[RunRow], float] | None:
     """From (run, measured inputs/s) pairs: a run's expected seconds per input."""
     points = [(run_cost(run), 1.0 / rate) for run, rate in measured[-FIT_RECENT:] if rate > 0]
+    fitted = fit_to_cost(points)
+    return None if fitted is None else lambda run: fitted(run_cost(run))
+
+
+def fit_to_cost(points: Sequence[tuple[float, float]]) -> Callable[[float], float] | None:
+    """``a + b * cost`` fitted to (cost, value) points; the median value where one size
+    is measured, or where a bigger cost would take less; through the origin where ``a``
+    would be below zero."""
     if not points:
         return None
     typical = statistics.median(y for _, y in points)
     xs = [x for x, _ in points]
     if len(set(xs)) < 2:
-        return lambda run: typical
+        return lambda cost: typical
     x_mean, y_mean = statistics.fmean(xs), statistics.fmean(y for _, y in points)
     spread = sum((x - x_mean) ** 2 for x in xs)
     slope = sum((x - x_mean) * (y - y_mean) for x, y in points) / spread
     base = y_mean - slope * x_mean
-    if slope <= 0:  # noise, or too few sizes to tell: one rate for all
-        return lambda run: typical
+    if slope <= 0:  # noise, or too few sizes to tell: one value for all
+        return lambda cost: typical
     if base < 0:  # no time at no cost: proportional to the cost, through the origin
         # (a CPU's small runs fitted below zero, and the median timed a sweep of 1 to
         # 21 layers at 1m26s for 7 minutes of runs)
         through_origin = sum(x * y for x, y in points) / sum(x * x for x in xs)
-        return lambda run: through_origin * run_cost(run)
-    return lambda run: base + slope * run_cost(run)
+        return lambda cost: through_origin * cost
+    return lambda cost: base + slope * cost
 
 
 def overheads(finished: Sequence[RunRow]) -> Callable[[RunRow], float] | None:
     """Seconds a run spends beside its training steps: loading data, building the model,
     validation passes, samples, checkpoints. Each finished run's is its wall time (claim
     to end) less its steps' time (inputs over its training rate); a run's estimate is the
-    median of those of its size, else of all. None when no finished run tells."""
+    median of those of its size, else fitted to the size (validation passes grow with
+    it: at 3,000 inputs on a 2-core CPU, T1's 1 layer spent 3 s beside its steps and 9
+    layers 35 s). None when no finished run tells."""
     by_cost: dict[float, list[float]] = {}
     for run in finished[-FIT_RECENT:]:
         if run.inputs_per_s and run.started_at and run.finished_at and run.inputs_done:
             beside = run.finished_at - run.started_at - run.inputs_done / run.inputs_per_s
             by_cost.setdefault(run_cost(run), []).append(max(0.0, beside))
-    if not by_cost:
+    fitted = fit_to_cost([(cost, x) for cost, xs in by_cost.items() for x in xs])
+    if fitted is None:
         return None
-    overall = statistics.median(x for xs in by_cost.values() for x in xs)
     medians = {cost: statistics.median(xs) for cost, xs in by_cost.items()}
-    return lambda run: medians.get(run_cost(run), overall)
+    return lambda run: medians.get(run_cost(run), fitted(run_cost(run)))
 
 
 def _running_left(
