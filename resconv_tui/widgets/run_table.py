@@ -37,7 +37,10 @@ BAR_WIDTH = 12
 # experiment (the line under the table names the highlighted run's) and cuts long
 # names, so val loss and params are on screen without scrolling.
 NARROW_DROPS = frozenset({"priority", "experiment"})
-NARROW_NAME_WIDTH = 18  # the least a narrow layout gives the names; more when there is room
+NARROW_NAME_WIDTH = 18  # what a narrow layout gives the names at first; more if there is room
+# ...and less when the other columns need it (a wide status or ETA at 80 columns): the
+# names are cut further rather than val loss and params scrolling off screen.
+NARROW_NAME_MIN = 8
 # Narrow: the names take the room the other columns leave. Their widths are judged with
 # these floors, so an ETA going from "59s" to "1m02s" does not make the table again.
 STEADY_WIDTHS = {"rate": 7, "eta": 7, "progress": 4}
@@ -126,16 +129,24 @@ class RunTable(RowsTable):
         return sum(max(cell_len(label), widest[key]) + padding for key, label in COLUMNS)
 
     def _narrow_name_width(self, widest: dict[str, int], room: int) -> int:
-        """The narrow layout's name column: the room the other narrow columns leave (at
-        least NARROW_NAME_WIDTH), no wider than the longest name."""
+        """The narrow layout's name column: the room the other narrow columns leave, at
+        least NARROW_NAME_WIDTH, no wider than the longest name. The others are judged with
+        floors (STEADY_WIDTHS) so that the table is not made again at every ETA change;
+        only where their real widths leave less than NARROW_NAME_WIDTH (a silent worker's
+        ETA, a 7-digit count) do the names get less, down to NARROW_NAME_MIN."""
         narrow = [(key, label) for key, label in COLUMNS if key not in NARROW_DROPS]
-        others = sum(
-            max(cell_len(label), STEADY_WIDTHS.get(key, 0),
-                0 if key == "progress" else widest[key])  # the percentage, not the bar
-            for key, label in narrow if key != "name"
-        )  # fmt: skip
         padding = 2 * self.cell_padding * len(narrow)
-        return max(NARROW_NAME_WIDTH, min(widest["name"], room - others - padding))
+
+        def others(floors: dict[str, int]) -> int:
+            return sum(
+                max(cell_len(label), floors.get(key, 0),
+                    0 if key == "progress" else widest[key])  # the percentage, not the bar
+                for key, label in narrow if key != "name"
+            )  # fmt: skip
+
+        width = max(NARROW_NAME_WIDTH, min(widest["name"], room - others(STEADY_WIDTHS) - padding))
+        left = room - others({}) - padding  # what the other columns really leave
+        return width if width <= left else max(NARROW_NAME_MIN, left)
 
     def _fit(self, ids: Iterable[int] | None = None) -> bool:
         """Narrow when the whole table would not fit (not before it is laid out); whether
@@ -219,7 +230,9 @@ class RunTable(RowsTable):
     def cells(self, run: RunRow, now: float, marked: bool) -> Cells:
         loss = "—" if run.validation_loss is None else f"{run.validation_loss:.6f}"
         rate = run_rate(run, now)
-        status = str(run.status) + (" ⨯" if run.cancel_requested else "")
+        # ⨯: a cancel asked for and not yet done; a cancelled run has nothing more to say.
+        asked = run.cancel_requested and run.status in (RunStatus.RUNNING, RunStatus.QUEUED)
+        status = str(run.status) + (" ⨯" if asked else "")
         eta = (
             format_duration(shown_eta(run, now, self._ends))
             if run.status == RunStatus.RUNNING

@@ -798,7 +798,8 @@ async def test_an_80_column_terminal_shows_val_loss_and_params_without_scrolling
         assert panel[1].startswith("● gpu-box    cuda:0  GPU  87% mem 5.0 GiB/24.0 GiB  run 4")
         await goto(pilot, 4)
         # Cut where the 80 columns run out, and seen to be cut.
-        assert cell(app, 9, "name").endswith("…") and len(cell(app, 9, "name")) >= 18
+        # (The room of a vertical scrollbar is kept: 16 cells here.)
+        assert cell(app, 9, "name").endswith("…") and len(cell(app, 9, "name")) >= 16
         # At 120 the long name would still push params off screen (it did at 100), but
         # the narrow layout's names take the room there is: whole again.
         await pilot.resize_terminal(120, 36)
@@ -819,6 +820,29 @@ async def test_an_80_column_terminal_shows_val_loss_and_params_without_scrolling
         app.screen.refresh_now()
         await settle(pilot)
         assert len(table(app).columns) == 11 and table(app).max_scroll_x == 0
+
+
+async def test_at_80_columns_wide_cells_cut_the_names_not_params(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # A cancelled run's "cancelled ⨯" and a 7-digit count made the other columns so wide
+    # that the names' 18 cells pushed params to "1,33" and a sideways scrollbar.
+    from core.config import RunConfig
+    from core.queue import NewRun
+
+    repo = Repo.open(db_url)
+    big = NewRun.from_config(RunConfig(), experiment="x", name="l-30_ch-64_seed-0_act-relu",
+                             param_count=1_234_567)  # fmt: skip
+    (big_id,) = repo.enqueue([big]).added_ids
+    repo.request_cancel([7])  # queued: cancelled at once
+    repo.close()
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert cell(app, 7, "status") == "cancelled"  # no ⨯ once it is done
+        assert table(app).max_scroll_x == 0
+        assert cell(app, big_id, "params") == "1,234,567"
+        assert cell(app, big_id, "name").endswith("…")
 
 
 async def test_help_fits_an_80_column_terminal(seeded, app_factory, settle) -> None:
