@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
@@ -72,6 +73,16 @@ def screen_column(column: str, values: list[Any]) -> list[str]:
         places = loss_decimals([x for x in values if x is not None])
         return [v.format_cell(column, x) if x is None else f"{x:.{places}f}" for x in values]
     return [v.format_cell(column, x) for x in values]
+
+
+def fit_meters(meters: list[str], room: int) -> list[str]:
+    """The meter's bars (1 to 21 stars) scaled to ``room`` cells where all 21 would not
+    fit: cut at the screen's edge, losses of 0.31 and 0.43 both read "******" at 80
+    columns. Too little room (under 4 cells, or none measured yet): as they are."""
+    longest = max((len(m) for m in meters), default=0)
+    if room >= longest or room < 4:
+        return meters
+    return [m and "*" * (1 + (len(m) - 1) * (room - 1) // (longest - 1)) for m in meters]
 
 
 def loss_decimals(values: list[float]) -> int:
@@ -169,6 +180,14 @@ class ResultsScreen(Screen[None]):
         self.query_one(DataTable).focus()
         self.refresh_now()
 
+    def on_resize(self, event: events.Resize) -> None:
+        """The meter's bars fit the table's width (``fit_meters``): measured again."""
+        table = self.query_one(DataTable)
+        if v.METER in self.view.columns:
+            row = table.cursor_row
+            self._fill(table)
+            table.move_cursor(row=row, animate=False)
+
     # ----- polling (same pattern as the runs screen) ---------------------------------
 
     def refresh_now(self) -> None:
@@ -226,11 +245,22 @@ class ResultsScreen(Screen[None]):
 
     def _fill(self, table: DataTable[Any]) -> None:
         table.clear(columns=True)
+        labels = []
         for column in self.view.columns:
             arrow = (" ▼" if self.descending else " ▲") if column == self.sorted_by else ""
-            table.add_column(SCREEN_LABELS.get(column, column) + arrow, key=column)
+            labels.append(SCREEN_LABELS.get(column, column) + arrow)
+            table.add_column(labels[-1], key=column)
         numeric = [v._is_numeric(self.view.column(c)) for c in self.view.columns]
         shown = [screen_column(c, self.view.column(c)) for c in self.view.columns]
+        if v.METER in self.view.columns:
+            at = self.view.columns.index(v.METER)
+            others = sum(
+                max([cell_len(label), *map(cell_len, texts)]) + 2 * table.cell_padding
+                for i, (label, texts) in enumerate(zip(labels, shown, strict=True))
+                if i != at
+            )
+            room = table.size.width - table.styles.scrollbar_size_vertical - others
+            shown[at] = fit_meters(shown[at], room - 2 * table.cell_padding)
         for i in range(len(self.view.rows)):
             cells = [Text(texts[i], justify="right" if n else "left")
                      for texts, n in zip(shown, numeric, strict=True)]  # fmt: skip

@@ -62,6 +62,33 @@ async def test_default_columns_fit_120_columns_with_short_headers(
         assert table.max_scroll_x == 0
 
 
+async def test_at_80_columns_the_meter_s_bars_are_scaled_to_fit(
+    seeded, app_factory, settle
+) -> None:
+    # Cut at the screen's edge, the 11- and 21-star bars both read "******".
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_results(pilot, settle)
+        table = screen.query_one("DataTable")
+        assert table.max_scroll_x == 0
+        bars = [str(table.get_cell_at((row, len(table.columns) - 1))) for row in range(3)]
+        assert bars[0] == "*" and len(set(bars)) == 3  # best, middle and worst still differ
+        assert 1 < len(bars[1]) < len(bars[2]) < 21
+        assert screen.view.column(v.METER) == ["*", "*" * 11, "*" * 21]  # exports keep 21
+        await pilot.resize_terminal(120, 36)  # room again: the logbook's 21 stars
+        await settle(pilot)
+        assert str(table.get_cell_at((2, len(table.columns) - 1))) == "*" * 21
+
+
+def test_meters_keep_their_order_when_scaled() -> None:
+    from resconv_tui.screens.results import fit_meters
+
+    meters = ["*" * n for n in (1, 2, 11, 20, 21)] + [""]
+    assert fit_meters(meters, 21) == meters and fit_meters(meters, 3) == meters  # as they are
+    scaled = fit_meters(meters, 11)
+    assert [len(m) for m in scaled] == [1, 1, 6, 10, 11, 0]
+
+
 async def test_home_and_end_go_to_the_first_and_last_row(seeded, app_factory, settle) -> None:
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
