@@ -93,6 +93,8 @@ class EnqueueResult:
             if self.retargeted_ids
             else ""
         )
+        if not self.skipped:  # nothing to say why, nor how to queue it anyway (--force)
+            return f"added {self.added}{again}, skipped 0{targets}"
         return (
             f"added {self.added}{again}, skipped {self.skipped} "
             f"(already queued, running or succeeded; --force to queue anyway){targets}"
