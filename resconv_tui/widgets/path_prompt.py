@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -30,7 +32,10 @@ class PathPrompt(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(self.title_text)
-            yield Input(self.default, id="path-input")
+            # A folder (f3's "experiments/") is to be typed on from, not typed over; a
+            # whole file name (f2's) is selected, to be kept or replaced at once.
+            folder = self.default.endswith(("/", os.sep))
+            yield Input(self.default, id="path-input", select_on_focus=not folder)
             yield Label("enter: ok   escape: cancel", classes="prompt-help")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

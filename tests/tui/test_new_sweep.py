@@ -290,6 +290,17 @@ async def test_load_file_fills_fields_and_reports_what_it_dropped(
         assert [r.name for r in screen.preview.runs] == ["ks-3", "ks-5"]
 
 
+async def test_f3_s_folder_is_typed_on_from_not_over(db_url: str) -> None:
+    # The prompt's "experiments/" was selected: typing a file name replaced it, and the
+    # load failed with "cannot read file".
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f3")
+        await settle(pilot)
+        await pilot.press(*"t7.yml")
+        assert app.screen.query_one("#path-input", Input).value == "experiments/t7.yml"
+
+
 async def test_f3_over_unsaved_edits_asks_first(db_url: str, tmp_path: Path) -> None:
     # Esc asked before losing edits; loading a file over them did not.
     path = tmp_path / "in.yml"
