@@ -290,8 +290,13 @@ def _haystack(run: RunRow) -> str:
 
 def held_runs(runs: Sequence[RunRow], workers: Sequence[WorkerRow]) -> dict[str, list[int]]:
     """Each worker's running runs by worker id: those carrying its id and the one its row
-    names (a worker row names one run; ``worker --stack K`` trains K)."""
-    held = {w.id: {w.current_run_id} if w.current_run_id is not None else set() for w in workers}
+    names (a worker row names one run; ``worker --stack K`` trains K), unless that run is
+    listed and no longer running (a dead worker's row keeps naming a run cancelled since)."""
+    ended = {run.id for run in runs if run.status != RunStatus.RUNNING}
+    held: dict[str, set[int]] = {w.id: set() for w in workers}
+    for w in workers:
+        if w.current_run_id is not None and w.current_run_id not in ended:
+            held[w.id].add(w.current_run_id)
     for run in runs:
         if run.status == RunStatus.RUNNING and run.worker_id in held:
             held[run.worker_id].add(run.id)

@@ -276,6 +276,19 @@ def test_dashboard_carries_its_summary_figures(seeded: dict[str, Any], db_url: s
     assert dash.failures == {FailureCause.OUT_OF_MEMORY: 1}
 
 
+def test_a_worker_holds_the_runs_it_trains_not_one_ended_since(
+    seeded: dict[str, Any], db_url: str
+) -> None:
+    # `status` listed a dead worker with "run #1" after that run had been cancelled: its
+    # row still named it.
+    runs = Repo.open(db_url).list_runs()
+    box = dataclasses.replace(worker("running", worker_id="gpu"), current_run_id=4)
+    dead = dataclasses.replace(worker("lost", worker_id="dead"), current_run_id=6)  # cancelled
+    ahead = dataclasses.replace(worker("running", worker_id="x"), current_run_id=99)  # unlisted
+    held = polling.held_runs(runs, [box, dead, ahead])
+    assert held == {"gpu": [4], "dead": [], "x": [99]}  # 99: not listed, so not known ended
+
+
 def test_gone_workers_stay_listed_a_while(db_url: str) -> None:
     # A lost worker stays 15 minutes ("it just died"); one that stopped cleanly a minute.
     repo = Repo.open(db_url)
