@@ -17,7 +17,7 @@ import yaml
 
 from core.errors import SweepError
 from core.files import atomic_write
-from core.sweep import PAIR_ALIASES, TARGET_FIELDS, load_yaml, read_sweep_text
+from core.sweep import PAIR_ALIASES, TARGET_FIELDS, expand_sweep, load_yaml, read_sweep_text
 from resconv_tui.sweep_form import SPECS, canonical_key, default_texts, format_values
 
 HEADER = "# Sweep file written by resconv-tui's new-sweep form (docs/sweep-format.md).\n"
@@ -76,32 +76,37 @@ def sweep_to_form(data: dict[str, Any]) -> LoadedSweep:
     _take_pairs(loaded, values, data, matrix)
     seeds = _take_seeds(loaded, values, data.get("seeds"))
     loaded.texts = _texts(values, seeds_last=seeds)
-    _drop_included_targets(loaded, data.get("include"))
+    _drop_included_targets(loaded, data)
     return loaded
 
 
-def _drop_included_targets(loaded: LoadedSweep, include: Any) -> None:
+def _drop_included_targets(loaded: LoadedSweep, data: dict[str, Any]) -> None:
     """The file's ``include`` entries are not loaded, so the form trains the cells they
     change as the matrix makes them (T2's 21 and 30 layers at batch size 64, not 32):
-    their published figures are for other runs, and are left out."""
+    their published figures are for other runs, and are left out. A target stays where
+    the file without its include gives it to the same runs as the file does."""
     targets = loaded.extra.get("targets")
-    if not isinstance(include, list) or not isinstance(targets, list):
+    if not data.get("include") or not isinstance(targets, list):
         return
-    entries = [entry for entry in include if isinstance(entry, dict)]
+    without = {key: value for key, value in data.items() if key != "include"}
 
-    def changed_by_include(target: Any) -> bool:
-        return isinstance(target, dict) and any(
-            all(entry[key] == target[key] for key in entry.keys() & target.keys())
-            and entry.keys() & target.keys()
-            for entry in entries
-        )
+    def runs_of(mapping: dict[str, Any], target: Any) -> set[str] | None:
+        try:
+            runs = expand_sweep({**mapping, "targets": [target]})
+        except SweepError:  # e.g. a target of a cell only the include makes
+            return None
+        return {run.config.replace(seed=0).to_json() for run in runs if run.target}
 
-    dropped = [t for t in targets if changed_by_include(t)]
-    if not dropped:
+    kept = [t for t in targets if runs_of(without, t) == runs_of(data, t) != set()]
+    if len(kept) == len(targets):
         return
-    loaded.extra["targets"] = [t for t in targets if not changed_by_include(t)]
+    loaded.extra["targets"] = kept
+    dropped = [t for t in targets if t not in kept]
     cells = ", ".join(
-        " ".join(f"{k}={v}" for k, v in t.items() if k not in TARGET_FIELDS) for t in dropped
+        " ".join(f"{k}={v}" for k, v in t.items() if k not in TARGET_FIELDS)
+        if isinstance(t, dict)
+        else repr(t)
+        for t in dropped
     )
     loaded.notes.append(f"targets of {cells} left out: the file's 'include' changes those runs")
 

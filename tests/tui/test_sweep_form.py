@@ -154,6 +154,25 @@ def test_logbook_files_load_to_the_same_runs(path: Path) -> None:
         assert [(r.name, r.config_hash, r.target) for r in result.runs] == same
 
 
+@pytest.mark.parametrize(
+    ("include", "key", "kept"),
+    [("[{batch_size: 32}]", "l", []),  # every cell changed, though it names no swept key
+     ("[{l: 2, batch_size: 32}]", "l", [1]),
+     ("[{l: 3, batch_size: 32}]", "l", [1, 2])],  # a cell of its own: changes none of these
+)  # fmt: skip
+def test_targets_of_cells_an_unloaded_include_changes_are_left_out(
+    tmp_path: Path, include: str, key: str, kept: list[int]
+) -> None:
+    path = tmp_path / "s.yml"
+    path.write_text(
+        f"name: s\nmatrix:\n  l: [1, 2]\ninclude: {include}\ntargets:\n"
+        f"- {{{key}: 1, validation_loss: 0.2}}\n- {{{key}: 2, validation_loss: 0.1}}\n"
+    )
+    loaded = load_sweep(path)
+    assert [t[key] for t in loaded.extra["targets"]] == kept
+    assert any("left out" in note for note in loaded.notes) == (len(kept) < 2)
+
+
 def test_saved_file_reads_back_to_the_same_runs(tmp_path: Path) -> None:
     values, _ = parse_all(texts(layers="1,3", kernel_size="3,[3,9]", seed="0..1"))
     mapping = build_mapping("round-trip", values)
