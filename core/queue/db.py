@@ -240,7 +240,7 @@ def _message(url: str, error: exc.DBAPIError, busy_timeout_s: float) -> str:
     low = text.lower()
     if "file is not a database" in low:
         return f"{where} is not a SQLite database (wrong file, or corrupt)"
-    if "locked" in low or "busy" in low:
+    if "locked" in low or "busy" in low or "lock timeout" in low:  # the last: PostgreSQL
         return (
             f"database {where} is locked by another process "
             f"(waited {busy_timeout_s:g} s); try again when it is free"

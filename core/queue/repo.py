@@ -32,6 +32,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import OperationalError
@@ -304,7 +305,11 @@ class Repo:
         if conn.dialect.name == "postgresql":
             # Claims one at a time, as SQLite's write lock makes them: a stack's seeds are
             # claimed after its first run, in the same transaction, and a rival's claim
-            # would otherwise skip the locked first run and take a seed meanwhile.
+            # would otherwise skip the locked first run and take a seed meanwhile. Waited
+            # for as long as SQLite waits for its lock: a box that lost its network while
+            # holding it must not hold every other box's claims for hours.
+            timeout_ms = max(1, round(self.busy_timeout_s * 1000))
+            conn.execute(text(f"SET LOCAL lock_timeout = {timeout_ms}"))
             conn.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK_KEY)))
         now = time.time()
         order = [RUN.c.priority.desc(), RUN.c.id]
@@ -332,6 +337,7 @@ class Repo:
                 heartbeat_at=now,
                 attempts=RUN.c.attempts + 1,
                 inputs_done=0,
+                inputs_per_s=None,
             )  # fmt: skip
         ).rowcount
         if taken != 1:  # compare-and-set lost (cannot happen under the write lock)
@@ -398,6 +404,7 @@ class Repo:
                 heartbeat_at=time.time(),
                 attempts=RUN.c.attempts + 1,
                 inputs_done=0,
+                inputs_per_s=None,
             )  # fmt: skip
         )
         claimed = (self._get(conn, run_id) for run_id in sorted(ids, key=chosen.index))
@@ -470,8 +477,9 @@ class Repo:
             return
         with self._write() as conn:
             if only_while_running:
-                status = conn.execute(select(RUN.c.status).where(RUN.c.id == run_id)).scalar()
-                if status != RunStatus.RUNNING.value:
+                # Locked (PostgreSQL): a requeue must not come between this and the writes.
+                query = select(RUN.c.status).where(RUN.c.id == run_id).with_for_update()
+                if conn.execute(query).scalar() != RunStatus.RUNNING.value:
                     return
             if points:
                 rows = [
