@@ -130,6 +130,7 @@ class RunRecorder:
         self.buffer: list[MetricPoint] = []
         self.inputs_done: int | None = None
         self.train_seconds = 0.0  # the training steps' time so far, summed from the points
+        self.trained = 0  # inputs at the last TrainPoint (a validation point's do not count)
         self.last_flush = self.last_cancel_check = clock()
         self.cancelled = False
         self.stopped_by_signal = False
@@ -153,8 +154,8 @@ class RunRecorder:
         ):
             self.buffer.append(MetricPoint(p.step, p.inputs, name, float(value)))
         if p.inputs_per_s > 0:  # each point's rate covers the inputs since the one before
-            self.train_seconds += (p.inputs - (self.inputs_done or 0)) / p.inputs_per_s
-        self.inputs_done = p.inputs
+            self.train_seconds += (p.inputs - self.trained) / p.inputs_per_s
+        self.trained = self.inputs_done = p.inputs
         if len(self.buffer) >= FLUSH_ROWS:
             self.flush()
 
@@ -180,8 +181,7 @@ class RunRecorder:
     def flush(self) -> None:
         self.last_flush = self.clock()
         if self.buffer or self.inputs_done is not None:
-            done, seconds = self.inputs_done, self.train_seconds
-            rate = done / seconds if done is not None and seconds > 0 else None
+            rate = self.trained / self.train_seconds if self.train_seconds > 0 else None
             self.repo.add_metrics(
                 self.run_id,
                 self.buffer,

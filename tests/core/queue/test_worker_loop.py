@@ -106,6 +106,21 @@ def test_a_running_run_shows_its_training_rate_so_far(repo: Repo, tmp_path: Path
     assert seen == [pytest.approx(1000.0)]
 
 
+def test_the_training_rate_so_far_counts_steps_only() -> None:
+    # Each point's rate covers the inputs since the last *training* point: a validation
+    # point between them (its inputs) made the rate read high.
+    written: list[float | None] = []
+    repo = SimpleNamespace(
+        add_metrics=lambda run_id, points, done, **kw: written.append(kw["inputs_per_s"]),
+    )
+    recorder = recording.RunRecorder(repo, 1, StopFlags())  # type: ignore[arg-type]
+    recorder.on_train_loss(TrainPoint(20, 1280, 0.5, 1e-3, 1000.0, 0))  # 1.28 s of steps
+    recorder.on_validation(ValidationPoint(1, 25, 1600, 0.4))
+    recorder.on_train_loss(TrainPoint(40, 2560, 0.4, 1e-3, 500.0, 0))  # 2.56 s more
+    recorder.flush()
+    assert written[-1] == pytest.approx(2560 / (1.28 + 2.56))
+
+
 def test_largest_first_trains_the_most_work_first(repo: Repo, tmp_path: Path) -> None:
     short = repo.enqueue(tiny_runs(2)).added_ids
     long = repo.enqueue(tiny_runs(1, "long", max_inputs=4096)).added_ids
