@@ -253,7 +253,7 @@ def _abbreviates(name: str, column: str) -> bool:
     just any part of it: ``id`` inside "validation" is no column."""
     short, words = name.lower().strip(), column.lower()
     return bool(short) and (
-        words.startswith(short) or any(w.startswith(short) for w in re.split(r"\W+", words))
+        words.startswith(short) or any(w.startswith(short) for w in re.split(r"[\W_]+", words))
     )
 
 
@@ -295,7 +295,9 @@ def _hidden(name: str, columns: Sequence[str]) -> str | None:
     """The column ``-name`` hides; None for one this table lacks but others may have."""
     try:
         return resolve_column(name, columns)
-    except UsageError:
+    except UsageError as error:
+        if "ambiguous" in str(error):  # -minutes with both minutes columns: say so
+            raise
         with contextlib.suppress(UsageError):
             resolve_column(name, SOMETIMES)
             return None

@@ -104,6 +104,9 @@ def test_a_column_is_named_by_the_start_of_it_or_of_one_of_its_words() -> None:
     assert results_table(runs(), columns=["time", "mem"]).columns == (
         "train time (minutes)", "peak memory (MiB)",
     )  # fmt: skip
+    # A word after an underscore is a word too: `position` for bn_position.
+    positions = [replace(r, swept={"bn_position": i}) for i, r in enumerate(runs())]
+    assert results_table(positions, columns=["position"]).columns == ("bn_position",)
     # The JSON keys of the seeds column name it too, as the help says JSON keys do.
     assert results_by_cell(runs(), runs(), columns=["seeds_done"]).columns == ("seeds",)
     assert results_by_cell(runs(), runs(), columns=["seeds_queued"]).columns == ("seeds",)
@@ -115,6 +118,10 @@ def test_hiding_a_column_this_table_lacks_is_no_error_but_a_typo_is() -> None:
     assert table.columns == ("run", "l", "validation loss", "model params", "train time (minutes)")
     with pytest.raises(UsageError, match="'lgobook' is not a column"):
         results_table(runs(), columns=["-lgobook"])
+    # Ambiguous where both are present: said, not silently nothing hidden (review).
+    target = [replace(r, target={"validation_loss": 0.05, "minutes": 1.0}) for r in runs()]
+    with pytest.raises(UsageError, match="'minutes' is ambiguous"):
+        results_table(target, columns=["-minutes"])
 
 
 def test_json_of_the_meter_alone_is_refused_not_empty_objects() -> None:
