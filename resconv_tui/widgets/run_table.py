@@ -37,13 +37,13 @@ BAR_WIDTH = 12
 # experiment (the line under the table names the highlighted run's) and cuts long
 # names, so val loss and params are on screen without scrolling.
 NARROW_DROPS = frozenset({"priority", "experiment"})
-NARROW_NAME_WIDTH = 18  # what a narrow layout gives the names at first; more if there is room
-# ...and less when the other columns need it (a wide status or ETA at 80 columns): the
-# names are cut further rather than val loss and params scrolling off screen.
+NARROW_NAME_WIDTH = 18  # the names' width when first narrow (before the table is measured)
+# The least the names get: a wide status or ETA at 80 columns cuts them further, rather
+# than val loss and params scrolling off screen.
 NARROW_NAME_MIN = 8
 # Narrow: the names take the room the other columns leave. Their widths are judged with
 # these floors, so an ETA going from "59s" to "1m02s" does not make the table again.
-STEADY_WIDTHS = {"rate": 7, "eta": 7, "progress": 4}
+STEADY_WIDTHS = {"rate": 6, "eta": 6, "progress": 4}  # "99,999", "59m59s" / "99h59m", "100%"
 WIDE_PROGRESS = BAR_WIDTH + 5  # the bar with its percentage, which only the wide has
 Cells = tuple[str | Text, ...]
 
@@ -129,24 +129,18 @@ class RunTable(RowsTable):
         return sum(max(cell_len(label), widest[key]) + padding for key, label in COLUMNS)
 
     def _narrow_name_width(self, widest: dict[str, int], room: int) -> int:
-        """The narrow layout's name column: the room the other narrow columns leave, at
-        least NARROW_NAME_WIDTH, no wider than the longest name. The others are judged with
-        floors (STEADY_WIDTHS) so that the table is not made again at every ETA change;
-        only where their real widths leave less than NARROW_NAME_WIDTH (a silent worker's
-        ETA, a 7-digit count) do the names get less, down to NARROW_NAME_MIN."""
+        """The narrow layout's name column: the room the other narrow columns leave (at
+        least NARROW_NAME_MIN), no wider than the longest name. The others are judged with
+        floors (STEADY_WIDTHS), so that an ETA going from "59s" to "1m00s" does not make
+        the table (10,000 rows) again."""
         narrow = [(key, label) for key, label in COLUMNS if key not in NARROW_DROPS]
+        others = sum(
+            max(cell_len(label), STEADY_WIDTHS.get(key, 0),
+                0 if key == "progress" else widest[key])  # the percentage, not the bar
+            for key, label in narrow if key != "name"
+        )  # fmt: skip
         padding = 2 * self.cell_padding * len(narrow)
-
-        def others(floors: dict[str, int]) -> int:
-            return sum(
-                max(cell_len(label), floors.get(key, 0),
-                    0 if key == "progress" else widest[key])  # the percentage, not the bar
-                for key, label in narrow if key != "name"
-            )  # fmt: skip
-
-        width = max(NARROW_NAME_WIDTH, min(widest["name"], room - others(STEADY_WIDTHS) - padding))
-        left = room - others({}) - padding  # what the other columns really leave
-        return width if width <= left else max(NARROW_NAME_MIN, left)
+        return max(NARROW_NAME_MIN, min(widest["name"], room - others - padding))
 
     def _fit(self, ids: Iterable[int] | None = None) -> bool:
         """Narrow when the whole table would not fit (not before it is laid out); whether
