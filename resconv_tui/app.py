@@ -36,18 +36,23 @@ class ResconvApp(App[None]):
 
     async def action_quit(self) -> None:
         """``q``, ctrl+q and the palette's Quit: a screen with unsaved edits (the new-sweep
-        form) asks first, as its own ``esc`` does."""
-        question = getattr(self.screen, "quit_question", lambda: None)()
-        if question is None:
-            self.exit()
-            return
+        form, also under a dialog of its own, such as f2's path prompt) asks first, as its
+        own ``esc`` does."""
         from resconv_tui.screens.confirm import ConfirmScreen
+
+        asks = (getattr(screen, "quit_question", lambda: None)() for screen in self.screen_stack)
+        question = next((q for q in asks if q is not None), None)
+        if question is None or getattr(self.screen, "is_quit_question", False):
+            self.exit()  # nothing to lose, or quit asked for twice
+            return
 
         def leave(yes: bool | None) -> None:
             if yes:
                 self.exit()
 
-        self.push_screen(ConfirmScreen(question, "Quit"), leave)
+        dialog = ConfirmScreen(question, "Quit")
+        dialog.is_quit_question = True  # type: ignore[attr-defined]
+        self.push_screen(dialog, leave)
 
     def action_help(self) -> None:
         from resconv_tui.screens.help import HelpScreen

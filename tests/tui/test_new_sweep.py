@@ -204,6 +204,21 @@ async def test_quitting_the_dashboard_from_the_form_asks_over_unsaved_edits(
         await settle(pilot)
         assert not app.is_running
 
+    # Under a dialog of the form's own (f2's path prompt), ctrl+q asks too (review).
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        await settle(pilot)
+        await type_into(pilot, "layers", "1,2,3")
+        await pilot.press("f2")
+        await settle(pilot)
+        await pilot.press("ctrl+q")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen) and app.is_running
+        await pilot.press("ctrl+q")  # asked twice: meant
+        await settle(pilot)
+        assert not app.is_running
+
 
 async def test_escape_after_loading_a_file_leaves_at_once(db_url: str) -> None:
     t7 = str(Path(__file__).parents[2] / "experiments" / "t7-kernel-size.yml")
