@@ -102,7 +102,7 @@ def read_dashboard(
     return Dashboard(
         now, runs, workers, losses, experiments, settled, status_counts(runs),
         last_end(runs, ends), failure_counts(runs), held, experiment_etas(runs, ends),
-        stalled_runs(workers, held), ends or {},
+        stalled_runs(workers, held), running_ends(runs, workers, ends),
     )  # fmt: skip
 
 
@@ -220,6 +220,16 @@ def run_eta(run: RunRow, now: float) -> float | None:
     if run.status != RunStatus.RUNNING or not rate:
         return None
     return max(0.0, (run.total_inputs - run.inputs_done) / rate)
+
+
+def running_ends(
+    runs: Sequence[RunRow], workers: Sequence[WorkerRow], ends: dict[int, float] | None
+) -> dict[int, float]:
+    """``queue_forecast``'s ends for the ETA column: a stopping worker's running run is
+    forecast as queued again and trained anew, an end that is not this attempt's."""
+    stopping = {w.id for w in workers if w.state == "stopping"}
+    again = {r.id for r in runs if r.status == RunStatus.RUNNING and r.worker_id in stopping}
+    return {run_id: end for run_id, end in (ends or {}).items() if run_id not in again}
 
 
 def shown_eta(run: RunRow, now: float, ends: dict[int, float]) -> float | None:

@@ -93,11 +93,12 @@ def run_ends(repo: Repo, runs: list[RunRow], now: float) -> dict[int, float]:
     """The queue forecast's seconds until each run ends, as the dashboard's ETA column
     has them (from every run of the database, whatever ``ls`` lists)."""
     from core.queue import RunStatus
-    from resconv_tui.polling import queue_forecast, read_workers
+    from resconv_tui.polling import queue_forecast, read_workers, running_ends
 
     if not any(r.status == RunStatus.RUNNING for r in runs):
         return {}
-    return queue_forecast(repo.list_runs(), read_workers(repo, now), now) or {}
+    every, workers = repo.list_runs(), read_workers(repo, now)
+    return running_ends(every, workers, queue_forecast(every, workers, now))
 
 
 def queue_order(run: RunRow) -> tuple[int, int]:

@@ -162,6 +162,11 @@ def test_a_running_run_s_eta_is_the_forecast_s_where_there_is_one(
     assert polling.shown_eta(halfway, NOW, ends) == pytest.approx(15)
     assert polling.shown_eta(halfway, NOW, {}) == pytest.approx(5)  # no forecast: its pace
     assert polling.shown_eta(done, NOW, ends) is None
+    # A stopping worker's run is forecast as trained anew after it: not this attempt's end.
+    stopping = worker("stopping")
+    again = polling.queue_forecast([done, halfway], [stopping, worker(worker_id="i")], NOW)
+    assert again is not None and 2 in again
+    assert polling.running_ends([done, halfway], [stopping], again) == {}
 
 
 def test_queue_eta_schedules_whole_runs_on_the_slots_in_flight(
