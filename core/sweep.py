@@ -130,10 +130,11 @@ class ExpandedRun:
     target: dict[str, float] | None = None  # published values for this cell, if any
 
 
-def expand_sweep_file(path: str | Path) -> list[ExpandedRun]:
-    """Read and expand a sweep file; raise SweepError naming the file on any problem."""
+def expand_sweep_file(path: str | Path, max_inputs: int | None = None) -> list[ExpandedRun]:
+    """Read and expand a sweep file; raise SweepError naming the file on any problem.
+    ``max_inputs``: a quick check of the sweep (``shortened``)."""
     path = Path(path)
-    return expand_sweep_text(read_sweep_text(path), source=str(path))
+    return expand_sweep_text(read_sweep_text(path), source=str(path), max_inputs=max_inputs)
 
 
 def read_sweep_text(path: Path) -> str:
@@ -150,7 +151,9 @@ def read_sweep_text(path: Path) -> str:
         ) from None
 
 
-def expand_sweep_text(text: str, source: str = "<sweep>") -> list[ExpandedRun]:
+def expand_sweep_text(
+    text: str, source: str = "<sweep>", max_inputs: int | None = None
+) -> list[ExpandedRun]:
     try:
         data = load_yaml(text)
     except yaml.YAMLError as exc:
@@ -158,12 +161,42 @@ def expand_sweep_text(text: str, source: str = "<sweep>") -> list[ExpandedRun]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SweepError(f"{source}: malformed YAML{where}: {problem}") from None
+    if max_inputs is not None:
+        data = shortened(data, max_inputs, source)
     try:
         return expand_sweep(data, source)
     except SweepError:
         raise
     except ConfigError as exc:
         raise SweepError(f"{source}: {exc}") from None
+
+
+QUICK_SUFFIX = "-inputs-{}"  # a quick check's experiment: NAME-inputs-N
+
+
+def shortened(data: Any, max_inputs: int, source: str = "<sweep>") -> Any:
+    """The sweep ``data`` with every run trained on ``max_inputs`` inputs: a quick check
+    of a sweep (a logbook table on a CPU) before the full one. Its experiment is
+    NAME-inputs-N, beside the full one rather than in it (same names, other runs), and
+    its targets are left out: they are the full runs' figures. A sweep that varies
+    max_inputs itself is refused."""
+    if not isinstance(data, dict):
+        return data  # expand_sweep says what is wrong with it
+    parts = [data.get("matrix"), *_listed(data.get("include")), *_listed(data.get("exclude"))]
+    if any(isinstance(part, dict) and "max_inputs" in part for part in parts):
+        raise SweepError(
+            f"{source}: --max-inputs: this sweep varies max_inputs itself (matrix, include "
+            "or exclude); edit the file instead"
+        )
+    out = {key: value for key, value in data.items() if key != "targets"}
+    out["max_inputs"] = max_inputs
+    if isinstance(data.get("name"), str):
+        out["name"] = data["name"] + QUICK_SUFFIX.format(max_inputs)
+    return out
+
+
+def _listed(entries: Any) -> list[Any]:
+    return entries if isinstance(entries, list) else [entries]
 
 
 def expand_sweep(data: Any, source: str = "<sweep>") -> list[ExpandedRun]:

@@ -35,15 +35,37 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--force", action="store_true", help="queue duplicates of existing runs too"
     )
+    parser.add_argument(
+        "--max-inputs",
+        type=inputs_count,
+        default=None,
+        metavar="N",
+        help="a quick check: every run trains N inputs, in experiment NAME-inputs-N, "
+        "without the file's targets (they are its full runs' figures)",
+    )
     add_db_option(parser)
     parser.set_defaults(handler=run)
     return parser
 
 
+def inputs_count(text: str) -> int:
+    """--max-inputs: a whole number of inputs, at least 1 (the sweep checks the batch)."""
+    try:
+        value = int(float(text)) if float(text).is_integer() else None
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of inputs (a whole number)")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     from core.sweep import expand_sweep_file
 
-    runs = expand_sweep_file(args.file)
+    runs = expand_sweep_file(args.file, args.max_inputs)
+    if args.max_inputs is not None:
+        print(f"quick check: every run trains {args.max_inputs:,} inputs, in experiment "
+              f"{runs[0].experiment}; the file's targets are left out")  # fmt: skip
     if args.dry_run:
         print(dry_run_listing(runs, dry_run_plan(args, runs)))
         return 0

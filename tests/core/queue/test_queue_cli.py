@@ -69,6 +69,36 @@ def test_dry_run_lists_runs_with_parameter_counts(capsys: pytest.CaptureFixture[
     assert not Path("runs.db").exists()  # a dry run needs no database
 
 
+def test_a_quick_check_of_a_logbook_table_with_max_inputs(
+    capsys: pytest.CaptureFixture[str], in_tmp: Path
+) -> None:
+    # A logbook table on a CPU meant copying and editing its file, and the copy kept the
+    # published targets of 180,000-input runs beside 3,000-input ones.
+    t1 = str(Path(__file__).parents[3] / "experiments" / "t1-layers-32.yml")
+    code, out, _ = cli(capsys, "queue", t1, "--max-inputs", "3e3")
+    assert code == 0 and out.splitlines()[0] == (
+        "quick check: every run trains 3,000 inputs, in experiment t1-layers-32-inputs-3000; "
+        "the file's targets are left out"
+    )
+    runs = Repo.open("runs.db").list_runs()
+    assert len(runs) == 12 and {r.experiment for r in runs} == {"t1-layers-32-inputs-3000"}
+    assert {r.total_inputs for r in runs} == {3000} and not any(r.target for r in runs)
+    assert [r.name for r in runs[:2]] == ["l-1", "l-2"]  # named as the full table's runs
+    swept = "name: s\nmatrix:\n  max_inputs: [1000, 2000]\n"
+    (in_tmp / "swept.yml").write_text(swept)
+    code, _, err = cli(capsys, "queue", "swept.yml", "--max-inputs", "500")
+    assert code == 2
+    one_error_line(err, "swept.yml: --max-inputs: this sweep varies max_inputs itself")
+    for bad in ("0", "2.5", "many"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["queue", "sweep.yml", "--max-inputs", bad])
+        assert exit_info.value.code == 2
+        assert f"'{bad}' is not a number of inputs" in capsys.readouterr().err
+    code, _, err = cli(capsys, "queue", "sweep.yml", "--max-inputs", "8")  # below one batch
+    assert code == 2
+    one_error_line(err, "key 'max_inputs': must be at least batch_size 64")
+
+
 def test_dry_run_against_a_database_says_what_queueing_would_do(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
