@@ -118,7 +118,7 @@ def results_by_cell(
     One seed is a noisy sample (the logbook saw ±0.0003-0.0006 between repeats).
     """
     cells: dict[tuple[Any, ...], list[RunRow]] = {}
-    for run in runs:
+    for run in _one_per_seed(runs):
         cells.setdefault(_cell_of(run), []).append(run)
     seeds: dict[tuple[Any, ...], set[str]] = {}  # distinct configs: a --force copy is no seed
     for run in all_runs:
@@ -136,6 +136,18 @@ def results_by_cell(
     )  # fmt: skip
     table = _with_targets(table, [group[0].target for group in cells.values()], after=STD)
     return _select(sorted_by(table, sort if sort else [LOSS]), columns)
+
+
+def _one_per_seed(runs: Sequence[RunRow]) -> list[RunRow]:
+    """The latest of the runs of one experiment, config and seed (``queue --force``
+    trains a seed again): two of them are one seed twice, not two seeds, and their
+    "± std" of 0 said nothing."""
+    latest: dict[tuple[str, str], RunRow] = {}
+    for run in runs:
+        key = (run.experiment, run.config_hash)
+        if key not in latest or run.id > latest[key].id:
+            latest[key] = run
+    return [run for run in runs if latest[(run.experiment, run.config_hash)] is run]
 
 
 def _cell_of(run: RunRow) -> tuple[Any, ...]:

@@ -145,7 +145,8 @@ def test_csv_and_json_keep_raw_numbers() -> None:
 
 
 def test_json_of_cells_gives_seeds_as_numbers() -> None:
-    seeds = [replace(r, swept={**r.swept, "seed": i}, validation_loss=0.05 + i / 100)
+    seeds = [replace(r, id=10 + i, swept={**r.swept, "seed": i}, config_hash=f"seed-{i}",
+                     validation_loss=0.05 + i / 100)
              for i, r in enumerate([runs()[0]] * 2)]  # fmt: skip
     cell = json.loads(render(results_by_cell(seeds, seeds), "json"))
     assert len(cell) == 1
@@ -212,6 +213,14 @@ def test_by_cell_averages_seeds_and_counts_seeds_done() -> None:
     markdown = render(table, "markdown")
     assert "| 2/3 " in markdown and "0.0141421" in markdown
     assert results_by_cell(succeeded, every, sort=["-seeds"]).column("seeds") == ["2/3", "1/1"]
+    # A --force copy that succeeded too is seed 0 again, not a second seed: "2/2" with a
+    # std of 0 said two seeds agreed exactly. The latest of the two counts.
+    again = seeded(6, 5, 0, 0.07, done)
+    table = results_by_cell([*succeeded, again], [*every, again])
+    five = table.column("l").index(5)
+    assert table.column("seeds")[five] == "1/1" and table.column("± std")[five] is None
+    assert table.column("validation loss")[five] == pytest.approx(0.07)
+    assert table.runs[five] == (6,)
 
 
 def test_a_cell_is_one_config_not_one_set_of_swept_values() -> None:
