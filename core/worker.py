@@ -243,8 +243,12 @@ class Worker:
         self.heartbeat.watch(tuple(run.id for run in runs))
         recorders = [
             RunRecorder(
-                self.repo, run.id, self.flags, on_step=partial(self.heartbeat.stepped, run.id)
-            )
+                self.repo,
+                run.id,
+                self.flags,
+                on_step=partial(self.heartbeat.stepped, run.id),
+                total_inputs=run.total_inputs,
+            )  # fmt: skip
             for run in runs
         ]
         ended: set[int] = set()

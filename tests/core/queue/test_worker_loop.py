@@ -121,6 +121,19 @@ def test_the_training_rate_so_far_counts_steps_only() -> None:
     assert written[-1] == pytest.approx(2560 / (1.28 + 2.56))
 
 
+def test_the_last_steps_point_is_written_at_once() -> None:
+    # The final validation pass, samples and checkpoints follow it: the run read 85% and
+    # an ETA held at 12 s for a minute until the validation point was written.
+    written: list[int | None] = []
+    repo = SimpleNamespace(add_metrics=lambda run_id, points, done, **kw: written.append(done))
+    recorder = recording.RunRecorder(repo, 1, StopFlags(), total_inputs=3000)  # type: ignore[arg-type]
+    recorder.on_train_loss(TrainPoint(20, 1280, 0.5, 1e-3, 1000.0, 0))
+    recorder.on_train_loss(TrainPoint(40, 2560, 0.5, 1e-3, 1000.0, 0))
+    assert written == []  # batched as before
+    recorder.on_train_loss(TrainPoint(47, 3008, 0.5, 1e-3, 1000.0, 0))  # whole batches
+    assert written == [3008]
+
+
 def test_largest_first_trains_the_most_work_first(repo: Repo, tmp_path: Path) -> None:
     short = repo.enqueue(tiny_runs(2)).added_ids
     long = repo.enqueue(tiny_runs(1, "long", max_inputs=4096)).added_ids
