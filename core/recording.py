@@ -159,9 +159,10 @@ class RunRecorder:
             self.buffer.append(MetricPoint(p.step, p.inputs, name, float(value)))
         if p.inputs_per_s > 0:  # each point's rate covers the inputs since the one before
             self.train_seconds += (p.inputs - self.trained) / p.inputs_per_s
+        total = self.total_inputs
+        last = total is not None and self.trained < total <= p.inputs
         self.trained = self.inputs_done = p.inputs
-        done = self.total_inputs is not None and p.inputs >= self.total_inputs
-        if done or len(self.buffer) >= FLUSH_ROWS:
+        if last or len(self.buffer) >= FLUSH_ROWS:
             self.flush()
 
     def on_validation(self, p: ValidationPoint) -> None:
