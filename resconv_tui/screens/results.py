@@ -75,13 +75,18 @@ def screen_column(column: str, values: list[Any]) -> list[str]:
     return [v.format_cell(column, x) for x in values]
 
 
+METER_LEAST = 5  # stars of the worst run's bar where the screen has less room
+
+
 def fit_meters(meters: list[str], room: int) -> list[str]:
     """The meter's bars (1 to 21 stars) scaled to ``room`` cells where all 21 would not
     fit: cut at the screen's edge, losses of 0.31 and 0.43 both read "******" at 80
-    columns. Too little room (under 4 cells, or none measured yet): as they are."""
+    columns. With less than ``METER_LEAST`` cells left (many columns: the table scrolls
+    sideways anyway) they get that many, so that they still differ where they are cut."""
     longest = max((len(m) for m in meters), default=0)
-    if room >= longest or room < 4:
+    if room >= longest:
         return meters
+    room = max(room, METER_LEAST)
     return [m and "*" * (1 + (len(m) - 1) * (room - 1) // (longest - 1)) for m in meters]
 
 

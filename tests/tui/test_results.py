@@ -84,9 +84,12 @@ def test_meters_keep_their_order_when_scaled() -> None:
     from resconv_tui.screens.results import fit_meters
 
     meters = ["*" * n for n in (1, 2, 11, 20, 21)] + [""]
-    assert fit_meters(meters, 21) == meters and fit_meters(meters, 3) == meters  # as they are
+    assert fit_meters(meters, 21) == meters  # room for them: as they are
     scaled = fit_meters(meters, 11)
     assert [len(m) for m in scaled] == [1, 1, 6, 10, 11, 0]
+    # Less room than a few stars (many columns): 5 at most, still in order where cut.
+    assert [len(m) for m in fit_meters(meters, 2)] == [1, 1, 3, 4, 5, 0]
+    assert fit_meters(meters, -40) == fit_meters(meters, 2)  # not measured yet
 
 
 async def test_home_and_end_go_to_the_first_and_last_row(seeded, app_factory, settle) -> None:
