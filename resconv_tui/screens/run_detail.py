@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import replace
 
 from rich.text import Text
 from textual import work
@@ -154,7 +155,10 @@ class RunDetailScreen(ChartScreen):
         return Series(label, found.xs, found.ys, PALETTE[index])
 
     def draw_charts(self) -> None:
-        losses = [self.series(TRAIN_LOSS, "train", 0), self.series(VAL_LOSS, "validation", 1)]
+        # Validation as dots, as compare draws it: a run of under one epoch has a single
+        # validation point, which a line draws as one braille dot on the train curve's end.
+        validation = replace(self.series(VAL_LOSS, "validation", 1), marker="●", scatter=True)
+        losses = [self.series(TRAIN_LOSS, "train", 0), validation]
         self.query_one("#chart-loss", LossChart).set_series(losses)
         self.query_one("#chart-speed", LossChart).set_series([self.series(SPEED, "inputs/s", 2)])
         memory = self.series(MEMORY, "MiB", 5)

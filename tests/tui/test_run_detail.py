@@ -72,8 +72,11 @@ async def test_succeeded_run_shows_figures_config_and_samples(db_url: str, runs:
         assert "succeeded" in text and "0.051200" in text and "l-3" in text
         screen = detail(pilot)
         assert screen.query_one(SampleImage).grid.shape == (3, 8, 28, 28)
-        train = screen.query_one("#chart-loss", LossChart).series[0]
+        train, validation = screen.query_one("#chart-loss", LossChart).series
         assert len(train.xs) == 99 and train.xs[-1] == 99 * 640
+        # Dots, as compare draws them: one validation point as a line was one braille
+        # dot on the end of the train curve.
+        assert validation.scatter and validation.marker == "●"
         assert not screen.query_one("#detail-error").has_class("-shown")
         config = plain(screen.query_one("#detail-config", Static).content)
         pairs = re.findall(r"(\w+) +(\S+)", config)
