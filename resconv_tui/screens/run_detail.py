@@ -135,6 +135,10 @@ class RunDetailScreen(ChartScreen):
                 f"no sample reconstructions: the run {message.run.status.value} before "
                 "its final validation pass"
             )
+            for chart in self.query(LossChart):  # "no data yet" promised data to come
+                if chart.empty_note == "no data yet":
+                    chart.empty_note = f"none: the run {message.run.status.value} before any"
+                    chart.refresh()
         if self._timer is not None:
             self._timer.stop()
         if not (was_finished and message.run.status in FINISHED):
@@ -166,7 +170,8 @@ class RunDetailScreen(ChartScreen):
         # The CPU path reports no device memory (all zeros): say so instead of a flat line.
         unmeasured = bool(memory.ys) and not any(memory.ys)
         # (Nor its peak: the CPU process's memory is not the run's alone.)
-        chart.empty_note = "live memory not measured on CPU" if unmeasured else "no data yet"
+        if unmeasured:
+            chart.empty_note = "live memory not measured on CPU"
         chart.set_series([] if unmeasured else [memory])
 
     def show_run(self, run: RunRow) -> None:

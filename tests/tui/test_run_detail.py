@@ -98,6 +98,20 @@ async def test_failed_run_shows_its_error(db_url: str, runs: dict) -> None:
         assert note == "no sample reconstructions: the run failed before its final validation pass"
 
 
+async def test_a_run_that_failed_before_any_point_promises_no_data(db_url: str) -> None:
+    repo = Repo.open(db_url)
+    (run_id,) = repo.enqueue([new_run(3)]).added_ids
+    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
+    repo.claim(worker)
+    repo.fail(run_id, worker, "CUDA out of memory (tried to allocate 2.0 GiB)")
+    app = ScreenHost(RunDetailScreen(db_url, run_id))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        # Its charts said "no data yet", as if data were to come.
+        notes = {chart.empty_note for chart in detail(pilot).query(LossChart)}
+        assert notes == {"none: the run failed before any"}
+
+
 async def test_running_run_redraws_with_new_rows_only(db_url: str, runs: dict) -> None:
     app = ScreenHost(RunDetailScreen(db_url, runs["running"]))
     async with app.run_test(size=SIZE) as pilot:
