@@ -223,9 +223,15 @@ class RunsScreen(RunActions, Screen[None]):
             ),
             *([f'text="{q.text}"'] if q.text else []),
         ]
-        filters = f"  │  {' '.join(shown)}" if shown else ""
         eta = format_duration(dash.queue_eta_s)
-        return f"{' · '.join(parts)}  │  queue ETA {eta}{filters}"
+        filters = " ".join(shown)
+        line = " · ".join(parts) + f"  │  queue ETA {eta}" + (f"  │  {filters}" if filters else "")
+        room = self.query_one("#runs-summary", Static).content_region.width
+        if not room or len(line) <= room:
+            return line
+        # An 80-column terminal: the same, closer together, rather than a second line that
+        # takes a row from the table.
+        return "·".join(parts) + f" │ ETA {eta}" + (f" │ {filters}" if filters else "")
 
     @staticmethod
     def _experiment_eta(dash: Dashboard, experiment: str) -> str:

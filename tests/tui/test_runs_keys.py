@@ -484,7 +484,8 @@ async def test_text_status_and_experiment_filters(seeded, app_factory, settle) -
         await settle(pilot)
         summary = str(app.screen.query_one("#runs-summary").render())
         # When its last run ends: run 4's own 3m02s (the idle local worker takes the rest).
-        assert summary.endswith("  │  exp=t1-layers-32 (ETA 3m02s)"), summary
+        # (Closed up where the whole line would take two: "·" and " │ ".)
+        assert re.search(r"│ +exp=t1-layers-32 \(ETA 3m02s\)$", summary), summary
         await pilot.press("F")  # act-demo: two queued runs, one after the other
         await settle(pilot)
         summary = str(app.screen.query_one("#runs-summary").render())
@@ -843,6 +844,13 @@ async def test_at_80_columns_wide_cells_cut_the_names_not_params(
         assert table(app).max_scroll_x == 0
         assert cell(app, big_id, "params") == "1,234,567"
         assert cell(app, big_id, "name").endswith("…")
+        # The summary closes up rather than wrapping onto a second line (a table row).
+        summary = app.screen.query_one("#runs-summary")
+        assert summary.size.height == 1 and "│ ETA " in str(summary.render())
+        await pilot.resize_terminal(120, 36)
+        app.screen.refresh_now()
+        await settle(pilot)
+        assert "  │  queue ETA " in str(summary.render())
 
 
 async def test_help_fits_an_80_column_terminal(seeded, app_factory, settle) -> None:
