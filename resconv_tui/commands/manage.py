@@ -114,6 +114,7 @@ def retry(args: argparse.Namespace) -> int:
     if not args.ids and args.cause is None:  # before opening the database: a usage mistake
         raise UsageError("retry needs run ids, or --cause oom|nan|worker-lost|error")
     repo = open_repo(args)
+    _record_exited_workers(repo)
     ids = list(args.ids)
     if args.cause is not None:
         from core.queue.failures import cause_from_option, failed_runs
@@ -129,11 +130,38 @@ def retry(args: argparse.Namespace) -> int:
     return 0
 
 
+def _record_exited_workers(repo: Repo) -> None:
+    """Runs of a worker of this machine killed with -9 are lost, as ``ls`` and ``status``
+    say, but recorded so only by the next worker or dashboard: until then ``retry``
+    refused them as running. Recorded now, by the dashboard's rule (its process is gone
+    and it has been silent 10 s)."""
+    import socket
+    import time
+
+    from core.processes import process_alive
+    from resconv_tui.lost_workers import recover_exited_workers
+
+    lost = recover_exited_workers(
+        repo, repo.list_workers(), socket.gethostname(), process_alive, time.time()
+    )
+    if lost is not None and lost.run_ids:
+        from core.queue.views import ids_of
+
+        print(f"{ids_of('run', lost.run_ids)}: worker lost (its worker's process has exited)")
+
+
 def remove(args: argparse.Namespace) -> int:
+    from core.queue import RunFilter
     from core.queue.views import count_of
 
-    removed = open_repo(args).remove(args.ids)
+    repo = open_repo(args)
+    runs = repo.list_runs(RunFilter(ids=tuple(args.ids)))
+    removed = repo.remove(args.ids)
     print(f"removed {count_of(removed, 'run')}")
+    # As the dashboard's question says: the files are the person's to delete.
+    folders = sorted({run.checkpoint_path for run in runs if run.checkpoint_path})
+    if folders:
+        print("checkpoint folders stay on disk: " + ", ".join(folders))
     return 0
 
 

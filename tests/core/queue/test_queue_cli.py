@@ -260,6 +260,12 @@ def test_status_says_a_worker_of_this_machine_has_exited_and_changes_nothing(
     assert "its worker's process has exited: worker lost" in listed and "ETA" not in listed
     assert json.loads(cli(capsys, "ls", "--json")[1])[0]["worker_exited"] is True
     assert repo.get_run(1).status == RunStatus.RUNNING  # status and ls only read
+    # retry records it lost, as they say it is, and queues it again: it said "run 1 is
+    # running" until a worker or a dashboard had recorded it.
+    code, out, _ = cli(capsys, "retry", "--cause", "worker-lost")
+    assert (code, out) == (0, "run 1: worker lost (its worker's process has exited)\n"
+                              "queued again: 1\n")  # fmt: skip
+    assert repo.get_run(1).status == RunStatus.QUEUED
 
 
 def test_results_markdown_csv_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -304,6 +310,11 @@ def test_manage_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert repo.claim(worker) is not None and repo.get_run(4).status == RunStatus.RUNNING
     assert cli(capsys, "rm", "2", "3")[1] == "removed 2 runs\n"
     assert [r.id for r in repo.list_runs()] == [1, 4]
+    # A run that trained leaves its checkpoint folder: said, as the dashboard says it.
+    repo.finish(4, worker, FinalFigures(validation_loss=0.2, checkpoint_path="/ck/smoke/run-4"))
+    assert cli(capsys, "rm", "4")[1] == (
+        "removed 1 run\ncheckpoint folders stay on disk: /ck/smoke/run-4\n"
+    )
 
 
 def test_ls_lists_runs_in_queue_order_with_filters_and_json(
