@@ -302,7 +302,10 @@ class Worker:
 
     def end(self, run: RunRow, result: FitResult, recorder: RunRecorder) -> None:
         figures = final_figures(result)
-        if recorder.stopped_by_signal:
+        if recorder.stopped_by_signal and self.repo.is_cancel_requested(run.id):
+            # Cancelled, then stopped before the worker read it: the person's cancel wins.
+            self.ended(run, self.repo.mark_cancelled(run.id, self.id, figures), "cancelled")
+        elif recorder.stopped_by_signal:
             self.repo.requeue(run.id, self.id)
             say(f"run {run.id}: interrupted, queued again")
         elif result.stopped:

@@ -519,8 +519,12 @@ class Repo:
         return self._end(run_id, worker_id, RunStatus.CANCELLED, None, figures)
 
     def requeue(self, run_id: int, worker_id: str) -> bool:
-        """running -> queued (the worker was told to stop); the partial metrics go."""
-        return self._back_to_queue(run_id, worker_id, _FRESH)
+        """running -> queued (the worker was told to stop); the partial metrics go. A
+        cancel asked for meanwhile survives: the next claim stops the run at once (it
+        would otherwise train again, the cancel forgotten)."""
+        return self._back_to_queue(
+            run_id, worker_id, {**_FRESH, "cancel_requested": RUN.c.cancel_requested}
+        )
 
     def put_back(self, run_id: int, worker_id: str) -> bool:
         """running -> queued before training began (the device had no room for it yet).

@@ -366,6 +366,34 @@ def test_first_signal_requeues_the_run_and_stops_the_worker(repo: Repo, tmp_path
     assert repo.list_workers(include_gone=True)[0].state == "stopped"
 
 
+def test_a_run_cancelled_then_stopped_before_the_worker_read_it_ends_cancelled(
+    repo: Repo, tmp_path: Path
+) -> None:
+    # `cancel 5; stop`: the worker was interrupted before it read the cancel (at most once
+    # a second), queued the run again, and the queue forgot the cancel: it trained again.
+    ids = repo.enqueue(tiny_runs(2)).added_ids
+    flags_holder: list[StopFlags] = []
+
+    def on_step(step: int) -> None:
+        if step == 20:
+            repo.request_cancel([ids[0]])
+        if step == 30:
+            flags_holder[0].handle(signal.SIGTERM, None)
+
+    worker = make_worker(repo, fake_trainer(on_step=on_step), tmp_path)
+    flags_holder.append(worker.flags)
+    assert worker.loop() == 1
+    assert repo.get_run(ids[0]).status == S.CANCELLED
+    assert repo.get_run(ids[1]).status == S.QUEUED
+    # A second signal's quick requeue keeps the request: the next claim stops the run.
+    repo.enqueue([tiny_run(9)])
+    again = repo.claim(worker.id)
+    assert again is not None
+    repo.request_cancel([again.id])
+    assert repo.requeue(again.id, worker.id)
+    assert repo.get_run(again.id).cancel_requested
+
+
 def test_stale_runs_of_dead_workers_are_recovered_at_start(
     repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
