@@ -555,6 +555,8 @@ class Repo:
     ) -> bool:
         values = _figure_values(figures) if figures else {}
         values.update(status=status.value, error=error, finished_at=time.time())
+        if status == RunStatus.SUCCEEDED:  # a cancel that came after its last step: moot
+            values["cancel_requested"] = False
         with self._write() as conn:
             ended = conn.execute(self._own_running(run_id, worker_id).values(**values)).rowcount
             self._worker_idle(conn, worker_id, finished=bool(ended))

@@ -101,8 +101,14 @@ def cancel(args: argparse.Namespace) -> int:
     here = socket.gethostname()
     dead = [w.id for w in repo.list_workers() if w.host == here and not process_alive(w.pid)]
     for rid, status in repo.request_cancel(args.ids, dead_worker_ids=dead).items():
+        run = repo.get_run(rid)
         if status == RunStatus.CANCELLED:
             print(f"run {rid}: cancelled")
+        elif run.inputs_done >= run.total_inputs:  # no step left to stop it before
+            print(
+                f"run {rid}: cancel requested, but it has trained all its inputs and is "
+                "finishing (final validation, samples, checkpoints): it may yet succeed"
+            )
         else:
             print(f"run {rid}: cancel requested (its worker stops it within a few seconds)")
     return 0
