@@ -50,6 +50,7 @@ from core.gpu import free_for_new_runs
 from core.packing import Admission, Slot, threads_per_slot
 from core.processes import SUPERVISOR_ENV
 from core.queue import Repo
+from core.queue.views import ids_of
 from core.worker import say
 from core.worker_options import ClaimRules
 
@@ -225,10 +226,10 @@ class Supervisor:
             say(f"slot pid {child.pid} exited; its runs could not be checked ({exc})")
             return 0
         if left.lost:
-            runs = ", ".join(map(str, left.lost))
+            them = "them" if len(left.lost) > 1 else "it"
             say(f"slot pid {child.pid} exited with status {exit_status(child.returncode)}: "
-                f"run {runs} marked failed (worker lost); "
-                "'resconv-tui retry --cause worker-lost' queues it again")  # fmt: skip
+                f"{ids_of('run', left.lost)} marked failed (worker lost); "
+                f"'resconv-tui retry --cause worker-lost' queues {them} again")  # fmt: skip
         return left.runs
 
     def send(self, sig: signal.Signals) -> None:
