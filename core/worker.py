@@ -339,7 +339,10 @@ class Worker:
         owner = {"run": run.id, "experiment": run.experiment, "config_hash": run.config_hash,
                  "queued_at": run.created_at}  # fmt: skip
         folder = self.checkpoint_root / experiment_folder(run.experiment)
-        return claim_run_folder(folder, run.id, owner, {"database": describe(self.repo.url)})
+        # For people: the whole path (two runs.db of two folders read alike as "runs.db").
+        path = sqlite_path(self.repo.url)
+        database = str(path.resolve()) if path is not None else describe(self.repo.url)
+        return claim_run_folder(folder, run.id, owner, {"database": database})
 
     def exit_now(self) -> None:
         """Second signal: requeue the current run if that is quick, then leave at once."""

@@ -198,6 +198,20 @@ def test_two_databases_in_one_folder_keep_their_own_checkpoints(
         assert json.loads(capsys.readouterr().out)[0]["checkpoint_path"] == str(path)
 
 
+def test_run_json_names_the_database_by_its_whole_path(
+    tmp_path: Path, idx_writer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `--db runs.db` in two folders: both run.json files said "runs.db".
+    data = idx_writer(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    repo = Repo.open("runs.db")
+    repo.enqueue([tiny_run(0)])
+    repo.close()
+    (run,) = _trained(Path("runs.db"), data)
+    info = json.loads((Path(run.checkpoint_path) / "run.json").read_text())
+    assert info["database"] == str((tmp_path / "runs.db").resolve())
+
+
 def test_a_database_made_again_does_not_write_over_the_old_ones_checkpoints(
     tmp_path: Path, idx_writer: Any
 ) -> None:
