@@ -54,7 +54,7 @@ from core.errors import ConfigError, DataError, NoDataHere, ResconvError
 from core.gpu import GpuMonitor
 from core.packing import Admission, Slot, parse_slot
 from core.processes import SUPERVISOR_ENV, exited_here, process_alive, stop_with_parent
-from core.queue import FinalFigures, QueueError, Repo, RunRow
+from core.queue import FinalFigures, QueueError, Repo, RunRow, RunStatus
 from core.queue.db import describe, is_new_file, sqlite_path, stored_url
 from core.queue.repo import LIVE_WORKER_STATES, STALE_AFTER_S
 from core.queue.samples import encode_samples
@@ -302,12 +302,14 @@ class Worker:
 
     def end(self, run: RunRow, result: FitResult, recorder: RunRecorder) -> None:
         figures = final_figures(result)
-        if recorder.stopped_by_signal and self.repo.is_cancel_requested(run.id):
-            # Cancelled, then stopped before the worker read it: the person's cancel wins.
-            self.ended(run, self.repo.mark_cancelled(run.id, self.id, figures), "cancelled")
-        elif recorder.stopped_by_signal:
-            self.repo.requeue(run.id, self.id)
-            say(f"run {run.id}: interrupted, queued again")
+        if recorder.stopped_by_signal:  # queued again, or cancelled if someone asked
+            status = self.repo.requeue(run.id, self.id, figures)
+            if status == RunStatus.CANCELLED:
+                self.ended(run, True, "cancelled (asked for before the worker was stopped)")
+            elif status == RunStatus.QUEUED:
+                say(f"run {run.id}: interrupted, queued again")
+            else:
+                say(f"run {run.id}: interrupted; it is no longer this worker's run")
         elif result.stopped:
             self.ended(run, self.repo.mark_cancelled(run.id, self.id, figures), "cancelled")
         elif figures.validation_loss is None:

@@ -518,13 +518,26 @@ class Repo:
         """running -> cancelled: the worker stopped the run because cancel was requested."""
         return self._end(run_id, worker_id, RunStatus.CANCELLED, None, figures)
 
-    def requeue(self, run_id: int, worker_id: str) -> bool:
-        """running -> queued (the worker was told to stop); the partial metrics go. A
-        cancel asked for meanwhile survives: the next claim stops the run at once (it
-        would otherwise train again, the cancel forgotten)."""
-        return self._back_to_queue(
-            run_id, worker_id, {**_FRESH, "cancel_requested": RUN.c.cancel_requested}
-        )
+    def requeue(
+        self, run_id: int, worker_id: str, figures: FinalFigures | None = None
+    ) -> RunStatus | None:
+        """running -> queued (the worker was told to stop); the partial metrics go.
+        A run with a cancel asked for ends cancelled instead (with ``figures``): stopped
+        before its worker read the request, it was queued again and trained, the cancel
+        forgotten. One transaction, so a cancel cannot land between the two. Returns the
+        run's new status; None if it is no longer this worker's run."""
+        with self._write() as conn:
+            asked = self._own_running(run_id, worker_id).where(RUN.c.cancel_requested)
+            values = _figure_values(figures) if figures else {}
+            values.update(status=RunStatus.CANCELLED.value, finished_at=time.time())
+            if conn.execute(asked.values(**values)).rowcount:
+                self._worker_idle(conn, worker_id, finished=True)
+                return RunStatus.CANCELLED
+            if conn.execute(self._own_running(run_id, worker_id).values(**_FRESH)).rowcount:
+                conn.execute(delete(METRIC).where(METRIC.c.run_id == run_id))
+                self._worker_idle(conn, worker_id, finished=False)
+                return RunStatus.QUEUED
+            return None
 
     def put_back(self, run_id: int, worker_id: str) -> bool:
         """running -> queued before training began (the device had no room for it yet).

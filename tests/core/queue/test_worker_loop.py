@@ -385,13 +385,14 @@ def test_a_run_cancelled_then_stopped_before_the_worker_read_it_ends_cancelled(
     assert worker.loop() == 1
     assert repo.get_run(ids[0]).status == S.CANCELLED
     assert repo.get_run(ids[1]).status == S.QUEUED
-    # A second signal's quick requeue keeps the request: the next claim stops the run.
-    repo.enqueue([tiny_run(9)])
+    # A second signal's quick requeue (no figures) cancels it too, in the same write: a
+    # kept request sat "queued ⨯" until a worker trained the run (review).
     again = repo.claim(worker.id)
     assert again is not None
     repo.request_cancel([again.id])
-    assert repo.requeue(again.id, worker.id)
-    assert repo.get_run(again.id).cancel_requested
+    assert repo.requeue(again.id, worker.id) == S.CANCELLED
+    assert repo.get_run(again.id).status == S.CANCELLED
+    assert repo.requeue(again.id, worker.id) is None  # no longer its run
 
 
 def test_stale_runs_of_dead_workers_are_recovered_at_start(
