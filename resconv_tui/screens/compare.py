@@ -27,7 +27,7 @@ from core.queue.rows import TRAIN_LOSS, VAL_LOSS, MetricRow, RunFilter
 from core.queue.status import FINISHED
 from core.queue.views import count_of
 from resconv_tui.screens.chart_screen import ChartScreen
-from resconv_tui.widgets.loss_chart import LossChart, Series, colour, rich_colour
+from resconv_tui.widgets.loss_chart import PALETTE, LossChart, Series, colour, rich_colour
 
 BOTH = "both"
 METRIC_TITLES = {
@@ -69,7 +69,12 @@ class CompareScreen(ChartScreen):
 
     def __init__(self, db_url: str, run_ids: list[int]) -> None:
         super().__init__(db_url)
-        self.run_ids = list(dict.fromkeys(run_ids))
+        given = list(dict.fromkeys(run_ids))
+        # A ninth run would take the first's colour, and the legend has 12 lines: two
+        # curves no one could tell apart. The runs screen's marks and a results cell's
+        # seeds both come here.
+        self.run_ids = given[: len(PALETTE)]
+        self.left_out = len(given) - len(self.run_ids)
         self.runs: dict[int, RunRow] = {}
         self.last_ids: dict[int, int] = defaultdict(int)
         self.points: dict[tuple[int, str], Series] = defaultdict(lambda: Series(""))
@@ -83,6 +88,12 @@ class CompareScreen(ChartScreen):
 
     def on_mount(self) -> None:
         self.title = "Compare"
+        if self.left_out:
+            self.notify(
+                f"comparing the first {len(self.run_ids)} of {len(self.run_ids) + self.left_out}"
+                f" runs: {len(PALETTE)} colours tell curves apart",
+                severity="warning",
+            )
         self.poll()
 
     # ----- polling -------------------------------------------------------------------

@@ -256,16 +256,7 @@ class RunActions:
         if not self.marked:
             self.notify("mark runs with space first, then press C", severity="warning")
             return
-        from resconv_tui.widgets.loss_chart import PALETTE as COLOURS
-
         ids = sorted(run.id for run in self.targets() if run.id in self.marked)  # on screen
-        if len(ids) > len(COLOURS):  # a ninth run takes the first's colour: told apart by none
-            self.notify(
-                f"comparing the first {len(COLOURS)} of the {len(ids)} marked runs: "
-                f"{len(COLOURS)} colours tell curves apart",
-                severity="warning",
-            )
-            ids = ids[: len(COLOURS)]
         if ids and (screen := self._screen("compare", "CompareScreen")):
             self.app.push_screen(screen(self.ctx.db_url, ids))
 

@@ -87,3 +87,18 @@ def test_snapshot_compare(snap_compare: Any, db_url: str, runs: list[int]) -> No
     assert snap_compare(
         ScreenHost(CompareScreen(db_url, runs)), terminal_size=SIZE, run_before=settle
     )
+
+
+async def test_compare_takes_as_many_runs_as_it_has_colours(db_url: str, runs: list[int]) -> None:
+    # 21 marked runs (or a results cell of 21 seeds): the legend stopped at 12, and runs
+    # 1 and 9 had one colour.
+    repo = Repo.open(db_url)
+    more = list(repo.enqueue([new_run(1, seed=s) for s in range(1, 8)]).added_ids)
+    repo.close()
+    app = ScreenHost(CompareScreen(db_url, [*runs, *more]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, CompareScreen) and screen.run_ids == [*runs, *more][:8]
+        said = " ".join(str(n.message) for n in app._notifications)
+        assert "comparing the first 8 of 10 runs" in said

@@ -87,31 +87,6 @@ async def test_compare_needs_marks(seeded, app_factory, settle, stand_ins, db_ur
         assert stand_ins == [("CompareScreen", (db_url, [1, 3]), {})]
 
 
-async def test_compare_takes_as_many_runs_as_it_has_colours(
-    db_url, app_factory, settle, stand_ins
-) -> None:
-    # 21 marked runs: the legend stopped at 12 and runs 1 and 9 had one colour.
-    from core.config import RunConfig
-    from core.queue import NewRun
-
-    repo = Repo.open(db_url)
-    repo.enqueue([NewRun.from_config(RunConfig(seed=i), experiment="x", name=f"seed-{i}",
-                                     param_count=1) for i in range(10)])  # fmt: skip
-    repo.close()
-    app = app_factory()
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        for run_id in range(1, 11):
-            await goto(pilot, run_id)
-            await pilot.press("space")
-        await pilot.press("C")
-        await settle(pilot)
-        assert stand_ins == [("CompareScreen", (db_url, list(range(1, 9))), {})]
-        assert "comparing the first 8 of the 10 marked runs" in " ".join(
-            str(n.message) for n in app._notifications
-        )
-
-
 async def test_palette_has_every_action(seeded, app_factory, settle, db_url) -> None:
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
