@@ -84,9 +84,9 @@ def fit_meters(meters: list[str], room: int) -> list[str]:
     columns. With less than ``METER_LEAST`` cells left (many columns: the table scrolls
     sideways anyway) they get that many, so that they still differ where they are cut."""
     longest = max((len(m) for m in meters), default=0)
-    if room >= longest:
+    room = min(longest, max(room, METER_LEAST))  # never more stars than the logbook's
+    if room >= longest or longest <= 1:
         return meters
-    room = max(room, METER_LEAST)
     return [m and "*" * (1 + (len(m) - 1) * (room - 1) // (longest - 1)) for m in meters]
 
 
@@ -265,7 +265,8 @@ class ResultsScreen(Screen[None]):
                 if i != at
             )
             room = table.size.width - table.styles.scrollbar_size_vertical - others
-            shown[at] = fit_meters(shown[at], room - 2 * table.cell_padding)
+            if table.size.width:  # laid out (on_resize fits them once it is)
+                shown[at] = fit_meters(shown[at], room - 2 * table.cell_padding)
         for i in range(len(self.view.rows)):
             cells = [Text(texts[i], justify="right" if n else "left")
                      for texts, n in zip(shown, numeric, strict=True)]  # fmt: skip

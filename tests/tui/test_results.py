@@ -89,7 +89,9 @@ def test_meters_keep_their_order_when_scaled() -> None:
     assert [len(m) for m in scaled] == [1, 1, 6, 10, 11, 0]
     # Less room than a few stars (many columns): 5 at most, still in order where cut.
     assert [len(m) for m in fit_meters(meters, 2)] == [1, 1, 3, 4, 5, 0]
-    assert fit_meters(meters, -40) == fit_meters(meters, 2)  # not measured yet
+    assert fit_meters(meters, -40) == fit_meters(meters, 2)
+    assert fit_meters(["*", "**"], 0) == ["*", "**"]  # never scaled up (review)
+    assert fit_meters(["*"], 0) == ["*"] and fit_meters([], 3) == []
 
 
 async def test_home_and_end_go_to_the_first_and_last_row(seeded, app_factory, settle) -> None:
