@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -227,7 +228,7 @@ class RunsScreen(RunActions, Screen[None]):
         filters = " ".join(shown)
         line = " · ".join(parts) + f"  │  queue ETA {eta}" + (f"  │  {filters}" if filters else "")
         room = self.query_one("#runs-summary", Static).content_region.width
-        if not room or len(line) <= room:
+        if not room or cell_len(line) <= room:  # cells: an experiment may be named 実験
             return line
         # An 80-column terminal: the same, closer together, rather than a second line that
         # takes a row from the table.
