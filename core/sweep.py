@@ -190,8 +190,14 @@ def shortened(data: Any, max_inputs: int, source: str = "<sweep>") -> Any:
         )
     out = {key: value for key, value in data.items() if key != "targets"}
     out["max_inputs"] = max_inputs
-    if isinstance(data.get("name"), str):
-        out["name"] = data["name"] + QUICK_SUFFIX.format(max_inputs)
+    name = data.get("name")
+    if isinstance(name, str) and name.strip():
+        out["name"] = name.strip() + QUICK_SUFFIX.format(max_inputs)
+        if len(out["name"]) > MAX_NAME_CHARS:
+            raise SweepError(
+                f"{source}: --max-inputs: the quick check's experiment {out['name']!r} would "
+                f"be over {MAX_NAME_CHARS} characters: shorten the file's name"
+            )
     return out
 
 

@@ -60,9 +60,15 @@ def inputs_count(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.errors import SweepError
     from core.sweep import expand_sweep_file
 
-    runs = expand_sweep_file(args.file, args.max_inputs)
+    try:
+        runs = expand_sweep_file(args.file, args.max_inputs)
+    except SweepError as exc:
+        if args.max_inputs is None or "'max_inputs'" not in str(exc):
+            raise
+        raise SweepError(f"--max-inputs {args.max_inputs}: {exc}") from None  # not the file's
     if args.max_inputs is not None:
         print(f"quick check: every run trains {args.max_inputs:,} inputs, in experiment "
               f"{runs[0].experiment}; the file's targets are left out")  # fmt: skip

@@ -95,8 +95,13 @@ def test_a_quick_check_of_a_logbook_table_with_max_inputs(
         assert exit_info.value.code == 2
         assert f"'{bad}' is not a number of inputs" in capsys.readouterr().err
     code, _, err = cli(capsys, "queue", "sweep.yml", "--max-inputs", "8")  # below one batch
+    assert code == 2  # the option's, not a key of the file's
+    one_error_line(err, "--max-inputs 8: sweep.yml: ")
+    assert "must be at least batch_size 64" in err
+    (in_tmp / "long.yml").write_text("name: '" + "x" * 95 + " '\nlayers: 2\n")
+    code, _, err = cli(capsys, "queue", "long.yml", "--max-inputs", "640")
     assert code == 2
-    one_error_line(err, "key 'max_inputs': must be at least batch_size 64")
+    one_error_line(err, "would be over 100 characters: shorten the file's name")
 
 
 def test_dry_run_against_a_database_says_what_queueing_would_do(
