@@ -139,6 +139,12 @@ class RunRow:
         return RunConfig.from_json(self.config_json)
 
     @property
+    def trained_all(self) -> bool:
+        """Running, with every input trained: its final validation, samples and checkpoints
+        are what is left (no step either, before which a cancel would be read)."""
+        return self.status == RunStatus.RUNNING and self.inputs_done >= self.total_inputs
+
+    @property
     def progress(self) -> float:
         """Fraction of the run's inputs trained, 0..1 (1 for succeeded runs)."""
         if self.status == RunStatus.SUCCEEDED:

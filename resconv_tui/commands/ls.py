@@ -123,6 +123,10 @@ def run_line(
         note = f"{cause.option}: {first_line[0][:60]}" if first_line else cause.option
     elif exited:
         note = "its worker's process has exited: worker lost (a worker or dashboard marks it)"
+    elif run.cancel_requested and run.trained_all:
+        from resconv_tui.commands.manage import FINISHING
+
+        note = f"cancel requested, but {FINISHING}"
     elif run.cancel_requested and run.status.value == "running":
         note = "cancel requested: its worker stops it within a few seconds"
     elif stalled:

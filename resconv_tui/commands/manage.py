@@ -88,11 +88,18 @@ def priority_value(text: str) -> int:
     return value
 
 
+# A run that has trained all its inputs takes no more steps, before which a cancel is read.
+FINISHING = (
+    "it has trained all its inputs and is finishing (final validation, samples, "
+    "checkpoints): it will end succeeded unless that fails"
+)
+
+
 def cancel(args: argparse.Namespace) -> int:
     import socket
 
     from core.processes import process_alive
-    from core.queue import RunStatus
+    from core.queue import RunFilter, RunStatus
 
     repo = open_repo(args)
     # A worker of this machine killed with -9 never reads the request: cancel its run
@@ -100,15 +107,13 @@ def cancel(args: argparse.Namespace) -> int:
     # another container's live worker, that worker reads "cancelled" and stops the run.
     here = socket.gethostname()
     dead = [w.id for w in repo.list_workers() if w.host == here and not process_alive(w.pid)]
-    for rid, status in repo.request_cancel(args.ids, dead_worker_ids=dead).items():
-        run = repo.get_run(rid)
+    statuses = repo.request_cancel(args.ids, dead_worker_ids=dead)
+    runs = {run.id: run for run in repo.list_runs(RunFilter(ids=tuple(statuses)))}
+    for rid, status in statuses.items():
         if status == RunStatus.CANCELLED:
             print(f"run {rid}: cancelled")
-        elif run.inputs_done >= run.total_inputs:  # no step left to stop it before
-            print(
-                f"run {rid}: cancel requested, but it has trained all its inputs and is "
-                "finishing (final validation, samples, checkpoints): it may yet succeed"
-            )
+        elif rid in runs and runs[rid].trained_all:  # no step left to stop it before
+            print(f"run {rid}: cancel requested, but {FINISHING}")
         else:
             print(f"run {rid}: cancel requested (its worker stops it within a few seconds)")
     return 0

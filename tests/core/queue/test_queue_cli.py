@@ -315,6 +315,7 @@ def test_manage_commands(capsys: pytest.CaptureFixture[str]) -> None:
     # to stop it before, and it said "stops it within a few seconds", then succeeded.
     repo.add_metrics(1, [], inputs_done=repo.get_run(1).total_inputs + 64)
     assert "it has trained all its inputs and is finishing" in cli(capsys, "cancel", "1")[1]
+    assert "cancel requested, but it has trained all its inputs" in cli(capsys, "ls")[1]
     assert repo.finish(1, worker, FinalFigures(validation_loss=0.2))
     assert not repo.get_run(1).cancel_requested  # moot: shown as requested no more
     assert cli(capsys, "next", "4")[1] == "priority 1: 4 train next\n"
