@@ -169,10 +169,17 @@ def remove(args: argparse.Namespace) -> int:
     runs = repo.list_runs(RunFilter(ids=tuple(args.ids)))
     removed = repo.remove(args.ids)
     print(f"removed {count_of(removed, 'run')}")
-    # As the dashboard's question says: the files are the person's to delete.
-    folders = sorted({run.checkpoint_path for run in runs if run.checkpoint_path})
+    # As the dashboard's question says: the files are the person's to delete. Every run
+    # that started may have a folder; a failed one does not record it.
+    started = [run for run in runs if run.started_at is not None]
+    folders = sorted({run.checkpoint_path for run in started if run.checkpoint_path})
+    unnamed = [run.id for run in started if not run.checkpoint_path]
     if folders:
         print("checkpoint folders stay on disk: " + ", ".join(folders))
+    if unnamed:
+        from core.queue.views import ids_of
+
+        print(f"the checkpoint folders of {ids_of('run', unnamed)}, if made, stay on disk")
     return 0
 
 

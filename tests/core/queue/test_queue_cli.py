@@ -320,12 +320,19 @@ def test_manage_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert not repo.get_run(1).cancel_requested  # moot: shown as requested no more
     assert cli(capsys, "next", "4")[1] == "priority 1: 4 train next\n"
     assert repo.claim(worker) is not None and repo.get_run(4).status == RunStatus.RUNNING
-    assert cli(capsys, "rm", "2", "3")[1] == "removed 2 runs\n"
+    assert cli(capsys, "rm", "2", "3")[1] == "removed 2 runs\n"  # neither started
     assert [r.id for r in repo.list_runs()] == [1, 4]
     # A run that trained leaves its checkpoint folder: said, as the dashboard says it.
     repo.finish(4, worker, FinalFigures(validation_loss=0.2, checkpoint_path="/ck/smoke/run-4"))
     assert cli(capsys, "rm", "4")[1] == (
         "removed 1 run\ncheckpoint folders stay on disk: /ck/smoke/run-4\n"
+    )
+    # A failed run records no folder, but may have made one (review).
+    cli(capsys, "queue", "sweep.yml", "--force")
+    failed = repo.claim(worker)
+    assert failed is not None and repo.fail(failed.id, worker, "boom")
+    assert cli(capsys, "rm", str(failed.id))[1] == (
+        f"removed 1 run\nthe checkpoint folders of run {failed.id}, if made, stay on disk\n"
     )
 
 
