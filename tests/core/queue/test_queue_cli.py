@@ -234,7 +234,10 @@ def test_cancel_of_a_run_whose_worker_has_exited_cancels_it_at_once(
         "run 2: cancel requested (its worker stops it within a few seconds)",
     ]
     assert repo.get_run(1).status == RunStatus.CANCELLED
-    assert cli(capsys, "rm", "1")[:2] == (0, "removed 1 run\n")
+    assert cli(capsys, "rm", "1")[:2] == (
+        0,
+        "removed 1 run\nthe checkpoint folders of run 1, if made, stay on disk\n",
+    )
     # Run 2 still trains until its worker reads the request (a stack's until the stack
     # ends): ls and status said nothing of it, showing a running run frozen at 0%.
     listed = cli(capsys, "ls")[1]
