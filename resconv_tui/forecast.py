@@ -16,10 +16,12 @@ inputs, would otherwise make a run ten times longer look ten times slower. Witho
 (runs from older workers, none finished yet) the fit is of wall-time rates.
 
 The schedule is discrete, as training is: a run is never split between slots. Each
-live worker has a slot per run in flight (``--slots K`` rows are separate workers; a
-``--stack K`` worker trains K runs at once), at least one unless it is stopping; a slot
-frees up when its running run ends (at that run's own measured rate), then takes the
-next queued run in claim order (priority, then age). Runs of offline workers are left
+live worker is a slot unless it is stopping (``--slots K`` rows are separate workers);
+one training K runs at once is a ``--stack K`` worker. A slot frees up when its running
+runs end (each at its own measured rate), then takes the next queued run in claim
+order (priority, then age), and a stack worker up to K-1 queued runs of that run's
+config but for the seed with it, which end together (a worker's ``--stack`` is not
+recorded: one training a single run counts as a stack of 1). Runs of offline workers are left
 out: they end as "worker lost", not trained. A stopping worker's runs go back to the
 queue after their current step: they count as queued, whole.
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 import heapq
 import json
 import statistics
+from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
@@ -39,6 +42,13 @@ FIT_RECENT = 200  # the most recent measured runs the cost fit uses
 
 # Keyed by the config text, which differs per seed: room for a large queue's every run
 # (a settled run keeps its row, and so its string, between polls: hits after the first).
+@lru_cache(maxsize=1 << 16)
+def _cell(config_json: str) -> str:
+    """A run's config but for the seed: the runs a `--stack` worker trains together."""
+    config = {key: value for key, value in json.loads(config_json).items() if key != "seed"}
+    return json.dumps(config, sort_keys=True)
+
+
 @lru_cache(maxsize=1 << 16)
 def _image_area(config_json: str) -> int:
     size = json.loads(config_json).get("image_size", 28)
@@ -154,26 +164,43 @@ def queue_ends(
         return None
     taking = {w.id: w.state != "stopping" for w in alive}  # a stopping worker takes no run
     ends: dict[int, float] = {}
-    slots: list[float] = []  # when each slot that takes queued runs is free
-    in_flight: dict[str, int] = {}
+    # A slot per taking worker: when it is free, and how many runs it trains at once (a
+    # worker training K runs is a `--stack K` worker: it takes a run and up to K-1 of
+    # its seeds, which end together).
+    free_at: dict[str, float] = {w.id: 0.0 for w in alive if taking[w.id]}
+    width: dict[str, int] = dict.fromkeys(free_at, 1)
     requeued = []  # a stopping worker puts its runs back: they train again from the start
+    held: dict[str, int] = {}
     for run in running:
         if run.worker_id in taking:
             if not taking[run.worker_id]:
                 requeued.append(run)
                 continue
             ends[run.id] = _running_left(run, rate(run), per_input, overhead)
-            in_flight[run.worker_id] = in_flight.get(run.worker_id, 0) + 1
-            slots.append(ends[run.id])
-    for worker in alive:
-        if taking[worker.id] and not in_flight.get(worker.id):
-            slots.append(0.0)
+            worker_id = run.worker_id or ""
+            free_at[worker_id] = max(free_at[worker_id], ends[run.id])
+            held[worker_id] = held.get(worker_id, 0) + 1
+    width.update(held)
+    slots = [(free, i, width[w]) for i, (w, free) in enumerate(free_at.items())]
     heapq.heapify(slots)
     waiting = [*(run for run in runs if run.status == RunStatus.QUEUED), *requeued]
     queued = sorted(waiting, key=lambda r: (-r.priority, r.id))
+    by_cell: dict[str, deque[RunRow]] = defaultdict(deque)
+    for run in queued:
+        by_cell[_cell(run.config_json)].append(run)
     for run in queued if slots else ():
-        start = heapq.heappop(slots)
+        if run.id in ends:  # went with an earlier run's stack
+            continue
+        start, order, stack = heapq.heappop(slots)
+        cell = by_cell[_cell(run.config_json)]
+        group: list[RunRow] = []
+        while cell and len(group) < stack:  # in claim order: `run` first, then its seeds
+            candidate = cell.popleft()
+            if candidate.id not in ends:
+                group.append(candidate)
         beside = overhead(run) if overhead else 0.0
-        ends[run.id] = start + beside + run.total_inputs * per_input(run)
-        heapq.heappush(slots, ends[run.id])
+        end = start + beside + run.total_inputs * per_input(run)
+        for member in group:
+            ends[member.id] = end
+        heapq.heappush(slots, (end, order, stack))
     return ends

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import signal
 import subprocess
 import sys
@@ -227,6 +228,31 @@ def test_queue_eta_schedules_whole_runs_on_the_slots_in_flight(
         [stack[0], dataclasses.replace(stack[3], experiment="later"), first], ends
     )
     assert by_experiment == pytest.approx({base.experiment: 20, "later": 30})
+
+
+def test_a_stack_worker_is_one_slot_that_takes_a_run_and_its_seeds(
+    seeded: dict[str, Any], db_url: str
+) -> None:
+    # `worker --stack 3` training 3 seeds, then 3 single runs: the forecast gave each
+    # stacked run a slot of its own, and the singles, which train one after another,
+    # 3 parallel slots (20 s forecast, 29 s taken).
+    base = Repo.open(db_url).list_runs()[0]
+
+    def run(run_id: int, status: RunStatus, seed: int, lr: float = 3e-4) -> RunRow:
+        config = json.dumps({"layers": 3, "lr": lr, "seed": seed})
+        return dataclasses.replace(
+            base, id=run_id, status=status, worker_id="s" if status == RunStatus.RUNNING
+            else None, config_json=config, total_inputs=1000, inputs_done=0,
+            inputs_per_s=100.0,
+        )  # fmt: skip
+
+    stack = [run(i, RunStatus.RUNNING, seed=i) for i in (1, 2, 3)]  # 10 s each, together
+    singles = [run(i, RunStatus.QUEUED, seed=0, lr=lr) for i, lr in ((4, 1e-3), (5, 2e-3))]
+    seeds = [run(i, RunStatus.QUEUED, seed=i, lr=3e-3) for i in (6, 7, 8, 9)]
+    ends = polling.queue_forecast([*stack, *singles, *seeds], [worker("running", worker_id="s")],
+                                  NOW)  # fmt: skip
+    assert ends == pytest.approx({1: 10, 2: 10, 3: 10, 4: 20, 5: 30,
+                                  6: 40, 7: 40, 8: 40, 9: 50})  # fmt: skip
 
 
 def test_a_big_run_is_forecast_slower_than_a_small_one() -> None:
