@@ -64,11 +64,14 @@ class RunDetailScreen(ChartScreen):
     class Polled(Message):
         """A poll finished: the run, the metric rows after the last seen id, samples."""
 
-        def __init__(self, run: RunRow, metrics: list[MetricRow], samples: bytes | None) -> None:
+        def __init__(
+            self, run: RunRow, metrics: list[MetricRow], samples: bytes | None, stalled: bool
+        ) -> None:
             super().__init__()
             self.run = run
             self.metrics = metrics
             self.samples = samples
+            self.stalled = stalled  # its worker beats but has taken no step for minutes
 
     LOSS_CHART = "chart-loss"
 
@@ -112,15 +115,19 @@ class RunDetailScreen(ChartScreen):
             metrics = repo.metrics_since(self.run_id, self.last_metric_id)
             want_samples = run.has_samples and not self.samples_loaded
             samples = repo.get_samples(self.run_id) if want_samples else None
+            # As the runs table says: a hung training beats but takes no step.
+            stalled = run.status == RunStatus.RUNNING and any(
+                w.id == run.worker_id and w.state == "stalled" for w in repo.list_workers()
+            )
         except ResconvError as exc:
             self.post_message(self.PollFailed(exc))
             return
-        self.post_message(self.Polled(run, metrics, samples))
+        self.post_message(self.Polled(run, metrics, samples, stalled))
 
     def on_run_detail_screen_polled(self, message: Polled) -> None:
         was_finished = self.run is not None and self.run.status in FINISHED
         self.run = message.run
-        self.show_run(message.run)
+        self.show_run(message.run, message.stalled)
         # An `r` poll may overlap a timed one: rows already merged are skipped.
         fresh = [row for row in message.metrics if row.id > self.last_metric_id]
         if fresh:
@@ -174,11 +181,11 @@ class RunDetailScreen(ChartScreen):
             chart.empty_note = "live memory not measured on CPU"
         chart.set_series([] if unmeasured else [memory])
 
-    def show_run(self, run: RunRow) -> None:
+    def show_run(self, run: RunRow, stalled: bool = False) -> None:
         style = STATUS_STYLE.get(run.status, "")
         title = f"Run {run.id}  [b]{run.name}[/]  ({run.experiment})  [{style}]{run.status}[/]"
         self.query_one("#detail-title", Static).update(title)
-        self.query_one("#detail-info", Static).update(info_table(run, time.time()))
+        self.query_one("#detail-info", Static).update(info_table(run, time.time(), stalled))
         self.query_one("#detail-config", Static).update(config_table(run))
         error = self.query_one("#detail-error", Static)
         error.update(error_text(run) if run.error else "")

@@ -57,10 +57,13 @@ def progress(run: RunRow) -> str:
     return f"{run.inputs_done:,} / {run.total_inputs:,} inputs ({run.progress:.0%})"
 
 
-def info_table(run: RunRow, now: float) -> Table:
-    """Status, where it ran, timings and final figures."""
+def info_table(run: RunRow, now: float, stalled: bool = False) -> Table:
+    """Status, where it ran, timings and final figures. ``stalled``: its worker beats but
+    has taken no training step for minutes (as the runs table says)."""
     table = _grid()
     status = Text(run.status.value, style=STATUS_STYLE.get(run.status, ""))
+    if stalled:
+        status.append(" (stalled: no step for minutes)", style="bold")
     if run.cancel_requested and run.status == RunStatus.RUNNING:
         status.append(" (cancel requested)", style="magenta")
     table.add_row("status", status)

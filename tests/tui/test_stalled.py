@@ -30,3 +30,19 @@ async def test_a_stalled_worker_s_run_reads_stalled(seeded, app_factory, settle,
         assert "run 4 stalled" in text
         others: list[Any] = [str(c) for c in table.get_row(str(seeded["ids"][0]))]
         assert others[2] == "succeeded"
+
+
+async def test_the_run_detail_says_its_run_is_stalled(seeded, db_url) -> None:
+    # The runs table said "stalled"; the run's own detail said "running", beating.
+    from screen_host import ScreenHost, settle
+
+    from resconv_tui.screens.run_detail import RunDetailScreen
+
+    repo = Repo.open(db_url)
+    gpu_box = next(w for w in repo.list_workers() if w.pid == 1111)
+    repo.update_worker(gpu_box.id, state="stalled")
+    repo.close()
+    app = ScreenHost(RunDetailScreen(db_url, seeded["running"]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "running (stalled: no step for minutes)" in screen_text(app)
