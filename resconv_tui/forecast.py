@@ -31,7 +31,7 @@ from __future__ import annotations
 import heapq
 import json
 import statistics
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
@@ -134,6 +134,14 @@ def _running_left(
     return left / training + max(0.0, overhead(run) - spent)
 
 
+def _stacked(run: RunRow, in_stack: Counter[str | None]) -> bool:
+    """Trained in a stack: its recorded path says so once it has ended (``... stack x3``);
+    while it runs, its worker trains other runs with it."""
+    if run.status == RunStatus.RUNNING:
+        return in_stack[run.worker_id] > 1
+    return " stack x" in (run.path_used or "")
+
+
 def queue_ends(
     runs: Sequence[RunRow],
     workers: Sequence[WorkerRow],
@@ -162,6 +170,14 @@ def queue_ends(
     per_input = seconds_per_input(paces)
     if not alive or per_input is None:
         return None
+    # A stacked run's rate is its share of the stack's: on a CPU a third of a run alone's
+    # in a stack of 3, and runs alone after a stack were forecast twice as long. Runs
+    # alone and stacks are each paced by their own kind where it has been measured.
+    in_stack = Counter(run.worker_id for run in running)
+    stacked = [_stacked(run, in_stack) for run, _ in paces]
+    alone_pace = seconds_per_input([p for p, s in zip(paces, stacked, strict=True) if not s])
+    stack_pace = seconds_per_input([p for p, s in zip(paces, stacked, strict=True) if s])
+    per_alone, per_stacked = alone_pace or per_input, stack_pace or per_input
     taking = {w.id: w.state != "stopping" for w in alive}  # a stopping worker takes no run
     ends: dict[int, float] = {}
     # A slot per taking worker: when it is free, and how many runs it trains at once (a
@@ -176,7 +192,8 @@ def queue_ends(
             if not taking[run.worker_id]:
                 requeued.append(run)
                 continue
-            ends[run.id] = _running_left(run, rate(run), per_input, overhead)
+            pace = per_stacked if _stacked(run, in_stack) else per_alone
+            ends[run.id] = _running_left(run, rate(run), pace, overhead)
             worker_id = run.worker_id or ""
             free_at[worker_id] = max(free_at[worker_id], ends[run.id])
             held[worker_id] = held.get(worker_id, 0) + 1
@@ -199,7 +216,8 @@ def queue_ends(
             if candidate.id not in ends:
                 group.append(candidate)
         beside = overhead(run) if overhead else 0.0
-        end = start + beside + run.total_inputs * per_input(run)
+        pace = per_stacked if len(group) > 1 else per_alone
+        end = start + beside + run.total_inputs * pace(run)
         for member in group:
             ends[member.id] = end
         heapq.heappush(slots, (end, order, stack))

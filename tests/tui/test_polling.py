@@ -254,6 +254,18 @@ def test_a_stack_worker_is_one_slot_that_takes_a_run_and_its_seeds(
     assert ends == pytest.approx({1: 10, 2: 10, 3: 10, 4: 20, 5: 30,
                                   6: 40, 7: 40, 8: 40, 9: 50})  # fmt: skip
 
+    # A stacked run's rate is its share of the stack's (a third, on a CPU): runs alone
+    # are paced by runs alone, stacks by stacks (forecast twice as long before).
+    def done(run_id: int, rate: float, path: str, seed: int) -> RunRow:
+        return dataclasses.replace(run(run_id, RunStatus.SUCCEEDED, seed=seed), inputs_per_s=rate,
+                                   path_used=path, started_at=None, finished_at=None)  # fmt: skip
+
+    finished = [done(i, 100 / 3, "plain stack x3", seed=i) for i in (11, 12, 13)]
+    finished.append(done(14, 100.0, "plain", seed=0))
+    queued = [run(15, RunStatus.QUEUED, seed=0, lr=5e-3)]
+    ends = polling.queue_forecast([*finished, *queued], [worker(worker_id="i")], NOW)
+    assert ends == pytest.approx({15: 10})  # 1000 inputs at a run alone's 100/s
+
 
 def test_a_big_run_is_forecast_slower_than_a_small_one() -> None:
     # Seconds per input fitted to parameter-pixels over the runs measured so far.
