@@ -231,8 +231,11 @@ class RunsScreen(RunActions, Screen[None]):
         if not room or cell_len(line) <= room:  # cells: an experiment may be named 実験
             return line
         # An 80-column terminal: the same, closer together, rather than a second line that
-        # takes a row from the table.
-        return "·".join(parts) + f" │ ETA {eta}" + (f" │ {filters}" if filters else "")
+        # takes a row from the table; with filters too, the counts but the total go.
+        close = "·".join(parts) + f" │ ETA {eta}" + (f" │ {filters}" if filters else "")
+        if cell_len(close) <= room:
+            return close
+        return f"{parts[0]} │ ETA {eta}" + (f" │ {filters}" if filters else "")
 
     @staticmethod
     def _experiment_eta(dash: Dashboard, experiment: str) -> str:

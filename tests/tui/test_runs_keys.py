@@ -847,10 +847,15 @@ async def test_at_80_columns_wide_cells_cut_the_names_not_params(
         # The summary closes up rather than wrapping onto a second line (a table row).
         summary = app.screen.query_one("#runs-summary")
         assert summary.size.height == 1 and "│ ETA " in str(summary.render())
-        await pilot.resize_terminal(120, 36)
+        # With a filter too (F), the counts but the total go.
+        await pilot.press("F")
         app.screen.refresh_now()
         await settle(pilot)
-        assert "  │  queue ETA " in str(summary.render())
+        assert summary.size.height == 1 and " │ exp=" in str(summary.render())
+        await pilot.resize_terminal(120, 36)  # room for the counts again
+        app.screen.refresh_now()
+        await settle(pilot)
+        assert "2 queued" in str(summary.render()) and summary.size.height == 1
 
 
 async def test_help_fits_an_80_column_terminal(seeded, app_factory, settle) -> None:
