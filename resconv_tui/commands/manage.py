@@ -89,10 +89,7 @@ def priority_value(text: str) -> int:
 
 
 # A run that has trained all its inputs takes no more steps, before which a cancel is read.
-FINISHING = (
-    "it has trained all its inputs and is finishing (final validation, samples, "
-    "checkpoints): it will end succeeded unless that fails"
-)
+FINISHING = "it has trained all its inputs and is finishing: it will likely succeed"
 
 
 def cancel(args: argparse.Namespace) -> int:
@@ -170,8 +167,9 @@ def remove(args: argparse.Namespace) -> int:
     removed = repo.remove(args.ids)
     print(f"removed {count_of(removed, 'run')}")
     # As the dashboard's question says: the files are the person's to delete. Every run
-    # that started may have a folder; a failed one does not record it.
-    started = [run for run in runs if run.started_at is not None]
+    # that started may have a folder (a failed one does not record it; one queued again
+    # has trained before: attempts).
+    started = [run for run in runs if run.started_at is not None or run.attempts > 0]
     folders = sorted({run.checkpoint_path for run in started if run.checkpoint_path})
     unnamed = [run.id for run in started if not run.checkpoint_path]
     if folders:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from typing import TYPE_CHECKING, Any
 
 from resconv_tui.cli import add_db_option, db_option, db_url, open_repo
@@ -61,17 +62,24 @@ def inputs_count(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from core.errors import SweepError
+    from core.queue.errors import UsageError
     from core.sweep import expand_sweep_file
 
     try:
         runs = expand_sweep_file(args.file, args.max_inputs)
     except SweepError as exc:
-        if args.max_inputs is None or "'max_inputs'" not in str(exc):
+        batch = re.search(r"must be at least batch_size (\d+)", str(exc))
+        if args.max_inputs is None or batch is None:
             raise
-        raise SweepError(f"--max-inputs {args.max_inputs}: {exc}") from None  # not the file's
+        raise UsageError(  # the option's mistake, not the file's
+            f"--max-inputs {args.max_inputs}: below this sweep's batch size {batch[1]} "
+            "(training draws whole batches)"
+        ) from None
     if args.max_inputs is not None:
+        had_targets = any(run.target for run in expand_sweep_file(args.file))
+        dropped = "; the file's targets are left out" if had_targets else ""
         print(f"quick check: every run trains {args.max_inputs:,} inputs, in experiment "
-              f"{runs[0].experiment}; the file's targets are left out")  # fmt: skip
+              f"{runs[0].experiment}{dropped}")  # fmt: skip
     if args.dry_run:
         print(dry_run_listing(runs, dry_run_plan(args, runs)))
         return 0

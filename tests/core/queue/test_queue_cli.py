@@ -96,8 +96,11 @@ def test_a_quick_check_of_a_logbook_table_with_max_inputs(
         assert f"'{bad}' is not a number of inputs" in capsys.readouterr().err
     code, _, err = cli(capsys, "queue", "sweep.yml", "--max-inputs", "8")  # below one batch
     assert code == 2  # the option's, not a key of the file's
-    one_error_line(err, "--max-inputs 8: sweep.yml: ")
-    assert "must be at least batch_size 64" in err
+    one_error_line(err, "--max-inputs 8: below this sweep's batch size 64")
+    # A file without targets is not said to lose them.
+    assert cli(capsys, "queue", "sweep.yml", "--max-inputs", "640", "--dry-run")[1].startswith(
+        "quick check: every run trains 640 inputs, in experiment smoke-inputs-640\n"
+    )
     (in_tmp / "long.yml").write_text("name: '" + "x" * 95 + " '\nlayers: 2\n")
     code, _, err = cli(capsys, "queue", "long.yml", "--max-inputs", "640")
     assert code == 2
@@ -337,6 +340,10 @@ def test_manage_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(capsys, "rm", str(failed.id))[1] == (
         f"removed 1 run\nthe checkpoint folders of run {failed.id}, if made, stay on disk\n"
     )
+    # Queued again after a stop: it trained before, so it may have a folder (review).
+    again = repo.claim(worker)
+    assert again is not None and repo.requeue(again.id, worker) == RunStatus.QUEUED
+    assert "if made, stay on disk" in cli(capsys, "rm", str(again.id))[1]
 
 
 def test_ls_lists_runs_in_queue_order_with_filters_and_json(
