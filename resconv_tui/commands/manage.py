@@ -122,8 +122,20 @@ def retry(args: argparse.Namespace) -> int:
     if not args.ids and args.cause is None:  # before opening the database: a usage mistake
         raise UsageError("retry needs run ids, or --cause oom|nan|worker-lost|error")
     repo = open_repo(args)
-    _record_exited_workers(repo)
+    exiting = _record_exited_workers(repo)
     ids = list(args.ids)
+    if exiting and ids:
+        from core.queue import RunFilter, RunStatus
+
+        for run in repo.list_runs(
+            RunFilter(ids=tuple(ids), statuses=frozenset({RunStatus.RUNNING}))
+        ):
+            if run.worker_id in exiting:  # killed a moment ago: "run 1 is running" misled
+                wait = max(1, round(exiting[run.worker_id]))
+                raise UsageError(
+                    f"run {run.id}'s worker has exited; the run is recorded lost once its worker "
+                    f"has been silent 10 s: retry in {wait} s"
+                )
     if args.cause is not None:
         from core.queue.failures import cause_from_option, failed_runs
 
@@ -138,7 +150,7 @@ def retry(args: argparse.Namespace) -> int:
     return 0
 
 
-def _record_exited_workers(repo: Repo) -> None:
+def _record_exited_workers(repo: Repo) -> dict[str, float]:
     """Runs of a worker of this machine killed with -9 are lost, as ``ls`` and ``status``
     say, but recorded so only by the next worker or dashboard: until then ``retry``
     refused them as running. Recorded now, by the dashboard's rule (its process is gone
@@ -146,16 +158,20 @@ def _record_exited_workers(repo: Repo) -> None:
     import socket
     import time
 
-    from core.processes import process_alive
+    from core.processes import SILENT_FOR_S, process_alive
     from resconv_tui.lost_workers import recover_exited_workers
 
-    lost = recover_exited_workers(
-        repo, repo.list_workers(), socket.gethostname(), process_alive, time.time()
-    )
+    now, here, workers = time.time(), socket.gethostname(), repo.list_workers()
+    lost = recover_exited_workers(repo, workers, here, process_alive, now)
     if lost is not None and lost.run_ids:
         from core.queue.views import ids_of
 
         print(f"{ids_of('run', lost.run_ids)}: worker lost (its worker's process has exited)")
+    return {  # exited, not silent long enough yet: their runs read "running" a while
+        w.id: SILENT_FOR_S - w.age(now)
+        for w in workers
+        if w.host == here and w.age(now) < SILENT_FOR_S and not process_alive(w.pid)
+    }
 
 
 def remove(args: argparse.Namespace) -> int:

@@ -279,6 +279,23 @@ def test_status_says_a_worker_of_this_machine_has_exited_and_changes_nothing(
     assert repo.get_run(1).status == RunStatus.QUEUED
 
 
+def test_retry_right_after_a_kill_says_when_the_run_can_be_retried(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `retry 1` a moment after `kill -9` said "not allowed: run 1 is running".
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    worker = repo.register_worker(socket.gethostname(), gone.pid, "cpu")
+    assert repo.claim(worker) is not None  # its last beat: now
+    code, _, err = cli(capsys, "retry", "1")
+    assert code == 2
+    one_error_line(err, "run 1's worker has exited; the run is recorded lost once its worker")
+    assert re.search(r"retry in (9|10) s$", err.strip()), err
+    assert repo.get_run(1).status == RunStatus.RUNNING
+
+
 def test_results_markdown_csv_json(capsys: pytest.CaptureFixture[str]) -> None:
     cli(capsys, "queue", "sweep.yml")
     repo = Repo.open("runs.db")
