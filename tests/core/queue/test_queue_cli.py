@@ -215,6 +215,18 @@ def test_status_says_a_stalled_worker_s_run_is_stalled(capsys: pytest.CaptureFix
     assert stalled == {1: True, 2: False, 3: False, 4: False}
 
 
+def run_1_of_an_exited_worker(capsys: pytest.CaptureFixture[str]) -> tuple[Repo, str]:
+    """The sweep queued, and run 1 claimed by a worker of this machine whose process has
+    exited (as after `kill -9`), its last beat now."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid is free now
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    worker = repo.register_worker(socket.gethostname(), gone.pid, "cpu")
+    assert repo.claim(worker) is not None
+    return repo, worker
+
+
 def test_cancel_of_a_run_whose_worker_has_exited_cancels_it_at_once(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -222,12 +234,7 @@ def test_cancel_of_a_run_whose_worker_has_exited_cancels_it_at_once(
     # refused it, and a later worker failed it as "worker lost", for retry to queue.
     # Its last beat a moment ago: a cancel in the 10 s before a dashboard would mark
     # the worker lost was lost the same way.
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    cli(capsys, "queue", "sweep.yml")
-    repo = Repo.open("runs.db")
-    worker = repo.register_worker(socket.gethostname(), gone.pid, "cpu")
-    assert repo.claim(worker) is not None
+    repo, _ = run_1_of_an_exited_worker(capsys)
     alive = repo.register_worker(socket.gethostname(), os.getpid(), "cpu")
     assert repo.claim(alive) is not None  # run 2: its worker (this process) reads requests
     code, out, _ = cli(capsys, "cancel", "1", "2")
@@ -283,12 +290,7 @@ def test_retry_right_after_a_kill_says_when_the_run_can_be_retried(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # `retry 1` a moment after `kill -9` said "not allowed: run 1 is running".
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    cli(capsys, "queue", "sweep.yml")
-    repo = Repo.open("runs.db")
-    worker = repo.register_worker(socket.gethostname(), gone.pid, "cpu")
-    assert repo.claim(worker) is not None  # its last beat: now
+    repo, _ = run_1_of_an_exited_worker(capsys)  # its last beat: now
     code, _, err = cli(capsys, "retry", "1")
     assert code == 2
     one_error_line(err, "run 1's worker has exited; the run is recorded lost once its worker")
