@@ -528,16 +528,11 @@ class Repo:
         run's new status; None if it is no longer this worker's run."""
         with self._write() as conn:
             asked = self._own_running(run_id, worker_id).where(RUN.c.cancel_requested)
-            values = _figure_values(figures) if figures else {}
-            values.update(status=RunStatus.CANCELLED.value, finished_at=time.time())
-            if conn.execute(asked.values(**values)).rowcount:
+            cancelled = _ended_values(RunStatus.CANCELLED, None, figures)
+            if conn.execute(asked.values(**cancelled)).rowcount:
                 self._worker_idle(conn, worker_id, finished=True)
                 return RunStatus.CANCELLED
-            if conn.execute(self._own_running(run_id, worker_id).values(**_FRESH)).rowcount:
-                conn.execute(delete(METRIC).where(METRIC.c.run_id == run_id))
-                self._worker_idle(conn, worker_id, finished=False)
-                return RunStatus.QUEUED
-            return None
+            return RunStatus.QUEUED if self._to_queue(conn, run_id, worker_id, _FRESH) else None
 
     def put_back(self, run_id: int, worker_id: str) -> bool:
         """running -> queued before training began (the device had no room for it yet).
@@ -552,11 +547,16 @@ class Repo:
 
     def _back_to_queue(self, run_id: int, worker_id: str, values: dict[str, Any]) -> bool:
         with self._write() as conn:
-            moved = conn.execute(self._own_running(run_id, worker_id).values(**values)).rowcount
-            if moved:
-                conn.execute(delete(METRIC).where(METRIC.c.run_id == run_id))
-                self._worker_idle(conn, worker_id, finished=False)
-            return bool(moved)
+            return self._to_queue(conn, run_id, worker_id, values)
+
+    def _to_queue(
+        self, conn: Connection, run_id: int, worker_id: str, values: dict[str, Any]
+    ) -> bool:
+        moved = conn.execute(self._own_running(run_id, worker_id).values(**values)).rowcount
+        if moved:
+            conn.execute(delete(METRIC).where(METRIC.c.run_id == run_id))
+            self._worker_idle(conn, worker_id, finished=False)
+        return bool(moved)
 
     def _end(
         self,
@@ -566,10 +566,7 @@ class Repo:
         error: str | None,
         figures: FinalFigures | None,
     ) -> bool:
-        values = _figure_values(figures) if figures else {}
-        values.update(status=status.value, error=error, finished_at=time.time())
-        if status == RunStatus.SUCCEEDED:  # a cancel that came after its last step: moot
-            values["cancel_requested"] = False
+        values = _ended_values(status, error, figures)
         with self._write() as conn:
             ended = conn.execute(self._own_running(run_id, worker_id).values(**values)).rowcount
             self._worker_idle(conn, worker_id, finished=bool(ended))
@@ -940,6 +937,17 @@ def _gpu_values(gpu: GpuSnapshot) -> dict[str, Any]:
         gpu_name=gpu.name, gpu_util=gpu.util_percent, gpu_memory_used=gpu.memory_used,
         gpu_memory_total=gpu.memory_total, gpu_temperature=gpu.temperature_c,
     )  # fmt: skip
+
+
+def _ended_values(
+    status: RunStatus, error: str | None, figures: FinalFigures | None
+) -> dict[str, Any]:
+    """The columns a run's end writes: its status, error, end time and final figures."""
+    values = _figure_values(figures) if figures else {}
+    values.update(status=status.value, error=error, finished_at=time.time())
+    if status == RunStatus.SUCCEEDED:  # a cancel that came after its last step: moot
+        values["cancel_requested"] = False
+    return values
 
 
 def _figure_values(figures: FinalFigures) -> dict[str, Any]:
