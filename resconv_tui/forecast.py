@@ -184,9 +184,7 @@ def queue_ends(
     # worker training K runs is a `--stack K` worker: it takes a run and up to K-1 of
     # its seeds, which end together).
     free_at: dict[str, float] = {w.id: 0.0 for w in alive if taking[w.id]}
-    width: dict[str, int] = dict.fromkeys(free_at, 1)
     requeued = []  # a stopping worker puts its runs back: they train again from the start
-    held: dict[str, int] = {}
     for run in running:
         if run.worker_id in taking:
             if not taking[run.worker_id]:
@@ -196,9 +194,7 @@ def queue_ends(
             ends[run.id] = _running_left(run, rate(run), pace, overhead)
             worker_id = run.worker_id or ""
             free_at[worker_id] = max(free_at[worker_id], ends[run.id])
-            held[worker_id] = held.get(worker_id, 0) + 1
-    width.update(held)
-    slots = [(free, i, width[w]) for i, (w, free) in enumerate(free_at.items())]
+    slots = [(free, i, max(1, in_stack[w])) for i, (w, free) in enumerate(free_at.items())]
     heapq.heapify(slots)
     waiting = [*(run for run in runs if run.status == RunStatus.QUEUED), *requeued]
     queued = sorted(waiting, key=lambda r: (-r.priority, r.id))
