@@ -347,7 +347,7 @@ class NewSweepScreen(Screen[int | None]):
     def load_unless_kept(self, path: str | None) -> None:
         """Load ``path``, asking first when the form has edits neither queued nor saved
         (a file replaces every field)."""
-        if not path or self._snapshot() == self._kept:
+        if not path or not self.unsaved():
             self.load_file(path)
             return
         question = f"Load {path}? The form's changes are neither queued nor saved."
@@ -386,7 +386,7 @@ class NewSweepScreen(Screen[int | None]):
 
     def action_cancel(self) -> None:
         """Back to the runs; edits neither queued nor saved are lost only after a yes."""
-        if self._snapshot() == self._kept:
+        if not self.unsaved():
             self.dismiss(None)
             return
 
@@ -397,11 +397,14 @@ class NewSweepScreen(Screen[int | None]):
         question = "Leave the form? Its changes are neither queued nor saved."
         self.app.push_screen(ConfirmScreen(question, "Leave"), leave)
 
+    def unsaved(self) -> bool:
+        """Whether the fields differ from the form as last loaded, saved or queued: leaving
+        (esc, q), or loading a file over them, asks first."""
+        return self._snapshot() != self._kept
+
     def quit_question(self) -> str | None:
         """What quitting the dashboard asks first (None: nothing would be lost)."""
-        if self._snapshot() == self._kept:
-            return None
-        return "Quit? The form's changes are neither queued nor saved."
+        return "Quit? The form's changes are neither queued nor saved." if self.unsaved() else None
 
     def palette_commands(self) -> Iterator[SystemCommand]:
         """This screen's actions by name (the app adds them to ctrl+p)."""
