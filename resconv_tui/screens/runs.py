@@ -226,16 +226,18 @@ class RunsScreen(RunActions, Screen[None]):
         ]
         eta = format_duration(dash.queue_eta_s)
         filters = " ".join(shown)
-        line = " · ".join(parts) + f"  │  queue ETA {eta}" + (f"  │  {filters}" if filters else "")
+        wide, close = (f"  │  {filters}", f" │ {filters}") if filters else ("", "")
+        # The first that fits: on an 80-column terminal the same closer together, then
+        # without the counts but the total, rather than a second line that takes a row
+        # from the table.
+        forms = (
+            " · ".join(parts) + f"  │  queue ETA {eta}{wide}",
+            "·".join(parts) + f" │ ETA {eta}{close}",
+            f"{parts[0]} │ ETA {eta}{close}",
+        )
         room = self.query_one("#runs-summary", Static).content_region.width
-        if not room or cell_len(line) <= room:  # cells: an experiment may be named 実験
-            return line
-        # An 80-column terminal: the same, closer together, rather than a second line that
-        # takes a row from the table; with filters too, the counts but the total go.
-        close = "·".join(parts) + f" │ ETA {eta}" + (f" │ {filters}" if filters else "")
-        if cell_len(close) <= room:
-            return close
-        return f"{parts[0]} │ ETA {eta}" + (f" │ {filters}" if filters else "")
+        # Cells, not characters: an experiment may be named 実験.
+        return next((form for form in forms if not room or cell_len(form) <= room), forms[-1])
 
     @staticmethod
     def _experiment_eta(dash: Dashboard, experiment: str) -> str:
