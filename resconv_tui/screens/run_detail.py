@@ -29,6 +29,7 @@ from core.queue.failures import RETRY_ADVICE, run_cause
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS, MetricRow
 from core.queue.samples import decode_samples
 from core.queue.status import FINISHED
+from resconv_tui.polling import held_runs, stalled_runs
 from resconv_tui.screens.chart_screen import ChartScreen
 from resconv_tui.widgets.loss_chart import PALETTE, LossChart, Series
 from resconv_tui.widgets.run_info import STATUS_STYLE, config_table, info_table
@@ -115,10 +116,9 @@ class RunDetailScreen(ChartScreen):
             metrics = repo.metrics_since(self.run_id, self.last_metric_id)
             want_samples = run.has_samples and not self.samples_loaded
             samples = repo.get_samples(self.run_id) if want_samples else None
-            # As the runs table says: a hung training beats but takes no step.
-            stalled = run.status == RunStatus.RUNNING and any(
-                w.id == run.worker_id and w.state == "stalled" for w in repo.list_workers()
-            )
+            # As the runs table says (the same rule): a hung training beats, takes no step.
+            workers = repo.list_workers()
+            stalled = run.id in stalled_runs(workers, held_runs([run], workers))
         except ResconvError as exc:
             self.post_message(self.PollFailed(exc))
             return
