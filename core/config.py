@@ -203,6 +203,20 @@ def whole_number(value: Any) -> bool:
     return isinstance(value, float) and value.is_integer() and abs(value) <= 2**53
 
 
+def whole_from_text(text: str) -> int | None:
+    """A whole number typed as text, also as ``1.8e5`` (as a sweep file may write it: a
+    whole number is a count); None for anything else."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return int(number) if whole_number(number) else None
+
+
 def as_whole(value: Any) -> Any:
     """``value`` with whole-number floats as ints, in a list too (``[1.6e1, 32]``): YAML
     reads an exponent as a float, and ``max_inputs: 1.8e5`` means a count."""

@@ -12,7 +12,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from core.config import ACTIVATIONS, DATASETS, MODELS, PRECISIONS, VALIDATION_MODES, whole_number
+from core.config import (
+    ACTIVATIONS,
+    DATASETS,
+    MODELS,
+    PRECISIONS,
+    VALIDATION_MODES,
+    whole_from_text,
+)
 from core.sweep import ALIASES
 
 MAX_RANGE = 1000
@@ -149,17 +156,10 @@ def _parse_bracket(spec: FieldSpec, item: str) -> list[int]:
 
 
 def _parse_int(key: str, text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:  # 1.8e5, as a sweep file may write it: a whole number is a count
-        number = float(text)
-    except ValueError:
-        number = None
-    if number is None or not whole_number(number):
+    number = whole_from_text(text)  # 1.8e5 too, as a sweep file may write it
+    if number is None:
         raise FieldError(key, f"{text!r} is not an integer")
-    return int(number)
+    return number
 
 
 def _parse_float(key: str, text: str) -> float:

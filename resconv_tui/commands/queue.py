@@ -51,10 +51,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def inputs_count(text: str) -> int:
     """--max-inputs: a whole number of inputs, at least 1 (the sweep checks the batch)."""
-    try:
-        value = int(float(text)) if float(text).is_integer() else None
-    except ValueError:
-        value = None
+    from core.config import whole_from_text
+
+    value = whole_from_text(text)
     if value is None or value < 1:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number of inputs (a whole number)")
     return value
