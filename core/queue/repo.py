@@ -696,16 +696,20 @@ class Repo:
             update_priority = update(RUN).where(RUN.c.id.in_(ids))
             conn.execute(update_priority.values(priority=RUN.c.priority + step))
 
-    def move_to_front(self, ids: Sequence[int]) -> int:
-        """Make ``ids`` the next runs claimed (they keep their order); returns the priority."""
+    def move_to_front(self, ids: Sequence[int]) -> list[int]:
+        """Make ``ids`` the next runs claimed, in the order given (``next 9 7`` trains 9,
+        then 7): each gets a priority above every queued run's, the first the highest.
+        Returns the priorities, in the order of ``ids``."""
+        ids = list(dict.fromkeys(ids))
         with self._write() as conn:
             self._require(conn, ids, frozenset(RunStatus), "")
             top = conn.execute(
                 select(func.max(RUN.c.priority)).where(RUN.c.status == RunStatus.QUEUED.value)
             ).scalar()
-            priority = (top or 0) + 1
-            conn.execute(update(RUN).where(RUN.c.id.in_(ids)).values(priority=priority))
-            return priority
+            priorities = [(top or 0) + len(ids) - place for place in range(len(ids))]
+            for run_id, priority in zip(ids, priorities, strict=True):
+                conn.execute(update(RUN).where(RUN.c.id == run_id).values(priority=priority))
+            return priorities
 
     def _require(
         self, conn: Connection, ids: Sequence[int], allowed: frozenset[RunStatus], why: str

@@ -23,7 +23,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         ("cancel", cancel, "cancel queued runs; stop running runs within seconds"),
         ("retry", retry, "queue failed or cancelled runs again"),
         ("rm", remove, "delete runs and their metrics (cancel running runs first)"),
-        ("next", run_next, "train these queued runs next"),
+        ("next", run_next, "train these queued runs next, in the order given"),
         ("priority", set_priority, "set the runs' priority (higher trains sooner; default 0)"),
     )
     parser = None
@@ -211,11 +211,19 @@ def run_next(args: argparse.Namespace) -> int:
     waiting = [i for i in ids if i not in found or found[i].status == RunStatus.QUEUED]
     if not waiting:
         raise InvalidTransition(f"{_not_waiting(others, args)}; nothing changed")
-    priority = repo.move_to_front(waiting)
-    print(f"priority {priority}: " + ", ".join(map(str, waiting)) + " train next")
+    print(_next_said(waiting, repo.move_to_front(waiting)))
     if others:
         print(f"resconv-tui: left as they are: {_not_waiting(others, args)}", file=sys.stderr)
     return 0
+
+
+def _next_said(ids: list[int], priorities: list[int]) -> str:
+    """``priority 3: 9 train next``, or for several ``priorities 3, 2: 9, 7 train next, in
+    that order``."""
+    runs = ", ".join(map(str, ids))
+    if len(ids) == 1:
+        return f"priority {priorities[0]}: {runs} train next"
+    return f"priorities {', '.join(map(str, priorities))}: {runs} train next, in that order"
 
 
 def _named_runs(repo: Repo, given: list[int]) -> tuple[list[int], dict[int, RunRow]]:

@@ -188,7 +188,7 @@ class RunActions:
                         severity="warning")  # fmt: skip
         if ids := [run.id for run in runs if run.status == RunStatus.QUEUED]:
             self._unmark(runs)
-            self._write(lambda: _say((f"next (priority {self.ctx.repo.move_to_front(ids)})", ids)))
+            self._write(lambda: _say((_next_priorities(self.ctx.repo.move_to_front(ids)), ids)))
 
     def action_remove(self) -> None:
         """One queued run goes at once; anything more (ten runs marked for compare, a
@@ -479,6 +479,13 @@ def _remove_question(runs: list[RunRow]) -> str:
         training = f"{ids_of('Run', running)} {'are' if len(running) > 1 else 'is'} training"
         question = f"{training}: cancelled first, removed once stopped. {question}"
     return question
+
+
+def _next_priorities(priorities: list[int]) -> str:
+    """``next (priority 3)``, or ``next (priorities 3..1)`` for runs moved in table order."""
+    if len(priorities) == 1:
+        return f"next (priority {priorities[0]})"
+    return f"next (priorities {priorities[0]}..{priorities[-1]})"
 
 
 def _say(*parts: tuple[str, list[int]]) -> str:

@@ -75,3 +75,13 @@ def test_an_unknown_id_still_changes_nothing(
     assert main(["next", "5", "1", "99"]) == 2
     assert "no run with id 99" in capsys.readouterr().err
     assert priorities(repo) == [0] * 6
+
+
+def test_several_runs_train_next_in_the_order_given(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["next", "6", "5"]) == 0
+    assert capsys.readouterr().out == "priorities 2, 1: 6, 5 train next, in that order\n"
+    assert priorities(repo) == [0, 0, 0, 0, 1, 2]
+    worker = repo.register_worker("h", 2, "cpu")
+    assert [run.id for run in (repo.claim(worker), repo.claim(worker)) if run] == [6, 5]

@@ -517,11 +517,12 @@ def test_remove_deletes_runs_and_metrics_but_not_running_ones(repo: Repo) -> Non
 def test_priority_and_move_to_front_change_the_claim_order(repo: Repo) -> None:
     ids = repo.enqueue(tiny_runs(4)).added_ids
     repo.set_priority([ids[1]], 2)
-    assert repo.move_to_front([ids[3], ids[2]]) == 3
+    # In the order given, not by id: ``next 4 3`` trains 4 first.
+    assert repo.move_to_front([ids[3], ids[2], ids[3]]) == [4, 3]
     order = [r.id for r in repo.list_runs(RunFilter(order="queue"))]
-    assert order == [ids[2], ids[3], ids[1], ids[0]]
+    assert order == [ids[3], ids[2], ids[1], ids[0]]
     worker = repo.register_worker("h", 1, "cpu")
-    assert claim(repo, worker) == ids[2]
+    assert claim(repo, worker) == ids[3]
     with pytest.raises(UnknownRun):
         repo.set_priority([77], 1)
 
