@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -58,6 +59,7 @@ KILL_AFTER_S = 5.0
 RESTARTS = 3  # per slot: a slot killed again and again (say, by the OOM killer) stays down
 POLL_S = 0.1
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+RETRY_LOST = "resconv-tui retry --cause worker-lost"
 
 
 def supervise(args: argparse.Namespace, db_url: str, slots: int) -> int:
@@ -67,7 +69,14 @@ def supervise(args: argparse.Namespace, db_url: str, slots: int) -> int:
     Repo.open(db_url).close()
     commands = [slot_command(args, db_url, Slot(i, slots)) for i in range(1, slots + 1)]
     on_exit = lambda pid, since: recover_slot(db_url, pid, since)  # noqa: E731
-    return Supervisor(commands, on_exit=on_exit, max_runs=args.max_runs).run()
+    retry = retry_lost_command(getattr(args, "db", None))
+    return Supervisor(commands, on_exit=on_exit, max_runs=args.max_runs, retry=retry).run()
+
+
+def retry_lost_command(db_given: str | None) -> str:
+    """The command that queues lost runs again, with the ``--db`` as given (quoted for a
+    shell): copied without it, it would act on ./runs.db."""
+    return RETRY_LOST + (f" --db {shlex.quote(db_given)}" if db_given else "")
 
 
 @dataclass(frozen=True)
@@ -122,8 +131,10 @@ class Supervisor:
         kill_after_s: float = KILL_AFTER_S,
         on_exit: Callable[[int, float], SlotExit] | None = None,
         max_runs: int | None = None,
+        retry: str = RETRY_LOST,
     ) -> None:
         self.commands, self.kill_after_s = commands, kill_after_s
+        self.retry = retry  # the command that queues a lost slot's runs again
         # A slot process's pid and start time -> what it left (its lost runs recorded).
         self.on_exit = on_exit
         self.max_runs = max_runs  # per slot, as each slot's command says
@@ -228,8 +239,8 @@ class Supervisor:
         if left.lost:
             them = "them" if len(left.lost) > 1 else "it"
             say(f"slot pid {child.pid} exited with status {exit_status(child.returncode)}: "
-                f"{ids_of('run', left.lost)} marked failed (worker lost); "
-                f"'resconv-tui retry --cause worker-lost' queues {them} again")  # fmt: skip
+                f"{ids_of('run', left.lost)} marked failed, worker lost "
+                f"({self.retry} queues {them} again)")  # fmt: skip
         return left.runs
 
     def send(self, sig: signal.Signals) -> None:

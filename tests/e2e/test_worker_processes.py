@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -272,7 +273,7 @@ def test_a_slot_killed_by_signal_9_loses_its_run_at_once_and_is_started_again(
     # As the kernel's OOM killer would: the supervisor, not the next worker start, records
     # it (whichever slot it is), and starts the slot again; the other trains on.
     env.cli("queue", str(env.sweep("packed", "max_inputs: 10000000\nseeds: 3\n")))
-    worker = slot_worker(env, "processes")
+    worker = slot_worker(env, "processes", "--db", env.db)
     training = lambda: sum(r.inputs_done > 0 for r in env.repo().list_runs()) == 2  # noqa: E731
     wait_for(training, 60, "both slots to train", env)
     victim = next(w for w in env.repo().list_workers() if w.device == f"cpu slot {slot}/2")
@@ -285,6 +286,8 @@ def test_a_slot_killed_by_signal_9_loses_its_run_at_once_and_is_started_again(
     # Said just after the write that marked it (the log may lag the database by a moment).
     said = f"slot pid {victim.pid} exited with status 137: run {killed} marked failed"
     wait_for(lambda: said in env.output(), 5, "the supervisor to say so", env)
+    retry = f"(resconv-tui retry --cause worker-lost --db {shlex.quote(env.db)} queues it again)"
+    assert retry in env.output()  # the --db given: without it, it would act on ./runs.db
     # Started again: it takes the third run, beside the slot that trained on.
     wait_for(lambda: status_of(env, 3) == S.RUNNING, 60, "the restarted slot", env)
     assert f"slot {slot}/2 started again (pid " in env.output()

@@ -106,3 +106,21 @@ def test_recover_slot_counts_the_runs_a_slot_ended_and_lost(repo: Repo, db_url: 
     assert recover_slot(db_url, 4321, since) == SlotExit(lost=[], runs_ended=1)
     # ...but a row of an earlier process that had the same pid is not this one's.
     assert recover_slot(db_url, 4321, time.time() + 5) == SlotExit(lost=[], runs_ended=0)
+
+
+def test_the_retry_it_suggests_for_a_lost_slot_carries_the_db(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def on_exit(pid: int, since: float) -> SlotExit:
+        return SlotExit(lost=[3], runs_ended=0)
+
+    retry = slots.retry_lost_command("/data/my runs.db")
+    assert retry == "resconv-tui retry --cause worker-lost --db '/data/my runs.db'"
+    assert slots.retry_lost_command(None) == "resconv-tui retry --cause worker-lost"
+    supervisor = Supervisor([["sh", "-c", "exit 0"]], on_exit=on_exit, retry=retry)
+    supervisor.run()
+    out = capsys.readouterr().out
+    assert (
+        "run 3 marked failed, worker lost (resconv-tui retry --cause worker-lost "
+        "--db '/data/my runs.db' queues it again)"
+    ) in out
