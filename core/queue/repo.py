@@ -622,10 +622,15 @@ class Repo:
             query = select(RUN.c.id).where(RUN.c.status == RunStatus.RUNNING.value, lost_run)
             ids = list(conn.execute(query).scalars())
             if ids:
+                # It ended when last heard from, not when found silent (maybe hours later,
+                # at the next worker start): its "took" is the time it trained.
+                last_heard = func.coalesce(RUN.c.heartbeat_at, RUN.c.started_at, now)
                 conn.execute(
                     update(RUN)
                     .where(RUN.c.id.in_(ids))
-                    .values(status=RunStatus.FAILED.value, error=WORKER_LOST, finished_at=now)
+                    .values(
+                        status=RunStatus.FAILED.value, error=WORKER_LOST, finished_at=last_heard
+                    )
                 )
             conn.execute(
                 update(WORKER)

@@ -547,6 +547,10 @@ def test_recover_stale_marks_old_heartbeats_and_dead_workers_lost(repo: Repo) ->
         assert failure_cause(run.error) == FailureCause.WORKER_LOST
     assert repo.list_workers() == []
     assert {w.state for w in repo.list_workers(include_gone=True)} == {"lost"}
+    # Each ended when last heard from, not when found silent: its "took" is what it trained.
+    for run_id in runs:
+        run = repo.get_run(run_id)
+        assert run.finished_at == run.heartbeat_at and run.finished_at < later - 50
 
 
 def test_recover_stale_without_a_cutoff_takes_only_the_dead_workers(repo: Repo) -> None:
