@@ -73,7 +73,7 @@ def run_stream_slots(
     trainer = trainer or FitTrainer(resolved, data_dir)
     root = Path(checkpoint_root) if checkpoint_root else default_checkpoint_root(db_url)
     workers = [
-        _slot_worker(db_url, resolved, trainer, root, flags, Slot(i, slots), rules)
+        _slot_worker(db_url, resolved, trainer, root, flags, Slot(i, slots), rules, max_runs)
         for i in range(1, slots + 1)
     ]
     flags.on_second = lambda: leave_now(workers)
@@ -81,7 +81,7 @@ def run_stream_slots(
     threads = [
         threading.Thread(
             target=_slot_main,
-            args=(worker, f"worker {i}/{slots}", until_empty, max_runs, failures),
+            args=(worker, f"worker {i}/{slots}", until_empty, failures),
             name=f"slot-{i}",
             daemon=True,  # a second signal leaves through os._exit anyway
         )
@@ -110,6 +110,7 @@ def _slot_worker(
     flags: StopFlags,
     slot: Slot,
     rules: ClaimRules,
+    max_runs: int | None,
 ) -> Worker:
     repo = Repo.open(db_url)
     admission = None
@@ -122,7 +123,7 @@ def _slot_worker(
         admission = Admission(repo, free_bytes)
     return Worker(
         repo, device, trainer, root, flags, label=slot.label(device), admission=admission,
-        rules=rules,
+        rules=rules, max_runs=max_runs,
     )  # fmt: skip
 
 
@@ -130,13 +131,12 @@ def _slot_main(
     worker: Worker,
     speaker: str,
     until_empty: bool,
-    max_runs: int | None,
     failures: list[str],
 ) -> None:
     set_thread_speaker(speaker)
     try:
         with _own_stream(worker.device):
-            worker.loop(until_empty, max_runs)
+            worker.loop(until_empty)
     except QueueError as exc:  # the database is gone: this slot cannot go on
         failures.append(f"{speaker}: {exc}")
     except NoDataHere as exc:  # no dataset on this machine: its runs are back in the queue

@@ -113,6 +113,7 @@ class Worker:
         admission: Admission | None = None,
         rules: ClaimRules = NO_RULES,
         stall_after_s: float = STALL_AFTER_S,
+        max_runs: int | None = None,
     ) -> None:
         self.repo, self.device, self.trainer = repo, device, trainer
         self.rules = rules
@@ -120,7 +121,11 @@ class Worker:
         self.checkpoint_root, self.flags = Path(checkpoint_root).absolute(), flags
         self.stale_after_s, self.poll_max_s = stale_after_s, poll_max_s
         self.admission, self.admit_wait = admission, ADMIT_WAIT_MIN_S
-        self.id = repo.register_worker(socket.gethostname(), os.getpid(), label or device)
+        self.max_runs = max_runs  # it exits after this many runs ended (None: no limit)
+        self.id = repo.register_worker(
+            socket.gethostname(), os.getpid(), label or device,
+            stack=rules.stack, largest_first=rules.largest_first, max_runs=max_runs,
+        )  # fmt: skip
         self.heartbeat = Heartbeat(
             repo, self.id, GpuMonitor(device), heartbeat_s, stopping=lambda: flags.stop,
             stall_after_s=stall_after_s,
@@ -129,8 +134,10 @@ class Worker:
         self.runs_done = 0
         flags.on_second = self.exit_now
 
-    def loop(self, until_empty: bool = False, max_runs: int | None = None) -> int:
-        """Train runs until told to stop; returns how many runs this worker ended."""
+    def loop(self, until_empty: bool = False) -> int:
+        """Train runs until told to stop (or ``max_runs`` ended); returns how many runs
+        this worker ended."""
+        max_runs = self.max_runs
         say(f"{self.id} on {self.device}, database {describe(self.repo.url)}")
         self.recover()
         self.heartbeat.start()
@@ -600,10 +607,10 @@ def run_worker(
     worker = Worker(
         repo, resolved, trainer or FitTrainer(resolved, data_dir), root, flags,
         stale_after_s=stale_after_s, heartbeat_s=heartbeat_s, label=label, admission=admission,
-        rules=rules,
+        rules=rules, max_runs=max_runs,
     )  # fmt: skip
     try:
-        return worker.loop(until_empty, max_runs)
+        return worker.loop(until_empty)
     finally:
         repo.close()
 

@@ -203,12 +203,30 @@ def _ensure_schema(engine: Engine, url: str) -> None:
                 _create_schema(conn)
                 return
             _check_version(conn, url)
+            add_missing_columns(conn)
 
 
 def _create_schema(conn: Connection) -> None:
     for table in TABLES:
         table.create(conn)
     conn.execute(Meta.__table__.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))  # type: ignore[attr-defined]
+
+
+def add_missing_columns(conn: Connection) -> None:
+    """Add the columns this version's tables have and the database's lack (made by an
+    older resconv-tui). Each is nullable with no default: rows already there read NULL,
+    "not known", and an older resconv-tui, which never names them, works on as before."""
+    inspector = inspect(conn)
+    for table in TABLES:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            # A column rows would need a value in is a change older code cannot live
+            # with: that takes a SCHEMA_VERSION and a migration, not this.
+            assert column.nullable and column.server_default is None, column
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
 
 
 def _check_version(conn: Connection, url: str) -> None:

@@ -10,6 +10,11 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
+# Raised only by a change older code cannot live with. Columns that a table gains, with
+# no value needed (NULL: not known), are added when a database is opened
+# (``db.add_missing_columns``) and leave the version as it is: an older resconv-tui,
+# which never names them, still works on the same database (boxes sharing a PostgreSQL
+# queue need not all upgrade at once).
 SCHEMA_VERSION = 1
 
 
@@ -35,6 +40,12 @@ class Worker(SQLModel, table=True):
     gpu_memory_used: int | None = Field(default=None, sa_column=Column(BigInteger))
     gpu_memory_total: int | None = Field(default=None, sa_column=Column(BigInteger))
     gpu_temperature: float | None = None  # degrees C
+    # How it claims (``--stack``, ``--order``, ``--max-runs``), for the queue's forecast.
+    # None: a worker of a resconv-tui from before these were recorded (added to older
+    # databases when opened: ``db.add_missing_columns``).
+    stack: int | None = None  # runs of one cell (seeds) trained at once
+    largest_first: bool | None = None  # --order largest-first
+    max_runs: int | None = None  # it exits after this many runs ended (None: no limit)
 
 
 class Run(SQLModel, table=True):

@@ -822,13 +822,24 @@ class Repo:
 
     # ----- workers -------------------------------------------------------------------
 
-    def register_worker(self, host: str, pid: int, device: str) -> str:
-        """Add a worker row (state idle) and return its id."""
+    def register_worker(
+        self,
+        host: str,
+        pid: int,
+        device: str,
+        *,
+        stack: int = 1,
+        largest_first: bool = False,
+        max_runs: int | None = None,
+    ) -> str:
+        """Add a worker row (state idle) and return its id. ``stack``, ``largest_first``
+        and ``max_runs``: how it claims, recorded for the queue's forecast."""
         now = time.time()
         worker_id = f"{host}-{pid}-{secrets.token_hex(2)}"
         values = dict(
             id=worker_id, host=host, pid=pid, device=device, state="idle",
             started_at=now, last_seen_at=now, runs_done=0,
+            stack=stack, largest_first=largest_first, max_runs=max_runs,
         )  # fmt: skip
         with self._write() as conn:
             conn.execute(insert(WORKER).values(**values))

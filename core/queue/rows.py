@@ -198,6 +198,10 @@ class WorkerRow:
     current_run_id: int | None
     runs_done: int
     gpu: GpuSnapshot
+    # How it claims; None: not recorded (a worker of an older resconv-tui).
+    stack: int | None = None  # --stack K: up to K seeds of one cell at once
+    largest_first: bool | None = None  # --order largest-first
+    max_runs: int | None = None  # --max-runs N: it exits after N runs ended
 
     def age(self, now: float) -> float:
         return max(0.0, now - self.last_seen_at)

@@ -95,3 +95,45 @@ def test_the_queue_never_imports_torch() -> None:
         "assert 'textual' not in sys.modules, 'textual imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+NEWER_WORKER_COLUMNS = ("stack", "largest_first", "max_runs")
+
+
+def test_a_database_of_an_older_version_gains_the_new_columns_and_keeps_its_rows(
+    db_url: str,
+) -> None:
+    repo = Repo.open(db_url)
+    repo.enqueue(tiny_runs(1))
+    old = repo.register_worker("h", 1, "cpu", stack=4)
+    repo.close()
+    engine = open_engine(db_url)
+    with engine.begin() as conn:  # as a resconv-tui before these columns made it
+        for column in NEWER_WORKER_COLUMNS:
+            conn.execute(text(f'ALTER TABLE "worker" DROP COLUMN "{column}"'))
+    engine.dispose()
+    repo = Repo.open(db_url)
+    (worker,) = repo.list_workers()
+    assert (worker.id, worker.stack, worker.largest_first, worker.max_runs) == (
+        old,
+        None,
+        None,
+        None,
+    )
+    new = repo.register_worker("h", 2, "cpu", stack=3, largest_first=True, max_runs=5)
+    assert [(w.stack, w.largest_first, w.max_runs) for w in repo.list_workers() if w.id == new] == [
+        (3, True, 5)
+    ]
+    assert len(repo.list_runs()) == 1
+    repo.close()
+    engine = open_engine(db_url)
+    with engine.begin() as conn:  # an older resconv-tui names only the columns it knows
+        conn.execute(
+            text(
+                "INSERT INTO worker (id, host, pid, device, state, started_at, last_seen_at, "
+                "runs_done) VALUES ('older', 'h', 3, 'cpu', 'idle', 0, 0, 0)"
+            )
+        )
+        version = conn.execute(text("SELECT value FROM meta WHERE key='schema_version'"))
+        assert version.scalar() == str(SCHEMA_VERSION)  # older versions may still open it
+    engine.dispose()

@@ -220,9 +220,11 @@ def test_a_run_cancelled_inside_a_stack_is_recorded_as_it_stops(repo: Repo, tmp_
 def test_a_stack_is_no_larger_than_max_runs_allows(repo: Repo, tmp_path: Path) -> None:
     cell = repo.enqueue(tiny_runs(4)).added_ids
     trainer = StackingTrainer()
-    worker = make_worker(repo, trainer, tmp_path, rules=ClaimRules(stack=4))
+    worker = make_worker(repo, trainer, tmp_path, rules=ClaimRules(stack=4), max_runs=2)
+    (row,) = repo.list_workers()  # how it claims, recorded for the queue's forecast
+    assert (row.stack, row.largest_first, row.max_runs) == (4, False, 2)
     trainer.heartbeat = worker.heartbeat
-    assert worker.loop(until_empty=True, max_runs=2) == 2
+    assert worker.loop(until_empty=True) == 2
     assert trainer.stacks == [list(cell[:2])]
     assert [r.status for r in repo.list_runs()][2:] == [S.QUEUED, S.QUEUED]
 
