@@ -142,6 +142,7 @@ class Worker:
         self.recover()
         self.heartbeat.start()
         delay, last_recover = POLL_MIN_S, time.monotonic()
+        database_error = False
         try:
             while not self.flags.stop and (max_runs is None or self.runs_done < max_runs):
                 # Between runs too, not only while idle: on a queue shared by busy GPU
@@ -165,10 +166,25 @@ class Worker:
                     break
                 self.sleep(delay)
                 delay = min(delay * 2, self.poll_max_s)
-        finally:
+        except QueueError:
+            # The database refused a write (unreachable, full, locked too long): this
+            # worker stops, and the command says why. Its runs go back to the queue if
+            # the database still takes that, rather than sit "running" for nobody until
+            # some worker's next start finds them lost.
+            database_error = True
             self.heartbeat.stop()
-            self.repo.update_worker(self.id, state="stopped")
-            say(f"stopped after {self.runs_done} run(s)")
+            back = [
+                run_id for run_id in self.current if _quietly(self.repo.requeue, run_id, self.id)
+            ]
+            _quietly(self.repo.update_worker, self.id, state="stopped")
+            runs = f"; run {', '.join(map(str, back))} back in the queue" if back else ""
+            say(f"stopping on a database error after {self.runs_done} run(s){runs}")
+            raise
+        finally:
+            if not database_error:
+                self.heartbeat.stop()
+                self.repo.update_worker(self.id, state="stopped")
+                say(f"stopped after {self.runs_done} run(s)")
         return self.runs_done
 
     def admitted(self, run: RunRow, partners: Sequence[RunRow] = ()) -> bool:
@@ -427,9 +443,13 @@ def _flush_quietly(recorder: RunRecorder) -> None:
     _quietly(recorder.flush)  # keep the curve up to the failure; never mask the real error
 
 
-def _quietly(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-    with contextlib.suppress(Exception):
+def _quietly(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+    """``fn(...)``, its errors ignored; whether it returned without one."""
+    try:
         fn(*args, **kwargs)
+    except Exception:
+        return False
+    return True
 
 
 # ----- training with the real stack ---------------------------------------------------

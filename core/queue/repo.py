@@ -14,6 +14,7 @@ nothing: one unknown id or one run in the wrong status changes no run.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -473,6 +474,10 @@ class Repo:
         ``running``, so a late flush (a slot thread finishing its step after a second
         signal requeued its run) cannot mix into the run's next attempt.
         """
+        # A diverged run's NaN or inf is not a point on a curve (and SQLite stores NaN as
+        # NULL, which the NOT NULL column refused: the error stopped the worker and left
+        # the run "running"). The run ends failed, and says why, by its worker's check.
+        points = [p for p in points if math.isfinite(p.value)]
         if not points and inputs_done is None:
             return
         with self._write() as conn:

@@ -26,7 +26,8 @@ import core.recording as recording
 import core.worker as worker_module
 from core.errors import ConfigError
 from core.packing import Admission, Decision
-from core.queue import FinalFigures, Repo, RunRow, RunStatus
+from core.queue import FinalFigures, QueueError, Repo, RunRow, RunStatus
+from core.queue.failures import FailureCause, failure_cause
 from core.queue.samples import decode_samples
 from core.train import FitCallbacks, FitResult, NonFiniteLoss, TrainPoint, ValidationPoint
 from core.worker import StopFlags, Worker, failure_message, final_figures, run_worker
@@ -39,7 +40,8 @@ Trainer = Callable[[RunRow, FitCallbacks, Path], FitResult]
 def fake_trainer(
     steps: int = 100, step_s: float = 0.0, on_step: Callable[[int], None] | None = None
 ) -> Trainer:
-    """Walks ``steps`` steps through the callbacks like fit() does; lr >= 100 diverges."""
+    """Walks ``steps`` steps through the callbacks like fit() does; lr >= 100 diverges,
+    lr 50 validates to NaN."""
 
     def train(run: RunRow, cb: FitCallbacks, checkpoint_dir: Path) -> FitResult:
         config = run.config
@@ -56,10 +58,11 @@ def fake_trainer(
             time.sleep(step_s)
             if step % cb.log_every == 0 and cb.on_train_loss is not None:
                 cb.on_train_loss(TrainPoint(step, step * 64, 1 / step, config.lr, 1000.0, 0))
+        loss = float("nan") if config.lr == 50 else 0.25
         if cb.on_validation is not None:
-            cb.on_validation(ValidationPoint(1, steps, steps * 64, 0.25))
+            cb.on_validation(ValidationPoint(1, steps, steps * 64, loss))
         grid = np.full((3, 2, 28, 28), 7, dtype=np.uint8)
-        return FitResult(0.25, inputs_seen=steps * 64, steps=steps, inputs_per_s=1000.0,
+        return FitResult(loss, inputs_seen=steps * 64, steps=steps, inputs_per_s=1000.0,
                          peak_memory_bytes=5, wall_seconds=1.5, param_count=383, samples=grid,
                          checkpoint_path=str(checkpoint_dir))  # fmt: skip
 
@@ -272,6 +275,43 @@ def test_failures_are_recorded_and_the_worker_goes_on(repo: Repo, tmp_path: Path
     assert (nan.status, nan.error) == (S.FAILED, "loss became NaN at step 3")
     assert (boom.status, boom.error) == (S.FAILED, "RuntimeError: boom")
     assert fine.status == S.SUCCEEDED
+
+
+def test_a_validation_loss_of_nan_fails_its_run_and_the_worker_goes_on(
+    repo: Repo, tmp_path: Path
+) -> None:
+    # SQLite stored the NaN point as NULL, refused by the column: the error stopped the
+    # worker, left the run "running", and stopped the next worker that took it again.
+    ids = repo.enqueue([tiny_run(0, lr=50.0), tiny_run(1)]).added_ids
+    assert make_worker(repo, fake_trainer(), tmp_path).loop(until_empty=True) == 2
+    diverged, fine = (repo.get_run(i) for i in ids)
+    assert (diverged.status, diverged.error) == (
+        S.FAILED,
+        "validation loss is not finite (NaN/inf)",
+    )
+    assert failure_cause(diverged.error) == FailureCause.DIVERGED
+    assert "val_loss" not in {m.name for m in repo.metrics_since(ids[0])}
+    assert fine.status == S.SUCCEEDED
+
+
+def test_a_database_error_stops_the_worker_and_puts_its_run_back(
+    repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It stopped and left the run "running", held by a stopped worker, for good.
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+
+    def refused(step: int) -> None:
+        if step == 5:
+            raise QueueError("database runs.db: disk is full")
+
+    worker = make_worker(repo, fake_trainer(on_step=refused), tmp_path)
+    with pytest.raises(QueueError, match="disk is full"):
+        worker.loop(until_empty=True)
+    assert repo.get_run(run_id).status == S.QUEUED
+    assert [w.state for w in repo.list_workers(include_gone=True)] == ["stopped"]
+    said = capsys.readouterr().out
+    assert f"stopping on a database error after 0 run(s); run {run_id} back in the queue" in said
+    assert "stopped after" not in said  # not a clean stop
 
 
 def test_a_missing_dataset_stops_the_worker_and_fails_no_run(
