@@ -16,14 +16,15 @@ inputs, would otherwise make a run ten times longer look ten times slower. Witho
 (runs from older workers, none finished yet) the fit is of wall-time rates.
 
 The schedule is discrete, as training is: a run is never split between slots. Each
-live worker is a slot unless it is stopping (``--slots K`` rows are separate workers);
-one training K runs at once is a ``--stack K`` worker. A slot frees up when its running
-runs end (each at its own measured rate), then takes the next queued run in claim
-order (priority, then age), and a stack worker up to K-1 queued runs of that run's
-config but for the seed with it, which end together (a worker's ``--stack`` is not
-recorded: one training a single run counts as a stack of 1). Runs of offline workers are left
-out: they end as "worker lost", not trained. A stopping worker's runs go back to the
-queue after their current step: they count as queued, whole.
+live worker is a slot unless it is stopping (``--slots K`` rows are separate workers).
+A slot frees up when its running runs end (each at its own measured rate), then claims
+as its worker does (``_Taker``: ``--stack``, ``--order`` and ``--max-runs``, recorded
+with the worker): the next queued run in claim order (priority, then age; or the most
+work first), and a ``--stack K`` worker up to K-1 queued runs of that run's config but
+for the seed with it, which end together; a worker with ``--max-runs`` takes no more
+than it has left. Runs of offline workers are left out: they end as "worker lost", not
+trained. A stopping worker's runs go back to the queue after their current step: they
+count as queued, whole.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import json
 import statistics
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 from core.queue import RunRow, RunStatus, WorkerRow
@@ -142,6 +144,60 @@ def _stacked(run: RunRow, in_stack: Counter[str | None]) -> bool:
     return " stack x" in (run.path_used or "")
 
 
+@dataclass
+class _Taker:
+    """How a live worker claims: K runs at once (``--stack K``: a run and up to K-1 of
+    its seeds), in queue order or largest first (``--order``), and how many more runs
+    it ends before it exits (``--max-runs``; None: no limit). A worker of an older
+    resconv-tui recorded none of these: its stack is the runs it trains now, queue
+    order, no limit."""
+
+    stack: int
+    largest_first: bool
+    left: int | None
+
+    @classmethod
+    def of(cls, worker: WorkerRow, training: int) -> _Taker:
+        stack = worker.stack if worker.stack is not None else max(1, training)
+        left = None if worker.max_runs is None else worker.max_runs - worker.runs_done - training
+        return cls(stack, bool(worker.largest_first), left)
+
+    def more(self) -> bool:
+        return self.left is None or self.left > 0
+
+    def took(self, count: int) -> bool:
+        """It took ``count`` runs; whether it takes more after them."""
+        if self.left is not None:
+            self.left -= count
+        return self.more()
+
+
+class _Claims:
+    """The queued runs, taken as the workers' claims take them (``Repo.claim_stack``)."""
+
+    def __init__(self, waiting: Sequence[RunRow], taken: dict[int, float]) -> None:
+        self.taken = taken  # the runs already given an end: skipped
+        self.in_queue_order = deque(sorted(waiting, key=lambda r: (-r.priority, r.id)))
+        # --order largest-first: the most work (parameters x inputs) first, after priority.
+        work = lambda r: r.param_count * r.total_inputs  # noqa: E731
+        self.largest_first = deque(sorted(waiting, key=lambda r: (-r.priority, -work(r), r.id)))
+        self.by_cell: dict[str, list[RunRow]] = defaultdict(list)
+        for run in self.in_queue_order:  # a stack's seeds are claimed in queue order
+            self.by_cell[_cell(run.config_json)].append(run)
+
+    def next(self, taker: _Taker) -> list[RunRow]:
+        """The run ``taker`` claims next and the seeds stacked with it; [] when none is left."""
+        line = self.largest_first if taker.largest_first else self.in_queue_order
+        while line and line[0].id in self.taken:
+            line.popleft()
+        if not line:
+            return []
+        run = line.popleft()
+        most = taker.stack if taker.left is None else min(taker.stack, taker.left)
+        seeds = [r for r in self.by_cell[_cell(run.config_json)] if r.id not in self.taken]
+        return [run, *[r for r in seeds if r.id != run.id][: most - 1]]
+
+
 def queue_ends(
     runs: Sequence[RunRow],
     workers: Sequence[WorkerRow],
@@ -180,9 +236,6 @@ def queue_ends(
     per_alone, per_stacked = alone_pace or per_input, stack_pace or per_input
     taking = {w.id: w.state != "stopping" for w in alive}  # a stopping worker takes no run
     ends: dict[int, float] = {}
-    # A slot per taking worker: when it is free, and how many runs it trains at once (a
-    # worker training K runs is a `--stack K` worker: it takes a run and up to K-1 of
-    # its seeds, which end together).
     free_at: dict[str, float] = {w.id: 0.0 for w in alive if taking[w.id]}
     requeued = []  # a stopping worker puts its runs back: they train again from the start
     for run in running:
@@ -194,27 +247,19 @@ def queue_ends(
             ends[run.id] = _running_left(run, rate(run), pace, overhead)
             worker_id = run.worker_id or ""
             free_at[worker_id] = max(free_at[worker_id], ends[run.id])
-    slots = [(free, i, max(1, in_stack[w])) for i, (w, free) in enumerate(free_at.items())]
-    heapq.heapify(slots)
     waiting = [*(run for run in runs if run.status == RunStatus.QUEUED), *requeued]
-    queued = sorted(waiting, key=lambda r: (-r.priority, r.id))
-    by_cell: dict[str, deque[RunRow]] = defaultdict(deque)
-    for run in queued:
-        by_cell[_cell(run.config_json)].append(run)
-    for run in queued if slots else ():
-        if run.id in ends:  # went with an earlier run's stack
-            continue
-        start, order, stack = heapq.heappop(slots)
-        cell = by_cell[_cell(run.config_json)]
-        group: list[RunRow] = []
-        while cell and len(group) < stack:  # in claim order: `run` first, then its seeds
-            candidate = cell.popleft()
-            if candidate.id not in ends:
-                group.append(candidate)
+    claims = _Claims(waiting, ends)
+    takers = {w.id: _Taker.of(w, in_stack[w.id]) for w in alive if taking[w.id]}
+    slots = [(free, i, w) for i, (w, free) in enumerate(free_at.items()) if takers[w].more()]
+    heapq.heapify(slots)
+    while slots and (taken := claims.next(takers[slots[0][2]])):
+        start, order, worker_id = heapq.heappop(slots)
+        run, *seeds = taken
         beside = overhead(run) if overhead else 0.0
-        pace = per_stacked if len(group) > 1 else per_alone
+        pace = per_stacked if seeds else per_alone
         end = start + beside + run.total_inputs * pace(run)
-        for member in group:
+        for member in taken:
             ends[member.id] = end
-        heapq.heappush(slots, (end, order, stack))
+        if takers[worker_id].took(len(taken)):
+            heapq.heappush(slots, (end, order, worker_id))
     return ends

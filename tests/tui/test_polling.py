@@ -267,6 +267,52 @@ def test_a_stack_worker_is_one_slot_that_takes_a_run_and_its_seeds(
     assert ends == pytest.approx({15: 10})  # 1000 inputs at a run alone's 100/s
 
 
+def test_the_forecast_claims_as_each_worker_recorded_it_claims(
+    seeded: dict[str, Any], db_url: str
+) -> None:
+    # --stack, --order and --max-runs are recorded with the worker: a stack worker
+    # training one run was a stack of 1, a largest-first worker took the queue in order,
+    # and one that exits after N runs was forecast to train the whole queue.
+    base = Repo.open(db_url).list_runs()[0]
+
+    def run(run_id: int, status: RunStatus, seed: int, lr: float, inputs: int = 1000) -> RunRow:
+        config = json.dumps({"layers": 3, "lr": lr, "seed": seed})
+        return dataclasses.replace(
+            base, id=run_id, status=status, worker_id="s" if status == RunStatus.RUNNING
+            else None, config_json=config, total_inputs=inputs, inputs_done=0,
+            inputs_per_s=100.0,
+        )  # fmt: skip
+
+    training = run(1, RunStatus.RUNNING, seed=0, lr=1e-3)  # 10 s, alone
+    cell = [run(i, RunStatus.QUEUED, seed=i, lr=3e-3) for i in (2, 3, 4)]  # 10 s each
+    stacker = dataclasses.replace(worker("running", worker_id="s"), stack=3)
+    ends = polling.queue_forecast([training, *cell], [stacker], NOW)
+    assert ends == pytest.approx({1: 10, 2: 20, 3: 20, 4: 20})  # the 3 seeds at once
+    older = worker("running", worker_id="s")  # an older worker: a stack of 1, as it trains
+    assert polling.queue_forecast([training, *cell], [older], NOW) == pytest.approx(
+        {1: 10, 2: 20, 3: 30, 4: 40}
+    )
+    # --max-runs 3, 1 ended and 1 training: it takes one more run, then exits.
+    limited = dataclasses.replace(older, max_runs=3, runs_done=1)
+    assert polling.queue_forecast([training, *cell], [limited], NOW) == pytest.approx(
+        {1: 10, 2: 20}
+    )
+    # ...and a stack no larger than what is left of it.
+    stack_of_two = dataclasses.replace(stacker, max_runs=4, runs_done=1)
+    assert polling.queue_forecast([training, *cell], [stack_of_two], NOW) == pytest.approx(
+        {1: 10, 2: 20, 3: 20}
+    )
+    # --order largest-first: the run with the most work first, after priority.
+    small, big = run(5, RunStatus.QUEUED, 0, 1e-2), run(6, RunStatus.QUEUED, 0, 2e-2, 3000)
+    largest = dataclasses.replace(older, largest_first=True)
+    assert polling.queue_forecast([training, small, big], [largest], NOW) == pytest.approx(
+        {1: 10, 6: 40, 5: 50}
+    )
+    assert polling.queue_forecast([training, small, big], [older], NOW) == pytest.approx(
+        {1: 10, 5: 20, 6: 50}
+    )
+
+
 def test_a_big_run_is_forecast_slower_than_a_small_one() -> None:
     # Seconds per input fitted to parameter-pixels over the runs measured so far.
     from core.config import RunConfig
