@@ -22,7 +22,7 @@ from functools import lru_cache, partial
 from typing import Any
 
 from core.queue.errors import UsageError
-from core.queue.rows import RunRow
+from core.queue.rows import RunRow, WorkerRow
 from core.sweep import ALIASES, target_problem
 
 RUN = "run"
@@ -508,3 +508,12 @@ def format_bytes(n: float | None) -> str:
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{n:.0f} B"
+
+
+def claim_rules(worker: WorkerRow) -> str:
+    """How a worker claims, where not the default: ``stack 4, largest first, max 5 runs``
+    (empty for one run at a time in queue order, or a worker that did not record it)."""
+    rules = [f"stack {worker.stack}"] if worker.stack and worker.stack > 1 else []
+    rules += ["largest first"] if worker.largest_first else []
+    rules += [f"max {worker.max_runs} run{'s' * (worker.max_runs != 1)}"] if worker.max_runs else []
+    return ", ".join(rules)

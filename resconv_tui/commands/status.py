@@ -137,7 +137,7 @@ def running_line(
 
 def worker_line(worker: WorkerRow, now: float, runs: list[int], exited: bool = False) -> str:
     from core.queue.repo import STALE_AFTER_S
-    from core.queue.views import format_age, format_bytes
+    from core.queue.views import claim_rules, format_age, format_bytes
 
     age = worker.age(now)
     doing = f"run{'s' if len(runs) > 1 else ''} {', '.join(f'#{i}' for i in runs)}"
@@ -153,7 +153,8 @@ def worker_line(worker: WorkerRow, now: float, runs: list[int], exited: bool = F
             f"{format_bytes(gpu.memory_used)} / {format_bytes(gpu.memory_total)} "
             f"{gpu.temperature_c:.0f}°C"
         )
+    rules = f" ({rules})" if (rules := claim_rules(worker)) else ""
     return (
-        f"{worker.id}  {worker.device}  {doing}  {worker.runs_done} done  "
+        f"{worker.id}  {worker.device}{rules}  {doing}  {worker.runs_done} done  "
         f"last seen {format_age(age)} ago{lost}  {stats}"
     )

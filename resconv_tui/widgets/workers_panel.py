@@ -15,7 +15,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from core.queue import WorkerRow
-from core.queue.views import format_age, format_bytes
+from core.queue.views import claim_rules, format_age, format_bytes
 from resconv_tui.polling import worker_health
 
 HEALTH_DOT = {"online": "●", "stale": "◐", "offline": "○"}
@@ -85,6 +85,8 @@ class WorkersPanel(Static):
         line.append(f"{HEALTH_DOT[health]} {health:<7} ", style=self._style(health))
         line.append(f"{w.host:<16.16} pid {w.pid:<7} {w.device:<{device_width}} {columns}")
         line.append(f" done {w.runs_done:<3} {beat}")
+        if rules := claim_rules(w):  # last: a narrow panel cuts it first
+            line.append(f"  {rules}", style=self._style("dim"))
         return line
 
     def _style(self, name: str) -> str:
@@ -92,11 +94,13 @@ class WorkersPanel(Static):
 
 
 def _runs_label(w: WorkerRow, ids: list[int]) -> str:
-    """``run 4``, or ``runs 4,5,6`` for a stack; the worker's state when it trains none."""
+    """``run 4``, or ``runs 4,5,6`` for a stack, with ``stalled`` or ``stopping`` where
+    the worker is (it finishes the step, or its last validation, then puts the run back
+    or ends it); the worker's state when it trains none."""
     if not ids:
         return w.state
     runs = f"run {ids[0]}" if len(ids) == 1 else f"runs {','.join(map(str, ids))}"
-    return f"{runs} stalled" if w.state == "stalled" else runs
+    return f"{runs} {w.state}" if w.state in ("stalled", "stopping") else runs
 
 
 def _gpu_text(w: WorkerRow) -> str:

@@ -32,6 +32,23 @@ async def test_a_stalled_worker_s_run_reads_stalled(seeded, app_factory, settle,
         assert others[2] == "succeeded"
 
 
+async def test_a_stopping_worker_s_run_reads_stopping_and_its_rules_show(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # It finishes the step (or its last validation) first: the panel said "run 4" alone.
+    repo = Repo.open(db_url)
+    gpu_box = next(w for w in repo.list_workers() if w.pid == 1111)
+    repo.update_worker(gpu_box.id, state="stopping")
+    repo.register_worker("other-box", 2222, "cuda:1", stack=4, max_runs=8)
+    repo.close()
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        text = screen_text(app)
+        assert "run 4 stopping" in text
+        assert "stack 4, max 8 runs" in text
+
+
 async def test_the_run_detail_says_its_run_is_stalled(seeded, db_url) -> None:
     # The runs table said "stalled"; the run's own detail said "running", beating.
     from screen_host import ScreenHost, settle

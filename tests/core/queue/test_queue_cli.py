@@ -471,6 +471,10 @@ def test_status_lists_every_run_of_a_stacked_worker(
     assert lead is not None and len(repo.claim_like(worker, lead, 2)) == 2
     out = cli(capsys, "status")[1]
     assert "cuda:0  runs #1, #2, #3  0 done" in out
+    # How a worker claims, where not the default, as it recorded it at its start.
+    repo.register_worker("gpu-box", 4243, "cuda:1", stack=3, largest_first=True, max_runs=1)
+    out = cli(capsys, "status")[1]
+    assert "cuda:1 (stack 3, largest first, max 1 run)  idle  0 done" in out
 
 
 def test_failures_by_cause_in_status_and_retry_by_cause(
