@@ -42,6 +42,8 @@ from resconv_tui.widgets.run_table import RunTable
 from resconv_tui.widgets.workers_panel import WorkersPanel
 
 STATUS_CYCLE: tuple[RunStatus | None, ...] = (None, *RunStatus)
+# The counts a narrow summary keeps: runs still to train, and failures to look at.
+PENDING = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED)
 
 
 class RunsScreen(RunActions, Screen[None]):
@@ -200,20 +202,22 @@ class RunsScreen(RunActions, Screen[None]):
         self._draw_detail()
 
     def _summary(self, dash: Dashboard) -> str:
-        parts = [count_of(len(dash.runs), "run")] + [
-            f"{n} {s}" for s, n in dash.counts.items() if n
-        ]
+        counts = [(status, f"{n} {status}") for status, n in dash.counts.items() if n]
+        plain = [said for _, said in counts]
+        detailed = list(plain)
         if dash.failures:  # "2 failed (1 oom, 1 worker-lost)": the words `retry --cause` takes
             failed = f"{dash.counts[RunStatus.FAILED]} {RunStatus.FAILED}"
             causes = ", ".join(f"{n} {cause.option}" for cause, n in dash.failures.items())
-            parts[parts.index(failed)] += f" ({causes})"
+            detailed[plain.index(failed)] += f" ({causes})"
         if dash.stalled:  # "1 running (1 stalled)": beating, but no training step for minutes
             running = f"{dash.counts[RunStatus.RUNNING]} {RunStatus.RUNNING}"
-            parts[parts.index(running)] += f" ({len(dash.stalled)} stalled)"
+            detailed[plain.index(running)] += f" ({len(dash.stalled)} stalled)"
+        pending = [said for status, said in counts if status in PENDING]
+        marked = []
         if self.marked:  # marks a filter hides are said: no action touches them
             on_screen = {run.id for run in self.visible_runs()}
             hidden = len(self.marked - on_screen)
-            parts.append(f"{len(self.marked)} marked" + (f" ({hidden} hidden)" if hidden else ""))
+            marked.append(f"{len(self.marked)} marked" + (f" ({hidden} hidden)" if hidden else ""))
         q = self.filters
         shown = [  # only the filters in force: the line must fit a modest terminal
             *([f"status={q.status}"] if q.status else []),
@@ -224,16 +228,21 @@ class RunsScreen(RunActions, Screen[None]):
             ),
             *([f'text="{q.text}"'] if q.text else []),
         ]
+        total = count_of(len(dash.runs), "run")
+        if shown:  # how many of them the table shows
+            total += f" ({len(self.visible_runs())} shown)"
         eta = format_duration(dash.queue_eta_s)
         filters = " ".join(shown)
         wide, close = (f"  │  {filters}", f" │ {filters}") if filters else ("", "")
-        # The first that fits: on an 80-column terminal the same closer together, then
-        # without the counts but the total, rather than a second line that takes a row
-        # from the table.
+        # The first that fits, rather than a second line that takes a row from the table:
+        # on an 80-column terminal the same closer together, then without the causes,
+        # then only the runs still to train or fail, then the total alone.
         forms = (
-            " · ".join(parts) + f"  │  queue ETA {eta}{wide}",
-            "·".join(parts) + f" │ ETA {eta}{close}",
-            f"{parts[0]} │ ETA {eta}{close}",
+            " · ".join([total, *detailed, *marked]) + f"  │  queue ETA {eta}{wide}",
+            "·".join([total, *detailed, *marked]) + f" │ ETA {eta}{close}",
+            "·".join([total, *plain, *marked]) + f" │ ETA {eta}{close}",
+            "·".join([total, *pending, *marked]) + f" │ ETA {eta}{close}",
+            f"{total} │ ETA {eta}{close}",
         )
         room = self.query_one("#runs-summary", Static).content_region.width
         # Cells, not characters: an experiment may be named 実験.

@@ -474,7 +474,8 @@ async def test_text_status_and_experiment_filters(seeded, app_factory, settle) -
         await pilot.press("f")  # status: queued
         assert table(app).row_count == 2
         summary = str(app.screen.query_one("#runs-summary").render())
-        assert summary.endswith("  │  queue ETA 3m02s  │  status=queued")  # only those in force
+        assert summary.endswith(" │ ETA 3m02s │ status=queued")  # only those in force
+        assert summary.startswith("8 runs (2 shown)·2 queued·")  # how many the table shows
         await pilot.press("f", "f")  # succeeded
         assert table(app).row_count == 3
         await pilot.press("escape", "slash", *"oom", "enter")  # a failure, by its cause's word
@@ -846,11 +847,25 @@ async def test_at_80_columns_wide_cells_cut_the_names_not_params(
         assert cell(app, big_id, "name").endswith("…")
         # The summary closes up rather than wrapping onto a second line (a table row).
         summary = app.screen.query_one("#runs-summary")
-        assert summary.size.height == 1 and "│ ETA " in str(summary.render())
+        said = "9 runs·2 queued·1 running·3 succeeded·1 failed (1 oom)·2 cancelled │ ETA "
+        assert summary.size.height == 1 and str(summary.render()).startswith(said)
+        # Narrower, the failures' causes go, then the settled counts; never the failed
+        # count before the total alone (it read "17 runs │ ETA 5m15s" with 1 failed).
+        await pilot.resize_terminal(72, 24)
+        app.screen.refresh_now()
+        await settle(pilot)
+        said = "9 runs·2 queued·1 running·3 succeeded·1 failed·2 cancelled │ ETA "
+        assert str(summary.render()).startswith(said)
+        await pilot.resize_terminal(60, 24)
+        app.screen.refresh_now()
+        await settle(pilot)
+        assert str(summary.render()).startswith("9 runs·2 queued·1 running·1 failed │ ETA ")
+        await pilot.resize_terminal(80, 24)
         # With a filter too (F), the counts but the total go.
         await pilot.press("F")
         app.screen.refresh_now()
         await settle(pilot)
+        assert str(summary.render()).startswith("9 runs (4 shown) │ ETA ")
         assert summary.size.height == 1 and " │ exp=" in str(summary.render())
         await pilot.resize_terminal(120, 36)  # room for the counts again
         app.screen.refresh_now()
