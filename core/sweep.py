@@ -23,7 +23,7 @@ import itertools
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -530,10 +530,12 @@ def _canonical(entry: dict[str, Any], source: str, context: str) -> dict[str, An
 
 def slug(swept: dict[str, Any]) -> str:
     """The logbook's matrix_slug: key-value pairs joined by '_', odd characters dropped."""
-    if not swept:
-        return "run"
-    parts = [f"{key}-{_slug_value(value)}" for key, value in swept.items()]
-    return _SLUG_DROP.sub("", "_".join(parts))
+    return "_".join(slug_parts(swept)) if swept else "run"
+
+
+def slug_parts(swept: Mapping[str, Any]) -> list[str]:
+    """The key-value pairs of ``slug`` (``max_inputs-640``: a key may hold a '_')."""
+    return [_SLUG_DROP.sub("", f"{key}-{_slug_value(value)}") for key, value in swept.items()]
 
 
 def _slug_value(value: Any) -> str:

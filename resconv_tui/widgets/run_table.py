@@ -8,6 +8,7 @@ progress bar and repainting the whole screen every second.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from rich.cells import cell_len
@@ -15,6 +16,7 @@ from rich.text import Text
 from textual import events
 
 from core.queue import RunRow, RunStatus
+from core.sweep import slug_parts
 from resconv_tui.polling import format_duration, run_rate, shown_eta, silent_for
 from resconv_tui.widgets.rows_table import RowsTable
 
@@ -78,6 +80,10 @@ class RunTable(RowsTable):
         self._ends: dict[int, float] = {}
         self.narrow = False
         self.name_width = NARROW_NAME_WIDTH  # the name column's width when narrow
+        # Narrow: in how many shown names each key-value part is (``seed-2``: 1,
+        # ``act-gelu``: 3). A cut name loses its most shared parts first.
+        self._shared: Counter[str] = Counter()
+        self._parts: dict[int, tuple[str, tuple[str, ...]]] = {}  # run id -> (name, parts)
         self._position: dict[str, int] = {}  # column key -> index in a run's cells
         self._last: (
             tuple[Sequence[RunRow], float, set[int], frozenset[int], dict[int, float] | None] | None
@@ -183,6 +189,10 @@ class RunTable(RowsTable):
         ``ends``: the queue forecast's seconds until each run ends (the ETA column)."""
         self._stalled, self._ends = stalled, ends or {}
         self._last = (runs, now, marked, stalled, ends)
+        if self.narrow:
+            shared = Counter(part for run in runs for part in set(self._name_parts(run)))
+            if shared != self._shared:  # runs came or went: names are cut anew
+                self._shared, self._made = shared, {}
         fresh = {run.id: self._cells_of(run, now, run.id in marked) for run in runs}
         if self._fit(fresh):  # a long name or a wide cell came or went: made again
             return
@@ -242,7 +252,7 @@ class RunTable(RowsTable):
             str(run.id),
             Text(status, style=self._style(style)),
             run.experiment,
-            self._shown_name(run.name),
+            self._shown_name(run),
             str(run.priority),
             self._bar(run),
             Text("—" if rate is None else f"{rate:,.0f}", justify="right"),
@@ -256,14 +266,21 @@ class RunTable(RowsTable):
             c for (key, _), c in zip(COLUMNS, every, strict=True) if key not in NARROW_DROPS
         )
 
-    def _shown_name(self, name: str) -> str:
-        """Narrow: a name longer than its column ends in "…", so a cut shows (the line
+    def _shown_name(self, run: RunRow) -> str:
+        """Narrow: a name longer than its column is cut where it says least (the line
         under the table has it whole)."""
-        if not self.narrow:
-            return name
-        shown = Text(name)
-        shown.truncate(self.name_width, overflow="ellipsis")
-        return shown.plain
+        if not self.narrow or cell_len(run.name) <= self.name_width:
+            return run.name
+        return cut_name(self._name_parts(run), self._shared, self.name_width)
+
+    def _name_parts(self, run: RunRow) -> tuple[str, ...]:
+        """A sweep run's name's key-value parts; a name given otherwise is one part."""
+        name, parts = self._parts.get(run.id, (None, ()))
+        if name != run.name:
+            made = tuple(slug_parts(run.swept))
+            parts = made if "_".join(made) == run.name else (run.name,)
+            self._parts[run.id] = (run.name, parts)
+        return parts
 
     def _bar(self, run: RunRow) -> Text:
         if self.narrow:
@@ -284,3 +301,31 @@ class RunTable(RowsTable):
 
 def _plain(cell: str | Text) -> str:
     return cell.plain if isinstance(cell, Text) else cell
+
+
+def cut_name(parts: Sequence[str], shared: Counter[str], width: int) -> str:
+    """``parts`` joined by '_' in at most ``width`` cells: the parts most names share
+    go first (each run of them left out reads "…"), so that what tells runs apart
+    stays: ``act-gelu_seed-2_max_inputs-640`` beside its seeds reads ``…seed-2…``, where
+    a plain cut made three rows of ``act-gelu_see…``. Still too long: cut at the end."""
+    kept = [True] * len(parts)
+    # The most shared first; among equals, the later first (sweeps put the main keys first).
+    for i in sorted(range(len(parts)), key=lambda i: (-shared[parts[i]], -i)):
+        if cell_len(_joined(parts, kept)) <= width or sum(kept) == 1:
+            break
+        kept[i] = False
+    shown = Text(_joined(parts, kept))
+    shown.truncate(width, overflow="ellipsis")
+    return shown.plain
+
+
+def _joined(parts: Sequence[str], kept: Sequence[bool]) -> str:
+    text, gap = "", False
+    for part, keep in zip(parts, kept, strict=True):
+        if not keep:
+            text += "" if gap else "…"
+            gap = True
+            continue
+        text += part if gap or not text else f"_{part}"
+        gap = False
+    return text

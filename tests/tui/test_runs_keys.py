@@ -824,6 +824,48 @@ async def test_an_80_column_terminal_shows_val_loss_and_params_without_scrolling
         assert len(table(app).columns) == 11 and table(app).max_scroll_x == 0
 
 
+async def test_at_80_columns_cut_names_keep_what_tells_runs_apart(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # Three seeds of a variant read "act-gelu_see…" each: the end, which differs, was cut.
+    from dataclasses import replace
+
+    from core.config import RunConfig
+    from core.queue import NewRun
+    from core.sweep import slug
+
+    repo = Repo.open(db_url)
+    swept = [{"act": "gelu", "seed": seed, "max_inputs": 640} for seed in range(3)]
+    runs = [
+        NewRun.from_config(replace(RunConfig(), seed=s["seed"]), experiment="x", name=slug(s),
+                           param_count=1, swept=s)
+        for s in swept
+    ]  # fmt: skip
+    ids = repo.enqueue(runs).added_ids
+    repo.close()
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert table(app).narrow
+        names = [cell(app, run_id, "name") for run_id in ids]
+        assert names == ["…seed-0…", "…seed-1…", "…seed-2…"], names
+
+
+def test_a_cut_name_loses_its_most_shared_parts_first() -> None:
+    from collections import Counter
+
+    from resconv_tui.widgets.run_table import cut_name
+
+    names = [("act-gelu", f"seed-{s}", "max_inputs-640") for s in range(3)]
+    names += [("l-1", "ch-16"), ("l-1", "ch-24"), ("act-gelu",)]
+    shared = Counter(part for name in names for part in name)
+    assert cut_name(names[0], shared, 13) == "…seed-0…"
+    assert cut_name(names[0], shared, 22) == "…seed-0_max_inputs-640"  # act-gelu: in 4
+    assert cut_name(names[3], shared, 8) == "…ch-16"
+    assert cut_name(("l-1", "ch-16", "lr-0.001"), Counter({"ch-16": 2}), 13) == "l-1…lr-0.001"
+    assert cut_name(("a-very-long-unique-part",), shared, 8) == "a-very-…"  # one part: cut
+
+
 async def test_at_80_columns_wide_cells_cut_the_names_not_params(
     seeded, app_factory, settle, db_url
 ) -> None:
