@@ -17,6 +17,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -106,7 +107,7 @@ class WorkerLauncher:
     def __init__(self, log_folder: Path | None = None) -> None:
         self.log_folder = log_folder
         # The processes started here: their exit status tells a clean stop (0) from a
-        # failed start, and polling them reaps them (no zombie while the dashboard runs).
+        # failed start.
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
 
     def start(self, db_url: str, options: WorkerOptions = DEFAULT_WORKER) -> Launched:
@@ -121,6 +122,10 @@ class WorkerLauncher:
                 close_fds=True,
             )
         self.processes[process.pid] = process
+        # Reaped as soon as it exits, whether or not anything asks after it: a worker
+        # stopped cleanly is not polled again, and each stayed a zombie until the
+        # dashboard quit. (Popen's wait and poll share a lock: poll still says its status.)
+        threading.Thread(target=process.wait, name=f"reap-{process.pid}", daemon=True).start()
         return Launched(pid=process.pid, log_path=log_path, started_at=time.time())
 
     def stop(self, pid: int) -> bool:

@@ -456,6 +456,9 @@ def test_launcher_starts_worker_in_its_own_session(monkeypatch, tmp_path: Path) 
         def __init__(self, argv: list[str], **kwargs: Any) -> None:
             seen.update(argv=argv, **kwargs)
 
+        def wait(self) -> int:
+            return 0
+
     monkeypatch.setattr(subprocess, "Popen", FakePopen)
     launched = WorkerLauncher(tmp_path).start("sqlite:////x/runs.db")
     assert seen["argv"] == [sys.executable, "-m", "resconv_tui", "worker",
@@ -463,6 +466,22 @@ def test_launcher_starts_worker_in_its_own_session(monkeypatch, tmp_path: Path) 
     assert seen["start_new_session"] is True and seen["stdin"] == subprocess.DEVNULL
     assert launched.pid == 99 and launched.log_path.parent == tmp_path
     assert launched.log_path.exists()
+
+
+def test_a_worker_that_exited_is_reaped_though_nothing_asks_after_it(
+    monkeypatch, tmp_path: Path
+) -> None:
+    # Each worker started with w and stopped since stayed a zombie until the dashboard quit.
+    import resconv_tui.worker_launcher as launcher_module
+
+    monkeypatch.setattr(launcher_module, "worker_command", lambda *_: [sys.executable, "-c", ""])
+    launcher = WorkerLauncher(tmp_path)
+    pid = launcher.start("sqlite:////x/runs.db").pid
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists()  # a zombie keeps its /proc entry
+    assert launcher.exit_code(pid) == 0  # its status is still known
 
 
 def test_launcher_stops_a_real_process() -> None:
