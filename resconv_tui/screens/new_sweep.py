@@ -289,6 +289,11 @@ class NewSweepScreen(Screen[int | None]):
     def queued(self, result: EnqueueResult) -> None:
         again = result.queued_again
         queued = result.added + again
+        if not queued:  # pressed before changing a field: the form stays, to be changed
+            there = count_of(result.skipped, "run")
+            self.notify(f"nothing new to queue: {there} already queued or done (change a "
+                        "field, e.g. seed, or esc to leave)", severity="warning")  # fmt: skip
+            return
         again_text = f", {again} failed or cancelled before" if again else ""
         skipped = f" ({result.skipped} already queued or done: skipped)" if result.skipped else ""
         self.app.notify(f"queued {count_of(queued, 'run')}{again_text}{skipped}",

@@ -367,11 +367,13 @@ async def test_a_duplicate_keeps_its_experiment_and_is_named_by_what_changed(
         assert form(pilot).preview.runs[0].name == "l-3"
         await pilot.press("ctrl+s")  # unchanged: the same run, already queued
         await settle(pilot)
-    assert app.result == 0
-    assert len(repo.list_runs()) == 1
-    app = ScreenHost(NewSweepScreen(db_url, base_run=original))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        # The form stays, to be changed (it closed, saying "Sweep queued: queued 0 runs").
+        assert isinstance(app.screen, NewSweepScreen)
+        assert [n.message for n in app._notifications] == [
+            "nothing new to queue: 1 run already queued or done (change a field, e.g. seed, "
+            "or esc to leave)"
+        ]
+        assert len(repo.list_runs()) == 1
         await type_into(pilot, "channels", "64")
         await pilot.press("ctrl+s")
         await settle(pilot)
