@@ -58,6 +58,7 @@ from core.queue.status import (
     CANCELLABLE,
     RETRYABLE,
     RunStatus,
+    run_is,
 )
 
 RUN = Run.__table__  # type: ignore[attr-defined]
@@ -730,7 +731,7 @@ class Repo:
             raise UnknownRun(f"no run with id {', '.join(map(str, missing))} in {self._where()}")
         wrong = [runs[i] for i in ids if runs[i].status not in allowed]
         if wrong:
-            listed = ", ".join(f"run {r.id} is {r.status}" for r in wrong)
+            listed = ", ".join(run_is(r.id, r.status) for r in wrong)
             raise InvalidTransition(f"{listed}: {why}; nothing changed")
         return [runs[i] for i in dict.fromkeys(ids)]
 

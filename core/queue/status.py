@@ -44,3 +44,9 @@ CANCELLABLE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
 def can_transition(old: RunStatus, new: RunStatus) -> bool:
     """Whether a run in ``old`` may move to ``new``."""
     return new in TRANSITIONS[old]
+
+
+def run_is(run_id: int, status: RunStatus) -> str:
+    """``run 3 has succeeded``, ``run 4 is running``: a run's status in a sentence."""
+    verb = "has" if status in (RunStatus.SUCCEEDED, RunStatus.FAILED) else "is"
+    return f"run {run_id} {verb} {status}"

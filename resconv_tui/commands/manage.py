@@ -236,10 +236,11 @@ def _named_runs(repo: Repo, given: list[int]) -> tuple[list[int], dict[int, RunR
 
 
 def _not_waiting(runs: list[RunRow], args: argparse.Namespace) -> str:
-    """``run 11 is failed: only queued runs wait for a worker (resconv-tui retry 11 ...)``."""
+    """``run 11 has failed: only queued runs wait for a worker (resconv-tui retry 11 ...)``."""
     from core.queue import RunStatus
+    from core.queue.status import run_is
 
-    said = ", ".join(f"run {run.id} is {run.status}" for run in runs)
+    said = ", ".join(run_is(run.id, run.status) for run in runs)
     again = [run.id for run in runs if run.status in (RunStatus.FAILED, RunStatus.CANCELLED)]
     if not again:
         return f"{said}: only queued runs wait for a worker"

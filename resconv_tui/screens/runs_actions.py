@@ -25,6 +25,7 @@ from textual.message import Message
 from core.errors import ResconvError
 from core.queue import RunRow, RunStatus, WorkerRow
 from core.queue.failures import RETRY_ADVICE, FailureCause, run_cause
+from core.queue.status import run_is
 from core.queue.views import ids_of
 from resconv_tui.polling import live_workers_of
 from resconv_tui.screens.confirm import ConfirmScreen
@@ -181,7 +182,7 @@ class RunActions:
         runs = self.targets()
         others = [run for run in runs if run.status != RunStatus.QUEUED]
         if others:
-            said = ", ".join(f"run {run.id} is {run.status}" for run in others)
+            said = ", ".join(run_is(run.id, run.status) for run in others)
             retry = any(run.status in (RunStatus.FAILED, RunStatus.CANCELLED) for run in others)
             self.notify(f"{said}: only queued runs wait for a worker"
                         + (" (r queues a failed or cancelled run again)" if retry else ""),

@@ -219,7 +219,7 @@ async def test_run_next_moves_to_front(seeded, app_factory, settle, db_url) -> N
         await settle(pilot)
         assert run(db_url, 5).priority == 5
         assert (
-            "run 5 is failed: only queued runs wait for a worker (r queues a failed or "
+            "run 5 has failed: only queued runs wait for a worker (r queues a failed or "
             "cancelled run again)"
         ) in [n.message for n in app._notifications]
 

@@ -42,7 +42,7 @@ def test_a_failed_run_is_refused_with_the_retry_command(
     out, err = capsys.readouterr()
     assert out == ""
     assert err == (
-        "resconv-tui: not allowed: run 1 is failed: only queued runs wait for a worker "
+        "resconv-tui: not allowed: run 1 has failed: only queued runs wait for a worker "
         "(resconv-tui retry 1 queues it again); nothing changed\n"
     )
     assert priorities(repo) == [0] * 6
@@ -52,7 +52,7 @@ def test_none_queued_names_each_run(repo: Repo, capsys: pytest.CaptureFixture[st
     assert main(["--db", "runs.db", "next", "2", "3", "4", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    assert "run 2 is cancelled, run 3 is succeeded, run 4 is running, run 1 is failed" in err[0]
+    assert "run 2 is cancelled, run 3 has succeeded, run 4 is running, run 1 has failed" in err[0]
     assert "(resconv-tui retry 2 1 --db runs.db queues them again)" in err[0]
     assert priorities(repo) == [0] * 6
 
@@ -64,7 +64,7 @@ def test_queued_runs_move_and_the_others_are_named(
     out, err = capsys.readouterr()
     assert out == "priority 1: 6 train next\n"
     assert err == (
-        "resconv-tui: left as they are: run 3 is succeeded: only queued runs wait for a worker\n"
+        "resconv-tui: left as they are: run 3 has succeeded: only queued runs wait for a worker\n"
     )
     assert priorities(repo) == [0, 0, 0, 0, 0, 1]
 

@@ -613,7 +613,7 @@ def test_one_line_errors(capsys: pytest.CaptureFixture[str], argv: list[str], te
     repo.finish(run.id, worker, FinalFigures(validation_loss=0.1))
     code, _, err = cli(capsys, *argv)
     assert code == 2
-    one_error_line(err, text.replace("run 1 is queued", "run 1 is succeeded"))
+    one_error_line(err, text.replace("run 1 is queued", "run 1 has succeeded"))
 
 
 def test_nothing_changes_when_one_id_is_wrong(capsys: pytest.CaptureFixture[str]) -> None:
