@@ -332,12 +332,14 @@ class NewSweepScreen(Screen[int | None]):
         extra, _ = fitting_extra(self._extra, values, self._published_for)
         mapping = build_mapping(self.field("name").value, values, self._key_names, extra)
         try:
-            new_folder = next((p for p in reversed(target.parents) if not p.exists()), None)
+            new_folders = [p for p in target.parents if not p.exists()]
             written = save_sweep(target, mapping)
         except OSError as exc:
             self.notify(f"{target}: {exc.strerror or exc}", title="Not saved", severity="error")
             return
-        made = f" (made the folder {new_folder})" if new_folder is not None else ""
+        made = f" (made the folder {target.parent}" if new_folders else ""
+        above = len(new_folders) - 1  # `new/dir/walk.yml`: it made `new` too
+        made += f", and {above} above it)" if above > 0 else ")" if made else ""
         runs = count_of(len(self.preview.runs), "run")
         self.notify(f"{runs} -> {written}{made}", title="Sweep saved")
         self._kept = self._snapshot()

@@ -282,7 +282,7 @@ async def test_save_as_an_existing_file_asks_before_replacing_it(
         said = [n.message for n in app._notifications]
     assert len(expand_sweep_file(target)) == 2
     assert deeper.is_file()
-    assert f"2 runs -> {deeper} (made the folder {tmp_path / 'new'})" in said
+    assert f"2 runs -> {deeper} (made the folder {deeper.parent}, and 1 above it)" in said
 
 
 async def test_load_file_fills_fields_and_reports_what_it_dropped(
