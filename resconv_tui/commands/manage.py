@@ -55,7 +55,8 @@ def add_retry_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ids", nargs="*", type=run_id, metavar="ID", help="run id")
     parser.add_argument(
         "--cause", choices=CAUSE_WORDS, default=None,
-        help="retry every failed run that failed this way (see 'resconv-tui status'): "
+        help="retry every run that failed this way, besides any ids given (see "
+        "'resconv-tui status'): "
         "oom (out of memory), nan (loss NaN/inf), worker-lost (its worker crashed or was "
         "killed), error (anything else)",
     )  # fmt: skip
