@@ -326,6 +326,8 @@ def _select(table: Table, columns: Sequence[str] | None) -> Table:
     elif all(c.startswith("-") for c in columns):
         drop = {_hidden(c[1:], table.columns) for c in columns}
         chosen = [c for c in table.columns if c not in hidden_by_default and c not in drop]
+        if not chosen:  # it printed rows of "|  |", blank lines, or [{}, {}]
+            raise UsageError("--columns: that hides every column; hide fewer, or name some")
     elif hiding := [c for c in columns if c.startswith("-")]:
         showing = " ".join(c for c in columns if c not in hiding)
         raise UsageError(

@@ -79,6 +79,9 @@ def test_columns_choose_or_hide() -> None:
     assert table.rows[0] == (15, 0.054141, 2000.0, 1.0)
     hidden = results_table(runs(), columns=["-meter", "-run"])
     assert hidden.columns == ("l", "validation loss", "model params", "train time (minutes)")
+    every = ["-meter", "-run", "-l", "-loss", "-params", "-time"]  # printed rows of "|  |"
+    with pytest.raises(UsageError, match="--columns: that hides every column"):
+        results_table(runs(), columns=every)
 
 
 def test_all_columns_adds_rate_and_memory_and_keeps_a_meter_only_with_bars() -> None:
