@@ -203,6 +203,13 @@ def _ensure_schema(engine: Engine, url: str) -> None:
                 _create_schema(conn)
                 return
             _check_version(conn, url)
+            if missing := [t.name for t in TABLES if t.name not in names]:
+                # Dropped by hand, or a copy cut short: a worker claimed a run, then
+                # stopped on "no such table", leaving the run "running".
+                raise QueueError(
+                    f"{describe(url)} lacks the table{'s' * (len(missing) > 1)} "
+                    f"{', '.join(missing)}: it is damaged; use a backup or another --db"
+                )
             add_missing_columns(conn)
 
 

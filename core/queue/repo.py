@@ -40,7 +40,7 @@ from sqlalchemy.exc import OperationalError
 
 from core.config import RunConfig
 from core.queue import db
-from core.queue.errors import InvalidTransition, UnknownRun
+from core.queue.errors import InvalidTransition, QueueError, UnknownRun
 from core.queue.models import Metric, Run, Worker
 from core.queue.rows import (
     EnqueueResult,
@@ -937,13 +937,25 @@ def _fates(
 
 def _run_row(mapping: RowMapping) -> RunRow:
     m = dict(mapping)
-    swept = json.loads(m.pop("swept_json") or "{}")
-    target_json = m.pop("target_json")
-    target = json.loads(target_json) if target_json else None
-    m["status"] = RunStatus(m["status"])
+    try:
+        swept = json.loads(m.pop("swept_json") or "{}")
+        target_json = m.pop("target_json")
+        target = json.loads(target_json) if target_json else None
+        m["status"] = RunStatus(m["status"])
+        if not isinstance(json.loads(m["config_json"]), dict):  # read again by .config
+            raise ValueError("its config is not a mapping")
+    except (ValueError, TypeError) as exc:  # a row edited by hand, or written by hand
+        raise QueueError(
+            f"run {m.get('id')}'s row is damaged ({_first_line(exc)[:120]}): "
+            "put its value back, or delete the row with an SQL client"
+        ) from None
     m["cancel_requested"] = bool(m["cancel_requested"])
     m["has_samples"] = bool(m["has_samples"])
     return RunRow(swept=swept, target=target, **m)
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def _worker_row(mapping: RowMapping) -> WorkerRow:

@@ -137,3 +137,35 @@ def test_a_database_of_an_older_version_gains_the_new_columns_and_keeps_its_rows
         version = conn.execute(text("SELECT value FROM meta WHERE key='schema_version'"))
         assert version.scalar() == str(SCHEMA_VERSION)  # older versions may still open it
     engine.dispose()
+
+
+def test_a_database_missing_a_table_is_refused_when_opened(db_path: Path) -> None:
+    # A worker claimed a run, then stopped on "no such table: metric", leaving it running.
+    Repo.open(str(db_path)).close()
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("DROP TABLE metric")
+    with pytest.raises(QueueError, match=r"runs.db lacks the table metric: it is damaged"):
+        Repo.open(str(db_path))
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "said"),
+    [
+        ("status", "weird", "'weird' is not a valid RunStatus"),
+        ("config_json", "{bad", "Expecting property name"),
+        ("swept_json", "[1", "Expecting"),
+        ("target_json", "nope", "Expecting value"),
+    ],
+)
+def test_a_row_edited_by_hand_is_named_not_a_traceback(
+    db_path: Path, column: str, value: str, said: str
+) -> None:
+    repo = Repo.open(str(db_path))
+    repo.enqueue(tiny_runs(2))
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(f"UPDATE run SET {column} = ? WHERE id = 2", (value,))
+    with pytest.raises(QueueError, match=r"^run 2's row is damaged \(") as caught:
+        repo.list_runs()
+    assert said in str(caught.value)
+    assert repo.get_run(1).id == 1  # the others still read
+    repo.close()
