@@ -19,7 +19,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from core.errors import ResconvError
 from core.queue import RunRow
@@ -27,6 +27,7 @@ from core.queue.rows import TRAIN_LOSS, VAL_LOSS, MetricRow, RunFilter
 from core.queue.status import FINISHED
 from core.queue.views import count_of
 from resconv_tui.screens.chart_screen import ChartScreen
+from resconv_tui.widgets.fit_footer import FitFooter
 from resconv_tui.widgets.loss_chart import PALETTE, LossChart, Series, colour, rich_colour
 
 BOTH = "both"
@@ -84,7 +85,7 @@ class CompareScreen(ChartScreen):
         yield Static(f"Compare {count_of(len(self.run_ids), 'run')}", id="compare-title")
         yield LossChart(METRIC_TITLES[BOTH], id="compare-chart")
         yield Static("loading…", id="compare-legend")
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.title = "Compare"

@@ -32,7 +32,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Button, Footer, Header, Input, Static
+from textual.widgets import Button, Header, Input, Static
 
 from core.errors import ResconvError
 from core.queue import Repo, RunRow
@@ -52,6 +52,7 @@ from resconv_tui.sweep_form import (
     parse_all,
     preview,
 )
+from resconv_tui.widgets.fit_footer import FitFooter
 from resconv_tui.widgets.param_field import ParamField
 from resconv_tui.widgets.path_prompt import PathPrompt
 from resconv_tui.widgets.sweep_preview import SweepPreview
@@ -139,7 +140,7 @@ class NewSweepScreen(Screen[int | None]):
                     yield Button("Load", id="load", compact=True)
                     yield Button("Cancel", id="cancel", compact=True)
             yield SweepPreview()
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.title = "New sweep"

@@ -23,7 +23,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 from textual.worker import get_current_worker
 
 from core.errors import ResconvError
@@ -33,6 +33,7 @@ from core.run_folders import experiment_folder
 from resconv_tui.context import DashboardContext, ResultsChoices
 from resconv_tui.polling import SettledRuns, held_runs, read_runs, read_workers
 from resconv_tui.screens.columns import ColumnsScreen
+from resconv_tui.widgets.fit_footer import FitFooter
 from resconv_tui.widgets.rows_table import RowsTable
 from resconv_tui.widgets.workers_panel import WorkersPanel
 
@@ -119,12 +120,12 @@ class ResultsScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Runs"),
         Binding("s", "cycle_sort", "Sort"),
-        Binding("S", "flip_sort", "Flip"),
+        Binding("S", "flip_sort", "Flip", show=False),  # 80 columns: in help instead
         Binding("v", "choose_columns", "Columns"),
         Binding("f", "cycle_experiment", "Experiment"),
         Binding("g", "toggle_cells", "Seeds"),
-        Binding("e", "export('markdown')", "Export md"),
-        Binding("E", "export('csv')", "Export CSV"),
+        Binding("e", "export('markdown')", "Markdown"),  # exported (help says so)
+        Binding("E", "export('csv')", "CSV"),
     ]
 
     class ResultsRefreshed(Message):
@@ -178,7 +179,7 @@ class ResultsScreen(Screen[None]):
         yield RowsTable(id="results-table", cursor_type="row", zebra_stripes=True, fixed_columns=1)
         yield Static(id="results-status")
         yield WorkersPanel(id="workers-panel")
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.sub_title = f"results — {self.ctx.db_name}"

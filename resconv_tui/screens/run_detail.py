@@ -21,7 +21,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from core.errors import ResconvError
 from core.queue import RunRow, RunStatus
@@ -31,6 +31,7 @@ from core.queue.samples import decode_samples
 from core.queue.status import FINISHED
 from resconv_tui.polling import held_runs, stalled_runs
 from resconv_tui.screens.chart_screen import ChartScreen
+from resconv_tui.widgets.fit_footer import FitFooter
 from resconv_tui.widgets.loss_chart import PALETTE, LossChart, Series
 from resconv_tui.widgets.run_info import STATUS_STYLE, config_table, info_table
 from resconv_tui.widgets.sample_image import SampleImage
@@ -100,7 +101,7 @@ class RunDetailScreen(ChartScreen):
             yield SampleImage()
             yield Static("[b]config[/]", classes="section")
             yield Static("", id="detail-config", classes="section")
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.title = f"Run {self.run_id}"

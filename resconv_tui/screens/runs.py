@@ -19,7 +19,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 from textual.worker import get_current_worker
 
 from core.errors import ResconvError
@@ -38,6 +38,7 @@ from resconv_tui.polling import (
     read_dashboard,
 )
 from resconv_tui.screens.runs_actions import RunActions
+from resconv_tui.widgets.fit_footer import FitFooter
 from resconv_tui.widgets.run_table import RunTable
 from resconv_tui.widgets.workers_panel import WorkersPanel
 
@@ -57,7 +58,7 @@ class RunsScreen(RunActions, Screen[None]):
         Binding("plus", "priority(1)", "Pri+", key_display="+", show=False),
         Binding("minus", "priority(-1)", "Pri-", key_display="-", show=False),
         Binding("t", "run_next", "Next", show=False),
-        Binding("x", "remove", "Remove"),
+        Binding("x", "remove", "Remove", show=False),  # 80 columns: in help instead
         Binding("space", "mark", "Mark", show=False),
         Binding("C", "compare", "Compare"),
         Binding("w", "toggle_worker", "Worker"),
@@ -106,7 +107,7 @@ class RunsScreen(RunActions, Screen[None]):
         yield RunTable(id="runs-table")
         yield Static(id="runs-detail")
         yield WorkersPanel(id="workers-panel")
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.title = "resconv-tui"

@@ -915,6 +915,18 @@ async def test_at_80_columns_wide_cells_cut_the_names_not_params(
         assert "2 queued" in str(summary.render()) and summary.size.height == 1
 
 
+async def test_at_80_columns_the_footers_keep_help_and_quit(seeded, app_factory, settle) -> None:
+    from screen_host import screen_text
+
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert screen_text(app).splitlines()[-1].rstrip().endswith("? Help q Quit")
+        await pilot.press("R")  # results
+        await settle(pilot)
+        assert screen_text(app).splitlines()[-1].rstrip().endswith("? Help q Quit")
+
+
 async def test_help_fits_an_80_column_terminal(seeded, app_factory, settle) -> None:
     app = app_factory()
     async with app.run_test(size=(80, 24)) as pilot:
