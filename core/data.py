@@ -15,6 +15,9 @@ A folder may hold the four original files flat (``train-images-idx3-ubyte.gz``
 torchvision's classes only read uncompressed files in their own layout, so
 anything else is copied once into the user cache in that layout, in a folder
 keyed by the source, with atomic writes (a crash never leaves a half file).
+Every file is checked against its IDX header (``idx_problem``): the header gives
+the item count and dimensions, hence the exact length, so a truncated, empty or
+wrong-size file is a DataError naming it, not an EOFError or a reshape error later.
 
 Images are resized with PyTorch's legacy ``nearest`` (source index =
 floor(dst * 28 / size)), which is what the logbook's torchvision ``resize(...,
@@ -25,9 +28,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
-import shutil
 import socket
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,6 +66,7 @@ DATASETS: dict[str, tuple[str, str]] = {
 ANY = "any"  # check_data_dir: a folder with either dataset will do
 NATIVE_SIZE = 28
 DOWNLOAD_TIMEOUT_S = 30  # a firewalled host should fail, not hang for minutes
+IDX_UBYTE = 0x08  # IDX type code of unsigned bytes: the one type of the four files
 
 
 @dataclass(frozen=True)
@@ -119,17 +124,23 @@ def default_locations(
     return locations
 
 
-def check_data_dir(data_dir: str | os.PathLike[str]) -> None:
-    """A DataError naming ``data_dir`` if it holds neither dataset's four files.
+def check_data_dir(data_dir: str | os.PathLike[str], cache: Path | None = None) -> None:
+    """A DataError naming ``data_dir`` if it holds neither dataset's four files, or naming
+    the file if one is damaged (truncated, empty, not the size its header gives).
 
     For the worker's start: an explicit folder is never skipped (see the module
-    doc), so a typo would fail every queued run in turn. The worker trains runs of
-    either dataset, so either will do here; a run whose dataset is not there fails
-    with its own message (with neither anywhere, the worker stops: ``NoDataHere``).
+    doc), so a typo or a damaged file would fail every queued run in turn. The worker
+    trains runs of either dataset, so either will do here; a run whose dataset is not
+    there puts the worker off (``NoDataHere``). Each dataset found is prepared as a
+    load would (``torchvision_root``: checked whole and unpacked into the cache once),
+    so the first run reads the checked copy instead of unpacking again.
     """
     location = Location("--data-dir", Path(data_dir), explicit=True)
     try:
-        if any(find_files(location.path, name) for name, _ in DATASETS.values()):
+        found = [key for key, (name, _) in DATASETS.items() if find_files(location.path, name)]
+        for dataset in found:
+            torchvision_root(location.path, dataset, cache_root() if cache is None else cache)
+        if found:
             return
         why = _why_not(location.path)
     except OSError as exc:
@@ -181,7 +192,11 @@ def published_as(labels: Path | None) -> str | None:
 
 
 def torchvision_root(folder: Path, dataset: str, cache: Path) -> Path:
-    """A root torchvision can read for the files in ``folder`` (copied to the cache if needed)."""
+    """A root torchvision can read for the files in ``folder`` (copied to the cache if needed).
+
+    Every file is checked against its IDX header here, the one step both the loading
+    and the worker's start-up check pass: a damaged file is a DataError naming it,
+    never torchvision's EOFError or reshape error about a cache copy."""
     class_name = _dataset_info(dataset)[0]
     files = find_files(folder, class_name)
     if files is None:
@@ -189,12 +204,18 @@ def torchvision_root(folder: Path, dataset: str, cache: Path) -> Path:
     raw = next(iter(files.values())).parent
     in_layout = raw.name == "raw" and raw.parent.name == class_name
     if in_layout and all(path.suffix != ".gz" for path in files.values()):
+        for name, path in files.items():  # read in place: header and size are enough
+            if problem := _file_problem(path, name):
+                raise _damaged(path, problem)
         return raw.parent.parent  # already torchvision's layout, uncompressed: read in place
     root = dataset_cache(dataset, cache) / "unpacked" / _source_key(folder, files)
     target = root / class_name / "raw"
     for name, source in files.items():
-        if not (target / name).is_file():
-            _unpack(source, target / name)
+        copy = target / name
+        # A copy is checked whole when written; header and size again are cheap, and
+        # an unusable one (left by an older version, say) is written afresh.
+        if not copy.is_file() or _file_problem(copy, name) is not None:
+            _write_copy(copy, _read_checked(source, name))
     return root
 
 
@@ -208,11 +229,63 @@ def _source_key(folder: Path, files: dict[str, Path]) -> str:
     return f"{slug}-{digest}"
 
 
-def _unpack(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` (gunzipping .gz), atomically: temp file then rename."""
-    opener = gzip.open if source.suffix == ".gz" else open
-    with opener(source, "rb") as src:
-        atomic_write(target, lambda dst: shutil.copyfileobj(src, dst, 1 << 20))
+def idx_problem(name: str, head: bytes, size: int, unpacked: bool = False) -> str | None:
+    """What is wrong with the IDX file ``name`` (one of FILES) of ``size`` bytes starting
+    with ``head`` (its first 16 bytes or fewer), or None. The header gives the item count
+    and dimensions, hence the exact length: a file cut short is found here."""
+    holds = "unpacks to" if unpacked else "holds"
+    if size == 0:
+        return f"is empty ({holds} 0 bytes)"
+    dims = 3 if "idx3" in name else 1  # images: count x rows x columns; labels: count
+    magic = bytes([0, 0, IDX_UBYTE, dims])
+    if head[:4] != magic:
+        return f"is not an IDX file (starts with {head[:4].hex()}, expected {magic.hex()})"
+    header = 4 + 4 * dims
+    if size < header:
+        return f"is truncated: {holds} {size} bytes, less than its {header}-byte IDX header"
+    shape = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
+    expected = header + math.prod(shape)
+    if size == expected:
+        return None
+    wrong = "is truncated" if size < expected else "has the wrong size"
+    return (
+        f"{wrong}: {holds} {size:,} bytes, its IDX header says {'x'.join(map(str, shape))} "
+        f"({expected:,} bytes)"
+    )
+
+
+def _file_problem(path: Path, name: str) -> str | None:
+    """``idx_problem`` of an uncompressed file on disk, from its header and size alone."""
+    with path.open("rb") as handle:
+        head = handle.read(16)
+    return idx_problem(name, head, path.stat().st_size)
+
+
+def _read_checked(source: Path, name: str) -> bytes:
+    """The whole of ``source`` (gunzipped if .gz), or a DataError naming it if it is
+    damaged; an OSError (cannot read it) is left to the caller, as for the folder."""
+    packed = source.suffix == ".gz"
+    raw = source.read_bytes()
+    if not raw:
+        raise _damaged(source, "is empty (0 bytes)")
+    try:
+        data = gzip.decompress(raw) if packed else raw
+    except EOFError:
+        raise _damaged(source, "is truncated: its gzip data ends before the end marker") from None
+    except (zlib.error, gzip.BadGzipFile) as exc:
+        raise _damaged(source, f"is damaged: {_first_line(exc)}") from None
+    if problem := idx_problem(name, data[:16], len(data), unpacked=packed):
+        raise _damaged(source, problem)
+    return data
+
+
+def _write_copy(copy: Path, data: bytes) -> None:
+    """Write an unpacked copy into the cache (atomically: a crash never leaves half a file)."""
+    atomic_write(copy, lambda dst: dst.write(data))
+
+
+def _damaged(path: Path, problem: str) -> DataError:
+    return DataError(f"{path} {problem}; replace it with the original file")
 
 
 # ----- downloading -------------------------------------------------------------------
