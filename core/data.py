@@ -131,9 +131,9 @@ def check_data_dir(data_dir: str | os.PathLike[str], cache: Path | None = None) 
     For the worker's start: an explicit folder is never skipped (see the module
     doc), so a typo or a damaged file would fail every queued run in turn. The worker
     trains runs of either dataset, so either will do here; a run whose dataset is not
-    there puts the worker off (``NoDataHere``). Each dataset found is prepared as a
-    load would (``torchvision_root``: checked whole and unpacked into the cache once),
-    so the first run reads the checked copy instead of unpacking again.
+    there goes back to the queue and stops the worker (``NoDataHere``). Each dataset
+    found is prepared as a load would (``torchvision_root``: checked whole and unpacked
+    into the cache once), so the first run reads the checked copy, not unpacking again.
     """
     location = Location("--data-dir", Path(data_dir), explicit=True)
     try:
@@ -146,22 +146,6 @@ def check_data_dir(data_dir: str | os.PathLike[str], cache: Path | None = None) 
     except OSError as exc:
         why = f"cannot use it: {_first_line(exc)}"
     raise DataError(_explicit_message(ANY, location, why))
-
-
-def datasets_here(data_dir: str | os.PathLike[str] | None = None) -> list[str]:
-    """The datasets whose four files are in one of the places searched (no download):
-    with ``data_dir``, that folder alone, as loading never looks past it."""
-    here = []
-    for dataset, (class_name, _) in DATASETS.items():
-        locations = default_locations(dataset, data_dir)
-        for location in locations[:1] if data_dir else locations:
-            try:
-                if find_files(location.path, class_name) is not None:
-                    here.append(dataset)
-                    break
-            except OSError:  # a folder it cannot look into holds nothing usable
-                continue
-    return here
 
 
 # ----- finding and preparing a folder ---------------------------------------------

@@ -39,8 +39,9 @@ class DataError(ResconvError):
 
 
 class NoDataHere(DataError):
-    """Neither dataset is anywhere this machine looks: every run would fail the same way,
-    so the worker stops (a run of one missing dataset, beside the other, just fails)."""
+    """A run's dataset cannot be loaded on this machine (missing, the other dataset only,
+    a damaged file): not the run's fault, and every run of it would fail the same way,
+    so the worker puts the run back in the queue and stops."""
 
 
 class TrainingError(ResconvError):

@@ -505,11 +505,11 @@ class FitTrainer:
         try:
             host = load_datasets(dataset, image_size, "cpu", self.data_dir)
         except DataError as error:
-            from core.data import datasets_here
-
-            if not datasets_here(self.data_dir):  # this machine has no data at all
-                raise NoDataHere(str(error)) from None
-            raise  # only this run's dataset is missing here: the run fails, others go on
+            # This machine's data, never the run's: missing, the other dataset, a damaged
+            # file. Each queued run of the dataset would fail in turn (the whole queue,
+            # within seconds), so the worker puts the run back and stops (exit 2); on a
+            # shared queue, a box that has the data trains it.
+            raise NoDataHere(str(error)) from None
         if self.device == "cpu":
             return host
         with GATE.gpu_work():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import re
 import signal
@@ -345,33 +344,39 @@ def test_a_relative_checkpoint_folder_is_stored_absolute(
     assert repo.get_run(run_id).checkpoint_path == str(tmp_path / "ck" / "exp" / f"run-{run_id}")
 
 
-def test_a_dataset_missing_beside_another_fails_only_its_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, idx_writer: Any
+@pytest.mark.parametrize("data", ["only MNIST in --data-dir", "damaged $RESCONV_DATA"])
+def test_a_data_problem_puts_the_run_back_and_stops_the_worker(
+    repo: Repo,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    idx_writer: Any,
+    capsys: pytest.CaptureFixture[str],
+    data: str,
 ) -> None:
-    # Fashion-MNIST here, MNIST nowhere: an MNIST run fails with its own message (the
-    # worker goes on with the others); with no data at all it is NoDataHere (it stops).
-    import core.data as data
-    from core.errors import DataError, NoDataHere
+    # Not only no data at all: a --data-dir holding the other dataset, or a damaged file,
+    # failed each queued run in turn (the whole queue within seconds) and exited 0.
+    import core.data as data_module
+    from core.errors import NoDataHere
     from core.worker import FitTrainer
 
-    real = data.load_datasets
-    monkeypatch.setattr(data, "load_datasets", lambda *a, **k: real(*a, **k, download=None))
-    monkeypatch.setenv("RESCONV_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(data, "DEBIAN_DATASETS", tmp_path / "no-debian")
-    fmnist = idx_writer(tmp_path / "fmnist", train=8, test=4)
-    labels = (fmnist / "t10k-labels-idx1-ubyte.gz").read_bytes()  # told apart as published
-    digest = hashlib.md5(labels).hexdigest()
-    monkeypatch.setitem(data.PUBLISHED_TEST_LABELS, digest, "FashionMNIST")
-    monkeypatch.setenv("RESCONV_DATA", str(fmnist))
-    assert data.datasets_here() == ["fmnist"]
-    with pytest.raises(DataError, match="MNIST not found") as only_mnist:
-        FitTrainer("cpu", None).datasets("mnist", 28)
-    assert not isinstance(only_mnist.value, NoDataHere)
-    assert data.datasets_here(tmp_path / "empty") == []  # --data-dir: that folder alone
-    monkeypatch.setenv("RESCONV_DATA", str(tmp_path / "empty"))
-    assert data.datasets_here() == []
-    with pytest.raises(NoDataHere):
-        FitTrainer("cpu", None).datasets("fmnist", 28)
+    real = data_module.load_datasets
+    monkeypatch.setattr(data_module, "load_datasets", lambda *a, **k: real(*a, **k, download=None))
+    monkeypatch.setattr(data_module, "DEBIAN_DATASETS", tmp_path / "no-debian")
+    data_dir = None
+    if data == "only MNIST in --data-dir":
+        data_dir = str(idx_writer(tmp_path / "m", train=8, test=4, layout="torchvision",
+                                  class_name="MNIST"))  # fmt: skip
+        why = f"--data-dir {data_dir}: no train-images-idx3-ubyte"
+    else:
+        folder = idx_writer(tmp_path / "f", train=8, test=4)
+        (folder / "t10k-images-idx3-ubyte.gz").write_bytes(b"")
+        monkeypatch.setenv("RESCONV_DATA", str(folder))
+        why = f"{folder}/t10k-images-idx3-ubyte.gz is empty (0 bytes)"
+    ids = repo.enqueue(tiny_runs(3)).added_ids
+    with pytest.raises(NoDataHere, match=re.escape(why)):
+        make_worker(repo, FitTrainer("cpu", data_dir), tmp_path).loop(until_empty=True)
+    assert [(repo.get_run(i).status, repo.get_run(i).attempts) for i in ids] == [(S.QUEUED, 0)] * 3
+    assert "run 1 back in the queue, none failed; stopping" in capsys.readouterr().out
 
 
 def test_cancel_through_the_database_stops_the_running_run(repo: Repo, tmp_path: Path) -> None:
