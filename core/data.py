@@ -198,8 +198,8 @@ def torchvision_root(folder: Path, dataset: str, cache: Path) -> Path:
         copy = target / name
         # A copy is checked whole when written; header and size again are cheap, and
         # an unusable one (left by an older version, say) is written afresh.
-        if not copy.is_file() or _file_problem(copy, name) is not None:
-            _write_copy(copy, _read_checked(source, name))
+        if not _copy_is_whole(copy, name, cache):
+            _write_copy(copy, _read_checked(source, name), cache)
     return root
 
 
@@ -263,9 +263,33 @@ def _read_checked(source: Path, name: str) -> bytes:
     return data
 
 
-def _write_copy(copy: Path, data: bytes) -> None:
+def _copy_is_whole(copy: Path, name: str, cache: Path) -> bool:
+    """Whether the cache holds ``copy`` whole (header and size: it was checked when written;
+    an unusable one, left by an older version say, is written afresh)."""
+    try:
+        return copy.is_file() and _file_problem(copy, name) is None
+    except OSError as exc:
+        raise _cache_problem(cache, exc) from None
+
+
+def _write_copy(copy: Path, data: bytes, cache: Path) -> None:
     """Write an unpacked copy into the cache (atomically: a crash never leaves half a file)."""
-    atomic_write(copy, lambda dst: dst.write(data))
+    try:
+        atomic_write(copy, lambda dst: dst.write(data))
+    except OSError as exc:
+        raise _cache_problem(cache, exc) from None
+
+
+def _cache_problem(cache: Path, exc: OSError) -> DataError:
+    # The cache's fault, not the data folder's: said as such (and not skipped for the next
+    # place, which would meet the same cache), or a good $RESCONV_DATA read as unusable.
+    given = os.environ.get("RESCONV_CACHE")
+    name = f"RESCONV_CACHE={given}" if given and Path(given) == cache else f"user cache {cache}"
+    reason = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else exc
+    return DataError(
+        f"{name}: cannot keep the unpacked dataset there ({reason}); point RESCONV_CACHE "
+        "at a writable folder"
+    )
 
 
 def _damaged(path: Path, problem: str) -> DataError:

@@ -82,3 +82,22 @@ def test_worker_refuses_a_missing_data_dir_before_claiming(
     repo = Repo.open("runs.db", create=False)
     assert [(r.status, r.attempts) for r in repo.list_runs()] == [(RunStatus.QUEUED, 0)]
     repo.close()
+
+
+@pytest.mark.parametrize("data_dir", [False, True])
+def test_an_unusable_cache_is_blamed_not_the_data_folder(
+    tmp_path: Path, env_data: Path, monkeypatch: pytest.MonkeyPatch, data_dir: bool
+) -> None:
+    # RESCONV_CACHE naming a file hid a good $RESCONV_DATA ("not found", "set RESCONV_DATA")
+    # and blamed a good --data-dir ("cannot use it: NotADirectoryError").
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("RESCONV_CACHE", str(tmp_path / "a-file"))
+    with pytest.raises(DataError) as caught:
+        load_datasets("fmnist", 28, "cpu", data_dir=env_data if data_dir else None,
+                      download=no_download)  # fmt: skip
+    message = str(caught.value)
+    assert message.startswith(f"RESCONV_CACHE={tmp_path / 'a-file'}: cannot keep the unpacked ")
+    assert "(Not a directory: " in message and "\n" not in message
+    assert message.endswith("; point RESCONV_CACHE at a writable folder")
+    with pytest.raises(DataError, match=r"^RESCONV_CACHE=.*a-file: cannot keep"):
+        check_data_dir(env_data)  # the worker's start says the same
