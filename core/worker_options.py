@@ -26,11 +26,12 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
         default=None,
+        type=folder_text,
         metavar="DIR",
         help="dataset folder (default: $RESCONV_DATA, caches)",
     )
     parser.add_argument(
-        "--checkpoints", default=None, metavar="DIR",
+        "--checkpoints", default=None, type=folder_text, metavar="DIR",
         help="checkpoint folder (default: checkpoints/ next to the SQLite file)",
     )  # fmt: skip
     parser.add_argument(
@@ -49,6 +50,15 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 CLAIM_ORDERS = ("queue", "largest-first")
+
+
+def folder_text(text: str) -> str:
+    """A folder option (--data-dir, --checkpoints) as given; empty (``--data-dir "$DIR"``
+    with DIR unset) is refused, as ``--db ""`` is: read as not given, it quietly trained
+    from $RESCONV_DATA or wrote to the default checkpoints/."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty: give a folder")
+    return text
 
 
 # The most a count option may ask for. Each slot is a process that loads torch (and on

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError
+from core.worker_options import folder_text
 
 if TYPE_CHECKING:
     from core.sweep import ExpandedRun
@@ -27,11 +28,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--run", type=int, required=True, metavar="N", help="1-based run number")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:0 ...")
     parser.add_argument(
-        "--data-dir", default=None, metavar="DIR", help="folder with the dataset files"
+        "--data-dir",
+        default=None,
+        type=folder_text,
+        metavar="DIR",
+        help="folder with the dataset files",
     )
     parser.add_argument(
         "--checkpoints",
         default=None,
+        type=folder_text,
         metavar="DIR",
         help="write last.pt/best.pt/config.json here (replacing those of an earlier run)",
     )

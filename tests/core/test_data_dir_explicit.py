@@ -101,3 +101,39 @@ def test_an_unusable_cache_is_blamed_not_the_data_folder(
     assert message.endswith("; point RESCONV_CACHE at a writable folder")
     with pytest.raises(DataError, match=r"^RESCONV_CACHE=.*a-file: cannot keep"):
         check_data_dir(env_data)  # the worker's start says the same
+
+
+@pytest.mark.parametrize("option", ["--data-dir", "--checkpoints"])
+@pytest.mark.parametrize("command", ["worker", "python -m core.worker", "train"])
+def test_an_empty_folder_option_is_refused_not_taken_as_not_given(
+    tmp_path: Path,
+    env_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    option: str,
+    command: str,
+) -> None:
+    # `--data-dir "$DIR"` with DIR unset trained from $RESCONV_DATA (and an empty
+    # --checkpoints wrote to the default checkpoints/) without a word, as --db "" is not.
+    import core.worker
+    from core.queue import Repo, RunStatus
+    from resconv_tui.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "st.yml").write_text("name: st\nlayers: 1\nmax_inputs: 64\nmatrix:\n  ch: [4]\n")
+    assert main(["queue", "st.yml", "--db", "runs.db"]) == 0
+    argv = {
+        "worker": ["worker", "--db", "runs.db", "--until-empty", "--device", "cpu"],
+        "python -m core.worker": ["--db", "runs.db", "--until-empty", "--device", "cpu"],
+        "train": ["train", "st.yml", "--run", "1", "--device", "cpu"],
+    }[command] + [option, ""]
+    entry = core.worker.main if command.startswith("python") else main
+    with pytest.raises(SystemExit) as stopped:
+        entry(argv)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.endswith(f"error: argument {option}: empty: give a folder")
+    repo = Repo.open("runs.db", create=False)
+    assert [r.status for r in repo.list_runs()] == [RunStatus.QUEUED]
+    repo.close()
+    assert not (tmp_path / "checkpoints").exists()
