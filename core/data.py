@@ -14,7 +14,8 @@ A folder may hold the four original files flat (``train-images-idx3-ubyte.gz``
 ..., gzipped or not) or torchvision's layout (``FashionMNIST/raw/...``).
 torchvision's classes only read uncompressed files in their own layout, so
 anything else is copied once into the user cache in that layout, in a folder
-keyed by the source, with atomic writes (a crash never leaves a half file).
+keyed by the files' content (the same dataset in two folders shares one copy),
+with atomic writes (a crash never leaves a half file).
 Every file is checked against its IDX header (``idx_problem``): the header gives
 the item count and dimensions, hence the exact length, so a truncated, empty or
 wrong-size file is a DataError naming it, not an EOFError or a reshape error later.
@@ -192,7 +193,7 @@ def torchvision_root(folder: Path, dataset: str, cache: Path) -> Path:
             if problem := _file_problem(path, name):
                 raise _damaged(path, problem)
         return raw.parent.parent  # already torchvision's layout, uncompressed: read in place
-    root = dataset_cache(dataset, cache) / "unpacked" / _source_key(folder, files)
+    root = dataset_cache(dataset, cache) / "unpacked" / _content_key(files)
     target = root / class_name / "raw"
     for name, source in files.items():
         copy = target / name
@@ -203,14 +204,16 @@ def torchvision_root(folder: Path, dataset: str, cache: Path) -> Path:
     return root
 
 
-def _source_key(folder: Path, files: dict[str, Path]) -> str:
-    # One cache folder per source folder, so two sources never mix their files; the
-    # files' sizes and times are in the key too, so replaced files are unpacked afresh.
-    resolved = str(folder.resolve())
-    stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files.values()]
-    digest = hashlib.sha256(repr((resolved, stats)).encode()).hexdigest()[:12]
-    slug = "".join(c if c.isalnum() else "-" for c in resolved).strip("-")[-40:]
-    return f"{slug}-{digest}"
+def _content_key(files: dict[str, Path]) -> str:
+    # Keyed by the files' bytes, not their folder: the same dataset in many folders (a
+    # test's temporary folder each time, a second checkout) shares one copy, where one
+    # copy per folder ever used filled the cache; files replaced in place get a new one.
+    # Hashing the four .gz files takes about 30 ms.
+    digest = hashlib.sha256()
+    for name, path in sorted(files.items()):
+        with path.open("rb") as handle:
+            digest.update(name.encode() + hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()[:16]
 
 
 def idx_problem(name: str, head: bytes, size: int, unpacked: bool = False) -> str | None:

@@ -66,6 +66,16 @@ def write_idx(
     return folder
 
 
+@pytest.fixture(autouse=True)
+def own_user_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tests' unpacked datasets go to a cache of the test session (worker and train
+    processes they start inherit it), never the user's: ~/.cache/resconv-tui filled up
+    with copies of test data. A test may set RESCONV_CACHE itself."""
+    monkeypatch.setenv("RESCONV_CACHE", str(tmp_path_factory.getbasetemp() / "resconv-cache"))
+
+
 @pytest.fixture(scope="session")
 def idx_writer() -> Callable[..., Path]:
     """The ``write_idx`` function: ``idx_writer(tmp_path / "data", layout="flat-gz")``."""

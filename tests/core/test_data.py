@@ -53,14 +53,18 @@ def test_torchvision_layout_uncompressed_is_read_in_place(
     assert not (tmp_path / "cache").exists()
 
 
-def test_flat_gz_is_unpacked_once_into_a_cache_folder_per_source(
+def test_flat_gz_is_unpacked_once_into_a_cache_folder_per_content(
     tmp_path: Path, idx_writer: Writer
 ) -> None:
     first = idx_writer(tmp_path / "one", train=10, test=5, seed=1)
     second = idx_writer(tmp_path / "two", train=12, test=6, seed=2)
+    same = idx_writer(tmp_path / "same-as-one", train=10, test=5, seed=1)
     cache = tmp_path / "cache"
     a, b = load([Location("x", first)], cache), load([Location("x", second)], cache)
     assert len(a.train) == 10 and len(b.train) == 12  # the two sources never mix
+    # The same files in another folder share the first one's copy (it was one copy per
+    # folder: hundreds of copies of one dataset from tests' temporary folders).
+    assert torch.equal(load([Location("x", same)], cache).train, a.train)
     unpacked = sorted((dataset_cache("fmnist", cache) / "unpacked").iterdir())
     assert len(unpacked) == 2
     raw = unpacked[0] / "FashionMNIST" / "raw"
@@ -207,3 +211,11 @@ def test_a_flat_folder_of_the_other_dataset_is_not_this_one(
     assert data.find_files(folder, "FashionMNIST") is None
     with pytest.raises(DataError, match="holds MNIST's files"):
         load([Location("$RESCONV_DATA", folder)], tmp_path / "cache")
+
+
+def test_tests_never_write_to_the_users_cache() -> None:
+    # tests/conftest.py's own_user_cache: ~/.cache/resconv-tui held ~225 unpacked copies
+    # of test data, one per temporary folder (it is keyed by content now as well).
+    from core.data import cache_root
+
+    assert Path.home() / ".cache" not in cache_root().parents
