@@ -187,7 +187,9 @@ class ResultsScreen(Screen[None]):
         self.refresh_now()
 
     def on_resize(self, event: events.Resize) -> None:
-        """The meter's bars fit the table's width (``fit_meters``): measured again."""
+        """The meter's bars fit the table's width (``fit_meters``): measured again; the
+        status line too."""
+        self._status()
         table = self.query_one(DataTable)
         if v.METER in self.view.columns:
             row = table.cursor_row
@@ -282,7 +284,13 @@ class ResultsScreen(Screen[None]):
         rows = len(self.view.rows)
         what = f"{v.count_of(rows, 'cell')} (mean over seeds)" if self.by_cell else None
         what = what or v.count_of(rows, "finished run")
-        self.query_one("#results-status", Static).update(f"{what} · {exp} · {order}")
+        status = self.query_one("#results-status", Static)
+        line = f"{what} · {exp} · {order}"
+        room = status.content_region.width
+        if room and cell_len(line) > room:  # 80 columns: the header's arrow says the order
+            arrow = "▼" if self.descending else "▲"
+            line = f"{what} · {exp} · by {self.sorted_by} {arrow}"
+        status.update(line)
 
     def _chosen(self) -> None:
         """A key changed the view: keep it for the next R, and redraw."""

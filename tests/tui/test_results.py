@@ -75,9 +75,17 @@ async def test_at_80_columns_the_meter_s_bars_are_scaled_to_fit(
         assert bars[0] == "*" and len(set(bars)) == 3  # best, middle and worst still differ
         assert 1 < len(bars[1]) < len(bars[2]) < 21
         assert screen.view.column(v.METER) == ["*", "*" * 11, "*" * 21]  # exports keep 21
+        # Narrower, the status line keeps the order by the header's arrow (a longer
+        # experiment's name cut "descending" off at 80 columns).
+        status = screen.query_one("#results-status")
+        await pilot.resize_terminal(64, 24)
+        await settle(pilot)
+        said = "3 finished runs · all experiments · by validation loss ▲"
+        assert str(status.render()) == said and status.size.height == 1
         await pilot.resize_terminal(120, 36)  # room again: the logbook's 21 stars
         await settle(pilot)
         assert str(table.get_cell_at((2, len(table.columns) - 1))) == "*" * 21
+        assert str(status.render()).endswith(" · sorted by validation loss ascending")
 
 
 def test_meters_keep_their_order_when_scaled() -> None:
