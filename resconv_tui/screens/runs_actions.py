@@ -27,7 +27,7 @@ from core.queue import RunRow, RunStatus, WorkerRow
 from core.queue.failures import RETRY_ADVICE, FailureCause, run_cause
 from core.queue.status import run_is
 from core.queue.views import ids_of
-from resconv_tui.polling import live_workers_of
+from resconv_tui.polling import live_workers_of, silent_for
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.widgets.run_table import RunTable
 from resconv_tui.worker_launcher import Launched, WorkerOptions, last_log_line
@@ -98,7 +98,13 @@ class RunActions:
         self.refresh_now()
 
     def _confirm_running(self, runs: list[RunRow], what: str, then: Callable[[], None]) -> None:
-        running = [run.id for run in runs if run.status == RunStatus.RUNNING]
+        # A run whose worker went silent trains no more ("running?"): no training to lose,
+        # and it is cancelled at once (it asked "Run 18 is training. Cancel it?").
+        now = self.ctx.clock()
+        running = [
+            run.id for run in runs
+            if run.status == RunStatus.RUNNING and silent_for(run, now) is None
+        ]  # fmt: skip
         if not running:
             then()
             return

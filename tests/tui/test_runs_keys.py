@@ -155,6 +155,24 @@ async def test_cancel_running_run_asks_first(seeded, app_factory, settle, db_url
         assert cell(app, running, "status") == "running ⨯"
 
 
+async def test_cancel_of_a_run_whose_worker_went_silent_asks_nothing(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # "running?", its worker silent: it trains no more, and is cancelled at once (it
+    # asked "Run 4 is training. Cancel it?").
+    running = seeded["running"]
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+        conn.execute(f"UPDATE run SET heartbeat_at = heartbeat_at - 1500 WHERE id = {running}")
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await goto(pilot, running)
+        await pilot.press("c")
+        await settle(pilot)
+        assert isinstance(app.screen, RunsScreen)
+        assert run(db_url, running).status == RunStatus.CANCELLED
+
+
 async def test_retry_failed_run_queues_it(seeded, app_factory, settle, db_url) -> None:
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
