@@ -60,8 +60,12 @@ def build(path: Path, runs: int, metrics: int) -> int:
             for i in range(metrics)
         ),
     )  # fmt: skip
-    conn.execute("INSERT INTO worker VALUES ('gpu-1', 'box', 1, 'cuda:0', 'running', ?, ?, "
-                 "?, 12, 'RTX', 90, 5000000000, 24000000000, 60)", (now, now, runs))  # fmt: skip
+    # Columns named: a table that gains a column (worker's stack, say) keeps this working.
+    conn.execute("INSERT INTO worker (id, host, pid, device, state, started_at, last_seen_at, "
+                 "current_run_id, runs_done, gpu_name, gpu_util, gpu_memory_used, "
+                 "gpu_memory_total, gpu_temperature) VALUES ('gpu-1', 'box', 1, 'cuda:0', "
+                 "'running', ?, ?, ?, 12, 'RTX', 90, 5000000000, 24000000000, 60)",
+                 (now, now, runs))  # fmt: skip
     conn.execute("COMMIT")
     conn.close()
     return runs  # the last run is the running one
