@@ -41,6 +41,35 @@ BN_POSITIONS = (0, 1, 2)
 DEFAULT_RESIDUAL_WEIGHT = {"v1": 0.1, "v2": 1.0}
 MAX_LAYERS = 128
 
+# The largest whole number read as a count: a float holds every whole number up to
+# 2**53 exactly (``1e20`` is not one), and text written out in full keeps the same limit.
+MAX_WHOLE = 2**53
+# The queue stores seeds, inputs and parameter counts in PostgreSQL INTEGER columns
+# (32-bit) and SQLite's (64-bit): a larger value failed the queueing with a database
+# error or a traceback. Torch seeds its generators with seed * 16 + stream (at most
+# 2**64 - 1), far above MAX_SEED.
+INT32_MAX = 2**31 - 1
+MAX_SEED = INT32_MAX
+MAX_PARAMS = INT32_MAX  # 8 GiB of fp32 weights; the logbook's largest model has 3 million
+# 10**9 inputs is 16,700 epochs of Fashion-MNIST; a run's inputs done (up to a batch past
+# it) stay inside the 32-bit column.
+MAX_INPUTS = 10**9
+# The most each whole-number run parameter may be in a new sweep (least, most), checked
+# before a run is built. Far beyond any real use, they keep the parameter count and the
+# torch layers within what can be stored and built: the largest image is 64 pixels, so a
+# kernel of 2 x 64 - 1 already sees all of it from every pixel; padding beyond half of
+# that only adds zeros; a stride beyond 64 leaves a one-pixel map. The logbook goes up
+# to 128 channels.
+LIMITS: dict[str, tuple[int, int]] = {
+    "channels": (1, 4096),
+    "kernel_size": (1, 127),
+    "padding": (0, 63),
+    "stride": (1, 64),
+    "batch_size": (1, MAX_INPUTS),
+    "max_inputs": (1, MAX_INPUTS),
+    "seed": (0, MAX_SEED),
+}
+
 PerLayer = int | tuple[int, ...]
 
 
@@ -200,16 +229,18 @@ _BN_OFF = {"none", "-", "–", "off", "false"}
 
 def whole_number(value: Any) -> bool:
     """A float that is exactly a whole number (2e3), small enough to be one exactly."""
-    return isinstance(value, float) and value.is_integer() and abs(value) <= 2**53
+    return isinstance(value, float) and value.is_integer() and abs(value) <= MAX_WHOLE
 
 
 def whole_from_text(text: str) -> int | None:
     """A whole number typed as text, also as ``1.8e5`` (as a sweep file may write it: a
-    whole number is a count); None for anything else."""
+    whole number is a count), up to MAX_WHOLE written either way; None for anything else."""
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         pass
+    else:  # 99999999999999999999999 as 1e23 is: beyond any count, not stored by a database
+        return value if abs(value) <= MAX_WHOLE else None
     try:
         number = float(text)
     except ValueError:

@@ -31,7 +31,15 @@ from typing import Any
 
 import yaml
 
-from core.config import INT_KEYS, PER_LAYER_KEYS, RunConfig, as_whole
+from core.config import (
+    INT_KEYS,
+    LIMITS,
+    MAX_PARAMS,
+    MAX_SEED,
+    PER_LAYER_KEYS,
+    RunConfig,
+    as_whole,
+)
 from core.errors import ConfigError, SweepError
 from core.params import count_params
 
@@ -341,6 +349,8 @@ def _read_seeds(seeds: Any, fixed: dict, matrix: dict, source: str) -> list[int]
     ):
         if len(set(seeds)) != len(seeds):
             raise SweepError(f"{source}: key 'seeds': repeated seed in {seeds}")
+        if (big := max(seeds)) > MAX_SEED:  # the queue's column, see core.config
+            raise SweepError(f"{source}: key 'seeds': a seed must be 0 to {MAX_SEED:,} (got {big})")
         return seeds
     raise SweepError(
         f"{source}: key 'seeds': expected a count or a list of seeds >= 0, got {seeds!r}"
@@ -572,9 +582,11 @@ def _build_runs(
             params = _canonical({**fixed, **cell}, source, context)
             if seed is not None:
                 params["seed"] = seed
+            _check_limits(params, source, context)
             config = RunConfig.from_dict(params, where=context)
             _check_inputs_fill_a_batch(config, source, context)
             _check_bn_for_v1(config, source, context)
+            param_count = _checked_param_count(config, source, context)
             digest = config.config_hash()
             if digest in seen:
                 # `l: [1, 1]`, `act: [relu, ReLU]`: one run would be dropped without a word.
@@ -590,12 +602,39 @@ def _build_runs(
                     name=name,
                     config=config,
                     swept=swept,
-                    param_count=count_params(config),
+                    param_count=param_count,
                     config_hash=digest,
                     target=_target_for(cell, targets, source, context),
                 )
             )
     return runs
+
+
+def _check_limits(params: dict[str, Any], source: str, context: str) -> None:
+    """Refuse whole numbers beyond ``LIMITS`` (``seed: 99999999999999999999999``): the
+    queue cannot store them, or torch cannot build or seed the run. Checked before the
+    RunConfig is built, whose per-layer interpolation would overflow on such numbers;
+    checked here, for new sweeps, as max_inputs is: runs already queued must still load."""
+    for key, (least, most) in LIMITS.items():
+        value = as_whole(params.get(key))
+        for number in value if isinstance(value, list | tuple) else [value]:
+            # Small ones below `least` (0 channels) get RunConfig's own message.
+            whole = isinstance(number, int) and not isinstance(number, bool)
+            if whole and abs(number) > most:
+                raise SweepError(
+                    f"{source}: {context}key '{key}': must be {least} to {most:,} (got {value!r})"
+                )
+
+
+def _checked_param_count(config: RunConfig, source: str, context: str) -> int:
+    """The run's parameter count, refused beyond what the queue can store."""
+    count = count_params(config)
+    if count > MAX_PARAMS:
+        raise SweepError(
+            f"{source}: {context}the model has {count:,} parameters, at most {MAX_PARAMS:,} "
+            "(the queue's 32-bit count): fewer channels, layers or smaller kernels"
+        )
+    return count
 
 
 def _check_bn_for_v1(config: RunConfig, source: str, context: str) -> None:

@@ -65,7 +65,9 @@ def folder_text(text: str) -> str:
 # a GPU holds a CUDA context): --slots 99999 filled a 24 GB box's memory before the
 # first slot trained. The packing target is 4 runs; 16 leaves room. A stack of
 # K trains K copies of the model side by side; 64 is far past where it stops paying.
-MOST = {"--slots": 16, "--stack": 64}
+# --max-runs is stored in the worker's row, a 32-bit INTEGER on PostgreSQL (beyond
+# 2**63 SQLite raised an OverflowError traceback); a million runs is no limit in practice.
+MOST = {"--slots": 16, "--stack": 64, "--max-runs": 1_000_000}
 
 
 def count_problem(value: int | None, option: str = "") -> str | None:
@@ -77,7 +79,7 @@ def count_problem(value: int | None, option: str = "") -> str | None:
         return f"must be at least 1 (got {value})"
     most = MOST.get(option)
     if value is not None and most is not None and value > most:
-        return f"must be at most {most} (got {value:,})"
+        return f"must be at most {most:,} (got {value:,})"
     return None
 
 

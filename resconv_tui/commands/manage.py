@@ -62,6 +62,11 @@ def add_retry_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+# PostgreSQL's INTEGER id column (SQLite would need two billion runs to get there): a
+# larger id names no run, and was a database error or an OverflowError traceback.
+MAX_RUN_ID = 2**31 - 1
+
+
 def run_id(text: str) -> int:
     try:
         value = int(text)
@@ -69,6 +74,8 @@ def run_id(text: str) -> int:
         raise argparse.ArgumentTypeError(f"'{text}' is not a run id (a whole number)") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"'{text}' is not a run id (ids start at 1)")
+    if value > MAX_RUN_ID:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a run id (ids are 1 to {MAX_RUN_ID:,})")
     return value
 
 

@@ -50,12 +50,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def inputs_count(text: str) -> int:
-    """--max-inputs: a whole number of inputs, at least 1 (the sweep checks the batch)."""
-    from core.config import whole_from_text
+    """--max-inputs: a whole number of inputs, 1 to MAX_INPUTS (the sweep checks the batch)."""
+    from core.config import MAX_INPUTS, whole_from_text
 
     value = whole_from_text(text)
-    if value is None or value < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of inputs (a whole number)")
+    if value is None or not 1 <= value <= MAX_INPUTS:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a number of inputs (a whole number from 1 to {MAX_INPUTS:,})"
+        )
     return value
 
 

@@ -645,6 +645,38 @@ def test_bad_run_ids_are_argparse_errors(capsys: pytest.CaptureFixture[str]) -> 
         with pytest.raises(SystemExit):
             main(argv)
         assert "is not a priority" in capsys.readouterr().err
+    # Beyond PostgreSQL's INTEGER ids (and SQLite's 2**63): an OverflowError traceback.
+    for command in (["cancel"], ["rm"], ["next"], ["retry"], ["priority", "1"]):
+        for big in ("2147483648", "9223372036854775808", "99999999999999999999999"):
+            with pytest.raises(SystemExit) as exit_info:
+                main([*command, "1", big])
+            assert exit_info.value.code == 2
+            assert f"'{big}' is not a run id (ids are 1 to 2,147,483,647)" in (
+                capsys.readouterr().err
+            )
+
+
+@pytest.mark.parametrize("given", ["99999999999999999999999", "1e20", "1000000001", "2e9"])
+def test_max_inputs_beyond_the_limit_is_refused_before_anything(
+    capsys: pytest.CaptureFixture[str], given: str
+) -> None:
+    for dry_run in ([], ["--dry-run"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["queue", "sweep.yml", "--max-inputs", given, *dry_run])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        expected = f"'{given}' is not a number of inputs (a whole number from 1 to 1,000,000,000)"
+        assert f"--max-inputs: {expected}" in err
+    assert not Path("runs.db").exists()
+
+
+def test_a_seed_beyond_the_limit_queues_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    Path("big.yml").write_text("name: big\nlayers: 2\nseed: 99999999999999999999999\n")
+    for dry_run in ([], ["--dry-run"]):
+        code, _, err = cli(capsys, "queue", "big.yml", *dry_run)
+        assert code == 2
+        one_error_line(err, "big.yml: run 'run': key 'seed': must be 0 to 2,147,483,647")
+    assert not Path("runs.db").exists()
 
 
 def test_results_by_cell_over_seeds(capsys: pytest.CaptureFixture[str]) -> None:

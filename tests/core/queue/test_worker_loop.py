@@ -713,6 +713,14 @@ def test_a_stack_of_zero_is_refused_in_one_line(tmp_path: Path, capsys) -> None:
     assert capsys.readouterr().err.strip().endswith("--stack must be at least 1 (got 0)")
 
 
+def test_max_runs_beyond_what_a_worker_row_holds_is_refused(tmp_path: Path, capsys) -> None:
+    # Stored in the worker's row: beyond 2**63 an OverflowError traceback.
+    code = worker_module.main(["--db", str(tmp_path / "runs.db"), "--max-runs", "9" * 23])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("--max-runs must be at most 1,000,000 (got 99,999,999,999,999,999,999,999)")
+
+
 @pytest.mark.parametrize(
     ("option", "value", "why"),
     [("--slots", "99999", "--slots must be at most 16 (got 99,999)"),
