@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import ConfigError
+from core.errors import ConfigError, shown
 
 # The 21 torch.nn activations of the logbook's T5, by lower-case key.
 ACTIVATIONS: dict[str, str] = {
@@ -213,7 +213,7 @@ def _per_layer(value: PerLayer, layers: int, interpolate: Any) -> list[int]:
     if len(value) == 2:
         return list(interpolate(value[0], value[1], layers))
     raise ConfigError(
-        f"expected one value, a [first, last] pair or {layers} values, got {list(value)}"
+        f"expected one value, a [first, last] pair or {layers} values, got {shown(list(value))}"
     )
 
 
@@ -258,7 +258,7 @@ def as_whole(value: Any) -> Any:
 
 def _coerce(key: str, raw: Any, where: str) -> Any:
     def bad(expected: str) -> ConfigError:
-        return ConfigError(f"{where}key '{key}': expected {expected}, got {raw!r}")
+        return ConfigError(f"{where}key '{key}': expected {expected}, got {shown(raw)}")
 
     if key in INT_KEYS | PER_LAYER_KEYS:
         raw = as_whole(raw)  # `max_inputs: 1.8e5`: YAML reads an exponent as a float
@@ -309,7 +309,7 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
 
 def _check(ok: bool, key: str, value: Any, problem: str) -> None:
     if not ok:
-        raise ConfigError(f"key '{key}': {problem} (got {value!r})")
+        raise ConfigError(f"key '{key}': {problem} (got {shown(value)})")
 
 
 def _validate(c: RunConfig) -> None:

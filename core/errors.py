@@ -7,6 +7,22 @@ key and value involved, so the CLI can print one line instead of a traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
+# What an error message shows of a value the person gave: enough to find it in the
+# file. A value read whole (a list of a million numbers) once printed 226 MB.
+SHOWN_CHARS = 100
+
+
+def cut(text: str, most: int = SHOWN_CHARS) -> str:
+    """``text``, cut to ``most`` characters (an ellipsis marks the cut)."""
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` for an error message, cut to SHOWN_CHARS characters."""
+    return cut(repr(value))
+
 
 class ResconvError(Exception):
     """Base class of every expected, user-facing error."""

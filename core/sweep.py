@@ -40,7 +40,7 @@ from core.config import (
     RunConfig,
     as_whole,
 )
-from core.errors import ConfigError, SweepError
+from core.errors import ConfigError, SweepError, cut, shown
 from core.params import count_params
 
 # The logbook's short names -> RunConfig keys.
@@ -105,7 +105,7 @@ class SweepLoader(yaml.SafeLoader):
             if repeated:
                 raise yaml.constructor.ConstructorError(
                     "while reading a mapping", node.start_mark,
-                    f"key {key!r} is given twice", key_node.start_mark,
+                    f"key {shown(key)} is given twice", key_node.start_mark,
                 )  # fmt: skip
             seen.add(key)
 
@@ -119,9 +119,61 @@ SweepLoader.add_implicit_resolver(
 )
 
 
+# A sweep nests 5 levels at most (include: entry: ch: per-layer list); 600 levels was a
+# RecursionError traceback from PyYAML's composer, 300 from our own code later on.
+MAX_DEPTH = 20
+# Values in the file with every alias expanded: a chain of aliases (`&a1 [*a0, *a0, ...]`,
+# ten levels) makes billions from a few lines, which took minutes and gigabytes to expand
+# and to echo in an error message. A logbook table has a few hundred.
+MAX_VALUES = 100_000
+
+
+class YAMLTooBig(yaml.YAMLError):
+    """Sweep YAML nested too deeply, containing itself, expanding too far, or with a
+    value PyYAML cannot make (a ValueError traceback)."""
+
+
+TOO_DEEP = f"the YAML is nested too deeply (at most {MAX_DEPTH} levels)"
+
+
 def load_yaml(text: str) -> Any:
-    """Parse sweep YAML (raises yaml.YAMLError) with ``SweepLoader``."""
-    return yaml.load(text, Loader=SweepLoader)  # safe: SweepLoader is a SafeLoader
+    """Parse sweep YAML (raises yaml.YAMLError) with ``SweepLoader``; refuses data nested
+    deeper than MAX_DEPTH, a value that contains itself (``&a [*a]``) and aliases that
+    expand to more than MAX_VALUES values (YAMLTooBig, a yaml.YAMLError)."""
+    try:
+        data = yaml.load(text, Loader=SweepLoader)  # safe: SweepLoader is a SafeLoader
+    except RecursionError:
+        raise YAMLTooBig(TOO_DEEP) from None
+    except ValueError as exc:  # PyYAML's constructors: `2024-13-01`, a 5,000-digit number
+        raise YAMLTooBig(f"a value in the YAML cannot be read: {cut(str(exc))}") from None
+    values, _ = _expanded_size(data, 1, {})
+    if values > MAX_VALUES:
+        raise YAMLTooBig(f"the YAML's aliases expand to {values:,} values (at most {MAX_VALUES:,})")
+    return data
+
+
+def _expanded_size(value: Any, depth: int, seen: dict[int, tuple[int, int]]) -> tuple[int, int]:
+    """(values, levels) of ``value`` with every alias expanded. An alias is the same
+    Python object in several places: ``seen`` holds each list's and mapping's figures
+    once worked out (by id), so this is quick however far the aliases expand."""
+    if not isinstance(value, list | dict):
+        return 1, 0
+    if depth > MAX_DEPTH:
+        raise YAMLTooBig(TOO_DEEP)
+    if id(value) in seen:
+        values, levels = seen[id(value)]
+        if values < 0:  # still being counted: it is inside itself
+            raise YAMLTooBig("an alias in the YAML refers to a value it is part of (`&a [*a]`)")
+        if depth + levels > MAX_DEPTH:
+            raise YAMLTooBig(TOO_DEEP)
+        return values, levels
+    seen[id(value)] = (-1, 0)
+    values, levels = 1, 0
+    for item in value.values() if isinstance(value, dict) else value:
+        item_values, item_levels = _expanded_size(item, depth + 1, seen)
+        values, levels = values + item_values, max(levels, item_levels + 1)
+    seen[id(value)] = (values, levels)
+    return values, levels
 
 
 @dataclass(frozen=True)
@@ -164,6 +216,8 @@ def expand_sweep_text(
 ) -> list[ExpandedRun]:
     try:
         data = load_yaml(text)
+    except YAMLTooBig as exc:
+        raise SweepError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -254,7 +308,7 @@ MAX_NAME_CHARS = 100
 def _experiment_name(data: dict[str, Any], source: str) -> str:
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise SweepError(f"{source}: key 'name': required, a non-empty string (got {name!r})")
+        raise SweepError(f"{source}: key 'name': required, a non-empty string (got {shown(name)})")
     name = name.strip()
     if len(name) > MAX_NAME_CHARS:
         raise SweepError(
@@ -264,9 +318,14 @@ def _experiment_name(data: dict[str, Any], source: str) -> str:
     if control := next((c for c in name if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None):
         raise SweepError(
             f"{source}: key 'name': no tabs, newlines or other control characters "
-            f"(got {name!r}, with {control!r})"
+            f"(got {shown(name)}, with {control!r})"
         )
     return name
+
+
+def _key(key: Any) -> str:
+    """A key as an error message names it: 'layers', cut as values are."""
+    return f"'{cut(str(key))}'"
 
 
 def _known_key(key: Any) -> bool:
@@ -293,7 +352,7 @@ def _check_keys(source: str, *parts: tuple[str, dict[str, Any]], also: Sequence[
                 hint = f" (did you mean '{near[0]}'?)" if near else ""
                 if context == "matrix: " and key in {"include", "exclude"}:  # as GitHub nests them
                     hint = f" (write '{key}:' at the top of the file, beside 'matrix:')"
-                unknown.append((context, f"'{key}'{hint}"))
+                unknown.append((context, f"{_key(key)}{hint}"))
     if not unknown:
         return
     known = f"run parameters: {', '.join(parameters)}; aliases: {', '.join(aliases)}"
@@ -302,7 +361,9 @@ def _check_keys(source: str, *parts: tuple[str, dict[str, Any]], also: Sequence[
     if len(unknown) == 1:
         context, key = unknown[0]
         raise SweepError(f"{source}: {context}unknown key {key}; {known}")
-    keys = ", ".join(context + key for context, key in unknown)
+    keys = ", ".join(context + key for context, key in unknown[:5])
+    if len(unknown) > 5:
+        keys += f" and {len(unknown) - 5} more"
     raise SweepError(f"{source}: {len(unknown)} unknown keys: {keys}; {known}")
 
 
@@ -311,13 +372,15 @@ def _read_matrix(matrix: Any, source: str) -> dict[str, list[Any]]:
         return {}
     if not isinstance(matrix, dict):
         raise SweepError(
-            f"{source}: key 'matrix': expected a mapping of key -> list, got {matrix!r}"
+            f"{source}: key 'matrix': expected a mapping of key -> list, got {shown(matrix)}"
         )
     for key, values in matrix.items():
         if not isinstance(values, list):
-            raise SweepError(f"{source}: matrix key '{key}': expected a list, got {values!r}")
+            raise SweepError(
+                f"{source}: matrix key {_key(key)}: expected a list, got {shown(values)}"
+            )
         if not values:
-            raise SweepError(f"{source}: matrix key '{key}': the list is empty")
+            raise SweepError(f"{source}: matrix key {_key(key)}: the list is empty")
     return matrix
 
 
@@ -326,7 +389,7 @@ def _read_entries(entries: Any, what: str, source: str) -> list[dict[str, Any]]:
         return []
     if not isinstance(entries, list) or not all(isinstance(e, dict) and e for e in entries):
         raise SweepError(
-            f"{source}: key '{what}': expected a list of non-empty mappings, got {entries!r}"
+            f"{source}: key '{what}': expected a list of non-empty mappings, got {shown(entries)}"
         )
     _check_keys(source, *((f"{what} entry {i}: ", entry) for i, entry in enumerate(entries, 1)))
     return entries
@@ -348,12 +411,12 @@ def _read_seeds(seeds: Any, fixed: dict, matrix: dict, source: str) -> list[int]
         and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
     ):
         if len(set(seeds)) != len(seeds):
-            raise SweepError(f"{source}: key 'seeds': repeated seed in {seeds}")
+            raise SweepError(f"{source}: key 'seeds': repeated seed in {shown(seeds)}")
         if (big := max(seeds)) > MAX_SEED:  # the queue's column, see core.config
             raise SweepError(f"{source}: key 'seeds': a seed must be 0 to {MAX_SEED:,} (got {big})")
         return seeds
     raise SweepError(
-        f"{source}: key 'seeds': expected a count or a list of seeds >= 0, got {seeds!r}"
+        f"{source}: key 'seeds': expected a count or a list of seeds >= 0, got {shown(seeds)}"
     )
 
 
@@ -368,7 +431,9 @@ def _read_targets(targets: Any, source: str) -> list[dict[str, Any]]:
             raise SweepError(f"{source}: {context}names none of {', '.join(sorted(TARGET_FIELDS))}")
         for key in sorted(measured):
             if problem := target_problem(key, entry[key]):
-                raise SweepError(f"{source}: {context}key '{key}': {problem} (got {entry[key]!r})")
+                raise SweepError(
+                    f"{source}: {context}key '{key}': {problem} (got {shown(entry[key])})"
+                )
     return entries
 
 
@@ -395,7 +460,9 @@ def _read_entries_loose(entries: Any, source: str) -> list[dict[str, Any]]:
     if entries is None:
         return []
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise SweepError(f"{source}: key 'targets': expected a list of mappings, got {entries!r}")
+        raise SweepError(
+            f"{source}: key 'targets': expected a list of mappings, got {shown(entries)}"
+        )
     return entries
 
 
@@ -469,7 +536,7 @@ def _refuse_unmatched(
 
 def _flow(entry: dict[str, Any]) -> str:
     """An entry as YAML's flow style writes it: ``{l: 3, act: relu}``."""
-    return yaml.safe_dump(entry, default_flow_style=True, sort_keys=False).strip()
+    return cut(yaml.safe_dump(entry, default_flow_style=True, sort_keys=False, width=10**9).strip())
 
 
 def _why_no_cell(entry: dict[str, Any], matrix: dict[str, list[Any]]) -> str:
@@ -479,7 +546,9 @@ def _why_no_cell(entry: dict[str, Any], matrix: dict[str, list[Any]]) -> str:
         if key not in matrix:
             return f"'{key}' is not a matrix key (matrix keys: {', '.join(matrix)})"
         if value not in matrix[key]:
-            return f"{key}: {value!r} is not among the matrix's {key} values {matrix[key]}"
+            return (
+                f"{key}: {shown(value)} is not among the matrix's {key} values {shown(matrix[key])}"
+            )
     return "no cell has these values together"  # unreachable for a full product; kept safe
 
 
@@ -578,7 +647,7 @@ def _build_runs(
         for seed in seeds if seeds is not None else [None]:
             swept = dict(cell) if seed is None else {**cell, "seed": seed}
             name = slug(swept)
-            context = f"run '{name}': "
+            context = f"run '{cut(name)}': "
             params = _canonical({**fixed, **cell}, source, context)
             if seed is not None:
                 params["seed"] = seed
@@ -621,8 +690,9 @@ def _check_limits(params: dict[str, Any], source: str, context: str) -> None:
             # Small ones below `least` (0 channels) get RunConfig's own message.
             whole = isinstance(number, int) and not isinstance(number, bool)
             if whole and abs(number) > most:
+                got = shown(value)
                 raise SweepError(
-                    f"{source}: {context}key '{key}': must be {least} to {most:,} (got {value!r})"
+                    f"{source}: {context}key '{key}': must be {least} to {most:,} (got {got})"
                 )
 
 
@@ -647,7 +717,7 @@ def _check_bn_for_v1(config: RunConfig, source: str, context: str) -> None:
         if getattr(config, key) != 0:
             raise SweepError(
                 f"{source}: {context}key '{key}': model v1 has batch norm before every "
-                f"convolution; '{key}' applies to v2 only (got {getattr(config, key)!r})"
+                f"convolution; '{key}' applies to v2 only (got {shown(getattr(config, key))})"
             )
 
 

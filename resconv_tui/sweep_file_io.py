@@ -17,7 +17,14 @@ import yaml
 
 from core.errors import SweepError
 from core.files import atomic_write
-from core.sweep import PAIR_ALIASES, TARGET_FIELDS, expand_sweep, load_yaml, read_sweep_text
+from core.sweep import (
+    PAIR_ALIASES,
+    TARGET_FIELDS,
+    YAMLTooBig,
+    expand_sweep,
+    load_yaml,
+    read_sweep_text,
+)
 from resconv_tui.sweep_form import SPECS, canonical_key, default_texts, format_values
 
 HEADER = "# Sweep file written by resconv-tui's new-sweep form (docs/sweep-format.md).\n"
@@ -56,6 +63,8 @@ def load_sweep(path: str | Path) -> LoadedSweep:
     try:
         # The queue's loader: `lr: 1e-3` is the number 0.001 here too, not text.
         data = load_yaml(text)
+    except YAMLTooBig as exc:
+        raise SweepError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise SweepError(f"{path}: malformed YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):

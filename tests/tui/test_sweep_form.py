@@ -248,3 +248,11 @@ def test_loading_a_file_that_is_not_utf8_says_so(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfen\x00a\x00m\x00e\x00")
     with pytest.raises(SweepError, match=r"s.yml: not UTF-8 text \(byte 0xff at offset 0\)"):
         load_sweep(path)
+
+
+def test_loading_a_file_nested_too_deeply_is_one_line(tmp_path: Path) -> None:
+    # A RecursionError traceback from PyYAML's composer before.
+    path = tmp_path / "deep.yml"
+    path.write_text("name: x\nch: " + "[" * 1000 + "4" + "]" * 1000 + "\n")
+    with pytest.raises(SweepError, match=r"deep.yml: the YAML is nested too deeply"):
+        load_sweep(path)

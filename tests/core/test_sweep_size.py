@@ -1,0 +1,93 @@
+"""Sweep files too big to expand, and error messages that echo big values: refused or
+cut in one line, quickly (a deep or self-referencing YAML value was a RecursionError
+traceback, an alias chain took minutes and gigabytes, one message printed 226 MB)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from core.errors import SweepError
+from core.sweep import expand_sweep_file, expand_sweep_text
+
+
+def refused(text: str) -> str:
+    with pytest.raises(SweepError) as info:
+        expand_sweep_text(text, source="s.yml")
+    message = str(info.value)
+    assert message.startswith("s.yml: ") and "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("depth", [25, 300, 600, 5000])
+def test_a_value_nested_too_deeply_is_refused(depth: int) -> None:
+    text = "name: x\nlayers: 2\nch: " + "[" * depth + "4" + "]" * depth + "\n"
+    assert refused(text) == "s.yml: the YAML is nested too deeply (at most 20 levels)"
+
+
+def test_nesting_a_sweep_uses_is_read() -> None:
+    text = "name: x\nlayers: 2\nmatrix:\n  ch: [[4, 8]]\ninclude:\n  - {ch: [8, 4], bs: 32}\n"
+    assert [run.name for run in expand_sweep_text(text)] == ["ch-4,8", "ch-8,4_bs-32"]
+
+
+def test_a_value_that_contains_itself_is_refused() -> None:
+    assert "an alias in the YAML refers to a value it is part of" in refused(
+        "name: x\nlayers: 2\nch: &a [4, *a]\n"
+    )
+
+
+def alias_chain(levels: int) -> str:
+    lines = ["name: x", "layers: 2", "description: &a0 [4, 4, 4, 4, 4, 4, 4, 4, 4, 4]"]
+    for n in range(1, levels + 1):
+        lines.append(f"l{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]")
+    return "\n".join(lines) + f"\nmatrix:\n  ch: *a{levels}\n"
+
+
+def test_aliases_that_expand_too_far_are_refused_quickly() -> None:
+    start = time.monotonic()
+    message = refused(alias_chain(9))
+    assert re.fullmatch(
+        r"s.yml: the YAML's aliases expand to [\d,]{14} values \(at most 100,000\)", message
+    )
+    assert time.monotonic() - start < 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "name: x\nlayers: 2\nseed: [" + ", ".join(["12345"] * 50_000) + "]\n",
+        "name: x\nlayers: 2\nmatrix:\n  l: " + "7" * 20_000 + "\n",
+        "name: x\nlayers: 2\nmatrix:\n  l: [2]\nexclude:\n  - {l: [" + "3, " * 20_000 + "3]}\n",
+        "name: x\nlayers: 2\nseeds: [" + "1, " * 20_000 + "1]\n",
+        "name: x\nlayers: 2\nch: [" + "4, " * 20_000 + "4]\n",
+        "name: x\nlayers: 2\n" + "k" * 20_000 + ": 1\n",
+        "name: x\nlayers: 2\n" + "".join(f"bad{i}: 1\n" for i in range(2000)),
+        "name: " + "x" * 20_000 + "\n",
+        "name: [" + "1, " * 20_000 + "1]\n",
+    ],
+    ids=["fixed", "matrix", "exclude", "seeds", "per-layer", "key", "keys", "name", "name list"],
+)
+def test_values_in_error_messages_are_cut(text: str) -> None:
+    assert len(refused(text)) < 1000
+
+
+def test_a_big_file_is_read_whole(tmp_path: Path) -> None:
+    # Below the limit: a matrix of 60,000 values (with every alias expanded) is read.
+    path = tmp_path / "big.yml"
+    path.write_text("name: x\nlayers: 2\nmatrix:\n  ch: [" + "4, " * 60_000 + "4]\n")
+    with pytest.raises(SweepError, match="the same config and seed"):  # read, then refused
+        expand_sweep_file(path)
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [("2024-13-45", "month must be in 1..12"), ("9" * 5000, "Exceeds the limit (4300 digits)")],
+    ids=["date", "long number"],
+)
+def test_a_value_pyyaml_cannot_make_is_one_line(value: str, why: str) -> None:
+    message = refused(f"name: x\nlayers: 2\ndescription: {value}\n")
+    assert message.startswith(f"s.yml: a value in the YAML cannot be read: {why}")
+    assert len(message) < 200
