@@ -282,15 +282,16 @@ def expand_sweep(data: Any, source: str = "<sweep>") -> list[ExpandedRun]:
     overlap = set(fixed) & set(matrix)
     if overlap:
         raise SweepError(f"{source}: key '{sorted(overlap)[0]}' is both fixed and in 'matrix'")
-    cells = _matrix_cells(matrix)
     excludes = _read_entries(data.get("exclude"), "exclude", source)
+    includes = _read_entries(data.get("include"), "include", source)
+    seeds = _read_seeds(data.get("seeds"), fixed, matrix, source)
+    _check_run_count(matrix, includes, excludes, seeds, source)
+    cells = _matrix_cells(matrix)
     _check_excludes_match(excludes, cells, matrix, source)
     cells = _apply_exclude(cells, excludes)
-    includes = _read_entries(data.get("include"), "include", source)
     cells = _apply_include(cells, includes, matrix, source)
     if not cells:
         raise SweepError(f"{source}: the matrix expands to no runs (everything was excluded)")
-    seeds = _read_seeds(data.get("seeds"), fixed, matrix, source)
     targets = _read_targets(data.get("targets"), source)
     _check_targets_match(targets, cells, source)
     return _build_runs(experiment, fixed, cells, seeds, targets, source)
@@ -395,7 +396,33 @@ def _read_entries(entries: Any, what: str, source: str) -> list[dict[str, Any]]:
     return entries
 
 
-def _read_seeds(seeds: Any, fixed: dict, matrix: dict, source: str) -> list[int] | None:
+# The most runs one sweep file may queue. The logbook's largest table has 25 runs, of
+# minutes each: 10,000 is weeks of a GPU, and takes a second to expand and queue. A typo
+# (`seeds: 100000000`) grew a dry run to 4.4 GB; a 6-key matrix of 10 values never ended.
+MAX_RUNS = 10_000
+
+
+def _check_run_count(
+    matrix: dict[str, list[Any]],
+    includes: list[dict],
+    excludes: list[dict],
+    seeds: Sequence[int] | None,
+    source: str,
+) -> None:
+    """Refuse a sweep of more than MAX_RUNS runs, counted before expanding it: the
+    matrix's cells plus one per include entry (those it makes), times the seeds. An
+    exclude would be applied to the cells, so they are counted before it."""
+    cells = math.prod(len(values) for values in matrix.values()) + len(includes)
+    count = cells * (len(seeds) if seeds is not None else 1)
+    if count > MAX_RUNS:
+        before = " before exclude" if excludes else ""
+        raise SweepError(
+            f"{source}: the sweep expands to {count:,} runs{before} (at most {MAX_RUNS:,}): "
+            "split it into several files"
+        )
+
+
+def _read_seeds(seeds: Any, fixed: dict, matrix: dict, source: str) -> Sequence[int] | None:
     if seeds is None:
         return None
     seeds = as_whole(seeds)
@@ -404,7 +431,7 @@ def _read_seeds(seeds: Any, fixed: dict, matrix: dict, source: str) -> list[int]
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         if seeds < 1:
             raise SweepError(f"{source}: key 'seeds': a count must be >= 1 (got {seeds})")
-        return list(range(seeds))
+        return range(seeds)  # not a list: `seeds: 100000000` is refused by its length
     if (
         isinstance(seeds, list)
         and seeds
@@ -635,7 +662,7 @@ def _build_runs(
     experiment: str,
     fixed: dict[str, Any],
     cells: list[dict[str, Any]],
-    seeds: list[int] | None,
+    seeds: Sequence[int] | None,
     targets: list[dict[str, Any]],
     source: str,
 ) -> list[ExpandedRun]:

@@ -75,11 +75,11 @@ def test_values_in_error_messages_are_cut(text: str) -> None:
 
 
 def test_a_big_file_is_read_whole(tmp_path: Path) -> None:
-    # Below the limit: a matrix of 60,000 values (with every alias expanded) is read.
+    # Below the limit: a list of 60,000 values (with every alias expanded) is read.
     path = tmp_path / "big.yml"
-    path.write_text("name: x\nlayers: 2\nmatrix:\n  ch: [" + "4, " * 60_000 + "4]\n")
-    with pytest.raises(SweepError, match="the same config and seed"):  # read, then refused
-        expand_sweep_file(path)
+    path.write_text("name: x\nlayers: 2\nch: [" + "4, " * 60_000 + "4]\n")
+    with pytest.raises(SweepError, match=r"key 'channels': expected one value, .* 2 values"):
+        expand_sweep_file(path)  # read, then refused
 
 
 @pytest.mark.parametrize(
@@ -91,3 +91,35 @@ def test_a_value_pyyaml_cannot_make_is_one_line(value: str, why: str) -> None:
     message = refused(f"name: x\nlayers: 2\ndescription: {value}\n")
     assert message.startswith(f"s.yml: a value in the YAML cannot be read: {why}")
     assert len(message) < 200
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("seeds: 100000000", "the sweep expands to 100,000,000 runs (at most 10,000)"),
+        (
+            "matrix:\n"
+            + "".join(
+                f"  {k}: [{', '.join(map(str, range(1, 11)))}]\n"
+                for k in ("ch", "ks", "lr", "bs", "max_inputs", "seed")
+            ),
+            "the sweep expands to 1,000,000 runs (at most 10,000)",
+        ),  # fmt: skip
+        # Counted before exclude, include entries one cell each, times the seeds.
+        (
+            "matrix:\n  ch: [" + ", ".join(map(str, range(1, 101))) + "]\n"
+            "exclude: [{ch: 1}]\ninclude: [{ch: 1, bs: 8}]\nseeds: 100",
+            "the sweep expands to 10,100 runs before exclude (at most 10,000)",
+        ),
+    ],
+    ids=["seeds", "matrix", "everything"],
+)
+def test_a_sweep_of_too_many_runs_is_refused_before_expanding(text: str, message: str) -> None:
+    start = time.monotonic()
+    assert message in refused(f"name: x\nlayers: 2\n{text}\n")
+    assert time.monotonic() - start < 1
+
+
+def test_a_sweep_of_the_most_runs_is_expanded() -> None:
+    runs = expand_sweep_text("name: x\nlayers: 1\nch: 1\nmatrix:\n  ks: [1, 3]\nseeds: 5000\n")
+    assert len(runs) == 10_000 and runs[-1].name == "ks-3_seed-4999"
