@@ -412,7 +412,9 @@ def _check_run_count(
     """Refuse a sweep of more than MAX_RUNS runs, counted before expanding it: the
     matrix's cells plus one per include entry (those it makes), times the seeds. An
     exclude would be applied to the cells, so they are counted before it."""
-    cells = math.prod(len(values) for values in matrix.values()) + len(includes)
+    # With no matrix the include entries are the cells (none: the one fixed run).
+    matrix_cells = math.prod(len(values) for values in matrix.values()) if matrix else 0
+    cells = max(1, matrix_cells + len(includes))
     count = cells * (len(seeds) if seeds is not None else 1)
     if count > MAX_RUNS:
         before = " before exclude" if excludes else ""
@@ -585,7 +587,11 @@ def _apply_include(
     """GitHub Actions' rule: an include entry is merged into every cell of the matrix
     whose original values it does not overwrite; if it fits no cell it becomes a new
     cell. Only the matrix's own cells take merges: a cell an include made stays as it
-    is (``{act: tanh}`` then ``{act: tanh, ch: 4}`` make two cells, as in GitHub's)."""
+    is (``{act: tanh}`` then ``{act: tanh, ch: 4}`` make two cells, as in GitHub's).
+    With no matrix there is no cell to merge into: every entry is a cell of its own (as
+    in GitHub's; the one empty cell took each entry in turn, and only the last ran)."""
+    if not matrix and includes:
+        cells = []
     merged = [dict(c) for c in cells]
     added: dict[int, dict] = {}  # include entry number (from 1) -> the cell it made
     for number, entry in enumerate(includes, start=1):

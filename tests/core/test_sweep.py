@@ -87,6 +87,25 @@ include:
     assert runs[0].config.batch_size == 32 and runs[2].config.batch_size == 64
 
 
+def test_with_no_matrix_every_include_entry_is_a_run_of_its_own() -> None:
+    # GitHub Actions: with no matrix variables, every include entry is a combination.
+    # Each entry was merged into the one empty cell in turn: only the last one ran.
+    text = (
+        "name: inc\nlayers: 1\ninclude:\n  - {act: relu}\n  - {act: tanh}\n  - {act: gelu, ch: 8}\n"
+    )
+    runs = expand_sweep_text(text)
+    assert [r.name for r in runs] == ["act-relu", "act-tanh", "act-gelu_ch-8"]
+    assert [r.config.channels for r in runs] == [32, 32, 8]
+    assert [r.name for r in expand_sweep_text(text + "seeds: 2\n")] == [
+        "act-relu_seed-0", "act-relu_seed-1", "act-tanh_seed-0", "act-tanh_seed-1",
+        "act-gelu_ch-8_seed-0", "act-gelu_ch-8_seed-1",
+    ]  # fmt: skip
+    with pytest.raises(SweepError, match="include entries 1 and 2 are the same"):
+        expand_sweep_text("name: x\nlayers: 1\ninclude: [{act: relu}, {act: relu}]\n")
+    # No include, no matrix: the one run of the fixed parameters.
+    assert [r.name for r in expand_sweep_text("name: x\nlayers: 1\nmatrix: {}\n")] == ["run"]
+
+
 def test_an_include_is_never_merged_into_a_cell_an_include_made() -> None:
     # GitHub's documented example, fruit/animal as act/ch: {fruit: banana} makes a
     # combination, and {fruit: banana, animal: cat} makes another, not a merge into it
