@@ -284,7 +284,7 @@ def expand_sweep(data: Any, source: str = "<sweep>") -> list[ExpandedRun]:
         raise SweepError(f"{source}: key '{sorted(overlap)[0]}' is both fixed and in 'matrix'")
     excludes = _read_entries(data.get("exclude"), "exclude", source)
     includes = _read_entries(data.get("include"), "include", source)
-    seeds = _read_seeds(data.get("seeds"), fixed, matrix, source)
+    seeds = _read_seeds(data.get("seeds"), fixed, matrix, includes, source)
     _check_run_count(matrix, includes, excludes, seeds, source)
     cells = _matrix_cells(matrix)
     _check_excludes_match(excludes, cells, matrix, source)
@@ -424,12 +424,20 @@ def _check_run_count(
         )
 
 
-def _read_seeds(seeds: Any, fixed: dict, matrix: dict, source: str) -> Sequence[int] | None:
+def _read_seeds(
+    seeds: Any, fixed: dict, matrix: dict, includes: list[dict], source: str
+) -> Sequence[int] | None:
     if seeds is None:
         return None
     seeds = as_whole(seeds)
     if "seed" in fixed or "seed" in matrix:
         raise SweepError(f"{source}: key 'seeds': give either 'seeds' or 'seed', not both")
+    # The seeds replace every run's seed: an include entry's was dropped without a word.
+    if number := next((i for i, entry in enumerate(includes, 1) if "seed" in entry), None):
+        raise SweepError(
+            f"{source}: include entry {number}: key 'seed' with 'seeds': give either 'seeds' "
+            "or 'seed', not both"
+        )
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         if seeds < 1:
             raise SweepError(f"{source}: key 'seeds': a count must be >= 1 (got {seeds})")

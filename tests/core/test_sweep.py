@@ -184,6 +184,15 @@ BAD_FILES = {
     "ks1 alone": ("name: x\nmatrix:\n  ks1: [3]\n", "'ks1' needs its partner 'ks2'"),
     "fixed and swept": ("name: x\nl: 2\nmatrix:\n  l: [3]\n", "both fixed and in 'matrix'"),
     "seeds and seed": ("name: x\nseed: 1\nseeds: 2\n", "either 'seeds' or 'seed'"),
+    # The seeds replaced the entry's seed without a word.
+    "seeds and an include's seed": (
+        "name: x\nseeds: [0, 1]\nmatrix:\n  ch: [4, 8]\ninclude: [{ch: 4, seed: 7}]\n",
+        "include entry 1: key 'seed' with 'seeds': give either 'seeds' or 'seed', not both",
+    ),
+    "seeds and an include's seed, no matrix": (
+        "name: x\nseeds: 2\ninclude: [{l: 2}, {seed: 5}]\n",
+        "include entry 2: key 'seed' with 'seeds'",
+    ),
     "all excluded": ("name: x\nmatrix:\n  l: [2]\nexclude: [{l: 2}]\n", "expands to no runs"),
     "not a mapping": ("- 1\n- 2\n", "expected a mapping"),
     "wrong type": ("name: x\nlayers: three\n", "key 'layers': expected an integer"),
