@@ -263,6 +263,8 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
     if key in INT_KEYS | PER_LAYER_KEYS:
         raw = as_whole(raw)  # `max_inputs: 1.8e5`: YAML reads an exponent as a float
     if key in INT_KEYS:
+        if isinstance(raw, float) and raw.is_integer():  # `1e16`: whole, but not exactly
+            raise bad(f"an integer (written as a float, at most 2**53 = {MAX_WHOLE:,})")
         if isinstance(raw, bool) or not isinstance(raw, int):
             raise bad("an integer")
         return raw

@@ -275,6 +275,11 @@ def expand_sweep(data: Any, source: str = "<sweep>") -> list[ExpandedRun]:
         got = "a list" if isinstance(data, list) else type(data).__name__
         raise SweepError(f"{source}: expected a mapping with at least 'name:', got {got}")
     experiment = _experiment_name(data, source)
+    description = data.get("description")
+    if description is not None and not isinstance(description, str):
+        raise SweepError(
+            f"{source}: key 'description': free text, a string (got {shown(description)})"
+        )
     fixed = {k: v for k, v in data.items() if k not in FILE_KEYS}
     matrix = data.get("matrix")
     _check_keys(source, ("", fixed), *([("matrix: ", matrix)] if isinstance(matrix, dict) else []))
@@ -315,10 +320,13 @@ def _experiment_name(data: dict[str, Any], source: str) -> str:
         raise SweepError(
             f"{source}: key 'name': at most {MAX_NAME_CHARS} characters (got {len(name)})"
         )
-    # Control characters and line breaks; a zero-width joiner (👩‍🔬) is fine.
-    if control := next((c for c in name if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None):
+    # Control characters and line breaks, and invisible format characters (U+202E turns
+    # the text around, U+200B hides in it): the name is typed to filter by it. A
+    # zero-width joiner (👩‍🔬) is fine.
+    if control := next((c for c in name if _control(c)), None):
         raise SweepError(
-            f"{source}: key 'name': no tabs, newlines or other control characters "
+            f"{source}: key 'name': no tabs, newlines or other control characters, nor "
+            "invisible format characters "
             f"(got {shown(name)}, with {control!r})"
         )
     return name
@@ -327,6 +335,11 @@ def _experiment_name(data: dict[str, Any], source: str) -> str:
 def _key(key: Any) -> str:
     """A key as an error message names it: 'layers', cut as values are."""
     return f"'{cut(str(key))}'"
+
+
+def _control(char: str) -> bool:
+    category = unicodedata.category(char)
+    return category in ("Cc", "Zl", "Zp") or (category == "Cf" and char != "\u200d")
 
 
 def _known_key(key: Any) -> bool:
@@ -515,7 +528,17 @@ def _matrix_cells(matrix: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 def _matches(cell: dict[str, Any], entry: dict[str, Any]) -> bool:
-    return all(k in cell and cell[k] == v for k, v in entry.items())
+    return all(k in cell and _same(cell[k], v) for k, v in entry.items())
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values, a bool only to a bool: in Python False == 0, so `exclude: [{bnp-e:
+    false}]` (no batch norm) dropped the `bnp-e: 0` cell (before the convolution)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def _apply_exclude(cells: list[dict], excludes: list[dict]) -> list[dict]:
@@ -582,7 +605,7 @@ def _why_no_cell(entry: dict[str, Any], matrix: dict[str, list[Any]]) -> str:
     for key, value in entry.items():
         if key not in matrix:
             return f"'{key}' is not a matrix key (matrix keys: {', '.join(matrix)})"
-        if value not in matrix[key]:
+        if not any(_same(value, v) for v in matrix[key]):
             return (
                 f"{key}: {shown(value)} is not among the matrix's {key} values {shown(matrix[key])}"
             )
@@ -605,7 +628,7 @@ def _apply_include(
     for number, entry in enumerate(includes, start=1):
         fitted = False
         for cell, original in zip(merged, cells, strict=True):
-            if all(original.get(k, v) == v for k, v in entry.items() if k in matrix):
+            if all(_same(original.get(k, v), v) for k, v in entry.items() if k in matrix):
                 cell.update(entry)
                 fitted = True
         if fitted:
@@ -728,9 +751,10 @@ def _check_limits(params: dict[str, Any], source: str, context: str) -> None:
     for key, (least, most) in LIMITS.items():
         value = as_whole(params.get(key))
         for number in value if isinstance(value, list | tuple) else [value]:
-            # Small ones below `least` (0 channels) get RunConfig's own message.
-            whole = isinstance(number, int) and not isinstance(number, bool)
-            if whole and abs(number) > most:
+            # Small ones below `least` (0 channels) get RunConfig's own message; a float
+            # too (`max_inputs: 1e16`, beyond the 2**53 of a whole number is refused so).
+            number_given = isinstance(number, int | float) and not isinstance(number, bool)
+            if number_given and abs(number) > most:
                 got = shown(value)
                 raise SweepError(
                     f"{source}: {context}key '{key}': must be {least} to {most:,} (got {got})"

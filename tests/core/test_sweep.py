@@ -106,6 +106,19 @@ def test_with_no_matrix_every_include_entry_is_a_run_of_its_own() -> None:
     assert [r.name for r in expand_sweep_text("name: x\nlayers: 1\nmatrix: {}\n")] == ["run"]
 
 
+def test_values_are_compared_with_their_types() -> None:
+    # An include of `bnp-e: false` (no batch norm) was merged into the `bnp-e: 0` cell
+    # (False == 0), turning it into a run without batch norm: it is a cell of its own.
+    text = "name: x\nlayers: 2\nmatrix:\n  bnp-e: [0, 1]\ninclude: [{bnp-e: false}]\n"
+    runs = expand_sweep_text(text)
+    assert [r.name for r in runs] == ["bnp-e-0", "bnp-e-1", "bnp-e-False"]
+    assert [r.config.bn_encoder for r in runs] == [0, 1, None]
+    text = "name: x\nlayers: 2\nmatrix:\n  bnp-e: [0, false]\nexclude: [{bnp-e: false}]\n"
+    assert [r.name for r in expand_sweep_text(text)] == ["bnp-e-0"]
+    text = "name: x\nlayers: 2\nmatrix:\n  ch: [[4, 8], [1, 2]]\nexclude: [{ch: [4, 8]}]\n"
+    assert [r.name for r in expand_sweep_text(text)] == ["ch-1,2"]
+
+
 def test_an_include_is_never_merged_into_a_cell_an_include_made() -> None:
     # GitHub's documented example, fruit/animal as act/ch: {fruit: banana} makes a
     # combination, and {fruit: banana, animal: cat} makes another, not a merge into it
@@ -196,6 +209,27 @@ BAD_FILES = {
     "all excluded": ("name: x\nmatrix:\n  l: [2]\nexclude: [{l: 2}]\n", "expands to no runs"),
     "not a mapping": ("- 1\n- 2\n", "expected a mapping"),
     "wrong type": ("name: x\nlayers: three\n", "key 'layers': expected an integer"),
+    # Free text: a number or a list passed.
+    "description a number": (
+        "name: x\ndescription: 3\n",
+        "key 'description': free text, a string (got 3)",
+    ),
+    "description a list": ("name: x\ndescription: [1, 2]\n", "a string (got [1, 2])"),
+    # The real reason: a whole number written as a float is exact only up to 2**53.
+    "max_inputs 1e16": (
+        "name: x\nmax_inputs: 1e16\n",
+        "key 'max_inputs': must be 1 to 1,000,000,000 (got 1e+16)",
+    ),
+    "layers 1e16": (
+        "name: x\nlayers: 1e16\n",
+        "expected an integer (written as a float, at most 2**53 = 9,007,199,254,740,992), "
+        "got 1e+16",
+    ),
+    # False == 0 in Python: this dropped the `bnp-e: 0` cell.
+    "exclude false for 0": (
+        "name: x\nmatrix:\n  bnp-e: [0, 1]\nexclude: [{bnp-e: false}]\n",
+        "exclude entry 1 {bnp-e: false} matches no cell of the matrix: bnp-e: False is not among",
+    ),
 }
 
 
@@ -296,6 +330,9 @@ def test_a_yaml_merge_key_may_still_be_overridden() -> None:
     [
         ("x" * 101, "key 'name': at most 100 characters (got 101)"),
         ('"tab\\there"', "key 'name': no tabs, newlines or other control characters"),
+        # Invisible (U+200B) or turning the text around (U+202E): they passed.
+        ('"ab\\u200bc"', "nor invisible format characters (got 'ab\\u200bc', with '\\u200b')"),
+        ('"ab\\u202ec"', "nor invisible format characters (got 'ab\\u202ec', with '\\u202e')"),
     ],
 )
 def test_an_experiment_name_that_cannot_be_a_folder_or_a_table_cell_is_refused(
@@ -306,6 +343,8 @@ def test_an_experiment_name_that_cannot_be_a_folder_or_a_table_cell_is_refused(
         expand_sweep_text(f"name: {name}\nlayers: 2\n", source="s.yml")
     assert expand_sweep_text("name: Ünïcode-実験 x\nlayers: 2\n")[0].experiment == "Ünïcode-実験 x"
     assert expand_sweep_text("name: lab-👩\u200d🔬\nlayers: 2\n")  # a ZWJ emoji is a name
+    # Spaces around a name are dropped (documented), as the quick check's name drops them.
+    assert expand_sweep_text('name: " tiny "\nlayers: 2\n')[0].experiment == "tiny"
 
 
 @pytest.mark.parametrize("key", ["bnp-d: 1", "bn_encoder: none"])
