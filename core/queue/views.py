@@ -335,7 +335,8 @@ def _select(table: Table, columns: Sequence[str] | None) -> Table:
             "to show, or only -COL entries to hide some"
         )
     else:
-        chosen = [resolve_column(c, table.columns) for c in columns]
+        # Once each: `--columns loss loss` (or `loss validation`) showed the column twice.
+        chosen = list(dict.fromkeys(resolve_column(c, table.columns) for c in columns))
     indexes = [table.columns.index(c) for c in chosen]
     rows = tuple(tuple(row[i] for i in indexes) for row in table.rows)
     swept = tuple(c for c in chosen if c in table.swept)

@@ -131,7 +131,7 @@ def retry(args: argparse.Namespace) -> int:
         raise UsageError("retry needs run ids, or --cause oom|nan|worker-lost|error")
     repo = open_repo(args)
     exiting = _record_exited_workers(repo)
-    ids = list(args.ids)
+    ids = list(dict.fromkeys(args.ids))  # once each: `retry 2 2` said "queued again: 2, 2"
     if exiting and ids:
         from core.queue import RunFilter, RunStatus
 

@@ -319,6 +319,10 @@ def test_results_markdown_csv_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert out.splitlines() == [
         "lr,ch,validation loss", "0.003,4,0.04", "0.001,4,0.05", "0.001,8,0.06",
     ]  # fmt: skip
+    # A column given twice, or by two of its names, is shown once.
+    code, out, _ = cli(capsys, "results", "--sort", "loss", "--columns", "lr", "loss", "loss",
+                       "validation", "--format", "csv")  # fmt: skip
+    assert out.splitlines() == ["lr,validation loss", "0.003,0.04", "0.001,0.05", "0.001,0.06"]
     code, out, _ = cli(capsys, "results", "--experiment", "smoke", "--format", "json",
                        "--columns", "-meter")  # fmt: skip
     assert '"train_minutes": 1.5' in out and '"meter"' not in out
@@ -336,6 +340,8 @@ def test_manage_commands(capsys: pytest.CaptureFixture[str]) -> None:
         "run 2: cancelled",
     ]
     assert cli(capsys, "retry", "2")[1] == "queued again: 2\n"
+    assert cli(capsys, "cancel", "2")[0] == 0
+    assert cli(capsys, "retry", "2", "2")[1] == "queued again: 2\n"  # once: it said "2, 2"
     # Run 1 has trained all its inputs (its final validation to come): no step is left
     # to stop it before, and it said "stops it within a few seconds", then succeeded.
     repo.add_metrics(1, [], inputs_done=repo.get_run(1).total_inputs + 64)
