@@ -32,6 +32,14 @@ def cell(app: Any, run_id: int, column: str) -> str:
     return str(table(app).get_cell(str(run_id), column))
 
 
+async def press_on(pilot: Any, settle: Any, run_id: int, key: str) -> None:
+    """Once the dashboard has read the database: ``key`` on run ``run_id``'s row."""
+    await settle(pilot)
+    await goto(pilot, run_id)
+    await pilot.press(key)
+    await settle(pilot)
+
+
 async def goto(pilot: Any, run_id: int) -> None:
     runs_table = table(pilot.app)
     runs_table.move_cursor(row=runs_table.get_row_index(str(run_id)), animate=False)
@@ -140,10 +148,7 @@ async def test_cancel_running_run_asks_first(seeded, app_factory, settle, db_url
     fresh_heartbeat(db_url, running)
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await goto(pilot, running)
-        await pilot.press("c")
-        await settle(pilot)
+        await press_on(pilot, settle, running, "c")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
         await settle(pilot)
@@ -165,10 +170,7 @@ async def test_cancel_of_a_run_whose_worker_went_silent_asks_nothing(
         conn.execute(f"UPDATE run SET heartbeat_at = heartbeat_at - 1500 WHERE id = {running}")
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await goto(pilot, running)
-        await pilot.press("c")
-        await settle(pilot)
+        await press_on(pilot, settle, running, "c")
         assert isinstance(app.screen, RunsScreen)
         assert run(db_url, running).status == RunStatus.CANCELLED
 
