@@ -278,6 +278,20 @@ def last_end(runs: Sequence[RunRow], ends: dict[int, float] | None) -> float | N
     return last
 
 
+def claim_order(run: RunRow) -> tuple[int, int]:
+    """How workers claim: highest priority, then oldest."""
+    return (-run.priority, run.id)
+
+
+def in_queue_order(runs: Sequence[RunRow]) -> list[RunRow]:
+    """What trains now, then what trains next (in claim order), then what has ended (in
+    the order given): ``ls``, and the runs table's ``o``."""
+    running = [r for r in runs if r.status == RunStatus.RUNNING]
+    queued = sorted((r for r in runs if r.status == RunStatus.QUEUED), key=claim_order)
+    ended = [r for r in runs if r.status not in (RunStatus.RUNNING, RunStatus.QUEUED)]
+    return [*running, *queued, *ended]
+
+
 def filter_runs(runs: Sequence[RunRow], query: RunsQuery) -> list[RunRow]:
     """Runs matching every filter; text matches id, name, experiment or status."""
     text = query.text.strip().lower()

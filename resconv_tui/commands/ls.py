@@ -40,16 +40,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from core.queue import RunFilter, RunStatus
+    from resconv_tui.polling import in_queue_order
 
     repo = open_repo(args)
     require_experiment(repo, args.experiment)
     statuses = frozenset(RunStatus(s) for s in args.status) if args.status else None
     runs = repo.list_runs(RunFilter(statuses=statuses, experiment=args.experiment))
-    # What trains now, then what trains next (in claim order), then what has ended.
-    running = [r for r in runs if r.status == RunStatus.RUNNING]
-    queued = sorted((r for r in runs if r.status == RunStatus.QUEUED), key=queue_order)
-    ended = [r for r in runs if r.status not in (RunStatus.RUNNING, RunStatus.QUEUED)]
-    ordered = [*running, *queued, *ended]
+    ordered = in_queue_order(runs)
     now = time.time()
     stalled, exited = troubled_runs(repo, runs, now)
     ends = run_ends(repo, runs, now)
@@ -99,11 +96,6 @@ def run_ends(repo: Repo, runs: list[RunRow], now: float) -> dict[int, float]:
         return {}
     every, workers = repo.list_runs(), read_workers(repo, now)
     return running_ends(every, workers, queue_forecast(every, workers, now))
-
-
-def queue_order(run: RunRow) -> tuple[int, int]:
-    """How workers claim: highest priority, then oldest."""
-    return (-run.priority, run.id)
 
 
 def run_line(

@@ -25,6 +25,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("w", "start a worker here (asks device, slots, stack, order; enter starts), "
               "or stop this machine's workers (all of them, every slot; again: at once)"),
         ("/", "filter by text;  f status / F experiment filter;  esc clear marks, then filters"),
+        ("o", "order: as runs train (running, next to train, then ended), or by id"),
         ("R", "results table"),
     )),
     ("Results", (

@@ -35,6 +35,7 @@ from resconv_tui.polling import (
     SettledRuns,
     filter_runs,
     format_duration,
+    in_queue_order,
     read_dashboard,
 )
 from resconv_tui.screens.runs_actions import RunActions
@@ -66,6 +67,7 @@ class RunsScreen(RunActions, Screen[None]):
         Binding("slash", "search", "Find", key_display="/"),
         Binding("f", "cycle_status", "Status", show=False),
         Binding("F", "cycle_experiment", "Exp", show=False),
+        Binding("o", "toggle_order", "Order", show=False),
         Binding("escape", "escape", "Clear", show=False),
     ]
 
@@ -88,6 +90,9 @@ class RunsScreen(RunActions, Screen[None]):
     """The status / experiment / text filters; changing them redraws from the last poll."""
     marked: reactive[frozenset[int]] = reactive(frozenset, init=False)
     """Run ids marked with space (for compare and bulk actions)."""
+    queue_order: reactive[bool] = reactive(False, init=False)
+    """``o``: rows in the order runs train (running, then queued as workers claim them,
+    then ended), as ``ls``; else by id. A filter's escape leaves it."""
 
     def __init__(self, ctx: DashboardContext) -> None:
         super().__init__()
@@ -185,10 +190,14 @@ class RunsScreen(RunActions, Screen[None]):
     def watch_marked(self) -> None:
         self._draw()
 
+    def watch_queue_order(self) -> None:
+        self._draw()
+
     def visible_runs(self) -> list[RunRow]:
         if self.dashboard is None:
             return []
-        return filter_runs(self.dashboard.runs, self.filters)
+        shown = filter_runs(self.dashboard.runs, self.filters)
+        return in_queue_order(shown) if self.queue_order else shown
 
     def _draw(self) -> None:
         dash = self.dashboard
@@ -228,6 +237,7 @@ class RunsScreen(RunActions, Screen[None]):
                 else []
             ),
             *([f'text="{q.text}"'] if q.text else []),
+            *(["order=queue"] if self.queue_order else []),
         ]
         total = count_of(len(dash.runs), "run")
         if shown:  # how many of them the table shows
@@ -315,6 +325,9 @@ class RunsScreen(RunActions, Screen[None]):
         search.remove_class("-shown")
         self.filters = RunsQuery()
         self.query_one(RunTable).focus()
+
+    def action_toggle_order(self) -> None:
+        self.queue_order = not self.queue_order
 
     def action_cycle_status(self) -> None:
         i = STATUS_CYCLE.index(self.filters.status)

@@ -452,6 +452,7 @@ PALETTE: tuple[tuple[Any, ...], ...] = (  # title, help, method, its arguments
     ("Results", "The results table of finished runs (R)", "action_results"),
     ("Filter runs by text", "Type to filter (/)", "action_search"),
     ("Clear filters", "Show every run (escape)", "action_clear_filters"),
+    ("Queue order", "Rows in the order runs train, or by id again (o)", "action_toggle_order"),
 )  # fmt: skip
 
 

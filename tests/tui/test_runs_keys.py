@@ -244,6 +244,25 @@ async def test_run_next_moves_to_front(seeded, app_factory, settle, db_url) -> N
         ) in [n.message for n in app._notifications]
 
 
+async def test_o_orders_rows_as_runs_train(seeded, app_factory, settle, db_url) -> None:
+    # By id, "t" or "+" on a queued run changed nothing on screen but a number.
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        rows = lambda: [int(str(k.value)) for k in table(app).rows]  # noqa: E731
+        assert rows() == [1, 2, 3, 4, 5, 6, 7, 8]
+        await pilot.press("o")
+        await settle(pilot)
+        assert rows() == [4, 7, 8, 1, 2, 3, 5, 6]  # running, queued as claimed, ended
+        assert "order=queue" in str(app.screen.query_one("#runs-summary").render())
+        await press_on(pilot, settle, 8, "t")  # 8 trains next: its row moves up
+        assert rows() == [4, 8, 7, 1, 2, 3, 5, 6]
+        assert table(app).highlighted_id == 8
+        await pilot.press("o")  # by id again
+        await settle(pilot)
+        assert rows() == [1, 2, 3, 4, 5, 6, 7, 8]
+
+
 async def test_remove_queued_run(seeded, app_factory, settle, db_url) -> None:
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
