@@ -70,6 +70,13 @@ LIMITS: dict[str, tuple[int, int]] = {
     "seed": (0, MAX_SEED),
 }
 
+# Activations a stack (``core.stack``: K seeds as one model) cannot train: their runs
+# train alone. Here, not in core.stack, so the queue's forecast knows it without torch.
+UNSTACKABLE_ACTIVATIONS = {
+    "prelu": "PReLU has one weight for all channels",
+    "rrelu": "RReLU draws random slopes",
+}
+
 PerLayer = int | tuple[int, ...]
 
 

@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from core.capture_gate import GATE
+from core.config import UNSTACKABLE_ACTIVATIONS
 from core.errors import TrainingError
 from core.fast_path import make_fast_step
 from core.model import ResConv, trainable_params
@@ -77,11 +78,6 @@ from core.train import (
 if TYPE_CHECKING:
     from core.config import RunConfig
     from core.data import Datasets
-
-UNSTACKABLE_ACTIVATIONS = {
-    "prelu": "PReLU has one weight for all channels",
-    "rrelu": "RReLU draws random slopes",
-}
 
 
 def stack_problem(configs: Sequence[RunConfig]) -> str | None:

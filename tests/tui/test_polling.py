@@ -292,6 +292,15 @@ def test_the_forecast_claims_as_each_worker_recorded_it_claims(
     assert polling.queue_forecast([training, *cell], [older], NOW) == pytest.approx(
         {1: 10, 2: 20, 3: 30, 4: 40}
     )
+    # A PReLU cell's seeds train one by one on a stack worker too (core.stack cannot).
+    prelu = [
+        dataclasses.replace(r, config_json=json.dumps({**json.loads(r.config_json),
+                                                       "activation": "prelu"}))
+        for r in cell
+    ]  # fmt: skip
+    assert polling.queue_forecast([training, *prelu], [stacker], NOW) == pytest.approx(
+        {1: 10, 2: 20, 3: 30, 4: 40}
+    )
     # --max-runs 3, 1 ended and 1 training: it takes one more run, then exits.
     limited = dataclasses.replace(older, max_runs=3, runs_done=1)
     assert polling.queue_forecast([training, *cell], [limited], NOW) == pytest.approx(
