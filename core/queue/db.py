@@ -29,6 +29,7 @@ from core.queue.models import SCHEMA_VERSION, TABLES, Meta
 
 DEFAULT_BUSY_TIMEOUT_S = 15.0
 IMMEDIATE = "resconv_immediate"  # execution option: begin a write transaction
+INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE: e.g. ALTER TABLE by a non-owner
 SCHEMA_LOCK_KEY = 0x7265_7363  # PostgreSQL advisory lock held while the schema is checked
 BACKENDS = ("sqlite", "postgresql")  # the databases the schema and the queue are tested on
 URLS_THAT_WORK = (
@@ -222,7 +223,11 @@ def _create_schema(conn: Connection) -> None:
 def add_missing_columns(conn: Connection) -> None:
     """Add the columns this version's tables have and the database's lack (made by an
     older resconv-tui). Each is nullable with no default: rows already there read NULL,
-    "not known", and an older resconv-tui, which never names them, works on as before."""
+    "not known", and an older resconv-tui, which never names them, works on as before.
+
+    On PostgreSQL only a table's owner may add a column: a box sharing the queue under
+    another role leaves them out (in a savepoint, so the rest goes on), and works
+    without them (``present_columns``) until the owner opens the database once."""
     inspector = inspect(conn)
     for table in TABLES:
         present = {column["name"] for column in inspector.get_columns(table.name)}
@@ -233,7 +238,23 @@ def add_missing_columns(conn: Connection) -> None:
             # with: that takes a SCHEMA_VERSION and a migration, not this.
             assert column.nullable and column.server_default is None, column
             kind = column.type.compile(dialect=conn.dialect)
-            conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
+            add = f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'
+            if conn.dialect.name != "postgresql":
+                conn.execute(text(add))
+                continue
+            try:
+                with conn.begin_nested():
+                    conn.execute(text(add))
+            except exc.ProgrammingError as error:
+                if getattr(error.orig, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
+                    raise
+
+
+def present_columns(engine: Engine, table_name: str) -> frozenset[str]:
+    """The columns the database's table has (fewer than the model's where a role that
+    does not own it opened a database made by an older version)."""
+    with engine.connect() as conn:
+        return frozenset(column["name"] for column in inspect(conn).get_columns(table_name))
 
 
 def _check_version(conn: Connection, url: str) -> None:

@@ -104,6 +104,9 @@ class Repo:
         # command should. Workers set it, and ``on_reconnect`` to say so in their log.
         self.reconnect_s = 0.0
         self.on_reconnect: Callable[[str], None] | None = None
+        # The worker table's columns the database has: a newer version's (its claim
+        # rules) may be absent where a role that does not own the tables opened it.
+        self.worker_columns = tuple(WORKER.c)
 
     @classmethod
     def open(cls, url: str, *, create: bool = True, busy_timeout_s: float | None = None) -> Repo:
@@ -114,7 +117,11 @@ class Repo:
         """
         timeout = db.DEFAULT_BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
         engine = db.open_engine(url, create=create, busy_timeout_s=timeout)
-        return cls(engine, db.normalize_url(url), timeout)
+        repo = cls(engine, db.normalize_url(url), timeout)
+        with db.translated(repo.url, timeout):
+            present = db.present_columns(engine, WORKER.name)
+        repo.worker_columns = tuple(c for c in WORKER.c if c.name in present)
+        return repo
 
     def close(self) -> None:
         self.engine.dispose()
@@ -847,6 +854,8 @@ class Repo:
             started_at=now, last_seen_at=now, runs_done=0,
             stack=stack, largest_first=largest_first, max_runs=max_runs,
         )  # fmt: skip
+        present = {column.name for column in self.worker_columns}
+        values = {key: value for key, value in values.items() if key in present}
         with self._write() as conn:
             conn.execute(insert(WORKER).values(**values))
         return worker_id
@@ -870,7 +879,7 @@ class Repo:
 
     def list_workers(self, include_gone: bool = False) -> list[WorkerRow]:
         """Workers, newest first; ``include_gone`` adds stopped and lost ones."""
-        query = select(WORKER).order_by(WORKER.c.started_at.desc())
+        query = select(*self.worker_columns).order_by(WORKER.c.started_at.desc())
         if not include_gone:
             query = query.where(WORKER.c.state.in_(LIVE_WORKER_STATES))
         with self._read() as conn:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from postgres_server import fresh_database
 from queue_helpers import tiny_runs
 from sqlalchemy import text
 
@@ -168,4 +169,43 @@ def test_a_row_edited_by_hand_is_named_not_a_traceback(
         repo.list_runs()
     assert said in str(caught.value)
     assert repo.get_run(1).id == 1  # the others still read
+    repo.close()
+
+
+def test_a_role_that_does_not_own_the_tables_works_without_the_new_columns(
+    pg_admin_url: str,
+) -> None:
+    # Boxes sharing a queue under a role with GRANT ALL but not ownership: adding the new
+    # columns on open ("must be owner of table worker") refused even `status`.
+    import secrets
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    owner_url = fresh_database(pg_admin_url)
+    repo = Repo.open(owner_url)
+    repo.enqueue(tiny_runs(2))
+    repo.close()
+    engine = open_engine(owner_url)
+    with engine.begin() as conn:  # as a resconv-tui before these columns made it
+        for column in NEWER_WORKER_COLUMNS:
+            conn.execute(text(f'ALTER TABLE "worker" DROP COLUMN "{column}"'))
+    engine.dispose()
+    role = f"box_{secrets.token_hex(3)}"
+    owner = make_url(owner_url)
+    plain = owner.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+        conn.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    box = Repo.open(owner.set(username=role).render_as_string(hide_password=False))
+    worker = box.register_worker("box", 7, "cuda:0", stack=4, max_runs=2)
+    assert box.claim(worker) is not None
+    (row,) = box.list_workers()
+    assert (row.id, row.stack, row.max_runs) == (worker, None, None)  # not recorded: unknown
+    box.close()
+    repo = Repo.open(owner_url)  # the owner adds them
+    assert [w.stack for w in repo.list_workers()] == [None]
+    assert repo.register_worker("h", 8, "cpu", stack=3) in {w.id for w in repo.list_workers()}
+    assert {w.stack for w in repo.list_workers()} == {None, 3}
     repo.close()
