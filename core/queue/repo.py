@@ -39,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 
 from core.config import RunConfig
+from core.errors import ConfigError
 from core.queue import db
 from core.queue.errors import InvalidTransition, QueueError, UnknownRun
 from core.queue.models import Metric, Run, Worker
@@ -387,11 +388,9 @@ class Repo:
             .order_by(RUN.c.priority.desc(), RUN.c.id)
             .limit(STACK_SCAN)
         )
-        chosen = [
-            row.id
-            for row in conn.execute(candidates)
-            if RunConfig.from_json(row.config_json).replace(seed=0) == key
-        ][:limit]
+        chosen = [row.id for row in conn.execute(candidates) if _seed_of(row.config_json, key)][
+            :limit
+        ]
         if not chosen:
             return []
         lockable = (
@@ -961,6 +960,16 @@ def _run_row(mapping: RowMapping) -> RunRow:
     m["cancel_requested"] = bool(m["cancel_requested"])
     m["has_samples"] = bool(m["has_samples"])
     return RunRow(swept=swept, target=target, **m)
+
+
+def _seed_of(config_json: str, key: RunConfig) -> bool:
+    """Whether ``config_json`` is ``key`` but for the seed (seed 0). A row edited by hand
+    that cannot be read is no run's seed: claimed on its own, it is named (``_run_row``),
+    where a stack worker stopped on a JSON traceback."""
+    try:
+        return RunConfig.from_json(config_json).replace(seed=0) == key
+    except (ValueError, TypeError, ConfigError):
+        return False
 
 
 def _first_line(error: BaseException) -> str:

@@ -169,6 +169,11 @@ def test_a_row_edited_by_hand_is_named_not_a_traceback(
         repo.list_runs()
     assert said in str(caught.value)
     assert repo.get_run(1).id == 1  # the others still read
+    # A stack worker's claim takes the cell's readable seeds, not a JSON traceback.
+    worker = repo.register_worker("h", 1, "cpu")
+    if column == "config_json":
+        (claimed,) = repo.claim_stack(worker, False, 2, lambda config: True)
+        assert claimed.id == 1
     repo.close()
 
 
