@@ -62,7 +62,7 @@ def parse_url(url_or_path: str) -> URL:
         parsed = make_url(url)
     except (exc.ArgumentError, ValueError):
         raise QueueError(
-            f"cannot read database URL {_without_password(url)}: use {URLS_THAT_WORK}"
+            f"cannot read database URL {without_password(url)}: use {URLS_THAT_WORK}"
         ) from None
     shown = parsed.render_as_string(hide_password=True)
     backend = parsed.get_backend_name()
@@ -101,7 +101,7 @@ def stored_url(url_or_path: str) -> str:
     return url_or_path
 
 
-def _without_password(url: str) -> str:
+def without_password(url: str) -> str:
     """``scheme://user:secret@host`` -> ``scheme://user:***@host`` for a URL make_url rejects."""
     return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 

@@ -117,6 +117,9 @@ def test_the_retry_it_suggests_for_a_lost_slot_carries_the_db(
     retry = slots.retry_lost_command("/data/my runs.db")
     assert retry == "resconv-tui retry --cause worker-lost --db '/data/my runs.db'"
     assert slots.retry_lost_command(None) == "resconv-tui retry --cause worker-lost"
+    assert slots.retry_lost_command("postgresql+psycopg://box:secret@db/queue").endswith(
+        "--db 'postgresql+psycopg://box:***@db/queue'"
+    )  # printed and logged: no password
     supervisor = Supervisor([["sh", "-c", "exit 0"]], on_exit=on_exit, retry=retry)
     supervisor.run()
     out = capsys.readouterr().out
