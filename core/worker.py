@@ -173,12 +173,16 @@ class Worker:
             # some worker's next start finds them lost.
             database_error = True
             self.heartbeat.stop()
-            back = [
-                run_id for run_id in self.current if _quietly(self.repo.requeue, run_id, self.id)
-            ]
+            back = [run_id for run_id in self.current if self._requeued_quietly(run_id)]
             _quietly(self.repo.update_worker, self.id, state="stopped")
             runs = f"; run {', '.join(map(str, back))} back in the queue" if back else ""
             say(f"stopping on a database error after {self.runs_done} run(s){runs}")
+            raise
+        except Exception as exc:  # a bug outside any run's training: stop, and say so
+            # on its runs rather than leave them "running" under a stopped worker (to
+            # be found lost only by some worker's next start).
+            for run_id in list(self.current):
+                _quietly(self.repo.fail, run_id, self.id, f"worker error: {failure_message(exc)}")
             raise
         finally:
             if not database_error:
@@ -186,6 +190,14 @@ class Worker:
                 self.repo.update_worker(self.id, state="stopped")
                 say(f"stopped after {self.runs_done} run(s)")
         return self.runs_done
+
+    def _requeued_quietly(self, run_id: int) -> bool:
+        """Whether ``run_id`` is back in the queue (not if it was cancelled meanwhile, is
+        no longer this worker's, or the database refused)."""
+        try:
+            return self.repo.requeue(run_id, self.id) == RunStatus.QUEUED
+        except Exception:
+            return False
 
     def admitted(self, run: RunRow, partners: Sequence[RunRow] = ()) -> bool:
         """Whether this slot may train ``run`` (and its stack) now; if not, they are back
@@ -443,13 +455,9 @@ def _flush_quietly(recorder: RunRecorder) -> None:
     _quietly(recorder.flush)  # keep the curve up to the failure; never mask the real error
 
 
-def _quietly(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
-    """``fn(...)``, its errors ignored; whether it returned without one."""
-    try:
+def _quietly(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    with contextlib.suppress(Exception):
         fn(*args, **kwargs)
-    except Exception:
-        return False
-    return True
 
 
 # ----- training with the real stack ---------------------------------------------------

@@ -313,6 +313,23 @@ def test_a_database_error_stops_the_worker_and_puts_its_run_back(
     assert "stopped after" not in said  # not a clean stop
 
 
+def test_a_bug_outside_training_fails_the_worker_s_run_and_stops_it(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It left the run "running" under a stopped worker, found lost only by a later start.
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+
+    def broken_end(*_: Any) -> None:
+        raise RuntimeError("a bug in end()")
+
+    monkeypatch.setattr(Worker, "end", broken_end)
+    with pytest.raises(RuntimeError, match="a bug in end"):
+        make_worker(repo, fake_trainer(steps=5), tmp_path).loop(until_empty=True)
+    run = repo.get_run(run_id)
+    assert (run.status, run.error) == (S.FAILED, "worker error: RuntimeError: a bug in end()")
+    assert [w.state for w in repo.list_workers(include_gone=True)] == ["stopped"]
+
+
 def test_a_missing_dataset_stops_the_worker_and_fails_no_run(
     repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
