@@ -91,8 +91,8 @@ class RunsScreen(RunActions, Screen[None]):
     marked: reactive[frozenset[int]] = reactive(frozenset, init=False)
     """Run ids marked with space (for compare and bulk actions)."""
     queue_order: reactive[bool] = reactive(False, init=False)
-    """``o``: rows in the order runs train (running, then queued in claim order, priority then age,
-    then ended), as ``ls``; else by id. A filter's escape leaves it."""
+    """``o``: rows in the order runs train (running, then queued in claim order,
+    priority then age, then ended), as ``ls``; else by id. A filter's escape leaves it."""
 
     def __init__(self, ctx: DashboardContext) -> None:
         super().__init__()
