@@ -453,7 +453,7 @@ def _read_seeds(
         )
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         if seeds < 1:
-            raise SweepError(f"{source}: key 'seeds': a count must be >= 1 (got {seeds})")
+            raise SweepError(f"{source}: key 'seeds': a count must be >= 1 (got {shown(seeds)})")
         return range(seeds)  # not a list: `seeds: 100000000` is refused by its length
     if (
         isinstance(seeds, list)
@@ -463,7 +463,9 @@ def _read_seeds(
         if len(set(seeds)) != len(seeds):
             raise SweepError(f"{source}: key 'seeds': repeated seed in {shown(seeds)}")
         if (big := max(seeds)) > MAX_SEED:  # the queue's column, see core.config
-            raise SweepError(f"{source}: key 'seeds': a seed must be 0 to {MAX_SEED:,} (got {big})")
+            raise SweepError(
+                f"{source}: key 'seeds': a seed must be 0 to {MAX_SEED:,} (got {shown(big)})"
+            )
         return seeds
     raise SweepError(
         f"{source}: key 'seeds': expected a count or a list of seeds >= 0, got {shown(seeds)}"

@@ -67,8 +67,22 @@ def test_aliases_that_expand_too_far_are_refused_quickly() -> None:
         "name: x\nlayers: 2\n" + "".join(f"bad{i}: 1\n" for i in range(2000)),
         "name: " + "x" * 20_000 + "\n",
         "name: [" + "1, " * 20_000 + "1]\n",
+        "name: x\nlayers: 2\nseeds: -" + "9" * 4000 + "\n",
+        "name: x\nlayers: 2\nseeds: [" + "9" * 4000 + "]\n",
     ],
-    ids=["fixed", "matrix", "exclude", "seeds", "per-layer", "key", "keys", "name", "name list"],
+    ids=[
+        "fixed",
+        "matrix",
+        "exclude",
+        "seeds",
+        "per-layer",
+        "key",
+        "keys",
+        "name",
+        "name list",
+        "seeds count",
+        "seed value",
+    ],  # fmt: skip
 )
 def test_values_in_error_messages_are_cut(text: str) -> None:
     assert len(refused(text)) < 1000
