@@ -204,14 +204,14 @@ class RunsScreen(RunActions, Screen[None]):
         if dash is None:
             return
         table = self.query_one(RunTable)
-        table.show_runs(
-            self.visible_runs(), dash.now, set(self.marked), dash.stalled, dash.run_ends
-        )
+        visible = self.visible_runs()
+        table.show_runs(visible, dash.now, set(self.marked), dash.stalled, dash.run_ends)
         self.query_one(WorkersPanel).show(dash.workers, dash.now, dash.held)
-        self.query_one("#runs-summary", Static).update(self._summary(dash))
+        self.query_one("#runs-summary", Static).update(self._summary(dash, visible))
         self._draw_detail()
 
-    def _summary(self, dash: Dashboard) -> str:
+    def _summary(self, dash: Dashboard, visible: list[RunRow]) -> str:
+        """The line above the table; ``visible``: the runs the table shows."""
         counts = [(status, f"{n} {status}") for status, n in dash.counts.items() if n]
         plain = [said for _, said in counts]
         detailed = list(plain)
@@ -225,7 +225,7 @@ class RunsScreen(RunActions, Screen[None]):
         pending = [said for status, said in counts if status in PENDING]
         marked = []
         if self.marked:  # marks a filter hides are said: no action touches them
-            on_screen = {run.id for run in self.visible_runs()}
+            on_screen = {run.id for run in visible}
             hidden = len(self.marked - on_screen)
             marked.append(f"{len(self.marked)} marked" + (f" ({hidden} hidden)" if hidden else ""))
         q = self.filters
@@ -240,8 +240,8 @@ class RunsScreen(RunActions, Screen[None]):
             *(["order=queue"] if self.queue_order else []),
         ]
         total = count_of(len(dash.runs), "run")
-        if shown:  # how many of them the table shows
-            total += f" ({len(self.visible_runs())} shown)"
+        if len(visible) < len(dash.runs):  # a filter: how many of them the table shows
+            total += f" ({len(visible)} shown)"
         eta = format_duration(dash.queue_eta_s)
         filters = " ".join(shown)
         wide, close = (f"  │  {filters}", f" │ {filters}") if filters else ("", "")

@@ -83,6 +83,7 @@ class RunTable(RowsTable):
         # Narrow: in how many shown names each key-value part is (``seed-2``: 1,
         # ``act-gelu``: 3). A cut name loses its most shared parts first.
         self._shared: Counter[str] = Counter()
+        self._named: tuple[tuple[int, str], ...] = ()  # the runs ``_shared`` counts
         self._parts: dict[int, tuple[str, tuple[str, ...]]] = {}  # run id -> (name, parts)
         self._position: dict[str, int] = {}  # column key -> index in a run's cells
         self._last: (
@@ -190,9 +191,11 @@ class RunTable(RowsTable):
         self._stalled, self._ends = stalled, ends or {}
         self._last = (runs, now, marked, stalled, ends)
         if self.narrow:
-            shared = Counter(part for run in runs for part in set(self._name_parts(run)))
-            if shared != self._shared:  # runs came or went: names are cut anew
-                self._shared, self._made = shared, {}
+            named = tuple((run.id, run.name) for run in runs)
+            if named != self._named:  # runs came or went: names are cut anew
+                parts = (set(self._name_parts(run)) for run in runs)
+                self._named, self._made = named, {}
+                self._shared = Counter(part for each in parts for part in each)
         fresh = {run.id: self._cells_of(run, now, run.id in marked) for run in runs}
         if self._fit(fresh):  # a long name or a wide cell came or went: made again
             return
