@@ -72,6 +72,10 @@ class Dashboard:
     experiment_etas: dict[str, float] = field(default_factory=dict)  # until its runs have ended
     stalled: frozenset[int] = frozenset()  # running runs whose worker takes no steps
     run_ends: dict[int, float] = field(default_factory=dict)  # queue_forecast's, by run id
+    # Queued runs no live worker will take (all stopping, or past their --max-runs): the
+    # queue never empties, but the workers' runs still end (``workers_end_s``).
+    untaken: int = 0
+    workers_end_s: float | None = None
 
 
 def read_dashboard(
@@ -99,10 +103,13 @@ def read_dashboard(
     # The summary line's figures, counted here (a thread) rather than while drawing.
     ends = queue_forecast(runs, workers, now)
     held = held_runs(runs, workers)
+    untaken = untaken_runs(runs, ends, workers, now)
     return Dashboard(
         now, runs, workers, losses, experiments, settled, status_counts(runs),
-        last_end(runs, ends), failure_counts(runs), held, experiment_etas(runs, ends),
+        None if untaken else last_end(runs, ends), failure_counts(runs), held,
+        experiment_etas(runs, ends),
         stalled_runs(workers, held), running_ends(runs, workers, ends),
+        len(untaken), max(ends.values(), default=None) if ends else None,
     )  # fmt: skip
 
 
@@ -276,6 +283,34 @@ def last_end(runs: Sequence[RunRow], ends: dict[int, float] | None) -> float | N
         if run.id in ends:
             last = max(last or 0.0, ends[run.id])
     return last
+
+
+def untaken_runs(
+    runs: Sequence[RunRow], ends: dict[int, float] | None, workers: Sequence[WorkerRow], now: float
+) -> list[int]:
+    """Runs to train that the forecast gives no end: no live worker will take them. The
+    queued ones, and those a stopping worker puts back (its running runs: a lost worker's
+    are left out, they end as "worker lost")."""
+    if ends is None:
+        return []
+    stopping = {
+        w.id for w in workers if w.state == "stopping" and worker_health(w, now) != "offline"
+    }
+    return [
+        run.id for run in runs if run.id not in ends and (
+            run.status == RunStatus.QUEUED
+            or run.status == RunStatus.RUNNING and run.worker_id in stopping
+        )
+    ]  # fmt: skip
+
+
+def untaken_why(workers: Sequence[WorkerRow], now: float) -> str:
+    """Why live workers leave queued runs: every one is stopping, or those that take runs
+    stop after their ``--max-runs``."""
+    live = [w for w in workers if worker_health(w, now) != "offline"]
+    if any(w.state != "stopping" for w in live):
+        return "beyond the workers' --max-runs"
+    return "left: every live worker is stopping"
 
 
 def claim_order(run: RunRow) -> tuple[int, int]:

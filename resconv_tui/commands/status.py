@@ -67,24 +67,29 @@ def run(args: argparse.Namespace) -> int:
 
 def eta_line(runs: list[RunRow], workers: list[WorkerRow], now: float) -> str:
     """``queue ETA 3m02s (t1-layers-32 3m02s, act-demo 41s)``: the dashboard's forecast."""
-    from core.queue import RunStatus
+    from core.queue.views import count_of
     from resconv_tui.polling import (
         experiment_etas,
         format_duration,
         last_end,
         queue_forecast,
+        untaken_runs,
+        untaken_why,
         worker_health,
     )
 
     if all(worker_health(w, now) == "offline" for w in workers):
         return "queue ETA: — (no live worker)"
     ends = queue_forecast(runs, workers, now)
-    eta = last_end(runs, ends)
+    untaken = untaken_runs(runs, ends, workers, now)
+    eta = None if untaken else last_end(runs, ends)
     if eta is None:
         if ends is None:
             why = "no run measured yet"
-        elif any(r.status == RunStatus.QUEUED and r.id not in ends for r in runs):
-            why = "no live worker takes runs: stopping"
+        elif untaken:
+            why = f"{count_of(len(untaken), 'queued run')} {untaken_why(workers, now)}"
+            if ends:  # what the workers do take still ends
+                why += f"; the workers' runs end in {format_duration(max(ends.values()))}"
         else:
             why = "the running runs' workers are silent"
         return f"queue ETA: — ({why})"

@@ -243,6 +243,10 @@ class RunsScreen(RunActions, Screen[None]):
         if len(visible) < len(dash.runs):  # a filter: how many of them the table shows
             total += f" ({len(visible)} shown)"
         eta = format_duration(dash.queue_eta_s)
+        if dash.queue_eta_s is None and dash.untaken:  # it never empties: say what ends
+            done = dash.workers_end_s
+            ends = f", workers done in {format_duration(done)}" if done is not None else ""
+            eta += f" ({dash.untaken} left queued{ends})"
         filters = " ".join(shown)
         wide, close = (f"  │  {filters}", f" │ {filters}") if filters else ("", "")
         # The first that fits, rather than a second line that takes a row from the table:

@@ -374,6 +374,19 @@ def test_dashboard_carries_its_summary_figures(seeded: dict[str, Any], db_url: s
     assert dash.failures == {FailureCause.OUT_OF_MEMORY: 1}
 
 
+def test_queued_runs_past_the_workers_max_runs_are_counted_not_timed(
+    seeded: dict[str, Any], db_url: str
+) -> None:
+    # It read "no live worker takes runs: stopping", with no worker stopping.
+    import sqlite3
+
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE worker SET max_runs = runs_done + (current_run_id IS NOT NULL)")
+    dash = polling.read_dashboard(Repo.open(db_url), NOW)
+    assert (dash.queue_eta_s, dash.untaken) == (None, 2)  # runs 7 and 8 stay queued
+    assert dash.workers_end_s == dash.run_ends[seeded["running"]]  # the workers' run ends
+
+
 def test_a_worker_holds_the_runs_it_trains_not_one_ended_since(
     seeded: dict[str, Any], db_url: str
 ) -> None:

@@ -244,6 +244,16 @@ async def test_run_next_moves_to_front(seeded, app_factory, settle, db_url) -> N
         ) in [n.message for n in app._notifications]
 
 
+async def test_the_summary_counts_runs_no_worker_will_take(seeded, app_factory, settle, db_url):
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:  # both at --max-runs
+        conn.execute("UPDATE worker SET max_runs = runs_done + (current_run_id IS NOT NULL)")
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        summary = str(app.screen.query_one("#runs-summary").render())
+        assert re.search(r"ETA — \(2 left queued, workers done in \d+m\d+s\)$", summary), summary
+
+
 async def test_o_orders_rows_as_runs_train(seeded, app_factory, settle, db_url) -> None:
     # By id, "t" or "+" on a queued run changed nothing on screen but a number.
     app = app_factory()

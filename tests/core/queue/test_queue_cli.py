@@ -201,6 +201,27 @@ def test_status_counts_running_runs_and_workers(capsys: pytest.CaptureFixture[st
     assert re.search(r"^queue ETA: \d+s \(smoke \d+s\)$", out, re.MULTILINE), out
 
 
+def test_status_says_which_queued_runs_no_worker_will_take(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A --max-runs worker leaving runs queued read "no live worker takes runs: stopping".
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    worker = repo.register_worker("gpu-box", 4242, "cuda:0", max_runs=2)
+    run = repo.claim(worker)
+    assert run is not None
+    repo.add_metrics(run.id, [], inputs_done=128)
+    time.sleep(0.01)
+    repo.heartbeat(worker, run_id=run.id)
+    out = cli(capsys, "status")[1]
+    said = re.search(r"^queue ETA: — \(2 queued runs beyond the workers' --max-runs; the "
+                     r"workers' runs end in \d+s\)$", out, re.MULTILINE)  # fmt: skip
+    assert said, out
+    repo.update_worker(worker, state="stopping")  # its run goes back: 4 left
+    said = "queue ETA: — (4 queued runs left: every live worker is stopping)"
+    assert said in cli(capsys, "status")[1]
+
+
 def test_status_says_a_stalled_worker_s_run_is_stalled(capsys: pytest.CaptureFixture[str]) -> None:
     # The worker's heartbeat saw no training step for 10 min and marked its row.
     repo, worker, _ = queued_and_claimed(capsys)
