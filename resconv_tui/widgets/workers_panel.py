@@ -55,7 +55,7 @@ class WorkersPanel(Static):
         if not self.rows:
             self.update(Text("no workers — press w to start one", style=self._style("dim")))
             return
-        lines = Text()
+        lines = Text(no_wrap=True, overflow="ellipsis")  # a line too long is cut, not wrapped
         # Slot workers say "cuda:0 slot 2/4", stacked ones "runs 9,10,11": widen those
         # columns for all rows alike; the GPU column is as wide as its widest text (narrow
         # on a CPU box), so a line fits 120 columns.
@@ -81,10 +81,10 @@ class WorkersPanel(Static):
         if 0 < self.size.width < NARROW_BELOW:  # the dot's shape says the health: ● ◐ ○
             line.append(f"{HEALTH_DOT[health]} ", style=self._style(health))
             line.append(f"{w.host:<10.10} {w.device:<{device_width}} {columns} {beat}")
-            return line
-        line.append(f"{HEALTH_DOT[health]} {health:<7} ", style=self._style(health))
-        line.append(f"{w.host:<16.16} pid {w.pid:<7} {w.device:<{device_width}} {columns}")
-        line.append(f" done {w.runs_done:<3} {beat}")
+        else:
+            line.append(f"{HEALTH_DOT[health]} {health:<7} ", style=self._style(health))
+            line.append(f"{w.host:<16.16} pid {w.pid:<7} {w.device:<{device_width}} {columns}")
+            line.append(f" done {w.runs_done:<3} {beat}")
         if rules := claim_rules(w):  # last: a narrow panel cuts it first
             line.append(f"  {rules}", style=self._style("dim"))
         return line

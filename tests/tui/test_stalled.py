@@ -47,6 +47,10 @@ async def test_a_stopping_worker_s_run_reads_stopping_and_its_rules_show(
         text = screen_text(app)
         assert "run 4 stopping" in text
         assert "stack 4, max 8 runs" in text
+        await pilot.resize_terminal(80, 24)  # narrow: the rules still show, where they fit
+        await settle(pilot)
+        panel = str(app.screen.query_one("WorkersPanel").render()).splitlines()
+        assert len(panel) == 3 and "stack 4, max 8 runs" in panel[0]
 
 
 async def test_the_run_detail_says_its_run_is_stalled(seeded, db_url) -> None:
