@@ -126,16 +126,19 @@ def _running_left(
     pace: float | None,
     per_input: Callable[[RunRow], float],
     overhead: Callable[[RunRow], float] | None,
+    elapsed: float = 0.0,
 ) -> float:
     """Seconds until a running run ends. ``pace``: its inputs per second of wall time
     since its claim. Where finished runs tell the time spent beside the steps
     (``overhead``), the inputs left at its training rate plus what of that time it has
     not spent yet: the last validation pass, samples and checkpoints come after the last
     step (a small CPU run's ETA read 2 s with 7 s left, and 0 s while it validated).
-    Otherwise the inputs left at its pace."""
+    Otherwise the inputs left at its pace. ``elapsed``: seconds since its claim, taken
+    off while it has recorded nothing yet (its ETA stood still until its first record)."""
     left = max(0, run.total_inputs - run.inputs_done)
     if not pace:  # claimed, nothing recorded yet
-        return (overhead(run) if overhead else 0.0) + left * per_input(run)
+        whole = (overhead(run) if overhead else 0.0) + left * per_input(run)
+        return max(0.0, whole - elapsed)
     training = run.inputs_per_s
     if overhead is None or not training:
         return left / pace
@@ -223,13 +226,15 @@ def queue_ends(
     workers: Sequence[WorkerRow],
     live: Callable[[WorkerRow], bool],
     rate: Callable[[RunRow], float | None],
+    elapsed: Callable[[RunRow], float] = lambda run: 0.0,
 ) -> dict[int, float] | None:
     """Seconds from now until each running and queued run ends; None when nothing can be
     forecast (no live worker, or no run measured yet). Queued runs no slot will take
     (every live worker is stopping) are absent.
 
     ``rate``: a run's inputs per second of wall time, claim to end (to now if running).
-    A run's training rate is its ``inputs_per_s``."""
+    A run's training rate is its ``inputs_per_s``. ``elapsed``: seconds since a running
+    run's claim."""
     alive = [w for w in workers if live(w)]
     # Finished runs' figures first: a running run's rate so far moves from one poll to
     # the next (its first steps, a validation pass), and the fit with it. A running run
@@ -264,7 +269,7 @@ def queue_ends(
                 requeued.append(run)
                 continue
             pace = per_stacked if _stacked(run, in_stack) else per_alone
-            ends[run.id] = _running_left(run, rate(run), pace, overhead)
+            ends[run.id] = _running_left(run, rate(run), pace, overhead, elapsed(run))
             worker_id = run.worker_id or ""
             free_at[worker_id] = max(free_at[worker_id], ends[run.id])
     waiting = [*(run for run in runs if run.status == RunStatus.QUEUED), *requeued]

@@ -256,7 +256,10 @@ def queue_forecast(
     def live(worker: WorkerRow) -> bool:
         return worker_health(worker, now) != "offline"
 
-    return queue_ends(runs, workers, live, lambda run: wall_rate(run, now))
+    def since_claim(run: RunRow) -> float:
+        return max(0.0, now - run.started_at) if run.started_at is not None else 0.0
+
+    return queue_ends(runs, workers, live, lambda run: wall_rate(run, now), since_claim)
 
 
 def experiment_etas(runs: Sequence[RunRow], ends: dict[int, float] | None) -> dict[str, float]:

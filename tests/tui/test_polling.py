@@ -176,7 +176,8 @@ def test_queue_eta_schedules_whole_runs_on_the_slots_in_flight(
     base = Repo.open(db_url).list_runs()[0]
 
     def run(run_id: int, status: RunStatus, worker_id: str | None = None) -> RunRow:
-        figures = {"total_inputs": 1000, "inputs_done": 0, "inputs_per_s": 100.0}
+        figures = {"total_inputs": 1000, "inputs_done": 0, "inputs_per_s": 100.0,
+                   "started_at": NOW}  # claimed just now  # fmt: skip
         return dataclasses.replace(base, id=run_id, status=status, worker_id=worker_id, **figures)
 
     # Worker "s" trains a stack of 3 seeds (10 s each, 3 at once); 1 queued run of 10 s
@@ -243,7 +244,7 @@ def test_a_stack_worker_is_one_slot_that_takes_a_run_and_its_seeds(
         return dataclasses.replace(
             base, id=run_id, status=status, worker_id="s" if status == RunStatus.RUNNING
             else None, config_json=config, total_inputs=1000, inputs_done=0,
-            inputs_per_s=100.0,
+            inputs_per_s=100.0, started_at=NOW,
         )  # fmt: skip
 
     stack = [run(i, RunStatus.RUNNING, seed=i) for i in (1, 2, 3)]  # 10 s each, together
@@ -280,7 +281,7 @@ def test_the_forecast_claims_as_each_worker_recorded_it_claims(
         return dataclasses.replace(
             base, id=run_id, status=status, worker_id="s" if status == RunStatus.RUNNING
             else None, config_json=config, total_inputs=inputs, inputs_done=0,
-            inputs_per_s=100.0,
+            inputs_per_s=100.0, started_at=NOW,
         )  # fmt: skip
 
     training = run(1, RunStatus.RUNNING, seed=0, lr=1e-3)  # 10 s, alone
@@ -292,6 +293,9 @@ def test_the_forecast_claims_as_each_worker_recorded_it_claims(
     assert polling.queue_forecast([training, *cell], [older], NOW) == pytest.approx(
         {1: 10, 2: 20, 3: 30, 4: 40}
     )
+    # Claimed 4 s ago with nothing recorded yet: 6 s left, not 10 until its first record.
+    early = dataclasses.replace(training, started_at=NOW - 4)
+    assert polling.queue_forecast([early], [older], NOW) == pytest.approx({1: 6})
     # A PReLU cell's seeds train one by one on a stack worker too (core.stack cannot).
     prelu = [
         dataclasses.replace(r, config_json=json.dumps({**json.loads(r.config_json),
