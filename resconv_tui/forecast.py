@@ -1,8 +1,9 @@
 """When the queue's runs will end: the live workers' slots, filled in claim order.
 
 A sweep mixes sizes (the logbook's T1 goes from 1 to 21 layers, T2 trains at 64x64), so
-one typical rate misjudges it. Each run's cost is its parameter count times its image
-area (every weight of a same-padded convolution is applied at every pixel), and the
+one typical rate misjudges it. A size already measured is paced by its own runs (their
+median). For the others, each run's cost is its parameter count times its image area
+(every weight of a same-padded convolution is applied at every pixel), and the
 seconds per input are fitted to that cost, ``a + b * cost``, over the finished runs and
 the running ones of sizes no run has finished yet (their pace so far); with one size
 measured, or a fit that makes no sense (a cost that would make runs faster), the
@@ -72,10 +73,19 @@ def run_cost(run: RunRow) -> float:
 def seconds_per_input(
     measured: Sequence[tuple[RunRow, float]],
 ) -> Callable[[RunRow], float] | None:
-    """From (run, measured inputs/s) pairs: a run's expected seconds per input."""
+    """From (run, measured inputs/s) pairs: a run's expected seconds per input: the
+    median of its own size's where that size is measured, else fitted to its size. (On
+    a busy CPU a 3-layer run measured faster than a 2-layer one, and the fit through
+    them gave the 1-layer runs, measured at 7 s, a minute.)"""
     points = [(run_cost(run), 1.0 / rate) for run, rate in measured[-FIT_RECENT:] if rate > 0]
     fitted = fit_to_cost(points)
-    return None if fitted is None else lambda run: fitted(run_cost(run))
+    if fitted is None:
+        return None
+    by_cost: dict[float, list[float]] = defaultdict(list)
+    for cost, seconds in points:
+        by_cost[cost].append(seconds)
+    medians = {cost: statistics.median(values) for cost, values in by_cost.items()}
+    return lambda run: medians.get(run_cost(run)) or fitted(run_cost(run))
 
 
 def fit_to_cost(points: Sequence[tuple[float, float]]) -> Callable[[float], float] | None:

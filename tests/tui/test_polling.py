@@ -364,6 +364,10 @@ def test_a_big_run_is_forecast_slower_than_a_small_one() -> None:
     # Bigger runs measured faster (noise): no fit, the median.
     noisy = seconds_per_input([measured(1_000, 10.0), measured(9_000, 20.0), measured(5, 5.0)])
     assert noisy is not None and noisy(big) == pytest.approx(0.1)
+    # A size measured is paced by its own runs, not the fit through every size: on a busy
+    # CPU the 1-layer runs (7 s each) were forecast at a minute.
+    assert noisy(measured(9_000, 1.0)[0]) == pytest.approx(1 / 20)
+    assert per_input(truth[0][0]) == pytest.approx(1 / truth[0][1])
     assert seconds_per_input([]) is None
 
 
