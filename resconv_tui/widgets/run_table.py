@@ -82,8 +82,8 @@ class RunTable(RowsTable):
         self.name_width = NARROW_NAME_WIDTH  # the name column's width when narrow
         # Narrow: in how many shown names each key-value part is (``seed-2``: 1,
         # ``act-gelu``: 3). A cut name loses its most shared parts first.
-        self._shared: Counter[str] = Counter()
-        self._named: tuple[tuple[int, str], ...] = ()  # the runs ``_shared`` counts
+        self._cut: dict[int, str] = {}  # run id -> its name as cut to the narrow column
+        self._named: tuple[int, tuple[tuple[int, str], ...]] = (0, ())  # what _cut is of
         self._parts: dict[int, tuple[str, tuple[str, ...]]] = {}  # run id -> (name, parts)
         self._position: dict[str, int] = {}  # column key -> index in a run's cells
         self._last: (
@@ -191,11 +191,12 @@ class RunTable(RowsTable):
         self._stalled, self._ends = stalled, ends or {}
         self._last = (runs, now, marked, stalled, ends)
         if self.narrow:
-            named = tuple((run.id, run.name) for run in runs)
+            named = (self.name_width, tuple((run.id, run.name) for run in runs))
             if named != self._named:  # runs came or went: names are cut anew
-                parts = (set(self._name_parts(run)) for run in runs)
+                parts = {run.id: self._name_parts(run) for run in runs}
+                names = {run.id: run.name for run in runs}
                 self._named, self._made = named, {}
-                self._shared = Counter(part for each in parts for part in each)
+                self._cut = cut_names(parts, names, self.name_width)
         fresh = {run.id: self._cells_of(run, now, run.id in marked) for run in runs}
         if self._fit(fresh):  # a long name or a wide cell came or went: made again
             return
@@ -274,7 +275,7 @@ class RunTable(RowsTable):
         under the table has it whole)."""
         if not self.narrow or cell_len(run.name) <= self.name_width:
             return run.name
-        return cut_name(self._name_parts(run), self._shared, self.name_width)
+        return self._cut.get(run.id) or cut_name(self._name_parts(run), Counter(), self.name_width)
 
     def _name_parts(self, run: RunRow) -> tuple[str, ...]:
         """A sweep run's name's key-value parts; a name given otherwise is one part."""
@@ -306,6 +307,45 @@ def _plain(cell: str | Text) -> str:
     return cell.plain if isinstance(cell, Text) else cell
 
 
+def cut_names(
+    parts: dict[int, tuple[str, ...]], names: dict[int, str], width: int
+) -> dict[int, str]:
+    """The names longer than ``width``, cut so that rows stay told apart where one way
+    does it: by their most shared parts (``cut_name``), else keeping their ends, else
+    their starts. (``act-gelu_seed-0`` beside ``act-relu_seed-0`` both lost ``act-...``
+    to "…seed-0"; kept from the end they read "…t-gelu_seed-0", "…t-relu_seed-0".)"""
+    long = [run_id for run_id, name in names.items() if cell_len(name) > width]
+    if not long:
+        return {}
+    shared = Counter(part for each in parts.values() for part in set(each))
+    ways = (
+        lambda run_id: cut_name(parts[run_id], shared, width),
+        lambda run_id: _keep_end(names[run_id], width),
+        lambda run_id: _keep_start(names[run_id], width),
+    )
+    distinct = len(set(names.values()))  # two experiments may name a run alike
+    first: dict[int, str] | None = None
+    for way in ways:
+        cut = {run_id: way(run_id) for run_id in long}
+        if len({*cut.values(), *(n for i, n in names.items() if i not in cut)}) == distinct:
+            return cut
+        first = first or cut
+    return first or {}
+
+
+def _keep_end(name: str, width: int) -> str:
+    end = name
+    while cell_len(end) > width - 1:
+        end = end[1:]
+    return f"…{end}"
+
+
+def _keep_start(name: str, width: int) -> str:
+    shown = Text(name)
+    shown.truncate(width, overflow="ellipsis")
+    return shown.plain
+
+
 def cut_name(parts: Sequence[str], shared: Counter[str], width: int) -> str:
     """``parts`` joined by '_' in at most ``width`` cells: the parts most names share
     go first (each run of them left out reads "…"), so that what tells runs apart
@@ -317,9 +357,7 @@ def cut_name(parts: Sequence[str], shared: Counter[str], width: int) -> str:
         if cell_len(_joined(parts, kept)) <= width or sum(kept) == 1:
             break
         kept[i] = False
-    shown = Text(_joined(parts, kept))
-    shown.truncate(width, overflow="ellipsis")
-    return shown.plain
+    return _keep_start(_joined(parts, kept), width)
 
 
 def _joined(parts: Sequence[str], kept: Sequence[bool]) -> str:

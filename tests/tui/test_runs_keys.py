@@ -915,6 +915,24 @@ def test_a_cut_name_loses_its_most_shared_parts_first() -> None:
     assert cut_name(("a-very-long-unique-part",), shared, 8) == "a-very-…"  # one part: cut
 
 
+def test_cut_names_stay_told_apart() -> None:
+    from resconv_tui.widgets.run_table import cut_names
+
+    # Two cells' seeds: dropping the most shared part made both "…seed-0".
+    parts = {1: ("act-gelu", "seed-0"), 2: ("act-gelu", "seed-1"), 3: ("act-gelu", "seed-2"),
+             4: ("act-relu", "seed-0"), 5: ("act-relu", "seed-1")}  # fmt: skip
+    names = {run_id: "_".join(each) for run_id, each in parts.items()}
+    cut = cut_names(parts, names, 14)
+    assert cut[1] == "…t-gelu_seed-0" and cut[4] == "…t-relu_seed-0"
+    assert len(set(cut.values())) == 5
+    # Where dropping the shared parts tells them apart, that is the cut.
+    seeds = {i: ("act-gelu", f"seed-{i}", "max_inputs-640") for i in range(3)}
+    assert set(cut_names(seeds, {i: "_".join(p) for i, p in seeds.items()}, 13).values()) == {
+        "…seed-0…", "…seed-1…", "…seed-2…"
+    }  # fmt: skip
+    assert cut_names(parts, names, 40) == {}  # every name fits
+
+
 async def test_at_80_columns_wide_cells_cut_the_names_not_params(
     seeded, app_factory, settle, db_url
 ) -> None:
