@@ -101,6 +101,15 @@ def test_the_queue_never_imports_torch() -> None:
 NEWER_WORKER_COLUMNS = ("stack", "largest_first", "max_runs")
 
 
+def as_an_older_version_made_it(url: str) -> None:
+    """Drop the worker columns a resconv-tui before them did not make."""
+    engine = open_engine(url)
+    with engine.begin() as conn:
+        for column in NEWER_WORKER_COLUMNS:
+            conn.execute(text(f'ALTER TABLE "worker" DROP COLUMN "{column}"'))
+    engine.dispose()
+
+
 def test_a_database_of_an_older_version_gains_the_new_columns_and_keeps_its_rows(
     db_url: str,
 ) -> None:
@@ -108,11 +117,7 @@ def test_a_database_of_an_older_version_gains_the_new_columns_and_keeps_its_rows
     repo.enqueue(tiny_runs(1))
     old = repo.register_worker("h", 1, "cpu", stack=4)
     repo.close()
-    engine = open_engine(db_url)
-    with engine.begin() as conn:  # as a resconv-tui before these columns made it
-        for column in NEWER_WORKER_COLUMNS:
-            conn.execute(text(f'ALTER TABLE "worker" DROP COLUMN "{column}"'))
-    engine.dispose()
+    as_an_older_version_made_it(db_url)
     repo = Repo.open(db_url)
     (worker,) = repo.list_workers()
     assert (worker.id, worker.stack, worker.largest_first, worker.max_runs) == (
@@ -191,11 +196,7 @@ def test_a_role_that_does_not_own_the_tables_works_without_the_new_columns(
     repo = Repo.open(owner_url)
     repo.enqueue(tiny_runs(2))
     repo.close()
-    engine = open_engine(owner_url)
-    with engine.begin() as conn:  # as a resconv-tui before these columns made it
-        for column in NEWER_WORKER_COLUMNS:
-            conn.execute(text(f'ALTER TABLE "worker" DROP COLUMN "{column}"'))
-    engine.dispose()
+    as_an_older_version_made_it(owner_url)
     role = f"box_{secrets.token_hex(3)}"
     owner = make_url(owner_url)
     plain = owner.set(drivername="postgresql").render_as_string(hide_password=False)
