@@ -47,7 +47,7 @@ class RunDetailScreen(ChartScreen):
     RunDetailScreen #detail-title { height: 1; padding: 0 1; background: $boost; }
     RunDetailScreen #detail-top { height: 18; }
     RunDetailScreen #chart-loss { width: 1fr; }
-    RunDetailScreen #detail-info { width: 52; max-width: 45%; height: auto; padding: 0 1; }
+    RunDetailScreen #detail-info { width: 45%; max-width: 72; height: auto; padding: 0 1; }
     RunDetailScreen #detail-mid { height: 11; }
     RunDetailScreen #detail-error {
         display: none; height: auto; color: $error; border: round $error; padding: 0 1;
