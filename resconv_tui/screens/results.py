@@ -250,6 +250,7 @@ class ResultsScreen(Screen[None]):
         self.view = select_columns(ordered, self.hidden)
         self._fill(self.query_one(DataTable))
         self._status()
+        self.call_after_refresh(self._status)  # the table's width is known once laid out
 
     def _fill(self, table: DataTable[Any]) -> None:
         table.clear(columns=True)
@@ -285,11 +286,15 @@ class ResultsScreen(Screen[None]):
         what = f"{v.count_of(rows, 'cell')} (mean over seeds)" if self.by_cell else None
         what = what or v.count_of(rows, "finished run")
         status = self.query_one("#results-status", Static)
-        line = f"{what} · {exp} · {order}"
+        # Columns beyond the right edge (grouped, at 80 columns): said, or cut numbers
+        # ("0.1" for 0.11) read as the values.
+        more = " · more columns →" if self.query_one(DataTable).max_scroll_x > 0 else ""
+        line = f"{what} · {exp} · {order}{more}"
         room = status.content_region.width
         if room and cell_len(line) > room:  # 80 columns: the header's arrow says the order
             arrow = "▼" if self.descending else "▲"
-            line = f"{what} · {exp} · by {self.sorted_by} {arrow}"
+            what = what.removesuffix(" (mean over seeds)")  # the ± column says so
+            line = f"{what} · {exp} · by {self.sorted_by} {arrow}{more}"
         status.update(line)
 
     def _chosen(self) -> None:

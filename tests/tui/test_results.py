@@ -250,6 +250,15 @@ async def test_g_groups_seeds_into_cells(db_url, app_factory, settle) -> None:
         assert screen.view.column(v.LOSS)[1] == pytest.approx(0.06)
         assert screen.query_one("DataTable").row_count == 2
         assert "2 cells (mean over seeds)" in str(screen.query_one("#results-status").render())
+        # Narrow, columns past the right edge are said: cut numbers read as the values.
+        await pilot.resize_terminal(44, 24)
+        await settle(pilot)
+        assert screen.query_one("DataTable").max_scroll_x > 0
+        status = str(screen.query_one("#results-status").render())
+        assert status == "2 cells · all experiments · by validation loss ▲ · more columns →"
+        await pilot.resize_terminal(*SIZE)
+        await settle(pilot)
+        assert "more columns" not in str(screen.query_one("#results-status").render())
         await pilot.press("down", "enter")  # the ch 4 cell: its two seeds' curves side by side
         assert isinstance(app.screen, CompareScreen) and app.screen.run_ids == [1, 2]
         await pilot.press("escape", "g")
