@@ -295,6 +295,8 @@ class ResultsScreen(Screen[None]):
             arrow = "▼" if self.descending else "▲"
             what = what.removesuffix(" (mean over seeds)")  # the ± column says so
             line = f"{what} · {exp} · by {self.sorted_by} {arrow}{more}"
+            if cell_len(line) > room and not self.experiment:  # "all experiments" goes
+                line = f"{what} · by {self.sorted_by} {arrow}{more}"
         status.update(line)
 
     def _chosen(self) -> None:

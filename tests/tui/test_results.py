@@ -80,7 +80,7 @@ async def test_at_80_columns_the_meter_s_bars_are_scaled_to_fit(
         status = screen.query_one("#results-status")
         await pilot.resize_terminal(64, 24)
         await settle(pilot)
-        said = "3 finished runs · all experiments · by validation loss ▲"
+        said = "3 finished runs · by validation loss ▲ · more columns →"
         assert str(status.render()) == said and status.size.height == 1
         await pilot.resize_terminal(120, 36)  # room again: the logbook's 21 stars
         await settle(pilot)
@@ -255,7 +255,7 @@ async def test_g_groups_seeds_into_cells(db_url, app_factory, settle) -> None:
         await settle(pilot)
         assert screen.query_one("DataTable").max_scroll_x > 0
         status = str(screen.query_one("#results-status").render())
-        assert status == "2 cells · all experiments · by validation loss ▲ · more columns →"
+        assert status == "2 cells · by validation loss ▲ · more columns →"
         await pilot.resize_terminal(*SIZE)
         await settle(pilot)
         assert "more columns" not in str(screen.query_one("#results-status").render())
