@@ -240,7 +240,7 @@ def queue_ends(
 ) -> dict[int, float] | None:
     """Seconds from now until each running and queued run ends; None when nothing can be
     forecast (no live worker, or no run measured yet). Queued runs no slot will take
-    (every live worker is stopping) are absent.
+    (every live worker is stopping, or past its ``--max-runs``) are absent.
 
     ``rate``: a run's inputs per second of wall time, claim to end (to now if running).
     A run's training rate is its ``inputs_per_s``. ``elapsed``: seconds since a running
