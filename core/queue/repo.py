@@ -312,15 +312,10 @@ class Repo:
             return [run, *self._claim_like(conn, worker_id, run, most - 1)]
 
     def _claim_one(self, conn: Connection, worker_id: str, largest_first: bool) -> RunRow | None:
-        if conn.dialect.name == "postgresql":
-            # Claims one at a time, as SQLite's write lock makes them: a stack's seeds are
-            # claimed after its first run, in the same transaction, and a rival's claim
-            # would otherwise skip the locked first run and take a seed meanwhile. Waited
-            # for as long as SQLite waits for its lock: a box that lost its network while
-            # holding it must not hold every other box's claims for hours.
-            timeout_ms = max(1, round(self.busy_timeout_s * 1000))
-            conn.execute(text(f"SET LOCAL lock_timeout = {timeout_ms}"))
-            conn.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK_KEY)))
+        # Claims one at a time, as SQLite's write lock makes them: a stack's seeds are
+        # claimed after its first run, in the same transaction, and a rival's claim would
+        # otherwise skip the locked first run and take a seed meanwhile.
+        self._one_at_a_time(conn)
         now = time.time()
         order = [RUN.c.priority.desc(), RUN.c.id]
         if largest_first:
@@ -713,12 +708,24 @@ class Repo:
             update_priority = update(RUN).where(RUN.c.id.in_(ids))
             conn.execute(update_priority.values(priority=RUN.c.priority + step))
 
+    def _one_at_a_time(self, conn: Connection) -> None:
+        """On PostgreSQL, wait for the claims' lock until this transaction ends (SQLite's
+        write lock already serialises writers). Waited for as long as SQLite waits for its
+        lock: a box that lost its network while holding it must not hold every other
+        box's claims for hours."""
+        if conn.dialect.name == "postgresql":
+            timeout_ms = max(1, round(self.busy_timeout_s * 1000))
+            conn.execute(text(f"SET LOCAL lock_timeout = {timeout_ms}"))
+            conn.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK_KEY)))
+
     def move_to_front(self, ids: Sequence[int]) -> list[int]:
         """Make ``ids`` the next runs claimed, in the order given (``next 9 7`` trains 9,
         then 7): each gets a priority above every queued run's, the first the highest.
         Returns the priorities, in the order of ``ids``."""
         ids = list(dict.fromkeys(ids))
         with self._write() as conn:
+            # Two at once would read the same top priority and give runs equal ones.
+            self._one_at_a_time(conn)
             self._require(conn, ids, frozenset(RunStatus), "")
             top = conn.execute(
                 select(func.max(RUN.c.priority)).where(RUN.c.status == RunStatus.QUEUED.value)

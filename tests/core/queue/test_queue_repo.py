@@ -248,6 +248,12 @@ def test_a_claim_waits_for_the_claims_lock_no_longer_than_the_busy_timeout(
             impatient.claim(worker)
         assert time.monotonic() - started < 5
     assert impatient.claim(worker) is not None  # the lock is free again
+    # `next` takes turns on it too: two at once read the same top priority and gave
+    # their runs equal ones.
+    with repo.engine.connect() as holder, holder.begin():
+        holder.execute(select(func.pg_advisory_xact_lock(repo_module.CLAIM_LOCK_KEY)))
+        with pytest.raises(QueueError, match="locked by another process"):
+            impatient.move_to_front([1])
     impatient.close()
 
 
