@@ -225,6 +225,8 @@ class ResultsScreen(Screen[None]):
         if message.settled.signature != self.settled.signature:
             self.runs, self.settled = message.runs, message.settled
             self._redraw()
+        else:  # each poll: a table laid out since (a column more) may scroll sideways now
+            self._status()
 
     def _tick(self) -> None:
         if self.is_current:
