@@ -8,6 +8,7 @@ in ``RunActions`` (``runs_actions.py``); this module is reading and drawing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from rich.cells import cell_len
@@ -280,7 +281,8 @@ class RunsScreen(RunActions, Screen[None]):
             else:
                 detail.update("no runs yet — press n to queue a sweep")
             return
-        detail.update(_detail_text(run, self.dashboard.latest if self.dashboard else None))
+        text = _detail_text(run, self.dashboard.latest if self.dashboard else None)
+        detail.update(_fitted(text, detail.content_region.width))
 
     @on(DataTable.RowHighlighted, "#runs-table")
     def _highlighted(self) -> None:
@@ -347,6 +349,22 @@ class RunsScreen(RunActions, Screen[None]):
 
     def set_experiment_filter(self, experiment: str | None) -> None:
         self.filters = replace(self.filters, experiment=experiment)
+
+
+# The line under the table, shorter step by step where it would be cut (80 columns cut
+# it inside "val loss"): the words first, then where the losses were read.
+SHORTER = (("train loss ", "train "), ("val loss ", "val "), ("priority ", "pri "),
+           (" inputs", ""))  # fmt: skip
+
+
+def _fitted(text: str, room: int) -> str:
+    for long, short in SHORTER:
+        if not room or cell_len(text) <= room:
+            return text
+        text = text.replace(long, short)
+    if room and cell_len(text) > room:
+        text = re.sub(r" @ [\d,]+$", "", text)
+    return text
 
 
 def _detail_text(run: RunRow, latest: LatestLosses | None) -> str:

@@ -1038,3 +1038,16 @@ async def test_a_wide_eta_cell_makes_the_table_narrow_rather_than_scroll(
         await settle(pilot)
         assert cell(app, 4, "eta").startswith("silent ")
         assert len(table(app).columns) == 9 and table(app).max_scroll_x == 0
+
+
+def test_the_line_under_the_table_is_shortened_to_fit_not_cut() -> None:
+    # At 80 columns it read "... train loss 0.37212 · val", the val loss cut off.
+    from resconv_tui.screens.runs import _fitted
+
+    line = "run 3 · t1-layers-32-inputs-300 · l-3 · priority 1 · train loss 0.37212 · val loss "
+    line += "0.35000 @ 300 inputs"
+    assert _fitted(line, 120) == line
+    assert _fitted(line, 90) == (
+        "run 3 · t1-layers-32-inputs-300 · l-3 · pri 1 · train 0.37212 · val 0.35000 @ 300 inputs"
+    )
+    assert _fitted(line, 78).endswith("· pri 1 · train 0.37212 · val 0.35000")
