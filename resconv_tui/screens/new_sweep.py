@@ -68,7 +68,7 @@ class NewSweepScreen(Screen[int | None]):
     NewSweepScreen #sweep-body { height: 1fr; }
     NewSweepScreen #sweep-form { width: 64; max-width: 55%; height: 1fr; padding: 0 1; }
     NewSweepScreen #sweep-fields { height: 1fr; }
-    NewSweepScreen #sweep-title { height: 1; margin-bottom: 1; }
+    NewSweepScreen #sweep-title { height: auto; margin-bottom: 1; }  /* 80 columns: two lines */
     NewSweepScreen #sweep-notes { color: $warning; height: auto; display: none; }
     NewSweepScreen #sweep-notes.-shown { display: block; }
     NewSweepScreen #sweep-hint { color: $text-muted; height: 2; }

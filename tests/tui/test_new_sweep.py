@@ -412,6 +412,7 @@ async def test_the_preview_stays_readable_at_80_columns(db_url: str) -> None:
         preview = app.screen.query_one(SweepPreview)
         assert preview.region.width >= 34  # was 14: "9,6…" for a parameter count
         assert "19,171" in await drawn(pilot, "19,171")
+        assert "3..11:2" in screen_text(app)  # the title's last example was cut off
         # Longer names: the ~mem column gives way, and they were two cells or none wide.
         await type_into(pilot, "kernel_size", "3,5")
         await type_into(pilot, "seed", "0,1")
