@@ -24,6 +24,12 @@ def shown(value: Any) -> str:
     return cut(repr(value))
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message, its first line only (for a one-line report)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
 class ResconvError(Exception):
     """Base class of every expected, user-facing error."""
 

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from core.capture_gate import GATE
 from core.device_choice import auto_device, resolve_device
-from core.errors import ConfigError, DataError, NoDataHere, ResconvError
+from core.errors import ConfigError, DataError, NoDataHere, ResconvError, first_line
 from core.gpu import GpuMonitor
 from core.packing import Admission, Slot, parse_slot
 from core.processes import SUPERVISOR_ENV, exited_here, process_alive, stop_with_parent
@@ -209,7 +209,7 @@ class Worker:
         except QueueError:
             raise
         except Exception as exc:  # e.g. the driver cannot report free memory: train as alone
-            say(f"run {run.id}: admission check failed ({_first_line(exc)}): training it")
+            say(f"run {run.id}: admission check failed ({first_line(exc)}): training it")
             return True
         if decision.train:
             self.admit_wait = ADMIT_WAIT_MIN_S
@@ -418,9 +418,9 @@ def failure_message(exc: BaseException) -> str:
     if isinstance(exc, ResconvError):  # NonFiniteLoss, OutOfMemory, ConfigError, DataError
         text = str(exc)
     elif type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError outside fit()
-        text = "out of memory: " + _first_line(exc)
+        text = "out of memory: " + first_line(exc)
     else:
-        text = f"{type(exc).__name__}: {_first_line(exc)}"
+        text = f"{type(exc).__name__}: {first_line(exc)}"
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
 
@@ -444,11 +444,6 @@ def _to_numpy(samples: Any) -> Any:
     if samples is not None and hasattr(samples, "detach"):  # a torch tensor
         return samples.detach().cpu().numpy()
     return samples
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else "(no message)"
 
 
 def _flush_quietly(recorder: RunRecorder) -> None:

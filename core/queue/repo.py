@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 
 from core.config import RunConfig
-from core.errors import ConfigError
+from core.errors import ConfigError, first_line
 from core.queue import db
 from core.queue.errors import InvalidTransition, QueueError, UnknownRun
 from core.queue.models import Metric, Run, Worker
@@ -961,7 +961,7 @@ def _run_row(mapping: RowMapping) -> RunRow:
             raise ValueError("its config is not a mapping")
     except (ValueError, TypeError) as exc:  # a row edited by hand, or written by hand
         raise QueueError(
-            f"run {m.get('id')}'s row is damaged ({_first_line(exc)[:120]}): "
+            f"run {m.get('id')}'s row is damaged ({first_line(exc)[:120]}): "
             "put its value back, or delete the row with an SQL client"
         ) from None
     m["cancel_requested"] = bool(m["cancel_requested"])
@@ -977,10 +977,6 @@ def _seed_of(config_json: str, key: RunConfig) -> bool:
         return RunConfig.from_json(config_json).replace(seed=0) == key
     except (ValueError, TypeError, ConfigError):
         return False
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def _worker_row(mapping: RowMapping) -> WorkerRow:
