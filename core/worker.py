@@ -173,8 +173,7 @@ class Worker:
             # some worker's next start finds them lost.
             database_error = True
             self.heartbeat.stop()
-            back = [run_id for run_id in self.current if self._requeued_quietly(run_id)]
-            _quietly(self.repo.update_worker, self.id, state="stopped")
+            back = self.give_back_quietly()
             runs = f"; run {', '.join(map(str, back))} back in the queue" if back else ""
             say(f"stopping on a database error after {self.runs_done} run(s){runs}")
             raise
@@ -190,14 +189,6 @@ class Worker:
                 self.repo.update_worker(self.id, state="stopped")
                 say(f"stopped after {self.runs_done} run(s)")
         return self.runs_done
-
-    def _requeued_quietly(self, run_id: int) -> bool:
-        """Whether ``run_id`` is back in the queue (not if it was cancelled meanwhile, is
-        no longer this worker's, or the database refused)."""
-        try:
-            return self.repo.requeue(run_id, self.id) == RunStatus.QUEUED
-        except Exception:
-            return False
 
     def admitted(self, run: RunRow, partners: Sequence[RunRow] = ()) -> bool:
         """Whether this slot may train ``run`` (and its stack) now; if not, they are back
@@ -385,11 +376,17 @@ class Worker:
         """Second signal: requeue the current run if that is quick, then leave at once."""
         leave_now([self])
 
-    def give_back_quietly(self) -> None:
-        """Put the current runs back in the queue and mark this worker stopped; never raises."""
+    def give_back_quietly(self) -> list[int]:
+        """Put the current runs back in the queue and mark this worker stopped; never
+        raises. Returns the runs the queue took back (not one cancelled meanwhile, no
+        longer this worker's, or refused by the database)."""
+        back = []
         for run_id in list(self.current):
-            _quietly(self.repo.requeue, run_id, self.id)
+            with contextlib.suppress(Exception):
+                if self.repo.requeue(run_id, self.id) == RunStatus.QUEUED:
+                    back.append(run_id)
         _quietly(self.repo.update_worker, self.id, state="stopped")
+        return back
 
 
 RECONNECT_S = 300.0  # how long a worker keeps trying to reach its PostgreSQL database
