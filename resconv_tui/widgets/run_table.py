@@ -80,8 +80,8 @@ class RunTable(RowsTable):
         self._ends: dict[int, float] = {}
         self.narrow = False
         self.name_width = NARROW_NAME_WIDTH  # the name column's width when narrow
-        # Narrow: in how many shown names each key-value part is (``seed-2``: 1,
-        # ``act-gelu``: 3). A cut name loses its most shared parts first.
+        # Narrow: the long names as cut to the column (``cut_names``), made again only
+        # when the runs shown or the column's width change.
         self._cut: dict[int, str] = {}  # run id -> its name as cut to the narrow column
         self._named: tuple[int, tuple[tuple[int, str], ...]] = (0, ())  # what _cut is of
         self._parts: dict[int, tuple[str, tuple[str, ...]]] = {}  # run id -> (name, parts)
