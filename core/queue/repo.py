@@ -19,6 +19,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -105,9 +106,6 @@ class Repo:
         # command should. Workers set it, and ``on_reconnect`` to say so in their log.
         self.reconnect_s = 0.0
         self.on_reconnect: Callable[[str], None] | None = None
-        # The worker table's columns the database has: a newer version's (its claim
-        # rules) may be absent where a role that does not own the tables opened it.
-        self.worker_columns = tuple(WORKER.c)
 
     @classmethod
     def open(cls, url: str, *, create: bool = True, busy_timeout_s: float | None = None) -> Repo:
@@ -118,11 +116,16 @@ class Repo:
         """
         timeout = db.DEFAULT_BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
         engine = db.open_engine(url, create=create, busy_timeout_s=timeout)
-        repo = cls(engine, db.normalize_url(url), timeout)
-        with db.translated(repo.url, timeout):
-            present = db.present_columns(engine, WORKER.name)
-        repo.worker_columns = tuple(c for c in WORKER.c if c.name in present)
-        return repo
+        return cls(engine, db.normalize_url(url), timeout)
+
+    @cached_property
+    def worker_columns(self) -> tuple[Any, ...]:
+        """The worker table's columns the database has: a newer version's (its claim
+        rules) may be absent where a role that does not own the tables opened it. Read
+        when first needed, not at every open: most commands never touch a worker row."""
+        with db.translated(self.url, self.busy_timeout_s):
+            present = db.present_columns(self.engine, WORKER.name)
+        return tuple(c for c in WORKER.c if c.name in present)
 
     def close(self) -> None:
         self.engine.dispose()
