@@ -310,7 +310,7 @@ class Repo:
             run = self._claim_one(conn, worker_id, largest_first)
             if run is None:
                 return []
-            if most < 2 or not stackable(run.config):
+            if most < 2 or not _stackable(run, stackable):
                 return [run]
             return [run, *self._claim_like(conn, worker_id, run, most - 1)]
 
@@ -970,6 +970,17 @@ def _run_row(mapping: RowMapping) -> RunRow:
     m["cancel_requested"] = bool(m["cancel_requested"])
     m["has_samples"] = bool(m["has_samples"])
     return RunRow(swept=swept, target=target, **m)
+
+
+def _stackable(run: RunRow, stackable: Callable[[RunConfig], bool]) -> bool:
+    """Whether ``run`` may take partners. A config edited by hand into valid JSON that is
+    no run config is claimed alone, so its worker fails that run with the config's error
+    as any worker does (raised here, it rolled the claim back and stopped the worker,
+    leaving the run queued for the next worker to stop on)."""
+    try:
+        return stackable(run.config)
+    except ConfigError:
+        return False
 
 
 def _seed_of(config_json: str, key: RunConfig) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 from queue_helpers import tiny_run, tiny_runs
+from sqlalchemy import update
 
 import core.queue.repo as repo_module
 import core.recording as recording
@@ -27,6 +28,7 @@ from core.errors import ConfigError
 from core.packing import Admission, Decision
 from core.queue import FinalFigures, QueueError, Repo, RunRow, RunStatus
 from core.queue.failures import FailureCause, failure_cause
+from core.queue.repo import RUN
 from core.queue.samples import decode_samples
 from core.train import FitCallbacks, FitResult, NonFiniteLoss, TrainPoint, ValidationPoint
 from core.worker import StopFlags, Worker, failure_message, final_figures, run_worker
@@ -245,6 +247,26 @@ def test_a_stack_that_fails_as_a_whole_fails_each_of_its_runs(repo: Repo, tmp_pa
     assert [(r.id, r.status, r.error) for r in runs] == [
         (run_id, S.FAILED, "RuntimeError: out of memory") for run_id in cell
     ]
+
+
+@pytest.mark.parametrize("stack", [1, 3])
+def test_a_run_whose_config_was_edited_into_nonsense_fails_alone(
+    repo: Repo, tmp_path: Path, stack: int
+) -> None:
+    # Valid JSON, but no run config: a --stack worker stopped at its claim with the run
+    # left queued for the next worker to stop on; without --stack the run failed alone.
+    cell = repo.enqueue(tiny_runs(3)).added_ids
+    with repo.engine.begin() as conn:
+        conn.execute(update(RUN).where(RUN.c.id == cell[0]).values(config_json='{"layers": "x"}'))
+    trainer = StackingTrainer()
+    worker = make_worker(repo, trainer, tmp_path, rules=ClaimRules(stack=stack))
+    trainer.heartbeat = worker.heartbeat
+    assert worker.loop(until_empty=True) == 3
+    runs = {r.id: r for r in repo.list_runs()}
+    assert runs[cell[0]].status == S.FAILED
+    assert "layers" in (runs[cell[0]].error or "")
+    assert trainer.stacks == ([list(cell[1:])] if stack > 1 else [])  # the others stacked
+    assert all(runs[i].status in (S.SUCCEEDED, S.FAILED) for i in cell[1:])
 
 
 def test_metric_rows_are_written_in_batches(
