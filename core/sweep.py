@@ -42,6 +42,7 @@ from core.config import (
 )
 from core.errors import ConfigError, SweepError, cut, shown
 from core.params import count_params
+from core.sweep_yaml import YAMLTooBig, load_yaml
 
 # The logbook's short names -> RunConfig keys.
 ALIASES: dict[str, str] = {
@@ -65,115 +66,6 @@ PAIR_ALIASES: dict[str, tuple[str, str]] = {
 FILE_KEYS = {"name", "description", "matrix", "include", "exclude", "seeds", "targets"}
 TARGET_FIELDS = {"validation_loss", "params", "minutes"}
 _SLUG_DROP = re.compile(r"[^A-Za-z0-9.,\-_]")
-
-
-class SweepLoader(yaml.SafeLoader):
-    """PyYAML's SafeLoader (plain data, no python/* tags) that also reads YAML 1.2's
-    floats: ``1e-3``, ``5E-4``, ``1e8``, ``+1.5e+3``, ``1.0e3``.
-
-    YAML 1.1 wants a dot and a signed exponent (``1.0e-3``), so PyYAML read the usual
-    way of writing a learning rate as the string "1e-3": RunConfig coerced it, but the
-    swept value stayed text (run name ``lr-1e-3``, results sorted and aligned as text).
-
-    A key given twice in one mapping is an error (PyYAML keeps the last without a word:
-    ``layers: 2`` then ``layers: 3`` queued 3-layer runs).
-    """
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.checked_nodes: set[int] = set()
-
-    def flatten_mapping(self, node: yaml.MappingNode) -> None:
-        # Checked here, before PyYAML merges `<<: *anchor` keys into the node in place
-        # (keys after a merge may override merged ones), and once per node: a node an
-        # earlier merge already flattened holds merged keys beside its own.
-        if id(node) not in self.checked_nodes:
-            self.checked_nodes.add(id(node))
-            self._refuse_repeated_keys(node)
-        super().flatten_mapping(node)
-
-    def _refuse_repeated_keys(self, node: yaml.MappingNode) -> None:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=False)
-            try:
-                repeated = key in seen
-            except TypeError:
-                continue  # unhashable: the base class says so
-            if repeated:
-                raise yaml.constructor.ConstructorError(
-                    "while reading a mapping", node.start_mark,
-                    f"key {shown(key)} is given twice", key_node.start_mark,
-                )  # fmt: skip
-            seen.add(key)
-
-
-# Only the exponent forms YAML 1.1 lacks; everything else resolves as before (ints,
-# `0.0003`, `1.0e-05`), so existing files keep their values, run names and hashes.
-SweepLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
-
-
-# A sweep nests 5 levels at most (include: entry: ch: per-layer list); 600 levels was a
-# RecursionError traceback from PyYAML's composer, 300 from our own code later on.
-MAX_DEPTH = 20
-# Values in the file with every alias expanded: a chain of aliases (`&a1 [*a0, *a0, ...]`,
-# ten levels) makes billions from a few lines, which took minutes and gigabytes to expand
-# and to echo in an error message. A logbook table has a few hundred.
-MAX_VALUES = 100_000
-
-
-class YAMLTooBig(yaml.YAMLError):
-    """Sweep YAML nested too deeply, containing itself, expanding too far, or with a
-    value PyYAML cannot make (a ValueError traceback)."""
-
-
-TOO_DEEP = f"the YAML is nested too deeply (at most {MAX_DEPTH} levels)"
-
-
-def load_yaml(text: str) -> Any:
-    """Parse sweep YAML (raises yaml.YAMLError) with ``SweepLoader``; refuses data nested
-    deeper than MAX_DEPTH, a value that contains itself (``&a [*a]``) and aliases that
-    expand to more than MAX_VALUES values (YAMLTooBig, a yaml.YAMLError)."""
-    try:
-        data = yaml.load(text, Loader=SweepLoader)  # safe: SweepLoader is a SafeLoader
-    except RecursionError:
-        raise YAMLTooBig(TOO_DEEP) from None
-    except ValueError as exc:  # PyYAML's constructors: `2024-13-01`, a 5,000-digit number
-        raise YAMLTooBig(f"a value in the YAML cannot be read: {cut(str(exc))}") from None
-    values, _ = _expanded_size(data, 1, {})
-    if values > MAX_VALUES:
-        raise YAMLTooBig(f"the YAML's aliases expand to {values:,} values (at most {MAX_VALUES:,})")
-    return data
-
-
-def _expanded_size(value: Any, depth: int, seen: dict[int, tuple[int, int]]) -> tuple[int, int]:
-    """(values, levels) of ``value`` with every alias expanded. An alias is the same
-    Python object in several places: ``seen`` holds each list's and mapping's figures
-    once worked out (by id), so this is quick however far the aliases expand."""
-    if not isinstance(value, list | dict):
-        return 1, 0
-    if depth > MAX_DEPTH:
-        raise YAMLTooBig(TOO_DEEP)
-    if id(value) in seen:
-        values, levels = seen[id(value)]
-        if values < 0:  # still being counted: it is inside itself
-            raise YAMLTooBig("an alias in the YAML refers to a value it is part of (`&a [*a]`)")
-        if depth + levels > MAX_DEPTH:
-            raise YAMLTooBig(TOO_DEEP)
-        return values, levels
-    seen[id(value)] = (-1, 0)
-    values, levels = 1, 0
-    for item in value.values() if isinstance(value, dict) else value:
-        item_values, item_levels = _expanded_size(item, depth + 1, seen)
-        values, levels = values + item_values, max(levels, item_levels + 1)
-    seen[id(value)] = (values, levels)
-    return values, levels
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,10 @@ from core.files import atomic_write
 from core.sweep import (
     PAIR_ALIASES,
     TARGET_FIELDS,
-    YAMLTooBig,
     expand_sweep,
-    load_yaml,
     read_sweep_text,
 )
+from core.sweep_yaml import YAMLTooBig, load_yaml
 from resconv_tui.sweep_form import SPECS, canonical_key, default_texts, format_values
 
 HEADER = "# Sweep file written by resconv-tui's new-sweep form (docs/sweep-format.md).\n"

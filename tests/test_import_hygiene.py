@@ -19,6 +19,7 @@ UI = {"textual", "resconv_tui"}
 RULES: dict[str, set[str]] = {
     "core.config": TORCH | DATABASE | UI,
     "core.params": TORCH | DATABASE | UI,
+    "core.sweep_yaml": TORCH | DATABASE | UI,
     "core.sweep": TORCH | DATABASE | UI,
     "core.memory": TORCH | DATABASE | UI,
     "core.packing": TORCH | UI,

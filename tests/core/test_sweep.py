@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import SweepError
-from core.sweep import expand_sweep_file, expand_sweep_text, load_yaml
+from core.sweep import expand_sweep_file, expand_sweep_text
+from core.sweep_yaml import load_yaml
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 LOGBOOK_RUNS = {

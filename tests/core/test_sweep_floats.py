@@ -15,7 +15,8 @@ import yaml
 from core.queue.rows import RunRow
 from core.queue.status import RunStatus
 from core.queue.views import render, results_table
-from core.sweep import SweepError, expand_sweep, expand_sweep_text, load_yaml
+from core.sweep import SweepError, expand_sweep, expand_sweep_text
+from core.sweep_yaml import load_yaml
 from resconv_tui.sweep_file_io import load_sweep
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
