@@ -35,12 +35,12 @@ from pathlib import Path
 from core.capture_gate import GATE
 from core.device_choice import resolve_device
 from core.errors import NoDataHere
+from core.fit_trainer import FitTrainer
 from core.gpu import free_for_new_runs
 from core.packing import Admission, Slot
 from core.queue import QueueError, Repo
 from core.recording import StopFlags, say, set_thread_speaker
 from core.worker import (
-    FitTrainer,
     Trainer,
     Worker,
     default_checkpoint_root,

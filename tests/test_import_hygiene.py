@@ -32,6 +32,7 @@ RULES: dict[str, set[str]] = {
     "core.train": DATABASE | UI,
     # The GPU box's bench environment has torch, numpy, pyyaml and sqlmodel, not rich.
     "core.worker": UI | {"rich"},
+    "core.fit_trainer": TORCH | UI | {"rich"},  # torch when it trains, lazily
     "core.slots": TORCH | UI | {"rich"},  # torch only inside a slot process, lazily
     "core.recording": TORCH | UI | {"rich"},
     "core.worker_options": TORCH | DATABASE | UI,

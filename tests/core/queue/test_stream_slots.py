@@ -110,7 +110,7 @@ def test_shared_trainer_keeps_datasets_in_use_and_the_last_one(
 ) -> None:
     import gc
 
-    from core.worker import FitTrainer
+    from core.fit_trainer import FitTrainer
 
     monkeypatch.setenv("RESCONV_CACHE", str(tmp_path / "cache"))
     trainer = FitTrainer("cpu", str(idx_writer(tmp_path / "data", train=64, test=16)))

@@ -396,7 +396,7 @@ def test_a_data_problem_puts_the_run_back_and_stops_the_worker(
     # failed each queued run in turn (the whole queue within seconds) and exited 0.
     import core.data as data_module
     from core.errors import NoDataHere
-    from core.worker import FitTrainer
+    from core.fit_trainer import FitTrainer
 
     real = data_module.load_datasets
     monkeypatch.setattr(data_module, "load_datasets", lambda *a, **k: real(*a, **k, download=None))
