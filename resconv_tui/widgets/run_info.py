@@ -10,6 +10,7 @@ from rich.text import Text
 from core.queue import RunRow, RunStatus
 from resconv_tui.memory_estimate import format_bytes
 from resconv_tui.polling import format_duration, run_rate
+from resconv_tui.widgets.folded_name import FoldedName
 
 STATUS_STYLE = {
     RunStatus.QUEUED: "cyan",
@@ -67,7 +68,7 @@ def info_table(run: RunRow, now: float, stalled: bool = False) -> Table:
     if run.cancel_requested and run.status == RunStatus.RUNNING:
         status.append(" (cancel requested)", style="magenta")
     table.add_row("status", status)
-    table.add_row("experiment", run.experiment)
+    table.add_row("experiment", FoldedName(run.experiment))
     table.add_row("priority", f"{run.priority}   attempts {run.attempts}")
     table.add_row("worker", run.worker_id or "—")
     for key, value in timings(run, now).items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from textual.app import App
+from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.worker import WorkerCancelled
@@ -29,6 +30,19 @@ def screen_text(app: App[Any]) -> str:
     """What the terminal shows now, as plain text (for asserting on drawn content)."""
     strips = app.screen._compositor.render_strips()
     return "\n".join(strip.text.rstrip() for strip in strips)
+
+
+def region_lines(app: App[Any], region: Region) -> list[str]:
+    """What the terminal shows now inside ``region`` (a widget's), one string a line."""
+    strips = app.screen._compositor.render_strips()[region.y : region.bottom]
+    return [strip.crop(region.x, region.right).text.rstrip() for strip in strips]
+
+
+def assert_folds_at_separators(parts: list[str], name: str) -> None:
+    """``parts``, the lines a name (without spaces) is drawn in, are the whole name, and
+    each but the last ends after a separator: no line ends inside a token."""
+    assert "".join(parts) == name
+    assert all(part[-1] in "_-/" for part in parts[:-1]), parts
 
 
 async def drawn(pilot: Pilot[Any], text: str, timeout: float = 10.0) -> str:

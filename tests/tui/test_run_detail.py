@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from rich.console import Console
-from screen_host import ScreenHost, screen_text, settle
+from screen_host import ScreenHost, assert_folds_at_separators, region_lines, screen_text, settle
 from seed_runs import T0, curve, freeze, new_run, sample_grid
 from textual.pilot import Pilot
 from textual.widgets import Static
@@ -203,3 +203,28 @@ async def test_the_loss_chart_stays_readable_at_80_columns(db_url: str, runs: di
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         assert detail(pilot).query_one("#chart-loss").region.width >= 40  # was 28
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)])
+async def test_a_long_experiment_name_folds_at_its_separators(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, size: tuple[int, int]
+) -> None:
+    # Rich folded it at the cell's edge, inside a word: "…-max-in" / "puts-300…" at 80 columns.
+    freeze(monkeypatch)
+    name = "t1-layers-sweep-max-inputs-300_fashion-mnist-rerun-after-the-warmup-fix"
+    repo = Repo.open(db_url)
+    (run_id,) = repo.enqueue([new_run(3, experiment=name)]).added_ids
+    repo.close()
+    app = ScreenHost(RunDetailScreen(db_url, run_id))
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        lines = region_lines(app, detail(pilot).query_one("#detail-info").content_region)
+    first = next(i for i, line in enumerate(lines) if line.startswith("experiment"))
+    start = lines[first].index(name[:6])
+    parts = [lines[first][start:]]
+    for line in lines[first + 1 :]:
+        if line[:start].strip():  # the next row's label: the name has ended
+            break
+        parts.append(line[start:])
+    assert len(parts) > 1  # it is folded at this width, not cut
+    assert_folds_at_separators(parts, name)
