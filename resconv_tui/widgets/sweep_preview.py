@@ -12,6 +12,7 @@ from textual.widgets import Static
 from core.queue.views import count_of
 from resconv_tui.memory_estimate import format_bytes
 from resconv_tui.sweep_form import Preview
+from resconv_tui.widgets.folded_name import FoldedName
 
 MAX_ROWS = 200  # more rows than this only slow the redraw; the count says the rest
 
@@ -106,7 +107,7 @@ class PreviewTable:
         if queue:
             table.add_column("queue", no_wrap=True)  # new / again / there
         for index, name, params, mem, word in self.rows:
-            table.add_row(index, name, params, *([mem] if memory else []),
+            table.add_row(index, FoldedName(name), params, *([mem] if memory else []),
                           *([word] if queue else []))  # fmt: skip
         if len(self.preview.runs) > MAX_ROWS:
             more = f"... and {len(self.preview.runs) - MAX_ROWS} more"

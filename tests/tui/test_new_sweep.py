@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from screen_host import ScreenHost, drawn, screen_text
+from screen_host import ScreenHost, assert_folds_at_separators, drawn, screen_text
+from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, Static
 
@@ -522,3 +523,28 @@ async def test_a_loaded_files_targets_follow_the_runs_the_form_makes(
         await settle(pilot)
     queued = Repo.open(db_url).list_runs()
     assert [run.target and run.target["params"] for run in queued] == [675, 19299, 37923]
+
+
+async def test_the_previews_run_names_fold_at_their_separators_at_80_columns(
+    db_url: str,
+) -> None:
+    # Rich folded them at the column's edge, inside a key or value ("max_i" / "nputs-…").
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        for key, values in [("layers", "1,2"), ("activation", "gelu,relu"),
+                            ("max_inputs", "180000,360000"), ("seed", "0,1")]:  # fmt: skip
+            await type_into(pilot, key, values)
+        names = [run.name for run in form(pilot).preview.runs]
+        table = app.screen.query_one("#preview-table", Static)
+        # Every row, not only those scrolled into view.
+        lines = [strip.text.rstrip() for strip in table.render_lines(Region(0, 0, *table.size))]
+    start = lines[0].index("name")
+    cells = [(line[:start].strip(), line[start:].split(" ")[0]) for line in lines[1:]]
+    drawn_names: list[list[str]] = []
+    for index, part in cells:
+        if index:  # a row's first line; the lines under it, with no index, go on its name
+            drawn_names.append([])
+        drawn_names[-1].append(part)
+    assert len(drawn_names) == len(names) and any(len(parts) > 1 for parts in drawn_names)
+    for parts, name in zip(drawn_names, names, strict=True):
+        assert_folds_at_separators(parts, name)
