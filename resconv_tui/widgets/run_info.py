@@ -70,7 +70,7 @@ def info_table(run: RunRow, now: float, stalled: bool = False) -> Table:
     table.add_row("status", status)
     table.add_row("experiment", FoldedName(run.experiment))
     table.add_row("priority", f"{run.priority}   attempts {run.attempts}")
-    table.add_row("worker", run.worker_id or "—")
+    table.add_row("worker", FoldedName(run.worker_id or "—"))
     for key, value in timings(run, now).items():
         table.add_row(key, value)
     table.add_row("progress", progress(run))
@@ -79,8 +79,8 @@ def info_table(run: RunRow, now: float, stalled: bool = False) -> Table:
     # While it trains: the pace so far, as the runs table shows (then the final figure).
     table.add_row("inputs/s", _number(run_rate(run, now), ",.0f"))
     table.add_row("peak mem", format_bytes(run.peak_memory_bytes))
-    table.add_row("path", run.path_used or "—")
-    table.add_row("checkpoint", run.checkpoint_path or "—")
+    table.add_row("path", FoldedName(run.path_used or "—"))
+    table.add_row("checkpoint", FoldedName(run.checkpoint_path or "—"))
     return table
 
 

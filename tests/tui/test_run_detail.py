@@ -219,12 +219,36 @@ async def test_a_long_experiment_name_folds_at_its_separators(
     async with app.run_test(size=size) as pilot:
         await settle(pilot)
         lines = region_lines(app, detail(pilot).query_one("#detail-info").content_region)
-    first = next(i for i, line in enumerate(lines) if line.startswith("experiment"))
-    start = lines[first].index(name[:6])
+    assert_folds_at_separators(row_value(lines, "experiment", name), name)
+
+
+async def test_a_long_worker_and_checkpoint_fold_at_their_separators(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    freeze(monkeypatch)
+    repo = Repo.open(db_url)
+    (run_id,) = repo.enqueue([new_run(3)]).added_ids
+    worker = repo.register_worker("gpu-box-in-the-basement-rack-3", 41234, "cuda:0")
+    assert repo.claim(worker) is not None
+    folder = "/home/someone/projects/resconv/checkpoints/t1-layers-32/run-1"
+    repo.finish(run_id, worker, FinalFigures(0.05, checkpoint_path=folder))
+    repo.close()
+    app = ScreenHost(RunDetailScreen(db_url, run_id))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        lines = region_lines(app, detail(pilot).query_one("#detail-info").content_region)
+    for label, value in (("worker", worker), ("checkpoint", folder)):
+        assert_folds_at_separators(row_value(lines, label, value), value)
+
+
+def row_value(lines: list[str], label: str, value: str) -> list[str]:
+    """The lines the info panel draws ``value`` of the row ``label`` in (folded, not cut)."""
+    first = next(i for i, line in enumerate(lines) if line.startswith(label))
+    start = lines[first].index(value[:6])
     parts = [lines[first][start:]]
     for line in lines[first + 1 :]:
-        if line[:start].strip():  # the next row's label: the name has ended
+        if line[:start].strip():  # the next row's label: the value has ended
             break
         parts.append(line[start:])
     assert len(parts) > 1  # it is folded at this width, not cut
-    assert_folds_at_separators(parts, name)
+    return parts
