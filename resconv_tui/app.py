@@ -8,6 +8,7 @@ from pathlib import Path
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from core.queue import Repo
@@ -28,6 +29,20 @@ class ResconvApp(App[None]):
     def __init__(self, ctx: DashboardContext) -> None:
         super().__init__()
         self.ctx = ctx
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Every notification as plain text: they carry names, paths and errors as the user
+        or the machine wrote them, and `[/]` in one was a MarkupError that stopped the app.
+        (A widget's ``notify`` asks for markup whatever its caller wants: refused here.)"""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def on_mount(self) -> None:
         from resconv_tui.screens.runs import RunsScreen

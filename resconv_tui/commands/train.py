@@ -71,6 +71,7 @@ def resolve_device(name: str) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Train the chosen run and print its final figures; 0 on success."""
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console()
     expanded = pick_run(args.file, args.run)
@@ -87,7 +88,10 @@ def run(args: argparse.Namespace) -> int:
                 f"checkpoint folder {args.checkpoints} holds a queued run's checkpoints "
                 f"({OWNER_FILE}): give another folder"
             )
-    console.print(f"run {expanded.index}: [bold]{expanded.name}[/] ({expanded.experiment})")
+    # Names and folders as written: `[/]` in one is no markup.
+    console.print(
+        f"run {expanded.index}: [bold]{escape(expanded.name)}[/] ({escape(expanded.experiment)})"
+    )
 
     from core.data import load_datasets
     from core.train import fit
@@ -95,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     config = expanded.config
     with console.status("loading data ..."):
         data = load_datasets(config.dataset, config.image_size, device, data_dir=args.data_dir)
-    console.print(f"data: {data.source}, device: {device}")
+    console.print(f"data: {data.source}, device: {device}", markup=False)
     with _ProgressBar(console, config, len(data.train)) as bar:
         result = fit(config, data, device, bar.callbacks(), checkpoint_dir=args.checkpoints)
     _print_result(console, result)
@@ -163,4 +167,4 @@ def _print_result(console: Any, result: Any) -> None:
     if result.checkpoint_path:
         lines.append(f"checkpoints:     {Path(result.checkpoint_path)}")
     for line in lines:
-        console.print(line)
+        console.print(line, markup=line is lines[0])  # folders as written: no markup

@@ -128,7 +128,7 @@ class CompareScreen(ChartScreen):
             self._timer = self.set_timer(self.POLL_S, self.poll)
 
     def on_chart_screen_poll_failed(self, message: ChartScreen.PollFailed) -> None:
-        self.query_one("#compare-legend", Static).update(f"[red]{message.error}[/]")
+        self.query_one("#compare-legend", Static).update(Text(str(message.error), style="red"))
 
     # ----- drawing -------------------------------------------------------------------
 

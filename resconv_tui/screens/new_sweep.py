@@ -125,7 +125,7 @@ class NewSweepScreen(Screen[int | None]):
         with Horizontal(id="sweep-body"):
             with Vertical(id="sweep-form"):
                 yield Static(TITLE, id="sweep-title")
-                yield Static("", id="sweep-notes")
+                yield Static("", id="sweep-notes", markup=False)
                 with VerticalScroll(id="sweep-fields", can_focus=False):
                     yield ParamField(
                         "name", self._experiment, "experiment", "the experiment's name"
@@ -133,7 +133,7 @@ class NewSweepScreen(Screen[int | None]):
                     for spec in FIELDS:
                         yield ParamField(spec.key, self._texts[spec.key], hint=spec.hint)
                     yield ParamField("priority", "0", hint="higher trains sooner")
-                yield Static("", id="sweep-hint")
+                yield Static("", id="sweep-hint", markup=False)
                 with Horizontal(id="sweep-buttons"):
                     yield Button("Queue", id="queue", variant="primary", compact=True)
                     yield Button("Save", id="save", compact=True)

@@ -177,7 +177,7 @@ class ResultsScreen(Screen[None]):
         yield Header()
         # The run (or first swept) column stays put when the table scrolls sideways.
         yield RowsTable(id="results-table", cursor_type="row", zebra_stripes=True, fixed_columns=1)
-        yield Static(id="results-status")
+        yield Static(id="results-status", markup=False)
         yield WorkersPanel(id="workers-panel")
         yield FitFooter()
 

@@ -153,7 +153,7 @@ class RunDetailScreen(ChartScreen):
             self._timer = self.set_timer(self.POLL_S, self.poll)
 
     def on_chart_screen_poll_failed(self, message: ChartScreen.PollFailed) -> None:
-        self.query_one("#detail-info", Static).update(f"[red]{message.error}[/]")
+        self.query_one("#detail-info", Static).update(Text(str(message.error), style="red"))
 
     # ----- drawing -------------------------------------------------------------------
 
@@ -184,7 +184,8 @@ class RunDetailScreen(ChartScreen):
 
     def show_run(self, run: RunRow, stalled: bool = False) -> None:
         style = STATUS_STYLE.get(run.status, "")
-        title = f"Run {run.id}  [b]{run.name}[/]  ({run.experiment})  [{style}]{run.status}[/]"
+        title = Text.assemble(f"Run {run.id}  ", (run.name, "bold"), f"  ({run.experiment})  ",
+                              (str(run.status), style))  # fmt: skip
         self.query_one("#detail-title", Static).update(title)
         self.query_one("#detail-info", Static).update(info_table(run, time.time(), stalled))
         self.query_one("#detail-config", Static).update(config_table(run))

@@ -108,10 +108,10 @@ class RunsScreen(RunActions, Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(id="runs-summary")
+        yield Static(id="runs-summary", markup=False)
         yield Input(placeholder="filter runs (enter: keep, esc: clear)", id="runs-search")
         yield RunTable(id="runs-table")
-        yield Static(id="runs-detail")
+        yield Static(id="runs-detail", markup=False)
         yield WorkersPanel(id="workers-panel")
         yield FitFooter()
 

@@ -42,7 +42,7 @@ class ParamField(Widget):
         with Horizontal():
             yield Label(self._label, classes="field-label")
             yield Input(self._initial, id=f"input-{self.key}", placeholder=self.hint, compact=True)
-        yield Static("", classes="field-reason")
+        yield Static("", classes="field-reason", markup=False)
 
     @property
     def input(self) -> Input:

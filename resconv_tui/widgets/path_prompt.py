@@ -31,7 +31,7 @@ class PathPrompt(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.title_text)
+            yield Label(self.title_text, markup=False)
             # A folder (f3's "experiments/") is to be typed on from, not typed over; a
             # whole file name (f2's) is selected, to be kept or replaced at once.
             folder = self.default.endswith(("/", os.sep))

@@ -255,8 +255,8 @@ class RunTable(RowsTable):
             Text("●", style=self._style("mark")) if marked else "",
             str(run.id),
             Text(status, style=self._style(style)),
-            run.experiment,
-            self._shown_name(run),
+            Text(run.experiment),  # as written: a name may hold `[/]`
+            Text(self._shown_name(run)),
             str(run.priority),
             self._bar(run),
             Text("—" if rate is None else f"{rate:,.0f}", justify="right"),

@@ -151,6 +151,20 @@ def test_train_piped_prints_lines_not_a_bar(
     assert "validation loss:" in out and "━" not in out
 
 
+def test_train_prints_names_and_folders_as_written(
+    queued_db: Path, tmp_path: Path, idx_writer: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Rich read `[/]` in an experiment name or a folder as markup: a MarkupError traceback.
+    (tmp_path / "odd.yml").write_text(SWEEP.replace("name: st", "name: odd [/] [bold]x"))
+    data = idx_writer(tmp_path / "data [/]")
+    checkpoints = tmp_path / "ck [/]"
+    argv = ["train", "odd.yml", "--run", "1", "--device", "cpu", "--data-dir", str(data),
+            "--checkpoints", str(checkpoints)]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "(odd [/] [bold]x)" in out and str(checkpoints) in out
+
+
 def test_an_experiment_folder_is_a_safe_file_name_of_at_most_200_bytes() -> None:
     from core.run_folders import experiment_folder
 

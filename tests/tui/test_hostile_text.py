@@ -1,0 +1,100 @@
+"""Text the user or the machine wrote is shown as written, never read as markup.
+
+An experiment named ``oops [/] x`` stopped the dashboard at its first frame
+("MarkupError: auto closing tag ('[/]') has nothing to close"); so would an error
+message holding ``[/]``, or ``[bold]`` have styled what followed it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from screen_host import drawn, screen_text
+from seed_runs import new_run
+
+from core.queue import FinalFigures, Repo
+from resconv_tui.screens.compare import CompareScreen
+from resconv_tui.screens.new_sweep import NewSweepScreen
+from resconv_tui.screens.results import ResultsScreen
+from resconv_tui.screens.run_detail import RunDetailScreen
+
+EXPERIMENT = "oops [/] x [bold]y"
+ERROR = "RuntimeError: bad [/] shape [64, 1]"
+HOST = "box[/]"
+
+
+@pytest.fixture
+def hostile(db_url: str) -> dict[str, int]:
+    repo = Repo.open(db_url)
+    done, failed, waiting = repo.enqueue(
+        [new_run(layers, experiment=EXPERIMENT) for layers in (1, 2, 3)]
+    ).added_ids
+    worker = repo.register_worker(HOST, 99, "cpu")
+    assert repo.claim(worker) is not None
+    repo.finish(done, worker, FinalFigures(0.1, train_seconds=3.0, inputs_per_s=100.0))
+    assert repo.claim(worker) is not None
+    repo.fail(failed, worker, ERROR)
+    repo.close()
+    return {"done": done, "failed": failed, "waiting": waiting}
+
+
+async def test_every_screen_shows_hostile_names_and_errors_as_written(
+    app_factory: Any, settle: Any, hostile: dict[str, int]
+) -> None:
+    app = app_factory()
+    async with app.run_test(size=(160, 40), notifications=True) as pilot:
+        await settle(pilot)
+        assert EXPERIMENT in await drawn(pilot, EXPERIMENT)  # the runs table
+        await pilot.press("F")  # the experiment filter, said in the summary line
+        await settle(pilot)
+        assert f"exp={EXPERIMENT}" in screen_text(app)
+        table = app.screen.query_one("#runs-table")
+        table.move_cursor(row=table.get_row_index(str(hostile["failed"])))
+        await settle(pilot)
+        assert "bad [/] shape [64, 1]" in screen_text(app)  # the line under the table
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, RunDetailScreen)
+        shown = screen_text(app)
+        assert EXPERIMENT in shown and ERROR in shown  # title and error box
+        await pilot.press("escape", "space", "down", "space", "C")
+        await settle(pilot)
+        assert isinstance(app.screen, CompareScreen)
+        assert f"({EXPERIMENT}, " in screen_text(app)  # the legend
+        await pilot.press("escape", "R")
+        await settle(pilot)
+        assert isinstance(app.screen, ResultsScreen)
+        await pilot.press("f")  # one experiment: named in the status line
+        await settle(pilot)
+        assert EXPERIMENT in screen_text(app)
+        await pilot.press("escape", "d")  # a new sweep from the highlighted run: its name
+        await settle(pilot)
+        form = app.screen
+        assert isinstance(form, NewSweepScreen) and form.field("name").value == EXPERIMENT
+        form.field("layers").value = "[/]"  # no number: the field's reason repeats it
+        assert "[/]" in await drawn(pilot, "layers: ")
+        await pilot.press("ctrl+s")  # refused, and the notification says why, value and all
+        await settle(pilot)
+        assert "[/]" in said(app)[-1] and "Fix the form" in await drawn(pilot, "Fix the form")
+        form.field("layers").value = "4"
+        await pilot.press("ctrl+s")  # queued under that name
+        await settle(pilot)
+        assert not form.is_attached and said(app)[-1] == "queued 1 run"
+        assert EXPERIMENT in await drawn(pilot, "queued 1 run")
+
+
+def said(app: Any) -> list[str]:
+    """The notifications' messages, oldest first."""
+    return [note.message for note in app._notifications]
+
+
+def test_the_command_line_prints_hostile_names_as_written(
+    db_url: str, hostile: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from resconv_tui.cli import main
+
+    said = {"ls": EXPERIMENT, "status": "bad [/] shape", "results": "|   1 |"}
+    for command, text in said.items():
+        assert main([command, "--db", db_url]) == 0
+        assert text in capsys.readouterr().out, command
