@@ -95,11 +95,31 @@ def _handle(pynvml: Any, index: int, visible: str | None) -> Any:
 
 def free_for_new_runs(device: str) -> int:
     """Bytes a new run in this process can take on ``device``: the driver's free memory
-    plus what PyTorch's caching allocator holds but no tensor uses (finished runs'
-    memory stays reserved by the process, reusable by the next run, yet the driver
+    plus what PyTorch's caching allocator holds unused in its default pool (finished
+    runs' memory stays reserved by the process, reusable by the next run, yet the driver
     counts it as used)."""
     import torch
 
     free = int(torch.cuda.mem_get_info(device)[0])
-    cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-    return free + max(0, int(cached))
+    index = torch.device(device).index
+    index = torch.cuda.current_device() if index is None else index
+    return free + unused_in_default_pool(torch.cuda.memory_snapshot(), index)
+
+
+DEFAULT_POOL = (0, 0)
+
+
+def unused_in_default_pool(segments: list[dict[str, Any]], device_index: int) -> int:
+    """Bytes of ``device_index``'s cached segments that no tensor holds, in the default
+    pool only. A CUDA graph keeps a private pool: its activations, freed after capture,
+    stay reserved for its replays and no other tensor may use them, so with slot threads
+    ``reserved - allocated`` counted every live run's activations as free again."""
+    return sum(
+        max(
+            0,
+            int(segment["total_size"]) - int(segment.get("active_size", segment["allocated_size"])),
+        )
+        for segment in segments
+        if segment.get("device") == device_index
+        and tuple(segment.get("segment_pool_id", DEFAULT_POOL)) == DEFAULT_POOL
+    )

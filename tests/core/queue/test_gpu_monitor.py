@@ -89,3 +89,30 @@ def test_missing_module_or_lost_gpu_degrades(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_real_pynvml_on_this_machine_never_raises() -> None:
     GpuMonitor("cuda:0").sample()  # a GPU box returns stats, a CPU box None
+
+
+def test_free_memory_for_a_new_run_leaves_out_cuda_graphs_private_pools(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A live graph's pool holds its activations, freed after capture, for its replays:
+    # with slot threads, `reserved - allocated` counted them free, and admitted runs OOMed.
+    import torch
+
+    from core.gpu import free_for_new_runs
+
+    mib = 2**20
+    segments = [
+        {"device": 0, "total_size": 100 * mib, "allocated_size": 30 * mib,
+         "active_size": 40 * mib, "segment_pool_id": (0, 0)},  # 60 MiB reusable
+        {"device": 0, "total_size": 500 * mib, "allocated_size": 0,
+         "active_size": 0, "segment_pool_id": (1, 3)},  # a graph's: none of it
+        {"device": 1, "total_size": 200 * mib, "allocated_size": 0,
+         "active_size": 0, "segment_pool_id": (0, 0)},  # another GPU's
+        {"device": 0, "total_size": 8 * mib, "allocated_size": 2 * mib},  # no pool id: default
+    ]  # fmt: skip
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (1000 * mib, 8000 * mib))
+    monkeypatch.setattr(torch.cuda, "memory_snapshot", lambda: segments)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert free_for_new_runs("cuda:0") == (1000 + 60 + 6) * mib
+    assert free_for_new_runs("cuda") == (1000 + 60 + 6) * mib
+    assert free_for_new_runs("cuda:1") == (1000 + 200) * mib
