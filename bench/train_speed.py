@@ -184,7 +184,11 @@ def slots_row(config: RunConfig, data: Datasets, device: torch.device, slots: in
     errors = [f"{type(r).__name__}: {r}" for r in results if not isinstance(r, FitResult)]
     inputs = sum(r.inputs_seen for r in done)
     losses = [r.validation_loss for r in done]
-    note = f"{len(done)}/{slots} ok, wall incl. build+validation; " + (
+    # The stack row's figure is of its training steps only: this one's too, in the note, so
+    # that the two compare on one basis (the wall also holds builds, captures, validation).
+    steps_s = max((r.inputs_seen / r.inputs_per_s for r in done if r.inputs_per_s), default=0.0)
+    steps = f", steps only {inputs / steps_s:,.0f}/s" if steps_s else ""
+    note = f"{len(done)}/{slots} ok, wall incl. build+validation{steps}; " + (
         "; ".join(errors)[:200] if errors else f"each {[round(r.inputs_per_s) for r in done]}/s"
     )
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
@@ -207,8 +211,9 @@ def stack_row(config: RunConfig, data: Datasets, device: torch.device, copies: i
     seconds = done[0].inputs_seen / done[0].inputs_per_s if done[0].inputs_per_s else 0.0
     inputs = sum(r.inputs_seen for r in done)
     losses = [r.validation_loss for r in done]
-    note = (
-        f"{len(done)}/{copies} ok, {done[0].path_used}, fit wall {wall:.1f} s; "
+    note = (  # the wall's rate too, the basis of the slots row's figure
+        f"{len(done)}/{copies} ok, {done[0].path_used}, fit wall {wall:.1f} s "
+        f"({inputs / wall:,.0f}/s); "
         f"val each {[round(v, 5) for v in losses]}"
     )
     return Row(
