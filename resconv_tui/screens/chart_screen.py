@@ -12,8 +12,21 @@ from textual.screen import Screen
 from textual.timer import Timer
 
 from core.errors import ResconvError
-from core.queue import Repo
+from core.queue import Repo, RunRow, RunStatus
 from resconv_tui.widgets.loss_chart import LossChart
+
+NO_DATA_YET = "no data yet"  # a chart's note while its points may still come
+
+
+def attempt_of(run: RunRow) -> tuple[int, float | None]:
+    """Which attempt of ``run`` the rows are of: a retry, or a stopped worker's requeue,
+    deletes the metric rows and a new claim starts another (its attempts and start)."""
+    return run.attempts, run.started_at
+
+
+def ended_how(status: RunStatus) -> str:
+    """'failed', 'was cancelled': how a run without data ended, for a sentence."""
+    return "was cancelled" if status == RunStatus.CANCELLED else str(status)
 
 
 class ChartScreen(Screen[None]):
@@ -21,6 +34,8 @@ class ChartScreen(Screen[None]):
     and handle ``PollFailed``; ``repo()`` opens the database on first use."""
 
     LOSS_CHART = ""
+    POLL_S = 1.0  # while a run trains or waits
+    SETTLED_POLL_S = 5.0  # once every run has ended: a retry elsewhere queues one again
     poll: Callable[[], object]  # the subclass's poll worker
 
     class PollFailed(Message):

@@ -2,7 +2,8 @@
 
 The legend (not plotext's in-plot one, which would hide curves) names each run
 with its colour and last validation loss. Metrics are read incrementally per
-run, like the run detail screen, and polling stops once every run has finished.
+run, like the run detail screen; once every run has ended they are read every few
+seconds: a run retried elsewhere starts its curve afresh, a removed one loses it.
 
 Keys: ``m`` both losses / train only / validation only, ``l`` log/linear axis,
 ``r`` poll now, ``escape`` back.
@@ -26,7 +27,7 @@ from core.queue import RunRow
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS, MetricRow, RunFilter
 from core.queue.status import FINISHED
 from core.queue.views import count_of
-from resconv_tui.screens.chart_screen import ChartScreen
+from resconv_tui.screens.chart_screen import NO_DATA_YET, ChartScreen, attempt_of
 from resconv_tui.widgets.fit_footer import FitFooter
 from resconv_tui.widgets.loss_chart import PALETTE, LossChart, Series, colour, rich_colour
 
@@ -77,6 +78,7 @@ class CompareScreen(ChartScreen):
         self.run_ids = given[: len(PALETTE)]
         self.left_out = len(given) - len(self.run_ids)
         self.runs: dict[int, RunRow] = {}
+        self.attempts: dict[int, tuple[int, float | None]] = {}  # the ones the curves show
         self.last_ids: dict[int, int] = defaultdict(int)
         self.points: dict[tuple[int, str], Series] = defaultdict(lambda: Series(""))
 
@@ -117,15 +119,34 @@ class CompareScreen(ChartScreen):
 
     def on_compare_screen_polled(self, message: Polled) -> None:
         self.runs = {run.id: run for run in message.runs}
+        if self._timer is not None:
+            self._timer.stop()
+        # A run removed since loses its curve; one retried since (its rows deleted, its
+        # new ids possibly below the last seen) starts afresh, read again at once.
+        gone = [i for i in self.attempts if self.runs.get(i) is None
+                or attempt_of(self.runs[i]) != self.attempts[i]]  # fmt: skip
+        for run_id in gone:
+            self.forget(run_id)
+        if any(run_id in self.runs for run_id in gone):
+            self.poll()
+            return
+        self.attempts = {run.id: attempt_of(run) for run in message.runs}
         for row in message.metrics:
             if row.id > self.last_ids[row.run_id]:  # an `r` poll may overlap a timed one
                 self.last_ids[row.run_id] = row.id
                 self.points[(row.run_id, row.name)].add(row.inputs, row.value)
+        settled = all(run.status in FINISHED for run in message.runs)
+        # "no data yet" promised data to come: not once every run has ended
+        self.query_one(LossChart).empty_note = "none recorded" if settled else NO_DATA_YET
         self.redraw()
-        if self._timer is not None:
-            self._timer.stop()
-        if any(run.status not in FINISHED for run in message.runs):
-            self._timer = self.set_timer(self.POLL_S, self.poll)
+        self._timer = self.set_timer(self.SETTLED_POLL_S if settled else self.POLL_S, self.poll)
+
+    def forget(self, run_id: int) -> None:
+        """Drop what was read of ``run_id``'s attempt: its points, its last row id."""
+        self.attempts.pop(run_id, None)
+        self.last_ids.pop(run_id, None)
+        for name in (TRAIN_LOSS, VAL_LOSS):
+            self.points.pop((run_id, name), None)
 
     def on_chart_screen_poll_failed(self, message: ChartScreen.PollFailed) -> None:
         self.query_one("#compare-legend", Static).update(Text(str(message.error), style="red"))

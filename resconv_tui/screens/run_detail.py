@@ -2,8 +2,9 @@
 
 Polling: a thread worker reads the run and only the metric rows after the last id
 seen, then posts ``Polled``; the handler merges them, redraws the charts (only when
-something new came, so at most once per poll) and arms the next poll. Polling stops
-once the run has finished and its last rows and samples are in.
+something new came, so at most once per poll) and arms the next poll. Once the run has
+ended it is read every few seconds: a retry from the command line or another dashboard
+queues it again, and the charts start afresh with the new attempt.
 
 Keys: ``l`` log/linear loss axis, ``r`` poll now, ``escape`` back.
 """
@@ -24,17 +25,22 @@ from textual.message import Message
 from textual.widgets import Header, Static
 
 from core.errors import ResconvError
-from core.queue import RunRow, RunStatus
+from core.queue import RunRow, RunStatus, UnknownRun
 from core.queue.failures import RETRY_ADVICE, run_cause
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS, MetricRow
 from core.queue.samples import decode_samples
 from core.queue.status import FINISHED
 from resconv_tui.polling import held_runs, stalled_runs
-from resconv_tui.screens.chart_screen import ChartScreen
+from resconv_tui.screens.chart_screen import (
+    NO_DATA_YET,
+    ChartScreen,
+    attempt_of,
+    ended_how,
+)
 from resconv_tui.widgets.fit_footer import FitFooter
 from resconv_tui.widgets.loss_chart import PALETTE, LossChart, Series
 from resconv_tui.widgets.run_info import STATUS_STYLE, config_table, info_table
-from resconv_tui.widgets.sample_image import SampleImage
+from resconv_tui.widgets.sample_image import NO_SAMPLES_YET, SampleImage
 
 SPEED, MEMORY = "inputs_per_s", "memory_bytes"
 
@@ -61,7 +67,6 @@ class RunDetailScreen(ChartScreen):
         Binding("r", "poll_now", "Refresh"),
         Binding("escape", "back", "Back"),
     ]
-    POLL_S = 1.0  # while the run trains; a finished run is read once more, then left
 
     class Polled(Message):
         """A poll finished: the run, the metric rows after the last seen id, samples."""
@@ -84,6 +89,7 @@ class RunDetailScreen(ChartScreen):
         self.last_metric_id = 0
         self.points: dict[str, Series] = defaultdict(lambda: Series(""))
         self.samples_loaded = False
+        self.attempt: tuple[int, float | None] | None = None  # the one the charts show
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -126,9 +132,17 @@ class RunDetailScreen(ChartScreen):
         self.post_message(self.Polled(run, metrics, samples, stalled))
 
     def on_run_detail_screen_polled(self, message: Polled) -> None:
-        was_finished = self.run is not None and self.run.status in FINISHED
         self.run = message.run
         self.show_run(message.run, message.stalled)
+        if self._timer is not None:
+            self._timer.stop()
+        if self.attempt not in (None, attempt_of(message.run)):
+            # Retried (or put back) since: the rows read belong to no attempt shown, and
+            # ids may start again below the last one seen. Afresh, read again at once.
+            self.start_afresh()
+            self.poll()
+            return
+        self.attempt = attempt_of(message.run)
         # An `r` poll may overlap a timed one: rows already merged are skipped.
         fresh = [row for row in message.metrics if row.id > self.last_metric_id]
         if fresh:
@@ -139,21 +153,35 @@ class RunDetailScreen(ChartScreen):
             self.samples_loaded = True
             self.query_one(SampleImage).grid = decode_samples(message.samples)
         elif message.run.status in (RunStatus.FAILED, RunStatus.CANCELLED):  # none to come
-            self.query_one(SampleImage).empty_note = (
-                f"no sample reconstructions: the run {message.run.status.value} before "
-                "its final validation pass"
+            how = ended_how(message.run.status)
+            self.query_one(
+                SampleImage
+            ).empty_note = (
+                f"no sample reconstructions: the run {how} before its final validation pass"
             )
             for chart in self.query(LossChart):  # "no data yet" promised data to come
-                if chart.empty_note == "no data yet":
-                    chart.empty_note = f"none: the run {message.run.status.value} before any"
+                if chart.empty_note == NO_DATA_YET:
+                    chart.empty_note = f"none recorded, the run {how}"
                     chart.refresh()
-        if self._timer is not None:
-            self._timer.stop()
-        if not (was_finished and message.run.status in FINISHED):
-            self._timer = self.set_timer(self.POLL_S, self.poll)
+        ended = message.run.status in FINISHED
+        self._timer = self.set_timer(self.SETTLED_POLL_S if ended else self.POLL_S, self.poll)
+
+    def start_afresh(self) -> None:
+        """Forget the attempt shown: its points, samples and notes."""
+        self.attempt, self.last_metric_id, self.samples_loaded = None, 0, False
+        self.points.clear()
+        image = self.query_one(SampleImage)
+        image.grid = None
+        image.empty_note = NO_SAMPLES_YET
+        for chart in self.query(LossChart):
+            chart.empty_note = NO_DATA_YET
+        self.draw_charts()
 
     def on_chart_screen_poll_failed(self, message: ChartScreen.PollFailed) -> None:
         self.query_one("#detail-info", Static).update(Text(str(message.error), style="red"))
+        if isinstance(message.error, UnknownRun):  # removed: its last status no longer holds
+            title = Text(f"Run {self.run_id}  not in the database", style="red")
+            self.query_one("#detail-title", Static).update(title)
 
     # ----- drawing -------------------------------------------------------------------
 

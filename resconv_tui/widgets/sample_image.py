@@ -44,6 +44,9 @@ def shrink(grid: Any) -> Any:
     return grid[..., ::factor, ::factor] if factor > 1 else grid
 
 
+NO_SAMPLES_YET = "no sample reconstructions yet (they are saved when a run ends)"
+
+
 class SampleImage(Widget):
     """Three labelled rows of images; says so when the run has none yet."""
 
@@ -55,9 +58,7 @@ class SampleImage(Widget):
     """uint8 array (3, n, H, W), or None before the run has finished (always_update:
     numpy arrays do not compare to one bool)."""
 
-    empty_note: reactive[str] = reactive(
-        "no sample reconstructions yet (they are saved when a run ends)"
-    )
+    empty_note: reactive[str] = reactive(NO_SAMPLES_YET)
     """What it says while ``grid`` is None (the detail screen words it by the run's status)."""
 
     def render(self) -> RenderableType:

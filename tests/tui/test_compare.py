@@ -37,6 +37,7 @@ def runs(db_url: str, monkeypatch: pytest.MonkeyPatch) -> list[int]:
 @pytest.fixture(autouse=True)
 def slow_polls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(CompareScreen, "POLL_S", 3600.0)
+    monkeypatch.setattr(CompareScreen, "SETTLED_POLL_S", 3600.0)
 
 
 def compare(pilot: Pilot[Any]) -> CompareScreen:
@@ -81,6 +82,39 @@ async def test_new_rows_extend_the_running_curve(db_url: str, runs: list[int]) -
         await settle(pilot)
         chart = compare(pilot).query_one(LossChart)
         assert [len(s.xs) for s in chart.series] == [60, 6, 60, 6, 30, 3]
+
+
+async def test_a_removed_run_loses_its_curve_and_a_retried_one_starts_afresh(
+    db_url: str, runs: list[int]
+) -> None:
+    # A run removed from the command line kept its curve beside "not in the database";
+    # once every run had ended the screen read none of them again, so a retry went unseen.
+    done, training = runs[1], runs[2]
+    repo = Repo.open(db_url)
+    worker = repo.get_run(training).worker_id
+    assert worker is not None and repo.mark_cancelled(training, worker)
+    app = ScreenHost(CompareScreen(db_url, [done, training]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = compare(pilot)
+        chart = screen.query_one(LossChart)
+        assert [len(s.xs) for s in chart.series] == [60, 6, 24, 2]
+        assert screen._timer is not None  # both ended, and still read now and then
+        repo.retry([training])
+        await pilot.press("r")
+        await settle(pilot)
+        assert [len(s.xs) for s in chart.series] == [60, 6, 0, 0]
+        repo.claim(worker)
+        repo.add_metrics(training, curve(range(1, 4), floor=0.2))
+        await pilot.press("r")
+        await settle(pilot)
+        assert [len(s.xs) for s in chart.series] == [60, 6, 3, 0]  # the new attempt's alone
+        repo.remove([done])
+        await pilot.press("r")
+        await settle(pilot)
+        assert [len(s.xs) for s in chart.series] == [0, 0, 3, 0]
+        assert f"#{done}  not in the database" in screen_text(app)
+    repo.close()
 
 
 def test_snapshot_compare(snap_compare: Any, db_url: str, runs: list[int]) -> None:

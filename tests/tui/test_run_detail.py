@@ -62,6 +62,7 @@ def detail(pilot: Pilot[Any]) -> RunDetailScreen:
 def slow_polls(monkeypatch: pytest.MonkeyPatch) -> None:
     # Tests poll by hand (`r`), never by waiting for the timer.
     monkeypatch.setattr(RunDetailScreen, "POLL_S", 3600.0)
+    monkeypatch.setattr(RunDetailScreen, "SETTLED_POLL_S", 3600.0)
 
 
 async def test_succeeded_run_shows_figures_config_and_samples(db_url: str, runs: dict) -> None:
@@ -98,18 +99,55 @@ async def test_failed_run_shows_its_error(db_url: str, runs: dict) -> None:
         assert note == "no sample reconstructions: the run failed before its final validation pass"
 
 
-async def test_a_run_that_failed_before_any_point_promises_no_data(db_url: str) -> None:
+@pytest.mark.parametrize("ended", ["failed", "was cancelled"])
+async def test_a_run_that_ended_before_any_point_promises_no_data(db_url: str, ended: str) -> None:
     repo = Repo.open(db_url)
     (run_id,) = repo.enqueue([new_run(3)]).added_ids
     worker = repo.register_worker("gpu-box", 1234, "cuda:0")
     repo.claim(worker)
-    repo.fail(run_id, worker, "CUDA out of memory (tried to allocate 2.0 GiB)")
+    if ended == "failed":
+        repo.fail(run_id, worker, "CUDA out of memory (tried to allocate 2.0 GiB)")
+    else:
+        repo.mark_cancelled(run_id, worker)
     app = ScreenHost(RunDetailScreen(db_url, run_id))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        # Its charts said "no data yet", as if data were to come.
+        # Its charts said "no data yet", as if data were to come; "the run cancelled".
         notes = {chart.empty_note for chart in detail(pilot).query(LossChart)}
-        assert notes == {"none: the run failed before any"}
+        assert notes == {f"none recorded, the run {ended}"}
+        said = detail(pilot).query_one(SampleImage).empty_note
+        assert (
+            said == f"no sample reconstructions: the run {ended} before its final validation pass"
+        )
+
+
+async def test_a_run_retried_elsewhere_starts_its_charts_afresh(db_url: str) -> None:
+    # Left open on a cancelled run, the screen stopped reading it: a retry from the command
+    # line went unseen, and the new attempt's curve was drawn over the deleted one's.
+    repo = Repo.open(db_url)
+    (run_id,) = repo.enqueue([new_run(3)]).added_ids
+    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
+    repo.claim(worker)
+    repo.add_metrics(run_id, curve(range(1, 20), floor=0.3))
+    repo.mark_cancelled(run_id, worker)
+    app = ScreenHost(RunDetailScreen(db_url, run_id))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = detail(pilot)
+        chart = screen.query_one("#chart-loss", LossChart)
+        assert len(chart.series[0].xs) == 19
+        assert screen._timer is not None  # an ended run is still read, now and then
+        repo.retry([run_id])
+        await pilot.press("r")
+        await settle(pilot)
+        assert screen.run is not None and screen.run.status.value == "queued"
+        assert chart.series[0].xs == [] and chart.empty_note == "no data yet"
+        repo.claim(worker)
+        repo.add_metrics(run_id, curve(range(1, 4), floor=0.1))
+        await pilot.press("r")
+        await settle(pilot)
+        assert len(chart.series[0].xs) == 3  # the new attempt's points alone
+    repo.close()
 
 
 async def test_running_run_redraws_with_new_rows_only(db_url: str, runs: dict) -> None:
