@@ -173,6 +173,11 @@ class RunsScreen(RunActions, Screen[None]):
 
     def on_runs_screen_dashboard_refreshed(self, message: DashboardRefreshed) -> None:
         self.dashboard = message.dashboard
+        # A marked run removed elsewhere (the command line, another dashboard) is no
+        # longer marked: counted as hidden by filters, it made x refuse the other marks.
+        existing = self.marked & {run.id for run in message.dashboard.runs}
+        if existing != self.marked:
+            self.set_reactive(RunsScreen.marked, existing)  # drawn just below
         if message.lost is not None:
             self.notify(message.lost.message(), severity="warning", timeout=15)
         self._draw()

@@ -214,16 +214,23 @@ class RunActions:
         # As they are now, not when x was pressed: a worker may have claimed one while
         # the question was open (removing it as queued would fail the whole batch).
         latest = {run.id: run for run in self.dashboard.runs} if self.dashboard else {}
-        runs = [latest.get(run.id, run) for run in runs]
+        # One removed elsewhere meanwhile is said, not an error that keeps the others.
+        gone = [run.id for run in runs if latest and run.id not in latest]
+        self._unmark(runs)
+        runs = [latest.get(run.id, run) for run in runs if run.id not in gone]
         running = [run.id for run in runs if run.status == RunStatus.RUNNING]
         idle = [run.id for run in runs if run.status != RunStatus.RUNNING]
         # A training run is cancelled first; the poll removes it once its worker stops.
         self._remove_when_stopped = self._remove_when_stopped | set(running)
         if running:
             self._cancel(running)
-        if idle:
-            self._write(lambda: _say(("removed", idle)) if self.ctx.repo.remove(idle) else "")
-        self._unmark(runs)
+        if idle or gone:
+
+            def verb() -> str:
+                removed = idle if idle and self.ctx.repo.remove(idle) else []
+                return _say(("removed", removed), ("already removed", gone))
+
+            self._write(verb)
 
     def after_refresh(self) -> None:
         """Finish removals that waited for a running run to stop."""

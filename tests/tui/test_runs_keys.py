@@ -419,6 +419,50 @@ async def test_remove_of_a_finished_run_asks_first(seeded, app_factory, settle, 
         assert 1 not in run_ids(db_url)
 
 
+async def test_a_marked_run_removed_elsewhere_is_no_longer_marked(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # Removed from the command line, run 2 stayed marked: "2 marked (1 hidden)" with no
+    # filter set, and x refused as if a filter hid it.
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await mark(pilot, 1, 2)
+        repo = Repo.open(db_url)
+        repo.remove([2])
+        repo.close()
+        app.screen.refresh_now()
+        await settle(pilot)
+        assert app.screen.marked == {1}
+        assert "hidden" not in str(app.screen.query_one("#runs-summary").render())
+
+
+async def test_remove_confirmed_after_one_of_its_runs_went_elsewhere_removes_the_rest(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # "Unknown run: no run with id 2", and run 1 was left without a word.
+    app = app_factory()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        await mark(pilot, 1, 2)
+        await pilot.press("x")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        repo = Repo.open(db_url)
+        repo.remove([2])
+        repo.close()
+        runs_screen = app.screen_stack[-2]
+        assert isinstance(runs_screen, RunsScreen)
+        runs_screen.refresh_now()
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        assert 1 not in run_ids(db_url)
+        assert [n.message for n in app._notifications][-1] == (
+            "removed: run 1; already removed: run 2"
+        )
+
+
 async def test_remove_of_marked_runs_one_training_is_one_question(
     seeded, app_factory, settle, db_url
 ) -> None:
