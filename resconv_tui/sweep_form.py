@@ -23,7 +23,7 @@ from typing import Any
 from core.config import RunConfig
 from core.errors import ConfigError
 from core.memory import estimate_bytes
-from core.sweep import PAIR_ALIASES, TARGET_FIELDS, ExpandedRun, expand_sweep, slug
+from core.sweep import PAIR_ALIASES, QUICK_SUFFIX, TARGET_FIELDS, ExpandedRun, expand_sweep, slug
 from resconv_tui.field_values import (  # noqa: F401 - re-exported: the form's whole API
     FIELDS,
     SPECS,
@@ -130,9 +130,12 @@ def fitting_extra(
     extra: Mapping[str, Any] | None,
     values: Mapping[str, list[Any]],
     published_for: Mapping[str, str] | None,
+    name: str = "",
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
     """``extra`` with the loaded file's ``targets`` that still describe the form's runs,
-    and a note on what was left out. ``published_for``: the field texts as loaded.
+    and a note on what was left out. ``published_for``: the field texts as loaded;
+    ``name``: the experiment's, while it is still the loaded file's (the note then says
+    how to keep the form's other runs apart from the file's).
 
     The logbook's figures are for the file's runs: once a field they are not keyed by
     differs from the file (32 channels made 4) none applies, and an entry for a cell
@@ -150,8 +153,9 @@ def fitting_extra(
                     and key != "seed" and vals != loaded.get(key)), None)  # fmt: skip
     if changed is not None:
         del kept["targets"]
-        return kept, (f"targets left out: {changed} is not the loaded file's, and the "
-                      "published figures are for its runs",)  # fmt: skip
+        note = (f"targets left out: {changed} is not the loaded file's, and the published "
+                f"figures are for its runs{_apart(name, changed, values[changed])}")  # fmt: skip
+        return kept, (note,)
     fitting = [entry for entry in targets if isinstance(entry, dict) and all(
         value in values.get(canonical_key(str(k)), []) for k, value in entry.items()
         if k not in TARGET_FIELDS)]  # fmt: skip
@@ -163,6 +167,18 @@ def fitting_extra(
         del kept["targets"]
     return kept, (f"targets: {len(fitting)} of {len(targets)} entries kept; the others "
                   "are for runs the form does not make",)  # fmt: skip
+
+
+def _apart(name: str, changed: str, values: list[Any]) -> str:
+    """How the form's runs, other than the loaded file's but named alike (``l-1``), keep
+    apart from its full runs: a name of their own, as ``queue --max-inputs`` gives."""
+    if not name.strip():
+        return ""
+    if changed == "max_inputs" and len(values) == 1:
+        other = name.strip() + QUICK_SUFFIX.format(values[0])
+    else:
+        other = f"{name.strip()}-{changed}-{','.join(map(str, values))}"
+    return f"; named {other!r}, they stay apart from its runs (named alike)"
 
 
 def run_count(values: Mapping[str, list[Any]]) -> int:
@@ -179,11 +195,13 @@ def preview(
     extra: Mapping[str, Any] | None = None,
     base: BaseRun | None = None,
     published_for: Mapping[str, str] | None = None,
+    published_name: str = "",
 ) -> Preview:
     """Parse every field and expand the sweep; errors name the field they belong to.
 
     ``base``: the run the form was duplicated from; see ``name_runs``.
-    ``published_for``: the fields as a file with targets was loaded (``fitting_extra``)."""
+    ``published_for``: the fields as a file with targets was loaded (``fitting_extra``),
+    ``published_name`` its experiment's name."""
     values, errors = parse_all(texts)
     if not name.strip():
         errors["name"] = "the experiment needs a name"
@@ -192,7 +210,8 @@ def preview(
         errors.setdefault("_sweep", f"{total} runs; at most {MAX_RUNS} from the form")
     if errors:  # and the fields that parsed but the model refuses, all at once
         return Preview(errors={**field_errors(values), **errors}, total=total)
-    extra, notes = fitting_extra(extra, values, published_for)
+    same_name = name if name.strip() == published_name.strip() else ""
+    extra, notes = fitting_extra(extra, values, published_for, same_name)
     try:
         runs = expand_sweep(build_mapping(name, values, key_names, extra), source="form")
     except ConfigError as exc:

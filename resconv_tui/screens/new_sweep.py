@@ -112,6 +112,7 @@ class NewSweepScreen(Screen[int | None]):
         # The fields as a file with targets was loaded: its published figures describe
         # those runs, and only as long as the form makes them (sweep_form.fitting_extra).
         self._published_for: dict[str, str] | None = None
+        self._published_name = ""  # the loaded file's experiment (its targets' runs)
         self._timer: Timer | None = None
         self._kept: tuple[str, dict[str, str], str] | None = None  # fields as loaded or saved
         self.preview = Preview()
@@ -164,7 +165,8 @@ class NewSweepScreen(Screen[int | None]):
     def _preview_of(self, name: str, texts: dict[str, str], priority: str) -> Preview:
         """The preview of these field values, with what queueing would do and the priority
         (on the UI thread, or in the preview thread from a snapshot of the fields)."""
-        made = preview(name, texts, self._key_names, self._extra, self._base, self._published_for)
+        made = preview(name, texts, self._key_names, self._extra, self._base,
+                       self._published_for, self._published_name)  # fmt: skip
         return _with_priority(self.planned(made), priority)
 
     def planned(self, result: Preview) -> Preview:
@@ -384,6 +386,7 @@ class NewSweepScreen(Screen[int | None]):
             loaded.extra,
         )
         self._published_for = dict(loaded.texts) if "targets" in loaded.extra else None
+        self._published_name = loaded.name
         self.field("name").value = loaded.name
         for key, text in loaded.texts.items():
             self.field(key).value = text

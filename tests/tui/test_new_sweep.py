@@ -514,6 +514,22 @@ async def test_a_loaded_files_targets_follow_the_runs_the_form_makes(
         # 4 channels, not the file's 32: no published figure describes these runs.
         await type_into(pilot, "channels", "4")
         assert form(pilot).preview.notes[0].startswith("targets left out: channels is not")
+        # Queued under T1's name, they would sit beside its full runs named alike (l-1).
+        assert (
+            form(pilot)
+            .preview.notes[0]
+            .endswith(
+                "named 't1-layers-32-channels-4', they stay apart from its runs (named alike)"
+            )
+        )
+        await type_into(pilot, "max_inputs", "640")
+        await type_into(pilot, "channels", "32")  # only max_inputs differs: a quick check
+        assert "named 't1-layers-32-inputs-640'" in form(pilot).preview.notes[0]
+        await type_into(pilot, "name", "t1-quick")  # apart already: nothing to suggest
+        assert form(pilot).preview.notes[0].endswith("the published figures are for its runs")
+        await type_into(pilot, "name", "t1-layers-32")
+        await type_into(pilot, "max_inputs", "180000")
+        await type_into(pilot, "channels", "4")
         assert all(run.target is None for run in form(pilot).preview.runs)
         await save_as(pilot, tmp_path / "mine.yml")
         saved = expand_sweep_file(tmp_path / "mine.yml")  # reads back: no stray targets
