@@ -7,6 +7,7 @@ can show before they reach plotext.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -63,6 +64,24 @@ def thin(xs: Sequence[float], ys: Sequence[float], limit: int = MAX_POINTS) -> t
     return [xs[i] for i in keep], [ys[i] for i in keep]
 
 
+def nice_ticks(low: float, high: float, most: int) -> tuple[list[float], list[str]]:
+    """As many round values (steps of 1, 2, 2.5 or 5 times a power of ten) from ``low`` to
+    ``high`` as fit in ``most``, and their labels with the decimals the step needs. Left to
+    itself, plotext labels its rows and can skip one: 1428.5, 1153.3, 602.7 (no 878)."""
+    if not high > low or most < 2:
+        return [], []
+    power = 10.0 ** math.floor(math.log10((high - low) / most))
+    for step in (m * power * 10**k for k in (0, 1, 2) for m in (1, 2, 2.5, 5)):
+        ticks = [n * step for n in range(math.ceil(low / step - 1e-9),
+                                         math.floor(high / step + 1e-9) + 1)]  # fmt: skip
+        if len(ticks) <= most:
+            break
+    # The fewest decimals that write the step exactly (0.025: 3; 250: none).
+    decimals = next(d for d in range(16) if abs(round(step, d) - step) <= step * 1e-6)
+    ticks = [round(tick, decimals) for tick in ticks]  # 0.052, not 0.052000000000000005
+    return ticks, [f"{tick:,.{decimals}f}" for tick in ticks]
+
+
 class LossChart(PlotextPlot):
     """Series over inputs seen; ``log_y`` switches the y axis to a log scale."""
 
@@ -100,6 +119,12 @@ class LossChart(PlotextPlot):
                 draw(xs, ys, label=series.label or None, color=series.color, marker=series.marker)
         if self.log_y and plotted:
             plt.yscale("log")
+        elif plotted:  # round values, each on its own row, none skipped
+            ys = [y for series in plotted for y in series.ys]
+            rows = self.size.height - 5  # less the title, frame and the x axis's two lines
+            ticks, labels = nice_ticks(min(ys), max(ys), max(2, rows // 2 + 1))
+            if ticks:
+                plt.yticks(ticks, labels)
         if not plotted:
             plt.title(f"{self.chart_title}: {self.empty_note}")
 

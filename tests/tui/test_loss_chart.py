@@ -1,0 +1,52 @@
+"""The loss chart's y axis: round values, each on a row of its own, none skipped."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from screen_host import screen_text
+from textual.app import App, ComposeResult
+
+from resconv_tui.widgets.loss_chart import LossChart, Series, nice_ticks
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "most", "labels"),
+    [
+        (52.1, 1703.8, 4, ["500", "1,000", "1,500"]),
+        (0, 1000, 5, ["0", "250", "500", "750", "1,000"]),
+        (0.02, 0.12, 5, ["0.025", "0.050", "0.075", "0.100"]),
+        (0.05, 0.052, 6, ["0.0500", "0.0505", "0.0510", "0.0515", "0.0520"]),
+        (-3, 7, 6, ["-2", "0", "2", "4", "6"]),
+        (5, 5, 4, []),  # one value: plotext's own axis
+    ],
+)
+def test_nice_ticks_are_round_evenly_spaced_and_few_enough(
+    low: float, high: float, most: int, labels: list[str]
+) -> None:
+    ticks, said = nice_ticks(low, high, most)
+    assert said == labels and len(ticks) <= most
+    assert all(low <= tick <= high for tick in ticks)
+
+
+class OneChart(App[None]):
+    CSS = "LossChart { height: 11; width: 60; }"  # the run detail's inputs/s chart
+
+    def compose(self) -> ComposeResult:
+        chart = LossChart("inputs/s")
+        xs = list(range(0, 12224, 640))
+        chart.series = [
+            Series("s", xs, [52.1 + 1651.7 * i / (len(xs) - 1) for i in range(len(xs))])
+        ]
+        yield chart
+
+
+async def test_the_y_axis_labels_are_evenly_spaced_values() -> None:
+    # plotext labelled 1703.8, 1428.5, 1153.3, 602.7, 327.4, 52.1: 878 was skipped.
+    app = OneChart()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        labels = re.findall(r"^ *([\d,.]+)┤", screen_text(app), re.MULTILINE)
+    values = [float(label.replace(",", "")) for label in labels]
+    assert values == [1500.0, 1000.0, 500.0]
