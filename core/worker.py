@@ -128,6 +128,7 @@ class Worker:
             stall_after_s=stall_after_s,
         )  # fmt: skip
         self.current: list[int] = []  # claimed runs not ended yet: a second signal puts them back
+        self.folders: dict[int, Path] = {}  # the checkpoint folders of the runs training
         self.runs_done = 0
         flags.on_second = self.exit_now
 
@@ -285,7 +286,9 @@ class Worker:
         for run, recorder, cbs in zip(runs, recorders, callbacks, strict=True):
             cbs.on_early_end = partial(end_early, run, recorder)
         try:
-            results = train(callbacks, [self.checkpoint_dir(r) for r in runs])
+            folders = [self.checkpoint_dir(r) for r in runs]
+            self.folders.update((run.id, folder) for run, folder in zip(runs, folders, strict=True))
+            results = train(callbacks, folders)
             for run, recorder in zip(runs, recorders, strict=True):
                 if run.id not in ended:
                     recorder.flush()
@@ -344,12 +347,16 @@ class Worker:
         self._let_go(run)
 
     def end_failed(self, run: RunRow, message: str) -> None:
-        self.ended(run, self.repo.fail(run.id, self.id, message), f"failed: {message}")
+        # Its folder too (config.json, checkpoints so far): rm and the detail name it.
+        folder = self.folders.get(run.id)
+        figures = FinalFigures(checkpoint_path=str(folder)) if folder else None
+        self.ended(run, self.repo.fail(run.id, self.id, message, figures), f"failed: {message}")
         self._let_go(run)
 
     def _let_go(self, run: RunRow) -> None:
         if run.id in self.current:
             self.current.remove(run.id)
+        self.folders.pop(run.id, None)
 
     def ended(self, run: RunRow, recorded: bool, what: str) -> None:
         self.runs_done += 1

@@ -191,8 +191,8 @@ def remove(args: argparse.Namespace) -> int:
     removed = repo.remove(args.ids)
     print(f"removed {count_of(removed, 'run')}")
     # As the dashboard's question says: the files are the person's to delete. Every run
-    # that started may have a folder (a failed one does not record it; one queued again
-    # has trained before: attempts).
+    # that started may have a folder (runs failed by an older worker, or lost with their
+    # worker, did not record it; one queued again has trained before: attempts).
     started = [run for run in runs if run.started_at is not None or run.attempts > 0]
     folders = sorted({run.checkpoint_path for run in started if run.checkpoint_path})
     unnamed = [run.id for run in started if not run.checkpoint_path]

@@ -296,6 +296,10 @@ def test_failures_are_recorded_and_the_worker_goes_on(repo: Repo, tmp_path: Path
     assert (nan.status, nan.error) == (S.FAILED, "loss became NaN at step 3")
     assert (boom.status, boom.error) == (S.FAILED, "RuntimeError: boom")
     assert fine.status == S.SUCCEEDED
+    # A failed run's folder is recorded too: `rm` said only "if made", the detail "—".
+    for run in (nan, boom):
+        assert run.checkpoint_path is not None and Path(run.checkpoint_path).is_dir()
+        assert Path(run.checkpoint_path).name == f"run-{run.id}"
 
 
 def test_a_validation_loss_of_nan_fails_its_run_and_the_worker_goes_on(
