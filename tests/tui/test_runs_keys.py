@@ -7,9 +7,11 @@ import os
 import re
 import signal
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from screen_host import settle as settle_pilot
 
 from core.queue import Repo, RunStatus
 from resconv_tui.app import make_app
@@ -373,28 +375,41 @@ async def test_remove_of_marked_runs_asks_first(seeded, app_factory, settle, db_
         assert app.screen.marked == frozenset()
 
 
+async def remove_marked_after(
+    pilot: Any, db_url: str, ids: tuple[int, ...], meanwhile: Callable[[Repo], object]
+) -> None:
+    """Mark ``ids``, press x, and while the question is open let ``meanwhile`` change the
+    database (as a worker or the command line would) and the runs screen poll; then y."""
+    await mark(pilot, *ids)
+    await pilot.press("x")
+    await settle_pilot(pilot)
+    assert isinstance(pilot.app.screen, ConfirmScreen)
+    repo = Repo.open(db_url)
+    meanwhile(repo)
+    repo.close()
+    runs_screen = pilot.app.screen_stack[-2]
+    assert isinstance(runs_screen, RunsScreen)
+    runs_screen.refresh_now()
+    await settle_pilot(pilot)
+    await pilot.press("y")
+    await settle_pilot(pilot)
+
+
 async def test_remove_uses_the_runs_as_they_are_when_confirmed(
     seeded, app_factory, settle, db_url
 ) -> None:
     # Run 7 was claimed while the question was open: it is cancelled (removed once its
     # worker stops), and run 8 is removed, instead of the batch failing as "running".
-    app = app_factory()
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        runs_screen = app.screen
-        await mark(pilot, 7, 8)
-        await pilot.press("x")
-        await settle(pilot)
-        assert isinstance(app.screen, ConfirmScreen)
-        repo = Repo.open(db_url)
+    def claim_7(repo: Repo) -> None:
         worker = repo.register_worker("box", 7777, "cpu")
         repo.set_priority([7], 9)
         claimed = repo.claim(worker)
         assert claimed is not None and claimed.id == 7
-        runs_screen.refresh_now()
+
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("y")
-        await settle(pilot)
+        await remove_marked_after(pilot, db_url, (7, 8), claim_7)
         assert run_ids(db_url) == [1, 2, 3, 4, 5, 6, 7]
         assert run(db_url, 7).cancel_requested
 
@@ -444,19 +459,7 @@ async def test_remove_confirmed_after_one_of_its_runs_went_elsewhere_removes_the
     app = app_factory()
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await settle(pilot)
-        await mark(pilot, 1, 2)
-        await pilot.press("x")
-        await settle(pilot)
-        assert isinstance(app.screen, ConfirmScreen)
-        repo = Repo.open(db_url)
-        repo.remove([2])
-        repo.close()
-        runs_screen = app.screen_stack[-2]
-        assert isinstance(runs_screen, RunsScreen)
-        runs_screen.refresh_now()
-        await settle(pilot)
-        await pilot.press("y")
-        await settle(pilot)
+        await remove_marked_after(pilot, db_url, (1, 2), lambda repo: repo.remove([2]))
         assert 1 not in run_ids(db_url)
         assert [n.message for n in app._notifications][-1] == (
             "removed: run 1; already removed: run 2"
