@@ -148,7 +148,14 @@ async def test_v_chooses_columns(seeded, app_factory, settle) -> None:
         await pilot.press("space", "enter")  # untick "run"
         assert app.screen is screen
         assert "run" not in screen.view.columns and v.LOSS in screen.view.columns
-        await pilot.press("v", "escape")
+        await pilot.press("v")
+        # Each prompt says whether its column shows (the tick differs in colour alone).
+        options = app.screen.query_one(SelectionList)
+        assert str(options.get_option_at_index(0).prompt) == "run  (hidden)"
+        assert str(options.get_option_at_index(1).prompt) == screen.view.columns[0]
+        await pilot.press("space")  # "run" ticked again
+        assert str(options.get_option_at_index(0).prompt) == "run"
+        await pilot.press("escape")
         assert "run" not in screen.view.columns
 
 
