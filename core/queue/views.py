@@ -374,13 +374,14 @@ def pad(text: str, width: int, right: bool = False) -> str:
 
 
 def to_markdown(table: Table) -> str:
-    """A pipe table, numbers right-aligned (what pandas' ``to_markdown`` gave the logbook)."""
+    """A pipe table, numbers right-aligned (what pandas' ``to_markdown`` gave the logbook).
+    Text is escaped (``markdown_text``); the meter's bars are the logbook's, as they are."""
+    headers = [markdown_text(c) for c in table.columns]
     cells = [
-        [format_cell(c, v) for c, v in zip(table.columns, row, strict=True)] for row in table.rows
+        [_markdown_cell(c, v) for c, v in zip(table.columns, row, strict=True)]
+        for row in table.rows
     ]
-    widths = [
-        max([cell_len(c), *(cell_len(r[i]) for r in cells)]) for i, c in enumerate(table.columns)
-    ]
+    widths = [max([cell_len(h), *(cell_len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     right = [_is_numeric(table.column(c)) for c in table.columns]
 
     def line(values: Sequence[str]) -> str:
@@ -388,7 +389,28 @@ def to_markdown(table: Table) -> str:
         return "| " + " | ".join(padded) + " |"
 
     rule = ["-" * (w + 1) + ":" if r else "-" * (w + 2) for w, r in zip(widths, right, strict=True)]
-    return "\n".join([line(table.columns), "|" + "|".join(rule) + "|", *(line(r) for r in cells)])
+    return "\n".join([line(headers), "|" + "|".join(rule) + "|", *(line(r) for r in cells)])
+
+
+def _markdown_cell(column: str, value: Any) -> str:
+    # A bar of asterisks alone in a cell is no emphasis (nothing inside it to stress).
+    text = format_cell(column, value)
+    return text if column == METER else markdown_text(text)
+
+
+# What would end a cell (|), escape (\\) or start inline formatting in GitHub's markdown:
+# emphasis (*), code (`), strikethrough (~), HTML and autolinks (<).
+MARKDOWN_SPECIAL = re.compile(r"[\\|*`~<]")
+# An underscore opens or closes emphasis only beside a space or punctuation: one between
+# two letters or digits (run names such as l-1_ch-4, keys such as bn_position) is text.
+LOOSE_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+
+
+def markdown_text(text: str) -> str:
+    """``text`` as a markdown table cell that reads as written: ``a|b *x*`` gives
+    ``a\\|b \\*x\\*``. Brackets are left alone (a per-layer value reads ``[16, 32]``)."""
+    text = MARKDOWN_SPECIAL.sub(lambda m: "\\" + m[0], text)
+    return LOOSE_UNDERSCORE.sub(r"\\_", text)
 
 
 def to_csv(table: Table) -> str:

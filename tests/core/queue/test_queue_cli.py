@@ -773,3 +773,20 @@ def test_an_extra_argument_gets_the_subcommands_usage(capsys: pytest.CaptureFixt
     assert capsys.readouterr().err.splitlines()[-1] == (
         "resconv-tui: error: unrecognized arguments: --bogus"
     )
+
+
+def test_results_markdown_escapes_an_experiment_s_name(capsys: pytest.CaptureFixture[str]) -> None:
+    # Two experiments show the experiment column: the | of this name split its row.
+    Path("odd.yml").write_text("name: '../odd/na|me *x* `y` ü'\nlayers: 2\nmax_inputs: 512\n")
+    cli(capsys, "queue", "odd.yml")
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    worker = repo.register_worker("h", 1, "cpu")
+    for loss in (0.05, 0.04):
+        run = repo.claim(worker)
+        assert run is not None
+        repo.finish(run.id, worker, FinalFigures(validation_loss=loss, train_seconds=90.0))
+    code, out, _ = cli(capsys, "results", "--format", "markdown")
+    lines = out.splitlines()
+    assert code == 0 and "| ../odd/na\\|me \\*x\\* \\`y\\` ü |" in out
+    assert {len(re.split(r"(?<!\\)\|", line)) for line in lines} == {len(lines[0].split("|"))}

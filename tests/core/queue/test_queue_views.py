@@ -360,3 +360,37 @@ def test_one_parameter_swept_under_two_names_is_one_column() -> None:
     assert table.column("act") == ["tanh", "gelu"]
     cells = results_by_cell([a, b], [a, b], columns=["activation", "loss"])
     assert cells.columns == ("act", "validation loss")
+
+
+def test_markdown_escapes_text_that_would_split_a_row_or_style_it() -> None:
+    from markdown_it import MarkdownIt
+
+    # A name with | split its row into an extra column; *x* and `y` rendered as emphasis
+    # and code. Underscores inside a word (run names, bn_position) stay as written.
+    odd = "../odd/na|me *x* `y` ü"
+    named = [
+        replace(runs()[0], experiment=odd, swept={"act": "_gelu_"}),
+        replace(runs()[1], experiment="t1", swept={"act": "l-1_ch-4"}),
+        replace(runs()[2], experiment="back\\slash ~~gone~~ <b>"),
+    ]
+    markdown = render(results_table(named), "markdown")
+    assert "| ../odd/na\\|me \\*x\\* \\`y\\` ü " in markdown
+    assert "| \\_gelu\\_ " in markdown and "| l-1_ch-4 " in markdown
+    gfm = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+    tokens = gfm.parse(markdown)
+    rows = [t for t in tokens if t.type == "tr_open"]
+    cells = [t.content for t in tokens if t.type == "inline"]
+    width = len(results_table(named).columns)
+    assert len(cells) == len(rows) * width  # no row split into an extra column
+    html = gfm.render(markdown)
+    assert "<em>" not in html and "<code>" not in html and "<s>" not in html
+    assert "<b>" not in html and "../odd/na|me *x* `y` ü" in html
+    assert "back\\slash ~~gone~~ &lt;b&gt;" in html and "_gelu_" in html
+
+
+def test_markdown_of_ordinary_names_is_as_before() -> None:
+    # The logbook's tables: no escape where nothing needs one (a keyed name, the meter).
+    plain = [replace(r, experiment=f"t1-layers_{i}") for i, r in enumerate(runs())]
+    lines = render(results_table(plain), "markdown").splitlines()
+    assert lines[2].startswith("|   3 | t1-layers_2 | 15 |        0.054141 |")
+    assert lines[4].endswith("| " + "*" * 21 + " |")
