@@ -42,6 +42,19 @@ LOGBOOK_MINUTES = "logbook minutes"
 # Only where one differs from the model's count. Not "...params": `--sort params` must
 # stay unambiguous.
 TARGET_PARAMS = "target param count"
+# Headers on the results screen: the logbook's column names are long, and with them the
+# default columns took 124 cells, so at 120 the logbook minutes and meter scrolled out of
+# sight. Exports, ``v`` and the status line keep the full names; ``--columns`` and
+# ``--sort`` take either (``resolve_column``), so what the screen shows can be typed.
+SCREEN_LABELS = {
+    LOSS: "val loss",
+    PARAMS: "params",
+    MINUTES: "minutes",
+    LOGBOOK_MINUTES: "logbook min",
+    RATE: "in/s",
+    MEMORY: "peak MiB",
+    TARGET_PARAMS: "tgt params",
+}
 FORMATS = ("markdown", "csv", "json")
 METER_WIDTH = 20
 SEEDS_DONE = re.compile(r"(\d+)/(\d+)")  # the seeds column: done / queued
@@ -243,10 +256,13 @@ def _meters(losses: Sequence[float | None]) -> list[str | None]:
 
 
 def resolve_column(name: str, columns: Sequence[str]) -> str:
-    """An exact column name, its JSON key (``target_diff``) or a plain word for a column
-    named with a symbol (``delta``, ``std``), or the one column containing ``name``."""
+    """An exact column name, its header on the results screen (``minutes``, ``in/s``), its
+    JSON key (``target_diff``) or a plain word for a column named with a symbol
+    (``delta``, ``std``), or the one column containing ``name``."""
     if name in columns:
         return name
+    # Before the prefixes: "minutes" is the screen's train time, though it begins a word
+    # of "logbook minutes" too.
     if TYPED_NAMES.get(name.lower()) in columns:
         return TYPED_NAMES[name.lower()]
     # A parameter by its other name: `--sort layers` for the column a sweep named `l`.
@@ -434,10 +450,13 @@ JSON_KEYS = {
 }  # fmt: skip
 
 
-# What resolve_column also takes for a column: its JSON key, or a plain word for a symbol.
-TYPED_NAMES = {key: column for column, key in JSON_KEYS.items()} | {
-    "delta": DIFF, "std": STD, "seeds_done": SEEDS, "seeds_queued": SEEDS,
-}  # fmt: skip
+# What resolve_column also takes for a column (lower case): its header on the results
+# screen, its JSON key, or a plain word for a symbol.
+TYPED_NAMES = (
+    {label.lower(): column for column, label in SCREEN_LABELS.items()}
+    | {key: column for column, key in JSON_KEYS.items()}
+    | {"delta": DIFF, "std": STD, "seeds_done": SEEDS, "seeds_queued": SEEDS}
+)
 # Columns a table has only where its runs give them: hiding one that is absent is no error,
 # so that one command serves experiments with and without targets.
 SOMETIMES = (METER, SEEDS, STD, TARGET, DIFF, LOGBOOK_MINUTES, TARGET_PARAMS, RATE, MEMORY)

@@ -20,8 +20,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "results",
         help="table of succeeded runs: swept parameters, validation loss, params, time",
         description="One row per succeeded run, sorted by validation loss. Column names "
-        "may be abbreviated to a unique part ('valid', 'params'), or given as their "
-        "--format json key ('target_diff'); 'delta' and 'std' name Δ target and ± std. "
+        "may be abbreviated to a unique part ('valid', 'params'), or given as their header "
+        "on the results screen ('val loss', 'minutes', 'in/s') or their --format json key "
+        "('target_diff'); 'delta' and 'std' name Δ target and ± std. "
         "-COL sorts descending; "
         "in --columns, giving only -COL entries hides those columns.",
     )

@@ -39,18 +39,6 @@ from resconv_tui.widgets.workers_panel import WorkersPanel
 
 DEFAULT_VIEW = ResultsChoices()
 EXPORTS = {"markdown": ("md", v.to_markdown), "csv": ("csv", v.to_csv)}
-# Headers on screen: the logbook's column names are long, and with them the default
-# columns took 124 cells, so at 120 the logbook minutes and meter scrolled out of
-# sight. Exports, the CLI, ``v`` and the status line keep the full names.
-SCREEN_LABELS = {
-    v.LOSS: "val loss",
-    v.PARAMS: "params",
-    v.MINUTES: "minutes",
-    v.LOGBOOK_MINUTES: "logbook min",
-    v.RATE: "in/s",
-    v.MEMORY: "peak MiB",
-    v.TARGET_PARAMS: "tgt params",
-}
 
 
 # Loss columns on screen: one number of decimals down the column, so the digits line up
@@ -259,7 +247,7 @@ class ResultsScreen(Screen[None]):
         labels = []
         for column in self.view.columns:
             arrow = (" ▼" if self.descending else " ▲") if column == self.sorted_by else ""
-            labels.append(SCREEN_LABELS.get(column, column) + arrow)
+            labels.append(v.SCREEN_LABELS.get(column, column) + arrow)
             table.add_column(labels[-1], key=column)
         numeric = [v._is_numeric(self.view.column(c)) for c in self.view.columns]
         shown = [screen_column(c, self.view.column(c)) for c in self.view.columns]

@@ -347,6 +347,12 @@ def test_results_markdown_csv_json(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "results", "--experiment", "smoke", "--format", "json",
                        "--columns", "-meter")  # fmt: skip
     assert '"train_minutes": 1.5' in out and '"meter"' not in out
+    # The results screen's headers name their columns here too.
+    code, out, _ = cli(capsys, "results", "--sort", "val loss", "--columns", "lr", "val loss",
+                       "minutes", "in/s", "--format", "csv")  # fmt: skip
+    assert code == 0 and out.splitlines()[:2] == [
+        "lr,validation loss,train time (minutes),inputs/s", "0.003,0.04,1.5,",
+    ]  # fmt: skip
 
 
 def test_manage_commands(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,6 +13,7 @@ from core.queue.samples import decode_samples, encode_samples
 from core.queue.status import RunStatus
 from core.queue.views import (
     ALL_COLUMNS,
+    SCREEN_LABELS,
     count_of,
     format_age,
     format_bytes,
@@ -123,8 +124,8 @@ def test_hiding_a_column_this_table_lacks_is_no_error_but_a_typo_is() -> None:
         results_table(runs(), columns=["-lgobook"])
     # Ambiguous where both are present: said, not silently nothing hidden (review).
     target = [replace(r, target={"validation_loss": 0.05, "minutes": 1.0}) for r in runs()]
-    with pytest.raises(UsageError, match="'minutes' is ambiguous"):
-        results_table(target, columns=["-minutes"])
+    with pytest.raises(UsageError, match="'min' is ambiguous"):
+        results_table(target, columns=["-min"])
 
 
 def test_json_of_the_meter_alone_is_refused_not_empty_objects() -> None:
@@ -394,3 +395,21 @@ def test_markdown_of_ordinary_names_is_as_before() -> None:
     lines = render(results_table(plain), "markdown").splitlines()
     assert lines[2].startswith("|   3 | t1-layers_2 | 15 |        0.054141 |")
     assert lines[4].endswith("| " + "*" * 21 + " |")
+
+
+def test_the_results_screen_s_headers_name_their_columns() -> None:
+    # `--columns in/s` was "not a column" and `minutes` (the screen's train time)
+    # "ambiguous" beside logbook minutes.
+    target = {"validation_loss": 0.05, "params": 1, "minutes": 1.0}
+    table = [replace(r, target=target) for r in runs()]
+    for column, label in SCREEN_LABELS.items():
+        assert results_table(table, columns=[label]).columns == (column,), label
+        assert results_table(table, columns=[label.upper()]).columns == (column,), label
+        ordered = results_table(table, columns=ALL_COLUMNS, sort=[f"-{label}"])
+        assert ordered.rows == results_table(table, columns=ALL_COLUMNS, sort=[f"-{column}"]).rows
+    hidden = results_table(table, columns=["-minutes", "-meter"]).columns
+    assert "train time (minutes)" not in hidden and "logbook minutes" in hidden
+    # The names that worked before still do.
+    assert results_table(table, columns=["params", "time", "logbook"]).columns == (
+        "model params", "train time (minutes)", "logbook minutes",
+    )  # fmt: skip
