@@ -232,10 +232,13 @@ class ResultsScreen(Screen[None]):
     def _redraw(self) -> None:
         full = self.full_table()
         # The chosen column is kept while a view lacks it (another experiment's has no
-        # targets): it sorts again once it is back. Meanwhile, validation loss.
+        # targets) or the person hid it (v): it sorts again once it is back. Meanwhile,
+        # validation loss (or the first column shown), so that the order on screen is
+        # one a header's arrow shows.
+        shown = [c for c in full.columns if c not in self.hidden] or list(full.columns)
         self.sorted_by = self.sort_column
-        if self.sort_column not in full.columns:
-            self.sorted_by = v.LOSS if v.LOSS in full.columns else full.columns[0]
+        if self.sort_column not in shown:
+            self.sorted_by = v.LOSS if v.LOSS in shown else shown[0]
         ordered = v.sorted_by(full, [("-" if self.descending else "") + self.sorted_by])
         self.view = select_columns(ordered, self.hidden)
         self._fill(self.query_one(DataTable))
@@ -271,7 +274,8 @@ class ResultsScreen(Screen[None]):
         exp = self.experiment or "all experiments"
         order = f"sorted by {self.sorted_by} {direction}"
         if self.sorted_by != self.sort_column:
-            order += f" ({self.sort_column} is not in this view)"
+            why = "is hidden" if self.sort_column in self.hidden else "is not in this view"
+            order += f" ({self.sort_column} {why})"
         rows = len(self.view.rows)
         what = f"{v.count_of(rows, 'cell')} (mean over seeds)" if self.by_cell else None
         what = what or v.count_of(rows, "finished run")

@@ -198,6 +198,31 @@ async def test_a_sort_column_another_experiment_lacks_comes_back_with_it(
         assert screen.experiment == "t1-layers-32" and screen.sorted_by == v.DIFF
 
 
+async def test_hiding_the_sort_column_sorts_by_loss_until_it_is_shown(
+    seeded, app_factory, settle
+) -> None:
+    # Sorted by Δ target, then Δ target hidden: the rows stayed in its order while no
+    # header had an arrow and the status line still said "sorted by Δ target".
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_results(pilot, settle)
+        screen.sort_column = v.DIFF
+        assert ids(screen) == [1, 3, 2]  # -0.003834, -0.003142, +0.005395
+        await pilot.press("v", "down", "down", "down", "down", "space", "enter")
+        assert v.DIFF in screen.hidden and v.DIFF not in screen.view.columns
+        assert screen.sort_column == v.DIFF and screen.sorted_by == v.LOSS
+        assert ids(screen) == [3, 2, 1]  # as the arrow says: validation loss ascending
+        table = screen.query_one("DataTable")
+        arrows = [str(c.label) for c in table.columns.values() if "▲" in str(c.label)]
+        assert arrows == ["val loss ▲"]
+        status = str(screen.query_one("#results-status").render())
+        assert "sorted by validation loss ascending (Δ target is hidden)" in status
+        await pilot.press("v", "down", "down", "down", "down", "space", "enter")  # shown again
+        assert screen.sorted_by == v.DIFF and ids(screen) == [1, 3, 2]
+        assert str(table.columns[v.DIFF].label) == "Δ target ▲"
+        assert "(Δ target" not in str(screen.query_one("#results-status").render())
+
+
 async def test_e_exports_markdown_and_E_csv(seeded, app_factory, settle, tmp_path) -> None:
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
