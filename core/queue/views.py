@@ -429,13 +429,32 @@ def markdown_text(text: str) -> str:
     return LOOSE_UNDERSCORE.sub(r"\\_", text)
 
 
+# CSV's seeds column as two numbers, as JSON's ``seeds_done``/``seeds_queued``: a
+# spreadsheet reads "2/2" as a date (2 February).
+CSV_SEEDS = ("seeds done", "seeds queued")
+
+
 def to_csv(table: Table) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(table.columns)
+    writer.writerow([name for c in table.columns for name in (CSV_SEEDS if c == SEEDS else [c])])
     for row in table.rows:
-        writer.writerow(["" if v is None else _plain(v) for v in row])
+        writer.writerow([cell for c, v in zip(table.columns, row, strict=True)
+                         for cell in _csv_cells(c, v)])  # fmt: skip
     return out.getvalue().rstrip("\n")
+
+
+def _csv_cells(column: str, value: Any) -> list[Any]:
+    if column != SEEDS:
+        return ["" if value is None else _plain(value)]
+    seeds = _seeds_of(value)
+    return list(seeds) if seeds else ["" if value is None else value, ""]
+
+
+def _seeds_of(value: Any) -> tuple[int, int] | None:
+    """The seeds column's "2/3" as numbers: (seeds done, seeds queued)."""
+    seeds = SEEDS_DONE.fullmatch(str(value))
+    return (int(seeds[1]), int(seeds[2])) if seeds else None
 
 
 # JSON is for scripts: the keys ``ls --json`` uses where both hold a figure
@@ -456,6 +475,7 @@ TYPED_NAMES = (
     {label.lower(): column for column, label in SCREEN_LABELS.items()}
     | {key: column for column, key in JSON_KEYS.items()}
     | {"delta": DIFF, "std": STD, "seeds_done": SEEDS, "seeds_queued": SEEDS}
+    | dict.fromkeys(CSV_SEEDS, SEEDS)
 )
 # Columns a table has only where its runs give them: hiding one that is absent is no error,
 # so that one command serves experiments with and without targets.
@@ -476,9 +496,9 @@ def _json_row(table: Table, row: tuple[Any, ...]) -> dict[str, Any]:
     for column, value in zip(table.columns, row, strict=True):
         if column == METER:
             continue
-        seeds = SEEDS_DONE.fullmatch(str(value)) if column == SEEDS else None
+        seeds = _seeds_of(value) if column == SEEDS else None
         if seeds:  # "2/3" as two numbers: seeds done, seeds queued
-            out["seeds_done"], out["seeds_queued"] = int(seeds[1]), int(seeds[2])
+            out["seeds_done"], out["seeds_queued"] = seeds
             continue
         out[column if column in table.swept else JSON_KEYS[column]] = value
     return out

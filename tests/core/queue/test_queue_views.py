@@ -156,6 +156,11 @@ def test_json_of_cells_gives_seeds_as_numbers() -> None:
     assert len(cell) == 1
     assert cell[0]["seeds_done"] == 2 and cell[0]["seeds_queued"] == 2
     assert cell[0]["validation_loss_std"] > 0 and "seeds" not in cell[0]
+    # CSV the same way: "2/2" in a spreadsheet read as 2 February.
+    csv_lines = render(results_by_cell(seeds, seeds, columns=["l", "seeds"]), "csv")
+    assert csv_lines.splitlines() == ["l,seeds done,seeds queued", "2,2,2"]
+    header_only = render(replace(results_by_cell(seeds, seeds), rows=()), "csv")
+    assert header_only.startswith("l,seeds done,seeds queued,validation loss,")
 
 
 def test_meter_is_left_out_when_all_losses_are_equal_and_none_sorts_last() -> None:
