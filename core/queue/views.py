@@ -414,8 +414,8 @@ def _markdown_cell(column: str, value: Any) -> str:
     return text if column == METER else markdown_text(text)
 
 
-# What would end a cell (|), escape (\\) or start inline formatting in GitHub's markdown:
-# emphasis (*), code (`), strikethrough (~), HTML and autolinks (<).
+# What would end a cell (|), escape (a backslash) or start inline formatting in GitHub's
+# markdown: emphasis (*), code (`), strikethrough (~), HTML and autolinks (<).
 MARKDOWN_SPECIAL = re.compile(r"[\\|*`~<]")
 # An underscore opens or closes emphasis only beside a space or punctuation: one between
 # two letters or digits (run names such as l-1_ch-4, keys such as bn_position) is text.
