@@ -34,7 +34,7 @@ def callback_seconds(steps: int) -> float:
     worker = repo.register_worker("bench", 1, "cpu")
     run = repo.claim(worker)
     assert run is not None
-    recorder = RunRecorder(repo, run.id, StopFlags())
+    recorder = RunRecorder(repo, run.id, StopFlags(), worker_id=worker)
     paused = 0.0
     start = time.perf_counter()
     for step in range(1, steps + 1):

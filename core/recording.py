@@ -125,8 +125,10 @@ class RunRecorder:
         clock: Callable[[], float] = time.monotonic,
         on_step: Callable[[], None] = lambda: None,
         total_inputs: int | None = None,
+        worker_id: str | None = None,
     ) -> None:
         self.repo, self.run_id, self.flags, self.clock = repo, run_id, flags, clock
+        self.worker_id = worker_id  # its writes and cancel checks hold while the run is its
         # Its last steps' point is written at once: the final validation pass, samples and
         # checkpoints follow, and the run read 85% with an ETA held at 12 s meanwhile.
         self.total_inputs = total_inputs
@@ -181,7 +183,7 @@ class RunRecorder:
             self.flush()
         if now - self.last_cancel_check >= CANCEL_CHECK_S:
             self.last_cancel_check = now
-            self.cancelled = self.repo.is_cancel_requested(self.run_id)
+            self.cancelled = self.repo.is_cancel_requested(self.run_id, self.worker_id)
         return self.cancelled
 
     def flush(self) -> None:
@@ -192,7 +194,7 @@ class RunRecorder:
                 self.run_id,
                 self.buffer,
                 self.inputs_done,
-                only_while_running=True,
+                owner=self.worker_id,
                 inputs_per_s=rate,
             )
             self.buffer = []

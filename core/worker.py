@@ -272,6 +272,7 @@ class Worker:
                 self.flags,
                 on_step=partial(self.heartbeat.stepped, run.id),
                 total_inputs=run.total_inputs,
+                worker_id=self.id,
             )  # fmt: skip
             for run in runs
         ]

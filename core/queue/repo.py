@@ -464,7 +464,7 @@ class Repo:
         points: Sequence[MetricPoint],
         inputs_done: int | None = None,
         *,
-        only_while_running: bool = False,
+        owner: str | None = None,
         inputs_per_s: float | None = None,
     ) -> None:
         """Insert a batch of metric rows (one statement) and update the run's progress.
@@ -475,9 +475,11 @@ class Repo:
         ``inputs_per_s``: its training steps' rate so far, the in/s the dashboard shows
         (its final figure replaces it).
 
-        ``only_while_running`` (the worker's recorder): write nothing unless the run is
-        ``running``, so a late flush (a slot thread finishing its step after a second
-        signal requeued its run) cannot mix into the run's next attempt.
+        ``owner`` (the worker's recorder): write nothing unless the run is ``running``
+        under that worker, so a late flush (a slot thread finishing its step after a
+        second signal requeued its run), or a worker that was paused past the heartbeat's
+        limit while its run was recovered, retried and claimed by another, cannot mix
+        into that other attempt (it did: one run's curve, progress and ETA from two).
         """
         # A diverged run's NaN or inf is not a point on a curve (and SQLite stores NaN as
         # NULL, which the NOT NULL column refused: the error stopped the worker and left
@@ -486,10 +488,11 @@ class Repo:
         if not points and inputs_done is None:
             return
         with self._write() as conn:
-            if only_while_running:
+            if owner is not None:
                 # Locked (PostgreSQL): a requeue must not come between this and the writes.
-                query = select(RUN.c.status).where(RUN.c.id == run_id).with_for_update()
-                if conn.execute(query).scalar() != RunStatus.RUNNING.value:
+                query = select(RUN.c.status, RUN.c.worker_id).where(RUN.c.id == run_id)
+                row = conn.execute(query.with_for_update()).first()
+                if row is None or (row.status, row.worker_id) != (RunStatus.RUNNING.value, owner):
                     return
             if points:
                 rows = [
@@ -505,12 +508,21 @@ class Repo:
                 running = (RUN.c.id == run_id) & (RUN.c.status == RunStatus.RUNNING.value)
                 conn.execute(update(RUN).where(running).values(heartbeat_at=time.time()))
 
-    def is_cancel_requested(self, run_id: int) -> bool:
+    def is_cancel_requested(self, run_id: int, owner: str | None = None) -> bool:
+        """Whether the run's training should stop: a cancel asked for, or (for its worker,
+        ``owner``) the run is no longer its own."""
         with self._read() as conn:
-            query = select(RUN.c.cancel_requested, RUN.c.status).where(RUN.c.id == run_id)
-            row = conn.execute(query).first()
-        # A run someone removed or recovered meanwhile is as good as cancelled.
-        return row is None or bool(row.cancel_requested) or row.status != RunStatus.RUNNING
+            query = select(RUN.c.cancel_requested, RUN.c.status, RUN.c.worker_id)
+            row = conn.execute(query.where(RUN.c.id == run_id)).first()
+        # A run someone removed or recovered meanwhile is as good as cancelled; so is one
+        # another worker trains now (recovered as lost while its worker was paused, then
+        # retried and claimed): the paused worker, resumed, trained beside it.
+        return (
+            row is None
+            or bool(row.cancel_requested)
+            or row.status != RunStatus.RUNNING
+            or (owner is not None and row.worker_id != owner)
+        )
 
     def finish(self, run_id: int, worker_id: str, figures: FinalFigures) -> bool:
         """running -> succeeded with the final figures; False if the run is no longer ours."""

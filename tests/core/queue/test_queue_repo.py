@@ -617,12 +617,32 @@ def test_the_recorders_late_metrics_for_a_run_no_longer_running_are_dropped(repo
     run_id = repo.enqueue([tiny_run()]).added_ids[0]
     worker = repo.register_worker("host", 1, "cpu")
     assert repo.claim(worker) is not None
-    repo.add_metrics(run_id, [MetricPoint(1, 64, "train_loss", 0.3)], 64, only_while_running=True)
+    repo.add_metrics(run_id, [MetricPoint(1, 64, "train_loss", 0.3)], 64, owner=worker)
     repo.requeue(run_id, worker)  # e.g. a second signal, while the slot still flushes
-    repo.add_metrics(run_id, [MetricPoint(2, 128, "train_loss", 0.2)], 128, only_while_running=True)
+    repo.add_metrics(run_id, [MetricPoint(2, 128, "train_loss", 0.2)], 128, owner=worker)
     run = repo.get_run(run_id)
     assert (run.status, run.inputs_done) == (RunStatus.QUEUED, 0)
     assert repo.metrics_since(run_id) == []
+
+
+def test_a_worker_paused_while_its_run_went_to_another_writes_nothing_and_stops(
+    repo: Repo,
+) -> None:
+    # Stopped (ctrl+z, a suspended VM) past the heartbeat's limit: its run was recovered
+    # as lost, retried and claimed by another worker. Resumed, it trained on beside it,
+    # its rows and progress mixed into the new attempt's.
+    run_id = repo.enqueue([tiny_run()]).added_ids[0]
+    paused, other = (repo.register_worker("host", pid, "cpu") for pid in (1, 2))
+    assert repo.claim(paused) is not None
+    assert repo.fail(run_id, paused, "worker lost")  # as recovery marks it
+    repo.retry([run_id])
+    assert repo.claim(other) is not None
+    repo.add_metrics(run_id, [MetricPoint(1, 64, "train_loss", 0.3)], 64, owner=other)
+    repo.add_metrics(run_id, [MetricPoint(9, 576, "train_loss", 0.1)], 576, owner=paused)
+    assert [m.step for m in repo.metrics_since(run_id)] == [1]
+    assert repo.get_run(run_id).inputs_done == 64
+    assert repo.is_cancel_requested(run_id, paused)  # its training stops at the next check
+    assert not repo.is_cancel_requested(run_id, other)
 
 
 def test_a_removed_newest_run_s_id_is_never_handed_out_again(repo: Repo) -> None:

@@ -302,6 +302,30 @@ def test_failures_are_recorded_and_the_worker_goes_on(repo: Repo, tmp_path: Path
         assert Path(run.checkpoint_path).name == f"run-{run.id}"
 
 
+def test_a_worker_whose_run_went_to_another_stops_it_and_records_nothing(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Paused past the heartbeat's limit, its run recovered as lost, retried and claimed
+    # by another worker: resumed, it trained on beside that one, into its attempt.
+    monkeypatch.setattr(recording, "CANCEL_CHECK_S", 0.0)
+    monkeypatch.setattr(recording, "FLUSH_S", 0.0)
+    run_id = repo.enqueue([tiny_run()]).added_ids[0]
+    other = repo.register_worker("box", 2, "cpu")
+
+    def taken_over(step: int) -> None:
+        if step == 3:  # what recovery, `retry` and the other worker's claim do meanwhile
+            owner = repo.get_run(run_id).worker_id
+            assert owner is not None and repo.fail(run_id, owner, "worker lost")
+            repo.retry([run_id])
+            assert repo.claim(other) is not None
+
+    worker = make_worker(repo, fake_trainer(steps=100, on_step=taken_over), tmp_path)
+    assert worker.loop(until_empty=True) == 1
+    run = repo.get_run(run_id)
+    assert (run.status, run.worker_id, run.inputs_done) == (S.RUNNING, other, 0)
+    assert repo.metrics_since(run_id) == []  # none of the paused worker's rows
+
+
 def test_a_validation_loss_of_nan_fails_its_run_and_the_worker_goes_on(
     repo: Repo, tmp_path: Path
 ) -> None:
