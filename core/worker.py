@@ -337,8 +337,9 @@ class Worker:
                 say(f"run {run.id}: interrupted, queued again")
             else:
                 say(f"run {run.id}: interrupted; it is no longer this worker's run")
-        elif result.stopped:
-            self.ended(run, self.repo.mark_cancelled(run.id, self.id, figures), "cancelled")
+        elif result.stopped:  # cancelled, or no longer its run (another worker has it)
+            recorded = self.repo.mark_cancelled(run.id, self.id, figures)
+            self.ended(run, recorded, "cancelled" if recorded else "stopped")
         elif figures.validation_loss is None:
             self.end_failed(run, "validation loss is not finite (NaN/inf)")
         else:

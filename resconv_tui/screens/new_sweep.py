@@ -40,6 +40,7 @@ from core.queue.db import is_new_file
 from core.queue.failures import diverged_before, diverged_warning
 from core.queue.rows import EnqueueResult, NewRun
 from core.queue.views import count_of
+from core.run_folders import experiment_folder
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.sweep_file_io import LoadedSweep, load_sweep, save_sweep
 from resconv_tui.sweep_form import (
@@ -305,7 +306,8 @@ class NewSweepScreen(Screen[int | None]):
 
     def action_save(self) -> None:
         if self.valid_now():
-            default = f"{self.field('name').value.strip()}.yml"
+            # A file name, not a path: `a/b` made a folder `a` (as the exports name theirs).
+            default = f"{experiment_folder(self.field('name').value.strip())}.yml"
             self.app.push_screen(PathPrompt("Save sweep file as", default), self.save_to)
 
     def save_to(self, path: str | None) -> None:
@@ -387,6 +389,9 @@ class NewSweepScreen(Screen[int | None]):
         )
         self._published_for = dict(loaded.texts) if "targets" in loaded.extra else None
         self._published_name = loaded.name
+        # The file's runs are named as `queue` names them, no longer as changes from a run
+        # `d` copied into the form (act-gelu_l-1_image_size-32_... for T1's l-1).
+        self._base = None
         self.field("name").value = loaded.name
         for key, text in loaded.texts.items():
             self.field(key).value = text

@@ -354,6 +354,29 @@ async def test_initial_file_and_base_config(db_url: str) -> None:
         assert len(form(pilot).preview.runs) == 5
 
 
+async def test_a_file_loaded_into_a_duplicate_names_its_runs_as_queue_does(db_url: str) -> None:
+    # d then f3: T1's runs read act-gelu_l-1_image_size-32_..., named as changes from the
+    # run d copied, not l-1, l-2 as the file names them (and its targets are keyed).
+    repo = Repo.open(db_url)
+    repo.enqueue([NewRun.from_config(RunConfig(layers=3), experiment="walk/odd", name="l-3",
+                                     param_count=1)])  # fmt: skip
+    original = repo.list_runs()[0]
+    repo.close()
+    t1 = str(Path(__file__).parents[2] / "experiments" / "t1-layers-32.yml")
+    app = ScreenHost(NewSweepScreen(db_url, base_run=original))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("f2")  # the name offered is a file name: `walk/odd` made a folder
+        await settle(pilot)
+        assert pilot.app.screen.query_one("#path-input", Input).value == "walk_odd.yml"
+        await pilot.press("escape")
+        await settle(pilot)
+        form(pilot).load_file(t1)
+        await settle(pilot)
+        names = [run.name for run in form(pilot).preview.runs]
+    assert names[:3] == ["l-1", "l-2", "l-3"]
+
+
 async def test_a_duplicate_keeps_its_experiment_and_is_named_by_what_changed(
     db_url: str,
 ) -> None:

@@ -303,7 +303,7 @@ def test_failures_are_recorded_and_the_worker_goes_on(repo: Repo, tmp_path: Path
 
 
 def test_a_worker_whose_run_went_to_another_stops_it_and_records_nothing(
-    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Paused past the heartbeat's limit, its run recovered as lost, retried and claimed
     # by another worker: resumed, it trained on beside that one, into its attempt.
@@ -324,6 +324,10 @@ def test_a_worker_whose_run_went_to_another_stops_it_and_records_nothing(
     run = repo.get_run(run_id)
     assert (run.status, run.worker_id, run.inputs_done) == (S.RUNNING, other, 0)
     assert repo.metrics_since(run_id) == []  # none of the paused worker's rows
+    # Nobody cancelled it ("run 1: cancelled, but ..."): it stopped.
+    assert (
+        f"run {run_id}: stopped, but it is no longer this worker's run" in capsys.readouterr().out
+    )
 
 
 def test_a_validation_loss_of_nan_fails_its_run_and_the_worker_goes_on(
