@@ -50,7 +50,7 @@ class RunDetailScreen(ChartScreen):
 
     DEFAULT_CSS = """
     RunDetailScreen #detail-body { height: 1fr; }
-    RunDetailScreen #detail-title { height: 1; padding: 0 1; background: $boost; }
+    RunDetailScreen #detail-title { height: auto; padding: 0 1; background: $boost; }
     RunDetailScreen #detail-top { height: auto; }
     RunDetailScreen #chart-loss { width: 1fr; height: 18; }
     RunDetailScreen #detail-info { width: 45%; max-width: 72; height: auto; padding: 0 1; }

@@ -257,7 +257,10 @@ async def test_a_long_experiment_name_folds_at_its_separators(
     async with app.run_test(size=size) as pilot:
         await settle(pilot)
         lines = region_lines(app, detail(pilot).query_one("#detail-info").content_region)
+        title = region_lines(app, detail(pilot).query_one("#detail-title").content_region)
     assert_folds_at_separators(row_value(lines, "experiment", name), name)
+    # The title shows it whole too, status and all (at 80 columns it ended mid-name).
+    assert "".join(title).replace(" ", "").endswith(f"({name})queued".replace(" ", ""))
 
 
 async def test_a_long_worker_and_checkpoint_fold_at_their_separators(
