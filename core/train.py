@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 
 class NonFiniteLoss(TrainingError):
-    title = "Loss became NaN/inf"
+    title = "Training diverged"  # its message says how: "loss became NaN at step 11"
 
 
 class OutOfMemory(TrainingError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,18 @@ def test_train_prints_names_and_folders_as_written(
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "(odd [/] [bold]x)" in out and str(checkpoints) in out
+
+
+def test_train_says_a_diverged_run_once(
+    queued_db: Path, tmp_path: Path, idx_writer: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "loss became nan/inf: loss became NaN at step 11": the title said it twice.
+    (tmp_path / "nan.yml").write_text(SWEEP.replace("name: st", "name: nan\nlr: 1.0e30"))
+    data = idx_writer(tmp_path / "data")
+    argv = ["train", "nan.yml", "--run", "1", "--device", "cpu", "--data-dir", str(data)]
+    assert main(argv) == 2
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.fullmatch(r"resconv-tui: training diverged: loss became (NaN|inf) at step \d+", said)
 
 
 def test_an_experiment_folder_is_a_safe_file_name_of_at_most_200_bytes() -> None:
