@@ -125,6 +125,11 @@ class LossChart(PlotextPlot):
             ticks, labels = nice_ticks(min(ys), max(ys), max(2, rows // 2 + 1))
             if ticks:
                 plt.yticks(ticks, labels)
+        if plotted:  # inputs at round values too (20.0, 1336.2, 2652.5 before)
+            xs = [x for series in plotted for x in series.xs]
+            ticks, labels = nice_ticks(min(xs), max(xs), max(2, (self.size.width - 10) // 12))
+            if ticks:
+                plt.xticks(ticks, labels)
         if not plotted:
             plt.title(f"{self.chart_title}: {self.empty_note}")
 

@@ -47,6 +47,11 @@ async def test_the_y_axis_labels_are_evenly_spaced_values() -> None:
     app = OneChart()
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        labels = re.findall(r"^ *([\d,.]+)┤", screen_text(app), re.MULTILINE)
+        shown = screen_text(app)
+    labels = re.findall(r"^ *([\d,.]+)┤", shown, re.MULTILINE)
     values = [float(label.replace(",", "")) for label in labels]
     assert values == [1500.0, 1000.0, 500.0]
+    # And the inputs: 0, 3040, 6080 ... 12160 before, now round thousands.
+    x_axis = shown.splitlines()[shown.splitlines().index(next(
+        line for line in shown.splitlines() if "└" in line)) + 1]  # fmt: skip
+    assert x_axis.split() == ["0", "5,000", "10,000"]
