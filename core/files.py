@@ -9,16 +9,33 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+def _process_umask() -> int:
+    mask = os.umask(0o022)  # reading it means setting it: once, at import, not per thread
+    os.umask(mask)
+    return mask
+
+
+# The mode a plain open() gives a new file: mkstemp's 0600 made saved sweep files and
+# checkpoints readable by their owner alone, unlike every other file the person makes.
+NEW_FILE_MODE = 0o666 & ~_process_umask()
+
+
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """``write(handle)`` into a temporary file beside ``path``, then rename it to ``path``.
 
     Readers see the old file or the whole new one; on any error the temporary file goes.
+    The file gets the mode ``path`` had, else a new file's (the umask's).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        mode = NEW_FILE_MODE
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
+        os.chmod(temp, mode)
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

@@ -1,0 +1,38 @@
+"""atomic_write: whole files or none, with the modes files normally get."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from core.files import NEW_FILE_MODE, atomic_write
+
+
+def test_a_new_file_gets_the_umask_s_mode_and_a_replaced_one_keeps_its_own(
+    tmp_path: Path,
+) -> None:
+    # mkstemp's 0600 made saved sweep files and checkpoints private to their owner.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    new = tmp_path / "sweep.yml"
+    atomic_write(new, lambda handle: handle.write(b"name: x\n"))
+    assert new.stat().st_mode & 0o777 == NEW_FILE_MODE == 0o666 & ~mask
+    private = tmp_path / "private.yml"
+    private.write_bytes(b"old")
+    private.chmod(0o600)
+    atomic_write(private, lambda handle: handle.write(b"new"))
+    assert private.read_bytes() == b"new" and private.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path: Path) -> None:
+    target = tmp_path / "f.json"
+    target.write_bytes(b"old")
+
+    def broken(handle: object) -> None:
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, broken)
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["f.json"]
