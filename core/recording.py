@@ -149,7 +149,12 @@ class RunRecorder:
             on_validation=self.on_validation,
             should_stop=self.should_stop,
             log_every=LOG_EVERY,
+            may_save_on_stop=self.still_its_run,
         )
+
+    def still_its_run(self) -> bool:
+        """Whether the run is still this worker's (another may have claimed it since)."""
+        return self.worker_id is None or self.repo.is_running_for(self.run_id, self.worker_id)
 
     def on_train_loss(self, p: TrainPoint) -> None:
         for name, value in (

@@ -336,7 +336,8 @@ class _Stack:
                     self._emit(k, member, rows)
                 member.out.stopped = True
                 member.ended_at = self._now()
-                if member.checkpoints is not None:  # like fit(): a stopped run saves last.pt
+                # like fit(): a stopped run saves last.pt (while the run is still its own)
+                if member.checkpoints is not None and member.callbacks.save_on_stop():
                     take_copy(self.model, k, member.model)
                     member.checkpoints.save_last(member.model, None, self.step, self.inputs)
                 self._ended_early(member)

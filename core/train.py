@@ -91,6 +91,13 @@ class FitCallbacks:
     # loss diverged) is handed what fit_stack will also return for it, so that it can
     # be recorded at once rather than when the whole stack ends.
     on_early_end: Callable[[FitResult | TrainingError], None] | None = None
+    # Whether a stopped run may still save last.pt: not once another worker trains the
+    # run (recovered as lost while this one was paused, then claimed again), whose folder
+    # it shares. Asked once, at the stop.
+    may_save_on_stop: Callable[[], bool] | None = None
+
+    def save_on_stop(self) -> bool:
+        return self.may_save_on_stop is None or self.may_save_on_stop()
 
 
 @dataclass
@@ -391,7 +398,8 @@ class _Run:
                 self._validate()
         self._log()
         if self.out.stopped:
-            self._save_last()  # a cancelled run returns quickly: no final pass
+            if self.callbacks.save_on_stop():
+                self._save_last()  # a cancelled run returns quickly: no final pass
             return
         self._validate()
         first = slice(0, min(SAMPLE_COUNT, len(self.data.validation)))

@@ -508,6 +508,16 @@ class Repo:
                 running = (RUN.c.id == run_id) & (RUN.c.status == RunStatus.RUNNING.value)
                 conn.execute(update(RUN).where(running).values(heartbeat_at=time.time()))
 
+    def is_running_for(self, run_id: int, worker_id: str) -> bool:
+        """Whether ``run_id`` is running under ``worker_id`` (its checkpoint folder its own)."""
+        with self._read() as conn:
+            query = select(RUN.c.id).where(
+                RUN.c.id == run_id,
+                RUN.c.worker_id == worker_id,
+                RUN.c.status == RunStatus.RUNNING.value,
+            )
+            return conn.execute(query).first() is not None
+
     def is_cancel_requested(self, run_id: int, owner: str | None = None) -> bool:
         """Whether the run's training should stop: a cancel asked for, or (for its worker,
         ``owner``) the run is no longer its own."""

@@ -217,6 +217,19 @@ def test_a_run_told_to_stop_stops_alone(data: Datasets) -> None:
     assert not results[1].stopped and results[1].samples is not None
 
 
+def test_a_stacked_run_stopped_because_another_worker_has_it_saves_nothing(
+    data: Datasets, tmp_path: Path
+) -> None:
+    callbacks = [
+        FitCallbacks(should_stop=_stop_after(5), log_every=4, may_save_on_stop=lambda: False),
+        FitCallbacks(should_stop=_stop_after(5), log_every=4),
+    ]
+    dirs = [tmp_path / "taken", tmp_path / "mine"]
+    results = [_ok(r) for r in stack.fit_stack(_configs()[:2], data, "cpu", callbacks, dirs)]
+    assert results[0].stopped and results[1].stopped
+    assert not (dirs[0] / "last.pt").exists() and (dirs[1] / "last.pt").is_file()
+
+
 def test_a_failed_stack_is_not_kept_alive_by_its_traceback(
     data: Datasets, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -193,6 +193,15 @@ def test_should_stop_ends_the_run_early_without_error(data: Datasets, tmp_path: 
     assert (tmp_path / "ck" / "last.pt").is_file()
 
 
+def test_a_run_stopped_because_another_worker_has_it_leaves_its_folder_alone(
+    data: Datasets, tmp_path: Path
+) -> None:
+    # The paused worker's stop saved last.pt into the folder the run's new attempt uses.
+    callbacks = FitCallbacks(should_stop=lambda: True, may_save_on_stop=lambda: False)
+    result = fit(TINY, data, "cpu", callbacks, tmp_path / "ck")
+    assert result.stopped and not (tmp_path / "ck" / "last.pt").exists()
+
+
 def _poisoned_step(monkeypatch: pytest.MonkeyPatch, at_step: int, value: float) -> None:
     real = train_module.make_train_step
 

@@ -643,6 +643,8 @@ def test_a_worker_paused_while_its_run_went_to_another_writes_nothing_and_stops(
     assert repo.get_run(run_id).inputs_done == 64
     assert repo.is_cancel_requested(run_id, paused)  # its training stops at the next check
     assert not repo.is_cancel_requested(run_id, other)
+    # Nor may its stop save last.pt in the folder the two share.
+    assert not repo.is_running_for(run_id, paused) and repo.is_running_for(run_id, other)
 
 
 def test_a_removed_newest_run_s_id_is_never_handed_out_again(repo: Repo) -> None:
