@@ -128,6 +128,12 @@ def expand_sweep_text(
 QUICK_SUFFIX = "-inputs-{}"  # a quick check's experiment: NAME-inputs-N
 
 
+def quick_check_name(name: str, max_inputs: int) -> str:
+    """The experiment of ``name``'s runs trained on ``max_inputs`` inputs: beside the full
+    one, not in it (same run names, other runs)."""
+    return name.strip() + QUICK_SUFFIX.format(max_inputs)
+
+
 def shortened(data: Any, max_inputs: int, source: str = "<sweep>") -> Any:
     """The sweep ``data`` with every run trained on ``max_inputs`` inputs: a quick check
     of a sweep (a logbook table on a CPU) before the full one. Its experiment is
@@ -146,7 +152,7 @@ def shortened(data: Any, max_inputs: int, source: str = "<sweep>") -> Any:
     out["max_inputs"] = max_inputs
     name = data.get("name")
     if isinstance(name, str) and name.strip():
-        out["name"] = name.strip() + QUICK_SUFFIX.format(max_inputs)
+        out["name"] = quick_check_name(name, max_inputs)
         if len(out["name"]) > MAX_NAME_CHARS:
             raise SweepError(
                 f"{source}: --max-inputs: the quick check's experiment {out['name']!r} would "

@@ -23,7 +23,14 @@ from typing import Any
 from core.config import RunConfig
 from core.errors import ConfigError
 from core.memory import estimate_bytes
-from core.sweep import PAIR_ALIASES, QUICK_SUFFIX, TARGET_FIELDS, ExpandedRun, expand_sweep, slug
+from core.sweep import (
+    PAIR_ALIASES,
+    TARGET_FIELDS,
+    ExpandedRun,
+    expand_sweep,
+    quick_check_name,
+    slug,
+)
 from resconv_tui.field_values import (  # noqa: F401 - re-exported: the form's whole API
     FIELDS,
     SPECS,
@@ -175,7 +182,7 @@ def _apart(name: str, changed: str, values: list[Any]) -> str:
     if not name.strip():
         return ""
     if changed == "max_inputs" and len(values) == 1:
-        other = name.strip() + QUICK_SUFFIX.format(values[0])
+        other = quick_check_name(name, values[0])
     else:
         other = f"{name.strip()}-{changed}-{','.join(map(str, values))}"
     return f"; named {other!r}, they stay apart from its runs (named alike)"

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Engine,
     Float,
     RowMapping,
+    and_,
     case,
     cast,
     delete,
@@ -490,9 +491,8 @@ class Repo:
         with self._write() as conn:
             if owner is not None:
                 # Locked (PostgreSQL): a requeue must not come between this and the writes.
-                query = select(RUN.c.status, RUN.c.worker_id).where(RUN.c.id == run_id)
-                row = conn.execute(query.with_for_update()).first()
-                if row is None or (row.status, row.worker_id) != (RunStatus.RUNNING.value, owner):
+                query = select(RUN.c.id).where(_running_under(run_id, owner)).with_for_update()
+                if conn.execute(query).first() is None:
                     return
             if points:
                 rows = [
@@ -511,11 +511,7 @@ class Repo:
     def is_running_for(self, run_id: int, worker_id: str) -> bool:
         """Whether ``run_id`` is running under ``worker_id`` (its checkpoint folder its own)."""
         with self._read() as conn:
-            query = select(RUN.c.id).where(
-                RUN.c.id == run_id,
-                RUN.c.worker_id == worker_id,
-                RUN.c.status == RunStatus.RUNNING.value,
-            )
+            query = select(RUN.c.id).where(_running_under(run_id, worker_id))
             return conn.execute(query).first() is not None
 
     def is_cancel_requested(self, run_id: int, owner: str | None = None) -> bool:
@@ -606,11 +602,7 @@ class Repo:
 
     @staticmethod
     def _own_running(run_id: int, worker_id: str) -> Any:
-        return update(RUN).where(
-            RUN.c.id == run_id,
-            RUN.c.worker_id == worker_id,
-            RUN.c.status == RunStatus.RUNNING.value,
-        )
+        return update(RUN).where(_running_under(run_id, worker_id))
 
     @staticmethod
     def _worker_idle(conn: Connection, worker_id: str, finished: bool) -> None:
@@ -992,6 +984,16 @@ def _run_row(mapping: RowMapping) -> RunRow:
     m["cancel_requested"] = bool(m["cancel_requested"])
     m["has_samples"] = bool(m["has_samples"])
     return RunRow(swept=swept, target=target, **m)
+
+
+def _running_under(run_id: int, worker_id: str) -> Any:
+    """The run row while it is running under ``worker_id``: its worker's writes hold only
+    then (a run recovered, retried and claimed by another is that other's)."""
+    return and_(
+        RUN.c.id == run_id,
+        RUN.c.worker_id == worker_id,
+        RUN.c.status == RunStatus.RUNNING.value,
+    )
 
 
 def _stackable(run: RunRow, stackable: Callable[[RunConfig], bool]) -> bool:
