@@ -15,8 +15,6 @@ from core.errors import ResconvError
 from core.queue import Repo, RunRow, RunStatus
 from resconv_tui.widgets.loss_chart import LossChart
 
-NO_DATA_YET = "no data yet"  # a chart's note while its points may still come
-
 
 def attempt_of(run: RunRow) -> tuple[int, float | None]:
     """Which attempt of ``run`` the rows are of: a retry, or a stopped worker's requeue,

@@ -27,9 +27,16 @@ from core.queue import RunRow
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS, MetricRow, RunFilter
 from core.queue.status import FINISHED
 from core.queue.views import count_of
-from resconv_tui.screens.chart_screen import NO_DATA_YET, ChartScreen, attempt_of
+from resconv_tui.screens.chart_screen import ChartScreen, attempt_of
 from resconv_tui.widgets.fit_footer import FitFooter
-from resconv_tui.widgets.loss_chart import PALETTE, LossChart, Series, colour, rich_colour
+from resconv_tui.widgets.loss_chart import (
+    NO_DATA_YET,
+    PALETTE,
+    LossChart,
+    Series,
+    colour,
+    rich_colour,
+)
 
 BOTH = "both"
 METRIC_TITLES = {

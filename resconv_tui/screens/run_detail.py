@@ -31,14 +31,9 @@ from core.queue.rows import TRAIN_LOSS, VAL_LOSS, MetricRow
 from core.queue.samples import decode_samples
 from core.queue.status import FINISHED
 from resconv_tui.polling import held_runs, stalled_runs
-from resconv_tui.screens.chart_screen import (
-    NO_DATA_YET,
-    ChartScreen,
-    attempt_of,
-    ended_how,
-)
+from resconv_tui.screens.chart_screen import ChartScreen, attempt_of, ended_how
 from resconv_tui.widgets.fit_footer import FitFooter
-from resconv_tui.widgets.loss_chart import PALETTE, LossChart, Series
+from resconv_tui.widgets.loss_chart import NO_DATA_YET, PALETTE, LossChart, Series
 from resconv_tui.widgets.run_info import STATUS_STYLE, config_table, info_table
 from resconv_tui.widgets.sample_image import NO_SAMPLES_YET, SampleImage
 
@@ -154,9 +149,8 @@ class RunDetailScreen(ChartScreen):
             self.query_one(SampleImage).grid = decode_samples(message.samples)
         elif message.run.status in (RunStatus.FAILED, RunStatus.CANCELLED):  # none to come
             how = ended_how(message.run.status)
-            self.query_one(
-                SampleImage
-            ).empty_note = (
+            image = self.query_one(SampleImage)
+            image.empty_note = (
                 f"no sample reconstructions: the run {how} before its final validation pass"
             )
             for chart in self.query(LossChart):  # "no data yet" promised data to come

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
+NO_DATA_YET = "no data yet"  # a chart's note while its points may still come
 MAX_POINTS = 600  # a 200-column chart shows at most ~400 braille dots across
 # Distinct on dark and light themes; index i is run i's colour in compare views.
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -92,7 +93,7 @@ class LossChart(PlotextPlot):
         super().__init__(id=id, classes=classes)
         self.chart_title = title
         self.series: list[Series] = []
-        self.empty_note = "no data yet"  # the title's suffix while nothing is plotted
+        self.empty_note = NO_DATA_YET  # the title's suffix while nothing is plotted
 
     def set_series(self, series: list[Series]) -> None:
         self.series = series
