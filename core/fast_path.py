@@ -466,14 +466,16 @@ class FastStep:
         # to itself: packed slot threads pause, once per model shape and process (a
         # later run of the same shape reuses the compiled code).
         alone = GATE.exclusive() if self.compiled else nullcontext()
-        with alone, torch.cuda.stream(side):  # the CUDA-graph docs: warm up off the main stream
-            for _ in range(WARMUP_STEPS):
-                self._eager(buffer)
-        torch.cuda.current_stream(self.device).wait_stream(side)
+        try:
+            with alone, torch.cuda.stream(side):  # the CUDA-graph docs: off the main stream
+                for _ in range(WARMUP_STEPS):
+                    self._eager(buffer)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+        finally:  # a failed warm-up too: the eager fallback then draws as a plain run would
+            if rng is not None:
+                torch.cuda.set_rng_state(rng, self.device)
         # Warm-up steps were real updates: put weights, BN stats, Adam state and lr back.
         self._restore(saved)
-        if rng is not None:
-            torch.cuda.set_rng_state(rng, self.device)
         return buffer
 
     def _warm_up_and_capture(self, saved: dict[str, torch.Tensor]) -> None:

@@ -88,6 +88,39 @@ def test_a_failing_capture_falls_back_and_says_why(cuda_data: Datasets, monkeypa
     assert torch.isfinite(torch.tensor(result.validation_loss))
 
 
+def test_a_warm_up_that_fails_leaves_rrelu_draws_as_a_plain_run(
+    cuda_data: Datasets, monkeypatch
+) -> None:
+    """RReLU draws its slopes from the CUDA generator: warm-up steps that ran before a
+    failure must not shift the eager fallback's draws (the same run, the same seed)."""
+
+    def second_step_fails(self, saved):
+        original, steps = self._eager, []
+
+        def counted(buffer):
+            steps.append(1)
+            if len(steps) == 2:  # one warm-up step has drawn slopes by now
+                raise RuntimeError("warm-up refused")
+            original(buffer)
+
+        self._eager = counted
+        try:
+            self._warm_up(saved)
+        finally:
+            del self._eager
+
+    config = SHORT.replace(activation="rrelu", precision="fp32")
+    monkeypatch.setenv("RESCONV_FUSED_ADAM", "0")
+    plain = _fit(config, cuda_data, monkeypatch, RESCONV_GRAPH="0")
+    monkeypatch.delenv("RESCONV_GRAPH")
+    monkeypatch.setattr(fp.FastStep, "_warm_up_and_capture", second_step_fails)
+    fallen = _fit(config, cuda_data, monkeypatch)
+    assert plain.path_used == "cuda-eager fp32 (RESCONV_GRAPH=0)", plain.path_used
+    assert fallen.path_used.startswith("cuda-eager fp32 (graph capture failed"), fallen.path_used
+    # Before the RNG was put back on a failure: curves apart by the shifted slopes.
+    assert _train_curve(fallen) == pytest.approx(_train_curve(plain), rel=1e-4, abs=1e-6)
+
+
 def test_steps_never_wait_for_the_gpu(cuda_data: Datasets) -> None:
     torch.manual_seed(0)
     model = build_model(SHORT).cuda().train()
