@@ -45,6 +45,7 @@ from core.worker import (
     Worker,
     default_checkpoint_root,
     leave_now,
+    worker_repo,
 )
 from core.worker_options import NO_RULES, ClaimRules
 
@@ -112,7 +113,7 @@ def _slot_worker(
     rules: ClaimRules,
     max_runs: int | None,
 ) -> Worker:
-    repo = Repo.open(db_url)
+    repo = worker_repo(db_url)  # patient, as a worker's own
     admission = None
     if device.startswith("cuda"):
 

@@ -55,6 +55,7 @@ from core.packing import Admission, Slot, parse_slot
 from core.processes import SUPERVISOR_ENV, exited_here, process_alive, stop_with_parent
 from core.queue import FinalFigures, QueueError, Repo, RunRow, RunStatus
 from core.queue.db import describe, is_new_file, sqlite_path, stored_url
+from core.queue.patience import at_once
 from core.queue.repo import LIVE_WORKER_STATES, STALE_AFTER_S
 from core.queue.samples import encode_samples
 from core.queue.views import ids_of
@@ -130,6 +131,7 @@ class Worker:
         self.current: list[int] = []  # claimed runs not ended yet: a second signal puts them back
         self.folders: dict[int, Path] = {}  # the checkpoint folders of the runs training
         self.runs_done = 0
+        self.refused: list[int] = []  # runs the database would not take back at the stop
         flags.on_second = self.exit_now
 
     def loop(self, until_empty: bool = False) -> int:
@@ -172,7 +174,9 @@ class Worker:
             database_error = True
             self.heartbeat.stop()
             back = self.give_back_quietly()
-            runs = f"; run {', '.join(map(str, back))} back in the queue" if back else ""
+            runs = f"; {ids_of('run', back)} back in the queue" if back else ""
+            if self.refused:
+                runs += f"; {ids_of('run', self.refused)} not given back: found lost later"
             say(f"stopping on a database error after {self.runs_done} run(s){runs}")
             raise
         except Exception as exc:  # a bug outside any run's training: stop, and say so
@@ -385,17 +389,36 @@ class Worker:
     def give_back_quietly(self) -> list[int]:
         """Put the current runs back in the queue and mark this worker stopped; never
         raises. Returns the runs the queue took back (not one cancelled meanwhile, no
-        longer this worker's, or refused by the database)."""
-        back = []
-        for run_id in list(self.current):
-            with contextlib.suppress(Exception):
-                if self.repo.requeue(run_id, self.id) == RunStatus.QUEUED:
-                    back.append(run_id)
-        _quietly(self.repo.update_worker, self.id, state="stopped")
+        longer this worker's, or refused by the database: those are in ``refused``)."""
+        back, refused = [], []
+        with at_once():  # on a database error it was patient already: no second wait
+            for run_id in list(self.current):
+                try:
+                    if self.repo.requeue(run_id, self.id) == RunStatus.QUEUED:
+                        back.append(run_id)
+                except Exception:
+                    refused.append(run_id)
+            # A run the database would not take back stays "running" under this worker:
+            # its row then stays live too, so that, once this process has exited, the
+            # dashboard on this machine, or any worker's recovery, finds it lost. Marked
+            # "stopped", it would stay "running" for nobody, found by no one.
+            self.refused = refused
+            if not refused:
+                _quietly(self.repo.update_worker, self.id, state="stopped")
         return back
 
 
-RECONNECT_S = 300.0  # how long a worker keeps trying to reach its PostgreSQL database
+RECONNECT_S = 300.0  # how long a worker keeps trying a database away or locked
+
+
+def worker_repo(db_url: str) -> Repo:
+    """The queue as a worker opens it: patient (``core.queue.patience``). A shared
+    queue's server restarting, a network blip, or another process holding a SQLite
+    file's lock for a while (a backup, an SQL shell) must not end every worker, nor
+    throw away the training in progress."""
+    repo = Repo.open(db_url)
+    repo.reconnect_s, repo.on_reconnect = RECONNECT_S, say
+    return repo
 
 
 def leave_now(workers: Sequence[Worker]) -> None:
@@ -529,11 +552,7 @@ def run_worker(
     ``slot``: this process is one of several sharing the device (see ``core.slots``).
     ``rules``: what to claim (``--order``, ``--stack``).
     """
-    repo = Repo.open(db_url)  # first: a wrong --db is reported without importing torch
-    if sqlite_path(db_url) is None:
-        # A shared queue's server restarting (or a network blip) must not end every
-        # worker on every box, nor leave their runs "running" for nobody.
-        repo.reconnect_s, repo.on_reconnect = RECONNECT_S, say
+    repo = worker_repo(db_url)  # first: a wrong --db is reported without importing torch
     # Absolute: the path is stored with each run, and read from other working folders.
     root = (
         Path(checkpoint_root) if checkpoint_root else default_checkpoint_root(db_url)

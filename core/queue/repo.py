@@ -38,13 +38,13 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import OperationalError
 
 from core.config import RunConfig
 from core.errors import ConfigError, first_line
 from core.queue import db
 from core.queue.errors import InvalidTransition, QueueError, UnknownRun
 from core.queue.models import Metric, Run, Worker
+from core.queue.patience import Outage, patient
 from core.queue.rows import (
     EnqueueResult,
     FinalFigures,
@@ -71,8 +71,6 @@ RUN_COLUMNS = [c for c in RUN.c if c.name != "samples"]  # lists never carry ima
 STACK_SCAN = 1000  # queued rows claim_like compares at most
 CLAIM_LOCK_KEY = 0x7265_7363  # PostgreSQL advisory lock that claims take in turn ("resc")
 STALE_AFTER_S = 30.0  # a running run without a heartbeat for this long is lost
-RECONNECT_FIRST_WAIT_S = 1.0  # then doubling, at most RECONNECT_MAX_WAIT_S
-RECONNECT_MAX_WAIT_S = 15.0
 WORKER_LOST = "worker lost"
 LIVE_WORKER_STATES = ("idle", "running", "stopping", "stalled")  # stalled: see core.recording
 SETTLED = frozenset(RunStatus) - {RunStatus.RUNNING}  # runs that change only when someone acts
@@ -102,11 +100,13 @@ class Repo:
         self.engine = engine
         self.url = url
         self.busy_timeout_s = busy_timeout_s
-        # How long a verb keeps trying to reach a database it cannot connect to (a
-        # PostgreSQL restart or a network blip on a shared queue); 0 fails at once, as a
-        # command should. Workers set it, and ``on_reconnect`` to say so in their log.
+        # How long a verb keeps trying a database that refuses it for a reason that
+        # passes (``core.queue.patience``: a PostgreSQL restart, a network blip, another
+        # process's lock); 0 fails at once, as a command should. Workers set it, and
+        # ``on_reconnect`` to say in their log when the database went away and came back.
         self.reconnect_s = 0.0
         self.on_reconnect: Callable[[str], None] | None = None
+        self.outage = Outage()
 
     @classmethod
     def open(cls, url: str, *, create: bool = True, busy_timeout_s: float | None = None) -> Repo:
@@ -148,27 +148,13 @@ class Repo:
                 yield conn
 
     def _connect(self) -> Connection:
-        """A connection, retried for ``reconnect_s`` while the database cannot be reached.
-        Only the connecting is retried: PostgreSQL's engine tests a pooled connection as
-        it hands it out (pool_pre_ping), so an outage shows here, before any statement."""
-        if self.reconnect_s <= 0:
-            return self.engine.connect()
-        deadline = time.monotonic() + self.reconnect_s
-        wait = RECONNECT_FIRST_WAIT_S
-        while True:
-            try:
-                return self.engine.connect()
-            except OperationalError as error:
-                if time.monotonic() + wait > deadline:
-                    raise
-                if self.on_reconnect is not None:
-                    first = str(error.orig or error).strip().splitlines()[0]
-                    self.on_reconnect(f"database unreachable ({first}); trying again in {wait:g} s")
-                time.sleep(wait)
-                wait = min(wait * 2, RECONNECT_MAX_WAIT_S)
+        # PostgreSQL's engine tests a pooled connection as it hands it out (pool_pre_ping):
+        # a server that restarted since shows here, and is retried (``patient``).
+        return self.engine.connect()
 
     # ----- queueing ------------------------------------------------------------------
 
+    @patient
     def enqueue(
         self, runs: Sequence[NewRun], priority: int = 0, force: bool = False
     ) -> EnqueueResult:
@@ -214,6 +200,7 @@ class Repo:
         query = update(RUN).where(RUN.c.id == run_id)
         return bool(conn.execute(query.values(target_json=json.dumps(dict(run.target)))).rowcount)
 
+    @patient
     def plan_enqueue(self, runs: Sequence[NewRun]) -> list[str]:
         """What ``enqueue`` would do with each of ``runs`` now, without writing (``queue
         --dry-run``): ``new``, ``again #5 failed`` or ``skip #3 succeeded`` (``, new target``
@@ -284,6 +271,7 @@ class Repo:
 
     # ----- the worker's verbs --------------------------------------------------------
 
+    @patient
     def claim(self, worker_id: str, largest_first: bool = False) -> RunRow | None:
         """Atomically take the highest-priority, oldest queued run (None: queue empty).
 
@@ -295,6 +283,7 @@ class Repo:
         with self._write() as conn:
             return self._claim_one(conn, worker_id, largest_first)
 
+    @patient
     def claim_stack(
         self,
         worker_id: str,
@@ -358,6 +347,7 @@ class Repo:
         )
         return self._get(conn, run_id)
 
+    @patient
     def claim_like(self, worker_id: str, like: RunRow, limit: int) -> list[RunRow]:
         """Also take up to ``limit`` queued runs that differ from ``like`` only in their
         seed, highest priority then oldest first: a stack (``core.stack``) with it.
@@ -421,6 +411,7 @@ class Repo:
             if run is not None and run.status == RunStatus.RUNNING and run.worker_id == worker_id
         ]
 
+    @patient
     def heartbeat(
         self,
         worker_id: str,
@@ -429,15 +420,18 @@ class Repo:
         inputs_done: int | None = None,
         gpu: GpuSnapshot | None = None,
         more_run_ids: Sequence[int] = (),
-    ) -> None:
+    ) -> list[int]:
         """The worker is alive (and its run, if any): refresh both timestamps and GPU stats.
 
         ``more_run_ids``: the other runs of its stack (``--stack``), kept fresh too.
+        Returns the runs it revived (``_revive``): recovered as lost while it lived on.
         """
         now = time.time()
         with self._write() as conn:
             # The run rows first, then the worker row, as every write that touches both:
             # on PostgreSQL (row locks) the other order deadlocked against finish().
+            ids = [*([run_id] if run_id is not None else []), *more_run_ids]
+            revived = self._revive(conn, worker_id, ids)
             if more_run_ids:  # a stack: one statement, its rows locked in id order
                 ids = sorted({*more_run_ids, *([run_id] if run_id is not None else [])})
                 conn.execute(
@@ -458,7 +452,13 @@ class Repo:
             if gpu is not None:
                 values.update(_gpu_values(gpu))
             conn.execute(update(WORKER).where(WORKER.c.id == worker_id).values(**values))
+            # Marked lost while it lived on (silent past STALE_AFTER_S): it beats, so it is not.
+            back = "running" if run_id is not None else "idle"
+            alive = update(WORKER).where(WORKER.c.id == worker_id, WORKER.c.state == "lost")
+            conn.execute(alive.values(state=back, current_run_id=run_id))
+        return revived
 
+    @patient
     def add_metrics(
         self,
         run_id: int,
@@ -490,6 +490,7 @@ class Repo:
             return
         with self._write() as conn:
             if owner is not None:
+                self._revive(conn, owner, [run_id])
                 # Locked (PostgreSQL): a requeue must not come between this and the writes.
                 query = select(RUN.c.id).where(_running_under(run_id, owner)).with_for_update()
                 if conn.execute(query).first() is None:
@@ -508,44 +509,51 @@ class Repo:
                 running = (RUN.c.id == run_id) & (RUN.c.status == RunStatus.RUNNING.value)
                 conn.execute(update(RUN).where(running).values(heartbeat_at=time.time()))
 
+    @patient
     def is_running_for(self, run_id: int, worker_id: str) -> bool:
         """Whether ``run_id`` is running under ``worker_id`` (its checkpoint folder its own)."""
         with self._read() as conn:
-            query = select(RUN.c.id).where(_running_under(run_id, worker_id))
-            return conn.execute(query).first() is not None
+            ours = or_(_running_under(run_id, worker_id), _lost_under(run_id, worker_id))
+            return conn.execute(select(RUN.c.id).where(ours)).first() is not None
 
+    @patient
     def is_cancel_requested(self, run_id: int, owner: str | None = None) -> bool:
         """Whether the run's training should stop: a cancel asked for, or (for its worker,
         ``owner``) the run is no longer its own."""
         with self._read() as conn:
-            query = select(RUN.c.cancel_requested, RUN.c.status, RUN.c.worker_id)
+            query = select(RUN.c.cancel_requested, RUN.c.status, RUN.c.error, RUN.c.worker_id)
             row = conn.execute(query.where(RUN.c.id == run_id)).first()
-        # A run someone removed or recovered meanwhile is as good as cancelled; so is one
-        # another worker trains now (recovered as lost while its worker was paused, then
-        # retried and claimed): the paused worker, resumed, trained beside it.
-        return (
-            row is None
-            or bool(row.cancel_requested)
-            or row.status != RunStatus.RUNNING
-            or (owner is not None and row.worker_id != owner)
-        )
+        # A run someone removed meanwhile is as good as cancelled; so is one another
+        # worker trains now (recovered as lost while its worker was paused, then retried
+        # and claimed): the paused worker, resumed, trained beside it.
+        if row is None or row.cancel_requested:
+            return True
+        if owner is None:
+            return row.status != RunStatus.RUNNING
+        # Recovered as lost but not retried: still its own (its next write revives it).
+        lost = row.status == RunStatus.FAILED and row.error == WORKER_LOST
+        return row.worker_id != owner or not (row.status == RunStatus.RUNNING or lost)
 
+    @patient
     def finish(self, run_id: int, worker_id: str, figures: FinalFigures) -> bool:
         """running -> succeeded with the final figures; False if the run is no longer ours."""
         return self._end(run_id, worker_id, RunStatus.SUCCEEDED, None, figures)
 
+    @patient
     def fail(
         self, run_id: int, worker_id: str, error: str, figures: FinalFigures | None = None
     ) -> bool:
         """running -> failed with a short message."""
         return self._end(run_id, worker_id, RunStatus.FAILED, error, figures)
 
+    @patient
     def mark_cancelled(
         self, run_id: int, worker_id: str, figures: FinalFigures | None = None
     ) -> bool:
         """running -> cancelled: the worker stopped the run because cancel was requested."""
         return self._end(run_id, worker_id, RunStatus.CANCELLED, None, figures)
 
+    @patient
     def requeue(
         self, run_id: int, worker_id: str, figures: FinalFigures | None = None
     ) -> RunStatus | None:
@@ -555,6 +563,7 @@ class Repo:
         forgotten. One transaction, so a cancel cannot land between the two. Returns the
         run's new status; None if it is no longer this worker's run."""
         with self._write() as conn:
+            self._revive(conn, worker_id, [run_id])  # then queued again, not left "lost"
             asked = self._own_running(run_id, worker_id).where(RUN.c.cancel_requested)
             cancelled = _ended_values(RunStatus.CANCELLED, None, figures)
             if conn.execute(asked.values(**cancelled)).rowcount:
@@ -562,6 +571,7 @@ class Repo:
                 return RunStatus.CANCELLED
             return RunStatus.QUEUED if self._to_queue(conn, run_id, worker_id, _FRESH) else None
 
+    @patient
     def put_back(self, run_id: int, worker_id: str) -> bool:
         """running -> queued before training began (the device had no room for it yet).
 
@@ -575,6 +585,7 @@ class Repo:
 
     def _back_to_queue(self, run_id: int, worker_id: str, values: dict[str, Any]) -> bool:
         with self._write() as conn:
+            self._revive(conn, worker_id, [run_id])
             return self._to_queue(conn, run_id, worker_id, values)
 
     def _to_queue(
@@ -596,9 +607,31 @@ class Repo:
     ) -> bool:
         values = _ended_values(status, error, figures)
         with self._write() as conn:
+            self._revive(conn, worker_id, [run_id])  # its figures, not "worker lost"
             ended = conn.execute(self._own_running(run_id, worker_id).values(**values)).rowcount
             self._worker_idle(conn, worker_id, finished=bool(ended))
             return bool(ended)
+
+    @staticmethod
+    def _revive(conn: Connection, worker_id: str, run_ids: Sequence[int]) -> list[int]:
+        """Those of ``run_ids`` recovered as lost while ``worker_id`` lived on (silent
+        past STALE_AFTER_S: its database away for a while, its process paused) running
+        again, and its row with them: a write of its worker proves it alive, and the
+        training goes on, not thrown away. Not a run retried meanwhile (retry clears its
+        worker: another attempt's now) nor one removed. Returns the runs revived."""
+        if not run_ids:
+            return []
+        lost = or_(*(_lost_under(run_id, worker_id) for run_id in run_ids))
+        revived = sorted(conn.execute(select(RUN.c.id).where(lost)).scalars())
+        if revived:
+            again = dict(status=RunStatus.RUNNING.value, error=None, finished_at=None)
+            conn.execute(update(RUN).where(RUN.c.id.in_(revived)).values(**again))
+            conn.execute(
+                update(WORKER)
+                .where(WORKER.c.id == worker_id, WORKER.c.state == "lost")
+                .values(state="running", current_run_id=revived[0])
+            )
+        return revived
 
     @staticmethod
     def _own_running(run_id: int, worker_id: str) -> Any:
@@ -622,6 +655,7 @@ class Repo:
             values["runs_done"] = WORKER.c.runs_done + 1
         conn.execute(update(WORKER).where(WORKER.c.id == worker_id).values(**values))
 
+    @patient
     def recover_stale(
         self,
         stale_after_s: float | None = STALE_AFTER_S,
@@ -665,6 +699,7 @@ class Repo:
 
     # ----- a person's changes (CLI, TUI) ---------------------------------------------
 
+    @patient
     def request_cancel(
         self,
         ids: Sequence[int],
@@ -694,6 +729,7 @@ class Repo:
                 conn.execute(update(RUN).where(RUN.c.id == run.id).values(**values))
             return result
 
+    @patient
     def retry(self, ids: Sequence[int]) -> None:
         """failed/cancelled -> queued, as if new (metrics and figures are dropped)."""
         with self._write() as conn:
@@ -704,6 +740,7 @@ class Repo:
             )
             conn.execute(delete(METRIC).where(METRIC.c.run_id.in_(ids)))
 
+    @patient
     def remove(self, ids: Sequence[int]) -> int:
         """Delete runs and their metrics; running runs must be cancelled first."""
         with self._write() as conn:
@@ -711,12 +748,14 @@ class Repo:
             conn.execute(delete(METRIC).where(METRIC.c.run_id.in_(ids)))
             return int(conn.execute(delete(RUN).where(RUN.c.id.in_(ids))).rowcount)
 
+    @patient
     def set_priority(self, ids: Sequence[int], priority: int) -> None:
         """Higher priority trains sooner (ties: oldest first)."""
         with self._write() as conn:
             self._require(conn, ids, frozenset(RunStatus), "")
             conn.execute(update(RUN).where(RUN.c.id.in_(ids)).values(priority=priority))
 
+    @patient
     def change_priority(self, ids: Sequence[int], step: int) -> None:
         """Add ``step`` to each run's stored priority, in the database: two quick presses
         of ``+`` before the dashboard's next poll add 2, not 1."""
@@ -735,6 +774,7 @@ class Repo:
             conn.execute(text(f"SET LOCAL lock_timeout = {timeout_ms}"))
             conn.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK_KEY)))
 
+    @patient
     def move_to_front(self, ids: Sequence[int]) -> list[int]:
         """Make ``ids`` the next runs claimed, in the order given (``next 9 7`` trains 9,
         then 7): each gets a priority above every queued run's, the first the highest.
@@ -767,6 +807,7 @@ class Repo:
 
     # ----- reading -------------------------------------------------------------------
 
+    @patient
     def get_run(self, run_id: int) -> RunRow:
         with self._read() as conn:
             run = self._get(conn, run_id)
@@ -774,15 +815,18 @@ class Repo:
             raise UnknownRun(f"no run with id {run_id} in {self._where()}")
         return run
 
+    @patient
     def get_samples(self, run_id: int) -> bytes | None:
         """The sample reconstruction grid (``.npy`` bytes, uint8 (3, n, H, W)) or None."""
         with self._read() as conn:
             return conn.execute(select(RUN.c.samples).where(RUN.c.id == run_id)).scalar()
 
+    @patient
     def list_runs(self, filters: RunFilter | None = None) -> list[RunRow]:
         with self._read() as conn:
             return self._select_runs(conn, filters or RunFilter())
 
+    @patient
     def counts_by_status(self, experiment: str | None = None) -> dict[RunStatus, int]:
         query = select(RUN.c.status, func.count()).group_by(RUN.c.status)
         if experiment is not None:
@@ -791,6 +835,7 @@ class Repo:
             found = {RunStatus(s): int(n) for s, n in conn.execute(query)}
         return {status: found.get(status, 0) for status in RunStatus}
 
+    @patient
     def settled_signature(self) -> Signature:
         """Changes when a run that is not running is added, removed, changes status or priority.
 
@@ -810,6 +855,7 @@ class Repo:
         with self._read() as conn:
             return tuple(conn.execute(query).one())
 
+    @patient
     def experiments(self) -> list[tuple[str, int]]:
         """(experiment, number of runs), oldest experiment first."""
         query = (
@@ -820,6 +866,7 @@ class Repo:
         with self._read() as conn:
             return [(name, int(n)) for name, n in conn.execute(query)]
 
+    @patient
     def metrics_since(
         self,
         run_id: int,
@@ -835,6 +882,7 @@ class Repo:
         with self._read() as conn:
             return [MetricRow(**row._mapping) for row in conn.execute(query)]
 
+    @patient
     def measured_peaks(
         self, param_count: int, device_prefix: str = "cuda", limit: int = 200
     ) -> list[tuple[str, int]]:
@@ -858,6 +906,7 @@ class Repo:
 
     # ----- workers -------------------------------------------------------------------
 
+    @patient
     def register_worker(
         self,
         host: str,
@@ -883,6 +932,7 @@ class Repo:
             conn.execute(insert(WORKER).values(**values))
         return worker_id
 
+    @patient
     def update_worker(self, worker_id: str, *, state: str | None = None) -> None:
         values: dict[str, Any] = {"last_seen_at": time.time()}
         if state is not None:
@@ -892,6 +942,7 @@ class Repo:
         with self._write() as conn:
             conn.execute(update(WORKER).where(WORKER.c.id == worker_id).values(**values))
 
+    @patient
     def mark_worker_stalled(self, worker_id: str, stalled: bool) -> bool:
         """Its training takes no steps (``core.recording``): "running" -> "stalled", and
         back. Only from those states: "stopping" and "idle" say more. Whether it changed."""
@@ -900,6 +951,7 @@ class Repo:
             query = update(WORKER).where(WORKER.c.id == worker_id, WORKER.c.state == old)
             return bool(conn.execute(query.values(state=new)).rowcount)
 
+    @patient
     def list_workers(self, include_gone: bool = False) -> list[WorkerRow]:
         """Workers, newest first; ``include_gone`` adds stopped and lost ones."""
         query = select(*self.worker_columns).order_by(WORKER.c.started_at.desc())
@@ -993,6 +1045,17 @@ def _running_under(run_id: int, worker_id: str) -> Any:
         RUN.c.id == run_id,
         RUN.c.worker_id == worker_id,
         RUN.c.status == RunStatus.RUNNING.value,
+    )
+
+
+def _lost_under(run_id: int, worker_id: str) -> Any:
+    """The run row while it is failed "worker lost" under ``worker_id`` and not retried
+    since: found silent, but maybe alive (``Repo._revive``)."""
+    return and_(
+        RUN.c.id == run_id,
+        RUN.c.worker_id == worker_id,
+        RUN.c.status == RunStatus.FAILED.value,
+        RUN.c.error == WORKER_LOST,
     )
 
 

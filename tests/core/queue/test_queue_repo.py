@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from queue_helpers import tiny_run, tiny_runs
@@ -383,8 +381,43 @@ def test_ending_a_run_that_is_no_longer_ours_changes_nothing(repo: Repo) -> None
     run_id = claim(repo, worker)
     assert not repo.finish(run_id, "someone-else", FinalFigures(validation_loss=1.0))
     repo.recover_stale(dead_worker_ids=[worker])
+    repo.retry([run_id])  # the lost run queued again: another attempt's, not the worker's
     assert not repo.finish(run_id, worker, FinalFigures(validation_loss=1.0))
-    assert repo.get_run(run_id).error == "worker lost"
+    assert repo.get_run(run_id).status == S.QUEUED
+
+
+def test_a_run_taken_for_lost_while_its_worker_lived_on_is_revived_by_its_writes(
+    repo: Repo,
+) -> None:
+    # PostgreSQL away for 50 s: an idle worker on another box (which could reach it)
+    # marked the training run "worker lost"; its worker, back, threw the training away.
+    repo.enqueue(tiny_runs(3))
+    worker = repo.register_worker("h", 1, "cpu")
+    beating, metered, ending = (claim(repo, worker) for _ in range(3))
+    assert repo.recover_stale(stale_after_s=0.0, now=time.time() + 60) == [1, 2, 3]
+    assert [w.state for w in repo.list_workers(include_gone=True)] == ["lost"]
+    assert not repo.is_cancel_requested(beating, owner=worker)  # still its own: train on
+    assert repo.is_running_for(beating, worker)
+    assert repo.is_cancel_requested(beating)  # to anyone else it is not running
+    assert repo.heartbeat(worker, run_id=beating) == [beating]
+    repo.add_metrics(metered, [MetricPoint(1, 64, "train_loss", 0.5)], 64, owner=worker)
+    assert repo.finish(ending, worker, FinalFigures(validation_loss=0.25))
+    runs = {run.id: run for run in repo.list_runs()}
+    assert [runs[i].status for i in (1, 2, 3)] == [S.RUNNING, S.RUNNING, S.SUCCEEDED]
+    assert runs[beating].error is None and runs[beating].finished_at is None
+    assert runs[metered].inputs_done == 64
+    assert [p.value for p in repo.metrics_since(metered)] == [0.5]
+    (row,) = repo.list_workers()
+    assert (row.state, row.current_run_id) == ("running", beating)
+
+
+def test_a_lost_worker_that_beats_is_alive_again(repo: Repo) -> None:
+    worker = repo.register_worker("h", 1, "cpu")
+    repo.recover_stale(stale_after_s=0.0, now=time.time() + 60)
+    assert repo.list_workers() == []  # lost: not live
+    assert repo.heartbeat(worker) == []
+    (row,) = repo.list_workers()
+    assert (row.id, row.state) == (worker, "idle")
 
 
 def test_fail_keeps_the_message(repo: Repo) -> None:
@@ -426,6 +459,25 @@ def test_a_worker_asked_to_stop_says_so_until_it_stops(repo: Repo) -> None:
     assert [(w.state, w.current_run_id) for w in repo.list_workers()] == [("stopping", None)]
     repo.update_worker(worker, state="stopped")
     assert repo.list_workers() == []
+
+
+def test_a_heartbeat_that_revives_its_run_says_so(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from core.gpu import GpuMonitor
+    from core.recording import Heartbeat
+
+    repo.enqueue(tiny_runs(1))
+    worker = repo.register_worker("h", 1, "cpu")
+    run_id = claim(repo, worker)
+    beat = Heartbeat(repo, worker, GpuMonitor("cpu"), 1.0, stopping=lambda: True)
+    beat.run_ids = (run_id,)
+    beat.beat()  # "stopping"
+    assert repo.recover_stale(stale_after_s=0.0, now=time.time() + 60) == [run_id]
+    beat.beat()
+    assert f"run {run_id}: marked lost while this worker was silent" in capsys.readouterr().out
+    assert status(repo, run_id) == S.RUNNING
+    assert repo.list_workers()[0].state == "stopping"  # asked to stop still: a second signal
 
 
 def test_put_back_is_a_requeue_that_does_not_count_as_an_attempt(repo: Repo) -> None:
@@ -673,41 +725,3 @@ def test_queueing_again_gives_done_runs_the_sweep_file_s_new_target(repo: Repo) 
     assert repo.enqueue([replace(runs[1], target=both)]).retargeted_ids == (ids[1],)
     reordered = {"params": 675.0, "validation_loss": 0.053}  # the same figures
     assert repo.enqueue([replace(runs[1], target=reordered)]).retargeted_ids == ()
-
-
-def test_a_worker_s_repo_waits_for_a_database_it_cannot_reach(
-    repo: Repo, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # PostgreSQL stopped for 8 s: the worker exited at its next write (rc 2), leaving its
-    # run "running" for nobody. A worker's repo tries again; a command's fails at once.
-    from sqlalchemy.exc import OperationalError
-
-    real_connect, refusals, waits, said = repo.engine.connect, [2], [], []
-
-    def connect() -> Any:
-        if refusals[0]:
-            refusals[0] -= 1
-            raise OperationalError("connect", {}, Exception("Connection refused"))
-        return real_connect()
-
-    clock = [0.0]
-
-    def sleep(seconds: float) -> None:
-        waits.append(seconds)
-        clock[0] += seconds
-
-    monkeypatch.setattr(repo.engine, "connect", connect)
-    fake_time = SimpleNamespace(time=time.time, monotonic=lambda: clock[0], sleep=sleep)
-    monkeypatch.setattr(repo_module, "time", fake_time)
-    with pytest.raises(QueueError, match="Connection refused"):
-        repo.list_runs()  # reconnect_s 0: at once
-    assert waits == []
-    repo.reconnect_s, repo.on_reconnect = 60.0, said.append
-    refusals[0] = 2
-    assert repo.enqueue(tiny_runs(1)).added == 1
-    assert waits == [1.0, 2.0]
-    assert said[0] == "database unreachable (Connection refused); trying again in 1 s"
-    refusals[0] = 100  # down for good: it gives up once the next wait would pass 60 s
-    with pytest.raises(QueueError, match="Connection refused"):
-        repo.list_runs()
-    assert sum(waits[2:]) <= 60 and waits[-1] == 15.0

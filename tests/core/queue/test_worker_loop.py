@@ -989,10 +989,8 @@ def test_a_cpu_worker_says_when_another_already_trains_on_this_cpu(
     assert repo.list_runs()[0].status == RunStatus.SUCCEEDED  # a warning, not a refusal
 
 
-def test_a_worker_keeps_trying_a_shared_database_it_cannot_reach(
-    db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A PostgreSQL restart ended every worker (rc 2) and left their runs "running".
+def opened_repos(monkeypatch: pytest.MonkeyPatch) -> list[Repo]:
+    """Every Repo the worker modules open from now on."""
     opened: list[Repo] = []
     real_open = Repo.open
 
@@ -1001,8 +999,56 @@ def test_a_worker_keeps_trying_a_shared_database_it_cannot_reach(
         return opened[-1]
 
     monkeypatch.setattr(worker_module.Repo, "open", open_and_keep)
+    return opened
+
+
+def test_a_worker_keeps_trying_a_database_away_or_locked(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A PostgreSQL restart ended every worker (rc 2) and left their runs "running"; so
+    # did a SQLite lock held past the busy timeout (a backup, an SQL shell).
+    opened = opened_repos(monkeypatch)
     run_worker(db_url, "cpu", True, None, None, None, trainer=fake_trainer(),
                install_signals=False)  # fmt: skip
-    shared = not db_url.startswith("sqlite")  # a SQLite file is there or it is not
-    assert opened[0].reconnect_s == (worker_module.RECONNECT_S if shared else 0.0)
-    assert (opened[0].on_reconnect is recording.say) == shared
+    assert opened[0].reconnect_s == worker_module.RECONNECT_S
+    assert opened[0].on_reconnect is recording.say
+
+
+def test_packed_slot_threads_keep_trying_their_database(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Their repos were opened plainly: a restart ended every slot of a --slots worker.
+    from core.stream_slots import run_stream_slots
+
+    repo.enqueue(tiny_runs(2))
+    opened = opened_repos(monkeypatch)
+    assert run_stream_slots(repo.url, 2, "cpu", until_empty=True, trainer=fake_trainer(),
+                            install_signals=False) == 0  # fmt: skip
+    slots = [r for r in opened if r.reconnect_s]
+    assert len(slots) == 2 and all(r.reconnect_s == worker_module.RECONNECT_S for r in slots)
+
+
+def test_a_run_the_database_will_not_take_back_is_left_to_be_found_lost(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A SQLite lock past the worker's patience: the requeue failed, but the worker row
+    # was then marked "stopped", and a stopped worker's running run is found by nobody
+    # (no dashboard, ls or status marked it lost: only some worker's start, if any).
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+
+    def refused(step: int) -> None:
+        if step == 5:
+            monkeypatch.setattr(repo, "requeue", refuse)
+            raise QueueError("database runs.db is locked by another process (waited 15 s)")
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise QueueError("database runs.db is locked by another process (waited 15 s)")
+
+    worker = make_worker(repo, fake_trainer(on_step=refused), tmp_path)
+    with pytest.raises(QueueError, match="locked"):
+        worker.loop(until_empty=True)
+    assert repo.get_run(run_id).status == S.RUNNING
+    (row,) = repo.list_workers()  # still live: once its process is gone, it is found lost
+    assert row.state != "stopped"
+    said = capsys.readouterr().out
+    assert f"run {run_id} not given back: found lost later" in said

@@ -1,0 +1,130 @@
+"""A worker's patience with its database.
+
+A verb the database refused for a reason that passes (a PostgreSQL restart or failover,
+a network blip, a connection cut mid-statement, another process holding SQLite's write
+lock longer than its busy timeout) is tried again, whole, for up to ``Repo.reconnect_s``,
+waiting 1, 2, 4 ... 15 s; training waits meanwhile. Workers set that; a command's and the
+dashboard's verbs fail at once (``reconnect_s`` 0), as a person is there to try again.
+
+A verb is one transaction: what the refused try did was rolled back, so trying it again
+is safe, with one exception no client can rule out: a connection cut while its COMMIT
+was on the wire may have committed. For a worker's verbs that is a metric batch written
+twice, or a run claimed that the worker never heard of (its heartbeat does not keep such
+a run alive, so it ends as "worker lost").
+
+Every thread of a worker (training, heartbeat, packed slots) waits on its own, but the
+log says once that the database went away, and once that it is back (``Outage``).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from core.queue.errors import QueueError
+
+if TYPE_CHECKING:
+    from core.queue.repo import Repo
+
+FIRST_WAIT_S = 1.0  # then doubling, at most MAX_WAIT_S
+MAX_WAIT_S = 15.0
+
+Verb = TypeVar("Verb", bound=Callable[..., Any])
+
+_thread = threading.local()  # .trying: a verb of this thread is being tried (patiently or once)
+
+
+def passing_reason(error: QueueError, dialect: str) -> str | None:
+    """Why the database refused in a way that may pass (None: it will not pass by
+    waiting: a damaged file, a full disk, a missing table, a bug)."""
+    cause = error.__cause__
+    if not isinstance(cause, DBAPIError):
+        return None
+    text = str(cause.orig if cause.orig is not None else cause).strip()
+    first = text.splitlines()[0] if text else type(cause).__name__
+    if cause.connection_invalidated:  # cut mid-statement: a restart, a failover, a reset
+        return f"connection lost ({first})"
+    if not isinstance(cause, OperationalError):
+        return None
+    if dialect == "sqlite":  # a file: only another process's lock passes
+        low = first.lower()
+        return "locked by another process" if "locked" in low or "busy" in low else None
+    # A server's OperationalErrors are its connection's (refused, timed out, closed), once
+    # a worker has opened the database: a wrong password or name fails at its start.
+    return f"unreachable ({first})"
+
+
+class Outage:
+    """Says when the database went away and when it came back, once each, however many
+    threads were waiting for it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.since: float | None = None
+
+    def began(self, reason: str, limit_s: float, say: Callable[[str], None] | None) -> None:
+        with self.lock:
+            if self.since is not None:
+                return
+            self.since = time.monotonic()
+        if say is not None:
+            say(f"database {reason}: training waits; trying again for up to {limit_s:g} s")
+
+    def ended(self, say: Callable[[str], None] | None) -> None:
+        if self.since is None:  # the usual case: no lock taken
+            return
+        with self.lock:
+            if self.since is None:
+                return
+            lasted, self.since = time.monotonic() - self.since, None
+        if say is not None:
+            say(f"database reachable again after {lasted:.0f} s: training goes on")
+
+
+def patient(verb: Verb) -> Verb:
+    """Try ``verb`` again while the database refuses it for a passing reason, for up to
+    its repo's ``reconnect_s``; once only inside another verb or ``at_once``."""
+
+    @functools.wraps(verb)
+    def patiently(repo: Repo, *args: Any, **kwargs: Any) -> Any:
+        if repo.reconnect_s <= 0 or getattr(_thread, "trying", False):
+            return verb(repo, *args, **kwargs)
+        deadline = time.monotonic() + repo.reconnect_s
+        wait = FIRST_WAIT_S
+        _thread.trying = True
+        try:
+            while True:
+                try:
+                    result = verb(repo, *args, **kwargs)
+                except QueueError as error:
+                    reason = passing_reason(error, repo.engine.dialect.name)
+                    if reason is None or time.monotonic() + wait > deadline:
+                        raise
+                    repo.outage.began(reason, repo.reconnect_s, repo.on_reconnect)
+                    time.sleep(wait)
+                    wait = min(wait * 2, MAX_WAIT_S)
+                    continue
+                repo.outage.ended(repo.on_reconnect)
+                return result
+        finally:
+            _thread.trying = False
+
+    return patiently  # type: ignore[return-value]
+
+
+@contextmanager
+def at_once() -> Iterator[None]:
+    """This thread's verbs are tried once: a worker that already gave up on its database
+    says what it can on its way out, without waiting as long again."""
+    before = getattr(_thread, "trying", False)
+    _thread.trying = True
+    try:
+        yield
+    finally:
+        _thread.trying = before

@@ -1,0 +1,159 @@
+"""A worker's repo waits for a database that is away or locked (core.queue.patience);
+a command's fails at once."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from queue_helpers import tiny_runs
+from sqlalchemy.exc import OperationalError
+
+import core.queue.patience as patience_module
+from core.queue import QueueError, Repo
+
+
+class FakeClock:
+    """time for core.queue.patience: sleeps add up at once."""
+
+    def __init__(self) -> None:
+        self.now, self.waits = 0.0, []
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    as_time = SimpleNamespace(time=time.time, monotonic=fake.monotonic, sleep=fake.sleep)
+    monkeypatch.setattr(patience_module, "time", as_time)
+    return fake
+
+
+def refusing(repo: Repo, monkeypatch: pytest.MonkeyPatch, error: Exception) -> list[int]:
+    """Make the next N connects (N: the returned list's one item) fail with ``error``."""
+    real_connect, refusals = repo.engine.connect, [0]
+
+    def connect() -> Any:
+        if refusals[0]:
+            refusals[0] -= 1
+            raise error
+        return real_connect()
+
+    monkeypatch.setattr(repo.engine, "connect", connect)
+    return refusals
+
+
+def test_a_worker_s_repo_waits_for_a_database_away_or_locked(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    # PostgreSQL stopped for 8 s: the worker exited at its next write (rc 2), leaving its
+    # run "running" for nobody. A worker's repo tries again; a command's fails at once.
+    if repo.engine.dialect.name == "sqlite":  # a file is there or not: only a lock passes
+        cause, why = sqlite3.OperationalError("database is locked"), "locked by another process"
+    else:
+        cause, why = Exception("Connection refused"), "unreachable (Connection refused)"
+    refusals, said = refusing(repo, monkeypatch, OperationalError("connect", {}, cause)), []
+    refusals[0] = 1
+    with pytest.raises(QueueError):
+        repo.list_runs()  # reconnect_s 0: at once
+    assert clock.waits == []
+    repo.reconnect_s, repo.on_reconnect = 60.0, said.append
+    refusals[0] = 2
+    assert repo.enqueue(tiny_runs(1)).added == 1
+    assert clock.waits == [1.0, 2.0]
+    # Said once when it went away and once when it came back, not at every try.
+    assert said == [
+        f"database {why}: training waits; trying again for up to 60 s",
+        "database reachable again after 3 s: training goes on",
+    ]
+    refusals[0] = 100  # down for good: it gives up once the next wait would pass 60 s
+    with pytest.raises(QueueError):
+        repo.list_runs()
+    assert sum(clock.waits[2:]) <= 60 and clock.waits[-1] == 15.0
+
+
+def test_a_connection_cut_mid_statement_is_tried_again_whole(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    # A PostgreSQL restart while a statement waited on a lock ("terminating connection
+    # due to administrator command") stopped the worker; only the connect was retried.
+    cut = OperationalError("UPDATE run", {}, Exception("server closed the connection"))
+    cut.connection_invalidated = True
+    repo.reconnect_s, said = 60.0, []
+    repo.on_reconnect = said.append
+    refusing(repo, monkeypatch, cut)[0] = 1
+    worker = repo.register_worker("h", 1, "cpu")
+    assert [w.id for w in repo.list_workers()] == [worker]
+    assert clock.waits == [1.0]
+    assert said[0].startswith("database connection lost (server closed the connection)")
+
+
+def test_a_refusal_that_waiting_cannot_mend_is_not_tried_again(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    repo.reconnect_s = 60.0
+    if repo.engine.dialect.name == "sqlite":
+        error = OperationalError("SELECT", {}, sqlite3.OperationalError("disk I/O error"))
+    else:  # a server's constraint or syntax errors are not its connection's
+        from sqlalchemy.exc import IntegrityError
+
+        error = IntegrityError("INSERT", {}, Exception("duplicate key value"))
+    refusing(repo, monkeypatch, error)[0] = 1
+    with pytest.raises(QueueError):
+        repo.list_runs()
+    assert clock.waits == []
+
+
+@pytest.fixture
+def sqlite_file(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "runs.db"
+    Repo.open(str(path)).close()
+    yield path
+
+
+def test_a_worker_waits_out_another_process_s_sqlite_lock(sqlite_file: Path) -> None:
+    # A sqlite3 shell (or a backup) holding the write lock for 45 s: the worker stopped
+    # after the 15 s busy timeout, its run left "running" for nobody.
+    repo = Repo.open(str(sqlite_file), busy_timeout_s=0.2)
+    holder = sqlite3.connect(sqlite_file, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    said: list[str] = []
+    try:
+        with pytest.raises(QueueError, match="locked by another process"):
+            repo.register_worker("h", 1, "cpu")  # a command's: at once
+        repo.reconnect_s, repo.on_reconnect = 30.0, said.append
+        threading.Timer(1.5, holder.rollback).start()
+        worker = repo.register_worker("h", 1, "cpu")  # waits for the lock
+        assert [w.id for w in repo.list_workers()] == [worker]
+    finally:
+        holder.close()
+        repo.close()
+    assert said[0] == (
+        "database locked by another process: training waits; trying again for up to 30 s"
+    )
+    assert said[-1].startswith("database reachable again after ")
+    assert len(said) == 2
+
+
+def test_a_verb_inside_at_once_is_tried_once(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    # A worker stopping on a database error gives its runs back without waiting again.
+    refused = OperationalError("connect", {}, Exception("Connection refused"))
+    refusing(repo, monkeypatch, refused)[0] = 5
+    repo.reconnect_s = 60.0
+    with patience_module.at_once(), pytest.raises(QueueError):
+        repo.list_runs()
+    assert clock.waits == []
