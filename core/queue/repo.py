@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -107,6 +108,10 @@ class Repo:
         self.reconnect_s = 0.0
         self.on_reconnect: Callable[[str], None] | None = None
         self.outage = Outage()
+        # The SQLite file as opened: one removed or replaced meanwhile must not take the
+        # writes of a worker or show a dashboard the rows it had (``_check_same_file``).
+        self.path = db.sqlite_path(url)
+        self.file_id = _file_id(self.path) if self.path is not None else None
 
     @classmethod
     def open(cls, url: str, *, create: bool = True, busy_timeout_s: float | None = None) -> Repo:
@@ -150,7 +155,24 @@ class Repo:
     def _connect(self) -> Connection:
         # PostgreSQL's engine tests a pooled connection as it hands it out (pool_pre_ping):
         # a server that restarted since shows here, and is retried (``patient``).
+        if self.file_id is not None:
+            self._check_same_file()
         return self.engine.connect()
+
+    def _check_same_file(self) -> None:
+        """Refuse to go on with a SQLite file removed or replaced since it was opened.
+
+        A pooled connection keeps the file it opened: a worker went on writing into a
+        removed runs.db (its results lost with it), and the dashboard went on showing its
+        rows, while a new runs.db beside them was queued and never trained."""
+        now = _file_id(self.path) if self.path is not None else None
+        if now == self.file_id:
+            return
+        what = "removed" if now is None else "replaced by another file"
+        raise QueueError(
+            f"database {self.path} was {what} while in use: nothing more is read from or "
+            "written to the old one; start the command again to use what is there now"
+        )
 
     # ----- queueing ------------------------------------------------------------------
 
@@ -1046,6 +1068,15 @@ def _running_under(run_id: int, worker_id: str) -> Any:
         RUN.c.worker_id == worker_id,
         RUN.c.status == RunStatus.RUNNING.value,
     )
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """Which file ``path`` is now (device, inode); None when there is none."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino)
 
 
 def _lost_under(run_id: int, worker_id: str) -> Any:

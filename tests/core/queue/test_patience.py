@@ -157,3 +157,23 @@ def test_a_verb_inside_at_once_is_tried_once(
     with patience_module.at_once(), pytest.raises(QueueError):
         repo.list_runs()
     assert clock.waits == []
+
+
+def test_a_sqlite_file_removed_or_replaced_while_in_use_is_not_written_to(
+    sqlite_file: Path,
+) -> None:
+    # runs.db removed while a worker trained: it went on writing into the removed file
+    # (its results lost with it), and the dashboard went on showing the old queue.
+    repo = Repo.open(str(sqlite_file))
+    try:
+        repo.enqueue(tiny_runs(1))
+        for name in ("runs.db", "runs.db-wal", "runs.db-shm"):
+            (sqlite_file.parent / name).unlink(missing_ok=True)
+        with pytest.raises(QueueError, match=r"runs\.db was removed while in use"):
+            repo.list_runs()
+        Repo.open(str(sqlite_file)).close()  # a new queue at the same path
+        with pytest.raises(QueueError, match="was replaced by another file while in use"):
+            repo.enqueue(tiny_runs(1))
+    finally:
+        repo.close()
+    assert Repo.open(str(sqlite_file)).list_runs() == []  # the new one, untouched
