@@ -32,6 +32,24 @@ IMMEDIATE = "resconv_immediate"  # execution option: begin a write transaction
 INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE: e.g. ALTER TABLE by a non-owner
 SCHEMA_LOCK_KEY = 0x7265_7363  # PostgreSQL advisory lock held while the schema is checked
 BACKENDS = ("sqlite", "postgresql")  # the databases the schema and the queue are tested on
+# libpq connection parameters for PostgreSQL (psycopg), so that a server or network that
+# stops answering (packets dropped, no reset) is an error within tens of seconds, not a
+# hang for the kernel's TCP timeout (about 15 minutes; psycopg's own connect default is
+# 130 s). connect_timeout: seconds per address to connect and log in; keepalives: an idle
+# connection waiting for an answer probes the server after 15 s, every 5 s, and gives up
+# after 3 unanswered probes; tcp_user_timeout (ms; Linux, libpq >= 12): data sent and not
+# acknowledged for 30 s ends the connection. None of this cuts a slow query short: the
+# server's kernel answers the probes and acknowledges the data meanwhile. A parameter
+# the URL's query string gives (``?connect_timeout=3``), or its PG* environment variable
+# (PGCONNECT_TIMEOUT), wins over ours; one this libpq does not know is left out.
+PG_CONNECT_ARGS: dict[str, str] = {
+    "connect_timeout": "10",
+    "keepalives": "1",
+    "keepalives_idle": "15",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "30000",
+}
 URLS_THAT_WORK = (
     "a SQLite file path (runs.db), sqlite:///PATH, or postgresql+psycopg://USER@HOST/DATABASE"
 )
@@ -160,7 +178,7 @@ def open_engine(
 def _make_engine(url: str, busy_timeout_s: float) -> Engine:
     parsed = parse_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, connect_args=pg_connect_args(parsed))
     kwargs: dict[str, Any] = {}
     if parsed.database in (None, "", ":memory:"):
         # One shared connection, or every connection would see its own empty database.
@@ -168,6 +186,31 @@ def _make_engine(url: str, busy_timeout_s: float) -> Engine:
     engine = create_engine(url, **kwargs)
     _install_sqlite_hooks(engine, busy_timeout_s)
     return engine
+
+
+def pg_connect_args(parsed: URL) -> dict[str, str]:
+    """``PG_CONNECT_ARGS`` less those the URL or the environment sets, for psycopg's URLs
+    (other drivers take other arguments: nothing for them)."""
+    if parsed.get_dialect().driver != "psycopg":
+        return {}
+    known = _libpq_parameters()
+    return {
+        key: value
+        for key, value in PG_CONNECT_ARGS.items()
+        if key in known and key not in parsed.query and not os.environ.get(known[key] or "")
+    }
+
+
+@lru_cache(maxsize=1)
+def _libpq_parameters() -> dict[str, str | None]:
+    """The connection parameters the installed libpq knows, each with its environment
+    variable (None where it has none)."""
+    from psycopg import pq
+
+    return {
+        d.keyword.decode(): d.envvar.decode() if d.envvar else None
+        for d in pq.Conninfo.get_defaults()
+    }
 
 
 def _install_sqlite_hooks(engine: Engine, busy_timeout_s: float) -> None:
@@ -290,6 +333,11 @@ def _message(url: str, error: exc.DBAPIError, busy_timeout_s: float) -> str:
         return (
             f"database {where} is locked by another process "
             f"(waited {busy_timeout_s:g} s); try again when it is free"
+        )
+    if "timeout expired" in low or "timed out" in low:  # PostgreSQL: PG_CONNECT_ARGS at work
+        return (
+            f"no answer from database {where} ({text}): the server is down or busy, "
+            f"or the network drops its packets"
         )
     if "unable to open database file" in low:
         return f"cannot open database {where}: {_why_cannot_open(sqlite_path(url))}"
