@@ -341,9 +341,50 @@ def _message(url: str, error: exc.DBAPIError, busy_timeout_s: float) -> str:
         )
     if "unable to open database file" in low:
         return f"cannot open database {where}: {_why_cannot_open(sqlite_path(url))}"
-    if "malformed" in low or "disk i/o" in low:
+    if "disk i/o" in low or "readonly database" in low:
+        # SQLite could not read or write the file: not damage, which says "malformed".
+        verb = "write to" if "readonly" in low else "read or write"
+        return f"cannot {verb} database {where} ({text}): {_why_no_write(sqlite_path(url))}"
+    if "malformed" in low:
         return f"database {where} is damaged: {text}"
     return f"database {where}: {text}"
+
+
+def _why_no_write(path: Path | None) -> str:
+    """What SQLite's "disk I/O error" or "attempt to write a readonly database" means for
+    ``path``: the file or its -wal/-shm made read-only or immutable (``chattr +i``), a
+    read-only mount, or, where none of these is found, the disk or file system."""
+    unknown = (
+        "no read-only file or mount found here: the disk or its file system failed, "
+        "or the files were made read-only and writable again meanwhile (dmesg may say)"
+    )
+    if path is None:
+        return unknown
+    try:
+        folder = path.absolute().parent
+        if _read_only_mount(folder):
+            return (
+                f"the file system holding {folder} is mounted read-only; copy {path.name} "
+                f"to a writable folder and use --db there"
+            )
+        files = [path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")]
+        if stuck := [f.name for f in files if _exists(f) and not _writable(f)]:
+            return (
+                f"{', '.join(stuck)} {'is' if len(stuck) == 1 else 'are'} not writable "
+                f"(read-only mode, or immutable: lsattr shows 'i'); SQLite writes "
+                f"{path.name} and its -wal and -shm files; make them writable"
+            )
+        if not _folder_writable(folder) and not all(_exists(f) for f in files):
+            return _why_not(path)
+    except OSError as error:
+        return f"cannot look at its files ({error.strerror or error})"
+    return unknown
+
+
+def _writable(path: Path) -> bool:
+    """Whether ``path`` may be written: for root too, os.access says no to an immutable
+    file (``chattr +i``) and to one on a read-only mount, though not to mode bits."""
+    return os.access(path, os.W_OK)
 
 
 def _why_cannot_open(path: Path | None) -> str:
@@ -386,8 +427,11 @@ def _folder_writable(folder: Path) -> bool:
     The mount's read-only flag is asked directly, not only through os.access:
     for root, os.access ignores the mode bits, so the flag is what root can trust.
     """
+    return not _read_only_mount(folder) and os.access(folder, os.W_OK | os.X_OK)
+
+
+def _read_only_mount(folder: Path) -> bool:
     try:
-        read_only_mount = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
     except OSError:
-        read_only_mount = False
-    return not read_only_mount and os.access(folder, os.W_OK | os.X_OK)
+        return False

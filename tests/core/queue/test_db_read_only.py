@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,77 @@ def test_status_under_a_folder_it_cannot_look_into_is_one_line(
         # raise PermissionError from the check before the open.)
         assert main(["--db", str(locked / "runs.db"), *command]) in (0, 2)
         assert "Traceback" not in capsys.readouterr().err
+
+
+def sqlite_says(path: Path, text: str) -> str:
+    """The message for SQLite's error ``text`` on ``path``."""
+    error = exc.OperationalError("INSERT", {}, sqlite3.OperationalError(text))
+    with pytest.raises(QueueError) as caught, db_module.translated(f"sqlite:///{path}"):
+        raise error
+    return str(caught.value)
+
+
+def test_a_disk_io_error_on_a_read_only_file_is_not_called_damage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker's heartbeat after `chattr +i runs.db-wal` said "runs.db is damaged":
+    # people restore a backup of a healthy file. (As root only os.access knows an
+    # immutable file; it is stood in for here, and tried for real below.)
+    db = tmp_path / "runs.db"
+    for name in ("runs.db", "runs.db-wal", "runs.db-shm"):
+        (tmp_path / name).write_bytes(b"")
+    monkeypatch.setattr(db_module, "_writable", lambda path: path.name != "runs.db-wal")
+    message = sqlite_says(db, "disk I/O error")
+    assert "damaged" not in message
+    assert message.startswith(f"cannot read or write database {db} (disk I/O error): ")
+    assert "runs.db-wal is not writable" in message and "immutable" in message
+    monkeypatch.setattr(db_module, "_writable", lambda path: False)
+    assert "runs.db, runs.db-wal, runs.db-shm are not writable" in sqlite_says(db, "disk I/O error")
+    message = sqlite_says(db, "attempt to write a readonly database")
+    assert message.startswith(f"cannot write to database {db} (attempt to write a readonly ")
+
+
+def test_a_disk_io_error_on_a_read_only_mount_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "runs.db").write_bytes(b"")
+    monkeypatch.setattr(db_module, "_read_only_mount", lambda folder: folder == tmp_path)
+    message = sqlite_says(tmp_path / "runs.db", "disk I/O error")
+    assert f"the file system holding {tmp_path} is mounted read-only" in message
+    assert "damaged" not in message
+
+
+def test_a_disk_io_error_with_no_cause_found_is_still_not_damage(tmp_path: Path) -> None:
+    (tmp_path / "runs.db").write_bytes(b"")
+    message = sqlite_says(tmp_path / "runs.db", "disk I/O error")
+    assert message.startswith("cannot read or write database ") and "damaged" not in message
+    assert "no read-only file or mount found here" in message
+    # Only a malformed file is damaged.
+    damaged = sqlite_says(tmp_path / "runs.db", "database disk image is malformed")
+    assert (
+        damaged == f"database {tmp_path / 'runs.db'} is damaged: database disk image is malformed"
+    )
+
+
+def test_a_wal_file_made_immutable_while_open_is_named(tmp_path: Path) -> None:
+    # The tester's case for real: `chattr +i` (root, and a file system that has it)
+    # on runs.db-wal while a process writes. (Not -shm: SQLite maps it, and a write
+    # to an immutable mapping kills the process with SIGBUS.)
+    db = tmp_path / "runs.db"
+    repo = Repo.open(str(db))
+    try:
+        repo.enqueue(tiny_runs(1))
+        wal = tmp_path / "runs.db-wal"
+        if subprocess.run(["chattr", "+i", str(wal)], capture_output=True).returncode != 0:
+            pytest.skip("chattr +i is not allowed here (root and ext4/xfs/btrfs needed)")
+        try:
+            with pytest.raises(QueueError) as caught:
+                repo.enqueue(tiny_runs(2))
+        finally:
+            subprocess.run(["chattr", "-i", str(wal)], check=True)
+    finally:
+        repo.close()
+    message = str(caught.value)
+    assert "damaged" not in message
+    assert message.startswith(f"cannot read or write database {db} (disk I/O error)")
+    assert "runs.db-wal is not writable" in message
