@@ -20,7 +20,18 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, exc, inspect, select, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Table,
+    create_engine,
+    event,
+    exc,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
@@ -231,30 +242,50 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout_s: float) -> None:
 
 
 def _ensure_schema(engine: Engine, url: str) -> None:
+    """Check the schema, and create it or add missing columns where needed.
+
+    The check is a plain read, so a read-only command (``status``, ``ls``) works while
+    another process holds SQLite's write lock (WAL lets readers read). Only when
+    something must be made is the write transaction taken (``BEGIN IMMEDIATE``; on
+    PostgreSQL also an advisory lock, so two workers starting on a fresh database do
+    not both CREATE TABLE), and the check made again inside it: another process may
+    have made it meanwhile.
+    """
+    with engine.connect() as conn, conn.begin():
+        if not _schema_work(conn, url):
+            return
     with engine.connect() as conn:
         conn.execution_options(**{IMMEDIATE: True})
         with conn.begin():
             if conn.dialect.name == "postgresql":
-                # Two workers starting on a fresh database must not both CREATE TABLE.
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
-            names = set(inspect(conn).get_table_names())
-            if "meta" not in names:
-                if names:
-                    raise QueueError(
-                        f"{describe(url)} is not a resconv-tui database "
-                        f"(it has tables: {', '.join(sorted(names))})"
-                    )
+            if _schema_work(conn, url) == "create":
                 _create_schema(conn)
-                return
-            _check_version(conn, url)
-            if missing := [t.name for t in TABLES if t.name not in names]:
-                # Dropped by hand, or a copy cut short: a worker claimed a run, then
-                # stopped on "no such table", leaving the run "running".
-                raise QueueError(
-                    f"{describe(url)} lacks the table{'s' * (len(missing) > 1)} "
-                    f"{', '.join(missing)}: it is damaged; use a backup or another --db"
-                )
-            add_missing_columns(conn)
+            else:
+                add_missing_columns(conn)
+
+
+def _schema_work(conn: Connection, url: str) -> str | None:
+    """What the database needs: "create" (no tables yet), "columns" (a newer version's
+    columns to add), or None (ready). A QueueError where it is not ours, has a version
+    this one does not know, or lacks tables."""
+    names = set(inspect(conn).get_table_names())
+    if "meta" not in names:
+        if names:
+            raise QueueError(
+                f"{describe(url)} is not a resconv-tui database "
+                f"(it has tables: {', '.join(sorted(names))})"
+            )
+        return "create"
+    _check_version(conn, url)
+    if missing := [t.name for t in TABLES if t.name not in names]:
+        # Dropped by hand, or a copy cut short: a worker claimed a run, then
+        # stopped on "no such table", leaving the run "running".
+        raise QueueError(
+            f"{describe(url)} lacks the table{'s' * (len(missing) > 1)} "
+            f"{', '.join(missing)}: it is damaged; use a backup or another --db"
+        )
+    return "columns" if _missing_columns(conn) else None
 
 
 def _create_schema(conn: Connection) -> None:
@@ -271,26 +302,31 @@ def add_missing_columns(conn: Connection) -> None:
     On PostgreSQL only a table's owner may add a column: a box sharing the queue under
     another role leaves them out (in a savepoint, so the rest goes on), and works
     without them (``present_columns``) until the owner opens the database once."""
+    for table, column in _missing_columns(conn):
+        # A column rows would need a value in is a change older code cannot live
+        # with: that takes a SCHEMA_VERSION and a migration, not this.
+        assert column.nullable and column.server_default is None, column
+        kind = column.type.compile(dialect=conn.dialect)
+        add = f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'
+        if conn.dialect.name != "postgresql":
+            conn.execute(text(add))
+            continue
+        try:
+            with conn.begin_nested():
+                conn.execute(text(add))
+        except exc.ProgrammingError as error:
+            if getattr(error.orig, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
+                raise
+
+
+def _missing_columns(conn: Connection) -> list[tuple[Table, Column[Any]]]:
+    """(table, column) for each column of this version's tables the database lacks."""
     inspector = inspect(conn)
+    missing: list[tuple[Table, Column[Any]]] = []
     for table in TABLES:
         present = {column["name"] for column in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in present:
-                continue
-            # A column rows would need a value in is a change older code cannot live
-            # with: that takes a SCHEMA_VERSION and a migration, not this.
-            assert column.nullable and column.server_default is None, column
-            kind = column.type.compile(dialect=conn.dialect)
-            add = f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'
-            if conn.dialect.name != "postgresql":
-                conn.execute(text(add))
-                continue
-            try:
-                with conn.begin_nested():
-                    conn.execute(text(add))
-            except exc.ProgrammingError as error:
-                if getattr(error.orig, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
-                    raise
+        missing += [(table, column) for column in table.columns if column.name not in present]
+    return missing
 
 
 def present_columns(engine: Engine, table_name: str) -> frozenset[str]:

@@ -215,3 +215,85 @@ def test_a_role_that_does_not_own_the_tables_works_without_the_new_columns(
     assert repo.register_worker("h", 8, "cpu", stack=3) in {w.id for w in repo.list_workers()}
     assert {w.stack for w in repo.list_workers()} == {None, 3}
     repo.close()
+
+
+@pytest.mark.parametrize("lock", ["IMMEDIATE", "EXCLUSIVE"])
+def test_reading_needs_no_write_lock(
+    db_path: Path, lock: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `status` waited its busy timeout and failed "locked by another process" while
+    # another process held the write lock: opening began BEGIN IMMEDIATE to check the
+    # schema. WAL lets readers read then (in WAL mode EXCLUSIVE too lets them).
+    from resconv_tui.cli import main
+
+    repo = Repo.open(str(db_path))
+    repo.enqueue(tiny_runs(2))
+    repo.close()
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute(f"BEGIN {lock}")
+    holder.execute("UPDATE run SET priority = 5")  # mid-write, not yet committed
+    try:
+        reader = Repo.open(str(db_path), busy_timeout_s=1)
+        assert [run.priority for run in reader.list_runs()] == [0, 0]
+        with pytest.raises(QueueError, match="locked by another process"):
+            reader.enqueue(tiny_runs(3))  # a write still waits for the lock
+        reader.close()
+        for command in (["status"], ["ls"]):
+            assert main(["--db", str(db_path), *command]) == 0, capsys.readouterr().err
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_a_database_opened_by_many_at_once_is_made_once(db_url: str) -> None:
+    # Opening first reads; only a database that needs its schema made takes the write
+    # transaction (and on PostgreSQL the advisory lock), and checks again inside it.
+    import threading
+
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+    repos: list[Repo] = []
+
+    def open_it() -> None:
+        barrier.wait()
+        try:
+            repos.append(Repo.open(db_url, busy_timeout_s=10))
+        except BaseException as error:  # noqa: BLE001 - handed to the test
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_it) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors and len(repos) == 6
+    with repos[0].engine.connect() as conn:
+        versions = conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'"))
+        assert versions.scalars().all() == [str(SCHEMA_VERSION)]
+    assert repos[0].enqueue(tiny_runs(1)).added == 1
+    for repo in repos:
+        repo.close()
+
+
+def test_opening_a_made_postgresql_database_takes_no_schema_lock(pg_admin_url: str) -> None:
+    # The schema's advisory lock is for making it; a claim in progress holds the same
+    # key, and a plain open (`status`) waited for it with no time limit.
+    import threading
+
+    from core.queue.db import SCHEMA_LOCK_KEY
+
+    url = fresh_database(pg_admin_url)
+    Repo.open(url).close()
+    holder = open_engine(url)
+    opened: list[Repo] = []
+    with holder.connect() as conn, conn.begin():
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        thread = threading.Thread(target=lambda: opened.append(Repo.open(url)), daemon=True)
+        thread.start()
+        thread.join(10)
+        waited = thread.is_alive()
+    thread.join(30)  # the lock is free now: an old open that waited ends
+    for repo in opened:
+        repo.close()
+    holder.dispose()
+    assert not waited, "the open waited for the schema's advisory lock"
