@@ -74,7 +74,32 @@ def recover_exited_workers(
 ) -> LostWorkers | None:
     """Mark the live-looking ``workers`` of ``host`` whose pid is gone lost, with their runs."""
     exited = exited_workers(workers, host, alive, now)
-    if not exited:
-        return None
+    return record_lost(repo, exited) if exited else None
+
+
+def record_lost(repo: Repo, exited: Sequence[WorkerRow]) -> LostWorkers:
+    """Mark the ``exited`` workers lost and their runs failed "worker lost" (a write: a
+    QueueError where the database is read-only or stays locked)."""
     run_ids = repo.recover_stale(stale_after_s=None, dead_worker_ids=[w.id for w in exited])
     return LostWorkers(sorted({w.pid for w in exited}), sorted(run_ids))
+
+
+@dataclass(frozen=True)
+class NotRecorded:
+    """Exited workers this dashboard could not mark lost: the write failed (``error``)."""
+
+    pids: list[int]
+    error: str
+
+    def message(self) -> str:
+        who = f"worker {ids_of('pid', self.pids)}"
+        low = self.error.lower()
+        if "readonly" in low or "read-only" in low:
+            why = "the database is read-only here"
+        else:
+            why = f"writing failed ({self.error})"
+        their = "their" if len(self.pids) > 1 else "its"
+        return (
+            f"{who} exited without stopping cleanly, but {why}, so {their} runs cannot be "
+            "marked failed (worker lost): a worker, or a dashboard that can write, will"
+        )

@@ -9,6 +9,7 @@ in ``RunActions`` (``runs_actions.py``); this module is reading and drawing.
 from __future__ import annotations
 
 import re
+from contextlib import suppress
 from dataclasses import replace
 
 from rich.cells import cell_len
@@ -28,7 +29,7 @@ from core.queue import RunRow, RunStatus
 from core.queue.failures import run_cause
 from core.queue.views import count_of
 from resconv_tui.context import DashboardContext
-from resconv_tui.lost_workers import LostWorkers, recover_exited_workers
+from resconv_tui.lost_workers import LostWorkers, NotRecorded, exited_workers, record_lost
 from resconv_tui.polling import (
     Dashboard,
     LatestLosses,
@@ -45,6 +46,9 @@ from resconv_tui.widgets.run_table import RunTable
 from resconv_tui.widgets.workers_panel import WorkersPanel
 
 STATUS_CYCLE: tuple[RunStatus | None, ...] = (None, *RunStatus)
+# After a failed write marking exited workers lost, try again only this much later: a
+# write that meets a long lock waits the busy timeout, and the poll with it.
+RECOVERY_RETRY_S = 30.0
 # The counts a narrow summary keeps: runs still to train, and failures to look at.
 PENDING = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED)
 
@@ -75,10 +79,21 @@ class RunsScreen(RunActions, Screen[None]):
     class DashboardRefreshed(Message):
         """A poll finished; ``dashboard`` is everything read in that tick."""
 
-        def __init__(self, dashboard: Dashboard, lost: LostWorkers | None = None) -> None:
+        def __init__(
+            self,
+            dashboard: Dashboard,
+            lost: LostWorkers | None = None,
+            not_recorded: NotRecorded | None = None,
+            *,
+            final: bool = True,
+        ) -> None:
             super().__init__()
             self.dashboard = dashboard
             self.lost = lost  # workers of this machine found exited (and recorded) in it
+            self.not_recorded = not_recorded  # found exited, but the write failed
+            # False: drawn before the write that records exited workers (it may wait on
+            # a lock); the poll's last message follows and arms the next poll.
+            self.final = final
 
     class PollFailed(Message):
         """A poll raised an expected error (locked or missing database)."""
@@ -105,6 +120,8 @@ class RunsScreen(RunActions, Screen[None]):
             None,
             None,
         )
+        self._recovery_retry_at = 0.0  # no write marking workers lost before (clock)
+        self._not_recorded_said: set[int] = set()  # pids whose failed recording was said
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -141,21 +158,31 @@ class RunsScreen(RunActions, Screen[None]):
     def _poll(self) -> None:
         worker = get_current_worker()
         selected, latest, settled = self._poll_inputs
-        lost = None
+        ctx = self.ctx
+        now = ctx.clock()
         try:
-            now = self.ctx.clock()
-            dashboard = read_dashboard(self.ctx.repo, now, selected, latest, settled)
-            ctx = self.ctx
-            lost = recover_exited_workers(ctx.repo, dashboard.workers, ctx.hostname,
-                                          ctx.launcher.alive, now)  # fmt: skip
-            if lost is not None:  # rare: read again, so the rows show it now
-                dashboard = read_dashboard(ctx.repo, now, selected, dashboard.latest, settled)
+            dashboard = read_dashboard(ctx.repo, now, selected, latest, settled)
         except ResconvError as exc:
-            message: Message = self.PollFailed(f"{exc.title}: {exc}")
-        else:
-            message = self.DashboardRefreshed(dashboard, lost)
+            if not worker.is_cancelled:
+                self.post_message(self.PollFailed(f"{exc.title}: {exc}"))
+            return
+        lost = not_recorded = None
+        # Workers of this machine whose process is gone: marking them lost is a write,
+        # which a read-only database refuses and a long lock delays. Neither hides what
+        # was read: the rows are drawn first, and a failed write is said, not raised.
+        exited = exited_workers(dashboard.workers, ctx.hostname, ctx.launcher.alive, now)
+        if exited and now >= self._recovery_retry_at and not worker.is_cancelled:
+            self.post_message(self.DashboardRefreshed(dashboard, final=False))
+            try:
+                lost = record_lost(ctx.repo, exited)
+            except ResconvError as exc:
+                not_recorded = NotRecorded(sorted({w.pid for w in exited}), str(exc))
+            else:
+                # Rare: read again, so the rows show it now (or the next poll does).
+                with suppress(ResconvError):
+                    dashboard = read_dashboard(ctx.repo, now, selected, dashboard.latest, settled)
         if not worker.is_cancelled:
-            self.post_message(message)
+            self.post_message(self.DashboardRefreshed(dashboard, lost, not_recorded))
 
     def _arm(self) -> None:
         if self._timer is not None:
@@ -180,7 +207,14 @@ class RunsScreen(RunActions, Screen[None]):
             self.set_reactive(RunsScreen.marked, existing)  # drawn just below
         if message.lost is not None:
             self.notify(message.lost.message(), severity="warning", timeout=15)
+        if (failed := message.not_recorded) is not None:
+            self._recovery_retry_at = message.dashboard.now + RECOVERY_RETRY_S
+            if not set(failed.pids) <= self._not_recorded_said:  # once, not every poll
+                self._not_recorded_said.update(failed.pids)
+                self.notify(failed.message(), severity="warning", timeout=20)
         self._draw()
+        if not message.final:
+            return
         self.after_refresh()
         self._arm()
 

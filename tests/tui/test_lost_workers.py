@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,6 +19,7 @@ from screen_host import screen_text
 import core.queue.repo as repo_module
 from core.processes import SILENT_FOR_S
 from core.queue import NewRun, Repo, RunStatus
+from core.queue.errors import QueueError
 from core.queue.repo import WORKER_LOST
 from core.sweep import expand_sweep_text
 from resconv_tui.app import make_app
@@ -145,3 +147,79 @@ async def test_a_run_whose_heartbeat_stopped_says_so_instead_of_a_frozen_eta(
         running = str(seeded["running"])
         assert str(table.get_cell(running, "status")) == "running?"
         assert str(table.get_cell(running, "eta")) == "silent 2m00s"
+
+
+async def test_a_database_this_dashboard_cannot_write_still_shows_its_rows(
+    local_stack_worker, seeded, app_factory, settle, launcher, db_url, monkeypatch
+) -> None:
+    """A read-only database (or one a write waits on too long): marking an exited worker
+    lost fails, and the dashboard still shows what it read, says why once, and tries
+    again a while later. It showed an empty table and the write's error instead."""
+    launcher.exited.add(3003)
+    app = app_factory()
+    now = [app.ctx.clock() + SILENT_FOR_S]
+    app.ctx.clock = lambda: now[0]
+    writes: list[list[str]] = []
+
+    def read_only(*, stale_after_s: float | None, dead_worker_ids: list[str]) -> list[int]:
+        writes.append(dead_worker_ids)
+        raise QueueError("database runs.db: attempt to write a readonly database")
+
+    monkeypatch.setattr(app.ctx.repo, "recover_stale", read_only)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        for _ in range(2):  # later polls neither hide the rows nor say it again
+            app.screen.refresh_now()
+            await settle(pilot)
+        table = app.screen.query_one(RunTable)
+        assert table.row_count == len(seeded["ids"]) + len(local_stack_worker)
+        shown = screen_text(app)
+        assert "no workers" not in shown and "Database error" not in shown
+        said = (
+            "worker pid 3003 exited without stopping cleanly, but the database is read-only "
+            "here, so its runs cannot be marked failed (worker lost): a worker, or a "
+            "dashboard that can write, will"
+        )
+        assert notifications(app).count(said) == 1
+        assert len(writes) == 1  # tried again only RECOVERY_RETRY_S later
+        monkeypatch.undo()  # writable again
+        now[0] += 30
+        app.screen.refresh_now()
+        await settle(pilot)
+        assert any(m.startswith("worker pid 3003 exited") and "marked failed" in m
+                   for m in notifications(app))  # fmt: skip
+    repo = Repo.open(db_url)
+    assert all(repo.get_run(i).status == RunStatus.FAILED for i in local_stack_worker)
+    repo.close()
+
+
+async def test_the_rows_are_drawn_while_a_write_waits_on_a_lock(
+    local_stack_worker, seeded, app_factory, settle, launcher, monkeypatch
+) -> None:
+    """Marking an exited worker lost waits for the write lock (up to the busy timeout):
+    the rows read before it are drawn meanwhile, not after."""
+    launcher.exited.add(3003)
+    app = app_factory()
+    frozen = app.ctx.clock
+    app.ctx.clock = lambda: frozen() + SILENT_FOR_S
+    lock = threading.Event()
+    recover_stale = app.ctx.repo.recover_stale
+
+    def waits(*, stale_after_s: float | None, dead_worker_ids: list[str]) -> list[int]:
+        assert lock.wait(10)
+        return recover_stale(stale_after_s=stale_after_s, dead_worker_ids=dead_worker_ids)
+
+    monkeypatch.setattr(app.ctx.repo, "recover_stale", waits)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.query_one(RunTable)
+        try:
+            for _ in range(100):
+                if table.row_count:
+                    break
+                await pilot.pause(0.05)
+            assert table.row_count == len(seeded["ids"]) + len(local_stack_worker)
+            assert str(table.get_cell(str(local_stack_worker[0]), "status")) == "running"
+        finally:
+            lock.set()
+        await settle(pilot)
+        assert str(table.get_cell(str(local_stack_worker[0]), "status")) == "failed"
