@@ -2,15 +2,19 @@
 
 Polling: one thread worker per tick reads the dashboard (``polling.read_dashboard``)
 and posts ``DashboardRefreshed``; the handler draws and arms the next tick, so a
-slow database delays refreshes instead of stacking them up. The key actions live
-in ``RunActions`` (``runs_actions.py``); this module is reading and drawing.
+slow database delays refreshes instead of stacking them up. A poll that cannot read
+leaves the last rows drawn, under a line saying since when the database has been
+unreachable, why, and when those rows were read; the next poll that reads clears it
+and says so. The key actions live in ``RunActions`` (``runs_actions.py``); this
+module is reading and drawing.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from contextlib import suppress
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -26,8 +30,9 @@ from textual.worker import get_current_worker
 
 from core.errors import ResconvError
 from core.queue import RunRow, RunStatus
+from core.queue.db import describe
 from core.queue.failures import run_cause
-from core.queue.views import count_of
+from core.queue.views import count_of, format_age
 from resconv_tui.context import DashboardContext
 from resconv_tui.lost_workers import LostWorkers, NotRecorded, exited_workers, record_lost
 from resconv_tui.polling import (
@@ -96,11 +101,12 @@ class RunsScreen(RunActions, Screen[None]):
             self.final = final
 
     class PollFailed(Message):
-        """A poll raised an expected error (locked or missing database)."""
+        """A poll raised an expected error (locked, missing or unreachable database)."""
 
-        def __init__(self, error: str) -> None:
+        def __init__(self, error: str, at: float) -> None:
             super().__init__()
-            self.error = error
+            self.error = error  # the QueueError's message
+            self.at = at  # the poll's clock
 
     filters: reactive[RunsQuery] = reactive(RunsQuery, init=False)
     """The status / experiment / text filters; changing them redraws from the last poll."""
@@ -120,12 +126,14 @@ class RunsScreen(RunActions, Screen[None]):
             None,
             None,
         )
+        self._unreachable: Unreachable | None = None  # since the first of failed polls
         self._recovery_retry_at = 0.0  # no write marking workers lost before (clock)
         self._not_recorded_said: set[int] = set()  # pids whose failed recording was said
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="runs-summary", markup=False)
+        yield Static(id="runs-unreachable", markup=False)
         yield Input(placeholder="filter runs (enter: keep, esc: clear)", id="runs-search")
         yield RunTable(id="runs-table")
         yield Static(id="runs-detail", markup=False)
@@ -164,7 +172,7 @@ class RunsScreen(RunActions, Screen[None]):
             dashboard = read_dashboard(ctx.repo, now, selected, latest, settled)
         except ResconvError as exc:
             if not worker.is_cancelled:
-                self.post_message(self.PollFailed(f"{exc.title}: {exc}"))
+                self.post_message(self.PollFailed(str(exc), now))
             return
         lost = not_recorded = None
         # Workers of this machine whose process is gone: marking them lost is a write,
@@ -200,6 +208,11 @@ class RunsScreen(RunActions, Screen[None]):
 
     def on_runs_screen_dashboard_refreshed(self, message: DashboardRefreshed) -> None:
         self.dashboard = message.dashboard
+        if self._unreachable is not None:
+            gone = format_age(message.dashboard.now - self._unreachable.since)
+            self._unreachable = None
+            self.notify(f"database reachable again (unreachable for {gone})", timeout=5)
+            self._draw_unreachable()
         # A marked run removed elsewhere (the command line, another dashboard) is no
         # longer marked: counted as hidden by filters, it made x refuse the other marks.
         existing = self.marked & {run.id for run in message.dashboard.runs}
@@ -219,8 +232,42 @@ class RunsScreen(RunActions, Screen[None]):
         self._arm()
 
     def on_runs_screen_poll_failed(self, message: PollFailed) -> None:
-        self.query_one("#runs-detail", Static).update(Text(message.error, style="bold"))
+        # The last rows read stay on screen, but they are not live: say so above the
+        # table, with since when and why, until a poll reads the database again.
+        since = self._unreachable.since if self._unreachable else message.at
+        self._unreachable = Unreachable(since, message.at, self._reason(message.error))
+        self._draw_unreachable()
         self._arm()
+
+    def _reason(self, error: str) -> str:
+        """``error`` with the database's name after the reason: a PostgreSQL URL is long
+        enough to fill an 80-column line before the reason is reached."""
+        try:
+            where = describe(self.ctx.db_url)
+        except ResconvError:
+            return error
+        prefix = f"database {where}: "
+        return f"{error[len(prefix) :]} ({where})" if error.startswith(prefix) else error
+
+    def _draw_unreachable(self) -> None:
+        banner = self.query_one("#runs-unreachable", Static)
+        panel = self.query_one(WorkersPanel)
+        state = self._unreachable
+        banner.set_class(state is not None, "-shown")
+        if state is None:
+            banner.update("")
+            panel.border_title = "workers"
+            return
+        dash = self.dashboard
+        head = f"database unreachable since {clock_time(state.since)}"
+        head += f" ({format_age(state.at - state.since)})"
+        # The rows and the workers' "beat 2 s ago" are as of the last read, not now.
+        head += (
+            f": showing what was read at {clock_time(dash.now)}" if dash else ": nothing read yet"
+        )
+        banner.update(Text.assemble((head, "bold"), "\n", state.reason))
+        if dash is not None:
+            panel.border_title = f"workers as of {clock_time(dash.now)}"
 
     # ----- drawing --------------------------------------------------------------------
 
@@ -388,6 +435,20 @@ class RunsScreen(RunActions, Screen[None]):
 
     def set_experiment_filter(self, experiment: str | None) -> None:
         self.filters = replace(self.filters, experiment=experiment)
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """Polls have failed since ``since`` (the clock's); the last at ``at``, for ``reason``."""
+
+    since: float
+    at: float
+    reason: str
+
+
+def clock_time(at: float) -> str:
+    """23:40:05: a time of the clock, local."""
+    return time.strftime("%H:%M:%S", time.localtime(at))
 
 
 # The line under the table, shorter step by step where it would be cut (80 columns cut
