@@ -125,6 +125,27 @@ def test_the_training_rate_so_far_counts_steps_only() -> None:
     assert written[-1] == pytest.approx(2560 / (1.28 + 2.56))
 
 
+def test_a_running_run_s_rate_is_its_recent_steps_rate() -> None:
+    # The rate since the start kept a slow stretch for good: a run training at 213
+    # inputs/s read 79 after the CPU had been busy, and its ETA was 2.7 times too long.
+    written: list[float | None] = []
+    repo = SimpleNamespace(
+        add_metrics=lambda run_id, points, done, **kw: written.append(kw["inputs_per_s"]),
+    )
+    recorder = recording.RunRecorder(repo, 1, StopFlags())  # type: ignore[arg-type]
+    inputs = 0
+    for rate in [50.0] * 10 + [200.0] * 10:  # 1,280 inputs a point: 25.6 s, then 6.4 s
+        inputs += 1280
+        recorder.on_train_loss(TrainPoint(inputs // 64, inputs, 0.5, 1e-3, rate, 0))
+    recorder.flush()
+    assert written[-1] == pytest.approx(200.0)  # the last 30 s: 64 s at 200 inputs/s
+    recorder = recording.RunRecorder(repo, 1, StopFlags())  # type: ignore[arg-type]
+    recorder.on_train_loss(TrainPoint(20, 1280, 0.5, 1e-3, 100.0, 0))  # 12.8 s
+    recorder.on_train_loss(TrainPoint(40, 2560, 0.5, 1e-3, 400.0, 0))  # 3.2 s
+    recorder.flush()
+    assert written[-1] == pytest.approx(2560 / 16.0)  # under 30 s in all: all of it
+
+
 def test_the_last_steps_point_is_written_at_once() -> None:
     # The final validation pass, samples and checkpoints follow it: the run read 85% and
     # an ETA held at 12 s for a minute until the validation point was written.
