@@ -86,6 +86,7 @@ class Location:
     label: str  # e.g. "--data-dir", "$RESCONV_DATA", "user cache"
     path: Path
     explicit: bool = False  # named by the user for this run: unusable is an error, not a skip
+    empty: bool = False  # named, but as "": said where it looked, not looked in (not ".")
 
 
 Downloader = Callable[[str, Path], None]
@@ -117,8 +118,10 @@ def default_locations(
     locations = []
     if data_dir:
         locations.append(Location("--data-dir", Path(data_dir), explicit=True))
-    if env.get("RESCONV_DATA"):
+    if env.get("RESCONV_DATA", "").strip():
         locations.append(Location("$RESCONV_DATA", Path(env["RESCONV_DATA"])))
+    elif "RESCONV_DATA" in env:  # `export RESCONV_DATA="$(realpath ...)"` of a missing folder
+        locations.append(Location("$RESCONV_DATA", Path(), empty=True))
     locations.append(Location("user cache", dataset_cache(dataset, cache_root(env))))
     debian = "package dataset-fashion-mnist" if dataset == "fmnist" else "Debian datasets"
     locations.append(Location(debian, DEBIAN_DATASETS / folder))
@@ -331,6 +334,9 @@ def locate(
     """(torchvision root, source description) of the first usable location, else DataError."""
     tried = []
     for location in locations:
+        if location.empty:
+            tried.append(f"{location.label}: set, but empty (did the command that set it fail?)")
+            continue
         try:
             if find_files(location.path, _dataset_info(dataset)[0]) is not None:
                 return torchvision_root(location.path, dataset, cache), str(location.path)

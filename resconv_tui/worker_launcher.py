@@ -150,13 +150,25 @@ class WorkerLauncher:
         return None if process is None else process.poll()
 
 
-def last_log_line(path: Path, limit: int = 200) -> str:
-    """The last non-empty line of a worker's log (why it exited), shortened to ``limit``."""
+def last_log_line(path: Path, limit: int = 240) -> str:
+    """Why a worker exited, from its log, shortened to ``limit``: its error line
+    (``resconv-tui: ...``) with the ``Fix: ...`` line that follows it where there is one,
+    else its last non-empty line. A dataset not found ends with a list of the places
+    looked in and the fix: the last line alone gave the fix without the problem."""
     try:
         with open(path, "rb") as log:
             log.seek(max(0, log.seek(0, os.SEEK_END) - 4096))
             lines = log.read().decode("utf-8", "replace").splitlines()
     except OSError as exc:
         return f"cannot read {path}: {exc.strerror}"
-    last = next((line.strip() for line in reversed(lines) if line.strip()), "")
-    return last if len(last) <= limit else last[: limit - 1] + "…"
+    lines = [line.strip() for line in lines if line.strip()]
+    errors = [i for i, line in enumerate(lines) if line.startswith("resconv-tui: ")]
+    if errors:
+        reason = lines[errors[-1]]
+        if reason.endswith(":"):  # a list follows ("looked in:"): the log has it
+            reason = reason[:-1] + " (see the log);"
+        fix = next((line for line in lines[errors[-1] + 1 :] if line.startswith("Fix:")), None)
+        reason += f" {fix}" if fix else ""
+    else:
+        reason = lines[-1] if lines else ""
+    return reason if len(reason) <= limit else reason[: limit - 1] + "…"

@@ -135,6 +135,16 @@ def test_default_locations_follow_the_documented_order(tmp_path: Path) -> None:
     assert [loc.path for loc in mnist] == [Path("/c/data/mnist"), Path("/usr/share/datasets/mnist")]
 
 
+def test_an_empty_resconv_data_is_said_not_skipped_silently(tmp_path: Path) -> None:
+    # `export RESCONV_DATA="$(realpath ../shared/...)"` in a clone elsewhere set it to "":
+    # the list of places looked in left it out, and nothing said why it was not used.
+    env = {"RESCONV_DATA": "", "RESCONV_CACHE": str(tmp_path / "cache")}
+    locations = default_locations("fmnist", env=env)
+    assert locations[0].label == "$RESCONV_DATA" and locations[0].empty
+    with pytest.raises(DataError, match=r"\$RESCONV_DATA: set, but empty \(did the command"):
+        load(locations, tmp_path / "cache")
+
+
 def test_mnist_uses_its_own_class_folder(tmp_path: Path, idx_writer: Writer) -> None:
     folder = idx_writer(tmp_path / "m", train=7, test=3, layout="torchvision", class_name="MNIST")
     data = load_datasets(

@@ -580,6 +580,18 @@ def test_last_log_line_is_the_reason_a_worker_exited(tmp_path: Path) -> None:
     log = tmp_path / "w.log"
     log.write_text("x" * 10_000 + "\nTraceback ...\nresconv-tui: data error: no files\n\n  \n")
     assert last_log_line(log) == "resconv-tui: data error: no files"
+    # A dataset not found: the error, then where it looked, then the fix (the last line
+    # alone told the fix, never the problem).
+    log.write_text(
+        "00:20:27 worker: stopped after 0 run(s)\n"
+        "resconv-tui: dataset not available: FashionMNIST not found; looked in:\n"
+        "  - user cache: /c/fashion-mnist (does not exist)\n"
+        "Fix: set RESCONV_DATA or pass --data-dir.\n"
+    )
+    assert last_log_line(log) == (
+        "resconv-tui: dataset not available: FashionMNIST not found; looked in (see the log); "
+        "Fix: set RESCONV_DATA or pass --data-dir."
+    )
     log.write_text("y" * 500)
     assert last_log_line(log, limit=10) == "y" * 9 + "…"
     assert last_log_line(tmp_path / "missing.log").startswith("cannot read")
