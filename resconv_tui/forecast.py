@@ -65,6 +65,11 @@ def _image_area(config_json: str) -> int:
     return int(size) * int(size)
 
 
+def run_work(run: RunRow) -> int:
+    """What ``--order largest-first`` claims first: parameters x inputs (``Repo.claim``)."""
+    return run.param_count * run.total_inputs
+
+
 def run_cost(run: RunRow) -> float:
     """Work per input, in parameter-pixels (a same-padded convolution's multiply-adds)."""
     return float(run.param_count * _image_area(run.config_json))
@@ -199,8 +204,7 @@ class _Claims:
         self.taken = taken  # the runs already given an end: skipped
         self.in_queue_order = deque(sorted(waiting, key=lambda r: (-r.priority, r.id)))
         # --order largest-first: the most work (parameters x inputs) first, after priority.
-        work = lambda r: r.param_count * r.total_inputs  # noqa: E731
-        self.largest_first = deque(sorted(waiting, key=lambda r: (-r.priority, -work(r), r.id)))
+        self.largest_first = deque(sorted(waiting, key=lambda r: (-r.priority, -run_work(r), r.id)))
         self.by_cell: dict[str, deque[RunRow]] = defaultdict(deque)
         for run in self.in_queue_order:  # a stack's seeds are claimed in queue order
             self.by_cell[_cell(run.config_json)].append(run)

@@ -14,7 +14,7 @@ from core.queue import MetricRow, Repo, RunFilter, RunRow, RunStatus, WorkerRow
 from core.queue.failures import FailureCause, failure_counts, run_cause
 from core.queue.repo import SETTLED, STALE_AFTER_S, Signature
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS
-from resconv_tui.forecast import queue_ends
+from resconv_tui.forecast import queue_ends, run_work
 
 # A worker beats every few seconds; these leave room for a slow SQLite write lock.
 ONLINE_WITHIN_S = 20.0
@@ -316,16 +316,28 @@ def untaken_why(workers: Sequence[WorkerRow], now: float) -> str:
     return "left: every live worker is stopping"
 
 
-def claim_order(run: RunRow) -> tuple[int, int]:
-    """How workers claim: highest priority, then oldest."""
-    return (-run.priority, run.id)
+def claim_order(run: RunRow, largest_first: bool = False) -> tuple[int, int, int]:
+    """How workers claim: highest priority, then oldest; ``largest_first`` (``worker
+    --order largest-first``): highest priority, then the most work, then oldest."""
+    return (-run.priority, -run_work(run) if largest_first else 0, run.id)
 
 
-def in_queue_order(runs: Sequence[RunRow]) -> list[RunRow]:
-    """What trains now, then what trains next (in claim order), then what has ended (in
-    the order given): ``ls``, and the runs table's ``o``."""
+def claims_largest_first(workers: Sequence[WorkerRow], now: float) -> bool:
+    """Whether the live workers that take runs all claim the most work first (a mix
+    claims both ways: queue order is then the plain one)."""
+    taking = [w for w in workers if worker_health(w, now) != "offline" and w.state != "stopping"]
+    return bool(taking) and all(w.largest_first for w in taking)
+
+
+def in_queue_order(runs: Sequence[RunRow], largest_first: bool = False) -> list[RunRow]:
+    """What trains now, then what trains next (in claim order: ``largest_first`` as the
+    workers claim, ``claims_largest_first``), then what has ended (in the order given):
+    ``ls``, and the runs table's ``o``."""
     running = [r for r in runs if r.status == RunStatus.RUNNING]
-    queued = sorted((r for r in runs if r.status == RunStatus.QUEUED), key=claim_order)
+    queued = sorted(
+        (r for r in runs if r.status == RunStatus.QUEUED),
+        key=lambda run: claim_order(run, largest_first),
+    )
     ended = [r for r in runs if r.status not in (RunStatus.RUNNING, RunStatus.QUEUED)]
     return [*running, *queued, *ended]
 

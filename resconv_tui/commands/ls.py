@@ -40,14 +40,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from core.queue import RunFilter, RunStatus
-    from resconv_tui.polling import in_queue_order
+    from resconv_tui.polling import claims_largest_first, in_queue_order
 
     repo = open_repo(args)
     require_experiment(repo, args.experiment)
     statuses = frozenset(RunStatus(s) for s in args.status) if args.status else None
     runs = repo.list_runs(RunFilter(statuses=statuses, experiment=args.experiment))
-    ordered = in_queue_order(runs)
     now = time.time()
+    ordered = in_queue_order(runs, claims_largest_first(repo.list_workers(), now))
     stalled, exited = troubled_runs(repo, runs, now)
     ends = run_ends(repo, runs, now)
     if args.json:

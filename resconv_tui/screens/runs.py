@@ -40,6 +40,7 @@ from resconv_tui.polling import (
     LatestLosses,
     RunsQuery,
     SettledRuns,
+    claims_largest_first,
     filter_runs,
     format_duration,
     in_queue_order,
@@ -283,8 +284,11 @@ class RunsScreen(RunActions, Screen[None]):
     def visible_runs(self) -> list[RunRow]:
         if self.dashboard is None:
             return []
-        shown = filter_runs(self.dashboard.runs, self.filters)
-        return in_queue_order(shown) if self.queue_order else shown
+        dash = self.dashboard
+        shown = filter_runs(dash.runs, self.filters)
+        if not self.queue_order:
+            return shown
+        return in_queue_order(shown, claims_largest_first(dash.workers, dash.now))
 
     def _draw(self) -> None:
         dash = self.dashboard

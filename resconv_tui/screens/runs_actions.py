@@ -415,8 +415,17 @@ class RunActions:
             else (f"The {len(pids)} worker processes here ({ids_of('pid', pids)}) are")
         )
         runs = ids_of("run", training)
-        question = f"{who} training {runs}. Stop? Runs go back to the queue."
+        question = (
+            f"{who} training {runs}{self._progress_of(training)}. Stop? Runs go back to "
+            "the queue, and train again from the start: their progress so far is lost."
+        )
         self.app.push_screen(ConfirmScreen(question, "Stop"), lambda yes: stop() if yes else None)
+
+    def _progress_of(self, run_ids: list[int]) -> str:
+        """`` (46%, 12%)``: how far the runs ``run_ids`` have come (what a stop loses)."""
+        runs = {r.id: r for r in self.dashboard.runs} if self.dashboard is not None else {}
+        done = [f"{runs[i].progress:.0%}" for i in run_ids if i in runs]
+        return f" ({', '.join(done)} done)" if len(done) == len(run_ids) else ""
 
     def runs_trained_by(self, workers: list[WorkerRow]) -> list[int]:
         """The running runs of these workers: a stacked worker trains several at once."""

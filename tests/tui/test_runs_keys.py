@@ -617,7 +617,11 @@ async def test_w_stops_every_local_worker_process_after_naming_its_runs(
         await pilot.press("w")
         assert isinstance(app.screen, ConfirmScreen)
         runs = f"run{'s' if len(training) > 1 else ''} {', '.join(map(str, training))}"
-        assert app.screen.question == f"{who} training {runs}. Stop? Runs go back to the queue."
+        done = ", ".join("0%" for _ in training)  # claimed, nothing trained yet
+        assert app.screen.question == (
+            f"{who} training {runs} ({done} done). Stop? Runs go back to the queue, and "
+            "train again from the start: their progress so far is lost."
+        )
         await pilot.press("n")
         assert launcher.stopped == []
         await pilot.press("w", "y")

@@ -802,3 +802,24 @@ def test_results_markdown_escapes_an_experiment_s_name(capsys: pytest.CaptureFix
     lines = out.splitlines()
     assert code == 0 and "| ../odd/na\\|me \\*x\\* \\`y\\` ü |" in out
     assert {len(re.split(r"(?<!\\)\|", line)) for line in lines} == {len(lines[0].split("|"))}
+
+
+def test_ls_lists_queued_runs_as_largest_first_workers_claim_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `o` and ls listed queued runs oldest first while the only worker claimed the most
+    # work first (it trained ch-8 before the older ch-4 runs).
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+
+    def listed() -> list[str]:
+        return [line.split()[2].split("/")[1] for line in cli(capsys, "ls")[1].splitlines()[1:]]
+
+    assert listed() == ["ch-4_lr-0.001", "ch-4_lr-0.003", "ch-8_lr-0.001", "ch-8_lr-0.003"]
+    largest = repo.register_worker("h", 1, "cpu", largest_first=True)
+    assert listed() == ["ch-8_lr-0.001", "ch-8_lr-0.003", "ch-4_lr-0.001", "ch-4_lr-0.003"]
+    claimed = repo.claim(largest, largest_first=True)
+    assert claimed is not None and claimed.name == "ch-8_lr-0.001"  # as listed
+    repo.requeue(claimed.id, largest)
+    repo.register_worker("h", 2, "cpu")  # one claiming in queue order too: the plain order
+    assert listed()[0] == "ch-4_lr-0.001"
