@@ -247,6 +247,10 @@ class RunTable(RowsTable):
             else ""
         )
         style = str(run.status)
+        if run.status == RunStatus.RUNNING and 0 < run.total_inputs <= run.inputs_done:
+            # Its last step is done: the final validation pass (10,000 images), samples and
+            # checkpoints take a while (70 s on a CPU), at "100%" and an ETA of "0s".
+            status = "validating" + status[len("running") :]
         if (silent := silent_for(run, now)) is not None:  # its worker died or hangs
             status, eta = f"{status}?", f"silent {format_duration(silent)}"
         elif run.id in self._stalled and run.status == RunStatus.RUNNING:  # beats, no steps

@@ -162,6 +162,21 @@ async def test_cancel_running_run_asks_first(seeded, app_factory, settle, db_url
         assert cell(app, running, "status") == "running ⨯"
 
 
+async def test_a_run_past_its_last_step_says_it_is_validating(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # It sat at "running  100%  0s" for the 70 s of its final validation pass.
+    running = seeded["running"]
+    repo = Repo.open(db_url)
+    row = repo.get_run(running)
+    repo.heartbeat(row.worker_id or "", run_id=running, inputs_done=row.total_inputs)
+    repo.close()
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert cell(app, running, "status") == "validating"
+
+
 async def test_cancel_of_a_run_whose_worker_went_silent_asks_nothing(
     seeded, app_factory, settle, db_url
 ) -> None:
