@@ -43,7 +43,8 @@ class LatestLosses:
     last_id: int = 0
     train_loss: float | None = None
     val_loss: float | None = None
-    inputs: int | None = None
+    inputs: int | None = None  # at the newest point
+    val_inputs: int | None = None  # at the newest validation point
 
 
 @dataclass(frozen=True)
@@ -151,14 +152,15 @@ def read_latest_losses(repo: Repo, run_id: int, previous: LatestLosses | None) -
 
 def fold_losses(latest: LatestLosses, rows: Sequence[MetricRow]) -> LatestLosses:
     train, val, inputs, last_id = latest.train_loss, latest.val_loss, latest.inputs, latest.last_id
+    val_inputs = latest.val_inputs
     for row in rows:
         last_id = max(last_id, row.id)
         inputs = row.inputs
         if row.name == TRAIN_LOSS:
             train = row.value
         elif row.name == VAL_LOSS:
-            val = row.value
-    return LatestLosses(latest.run_id, last_id, train, val, inputs)
+            val, val_inputs = row.value, row.inputs
+    return LatestLosses(latest.run_id, last_id, train, val, inputs, val_inputs)
 
 
 # ----- derived figures ---------------------------------------------------------------

@@ -1117,3 +1117,29 @@ def test_the_line_under_the_table_is_shortened_to_fit_not_cut() -> None:
         "run 3 · t1-layers-32-inputs-300 · l-3 · pri 1 · train 0.37212 · val 0.35000 @ 300 inputs"
     )
     assert _fitted(line, 78).endswith("· pri 1 · train 0.37212 · val 0.35000")
+
+
+def test_the_line_under_the_table_says_where_the_val_loss_was_measured() -> None:
+    # It read "val loss 0.11305 @ 81,888 inputs" for a pass made at 60,000 inputs: the
+    # inputs were the newest train point's.
+    from types import SimpleNamespace
+
+    from core.queue import MetricRow
+    from resconv_tui.polling import LatestLosses, fold_losses
+    from resconv_tui.screens.runs import _detail_text
+
+    rows = [
+        MetricRow(1, 3, 937, 60_000, "train_loss", 0.3),
+        MetricRow(2, 3, 937, 60_000, "val_loss", 0.11305),
+        MetricRow(3, 3, 1279, 81_888, "train_loss", 0.23464),
+    ]
+    run = SimpleNamespace(id=3, experiment="t3", name="RWF-0.01", priority=0, error=None,
+                          status=RunStatus.RUNNING)  # fmt: skip
+    early = fold_losses(LatestLosses(3), rows[:1])
+    assert _detail_text(run, early).endswith(  # type: ignore[arg-type]
+        "train loss 0.30000 @ 60,000 inputs · val loss —"
+    )
+    latest = fold_losses(early, rows[1:])
+    assert _detail_text(run, latest).endswith(  # type: ignore[arg-type]
+        "train loss 0.23464 · val loss 0.11305 @ 60,000 inputs"
+    )
