@@ -62,6 +62,15 @@ class StartWorkerScreen(ModalScreen[WorkerOptions | None]):
         if options is not None:
             self.dismiss(options)
 
+    @on(Input.Changed)
+    def recheck(self) -> None:
+        """A field shown wrong is judged again as it is edited: corrected, its reason
+        goes (it stayed until enter, beside a value that was right by then)."""
+        _, errors = read_worker_fields(self.field_values())
+        for field in self.query(ParamField):
+            if field.error:
+                field.error = errors.get(field.key, "")
+
     @on(Button.Pressed, "#start-worker-cancel")
     def action_cancel(self) -> None:
         self.dismiss(None)

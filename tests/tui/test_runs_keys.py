@@ -767,6 +767,9 @@ async def test_w_dialog_names_each_bad_field_and_starts_nothing(
             "stack": "stack: 'two' is not a whole number",
             "order": "order: 'biggest' is not an order: use queue or largest-first",
         }
+        fields["slots"].value = "2"  # corrected: its reason goes at once, not at enter
+        await pilot.pause()
+        assert fields["slots"].error == "" and fields["stack"].error != ""
         fields["device"].value, fields["slots"].value = "cuda:1", "2"
         fields["stack"].value, fields["order"].value = "1", "queue"
         await pilot.press("enter")
