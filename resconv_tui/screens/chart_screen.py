@@ -31,6 +31,8 @@ class ChartScreen(Screen[None]):
     """Subclasses set ``LOSS_CHART`` (the id of the chart ``l`` toggles), define ``poll``
     and handle ``PollFailed``; ``repo()`` opens the database on first use."""
 
+    HELP_SECTION = "Run detail / Compare"  # what ? shows first (screens.help.KEYS)
+
     LOSS_CHART = ""
     POLL_S = 1.0  # while a run trains or waits
     SETTLED_POLL_S = 5.0  # once every run has ended: a retry elsewhere queues one again

@@ -57,11 +57,13 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 )  # fmt: skip
 
 
-def keys_table() -> Table:
+def keys_table(first: str | None = None) -> Table:
+    """Every section of KEYS; ``first`` (the screen ``?`` was pressed on) at the top."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", justify="right", min_width=8)
     table.add_column()
-    for i, (section, rows) in enumerate(KEYS):
+    ordered = sorted(KEYS, key=lambda section: section[0] != first)  # stable: the rest as listed
+    for i, (section, rows) in enumerate(ordered):
         if i:
             table.add_row("", "")
         table.add_row("", f"[b u]{section}[/]")
@@ -71,13 +73,18 @@ def keys_table() -> Table:
 
 
 class HelpScreen(ModalScreen[None]):
-    """A key list; any of escape, q or ? closes it."""
+    """A key list, the keys of the screen it was opened on first (``section``: a
+    section of KEYS, a screen's HELP_SECTION); any of escape, q or ? closes it."""
 
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
 
+    def __init__(self, section: str | None = None) -> None:
+        super().__init__()
+        self.section = section
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-dialog"):
-            yield Static(keys_table(), id="help-keys")
+            yield Static(keys_table(self.section), id="help-keys")
 
     def on_mount(self) -> None:
         self.query_one("#help-dialog").border_title = "keys"

@@ -65,6 +65,8 @@ TITLE = "[b]New sweep[/]   per field: 3  or  3,5,7  or  3..11:2"
 class NewSweepScreen(Screen[int | None]):
     """Build a sweep with the keyboard, see what it makes, queue it or save it."""
 
+    HELP_SECTION = "New sweep form"  # what ? shows first (screens.help.KEYS)
+
     DEFAULT_CSS = """
     NewSweepScreen #sweep-body { height: 1fr; }
     NewSweepScreen #sweep-form { width: 64; max-width: 55%; height: 1fr; padding: 0 1; }

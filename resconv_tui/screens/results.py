@@ -105,6 +105,8 @@ class ResultsScreen(Screen[None]):
     """Finished runs: enter opens, s/S/header click sort, v columns, f experiment, g seeds,
     e/E export."""
 
+    HELP_SECTION = "Results"  # what ? shows first (screens.help.KEYS)
+
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Runs"),
         Binding("s", "cycle_sort", "Sort"),

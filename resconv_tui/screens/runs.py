@@ -62,6 +62,8 @@ PENDING = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED)
 class RunsScreen(RunActions, Screen[None]):
     """Runs, filters, the highlighted run's latest losses and the workers panel."""
 
+    HELP_SECTION = "Runs (home)"  # what ? shows first (screens.help.KEYS)
+
     BINDINGS = [
         Binding("n", "new_sweep", "New"),
         Binding("d", "duplicate", "Dup", show=False),

@@ -877,6 +877,13 @@ async def test_a_new_database_file_is_said_on_opening(tmp_path, settle) -> None:
     assert again.ctx.notes == []
 
 
+def first_help_section(app: Any) -> str:
+    """The first section heading of the help screen shown."""
+    table = app.screen.query_one("#help-keys").content
+    headings = [str(cell) for cell in table.columns[1]._cells if str(cell).startswith("[b u]")]
+    return headings[0].removeprefix("[b u]").removesuffix("[/]")
+
+
 async def test_help_results_and_quit(seeded, app_factory, settle) -> None:
     from resconv_tui.screens.help import HelpScreen
     from resconv_tui.screens.results import ResultsScreen
@@ -886,10 +893,13 @@ async def test_help_results_and_quit(seeded, app_factory, settle) -> None:
         await settle(pilot)
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
+        assert first_help_section(app) == "Runs (home)"
         await pilot.press("escape", "R")
         await settle(pilot)
         assert isinstance(app.screen, ResultsScreen)
-        await pilot.press("escape")
+        await pilot.press("question_mark")  # the results screen's keys first, not the runs'
+        assert first_help_section(app) == "Results"
+        await pilot.press("escape", "escape")
         assert isinstance(app.screen, RunsScreen)
         await pilot.press("q")
     assert app.return_code == 0
