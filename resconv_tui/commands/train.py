@@ -157,12 +157,16 @@ class _ProgressBar:
 
 def _print_result(console: Any, result: Any) -> None:
     minutes = result.wall_seconds / 60
+    # The bar's time and rate were the steps' (its rate the last few steps'); the wall
+    # time holds the validation passes and checkpoints too: say which is which.
+    steps_s = result.inputs_seen / result.inputs_per_s if result.inputs_per_s else None
+    of_which = f", {steps_s:.1f} s of it training steps" if steps_s is not None else ""
     lines = [
         f"validation loss: [bold]{result.validation_loss:.6f}[/] (last pass)",
         f"params:          {result.param_count:,}",
-        f"train time:      {result.wall_seconds:.1f} s ({minutes:.2f} min)",
-        f"inputs/s:        {result.inputs_per_s:,.0f} ({result.inputs_seen:,} inputs, "
-        f"{result.steps:,} steps, {result.path_used})",
+        f"wall time:       {result.wall_seconds:.1f} s ({minutes:.2f} min){of_which}",
+        f"inputs/s:        {result.inputs_per_s:,.0f} over the training steps "
+        f"({result.inputs_seen:,} inputs, {result.steps:,} steps, {result.path_used})",
     ]
     if result.checkpoint_path:
         lines.append(f"checkpoints:     {Path(result.checkpoint_path)}")

@@ -150,6 +150,10 @@ def test_train_piped_prints_lines_not_a_bar(
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "validation loss:" in out and "━" not in out
+    # The wall time holds the validation passes: said apart from the steps' time and rate
+    # (it read "train time: 48.1 s" beside a bar that had said 0:00:30).
+    assert re.search(r"wall time: +[\d.]+ s \([\d.]+ min\), [\d.]+ s of it training steps", out)
+    assert re.search(r"inputs/s: +[\d,]+ over the training steps \(", out)
 
 
 def test_train_prints_names_and_folders_as_written(
