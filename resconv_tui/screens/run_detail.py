@@ -128,13 +128,13 @@ class RunDetailScreen(ChartScreen):
 
     def on_run_detail_screen_polled(self, message: Polled) -> None:
         self.run = message.run
-        self.show_run(message.run, message.stalled)
         if self._timer is not None:
             self._timer.stop()
         if self.attempt not in (None, attempt_of(message.run)):
             # Retried (or put back) since: the rows read belong to no attempt shown, and
             # ids may start again below the last one seen. Afresh, read again at once.
             self.start_afresh()
+            self.show_run(message.run, message.stalled)
             self.poll()
             return
         self.attempt = attempt_of(message.run)
@@ -144,6 +144,7 @@ class RunDetailScreen(ChartScreen):
             self.last_metric_id = fresh[-1].id
             self.add_points(fresh)
             self.draw_charts()
+        self.show_run(message.run, message.stalled)  # after the points: its last val loss
         if message.samples is not None:
             self.samples_loaded = True
             self.query_one(SampleImage).grid = decode_samples(message.samples)
@@ -209,7 +210,10 @@ class RunDetailScreen(ChartScreen):
         title = Text.assemble(f"Run {run.id}  ", (run.name, "bold"), f"  ({run.experiment})  ",
                               (str(run.status), style))  # fmt: skip
         self.query_one("#detail-title", Static).update(title)
-        self.query_one("#detail-info", Static).update(info_table(run, time.time(), stalled))
+        val = self.points.get(VAL_LOSS)
+        last_val = (val.ys[-1], val.xs[-1]) if val is not None and val.xs else None
+        info = info_table(run, time.time(), stalled, last_val)
+        self.query_one("#detail-info", Static).update(info)
         self.query_one("#detail-config", Static).update(config_table(run))
         error = self.query_one("#detail-error", Static)
         error.update(error_text(run) if run.error else "")

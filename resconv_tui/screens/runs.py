@@ -469,7 +469,7 @@ def _fitted(text: str, room: int) -> str:
             return text
         text = text.replace(long, short)
     if room and cell_len(text) > room:
-        text = re.sub(r" @ [\d,]+$", "", text)
+        text = re.sub(r" @ [\d,]+", "", text, count=1)  # the train's or the val's
     return text
 
 

@@ -58,9 +58,15 @@ def progress(run: RunRow) -> str:
     return f"{run.inputs_done:,} / {run.total_inputs:,} inputs ({run.progress:.0%})"
 
 
-def info_table(run: RunRow, now: float, stalled: bool = False) -> Table:
+def info_table(
+    run: RunRow,
+    now: float,
+    stalled: bool = False,
+    last_val: tuple[float, float] | None = None,
+) -> Table:
     """Status, where it ran, timings and final figures. ``stalled``: its worker beats but
-    has taken no training step for minutes (as the runs table says)."""
+    has taken no training step for minutes (as the runs table says). ``last_val``: its
+    newest validation point (loss, inputs), shown until the final figure is there."""
     table = _grid()
     status = Text(run.status.value, style=STATUS_STYLE.get(run.status, ""))
     if stalled:
@@ -74,7 +80,11 @@ def info_table(run: RunRow, now: float, stalled: bool = False) -> Table:
     for key, value in timings(run, now).items():
         table.add_row(key, value)
     table.add_row("progress", progress(run))
-    table.add_row("val loss", _number(run.validation_loss, ".6f"))
+    if run.validation_loss is None and last_val is not None:  # it read "—" beside the dots
+        loss, inputs = last_val
+        table.add_row("val loss", f"{loss:.6f} at {inputs:,.0f} inputs (the last pass so far)")
+    else:
+        table.add_row("val loss", _number(run.validation_loss, ".6f"))
     table.add_row("params", f"{run.param_count:,}")
     # While it trains: the pace so far, as the runs table shows (then the final figure).
     table.add_row("inputs/s", _number(run_rate(run, now), ",.0f"))

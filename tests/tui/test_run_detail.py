@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import re
 from typing import Any
 
@@ -157,6 +158,9 @@ async def test_running_run_redraws_with_new_rows_only(db_url: str, runs: dict) -
         screen = detail(pilot)
         chart = screen.query_one("#chart-loss", LossChart)
         assert len(chart.series[0].xs) == 19 and len(chart.series[1].xs) == 1
+        # Its newest validation point, not "—" beside the chart's dots until it ends.
+        last_val = 0.25 * math.exp(-10 / 15) + 0.06  # seed_runs.curve's at step 10
+        assert f"val loss   {last_val:.6f} at 6,400 inputs (the last pass" in screen_text(app)
         seen = screen.last_metric_id
         repo = Repo.open(db_url)
         repo.add_metrics(runs["running"], curve(range(20, 31)), inputs_done=19_840)
@@ -164,6 +168,8 @@ async def test_running_run_redraws_with_new_rows_only(db_url: str, runs: dict) -
         await settle(pilot)
         assert len(chart.series[0].xs) == 30 and len(chart.series[1].xs) == 3
         assert screen.last_metric_id == seen + 11 * 3 + 2
+        last_val = 0.25 * math.exp(-30 / 15) + 0.06
+        assert f"val loss   {last_val:.6f} at 19,200 inputs" in screen_text(app)
         await pilot.press("r")  # nothing new: nothing is added twice
         await settle(pilot)
         assert len(chart.series[0].xs) == 30
