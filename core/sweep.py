@@ -571,6 +571,22 @@ def _canonical(entry: dict[str, Any], source: str, context: str) -> dict[str, An
     return out
 
 
+def _with_matrix_hint(
+    error: ConfigError, params: dict[str, Any], cell: dict[str, Any]
+) -> ConfigError:
+    """``error``, with where a list belongs when a key outside ``matrix:`` was given one
+    (`layers: [1, 2]` said only "expected an integer, got [1, 2]")."""
+    swept = {ALIASES.get(key, key) for key in cell}
+    listed = [
+        key for key, value in params.items()
+        if isinstance(value, list) and key not in PER_LAYER_KEYS and key not in swept
+    ]  # fmt: skip
+    key = next((k for k in listed if f"key '{k}':" in str(error)), None)
+    if key is None:
+        return error
+    return type(error)(f"{error}; values to sweep go under matrix: (matrix: {{{key}: [...]}})")
+
+
 def slug(swept: dict[str, Any]) -> str:
     """The logbook's matrix_slug: key-value pairs joined by '_', odd characters dropped."""
     return "_".join(slug_parts(swept)) if swept else "run"
@@ -616,7 +632,10 @@ def _build_runs(
             if seed is not None:
                 params["seed"] = seed
             _check_limits(params, source, context)
-            config = RunConfig.from_dict(params, where=context)
+            try:
+                config = RunConfig.from_dict(params, where=context)
+            except ConfigError as error:
+                raise _with_matrix_hint(error, params, cell) from None
             _check_inputs_fill_a_batch(config, source, context)
             _check_bn_for_v1(config, source, context)
             param_count = _checked_param_count(config, source, context)

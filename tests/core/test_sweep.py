@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import SweepError
+from core.errors import ConfigError, SweepError
 from core.sweep import expand_sweep_file, expand_sweep_text
 from core.sweep_yaml import load_yaml
 
@@ -354,3 +354,15 @@ def test_batch_norm_positions_for_model_v1_are_refused(key: str) -> None:
     with pytest.raises(SweepError, match="model v1 has batch norm before every convolution"):
         expand_sweep_text(f"name: x\nmodel: v1\n{key}\n", source="s.yml")
     assert expand_sweep_text(f"name: x\nmodel: v2\n{key}\n")
+
+
+def test_a_list_outside_the_matrix_says_where_it_belongs() -> None:
+    # `layers: [1, 2]` at the top said only "expected an integer, got [1, 2]".
+    with pytest.raises(ConfigError, match=r"got \[1, 2\]; values to sweep go under matrix: "
+                                        r"\(matrix: \{layers: \[\.\.\.\]\}\)"):  # fmt: skip
+        expand_sweep_text("name: x\nlayers: [1, 2]\n")
+    with pytest.raises(ConfigError) as caught:  # a list inside the matrix: no such hint
+        expand_sweep_text("name: x\nmatrix:\n  layers: [[1, 2]]\n")
+    assert "expected an integer, got [1, 2]" in str(caught.value)
+    assert "go under matrix" not in str(caught.value)
+    assert len(expand_sweep_text("name: x\nchannels: [8, 16]\nlayers: 2\n")) == 1  # per layer
