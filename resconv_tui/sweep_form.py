@@ -185,7 +185,8 @@ def _apart(name: str, changed: str, values: list[Any]) -> str:
         other = quick_check_name(name, values[0])
     else:
         other = f"{name.strip()}-{changed}-{','.join(map(str, values))}"
-    return f"; named {other!r}, they stay apart from its runs (named alike)"
+    return (f"; its runs and the form's have the same names: give the experiment a name "
+            f"of its own, e.g. {other!r}")  # fmt: skip
 
 
 def run_count(values: Mapping[str, list[Any]]) -> int:

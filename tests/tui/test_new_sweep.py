@@ -542,12 +542,13 @@ async def test_a_loaded_files_targets_follow_the_runs_the_form_makes(
             form(pilot)
             .preview.notes[0]
             .endswith(
-                "named 't1-layers-32-channels-4', they stay apart from its runs (named alike)"
+                "its runs and the form's have the same names: give the experiment a name of its "
+                "own, e.g. 't1-layers-32-channels-4'"
             )
         )
         await type_into(pilot, "max_inputs", "640")
         await type_into(pilot, "channels", "32")  # only max_inputs differs: a quick check
-        assert "named 't1-layers-32-inputs-640'" in form(pilot).preview.notes[0]
+        assert "e.g. 't1-layers-32-inputs-640'" in form(pilot).preview.notes[0]
         await type_into(pilot, "name", "t1-quick")  # apart already: nothing to suggest
         assert form(pilot).preview.notes[0].endswith("the published figures are for its runs")
         await type_into(pilot, "name", "t1-layers-32")
