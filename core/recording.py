@@ -295,10 +295,8 @@ class Heartbeat(threading.Thread):
             run_ids = self.run_ids  # one read: the main thread may replace it meanwhile
             first, more = (run_ids[0], run_ids[1:]) if run_ids else (None, ())
             revived = self.repo.heartbeat(self.worker_id, run_id=first, more_run_ids=more, gpu=gpu)
-            if revived:  # another worker or a dashboard took this silent worker for dead
-                say(f"{ids_of('run', revived)}: marked lost while this worker was silent "
-                    "(its database away, or the process paused); running again")  # fmt: skip
-                self.said_stopping = False  # its row says "running" again: say it anew
+            if revived:  # taken for dead meanwhile (the repo's log said so): its row says
+                self.said_stopping = False  # "running" again, not "stopping": say it anew
             if not self.said_stopping and self.stopping():
                 self.repo.update_worker(self.worker_id, state="stopping")
                 self.said_stopping = True

@@ -114,6 +114,8 @@ class Worker:
         max_runs: int | None = None,
     ) -> None:
         self.repo, self.device, self.trainer = repo, device, trainer
+        # Asked to stop while its database is away: it stops, not waits up to 5 minutes.
+        repo.stop_waiting = lambda: flags.stop
         self.rules = rules
         # Absolute: each run stores its folder, read later from other working folders.
         self.checkpoint_root, self.flags = Path(checkpoint_root).absolute(), flags
@@ -229,7 +231,13 @@ class Worker:
             for w in self.repo.list_workers()
             if w.id != self.id and exited_here(w.host, w.pid, w.age(now))
         ]
-        for run_id in self.repo.recover_stale(self.stale_after_s, dead):
+        # Back from a database outage, other workers are as silent as this one was, and
+        # may not be back yet (a 20 s PostgreSQL restart had the first worker back mark
+        # the others lost): judge heartbeat ages only once they have had time to beat.
+        stale_after_s = None if self.repo.outage.ended_within(self.stale_after_s) else (
+            self.stale_after_s
+        )  # fmt: skip
+        for run_id in self.repo.recover_stale(stale_after_s, dead, caller=self.id):
             say(f"run {run_id}: worker lost (marked failed; 'retry' queues it again)")
 
     def claim(self, max_runs: int | None = None) -> list[RunRow]:
@@ -417,7 +425,7 @@ def worker_repo(db_url: str) -> Repo:
     file's lock for a while (a backup, an SQL shell) must not end every worker, nor
     throw away the training in progress."""
     repo = Repo.open(db_url)
-    repo.reconnect_s, repo.on_reconnect = RECONNECT_S, say
+    repo.reconnect_s, repo.log = RECONNECT_S, say
     return repo
 
 

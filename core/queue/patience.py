@@ -19,6 +19,7 @@ log says once that the database went away, and once that it is back (``Outage``)
 from __future__ import annotations
 
 import functools
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 FIRST_WAIT_S = 1.0  # then doubling, at most MAX_WAIT_S
 MAX_WAIT_S = 15.0
+WAIT_SLICE_S = 0.2  # a wait is slept in slices, so that a stop asked for ends it
 
 Verb = TypeVar("Verb", bound=Callable[..., Any])
 
@@ -67,6 +69,12 @@ class Outage:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.since: float | None = None
+        self.ended_at = -math.inf  # when the last outage ended (time.monotonic)
+
+    def ended_within(self, seconds: float) -> bool:
+        """Whether the database is away, or came back less than ``seconds`` ago: other
+        workers were away from it as long, and are silent for no fault of theirs yet."""
+        return self.since is not None or time.monotonic() - self.ended_at < seconds
 
     def began(self, reason: str, limit_s: float, say: Callable[[str], None] | None) -> None:
         with self.lock:
@@ -82,7 +90,8 @@ class Outage:
         with self.lock:
             if self.since is None:
                 return
-            lasted, self.since = time.monotonic() - self.since, None
+            self.ended_at = time.monotonic()
+            lasted, self.since = self.ended_at - self.since, None
         if say is not None:
             say(f"database reachable again after {lasted:.0f} s: training goes on")
 
@@ -106,16 +115,27 @@ def patient(verb: Verb) -> Verb:
                     reason = passing_reason(error, repo.engine.dialect.name)
                     if reason is None or time.monotonic() + wait > deadline:
                         raise
-                    repo.outage.began(reason, repo.reconnect_s, repo.on_reconnect)
-                    time.sleep(wait)
+                    repo.outage.began(reason, repo.reconnect_s, repo.log)
+                    if not _waited(wait, repo.stop_waiting):
+                        raise  # asked to stop meanwhile: no more waiting for the database
                     wait = min(wait * 2, MAX_WAIT_S)
                     continue
-                repo.outage.ended(repo.on_reconnect)
+                repo.outage.ended(repo.log)
                 return result
         finally:
             _thread.trying = False
 
     return patiently  # type: ignore[return-value]
+
+
+def _waited(seconds: float, stop: Callable[[], bool]) -> bool:
+    """Sleep ``seconds`` unless ``stop()`` comes true first; whether it slept them all."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        if stop():
+            return False
+        time.sleep(min(WAIT_SLICE_S, left))
+    return not stop()
 
 
 @contextmanager

@@ -103,10 +103,12 @@ class Repo:
         self.busy_timeout_s = busy_timeout_s
         # How long a verb keeps trying a database that refuses it for a reason that
         # passes (``core.queue.patience``: a PostgreSQL restart, a network blip, another
-        # process's lock); 0 fails at once, as a command should. Workers set it, and
-        # ``on_reconnect`` to say in their log when the database went away and came back.
+        # process's lock); 0 fails at once, as a command should. Workers set it, ``log``
+        # (their log: when the database went away and came back, runs revived) and
+        # ``stop_waiting`` (asked to stop: the verb waiting gives up at once).
         self.reconnect_s = 0.0
-        self.on_reconnect: Callable[[str], None] | None = None
+        self.log: Callable[[str], None] | None = None
+        self.stop_waiting: Callable[[], bool] = lambda: False
         self.outage = Outage()
         # The SQLite file as opened: one removed or replaced meanwhile must not take the
         # writes of a worker or show a dashboard the rows it had (``_check_same_file``).
@@ -474,10 +476,16 @@ class Repo:
             if gpu is not None:
                 values.update(_gpu_values(gpu))
             conn.execute(update(WORKER).where(WORKER.c.id == worker_id).values(**values))
-            # Marked lost while it lived on (silent past STALE_AFTER_S): it beats, so it is not.
-            back = "running" if run_id is not None else "idle"
+            # Marked lost while it lived on (silent past STALE_AFTER_S): it beats, so it is
+            # not. "running" only with a run still its own: one retried and taken by another
+            # worker meanwhile left its row "running" that run for good.
+            own = (
+                run_id is not None
+                and conn.execute(select(RUN.c.id).where(_running_under(run_id, worker_id))).first()
+            )
+            back = {"state": "running", "current_run_id": run_id} if own else {"state": "idle"}
             alive = update(WORKER).where(WORKER.c.id == worker_id, WORKER.c.state == "lost")
-            conn.execute(alive.values(state=back, current_run_id=run_id))
+            conn.execute(alive.values(**back))
         return revived
 
     @patient
@@ -634,8 +642,7 @@ class Repo:
             self._worker_idle(conn, worker_id, finished=bool(ended))
             return bool(ended)
 
-    @staticmethod
-    def _revive(conn: Connection, worker_id: str, run_ids: Sequence[int]) -> list[int]:
+    def _revive(self, conn: Connection, worker_id: str, run_ids: Sequence[int]) -> list[int]:
         """Those of ``run_ids`` recovered as lost while ``worker_id`` lived on (silent
         past STALE_AFTER_S: its database away for a while, its process paused) running
         again, and its row with them: a write of its worker proves it alive, and the
@@ -653,6 +660,12 @@ class Repo:
                 .where(WORKER.c.id == worker_id, WORKER.c.state == "lost")
                 .values(state="running", current_run_id=revived[0])
             )
+            if self.log is not None:  # whichever of its writes came first says so
+                runs = f"run{'s' * (len(revived) > 1)} {', '.join(map(str, revived))}"
+                self.log(
+                    f"{runs}: marked lost while this worker was silent (its database away, "
+                    "or the process paused); running again"
+                )
         return revived
 
     @staticmethod
@@ -683,12 +696,17 @@ class Repo:
         stale_after_s: float | None = STALE_AFTER_S,
         dead_worker_ids: Iterable[str] = (),
         now: float | None = None,
+        *,
+        caller: str | None = None,
     ) -> list[int]:
         """Mark running runs whose heartbeat is stale (or whose worker is known dead) as
         failed "worker lost", and their workers as lost. Returns the runs' ids.
 
         ``stale_after_s=None``: only the dead workers' (the dashboard knows that a
         process of its own host is gone; heartbeat ages it leaves to the workers).
+        ``caller``: the worker asking, alive whatever its row's age says (back from a
+        database outage, it marked itself lost, and its next beat made it "running" a
+        run another worker had taken meanwhile).
         """
         now = time.time() if now is None else now
         dead = list(dead_worker_ids)
@@ -698,6 +716,9 @@ class Repo:
             beat = func.coalesce(RUN.c.heartbeat_at, RUN.c.started_at, 0.0)
             lost_run = or_(beat < cutoff, lost_run)
             lost_worker = or_(WORKER.c.last_seen_at < cutoff, lost_worker)
+        if caller is not None:
+            lost_run = and_(lost_run, func.coalesce(RUN.c.worker_id, "") != caller)
+            lost_worker = and_(lost_worker, WORKER.c.id != caller)
         with self._write() as conn:
             query = select(RUN.c.id).where(RUN.c.status == RunStatus.RUNNING.value, lost_run)
             ids = list(conn.execute(query).scalars())

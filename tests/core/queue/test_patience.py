@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,14 +20,15 @@ from core.queue import QueueError, Repo
 
 
 class FakeClock:
-    """time for core.queue.patience: sleeps add up at once."""
+    """time for core.queue.patience: each wait between two tries adds up at once."""
 
     def __init__(self) -> None:
         self.now, self.waits = 0.0, []
 
-    def sleep(self, seconds: float) -> None:
+    def waited(self, seconds: float, stop: Callable[[], bool]) -> bool:
         self.waits.append(seconds)
         self.now += seconds
+        return not stop()
 
     def monotonic(self) -> float:
         return self.now
@@ -36,8 +37,9 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
-    as_time = SimpleNamespace(time=time.time, monotonic=fake.monotonic, sleep=fake.sleep)
+    as_time = SimpleNamespace(time=time.time, monotonic=fake.monotonic, sleep=time.sleep)
     monkeypatch.setattr(patience_module, "time", as_time)
+    monkeypatch.setattr(patience_module, "_waited", fake.waited)
     return fake
 
 
@@ -69,7 +71,7 @@ def test_a_worker_s_repo_waits_for_a_database_away_or_locked(
     with pytest.raises(QueueError):
         repo.list_runs()  # reconnect_s 0: at once
     assert clock.waits == []
-    repo.reconnect_s, repo.on_reconnect = 60.0, said.append
+    repo.reconnect_s, repo.log = 60.0, said.append
     refusals[0] = 2
     assert repo.enqueue(tiny_runs(1)).added == 1
     assert clock.waits == [1.0, 2.0]
@@ -92,7 +94,7 @@ def test_a_connection_cut_mid_statement_is_tried_again_whole(
     cut = OperationalError("UPDATE run", {}, Exception("server closed the connection"))
     cut.connection_invalidated = True
     repo.reconnect_s, said = 60.0, []
-    repo.on_reconnect = said.append
+    repo.log = said.append
     refusing(repo, monkeypatch, cut)[0] = 1
     worker = repo.register_worker("h", 1, "cpu")
     assert [w.id for w in repo.list_workers()] == [worker]
@@ -133,7 +135,7 @@ def test_a_worker_waits_out_another_process_s_sqlite_lock(sqlite_file: Path) -> 
     try:
         with pytest.raises(QueueError, match="locked by another process"):
             repo.register_worker("h", 1, "cpu")  # a command's: at once
-        repo.reconnect_s, repo.on_reconnect = 30.0, said.append
+        repo.reconnect_s, repo.log = 30.0, said.append
         threading.Timer(1.5, holder.rollback).start()
         worker = repo.register_worker("h", 1, "cpu")  # waits for the lock
         assert [w.id for w in repo.list_workers()] == [worker]
@@ -177,3 +179,21 @@ def test_a_sqlite_file_removed_or_replaced_while_in_use_is_not_written_to(
     finally:
         repo.close()
     assert Repo.open(str(sqlite_file)).list_runs() == []  # the new one, untouched
+
+
+def test_a_worker_asked_to_stop_waits_no_more_for_its_database(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SIGTERM to a worker whose database was away: it said "trying again for up to
+    # 300 s" and hung there until a second signal.
+    passing = sqlite3.OperationalError("database is locked")  # a reason that passes
+    if repo.engine.dialect.name != "sqlite":
+        passing = Exception("Connection refused")  # type: ignore[assignment]
+    refusing(repo, monkeypatch, OperationalError("connect", {}, passing))[0] = 100
+    asked = threading.Event()
+    repo.reconnect_s, repo.stop_waiting = 300.0, asked.is_set
+    threading.Timer(0.5, asked.set).start()
+    started = time.monotonic()
+    with pytest.raises(QueueError):
+        repo.list_runs()
+    assert time.monotonic() - started < 3.0

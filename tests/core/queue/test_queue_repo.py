@@ -461,23 +461,52 @@ def test_a_worker_asked_to_stop_says_so_until_it_stops(repo: Repo) -> None:
     assert repo.list_workers() == []
 
 
-def test_a_heartbeat_that_revives_its_run_says_so(
-    repo: Repo, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_revived_run_is_said_by_whichever_write_revives_it(repo: Repo) -> None:
+    # Only the heartbeat said it: when the training thread's write came back first, the
+    # run was revived without a word in the log.
     from core.gpu import GpuMonitor
     from core.recording import Heartbeat
 
     repo.enqueue(tiny_runs(1))
     worker = repo.register_worker("h", 1, "cpu")
     run_id = claim(repo, worker)
+    said: list[str] = []
+    repo.log = said.append
     beat = Heartbeat(repo, worker, GpuMonitor("cpu"), 1.0, stopping=lambda: True)
     beat.run_ids = (run_id,)
     beat.beat()  # "stopping"
     assert repo.recover_stale(stale_after_s=0.0, now=time.time() + 60) == [run_id]
-    beat.beat()
-    assert f"run {run_id}: marked lost while this worker was silent" in capsys.readouterr().out
+    repo.add_metrics(run_id, [MetricPoint(1, 64, "train_loss", 0.5)], 64, owner=worker)
+    assert said == [
+        f"run {run_id}: marked lost while this worker was silent (its database away, or "
+        "the process paused); running again"
+    ]
     assert status(repo, run_id) == S.RUNNING
+    assert repo.recover_stale(stale_after_s=0.0, now=time.time() + 60) == [run_id]
+    beat.beat()  # revived by the beat this time: said once more, and "stopping" again
+    assert len(said) == 2 and status(repo, run_id) == S.RUNNING
     assert repo.list_workers()[0].state == "stopping"  # asked to stop still: a second signal
+
+
+def test_a_worker_back_from_an_outage_neither_marks_itself_lost_nor_runs_another_s_run(
+    repo: Repo,
+) -> None:
+    # Back from a database outage, a worker's recovery marked its own row lost; its next
+    # beat (still naming the run it trained, retried and taken by another worker
+    # meanwhile) made the row "running" that run for good.
+    repo.enqueue(tiny_runs(1))
+    away, other = (repo.register_worker("h", pid, "cpu") for pid in (1, 2))
+    (run_id,) = [claim(repo, away)]
+    later = time.time() + 60
+    assert repo.recover_stale(stale_after_s=30.0, now=later, caller=away) == []
+    assert {w.id: w.state for w in repo.list_workers(include_gone=True)}[away] == "running"
+    assert repo.recover_stale(stale_after_s=30.0, now=later, caller=other) == [run_id]
+    repo.retry([run_id])
+    assert claim(repo, other) == run_id
+    assert repo.heartbeat(away, run_id=run_id) == []  # not revived: another attempt's now
+    rows = {w.id: w for w in repo.list_workers()}
+    assert (rows[away].state, rows[away].current_run_id) == ("idle", None)
+    assert (rows[other].state, rows[other].current_run_id) == ("running", run_id)
 
 
 def test_put_back_is_a_requeue_that_does_not_count_as_an_attempt(repo: Repo) -> None:

@@ -1032,7 +1032,7 @@ def test_a_worker_keeps_trying_a_database_away_or_locked(
     run_worker(db_url, "cpu", True, None, None, None, trainer=fake_trainer(),
                install_signals=False)  # fmt: skip
     assert opened[0].reconnect_s == worker_module.RECONNECT_S
-    assert opened[0].on_reconnect is recording.say
+    assert opened[0].log is recording.say
 
 
 def test_packed_slot_threads_keep_trying_their_database(
@@ -1073,3 +1073,22 @@ def test_a_run_the_database_will_not_take_back_is_left_to_be_found_lost(
     assert row.state != "stopped"
     said = capsys.readouterr().out
     assert f"run {run_id} not given back: found lost later" in said
+
+
+def test_a_worker_back_from_an_outage_gives_the_others_time_to_come_back(
+    repo: Repo, tmp_path: Path
+) -> None:
+    # A 20 s PostgreSQL restart: the first worker back marked the others "worker lost",
+    # though they had been as cut off as it was, and were only waiting to try again.
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+    other = repo.register_worker("elsewhere", 1, "cpu")
+    assert repo.claim(other) is not None
+    with repo._write() as conn:  # its last beat a minute ago, as after an outage
+        conn.execute(update(RUN).values(heartbeat_at=time.time() - 60))
+    worker = make_worker(repo, fake_trainer(), tmp_path)
+    worker.repo.outage.ended_at = time.monotonic()  # the database just came back
+    worker.recover()
+    assert repo.get_run(run_id).status == S.RUNNING
+    worker.repo.outage.ended_at = time.monotonic() - worker.stale_after_s  # long enough
+    worker.recover()
+    assert repo.get_run(run_id).status == S.FAILED
