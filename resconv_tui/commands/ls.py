@@ -126,6 +126,8 @@ def run_line(
 
         limit = f"{STALL_AFTER_S / 60:.0f} min"
         note = f"stalled: no training step for {limit} or more (see its worker's log)"
+    elif run.trained_all:  # at 100% for its final pass: not stuck (the dashboard's status)
+        note = "validating: its final pass, samples and checkpoints"
     elif (eta := shown_eta(run, now, ends or {})) is not None:
         from resconv_tui.polling import format_duration
 

@@ -247,7 +247,7 @@ class RunTable(RowsTable):
             else ""
         )
         style = str(run.status)
-        if run.status == RunStatus.RUNNING and 0 < run.total_inputs <= run.inputs_done:
+        if run.trained_all:
             # Its last step is done: the final validation pass (10,000 images), samples and
             # checkpoints take a while (70 s on a CPU), at "100%" and an ETA of "0s".
             status = "validating" + status[len("running") :]

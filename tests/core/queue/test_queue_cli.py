@@ -823,3 +823,17 @@ def test_ls_lists_queued_runs_as_largest_first_workers_claim_them(
     repo.requeue(claimed.id, largest)
     repo.register_worker("h", 2, "cpu")  # one claiming in queue order too: the plain order
     assert listed()[0] == "ch-4_lr-0.001"
+
+
+def test_ls_says_a_run_past_its_last_step_is_validating(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # "running 100%" with no note for the length of its final validation pass.
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    worker = repo.register_worker("h", 1, "cpu")
+    run = repo.claim(worker)
+    assert run is not None
+    repo.heartbeat(worker, run_id=run.id, inputs_done=run.total_inputs)
+    line = next(x for x in cli(capsys, "ls")[1].splitlines() if x.split()[0] == str(run.id))
+    assert line.endswith("validating: its final pass, samples and checkpoints")
