@@ -252,7 +252,7 @@ class Heartbeat(threading.Thread):
         self.stall_lock = threading.Lock()
         # Asked to stop (the first signal): the row says "stopping" from the next beat, so
         # dashboards do not signal again (a second signal means "exit at once").
-        self.stopping, self.said_stopping = stopping, False
+        self.stopping = stopping
         self.done = threading.Event()
         self.failures = 0
 
@@ -294,12 +294,8 @@ class Heartbeat(threading.Thread):
         try:
             run_ids = self.run_ids  # one read: the main thread may replace it meanwhile
             first, more = (run_ids[0], run_ids[1:]) if run_ids else (None, ())
-            revived = self.repo.heartbeat(self.worker_id, run_id=first, more_run_ids=more, gpu=gpu)
-            if revived:  # taken for dead meanwhile (the repo's log said so): its row says
-                self.said_stopping = False  # "running" again, not "stopping": say it anew
-            if not self.said_stopping and self.stopping():
-                self.repo.update_worker(self.worker_id, state="stopping")
-                self.said_stopping = True
+            self.repo.heartbeat(self.worker_id, run_id=first, more_run_ids=more, gpu=gpu,
+                                stopping=self.stopping())  # fmt: skip
             with self.stall_lock:
                 self.watch_for_stall(self.run_ids)
             self.failures = 0

@@ -237,7 +237,10 @@ class Worker:
         stale_after_s = None if self.repo.outage.ended_within(self.stale_after_s) else (
             self.stale_after_s
         )  # fmt: skip
-        for run_id in self.repo.recover_stale(stale_after_s, dead, caller=self.id):
+        lost = self.repo.recover_stale(
+            stale_after_s, dead, caller=self.id, caller_runs=self.current
+        )
+        for run_id in lost:
             say(f"run {run_id}: worker lost (marked failed; 'retry' queues it again)")
 
     def claim(self, max_runs: int | None = None) -> list[RunRow]:

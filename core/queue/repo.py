@@ -34,6 +34,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    not_,
     or_,
     select,
     text,
@@ -444,11 +445,14 @@ class Repo:
         inputs_done: int | None = None,
         gpu: GpuSnapshot | None = None,
         more_run_ids: Sequence[int] = (),
+        stopping: bool = False,
     ) -> list[int]:
         """The worker is alive (and its run, if any): refresh both timestamps and GPU stats.
 
         ``more_run_ids``: the other runs of its stack (``--stack``), kept fresh too.
-        Returns the runs it revived (``_revive``): recovered as lost while it lived on.
+        ``stopping``: asked to stop, its row says so (every beat: a row revived from
+        "lost" by another of its writes said "running", and a second `stop` then read as
+        the first exited it at once). Returns the runs it revived (``_revive``).
         """
         now = time.time()
         with self._write() as conn:
@@ -475,6 +479,8 @@ class Repo:
             values: dict[str, Any] = {"last_seen_at": now}
             if gpu is not None:
                 values.update(_gpu_values(gpu))
+            if stopping:
+                values["state"] = "stopping"
             conn.execute(update(WORKER).where(WORKER.c.id == worker_id).values(**values))
             # Marked lost while it lived on (silent past STALE_AFTER_S): it beats, so it is
             # not. "running" only with a run still its own: one retried and taken by another
@@ -651,10 +657,13 @@ class Repo:
         if not run_ids:
             return []
         lost = or_(*(_lost_under(run_id, worker_id) for run_id in run_ids))
-        revived = sorted(conn.execute(select(RUN.c.id).where(lost)).scalars())
+        # Locked as read (PostgreSQL; SQLite's write lock already holds them): a retry or
+        # a finish committed between this and the update would be undone by it.
+        query = select(RUN.c.id).where(lost).order_by(RUN.c.id).with_for_update()
+        revived = list(conn.execute(query).scalars())
         if revived:
             again = dict(status=RunStatus.RUNNING.value, error=None, finished_at=None)
-            conn.execute(update(RUN).where(RUN.c.id.in_(revived)).values(**again))
+            conn.execute(update(RUN).where(RUN.c.id.in_(revived), lost).values(**again))
             conn.execute(
                 update(WORKER)
                 .where(WORKER.c.id == worker_id, WORKER.c.state == "lost")
@@ -698,6 +707,7 @@ class Repo:
         now: float | None = None,
         *,
         caller: str | None = None,
+        caller_runs: Sequence[int] = (),
     ) -> list[int]:
         """Mark running runs whose heartbeat is stale (or whose worker is known dead) as
         failed "worker lost", and their workers as lost. Returns the runs' ids.
@@ -706,7 +716,9 @@ class Repo:
         process of its own host is gone; heartbeat ages it leaves to the workers).
         ``caller``: the worker asking, alive whatever its row's age says (back from a
         database outage, it marked itself lost, and its next beat made it "running" a
-        run another worker had taken meanwhile).
+        run another worker had taken meanwhile), as are the runs it trains
+        (``caller_runs``); another run under it (claimed by a commit whose answer a cut
+        connection lost) is judged by its age.
         """
         now = time.time() if now is None else now
         dead = list(dead_worker_ids)
@@ -717,7 +729,8 @@ class Repo:
             lost_run = or_(beat < cutoff, lost_run)
             lost_worker = or_(WORKER.c.last_seen_at < cutoff, lost_worker)
         if caller is not None:
-            lost_run = and_(lost_run, func.coalesce(RUN.c.worker_id, "") != caller)
+            training = and_(RUN.c.worker_id == caller, RUN.c.id.in_(list(caller_runs)))
+            lost_run = and_(lost_run, not_(training))
             lost_worker = and_(lost_worker, WORKER.c.id != caller)
         with self._write() as conn:
             query = select(RUN.c.id).where(RUN.c.status == RunStatus.RUNNING.value, lost_run)

@@ -80,7 +80,8 @@ def info_table(
     for key, value in timings(run, now).items():
         table.add_row(key, value)
     table.add_row("progress", progress(run))
-    if run.validation_loss is None and last_val is not None:  # it read "—" beside the dots
+    if run.status == RunStatus.RUNNING and run.validation_loss is None and last_val is not None:
+        # It read "—" beside the chart's validation dots.
         loss, inputs = last_val
         table.add_row("val loss", f"{loss:.6f} at {inputs:,.0f} inputs (the last pass so far)")
     else:

@@ -411,6 +411,62 @@ def test_a_run_taken_for_lost_while_its_worker_lived_on_is_revived_by_its_writes
     assert (row.state, row.current_run_id) == ("running", beating)
 
 
+def test_a_retry_committed_while_a_beat_revives_its_run_is_not_undone(repo: Repo) -> None:
+    # PostgreSQL: the beat read the run "lost", waited on the retry's row lock, then
+    # updated it by id alone: the retried run read "running" with no worker, for good.
+    import threading
+
+    from sqlalchemy import text
+
+    repo.enqueue(tiny_runs(1))
+    worker = repo.register_worker("h", 1, "cpu")
+    run_id = claim(repo, worker)
+    assert repo.recover_stale(stale_after_s=0.0, now=time.time() + 60) == [run_id]
+    with repo.engine.connect() as other:  # a person's retry, in flight
+        retrying = other.begin()
+        other.execute(
+            text("UPDATE run SET status = 'queued', worker_id = NULL, error = NULL, "
+                 "started_at = NULL, heartbeat_at = NULL, finished_at = NULL WHERE id = :i"),
+            {"i": run_id},
+        )  # fmt: skip
+        revived: list[list[int]] = []
+        beat = threading.Thread(
+            target=lambda: revived.append(repo.heartbeat(worker, run_id=run_id))
+        )
+        beat.start()
+        time.sleep(0.5)  # the beat waits on the retry's lock
+        retrying.commit()
+    beat.join(timeout=10)
+    assert revived == [[]]
+    run = repo.get_run(run_id)
+    assert (run.status, run.worker_id) == (S.QUEUED, None)
+    assert [(w.state, w.current_run_id) for w in repo.list_workers()] == [("idle", None)]
+
+
+def test_a_stray_run_of_a_live_worker_is_still_found_lost(repo: Repo) -> None:
+    # A claim whose answer a cut connection lost: the worker never trains that run, and
+    # sparing all of its caller's runs left it "running" (and the worker row with it).
+    repo.enqueue(tiny_runs(2))
+    worker = repo.register_worker("h", 1, "cpu")
+    stray, trained = claim(repo, worker), claim(repo, worker)
+    later = time.time() + 60
+    lost = repo.recover_stale(30.0, now=later, caller=worker, caller_runs=[trained])
+    assert lost == [stray] and status(repo, trained) == S.RUNNING
+
+
+def test_a_worker_asked_to_stop_stays_stopping_through_a_revival(repo: Repo) -> None:
+    # Revived by its training thread's write, its row said "running": a second `stop`
+    # then read as the first, and exited it at once.
+    repo.enqueue(tiny_runs(1))
+    worker = repo.register_worker("h", 1, "cpu")
+    run_id = claim(repo, worker)
+    repo.heartbeat(worker, run_id=run_id, stopping=True)
+    repo.recover_stale(stale_after_s=0.0, now=time.time() + 60)
+    repo.add_metrics(run_id, [MetricPoint(1, 64, "train_loss", 0.5)], 64, owner=worker)
+    repo.heartbeat(worker, run_id=run_id, stopping=True)
+    assert repo.list_workers()[0].state == "stopping"
+
+
 def test_a_lost_worker_that_beats_is_alive_again(repo: Repo) -> None:
     worker = repo.register_worker("h", 1, "cpu")
     repo.recover_stale(stale_after_s=0.0, now=time.time() + 60)
@@ -498,7 +554,7 @@ def test_a_worker_back_from_an_outage_neither_marks_itself_lost_nor_runs_another
     away, other = (repo.register_worker("h", pid, "cpu") for pid in (1, 2))
     (run_id,) = [claim(repo, away)]
     later = time.time() + 60
-    assert repo.recover_stale(stale_after_s=30.0, now=later, caller=away) == []
+    assert repo.recover_stale(30.0, now=later, caller=away, caller_runs=[run_id]) == []
     assert {w.id: w.state for w in repo.list_workers(include_gone=True)}[away] == "running"
     assert repo.recover_stale(stale_after_s=30.0, now=later, caller=other) == [run_id]
     repo.retry([run_id])
