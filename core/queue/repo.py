@@ -651,9 +651,9 @@ class Repo:
     def _revive(self, conn: Connection, worker_id: str, run_ids: Sequence[int]) -> list[int]:
         """Those of ``run_ids`` recovered as lost while ``worker_id`` lived on (silent
         past STALE_AFTER_S: its database away for a while, its process paused) running
-        again, and its row with them: a write of its worker proves it alive, and the
-        training goes on, not thrown away. Not a run retried meanwhile (retry clears its
-        worker: another attempt's now) nor one removed. Returns the runs revived."""
+        again: a write of its worker proves it alive, and the training goes on, not
+        thrown away. Not a run retried meanwhile (retry clears its worker: another
+        attempt's now) nor one removed. Returns the runs revived."""
         if not run_ids:
             return []
         lost = or_(*(_lost_under(run_id, worker_id) for run_id in run_ids))
@@ -664,11 +664,8 @@ class Repo:
         if revived:
             again = dict(status=RunStatus.RUNNING.value, error=None, finished_at=None)
             conn.execute(update(RUN).where(RUN.c.id.in_(revived), lost).values(**again))
-            conn.execute(
-                update(WORKER)
-                .where(WORKER.c.id == worker_id, WORKER.c.state == "lost")
-                .values(state="running", current_run_id=revived[0])
-            )
+            # Its row, marked lost with them, is its heartbeat's to put right: the worker
+            # row after the run rows, as every write takes them (PostgreSQL's row locks).
             if self.log is not None:  # whichever of its writes came first says so
                 runs = f"run{'s' * (len(revived) > 1)} {', '.join(map(str, revived))}"
                 self.log(
