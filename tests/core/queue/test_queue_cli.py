@@ -110,12 +110,8 @@ def test_a_quick_check_of_a_logbook_table_with_max_inputs(
 def test_dry_run_against_a_database_says_what_queueing_would_do(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    cli(capsys, "queue", "sweep.yml")
-    repo = Repo.open("runs.db")
-    worker = repo.register_worker("h", 1, "cpu")
-    run = repo.claim(worker)
-    assert run is not None
-    repo.fail(run.id, worker, "boom")
+    repo, worker, run_id = queued_and_claimed(capsys)
+    repo.fail(run_id, worker, "boom")
     repo.remove([4])
     lines = cli(capsys, "queue", "sweep.yml", "--dry-run")[1].splitlines()
     assert lines[0].split()[-1] == "queue"
@@ -483,12 +479,8 @@ def test_stop_signals_this_machine_s_live_workers_once(
 
 
 def test_ls_of_a_failure_without_a_message(capsys: pytest.CaptureFixture[str]) -> None:
-    cli(capsys, "queue", "sweep.yml")
-    repo = Repo.open("runs.db")
-    worker = repo.register_worker("h", 1, "cpu")
-    run = repo.claim(worker)
-    assert run is not None
-    repo.fail(run.id, worker, "")
+    repo, worker, run_id = queued_and_claimed(capsys)
+    repo.fail(run_id, worker, "")
     code, out, _ = cli(capsys, "ls", "--status", "failed")
     assert code == 0 and out.splitlines()[1].endswith("  error")
 
@@ -638,12 +630,8 @@ def test_newer_schema(capsys: pytest.CaptureFixture[str]) -> None:
     ],
 )
 def test_one_line_errors(capsys: pytest.CaptureFixture[str], argv: list[str], text: str) -> None:
-    cli(capsys, "queue", "sweep.yml")
-    repo = Repo.open("runs.db")
-    worker = repo.register_worker("h", 1, "cpu")
-    run = repo.claim(worker)
-    assert run is not None
-    repo.finish(run.id, worker, FinalFigures(validation_loss=0.1))
+    repo, worker, run_id = queued_and_claimed(capsys)
+    repo.finish(run_id, worker, FinalFigures(validation_loss=0.1))
     code, _, err = cli(capsys, *argv)
     assert code == 2
     one_error_line(err, text.replace("run 1 is queued", "run 1 has succeeded"))
@@ -829,11 +817,7 @@ def test_ls_says_a_run_past_its_last_step_is_validating(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # "running 100%" with no note for the length of its final validation pass.
-    cli(capsys, "queue", "sweep.yml")
-    repo = Repo.open("runs.db")
-    worker = repo.register_worker("h", 1, "cpu")
-    run = repo.claim(worker)
-    assert run is not None
-    repo.heartbeat(worker, run_id=run.id, inputs_done=run.total_inputs)
-    line = next(x for x in cli(capsys, "ls")[1].splitlines() if x.split()[0] == str(run.id))
+    repo, worker, run_id = queued_and_claimed(capsys)
+    repo.heartbeat(worker, run_id=run_id, inputs_done=repo.get_run(run_id).total_inputs)
+    line = next(x for x in cli(capsys, "ls")[1].splitlines() if x.split()[0] == str(run_id))
     assert line.endswith("validating: its final pass, samples and checkpoints")
