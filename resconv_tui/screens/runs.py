@@ -213,8 +213,9 @@ class RunsScreen(RunActions, Screen[None]):
         self.dashboard = message.dashboard
         if self._unreachable is not None:
             gone = format_age(message.dashboard.now - self._unreachable.since)
-            self._unreachable = None
-            self.notify(f"database reachable again (unreachable for {gone})", timeout=5)
+            trouble, self._unreachable = self._unreachable.trouble, None
+            back = "reachable" if trouble == "unreachable" else "readable"
+            self.notify(f"database {back} again ({trouble} for {gone})", timeout=5)
             self._draw_unreachable()
         # A marked run removed elsewhere (the command line, another dashboard) is no
         # longer marked: counted as hidden by filters, it made x refuse the other marks.
@@ -262,7 +263,7 @@ class RunsScreen(RunActions, Screen[None]):
             panel.border_title = "workers"
             return
         dash = self.dashboard
-        head = f"database unreachable since {clock_time(state.since)}"
+        head = f"database {state.trouble} since {clock_time(state.since)}"
         head += f" ({format_age(state.at - state.since)})"
         # The rows and the workers' "beat 2 s ago" are as of the last read, not now.
         head += (
@@ -450,6 +451,16 @@ class Unreachable:
     since: float
     at: float
     reason: str
+
+    @property
+    def trouble(self) -> str:
+        """What the banner calls it: a server out of reach, a file locked, or any other
+        read that failed (a damaged row, a file removed or replaced, a disk error)."""
+        low = self.reason.lower()
+        if "locked" in low:
+            return "locked"
+        reach = ("unreachable", "no answer", "connect", "timeout", "timed out", "server")
+        return "unreachable" if any(word in low for word in reach) else "not readable"
 
 
 def clock_time(at: float) -> str:

@@ -88,5 +88,19 @@ async def test_a_first_poll_that_fails_says_nothing_was_read(
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         shown = screen_text(app)
-        assert f"database unreachable since {clock_time(NOW)} (0 s): nothing read yet" in shown
+        assert f"database locked since {clock_time(NOW)} (0 s): nothing read yet" in shown
         assert "database runs.db is locked by another process (waited 15 s)" in shown
+
+
+async def test_a_read_error_that_is_no_outage_is_not_called_unreachable(
+    seeded, app_factory, settle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A removed runs.db read "database unreachable since ...".
+    def removed(*args: Any, **kwargs: Any) -> Any:
+        raise QueueError("database runs.db was removed while in use: nothing more is read")
+
+    monkeypatch.setattr(runs_module, "read_dashboard", removed)
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert f"database not readable since {clock_time(NOW)} (0 s)" in screen_text(app)
