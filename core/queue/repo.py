@@ -458,10 +458,9 @@ class Repo:
         with self._write() as conn:
             # The run rows first, then the worker row, as every write that touches both:
             # on PostgreSQL (row locks) the other order deadlocked against finish().
-            ids = [*([run_id] if run_id is not None else []), *more_run_ids]
+            ids = sorted({*more_run_ids, *([run_id] if run_id is not None else [])})
             revived = self._revive(conn, worker_id, ids)
             if more_run_ids:  # a stack: one statement, its rows locked in id order
-                ids = sorted({*more_run_ids, *([run_id] if run_id is not None else [])})
                 conn.execute(
                     update(RUN)
                     .where(
@@ -549,26 +548,25 @@ class Repo:
     def is_running_for(self, run_id: int, worker_id: str) -> bool:
         """Whether ``run_id`` is running under ``worker_id`` (its checkpoint folder its own)."""
         with self._read() as conn:
-            ours = or_(_running_under(run_id, worker_id), _lost_under(run_id, worker_id))
-            return conn.execute(select(RUN.c.id).where(ours)).first() is not None
+            return (
+                conn.execute(select(RUN.c.id).where(_its_own(run_id, worker_id))).first()
+                is not None
+            )
 
     @patient
     def is_cancel_requested(self, run_id: int, owner: str | None = None) -> bool:
         """Whether the run's training should stop: a cancel asked for, or (for its worker,
         ``owner``) the run is no longer its own."""
+        # A run someone removed or ended meanwhile is as good as cancelled; so is one
+        # another worker trains now (recovered as lost while its worker was paused, then
+        # retried and claimed): the paused worker, resumed, trained beside it. One
+        # recovered as lost but not retried is still its worker's (its next write
+        # revives it).
+        running = and_(RUN.c.id == run_id, RUN.c.status == RunStatus.RUNNING.value)
+        still = running if owner is None else _its_own(run_id, owner)
         with self._read() as conn:
-            query = select(RUN.c.cancel_requested, RUN.c.status, RUN.c.error, RUN.c.worker_id)
-            row = conn.execute(query.where(RUN.c.id == run_id)).first()
-        # A run someone removed meanwhile is as good as cancelled; so is one another
-        # worker trains now (recovered as lost while its worker was paused, then retried
-        # and claimed): the paused worker, resumed, trained beside it.
-        if row is None or row.cancel_requested:
-            return True
-        if owner is None:
-            return row.status != RunStatus.RUNNING
-        # Recovered as lost but not retried: still its own (its next write revives it).
-        lost = row.status == RunStatus.FAILED and row.error == WORKER_LOST
-        return row.worker_id != owner or not (row.status == RunStatus.RUNNING or lost)
+            row = conn.execute(select(RUN.c.cancel_requested).where(still)).first()
+        return row is None or bool(row.cancel_requested)
 
     @patient
     def finish(self, run_id: int, worker_id: str, figures: FinalFigures) -> bool:
@@ -1099,6 +1097,12 @@ def _running_under(run_id: int, worker_id: str) -> Any:
         RUN.c.worker_id == worker_id,
         RUN.c.status == RunStatus.RUNNING.value,
     )
+
+
+def _its_own(run_id: int, worker_id: str) -> Any:
+    """The run row while its worker's: running under it, or recovered as lost from it and
+    not retried since (``Repo._revive``)."""
+    return or_(_running_under(run_id, worker_id), _lost_under(run_id, worker_id))
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:
