@@ -55,7 +55,7 @@ from core.packing import Admission, Slot, parse_slot
 from core.processes import SUPERVISOR_ENV, exited_here, process_alive, stop_with_parent
 from core.queue import FinalFigures, QueueError, Repo, RunRow, RunStatus
 from core.queue.db import describe, is_new_file, sqlite_path, stored_url
-from core.queue.patience import at_once
+from core.queue.patience import at_once, sleep_unless
 from core.queue.repo import LIVE_WORKER_STATES, STALE_AFTER_S
 from core.queue.samples import encode_samples
 from core.queue.views import ids_of
@@ -133,7 +133,6 @@ class Worker:
         self.current: list[int] = []  # claimed runs not ended yet: a second signal puts them back
         self.folders: dict[int, Path] = {}  # the checkpoint folders of the runs training
         self.runs_done = 0
-        self.refused: list[int] = []  # runs the database would not take back at the stop
         flags.on_second = self.exit_now
 
     def loop(self, until_empty: bool = False) -> int:
@@ -175,10 +174,10 @@ class Worker:
             # some worker's next start finds them lost.
             database_error = True
             self.heartbeat.stop()
-            back = self.give_back_quietly()
+            back, refused = self.give_back_quietly()
             runs = f"; {ids_of('run', back)} back in the queue" if back else ""
-            if self.refused:
-                runs += f"; {ids_of('run', self.refused)} not given back: found lost later"
+            if refused:
+                runs += f"; {ids_of('run', refused)} not given back: found lost later"
             say(f"stopping on a database error after {self.runs_done} run(s){runs}")
             raise
         except Exception as exc:  # a bug outside any run's training: stop, and say so
@@ -220,9 +219,7 @@ class Worker:
 
     def sleep(self, seconds: float) -> None:
         """Idle wait in short slices so that a signal ends it promptly."""
-        end = time.monotonic() + seconds
-        while not self.flags.stop and (left := end - time.monotonic()) > 0:
-            time.sleep(min(0.1, left))
+        sleep_unless(seconds, lambda: self.flags.stop, IDLE_SLICE_S)
 
     def recover(self) -> None:
         now = time.time()
@@ -234,9 +231,9 @@ class Worker:
         # Back from a database outage, other workers are as silent as this one was, and
         # may not be back yet (a 20 s PostgreSQL restart had the first worker back mark
         # the others lost): judge heartbeat ages only once they have had time to beat.
-        stale_after_s = None if self.repo.outage.ended_within(self.stale_after_s) else (
-            self.stale_after_s
-        )  # fmt: skip
+        stale_after_s: float | None = self.stale_after_s
+        if self.repo.outage.ended_within(self.stale_after_s):
+            stale_after_s = None
         lost = self.repo.recover_stale(
             stale_after_s, dead, caller=self.id, caller_runs=self.current
         )
@@ -397,10 +394,10 @@ class Worker:
         """Second signal: requeue the current run if that is quick, then leave at once."""
         leave_now([self])
 
-    def give_back_quietly(self) -> list[int]:
+    def give_back_quietly(self) -> tuple[list[int], list[int]]:
         """Put the current runs back in the queue and mark this worker stopped; never
-        raises. Returns the runs the queue took back (not one cancelled meanwhile, no
-        longer this worker's, or refused by the database: those are in ``refused``)."""
+        raises. Returns the runs the queue took back (not one cancelled meanwhile or no
+        longer this worker's), and those the database refused to take."""
         back, refused = [], []
         with at_once():  # on a database error it was patient already: no second wait
             for run_id in list(self.current):
@@ -413,13 +410,13 @@ class Worker:
             # its row then stays live too, so that, once this process has exited, the
             # dashboard on this machine, or any worker's recovery, finds it lost. Marked
             # "stopped", it would stay "running" for nobody, found by no one.
-            self.refused = refused
             if not refused:
                 _quietly(self.repo.update_worker, self.id, state="stopped")
-        return back
+        return back, refused
 
 
 RECONNECT_S = 300.0  # how long a worker keeps trying a database away or locked
+IDLE_SLICE_S = 0.1  # an idle wait is slept in slices this long: a signal ends it promptly
 
 
 def worker_repo(db_url: str) -> Repo:

@@ -116,7 +116,7 @@ def patient(verb: Verb) -> Verb:
                     if reason is None or time.monotonic() + wait > deadline:
                         raise
                     repo.outage.began(reason, repo.reconnect_s, repo.log)
-                    if not _waited(wait, repo.stop_waiting):
+                    if not sleep_unless(wait, repo.stop_waiting):
                         raise  # asked to stop meanwhile: no more waiting for the database
                     wait = min(wait * 2, MAX_WAIT_S)
                     continue
@@ -128,13 +128,14 @@ def patient(verb: Verb) -> Verb:
     return patiently  # type: ignore[return-value]
 
 
-def _waited(seconds: float, stop: Callable[[], bool]) -> bool:
-    """Sleep ``seconds`` unless ``stop()`` comes true first; whether it slept them all."""
+def sleep_unless(seconds: float, stop: Callable[[], bool], slice_s: float = WAIT_SLICE_S) -> bool:
+    """Sleep ``seconds``, in slices of ``slice_s``, unless ``stop()`` comes true first;
+    whether it slept them all (a worker's idle waits use it too)."""
     end = time.monotonic() + seconds
     while (left := end - time.monotonic()) > 0:
         if stop():
             return False
-        time.sleep(min(WAIT_SLICE_S, left))
+        time.sleep(min(slice_s, left))
     return not stop()
 
 

@@ -39,7 +39,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
     as_time = SimpleNamespace(time=time.time, monotonic=fake.monotonic, sleep=time.sleep)
     monkeypatch.setattr(patience_module, "time", as_time)
-    monkeypatch.setattr(patience_module, "_waited", fake.waited)
+    monkeypatch.setattr(patience_module, "sleep_unless", fake.waited)
     return fake
 
 
