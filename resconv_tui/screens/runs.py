@@ -129,7 +129,7 @@ class RunsScreen(RunActions, Screen[None]):
             None,
             None,
         )
-        self._unreachable: Unreachable | None = None  # since the first of failed polls
+        self._failing: FailingReads | None = None  # polls failing: since the first, and why
         self._recovery_retry_at = 0.0  # no write marking workers lost before (clock)
         self._not_recorded_said: set[int] = set()  # pids whose failed recording was said
 
@@ -211,12 +211,12 @@ class RunsScreen(RunActions, Screen[None]):
 
     def on_runs_screen_dashboard_refreshed(self, message: DashboardRefreshed) -> None:
         self.dashboard = message.dashboard
-        if self._unreachable is not None:
-            gone = format_age(message.dashboard.now - self._unreachable.since)
-            trouble, self._unreachable = self._unreachable.trouble, None
+        if self._failing is not None:
+            gone = format_age(message.dashboard.now - self._failing.since)
+            trouble, self._failing = self._failing.trouble, None
             back = "reachable" if trouble == "unreachable" else "readable"
             self.notify(f"database {back} again ({trouble} for {gone})", timeout=5)
-            self._draw_unreachable()
+            self._draw_failing()
         # A marked run removed elsewhere (the command line, another dashboard) is no
         # longer marked: counted as hidden by filters, it made x refuse the other marks.
         existing = self.marked & {run.id for run in message.dashboard.runs}
@@ -238,9 +238,9 @@ class RunsScreen(RunActions, Screen[None]):
     def on_runs_screen_poll_failed(self, message: PollFailed) -> None:
         # The last rows read stay on screen, but they are not live: say so above the
         # table, with since when and why, until a poll reads the database again.
-        since = self._unreachable.since if self._unreachable else message.at
-        self._unreachable = Unreachable(since, message.at, self._reason(message.error))
-        self._draw_unreachable()
+        since = self._failing.since if self._failing else message.at
+        self._failing = FailingReads(since, message.at, self._reason(message.error))
+        self._draw_failing()
         self._arm()
 
     def _reason(self, error: str) -> str:
@@ -253,10 +253,10 @@ class RunsScreen(RunActions, Screen[None]):
         prefix = f"database {where}: "
         return f"{error[len(prefix) :]} ({where})" if error.startswith(prefix) else error
 
-    def _draw_unreachable(self) -> None:
+    def _draw_failing(self) -> None:
         banner = self.query_one("#runs-unreachable", Static)
         panel = self.query_one(WorkersPanel)
-        state = self._unreachable
+        state = self._failing
         banner.set_class(state is not None, "-shown")
         if state is None:
             banner.update("")
@@ -445,7 +445,7 @@ class RunsScreen(RunActions, Screen[None]):
 
 
 @dataclass(frozen=True)
-class Unreachable:
+class FailingReads:
     """Polls have failed since ``since`` (the clock's); the last at ``at``, for ``reason``."""
 
     since: float
