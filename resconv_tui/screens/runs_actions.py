@@ -213,7 +213,7 @@ class RunActions:
     def _remove(self, runs: list[RunRow]) -> None:
         # As they are now, not when x was pressed: a worker may have claimed one while
         # the question was open (removing it as queued would fail the whole batch).
-        latest = {run.id: run for run in self.dashboard.runs} if self.dashboard else {}
+        latest = self._runs_by_id()
         # One removed elsewhere meanwhile is said, not an error that keeps the others.
         gone = [run.id for run in runs if latest and run.id not in latest]
         self._unmark(runs)
@@ -421,9 +421,13 @@ class RunActions:
         )
         self.app.push_screen(ConfirmScreen(question, "Stop"), lambda yes: stop() if yes else None)
 
+    def _runs_by_id(self) -> dict[int, RunRow]:
+        """The runs as the last poll read them, by id (none before the first)."""
+        return {run.id: run for run in self.dashboard.runs} if self.dashboard is not None else {}
+
     def _progress_of(self, run_ids: list[int]) -> str:
         """`` (46%, 12%)``: how far the runs ``run_ids`` have come (what a stop loses)."""
-        runs = {r.id: r for r in self.dashboard.runs} if self.dashboard is not None else {}
+        runs = self._runs_by_id()
         done = [f"{runs[i].progress:.0%}" for i in run_ids if i in runs]
         return f" ({', '.join(done)} done)" if len(done) == len(run_ids) else ""
 
