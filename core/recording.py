@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from core.gpu import GpuMonitor
 from core.processes import PARENT_GONE
 from core.queue import MetricPoint, QueueError, Repo
+from core.queue.patience import waited_s
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS
 from core.queue.views import format_age, ids_of
 
@@ -157,6 +158,7 @@ class RunRecorder:
             should_stop=self.should_stop,
             log_every=LOG_EVERY,
             may_save_on_stop=self.still_its_run,
+            waited_s=waited_s,
         )
 
     def still_its_run(self) -> bool:

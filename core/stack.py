@@ -276,7 +276,8 @@ class _Stack:
         self.step = self.inputs = 0
         self.lr = self.config.lr
         self.window: list[torch.Tensor] = []
-        self.clock = TrainClock()
+        # One thread trains them all: any run's recorder reads the same waited seconds.
+        self.clock = TrainClock(callbacks[0].waited_s)
         self.last_point = (0, 0.0)
 
     def trained(self) -> list[FitResult | TrainingError]:

@@ -96,6 +96,10 @@ class FitCallbacks:
     # it shares. Asked once, at the stop.
     may_save_on_stop: Callable[[], bool] | None = None
 
+    # Seconds the training thread has waited for the worker's database so far
+    # (core.queue.patience.waited_s): they are not training time.
+    waited_s: Callable[[], float] | None = None
+
     def save_on_stop(self) -> bool:
         return self.may_save_on_stop is None or self.may_save_on_stop()
 
@@ -377,7 +381,7 @@ class _Run:
         self.step = self.inputs = 0
         self.lr = config.lr
         self.window: list[torch.Tensor] = []
-        self.clock = TrainClock()
+        self.clock = TrainClock(callbacks.waited_s)
         self.last_point = (0, 0.0)  # (inputs, train seconds) at the last TrainPoint
 
     def trained(self) -> FitResult:
@@ -515,14 +519,18 @@ def non_finite(losses: list[float], step: int) -> NonFiniteLoss | None:
 
 
 class TrainClock:
-    """Seconds spent training, excluding validation and checkpoint saves."""
+    """Seconds spent training, excluding validation and checkpoint saves, and the time
+    its thread waited for the database (``waited_s``: a worker's, during an outage)."""
 
-    def __init__(self) -> None:
+    def __init__(self, waited_s: Callable[[], float] | None = None) -> None:
         self.total = 0.0
         self.since: float | None = None
+        self.waited_s = waited_s or (lambda: 0.0)
+        self.waited_at_start = 0.0
 
     def start(self) -> None:
         self.since = time.perf_counter()
+        self.waited_at_start = self.waited_s()
 
     def stop(self, device: torch.device) -> None:
         if device.type == "cuda":
@@ -533,8 +541,10 @@ class TrainClock:
         self.since = None
 
     def seconds(self) -> float:
-        running = time.perf_counter() - self.since if self.since is not None else 0.0
-        return self.total + running
+        if self.since is None:
+            return self.total
+        waited = self.waited_s() - self.waited_at_start
+        return self.total + time.perf_counter() - self.since - waited
 
 
 class MemoryMeter:

@@ -3,8 +3,9 @@
 A verb the database refused for a reason that passes (a PostgreSQL restart or failover,
 a network blip, a connection cut mid-statement, another process holding SQLite's write
 lock longer than its busy timeout) is tried again, whole, for up to ``Repo.reconnect_s``,
-waiting 1, 2, 4 ... 15 s; training waits meanwhile. Workers set that; a command's and the
-dashboard's verbs fail at once (``reconnect_s`` 0), as a person is there to try again.
+waiting 1, 2, 4 ... 15 s; training waits meanwhile, and its clock leaves the wait out
+(``waited_s``). Workers set that; a command's and the dashboard's verbs fail at once
+(``reconnect_s`` 0), as a person is there to try again.
 
 A verb is one transaction: what the refused try did was rolled back, so trying it again
 is safe, with one exception no client can rule out: a connection cut while its COMMIT
@@ -106,26 +107,38 @@ def patient(verb: Verb) -> Verb:
             return verb(repo, *args, **kwargs)
         deadline = time.monotonic() + repo.reconnect_s
         wait = FIRST_WAIT_S
+        refused_at: float | None = None  # when the first refused try began
         _thread.trying = True
         try:
             while True:
+                tried_at = time.monotonic()
                 try:
                     result = verb(repo, *args, **kwargs)
                 except QueueError as error:
                     reason = passing_reason(error, repo.engine.dialect.name)
                     if reason is None or time.monotonic() + wait > deadline:
                         raise
+                    refused_at = tried_at if refused_at is None else refused_at
                     repo.outage.began(reason, repo.reconnect_s, repo.log)
                     if not sleep_unless(wait, repo.stop_waiting):
                         raise  # asked to stop meanwhile: no more waiting for the database
                     wait = min(wait * 2, MAX_WAIT_S)
                     continue
                 repo.outage.ended(repo.log)
+                if refused_at is not None:  # the refused tries and the waits between them
+                    _thread.waited_s = waited_s() + (tried_at - refused_at)
                 return result
         finally:
             _thread.trying = False
 
     return patiently  # type: ignore[return-value]
+
+
+def waited_s() -> float:
+    """Seconds this thread has waited for its database so far (refused tries and the
+    waits between them, for verbs that then went through): a training's clock leaves
+    them out, so a run's inputs per second is its steps', outage or not."""
+    return float(getattr(_thread, "waited_s", 0.0))
 
 
 def sleep_unless(seconds: float, stop: Callable[[], bool], slice_s: float = WAIT_SLICE_S) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -215,6 +216,25 @@ def test_a_run_told_to_stop_stops_alone(data: Datasets) -> None:
     full = planned_steps(96, 16, 240)[0]
     assert [r.steps for r in results[1:]] == [full, full]
     assert not results[1].stopped and results[1].samples is not None
+
+
+def test_a_stack_s_time_waiting_for_the_database_is_not_training_time(data: Datasets) -> None:
+    waited, polls = [0.0], []
+
+    def should_stop() -> bool:  # a recorder's cancel check, waiting out an outage
+        polls.append(1)
+        if len(polls) == 4:
+            time.sleep(3.0)
+            waited[0] += 3.0
+        return False
+
+    callbacks = [  # one thread: every run's recorder reads the same waited seconds
+        FitCallbacks(should_stop=should_stop, waited_s=lambda: waited[0]),
+        FitCallbacks(should_stop=lambda: False, waited_s=lambda: waited[0]),
+    ]
+    results = [_ok(r) for r in stack.fit_stack(_configs()[:2], data, "cpu", callbacks)]
+    # Training time is wall time less the wait (and model build, validation passes).
+    assert all(r.inputs_seen / r.inputs_per_s < r.wall_seconds - 3.0 for r in results)
 
 
 def test_a_stacked_run_stopped_because_another_worker_has_it_saves_nothing(

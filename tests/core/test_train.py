@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -191,6 +192,26 @@ def test_should_stop_ends_the_run_early_without_error(data: Datasets, tmp_path: 
     assert result.stopped and result.steps == 3 and result.inputs_seen == 96
     assert result.validation_losses == [] and math.isnan(result.validation_loss)
     assert (tmp_path / "ck" / "last.pt").is_file()
+
+
+def test_time_spent_waiting_for_the_database_is_not_training_time(data: Datasets) -> None:
+    # A run that lived through a database outage (its worker's writes waiting) ended
+    # with the wait counted as training: its in/s was as low as the outage was long.
+    waited, polls = [0.0], []
+
+    def should_stop() -> bool:  # the recorder's cancel check, waiting out an outage
+        polls.append(1)
+        if len(polls) == 4:
+            time.sleep(3.0)
+            waited[0] += 3.0
+        return False
+
+    callbacks = FitCallbacks(should_stop=should_stop, waited_s=lambda: waited[0], log_every=2)
+    result = fit(TINY, data, "cpu", callbacks)
+    # Training time is wall time less the wait (and model build, validation passes).
+    assert 320 / result.inputs_per_s < result.wall_seconds - 3.0
+    waited_through = result.train_losses[1]  # steps 3 and 4: 64 inputs, and the wait
+    assert waited_through.step == 4 and waited_through.inputs_per_s > 64 / 3.0
 
 
 def test_a_run_stopped_because_another_worker_has_it_leaves_its_folder_alone(

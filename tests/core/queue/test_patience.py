@@ -73,8 +73,11 @@ def test_a_worker_s_repo_waits_for_a_database_away_or_locked(
     assert clock.waits == []
     repo.reconnect_s, repo.log = 60.0, said.append
     refusals[0] = 2
+    waited_before = patience_module.waited_s()
     assert repo.enqueue(tiny_runs(1)).added == 1
     assert clock.waits == [1.0, 2.0]
+    # This thread's waiting is counted, so that a training's clock can leave it out.
+    assert patience_module.waited_s() - waited_before == 3.0
     # Said once when it went away and once when it came back, not at every try.
     assert said == [
         f"database {why}: training waits; trying again for up to 60 s",

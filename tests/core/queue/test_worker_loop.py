@@ -21,6 +21,7 @@ import pytest
 from queue_helpers import tiny_run, tiny_runs
 from sqlalchemy import update
 
+import core.queue.patience as patience
 import core.queue.repo as repo_module
 import core.recording as recording
 import core.worker as worker_module
@@ -123,6 +124,11 @@ def test_the_training_rate_so_far_counts_steps_only() -> None:
     recorder.on_train_loss(TrainPoint(40, 2560, 0.4, 1e-3, 500.0, 0))  # 2.56 s more
     recorder.flush()
     assert written[-1] == pytest.approx(2560 / (1.28 + 2.56))
+
+
+def test_a_run_s_training_clock_leaves_out_its_worker_s_waits_for_the_database() -> None:
+    recorder = recording.RunRecorder(SimpleNamespace(), 1, StopFlags())  # type: ignore[arg-type]
+    assert recorder.callbacks().waited_s is patience.waited_s  # the training thread's
 
 
 def test_a_running_run_s_rate_is_its_recent_steps_rate() -> None:
