@@ -252,8 +252,23 @@ def _ensure_schema(engine: Engine, url: str) -> None:
     have made it meanwhile.
     """
     with engine.connect() as conn, conn.begin():
-        if not _schema_work(conn, url):
-            return
+        work = _schema_work(conn, url)
+    if not work:
+        return
+    try:
+        _make_schema(engine, url)
+    except exc.OperationalError as error:
+        # An older version's database in a SQLite file this process may not write (a
+        # finished sweep kept read-only, another user's runs.db): `status`, `ls` and
+        # `results` said "cannot write to database" where a newer one read fine. It is
+        # read as it is, the columns it lacks read as unknown (``present_columns``), as
+        # for a PostgreSQL role that does not own the tables; a write says why it fails.
+        if work != "columns" or "readonly database" not in str(error.orig).lower():
+            raise
+
+
+def _make_schema(engine: Engine, url: str) -> None:
+    """Create the schema or add the missing columns, in one write transaction."""
     with engine.connect() as conn:
         conn.execution_options(**{IMMEDIATE: True})
         with conn.begin():

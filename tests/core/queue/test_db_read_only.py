@@ -172,3 +172,48 @@ def test_a_wal_file_made_immutable_while_open_is_named(tmp_path: Path) -> None:
     assert "damaged" not in message
     assert message.startswith(f"cannot read or write database {db} (disk I/O error)")
     assert "runs.db-wal is not writable" in message
+
+
+def test_an_older_versions_database_that_cannot_be_written_is_still_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A finished sweep's runs.db made before the worker table's claim columns, kept where
+    # this user may not write (read-only file, another user's): `status`, `ls` and
+    # `results` said "cannot write to database", since opening it added the columns,
+    # where the same file made by this version read fine. SQLite's own refusal is stood
+    # in for by `PRAGMA query_only` (root writes a chmod 444 file).
+    from sqlalchemy import event
+
+    from resconv_tui.cli import main
+
+    db = tmp_path / "runs.db"
+    repo = Repo.open(str(db))
+    repo.enqueue(tiny_runs(2))
+    repo.register_worker("h", 1, "cpu")
+    repo.close()
+    with sqlite3.connect(db) as conn:  # as an older version made it
+        for column in ("stack", "largest_first", "max_runs"):
+            conn.execute(f'ALTER TABLE "worker" DROP COLUMN "{column}"')
+    install = db_module._install_sqlite_hooks
+
+    def read_only(engine: object, busy_timeout_s: float) -> None:
+        install(engine, busy_timeout_s)  # type: ignore[arg-type]
+
+        @event.listens_for(engine, "connect")
+        def _query_only(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+            dbapi_conn.execute("PRAGMA query_only = ON")
+
+    monkeypatch.setattr(db_module, "_install_sqlite_hooks", read_only)
+    for command in (["status"], ["ls"], ["results"]):
+        assert main(["--db", str(db), *command]) == 0, capsys.readouterr().err
+    assert "queued" in capsys.readouterr().out
+    reader = Repo.open(str(db))
+    assert [(w.host, w.stack) for w in reader.list_workers()] == [("h", None)]  # unknown
+    with pytest.raises(QueueError, match="cannot write to database"):
+        reader.enqueue(tiny_runs(3))  # a write still says why it cannot
+    reader.close()
+    monkeypatch.undo()
+    Repo.open(str(db)).close()  # writable again: the columns are added
+    with sqlite3.connect(db) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(worker)")}
+    assert {"stack", "largest_first", "max_runs"} <= columns
