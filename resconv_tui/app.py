@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import pkgutil
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -48,6 +51,7 @@ class ResconvApp(App[None]):
         from resconv_tui.screens.runs import RunsScreen
 
         self.push_screen(RunsScreen(self.ctx))
+        self.call_after_refresh(import_every_screen)
 
     async def action_quit(self) -> None:
         """``q``, ctrl+q and the palette's Quit: a screen with unsaved edits (the new-sweep
@@ -100,6 +104,28 @@ class ResconvApp(App[None]):
 
     def on_unmount(self) -> None:
         self.ctx.repo.close()
+
+
+def import_every_screen() -> None:
+    """Import every screen and widget the dashboard may open later, once it has shown
+    its first screen.
+
+    A dashboard stays open for days; imported on first use, a screen came from the code
+    on disk at that moment: after a `git pull` (an upgrade while a sweep trains) the new
+    version's results screen met the old version's loaded modules, and `R` crashed the
+    dashboard ("module 'core.queue.views' has no attribute 'SCREEN_LABELS'"). Loaded
+    now, every screen is of the version that started. One that fails to import is left
+    to its first use, as before.
+    """
+    import resconv_tui.screens
+    import resconv_tui.widgets
+
+    names = ["resconv_tui.preferences"]
+    for package in (resconv_tui.screens, resconv_tui.widgets):
+        names += [f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)]
+    for name in names:
+        with contextlib.suppress(Exception):  # not worse than before: it fails when opened
+            importlib.import_module(name)
 
 
 def make_app(
