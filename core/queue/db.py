@@ -263,7 +263,10 @@ def _ensure_schema(engine: Engine, url: str) -> None:
         # `results` said "cannot write to database" where a newer one read fine. It is
         # read as it is, the columns it lacks read as unknown (``present_columns``), as
         # for a PostgreSQL role that does not own the tables; a write says why it fails.
-        if work != "columns" or "readonly database" not in str(error.orig).lower():
+        # The same while another process holds the write lock past the busy timeout (an
+        # older worker, a backup): the next open adds them.
+        refused = str(error.orig).lower()
+        if work != "columns" or not ("readonly database" in refused or "locked" in refused):
             raise
 
 

@@ -217,3 +217,32 @@ def test_an_older_versions_database_that_cannot_be_written_is_still_read(
     with sqlite3.connect(db) as conn:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(worker)")}
     assert {"stack", "largest_first", "max_runs"} <= columns
+
+
+def test_an_older_versions_database_is_read_while_another_process_holds_its_write_lock(
+    tmp_path: Path,
+) -> None:
+    # `status` on a runs.db made before the worker's claim columns, while an older worker
+    # or a backup held the write lock: it waited the busy timeout, then failed "locked",
+    # where a database made by this version answered at once.
+    db = tmp_path / "runs.db"
+    repo = Repo.open(str(db))
+    repo.enqueue(tiny_runs(2))
+    repo.close()
+    with sqlite3.connect(db) as conn:  # as an older version made it
+        for column in ("stack", "largest_first", "max_runs"):
+            conn.execute(f'ALTER TABLE "worker" DROP COLUMN "{column}"')
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        reader = Repo.open(str(db), busy_timeout_s=0.2)
+        assert len(reader.list_runs()) == 2
+        assert {c.name for c in reader.worker_columns}.isdisjoint({"stack", "max_runs"})
+        reader.close()
+    finally:
+        holder.rollback()
+        holder.close()
+    Repo.open(str(db)).close()  # the lock gone: the columns are added
+    with sqlite3.connect(db) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(worker)")}
+    assert {"stack", "largest_first", "max_runs"} <= columns
