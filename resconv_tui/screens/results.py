@@ -33,6 +33,7 @@ from core.run_folders import experiment_folder
 from resconv_tui.context import DashboardContext, ResultsChoices
 from resconv_tui.polling import SettledRuns, held_runs, read_runs, read_workers
 from resconv_tui.screens.columns import ColumnsScreen
+from resconv_tui.screens.seen import on_view
 from resconv_tui.widgets.fit_footer import FitFooter
 from resconv_tui.widgets.rows_table import RowsTable
 from resconv_tui.widgets.workers_panel import WorkersPanel
@@ -219,7 +220,11 @@ class ResultsScreen(Screen[None]):
             self._status()
 
     def _tick(self) -> None:
-        if self.is_current:
+        if on_view(self):  # covered (a run's detail): on_screen_resume polls again
+            self.refresh_now()
+
+    def on_screen_resume(self) -> None:
+        if self._timer is not None:  # back from a run's detail; not the first show
             self.refresh_now()
 
     # ----- the view ------------------------------------------------------------------

@@ -47,6 +47,7 @@ from resconv_tui.polling import (
     read_dashboard,
 )
 from resconv_tui.screens.runs_actions import RunActions
+from resconv_tui.screens.seen import on_view
 from resconv_tui.widgets.fit_footer import FitFooter
 from resconv_tui.widgets.run_table import RunTable
 from resconv_tui.widgets.workers_panel import WorkersPanel
@@ -202,7 +203,7 @@ class RunsScreen(RunActions, Screen[None]):
 
     def _tick(self) -> None:
         # A covered screen stops polling; on_screen_resume polls again at once.
-        if self.is_current:
+        if on_view(self):
             self.refresh_now()
 
     def on_screen_resume(self) -> None:
