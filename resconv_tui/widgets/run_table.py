@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from typing import Self
 
 from rich.cells import cell_len
 from rich.text import Text
 from textual import events
+from textual.geometry import Region
+from textual.widgets.data_table import ColumnKey
 
 from core.queue import RunRow, RunStatus
 from core.sweep import slug_parts
@@ -64,6 +67,7 @@ class RunTable(RowsTable):
         "run-table--bar-empty",
         "run-table--mark",
     }
+    _quiet = False  # while _patch updates a cell: no whole-table repaint
 
     def __init__(self, *, id: str | None = None) -> None:
         # The mark and the id stay put when the table scrolls sideways.
@@ -226,14 +230,38 @@ class RunTable(RowsTable):
             self.move_cursor(row=min(row, len(fresh) - 1), animate=False)
 
     def _patch(self, fresh: dict[int, Cells]) -> None:
+        changed: list[str] = []  # rows drawn again: the running ones, mostly
         for run_id, cells in fresh.items():
             old = self._shown[run_id]
             if old is cells:
                 continue
+            row = str(run_id)
             for (key, _), new, before in zip(self.shown_columns, cells, old, strict=True):
-                if new != before:
-                    # update_width: "queued" -> "succeeded" must not be clipped
-                    self.update_cell(str(run_id), key, new, update_width=True)
+                if new == before:
+                    continue
+                if cell_len(_plain(new)) > self.columns[ColumnKey(key)].content_width:
+                    # "queued" -> "succeeded" must not be clipped: the column grows, and
+                    # the whole table is drawn again (rare).
+                    self.update_cell(row, key, new, update_width=True)
+                    continue
+                # DataTable.update_cell repaints the whole table (every visible row, over
+                # SSH: 20 KB a second for one progress bar), and with update_width it
+                # measures the column's every cell to see whether it can shrink. So: no
+                # width update (a column keeps its widest value), and only the rows that
+                # changed are drawn again.
+                self._quiet = True
+                try:
+                    self.update_cell(row, key, new)
+                finally:
+                    self._quiet = False
+                changed.append(row)
+        for row in dict.fromkeys(changed):
+            self.refresh_row(self.get_row_index(row))
+
+    def refresh(self, *regions: Region, **kwargs: bool) -> Self:
+        if self._quiet and not regions and not kwargs:
+            return self  # update_cell's whole-table repaint: _patch repaints the row instead
+        return super().refresh(*regions, **kwargs)
 
     def cells(self, run: RunRow, now: float, marked: bool) -> Cells:
         loss = "—" if run.validation_loss is None else f"{run.validation_loss:.6f}"

@@ -11,14 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from conftest import NOW, frozen_repo_time
+from textual.geometry import Region
 from textual.screen import Screen
 
 import resconv_tui.polling as polling
 import resconv_tui.screens.results as results_module
 import resconv_tui.screens.runs as runs_module
+from core.queue import Repo
 from resconv_tui.app import make_app
 from resconv_tui.screens.results import ResultsScreen
 from resconv_tui.screens.runs import RunsScreen
+from resconv_tui.widgets.run_table import RunTable
 
 SIZE = (120, 36)
 TICK_S = 0.05
@@ -81,3 +85,42 @@ async def test_results_screen_under_a_full_screen_stops_polling(
         app.pop_screen()
         await pilot.pause(10 * TICK_S)
         assert counted["results"] >= 2
+
+
+async def test_a_training_run_repaints_its_row_only(
+    seeded: dict[str, Any], app_factory: Any, settle: Any, db_url: str
+) -> None:
+    """Each poll the running run's progress, rate and ETA change: its row is drawn
+    again, not the whole table (every visible row, each second, over SSH)."""
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        table = screen.query_one(RunTable)
+        running = str(seeded["running"])
+        before = str(table.get_cell(running, "progress"))
+        calls: list[tuple[Region, ...]] = []
+        original = RunTable.refresh
+
+        def spy(self: RunTable, *regions: Region, **kwargs: Any) -> Any:
+            # A repaint that happens, not one the table holds back.
+            if not getattr(self, "_quiet", False):
+                calls.append(regions)
+            return original(self, *regions, **kwargs)
+
+        with frozen_repo_time(NOW):
+            repo = Repo.open(db_url)
+            worker = next(w.id for w in repo.list_workers() if w.host == "gpu-box")
+            repo.heartbeat(worker, run_id=seeded["running"], inputs_done=120_000)
+            repo.close()
+        RunTable.refresh = spy  # type: ignore[method-assign]
+        try:
+            screen.refresh_now()
+            await settle(pilot)
+        finally:
+            RunTable.refresh = original  # type: ignore[method-assign]
+        assert str(table.get_cell(running, "progress")) != before  # drawn: 67%, not 50%
+        assert calls, "the changed row was not repainted"
+        assert all(regions for regions in calls), "the whole table was repainted"
+        assert {region.height for regions in calls for region in regions} == {1}
