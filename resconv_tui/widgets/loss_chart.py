@@ -68,7 +68,12 @@ def thin(xs: Sequence[float], ys: Sequence[float], limit: int = MAX_POINTS) -> t
 def nice_ticks(low: float, high: float, most: int) -> tuple[list[float], list[str]]:
     """As many round values (steps of 1, 2, 2.5 or 5 times a power of ten) from ``low`` to
     ``high`` as fit in ``most``, and their labels with the decimals the step needs. Left to
-    itself, plotext labels its rows and can skip one: 1428.5, 1153.3, 602.7 (no 878)."""
+    itself, plotext labels its rows and can skip one: 1428.5, 1153.3, 602.7 (no 878).
+    One value (a chart's first point): that value alone, to four figures (plotext spread
+    rows of 548.2, 487.3, 426.4, 304.6 around it, skipping 365.5)."""
+    if high == low and math.isfinite(low):
+        magnitude = math.floor(math.log10(abs(low))) if low else 0
+        return [low], [f"{low:,.{max(0, 3 - magnitude)}f}"]
     if not high > low or most < 2:
         return [], []
     power = 10.0 ** math.floor(math.log10((high - low) / most))

@@ -19,7 +19,11 @@ from resconv_tui.widgets.loss_chart import LossChart, Series, nice_ticks
         (0.02, 0.12, 5, ["0.025", "0.050", "0.075", "0.100"]),
         (0.05, 0.052, 6, ["0.0500", "0.0505", "0.0510", "0.0515", "0.0520"]),
         (-3, 7, 6, ["-2", "0", "2", "4", "6"]),
-        (5, 5, 4, []),  # one value: plotext's own axis
+        (5, 5, 4, ["5.000"]),  # one value (a first point): that value alone
+        (548.23, 548.23, 4, ["548.2"]),
+        (2473.4, 2473.4, 4, ["2,473"]),
+        (0.05234, 0.05234, 4, ["0.05234"]),
+        (0, 0, 4, ["0.000"]),
     ],
 )
 def test_nice_ticks_are_round_evenly_spaced_and_few_enough(
@@ -55,3 +59,22 @@ async def test_the_y_axis_labels_are_evenly_spaced_values() -> None:
     x_axis = shown.splitlines()[shown.splitlines().index(next(
         line for line in shown.splitlines() if "└" in line)) + 1]  # fmt: skip
     assert x_axis.split() == ["0", "5,000", "10,000"]
+
+
+class OnePoint(App[None]):
+    CSS = "LossChart { height: 11; width: 60; }"
+
+    def compose(self) -> ComposeResult:
+        chart = LossChart("inputs/s")
+        chart.series = [Series("s", [640], [548.23])]
+        yield chart
+
+
+async def test_a_chart_s_first_point_is_labelled_with_its_value_alone() -> None:
+    # plotext spread labels around the one value and skipped a row: 548.2, 487.3, 426.4,
+    # 304.6 (no 365.5).
+    app = OnePoint()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        shown = screen_text(app)
+    assert re.findall(r"^ *([\d,.]+)┤", shown, re.MULTILINE) == ["548.2"]
