@@ -86,6 +86,7 @@ class CompareScreen(ChartScreen):
         self.left_out = len(given) - len(self.run_ids)
         self.runs: dict[int, RunRow] = {}
         self.attempts: dict[int, tuple[int, float | None]] = {}  # the ones the curves show
+        self.legend_shown: Text | None = None  # drawn again only when it changes
         self.last_ids: dict[int, int] = defaultdict(int)
         self.points: dict[tuple[int, str], Series] = defaultdict(lambda: Series(""))
 
@@ -156,6 +157,7 @@ class CompareScreen(ChartScreen):
             self.points.pop((run_id, name), None)
 
     def on_chart_screen_poll_failed(self, message: ChartScreen.PollFailed) -> None:
+        self.legend_shown = None  # the legend comes back at the next poll that works
         self.query_one("#compare-legend", Static).update(Text(str(message.error), style="red"))
 
     # ----- drawing -------------------------------------------------------------------
@@ -198,7 +200,10 @@ class CompareScreen(ChartScreen):
         chart = self.query_one("#compare-chart", LossChart)
         chart.chart_title = METRIC_TITLES[self.metric]
         chart.set_series(self.series())
-        self.query_one("#compare-legend", Static).update(self.legend())
+        legend = self.legend()
+        if legend != self.legend_shown:
+            self.legend_shown = legend
+            self.query_one("#compare-legend", Static).update(legend)
 
     def watch_metric(self) -> None:
         if self.is_mounted:

@@ -99,10 +99,28 @@ class LossChart(PlotextPlot):
         self.chart_title = title
         self.series: list[Series] = []
         self.empty_note = NO_DATA_YET  # the title's suffix while nothing is plotted
+        self._drawn: tuple[object, ...] | None = None  # _shown() at the last draw
 
     def set_series(self, series: list[Series]) -> None:
+        """Plot ``series``; the chart is drawn again only if they differ from what it
+        shows (polls come every second or two, mostly with nothing new, and a redrawn
+        chart is kilobytes of terminal output over SSH)."""
         self.series = series
-        self.refresh()
+        if self._shown() != self._drawn:
+            self.refresh()
+
+    def _shown(self) -> tuple[object, ...]:
+        """What a drawing depends on (but the size and the log scale, which refresh it
+        themselves). Series only grow (or are made afresh), and may share their lists
+        with their owner: each is told by its length and last point, not by the list."""
+        return (
+            self.chart_title,
+            self.empty_note,
+            *(
+                (s.label, s.color, s.marker, s.scatter, len(s.xs), s.xs[-1:], s.ys[-1:])
+                for s in self.series
+            ),
+        )
 
     def watch_log_y(self) -> None:
         self.refresh()
@@ -112,6 +130,7 @@ class LossChart(PlotextPlot):
         return super().render()
 
     def draw(self) -> None:
+        self._drawn = self._shown()
         plt = self.plt
         plt.clear_figure()
         scale = " (log)" if self.log_y else ""

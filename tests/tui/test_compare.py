@@ -84,6 +84,25 @@ async def test_new_rows_extend_the_running_curve(db_url: str, runs: list[int]) -
         assert [len(s.xs) for s in chart.series] == [60, 6, 60, 6, 30, 3]
 
 
+async def test_a_poll_with_nothing_new_draws_nothing_again(db_url: str, runs: list[int]) -> None:
+    # Each poll redrew the chart and the legend, new rows or not: kilobytes over SSH.
+    app = ScreenHost(CompareScreen(db_url, runs[:2]))  # both ended: nothing will change
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = compare(pilot)
+        chart, legend = screen.query_one(LossChart), screen.query_one("#compare-legend")
+        drawn = []
+        real_draw, real_update = chart.draw, legend.update
+        chart.draw = lambda: (drawn.append("chart"), real_draw())  # type: ignore[method-assign]
+        legend.update = lambda *a, **k: (drawn.append("legend"), real_update(*a, **k))  # type: ignore[method-assign]
+        await pilot.press("r")
+        await settle(pilot)
+        assert drawn == []
+        await pilot.press("m")  # what it shows changes: drawn again
+        await settle(pilot)
+        assert drawn == ["chart"]
+
+
 async def test_a_removed_run_loses_its_curve_and_a_retried_one_starts_afresh(
     db_url: str, runs: list[int]
 ) -> None:

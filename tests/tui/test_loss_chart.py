@@ -78,3 +78,26 @@ async def test_a_chart_s_first_point_is_labelled_with_its_value_alone() -> None:
         await pilot.pause()
         shown = screen_text(app)
     assert re.findall(r"^ *([\d,.]+)┤", shown, re.MULTILINE) == ["548.2"]
+
+
+async def test_a_chart_is_drawn_again_only_when_what_it_shows_changes() -> None:
+    # Compare and run detail set their series at every poll, mostly with nothing new,
+    # and each redrawn chart went out over SSH again (kilobytes a poll).
+    app = OnePoint()
+    async with app.run_test(size=(80, 24)) as pilot:
+        chart = app.query_one(LossChart)
+        draws = []
+        real_draw = chart.draw
+        chart.draw = lambda: (draws.append(1), real_draw())  # type: ignore[method-assign]
+        points = chart.series[0]
+        chart.set_series([Series("s", list(points.xs), list(points.ys))])  # the same
+        await pilot.pause()
+        assert draws == []
+        points.add(1280, 600.0)  # shared lists grow in place, as the screens' do
+        chart.set_series([points])
+        await pilot.pause()
+        assert len(draws) == 1
+        chart.chart_title = "memory"  # set before set_series, as compare's `m` does
+        chart.set_series([points])
+        await pilot.pause()
+        assert len(draws) == 2
