@@ -73,6 +73,13 @@ class ResconvApp(App[None]):
         dialog.is_quit_question = True  # type: ignore[attr-defined]
         self.push_screen(dialog, leave)
 
+    def action_help_quit(self) -> None:
+        """ctrl+c, pressed out of habit to quit: which keys quit, in plain words. Textual's
+        own note is markup ("Press [b]ctrl+q[/b] to quit the app"), which this app's
+        plain notifications showed as written, tags and all."""
+        self.notify("q quits (ctrl+q while typing in a field); workers keep training",
+                    title="Do you want to quit?")  # fmt: skip
+
     def action_help(self) -> None:
         from resconv_tui.screens.help import HelpScreen
 

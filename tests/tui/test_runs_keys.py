@@ -905,6 +905,19 @@ async def test_help_results_and_quit(seeded, app_factory, settle) -> None:
     assert app.return_code == 0
 
 
+async def test_ctrl_c_says_which_key_quits_in_plain_words(seeded, app_factory, settle) -> None:
+    """ctrl+c out of habit: Textual's note is markup, and this app's notifications are
+    plain text: it read "Press [b]ctrl+q[/b] to quit the app"."""
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        said = [note.message for note in app._notifications][-1]
+        assert "q quits" in said and "[" not in said
+        assert app.is_running
+
+
 async def test_an_80_column_terminal_shows_val_loss_and_params_without_scrolling(
     seeded, app_factory, settle, db_url
 ) -> None:
