@@ -399,6 +399,14 @@ class RunsScreen(RunActions, Screen[None]):
         search.add_class("-shown")
         search.focus()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While the filter field has focus, ``/``, ``+`` and ``-`` are typed into it:
+        their bindings are not shown (the footer offered "/ Find" there, which typed a
+        slash). Textual hides the other printable keys by itself, but not these three,
+        whose key names ("slash", "plus", "minus") it does not read as characters."""
+        typing = self.focused is not None and self.focused.id == "runs-search"
+        return not (typing and action in ("search", "priority"))
+
     @on(Input.Changed, "#runs-search")
     def _search_changed(self, event: Input.Changed) -> None:
         self.filters = replace(self.filters, text=event.value)

@@ -918,6 +918,25 @@ async def test_ctrl_c_says_which_key_quits_in_plain_words(seeded, app_factory, s
         assert app.is_running
 
 
+async def test_the_footer_offers_no_find_key_while_typing_the_filter(
+    seeded, app_factory, settle
+) -> None:
+    """In the filter field ``/`` is typed (Textual hides q, f ... there, not /)."""
+    from screen_host import screen_text
+
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "/ Find" in screen_text(app).splitlines()[-1]
+        await pilot.press("slash", "a", "slash")
+        await settle(pilot)
+        assert app.screen.query_one("#runs-search").value == "a/"
+        assert "/ Find" not in screen_text(app).splitlines()[-1]
+        await pilot.press("enter")  # back in the table: / finds again
+        await settle(pilot)
+        assert "/ Find" in screen_text(app).splitlines()[-1]
+
+
 async def test_an_80_column_terminal_shows_val_loss_and_params_without_scrolling(
     seeded, app_factory, settle, db_url
 ) -> None:
