@@ -51,8 +51,8 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     )),
     ("Everywhere", (
         ("ctrl+p", "command palette: every action by name"),
-        ("?", "this help"),
-        ("q", "quit (workers keep training)"),
+        ("?", "this help (typed, in a text field: there ctrl+p, then Help)"),
+        ("q / ctrl+q", "quit (workers keep training); in a text field q is typed: ctrl+q"),
     )),
 )  # fmt: skip
 

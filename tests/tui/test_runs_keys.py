@@ -918,6 +918,29 @@ async def test_ctrl_c_says_which_key_quits_in_plain_words(seeded, app_factory, s
         assert app.is_running
 
 
+async def test_the_help_names_a_key_that_quits_from_a_form_field(
+    seeded, app_factory, settle
+) -> None:
+    """The help's quit row: q is typed into a field of the new-sweep form (the form is all
+    fields); the row must name a key that quits from there too."""
+    from resconv_tui.screens.help import KEYS
+
+    everywhere = dict(next(rows for section, rows in KEYS if section == "Everywhere"))
+    quit_keys = next(key for key, what in everywhere.items() if what.startswith("quit"))
+    quitting = []
+    for key in quit_keys.split(" / "):
+        app = app_factory()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("n")
+            await settle(pilot)
+            await pilot.press(key)
+            await settle(pilot)
+            if not app.is_running:
+                quitting.append(key)
+    assert quitting, f"none of {quit_keys!r} quits from a form field"
+
+
 async def test_the_footer_offers_no_find_key_while_typing_the_filter(
     seeded, app_factory, settle
 ) -> None:
