@@ -27,6 +27,8 @@ class ResconvApp(App[None]):
     BINDINGS = [
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
+        # In a text field (the form is all fields) ? is typed: f1 shows the help there too.
+        Binding("f1", "help", "Help", show=False, priority=True),
     ]
 
     def __init__(self, ctx: DashboardContext) -> None:

@@ -51,7 +51,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     )),
     ("Everywhere", (
         ("ctrl+p", "command palette: every action by name"),
-        ("?", "this help (typed, in a text field: there ctrl+p, then Help)"),
+        ("? / f1", "this help (in a text field ? is typed: f1)"),
         ("q / ctrl+q", "quit (workers keep training); in a text field q is typed: ctrl+q"),
     )),
 )  # fmt: skip

@@ -941,6 +941,28 @@ async def test_the_help_names_a_key_that_quits_from_a_form_field(
     assert quitting, f"none of {quit_keys!r} quits from a form field"
 
 
+async def test_the_help_names_a_key_that_shows_it_from_a_form_field(
+    seeded, app_factory, settle
+) -> None:
+    """? is typed into a field (the form is all fields, the w dialog, the / filter)."""
+    from resconv_tui.screens.help import KEYS, HelpScreen
+
+    everywhere = dict(next(rows for section, rows in KEYS if section == "Everywhere"))
+    help_keys = next(key for key, what in everywhere.items() if what.startswith("this help"))
+    for opening in ("n", "w", "slash"):
+        app = app_factory()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press(opening)
+            await settle(pilot)
+            for key in help_keys.split(" / "):
+                await pilot.press(key)
+                await settle(pilot)
+                if isinstance(app.screen, HelpScreen):
+                    break
+            assert isinstance(app.screen, HelpScreen), (opening, help_keys)
+
+
 async def test_the_footer_offers_no_find_key_while_typing_the_filter(
     seeded, app_factory, settle
 ) -> None:
