@@ -74,3 +74,4 @@ class ChartScreen(Screen[None]):
         yield SystemCommand(
             "Toggle log scale", "Log / linear loss axis (l)", self.action_toggle_log
         )
+        yield SystemCommand("Back", "Back to the screen before (esc)", self.action_back)

@@ -427,3 +427,4 @@ class ResultsScreen(Screen[None]):
             "Export markdown", "Results (e)", lambda: self.action_export("markdown")
         )
         yield SystemCommand("Export CSV", "Results (E)", lambda: self.action_export("csv"))
+        yield SystemCommand("Back to runs", "Results (esc)", self.app.pop_screen)

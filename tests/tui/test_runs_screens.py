@@ -107,6 +107,21 @@ async def test_palette_has_every_action(seeded, app_factory, settle, db_url) -> 
         assert Repo.open(db_url).get_run(seeded["failed"]).status == RunStatus.QUEUED
 
 
+async def test_every_screen_s_palette_has_its_way_back(seeded, app_factory, settle) -> None:
+    # esc went back from results, a run's detail and compare; the palette had no entry.
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for key, back in (("R", "Back to runs"), ("enter", "Back")):
+            await pilot.press(key)
+            await settle(pilot)
+            assert not isinstance(app.screen, RunsScreen)
+            commands = {c.title: c for c in app.get_system_commands(app.screen)}
+            commands[back].callback()
+            await settle(pilot)
+            assert isinstance(app.screen, RunsScreen), key
+
+
 async def test_palette_opens_and_runs_a_command(seeded, app_factory, settle) -> None:
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
