@@ -153,8 +153,13 @@ def retry(args: argparse.Namespace) -> int:
             said = cause.option if cause.option == str(cause) else f"{cause.option} ({cause})"
             print(f"nothing to retry: no run failed with cause {said}")
             return 0
+    from core.queue.failures import FailureCause, diverged_warning, failed_runs
+
+    diverged = [run.id for run in failed_runs(repo, FailureCause.DIVERGED)]
     repo.retry(ids)
     print("queued again: " + ", ".join(map(str, ids)))
+    if warning := diverged_warning(diverged, ids):  # the dashboard's r asks first
+        print(f"note: {warning}")
     return 0
 
 

@@ -17,6 +17,7 @@ import pytest
 
 import core.queue.repo as repo_module
 from core.queue import FinalFigures, Repo, RunStatus
+from core.queue.failures import RETRY_ADVICE, FailureCause
 from resconv_tui.cli import main
 
 SWEEP = """\
@@ -536,7 +537,11 @@ def test_failures_by_cause_in_status_and_retry_by_cause(
     assert [r.status for r in repo.list_runs()] == [
         RunStatus.QUEUED, RunStatus.FAILED, RunStatus.FAILED, RunStatus.QUEUED
     ]  # fmt: skip
-    assert cli(capsys, "retry", "3", "--cause", "worker-lost")[1] == "queued again: 3, 2\n"
+    # Run 3 diverged, and most likely diverges again: said, as the dashboard's r asks.
+    assert cli(capsys, "retry", "3", "--cause", "worker-lost")[1].splitlines() == [
+        "queued again: 3, 2",
+        f"note: run 3 had diverged (loss NaN/inf): {RETRY_ADVICE[FailureCause.DIVERGED]}",
+    ]
     code, out, _ = cli(capsys, "retry", "--cause", "nan")
     assert (code, out) == (0, "nothing to retry: no run failed with cause nan (loss NaN/inf)\n")
     code, out, _ = cli(capsys, "retry", "--cause", "error")  # not "error (error)"
