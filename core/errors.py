@@ -66,6 +66,14 @@ class NoDataHere(DataError):
     so the worker puts the run back in the queue and stops."""
 
 
+class DiskFull(ResconvError):
+    """The disk holding the checkpoints is full (or the quota spent): not the run's fault,
+    and every run after it would fail the same way within seconds, so the worker puts
+    the run back in the queue and stops."""
+
+    title = "Disk full"
+
+
 class TrainingError(ResconvError):
     """A run failed while training (out of memory, NaN loss, ...)."""
 

@@ -68,8 +68,12 @@ def _take(folder: Path, owner: dict[str, Any]) -> bool:
         fd = os.open(folder / OWNER_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w") as handle:
-        json.dump(owner, handle)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(owner, handle)
+    except BaseException:  # e.g. a full disk: an empty run.json made the folder nobody's
+        (folder / OWNER_FILE).unlink(missing_ok=True)
+        raise
     return True
 
 

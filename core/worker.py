@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import math
 import os
 import socket
@@ -48,7 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from core.device_choice import auto_device, resolve_device
-from core.errors import ConfigError, NoDataHere, ResconvError, first_line
+from core.errors import ConfigError, DiskFull, NoDataHere, ResconvError, first_line
 from core.fit_trainer import FitTrainer, StackResults
 from core.gpu import GpuMonitor
 from core.packing import Admission, Slot, parse_slot
@@ -86,6 +87,7 @@ RECOVER_EVERY_S = 10.0  # between runs and while idle: a dead worker's runs with
 EMERGENCY_REQUEUE_S = 2.0
 MAX_ERROR_CHARS = 300
 ADMIT_WAIT_MIN_S, ADMIT_WAIT_MAX_S = 1.0, 8.0  # a run that does not fit yet
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})  # no room for checkpoints: stop, fail none
 
 # trainer(run, callbacks, checkpoint_dir) -> FitResult; tests pass a fake one. A trainer
 # that can also train a stack (--stack K) has a method
@@ -310,6 +312,8 @@ class Worker:
         except NoDataHere as exc:  # this machine's data, not the run: every run would fail
             self.stop_for_data(runs, exc)
         except Exception as exc:  # any per-run problem (a stack's: every run's): record, go on
+            if isinstance(exc, OSError) and exc.errno in DISK_FULL:  # the disk's, not the run's
+                self.stop_for_full_disk([r for r in runs if r.id not in ended], exc)
             for run, recorder in zip(runs, recorders, strict=True):
                 if run.id not in ended:
                     _flush_quietly(recorder)
@@ -338,6 +342,24 @@ class Worker:
         first = str(error).splitlines()[0].removesuffix("; looked in:")
         say(f"{first}: run {ids} back in the queue, none failed; stopping")
         raise error  # the command prints it whole (where it looked, the fix) and exits 2
+
+    def stop_for_full_disk(self, runs: list[RunRow], error: OSError) -> NoReturn:
+        """No room left for checkpoints: every queued run would fail in turn (the whole
+        queue within seconds, each "error: No space left on device"). As a missing
+        dataset: the runs go back to the queue (no attempt counted) and the worker stops."""
+        folders = sorted({str(self.folders.get(run.id, self.checkpoint_root)) for run in runs})
+        for run in runs:
+            self.repo.put_back(run.id, self.id)
+            self._let_go(run)
+        ids = ", ".join(str(run.id) for run in runs)
+        where = error.filename or ", ".join(folders)
+        why = f"{error.strerror or first_line(error)}: {where}"
+        say(f"{why}: run {ids} back in the queue, none failed; stopping")
+        raise DiskFull(
+            f"{why} (checkpoints under {self.checkpoint_root}): run {ids} back in the queue, "
+            "none failed; free some space (or pick another --checkpoints folder) and start "
+            "the worker again"
+        ) from None
 
     def end(self, run: RunRow, result: FitResult, recorder: RunRecorder) -> None:
         figures = final_figures(result)

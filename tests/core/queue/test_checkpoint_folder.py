@@ -303,6 +303,26 @@ def test_of_two_workers_racing_for_one_folder_one_takes_it(
     assert json.loads((mine / "run.json").read_text()) == first
 
 
+def test_a_run_json_the_disk_had_no_room_for_leaves_the_folder_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A full disk let the claim create run.json but not write it: the empty file made the
+    # folder nobody's, and the run, retried once there was room, trained into run-1-2.
+    import core.run_folders as run_folders
+
+    owner = {"run": 1, "experiment": "e", "config_hash": "a", "queued_at": 1.0}
+
+    def no_room(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(run_folders.json, "dump", no_room)
+        with pytest.raises(OSError, match="No space left"):
+            run_folders.claim_run_folder(tmp_path, 1, owner)
+    assert list((tmp_path / "run-1").iterdir()) == []
+    assert run_folders.claim_run_folder(tmp_path, 1, owner) == tmp_path / "run-1"
+
+
 @pytest.mark.parametrize("device", ["mps", "meta"])
 def test_train_refuses_a_device_it_cannot_train_on_in_one_line(
     queued_db: Path, device: str, capsys: pytest.CaptureFixture[str]

@@ -432,6 +432,39 @@ def test_a_missing_dataset_stops_the_worker_and_fails_no_run(
     assert "FashionMNIST not found: run 1 back in the queue, none failed; stopping" in out
 
 
+@pytest.mark.parametrize("stack", [1, 2])
+def test_a_full_disk_puts_the_runs_back_and_stops_the_worker(
+    repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str], stack: int
+) -> None:
+    # Checkpoints on a full disk: each queued run failed in turn within seconds, "error:
+    # OSError: [Errno 28] No space left on device", and the worker went on to the next.
+    import errno
+
+    from core.errors import DiskFull
+
+    ids = repo.enqueue(tiny_runs(3)).added_ids
+
+    def no_room(run: RunRow, cb: FitCallbacks, checkpoint_dir: Path) -> FitResult:
+        raise OSError(errno.ENOSPC, "No space left on device", str(checkpoint_dir / "last.pt"))
+
+    class StackTrainer:
+        def __call__(self, run: RunRow, cb: FitCallbacks, checkpoint_dir: Path) -> FitResult:
+            return no_room(run, cb, checkpoint_dir)
+
+        def train_stack(self, runs: Any, cbs: Any, dirs: Any) -> Any:
+            return no_room(runs[0], cbs[0], dirs[0])
+
+    trainer: Any = StackTrainer() if stack > 1 else no_room
+    worker = make_worker(repo, trainer, tmp_path, rules=ClaimRules(stack=stack))
+    with pytest.raises(DiskFull, match="No space left on device: .*last.pt"):
+        worker.loop(until_empty=True)
+    runs = [repo.get_run(i) for i in ids]
+    assert [(r.status, r.attempts) for r in runs] == [(S.QUEUED, 0)] * 3
+    assert repo.list_workers() == []  # it stopped (its row says so)
+    back = "1, 2" if stack > 1 else "1"
+    assert f"run {back} back in the queue, none failed; stopping" in capsys.readouterr().out
+
+
 def test_a_relative_checkpoint_folder_is_stored_absolute(
     repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
