@@ -53,8 +53,14 @@ from core.errors import ConfigError, DiskFull, NoDataHere, ResconvError, first_l
 from core.fit_trainer import FitTrainer, StackResults
 from core.gpu import GpuMonitor
 from core.packing import Admission, Slot, parse_slot
-from core.processes import SUPERVISOR_ENV, exited_here, process_alive, stop_with_parent
-from core.queue import FinalFigures, QueueError, Repo, RunRow, RunStatus
+from core.processes import (
+    SILENT_FOR_S,
+    SUPERVISOR_ENV,
+    exited_here,
+    process_alive,
+    stop_with_parent,
+)
+from core.queue import FinalFigures, QueueError, Repo, RunFilter, RunRow, RunStatus
 from core.queue.db import describe, is_new_file, sqlite_path, stored_url
 from core.queue.patience import at_once, sleep_unless
 from core.queue.repo import LIVE_WORKER_STATES, STALE_AFTER_S
@@ -165,6 +171,7 @@ class Worker:
                     delay = POLL_MIN_S
                     continue
                 if until_empty:
+                    self.recover_before_leaving()
                     say("queue empty")
                     break
                 self.sleep(delay)
@@ -241,6 +248,24 @@ class Worker:
         )
         for run_id in lost:
             say(f"run {run_id}: worker lost (marked failed; 'retry' queues it again)")
+
+    def recover_before_leaving(self) -> None:
+        """``--until-empty``, queue empty: a run of a worker of this machine that died
+        moments ago still reads "running" until that worker has been silent
+        ``SILENT_FOR_S``. Wait that long and record it lost, rather than leave it
+        "running" beside "queue empty" (a worker started right after a reboot did)."""
+        now, here = time.time(), socket.gethostname()
+        running = self.repo.list_runs(RunFilter(statuses=frozenset({RunStatus.RUNNING})))
+        holders = {run.worker_id for run in running} - {self.id}
+        silent = [
+            w.age(now)
+            for w in self.repo.list_workers()
+            if w.id in holders and w.host == here and w.pid != os.getpid()
+            and w.age(now) < SILENT_FOR_S and not process_alive(w.pid)
+        ]  # fmt: skip
+        if silent:
+            self.sleep(SILENT_FOR_S - min(silent) + 0.5)
+            self.recover()
 
     def claim(self, max_runs: int | None = None) -> list[RunRow]:
         """The next queued run ([] when there is none) and, with ``--stack K``, up to K-1

@@ -595,6 +595,27 @@ def test_stale_runs_of_dead_workers_are_recovered_at_start(
     assert repo.get_run(lost_id).status == S.SUCCEEDED
 
 
+def test_an_until_empty_worker_leaves_no_run_of_a_worker_that_just_died_running(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Started right after a reboot, a worker found the dead worker's run not yet lost
+    # (silent under 10 s), trained the rest, and said "queue empty" beside it "running".
+    import socket
+
+    import core.processes as processes
+
+    monkeypatch.setattr(processes, "SILENT_FOR_S", 1.0)
+    monkeypatch.setattr(worker_module, "SILENT_FOR_S", 1.0)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    ghost = repo.register_worker(socket.gethostname(), int(dead.stdout), "cpu")
+    lost_id = repo.enqueue([tiny_run(0)]).added_ids[0]
+    assert repo.claim(ghost) is not None  # it beat just now, then was killed
+    make_worker(repo, fake_trainer(), tmp_path).loop(until_empty=True)
+    lost = repo.get_run(lost_id)
+    assert (lost.status, lost.error) == (S.FAILED, "worker lost")
+
+
 def test_a_busy_worker_recovers_a_dead_box_s_run_between_its_runs(
     repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
