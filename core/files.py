@@ -24,7 +24,9 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """``write(handle)`` into a temporary file beside ``path``, then rename it to ``path``.
 
     Readers see the old file or the whole new one; on any error the temporary file goes.
-    The file gets the mode ``path`` had, else a new file's (the umask's).
+    The file gets the mode ``path`` had, else a new file's (the umask's). Its bytes reach
+    the disk before the rename, and the rename before this returns: a power cut (not
+    only a killed process) leaves the old file or the new one, never an empty one.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -35,8 +37,25 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.chmod(temp, mode)
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable; best effort (some file systems cannot)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -36,3 +36,26 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path: Path)
     with pytest.raises(RuntimeError):
         atomic_write(target, broken)
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_the_bytes_reach_the_disk_before_the_rename_and_the_rename_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Renamed into place without a flush, a checkpoint could read empty after a power
+    # cut (a kill cannot show it: the kernel still writes the page cache out).
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append("folder" if os.path.isdir(f"/proc/self/fd/{fd}") else "file")
+        real_fsync(fd)
+
+    def replace(src: str, dst: object) -> None:
+        events.append("rename")
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    atomic_write(tmp_path / "last.pt", lambda handle: handle.write(b"weights"))
+    assert events == ["file", "rename", "folder"]
+    assert (tmp_path / "last.pt").read_bytes() == b"weights"
