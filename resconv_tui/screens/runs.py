@@ -416,14 +416,14 @@ class RunsScreen(RunActions, Screen[None]):
         self.query_one(RunTable).focus()
 
     def action_clear_marks(self) -> None:
-        self.marked = frozenset()
+        """escape, or the palette's Clear marks: says how many (or that there were none)."""
+        count, self.marked = len(self.marked), frozenset()
+        self.notify(f"{count_of(count, 'mark')} cleared" if count else "no run was marked")
 
     def action_escape(self) -> None:
         """escape: the marks first (they steer every action), then the filters."""
         if self.marked:
-            count = len(self.marked)
             self.action_clear_marks()
-            self.notify(f"{count_of(count, 'mark')} cleared")
         else:
             self.action_clear_filters()
 

@@ -528,6 +528,26 @@ async def test_space_marks_and_actions_apply_to_marked(seeded, app_factory, sett
         assert app.screen.marked == {7}
 
 
+async def test_clear_marks_says_how_many_from_the_key_and_the_palette(seeded, app_factory, settle):
+    # escape said "2 marks cleared"; the palette's Clear marks cleared them silently.
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await goto(pilot, 7)
+        await pilot.press("space", "space")
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        commands["Clear marks"].callback()
+        await settle(pilot)
+        commands["Clear marks"].callback()
+        await settle(pilot)
+        assert app.screen.marked == frozenset()
+        said = [n.message for n in app._notifications]
+        assert said[-2:] == ["2 marks cleared", "no run was marked"]
+        await pilot.press("space", "escape")
+        await settle(pilot)
+        assert [n.message for n in app._notifications][-1] == "1 mark cleared"
+
+
 async def test_marks_a_filter_hides_are_never_acted_on(seeded, app_factory, settle, db_url):
     # Marked 7 and 8, then filtered to run 3 (highlighted): c must cancel nothing unseen.
     app = app_factory()
