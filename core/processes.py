@@ -33,7 +33,19 @@ def exited_here(
     this machine that has exited. This process itself is never exited. ``here`` (this
     machine's name) and ``alive`` (``process_alive``) are the dashboard's, which tests
     replace."""
-    if host != (here or socket.gethostname()) or pid == os.getpid() or silent_s < SILENT_FOR_S:
+    return silent_s >= SILENT_FOR_S and gone_here(host, pid, here=here, alive=alive)
+
+
+def gone_here(
+    host: str,
+    pid: int,
+    *,
+    here: str | None = None,
+    alive: Callable[[int], bool] | None = None,
+) -> bool:
+    """Whether a worker row's process is of this machine and not running, however long
+    its row has been silent (``exited_here`` waits ``SILENT_FOR_S`` more to be sure)."""
+    if host != (here or socket.gethostname()) or pid == os.getpid():
         return False
     return not (alive or process_alive)(pid)
 

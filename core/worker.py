@@ -57,6 +57,7 @@ from core.processes import (
     SILENT_FOR_S,
     SUPERVISOR_ENV,
     exited_here,
+    gone_here,
     process_alive,
     stop_with_parent,
 )
@@ -254,15 +255,14 @@ class Worker:
         moments ago still reads "running" until that worker has been silent
         ``SILENT_FOR_S``. Wait that long and record it lost, rather than leave it
         "running" beside "queue empty" (a worker started right after a reboot did)."""
-        now, here = time.time(), socket.gethostname()
+        now = time.time()
         running = self.repo.list_runs(RunFilter(statuses=frozenset({RunStatus.RUNNING})))
         holders = {run.worker_id for run in running} - {self.id}
         silent = [
             w.age(now)
             for w in self.repo.list_workers()
-            if w.id in holders and w.host == here and w.pid != os.getpid()
-            and w.age(now) < SILENT_FOR_S and not process_alive(w.pid)
-        ]  # fmt: skip
+            if w.id in holders and w.age(now) < SILENT_FOR_S and gone_here(w.host, w.pid)
+        ]
         if silent:
             self.sleep(SILENT_FOR_S - min(silent) + 0.5)
             self.recover()
@@ -360,23 +360,25 @@ class Worker:
         """No dataset anywhere this machine looks: failing this run, then the next and
         the next, would fail the whole queue within seconds. Put the runs back (no
         attempt counted) and stop this worker with the reason and the fix."""
-        for run in runs:
-            self.repo.put_back(run.id, self.id)
-            self._let_go(run)
-        ids = ", ".join(str(run.id) for run in runs)
+        ids = self._put_back(runs)
         first = str(error).splitlines()[0].removesuffix("; looked in:")
         say(f"{first}: run {ids} back in the queue, none failed; stopping")
         raise error  # the command prints it whole (where it looked, the fix) and exits 2
+
+    def _put_back(self, runs: list[RunRow]) -> str:
+        """Put ``runs`` back in the queue (no attempt counted) before the worker stops for
+        its machine's fault; their ids, as said."""
+        for run in runs:
+            self.repo.put_back(run.id, self.id)
+            self._let_go(run)
+        return ", ".join(str(run.id) for run in runs)
 
     def stop_for_full_disk(self, runs: list[RunRow], error: OSError) -> NoReturn:
         """No room left for checkpoints: every queued run would fail in turn (the whole
         queue within seconds, each "error: No space left on device"). As a missing
         dataset: the runs go back to the queue (no attempt counted) and the worker stops."""
         folders = sorted({str(self.folders.get(run.id, self.checkpoint_root)) for run in runs})
-        for run in runs:
-            self.repo.put_back(run.id, self.id)
-            self._let_go(run)
-        ids = ", ".join(str(run.id) for run in runs)
+        ids = self._put_back(runs)
         where = error.filename or ", ".join(folders)
         why = f"{error.strerror or first_line(error)}: {where}"
         say(f"{why}: run {ids} back in the queue, none failed; stopping")

@@ -101,17 +101,14 @@ FINISHING = "it has trained all its inputs and is finishing: it will likely succ
 
 
 def cancel(args: argparse.Namespace) -> int:
-    import socket
-
-    from core.processes import process_alive
+    from core.processes import gone_here
     from core.queue import RunFilter, RunStatus
 
     repo = open_repo(args)
     # A worker of this machine killed with -9 never reads the request: cancel its run
     # now. Unlike marking a worker lost, no 10 s of silence is waited for: were the pid
     # another container's live worker, that worker reads "cancelled" and stops the run.
-    here = socket.gethostname()
-    dead = [w.id for w in repo.list_workers() if w.host == here and not process_alive(w.pid)]
+    dead = [w.id for w in repo.list_workers() if gone_here(w.host, w.pid)]
     statuses = repo.request_cancel(args.ids, dead_worker_ids=dead)
     runs = {run.id: run for run in repo.list_runs(RunFilter(ids=tuple(statuses)))}
     for rid, status in statuses.items():
@@ -171,7 +168,7 @@ def _record_exited_workers(repo: Repo) -> dict[str, float]:
     import socket
     import time
 
-    from core.processes import SILENT_FOR_S, process_alive
+    from core.processes import SILENT_FOR_S, gone_here, process_alive
     from resconv_tui.lost_workers import recover_exited_workers
 
     now, here, workers = time.time(), socket.gethostname(), repo.list_workers()
@@ -183,7 +180,7 @@ def _record_exited_workers(repo: Repo) -> dict[str, float]:
     return {  # exited, not silent long enough yet: their runs read "running" a while
         w.id: SILENT_FOR_S - w.age(now)
         for w in workers
-        if w.host == here and w.age(now) < SILENT_FOR_S and not process_alive(w.pid)
+        if w.age(now) < SILENT_FOR_S and gone_here(w.host, w.pid, here=here)
     }
 
 
