@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
+from database_wait import waiting_once
 from traceback_locals import frames_of, locals_of_type
 
 import core.stack as stack
@@ -219,18 +219,10 @@ def test_a_run_told_to_stop_stops_alone(data: Datasets) -> None:
 
 
 def test_a_stack_s_time_waiting_for_the_database_is_not_training_time(data: Datasets) -> None:
-    waited, polls = [0.0], []
-
-    def should_stop() -> bool:  # a recorder's cancel check, waiting out an outage
-        polls.append(1)
-        if len(polls) == 4:
-            time.sleep(3.0)
-            waited[0] += 3.0
-        return False
-
+    should_stop, waited_s = waiting_once(at_poll=4, seconds=3.0)
     callbacks = [  # one thread: every run's recorder reads the same waited seconds
-        FitCallbacks(should_stop=should_stop, waited_s=lambda: waited[0]),
-        FitCallbacks(should_stop=lambda: False, waited_s=lambda: waited[0]),
+        FitCallbacks(should_stop=should_stop, waited_s=waited_s),
+        FitCallbacks(should_stop=lambda: False, waited_s=waited_s),
     ]
     results = [_ok(r) for r in stack.fit_stack(_configs()[:2], data, "cpu", callbacks)]
     # Training time is wall time less the wait (and model build, validation passes).

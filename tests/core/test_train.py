@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from database_wait import waiting_once
 from torch import nn
 from traceback_locals import frames_of, locals_of_type
 
@@ -197,16 +197,8 @@ def test_should_stop_ends_the_run_early_without_error(data: Datasets, tmp_path: 
 def test_time_spent_waiting_for_the_database_is_not_training_time(data: Datasets) -> None:
     # A run that lived through a database outage (its worker's writes waiting) ended
     # with the wait counted as training: its in/s was as low as the outage was long.
-    waited, polls = [0.0], []
-
-    def should_stop() -> bool:  # the recorder's cancel check, waiting out an outage
-        polls.append(1)
-        if len(polls) == 4:
-            time.sleep(3.0)
-            waited[0] += 3.0
-        return False
-
-    callbacks = FitCallbacks(should_stop=should_stop, waited_s=lambda: waited[0], log_every=2)
+    should_stop, waited_s = waiting_once(at_poll=4, seconds=3.0)
+    callbacks = FitCallbacks(should_stop=should_stop, waited_s=waited_s, log_every=2)
     result = fit(TINY, data, "cpu", callbacks)
     # Training time is wall time less the wait (and model build, validation passes).
     assert 320 / result.inputs_per_s < result.wall_seconds - 3.0

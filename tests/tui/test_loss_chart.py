@@ -35,20 +35,24 @@ def test_nice_ticks_are_round_evenly_spaced_and_few_enough(
 
 
 class OneChart(App[None]):
-    CSS = "LossChart { height: 11; width: 60; }"  # the run detail's inputs/s chart
+    """The run detail's inputs/s chart, on its own, showing ``series``."""
+
+    CSS = "LossChart { height: 11; width: 60; }"
+
+    def __init__(self, series: Series) -> None:
+        super().__init__()
+        self.series = series
 
     def compose(self) -> ComposeResult:
         chart = LossChart("inputs/s")
-        xs = list(range(0, 12224, 640))
-        chart.series = [
-            Series("s", xs, [52.1 + 1651.7 * i / (len(xs) - 1) for i in range(len(xs))])
-        ]
+        chart.series = [self.series]
         yield chart
 
 
 async def test_the_y_axis_labels_are_evenly_spaced_values() -> None:
     # plotext labelled 1703.8, 1428.5, 1153.3, 602.7, 327.4, 52.1: 878 was skipped.
-    app = OneChart()
+    xs = list(range(0, 12224, 640))
+    app = OneChart(Series("s", xs, [52.1 + 1651.7 * i / (len(xs) - 1) for i in range(len(xs))]))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         shown = screen_text(app)
@@ -61,19 +65,10 @@ async def test_the_y_axis_labels_are_evenly_spaced_values() -> None:
     assert x_axis.split() == ["0", "5,000", "10,000"]
 
 
-class OnePoint(App[None]):
-    CSS = "LossChart { height: 11; width: 60; }"
-
-    def compose(self) -> ComposeResult:
-        chart = LossChart("inputs/s")
-        chart.series = [Series("s", [640], [548.23])]
-        yield chart
-
-
 async def test_a_chart_s_first_point_is_labelled_with_its_value_alone() -> None:
     # plotext spread labels around the one value and skipped a row: 548.2, 487.3, 426.4,
     # 304.6 (no 365.5).
-    app = OnePoint()
+    app = OneChart(Series("s", [640], [548.23]))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         shown = screen_text(app)
@@ -83,7 +78,7 @@ async def test_a_chart_s_first_point_is_labelled_with_its_value_alone() -> None:
 async def test_a_chart_is_drawn_again_only_when_what_it_shows_changes() -> None:
     # Compare and run detail set their series at every poll, mostly with nothing new,
     # and each redrawn chart went out over SSH again (kilobytes a poll).
-    app = OnePoint()
+    app = OneChart(Series("s", [640], [548.23]))
     async with app.run_test(size=(80, 24)) as pilot:
         chart = app.query_one(LossChart)
         draws = []
