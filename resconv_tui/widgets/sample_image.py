@@ -44,6 +44,18 @@ def shrink(grid: Any) -> Any:
     return grid[..., ::factor, ::factor] if factor > 1 else grid
 
 
+def sample_rows(grid: Any, width: int) -> Group:
+    """The three labelled rows of ``grid`` as fit ``width`` columns (the widget, and
+    ``show --samples`` on a terminal)."""
+    grid = shrink(grid)
+    count = fit_count(width, grid.shape[-1], grid.shape[1])
+    parts: list[RenderableType] = []
+    for label, images in zip(ROWS, grid, strict=False):
+        parts.append(Text(label, style="bold"))
+        parts.append(Pixels.from_image(row_image(images, count)))
+    return Group(*parts)
+
+
 NO_SAMPLES_YET = "no sample reconstructions yet (they are saved when a run ends)"
 
 
@@ -64,13 +76,7 @@ class SampleImage(Widget):
     def render(self) -> RenderableType:
         if self.grid is None:
             return Text(self.empty_note, "dim")
-        grid = shrink(self.grid)
-        count = fit_count(self.size.width or 80, grid.shape[-1], grid.shape[1])
-        parts: list[RenderableType] = []
-        for label, images in zip(ROWS, grid, strict=False):
-            parts.append(Text(label, style="bold"))
-            parts.append(Pixels.from_image(row_image(images, count)))
-        return Group(*parts)
+        return sample_rows(self.grid, self.size.width or 80)
 
     def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
         if self.grid is None:

@@ -10,8 +10,9 @@ from seed_runs import T0, curve, freeze, new_run
 from textual.pilot import Pilot
 
 from core.queue import FinalFigures, Repo
+from resconv_tui.plotting import colour
 from resconv_tui.screens.compare import BOTH, CompareScreen
-from resconv_tui.widgets.loss_chart import LossChart, colour
+from resconv_tui.widgets.loss_chart import LossChart
 
 SIZE = (120, 36)
 

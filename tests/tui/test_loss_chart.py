@@ -8,7 +8,8 @@ import pytest
 from screen_host import screen_text
 from textual.app import App, ComposeResult
 
-from resconv_tui.widgets.loss_chart import LossChart, Series, nice_ticks
+from resconv_tui.plotting import Series, nice_ticks
+from resconv_tui.widgets.loss_chart import LossChart
 
 
 @pytest.mark.parametrize(
