@@ -27,6 +27,8 @@ from core.sweep import ALIASES, target_problem
 
 RUN = "run"
 EXPERIMENT = "experiment"
+NAME = "name"  # the run's name, and its status: columns of a comparison (core.queue.comparison)
+STATUS = "status"
 LOSS = "validation loss"
 PARAMS = "model params"
 MINUTES = "train time (minutes)"
@@ -98,12 +100,12 @@ def _full_table(runs: Sequence[RunRow]) -> Table:
     several = len({run.experiment for run in runs}) > 1
     head = [RUN, *([EXPERIMENT] if several else []), *swept]
     columns = (*head, LOSS, PARAMS, MINUTES, RATE, MEMORY, METER)
-    meters = _meters([run.validation_loss for run in runs])
+    meters = meters_of([run.validation_loss for run in runs])
     rows = []
     for run, meter in zip(runs, meters, strict=True):
         fixed = [run.id, *([run.experiment] if several else [])]
         values = [swept_value(run, key) for key in swept]
-        rows.append((*fixed, *values, *_figures(run), meter))
+        rows.append((*fixed, *values, *run_figures(run), meter))
     return Table(tuple(columns), tuple(rows), tuple(swept), tuple((run.id,) for run in runs))
 
 
@@ -142,7 +144,7 @@ def results_by_cell(
     head = [*([EXPERIMENT] if several else []), *swept]
     columns_all = (*head, SEEDS, LOSS, STD, PARAMS, MINUTES, RATE, MEMORY, METER)
     rows = [_cell_row(group, swept, several, queued.get(key, 0)) for key, group in cells.items()]
-    meters = _meters([row[len(head) + 1] for row in rows])
+    meters = meters_of([row[len(head) + 1] for row in rows])
     table = Table(
         columns_all, tuple((*r, m) for r, m in zip(rows, meters, strict=True)), tuple(swept),
         tuple(tuple(run.id for run in group) for group in cells.values()),
@@ -167,7 +169,7 @@ def _cell_of(run: RunRow) -> tuple[Any, ...]:
     """A cell is one config but for the seed: the swept values alone would put a run
     queued from the form (2 layers fixed, activation swept) with a sweep's run of the
     same activation but 3 layers, and average a 5,000- and a 21,000-parameter model."""
-    config = {k: v for k, v in _config_of(run.config_json).items() if k != "seed"}
+    config = {k: v for k, v in config_of(run.config_json).items() if k != "seed"}
     return (run.experiment, json.dumps(config, sort_keys=True))
 
 
@@ -228,22 +230,22 @@ def swept_value(run: RunRow, key: str) -> Any:
     wrote ``activation``). None for the ``ks1``-style halves of a per-layer pair."""
     if key in run.swept:
         return run.swept[key]
-    return _config_of(run.config_json).get(ALIASES.get(key, key))
+    return config_of(run.config_json).get(ALIASES.get(key, key))
 
 
 @lru_cache(maxsize=1 << 14)
-def _config_of(config_json: str) -> dict[str, Any]:
+def config_of(config_json: str) -> dict[str, Any]:
     loaded = json.loads(config_json)
     return loaded if isinstance(loaded, dict) else {}
 
 
-def _figures(run: RunRow) -> tuple[Any, ...]:
+def run_figures(run: RunRow) -> tuple[Any, ...]:
     minutes = None if run.train_seconds is None else run.train_seconds / 60
     memory = None if run.peak_memory_bytes is None else run.peak_memory_bytes / 2**20
     return (run.validation_loss, run.param_count, minutes, run.inputs_per_s, memory)
 
 
-def _meters(losses: Sequence[float | None]) -> list[str | None]:
+def meters_of(losses: Sequence[float | None]) -> list[str | None]:
     """The logbook's bar: int((v-min)/(max-min)*20+1) asterisks; none if all are equal."""
     finite = [v for v in losses if v is not None and math.isfinite(v)]
     if len(finite) < 2 or max(finite) == min(finite):
@@ -462,7 +464,8 @@ def _seeds_of(value: Any) -> tuple[int, int] | None:
 # parameters keep their names (``l``, ``ch``, as in run names and ``ls --json``'s
 # ``swept``); the meter, a picture of the loss, is left out.
 JSON_KEYS = {
-    RUN: "id", EXPERIMENT: "experiment", LOSS: "validation_loss", STD: "validation_loss_std",
+    RUN: "id", EXPERIMENT: "experiment", NAME: "name", STATUS: "status",
+    LOSS: "validation_loss", STD: "validation_loss_std",
     PARAMS: "param_count", MINUTES: "train_minutes", RATE: "inputs_per_s",
     MEMORY: "peak_memory_mib", TARGET: "target", DIFF: "target_diff",
     LOGBOOK_MINUTES: "logbook_minutes", TARGET_PARAMS: "target_param_count",

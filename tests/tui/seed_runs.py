@@ -62,3 +62,30 @@ def sample_grid(n: int = 8, side: int = 28) -> np.ndarray:
     grid[0, :, side // 2 :, :] = 0
     grid[1] = (grid[2] * 0.8).astype(np.uint8)  # the output: a dimmer target
     return grid
+
+
+def detail_runs(db_url: str, clock: SimpleNamespace) -> dict[str, int]:
+    """One succeeded run (with samples), one failed (out of memory), one running; the
+    times ``clock`` (``freeze``'s) gives."""
+    from core.queue import FinalFigures, Repo
+    from core.queue.samples import encode_samples
+
+    repo = Repo.open(db_url)
+    done, failed, running = repo.enqueue([new_run(n) for n in (3, 5, 7)]).added_ids
+    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
+    repo.claim(worker)
+    repo.add_metrics(done, curve(range(1, 100)), inputs_done=63_360)
+    clock.time = lambda: T0 + 95.0
+    samples = encode_samples(sample_grid())
+    repo.finish(
+        done, worker, FinalFigures(0.0512, None, 92.5, 3100.0, 412 * 2**20, 64_000, samples=samples)
+    )
+    repo.claim(worker)
+    repo.add_metrics(failed, curve(range(1, 5)), inputs_done=2560)
+    repo.fail(failed, worker, "CUDA out of memory (tried to allocate 2.0 GiB)")
+    repo.claim(worker)
+    repo.add_metrics(running, curve(range(1, 20)), inputs_done=12_160)
+    clock.time = lambda: T0 + 135.0
+    repo.heartbeat(worker, run_id=running)  # 12,160 inputs in 40 s
+    repo.close()
+    return {"done": done, "failed": failed, "running": running}

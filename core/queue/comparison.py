@@ -1,0 +1,63 @@
+"""Runs side by side (``resconv-tui compare``): what differs between their configs, and
+their figures, as a ``views.Table`` (markdown, CSV or JSON like the results table).
+
+Unlike the results table (one experiment's swept parameters, succeeded runs), a
+comparison takes any runs in any status, from any experiments, in the order given,
+and shows the config keys whose values differ between them: two runs of different
+sweeps differ in what neither swept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from core.queue.rows import RunRow
+from core.queue.views import (
+    EXPERIMENT,
+    LOSS,
+    MEMORY,
+    METER,
+    MINUTES,
+    NAME,
+    PARAMS,
+    RATE,
+    RUN,
+    STATUS,
+    Table,
+    config_of,
+    meters_of,
+    run_figures,
+)
+
+
+def comparison_table(runs: Sequence[RunRow], every_key: bool = False) -> Table:
+    """One row per run of ``runs``, in their order: id, experiment, name, status, the
+    config keys whose values differ between them (``every_key``: all of them), then the
+    results table's figures. A figure a run has not reached yet (a queued run's
+    validation loss) is None."""
+    configs = [config_of(run.config_json) for run in runs]
+    keys = [key for key in _keys_in_order(configs) if every_key or _differs(key, configs)]
+    head = (RUN, EXPERIMENT, NAME, STATUS, *keys)
+    columns = (*head, LOSS, PARAMS, MINUTES, RATE, MEMORY, METER)
+    meters = meters_of([run.validation_loss for run in runs])
+    rows = tuple(
+        (run.id, run.experiment, run.name, run.status.value,
+         *(config.get(key) for key in keys), *run_figures(run), meter)
+        for run, config, meter in zip(runs, configs, meters, strict=True)
+    )  # fmt: skip
+    return Table(columns, rows, tuple(keys), tuple((run.id,) for run in runs))
+
+
+def _keys_in_order(configs: Sequence[dict[str, Any]]) -> list[str]:
+    """Every config key, in the order the configs write them (a run made by an older
+    version may lack a newer key: its value reads as none)."""
+    return list(dict.fromkeys(key for config in configs for key in config))
+
+
+def _differs(key: str, configs: Sequence[dict[str, Any]]) -> bool:
+    """Whether the runs' values of ``key`` are not all the same (as JSON: ``[3, 5]`` and
+    ``(3, 5)`` are one value; a missing key differs from any value)."""
+    values = {json.dumps(config.get(key), sort_keys=True) for config in configs}
+    return len(values) > 1

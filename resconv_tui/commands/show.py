@@ -1,0 +1,391 @@
+"""``resconv-tui show ID`` and ``resconv-tui compare ID ID...``: the dashboard's run detail
+and compare screens, for a shell or a script.
+
+``show`` prints what the detail screen shows (status, timings, figures, why a failed run
+failed and how to retry it, its config, its validation passes); ``--plot`` adds its loss
+chart, ``--samples`` its sample reconstructions (truecolour half-blocks), ``--json`` and
+``--curves`` give a script the same and every recorded point. ``compare`` prints the runs
+side by side as the results table does (markdown, CSV or JSON): the config keys whose
+values differ between them, and their figures; ``--plot`` overlays their loss curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from resconv_tui.cli import add_db_option, db_option, open_repo
+from resconv_tui.commands.manage import run_id
+
+if TYPE_CHECKING:
+    from core.queue import Repo, RunRow
+    from core.queue.rows import MetricRow
+    from resconv_tui.plotting import Series
+
+# The chart's size on a terminal: as wide as it is (within reason), as tall as the
+# dashboard's loss chart.
+PLOT_HEIGHT = 20
+PLOT_WIDTH = (40, 160)  # narrowest, widest
+CURVE_HEADER = ("run", "metric", "step", "inputs", "value")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    show = subparsers.add_parser(
+        "show",
+        help="one run in full: status, figures, error, config, validation passes (--json)",
+        description="Show one run as the dashboard's run detail does: status, timings, "
+        "figures, why it failed and how to retry it, its config and its validation passes.",
+    )
+    show.add_argument("id", type=run_id, metavar="ID", help="run id")
+    output = show.add_mutually_exclusive_group()
+    output.add_argument(
+        "--json", action="store_true",
+        help="the run, its config and every point recorded (train and validation loss, "
+        "learning rate, inputs/s, memory) as one JSON object",
+    )  # fmt: skip
+    output.add_argument(
+        "--curves", action="store_true",
+        help=f"every recorded point as CSV ({','.join(CURVE_HEADER)})",
+    )  # fmt: skip
+    show.add_argument("--plot", action="store_true", help="draw its loss curves in the terminal")
+    show.add_argument(
+        "--samples", action="store_true",
+        help="draw its sample reconstructions (masked input, output, target; truecolour)",
+    )  # fmt: skip
+    add_db_option(show)
+    show.set_defaults(handler=run_show)
+
+    compare = subparsers.add_parser(
+        "compare",
+        help="runs side by side: the config keys that differ, validation loss, params, time",
+        description="Compare runs (any status, any experiments) in the order given: the "
+        "config keys whose values differ between them, then their figures.",
+    )
+    compare.add_argument("ids", nargs="+", type=run_id, metavar="ID", help="run id (two or more)")
+    compare.add_argument(
+        "--all-config", action="store_true",
+        help="every config key, not only those that differ",
+    )  # fmt: skip
+    output = compare.add_mutually_exclusive_group()
+    output.add_argument(
+        "--format", choices=("markdown", "csv", "json"), default="markdown", help="output format"
+    )
+    output.add_argument(
+        "--curves", action="store_true",
+        help=f"their train and validation loss points as CSV ({','.join(CURVE_HEADER)})",
+    )  # fmt: skip
+    compare.add_argument(
+        "--plot", action="store_true",
+        help="overlay their loss curves in the terminal (train lines, validation dots)",
+    )  # fmt: skip
+    add_db_option(compare)
+    compare.set_defaults(handler=run_compare)
+    return compare
+
+
+# ----- show ---------------------------------------------------------------------------
+
+
+def run_show(args: argparse.Namespace) -> int:
+    drawn = [option for option in ("plot", "samples") if getattr(args, option)]
+    if drawn and (args.json or args.curves):
+        from core.queue.errors import UsageError
+
+        raise UsageError(f"--{drawn[0]} draws for a person: not with --json or --curves")
+    repo = open_repo(args)
+    run = repo.get_run(args.id)
+    metrics = repo.metrics_since(run.id)
+    if args.samples and not run.has_samples:
+        from core.queue.errors import UsageError
+
+        raise UsageError(f"run {run.id} has no sample reconstructions: {no_samples_why(run)}")
+    if args.json:
+        print(show_json_text(show_json(repo, run, metrics)))
+        return 0
+    if args.curves:
+        print(curves_csv(metrics), end="")
+        return 0
+    console = _console()
+    print_plain(console, detail(repo, run, metrics, db_option(args)))
+    if args.plot:
+        print_chart(console, f"run {run.id}: {LOSS_TITLE}", run_series(metrics))
+    if args.samples:
+        from core.queue.samples import decode_samples
+        from resconv_tui.widgets.sample_image import sample_rows
+
+        grid = decode_samples(repo.get_samples(run.id) or b"")
+        if not console.is_terminal:  # an image is its colours: kept for `| less -R`, a file
+            from rich.console import Console
+
+            console = Console(force_terminal=True, color_system="truecolor", width=console.width)
+        console.print()
+        console.print(sample_rows(grid, console.width))
+    return 0
+
+
+def no_samples_why(run: RunRow) -> str:
+    """Why a run has no samples yet, or never will (they come with the final pass)."""
+    from core.queue import RunStatus
+
+    if run.status == RunStatus.CANCELLED:
+        return "it was cancelled before its final validation pass"
+    if run.status == RunStatus.FAILED:
+        return "it failed before its final validation pass"
+    return "they are saved when it ends"
+
+
+def detail(repo: Repo, run: RunRow, metrics: Sequence[MetricRow], db: str) -> Any:
+    """The run detail screen's panels, one under the other, as rich renderables."""
+    from rich.console import Group
+    from rich.text import Text
+
+    from core.queue.rows import VAL_LOSS
+    from core.queue.status import FINISHED
+    from resconv_tui.polling import held_runs, stalled_runs
+    from resconv_tui.widgets.run_info import STATUS_STYLE, config_table, info_table
+
+    title = Text.assemble(f"Run {run.id}  ", (run.name, "bold"), f"  ({run.experiment})  ",
+                          (str(run.status), STATUS_STYLE.get(run.status, "")))  # fmt: skip
+    workers = repo.list_workers()
+    stalled = run.id in stalled_runs(workers, held_runs([run], workers))
+    passes = [row for row in metrics if row.name == VAL_LOSS]
+    last_val = (passes[-1].value, float(passes[-1].inputs)) if passes else None
+    parts: list[Any] = [title, ""]
+    if run.error:
+        parts += [error_text(run, db), ""]
+    parts += [info_table(run, time.time(), stalled, last_val), "", Text("config", "bold")]
+    parts += [config_table(run), ""]
+    ended = run.status in FINISHED  # no "yet": none is to come
+    parts += [validation_passes(passes, ended), train_summary(metrics, ended)]
+    return Group(*parts)
+
+
+def error_text(run: RunRow, db: str) -> Any:
+    """A failed run's error, its cause and the commands that retry it."""
+    from rich.text import Text
+
+    from core.queue.failures import RETRY_ADVICE, run_cause
+
+    text = Text.assemble(("error", "bold"), "  ", run.error or "")
+    if (cause := run_cause(run)) is not None:
+        text.append(f"\n{cause}: ", style="bold")
+        text.append(f"{RETRY_ADVICE[cause]}. ")
+        text.append(f"resconv-tui retry {run.id}{db} retries it; resconv-tui retry --cause "
+                    f"{cause.option}{db} retries every run that failed so.")  # fmt: skip
+    return text
+
+
+def validation_passes(passes: Sequence[MetricRow], ended: bool) -> Any:
+    """``inputs  val loss`` per validation pass (after each epoch and at the end)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    if not passes:
+        return Text(f"validation passes: none{'' if ended else ' yet'}", "dim")
+    table = Table("inputs", "val loss", title="validation passes", title_justify="left",
+                  box=None, padding=(0, 1), show_edge=False)  # fmt: skip
+    table.columns[0].justify = table.columns[1].justify = "right"
+    for row in passes:
+        table.add_row(f"{row.inputs:,}", f"{row.value:.6f}")
+    return table
+
+
+def train_summary(metrics: Sequence[MetricRow], ended: bool) -> Any:
+    """The train loss curve in one line: its first, lowest and last points."""
+    from rich.text import Text
+
+    from core.queue.rows import TRAIN_LOSS
+
+    points = [row for row in metrics if row.name == TRAIN_LOSS]
+    if not points:
+        return Text(f"train loss: none recorded{'' if ended else ' yet'}", "dim")
+    first, last = points[0], points[-1]
+    lowest = min(points, key=lambda row: row.value)
+    return Text(
+        f"train loss: {len(points):,} points; {first.value:.6f} at {first.inputs:,} inputs, "
+        f"lowest {lowest.value:.6f} at {lowest.inputs:,}, last {last.value:.6f} at "
+        f"{last.inputs:,} (--plot draws it, --curves gives every point)"
+    )
+
+
+def show_json(repo: Repo, run: RunRow, metrics: Sequence[MetricRow]) -> dict[str, Any]:
+    """``ls --json``'s object for the run, with its config, timings and points."""
+    from resconv_tui.commands.ls import run_json, troubled_runs
+
+    stalled, exited = troubled_runs(repo, [run], time.time())
+    out = run_json(run, run.id in stalled, run.id in exited)
+    out |= {
+        "config": run.config.to_dict(), "target": None if run.target is None else dict(run.target),
+        "created_at": run.created_at, "started_at": run.started_at,
+        "finished_at": run.finished_at, "path_used": run.path_used,
+        "has_samples": run.has_samples, "metrics": points_by_name(metrics),
+    }  # fmt: skip
+    return out
+
+
+def show_json_text(shown: dict[str, Any]) -> str:
+    """``shown`` as indented JSON, but each metric's points on one line: indented, a run
+    of 180,000 inputs wrote over 2,000 lines of single numbers."""
+    metrics = shown.pop("metrics")
+    head = json.dumps(shown, indent=1)
+    series = [f"  {json.dumps(name)}: {json.dumps(points)}" for name, points in metrics.items()]
+    body = "{\n" + ",\n".join(series) + "\n }" if series else "{}"
+    return head[: -len("\n}")] + f',\n "metrics": {body}\n}}'
+
+
+def points_by_name(metrics: Sequence[MetricRow]) -> dict[str, list[list[float]]]:
+    """``{"train_loss": [[inputs, value], ...], ...}`` in the order recorded."""
+    out: dict[str, list[list[float]]] = {}
+    for row in metrics:
+        out.setdefault(row.name, []).append([row.inputs, row.value])
+    return out
+
+
+def curves_csv(metrics: Sequence[MetricRow]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CURVE_HEADER)
+    for row in metrics:
+        writer.writerow((row.run_id, row.name, row.step, row.inputs, repr(row.value)))
+    return out.getvalue()
+
+
+# ----- compare ------------------------------------------------------------------------
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from core.queue.comparison import comparison_table
+    from core.queue.errors import UsageError
+    from core.queue.rows import TRAIN_LOSS, VAL_LOSS
+    from core.queue.views import render
+
+    ids = list(dict.fromkeys(args.ids))
+    if len(ids) < 2:
+        raise UsageError(f"compare needs two runs or more (resconv-tui show {ids[0]} shows one)")
+    repo = open_repo(args)
+    runs = runs_in_order(repo, ids)
+    if args.plot and (args.curves or args.format != "markdown"):
+        raise UsageError("--plot draws for a person: not with --curves or --format csv/json")
+    if args.curves:
+        rows = [
+            row for run in runs for row in repo.metrics_since(run.id, 0, [TRAIN_LOSS, VAL_LOSS])
+        ]
+        print(curves_csv(rows), end="")
+        return 0
+    print(render(comparison_table(runs, args.all_config), args.format))
+    if args.plot:
+        print_comparison_chart(repo, runs)
+    return 0
+
+
+def runs_in_order(repo: Repo, ids: Sequence[int]) -> list[RunRow]:
+    """The runs of ``ids`` in that order; every id not in the database named at once."""
+    from core.queue import RunFilter, UnknownRun
+    from core.queue.db import describe
+    from core.queue.views import ids_of
+
+    found = {run.id: run for run in repo.list_runs(RunFilter(ids=tuple(ids)))}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise UnknownRun(f"no {ids_of('run', missing)} in {describe(repo.url)}")
+    return [found[i] for i in ids]
+
+
+def print_comparison_chart(repo: Repo, runs: Sequence[RunRow]) -> None:
+    """The compare screen's chart: each run's train loss (line) and validation passes
+    (dots) in its colour, and a legend naming the colours."""
+    from rich.text import Text
+
+    from core.queue.rows import TRAIN_LOSS, VAL_LOSS
+    from resconv_tui.plotting import PALETTE, Series, colour, rich_colour
+
+    shown = runs[: len(PALETTE)]
+    series, legend = [], Text()
+    for index, run in enumerate(shown):
+        points = points_by_name(repo.metrics_since(run.id, 0, [TRAIN_LOSS, VAL_LOSS]))
+        for name in (TRAIN_LOSS, VAL_LOSS):
+            xs = [x for x, _ in points.get(name, [])]
+            ys = [y for _, y in points.get(name, [])]
+            dots = name == VAL_LOSS
+            marker = "●" if dots else "braille"
+            series.append(Series("", xs, ys, colour(index), marker, scatter=dots))
+        loss = "—" if run.validation_loss is None else f"{run.validation_loss:.6f}"
+        legend.append("■ ", style=rich_colour(index))
+        legend.append(f"#{run.id} {run.name}", style="bold")
+        legend.append(f"  ({run.experiment}, {run.status})  val {loss}\n")
+    console = _console()
+    console.print()
+    print_chart(console, LOSS_TITLE, series)
+    legend.rstrip()
+    print_plain(console, legend)
+    if len(runs) > len(shown):
+        print(
+            f"the chart draws the first {len(shown)} of {len(runs)} runs: "
+            f"{len(PALETTE)} colours tell curves apart",
+            file=sys.stderr,
+        )
+
+
+# ----- drawing on the terminal ----------------------------------------------------------
+
+LOSS_TITLE = "train loss (lines) and validation loss (dots)"
+
+
+def run_series(metrics: Sequence[MetricRow]) -> list[Series]:
+    """The detail screen's loss chart: train loss as a line, validation passes as dots."""
+    from core.queue.rows import TRAIN_LOSS, VAL_LOSS
+    from resconv_tui.plotting import PALETTE, Series
+
+    points = points_by_name(metrics)
+    out = []
+    for index, (name, label) in enumerate(((TRAIN_LOSS, "train"), (VAL_LOSS, "validation"))):
+        xs = [x for x, _ in points.get(name, [])]
+        ys = [y for _, y in points.get(name, [])]
+        dots = name == VAL_LOSS
+        out.append(Series(label, xs, ys, PALETTE[index], "●" if dots else "braille", dots))
+    return out
+
+
+def print_chart(console: Any, title: str, series: Sequence[Series]) -> None:
+    """``series`` drawn by plotext as wide as the terminal; plain characters when the
+    output is no terminal (a file, a pipe)."""
+    import plotext
+
+    from resconv_tui.plotting import draw_series
+
+    width = max(PLOT_WIDTH[0], min(PLOT_WIDTH[1], console.width))
+    draw_series(plotext, title, series, width=width, height=PLOT_HEIGHT, empty_note="none recorded")
+    plotext.plotsize(width, PLOT_HEIGHT)  # after draw_series: clearing the figure resets it
+    chart = plotext.build().rstrip("\n")
+    if not console.is_terminal:  # as print_plain: no colours, no padding
+        chart = "\n".join(line.rstrip() for line in plotext.uncolorize(chart).splitlines())
+    print(chart)
+
+
+def print_plain(console: Any, renderable: Any) -> None:
+    """``renderable`` on the console; in a pipe or a file without the spaces rich pads
+    each table line with to its width."""
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    with console.capture() as captured:
+        console.print(renderable)
+    print("\n".join(line.rstrip() for line in captured.get().splitlines()))
+
+
+def _console() -> Any:
+    """Rich's console on stdout: colours on a terminal, plain text in a pipe; the
+    terminal's width, or 100 columns in a pipe (rich's default 80 folds the info panel)."""
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=shutil.get_terminal_size((100, 24)).columns)
+    return console

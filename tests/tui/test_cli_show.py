@@ -1,0 +1,214 @@
+"""``resconv-tui show ID`` and ``compare ID ID...``: the run detail and compare screens
+on the command line, for a person (text, charts, samples) and a script (JSON, CSV)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+
+import pytest
+from seed_runs import detail_runs, freeze, new_run
+
+from core.queue import Repo
+from core.queue.comparison import comparison_table
+from core.queue.views import render
+from resconv_tui.cli import main
+
+
+@pytest.fixture
+def runs(db_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    monkeypatch.setenv("COLUMNS", "100")  # the width of a pipe's text
+    monkeypatch.setattr(time, "time", lambda: 1_700_000_200.0)  # the seeded runs' clock
+    return detail_runs(db_url, freeze(monkeypatch))
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_show_prints_a_succeeded_runs_figures_config_and_passes(
+    db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = cli(capsys, "show", str(runs["done"]), "--db", db_url)
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0] == f"Run {runs['done']}  l-3  (demo)  succeeded"
+    assert "val loss   0.051200" in lines and "params     37,795" in lines
+    assert any(line.startswith("inputs/s   3,100") for line in lines)
+    assert any(line.startswith("peak mem   412.0 MiB") for line in lines)
+    assert any(line.split()[:2] == ["layers", "3"] for line in lines)  # the config
+    # Every validation pass (every 10th step of 640 inputs), then the train curve in brief.
+    at = lines.index("validation passes")
+    passes = [line.split() for line in lines[at + 2 : at + 11]]
+    assert passes[0] == ["6,400", f"{0.25 * 2.718281828 ** (-10 / 15) + 0.06:.6f}"]
+    assert [p[0] for p in passes] == [f"{6_400 * k:,}" for k in range(1, 10)]
+    assert lines[at + 11].startswith("train loss: 99 points; ")
+    assert all(line == line.rstrip() for line in lines)  # no padding in a pipe
+    assert "\x1b[" not in out
+
+
+def test_show_says_why_a_run_failed_and_the_retry_that_fits(
+    db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    failed = runs["failed"]
+    code, out, _ = cli(capsys, "show", str(failed), "--db", db_url)
+    assert code == 0
+    text = " ".join(out.split())  # as one line: the advice wraps at the width
+    assert "error CUDA out of memory (tried to allocate 2.0 GiB)" in text
+    assert "out of memory: retry once the device has room for it" in text
+    # The commands it names act on the database it read, as given.
+    assert f"resconv-tui retry {failed} --db {db_url} retries it" in text
+    assert f"resconv-tui retry --cause oom --db {db_url} retries every run" in text
+    # It ended: no pass is to come (not "none yet").
+    assert "validation passes: none\n" in out and "train loss: 4 points" in out
+
+
+def test_show_of_a_running_run_gives_its_last_pass_so_far(
+    db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(capsys, "show", str(runs["running"]), "--db", db_url)
+    assert code == 0
+    assert "12,160 / 64,000 inputs (19%)" in out
+    assert "at 12,800 inputs (the last pass so far)" not in out  # step 20 is not recorded
+    assert "at 6,400 inputs (the last pass so far)" in out
+
+
+def test_show_json_holds_the_run_its_config_and_every_point(
+    db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(capsys, "show", str(runs["done"]), "--json", "--db", db_url)
+    shown = json.loads(out)
+    assert code == 0 and shown["id"] == runs["done"] and shown["status"] == "succeeded"
+    assert shown["validation_loss"] == 0.0512 and shown["config"]["layers"] == 3
+    assert shown["has_samples"] is True and shown["cause"] is None
+    metrics = shown["metrics"]
+    assert sorted(metrics) == ["inputs_per_s", "memory_bytes", "train_loss", "val_loss"]
+    assert len(metrics["train_loss"]) == 99 and metrics["val_loss"][0] == [6400, pytest.approx(
+        0.25 * 2.718281828 ** (-10 / 15) + 0.06)]  # fmt: skip
+    # A series is one line, not one line per number.
+    assert len(out.splitlines()) < 80
+
+
+def test_show_curves_are_every_point_as_csv(
+    db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(capsys, "show", str(runs["done"]), "--curves", "--db", db_url)
+    rows = list(csv.reader(io.StringIO(out)))
+    assert code == 0 and rows[0] == ["run", "metric", "step", "inputs", "value"]
+    assert len(rows) == 1 + 99 * 3 + 9
+    assert rows[1][:4] == [str(runs["done"]), "train_loss", "1", "640"]
+    assert float(rows[1][4]) == pytest.approx(0.25 * 2.718281828 ** (-1 / 15) + 0.05)
+
+
+def test_show_plot_draws_the_loss_chart_in_plain_characters_in_a_pipe(
+    db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(capsys, "show", str(runs["done"]), "--plot", "--db", db_url)
+    assert code == 0 and "\x1b[" not in out
+    chart = out[out.index("train loss (lines) and validation loss (dots)") :].splitlines()
+    assert chart[1].lstrip().startswith("┌") and "●" in out and "inputs" in chart[-1]
+    assert max(len(line) for line in chart) <= 100
+
+
+def test_show_samples_draws_the_three_rows_in_colour(
+    db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(capsys, "show", str(runs["done"]), "--samples", "--db", db_url)
+    assert code == 0
+    for label in ("masked input", "output", "target"):
+        assert label in out
+    assert "\x1b[38;2;" in out and "▄" in out  # truecolour half-blocks, even in a pipe
+    code, out, err = cli(capsys, "show", str(runs["failed"]), "--samples", "--db", db_url)
+    assert code == 2 and out == ""
+    assert err == (
+        f"resconv-tui: invalid argument: run {runs['failed']} has no sample reconstructions: "
+        "it failed before its final validation pass\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["show", "99"], "unknown run: no run with id 99 in "),
+        (["show", "1", "--json", "--plot"], "--plot draws for a person: not with --json"),
+        (["compare", "1", "1"], "compare needs two runs or more (resconv-tui show 1 shows one)"),
+        (["compare", "1", "98", "99"], "unknown run: no runs 98, 99 in "),
+        (["compare", "1", "2", "--format", "json", "--plot"], "--plot draws for a person"),
+    ],
+)
+def test_bad_requests_get_one_line(
+    db_url: str,
+    runs: dict[str, int],
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+) -> None:
+    code, out, err = cli(capsys, *argv, "--db", db_url)
+    lines = err.splitlines()
+    assert code == 2 and out == "" and len(lines) == 1 and message in lines[0], err
+
+
+def test_compare_shows_what_differs_and_the_figures_in_the_order_given(
+    db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = [runs["running"], runs["done"], runs["failed"]]
+    code, out, _ = cli(capsys, "compare", *map(str, ids), "--db", db_url)
+    lines = out.splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    assert code == 0 and header[:5] == ["run", "experiment", "name", "status", "layers"]
+    assert "activation" not in header  # the same in all three
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+    assert [row[0] for row in rows] == [str(i) for i in ids]
+    assert [row[3] for row in rows] == ["running", "succeeded", "failed"]
+    assert [row[4] for row in rows] == ["7", "3", "5"]
+    assert rows[1][header.index("validation loss")] == "0.0512" and rows[0][5] == "–"
+    code, out, _ = cli(capsys, "compare", *map(str, ids), "--all-config", "--db", db_url)
+    assert "| activation |" in out.splitlines()[0]
+
+
+def test_compare_for_scripts_json_and_curves(
+    db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = [str(runs["done"]), str(runs["failed"])]
+    code, out, _ = cli(capsys, "compare", *ids, "--format", "json", "--db", db_url)
+    rows = json.loads(out)
+    assert code == 0 and [row["id"] for row in rows] == [runs["done"], runs["failed"]]
+    assert rows[0]["status"] == "succeeded" and rows[0]["name"] == "l-3"
+    assert rows[0]["layers"] == 3 and rows[1]["validation_loss"] is None
+    code, out, _ = cli(capsys, "compare", *ids, "--curves", "--db", db_url)
+    rows = list(csv.reader(io.StringIO(out)))
+    assert {row[1] for row in rows[1:]} == {"train_loss", "val_loss"}  # the losses alone
+    assert len(rows) == 1 + 99 + 9 + 4
+
+
+def test_compare_plot_overlays_the_curves_with_a_legend(
+    db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = [str(runs["done"]), str(runs["failed"])]
+    code, out, _ = cli(capsys, "compare", *ids, "--plot", "--db", db_url)
+    legend = out.splitlines()[-2:]
+    assert code == 0 and "train loss (lines) and validation loss (dots)" in out
+    assert legend == [
+        f"■ #{runs['done']} l-3  (demo, succeeded)  val 0.051200",
+        f"■ #{runs['failed']} l-5  (demo, failed)  val —",
+    ]
+
+
+def test_comparison_keys_differ_by_value_and_by_absence(db_url: str) -> None:
+    repo = Repo.open(db_url)
+    repo.enqueue([new_run(3, kernel_size=[3, 5]), new_run(3, experiment="b", kernel_size=[3, 5])])
+    first, second = repo.list_runs()
+    # Made by an older version: its config has no `precision` key.
+    older = json.loads(second.config_json)
+    del older["precision"]
+    from dataclasses import replace
+
+    table = comparison_table([first, replace(second, config_json=json.dumps(older))])
+    assert table.swept == ("precision",)  # the per-layer kernels are one value in both
+    assert table.column("precision") == ["auto", None]
+    assert render(table, "csv").splitlines()[0].startswith("run,experiment,name,status,precision")
+    repo.close()
