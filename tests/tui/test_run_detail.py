@@ -10,12 +10,11 @@ from typing import Any
 import pytest
 from rich.console import Console
 from screen_host import ScreenHost, assert_folds_at_separators, region_lines, screen_text, settle
-from seed_runs import T0, curve, freeze, new_run, sample_grid
+from seed_runs import curve, detail_runs, freeze, new_run
 from textual.pilot import Pilot
 from textual.widgets import Static
 
 from core.queue import FinalFigures, Repo
-from core.queue.samples import encode_samples
 from resconv_tui.screens.run_detail import RunDetailScreen
 from resconv_tui.widgets.loss_chart import LossChart
 from resconv_tui.widgets.sample_image import SampleImage
@@ -26,26 +25,7 @@ SIZE = (120, 36)
 @pytest.fixture
 def runs(db_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """One succeeded run (with samples), one failed, one running; frozen times and ids."""
-    clock = freeze(monkeypatch)
-    repo = Repo.open(db_url)
-    done, failed, running = repo.enqueue([new_run(n) for n in (3, 5, 7)]).added_ids
-    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
-    repo.claim(worker)
-    repo.add_metrics(done, curve(range(1, 100)), inputs_done=63_360)
-    clock.time = lambda: T0 + 95.0
-    samples = encode_samples(sample_grid())
-    repo.finish(
-        done, worker, FinalFigures(0.0512, None, 92.5, 3100.0, 412 * 2**20, 64_000, samples=samples)
-    )
-    repo.claim(worker)
-    repo.add_metrics(failed, curve(range(1, 5)), inputs_done=2560)
-    repo.fail(failed, worker, "CUDA out of memory (tried to allocate 2.0 GiB)")
-    repo.claim(worker)
-    repo.add_metrics(running, curve(range(1, 20)), inputs_done=12_160)
-    clock.time = lambda: T0 + 135.0
-    repo.heartbeat(worker, run_id=running)  # 12,160 inputs in 40 s
-    repo.close()
-    return {"done": done, "failed": failed, "running": running}
+    return detail_runs(db_url, freeze(monkeypatch))
 
 
 def plain(renderable: Any) -> str:
