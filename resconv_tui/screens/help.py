@@ -32,7 +32,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("enter", "open the run's detail (grouped: compare the cell's seeds)"),
         ("s / S", "next sort column / flip direction (or click a header)"),
         ("v", "choose visible columns"),
-        ("f", "filter by experiment"),
+        ("f / F", "filter by experiment (F, as on the runs screen)"),
         ("g", "group seeds: one row per sweep cell, mean ± std, seeds done/queued"),
         ("e / E", "export the view as markdown / CSV into the working directory"),
         ("esc", "back to runs"),

@@ -103,8 +103,8 @@ def select_columns(table: v.Table, hidden: frozenset[str]) -> v.Table:
 
 
 class ResultsScreen(Screen[None]):
-    """Finished runs: enter opens, s/S/header click sort, v columns, f experiment, g seeds,
-    e/E export."""
+    """Finished runs: enter opens, s/S/header click sort, v columns, f (or F) experiment,
+    g seeds, e/E export."""
 
     HELP_SECTION = "Results"  # what ? shows first (screens.help.KEYS)
 
@@ -114,6 +114,8 @@ class ResultsScreen(Screen[None]):
         Binding("S", "flip_sort", "Flip", show=False),  # 80 columns: in help instead
         Binding("v", "choose_columns", "Columns"),
         Binding("f", "cycle_experiment", "Experiment"),
+        # F filters by experiment on the runs screen (f is status there): the same here.
+        Binding("F", "cycle_experiment", "Experiment", show=False),
         Binding("g", "toggle_cells", "Seeds"),
         Binding("e", "export('markdown')", "Markdown"),  # exported (help says so)
         Binding("E", "export('csv')", "CSV"),

@@ -159,7 +159,7 @@ async def test_v_chooses_columns(seeded, app_factory, settle) -> None:
         assert "run" not in screen.view.columns
 
 
-async def test_f_filters_by_experiment(seeded, app_factory, settle) -> None:
+async def test_f_and_F_filter_by_experiment(seeded, app_factory, settle) -> None:
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_results(pilot, settle)
@@ -167,6 +167,9 @@ async def test_f_filters_by_experiment(seeded, app_factory, settle) -> None:
         assert screen.experiment == "t1-layers-32" and len(screen.view.rows) == 3
         await pilot.press("f")
         assert screen.experiment is None
+        # F, the runs screen's key for it, does the same here.
+        await pilot.press("F")
+        assert screen.experiment == "t1-layers-32" and len(screen.view.rows) == 3
 
 
 async def test_a_sort_column_another_experiment_lacks_comes_back_with_it(
