@@ -23,6 +23,7 @@ from typing import Any
 
 from core.queue.errors import UsageError
 from core.queue.rows import RunRow, WorkerRow
+from core.queue.status import RunStatus
 from core.sweep import ALIASES, target_problem
 
 RUN = "run"
@@ -128,8 +129,9 @@ def results_by_cell(
 ) -> Table:
     """One row per cell (one config but for the seed): mean ± std over its seeds.
 
-    ``runs`` are the succeeded runs; ``all_runs`` (any status) count how many seeds
-    each cell was queued with, so the ``seeds`` column reads "2/3" while one trains.
+    ``runs`` are the succeeded runs; ``all_runs`` count how many seeds each cell was
+    queued with, so the ``seeds`` column reads "2/3" while one trains. A cancelled seed
+    is none of them (none is to come: "2/3" promised one); a failed one is (a retry).
     One seed is a noisy sample (the logbook saw ±0.0003-0.0006 between repeats).
     """
     cells: dict[tuple[Any, ...], list[RunRow]] = {}
@@ -137,7 +139,8 @@ def results_by_cell(
         cells.setdefault(_cell_of(run), []).append(run)
     seeds: dict[tuple[Any, ...], set[str]] = {}  # distinct configs: a --force copy is no seed
     for run in all_runs:
-        seeds.setdefault(_cell_of(run), set()).add(run.config_hash)
+        if run.status != RunStatus.CANCELLED:
+            seeds.setdefault(_cell_of(run), set()).add(run.config_hash)
     queued = {cell: len(hashes) for cell, hashes in seeds.items()}
     swept = [key for key in _swept_columns(runs) if key != "seed"]
     several = len({run.experiment for run in runs}) > 1

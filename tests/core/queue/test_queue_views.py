@@ -210,18 +210,20 @@ def test_by_cell_averages_seeds_and_counts_seeds_done() -> None:
         seeded(3, 2, 2, None, RunStatus.RUNNING),
         seeded(4, 5, 0, 0.05, done),
         seeded(5, 5, 0, None, RunStatus.CANCELLED),  # a --force copy of seed 0: no new seed
+        seeded(7, 5, 1, None, RunStatus.CANCELLED),  # seed 1, cancelled: none to come
+        seeded(8, 2, 3, None, RunStatus.FAILED),  # seed 3 failed: a retry may bring it
     ]
     succeeded = [r for r in every if r.status == done]
     table = results_by_cell(succeeded, every)
     assert table.columns[:4] == ("l", "seeds", "validation loss", "± std")
     assert table.column("l") == [5, 2]  # sorted by mean loss
-    assert table.column("seeds") == ["1/1", "2/3"]
+    assert table.column("seeds") == ["1/1", "2/4"]
     assert table.column("validation loss") == pytest.approx([0.05, 0.11])
     std = table.column("± std")
     assert std[0] is None and std[1] == pytest.approx(0.0141421, rel=1e-4)  # sample std
     markdown = render(table, "markdown")
-    assert "| 2/3 " in markdown and "0.0141421" in markdown
-    assert results_by_cell(succeeded, every, sort=["-seeds"]).column("seeds") == ["2/3", "1/1"]
+    assert "| 2/4 " in markdown and "0.0141421" in markdown
+    assert results_by_cell(succeeded, every, sort=["-seeds"]).column("seeds") == ["2/4", "1/1"]
     # A --force copy that succeeded too is seed 0 again, not a second seed: "2/2" with a
     # std of 0 said two seeds agreed exactly. The latest of the two counts.
     again = seeded(6, 5, 0, 0.07, done)
