@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from rich.text import Text
@@ -22,6 +22,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
+from textual.visual import VisualType
 from textual.widgets import Header, Static
 
 from core.errors import ResconvError
@@ -35,7 +36,7 @@ from resconv_tui.polling import held_runs, stalled_runs
 from resconv_tui.screens.chart_screen import ChartScreen, attempt_of, ended_how
 from resconv_tui.widgets.fit_footer import FitFooter
 from resconv_tui.widgets.loss_chart import LossChart
-from resconv_tui.widgets.run_info import STATUS_STYLE, config_table, info_table
+from resconv_tui.widgets.run_info import STATUS_STYLE, config_table, info_made_of, info_table
 from resconv_tui.widgets.sample_image import NO_SAMPLES_YET, SampleImage
 
 SPEED, MEMORY = "inputs_per_s", "memory_bytes"
@@ -86,6 +87,8 @@ class RunDetailScreen(ChartScreen):
         self.points: dict[str, Series] = defaultdict(lambda: Series(""))
         self.samples_loaded = False
         self.attempt: tuple[int, float | None] | None = None  # the one the charts show
+        # Static id -> what its content was made of when last drawn (see ``show_static``).
+        self.drawn_from: dict[str, object] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -174,10 +177,11 @@ class RunDetailScreen(ChartScreen):
         self.draw_charts()
 
     def on_chart_screen_poll_failed(self, message: ChartScreen.PollFailed) -> None:
-        self.query_one("#detail-info", Static).update(Text(str(message.error), style="red"))
+        said = str(message.error)
+        self.show_static("detail-info", ("poll failed", said), lambda: Text(said, style="red"))
         if isinstance(message.error, UnknownRun):  # removed: its last status no longer holds
             title = Text(f"Run {self.run_id}  not in the database", style="red")
-            self.query_one("#detail-title", Static).update(title)
+            self.show_static("detail-title", ("not in the database",), lambda: title)
 
     # ----- drawing -------------------------------------------------------------------
 
@@ -207,22 +211,38 @@ class RunDetailScreen(ChartScreen):
         chart.set_series([] if unmeasured else [memory])
 
     def show_run(self, run: RunRow, stalled: bool = False) -> None:
-        style = STATUS_STYLE.get(run.status, "")
-        title = Text.assemble(f"Run {run.id}  ", (run.name, "bold"), f"  ({run.experiment})  ",
-                              (str(run.status), style))  # fmt: skip
-        self.query_one("#detail-title", Static).update(title)
         val = self.points.get(VAL_LOSS)
         last_val = (val.ys[-1], val.xs[-1]) if val is not None and val.xs else None
-        info = info_table(run, time.time(), stalled, last_val)
-        self.query_one("#detail-info", Static).update(info)
-        self.query_one("#detail-config", Static).update(config_table(run))
-        error = self.query_one("#detail-error", Static)
-        error.update(error_text(run) if run.error else "")
-        error.set_class(bool(run.error), "-shown")
+        now = time.time()
+        title = (run.id, run.name, run.experiment, run.status)
+        self.show_static("detail-title", title, lambda: title_text(run))
+        info = info_made_of(run, now, stalled, last_val)
+        self.show_static("detail-info", info, lambda: info_table(run, now, stalled, last_val))
+        self.show_static("detail-config", run.config_json, lambda: config_table(run))
+        self.show_static("detail-error", run.error, lambda: error_text(run) if run.error else "")
+        self.query_one("#detail-error", Static).set_class(bool(run.error), "-shown")
+
+    def show_static(
+        self, static_id: str, made_of: object, content: Callable[[], VisualType]
+    ) -> None:
+        """Update the Static ``static_id`` with ``content()`` only when ``made_of`` (what
+        that content is made from) differs from what it was last drawn from: an update
+        sends the whole panel to the terminal again, and an ended run is read every few
+        seconds with nothing new (about 6 KB a poll at 160x45 for title, info and config)."""
+        if static_id in self.drawn_from and self.drawn_from[static_id] == made_of:
+            return
+        self.drawn_from[static_id] = made_of
+        self.query_one(f"#{static_id}", Static).update(content())
 
     def palette_commands(self) -> Iterator[SystemCommand]:
         yield from super().palette_commands()
         yield SystemCommand("Refresh run", "Read new metrics now (r)", self.action_poll_now)
+
+
+def title_text(run: RunRow) -> Text:
+    style = STATUS_STYLE.get(run.status, "")
+    return Text.assemble(f"Run {run.id}  ", (run.name, "bold"), f"  ({run.experiment})  ",
+                         (str(run.status), style))  # fmt: skip
 
 
 def error_text(run: RunRow) -> Text:

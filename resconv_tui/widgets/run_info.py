@@ -95,6 +95,25 @@ def info_table(
     return table
 
 
+def info_made_of(
+    run: RunRow,
+    now: float,
+    stalled: bool = False,
+    last_val: tuple[float, float] | None = None,
+) -> tuple[object, ...]:
+    """What ``info_table`` with these arguments draws, as a value to compare (a rich Table
+    has no equality): ``now`` only through the texts it reads from it, so an ended run
+    gives the same value at every poll and a running one a new value when its elapsed
+    time, heartbeat age or pace changes as shown."""
+    return (
+        run,
+        stalled,
+        last_val,
+        tuple(timings(run, now).items()),
+        _number(run_rate(run, now), ",.0f"),
+    )
+
+
 def config_table(run: RunRow) -> Table:
     """Every run parameter, two columns of key/value pairs."""
     items = list(run.config.to_dict().items())

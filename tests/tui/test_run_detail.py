@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import re
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from seed_runs import curve, detail_runs, freeze, new_run
 from textual.pilot import Pilot
 from textual.widgets import Static
 
+import resconv_tui.screens.run_detail as run_detail
 from core.queue import FinalFigures, Repo
 from resconv_tui.screens.run_detail import RunDetailScreen
 from resconv_tui.widgets.loss_chart import LossChart
@@ -279,3 +281,56 @@ def row_value(lines: list[str], label: str, value: str) -> list[str]:
         parts.append(line[start:])
     assert len(parts) > 1  # it is folded at this width, not cut
     return parts
+
+
+@pytest.fixture
+def updated(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the Statics updated from now on (each update is sent to the terminal)."""
+    ids: list[str] = []
+    update = Static.update
+
+    def spy(self: Static, *args: Any, **kwargs: Any) -> None:
+        ids.append(self.id or "")
+        update(self, *args, **kwargs)
+
+    monkeypatch.setattr(Static, "update", spy)
+    return ids
+
+
+async def test_an_ended_run_s_panels_are_not_sent_again_at_each_poll(
+    db_url: str, runs: dict, updated: list[str]
+) -> None:
+    # An ended run is read every few seconds: its title, info, config and error panels
+    # went to the terminal again each time (about 6 KB a poll at 160x45).
+    app = ScreenHost(RunDetailScreen(db_url, runs["failed"]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        panels = {"detail-title", "detail-info", "detail-config", "detail-error"}
+        assert panels <= set(updated)  # drawn once
+        updated.clear()
+        for _ in range(2):
+            await pilot.press("r")
+            await settle(pilot)
+        assert not panels & set(updated)
+        assert "CUDA out of memory" in screen_text(app)
+
+
+async def test_a_running_run_s_info_is_drawn_again_as_its_times_change(
+    db_url: str, runs: dict, updated: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = T0 + 140.0
+    monkeypatch.setattr(run_detail, "time", SimpleNamespace(time=lambda: now))
+    app = ScreenHost(RunDetailScreen(db_url, runs["running"]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "heartbeat  5s ago" in screen_text(app)
+        updated.clear()
+        await pilot.press("r")  # the same second: nothing to draw again
+        await settle(pilot)
+        assert "detail-info" not in updated
+        now += 3
+        await pilot.press("r")
+        await settle(pilot)
+        # "elapsed" and "heartbeat 8s ago" changed; the title, config and error did not.
+        assert updated.count("detail-info") == 1 and "heartbeat  8s ago" in screen_text(app)
+        assert not {"detail-title", "detail-config", "detail-error"} & set(updated)
