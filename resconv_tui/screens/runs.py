@@ -50,6 +50,7 @@ from resconv_tui.screens.runs_actions import RunActions
 from resconv_tui.screens.seen import on_view
 from resconv_tui.widgets.fit_footer import FitFooter
 from resconv_tui.widgets.run_table import RunTable
+from resconv_tui.widgets.steady_static import SteadyStatic
 from resconv_tui.widgets.workers_panel import WorkersPanel
 
 STATUS_CYCLE: tuple[RunStatus | None, ...] = (None, *RunStatus)
@@ -136,11 +137,12 @@ class RunsScreen(RunActions, Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(id="runs-summary", markup=False)
+        # Steady: drawn again at each poll, mostly with the text they show already.
+        yield SteadyStatic(id="runs-summary", markup=False)
         yield Static(id="runs-unreachable", markup=False)
         yield Input(placeholder="filter runs (enter: keep, esc: clear)", id="runs-search")
         yield RunTable(id="runs-table")
-        yield Static(id="runs-detail", markup=False)
+        yield SteadyStatic(id="runs-detail", markup=False)
         yield WorkersPanel(id="workers-panel")
         yield FitFooter()
 

@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 
 from rich.text import Text
 from textual.reactive import reactive
-from textual.widgets import Static
 
 from core.queue import WorkerRow
 from core.queue.views import claim_rules, format_age, format_bytes
 from resconv_tui.polling import worker_health
+from resconv_tui.widgets.steady_static import SteadyStatic
 
 HEALTH_DOT = {"online": "●", "stale": "◐", "offline": "○"}
 # Narrower than this (an 80-column terminal), a line leaves out the health word, the
@@ -24,8 +24,9 @@ HEALTH_DOT = {"online": "●", "stale": "◐", "offline": "○"}
 NARROW_BELOW = 100
 
 
-class WorkersPanel(Static):
-    """Workers and their health; empty states say how to start one."""
+class WorkersPanel(SteadyStatic):
+    """Workers and their health; empty states say how to start one. (Steady: a poll
+    that finds the panel as it was sends nothing to the terminal.)"""
 
     COMPONENT_CLASSES = {
         "workers-panel--online",

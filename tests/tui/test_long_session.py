@@ -12,8 +12,11 @@ from typing import Any
 
 import pytest
 from conftest import NOW, frozen_repo_time
+from rich.text import Text
 from textual.geometry import Region
 from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Static
 
 import resconv_tui.polling as polling
 import resconv_tui.screens.results as results_module
@@ -23,6 +26,7 @@ from resconv_tui.app import make_app
 from resconv_tui.screens.results import ResultsScreen
 from resconv_tui.screens.runs import RunsScreen
 from resconv_tui.widgets.run_table import RunTable
+from resconv_tui.widgets.steady_static import same_text
 
 SIZE = (120, 36)
 TICK_S = 0.05
@@ -124,3 +128,52 @@ async def test_a_training_run_repaints_its_row_only(
         assert calls, "the changed row was not repainted"
         assert all(regions for regions in calls), "the whole table was repainted"
         assert {region.height for regions in calls for region in regions} == {1}
+
+
+async def test_an_idle_poll_sends_nothing_to_the_terminal(
+    seeded: dict[str, Any], app_factory: Any, settle: Any
+) -> None:
+    """A poll that finds what is on screen draws nothing: the summary, the line under the
+    table and the workers panel were updated with their own text, which laid the screen
+    out again, and each layout also repainted the table's scrollbar (2.7 KB a second of
+    an idle dashboard at 160x45)."""
+    app = app_factory()
+    async with app.run_test(size=(120, 12)) as pilot:  # low: the table scrolls
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        table = screen.query_one(RunTable)
+        assert table.show_vertical_scrollbar
+        screen.refresh_now()  # the first poll had no run highlighted: this one reads its losses
+        await settle(pilot)
+        layouts: list[str] = []
+        scrollbar: list[str] = []
+        refresh = Widget.refresh
+
+        def spy(self: Widget, *regions: Region, **kwargs: Any) -> Any:
+            if kwargs.get("layout"):
+                layouts.append(f"{type(self).__name__}#{self.id}")
+            if self is table.vertical_scrollbar:
+                scrollbar.append("refreshed")
+            return refresh(self, *regions, **kwargs)
+
+        Widget.refresh = spy  # type: ignore[method-assign]
+        try:
+            for _ in range(2):
+                screen.refresh_now()
+                await settle(pilot)
+        finally:
+            Widget.refresh = refresh  # type: ignore[method-assign]
+        assert layouts == [] and scrollbar == []
+        await pilot.press("space")  # a mark: the summary says so (drawn, not held back)
+        await settle(pilot)
+        assert "1 marked" in str(screen.query_one("#runs-summary", Static).content)
+
+
+def test_same_text_compares_what_a_text_draws() -> None:
+    assert same_text("a", "a") and not same_text("a", "b")
+    assert same_text(Text("a", style="red"), Text("a", style="red"))
+    assert not same_text(Text("a", style="red"), Text("a", style="green"))  # Text's == is True
+    assert not same_text(Text.assemble(("a", "bold")), Text("a"))
+    shown = Text("a")
+    assert not same_text(shown, shown)  # the same object may have been changed since
