@@ -204,11 +204,13 @@ class RunTable(RowsTable):
         fresh = {run.id: self._cells_of(run, now, run.id in marked) for run in runs}
         if self._fit(fresh):  # a long name or a wide cell came or went: made again
             return
-        if list(fresh) != list(self._shown):
+        if fresh.keys() != self._shown.keys():
             self._made = {i: self._made[i] for i in fresh}  # forget removed runs
             self._rebuild(fresh)
         else:
             self._patch(fresh)
+            if list(fresh) != list(self._shown):  # the same runs in another order
+                self._reorder(list(fresh))
         self._shown = fresh
 
     def _cells_of(self, run: RunRow, now: float, marked: bool) -> Cells:
@@ -228,6 +230,18 @@ class RunTable(RowsTable):
             self.move_cursor(row=list(fresh).index(keep), animate=False)
         elif fresh:  # its run was removed: stay where it was (on the next run), not at the top
             self.move_cursor(row=min(row, len(fresh) - 1), animate=False)
+
+    def _reorder(self, order: list[int]) -> None:
+        """Put the rows in ``order`` (``o``, a run moved up the queue) without making them
+        again: a rebuild's new rows have every cell measured (650 runs: 7,000 cells, about
+        0.2 s of the key's 0.45 s here), where DataTable.sort only moves them. The cursor
+        stays on its run."""
+        keep = self.highlighted_id
+        position = {str(run_id): i for i, run_id in enumerate(order)}
+        # Sorted by the id column, whose cell is the run's id as text (as the row key is).
+        self.sort("id", key=lambda cell: position[str(cell)])
+        if keep is not None:
+            self.move_cursor(row=order.index(keep), animate=False)
 
     def _patch(self, fresh: dict[int, Cells]) -> None:
         changed: list[str] = []  # rows drawn again: the running ones, mostly
