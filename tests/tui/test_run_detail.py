@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 from screen_host import ScreenHost, assert_folds_at_separators, region_lines, screen_text, settle
-from seed_runs import curve, detail_runs, freeze, new_run
+from seed_runs import T0, curve, detail_runs, freeze, new_run
 from textual.pilot import Pilot
 from textual.widgets import Static
 
