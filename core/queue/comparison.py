@@ -40,11 +40,14 @@ def comparison_table(runs: Sequence[RunRow], every_key: bool = False) -> Table:
     configs = [config_of(run.config_json) for run in runs]
     keys = [key for key in _keys_in_order(configs) if every_key or _differs(key, configs)]
     head = (RUN, EXPERIMENT, NAME, STATUS, *keys)
-    columns = (*head, LOSS, PARAMS, MINUTES, RATE, MEMORY, METER)
     meters = meters_of([run.validation_loss for run in runs])
+    # As the results table: no meter column where no run has a bar (fewer than two
+    # losses, or all equal), rather than a column of dashes.
+    metered = any(meter is not None for meter in meters)
+    columns = (*head, LOSS, PARAMS, MINUTES, RATE, MEMORY, *([METER] if metered else []))
     rows = tuple(
         (run.id, run.experiment, run.name, run.status.value,
-         *(config.get(key) for key in keys), *run_figures(run), meter)
+         *(config.get(key) for key in keys), *run_figures(run), *([meter] if metered else []))
         for run, config, meter in zip(runs, configs, meters, strict=True)
     )  # fmt: skip
     return Table(columns, rows, tuple(keys), tuple((run.id,) for run in runs))

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 STATUS_WORDS = ("queued", "running", "succeeded", "failed", "cancelled")
 HEADER = ("id", "status", "run", "pri", "progress", "val loss", "params", "note")
+# A running run whose worker's process here has exited (kill -9) before it could say so.
+EXITED_NOTE = "its worker's process has exited: worker lost (a worker or dashboard marks it)"
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -51,15 +53,7 @@ def run(args: argparse.Namespace) -> int:
     stalled, exited = troubled_runs(repo, runs, now)
     ends = run_ends(repo, runs, now)
     if args.json:
-        from resconv_tui.polling import shown_eta
-
-        listed = []
-        for r in ordered:
-            entry = run_json(r, r.id in stalled, r.id in exited)
-            # The text's ETA, for a running run whose worker still trains it.
-            eta = None if r.id in stalled or r.id in exited else shown_eta(r, now, ends)
-            entry["eta_seconds"] = None if eta is None else round(eta, 1)
-            listed.append(entry)
+        listed = [listed_json(r, now, r.id in stalled, r.id in exited, ends) for r in ordered]
         print(json.dumps(listed, indent=1))
     elif ordered:
         lines = [run_line(r, now, r.id in stalled, r.id in exited, ends) for r in ordered]
@@ -114,7 +108,7 @@ def run_line(
         first_line = (run.error or "").splitlines()[:1]
         note = f"{cause.option}: {first_line[0][:60]}" if first_line else cause.option
     elif exited:
-        note = "its worker's process has exited: worker lost (a worker or dashboard marks it)"
+        note = EXITED_NOTE
     elif run.cancel_requested and run.trained_all:
         from resconv_tui.commands.manage import FINISHING
 
@@ -151,6 +145,19 @@ def table(lines: list[tuple[str, ...]]) -> str:
         return "  ".join([*cells, row[-1]]).rstrip()
 
     return "\n".join(line(row) for row in rows)
+
+
+def listed_json(
+    run: RunRow, now: float, stalled: bool, exited: bool, ends: dict[int, float]
+) -> dict[str, Any]:
+    """``ls --json``'s object for ``run`` (``show --json`` starts from it too): its
+    ``run_json`` and the text's ETA, for a running run whose worker still trains it."""
+    from resconv_tui.polling import shown_eta
+
+    entry = run_json(run, stalled, exited)
+    eta = None if stalled or exited else shown_eta(run, now, ends)
+    entry["eta_seconds"] = None if eta is None else round(eta, 1)
+    return entry
 
 
 def run_json(run: RunRow, stalled: bool = False, exited: bool = False) -> dict[str, Any]:

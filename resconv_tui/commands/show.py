@@ -94,39 +94,37 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    from core.queue.errors import UsageError
+    from core.queue.rows import TRAIN_LOSS, VAL_LOSS
+
     drawn = [option for option in ("plot", "samples") if getattr(args, option)]
     if drawn and (args.json or args.curves):
-        from core.queue.errors import UsageError
-
         raise UsageError(f"--{drawn[0]} draws for a person: not with --json or --curves")
     repo = open_repo(args)
     run = repo.get_run(args.id)
-    metrics = repo.metrics_since(run.id)
-    if args.samples and not run.has_samples:
-        from core.queue.errors import UsageError
-
+    if args.samples and not run.has_samples:  # before reading a long curve for nothing
         raise UsageError(f"run {run.id} has no sample reconstructions: {no_samples_why(run)}")
-    if args.json:
-        print(show_json_text(show_json(repo, run, metrics)))
-        return 0
     if args.curves:
-        print(curves_csv(metrics), end="")
+        print(curves_csv(repo.metrics_since(run.id)), end="")
         return 0
+    now = time.time()
+    trouble = run_trouble(repo, run, now)
+    if args.json:
+        print(show_json_text(show_json(repo, run, repo.metrics_since(run.id), now, trouble)))
+        return 0
+    # A person's view draws the losses alone: a run records speed, memory and its
+    # learning rate at every step too, three rows in four of a long curve.
+    metrics = repo.metrics_since(run.id, 0, [TRAIN_LOSS, VAL_LOSS])
     console = _console()
-    print_plain(console, detail(repo, run, metrics, db_option(args)))
+    print_plain(console, detail(run, metrics, trouble, now, db_option(args)))
     if args.plot:
-        print_chart(console, f"run {run.id}: {LOSS_TITLE}", run_series(metrics))
+        from core.queue.status import FINISHED
+        from resconv_tui.plotting import NO_DATA_YET
+
+        empty = "none recorded" if run.status in FINISHED else NO_DATA_YET
+        print_chart(console, f"run {run.id}: {LOSS_TITLE}", run_series(metrics), empty)
     if args.samples:
-        from core.queue.samples import decode_samples
-        from resconv_tui.widgets.sample_image import sample_rows
-
-        grid = decode_samples(repo.get_samples(run.id) or b"")
-        if not console.is_terminal:  # an image is its colours: kept for `| less -R`, a file
-            from rich.console import Console
-
-            console = Console(force_terminal=True, color_system="truecolor", width=console.width)
-        console.print()
-        console.print(sample_rows(grid, console.width))
+        print_samples(console, repo.get_samples(run.id) or b"")
     return 0
 
 
@@ -138,48 +136,55 @@ def no_samples_why(run: RunRow) -> str:
         return "it was cancelled before its final validation pass"
     if run.status == RunStatus.FAILED:
         return "it failed before its final validation pass"
+    if run.status == RunStatus.SUCCEEDED:  # a version before samples trained it
+        return "none were saved when it ended"
     return "they are saved when it ends"
 
 
-def detail(repo: Repo, run: RunRow, metrics: Sequence[MetricRow], db: str) -> Any:
+def run_trouble(repo: Repo, run: RunRow, now: float) -> tuple[bool, bool]:
+    """Whether ``run`` is stalled (its worker beats, takes no step) and whether its
+    worker's process here has exited, by ``ls``'s rules."""
+    from resconv_tui.commands.ls import troubled_runs
+
+    stalled, exited = troubled_runs(repo, [run], now)
+    return run.id in stalled, run.id in exited
+
+
+def detail(
+    run: RunRow, metrics: Sequence[MetricRow], trouble: tuple[bool, bool], now: float, db: str
+) -> Any:
     """The run detail screen's panels, one under the other, as rich renderables."""
     from rich.console import Group
     from rich.text import Text
 
     from core.queue.rows import VAL_LOSS
     from core.queue.status import FINISHED
-    from resconv_tui.polling import held_runs, stalled_runs
-    from resconv_tui.widgets.run_info import STATUS_STYLE, config_table, info_table
+    from resconv_tui.widgets.run_info import config_table, error_text, info_table, title_text
 
-    title = Text.assemble(f"Run {run.id}  ", (run.name, "bold"), f"  ({run.experiment})  ",
-                          (str(run.status), STATUS_STYLE.get(run.status, "")))  # fmt: skip
-    workers = repo.list_workers()
-    stalled = run.id in stalled_runs(workers, held_runs([run], workers))
+    stalled, exited = trouble
     passes = [row for row in metrics if row.name == VAL_LOSS]
     last_val = (passes[-1].value, float(passes[-1].inputs)) if passes else None
-    parts: list[Any] = [title, ""]
+    parts: list[Any] = [title_text(run), ""]
     if run.error:
-        parts += [error_text(run, db), ""]
-    parts += [info_table(run, time.time(), stalled, last_val), "", Text("config", "bold")]
+        parts += [error_text(run, f"resconv-tui retry {run.id}{db}", db), ""]
+    if exited:  # as `ls` says: the screen would mark it lost itself, a shell does not
+        parts += [exited_text(run, db), ""]
+    parts += [info_table(run, now, stalled, last_val), "", Text("config", "bold")]
     parts += [config_table(run), ""]
     ended = run.status in FINISHED  # no "yet": none is to come
     parts += [validation_passes(passes, ended), train_summary(metrics, ended)]
     return Group(*parts)
 
 
-def error_text(run: RunRow, db: str) -> Any:
-    """A failed run's error, its cause and the commands that retry it."""
+def exited_text(run: RunRow, db: str) -> Any:
+    """A running run whose worker's process here has exited: what happened, what to do."""
     from rich.text import Text
 
-    from core.queue.failures import RETRY_ADVICE, run_cause
+    from resconv_tui.commands.ls import EXITED_NOTE
 
-    text = Text.assemble(("error", "bold"), "  ", run.error or "")
-    if (cause := run_cause(run)) is not None:
-        text.append(f"\n{cause}: ", style="bold")
-        text.append(f"{RETRY_ADVICE[cause]}. ")
-        text.append(f"resconv-tui retry {run.id}{db} retries it; resconv-tui retry --cause "
-                    f"{cause.option}{db} retries every run that failed so.")  # fmt: skip
-    return text
+    return Text.assemble(
+        (EXITED_NOTE, "bold red"), f". resconv-tui retry {run.id}{db} queues it again."
+    )
 
 
 def validation_passes(passes: Sequence[MetricRow], ended: bool) -> Any:
@@ -202,6 +207,7 @@ def train_summary(metrics: Sequence[MetricRow], ended: bool) -> Any:
     from rich.text import Text
 
     from core.queue.rows import TRAIN_LOSS
+    from core.queue.views import count_of
 
     points = [row for row in metrics if row.name == TRAIN_LOSS]
     if not points:
@@ -209,18 +215,19 @@ def train_summary(metrics: Sequence[MetricRow], ended: bool) -> Any:
     first, last = points[0], points[-1]
     lowest = min(points, key=lambda row: row.value)
     return Text(
-        f"train loss: {len(points):,} points; {first.value:.6f} at {first.inputs:,} inputs, "
-        f"lowest {lowest.value:.6f} at {lowest.inputs:,}, last {last.value:.6f} at "
-        f"{last.inputs:,} (--plot draws it, --curves gives every point)"
+        f"train loss: {count_of(len(points), 'point')}; {first.value:.6f} at "
+        f"{first.inputs:,} inputs, lowest {lowest.value:.6f} at {lowest.inputs:,}, "
+        f"last {last.value:.6f} at {last.inputs:,} (--plot draws it, --curves gives every point)"
     )
 
 
-def show_json(repo: Repo, run: RunRow, metrics: Sequence[MetricRow]) -> dict[str, Any]:
+def show_json(
+    repo: Repo, run: RunRow, metrics: Sequence[MetricRow], now: float, trouble: tuple[bool, bool]
+) -> dict[str, Any]:
     """``ls --json``'s object for the run, with its config, timings and points."""
-    from resconv_tui.commands.ls import run_json, troubled_runs
+    from resconv_tui.commands.ls import listed_json, run_ends
 
-    stalled, exited = troubled_runs(repo, [run], time.time())
-    out = run_json(run, run.id in stalled, run.id in exited)
+    out = listed_json(run, now, *trouble, run_ends(repo, [run], now))
     out |= {
         "config": run.config.to_dict(), "target": None if run.target is None else dict(run.target),
         "created_at": run.created_at, "started_at": run.started_at,
@@ -269,19 +276,20 @@ def run_compare(args: argparse.Namespace) -> int:
     ids = list(dict.fromkeys(args.ids))
     if len(ids) < 2:
         raise UsageError(f"compare needs two runs or more (resconv-tui show {ids[0]} shows one)")
+    if args.plot and (args.curves or args.format != "markdown"):  # before the database's errors
+        raise UsageError("--plot draws for a person: not with --curves or --format csv/json")
     repo = open_repo(args)
     runs = runs_in_order(repo, ids)
-    if args.plot and (args.curves or args.format != "markdown"):
-        raise UsageError("--plot draws for a person: not with --curves or --format csv/json")
+    curves = {run.id: repo.metrics_since(run.id, 0, [TRAIN_LOSS, VAL_LOSS]) for run in runs}
     if args.curves:
-        rows = [
-            row for run in runs for row in repo.metrics_since(run.id, 0, [TRAIN_LOSS, VAL_LOSS])
-        ]
-        print(curves_csv(rows), end="")
+        print(curves_csv([row for rows in curves.values() for row in rows]), end="")
         return 0
-    print(render(comparison_table(runs, args.all_config), args.format))
+    table = comparison_table(runs, args.all_config)
+    print(render(table, args.format))
+    if not table.swept:  # else the table alone leaves its reader looking for the difference
+        print("their configs are the same (--all-config shows them)", file=sys.stderr)
     if args.plot:
-        print_comparison_chart(repo, runs)
+        print_comparison_chart(runs, curves)
     return 0
 
 
@@ -298,31 +306,27 @@ def runs_in_order(repo: Repo, ids: Sequence[int]) -> list[RunRow]:
     return [found[i] for i in ids]
 
 
-def print_comparison_chart(repo: Repo, runs: Sequence[RunRow]) -> None:
+def print_comparison_chart(runs: Sequence[RunRow], curves: dict[int, list[MetricRow]]) -> None:
     """The compare screen's chart: each run's train loss (line) and validation passes
-    (dots) in its colour, and a legend naming the colours."""
+    (dots) in its colour, and a legend naming the colours (``curves``: each run's loss
+    rows)."""
     from rich.text import Text
 
-    from core.queue.rows import TRAIN_LOSS, VAL_LOSS
-    from resconv_tui.plotting import PALETTE, Series, colour, rich_colour
+    from core.queue.status import FINISHED
+    from resconv_tui.plotting import NO_DATA_YET, PALETTE, colour, rich_colour
 
     shown = runs[: len(PALETTE)]
     series, legend = [], Text()
     for index, run in enumerate(shown):
-        points = points_by_name(repo.metrics_since(run.id, 0, [TRAIN_LOSS, VAL_LOSS]))
-        for name in (TRAIN_LOSS, VAL_LOSS):
-            xs = [x for x, _ in points.get(name, [])]
-            ys = [y for _, y in points.get(name, [])]
-            dots = name == VAL_LOSS
-            marker = "●" if dots else "braille"
-            series.append(Series("", xs, ys, colour(index), marker, scatter=dots))
-        loss = "—" if run.validation_loss is None else f"{run.validation_loss:.6f}"
+        series += loss_series(curves[run.id], colour(index), colour(index))
+        loss = last_validation(run, curves[run.id])
         legend.append("■ ", style=rich_colour(index))
         legend.append(f"#{run.id} {run.name}", style="bold")
         legend.append(f"  ({run.experiment}, {run.status})  val {loss}\n")
+    settled = all(run.status in FINISHED for run in shown)  # else points may still come
     console = _console()
     console.print()
-    print_chart(console, LOSS_TITLE, series)
+    print_chart(console, LOSS_TITLE, series, "none recorded" if settled else NO_DATA_YET)
     legend.rstrip()
     print_plain(console, legend)
     if len(runs) > len(shown):
@@ -333,27 +337,50 @@ def print_comparison_chart(repo: Repo, runs: Sequence[RunRow]) -> None:
         )
 
 
+def last_validation(run: RunRow, metrics: Sequence[MetricRow]) -> str:
+    """Its final validation loss, or while it trains its last pass so far (as the
+    compare screen's legend has it)."""
+    from core.queue.rows import VAL_LOSS
+
+    passes = [row.value for row in metrics if row.name == VAL_LOSS]
+    loss = run.validation_loss
+    if loss is None and passes:
+        loss = passes[-1]
+    return "—" if loss is None else f"{loss:.6f}"
+
+
 # ----- drawing on the terminal ----------------------------------------------------------
 
 LOSS_TITLE = "train loss (lines) and validation loss (dots)"
 
 
-def run_series(metrics: Sequence[MetricRow]) -> list[Series]:
-    """The detail screen's loss chart: train loss as a line, validation passes as dots."""
+def loss_series(
+    metrics: Sequence[MetricRow],
+    train_colour: tuple[int, int, int],
+    val_colour: tuple[int, int, int],
+    labels: tuple[str, str] = ("", ""),
+) -> list[Series]:
+    """A run's train loss as a line and its validation passes as dots, as the screens
+    draw them (a run of under one epoch has one pass: a line would not show it)."""
     from core.queue.rows import TRAIN_LOSS, VAL_LOSS
-    from resconv_tui.plotting import PALETTE, Series
+    from resconv_tui.plotting import Series
 
     points = points_by_name(metrics)
-    out = []
-    for index, (name, label) in enumerate(((TRAIN_LOSS, "train"), (VAL_LOSS, "validation"))):
-        xs = [x for x, _ in points.get(name, [])]
-        ys = [y for _, y in points.get(name, [])]
-        dots = name == VAL_LOSS
-        out.append(Series(label, xs, ys, PALETTE[index], "●" if dots else "braille", dots))
-    return out
+    train, val = points.get(TRAIN_LOSS, []), points.get(VAL_LOSS, [])
+    return [
+        Series(labels[0], [x for x, _ in train], [y for _, y in train], train_colour),
+        Series(labels[1], [x for x, _ in val], [y for _, y in val], val_colour, "●", True),
+    ]
 
 
-def print_chart(console: Any, title: str, series: Sequence[Series]) -> None:
+def run_series(metrics: Sequence[MetricRow]) -> list[Series]:
+    """The detail screen's loss chart: train loss as a line, validation passes as dots."""
+    from resconv_tui.plotting import PALETTE
+
+    return loss_series(metrics, PALETTE[0], PALETTE[1], ("train", "validation"))
+
+
+def print_chart(console: Any, title: str, series: Sequence[Series], empty_note: str) -> None:
     """``series`` drawn by plotext as wide as the terminal; plain characters when the
     output is no terminal (a file, a pipe)."""
     import plotext
@@ -361,12 +388,37 @@ def print_chart(console: Any, title: str, series: Sequence[Series]) -> None:
     from resconv_tui.plotting import draw_series
 
     width = max(PLOT_WIDTH[0], min(PLOT_WIDTH[1], console.width))
-    draw_series(plotext, title, series, width=width, height=PLOT_HEIGHT, empty_note="none recorded")
-    plotext.plotsize(width, PLOT_HEIGHT)  # after draw_series: clearing the figure resets it
+    draw_series(plotext, title, series, width=width, height=PLOT_HEIGHT, empty_note=empty_note)
+    # After draw_series: clearing the figure resets both. plotext's own theme paints a
+    # white canvas with black text, a glaring box on a dark terminal: the terminal's
+    # own colours instead (the dashboard's chart takes the app's theme).
+    plotext.plotsize(width, PLOT_HEIGHT)
+    plotext.theme("clear")
     chart = plotext.build().rstrip("\n")
     if not console.is_terminal:  # as print_plain: no colours, no padding
         chart = "\n".join(line.rstrip() for line in plotext.uncolorize(chart).splitlines())
     print(chart)
+
+
+def print_samples(console: Any, samples: bytes) -> None:
+    """The sample reconstructions' three rows (masked input, output, target)."""
+    from core.queue.samples import decode_samples
+    from resconv_tui.widgets.sample_image import sample_rows
+
+    console = image_console(console)
+    console.print()
+    console.print(sample_rows(decode_samples(samples), console.width))
+
+
+def image_console(console: Any) -> Any:
+    """``console``, or one that writes truecolour: an image is its colours. In a pipe
+    (kept for ``less -R``, a file) rich writes none, and on a terminal it guesses from
+    ``TERM`` alone (``xterm``: 8 colours) it quantizes the greys to black and white."""
+    from rich.console import Console
+
+    if console.is_terminal and console.color_system in ("truecolor", "256"):
+        return console
+    return Console(force_terminal=True, color_system="truecolor", width=console.width)
 
 
 def print_plain(console: Any, renderable: Any) -> None:

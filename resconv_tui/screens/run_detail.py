@@ -27,7 +27,6 @@ from textual.widgets import Header, Static
 
 from core.errors import ResconvError
 from core.queue import RunRow, RunStatus, UnknownRun
-from core.queue.failures import RETRY_ADVICE, run_cause
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS, MetricRow
 from core.queue.samples import decode_samples
 from core.queue.status import FINISHED
@@ -36,10 +35,17 @@ from resconv_tui.polling import held_runs, stalled_runs
 from resconv_tui.screens.chart_screen import ChartScreen, attempt_of, ended_how
 from resconv_tui.widgets.fit_footer import FitFooter
 from resconv_tui.widgets.loss_chart import LossChart
-from resconv_tui.widgets.run_info import STATUS_STYLE, config_table, info_made_of, info_table
+from resconv_tui.widgets.run_info import (
+    config_table,
+    error_text,
+    info_made_of,
+    info_table,
+    title_text,
+)
 from resconv_tui.widgets.sample_image import NO_SAMPLES_YET, SampleImage
 
 SPEED, MEMORY = "inputs_per_s", "memory_bytes"
+RETRY_HERE = "r on the runs screen"  # what retries the run shown, in its error panel
 
 
 class RunDetailScreen(ChartScreen):
@@ -219,7 +225,9 @@ class RunDetailScreen(ChartScreen):
         info = info_made_of(run, now, stalled, last_val)
         self.show_static("detail-info", info, lambda: info_table(run, now, stalled, last_val))
         self.show_static("detail-config", run.config_json, lambda: config_table(run))
-        self.show_static("detail-error", run.error, lambda: error_text(run) if run.error else "")
+        self.show_static(
+            "detail-error", run.error, lambda: error_text(run, RETRY_HERE) if run.error else ""
+        )
         self.query_one("#detail-error", Static).set_class(bool(run.error), "-shown")
 
     def show_static(
@@ -237,20 +245,3 @@ class RunDetailScreen(ChartScreen):
     def palette_commands(self) -> Iterator[SystemCommand]:
         yield from super().palette_commands()
         yield SystemCommand("Refresh run", "Read new metrics now (r)", self.action_poll_now)
-
-
-def title_text(run: RunRow) -> Text:
-    style = STATUS_STYLE.get(run.status, "")
-    return Text.assemble(f"Run {run.id}  ", (run.name, "bold"), f"  ({run.experiment})  ",
-                         (str(run.status), style))  # fmt: skip
-
-
-def error_text(run: RunRow) -> Text:
-    """A failed run's error, its cause and the retry that fits it."""
-    text = Text.assemble(("error", "bold"), "  ", run.error or "")
-    if (cause := run_cause(run)) is not None:
-        text.append(f"\n{cause}: ", style="bold")
-        text.append(f"{RETRY_ADVICE[cause]}. ")
-        text.append(f"r on the runs screen retries it; resconv-tui retry --cause {cause.option} "
-                    "retries every run that failed so.", style="dim")  # fmt: skip
-    return text

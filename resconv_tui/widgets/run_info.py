@@ -36,6 +36,13 @@ def _number(value: float | None, fmt: str) -> str:
     return "—" if value is None else format(value, fmt)
 
 
+def title_text(run: RunRow) -> Text:
+    """``Run 7  layers-3_seed-0  (t1-layers-32)  succeeded``, the status in its colour."""
+    style = STATUS_STYLE.get(run.status, "")
+    return Text.assemble(f"Run {run.id}  ", (run.name, "bold"), f"  ({run.experiment})  ",
+                         (str(run.status), style))  # fmt: skip
+
+
 def timings(run: RunRow, now: float) -> dict[str, str]:
     end = run.finished_at if run.finished_at is not None else now
     running = run.started_at is not None and run.status == RunStatus.RUNNING
@@ -125,6 +132,21 @@ def config_table(run: RunRow) -> Table:
     for left, right in zip(items[:half], [*items[half:], ("", "")], strict=False):
         table.add_row(left[0], _value(left[1]), right[0], _value(right[1]))
     return table
+
+
+def error_text(run: RunRow, retries_it: str, db: str = "") -> Text:
+    """A failed run's error, its cause, and the retry that fits it: ``retries_it`` says
+    how to retry this one (a key on the dashboard, a command in a shell), ``db`` is the
+    ``--db`` a suggested command needs to act on the same database."""
+    from core.queue.failures import RETRY_ADVICE, run_cause
+
+    text = Text.assemble(("error", "bold"), "  ", run.error or "")
+    if (cause := run_cause(run)) is not None:
+        text.append(f"\n{cause}: ", style="bold")
+        text.append(f"{RETRY_ADVICE[cause]}. ")
+        text.append(f"{retries_it} retries it; resconv-tui retry --cause {cause.option}{db} "
+                    "retries every run that failed so.", style="dim")  # fmt: skip
+    return text
 
 
 def _value(value: object) -> str:

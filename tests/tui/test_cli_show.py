@@ -6,15 +6,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
-from seed_runs import detail_runs, freeze, new_run
+from seed_runs import curve, detail_runs, freeze, new_run
 
-from core.queue import Repo
+from core.queue import FinalFigures, Repo
 from core.queue.comparison import comparison_table
 from core.queue.views import render
 from resconv_tui.cli import main
+from resconv_tui.commands.ls import EXITED_NOTE
+from resconv_tui.commands.show import image_console, print_chart, run_series
 
 
 @pytest.fixture
@@ -212,3 +218,140 @@ def test_comparison_keys_differ_by_value_and_by_absence(db_url: str) -> None:
     assert table.column("precision") == ["auto", None]
     assert render(table, "csv").splitlines()[0].startswith("run,experiment,name,status,precision")
     repo.close()
+
+
+def test_show_says_a_running_runs_worker_process_has_exited(
+    db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid is free now: a worker killed with -9 looks like this
+    repo = Repo.open(db_url)
+    (lost,) = repo.enqueue([new_run(9)]).added_ids
+    worker = repo.register_worker(socket.gethostname(), gone.pid, "cpu")
+    assert repo.claim(worker) is not None  # silent since: the clock reads 65 s later
+    repo.close()
+    code, out, _ = cli(capsys, "show", str(lost), "--db", db_url)
+    text = " ".join(out.split())
+    # It read "running", its heartbeat ageing, where `ls` says what happened.
+    assert code == 0 and f"{EXITED_NOTE}. resconv-tui retry {lost} --db {db_url} queues" in text
+    code, out, _ = cli(capsys, "show", str(lost), "--json", "--db", db_url)
+    shown = json.loads(out)
+    assert shown["worker_exited"] is True and shown["eta_seconds"] is None  # as ls --json
+    code, out, _ = cli(capsys, "show", str(runs["running"]), "--db", db_url)
+    assert EXITED_NOTE not in out  # its worker on another machine: none can tell
+
+
+def test_show_json_is_ls_jsons_object_with_its_eta(
+    db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out, _ = cli(capsys, "ls", "--json", "--db", db_url)
+    listed = {entry["id"]: entry for entry in json.loads(out)}
+    for run_id in runs.values():
+        _, out, _ = cli(capsys, "show", str(run_id), "--json", "--db", db_url)
+        shown = json.loads(out)
+        assert {key: shown[key] for key in listed[run_id]} == listed[run_id]
+    assert listed[runs["running"]]["eta_seconds"] is not None
+
+
+def test_show_for_a_person_reads_the_losses_alone(
+    db_url: str,
+    runs: dict[str, int],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A run records speed, memory and its learning rate at each step too: a long run's
+    # text or chart read 4 rows for each it used (3.4 s for 50,000 steps, 1.1 s now).
+    asked: list[object] = []
+    real = Repo.metrics_since
+
+    def metrics_since(self: Repo, run_id: int, *args: object, **kwargs: object) -> object:
+        asked.append(args[1] if len(args) > 1 else kwargs.get("names"))
+        return real(self, run_id, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Repo, "metrics_since", metrics_since)
+    code, out, _ = cli(capsys, "show", str(runs["done"]), "--plot", "--db", db_url)
+    assert code == 0 and "train loss: 99 points" in out and "●" in out
+    assert asked == [["train_loss", "val_loss"]]
+    code, out, _ = cli(capsys, "show", str(runs["failed"]), "--samples", "--db", db_url)
+    assert code == 2 and len(asked) == 1  # refused before reading any curve
+
+
+def test_show_of_one_point_and_of_a_succeeded_run_without_samples(
+    db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = Repo.open(db_url)
+    (run_id,) = repo.enqueue([new_run(9)]).added_ids
+    worker = repo.register_worker("gpu-box", 99, "cuda:0")
+    repo.claim(worker)
+    repo.add_metrics(run_id, curve(range(1, 2)), inputs_done=640)
+    repo.finish(run_id, worker, FinalFigures(0.3, None, 1.0, 640.0, None, 640))
+    repo.close()
+    code, out, _ = cli(capsys, "show", str(run_id), "--db", db_url)
+    assert "train loss: 1 point; " in out
+    code, out, err = cli(capsys, "show", str(run_id), "--samples", "--db", db_url)
+    assert code == 2 and err.endswith(": none were saved when it ended\n")  # not "when it ends"
+
+
+def test_compare_plot_gives_a_running_runs_last_pass_so_far(
+    db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = [str(runs["running"]), str(runs["done"])]
+    code, out, _ = cli(capsys, "compare", *ids, "--plot", "--db", db_url)
+    last_pass = f"{0.25 * 2.718281828 ** (-10 / 15) + 0.06:.6f}"
+    assert code == 0 and out.splitlines()[-2] == (
+        f"■ #{runs['running']} l-7  (demo, running)  val {last_pass}"  # as the screen's legend
+    )
+    repo = Repo.open(db_url)
+    queued = repo.enqueue([new_run(9), new_run(11)]).added_ids
+    repo.close()
+    code, out, _ = cli(capsys, "compare", *map(str, queued), "--plot", "--db", db_url)
+    assert "(dots): no data yet" in out  # not "none recorded": the queued runs' will come
+
+
+def test_compare_of_equal_configs_says_so_and_shows_no_empty_meter(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = Repo.open(db_url, create=True)
+    repo.enqueue([new_run(3), new_run(3, experiment="again")])
+    repo.close()
+    code, out, err = cli(capsys, "compare", "1", "2", "--db", db_url)
+    header = [cell.strip() for cell in out.splitlines()[0].strip("|").split("|")]
+    assert code == 0 and header[:5] == ["run", "experiment", "name", "status", "validation loss"]
+    assert err == "their configs are the same (--all-config shows them)\n"
+    assert "meter" not in header  # neither has a loss: a column of dashes said nothing
+    code, out, err = cli(capsys, "compare", "1", "2", "--format", "csv", "--db", db_url)
+    assert next(csv.reader(io.StringIO(out)))[-1] == "peak memory (MiB)"
+    code, out, err = cli(capsys, "compare", "1", "2", "--all-config", "--db", db_url)
+    assert err == "" and "| layers |" in out
+
+
+def test_a_usage_error_comes_before_the_databases(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = str(tmp_path / "missing.db")
+    code, out, err = cli(capsys, "compare", "1", "2", "--plot", "--format", "csv", "--db", missing)
+    assert code == 2 and "--plot draws for a person" in err and "no database" not in err
+
+
+def test_a_chart_on_a_terminal_keeps_the_terminals_colours(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from rich.console import Console
+
+    series = run_series(curve(range(1, 30)))  # no database: MetricPoints read as rows
+    print_chart(Console(force_terminal=True, width=80), "loss", series, "none recorded")
+    out = capsys.readouterr().out
+    assert "\x1b[38;2;66;165;245m" in out  # the train line's colour, as the screen's
+    assert "\x1b[48;5;15m" not in out  # plotext's white canvas, a glaring box on a dark one
+
+
+@pytest.mark.parametrize(
+    ("system", "drawn"),
+    [("standard", "truecolor"), ("256", "256"), ("truecolor", "truecolor")],
+)
+def test_samples_are_drawn_in_truecolour_where_rich_guesses_fewer(system: str, drawn: str) -> None:
+    from rich.console import Console
+
+    # TERM=xterm, no COLORTERM: rich guessed 8 colours and drew every grey black or white.
+    console = Console(force_terminal=True, color_system=system, width=80)  # type: ignore[arg-type]
+    assert image_console(console).color_system == drawn
