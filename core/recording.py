@@ -27,6 +27,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from core.early_signals import stop_signals, take_over
 from core.gpu import GpuMonitor
 from core.processes import PARENT_GONE
 from core.queue import MetricPoint, QueueError, Repo
@@ -104,11 +105,13 @@ class StopFlags:
         # SIGHUP: the terminal of a worker started from a shell went away (SSH dropped).
         # Stopping cleanly puts its run back in the queue; dying would leave it "lost".
         # Under nohup (SIGHUP ignored) the person asked to train on: it stays ignored.
-        keep_ignoring = signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            if not (sig == signal.SIGHUP and keep_ignoring):
-                signal.signal(sig, self.handle)
+        for sig in stop_signals():
+            signal.signal(sig, self.handle)
         signal.signal(PARENT_GONE, self.parent_gone)
+        # A signal that came while the process started (counted by core.early_signals,
+        # before these handlers) stops the worker as one sent now does.
+        for signum in take_over():
+            self.handle(signum, None)
 
     def parent_gone(self, _signum: int, _frame: FrameType | None) -> None:
         """A slot's supervisor died: stop after this step, however many times it says so."""

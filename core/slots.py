@@ -10,8 +10,16 @@ The supervisor here only starts the slots, forwards signals and waits:
 * Slots run in their own process group, so a Ctrl-C in the terminal reaches the
   supervisor alone and each slot gets exactly one forwarded signal per signal sent.
 * First SIGINT/SIGTERM/SIGHUP: each slot gets SIGTERM (finishes its step, puts its
-  run back, exits 0). Second: each gets SIGTERM again (puts its run back within 2 s
-  and exits 130); any slot still alive ``KILL_AFTER_S`` later gets SIGKILL.
+  run back, exits 0). Second: each gets SIGINT (puts its run back within 2 s and exits
+  130; another signal than the first, since two SIGTERMs that reach a slot before its
+  Python handler runs are handled as one); any slot still alive ``KILL_AFTER_S`` later
+  gets SIGKILL.
+* A stop signal in the supervisor's first moments, before its handlers (imports, the
+  database, torch), is counted (``core.early_signals``): no slot is started, and it
+  exits 0 (a second one: 130 at once). A slot's own first moments are covered the same
+  way, but for Python's start and its module imports: a slot that dies there of the
+  SIGTERM forwarded to it (or at its very end, once Python has restored the default
+  handlers) has claimed nothing, and counts as stopped cleanly (status 0), not killed.
 * A slot that exits while others go on (killed by the kernel's OOM killer, ``kill -9``)
   cannot say so itself: the supervisor marks its runs failed "worker lost" at once (it
   knows the pid), so they do not sit ``running`` until a worker next starts. Slots that
@@ -47,6 +55,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 
+from core.early_signals import take_over
 from core.gpu import free_for_new_runs
 from core.packing import Admission, Slot, threads_per_slot
 from core.processes import SUPERVISOR_ENV
@@ -60,6 +69,7 @@ KILL_AFTER_S = 5.0
 RESTARTS = 3  # per slot: a slot killed again and again (say, by the OOM killer) stays down
 POLL_S = 0.1
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+SECOND = signal.SIGINT  # what a slot gets for the second signal (the first: SIGTERM)
 RETRY_LOST = "resconv-tui retry --cause worker-lost"
 
 
@@ -157,6 +167,12 @@ class Supervisor:
     def run(self) -> int:
         for sig in FORWARDED:
             signal.signal(sig, self.handle)
+        # Stop signals that came while this process started (core.early_signals counted
+        # them): no slot is started only to be stopped.
+        self.signals += len(take_over())
+        if self.signals:
+            say("stopped before the slots started")
+            return 0
         self.children = [self.start(command) for command in self.commands]
         self.started = [time.time()] * len(self.children)
         pids = ", ".join(str(c.pid) for c in self.children)
@@ -185,9 +201,14 @@ class Supervisor:
             self.forwarded += 1
             if self.forwarded == 1:
                 say("stopping the slots after their current step (again: at once)")
-            elif self.kill_at is None:
+                self.send(signal.SIGTERM)
+                continue
+            if self.kill_at is None:
                 self.kill_at = time.monotonic() + self.kill_after_s
-            self.send(signal.SIGTERM)
+            # Not SIGTERM again: two of one signal that reach a slot before its Python
+            # handler runs (its main thread in a long C call: a training step, an import)
+            # run that handler once, and "at once" was lost. Another one is counted.
+            self.send(SECOND)
         if self.kill_at is not None and time.monotonic() > self.kill_at:
             self.send(signal.SIGKILL)
 
@@ -199,6 +220,12 @@ class Supervisor:
                 continue
             self.reaped[index] = True
             self.statuses[index] = exit_status(child.returncode)
+            if self.signals and child.returncode == -signal.SIGTERM:
+                # Asked to stop, and the SIGTERM forwarded to it took the default action:
+                # it came before the slot had its handlers (starting Python, importing),
+                # or after it had finished (Python's exit restores the defaults). A slot
+                # claims nothing before it has them: a clean stop, not a kill.
+                self.statuses[index] = 0
             self.runs_used[index] += self.record_lost(child, self.started[index])
             killed = child.returncode < 0
             if restart and killed and not self.signals and self.restarts[index] < RESTARTS:

@@ -24,6 +24,11 @@ The one place that joins the queue and training. Deliberately boring:
   next claim: the interruption was not the run's fault) and exits with status 0.
   A second signal puts the run back to ``queued`` as best it can within 2 s and
   exits at once with status 130 (``os._exit``: no cleanup that could hang).
+  The same from the worker's first moments: signals that come while it imports the
+  database layer and torch, before its handlers are in place, are counted
+  (``core.early_signals``, installed first by ``main`` and the ``worker`` command) and
+  answered once they are: the first stops it before it claims anything (exit 0), a
+  second exits at once (130).
 * Idle polling backs off from 0.1 s to ``POLL_MAX_S``.
 * As one of several slots sharing a device (``--slot I/K``, started by
   ``core.slots``), an ``Admission`` may refuse a claimed run: it goes back to the
@@ -49,6 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from core.device_choice import auto_device, resolve_device
+from core.early_signals import count_early
 from core.errors import ConfigError, DiskFull, NoDataHere, ResconvError, first_line
 from core.fit_trainer import FitTrainer, StackResults
 from core.gpu import GpuMonitor
@@ -625,6 +631,8 @@ def run_worker(
     if resolved == "cpu" and slot is None and trainer is None:
         with contextlib.suppress(ResconvError):  # a warning must not stop the worker
             warn_of_cpu_neighbours(repo)
+    if slot is not None:  # named first: a stop signal that came early is said now
+        SPEAKER[0] = f"worker {slot.index}/{slot.count}"
     flags = StopFlags()
     if install_signals:
         flags.install()
@@ -632,7 +640,6 @@ def run_worker(
     if slot is not None:
         from core.slots import prepare_slot
 
-        SPEAKER[0] = f"worker {slot.index}/{slot.count}"
         label, admission = prepare_slot(slot, resolved, repo)
     worker = Worker(
         repo, resolved, trainer or FitTrainer(resolved, data_dir), root, flags,
@@ -711,6 +718,10 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # First, before the database and torch: a stop signal while the worker starts stops
+    # it as one sent later does. This module's imports (about a second) come earlier: a
+    # slot process dying there of its supervisor's SIGTERM is read as stopped (core.slots).
+    count_early()
     parser = argparse.ArgumentParser(
         prog="python -m core.worker", description=__doc__.split("\n")[0]
     )

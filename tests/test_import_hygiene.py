@@ -37,6 +37,7 @@ RULES: dict[str, set[str]] = {
     "core.recording": TORCH | UI | {"rich"},
     "core.worker_options": TORCH | DATABASE | UI,
     "core.processes": TORCH | DATABASE | UI,
+    "core.early_signals": TORCH | DATABASE | UI,  # in place before anything heavy
     "core.device_choice": TORCH | UI,  # torch only when a device is resolved
     "resconv_tui.cli": TORCH,
     "resconv_tui.app": TORCH,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from core.early_signals import count_early
 from core.worker_options import add_worker_arguments
 from resconv_tui.cli import add_db_option, db_url
 
@@ -27,6 +28,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    # First: a stop signal while the worker imports the database layer and torch (its
+    # first seconds) stops it as one sent later does, instead of killing it.
+    count_early()
     from core.worker import worker_from_args
 
     return worker_from_args(args, db_url(args))

@@ -222,6 +222,51 @@ def test_sighup_from_a_dropped_ssh_session_puts_the_run_back(env: Env) -> None:
     assert "SIGHUP: stopping after this step" in env.output()
 
 
+def importing_torch(process: subprocess.Popen[bytes]) -> bool:
+    """Whether ``process`` has begun importing torch (its libraries are mapped), or has
+    exited. A worker then has seconds of importing to go before its handlers are in."""
+    try:
+        return (
+            process.poll() is not None
+            or "libtorch" in Path(f"/proc/{process.pid}/maps").read_text()
+        )
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("slots", ["1", "2"])
+def test_a_stop_signal_while_the_worker_imports_torch_stops_it_cleanly(
+    env: Env, slots: str
+) -> None:
+    # A process manager stopping a worker it just started: a SIGTERM in its first
+    # seconds killed it (exit 143) before its handlers were in place. With --slots 2 the
+    # supervisor imports torch itself (to pick the slot mode): it starts no slot then.
+    env.cli("queue", str(env.sweep("long", "max_inputs: 10000000\n")))
+    worker = env.worker("--slots", slots, module="resconv_tui")
+    wait_for(lambda: importing_torch(worker), 60, "the worker to import torch", env)
+    worker.send_signal(signal.SIGTERM)
+    assert finish(worker, env, timeout=60) == 0, env.output()
+    run = env.repo().get_run(1)
+    assert (run.status, run.attempts) == (S.QUEUED, 0), env.output()  # never claimed
+    assert {w.state for w in env.repo().list_workers(include_gone=True)} <= {"stopped"}
+    if slots == "2":
+        assert "stopped before the slots started" in env.output()
+    else:
+        assert "SIGTERM: stopping after this step" in env.output()
+
+
+def test_a_second_signal_while_the_worker_imports_torch_exits_at_once(env: Env) -> None:
+    env.cli("queue", str(env.sweep("long", "max_inputs: 10000000\n")))
+    worker = env.worker(module="resconv_tui")
+    wait_for(lambda: importing_torch(worker), 60, "the worker to import torch", env)
+    worker.send_signal(signal.SIGTERM)
+    # Another signal: two SIGTERMs while its main thread is in a C call (importing
+    # torch) reach its Python handler as one.
+    worker.send_signal(signal.SIGINT)
+    assert finish(worker, env, timeout=60) == 130, env.output()
+    assert status_of(env, 1) == S.QUEUED
+
+
 # Both ways of packing: a supervisor with slot processes (through the resconv-tui CLI, the
 # default on CPU) and slot threads in one process (python -m core.worker, the default on CUDA).
 SLOT_MODES = {
@@ -264,6 +309,21 @@ def test_sigterm_puts_both_slots_runs_back_and_exits(env: Env, mode: str) -> Non
     repo = env.repo()
     assert [(r.status, r.worker_id) for r in repo.list_runs()] == [(S.QUEUED, None)] * 2
     assert [w.state for w in repo.list_workers(include_gone=True)] == ["stopped"] * 2
+
+
+def test_slots_stopped_while_they_start_stop_cleanly(env: Env) -> None:
+    # The supervisor forwards a SIGTERM as soon as it has it; its slots, just started,
+    # are then starting Python and importing, without their handlers: they died of it,
+    # and `worker --slots 2` exited 143 ("exit statuses 143, 143") as if killed.
+    env.cli("queue", str(env.sweep("long", "max_inputs: 10000000\n")))
+    worker = slot_worker(env, "processes")
+    wait_for(lambda: "2 slots started" in env.output(), 60, "the slots to start", env)
+    worker.send_signal(signal.SIGTERM)
+    assert finish(worker, env, timeout=60) == 0, env.output()
+    assert "all slots stopped (exit statuses 0, 0)" in env.output()
+    assert "started again" not in env.output()
+    run = env.repo().get_run(1)
+    assert (run.status, run.worker_id) == (S.QUEUED, None), env.output()
 
 
 @pytest.mark.parametrize("slot", [1, 2])

@@ -3,7 +3,9 @@ slot it notices, when it starts one again, and the status it exits with."""
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -61,11 +63,69 @@ def test_a_slot_killed_once_that_then_ends_cleanly_leaves_exit_status_0(
     )
 
 
-def test_slots_asked_to_stop_are_not_started_again(capsys: pytest.CaptureFixture[str]) -> None:
-    supervisor = Supervisor([["sleep", "2"], KILLS_ITSELF])
-    supervisor.signals = 1  # a Ctrl-C arrived: slots get SIGTERM, none comes back
-    assert supervisor.run() != 0
+class StoppedAtStart(Supervisor):
+    """``stops`` Ctrl-Cs come just after the slots started (while they import torch),
+    or once the file ``ready`` exists."""
+
+    ready: Path | None = None
+    stops = 1
+
+    def start(self, command: list[str]) -> subprocess.Popen[bytes]:  # type: ignore[override]
+        child = Supervisor.start(command)
+        deadline = time.monotonic() + 30
+        while self.ready is not None and not self.ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.signals = max(self.signals, self.stops)
+        return child
+
+
+def test_slots_asked_to_stop_are_not_started_again(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # The slot gets SIGTERM, ignores it, and is killed anyway (as by the OOM killer).
+    killed = ["sh", "-c", f"trap '' TERM; touch {tmp_path}/ready; sleep 0.3; kill -9 $$"]
+    supervisor = StoppedAtStart([killed])
+    supervisor.ready = tmp_path / "ready"
+    assert supervisor.run() == 137  # and is not started again
     assert "started again" not in capsys.readouterr().out
+
+
+def test_a_slot_that_dies_of_the_forwarded_sigterm_has_stopped_cleanly(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stop forwarded while the slots start (Python, their imports: no handler yet) took
+    # the default action, and `worker --slots 2` exited 143 as if killed. They had
+    # claimed nothing: a clean stop. (sleep has no handler either.)
+    assert StoppedAtStart([["sleep", "5"], ["sleep", "5"]]).run() == 0
+    assert "all slots stopped (exit statuses 0, 0)" in capsys.readouterr().out
+    # Not asked to stop, a slot killed by SIGTERM is one killed (then started again).
+    monkeypatch.setattr(slots, "RESTARTS", 0)
+    assert Supervisor([["sh", "-c", "sleep 0.2; kill -TERM $$"]]).run() == 143
+
+
+def test_a_stop_asked_before_the_slots_started_starts_none(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A SIGTERM while the supervisor itself started (counted by core.early_signals).
+    monkeypatch.setattr(slots, "take_over", lambda: [signal.SIGTERM])
+    started = tmp_path / "started"
+    assert Supervisor([["touch", str(started)]]).run() == 0
+    assert "stopped before the slots started" in capsys.readouterr().out
+    assert not started.exists()
+
+
+def test_the_second_signal_reaches_the_slots_as_another_signal(tmp_path: Path) -> None:
+    # Two SIGTERMs that reach a slot while its main thread is in a long C call (a
+    # training step, an import) run its Python handler once: the second was lost.
+    said = tmp_path / "said"
+    slot = (
+        f"trap 'echo TERM >> {said}' TERM; trap 'echo INT >> {said}; stop=1' INT; stop=0; "
+        f"touch {tmp_path}/ready; while [ $stop = 0 ]; do sleep 0.05; done; exit 130"
+    )
+    supervisor = StoppedAtStart([["sh", "-c", slot]])
+    supervisor.ready, supervisor.stops = tmp_path / "ready", 2
+    assert supervisor.run() == 130
+    assert sorted(said.read_text().split()) == ["INT", "TERM"]
 
 
 def test_a_slot_started_again_has_only_what_is_left_of_its_max_runs(

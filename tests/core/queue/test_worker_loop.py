@@ -25,6 +25,7 @@ import core.queue.patience as patience
 import core.queue.repo as repo_module
 import core.recording as recording
 import core.worker as worker_module
+from core.early_signals import count_early, take_over
 from core.errors import ConfigError
 from core.packing import Admission, Decision
 from core.queue import FinalFigures, QueueError, Repo, RunRow, RunStatus
@@ -1008,6 +1009,44 @@ def test_nohup_keeps_sighup_ignored() -> None:
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+
+
+def test_a_signal_while_the_worker_starts_stops_it_once_its_handlers_are_in(
+    db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A SIGTERM in a worker's first seconds (importing the database layer and torch)
+    # killed it with status 143 before its handlers were in place. Counted from its
+    # first line now, it stops the worker as one sent later does, before any claim.
+    db_url = f"sqlite:///{db_path}"
+    repo = Repo.open(db_url)
+    ids = repo.enqueue(tiny_runs(1)).added_ids
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        count_early()  # as the worker's entry points do first
+        os.kill(os.getpid(), signal.SIGTERM)  # before the worker's own handlers
+        assert run_worker(db_url, "cpu", until_empty=True, checkpoint_root=tmp_path / "ck",
+                          trainer=fake_trainer(), heartbeat_s=0.05) == 0  # fmt: skip
+        assert take_over() == []  # answered once, by the worker's handlers
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    run = repo.get_run(ids[0])
+    assert (run.status, run.attempts) == (S.QUEUED, 0)
+    assert [w.state for w in repo.list_workers(include_gone=True)] == ["stopped"]
+    repo.close()
+    assert "SIGTERM: stopping after this step" in capsys.readouterr().out
+
+
+def test_a_second_signal_while_the_worker_starts_exits_at_once() -> None:
+    code = (
+        "import os, signal, time; from core.early_signals import count_early; count_early(); "
+        "os.kill(os.getpid(), signal.SIGTERM); print('counted', flush=True); "
+        "os.kill(os.getpid(), signal.SIGHUP); time.sleep(30); print('not at once')"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=20)  # fmt: skip
+    assert (done.returncode, done.stdout) == (130, "counted\n"), done.stderr
 
 
 def test_two_workers_choosing_before_either_registers_take_different_gpus(

@@ -1,0 +1,65 @@
+"""Stop signals that come while a worker process starts, before its own handlers.
+
+A worker (``resconv-tui worker``, ``python -m core.worker``, each slot of ``--slots K``)
+spends its first seconds importing the database layer and torch before its handlers
+are in place (``core.recording.StopFlags``, the ``core.slots`` supervisor's). A SIGINT,
+SIGTERM or SIGHUP in those seconds took the default action: the process died (status
+143 for SIGTERM, a traceback for Ctrl-C), which a process manager reads as a crash,
+and a slot killed so could be taken for one the OOM killer took.
+
+``count_early()``, the entry points' first act, counts them instead, and the handlers
+installed later take the count over (``take_over``): the first stops the worker as a
+signal sent later does (nothing is claimed before the handlers are in place, so
+nothing is put back). A second exits at once with status 130, as a second signal does
+later. The interpreter's own start (tens of milliseconds before any code of ours runs)
+cannot be covered from Python: a slot process dying there of the signal its supervisor
+forwarded is read as stopped by the supervisor (``core.slots``).
+
+Stdlib only: it must cost nothing before it is in place.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from types import FrameType
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+AT_ONCE_STATUS = 130  # a second signal, as core.worker.leave_now exits
+
+_counted: list[int] = []  # the stop signals counted so far, by number
+
+
+def stop_signals() -> list[signal.Signals]:
+    """The signals that stop a worker: SIGINT, SIGTERM, and SIGHUP (its terminal went
+    away: an SSH connection dropped) unless it is ignored: under ``nohup`` the person
+    asked to train on after logging out."""
+    keep_ignoring = signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    return [sig for sig in STOP_SIGNALS if not (sig == signal.SIGHUP and keep_ignoring)]
+
+
+def count_early() -> None:
+    """Count stop signals from now until ``take_over``. Only the main thread may set
+    handlers: called elsewhere (a test driving the command in a thread) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    _counted.clear()
+    for sig in stop_signals():
+        signal.signal(sig, _count)
+
+
+def _count(signum: int, _frame: FrameType | None) -> None:
+    _counted.append(signum)
+    if len(_counted) > 1:  # "again: at once"; nothing is claimed yet, nothing to put back
+        os._exit(AT_ONCE_STATUS)
+
+
+def take_over() -> list[int]:
+    """The stop signals counted since ``count_early`` (none if it was not called), which
+    the caller, having installed its own handlers, now answers; none is counted here
+    after this. A signal that came just before the caller's ``signal.signal`` but whose
+    handler had not run yet runs the caller's handler: none is lost or counted twice."""
+    taken = list(_counted)
+    _counted.clear()
+    return taken
