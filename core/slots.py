@@ -9,11 +9,11 @@ The supervisor here only starts the slots, forwards signals and waits:
 
 * Slots run in their own process group, so a Ctrl-C in the terminal reaches the
   supervisor alone and each slot gets exactly one forwarded signal per signal sent.
-* First SIGINT/SIGTERM/SIGHUP: each slot gets SIGTERM (finishes its step, puts its
-  run back, exits 0). Second: each gets SIGINT (puts its run back within 2 s and exits
-  130; another signal than the first, since two SIGTERMs that reach a slot before its
-  Python handler runs are handled as one); any slot still alive ``KILL_AFTER_S`` later
-  gets SIGKILL.
+* First SIGINT/SIGTERM/SIGHUP (SIGHUP stays ignored under ``nohup``): each slot gets
+  SIGTERM (finishes its step, puts its run back, exits 0). Second: each gets SIGINT
+  (puts its run back within 2 s and exits 130; another signal than the first, since
+  two SIGTERMs that reach a slot before its Python handler runs are handled as one);
+  any slot still alive ``KILL_AFTER_S`` later gets SIGKILL.
 * A stop signal in the supervisor's first moments, before its handlers (imports, the
   database, torch), is counted (``core.early_signals``): no slot is started, and it
   exits 0 (a second one: 130 at once). A slot's own first moments are covered the same
@@ -55,7 +55,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 
-from core.early_signals import take_over
+from core.early_signals import stop_signals, take_over
 from core.gpu import free_for_new_runs
 from core.packing import Admission, Slot, threads_per_slot
 from core.processes import SUPERVISOR_ENV
@@ -68,7 +68,6 @@ from core.worker_options import ClaimRules
 KILL_AFTER_S = 5.0
 RESTARTS = 3  # per slot: a slot killed again and again (say, by the OOM killer) stays down
 POLL_S = 0.1
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 SECOND = signal.SIGINT  # what a slot gets for the second signal (the first: SIGTERM)
 RETRY_LOST = "resconv-tui retry --cause worker-lost"
 
@@ -165,7 +164,9 @@ class Supervisor:
         self.signals += 1
 
     def run(self) -> int:
-        for sig in FORWARDED:
+        # SIGHUP stays ignored under nohup, as in a worker: the person asked the slots
+        # to train on after logging out, and forwarding it as SIGTERM stopped them all.
+        for sig in stop_signals():
             signal.signal(sig, self.handle)
         # Stop signals that came while this process started (core.early_signals counted
         # them): no slot is started only to be stopped.

@@ -128,6 +128,19 @@ def test_the_second_signal_reaches_the_slots_as_another_signal(tmp_path: Path) -
     assert sorted(said.read_text().split()) == ["INT", "TERM"]
 
 
+def test_nohup_keeps_sighup_ignored_by_the_supervisor() -> None:
+    # `nohup resconv-tui worker --slots 2 &`: its slots ignore SIGHUP, but the supervisor
+    # caught it at logout and forwarded SIGTERM to them all.
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        assert Supervisor([["sh", "-c", "exit 0"]]).run() == 0
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
 def test_a_slot_started_again_has_only_what_is_left_of_its_max_runs(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
