@@ -71,11 +71,15 @@ def db_option(args: argparse.Namespace) -> str:
     return f" --db {shlex.quote(given)}" if given else ""
 
 
-def open_repo(args: argparse.Namespace, create: bool = False) -> Repo:
-    """The queue named by ``args``; ``create=False`` refuses to make a new database."""
+def open_repo(args: argparse.Namespace, create: bool = False, only_reads: bool = False) -> Repo:
+    """The queue named by ``args``; ``create=False`` refuses to make a new database.
+    ``only_reads`` (status, ls, results): an older version's database is read as it is
+    at once while another process holds its write lock, not after the busy timeout."""
     from core.queue import Repo
+    from core.queue.db import READER_UPGRADE_WAIT_S
 
-    return Repo.open(db_url(args), create=create)
+    wait = READER_UPGRADE_WAIT_S if only_reads else None
+    return Repo.open(db_url(args), create=create, upgrade_wait_s=wait)
 
 
 def require_experiment(repo: Repo, name: str | None) -> None:

@@ -39,6 +39,10 @@ from core.queue.errors import QueueError
 from core.queue.models import SCHEMA_VERSION, TABLES, Meta
 
 DEFAULT_BUSY_TIMEOUT_S = 15.0
+# A command that only reads (status, ls, results) adds a newer version's columns only if
+# the write lock comes within this: else it reads without them at once, rather than wait
+# the busy timeout for a worker or a backup that holds it. Writers add them anyway.
+READER_UPGRADE_WAIT_S = 0.5
 IMMEDIATE = "resconv_immediate"  # execution option: begin a write transaction
 INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE: e.g. ALTER TABLE by a non-owner
 SCHEMA_LOCK_KEY = 0x7265_7363  # PostgreSQL advisory lock held while the schema is checked
@@ -167,12 +171,19 @@ def describe(url: str) -> str:
 
 
 def open_engine(
-    url: str, *, create: bool = True, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S
+    url: str,
+    *,
+    create: bool = True,
+    busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+    upgrade_wait_s: float | None = None,
 ) -> Engine:
     """An engine with the schema checked (and created when ``create``).
 
     ``create=False`` refuses to make a new SQLite file: ``status`` on a typo'd
     path should say "no database", not show an empty queue.
+    ``upgrade_wait_s``: how long adding a newer version's columns to a SQLite file waits
+    for another process's write lock before reading without them (None: the busy
+    timeout). A command that only reads passes a short one (``READER_UPGRADE_WAIT_S``).
     """
     url = normalize_url(url)
     path = sqlite_path(url)
@@ -182,7 +193,7 @@ def open_engine(
         )
     engine = _make_engine(url, busy_timeout_s)
     with translated(url, busy_timeout_s):
-        _ensure_schema(engine, url)
+        _ensure_schema(engine, url, upgrade_wait_s)
     return engine
 
 
@@ -241,7 +252,7 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout_s: float) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _ensure_schema(engine: Engine, url: str) -> None:
+def _ensure_schema(engine: Engine, url: str, upgrade_wait_s: float | None = None) -> None:
     """Check the schema, and create it or add missing columns where needed.
 
     The check is a plain read, so a read-only command (``status``, ``ls``) works while
@@ -256,7 +267,7 @@ def _ensure_schema(engine: Engine, url: str) -> None:
     if not work:
         return
     try:
-        _make_schema(engine, url)
+        _make_schema(engine, url, upgrade_wait_s if work == "columns" else None)
     except exc.OperationalError as error:
         # An older version's database in a SQLite file this process may not write (a
         # finished sweep kept read-only, another user's runs.db): `status`, `ls` and
@@ -264,23 +275,39 @@ def _ensure_schema(engine: Engine, url: str) -> None:
         # read as it is, the columns it lacks read as unknown (``present_columns``), as
         # for a PostgreSQL role that does not own the tables; a write says why it fails.
         # The same while another process holds the write lock past the busy timeout (an
-        # older worker, a backup): the next open adds them.
+        # older worker, a backup), or past ``upgrade_wait_s`` for a command that only
+        # reads (it waited the whole 15 s first): the next open adds them.
         refused = str(error.orig).lower()
         if work != "columns" or not ("readonly database" in refused or "locked" in refused):
             raise
 
 
-def _make_schema(engine: Engine, url: str) -> None:
-    """Create the schema or add the missing columns, in one write transaction."""
+def _make_schema(engine: Engine, url: str, wait_s: float | None = None) -> None:
+    """Create the schema or add the missing columns, in one write transaction; on SQLite
+    waiting ``wait_s`` for the write lock (None: the connection's busy timeout)."""
     with engine.connect() as conn:
-        conn.execution_options(**{IMMEDIATE: True})
-        with conn.begin():
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
-            if _schema_work(conn, url) == "create":
-                _create_schema(conn)
-            else:
-                add_missing_columns(conn)
+        shorter = wait_s is not None and conn.dialect.name == "sqlite"
+        # On the driver's connection: through ``conn`` the PRAGMA would begin SQLAlchemy's
+        # transaction before the BEGIN IMMEDIATE below. For this transaction only: the
+        # connection goes back to the pool, its later writes to wait as usual.
+        raw: Any = conn.connection.driver_connection
+        if shorter:
+            usual = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+            raw.execute(f"PRAGMA busy_timeout = {int((wait_s or 0) * 1000)}")
+        try:
+            conn.execution_options(**{IMMEDIATE: True})
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY}
+                    )
+                if _schema_work(conn, url) == "create":
+                    _create_schema(conn)
+                else:
+                    add_missing_columns(conn)
+        finally:
+            if shorter:
+                raw.execute(f"PRAGMA busy_timeout = {int(usual)}")
 
 
 def _schema_work(conn: Connection, url: str) -> str | None:

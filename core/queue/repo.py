@@ -117,14 +117,25 @@ class Repo:
         self.file_id = _file_id(self.path) if self.path is not None else None
 
     @classmethod
-    def open(cls, url: str, *, create: bool = True, busy_timeout_s: float | None = None) -> Repo:
+    def open(
+        cls,
+        url: str,
+        *,
+        create: bool = True,
+        busy_timeout_s: float | None = None,
+        upgrade_wait_s: float | None = None,
+    ) -> Repo:
         """Open (and on first use create) the database at ``url`` or a SQLite path.
 
         ``busy_timeout_s``: how long a write waits for another writer (default
         ``db.DEFAULT_BUSY_TIMEOUT_S``) before it fails with "locked".
+        ``upgrade_wait_s``: how long opening waits for the write lock to add a newer
+        version's columns before it reads without them (``db.open_engine``).
         """
         timeout = db.DEFAULT_BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
-        engine = db.open_engine(url, create=create, busy_timeout_s=timeout)
+        engine = db.open_engine(
+            url, create=create, busy_timeout_s=timeout, upgrade_wait_s=upgrade_wait_s
+        )
         return cls(engine, db.normalize_url(url), timeout)
 
     @cached_property

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from core.queue import RunFilter, RunStatus
     from resconv_tui.polling import claims_largest_first, in_queue_order
 
-    repo = open_repo(args)
+    repo = open_repo(args, only_reads=True)
     require_experiment(repo, args.experiment)
     statuses = frozenset(RunStatus(s) for s in args.status) if args.status else None
     runs = repo.list_runs(RunFilter(statuses=statuses, experiment=args.experiment))

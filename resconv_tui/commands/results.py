@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from core.queue import RunFilter, RunStatus
     from core.queue.views import Table, render
 
-    repo = open_repo(args)
+    repo = open_repo(args, only_reads=True)
     require_experiment(repo, args.experiment)
     succeeded = frozenset({RunStatus.SUCCEEDED})
     runs = repo.list_runs(RunFilter(statuses=succeeded, experiment=args.experiment))

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from resconv_tui.lost_workers import exited_here_now
     from resconv_tui.polling import held_runs, stalled_runs
 
-    repo = open_repo(args)
+    repo = open_repo(args, only_reads=True)
     now = time.time()
     counts = repo.counts_by_status()
     print(f"database {describe(repo.url)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,39 @@ def test_an_older_versions_database_is_read_while_another_process_holds_its_writ
     with sqlite3.connect(db) as conn:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(worker)")}
     assert {"stack", "largest_first", "max_runs"} <= columns
+
+
+def test_status_on_an_older_versions_database_does_not_wait_out_another_writers_lock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It read without the new columns, but only after waiting the whole busy timeout
+    # (15 s) to add them. A command that only reads tries briefly; a writer still waits.
+    from resconv_tui.cli import main
+
+    db = tmp_path / "runs.db"
+    repo = Repo.open(str(db))
+    repo.enqueue(tiny_runs(2))
+    repo.close()
+    with sqlite3.connect(db) as conn:  # as an older version made it
+        conn.execute('ALTER TABLE "worker" DROP COLUMN "max_runs"')
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        for command in (["status"], ["ls"], ["results"]):
+            start = time.monotonic()
+            assert main(["--db", str(db), *command]) == 0, capsys.readouterr().err
+            assert time.monotonic() - start < db_module.DEFAULT_BUSY_TIMEOUT_S / 2
+        reader = Repo.open(str(db), upgrade_wait_s=0.1)
+        with reader.engine.connect() as conn:  # its connection's later writes wait as usual
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == 15000
+        reader.close()
+        start = time.monotonic()
+        Repo.open(str(db), busy_timeout_s=1.0).close()  # a writer (queue, worker) waits
+        assert time.monotonic() - start >= 0.9
+    finally:
+        holder.rollback()
+        holder.close()
+    assert "2 queued" in capsys.readouterr().out
+    Repo.open(str(db)).close()
+    with sqlite3.connect(db) as conn:  # the lock gone: added
+        assert "max_runs" in {row[1] for row in conn.execute("PRAGMA table_info(worker)")}
