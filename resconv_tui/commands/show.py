@@ -100,7 +100,7 @@ def run_show(args: argparse.Namespace) -> int:
     drawn = [option for option in ("plot", "samples") if getattr(args, option)]
     if drawn and (args.json or args.curves):
         raise UsageError(f"--{drawn[0]} draws for a person: not with --json or --curves")
-    repo = open_repo(args)
+    repo = open_repo(args, only_reads=True)
     run = repo.get_run(args.id)
     if args.samples and not run.has_samples:  # before reading a long curve for nothing
         raise UsageError(f"run {run.id} has no sample reconstructions: {no_samples_why(run)}")
@@ -278,7 +278,7 @@ def run_compare(args: argparse.Namespace) -> int:
         raise UsageError(f"compare needs two runs or more (resconv-tui show {ids[0]} shows one)")
     if args.plot and (args.curves or args.format != "markdown"):  # before the database's errors
         raise UsageError("--plot draws for a person: not with --curves or --format csv/json")
-    repo = open_repo(args)
+    repo = open_repo(args, only_reads=True)
     runs = runs_in_order(repo, ids)
     curves = {run.id: repo.metrics_since(run.id, 0, [TRAIN_LOSS, VAL_LOSS]) for run in runs}
     if args.curves:

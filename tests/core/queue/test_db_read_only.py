@@ -265,7 +265,7 @@ def test_status_on_an_older_versions_database_does_not_wait_out_another_writers_
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
-        for command in (["status"], ["ls"], ["results"]):
+        for command in (["status"], ["ls"], ["results"], ["show", "1"], ["compare", "1", "2"]):
             start = time.monotonic()
             assert main(["--db", str(db), *command]) == 0, capsys.readouterr().err
             assert time.monotonic() - start < db_module.DEFAULT_BUSY_TIMEOUT_S / 2
