@@ -39,18 +39,23 @@ def comparison_table(runs: Sequence[RunRow], every_key: bool = False) -> Table:
     validation loss) is None."""
     configs = [config_of(run.config_json) for run in runs]
     keys = [key for key in _keys_in_order(configs) if every_key or _differs(key, configs)]
-    head = (RUN, EXPERIMENT, NAME, STATUS, *keys)
+    columns = (RUN, EXPERIMENT, NAME, STATUS, *keys, LOSS, PARAMS, MINUTES, RATE, MEMORY, METER)
     meters = meters_of([run.validation_loss for run in runs])
-    # As the results table: no meter column where no run has a bar (fewer than two
-    # losses, or all equal), rather than a column of dashes.
-    metered = any(meter is not None for meter in meters)
-    columns = (*head, LOSS, PARAMS, MINUTES, RATE, MEMORY, *([METER] if metered else []))
     rows = tuple(
         (run.id, run.experiment, run.name, run.status.value,
-         *(config.get(key) for key in keys), *run_figures(run), *([meter] if metered else []))
+         *(config.get(key) for key in keys), *run_figures(run), meter)
         for run, config, meter in zip(runs, configs, meters, strict=True)
     )  # fmt: skip
-    return Table(columns, rows, tuple(keys), tuple((run.id,) for run in runs))
+    full = Table(columns, rows, tuple(keys), tuple((run.id,) for run in runs))
+    # A column of dashes says nothing: no meter where no run has a bar (fewer than two
+    # losses, or all equal: as the results table), no peak memory on a CPU, no time or
+    # pace before any run has trained. The loss column stays: it is what is compared.
+    empty = {c for c in (MINUTES, RATE, MEMORY, METER) if all(v is None for v in full.column(c))}
+    kept = [i for i, column in enumerate(columns) if column not in empty]
+    return Table(
+        tuple(columns[i] for i in kept), tuple(tuple(row[i] for i in kept) for row in rows),
+        full.swept, full.runs,
+    )  # fmt: skip
 
 
 def _keys_in_order(configs: Sequence[dict[str, Any]]) -> list[str]:

@@ -308,7 +308,7 @@ def test_compare_plot_gives_a_running_runs_last_pass_so_far(
     assert "(dots): no data yet" in out  # not "none recorded": the queued runs' will come
 
 
-def test_compare_of_equal_configs_says_so_and_shows_no_empty_meter(
+def test_compare_of_equal_configs_says_so_and_shows_no_empty_columns(
     db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     repo = Repo.open(db_url, create=True)
@@ -318,9 +318,11 @@ def test_compare_of_equal_configs_says_so_and_shows_no_empty_meter(
     header = [cell.strip() for cell in out.splitlines()[0].strip("|").split("|")]
     assert code == 0 and header[:5] == ["run", "experiment", "name", "status", "validation loss"]
     assert err == "their configs are the same (--all-config shows them)\n"
-    assert "meter" not in header  # neither has a loss: a column of dashes said nothing
+    # Neither has trained: no column of dashes (meter, minutes, in/s, memory), but the
+    # loss, which is what is compared.
+    assert header[4:] == ["validation loss", "model params"]
     code, out, err = cli(capsys, "compare", "1", "2", "--format", "csv", "--db", db_url)
-    assert next(csv.reader(io.StringIO(out)))[-1] == "peak memory (MiB)"
+    assert next(csv.reader(io.StringIO(out)))[-2:] == ["validation loss", "model params"]
     code, out, err = cli(capsys, "compare", "1", "2", "--all-config", "--db", db_url)
     assert err == "" and "| layers |" in out
 
