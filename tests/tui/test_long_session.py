@@ -177,3 +177,58 @@ def test_same_text_compares_what_a_text_draws() -> None:
     assert not same_text(Text.assemble(("a", "bold")), Text("a"))
     shown = Text("a")
     assert not same_text(shown, shown)  # the same object may have been changed since
+
+
+async def test_a_heartbeat_ageing_repaints_the_workers_panel_alone(
+    seeded: dict[str, Any], db_url: str, launcher: Any, tmp_path: Any, settle: Any
+) -> None:
+    """While a worker lives its panel line changes every second ("beat 3 s ago"): new
+    digits on the same lines, which laid the whole screen out again, and so repainted the
+    table's scrollbar (1.2 KB a second at 160x45). A line more still makes room for it."""
+    from conftest import LOCAL_HOST
+
+    from resconv_tui.widgets.workers_panel import WorkersPanel
+
+    now = [NOW]
+    app = make_app(
+        db_url, clock=lambda: now[0], launcher=launcher, poll_interval_s=3600,
+        export_dir=tmp_path, hostname=LOCAL_HOST,
+    )  # fmt: skip
+    async with app.run_test(size=(120, 12)) as pilot:  # low: the table scrolls
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        table, panel = screen.query_one(RunTable), screen.query_one(WorkersPanel)
+        assert table.show_vertical_scrollbar
+        layouts: list[str] = []
+        scrollbar: list[str] = []
+        repainted: list[str] = []
+        refresh = Widget.refresh
+
+        def spy(self: Widget, *regions: Region, **kwargs: Any) -> Any:
+            if kwargs.get("layout"):
+                layouts.append(f"{type(self).__name__}#{self.id}")
+            if self is table.vertical_scrollbar:
+                scrollbar.append("refreshed")
+            if self is panel:
+                repainted.append("panel")
+            return refresh(self, *regions, **kwargs)
+
+        shown = str(panel.content)
+        Widget.refresh = spy  # type: ignore[method-assign]
+        try:
+            now[0] += 7  # every heartbeat 7 s older
+            screen.refresh_now()
+            await settle(pilot)
+        finally:
+            Widget.refresh = refresh  # type: ignore[method-assign]
+        assert str(panel.content) != shown and repainted  # new ages, drawn
+        assert layouts == [] and scrollbar == []
+        lines = panel.size.height
+        repo = Repo.open(db_url)
+        with frozen_repo_time(now[0]):
+            repo.register_worker("another-box", 4444, "cuda:1")
+        repo.close()
+        screen.refresh_now()
+        await settle(pilot)
+        assert panel.size.height == lines + 1  # a line more: laid out again, room made
