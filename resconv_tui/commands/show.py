@@ -54,6 +54,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--curves", action="store_true",
         help=f"every recorded point as CSV ({','.join(CURVE_HEADER)})",
     )  # fmt: skip
+    output.add_argument(
+        "--follow", action="store_true",
+        help="follow it as it waits, trains and ends (validation passes, progress, its end); "
+        "exit status 0 if it succeeded, 1 if not",
+    )  # fmt: skip
     show.add_argument("--plot", action="store_true", help="draw its loss curves in the terminal")
     show.add_argument(
         "--samples", action="store_true",
@@ -98,8 +103,9 @@ def run_show(args: argparse.Namespace) -> int:
     from core.queue.rows import TRAIN_LOSS, VAL_LOSS
 
     drawn = [option for option in ("plot", "samples") if getattr(args, option)]
-    if drawn and (args.json or args.curves):
-        raise UsageError(f"--{drawn[0]} draws for a person: not with --json or --curves")
+    if drawn and (args.json or args.curves or args.follow):
+        other = "--follow" if args.follow else "--json or --curves"
+        raise UsageError(f"--{drawn[0]} draws the run as it is: not with {other}")
     repo = open_repo(args, only_reads=True)
     run = repo.get_run(args.id)
     if args.samples and not run.has_samples:  # before reading a long curve for nothing
@@ -107,6 +113,8 @@ def run_show(args: argparse.Namespace) -> int:
     if args.curves:
         print(curves_csv(repo.metrics_since(run.id)), end="")
         return 0
+    if args.follow:
+        return follow_run(repo, run, db_option(args))
     now = time.time()
     trouble = run_trouble(repo, run, now)
     if args.json:
@@ -126,6 +134,21 @@ def run_show(args: argparse.Namespace) -> int:
     if args.samples:
         print_samples(console, repo.get_samples(run.id) or b"")
     return 0
+
+
+def follow_run(repo: Repo, run: RunRow, db: str) -> int:
+    """``--follow``: its title, then what becomes of it (``resconv_tui.follow``)."""
+    from resconv_tui.follow import Terminal, follow
+    from resconv_tui.widgets.run_info import title_text
+
+    console = _console()
+    print_plain(console, title_text(run))
+
+    def write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()  # a pipe reader (tee, a log) sees each line as it comes
+
+    return follow(repo, run.id, Terminal(write, live=console.is_terminal), db)
 
 
 def no_samples_why(run: RunRow) -> str:

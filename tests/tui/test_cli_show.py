@@ -140,7 +140,11 @@ def test_show_samples_draws_the_three_rows_in_colour(
     ("argv", "message"),
     [
         (["show", "99"], "unknown run: no run with id 99 in "),
-        (["show", "1", "--json", "--plot"], "--plot draws for a person: not with --json"),
+        (["show", "1", "--json", "--plot"], "--plot draws the run as it is: not with --json"),
+        (
+            ["show", "1", "--follow", "--samples"],
+            "--samples draws the run as it is: not with --follow",
+        ),
         (["compare", "1", "1"], "compare needs two runs or more (resconv-tui show 1 shows one)"),
         (["compare", "1", "98", "99"], "unknown run: no runs 98, 99 in "),
         (["compare", "1", "2", "--format", "json", "--plot"], "--plot draws for a person"),

@@ -1,0 +1,196 @@
+"""``resconv-tui show ID --follow``: a run followed as it waits, trains and ends, line by
+line (``tail -f`` for a run), then an exit status that says how it ended.
+
+For a person over SSH without the dashboard and for scripts (``show 7 --follow &&
+resconv-tui results``): what changed is printed as it comes: queued, claimed by a
+worker, each validation pass, a retry elsewhere (its curve starts afresh), its end
+with the figures or the error and the retry that fits. Progress (inputs, train loss,
+in/s, ETA) is one line rewritten in place on a terminal, and a line every
+``PIPE_PROGRESS_S`` in a pipe or a file. Exit status: 0 succeeded, 1 failed, cancelled
+or removed; Ctrl-C stops following (the run trains on) with 130.
+
+Reads only: a worker whose process here has exited is said once, not recorded lost
+(the next worker or an open dashboard records it, and the run then ends failed).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.queue import Repo, RunRow, RunStatus, UnknownRun
+from core.queue.rows import TRAIN_LOSS, VAL_LOSS
+from core.queue.status import FINISHED
+
+POLL_S = 2.0  # between reads of the run and its new points
+PIPE_PROGRESS_S = 30.0  # a progress line this often in a pipe (on a terminal: each poll)
+NOT_FOLLOWED = 130  # Ctrl-C: as the shell says of a command interrupted
+
+
+@dataclass
+class Follower:
+    """What has been said of one run so far, and what to say after each read."""
+
+    repo: Repo
+    run_id: int
+    db: str = ""  # the --db option, for the commands it suggests
+    attempt: tuple[int, float | None] | None = None
+    last_metric_id: int = 0
+    said: set[str] = field(default_factory=set)  # notes said once per attempt
+    last_loss: float | None = None  # the newest train loss point of this attempt
+
+    def read(self, now: float) -> tuple[RunRow | None, list[str]]:
+        """The run as it is now (None once removed) and the lines that say what changed
+        since the last read, in order."""
+        try:
+            run = self.repo.get_run(self.run_id)
+        except UnknownRun:
+            return None, [f"run {self.run_id} was removed from the database"]
+        lines: list[str] = []
+        attempt = (run.attempts, run.started_at)
+        if self.attempt is not None and self.attempt[1] is not None and attempt != self.attempt:
+            # A stopped worker put back the attempt that had started: its points went with
+            # it, and the next attempt's ids may start below the last seen.
+            lines.append("put back in the queue: its curve starts afresh when it trains again")
+            self.last_metric_id, self.last_loss = 0, None
+            self.said.clear()
+        self.attempt = attempt
+        lines += self._status_notes(run, now)
+        for row in self.repo.metrics_since(run.id, self.last_metric_id, [TRAIN_LOSS, VAL_LOSS]):
+            self.last_metric_id = row.id
+            if row.name == TRAIN_LOSS:
+                self.last_loss = row.value
+            else:
+                lines.append(f"validation pass at {row.inputs:,} inputs: val loss {row.value:.6f}")
+        return run, lines
+
+    def _status_notes(self, run: RunRow, now: float) -> list[str]:
+        """Said once each: queued, claimed, its worker gone quiet or gone."""
+        notes = []
+        if run.status == RunStatus.QUEUED:
+            notes.append(self._once("queued", self._queued_note(now)))
+        elif run.status == RunStatus.RUNNING:
+            notes.append(self._once("running", f"running on worker {run.worker_id}"))
+            stalled, exited = self._trouble(run, now)
+            if exited:
+                from resconv_tui.commands.ls import EXITED_NOTE
+
+                notes.append(self._once("exited", f"{EXITED_NOTE}; still following"))
+            elif stalled:
+                notes.append(self._once("stalled", "stalled: no training step for minutes"))
+        return [note for note in notes if note]
+
+    def _once(self, key: str, note: str) -> str:
+        if key in self.said:
+            return ""
+        self.said.add(key)
+        return note
+
+    def _queued_note(self, now: float) -> str:
+        from resconv_tui.polling import read_workers, worker_health
+
+        live = [w for w in read_workers(self.repo, now) if worker_health(w, now) != "offline"]
+        if not live:
+            return f"queued; no worker is running (start one: resconv-tui worker{self.db})"
+        return "queued: waits for a worker"
+
+    def _trouble(self, run: RunRow, now: float) -> tuple[bool, bool]:
+        from resconv_tui.commands.ls import troubled_runs
+
+        stalled, exited = troubled_runs(self.repo, [run], now)
+        return run.id in stalled, run.id in exited
+
+    def progress(self, run: RunRow, now: float) -> str:
+        """``12,800 / 64,000 inputs (20%)  train loss 0.083112  2,950 in/s  ETA 1m12s``."""
+        from resconv_tui.commands.ls import run_ends
+        from resconv_tui.polling import format_duration, run_rate, shown_eta
+
+        parts = [f"{run.inputs_done:,} / {run.total_inputs:,} inputs ({run.progress:.0%})"]
+        if self.last_loss is not None:
+            parts.append(f"train loss {self.last_loss:.6f}")
+        if (rate := run_rate(run, now)) is not None:
+            parts.append(f"{rate:,.0f} in/s")
+        if (eta := shown_eta(run, now, run_ends(self.repo, [run], now))) is not None:
+            parts.append(f"ETA {format_duration(eta)}")
+        return "  ".join(parts)
+
+
+def ending(run: RunRow, db: str) -> list[str]:
+    """How ``run`` ended, for the last lines: its figures, or why and the retry."""
+    from resconv_tui.polling import format_duration, run_rate
+
+    if run.status == RunStatus.SUCCEEDED:
+        loss = "—" if run.validation_loss is None else f"{run.validation_loss:.6f}"
+        rate = run_rate(run, run.finished_at or 0.0)
+        pace = "" if rate is None else f" at {rate:,.0f} in/s"
+        took = format_duration(run.train_seconds)
+        return [f"succeeded: val loss {loss} after {took} of training{pace}"]
+    if run.status == RunStatus.CANCELLED:
+        return [f"cancelled (resconv-tui retry {run.id}{db} queues it again)"]
+    from resconv_tui.widgets.run_info import error_text
+
+    return ["failed", *str(error_text(run, f"resconv-tui retry {run.id}{db}", db)).splitlines()]
+
+
+@dataclass
+class Terminal:
+    """Where the lines go: ``say`` a line that stays, ``show`` the progress line (on a
+    terminal rewritten in place; in a pipe printed every ``PIPE_PROGRESS_S``)."""
+
+    write: Callable[[str], Any]
+    live: bool  # a terminal
+    shown: str = ""  # the progress line on screen (a terminal)
+    printed_at: float | None = None  # when a pipe last got a progress line
+
+    def say(self, line: str) -> None:
+        self._clear()
+        self.write(line + "\n")
+
+    def show(self, line: str, now: float) -> None:
+        if self.live:
+            if line != self.shown:
+                self.write("\r\x1b[2K" + line)
+                self.shown = line
+        elif self.printed_at is None or now - self.printed_at >= PIPE_PROGRESS_S:
+            self.write(line + "\n")
+            self.printed_at = now
+
+    def _clear(self) -> None:
+        if self.shown:
+            self.write("\r\x1b[2K")
+            self.shown = ""
+
+
+def follow(
+    repo: Repo,
+    run_id: int,
+    terminal: Terminal,
+    db: str = "",
+    sleep: Callable[[float], Any] | None = None,
+    clock: Callable[[], float] | None = None,
+) -> int:
+    """Say what becomes of run ``run_id`` until it ends: 0 if it succeeded, 1 if it
+    failed, was cancelled or was removed, ``NOT_FOLLOWED`` on Ctrl-C. ``sleep`` and
+    ``clock``: time's, looked up at the call (tests replace the module's ``time``)."""
+    sleep, clock = sleep or time.sleep, clock or time.time
+    follower = Follower(repo, run_id, db)
+    try:
+        while True:
+            now = clock()
+            run, lines = follower.read(now)
+            for line in lines:
+                terminal.say(line)
+            if run is None:
+                return 1
+            if run.status in FINISHED:
+                for line in ending(run, db):
+                    terminal.say(line)
+                return 0 if run.status == RunStatus.SUCCEEDED else 1
+            if run.status == RunStatus.RUNNING:
+                terminal.show(follower.progress(run, now), now)
+            sleep(POLL_S)
+    except KeyboardInterrupt:
+        terminal.say(f"stopped following run {run_id} (it goes on)")
+        return NOT_FOLLOWED

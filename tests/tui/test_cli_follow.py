@@ -1,0 +1,172 @@
+"""``resconv-tui show ID --follow``: a run followed through its life, line by line, and
+an exit status that says how it ended."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from types import SimpleNamespace
+
+import pytest
+from seed_runs import curve, new_run
+
+import resconv_tui.follow as follow_module
+from core.queue import FinalFigures, MetricPoint, Repo
+from resconv_tui.cli import main
+from resconv_tui.follow import Terminal, follow
+
+
+class Story:
+    """What happens to the queue while the follower sleeps: one step per sleep."""
+
+    def __init__(self, steps: list[Callable[[], object]]) -> None:
+        self.steps = steps
+        self.sleeps = 0
+
+    def sleep(self, _seconds: float) -> None:
+        if self.sleeps >= len(self.steps):
+            raise AssertionError("followed past the story's end")
+        self.steps[self.sleeps]()
+        self.sleeps += 1
+
+
+@pytest.fixture
+def repo(db_url: str) -> Repo:
+    opened = Repo.open(db_url)
+    yield opened
+    opened.close()
+
+
+def lines_of(repo: Repo, run_id: int, story: Story, db: str = "") -> tuple[int, list[str]]:
+    out: list[str] = []
+    code = follow(repo, run_id, Terminal(out.append, live=False), db, sleep=story.sleep)
+    return code, "".join(out).splitlines()
+
+
+def test_a_run_followed_from_the_queue_to_its_end(repo: Repo) -> None:
+    (run_id,) = repo.enqueue([new_run(3)]).added_ids
+    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
+
+    def train() -> None:
+        repo.claim(worker)
+        repo.add_metrics(run_id, curve(range(1, 12)), inputs_done=7040)
+        repo.heartbeat(worker, run_id=run_id)
+
+    def finish() -> None:
+        repo.finish(run_id, worker, FinalFigures(0.0512, None, 92.5, 3100.0, None, 64_000))
+
+    code, lines = lines_of(repo, run_id, Story([train, finish]))
+    assert code == 0
+    assert lines[0] == "queued: waits for a worker"
+    assert lines[1] == f"running on worker {worker}"
+    loss = 0.25 * 2.718281828 ** (-10 / 15) + 0.06
+    assert lines[2] == f"validation pass at 6,400 inputs: val loss {loss:.6f}"
+    assert lines[3].startswith("7,040 / 64,000 inputs (11%)  train loss ")
+    assert lines[4:] == ["succeeded: val loss 0.051200 after 1m32s of training at 3,100 in/s"]
+
+
+def test_a_failed_run_ends_with_its_error_the_retry_and_status_1(repo: Repo) -> None:
+    (run_id,) = repo.enqueue([new_run(3)]).added_ids
+    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
+    repo.claim(worker)
+
+    def fail() -> None:
+        repo.fail(run_id, worker, "CUDA out of memory (tried to allocate 2.0 GiB)")
+
+    code, lines = lines_of(repo, run_id, Story([fail]), db=" --db x.db")
+    assert code == 1 and lines[-3] == "failed"
+    assert lines[-2] == "error  CUDA out of memory (tried to allocate 2.0 GiB)"
+    assert lines[-1].startswith("out of memory: retry once the device has room")
+    assert lines[-1].endswith(
+        f"resconv-tui retry {run_id} --db x.db retries it; "
+        "resconv-tui retry --cause oom --db x.db retries every run that failed so."
+    )
+
+
+def test_a_run_put_back_starts_its_curve_afresh(repo: Repo) -> None:
+    (run_id,) = repo.enqueue([new_run(3)]).added_ids
+    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
+    repo.claim(worker)
+    repo.add_metrics(run_id, curve(range(1, 12)), inputs_done=7040)
+
+    def stop_worker() -> None:  # SIGTERM: the run goes back, its points with it
+        repo.requeue(run_id, worker)
+
+    def claim_again() -> None:
+        repo.claim(worker)
+        repo.add_metrics(run_id, [MetricPoint(1, 640, "val_loss", 0.3)], inputs_done=640)
+
+    def cancel() -> None:
+        repo.request_cancel([run_id])
+        repo.mark_cancelled(run_id, worker)
+
+    code, lines = lines_of(repo, run_id, Story([stop_worker, claim_again, cancel]))
+    assert code == 1
+    first_pass = [line for line in lines if line.startswith("validation pass at 6,400")]
+    assert len(first_pass) == 1  # the first attempt's, said once
+    back = lines.index("put back in the queue: its curve starts afresh when it trains again")
+    assert lines[back + 1 :] == [
+        "queued: waits for a worker",  # said again, as is its next claim
+        f"running on worker {worker}",
+        "validation pass at 640 inputs: val loss 0.300000",  # read from id 0 again
+        f"cancelled (resconv-tui retry {run_id} queues it again)",
+    ]
+
+
+def test_a_removed_run_and_a_queue_without_workers(repo: Repo, db_url: str) -> None:
+    (run_id,) = repo.enqueue([new_run(3)]).added_ids
+    code, lines = lines_of(repo, run_id, Story([lambda: repo.remove([run_id])]), db=" --db q")
+    assert code == 1
+    assert lines == [
+        "queued; no worker is running (start one: resconv-tui worker --db q)",
+        f"run {run_id} was removed from the database",
+    ]
+
+
+def test_ctrl_c_stops_following_and_the_run_goes_on(repo: Repo) -> None:
+    (run_id,) = repo.enqueue([new_run(3)]).added_ids
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    code, lines = lines_of(repo, run_id, Story([interrupt]))
+    assert code == 130 and lines[-1] == f"stopped following run {run_id} (it goes on)"
+    assert repo.get_run(run_id).status.value == "queued"
+
+
+def test_on_a_terminal_the_progress_line_is_rewritten_in_place() -> None:
+    out: list[str] = []
+    terminal = Terminal(out.append, live=True)
+    terminal.show("1 / 10 inputs", 0.0)
+    terminal.show("1 / 10 inputs", 1.0)  # unchanged: not written again
+    terminal.show("2 / 10 inputs", 2.0)
+    terminal.say("validation pass")
+    assert out == [
+        "\r\x1b[2K1 / 10 inputs",
+        "\r\x1b[2K2 / 10 inputs",
+        "\r\x1b[2K",
+        "validation pass\n",
+    ]
+    piped: list[str] = []
+    terminal = Terminal(piped.append, live=False)
+    for second in (0.0, 10.0, 29.0, 30.0):
+        terminal.show(f"at {second}", second)
+    assert piped == ["at 0.0\n", "at 30.0\n"]  # every PIPE_PROGRESS_S in a pipe
+
+
+def test_show_follow_through_the_command(
+    repo: Repo, db_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (run_id,) = repo.enqueue([new_run(3)]).added_ids
+    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
+    repo.claim(worker)
+
+    def finish() -> None:
+        repo.finish(run_id, worker, FinalFigures(0.0512, None, 92.5, 3100.0, None, 64_000))
+
+    story = Story([finish])
+    monkeypatch.setattr(follow_module, "time", SimpleNamespace(sleep=story.sleep, time=time.time))
+    code = main(["show", str(run_id), "--follow", "--db", db_url])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0 and out[0] == f"Run {run_id}  l-3  (demo)  running"
+    assert out[1] == f"running on worker {worker}" and out[-1].startswith("succeeded: ")
