@@ -41,6 +41,12 @@ RULES: dict[str, set[str]] = {
     "core.device_choice": TORCH | UI,  # torch only when a device is resolved
     "resconv_tui.cli": TORCH,
     "resconv_tui.app": TORCH,
+    "core.queue.comparison": TORCH | UI,
+    # The command line draws with these too: no Textual (nor the queue, for the charts).
+    "resconv_tui.plotting": TORCH | DATABASE | {"textual"},
+    "resconv_tui.widgets.run_info": TORCH | {"textual"},
+    "resconv_tui.follow": TORCH | {"textual"},
+    "resconv_tui.commands.show": TORCH | DATABASE | {"textual"},
 }
 
 
