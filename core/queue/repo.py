@@ -777,7 +777,9 @@ class Repo:
         now = time.time()
         dead = set(dead_worker_ids)
         with self._write() as conn:
-            runs = self._require(conn, ids, CANCELLABLE, "only queued or running runs")
+            runs = self._require(
+                conn, ids, CANCELLABLE, "only queued or running runs can be cancelled"
+            )
             result: dict[int, RunStatus] = {}
             for run in runs:
                 beat = run.heartbeat_at or run.started_at or 0.0

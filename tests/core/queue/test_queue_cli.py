@@ -628,6 +628,10 @@ def test_newer_schema(capsys: pytest.CaptureFixture[str]) -> None:
         (["next", "5"], "no run with id 5"),
         (["priority", "2", "5"], "no run with id 5"),
         (["retry", "1"], "not allowed: run 1 is queued: only failed or cancelled runs"),
+        (  # it said "only queued or running runs", leaving out what they may do
+            ["cancel", "1"],
+            "run 1 has succeeded: only queued or running runs can be cancelled; nothing changed",
+        ),
         (["results", "--sort", "nope"], "invalid argument: 'nope' is not a column"),
         (["results", "--experiment", "other"], "no experiment 'other' in runs.db (smoke)"),
         (["ls", "--experiment", "other"], "no experiment 'other' in runs.db (smoke)"),
