@@ -50,3 +50,8 @@ def run_is(run_id: int, status: RunStatus) -> str:
     """``run 3 has succeeded``, ``run 4 is running``: a run's status in a sentence."""
     verb = "has" if status in (RunStatus.SUCCEEDED, RunStatus.FAILED) else "is"
     return f"run {run_id} {verb} {status}"
+
+
+# A running run that has trained all its inputs takes no more steps, before which a
+# cancel is read: the CLI's cancel and ls and the dashboard's c say so alike.
+FINISHING = "it has trained all its inputs and is finishing: it will likely succeed"

@@ -110,7 +110,7 @@ def run_line(
     elif exited:
         note = EXITED_NOTE
     elif run.cancel_requested and run.trained_all:
-        from resconv_tui.commands.manage import FINISHING
+        from core.queue.status import FINISHING
 
         note = f"cancel requested, but {FINISHING}"
     elif run.cancel_requested and run.status.value == "running":

@@ -96,13 +96,10 @@ def priority_value(text: str) -> int:
     return value
 
 
-# A run that has trained all its inputs takes no more steps, before which a cancel is read.
-FINISHING = "it has trained all its inputs and is finishing: it will likely succeed"
-
-
 def cancel(args: argparse.Namespace) -> int:
     from core.processes import gone_here
     from core.queue import RunFilter, RunStatus
+    from core.queue.status import FINISHING
 
     repo = open_repo(args)
     # A worker of this machine killed with -9 never reads the request: cancel its run

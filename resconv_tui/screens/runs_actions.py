@@ -23,9 +23,9 @@ from textual.app import SystemCommand
 from textual.message import Message
 
 from core.errors import ResconvError
-from core.queue import RunRow, RunStatus, WorkerRow
+from core.queue import RunFilter, RunRow, RunStatus, WorkerRow
 from core.queue.failures import RETRY_ADVICE, FailureCause, run_cause
-from core.queue.status import run_is
+from core.queue.status import FINISHING, run_is
 from core.queue.views import ids_of
 from resconv_tui.polling import live_workers_of, silent_for
 from resconv_tui.screens.confirm import ConfirmScreen
@@ -123,10 +123,26 @@ class RunActions:
 
     def _cancel(self, ids: list[int]) -> None:
         def verb() -> str:
+            # As the CLI's cancel words it: "asked the worker to stop: run 6" read as
+            # stopping the worker, and said nothing of a run past its last step.
             result = self.ctx.repo.request_cancel(ids)
             asked = [i for i, s in result.items() if s == RunStatus.RUNNING]
             done = [i for i, s in result.items() if s == RunStatus.CANCELLED]
-            return _say(("cancelled", done), ("asked the worker to stop", asked))
+            finishing = {
+                run.id
+                for run in self.ctx.repo.list_runs(RunFilter(ids=tuple(asked)))
+                if run.trained_all
+            } if asked else set()  # fmt: skip
+            stopping = [i for i in asked if i not in finishing]
+            said = [_say(("cancelled", done))] if done else []
+            if stopping:
+                them = "its worker stops it" if len(stopping) == 1 else "their workers stop them"
+                said.append(f"cancel requested: {ids_of('run', stopping)} "
+                            f"({them} within a few seconds)")  # fmt: skip
+            if finishing:
+                gone = [i for i in asked if i in finishing]
+                said.append(f"{ids_of('run', gone)}: cancel requested, but {FINISHING}")
+            return "; ".join(said) or "nothing to do"
 
         self.marked = self.marked - set(ids)
         self._write(verb)

@@ -163,6 +163,41 @@ async def test_cancel_running_run_asks_first(seeded, app_factory, settle, db_url
         assert cell(app, running, "status") == "running ⨯"
 
 
+def notices(app: Any) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def test_cancel_says_the_run_is_asked_to_stop_not_the_worker(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # "asked the worker to stop: run 6" read as stopping the worker; a run past its
+    # last step (validating) then succeeded, which the CLI's cancel says beforehand.
+    running = seeded["running"]
+    fresh_heartbeat(db_url, running)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await press_on(pilot, settle, running, "c")
+        await pilot.press("y")
+        await settle(pilot)
+        assert (
+            f"cancel requested: run {running} (its worker stops it within a few seconds)"
+            in notices(app)
+        )
+    repo = Repo.open(db_url)
+    row = repo.get_run(running)
+    repo.heartbeat(row.worker_id or "", run_id=running, inputs_done=row.total_inputs)
+    repo.close()
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await press_on(pilot, settle, running, "c")
+        await pilot.press("y")
+        await settle(pilot)
+        assert (
+            f"run {running}: cancel requested, but it has trained all its inputs and is "
+            "finishing: it will likely succeed" in notices(app)
+        )
+
+
 async def test_a_run_past_its_last_step_says_it_is_validating(
     seeded, app_factory, settle, db_url
 ) -> None:
