@@ -43,7 +43,12 @@ class LoadedSweep:
 
 def sweep_yaml(mapping: dict[str, Any]) -> str:
     """YAML that ``core.sweep.expand_sweep_file`` reads back to the same runs."""
-    body = yaml.safe_dump(mapping, sort_keys=False, default_flow_style=None, width=100)
+    # Block style at the top, lists of values in brackets: default_flow_style=None
+    # writes a mapping of plain values (a one-run form's, no matrix) as one flow line,
+    # `{name: x, layers: 3, ...}`, unlike every sweep file in experiments/.
+    nested = any(isinstance(value, dict | list) for value in mapping.values())
+    flow = None if nested else False
+    body = yaml.safe_dump(mapping, sort_keys=False, default_flow_style=flow, width=100)
     return HEADER + body
 
 

@@ -182,6 +182,20 @@ def test_saved_file_reads_back_to_the_same_runs(tmp_path: Path) -> None:
     assert len(expected) == 8
 
 
+def test_a_one_run_sweep_file_is_written_one_key_a_line(tmp_path: Path) -> None:
+    # A form of plain values (no matrix) was saved as one flow mapping:
+    # `{name: one, layers: 3, channels: 4, ...}` over three lines.
+    values, _ = parse_all(texts(layers="3", channels="4"))
+    path = save_sweep(tmp_path / "one.yml", build_mapping("one", values))
+    lines = path.read_text().splitlines()
+    assert lines[1:4] == ["name: one", "layers: 3", "channels: 4"]
+    assert [r.name for r in expand_sweep_file(path)] == [r.name for r in expand_sweep(
+        build_mapping("one", values))]  # fmt: skip
+    swept, _ = parse_all(texts(layers="1,3", kernel_size="[3,9]"))
+    text = save_sweep(tmp_path / "two.yml", build_mapping("two", swept)).read_text()
+    assert "  l: [1, 3]" in text.splitlines() and "kernel_size: [3, 9]" in text
+
+
 def test_seeds_load_into_the_seed_field(tmp_path: Path) -> None:
     path = tmp_path / "s.yml"
     path.write_text("name: s\nmatrix:\n  l: [1, 2]\nseeds: 2\nexclude: [{l: 2}]\n")
