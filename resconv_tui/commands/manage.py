@@ -272,7 +272,7 @@ def set_priority(args: argparse.Namespace) -> int:
     if not (rest := [i for i in ids if i not in done]):
         raise InvalidTransition(f"{said}; nothing changed")
     repo.set_priority(rest, args.priority)
-    print(f"priority {args.priority}: " + ", ".join(map(str, rest)))
+    print(f"{ids_of('run', rest)}: priority {args.priority}")
     if done:
         print(f"resconv-tui: left as they are: {said}", file=sys.stderr)
     return 0

@@ -15,7 +15,7 @@ import argparse
 import csv
 import io
 import json
-import shutil
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -298,7 +298,10 @@ def run_compare(args: argparse.Namespace) -> int:
 
     ids = list(dict.fromkeys(args.ids))
     if len(ids) < 2:
-        raise UsageError(f"compare needs two runs or more (resconv-tui show {ids[0]} shows one)")
+        twice = f"run {ids[0]} was given {len(args.ids)} times; " if len(args.ids) > 1 else ""
+        raise UsageError(
+            f"compare needs two runs or more ({twice}resconv-tui show {ids[0]} shows one)"
+        )
     if args.plot and (args.curves or args.format != "markdown"):  # before the database's errors
         raise UsageError("--plot draws for a person: not with --curves or --format csv/json")
     repo = open_repo(args, only_reads=True)
@@ -415,6 +418,7 @@ def print_chart(console: Any, title: str, series: Sequence[Series], empty_note: 
     # After draw_series: clearing the figure resets both. plotext's own theme paints a
     # white canvas with black text, a glaring box on a dark terminal: the terminal's
     # own colours instead (the dashboard's chart takes the app's theme).
+    plotext.limitsize(False)  # its own guess of the terminal (80 columns in a pipe) aside
     plotext.plotsize(width, PLOT_HEIGHT)
     plotext.theme("clear")
     chart = plotext.build().rstrip("\n")
@@ -456,11 +460,23 @@ def print_plain(console: Any, renderable: Any) -> None:
 
 
 def _console() -> Any:
-    """Rich's console on stdout: colours on a terminal, plain text in a pipe; the
-    terminal's width, or 100 columns in a pipe (rich's default 80 folds the info panel)."""
+    """Rich's console on stdout: colours on a terminal, plain text in a pipe, as wide as
+    the text will be read (``pipe_width``)."""
     from rich.console import Console
 
     console = Console(highlight=False)
     if not console.is_terminal:
-        console = Console(highlight=False, width=shutil.get_terminal_size((100, 24)).columns)
+        console = Console(highlight=False, width=pipe_width())
     return console
+
+
+def pipe_width() -> int:
+    """Columns for output that goes to a pipe or a file: ``$COLUMNS`` where set, else the
+    terminal that stderr still writes to (``show 3 --samples | less -R`` is read there:
+    100 columns of pictures wrapped on an 80-column one), else 100."""
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    try:
+        return os.get_terminal_size(2).columns  # stderr's file descriptor
+    except (OSError, ValueError):  # no terminal at all: a script's log, cron
+        return 100

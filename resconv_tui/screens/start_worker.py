@@ -22,7 +22,7 @@ FIELDS = (  # key, what it means (under the title, and in an empty field)
     ("device", "auto (a CUDA GPU if there is one), cpu, cuda or cuda:N"),
     ("slots", "runs trained at once on the device (1: one at a time)"),
     ("stack", "queued seeds of one cell trained as one model (1: off)"),
-    ("order", "queue (oldest first) or largest-first (most work first)"),
+    ("order", "queue (priority, then age) or largest-first (most work)"),
 )
 
 

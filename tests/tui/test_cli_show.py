@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from seed_runs import curve, detail_runs, freeze, new_run
@@ -145,7 +146,12 @@ def test_show_samples_draws_the_three_rows_in_colour(
             ["show", "1", "--follow", "--samples"],
             "--samples draws the run as it is: not with --follow",
         ),
-        (["compare", "1", "1"], "compare needs two runs or more (resconv-tui show 1 shows one)"),
+        (
+            ["compare", "1", "1"],
+            "compare needs two runs or more (run 1 was given 2 times; "
+            "resconv-tui show 1 shows one)",
+        ),
+        (["compare", "1"], "compare needs two runs or more (resconv-tui show 1 shows one)"),
         (["compare", "1", "98", "99"], "unknown run: no runs 98, 99 in "),
         (["compare", "1", "2", "--format", "json", "--plot"], "--plot draws for a person"),
     ],
@@ -361,3 +367,29 @@ def test_samples_are_drawn_in_truecolour_where_rich_guesses_fewer(system: str, d
     # TERM=xterm, no COLORTERM: rich guessed 8 colours and drew every grey black or white.
     console = Console(force_terminal=True, color_system=system, width=80)  # type: ignore[arg-type]
     assert image_console(console).color_system == drawn
+
+
+def test_in_a_pipe_the_text_fits_the_terminal_stderr_writes_to(
+    db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    # `show 1 --samples | less -R` is read on the person's terminal: 100 columns of
+    # pictures wrapped into broken ones on an 80-column one.
+    import os
+
+    monkeypatch.delenv("COLUMNS")
+    real = os.get_terminal_size
+
+    def terminal_size(fd: int = 1) -> os.terminal_size:
+        if fd == 2:
+            return os.terminal_size((64, 20))
+        return real(fd)
+
+    monkeypatch.setattr(os, "get_terminal_size", terminal_size)
+    code, out, _ = cli(capsys, "show", str(runs["done"]), "--plot", "--samples", "--db", db_url)
+    assert code == 0 and max(len(line) for line in plain_lines(out)) <= 64
+
+
+def plain_lines(out: str) -> list[str]:
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*m", "", out).splitlines()

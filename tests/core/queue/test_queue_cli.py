@@ -401,13 +401,13 @@ def test_ls_lists_runs_in_queue_order_with_filters_and_json(
     cli(capsys, "queue", "sweep.yml")
     repo = Repo.open("runs.db")
     worker = repo.register_worker("h", 1, "cpu")
-    assert cli(capsys, "priority", "3", "4")[1] == "priority 3: 4\n"
+    assert cli(capsys, "priority", "3", "4")[1] == "run 4: priority 3\n"
     first = repo.claim(worker)
     assert first is not None and first.id == 4  # the priority took effect
     repo.finish(first.id, worker, FinalFigures(validation_loss=0.0512259))
     # A succeeded run trains no more: named and left as it is; with only such runs, exit 2.
     code, out, err = cli(capsys, "priority", "5", "4", "3")
-    assert (code, out) == (0, "priority 5: 3\n")
+    assert (code, out) == (0, "run 3: priority 5\n")
     assert "left as they are: run 4 succeeded and will not train again" in err
     assert repo.get_run(4).priority == 3 and repo.get_run(3).priority == 5
     repo.set_priority([3], 0)
