@@ -7,10 +7,42 @@ import argparse
 
 def run(args: argparse.Namespace) -> int:
     from resconv_tui.app import make_app
-    from resconv_tui.cli import db_url
+    from resconv_tui.cli import db_option, db_url
     from resconv_tui.preferences import preferences_path
 
-    app = make_app(db_url(args), preferences=preferences_path())
+    url = db_url(args)
+    app = make_app(url, preferences=preferences_path())
     app.run()
-    # Textual prints a crash's traceback and sets 1: a script or a shell must see it too.
-    return app.return_code or 0
+    if app.return_code:
+        # Textual prints a crash's traceback and sets 1: a script or a shell must see it.
+        return app.return_code
+    if note := still_training(url, db=db_option(args)):
+        print(note)
+    return 0
+
+
+def still_training(url: str, here: str | None = None, db: str = "") -> str | None:
+    """After quitting: the workers of this machine that go on training (quitting leaves
+    them be, as the README says, but the screen that showed them is gone), and how to
+    stop them. None when there are none, or the database cannot tell now."""
+    import socket
+
+    from core.errors import ResconvError
+    from core.processes import gone_here
+    from core.queue import Repo
+    from core.queue.views import ids_of
+
+    host = here or socket.gethostname()
+    try:
+        repo = Repo.open(url, create=False)
+        try:
+            workers = repo.list_workers()
+        finally:
+            repo.close()
+    except ResconvError:  # its error was on screen already, if it matters
+        return None
+    live = [w for w in workers if w.host == host and not gone_here(w.host, w.pid, here=host)]
+    if not live:
+        return None
+    pids = ids_of("pid", sorted(w.pid for w in live))
+    return f"workers of this machine train on ({pids}): resconv-tui stop{db} stops them"

@@ -24,3 +24,30 @@ def test_a_crash_in_the_dashboard_exits_non_zero(monkeypatch: pytest.MonkeyPatch
     # A crash (a bad stored target, say) printed its traceback and still exited 0.
     monkeypatch.setattr(resconv_tui.app, "make_app", lambda *a, **k: Crashing())
     assert dashboard.run(argparse.Namespace(db=None)) == 1
+
+
+def test_quitting_names_the_workers_of_this_machine_that_train_on(tmp_path: Any) -> None:
+    # q left a worker training without a word: the screen that showed it was gone.
+    import os
+    import subprocess
+    import sys
+
+    from core.queue import Repo
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    repo = Repo.open(url)
+    assert dashboard.still_training(url, here="box") is None  # none: nothing to say
+    repo.register_worker("box", os.getpid(), "cuda:0")  # alive (this process)
+    repo.register_worker("other-box", 4242, "cuda:0")  # another machine's
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    repo.register_worker("box", ended.pid, "cpu")  # killed -9: its row says live
+    stopped = repo.register_worker("box", os.getppid(), "cpu")
+    repo.update_worker(stopped, state="stopped")  # stopped cleanly
+    repo.close()
+    note = dashboard.still_training(url, here="box", db=" --db runs.db")
+    assert note == (
+        f"workers of this machine train on (pid {os.getpid()}): "
+        "resconv-tui stop --db runs.db stops them"
+    )
+    assert dashboard.still_training(f"sqlite:///{tmp_path / 'none.db'}") is None
