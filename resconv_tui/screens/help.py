@@ -87,4 +87,6 @@ class HelpScreen(ModalScreen[None]):
             yield Static(keys_table(self.section), id="help-keys")
 
     def on_mount(self) -> None:
-        self.query_one("#help-dialog").border_title = "keys"
+        dialog = self.query_one("#help-dialog")
+        dialog.border_title = "keys"
+        dialog.border_subtitle = "esc closes"  # nothing on screen said how to leave it
