@@ -24,7 +24,18 @@ if TYPE_CHECKING:
     from core.queue import Repo
 
 # Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("queue", "train", "worker", "stop", "status", "ls", "results", "show", "manage")
+COMMANDS = (
+    "queue",
+    "train",
+    "worker",
+    "stop",
+    "status",
+    "ls",
+    "results",
+    "show",
+    "compare",
+    "manage",
+)
 
 DEFAULT_DB = "sqlite:///runs.db"
 

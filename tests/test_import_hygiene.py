@@ -47,6 +47,8 @@ RULES: dict[str, set[str]] = {
     "resconv_tui.widgets.run_info": TORCH | {"textual"},
     "resconv_tui.follow": TORCH | {"textual"},
     "resconv_tui.commands.show": TORCH | DATABASE | {"textual"},
+    "resconv_tui.commands.compare": TORCH | DATABASE | {"textual"},
+    "resconv_tui.terminal_output": TORCH | DATABASE | {"textual"},
 }
 
 

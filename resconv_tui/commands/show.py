@@ -1,21 +1,17 @@
-"""``resconv-tui show ID`` and ``resconv-tui compare ID ID...``: the dashboard's run detail
-and compare screens, for a shell or a script.
+"""``resconv-tui show ID``: one run as the dashboard's run detail shows it, for a shell
+or a script.
 
-``show`` prints what the detail screen shows (status, timings, figures, why a failed run
-failed and how to retry it, its config, its validation passes); ``--plot`` adds its loss
-chart, ``--samples`` its sample reconstructions (truecolour half-blocks), ``--json`` and
-``--curves`` give a script the same and every recorded point. ``compare`` prints the runs
-side by side as the results table does (markdown, CSV or JSON): the config keys whose
-values differ between them, and their figures; ``--plot`` overlays their loss curves.
+It prints the status, timings, figures, why a failed run failed and how to retry it,
+its config and its validation passes; ``--plot`` adds its loss chart, ``--samples`` its
+sample reconstructions (truecolour half-blocks), ``--json`` and ``--curves`` give a
+script the same and every recorded point, ``--follow`` follows it to its end
+(``resconv_tui.follow``).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -23,17 +19,21 @@ from typing import TYPE_CHECKING, Any
 
 from resconv_tui.cli import add_db_option, db_option, open_repo
 from resconv_tui.commands.manage import run_id
+from resconv_tui.terminal_output import (
+    CURVE_HEADER,
+    LOSS_TITLE,
+    curves_csv,
+    points_by_name,
+    print_chart,
+    print_plain,
+    print_samples,
+    run_series,
+    stdout_console,
+)
 
 if TYPE_CHECKING:
     from core.queue import Repo, RunRow
     from core.queue.rows import MetricRow
-    from resconv_tui.plotting import Series
-
-# The chart's size on a terminal: as wide as it is (within reason), as tall as the
-# dashboard's loss chart.
-PLOT_HEIGHT = 20
-PLOT_WIDTH = (40, 160)  # narrowest, widest
-CURVE_HEADER = ("run", "metric", "step", "inputs", "value")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -66,36 +66,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )  # fmt: skip
     add_db_option(show)
     show.set_defaults(handler=run_show)
-
-    compare = subparsers.add_parser(
-        "compare",
-        help="runs side by side: the config keys that differ, validation loss, params, time",
-        description="Compare runs (any status, any experiments) in the order given: the "
-        "config keys whose values differ between them, then their figures.",
-    )
-    compare.add_argument("ids", nargs="+", type=run_id, metavar="ID", help="run id (two or more)")
-    compare.add_argument(
-        "--all-config", action="store_true",
-        help="every config key, not only those that differ",
-    )  # fmt: skip
-    output = compare.add_mutually_exclusive_group()
-    output.add_argument(
-        "--format", choices=("markdown", "csv", "json"), default="markdown", help="output format"
-    )
-    output.add_argument(
-        "--curves", action="store_true",
-        help=f"their train and validation loss points as CSV ({','.join(CURVE_HEADER)})",
-    )  # fmt: skip
-    compare.add_argument(
-        "--plot", action="store_true",
-        help="overlay their loss curves in the terminal (train lines, validation dots)",
-    )  # fmt: skip
-    add_db_option(compare)
-    compare.set_defaults(handler=run_compare)
-    return compare
-
-
-# ----- show ---------------------------------------------------------------------------
+    return show
 
 
 def run_show(args: argparse.Namespace) -> int:
@@ -123,7 +94,7 @@ def run_show(args: argparse.Namespace) -> int:
     # A person's view draws the losses alone: a run records speed, memory and its
     # learning rate at every step too, three rows in four of a long curve.
     metrics = repo.metrics_since(run.id, 0, [TRAIN_LOSS, VAL_LOSS])
-    console = _console()
+    console = stdout_console()
     print_plain(console, detail(run, metrics, trouble, now, db_option(args)))
     if args.plot:
         from core.queue.status import FINISHED
@@ -141,7 +112,7 @@ def follow_run(repo: Repo, run: RunRow, db: str) -> int:
     from resconv_tui.follow import Terminal, follow
     from resconv_tui.widgets.run_info import title_text
 
-    console = _console()
+    console = stdout_console()
     print_plain(console, title_text(run))
 
     def write(text: str) -> None:
@@ -268,215 +239,3 @@ def show_json_text(shown: dict[str, Any]) -> str:
     series = [f"  {json.dumps(name)}: {json.dumps(points)}" for name, points in metrics.items()]
     body = "{\n" + ",\n".join(series) + "\n }" if series else "{}"
     return head[: -len("\n}")] + f',\n "metrics": {body}\n}}'
-
-
-def points_by_name(metrics: Sequence[MetricRow]) -> dict[str, list[list[float]]]:
-    """``{"train_loss": [[inputs, value], ...], ...}`` in the order recorded."""
-    out: dict[str, list[list[float]]] = {}
-    for row in metrics:
-        out.setdefault(row.name, []).append([row.inputs, row.value])
-    return out
-
-
-def curves_csv(metrics: Sequence[MetricRow]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CURVE_HEADER)
-    for row in metrics:
-        writer.writerow((row.run_id, row.name, row.step, row.inputs, repr(row.value)))
-    return out.getvalue()
-
-
-# ----- compare ------------------------------------------------------------------------
-
-
-def run_compare(args: argparse.Namespace) -> int:
-    from core.queue.comparison import comparison_table
-    from core.queue.errors import UsageError
-    from core.queue.rows import TRAIN_LOSS, VAL_LOSS
-    from core.queue.views import render
-
-    ids = list(dict.fromkeys(args.ids))
-    if len(ids) < 2:
-        twice = f"run {ids[0]} was given {len(args.ids)} times; " if len(args.ids) > 1 else ""
-        raise UsageError(
-            f"compare needs two runs or more ({twice}resconv-tui show {ids[0]} shows one)"
-        )
-    if args.plot and (args.curves or args.format != "markdown"):  # before the database's errors
-        raise UsageError("--plot draws for a person: not with --curves or --format csv/json")
-    repo = open_repo(args, only_reads=True)
-    runs = runs_in_order(repo, ids)
-    curves = {run.id: repo.metrics_since(run.id, 0, [TRAIN_LOSS, VAL_LOSS]) for run in runs}
-    if args.curves:
-        print(curves_csv([row for rows in curves.values() for row in rows]), end="")
-        return 0
-    table = comparison_table(runs, args.all_config)
-    print(render(table, args.format))
-    if not table.swept:  # else the table alone leaves its reader looking for the difference
-        print("their configs are the same (--all-config shows them)", file=sys.stderr)
-    if args.plot:
-        print_comparison_chart(runs, curves)
-    return 0
-
-
-def runs_in_order(repo: Repo, ids: Sequence[int]) -> list[RunRow]:
-    """The runs of ``ids`` in that order; every id not in the database named at once."""
-    from core.queue import RunFilter, UnknownRun
-    from core.queue.db import describe
-    from core.queue.views import ids_of
-
-    found = {run.id: run for run in repo.list_runs(RunFilter(ids=tuple(ids)))}
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise UnknownRun(f"no {ids_of('run', missing)} in {describe(repo.url)}")
-    return [found[i] for i in ids]
-
-
-def print_comparison_chart(runs: Sequence[RunRow], curves: dict[int, list[MetricRow]]) -> None:
-    """The compare screen's chart: each run's train loss (line) and validation passes
-    (dots) in its colour, and a legend naming the colours (``curves``: each run's loss
-    rows)."""
-    from rich.text import Text
-
-    from core.queue.status import FINISHED
-    from resconv_tui.plotting import NO_DATA_YET, PALETTE, colour, rich_colour
-
-    shown = runs[: len(PALETTE)]
-    series, legend = [], Text()
-    for index, run in enumerate(shown):
-        series += loss_series(curves[run.id], colour(index), colour(index))
-        loss = last_validation(run, curves[run.id])
-        legend.append("■ ", style=rich_colour(index))
-        legend.append(f"#{run.id} {run.name}", style="bold")
-        legend.append(f"  ({run.experiment}, {run.status})  val {loss}\n")
-    settled = all(run.status in FINISHED for run in shown)  # else points may still come
-    console = _console()
-    console.print()
-    print_chart(console, LOSS_TITLE, series, "none recorded" if settled else NO_DATA_YET)
-    legend.rstrip()
-    print_plain(console, legend)
-    if len(runs) > len(shown):
-        print(
-            f"the chart draws the first {len(shown)} of {len(runs)} runs: "
-            f"{len(PALETTE)} colours tell curves apart",
-            file=sys.stderr,
-        )
-
-
-def last_validation(run: RunRow, metrics: Sequence[MetricRow]) -> str:
-    """Its final validation loss, or while it trains its last pass so far (as the
-    compare screen's legend has it)."""
-    from core.queue.rows import VAL_LOSS
-
-    passes = [row.value for row in metrics if row.name == VAL_LOSS]
-    loss = run.validation_loss
-    if loss is None and passes:
-        loss = passes[-1]
-    return "—" if loss is None else f"{loss:.6f}"
-
-
-# ----- drawing on the terminal ----------------------------------------------------------
-
-LOSS_TITLE = "train loss (lines) and validation loss (dots)"
-
-
-def loss_series(
-    metrics: Sequence[MetricRow],
-    train_colour: tuple[int, int, int],
-    val_colour: tuple[int, int, int],
-    labels: tuple[str, str] = ("", ""),
-) -> list[Series]:
-    """A run's train loss as a line and its validation passes as dots, as the screens
-    draw them (a run of under one epoch has one pass: a line would not show it)."""
-    from core.queue.rows import TRAIN_LOSS, VAL_LOSS
-    from resconv_tui.plotting import Series
-
-    points = points_by_name(metrics)
-    train, val = points.get(TRAIN_LOSS, []), points.get(VAL_LOSS, [])
-    return [
-        Series(labels[0], [x for x, _ in train], [y for _, y in train], train_colour),
-        Series(labels[1], [x for x, _ in val], [y for _, y in val], val_colour, "●", True),
-    ]
-
-
-def run_series(metrics: Sequence[MetricRow]) -> list[Series]:
-    """The detail screen's loss chart: train loss as a line, validation passes as dots."""
-    from resconv_tui.plotting import PALETTE
-
-    return loss_series(metrics, PALETTE[0], PALETTE[1], ("train", "validation"))
-
-
-def print_chart(console: Any, title: str, series: Sequence[Series], empty_note: str) -> None:
-    """``series`` drawn by plotext as wide as the terminal; plain characters when the
-    output is no terminal (a file, a pipe)."""
-    import plotext
-
-    from resconv_tui.plotting import draw_series
-
-    width = max(PLOT_WIDTH[0], min(PLOT_WIDTH[1], console.width))
-    draw_series(plotext, title, series, width=width, height=PLOT_HEIGHT, empty_note=empty_note)
-    # After draw_series: clearing the figure resets both. plotext's own theme paints a
-    # white canvas with black text, a glaring box on a dark terminal: the terminal's
-    # own colours instead (the dashboard's chart takes the app's theme).
-    plotext.limitsize(False)  # its own guess of the terminal (80 columns in a pipe) aside
-    plotext.plotsize(width, PLOT_HEIGHT)
-    plotext.theme("clear")
-    chart = plotext.build().rstrip("\n")
-    if not console.is_terminal:  # as print_plain: no colours, no padding
-        chart = "\n".join(line.rstrip() for line in plotext.uncolorize(chart).splitlines())
-    print(chart)
-
-
-def print_samples(console: Any, samples: bytes) -> None:
-    """The sample reconstructions' three rows (masked input, output, target)."""
-    from core.queue.samples import decode_samples
-    from resconv_tui.widgets.sample_image import sample_rows
-
-    console = image_console(console)
-    console.print()
-    console.print(sample_rows(decode_samples(samples), console.width))
-
-
-def image_console(console: Any) -> Any:
-    """``console``, or one that writes truecolour: an image is its colours. In a pipe
-    (kept for ``less -R``, a file) rich writes none, and on a terminal it guesses from
-    ``TERM`` alone (``xterm``: 8 colours) it quantizes the greys to black and white."""
-    from rich.console import Console
-
-    if console.is_terminal and console.color_system in ("truecolor", "256"):
-        return console
-    return Console(force_terminal=True, color_system="truecolor", width=console.width)
-
-
-def print_plain(console: Any, renderable: Any) -> None:
-    """``renderable`` on the console; in a pipe or a file without the spaces rich pads
-    each table line with to its width."""
-    if console.is_terminal:
-        console.print(renderable)
-        return
-    with console.capture() as captured:
-        console.print(renderable)
-    print("\n".join(line.rstrip() for line in captured.get().splitlines()))
-
-
-def _console() -> Any:
-    """Rich's console on stdout: colours on a terminal, plain text in a pipe, as wide as
-    the text will be read (``pipe_width``)."""
-    from rich.console import Console
-
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        console = Console(highlight=False, width=pipe_width())
-    return console
-
-
-def pipe_width() -> int:
-    """Columns for output that goes to a pipe or a file: ``$COLUMNS`` where set, else the
-    terminal that stderr still writes to (``show 3 --samples | less -R`` is read there:
-    100 columns of pictures wrapped on an 80-column one), else 100."""
-    if os.environ.get("COLUMNS", "").isdigit():
-        return int(os.environ["COLUMNS"])
-    try:
-        return os.get_terminal_size(2).columns  # stderr's file descriptor
-    except (OSError, ValueError):  # no terminal at all: a script's log, cron
-        return 100
