@@ -23,12 +23,37 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from types import FrameType
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 AT_ONCE_STATUS = 130  # a second signal, as core.worker.leave_now exits
+# ``worker --slots K`` (core.slots) names itself to its slot processes here.
+SUPERVISOR_ENV = "RESCONV_SLOT_SUPERVISOR"
+# A slot's first stop signal that comes again within this long is the same stop: a
+# process manager that signals every process of the service at once (systemd's
+# KillMode=control-group, ``pkill -f worker``) reaches each slot itself and through
+# its supervisor, which forwards it within its 0.1 s poll. Taken for "again: at once",
+# one ``systemctl stop`` exited 130. "At once" from the supervisor is another signal
+# (SIGINT), and a person's second SIGTERM (``stop --now``, the dashboard) comes later.
+SAME_STOP_S = 2.0
 
 _counted: list[int] = []  # the stop signals counted so far, by number
+_first: list[tuple[int, float]] = []  # the first one counted, and when (time.monotonic)
+
+
+def in_slot() -> bool:
+    """Whether this process is a slot of a ``worker --slots K`` supervisor."""
+    return os.environ.get(SUPERVISOR_ENV, "").isdigit()
+
+
+def same_stop(first: tuple[int, float] | None, signum: int, now: float) -> bool:
+    """Whether stop signal ``signum``, come at ``now`` to a process that ``first`` stopped
+    (signal, time), is that stop again rather than "again: at once": in a slot only, the
+    same signal within ``SAME_STOP_S`` (from the process manager and from its supervisor)."""
+    if first is None or not in_slot():
+        return False
+    return first[0] == signum and now - first[1] < SAME_STOP_S
 
 
 def stop_signals() -> list[signal.Signals]:
@@ -45,11 +70,16 @@ def count_early() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     _counted.clear()
+    _first.clear()
     for sig in stop_signals():
         signal.signal(sig, _count)
 
 
 def _count(signum: int, _frame: FrameType | None) -> None:
+    now = time.monotonic()
+    if same_stop(_first[0] if _first else None, signum, now):
+        return
+    _first[:] = _first or [(signum, now)]
     _counted.append(signum)
     if len(_counted) > 1:  # "again: at once"; nothing is claimed yet, nothing to put back
         os._exit(AT_ONCE_STATUS)
@@ -62,4 +92,5 @@ def take_over() -> list[int]:
     handler had not run yet runs the caller's handler: none is lost or counted twice."""
     taken = list(_counted)
     _counted.clear()
+    _first.clear()
     return taken

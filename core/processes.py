@@ -14,6 +14,9 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+# How ``worker --slots K`` (core.slots) names itself to its slot processes.
+from core.early_signals import SUPERVISOR_ENV as SUPERVISOR_ENV
+
 # A live worker beats every 3 s (core.recording.HEARTBEAT_S). A row of this host whose pid
 # is not running here counts as exited only after this much silence: a container sharing
 # the host's name (docker --network host) or another box of the same name on a shared
@@ -66,8 +69,6 @@ def process_alive(pid: int) -> bool:
     return state != "Z"
 
 
-# ``worker --slots K`` (core.slots) names itself to its slot processes here.
-SUPERVISOR_ENV = "RESCONV_SLOT_SUPERVISOR"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # Its own signal, not SIGTERM: the kernel sends it once per thread of the dying parent
 # (it came twice from a killed supervisor, which a slot took for "exit at once"). The

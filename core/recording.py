@@ -27,7 +27,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from core.early_signals import stop_signals, take_over
+from core.early_signals import same_stop, stop_signals, take_over
 from core.gpu import GpuMonitor
 from core.processes import PARENT_GONE
 from core.queue import MetricPoint, QueueError, Repo
@@ -88,15 +88,23 @@ class StopFlags:
     def __init__(self) -> None:
         self.signals = 0
         self.on_second: Callable[[], None] = lambda: None
+        self.first: tuple[int, float] | None = None  # the first signal, and when
 
     @property
     def stop(self) -> bool:
         return self.signals > 0
 
     def handle(self, signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        now = time.monotonic()
+        if self.signals == 1 and same_stop(self.first, signum, now):
+            # A slot signalled with its whole service (systemd): its supervisor's
+            # forwarded copy is not "again: at once" (core.early_signals).
+            say(f"{name} again (from the supervisor too): the same stop")
+            return
         self.signals += 1
         if self.signals == 1:
-            name = signal.Signals(signum).name
+            self.first = (signum, now)
             say(f"{name}: stopping after this step (send it again to exit at once)")
         else:
             self.on_second()

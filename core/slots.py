@@ -13,7 +13,9 @@ The supervisor here only starts the slots, forwards signals and waits:
   SIGTERM (finishes its step, puts its run back, exits 0). Second: each gets SIGINT
   (puts its run back within 2 s and exits 130; another signal than the first, since
   two SIGTERMs that reach a slot before its Python handler runs are handled as one);
-  any slot still alive ``KILL_AFTER_S`` later gets SIGKILL.
+  any slot still alive ``KILL_AFTER_S`` later gets SIGKILL. A slot that gets the first
+  SIGTERM twice, itself and from here (systemd signals every process of the service),
+  takes it as one stop (``core.early_signals.SAME_STOP_S``).
 * A stop signal in the supervisor's first moments, before its handlers (imports, the
   database, torch), is counted (``core.early_signals``): no slot is started, and it
   exits 0 (a second one: 130 at once). A slot's own first moments are covered the same

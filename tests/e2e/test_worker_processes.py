@@ -311,6 +311,23 @@ def test_sigterm_puts_both_slots_runs_back_and_exits(env: Env, mode: str) -> Non
     assert [w.state for w in repo.list_workers(include_gone=True)] == ["stopped"] * 2
 
 
+def test_slots_stopped_with_their_whole_service_stop_cleanly(env: Env) -> None:
+    # systemd's KillMode=control-group (`systemctl stop`) sends SIGTERM to every process
+    # of the service: each slot gets it itself and again from its supervisor moments
+    # later, which it took for "again: at once" ("exit statuses 130, 130", exit 130).
+    env.cli("queue", str(env.sweep("packed", "max_inputs: 10000000\nseeds: 2\n")))
+    worker = slot_worker(env, "processes")
+    training = lambda: all(r.inputs_done > 0 for r in env.repo().list_runs())  # noqa: E731
+    wait_for(training, 60, "both runs to train", env)
+    for pid in [worker.pid, *(w.pid for w in env.repo().list_workers())]:
+        os.kill(pid, signal.SIGTERM)
+    assert finish(worker, env, timeout=60) == 0, env.output()
+    assert "all slots stopped (exit statuses 0, 0)" in env.output()
+    assert "second signal" not in env.output()
+    repo = env.repo()
+    assert [(r.status, r.worker_id) for r in repo.list_runs()] == [(S.QUEUED, None)] * 2
+
+
 def test_slots_stopped_while_they_start_stop_cleanly(env: Env) -> None:
     # The supervisor forwards a SIGTERM as soon as it has it; its slots, just started,
     # are then starting Python and importing, without their handlers: they died of it,

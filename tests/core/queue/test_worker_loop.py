@@ -21,6 +21,7 @@ import pytest
 from queue_helpers import tiny_run, tiny_runs
 from sqlalchemy import update
 
+import core.early_signals as early_signals
 import core.queue.patience as patience
 import core.queue.repo as repo_module
 import core.recording as recording
@@ -28,6 +29,7 @@ import core.worker as worker_module
 from core.early_signals import count_early, take_over
 from core.errors import ConfigError
 from core.packing import Admission, Decision
+from core.processes import SUPERVISOR_ENV
 from core.queue import FinalFigures, QueueError, Repo, RunRow, RunStatus
 from core.queue.failures import FailureCause, failure_cause
 from core.queue.repo import RUN
@@ -1047,6 +1049,73 @@ def test_a_second_signal_while_the_worker_starts_exits_at_once() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=20)  # fmt: skip
     assert (done.returncode, done.stdout) == (130, "counted\n"), done.stderr
+
+
+def test_a_slot_signalled_with_its_whole_service_stops_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # systemd's KillMode=control-group (or `pkill -f worker`) signals every process of
+    # the service: a slot gets SIGTERM itself, and again from its supervisor, which
+    # forwards it within its 0.1 s poll. Counted as "again: at once", one `systemctl
+    # stop` made the slots exit 130 with "second signal: exiting now".
+    monkeypatch.setenv(SUPERVISOR_ENV, "4242")
+    seconds = []
+    flags = StopFlags()
+    flags.on_second = lambda: seconds.append(1)
+    flags.handle(signal.SIGTERM, None)
+    flags.handle(signal.SIGTERM, None)  # the supervisor's copy: the same stop
+    assert (flags.stop, seconds) == (True, [])
+    flags.handle(signal.SIGINT, None)  # the supervisor's "again: at once"
+    assert seconds == [1]
+
+
+def test_a_slot_takes_the_same_signal_later_for_again_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `resconv-tui stop --now` and the dashboard's second `w` send a second SIGTERM to
+    # each slot on purpose, seconds after the first.
+    monkeypatch.setenv(SUPERVISOR_ENV, "4242")
+    monkeypatch.setattr(early_signals, "SAME_STOP_S", 0.0, raising=False)
+    seconds = []
+    flags = StopFlags()
+    flags.on_second = lambda: seconds.append(1)
+    flags.handle(signal.SIGTERM, None)
+    flags.handle(signal.SIGTERM, None)
+    assert seconds == [1]
+
+
+def test_a_worker_not_a_slot_takes_a_quick_second_signal_for_again_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ctrl-C twice in a row in the worker's terminal: "at once", however quick.
+    monkeypatch.delenv(SUPERVISOR_ENV, raising=False)
+    seconds = []
+    flags = StopFlags()
+    flags.on_second = lambda: seconds.append(1)
+    flags.handle(signal.SIGINT, None)
+    flags.handle(signal.SIGINT, None)
+    assert seconds == [1]
+
+
+@pytest.mark.parametrize("slot", [True, False])
+def test_a_slot_starting_counts_its_service_stop_once(slot: bool) -> None:
+    # The same while the slot starts (core.early_signals counting): two SIGTERMs made it
+    # exit 130 at once, silently ("exit statuses 130, 130" under systemd).
+    code = (
+        "import os, signal; from core.early_signals import count_early, take_over; "
+        "count_early(); os.kill(os.getpid(), signal.SIGTERM); "
+        "os.kill(os.getpid(), signal.SIGTERM); print(take_over(), flush=True)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    env.pop(SUPERVISOR_ENV, None)
+    if slot:
+        env[SUPERVISOR_ENV] = "4242"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=20)  # fmt: skip
+    if slot:
+        assert (done.returncode, done.stdout) == (0, f"[{int(signal.SIGTERM)}]\n"), done.stderr
+    else:
+        assert (done.returncode, done.stdout) == (130, ""), done.stderr
 
 
 def test_two_workers_choosing_before_either_registers_take_different_gpus(
