@@ -260,18 +260,22 @@ class Worker:
         """``--until-empty``, queue empty: a run of a worker of this machine that died
         moments ago still reads "running" until that worker has been silent
         ``SILENT_FOR_S``. Wait that long and record it lost, rather than leave it
-        "running" beside "queue empty" (a worker started right after a reboot did)."""
+        "running" beside "queue empty" (a worker started right after a reboot did). One
+        silent that long already, since the last ``recover`` (at the start of a run
+        shorter than ``RECOVER_EVERY_S``), is recorded lost now, with no wait."""
         now = time.time()
         running = self.repo.list_runs(RunFilter(statuses=frozenset({RunStatus.RUNNING})))
         holders = {run.worker_id for run in running} - {self.id}
-        silent = [
+        gone = [
             w.age(now)
             for w in self.repo.list_workers()
-            if w.id in holders and w.age(now) < SILENT_FOR_S and gone_here(w.host, w.pid)
+            if w.id in holders and gone_here(w.host, w.pid)
         ]
-        if silent:
-            self.sleep(SILENT_FOR_S - min(silent) + 0.5)
-            self.recover()
+        if not gone:
+            return
+        if (youngest := min(gone)) < SILENT_FOR_S:
+            self.sleep(SILENT_FOR_S - youngest + 0.5)
+        self.recover()
 
     def claim(self, max_runs: int | None = None) -> list[RunRow]:
         """The next queued run ([] when there is none) and, with ``--stack K``, up to K-1

@@ -619,6 +619,32 @@ def test_an_until_empty_worker_leaves_no_run_of_a_worker_that_just_died_running(
     assert (lost.status, lost.error) == (S.FAILED, "worker lost")
 
 
+def test_an_until_empty_worker_leaves_no_run_running_of_a_worker_that_died_meanwhile(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chaos test: a worker killed (kill -9) 3 s after it claimed a run; the next
+    # `worker --until-empty` found it silent under 10 s at its start, trained the other
+    # run for 6 s, and at "queue empty" the dead one had been silent over 10 s: no wait
+    # was needed, so no recovery was made either, and its run stayed "running".
+    import socket
+
+    import core.processes as processes
+
+    monkeypatch.setattr(processes, "SILENT_FOR_S", 1.0)
+    monkeypatch.setattr(worker_module, "SILENT_FOR_S", 1.0)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    ghost = repo.register_worker(socket.gethostname(), int(dead.stdout), "cpu")
+    lost_id = repo.enqueue([tiny_run(0)]).added_ids[0]
+    assert repo.claim(ghost) is not None  # it beat just now, then was killed
+    repo.enqueue([tiny_run(1)])
+    # Its run outlasts the dead worker's silence (no recovery between runs meanwhile).
+    trainer = fake_trainer(steps=10, step_s=0.15)
+    assert make_worker(repo, trainer, tmp_path).loop(until_empty=True) == 1
+    lost = repo.get_run(lost_id)
+    assert (lost.status, lost.error) == (S.FAILED, "worker lost")
+
+
 def test_a_busy_worker_recovers_a_dead_box_s_run_between_its_runs(
     repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
