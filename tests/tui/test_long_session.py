@@ -36,6 +36,35 @@ class Covering(Screen[None]):
     """A full screen on top, as the run detail, compare and form screens are."""
 
 
+class Repaints:
+    """Within ``with``: which widgets asked for a repaint, which for a layout of the
+    screen, and how often ``table``'s vertical scrollbar was repainted."""
+
+    def __init__(self, table: RunTable) -> None:
+        self.table = table
+        self.widgets: list[Widget] = []
+        self.layouts: list[str] = []
+        self.scrollbar = 0
+        self.refresh = Widget.refresh
+
+    def __enter__(self) -> Repaints:
+        refresh, spied = self.refresh, self
+
+        def spy(widget: Widget, *regions: Region, **kwargs: Any) -> Any:
+            spied.widgets.append(widget)
+            if kwargs.get("layout"):
+                spied.layouts.append(f"{type(widget).__name__}#{widget.id}")
+            if widget is spied.table.vertical_scrollbar:
+                spied.scrollbar += 1
+            return refresh(widget, *regions, **kwargs)
+
+        Widget.refresh = spy  # type: ignore[method-assign,assignment]
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        Widget.refresh = self.refresh  # type: ignore[method-assign]
+
+
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """How many times the runs and the results screens read the database."""
@@ -146,25 +175,11 @@ async def test_an_idle_poll_sends_nothing_to_the_terminal(
         assert table.show_vertical_scrollbar
         screen.refresh_now()  # the first poll had no run highlighted: this one reads its losses
         await settle(pilot)
-        layouts: list[str] = []
-        scrollbar: list[str] = []
-        refresh = Widget.refresh
-
-        def spy(self: Widget, *regions: Region, **kwargs: Any) -> Any:
-            if kwargs.get("layout"):
-                layouts.append(f"{type(self).__name__}#{self.id}")
-            if self is table.vertical_scrollbar:
-                scrollbar.append("refreshed")
-            return refresh(self, *regions, **kwargs)
-
-        Widget.refresh = spy  # type: ignore[method-assign]
-        try:
+        with Repaints(table) as repaints:
             for _ in range(2):
                 screen.refresh_now()
                 await settle(pilot)
-        finally:
-            Widget.refresh = refresh  # type: ignore[method-assign]
-        assert layouts == [] and scrollbar == []
+        assert repaints.layouts == [] and repaints.scrollbar == 0
         await pilot.press("space")  # a mark: the summary says so (drawn, not held back)
         await settle(pilot)
         assert "1 marked" in str(screen.query_one("#runs-summary", Static).content)
@@ -200,30 +215,13 @@ async def test_a_heartbeat_ageing_repaints_the_workers_panel_alone(
         assert isinstance(screen, RunsScreen)
         table, panel = screen.query_one(RunTable), screen.query_one(WorkersPanel)
         assert table.show_vertical_scrollbar
-        layouts: list[str] = []
-        scrollbar: list[str] = []
-        repainted: list[str] = []
-        refresh = Widget.refresh
-
-        def spy(self: Widget, *regions: Region, **kwargs: Any) -> Any:
-            if kwargs.get("layout"):
-                layouts.append(f"{type(self).__name__}#{self.id}")
-            if self is table.vertical_scrollbar:
-                scrollbar.append("refreshed")
-            if self is panel:
-                repainted.append("panel")
-            return refresh(self, *regions, **kwargs)
-
         shown = str(panel.content)
-        Widget.refresh = spy  # type: ignore[method-assign]
-        try:
+        with Repaints(table) as repaints:
             now[0] += 7  # every heartbeat 7 s older
             screen.refresh_now()
             await settle(pilot)
-        finally:
-            Widget.refresh = refresh  # type: ignore[method-assign]
-        assert str(panel.content) != shown and repainted  # new ages, drawn
-        assert layouts == [] and scrollbar == []
+        assert str(panel.content) != shown and panel in repaints.widgets  # new ages, drawn
+        assert repaints.layouts == [] and repaints.scrollbar == 0
         lines = panel.size.height
         repo = Repo.open(db_url)
         with frozen_repo_time(now[0]):

@@ -598,11 +598,9 @@ def test_stale_runs_of_dead_workers_are_recovered_at_start(
     assert repo.get_run(lost_id).status == S.SUCCEEDED
 
 
-def test_an_until_empty_worker_leaves_no_run_of_a_worker_that_just_died_running(
-    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Started right after a reboot, a worker found the dead worker's run not yet lost
-    # (silent under 10 s), trained the rest, and said "queue empty" beside it "running".
+def run_of_a_worker_just_killed(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> int:
+    """A run held by a worker of this machine that beat just now and was then killed
+    (kill -9: its row says live); it counts as silent after 1 s (``SILENT_FOR_S``)."""
     import socket
 
     import core.processes as processes
@@ -613,7 +611,16 @@ def test_an_until_empty_worker_leaves_no_run_of_a_worker_that_just_died_running(
                           capture_output=True, text=True, check=True)  # fmt: skip
     ghost = repo.register_worker(socket.gethostname(), int(dead.stdout), "cpu")
     lost_id = repo.enqueue([tiny_run(0)]).added_ids[0]
-    assert repo.claim(ghost) is not None  # it beat just now, then was killed
+    assert repo.claim(ghost) is not None
+    return lost_id
+
+
+def test_an_until_empty_worker_leaves_no_run_of_a_worker_that_just_died_running(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Started right after a reboot, a worker found the dead worker's run not yet lost
+    # (silent under 10 s), trained the rest, and said "queue empty" beside it "running".
+    lost_id = run_of_a_worker_just_killed(repo, monkeypatch)
     make_worker(repo, fake_trainer(), tmp_path).loop(until_empty=True)
     lost = repo.get_run(lost_id)
     assert (lost.status, lost.error) == (S.FAILED, "worker lost")
@@ -626,17 +633,7 @@ def test_an_until_empty_worker_leaves_no_run_running_of_a_worker_that_died_meanw
     # `worker --until-empty` found it silent under 10 s at its start, trained the other
     # run for 6 s, and at "queue empty" the dead one had been silent over 10 s: no wait
     # was needed, so no recovery was made either, and its run stayed "running".
-    import socket
-
-    import core.processes as processes
-
-    monkeypatch.setattr(processes, "SILENT_FOR_S", 1.0)
-    monkeypatch.setattr(worker_module, "SILENT_FOR_S", 1.0)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
-    ghost = repo.register_worker(socket.gethostname(), int(dead.stdout), "cpu")
-    lost_id = repo.enqueue([tiny_run(0)]).added_ids[0]
-    assert repo.claim(ghost) is not None  # it beat just now, then was killed
+    lost_id = run_of_a_worker_just_killed(repo, monkeypatch)
     repo.enqueue([tiny_run(1)])
     # Its run outlasts the dead worker's silence (no recovery between runs meanwhile).
     trainer = fake_trainer(steps=10, step_s=0.15)
