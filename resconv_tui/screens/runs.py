@@ -61,6 +61,16 @@ RECOVERY_RETRY_S = 30.0
 PENDING = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED)
 
 
+class FilterInput(Input):
+    """The runs filter: while typing in it the footer says how to leave it (its
+    placeholder did, until the first character hid it)."""
+
+    BINDINGS = [
+        Binding("enter", "submit", "Keep filter", key_display="enter"),
+        Binding("escape", "screen.escape", "Clear"),  # the marks first, as in the table
+    ]
+
+
 class RunsScreen(RunActions, Screen[None]):
     """Runs, filters, the highlighted run's latest losses and the workers panel."""
 
@@ -140,7 +150,7 @@ class RunsScreen(RunActions, Screen[None]):
         # Steady: drawn again at each poll, mostly with the text they show already.
         yield SteadyStatic(id="runs-summary", markup=False)
         yield Static(id="runs-unreachable", markup=False)
-        yield Input(placeholder="filter runs (enter: keep, esc: clear)", id="runs-search")
+        yield FilterInput(placeholder="filter runs (enter: keep, esc: clear)", id="runs-search")
         yield RunTable(id="runs-table")
         yield SteadyStatic(id="runs-detail", markup=False)
         yield WorkersPanel(id="workers-panel")

@@ -1060,7 +1060,10 @@ async def test_the_footer_offers_no_find_key_while_typing_the_filter(
         await pilot.press("slash", "a", "slash")
         await settle(pilot)
         assert app.screen.query_one("#runs-search").value == "a/"
-        assert "/ Find" not in screen_text(app).splitlines()[-1]
+        footer = screen_text(app).splitlines()[-1]
+        assert "/ Find" not in footer
+        # Typed over, the placeholder no longer says how to leave: the footer does.
+        assert "enter Keep filter" in footer and "esc Clear" in footer
         await pilot.press("enter")  # back in the table: / finds again
         await settle(pilot)
         assert "/ Find" in screen_text(app).splitlines()[-1]
