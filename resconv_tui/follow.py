@@ -112,7 +112,10 @@ class Follower:
             parts.append(f"train loss {self.last_loss:.6f}")
         if (rate := run_rate(run, now)) is not None:
             parts.append(f"{rate:,.0f} in/s")
-        if (eta := shown_eta(run, now, run_ends(self.repo, [run], now))) is not None:
+        eta = shown_eta(run, now, run_ends(self.repo, [run], now))
+        if run.trained_all and (eta is None or eta < 0.5):  # as the runs table: not "0s"
+            parts.append("validating: its final pass, samples and checkpoints")
+        elif eta is not None:
             parts.append(f"ETA {format_duration(eta)}")
         return "  ".join(parts)
 

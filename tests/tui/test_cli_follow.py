@@ -170,3 +170,27 @@ def test_show_follow_through_the_command(
     out = capsys.readouterr().out.splitlines()
     assert code == 0 and out[0] == f"Run {run_id}  l-3  (demo)  running"
     assert out[1] == f"running on worker {worker}" and out[-1].startswith("succeeded: ")
+
+
+def test_a_run_in_its_final_pass_says_so_not_eta_0s(repo: Repo) -> None:
+    # As the runs table: every input trained, its final validation pass, samples and
+    # checkpoints take a while (70 s on a CPU) that nothing finished has told yet.
+    (run_id,) = repo.enqueue([new_run(3)]).added_ids
+    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
+    repo.claim(worker)
+    repo.add_metrics(run_id, curve(range(1, 12)), inputs_done=7040)
+
+    def validate() -> None:
+        repo.heartbeat(worker, run_id=run_id, inputs_done=64_000)
+
+    def finish() -> None:
+        repo.finish(run_id, worker, FinalFigures(0.0512, None, 92.5, 3100.0, None, 64_000))
+
+    out: list[str] = []
+    story = Story([validate, finish])
+    assert follow(repo, run_id, Terminal(out.append, live=True), sleep=story.sleep) == 0
+    shown = [text.removeprefix("\r\x1b[2K") for text in out if text.startswith("\r\x1b[2K")]
+    shown = [text for text in shown if text]  # the clears before a line that stays
+    assert "ETA" in shown[0]
+    assert shown[-1].startswith("64,000 / 64,000 inputs (100%)  train loss ")
+    assert shown[-1].endswith("validating: its final pass, samples and checkpoints")

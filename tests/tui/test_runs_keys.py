@@ -211,6 +211,8 @@ async def test_a_run_past_its_last_step_says_it_is_validating(
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert cell(app, running, "status") == "validating"
+        # No finished run of its size tells how long a final pass takes: not known, not 0.
+        assert cell(app, running, "eta") == "—"
 
 
 async def test_cancel_of_a_run_whose_worker_went_silent_asks_nothing(
