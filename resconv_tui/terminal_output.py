@@ -50,18 +50,22 @@ def loss_series(
     train_colour: tuple[int, int, int],
     val_colour: tuple[int, int, int],
     labels: tuple[str, str] = ("", ""),
+    marker: str | None = None,
 ) -> list[Series]:
     """A run's train loss as a line and its validation passes as dots, as the screens
-    draw them (a run of under one epoch has one pass: a line would not show it)."""
+    draw them (a run of under one epoch has one pass: a line would not show it).
+    ``marker``: one character that draws both, where colours cannot tell runs apart."""
     from core.queue.rows import TRAIN_LOSS, VAL_LOSS
     from resconv_tui.plotting import Series
 
     points = points_by_name(metrics)
     train, val = points.get(TRAIN_LOSS, []), points.get(VAL_LOSS, [])
     return [
-        Series(labels[0], [x for x, _ in train], [y for _, y in train], train_colour),
-        Series(labels[1], [x for x, _ in val], [y for _, y in val], val_colour, "●", True),
-    ]
+        Series(labels[0], [x for x, _ in train], [y for _, y in train], train_colour,
+               marker or "braille"),
+        Series(labels[1], [x for x, _ in val], [y for _, y in val], val_colour,
+               marker or "●", True),
+    ]  # fmt: skip
 
 
 def run_series(metrics: Sequence[MetricRow]) -> list[Series]:

@@ -111,15 +111,18 @@ def print_comparison_chart(runs: Sequence[RunRow], curves: dict[int, list[Metric
     from resconv_tui.plotting import NO_DATA_YET, PALETTE, colour, rich_colour
 
     shown = runs[: len(PALETTE)]
+    console = stdout_console()
+    # In a pipe or a file the colours are gone: each run is drawn with its number.
+    numbered = not console.is_terminal
     series, legend = [], Text()
     for index, run in enumerate(shown):
-        series += loss_series(curves[run.id], colour(index), colour(index))
+        marker = str(index + 1) if numbered else None
+        series += loss_series(curves[run.id], colour(index), colour(index), marker=marker)
         loss = last_validation(run, curves[run.id])
-        legend.append("■ ", style=rich_colour(index))
+        legend.append(f"{marker} " if marker else "■ ", style=rich_colour(index))
         legend.append(f"#{run.id} {run.name}", style="bold")
         legend.append(f"  ({run.experiment}, {run.status})  val {loss}\n")
     settled = all(run.status in FINISHED for run in shown)  # else points may still come
-    console = stdout_console()
     console.print()
     print_chart(console, LOSS_TITLE, series, "none recorded" if settled else NO_DATA_YET)
     legend.rstrip()
