@@ -142,10 +142,13 @@ def stdout_console() -> Any:
 def pipe_width() -> int:
     """Columns for output that goes to a pipe or a file: ``$COLUMNS`` where set, else the
     terminal that stderr still writes to (``show 3 --samples | less -R`` is read there:
-    100 columns of pictures wrapped on an 80-column one), else 100."""
-    if os.environ.get("COLUMNS", "").isdigit():
-        return int(os.environ["COLUMNS"])
+    100 columns of pictures wrapped on an 80-column one), else 100. A width of 0 is no
+    width (``COLUMNS=0``, a terminal whose size was never set: a container's, a serial
+    console's): rich printed nothing at all in 0 columns."""
+    if (given := os.environ.get("COLUMNS", "")).isdigit() and int(given) > 0:
+        return int(given)
     try:
-        return os.get_terminal_size(2).columns  # stderr's file descriptor
+        columns = os.get_terminal_size(2).columns  # stderr's file descriptor
     except (OSError, ValueError):  # no terminal at all: a script's log, cron
-        return 100
+        columns = 0
+    return columns or 100

@@ -397,3 +397,26 @@ def plain_lines(out: str) -> list[str]:
     import re
 
     return re.sub(r"\x1b\[[0-9;]*m", "", out).splitlines()
+
+
+@pytest.mark.parametrize("columns", ["0", None])
+def test_in_a_pipe_a_width_of_0_is_no_width(
+    db_url: str,
+    runs: dict[str, int],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: Any,
+    columns: str | None,
+) -> None:
+    # COLUMNS=0, or stderr on a terminal whose size was never set (a container's pty
+    # reads 0x0): rich drew everything in 0 columns, and `show` printed one empty line.
+    import os
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS")
+        monkeypatch.setattr(os, "get_terminal_size", lambda fd=1: os.terminal_size((0, 0)))
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    code, out, _ = cli(capsys, "show", str(runs["done"]), "--plot", "--db", db_url)
+    lines = plain_lines(out)
+    assert code == 0 and lines[0] == f"Run {runs['done']}  l-3  (demo)  succeeded"
+    assert max(len(line) for line in lines) <= 100
