@@ -24,7 +24,8 @@ def run(args: argparse.Namespace) -> int:
 def still_training(url: str, here: str | None = None, db: str = "") -> str | None:
     """After quitting: the workers of this machine that go on training (quitting leaves
     them be, as the README says, but the screen that showed them is gone), and how to
-    stop them. None when there are none, or the database cannot tell now."""
+    stop them. None when there are none, or the database cannot tell now. A worker
+    already stopping (``w`` pressed before quitting) trains on no more than its step."""
     import socket
 
     from core.errors import ResconvError
@@ -41,7 +42,11 @@ def still_training(url: str, here: str | None = None, db: str = "") -> str | Non
             repo.close()
     except ResconvError:  # its error was on screen already, if it matters
         return None
-    live = [w for w in workers if w.host == host and not gone_here(w.host, w.pid, here=host)]
+    live = [
+        w
+        for w in workers
+        if w.host == host and w.state != "stopping" and not gone_here(w.host, w.pid, here=host)
+    ]
     if not live:
         return None
     pids = ids_of("pid", sorted(w.pid for w in live))

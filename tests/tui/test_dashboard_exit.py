@@ -44,6 +44,10 @@ def test_quitting_names_the_workers_of_this_machine_that_train_on(tmp_path: Any)
     repo.register_worker("box", ended.pid, "cpu")  # killed -9: its row says live
     stopped = repo.register_worker("box", os.getppid(), "cpu")
     repo.update_worker(stopped, state="stopped")  # stopped cleanly
+    # Stopped from the dashboard (w) just before q: it finishes its step, and `stop`
+    # leaves it alone. "train on ... resconv-tui stop stops them" was wrong of it.
+    stopping = repo.register_worker("box", os.getppid(), "cpu")
+    repo.update_worker(stopping, state="stopping")
     repo.close()
     note = dashboard.still_training(url, here="box", db=" --db runs.db")
     assert note == (
