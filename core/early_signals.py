@@ -38,8 +38,9 @@ SUPERVISOR_ENV = "RESCONV_SLOT_SUPERVISOR"
 # (SIGINT), and a person's second SIGTERM (``stop --now``, the dashboard) comes later.
 SAME_STOP_S = 2.0
 
-_counted: list[int] = []  # the stop signals counted so far, by number
-_first: list[tuple[int, float]] = []  # the first one counted, and when (time.monotonic)
+# The stop signals counted so far (one: a second exits), each with when it came
+# (time.monotonic): its handlers' "the same stop" is measured from then.
+_counted: list[tuple[int, float]] = []
 
 
 def in_slot() -> bool:
@@ -70,27 +71,25 @@ def count_early() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     _counted.clear()
-    _first.clear()
     for sig in stop_signals():
         signal.signal(sig, _count)
 
 
 def _count(signum: int, _frame: FrameType | None) -> None:
     now = time.monotonic()
-    if same_stop(_first[0] if _first else None, signum, now):
+    if same_stop(_counted[0] if _counted else None, signum, now):
         return
-    _first[:] = _first or [(signum, now)]
-    _counted.append(signum)
+    _counted.append((signum, now))
     if len(_counted) > 1:  # "again: at once"; nothing is claimed yet, nothing to put back
         os._exit(AT_ONCE_STATUS)
 
 
-def take_over() -> list[int]:
-    """The stop signals counted since ``count_early`` (none if it was not called), which
-    the caller, having installed its own handlers, now answers; none is counted here
-    after this. A signal that came just before the caller's ``signal.signal`` but whose
-    handler had not run yet runs the caller's handler: none is lost or counted twice."""
+def take_over() -> list[tuple[int, float]]:
+    """The stop signals counted since ``count_early`` (none if it was not called), each
+    with when it came (``time.monotonic``), which the caller, having installed its own
+    handlers, now answers; none is counted here after this. A signal pending when the
+    caller calls ``signal.signal`` is counted here (CPython runs pending handlers before
+    it changes one) or runs the caller's handler: none is lost or counted twice."""
     taken = list(_counted)
     _counted.clear()
-    _first.clear()
     return taken

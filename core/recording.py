@@ -95,8 +95,11 @@ class StopFlags:
         return self.signals > 0
 
     def handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.note(signum, time.monotonic())
+
+    def note(self, signum: int, now: float) -> None:
+        """Stop signal ``signum``, come at ``now`` (``time.monotonic``)."""
         name = signal.Signals(signum).name
-        now = time.monotonic()
         if self.signals == 1 and same_stop(self.first, signum, now):
             # A slot signalled with its whole service (systemd): its supervisor's
             # forwarded copy is not "again: at once" (core.early_signals).
@@ -117,9 +120,10 @@ class StopFlags:
             signal.signal(sig, self.handle)
         signal.signal(PARENT_GONE, self.parent_gone)
         # A signal that came while the process started (counted by core.early_signals,
-        # before these handlers) stops the worker as one sent now does.
-        for signum in take_over():
-            self.handle(signum, None)
+        # before these handlers) stops the worker as one sent now does; "the same stop"
+        # counts from when it came, not from now (a person's second is not swallowed).
+        for signum, when in take_over():
+            self.note(signum, when)
 
     def parent_gone(self, _signum: int, _frame: FrameType | None) -> None:
         """A slot's supervisor died: stop after this step, however many times it says so."""

@@ -107,7 +107,7 @@ def test_a_stop_asked_before_the_slots_started_starts_none(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # A SIGTERM while the supervisor itself started (counted by core.early_signals).
-    monkeypatch.setattr(slots, "take_over", lambda: [signal.SIGTERM])
+    monkeypatch.setattr(slots, "take_over", lambda: [(signal.SIGTERM, 0.0)])
     started = tmp_path / "started"
     assert Supervisor([["touch", str(started)]]).run() == 0
     assert "stopped before the slots started" in capsys.readouterr().out

@@ -1120,6 +1120,34 @@ def test_a_worker_not_a_slot_takes_a_quick_second_signal_for_again_at_once(
     assert seconds == [1]
 
 
+def test_a_slot_measures_the_same_stop_from_a_signal_counted_while_it_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A slot stopped while it imported torch, its handlers in 3 s later: "the same stop"
+    # ran 2 s from then, not from the signal, and a person's second SIGTERM 3.5 s after
+    # the first (`stop --now`) was taken for the supervisor's copy and swallowed.
+    monkeypatch.setenv(SUPERVISOR_ENV, "4242")
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    saved[recording.PARENT_GONE] = signal.getsignal(recording.PARENT_GONE)
+    seconds = []
+    try:
+        count_early()
+        early_signals._count(signal.SIGTERM, None)  # while it starts
+        clock[0] += 3
+        flags = StopFlags()
+        flags.on_second = lambda: seconds.append(1)
+        flags.install()
+        assert flags.stop and seconds == []
+        clock[0] += 0.5
+        flags.handle(signal.SIGTERM, None)  # 3.5 s after the first: "again: at once"
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    assert seconds == [1]
+
+
 @pytest.mark.parametrize("slot", [True, False])
 def test_a_slot_starting_counts_its_service_stop_once(slot: bool) -> None:
     # The same while the slot starts (core.early_signals counting): two SIGTERMs made it
@@ -1127,7 +1155,7 @@ def test_a_slot_starting_counts_its_service_stop_once(slot: bool) -> None:
     code = (
         "import os, signal; from core.early_signals import count_early, take_over; "
         "count_early(); os.kill(os.getpid(), signal.SIGTERM); "
-        "os.kill(os.getpid(), signal.SIGTERM); print(take_over(), flush=True)"
+        "os.kill(os.getpid(), signal.SIGTERM); print([s for s, _ in take_over()], flush=True)"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
     env.pop(SUPERVISOR_ENV, None)
