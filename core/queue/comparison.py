@@ -66,6 +66,7 @@ def _keys_in_order(configs: Sequence[dict[str, Any]]) -> list[str]:
 
 def _differs(key: str, configs: Sequence[dict[str, Any]]) -> bool:
     """Whether the runs' values of ``key`` are not all the same (as JSON: ``[3, 5]`` and
-    ``(3, 5)`` are one value; a missing key differs from any value)."""
+    ``(3, 5)`` are one value; a missing key reads as none, as the table shows it: it
+    differs from any value but none)."""
     values = {json.dumps(config.get(key), sort_keys=True) for config in configs}
     return len(values) > 1
