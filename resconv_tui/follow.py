@@ -113,10 +113,10 @@ class Follower:
         if (rate := run_rate(run, now)) is not None:
             parts.append(f"{rate:,.0f} in/s")
         eta = shown_eta(run, now, run_ends(self.repo, [run], now))
-        if run.trained_all and (eta is None or eta < 0.5):  # as the runs table: not "0s"
-            parts.append("validating: its final pass, samples and checkpoints")
-        elif eta is not None:
+        if eta is not None:
             parts.append(f"ETA {format_duration(eta)}")
+        elif run.trained_all:  # how long its final pass takes is not known yet
+            parts.append("validating: its final pass, samples and checkpoints")
         return "  ".join(parts)
 
 

@@ -243,10 +243,13 @@ def running_ends(
 
 def shown_eta(run: RunRow, now: float, ends: dict[int, float]) -> float | None:
     """A running run's ETA as the dashboard and ``ls`` show it: the queue forecast's end
-    for it (``ends``), else its inputs left at its pace so far (``run_eta``)."""
+    for it (``ends``), else its inputs left at its pace so far (``run_eta``). None (not
+    known) for a run in its final pass whose forecast is spent: the pass, samples and
+    checkpoints take a while (70 s on a CPU) that nothing finished had told ("0s")."""
     if run.status != RunStatus.RUNNING:
         return None
-    return ends[run.id] if run.id in ends else run_eta(run, now)
+    eta = ends[run.id] if run.id in ends else run_eta(run, now)
+    return None if run.trained_all and eta is not None and eta < 0.5 else eta
 
 
 def queue_forecast(

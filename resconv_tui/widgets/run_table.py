@@ -291,11 +291,9 @@ class RunTable(RowsTable):
         style = str(run.status)
         if run.trained_all:
             # Its last step is done: the final validation pass (10,000 images), samples and
-            # checkpoints take a while (70 s on a CPU), at "100%" and an ETA of "0s". The
-            # forecast counts that time down once a finished run has told it; until then
-            # (or past it) how long is left is not known: "—", not "0s".
+            # checkpoints take a while (70 s on a CPU), at "100%" and an ETA of "0s" (now
+            # "—" until a finished run has told how long: ``shown_eta``).
             status = "validating" + status[len("running") :]
-            eta = "—" if eta == format_duration(0) else eta
         if (silent := silent_for(run, now)) is not None:  # its worker died or hangs
             status, eta = f"{status}?", f"silent {format_duration(silent)}"
         elif run.id in self._stalled and run.status == RunStatus.RUNNING:  # beats, no steps
