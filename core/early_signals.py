@@ -25,6 +25,7 @@ import signal
 import threading
 import time
 from types import FrameType
+from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 AT_ONCE_STATUS = 130  # a second signal, as core.worker.leave_now exits
@@ -71,8 +72,25 @@ def count_early() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     _counted.clear()
+    _before.clear()
     for sig in stop_signals():
+        _before[sig] = signal.getsignal(sig)
         signal.signal(sig, _count)
+
+
+_before: dict[signal.Signals, Any] = {}  # each signal's handler before count_early's
+
+
+def release() -> None:
+    """The handlers from before ``count_early`` back, where no one has taken over: a
+    worker that failed to start (a bad option, a folder it cannot write) leaves a caller
+    in the same process (a test) its own Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig, handler in _before.items():
+        if signal.getsignal(sig) is _count:
+            signal.signal(sig, handler)
+    _before.clear()
 
 
 def _count(signum: int, _frame: FrameType | None) -> None:
@@ -82,6 +100,10 @@ def _count(signum: int, _frame: FrameType | None) -> None:
     _counted.append((signum, now))
     if len(_counted) > 1:  # "again: at once"; nothing is claimed yet, nothing to put back
         os._exit(AT_ONCE_STATUS)
+    # Said now: starting may take a while (torch, a database that does not answer yet),
+    # and a stop that shows nothing reads as ignored.
+    name = signal.Signals(signum).name
+    os.write(2, f"{name}: the worker stops as soon as it has started (again: at once)\n".encode())
 
 
 def take_over() -> list[tuple[int, float]]:

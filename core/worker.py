@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from core.device_choice import auto_device, resolve_device
-from core.early_signals import count_early
+from core.early_signals import count_early, release
 from core.errors import ConfigError, DiskFull, NoDataHere, ResconvError, first_line
 from core.fit_trainer import FitTrainer, StackResults
 from core.gpu import GpuMonitor
@@ -749,6 +749,8 @@ def main(argv: list[str] | None = None) -> int:
     except ResconvError as exc:
         print(f"worker: {exc.title.lower()}: {exc}", file=sys.stderr)
         return 2
+    finally:
+        release()  # where it never took over: it failed to start
 
 
 if __name__ == "__main__":

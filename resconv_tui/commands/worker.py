@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.early_signals import count_early
+from core.early_signals import count_early, release
 from core.worker_options import add_worker_arguments
 from resconv_tui.cli import add_db_option, db_url
 
@@ -31,6 +31,9 @@ def run(args: argparse.Namespace) -> int:
     # First: a stop signal while the worker imports the database layer and torch (its
     # first seconds) stops it as one sent later does, instead of killing it.
     count_early()
-    from core.worker import worker_from_args
+    try:
+        from core.worker import worker_from_args
 
-    return worker_from_args(args, db_url(args))
+        return worker_from_args(args, db_url(args))
+    finally:
+        release()  # where it never took over: it failed to start

@@ -1072,6 +1072,24 @@ def test_a_second_signal_while_the_worker_starts_exits_at_once() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=20)  # fmt: skip
     assert (done.returncode, done.stdout) == (130, "counted\n"), done.stderr
+    # The first is said at once: starting may take long, and a silent stop reads as ignored.
+    assert done.stderr == ("SIGTERM: the worker stops as soon as it has started (again: at once)\n")
+
+
+def test_a_worker_that_fails_to_start_gives_the_signals_back() -> None:
+    # Its counting handlers stayed after a start that failed (a bad folder, say): a
+    # caller in the same process (a test) had its first Ctrl-C swallowed, its second
+    # exit the process.
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    count_early()
+    assert signal.getsignal(signal.SIGINT) is early_signals._count
+    early_signals.release()
+    assert {sig: signal.getsignal(sig) for sig in saved} == saved
+    from resconv_tui.cli import main
+
+    # Through the command: a worker refused at its start (no such database) gives them back.
+    assert main(["worker", "--device", "cpu", "--db", "/nonexistent/runs.db"]) == 2
+    assert {sig: signal.getsignal(sig) for sig in saved} == saved
 
 
 def test_a_slot_signalled_with_its_whole_service_stops_once(
