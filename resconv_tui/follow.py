@@ -48,8 +48,10 @@ class Follower:
             run = self.repo.get_run(self.run_id)
         except UnknownRun:
             return None, [f"run {self.run_id} was removed from the database"]
+        from resconv_tui.polling import attempt_of
+
         lines: list[str] = []
-        attempt = (run.attempts, run.started_at)
+        attempt = attempt_of(run)
         if self.attempt is not None and self.attempt[1] is not None and attempt != self.attempt:
             # A stopped worker put back the attempt that had started: its points went with
             # it, and the next attempt's ids may start below the last seen.
@@ -70,23 +72,25 @@ class Follower:
         """Said once each: queued, claimed, its worker gone quiet or gone."""
         notes = []
         if run.status == RunStatus.QUEUED:
-            notes.append(self._once("queued", self._queued_note(now)))
+            notes.append(self._once("queued", lambda: self._queued_note(now)))
         elif run.status == RunStatus.RUNNING:
-            notes.append(self._once("running", f"running on worker {run.worker_id}"))
-            stalled, exited = self._trouble(run, now)
-            if exited:
-                from resconv_tui.commands.ls import EXITED_NOTE
+            notes.append(self._once("running", lambda: f"running on worker {run.worker_id}"))
+            from resconv_tui.commands.ls import EXITED_NOTE, run_trouble
 
-                notes.append(self._once("exited", f"{EXITED_NOTE}; still following"))
+            stalled, exited = run_trouble(self.repo, run, now)
+            if exited:
+                notes.append(self._once("exited", lambda: f"{EXITED_NOTE}; still following"))
             elif stalled:
-                notes.append(self._once("stalled", "stalled: no training step for minutes"))
+                notes.append(self._once("stalled", lambda: "stalled: no training step for minutes"))
         return [note for note in notes if note]
 
-    def _once(self, key: str, note: str) -> str:
+    def _once(self, key: str, note: Callable[[], str]) -> str:
+        """``note()`` the first time ``key`` is asked for this attempt, then "" (made only
+        then: the queued note reads the workers)."""
         if key in self.said:
             return ""
         self.said.add(key)
-        return note
+        return note()
 
     def _queued_note(self, now: float) -> str:
         from resconv_tui.polling import read_workers, worker_health
@@ -95,12 +99,6 @@ class Follower:
         if not live:
             return f"queued; no worker is running (start one: resconv-tui worker{self.db})"
         return "queued: waits for a worker"
-
-    def _trouble(self, run: RunRow, now: float) -> tuple[bool, bool]:
-        from resconv_tui.commands.ls import troubled_runs
-
-        stalled, exited = troubled_runs(self.repo, [run], now)
-        return run.id in stalled, run.id in exited
 
     def progress(self, run: RunRow, now: float) -> str:
         """``12,800 / 64,000 inputs (20%)  train loss 0.083112  2,950 in/s  ETA 1m12s``."""

@@ -241,6 +241,12 @@ def running_ends(
     return {run_id: end for run_id, end in (ends or {}).items() if run_id not in again}
 
 
+def attempt_of(run: RunRow) -> tuple[int, float | None]:
+    """Which attempt of ``run`` the rows are of: a retry, or a stopped worker's requeue,
+    deletes the metric rows and a new claim starts another (its attempts and start)."""
+    return run.attempts, run.started_at
+
+
 def shown_eta(run: RunRow, now: float, ends: dict[int, float]) -> float | None:
     """A running run's ETA as the dashboard and ``ls`` show it: the queue forecast's end
     for it (``ends``), else its inputs left at its pace so far (``run_eta``). None (not

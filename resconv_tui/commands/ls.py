@@ -80,6 +80,13 @@ def troubled_runs(
     return stalled_runs(workers, held_runs(runs, workers)), exited
 
 
+def run_trouble(repo: Repo, run: RunRow, now: float) -> tuple[bool, bool]:
+    """``troubled_runs`` for one run: whether it is stalled, and whether its worker's
+    process here has exited (``show`` and ``show --follow``)."""
+    stalled, exited = troubled_runs(repo, [run], now)
+    return run.id in stalled, run.id in exited
+
+
 def run_ends(repo: Repo, runs: list[RunRow], now: float) -> dict[int, float]:
     """The queue forecast's seconds until each run ends, as the dashboard's ETA column
     has them (from every run of the database, whatever ``ls`` lists)."""

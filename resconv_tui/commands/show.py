@@ -86,6 +86,8 @@ def run_show(args: argparse.Namespace) -> int:
         return 0
     if args.follow:
         return follow_run(repo, run, db_option(args))
+    from resconv_tui.commands.ls import run_trouble
+
     now = time.time()
     trouble = run_trouble(repo, run, now)
     if args.json:
@@ -125,23 +127,13 @@ def follow_run(repo: Repo, run: RunRow, db: str) -> int:
 def no_samples_why(run: RunRow) -> str:
     """Why a run has no samples yet, or never will (they come with the final pass)."""
     from core.queue import RunStatus
+    from resconv_tui.widgets.run_info import ended_how
 
-    if run.status == RunStatus.CANCELLED:
-        return "it was cancelled before its final validation pass"
-    if run.status == RunStatus.FAILED:
-        return "it failed before its final validation pass"
+    if run.status in (RunStatus.FAILED, RunStatus.CANCELLED):
+        return f"it {ended_how(run.status)} before its final validation pass"
     if run.status == RunStatus.SUCCEEDED:  # a version before samples trained it
         return "none were saved when it ended"
     return "they are saved when it ends"
-
-
-def run_trouble(repo: Repo, run: RunRow, now: float) -> tuple[bool, bool]:
-    """Whether ``run`` is stalled (its worker beats, takes no step) and whether its
-    worker's process here has exited, by ``ls``'s rules."""
-    from resconv_tui.commands.ls import troubled_runs
-
-    stalled, exited = troubled_runs(repo, [run], now)
-    return run.id in stalled, run.id in exited
 
 
 def detail(

@@ -12,19 +12,8 @@ from textual.screen import Screen
 from textual.timer import Timer
 
 from core.errors import ResconvError
-from core.queue import Repo, RunRow, RunStatus
+from core.queue import Repo
 from resconv_tui.widgets.loss_chart import LossChart
-
-
-def attempt_of(run: RunRow) -> tuple[int, float | None]:
-    """Which attempt of ``run`` the rows are of: a retry, or a stopped worker's requeue,
-    deletes the metric rows and a new claim starts another (its attempts and start)."""
-    return run.attempts, run.started_at
-
-
-def ended_how(status: RunStatus) -> str:
-    """'failed', 'was cancelled': how a run without data ended, for a sentence."""
-    return "was cancelled" if status == RunStatus.CANCELLED else str(status)
 
 
 class ChartScreen(Screen[None]):

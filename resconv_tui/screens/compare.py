@@ -28,7 +28,8 @@ from core.queue.rows import TRAIN_LOSS, VAL_LOSS, MetricRow, RunFilter
 from core.queue.status import FINISHED
 from core.queue.views import count_of
 from resconv_tui.plotting import NO_DATA_YET, PALETTE, Series, colour, rich_colour
-from resconv_tui.screens.chart_screen import ChartScreen, attempt_of
+from resconv_tui.polling import attempt_of
+from resconv_tui.screens.chart_screen import ChartScreen
 from resconv_tui.widgets.fit_footer import FitFooter
 from resconv_tui.widgets.loss_chart import LossChart
 

@@ -31,12 +31,13 @@ from core.queue.rows import TRAIN_LOSS, VAL_LOSS, MetricRow
 from core.queue.samples import decode_samples
 from core.queue.status import FINISHED
 from resconv_tui.plotting import NO_DATA_YET, PALETTE, Series
-from resconv_tui.polling import held_runs, stalled_runs
-from resconv_tui.screens.chart_screen import ChartScreen, attempt_of, ended_how
+from resconv_tui.polling import attempt_of, held_runs, stalled_runs
+from resconv_tui.screens.chart_screen import ChartScreen
 from resconv_tui.widgets.fit_footer import FitFooter
 from resconv_tui.widgets.loss_chart import LossChart
 from resconv_tui.widgets.run_info import (
     config_table,
+    ended_how,
     error_text,
     info_made_of,
     info_table,

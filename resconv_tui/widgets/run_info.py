@@ -36,6 +36,11 @@ def _number(value: float | None, fmt: str) -> str:
     return "—" if value is None else format(value, fmt)
 
 
+def ended_how(status: RunStatus) -> str:
+    """'failed', 'was cancelled': how a run without data ended, for a sentence."""
+    return "was cancelled" if status == RunStatus.CANCELLED else str(status)
+
+
 def title_text(run: RunRow) -> Text:
     """``Run 7  layers-3_seed-0  (t1-layers-32)  succeeded``, the status in its colour."""
     style = STATUS_STYLE.get(run.status, "")
