@@ -107,8 +107,10 @@ def print_comparison_chart(runs: Sequence[RunRow], curves: dict[int, list[Metric
     rows)."""
     from rich.text import Text
 
+    from core.queue.rows import VAL_LOSS
     from core.queue.status import FINISHED
     from resconv_tui.plotting import NO_DATA_YET, PALETTE, colour, rich_colour
+    from resconv_tui.widgets.run_info import last_validation
 
     shown = runs[: len(PALETTE)]
     console = stdout_console()
@@ -118,7 +120,9 @@ def print_comparison_chart(runs: Sequence[RunRow], curves: dict[int, list[Metric
     for index, run in enumerate(shown):
         marker = str(index + 1) if numbered else None
         series += loss_series(curves[run.id], colour(index), colour(index), marker=marker)
-        loss = last_validation(run, curves[run.id])
+        passes = [row.value for row in curves[run.id] if row.name == VAL_LOSS]
+        final = last_validation(run, passes)
+        loss = "—" if final is None else f"{final:.6f}"
         legend.append(f"{marker} " if marker else "■ ", style=rich_colour(index))
         legend.append(f"#{run.id} {run.name}", style="bold")
         legend.append(f"  ({run.experiment}, {run.status})  val {loss}\n")
@@ -133,15 +137,3 @@ def print_comparison_chart(runs: Sequence[RunRow], curves: dict[int, list[Metric
             f"{len(PALETTE)} colours tell curves apart",
             file=sys.stderr,
         )
-
-
-def last_validation(run: RunRow, metrics: Sequence[MetricRow]) -> str:
-    """Its final validation loss, or while it trains its last pass so far (as the
-    compare screen's legend has it)."""
-    from core.queue.rows import VAL_LOSS
-
-    passes = [row.value for row in metrics if row.name == VAL_LOSS]
-    loss = run.validation_loss
-    if loss is None and passes:
-        loss = passes[-1]
-    return "—" if loss is None else f"{loss:.6f}"

@@ -32,6 +32,7 @@ from resconv_tui.polling import attempt_of
 from resconv_tui.screens.chart_screen import ChartScreen
 from resconv_tui.widgets.fit_footer import FitFooter
 from resconv_tui.widgets.loss_chart import LossChart
+from resconv_tui.widgets.run_info import last_validation
 
 BOTH = "both"
 METRIC_TITLES = {
@@ -169,13 +170,6 @@ class CompareScreen(ChartScreen):
                 out.append(Series("", found.xs, found.ys, colour(index), marker, scatter=dots))
         return out
 
-    def last_validation(self, run_id: int) -> float | None:
-        run = self.runs.get(run_id)
-        if run is not None and run.validation_loss is not None:
-            return run.validation_loss
-        found = self.points.get((run_id, VAL_LOSS))
-        return found.ys[-1] if found and found.ys else None
-
     def legend(self) -> Text:
         text = Text()
         for index, run_id in enumerate(self.run_ids):
@@ -184,7 +178,8 @@ class CompareScreen(ChartScreen):
             if run is None:
                 text.append(f"#{run_id}  not in the database\n", style="dim")
                 continue
-            loss = self.last_validation(run_id)
+            found = self.points.get((run_id, VAL_LOSS))
+            loss = last_validation(run, found.ys if found else [])
             shown = "—" if loss is None else f"{loss:.6f}"
             text.append(f"#{run_id} {run.name}", style="bold")
             text.append(f"  ({run.experiment}, {run.status})  val {shown}\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from time import localtime, strftime
 
 from rich.table import Table
@@ -34,6 +35,14 @@ def _grid() -> Table:
 
 def _number(value: float | None, fmt: str) -> str:
     return "—" if value is None else format(value, fmt)
+
+
+def last_validation(run: RunRow, passes: Sequence[float]) -> float | None:
+    """Its final validation loss, or while it trains the last of its ``passes`` so far
+    (the compare screen's legend and ``compare --plot``'s)."""
+    if run.validation_loss is not None:
+        return run.validation_loss
+    return passes[-1] if passes else None
 
 
 def ended_how(status: RunStatus) -> str:
