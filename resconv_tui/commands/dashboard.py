@@ -27,11 +27,13 @@ def still_training(url: str, here: str | None = None, db: str = "") -> str | Non
     stop them. None when there are none, or the database cannot tell now. A worker
     already stopping (``w`` pressed before quitting) trains on no more than its step."""
     import socket
+    import time
 
     from core.errors import ResconvError
-    from core.processes import gone_here
+    from core.processes import process_alive
     from core.queue import Repo
     from core.queue.views import ids_of
+    from resconv_tui.polling import live_workers_of
 
     host = here or socket.gethostname()
     try:
@@ -42,10 +44,12 @@ def still_training(url: str, here: str | None = None, db: str = "") -> str | Non
             repo.close()
     except ResconvError:  # its error was on screen already, if it matters
         return None
+    # The ones `resconv-tui stop` would signal (its rule: live rows of this machine
+    # whose process runs), but for those it already asked.
     live = [
         w
-        for w in workers
-        if w.host == host and w.state != "stopping" and not gone_here(w.host, w.pid, here=host)
+        for w in live_workers_of(host, workers, time.time())
+        if w.state != "stopping" and process_alive(w.pid)
     ]
     if not live:
         return None
