@@ -9,9 +9,10 @@ waiting 1, 2, 4 ... 15 s; training waits meanwhile, and its clock leaves the wai
 
 A verb is one transaction: what the refused try did was rolled back, so trying it again
 is safe, with one exception no client can rule out: a connection cut while its COMMIT
-was on the wire may have committed. For a worker's verbs that is a metric batch written
-twice, or a run claimed that the worker never heard of (its heartbeat does not keep such
-a run alive, so it ends as "worker lost").
+was on the wire may have committed. A verb can tell it is tried again (``tried_again``):
+a metric batch then looks for itself before it is written. A run claimed that the worker
+never heard of is left to the heartbeat, which does not keep such a run alive, so it
+ends as "worker lost".
 
 Every thread of a worker (training, heartbeat, packed slots) waits on its own, but the
 log says once that the database went away, and once that it is back (``Outage``).
@@ -40,7 +41,9 @@ WAIT_SLICE_S = 0.2  # a wait is slept in slices, so that a stop asked for ends i
 
 Verb = TypeVar("Verb", bound=Callable[..., Any])
 
-_thread = threading.local()  # .trying: a verb of this thread is being tried (patiently or once)
+# .trying: a verb of this thread is being tried (patiently or once); .again: not for the
+# first time (an earlier try was refused).
+_thread = threading.local()
 
 
 def passing_reason(error: QueueError, dialect: str) -> str | None:
@@ -112,6 +115,7 @@ def patient(verb: Verb) -> Verb:
         try:
             while True:
                 tried_at = time.monotonic()
+                _thread.again = refused_at is not None
                 try:
                     result = verb(repo, *args, **kwargs)
                 except QueueError as error:
@@ -129,9 +133,15 @@ def patient(verb: Verb) -> Verb:
                     _thread.waited_s = waited_s() + (tried_at - refused_at)
                 return result
         finally:
-            _thread.trying = False
+            _thread.trying = _thread.again = False
 
     return patiently  # type: ignore[return-value]
+
+
+def tried_again() -> bool:
+    """Whether this thread's verb is being tried again after a refused try, which may
+    have committed all the same (a connection cut while its COMMIT was on the wire)."""
+    return bool(getattr(_thread, "again", False))
 
 
 def waited_s() -> float:

@@ -46,7 +46,7 @@ from core.errors import ConfigError, first_line
 from core.queue import db
 from core.queue.errors import InvalidTransition, QueueError, UnknownRun
 from core.queue.models import Metric, Run, Worker
-from core.queue.patience import Outage, patient
+from core.queue.patience import Outage, patient, tried_again
 from core.queue.rows import (
     EnqueueResult,
     FinalFigures,
@@ -527,6 +527,10 @@ class Repo:
         second signal requeued its run), or a worker that was paused past the heartbeat's
         limit while its run was recovered, retried and claimed by another, cannot mix
         into that other attempt (it did: one run's curve, progress and ETA from two).
+
+        Tried again after a connection cut while its COMMIT was on the wire, the batch
+        may be there already: it is not written twice (its points would show twice in
+        ``show --curves`` and weigh twice in any mean of them).
         """
         # A diverged run's NaN or inf is not a point on a curve (and SQLite stores NaN as
         # NULL, which the NOT NULL column refused: the error stopped the worker and left
@@ -541,7 +545,7 @@ class Repo:
                 query = select(RUN.c.id).where(_running_under(run_id, owner)).with_for_update()
                 if conn.execute(query).first() is None:
                     return
-            if points:
+            if points and not (tried_again() and _written_already(conn, run_id, points)):
                 rows = [
                     dict(run_id=run_id, step=p.step, inputs=p.inputs, name=p.name, value=p.value)
                     for p in points
@@ -1100,6 +1104,19 @@ def _run_row(mapping: RowMapping) -> RunRow:
     m["cancel_requested"] = bool(m["cancel_requested"])
     m["has_samples"] = bool(m["has_samples"])
     return RunRow(swept=swept, target=target, **m)
+
+
+def _written_already(conn: Connection, run_id: int, points: Sequence[MetricPoint]) -> bool:
+    """Whether the run's last metric rows are ``points``, in order: the batch of a try
+    that committed although its connection was cut before it heard so."""
+    last = (
+        select(METRIC.c.step, METRIC.c.inputs, METRIC.c.name, METRIC.c.value)
+        .where(METRIC.c.run_id == run_id)
+        .order_by(METRIC.c.id.desc())
+        .limit(len(points))
+    )
+    stored = [tuple(row) for row in reversed(conn.execute(last).all())]
+    return stored == [(p.step, p.inputs, p.name, p.value) for p in points]
 
 
 def _running_under(run_id: int, worker_id: str) -> Any:

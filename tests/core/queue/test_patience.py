@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,7 +17,7 @@ from queue_helpers import tiny_runs
 from sqlalchemy.exc import OperationalError
 
 import core.queue.patience as patience_module
-from core.queue import QueueError, Repo
+from core.queue import MetricPoint, QueueError, Repo
 
 
 class FakeClock:
@@ -103,6 +104,42 @@ def test_a_connection_cut_mid_statement_is_tried_again_whole(
     assert [w.id for w in repo.list_workers()] == [worker]
     assert clock.waits == [1.0]
     assert said[0].startswith("database connection lost (server closed the connection)")
+
+
+def test_a_metric_batch_whose_commit_went_through_unheard_is_not_written_twice(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    # The connection cut while the batch's COMMIT was on the wire: it committed, the
+    # worker heard an error and tried the batch again, whole.
+    repo.enqueue(tiny_runs(1))
+    worker = repo.register_worker("h", 1, "cpu")
+    run = repo.claim(worker)
+    assert run is not None
+    first = [MetricPoint(20, 640, "train_loss", 0.5), MetricPoint(20, 640, "lr", 1e-3)]
+    repo.add_metrics(run.id, first, 640, owner=worker)
+    repo.reconnect_s = 60.0
+    real_write, cuts = repo._write, [1]
+
+    @contextmanager
+    def write_then_cut() -> Iterator[Any]:
+        with real_write() as conn:
+            yield conn
+        if cuts[0]:  # committed; the answer is lost
+            cuts[0] -= 1
+            cut = OperationalError("COMMIT", {}, Exception("server closed the connection"))
+            cut.connection_invalidated = True
+            raise QueueError("database: server closed the connection") from cut
+
+    monkeypatch.setattr(repo, "_write", write_then_cut)
+    again = [MetricPoint(40, 1280, "train_loss", 0.4), MetricPoint(40, 1280, "lr", 9e-4)]
+    repo.add_metrics(run.id, again, 1280, owner=worker)
+    assert clock.waits == [1.0]  # it was tried again
+    stored = [(m.step, m.name, m.value) for m in repo.metrics_since(run.id, 0)]
+    assert stored == [(p.step, p.name, p.value) for p in first + again]
+    assert repo.get_run(run.id).inputs_done == 1280
+    # A first try writes what it is given, even the very points just written.
+    repo.add_metrics(run.id, again, 1280, owner=worker)
+    assert len(repo.metrics_since(run.id, 0)) == 6
 
 
 def test_a_refusal_that_waiting_cannot_mend_is_not_tried_again(
