@@ -185,9 +185,10 @@ class RunRecorder:
             (TRAIN_LOSS, p.loss),
             ("lr", p.lr),
             ("inputs_per_s", p.inputs_per_s),
-            ("memory_bytes", p.memory_bytes),
+            ("memory_bytes", p.memory_bytes),  # None on a CPU: no point, rather than 0
         ):
-            self.buffer.append(MetricPoint(p.step, p.inputs, name, float(value)))
+            if value is not None:
+                self.buffer.append(MetricPoint(p.step, p.inputs, name, float(value)))
         if p.inputs_per_s > 0:  # each point's rate covers the inputs since the one before
             self.train_seconds += (p.inputs - self.trained) / p.inputs_per_s
         total = self.total_inputs

@@ -70,7 +70,8 @@ class TrainPoint:
     loss: float  # mean train L1 over the steps since the last point
     lr: float
     inputs_per_s: float
-    memory_bytes: int  # current device memory allocated (0 on CPU)
+    # Device memory allocated now; None where it is not measured (a CPU: see MemoryMeter).
+    memory_bytes: int | None
 
 
 @dataclass(frozen=True)
@@ -571,8 +572,8 @@ class MemoryMeter:
             if self.cuda and self.alone:
                 torch.cuda.reset_peak_memory_stats(device)
 
-    def current(self) -> int:
-        return torch.cuda.memory_allocated(self.device) if self.cuda else 0
+    def current(self) -> int | None:
+        return torch.cuda.memory_allocated(self.device) if self.cuda else None
 
     def peak(self) -> int:
         if self.cuda:

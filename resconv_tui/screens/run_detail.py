@@ -210,8 +210,11 @@ class RunDetailScreen(ChartScreen):
         self.query_one("#chart-speed", LossChart).set_series([self.series(SPEED, "inputs/s", 2)])
         memory = self.series(MEMORY, "MiB", 5)
         chart = self.query_one("#chart-memory", LossChart)
-        # The CPU path reports no device memory (all zeros): say so instead of a flat line.
-        unmeasured = bool(memory.ys) and not any(memory.ys)
+        # The CPU path measures no device memory: no points beside the train loss's (an
+        # older worker wrote zeros). Say so instead of "no data yet" or a flat line.
+        train = self.points.get(TRAIN_LOSS)
+        trained = train is not None and bool(train.xs)
+        unmeasured = not any(memory.ys) and (trained or bool(memory.ys))
         # (Nor its peak: the CPU process's memory is not the run's alone.)
         if unmeasured:
             chart.empty_note = "live memory not measured on CPU"

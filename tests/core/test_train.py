@@ -107,6 +107,7 @@ def test_result_figures(data: Datasets) -> None:
     assert result.param_count == count_params(TINY)
     assert result.inputs_per_s > 0 and result.wall_seconds > 0
     assert result.peak_memory_bytes == 0  # not measured on a CPU: the process's peak
+    assert {p.memory_bytes for p in result.train_losses} == {None}  # nor live
     assert result.path_used == "plain fp32" and not result.stopped
     assert result.samples.shape == (3, 8, 28, 28) and result.samples.dtype == torch.uint8
     masked, _, target = result.samples

@@ -194,13 +194,17 @@ def test_snapshot_run_detail_samples(snap_compare: Any, db_url: str, runs: dict)
     assert snap_compare(app, terminal_size=SIZE, run_before=scroll_down)
 
 
-async def test_memory_chart_says_cpu_runs_measure_no_device_memory(db_url: str) -> None:
+@pytest.mark.parametrize("memory_points", [0, 3], ids=["none", "older-zeros"])
+async def test_memory_chart_says_cpu_runs_measure_no_device_memory(
+    db_url: str, memory_points: int
+) -> None:
     from core.queue import MetricPoint
 
     repo = Repo.open(db_url)
     (run_id,) = repo.enqueue([new_run(2)]).added_ids
     repo.claim(repo.register_worker("laptop", 1, "cpu"))
-    points = [MetricPoint(s, s * 640, "memory_bytes", 0.0) for s in range(1, 4)]
+    # A CPU worker records no memory points; older ones wrote zeros.
+    points = [MetricPoint(s, s * 640, "memory_bytes", 0.0) for s in range(1, 1 + memory_points)]
     repo.add_metrics(run_id, [*points, MetricPoint(3, 1920, "train_loss", 0.3)], inputs_done=1920)
     app = ScreenHost(RunDetailScreen(db_url, run_id))
     async with app.run_test(size=SIZE) as pilot:

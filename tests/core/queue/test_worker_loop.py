@@ -43,10 +43,13 @@ Trainer = Callable[[RunRow, FitCallbacks, Path], FitResult]
 
 
 def fake_trainer(
-    steps: int = 100, step_s: float = 0.0, on_step: Callable[[int], None] | None = None
+    steps: int = 100,
+    step_s: float = 0.0,
+    on_step: Callable[[int], None] | None = None,
+    memory_bytes: int | None = 0,
 ) -> Trainer:
     """Walks ``steps`` steps through the callbacks like fit() does; lr >= 100 diverges,
-    lr 50 validates to NaN."""
+    lr 50 validates to NaN. ``memory_bytes`` None: a CPU's, not measured."""
 
     def train(run: RunRow, cb: FitCallbacks, checkpoint_dir: Path) -> FitResult:
         config = run.config
@@ -62,7 +65,8 @@ def fake_trainer(
                 raise RuntimeError("boom\nsecond line")
             time.sleep(step_s)
             if step % cb.log_every == 0 and cb.on_train_loss is not None:
-                cb.on_train_loss(TrainPoint(step, step * 64, 1 / step, config.lr, 1000.0, 0))
+                point = TrainPoint(step, step * 64, 1 / step, config.lr, 1000.0, memory_bytes)
+                cb.on_train_loss(point)
         loss = float("nan") if config.lr == 50 else 0.25
         if cb.on_validation is not None:
             cb.on_validation(ValidationPoint(1, steps, steps * 64, loss))
@@ -95,6 +99,18 @@ def test_trains_every_run_and_records_figures_metrics_and_samples(
         assert {"lr", "inputs_per_s", "memory_bytes"} <= set(names)
     (row,) = repo.list_workers(include_gone=True)
     assert (row.state, row.runs_done, row.device) == ("stopped", 3, "cpu")
+
+
+def test_a_run_whose_memory_is_not_measured_records_no_memory_points(
+    repo: Repo, tmp_path: Path
+) -> None:
+    # A CPU run's memory_bytes were stored as zeros, which show --json and --curves
+    # gave as measured figures.
+    repo.enqueue(tiny_runs(1))
+    make_worker(repo, fake_trainer(memory_bytes=None), tmp_path).loop(until_empty=True)
+    (run,) = repo.list_runs()
+    names = {m.name for m in repo.metrics_since(run.id)}
+    assert run.status == S.SUCCEEDED and names == {"train_loss", "lr", "inputs_per_s", "val_loss"}
 
 
 def test_a_running_run_shows_its_training_rate_so_far(repo: Repo, tmp_path: Path) -> None:
