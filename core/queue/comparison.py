@@ -30,6 +30,7 @@ from core.queue.views import (
     meters_of,
     run_figures,
 )
+from core.sweep import ALIASES, PAIR_ALIASES
 
 
 def comparison_table(runs: Sequence[RunRow], every_key: bool = False) -> Table:
@@ -38,7 +39,7 @@ def comparison_table(runs: Sequence[RunRow], every_key: bool = False) -> Table:
     results table's figures. A figure a run has not reached yet (a queued run's
     validation loss) is None."""
     configs = [config_of(run.config_json) for run in runs]
-    keys = [key for key in _keys_in_order(configs) if every_key or _differs(key, configs)]
+    keys = _keys_in_order(configs) if every_key else differing_keys(runs)
     columns = (RUN, EXPERIMENT, NAME, STATUS, *keys, LOSS, PARAMS, MINUTES, RATE, MEMORY, METER)
     meters = meters_of([run.validation_loss for run in runs])
     rows = tuple(
@@ -56,6 +57,28 @@ def comparison_table(runs: Sequence[RunRow], every_key: bool = False) -> Table:
         tuple(columns[i] for i in kept), tuple(tuple(row[i] for i in kept) for row in rows),
         full.swept, full.runs,
     )  # fmt: skip
+
+
+def differing_keys(runs: Sequence[RunRow]) -> list[str]:
+    """The config keys whose values are not the same in all of ``runs``, in order."""
+    configs = [config_of(run.config_json) for run in runs]
+    return [key for key in _keys_in_order(configs) if _differs(key, configs)]
+
+
+def unnamed_differences(run: RunRow, keys: Sequence[str]) -> str:
+    """``run``'s values of ``keys`` (differing between compared runs) that its name does
+    not show (its name shows what its sweep swept): ``"lr 0.003, batch_size 32"``. Two
+    runs of different sweeps, or queued alone, differ in what their names leave out."""
+    named = {ALIASES.get(key, key) for key in run.swept}
+    named |= {key for key, pair in PAIR_ALIASES.items() if named & set(pair)}
+    config = config_of(run.config_json)
+    return ", ".join(f"{key} {_shown(config.get(key))}" for key in keys if key not in named)
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "none"  # a key the run's version did not have
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _keys_in_order(configs: Sequence[dict[str, Any]]) -> list[str]:

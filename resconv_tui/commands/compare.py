@@ -60,7 +60,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from core.queue.comparison import comparison_table
+    from core.queue.comparison import comparison_table, differing_keys
     from core.queue.errors import UsageError
     from core.queue.rows import TRAIN_LOSS, VAL_LOSS
     from core.queue.views import render
@@ -81,8 +81,9 @@ def run_compare(args: argparse.Namespace) -> int:
         return 0
     table = comparison_table(runs, args.all_config)
     print(render(table, args.format))
-    if not table.swept:  # else the table alone leaves its reader looking for the difference
-        print("their configs are the same (--all-config shows them)", file=sys.stderr)
+    if not differing_keys(runs):  # else the table leaves its reader looking for a difference
+        shows = "" if args.all_config else " (--all-config shows them)"
+        print(f"their configs are the same{shows}", file=sys.stderr)
     if args.plot:
         print_comparison_chart(runs, curves)
     return 0

@@ -1,7 +1,9 @@
 """Several runs' loss curves overlaid, one colour each, with a legend below.
 
 The legend (not plotext's in-plot one, which would hide curves) names each run
-with its colour and last validation loss. Metrics are read incrementally per
+with its colour, last validation loss and the config values that differ between the
+runs where its name does not show them (``resconv-tui compare``'s table shows them
+all); the title names the keys that differ. Metrics are read incrementally per
 run, like the run detail screen; once every run has ended they are read every few
 seconds: a run retried elsewhere starts its curve afresh, a removed one loses it.
 
@@ -24,6 +26,7 @@ from textual.widgets import Header, Static
 
 from core.errors import ResconvError
 from core.queue import RunRow
+from core.queue.comparison import differing_keys, unnamed_differences
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS, MetricRow, RunFilter
 from core.queue.status import FINISHED
 from core.queue.views import count_of
@@ -83,12 +86,15 @@ class CompareScreen(ChartScreen):
         self.runs: dict[int, RunRow] = {}
         self.attempts: dict[int, tuple[int, float | None]] = {}  # the ones the curves show
         self.legend_shown: Text | None = None  # drawn again only when it changes
+        self.title_shown = ""
         self.last_ids: dict[int, int] = defaultdict(int)
         self.points: dict[tuple[int, str], Series] = defaultdict(lambda: Series(""))
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(f"Compare {count_of(len(self.run_ids), 'run')}", id="compare-title")
+        yield Static(
+            f"Compare {count_of(len(self.run_ids), 'run')}", id="compare-title", markup=False
+        )
         yield LossChart(METRIC_TITLES[BOTH], id="compare-chart")
         yield Static("loading…", id="compare-legend")
         yield FitFooter()
@@ -171,7 +177,7 @@ class CompareScreen(ChartScreen):
         return out
 
     def legend(self) -> Text:
-        text = Text()
+        text, keys = Text(), differing_keys(self.shown_runs())
         for index, run_id in enumerate(self.run_ids):
             run = self.runs.get(run_id)
             text.append("■ ", style=rich_colour(index))
@@ -182,14 +188,31 @@ class CompareScreen(ChartScreen):
             loss = last_validation(run, found.ys if found else [])
             shown = "—" if loss is None else f"{loss:.6f}"
             text.append(f"#{run_id} {run.name}", style="bold")
-            text.append(f"  ({run.experiment}, {run.status})  val {shown}\n")
+            text.append(f"  ({run.experiment}, {run.status})  val {shown}")
+            unnamed = unnamed_differences(run, keys)
+            text.append(f"  {unnamed}\n" if unnamed else "\n", style="dim")
         text.rstrip()
         return text
+
+    def shown_runs(self) -> list[RunRow]:
+        return [self.runs[i] for i in self.run_ids if i in self.runs]
+
+    def title_text(self) -> str:
+        title = f"Compare {count_of(len(self.run_ids), 'run')}"
+        runs = self.shown_runs()
+        if len(runs) < 2:
+            return title
+        keys = differing_keys(runs)
+        return f"{title}: they differ in {', '.join(keys)}" if keys else f"{title}: same config"
 
     def redraw(self) -> None:
         chart = self.query_one("#compare-chart", LossChart)
         chart.chart_title = METRIC_TITLES[self.metric]
         chart.set_series(self.series())
+        title = self.title_text()
+        if title != self.title_shown:
+            self.title_shown = title
+            self.query_one("#compare-title", Static).update(title)
         legend = self.legend()
         if legend != self.legend_shown:
             self.legend_shown = legend

@@ -338,6 +338,12 @@ def test_compare_of_equal_configs_says_so_and_shows_no_empty_columns(
     code, out, err = cli(capsys, "compare", "1", "2", "--format", "csv", "--db", db_url)
     assert next(csv.reader(io.StringIO(out)))[-2:] == ["validation loss", "model params"]
     code, out, err = cli(capsys, "compare", "1", "2", "--all-config", "--db", db_url)
+    # Every key, and still the note: among them all the reader would look for a difference.
+    assert err == "their configs are the same\n" and "| layers |" in out
+    repo = Repo.open(db_url)
+    repo.enqueue([new_run(5)])
+    repo.close()
+    code, out, err = cli(capsys, "compare", "1", "3", "--all-config", "--db", db_url)
     assert err == "" and "| layers |" in out
 
 

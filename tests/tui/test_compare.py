@@ -156,3 +156,35 @@ async def test_compare_takes_as_many_runs_as_it_has_colours(db_url: str, runs: l
         assert isinstance(screen, CompareScreen) and screen.run_ids == [*runs, *more][:8]
         said = " ".join(str(n.message) for n in app._notifications)
         assert "comparing the first 8 of 10 runs" in said
+
+
+async def test_the_title_names_what_differs_and_the_legend_what_names_leave_out(
+    db_url: str,
+) -> None:
+    # Two sweeps' runs: each name shows its own sweep's key (layers), not the lr that
+    # the other sweep fixed otherwise; the chart alone left the reader guessing.
+    from core.config import RunConfig
+    from core.queue import NewRun
+
+    def swept_run(layers: int, lr: float, experiment: str) -> NewRun:
+        config = RunConfig(layers=layers, lr=lr, max_inputs=64_000)
+        return NewRun.from_config(config, experiment=experiment, name=f"l-{layers}",
+                                  param_count=1000, swept={"l": layers})  # fmt: skip
+
+    repo = Repo.open(db_url)
+    ids = repo.enqueue([swept_run(3, 1e-3, "a"), swept_run(5, 3e-3, "b")]).added_ids
+    same = repo.enqueue([new_run(7), new_run(7, experiment="again")]).added_ids
+    repo.close()
+    app = ScreenHost(CompareScreen(db_url, list(ids)))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        text = screen_text(app)
+        assert "Compare 2 runs: they differ in layers, lr" in text
+        assert "#1 l-3  (a, queued)  val —  lr 0.001" in text
+        assert "#2 l-5  (b, queued)  val —  lr 0.003" in text
+    app = ScreenHost(CompareScreen(db_url, list(same)))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        text = screen_text(app)
+        assert "Compare 2 runs: same config" in text
+        assert "#3 l-7  (demo, queued)  val —\n" in text
