@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,6 +58,7 @@ from core.train import (
     FitCallbacks,
     FitResult,
     MemoryMeter,
+    PassStopped,
     TrainClock,
     TrainPoint,
     ValidationPoint,
@@ -69,6 +70,7 @@ from core.train import (
     sample_grid,
     seeded_generator,
     seeded_model,
+    stop_between,
     to_unit,
     train_batches,
     training_errors,
@@ -129,18 +131,25 @@ def _slice(whole: torch.Tensor, k: int, part: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def validate_fixed_stack(
-    model: nn.Module, images: torch.Tensor, halves: Sequence[torch.Tensor], batch_size: int
+    model: nn.Module,
+    images: torch.Tensor,
+    halves: Sequence[torch.Tensor],
+    batch_size: int,
+    stop: Callable[[], bool] | None = None,
 ) -> list[float]:
     """``core.train.validate_fixed`` for every run of a stack in one pass: run k's input
     is the images masked with its own halves, in its channel."""
     model.eval()
     totals = torch.zeros(len(halves), dtype=torch.float64, device=images.device)
-    for start in range(0, len(images), batch_size):
-        target = to_unit(images[start : start + batch_size])
-        window = slice(start, start + batch_size)
-        inputs = torch.cat([delete_halves(target, h[window]) for h in halves], dim=1)
-        totals += _abs_error_per_copy(model(inputs), target, len(halves)).double()
-    model.train()
+    try:
+        for start in range(0, len(images), batch_size):
+            stop_between(stop)
+            target = to_unit(images[start : start + batch_size])
+            window = slice(start, start + batch_size)
+            inputs = torch.cat([delete_halves(target, h[window]) for h in halves], dim=1)
+            totals += _abs_error_per_copy(model(inputs), target, len(halves)).double()
+    finally:
+        model.train()
     return (totals / images.numel()).tolist()
 
 
@@ -150,12 +159,14 @@ def validate_faithful_stack(
     images: torch.Tensor,
     batch_size: int,
     generators: Sequence[torch.Generator],
+    stop: Callable[[], bool] | None = None,
 ) -> list[float]:
     """``core.train.validate_faithful`` for every run of a stack in one pass (BatchNorm
     in train mode works per channel, so per run; each run draws its masks as alone)."""
     model.train(True)
     means = []
     for batch in images.split(batch_size):
+        stop_between(stop)
         target = to_unit(batch)
         drawn = [draw_halves(len(batch), g, batch.device) for g in generators]
         inputs = torch.cat([delete_halves(target, halves) for halves in drawn], dim=1)
@@ -298,7 +309,7 @@ class _Stack:
             if len(self.window) >= self.log_every:
                 self._log()
             if batches[0][1]:
-                self._validate()
+                self._validate(stoppable=self.inputs < self.config.max_inputs)
         self._log()
         live = [m for m in self.members if m.live]
         if live:
@@ -390,29 +401,40 @@ class _Stack:
         if member.callbacks.on_train_loss is not None:
             member.callbacks.on_train_loss(point)
 
-    def _validate(self) -> None:
+    def _validate(self, stoppable: bool = False) -> None:
+        """fit()'s pass for every live run. ``stoppable`` (between epochs): ended early,
+        unrecorded, once every live run asks to stop (a signal to the worker); the next
+        step's ``_poll_stops`` then stops them. One run's cancel alone lets it end."""
         self._mark_diverged(self._window_rows())  # never validate a run that diverged
         self.clock.stop(self.device)
         live = [(k, member) for k, member in enumerate(self.members) if member.live]
         if live:
-            losses = self._validation_losses()
+            try:
+                losses = self._validation_losses(self._all_stop if stoppable else None)
+            except PassStopped:
+                self.clock.start()
+                return
             for k, member in live:
                 self._record_validation(k, member, losses[k])
         self.clock.start()
 
-    def _validation_losses(self) -> list[float]:
+    def _all_stop(self) -> bool:
+        asks = [m.callbacks.should_stop for m in self.members if m.live]
+        return all(should_stop is not None and should_stop() for should_stop in asks)
+
+    def _validation_losses(self, stop: Callable[[], bool] | None = None) -> list[float]:
         """Every run's validation loss (fit's rules), from one pass of the stacked model."""
         config, images = self.config, self.data.validation
         if config.validation == "seed-faithful":
             generators = [member.faithful_generator for member in self.members]
-            return validate_faithful_stack(self.model, images, config.batch_size, generators)
+            return validate_faithful_stack(self.model, images, config.batch_size, generators, stop)
         # Fixed masks, eval mode and unchanged weights since the last pass (the final
         # pass right after the last epoch's): every run would repeat its value.
         repeated = [self._loss_at_this_step(member) for member in self.members]
         if all(loss is not None for loss, m in zip(repeated, self.members, strict=True) if m.live):
             return [math.nan if loss is None else loss for loss in repeated]
         halves = [member.fixed_halves for member in self.members]
-        return validate_fixed_stack(self.model, images, halves, config.batch_size)
+        return validate_fixed_stack(self.model, images, halves, config.batch_size, stop)
 
     def _loss_at_this_step(self, member: _Member) -> float | None:
         points = member.out.validation_losses

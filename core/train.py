@@ -252,24 +252,47 @@ def make_plain_step(
 # ----- validation -------------------------------------------------------------------
 
 
+class PassStopped(Exception):
+    """A validation pass given ``stop`` ended early: ``stop()`` said so between batches."""
+
+
+def stop_between(stop: Callable[[], bool] | None) -> None:
+    """Raise PassStopped if ``stop`` (called before each validation batch) says so."""
+    if stop is not None and stop():
+        raise PassStopped
+
+
 @torch.no_grad()
 def validate_fixed(
-    model: nn.Module, images: torch.Tensor, halves: torch.Tensor, batch_size: int
+    model: nn.Module,
+    images: torch.Tensor,
+    halves: torch.Tensor,
+    batch_size: int,
+    stop: Callable[[], bool] | None = None,
 ) -> float:
     """Exact mean L1 over all images with the given masks, in eval mode (deterministic)."""
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=images.device)
-    for batch, batch_halves in zip(images.split(batch_size), halves.split(batch_size), strict=True):
-        target = to_unit(batch)
-        output = model(delete_halves(target, batch_halves))
-        total += F.l1_loss(output, target, reduction="sum").double()
-    model.train()
+    try:
+        for batch, halves_of in zip(
+            images.split(batch_size), halves.split(batch_size), strict=True
+        ):
+            stop_between(stop)
+            target = to_unit(batch)
+            output = model(delete_halves(target, halves_of))
+            total += F.l1_loss(output, target, reduction="sum").double()
+    finally:
+        model.train()
     return total.item() / images.numel()
 
 
 @torch.no_grad()
 def validate_faithful(
-    model: nn.Module, images: torch.Tensor, batch_size: int, generator: torch.Generator
+    model: nn.Module,
+    images: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+    stop: Callable[[], bool] | None = None,
 ) -> float:
     """The logbook's validation: fresh masks, BN in train mode, mean of per-batch means."""
     # The original trainer called model.eval() and then its train step's model.train(True),
@@ -277,6 +300,7 @@ def validate_faithful(
     model.train(True)
     means = []
     for batch in images.split(batch_size):
+        stop_between(stop)
         target = to_unit(batch)
         inputs = delete_halves(target, draw_halves(len(batch), generator, batch.device))
         means.append(F.l1_loss(model(inputs), target))
@@ -400,7 +424,9 @@ class _Run:
             if len(self.window) >= self.callbacks.log_every:
                 self._log()
             if epoch_done:
-                self._validate()
+                self._validate(stoppable=self.inputs < self.config.max_inputs)
+                if self.out.stopped:
+                    break
         self._log()
         if self.out.stopped:
             if self.callbacks.save_on_stop():
@@ -453,11 +479,22 @@ class _Run:
             raise error
         return losses
 
-    def _validate(self) -> None:
+    def _validate(self, stoppable: bool = False) -> None:
+        """A validation pass, recorded. ``stoppable`` (a pass between epochs): a stop asked
+        for meanwhile ends it between batches, unrecorded: the run is put back or
+        cancelled, and the pass, minutes long for a big model on a CPU, kept a stopped
+        worker (or a cancel) waiting for nothing. The last pass, once every step is
+        done, always ends: a stop then must not throw away a whole training."""
         self._check_window()  # never validate (or checkpoint) a model that already diverged
         self.clock.stop(self.device)
+        try:
+            loss = self._validation_loss(self._stop_asked if stoppable else None)
+        except PassStopped:
+            self.out.stopped = True
+            self.clock.start()
+            return
         points = self.out.validation_losses
-        point = ValidationPoint(len(points) + 1, self.step, self.inputs, self._validation_loss())
+        point = ValidationPoint(len(points) + 1, self.step, self.inputs, loss)
         points.append(point)
         self.out.validation_loss = point.loss
         if self.checkpoints is not None:
@@ -466,15 +503,20 @@ class _Run:
             self.callbacks.on_validation(point)
         self.clock.start()
 
-    def _validation_loss(self) -> float:
+    def _stop_asked(self) -> bool:
+        # The heartbeat's stall watch takes the call for a step: the run is alive.
+        return self.callbacks.should_stop is not None and self.callbacks.should_stop()
+
+    def _validation_loss(self, stop: Callable[[], bool] | None) -> float:
         config, images = self.config, self.data.validation
         if config.validation == "seed-faithful":
-            return validate_faithful(self.model, images, config.batch_size, self.faithful_generator)
+            generator = self.faithful_generator
+            return validate_faithful(self.model, images, config.batch_size, generator, stop)
         points = self.out.validation_losses
         if points and points[-1].step == self.step:
             # Fixed masks, eval mode and unchanged weights: the pass would repeat its value.
             return points[-1].loss
-        return validate_fixed(self.model, images, self.fixed_halves, config.batch_size)
+        return validate_fixed(self.model, images, self.fixed_halves, config.batch_size, stop)
 
     def _save_last(self) -> None:
         if self.checkpoints is not None:

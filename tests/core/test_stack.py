@@ -218,6 +218,20 @@ def test_a_run_told_to_stop_stops_alone(data: Datasets) -> None:
     assert not results[1].stopped and results[1].samples is not None
 
 
+def test_a_pass_between_epochs_ends_once_every_run_asks_to_stop(data: Datasets) -> None:
+    # fit()'s rule, for a stack: its worker was signalled during the pass. One run's cancel
+    # alone lets the pass end: the others' passes are in it.
+    everyone = [FitCallbacks(should_stop=_stop_after(6)) for _ in SEEDS]  # an epoch: 6 steps
+    results = [_ok(r) for r in stack.fit_stack(_configs(), data, "cpu", everyone)]
+    assert [(r.stopped, r.steps, r.validation_losses) for r in results] == [(True, 6, [])] * 3
+    one = [FitCallbacks(should_stop=_stop_after(6))] + [
+        FitCallbacks(should_stop=lambda: False) for _ in SEEDS[1:]
+    ]
+    results = [_ok(r) for r in stack.fit_stack(_configs(), data, "cpu", one)]
+    assert (results[0].stopped, results[0].steps, len(results[0].validation_losses)) == (True, 6, 1)
+    assert [len(r.validation_losses) for r in results[1:]] == [3, 3]  # 2 epochs, then the last
+
+
 def test_a_stack_s_time_waiting_for_the_database_is_not_training_time(data: Datasets) -> None:
     should_stop, waited_s = waiting_once(at_poll=4, seconds=3.0)
     callbacks = [  # one thread: every run's recorder reads the same waited seconds
