@@ -18,7 +18,13 @@
 #   mkdir -p .bench-data && cp -r ../shared/data/fashion-mnist .bench-data/   (here, once)
 #   echo /.bench-data/ >> .git/info/exclude; sqlmodel's wheels in .whl (see bench/README.md)
 #   device run: command "bash bench/gpu_check.sh", carry [".bench-data", ".whl"], timeout_s 600
-# CPU smoke test of the script itself: DEVICE=cpu FULL=640 SHORT=320 T1_INPUTS=256 bash ...
+# CPU smoke test of the script itself (every step but the CUDA-only ones, 6.5 minutes on 2 cores),
+# on a tiny dataset made with the tests' IDX writer (the real 10,000 validation images take the
+# 11-layer runs 42 s a pass on a CPU: the deadline cuts most steps):
+#   PYTHONPATH=tests .venv/bin/python -c "from pathlib import Path; from conftest import write_idx;
+#     write_idx(Path('/tmp/tiny/fashion-mnist'), train=512, test=256)"
+#   DEVICE=cpu FULL=640 SHORT=320 T1_INPUTS=256 RESCONV_DATA=/tmp/tiny/fashion-mnist \
+#     RESCONV_CACHE=/tmp/tiny/cache PYTHON=.venv/bin/python bash bench/gpu_check.sh
 set -u
 export PYTHONUNBUFFERED=1 # a step killed by its timeout still leaves its log
 OUT=${OUT:-/tmp/gpu_check_out}
