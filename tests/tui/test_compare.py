@@ -175,16 +175,18 @@ async def test_the_title_names_what_differs_and_the_legend_what_names_leave_out(
     ids = repo.enqueue([swept_run(3, 1e-3, "a"), swept_run(5, 3e-3, "b")]).added_ids
     same = repo.enqueue([new_run(7), new_run(7, experiment="again")]).added_ids
     repo.close()
-    app = ScreenHost(CompareScreen(db_url, list(ids)))
+    text = await compare_text(db_url, list(ids))
+    assert "Compare 2 runs: they differ in layers, lr" in text
+    assert "#1 l-3  (a, queued)  val —  lr 0.001" in text
+    assert "#2 l-5  (b, queued)  val —  lr 0.003" in text
+    text = await compare_text(db_url, list(same))
+    assert "Compare 2 runs: same config" in text
+    assert "#3 l-7  (demo, queued)  val —\n" in text
+
+
+async def compare_text(db_url: str, run_ids: list[int]) -> str:
+    """What the compare screen of ``run_ids`` shows once it has read them."""
+    app = ScreenHost(CompareScreen(db_url, run_ids))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        text = screen_text(app)
-        assert "Compare 2 runs: they differ in layers, lr" in text
-        assert "#1 l-3  (a, queued)  val —  lr 0.001" in text
-        assert "#2 l-5  (b, queued)  val —  lr 0.003" in text
-    app = ScreenHost(CompareScreen(db_url, list(same)))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        text = screen_text(app)
-        assert "Compare 2 runs: same config" in text
-        assert "#3 l-7  (demo, queued)  val —\n" in text
+        return screen_text(app)
