@@ -10,9 +10,8 @@ waiting 1, 2, 4 ... 15 s; training waits meanwhile, and its clock leaves the wai
 A verb is one transaction: what the refused try did was rolled back, so trying it again
 is safe, with one exception no client can rule out: a connection cut while its COMMIT
 was on the wire may have committed. A verb can tell it is tried again (``tried_again``):
-a metric batch then looks for itself before it is written. A run claimed that the worker
-never heard of is left to the heartbeat, which does not keep such a run alive, so it
-ends as "worker lost".
+a metric batch then looks for itself before it is written, and a claim for the runs the
+worker trains (it claims only when it trains none).
 
 Every thread of a worker (training, heartbeat, packed slots) waits on its own, but the
 log says once that the database went away, and once that it is back (``Outage``).

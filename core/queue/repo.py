@@ -317,6 +317,8 @@ class Repo:
         at the end, instead of one long run training alone at the end.
         """
         with self._write() as conn:
+            if tried_again() and (earlier := self._claimed_unheard(conn, worker_id)):
+                return earlier[0]
             return self._claim_one(conn, worker_id, largest_first)
 
     @patient
@@ -333,12 +335,27 @@ class Repo:
         ``--slots K --stack K`` worker cannot take a seed between the two, splitting a
         cell into a short stack and a run alone."""
         with self._write() as conn:
+            if tried_again() and (earlier := self._claimed_unheard(conn, worker_id)):
+                return earlier
             run = self._claim_one(conn, worker_id, largest_first)
             if run is None:
                 return []
             if most < 2 or not _stackable(run, stackable):
                 return [run]
             return [run, *self._claim_like(conn, worker_id, run, most - 1)]
+
+    def _claimed_unheard(self, conn: Connection, worker_id: str) -> list[RunRow]:
+        """The runs ``worker_id`` trains, as its claim is tried again: a worker claims only
+        when it trains none, so these are what the refused try claimed, its COMMIT gone
+        through unheard (a connection cut while it was on the wire). Claimed again, they
+        would have ended "worker lost" beside the next run. The stack's first run first."""
+        query = (
+            select(RUN.c.id)
+            .where(RUN.c.worker_id == worker_id, RUN.c.status == RunStatus.RUNNING.value)
+            .order_by(RUN.c.priority.desc(), RUN.c.id)
+        )
+        runs = (self._get(conn, run_id) for run_id in conn.execute(query).scalars().all())
+        return [run for run in runs if run is not None]
 
     def _claim_one(self, conn: Connection, worker_id: str, largest_first: bool) -> RunRow | None:
         # Claims one at a time, as SQLite's write lock makes them: a stack's seeds are

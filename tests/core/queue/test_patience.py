@@ -17,7 +17,7 @@ from queue_helpers import tiny_runs
 from sqlalchemy.exc import OperationalError
 
 import core.queue.patience as patience_module
-from core.queue import MetricPoint, QueueError, Repo
+from core.queue import MetricPoint, QueueError, Repo, RunFilter, RunStatus
 
 
 class FakeClock:
@@ -106,17 +106,9 @@ def test_a_connection_cut_mid_statement_is_tried_again_whole(
     assert said[0].startswith("database connection lost (server closed the connection)")
 
 
-def test_a_metric_batch_whose_commit_went_through_unheard_is_not_written_twice(
-    repo: Repo, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
-) -> None:
-    # The connection cut while the batch's COMMIT was on the wire: it committed, the
-    # worker heard an error and tried the batch again, whole.
-    repo.enqueue(tiny_runs(1))
-    worker = repo.register_worker("h", 1, "cpu")
-    run = repo.claim(worker)
-    assert run is not None
-    first = [MetricPoint(20, 640, "train_loss", 0.5), MetricPoint(20, 640, "lr", 1e-3)]
-    repo.add_metrics(run.id, first, 640, owner=worker)
+def cut_after_commit(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The repo's next write commits, then its connection is cut before the answer comes
+    (a worker's repo: it tries the verb again)."""
     repo.reconnect_s = 60.0
     real_write, cuts = repo._write, [1]
 
@@ -131,6 +123,43 @@ def test_a_metric_batch_whose_commit_went_through_unheard_is_not_written_twice(
             raise QueueError("database: server closed the connection") from cut
 
     monkeypatch.setattr(repo, "_write", write_then_cut)
+
+
+@pytest.mark.parametrize("stack", [1, 2])
+def test_a_claim_whose_commit_went_through_unheard_is_not_claimed_twice(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, clock: FakeClock, stack: int
+) -> None:
+    # The run the lost answer held stayed "running" under the worker, which claimed the
+    # next one: the first ended "worker lost" (its heartbeat named only the second).
+    repo.enqueue(tiny_runs(4))  # seeds of one config: a stack of 2 takes two
+    worker = repo.register_worker("h", 1, "cpu")
+    cut_after_commit(repo, monkeypatch)
+    if stack == 1:
+        run = repo.claim(worker)
+        claimed = [] if run is None else [run.id]
+    else:
+        claimed = [r.id for r in repo.claim_stack(worker, False, stack, lambda config: True)]
+    assert clock.waits == [1.0]  # it was tried again
+    assert claimed == [1, 2][:stack]
+    running = repo.list_runs(RunFilter(statuses=frozenset({RunStatus.RUNNING})))
+    assert [r.id for r in running] == claimed
+    # A first try claims as ever, though the worker trains a run: it does not, in use.
+    later = repo.claim(worker)
+    assert later is not None and later.id == stack + 1
+
+
+def test_a_metric_batch_whose_commit_went_through_unheard_is_not_written_twice(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    # The connection cut while the batch's COMMIT was on the wire: it committed, the
+    # worker heard an error and tried the batch again, whole.
+    repo.enqueue(tiny_runs(1))
+    worker = repo.register_worker("h", 1, "cpu")
+    run = repo.claim(worker)
+    assert run is not None
+    first = [MetricPoint(20, 640, "train_loss", 0.5), MetricPoint(20, 640, "lr", 1e-3)]
+    repo.add_metrics(run.id, first, 640, owner=worker)
+    cut_after_commit(repo, monkeypatch)
     again = [MetricPoint(40, 1280, "train_loss", 0.4), MetricPoint(40, 1280, "lr", 9e-4)]
     repo.add_metrics(run.id, again, 1280, owner=worker)
     assert clock.waits == [1.0]  # it was tried again
