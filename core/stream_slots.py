@@ -34,7 +34,7 @@ from pathlib import Path
 
 from core.capture_gate import GATE
 from core.device_choice import resolve_device
-from core.errors import DiskFull, NoDataHere
+from core.errors import DiskFull, NoDataHere, ResconvError
 from core.fit_trainer import FitTrainer
 from core.gpu import free_for_new_runs
 from core.packing import Admission, Slot
@@ -45,6 +45,7 @@ from core.worker import (
     Worker,
     default_checkpoint_root,
     leave_now,
+    warn_of_clock_offset,
     worker_repo,
 )
 from core.worker_options import NO_RULES, ClaimRules
@@ -66,7 +67,12 @@ def run_stream_slots(
     rules: ClaimRules = NO_RULES,
 ) -> int:
     """Run ``slots`` slot threads until all stop; 0, or 2 if a slot stopped on an error."""
-    Repo.open(db_url).close()  # a wrong --db is reported once, before any thread starts
+    repo = Repo.open(db_url)  # a wrong --db is reported once, before any thread starts
+    try:
+        with contextlib.suppress(ResconvError):  # a warning must not stop the worker
+            warn_of_clock_offset(repo)
+    finally:
+        repo.close()
     resolved = resolve_device(device) if trainer is None else device
     flags = StopFlags()
     if install_signals:

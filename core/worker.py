@@ -99,6 +99,9 @@ if TYPE_CHECKING:  # torch-using modules are imported when the worker starts tra
 
 POLL_MIN_S, POLL_MAX_S = 0.1, 3.0
 RECOVER_EVERY_S = 10.0  # between runs and while idle: a dead worker's runs within ~20 s
+# This machine's clock this far from the database server's: said at start (a third of
+# the heartbeat's limit, far above what NTP leaves: milliseconds).
+CLOCK_WARN_S = 10.0
 EMERGENCY_REQUEUE_S = 2.0
 MAX_ERROR_CHARS = 300
 ADMIT_WAIT_MIN_S, ADMIT_WAIT_MAX_S = 1.0, 8.0  # a run that does not fit yet
@@ -637,6 +640,9 @@ def run_worker(
     if resolved == "cpu" and slot is None and trainer is None:
         with contextlib.suppress(ResconvError):  # a warning must not stop the worker
             warn_of_cpu_neighbours(repo)
+    if slot is None or slot.index == 1:  # one machine's clock: said once
+        with contextlib.suppress(ResconvError):
+            warn_of_clock_offset(repo)
     if slot is not None:  # named first: a stop signal that came early is said now
         SPEAKER[0] = f"worker {slot.index}/{slot.count}"
     flags = StopFlags()
@@ -656,6 +662,20 @@ def run_worker(
         return worker.loop(until_empty)
     finally:
         repo.close()
+
+
+def warn_of_clock_offset(repo: Repo) -> None:
+    """Say so when this machine's clock is far from the database server's: workers age
+    each other's heartbeats by their own clocks, and mark a run lost at 30 s."""
+    offset = repo.clock_offset()
+    if offset is None or abs(offset) < CLOCK_WARN_S:
+        return
+    how = "behind" if offset > 0 else "ahead of"
+    say(
+        f"warning: this machine's clock is {abs(offset):.0f} s {how} the database server's; "
+        f"workers on machines whose clocks are {STALE_AFTER_S:.0f} s apart mark each other's "
+        "live runs lost: keep the clocks in step (NTP: timedatectl set-ntp true)"
+    )
 
 
 def warn_of_cpu_neighbours(repo: Repo) -> None:

@@ -968,6 +968,20 @@ class Repo:
             return [MetricRow(**row._mapping) for row in conn.execute(query)]
 
     @patient
+    def clock_offset(self) -> float | None:
+        """The database server's clock less this machine's, in seconds (None on SQLite,
+        whose file is read and written by one machine's clock). Heartbeats are stamped
+        by each worker's clock and aged by another's: two boxes' clocks apart by the
+        heartbeat's limit read each other's live runs as lost."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        with self._read() as conn:
+            before = time.time()
+            server = conn.execute(text("SELECT extract(epoch FROM clock_timestamp())")).scalar_one()
+            after = time.time()
+        return float(server) - (before + after) / 2
+
+    @patient
     def measured_peaks(
         self, param_count: int, device_prefix: str = "cuda", limit: int = 200
     ) -> list[tuple[str, int]]:

@@ -1263,6 +1263,33 @@ def test_a_cpu_worker_says_when_another_already_trains_on_this_cpu(
     assert repo.list_runs()[0].status == RunStatus.SUCCEEDED  # a warning, not a refusal
 
 
+def test_a_worker_says_when_its_clock_is_far_from_the_database_server_s(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Heartbeats are stamped by one machine's clock and aged by another's: a box 40 s
+    # behind had its live runs marked lost by the others.
+    real_time = time.time
+    offset = repo.clock_offset()
+    if repo.engine.dialect.name == "sqlite":
+        assert offset is None  # one machine's clock
+        return
+    assert offset is not None and abs(offset) < 1.0
+    monkeypatch.setattr(time, "time", lambda: real_time() - 40.0)
+    offset = repo.clock_offset()
+    assert offset is not None and 39.0 < offset < 41.0
+    repo.enqueue(tiny_runs(1))
+    run_worker(repo.url, "cpu", True, None, None, tmp_path / "ck", trainer=fake_trainer(),
+               install_signals=False)  # fmt: skip
+    out = capsys.readouterr().out
+    assert "warning: this machine's clock is 40 s behind the database server's;" in out
+    assert "clocks are 30 s apart mark each other's live runs lost" in out
+    assert repo.list_runs()[0].status == S.SUCCEEDED  # a warning, not a refusal
+    monkeypatch.setattr(time, "time", real_time)
+    run_worker(repo.url, "cpu", True, None, None, tmp_path / "ck", trainer=fake_trainer(),
+               install_signals=False)  # fmt: skip
+    assert "clock" not in capsys.readouterr().out
+
+
 def opened_repos(monkeypatch: pytest.MonkeyPatch) -> list[Repo]:
     """Every Repo the worker modules open from now on."""
     opened: list[Repo] = []
