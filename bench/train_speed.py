@@ -147,6 +147,9 @@ def fit_row(
     ``label`` is added to the row's path where the path alone would not tell rows apart."""
     previous = {key: os.environ.get(key) for key in (env or {})}
     os.environ.update(env or {})
+    if device.type == "cuda":  # earlier rows' cached blocks would count as this one's
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
     try:
         started = time.perf_counter()
         result = fit(config, data, device)
@@ -154,7 +157,12 @@ def fit_row(
     finally:
         for key, value in previous.items():
             _restore_env(key, value)
-    row = _row(result, f"fit wall {wall:.1f} s (build, capture/compile, validation included)")
+    note = f"fit wall {wall:.1f} s (build, capture/compile, validation included)"
+    if device.type == "cuda":
+        # The run records max_memory_allocated; what it holds of the card is nearer the
+        # allocator's reserve (a CUDA graph keeps its pool between replays: pytorch#121932).
+        note += f"; peak reserved {mib(torch.cuda.max_memory_reserved(device))} MiB"
+    row = _row(result, note)
     return replace(row, path=f"{row.path} {label}") if label else row
 
 
