@@ -250,12 +250,15 @@ def attempt_of(run: RunRow) -> tuple[int, float | None]:
 def shown_eta(run: RunRow, now: float, ends: dict[int, float]) -> float | None:
     """A running run's ETA as the dashboard and ``ls`` show it: the queue forecast's end
     for it (``ends``), else its inputs left at its pace so far (``run_eta``). None (not
-    known) for a run in its final pass whose forecast is spent: the pass, samples and
-    checkpoints take a while (70 s on a CPU) that nothing finished had told ("0s")."""
+    known) for a run whose forecast is spent while it has more to do: in its final pass,
+    whose pass, samples and checkpoints take a while (70 s on a CPU) that nothing
+    finished had told, or before its first record (an 11-layer run paced by a 1-layer
+    one read "0s" at 0% for the minute its first 20 steps took on a CPU)."""
     if run.status != RunStatus.RUNNING:
         return None
     eta = ends[run.id] if run.id in ends else run_eta(run, now)
-    return None if run.trained_all and eta is not None and eta < 0.5 else eta
+    spent = eta is not None and eta < 0.5
+    return None if spent and (run.trained_all or not run.inputs_done) else eta
 
 
 def queue_forecast(

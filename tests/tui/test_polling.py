@@ -170,6 +170,23 @@ def test_a_running_run_s_eta_is_the_forecast_s_where_there_is_one(
     assert polling.running_ends([done, halfway], [stopping], again) == {}
 
 
+def test_a_run_past_its_forecast_before_its_first_record_has_no_eta(
+    seeded: dict[str, Any], db_url: str
+) -> None:
+    # An 11-layer run paced by a finished 1-layer one read "0s" at 0% for the minute its
+    # first 20 steps took on a CPU: its forecast is spent, its run is not.
+    done = finished_in_20_s(db_url)  # 20 s from claim to end
+    claimed = dataclasses.replace(done, id=2, status=RunStatus.RUNNING, worker_id="w",
+                                  inputs_done=0, inputs_per_s=None, started_at=NOW - 60,
+                                  finished_at=None, heartbeat_at=NOW)  # fmt: skip
+    ends = polling.queue_forecast([done, claimed], [worker("running")], NOW)
+    assert ends == pytest.approx({2: 0})
+    assert polling.shown_eta(claimed, NOW, ends) is None
+    # Within its forecast it counts down as before.
+    early = dataclasses.replace(claimed, started_at=NOW - 5)
+    assert polling.shown_eta(early, NOW, {2: 15.0}) == pytest.approx(15)
+
+
 def test_queue_eta_schedules_whole_runs_on_the_slots_in_flight(
     seeded: dict[str, Any], db_url: str
 ) -> None:
