@@ -25,7 +25,8 @@ work first), and a ``--stack K`` worker up to K-1 queued runs of that run's conf
 for the seed with it, which end together; a worker with ``--max-runs`` takes no more
 than it has left. Runs of offline workers are left out: they end as "worker lost", not
 trained. A stopping worker's runs go back to the queue after their current step: they
-count as queued, whole.
+count as queued, whole; but a run in its final pass (every input trained) ends there, as
+the pass is let finish (``core.train``), and is forecast so.
 """
 
 from __future__ import annotations
@@ -279,13 +280,14 @@ def queue_ends(
     requeued = []  # a stopping worker puts its runs back: they train again from the start
     for run in running:
         if run.worker_id in taking:
-            if not taking[run.worker_id]:
+            if not taking[run.worker_id] and not run.trained_all:
                 requeued.append(run)
                 continue
             pace = per_stacked if _stacked(run, in_stack) else per_alone
             ends[run.id] = _running_left(run, rate(run), pace, overhead, elapsed(run))
             worker_id = run.worker_id or ""
-            free_at[worker_id] = max(free_at[worker_id], ends[run.id])
+            if worker_id in free_at:
+                free_at[worker_id] = max(free_at[worker_id], ends[run.id])
     waiting = [*(run for run in runs if run.status == RunStatus.QUEUED), *requeued]
     claims = _Claims(waiting, ends)
     takers = {w.id: _Taker.of(w, in_stack[w.id]) for w in alive if taking[w.id]}

@@ -235,9 +235,14 @@ def running_ends(
     runs: Sequence[RunRow], workers: Sequence[WorkerRow], ends: dict[int, float] | None
 ) -> dict[int, float]:
     """``queue_forecast``'s ends for the ETA column: a stopping worker's running run is
-    forecast as queued again and trained anew, an end that is not this attempt's."""
+    forecast as queued again and trained anew, an end that is not this attempt's; one in
+    its final pass ends in this attempt (the pass is let finish)."""
     stopping = {w.id for w in workers if w.state == "stopping"}
-    again = {r.id for r in runs if r.status == RunStatus.RUNNING and r.worker_id in stopping}
+    again = {
+        r.id
+        for r in runs
+        if r.status == RunStatus.RUNNING and r.worker_id in stopping and not r.trained_all
+    }
     return {run_id: end for run_id, end in (ends or {}).items() if run_id not in again}
 
 

@@ -187,6 +187,29 @@ def test_a_run_past_its_forecast_before_its_first_record_has_no_eta(
     assert polling.shown_eta(early, NOW, {2: 15.0}) == pytest.approx(15)
 
 
+def test_a_stopping_worker_s_run_in_its_final_pass_ends_as_forecast(
+    seeded: dict[str, Any], db_url: str
+) -> None:
+    # `resconv-tui stop` during an 11-layer run's final pass: status said "0 queued" and
+    # "1 queued run left: every live worker is stopping", the ETA column "—"; the pass
+    # is let finish, and the run succeeded 87 s later.
+    done = finished_in_20_s(db_url)  # 10 s beside its steps
+    validating = dataclasses.replace(done, id=2, status=RunStatus.RUNNING, worker_id="w",
+                                     started_at=NOW - 12, finished_at=None,
+                                     heartbeat_at=NOW)  # fmt: skip
+    assert validating.trained_all
+    stopping = worker("stopping")
+    ends = polling.queue_forecast([done, validating], [stopping], NOW)
+    assert ends is not None and ends[2] == pytest.approx(8)  # 10 s beside, 2 s of them gone
+    assert polling.running_ends([done, validating], [stopping], ends) == ends
+    assert polling.untaken_runs([done, validating], ends, [stopping], NOW) == []
+    # Still training: it goes back to the queue, as before.
+    training = dataclasses.replace(validating, inputs_done=500)
+    again = polling.queue_forecast([done, training], [stopping], NOW)
+    assert again is not None and 2 not in again
+    assert polling.untaken_runs([done, training], again, [stopping], NOW) == [2]
+
+
 def test_queue_eta_schedules_whole_runs_on_the_slots_in_flight(
     seeded: dict[str, Any], db_url: str
 ) -> None:
