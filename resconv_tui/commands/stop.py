@@ -11,9 +11,12 @@ from __future__ import annotations
 import argparse
 import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resconv_tui.cli import add_db_option, open_repo
+
+if TYPE_CHECKING:
+    from core.queue import Repo
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -67,7 +70,23 @@ def run(args: argparse.Namespace) -> int:
         said.append(f"told worker {ids_of('pid', now_ones)} to exit at once")
     if said:
         print("; ".join(said) + "; runs go back to the queue")
+        stopped = {w.id for w in live if w.pid in signalled}
+        if finishing := finishing_runs(repo, stopped):
+            # The final pass is let finish (core.train): minutes for a big model on a CPU,
+            # and "go back to the queue" was not what came of it.
+            print(
+                f"{ids_of('run', finishing)} trained all its inputs: its final pass "
+                "ends first, then it will likely succeed"
+            )
     if failed:
         print(f"could not signal worker {ids_of('pid', failed)} (another user's process?)")
         return 1
     return 0
+
+
+def finishing_runs(repo: Repo, worker_ids: set[str]) -> list[int]:
+    """The runs of these workers in their final pass: they end there, not in the queue."""
+    from core.queue import RunFilter, RunStatus
+
+    running = repo.list_runs(RunFilter(statuses=frozenset({RunStatus.RUNNING})))
+    return [run.id for run in running if run.worker_id in worker_ids and run.trained_all]

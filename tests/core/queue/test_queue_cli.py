@@ -446,6 +446,32 @@ def test_ls_lists_runs_in_queue_order_with_filters_and_json(
     )
 
 
+def test_stop_names_a_run_in_its_final_pass_which_ends_there(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `stop` during an 11-layer run's final pass said its run goes back to the queue;
+    # the pass is let finish, and the run succeeded 87 s later.
+    cli(capsys, "queue", "sweep.yml")
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    busy = subprocess.Popen([sys.executable, "-c", code])
+    repo = Repo.open("runs.db")
+    worker_id = repo.register_worker(socket.gethostname(), busy.pid, "cpu")
+    run = repo.claim(worker_id)
+    assert run is not None
+    repo.heartbeat(worker_id, run_id=run.id, inputs_done=run.total_inputs)
+    try:
+        time.sleep(0.2)  # its SIGTERM handler is in place
+        assert cli(capsys, "stop")[1] == (
+            f"asked worker pid {busy.pid} to stop after the current step; "
+            "runs go back to the queue\n"
+            f"run {run.id} trained all its inputs: its final pass ends first, "
+            "then it will likely succeed\n"
+        )
+    finally:
+        busy.kill()
+        busy.wait()
+
+
 def test_stop_signals_this_machine_s_live_workers_once(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
