@@ -43,6 +43,7 @@ FLUSH_S = 1.0
 FLUSH_ROWS = 500
 CANCEL_CHECK_S = 1.0
 LOG_EVERY = 20  # steps per TrainPoint
+LOG_EVERY_S = 10.0  # or seconds of training, where 20 steps take longer (a CPU)
 # No training step for this long: the run is stalled. Far above anything a healthy run
 # spends between steps on a GPU: a validation pass or a first compile takes about a
 # minute. A big model on a CPU takes seconds a step, and its validation pass (10,000
@@ -172,6 +173,7 @@ class RunRecorder:
             on_validation=self.on_validation,
             should_stop=self.should_stop,
             log_every=LOG_EVERY,
+            log_every_s=LOG_EVERY_S,
             may_save_on_stop=self.still_its_run,
             waited_s=waited_s,
         )

@@ -198,7 +198,7 @@ def fit_stack(
         raise ValueError(f"cannot stack these runs: {problem}")
     device = torch.device(device)
     callbacks = list(callbacks) if callbacks is not None else [FitCallbacks() for _ in configs]
-    if len({c.log_every for c in callbacks}) > 1:
+    if len({(c.log_every, c.log_every_s) for c in callbacks}) > 1:
         # One window of losses serves every run: a run's points must come at its own fit's.
         raise ValueError("cannot stack these runs: their callbacks log at different intervals")
     memory = MemoryMeter(device)
@@ -283,6 +283,7 @@ class _Stack:
             for k, config in enumerate(configs)
         ]
         self.log_every = callbacks[0].log_every
+        self.log_every_s = callbacks[0].log_every_s
         self.t_max = cosine_length(self.config)
         self.step = self.inputs = 0
         self.lr = self.config.lr
@@ -306,7 +307,7 @@ class _Stack:
             self.window.append(self.step_fn(torch.cat([b[0] for b in batches]), self.lr))
             self.step += 1
             self.inputs += len(batches[0][0])
-            if len(self.window) >= self.log_every:
+            if self._log_due():
                 self._log()
             if batches[0][1]:
                 self._validate(stoppable=self.inputs < self.config.max_inputs)
@@ -353,6 +354,13 @@ class _Stack:
                     take_copy(self.model, k, member.model)
                     member.checkpoints.save_last(member.model, None, self.step, self.inputs)
                 self._ended_early(member)
+
+    def _log_due(self) -> bool:
+        """fit()'s rule: every ``log_every`` steps, or ``log_every_s`` of training."""
+        if len(self.window) >= self.log_every:
+            return True
+        every_s = self.log_every_s
+        return every_s is not None and self.clock.seconds() - self.last_point[1] >= every_s
 
     def _log(self) -> None:
         """A TrainPoint per live run for the steps since the last one (one sync for all)."""

@@ -88,6 +88,10 @@ class FitCallbacks:
     on_validation: Callable[[ValidationPoint], None] | None = None
     should_stop: Callable[[], bool] | None = None
     log_every: int = 20
+    # A point also once this many seconds have passed since the last (None: by steps
+    # only): 20 steps of a big model on a CPU took 100 s, and its progress and in/s
+    # stood at 0% and "-" that long. A GPU's 20 steps take far less.
+    log_every_s: float | None = None
     # fit_stack only: a run of the stack that ends before the others (stopped, or its
     # loss diverged) is handed what fit_stack will also return for it, so that it can
     # be recorded at once rather than when the whole stack ends.
@@ -421,7 +425,7 @@ class _Run:
                 self.out.stopped = True
                 break
             self._train_step(indices)
-            if len(self.window) >= self.callbacks.log_every:
+            if self._log_due():
                 self._log()
             if epoch_done:
                 self._validate(stoppable=self.inputs < self.config.max_inputs)
@@ -449,6 +453,12 @@ class _Run:
         self.window.append(self.step_fn(indices, self.lr))
         self.step += 1
         self.inputs += len(indices)
+
+    def _log_due(self) -> bool:
+        if len(self.window) >= self.callbacks.log_every:
+            return True
+        every_s = self.callbacks.log_every_s  # of training: a validation pass is not counted
+        return every_s is not None and self.clock.seconds() - self.last_point[1] >= every_s
 
     def _log(self) -> None:
         """Emit a TrainPoint for the steps since the last one (the only per-window sync)."""

@@ -218,6 +218,16 @@ def test_a_run_told_to_stop_stops_alone(data: Datasets) -> None:
     assert not results[1].stopped and results[1].samples is not None
 
 
+def test_a_stack_s_train_points_also_come_by_training_time(data: Datasets) -> None:
+    timed = [FitCallbacks(log_every=1000, log_every_s=0.0) for _ in SEEDS]
+    results = [_ok(r) for r in stack.fit_stack(_configs(), data, "cpu", timed)]
+    steps = planned_steps(96, 16, 240)[0]
+    assert [[p.step for p in r.train_losses] for r in results] == [list(range(1, steps + 1))] * 3
+    mixed = [FitCallbacks(log_every=1000, log_every_s=s) for s in (0.0, None, None)]
+    with pytest.raises(ValueError, match="log at different intervals"):
+        stack.fit_stack(_configs(), data, "cpu", mixed)
+
+
 def test_a_pass_between_epochs_ends_once_every_run_asks_to_stop(data: Datasets) -> None:
     # fit()'s rule, for a stack: its worker was signalled during the pass. One run's cancel
     # alone lets the pass end: the others' passes are in it.

@@ -137,6 +137,19 @@ def test_callbacks_get_windowed_train_points_and_every_validation(data: Datasets
     assert result.validation_loss == validation[-1].loss
 
 
+def test_a_train_point_also_comes_by_training_time(data: Datasets) -> None:
+    # 20 steps of an 11-layer run took 100 s on a loaded CPU: its progress and in/s stood
+    # at 0% and "-" that long. log_every_s 0: a point after every step.
+    by_steps = fit(TINY, data, "cpu", FitCallbacks(log_every=1000))
+    assert [p.step for p in by_steps.train_losses] == [10]  # the last: whatever the count
+    by_time = fit(TINY, data, "cpu", FitCallbacks(log_every=1000, log_every_s=0.0))
+    assert [p.step for p in by_time.train_losses] == list(range(1, 11))
+    assert all(p.inputs_per_s > 0 for p in by_time.train_losses)
+    assert by_time.validation_loss == by_steps.validation_loss  # the training is the same
+    slow = fit(TINY, data, "cpu", FitCallbacks(log_every=1000, log_every_s=3600.0))
+    assert [p.step for p in slow.train_losses] == [10]
+
+
 def test_a_run_shorter_than_an_epoch_validates_once(data: Datasets) -> None:
     result = fit(TINY.replace(max_inputs=64), data, "cpu")
     assert [(p.epoch, p.inputs) for p in result.validation_losses] == [(1, 64)]

@@ -101,6 +101,21 @@ def test_trains_every_run_and_records_figures_metrics_and_samples(
     assert (row.state, row.runs_done, row.device) == ("stopped", 3, "cpu")
 
 
+def test_a_worker_s_runs_record_a_point_by_steps_or_by_training_time(
+    repo: Repo, tmp_path: Path
+) -> None:
+    # 20 steps of a big model on a CPU took 100 s: its progress stood at 0% that long.
+    asked: list[tuple[int, float | None]] = []
+
+    def trainer(run: RunRow, cb: FitCallbacks, folder: Path) -> FitResult:
+        asked.append((cb.log_every, cb.log_every_s))
+        return fake_trainer(steps=20)(run, cb, folder)
+
+    repo.enqueue(tiny_runs(1))
+    make_worker(repo, trainer, tmp_path).loop(until_empty=True)
+    assert asked == [(20, 10.0)] == [(recording.LOG_EVERY, recording.LOG_EVERY_S)]
+
+
 def test_a_run_whose_memory_is_not_measured_records_no_memory_points(
     repo: Repo, tmp_path: Path
 ) -> None:
