@@ -62,7 +62,9 @@ def test_a_run_followed_from_the_queue_to_its_end(repo: Repo) -> None:
     loss = 0.25 * 2.718281828 ** (-10 / 15) + 0.06
     assert lines[2] == f"validation pass at 6,400 inputs: val loss {loss:.6f}"
     assert lines[3].startswith("7,040 / 64,000 inputs (11%)  train loss ")
-    assert lines[4:] == ["succeeded: val loss 0.051200 after 1m32s of training at 3,100 in/s"]
+    assert lines[4:] == [
+        "succeeded: val loss 0.051200 in 1m32s (validation included), training steps at 3,100 in/s"
+    ]
 
 
 def test_a_failed_run_ends_with_its_error_the_retry_and_status_1(repo: Repo) -> None:
