@@ -310,7 +310,10 @@ class _Stack:
             if self._log_due():
                 self._log()
             if batches[0][1]:
-                self._validate(stoppable=self.inputs < self.config.max_inputs)
+                final = self.inputs >= self.config.max_inputs
+                if final:  # fit()'s rule: the last steps' points before the final pass
+                    self._log()
+                self._validate(stoppable=not final)
         self._log()
         live = [m for m in self.members if m.live]
         if live:

@@ -428,7 +428,10 @@ class _Run:
             if self._log_due():
                 self._log()
             if epoch_done:
-                self._validate(stoppable=self.inputs < self.config.max_inputs)
+                final = self.inputs >= self.config.max_inputs
+                if final:  # its point first: the run reads every input trained meanwhile
+                    self._log()
+                self._validate(stoppable=not final)
                 if self.out.stopped:
                     break
         self._log()

@@ -242,6 +242,27 @@ def test_a_pass_between_epochs_ends_once_every_run_asks_to_stop(data: Datasets) 
     assert [len(r.validation_losses) for r in results[1:]] == [3, 3]  # 2 epochs, then the last
 
 
+def test_a_stack_s_last_points_come_before_a_final_pass_at_an_epoch_s_end(
+    data: Datasets,
+) -> None:
+    # fit()'s order: every run reads all its inputs trained during its final pass.
+    events: list[tuple[int, str, int]] = []
+    callbacks = [
+        FitCallbacks(
+            on_train_loss=lambda p, k=k: events.append((k, "train", p.inputs)),
+            on_validation=lambda p, k=k: events.append((k, "val", p.inputs)),
+            log_every=1000,
+        )
+        for k in range(len(SEEDS))
+    ]
+    configs = [c.replace(max_inputs=192) for c in _configs()]  # 2 epochs of 96
+    stack.fit_stack(configs, data, "cpu", callbacks)
+    last = [(k, what) for k, what, inputs in events if inputs == 192]
+    assert last[: 2 * len(SEEDS)] == [(k, "train") for k in range(len(SEEDS))] + [
+        (k, "val") for k in range(len(SEEDS))
+    ]
+
+
 def test_a_stack_s_time_waiting_for_the_database_is_not_training_time(data: Datasets) -> None:
     should_stop, waited_s = waiting_once(at_poll=4, seconds=3.0)
     callbacks = [  # one thread: every run's recorder reads the same waited seconds

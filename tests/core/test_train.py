@@ -240,6 +240,22 @@ def test_a_stop_during_the_last_pass_lets_it_end(data: Datasets) -> None:
     assert len(result.validation_losses) == 2 and result.samples is not None
 
 
+def test_the_last_steps_point_comes_before_a_final_pass_at_an_epoch_s_end(
+    data: Datasets,
+) -> None:
+    # max_inputs a whole number of epochs (the default's 3): the final pass came before
+    # the last steps' point, so the run read short of every input while it validated,
+    # and `stop`, the forecast and the ETA took it for a run that goes back to the queue.
+    events: list[tuple[str, int]] = []
+    callbacks = FitCallbacks(
+        on_train_loss=lambda p: events.append(("train", p.inputs)),
+        on_validation=lambda p: events.append(("val", p.inputs)),
+        log_every=1000,
+    )
+    fit(TINY.replace(max_inputs=512), data, "cpu", callbacks)  # 2 epochs of 256
+    assert events[:3] == [("val", 256), ("train", 512), ("val", 512)]
+
+
 def test_time_spent_waiting_for_the_database_is_not_training_time(data: Datasets) -> None:
     # A run that lived through a database outage (its worker's writes waiting) ended
     # with the wait counted as training: its in/s was as low as the outage was long.
