@@ -70,14 +70,16 @@ def run(args: argparse.Namespace) -> int:
         said.append(f"told worker {ids_of('pid', now_ones)} to exit at once")
     if said:
         print("; ".join(said) + "; runs go back to the queue")
-        stopped = {w.id for w in live if w.pid in signalled}
-        if finishing := finishing_runs(repo, stopped):
+        # Asked once, not told to exit at once: that puts even a final pass's run back.
+        asked = {w.id for w in live if w.pid in first}
+        if finishing := finishing_runs(repo, asked):
             # The final pass is let finish (core.train): minutes for a big model on a CPU,
             # and "go back to the queue" was not what came of it.
-            print(
-                f"{ids_of('run', finishing)} trained all its inputs: its final pass "
-                "ends first, then it will likely succeed"
-            )
+            if len(finishing) == 1:
+                then = "its inputs: its final pass ends first, then it will likely succeed"
+            else:
+                then = "their inputs: their final passes end first, then they will likely succeed"
+            print(f"{ids_of('run', finishing)} trained all {then}")
     if failed:
         print(f"could not signal worker {ids_of('pid', failed)} (another user's process?)")
         return 1

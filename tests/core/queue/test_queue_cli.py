@@ -472,6 +472,29 @@ def test_stop_names_a_run_in_its_final_pass_which_ends_there(
         busy.wait()
 
 
+def test_stop_now_says_a_run_in_its_final_pass_goes_back_as_the_others(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # --now: the worker puts its runs back and exits at once, final pass or not.
+    cli(capsys, "queue", "sweep.yml")
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    busy = subprocess.Popen([sys.executable, "-c", code])
+    repo = Repo.open("runs.db")
+    worker_id = repo.register_worker(socket.gethostname(), busy.pid, "cpu")
+    run = repo.claim(worker_id)
+    assert run is not None
+    repo.heartbeat(worker_id, run_id=run.id, inputs_done=run.total_inputs)
+    repo.update_worker(worker_id, state="stopping")
+    try:
+        time.sleep(0.2)  # its SIGTERM handler is in place
+        assert cli(capsys, "stop", "--now")[1] == (
+            f"told worker pid {busy.pid} to exit at once; runs go back to the queue\n"
+        )
+    finally:
+        busy.kill()
+        busy.wait()
+
+
 def test_stop_signals_this_machine_s_live_workers_once(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
