@@ -9,9 +9,11 @@ waiting 1, 2, 4 ... 15 s; training waits meanwhile, and its clock leaves the wai
 
 A verb is one transaction: what the refused try did was rolled back, so trying it again
 is safe, with one exception no client can rule out: a connection cut while its COMMIT
-was on the wire may have committed. A verb can tell it is tried again (``tried_again``):
-a metric batch then looks for itself before it is written, and a claim for the runs the
-worker trains (it claims only when it trains none).
+was on the wire may have committed. A verb can tell it is tried again (``tried_again``)
+and then looks for what such a try left: a metric batch for itself as the run's last
+rows, a claim for the runs the worker trains (it claims only when it trains none), a
+run's end for the run ended so under its worker, a new worker for its row. Other verbs
+are the same done twice (a heartbeat, a progress update).
 
 Every thread of a worker (training, heartbeat, packed slots) waits on its own, but the
 log says once that the database went away, and once that it is back (``Outage``).

@@ -629,6 +629,8 @@ class Repo:
         forgotten. One transaction, so a cancel cannot land between the two. Returns the
         run's new status; None if it is no longer this worker's run."""
         with self._write() as conn:
+            if tried_again() and _ended_under(conn, run_id, worker_id, RunStatus.CANCELLED):
+                return RunStatus.CANCELLED  # the refused try's went through
             self._revive(conn, worker_id, [run_id])  # then queued again, not left "lost"
             asked = self._own_running(run_id, worker_id).where(RUN.c.cancel_requested)
             cancelled = _ended_values(RunStatus.CANCELLED, None, figures)
@@ -673,6 +675,8 @@ class Repo:
     ) -> bool:
         values = _ended_values(status, error, figures)
         with self._write() as conn:
+            if tried_again() and _ended_under(conn, run_id, worker_id, status):
+                return True  # the refused try's end went through: "not recorded" it was
             self._revive(conn, worker_id, [run_id])  # its figures, not "worker lost"
             ended = conn.execute(self._own_running(run_id, worker_id).values(**values)).rowcount
             self._worker_idle(conn, worker_id, finished=bool(ended))
@@ -1005,7 +1009,6 @@ class Repo:
 
     # ----- workers -------------------------------------------------------------------
 
-    @patient
     def register_worker(
         self,
         host: str,
@@ -1018,8 +1021,22 @@ class Repo:
     ) -> str:
         """Add a worker row (state idle) and return its id. ``stack``, ``largest_first``
         and ``max_runs``: how it claims, recorded for the queue's forecast."""
+        worker_id = f"{host}-{pid}-{secrets.token_hex(2)}"  # one id for every try
+        self._add_worker(worker_id, host, pid, device, stack, largest_first, max_runs)
+        return worker_id
+
+    @patient
+    def _add_worker(
+        self,
+        worker_id: str,
+        host: str,
+        pid: int,
+        device: str,
+        stack: int,
+        largest_first: bool,
+        max_runs: int | None,
+    ) -> None:
         now = time.time()
-        worker_id = f"{host}-{pid}-{secrets.token_hex(2)}"
         values = dict(
             id=worker_id, host=host, pid=pid, device=device, state="idle",
             started_at=now, last_seen_at=now, runs_done=0,
@@ -1028,8 +1045,11 @@ class Repo:
         present = {column.name for column in self.worker_columns}
         values = {key: value for key, value in values.items() if key in present}
         with self._write() as conn:
-            conn.execute(insert(WORKER).values(**values))
-        return worker_id
+            # Tried again: a refused try whose insert went through left the row (another
+            # would never beat, and this one would clash with it).
+            there = select(WORKER.c.id).where(WORKER.c.id == worker_id)
+            if not (tried_again() and conn.execute(there).first() is not None):
+                conn.execute(insert(WORKER).values(**values))
 
     @patient
     def update_worker(self, worker_id: str, *, state: str | None = None) -> None:
@@ -1148,6 +1168,15 @@ def _written_already(conn: Connection, run_id: int, points: Sequence[MetricPoint
     )
     stored = [tuple(row) for row in reversed(conn.execute(last).all())]
     return stored == [(p.step, p.inputs, p.name, p.value) for p in points]
+
+
+def _ended_under(conn: Connection, run_id: int, worker_id: str, status: RunStatus) -> bool:
+    """Whether ``run_id`` has ended ``status`` under ``worker_id``: the end of a try that
+    committed although its connection was cut before it heard so."""
+    query = select(RUN.c.id).where(
+        RUN.c.id == run_id, RUN.c.worker_id == worker_id, RUN.c.status == status.value
+    )
+    return conn.execute(query).first() is not None
 
 
 def _running_under(run_id: int, worker_id: str) -> Any:

@@ -17,7 +17,7 @@ from queue_helpers import tiny_runs
 from sqlalchemy.exc import OperationalError
 
 import core.queue.patience as patience_module
-from core.queue import MetricPoint, QueueError, Repo, RunFilter, RunStatus
+from core.queue import FinalFigures, MetricPoint, QueueError, Repo, RunFilter, RunStatus
 
 
 class FakeClock:
@@ -146,6 +146,44 @@ def test_a_claim_whose_commit_went_through_unheard_is_not_claimed_twice(
     # A first try claims as ever, though the worker trains a run: it does not, in use.
     later = repo.claim(worker)
     assert later is not None and later.id == stack + 1
+
+
+@pytest.mark.parametrize("verb", ["finish", "fail", "mark_cancelled", "requeue"])
+def test_a_run_s_end_whose_commit_went_through_unheard_counts_as_recorded(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, clock: FakeClock, verb: str
+) -> None:
+    # Tried again, the end found the run no longer running under its worker, which then
+    # said "no longer this worker's run: not recorded" of a run it had recorded.
+    repo.enqueue(tiny_runs(1))
+    worker = repo.register_worker("h", 1, "cpu")
+    run = repo.claim(worker)
+    assert run is not None
+    cut_after_commit(repo, monkeypatch)
+    if verb == "finish":
+        assert repo.finish(run.id, worker, FinalFigures(validation_loss=0.05)) is True
+        expected = RunStatus.SUCCEEDED
+    elif verb == "fail":
+        assert repo.fail(run.id, worker, "boom") is True
+        expected = RunStatus.FAILED
+    elif verb == "mark_cancelled":
+        assert repo.mark_cancelled(run.id, worker) is True
+        expected = RunStatus.CANCELLED
+    else:  # stopped with a cancel asked for: it ends cancelled
+        repo.request_cancel([run.id])
+        assert repo.requeue(run.id, worker) == RunStatus.CANCELLED
+        expected = RunStatus.CANCELLED
+    assert clock.waits == [1.0]  # it was tried again
+    assert repo.get_run(run.id).status == expected
+
+
+def test_a_worker_registered_unheard_has_one_row(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    # A second try inserted a second row under a new id: one that never beats.
+    cut_after_commit(repo, monkeypatch)
+    worker = repo.register_worker("h", 1, "cpu")
+    assert clock.waits == [1.0]
+    assert [w.id for w in repo.list_workers()] == [worker]
 
 
 def test_a_metric_batch_whose_commit_went_through_unheard_is_not_written_twice(
