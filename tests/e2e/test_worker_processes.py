@@ -30,6 +30,16 @@ S = RunStatus
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+# A worker finds a killed worker of this machine lost once that one has been silent
+# SILENT_FOR_S (10 s), at its start or at a later recovery (every RECOVER_EVERY_S, 10 s):
+# 10-20 s of waiting per test. This runs ``python -m core.worker``'s main() with both
+# made 1 s (the rule itself is unchanged; core.processes keeps the 10 s default).
+QUICK_RECOVERY = (
+    "import sys, core.processes as p, core.worker as w; "
+    "p.SILENT_FOR_S = w.SILENT_FOR_S = w.RECOVER_EVERY_S = 1.0; sys.exit(w.main())"
+)
+
+
 class Env:
     """A temporary working folder with data, a database and helpers to run commands."""
 
@@ -63,10 +73,17 @@ class Env:
         assert code == 0, f"resconv-tui {' '.join(argv)} exited {code}"
         return out.getvalue()
 
-    def worker(self, *argv: str, module: str = "core.worker") -> subprocess.Popen[bytes]:
+    def worker(
+        self, *argv: str, module: str = "core.worker", quick_recovery: bool = False
+    ) -> subprocess.Popen[bytes]:
+        """``quick_recovery``: ``python -m core.worker`` as it is, but with
+        ``QUICK_RECOVERY``'s waits (only for ``module="core.worker"``)."""
         log = self.root / f"worker-{len(self.logs)}.log"
         self.logs.append(log)
         command = ["-m", module] if module == "core.worker" else ["-m", module, "worker"]
+        if quick_recovery:
+            assert module == "core.worker"
+            command = ["-c", QUICK_RECOVERY]
         with open(log, "wb") as out:
             process = subprocess.Popen(
                 [sys.executable, *command, "--device", "cpu", *argv],
@@ -175,7 +192,7 @@ def test_kill_9_mid_run_then_restart_marks_it_lost_and_retry_succeeds(env: Env) 
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     assert "0 queued, 1 running" in env.cli("status")  # the database is still readable
-    restarted = env.worker()
+    restarted = env.worker(quick_recovery=True)
     wait_for(lambda: status_of(env, 1) == S.FAILED, 60, "the restarted worker's recovery", env)
     assert env.repo().get_run(1).error == "worker lost"
     assert env.cli("retry", "1") == "queued again: 1\n"
