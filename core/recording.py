@@ -90,6 +90,9 @@ class StopFlags:
         self.signals = 0
         self.on_second: Callable[[], None] = lambda: None
         self.first: tuple[int, float] | None = None  # the first signal, and when
+        # The runs training now (their recorders; the worker adds and removes them), so
+        # that the first signal says which of them end their final pass first.
+        self.training: dict[int, RunRecorder] = {}
 
     @property
     def stop(self) -> bool:
@@ -109,9 +112,22 @@ class StopFlags:
         self.signals += 1
         if self.signals == 1:
             self.first = (signum, now)
-            say(f"{name}: stopping after this step (send it again to exit at once)")
+            say(f"{name}: stopping after this step{self.finishing_note()} (send it again to "
+                "exit at once)")  # fmt: skip
         else:
             self.on_second()
+
+    def finishing_note(self) -> str:
+        """The runs in their final pass, which is let finish (``core.train``): on a CPU
+        it ran on for 87 s after "stopping after this step", and the run succeeded."""
+        try:  # in a signal handler, while slot threads may add or remove their runs
+            finishing = sorted(r.run_id for r in list(self.training.values()) if r.trained_all())
+        except RuntimeError:
+            return ""
+        if not finishing:
+            return ""
+        its = "its" if len(finishing) == 1 else "their"
+        return f"; {ids_of('run', finishing)} trained all {its} inputs: {its} final pass first"
 
     def install(self) -> None:
         # SIGHUP: the terminal of a worker started from a shell went away (SSH dropped).
@@ -177,6 +193,10 @@ class RunRecorder:
             may_save_on_stop=self.still_its_run,
             waited_s=waited_s,
         )
+
+    def trained_all(self) -> bool:
+        """Every input trained: its final pass, samples and checkpoints are left."""
+        return self.total_inputs is not None and self.trained >= self.total_inputs
 
     def still_its_run(self) -> bool:
         """Whether the run is still this worker's (another may have claimed it since)."""

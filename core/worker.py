@@ -331,6 +331,7 @@ class Worker:
             for run in runs
         ]
         ended: set[int] = set()
+        self.flags.training.update((run.id, r) for run, r in zip(runs, recorders, strict=True))
 
         def end_early(run: RunRow, recorder: RunRecorder, result: FitResult | Exception) -> None:
             recorder.flush()
@@ -361,6 +362,8 @@ class Worker:
             return
         finally:
             self.heartbeat.watch(())
+            for run in runs:
+                self.flags.training.pop(run.id, None)
         for run, result, recorder in zip(runs, results, recorders, strict=True):
             if run.id not in ended:
                 self.end_with(run, result, recorder)

@@ -1093,6 +1093,41 @@ def test_a_signal_while_the_worker_starts_stops_it_once_its_handlers_are_in(
     assert "SIGTERM: stopping after this step" in capsys.readouterr().out
 
 
+def test_the_first_signal_names_a_run_in_its_final_pass(
+    repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "stopping after this step", then the pass ran on for 87 s and the run succeeded.
+    repo.enqueue(tiny_runs(2))
+    signalled: list[str] = []
+
+    def trainer(run: RunRow, cb: FitCallbacks, folder: Path) -> FitResult:
+        record = cb.on_validation
+        assert record is not None
+
+        def on_validation(point: ValidationPoint) -> None:  # after every input: the last pass
+            worker.flags.note(signal.SIGTERM, time.monotonic())
+            signalled.append(capsys.readouterr().out)
+            record(point)
+
+        if run.id == 1:
+            cb.on_validation = on_validation
+        return fake_trainer()(run, cb, folder)
+
+    worker = make_worker(repo, trainer, tmp_path)
+    assert worker.loop(until_empty=True) == 1  # then it stops
+    assert signalled[0].endswith(
+        "SIGTERM: stopping after this step; run 1 trained all its inputs: its final pass "
+        "first (send it again to exit at once)\n"
+    )
+    statuses = [r.status for r in repo.list_runs()]
+    assert statuses == [S.SUCCEEDED, S.QUEUED] and worker.flags.training == {}
+    flags = StopFlags()  # no run training: as before
+    flags.note(signal.SIGTERM, time.monotonic())
+    assert capsys.readouterr().out.endswith(
+        "SIGTERM: stopping after this step (send it again to exit at once)\n"
+    )
+
+
 def test_a_second_signal_while_the_worker_starts_exits_at_once() -> None:
     code = (
         "import os, signal, time; from core.early_signals import count_early; count_early(); "
