@@ -432,10 +432,36 @@ class RunActions:
         )
         runs = ids_of("run", training)
         question = (
-            f"{who} training {runs}{self._progress_of(training)}. Stop? Runs go back to "
-            "the queue, and train again from the start: their progress so far is lost."
+            f"{who} training {runs}{self._progress_of(training)}. Stop? "
+            + self._what_a_stop_does(training)
         )
         self.app.push_screen(ConfirmScreen(question, "Stop"), lambda yes: stop() if yes else None)
+
+    def _what_a_stop_does(self, training: list[int]) -> str:
+        """Runs go back to the queue and train anew, but one that has trained all its
+        inputs: its final pass is let finish (minutes on a CPU), and it likely succeeds."""
+        runs = self._runs_by_id()
+        finishing = [i for i in training if i in runs and runs[i].trained_all]
+        if not finishing:
+            return (
+                "Runs go back to the queue, and train again from the start: their progress "
+                "so far is lost."
+            )
+        said = []
+        if back := [i for i in training if i not in finishing]:
+            one = len(back) == 1
+            said.append(
+                f"{ids_of('run', back)} {'goes' if one else 'go'} back to the queue and "
+                f"{'trains' if one else 'train'} again from the start."
+            )
+        one = len(finishing) == 1
+        its = "its" if one else "their"
+        said.append(
+            f"{ids_of('run', finishing)} trained all {its} inputs: {its} final "
+            f"{'pass ends' if one else 'passes end'} first, and most likely "
+            f"{'succeeds' if one else 'succeed'}."
+        )
+        return " ".join(sentence[:1].upper() + sentence[1:] for sentence in said)
 
     def _runs_by_id(self) -> dict[int, RunRow]:
         """The runs as the last poll read them, by id (none before the first)."""

@@ -190,6 +190,20 @@ def local_slot_workers(no_local_worker: None, db_url: str) -> list[int]:
 
 
 @pytest.fixture
+def local_slots_one_finishing(local_slot_workers: list[int], db_url: str) -> list[int]:
+    """``local_slot_workers`` with slot 2 training a run too, which has trained all its
+    inputs (its final pass); the two runs' ids, the finishing one last."""
+    repo = Repo.open(db_url)
+    with frozen_repo_time(NOW):
+        slot_2 = next(w.id for w in repo.list_workers() if w.pid == 3002)
+        finishing = repo.claim(slot_2)
+        assert finishing is not None
+        repo.add_metrics(finishing.id, [], inputs_done=finishing.total_inputs)
+    repo.close()
+    return [*local_slot_workers, finishing.id]
+
+
+@pytest.fixture
 def local_stack_worker(no_local_worker: None, db_url: str) -> list[int]:
     """A ``worker --stack 3`` here (pid 3003) training three seeds of one cell as one model.
 

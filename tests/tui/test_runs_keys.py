@@ -690,6 +690,24 @@ async def test_text_status_and_experiment_filters(seeded, app_factory, settle) -
         assert re.search(r"exp=act-demo \(ETA (\d+m)?\d+s\)$", summary), summary
 
 
+async def test_w_says_a_run_in_its_final_pass_ends_there(
+    local_slots_one_finishing: list[int], app_factory, settle, launcher
+) -> None:
+    # The question said every run would train again from the start, and a run past its
+    # last step ended its final pass (87 s on a CPU) and succeeded.
+    back, finishing = local_slots_one_finishing
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question.endswith(
+            f"Stop? Run {back} goes back to the queue and trains again from the start. "
+            f"Run {finishing} trained all its inputs: its final pass ends first, and most "
+            "likely succeeds."
+        )
+
+
 async def test_w_stops_local_worker_then_starts_one(seeded, app_factory, settle, launcher):
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
