@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
                 then = "its inputs: its final pass ends first, then it will likely succeed"
             else:
                 then = "their inputs: their final passes end first, then they will likely succeed"
-            print(f"{ids_of('run', finishing)} trained all {then}")
+            print(f"but {ids_of('run', finishing)} trained all {then}")
     if failed:
         print(f"could not signal worker {ids_of('pid', failed)} (another user's process?)")
         return 1

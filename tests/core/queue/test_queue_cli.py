@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -446,12 +448,10 @@ def test_ls_lists_runs_in_queue_order_with_filters_and_json(
     )
 
 
-def test_stop_names_a_run_in_its_final_pass_which_ends_there(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    # `stop` during an 11-layer run's final pass said its run goes back to the queue;
-    # the pass is let finish, and the run succeeded 87 s later.
-    cli(capsys, "queue", "sweep.yml")
+@contextlib.contextmanager
+def worker_in_final_pass(stopping: bool = False) -> Iterator[tuple[int, int]]:
+    """A worker process here (one that ignores SIGTERM, as a worker busy in its final
+    pass does) whose run has trained all its inputs: (its pid, the run's id)."""
     code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
     busy = subprocess.Popen([sys.executable, "-c", code])
     repo = Repo.open("runs.db")
@@ -459,17 +459,29 @@ def test_stop_names_a_run_in_its_final_pass_which_ends_there(
     run = repo.claim(worker_id)
     assert run is not None
     repo.heartbeat(worker_id, run_id=run.id, inputs_done=run.total_inputs)
+    if stopping:
+        repo.update_worker(worker_id, state="stopping")
     try:
         time.sleep(0.2)  # its SIGTERM handler is in place
-        assert cli(capsys, "stop")[1] == (
-            f"asked worker pid {busy.pid} to stop after the current step; "
-            "runs go back to the queue\n"
-            f"run {run.id} trained all its inputs: its final pass ends first, "
-            "then it will likely succeed\n"
-        )
+        yield busy.pid, run.id
     finally:
         busy.kill()
         busy.wait()
+
+
+def test_stop_names_a_run_in_its_final_pass_which_ends_there(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `stop` during an 11-layer run's final pass said its run goes back to the queue;
+    # the pass is let finish, and the run succeeded 87 s later.
+    cli(capsys, "queue", "sweep.yml")
+    with worker_in_final_pass() as (pid, run_id):
+        assert cli(capsys, "stop")[1] == (
+            f"asked worker pid {pid} to stop after the current step; "
+            "runs go back to the queue\n"
+            f"but run {run_id} trained all its inputs: its final pass ends first, "
+            "then it will likely succeed\n"
+        )
 
 
 def test_stop_now_says_a_run_in_its_final_pass_goes_back_as_the_others(
@@ -477,22 +489,10 @@ def test_stop_now_says_a_run_in_its_final_pass_goes_back_as_the_others(
 ) -> None:
     # --now: the worker puts its runs back and exits at once, final pass or not.
     cli(capsys, "queue", "sweep.yml")
-    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
-    busy = subprocess.Popen([sys.executable, "-c", code])
-    repo = Repo.open("runs.db")
-    worker_id = repo.register_worker(socket.gethostname(), busy.pid, "cpu")
-    run = repo.claim(worker_id)
-    assert run is not None
-    repo.heartbeat(worker_id, run_id=run.id, inputs_done=run.total_inputs)
-    repo.update_worker(worker_id, state="stopping")
-    try:
-        time.sleep(0.2)  # its SIGTERM handler is in place
+    with worker_in_final_pass(stopping=True) as (pid, _):
         assert cli(capsys, "stop", "--now")[1] == (
-            f"told worker pid {busy.pid} to exit at once; runs go back to the queue\n"
+            f"told worker pid {pid} to exit at once; runs go back to the queue\n"
         )
-    finally:
-        busy.kill()
-        busy.wait()
 
 
 def test_stop_signals_this_machine_s_live_workers_once(
