@@ -702,9 +702,10 @@ def warn_of_cpu_neighbours(repo: Repo) -> None:
 
 def leave_garbage_at_exit() -> None:
     """At exit, skip the interpreter's last garbage collection (``gc.freeze``): after a
-    run it walked every object torch and the training had made, 1-3 s of a stopped
-    worker's exit (Ctrl-C, systemd, the dashboard's stop, each slot) with its runs long
-    put back. The process's memory goes with it; its database is closed before."""
+    run it walked every object torch and the training had made, about a second of each
+    stopped worker's exit here (Ctrl-C, systemd, the dashboard's stop, each slot) with
+    its runs long put back. The process's memory goes with it; its database is closed
+    before, and handlers registered later (torch's, weakref finalizers) still run."""
     if not _GC_AT_EXIT[0]:
         return
     _GC_AT_EXIT[0] = False
