@@ -631,6 +631,10 @@ class Repo:
         with self._write() as conn:
             if tried_again() and _ended_under(conn, run_id, worker_id, RunStatus.CANCELLED):
                 return RunStatus.CANCELLED  # the refused try's went through
+            if tried_again() and _queued_anew(conn, run_id):
+                # Queued again keeps no trace of who did it: the refused try, surely (a
+                # retry by hand needs the run failed first, within these seconds).
+                return RunStatus.QUEUED
             self._revive(conn, worker_id, [run_id])  # then queued again, not left "lost"
             asked = self._own_running(run_id, worker_id).where(RUN.c.cancel_requested)
             cancelled = _ended_values(RunStatus.CANCELLED, None, figures)
@@ -1175,6 +1179,14 @@ def _ended_under(conn: Connection, run_id: int, worker_id: str, status: RunStatu
     committed although its connection was cut before it heard so."""
     query = select(RUN.c.id).where(
         RUN.c.id == run_id, RUN.c.worker_id == worker_id, RUN.c.status == status.value
+    )
+    return conn.execute(query).first() is not None
+
+
+def _queued_anew(conn: Connection, run_id: int) -> bool:
+    """Whether ``run_id`` is queued with no worker: as a requeue leaves it."""
+    query = select(RUN.c.id).where(
+        RUN.c.id == run_id, RUN.c.status == RunStatus.QUEUED.value, RUN.c.worker_id.is_(None)
     )
     return conn.execute(query).first() is not None
 

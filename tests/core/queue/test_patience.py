@@ -148,7 +148,7 @@ def test_a_claim_whose_commit_went_through_unheard_is_not_claimed_twice(
     assert later is not None and later.id == stack + 1
 
 
-@pytest.mark.parametrize("verb", ["finish", "fail", "mark_cancelled", "requeue"])
+@pytest.mark.parametrize("verb", ["finish", "fail", "mark_cancelled", "requeue", "requeue-cancel"])
 def test_a_run_s_end_whose_commit_went_through_unheard_counts_as_recorded(
     repo: Repo, monkeypatch: pytest.MonkeyPatch, clock: FakeClock, verb: str
 ) -> None:
@@ -168,6 +168,9 @@ def test_a_run_s_end_whose_commit_went_through_unheard_counts_as_recorded(
     elif verb == "mark_cancelled":
         assert repo.mark_cancelled(run.id, worker) is True
         expected = RunStatus.CANCELLED
+    elif verb == "requeue":  # "it is no longer this worker's run", it said
+        assert repo.requeue(run.id, worker) == RunStatus.QUEUED
+        expected = RunStatus.QUEUED
     else:  # stopped with a cancel asked for: it ends cancelled
         repo.request_cancel([run.id])
         assert repo.requeue(run.id, worker) == RunStatus.CANCELLED
