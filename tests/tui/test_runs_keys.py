@@ -126,9 +126,8 @@ async def test_priority_leaves_a_succeeded_run_as_it_is(seeded, app_factory, set
         await pilot.press("plus")
         await settle(pilot)
         assert run(db_url, 1).priority == 0
-        assert "run 1 succeeded and will not train again: its priority is left as it is" in [
-            n.message for n in app._notifications
-        ]
+        said = "run 1 succeeded and will not train again: its priority is left as it is"
+        assert said in notices(app)
         await goto(pilot, 5)  # failed, at priority 5
         await pilot.press("plus")
         await settle(pilot)
@@ -276,7 +275,7 @@ async def test_retry_succeeded_run_changes_nothing(seeded, app_factory, settle, 
         await pilot.press("r")
         await settle(pilot)
         assert run(db_url, 1).status == RunStatus.SUCCEEDED
-        assert any("only failed or cancelled" in n.message for n in app._notifications)
+        assert any("only failed or cancelled" in message for message in notices(app))
 
 
 async def test_run_next_moves_to_front(seeded, app_factory, settle, db_url) -> None:
@@ -296,7 +295,7 @@ async def test_run_next_moves_to_front(seeded, app_factory, settle, db_url) -> N
         assert (
             "run 5 has failed: only queued runs wait for a worker (r queues a failed or "
             "cancelled run again)"
-        ) in [n.message for n in app._notifications]
+        ) in notices(app)
 
 
 async def test_the_summary_counts_runs_no_worker_will_take(seeded, app_factory, settle, db_url):
@@ -542,9 +541,7 @@ async def test_remove_confirmed_after_one_of_its_runs_went_elsewhere_removes_the
         await settle(pilot)
         await remove_marked_after(pilot, db_url, (1, 2), lambda repo: repo.remove([2]))
         assert 1 not in run_ids(db_url)
-        assert [n.message for n in app._notifications][-1] == (
-            "removed: run 1; already removed: run 2"
-        )
+        assert notices(app)[-1] == "removed: run 1; already removed: run 2"
 
 
 async def test_remove_of_marked_runs_one_training_is_one_question(
@@ -607,11 +604,11 @@ async def test_clear_marks_says_how_many_from_the_key_and_the_palette(seeded, ap
         commands["Clear marks"].callback()
         await settle(pilot)
         assert app.screen.marked == frozenset()
-        said = [n.message for n in app._notifications]
+        said = notices(app)
         assert said[-2:] == ["2 marks cleared", "no run was marked"]
         await pilot.press("space", "escape")
         await settle(pilot)
-        assert [n.message for n in app._notifications][-1] == "1 mark cleared"
+        assert notices(app)[-1] == "1 mark cleared"
 
 
 async def test_marks_a_filter_hides_are_never_acted_on(seeded, app_factory, settle, db_url):
@@ -630,13 +627,13 @@ async def test_marks_a_filter_hides_are_never_acted_on(seeded, app_factory, sett
         assert [run(db_url, i).priority for i in (3, 7, 8)] == [0, 0, 0]
         assert (
             "2 marked runs are hidden by the filters: nothing done (escape clears the marks)"
-        ) in [n.message for n in app._notifications]
+        ) in notices(app)
         await pilot.press("escape")  # the marks first...
         assert app.screen.marked == frozenset()
         assert [r.id for r in app.screen.visible_runs()] == [3]
         await pilot.press("plus")  # no marks now: the highlighted run (succeeded: says so)
         await settle(pilot)
-        assert any("run 3 succeeded" in n.message for n in app._notifications)
+        assert any("run 3 succeeded" in message for message in notices(app))
         assert [run(db_url, i).priority for i in (7, 8)] == [0, 0]
         await pilot.press("escape")  # ...then the filter
         assert table(app).row_count == 8
@@ -776,7 +773,7 @@ async def test_stop_at_once_answered_after_the_workers_left_signals_nothing(
         await pilot.press("y")
         await settle(pilot)
         assert launcher.stopped == [3003]  # the first stop only
-        messages = [n.message for n in app._notifications]
+        messages = notices(app)
         assert messages[-1] == "worker pid 3003 had stopped already", messages
 
 
@@ -900,7 +897,7 @@ async def test_a_worker_that_exits_at_once_shows_its_last_log_line(
             if launcher.alive_calls > 3:
                 break
         await pilot.pause()
-        messages = [n.message for n in app._notifications]
+        messages = notices(app)
         assert any(
             "worker pid 4242 exited: resconv-tui: invalid configuration: --device cuda:3: "
             "this machine has 1 CUDA device(s)" in m
@@ -957,7 +954,7 @@ async def test_a_real_worker_on_a_missing_gpu_says_why_in_the_dashboard(
             dialog_fields(app)["device"].value = "cuda:999"
             await pilot.press("enter")
             for _ in range(300):
-                messages = [n.message for n in app._notifications]
+                messages = notices(app)
                 if any("exited" in m for m in messages):
                     break
                 await pilot.pause(0.1)
@@ -975,7 +972,7 @@ async def test_a_new_database_file_is_said_on_opening(tmp_path, settle) -> None:
     app = make_app(f"sqlite:///{typo}", poll_interval_s=3600)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        messages = [n.message for n in app._notifications]
+        messages = notices(app)
     assert f"new database {typo}: nothing queued yet (n: new sweep)" in messages
     again = make_app(f"sqlite:///{typo}", poll_interval_s=3600)
     assert again.ctx.notes == []
@@ -1017,7 +1014,7 @@ async def test_ctrl_c_says_which_key_quits_in_plain_words(seeded, app_factory, s
         await settle(pilot)
         await pilot.press("ctrl+c")
         await pilot.pause()
-        said = [note.message for note in app._notifications][-1]
+        said = notices(app)[-1]
         assert "q quits" in said and "[" not in said
         assert app.is_running
 
