@@ -67,6 +67,7 @@ from core.train import (
     make_optimizer,
     non_finite,
     planned_steps,
+    point_due,
     sample_grid,
     seeded_generator,
     seeded_model,
@@ -282,8 +283,7 @@ class _Stack:
             )  # fmt: skip
             for k, config in enumerate(configs)
         ]
-        self.log_every = callbacks[0].log_every
-        self.log_every_s = callbacks[0].log_every_s
+        self.logging = callbacks[0]  # every run's points at once (fit_stack checks they agree)
         self.t_max = cosine_length(self.config)
         self.step = self.inputs = 0
         self.lr = self.config.lr
@@ -359,11 +359,8 @@ class _Stack:
                 self._ended_early(member)
 
     def _log_due(self) -> bool:
-        """fit()'s rule: every ``log_every`` steps, or ``log_every_s`` of training."""
-        if len(self.window) >= self.log_every:
-            return True
-        every_s = self.log_every_s
-        return every_s is not None and self.clock.seconds() - self.last_point[1] >= every_s
+        """fit()'s rule for a TrainPoint, for every run at once."""
+        return point_due(self.logging, len(self.window), self.clock, self.last_point[1])
 
     def _log(self) -> None:
         """A TrainPoint per live run for the steps since the last one (one sync for all)."""

@@ -384,6 +384,15 @@ def release_frames(exc: BaseException) -> None:
         traceback.clear_frames(exc.__traceback__)
 
 
+def point_due(callbacks: FitCallbacks, steps: int, clock: TrainClock, last_s: float) -> bool:
+    """Whether a TrainPoint is due after ``steps`` steps since the last one, made at
+    ``last_s`` seconds of training (``clock``'s, which leave validation passes out)."""
+    if steps >= callbacks.log_every:
+        return True
+    every_s = callbacks.log_every_s  # the clock is read only where it is asked for
+    return every_s is not None and clock.seconds() - last_s >= every_s
+
+
 class _Run:
     """The state of one fit() call; each method is one phase of the loop."""
 
@@ -458,10 +467,7 @@ class _Run:
         self.inputs += len(indices)
 
     def _log_due(self) -> bool:
-        if len(self.window) >= self.callbacks.log_every:
-            return True
-        every_s = self.callbacks.log_every_s  # of training: a validation pass is not counted
-        return every_s is not None and self.clock.seconds() - self.last_point[1] >= every_s
+        return point_due(self.callbacks, len(self.window), self.clock, self.last_point[1])
 
     def _log(self) -> None:
         """Emit a TrainPoint for the steps since the last one (the only per-window sync)."""

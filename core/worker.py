@@ -706,13 +706,8 @@ def leave_garbage_at_exit() -> None:
     stopped worker's exit here (Ctrl-C, systemd, the dashboard's stop, each slot) with
     its runs long put back. The process's memory goes with it; its database is closed
     before, and handlers registered later (torch's, weakref finalizers) still run."""
-    if not _GC_AT_EXIT[0]:
-        return
-    _GC_AT_EXIT[0] = False
+    atexit.unregister(gc.freeze)  # once, however many times a process asks
     atexit.register(gc.freeze)
-
-
-_GC_AT_EXIT = [True]
 
 
 def worker_from_args(args: argparse.Namespace, db_url: str) -> int:

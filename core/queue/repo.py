@@ -629,9 +629,9 @@ class Repo:
         forgotten. One transaction, so a cancel cannot land between the two. Returns the
         run's new status; None if it is no longer this worker's run."""
         with self._write() as conn:
-            if tried_again() and _ended_under(conn, run_id, worker_id, RunStatus.CANCELLED):
+            if tried_again() and _left_so(conn, run_id, RunStatus.CANCELLED, worker_id):
                 return RunStatus.CANCELLED  # the refused try's went through
-            if tried_again() and _queued_anew(conn, run_id):
+            if tried_again() and _left_so(conn, run_id, RunStatus.QUEUED, None):
                 # Queued again keeps no trace of who did it: the refused try, surely (a
                 # retry by hand needs the run failed first, within these seconds).
                 return RunStatus.QUEUED
@@ -679,7 +679,7 @@ class Repo:
     ) -> bool:
         values = _ended_values(status, error, figures)
         with self._write() as conn:
-            if tried_again() and _ended_under(conn, run_id, worker_id, status):
+            if tried_again() and _left_so(conn, run_id, status, worker_id):
                 return True  # the refused try's end went through: "not recorded" it was
             self._revive(conn, worker_id, [run_id])  # its figures, not "worker lost"
             ended = conn.execute(self._own_running(run_id, worker_id).values(**values)).rowcount
@@ -1174,20 +1174,12 @@ def _written_already(conn: Connection, run_id: int, points: Sequence[MetricPoint
     return stored == [(p.step, p.inputs, p.name, p.value) for p in points]
 
 
-def _ended_under(conn: Connection, run_id: int, worker_id: str, status: RunStatus) -> bool:
-    """Whether ``run_id`` has ended ``status`` under ``worker_id``: the end of a try that
-    committed although its connection was cut before it heard so."""
-    query = select(RUN.c.id).where(
-        RUN.c.id == run_id, RUN.c.worker_id == worker_id, RUN.c.status == status.value
-    )
-    return conn.execute(query).first() is not None
-
-
-def _queued_anew(conn: Connection, run_id: int) -> bool:
-    """Whether ``run_id`` is queued with no worker: as a requeue leaves it."""
-    query = select(RUN.c.id).where(
-        RUN.c.id == run_id, RUN.c.status == RunStatus.QUEUED.value, RUN.c.worker_id.is_(None)
-    )
+def _left_so(conn: Connection, run_id: int, status: RunStatus, worker_id: str | None) -> bool:
+    """Whether ``run_id`` is ``status`` under ``worker_id`` (None: under no worker, as a
+    requeue leaves it): what a try left that committed although its connection was cut
+    before it heard so."""
+    worker = RUN.c.worker_id.is_(None) if worker_id is None else RUN.c.worker_id == worker_id
+    query = select(RUN.c.id).where(RUN.c.id == run_id, RUN.c.status == status.value, worker)
     return conn.execute(query).first() is not None
 
 

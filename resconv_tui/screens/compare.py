@@ -176,8 +176,10 @@ class CompareScreen(ChartScreen):
                 out.append(Series("", found.xs, found.ys, colour(index), marker, scatter=dots))
         return out
 
-    def legend(self) -> Text:
-        text, keys = Text(), differing_keys(self.shown_runs())
+    def legend(self, keys: list[str]) -> Text:
+        """Each run's colour, name, status, last validation loss and its values of
+        ``keys`` (those that differ between the runs) that its name does not show."""
+        text = Text()
         for index, run_id in enumerate(self.run_ids):
             run = self.runs.get(run_id)
             text.append("■ ", style=rich_colour(index))
@@ -194,26 +196,24 @@ class CompareScreen(ChartScreen):
         text.rstrip()
         return text
 
-    def shown_runs(self) -> list[RunRow]:
-        return [self.runs[i] for i in self.run_ids if i in self.runs]
-
-    def title_text(self) -> str:
+    def title_text(self, runs: list[RunRow], keys: list[str]) -> str:
+        """``Compare 3 runs``, and the config keys that differ between ``runs``."""
         title = f"Compare {count_of(len(self.run_ids), 'run')}"
-        runs = self.shown_runs()
         if len(runs) < 2:
             return title
-        keys = differing_keys(runs)
         return f"{title}: they differ in {', '.join(keys)}" if keys else f"{title}: same config"
 
     def redraw(self) -> None:
         chart = self.query_one("#compare-chart", LossChart)
         chart.chart_title = METRIC_TITLES[self.metric]
         chart.set_series(self.series())
-        title = self.title_text()
+        runs = [self.runs[i] for i in self.run_ids if i in self.runs]
+        keys = differing_keys(runs)
+        title = self.title_text(runs, keys)
         if title != self.title_shown:
             self.title_shown = title
             self.query_one("#compare-title", Static).update(title)
-        legend = self.legend()
+        legend = self.legend(keys)
         if legend != self.legend_shown:
             self.legend_shown = legend
             self.query_one("#compare-legend", Static).update(legend)
