@@ -315,9 +315,10 @@ class _Stack:
                     self._log()
                 self._validate(stoppable=not final)
         self._log()
+        self.clock.stop(self.device)  # as fit(): the last pass and the samples are not training
         live = [m for m in self.members if m.live]
         if live:
-            self._validate()
+            self._validate(resume=False)
         first = slice(0, min(SAMPLE_COUNT, len(self.data.validation)))
         for k, member in enumerate(self.members):
             if not member.live:
@@ -409,10 +410,11 @@ class _Stack:
         if member.callbacks.on_train_loss is not None:
             member.callbacks.on_train_loss(point)
 
-    def _validate(self, stoppable: bool = False) -> None:
+    def _validate(self, stoppable: bool = False, resume: bool = True) -> None:
         """fit()'s pass for every live run. ``stoppable`` (between epochs): ended early,
         unrecorded, once every live run asks to stop (a signal to the worker); the next
-        step's ``_poll_stops`` then stops them. One run's cancel alone lets it end."""
+        step's ``_poll_stops`` then stops them. One run's cancel alone lets it end.
+        ``resume``: the training clock runs again after it (not after the last pass)."""
         self._mark_diverged(self._window_rows())  # never validate a run that diverged
         self.clock.stop(self.device)
         live = [(k, member) for k, member in enumerate(self.members) if member.live]
@@ -424,7 +426,8 @@ class _Stack:
                 return
             for k, member in live:
                 self._record_validation(k, member, losses[k])
-        self.clock.start()
+        if resume:
+            self.clock.start()
 
     def _all_stop(self) -> bool:
         asks = [m.callbacks.should_stop for m in self.members if m.live]

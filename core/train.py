@@ -444,11 +444,14 @@ class _Run:
                 if self.out.stopped:
                     break
         self._log()
+        # Training ends here: a stopped run's last.pt, the final pass and the samples
+        # (on CUDA with cuDNN autotuning their batch of 8) are not training time.
+        self.clock.stop(self.device)
         if self.out.stopped:
             if self.callbacks.save_on_stop():
                 self._save_last()  # a cancelled run returns quickly: no final pass
             return
-        self._validate()
+        self._validate(resume=False)
         first = slice(0, min(SAMPLE_COUNT, len(self.data.validation)))
         self.out.samples = sample_grid(
             self.model, self.data.validation[first], self.fixed_halves[first]
@@ -498,12 +501,13 @@ class _Run:
             raise error
         return losses
 
-    def _validate(self, stoppable: bool = False) -> None:
+    def _validate(self, stoppable: bool = False, resume: bool = True) -> None:
         """A validation pass, recorded. ``stoppable`` (a pass between epochs): a stop asked
         for meanwhile ends it between batches, unrecorded: the run is put back or
         cancelled, and the pass, minutes long for a big model on a CPU, kept a stopped
         worker (or a cancel) waiting for nothing. The last pass, once every step is
-        done, always ends: a stop then must not throw away a whole training."""
+        done, always ends: a stop then must not throw away a whole training.
+        ``resume``: the training clock runs again after it (not after the last pass)."""
         self._check_window()  # never validate (or checkpoint) a model that already diverged
         self.clock.stop(self.device)
         try:
@@ -520,7 +524,8 @@ class _Run:
             self.checkpoints.after_validation(self.model, self.optimizer, point)
         if self.callbacks.on_validation is not None:
             self.callbacks.on_validation(point)
-        self.clock.start()
+        if resume:
+            self.clock.start()
 
     def _stop_asked(self) -> bool:
         # The heartbeat's stall watch takes the call for a step: the run is alive.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -272,6 +273,22 @@ def test_a_stack_s_time_waiting_for_the_database_is_not_training_time(data: Data
     results = [_ok(r) for r in stack.fit_stack(_configs()[:2], data, "cpu", callbacks)]
     # Training time is wall time less the wait (and model build, validation passes).
     assert all(r.inputs_seen / r.inputs_per_s < r.wall_seconds - 3.0 for r in results)
+
+
+def test_a_stack_s_samples_after_the_last_pass_are_not_training_time(
+    data: Datasets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As for fit(): each run's sample grid (K of them) went into every run's in/s.
+    real = stack.sample_grid
+
+    def slow(*args: object) -> torch.Tensor:
+        time.sleep(0.75)
+        return real(*args)
+
+    monkeypatch.setattr(stack, "sample_grid", slow)
+    results = [_ok(r) for r in stack.fit_stack(_configs()[:2], data, "cpu")]
+    assert all(r.samples is not None for r in results)
+    assert all(r.inputs_seen / r.inputs_per_s < r.wall_seconds - 1.5 for r in results)
 
 
 def test_a_stacked_run_stopped_because_another_worker_has_it_saves_nothing(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -266,6 +267,39 @@ def test_time_spent_waiting_for_the_database_is_not_training_time(data: Datasets
     assert 320 / result.inputs_per_s < result.wall_seconds - 3.0
     waited_through = result.train_losses[1]  # steps 3 and 4: 64 inputs, and the wait
     assert waited_through.step == 4 and waited_through.inputs_per_s > 64 / 3.0
+
+
+SLOW_S = 1.5  # seconds a patched piece after the last step takes
+
+
+def _slow(real: Callable[..., object]) -> Callable[..., object]:
+    def slow(*args: object, **kwargs: object) -> object:
+        time.sleep(SLOW_S)
+        return real(*args, **kwargs)
+
+    return slow
+
+
+def test_the_samples_after_the_last_pass_are_not_training_time(
+    data: Datasets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The clock ran on from the final pass's end to result(): the sample grid (on CUDA
+    # its cuDNN autotuning for a batch of 8 too) lowered the run's recorded in/s.
+    monkeypatch.setattr(train_module, "sample_grid", _slow(train_module.sample_grid))
+    result = fit(TINY, data, "cpu")
+    assert result.samples is not None
+    assert 320 / result.inputs_per_s < result.wall_seconds - SLOW_S
+
+
+def test_a_stopped_run_s_last_pt_is_not_training_time(
+    data: Datasets, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(train_module, "save_checkpoint", _slow(train_module.save_checkpoint))
+    polls = iter(range(1000))
+    callbacks = FitCallbacks(should_stop=lambda: next(polls) >= 3)  # 3 steps, then a stop
+    result = fit(TINY, data, "cpu", callbacks, tmp_path / "ck")
+    assert result.stopped and result.steps == 3 and (tmp_path / "ck" / "last.pt").is_file()
+    assert 96 / result.inputs_per_s < result.wall_seconds - SLOW_S
 
 
 def test_a_run_stopped_because_another_worker_has_it_leaves_its_folder_alone(
