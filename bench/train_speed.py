@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -196,12 +197,18 @@ def slots_row(config: RunConfig, data: Datasets, device: torch.device, slots: in
     # that the two compare on one basis (the wall also holds builds, captures, validation).
     steps_s = max((r.inputs_seen / r.inputs_per_s for r in done if r.inputs_per_s), default=0.0)
     steps = f", steps only {inputs / steps_s:,.0f}/s" if steps_s else ""
-    note = f"{len(done)}/{slots} ok, wall incl. build+validation{steps}; " + (
+    # Each run's path, as a fit row names its own: a slot whose capture failed trains
+    # eagerly at a fraction of the speed, and the total alone would not say so.
+    paths = Counter(r.path_used for r in done)
+    path = f" {next(iter(paths))}" if len(paths) == 1 else ", mixed paths" if paths else ""
+    mixed = "; ".join(f"{n}x {p}" for p, n in paths.items()) + "; " if len(paths) > 1 else ""
+    note = f"{len(done)}/{slots} ok, wall incl. build+validation{steps}; {mixed}" + (
         "; ".join(errors)[:200] if errors else f"each {[round(r.inputs_per_s) for r in done]}/s"
     )
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
     mean_loss = sum(losses) / len(losses) if losses else float("nan")
-    return Row(f"fit x{slots} slots", inputs, wall, inputs / wall, mib(peak), mean_loss, note)
+    label = f"fit x{slots} slots{path}"
+    return Row(label, inputs, wall, inputs / wall, mib(peak), mean_loss, note)
 
 
 def stack_row(config: RunConfig, data: Datasets, device: torch.device, copies: int) -> Row:

@@ -116,3 +116,30 @@ def test_tui_refresh_times_a_reused_file_by_its_own_running_run(tmp_path: Path) 
     Repo.open(str(tmp_path / "empty.db")).close()
     with pytest.raises(QueueError, match="has no running run: not a file this benchmark"):
         running_run(tmp_path / "empty.db")
+
+
+def test_train_speed_slots_row_names_the_path_its_runs_took(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A slot thread whose capture failed trains eagerly at a third of the speed; the row
+    # gave its total as "fit x4 slots" with no word of it (fit rows name their path).
+    import torch
+
+    from bench import train_speed
+    from core.config import RunConfig
+    from core.train import FitResult
+
+    def fake_fit(config: RunConfig, data: object, device: object) -> FitResult:
+        path = (
+            "cuda-eager bf16 (graph capture failed: X)" if config.seed == 2 else "cuda-graph bf16"
+        )
+        return FitResult(0.05, inputs_seen=640, inputs_per_s=640.0, path_used=path)
+
+    monkeypatch.setattr(train_speed, "fit", fake_fit)
+    cpu, config = torch.device("cpu"), RunConfig(seed=0)
+    alike = train_speed.slots_row(config, None, cpu, 2)  # type: ignore[arg-type]
+    assert alike.path == "fit x2 slots cuda-graph bf16", alike.path
+    mixed = train_speed.slots_row(config, None, cpu, 3)  # type: ignore[arg-type]
+    assert mixed.path == "fit x3 slots, mixed paths", mixed.path
+    assert "1x cuda-eager bf16 (graph capture failed: X)" in mixed.note, mixed.note
+    assert "2x cuda-graph bf16" in mixed.note, mixed.note
