@@ -250,6 +250,29 @@ def test_history_wraps_instead_of_overflowing(images: torch.Tensor) -> None:
     assert math.isfinite(last.item()) and step.steps == 7 and int(step.position) == 7
 
 
+def test_the_warm_up_also_steps_the_epochs_short_batch(
+    images: torch.Tensor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cuDNN tunes each new shape in its first step: the epoch's short last batch (8 of
+    72 here) is warmed up with the full ones, so its tuning is not training time."""
+    sizes: list[int] = []
+    eager = fp.FastStep._eager
+
+    def counted(self: fp.FastStep, buffer: torch.Tensor) -> None:
+        sizes.append(len(buffer) // 2)
+        eager(self, buffer)
+
+    monkeypatch.setattr(fp.FastStep, "_eager", counted)
+    step = _fast_step(images)
+    step._warm_up_steps(step._input_buffer(16))
+    assert step.short_batch == 8 and sizes == [16] * fp.WARMUP_STEPS + [8]
+    # A run that ends before its first epoch's short batch has none to warm up.
+    sizes.clear()
+    short_run = _fast_step(images, CONFIG.replace(max_inputs=64))
+    short_run._warm_up_steps(short_run._input_buffer(16))
+    assert short_run.short_batch == 0 and sizes == [16] * fp.WARMUP_STEPS
+
+
 # ----- fallback when capture fails -------------------------------------------------------
 
 
