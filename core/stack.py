@@ -62,6 +62,7 @@ from core.train import (
     TrainClock,
     TrainPoint,
     ValidationPoint,
+    between_batches,
     cosine_length,
     cosine_lr,
     make_optimizer,
@@ -71,7 +72,6 @@ from core.train import (
     sample_grid,
     seeded_generator,
     seeded_model,
-    stop_between,
     to_unit,
     train_batches,
     training_errors,
@@ -144,7 +144,7 @@ def validate_fixed_stack(
     totals = torch.zeros(len(halves), dtype=torch.float64, device=images.device)
     try:
         for start in range(0, len(images), batch_size):
-            stop_between(stop)
+            between_batches(stop)
             target = to_unit(images[start : start + batch_size])
             window = slice(start, start + batch_size)
             inputs = torch.cat([delete_halves(target, h[window]) for h in halves], dim=1)
@@ -167,7 +167,7 @@ def validate_faithful_stack(
     model.train(True)
     means = []
     for batch in images.split(batch_size):
-        stop_between(stop)
+        between_batches(stop)
         target = to_unit(batch)
         drawn = [draw_halves(len(batch), g, batch.device) for g in generators]
         inputs = torch.cat([delete_halves(target, halves) for halves in drawn], dim=1)

@@ -260,8 +260,11 @@ class PassStopped(Exception):
     """A validation pass given ``stop`` ended early: ``stop()`` said so between batches."""
 
 
-def stop_between(stop: Callable[[], bool] | None) -> None:
-    """Raise PassStopped if ``stop`` (called before each validation batch) says so."""
+def between_batches(stop: Callable[[], bool] | None) -> None:
+    """Before each validation batch: another slot thread's graph capture, waiting for the
+    GPU to itself, goes first (as between train steps: a pass of 157 batches would keep
+    it, and every slot paused behind it, waiting); then PassStopped if ``stop`` says so."""
+    GATE.yield_to_capture()
     if stop is not None and stop():
         raise PassStopped
 
@@ -281,7 +284,7 @@ def validate_fixed(
         for batch, halves_of in zip(
             images.split(batch_size), halves.split(batch_size), strict=True
         ):
-            stop_between(stop)
+            between_batches(stop)
             target = to_unit(batch)
             output = model(delete_halves(target, halves_of))
             total += F.l1_loss(output, target, reduction="sum").double()
@@ -304,7 +307,7 @@ def validate_faithful(
     model.train(True)
     means = []
     for batch in images.split(batch_size):
-        stop_between(stop)
+        between_batches(stop)
         target = to_unit(batch)
         inputs = delete_halves(target, draw_halves(len(batch), generator, batch.device))
         means.append(F.l1_loss(model(inputs), target))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from core.config import RunConfig
 from core.data import Datasets, Location, load_datasets
 from core.params import count_params
 from core.queue.failures import FailureCause, failure_cause
+from core.stack import validate_faithful_stack, validate_fixed_stack
 from core.train import (
     FitCallbacks,
     NonFiniteLoss,
@@ -194,6 +196,48 @@ def test_faithful_validation_is_the_unweighted_mean_of_batch_means_in_train_mode
     loss = validate_faithful(model, images, 4, torch.Generator().manual_seed(0))
     assert loss == pytest.approx((1.0 + 0.0) / 2)  # not 4/5: the short batch counts fully
     assert model.bn.num_batches_tracked.item() == 2  # BatchNorm ran in train mode
+
+
+def _validators() -> dict[str, Callable[[Callable[[], bool]], object]]:
+    """Each validation pass over 10 images in batches of 4, 4 and 2, given ``stop``."""
+    images = torch.randint(0, 256, (10, 1, 4, 4), dtype=torch.uint8)
+    halves = torch.zeros(10, dtype=torch.long)
+    generator = torch.Generator().manual_seed(0)
+    return {
+        "fixed": lambda stop: validate_fixed(_Zero(), images, halves, 4, stop),
+        "faithful": lambda stop: validate_faithful(_Zero(), images, 4, generator, stop),
+        "fixed stack": lambda stop: validate_fixed_stack(_Zero(), images, [halves], 4, stop),
+        "faithful stack": lambda stop: validate_faithful_stack(
+            _Zero(), images, 4, [generator], stop
+        ),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_validators()))
+def test_a_validation_pass_lets_a_waiting_graph_capture_go_first(kind: str) -> None:
+    """A slot thread's capture waits for every other slot's share of the GPU (and they all
+    pause meanwhile): a validation pass steps aside at its next batch, as a train step does,
+    instead of holding it for the whole pass."""
+    gate, begun, captured_at = train_module.GATE, [], []
+
+    def capture() -> None:
+        with gate.exclusive():
+            captured_at.append(len(begun))
+
+    def stop() -> bool:  # called before each batch, after the gate's turn
+        begun.append(1)
+        if len(begun) == 1:  # another slot thread asks for a capture during batch 1
+            threading.Thread(target=capture, name="capture").start()
+            while not gate._waiting:
+                time.sleep(0.001)
+        return False
+
+    with gate.gpu_work():  # as in fit(): a slot thread's share
+        _validators()[kind](stop)
+    for thread in threading.enumerate():
+        if thread.name == "capture":
+            thread.join(5)
+    assert len(begun) == 3 and captured_at == [1]  # after batch 1, not after the pass
 
 
 def test_should_stop_ends_the_run_early_without_error(data: Datasets, tmp_path: Path) -> None:
