@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # One GPU session's check of issue 5, in one call of the device tool (timeout 600): the steps
 # run in this order, most decisive first, and those the deadline reaches are cut:
-#   1. train_speed at 180,000 inputs: reference loop, fit, 4 slot threads, 4 and 8 runs stacked
-#      as one model (core.stack), fit with multi-tensor AdamW (the old default), fit compiled
-#      (earlier sessions also ran --plain and --variants SHORT: see bench/README.md)
+#   1. train_speed at 180,000 inputs: reference loop, fit, the plain fp32 step (the quality
+#      target's baseline: same seed, masks and order as fit), 4 slot threads, 4 and 8 runs
+#      stacked as one model (core.stack), fit with multi-tensor AdamW (the old default), fit
+#      compiled (earlier sessions also ran --variants SHORT: see bench/README.md)
 #   2. T1 (12 runs at 32x32) end to end through the real queue and worker (--slots 6
 #      --order largest-first)
 #   3. the GPU tests
@@ -36,7 +37,7 @@ SHORT=${SHORT:-30000}
 T1_INPUTS=${T1_INPUTS:-} # empty: the sweep file's own 180,000
 DEADLINE_S=${DEADLINE_S:-530} # + up to 20 s of -k, the tables and the copies: under 600
 STEPS=${STEPS:-"train_speed t1_worker gpu_tests stack_worker profile stack packing"} # the order is fixed
-SPEED_ARGS=${SPEED_ARGS:-"--slots 4 --stack 4 8 --foreach --compile"}
+SPEED_ARGS=${SPEED_ARGS:-"--plain --slots 4 --stack 4 8 --foreach --compile"}
 T1_SLOTS=${T1_SLOTS:-6}
 T1_ORDER=${T1_ORDER:-largest-first} # 'queue' was the order of the first measurements (98 s)
 STARTED=$(date +%s)
