@@ -15,8 +15,9 @@ cuDNN stream errors in the capturing one.
   thread gives up its own share, and it waits until no other thread holds one;
 * a thread inside ``gpu_work`` calls ``GATE.yield_to_capture()`` between train steps:
   a single integer test normally, and when a capture is waiting it steps aside
-  until the capture is over. So a capture waits at most one step (or one
-  validation pass) of each other run.
+  until the capture is over; a validation pass does the same before each batch
+  (``core.train.between_batches``). So a capture waits at most one step (or one
+  validation batch) of each other run.
 
 With one worker and one run nothing ever waits. Torch-free, so it is tested on CPU.
 """
