@@ -13,4 +13,9 @@ COMPACT_BELOW = 120  # columns: the runs screen's keys fit spaced out from here
 class FitFooter(Footer):
     def on_resize(self, event: events.Resize) -> None:
         self.compact = event.size.width < COMPACT_BELOW
-        self.show_command_palette = event.size.width >= COMPACT_BELOW
+        palette = event.size.width >= COMPACT_BELOW
+        if palette != self.show_command_palette:
+            # Not a recomposing reactive: a footer already drawn kept (or lacked) the
+            # palette's key until its bindings changed, over "? Help q Quit" at 80.
+            self.show_command_palette = palette
+            self.refresh(recompose=True)

@@ -1254,6 +1254,26 @@ async def test_at_80_columns_the_footers_keep_help_and_quit(seeded, app_factory,
         assert screen_text(app).splitlines()[-1].rstrip().endswith("? Help q Quit")
 
 
+async def test_a_footer_drawn_wide_fits_again_when_the_terminal_narrows(
+    seeded, app_factory, settle
+) -> None:
+    # Opened at 160 columns and narrowed to 80, the results footer kept its ^p palette
+    # key over its last ones ("? He▏^p palette"); widened again, a screen opened narrow
+    # never showed it.
+    app = app_factory()
+    async with app.run_test(size=(160, 45)) as pilot:
+        await settle(pilot)
+        await pilot.press("R")  # results
+        await settle(pilot)
+        assert screen_text(app).splitlines()[-1].rstrip().endswith("^p palette")
+        await pilot.resize_terminal(80, 24)
+        await settle(pilot)
+        assert screen_text(app).splitlines()[-1].rstrip().endswith("? Help q Quit")
+        await pilot.resize_terminal(160, 45)
+        await settle(pilot)
+        assert screen_text(app).splitlines()[-1].rstrip().endswith("^p palette")
+
+
 async def test_help_fits_an_80_column_terminal(seeded, app_factory, settle) -> None:
     app = app_factory()
     async with app.run_test(size=(80, 24)) as pilot:
