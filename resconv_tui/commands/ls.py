@@ -20,6 +20,8 @@ STATUS_WORDS = ("queued", "running", "succeeded", "failed", "cancelled")
 HEADER = ("id", "status", "run", "pri", "progress", "val loss", "params", "note")
 # A running run whose worker's process here has exited (kill -9) before it could say so.
 EXITED_NOTE = "its worker's process has exited: worker lost (a worker or dashboard marks it)"
+# A running run whose worker has not beaten for 30 s (another box's worker lost, or hung).
+SILENT_NOTE = "no heartbeat from its worker (lost?)"
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -107,7 +109,7 @@ def run_line(
     ends: dict[int, float] | None = None,
 ) -> tuple[str, ...]:
     from core.queue.failures import run_cause
-    from resconv_tui.polling import shown_eta
+    from resconv_tui.polling import format_duration, shown_eta, silent_for
 
     loss = "" if run.validation_loss is None else f"{run.validation_loss:.6f}"
     note = ""
@@ -116,6 +118,8 @@ def run_line(
         note = f"{cause.option}: {first_line[0][:60]}" if first_line else cause.option
     elif exited:
         note = EXITED_NOTE
+    elif (silent := silent_for(run, now)) is not None:  # the dashboard's "silent" ETA
+        note = f"silent {format_duration(silent)}: {SILENT_NOTE}"
     elif run.cancel_requested and run.trained_all:
         from core.queue.status import FINISHING
 
@@ -130,8 +134,6 @@ def run_line(
     elif run.trained_all:  # at 100% for its final pass: not stuck (the dashboard's status)
         note = "validating: its final pass, samples and checkpoints"
     elif (eta := shown_eta(run, now, ends or {})) is not None:
-        from resconv_tui.polling import format_duration
-
         note = f"ETA {format_duration(eta)}"
     return (
         str(run.id), run.status.value, f"{run.experiment}/{run.name}", str(run.priority),
@@ -159,10 +161,11 @@ def listed_json(
 ) -> dict[str, Any]:
     """``ls --json``'s object for ``run`` (``show --json`` starts from it too): its
     ``run_json`` and the text's ETA, for a running run whose worker still trains it."""
-    from resconv_tui.polling import shown_eta
+    from resconv_tui.polling import shown_eta, silent_for
 
     entry = run_json(run, stalled, exited)
-    eta = None if stalled or exited else shown_eta(run, now, ends)
+    quiet = stalled or exited or silent_for(run, now) is not None
+    eta = None if quiet else shown_eta(run, now, ends)
     entry["eta_seconds"] = None if eta is None else round(eta, 1)
     return entry
 

@@ -256,8 +256,13 @@ def test_show_says_a_running_runs_worker_process_has_exited(
 
 
 def test_show_json_is_ls_jsons_object_with_its_eta(
-    db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
+    db_url: str,
+    runs: dict[str, int],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # 5 s after the running run's last beat (at 65 s, its worker reads as silent: no ETA).
+    monkeypatch.setattr(time, "time", lambda: 1_700_000_140.0)
     _, out, _ = cli(capsys, "ls", "--json", "--db", db_url)
     listed = {entry["id"]: entry for entry in json.loads(out)}
     for run_id in runs.values():

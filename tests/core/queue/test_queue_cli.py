@@ -235,6 +235,25 @@ def test_status_says_a_stalled_worker_s_run_is_stalled(capsys: pytest.CaptureFix
     assert stalled == {1: True, 2: False, 3: False, 4: False}
 
 
+def test_ls_says_a_silent_worker_s_run_is_silent_as_the_dashboard_does(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker of another box (or a paused one) gone quiet 40 s: the dashboard's row read
+    # "running?  silent 40s", ls "ETA 16s" (the forecast frozen at its last beat).
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    real_time = time.time
+    with monkeypatch.context() as patch:  # its last beat 40 s ago
+        patch.setattr(repo_module, "time", SimpleNamespace(time=lambda: real_time() - 40))
+        worker = repo.register_worker("gpu-box", 1111, "cuda:0")
+        assert repo.claim(worker) is not None
+        repo.heartbeat(worker, run_id=1, inputs_done=128)
+    listed = cli(capsys, "ls", "--status", "running")[1]
+    assert "silent 40s: no heartbeat from its worker (lost?)" in listed
+    assert "ETA" not in listed
+    assert json.loads(cli(capsys, "ls", "--json")[1])[0]["eta_seconds"] is None
+
+
 def run_1_of_an_exited_worker(capsys: pytest.CaptureFixture[str]) -> tuple[Repo, str]:
     """The sweep queued, and run 1 claimed by a worker of this machine whose process has
     exited (as after `kill -9`), its last beat now."""
