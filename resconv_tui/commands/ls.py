@@ -32,7 +32,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "by id. Filters narrow the list.",
     )
     parser.add_argument(
-        "--status", nargs="+", choices=STATUS_WORDS, default=None, metavar="STATUS",
+        "--status", nargs="+", action="extend", choices=STATUS_WORDS, default=None,
+        metavar="STATUS",
         help=f"only runs in these statuses ({', '.join(STATUS_WORDS)})",
     )  # fmt: skip
     parser.add_argument("--experiment", default=None, metavar="NAME", help="only this experiment")

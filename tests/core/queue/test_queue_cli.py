@@ -450,6 +450,9 @@ def test_ls_lists_runs_in_queue_order_with_filters_and_json(
     assert "0.051226" in lines[4]
     _, out, _ = cli(capsys, "ls", "--status", "failed", "succeeded")
     assert [line.split()[0] for line in out.splitlines()[1:]] == ["1", "4"]
+    # Given twice, the option adds to its list: the failed run was left out.
+    _, out, _ = cli(capsys, "ls", "--status", "failed", "--status", "succeeded")
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["1", "4"]
     _, out, _ = cli(capsys, "ls", "--json", "--status", "failed")
     (failed,) = json.loads(out)
     assert (failed["id"], failed["cause"], failed["name"]) == (1, "oom", "ch-4_lr-0.001")
