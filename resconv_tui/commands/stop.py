@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from resconv_tui.cli import add_db_option, open_repo
 
 if TYPE_CHECKING:
-    from core.queue import Repo
+    from core.queue import Repo, RunRow
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -69,26 +69,35 @@ def run(args: argparse.Namespace) -> int:
     if now_ones:
         said.append(f"told worker {ids_of('pid', now_ones)} to exit at once")
     if said:
-        print("; ".join(said) + "; runs go back to the queue")
+        held = held_runs(repo, {w.id for w in live if w.pid in signalled})
         # Asked once, not told to exit at once: that puts even a final pass's run back.
         asked = {w.id for w in live if w.pid in first}
-        if finishing := finishing_runs(repo, asked):
+        finishing = [run.id for run in held if run.worker_id in asked and run.trained_all]
+        back = [run.id for run in held if run.id not in finishing]
+        if back:
+            said.append(
+                f"{ids_of('run', back)} {'goes' if len(back) == 1 else 'go'} back to the queue"
+            )
+        elif not finishing:  # "runs go back" of a worker that held none misled
+            said.append("it was idle" if len(signalled) == 1 else "they were idle")
+        print("; ".join(said))
+        if finishing:
             # The final pass is let finish (core.train): minutes for a big model on a CPU,
             # and "go back to the queue" was not what came of it.
             if len(finishing) == 1:
                 then = "its inputs: its final pass ends first, then it will likely succeed"
             else:
                 then = "their inputs: their final passes end first, then they will likely succeed"
-            print(f"but {ids_of('run', finishing)} trained all {then}")
+            print(f"{'but ' if back else ''}{ids_of('run', finishing)} trained all {then}")
     if failed:
         print(f"could not signal worker {ids_of('pid', failed)} (another user's process?)")
         return 1
     return 0
 
 
-def finishing_runs(repo: Repo, worker_ids: set[str]) -> list[int]:
-    """The runs of these workers in their final pass: they end there, not in the queue."""
+def held_runs(repo: Repo, worker_ids: set[str]) -> list[RunRow]:
+    """The runs these workers are training (those in their final pass too)."""
     from core.queue import RunFilter, RunStatus
 
     running = repo.list_runs(RunFilter(statuses=frozenset({RunStatus.RUNNING})))
-    return [run.id for run in running if run.worker_id in worker_ids and run.trained_all]
+    return [run for run in running if run.worker_id in worker_ids]

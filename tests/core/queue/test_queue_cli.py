@@ -499,10 +499,23 @@ def test_stop_names_a_run_in_its_final_pass_which_ends_there(
     cli(capsys, "queue", "sweep.yml")
     with worker_in_final_pass() as (pid, run_id):
         assert cli(capsys, "stop")[1] == (
-            f"asked worker pid {pid} to stop after the current step; "
-            "runs go back to the queue\n"
-            f"but run {run_id} trained all its inputs: its final pass ends first, "
+            f"asked worker pid {pid} to stop after the current step\n"
+            f"run {run_id} trained all its inputs: its final pass ends first, "
             "then it will likely succeed\n"
+        )
+
+
+def test_stop_names_the_runs_that_go_back_to_the_queue(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cli(capsys, "queue", "sweep.yml")
+    with worker_in_final_pass() as (pid, run_id):
+        repo = Repo.open("runs.db")
+        worker_id = repo.get_run(run_id).worker_id or ""
+        repo.heartbeat(worker_id, run_id=run_id, inputs_done=64)  # mid-training after all
+        assert cli(capsys, "stop")[1] == (
+            f"asked worker pid {pid} to stop after the current step; "
+            f"run {run_id} goes back to the queue\n"
         )
 
 
@@ -511,9 +524,9 @@ def test_stop_now_says_a_run_in_its_final_pass_goes_back_as_the_others(
 ) -> None:
     # --now: the worker puts its runs back and exits at once, final pass or not.
     cli(capsys, "queue", "sweep.yml")
-    with worker_in_final_pass(stopping=True) as (pid, _):
+    with worker_in_final_pass(stopping=True) as (pid, run_id):
         assert cli(capsys, "stop", "--now")[1] == (
-            f"told worker pid {pid} to exit at once; runs go back to the queue\n"
+            f"told worker pid {pid} to exit at once; run {run_id} goes back to the queue\n"
         )
 
 
@@ -530,9 +543,9 @@ def test_stop_signals_this_machine_s_live_workers_once(
     repo.register_worker("other-box", busy.pid, "cuda:0")  # not this machine's
     try:
         time.sleep(0.2)  # its SIGTERM handler is in place
+        # It holds no run: "runs go back to the queue" misled.
         assert cli(capsys, "stop")[1] == (
-            f"asked worker pid {busy.pid} to stop after the current step; "
-            "runs go back to the queue\n"
+            f"asked worker pid {busy.pid} to stop after the current step; it was idle\n"
         )
         # Asked already (its row says so at once): a second stop sends nothing...
         assert cli(capsys, "stop")[1] == (
@@ -540,7 +553,7 @@ def test_stop_signals_this_machine_s_live_workers_once(
         )
         # ...unless told to: then it is the "exit at once" signal.
         assert cli(capsys, "stop", "--now")[1] == (
-            f"told worker pid {busy.pid} to exit at once; runs go back to the queue\n"
+            f"told worker pid {busy.pid} to exit at once; it was idle\n"
         )
         busy.kill()
         busy.wait()
