@@ -225,12 +225,14 @@ def run_next(args: argparse.Namespace) -> int:
 
 
 def _next_said(ids: list[int], priorities: list[int]) -> str:
-    """``priority 3: 9 train next``, or for several ``priorities 3, 2: 9, 7 train next, in
-    that order``."""
-    runs = ", ".join(map(str, ids))
+    """``run 9 trains next (priority 3)``, or for several ``runs 9, 7 train next, in that
+    order (priorities 3, 2)`` (it read ``priority 3: 9 train next``)."""
+    from core.queue.views import ids_of
+
     if len(ids) == 1:
-        return f"priority {priorities[0]}: {runs} train next"
-    return f"priorities {', '.join(map(str, priorities))}: {runs} train next, in that order"
+        return f"{ids_of('run', ids)} trains next (priority {priorities[0]})"
+    said = ", ".join(map(str, priorities))
+    return f"{ids_of('run', ids)} train next, in that order (priorities {said})"
 
 
 def _named_runs(repo: Repo, given: list[int]) -> tuple[list[int], dict[int, RunRow]]:

@@ -62,7 +62,7 @@ def test_queued_runs_move_and_the_others_are_named(
 ) -> None:
     assert main(["next", "3", "6"]) == 0
     out, err = capsys.readouterr()
-    assert out == "priority 1: 6 train next\n"
+    assert out == "run 6 trains next (priority 1)\n"
     assert err == (
         "resconv-tui: left as they are: run 3 has succeeded: only queued runs wait for a worker\n"
     )
@@ -81,7 +81,7 @@ def test_several_runs_train_next_in_the_order_given(
     repo: Repo, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["next", "6", "5"]) == 0
-    assert capsys.readouterr().out == "priorities 2, 1: 6, 5 train next, in that order\n"
+    assert capsys.readouterr().out == "runs 6, 5 train next, in that order (priorities 2, 1)\n"
     assert priorities(repo) == [0, 0, 0, 0, 1, 2]
     worker = repo.register_worker("h", 2, "cpu")
     assert [run.id for run in (repo.claim(worker), repo.claim(worker)) if run] == [6, 5]

@@ -394,7 +394,7 @@ def test_manage_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert "cancel requested, but it has trained all its inputs" in cli(capsys, "ls")[1]
     assert repo.finish(1, worker, FinalFigures(validation_loss=0.2))
     assert not repo.get_run(1).cancel_requested  # moot: shown as requested no more
-    assert cli(capsys, "next", "4")[1] == "priority 1: 4 train next\n"
+    assert cli(capsys, "next", "4")[1] == "run 4 trains next (priority 1)\n"
     assert repo.claim(worker) is not None and repo.get_run(4).status == RunStatus.RUNNING
     assert cli(capsys, "rm", "2", "3")[1] == "removed 2 runs\n"  # neither started
     assert [r.id for r in repo.list_runs()] == [1, 4]
