@@ -627,7 +627,8 @@ def _build_runs(
         for seed in seeds if seeds is not None else [None]:
             swept = dict(cell) if seed is None else {**cell, "seed": seed}
             name = slug(swept)
-            context = f"run '{cut(name)}': "
+            # A file that sweeps nothing makes one run, named "run": an error is the file's.
+            context = f"run '{cut(name)}': " if swept else ""
             params = _canonical({**fixed, **cell}, source, context)
             if seed is not None:
                 params["seed"] = seed

@@ -209,7 +209,8 @@ BAD_FILES = {
     ),
     "all excluded": ("name: x\nmatrix:\n  l: [2]\nexclude: [{l: 2}]\n", "expands to no runs"),
     "not a mapping": ("- 1\n- 2\n", "expected a mapping"),
-    "wrong type": ("name: x\nlayers: three\n", "key 'layers': expected an integer"),
+    # A file that sweeps nothing has one run, named "run": it said "run 'run': key ...".
+    "wrong type": ("name: x\nlayers: three\n", "bad.yml: key 'layers': expected an integer"),
     # Free text: a number or a list passed.
     "description a number": (
         "name: x\ndescription: 3\n",

@@ -789,7 +789,7 @@ def test_a_seed_beyond_the_limit_queues_nothing(capsys: pytest.CaptureFixture[st
     for dry_run in ([], ["--dry-run"]):
         code, _, err = cli(capsys, "queue", "big.yml", *dry_run)
         assert code == 2
-        one_error_line(err, "big.yml: run 'run': key 'seed': must be 0 to 2,147,483,647")
+        one_error_line(err, "big.yml: key 'seed': must be 0 to 2,147,483,647")
     assert not Path("runs.db").exists()
 
 
