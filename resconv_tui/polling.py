@@ -176,6 +176,13 @@ def worker_health(worker: WorkerRow, now: float) -> str:
     return "stale" if age <= STALE_WITHIN_S else "offline"
 
 
+def beating(worker: WorkerRow, now: float) -> bool:
+    """Whether a worker counts in the forecast: not offline, and its last heartbeat within
+    ``STALE_AFTER_S``, the age at which its runs read "silent" (and another worker may
+    recover them as lost). A paused worker's queue ETA counted down beside "silent: lost?"."""
+    return worker_health(worker, now) != "offline" and worker.age(now) <= STALE_AFTER_S
+
+
 def silent_for(run: RunRow, now: float) -> float | None:
     """How long a running run's heartbeat has been missing, once it counts as lost
     (``STALE_AFTER_S``; a worker recovers it soon): None while it beats."""
@@ -270,10 +277,10 @@ def queue_forecast(
     runs: Sequence[RunRow], workers: Sequence[WorkerRow], now: float
 ) -> dict[int, float] | None:
     """Seconds until each running and queued run ends (``resconv_tui.forecast``), at the
-    pace measured so far, by the workers that are online or only late (busy)."""
+    pace measured so far, by the workers that still beat (``beating``)."""
 
     def live(worker: WorkerRow) -> bool:
-        return worker_health(worker, now) != "offline"
+        return beating(worker, now)
 
     def since_claim(run: RunRow) -> float:
         return max(0.0, now - run.started_at) if run.started_at is not None else 0.0

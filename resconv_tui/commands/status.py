@@ -69,6 +69,7 @@ def eta_line(runs: list[RunRow], workers: list[WorkerRow], now: float) -> str:
     """``queue ETA 3m02s (t1-layers-32 3m02s, act-demo 41s)``: the dashboard's forecast."""
     from core.queue.views import count_of
     from resconv_tui.polling import (
+        beating,
         experiment_etas,
         format_duration,
         last_end,
@@ -80,6 +81,8 @@ def eta_line(runs: list[RunRow], workers: list[WorkerRow], now: float) -> str:
 
     if all(worker_health(w, now) == "offline" for w in workers):
         return "queue ETA: — (no live worker)"
+    if not any(beating(w, now) for w in workers):
+        return "queue ETA: — (its workers are silent: lost?)"
     ends = queue_forecast(runs, workers, now)
     untaken = untaken_runs(runs, ends, workers, now)
     eta = None if untaken else last_end(runs, ends)

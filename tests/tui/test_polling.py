@@ -231,9 +231,14 @@ def test_queue_eta_schedules_whole_runs_on_the_slots_in_flight(
     gone = worker("running", age=600, worker_id="s")
     assert queue_eta(stack, [gone, idle], NOW) == pytest.approx(10)
     assert queue_eta(stack, [gone], NOW) is None  # ...and nobody takes the queued one
-    # ...but a worker only late with its heartbeat (busy) still trains its runs.
-    late = worker("running", age=60, worker_id="s")
+    # ...but a worker only late with its heartbeat (busy) still trains its runs...
+    late = worker("running", age=25, worker_id="s")
     assert queue_eta(stack, [late], NOW) == pytest.approx(20)
+    # ...until it is silent as long as its runs read "silent" (30 s): a paused worker's
+    # queue ETA counted down beside them.
+    silent = worker("running", age=40, worker_id="s")
+    assert queue_eta(stack, [silent], NOW) is None
+    assert queue_eta(stack, [silent, idle], NOW) == pytest.approx(10)
     # An idle worker that is stopping takes no more runs: the queue never empties by it.
     leaving = worker("stopping", worker_id="i")
     assert queue_eta(stack, [stacker, leaving], NOW) == pytest.approx(20)

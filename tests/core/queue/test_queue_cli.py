@@ -295,6 +295,23 @@ def test_cancel_of_a_run_whose_worker_has_exited_cancels_it_at_once(
     assert "(cancel requested)" in cli(capsys, "status")[1]
 
 
+def test_status_gives_no_queue_eta_while_its_workers_are_silent(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A paused worker (kill -STOP): its run read "silent" while the queue ETA counted down.
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    real_time = time.time
+    with monkeypatch.context() as patch:  # its last beat 40 s ago
+        patch.setattr(repo_module, "time", SimpleNamespace(time=lambda: real_time() - 40))
+        worker = repo.register_worker("other-box", 4242, "cuda:0")
+        assert repo.claim(worker) is not None
+        repo.heartbeat(worker, run_id=1, inputs_done=64)
+    out = cli(capsys, "status")[1]
+    assert "queue ETA: — (its workers are silent: lost?)" in out
+    assert "last seen 40 s ago (silent: lost?)" in out
+
+
 def test_status_says_a_worker_of_this_machine_has_exited_and_changes_nothing(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
