@@ -502,6 +502,10 @@ def _fitted(text: str, room: int) -> str:
         text = text.replace(long, short)
     if room and cell_len(text) > room:
         text = re.sub(r" @ [\d,]+", "", text, count=1)  # the train's or the val's
+    if room and cell_len(text) > room:  # a long name or error: cut, and say so
+        cut = Text(text)
+        cut.truncate(room, overflow="ellipsis")
+        text = cut.plain
     return text
 
 

@@ -1322,6 +1322,8 @@ async def test_a_wide_eta_cell_makes_the_table_narrow_rather_than_scroll(
 
 def test_the_line_under_the_table_is_shortened_to_fit_not_cut() -> None:
     # At 80 columns it read "... train loss 0.37212 · val", the val loss cut off.
+    from rich.cells import cell_len
+
     from resconv_tui.screens.runs import _fitted
 
     line = "run 3 · t1-layers-32-inputs-300 · l-3 · priority 1 · train loss 0.37212 · val loss "
@@ -1331,6 +1333,13 @@ def test_the_line_under_the_table_is_shortened_to_fit_not_cut() -> None:
         "run 3 · t1-layers-32-inputs-300 · l-3 · pri 1 · train 0.37212 · val 0.35000 @ 300 inputs"
     )
     assert _fitted(line, 78).endswith("· pri 1 · train 0.37212 · val 0.35000")
+    # Still too long (a failed run's error): cut where it must be, and marked so.
+    failed = "run 14 · boom · act-gelu · priority 10 · failed, loss NaN/inf: loss became NaN "
+    failed += "at step 4"
+    assert _fitted(failed, 80) == (
+        "run 14 · boom · act-gelu · pri 10 · failed, loss NaN/inf: loss became NaN at st…"
+    )
+    assert cell_len(_fitted("実験 " * 50, 80)) == 80
 
 
 def test_the_line_under_the_table_says_where_the_val_loss_was_measured() -> None:
