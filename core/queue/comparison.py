@@ -15,6 +15,7 @@ from typing import Any
 
 from core.queue.rows import RunRow
 from core.queue.views import (
+    DIFF,
     EXPERIMENT,
     LOSS,
     MEMORY,
@@ -29,6 +30,7 @@ from core.queue.views import (
     config_of,
     meters_of,
     run_figures,
+    with_targets,
 )
 from core.sweep import ALIASES, PAIR_ALIASES
 
@@ -36,7 +38,8 @@ from core.sweep import ALIASES, PAIR_ALIASES
 def comparison_table(runs: Sequence[RunRow], every_key: bool = False) -> Table:
     """One row per run of ``runs``, in their order: id, experiment, name, status, the
     config keys whose values differ between them (``every_key``: all of them), then the
-    results table's figures. A figure a run has not reached yet (a queued run's
+    results table's figures (the logbook's target and our difference to it too, where a
+    run has one). A figure a run has not reached yet (a queued run's
     validation loss) is None."""
     configs = [config_of(run.config_json) for run in runs]
     keys = _keys_in_order(configs) if every_key else differing_keys(runs)
@@ -48,13 +51,19 @@ def comparison_table(runs: Sequence[RunRow], every_key: bool = False) -> Table:
         for run, config, meter in zip(runs, configs, meters, strict=True)
     )  # fmt: skip
     full = Table(columns, rows, tuple(keys), tuple((run.id,) for run in runs))
+    # The published figures as the results table gives them, where a run has a target:
+    # the target loss and our difference to it, the logbook's minutes, a differing count.
+    full = with_targets(full, [run.target for run in runs], after=LOSS)
     # A column of dashes says nothing: no meter where no run has a bar (fewer than two
     # losses, or all equal: as the results table), no peak memory on a CPU, no time or
-    # pace before any run has trained. The loss column stays: it is what is compared.
-    empty = {c for c in (MINUTES, RATE, MEMORY, METER) if all(v is None for v in full.column(c))}
-    kept = [i for i, column in enumerate(columns) if column not in empty]
+    # pace before any run has trained, no difference to a target before a run with one
+    # has a loss. The loss column stays: it is what is compared.
+    empty = {c for c in (MINUTES, RATE, MEMORY, METER, DIFF)
+             if c in full.columns and all(v is None for v in full.column(c))}  # fmt: skip
+    kept = [i for i, column in enumerate(full.columns) if column not in empty]
     return Table(
-        tuple(columns[i] for i in kept), tuple(tuple(row[i] for i in kept) for row in rows),
+        tuple(full.columns[i] for i in kept),
+        tuple(tuple(row[i] for i in kept) for row in full.rows),
         full.swept, full.runs,
     )  # fmt: skip
 

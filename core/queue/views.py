@@ -91,7 +91,7 @@ def results_table(
     ``-NAME`` descending; default: validation loss ascending. Names may be unique
     substrings (``valid``).
     """
-    full = _with_targets(_full_table(runs), [run.target for run in runs], after=LOSS)
+    full = with_targets(_full_table(runs), [run.target for run in runs], after=LOSS)
     ordered = sorted_by(full, sort if sort else [LOSS])
     return _select(ordered, columns)
 
@@ -152,7 +152,7 @@ def results_by_cell(
         columns_all, tuple((*r, m) for r, m in zip(rows, meters, strict=True)), tuple(swept),
         tuple(tuple(run.id for run in group) for group in cells.values()),
     )  # fmt: skip
-    table = _with_targets(table, [group[0].target for group in cells.values()], after=STD)
+    table = with_targets(table, [group[0].target for group in cells.values()], after=STD)
     return _select(sorted_by(table, sort if sort else [LOSS]), columns)
 
 
@@ -197,7 +197,7 @@ def _cell_row(group: list[RunRow], swept: list[str], several: bool, queued: int)
     )
 
 
-def _with_targets(table: Table, targets: Sequence[Mapping[str, float] | None], after: str) -> Table:
+def with_targets(table: Table, targets: Sequence[Mapping[str, float] | None], after: str) -> Table:
     """The published figures beside ours, where any row has one: the target validation
     loss and our difference to it after ``after``, the logbook's minutes after ours, and
     the target parameter count where one differs from the model's.

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -225,8 +226,6 @@ def test_comparison_keys_differ_by_value_and_by_absence(db_url: str) -> None:
     # Made by an older version: its config has no `precision` key.
     older = json.loads(second.config_json)
     del older["precision"]
-    from dataclasses import replace
-
     table = comparison_table([first, replace(second, config_json=json.dumps(older))])
     assert table.swept == ("precision",)  # the per-layer kernels are one value in both
     assert table.column("precision") == ["auto", None]
@@ -350,6 +349,53 @@ def test_compare_of_equal_configs_says_so_and_shows_no_empty_columns(
     repo.close()
     code, out, err = cli(capsys, "compare", "1", "3", "--all-config", "--db", db_url)
     assert err == "" and "| layers |" in out
+
+
+def test_compare_shows_the_targets_as_results_does(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = Repo.open(db_url, create=True)
+    target = {"validation_loss": 0.05, "minutes": 0.52}
+    done, other, queued = repo.enqueue(
+        [replace(new_run(3), target=target), new_run(5), replace(new_run(7), target=target)]
+    ).added_ids
+    worker = repo.register_worker("gpu-box", 1234, "cpu")
+    for run_id, loss in ((done, 0.0512), (other, 0.0498)):
+        repo.claim(worker)
+        repo.finish(run_id, worker, FinalFigures(loss, None, 92.5, 3100.0, None, 64_000))
+    repo.close()
+    # One run of two with a target: its target and difference, the other's dashes.
+    code, out, _ = cli(capsys, "compare", str(done), str(other), "--db", db_url)
+    lines = out.splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+    at = header.index("validation loss")
+    assert code == 0 and header[at : at + 3] == ["validation loss", "target", "Δ target"]
+    assert rows[0][at : at + 3] == ["0.0512", "0.05", "+0.001200"]
+    assert rows[1][at : at + 3] == ["0.0498", "–", "–"]
+    assert rows[0][header.index("logbook minutes")] == "0.52"
+    code, out, _ = cli(capsys, "compare", str(done), str(other), "--format", "csv", "--db", db_url)
+    assert {"target", "Δ target", "logbook minutes"} <= set(next(csv.reader(io.StringIO(out))))
+    # JSON: the results table's keys and figures.
+    code, out, _ = cli(capsys, "compare", str(done), str(other), "--format", "json", "--db", db_url)
+    compared = json.loads(out)
+    code, out, _ = cli(capsys, "results", "--format", "json", "--db", db_url)
+    result = next(row for row in json.loads(out) if row["id"] == done)
+    for key in ("target", "target_diff", "logbook_minutes"):
+        assert compared[0][key] == result[key], key
+    assert compared[1]["target"] is None and compared[1]["target_diff"] is None
+    # A queued run's target, with no loss yet to differ from it: no column of dashes.
+    code, out, _ = cli(capsys, "compare", str(other), str(queued), "--db", db_url)
+    header = [cell.strip() for cell in out.splitlines()[0].strip("|").split("|")]
+    assert "target" in header and "Δ target" not in header
+    # Without targets, none of their columns.
+    repo = Repo.open(db_url)
+    plain = repo.enqueue([new_run(9)]).added_ids[0]
+    repo.close()
+    code, out, _ = cli(
+        capsys, "compare", str(other), str(plain), "--format", "json", "--db", db_url
+    )
+    assert not {"target", "target_diff", "logbook_minutes"} & set(json.loads(out)[0])
 
 
 def test_a_usage_error_comes_before_the_databases(
