@@ -287,6 +287,15 @@ class RunActions:
             self.notify("mark runs with space first, then press C", severity="warning")
             return
         ids = sorted(run.id for run in self.targets() if run.id in self.marked)  # on screen
+        if len(ids) == 1:  # as `resconv-tui compare`: one run's curves are its detail's
+            hidden = len(self.marked) - 1
+            also = f" on screen ({hidden} more marked, hidden by the filters)" if hidden else ""
+            self.notify(
+                f"compare needs two runs or more{also}: mark another with space "
+                f"(enter on run {ids[0]} shows it alone)",
+                severity="warning",
+            )
+            return
         if ids and (screen := self._screen("compare", "CompareScreen")):
             self.app.push_screen(screen(self.ctx.db_url, ids))
 

@@ -81,10 +81,26 @@ async def test_compare_needs_marks(seeded, app_factory, settle, stand_ins, db_ur
         await pilot.press("C")
         assert stand_ins == []
         await goto(pilot, 3)
-        await pilot.press("space")
+        await pilot.press("space", "C")  # one run: its detail shows its curves (enter)
+        assert stand_ins == []
+        assert list(app._notifications)[-1].message == (
+            "compare needs two runs or more: mark another with space "
+            "(enter on run 3 shows it alone)"
+        )
         await goto(pilot, 1)
         await pilot.press("space", "C")
         assert stand_ins == [("CompareScreen", (db_url, [1, 3]), {})]
+        # One marked run on screen, the others hidden by a filter: they are not compared.
+        app.pop_screen()
+        await goto(pilot, seeded["failed"])
+        await pilot.press("space")
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        commands["Filter: failed"].callback()
+        await pilot.press("C")
+        assert len(stand_ins) == 1 and list(app._notifications)[-1].message == (
+            "compare needs two runs or more on screen (2 more marked, hidden by the "
+            f"filters): mark another with space (enter on run {seeded['failed']} shows it alone)"
+        )
 
 
 async def test_palette_has_every_action(seeded, app_factory, settle, db_url) -> None:
