@@ -27,12 +27,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "in --columns, giving only -COL entries hides those columns.",
     )
     parser.add_argument("--experiment", default=None, metavar="NAME", help="only this experiment")
+    # Given twice, an option adds to its list (argparse's "store" kept the last one).
     parser.add_argument(
-        "--sort", nargs="+", default=None, metavar="COL", help="sort keys, first is primary"
-    )
+        "--sort", nargs="+", action="extend", default=None, metavar="COL",
+        help="sort keys, first is primary",
+    )  # fmt: skip
     parser.add_argument(
         "--columns",
         nargs="+",
+        action="extend",
         default=None,
         metavar="COL",
         help="columns to show (or -COL to hide)",

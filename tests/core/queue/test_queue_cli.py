@@ -375,6 +375,23 @@ def test_results_markdown_csv_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert out.splitlines() == [
         "lr,ch,validation loss", "0.003,4,0.04", "0.001,4,0.05", "0.001,8,0.06",
     ]  # fmt: skip
+    # Given again, --sort and --columns add to their lists, as one option given them all
+    # would: the last one alone was used (sorted by ch only, the ch column only).
+    code, out, _ = cli(capsys, "results", "--sort", "-lr", "--sort", "ch", "--columns", "lr",
+                       "--columns", "ch", "loss", "--format", "csv")  # fmt: skip
+    assert out.splitlines() == [
+        "lr,ch,validation loss", "0.003,4,0.04", "0.001,4,0.05", "0.001,8,0.06",
+    ]  # fmt: skip
+    code, out, _ = cli(capsys, "results", "--sort", "loss", "--sort", "-loss", "--columns",
+                       "loss", "--format", "csv")  # fmt: skip
+    assert out.splitlines() == ["validation loss", "0.04", "0.05", "0.06"]  # the first: primary
+    code, out, _ = cli(capsys, "results", "--columns", "-meter", "--columns", "-params",
+                       "--format", "csv")  # fmt: skip
+    assert out.splitlines()[0] == "run,ch,lr,validation loss,train time (minutes)"
+    # Hiding beside showing is refused, given in one option or in two.
+    code, _, err = cli(capsys, "results", "--columns", "lr", "--columns", "-meter")
+    assert code == 2
+    one_error_line(err, "--columns: -meter hides while lr shows")
     # A column given twice, or by two of its names, is shown once.
     code, out, _ = cli(capsys, "results", "--sort", "loss", "--columns", "lr", "loss", "loss",
                        "validation", "--format", "csv")  # fmt: skip
