@@ -54,8 +54,9 @@ CAUSE_WORDS = ("oom", "nan", "worker-lost", "error")
 def add_retry_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ids", nargs="*", type=run_id, metavar="ID", help="run id")
     parser.add_argument(
-        "--cause", choices=CAUSE_WORDS, default=None,
-        help="retry every run that failed this way, besides any ids given (see "
+        "--cause", choices=CAUSE_WORDS, action="append", default=None,
+        help="retry every run that failed this way (given twice: either way), besides any "
+        "ids given (see "
         "'resconv-tui status'): "
         "oom (out of memory), nan (loss NaN/inf), worker-lost (its worker crashed or was "
         "killed), error (anything else)",
@@ -141,10 +142,14 @@ def retry(args: argparse.Namespace) -> int:
     if args.cause is not None:
         from core.queue.failures import cause_from_option, failed_runs
 
-        cause = cause_from_option(args.cause)
-        ids += [r.id for r in failed_runs(repo, cause) if r.id not in ids]
+        causes = [cause_from_option(option) for option in dict.fromkeys(args.cause)]
+        for cause in causes:  # each cause's runs (it kept the last --cause only)
+            ids += [r.id for r in failed_runs(repo, cause) if r.id not in ids]
         if not ids:
-            said = cause.option if cause.option == str(cause) else f"{cause.option} ({cause})"
+            said = " or ".join(
+                cause.option if cause.option == str(cause) else f"{cause.option} ({cause})"
+                for cause in causes
+            )
             print(f"nothing to retry: no run failed with cause {said}")
             return 0
     from core.queue.failures import FailureCause, diverged_warning, failed_runs
