@@ -235,7 +235,7 @@ def test_status_says_a_stalled_worker_s_run_is_stalled(capsys: pytest.CaptureFix
     assert stalled == {1: True, 2: False, 3: False, 4: False}
 
 
-def test_ls_says_a_silent_worker_s_run_is_silent_as_the_dashboard_does(
+def test_ls_and_status_say_a_silent_worker_s_run_is_silent_as_the_dashboard_does(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A worker of another box (or a paused one) gone quiet 40 s: the dashboard's row read
@@ -252,6 +252,10 @@ def test_ls_says_a_silent_worker_s_run_is_silent_as_the_dashboard_does(
     assert "silent 40s: no heartbeat from its worker (lost?)" in listed
     assert "ETA" not in listed
     assert json.loads(cli(capsys, "ls", "--json")[1])[0]["eta_seconds"] is None
+    # Nor does status count the queue down on it ("queue ETA: 0s").
+    out = cli(capsys, "status")[1]
+    assert "queue ETA: — (its workers are silent: lost?)" in out
+    assert "last seen 40 s ago (silent: lost?)" in out
 
 
 def run_1_of_an_exited_worker(capsys: pytest.CaptureFixture[str]) -> tuple[Repo, str]:
@@ -293,23 +297,6 @@ def test_cancel_of_a_run_whose_worker_has_exited_cancels_it_at_once(
     assert "cancel requested: its worker stops it" in listed
     assert json.loads(cli(capsys, "ls", "--json")[1])[0]["cancel_requested"] is True
     assert "(cancel requested)" in cli(capsys, "status")[1]
-
-
-def test_status_gives_no_queue_eta_while_its_workers_are_silent(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A paused worker (kill -STOP): its run read "silent" while the queue ETA counted down.
-    cli(capsys, "queue", "sweep.yml")
-    repo = Repo.open("runs.db")
-    real_time = time.time
-    with monkeypatch.context() as patch:  # its last beat 40 s ago
-        patch.setattr(repo_module, "time", SimpleNamespace(time=lambda: real_time() - 40))
-        worker = repo.register_worker("other-box", 4242, "cuda:0")
-        assert repo.claim(worker) is not None
-        repo.heartbeat(worker, run_id=1, inputs_done=64)
-    out = cli(capsys, "status")[1]
-    assert "queue ETA: — (its workers are silent: lost?)" in out
-    assert "last seen 40 s ago (silent: lost?)" in out
 
 
 def test_status_says_a_worker_of_this_machine_has_exited_and_changes_nothing(
