@@ -75,7 +75,8 @@ class Follower:
             notes.append(self._once("queued", lambda: self._queued_note(now)))
         elif run.status == RunStatus.RUNNING:
             notes.append(self._once("running", lambda: f"running on worker {run.worker_id}"))
-            from resconv_tui.commands.ls import EXITED_NOTE, run_trouble
+            from resconv_tui.commands.ls import run_trouble
+            from resconv_tui.polling import EXITED_NOTE
 
             stalled, exited = run_trouble(self.repo, run, now)
             if exited:

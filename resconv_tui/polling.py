@@ -14,6 +14,7 @@ from core.queue import MetricRow, Repo, RunFilter, RunRow, RunStatus, WorkerRow
 from core.queue.failures import FailureCause, failure_counts, run_cause
 from core.queue.repo import SETTLED, STALE_AFTER_S, Signature
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS
+from core.queue.status import FINISHING
 from resconv_tui.forecast import queue_ends, run_work
 
 # A worker beats every few seconds; these leave room for a slow SQLite write lock.
@@ -24,6 +25,10 @@ STALE_WITHIN_S = 120.0
 SHOW_GONE_FOR_S = 15 * 60.0
 SHOW_STOPPED_FOR_S = 60.0
 METRIC_NAMES = (TRAIN_LOSS, VAL_LOSS)
+# A running run whose worker's process here has exited (kill -9) before it could say so.
+EXITED_NOTE = "its worker's process has exited: worker lost (a worker or dashboard marks it)"
+# A running run whose worker has not beaten for 30 s (another box's worker lost, or hung).
+SILENT_NOTE = "no heartbeat from its worker (lost?)"
 
 
 @dataclass(frozen=True)
@@ -271,6 +276,32 @@ def shown_eta(run: RunRow, now: float, ends: dict[int, float]) -> float | None:
     eta = ends[run.id] if run.id in ends else run_eta(run, now)
     spent = eta is not None and eta < 0.5
     return None if spent and (run.trained_all or not run.inputs_done) else eta
+
+
+def why_no_eta(run: RunRow, now: float, stalled: bool = False, exited: bool = False) -> str | None:
+    """Why a running run shows no ETA, in ``ls``'s words (its note; the run detail's and
+    ``show``'s ETA row): its worker's process here has ``exited``, its worker is silent,
+    a cancel was asked for (finishing all the same once every input is trained), its
+    worker beats but is ``stalled``, or it is in its final pass. None: its ETA holds
+    (``shown_eta``), or it is not running."""
+    if run.status != RunStatus.RUNNING:
+        return None
+    if exited:
+        return EXITED_NOTE
+    if (silent := silent_for(run, now)) is not None:  # the dashboard's "silent" ETA
+        return f"silent {format_duration(silent)}: {SILENT_NOTE}"
+    if run.cancel_requested and run.trained_all:
+        return f"cancel requested, but {FINISHING}"
+    if run.cancel_requested:
+        return "cancel requested: its worker stops it within a few seconds"
+    if stalled:
+        from core.recording import STALL_AFTER_S
+
+        limit = f"{STALL_AFTER_S / 60:.0f} min"
+        return f"stalled: no training step for {limit} or more (see its worker's log)"
+    if run.trained_all:  # at 100% for its final pass: not stuck (the dashboard's status)
+        return "validating: its final pass, samples and checkpoints"
+    return None
 
 
 def queue_forecast(

@@ -18,10 +18,6 @@ if TYPE_CHECKING:
 
 STATUS_WORDS = ("queued", "running", "succeeded", "failed", "cancelled")
 HEADER = ("id", "status", "run", "pri", "progress", "val loss", "params", "note")
-# A running run whose worker's process here has exited (kill -9) before it could say so.
-EXITED_NOTE = "its worker's process has exited: worker lost (a worker or dashboard marks it)"
-# A running run whose worker has not beaten for 30 s (another box's worker lost, or hung).
-SILENT_NOTE = "no heartbeat from its worker (lost?)"
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -110,30 +106,15 @@ def run_line(
     ends: dict[int, float] | None = None,
 ) -> tuple[str, ...]:
     from core.queue.failures import run_cause
-    from resconv_tui.polling import format_duration, shown_eta, silent_for
+    from resconv_tui.polling import format_duration, shown_eta, why_no_eta
 
     loss = "" if run.validation_loss is None else f"{run.validation_loss:.6f}"
     note = ""
     if (cause := run_cause(run)) is not None:
         first_line = (run.error or "").splitlines()[:1]
         note = f"{cause.option}: {first_line[0][:60]}" if first_line else cause.option
-    elif exited:
-        note = EXITED_NOTE
-    elif (silent := silent_for(run, now)) is not None:  # the dashboard's "silent" ETA
-        note = f"silent {format_duration(silent)}: {SILENT_NOTE}"
-    elif run.cancel_requested and run.trained_all:
-        from core.queue.status import FINISHING
-
-        note = f"cancel requested, but {FINISHING}"
-    elif run.cancel_requested and run.status.value == "running":
-        note = "cancel requested: its worker stops it within a few seconds"
-    elif stalled:
-        from core.recording import STALL_AFTER_S
-
-        limit = f"{STALL_AFTER_S / 60:.0f} min"
-        note = f"stalled: no training step for {limit} or more (see its worker's log)"
-    elif run.trained_all:  # at 100% for its final pass: not stuck (the dashboard's status)
-        note = "validating: its final pass, samples and checkpoints"
+    elif (why := why_no_eta(run, now, stalled, exited)) is not None:
+        note = why
     elif (eta := shown_eta(run, now, ends or {})) is not None:
         note = f"ETA {format_duration(eta)}"
     return (

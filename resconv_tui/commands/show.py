@@ -166,7 +166,7 @@ def exited_text(run: RunRow, db: str) -> Any:
     """A running run whose worker's process here has exited: what happened, what to do."""
     from rich.text import Text
 
-    from resconv_tui.commands.ls import EXITED_NOTE
+    from resconv_tui.polling import EXITED_NOTE
 
     return Text.assemble(
         (EXITED_NOTE, "bold red"), f". resconv-tui retry {run.id}{db} queues it again."

@@ -21,7 +21,7 @@ from core.queue import FinalFigures, Repo
 from core.queue.comparison import comparison_table
 from core.queue.views import render
 from resconv_tui.cli import main
-from resconv_tui.commands.ls import EXITED_NOTE
+from resconv_tui.polling import EXITED_NOTE
 from resconv_tui.terminal_output import image_console, print_chart, run_series
 
 
