@@ -304,6 +304,18 @@ def why_no_eta(run: RunRow, now: float, stalled: bool = False, exited: bool = Fa
     return None
 
 
+def eta_text(
+    run: RunRow, now: float, stalled: bool, exited: bool, ends: dict[int, float]
+) -> str | None:
+    """A running run's ETA as the run detail and ``show`` state it: ``shown_eta`` (the
+    runs table's and ``ls``'s; "—" while unknown), or ``ls``'s words for why there is
+    none (``why_no_eta``). None for a run that is not running."""
+    if run.status != RunStatus.RUNNING:
+        return None
+    why = why_no_eta(run, now, stalled, exited)
+    return why if why is not None else format_duration(shown_eta(run, now, ends))
+
+
 def queue_forecast(
     runs: Sequence[RunRow], workers: Sequence[WorkerRow], now: float
 ) -> dict[int, float] | None:

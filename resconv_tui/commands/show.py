@@ -86,7 +86,7 @@ def run_show(args: argparse.Namespace) -> int:
         return 0
     if args.follow:
         return follow_run(repo, run, db_option(args))
-    from resconv_tui.commands.ls import run_trouble
+    from resconv_tui.commands.ls import run_ends, run_trouble
 
     now = time.time()
     trouble = run_trouble(repo, run, now)
@@ -97,7 +97,8 @@ def run_show(args: argparse.Namespace) -> int:
     # learning rate at every step too, three rows in four of a long curve.
     metrics = repo.metrics_since(run.id, 0, [TRAIN_LOSS, VAL_LOSS])
     console = stdout_console()
-    print_plain(console, detail(run, metrics, trouble, now, db_option(args)))
+    ends = run_ends(repo, [run], now)  # ls's forecast: the same ETA
+    print_plain(console, detail(run, metrics, trouble, now, db_option(args), ends))
     if args.plot:
         from core.queue.status import FINISHED
         from resconv_tui.plotting import NO_DATA_YET
@@ -137,14 +138,21 @@ def no_samples_why(run: RunRow) -> str:
 
 
 def detail(
-    run: RunRow, metrics: Sequence[MetricRow], trouble: tuple[bool, bool], now: float, db: str
+    run: RunRow,
+    metrics: Sequence[MetricRow],
+    trouble: tuple[bool, bool],
+    now: float,
+    db: str,
+    ends: dict[int, float] | None = None,
 ) -> Any:
-    """The run detail screen's panels, one under the other, as rich renderables."""
+    """The run detail screen's panels, one under the other, as rich renderables.
+    ``ends``: the queue forecast's (``ls.run_ends``), for a running run's ETA."""
     from rich.console import Group
     from rich.text import Text
 
     from core.queue.rows import VAL_LOSS
     from core.queue.status import FINISHED
+    from resconv_tui.polling import eta_text
     from resconv_tui.widgets.run_info import config_table, error_text, info_table, title_text
 
     stalled, exited = trouble
@@ -155,7 +163,8 @@ def detail(
         parts += [error_text(run, f"resconv-tui retry {run.id}{db}", db), ""]
     if exited:  # as `ls` says: the screen would mark it lost itself, a shell does not
         parts += [exited_text(run, db), ""]
-    parts += [info_table(run, now, stalled, last_val), "", Text("config", "bold")]
+    eta = eta_text(run, now, stalled, exited, ends or {})
+    parts += [info_table(run, now, stalled, last_val, eta), "", Text("config", "bold")]
     parts += [config_table(run), ""]
     ended = run.status in FINISHED  # no "yet": none is to come
     parts += [validation_passes(passes, ended), train_summary(metrics, ended)]

@@ -84,10 +84,13 @@ def info_table(
     now: float,
     stalled: bool = False,
     last_val: tuple[float, float] | None = None,
+    eta: str | None = None,
 ) -> Table:
     """Status, where it ran, timings and final figures. ``stalled``: its worker beats but
     has taken no training step for minutes (as the runs table says). ``last_val``: its
-    newest validation point (loss, inputs), shown until the final figure is there."""
+    newest validation point (loss, inputs), shown until the final figure is there.
+    ``eta``: a running run's ETA row (``polling.eta_text``: the runs table's and ``ls``'s
+    ETA, or why there is none); None: no such row."""
     table = _grid()
     status = Text(run.status.value, style=STATUS_STYLE.get(run.status, ""))
     if stalled:
@@ -101,6 +104,8 @@ def info_table(
     for key, value in timings(run, now).items():
         table.add_row(key, value)
     table.add_row("progress", progress(run))
+    if eta is not None:
+        table.add_row("ETA", eta)
     if run.status == RunStatus.RUNNING and run.validation_loss is None and last_val is not None:
         # It read "—" beside the chart's validation dots.
         loss, inputs = last_val
@@ -121,15 +126,17 @@ def info_made_of(
     now: float,
     stalled: bool = False,
     last_val: tuple[float, float] | None = None,
+    eta: str | None = None,
 ) -> tuple[object, ...]:
     """What ``info_table`` with these arguments draws, as a value to compare (a rich Table
     has no equality): ``now`` only through the texts it reads from it, so an ended run
     gives the same value at every poll and a running one a new value when its elapsed
-    time, heartbeat age or pace changes as shown."""
+    time, heartbeat age, pace or ETA changes as shown."""
     return (
         run,
         stalled,
         last_val,
+        eta,
         tuple(timings(run, now).items()),
         _number(run_rate(run, now), ",.0f"),
     )

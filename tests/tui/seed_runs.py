@@ -89,3 +89,47 @@ def detail_runs(db_url: str, clock: SimpleNamespace) -> dict[str, int]:
     repo.heartbeat(worker, run_id=running)  # 12,160 inputs in 40 s
     repo.close()
     return {"done": done, "failed": failed, "running": running}
+
+
+# A running run's ETA, and ls's words where it has none (`polling.why_no_eta`): what the
+# run detail's and `show`'s ETA row says in each case, read at READ_AT[case] (T0 + ...).
+ETA_SAYS = {
+    "forecast": "2m51s",  # the queue forecast's, as the runs table's ETA column and ls
+    "validating": "validating: its final pass, samples and checkpoints",
+    "cancel requested": "cancel requested: its worker stops it within a few seconds",
+    "cancel requested, finishing": "cancel requested, but it has trained all its inputs "
+    "and is finishing: it will likely succeed",
+    "stalled": "stalled: no training step for 10 min or more (see its worker's log)",
+    "silent": "silent 1m05s: no heartbeat from its worker (lost?)",
+    "exited": "its worker's process has exited: worker lost (a worker or dashboard marks it)",
+}
+# 15 s after the running run's last beat (an exited worker is told after 10 s of silence),
+# but 65 s for a silent one (30 s).
+READ_AT = dict.fromkeys(ETA_SAYS, 150.0) | {"silent": 200.0}
+
+
+def eta_case(db_url: str, running: int, case: str) -> int:
+    """``detail_runs``'s ``running`` run put in ``case`` (of ``ETA_SAYS``), or for
+    "exited" a new run whose worker of this machine has exited (``kill -9``): its id."""
+    import socket
+    import subprocess
+    import sys
+
+    from core.queue import Repo
+
+    repo = Repo.open(db_url)
+    worker = repo.get_run(running).worker_id
+    assert worker is not None
+    if case in ("validating", "cancel requested, finishing"):
+        repo.add_metrics(running, [], inputs_done=64_000)  # its last step done
+    if case.startswith("cancel requested"):
+        assert repo.request_cancel([running])[running].value == "running"
+    if case == "stalled":
+        assert repo.mark_worker_stalled(worker, True)
+    if case == "exited":
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()  # its pid is free now: a worker killed with -9 looks like this
+        (running,) = repo.enqueue([new_run(9)]).added_ids
+        assert repo.claim(repo.register_worker(socket.gethostname(), gone.pid, "cpu"))
+    repo.close()
+    return running

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from seed_runs import curve, detail_runs, freeze, new_run
+from seed_runs import ETA_SAYS, READ_AT, T0, curve, detail_runs, eta_case, freeze, new_run
 
 from core.queue import FinalFigures, Repo
 from core.queue.comparison import comparison_table
@@ -83,6 +84,59 @@ def test_show_of_a_running_run_gives_its_last_pass_so_far(
     assert "12,160 / 64,000 inputs (19%)" in out
     assert "at 12,800 inputs (the last pass so far)" not in out  # step 20 is not recorded
     assert "at 6,400 inputs (the last pass so far)" in out
+
+
+def info_row(out: str, label: str) -> str | None:
+    """The value of ``show``'s info row ``label`` (its lines joined where it folds), or
+    None where it has no such row."""
+    lines = out.splitlines()
+    at = next((i for i, line in enumerate(lines) if line.split(" ", 1)[0] == label), None)
+    if at is None:
+        return None
+    width = len("checkpoint ")  # the labels' column
+    parts = [lines[at][width:]]
+    for line in lines[at + 1 :]:
+        if line[:width].strip() or not line.strip():  # the next row's label, or the end
+            break
+        parts.append(line[width:].strip())
+    return " ".join(parts)
+
+
+def ls_note(out: str, run_id: int) -> str:
+    """``ls``'s note on run ``run_id`` (its last column)."""
+    line = next(line for line in out.splitlines() if line.split()[0] == str(run_id))
+    return re.split(r" {2,}", line.strip())[-1]
+
+
+@pytest.mark.parametrize("case", ETA_SAYS)
+def test_show_of_a_running_run_gives_the_eta_ls_gives_or_why_none(
+    db_url: str,
+    runs: dict[str, int],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+) -> None:
+    # It said "elapsed 17s", "heartbeat 0s ago" and "progress 5,120 / 9,000 inputs (57%)",
+    # where the runs table and ls said "ETA 10s": the one thing its reader came for.
+    run_id = eta_case(db_url, runs["running"], case)
+    monkeypatch.setattr(time, "time", lambda: T0 + READ_AT[case])
+    code, out, _ = cli(capsys, "show", str(run_id), "--db", db_url)
+    assert code == 0 and info_row(out, "ETA") == ETA_SAYS[case]
+    assert out.index("\nprogress ") < out.index("\nETA ") < out.index("\nval loss ")
+    _, listed, _ = cli(capsys, "ls", "--db", db_url)
+    said = ls_note(listed, run_id)  # as ls says it: "ETA 2m41s", or why there is none
+    assert said == (f"ETA {ETA_SAYS[case]}" if case == "forecast" else ETA_SAYS[case])
+
+
+def test_show_gives_no_eta_for_a_run_that_is_not_running(
+    db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = Repo.open(db_url)
+    (queued,) = repo.enqueue([new_run(9)]).added_ids
+    repo.close()
+    for run_id in (runs["done"], runs["failed"], queued):
+        code, out, _ = cli(capsys, "show", str(run_id), "--db", db_url)
+        assert code == 0 and info_row(out, "ETA") is None and "\nprogress " in out
 
 
 def test_show_json_holds_the_run_its_config_and_every_point(
