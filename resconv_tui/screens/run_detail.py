@@ -30,8 +30,19 @@ from core.queue import RunRow, RunStatus, UnknownRun
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS, MetricRow
 from core.queue.samples import decode_samples
 from core.queue.status import FINISHED
+from resconv_tui.lost_workers import exited_here_now
 from resconv_tui.plotting import NO_DATA_YET, PALETTE, Series
-from resconv_tui.polling import attempt_of, held_runs, stalled_runs
+from resconv_tui.polling import (
+    SettledRuns,
+    attempt_of,
+    eta_text,
+    held_runs,
+    queue_forecast,
+    read_runs,
+    read_workers,
+    running_ends,
+    stalled_runs,
+)
 from resconv_tui.screens.chart_screen import ChartScreen
 from resconv_tui.widgets.fit_footer import FitFooter
 from resconv_tui.widgets.loss_chart import LossChart
@@ -73,16 +84,29 @@ class RunDetailScreen(ChartScreen):
     ]
 
     class Polled(Message):
-        """A poll finished: the run, the metric rows after the last seen id, samples."""
+        """A poll finished: the run, the metric rows after the last seen id, samples, and
+        what its ETA row says (as the runs table and ``ls`` say it), all read at ``now``."""
 
         def __init__(
-            self, run: RunRow, metrics: list[MetricRow], samples: bytes | None, stalled: bool
+            self,
+            run: RunRow,
+            metrics: list[MetricRow],
+            samples: bytes | None,
+            stalled: bool,
+            exited: bool,
+            ends: dict[int, float],
+            now: float,
+            settled: SettledRuns,
         ) -> None:
             super().__init__()
             self.run = run
             self.metrics = metrics
             self.samples = samples
             self.stalled = stalled  # its worker beats but has taken no step for minutes
+            self.exited = exited  # its worker's process here has exited (not recorded yet)
+            self.ends = ends  # the queue forecast's, by run id (the runs table's)
+            self.now = now
+            self.settled = settled  # the runs not running, as read for the forecast
 
     LOSS_CHART = "chart-loss"
 
@@ -96,6 +120,9 @@ class RunDetailScreen(ChartScreen):
         self.attempt: tuple[int, float | None] | None = None  # the one the charts show
         # Static id -> what its content was made of when last drawn (see ``show_static``).
         self.drawn_from: dict[str, object] = {}
+        # The runs that are not running, as the forecast last read them: re-read only
+        # when they change (``polling.read_runs``, as the runs screen reads them).
+        self.settled = SettledRuns()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -123,8 +150,11 @@ class RunDetailScreen(ChartScreen):
 
     @work(thread=True, exclusive=True, group="detail-poll")
     def poll(self) -> None:
+        settled, exited = self.settled, False
+        ends: dict[int, float] = {}
         try:
             repo = self.repo()
+            now = time.time()
             run = repo.get_run(self.run_id)
             metrics = repo.metrics_since(self.run_id, self.last_metric_id)
             want_samples = run.has_samples and not self.samples_loaded
@@ -132,20 +162,28 @@ class RunDetailScreen(ChartScreen):
             # As the runs table says (the same rule): a hung training beats, takes no step.
             workers = repo.list_workers()
             stalled = run.id in stalled_runs(workers, held_runs([run], workers))
+            if run.status == RunStatus.RUNNING:
+                # Its ETA as the runs table and `ls` give it: the same forecast of every
+                # run, and `ls`'s exceptions (a worker of this machine whose process has
+                # exited is said, as `ls` says it; the runs screen records it lost).
+                exited = run.worker_id in exited_here_now(workers, now)
+                runs, settled = read_runs(repo, settled)
+                recent = read_workers(repo, now)
+                ends = running_ends(runs, recent, queue_forecast(runs, recent, now))
         except ResconvError as exc:
             self.post_message(self.PollFailed(exc))
             return
-        self.post_message(self.Polled(run, metrics, samples, stalled))
+        self.post_message(self.Polled(run, metrics, samples, stalled, exited, ends, now, settled))
 
     def on_run_detail_screen_polled(self, message: Polled) -> None:
-        self.run = message.run
+        self.run, self.settled = message.run, message.settled
         if self._timer is not None:
             self._timer.stop()
         if self.attempt not in (None, attempt_of(message.run)):
             # Retried (or put back) since: the rows read belong to no attempt shown, and
             # ids may start again below the last one seen. Afresh, read again at once.
             self.start_afresh()
-            self.show_run(message.run, message.stalled)
+            self.show_run(message)
             self.poll()
             return
         self.attempt = attempt_of(message.run)
@@ -155,7 +193,7 @@ class RunDetailScreen(ChartScreen):
             self.last_metric_id = fresh[-1].id
             self.add_points(fresh)
             self.draw_charts()
-        self.show_run(message.run, message.stalled)  # after the points: its last val loss
+        self.show_run(message)  # after the points: its last val loss
         if message.samples is not None:
             self.samples_loaded = True
             self.query_one(SampleImage).grid = decode_samples(message.samples)
@@ -220,14 +258,15 @@ class RunDetailScreen(ChartScreen):
             chart.empty_note = "live memory not measured on CPU"
         chart.set_series([] if unmeasured else [memory])
 
-    def show_run(self, run: RunRow, stalled: bool = False) -> None:
+    def show_run(self, polled: Polled) -> None:
+        run, stalled, now = polled.run, polled.stalled, polled.now
         val = self.points.get(VAL_LOSS)
         last_val = (val.ys[-1], val.xs[-1]) if val is not None and val.xs else None
-        now = time.time()
+        eta = eta_text(run, now, stalled, polled.exited, polled.ends)
         title = (run.id, run.name, run.experiment, run.status)
         self.show_static("detail-title", title, lambda: title_text(run))
-        info = info_made_of(run, now, stalled, last_val)
-        self.show_static("detail-info", info, lambda: info_table(run, now, stalled, last_val))
+        info = info_made_of(run, now, stalled, last_val, eta)
+        self.show_static("detail-info", info, lambda: info_table(run, now, stalled, last_val, eta))
         self.show_static("detail-config", run.config_json, lambda: config_table(run))
         self.show_static(
             "detail-error", run.error, lambda: error_text(run, RETRY_HERE) if run.error else ""

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 from screen_host import ScreenHost, assert_folds_at_separators, region_lines, screen_text, settle
-from seed_runs import T0, curve, detail_runs, freeze, new_run
+from seed_runs import ETA_SAYS, READ_AT, T0, curve, detail_runs, eta_case, freeze, new_run
 from textual.pilot import Pilot
 from textual.widgets import Static
 
@@ -338,3 +338,75 @@ async def test_a_running_run_s_info_is_drawn_again_as_its_times_change(
         # "elapsed" and "heartbeat 8s ago" changed; the title, config and error did not.
         assert updated.count("detail-info") == 1 and "heartbeat  8s ago" in screen_text(app)
         assert not {"detail-title", "detail-config", "detail-error"} & set(updated)
+
+
+def eta_row(screen: RunDetailScreen) -> str | None:
+    """The info panel's ETA row (its value, on one line), or None where it has none."""
+    lines = plain(screen.query_one("#detail-info", Static).content).splitlines()
+    found = [line for line in lines if line.startswith("ETA ")]
+    return found[0][len("checkpoint ") :].strip() if found else None
+
+
+@pytest.mark.parametrize("case", ETA_SAYS)
+async def test_a_running_run_s_eta_is_the_runs_table_s_or_ls_s_why_none(
+    db_url: str, runs: dict, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    # It said "elapsed 17s", "heartbeat 0s ago" and "progress 5,120 / 9,000 inputs (57%)",
+    # where the runs table said "ETA 10s": the one thing someone opens it for.
+    from resconv_tui.commands.ls import run_line, troubled_runs
+    from resconv_tui.polling import format_duration, read_dashboard, shown_eta
+
+    run_id = eta_case(db_url, runs["running"], case)
+    now = T0 + READ_AT[case]
+    monkeypatch.setattr(run_detail, "time", SimpleNamespace(time=lambda: now))
+    app = ScreenHost(RunDetailScreen(db_url, run_id))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert eta_row(detail(pilot)) == ETA_SAYS[case]
+        # On screen, below its progress (the panel folds a long note).
+        panel = detail(pilot).query_one("#detail-info").content_region
+        shown = " ".join(" ".join(region_lines(app, panel)).split())
+        assert re.search(r"inputs \(\d+%\) ETA " + re.escape(ETA_SAYS[case]) + " val loss", shown)
+    repo = Repo.open(db_url)
+    every = repo.list_runs()
+    run = repo.get_run(run_id)
+    stalled, exited = troubled_runs(repo, every, now)
+    dashboard = read_dashboard(repo, now)
+    repo.close()
+    if case == "forecast":  # the runs table's ETA column, from the same forecast
+        assert format_duration(shown_eta(run, now, dashboard.run_ends)) == ETA_SAYS[case]
+    ls_says = run_line(run, now, run_id in stalled, run_id in exited, dashboard.run_ends)[-1]
+    assert ls_says == (f"ETA {ETA_SAYS[case]}" if case == "forecast" else ETA_SAYS[case])
+
+
+async def test_a_run_that_is_not_running_has_no_eta_row(db_url: str, runs: dict) -> None:
+    repo = Repo.open(db_url)
+    (queued,) = repo.enqueue([new_run(9)]).added_ids
+    repo.close()
+    for run_id in (runs["done"], runs["failed"], queued):
+        app = ScreenHost(RunDetailScreen(db_url, run_id))
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert eta_row(detail(pilot)) is None and "progress" in screen_text(app)
+
+
+async def test_a_running_run_s_eta_follows_the_forecast_as_it_trains(
+    db_url: str, runs: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = T0 + 140.0
+    monkeypatch.setattr(run_detail, "time", SimpleNamespace(time=lambda: now))
+    app = ScreenHost(RunDetailScreen(db_url, runs["running"]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = detail(pilot)
+        assert eta_row(screen) == "2m51s"
+        repo = Repo.open(db_url)
+        repo.add_metrics(runs["running"], [], inputs_done=51_200)  # 4x as far, at T0 + 135
+        repo.close()
+        await pilot.press("r")
+        await settle(pilot)
+        assert eta_row(screen) == "10s"
+        now += 40  # 45 s since its last beat: silent, as the runs table says
+        await pilot.press("r")
+        await settle(pilot)
+        assert eta_row(screen) == "silent 45s: no heartbeat from its worker (lost?)"
