@@ -253,9 +253,9 @@ class RunDetailScreen(ChartScreen):
         train = self.points.get(TRAIN_LOSS)
         trained = train is not None and bool(train.xs)
         unmeasured = not any(memory.ys) and (trained or bool(memory.ys))
-        # (Nor its peak: the CPU process's memory is not the run's alone.)
-        if unmeasured:
-            chart.empty_note = "live memory not measured on CPU"
+        # (Nor its peak: the CPU process's memory is not the run's alone.) The chart
+        # goes, and the speed chart takes the row: half of it stood empty, saying so.
+        chart.display = not unmeasured
         chart.set_series([] if unmeasured else [memory])
 
     def show_run(self, polled: Polled) -> None:

@@ -195,7 +195,7 @@ def test_snapshot_run_detail_samples(snap_compare: Any, db_url: str, runs: dict)
 
 
 @pytest.mark.parametrize("memory_points", [0, 3], ids=["none", "older-zeros"])
-async def test_memory_chart_says_cpu_runs_measure_no_device_memory(
+async def test_no_memory_chart_for_cpu_runs_which_measure_no_device_memory(
     db_url: str, memory_points: int
 ) -> None:
     from core.queue import MetricPoint
@@ -210,8 +210,17 @@ async def test_memory_chart_says_cpu_runs_measure_no_device_memory(
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         chart = detail(pilot).query_one("#chart-memory", LossChart)
-        assert chart.series == [] and chart.empty_note == "live memory not measured on CPU"
+        # Not half the row standing empty: the speed chart takes it whole.
+        speed = detail(pilot).query_one("#chart-speed", LossChart)
+        assert chart.series == [] and not chart.display
+        assert speed.size.width == detail(pilot).query_one("#detail-mid").size.width
         assert detail(pilot).query_one("#chart-loss", LossChart).series[0].ys == [0.3]
+        # A GPU run's points: the chart is back, beside the speed chart.
+        gpu = [MetricPoint(4, 2560, "memory_bytes", 300 * 2**20)]
+        repo.add_metrics(run_id, [*gpu, MetricPoint(4, 2560, "train_loss", 0.2)])
+        detail(pilot).poll()
+        await settle(pilot)
+        assert chart.display and chart.series[0].ys[-1] == 300
 
 
 def test_progress_of_a_run_whose_last_whole_batch_passed_max_inputs(db_url: str) -> None:
