@@ -8,6 +8,7 @@ A worker's row names one run; the screen hands the runs each worker holds
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from rich.text import Text
@@ -20,7 +21,8 @@ from resconv_tui.widgets.steady_static import SteadyStatic
 
 HEALTH_DOT = {"online": "●", "stale": "◐", "offline": "○"}
 # Narrower than this (an 80-column terminal), a line leaves out the health word, the
-# pid and the runs done, and shortens the host, so each worker stays on one line.
+# pid and the runs done, and shortens the host, so each worker stays on one line; the
+# pid stays where two rows share a host (two workers of one box read the same without).
 NARROW_BELOW = 100
 
 
@@ -65,23 +67,27 @@ class WorkersPanel(SteadyStatic):
         gpu_width = max(len(text) for text in gpus.values())
         runs = {w.id: _runs_label(w, self.held.get(w.id, [])) for w in self.rows}
         runs_width = max(7, *(len(label) for label in runs.values()))
+        hosts = Counter(w.host for w in self.rows)
+        # The narrow line's pid column, for all rows alike, as wide as their widest pid.
+        pids = max(len(str(w.pid)) for w in self.rows) if max(hosts.values()) > 1 else 0
         for i, worker in enumerate(self.rows):
             if i:
                 lines.append("\n")
             columns = f"{gpus[worker.id]:<{gpu_width}}  {runs[worker.id]:<{runs_width}}"
-            lines.append_text(self._line(worker, device_width, columns))
+            lines.append_text(self._line(worker, device_width, columns, pids))
         self.update(lines)
 
     def on_resize(self) -> None:
         self._redraw()
 
-    def _line(self, w: WorkerRow, device_width: int, columns: str) -> Text:
+    def _line(self, w: WorkerRow, device_width: int, columns: str, pids: int) -> Text:
         health = worker_health(w, self.now)
         line = Text()
         beat = f"beat {format_age(w.age(self.now))} ago"
         if 0 < self.size.width < NARROW_BELOW:  # the dot's shape says the health: ● ◐ ○
             line.append(f"{HEALTH_DOT[health]} ", style=self._style(health))
-            line.append(f"{w.host:<10.10} {w.device:<{device_width}} {columns} {beat}")
+            pid = f"{w.pid:<{pids}} " if pids else ""
+            line.append(f"{w.host:<10.10} {pid}{w.device:<{device_width}} {columns} {beat}")
         else:
             line.append(f"{HEALTH_DOT[health]} {health:<7} ", style=self._style(health))
             line.append(f"{w.host:<16.16} pid {w.pid:<7} {w.device:<{device_width}} {columns}")

@@ -53,6 +53,23 @@ async def test_a_stopping_worker_s_run_reads_stopping_and_its_rules_show(
         assert len(panel) == 3 and "stack 4, max 8 runs" in panel[0]
 
 
+async def test_two_workers_of_one_host_keep_their_pids_apart_at_80_columns(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # At 80 columns the panel left out the pid: two workers of one box read the same.
+    repo = Repo.open(db_url)
+    gpu_box = next(w for w in repo.list_workers() if w.pid == 1111)
+    repo.register_worker(gpu_box.host, 3333, "cuda:0")
+    repo.close()
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        panel = str(app.screen.query_one("WorkersPanel").render()).splitlines()
+        twins = [line for line in panel if line[2:].startswith(gpu_box.host[:10])]
+        assert len(twins) == 2 and {"1111", "3333"} <= {line.split()[2] for line in twins}
+        assert all(len(line) <= 78 for line in panel)
+
+
 async def test_the_run_detail_says_its_run_is_stalled(seeded, db_url) -> None:
     # The runs table said "stalled"; the run's own detail said "running", beating.
     from screen_host import ScreenHost, settle
