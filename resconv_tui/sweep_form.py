@@ -213,7 +213,12 @@ def preview(
     values, errors = parse_all(texts)
     if not name.strip():
         errors["name"] = "the experiment needs a name"
+    # A field that does not parse counts as many runs as it lists items (a range as one):
+    # "lr 1e-3,3e-4x" read "1 run, not valid yet" where fixing the typo makes two.
     total = run_count(values)
+    for key, text in texts.items():
+        if canonical_key(key) not in values:
+            total *= len(split_items(text))
     if total > MAX_RUNS:
         errors.setdefault("_sweep", f"{total} runs; at most {MAX_RUNS} from the form")
     if errors:  # and the fields that parsed but the model refuses, all at once

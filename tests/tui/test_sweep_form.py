@@ -128,6 +128,12 @@ def test_preview_collects_every_bad_field_and_the_name() -> None:
     assert set(result.errors) == {"name", "layers", "lr"}
 
 
+def test_a_bad_field_counts_its_items_in_the_runs_to_come() -> None:
+    # "1 run, not valid yet" beside an lr field of two values, one mistyped.
+    result = preview("demo", texts(layers="1..3", lr="1e-3,3e-4x"))
+    assert not result.ok and set(result.errors) == {"lr"} and result.total == 6
+
+
 def test_preview_refuses_huge_sweeps() -> None:
     result = preview("big", texts(layers="1..100", channels="1..100"))
     assert result.total == 10_000 > MAX_RUNS and "_sweep" in result.errors
