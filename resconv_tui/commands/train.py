@@ -70,10 +70,11 @@ def resolve_device(name: str) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Train the chosen run and print its final figures; 0 on success."""
-    from rich.console import Console
     from rich.markup import escape
 
-    console = Console()
+    from resconv_tui.terminal_output import stdout_console
+
+    console = stdout_console()  # in a pipe as wide as show's text, not rich's 80 columns
     expanded = pick_run(args.file, args.run)
     device = resolve_device(args.device)
     if args.checkpoints:

@@ -156,6 +156,18 @@ def test_train_piped_prints_lines_not_a_bar(
     assert re.search(r"inputs/s: +[\d,]+ over the training steps \(", out)
 
 
+def test_train_piped_is_as_wide_as_shows_text(
+    queued_db: Path, tmp_path: Path, idx_writer: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `train ... | tail` broke its lines at rich's 80 columns ("plain\nfp32)"), where show's
+    # text in a pipe is as wide as the terminal (or 100 columns).
+    data = idx_writer(tmp_path / "data")
+    folder = tmp_path / ("c" * max(1, 88 - len(str(tmp_path)) - len("checkpoints:      ")))
+    argv = ["train", "st.yml", "--run", "1", "--device", "cpu", "--data-dir", str(data)]
+    assert main([*argv, "--checkpoints", str(folder)]) == 0
+    assert f"checkpoints:     {folder}\n" in capsys.readouterr().out
+
+
 def test_train_prints_names_and_folders_as_written(
     queued_db: Path, tmp_path: Path, idx_writer: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
