@@ -146,7 +146,10 @@ def listed_json(
     from resconv_tui.polling import shown_eta, silent_for
 
     entry = run_json(run, stalled, exited)
-    quiet = stalled or exited or silent_for(run, now) is not None
+    # As the text: none where its worker is not training it on, nor for a run a cancel
+    # stops within seconds (one that trained all its inputs finishes: its ETA holds).
+    stopping = run.cancel_requested and not run.trained_all
+    quiet = stalled or exited or stopping or silent_for(run, now) is not None
     eta = None if quiet else shown_eta(run, now, ends)
     entry["eta_seconds"] = None if eta is None else round(eta, 1)
     return entry

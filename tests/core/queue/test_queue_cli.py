@@ -486,6 +486,10 @@ def test_ls_lists_runs_in_queue_order_with_filters_and_json(
     left = running["total_inputs"] - 64
     assert running["eta_seconds"] == pytest.approx(left / 6.4, abs=0.1)
     assert "ETA" in cli(capsys, "ls", "--status", "running")[1]
+    # A cancel asked for: the text's "cancel requested", and no ETA in the JSON either.
+    repo.request_cancel([2])
+    (running,) = json.loads(cli(capsys, "ls", "--json", "--status", "running")[1])
+    assert running["cancel_requested"] and running["eta_seconds"] is None
     assert cli(capsys, "ls", "--experiment", "smoke", "--status", "cancelled")[1] == (
         "no runs match\n"
     )
