@@ -189,14 +189,14 @@ def expand_sweep(data: Any, source: str = "<sweep>") -> list[ExpandedRun]:
     includes = _read_entries(data.get("include"), "include", source)
     seeds = _read_seeds(data.get("seeds"), fixed, matrix, includes, source)
     _check_run_count(matrix, includes, excludes, seeds, source)
-    cells = _matrix_cells(matrix)
-    _check_excludes_match(excludes, cells, matrix, source)
-    cells = _apply_exclude(cells, excludes)
+    matrix_cells = _matrix_cells(matrix)
+    _check_excludes_match(excludes, matrix_cells, matrix, source)
+    cells = _apply_exclude(matrix_cells, excludes)
     cells = _apply_include(cells, includes, matrix, source)
     if not cells:
         raise SweepError(f"{source}: the matrix expands to no runs (everything was excluded)")
     targets = _read_targets(data.get("targets"), source)
-    _check_targets_match(targets, cells, source)
+    _check_targets_match(targets, cells, source, matrix_cells, excludes)
     return _build_runs(experiment, fixed, cells, seeds, targets, source)
 
 
@@ -456,14 +456,42 @@ def _check_excludes_match(
         _refuse_unmatched(where, entry, entry, cells, lambda: matrix, "cell of the matrix", source)
 
 
-def _check_targets_match(targets: list[dict], cells: list[dict], source: str) -> None:
+def _check_targets_match(
+    targets: list[dict],
+    cells: list[dict],
+    source: str,
+    matrix_cells: list[dict],
+    excludes: list[dict],
+) -> None:
     """Every targets entry must match some cell, as exclude entries must: a typo'd key
     (``activation`` where the matrix says ``act``) or value would drop the published
-    figure from the results without a word."""
+    figure from the results without a word. An entry for a cell of the matrix that an
+    exclude entry drops names that entry (its value is the matrix's, so "not among the
+    matrix's values" would be wrong)."""
     values = partial(_values, cells)
     for i, entry in enumerate(targets, 1):
         cell = _target_cell(entry)
+        if not any(_matches(run, cell) for run in cells):
+            _refuse_excluded(f"targets entry {i}", entry, cell, matrix_cells, excludes, source)
         _refuse_unmatched(f"targets entry {i}", entry, cell, cells, values, "run", source)
+
+
+def _refuse_excluded(
+    what: str,
+    entry: dict[str, Any],
+    keys: dict[str, Any],
+    matrix_cells: list[dict],
+    excludes: list[dict],
+    source: str,
+) -> None:
+    """A SweepError naming the exclude entry that drops the matrix's cell ``keys`` names."""
+    dropped = [cell for cell in matrix_cells if _matches(cell, keys)]
+    for number, exclude in enumerate(excludes, 1):
+        if any(_matches(cell, exclude) for cell in dropped):
+            raise SweepError(
+                f"{source}: {what} {_flow(entry)} matches no run: exclude entry {number} "
+                f"{_flow(exclude)} drops its run"
+            )
 
 
 def _values(cells: list[dict]) -> dict[str, list[Any]]:

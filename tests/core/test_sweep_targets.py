@@ -92,3 +92,19 @@ def test_a_target_of_null_is_no_published_figure(tmp_path: Path) -> None:
     path.write_text(SWEEP + "- {act: gelu, validation_loss: null, minutes: 1.5}\n")
     gelu = expand_sweep_file(path)[0]
     assert gelu.target == {"validation_loss": None, "minutes": 1.5}
+
+
+def test_a_target_for_an_excluded_run_names_the_exclude_entry(tmp_path: Path) -> None:
+    # T1 trimmed with exclude: the error said "l: 15 is not among the matrix's l values
+    # [1, 2, 3]", though the matrix listed 15; the exclude entry had dropped its run.
+    path = tmp_path / "s.yml"
+    path.write_text(
+        "name: x\nmax_inputs: 512\nmatrix:\n  l: [1, 2, 15]\nexclude:\n- {l: 2}\n- {l: 15}\n"
+        "targets:\n- {l: 1, validation_loss: 0.16}\n- {l: 15, validation_loss: 0.05}\n"
+    )
+    with pytest.raises(SweepError) as caught:
+        expand_sweep_file(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: targets entry 2 {{l: 15, validation_loss: 0.05}}")
+    assert "matches no run: exclude entry 2 {l: 15} drops its run" in message
+    assert "matrix's" not in message
