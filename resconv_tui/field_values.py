@@ -35,7 +35,7 @@ class FieldSpec:
     hint: str = ""
 
 
-_LAYER_HINT = "int, list 3,5 or range 3..11:2; [first,last] or [per,layer] in brackets"
+_LAYER_HINT = "int, list 3,5, range 3..11:2; in brackets: [first,last] or [per,layer]"
 # Form order = tab order (the screen documents it); the keys most often swept come first.
 FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("layers", "int", hint="1..128; list 1,2,3 or range 1..11:2"),

@@ -6,7 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from screen_host import ScreenHost, assert_folds_at_separators, drawn, screen_text
+from screen_host import (
+    ScreenHost,
+    assert_folds_at_separators,
+    drawn,
+    region_lines,
+    screen_text,
+)
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, Static
@@ -17,6 +23,7 @@ from core.queue import FinalFigures, NewRun, Repo
 from core.sweep import expand_sweep_file
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.screens.new_sweep import NewSweepScreen
+from resconv_tui.widgets.param_field import ParamField
 from resconv_tui.widgets.sweep_preview import SweepPreview
 
 SIZE = (120, 36)
@@ -442,6 +449,20 @@ async def test_the_preview_stays_readable_at_80_columns(db_url: str) -> None:
         await type_into(pilot, "seed", "0,1")
         text = await drawn(pilot, "l-1_ks-3_s")
         assert "name" in text and "~mem" not in text and "l-1_ks-3_s" in text
+
+
+async def test_every_fields_hint_is_shown_whole_at_80_columns(db_url: str) -> None:
+    # The hint under the fields has two lines: at 80 columns kernel_size's took three and
+    # read "... [first,last] or [per,layer] in", its last word cut off.
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        hint = app.screen.query_one("#sweep-hint", Static)
+        for field in app.screen.query(ParamField):
+            field.input.focus()
+            await pilot.pause()
+            whole = f"{field.key}: {field.hint}"
+            shown = " ".join(" ".join(region_lines(app, hint.region)).split())
+            assert shown == whole, field.key
 
 
 async def test_the_preview_says_what_queueing_would_do_against_the_database(
