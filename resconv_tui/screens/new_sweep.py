@@ -41,6 +41,7 @@ from core.queue.failures import diverged_before, diverged_warning
 from core.queue.rows import EnqueueResult, NewRun
 from core.queue.views import count_of
 from core.run_folders import experiment_folder
+from resconv_tui.commands.manage import PRIORITY_LIMIT
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.sweep_file_io import LoadedSweep, load_sweep, save_sweep
 from resconv_tui.sweep_form import (
@@ -441,9 +442,15 @@ class NewSweepScreen(Screen[int | None]):
 
 
 def _with_priority(result: Preview, priority: str) -> Preview:
-    """The priority is not a run parameter, but a bad one still blocks queueing."""
+    """The priority is not a run parameter, but a bad one still blocks queueing: the
+    command line's range (``queue --priority``), which PostgreSQL's INTEGER holds."""
     text = priority.strip()
-    if text.lstrip("-").isdigit() and text.count("-") <= 1:
+    try:
+        value: int | None = int(text)
+    except ValueError:  # "²" passed isdigit(), then int() raised on ctrl+s
+        value = None
+    if value is not None and abs(value) <= PRIORITY_LIMIT:
         return result
-    errors = {**result.errors, "priority": f"{text!r} is not an integer"}
+    errors = {**result.errors, "priority": f"{text!r} is not a whole number from "
+              f"-{PRIORITY_LIMIT:,} to {PRIORITY_LIMIT:,}"}  # fmt: skip
     return Preview(errors=errors, total=result.total)

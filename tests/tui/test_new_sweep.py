@@ -126,6 +126,24 @@ async def test_queue_writes_rows_with_priority(db_url: str) -> None:
     assert [r.config for r in rows] == [RunConfig(layers=n, max_inputs=256) for n in (1, 2, 3)]
 
 
+@pytest.mark.parametrize("priority", ["99999999999", "-1000001", "\u00b2", "x"])
+async def test_a_priority_the_command_line_refuses_is_marked_not_queued(
+    db_url: str, priority: str
+) -> None:
+    # The form took any digits: 99999999999 was queued on SQLite (`queue --priority` and
+    # `priority N` refuse it) and PostgreSQL answered "integer out of range"; "²" passed
+    # isdigit() and int() raised on ctrl+s.
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, "max_inputs", "256")
+        await type_into(pilot, "priority", priority)
+        assert "whole number from -1,000,000 to 1,000,000" in form(pilot).field("priority").error
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert app.result == "not dismissed"
+    assert Repo.open(db_url).list_runs() == []
+
+
 async def test_queueing_again_retries_failed_cells_in_place_and_says_so(db_url: str) -> None:
     repo = Repo.open(db_url)
     queued = [NewRun.from_config(RunConfig(layers=n, max_inputs=256), experiment="e2e",
