@@ -16,6 +16,9 @@ from core.queue.status import RunStatus
 
 TRAIN_LOSS = "train_loss"
 VAL_LOSS = "val_loss"
+# The priorities a run may be given (the command line, the form): far inside PostgreSQL's
+# 32-bit INTEGER column, which refused 99999999999 with "integer out of range".
+PRIORITY_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True)

@@ -80,11 +80,10 @@ def run_id(text: str) -> int:
     return value
 
 
-PRIORITY_LIMIT = 1_000_000  # far inside PostgreSQL's 32-bit INTEGER
-
-
 def priority_value(text: str) -> int:
     """A priority from the command line: a whole number within +-PRIORITY_LIMIT."""
+    from core.queue.rows import PRIORITY_LIMIT
+
     try:
         value = int(text)
     except ValueError:

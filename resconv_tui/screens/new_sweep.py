@@ -38,10 +38,9 @@ from core.errors import ResconvError
 from core.queue import Repo, RunRow
 from core.queue.db import is_new_file
 from core.queue.failures import diverged_before, diverged_warning
-from core.queue.rows import EnqueueResult, NewRun
+from core.queue.rows import PRIORITY_LIMIT, EnqueueResult, NewRun
 from core.queue.views import count_of
 from core.run_folders import experiment_folder
-from resconv_tui.commands.manage import PRIORITY_LIMIT
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.sweep_file_io import LoadedSweep, load_sweep, save_sweep
 from resconv_tui.sweep_form import (
