@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from core.queue import RunRow, RunStatus
+from core.sweep import target_problem
 from resconv_tui.memory_estimate import format_bytes
 from resconv_tui.polling import format_duration, run_rate
 from resconv_tui.widgets.folded_name import FoldedName
@@ -112,6 +113,8 @@ def info_table(
         table.add_row("val loss", f"{loss:.6f} at {inputs:,.0f} inputs (the last pass so far)")
     else:
         table.add_row("val loss", _number(run.validation_loss, ".6f"))
+    if logbook := logbook_figures(run):
+        table.add_row("logbook", logbook)
     table.add_row("params", f"{run.param_count:,}")
     # While it trains: the pace so far, as the runs table shows (then the final figure).
     table.add_row("inputs/s", _number(run_rate(run, now), ",.0f"))
@@ -119,6 +122,22 @@ def info_table(
     table.add_row("path", FoldedName(run.path_used or "—"))
     table.add_row("checkpoint", FoldedName(run.checkpoint_path or "—"))
     return table
+
+
+def logbook_figures(run: RunRow) -> str | None:
+    """The published figures of a run's cell, as the results table puts them beside ours
+    (``views.with_targets``): ``0.164834 (Δ +0.269971) · 0.36 min``, the parameter count
+    where it differs; None where its sweep gave none."""
+    given = {k: v for k, v in (run.target or {}).items() if target_problem(k, v) is None}
+    parts = []
+    if (goal := given.get("validation_loss")) is not None:
+        loss = run.validation_loss
+        parts.append(f"{goal:.6g}" + ("" if loss is None else f" (Δ {loss - goal:+.6f})"))
+    if (minutes := given.get("minutes")) is not None:
+        parts.append(f"{minutes:.2f} min")
+    if (params := given.get("params")) is not None and params != run.param_count:
+        parts.append(f"{params:,.0f} params")
+    return " · ".join(parts) or None
 
 
 def info_made_of(

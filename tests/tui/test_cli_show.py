@@ -128,6 +128,29 @@ def test_show_of_a_running_run_gives_the_eta_ls_gives_or_why_none(
     assert said == (f"ETA {ETA_SAYS[case]}" if case == "forecast" else ETA_SAYS[case])
 
 
+def test_show_gives_the_logbook_figures_beside_ours(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # results and compare gave a run's target; its own detail did not.
+    from dataclasses import replace
+
+    from core.queue.rows import FinalFigures
+
+    repo = Repo.open(db_url)
+    run = new_run(11, experiment="t3")
+    target = {"validation_loss": 0.057229, "minutes": 3.02, "params": run.param_count + 2}
+    (run_id,) = repo.enqueue([replace(run, target=target)]).added_ids
+    (queued,) = repo.enqueue([new_run(3, experiment="t3")]).added_ids  # no target
+    worker = repo.register_worker("h", 1, "cpu")
+    assert repo.claim(worker) is not None
+    repo.finish(run_id, worker, FinalFigures(0.055398, None, 60.0, 3000.0, None, 64_000))
+    repo.close()
+    out = cli(capsys, "show", str(run_id), "--db", db_url)[1]
+    extra = f"{run.param_count + 2:,} params"
+    assert info_row(out, "logbook") == f"0.057229 (Δ -0.001831) · 3.02 min · {extra}"
+    assert info_row(cli(capsys, "show", str(queued), "--db", db_url)[1], "logbook") is None
+
+
 def test_show_gives_no_eta_for_a_run_that_is_not_running(
     db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
