@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from core.errors import ResconvError
 from resconv_tui.cli import add_db_option, db_option, open_repo
 from resconv_tui.commands.manage import run_id
 from resconv_tui.terminal_output import (
@@ -80,7 +81,7 @@ def run_show(args: argparse.Namespace) -> int:
     repo = open_repo(args, only_reads=True)
     run = repo.get_run(args.id)
     if args.samples and not run.has_samples:  # before reading a long curve for nothing
-        raise UsageError(f"run {run.id} has no sample reconstructions: {no_samples_why(run)}")
+        raise NothingToShow(f"run {run.id} has no sample reconstructions: {no_samples_why(run)}")
     if args.curves:
         print(curves_csv(repo.metrics_since(run.id)), end="")
         return 0
@@ -123,6 +124,13 @@ def follow_run(repo: Repo, run: RunRow, db: str) -> int:
         sys.stdout.flush()  # a pipe reader (tee, a log) sees each line as it comes
 
     return follow(repo, run.id, Terminal(write, live=console.is_terminal), db)
+
+
+class NothingToShow(ResconvError):
+    """What was asked to be shown is not there (yet): no wrong argument ("invalid
+    argument: run 11 has no sample reconstructions" read as one)."""
+
+    title = "Nothing to show"
 
 
 def no_samples_why(run: RunRow) -> str:

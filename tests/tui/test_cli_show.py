@@ -210,7 +210,7 @@ def test_show_samples_draws_the_three_rows_in_colour(
     code, out, err = cli(capsys, "show", str(runs["failed"]), "--samples", "--db", db_url)
     assert code == 2 and out == ""
     assert err == (
-        f"resconv-tui: invalid argument: run {runs['failed']} has no sample reconstructions: "
+        f"resconv-tui: nothing to show: run {runs['failed']} has no sample reconstructions: "
         "it failed before its final validation pass\n"
     )
 
