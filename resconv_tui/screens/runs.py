@@ -372,9 +372,16 @@ class RunsScreen(RunActions, Screen[None]):
 
     @staticmethod
     def _experiment_eta(dash: Dashboard, experiment: str) -> str:
-        """' (ETA 1m10s)': when the filtered experiment's runs will all have ended."""
+        """' (ETA 1m10s)': when the filtered experiment's runs will all have ended; ' (done)'
+        where none is left to train (at 80 columns the queue's ETA beside it reads "ETA",
+        and was read as the experiment's)."""
         eta = dash.experiment_etas.get(experiment)
-        return "" if eta is None else f" (ETA {format_duration(eta)})"
+        if eta is not None:
+            return f" (ETA {format_duration(eta)})"
+        left = (RunStatus.QUEUED, RunStatus.RUNNING)
+        if not any(r.experiment == experiment and r.status in left for r in dash.runs):
+            return " (done)"
+        return ""
 
     def _draw_detail(self) -> None:
         run = self.highlighted_run()

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import sqlite3
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -1318,6 +1319,27 @@ async def test_a_wide_eta_cell_makes_the_table_narrow_rather_than_scroll(
         await settle(pilot)
         assert cell(app, 4, "eta").startswith("silent ")
         assert len(table(app).columns) == 9 and table(app).max_scroll_x == 0
+
+
+def test_an_experiment_filter_says_its_experiment_is_done(seeded: dict, db_url: str) -> None:
+    # At 80 columns "│ ETA 3m35s │ exp=t1" read as the finished experiment's ETA: the
+    # queue's, for other experiments' runs. The filter says "done" instead.
+    from seed_runs import new_run
+
+    from core.queue.rows import FinalFigures
+    from resconv_tui.polling import read_dashboard
+
+    repo = Repo.open(db_url)
+    (finished,) = repo.enqueue([new_run(2, experiment="finished")], priority=99).added_ids
+    worker = repo.register_worker("h", 1, "cpu")
+    assert repo.claim(worker).id == finished
+    assert repo.finish(finished, worker, FinalFigures(0.1, None, 10.0, 100.0, None, 64_000))
+    dash = read_dashboard(repo, time.time())
+    assert RunsScreen._experiment_eta(dash, "finished") == " (done)"
+    # Runs left whose end this clock cannot tell (the seeded workers are long silent): no
+    # ETA, and not "done" either.
+    assert "t1-layers-32" not in dash.experiment_etas
+    assert RunsScreen._experiment_eta(dash, "t1-layers-32") == ""
 
 
 def test_the_line_under_the_table_is_shortened_to_fit_not_cut() -> None:
