@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from core.queue import RunFilter, RunStatus
     from core.queue.db import describe
     from resconv_tui.lost_workers import exited_here_now
-    from resconv_tui.polling import held_runs, stalled_runs
+    from resconv_tui.polling import held_runs, read_workers, stalled_runs
 
     repo = open_repo(args, only_reads=True)
     now = time.time()
@@ -59,9 +59,19 @@ def run(args: argparse.Namespace) -> int:
     db = db_option(args)
     if failed:
         print_failures(failed, db)
-    print("workers:" if workers else f"workers: none (start one: resconv-tui worker{db})")
+    # Then, as the dashboard's panel, those that stopped or were lost in the last minutes:
+    # after a kill -9 the panel said "lost" where status named no worker at all.
+    live = {w.id for w in workers}
+    gone = [w for w in read_workers(repo, now) if w.id not in live]
+    start = f"start one: resconv-tui worker{db}"
+    if workers:
+        print("workers:")
+    else:
+        print(f"workers: none live ({start}); lately:" if gone else f"workers: none ({start})")
     for worker in workers:
         print("  " + worker_line(worker, now, held[worker.id], worker.id in exited))
+    for worker in gone:  # they hold no run: a lost one's ended "worker lost"
+        print("  " + worker_line(worker, now, []))
     return 0
 
 
@@ -151,7 +161,8 @@ def worker_line(worker: WorkerRow, now: float, runs: list[int], exited: bool = F
     doing = f"run{'s' if len(runs) > 1 else ''} {', '.join(f'#{i}' for i in runs)}"
     doing = doing if runs else worker.state
     doing += " stalled" if runs and worker.state == "stalled" else ""
-    lost = " (silent: lost?)" if age > STALE_AFTER_S else ""
+    gone = worker.state in ("stopped", "lost")  # said by its state already
+    lost = " (silent: lost?)" if age > STALE_AFTER_S and not gone else ""
     lost = EXITED if exited else lost
     gpu = worker.gpu
     stats = "no GPU stats"

@@ -299,6 +299,24 @@ def test_cancel_of_a_run_whose_worker_has_exited_cancels_it_at_once(
     assert "(cancel requested)" in cli(capsys, "status")[1]
 
 
+def test_status_names_the_workers_lost_or_stopped_lately_as_the_dashboard_does(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # After a kill -9 the dashboard's panel said "lost" where status named no worker.
+    repo = Repo.open("runs.db")
+    lost = repo.register_worker("gpu-box", 1111, "cuda:0")
+    repo.update_worker(lost, state="lost")
+    out = cli(capsys, "status")[1]
+    lines = out.splitlines()
+    at = lines.index("workers: none live (start one: resconv-tui worker); lately:")
+    assert lines[at + 1].startswith(f"  {lost}  cuda:0  lost  0 done  last seen ")
+    assert "(silent" not in lines[at + 1]  # its state says it
+    alive = repo.register_worker("gpu-box", 2222, "cuda:1")
+    lines = cli(capsys, "status")[1].splitlines()
+    at = lines.index("workers:")
+    assert lines[at + 1].startswith(f"  {alive}  cuda:1  idle") and lost in lines[at + 2]
+
+
 def test_status_says_a_worker_of_this_machine_has_exited_and_changes_nothing(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
