@@ -361,13 +361,12 @@ def untaken_runs(
     runs: Sequence[RunRow], ends: dict[int, float] | None, workers: Sequence[WorkerRow], now: float
 ) -> list[int]:
     """Runs to train that the forecast gives no end: no live worker will take them. The
-    queued ones, and those a stopping worker puts back (its running runs: a lost worker's
-    are left out, they end as "worker lost")."""
+    queued ones, and those a stopping worker puts back (its running runs: a lost or
+    silent worker's are left out, as the forecast leaves them: they end as "worker
+    lost")."""
     if ends is None:
         return []
-    stopping = {
-        w.id for w in workers if w.state == "stopping" and worker_health(w, now) != "offline"
-    }
+    stopping = {w.id for w in workers if w.state == "stopping" and beating(w, now)}
     return [
         run.id for run in runs if run.id not in ends and (
             run.status == RunStatus.QUEUED
@@ -378,8 +377,8 @@ def untaken_runs(
 
 def untaken_why(workers: Sequence[WorkerRow], now: float) -> str:
     """Why live workers leave queued runs: every one is stopping, or those that take runs
-    stop after their ``--max-runs``."""
-    live = [w for w in workers if worker_health(w, now) != "offline"]
+    stop after their ``--max-runs``. Live as the forecast counts them (``beating``)."""
+    live = [w for w in workers if beating(w, now)]
     if any(w.state != "stopping" for w in live):
         return "beyond the workers' --max-runs"
     return "left: every live worker is stopping"

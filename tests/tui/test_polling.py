@@ -210,6 +210,28 @@ def test_a_stopping_worker_s_run_in_its_final_pass_ends_as_forecast(
     assert polling.untaken_runs([done, training], again, [stopping], NOW) == [2]
 
 
+def test_a_silent_stopping_worker_s_run_is_not_counted_as_left_queued(
+    seeded: dict[str, Any], db_url: str
+) -> None:
+    # The forecast leaves out a worker silent 30 s (its runs read "silent"), but
+    # untaken_runs still took a stopping one that is only "stale" (under 120 s) as live:
+    # its run counted as left queued beside a beating worker without --max-runs, so the
+    # queue ETA read "—" and status "1 queued run beyond the workers' --max-runs".
+    done = finished_in_20_s(db_url)
+    training = dataclasses.replace(done, id=2, status=RunStatus.RUNNING, worker_id="s",
+                                   started_at=NOW - 50, finished_at=None, inputs_done=500,
+                                   heartbeat_at=NOW - 45)  # fmt: skip
+    silent, idle = worker("stopping", age=45, worker_id="s"), worker(worker_id="i")
+    runs, workers = [done, training], [silent, idle]
+    ends = polling.queue_forecast(runs, workers, NOW)
+    assert ends is not None and 2 not in ends  # left out: it ends "worker lost"
+    assert polling.untaken_runs(runs, ends, workers, NOW) == []
+    # A stopping worker that still beats puts its run back: that one is left queued.
+    beating = worker("stopping", age=5, worker_id="s")
+    again = polling.queue_forecast(runs, [beating], NOW)
+    assert polling.untaken_runs(runs, again, [beating], NOW) == [2]
+
+
 def test_queue_eta_schedules_whole_runs_on_the_slots_in_flight(
     seeded: dict[str, Any], db_url: str
 ) -> None:
