@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"no live worker on {host}")
         return 0
+    # Read before the signal: a worker puts its run back within a step of it (on a GPU,
+    # milliseconds), and a read after it found none and said "it was idle".
+    held = held_runs(repo, {w.id for w in live if w.pid in pids})
     signalled = [pid for pid in pids if launcher.stop(pid)]
     failed = [pid for pid in pids if pid not in signalled]
     # Said at once in the rows (their heartbeat says so within seconds too): a second
@@ -69,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     if now_ones:
         said.append(f"told worker {ids_of('pid', now_ones)} to exit at once")
     if said:
-        held = held_runs(repo, {w.id for w in live if w.pid in signalled})
+        reached = {w.id for w in live if w.pid in signalled}
+        held = [run for run in held if run.worker_id in reached]
         # Asked once, not told to exit at once: that puts even a final pass's run back.
         asked = {w.id for w in live if w.pid in first}
         finishing = [run.id for run in held if run.worker_id in asked and run.trained_all]

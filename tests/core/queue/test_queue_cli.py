@@ -562,6 +562,32 @@ def test_stop_names_the_runs_that_go_back_to_the_queue(
         )
 
 
+def test_stop_names_a_run_its_worker_put_back_before_stop_looked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker on a GPU puts its run back within milliseconds of the SIGTERM: stop read
+    # the running runs after signalling, found none, and said "it was idle".
+    from resconv_tui.worker_launcher import WorkerLauncher
+
+    cli(capsys, "queue", "sweep.yml")
+    with worker_in_final_pass() as (pid, run_id):
+        repo = Repo.open("runs.db")
+        worker_id = repo.get_run(run_id).worker_id or ""
+        repo.heartbeat(worker_id, run_id=run_id, inputs_done=64)  # mid-training
+        real_stop = WorkerLauncher.stop
+
+        def quick_worker(self: WorkerLauncher, signalled: int) -> bool:
+            sent = real_stop(self, signalled)
+            assert repo.put_back(run_id, worker_id)  # as the worker does at its next step
+            return sent
+
+        monkeypatch.setattr(WorkerLauncher, "stop", quick_worker)
+        assert cli(capsys, "stop")[1] == (
+            f"asked worker pid {pid} to stop after the current step; "
+            f"run {run_id} goes back to the queue\n"
+        )
+
+
 def test_stop_now_says_a_run_in_its_final_pass_goes_back_as_the_others(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
