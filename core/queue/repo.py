@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Engine,
     Float,
@@ -942,9 +943,12 @@ class Repo:
             func.coalesce(func.sum(case((RUN.c.status == status.value, RUN.c.id), else_=0)), 0)
             for status in sorted(SETTLED)
         ]
-        query = select(
-            func.count(), func.coalesce(func.sum(RUN.c.priority * RUN.c.id), 0), *weighted
-        ).where(RUN.c.status.in_([s.value for s in SETTLED]))
+        # 64-bit: PostgreSQL multiplies two INTEGERs as 32-bit ones, and run 2,148 at
+        # priority 1,000,000 (the limit) was "integer out of range" at every poll.
+        weighted_priority = func.sum(cast(RUN.c.priority, BigInteger) * RUN.c.id)
+        query = select(func.count(), func.coalesce(weighted_priority, 0), *weighted).where(
+            RUN.c.status.in_([s.value for s in SETTLED])
+        )
         with self._read() as conn:
             return tuple(conn.execute(query).one())
 

@@ -670,6 +670,23 @@ def test_priority_and_move_to_front_change_the_claim_order(repo: Repo) -> None:
         repo.set_priority([77], 1)
 
 
+def test_the_settled_signature_holds_the_highest_priority_on_a_big_queue(repo: Repo) -> None:
+    # PostgreSQL multiplied priority by id as 32-bit INTEGERs: run 2,148 at priority
+    # 1,000,000 (queue --priority's limit) made every dashboard poll "integer out of range".
+    from sqlalchemy import text
+
+    from core.queue.rows import PRIORITY_LIMIT
+
+    (run_id,) = repo.enqueue(tiny_runs(1)).added_ids
+    with repo.engine.begin() as conn:
+        conn.execute(text("UPDATE run SET id = 3000 WHERE id = :id"), {"id": run_id})
+    repo.set_priority([3000], PRIORITY_LIMIT)
+    before = repo.settled_signature()
+    assert before[1] == 3000 * PRIORITY_LIMIT
+    repo.set_priority([3000], -PRIORITY_LIMIT)
+    assert repo.settled_signature() != before
+
+
 # ----- lost workers -------------------------------------------------------------------
 
 
