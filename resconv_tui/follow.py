@@ -104,13 +104,24 @@ class Follower:
     def progress(self, run: RunRow, now: float) -> str:
         """``12,800 / 64,000 inputs (20%)  train loss 0.083112  2,950 in/s  ETA 1m12s``."""
         from resconv_tui.commands.ls import run_ends
-        from resconv_tui.polling import format_duration, run_rate, shown_eta
+        from resconv_tui.polling import (
+            SILENT_NOTE,
+            format_duration,
+            run_rate,
+            shown_eta,
+            silent_for,
+        )
 
         parts = [f"{run.inputs_done:,} / {run.total_inputs:,} inputs ({run.progress:.0%})"]
         if self.last_loss is not None:
             parts.append(f"train loss {self.last_loss:.6f}")
         if (rate := run_rate(run, now)) is not None:
             parts.append(f"{rate:,.0f} in/s")
+        if (silent := silent_for(run, now)) is not None:
+            # As ls and the runs table: nothing trains that an ETA could count down (the
+            # forecast leaves its worker out; its pace so far froze at the last beat).
+            parts.append(f"silent {format_duration(silent)}: {SILENT_NOTE}")
+            return "  ".join(parts)
         eta = shown_eta(run, now, run_ends(self.repo, [run], now))
         if eta is not None:
             parts.append(f"ETA {format_duration(eta)}")

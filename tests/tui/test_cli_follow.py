@@ -196,3 +196,24 @@ def test_a_run_in_its_final_pass_says_so_not_eta_0s(repo: Repo) -> None:
     assert "ETA" in shown[0]
     assert shown[-1].startswith("64,000 / 64,000 inputs (100%)  train loss ")
     assert shown[-1].endswith("validating: its final pass, samples and checkpoints")
+
+
+def test_a_run_whose_worker_is_silent_says_so_not_an_eta(repo: Repo) -> None:
+    # As ls and the runs table: a worker silent 30 s (another box lost, or paused) trains
+    # nothing the ETA could count down; it read "ETA 1m02s", its pace frozen at the last beat.
+    (run_id,) = repo.enqueue([new_run(3)]).added_ids
+    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
+    repo.claim(worker)
+    repo.add_metrics(run_id, curve(range(1, 12)), inputs_done=7040)
+    repo.heartbeat(worker, run_id=run_id)
+
+    def finish() -> None:
+        repo.finish(run_id, worker, FinalFigures(0.0512, None, 92.5, 3100.0, None, 64_000))
+
+    out: list[str] = []
+    later = time.time() + 45  # its last beat 45 s before the follower reads
+    terminal = Terminal(out.append, live=False)
+    assert follow(repo, run_id, terminal, sleep=Story([finish]).sleep, clock=lambda: later) == 0
+    (progress,) = [line for line in "".join(out).splitlines() if "inputs (" in line]
+    assert "ETA" not in progress, progress
+    assert progress.endswith("silent 45s: no heartbeat from its worker (lost?)"), progress
