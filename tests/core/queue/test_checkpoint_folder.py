@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -157,10 +158,22 @@ def test_train_piped_prints_lines_not_a_bar(
 
 
 def test_train_piped_is_as_wide_as_shows_text(
-    queued_db: Path, tmp_path: Path, idx_writer: Any, capsys: pytest.CaptureFixture[str]
+    queued_db: Path,
+    tmp_path: Path,
+    idx_writer: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # `train ... | tail` broke its lines at rich's 80 columns ("plain\nfp32)"), where show's
     # text in a pipe is as wide as the terminal (or 100 columns).
+    # No terminal anywhere, and no $COLUMNS: the shell's own width (COLUMNS=80, or an
+    # 80-column terminal under pytest -s) cut the line there and failed this test.
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+    def no_terminal(fd: int = 1) -> os.terminal_size:
+        raise OSError(fd, "not a terminal")
+
+    monkeypatch.setattr(os, "get_terminal_size", no_terminal)
     data = idx_writer(tmp_path / "data")
     folder = tmp_path / ("c" * max(1, 88 - len(str(tmp_path)) - len("checkpoints:      ")))
     argv = ["train", "st.yml", "--run", "1", "--device", "cpu", "--data-dir", str(data)]
