@@ -271,7 +271,10 @@ class RunActions:
     def action_details(self) -> None:
         run = self.highlighted_run()
         if run is not None and (screen := self._screen("run_detail", "RunDetailScreen")):
-            self.app.push_screen(screen(self.ctx.db_url, run.id))
+            # The runs not running as this screen last read them: the detail's forecast
+            # re-reads them only if they changed since.
+            settled = self.dashboard.settled if self.dashboard is not None else None
+            self.app.push_screen(screen(self.ctx.db_url, run.id, settled=settled))
 
     def action_new_sweep(self) -> None:
         if screen := self._screen("new_sweep", "NewSweepScreen"):

@@ -419,3 +419,37 @@ async def test_a_running_run_s_eta_follows_the_forecast_as_it_trains(
         await pilot.press("r")
         await settle(pilot)
         assert eta_row(screen) == "silent 45s: no heartbeat from its worker (lost?)"
+
+
+@pytest.mark.parametrize("handed", [False, True], ids=["afresh", "from-the-runs-screen"])
+async def test_the_forecast_reads_the_ended_runs_only_when_they_changed(
+    db_url: str, runs: dict, monkeypatch: pytest.MonkeyPatch, handed: bool
+) -> None:
+    # Opened from the runs screen, the detail takes its read of the runs not running:
+    # read afresh, a queue of 10,000 kept a running run's detail blank for half a second.
+    from core.queue.repo import SETTLED
+    from resconv_tui.polling import SettledRuns, read_runs
+
+    now = T0 + 140.0
+    monkeypatch.setattr(run_detail, "time", SimpleNamespace(time=lambda: now))
+    repo = Repo.open(db_url)
+    settled = read_runs(repo, SettledRuns())[1] if handed else None
+    repo.close()
+    reads: list[object] = []
+    list_runs = Repo.list_runs
+
+    def counted(self: Repo, *args: Any, **kwargs: Any) -> Any:
+        found = list_runs(self, *args, **kwargs)
+        if args and args[0].statuses == SETTLED:
+            reads.append(found)
+        return found
+
+    monkeypatch.setattr(Repo, "list_runs", counted)
+    app = ScreenHost(RunDetailScreen(db_url, runs["running"], settled=settled))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert eta_row(detail(pilot)) == "2m51s"  # the same forecast either way
+        assert len(reads) == (0 if handed else 1)
+        await pilot.press("r")
+        await settle(pilot)
+        assert len(reads) == (0 if handed else 1)  # unchanged since: not read again
