@@ -67,7 +67,7 @@ class WorkersPanel(SteadyStatic):
         gpu_width = max(len(text) for text in gpus.values())
         runs = {w.id: _runs_label(w, self.held.get(w.id, [])) for w in self.rows}
         runs_width = max(7, *(len(label) for label in runs.values()))
-        hosts = Counter(w.host for w in self.rows)
+        hosts = Counter(w.host[:10] for w in self.rows)  # as the narrow line shows them
         # The narrow line's pid column, for all rows alike, as wide as their widest pid.
         pids = max(len(str(w.pid)) for w in self.rows) if max(hosts.values()) > 1 else 0
         for i, worker in enumerate(self.rows):

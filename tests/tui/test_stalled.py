@@ -60,6 +60,9 @@ async def test_two_workers_of_one_host_keep_their_pids_apart_at_80_columns(
     repo = Repo.open(db_url)
     gpu_box = next(w for w in repo.list_workers() if w.pid == 1111)
     repo.register_worker(gpu_box.host, 3333, "cuda:0")
+    # Told apart by the 10 characters the line shows: gpu-node-01 and gpu-node-02 read alike.
+    repo.register_worker("gpu-node-01", 4444, "cuda:0")
+    repo.register_worker("gpu-node-02", 5555, "cuda:0")
     repo.close()
     app = app_factory()
     async with app.run_test(size=(80, 24)) as pilot:
@@ -67,6 +70,8 @@ async def test_two_workers_of_one_host_keep_their_pids_apart_at_80_columns(
         panel = str(app.screen.query_one("WorkersPanel").render()).splitlines()
         twins = [line for line in panel if line[2:].startswith(gpu_box.host[:10])]
         assert len(twins) == 2 and {"1111", "3333"} <= {line.split()[2] for line in twins}
+        nodes = [line for line in panel if "gpu-node-0" in line]
+        assert {line.split()[2] for line in nodes} == {"4444", "5555"}
         assert all(len(line) <= 78 for line in panel)
 
 
