@@ -464,6 +464,8 @@ class FastStep:
         buffer = self._input_buffer(self.batch_size * self.copies)
         dummy = torch.arange(len(buffer) // 2, device=self.device) % len(self.images)
         buffer.copy_(torch.cat((dummy, torch.zeros_like(dummy))))
+        if self.short_batch:  # made here as the full one is, not on the side stream
+            self._input_buffer(self.short_batch * self.copies)
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         # torch.compile compiles in the first warm-up step. Dynamo and inductor keep

@@ -92,7 +92,7 @@ def eta_line(runs: list[RunRow], workers: list[WorkerRow], now: float) -> str:
     if all(worker_health(w, now) == "offline" for w in workers):
         return "queue ETA: — (no live worker)"
     if not any(beating(w, now) for w in workers):
-        return "queue ETA: — (its workers are silent: lost?)"
+        return "queue ETA: — (the workers are silent: lost?)"
     ends = queue_forecast(runs, workers, now)
     untaken = untaken_runs(runs, ends, workers, now)
     eta = None if untaken else last_end(runs, ends)

@@ -254,7 +254,7 @@ def test_ls_and_status_say_a_silent_worker_s_run_is_silent_as_the_dashboard_does
     assert json.loads(cli(capsys, "ls", "--json")[1])[0]["eta_seconds"] is None
     # Nor does status count the queue down on it ("queue ETA: 0s").
     out = cli(capsys, "status")[1]
-    assert "queue ETA: — (its workers are silent: lost?)" in out
+    assert "queue ETA: — (the workers are silent: lost?)" in out
     assert "last seen 40 s ago (silent: lost?)" in out
 
 
