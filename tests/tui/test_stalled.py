@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from screen_host import screen_text
 
 from core.queue import Repo
@@ -53,25 +54,28 @@ async def test_a_stopping_worker_s_run_reads_stopping_and_its_rules_show(
         assert len(panel) == 3 and "stack 4, max 8 runs" in panel[0]
 
 
+@pytest.mark.parametrize(
+    "hosts",
+    [("lab-box", "lab-box"), ("gpu-node-01", "gpu-node-02")],
+    ids=["one host", "alike in the 10 characters shown"],
+)
 async def test_two_workers_of_one_host_keep_their_pids_apart_at_80_columns(
-    seeded, app_factory, settle, db_url
+    seeded, app_factory, settle, db_url, hosts: tuple[str, str]
 ) -> None:
-    # At 80 columns the panel left out the pid: two workers of one box read the same.
+    # At 80 columns the panel left out the pid: two workers of one box read the same (and
+    # two whose names differ past the 10 characters the line shows).
     repo = Repo.open(db_url)
-    gpu_box = next(w for w in repo.list_workers() if w.pid == 1111)
-    repo.register_worker(gpu_box.host, 3333, "cuda:0")
-    # Told apart by the 10 characters the line shows: gpu-node-01 and gpu-node-02 read alike.
-    repo.register_worker("gpu-node-01", 4444, "cuda:0")
-    repo.register_worker("gpu-node-02", 5555, "cuda:0")
+    for host in repo.list_workers():
+        repo.update_worker(host.id, state="stopped")  # the seeded ones: shown, told apart
+    for host, pid in zip(hosts, (3333, 4444), strict=True):
+        repo.register_worker(host, pid, "cuda:0")
     repo.close()
     app = app_factory()
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         panel = str(app.screen.query_one("WorkersPanel").render()).splitlines()
-        twins = [line for line in panel if line[2:].startswith(gpu_box.host[:10])]
-        assert len(twins) == 2 and {"1111", "3333"} <= {line.split()[2] for line in twins}
-        nodes = [line for line in panel if "gpu-node-0" in line]
-        assert {line.split()[2] for line in nodes} == {"4444", "5555"}
+        twins = [line for line in panel if line[2:].startswith(hosts[0][:10])]
+        assert len(twins) == 2 and {line.split()[2] for line in twins} == {"3333", "4444"}
         assert all(len(line) <= 78 for line in panel)
 
 
