@@ -387,7 +387,7 @@ class _Stack:
             if not member.live:
                 continue
             # Its slice goes on computing NaN; no other run's weights or losses read it.
-            member.error = non_finite([row[k] for row in rows], self.step)
+            member.error = non_finite([row[k] for row in rows], self.step, self.inputs)
             if member.error is not None:
                 self._ended_early(member)
 

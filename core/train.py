@@ -58,6 +58,12 @@ if TYPE_CHECKING:
 class NonFiniteLoss(TrainingError):
     title = "Training diverged"  # its message says how: "loss became NaN at step 11"
 
+    def __init__(self, message: str, inputs_done: int | None = None) -> None:
+        super().__init__(message)
+        # The inputs trained when it was seen: the failed run's progress (it read 0%
+        # beside "loss became NaN at step 4" where none had been recorded yet).
+        self.inputs_done = inputs_done
+
 
 class OutOfMemory(TrainingError):
     title = "Out of memory"
@@ -499,7 +505,7 @@ class _Run:
     def _check_window(self) -> list[float]:
         """The window's losses as floats; NonFiniteLoss names the first bad step."""
         losses = torch.stack(self.window).tolist() if self.window else []
-        error = non_finite(losses, self.step)
+        error = non_finite(losses, self.step, self.inputs)
         if error is not None:
             raise error
         return losses
@@ -579,12 +585,14 @@ def validation_draws(
     return halves, seeded_generator(config.seed, FAITHFUL_VALIDATION_STREAM)
 
 
-def non_finite(losses: list[float], step: int) -> NonFiniteLoss | None:
-    """The error for the first NaN/inf of ``losses``, the losses of the steps up to ``step``."""
+def non_finite(losses: list[float], step: int, inputs: int | None = None) -> NonFiniteLoss | None:
+    """The error for the first NaN/inf of ``losses``, the losses of the steps up to ``step``
+    (``inputs`` trained by then)."""
     for i, loss in enumerate(losses):
         if not math.isfinite(loss):
             word = "NaN" if math.isnan(loss) else "inf"
-            return NonFiniteLoss(f"loss became {word} at step {step - len(losses) + i + 1}")
+            at = step - len(losses) + i + 1
+            return NonFiniteLoss(f"loss became {word} at step {at}", inputs_done=inputs)
     return None
 
 

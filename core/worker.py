@@ -358,7 +358,7 @@ class Worker:
             for run, recorder in zip(runs, recorders, strict=True):
                 if run.id not in ended:
                     _flush_quietly(recorder)
-                    self.end_failed(run, failure_message(exc))
+                    self.end_failed(run, failure_message(exc), getattr(exc, "inputs_done", None))
             return
         finally:
             self.heartbeat.watch(())
@@ -370,7 +370,7 @@ class Worker:
 
     def end_with(self, run: RunRow, result: FitResult | Exception, recorder: RunRecorder) -> None:
         if isinstance(result, Exception):  # this run of a stack alone diverged
-            self.end_failed(run, failure_message(result))
+            self.end_failed(run, failure_message(result), getattr(result, "inputs_done", None))
         else:
             self.end(run, result, recorder)
 
@@ -427,10 +427,12 @@ class Worker:
             self.ended(run, recorded, f"succeeded, validation loss {loss:.6g} in {minutes:.2f} min")
         self._let_go(run)
 
-    def end_failed(self, run: RunRow, message: str) -> None:
-        # Its folder too (config.json, checkpoints so far): rm and the detail name it.
+    def end_failed(self, run: RunRow, message: str, inputs_done: int | None = None) -> None:
+        # Its folder too (config.json, checkpoints so far): rm and the detail name it. And
+        # how far it trained, where the error knows (a diverged run before its first point).
         folder = self.folders.get(run.id)
-        figures = FinalFigures(checkpoint_path=str(folder)) if folder else None
+        path = str(folder) if folder else None
+        figures = FinalFigures(checkpoint_path=path, inputs_done=inputs_done)
         self.ended(run, self.repo.fail(run.id, self.id, message, figures), f"failed: {message}")
         self._let_go(run)
 

@@ -388,9 +388,13 @@ def test_non_finite_loss_is_caught_before_a_validation_pass(
 ) -> None:
     _poisoned_step(monkeypatch, at_step=2, value=math.nan)
     seen: list[ValidationPoint] = []
-    with pytest.raises(NonFiniteLoss, match="at step 2"):
+    with pytest.raises(NonFiniteLoss, match="at step 2") as caught:
         fit(TINY, data, "cpu", FitCallbacks(on_validation=seen.append, log_every=1000))
     assert seen == []
+    # How far it trained when seen (the epoch's end, before its pass): the failed run's
+    # progress, which read 0% where no point had been recorded yet.
+    inputs = caught.value.inputs_done
+    assert inputs is not None and 2 * TINY.batch_size <= inputs <= TINY.max_inputs
 
 
 def test_a_failed_run_is_not_kept_alive_by_its_traceback(

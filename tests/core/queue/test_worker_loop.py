@@ -60,7 +60,7 @@ def fake_trainer(
             if on_step is not None:
                 on_step(step)
             if config.lr >= 100 and step == 3:
-                raise NonFiniteLoss("loss became NaN at step 3")
+                raise NonFiniteLoss("loss became NaN at step 3", inputs_done=192)
             if config.weight_decay == 0.5:
                 raise RuntimeError("boom\nsecond line")
             time.sleep(step_s)
@@ -234,7 +234,7 @@ class StackingTrainer:
         out: list[FitResult | Exception] = []
         for run, cb, folder in zip(runs, callbacks, dirs, strict=True):
             if run.seed == 1:
-                out.append(NonFiniteLoss("loss became NaN at step 3"))
+                out.append(NonFiniteLoss("loss became NaN at step 3", inputs_done=192))
             else:
                 out.append(self.single(run, cb, folder))
         return out
@@ -253,6 +253,7 @@ def test_stack_claims_seeds_of_one_config_and_ends_each_run_on_its_own(
     assert trainer.beating == [tuple(cell[:3])]  # every run of the stack kept fresh
     runs = {r.id: r for r in repo.list_runs()}
     assert runs[cell[1]].status == S.FAILED and runs[cell[1]].error == "loss became NaN at step 3"
+    assert runs[cell[1]].inputs_done == 192  # a stack's diverged run too
     for run_id in (cell[0], cell[2], cell[3], other):
         assert runs[run_id].status == S.SUCCEEDED and runs[run_id].validation_loss == 0.25
         assert [m.name for m in repo.metrics_since(run_id)].count("val_loss") == 1
@@ -355,6 +356,7 @@ def test_failures_are_recorded_and_the_worker_goes_on(repo: Repo, tmp_path: Path
     assert make_worker(repo, fake_trainer(), tmp_path).loop(until_empty=True) == 3
     nan, boom, fine = (repo.get_run(i) for i in ids)
     assert (nan.status, nan.error) == (S.FAILED, "loss became NaN at step 3")
+    assert nan.inputs_done == 192  # how far it trained: its progress read 0% before
     assert (boom.status, boom.error) == (S.FAILED, "RuntimeError: boom")
     assert fine.status == S.SUCCEEDED
     # A failed run's folder is recorded too: `rm` said only "if made", the detail "—".
