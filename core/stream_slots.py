@@ -94,7 +94,8 @@ def run_stream_slots(
         )
         for i, worker in enumerate(workers, 1)
     ]
-    say(f"{slots} slots started as threads of process {os.getpid()}, one CUDA stream each")
+    streams = ", one CUDA stream each" if resolved.startswith("cuda") else ""  # none on a CPU
+    say(f"{slots} slots started as threads of process {os.getpid()}{streams}")
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -59,6 +59,22 @@ def test_slot_threads_train_runs_at_the_same_time_each_exactly_once(tmp_path: Pa
     assert sum(w.runs_done for w in workers) == 6
 
 
+def test_cpu_slot_threads_claim_no_cuda_streams(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--slot-mode threads` on a CPU said "one CUDA stream each" (user walk)."""
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    Repo.open(url).close()
+    code = run_stream_slots(
+        url, 2, "cpu", until_empty=True, checkpoint_root=tmp_path / "ck",
+        trainer=OverlapTrainer(), install_signals=False,
+    )  # fmt: skip
+    assert code == 0
+    started = next(line for line in capsys.readouterr().out.splitlines() if "started" in line)
+    assert "2 slots started as threads of process" in started
+    assert "CUDA" not in started
+
+
 def test_a_wrong_database_is_reported_before_any_slot_starts(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "runs.db"
     with pytest.raises(QueueError):
