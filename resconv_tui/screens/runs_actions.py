@@ -426,6 +426,16 @@ class RunActions:
         training = self.runs_trained_by(workers)
 
         def stop() -> None:
+            # The question may have stood while a run ended and its slot claimed the next:
+            # that run's progress would be lost unasked. Ask again, naming it.
+            runs = self._runs_by_id()
+            if [
+                i
+                for i in self.runs_trained_by(workers)
+                if i not in training and not (i in runs and runs[i].trained_all)
+            ]:
+                self.stop_workers(workers)
+                return
             gone = [pid for pid in pids if not self.ctx.launcher.stop(pid)]
             asked = [pid for pid in pids if pid not in gone]
             self.ctx.stopping_pids.update(asked)

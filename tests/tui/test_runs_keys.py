@@ -706,6 +706,43 @@ async def test_w_says_a_run_in_its_final_pass_ends_there(
         )
 
 
+async def test_w_asks_again_when_a_slot_took_another_run_while_the_question_stood(
+    local_slots_one_finishing: list[int], app_factory, settle, launcher, db_url
+) -> None:
+    # User walk: the question named runs 27, 28 (final pass) and 31, 32; by "y" 27 and 28
+    # had succeeded and their slot had claimed 29 and 30, which the stop sent back to the
+    # queue at 40% without a word.
+    from conftest import NOW, frozen_repo_time, new_runs
+
+    from core.queue import FinalFigures
+
+    back, finishing = local_slots_one_finishing
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        assert isinstance(app.screen, ConfirmScreen)
+        repo = Repo.open(db_url)
+        with frozen_repo_time(NOW):
+            slot_2 = next(w.id for w in repo.list_workers() if w.pid == 3002)
+            repo.enqueue(new_runs("name: next\nlayers: 2\n"))
+            assert repo.finish(finishing, slot_2, FinalFigures(0.05, inputs_done=64_000))
+            taken = repo.claim(slot_2)
+        repo.close()
+        assert taken is not None
+        runs_screen = app.screen_stack[-2]
+        assert isinstance(runs_screen, RunsScreen)
+        runs_screen.refresh_now()  # its next poll, which goes on under the question
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        assert launcher.stopped == []  # not yet: the new run was not named
+        assert isinstance(app.screen, ConfirmScreen)
+        assert f"training runs {back}, {taken.id} " in app.screen.question
+        await pilot.press("y")
+        assert launcher.stopped == [3001, 3002]
+
+
 async def test_w_stops_local_worker_then_starts_one(seeded, app_factory, settle, launcher):
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
