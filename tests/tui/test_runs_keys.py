@@ -921,7 +921,7 @@ async def test_a_worker_that_exits_at_once_shows_its_last_log_line(
     launcher.exits_after = 3  # alive for three looks: torch's import comes before its checks
     launcher.log_path = tmp_path / "worker.log"
     launcher.log_path.write_text("starting\nresconv-tui: invalid configuration: --device cuda:3: "
-                                 "this machine has 1 CUDA device(s)\n\n")  # fmt: skip
+                                 "this machine has 1 CUDA device: cuda:0\n\n")  # fmt: skip
     app = app_factory()
     app.ctx.launch_poll_s = 0.01
     async with app.run_test(size=SIZE) as pilot:
@@ -938,7 +938,7 @@ async def test_a_worker_that_exits_at_once_shows_its_last_log_line(
         messages = notices(app)
         assert any(
             "worker pid 4242 exited: resconv-tui: invalid configuration: --device cuda:3: "
-            "this machine has 1 CUDA device(s)" in m
+            "this machine has 1 CUDA device: cuda:0" in m
             for m in messages
         ), messages
         assert app.ctx.worker_options == DEFAULT_WORKER  # the failed choice is not offered again

@@ -845,7 +845,9 @@ def test_final_figures_treat_nan_and_an_unmeasured_peak_as_missing() -> None:
 
 
 def test_run_worker_rejects_devices_that_do_not_exist(db_path: Path) -> None:
-    with pytest.raises(ConfigError, match="--device cuda:7"):
+    # This machine has no GPU: said so, with what to use ("0 CUDA device(s)" before).
+    no_gpu = "^--device cuda:7: this machine has no CUDA GPU \\(use --device cpu or auto\\)$"
+    with pytest.raises(ConfigError, match=no_gpu):
         run_worker(str(db_path), device="cuda:7", install_signals=False)
     with pytest.raises(ConfigError, match="^--device nonsense: not a device: use auto, cpu, cuda"):
         run_worker(str(db_path), device="nonsense", install_signals=False)
@@ -890,6 +892,9 @@ def test_auto_takes_the_gpu_with_the_fewest_workers_of_this_machine(
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert choice.auto_device(repo) == "cuda:0"  # fewest: 1 against 2
     assert choice.resolve_device("auto") == "cuda:0"  # no rows given: the first
+    with pytest.raises(ConfigError, match="^--device cuda:2: this machine has 2 CUDA devices: "
+                       "cuda:0 to cuda:1$"):  # fmt: skip
+        choice.resolve_device("cuda:2")
 
 
 def test_slots_share_the_one_device_auto_chose(
