@@ -46,6 +46,9 @@ class DashboardContext:
     launch_poll_s: float = 1.0
     stopping_pids: set[int] = field(default_factory=set)  # local workers `w` already signalled
     last_stop_at: float = 0.0  # when `w` last stopped workers (time.time())
+    # The worker `w` last started: (pid, time.time()) until its row is there (it imports
+    # torch first: about 10 s on a CPU box, the panel said "no workers" meanwhile).
+    starting: tuple[int, float] | None = None
     preferences: Path | None = None  # where worker_options persist (None: this session only)
     notes: list[str] = field(default_factory=list)  # said once the dashboard shows
     results: ResultsChoices = ResultsChoices()  # the results screen's last view

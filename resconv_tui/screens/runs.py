@@ -313,9 +313,25 @@ class RunsScreen(RunActions, Screen[None]):
         table = self.query_one(RunTable)
         visible = self.visible_runs()
         table.show_runs(visible, dash.now, set(self.marked), dash.stalled, dash.run_ends)
-        self.query_one(WorkersPanel).show(dash.workers, dash.now, dash.held)
+        panel = self.query_one(WorkersPanel)
+        panel.show(dash.workers, dash.now, dash.held, starting=self._starting_worker(dash))
         self.query_one("#runs-summary", Static).update(self._summary(dash, visible))
         self._draw_detail()
+
+    def _starting_worker(self, dash: Dashboard) -> int | None:
+        """The pid of the worker ``w`` started while it has no row yet (and lives, within
+        the time its start is watched). Its row, or its slots' (``--slots K`` as processes
+        register their own pids), is one of this machine's made since it started."""
+        if self.ctx.starting is None:
+            return None
+        pid, started_at = self.ctx.starting
+        here = self.ctx.hostname
+        came = any(w.pid == pid or w.host == here and w.started_at >= started_at
+                   for w in dash.workers)  # fmt: skip
+        if came or not self.ctx.launcher.alive(pid):
+            self.ctx.starting = None
+            return None
+        return pid if dash.now - started_at < self.ctx.launch_watch_s else None
 
     def _summary(self, dash: Dashboard, visible: list[RunRow]) -> str:
         """The line above the table; ``visible``: the runs the table shows."""

@@ -383,6 +383,7 @@ class RunActions:
         previous = self.ctx.worker_options
         self.remember(options)
         launched = self.ctx.launcher.start(self.ctx.worker_db_url, options)
+        self.ctx.starting = (launched.pid, self.ctx.clock())
         command = " ".join(options.argv())
         self.notify(f"worker started (pid {launched.pid}, {command}); log: {launched.log_path}")
         self.watch_launched(launched, self.ctx.launch_watch_s, previous)

@@ -46,17 +46,31 @@ class WorkersPanel(SteadyStatic):
         super().__init__("", id=id)
         self.border_title = "workers"
         self.held: Mapping[str, list[int]] = {}  # worker id -> its running runs
+        self.starting: int | None = None  # a worker w started, not registered yet
 
-    def show(self, workers: Sequence[WorkerRow], now: float, held: Mapping[str, list[int]]) -> None:
+    def show(
+        self,
+        workers: Sequence[WorkerRow],
+        now: float,
+        held: Mapping[str, list[int]],
+        starting: int | None = None,
+    ) -> None:
+        """``starting``: the pid of a worker ``w`` started that has no row yet."""
         # Set both before one redraw instead of repainting twice.
         self.set_reactive(WorkersPanel.now, now)
         self.held = held
+        self.starting = starting
         self.rows = tuple(workers)
         self._redraw()
 
     def _redraw(self) -> None:
+        # A worker started with w registers once torch is imported (about 10 s on a CPU
+        # box): the panel said "no workers — press w to start one" meanwhile.
+        coming = f"worker pid {self.starting} starting (loading torch)…" if self.starting else ""
         if not self.rows:
-            self.update(Text("no workers — press w to start one", style=self._style("dim")))
+            self.update(
+                Text(coming or "no workers — press w to start one", style=self._style("dim"))
+            )
             return
         lines = Text(no_wrap=True, overflow="ellipsis")  # a line too long is cut, not wrapped
         # Slot workers say "cuda:0 slot 2/4", stacked ones "runs 9,10,11": widen those
@@ -75,6 +89,8 @@ class WorkersPanel(SteadyStatic):
                 lines.append("\n")
             columns = f"{gpus[worker.id]:<{gpu_width}}  {runs[worker.id]:<{runs_width}}"
             lines.append_text(self._line(worker, device_width, columns, pids))
+        if coming:
+            lines.append(f"\n{coming}", style=self._style("dim"))
         self.update(lines)
 
     def on_resize(self) -> None:

@@ -887,6 +887,29 @@ async def test_w_asks_how_then_starts_a_detached_worker(
         assert isinstance(app.screen, RunsScreen) and len(launcher.started) == 2
 
 
+async def test_the_workers_panel_says_a_worker_w_started_is_starting(
+    no_local_worker, app_factory, settle, launcher, db_url
+) -> None:
+    # It imports torch before it registers (about 10 s on a CPU box): the panel said
+    # nothing of it meanwhile, beside the toast "worker started (pid 4242 ...)".
+    from conftest import LAUNCHED_PID, LOCAL_HOST
+
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("w", "enter")
+        await settle(pilot)
+        starting = f"worker pid {LAUNCHED_PID} starting (loading torch)…"
+        assert starting in str(app.screen.query_one(WorkersPanel).render())
+        repo = Repo.open(db_url)
+        repo.register_worker(LOCAL_HOST, LAUNCHED_PID, "cpu")  # it has come
+        repo.close()
+        app.screen.refresh_now()
+        await settle(pilot)
+        panel = str(app.screen.query_one(WorkersPanel).render())
+        assert starting not in panel and f"pid {LAUNCHED_PID}" in panel
+
+
 async def test_w_dialog_names_each_bad_field_and_starts_nothing(
     no_local_worker, app_factory, settle, launcher
 ) -> None:
