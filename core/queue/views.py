@@ -202,9 +202,7 @@ def with_targets(table: Table, targets: Sequence[Mapping[str, float] | None], af
     loss and our difference to it after ``after``, the logbook's minutes after ours, and
     the target parameter count where one differs from the model's.
     ``targets`` are the rows' targets, in row order (a cell's seeds share one)."""
-    # Figures a sweep file gave before they were checked ("0.2O") are left out, not
-    # subtracted from ours.
-    given = [{k: v for k, v in (t or {}).items() if target_problem(k, v) is None} for t in targets]
+    given = [published(t) for t in targets]
     columns, rows = list(table.columns), [list(row) for row in table.rows]
     if any(t.get("validation_loss") is not None for t in given):
         at = columns.index(after) + 1
@@ -224,6 +222,12 @@ def with_targets(table: Table, targets: Sequence[Mapping[str, float] | None], af
             row[at:at] = [target.get("minutes")]
         columns[at:at] = [LOGBOOK_MINUTES]
     return Table(tuple(columns), tuple(tuple(row) for row in rows), table.swept, table.runs)
+
+
+def published(target: Mapping[str, float] | None) -> dict[str, float]:
+    """A run's target as figures: those a sweep file gave before they were checked
+    ("0.2O") are left out, not subtracted from ours."""
+    return {k: v for k, v in (target or {}).items() if target_problem(k, v) is None}
 
 
 def swept_value(run: RunRow, key: str) -> Any:

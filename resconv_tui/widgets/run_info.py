@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from core.queue import RunRow, RunStatus
-from core.sweep import target_problem
+from core.queue.views import published
 from resconv_tui.memory_estimate import format_bytes
 from resconv_tui.polling import format_duration, run_rate
 from resconv_tui.widgets.folded_name import FoldedName
@@ -128,7 +128,7 @@ def logbook_figures(run: RunRow) -> str | None:
     """The published figures of a run's cell, as the results table puts them beside ours
     (``views.with_targets``): ``0.164834 (Δ +0.269971) · 0.36 min``, the parameter count
     where it differs; None where its sweep gave none."""
-    given = {k: v for k, v in (run.target or {}).items() if target_problem(k, v) is None}
+    given = published(run.target)
     parts = []
     if (goal := given.get("validation_loss")) is not None:
         loss = run.validation_loss
