@@ -556,6 +556,20 @@ def ids_of(noun: str, ids: Sequence[int]) -> str:
     return f"{noun}{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
 
 
+def back_to_queue_said(ids: Sequence[int]) -> str:
+    """``run 5 goes back to the queue``, ``runs 5, 6 go back to the queue``: what a stop
+    does to a run that has not trained all its inputs."""
+    return f"{ids_of('run', ids)} {'goes' if len(ids) == 1 else 'go'} back to the queue"
+
+
+def final_pass_said(ids: Sequence[int]) -> str:
+    """``run 5 trained all its inputs: its final pass ends first`` (several: ``... their
+    final passes end first``): what a stop does to a run in its final pass, which is let
+    finish (``core.train``)."""
+    its, passes = ("its", "pass ends") if len(ids) == 1 else ("their", "passes end")
+    return f"{ids_of('run', ids)} trained all {its} inputs: {its} final {passes} first"
+
+
 def count_of(n: int, noun: str) -> str:
     """``1 run``, ``3 runs``, ``1,200 finished runs``."""
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"

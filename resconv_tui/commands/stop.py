@@ -36,7 +36,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.queue.views import ids_of
+    from core.queue.views import back_to_queue_said, final_pass_said, ids_of
     from resconv_tui.polling import live_workers_of
     from resconv_tui.worker_launcher import WorkerLauncher
 
@@ -79,20 +79,15 @@ def run(args: argparse.Namespace) -> int:
         finishing = [run.id for run in held if run.worker_id in asked and run.trained_all]
         back = [run.id for run in held if run.id not in finishing]
         if back:
-            said.append(
-                f"{ids_of('run', back)} {'goes' if len(back) == 1 else 'go'} back to the queue"
-            )
+            said.append(back_to_queue_said(back))
         elif not finishing:  # "runs go back" of a worker that held none misled
             said.append("it was idle" if len(signalled) == 1 else "they were idle")
         print("; ".join(said))
         if finishing:
             # The final pass is let finish (core.train): minutes for a big model on a CPU,
             # and "go back to the queue" was not what came of it.
-            if len(finishing) == 1:
-                then = "its inputs: its final pass ends first, then it will likely succeed"
-            else:
-                then = "their inputs: their final passes end first, then they will likely succeed"
-            print(f"{'but ' if back else ''}{ids_of('run', finishing)} trained all {then}")
+            but, then = "but " if back else "", "it" if len(finishing) == 1 else "they"
+            print(f"{but}{final_pass_said(finishing)}, then {then} will likely succeed")
     if failed:
         print(f"could not signal worker {ids_of('pid', failed)} (another user's process?)")
         return 1

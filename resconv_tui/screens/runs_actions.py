@@ -26,7 +26,7 @@ from core.errors import ResconvError
 from core.queue import RunFilter, RunRow, RunStatus, WorkerRow
 from core.queue.failures import RETRY_ADVICE, FailureCause, run_cause
 from core.queue.status import FINISHING, run_is
-from core.queue.views import ids_of
+from core.queue.views import back_to_queue_said, final_pass_said, ids_of
 from resconv_tui.polling import live_workers_of, silent_for
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.widgets.run_table import RunTable
@@ -472,18 +472,10 @@ class RunActions:
             )
         said = []
         if back := [i for i in training if i not in finishing]:
-            one = len(back) == 1
-            said.append(
-                f"{ids_of('run', back)} {'goes' if one else 'go'} back to the queue and "
-                f"{'trains' if one else 'train'} again from the start."
-            )
-        one = len(finishing) == 1
-        its = "its" if one else "their"
-        said.append(
-            f"{ids_of('run', finishing)} trained all {its} inputs: {its} final "
-            f"{'pass ends' if one else 'passes end'} first, and most likely "
-            f"{'succeeds' if one else 'succeed'}."
-        )
+            again = "trains" if len(back) == 1 else "train"
+            said.append(f"{back_to_queue_said(back)} and {again} again from the start.")
+        succeed = "succeeds" if len(finishing) == 1 else "succeed"
+        said.append(f"{final_pass_said(finishing)}, and most likely {succeed}.")
         return " ".join(sentence[:1].upper() + sentence[1:] for sentence in said)
 
     def _runs_by_id(self) -> dict[int, RunRow]:
