@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import NOW, frozen_repo_time
+from conftest import LOCAL_HOST, NOW, frozen_repo_time
 from rich.text import Text
 from textual.geometry import Region
 from textual.screen import Screen
@@ -200,8 +200,6 @@ async def test_a_heartbeat_ageing_repaints_the_workers_panel_alone(
     """While a worker lives its panel line changes every second ("beat 3 s ago"): new
     digits on the same lines, which laid the whole screen out again, and so repainted the
     table's scrollbar (1.2 KB a second at 160x45). A line more still makes room for it."""
-    from conftest import LOCAL_HOST
-
     from resconv_tui.widgets.workers_panel import WorkersPanel
 
     now = [NOW]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from conftest import LAUNCHED_PID, LOCAL_HOST, NOW, frozen_repo_time, new_runs
 from screen_host import screen_text
 from screen_host import settle as settle_pilot
 
@@ -712,7 +713,6 @@ async def test_w_asks_again_when_a_slot_took_another_run_while_the_question_stoo
     # User walk: the question named runs 27, 28 (final pass) and 31, 32; by "y" 27 and 28
     # had succeeded and their slot had claimed 29 and 30, which the stop sent back to the
     # queue at 40% without a word.
-    from conftest import NOW, frozen_repo_time, new_runs
 
     from core.queue import FinalFigures
 
@@ -892,8 +892,6 @@ async def test_the_workers_panel_says_a_worker_w_started_is_starting(
 ) -> None:
     # It imports torch before it registers (about 10 s on a CPU box): the panel said
     # nothing of it meanwhile, beside the toast "worker started (pid 4242 ...)".
-    from conftest import LAUNCHED_PID, LOCAL_HOST
-
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
