@@ -3,8 +3,9 @@
 Empty database -> 3-run sweep through the form -> ``w`` starts a worker -> all
 three succeed while the runs view updates -> results sorted by validation loss
 -> markdown export -> a longer run, quit the TUI while it trains -> the CLI
-sees it finish. Keys go in small groups with a short pause, like typing: a
-burst of keys can land before the form has moved focus to the next field.
+sees it finish. Keys go in small groups with a short pause, like typing, and
+each key that changes where keys go waits to be seen on screen: on a busy
+machine, text typed after a tab can land in the field the tab leaves.
 """
 
 from __future__ import annotations
@@ -122,19 +123,47 @@ def dashboard_command() -> str:
     return f"{program} --db runs.db"
 
 
+FORM_ORDER = ("name", "layers", "channels", "kernel_size", "padding", "activation", "model",
+              "residual_weight", "bn_encoder", "bn_decoder", "image_size", "dataset",
+              "batch_size", "lr", "weight_decay", "max_inputs")  # fmt: skip
+
+
+def focus_on(tmux: Tmux, key: str) -> None:
+    """Wait until the form's hint line names ``key``: its field has the focus. A tab's focus
+    move ends after the keys sent behind it are handed to the field it leaves, so on a busy
+    machine text typed a quarter second after a tab can land in the previous field."""
+    tmux.wait_for(lambda s: re.search(rf"^ ?{key}: ", s, re.M) is not None, f"focus on {key}")
+
+
+def tab_to(tmux: Tmux, start: str, key: str) -> None:
+    """Tab field by field from ``start`` to ``key``, each move seen on screen."""
+    for step in FORM_ORDER[FORM_ORDER.index(start) + 1 : FORM_ORDER.index(key) + 1]:
+        tmux.keys("Tab")
+        focus_on(tmux, step)
+
+
+def enter(tmux: Tmux, label: str, value: str) -> None:
+    """Type ``value`` into the focused field and wait until its row (``label``) reads it."""
+    tmux.type(value)
+    row = re.compile(rf"^ {label} +{re.escape(value)} ", re.M)
+    tmux.wait_for(lambda s: row.search(s) is not None, f"{label} to read {value!r}")
+
+
 def fill_form(tmux: Tmux, name: str, activation: str, max_inputs: int) -> None:
     """Keys only: name, layers 2, channels 4, activation, max_inputs, then ctrl+s."""
     tmux.keys("n")
     tmux.wait_text("per field:")
+    focus_on(tmux, "name")
     tmux.burst("End", *["BSpace"] * 8)  # the name field's default
-    tmux.type(name)
-    for value in ("2", "4"):  # layers, channels
-        tmux.keys("Tab")
-        tmux.type(value)
-    tmux.keys("Tab", "Tab", "Tab")  # kernel_size, padding -> activation
-    tmux.type(activation)
-    tmux.keys(*["Tab"] * 10)  # model ... weight_decay -> max_inputs
-    tmux.type(str(max_inputs))
+    tmux.wait_for(lambda s: re.search(r"^ experiment +the experiment's name", s, re.M)
+                  is not None, "the name field to be empty")  # fmt: skip
+    enter(tmux, "experiment", name)
+    at = "name"
+    for key, value in (("layers", "2"), ("channels", "4"), ("activation", activation),
+                       ("max_inputs", str(max_inputs))):  # fmt: skip
+        tab_to(tmux, at, key)
+        enter(tmux, key, value)
+        at = key
     runs = len(activation.split(","))
     tmux.wait_text(f"{runs} run{'s' if runs > 1 else ''}")
     tmux.keys("C-s")
@@ -182,17 +211,25 @@ def test_dashboard_over_ssh(session: Tmux, tmp_path: Path) -> None:
 
     # A longer run: quit while it trains; the detached worker must finish it. Six seconds
     # at the rate of the runs before, and its model build, data and validation on top:
-    # seconds more than the quit and one `status` take (about 1.5 s), not tens.
+    # seconds more than the quit takes (well under one), not tens. Its finish is checked
+    # against the TUI's exit in the database, not by `status` racing the run: on a busy
+    # machine a `status` started after the quit could come after the run's end.
     rate = max(r.inputs_per_s or 0 for r in Repo.open(str(tmp_path / "runs.db")).list_runs())
-    session.keys("escape")
+    session.keys("escape")  # not "n" before the runs screen is back: escape+n reads as alt+n
+    session.wait_text("resconv-tui — runs.db")
     fill_form(session, "long", "gelu", int(min(max(rate * 6, 4096), 400_000)))
     session.wait_for(lambda s: re.search(r"\d+ running", s) is not None, "the long run to start",
                      timeout=60)  # fmt: skip
     session.keys("q")
     session.wait_for(lambda _: not session.alive(), "the TUI to exit", timeout=10)
-    assert "1 running" in status(tmp_path)
+    tui_gone_at = time.time()
     deadline = time.monotonic() + 120
     while "4 succeeded" not in (text := status(tmp_path)):
         assert time.monotonic() < deadline, text
         time.sleep(0.5)
-    assert Repo.open(str(tmp_path / "runs.db")).get_run(4).status == RunStatus.SUCCEEDED
+    long_run = Repo.open(str(tmp_path / "runs.db")).get_run(4)
+    assert long_run.status == RunStatus.SUCCEEDED
+    assert long_run.finished_at is not None
+    assert long_run.finished_at > tui_gone_at, (
+        f"ended {tui_gone_at - long_run.finished_at:.1f} s early"
+    )
