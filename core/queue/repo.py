@@ -49,6 +49,7 @@ from core.queue.errors import InvalidTransition, QueueError, UnknownRun
 from core.queue.models import Metric, Run, Worker
 from core.queue.patience import Outage, patient, tried_again
 from core.queue.rows import (
+    PRIORITY_LIMIT,
     EnqueueResult,
     FinalFigures,
     GpuSnapshot,
@@ -854,7 +855,8 @@ class Repo:
         """Add ``step`` to each run's stored priority, in the database: two quick presses
         of ``+`` before the dashboard's next poll add 2, not 1."""
         with self._write() as conn:
-            self._require(conn, ids, frozenset(RunStatus), "")
+            runs = self._require(conn, ids, frozenset(RunStatus), "")
+            _within_priority_limit([(run.id, run.priority + step) for run in runs])
             update_priority = update(RUN).where(RUN.c.id.in_(ids))
             conn.execute(update_priority.values(priority=RUN.c.priority + step))
 
@@ -882,6 +884,7 @@ class Repo:
                 select(func.max(RUN.c.priority)).where(RUN.c.status == RunStatus.QUEUED.value)
             ).scalar()
             priorities = [(top or 0) + len(ids) - place for place in range(len(ids))]
+            _within_priority_limit(list(zip(ids, priorities, strict=True)))
             for run_id, priority in zip(ids, priorities, strict=True):
                 conn.execute(update(RUN).where(RUN.c.id == run_id).values(priority=priority))
             return priorities
@@ -1288,3 +1291,15 @@ def _figure_values(figures: FinalFigures) -> dict[str, Any]:
     }
     # None means "not measured": keep what the row already has (e.g. the queued count).
     return {key: value for key, value in values.items() if value is not None}
+
+
+def _within_priority_limit(changes: Sequence[tuple[int, int]]) -> None:
+    """Refuse (nothing written) a change that puts a run's priority past the limit the
+    command line and the form keep to: ``+`` or ``next`` repeated must not go on forever."""
+    past = [(run_id, priority) for run_id, priority in changes if abs(priority) > PRIORITY_LIMIT]
+    if past:
+        said = ", ".join(f"run {run_id} to {priority:,}" for run_id, priority in past)
+        raise InvalidTransition(
+            f"that would take {said}, past the priority limit (-{PRIORITY_LIMIT:,} to "
+            f"{PRIORITY_LIMIT:,}); nothing changed"
+        )

@@ -670,6 +670,27 @@ def test_priority_and_move_to_front_change_the_claim_order(repo: Repo) -> None:
         repo.set_priority([77], 1)
 
 
+def test_priority_steps_and_next_stop_at_the_priority_limit(repo: Repo) -> None:
+    # The command line and the form keep priorities within +-PRIORITY_LIMIT; ``+`` and
+    # ``next`` repeated went past it, unbounded.
+    from core.queue.rows import PRIORITY_LIMIT
+
+    first, second = repo.enqueue(tiny_runs(2)).added_ids
+    repo.set_priority([first], PRIORITY_LIMIT)
+    with pytest.raises(InvalidTransition, match=f"run {first} to 1,000,001, past the priority"):
+        repo.change_priority([first, second], 1)
+    with pytest.raises(InvalidTransition, match=f"run {second} to 1,000,001.*nothing changed"):
+        repo.move_to_front([second])
+    assert [r.priority for r in repo.list_runs(RunFilter(ids=(first, second)))] == [
+        PRIORITY_LIMIT,
+        0,
+    ]
+    repo.change_priority([first, second], -1)  # within the limit: both move
+    repo.set_priority([second], -PRIORITY_LIMIT)
+    with pytest.raises(InvalidTransition, match="-1,000,001"):
+        repo.change_priority([second], -1)
+
+
 def test_the_settled_signature_holds_the_highest_priority_on_a_big_queue(repo: Repo) -> None:
     # PostgreSQL multiplied priority by id as 32-bit INTEGERs: run 2,148 at priority
     # 1,000,000 (queue --priority's limit) made every dashboard poll "integer out of range".
