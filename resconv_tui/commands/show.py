@@ -171,7 +171,8 @@ def detail(
         parts += [error_text(run, f"resconv-tui retry {run.id}{db}", db), ""]
     if exited:  # as `ls` says: the screen would mark it lost itself, a shell does not
         parts += [exited_text(run, db), ""]
-    eta = eta_text(run, now, stalled, exited, ends or {})
+    # The red line above says why there is none; the ETA row said it again word for word.
+    eta = "— (its worker exited)" if exited else eta_text(run, now, stalled, exited, ends or {})
     parts += [info_table(run, now, stalled, last_val, eta), "", Text("config", "bold")]
     parts += [config_table(run), ""]
     ended = run.status in FINISHED  # no "yet": none is to come

@@ -121,7 +121,9 @@ def test_show_of_a_running_run_gives_the_eta_ls_gives_or_why_none(
     run_id = eta_case(db_url, runs["running"], case)
     monkeypatch.setattr(time, "time", lambda: T0 + READ_AT[case])
     code, out, _ = cli(capsys, "show", str(run_id), "--db", db_url)
-    assert code == 0 and info_row(out, "ETA") == ETA_SAYS[case]
+    # An exited worker's red line, above, says what ls says; the row does not say it again.
+    row = "— (its worker exited)" if case == "exited" else ETA_SAYS[case]
+    assert code == 0 and info_row(out, "ETA") == row
     assert out.index("\nprogress ") < out.index("\nETA ") < out.index("\nval loss ")
     _, listed, _ = cli(capsys, "ls", "--db", db_url)
     said = ls_note(listed, run_id)  # as ls says it: "ETA 2m41s", or why there is none
@@ -324,6 +326,7 @@ def test_show_says_a_running_runs_worker_process_has_exited(
     text = " ".join(out.split())
     # It read "running", its heartbeat ageing, where `ls` says what happened.
     assert code == 0 and f"{EXITED_NOTE}. resconv-tui retry {lost} --db {db_url} queues" in text
+    assert text.count(EXITED_NOTE) == 1 and "ETA — (its worker exited)" in text  # said once
     code, out, _ = cli(capsys, "show", str(lost), "--json", "--db", db_url)
     shown = json.loads(out)
     assert shown["worker_exited"] is True and shown["eta_seconds"] is None  # as ls --json
