@@ -70,14 +70,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="auto (cuda if present), cuda, cuda:1, cpu")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     p.add_argument(
-        "--slots", type=count(1, MOST["--slots"]), nargs="+", default=[1], metavar="K",
+        "--slots", type=count(1, MOST["--slots"]), nargs="+", action="extend", metavar="K",
         help="also K fits at once, one thread and CUDA stream each (as 'worker --slots K'); "
-        "several values give several rows",
+        "several values (or the option twice) give several rows; default 1",
     )  # fmt: skip
     p.add_argument(
-        "--stack", type=count(1, MOST["--stack"]), nargs="+", default=[], metavar="K",
+        "--stack", type=count(1, MOST["--stack"]), nargs="+", action="extend", metavar="K",
         help="also K runs (seeds seed..seed+K-1) stacked as one model (core.stack.fit_stack); "
-        "several values give several rows",
+        "several values (or the option twice) give several rows",
     )  # fmt: skip
     p.add_argument("--compile", action="store_true", help=f"also time fit with {COMPILE_ENV}=1")
     p.add_argument(
@@ -98,7 +98,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--workers", type=count(0), default=1, help="DataLoader workers of the reference"
     )
     p.add_argument("--out", default=None, help="write the rows and settings as JSON here")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    # Given twice, a list option adds up (extend); a default list would be extended too.
+    args.slots = list(dict.fromkeys(args.slots or [1]))
+    args.stack = list(dict.fromkeys(args.stack or []))
+    return args
 
 
 def pick_device(name: str) -> torch.device:

@@ -118,6 +118,17 @@ def test_tui_refresh_times_a_reused_file_by_its_own_running_run(tmp_path: Path) 
         running_run(tmp_path / "empty.db")
 
 
+def test_train_speed_list_options_given_twice_add_up() -> None:
+    # --slots 2 --slots 4 kept only [4]: the first row asked for was silently dropped.
+    from bench import train_speed
+
+    args = train_speed.parse_args(["--slots", "2", "--slots", "4", "--stack", "4", "--stack", "8"])
+    assert (args.slots, args.stack) == ([2, 4], [4, 8])
+    args = train_speed.parse_args(["--slots", "4", "4"])  # one row per K, not two alike
+    assert (args.slots, args.stack) == ([4], [])
+    assert train_speed.parse_args([]).slots == [1]
+
+
 def test_train_speed_slots_row_names_the_path_its_runs_took(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
