@@ -200,7 +200,15 @@ class NewSweepScreen(Screen[int | None]):
         self.preview = result
         for field in self.query(ParamField):
             field.error = result.errors.get(field.key, "")
+            if field.error and field.input.has_focus:
+                self._show_whole(field)
         shown.show(result)
+
+    def _show_whole(self, field: ParamField) -> None:
+        """Scroll ``field`` and its reason, drawn under it, into sight once laid out: the
+        focused input stays where it is, and under the last field at 80x24 the reason
+        appeared below the visible rows as it was typed."""
+        self.call_after_refresh(field.scroll_visible, animate=False)
 
     # ----- live preview --------------------------------------------------------------
 
@@ -266,7 +274,7 @@ class NewSweepScreen(Screen[int | None]):
             return True
         bad = next((f for f in self.query(ParamField) if f.error), None)
         if bad is not None:
-            bad.input.focus()
+            bad.input.focus()  # Textual centres a field it scrolls to: its reason shows
         problems = "; ".join(f"{k.strip('_')}: {r}" for k, r in self.preview.errors.items())
         self.notify(problems or "the sweep makes no runs", title="Fix the form", severity="error")
         return False

@@ -627,3 +627,28 @@ async def test_the_previews_run_names_fold_at_their_separators_at_80_columns(
     assert len(drawn_names) == len(names) and any(len(parts) > 1 for parts in drawn_names)
     for parts, name in zip(drawn_names, names, strict=True):
         assert_folds_at_separators(parts, name)
+
+
+async def test_a_bad_last_fields_reason_is_scrolled_into_sight_at_80x24(db_url: str) -> None:
+    # The reason is drawn under its field: under the last one (priority) it appeared below
+    # the fields' visible rows at 80x24 as it was typed. ctrl+s's focus move shows it.
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        priority = form(pilot).field("priority")
+        reason = priority.query_one(".field-reason", Static)
+        scroller = app.screen.query_one("#sweep-fields")
+
+        async def reason_in_sight() -> bool:
+            await settle(pilot)
+            await pilot.pause()
+            seen = " ".join(" ".join(region_lines(app, reason.region)).split())
+            return scroller.region.contains_region(reason.region) and priority.error in seen
+
+        priority.input.focus()
+        await pilot.press("end", *"x9")  # typed, as a person would: "0x9"
+        assert "0x9" in priority.error and await reason_in_sight()
+        form(pilot).field("name").input.focus()  # scrolls back up, the reason out of sight
+        await pilot.pause()
+        assert not scroller.region.contains_region(reason.region)
+        await pilot.press("ctrl+s")  # refused: the focus goes back to priority, and its reason
+        assert app.focused is priority.input and await reason_in_sight()
