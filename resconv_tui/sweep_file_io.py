@@ -2,8 +2,8 @@
 
 Loading maps every key the form can show onto its field and keeps the key's name
 (``l`` stays ``l``) so run names and published targets still match. What the form
-cannot show (include, exclude, unknown keys) is listed in ``notes``, never dropped
-silently.
+cannot show (include, unknown keys) is listed in ``notes``, never dropped silently;
+``exclude`` is kept, as the targets are, and applied while its entries fit the form.
 """
 
 from __future__ import annotations
@@ -133,6 +133,11 @@ def _take(loaded: LoadedSweep, values: dict[str, list[Any]], key: str, vals: Any
     if key in ("include", "exclude"):
         count = len(vals[0]) if isinstance(vals[0], list) else 1
         entries = "1 entry" if count == 1 else f"{count} entries"
+        if key == "exclude" and isinstance(vals[0], list):
+            # Kept as targets are: the form leaves out the runs it drops and saves it back.
+            loaded.extra[key] = vals[0]
+            loaded.notes.append(f"'exclude' ({entries}) kept: its runs are left out")
+            return
         loaded.notes.append(f"'{key}' ({entries}) is not supported by the form: not loaded")
         return
     canonical = canonical_key(str(key))

@@ -27,7 +27,9 @@ from core.sweep import (
     PAIR_ALIASES,
     TARGET_FIELDS,
     ExpandedRun,
+    exclude_drops_a_cell,
     expand_sweep,
+    flow_entry,
     quick_check_name,
     slug,
 )
@@ -176,6 +178,30 @@ def fitting_extra(
                   "are for runs the form does not make",)  # fmt: skip
 
 
+def fitting_excludes(
+    extra: Mapping[str, Any], mapping: Mapping[str, Any]
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """``extra`` with the loaded file's ``exclude`` entries that still drop a cell of the
+    form's matrix (``mapping``'s, its keys named as in the file), and a note on any left
+    out: the sweep refuses an entry that matches nothing, and the form cannot edit them."""
+    kept = dict(extra)
+    excludes = kept.get("exclude")
+    if not isinstance(excludes, list) or not excludes:
+        return kept, ()
+    matrix = mapping.get("matrix") or {}
+    fitting = [e for e in excludes if isinstance(e, dict) and exclude_drops_a_cell(e, matrix)]
+    if fitting:
+        kept["exclude"] = fitting
+    else:
+        del kept["exclude"]
+    left_out = [e for e in excludes if e not in fitting]
+    if not left_out:
+        return kept, ()
+    said = ", ".join(flow_entry(e) if isinstance(e, dict) else repr(e) for e in left_out)
+    verb = "matches" if len(left_out) == 1 else "match"
+    return kept, (f"exclude {said} left out: {verb} no run the form makes",)
+
+
 def _apart(name: str, changed: str, values: list[Any]) -> str:
     """How the form's runs, other than the loaded file's but named alike (``l-1``), keep
     apart from its full runs: a name of their own, as ``queue --max-inputs`` gives."""
@@ -225,6 +251,7 @@ def preview(
         return Preview(errors={**field_errors(values), **errors}, total=total)
     same_name = name if name.strip() == published_name.strip() else ""
     extra, notes = fitting_extra(extra, values, published_for, same_name)
+    extra, exclude_notes = fitting_excludes(extra, build_mapping(name, values, key_names))
     try:
         runs = expand_sweep(build_mapping(name, values, key_names, extra), source="form")
     except ConfigError as exc:
@@ -232,6 +259,12 @@ def preview(
         # The sweep stops at its first problem; every field wrong on its own is marked
         # at once, not one more after each fix.
         return Preview(errors=field_errors(values) or {key: reason}, total=total)
+    if extra.get("exclude") and total > len(runs):
+        entries = "1 entry" if len(extra["exclude"]) == 1 else f"{len(extra['exclude'])} entries"
+        dropped = total - len(runs)
+        left_out = f"{dropped} run{'' if dropped == 1 else 's'}"
+        exclude_notes += (f"the loaded file's exclude ({entries}) leaves out {left_out}",)
+    notes += exclude_notes
     memory = tuple(estimate_bytes(run.config, run.param_count) for run in runs)
     return Preview(runs=name_runs(runs, base), total=total, memory=memory, notes=notes)
 

@@ -331,6 +331,29 @@ async def test_load_file_fills_fields_and_reports_what_it_dropped(
         assert [r.name for r in screen.preview.runs] == ["ks-3", "ks-5"]
 
 
+async def test_a_loaded_files_exclude_leaves_its_runs_out_of_the_queue(
+    db_url: str, tmp_path: Path
+) -> None:
+    # F3 dropped the file's exclude with a note: ctrl+s then queued l-2, which
+    # `queue FILE` never trains.
+    path = tmp_path / "in.yml"
+    path.write_text("name: loaded\nmax_inputs: 256\nmatrix:\n  l: [1, 2]\nexclude: [{l: 2}]\n")
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f3")
+        await settle(pilot)
+        app.screen.query_one("#path-input", Input).value = str(path)
+        await pilot.press("enter")
+        await settle(pilot)
+        notes = str(app.screen.query_one("#sweep-notes", Static).content)
+        assert "'exclude' (1 entry) kept: its runs are left out" in notes
+        assert "exclude (1 entry) leaves out" in await drawn(pilot, "exclude (1 entry) leaves")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    queued = [run.name for run in Repo.open(db_url).list_runs()]
+    assert queued == [run.name for run in expand_sweep_file(path)] == ["l-1"]
+
+
 async def test_f3_s_folder_is_typed_on_from_not_over(db_url: str) -> None:
     # The prompt's "experiments/" was selected: typing a file name replaced it, and the
     # load failed with "cannot read file".

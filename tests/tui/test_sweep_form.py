@@ -207,7 +207,34 @@ def test_seeds_load_into_the_seed_field(tmp_path: Path) -> None:
     path.write_text("name: s\nmatrix:\n  l: [1, 2]\nseeds: 2\nexclude: [{l: 2}]\n")
     loaded = load_sweep(path)
     assert loaded.texts["seed"] == "0,1" and loaded.texts["layers"] == "1,2"
-    assert loaded.notes == ["'exclude' (1 entry) is not supported by the form: not loaded"]
+    assert loaded.notes == ["'exclude' (1 entry) kept: its runs are left out"]
+
+
+def test_a_loaded_files_exclude_drops_its_runs_in_the_preview_and_is_saved_back(
+    tmp_path: Path,
+) -> None:
+    # The form dropped exclude with a note and offered every cell: ctrl+s queued the runs
+    # the file excludes, which `queue FILE` never trains.
+    path = tmp_path / "s.yml"
+    path.write_text("name: s\nmatrix:\n  l: [1, 2, 3]\n  act: [gelu, relu]\n"
+                    "exclude: [{l: 2, act: relu}, {l: 3}]\n")  # fmt: skip
+    loaded = load_sweep(path)
+    shown = preview(loaded.name, loaded.texts, loaded.key_names, loaded.extra)
+    from_file = [run.name for run in expand_sweep_file(path)]
+    assert [run.name for run in shown.runs] == from_file == ["l-1_act-gelu", "l-1_act-relu",
+                                                             "l-2_act-gelu"]  # fmt: skip
+    assert shown.notes == ("the loaded file's exclude (2 entries) leaves out 3 runs",)
+    saved = save_sweep(tmp_path / "again.yml", build_mapping(loaded.name, parse_all(
+        loaded.texts)[0], loaded.key_names, loaded.extra))  # fmt: skip
+    assert [run.name for run in expand_sweep_file(saved)] == from_file
+    # Layers 1,2 only: {l: 3} drops nothing now (the sweep would refuse it), so it goes.
+    fewer = preview(loaded.name, {**loaded.texts, "layers": "1,2"}, loaded.key_names,
+                    loaded.extra)  # fmt: skip
+    assert fewer.ok and [run.name for run in fewer.runs] == from_file
+    assert fewer.notes == (
+        "exclude {l: 3} left out: matches no run the form makes",
+        "the loaded file's exclude (1 entry) leaves out 1 run",
+    )
 
 
 def test_memory_estimate_grows_with_batch_and_width() -> None:
