@@ -123,10 +123,12 @@ class Follower:
             parts.append(f"silent {format_duration(silent)}: {SILENT_NOTE}")
             return "  ".join(parts)
         eta = shown_eta(run, now, run_ends(self.repo, [run], now))
-        if eta is not None:
-            parts.append(f"ETA {format_duration(eta)}")
-        elif run.trained_all:  # how long its final pass takes is not known yet
-            parts.append("validating: its final pass, samples and checkpoints")
+        shown = None if eta is None else f"ETA {format_duration(eta)}"
+        if run.trained_all:  # as ls says it; its ETA once a finished run has told the pass's
+            said = "validating: its final pass, samples and checkpoints"
+            shown = said if shown is None else f"{said}, {shown}"
+        if shown is not None:
+            parts.append(shown)
         return "  ".join(parts)
 
 

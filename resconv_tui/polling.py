@@ -278,12 +278,19 @@ def shown_eta(run: RunRow, now: float, ends: dict[int, float]) -> float | None:
     return None if spent and (run.trained_all or not run.inputs_done) else eta
 
 
-def why_no_eta(run: RunRow, now: float, stalled: bool = False, exited: bool = False) -> str | None:
+def why_no_eta(
+    run: RunRow,
+    now: float,
+    stalled: bool = False,
+    exited: bool = False,
+    ends: dict[int, float] | None = None,
+) -> str | None:
     """Why a running run shows no ETA, in ``ls``'s words (its note; the run detail's and
     ``show``'s ETA row): its worker's process here has ``exited``, its worker is silent,
     a cancel was asked for (finishing all the same once every input is trained), its
-    worker beats but is ``stalled``, or it is in its final pass. None: its ETA holds
-    (``shown_eta``), or it is not running."""
+    worker beats but is ``stalled``, or it is in its final pass (with the forecast's
+    ETA for the pass where ``ends`` has one, as the runs table's ETA column gives it).
+    None: its ETA holds (``shown_eta``), or it is not running."""
     if run.status != RunStatus.RUNNING:
         return None
     if exited:
@@ -300,7 +307,9 @@ def why_no_eta(run: RunRow, now: float, stalled: bool = False, exited: bool = Fa
         limit = f"{STALL_AFTER_S / 60:.0f} min"
         return f"stalled: no training step for {limit} or more (see its worker's log)"
     if run.trained_all:  # at 100% for its final pass: not stuck (the dashboard's status)
-        return "validating: its final pass, samples and checkpoints"
+        said = "validating: its final pass, samples and checkpoints"
+        eta = shown_eta(run, now, ends) if ends is not None else None
+        return said if eta is None else f"{said}, ETA {format_duration(eta)}"
     return None
 
 
@@ -312,7 +321,7 @@ def eta_text(
     none (``why_no_eta``). None for a run that is not running."""
     if run.status != RunStatus.RUNNING:
         return None
-    why = why_no_eta(run, now, stalled, exited)
+    why = why_no_eta(run, now, stalled, exited, ends)
     return why if why is not None else format_duration(shown_eta(run, now, ends))
 
 

@@ -113,7 +113,7 @@ def run_line(
     if (cause := run_cause(run)) is not None:
         first_line = (run.error or "").splitlines()[:1]
         note = f"{cause.option}: {first_line[0][:60]}" if first_line else cause.option
-    elif (why := why_no_eta(run, now, stalled, exited)) is not None:
+    elif (why := why_no_eta(run, now, stalled, exited, ends or {})) is not None:
         note = why
     elif (eta := shown_eta(run, now, ends or {})) is not None:
         note = f"ETA {format_duration(eta)}"

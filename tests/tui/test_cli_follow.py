@@ -13,7 +13,7 @@ from seed_runs import curve, new_run
 import resconv_tui.follow as follow_module
 from core.queue import FinalFigures, MetricPoint, Repo
 from resconv_tui.cli import main
-from resconv_tui.follow import Terminal, follow
+from resconv_tui.follow import Follower, Terminal, follow
 
 
 class Story:
@@ -196,6 +196,22 @@ def test_a_run_in_its_final_pass_says_so_not_eta_0s(repo: Repo) -> None:
     assert "ETA" in shown[0]
     assert shown[-1].startswith("64,000 / 64,000 inputs (100%)  train loss ")
     assert shown[-1].endswith("validating: its final pass, samples and checkpoints")
+
+
+def test_a_run_in_its_final_pass_gives_the_forecasts_eta_as_ls_does(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where the queue forecast knew the pass's length, it said "ETA 8s" without a word
+    # of the pass, where ls says "validating: ..., ETA 8s".
+    from resconv_tui.commands import ls
+
+    (run_id,) = repo.enqueue([new_run(3)]).added_ids
+    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
+    repo.claim(worker)
+    repo.heartbeat(worker, run_id=run_id, inputs_done=64_000)
+    monkeypatch.setattr(ls, "run_ends", lambda *_: {run_id: 8.0})
+    line = Follower(repo, run_id).progress(repo.get_run(run_id), time.time())
+    assert line.endswith("validating: its final pass, samples and checkpoints, ETA 8s")
 
 
 def test_a_run_whose_worker_is_silent_says_so_not_an_eta(repo: Repo) -> None:

@@ -210,6 +210,28 @@ def test_a_stopping_worker_s_run_in_its_final_pass_ends_as_forecast(
     assert polling.untaken_runs([done, training], again, [stopping], NOW) == [2]
 
 
+def test_a_run_in_its_final_pass_gives_the_forecasts_eta_everywhere(
+    seeded: dict[str, Any], db_url: str
+) -> None:
+    # The runs table's ETA column gave the forecast's 8s for the pass; ls, show and the
+    # run detail said only "validating", as if none were known.
+    from resconv_tui.commands.ls import run_line
+
+    done = finished_in_20_s(db_url)
+    validating = dataclasses.replace(done, id=2, status=RunStatus.RUNNING, worker_id="w",
+                                     started_at=NOW - 12, finished_at=None,
+                                     heartbeat_at=NOW)  # fmt: skip
+    ends = polling.queue_forecast([done, validating], [worker("running")], NOW)
+    assert ends is not None and ends[2] == pytest.approx(8)
+    said = "validating: its final pass, samples and checkpoints"
+    assert run_line(validating, NOW, ends=ends)[-1] == f"{said}, ETA 8s"  # ls
+    assert polling.eta_text(validating, NOW, False, False, ends) == f"{said}, ETA 8s"
+    # Its forecast spent (the pass outlasts it): none is known, as the ETA column's "—".
+    spent = {2: 0.0}
+    assert run_line(validating, NOW, ends=spent)[-1] == said
+    assert polling.eta_text(validating, NOW, False, False, spent) == said
+
+
 def test_a_silent_stopping_worker_s_run_is_not_counted_as_left_queued(
     seeded: dict[str, Any], db_url: str
 ) -> None:
