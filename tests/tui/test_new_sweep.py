@@ -69,6 +69,15 @@ async def save_as(pilot: Pilot[Any], path: Path) -> None:
     await settle(pilot)
 
 
+async def load_file(pilot: Pilot[Any], path: Path) -> None:
+    """F3, the path typed into the prompt, enter (as save_as does for F2)."""
+    await pilot.press("f3")
+    await settle(pilot)
+    pilot.app.screen.query_one("#path-input", Input).value = str(path)
+    await pilot.press("enter")
+    await settle(pilot)
+
+
 def form(pilot: Pilot[Any]) -> NewSweepScreen:
     assert isinstance(pilot.app.screen, NewSweepScreen)
     return pilot.app.screen
@@ -318,11 +327,7 @@ async def test_load_file_fills_fields_and_reports_what_it_dropped(
     path.write_text("name: loaded\nlayers: 3\nmatrix:\n  ks: [3, 5]\ninclude: [{ks: 7}]\n")
     app = ScreenHost(NewSweepScreen(db_url))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f3")
-        await settle(pilot)
-        app.screen.query_one("#path-input", Input).value = str(path)
-        await pilot.press("enter")
-        await settle(pilot)
+        await load_file(pilot, path)
         screen = form(pilot)
         assert screen.field("name").value == "loaded"
         assert (screen.field("kernel_size").value, screen.field("layers").value) == ("3,5", "3")
@@ -340,11 +345,7 @@ async def test_a_loaded_files_exclude_leaves_its_runs_out_of_the_queue(
     path.write_text("name: loaded\nmax_inputs: 256\nmatrix:\n  l: [1, 2]\nexclude: [{l: 2}]\n")
     app = ScreenHost(NewSweepScreen(db_url))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f3")
-        await settle(pilot)
-        app.screen.query_one("#path-input", Input).value = str(path)
-        await pilot.press("enter")
-        await settle(pilot)
+        await load_file(pilot, path)
         notes = str(app.screen.query_one("#sweep-notes", Static).content)
         assert "'exclude' (1 entry) kept: its runs are left out" in notes
         assert "exclude (1 entry) leaves out" in await drawn(pilot, "exclude (1 entry) leaves")
@@ -373,11 +374,7 @@ async def test_f3_over_unsaved_edits_asks_first(db_url: str, tmp_path: Path) -> 
     async with app.run_test(size=SIZE) as pilot:
         await type_into(pilot, "seed", "0,1")
         for answer, seed in (("n", "0,1"), ("y", "0")):
-            await pilot.press("f3")
-            await settle(pilot)
-            app.screen.query_one("#path-input", Input).value = str(path)
-            await pilot.press("enter")
-            await settle(pilot)
+            await load_file(pilot, path)
             assert isinstance(app.screen, ConfirmScreen)
             assert "The form's changes are neither queued nor" in screen_text(app)
             await pilot.press(answer)
