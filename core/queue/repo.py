@@ -856,7 +856,7 @@ class Repo:
         of ``+`` before the dashboard's next poll add 2, not 1."""
         with self._write() as conn:
             runs = self._require(conn, ids, frozenset(RunStatus), "")
-            _within_priority_limit([(run.id, run.priority + step) for run in runs])
+            _within_priority_limit([(run.id, run.priority, run.priority + step) for run in runs])
             update_priority = update(RUN).where(RUN.c.id.in_(ids))
             conn.execute(update_priority.values(priority=RUN.c.priority + step))
 
@@ -879,12 +879,25 @@ class Repo:
         with self._write() as conn:
             # Two at once would read the same top priority and give runs equal ones.
             self._one_at_a_time(conn)
-            self._require(conn, ids, frozenset(RunStatus), "")
+            runs = self._require(conn, ids, frozenset(RunStatus), "")
             top = conn.execute(
                 select(func.max(RUN.c.priority)).where(RUN.c.status == RunStatus.QUEUED.value)
             ).scalar()
             priorities = [(top or 0) + len(ids) - place for place in range(len(ids))]
-            _within_priority_limit(list(zip(ids, priorities, strict=True)))
+            if any(abs(priority) > PRIORITY_LIMIT for priority in priorities):
+                # At the limit already: runs that head the queue in this order are next.
+                heading = conn.execute(
+                    select(RUN.c.id, RUN.c.priority)
+                    .where(RUN.c.status == RunStatus.QUEUED.value)
+                    .order_by(RUN.c.priority.desc(), RUN.c.id)
+                    .limit(len(ids))
+                ).all()
+                if [row.id for row in heading] == ids:
+                    return [row.priority for row in heading]
+            changes = [
+                (run.id, run.priority, new) for run, new in zip(runs, priorities, strict=True)
+            ]
+            _within_priority_limit(changes, "lower the highest queued priority first")
             for run_id, priority in zip(ids, priorities, strict=True):
                 conn.execute(update(RUN).where(RUN.c.id == run_id).values(priority=priority))
             return priorities
@@ -1293,13 +1306,16 @@ def _figure_values(figures: FinalFigures) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
-def _within_priority_limit(changes: Sequence[tuple[int, int]]) -> None:
-    """Refuse (nothing written) a change that puts a run's priority past the limit the
-    command line and the form keep to: ``+`` or ``next`` repeated must not go on forever."""
-    past = [(run_id, priority) for run_id, priority in changes if abs(priority) > PRIORITY_LIMIT]
+def _within_priority_limit(changes: Sequence[tuple[int, int, int]], hint: str = "") -> None:
+    """Refuse (nothing written) a change (run id, priority, new priority) that takes a
+    run's priority past the limit the command line and the form keep to, or further past
+    it: ``+`` or ``next`` repeated must not go on forever, and a run already past it (an
+    older version's ``+``) can still be brought back."""
+    past = [(run_id, new) for run_id, old, new in changes
+            if abs(new) > PRIORITY_LIMIT and abs(new) > abs(old)]  # fmt: skip
     if past:
         said = ", ".join(f"run {run_id} to {priority:,}" for run_id, priority in past)
         raise InvalidTransition(
             f"that would take {said}, past the priority limit (-{PRIORITY_LIMIT:,} to "
-            f"{PRIORITY_LIMIT:,}); nothing changed"
+            f"{PRIORITY_LIMIT:,}); nothing changed{f' ({hint})' if hint else ''}"
         )

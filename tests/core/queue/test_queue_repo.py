@@ -685,10 +685,20 @@ def test_priority_steps_and_next_stop_at_the_priority_limit(repo: Repo) -> None:
         PRIORITY_LIMIT,
         0,
     ]
+    # Already next at the limit: `next` of it is done, not refused; of another, it says how.
+    assert repo.move_to_front([first]) == [PRIORITY_LIMIT]
+    with pytest.raises(InvalidTransition, match="lower the highest queued priority first"):
+        repo.move_to_front([second, first])
     repo.change_priority([first, second], -1)  # within the limit: both move
     repo.set_priority([second], -PRIORITY_LIMIT)
     with pytest.raises(InvalidTransition, match="-1,000,001"):
         repo.change_priority([second], -1)
+    # Past it already (an older version's +): it can be brought back, not sent further.
+    repo.set_priority([first], PRIORITY_LIMIT + 5)
+    repo.change_priority([first], -1)
+    with pytest.raises(InvalidTransition):
+        repo.change_priority([first], 1)
+    assert repo.get_run(first).priority == PRIORITY_LIMIT + 4
 
 
 def test_the_settled_signature_holds_the_highest_priority_on_a_big_queue(repo: Repo) -> None:
