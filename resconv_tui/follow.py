@@ -106,6 +106,7 @@ class Follower:
         from resconv_tui.commands.ls import run_ends
         from resconv_tui.polling import (
             SILENT_NOTE,
+            VALIDATING,
             format_duration,
             run_rate,
             shown_eta,
@@ -125,8 +126,7 @@ class Follower:
         eta = shown_eta(run, now, run_ends(self.repo, [run], now))
         shown = None if eta is None else f"ETA {format_duration(eta)}"
         if run.trained_all:  # as ls says it; its ETA once a finished run has told the pass's
-            said = "validating: its final pass, samples and checkpoints"
-            shown = said if shown is None else f"{said}, {shown}"
+            shown = VALIDATING if shown is None else f"{VALIDATING}; {shown}"
         if shown is not None:
             parts.append(shown)
         return "  ".join(parts)

@@ -29,6 +29,8 @@ METRIC_NAMES = (TRAIN_LOSS, VAL_LOSS)
 EXITED_NOTE = "its worker's process has exited: worker lost (a worker or dashboard marks it)"
 # A running run whose worker has not beaten for 30 s (another box's worker lost, or hung).
 SILENT_NOTE = "no heartbeat from its worker (lost?)"
+# A run at 100% for its final pass (``RunRow.trained_all``): not stuck.
+VALIDATING = "validating: its final pass, samples and checkpoints"
 
 
 @dataclass(frozen=True)
@@ -307,9 +309,8 @@ def why_no_eta(
         limit = f"{STALL_AFTER_S / 60:.0f} min"
         return f"stalled: no training step for {limit} or more (see its worker's log)"
     if run.trained_all:  # at 100% for its final pass: not stuck (the dashboard's status)
-        said = "validating: its final pass, samples and checkpoints"
         eta = shown_eta(run, now, ends) if ends is not None else None
-        return said if eta is None else f"{said}, ETA {format_duration(eta)}"
+        return VALIDATING if eta is None else f"{VALIDATING}; ETA {format_duration(eta)}"
     return None
 
 
@@ -321,8 +322,11 @@ def eta_text(
     none (``why_no_eta``). None for a run that is not running."""
     if run.status != RunStatus.RUNNING:
         return None
-    why = why_no_eta(run, now, stalled, exited, ends)
-    return why if why is not None else format_duration(shown_eta(run, now, ends))
+    why = why_no_eta(run, now, stalled, exited)
+    eta = shown_eta(run, now, ends)
+    if why == VALIDATING and eta is not None:  # the row is the ETA's: the figure first
+        return f"{format_duration(eta)} ({VALIDATING})"
+    return why if why is not None else format_duration(eta)
 
 
 def queue_forecast(

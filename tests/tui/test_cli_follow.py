@@ -202,7 +202,7 @@ def test_a_run_in_its_final_pass_gives_the_forecasts_eta_as_ls_does(
     repo: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Where the queue forecast knew the pass's length, it said "ETA 8s" without a word
-    # of the pass, where ls says "validating: ..., ETA 8s".
+    # of the pass, where ls says "validating: ...; ETA 8s".
     from resconv_tui.commands import ls
 
     (run_id,) = repo.enqueue([new_run(3)]).added_ids
@@ -211,7 +211,7 @@ def test_a_run_in_its_final_pass_gives_the_forecasts_eta_as_ls_does(
     repo.heartbeat(worker, run_id=run_id, inputs_done=64_000)
     monkeypatch.setattr(ls, "run_ends", lambda *_: {run_id: 8.0})
     line = Follower(repo, run_id).progress(repo.get_run(run_id), time.time())
-    assert line.endswith("validating: its final pass, samples and checkpoints, ETA 8s")
+    assert line.endswith("validating: its final pass, samples and checkpoints; ETA 8s")
 
 
 def test_a_run_whose_worker_is_silent_says_so_not_an_eta(repo: Repo) -> None:

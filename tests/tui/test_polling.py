@@ -224,8 +224,8 @@ def test_a_run_in_its_final_pass_gives_the_forecasts_eta_everywhere(
     ends = polling.queue_forecast([done, validating], [worker("running")], NOW)
     assert ends is not None and ends[2] == pytest.approx(8)
     said = "validating: its final pass, samples and checkpoints"
-    assert run_line(validating, NOW, ends=ends)[-1] == f"{said}, ETA 8s"  # ls
-    assert polling.eta_text(validating, NOW, False, False, ends) == f"{said}, ETA 8s"
+    assert run_line(validating, NOW, ends=ends)[-1] == f"{said}; ETA 8s"  # ls
+    assert polling.eta_text(validating, NOW, False, False, ends) == f"8s ({said})"  # its row
     # Its forecast spent (the pass outlasts it): none is known, as the ETA column's "—".
     spent = {2: 0.0}
     assert run_line(validating, NOW, ends=spent)[-1] == said
