@@ -441,12 +441,6 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def exclude_drops_a_cell(entry: dict[str, Any], matrix: dict[str, list[Any]]) -> bool:
-    """Whether the exclude ``entry`` drops a cell of ``matrix``, as a file's every entry
-    must (the new-sweep form keeps a loaded file's entries while they do)."""
-    return any(_matches(cell, entry) for cell in _matrix_cells(matrix))
-
-
 def _apply_exclude(cells: list[dict], excludes: list[dict]) -> list[dict]:
     return [cell for cell in cells if not any(_matches(cell, e) for e in excludes)]
 
@@ -495,8 +489,8 @@ def _refuse_excluded(
     for number, exclude in enumerate(excludes, 1):
         if any(_matches(cell, exclude) for cell in dropped):
             raise SweepError(
-                f"{source}: {what} {flow_entry(entry)} matches no run: exclude entry {number} "
-                f"{flow_entry(exclude)} drops its run"
+                f"{source}: {what} {_flow(entry)} matches no run: exclude entry {number} "
+                f"{_flow(exclude)} drops its run"
             )
 
 
@@ -524,11 +518,11 @@ def _refuse_unmatched(
     if any(_matches(cell, keys) for cell in cells):
         return
     raise SweepError(
-        f"{source}: {what} {flow_entry(entry)} matches no {nothing}: {_why_no_cell(keys, values())}"
+        f"{source}: {what} {_flow(entry)} matches no {nothing}: {_why_no_cell(keys, values())}"
     )
 
 
-def flow_entry(entry: dict[str, Any]) -> str:
+def _flow(entry: dict[str, Any]) -> str:
     """An entry as YAML's flow style writes it: ``{l: 3, act: relu}``."""
     return cut(yaml.safe_dump(entry, default_flow_style=True, sort_keys=False, width=10**9).strip())
 
@@ -571,7 +565,7 @@ def _apply_include(
         if same is not None:
             raise SweepError(
                 f"{source}: include entries {same} and {number} are the same "
-                f"({flow_entry(entry)}): they would queue one run twice"
+                f"({_flow(entry)}): they would queue one run twice"
             )
         added[number] = dict(entry)
     return merged + list(added.values())

@@ -3,7 +3,7 @@
 Loading maps every key the form can show onto its field and keeps the key's name
 (``l`` stays ``l``) so run names and published targets still match. What the form
 cannot show (include, unknown keys) is listed in ``notes``, never dropped silently;
-``exclude`` is kept, as the targets are, and applied while its entries fit the form.
+``exclude`` is kept as the cells it drops (``ExcludedCells``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,14 @@ from core.sweep import (
     read_sweep_text,
 )
 from core.sweep_yaml import YAMLTooBig, load_yaml
-from resconv_tui.sweep_form import SPECS, canonical_key, default_texts, format_values
+from resconv_tui.sweep_form import (
+    SPECS,
+    ExcludedCells,
+    canonical_key,
+    cell_of,
+    default_texts,
+    format_values,
+)
 
 HEADER = "# Sweep file written by resconv-tui's new-sweep form (docs/sweep-format.md).\n"
 _KEPT = ("description", "targets")
@@ -39,6 +46,7 @@ class LoadedSweep:
     key_names: dict[str, str] = field(default_factory=dict)  # field -> name in the file
     extra: dict[str, Any] = field(default_factory=dict)  # description, targets: saved back
     notes: list[str] = field(default_factory=list)  # what the form could not take over
+    excluded: ExcludedCells | None = None  # the cells the file's exclude drops
 
 
 def sweep_yaml(mapping: dict[str, Any]) -> str:
@@ -90,7 +98,35 @@ def sweep_to_form(data: dict[str, Any]) -> LoadedSweep:
     seeds = _take_seeds(loaded, values, data.get("seeds"))
     loaded.texts = _texts(values, seeds_last=seeds)
     _drop_included_targets(loaded, data)
+    _take_exclude(loaded, data)
     return loaded
+
+
+def _take_exclude(loaded: LoadedSweep, data: dict[str, Any]) -> None:
+    """The cells the file's ``exclude`` drops, read as ``queue`` reads the file (without
+    its include, which the form does not load, and its targets): ``ExcludedCells``. An
+    exclude ``queue`` refuses is not loaded, and the note says why in its words."""
+    if data.get("exclude") is None:
+        return
+    plain = {key: value for key, value in data.items() if key not in ("include", "targets")}
+    without = {key: value for key, value in plain.items() if key != "exclude"}
+    try:
+        kept = {run.config.to_json() for run in expand_sweep(plain, source="file")}
+        every = expand_sweep(without, source="file")
+    except SweepError as exc:
+        loaded.notes.append(f"'exclude' not loaded: {str(exc).removeprefix('file: ')}")
+        return
+    entries = data["exclude"]  # a list of mappings: expand_sweep has read it
+    named_seed = any("seed" in entry for entry in entries)
+    dicts = [run.config.to_dict() for run in every]
+    swept = tuple(key for key in dicts[0] if any(d[key] != dicts[0][key] for d in dicts)
+                  and (key != "seed" or named_seed))  # fmt: skip
+    dropped = [run.config for run in every if run.config.to_json() not in kept]
+    loaded.excluded = ExcludedCells(
+        swept, frozenset(cell_of(config, swept) for config in dropped), tuple(entries)
+    )
+    said = "1 entry" if len(entries) == 1 else f"{len(entries)} entries"
+    loaded.notes.append(f"'exclude' ({said}) kept: the runs it drops are left out")
 
 
 def _drop_included_targets(loaded: LoadedSweep, data: dict[str, Any]) -> None:
@@ -130,14 +166,11 @@ def _take(loaded: LoadedSweep, values: dict[str, list[Any]], key: str, vals: Any
     if key in _KEPT:
         loaded.extra[key] = vals[0]
         return
-    if key in ("include", "exclude"):
+    if key == "exclude":
+        return  # _take_exclude
+    if key == "include":
         count = len(vals[0]) if isinstance(vals[0], list) else 1
         entries = "1 entry" if count == 1 else f"{count} entries"
-        if key == "exclude" and isinstance(vals[0], list):
-            # Kept as targets are: the form leaves out the runs it drops and saves it back.
-            loaded.extra[key] = vals[0]
-            loaded.notes.append(f"'exclude' ({entries}) kept: its runs are left out")
-            return
         loaded.notes.append(f"'{key}' ({entries}) is not supported by the form: not loaded")
         return
     canonical = canonical_key(str(key))

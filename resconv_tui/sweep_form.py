@@ -15,6 +15,7 @@ always expand to the same runs.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -27,9 +28,7 @@ from core.sweep import (
     PAIR_ALIASES,
     TARGET_FIELDS,
     ExpandedRun,
-    exclude_drops_a_cell,
     expand_sweep,
-    flow_entry,
     quick_check_name,
     slug,
 )
@@ -77,6 +76,56 @@ def default_texts(base: Mapping[str, Any] | None = None) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class ExcludedCells:
+    """The cells a loaded sweep file's ``exclude`` drops, as config values: whatever the
+    file's key names (``l``, ``ks1``/``ks2``), spellings (``GELU``) or which keys the form
+    holds fixed, a run of the form with the values of a dropped cell is left out.
+
+    ``fields``: the config fields the file sweeps (``seed`` only where an entry names
+    it: a published cell is dropped whatever the seed); ``cells``: the dropped runs'
+    values of those fields; ``entries``: the exclude as written, saved back where it
+    still drops the same runs (``saved_mapping``)."""
+
+    fields: tuple[str, ...]
+    cells: frozenset[str]
+    entries: tuple[Any, ...]
+
+    def drops(self, config: RunConfig) -> bool:
+        return cell_of(config, self.fields) in self.cells
+
+
+def cell_of(config: RunConfig, fields: tuple[str, ...]) -> str:
+    values = config.to_dict()
+    return json.dumps([values.get(key) for key in fields])
+
+
+def saved_mapping(
+    name: str,
+    values: Mapping[str, list[Any]],
+    key_names: Mapping[str, str] | None,
+    extra: Mapping[str, Any],
+    shown: Preview,
+) -> dict[str, Any]:
+    """The sweep file to save for the form's runs (``shown``, its latest preview): with the
+    loaded file's exclude entries as written where they drop exactly the runs the form
+    leaves out, else one entry per run left out, by its matrix values. ConfigError when
+    neither makes the runs shown (not written: a file that trains others is worse)."""
+    mapping = build_mapping(name, values, key_names, extra)
+    if not shown.excluded:
+        return mapping
+    written = shown.excluded_entries
+    for entries in (written, [dict(run.swept) for run in shown.excluded]):
+        with_exclude = {**mapping, "exclude": list(entries)}
+        try:
+            runs = expand_sweep(with_exclude, source="form")
+        except ConfigError:
+            continue
+        if [run.config for run in runs] == [run.config for run in shown.runs]:
+            return with_exclude
+    raise ConfigError("the form's runs cannot be written with the loaded file's exclude")
+
+
+@dataclass(frozen=True)
 class Preview:
     """What the form makes right now: runs, or the reasons it makes none."""
 
@@ -88,6 +137,8 @@ class Preview:
     # "new", "again #5 failed", "skip #3 succeeded"); empty when not asked.
     plans: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # what the form left out of a loaded file (its targets)
+    excluded: tuple[ExpandedRun, ...] = ()  # the runs a loaded file's exclude left out
+    excluded_entries: tuple[Any, ...] = ()  # that exclude, as the file wrote it
 
     @property
     def ok(self) -> bool:
@@ -178,30 +229,6 @@ def fitting_extra(
                   "are for runs the form does not make",)  # fmt: skip
 
 
-def fitting_excludes(
-    extra: Mapping[str, Any], mapping: Mapping[str, Any]
-) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """``extra`` with the loaded file's ``exclude`` entries that still drop a cell of the
-    form's matrix (``mapping``'s, its keys named as in the file), and a note on any left
-    out: the sweep refuses an entry that matches nothing, and the form cannot edit them."""
-    kept = dict(extra)
-    excludes = kept.get("exclude")
-    if not isinstance(excludes, list) or not excludes:
-        return kept, ()
-    matrix = mapping.get("matrix") or {}
-    fitting = [e for e in excludes if isinstance(e, dict) and exclude_drops_a_cell(e, matrix)]
-    if fitting:
-        kept["exclude"] = fitting
-    else:
-        del kept["exclude"]
-    left_out = [e for e in excludes if e not in fitting]
-    if not left_out:
-        return kept, ()
-    said = ", ".join(flow_entry(e) if isinstance(e, dict) else repr(e) for e in left_out)
-    verb = "matches" if len(left_out) == 1 else "match"
-    return kept, (f"exclude {said} left out: {verb} no run the form makes",)
-
-
 def _apart(name: str, changed: str, values: list[Any]) -> str:
     """How the form's runs, other than the loaded file's but named alike (``l-1``), keep
     apart from its full runs: a name of their own, as ``queue --max-inputs`` gives."""
@@ -230,12 +257,14 @@ def preview(
     base: BaseRun | None = None,
     published_for: Mapping[str, str] | None = None,
     published_name: str = "",
+    excluded: ExcludedCells | None = None,
 ) -> Preview:
     """Parse every field and expand the sweep; errors name the field they belong to.
 
     ``base``: the run the form was duplicated from; see ``name_runs``.
     ``published_for``: the fields as a file with targets was loaded (``fitting_extra``),
-    ``published_name`` its experiment's name."""
+    ``published_name`` its experiment's name; ``excluded``: the cells a loaded file's
+    exclude drops, left out wherever the form makes them."""
     values, errors = parse_all(texts)
     if not name.strip():
         errors["name"] = "the experiment needs a name"
@@ -251,7 +280,6 @@ def preview(
         return Preview(errors={**field_errors(values), **errors}, total=total)
     same_name = name if name.strip() == published_name.strip() else ""
     extra, notes = fitting_extra(extra, values, published_for, same_name)
-    extra, exclude_notes = fitting_excludes(extra, build_mapping(name, values, key_names))
     try:
         runs = expand_sweep(build_mapping(name, values, key_names, extra), source="form")
     except ConfigError as exc:
@@ -259,14 +287,22 @@ def preview(
         # The sweep stops at its first problem; every field wrong on its own is marked
         # at once, not one more after each fix.
         return Preview(errors=field_errors(values) or {key: reason}, total=total)
-    if extra.get("exclude") and total > len(runs):
-        entries = "1 entry" if len(extra["exclude"]) == 1 else f"{len(extra['exclude'])} entries"
-        dropped = total - len(runs)
-        left_out = f"{dropped} run{'' if dropped == 1 else 's'}"
-        exclude_notes += (f"the loaded file's exclude ({entries}) leaves out {left_out}",)
-    notes += exclude_notes
+    dropped: tuple[ExpandedRun, ...] = ()
+    if excluded is not None:
+        drops = [excluded.drops(run.config) for run in runs]
+        dropped = tuple(run for run, drop in zip(runs, drops, strict=True) if drop)
+        if len(dropped) == len(runs):
+            every = {"_sweep": "the loaded file's exclude leaves out every run"}
+            return Preview(errors=every, total=total)
+        if dropped:  # numbered as `queue` numbers the file's runs
+            kept = [run for run, drop in zip(runs, drops, strict=True) if not drop]
+            runs = [replace(run, index=i) for i, run in enumerate(kept, 1)]
+            left_out = f"{len(dropped)} run{'' if len(dropped) == 1 else 's'}"
+            notes += (f"the loaded file's exclude leaves out {left_out}",)
     memory = tuple(estimate_bytes(run.config, run.param_count) for run in runs)
-    return Preview(runs=name_runs(runs, base), total=total, memory=memory, notes=notes)
+    entries = excluded.entries if excluded is not None else ()
+    return Preview(runs=name_runs(runs, base), total=total, memory=memory, notes=notes,
+                   excluded=dropped, excluded_entries=entries)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Button, Header, Input, Static
 
-from core.errors import ResconvError
+from core.errors import ConfigError, ResconvError
 from core.queue import Repo, RunRow
 from core.queue.db import is_new_file
 from core.queue.failures import diverged_before, diverged_warning
@@ -46,12 +46,13 @@ from resconv_tui.sweep_file_io import LoadedSweep, load_sweep, save_sweep
 from resconv_tui.sweep_form import (
     FIELDS,
     BaseRun,
+    ExcludedCells,
     Preview,
-    build_mapping,
     default_texts,
     fitting_extra,
     parse_all,
     preview,
+    saved_mapping,
 )
 from resconv_tui.widgets.fit_footer import FitFooter
 from resconv_tui.widgets.param_field import ParamField
@@ -116,6 +117,7 @@ class NewSweepScreen(Screen[int | None]):
         # those runs, and only as long as the form makes them (sweep_form.fitting_extra).
         self._published_for: dict[str, str] | None = None
         self._published_name = ""  # the loaded file's experiment (its targets' runs)
+        self._excluded: ExcludedCells | None = None  # the cells its exclude drops
         self._timer: Timer | None = None
         self._kept: tuple[str, dict[str, str], str] | None = None  # fields as loaded or saved
         self.preview = Preview()
@@ -169,7 +171,7 @@ class NewSweepScreen(Screen[int | None]):
         """The preview of these field values, with what queueing would do and the priority
         (on the UI thread, or in the preview thread from a snapshot of the fields)."""
         made = preview(name, texts, self._key_names, self._extra, self._base,
-                       self._published_for, self._published_name)  # fmt: skip
+                       self._published_for, self._published_name, self._excluded)  # fmt: skip
         return _with_priority(self.planned(made), priority)
 
     def planned(self, result: Preview) -> Preview:
@@ -345,7 +347,13 @@ class NewSweepScreen(Screen[int | None]):
     def _save(self, target: Path) -> None:
         values = self._values()
         extra, _ = fitting_extra(self._extra, values, self._published_for)
-        mapping = build_mapping(self.field("name").value, values, self._key_names, extra)
+        try:
+            mapping = saved_mapping(
+                self.field("name").value, values, self._key_names, extra, self.preview
+            )
+        except ConfigError as exc:
+            self.notify(str(exc), title="Not saved", severity="error")
+            return
         try:
             new_folders = [p for p in target.parents if not p.exists()]
             written = save_sweep(target, mapping)
@@ -386,7 +394,7 @@ class NewSweepScreen(Screen[int | None]):
             self.notify(str(exc), title=exc.title, severity="error")
             return
         self.fill(loaded)
-        runs = count_of(self.preview.total, "run")
+        runs = count_of(len(self.preview.runs) if self.preview.ok else self.preview.total, "run")
         self.notify(f"{Path(path).name}: {runs}", title="Sweep loaded")
         self._kept = self._snapshot()  # as loaded: nothing to lose yet
 
@@ -399,6 +407,7 @@ class NewSweepScreen(Screen[int | None]):
         )
         self._published_for = dict(loaded.texts) if "targets" in loaded.extra else None
         self._published_name = loaded.name
+        self._excluded = loaded.excluded
         # The file's runs are named as `queue` names them, no longer as changes from a run
         # `d` copied into the form (act-gelu_l-1_image_size-32_... for T1's l-1).
         self._base = None

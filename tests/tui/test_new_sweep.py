@@ -347,12 +347,14 @@ async def test_a_loaded_files_exclude_leaves_its_runs_out_of_the_queue(
     async with app.run_test(size=SIZE) as pilot:
         await load_file(pilot, path)
         notes = str(app.screen.query_one("#sweep-notes", Static).content)
-        assert "'exclude' (1 entry) kept: its runs are left out" in notes
-        assert "exclude (1 entry) leaves out" in await drawn(pilot, "exclude (1 entry) leaves")
+        assert "'exclude' (1 entry) kept: the runs it drops are left out" in notes
+        assert "exclude leaves out 1 run" in await drawn(pilot, "exclude leaves out 1 run")
+        await save_as(pilot, tmp_path / "saved.yml")  # f2: the exclude goes with it
         await pilot.press("ctrl+s")
         await settle(pilot)
     queued = [run.name for run in Repo.open(db_url).list_runs()]
     assert queued == [run.name for run in expand_sweep_file(path)] == ["l-1"]
+    assert [run.name for run in expand_sweep_file(tmp_path / "saved.yml")] == ["l-1"]
 
 
 async def test_f3_s_folder_is_typed_on_from_not_over(db_url: str) -> None:

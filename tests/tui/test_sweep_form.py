@@ -16,11 +16,13 @@ from resconv_tui.sweep_file_io import load_sweep, save_sweep
 from resconv_tui.sweep_form import (
     MAX_RUNS,
     FieldError,
+    Preview,
     build_mapping,
     default_texts,
     parse_all,
     parse_field,
     preview,
+    saved_mapping,
     split_items,
 )
 
@@ -207,34 +209,92 @@ def test_seeds_load_into_the_seed_field(tmp_path: Path) -> None:
     path.write_text("name: s\nmatrix:\n  l: [1, 2]\nseeds: 2\nexclude: [{l: 2}]\n")
     loaded = load_sweep(path)
     assert loaded.texts["seed"] == "0,1" and loaded.texts["layers"] == "1,2"
-    assert loaded.notes == ["'exclude' (1 entry) kept: its runs are left out"]
+    assert loaded.notes == ["'exclude' (1 entry) kept: the runs it drops are left out"]
 
 
-def test_a_loaded_files_exclude_drops_its_runs_in_the_preview_and_is_saved_back(
-    tmp_path: Path,
+def form_runs(path: Path, **edits: str) -> tuple[list[str], Preview]:
+    """The names of the runs the form makes of the sweep file at ``path`` (fields edited)."""
+    loaded = load_sweep(path)
+    texts = {**loaded.texts, **edits}
+    shown = preview(loaded.name, texts, loaded.key_names, loaded.extra, excluded=loaded.excluded)
+    return [run.name for run in shown.runs], shown
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "matrix:\n  l: [1, 2, 3]\n  act: [gelu, relu]\nexclude: [{l: 2, act: relu}, {l: 3}]",
+        # Found by review: a one-value matrix key the form holds fixed, ks1/ks2 become
+        # kernel_size pairs, a spelling the form writes its own way.
+        "matrix:\n  l: [2]\n  ch: [4, 8]\nexclude: [{l: 2, ch: 8}]",
+        "matrix:\n  ks1: [3, 5]\n  ks2: [3, 5]\nexclude: [{ks1: 5, ks2: 3}]",
+        "ks1: 3\nmatrix:\n  ks2: [3, 5]\nexclude: [{ks2: 3}]",
+        "matrix:\n  act: [GELU, relu]\nexclude: [{act: GELU}]",
+        "seeds: 2\nmatrix:\n  l: [1, 2]\nexclude: [{l: 2}]",
+    ],
+)
+def test_the_form_makes_a_loaded_files_runs_without_those_its_exclude_drops(
+    tmp_path: Path, text: str
 ) -> None:
     # The form dropped exclude with a note and offered every cell: ctrl+s queued the runs
     # the file excludes, which `queue FILE` never trains.
     path = tmp_path / "s.yml"
+    path.write_text(f"name: s\nmax_inputs: 256\n{text}\n")
+    names, shown = form_runs(path)
+    from_file = expand_sweep_file(path)
+    assert [run.config for run in shown.runs] == [run.config for run in from_file]
+    assert [run.index for run in shown.runs] == [run.index for run in from_file]
+    assert shown.notes[-1].startswith("the loaded file's exclude leaves out ")
+    # Saved (f2) and queued from that file: the same runs again.
+    loaded = load_sweep(path)
+    saved = save_sweep(tmp_path / "again.yml", saved_mapping(loaded.name, parse_all(
+        loaded.texts)[0], loaded.key_names, loaded.extra, shown))  # fmt: skip
+    assert [run.config for run in expand_sweep_file(saved)] == [r.config for r in shown.runs]
+
+
+def test_a_loaded_exclude_follows_the_cells_it_drops_through_edits(tmp_path: Path) -> None:
+    path = tmp_path / "s.yml"
     path.write_text("name: s\nmatrix:\n  l: [1, 2, 3]\n  act: [gelu, relu]\n"
                     "exclude: [{l: 2, act: relu}, {l: 3}]\n")  # fmt: skip
+    assert form_runs(path)[0] == ["l-1_act-gelu", "l-1_act-relu", "l-2_act-gelu"]
+    # Other inputs, another seed: the same cells are left out.
+    names, shown = form_runs(path, max_inputs="3000", seed="1")
+    assert len(names) == 3 and shown.notes == ("the loaded file's exclude leaves out 3 runs",)
+    # Layers 2 only (the form holds it fixed): relu is that dropped cell.
+    names, shown = form_runs(path, layers="2")
+    assert names == ["act-gelu"] and shown.notes[-1].endswith("leaves out 1 run")
+    # Saved with layers 1,2: {l: 3} would match no cell and the file be refused; one
+    # entry per run left out is written instead, and reads back to the same runs.
     loaded = load_sweep(path)
-    shown = preview(loaded.name, loaded.texts, loaded.key_names, loaded.extra)
-    from_file = [run.name for run in expand_sweep_file(path)]
-    assert [run.name for run in shown.runs] == from_file == ["l-1_act-gelu", "l-1_act-relu",
-                                                             "l-2_act-gelu"]  # fmt: skip
-    assert shown.notes == ("the loaded file's exclude (2 entries) leaves out 3 runs",)
-    saved = save_sweep(tmp_path / "again.yml", build_mapping(loaded.name, parse_all(
-        loaded.texts)[0], loaded.key_names, loaded.extra))  # fmt: skip
-    assert [run.name for run in expand_sweep_file(saved)] == from_file
-    # Layers 1,2 only: {l: 3} drops nothing now (the sweep would refuse it), so it goes.
-    fewer = preview(loaded.name, {**loaded.texts, "layers": "1,2"}, loaded.key_names,
-                    loaded.extra)  # fmt: skip
-    assert fewer.ok and [run.name for run in fewer.runs] == from_file
-    assert fewer.notes == (
-        "exclude {l: 3} left out: matches no run the form makes",
-        "the loaded file's exclude (1 entry) leaves out 1 run",
-    )
+    texts = {**loaded.texts, "layers": "1,2"}
+    shown = preview(loaded.name, texts, loaded.key_names, loaded.extra, excluded=loaded.excluded)
+    mapping = saved_mapping(loaded.name, parse_all(texts)[0], loaded.key_names, loaded.extra,
+                            shown)  # fmt: skip
+    assert mapping["exclude"] == [{"l": 2, "act": "relu"}]
+    saved = save_sweep(tmp_path / "again.yml", mapping)
+    assert [run.config for run in expand_sweep_file(saved)] == [r.config for r in shown.runs]
+    # Only dropped cells left: the form says so, as the file's "everything was excluded".
+    _, shown = form_runs(path, layers="3")
+    assert shown.errors == {"_sweep": "the loaded file's exclude leaves out every run"}
+
+
+@pytest.mark.parametrize(
+    ("exclude", "says"),
+    [
+        ("[{l: 7}]", "exclude entry 1 {l: 7} matches no cell of the matrix"),
+        ("[{layers: 2}]", "exclude entry 1 {layers: 2} matches no cell"),
+        ("{l: 2}", "'exclude'"),
+    ],
+)
+def test_an_exclude_queue_refuses_is_not_loaded_and_the_note_says_why(
+    tmp_path: Path, exclude: str, says: str
+) -> None:
+    # Review: a typo'd entry was half applied, under "matches no run the form makes".
+    path = tmp_path / "s.yml"
+    path.write_text(f"name: s\nmatrix:\n  l: [1, 2]\nexclude: {exclude}\n")
+    loaded = load_sweep(path)
+    assert loaded.excluded is None
+    assert loaded.notes[-1].startswith("'exclude' not loaded: ") and says in loaded.notes[-1]
 
 
 def test_memory_estimate_grows_with_batch_and_width() -> None:
