@@ -165,8 +165,16 @@ def _listed(entries: Any) -> list[Any]:
     return entries if isinstance(entries, list) else [entries]
 
 
-def expand_sweep(data: Any, source: str = "<sweep>") -> list[ExpandedRun]:
-    """Expand already-parsed sweep data (a mapping) into runs."""
+# Given a run's parameters (RunConfig keys) and its swept values (as written), whether to
+# leave it out before it is built: the new-sweep form's hold on a loaded file's exclude.
+DropRun = Callable[[dict[str, Any], dict[str, Any]], bool]
+
+
+def expand_sweep(
+    data: Any, source: str = "<sweep>", drop: DropRun | None = None
+) -> list[ExpandedRun]:
+    """Expand already-parsed sweep data (a mapping) into runs (those ``drop`` takes left
+    out before they are built: a cell is often excluded because it cannot be)."""
     if data is None:
         raise SweepError(f"{source}: the file is empty: a sweep needs at least 'name:'")
     if not isinstance(data, dict):
@@ -197,7 +205,7 @@ def expand_sweep(data: Any, source: str = "<sweep>") -> list[ExpandedRun]:
         raise SweepError(f"{source}: the matrix expands to no runs (everything was excluded)")
     targets = _read_targets(data.get("targets"), source)
     _check_targets_match(targets, cells, source, matrix_cells, excludes)
-    return _build_runs(experiment, fixed, cells, seeds, targets, source)
+    return _build_runs(experiment, fixed, cells, seeds, targets, source, drop)
 
 
 # ----- reading the file's parts ---------------------------------------------
@@ -441,6 +449,27 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def excluded_cells(data: dict[str, Any], source: str) -> tuple[tuple[str, ...], list[dict]]:
+    """What a sweep mapping's ``exclude`` drops, read before any run is built (a cell is
+    often excluded because it cannot be): the RunConfig keys its matrix sweeps (``seed``
+    only where an entry names it: otherwise a cell is dropped whatever its seed) and each
+    dropped cell's values of them. SweepError where ``queue`` refuses the exclude."""
+    fixed = {k: v for k, v in data.items() if k not in FILE_KEYS}
+    matrix = _read_matrix(data.get("matrix"), source)
+    excludes = _read_entries(data.get("exclude"), "exclude", source)
+    cells = _matrix_cells(matrix)
+    _check_excludes_match(excludes, cells, matrix, source)
+    dropped = [cell for cell in cells if any(_matches(cell, e) for e in excludes)]
+    if len(dropped) == len(cells):
+        raise SweepError(f"{source}: the matrix expands to no runs (everything was excluded)")
+    named_seed = any("seed" in entry for entry in excludes)
+    paired = {key: canon for canon, pair in PAIR_ALIASES.items() for key in pair}
+    keys = [paired.get(key) or ALIASES.get(key, key) for key in matrix]
+    fields = tuple(dict.fromkeys(key for key in keys if key != "seed" or named_seed))
+    values = [_canonical({**fixed, **cell}, source, "") for cell in dropped]
+    return fields, [{key: params.get(key) for key in fields} for params in values]
+
+
 def _apply_exclude(cells: list[dict], excludes: list[dict]) -> list[dict]:
     return [cell for cell in cells if not any(_matches(cell, e) for e in excludes)]
 
@@ -646,6 +675,7 @@ def _build_runs(
     seeds: Sequence[int] | None,
     targets: list[dict[str, Any]],
     source: str,
+    drop: DropRun | None = None,
 ) -> list[ExpandedRun]:
     runs: list[ExpandedRun] = []
     seen: dict[str, str] = {}  # config hash -> the run's name
@@ -660,6 +690,8 @@ def _build_runs(
             params = _canonical({**fixed, **cell}, source, context)
             if seed is not None:
                 params["seed"] = seed
+            if drop is not None and drop(params, swept):
+                continue
             _check_limits(params, source, context)
             try:
                 config = RunConfig.from_dict(params, where=context)

@@ -15,11 +15,12 @@ from typing import Any
 
 import yaml
 
-from core.errors import SweepError
+from core.errors import ConfigError, SweepError
 from core.files import atomic_write
 from core.sweep import (
     PAIR_ALIASES,
     TARGET_FIELDS,
+    excluded_cells,
     expand_sweep,
     read_sweep_text,
 )
@@ -28,7 +29,6 @@ from resconv_tui.sweep_form import (
     SPECS,
     ExcludedCells,
     canonical_key,
-    cell_of,
     default_texts,
     format_values,
 )
@@ -103,28 +103,17 @@ def sweep_to_form(data: dict[str, Any]) -> LoadedSweep:
 
 
 def _take_exclude(loaded: LoadedSweep, data: dict[str, Any]) -> None:
-    """The cells the file's ``exclude`` drops, read as ``queue`` reads the file (without
-    its include, which the form does not load, and its targets): ``ExcludedCells``. An
-    exclude ``queue`` refuses is not loaded, and the note says why in its words."""
+    """The cells the file's ``exclude`` drops, read as ``queue`` reads it
+    (``ExcludedCells``). An exclude ``queue`` refuses is not loaded; the note says why."""
     if data.get("exclude") is None:
         return
-    plain = {key: value for key, value in data.items() if key not in ("include", "targets")}
-    without = {key: value for key, value in plain.items() if key != "exclude"}
     try:
-        kept = {run.config.to_json() for run in expand_sweep(plain, source="file")}
-        every = expand_sweep(without, source="file")
-    except SweepError as exc:
+        fields, dropped = excluded_cells(data, source="file")
+    except ConfigError as exc:
         loaded.notes.append(f"'exclude' not loaded: {str(exc).removeprefix('file: ')}")
         return
-    entries = data["exclude"]  # a list of mappings: expand_sweep has read it
-    named_seed = any("seed" in entry for entry in entries)
-    dicts = [run.config.to_dict() for run in every]
-    swept = tuple(key for key in dicts[0] if any(d[key] != dicts[0][key] for d in dicts)
-                  and (key != "seed" or named_seed))  # fmt: skip
-    dropped = [run.config for run in every if run.config.to_json() not in kept]
-    loaded.excluded = ExcludedCells(
-        swept, frozenset(cell_of(config, swept) for config in dropped), tuple(entries)
-    )
+    entries = data["exclude"]  # a list of mappings: excluded_cells has read it
+    loaded.excluded = ExcludedCells.of(fields, dropped, entries)
     said = "1 entry" if len(entries) == 1 else f"{len(entries)} entries"
     loaded.notes.append(f"'exclude' ({said}) kept: the runs it drops are left out")
 

@@ -15,11 +15,10 @@ always expand to the same runs.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Self
 
 from core.config import RunConfig
 from core.errors import ConfigError
@@ -77,26 +76,40 @@ def default_texts(base: Mapping[str, Any] | None = None) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class ExcludedCells:
-    """The cells a loaded sweep file's ``exclude`` drops, as config values: whatever the
-    file's key names (``l``, ``ks1``/``ks2``), spellings (``GELU``) or which keys the form
-    holds fixed, a run of the form with the values of a dropped cell is left out.
-
-    ``fields``: the config fields the file sweeps (``seed`` only where an entry names
-    it: a published cell is dropped whatever the seed); ``cells``: the dropped runs'
-    values of those fields; ``entries``: the exclude as written, saved back where it
-    still drops the same runs (``saved_mapping``)."""
+    """The cells a loaded sweep file's ``exclude`` drops (``core.sweep.excluded_cells``),
+    by their values of the config keys the file sweeps: whatever the file's key names
+    (``l``, ``ks1``/``ks2``), spellings (``GELU``) or which of them the form holds fixed,
+    a run of the form with a dropped cell's values is left out before it is built.
+    ``entries``: the exclude as written, saved back where it still drops the same runs
+    (``saved_mapping``)."""
 
     fields: tuple[str, ...]
-    cells: frozenset[str]
+    cells: frozenset[tuple[Any, ...]]
     entries: tuple[Any, ...]
 
-    def drops(self, config: RunConfig) -> bool:
-        return cell_of(config, self.fields) in self.cells
+    @classmethod
+    def of(cls, fields: tuple[str, ...], dropped: list[dict[str, Any]], entries: Any) -> Self:
+        cells = frozenset(_cell_of(cell, fields) for cell in dropped)
+        return cls(fields, cells, tuple(entries))
+
+    def drops(self, params: Mapping[str, Any]) -> bool:
+        return _cell_of(params, self.fields) in self.cells
 
 
-def cell_of(config: RunConfig, fields: tuple[str, ...]) -> str:
-    values = config.to_dict()
-    return json.dumps([values.get(key) for key in fields])
+def _cell_of(params: Mapping[str, Any], fields: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(_comparable(params.get(key)) for key in fields)
+
+
+def _comparable(value: Any) -> Any:
+    """A value as the form parses it: ``GELU`` is ``gelu``, ``false`` (no batch norm) is
+    empty, a list a tuple (hashable); 0 and 0.0 compare equal as they are."""
+    if isinstance(value, str):
+        return value.strip().lower()
+    if value is False:
+        return None
+    if isinstance(value, list | tuple):
+        return tuple(_comparable(item) for item in value)
+    return value
 
 
 def saved_mapping(
@@ -114,7 +127,7 @@ def saved_mapping(
     if not shown.excluded:
         return mapping
     written = shown.excluded_entries
-    for entries in (written, [dict(run.swept) for run in shown.excluded]):
+    for entries in (written, [dict(swept) for swept in shown.excluded]):
         with_exclude = {**mapping, "exclude": list(entries)}
         try:
             runs = expand_sweep(with_exclude, source="form")
@@ -137,7 +150,7 @@ class Preview:
     # "new", "again #5 failed", "skip #3 succeeded"); empty when not asked.
     plans: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # what the form left out of a loaded file (its targets)
-    excluded: tuple[ExpandedRun, ...] = ()  # the runs a loaded file's exclude left out
+    excluded: tuple[dict[str, Any], ...] = ()  # swept values of the runs its exclude left out
     excluded_entries: tuple[Any, ...] = ()  # that exclude, as the file wrote it
 
     @property
@@ -280,29 +293,31 @@ def preview(
         return Preview(errors={**field_errors(values), **errors}, total=total)
     same_name = name if name.strip() == published_name.strip() else ""
     extra, notes = fitting_extra(extra, values, published_for, same_name)
+    dropped: list[dict[str, Any]] = []  # the swept values of the runs left out
+
+    def drop(params: dict[str, Any], swept: dict[str, Any]) -> bool:
+        if excluded is None or not excluded.drops(params):
+            return False
+        dropped.append(swept)
+        return True
+
     try:
-        runs = expand_sweep(build_mapping(name, values, key_names, extra), source="form")
+        runs = expand_sweep(build_mapping(name, values, key_names, extra), source="form", drop=drop)
     except ConfigError as exc:
         key, reason = blame(str(exc))
         # The sweep stops at its first problem; every field wrong on its own is marked
         # at once, not one more after each fix.
         return Preview(errors=field_errors(values) or {key: reason}, total=total)
-    dropped: tuple[ExpandedRun, ...] = ()
-    if excluded is not None:
-        drops = [excluded.drops(run.config) for run in runs]
-        dropped = tuple(run for run, drop in zip(runs, drops, strict=True) if drop)
-        if len(dropped) == len(runs):
-            every = {"_sweep": "the loaded file's exclude leaves out every run"}
-            return Preview(errors=every, total=total)
-        if dropped:  # numbered as `queue` numbers the file's runs
-            kept = [run for run, drop in zip(runs, drops, strict=True) if not drop]
-            runs = [replace(run, index=i) for i, run in enumerate(kept, 1)]
-            left_out = f"{len(dropped)} run{'' if len(dropped) == 1 else 's'}"
-            notes += (f"the loaded file's exclude leaves out {left_out}",)
+    if not runs:
+        every = {"_sweep": "the loaded file's exclude leaves out every run"}
+        return Preview(errors=every, total=total)
+    if dropped:
+        left_out = f"{len(dropped)} run{'' if len(dropped) == 1 else 's'}"
+        notes += (f"the loaded file's exclude leaves out {left_out}",)
     memory = tuple(estimate_bytes(run.config, run.param_count) for run in runs)
     entries = excluded.entries if excluded is not None else ()
     return Preview(runs=name_runs(runs, base), total=total, memory=memory, notes=notes,
-                   excluded=dropped, excluded_entries=entries)  # fmt: skip
+                   excluded=tuple(dropped), excluded_entries=entries)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -231,6 +231,10 @@ def form_runs(path: Path, **edits: str) -> tuple[list[str], Preview]:
         "ks1: 3\nmatrix:\n  ks2: [3, 5]\nexclude: [{ks2: 3}]",
         "matrix:\n  act: [GELU, relu]\nexclude: [{act: GELU}]",
         "seeds: 2\nmatrix:\n  l: [1, 2]\nexclude: [{l: 2}]",
+        # Second review: cells excluded because they cannot be built (v1 has no batch
+        # norm; 12 layers of 5x5 kernels without padding shrink 28x28 to nothing).
+        "matrix:\n  model: [v1, v2]\n  bnp-e: [0, 1]\nexclude: [{model: v1, bnp-e: 1}]",
+        "padding: 0\nmatrix:\n  l: [1, 12]\n  ks: [3, 5]\nexclude: [{l: 12, ks: 5}]",
     ],
 )
 def test_the_form_makes_a_loaded_files_runs_without_those_its_exclude_drops(
@@ -260,6 +264,12 @@ def test_a_loaded_exclude_follows_the_cells_it_drops_through_edits(tmp_path: Pat
     # Other inputs, another seed: the same cells are left out.
     names, shown = form_runs(path, max_inputs="3000", seed="1")
     assert len(names) == 3 and shown.notes == ("the loaded file's exclude leaves out 3 runs",)
+    # A value the model derives (v1's residual weight) is no part of a cell.
+    path.write_text("name: s\nmatrix:\n  model: [v1, v2]\n  l: [1, 2]\n"
+                    "exclude: [{model: v1, l: 2}]\n")  # fmt: skip
+    assert len(form_runs(path, residual_weight="0.5")[0]) == 3
+    path.write_text("name: s\nmatrix:\n  l: [1, 2, 3]\n  act: [gelu, relu]\n"
+                    "exclude: [{l: 2, act: relu}, {l: 3}]\n")  # fmt: skip
     # Layers 2 only (the form holds it fixed): relu is that dropped cell.
     names, shown = form_runs(path, layers="2")
     assert names == ["act-gelu"] and shown.notes[-1].endswith("leaves out 1 run")
