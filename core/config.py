@@ -263,6 +263,16 @@ def as_whole(value: Any) -> Any:
     return int(value) if whole_number(value) else value
 
 
+def coerced(key: str, raw: Any) -> Any:
+    """``raw`` as a RunConfig holds it for ``key`` (``bnp-e: none`` is None, ``lr: '3e-4'``
+    0.0003, ``act: GELU`` gelu, a per-layer list a tuple); ``raw`` itself where a RunConfig
+    would refuse it. For comparing values written in different ways."""
+    try:
+        return _coerce(key, raw, "")
+    except ConfigError:
+        return raw
+
+
 def _coerce(key: str, raw: Any, where: str) -> Any:
     def bad(expected: str) -> ConfigError:
         return ConfigError(f"{where}key '{key}': expected {expected}, got {shown(raw)}")

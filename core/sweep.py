@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -39,6 +39,7 @@ from core.config import (
     PER_LAYER_KEYS,
     RunConfig,
     as_whole,
+    coerced,
 )
 from core.errors import ConfigError, SweepError, cut, shown
 from core.params import count_params
@@ -180,23 +181,7 @@ def expand_sweep(
     if not isinstance(data, dict):
         got = "a list" if isinstance(data, list) else type(data).__name__
         raise SweepError(f"{source}: expected a mapping with at least 'name:', got {got}")
-    experiment = _experiment_name(data, source)
-    description = data.get("description")
-    if description is not None and not isinstance(description, str):
-        raise SweepError(
-            f"{source}: key 'description': free text, a string (got {shown(description)})"
-        )
-    fixed = {k: v for k, v in data.items() if k not in FILE_KEYS}
-    matrix = data.get("matrix")
-    _check_keys(source, ("", fixed), *([("matrix: ", matrix)] if isinstance(matrix, dict) else []))
-    matrix = _read_matrix(matrix, source)
-    overlap = set(fixed) & set(matrix)
-    if overlap:
-        raise SweepError(f"{source}: key '{sorted(overlap)[0]}' is both fixed and in 'matrix'")
-    excludes = _read_entries(data.get("exclude"), "exclude", source)
-    includes = _read_entries(data.get("include"), "include", source)
-    seeds = _read_seeds(data.get("seeds"), fixed, matrix, includes, source)
-    _check_run_count(matrix, includes, excludes, seeds, source)
+    experiment, fixed, matrix, excludes, includes, seeds = _read_parts(data, source)
     matrix_cells = _matrix_cells(matrix)
     _check_excludes_match(excludes, matrix_cells, matrix, source)
     cells = _apply_exclude(matrix_cells, excludes)
@@ -449,25 +434,59 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+class _Parts(NamedTuple):
+    experiment: str
+    fixed: dict[str, Any]
+    matrix: dict[str, list[Any]]
+    excludes: list[dict]
+    includes: list[dict]
+    seeds: Sequence[int] | None
+
+
+def _read_parts(data: dict[str, Any], source: str) -> _Parts:
+    """A sweep mapping's parts, each checked, and its run count (before any is listed)."""
+    experiment = _experiment_name(data, source)
+    description = data.get("description")
+    if description is not None and not isinstance(description, str):
+        raise SweepError(
+            f"{source}: key 'description': free text, a string (got {shown(description)})"
+        )
+    fixed = {k: v for k, v in data.items() if k not in FILE_KEYS}
+    matrix = data.get("matrix")
+    _check_keys(source, ("", fixed), *([("matrix: ", matrix)] if isinstance(matrix, dict) else []))
+    matrix = _read_matrix(matrix, source)
+    overlap = set(fixed) & set(matrix)
+    if overlap:
+        raise SweepError(f"{source}: key '{sorted(overlap)[0]}' is both fixed and in 'matrix'")
+    excludes = _read_entries(data.get("exclude"), "exclude", source)
+    includes = _read_entries(data.get("include"), "include", source)
+    seeds = _read_seeds(data.get("seeds"), fixed, matrix, includes, source)
+    _check_run_count(matrix, includes, excludes, seeds, source)
+    return _Parts(experiment, fixed, matrix, excludes, includes, seeds)
+
+
 def excluded_cells(data: dict[str, Any], source: str) -> tuple[tuple[str, ...], list[dict]]:
     """What a sweep mapping's ``exclude`` drops, read before any run is built (a cell is
-    often excluded because it cannot be): the RunConfig keys its matrix sweeps (``seed``
-    only where an entry names it: otherwise a cell is dropped whatever its seed) and each
-    dropped cell's values of them. SweepError where ``queue`` refuses the exclude."""
-    fixed = {k: v for k, v in data.items() if k not in FILE_KEYS}
-    matrix = _read_matrix(data.get("matrix"), source)
-    excludes = _read_entries(data.get("exclude"), "exclude", source)
+    often excluded because it cannot be): the RunConfig keys its matrix sweeps with more
+    than one value or an entry names (``seed`` only where an entry names it: otherwise a
+    cell is dropped whatever its seed) and each dropped cell's values of them, as
+    ``core.config.coerced`` reads them. SweepError where ``queue`` refuses the file's
+    parts or its exclude."""
+    _, fixed, matrix, excludes, includes, _ = _read_parts(data, source)
     cells = _matrix_cells(matrix)
     _check_excludes_match(excludes, cells, matrix, source)
-    dropped = [cell for cell in cells if any(_matches(cell, e) for e in excludes)]
-    if len(dropped) == len(cells):
+    if not _apply_include(_apply_exclude(cells, excludes), includes, matrix, source):
         raise SweepError(f"{source}: the matrix expands to no runs (everything was excluded)")
-    named_seed = any("seed" in entry for entry in excludes)
+    dropped = [cell for cell in cells if any(_matches(cell, e) for e in excludes)]
+    # A cell is its values of the keys the matrix sweeps (and any an entry names): a
+    # one-value key the form then changes (act: [gelu] made relu) keeps the cell dropped.
+    named = {key for entry in excludes for key in entry}
     paired = {key: canon for canon, pair in PAIR_ALIASES.items() for key in pair}
-    keys = [paired.get(key) or ALIASES.get(key, key) for key in matrix]
-    fields = tuple(dict.fromkeys(key for key in keys if key != "seed" or named_seed))
+    keys = [paired.get(key) or ALIASES.get(key, key) for key, values in matrix.items()
+            if len(values) > 1 or key in named]  # fmt: skip
+    fields = tuple(dict.fromkeys(key for key in keys if key != "seed" or "seed" in named))
     values = [_canonical({**fixed, **cell}, source, "") for cell in dropped]
-    return fields, [{key: params.get(key) for key in fields} for params in values]
+    return fields, [{key: coerced(key, params.get(key)) for key in fields} for params in values]
 
 
 def _apply_exclude(cells: list[dict], excludes: list[dict]) -> list[dict]:

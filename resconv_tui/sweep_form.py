@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
-from core.config import RunConfig
+from core.config import RunConfig, coerced
 from core.errors import ConfigError
 from core.memory import estimate_bytes
 from core.sweep import (
@@ -97,19 +97,13 @@ class ExcludedCells:
 
 
 def _cell_of(params: Mapping[str, Any], fields: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple(_comparable(params.get(key)) for key in fields)
+    """A run's values of ``fields`` as a RunConfig holds them (``GELU`` is ``gelu``, ``none``
+    no batch norm), hashable; 0 and 0.0 compare equal as they are."""
+    return tuple(_hashable(coerced(key, params.get(key))) for key in fields)
 
 
-def _comparable(value: Any) -> Any:
-    """A value as the form parses it: ``GELU`` is ``gelu``, ``false`` (no batch norm) is
-    empty, a list a tuple (hashable); 0 and 0.0 compare equal as they are."""
-    if isinstance(value, str):
-        return value.strip().lower()
-    if value is False:
-        return None
-    if isinstance(value, list | tuple):
-        return tuple(_comparable(item) for item in value)
-    return value
+def _hashable(value: Any) -> Any:
+    return tuple(_hashable(item) for item in value) if isinstance(value, list | tuple) else value
 
 
 def saved_mapping(
