@@ -39,7 +39,6 @@ from core.config import (
     PER_LAYER_KEYS,
     RunConfig,
     as_whole,
-    coerced,
 )
 from core.errors import ConfigError, SweepError, cut, shown
 from core.params import count_params
@@ -467,26 +466,35 @@ def _read_parts(data: dict[str, Any], source: str) -> _Parts:
 
 def excluded_cells(data: dict[str, Any], source: str) -> tuple[tuple[str, ...], list[dict]]:
     """What a sweep mapping's ``exclude`` drops, read before any run is built (a cell is
-    often excluded because it cannot be): the RunConfig keys its matrix sweeps with more
-    than one value or an entry names (``seed`` only where an entry names it: otherwise a
-    cell is dropped whatever its seed) and each dropped cell's values of them, as
-    ``core.config.coerced`` reads them. SweepError where ``queue`` refuses the file's
-    parts or its exclude."""
-    _, fixed, matrix, excludes, includes, _ = _read_parts(data, source)
+    often excluded because it cannot be), from its matrix and exclude alone (the
+    new-sweep form takes the rest its own way: a name typed in, ``seeds`` noted).
+
+    Returns the fields that make a cell, RunConfig keys, ``key:first`` or ``key:last`` for
+    one half of a pair (``ks2``): those of the matrix keys with more than one value or
+    an entry names (``seed`` only where an entry names it: otherwise a cell is dropped
+    whatever its seed); and each dropped cell's values of those keys (RunConfig keys).
+    SweepError where ``queue`` refuses the matrix or the exclude."""
+    fixed = {k: v for k, v in data.items() if k not in FILE_KEYS}
+    raw = data.get("matrix")
+    if isinstance(raw, dict):
+        _check_keys(source, ("matrix: ", raw))
+    matrix = _read_matrix(raw, source)
+    excludes = _read_entries(data.get("exclude"), "exclude", source)
+    _check_run_count(matrix, [], excludes, None, source)
     cells = _matrix_cells(matrix)
     _check_excludes_match(excludes, cells, matrix, source)
-    if not _apply_include(_apply_exclude(cells, excludes), includes, matrix, source):
-        raise SweepError(f"{source}: the matrix expands to no runs (everything was excluded)")
     dropped = [cell for cell in cells if any(_matches(cell, e) for e in excludes)]
     # A cell is its values of the keys the matrix sweeps (and any an entry names): a
     # one-value key the form then changes (act: [gelu] made relu) keeps the cell dropped.
     named = {key for entry in excludes for key in entry}
-    paired = {key: canon for canon, pair in PAIR_ALIASES.items() for key in pair}
-    keys = [paired.get(key) or ALIASES.get(key, key) for key, values in matrix.items()
-            if len(values) > 1 or key in named]  # fmt: skip
-    fields = tuple(dict.fromkeys(key for key in keys if key != "seed" or "seed" in named))
+    halves = {key: f"{canon}:{('first', 'last')[i]}"
+              for canon, pair in PAIR_ALIASES.items() for i, key in enumerate(pair)}  # fmt: skip
+    chosen = [halves.get(key) or ALIASES.get(key, key) for key, values in matrix.items()
+              if len(values) > 1 or key in named]  # fmt: skip
+    fields = tuple(dict.fromkeys(key for key in chosen if key != "seed" or "seed" in named))
+    bases = list(dict.fromkeys(name.partition(":")[0] for name in fields))
     values = [_canonical({**fixed, **cell}, source, "") for cell in dropped]
-    return fields, [{key: coerced(key, params.get(key)) for key in fields} for params in values]
+    return fields, [{key: params.get(key) for key in bases} for params in values]
 
 
 def _apply_exclude(cells: list[dict], excludes: list[dict]) -> list[dict]:

@@ -98,12 +98,26 @@ class ExcludedCells:
 
 def _cell_of(params: Mapping[str, Any], fields: tuple[str, ...]) -> tuple[Any, ...]:
     """A run's values of ``fields`` as a RunConfig holds them (``GELU`` is ``gelu``, ``none``
-    no batch norm), hashable; 0 and 0.0 compare equal as they are."""
-    return tuple(_hashable(coerced(key, params.get(key))) for key in fields)
+    no batch norm), hashable; 0 and 0.0 compare equal as they are. ``kernel_size:last``
+    is the last layer's kernel (a pair's ``ks2``; one int is every layer's)."""
+    cell = []
+    for name in fields:
+        key, _, half = name.partition(":")
+        value = coerced(key, params.get(key))
+        if half and isinstance(value, tuple) and value:
+            value = value[0] if half == "first" else value[-1]
+        cell.append(_hashable(value))
+    return tuple(cell)
 
 
 def _hashable(value: Any) -> Any:
-    return tuple(_hashable(item) for item in value) if isinstance(value, list | tuple) else value
+    if isinstance(value, list | tuple):
+        return tuple(_hashable(item) for item in value)
+    try:
+        hash(value)
+    except TypeError:  # a value no RunConfig takes (a mapping): compared as written
+        return repr(value)
+    return value
 
 
 def saved_mapping(

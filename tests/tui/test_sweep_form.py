@@ -267,6 +267,12 @@ def test_a_loaded_exclude_follows_the_cells_it_drops_through_edits(tmp_path: Pat
     # Other inputs, another seed: the same cells are left out.
     names, shown = form_runs(path, max_inputs="3000", seed="1")
     assert len(names) == 3 and shown.notes == ("the loaded file's exclude leaves out 3 runs",)
+    # One half of a pair swept (ks2), the other changed in the form: still that cell.
+    path.write_text("name: s\nmatrix:\n  l: [1, 2]\n  ks1: [3]\n  ks2: [3, 5]\n"
+                    "exclude: [{l: 2, ks2: 5}]\n")  # fmt: skip
+    assert form_runs(path)[0] == ["l-1_ks-3,3", "l-1_ks-3,5", "l-2_ks-3,3"]
+    names, _ = form_runs(path, kernel_size="[5,3],[5,5]")
+    assert names == ["l-1_ks-5,3", "l-1_ks-5,5", "l-2_ks-5,3"]
     # A one-value matrix key the form changes: the cell is its swept keys' values.
     path.write_text("name: s\nmatrix:\n  l: [1, 2]\n  act: [gelu]\nexclude: [{l: 2}]\n")
     assert form_runs(path, activation="relu")[0] == ["l-1"]
@@ -292,6 +298,31 @@ def test_a_loaded_exclude_follows_the_cells_it_drops_through_edits(tmp_path: Pat
     # Only dropped cells left: the form says so, as the file's "everything was excluded".
     _, shown = form_runs(path, layers="3")
     assert shown.errors == {"_sweep": "the loaded file's exclude leaves out every run"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "matrix:\n  l: [1, 2]\nexclude: [{l: 2}]",  # no name: the form takes one typed in
+        "name: s\nseeds: 0\nmatrix:\n  l: [1, 2]\nexclude: [{l: 2}]",  # noted, not taken
+        "name: s\nmatrix:\n  l: [1, 2]\n  ch: [{a: 1}, 4]\nexclude: [{l: 2}]",  # a mapping
+    ],
+)
+def test_an_exclude_is_kept_whatever_else_in_the_file_the_form_takes_its_own_way(
+    tmp_path: Path, text: str
+) -> None:
+    # Fourth review: any other error of the file (no name, seeds: 0) lost the exclude,
+    # and the form made l-2; a value no RunConfig takes raised TypeError.
+    path = tmp_path / "s.yml"
+    path.write_text(text + "\n")
+    loaded = load_sweep(path)
+    assert loaded.excluded is not None
+    cell = {"layers": 2, "channels": 4}
+    assert loaded.excluded.drops(cell) and not loaded.excluded.drops({**cell, "layers": 1})
+    if "ch:" not in text:
+        shown = preview("s", loaded.texts, loaded.key_names, loaded.extra,
+                        excluded=loaded.excluded)  # fmt: skip
+        assert [run.name for run in shown.runs] == ["l-1"]
 
 
 def test_a_huge_matrix_with_an_exclude_is_refused_before_its_cells_are_listed(
