@@ -103,8 +103,9 @@ def sweep_to_form(data: dict[str, Any]) -> LoadedSweep:
 
 
 def _take_exclude(loaded: LoadedSweep, data: dict[str, Any]) -> None:
-    """The cells the file's ``exclude`` drops, read as ``queue`` reads it
-    (``ExcludedCells``). An exclude ``queue`` refuses is not loaded; the note says why."""
+    """The cells the file's ``exclude`` drops, read from its matrix and exclude as ``queue``
+    reads them (``core.sweep.excluded_cells``). An exclude ``queue`` refuses is not loaded;
+    the note says why."""
     if data.get("exclude") is None:
         return
     try:
