@@ -35,6 +35,7 @@ from resconv_tui.sweep_form import (
 
 HEADER = "# Sweep file written by resconv-tui's new-sweep form (docs/sweep-format.md).\n"
 _KEPT = ("description", "targets")
+BN_FIELDS = ("bn_encoder", "bn_decoder")
 
 
 @dataclass
@@ -106,7 +107,7 @@ def _take_exclude(loaded: LoadedSweep, data: dict[str, Any]) -> None:
     """The cells the file's ``exclude`` drops, read from its matrix and exclude as ``queue``
     reads them (``core.sweep.excluded_cells``). An exclude ``queue`` refuses is not loaded;
     the note says why."""
-    if data.get("exclude") is None:
+    if data.get("exclude") in (None, []):  # `exclude: []` drops nothing: nothing to say
         return
     try:
         fields, dropped = excluded_cells(data, source="file")
@@ -214,7 +215,10 @@ def _texts(values: dict[str, list[Any]], seeds_last: bool) -> dict[str, str]:
 
     ``seeds`` vary fastest in a sweep file, so a seed field made from them goes last.
     """
-    texts = {key: format_values(vals) for key, vals in values.items()}
+    # YAML reads a bare `off` or `no` as False: for a batch-norm position, no batch norm
+    # (as queue reads it), which the form writes "none"; it wrote "False", and refused it.
+    texts = {key: format_values(None if value is False and key in BN_FIELDS else value
+                                for value in vals) for key, vals in values.items()}  # fmt: skip
     texts.update({key: text for key, text in default_texts().items() if key not in texts})
     if seeds_last:
         texts["seed"] = texts.pop("seed")

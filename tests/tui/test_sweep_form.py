@@ -357,6 +357,18 @@ def test_an_exclude_queue_refuses_is_not_loaded_and_the_note_says_why(
     assert loaded.notes[-1].startswith("'exclude' not loaded: ") and says in loaded.notes[-1]
 
 
+def test_a_batch_norm_position_written_off_loads_as_none(tmp_path: Path) -> None:
+    # YAML reads `off` as False: the form wrote "False" and refused the file queue accepts.
+    # (`exclude: []` drops nothing, and was said to be "(0 entries) kept".)
+    path = tmp_path / "s.yml"
+    path.write_text("name: s\nmax_inputs: 256\nmatrix:\n  bnp-e: [off, 1]\nexclude: []\n")
+    loaded = load_sweep(path)
+    assert loaded.texts["bn_encoder"] == "none,1"
+    assert loaded.notes == []
+    names, shown = form_runs(path)
+    assert [run.config for run in shown.runs] == [run.config for run in expand_sweep_file(path)]
+
+
 def test_memory_estimate_grows_with_batch_and_width() -> None:
     small = estimate_bytes(RunConfig())
     assert estimate_bytes(RunConfig(batch_size=128)) > small
