@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import yaml
 
@@ -180,7 +180,23 @@ def expand_sweep(
     if not isinstance(data, dict):
         got = "a list" if isinstance(data, list) else type(data).__name__
         raise SweepError(f"{source}: expected a mapping with at least 'name:', got {got}")
-    experiment, fixed, matrix, excludes, includes, seeds = _read_parts(data, source)
+    experiment = _experiment_name(data, source)
+    description = data.get("description")
+    if description is not None and not isinstance(description, str):
+        raise SweepError(
+            f"{source}: key 'description': free text, a string (got {shown(description)})"
+        )
+    fixed = {k: v for k, v in data.items() if k not in FILE_KEYS}
+    matrix = data.get("matrix")
+    _check_keys(source, ("", fixed), *([("matrix: ", matrix)] if isinstance(matrix, dict) else []))
+    matrix = _read_matrix(matrix, source)
+    overlap = set(fixed) & set(matrix)
+    if overlap:
+        raise SweepError(f"{source}: key '{sorted(overlap)[0]}' is both fixed and in 'matrix'")
+    excludes = _read_entries(data.get("exclude"), "exclude", source)
+    includes = _read_entries(data.get("include"), "include", source)
+    seeds = _read_seeds(data.get("seeds"), fixed, matrix, includes, source)
+    _check_run_count(matrix, includes, excludes, seeds, source)
     matrix_cells = _matrix_cells(matrix)
     _check_excludes_match(excludes, matrix_cells, matrix, source)
     cells = _apply_exclude(matrix_cells, excludes)
@@ -431,37 +447,6 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
-
-
-class _Parts(NamedTuple):
-    experiment: str
-    fixed: dict[str, Any]
-    matrix: dict[str, list[Any]]
-    excludes: list[dict]
-    includes: list[dict]
-    seeds: Sequence[int] | None
-
-
-def _read_parts(data: dict[str, Any], source: str) -> _Parts:
-    """A sweep mapping's parts, each checked, and its run count (before any is listed)."""
-    experiment = _experiment_name(data, source)
-    description = data.get("description")
-    if description is not None and not isinstance(description, str):
-        raise SweepError(
-            f"{source}: key 'description': free text, a string (got {shown(description)})"
-        )
-    fixed = {k: v for k, v in data.items() if k not in FILE_KEYS}
-    matrix = data.get("matrix")
-    _check_keys(source, ("", fixed), *([("matrix: ", matrix)] if isinstance(matrix, dict) else []))
-    matrix = _read_matrix(matrix, source)
-    overlap = set(fixed) & set(matrix)
-    if overlap:
-        raise SweepError(f"{source}: key '{sorted(overlap)[0]}' is both fixed and in 'matrix'")
-    excludes = _read_entries(data.get("exclude"), "exclude", source)
-    includes = _read_entries(data.get("include"), "include", source)
-    seeds = _read_seeds(data.get("seeds"), fixed, matrix, includes, source)
-    _check_run_count(matrix, includes, excludes, seeds, source)
-    return _Parts(experiment, fixed, matrix, excludes, includes, seeds)
 
 
 def excluded_cells(data: dict[str, Any], source: str) -> tuple[tuple[str, ...], list[dict]]:
