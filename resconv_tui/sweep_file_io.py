@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from core.config import coerced
 from core.errors import ConfigError, SweepError
 from core.files import atomic_write
 from core.sweep import (
@@ -35,7 +36,6 @@ from resconv_tui.sweep_form import (
 
 HEADER = "# Sweep file written by resconv-tui's new-sweep form (docs/sweep-format.md).\n"
 _KEPT = ("description", "targets")
-BN_FIELDS = ("bn_encoder", "bn_decoder")
 
 
 @dataclass
@@ -215,9 +215,9 @@ def _texts(values: dict[str, list[Any]], seeds_last: bool) -> dict[str, str]:
 
     ``seeds`` vary fastest in a sweep file, so a seed field made from them goes last.
     """
-    # YAML reads a bare `off` or `no` as False: for a batch-norm position, no batch norm
-    # (as queue reads it), which the form writes "none"; it wrote "False", and refused it.
-    texts = {key: format_values(None if value is False and key in BN_FIELDS else value
+    # YAML reads a bare `off` or `no` as False: a batch-norm position's, no batch norm, as a
+    # RunConfig reads it (coerced: None, written "none"); it wrote "False", and refused it.
+    texts = {key: format_values(coerced(key, value) if value is False else value
                                 for value in vals) for key, vals in values.items()}  # fmt: skip
     texts.update({key: text for key, text in default_texts().items() if key not in texts})
     if seeds_last:
