@@ -106,11 +106,11 @@ class Follower:
         from resconv_tui.commands.ls import run_ends
         from resconv_tui.polling import (
             SILENT_NOTE,
-            VALIDATING,
             format_duration,
             run_rate,
             shown_eta,
             silent_for,
+            validating_said,
         )
 
         parts = [f"{run.inputs_done:,} / {run.total_inputs:,} inputs ({run.progress:.0%})"]
@@ -124,11 +124,10 @@ class Follower:
             parts.append(f"silent {format_duration(silent)}: {SILENT_NOTE}")
             return "  ".join(parts)
         eta = shown_eta(run, now, run_ends(self.repo, [run], now))
-        shown = None if eta is None else f"ETA {format_duration(eta)}"
         if run.trained_all:  # as ls says it; its ETA once a finished run has told the pass's
-            shown = VALIDATING if shown is None else f"{VALIDATING}; {shown}"
-        if shown is not None:
-            parts.append(shown)
+            parts.append(validating_said(eta))
+        elif eta is not None:
+            parts.append(f"ETA {format_duration(eta)}")
         return "  ".join(parts)
 
 

@@ -309,9 +309,14 @@ def why_no_eta(
         limit = f"{STALL_AFTER_S / 60:.0f} min"
         return f"stalled: no training step for {limit} or more (see its worker's log)"
     if run.trained_all:  # at 100% for its final pass: not stuck (the dashboard's status)
-        eta = shown_eta(run, now, ends) if ends is not None else None
-        return VALIDATING if eta is None else f"{VALIDATING}; ETA {format_duration(eta)}"
+        return validating_said(shown_eta(run, now, ends) if ends is not None else None)
     return None
+
+
+def validating_said(eta: float | None) -> str:
+    """A run in its final pass, as ``ls`` and ``show --follow`` say it: with the forecast's
+    ``eta`` for the pass where there is one."""
+    return VALIDATING if eta is None else f"{VALIDATING}; ETA {format_duration(eta)}"
 
 
 def eta_text(
