@@ -126,16 +126,17 @@ def saved_mapping(
     key_names: Mapping[str, str] | None,
     extra: Mapping[str, Any],
     shown: Preview,
+    excluded: ExcludedCells | None,
 ) -> dict[str, Any]:
     """The sweep file to save for the form's runs (``shown``, its latest preview): with the
-    loaded file's exclude entries as written where they drop exactly the runs the form
-    leaves out, else one entry per run left out, by its matrix values. ConfigError when
-    neither makes the runs shown (not written: a file that trains others is worse)."""
+    loaded file's exclude entries as written (``excluded``) where they drop exactly the
+    runs the form leaves out, else one entry per run left out, by its matrix values.
+    ConfigError when neither makes the runs shown (not written: a file that trains others
+    is worse)."""
     mapping = build_mapping(name, values, key_names, extra)
-    if not shown.excluded:
+    if not shown.excluded or excluded is None:
         return mapping
-    written = shown.excluded_entries
-    for entries in (written, [dict(swept) for swept in shown.excluded]):
+    for entries in (excluded.entries, [dict(swept) for swept in shown.excluded]):
         with_exclude = {**mapping, "exclude": list(entries)}
         try:
             runs = expand_sweep(with_exclude, source="form")
@@ -159,7 +160,6 @@ class Preview:
     plans: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # what the form left out of a loaded file (its targets)
     excluded: tuple[dict[str, Any], ...] = ()  # swept values of the runs its exclude left out
-    excluded_entries: tuple[Any, ...] = ()  # that exclude, as the file wrote it
 
     @property
     def ok(self) -> bool:
@@ -323,9 +323,8 @@ def preview(
         left_out = f"{len(dropped)} run{'' if len(dropped) == 1 else 's'}"
         notes += (f"the loaded file's exclude leaves out {left_out}",)
     memory = tuple(estimate_bytes(run.config, run.param_count) for run in runs)
-    entries = excluded.entries if excluded is not None else ()
     return Preview(runs=name_runs(runs, base), total=total, memory=memory, notes=notes,
-                   excluded=tuple(dropped), excluded_entries=entries)  # fmt: skip
+                   excluded=tuple(dropped))  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -348,9 +348,8 @@ class NewSweepScreen(Screen[int | None]):
         values = self._values()
         extra, _ = fitting_extra(self._extra, values, self._published_for)
         try:
-            mapping = saved_mapping(
-                self.field("name").value, values, self._key_names, extra, self.preview
-            )
+            mapping = saved_mapping(self.field("name").value, values, self._key_names, extra,
+                                    self.preview, self._excluded)  # fmt: skip
         except ConfigError as exc:
             self.notify(str(exc), title="Not saved", severity="error")
             return

@@ -255,7 +255,7 @@ def test_the_form_makes_a_loaded_files_runs_without_those_its_exclude_drops(
     # Saved (f2) and queued from that file: the same runs again.
     loaded = load_sweep(path)
     saved = save_sweep(tmp_path / "again.yml", saved_mapping(loaded.name, parse_all(
-        loaded.texts)[0], loaded.key_names, loaded.extra, shown))  # fmt: skip
+        loaded.texts)[0], loaded.key_names, loaded.extra, shown, loaded.excluded))  # fmt: skip
     assert [run.config for run in expand_sweep_file(saved)] == [r.config for r in shown.runs]
 
 
@@ -291,7 +291,7 @@ def test_a_loaded_exclude_follows_the_cells_it_drops_through_edits(tmp_path: Pat
     texts = {**loaded.texts, "layers": "1,2"}
     shown = preview(loaded.name, texts, loaded.key_names, loaded.extra, excluded=loaded.excluded)
     mapping = saved_mapping(loaded.name, parse_all(texts)[0], loaded.key_names, loaded.extra,
-                            shown)  # fmt: skip
+                            shown, loaded.excluded)  # fmt: skip
     assert mapping["exclude"] == [{"l": 2, "act": "relu"}]
     saved = save_sweep(tmp_path / "again.yml", mapping)
     assert [run.config for run in expand_sweep_file(saved)] == [r.config for r in shown.runs]
