@@ -27,7 +27,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from core.early_signals import same_stop, stop_signals, take_over
+from core.early_signals import in_slot, same_stop, stop_signals, take_over
 from core.gpu import GpuMonitor
 from core.processes import PARENT_GONE
 from core.queue import MetricPoint, QueueError, Repo
@@ -112,8 +112,11 @@ class StopFlags:
         self.signals += 1
         if self.signals == 1:
             self.first = (signum, now)
-            say(f"{name}: stopping after this step{self.finishing_note()} (send it again to "
-                "exit at once)")  # fmt: skip
+            # A slot's "again" goes to its supervisor, whose own line says so ("again: at
+            # once"): K slots each saying "send it again" to a person who pressed Ctrl-C
+            # once misled (the slot's SIGTERM came from the supervisor, not from them).
+            again = "" if in_slot() else " (send it again to exit at once)"
+            say(f"{name}: stopping after this step{self.finishing_note()}{again}")
         else:
             self.on_second()
 

@@ -159,6 +159,7 @@ class Supervisor:
         self.reaped = [False] * len(commands)  # the current process's exit was handled
         self.restarts = [0] * len(commands)
         self.statuses = [0] * len(commands)  # each slot's last process's exit status
+        self.runs_ended = 0  # by all slot processes, as their worker rows count them
         self.signals = self.forwarded = 0
         self.kill_at: float | None = None
 
@@ -179,7 +180,7 @@ class Supervisor:
         self.children = [self.start(command) for command in self.commands]
         self.started = [time.time()] * len(self.children)
         pids = ", ".join(str(c.pid) for c in self.children)
-        say(f"{len(self.children)} slots started (pids {pids}); Ctrl-C stops them")
+        say(f"{len(self.children)} slots started as processes (pids {pids}); Ctrl-C stops them")
         while self.running():
             self.forward()
             self.reap(restart=True)
@@ -190,7 +191,9 @@ class Supervisor:
         codes = self.statuses
         again = [f"slot {i + 1} {count}x" for i, count in enumerate(self.restarts) if count]
         restarted = f"; started again after being killed: {', '.join(again)}" if again else ""
-        say(f"all slots stopped (exit statuses {', '.join(map(str, codes))}{restarted})")
+        # Worded as the thread slots' closing line, with what only processes have after it.
+        statuses = f"exit statuses {', '.join(map(str, codes))}{restarted}"
+        say(f"all slots stopped ({self.runs_ended} run(s) ended; {statuses})")
         return next((code for code in codes if code != 0), 0)
 
     def running(self) -> bool:
@@ -270,6 +273,7 @@ class Supervisor:
         except Exception as exc:  # e.g. a locked database: the next worker start recovers
             say(f"slot pid {child.pid} exited; its runs could not be checked ({exc})")
             return 0
+        self.runs_ended += left.runs_ended
         if left.lost:
             them = "them" if len(left.lost) > 1 else "it"
             say(f"slot pid {child.pid} exited with status {exit_status(child.returncode)}: "

@@ -95,7 +95,7 @@ def run_stream_slots(
         for i, worker in enumerate(workers, 1)
     ]
     streams = ", one CUDA stream each" if resolved.startswith("cuda") else ""  # none on a CPU
-    say(f"{slots} slots started as threads of process {os.getpid()}{streams}")
+    say(f"{slots} slots started as threads of process {os.getpid()}{streams}; Ctrl-C stops them")
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -339,7 +339,7 @@ def test_slots_stopped_with_their_whole_service_stop_cleanly(env: Env) -> None:
     for pid in [worker.pid, *(w.pid for w in env.repo().list_workers())]:
         os.kill(pid, signal.SIGTERM)
     assert finish(worker, env, timeout=60) == 0, env.output()
-    assert "all slots stopped (exit statuses 0, 0)" in env.output()
+    assert "all slots stopped (0 run(s) ended; exit statuses 0, 0)" in env.output()
     assert "second signal" not in env.output()
     repo = env.repo()
     assert [(r.status, r.worker_id) for r in repo.list_runs()] == [(S.QUEUED, None)] * 2
@@ -354,7 +354,7 @@ def test_slots_stopped_while_they_start_stop_cleanly(env: Env) -> None:
     wait_for(lambda: "2 slots started" in env.output(), 60, "the slots to start", env)
     worker.send_signal(signal.SIGTERM)
     assert finish(worker, env, timeout=60) == 0, env.output()
-    assert "all slots stopped (exit statuses 0, 0)" in env.output()
+    assert "all slots stopped (0 run(s) ended; exit statuses 0, 0)" in env.output()
     assert "started again" not in env.output()
     run = env.repo().get_run(1)
     assert (run.status, run.worker_id) == (S.QUEUED, None), env.output()

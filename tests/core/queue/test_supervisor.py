@@ -58,9 +58,21 @@ def test_a_slot_killed_once_that_then_ends_cleanly_leaves_exit_status_0(
     assert supervisor.run() == 0
     out = capsys.readouterr().out
     assert "slot 2/2 started again" in out
-    assert (
-        "all slots stopped (exit statuses 0, 0; started again after being killed: slot 2 1x)" in out
-    )
+    restarted = "started again after being killed: slot 2 1x"
+    assert f"all slots stopped (0 run(s) ended; exit statuses 0, 0; {restarted})" in out
+
+
+def test_the_closing_line_counts_the_runs_the_slot_processes_ended(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # As the thread slots' closing line does ("all slots stopped (3 run(s) ended)"); the
+    # process slots' said only their exit statuses.
+    ended = iter([SlotExit([], 2), SlotExit([7], 1)])
+    supervisor = Supervisor([["true"], ["true"]], on_exit=lambda _pid, _since: next(ended))
+    assert supervisor.run() == 0
+    out = capsys.readouterr().out
+    assert "2 slots started as processes (pids " in out
+    assert "all slots stopped (3 run(s) ended; exit statuses 0, 0)" in out
 
 
 class StoppedAtStart(Supervisor):
@@ -97,7 +109,7 @@ def test_a_slot_that_dies_of_the_forwarded_sigterm_has_stopped_cleanly(
     # the default action, and `worker --slots 2` exited 143 as if killed. They had
     # claimed nothing: a clean stop. (sleep has no handler either.)
     assert StoppedAtStart([["sleep", "5"], ["sleep", "5"]]).run() == 0
-    assert "all slots stopped (exit statuses 0, 0)" in capsys.readouterr().out
+    assert "all slots stopped (0 run(s) ended; exit statuses 0, 0)" in capsys.readouterr().out
     # Not asked to stop, a slot killed by SIGTERM is one killed (then started again).
     monkeypatch.setattr(slots, "RESTARTS", 0)
     assert Supervisor([["sh", "-c", "sleep 0.2; kill -TERM $$"]]).run() == 143

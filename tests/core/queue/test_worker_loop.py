@@ -1135,6 +1135,16 @@ def test_the_first_signal_names_a_run_in_its_final_pass(
     )
 
 
+def test_a_slot_leaves_send_it_again_to_its_supervisor(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C once in `worker --slots 4`'s terminal: the supervisor says "(again: at once)"
+    # and forwards SIGTERM; each of the 4 slots said "send it again to exit at once" too.
+    monkeypatch.setenv(SUPERVISOR_ENV, "4242")
+    StopFlags().note(signal.SIGTERM, time.monotonic())
+    assert capsys.readouterr().out.endswith("SIGTERM: stopping after this step\n")
+
+
 def test_a_second_signal_while_the_worker_starts_exits_at_once() -> None:
     code = (
         "import os, signal, time; from core.early_signals import count_early; count_early(); "
