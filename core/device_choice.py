@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from core.errors import ConfigError
+from core.gpu import cuda_devices_said
 from core.processes import exited_here, process_alive
 from core.queue import Repo, WorkerRow
 from core.recording import say
@@ -59,12 +60,7 @@ def resolve_device(name: str, busy: Mapping[int, int] | None = None) -> str:
         # The index as written: torch keeps it in 8 bits, so cuda:999 would read as cuda:-25.
         index = int(name.partition(":")[2] or 0)
         if index >= count:
-            has = (
-                "no CUDA GPU (use --device cpu or auto)" if count == 0
-                else "1 CUDA device: cuda:0" if count == 1
-                else f"{count} CUDA devices: cuda:0 to cuda:{count - 1}"
-            )  # fmt: skip
-            raise ConfigError(f"--device {name}: this machine has {has}")
+            raise ConfigError(f"--device {name}: this machine has {cuda_devices_said(count)}")
         return f"cuda:{index}"
     if device.type != "cpu":  # mps, xpu, meta...: torch parses them; this worker trains on none
         raise ConfigError(f"--device {name}: not a device resconv-tui trains on: use auto, "

@@ -83,6 +83,48 @@ class GpuMonitor:
         self._nvml = self._handle = None
 
 
+def cuda_devices_said(count: int) -> str:
+    """What "this machine has ..." says of ``count`` CUDA devices."""
+    if count == 0:
+        return "no CUDA GPU (use --device cpu or auto)"
+    return (
+        "1 CUDA device: cuda:0"
+        if count == 1
+        else f"{count} CUDA devices: cuda:0 to cuda:{count - 1}"
+    )
+
+
+def visible_gpu_count(visible: str | None = None) -> int | None:
+    """How many GPUs CUDA numbers ``cuda:0``, ``cuda:1``... on this machine, torch-free
+    (the dashboard's ``w`` dialog checks a ``cuda:N`` with it before a worker spends 10 s
+    importing torch to find it absent). NVML's count, or with ``CUDA_VISIBLE_DEVICES``
+    set, its entries up to the first one CUDA would stop at (empty: none). None where NVML
+    cannot tell (no driver, no library): then the worker finds out."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES") if visible is None else visible
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:
+        return None
+    try:
+        count = int(pynvml.nvmlDeviceGetCount())
+    except Exception:
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            pynvml.nvmlShutdown()
+    if visible is None:
+        return count
+    seen = 0
+    for entry in (e.strip() for e in visible.split(",")):
+        known = int(entry) < count if entry.isdigit() else entry.startswith(("GPU-", "MIG-"))
+        if not known:  # CUDA stops at an entry that names no device
+            break
+        seen += 1
+    return seen
+
+
 def _handle(pynvml: Any, index: int, visible: str | None) -> Any:
     entries = [e.strip() for e in visible.split(",") if e.strip()] if visible else []
     if not entries:

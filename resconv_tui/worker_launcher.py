@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.gpu import cuda_devices_said, cuda_index
 from core.processes import process_alive
 from core.worker_options import CLAIM_ORDERS, count_problem
 
@@ -56,12 +57,17 @@ class WorkerOptions:
 DEFAULT_WORKER = WorkerOptions()  # what `resconv-tui worker` does with no options
 
 
-def read_worker_fields(fields: Mapping[str, str]) -> tuple[WorkerOptions | None, dict[str, str]]:
-    """The options the dialog's fields hold, or None with each bad field's reason."""
+def read_worker_fields(
+    fields: Mapping[str, str], gpus: int | None = None
+) -> tuple[WorkerOptions | None, dict[str, str]]:
+    """The options the dialog's fields hold, or None with each bad field's reason;
+    ``gpus``: how many GPUs CUDA sees here (``core.gpu.visible_gpu_count``; None: unknown)."""
     errors: dict[str, str] = {}
     device = fields.get("device", "").strip() or "auto"
     if not DEVICE_NAME.fullmatch(device):
         errors["device"] = f"{device!r} is not a device: use auto, cpu, cuda or cuda:N"
+    elif problem := missing_gpu(device, gpus):
+        errors["device"] = problem
     counts: dict[str, int] = {}
     for key in ("slots", "stack"):
         text = fields.get(key, "").strip() or "1"
@@ -78,6 +84,14 @@ def read_worker_fields(fields: Mapping[str, str]) -> tuple[WorkerOptions | None,
     if errors:
         return None, errors
     return WorkerOptions(device, counts["slots"], counts["stack"], order), {}
+
+
+def missing_gpu(device: str, gpus: int | None) -> str | None:
+    """Why ``device`` (cuda or cuda:N) names no GPU of the ``gpus`` CUDA sees here."""
+    index = cuda_index(device)
+    if index is None or gpus is None or index < gpus:
+        return None
+    return f"{device!r}: this machine has {cuda_devices_said(gpus)}"
 
 
 @dataclass(frozen=True)

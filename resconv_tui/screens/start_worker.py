@@ -3,7 +3,9 @@
 The four fields are the ``resconv-tui worker`` options a GPU box needs from the
 dashboard: the device, ``--slots`` (runs at once), ``--stack`` (seeds of one cell as
 one model) and ``--order``. They come prefilled with the last choice; enter starts,
-escape starts nothing. A bad field turns red with its reason and nothing starts.
+escape starts nothing. A bad field turns red with its reason and nothing starts; a
+``cuda:N`` is checked against the GPUs NVML counts here (asked in a thread as the
+dialog opens: NVML can take a while to start on a many-GPU box without its daemon).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from core.gpu import visible_gpu_count
 from resconv_tui.widgets.param_field import ParamField
 from resconv_tui.worker_launcher import WorkerOptions, read_worker_fields
 
@@ -34,6 +37,7 @@ class StartWorkerScreen(ModalScreen[WorkerOptions | None]):
     def __init__(self, options: WorkerOptions) -> None:
         super().__init__()
         self.options = options
+        self.gpus: int | None = None  # GPUs CUDA sees here, once counted (None: unknown)
 
     def compose(self) -> ComposeResult:
         values = self.options.fields()
@@ -49,6 +53,10 @@ class StartWorkerScreen(ModalScreen[WorkerOptions | None]):
 
     def on_mount(self) -> None:
         self.query_one("#input-device", Input).focus()
+        self.run_worker(self.count_gpus, thread=True, exit_on_error=False)
+
+    def count_gpus(self) -> None:
+        self.gpus = visible_gpu_count()
 
     def field_values(self) -> dict[str, str]:
         return {field.key: field.value for field in self.query(ParamField)}
@@ -56,7 +64,7 @@ class StartWorkerScreen(ModalScreen[WorkerOptions | None]):
     @on(Input.Submitted)
     @on(Button.Pressed, "#start-worker-start")
     def start(self) -> None:
-        options, errors = read_worker_fields(self.field_values())
+        options, errors = read_worker_fields(self.field_values(), self.gpus)
         for field in self.query(ParamField):
             field.error = errors.get(field.key, "")
         if options is not None:
@@ -66,7 +74,7 @@ class StartWorkerScreen(ModalScreen[WorkerOptions | None]):
     def recheck(self) -> None:
         """A field shown wrong is judged again as it is edited: corrected, its reason
         goes (it stayed until enter, beside a value that was right by then)."""
-        _, errors = read_worker_fields(self.field_values())
+        _, errors = read_worker_fields(self.field_values(), self.gpus)
         for field in self.query(ParamField):
             if field.error:
                 field.error = errors.get(field.key, "")

@@ -233,7 +233,12 @@ def local_thread_slots(no_local_worker: None, db_url: str) -> None:
 
 
 @pytest.fixture
-def launcher() -> FakeLauncher:
+def launcher(monkeypatch: pytest.MonkeyPatch) -> FakeLauncher:
+    # The w dialog checks cuda:N against the GPUs NVML counts: none known here, so that
+    # a test's cuda:1 means the same on a one-GPU box as on CI's GPU-less one.
+    import resconv_tui.screens.start_worker as start_worker
+
+    monkeypatch.setattr(start_worker, "visible_gpu_count", lambda: None)
     return FakeLauncher()
 
 

@@ -665,6 +665,22 @@ def test_worker_fields_read_with_the_worker_s_rules() -> None:
     assert errors == {"slots": "must be at most 16 (got 17)"}
 
 
+def test_worker_fields_check_a_cuda_device_against_the_gpus_here() -> None:
+    # Counted by NVML as the dialog opens: a cuda:3 on a one-GPU box was found absent
+    # by the worker, in its log, after 10 s of importing torch.
+    one_gpu = {"device": "cuda:1", "slots": "1", "stack": "1", "order": "queue"}
+    assert read_worker_fields(one_gpu, gpus=1)[1] == {
+        "device": "'cuda:1': this machine has 1 CUDA device: cuda:0"
+    }
+    assert read_worker_fields(one_gpu, gpus=2)[1] == {}
+    assert read_worker_fields(one_gpu, gpus=None)[1] == {}  # NVML cannot tell
+    assert read_worker_fields({"device": "cuda"}, gpus=0)[1] == {
+        "device": "'cuda': this machine has no CUDA GPU (use --device cpu or auto)"
+    }
+    assert read_worker_fields({"device": "cpu"}, gpus=0)[1] == {}
+    assert read_worker_fields({"device": "auto"}, gpus=0)[1] == {}
+
+
 def test_last_log_line_is_the_reason_a_worker_exited(tmp_path: Path) -> None:
     log = tmp_path / "w.log"
     log.write_text("x" * 10_000 + "\nTraceback ...\nresconv-tui: data error: no files\n\n  \n")

@@ -936,6 +936,30 @@ async def test_w_dialog_names_each_bad_field_and_starts_nothing(
         assert launcher.started[0][1].argv() == ["--device", "cuda:1", "--slots", "2"]
 
 
+async def test_w_dialog_refuses_a_gpu_this_machine_lacks(
+    no_local_worker, app_factory, settle, launcher, monkeypatch
+) -> None:
+    import resconv_tui.screens.start_worker as start_worker
+
+    monkeypatch.setattr(start_worker, "visible_gpu_count", lambda: 1)  # as NVML counts
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        await app.workers.wait_for_complete()
+        fields = dialog_fields(app)
+        fields["device"].value = "cuda:1"
+        await pilot.press("enter")
+        assert isinstance(app.screen, StartWorkerScreen) and launcher.started == []
+        reason = str(fields["device"].query_one(".field-reason").render())
+        assert reason == "device: 'cuda:1': this machine has 1 CUDA device: cuda:0"
+        fields["device"].value = "cuda:0"
+        await pilot.pause()
+        assert fields["device"].error == ""  # corrected: its reason goes at once
+        await pilot.press("enter")
+        assert launcher.started[0][1].device == "cuda:0"
+
+
 async def test_a_worker_that_exits_at_once_shows_its_last_log_line(
     no_local_worker, app_factory, settle, launcher, tmp_path
 ) -> None:

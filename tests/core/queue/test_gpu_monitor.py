@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from core.gpu import GpuMonitor, GpuSnapshot, cuda_index
+from core.gpu import GpuMonitor, GpuSnapshot, cuda_devices_said, cuda_index, visible_gpu_count
 
 
 class NVMLError(Exception):
@@ -116,3 +116,26 @@ def test_free_memory_for_a_new_run_leaves_out_cuda_graphs_private_pools(
     assert free_for_new_runs("cuda:0") == (1000 + 60 + 6) * mib
     assert free_for_new_runs("cuda") == (1000 + 60 + 6) * mib
     assert free_for_new_runs("cuda:1") == (1000 + 200) * mib
+
+
+def test_visible_gpu_count_as_cuda_numbers_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What the dashboard's w dialog checks a cuda:N against, without torch.
+    nvml = fake_pynvml()
+    nvml.nvmlDeviceGetCount = lambda: 2
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert visible_gpu_count() == 2
+    assert visible_gpu_count(visible="1") == 1
+    assert visible_gpu_count(visible="GPU-8a1c, 0") == 2
+    assert visible_gpu_count(visible="") == 0  # set but empty: CUDA sees none
+    assert visible_gpu_count(visible="0,5,1") == 1  # CUDA stops at the first bad entry
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(fail_init=True))
+    assert visible_gpu_count() is None  # no driver: unknown, the worker finds out
+
+
+def test_cuda_devices_said() -> None:
+    assert [cuda_devices_said(n) for n in (0, 1, 3)] == [
+        "no CUDA GPU (use --device cpu or auto)",
+        "1 CUDA device: cuda:0",
+        "3 CUDA devices: cuda:0 to cuda:2",
+    ]
