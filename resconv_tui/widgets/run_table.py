@@ -360,7 +360,10 @@ def cut_names(
     """The names longer than ``width``, cut so that rows stay told apart where one way
     does it: by their most shared parts (``cut_name``), else keeping their ends, else
     their starts. (``act-gelu_seed-0`` beside ``act-relu_seed-0`` both lost ``act-...``
-    to "…seed-0"; kept from the end they read "…t-gelu_seed-0", "…t-relu_seed-0".)"""
+    to "…seed-0"; kept from the end they read "…t-gelu_seed-0", "…t-relu_seed-0".)
+    Where no one way does, each name takes the first way that tells it apart, and the
+    cut that tells the most rows apart is shown (the first way's alone made three seeds
+    of two cells read "act-tanh…" at 10 cells)."""
     long = [run_id for run_id, name in names.items() if cell_len(name) > width]
     if not long:
         return {}
@@ -370,14 +373,31 @@ def cut_names(
         lambda run_id: _keep_end(names[run_id], width),
         lambda run_id: _keep_start(names[run_id], width),
     )
+    kept = [n for i, n in names.items() if i not in long]
+
+    def told_apart(cut: dict[int, str]) -> int:
+        return len({*cut.values(), *kept})
+
     distinct = len(set(names.values()))  # two experiments may name a run alike
-    first: dict[int, str] | None = None
+    cuts = []
     for way in ways:
         cut = {run_id: way(run_id) for run_id in long}
-        if len({*cut.values(), *(n for i, n in names.items() if i not in cut)}) == distinct:
+        if told_apart(cut) == distinct:
             return cut
-        first = first or cut
-    return first or {}
+        cuts.append(cut)
+    cuts.append(_mixed(cuts, kept))
+    return max(cuts, key=told_apart)  # the first of the best
+
+
+def _mixed(cuts: list[dict[int, str]], kept: list[str]) -> dict[int, str]:
+    """Each name cut the first of ``cuts``' ways that no other row shows alike in it."""
+    counts = [Counter([*cut.values(), *kept]) for cut in cuts]
+    mixed = {}
+    for run_id in cuts[0]:
+        unique = (cut[run_id] for cut, count in zip(cuts, counts, strict=True)
+                  if count[cut[run_id]] == 1)  # fmt: skip
+        mixed[run_id] = next(unique, cuts[0][run_id])
+    return mixed
 
 
 def _keep_end(name: str, width: int) -> str:

@@ -1274,6 +1274,14 @@ def test_cut_names_stay_told_apart() -> None:
         "…seed-0…", "…seed-1…", "…seed-2…"
     }  # fmt: skip
     assert cut_names(parts, names, 40) == {}  # every name fits
+    # No one way tells these apart at 10 cells (a "validating ⨯" status at 80 columns):
+    # the first way's cut alone showed both act-tanh seeds as "act-tanh…".
+    names = {1: "ks-3_seed-0", 2: "ks-3_seed-1", 3: "ks-3_seed-2", 4: "act-relu_seed-0",
+             5: "act-gelu_seed-0", 6: "act-tanh_seed-1", 7: "act-tanh_seed-2"}  # fmt: skip
+    parts = {run_id: tuple(name.split("_")) for run_id, name in names.items()}
+    cut = cut_names(parts, names, 10)
+    assert len(set(cut.values())) == 7 and all(len(c) <= 10 for c in cut.values())
+    assert (cut[6], cut[7]) == ("…nh_seed-1", "…nh_seed-2")
 
 
 async def test_at_80_columns_wide_cells_cut_the_names_not_params(
