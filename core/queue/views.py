@@ -24,7 +24,7 @@ from typing import Any
 from core.queue.errors import UsageError
 from core.queue.rows import RunRow, WorkerRow
 from core.queue.status import RunStatus
-from core.sweep import ALIASES, target_problem
+from core.sweep import ALIASES, PAIR_ALIASES, target_problem
 
 RUN = "run"
 EXPERIMENT = "experiment"
@@ -98,6 +98,7 @@ def results_table(
 
 def _full_table(runs: Sequence[RunRow]) -> Table:
     swept = _swept_columns(runs)
+    swept += _telling_columns(runs, swept)
     several = len({run.experiment for run in runs}) > 1
     head = [RUN, *([EXPERIMENT] if several else []), *swept]
     columns = (*head, LOSS, PARAMS, MINUTES, RATE, MEMORY, METER)
@@ -119,6 +120,26 @@ def _swept_columns(runs: Sequence[RunRow]) -> list[str]:
         for key in run.swept:
             by_parameter.setdefault(ALIASES.get(key, key), key)
     return list(by_parameter.values())
+
+
+def _telling_columns(runs: Sequence[RunRow], swept: Sequence[str]) -> list[str]:
+    """Config keys, beyond the ``swept`` columns, whose values tell apart runs of one
+    experiment that those columns show alike: an experiment name queued again with
+    other fixed settings (3 layers, then 2, each sweeping ``ks``) made two rows "ks 3"
+    whose difference no column showed."""
+    shown = {ALIASES.get(key, key) for key in swept}
+    shown |= {key for key, pair in PAIR_ALIASES.items() if shown & set(pair)}
+    alike: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for run in runs:
+        values = tuple(json.dumps(swept_value(run, key), sort_keys=True) for key in swept)
+        alike.setdefault((run.experiment, values), []).append(config_of(run.config_json))
+    telling: dict[str, None] = {}
+    for configs in alike.values():
+        for key in dict.fromkeys(key for config in configs for key in config):
+            seen = {json.dumps(config.get(key), sort_keys=True) for config in configs}
+            if key not in shown and len(seen) > 1:
+                telling[key] = None
+    return list(telling)
 
 
 def results_by_cell(
@@ -143,6 +164,7 @@ def results_by_cell(
             seeds.setdefault(_cell_of(run), set()).add(run.config_hash)
     queued = {cell: len(hashes) for cell, hashes in seeds.items()}
     swept = [key for key in _swept_columns(runs) if key != "seed"]
+    swept += _telling_columns([group[0] for group in cells.values()], swept)
     several = len({run.experiment for run in runs}) > 1
     head = [*([EXPERIMENT] if several else []), *swept]
     columns_all = (*head, SEEDS, LOSS, STD, PARAMS, MINUTES, RATE, MEMORY, METER)

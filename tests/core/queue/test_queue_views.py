@@ -249,6 +249,25 @@ def test_a_cell_is_one_config_not_one_set_of_swept_values() -> None:
     table = results_by_cell(both, both)
     assert table.column("validation loss") == [0.05, 0.10]
     assert table.runs == ((2,), (1,))
+    # The two rows read "act relu" alike: the key that tells them apart is a column.
+    assert table.columns[:2] == ("act", "layers") and table.column("layers") == [3, 2]
+    assert results_table(both).columns[:3] == ("run", "act", "layers")
+    assert "layers" not in results_table([both[0]]).columns  # nothing to tell apart
+
+
+def test_only_runs_shown_alike_add_a_column() -> None:
+    # Runs whose swept values already differ add none, and seeds are a cell's own.
+    def run(run_id: int, act: str, layers: int, seed: int) -> RunRow:
+        config = {"layers": layers, "activation": act, "seed": seed}
+        return replace(BASE, id=run_id, swept={"act": act, "seed": seed}, validation_loss=0.1,
+                       config_hash=str(run_id), config_json=json.dumps(config))  # fmt: skip
+
+    apart = [run(1, "relu", 2, 0), run(2, "gelu", 3, 0), run(3, "relu", 2, 1)]
+    assert results_table(apart).columns[:4] == ("run", "act", "seed", "validation loss")
+    assert results_by_cell(apart, apart).columns[:2] == ("act", "seeds")
+    # Another experiment's runs alike are told apart by the experiment column.
+    other = replace(run(4, "relu", 3, 0), experiment="t2")
+    assert "layers" not in results_table([apart[0], other]).columns
 
 
 def test_seeds_sort_as_numbers_not_text() -> None:
