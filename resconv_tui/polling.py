@@ -441,10 +441,12 @@ def filter_runs(runs: Sequence[RunRow], query: RunsQuery) -> list[RunRow]:
 
 
 def _haystack(run: RunRow) -> str:
-    # A failed run is also found by its cause: its name ("out of memory") or the word
-    # the summary line and `retry --cause` use ("oom").
+    # A failed run is also found by its cause: its name ("out of memory"), the word
+    # the summary line and `retry --cause` use ("oom"), or the word the dashboard's own
+    # questions use ("diverged", as `r` asks before a NaN run is retried).
     cause = run_cause(run)
     cause_words = f" {cause} {cause.option}" if cause is not None else ""
+    cause_words += " diverged" if cause is FailureCause.DIVERGED else ""
     return f"{run.id} {run.name} {run.experiment} {run.status}{cause_words}".lower()
 
 

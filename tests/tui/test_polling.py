@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -520,6 +521,16 @@ def test_filters(seeded: dict[str, Any], db_url: str) -> None:
     assert len(polling.filter_runs(runs, RunsQuery(experiment="act-demo"))) == 4
     assert [r.id for r in polling.filter_runs(runs, RunsQuery(text="L-2"))] == [2]
     assert polling.filter_runs(runs, RunsQuery(RunStatus.RUNNING, "act-demo")) == []
+
+
+def test_a_nan_run_is_found_as_diverged(seeded: dict[str, Any], db_url: str) -> None:
+    # The dashboard's own word for it (r asks first "if it diverged"); "/diverged" found none.
+    first, second = Repo.open(db_url).list_runs()[:2]
+    failed = partial(dataclasses.replace, status=RunStatus.FAILED)
+    runs = [failed(first, error="loss became NaN at step 4"),
+            failed(second, error="out of memory at batch 64")]  # fmt: skip
+    assert [r.id for r in polling.filter_runs(runs, RunsQuery(text="diverged"))] == [first.id]
+    assert [r.id for r in polling.filter_runs(runs, RunsQuery(text="nan"))] == [first.id]
 
 
 def test_latest_losses_are_read_incrementally(seeded: dict[str, Any], db_url: str) -> None:
