@@ -908,7 +908,9 @@ class Repo:
         runs = {run.id: run for run in self._select_runs(conn, RunFilter(ids=tuple(ids)))}
         missing = [i for i in ids if i not in runs]
         if missing:
-            raise UnknownRun(f"no run with id {', '.join(map(str, missing))} in {self._where()}")
+            # As the wrong-status refusal below says: the ids that exist were left alone.
+            listed = ", ".join(map(str, missing))
+            raise UnknownRun(f"no run with id {listed} in {self._where()}; nothing changed")
         wrong = [runs[i] for i in ids if runs[i].status not in allowed]
         if wrong:
             listed = ", ".join(run_is(r.id, r.status) for r in wrong)

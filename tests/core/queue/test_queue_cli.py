@@ -779,8 +779,8 @@ def test_newer_schema(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("argv", "text"),
     [
-        (["cancel", "9"], "unknown run: no run with id 9 in runs.db"),
-        (["retry", "1", "9", "10"], "no run with id 9, 10"),
+        (["cancel", "9"], "unknown run: no run with id 9 in runs.db; nothing changed"),
+        (["retry", "1", "9", "10"], "no run with id 9, 10 in runs.db; nothing changed"),
         (["rm", "77"], "no run with id 77"),
         (["next", "5"], "no run with id 5"),
         (["priority", "2", "5"], "no run with id 5"),
