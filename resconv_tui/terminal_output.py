@@ -78,6 +78,9 @@ def run_series(metrics: Sequence[MetricRow]) -> list[Series]:
 def print_chart(console: Any, title: str, series: Sequence[Series], empty_note: str) -> None:
     """``series`` drawn by plotext as wide as the terminal; plain characters when the
     output is no terminal (a file, a pipe)."""
+    if not any(each.xs for each in series):  # an empty frame, 20 lines, said no more
+        print(f"{title}: {empty_note}")
+        return
     import plotext
 
     from resconv_tui.plotting import draw_series

@@ -404,6 +404,7 @@ def test_compare_plot_gives_a_running_runs_last_pass_so_far(
     repo.close()
     code, out, _ = cli(capsys, "compare", *map(str, queued), "--plot", "--db", db_url)
     assert "(dots): no data yet" in out  # not "none recorded": the queued runs' will come
+    assert "┌" not in out  # and no empty frame of 20 lines under it
 
 
 def test_compare_of_equal_configs_says_so_and_shows_no_empty_columns(
