@@ -7,7 +7,8 @@ count shown before a run is queued is the count the optimizer will see.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 
 from core.config import ACTIVATIONS, RunConfig
 
@@ -82,3 +83,21 @@ def count_params(config: RunConfig) -> int:
     """Trainable parameters (conv weights+biases, BN affine, PReLU), as the logbook counted."""
     encoder, decoder = layer_plan(config)
     return sum(layer.param_count() for layer in (*encoder, *decoder))
+
+
+# The keys a layer plan is made of (with the residual weight, which only a model of 2
+# layers or more adds), so that ``training_key`` compares what they build instead.
+PLANNED_KEYS = ("model", "activation", "bn_encoder", "bn_decoder", "residual_weight")
+
+
+def training_key(config: RunConfig) -> str:
+    """Equal for two configs that build the same model (its layer plan and residual weight)
+    and train it the same way (every other key, the seed included). At ``layers: 1`` the
+    activation (its one encoder layer has none; its decoder layer ends in a Sigmoid), a
+    v2's batch norm (none in the last layers) and the residual weight (no skip to add)
+    change nothing in the training."""
+    rest = {k: v for k, v in config.to_dict().items() if k not in PLANNED_KEYS}
+    residual = float(config.residual_weight or 0.0) if config.layers > 1 else None
+    encoder, decoder = layer_plan(config)
+    plan = [asdict(layer) for layer in (*encoder, *decoder)]
+    return json.dumps([rest, residual, plan], sort_keys=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import json
 import math
 import re
 import unicodedata
@@ -41,7 +42,7 @@ from core.config import (
     as_whole,
 )
 from core.errors import ConfigError, SweepError, cut, shown
-from core.params import count_params
+from core.params import count_params, training_key
 from core.sweep_yaml import YAMLTooBig, load_yaml
 
 # The logbook's short names -> RunConfig keys.
@@ -80,6 +81,31 @@ class ExpandedRun:
     param_count: int
     config_hash: str
     target: dict[str, float] | None = None  # published values for this cell, if any
+
+
+def trained_alike_note(runs: Sequence[ExpandedRun]) -> str | None:
+    """A note where runs of different configs would train the same model the same way
+    (``core.params.training_key``): the losses come out equal, and the sweep reads as if
+    a key were measured where it changes nothing. None where every run trains its own."""
+    groups: dict[str, list[ExpandedRun]] = {}
+    for run in runs:
+        groups.setdefault(training_key(run.config), []).append(run)
+    alike = [group for group in groups.values() if len({r.config_hash for r in group}) > 1]
+    if not alike:
+        return None
+    keys: dict[str, None] = {}  # the keys that differ within a group
+    for group in alike:
+        configs = [run.config.to_dict() for run in group]
+        for key in configs[0]:
+            if len({json.dumps(config[key]) for config in configs}) > 1:
+                keys[key] = None
+    names = list(dict.fromkeys(run.name for run in alike[0]))
+    first = " and ".join([", ".join(names[:-1]), names[-1]])
+    others = len(alike) - 1
+    more = f" ({others} more such group{'s' if others > 1 else ''})" if others else ""
+    changes = "changes" if len(keys) == 1 else "change"
+    return (f"{' and '.join(keys)} {changes} nothing in these runs: {first} build the same "
+            f"model and train it alike, to equal losses{more}")  # fmt: skip
 
 
 def expand_sweep_file(path: str | Path, max_inputs: int | None = None) -> list[ExpandedRun]:

@@ -30,6 +30,7 @@ from core.sweep import (
     expand_sweep,
     quick_check_name,
     slug,
+    trained_alike_note,
 )
 from resconv_tui.field_values import (  # noqa: F401 - re-exported: the form's whole API
     FIELDS,
@@ -319,12 +320,14 @@ def preview(
     if not runs:
         every = {"_sweep": "the loaded file's exclude leaves out every run"}
         return Preview(errors=every, total=total)
+    named = name_runs(runs, base)
+    if alike := trained_alike_note(named):
+        notes += (alike,)
     if dropped:
         left_out = f"{len(dropped)} run{'' if len(dropped) == 1 else 's'}"
         notes += (f"the loaded file's exclude leaves out {left_out}",)
     memory = tuple(estimate_bytes(run.config, run.param_count) for run in runs)
-    return Preview(runs=name_runs(runs, base), total=total, memory=memory, notes=notes,
-                   excluded=tuple(dropped))  # fmt: skip
+    return Preview(runs=named, total=total, memory=memory, notes=notes, excluded=tuple(dropped))
 
 
 @dataclass(frozen=True)

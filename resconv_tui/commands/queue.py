@@ -64,7 +64,7 @@ def inputs_count(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from core.errors import SweepError
     from core.queue.errors import UsageError
-    from core.sweep import expand_sweep_file
+    from core.sweep import expand_sweep_file, trained_alike_note
 
     try:
         runs = expand_sweep_file(args.file, args.max_inputs)
@@ -81,8 +81,11 @@ def run(args: argparse.Namespace) -> int:
         dropped = "; the file's targets are left out" if had_targets else ""
         print(f"quick check: every run trains {args.max_inputs:,} inputs, in experiment "
               f"{runs[0].experiment}{dropped}")  # fmt: skip
+    alike = trained_alike_note(runs)
     if args.dry_run:
         print(dry_run_listing(runs, dry_run_plan(args, runs)))
+        if alike:
+            print(f"note: {alike}")
         return 0
     from core.queue import NewRun
     from core.queue.failures import diverged_before, diverged_warning
@@ -94,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     print(result.summary())
     if warning := diverged_warning(diverged, result.queued_again_ids):
         print(f"note: {warning}")
+    if alike:
+        print(f"note: {alike}")
     if (result.added or result.queued_again) and not repo.list_workers():
         print(f"no worker is running: start one with `resconv-tui worker{db_option(args)}`")
     return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError, SweepError
-from core.sweep import expand_sweep_file, expand_sweep_text
+from core.sweep import expand_sweep_file, expand_sweep_text, trained_alike_note
 from core.sweep_yaml import load_yaml
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
@@ -367,3 +367,26 @@ def test_a_list_outside_the_matrix_says_where_it_belongs() -> None:
     assert "expected an integer, got [1, 2]" in str(caught.value)
     assert "go under matrix" not in str(caught.value)
     assert len(expand_sweep_text("name: x\nchannels: [8, 16]\nlayers: 2\n")) == 1  # per layer
+
+
+def test_runs_that_would_train_alike_are_noted() -> None:
+    # At one layer the activation builds nothing: relu and tanh gave bit-equal losses, and
+    # the sweep read as if the activation had been measured.
+    text = "name: s\nlayers: 1\nseeds: 3\nmatrix:\n  act: [relu, tanh]\n"
+    assert trained_alike_note(expand_sweep_text(text)) == (
+        "activation changes nothing in these runs: act-relu_seed-0 and act-tanh_seed-0 build "
+        "the same model and train it alike, to equal losses (2 more such groups)"
+    )
+    two = "name: s\nlayers: 1\nmatrix:\n  act: [relu, tanh, gelu]\n  rwf: [0.5, 1]\n"
+    note = trained_alike_note(expand_sweep_text(two))
+    assert note is not None and note.startswith("activation and residual_weight change nothing")
+    assert "act-relu_rwf-0.5, act-relu_rwf-1, act-tanh_rwf-0.5" in note
+    # Seeds alone, or keys that build another model, are runs of their own.
+    assert trained_alike_note(expand_sweep_text("name: s\nlayers: 1\nseeds: 3\n")) is None
+    deeper = "name: s\nlayers: 2\nmatrix:\n  act: [relu, tanh]\n  rwf: [0.5, 1]\n"
+    assert trained_alike_note(expand_sweep_text(deeper)) is None
+
+
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS.rglob("*.yml")), ids=lambda p: p.name)
+def test_no_shipped_sweep_trains_two_runs_alike(path: Path) -> None:
+    assert trained_alike_note(expand_sweep_file(path)) is None

@@ -103,6 +103,25 @@ def test_same_seed_same_curve_on_cpu(data: Datasets) -> None:
     assert [p.loss for p in other.train_losses] != [p.loss for p in first.train_losses]
 
 
+def test_configs_with_one_training_key_train_to_equal_losses(data: Datasets) -> None:
+    # What `queue` notes of such runs (core.sweep.trained_alike_note): at one layer the
+    # activation, the batch norm of a v2 and the residual weight build nothing.
+    from core.params import training_key
+
+    one = TINY.replace(layers=1, max_inputs=128)
+    alike = [one.replace(activation="tanh"), one.replace(bn_encoder=1, residual_weight=0.5)]
+    assert {training_key(config) for config in (one, *alike)} == {training_key(one)}
+    every_step = FitCallbacks(log_every=1)
+    losses = [[p.loss for p in fit(c, data, "cpu", every_step).train_losses] for c in (one, *alike)]
+    assert len(losses[0]) == 4 and losses[0] == losses[1] == losses[2]  # every step's
+    # At two layers the activation builds another model: another key, other losses.
+    two = TINY.replace(max_inputs=128)
+    tanh = two.replace(activation="tanh")
+    assert training_key(tanh) != training_key(two)
+    other = [[p.loss for p in fit(c, data, "cpu", every_step).train_losses] for c in (two, tanh)]
+    assert other[0] != other[1]
+
+
 def test_result_figures(data: Datasets) -> None:
     before = data.train.clone()
     result = fit(TINY, data, "cpu")

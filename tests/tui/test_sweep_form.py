@@ -109,6 +109,12 @@ def test_preview_counts_names_and_params() -> None:
     assert result.ok and result.total == 6
     assert [r.name for r in result.runs[:2]] == ["l-1_act-gelu", "l-1_act-relu"]
     assert [r.param_count for r in result.runs] == [count_params(r.config) for r in result.runs]
+    # At one layer the activation builds nothing: the preview says so, as `queue` does.
+    assert result.notes == (
+        "activation changes nothing in these runs: l-1_act-gelu and l-1_act-relu build the "
+        "same model and train it alike, to equal losses",
+    )
+    assert preview("demo", texts(layers="2..3", activation="gelu,relu")).notes == ()
 
 
 def test_preview_blames_the_field() -> None:
@@ -266,7 +272,7 @@ def test_a_loaded_exclude_follows_the_cells_it_drops_through_edits(tmp_path: Pat
     assert form_runs(path)[0] == ["l-1_act-gelu", "l-1_act-relu", "l-2_act-gelu"]
     # Other inputs, another seed: the same cells are left out.
     names, shown = form_runs(path, max_inputs="3000", seed="1")
-    assert len(names) == 3 and shown.notes == ("the loaded file's exclude leaves out 3 runs",)
+    assert len(names) == 3 and shown.notes[-1] == "the loaded file's exclude leaves out 3 runs"
     # One half of a pair swept (ks2), the other changed in the form: still that cell.
     path.write_text("name: s\nmatrix:\n  l: [1, 2]\n  ks1: [3]\n  ks2: [3, 5]\n"
                     "exclude: [{l: 2, ks2: 5}]\n")  # fmt: skip

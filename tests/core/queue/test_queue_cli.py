@@ -72,6 +72,20 @@ def test_dry_run_lists_runs_with_parameter_counts(capsys: pytest.CaptureFixture[
     assert not Path("runs.db").exists()  # a dry run needs no database
 
 
+def test_queue_notes_runs_that_would_train_alike(capsys: pytest.CaptureFixture[str]) -> None:
+    Path("alike.yml").write_text("name: alike\nlayers: 1\nmatrix:\n  act: [relu, tanh]\n")
+    note = (
+        "note: activation changes nothing in these runs: act-relu and act-tanh build the same "
+        "model and train it alike, to equal losses"
+    )
+    code, out, _ = cli(capsys, "queue", "alike.yml", "--dry-run")
+    assert code == 0 and out.splitlines()[-1] == note
+    code, out, _ = cli(capsys, "queue", "alike.yml")
+    assert code == 0 and note in out.splitlines()  # queued all the same: a note, no refusal
+    assert len(Repo.open("runs.db").list_runs()) == 2
+    assert "note:" not in cli(capsys, "queue", "sweep.yml", "--dry-run")[1]
+
+
 def test_a_quick_check_of_a_logbook_table_with_max_inputs(
     capsys: pytest.CaptureFixture[str], in_tmp: Path
 ) -> None:
