@@ -43,7 +43,7 @@ from core.config import (
 )
 from core.errors import ConfigError, SweepError, cut, shown
 from core.params import count_params, training_key
-from core.sweep_yaml import YAMLTooBig, load_yaml
+from core.sweep_yaml import MAX_FILE_BYTES, YAMLTooBig, load_yaml
 
 # The logbook's short names -> RunConfig keys.
 ALIASES: dict[str, str] = {
@@ -111,17 +111,26 @@ def trained_alike_note(runs: Sequence[ExpandedRun]) -> str | None:
 def expand_sweep_file(path: str | Path, max_inputs: int | None = None) -> list[ExpandedRun]:
     """Read and expand a sweep file; raise SweepError naming the file on any problem.
     ``max_inputs``: a quick check of the sweep (``shortened``)."""
+    if not str(path).strip():  # Path("") is ".", a folder: "cannot read file ." misled
+        raise SweepError("no sweep file given (the path is empty)")
     path = Path(path)
     return expand_sweep_text(read_sweep_text(path), source=str(path), max_inputs=max_inputs)
 
 
 def read_sweep_text(path: Path) -> str:
     """A sweep file's text; SweepError naming the file when it cannot be read or is not
-    UTF-8 (a binary file, a UTF-16 export) rather than a traceback."""
+    UTF-8 (a binary file, a UTF-16 export) or larger than ``MAX_FILE_BYTES``, rather
+    than a traceback (or, for /dev/zero, reading until the kernel kills the process)."""
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise SweepError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise SweepError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MiB, which no sweep file "
+                         "is (the logbook's tables are about 2 KB each)")  # fmt: skip
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SweepError(
             f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
@@ -360,7 +369,8 @@ def _check_run_count(
     # With no matrix the include entries are the cells (none: the one fixed run).
     matrix_cells = math.prod(len(values) for values in matrix.values()) if matrix else 0
     cells = max(1, matrix_cells + len(includes))
-    count = cells * (len(seeds) if seeds is not None else 1)
+    # A range's stop, not its len(): a range of 2**63 seeds or more has none (a traceback).
+    count = cells * (1 if seeds is None else seeds.stop if isinstance(seeds, range) else len(seeds))
     if count > MAX_RUNS:
         before = " before exclude" if excludes else ""
         raise SweepError(
@@ -433,8 +443,8 @@ def target_problem(key: str, value: Any) -> str | None:
         return None
     number = isinstance(value, int | float) and not isinstance(value, bool)
     if key == "params":
-        ok = number and isinstance(value, int) and value > 0
-        return None if ok else "a parameter count, a whole number above 0"
+        ok = number and isinstance(value, int) and 0 < value <= MAX_PARAMS  # as a model's
+        return None if ok else f"a parameter count, a whole number from 1 to {MAX_PARAMS:,}"
     if not number or not math.isfinite(value) or value < 0:
         return "a number, 0 or more" + (" (minutes)" if key == "minutes" else "")
     return None
@@ -591,7 +601,10 @@ def _refuse_unmatched(
 
 def _flow(entry: dict[str, Any]) -> str:
     """An entry as YAML's flow style writes it: ``{l: 3, act: relu}``."""
-    return cut(yaml.safe_dump(entry, default_flow_style=True, sort_keys=False, width=10**9).strip())
+    text = yaml.safe_dump(entry, default_flow_style=True, sort_keys=False, width=10**9).strip()
+    if "\n" in text:  # text with a line break, which YAML breaks too: one line as JSON
+        text = json.dumps(entry, ensure_ascii=False, default=str)
+    return cut(text)
 
 
 def _why_no_cell(entry: dict[str, Any], matrix: dict[str, list[Any]]) -> str:

@@ -45,7 +45,8 @@ class SweepLoader(yaml.SafeLoader):
                 continue
             key = self.construct_object(key_node, deep=False)
             try:
-                repeated = key in seen
+                repeated = key in seen  # a set key is looked up as a frozenset...
+                seen.add(key)  # ...but cannot be added: a TypeError traceback
             except TypeError:
                 continue  # unhashable: the base class says so
             if repeated:
@@ -53,7 +54,6 @@ class SweepLoader(yaml.SafeLoader):
                     "while reading a mapping", node.start_mark,
                     f"key {shown(key)} is given twice", key_node.start_mark,
                 )  # fmt: skip
-            seen.add(key)
 
 
 # Only the exponent forms YAML 1.1 lacks; everything else resolves as before (ints,
@@ -64,6 +64,22 @@ SweepLoader.add_implicit_resolver(
     list("-+0123456789."),
 )
 
+
+# No dates: YAML 1.1 reads `2024-01-01` as a date, which no key takes. As text, a name or
+# a description so written is kept, a seed so written is refused naming its key, and an
+# impossible date (`2024-13-01`) is no "month must be in 1..12" naming nothing.
+SweepLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in SweepLoader.yaml_implicit_resolvers.items()
+}
+
+# A sweep file is a few KB (the logbook's largest table, 1.5 KB): reading stops past this,
+# where /dev/zero was read until the kernel killed the process (24 GB).
+MAX_FILE_BYTES = 1 << 20
+# Whole numbers far past any key's limit (``core.config.LIMITS`` names those): a 4,000-
+# digit hex number (PyYAML reads `0x...` with no limit) broke the error message showing
+# it, and one of 310 digits the float a learning rate is made into.
+MAX_WHOLE = 10**300
 
 # A sweep nests 5 levels at most (include: entry: ch: per-layer list); 600 levels was a
 # RecursionError traceback from PyYAML's composer, 300 from our own code later on.
@@ -95,7 +111,49 @@ def load_yaml(text: str) -> Any:
     values, _ = _expanded_size(data, 1, {})
     if values > MAX_VALUES:
         raise YAMLTooBig(f"the YAML's aliases expand to {values:,} values (at most {MAX_VALUES:,})")
+    _refuse_unusable(data, (), set())
     return data
+
+
+def _refuse_unusable(value: Any, path: tuple[str, ...], seen: set[int]) -> None:
+    """YAMLTooBig naming where ``value`` holds what no key takes and what cannot be shown
+    or stored: a whole number of 301 digits or more, text with a lone surrogate (``"\\ud800"``:
+    it passed every check, then broke printing and the database), binary data."""
+    if isinstance(value, list | dict):
+        if id(value) in seen:  # an alias: looked at once
+            return
+        seen.add(id(value))
+        items = value.items() if isinstance(value, dict) else enumerate(value, 1)
+        for key, item in items:
+            inner = (*path, f"item {key}" if isinstance(value, list) else _key_text(key))
+            if isinstance(value, dict):
+                _refuse_unusable(key, inner, seen)
+            _refuse_unusable(item, inner, seen)
+        return
+    where = f"key {' > '.join(path)}" if path else "the document"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_WHOLE:
+        raise YAMLTooBig(f"{where}: a whole number of 301 digits or more, far too large "
+                         "for any key")  # fmt: skip
+    if isinstance(value, str) and not _encodable(value):
+        raise YAMLTooBig(f"{where}: text with a lone surrogate (an escape such as \\ud800), "
+                         "which is no character")  # fmt: skip
+    if isinstance(value, bytes):
+        raise YAMLTooBig(f"{where}: binary data (!!binary), which no key takes")
+
+
+def _key_text(key: Any) -> str:
+    """A mapping key as a path step: its text, quoted, when it can be shown at all."""
+    if isinstance(key, str) and _encodable(key):
+        return shown(key)
+    return "a key" if isinstance(key, str | int) else shown(key)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _expanded_size(value: Any, depth: int, seen: dict[int, tuple[int, int]]) -> tuple[int, int]:

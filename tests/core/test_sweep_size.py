@@ -98,7 +98,10 @@ def test_a_big_file_is_read_whole(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("value", "why"),
-    [("2024-13-45", "month must be in 1..12"), ("9" * 5000, "Exceeds the limit (4300 digits)")],
+    [
+        ("!!timestamp 2024-13-45", "month must be in 1..12"),
+        ("9" * 5000, "Exceeds the limit (4300 digits)"),
+    ],
     ids=["date", "long number"],
 )
 def test_a_value_pyyaml_cannot_make_is_one_line(value: str, why: str) -> None:
@@ -137,3 +140,57 @@ def test_a_sweep_of_too_many_runs_is_refused_before_expanding(text: str, message
 def test_a_sweep_of_the_most_runs_is_expanded() -> None:
     runs = expand_sweep_text("name: x\nlayers: 1\nch: 1\nmatrix:\n  ks: [1, 3]\nseeds: 5000\n")
     assert len(runs) == 10_000 and runs[-1].name == "ks-3_seed-4999"
+
+
+HUGE_HEX = "0x" + "f" * 4000  # PyYAML reads hex with no digit limit
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # A float made of it overflowed, then the message showing it broke (tracebacks).
+        (f"lr: 1{'0' * 309}", "key 'lr': a whole number of 301 digits or more"),
+        (f"layers: {HUGE_HEX}", "key 'layers': a whole number of 301 digits or more"),
+        (f"matrix:\n  l: [1, {HUGE_HEX}]", "key 'matrix' > 'l' > item 2: a whole number of 301"),
+        # --dry-run passed this one; the queue's insert broke on it.
+        (f"matrix: {{l: [1, 2]}}\ntargets: [{{l: 1, params: {HUGE_HEX}}}]",
+         "key 'targets' > item 1 > 'params': a whole number of 301"),
+        # It passed every check, then broke printing the listing and the database insert.
+        ('name: "a\\ud800b"', "key 'name': text with a lone surrogate"),
+        ("description: !!binary aGVsbG8=", "key 'description': binary data (!!binary)"),
+        ("!!set {1, 2}: 1", "malformed YAML at line 3, column 1: found unhashable key"),
+        ("seeds: 9223372036854775808", "the sweep expands to 9,223,372,036,854,775,808 runs"),
+        # The pair's first value rounded up to kernels [1, 1, 3] without a word.
+        ("layers: 3\nks1: 0\nks2: 3", "key 'kernel_size': every value must be >= 1"),
+    ],
+    ids=["310 digits", "hex", "hex in matrix", "hex params", "surrogate", "binary", "set key",
+         "2**63 seeds", "ks1 0"],
+)  # fmt: skip
+def test_what_no_key_takes_is_refused_naming_where(text: str, message: str) -> None:
+    name = "" if text.startswith("name:") else "name: x\n"
+    layers = "" if "layers:" in text else "layers: 2\n"
+    assert message in refused(f"{name}{layers}{text}\n")
+
+
+def test_dates_are_text() -> None:
+    # YAML 1.1 made them dates, which no key takes: "got datetime.date(2024, 1, 1)".
+    assert expand_sweep_text("name: 2024-01-01\nlayers: 2\n")[0].experiment == "2024-01-01"
+    assert expand_sweep_text("name: x\nlayers: 2\ndescription: 2024-13-01\n")
+    assert "key 'seed'" in refused("name: x\nlayers: 2\nseed: 2024-01-01\n")
+
+
+def test_an_entry_with_a_line_break_is_shown_in_one_line() -> None:
+    message = refused('name: x\nmatrix:\n  l: [1, 2]\nexclude: [{l: "a\\nb"}]\n')
+    assert 'exclude entry 1 {"l": "a\\nb"} matches no cell' in message
+
+
+def test_a_file_past_a_mib_is_refused_unread(tmp_path: Path) -> None:
+    # /dev/zero was read until the kernel killed the process (24 GB).
+    path = tmp_path / "big.yml"
+    path.write_text("name: x\n# " + "x" * (1 << 20) + "\n")
+    with pytest.raises(SweepError, match=r"big.yml: larger than 1 MiB, which no sweep file is"):
+        expand_sweep_file(path)
+    with pytest.raises(SweepError, match=r"larger than 1 MiB"):
+        expand_sweep_file("/dev/zero")
+    with pytest.raises(SweepError, match=r"^no sweep file given \(the path is empty\)$"):
+        expand_sweep_file("")  # it said "cannot read file ." (a folder)
