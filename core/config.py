@@ -300,7 +300,7 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
     if key in _STR_KEYS:
         if not isinstance(raw, str):
             raise bad("a string")
-        return raw.strip().lower() if key != "validation" else raw.strip()
+        return raw.strip().lower()  # `validation: Fixed` as `act: GELU` and `model: V2`
     if key in _BN_KEYS:
         # YAML 1.1 reads a bare `off`/`no` as False: that means "no BN" too.
         if raw is None or raw is False or (isinstance(raw, str) and raw.strip().lower() in _BN_OFF):

@@ -114,6 +114,12 @@ def test_yaml_style_values_are_accepted() -> None:
     )
     assert config.lr == 3e-4 and config.bn_encoder is None and config.bn_decoder is None
     assert config.activation == "gelu"
+    # Every named choice is read in any case: `validation: Fixed` alone was refused.
+    named = {"activation": "ReLU", "model": "V1", "dataset": "MNIST", "precision": "FP32",
+             "validation": "Seed-Faithful"}  # fmt: skip
+    config = RunConfig.from_dict(named)
+    assert [getattr(config, key) for key in named] == ["relu", "v1", "mnist", "fp32",
+                                                       "seed-faithful"]  # fmt: skip
 
 
 def test_json_round_trip_and_stable_hash() -> None:
