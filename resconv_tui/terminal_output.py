@@ -11,6 +11,9 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
+import sys
+import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -155,3 +158,23 @@ def pipe_width() -> int:
     except (OSError, ValueError):  # no terminal at all: a script's log, cron
         columns = 0
     return columns or 100
+
+
+def terminal_columns() -> int | None:
+    """The width of the terminal stdout writes to; None for a pipe or a file."""
+    if not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size().columns or None  # 0: a size never set
+
+
+def print_item(text: str, first: str = "  ", then: str = "      ") -> None:
+    """One line of a list (``status``'s runs and workers): on a terminal, wrapped between
+    words with ``then`` before each line after the first (one past 80 columns broke
+    mid-word at the edge: "worker vm-9735-842" / "8"); whole in a pipe or a file, where
+    grep reads it line by line."""
+    columns = terminal_columns()
+    if columns is None:
+        print(first + text)
+        return
+    print(textwrap.fill(text, width=columns, initial_indent=first, subsequent_indent=then,
+                        break_long_words=False, break_on_hyphens=False))  # fmt: skip

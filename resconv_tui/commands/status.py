@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from resconv_tui.cli import add_db_option, db_option, open_repo
+from resconv_tui.terminal_output import print_item
 
 if TYPE_CHECKING:
     from core.queue import RunRow, WorkerRow
@@ -40,21 +41,22 @@ def run(args: argparse.Namespace) -> int:
     now = time.time()
     counts = repo.counts_by_status()
     print(f"database {describe(repo.url)}")
-    print("runs: " + ", ".join(f"{counts[s]} {s.value}" for s in RunStatus))
+    print_item("runs: " + ", ".join(f"{counts[s]} {s.value}" for s in RunStatus), "", "  ")
     running = repo.list_runs(RunFilter(statuses=frozenset({RunStatus.RUNNING})))
     workers = repo.list_workers()
     # Workers of this machine killed without a clean stop (kill -9): said, not recorded
     # (status only reads; an open dashboard or the next worker start records it).
     exited = exited_here_now(workers, now)
     if counts[RunStatus.QUEUED] or running:  # the exited ones train nothing any more
-        print(eta_line(repo.list_runs(), [w for w in workers if w.id not in exited], now))
+        eta = eta_line(repo.list_runs(), [w for w in workers if w.id not in exited], now)
+        print_item(eta, first="", then="  ")
     held = held_runs(running, workers)  # a stacked worker's row names one of its runs
     stalled = stalled_runs(workers, held)
     if running:
         print("running:")
         for run_row in running:
             exited_here = run_row.worker_id in exited
-            print("  " + running_line(run_row, now, exited_here, run_row.id in stalled))
+            print_item(running_line(run_row, now, exited_here, run_row.id in stalled))
     failed = repo.list_runs(RunFilter(statuses=frozenset({RunStatus.FAILED}), order="recent"))
     db = db_option(args)
     if failed:
@@ -69,9 +71,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"workers: none live ({start}); lately:" if gone else f"workers: none ({start})")
     for worker in workers:
-        print("  " + worker_line(worker, now, held[worker.id], worker.id in exited))
+        print_item(worker_line(worker, now, held[worker.id], worker.id in exited))
     for worker in gone:  # they hold no run: a lost one's ended "worker lost"
-        print("  " + worker_line(worker, now, []))
+        print_item(worker_line(worker, now, []))
     return 0
 
 
@@ -119,13 +121,13 @@ def print_failures(failed: list[RunRow], db: str = "") -> None:
 
     print("failed, by cause:")
     for cause, count in failure_counts(failed).items():
-        print(f"  {count} {cause}: {RETRY_ADVICE[cause]} "
-              f"(resconv-tui retry --cause {cause.option}{db})")  # fmt: skip
+        print_item(f"{count} {cause}: {RETRY_ADVICE[cause]} "
+                   f"(resconv-tui retry --cause {cause.option}{db})")  # fmt: skip
     print("recently failed:")
     for run_row in failed[:RECENT_FAILURES]:
         cause = failure_cause(run_row.error)  # every row here failed
         error = run_row.error or "(no error text)"
-        print(f"  #{run_row.id} {run_row.experiment}/{run_row.name} [{cause}]: {error}")
+        print_item(f"#{run_row.id} {run_row.experiment}/{run_row.name} [{cause}]: {error}")
 
 
 EXITED = " (its process has exited: lost; a worker or an open dashboard marks its runs failed)"

@@ -214,6 +214,22 @@ def test_status_counts_running_runs_and_workers(capsys: pytest.CaptureFixture[st
     assert re.search(r"^queue ETA: \d+s \(smoke \d+s\)$", out, re.MULTILINE), out
 
 
+def test_status_wraps_its_lines_between_words_on_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At 80 columns the terminal broke them at the edge, mid-word ("...-842" / "8").
+    import resconv_tui.terminal_output as terminal_output
+
+    queued_and_claimed(capsys)
+    whole = cli(capsys, "status")[1]  # a pipe: every line whole, for grep
+    monkeypatch.setattr(terminal_output, "terminal_columns", lambda: 60)
+    out = cli(capsys, "status")[1]
+    assert all(len(line) <= 60 for line in out.splitlines())
+    assert " ".join(out.split()) == " ".join(whole.split())  # the same words, none cut
+    assert any(len(line) > 60 for line in whole.splitlines())
+    assert "\n      " in out  # a wrapped line goes on under its item, indented
+
+
 def test_status_says_which_queued_runs_no_worker_will_take(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
