@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from core.queue.rows import RunRow
+from core.queue.rows import NewRun, RunRow
 from core.queue.views import (
     DIFF,
     EXPERIMENT,
@@ -102,3 +102,35 @@ def _differs(key: str, configs: Sequence[dict[str, Any]]) -> bool:
     differs from any value but none)."""
     values = {json.dumps(config.get(key), sort_keys=True) for config in configs}
     return len(values) > 1
+
+
+def settings_apart_note(existing: Sequence[RunRow], runs: Sequence[NewRun]) -> str | None:
+    """A note where ``runs`` (a sweep being queued) hold a key fixed that the ``existing``
+    runs of their experiment hold fixed at another value: a name queued again for another
+    sweep (3 layers there, 2 here), whose results then read as one sweep. None otherwise."""
+    if not runs:
+        return None
+    experiment = runs[0].experiment
+    before = [config_of(run.config_json) for run in existing if run.experiment == experiment]
+    now = [config_of(run.config_json) for run in runs]
+    if not before:
+        return None
+    apart = []
+    for key in _keys_in_order(now):
+        there, here = _one_value(key, before), _one_value(key, now)
+        if key != "seed" and there is not None and here is not None and there != here:
+            apart.append(
+                f"{key} {_shown(json.loads(there))} there, {_shown(json.loads(here))} here"
+            )
+    if not apart:
+        return None
+    held = f"{len(before):,} run{'s' if len(before) > 1 else ''}"
+    return (f"experiment '{experiment}' already holds {held} of other settings "
+            f"({'; '.join(apart)}): results show them side by side, told apart by those "
+            "columns; another name keeps the sweeps apart")  # fmt: skip
+
+
+def _one_value(key: str, configs: Sequence[dict[str, Any]]) -> str | None:
+    """``key``'s one value in every config of ``configs`` (as JSON); None where it varies."""
+    values = {json.dumps(config.get(key), sort_keys=True) for config in configs}
+    return values.pop() if len(values) == 1 else None

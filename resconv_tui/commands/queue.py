@@ -87,18 +87,23 @@ def run(args: argparse.Namespace) -> int:
         if alike:
             print(f"note: {alike}")
         return 0
-    from core.queue import NewRun
+    from core.queue import NewRun, RunFilter
+    from core.queue.comparison import settings_apart_note
     from core.queue.failures import diverged_before, diverged_warning
 
     repo = open_repo(args, create=True)
     new_runs = [NewRun.from_expanded(r) for r in runs]
     diverged = [] if args.force else diverged_before(repo, new_runs)
+    kept = repo.list_runs(RunFilter(experiment=new_runs[0].experiment)) if new_runs else []
+    apart = settings_apart_note(kept, new_runs)
     result = repo.enqueue(new_runs, args.priority, args.force)
     print(result.summary())
     if warning := diverged_warning(diverged, result.queued_again_ids):
         print(f"note: {warning}")
     if alike:
         print(f"note: {alike}")
+    if apart and (result.added or result.queued_again):
+        print(f"note: {apart}")
     if (result.added or result.queued_again) and not repo.list_workers():
         print(f"no worker is running: start one with `resconv-tui worker{db_option(args)}`")
     return 0

@@ -135,6 +135,25 @@ async def test_queue_writes_rows_with_priority(db_url: str) -> None:
     assert [r.config for r in rows] == [RunConfig(layers=n, max_inputs=256) for n in (1, 2, 3)]
 
 
+async def test_queueing_into_an_experiment_of_other_settings_says_so(db_url: str) -> None:
+    repo = Repo.open(db_url)
+    repo.enqueue([NewRun.from_config(RunConfig(layers=3, max_inputs=256), experiment="e2e",
+                                     name="l-3", param_count=1)])  # fmt: skip
+    repo.close()
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, "name", "e2e")
+        await type_into(pilot, "layers", "2")
+        await type_into(pilot, "activation", "gelu,relu")
+        await type_into(pilot, "max_inputs", "256")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        messages = [n.message for n in app._notifications]
+    assert app.result == 2
+    assert any(m.startswith("experiment 'e2e' already holds 1 run of other settings (layers 3 "
+                            "there, 2 here)") for m in messages), messages  # fmt: skip
+
+
 @pytest.mark.parametrize("priority", ["99999999999", "-1000001", "\u00b2", "x"])
 async def test_a_priority_the_command_line_refuses_is_marked_not_queued(
     db_url: str, priority: str

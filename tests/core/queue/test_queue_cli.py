@@ -86,6 +86,28 @@ def test_queue_notes_runs_that_would_train_alike(capsys: pytest.CaptureFixture[s
     assert "note:" not in cli(capsys, "queue", "sweep.yml", "--dry-run")[1]
 
 
+def test_queue_notes_an_experiment_that_holds_other_settings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The name queued again for another sweep: results read both as one, and nothing said so.
+    cli(capsys, "queue", "sweep.yml")  # layers 2, max_inputs 512, ch x lr swept
+    Path("more.yml").write_text(SWEEP.replace("[4, 8]", "[4, 8, 16]"))
+    assert "other settings" not in cli(capsys, "queue", "more.yml")[1]  # more cells: no note
+    Path("other.yml").write_text("name: smoke\nlayers: 3\nmax_inputs: 512\nmatrix:\n"
+                                 "  ch: [4, 8]\n")  # fmt: skip
+    code, out, _ = cli(capsys, "queue", "other.yml")
+    assert (
+        code == 0
+        and (
+            "note: experiment 'smoke' already holds 6 runs of other settings (layers 2 there, 3 "
+            "here): results show them side by side, told apart by those columns; another name "
+            "keeps the sweeps apart"
+        )
+        in out.splitlines()
+    ), out
+    assert "other settings" not in cli(capsys, "queue", "sweep.yml")[1]  # nothing added
+
+
 def test_a_quick_check_of_a_logbook_table_with_max_inputs(
     capsys: pytest.CaptureFixture[str], in_tmp: Path
 ) -> None:
