@@ -390,11 +390,7 @@ def _validate_layers(c: RunConfig) -> None:
             lists[key] = getter()
         except ConfigError as exc:
             raise ConfigError(f"key '{key}': {exc}") from None
-        # The values as given too: a [first, last] pair's are not the layers' (``ks1: 0``
-        # made the kernels [1, 1, 3], odd by seed-spec's rounding, without a word).
-        given = getattr(c, key)
-        values = [*lists[key], *(given if isinstance(given, list | tuple) else [])]
-        _check(all(v >= 1 for v in values), key, given, "every value must be >= 1")
+        _check(all(v >= 1 for v in lists[key]), key, getattr(c, key), "every value must be >= 1")
     if c.padding == "same":
         even = [k for k in lists["kernel_size"] if k % 2 == 0]
         _check(not even, "kernel_size", c.kernel_size, "padding 'same' needs odd kernel sizes")

@@ -7,8 +7,8 @@ count shown before a run is queued is the count the optimizer will see.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from core.config import ACTIVATIONS, RunConfig
 
@@ -87,17 +87,18 @@ def count_params(config: RunConfig) -> int:
 
 # The keys a layer plan is made of (with the residual weight, which only a model of 2
 # layers or more adds), so that ``training_key`` compares what they build instead.
-PLANNED_KEYS = ("model", "activation", "bn_encoder", "bn_decoder", "residual_weight")
+PLANNED_KEYS = frozenset({"model", "layers", "channels", "kernel_size", "padding", "stride",
+                          "activation", "bn_encoder", "bn_decoder", "residual_weight"})  # fmt: skip
+_TRAINING_FIELDS = tuple(f.name for f in fields(RunConfig) if f.name not in PLANNED_KEYS)
 
 
-def training_key(config: RunConfig) -> str:
+def training_key(config: RunConfig) -> tuple[Any, ...]:
     """Equal for two configs that build the same model (its layer plan and residual weight)
     and train it the same way (every other key, the seed included). At ``layers: 1`` the
     activation (its one encoder layer has none; its decoder layer ends in a Sigmoid), a
-    v2's batch norm (none in the last layers) and the residual weight (no skip to add)
-    change nothing in the training."""
-    rest = {k: v for k, v in config.to_dict().items() if k not in PLANNED_KEYS}
+    v2's batch norm (none in the last layers), the residual weight (no skip to add) and
+    the last value of a [first, last] pair change nothing in the training."""
+    rest = tuple(getattr(config, name) for name in _TRAINING_FIELDS)
     residual = float(config.residual_weight or 0.0) if config.layers > 1 else None
     encoder, decoder = layer_plan(config)
-    plan = [asdict(layer) for layer in (*encoder, *decoder)]
-    return json.dumps([rest, residual, plan], sort_keys=True)
+    return (rest, residual, tuple(encoder), tuple(decoder))

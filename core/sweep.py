@@ -85,27 +85,29 @@ class ExpandedRun:
 
 def trained_alike_note(runs: Sequence[ExpandedRun]) -> str | None:
     """A note where runs of different configs would train the same model the same way
-    (``core.params.training_key``): the losses come out equal, and the sweep reads as if
-    a key were measured where it changes nothing. None where every run trains its own."""
-    groups: dict[str, list[ExpandedRun]] = {}
+    (``core.params.training_key``): their losses come out the same, and the sweep reads as
+    if a key were measured where it changes nothing. None where every run trains its own."""
+    groups: dict[tuple[Any, ...], list[ExpandedRun]] = {}
     for run in runs:
         groups.setdefault(training_key(run.config), []).append(run)
     alike = [group for group in groups.values() if len({r.config_hash for r in group}) > 1]
     if not alike:
         return None
-    keys: dict[str, None] = {}  # the keys that differ within a group
-    for group in alike:
-        configs = [run.config.to_dict() for run in group]
-        for key in configs[0]:
-            if len({json.dumps(config[key]) for config in configs}) > 1:
-                keys[key] = None
-    names = list(dict.fromkeys(run.name for run in alike[0]))
-    first = " and ".join([", ".join(names[:-1]), names[-1]])
+    first = alike[0]  # named, with the keys its own runs differ in
+    configs = [run.config.to_dict() for run in first]
+    keys = [key for key in configs[0] if len({json.dumps(c[key]) for c in configs}) > 1]
+    names = list(dict.fromkeys(run.name for run in first))
+    shown_names = names[:3] + ([f"{len(names) - 3} more"] if len(names) > 3 else [])
     others = len(alike) - 1
     more = f" ({others} more such group{'s' if others > 1 else ''})" if others else ""
     changes = "changes" if len(keys) == 1 else "change"
-    return (f"{' and '.join(keys)} {changes} nothing in these runs: {first} build the same "
-            f"model and train it alike, to equal losses{more}")  # fmt: skip
+    return (f"{_and(keys)} {changes} nothing in these runs: {_and(shown_names)} build the "
+            f"same model and train it alike, to the same losses{more}")  # fmt: skip
+
+
+def _and(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def expand_sweep_file(path: str | Path, max_inputs: int | None = None) -> list[ExpandedRun]:
@@ -785,7 +787,11 @@ def _check_limits(params: dict[str, Any], source: str, context: str) -> None:
             # Small ones below `least` (0 channels) get RunConfig's own message; a float
             # too (`max_inputs: 1e16`, beyond the 2**53 of a whole number is refused so).
             number_given = isinstance(number, int | float) and not isinstance(number, bool)
-            if number_given and abs(number) > most:
+            # Below `least` too in a [first, last] pair, whose values are not the layers'
+            # (`ks1: 0` made kernels [1, 1, 3] by seed-spec's rounding, without a word).
+            # Here, not in RunConfig: runs queued before this check must still load.
+            below = isinstance(value, list | tuple) and len(value) == 2 and number_given
+            if number_given and (abs(number) > most or (below and number < least)):
                 got = shown(value)
                 raise SweepError(
                     f"{source}: {context}key '{key}': must be {least} to {most:,} (got {got})"

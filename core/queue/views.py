@@ -164,7 +164,8 @@ def results_by_cell(
             seeds.setdefault(_cell_of(run), set()).add(run.config_hash)
     queued = {cell: len(hashes) for cell, hashes in seeds.items()}
     swept = [key for key in _swept_columns(runs) if key != "seed"]
-    swept += _telling_columns([group[0] for group in cells.values()], swept)
+    # A cell's seeds are its rows' own: its first run's seed tells no cell apart.
+    swept += [k for k in _telling_columns([g[0] for g in cells.values()], swept) if k != "seed"]
     several = len({run.experiment for run in runs}) > 1
     head = [*([EXPERIMENT] if several else []), *swept]
     columns_all = (*head, SEEDS, LOSS, STD, PARAMS, MINUTES, RATE, MEMORY, METER)

@@ -375,7 +375,7 @@ def test_runs_that_would_train_alike_are_noted() -> None:
     text = "name: s\nlayers: 1\nseeds: 3\nmatrix:\n  act: [relu, tanh]\n"
     assert trained_alike_note(expand_sweep_text(text)) == (
         "activation changes nothing in these runs: act-relu_seed-0 and act-tanh_seed-0 build "
-        "the same model and train it alike, to equal losses (2 more such groups)"
+        "the same model and train it alike, to the same losses (2 more such groups)"
     )
     two = "name: s\nlayers: 1\nmatrix:\n  act: [relu, tanh, gelu]\n  rwf: [0.5, 1]\n"
     note = trained_alike_note(expand_sweep_text(two))
@@ -385,6 +385,20 @@ def test_runs_that_would_train_alike_are_noted() -> None:
     assert trained_alike_note(expand_sweep_text("name: s\nlayers: 1\nseeds: 3\n")) is None
     deeper = "name: s\nlayers: 2\nmatrix:\n  act: [relu, tanh]\n  rwf: [0.5, 1]\n"
     assert trained_alike_note(expand_sweep_text(deeper)) is None
+    # The keys named are the named group's own; a pair's last value at one layer builds
+    # nothing either; long groups are cut.
+    gelu = "  - {act: gelu, lr: 0.002, rwf: "
+    mixed = ("name: s\nlayers: 1\nmatrix:\n  act: [relu, tanh]\n  lr: [0.001]\ninclude:\n"
+             f"{gelu}0.5}}\n{gelu}2}}\n")  # fmt: skip
+    assert trained_alike_note(expand_sweep_text(mixed)) == (
+        "activation changes nothing in these runs: act-relu_lr-0.001 and act-tanh_lr-0.001 "
+        "build the same model and train it alike, to the same losses (1 more such group)"
+    )
+    pair = "name: s\nlayers: 1\nmatrix:\n  ks1: [3]\n  ks2: [3, 5, 7, 9]\n"
+    assert trained_alike_note(expand_sweep_text(pair)) == (
+        "kernel_size changes nothing in these runs: ks1-3_ks2-3, ks1-3_ks2-5, ks1-3_ks2-7 and "
+        "1 more build the same model and train it alike, to the same losses"
+    )
 
 
 @pytest.mark.parametrize("path", sorted(EXPERIMENTS.rglob("*.yml")), ids=lambda p: p.name)

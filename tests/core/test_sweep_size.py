@@ -161,7 +161,7 @@ HUGE_HEX = "0x" + "f" * 4000  # PyYAML reads hex with no digit limit
         ("!!set {1, 2}: 1", "malformed YAML at line 3, column 1: found unhashable key"),
         ("seeds: 9223372036854775808", "the sweep expands to 9,223,372,036,854,775,808 runs"),
         # The pair's first value rounded up to kernels [1, 1, 3] without a word.
-        ("layers: 3\nks1: 0\nks2: 3", "key 'kernel_size': every value must be >= 1"),
+        ("layers: 3\nks1: 0\nks2: 3", "key 'kernel_size': must be 1 to 127 (got [0, 3])"),
     ],
     ids=["310 digits", "hex", "hex in matrix", "hex params", "surrogate", "binary", "set key",
          "2**63 seeds", "ks1 0"],
@@ -170,6 +170,13 @@ def test_what_no_key_takes_is_refused_naming_where(text: str, message: str) -> N
     name = "" if text.startswith("name:") else "name: x\n"
     layers = "" if "layers:" in text else "layers: 2\n"
     assert message in refused(f"{name}{layers}{text}\n")
+
+
+def test_a_run_queued_before_the_pair_check_still_loads() -> None:
+    # Refused in new sweeps only: RunConfig must still read the rows queued before.
+    from core.config import RunConfig
+
+    assert RunConfig.from_dict({"layers": 3, "kernel_size": [0, 3]}).kernel_list() == [1, 1, 3]
 
 
 def test_dates_are_text() -> None:

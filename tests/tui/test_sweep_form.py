@@ -112,7 +112,7 @@ def test_preview_counts_names_and_params() -> None:
     # At one layer the activation builds nothing: the preview says so, as `queue` does.
     assert result.notes == (
         "activation changes nothing in these runs: l-1_act-gelu and l-1_act-relu build the "
-        "same model and train it alike, to equal losses",
+        "same model and train it alike, to the same losses",
     )
     assert preview("demo", texts(layers="2..3", activation="gelu,relu")).notes == ()
 

@@ -76,7 +76,7 @@ def test_queue_notes_runs_that_would_train_alike(capsys: pytest.CaptureFixture[s
     Path("alike.yml").write_text("name: alike\nlayers: 1\nmatrix:\n  act: [relu, tanh]\n")
     note = (
         "note: activation changes nothing in these runs: act-relu and act-tanh build the same "
-        "model and train it alike, to equal losses"
+        "model and train it alike, to the same losses"
     )
     code, out, _ = cli(capsys, "queue", "alike.yml", "--dry-run")
     assert code == 0 and out.splitlines()[-1] == note

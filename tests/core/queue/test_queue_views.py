@@ -265,6 +265,9 @@ def test_only_runs_shown_alike_add_a_column() -> None:
     apart = [run(1, "relu", 2, 0), run(2, "gelu", 3, 0), run(3, "relu", 2, 1)]
     assert results_table(apart).columns[:4] == ("run", "act", "seed", "validation loss")
     assert results_by_cell(apart, apart).columns[:2] == ("act", "seeds")
+    # Cells of other layers, their first runs of other seeds: no "seed" column by cell.
+    cells = [run(4, "relu", 3, 0), run(5, "relu", 3, 1), run(6, "relu", 2, 1)]
+    assert results_by_cell(cells, cells).columns[:3] == ("act", "layers", "seeds")
     # Another experiment's runs alike are told apart by the experiment column.
     other = replace(run(4, "relu", 3, 0), experiment="t2")
     assert "layers" not in results_table([apart[0], other]).columns
