@@ -83,15 +83,13 @@ class GpuMonitor:
         self._nvml = self._handle = None
 
 
-def cuda_devices_said(count: int) -> str:
-    """What "this machine has ..." says of ``count`` CUDA devices."""
+def cuda_devices_said(count: int, instead: str = "--device cpu or auto") -> str:
+    """What "this machine has ..." says of ``count`` CUDA devices (none: use ``instead``)."""
     if count == 0:
-        return "no CUDA GPU (use --device cpu or auto)"
-    return (
-        "1 CUDA device: cuda:0"
-        if count == 1
-        else f"{count} CUDA devices: cuda:0 to cuda:{count - 1}"
-    )
+        return f"no CUDA GPU (use {instead})"
+    if count == 1:
+        return "1 CUDA device: cuda:0"
+    return f"{count} CUDA devices: cuda:0 to cuda:{count - 1}"
 
 
 def visible_gpu_count(visible: str | None = None) -> int | None:
@@ -116,13 +114,16 @@ def visible_gpu_count(visible: str | None = None) -> int | None:
             pynvml.nvmlShutdown()
     if visible is None:
         return count
-    seen = 0
+    seen: list[str] = []
     for entry in (e.strip() for e in visible.split(",")):
-        known = int(entry) < count if entry.isdigit() else entry.startswith(("GPU-", "MIG-"))
-        if not known:  # CUDA stops at an entry that names no device
+        number = entry.isascii() and entry.isdigit()  # "²" is a digit to isdigit()
+        known = int(entry) < count if number else entry.startswith(("GPU-", "MIG-"))
+        if not known or entry in seen:  # CUDA stops at an entry that names no device
             break
-        seen += 1
-    return seen
+        seen.append(entry)
+    # Erring to the larger count: a UUID is not looked up, and a cuda:N past CUDA's own
+    # count is still refused by the worker.
+    return len(seen)
 
 
 def _handle(pynvml: Any, index: int, visible: str | None) -> Any:

@@ -91,7 +91,10 @@ def missing_gpu(device: str, gpus: int | None) -> str | None:
     index = cuda_index(device)
     if index is None or gpus is None or index < gpus:
         return None
-    return f"{device!r}: this machine has {cuda_devices_said(gpus)}"
+    if gpus == 0 and os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
+        hidden = os.environ["CUDA_VISIBLE_DEVICES"]
+        return f"{device!r}: CUDA_VISIBLE_DEVICES={hidden!r} leaves no GPU (use cpu or auto)"
+    return f"{device!r}: this machine has {cuda_devices_said(gpus, 'cpu or auto')}"
 
 
 @dataclass(frozen=True)

@@ -676,9 +676,12 @@ def test_worker_fields_read_with_the_worker_s_rules() -> None:
     assert errors == {"slots": "must be at most 16 (got 17)"}
 
 
-def test_worker_fields_check_a_cuda_device_against_the_gpus_here() -> None:
+def test_worker_fields_check_a_cuda_device_against_the_gpus_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Counted by NVML as the dialog opens: a cuda:3 on a one-GPU box was found absent
     # by the worker, in its log, after 10 s of importing torch.
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     one_gpu = {"device": "cuda:1", "slots": "1", "stack": "1", "order": "queue"}
     assert read_worker_fields(one_gpu, gpus=1)[1] == {
         "device": "'cuda:1': this machine has 1 CUDA device: cuda:0"
@@ -686,7 +689,11 @@ def test_worker_fields_check_a_cuda_device_against_the_gpus_here() -> None:
     assert read_worker_fields(one_gpu, gpus=2)[1] == {}
     assert read_worker_fields(one_gpu, gpus=None)[1] == {}  # NVML cannot tell
     assert read_worker_fields({"device": "cuda"}, gpus=0)[1] == {
-        "device": "'cuda': this machine has no CUDA GPU (use --device cpu or auto)"
+        "device": "'cuda': this machine has no CUDA GPU (use cpu or auto)"
+    }  # the dialog's own words, not --device
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert read_worker_fields({"device": "cuda"}, gpus=0)[1] == {
+        "device": "'cuda': CUDA_VISIBLE_DEVICES='' leaves no GPU (use cpu or auto)"
     }
     assert read_worker_fields({"device": "cpu"}, gpus=0)[1] == {}
     assert read_worker_fields({"device": "auto"}, gpus=0)[1] == {}

@@ -129,6 +129,7 @@ def test_visible_gpu_count_as_cuda_numbers_them(monkeypatch: pytest.MonkeyPatch)
     assert visible_gpu_count(visible="GPU-8a1c, 0") == 2
     assert visible_gpu_count(visible="") == 0  # set but empty: CUDA sees none
     assert visible_gpu_count(visible="0,5,1") == 1  # CUDA stops at the first bad entry
+    assert visible_gpu_count(visible="0,0") == 1 and visible_gpu_count(visible="\u00b2") == 0
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(fail_init=True))
     assert visible_gpu_count() is None  # no driver: unknown, the worker finds out
 
