@@ -243,8 +243,16 @@ class RunActions:
         if idle or gone:
 
             def verb() -> str:
-                removed = idle if idle and self.ctx.repo.remove(idle) else []
-                return _say(("removed", removed), ("already removed", gone))
+                # Read again here: one removed elsewhere since the last poll failed the
+                # whole batch ("unknown run ...; nothing changed", beside the cancels).
+                repo = self.ctx.repo
+                there = (
+                    {r.id for r in repo.list_runs(RunFilter(ids=tuple(idle)))} if idle else set()
+                )
+                left = [i for i in idle if i in there]
+                removed = left if left and repo.remove(left) else []
+                elsewhere = [*gone, *(i for i in idle if i not in there)]
+                return _say(("removed", removed), ("already removed", elsewhere))
 
             self._write(verb)
 

@@ -546,6 +546,26 @@ async def test_remove_confirmed_after_one_of_its_runs_went_elsewhere_removes_the
         assert notices(app)[-1] == "removed: run 1; already removed: run 2"
 
 
+async def test_remove_confirmed_as_one_goes_elsewhere_before_the_poll_removes_the_rest(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # Removed elsewhere after the dashboard's last poll: the batch failed "unknown run:
+    # no run with id 2 ...; nothing changed", and run 1 stayed.
+    app = app_factory()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        await mark(pilot, 1, 2)
+        await pilot.press("x")
+        await settle_pilot(pilot)
+        repo = Repo.open(db_url)
+        repo.remove([2])  # no poll after it: the screen still lists run 2
+        repo.close()
+        await pilot.press("y")
+        await settle_pilot(pilot)
+        assert 1 not in run_ids(db_url)
+        assert notices(app)[-1] == "removed: run 1; already removed: run 2"
+
+
 async def test_remove_of_marked_runs_one_training_is_one_question(
     seeded, app_factory, settle, db_url
 ) -> None:
