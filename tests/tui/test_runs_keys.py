@@ -458,10 +458,15 @@ async def test_remove_of_marked_runs_asks_first(seeded, app_factory, settle, db_
 
 
 async def remove_marked_after(
-    pilot: Any, db_url: str, ids: tuple[int, ...], meanwhile: Callable[[Repo], object]
+    pilot: Any,
+    db_url: str,
+    ids: tuple[int, ...],
+    meanwhile: Callable[[Repo], object],
+    poll: bool = True,
 ) -> None:
     """Mark ``ids``, press x, and while the question is open let ``meanwhile`` change the
-    database (as a worker or the command line would) and the runs screen poll; then y."""
+    database (as a worker or the command line would) and the runs screen poll (``poll``);
+    then y."""
     await mark(pilot, *ids)
     await pilot.press("x")
     await settle_pilot(pilot)
@@ -471,7 +476,8 @@ async def remove_marked_after(
     repo.close()
     runs_screen = pilot.app.screen_stack[-2]
     assert isinstance(runs_screen, RunsScreen)
-    runs_screen.refresh_now()
+    if poll:
+        runs_screen.refresh_now()
     await settle_pilot(pilot)
     await pilot.press("y")
     await settle_pilot(pilot)
@@ -554,14 +560,8 @@ async def test_remove_confirmed_as_one_goes_elsewhere_before_the_poll_removes_th
     app = app_factory()
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await settle(pilot)
-        await mark(pilot, 1, 2)
-        await pilot.press("x")
-        await settle_pilot(pilot)
-        repo = Repo.open(db_url)
-        repo.remove([2])  # no poll after it: the screen still lists run 2
-        repo.close()
-        await pilot.press("y")
-        await settle_pilot(pilot)
+        # No poll after it: the screen still lists run 2.
+        await remove_marked_after(pilot, db_url, (1, 2), lambda repo: repo.remove([2]), poll=False)
         assert 1 not in run_ids(db_url)
         assert notices(app)[-1] == "removed: run 1; already removed: run 2"
 
