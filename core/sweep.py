@@ -113,7 +113,7 @@ def _and(items: Sequence[str]) -> str:
 def expand_sweep_file(path: str | Path, max_inputs: int | None = None) -> list[ExpandedRun]:
     """Read and expand a sweep file; raise SweepError naming the file on any problem.
     ``max_inputs``: a quick check of the sweep (``shortened``)."""
-    if not str(path).strip():  # Path("") is ".", a folder: "cannot read file ." misled
+    if not str(path):  # Path("") is ".", a folder: "cannot read file ." misled
         raise SweepError("no sweep file given (the path is empty)")
     path = Path(path)
     return expand_sweep_text(read_sweep_text(path), source=str(path), max_inputs=max_inputs)
@@ -276,8 +276,13 @@ def _experiment_name(data: dict[str, Any], source: str) -> str:
 
 
 def _key(key: Any) -> str:
-    """A key as an error message names it: 'layers', cut as values are."""
-    return f"'{cut(str(key))}'"
+    """A key as an error message names it: 'layers', cut as values are; one with a
+    control character as Python writes it ('\\x1b[2J'), which printed raw cleared the
+    terminal, and a line break split the one-line message."""
+    text = str(key)
+    if any(_control(c) or 0xD800 <= ord(c) <= 0xDFFF for c in text):
+        return shown(text)
+    return f"'{cut(text)}'"
 
 
 def _control(char: str) -> bool:

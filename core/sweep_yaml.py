@@ -135,17 +135,18 @@ def _refuse_unusable(value: Any, path: tuple[str, ...], seen: set[int]) -> None:
         raise YAMLTooBig(f"{where}: a whole number of 301 digits or more, far too large "
                          "for any key")  # fmt: skip
     if isinstance(value, str) and not _encodable(value):
-        raise YAMLTooBig(f"{where}: text with a lone surrogate (an escape such as \\ud800), "
-                         "which is no character")  # fmt: skip
+        raise YAMLTooBig(f"{where}: text with a UTF-16 surrogate escape (such as \\ud83d), "
+                         "which is no character: write the character itself, or \\U0001F600 "
+                         "for one beyond \\uffff")  # fmt: skip
     if isinstance(value, bytes):
         raise YAMLTooBig(f"{where}: binary data (!!binary), which no key takes")
 
 
 def _key_text(key: Any) -> str:
-    """A mapping key as a path step: its text, quoted, when it can be shown at all."""
-    if isinstance(key, str) and _encodable(key):
-        return shown(key)
-    return "a key" if isinstance(key, str | int) else shown(key)
+    """A mapping key as a path step: as Python writes it ('lr', 3, '\\ud800x')."""
+    if isinstance(key, int) and not isinstance(key, bool) and abs(key) >= MAX_WHOLE:
+        return "a key of 301 digits or more"  # repr() itself fails past 4,300 digits
+    return shown(key)
 
 
 def _encodable(text: str) -> bool:

@@ -19,6 +19,7 @@ from core.config import coerced
 from core.errors import ConfigError, SweepError
 from core.files import atomic_write
 from core.sweep import (
+    MAX_RUNS,
     PAIR_ALIASES,
     TARGET_FIELDS,
     excluded_cells,
@@ -133,7 +134,7 @@ def _drop_included_targets(loaded: LoadedSweep, data: dict[str, Any]) -> None:
     def runs_of(mapping: dict[str, Any], target: Any) -> set[str] | None:
         try:
             runs = expand_sweep({**mapping, "targets": [target]})
-        except SweepError:  # e.g. a target of a cell only the include makes
+        except ConfigError:  # e.g. a target of a cell only the include makes, a bad value
             return None
         return {run.config.replace(seed=0).to_json() for run in runs if run.target}
 
@@ -183,8 +184,10 @@ def _take_pairs(
     for canonical, (first, last) in PAIR_ALIASES.items():
         if first not in data and first not in matrix and last not in data and last not in matrix:
             continue
-        firsts = matrix.get(first, [data.get(first)])
-        lasts = matrix.get(last, [data.get(last)])
+        # A matrix value that is no list (`ks1: 3`, `ch1: ~`, which `queue` refuses) as
+        # one value: itertools.product raised a TypeError out of f3.
+        firsts = _as_list(matrix.get(first, [data.get(first)]))
+        lasts = _as_list(matrix.get(last, [data.get(last)]))
         values[canonical] = [[a, b] for a, b in itertools.product(firsts, lasts)]
         loaded.key_names.pop(canonical, None)
         if first in matrix or last in matrix:
@@ -195,9 +198,19 @@ def _take_pairs(
             loaded.extra.pop("targets", None)
 
 
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
 def _take_seeds(loaded: LoadedSweep, values: dict[str, list[Any]], seeds: Any) -> bool:
     """``seeds: 3`` -> seed ``0,1,2``; True when the seed field came from ``seeds``."""
     if seeds is None:
+        return False
+    if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds > MAX_RUNS:
+        # As many seeds as runs too many for any sweep: listing them took gigabytes
+        # (2**63: an OverflowError out of f3).
+        loaded.notes.append(f"'seeds: {seeds:,}' makes more runs than a sweep may (at most "
+                            f"{MAX_RUNS:,}): not loaded")  # fmt: skip
         return False
     if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
         values["seed"] = list(range(seeds))

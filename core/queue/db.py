@@ -92,8 +92,9 @@ def parse_url(url_or_path: str) -> URL:
     """
     url = normalize_url(url_or_path)
     try:
+        url.encode("utf-8")  # a path of bytes no text names (s\xff.db): a traceback later
         parsed = make_url(url)
-    except (exc.ArgumentError, ValueError):
+    except (exc.ArgumentError, ValueError):  # UnicodeEncodeError is a ValueError
         raise QueueError(
             f"cannot read database URL {without_password(url)}: use {URLS_THAT_WORK}"
         ) from None

@@ -156,15 +156,20 @@ HUGE_HEX = "0x" + "f" * 4000  # PyYAML reads hex with no digit limit
         (f"matrix: {{l: [1, 2]}}\ntargets: [{{l: 1, params: {HUGE_HEX}}}]",
          "key 'targets' > item 1 > 'params': a whole number of 301"),
         # It passed every check, then broke printing the listing and the database insert.
-        ('name: "a\\ud800b"', "key 'name': text with a lone surrogate"),
+        ('name: "a\\ud800b"', "key 'name': text with a UTF-16 surrogate escape"),
+        # A pair too: PyYAML keeps its halves apart. The message says how to write one.
+        ('name: "a\\ud83d\\ude00"', "write the character itself, or \\U0001F600"),
+        # Keys the path passes through, as Python writes them ("key a key" said nothing).
+        (f"3: 1{'0' * 300}", "key 3: a whole number of 301 digits"),
+        ('matrix: {l: [1], "\\ud800x": [1e999999]}', "key 'matrix' > '\\ud800x': text with"),
         ("description: !!binary aGVsbG8=", "key 'description': binary data (!!binary)"),
         ("!!set {1, 2}: 1", "malformed YAML at line 3, column 1: found unhashable key"),
         ("seeds: 9223372036854775808", "the sweep expands to 9,223,372,036,854,775,808 runs"),
         # The pair's first value rounded up to kernels [1, 1, 3] without a word.
         ("layers: 3\nks1: 0\nks2: 3", "key 'kernel_size': must be 1 to 127 (got [0, 3])"),
     ],
-    ids=["310 digits", "hex", "hex in matrix", "hex params", "surrogate", "binary", "set key",
-         "2**63 seeds", "ks1 0"],
+    ids=["310 digits", "hex", "hex in matrix", "hex params", "surrogate", "surrogate pair",
+         "int key", "surrogate key", "binary", "set key", "2**63 seeds", "ks1 0"],
 )  # fmt: skip
 def test_what_no_key_takes_is_refused_naming_where(text: str, message: str) -> None:
     name = "" if text.startswith("name:") else "name: x\n"
@@ -201,3 +206,10 @@ def test_a_file_past_a_mib_is_refused_unread(tmp_path: Path) -> None:
         expand_sweep_file("/dev/zero")
     with pytest.raises(SweepError, match=r"^no sweep file given \(the path is empty\)$"):
         expand_sweep_file("")  # it said "cannot read file ." (a folder)
+
+
+def test_a_key_with_control_characters_is_shown_escaped() -> None:
+    # Printed raw, an unknown key's escape sequence cleared the terminal, and a line
+    # separator split the one-line message.
+    for key, shown in (("\\e[2J\\e[31mRED", "'\\x1b[2J\\x1b[31mRED'"), ("\\u2028", "'\\u2028'")):
+        assert f"unknown key {shown};" in refused(f'name: x\nlayers: 2\n"{key}": 1\n')

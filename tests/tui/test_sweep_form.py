@@ -218,6 +218,30 @@ def test_seeds_load_into_the_seed_field(tmp_path: Path) -> None:
     assert loaded.notes == ["'exclude' (1 entry) kept: the runs it drops are left out"]
 
 
+@pytest.mark.parametrize(
+    ("text", "note"),
+    [
+        # `queue` refuses these; f3 raised a TypeError, an OverflowError or ate gigabytes.
+        ("matrix: {ks1: 3, ks2: [3, 5]}", "became kernel_size pairs"),
+        ("matrix: {ch1: ~, ch2: [4]}", "became channels pairs"),
+        ("seeds: 9223372036854775808", "makes more runs than a sweep may (at most 10,000)"),
+        ("seeds: 100000000", "'seeds: 100,000,000' makes more runs than a sweep may"),
+        # A ConfigError, not a SweepError, out of the include's targets check.
+        ("matrix: {l: [1, ~]}\ninclude: [{l: 1, bs: 32}]\ntargets: [{l: 1, validation_loss: 0.1}]",
+         "'include' (1 entry) is not supported"),
+    ],
+)  # fmt: skip
+def test_a_file_queue_refuses_loads_with_a_note_not_a_crash(
+    tmp_path: Path, text: str, note: str
+) -> None:
+    path = tmp_path / "s.yml"
+    path.write_text(f"name: s\n{text}\n")
+    with pytest.raises(SweepError):
+        expand_sweep_file(path)
+    loaded = load_sweep(path)  # the form marks what is wrong, field by field
+    assert any(note in each for each in loaded.notes), loaded.notes
+
+
 def form_runs(path: Path, **edits: str) -> tuple[list[str], Preview]:
     """The names of the runs the form makes of the sweep file at ``path`` (fields edited)."""
     loaded = load_sweep(path)

@@ -20,6 +20,8 @@ WORKS = "sqlite:///PATH, or postgresql+psycopg://"
         ("postgresql+nosuch://u@h/x", "unknown driver 'nosuch'"),
         ("postgresql+asyncpg://u:secret@h/x", "its driver 'asyncpg' is not installed"),
         ("://u:secret@x", "cannot read database URL ://u:***@x"),
+        # A path of bytes that are no text (s\xff.db from a shell): a 31-line traceback.
+        (b"s\xff.db".decode("utf-8", "surrogateescape"), "cannot read database URL"),
     ],
 )
 def test_unusable_urls_are_one_queue_error(url: str, says: str) -> None:
