@@ -73,7 +73,7 @@ SweepLoader.yaml_implicit_resolvers = {
     for first, resolvers in SweepLoader.yaml_implicit_resolvers.items()
 }
 
-# A sweep file is a few KB (the logbook's largest table, 1.5 KB): reading stops past this,
+# A sweep file is a few KB (the logbook's tables, about 2 KB each): reading stops past this,
 # where /dev/zero was read until the kernel killed the process (24 GB).
 MAX_FILE_BYTES = 1 << 20
 # Whole numbers far past any key's limit (``core.config.LIMITS`` names those): a 4,000-
@@ -117,8 +117,9 @@ def load_yaml(text: str) -> Any:
 
 def _refuse_unusable(value: Any, path: tuple[str, ...], seen: set[int]) -> None:
     """YAMLTooBig naming where ``value`` holds what no key takes and what cannot be shown
-    or stored: a whole number of 301 digits or more, text with a lone surrogate (``"\\ud800"``:
-    it passed every check, then broke printing and the database), binary data."""
+    or stored: a whole number of 301 digits or more, text with a surrogate escape
+    (``"\\ud800"``: it passed every check, then broke printing and the database), binary
+    data."""
     if isinstance(value, list | dict):
         if id(value) in seen:  # an alias: looked at once
             return
