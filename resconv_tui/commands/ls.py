@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 import time
 from typing import TYPE_CHECKING, Any
 
 from resconv_tui.cli import add_db_option, open_repo, require_experiment
+from resconv_tui.terminal_output import terminal_columns
 
 if TYPE_CHECKING:
     from core.queue import Repo, RunRow
 
 STATUS_WORDS = ("queued", "running", "succeeded", "failed", "cancelled")
 HEADER = ("id", "status", "run", "pri", "progress", "val loss", "params", "note")
+NOTE_ROOM = 20  # the least a note wraps within beside its row; less, and it goes under it
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(listed, indent=1))
     elif ordered:
         lines = [run_line(r, now, r.id in stalled, r.id in exited, ends) for r in ordered]
-        print(table(lines))
+        print(table(lines, terminal_columns()))
     else:
         print("no runs" + (" match" if statuses or args.experiment else " yet"))
     return 0
@@ -123,8 +126,11 @@ def run_line(
     )  # fmt: skip
 
 
-def table(lines: list[tuple[str, ...]]) -> str:
-    """Aligned columns, numbers to the right, the note last and free."""
+def table(lines: list[tuple[str, ...]], columns: int | None = None) -> str:
+    """Aligned columns, numbers to the right, the note last and free. ``columns``: a
+    terminal's width, which a long note wraps within, between words, under its own column
+    (or, with little room left, under its row): at 80 columns "validating: its final
+    pass, samples and checkpoints; ETA 52s" ran past the edge and broke mid-word."""
     from core.queue.views import cell_len, pad
 
     rows = [HEADER, *lines]
@@ -133,7 +139,15 @@ def table(lines: list[tuple[str, ...]]) -> str:
 
     def line(row: tuple[str, ...]) -> str:
         cells = [pad(c, w, i in right) for i, (c, w) in enumerate(zip(row, widths, strict=False))]
-        return "  ".join([*cells, row[-1]]).rstrip()
+        head, note = "  ".join(cells) + "  ", row[-1]
+        if columns is None or cell_len(head + note) <= columns:
+            return (head + note).rstrip()
+        room = columns - cell_len(head)
+        if room >= NOTE_ROOM:
+            parts = textwrap.wrap(note, room, break_on_hyphens=False)
+            return head + f"\n{' ' * cell_len(head)}".join(parts)
+        return head.rstrip() + "\n" + textwrap.fill(note, columns, initial_indent="    ",
+                                                     subsequent_indent="    ")  # fmt: skip
 
     return "\n".join(line(row) for row in rows)
 

@@ -252,6 +252,24 @@ def test_status_wraps_its_lines_between_words_on_a_terminal(
     assert "\n      " in out  # a wrapped line goes on under its item, indented
 
 
+def test_ls_wraps_a_long_note_within_the_terminal() -> None:
+    # "validating: its final pass, samples and checkpoints; ETA 52s" ran past 80 columns.
+    from resconv_tui.commands.ls import table
+
+    note = "validating: its final pass, samples and checkpoints; ETA 52s"
+    lines = [("1", "running", "t1/l-21", "0", "100%", "", "335,907", note),
+             ("2", "queued", "t1-layers-32-inputs-640/l-1", "0", "0%", "", "675", "")]  # fmt: skip
+    for columns in (80, 100):
+        shown = table(lines, columns)
+        assert all(len(line) <= columns for line in shown.splitlines()), shown
+        assert " ".join(shown.split()) == " ".join(table(lines).split())  # no word lost
+    narrow = table(lines, 60).splitlines()  # the row itself is wider: the note under it
+    assert narrow[3].startswith("    validating:") and len(narrow[3]) <= 60
+    beside = table([lines[0]], 80).splitlines()  # room beside the row: under the note column
+    assert len(beside) > 2 and beside[2].index("pass") == beside[1].index("validating")
+    assert table(lines) == table(lines, 1000)  # room for everything: one line each
+
+
 def test_status_says_which_queued_runs_no_worker_will_take(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
