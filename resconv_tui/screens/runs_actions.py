@@ -94,7 +94,8 @@ class RunActions:
         self.post_message(message)
 
     def on_run_actions_action_finished(self, message: ActionFinished) -> None:
-        self.notify(message.text, severity=message.severity)  # type: ignore[arg-type]
+        if message.text:  # empty: the verb's news comes from another (a cancel's)
+            self.notify(message.text, severity=message.severity)  # type: ignore[arg-type]
         self.refresh_now()
 
     def _confirm_running(self, runs: list[RunRow], what: str, then: Callable[[], None]) -> None:
@@ -227,34 +228,28 @@ class RunActions:
         self.app.push_screen(ask, lambda yes: self._remove(runs) if yes else None)
 
     def _remove(self, runs: list[RunRow]) -> None:
-        # As they are now, not when x was pressed: a worker may have claimed one while
-        # the question was open (removing it as queued would fail the whole batch).
-        latest = self._runs_by_id()
-        # One removed elsewhere meanwhile is said, not an error that keeps the others.
-        gone = [run.id for run in runs if latest and run.id not in latest]
+        ids = self._ids(runs)
         self._unmark(runs)
-        runs = [latest.get(run.id, run) for run in runs if run.id not in gone]
-        running = [run.id for run in runs if run.status == RunStatus.RUNNING]
-        idle = [run.id for run in runs if run.status != RunStatus.RUNNING]
-        # A training run is cancelled first; the poll removes it once its worker stops.
+
+        def verb() -> str:
+            # As they are now, read here, not when x was pressed nor at the last poll: a
+            # worker may have claimed one (removing it as queued failed the whole batch)
+            # or one been removed elsewhere ("unknown run ...; nothing changed").
+            now = {run.id: run for run in self.ctx.repo.list_runs(RunFilter(ids=tuple(ids)))}
+            gone = [i for i in ids if i not in now]
+            running = [i for i in ids if i in now and now[i].status == RunStatus.RUNNING]
+            idle = [i for i in ids if i in now and i not in running]
+            if running:  # cancelled first; the poll removes them once their workers stop
+                self.app.call_from_thread(self._remove_once_stopped, running)
+            removed = idle if idle and self.ctx.repo.remove(idle) else []
+            said = _say(("removed", removed), ("already removed", gone))
+            return said if removed or gone or not running else ""
+
+        self._write(verb)
+
+    def _remove_once_stopped(self, running: list[int]) -> None:
         self._remove_when_stopped = self._remove_when_stopped | set(running)
-        if running:
-            self._cancel(running)
-        if idle or gone:
-
-            def verb() -> str:
-                # Read again here: one removed elsewhere since the last poll failed the
-                # whole batch ("unknown run ...; nothing changed", beside the cancels).
-                repo = self.ctx.repo
-                there = (
-                    {r.id for r in repo.list_runs(RunFilter(ids=tuple(idle)))} if idle else set()
-                )
-                left = [i for i in idle if i in there]
-                removed = left if left and repo.remove(left) else []
-                elsewhere = [*gone, *(i for i in idle if i not in there)]
-                return _say(("removed", removed), ("already removed", elsewhere))
-
-            self._write(verb)
+        self._cancel(running)
 
     def after_refresh(self) -> None:
         """Finish removals that waited for a running run to stop."""

@@ -566,6 +566,27 @@ async def test_remove_confirmed_as_one_goes_elsewhere_before_the_poll_removes_th
         assert notices(app)[-1] == "removed: run 1; already removed: run 2"
 
 
+async def test_remove_confirmed_as_one_is_claimed_before_the_poll_cancels_it(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # Claimed after the last poll: "run 7 is running: cancel it first; nothing changed",
+    # and run 8 stayed.
+    def claim_7(repo: Repo) -> None:
+        repo.set_priority([7], 99)
+        repo.claim(repo.register_worker("gpu-box", 77, "cuda:0"))
+
+    app = app_factory()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        await remove_marked_after(pilot, db_url, (7, 8), claim_7, poll=False)
+        await settle_pilot(pilot)
+        assert 8 not in run_ids(db_url)
+        repo = Repo.open(db_url)
+        assert repo.get_run(7).cancel_requested  # removed once its worker stops
+        repo.close()
+        assert "removed: run 8" in notices(app)
+
+
 async def test_remove_of_marked_runs_one_training_is_one_question(
     seeded, app_factory, settle, db_url
 ) -> None:
