@@ -62,9 +62,21 @@ def sweep_yaml(mapping: dict[str, Any]) -> str:
     return HEADER + body
 
 
+def typed_path(path: str | Path) -> Path:
+    """A path as typed into the form, ``~`` expanded; SweepError for one no file can have:
+    ``~nosuchuser/x.yml`` (a RuntimeError out of expanduser) or a NUL character (a
+    ValueError out of every file call), which crashed the form."""
+    if "\x00" in str(path):
+        raise SweepError(f"{str(path)!r}: a path cannot hold a NUL character")
+    try:
+        return Path(path).expanduser()
+    except RuntimeError as exc:  # "Could not determine home directory."
+        raise SweepError(f"{path}: {exc}") from None
+
+
 def save_sweep(path: str | Path, mapping: dict[str, Any]) -> Path:
     """Write the sweep file whole or not at all (a full disk leaves the old file)."""
-    path = Path(path).expanduser()
+    path = typed_path(path)
     text = sweep_yaml(mapping).encode("utf-8")
     atomic_write(path, lambda handle: handle.write(text))
     return path
@@ -72,7 +84,7 @@ def save_sweep(path: str | Path, mapping: dict[str, Any]) -> Path:
 
 def load_sweep(path: str | Path) -> LoadedSweep:
     """Read a sweep file into form state; SweepError when it is not a sweep mapping."""
-    path = Path(path).expanduser()
+    path = typed_path(path)
     text = read_sweep_text(path)
     try:
         # The queue's loader: `lr: 1e-3` is the number 0.001 here too, not text.

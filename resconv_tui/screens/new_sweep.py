@@ -34,7 +34,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Button, Header, Input, Static
 
-from core.errors import ConfigError, ResconvError
+from core.errors import ConfigError, ResconvError, SweepError
 from core.queue import Repo, RunFilter, RunRow
 from core.queue.comparison import settings_apart_note
 from core.queue.db import is_new_file
@@ -43,7 +43,7 @@ from core.queue.rows import PRIORITY_LIMIT, EnqueueResult, NewRun
 from core.queue.views import count_of
 from core.run_folders import experiment_folder
 from resconv_tui.screens.confirm import ConfirmScreen
-from resconv_tui.sweep_file_io import LoadedSweep, load_sweep, save_sweep
+from resconv_tui.sweep_file_io import LoadedSweep, load_sweep, save_sweep, typed_path
 from resconv_tui.sweep_form import (
     FIELDS,
     BaseRun,
@@ -332,7 +332,11 @@ class NewSweepScreen(Screen[int | None]):
         hand-written sweep's comments and layout would be lost)."""
         if not path:
             return
-        target = Path(path).expanduser()
+        try:
+            target = typed_path(path)
+        except SweepError as exc:
+            self.notify(str(exc), title="Not saved", severity="error")
+            return
         try:  # Python 3.11's is_dir() raises PermissionError under a folder it cannot enter
             is_dir, exists = target.is_dir(), target.exists()
         except OSError as exc:

@@ -302,6 +302,24 @@ async def test_save_as_where_it_cannot_look_is_said(
         assert isinstance(app.screen, NewSweepScreen)  # the form, and its edits, are kept
 
 
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [("~nosuchuser-resconv/x.yml", "Could not determine home directory"),
+     ("x\x00.yml", "a path cannot hold a NUL character")],
+)  # fmt: skip
+async def test_a_path_no_file_can_have_is_said_by_f2_and_f3(
+    db_url: str, typed: str, said: str
+) -> None:
+    # A RuntimeError out of expanduser (a ValueError for the NUL) closed the dashboard.
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await save_as(pilot, Path(typed))
+        await load_file(pilot, Path(typed))
+        messages = [n.message for n in app._notifications]
+        assert len([m for m in messages if said in m]) == 2, messages
+        assert isinstance(app.screen, NewSweepScreen)
+
+
 async def test_save_as_file_reads_back(db_url: str, tmp_path: Path) -> None:
     app = ScreenHost(NewSweepScreen(db_url))
     target = tmp_path / "saved.yml"
