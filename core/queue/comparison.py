@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.queue.rows import NewRun, RunRow
+from core.queue.status import RunStatus
 from core.queue.views import (
     DIFF,
     EXPERIMENT,
@@ -104,14 +105,19 @@ def _differs(key: str, configs: Sequence[dict[str, Any]]) -> bool:
     return len(values) > 1
 
 
-def settings_apart_note(existing: Sequence[RunRow], runs: Sequence[NewRun]) -> str | None:
-    """A note where ``runs`` (a sweep being queued) hold a key fixed that the ``existing``
-    runs of their experiment hold fixed at another value: a name queued again for another
-    sweep (3 layers there, 2 here), whose results then read as one sweep. None otherwise."""
+def settings_apart_note(
+    existing: Sequence[RunRow], runs: Sequence[NewRun], queued: bool = True
+) -> str | None:
+    """A note where ``runs`` (a sweep being queued, or with ``queued`` False about to be)
+    hold a key fixed that the ``existing`` runs of their experiment, those queued, running
+    or done, hold fixed at another value: a name queued again for another sweep (3 layers
+    there, 2 here), whose results then mix the two. None otherwise."""
     if not runs:
         return None
     experiment = runs[0].experiment
-    before = [config_of(run.config_json) for run in existing if run.experiment == experiment]
+    kept = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCEEDED)  # results to come
+    before = [config_of(run.config_json) for run in existing
+              if run.experiment == experiment and run.status in kept]  # fmt: skip
     now = [config_of(run.config_json) for run in runs]
     if not before:
         return None
@@ -124,10 +130,12 @@ def settings_apart_note(existing: Sequence[RunRow], runs: Sequence[NewRun]) -> s
             )
     if not apart:
         return None
+    shown = apart[:3] + ([f"{len(apart) - 3} more keys"] if len(apart) > 3 else [])
     held = f"{len(before):,} run{'s' if len(before) > 1 else ''}"
+    mix = "mix" if queued else "would mix"
     return (f"experiment '{experiment}' already holds {held} of other settings "
-            f"({'; '.join(apart)}): results show them side by side, told apart by those "
-            "columns; another name keeps the sweeps apart")  # fmt: skip
+            f"({'; '.join(shown)}): its results {mix} the two sweeps; another name for this "
+            "one keeps them apart")  # fmt: skip
 
 
 def _one_value(key: str, configs: Sequence[dict[str, Any]]) -> str | None:

@@ -83,9 +83,11 @@ def run(args: argparse.Namespace) -> int:
               f"{runs[0].experiment}{dropped}")  # fmt: skip
     alike = trained_alike_note(runs)
     if args.dry_run:
-        print(dry_run_listing(runs, dry_run_plan(args, runs)))
-        if alike:
-            print(f"note: {alike}")
+        plan, apart = dry_run_plan(args, runs)
+        print(dry_run_listing(runs, plan))
+        for note in (alike, apart):
+            if note:
+                print(f"note: {note}")
         return 0
     from core.queue import NewRun, RunFilter
     from core.queue.comparison import settings_apart_note
@@ -109,20 +111,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def dry_run_plan(args: argparse.Namespace, runs: list[ExpandedRun]) -> list[str] | None:
+def dry_run_plan(
+    args: argparse.Namespace, runs: list[ExpandedRun]
+) -> tuple[list[str] | None, str | None]:
     """What queueing would do with each run, against the database if there is one (a
-    dry run never creates it); None without a database. With --force every run is new."""
+    dry run never creates it), and the note on an experiment that holds other settings;
+    None without a database. With --force every run is new."""
     from core.queue.db import is_new_file
 
     if is_new_file(db_url(args)):
-        return None
-    if args.force:
-        return ["new"] * len(runs)
-    from core.queue import NewRun
+        return None, None
+    from core.queue import NewRun, RunFilter
+    from core.queue.comparison import settings_apart_note
 
     repo = open_repo(args)
     try:
-        return repo.plan_enqueue([NewRun.from_expanded(r) for r in runs])
+        new_runs = [NewRun.from_expanded(r) for r in runs]
+        kept = repo.list_runs(RunFilter(experiment=runs[0].experiment)) if runs else []
+        apart = settings_apart_note(kept, new_runs, queued=False)
+        plan = ["new"] * len(runs) if args.force else repo.plan_enqueue(new_runs)
+        return plan, apart if any(not fate.startswith("skip") for fate in plan) else None
     finally:
         repo.close()
 

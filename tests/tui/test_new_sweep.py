@@ -150,8 +150,10 @@ async def test_queueing_into_an_experiment_of_other_settings_says_so(db_url: str
         await settle(pilot)
         messages = [n.message for n in app._notifications]
     assert app.result == 2
-    assert any(m.startswith("experiment 'e2e' already holds 1 run of other settings (layers 3 "
-                            "there, 2 here)") for m in messages), messages  # fmt: skip
+    assert (
+        "experiment 'e2e' already holds 1 run of other settings (layers 3 there, 2 here): its "
+        "results mix the two sweeps; another name for this one keeps them apart"
+    ) in messages, messages
 
 
 @pytest.mark.parametrize("priority", ["99999999999", "-1000001", "\u00b2", "x"])

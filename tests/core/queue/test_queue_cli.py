@@ -95,17 +95,27 @@ def test_queue_notes_an_experiment_that_holds_other_settings(
     assert "other settings" not in cli(capsys, "queue", "more.yml")[1]  # more cells: no note
     Path("other.yml").write_text("name: smoke\nlayers: 3\nmax_inputs: 512\nmatrix:\n"
                                  "  ch: [4, 8]\n")  # fmt: skip
+    note = (
+        "experiment 'smoke' already holds 6 runs of other settings (layers 2 there, 3 "
+        "here): its results {} the two sweeps; another name for this one keeps them apart"
+    )
+    # Said by --dry-run first, where another name can still keep them apart.
+    out = cli(capsys, "queue", "other.yml", "--dry-run")[1]
+    assert f"note: {note.format('would mix')}" in out.splitlines(), out
     code, out, _ = cli(capsys, "queue", "other.yml")
-    assert (
-        code == 0
-        and (
-            "note: experiment 'smoke' already holds 6 runs of other settings (layers 2 there, 3 "
-            "here): results show them side by side, told apart by those columns; another name "
-            "keeps the sweeps apart"
-        )
-        in out.splitlines()
-    ), out
+    assert code == 0 and f"note: {note.format('mix')}" in out.splitlines(), out
     assert "other settings" not in cli(capsys, "queue", "sweep.yml")[1]  # nothing added
+    assert "other settings" not in cli(capsys, "queue", "sweep.yml", "--dry-run")[1]
+
+
+def test_runs_that_give_no_results_are_no_other_settings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Cancelled (or failed) runs show in no results: "results mix the two sweeps" was false.
+    cli(capsys, "queue", "sweep.yml")
+    assert cli(capsys, "cancel", "1", "2", "3", "4")[0] == 0
+    Path("other.yml").write_text(SWEEP.replace("layers: 2", "layers: 3"))
+    assert "other settings" not in cli(capsys, "queue", "other.yml")[1]
 
 
 def test_a_quick_check_of_a_logbook_table_with_max_inputs(
