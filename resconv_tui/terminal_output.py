@@ -11,9 +11,9 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import shutil
 import sys
-import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -164,7 +164,28 @@ def terminal_columns() -> int | None:
     """The width of the terminal stdout writes to; None for a pipe or a file."""
     if not sys.stdout.isatty():
         return None
-    return shutil.get_terminal_size().columns or None  # 0: a size never set
+    return shutil.get_terminal_size().columns
+
+
+def wrap_cells(text: str, width: int, first: str = "", then: str = "") -> list[str]:
+    """``text`` in lines of at most ``width`` terminal cells (a wide character, 実験, takes
+    two: textwrap counts it as one), broken between words only (a word wider than the
+    line stays whole, on a line of its own), each space kept as written within a line;
+    ``first`` begins the first line, ``then`` every other."""
+    from core.queue.views import cell_len
+
+    lines: list[str] = []
+    line, space, words = first, "", 0
+    for token in re.findall(r"\S+|\s+", text):
+        if token.isspace():
+            space = token
+            continue
+        if words and cell_len(line + space + token) > width:
+            lines.append(line)
+            line, space, words = then, "", 0
+        line += (space if words else "") + token
+        space, words = "", words + 1
+    return [*lines, line]
 
 
 def print_item(text: str, first: str = "  ", then: str = "      ") -> None:
@@ -176,5 +197,4 @@ def print_item(text: str, first: str = "  ", then: str = "      ") -> None:
     if columns is None:
         print(first + text)
         return
-    print(textwrap.fill(text, width=columns, initial_indent=first, subsequent_indent=then,
-                        break_long_words=False, break_on_hyphens=False))  # fmt: skip
+    print("\n".join(wrap_cells(text, columns, first, then)))

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import textwrap
 import time
 from typing import TYPE_CHECKING, Any
 
 from resconv_tui.cli import add_db_option, open_repo, require_experiment
-from resconv_tui.terminal_output import terminal_columns
+from resconv_tui.terminal_output import terminal_columns, wrap_cells
 
 if TYPE_CHECKING:
     from core.queue import Repo, RunRow
@@ -140,14 +139,11 @@ def table(lines: list[tuple[str, ...]], columns: int | None = None) -> str:
     def line(row: tuple[str, ...]) -> str:
         cells = [pad(c, w, i in right) for i, (c, w) in enumerate(zip(row, widths, strict=False))]
         head, note = "  ".join(cells) + "  ", row[-1]
-        if columns is None or cell_len(head + note) <= columns:
+        if columns is None or not note or cell_len(head + note) <= columns:
             return (head + note).rstrip()
-        room = columns - cell_len(head)
-        if room >= NOTE_ROOM:
-            parts = textwrap.wrap(note, room, break_on_hyphens=False)
-            return head + f"\n{' ' * cell_len(head)}".join(parts)
-        return head.rstrip() + "\n" + textwrap.fill(note, columns, initial_indent="    ",
-                                                     subsequent_indent="    ")  # fmt: skip
+        if columns - cell_len(head) >= NOTE_ROOM:
+            return "\n".join(wrap_cells(note, columns, head, " " * cell_len(head)))
+        return "\n".join([head.rstrip(), *wrap_cells(note, columns, "    ", "    ")])
 
     return "\n".join(line(row) for row in rows)
 

@@ -268,16 +268,34 @@ def test_ls_wraps_a_long_note_within_the_terminal() -> None:
 
     note = "validating: its final pass, samples and checkpoints; ETA 52s"
     lines = [("1", "running", "t1/l-21", "0", "100%", "", "335,907", note),
-             ("2", "queued", "t1-layers-32-inputs-640/l-1", "0", "0%", "", "675", "")]  # fmt: skip
+             ("2", "queued", "t1-layers-32-inputs-640/l-1", "0", "0%", "", "675", ""),
+             ("3", "queued", "t1/l-3", "0", "0%", "", "675", "")]  # fmt: skip
     for columns in (80, 100):
         shown = table(lines, columns)
         assert all(len(line) <= columns for line in shown.splitlines()), shown
         assert " ".join(shown.split()) == " ".join(table(lines).split())  # no word lost
     narrow = table(lines, 60).splitlines()  # the row itself is wider: the note under it
     assert narrow[3].startswith("    validating:") and len(narrow[3]) <= 60
+    assert "" not in narrow and len(narrow) == 7  # a row with no note takes one line
     beside = table([lines[0]], 80).splitlines()  # room beside the row: under the note column
     assert len(beside) > 2 and beside[2].index("pass") == beside[1].index("validating")
     assert table(lines) == table(lines, 1000)  # room for everything: one line each
+
+
+def test_wrapping_counts_a_wide_character_as_two_cells() -> None:
+    # textwrap counted 実験 as 2 characters: its lines ran to 106 cells at 80 columns.
+    from core.queue.views import cell_len
+    from resconv_tui.terminal_output import wrap_cells
+
+    lines = wrap_cells("実験 " * 30, 40, "  ", "    ")
+    assert all(cell_len(line) <= 40 for line in lines) and len(lines) == 5
+    assert lines[0].startswith("  実験") and lines[1].startswith("    実験")
+    # A word wider than the line stays whole, on a line of its own; spaces kept as written.
+    assert wrap_cells("run 4  worker vm-gpu-box-98765-18fc  beat", 13) == [
+        "run 4  worker",
+        "vm-gpu-box-98765-18fc",
+        "beat",
+    ]
 
 
 def test_status_says_which_queued_runs_no_worker_will_take(
