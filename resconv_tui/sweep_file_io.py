@@ -218,11 +218,12 @@ def _take_seeds(loaded: LoadedSweep, values: dict[str, list[Any]], seeds: Any) -
     """``seeds: 3`` -> seed ``0,1,2``; True when the seed field came from ``seeds``."""
     if seeds is None:
         return False
-    if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds > MAX_RUNS:
+    many = len(seeds) if isinstance(seeds, list) else seeds
+    if isinstance(many, int) and not isinstance(many, bool) and many > MAX_RUNS:
         # As many seeds as runs too many for any sweep: listing them took gigabytes
         # (2**63: an OverflowError out of f3).
-        loaded.notes.append(f"'seeds: {seeds:,}' makes more runs than a sweep may (at most "
-                            f"{MAX_RUNS:,}): not loaded")  # fmt: skip
+        loaded.notes.append(f"'seeds' ({many:,} of them) makes more runs than a sweep may "
+                            f"(at most {MAX_RUNS:,}): not loaded")  # fmt: skip
         return False
     if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
         values["seed"] = list(range(seeds))

@@ -225,7 +225,9 @@ def test_seeds_load_into_the_seed_field(tmp_path: Path) -> None:
         ("matrix: {ks1: 3, ks2: [3, 5]}", "became kernel_size pairs"),
         ("matrix: {ch1: ~, ch2: [4]}", "became channels pairs"),
         ("seeds: 9223372036854775808", "makes more runs than a sweep may (at most 10,000)"),
-        ("seeds: 100000000", "'seeds: 100,000,000' makes more runs than a sweep may"),
+        ("seeds: 100000000", "'seeds' (100,000,000 of them) makes more runs than a sweep may"),
+        # A list of 99,000 seeds took the form's repeat check 69 s on the UI thread.
+        (f"seeds: [{', '.join(map(str, range(20_000)))}]", "'seeds' (20,000 of them)"),
         # A ConfigError, not a SweepError, out of the include's targets check.
         ("matrix: {l: [1, ~]}\ninclude: [{l: 1, bs: 32}]\ntargets: [{l: 1, validation_loss: 0.1}]",
          "'include' (1 entry) is not supported"),
@@ -366,6 +368,15 @@ def test_a_huge_matrix_with_an_exclude_is_refused_before_its_cells_are_listed(
     path.write_text(f"name: s\nmatrix:\n{matrix}exclude: [{{l: 2}}]\n")
     loaded = load_sweep(path)
     assert loaded.excluded is None and "(at most 10,000)" in loaded.notes[-1]
+
+
+def test_a_field_of_many_values_is_refused_before_its_repeats_are_looked_for() -> None:
+    import time
+
+    started = time.perf_counter()
+    result = preview("demo", texts(seed=",".join(map(str, range(30_000)))))
+    assert result.errors["seed"] == "30000 values; at most 1000"
+    assert time.perf_counter() - started < 2  # every pair compared: about 7 s
 
 
 @pytest.mark.parametrize(
