@@ -275,7 +275,7 @@ def _experiment_name(data: dict[str, Any], source: str) -> str:
     return name
 
 
-def _key(key: Any) -> str:
+def key_shown(key: Any) -> str:
     """A key as an error message names it: 'layers', cut as values are; one with a
     control character as Python writes it ('\\x1b[2J'), which printed raw cleared the
     terminal, and a line break split the one-line message."""
@@ -314,7 +314,7 @@ def _check_keys(source: str, *parts: tuple[str, dict[str, Any]], also: Sequence[
                 hint = f" (did you mean '{near[0]}'?)" if near else ""
                 if context == "matrix: " and key in {"include", "exclude"}:  # as GitHub nests them
                     hint = f" (write '{key}:' at the top of the file, beside 'matrix:')"
-                unknown.append((context, f"{_key(key)}{hint}"))
+                unknown.append((context, f"{key_shown(key)}{hint}"))
     if not unknown:
         return
     known = f"run parameters: {', '.join(parameters)}; aliases: {', '.join(aliases)}"
@@ -339,10 +339,10 @@ def _read_matrix(matrix: Any, source: str) -> dict[str, list[Any]]:
     for key, values in matrix.items():
         if not isinstance(values, list):
             raise SweepError(
-                f"{source}: matrix key {_key(key)}: expected a list, got {shown(values)}"
+                f"{source}: matrix key {key_shown(key)}: expected a list, got {shown(values)}"
             )
         if not values:
-            raise SweepError(f"{source}: matrix key {_key(key)}: the list is empty")
+            raise SweepError(f"{source}: matrix key {key_shown(key)}: the list is empty")
     return matrix
 
 

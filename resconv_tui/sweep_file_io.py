@@ -24,6 +24,7 @@ from core.sweep import (
     TARGET_FIELDS,
     excluded_cells,
     expand_sweep,
+    key_shown,
     read_sweep_text,
 )
 from core.sweep_yaml import YAMLTooBig, load_yaml
@@ -179,7 +180,8 @@ def _take(loaded: LoadedSweep, values: dict[str, list[Any]], key: str, vals: Any
         return
     canonical = canonical_key(str(key))
     if canonical not in SPECS or not isinstance(vals, list):
-        loaded.notes.append(f"unknown or malformed key '{key}': not loaded")
+        # Cut and escaped as queue's message names it: a raw ESC cleared the screen.
+        loaded.notes.append(f"unknown or malformed key {key_shown(key)}: not loaded")
         return
     values[canonical] = vals
     loaded.key_names[canonical] = str(key)
