@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from core.config import coerced
-from core.errors import ConfigError, SweepError
+from core.errors import ConfigError, SweepError, shown
 from core.files import atomic_write
 from core.sweep import (
     MAX_RUNS,
@@ -232,7 +232,9 @@ def _take_seeds(loaded: LoadedSweep, values: dict[str, list[Any]], seeds: Any) -
     elif isinstance(seeds, list) and seeds:
         values["seed"] = seeds
     else:
-        loaded.notes.append(f"'seeds: {seeds!r}' is neither a count nor a list: not loaded")
+        loaded.notes.append(
+            f"'seeds: {shown(seeds)}' is no count of 1 or more and no list: not loaded"
+        )
         return False
     loaded.key_names["seed"] = "seed"
     return True

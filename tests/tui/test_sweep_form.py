@@ -224,6 +224,7 @@ def test_seeds_load_into_the_seed_field(tmp_path: Path) -> None:
         # `queue` refuses these; f3 raised a TypeError, an OverflowError or ate gigabytes.
         ("matrix: {ks1: 3, ks2: [3, 5]}", "became kernel_size pairs"),
         ("matrix: {ch1: ~, ch2: [4]}", "became channels pairs"),
+        ("seeds: 0", "'seeds: 0' is no count of 1 or more and no list: not loaded"),
         # An unknown key is shown escaped, as queue names it: a raw ESC cleared the screen.
         ('"\\e[2J": 1', "unknown or malformed key '\\x1b[2J': not loaded"),
         ("seeds: 9223372036854775808", "makes more runs than a sweep may (at most 10,000)"),
