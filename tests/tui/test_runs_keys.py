@@ -540,28 +540,16 @@ async def test_a_marked_run_removed_elsewhere_is_no_longer_marked(
         assert "hidden" not in str(app.screen.query_one("#runs-summary").render())
 
 
+@pytest.mark.parametrize("poll", [True, False], ids=["polled", "before the poll"])
 async def test_remove_confirmed_after_one_of_its_runs_went_elsewhere_removes_the_rest(
-    seeded, app_factory, settle, db_url
+    seeded, app_factory, settle, db_url, poll
 ) -> None:
-    # "Unknown run: no run with id 2", and run 1 was left without a word.
+    # "Unknown run: no run with id 2", and run 1 was left without a word; removed after the
+    # dashboard's last poll, the batch failed "...; nothing changed", and run 1 stayed.
     app = app_factory()
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await settle(pilot)
-        await remove_marked_after(pilot, db_url, (1, 2), lambda repo: repo.remove([2]))
-        assert 1 not in run_ids(db_url)
-        assert notices(app)[-1] == "removed: run 1; already removed: run 2"
-
-
-async def test_remove_confirmed_as_one_goes_elsewhere_before_the_poll_removes_the_rest(
-    seeded, app_factory, settle, db_url
-) -> None:
-    # Removed elsewhere after the dashboard's last poll: the batch failed "unknown run:
-    # no run with id 2 ...; nothing changed", and run 1 stayed.
-    app = app_factory()
-    async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await settle(pilot)
-        # No poll after it: the screen still lists run 2.
-        await remove_marked_after(pilot, db_url, (1, 2), lambda repo: repo.remove([2]), poll=False)
+        await remove_marked_after(pilot, db_url, (1, 2), lambda repo: repo.remove([2]), poll)
         assert 1 not in run_ids(db_url)
         assert notices(app)[-1] == "removed: run 1; already removed: run 2"
 
