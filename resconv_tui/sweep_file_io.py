@@ -102,7 +102,15 @@ def load_sweep(path: str | Path) -> LoadedSweep:
 def sweep_to_form(data: dict[str, Any]) -> LoadedSweep:
     raw_matrix = data.get("matrix")
     matrix: dict[str, Any] = raw_matrix if isinstance(raw_matrix, dict) else {}
-    loaded = LoadedSweep(name=str(data.get("name") or ""), texts={})
+    name = data.get("name")
+    loaded = LoadedSweep(name=name if isinstance(name, str) else "", texts={})
+    # What queue refuses, said rather than loaded as something else: a name that is no
+    # text became "{'a': 1}", a matrix that is no mapping was dropped without a word.
+    if name is not None and not isinstance(name, str):
+        loaded.notes.append(f"'name: {shown(name)}' is no text: not loaded")
+    if raw_matrix is not None and not isinstance(raw_matrix, dict):
+        loaded.notes.append(f"'matrix: {shown(raw_matrix)}' is no mapping of keys to lists: "
+                            "not loaded")  # fmt: skip
     values: dict[str, list[Any]] = {}
     for key, vals in matrix.items():
         _take(loaded, values, key, vals)

@@ -225,6 +225,9 @@ def test_seeds_load_into_the_seed_field(tmp_path: Path) -> None:
         ("matrix: {ks1: 3, ks2: [3, 5]}", "became kernel_size pairs"),
         ("matrix: {ch1: ~, ch2: [4]}", "became channels pairs"),
         ("seeds: 0", "'seeds: 0' is no count of 1 or more and no list: not loaded"),
+        # A name that is no text became the name "{'a': 1}"; a matrix list went unsaid.
+        ("name: {a: 1}", "'name: {'a': 1}' is no text: not loaded"),
+        ("matrix: [1, 2]", "'matrix: [1, 2]' is no mapping of keys to lists: not loaded"),
         # An unknown key is shown escaped, as queue names it: a raw ESC cleared the screen.
         ('"\\e[2J": 1', "unknown or malformed key '\\x1b[2J': not loaded"),
         ("seeds: 9223372036854775808", "makes more runs than a sweep may (at most 10,000)"),
@@ -240,7 +243,8 @@ def test_a_file_queue_refuses_loads_with_a_note_not_a_crash(
     tmp_path: Path, text: str, note: str
 ) -> None:
     path = tmp_path / "s.yml"
-    path.write_text(f"name: s\n{text}\n")
+    name = "" if text.startswith("name:") else "name: s\n"
+    path.write_text(f"{name}{text}\n")
     with pytest.raises(SweepError):
         expand_sweep_file(path)
     loaded = load_sweep(path)  # the form marks what is wrong, field by field
