@@ -119,6 +119,9 @@ def sweep_to_form(data: dict[str, Any]) -> LoadedSweep:
             _take(loaded, values, key, [raw])
     _take_pairs(loaded, values, data, matrix)
     seeds = _take_seeds(loaded, values, data.get("seeds"))
+    if seeds and ("seed" in data or "seed" in matrix):  # queue refuses both at once
+        loaded.notes.append("'seed' beside 'seeds' (queue takes one or the other): the seed "
+                            "field holds the seeds")  # fmt: skip
     loaded.texts = _texts(values, seeds_last=seeds)
     _drop_included_targets(loaded, data)
     _take_exclude(loaded, data)

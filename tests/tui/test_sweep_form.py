@@ -228,6 +228,7 @@ def test_seeds_load_into_the_seed_field(tmp_path: Path) -> None:
         # A name that is no text became the name "{'a': 1}"; a matrix list went unsaid.
         ("name: {a: 1}", "'name: {'a': 1}' is no text: not loaded"),
         ("matrix: [1, 2]", "'matrix: [1, 2]' is no mapping of keys to lists: not loaded"),
+        ("seed: 7\nseeds: 3", "'seed' beside 'seeds' (queue takes one or the other)"),
         # An unknown key is shown escaped, as queue names it: a raw ESC cleared the screen.
         ('"\\e[2J": 1', "unknown or malformed key '\\x1b[2J': not loaded"),
         ("seeds: 9223372036854775808", "makes more runs than a sweep may (at most 10,000)"),
