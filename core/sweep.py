@@ -22,13 +22,15 @@ import difflib
 import itertools
 import json
 import math
+import os
 import re
+import stat
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -124,7 +126,7 @@ def read_sweep_text(path: Path) -> str:
     UTF-8 (a binary file, a UTF-16 export) or larger than ``MAX_FILE_BYTES``, rather
     than a traceback (or, for /dev/zero, reading until the kernel kills the process)."""
     try:
-        with path.open("rb") as file:
+        with _opened(path) as file:
             data = file.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise SweepError(f"{path}: cannot read file ({exc.strerror or exc})") from None
@@ -138,6 +140,17 @@ def read_sweep_text(path: Path) -> str:
             f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
             "save the sweep file as UTF-8"
         ) from None
+
+
+def _opened(path: Path) -> BinaryIO:
+    """``path`` opened to read. A named pipe is opened without waiting for a writer (one
+    with none blocked the open forever, and the dashboard's f3 with it): it then reads as
+    empty; one being written (``queue <(sed ... t1.yml)``) reads as written."""
+    flags = os.O_RDONLY | (os.O_NONBLOCK if stat.S_ISFIFO(path.stat().st_mode) else 0)
+    descriptor = os.open(path, flags)
+    if flags & os.O_NONBLOCK:  # reads wait for the writer's data again
+        os.set_blocking(descriptor, True)
+    return os.fdopen(descriptor, "rb")
 
 
 def expand_sweep_text(

@@ -208,6 +208,31 @@ def test_a_file_past_a_mib_is_refused_unread(tmp_path: Path) -> None:
         expand_sweep_file("")  # it said "cannot read file ." (a folder)
 
 
+def test_a_named_pipe_with_no_writer_reads_as_empty_not_forever(tmp_path: Path) -> None:
+    # Its open blocked for a writer: queue hung, and the dashboard's f3 with it.
+    import os
+    import threading
+
+    fifo = tmp_path / "sweep.yml"
+    os.mkfifo(fifo)
+    caught: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            expand_sweep_file(fifo)
+        except SweepError as exc:
+            caught.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(10)
+    if reader.is_alive():  # let the stuck open go before failing
+        with open(fifo, "w"):
+            pass
+    assert [str(exc).endswith("the file is empty: a sweep needs at least 'name:'")
+            for exc in caught] == [True]  # fmt: skip
+
+
 def test_a_key_with_control_characters_is_shown_escaped() -> None:
     # Printed raw, an unknown key's escape sequence cleared the terminal, and a line
     # separator split the one-line message.
