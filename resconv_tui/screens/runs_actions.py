@@ -228,28 +228,33 @@ class RunActions:
         self.app.push_screen(ask, lambda yes: self._remove(runs) if yes else None)
 
     def _remove(self, runs: list[RunRow]) -> None:
-        ids = self._ids(runs)
         self._unmark(runs)
+        self._write(self._removal(self._ids(runs), cancel=True))
+
+    def _removal(self, ids: list[int], cancel: bool) -> Callable[[], str]:
+        """The verb that removes ``ids`` as they are when it runs, read there, not when x
+        was pressed nor at the last poll (a poll in flight may predate a claim): a run a
+        worker claimed since is left to its worker, to be removed once it stops
+        (``cancel``: asked to stop first), and one removed elsewhere is said. Either had
+        failed the whole batch ("...; nothing changed")."""
 
         def verb() -> str:
-            # As they are now, read here, not when x was pressed nor at the last poll: a
-            # worker may have claimed one (removing it as queued failed the whole batch)
-            # or one been removed elsewhere ("unknown run ...; nothing changed").
             now = {run.id: run for run in self.ctx.repo.list_runs(RunFilter(ids=tuple(ids)))}
             gone = [i for i in ids if i not in now]
             running = [i for i in ids if i in now and now[i].status == RunStatus.RUNNING]
             idle = [i for i in ids if i in now and i not in running]
-            if running:  # cancelled first; the poll removes them once their workers stop
-                self.app.call_from_thread(self._remove_once_stopped, running)
+            if running:  # removed by after_refresh once their workers stop
+                self.app.call_from_thread(self._remove_once_stopped, running, cancel)
             removed = idle if idle and self.ctx.repo.remove(idle) else []
             said = _say(("removed", removed), ("already removed", gone))
-            return said if removed or gone or not running else ""
+            return said if removed or gone else ""
 
-        self._write(verb)
+        return verb
 
-    def _remove_once_stopped(self, running: list[int]) -> None:
+    def _remove_once_stopped(self, running: list[int], cancel: bool) -> None:
         self._remove_when_stopped = self._remove_when_stopped | set(running)
-        self._cancel(running)
+        if cancel:
+            self._cancel(running)
 
     def after_refresh(self) -> None:
         """Finish removals that waited for a running run to stop."""
@@ -259,8 +264,8 @@ class RunActions:
         waiting = {i for i in self._remove_when_stopped if i in status}
         ready = [i for i in sorted(waiting) if status[i] != RunStatus.RUNNING]
         self._remove_when_stopped = frozenset(waiting - set(ready))
-        if ready:
-            self._write(lambda: _say(("removed", ready)) if self.ctx.repo.remove(ready) else "")
+        if ready:  # as this poll read them: the removal reads them again
+            self._write(self._removal(ready, cancel=False))
 
     def action_mark(self) -> None:
         """Mark or unmark the highlighted run, then go to the next (space, space, ...)."""

@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -573,6 +574,17 @@ async def test_remove_confirmed_as_one_is_claimed_before_the_poll_cancels_it(
         assert repo.get_run(7).cancel_requested  # removed once its worker stops
         repo.close()
         assert "removed: run 8" in notices(app)
+        # A poll read before the claim, come now, shows run 7 queued: it stays waiting
+        # (its removal was refused as running, and the run was left, cancelled).
+        screen = app.screen
+        assert isinstance(screen, RunsScreen) and screen.dashboard is not None
+        stale = [replace(r, status=RunStatus.QUEUED) if r.id == 7 else r
+                 for r in screen.dashboard.runs]  # fmt: skip
+        screen.dashboard = replace(screen.dashboard, runs=stale)
+        screen.after_refresh()
+        await settle_pilot(pilot)
+        assert 7 in run_ids(db_url) and 7 in screen._remove_when_stopped
+        assert not any("cancel it first" in notice for notice in notices(app)), notices(app)
 
 
 async def test_remove_of_marked_runs_one_training_is_one_question(
