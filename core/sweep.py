@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import select
 import stat
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
@@ -142,15 +143,27 @@ def read_sweep_text(path: Path) -> str:
         ) from None
 
 
+# How long a named pipe may wait for its writer: `mkfifo p; cat t1.yml > p & queue p`
+# connects at once; with none the open blocked forever (queue hung, and the dashboard's f3).
+FIFO_WAIT_S = 5.0
+
+
 def _opened(path: Path) -> BinaryIO:
-    """``path`` opened to read. A named pipe is opened without waiting for a writer (one
-    with none blocked the open forever, and the dashboard's f3 with it): it then reads as
-    empty; one being written (``queue <(sed ... t1.yml)``) reads as written."""
-    flags = os.O_RDONLY | (os.O_NONBLOCK if stat.S_ISFIFO(path.stat().st_mode) else 0)
-    descriptor = os.open(path, flags)
-    if flags & os.O_NONBLOCK:  # reads wait for the writer's data again
-        os.set_blocking(descriptor, True)
-    return os.fdopen(descriptor, "rb")
+    """``path`` opened to read; a named pipe waits at most ``FIFO_WAIT_S`` for data from
+    its writer (a TimeoutError, an OSError, after that)."""
+    if not stat.S_ISFIFO(path.stat().st_mode):
+        return path.open("rb")
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # no wait for a writer here
+    try:
+        poller = select.poll()
+        poller.register(descriptor, select.POLLIN | select.POLLHUP)
+        if not poller.poll(FIFO_WAIT_S * 1000):
+            raise TimeoutError(f"a named pipe that no writer wrote to in {FIFO_WAIT_S:.0f} s")
+        os.set_blocking(descriptor, True)  # then read to its end, as from a file
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
 
 
 def expand_sweep_text(

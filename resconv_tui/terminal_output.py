@@ -174,6 +174,9 @@ def wrap_cells(text: str, width: int, first: str = "", then: str = "") -> list[s
     ``first`` begins the first line, ``then`` every other."""
     from core.queue.views import cell_len
 
+    # A line break or tab in the text (an error's traceback line) is a space here: kept,
+    # it broke the line without the indent, and a tab took 1 cell counted, up to 8 shown.
+    text = re.sub(r"[^\S ]", " ", text)
     lines: list[str] = []
     line, space, words = first, "", 0
     for token in re.findall(r"\S+|\s+", text):

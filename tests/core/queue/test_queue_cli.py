@@ -296,6 +296,8 @@ def test_wrapping_counts_a_wide_character_as_two_cells() -> None:
         "vm-gpu-box-98765-18fc",
         "beat",
     ]
+    # A line break or tab within the text is a space (it broke a line without its indent).
+    assert wrap_cells("out of\nmemory\tat 64", 40) == ["out of memory at 64"]
 
 
 def test_status_says_which_queued_runs_no_worker_will_take(
