@@ -12,6 +12,7 @@ training stack lazily, so ``queue --dry-run``, ``status`` and the TUI start fast
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import shlex
@@ -151,6 +152,11 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A terminal or pipe whose encoding cannot write a name (PYTHONIOENCODING=ascii, an
+    # experiment named 実験): escaped rather than a UnicodeEncodeError traceback.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):  # replaced by a test, closed
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # argparse would print the top-level usage for `ls extra`: show ls's own

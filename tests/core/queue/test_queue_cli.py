@@ -52,6 +52,17 @@ def one_error_line(err: str, text: str) -> None:
     assert lines[0].startswith("resconv-tui: ")
 
 
+def test_output_an_encoding_cannot_write_is_escaped_not_a_traceback() -> None:
+    # PYTHONIOENCODING=ascii and an experiment named 実験: a UnicodeEncodeError traceback.
+    Path("jp.yml").write_text("name: 実験\nlayers: 1\n", encoding="utf-8")
+    repo_root = str(Path(__file__).parents[3])
+    env = {**os.environ, "PYTHONIOENCODING": "ascii", "PYTHONPATH": repo_root}
+    done = subprocess.run([sys.executable, "-m", "resconv_tui", "queue", "jp.yml", "--dry-run"],
+                          capture_output=True, env=env, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert b"1 run in \\u5b9f\\u9a13: 609 parameters" in done.stdout
+
+
 def test_dry_run_lists_runs_with_parameter_counts(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "queue", "sweep.yml", "--dry-run")
     lines = out.splitlines()
