@@ -7,6 +7,8 @@ key and value involved, so the CLI can print one line instead of a traceback.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from typing import Any
 
 # What an error message shows of a value the person gave: enough to find it in the
@@ -22,6 +24,15 @@ def cut(text: str, most: int = SHOWN_CHARS) -> str:
 def shown(value: Any) -> str:
     """``repr(value)`` for an error message, cut to SHOWN_CHARS characters."""
     return cut(repr(value))
+
+
+def escape_unwritable_output() -> None:
+    """stdout and stderr escape what their encoding cannot write (PYTHONIOENCODING=ascii
+    and an experiment named 実験) instead of raising UnicodeEncodeError, a traceback out
+    of the command line, and out of a worker in the middle of a run."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):  # replaced by a test, closed
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
 
 
 def first_line(exc: BaseException) -> str:

@@ -57,7 +57,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from core.device_choice import auto_device, resolve_device
 from core.early_signals import count_early, release
-from core.errors import ConfigError, DiskFull, NoDataHere, ResconvError, first_line
+from core.errors import (
+    ConfigError,
+    DiskFull,
+    NoDataHere,
+    ResconvError,
+    escape_unwritable_output,
+    first_line,
+)
 from core.fit_trainer import FitTrainer, StackResults
 from core.gpu import GpuMonitor
 from core.packing import Admission, Slot, parse_slot
@@ -764,6 +771,7 @@ def main(argv: list[str] | None = None) -> int:
     # it as one sent later does. This module's imports (about a second) come earlier: a
     # slot process dying there of its supervisor's SIGTERM is read as stopped (core.slots).
     count_early()
+    escape_unwritable_output()  # a slot's lines name experiments
     parser = argparse.ArgumentParser(
         prog="python -m core.worker", description=__doc__.split("\n")[0]
     )

@@ -12,14 +12,13 @@ training stack lazily, so ``queue --dry-run``, ``status`` and the TUI start fast
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import os
 import shlex
 import sys
 from typing import TYPE_CHECKING
 
-from core.errors import ResconvError
+from core.errors import ResconvError, escape_unwritable_output
 
 if TYPE_CHECKING:
     from core.queue import Repo
@@ -152,11 +151,7 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # A terminal or pipe whose encoding cannot write a name (PYTHONIOENCODING=ascii, an
-    # experiment named 実験): escaped rather than a UnicodeEncodeError traceback.
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(AttributeError, ValueError):  # replaced by a test, closed
-            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+    escape_unwritable_output()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # argparse would print the top-level usage for `ls extra`: show ls's own

@@ -61,6 +61,13 @@ def test_output_an_encoding_cannot_write_is_escaped_not_a_traceback() -> None:
                           capture_output=True, env=env, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     assert b"1 run in \\u5b9f\\u9a13: 609 parameters" in done.stdout
+    # A worker's lines too: its first, naming the database, stopped it with a traceback.
+    Path("実験").mkdir()
+    worker = [sys.executable, "-m", "core.worker", "--db", "実験/runs.db", "--device", "cpu",
+              "--until-empty"]  # fmt: skip
+    done = subprocess.run(worker, capture_output=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert b"database \\u5b9f\\u9a13/runs.db" in done.stdout and b"queue empty" in done.stdout
 
 
 def test_dry_run_lists_runs_with_parameter_counts(capsys: pytest.CaptureFixture[str]) -> None:
