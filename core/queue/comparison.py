@@ -28,12 +28,14 @@ from core.queue.views import (
     RUN,
     STATUS,
     Table,
+    config_keys_named,
     config_of,
+    distinct_values,
+    keys_in_order,
     meters_of,
     run_figures,
     with_targets,
 )
-from core.sweep import ALIASES, PAIR_ALIASES
 
 
 def comparison_table(runs: Sequence[RunRow], every_key: bool = False) -> Table:
@@ -43,7 +45,7 @@ def comparison_table(runs: Sequence[RunRow], every_key: bool = False) -> Table:
     run has one). A figure a run has not reached yet (a queued run's
     validation loss) is None."""
     configs = [config_of(run.config_json) for run in runs]
-    keys = _keys_in_order(configs) if every_key else differing_keys(runs)
+    keys = keys_in_order(configs) if every_key else differing_keys(runs)
     columns = (RUN, EXPERIMENT, NAME, STATUS, *keys, LOSS, PARAMS, MINUTES, RATE, MEMORY, METER)
     meters = meters_of([run.validation_loss for run in runs])
     rows = tuple(
@@ -72,15 +74,14 @@ def comparison_table(runs: Sequence[RunRow], every_key: bool = False) -> Table:
 def differing_keys(runs: Sequence[RunRow]) -> list[str]:
     """The config keys whose values are not the same in all of ``runs``, in order."""
     configs = [config_of(run.config_json) for run in runs]
-    return [key for key in _keys_in_order(configs) if _differs(key, configs)]
+    return [key for key in keys_in_order(configs) if len(distinct_values(key, configs)) > 1]
 
 
 def unnamed_differences(run: RunRow, keys: Sequence[str]) -> str:
     """``run``'s values of ``keys`` (differing between compared runs) that its name does
     not show (its name shows what its sweep swept): ``"lr 0.003, batch_size 32"``. Two
     runs of different sweeps, or queued alone, differ in what their names leave out."""
-    named = {ALIASES.get(key, key) for key in run.swept}
-    named |= {key for key, pair in PAIR_ALIASES.items() if named & set(pair)}
+    named = config_keys_named(run.swept)
     config = config_of(run.config_json)
     return ", ".join(f"{key} {_shown(config.get(key))}" for key in keys if key not in named)
 
@@ -89,20 +90,6 @@ def _shown(value: Any) -> str:
     if value is None:
         return "none"  # a key the run's version did not have
     return value if isinstance(value, str) else json.dumps(value)
-
-
-def _keys_in_order(configs: Sequence[dict[str, Any]]) -> list[str]:
-    """Every config key, in the order the configs write them (a run made by an older
-    version may lack a newer key: its value reads as none)."""
-    return list(dict.fromkeys(key for config in configs for key in config))
-
-
-def _differs(key: str, configs: Sequence[dict[str, Any]]) -> bool:
-    """Whether the runs' values of ``key`` are not all the same (as JSON: ``[3, 5]`` and
-    ``(3, 5)`` are one value; a missing key reads as none, as the table shows it: it
-    differs from any value but none)."""
-    values = {json.dumps(config.get(key), sort_keys=True) for config in configs}
-    return len(values) > 1
 
 
 def settings_apart_note(
@@ -122,7 +109,7 @@ def settings_apart_note(
     if not before:
         return None
     apart = []
-    for key in _keys_in_order(now):
+    for key in keys_in_order(now):
         there, here = _one_value(key, before), _one_value(key, now)
         if key != "seed" and there is not None and here is not None and there != here:
             apart.append(
@@ -140,5 +127,5 @@ def settings_apart_note(
 
 def _one_value(key: str, configs: Sequence[dict[str, Any]]) -> str | None:
     """``key``'s one value in every config of ``configs`` (as JSON); None where it varies."""
-    values = {json.dumps(config.get(key), sort_keys=True) for config in configs}
+    values = distinct_values(key, configs)
     return values.pop() if len(values) == 1 else None

@@ -16,7 +16,7 @@ import math
 import re
 import statistics
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Any
@@ -127,19 +127,36 @@ def _telling_columns(runs: Sequence[RunRow], swept: Sequence[str]) -> list[str]:
     experiment that those columns show alike: an experiment name queued again with
     other fixed settings (3 layers, then 2, each sweeping ``ks``) made two rows "ks 3"
     whose difference no column showed."""
-    shown = {ALIASES.get(key, key) for key in swept}
-    shown |= {key for key, pair in PAIR_ALIASES.items() if shown & set(pair)}
+    shown = config_keys_named(swept)
     alike: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for run in runs:
         values = tuple(json.dumps(swept_value(run, key), sort_keys=True) for key in swept)
         alike.setdefault((run.experiment, values), []).append(config_of(run.config_json))
     telling: dict[str, None] = {}
     for configs in alike.values():
-        for key in dict.fromkeys(key for config in configs for key in config):
-            seen = {json.dumps(config.get(key), sort_keys=True) for config in configs}
-            if key not in shown and len(seen) > 1:
+        for key in keys_in_order(configs):
+            if key not in shown and len(distinct_values(key, configs)) > 1:
                 telling[key] = None
     return list(telling)
+
+
+def config_keys_named(swept: Iterable[str]) -> set[str]:
+    """The config keys that swept names (``l``, ``ks1``) stand for: ``layers``, and
+    ``kernel_size`` for either half of its pair."""
+    named = {ALIASES.get(key, key) for key in swept}
+    return named | {key for key, pair in PAIR_ALIASES.items() if named & set(pair)}
+
+
+def keys_in_order(configs: Sequence[dict[str, Any]]) -> list[str]:
+    """Every config key, in the order the configs write them (a run made by an older
+    version may lack a newer key: its value reads as none)."""
+    return list(dict.fromkeys(key for config in configs for key in config))
+
+
+def distinct_values(key: str, configs: Sequence[dict[str, Any]]) -> set[str]:
+    """The configs' values of ``key``, each once, as JSON: ``[3, 5]`` and ``(3, 5)`` are
+    one value; a missing key reads as none (null)."""
+    return {json.dumps(config.get(key), sort_keys=True) for config in configs}
 
 
 def results_by_cell(
