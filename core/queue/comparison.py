@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.queue.rows import NewRun, RunRow
+from core.queue.rows import NewRun, RunFilter, RunRow
 from core.queue.status import RunStatus
 from core.queue.views import (
     DIFF,
@@ -36,6 +36,9 @@ from core.queue.views import (
     run_figures,
     with_targets,
 )
+
+if TYPE_CHECKING:
+    from core.queue.repo import Repo
 
 
 def comparison_table(runs: Sequence[RunRow], every_key: bool = False) -> Table:
@@ -123,6 +126,15 @@ def settings_apart_note(
     return (f"experiment '{experiment}' already holds {held} of other settings "
             f"({'; '.join(shown)}): its results {mix} the two sweeps; another name for this "
             "one keeps them apart")  # fmt: skip
+
+
+def settings_apart_in(repo: Repo, runs: Sequence[NewRun], queued: bool = True) -> str | None:
+    """``settings_apart_note`` against the runs ``repo`` holds of their experiment (read
+    before they are queued)."""
+    if not runs:
+        return None
+    existing = repo.list_runs(RunFilter(experiment=runs[0].experiment))
+    return settings_apart_note(existing, runs, queued)
 
 
 def _one_value(key: str, configs: Sequence[dict[str, Any]]) -> str | None:

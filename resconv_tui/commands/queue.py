@@ -89,15 +89,14 @@ def run(args: argparse.Namespace) -> int:
             if note:
                 print(f"note: {note}")
         return 0
-    from core.queue import NewRun, RunFilter
-    from core.queue.comparison import settings_apart_note
+    from core.queue import NewRun
+    from core.queue.comparison import settings_apart_in
     from core.queue.failures import diverged_before, diverged_warning
 
     repo = open_repo(args, create=True)
     new_runs = [NewRun.from_expanded(r) for r in runs]
     diverged = [] if args.force else diverged_before(repo, new_runs)
-    kept = repo.list_runs(RunFilter(experiment=new_runs[0].experiment)) if new_runs else []
-    apart = settings_apart_note(kept, new_runs)
+    apart = settings_apart_in(repo, new_runs)
     result = repo.enqueue(new_runs, args.priority, args.force)
     print(result.summary())
     if warning := diverged_warning(diverged, result.queued_again_ids):
@@ -121,14 +120,13 @@ def dry_run_plan(
 
     if is_new_file(db_url(args)):
         return None, None
-    from core.queue import NewRun, RunFilter
-    from core.queue.comparison import settings_apart_note
+    from core.queue import NewRun
+    from core.queue.comparison import settings_apart_in
 
     repo = open_repo(args)
     try:
         new_runs = [NewRun.from_expanded(r) for r in runs]
-        kept = repo.list_runs(RunFilter(experiment=runs[0].experiment)) if runs else []
-        apart = settings_apart_note(kept, new_runs, queued=False)
+        apart = settings_apart_in(repo, new_runs, queued=False)
         plan = ["new"] * len(runs) if args.force else repo.plan_enqueue(new_runs)
         return plan, apart if any(not fate.startswith("skip") for fate in plan) else None
     finally:

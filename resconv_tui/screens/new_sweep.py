@@ -35,8 +35,8 @@ from textual.timer import Timer
 from textual.widgets import Button, Header, Input, Static
 
 from core.errors import ConfigError, ResconvError, SweepError
-from core.queue import Repo, RunFilter, RunRow
-from core.queue.comparison import settings_apart_note
+from core.queue import Repo, RunRow
+from core.queue.comparison import settings_apart_in
 from core.queue.db import is_new_file
 from core.queue.failures import diverged_before, diverged_warning
 from core.queue.rows import PRIORITY_LIMIT, EnqueueResult, NewRun
@@ -293,7 +293,7 @@ class NewSweepScreen(Screen[int | None]):
             repo = Repo.open(self.db_url)
             try:
                 diverged = diverged_before(repo, runs)
-                kept = repo.list_runs(RunFilter(experiment=runs[0].experiment)) if runs else []
+                apart = settings_apart_in(repo, runs)  # as `queue` says it
                 result = repo.enqueue(runs, priority=priority)
             finally:
                 repo.close()
@@ -302,7 +302,6 @@ class NewSweepScreen(Screen[int | None]):
             return
         if warning := diverged_warning(diverged, result.queued_again_ids):
             self.app.call_from_thread(self.app.notify, warning, severity="warning", timeout=15)
-        apart = settings_apart_note(kept, runs)  # as `queue` says it
         if apart and (result.added or result.queued_again):
             self.app.call_from_thread(self.app.notify, apart, timeout=15)
         self.app.call_from_thread(self.queued, result)
