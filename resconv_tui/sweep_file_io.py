@@ -141,8 +141,9 @@ def _take_exclude(loaded: LoadedSweep, data: dict[str, Any]) -> None:
         return
     entries = data["exclude"]  # a list of mappings: excluded_cells has read it
     loaded.excluded = ExcludedCells.of(fields, dropped, entries)
-    said = "1 entry" if len(entries) == 1 else f"{len(entries)} entries"
-    loaded.notes.append(f"'exclude' ({said}) kept: the runs it drops are left out")
+    loaded.notes.append(
+        f"'exclude' ({_entries(len(entries))}) kept: the runs it drops are left out"
+    )
 
 
 def _drop_included_targets(loaded: LoadedSweep, data: dict[str, Any]) -> None:
@@ -186,8 +187,7 @@ def _take(loaded: LoadedSweep, values: dict[str, list[Any]], key: str, vals: Any
         return  # _take_exclude
     if key == "include":
         count = len(vals[0]) if isinstance(vals[0], list) else 1
-        entries = "1 entry" if count == 1 else f"{count} entries"
-        loaded.notes.append(f"'{key}' ({entries}) is not supported by the form: not loaded")
+        loaded.notes.append(f"'{key}' ({_entries(count)}) is not supported by the form: not loaded")
         return
     canonical = canonical_key(str(key))
     if canonical not in SPECS or not isinstance(vals, list):
@@ -221,6 +221,10 @@ def _take_pairs(
                 "run names change and their targets cannot be matched"
             )
             loaded.extra.pop("targets", None)
+
+
+def _entries(count: int) -> str:
+    return "1 entry" if count == 1 else f"{count} entries"
 
 
 def _as_list(value: Any) -> list[Any]:
