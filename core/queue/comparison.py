@@ -13,6 +13,8 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from core.config import PER_LAYER_KEYS, RunConfig
+from core.errors import ConfigError
 from core.queue.rows import NewRun, RunFilter, RunRow
 from core.queue.status import RunStatus
 from core.queue.views import (
@@ -114,10 +116,11 @@ def settings_apart_note(
     apart = []
     for key in keys_in_order(now):
         there, here = _one_value(key, before), _one_value(key, now)
-        if key != "seed" and there is not None and here is not None and there != here:
-            apart.append(
-                f"{key} {_shown(json.loads(there))} there, {_shown(json.loads(here))} here"
-            )
+        if key == "seed" or there is None or here is None or there == here:
+            continue
+        if key in PER_LAYER_KEYS and _layers_alike(key, [*before, *now]):
+            continue  # written two ways, built alike: channels 8 and [8, 8]
+        apart.append(f"{key} {_shown(json.loads(there))} there, {_shown(json.loads(here))} here")
     if not apart:
         return None
     shown = apart[:3] + ([f"{len(apart) - 3} more keys"] if len(apart) > 3 else [])
@@ -135,6 +138,31 @@ def settings_apart_in(repo: Repo, runs: Sequence[NewRun], queued: bool = True) -
         return None
     existing = repo.list_runs(RunFilter(experiment=runs[0].experiment))
     return settings_apart_note(existing, runs, queued)
+
+
+def _layers_alike(key: str, configs: Sequence[dict[str, Any]]) -> bool:
+    """Whether a per-layer ``key`` gives every one of ``configs`` the same layers (one list
+    of channels, kernels or paddings), however each config writes it: ``channels: 8`` and
+    ``[8, 8]`` at two layers, ``padding: same`` and ``[1, 1]`` beside 3x3 kernels."""
+    layer_values = {
+        "channels": RunConfig.channel_list,
+        "kernel_size": RunConfig.kernel_list,
+        "padding": RunConfig.padding_list,
+    }[key]
+    built, seen = set(), set()
+    for config in configs:
+        # Only these keys make the lists: a 10,000-seed sweep is read once, not 10,000 times.
+        made_of = json.dumps([config.get(k) for k in ("layers", "kernel_size", key)])
+        if made_of in seen:
+            continue
+        seen.add(made_of)
+        try:
+            built.add(tuple(layer_values(RunConfig.from_dict(config))))
+        except ConfigError:
+            return False  # a stored config this version cannot build: not known alike
+        if len(built) > 1:
+            return False
+    return True
 
 
 def _one_value(key: str, configs: Sequence[dict[str, Any]]) -> str | None:

@@ -126,6 +126,20 @@ def test_queue_notes_an_experiment_that_holds_other_settings(
     assert "other settings" not in cli(capsys, "queue", "sweep.yml", "--dry-run")[1]
 
 
+def test_a_per_layer_value_written_another_way_is_no_other_setting(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # channels 8 and [8, 8] build the same layers: "channels 8 there, [8, 8] here" was false.
+    Path("one.yml").write_text("name: e\nlayers: 2\nchannels: 8\nmax_inputs: 512\n")
+    cli(capsys, "queue", "one.yml")
+    Path("two.yml").write_text("name: e\nlayers: 2\nchannels: [8, 8]\npadding: [1, 1]\n"
+                               "max_inputs: 512\nmatrix:\n  lr: [0.001, 0.003]\n")  # fmt: skip
+    assert "other settings" not in cli(capsys, "queue", "two.yml", "--dry-run")[1]
+    Path("three.yml").write_text("name: e\nlayers: 2\nchannels: [8, 16]\nmax_inputs: 512\n")
+    out = cli(capsys, "queue", "three.yml", "--dry-run")[1]
+    assert "(channels 8 there, [8, 16] here)" in out, out
+
+
 def test_runs_that_give_no_results_are_no_other_settings(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
