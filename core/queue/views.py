@@ -342,7 +342,12 @@ def sorted_by(table: Table, keys: Sequence[str]) -> Table:
     # Stable sorts applied last key first, so the first key listed is the primary one.
     for key in reversed(keys):
         descending = key.startswith("-")
-        index = table.columns.index(resolve_column(key.lstrip("-"), table.columns))
+        column = resolve_column(key.lstrip("-"), table.columns)
+        if column == METER and LOSS in table.columns:
+            # The meter draws the loss in at most 21 steps: rows of one bar length kept
+            # their order before, and a descending sort put 0.4399 above 0.4514.
+            column = LOSS
+        index = table.columns.index(column)
         present = [p for p in pairs if p[0][index] is not None]
         absent = [p for p in pairs if p[0][index] is None]  # missing values always go last
         present.sort(key=partial(_cell_key, index), reverse=descending)

@@ -13,6 +13,7 @@ from core.queue.samples import decode_samples, encode_samples
 from core.queue.status import RunStatus
 from core.queue.views import (
     ALL_COLUMNS,
+    LOSS,
     SCREEN_LABELS,
     count_of,
     format_age,
@@ -168,6 +169,20 @@ def test_meter_is_left_out_when_all_losses_are_equal_and_none_sorts_last() -> No
     assert "meter" not in results_table(same).columns
     missing = [replace(runs()[0], validation_loss=None), *runs()[1:]]
     assert results_table(missing).column("run")[-1] == 1
+
+
+def test_sorting_by_the_meter_sorts_by_the_loss_it_draws() -> None:
+    # 0.43988 and 0.45143 both drew 20 stars, and a descending meter sort kept them in
+    # ascending loss order, in both tables (the results screen sorts the same way).
+    losses = [0.110046, 0.45143, 0.43988, 0.45574]
+    close = [
+        replace(BASE, id=i + 1, validation_loss=v, swept={"l": i + 1}, config_hash=str(i),
+                config_json=json.dumps({"layers": i + 1}))
+        for i, v in enumerate(losses)
+    ]  # fmt: skip
+    for table in (results_table, results_by_cell):
+        assert table(close, sort=["-meter"]).column(LOSS) == sorted(losses, reverse=True)
+        assert table(close, sort=["meter"]).column(LOSS) == sorted(losses)
 
 
 def test_several_experiments_get_a_column_and_swept_values_render() -> None:
