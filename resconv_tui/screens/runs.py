@@ -374,13 +374,14 @@ class RunsScreen(RunActions, Screen[None]):
         wide, close = (f"  │  {filters}", f" │ {filters}") if filters else ("", "")
         # The first that fits, rather than a second line that takes a row from the table:
         # on an 80-column terminal the same closer together, then without the causes,
-        # then only the runs still to train or fail, then the total alone.
+        # then only the runs still to train or fail, then the total alone. The marks stay
+        # in every form: a filter that hides a marked run must still say it is marked.
         forms = (
             " · ".join([total, *detailed, *marked]) + f"  │  queue ETA {eta}{wide}",
             "·".join([total, *detailed, *marked]) + f" │ ETA {eta}{close}",
             "·".join([total, *plain, *marked]) + f" │ ETA {eta}{close}",
             "·".join([total, *pending, *marked]) + f" │ ETA {eta}{close}",
-            f"{total} │ ETA {eta}{close}",
+            "·".join([total, *marked]) + f" │ ETA {eta}{close}",
         )
         room = self.query_one("#runs-summary", Static).content_region.width
         # Cells, not characters: an experiment may be named 実験.

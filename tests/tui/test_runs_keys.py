@@ -523,6 +523,24 @@ async def test_remove_of_a_finished_run_asks_first(seeded, app_factory, settle, 
         assert 1 not in run_ids(db_url)
 
 
+async def test_at_80_columns_a_filter_leaves_the_marks_in_the_summary(
+    seeded, app_factory, settle
+) -> None:
+    # The last form kept the total alone: "8 runs (1 shown) │ ETA … │ text=…" said nothing
+    # of the two marked runs, one of them hidden, which no action would touch.
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await mark(pilot, 1, 2)
+        await pilot.press("slash", *"act-mish", "enter")
+        app.screen.refresh_now()
+        await settle(pilot)
+        summary = app.screen.query_one("#runs-summary")
+        said = str(summary.render())
+        assert summary.size.height == 1 and "2 marked (2 hidden)" in said, said
+        assert said.startswith("8 runs (1 shown)·") and said.endswith(' │ text="act-mish"')
+
+
 async def test_a_marked_run_removed_elsewhere_is_no_longer_marked(
     seeded, app_factory, settle, db_url
 ) -> None:
