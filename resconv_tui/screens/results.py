@@ -176,7 +176,10 @@ class ResultsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = f"results — {self.ctx.db_name}"
-        self.query_one(DataTable).focus()
+        table = self.query_one(DataTable)
+        table.focus()
+        # Scrolled sideways, the status line says which side the hidden columns are on.
+        self.watch(table, "scroll_x", lambda _: self._status(), init=False)
         self.refresh_now()
 
     def on_resize(self, event: events.Resize) -> None:
@@ -291,7 +294,7 @@ class ResultsScreen(Screen[None]):
         status = self.query_one("#results-status", Static)
         # Columns beyond the right edge (grouped, at 80 columns): said, or cut numbers
         # ("0.1" for 0.11) read as the values.
-        more = " · more columns →" if self.query_one(DataTable).max_scroll_x > 0 else ""
+        more = self._more_columns(self.query_one(DataTable))
         line = f"{what} · {exp} · {order}{more}"
         room = status.content_region.width
         if room and cell_len(line) > room:  # 80 columns: the header's arrow says the order
@@ -301,6 +304,15 @@ class ResultsScreen(Screen[None]):
             if cell_len(line) > room and not self.experiment:  # "all experiments" goes
                 line = f"{what} · by {self.sorted_by} {arrow}{more}"
         status.update(line)
+
+    @staticmethod
+    def _more_columns(table: DataTable[Any]) -> str:
+        """Which sides columns lie beyond: " · more columns →" said so at the right edge
+        too, where the user had scrolled as far as the table goes."""
+        left, right = table.scroll_x > 0, table.scroll_x < table.max_scroll_x
+        if not (left or right):
+            return ""
+        return f" · {'← ' if left else ''}more columns{' →' if right else ''}"
 
     def _chosen(self) -> None:
         """A key changed the view: keep it for the next R, and redraw."""

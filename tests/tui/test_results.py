@@ -291,6 +291,16 @@ async def test_g_groups_seeds_into_cells(db_url, app_factory, settle) -> None:
         assert screen.query_one("DataTable").max_scroll_x > 0
         status = str(screen.query_one("#results-status").render())
         assert status == "2 cells · by validation loss ▲ · more columns →"
+        # Scrolled to the right edge, the hidden columns are on the left: "→" said more
+        # lay right, where the user had scrolled as far as the table goes.
+        table = screen.query_one("DataTable")
+        table.scroll_to(x=table.max_scroll_x, animate=False)
+        await settle(pilot)
+        status = str(screen.query_one("#results-status").render())
+        assert status == "2 cells · by validation loss ▲ · ← more columns"
+        table.scroll_to(x=1, animate=False)
+        await settle(pilot)
+        assert str(screen.query_one("#results-status").render()).endswith("← more columns →")
         await pilot.resize_terminal(*SIZE)
         await settle(pilot)
         assert "more columns" not in str(screen.query_one("#results-status").render())
