@@ -77,12 +77,25 @@ class NoDataHere(DataError):
     so the worker puts the run back in the queue and stops."""
 
 
-class DiskFull(ResconvError):
-    """The disk holding the checkpoints is full (or the quota spent): not the run's fault,
-    and every run after it would fail the same way within seconds, so the worker puts
-    the run back in the queue and stops."""
+class CheckpointsBlocked(ResconvError):
+    """The checkpoints cannot be written: not the run's fault, and every run after it
+    would fail the same way within seconds, so the worker puts the run back in the
+    queue and stops."""
+
+    title = "Checkpoints cannot be written"
+
+
+class DiskFull(CheckpointsBlocked):
+    """The disk holding the checkpoints is full (or the quota spent)."""
 
     title = "Disk full"
+
+
+class CheckpointsNotWritable(CheckpointsBlocked):
+    """A folder under the checkpoint root this user may not write (another user's
+    experiment folder on a shared box, one made read-only, a read-only mount)."""
+
+    title = "Checkpoint folder not writable"
 
 
 class TrainingError(ResconvError):

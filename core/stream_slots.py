@@ -34,7 +34,7 @@ from pathlib import Path
 
 from core.capture_gate import GATE
 from core.device_choice import resolve_device
-from core.errors import DiskFull, NoDataHere, ResconvError
+from core.errors import CheckpointsBlocked, NoDataHere, ResconvError
 from core.fit_trainer import FitTrainer
 from core.gpu import free_for_new_runs
 from core.packing import Admission, Slot
@@ -147,7 +147,10 @@ def _slot_main(
             worker.loop(until_empty)
     except QueueError as exc:  # the database is gone: this slot cannot go on
         failures.append(f"{speaker}: {exc}")
-    except (NoDataHere, DiskFull) as exc:  # this machine's problem: its runs are back in the queue
+    except (
+        NoDataHere,
+        CheckpointsBlocked,
+    ) as exc:  # this machine's problem: its runs are back in the queue
         failures.append(f"{speaker}: {str(exc).splitlines()[0]}")
         worker.give_back_quietly()
     except Exception as exc:  # a bug outside any run: say so, put its run back, stop the slot

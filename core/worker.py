@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from core.device_choice import auto_device, resolve_device
 from core.early_signals import count_early, release
 from core.errors import (
+    CheckpointsNotWritable,
     ConfigError,
     DiskFull,
     NoDataHere,
@@ -113,6 +114,9 @@ EMERGENCY_REQUEUE_S = 2.0
 MAX_ERROR_CHARS = 300
 ADMIT_WAIT_MIN_S, ADMIT_WAIT_MAX_S = 1.0, 8.0  # a run that does not fit yet
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})  # no room for checkpoints: stop, fail none
+# A checkpoint folder this user may not write: every run of its experiment would fail in
+# turn, as on a full disk. Only for a path under the checkpoint root (the run's own).
+NOT_WRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
 # trainer(run, callbacks, checkpoint_dir) -> FitResult; tests pass a fake one. A trainer
 # that can also train a stack (--stack K) has a method
@@ -360,8 +364,8 @@ class Worker:
         except NoDataHere as exc:  # this machine's data, not the run: every run would fail
             self.stop_for_data(runs, exc)
         except Exception as exc:  # any per-run problem (a stack's: every run's): record, go on
-            if isinstance(exc, OSError) and exc.errno in DISK_FULL:  # the disk's, not the run's
-                self.stop_for_full_disk([r for r in runs if r.id not in ended], exc)
+            if isinstance(exc, OSError) and self.checkpoints_blocked(exc):  # not the run's
+                self.stop_for_checkpoints([r for r in runs if r.id not in ended], exc)
             for run, recorder in zip(runs, recorders, strict=True):
                 if run.id not in ended:
                     _flush_quietly(recorder)
@@ -398,19 +402,34 @@ class Worker:
             self._let_go(run)
         return ", ".join(str(run.id) for run in runs)
 
-    def stop_for_full_disk(self, runs: list[RunRow], error: OSError) -> NoReturn:
-        """No room left for checkpoints: every queued run would fail in turn (the whole
-        queue within seconds, each "error: No space left on device"). As a missing
-        dataset: the runs go back to the queue (no attempt counted) and the worker stops."""
+    def checkpoints_blocked(self, error: OSError) -> bool:
+        """Whether ``error`` is the checkpoint folder's, not the run's: a full disk, or a
+        path under the checkpoint root this user may not write."""
+        if error.errno in DISK_FULL:
+            return True
+        if error.errno not in NOT_WRITABLE or not error.filename:
+            return False
+        path = Path(os.path.abspath(os.fsdecode(error.filename)))
+        return path.is_relative_to(self.checkpoint_root)
+
+    def stop_for_checkpoints(self, runs: list[RunRow], error: OSError) -> NoReturn:
+        """No room left for checkpoints, or a folder for them this user may not write:
+        every queued run would fail in turn (the whole queue within seconds, each "error:
+        No space left on device", or "PermissionError" under another user's experiment
+        folder). As a missing dataset: the runs go back to the queue (no attempt counted)
+        and the worker stops."""
         folders = sorted({str(self.folders.get(run.id, self.checkpoint_root)) for run in runs})
         ids = self._put_back(runs)
-        where = error.filename or ", ".join(folders)
+        where = os.fsdecode(error.filename) if error.filename else ", ".join(folders)
         why = f"{error.strerror or first_line(error)}: {where}"
         say(f"{why}: run {ids} back in the queue, none failed; stopping")
-        raise DiskFull(
+        full = error.errno in DISK_FULL
+        fix = "free some space" if full else "make the folder writable for this user"
+        blocked = DiskFull if full else CheckpointsNotWritable
+        raise blocked(
             f"{why} (checkpoints under {self.checkpoint_root}): run {ids} back in the queue, "
-            "none failed; free some space (or pick another --checkpoints folder) and start "
-            "the worker again"
+            f"none failed; {fix} (or pick another --checkpoints folder) and start the worker "
+            "again"
         ) from None
 
     def end(self, run: RunRow, result: FitResult, recorder: RunRecorder) -> None:

@@ -501,6 +501,43 @@ def test_a_full_disk_puts_the_runs_back_and_stops_the_worker(
     assert f"run {back} back in the queue, none failed; stopping" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("code", ["EACCES", "EROFS"])
+def test_a_checkpoint_folder_it_may_not_write_puts_the_runs_back_and_stops_the_worker(
+    repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str], code: str
+) -> None:
+    # Another user's experiment folder on a shared box: each queued run failed in turn
+    # within a second, "PermissionError: [Errno 13] Permission denied: .../s1/run-2".
+    import errno
+    import os
+
+    from core.errors import CheckpointsNotWritable
+
+    ids = repo.enqueue(tiny_runs(3)).added_ids
+    number = getattr(errno, code)
+
+    def refused(run: RunRow, cb: FitCallbacks, checkpoint_dir: Path) -> FitResult:
+        raise OSError(number, os.strerror(number), str(checkpoint_dir / ".last.pt.afwnoau4"))
+
+    worker = make_worker(repo, refused, tmp_path)
+    with pytest.raises(CheckpointsNotWritable, match="make the folder writable") as raised:
+        worker.loop(until_empty=True)
+    assert f"{os.strerror(number)}: {tmp_path}" in str(raised.value)
+    assert [(r.status, r.attempts) for r in map(repo.get_run, ids)] == [(S.QUEUED, 0)] * 3
+    assert "run 1 back in the queue, none failed; stopping" in capsys.readouterr().out
+
+
+def test_a_permission_error_elsewhere_is_the_run_s_own_failure(repo: Repo, tmp_path: Path) -> None:
+    # Not under the checkpoint root: nothing says the next run would fail alike.
+    run_id = repo.enqueue([tiny_run()]).added_ids[0]
+
+    def refused(run: RunRow, cb: FitCallbacks, checkpoint_dir: Path) -> FitResult:
+        raise PermissionError(13, "Permission denied", "/etc/shadow")
+
+    make_worker(repo, refused, tmp_path).loop(until_empty=True)
+    failed = repo.get_run(run_id)
+    assert failed.status == S.FAILED and "Permission denied" in (failed.error or "")
+
+
 def test_a_relative_checkpoint_folder_is_stored_absolute(
     repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
