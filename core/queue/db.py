@@ -458,9 +458,25 @@ def _why_no_write(path: Path | None) -> str:
             )
         if not _folder_writable(folder) and not all(_exists(f) for f in files):
             return _why_not(path)
+        if (free := _free_bytes(folder)) < LOW_SPACE_BYTES:
+            # A full disk reads as this too: SQLite could not grow -shm, even to read.
+            return (
+                f"the file system holding {folder} is full ({free:,} bytes free); SQLite "
+                f"needs room beside {path.name} for its -wal and -shm files, even to read: "
+                "free some space"
+            )
     except OSError as error:
         return f"cannot look at its files ({error.strerror or error})"
     return unknown
+
+
+LOW_SPACE_BYTES = 1 << 20  # under this, a disk I/O error is most likely the full disk's
+
+
+def _free_bytes(folder: Path) -> int:
+    """Bytes this user may still write on the file system holding ``folder``."""
+    stats = os.statvfs(folder)
+    return stats.f_bavail * stats.f_frsize
 
 
 def _writable(path: Path) -> bool:

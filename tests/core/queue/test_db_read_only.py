@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -149,6 +151,49 @@ def test_a_disk_io_error_with_no_cause_found_is_still_not_damage(tmp_path: Path)
     assert (
         damaged == f"database {tmp_path / 'runs.db'} is damaged: database disk image is malformed"
     )
+
+
+def test_a_disk_io_error_on_a_full_disk_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A full disk blamed the hardware: "the disk or its file system failed ... (dmesg may
+    # say)", for ls and status too, where freeing space was the fix.
+    (tmp_path / "runs.db").write_bytes(b"")
+    monkeypatch.setattr(db_module, "_free_bytes", lambda folder: 4096)
+    message = sqlite_says(tmp_path / "runs.db", "disk I/O error")
+    assert message.endswith(
+        f"(disk I/O error): the file system holding {tmp_path} is full (4,096 bytes free); "
+        "SQLite needs room beside runs.db for its -wal and -shm files, even to read: free "
+        "some space"
+    )
+
+
+def test_ls_on_a_really_full_disk_says_it_is_full(tmp_path: Path) -> None:
+    # The tester's case: a 600 KiB tmpfs holding the database, filled up with dd.
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(folder)],
+                             capture_output=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip("mounting a tmpfs needs root (and a system that allows it)")
+    try:
+        repo = Repo.open(str(folder / "f.db"))
+        repo.enqueue(tiny_runs(2))
+        repo.close()
+        for name in ("f.db-wal", "f.db-shm"):
+            (folder / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError), open(folder / "fill", "wb") as fill:
+            while True:
+                fill.write(b"\0" * 4096)
+                fill.flush()
+        ls = subprocess.run(
+            [sys.executable, "-m", "resconv_tui", "--db", str(folder / "f.db"), "ls"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert ls.returncode == 2 and "Traceback" not in ls.stderr
+        assert f"the file system holding {folder} is full" in ls.stderr, ls.stderr
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 def test_a_wal_file_made_immutable_while_open_is_named(tmp_path: Path) -> None:
