@@ -839,7 +839,7 @@ class Repo:
     def remove(self, ids: Sequence[int]) -> int:
         """Delete runs and their metrics; running runs must be cancelled first."""
         with self._write() as conn:
-            self._require(conn, ids, SETTLED, "cancel it first")
+            self._require(conn, ids, SETTLED, _remove_refused)
             conn.execute(delete(METRIC).where(METRIC.c.run_id.in_(ids)))
             return int(conn.execute(delete(RUN).where(RUN.c.id.in_(ids))).rowcount)
 
@@ -903,7 +903,11 @@ class Repo:
             return priorities
 
     def _require(
-        self, conn: Connection, ids: Sequence[int], allowed: frozenset[RunStatus], why: str
+        self,
+        conn: Connection,
+        ids: Sequence[int],
+        allowed: frozenset[RunStatus],
+        why: str | Callable[[list[RunRow]], str],
     ) -> list[RunRow]:
         runs = {run.id: run for run in self._select_runs(conn, RunFilter(ids=tuple(ids)))}
         missing = [i for i in ids if i not in runs]
@@ -914,7 +918,8 @@ class Repo:
         wrong = [runs[i] for i in ids if runs[i].status not in allowed]
         if wrong:
             listed = ", ".join(run_is(r.id, r.status) for r in wrong)
-            raise InvalidTransition(f"{listed}: {why}; nothing changed")
+            said = why if isinstance(why, str) else why(wrong)
+            raise InvalidTransition(f"{listed}: {said}; nothing changed")
         return [runs[i] for i in dict.fromkeys(ids)]
 
     # ----- reading -------------------------------------------------------------------
@@ -1130,6 +1135,14 @@ class Repo:
 
     def _where(self) -> str:
         return db.describe(self.url)
+
+
+def _remove_refused(running: list[RunRow]) -> str:
+    """Why ``remove`` leaves ``running`` runs: "cancel it first" where a cancel was
+    already asked for read as if it had not been."""
+    if all(run.cancel_requested for run in running):
+        return "its cancel is asked for: remove it once it has stopped"
+    return "cancel it first"
 
 
 def _target_changes(stored: str | None, run: NewRun) -> bool:

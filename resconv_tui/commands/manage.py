@@ -127,14 +127,14 @@ def retry(args: argparse.Namespace) -> int:
     exiting = _record_exited_workers(repo)
     ids = list(dict.fromkeys(args.ids))  # once each: `retry 2 2` said "queued again: 2, 2"
     if exiting and ids:
-        from core.queue import RunFilter, RunStatus
+        from core.queue import InvalidTransition, RunFilter, RunStatus
 
         for run in repo.list_runs(
             RunFilter(ids=tuple(ids), statuses=frozenset({RunStatus.RUNNING}))
         ):
             if run.worker_id in exiting:  # killed a moment ago: "run 1 is running" misled
                 wait = max(1, round(exiting[run.worker_id]))
-                raise UsageError(
+                raise InvalidTransition(  # "not allowed": the ids were right, the time not yet
                     f"run {run.id}'s worker has exited; the run is recorded lost once its worker "
                     f"has been silent 10 s: retry in {wait} s"
                 )

@@ -486,7 +486,7 @@ def test_retry_right_after_a_kill_says_when_the_run_can_be_retried(
     repo, _ = run_1_of_an_exited_worker(capsys)  # its last beat: now
     code, _, err = cli(capsys, "retry", "1")
     assert code == 2
-    one_error_line(err, "run 1's worker has exited; the run is recorded lost once its worker")
+    one_error_line(err, "not allowed: run 1's worker has exited; the run is recorded lost once")
     assert re.search(r"retry in (9|10) s$", err.strip()), err
     assert repo.get_run(1).status == RunStatus.RUNNING
 

@@ -649,6 +649,9 @@ def test_remove_deletes_runs_and_metrics_but_not_running_ones(repo: Repo) -> Non
     repo.add_metrics(running, [MetricPoint(1, 64, "train_loss", 0.3)])
     with pytest.raises(InvalidTransition, match="cancel it first"):
         repo.remove(list(ids))
+    repo.request_cancel([running])  # asked already: "cancel it first" read as if not
+    with pytest.raises(InvalidTransition, match="its cancel is asked for: remove it once it "):
+        repo.remove([running])
     assert repo.remove([ids[1]]) == 1
     repo.fail(running, worker, "x")
     assert repo.remove([running]) == 1
