@@ -162,7 +162,9 @@ def worker_line(worker: WorkerRow, now: float, runs: list[int], exited: bool = F
     age = worker.age(now)
     doing = f"run{'s' if len(runs) > 1 else ''} {', '.join(f'#{i}' for i in runs)}"
     doing = doing if runs else worker.state
-    doing += " stalled" if runs and worker.state == "stalled" else ""
+    # Said beside its runs too: a worker stopping after its run's final pass read as
+    # training on (the dashboard's workers panel says so).
+    doing += f" {worker.state}" if runs and worker.state in ("stalled", "stopping") else ""
     gone = worker.state in ("stopped", "lost")  # said by its state already
     lost = " (silent: lost?)" if age > STALE_AFTER_S and not gone else ""
     lost = EXITED if exited else lost

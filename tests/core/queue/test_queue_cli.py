@@ -365,6 +365,9 @@ def test_status_says_a_stalled_worker_s_run_is_stalled(capsys: pytest.CaptureFix
     assert "stalled: no training step for 10 min or more (see its worker's log)" in listed
     stalled = {r["id"]: r["stalled"] for r in json.loads(cli(capsys, "ls", "--json")[1])}
     assert stalled == {1: True, 2: False, 3: False, 4: False}
+    # Stopped with SIGTERM in its run's final pass: it read as training on.
+    repo.update_worker(worker, state="stopping")
+    assert "cuda:0  run #1 stopping  0 done" in cli(capsys, "status")[1]
 
 
 def test_ls_and_status_say_a_silent_worker_s_run_is_silent_as_the_dashboard_does(
