@@ -40,6 +40,7 @@ class Follower:
     last_metric_id: int = 0
     said: set[str] = field(default_factory=set)  # notes said once per attempt
     last_loss: float | None = None  # the newest train loss point of this attempt
+    last_pass: tuple[int, float] | None = None  # (inputs, val loss) of its newest pass
 
     def read(self, now: float) -> tuple[RunRow | None, list[str]]:
         """The run as it is now (None once removed) and the lines that say what changed
@@ -56,7 +57,7 @@ class Follower:
             # A stopped worker put back the attempt that had started: its points went with
             # it, and the next attempt's ids may start below the last seen.
             lines.append("put back in the queue: its curve starts afresh when it trains again")
-            self.last_metric_id, self.last_loss = 0, None
+            self.last_metric_id, self.last_loss, self.last_pass = 0, None, None
             self.said.clear()
         self.attempt = attempt
         lines += self._status_notes(run, now)
@@ -65,8 +66,19 @@ class Follower:
             if row.name == TRAIN_LOSS:
                 self.last_loss = row.value
             else:
-                lines.append(f"validation pass at {row.inputs:,} inputs: val loss {row.value:.6f}")
+                lines += self._pass_line(row.inputs, row.value)
         return run, lines
+
+    def _pass_line(self, inputs: int, loss: float) -> list[str]:
+        """A validation pass's line. The final pass after a last epoch's pass at the same
+        inputs (the logbook's trainer ran both) repeats its loss with fixed masks: said
+        once; with seed-faithful masks it differs, and is said as the final pass."""
+        before, self.last_pass = self.last_pass, (inputs, loss)
+        if before is None or before[0] != inputs:
+            return [f"validation pass at {inputs:,} inputs: val loss {loss:.6f}"]
+        if before[1] == loss:
+            return []
+        return [f"final pass at {inputs:,} inputs: val loss {loss:.6f}"]
 
     def _status_notes(self, run: RunRow, now: float) -> list[str]:
         """Said once each: queued, claimed, its worker gone quiet or gone."""

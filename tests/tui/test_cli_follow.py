@@ -67,6 +67,30 @@ def test_a_run_followed_from_the_queue_to_its_end(repo: Repo) -> None:
     ]
 
 
+def test_a_final_pass_at_the_last_epoch_s_inputs_is_said_once(repo: Repo) -> None:
+    # One epoch of 60,000 inputs: "validation pass at 60,000 inputs: val loss 0.110046"
+    # twice, the epoch's pass and the final one (fixed masks: the same value).
+    runs = repo.enqueue([new_run(3), new_run(4)]).added_ids
+    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
+    said = {}
+    for run_id, final in zip(runs, (0.110046, 0.111002), strict=True):  # fixed, seed-faithful
+        repo.claim(worker)
+        points = [MetricPoint(1, 640, "val_loss", 0.110046), MetricPoint(2, 640, "val_loss", final)]
+        repo.add_metrics(run_id, points, inputs_done=640)
+
+        def finish(run_id: int = run_id) -> None:
+            repo.finish(run_id, worker, FinalFigures(0.11, None, 9.5, 3100.0, None, 640))
+
+        said[final] = [
+            line for line in lines_of(repo, run_id, Story([finish]))[1] if "pass" in line
+        ]
+    assert said[0.110046] == ["validation pass at 640 inputs: val loss 0.110046"]
+    assert said[0.111002] == [
+        "validation pass at 640 inputs: val loss 0.110046",
+        "final pass at 640 inputs: val loss 0.111002",
+    ]
+
+
 def test_a_failed_run_ends_with_its_error_the_retry_and_status_1(repo: Repo) -> None:
     (run_id,) = repo.enqueue([new_run(3)]).added_ids
     worker = repo.register_worker("gpu-box", 1234, "cuda:0")
