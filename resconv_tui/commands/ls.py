@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 STATUS_WORDS = ("queued", "running", "succeeded", "failed", "cancelled")
 HEADER = ("id", "status", "run", "pri", "progress", "val loss", "params", "note")
 NOTE_ROOM = 20  # the least a note wraps within beside its row; less, and it goes under it
+RUN = HEADER.index("run")
+LEAST_RUN_WIDTH = 16  # the run column is never cut narrower, however narrow the terminal
+LEAST_EXPERIMENT_WIDTH = 6  # of a run's experiment, where a note would take the room
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -58,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(listed, indent=1))
     elif ordered:
         lines = [run_line(r, now, r.id in stalled, r.id in exited, ends) for r in ordered]
-        print(table(lines, terminal_columns()))
+        columns = terminal_columns()
+        print(table(fit_runs(ordered, lines, columns), columns))
     else:
         print("no runs" + (" match" if statuses or args.experiment else " yet"))
     return 0
@@ -125,6 +129,46 @@ def run_line(
     )  # fmt: skip
 
 
+def fit_runs(
+    runs: list[RunRow], lines: list[tuple[str, ...]], columns: int | None
+) -> list[tuple[str, ...]]:
+    """``lines`` (of ``runs``, in order) with the run column cut so that each row fits a
+    terminal of ``columns`` cells: the experiment first, then the names as the dashboard's
+    narrow runs table cuts them (rows told apart). A pipe (``columns`` None) keeps them
+    whole, for grep. At 80 columns a long experiment name wrapped every row in two."""
+    from core.queue.views import cell_len
+    from resconv_tui.name_cuts import cut_names, keep_start, name_parts
+
+    if columns is None or not lines:
+        return lines
+    widths = [max(cell_len(row[i]) for row in (HEADER, *lines)) for i in range(len(HEADER) - 1)]
+    notes = [cell_len(line[-1]) for line in lines if line[-1]]
+    beside = min(max(notes), NOTE_ROOM) if notes else 0  # room kept for the notes
+    fixed = sum(widths) - widths[RUN] + 2 * len(widths)
+    longest_name = max(cell_len(run.name) for run in runs)
+    longest_experiment = max(cell_len(run.experiment) for run in runs)
+    least = min(longest_experiment, LEAST_EXPERIMENT_WIDTH) + 1 + longest_name  # names whole
+    # The names whole before the notes' room: a note goes under its row rather than a cut
+    # name read as another run's.
+    room = columns - fixed - (beside if columns - fixed - beside >= least else 0)
+    room = max(LEAST_RUN_WIDTH, room)
+    if widths[RUN] <= room:
+        return lines
+    # The experiment is cut before the names, down to its first character and "…".
+    experiment_width = min(longest_experiment, max(room - 1 - longest_name, 2))
+    names = {run.id: run.name for run in runs}
+    parts = {run.id: name_parts(run.name, run.swept) for run in runs}
+    cut = cut_names(parts, names, room - 1 - experiment_width)
+    fitted = []
+    for run, line in zip(runs, lines, strict=True):
+        experiment = run.experiment
+        if cell_len(experiment) > experiment_width:
+            experiment = keep_start(experiment, experiment_width)
+        shown = f"{experiment}/{cut.get(run.id, run.name)}"
+        fitted.append((*line[:RUN], shown, *line[RUN + 1 :]))
+    return fitted
+
+
 def table(lines: list[tuple[str, ...]], columns: int | None = None) -> str:
     """Aligned columns, numbers to the right, the note last and free. ``columns``: a
     terminal's width, which a long note wraps within, between words, under its own column
@@ -132,7 +176,8 @@ def table(lines: list[tuple[str, ...]], columns: int | None = None) -> str:
     pass, samples and checkpoints; ETA 52s" ran past the edge and broke mid-word."""
     from core.queue.views import cell_len, pad
 
-    rows = [HEADER, *lines]
+    noted = any(line[-1] for line in lines)  # else no "note" header, alone under the header
+    rows = [HEADER if noted else (*HEADER[:-1], ""), *lines]
     widths = [max(cell_len(row[i]) for row in rows) for i in range(len(HEADER) - 1)]
     right = {0, 3, 4, 5, 6}
 

@@ -1305,7 +1305,7 @@ async def test_at_80_columns_cut_names_keep_what_tells_runs_apart(
 def test_a_cut_name_loses_its_most_shared_parts_first() -> None:
     from collections import Counter
 
-    from resconv_tui.widgets.run_table import cut_name
+    from resconv_tui.name_cuts import cut_name
 
     names = [("act-gelu", f"seed-{s}", "max_inputs-640") for s in range(3)]
     names += [("l-1", "ch-16"), ("l-1", "ch-24"), ("act-gelu",)]
@@ -1318,7 +1318,7 @@ def test_a_cut_name_loses_its_most_shared_parts_first() -> None:
 
 
 def test_cut_names_stay_told_apart() -> None:
-    from resconv_tui.widgets.run_table import cut_names
+    from resconv_tui.name_cuts import cut_names
 
     # Two cells' seeds: dropping the most shared part made both "…seed-0".
     parts = {1: ("act-gelu", "seed-0"), 2: ("act-gelu", "seed-1"), 3: ("act-gelu", "seed-2"),

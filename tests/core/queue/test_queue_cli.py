@@ -314,6 +314,30 @@ def test_ls_wraps_a_long_note_within_the_terminal() -> None:
     assert table(lines) == table(lines, 1000)  # room for everything: one line each
 
 
+def test_ls_cuts_a_long_run_column_to_the_terminal_experiment_first(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 55-character experiment name made every row 110 cells wide: at 80 columns the
+    # terminal wrapped each in two, and the table read as noise.
+    import resconv_tui.commands.ls as ls_command
+
+    experiment = "a-rather-long-experiment-name-for-fashion-mnist-halves"
+    Path("long.yml").write_text(SWEEP.replace("name: smoke", f"name: {experiment}"))
+    cli(capsys, "queue", "long.yml")
+    piped = cli(capsys, "ls")[1].splitlines()  # a pipe: whole, for grep
+    assert f"{experiment}/ch-4_lr-0.001" in piped[1]
+    assert piped[0].split() == ["id", "status", "run", "pri", "progress", "val", "loss", "params"]
+    for columns, shown in ((80, "a-rather-long-expe…/"), (60, "a…/"), (40, "a…/")):
+        monkeypatch.setattr(ls_command, "terminal_columns", lambda columns=columns: columns)
+        out = cli(capsys, "ls")[1].splitlines()
+        assert len(out) == 5 and out[1].split()[2] == f"{shown}ch-4_lr-0.001", out
+        assert all(len(line) <= max(columns, 63) for line in out), out  # 63: the least row
+    monkeypatch.setattr(ls_command, "terminal_columns", lambda: 30)
+    assert len({line.split()[2] for line in cli(capsys, "ls")[1].splitlines()[1:]}) == 4
+    monkeypatch.setattr(ls_command, "terminal_columns", lambda: 120)
+    assert cli(capsys, "ls")[1].splitlines() == piped  # room for it all: nothing cut
+
+
 def test_wrapping_counts_a_wide_character_as_two_cells() -> None:
     # textwrap counted 実験 as 2 characters: its lines ran to 106 cells at 80 columns.
     from core.queue.views import cell_len

@@ -1,0 +1,103 @@
+"""Run names cut to a column's width so that rows stay told apart: the dashboard's runs
+table when narrow, and ``ls`` on a narrow terminal."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+from rich.cells import cell_len
+from rich.text import Text
+
+from core.sweep import slug_parts
+
+
+def name_parts(name: str, swept: Mapping[str, object]) -> tuple[str, ...]:
+    """A sweep run's name's key-value parts; a name given otherwise is one part."""
+    made = tuple(slug_parts(swept))
+    return made if "_".join(made) == name else (name,)
+
+
+def cut_names(
+    parts: dict[int, tuple[str, ...]], names: dict[int, str], width: int
+) -> dict[int, str]:
+    """The names longer than ``width``, cut so that rows stay told apart where one way
+    does it: by their most shared parts (``cut_name``), else keeping their ends, else
+    their starts. (``act-gelu_seed-0`` beside ``act-relu_seed-0`` both lost ``act-...``
+    to "…seed-0"; kept from the end they read "…t-gelu_seed-0", "…t-relu_seed-0".)
+    Where no one way does, each name takes the first way that tells it apart, and the
+    cut that tells the most rows apart is shown (the first way's alone made three seeds
+    of two cells read "act-tanh…" at 10 cells)."""
+    long = [run_id for run_id, name in names.items() if cell_len(name) > width]
+    if not long:
+        return {}
+    shared = Counter(part for each in parts.values() for part in set(each))
+    ways = (
+        lambda run_id: cut_name(parts[run_id], shared, width),
+        lambda run_id: _keep_end(names[run_id], width),
+        lambda run_id: keep_start(names[run_id], width),
+    )
+    kept = [n for i, n in names.items() if i not in long]
+
+    def told_apart(cut: dict[int, str]) -> int:
+        return len({*cut.values(), *kept})
+
+    distinct = len(set(names.values()))  # two experiments may name a run alike
+    cuts = []
+    for way in ways:
+        cut = {run_id: way(run_id) for run_id in long}
+        if told_apart(cut) == distinct:
+            return cut
+        cuts.append(cut)
+    cuts.append(_mixed(cuts, kept))
+    return max(cuts, key=told_apart)  # the first of the best
+
+
+def _mixed(cuts: list[dict[int, str]], kept: list[str]) -> dict[int, str]:
+    """Each name cut the first of ``cuts``' ways that no other row shows alike in it."""
+    counts = [Counter([*cut.values(), *kept]) for cut in cuts]
+    mixed = {}
+    for run_id in cuts[0]:
+        unique = (cut[run_id] for cut, count in zip(cuts, counts, strict=True)
+                  if count[cut[run_id]] == 1)  # fmt: skip
+        mixed[run_id] = next(unique, cuts[0][run_id])
+    return mixed
+
+
+def _keep_end(name: str, width: int) -> str:
+    end = name
+    while cell_len(end) > width - 1:
+        end = end[1:]
+    return f"…{end}"
+
+
+def keep_start(name: str, width: int) -> str:
+    shown = Text(name)
+    shown.truncate(width, overflow="ellipsis")
+    return shown.plain
+
+
+def cut_name(parts: Sequence[str], shared: Counter[str], width: int) -> str:
+    """``parts`` joined by '_' in at most ``width`` cells: the parts most names share
+    go first (each run of them left out reads "…"), so that what tells runs apart
+    stays: ``act-gelu_seed-2_max_inputs-640`` beside its seeds reads ``…seed-2…``, where
+    a plain cut made three rows of ``act-gelu_see…``. Still too long: cut at the end."""
+    kept = [True] * len(parts)
+    # The most shared first; among equals, the later first (sweeps put the main keys first).
+    for i in sorted(range(len(parts)), key=lambda i: (-shared[parts[i]], -i)):
+        if cell_len(_joined(parts, kept)) <= width or sum(kept) == 1:
+            break
+        kept[i] = False
+    return keep_start(_joined(parts, kept), width)
+
+
+def _joined(parts: Sequence[str], kept: Sequence[bool]) -> str:
+    text, gap = "", False
+    for part, keep in zip(parts, kept, strict=True):
+        if not keep:
+            text += "" if gap else "…"
+            gap = True
+            continue
+        text += part if gap or not text else f"_{part}"
+        gap = False
+    return text
