@@ -157,7 +157,12 @@ class RunTable(RowsTable):
         """Narrow when the whole table would not fit (not before it is laid out); whether
         that changed (the table was made again). Room is kept for a vertical scrollbar
         whether one shows or not: otherwise rows coming and going could flip the layout."""
-        widest = self._column_widths(self._shown if ids is None else ids)
+        shown = list(self._shown if ids is None else ids)
+        if not shown and self._last is not None:
+            # No row to measure (a filter that matches none): the layout stays, or the
+            # header turned wide at 80 columns and back when the filter was cleared.
+            return False
+        widest = self._column_widths(shown)
         room = self.size.width - self.styles.scrollbar_size_vertical
         narrow = self.size.width > 0 and room < self.wide_width(widest)
         name_width = self._narrow_name_width(widest, room) if narrow else self.name_width

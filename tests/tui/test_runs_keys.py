@@ -541,6 +541,22 @@ async def test_at_80_columns_a_filter_leaves_the_marks_in_the_summary(
         assert said.startswith("8 runs (1 shown)·") and said.endswith(' │ text="act-mish"')
 
 
+async def test_at_80_columns_a_filter_that_matches_nothing_keeps_the_narrow_layout(
+    seeded, app_factory, settle
+) -> None:
+    # With no row to measure, the header turned wide (experiment, pri, the bar) at 80
+    # columns, and back when the filter was cleared.
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert table(app).narrow
+        narrow_columns = [str(c.label) for c in table(app).columns.values()]
+        await pilot.press("slash", *"no-such-run")
+        await settle(pilot)
+        assert table(app).row_count == 0 and table(app).narrow
+        assert [str(c.label) for c in table(app).columns.values()] == narrow_columns
+
+
 async def test_a_marked_run_removed_elsewhere_is_no_longer_marked(
     seeded, app_factory, settle, db_url
 ) -> None:
