@@ -54,6 +54,13 @@ def claim_run_folder(
                 return folder
         except (FileExistsError, NotADirectoryError):  # a file by that name
             continue
+        except PermissionError:
+            # A folder by that name this user may not look into is another user's run's
+            # (two databases share the default folder): the next name. One it could not
+            # make means the experiment's folder is not writable: the worker stops.
+            if not os.path.lexists(folder):
+                raise
+            continue
     raise AssertionError("unreachable")  # itertools.count never ends
 
 

@@ -149,7 +149,9 @@ class Worker:
         repo.stop_waiting = lambda: flags.stop
         self.rules = rules
         # Absolute: each run stores its folder, read later from other working folders.
-        self.checkpoint_root, self.flags = Path(checkpoint_root).absolute(), flags
+        # Normalised (no '..'): a path an error names is compared with it.
+        self.checkpoint_root = Path(os.path.abspath(checkpoint_root))
+        self.flags = flags
         self.stale_after_s, self.poll_max_s = stale_after_s, poll_max_s
         self.admission, self.admit_wait = admission, ADMIT_WAIT_MIN_S
         self.max_runs = max_runs  # it exits after this many runs ended (None: no limit)
@@ -424,12 +426,18 @@ class Worker:
         why = f"{error.strerror or first_line(error)}: {where}"
         say(f"{why}: run {ids} back in the queue, none failed; stopping")
         full = error.errno in DISK_FULL
-        fix = "free some space" if full else "make the folder writable for this user"
+        other = "another --checkpoints folder"
+        if full:
+            fix = f"free some space (or pick {other})"
+        elif error.errno == errno.EROFS:
+            fix = f"its file system is mounted read-only: pick {other}"
+        else:  # the folder it could not write in: the one holding the path named
+            folder = os.path.dirname(os.fsdecode(error.filename)) if error.filename else where
+            fix = f"make {folder} writable for this user (or pick {other})"
         blocked = DiskFull if full else CheckpointsNotWritable
         raise blocked(
             f"{why} (checkpoints under {self.checkpoint_root}): run {ids} back in the queue, "
-            f"none failed; {fix} (or pick another --checkpoints folder) and start the worker "
-            "again"
+            f"none failed; {fix}, then start the worker again"
         ) from None
 
     def end(self, run: RunRow, result: FitResult, recorder: RunRecorder) -> None:

@@ -304,6 +304,39 @@ def test_a_retried_run_takes_its_own_folder_back(tmp_path: Path) -> None:
     assert claim_run_folder(tmp_path, 5, owner) == tmp_path / "run-5"
 
 
+def test_a_run_folder_it_may_not_look_into_is_someone_else_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another user's database's run-1 (mode 700): its PermissionError stopped the worker,
+    # and every start after it, where the next name was free.
+    from core.run_folders import claim_run_folder
+
+    owner = {"run": 1, "experiment": "e", "config_hash": "a", "queued_at": 1.0}
+    theirs = tmp_path / "e" / "run-1"
+    theirs.mkdir(parents=True)
+    real_iterdir = Path.iterdir
+
+    def refused(self: Path) -> Any:
+        if self == theirs:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", refused)
+    assert claim_run_folder(tmp_path / "e", 1, owner) == tmp_path / "e" / "run-1-2"
+    # One it cannot make (the experiment's folder is not writable) is no one's: raised.
+    real_mkdir = Path.mkdir
+
+    def not_here(self: Path, *args: Any, **kwargs: Any) -> None:
+        if self.parent == tmp_path / "f":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", not_here)
+    (tmp_path / "f").mkdir()
+    with pytest.raises(PermissionError):
+        claim_run_folder(tmp_path / "f", 1, owner)
+
+
 def test_of_two_workers_racing_for_one_folder_one_takes_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -519,11 +519,38 @@ def test_a_checkpoint_folder_it_may_not_write_puts_the_runs_back_and_stops_the_w
         raise OSError(number, os.strerror(number), str(checkpoint_dir / ".last.pt.afwnoau4"))
 
     worker = make_worker(repo, refused, tmp_path)
-    with pytest.raises(CheckpointsNotWritable, match="make the folder writable") as raised:
+    with pytest.raises(CheckpointsNotWritable) as raised:
         worker.loop(until_empty=True)
     assert f"{os.strerror(number)}: {tmp_path}" in str(raised.value)
+    fix = {  # the folder to fix is the one holding the file: not the file
+        "EACCES": f"make {tmp_path / 'ck' / 'exp' / 'run-1'} writable for this user (or pick ",
+        "EROFS": "its file system is mounted read-only: pick another --checkpoints folder, then",
+    }[code]
+    assert fix in str(raised.value), raised.value
     assert [(r.status, r.attempts) for r in map(repo.get_run, ids)] == [(S.QUEUED, 0)] * 3
     assert "run 1 back in the queue, none failed; stopping" in capsys.readouterr().out
+
+
+def test_a_checkpoint_root_written_with_dotdot_still_stops_the_worker(
+    repo: Repo, tmp_path: Path
+) -> None:
+    # `--db ../runs.db`: the root kept its '..', the error's path lost it, and every run
+    # failed "Read-only file system" as before.
+    import errno
+
+    from core.errors import CheckpointsNotWritable
+
+    repo.enqueue(tiny_runs(2))
+    (tmp_path / "sub").mkdir()
+    root = tmp_path / "sub" / ".." / "ck"
+
+    def refused(run: RunRow, cb: FitCallbacks, checkpoint_dir: Path) -> FitResult:
+        raise OSError(errno.EROFS, "Read-only file system", f"{root}/exp/run-{run.id}")
+
+    worker = Worker(repo, "cpu", refused, root, StopFlags(), heartbeat_s=0.05)
+    with pytest.raises(CheckpointsNotWritable):
+        worker.loop(until_empty=True)
+    assert [r.status for r in repo.list_runs()] == [S.QUEUED] * 2
 
 
 def test_a_permission_error_elsewhere_is_the_run_s_own_failure(repo: Repo, tmp_path: Path) -> None:
