@@ -118,9 +118,12 @@ def settings_apart_note(
         there, here = _one_value(key, before), _one_value(key, now)
         if key == "seed" or there is None or here is None or there == here:
             continue
+        said = f"{key} {_shown(json.loads(there))} there, {_shown(json.loads(here))} here"
         if key in PER_LAYER_KEYS and _layers_alike(key, [*before, *now]):
-            continue  # written two ways, built alike: channels 8 and [8, 8]
-        apart.append(f"{key} {_shown(json.loads(there))} there, {_shown(json.loads(here))} here")
+            # channels 8 and [8, 8]: the same model, but results show them apart (a column,
+            # two cells), and the same config written twice is not skipped as a repeat.
+            said += " (the same layers, written another way)"
+        apart.append(said)
     if not apart:
         return None
     shown = apart[:3] + ([f"{len(apart) - 3} more keys"] if len(apart) > 3 else [])

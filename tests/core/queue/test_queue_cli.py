@@ -126,15 +126,20 @@ def test_queue_notes_an_experiment_that_holds_other_settings(
     assert "other settings" not in cli(capsys, "queue", "sweep.yml", "--dry-run")[1]
 
 
-def test_a_per_layer_value_written_another_way_is_no_other_setting(
+def test_a_per_layer_value_written_another_way_is_said_to_build_the_same_layers(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # channels 8 and [8, 8] build the same layers: "channels 8 there, [8, 8] here" was false.
+    # "channels 8 there, [8, 8] here" read as two models; silent, the same model was
+    # queued twice (not a repeat: the configs differ as written) and read as two cells.
     Path("one.yml").write_text("name: e\nlayers: 2\nchannels: 8\nmax_inputs: 512\n")
     cli(capsys, "queue", "one.yml")
     Path("two.yml").write_text("name: e\nlayers: 2\nchannels: [8, 8]\npadding: [1, 1]\n"
                                "max_inputs: 512\nmatrix:\n  lr: [0.001, 0.003]\n")  # fmt: skip
-    assert "other settings" not in cli(capsys, "queue", "two.yml", "--dry-run")[1]
+    out = cli(capsys, "queue", "two.yml", "--dry-run")[1]
+    assert (
+        "(channels 8 there, [8, 8] here (the same layers, written another way); padding same "
+        "there, [1, 1] here (the same layers, written another way))" in out
+    ), out
     Path("three.yml").write_text("name: e\nlayers: 2\nchannels: [8, 16]\nmax_inputs: 512\n")
     out = cli(capsys, "queue", "three.yml", "--dry-run")[1]
     assert "(channels 8 there, [8, 16] here)" in out, out
