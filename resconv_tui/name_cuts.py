@@ -7,7 +7,6 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from rich.cells import cell_len
-from rich.text import Text
 
 from core.sweep import slug_parts
 
@@ -72,9 +71,15 @@ def _keep_end(name: str, width: int) -> str:
 
 
 def keep_start(name: str, width: int) -> str:
-    shown = Text(name)
-    shown.truncate(width, overflow="ellipsis")
-    return shown.plain
+    """``name``'s start and "…" in at most ``width`` cells (``name`` whole if it fits).
+    Not rich's truncate: where a wide character does not fit it pads with a space
+    ("実験 …"), which ``ls`` split as two words."""
+    if cell_len(name) <= width:
+        return name
+    start = name
+    while start and cell_len(start) > width - 1:
+        start = start[:-1]
+    return f"{start}…"
 
 
 def cut_name(parts: Sequence[str], shared: Counter[str], width: int) -> str:

@@ -21,7 +21,7 @@ STATUS_WORDS = ("queued", "running", "succeeded", "failed", "cancelled")
 HEADER = ("id", "status", "run", "pri", "progress", "val loss", "params", "note")
 NOTE_ROOM = 20  # the least a note wraps within beside its row; less, and it goes under it
 RUN = HEADER.index("run")
-LEAST_RUN_WIDTH = 16  # the run column is never cut narrower, however narrow the terminal
+LEAST_RUN_WIDTH = 20  # the run column is never cut narrower, however narrow the terminal
 LEAST_EXPERIMENT_WIDTH = 6  # of a run's experiment, where a note would take the room
 
 
@@ -137,7 +137,7 @@ def fit_runs(
     narrow runs table cuts them (rows told apart). A pipe (``columns`` None) keeps them
     whole, for grep. At 80 columns a long experiment name wrapped every row in two."""
     from core.queue.views import cell_len
-    from resconv_tui.name_cuts import cut_names, keep_start, name_parts
+    from resconv_tui.name_cuts import cut_names, name_parts
 
     if columns is None or not lines:
         return lines
@@ -154,17 +154,19 @@ def fit_runs(
     room = max(LEAST_RUN_WIDTH, room)
     if widths[RUN] <= room:
         return lines
-    # The experiment is cut before the names, down to its first character and "…".
-    experiment_width = min(longest_experiment, max(room - 1 - longest_name, 2))
+    # The experiment is cut before the names, down to 3 cells ("a…"; a wide "実…"), the
+    # experiments told apart as the names are ("…halves-first", "…alves-second").
+    experiment_width = min(longest_experiment, max(room - 1 - longest_name, 3))
+    experiments = dict(enumerate(sorted({run.experiment for run in runs})))
+    cut_experiments = cut_names({i: (e,) for i, e in experiments.items()}, experiments,
+                                experiment_width)  # fmt: skip
+    shown_experiment = {e: cut_experiments.get(i, e) for i, e in experiments.items()}
     names = {run.id: run.name for run in runs}
     parts = {run.id: name_parts(run.name, run.swept) for run in runs}
     cut = cut_names(parts, names, room - 1 - experiment_width)
     fitted = []
     for run, line in zip(runs, lines, strict=True):
-        experiment = run.experiment
-        if cell_len(experiment) > experiment_width:
-            experiment = keep_start(experiment, experiment_width)
-        shown = f"{experiment}/{cut.get(run.id, run.name)}"
+        shown = f"{shown_experiment[run.experiment]}/{cut.get(run.id, run.name)}"
         fitted.append((*line[:RUN], shown, *line[RUN + 1 :]))
     return fitted
 

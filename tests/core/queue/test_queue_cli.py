@@ -332,15 +332,50 @@ def test_ls_cuts_a_long_run_column_to_the_terminal_experiment_first(
     piped = cli(capsys, "ls")[1].splitlines()  # a pipe: whole, for grep
     assert f"{experiment}/ch-4_lr-0.001" in piped[1]
     assert piped[0].split() == ["id", "status", "run", "pri", "progress", "val", "loss", "params"]
-    for columns, shown in ((80, "a-rather-long-expe…/"), (60, "a…/"), (40, "a…/")):
+    for columns, shown in ((80, "a-rather-long-expe…/"), (60, "a-rat…/"), (40, "a-rat…/")):
         monkeypatch.setattr(ls_command, "terminal_columns", lambda columns=columns: columns)
         out = cli(capsys, "ls")[1].splitlines()
         assert len(out) == 5 and out[1].split()[2] == f"{shown}ch-4_lr-0.001", out
-        assert all(len(line) <= max(columns, 63) for line in out), out  # 63: the least row
+        assert all(len(line) <= max(columns, 67) for line in out), out  # 67: the least row
     monkeypatch.setattr(ls_command, "terminal_columns", lambda: 30)
     assert len({line.split()[2] for line in cli(capsys, "ls")[1].splitlines()[1:]}) == 4
     monkeypatch.setattr(ls_command, "terminal_columns", lambda: 120)
     assert cli(capsys, "ls")[1].splitlines() == piped  # room for it all: nothing cut
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_ls_cut_rows_of_two_experiments_stay_told_apart(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: int
+) -> None:
+    # Both experiments were cut to one start: rows 1 and 5 read "fashion-mnist-halv…/ch-4…".
+    import resconv_tui.commands.ls as ls_command
+
+    for which in ("first", "second"):
+        Path(f"{which}.yml").write_text(
+            SWEEP.replace("name: smoke", f"name: fashion-mnist-halves-{which}")
+        )
+        cli(capsys, "queue", f"{which}.yml")
+    monkeypatch.setattr(ls_command, "terminal_columns", lambda: columns)
+    rows = cli(capsys, "ls")[1].splitlines()[1:]
+    assert len({row.split()[2] for row in rows}) == 8, rows
+
+
+def test_ls_keeps_a_wide_first_character_of_the_experiment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Cut to 2 cells, 実 (2 cells) and its "…" did not fit: the experiment read "…"; cut
+    # to 6, rich's truncate padded "実験 …" with a space, split as two words.
+    import resconv_tui.commands.ls as ls_command
+    from resconv_tui.name_cuts import keep_start
+
+    assert (
+        keep_start("実験ファッション", 3) == "実…" and keep_start("実験ファッション", 6) == "実験…"
+    )
+
+    Path("jp.yml").write_text(SWEEP.replace("name: smoke", "name: 実験ファッションの長い名前です"))
+    cli(capsys, "queue", "jp.yml")
+    monkeypatch.setattr(ls_command, "terminal_columns", lambda: 50)
+    assert cli(capsys, "ls")[1].splitlines()[1].split()[2] == "実験…/ch-4_lr-0.001"
 
 
 def test_wrapping_counts_a_wide_character_as_two_cells() -> None:
