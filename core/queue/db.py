@@ -458,8 +458,10 @@ def _why_no_write(path: Path | None) -> str:
             )
         if not _folder_writable(folder) and not all(_exists(f) for f in files):
             return _why_not(path)
-        if (free := _free_bytes(folder)) < LOW_SPACE_BYTES:
-            # A full disk reads as this too: SQLite could not grow -shm, even to read.
+        # A full disk reads as this too: SQLite could not grow -shm, even to read. Its
+        # files are beside the file a link names: that file system is the one.
+        if (free := _free_bytes(path.resolve().parent)) < LOW_SPACE_BYTES:
+            folder = path.resolve().parent
             return (
                 f"the file system holding {folder} is full ({free:,} bytes free); SQLite "
                 f"needs room beside {path.name} for its -wal and -shm files, even to read: "
@@ -476,7 +478,8 @@ LOW_SPACE_BYTES = 1 << 20  # under this, a disk I/O error is most likely the ful
 def _free_bytes(folder: Path) -> int:
     """Bytes this user may still write on the file system holding ``folder``."""
     stats = os.statvfs(folder)
-    return stats.f_bavail * stats.f_frsize
+    blocks = stats.f_bfree if os.geteuid() == 0 else stats.f_bavail  # root has the reserve
+    return blocks * stats.f_frsize
 
 
 def _writable(path: Path) -> bool:

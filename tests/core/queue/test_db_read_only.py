@@ -192,6 +192,14 @@ def test_ls_on_a_really_full_disk_says_it_is_full(tmp_path: Path) -> None:
         )  # fmt: skip
         assert ls.returncode == 2 and "Traceback" not in ls.stderr
         assert f"the file system holding {folder} is full" in ls.stderr, ls.stderr
+        # Through a link elsewhere: SQLite's files are beside the file it names.
+        (tmp_path / "link").mkdir()
+        (tmp_path / "link" / "runs.db").symlink_to(folder / "f.db")
+        ls = subprocess.run(
+            [sys.executable, "-m", "resconv_tui", "--db", str(tmp_path / "link" / "runs.db"), "ls"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert f"the file system holding {folder} is full" in ls.stderr, ls.stderr
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
