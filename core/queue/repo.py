@@ -1141,6 +1141,8 @@ def _remove_refused(running: list[RunRow]) -> str:
     """Why ``remove`` leaves ``running`` runs: "cancel it first" where a cancel was
     already asked for read as if it had not been."""
     if all(run.cancel_requested for run in running):
+        if len(running) > 1:
+            return "their cancels are asked for: remove them once they have stopped"
         return "its cancel is asked for: remove it once it has stopped"
     return "cancel it first"
 

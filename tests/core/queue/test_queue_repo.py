@@ -652,6 +652,12 @@ def test_remove_deletes_runs_and_metrics_but_not_running_ones(repo: Repo) -> Non
     repo.request_cancel([running])  # asked already: "cancel it first" read as if not
     with pytest.raises(InvalidTransition, match="its cancel is asked for: remove it once it "):
         repo.remove([running])
+    other = repo.register_worker("h", 2, "cpu")
+    second = claim(repo, other)
+    repo.request_cancel([second])
+    with pytest.raises(InvalidTransition, match="their cancels are asked for: remove them once"):
+        repo.remove([running, second])
+    repo.mark_cancelled(second, other)
     assert repo.remove([ids[1]]) == 1
     repo.fail(running, worker, "x")
     assert repo.remove([running]) == 1

@@ -174,7 +174,7 @@ def test_meter_is_left_out_when_all_losses_are_equal_and_none_sorts_last() -> No
 def test_sorting_by_the_meter_sorts_by_the_loss_it_draws() -> None:
     # 0.43988 and 0.45143 both drew 20 stars, and a descending meter sort kept them in
     # ascending loss order, in both tables (the results screen sorts the same way).
-    losses = [0.110046, 0.45143, 0.43988, 0.45574]
+    losses = [0.110046, 0.43988, 0.45143, 0.45574]  # tied bars in ascending order
     close = [
         replace(BASE, id=i + 1, validation_loss=v, swept={"l": i + 1}, config_hash=str(i),
                 config_json=json.dumps({"layers": i + 1}))
