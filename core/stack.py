@@ -34,7 +34,6 @@ which lives in the stack. ``worker --stack K`` claims such runs together;
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +61,7 @@ from core.train import (
     TrainClock,
     TrainPoint,
     ValidationPoint,
+    WallClock,
     between_batches,
     cosine_length,
     cosine_lr,
@@ -254,7 +254,8 @@ class _Stack:
         checkpoint_dirs: Sequence[str | Path] | None,
         memory: MemoryMeter,
     ) -> None:
-        self.started = time.perf_counter()
+        # One thread trains them all: any run's recorder reads the same waited seconds.
+        self.wall = WallClock(callbacks[0].waited_s)
         self.config, self.data, self.device, self.memory = configs[0], data, device, memory
         copies = len(configs)
         models = [seeded_model(config, device) for config in configs]
@@ -482,4 +483,4 @@ class _Stack:
 
     def _now(self) -> tuple[int, int, float, float]:
         """(steps, inputs, training seconds, wall seconds) so far."""
-        return self.step, self.inputs, self.clock.seconds(), time.perf_counter() - self.started
+        return self.step, self.inputs, self.clock.seconds(), self.wall.seconds()

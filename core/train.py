@@ -414,7 +414,7 @@ class _Run:
         checkpoint_dir: str | Path | None,
         memory: MemoryMeter,
     ) -> None:
-        self.started = time.perf_counter()
+        self.wall = WallClock(callbacks.waited_s)
         self.config, self.data, self.device, self.callbacks = config, data, device, callbacks
         self.memory = memory
         self.model = seeded_model(config, device)
@@ -562,7 +562,7 @@ class _Run:
         out.inputs_per_s = self.inputs / train_seconds if train_seconds > 0 else 0.0
         out.peak_memory_bytes = self.memory.peak()
         out.checkpoint_path = str(self.checkpoints.directory) if self.checkpoints else None
-        out.wall_seconds = time.perf_counter() - self.started
+        out.wall_seconds = self.wall.seconds()
         return out
 
 
@@ -594,6 +594,21 @@ def non_finite(losses: list[float], step: int, inputs: int | None = None) -> Non
             at = step - len(losses) + i + 1
             return NonFiniteLoss(f"loss became {word} at step {at}", inputs_done=inputs)
     return None
+
+
+class WallClock:
+    """Seconds since a fit began, less those its thread waited for the database (an
+    outage): a run's recorded time (``FitResult.wall_seconds``, the results' minutes) is
+    the same with or without one, as its in/s is (``TrainClock``)."""
+
+    def __init__(self, waited_s: Callable[[], float] | None = None) -> None:
+        self.waited_s = waited_s or (lambda: 0.0)
+        self.started = time.perf_counter()
+        self.waited_at_start = self.waited_s()
+
+    def seconds(self) -> float:
+        waited = self.waited_s() - self.waited_at_start
+        return time.perf_counter() - self.started - waited
 
 
 class TrainClock:
