@@ -62,7 +62,7 @@ from core.gpu import free_for_new_runs
 from core.packing import Admission, Slot, threads_per_slot
 from core.processes import SUPERVISOR_ENV
 from core.queue import Repo
-from core.queue.db import without_password
+from core.queue.db import hint_url
 from core.queue.views import ids_of
 from core.worker import say
 from core.worker_options import ClaimRules
@@ -87,11 +87,11 @@ def supervise(args: argparse.Namespace, db_url: str, slots: int) -> int:
 
 def retry_lost_command(db_given: str | None) -> str:
     """The command that queues lost runs again, with the ``--db`` as given (quoted for a
-    shell): copied without it, it would act on ./runs.db. A password in it is shown as
-    *** (it goes to the terminal and the worker's log)."""
+    shell): copied without it, it would act on ./runs.db. A password is left out (it goes
+    to the terminal and the worker's log: ``core.queue.db.hint_url``)."""
     if not db_given:
         return RETRY_LOST
-    return f"{RETRY_LOST} --db {shlex.quote(without_password(db_given))}"
+    return f"{RETRY_LOST} --db {shlex.quote(hint_url(db_given))}"
 
 
 @dataclass(frozen=True)

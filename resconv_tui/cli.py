@@ -77,9 +77,12 @@ def db_url(args: argparse.Namespace) -> str:
 
 def db_option(args: argparse.Namespace) -> str:
     """`` --db X`` as the person gave it (quoted for a shell), for the commands a message
-    suggests: without it, a suggested command acts on ./runs.db. Empty when not given."""
+    suggests: without it, a suggested command acts on ./runs.db. Empty when not given.
+    A password is left out (``core.queue.db.hint_url``)."""
+    from core.queue.db import hint_url
+
     given = getattr(args, "db", None)
-    return f" --db {shlex.quote(given)}" if given else ""
+    return f" --db {shlex.quote(hint_url(given))}" if given else ""
 
 
 def open_repo(args: argparse.Namespace, create: bool = False, only_reads: bool = False) -> Repo:

@@ -140,6 +140,14 @@ def without_password(url: str) -> str:
     return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
+def hint_url(url_or_path: str) -> str:
+    """``--db`` for a command a message suggests: as given, but without a password
+    (``scheme://user@host``), which a terminal, a log or a screenshot must not show;
+    PostgreSQL's PGPASSWORD or ~/.pgpass gives it to the command (a *** in its place
+    made a command that failed as pasted)."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1@", url_or_path)
+
+
 def sqlite_path(url: str) -> Path | None:
     """The file behind a SQLite URL (None for other databases and ``:memory:``)."""
     parsed = parse_url(url)
@@ -420,6 +428,11 @@ def _message(url: str, error: exc.DBAPIError, busy_timeout_s: float) -> str:
         return (
             f"no answer from database {where} ({text}): the server is down or busy, "
             f"or the network drops its packets"
+        )
+    if "no password supplied" in low:  # PostgreSQL asked for one, and the URL had none
+        return (
+            f"cannot connect to database {where}: it asks for a password: give it in the URL "
+            "(USER:PASSWORD@HOST), or in PGPASSWORD or ~/.pgpass to keep it off command lines"
         )
     if "unable to open database file" in low:
         return f"cannot open database {where}: {_why_cannot_open(sqlite_path(url))}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import exc
 
 from core.queue import QueueError, Repo, db
 from resconv_tui.cli import main
@@ -103,3 +104,30 @@ def test_a_database_in_memory_is_refused_where_people_name_one(
     assert main(["queue", "sweep.yml"]) == 0
     assert (tmp_path / "runs.db").is_file()
     assert Repo.open(str(tmp_path / "runs.db")).list_runs()
+
+
+def test_a_suggested_command_leaves_the_password_out_and_one_asked_for_says_how() -> None:
+    # `queue` and `status` printed "resconv-tui worker --db postgresql+psycopg://u:secret@h/q";
+    # the slots' supervisor printed u:***@, which failed as pasted.
+    from argparse import Namespace
+
+    from resconv_tui.cli import db_option
+
+    assert db.hint_url("postgresql+psycopg://u:se:cr%40et@h:5432/q") == (
+        "postgresql+psycopg://u@h:5432/q"
+    )
+    assert db.hint_url("/data/runs.db") == "/data/runs.db"
+    assert db.hint_url("postgresql+psycopg://u@h/q") == "postgresql+psycopg://u@h/q"
+    given = Namespace(db="postgresql+psycopg://u:secret@h/q")
+    assert db_option(given) == " --db postgresql+psycopg://u@h/q"
+    # Without one, PostgreSQL's refusal says where a password goes.
+    error = exc.OperationalError(
+        "connect", {}, Exception("connection failed: fe_sendauth: no password supplied")
+    )
+    with pytest.raises(QueueError) as caught, db.translated("postgresql+psycopg://u@h/q"):
+        raise error
+    assert str(caught.value) == (
+        "cannot connect to database postgresql+psycopg://u@h/q: it asks for a password: give "
+        "it in the URL (USER:PASSWORD@HOST), or in PGPASSWORD or ~/.pgpass to keep it off "
+        "command lines"
+    )
