@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
-from core.queue.errors import QueueError
+from core.queue.errors import NoDatabase, QueueError
 from core.queue.models import SCHEMA_VERSION, TABLES, Meta
 
 DEFAULT_BUSY_TIMEOUT_S = 15.0
@@ -197,12 +198,16 @@ def open_engine(
     url = normalize_url(url)
     path = sqlite_path(url)
     if path is not None and not create and not _exists(path):
-        raise QueueError(
+        raise NoDatabase(
             f"no database at {path} (queue runs first: resconv-tui queue FILE.yml --db {path})"
         )
     engine = _make_engine(url, busy_timeout_s)
-    with translated(url, busy_timeout_s):
-        _ensure_schema(engine, url, upgrade_wait_s)
+    try:
+        with translated(url, busy_timeout_s):
+            _ensure_schema(engine, url, upgrade_wait_s, create)
+    except QueueError:
+        engine.dispose()
+        raise
     return engine
 
 
@@ -261,7 +266,9 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout_s: float) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _ensure_schema(engine: Engine, url: str, upgrade_wait_s: float | None = None) -> None:
+def _ensure_schema(
+    engine: Engine, url: str, upgrade_wait_s: float | None = None, create: bool = True
+) -> None:
     """Check the schema, and create it or add missing columns where needed.
 
     The check is a plain read, so a read-only command (``status``, ``ls``) works while
@@ -275,6 +282,13 @@ def _ensure_schema(engine: Engine, url: str, upgrade_wait_s: float | None = None
         work = _schema_work(conn, url)
     if not work:
         return
+    if work == "create" and not create:
+        # An empty PostgreSQL database (or SQLite file): `status`, `ls` and a dry run
+        # made the tables in it, where a wrong --db should say there are none.
+        raise NoDatabase(
+            f"no resconv-tui database in {describe(url)} yet (queue runs first: "
+            f"resconv-tui queue FILE.yml --db {shlex.quote(hint_url(url))})"
+        )
     try:
         _make_schema(engine, url, upgrade_wait_s if work == "columns" else None)
     except exc.OperationalError as error:
@@ -324,7 +338,11 @@ def _schema_work(conn: Connection, url: str) -> str | None:
     columns to add), or None (ready). A QueueError where it is not ours, has a version
     this one does not know, or lacks tables."""
     names = set(inspect(conn).get_table_names())
-    if "meta" not in names:
+    # Another program's "meta" table is not ours: "column meta.value does not exist".
+    ours = "meta" in names and {"key", "value"} <= {
+        column["name"] for column in inspect(conn).get_columns("meta")
+    }
+    if not ours:
         if names:
             raise QueueError(
                 f"{describe(url)} is not a resconv-tui database "
@@ -397,6 +415,11 @@ def _check_version(conn: Connection, url: str) -> None:
         version = int(raw) if raw is not None else None
     except ValueError:
         version = None
+    if raw is None:  # a row deleted by hand, a copy cut short: no newer version says so
+        raise QueueError(
+            f"{describe(url)} has no schema version in its meta table: it is damaged; use a "
+            "backup or another --db"
+        )
     if version is None or version > SCHEMA_VERSION or version < 1:
         raise QueueError(
             f"{describe(url)} has database schema version {raw!s}, but this resconv-tui "

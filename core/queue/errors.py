@@ -11,6 +11,11 @@ class QueueError(ResconvError):
     title = "Database error"
 
 
+class NoDatabase(QueueError):
+    """No resconv-tui database there yet (a missing SQLite file, an empty one, an empty
+    PostgreSQL database) where the command will not make one (status, ls, a dry run)."""
+
+
 class UnknownRun(QueueError):
     """A run id that is not in the database."""
 

@@ -122,8 +122,12 @@ def dry_run_plan(
         return None, None
     from core.queue import NewRun
     from core.queue.comparison import settings_apart_in
+    from core.queue.errors import NoDatabase
 
-    repo = open_repo(args)
+    try:
+        repo = open_repo(args)
+    except NoDatabase:  # an empty PostgreSQL database (or SQLite file): left as it is
+        return None, None
     try:
         new_runs = [NewRun.from_expanded(r) for r in runs]
         apart = settings_apart_in(repo, new_runs, queued=False)

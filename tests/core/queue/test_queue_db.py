@@ -71,6 +71,67 @@ def test_missing_file_with_create_false_says_so(db_path: Path) -> None:
     assert not db_path.exists()
 
 
+def test_an_empty_database_is_no_database_where_the_command_makes_none(db_url: str) -> None:
+    # On PostgreSQL, `status`, `ls` and `queue --dry-run` made the tables in an empty
+    # database (a wrong --db), where SQLite said "no database at runs.db".
+    from sqlalchemy import create_engine, inspect
+
+    if db_url.startswith("sqlite"):
+        Path(db_url.removeprefix("sqlite:///")).write_bytes(b"")  # `touch runs.db`
+    with pytest.raises(QueueError, match=r"no resconv-tui database in .* yet \(queue runs first"):
+        Repo.open(db_url, create=False)
+    engine = create_engine(db_url)
+    assert inspect(engine).get_table_names() == []
+    engine.dispose()
+    Repo.open(db_url).close()  # the queue (create=True) makes it
+    Repo.open(db_url, create=False).close()
+
+
+def test_a_dry_run_and_ls_leave_an_empty_database_empty(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sqlalchemy import create_engine, inspect
+
+    from resconv_tui.cli import main
+
+    if db_url.startswith("sqlite"):
+        Path(db_url.removeprefix("sqlite:///")).write_bytes(b"")
+    sweep = tmp_path / "s.yml"
+    sweep.write_text("name: e\nlayers: 1\nmatrix:\n  act: [relu, tanh]\n")
+    assert main(["queue", str(sweep), "--dry-run", "--db", db_url]) == 0
+    assert "2 runs in e" in capsys.readouterr().out
+    assert main(["ls", "--db", db_url]) == 2
+    assert "no resconv-tui database in " in capsys.readouterr().err
+    engine = create_engine(db_url)
+    assert inspect(engine).get_table_names() == []
+    engine.dispose()
+
+
+def test_another_program_s_meta_table_is_not_taken_for_ours(db_url: str) -> None:
+    # "database error: ...: column meta.value does not exist"
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE meta (k TEXT, v TEXT)"))
+    engine.dispose()
+    with pytest.raises(QueueError, match=r"is not a resconv-tui database \(it has tables: meta\)"):
+        Repo.open(db_url)
+
+
+def test_a_missing_version_row_is_damage_not_a_newer_version(db_url: str) -> None:
+    # "has database schema version None ...: upgrade resconv-tui": no version is newer.
+    from sqlalchemy import create_engine, text
+
+    Repo.open(db_url).close()
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM meta"))
+    engine.dispose()
+    with pytest.raises(QueueError, match="has no schema version in its meta table: it is damaged"):
+        Repo.open(db_url)
+
+
 def test_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(QueueError, match="cannot open database"):
         Repo.open(str(tmp_path / "nope" / "runs.db"))
