@@ -746,6 +746,23 @@ def leave_garbage_at_exit() -> None:
     atexit.register(gc.freeze)
 
 
+def refuse_before_making(args: argparse.Namespace, db_url: str) -> None:
+    """A new SQLite database is made only once the options are known good: a worker
+    refused for its --device, --data-dir or --checkpoints left runs.db (and checkpoints/)
+    behind, after saying "database runs.db is new"."""
+    path = sqlite_path(db_url)
+    if path is None or not path.parent.is_dir():
+        return  # Repo.open says what is wrong with a missing folder, making nothing
+    if args.device != "auto":
+        resolve_device(args.device)
+    if args.data_dir:
+        from core.data import check_data_dir
+
+        check_data_dir(args.data_dir)
+    if args.checkpoints:
+        check_checkpoint_root(Path(args.checkpoints))
+
+
 def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
     leave_garbage_at_exit()
     slots = getattr(args, "slots", 1)
@@ -758,6 +775,8 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
     # The database first: the default folder is beside the SQLite file, and a --db in
     # a missing folder must say so, not have that folder made for its checkpoints.
     new = is_new_file(db_url)
+    if new:
+        refuse_before_making(args, db_url)
     Repo.open(db_url).close()
     if new and not getattr(args, "slot", None):
         # Created empty now: the worker would wait for runs that go to another file.

@@ -130,6 +130,26 @@ def test_a_database_in_a_missing_folder_is_not_given_one(
     assert not (tmp_path / "nope").exists()
 
 
+@pytest.mark.parametrize(
+    "refused",
+    [["--device", "cuda:7"], ["--data-dir", "/nonexist"], ["--checkpoints", "/proc/x"]],
+    ids=["device", "data-dir", "checkpoints"],
+)
+def test_a_worker_refused_for_its_options_makes_no_database(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    refused: list[str],
+) -> None:
+    # It said "database runs.db is new", refused its --device, and left runs.db and
+    # checkpoints/ behind in the folder it was started in.
+    monkeypatch.chdir(tmp_path)
+    assert main(["worker", "--until-empty", *refused]) == 2
+    err = capsys.readouterr().err
+    assert "is new" not in err and len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_folder_it_cannot_look_into_is_a_config_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
