@@ -79,7 +79,7 @@ from core.processes import (
 )
 from core.queue import FinalFigures, QueueError, Repo, RunFilter, RunRow, RunStatus
 from core.queue.db import describe, is_new_file, sqlite_path, stored_url
-from core.queue.patience import at_once, sleep_unless
+from core.queue.patience import RECONNECT_S, at_once, sleep_unless
 from core.queue.repo import LIVE_WORKER_STATES, STALE_AFTER_S
 from core.queue.samples import encode_samples
 from core.queue.views import ids_of
@@ -518,7 +518,6 @@ class Worker:
         return back, refused
 
 
-RECONNECT_S = 300.0  # how long a worker keeps trying a database away or locked
 IDLE_SLICE_S = 0.1  # an idle wait is slept in slices this long: a signal ends it promptly
 
 

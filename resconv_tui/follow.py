@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.queue import Repo, RunRow, RunStatus, UnknownRun
+from core.queue import QueueError, Repo, RunRow, RunStatus, UnknownRun
+from core.queue.patience import RECONNECT_S, passing_reason
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS
 from core.queue.status import FINISHED
 
@@ -205,10 +206,27 @@ def follow(
     ``clock``: time's, looked up at the call (tests replace the module's ``time``)."""
     sleep, clock = sleep or time.sleep, clock or time.time
     follower = Follower(repo, run_id, db)
+    away: float | None = None  # since when the database has not answered
     try:
         while True:
             now = clock()
-            run, lines = follower.read(now)
+            try:
+                run, lines = follower.read(now)
+            except QueueError as error:
+                # A server restarting or a long SQLite lock, which the worker rides out:
+                # `show 7 --follow && resconv-tui results` ended with exit status 2.
+                reason = passing_reason(error, repo.engine.dialect.name)
+                if reason is None or (away is not None and now - away > RECONNECT_S):
+                    raise
+                if away is None:
+                    away = now
+                    terminal.say(f"database {reason}: following on once it answers "
+                                 f"(for up to {RECONNECT_S:g} s)")  # fmt: skip
+                sleep(POLL_S)
+                continue
+            if away is not None:
+                terminal.say(f"database reachable again after {now - away:.0f} s")
+                away = None
             for line in lines:
                 terminal.say(line)
             if run is None:

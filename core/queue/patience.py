@@ -36,6 +36,7 @@ from core.queue.errors import QueueError
 if TYPE_CHECKING:
     from core.queue.repo import Repo
 
+RECONNECT_S = 300.0  # how long a worker (or `show --follow`) waits for a database away or locked
 FIRST_WAIT_S = 1.0  # then doubling, at most MAX_WAIT_S
 MAX_WAIT_S = 15.0
 WAIT_SLICE_S = 0.2  # a wait is slept in slices, so that a stop asked for ends it

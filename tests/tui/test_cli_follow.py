@@ -91,6 +91,52 @@ def test_a_final_pass_at_the_last_epoch_s_inputs_is_said_once(repo: Repo) -> Non
     ]
 
 
+def test_following_rides_out_a_database_that_does_not_answer_for_a_while(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 20 s PostgreSQL restart the worker rode out ended `show --follow` with exit 2
+    # ("Connection refused"). Here SQLite's lock, held by another process, is the outage.
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from core.queue import QueueError
+
+    (run_id,) = repo.enqueue([new_run(3)]).added_ids
+    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
+    repo.claim(worker)
+    away = [True]
+    real_get_run = repo.get_run
+
+    def get_run(wanted: int) -> object:
+        if away[0]:
+            cause = OperationalError("SELECT", {}, sqlite3.OperationalError("database is locked"))
+            raise QueueError("database runs.db is locked by another process") from cause
+        return real_get_run(wanted)
+
+    def back() -> None:
+        away[0] = False
+
+    def finish() -> None:
+        repo.finish(run_id, worker, FinalFigures(0.0512, None, 92.5, 3100.0, None, 64_000))
+
+    monkeypatch.setattr(repo, "get_run", get_run)
+    code, lines = lines_of(repo, run_id, Story([lambda: None, back, finish]))
+    assert code == 0, lines
+    assert (
+        lines[0]
+        == "database locked by another process: following on once it answers (for up to 300 s)"
+    )
+    assert lines[1].startswith("database reachable again after ")
+    assert lines[-1].startswith("succeeded: val loss 0.051200")
+    # What waiting will not mend ends it at once, as before.
+    monkeypatch.setattr(
+        repo, "get_run", lambda wanted: (_ for _ in ()).throw(QueueError("damaged"))
+    )
+    with pytest.raises(QueueError, match="damaged"):
+        lines_of(repo, run_id, Story([]))
+
+
 def test_a_failed_run_ends_with_its_error_the_retry_and_status_1(repo: Repo) -> None:
     (run_id,) = repo.enqueue([new_run(3)]).added_ids
     worker = repo.register_worker("gpu-box", 1234, "cuda:0")
