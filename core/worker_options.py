@@ -32,7 +32,8 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--checkpoints", default=None, type=folder_text, metavar="DIR",
-        help="checkpoint folder (default: checkpoints/ next to the SQLite file)",
+        help="checkpoint folder (default: checkpoints/ next to the SQLite file; with "
+        "PostgreSQL, checkpoints/ in the folder the worker starts in)",
     )  # fmt: skip
     parser.add_argument(
         "--order", choices=CLAIM_ORDERS, default="queue",

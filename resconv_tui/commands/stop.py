@@ -13,7 +13,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from resconv_tui.cli import add_db_option, open_repo
+from resconv_tui.cli import add_db_option, db_url, open_repo
 
 if TYPE_CHECKING:
     from core.queue import Repo, RunRow
@@ -36,11 +36,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.queue.db import describe
+    from core.queue.errors import NoDatabase
     from core.queue.views import back_to_queue_said, final_pass_said, ids_of
     from resconv_tui.polling import live_workers_of
     from resconv_tui.worker_launcher import WorkerLauncher
 
-    repo = open_repo(args)
+    try:
+        repo = open_repo(args)
+    except NoDatabase:  # "queue runs first" misled: the workers train from another one
+        raise NoDatabase(
+            f"no database at {describe(db_url(args))}: stop finds this machine's workers in "
+            "the database they train from: give its --db (or set RESCONV_DB)"
+        ) from None
     host = socket.gethostname()
     launcher = WorkerLauncher()
     rows = live_workers_of(host, repo.list_workers(), time.time())

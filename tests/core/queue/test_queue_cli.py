@@ -940,6 +940,17 @@ def test_missing_database_is_not_created(
     assert not Path("missing.db").exists()
 
 
+def test_stop_without_a_database_asks_for_the_workers_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # "no database at runs.db (queue runs first: ...)": stop has nothing to queue; the
+    # workers it should stop train from another database (a PostgreSQL --db).
+    code, _, err = cli(capsys, "stop")
+    assert code == 2
+    one_error_line(err, "no database at runs.db: stop finds this machine's workers in the "
+                        "database they train from: give its --db (or set RESCONV_DB)")  # fmt: skip
+
+
 @pytest.mark.parametrize("argv", [["status"], ["queue", "sweep.yml"], ["cancel", "1"]])
 def test_corrupt_database(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     Path("runs.db").write_bytes(b"\x00garbage" * 500)
