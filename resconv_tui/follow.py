@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.queue import QueueError, Repo, RunRow, RunStatus, UnknownRun
@@ -42,6 +42,13 @@ class Follower:
     said: set[str] = field(default_factory=set)  # notes said once per attempt
     last_loss: float | None = None  # the newest train loss point of this attempt
     last_pass: tuple[int, float] | None = None  # (inputs, val loss) of its newest pass
+
+    def saved(self) -> Follower:
+        """A copy of what has been said so far (``restore`` undoes a read cut short)."""
+        return replace(self, said=set(self.said))
+
+    def restore(self, saved: Follower) -> None:
+        self.__dict__.update(saved.__dict__)
 
     def read(self, now: float) -> tuple[RunRow | None, list[str]]:
         """The run as it is now (None once removed) and the lines that say what changed
@@ -210,11 +217,16 @@ def follow(
     try:
         while True:
             now = clock()
+            before = follower.saved()
             try:
                 run, lines = follower.read(now)
+                running = run is not None and run.status == RunStatus.RUNNING
+                progress = follower.progress(run, now) if run is not None and running else ""
             except QueueError as error:
                 # A server restarting or a long SQLite lock, which the worker rides out:
-                # `show 7 --follow && resconv-tui results` ended with exit status 2.
+                # `show 7 --follow && resconv-tui results` ended with exit status 2. The
+                # read cut short is undone: its lines come with the next one.
+                follower.restore(before)
                 reason = passing_reason(error, repo.engine.dialect.name)
                 if reason is None or (away is not None and now - away > RECONNECT_S):
                     raise
@@ -235,8 +247,8 @@ def follow(
                 for line in ending(run, db):
                     terminal.say(line)
                 return 0 if run.status == RunStatus.SUCCEEDED else 1
-            if run.status == RunStatus.RUNNING:
-                terminal.show(follower.progress(run, now), now)
+            if running:
+                terminal.show(progress, now)
             sleep(POLL_S)
     except KeyboardInterrupt:
         terminal.say(f"stopped following run {run_id} (it goes on)")

@@ -137,6 +137,66 @@ def test_following_rides_out_a_database_that_does_not_answer_for_a_while(
         lines_of(repo, run_id, Story([]))
 
 
+def locked() -> Exception:
+    """SQLite's lock held by another process past the busy timeout, as Repo raises it."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from core.queue import QueueError
+
+    cause = OperationalError("SELECT", {}, sqlite3.OperationalError("database is locked"))
+    error = QueueError("database runs.db is locked by another process")
+    error.__cause__ = cause
+    return error
+
+
+def fail_once(repo: Repo, verb: str, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Make ``repo``'s ``verb`` fail once, when the returned function has been called."""
+    real, armed = getattr(repo, verb), [False]
+
+    def failing(*args: object, **kwargs: object) -> object:
+        if armed[0]:
+            armed[0] = False
+            raise locked()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(repo, verb, failing)
+    return lambda: armed.__setitem__(0, True)
+
+
+@pytest.mark.parametrize("verb", ["metrics_since", "list_runs"])
+def test_a_read_cut_short_by_the_database_loses_no_line(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, verb: str
+) -> None:
+    # The claim was seen, then the points' query (or the progress line's forecast) failed:
+    # "running on worker" was never said, and a put-back's line neither.
+    (run_id,) = repo.enqueue([new_run(3)]).added_ids
+    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
+    arm = fail_once(repo, verb, monkeypatch)
+
+    def claim() -> None:
+        repo.claim(worker)
+        repo.heartbeat(worker, run_id=run_id)
+        arm()
+
+    def put_back() -> None:
+        repo.requeue(run_id, worker)
+        arm()
+
+    def finish() -> None:
+        repo.claim(worker)
+        repo.finish(run_id, worker, FinalFigures(0.0512, None, 92.5, 3100.0, None, 64_000))
+
+    code, lines = lines_of(
+        repo, run_id, Story([claim, lambda: None, put_back, lambda: None, finish])
+    )
+    assert code == 0, lines
+    assert lines.count(f"running on worker {worker}") == 1, lines
+    assert "put back in the queue: its curve starts afresh when it trains again" in lines
+    assert sum(line.startswith("database locked by another process") for line in lines) >= 1
+
+
 def test_a_failed_run_ends_with_its_error_the_retry_and_status_1(repo: Repo) -> None:
     (run_id,) = repo.enqueue([new_run(3)]).added_ids
     worker = repo.register_worker("gpu-box", 1234, "cuda:0")
