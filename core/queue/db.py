@@ -99,7 +99,7 @@ def parse_url(url_or_path: str) -> URL:
         raise QueueError(
             f"cannot read database URL {without_password(url)}: use {URLS_THAT_WORK}"
         ) from None
-    shown = parsed.render_as_string(hide_password=True)
+    shown = shown_url(parsed)
     backend = parsed.get_backend_name()
     if backend not in BACKENDS:
         raise QueueError(
@@ -128,7 +128,7 @@ def stored_url(url_or_path: str) -> str:
     lose them when the command exits. For what people type; tests may use memory."""
     parsed = parse_url(url_or_path)
     if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
-        shown = parsed.render_as_string(hide_password=True)
+        shown = shown_url(parsed)
         raise QueueError(
             f"database URL {shown!r} names no file (SQLite would keep the runs in memory "
             f"and lose them): use {URLS_THAT_WORK}"
@@ -137,16 +137,37 @@ def stored_url(url_or_path: str) -> str:
 
 
 def without_password(url: str) -> str:
-    """``scheme://user:secret@host`` -> ``scheme://user:***@host`` for a URL make_url rejects."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+    """``scheme://user:secret@host`` -> ``scheme://user:***@host`` (and ``?password=***``)
+    for a URL make_url rejects."""
+    url = re.sub(r"(://[^@]*?:)[^@]*@", r"\1***@", url)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", url)
+
+
+def shown_url(parsed: URL, hidden: str | None = "***") -> str:
+    """``parsed`` as messages show it: its password, in the address or the query
+    (``?password=``), as ``hidden``, or left out where ``hidden`` is None."""
+    query = {key: value for key, value in parsed.query.items() if key != "password"}
+    if hidden is not None and "password" in parsed.query:
+        query["password"] = hidden
+    without = parsed.set(query=query)
+    if hidden is None:  # set() takes None for "unchanged"
+        return without._replace(password=None).render_as_string(hide_password=False)
+    shown = without.render_as_string(hide_password=True)
+    return shown.replace("password=%2A%2A%2A", "password=***")  # as the address shows it
 
 
 def hint_url(url_or_path: str) -> str:
     """``--db`` for a command a message suggests: as given, but without a password
     (``scheme://user@host``), which a terminal, a log or a screenshot must not show;
     PostgreSQL's PGPASSWORD or ~/.pgpass gives it to the command (a *** in its place
-    made a command that failed as pasted)."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1@", url_or_path)
+    made a command that failed as pasted). A SQLite path is as given, whatever it holds."""
+    try:
+        parsed = parse_url(url_or_path)
+    except QueueError:
+        return without_password(url_or_path)
+    if parsed.get_backend_name() == "sqlite":
+        return url_or_path
+    return shown_url(parsed, hidden=None)
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -177,7 +198,7 @@ def describe(url: str) -> str:
     path = sqlite_path(url)
     if path is not None:
         return str(path)
-    return parse_url(url).render_as_string(hide_password=True)
+    return shown_url(parse_url(url))
 
 
 def open_engine(

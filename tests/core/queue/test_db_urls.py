@@ -117,6 +117,14 @@ def test_a_suggested_command_leaves_the_password_out_and_one_asked_for_says_how(
         "postgresql+psycopg://u@h:5432/q"
     )
     assert db.hint_url("/data/runs.db") == "/data/runs.db"
+    # A '/' in a password (SQLAlchemy reads it so, and it connects), one in the query, and
+    # a SQLite path that looks like an address: printed in clear, or rewritten to another.
+    assert db.hint_url("postgresql+psycopg://bob:pa/ss@h/q") == "postgresql+psycopg://bob@h/q"
+    with_query = "postgresql+psycopg://u@h/q?password=secret&sslmode=require"
+    assert db.hint_url(with_query) == "postgresql+psycopg://u@h/q?sslmode=require"
+    assert db.describe(with_query) == "postgresql+psycopg://u@h/q?password=***&sslmode=require"
+    assert db.describe("postgresql+psycopg://bob:pa/ss@h/q") == "postgresql+psycopg://bob:***@h/q"
+    assert db.hint_url("sqlite:///a://b:c@d.db") == "sqlite:///a://b:c@d.db"
     assert db.hint_url("postgresql+psycopg://u@h/q") == "postgresql+psycopg://u@h/q"
     given = Namespace(db="postgresql+psycopg://u:secret@h/q")
     assert db_option(given) == " --db postgresql+psycopg://u@h/q"
