@@ -184,6 +184,13 @@ def is_new_file(url: str) -> bool:
     return path is not None and not _exists(path)
 
 
+def _empty_file(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
+
+
 def _exists(path: Path) -> bool:
     """``path.exists()``, but a folder it cannot look into (Python 3.11 raises) is the
     open's to report, with its reason: not an error here."""
@@ -218,9 +225,12 @@ def open_engine(
     """
     url = normalize_url(url)
     path = sqlite_path(url)
-    if path is not None and not create and not _exists(path):
+    if path is not None and not create and (not _exists(path) or _empty_file(path)):
+        # An empty file (`touch runs.db`) too: opening it would make it a database.
+        said = "no database at" if not _exists(path) else "no resconv-tui database in"
         raise NoDatabase(
-            f"no database at {path} (queue runs first: resconv-tui queue FILE.yml --db {path})"
+            f"{said} {path} (queue runs first: resconv-tui queue FILE.yml --db "
+            f"{shlex.quote(str(path))})"
         )
     engine = _make_engine(url, busy_timeout_s)
     try:
@@ -304,11 +314,12 @@ def _ensure_schema(
     if not work:
         return
     if work == "create" and not create:
-        # An empty PostgreSQL database (or SQLite file): `status`, `ls` and a dry run
-        # made the tables in it, where a wrong --db should say there are none.
+        # An empty PostgreSQL database: `status`, `ls` and a dry run made the tables in
+        # it, where a wrong --db should say there are none. (A role that may not use the
+        # schema sees no tables either.)
         raise NoDatabase(
-            f"no resconv-tui database in {describe(url)} yet (queue runs first: "
-            f"resconv-tui queue FILE.yml --db {shlex.quote(hint_url(url))})"
+            f"no resconv-tui database in {describe(url)} (no tables this role can see; "
+            f"queue runs first: resconv-tui queue FILE.yml --db {shlex.quote(hint_url(url))})"
         )
     try:
         _make_schema(engine, url, upgrade_wait_s if work == "columns" else None)
@@ -370,7 +381,7 @@ def _schema_work(conn: Connection, url: str) -> str | None:
                 f"(it has tables: {', '.join(sorted(names))})"
             )
         return "create"
-    _check_version(conn, url)
+    _check_version(conn, url, names)
     if missing := [t.name for t in TABLES if t.name not in names]:
         # Dropped by hand, or a copy cut short: a worker claimed a run, then
         # stopped on "no such table", leaving the run "running".
@@ -429,13 +440,19 @@ def present_columns(engine: Engine, table_name: str) -> frozenset[str]:
         return frozenset(column["name"] for column in inspect(conn).get_columns(table_name))
 
 
-def _check_version(conn: Connection, url: str) -> None:
+def _check_version(conn: Connection, url: str, names: set[str]) -> None:
     meta = Meta.__table__  # type: ignore[attr-defined]
     raw = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
     try:
         version = int(raw) if raw is not None else None
     except ValueError:
         version = None
+    if raw is None and not names & {table.name for table in TABLES if table.name != "meta"}:
+        # Another program's meta(key, value) (a browser's History file has one): not ours.
+        raise QueueError(
+            f"{describe(url)} is not a resconv-tui database "
+            f"(it has tables: {', '.join(sorted(names))})"
+        )
     if raw is None:  # a row deleted by hand, a copy cut short: no newer version says so
         raise QueueError(
             f"{describe(url)} has no schema version in its meta table: it is damaged; use a "
