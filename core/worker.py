@@ -745,21 +745,34 @@ def leave_garbage_at_exit() -> None:
     atexit.register(gc.freeze)
 
 
-def refuse_before_making(args: argparse.Namespace, db_url: str) -> None:
-    """A new SQLite database is made only once the options are known good: a worker
-    refused for its --device, --data-dir or --checkpoints left runs.db (and checkpoints/)
-    behind, after saying "database runs.db is new"."""
+def refuse_before_making(args: argparse.Namespace, db_url: str) -> list[Path]:
+    """A new database (a SQLite file, a PostgreSQL database's tables) is made only once
+    the options are known good: a worker refused for its --device, --data-dir or
+    --checkpoints left runs.db (and checkpoints/) behind, after saying "database runs.db
+    is new". The folders it made for --checkpoints, leaf first: the database may still
+    be refused (``remove_made``)."""
     path = sqlite_path(db_url)
-    if path is None or not path.parent.is_dir():
-        return  # Repo.open says what is wrong with a missing folder, making nothing
+    if path is not None and not path.parent.is_dir():
+        return []  # Repo.open says what is wrong with a missing folder, making nothing
     if args.device != "auto":
         resolve_device(args.device)
     if args.data_dir:
         from core.data import check_data_dir
 
         check_data_dir(args.data_dir)
-    if args.checkpoints:
-        check_checkpoint_root(Path(args.checkpoints))
+    if not args.checkpoints:
+        return []
+    root = Path(os.path.abspath(args.checkpoints))
+    missing = [f for f in (root, *root.parents) if not os.path.lexists(f)]
+    check_checkpoint_root(root)
+    return missing
+
+
+def remove_made(folders: list[Path]) -> None:
+    """Remove the (empty) folders ``refuse_before_making`` made, leaf first."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
@@ -774,9 +787,14 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
     # The database first: the default folder is beside the SQLite file, and a --db in
     # a missing folder must say so, not have that folder made for its checkpoints.
     new = is_new_file(db_url)
-    if new:
-        refuse_before_making(args, db_url)
-    Repo.open(db_url).close()
+    made = refuse_before_making(args, db_url) if new or sqlite_path(db_url) is None else []
+    try:
+        Repo.open(db_url).close()
+    except ResconvError:
+        remove_made(made)  # a --db refused: no --checkpoints folder left behind for it
+        raise
+    if args.device != "auto":  # an existing database's worker: before any folder is made
+        resolve_device(args.device)
     if new and not getattr(args, "slot", None):
         # Created empty now: the worker would wait for runs that go to another file.
         say(f"database {describe(db_url)} is new: nothing queued yet (is --db right? "

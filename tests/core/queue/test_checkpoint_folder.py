@@ -150,6 +150,22 @@ def test_a_worker_refused_for_its_options_makes_no_database(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_worker_refused_for_its_database_or_device_leaves_no_checkpoint_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --checkpoints was made before the database was refused (a --db in a folder it
+    # may not write); with a database there already, checkpoints/ before --device was.
+    folder = tmp_path / "made" / "ck"
+    code = main(["worker", "--db", "/proc/runs.db", "--checkpoints", str(folder)])
+    assert code == 2 and "cannot open database /proc/runs.db" in capsys.readouterr().err
+    assert not (tmp_path / "made").exists()
+    monkeypatch.chdir(tmp_path)
+    Repo.open("runs.db").close()
+    assert main(["worker", "--device", "cuda:7"]) == 2
+    assert "--device cuda:7" in capsys.readouterr().err
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_a_folder_it_cannot_look_into_is_a_config_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

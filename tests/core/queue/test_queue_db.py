@@ -109,6 +109,24 @@ def test_a_dry_run_and_ls_leave_an_empty_database_empty(
     engine.dispose()
 
 
+def test_a_worker_refused_for_its_device_makes_no_tables(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On an empty PostgreSQL database the refused worker had made its tables first.
+    from sqlalchemy import create_engine, inspect
+
+    from resconv_tui.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["worker", "--db", db_url, "--device", "cuda:7"]) == 2
+    if db_url.startswith("sqlite"):
+        assert not Path(db_url.removeprefix("sqlite:///")).exists()
+        return
+    engine = create_engine(db_url)
+    assert inspect(engine).get_table_names() == []
+    engine.dispose()
+
+
 def test_another_program_s_meta_table_is_not_taken_for_ours(db_url: str) -> None:
     # "database error: ...: column meta.value does not exist"
     from sqlalchemy import create_engine, text
