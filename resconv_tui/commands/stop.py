@@ -9,6 +9,7 @@ since a second signal means "exit at once": ``--now`` sends it on purpose.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import time
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.queue.db import describe
+    from core.queue.db import describe, is_new_file
     from core.queue.errors import NoDatabase
     from core.queue.views import back_to_queue_said, final_pass_said, ids_of
     from resconv_tui.polling import live_workers_of
@@ -45,9 +46,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         repo = open_repo(args)
     except NoDatabase:  # "queue runs first" misled: the workers train from another one
+        if getattr(args, "db", None):
+            named = "given by --db"
+        elif os.environ.get("RESCONV_DB", "").strip():
+            named = "named by RESCONV_DB"
+        else:
+            named = "the default, as neither --db nor RESCONV_DB names one"
+        url = db_url(args)
+        what = "no database at" if is_new_file(url) else "no resconv-tui database in"
         raise NoDatabase(
-            f"no database at {describe(db_url(args))}: stop finds this machine's workers in "
-            "the database they train from: give its --db (or set RESCONV_DB)"
+            f"{what} {describe(url)} ({named}): stop finds this machine's workers in the "
+            "database they train from: give that one's --db"
         ) from None
     host = socket.gethostname()
     launcher = WorkerLauncher()

@@ -941,14 +941,18 @@ def test_missing_database_is_not_created(
 
 
 def test_stop_without_a_database_asks_for_the_workers_one(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # "no database at runs.db (queue runs first: ...)": stop has nothing to queue; the
     # workers it should stop train from another database (a PostgreSQL --db).
     code, _, err = cli(capsys, "stop")
     assert code == 2
-    one_error_line(err, "no database at runs.db: stop finds this machine's workers in the "
-                        "database they train from: give its --db (or set RESCONV_DB)")  # fmt: skip
+    one_error_line(err, "no database at runs.db (the default, as neither --db nor "
+                        "RESCONV_DB names one): stop finds this machine's workers in the "
+                        "database they train from: give that one's --db")  # fmt: skip
+    assert "(given by --db)" in cli(capsys, "stop", "--db", "typo.db")[2]
+    monkeypatch.setenv("RESCONV_DB", "elsewhere.db")
+    assert "elsewhere.db (named by RESCONV_DB)" in cli(capsys, "stop")[2]
 
 
 @pytest.mark.parametrize("argv", [["status"], ["queue", "sweep.yml"], ["cancel", "1"]])
