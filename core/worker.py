@@ -45,6 +45,7 @@ import errno
 import gc
 import math
 import os
+import shlex
 import socket
 import sys
 import tempfile
@@ -149,9 +150,7 @@ class Worker:
         repo.stop_waiting = lambda: flags.stop
         self.rules = rules
         # Absolute: each run stores its folder, read later from other working folders.
-        # Normalised (no '..'): a path an error names is compared with it.
-        self.checkpoint_root = Path(os.path.abspath(checkpoint_root))
-        self.flags = flags
+        self.checkpoint_root, self.flags = Path(checkpoint_root).absolute(), flags
         self.stale_after_s, self.poll_max_s = stale_after_s, poll_max_s
         self.admission, self.admit_wait = admission, ADMIT_WAIT_MIN_S
         self.max_runs = max_runs  # it exits after this many runs ended (None: no limit)
@@ -411,8 +410,9 @@ class Worker:
             return True
         if error.errno not in NOT_WRITABLE or not error.filename:
             return False
-        path = Path(os.path.abspath(os.fsdecode(error.filename)))
-        return path.is_relative_to(self.checkpoint_root)
+        # Both as the kernel resolves them: '..' after a link, a root written with '..'.
+        path = Path(os.path.realpath(os.fsdecode(error.filename)))
+        return path.is_relative_to(os.path.realpath(self.checkpoint_root))
 
     def stop_for_checkpoints(self, runs: list[RunRow], error: OSError) -> NoReturn:
         """No room left for checkpoints, or a folder for them this user may not write:
@@ -749,8 +749,8 @@ def refuse_before_making(args: argparse.Namespace, db_url: str) -> list[Path]:
     """A new database (a SQLite file, a PostgreSQL database's tables) is made only once
     the options are known good: a worker refused for its --device, --data-dir or
     --checkpoints left runs.db (and checkpoints/) behind, after saying "database runs.db
-    is new". The folders it made for --checkpoints, leaf first: the database may still
-    be refused (``remove_made``)."""
+    is new". The checkpoint folders it made, leaf first: the database may still be
+    refused (``remove_made``)."""
     path = sqlite_path(db_url)
     if path is not None and not path.parent.is_dir():
         return []  # Repo.open says what is wrong with a missing folder, making nothing
@@ -760,9 +760,9 @@ def refuse_before_making(args: argparse.Namespace, db_url: str) -> list[Path]:
         from core.data import check_data_dir
 
         check_data_dir(args.data_dir)
-    if not args.checkpoints:
-        return []
-    root = Path(os.path.abspath(args.checkpoints))
+    # The folder the worker will use, as it will name it ('..' after a link is the
+    # kernel's: the link's target's parent).
+    root = Path(args.checkpoints or default_checkpoint_root(db_url)).absolute()
     missing = [f for f in (root, *root.parents) if not os.path.lexists(f)]
     check_checkpoint_root(root)
     return missing
@@ -797,8 +797,9 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
         resolve_device(args.device)
     if new and not getattr(args, "slot", None):
         # Created empty now: the worker would wait for runs that go to another file.
-        say(f"database {describe(db_url)} is new: nothing queued yet (is --db right? "
-            f"queue runs with: resconv-tui queue FILE.yml --db {describe(db_url)})")  # fmt: skip
+        named = describe(db_url)
+        say(f"database {named} is new: nothing queued yet (is --db right? queue runs "
+            f"with: resconv-tui queue FILE.yml --db {shlex.quote(named)})")  # fmt: skip
     root = Path(args.checkpoints) if args.checkpoints else default_checkpoint_root(db_url)
     check_folders(root, args.data_dir)
     if slots > 1:

@@ -140,20 +140,23 @@ def without_password(url: str) -> str:
     """``scheme://user:secret@host`` -> ``scheme://user:***@host`` (and ``?password=***``)
     for a URL make_url rejects."""
     url = re.sub(r"(://[^@]*?:)[^@]*@", r"\1***@", url)
-    return re.sub(r"([?&]password=)[^&]*", r"\1***", url)
+    return re.sub(r"([?&][a-z_]*password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
 
 
 def shown_url(parsed: URL, hidden: str | None = "***") -> str:
     """``parsed`` as messages show it: its password, in the address or the query
     (``?password=``), as ``hidden``, or left out where ``hidden`` is None."""
-    query = {key: value for key, value in parsed.query.items() if key != "password"}
-    if hidden is not None and "password" in parsed.query:
-        query["password"] = hidden
+    secret = [key for key in parsed.query if key.lower().endswith("password")]  # sslpassword
+    query = {key: value for key, value in parsed.query.items() if key not in secret}
+    if hidden is not None:
+        query.update({key: hidden for key in secret})
     without = parsed.set(query=query)
     if hidden is None:  # set() takes None for "unchanged"
         return without._replace(password=None).render_as_string(hide_password=False)
     shown = without.render_as_string(hide_password=True)
-    return shown.replace("password=%2A%2A%2A", "password=***")  # as the address shows it
+    for key in secret:  # as the address shows it
+        shown = shown.replace(f"{key}=%2A%2A%2A", f"{key}=***")
+    return shown
 
 
 def hint_url(url_or_path: str) -> str:
@@ -181,7 +184,7 @@ def sqlite_path(url: str) -> Path | None:
 def is_new_file(url: str) -> bool:
     """Whether opening ``url`` would create a new SQLite file (say so: a typo'd ``--db``)."""
     path = sqlite_path(url)
-    return path is not None and not _exists(path)
+    return path is not None and (not _exists(path) or _empty_file(path))  # `touch runs.db`
 
 
 def _empty_file(path: Path) -> bool:

@@ -37,7 +37,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.queue.db import describe, is_new_file
+    from core.queue.db import describe, is_new_file, sqlite_path
     from core.queue.errors import NoDatabase
     from core.queue.views import back_to_queue_said, final_pass_said, ids_of
     from resconv_tui.polling import live_workers_of
@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
             named = "the default, as neither --db nor RESCONV_DB names one"
         url = db_url(args)
         what = "no database at" if is_new_file(url) else "no resconv-tui database in"
+        if sqlite_path(url) is None:
+            named = f"no tables this role can see; {named}"
         raise NoDatabase(
             f"{what} {describe(url)} ({named}): stop finds this machine's workers in the "
             "database they train from: give that one's --db"

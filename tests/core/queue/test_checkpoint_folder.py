@@ -166,6 +166,32 @@ def test_a_worker_refused_for_its_database_or_device_leaves_no_checkpoint_folder
     assert not (tmp_path / "checkpoints").exists()
 
 
+def test_a_worker_refused_for_its_default_checkpoint_folder_makes_no_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # checkpoints/ beside the database was a file: refused after runs.db had been made.
+    (tmp_path / "checkpoints").write_text("")
+    assert main(["worker", "--db", str(tmp_path / "runs.db"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and "is new" not in err
+    assert not (tmp_path / "runs.db").exists()
+    # An empty file (`touch e.db`) is as new: checked before it is made a database.
+    (tmp_path / "e.db").write_bytes(b"")
+    assert main(["worker", "--db", str(tmp_path / "e.db"), "--device", "cuda:7"]) == 2
+    assert (tmp_path / "e.db").stat().st_size == 0
+
+
+def test_a_checkpoint_folder_after_a_link_and_dotdot_is_the_kernel_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # link/../ck is elsewhere/ck to the kernel: the start check made a stray ./ck.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "elsewhere" / "sub").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere" / "sub")
+    assert main(["worker", "--device", "cpu", "--until-empty", "--checkpoints", "link/../ck"]) == 0
+    assert not (tmp_path / "ck").exists() and (tmp_path / "elsewhere" / "ck").is_dir()
+
+
 def test_a_folder_it_cannot_look_into_is_a_config_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

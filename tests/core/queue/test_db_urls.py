@@ -125,6 +125,9 @@ def test_a_suggested_command_leaves_the_password_out_and_one_asked_for_says_how(
     assert db.describe(with_query) == "postgresql+psycopg://u@h/q?password=***&sslmode=require"
     assert db.describe("postgresql+psycopg://bob:pa/ss@h/q") == "postgresql+psycopg://bob:***@h/q"
     assert db.hint_url("sqlite:///a://b:c@d.db") == "sqlite:///a://b:c@d.db"
+    ssl = "postgresql+psycopg://u@h/q?sslpassword=topsecret"  # the client key's passphrase
+    assert db.describe(ssl).endswith("?sslpassword=***") and "topsecret" not in db.hint_url(ssl)
+    assert db.without_password("x://u@h?sslpassword=top&a=1") == "x://u@h?sslpassword=***&a=1"
     assert db.hint_url("postgresql+psycopg://u@h/q") == "postgresql+psycopg://u@h/q"
     given = Namespace(db="postgresql+psycopg://u:secret@h/q")
     assert db_option(given) == " --db postgresql+psycopg://u@h/q"
