@@ -9,6 +9,7 @@ Only the standard library at import: building the CLI parser reads ``CURVE_HEADE
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 import re
@@ -116,11 +117,9 @@ def image_console(console: Any) -> Any:
     """``console``, or one that writes truecolour: an image is its colours. In a pipe
     (kept for ``less -R``, a file) rich writes none, and on a terminal it guesses from
     ``TERM`` alone (``xterm``: 8 colours) it quantizes the greys to black and white."""
-    from rich.console import Console
-
     if console.is_terminal and console.color_system in ("truecolor", "256"):
         return console
-    return Console(force_terminal=True, color_system="truecolor", width=console.width)
+    return new_console(force_terminal=True, color_system="truecolor", width=console.width)
 
 
 def print_plain(console: Any, renderable: Any) -> None:
@@ -137,12 +136,31 @@ def print_plain(console: Any, renderable: Any) -> None:
 def stdout_console() -> Any:
     """Rich's console on stdout: colours on a terminal, plain text in a pipe, as wide as
     the text will be read (``pipe_width``)."""
+    console = new_console(highlight=False)
+    if not console.is_terminal:
+        console = new_console(highlight=False, width=pipe_width())
+    return console
+
+
+@functools.cache
+def _console_class() -> Any:
     from rich.console import Console
 
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        console = Console(highlight=False, width=pipe_width())
-    return console
+    class PipedConsole(Console):
+        """Rich's console, but a reader that leaves (``compare 1 2 --plot | head``) is a
+        BrokenPipeError for ``cli.main`` (exit status 0, as for plain prints), where rich
+        exits with status 1 and ``set -o pipefail`` scripts failed."""
+
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError
+
+    return PipedConsole
+
+
+def new_console(**options: Any) -> Any:
+    """A rich Console (``PipedConsole``) with ``options``."""
+    return _console_class()(**options)
 
 
 def pipe_width() -> int:

@@ -281,6 +281,24 @@ def test_compare_for_scripts_json_and_curves(
     assert len(rows) == 1 + 99 + 9 + 4
 
 
+@pytest.mark.parametrize(
+    "argv", [["compare", "DONE", "FAILED", "--plot"], ["show", "DONE", "--samples"]]
+)
+def test_a_reader_that_leaves_early_is_exit_status_0(
+    db_url: str, runs: dict[str, int], argv: list[str]
+) -> None:
+    # `compare 1 2 --plot | head -n 1`: rich's console exited with status 1 (a
+    # `set -o pipefail` script failed), where `results | head` gave 0.
+    argv = [str(runs["done"]) if a == "DONE" else str(runs["failed"]) if a == "FAILED" else a
+            for a in argv]  # fmt: skip
+    command = [sys.executable, "-m", "resconv_tui", *argv, "--db", db_url]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stdout.readline()
+        process.stdout.close()  # `head -n 1` has what it wanted
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 0 and err == b"", err
+
+
 def test_compare_plot_overlays_the_curves_with_a_legend(
     db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
