@@ -783,6 +783,7 @@ def _build_runs(
                 raise _with_matrix_hint(error, params, cell) from None
             _check_inputs_fill_a_batch(config, source, context)
             _check_bn_for_v1(config, source, context)
+            _check_step_fits_float32(config, source, context)
             param_count = _checked_param_count(config, source, context)
             digest = config.config_hash()
             if digest in seen:
@@ -838,6 +839,22 @@ def _checked_param_count(config: RunConfig, source: str, context: str) -> int:
             "(the queue's 32-bit count): fewer channels, layers or smaller kernels"
         )
     return count
+
+
+MAX_LR = 1e30  # AdamW's first step is lr x 10 (its bias correction): float32 ends at 3.4e38
+
+
+def _check_step_fits_float32(config: RunConfig, source: str, context: str) -> None:
+    """Refuse an lr (or lr x weight_decay) AdamW's float32 step cannot hold: `lr: 1e38`
+    raised "value cannot be converted to type float without overflow" at the first step,
+    a traceback out of `train` and cause "error" in a worker, where `lr: 1e35` diverges
+    as a NaN loss. Here, for new sweeps: runs already queued must still load."""
+    for what, value in (("lr", config.lr), ("lr x weight_decay", config.lr * config.weight_decay)):
+        if value > MAX_LR:
+            raise SweepError(
+                f"{source}: {context}key 'lr': {what} must be at most {MAX_LR:g} (got "
+                f"{value:g}): AdamW's float32 step cannot hold more"
+            )
 
 
 def _check_bn_for_v1(config: RunConfig, source: str, context: str) -> None:

@@ -30,6 +30,9 @@ HUGE = "99999999999999999999999"
         ("matrix:\n  seed: [1, 2147483648]", "run 'seed-2147483648': key 'seed'"),
         ("seeds: [1, 2147483648]", "key 'seeds': a seed must be 0 to 2,147,483,647"),
         ("ch: 4096\nks: 127", "parameters, at most 2,147,483,647 (the queue's"),
+        # AdamW's first float32 step overflowed: a traceback out of `train`.
+        ("lr: 1.0e+38", "key 'lr': lr must be at most 1e+30 (got 1e+38): AdamW's float32"),
+        ("lr: 1.0e+20\nweight_decay: 1.0e+20", "lr x weight_decay must be at most 1e+30"),
     ],
 )
 def test_numbers_beyond_the_limits_are_refused(line: str, message: str) -> None:
@@ -51,3 +54,8 @@ def test_whole_numbers_from_text_have_one_limit_however_written() -> None:
     assert whole_from_text(str(-MAX_WHOLE)) == -MAX_WHOLE
     assert whole_from_text(str(MAX_WHOLE + 1)) is None  # as 1e20 is
     assert whole_from_text(HUGE) is None and whole_from_text("1e23") is None
+
+
+def test_an_lr_that_diverges_is_still_allowed() -> None:
+    # 1e30 trains to a NaN loss ("training diverged"): a result, not a refusal.
+    assert expand_sweep_text("name: x\nlayers: 1\nlr: 1.0e+30\n")[0].config.lr == 1e30
