@@ -949,7 +949,15 @@ class Repo:
         if experiment is not None:
             query = query.where(RUN.c.experiment == experiment)
         with self._read() as conn:
-            found = {RunStatus(s): int(n) for s, n in conn.execute(query)}
+            counted = [(s, int(n)) for s, n in conn.execute(query)]
+        known = {status.value for status in RunStatus}
+        if unknown := sorted(str(s) for s, _ in counted if s not in known):
+            # As a run's row read alone says it (ls, show): `status` was a traceback.
+            raise QueueError(
+                f"a run's row is damaged (its status {unknown[0]!r} is none this version "
+                f"knows): put its value back, or delete the row with an SQL client"
+            )
+        found = {RunStatus(s): n for s, n in counted}
         return {status: found.get(status, 0) for status in RunStatus}
 
     @patient
