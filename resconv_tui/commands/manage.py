@@ -124,8 +124,10 @@ def retry(args: argparse.Namespace) -> int:
     if not args.ids and args.cause is None:  # before opening the database: a usage mistake
         raise UsageError("retry needs run ids, or --cause oom|nan|worker-lost|error")
     repo = open_repo(args)
-    exiting = _record_exited_workers(repo)
     ids = list(dict.fromkeys(args.ids))  # once each: `retry 2 2` said "queued again: 2, 2"
+    # With ids alone, only their workers' lost runs are recorded: `retry 3` of a run that
+    # succeeded marked another run lost, then said "nothing changed".
+    exiting = _record_exited_workers(repo, None if args.cause is not None else ids)
     if exiting and ids:
         from core.queue import InvalidTransition, RunFilter, RunStatus
 
@@ -161,7 +163,7 @@ def retry(args: argparse.Namespace) -> int:
     return 0
 
 
-def _record_exited_workers(repo: Repo) -> dict[str, float]:
+def _record_exited_workers(repo: Repo, runs_of: list[int] | None = None) -> dict[str, float]:
     """Runs of a worker of this machine killed with -9 are lost, as ``ls`` and ``status``
     say, but recorded so only by the next worker or dashboard: until then ``retry``
     refused them as running. Recorded now, by the dashboard's rule (its process is gone
@@ -173,6 +175,11 @@ def _record_exited_workers(repo: Repo) -> dict[str, float]:
     from resconv_tui.lost_workers import recover_exited_workers
 
     now, here, workers = time.time(), socket.gethostname(), repo.list_workers()
+    if runs_of is not None:  # only the workers that hold these runs
+        from core.queue import RunFilter
+
+        holders = {run.worker_id for run in repo.list_runs(RunFilter(ids=tuple(runs_of)))}
+        workers = [w for w in workers if w.id in holders]
     lost = recover_exited_workers(repo, workers, here, process_alive, now)
     if lost is not None and lost.run_ids:
         from core.queue.views import ids_of

@@ -540,6 +540,11 @@ def test_status_says_a_worker_of_this_machine_has_exited_and_changes_nothing(
     assert repo.get_run(1).status == RunStatus.RUNNING  # status and ls only read
     # retry records it lost, as they say it is, and queues it again: it said "run 1 is
     # running" until a worker or a dashboard had recorded it.
+    # A retry of other ids leaves it alone: `retry 3` of a queued run recorded run 1
+    # lost, then said "nothing changed".
+    code, out, err = cli(capsys, "retry", "3")
+    assert code == 2 and out == "" and "nothing changed" in err
+    assert repo.get_run(1).status == RunStatus.RUNNING
     code, out, _ = cli(capsys, "retry", "--cause", "worker-lost")
     assert (code, out) == (0, "run 1: worker lost (its worker's process has exited)\n"
                               "queued again: 1\n")  # fmt: skip
