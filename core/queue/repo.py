@@ -910,12 +910,13 @@ class Repo:
         why: str | Callable[[list[RunRow]], str],
     ) -> list[RunRow]:
         runs = {run.id: run for run in self._select_runs(conn, RunFilter(ids=tuple(ids)))}
-        missing = [i for i in ids if i not in runs]
+        missing = [i for i in dict.fromkeys(ids) if i not in runs]
         if missing:
             # As the wrong-status refusal below says: the ids that exist were left alone.
             listed = ", ".join(map(str, missing))
             raise UnknownRun(f"no run with id {listed} in {self._where()}; nothing changed")
-        wrong = [runs[i] for i in ids if runs[i].status not in allowed]
+        # Once each: `rm 12 12` said "run 12 is running, run 12 is running".
+        wrong = [runs[i] for i in dict.fromkeys(ids) if runs[i].status not in allowed]
         if wrong:
             listed = ", ".join(run_is(r.id, r.status) for r in wrong)
             said = why if isinstance(why, str) else why(wrong)

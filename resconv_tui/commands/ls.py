@@ -118,7 +118,9 @@ def run_line(
     note = ""
     if (cause := run_cause(run)) is not None:
         first_line = (run.error or "").splitlines()[:1]
-        note = f"{cause.option}: {first_line[0][:60]}" if first_line else cause.option
+        error = first_line[0] if first_line else ""
+        error = error if len(error) <= 60 else f"{error[:59]}…"  # cut, and said to be
+        note = f"{cause.option}: {error}" if error else cause.option
     elif (why := why_no_eta(run, now, stalled, exited, ends or {})) is not None:
         note = why
     elif (eta := shown_eta(run, now, ends or {})) is not None:

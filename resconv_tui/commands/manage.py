@@ -9,6 +9,7 @@ it is given and names the others (only when none is queued is it an error).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -68,9 +69,17 @@ def add_retry_arguments(parser: argparse.ArgumentParser) -> None:
 MAX_RUN_ID = 2**31 - 1
 
 
+def plain_whole(text: str) -> int:
+    """``text`` as a whole number written with ASCII digits (a sign allowed); ValueError
+    else. Python's int() also reads "1_0" as 10 and "٣" as 3: `show ٣` showed run 3."""
+    if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
+        raise ValueError(text)
+    return int(text)
+
+
 def run_id(text: str) -> int:
     try:
-        value = int(text)
+        value = plain_whole(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a run id (a whole number)") from None
     if value < 1:
@@ -85,7 +94,7 @@ def priority_value(text: str) -> int:
     from core.queue.rows import PRIORITY_LIMIT
 
     try:
-        value = int(text)
+        value = plain_whole(text)
     except ValueError:
         value = None
     if value is None or abs(value) > PRIORITY_LIMIT:

@@ -233,6 +233,18 @@ def test_a_run_in_its_final_pass_gives_the_forecasts_eta_everywhere(
     assert polling.eta_text(validating, NOW, False, False, spent) == said
 
 
+def test_ls_says_a_long_error_was_cut(seeded: dict[str, Any], db_url: str) -> None:
+    # Cut at 60 characters mid-word with no mark: "...cannot be converted to type float withou"
+    from resconv_tui.commands.ls import run_line
+
+    error = "RuntimeError: value cannot be converted to type float without overflow"
+    failed = dataclasses.replace(finished_in_20_s(db_url), status=RunStatus.FAILED, error=error)
+    note = run_line(failed, NOW)[-1]
+    assert note == f"error: {error[:59]}…" and len(note) == len("error: ") + 60
+    short = dataclasses.replace(failed, error="RuntimeError: boom")
+    assert run_line(short, NOW)[-1] == "error: RuntimeError: boom"
+
+
 def test_a_silent_stopping_worker_s_run_is_not_counted_as_left_queued(
     seeded: dict[str, Any], db_url: str
 ) -> None:

@@ -1044,6 +1044,14 @@ def test_bad_run_ids_are_argparse_errors(capsys: pytest.CaptureFixture[str]) -> 
         main(["priority", "abc", "1"])
     assert exit_info.value.code == 2
     assert "'abc' is not a priority (a whole number from -1,000,000" in capsys.readouterr().err
+    # Python's int() reads "1_0" as 10 and "٣" (Arabic-Indic 3) as 3: `show ٣` showed run 3.
+    for odd in ("1_0", "٣"):
+        with pytest.raises(SystemExit):
+            main(["show", odd])
+        assert f"'{odd}' is not a run id (a whole number)" in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            main(["priority", odd, "1"])
+        assert f"'{odd}' is not a priority" in capsys.readouterr().err
     for argv in (
         ["priority", "99999999999999999999", "1"],
         ["queue", "x.yml", "--priority", "3e9"],

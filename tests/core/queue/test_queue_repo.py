@@ -647,8 +647,9 @@ def test_remove_deletes_runs_and_metrics_but_not_running_ones(repo: Repo) -> Non
     worker = repo.register_worker("h", 1, "cpu")
     running = claim(repo, worker)
     repo.add_metrics(running, [MetricPoint(1, 64, "train_loss", 0.3)])
-    with pytest.raises(InvalidTransition, match="cancel it first"):
-        repo.remove(list(ids))
+    with pytest.raises(InvalidTransition, match="cancel it first") as refused:
+        repo.remove([*ids, running, running])
+    assert str(refused.value).count(f"run {running} is running") == 1  # once, as asked twice
     repo.request_cancel([running])  # asked already: "cancel it first" read as if not
     with pytest.raises(InvalidTransition, match="its cancel is asked for: remove it once it "):
         repo.remove([running])
