@@ -784,8 +784,8 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
         if problem := count_problem(value, option):
             raise ConfigError(f"{option} {problem}")
     # Here as well as in run_worker: --slots threads and processes start from here too.
-    # The database first: the default folder is beside the SQLite file, and a --db in
-    # a missing folder must say so, not have that folder made for its checkpoints.
+    # A new database is made once the options are known good (refuse_before_making); a
+    # --db in a missing folder says so first, with no folder made for its checkpoints.
     new = is_new_file(db_url)
     made = refuse_before_making(args, db_url) if new or sqlite_path(db_url) is None else []
     try:
