@@ -61,7 +61,6 @@ from core.train import (
     TrainClock,
     TrainPoint,
     ValidationPoint,
-    WallClock,
     between_batches,
     cosine_length,
     cosine_lr,
@@ -255,7 +254,7 @@ class _Stack:
         memory: MemoryMeter,
     ) -> None:
         # One thread trains them all: any run's recorder reads the same waited seconds.
-        self.wall = WallClock(callbacks[0].waited_s)
+        self.wall = TrainClock.started(callbacks[0].waited_s)
         self.config, self.data, self.device, self.memory = configs[0], data, device, memory
         copies = len(configs)
         models = [seeded_model(config, device) for config in configs]

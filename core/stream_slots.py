@@ -147,10 +147,8 @@ def _slot_main(
             worker.loop(until_empty)
     except QueueError as exc:  # the database is gone: this slot cannot go on
         failures.append(f"{speaker}: {exc}")
-    except (
-        NoDataHere,
-        CheckpointsBlocked,
-    ) as exc:  # this machine's problem: its runs are back in the queue
+    except (NoDataHere, CheckpointsBlocked) as exc:
+        # This machine's problem, not the runs': they are back in the queue.
         failures.append(f"{speaker}: {str(exc).splitlines()[0]}")
         worker.give_back_quietly()
     except Exception as exc:  # a bug outside any run: say so, put its run back, stop the slot

@@ -414,7 +414,7 @@ class _Run:
         checkpoint_dir: str | Path | None,
         memory: MemoryMeter,
     ) -> None:
-        self.wall = WallClock(callbacks.waited_s)
+        self.wall = TrainClock.started(callbacks.waited_s)
         self.config, self.data, self.device, self.callbacks = config, data, device, callbacks
         self.memory = memory
         self.model = seeded_model(config, device)
@@ -596,21 +596,6 @@ def non_finite(losses: list[float], step: int, inputs: int | None = None) -> Non
     return None
 
 
-class WallClock:
-    """Seconds since a fit began, less those its thread waited for the database (an
-    outage): a run's recorded time (``FitResult.wall_seconds``, the results' minutes) is
-    the same with or without one, as its in/s is (``TrainClock``)."""
-
-    def __init__(self, waited_s: Callable[[], float] | None = None) -> None:
-        self.waited_s = waited_s or (lambda: 0.0)
-        self.started = time.perf_counter()
-        self.waited_at_start = self.waited_s()
-
-    def seconds(self) -> float:
-        waited = self.waited_s() - self.waited_at_start
-        return time.perf_counter() - self.started - waited
-
-
 class TrainClock:
     """Seconds spent training, excluding validation and checkpoint saves, and the time
     its thread waited for the database (``waited_s``: a worker's, during an outage)."""
@@ -620,6 +605,15 @@ class TrainClock:
         self.since: float | None = None
         self.waited_s = waited_s or (lambda: 0.0)
         self.waited_at_start = 0.0
+
+    @classmethod
+    def started(cls, waited_s: Callable[[], float] | None = None) -> TrainClock:
+        """A clock running from now, never stopped: a fit's wall seconds, less its waits
+        for the database (``FitResult.wall_seconds``, the results' minutes, are the same
+        with or without an outage, as its in/s is)."""
+        clock = cls(waited_s)
+        clock.start()
+        return clock
 
     def start(self) -> None:
         self.since = time.perf_counter()
