@@ -184,10 +184,13 @@ def sqlite_path(url: str) -> Path | None:
 def is_new_file(url: str) -> bool:
     """Whether opening ``url`` would create a new SQLite file (say so: a typo'd ``--db``)."""
     path = sqlite_path(url)
-    return path is not None and (not _exists(path) or _empty_file(path))  # `touch runs.db`
+    return path is not None and _no_file_yet(path)
 
 
-def _empty_file(path: Path) -> bool:
+def _no_file_yet(path: Path) -> bool:
+    """Whether ``path`` holds no SQLite database yet: missing, or empty (`touch runs.db`)."""
+    if not _exists(path):
+        return True
     try:
         return path.stat().st_size == 0
     except OSError:
@@ -228,7 +231,7 @@ def open_engine(
     """
     url = normalize_url(url)
     path = sqlite_path(url)
-    if path is not None and not create and (not _exists(path) or _empty_file(path)):
+    if path is not None and not create and _no_file_yet(path):
         # An empty file (`touch runs.db`) too: opening it would make it a database.
         said = "no database at" if not _exists(path) else "no resconv-tui database in"
         raise NoDatabase(
@@ -379,10 +382,7 @@ def _schema_work(conn: Connection, url: str) -> str | None:
     }
     if not ours:
         if names:
-            raise QueueError(
-                f"{describe(url)} is not a resconv-tui database "
-                f"(it has tables: {', '.join(sorted(names))})"
-            )
+            raise _not_ours(url, names)
         return "create"
     _check_version(conn, url, names)
     if missing := [t.name for t in TABLES if t.name not in names]:
@@ -443,6 +443,12 @@ def present_columns(engine: Engine, table_name: str) -> frozenset[str]:
         return frozenset(column["name"] for column in inspect(conn).get_columns(table_name))
 
 
+def _not_ours(url: str, names: set[str]) -> QueueError:
+    return QueueError(
+        f"{describe(url)} is not a resconv-tui database (it has tables: {', '.join(sorted(names))})"
+    )
+
+
 def _check_version(conn: Connection, url: str, names: set[str]) -> None:
     meta = Meta.__table__  # type: ignore[attr-defined]
     raw = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
@@ -452,10 +458,7 @@ def _check_version(conn: Connection, url: str, names: set[str]) -> None:
         version = None
     if raw is None and not names & {table.name for table in TABLES if table.name != "meta"}:
         # Another program's meta(key, value) (a browser's History file has one): not ours.
-        raise QueueError(
-            f"{describe(url)} is not a resconv-tui database "
-            f"(it has tables: {', '.join(sorted(names))})"
-        )
+        raise _not_ours(url, names)
     if raw is None:  # a row deleted by hand, a copy cut short: no newer version says so
         raise QueueError(
             f"{describe(url)} has no schema version in its meta table: it is damaged; use a "
@@ -537,10 +540,10 @@ def _why_no_write(path: Path | None) -> str:
             return _why_not(path)
         # A full disk reads as this too: SQLite could not grow -shm, even to read. Its
         # files are beside the file a link names: that file system is the one.
-        if (free := _free_bytes(path.resolve().parent)) < LOW_SPACE_BYTES:
-            folder = path.resolve().parent
+        beside = path.resolve().parent
+        if (free := _free_bytes(beside)) < LOW_SPACE_BYTES:
             return (
-                f"the file system holding {folder} is full ({free:,} bytes free); SQLite "
+                f"the file system holding {beside} is full ({free:,} bytes free); SQLite "
                 f"needs room beside {path.name} for its -wal and -shm files, even to read: "
                 "free some space"
             )

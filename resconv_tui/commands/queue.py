@@ -6,7 +6,7 @@ import argparse
 import re
 from typing import TYPE_CHECKING, Any
 
-from resconv_tui.cli import add_db_option, db_option, db_url, open_repo
+from resconv_tui.cli import add_db_option, db_option, open_repo
 from resconv_tui.commands.manage import priority_value
 
 if TYPE_CHECKING:
@@ -116,17 +116,13 @@ def dry_run_plan(
     """What queueing would do with each run, against the database if there is one (a
     dry run never creates it), and the note on an experiment that holds other settings;
     None without a database. With --force every run is new."""
-    from core.queue.db import is_new_file
-
-    if is_new_file(db_url(args)):
-        return None, None
     from core.queue import NewRun
     from core.queue.comparison import settings_apart_in
     from core.queue.errors import NoDatabase
 
     try:
         repo = open_repo(args)
-    except NoDatabase:  # an empty PostgreSQL database (or SQLite file): left as it is
+    except NoDatabase:  # a missing or empty SQLite file, an empty PostgreSQL database
         return None, None
     try:
         new_runs = [NewRun.from_expanded(r) for r in runs]
