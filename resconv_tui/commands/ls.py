@@ -143,7 +143,7 @@ def fit_runs(
 
     if columns is None or not lines:
         return lines
-    widths = [max(cell_len(row[i]) for row in (HEADER, *lines)) for i in range(len(HEADER) - 1)]
+    widths = column_widths([HEADER, *lines])
     notes = [cell_len(line[-1]) for line in lines if line[-1]]
     beside = min(max(notes), NOTE_ROOM) if notes else 0  # room kept for the notes
     fixed = sum(widths) - widths[RUN] + 2 * len(widths)
@@ -173,6 +173,13 @@ def fit_runs(
     return fitted
 
 
+def column_widths(rows: list[tuple[str, ...]]) -> list[int]:
+    """The widest cell of each column but the note, in terminal cells."""
+    from core.queue.views import cell_len
+
+    return [max(cell_len(row[i]) for row in rows) for i in range(len(HEADER) - 1)]
+
+
 def table(lines: list[tuple[str, ...]], columns: int | None = None) -> str:
     """Aligned columns, numbers to the right, the note last and free. ``columns``: a
     terminal's width, which a long note wraps within, between words, under its own column
@@ -182,7 +189,7 @@ def table(lines: list[tuple[str, ...]], columns: int | None = None) -> str:
 
     noted = any(line[-1] for line in lines)  # else no "note" header, alone under the header
     rows = [HEADER if noted else (*HEADER[:-1], ""), *lines]
-    widths = [max(cell_len(row[i]) for row in rows) for i in range(len(HEADER) - 1)]
+    widths = column_widths(rows)
     right = {0, 3, 4, 5, 6}
 
     def line(row: tuple[str, ...]) -> str:
