@@ -103,14 +103,15 @@ def print_chart(console: Any, title: str, series: Sequence[Series], empty_note: 
     print(chart)
 
 
-def print_samples(console: Any, samples: bytes) -> None:
+def print_samples(console: Any, samples: bytes, run_id: int) -> None:
     """The sample reconstructions' three rows (masked input, output, target)."""
     from core.queue.samples import decode_samples
     from resconv_tui.widgets.sample_image import sample_rows
 
+    grid = decode_samples(samples, run_id)
     console = image_console(console)
     console.print()
-    console.print(sample_rows(decode_samples(samples), console.width))
+    console.print(sample_rows(grid, console.width))
 
 
 def image_console(console: Any) -> Any:

@@ -1009,7 +1009,7 @@ class Repo:
             query = query.where(METRIC.c.name.in_(list(names)))
         query = query.order_by(METRIC.c.id).limit(limit)
         with self._read() as conn:
-            return [MetricRow(**row._mapping) for row in conn.execute(query)]
+            return [_metric_row(row._mapping) for row in conn.execute(query)]
 
     @patient
     def clock_offset(self) -> float | None:
@@ -1188,8 +1188,85 @@ def _fates(
     return fates
 
 
+class _Kind(NamedTuple):
+    """A column's Python kind. SQLite holds any value in any column: a row edited by hand
+    ('abc' in validation_loss) reached a format() as text, a traceback in ls, show,
+    results and the dashboard. PostgreSQL's typed columns never hold such values."""
+
+    column: str
+    types: frozenset[type]  # exact types (a bool is no whole number), NoneType if optional
+    said: str
+
+
+def _kinds(
+    whole: str = "",
+    whole_or_none: str = "",
+    number: str = "",
+    number_or_none: str = "",
+    text: str = "",
+    text_or_none: str = "",
+) -> tuple[_Kind, ...]:
+    """Each column (names split on spaces) with the Python kind its values must be."""
+    groups: list[tuple[str, set[type], str]] = [
+        (whole, {int}, "a whole number"),
+        (whole_or_none, {int, type(None)}, "a whole number"),
+        (number, {int, float}, "a number"),
+        (number_or_none, {int, float, type(None)}, "a number"),
+        (text, {str}, "text"),
+        (text_or_none, {str, type(None)}, "text"),
+    ]
+    return tuple(
+        _Kind(column, frozenset(types), said)
+        for names, types, said in groups
+        for column in names.split()
+    )
+
+
+_RUN_KINDS = _kinds(
+    whole="priority seed param_count total_inputs inputs_done attempts",
+    whole_or_none="peak_memory_bytes",
+    number="created_at",
+    number_or_none="started_at finished_at heartbeat_at validation_loss train_seconds inputs_per_s",
+    text="experiment name config_json config_hash",
+    text_or_none="worker_id error checkpoint_path path_used",
+)
+_WORKER_KINDS = _kinds(
+    whole="pid runs_done",
+    whole_or_none="current_run_id stack max_runs gpu_memory_used gpu_memory_total",
+    number="started_at last_seen_at",
+    number_or_none="gpu_util gpu_temperature",
+    text="id host device state",
+)
+_METRIC_KINDS = _kinds(whole="step inputs", number="value", text="name")
+
+
+def _wrong_kind(m: dict[str, Any], kinds: tuple[_Kind, ...]) -> str | None:
+    """What is wrong with the first value of ``m`` not of its column's kind, or None.
+    A column an older version's database lacks is not in ``m``: nothing wrong."""
+    for column, types, said in kinds:
+        value = m.get(column)
+        if type(value) not in types and column in m:
+            return f"its {column} is {_shown_value(value)}, not {said}"
+    return None
+
+
+def _shown_value(value: Any) -> str:
+    if isinstance(value, bytes):
+        return f"{len(value)} bytes of binary data"
+    return repr(value)[:60]
+
+
+def _damaged_row(what: str, problem: str) -> QueueError:
+    return QueueError(
+        f"{what} is damaged ({problem}): put its value back, or delete the row with an SQL client"
+    )
+
+
 def _run_row(mapping: RowMapping) -> RunRow:
     m = dict(mapping)
+    wrong = _wrong_kind(m, _RUN_KINDS)
+    if wrong is not None:
+        raise _damaged_row(f"run {m.get('id')}'s row", wrong)
     try:
         swept = json.loads(m.pop("swept_json") or "{}")
         target_json = m.pop("target_json")
@@ -1198,10 +1275,7 @@ def _run_row(mapping: RowMapping) -> RunRow:
         if not isinstance(json.loads(m["config_json"]), dict):  # read again by .config
             raise ValueError("its config is not a mapping")
     except (ValueError, TypeError) as exc:  # a row edited by hand, or written by hand
-        raise QueueError(
-            f"run {m.get('id')}'s row is damaged ({first_line(exc)[:120]}): "
-            "put its value back, or delete the row with an SQL client"
-        ) from None
+        raise _damaged_row(f"run {m.get('id')}'s row", first_line(exc)[:120]) from None
     m["cancel_requested"] = bool(m["cancel_requested"])
     m["has_samples"] = bool(m["has_samples"])
     return RunRow(swept=swept, target=target, **m)
@@ -1286,8 +1360,19 @@ def _seed_of(config_json: str, key: RunConfig) -> bool:
         return False
 
 
+def _metric_row(mapping: RowMapping) -> MetricRow:
+    m = dict(mapping)
+    wrong = _wrong_kind(m, _METRIC_KINDS)
+    if wrong is not None:
+        raise _damaged_row(f"run {m.get('run_id')}'s metric row {m.get('id')}", wrong)
+    return MetricRow(**m)
+
+
 def _worker_row(mapping: RowMapping) -> WorkerRow:
     m = dict(mapping)
+    wrong = _wrong_kind(m, _WORKER_KINDS)
+    if wrong is not None:
+        raise _damaged_row(f"worker {m.get('id')}'s row", wrong)
     gpu = GpuSnapshot(
         name=m.pop("gpu_name"),
         util_percent=m.pop("gpu_util"),

@@ -9,6 +9,11 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from core.errors import first_line
+from core.queue.errors import QueueError
+
+NPY_MAGIC = b"\x93NUMPY"  # how every .npy file starts
+
 
 def encode_samples(samples: Any) -> bytes | None:
     """uint8 array-like (numpy array or CPU tensor) -> ``.npy`` bytes (None stays None)."""
@@ -22,8 +27,29 @@ def encode_samples(samples: Any) -> bytes | None:
     return buffer.getvalue()
 
 
-def decode_samples(data: bytes) -> Any:
-    """``.npy`` bytes -> numpy uint8 array (3, n, H, W)."""
+def decode_samples(data: bytes, run_id: int) -> Any:
+    """``.npy`` bytes -> numpy uint8 array (3, n, H, W).
+
+    Bytes that are no such array (a row edited by hand) are a QueueError naming run
+    ``run_id``, not a numpy traceback (in ``show --samples``, or the dashboard)."""
     import numpy as np
 
-    return np.load(io.BytesIO(data), allow_pickle=False)
+    if not isinstance(data, bytes):  # SQLite holds whatever a hand wrote, text too
+        raise _damaged(run_id, f"{type(data).__name__}, not bytes")
+    if not data.startswith(NPY_MAGIC):  # np.load would call it a pickle it may not load
+        raise _damaged(run_id, "not a .npy array")
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise _damaged(run_id, f"not a .npy array: {first_line(exc)[:80]}") from None
+    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[0] != 3:
+        shape = " x ".join(str(n) for n in array.shape)
+        raise _damaged(run_id, f"an array of {array.dtype} shaped {shape}, not uint8 3 x n x H x W")
+    return array
+
+
+def _damaged(run_id: int, problem: str) -> QueueError:
+    return QueueError(
+        f"run {run_id}'s sample images are damaged ({problem}): retry the run to make them "
+        "again, or set its samples to NULL with an SQL client"
+    )

@@ -107,7 +107,7 @@ def run_show(args: argparse.Namespace) -> int:
         empty = "none recorded" if run.status in FINISHED else NO_DATA_YET
         print_chart(console, f"run {run.id}: {LOSS_TITLE}", run_series(metrics), empty)
     if args.samples:
-        print_samples(console, repo.get_samples(run.id) or b"")
+        print_samples(console, repo.get_samples(run.id) or b"", run.id)
     return 0
 
 

@@ -198,7 +198,10 @@ class RunDetailScreen(ChartScreen):
         self.show_run(message)  # after the points: its last val loss
         if message.samples is not None:
             self.samples_loaded = True
-            self.query_one(SampleImage).grid = decode_samples(message.samples)
+            try:
+                self.query_one(SampleImage).grid = decode_samples(message.samples, self.run_id)
+            except ResconvError as exc:  # damaged by hand: the rest of the run still shows
+                self.query_one(SampleImage).empty_note = str(exc)
         elif message.run.status in (RunStatus.FAILED, RunStatus.CANCELLED):  # none to come
             how = ended_how(message.run.status)
             image = self.query_one(SampleImage)

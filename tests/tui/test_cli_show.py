@@ -8,6 +8,7 @@ import io
 import json
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -215,6 +216,30 @@ def test_show_samples_draws_the_three_rows_in_colour(
         f"resconv-tui: nothing to show: run {runs['failed']} has no sample reconstructions: "
         "it failed before its final validation pass\n"
     )
+
+
+def test_damaged_values_are_named_not_a_traceback(
+    db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Edited by hand (SQLite keeps any value in any column): `show --samples` was a numpy
+    # traceback, `ls`, `show` and `results` "Unknown format code 'f' for ... 'str'".
+    done = runs["done"]
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE run SET samples = x'00112233' WHERE id = ?", (done,))
+    code, out, err = cli(capsys, "show", str(done), "--samples", "--db", db_url)
+    assert code == 2 and "Traceback" not in err
+    assert f"run {done}'s sample images are damaged (not a .npy array): " in err
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE run SET validation_loss = 'abc' WHERE id = ?", (done,))
+    for command in (
+        ["ls"],
+        ["show", str(done)],
+        ["results"],
+        ["compare", str(done), str(runs["failed"])],
+    ):
+        code, out, err = cli(capsys, *command, "--db", db_url)
+        assert code == 2 and "Traceback" not in err, command
+        assert f"run {done}'s row is damaged (its validation_loss is 'abc', not a number)" in err
 
 
 @pytest.mark.parametrize(

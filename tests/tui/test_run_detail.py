@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import sqlite3
 from types import SimpleNamespace
 from typing import Any
 
@@ -65,6 +66,21 @@ async def test_succeeded_run_shows_figures_config_and_samples(db_url: str, runs:
         config = plain(screen.query_one("#detail-config", Static).content)
         pairs = re.findall(r"(\w+) +(\S+)", config)
         assert ("max_inputs", "64000") in pairs and ("layers", "3") in pairs
+
+
+async def test_damaged_sample_images_leave_the_rest_of_the_run_shown(
+    db_url: str, runs: dict
+) -> None:
+    # Edited by hand: decoding them in the message handler was a numpy traceback that
+    # ended the dashboard.
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE run SET samples = x'0011' WHERE id = ?", (runs["done"],))
+    app = ScreenHost(RunDetailScreen(db_url, runs["done"]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "0.051200" in screen_text(app)
+        note = detail(pilot).query_one(SampleImage).empty_note
+        assert note.startswith(f"run {runs['done']}'s sample images are damaged (not a .npy")
 
 
 async def test_failed_run_shows_its_error(db_url: str, runs: dict) -> None:

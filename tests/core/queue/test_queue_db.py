@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy
 import pytest
 from postgres_server import fresh_database
 from queue_helpers import tiny_runs
@@ -15,6 +17,15 @@ from sqlalchemy import text
 from core.queue import QueueError, Repo
 from core.queue.db import describe, normalize_url, open_engine, sqlite_path
 from core.queue.models import SCHEMA_VERSION
+from core.queue.rows import MetricPoint
+from core.queue.samples import decode_samples, encode_samples
+
+
+def _npy(array: numpy.ndarray) -> bytes:
+    """``array`` as .npy bytes whatever its dtype (encode_samples makes uint8)."""
+    buffer = io.BytesIO()
+    numpy.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
 
 
 def test_bare_paths_mean_sqlite_and_urls_pass_through(tmp_path: Path) -> None:
@@ -281,6 +292,65 @@ def test_a_row_edited_by_hand_is_named_not_a_traceback(
         with pytest.raises(QueueError, match="its status 'weird' is none this version knows"):
             repo.counts_by_status()
     repo.close()
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "said"),
+    [
+        ("validation_loss", "abc", "its validation_loss is 'abc', not a number"),
+        ("heartbeat_at", "soon", "its heartbeat_at is 'soon', not a number"),
+        ("inputs_done", 1.5, "its inputs_done is 1.5, not a whole number"),
+        ("peak_memory_bytes", b"\x00\x01", "its peak_memory_bytes is 2 bytes of binary data"),
+        ("name", b"\xff", "its name is 1 bytes of binary data, not text"),
+    ],
+)
+def test_a_value_of_the_wrong_kind_is_named_not_a_format_traceback(
+    db_path: Path, column: str, value: object, said: str
+) -> None:
+    # SQLite keeps text in a FLOAT column: `ls` and `show` were "Unknown format code 'f'
+    # for object of type 'str'", `results` and `compare` a TypeError out of math.isfinite.
+    repo = Repo.open(str(db_path))
+    repo.enqueue(tiny_runs(2))
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(f"UPDATE run SET {column} = ? WHERE id = 2", (value,))
+    with pytest.raises(QueueError, match=r"^run 2's row is damaged \(") as caught:
+        repo.list_runs()
+    assert said in str(caught.value)
+    assert repo.get_run(1).id == 1  # the others still read
+    repo.close()
+
+
+def test_worker_and_metric_values_of_the_wrong_kind_are_named(db_path: Path) -> None:
+    repo = Repo.open(str(db_path))
+    repo.enqueue(tiny_runs(1))
+    worker = repo.register_worker("h", 1, "cpu")
+    run = repo.claim(worker)
+    assert run is not None
+    repo.add_metrics(run.id, [MetricPoint(20, 640, "train_loss", 0.5)], 640, owner=worker)
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE metric SET value = 'q'")
+        conn.execute("UPDATE worker SET last_seen_at = 'y'")
+    with pytest.raises(QueueError, match=r"^run 1's metric row 1 is damaged \(its value is 'q'"):
+        repo.metrics_since(run.id)
+    with pytest.raises(QueueError, match=rf"^worker {worker}'s row is damaged \(its last_seen"):
+        repo.list_workers()
+    repo.close()
+
+
+@pytest.mark.parametrize(
+    ("stored", "said"),
+    [
+        ("abc", "(str, not bytes)"),
+        (b"\x00\x11\x22", "(not a .npy array)"),
+        (encode_samples(numpy.zeros((3, 2, 4, 4), numpy.uint8))[:60], "(not a .npy array: "),
+        (_npy(numpy.zeros((2, 3), numpy.float32)), "an array of float32 shaped 2 x 3, not uint8"),
+    ],
+    ids=["text", "not-npy", "cut-short", "wrong-array"],
+)
+def test_damaged_sample_images_are_named_not_a_numpy_traceback(stored: object, said: str) -> None:
+    with pytest.raises(QueueError, match=r"^run 4's sample images are damaged ") as caught:
+        decode_samples(stored, 4)  # type: ignore[arg-type]
+    assert said in str(caught.value)
 
 
 def test_a_role_that_does_not_own_the_tables_works_without_the_new_columns(

@@ -201,7 +201,7 @@ def test_samples_round_trip_and_small_formatters() -> None:
 
     grid = np.arange(3 * 2 * 4 * 4, dtype=np.uint8).reshape(3, 2, 4, 4)
     data = encode_samples(grid)
-    assert data is not None and (decode_samples(data) == grid).all()
+    assert data is not None and (decode_samples(data, 1) == grid).all()
     assert encode_samples(None) is None
     assert [format_age(s) for s in (None, 3, 600, 7200)] == ["—", "3 s", "10 min", "2.0 h"]
     assert format_bytes(3 * 2**30) == "3.0 GiB" and format_bytes(None) == "—"

@@ -93,7 +93,7 @@ def test_trains_every_run_and_records_figures_metrics_and_samples(
         assert (run.param_count, run.inputs_done, run.train_seconds) == (383, 6400, 1.5)
         assert run.checkpoint_path == str(tmp_path / "ck" / "exp" / f"run-{run.id}")
         samples = repo.get_samples(run.id)
-        assert samples is not None and decode_samples(samples).shape == (3, 2, 28, 28)
+        assert samples is not None and decode_samples(samples, 1).shape == (3, 2, 28, 28)
         names = [m.name for m in repo.metrics_since(run.id)]
         assert names.count("train_loss") == 5 and names.count("val_loss") == 1
         assert {"lr", "inputs_per_s", "memory_bytes"} <= set(names)
