@@ -114,8 +114,12 @@ class StopFlags:
             self.first = (signum, now)
             # A slot's "again" goes to its supervisor, whose own line says so ("again: at
             # once"): K slots each saying "send it again" to a person who pressed Ctrl-C
-            # once misled (the slot's SIGTERM came from the supervisor, not from them).
-            again = "" if in_slot() else " (send it again to exit at once)"
+            # once misled. Nor is the signal theirs: after a Ctrl-C, "SIGTERM: stopping"
+            # from each slot read as if something else had stopped them.
+            if in_slot():
+                say(f"asked to stop ({name}): stopping after this step{self.finishing_note()}")
+                return
+            again = " (send it again to exit at once)"
             say(f"{name}: stopping after this step{self.finishing_note()}{again}")
         else:
             self.on_second()
