@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from textual import work
@@ -58,10 +58,13 @@ class RunActions:
     class ActionFinished(Message):
         """A queue change finished (or failed); ``text`` is what to tell the person."""
 
-        def __init__(self, text: str, severity: str = "information") -> None:
+        def __init__(
+            self, text: str, severity: str = "information", marks: frozenset[int] = frozenset()
+        ) -> None:
             super().__init__()
             self.text = text
             self.severity = severity
+            self.marks = marks  # marks taken off for a write that changed nothing: back
 
     _remove_when_stopped: frozenset[int] = frozenset()
 
@@ -85,17 +88,28 @@ class RunActions:
 
     # ----- writes ----------------------------------------------------------------------
 
+    def _write(self, verb: Callable[[], str], done_with: Iterable[int] = ()) -> None:
+        """Run ``verb`` in a thread; the runs ``done_with`` are unmarked as it starts (the
+        next key acts on the highlighted run again), and marked again if it is refused
+        (a whole batch refused changes nothing: `r` on a succeeded and a cancelled run
+        had dropped both marks, to be made again)."""
+        taken = self.marked & frozenset(done_with)
+        self.marked = self.marked - taken
+        self._write_in_thread(verb, taken)
+
     @work(thread=True, group="action")
-    def _write(self, verb: Callable[[], str]) -> None:
+    def _write_in_thread(self, verb: Callable[[], str], taken: frozenset[int]) -> None:
         try:
             message = self.ActionFinished(verb())
         except ResconvError as exc:
-            message = self.ActionFinished(f"{exc.title}: {exc}", "error")
+            message = self.ActionFinished(f"{exc.title}: {exc}", "error", taken)
         self.post_message(message)
 
     def on_run_actions_action_finished(self, message: ActionFinished) -> None:
         if message.text:  # empty: the verb's news comes from another (a cancel's)
             self.notify(message.text, severity=message.severity)  # type: ignore[arg-type]
+        if message.marks:
+            self.marked = self.marked | message.marks
         self.refresh_now()
 
     def _confirm_running(self, runs: list[RunRow], what: str, then: Callable[[], None]) -> None:
@@ -117,10 +131,6 @@ class RunActions:
         runs = self.targets()
         if runs:
             self._confirm_running(runs, "Cancel it", lambda: self._cancel(self._ids(runs)))
-
-    def _unmark(self, runs: list[RunRow]) -> None:
-        """Done with these marked runs: the next key acts on the highlighted run again."""
-        self.marked = self.marked - {run.id for run in runs}
 
     def _cancel(self, ids: list[int]) -> None:
         def verb() -> str:
@@ -145,8 +155,7 @@ class RunActions:
                 said.append(f"{ids_of('run', gone)}: cancel requested, but {FINISHING}")
             return "; ".join(said) or "nothing to do"
 
-        self.marked = self.marked - set(ids)
-        self._write(verb)
+        self._write(verb, ids)
 
     def action_retry(self) -> None:
         self._retry(self.targets())
@@ -166,15 +175,14 @@ class RunActions:
             self.ctx.repo.retry(ids)
             return _say(("queued again", ids))
 
-        self._unmark(runs)
         diverged = [r.id for r in runs if run_cause(r) == FailureCause.DIVERGED]
         if not diverged:
-            self._write(verb)
+            self._write(verb, ids)
             return
         advice = RETRY_ADVICE[FailureCause.DIVERGED]
         question = f"Run {_listed(diverged)} failed with {FailureCause.DIVERGED}: {advice}. Retry?"
         self.app.push_screen(
-            ConfirmScreen(question, "Retry"), lambda yes: self._write(verb) if yes else None
+            ConfirmScreen(question, "Retry"), lambda yes: self._write(verb, ids) if yes else None
         )
 
     def action_priority(self, step: int) -> None:
@@ -211,8 +219,11 @@ class RunActions:
                         + (" (r queues a failed or cancelled run again)" if retry else ""),
                         severity="warning")  # fmt: skip
         if ids := [run.id for run in runs if run.status == RunStatus.QUEUED]:
-            self._unmark(runs)
-            self._write(lambda: _say((_next_priorities(self.ctx.repo.move_to_front(ids)), ids)))
+
+            def verb() -> str:
+                return _say((_next_priorities(self.ctx.repo.move_to_front(ids)), ids))
+
+            self._write(verb, self._ids(runs))
 
     def action_remove(self) -> None:
         """One queued run goes at once; anything more (ten runs marked for compare, a
@@ -228,8 +239,7 @@ class RunActions:
         self.app.push_screen(ask, lambda yes: self._remove(runs) if yes else None)
 
     def _remove(self, runs: list[RunRow]) -> None:
-        self._unmark(runs)
-        self._write(self._removal(self._ids(runs), cancel=True))
+        self._write(self._removal(self._ids(runs), cancel=True), self._ids(runs))
 
     def _removal(self, ids: list[int], cancel: bool) -> Callable[[], str]:
         """The verb that removes ``ids`` as they are when it runs, read there, not when x

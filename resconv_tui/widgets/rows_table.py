@@ -1,10 +1,12 @@
 """A DataTable of rows one picks (runs, results): home and end go to the first and last
-row, as in any list, where DataTable's own home/end scroll sideways."""
+row, as in any list, where DataTable's own home/end scroll sideways; a table made again
+is drawn again once its rows are measured."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from textual import events
 from textual.binding import Binding
 from textual.widgets import DataTable
 
@@ -20,3 +22,17 @@ class RowsTable(DataTable[Any]):
 
     def action_last_row(self) -> None:
         self.move_cursor(row=max(0, self.row_count - 1), animate=False)
+
+    async def _on_idle(self, event: events.Idle) -> None:
+        # DataTable measures new rows on idle, and draws again only if its size changed,
+        # from render caches that do not know the columns' widths. After a rebuild
+        # (columns made anew at their labels' widths) the measure gives the old size
+        # back: a paint that came before it (a busy machine, a screen popped) had drawn
+        # "succee" under "status", and every row not patched since kept it until a
+        # resize (the runs table, seen twice at 80 columns under training). The caches
+        # and this handler are textual's own: textual is pinned (8.2.8).
+        before = [column.content_width for column in self.ordered_columns]
+        await super()._on_idle(event)
+        if [column.content_width for column in self.ordered_columns] != before:
+            self._clear_caches()
+            self.refresh()

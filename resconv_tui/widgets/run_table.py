@@ -169,7 +169,7 @@ class RunTable(RowsTable):
         if narrow == self.narrow and name_width == self.name_width:
             return False
         self.narrow, self.name_width = narrow, name_width
-        keep = self.highlighted_id
+        keep, row = self.highlighted_id, self.cursor_row
         self.clear(columns=True)
         self._made, self._shown = {}, {}
         self._add_columns()
@@ -177,6 +177,8 @@ class RunTable(RowsTable):
             self.show_runs(*self._last)
             if keep is not None and str(keep) in self.rows:
                 self.move_cursor(row=self.get_row_index(str(keep)), animate=False)
+            elif self.row_count:  # its run was removed: the next run's row, as _rebuild does
+                self.move_cursor(row=min(row, self.row_count - 1), animate=False)
         return True
 
     @property

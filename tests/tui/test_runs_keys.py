@@ -375,6 +375,27 @@ async def test_remove_queued_run(seeded, app_factory, settle, db_url) -> None:
         assert table(app).highlighted_id == 8
 
 
+async def test_removing_the_run_with_the_longest_name_keeps_the_cursor_near(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # At 80 columns the longest name sizes the name column: removing it made the table
+    # again, and the cursor went to the first row, not to the run beside the removed one.
+    Repo.open(db_url).enqueue(
+        new_runs("name: act-demo\nlayers: 2\nmatrix:\n  weight_decay: [0.123456789]\n")
+    )
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert table(app).narrow
+        await goto(pilot, 9)
+        width = table(app).name_width
+        await pilot.press("x")
+        await settle(pilot)
+        assert 9 not in [r.id for r in Repo.open(db_url).list_runs()]
+        assert table(app).name_width < width  # made again, to the names left
+        assert table(app).highlighted_id == 8
+
+
 async def test_a_filter_matching_nothing_says_so(seeded, app_factory, settle) -> None:
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
@@ -428,6 +449,24 @@ def metric_count(db_url: str, run_id: int) -> int:
         return len(repo.metrics_since(run_id))
     finally:
         repo.close()
+
+
+@pytest.mark.parametrize("key", ["r", "c"])
+async def test_a_refused_batch_keeps_its_marks(seeded, app_factory, settle, key: str) -> None:
+    # r on a succeeded and a cancelled run (c on a succeeded and a queued one) is refused
+    # whole, nothing changed: the marks were dropped all the same, to be made again.
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        marked = {1, seeded["cancelled"]} if key == "r" else {1, 7}
+        await mark(pilot, *sorted(marked))
+        await pilot.press(key)
+        await settle(pilot)
+        assert app.screen.marked == marked
+        await mark(pilot, 1)  # unmarked: the retry or cancel of the other goes ahead
+        await pilot.press(key)
+        await settle(pilot)
+        assert app.screen.marked == set()
 
 
 async def test_remove_of_marked_runs_asks_first(seeded, app_factory, settle, db_url) -> None:

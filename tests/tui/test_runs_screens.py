@@ -206,6 +206,27 @@ async def test_columns_grow_when_a_cell_gets_longer(app_factory, settle, db_url)
         assert width["priority"] >= len("123456789")
 
 
+async def test_a_paint_between_a_rebuild_and_its_measure_is_drawn_again(
+    seeded, app_factory, settle
+) -> None:
+    """A rebuild makes the columns anew at their labels' widths and measures the rows on
+    idle. A paint that came first (a busy machine, a screen popped) drew "succee" under
+    "status"; the measure gave the table its old size again, so nothing was drawn anew
+    and every row not patched since kept the cut cells until a resize (seen at 80 cols)."""
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(RunTable)
+        settled = app.export_screenshot()
+        assert "succeeded" in settled
+        table.clear(columns=True)
+        table._add_columns()
+        table._rebuild(dict(table._shown))
+        app.export_screenshot()  # the paint that comes before the table's idle measure
+        await settle(pilot)
+        assert app.export_screenshot() == settled
+
+
 async def test_the_palette_screenshot_is_saved_beside_the_exports_and_named(
     seeded, app_factory, settle, tmp_path
 ) -> None:
