@@ -27,7 +27,7 @@ import re
 import select
 import stat
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -508,6 +508,71 @@ def _matches(cell: dict[str, Any], entry: dict[str, Any]) -> bool:
     return all(k in cell and _same(cell[k], v) for k, v in entry.items())
 
 
+class _CellIndex:
+    """Which of ``cells`` an entry matches (as ``_matches`` says), found by looking its
+    values up: a file of 10,000 cells and as many exclude or targets entries, each entry
+    tried on every cell, kept ``queue`` busy for minutes (1 MiB of YAML allows that)."""
+
+    def __init__(self, cells: list[dict[str, Any]]) -> None:
+        self.cells = cells
+        # key -> (each value's hashable form -> the cells holding it, cells whose value
+        # has none, such as a mapping, tried one by one)
+        self._by_key: dict[str, tuple[dict[Any, list[int]], list[int]]] = {}
+
+    def matching(self, entry: dict[str, Any]) -> list[int]:
+        """The indices of the cells ``entry`` matches, in order."""
+        found: set[int] | None = None
+        for key, value in entry.items():
+            ids = self._holding(key, value)
+            found = ids if found is None else found & ids
+            if not found:
+                return []
+        return list(range(len(self.cells))) if found is None else sorted(found)
+
+    def _holding(self, key: str, value: Any) -> set[int]:
+        exact, loose = self._index(key)
+        form = _hashable(value)
+        if form is None:  # no lookup for it: every cell with the key is tried
+            tried: Iterable[int] = [i for ids in exact.values() for i in ids] + loose
+        else:
+            tried = loose
+        ids = {i for i in tried if _same(self.cells[i][key], value)}
+        return ids if form is None else ids | set(exact.get(form, ()))
+
+    def _index(self, key: str) -> tuple[dict[Any, list[int]], list[int]]:
+        if key not in self._by_key:
+            exact: dict[Any, list[int]] = {}
+            loose: list[int] = []
+            for i, cell in enumerate(self.cells):
+                if key not in cell:
+                    continue
+                form = _hashable(cell[key])
+                if form is None:
+                    loose.append(i)
+                else:
+                    exact.setdefault(form, []).append(i)
+            self._by_key[key] = (exact, loose)
+        return self._by_key[key]
+
+
+def _hashable(value: Any) -> Any:
+    """A form of ``value`` equal to another's exactly where ``_same`` says the two values
+    are the same (a bool only to a bool, 1 to 1.0, lists item by item); None for a value
+    that has none (a mapping)."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    if isinstance(value, str):
+        return ("text", value)
+    if value is None:
+        return ("none",)
+    if isinstance(value, list):
+        items = [_hashable(item) for item in value]
+        return None if any(item is None for item in items) else ("list", tuple(items))
+    return None
+
+
 def _same(a: Any, b: Any) -> bool:
     """Equal values, a bool only to a bool: in Python False == 0, so `exclude: [{bnp-e:
     false}]` (no batch norm) dropped the `bnp-e: 0` cell (before the convolution)."""
@@ -537,7 +602,7 @@ def excluded_cells(data: dict[str, Any], source: str) -> tuple[tuple[str, ...], 
     _check_run_count(matrix, [], excludes, None, source)
     cells = _matrix_cells(matrix)
     _check_excludes_match(excludes, cells, matrix, source)
-    dropped = [cell for cell in cells if any(_matches(cell, e) for e in excludes)]
+    dropped = [cells[i] for i in sorted(_matched(_CellIndex(cells), excludes))]
     # A cell is its values of the keys the matrix sweeps (and any an entry names): a
     # one-value key the form then changes (act: [gelu] made relu) keeps the cell dropped.
     named = {key for entry in excludes for key in entry}
@@ -552,7 +617,13 @@ def excluded_cells(data: dict[str, Any], source: str) -> tuple[tuple[str, ...], 
 
 
 def _apply_exclude(cells: list[dict], excludes: list[dict]) -> list[dict]:
-    return [cell for cell in cells if not any(_matches(cell, e) for e in excludes)]
+    dropped = _matched(_CellIndex(cells), excludes)
+    return [cell for i, cell in enumerate(cells) if i not in dropped]
+
+
+def _matched(index: _CellIndex, entries: list[dict]) -> set[int]:
+    """The cells of ``index`` that any of ``entries`` matches."""
+    return {i for entry in entries for i in index.matching(entry)}
 
 
 def _check_excludes_match(
@@ -561,9 +632,10 @@ def _check_excludes_match(
     """Every exclude entry must match some cell of the matrix: a typo'd key or value
     (``ch: 23``, ``channels`` where the matrix says ``ch``) would otherwise exclude
     nothing and queue the runs it meant to drop, without a word."""
+    index = _CellIndex(cells)
     for i, entry in enumerate(excludes, 1):
         where = f"exclude entry {i}"
-        _refuse_unmatched(where, entry, entry, cells, lambda: matrix, "cell of the matrix", source)
+        _refuse_unmatched(where, entry, entry, index, lambda: matrix, "cell of the matrix", source)
 
 
 def _check_targets_match(
@@ -579,11 +651,12 @@ def _check_targets_match(
     exclude entry drops names that entry (its value is the matrix's, so "not among the
     matrix's values" would be wrong)."""
     values = partial(_values, cells)
+    index = _CellIndex(cells)
     for i, entry in enumerate(targets, 1):
         cell = _target_cell(entry)
-        if not any(_matches(run, cell) for run in cells):
+        if not index.matching(cell):
             _refuse_excluded(f"targets entry {i}", entry, cell, matrix_cells, excludes, source)
-        _refuse_unmatched(f"targets entry {i}", entry, cell, cells, values, "run", source)
+        _refuse_unmatched(f"targets entry {i}", entry, cell, index, values, "run", source)
 
 
 def _refuse_excluded(
@@ -618,14 +691,14 @@ def _refuse_unmatched(
     what: str,
     entry: dict[str, Any],
     keys: dict[str, Any],
-    cells: list[dict],
+    cells: _CellIndex,
     values: Callable[[], dict[str, list[Any]]],
     nothing: str,
     source: str,
 ) -> None:
     """A SweepError naming ``entry`` and why, unless a cell matches all its ``keys``
     (``values``: each key's values, for the why; worked out only then)."""
-    if any(_matches(cell, keys) for cell in cells):
+    if cells.matching(keys):
         return
     raise SweepError(
         f"{source}: {what} {_flow(entry)} matches no {nothing}: {_why_no_cell(keys, values())}"
@@ -665,16 +738,21 @@ def _apply_include(
     if not matrix and includes:
         cells = []
     merged = [dict(c) for c in cells]
+    index = _CellIndex(cells)  # the matrix's cells, each with every matrix key
     added: dict[int, dict] = {}  # include entry number (from 1) -> the cell it made
+    made: dict[Any, int] = {}  # a made cell's hashable form -> its entry's number
     for number, entry in enumerate(includes, start=1):
-        fitted = False
-        for cell, original in zip(merged, cells, strict=True):
-            if all(_same(original.get(k, v), v) for k, v in entry.items() if k in matrix):
-                cell.update(entry)
-                fitted = True
+        fitted = index.matching({k: v for k, v in entry.items() if k in matrix})
+        for i in fitted:
+            merged[i].update(entry)
         if fitted:
             continue
-        same = next((n for n, cell in added.items() if cell == entry), None)
+        form = _hashable_entry(entry)
+        if form is None:
+            same = next((n for n, cell in added.items() if cell == entry), None)
+        else:
+            same = made.setdefault(form, number)
+            same = None if same == number else same
         if same is not None:
             raise SweepError(
                 f"{source}: include entries {same} and {number} are the same "
@@ -682,6 +760,12 @@ def _apply_include(
             )
         added[number] = dict(entry)
     return merged + list(added.values())
+
+
+def _hashable_entry(entry: dict[str, Any]) -> Any:
+    """An entry's hashable form (``_hashable``'s of each value), or None."""
+    forms = {key: _hashable(value) for key, value in entry.items()}
+    return None if None in forms.values() else frozenset(forms.items())
 
 
 def _canonical(entry: dict[str, Any], source: str, context: str) -> dict[str, Any]:
@@ -763,7 +847,8 @@ def _build_runs(
 ) -> list[ExpandedRun]:
     runs: list[ExpandedRun] = []
     seen: dict[str, str] = {}  # config hash -> the run's name
-    for written in cells:
+    targets_of = _targets_of_cells(cells, targets)
+    for number, written in enumerate(cells):
         # `max_inputs: [1e4, 2e4]` are whole numbers: runs named max_inputs-10000, not -10000.0
         cell = {k: as_whole(v) if _counts(k) else v for k, v in written.items()}
         for seed in seeds if seeds is not None else [None]:
@@ -802,7 +887,7 @@ def _build_runs(
                     swept=swept,
                     param_count=param_count,
                     config_hash=digest,
-                    target=_target_for(cell, targets, source, context),
+                    target=_target_for(targets_of[number], source, context),
                 )
             )
     return runs
@@ -885,18 +970,31 @@ def _check_inputs_fill_a_batch(config: RunConfig, source: str, context: str) -> 
         )
 
 
+def _targets_of_cells(
+    cells: list[dict[str, Any]], targets: list[dict[str, Any]]
+) -> list[list[tuple[int, dict[str, Any]]]]:
+    """Each cell's matching targets entries, with their numbers (from 1)."""
+    found: list[list[tuple[int, dict[str, Any]]]] = [[] for _ in cells]
+    index = _CellIndex(cells)
+    for number, entry in enumerate(targets, 1):
+        for i in index.matching(_target_cell(entry)):
+            found[i].append((number, entry))
+    return found
+
+
 def _target_for(
-    cell: dict[str, Any], targets: list[dict[str, Any]], source: str, context: str
+    found: list[tuple[int, dict[str, Any]]], source: str, context: str
 ) -> dict[str, float] | None:
-    """The one targets entry matching ``cell``; two would be two published figures for
-    one cell (the first used, the other dropped without a word): refused."""
-    found = [
-        (i, entry) for i, entry in enumerate(targets, 1)
-        if _matches(cell, _target_cell(entry))
-    ]  # fmt: skip
+    """The one targets entry of ``found`` (those matching a cell); two would be two
+    published figures for one cell (the first used, the other dropped without a word):
+    refused."""
     if len(found) > 1:
         which = ", ".join(str(i) for i, _ in found[:-1]) + f" and {found[-1][0]}"
-        raise SweepError(f"{source}: {context}targets entries {which} match it (give one per cell)")
+        # A file that sweeps nothing has no run name to say: "match it" named nothing.
+        it = "it" if context else "its one run"
+        raise SweepError(
+            f"{source}: {context}targets entries {which} match {it} (give one per cell)"
+        )
     if not found:
         return None
     return {k: v for k, v in found[0][1].items() if k in TARGET_FIELDS}

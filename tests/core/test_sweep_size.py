@@ -237,3 +237,54 @@ def test_a_named_pipe_is_read_from_its_writer_and_waited_for_only_so_long(
         with pytest.raises(SweepError, match="Is a directory"):
             expand_sweep_file(tmp_path)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.parametrize("part", ["exclude", "targets", "include"])
+def test_many_entries_are_matched_by_lookup_not_each_against_every_cell(
+    part: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 10,000 cells and as many exclude or targets entries (a 450 KB file, within the
+    # limits) kept `queue --dry-run` busy past 150 s: each entry was tried on every cell.
+    import core.sweep as sweep
+
+    compared = 0
+    same = sweep._same
+
+    def counted(a: object, b: object) -> bool:
+        nonlocal compared
+        compared += 1
+        return same(a, b)
+
+    monkeypatch.setattr(sweep, "_same", counted)
+    cells = 600
+    entries = {
+        "exclude": [f"  - {{seed: {i}}}" for i in range(0, cells, 2)],
+        "targets": [f"  - {{seed: {i}, validation_loss: 0.1}}" for i in range(cells)],
+        "include": [f"  - {{seed: {i}, bs: 32}}" for i in range(cells)],
+    }[part]
+    text = (
+        f"name: x\nlayers: 1\nch: 4\nmax_inputs: 200\nmatrix:\n  seed: {list(range(cells))}\n"
+        f"{part}:\n" + "\n".join(entries) + "\n"
+    )
+    runs = expand_sweep_text(text)
+    assert len(runs) == (cells // 2 if part == "exclude" else cells)
+    if part == "targets":
+        assert all(run.target == {"validation_loss": 0.1} for run in runs)
+    if part == "include":
+        assert all(run.config.batch_size == 32 for run in runs)
+    assert compared < 10 * cells  # each entry on each cell: 360,000 (180,000 for exclude)
+
+
+def test_the_lookup_matches_as_the_cell_by_cell_rule_does() -> None:
+    # A bool only to a bool (false is no 0), 1 to 1.0, lists item by item, text to text,
+    # null to null; a mapping (no lookup for it) is tried one by one.
+    from core.sweep import _CellIndex, _matches
+
+    values = [0, 1, 1.0, 2.5, True, False, None, "1", "relu", [1, 2], [1.0, 2], [True, 2],
+              [[1], 2], {"a": 1}, {"a": 1.0}]  # fmt: skip
+    cells = [{"k": value, "j": i % 3} for i, value in enumerate(values)] + [{"j": 1}]
+    index = _CellIndex(cells)
+    for value in values:
+        for entry in ({"k": value}, {"k": value, "j": 1}, {"j": 2}, {}):
+            expected = [i for i, cell in enumerate(cells) if _matches(cell, entry)]
+            assert index.matching(entry) == expected, entry

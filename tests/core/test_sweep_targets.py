@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import SweepError
-from core.sweep import expand_sweep_file
+from core.sweep import expand_sweep_file, expand_sweep_text
 
 SWEEP = "name: x\nmax_inputs: 512\nmatrix:\n  act: [gelu, relu]\ntargets:\n"
 EXPERIMENTS = sorted((Path(__file__).parents[2] / "experiments").rglob("*.yml"))
@@ -89,6 +89,18 @@ def test_two_targets_for_one_cell_are_refused(tmp_path: Path) -> None:
         expand_sweep_file(path)
     assert str(caught.value) == (
         f"{path}: run 'act-gelu': targets entries 1 and 3 match it (give one per cell)"
+    )
+
+
+def test_two_targets_for_the_one_run_of_a_file_sweeping_nothing_say_so() -> None:
+    # It said "targets entries 1 and 2 match it", with no run named before "it".
+    with pytest.raises(SweepError) as caught:
+        expand_sweep_text(
+            "name: x\nlayers: 1\ntargets:\n- {validation_loss: 0.1}\n- {params: 77}\n",
+            source="s.yml",
+        )
+    assert str(caught.value) == (
+        "s.yml: targets entries 1 and 2 match its one run (give one per cell)"
     )
 
 
