@@ -7,6 +7,7 @@ The data folder is searched in this order (the first that holds the four files w
    did not choose, without a word)
 2. ``$RESCONV_DATA``
 3. the user cache: ``$RESCONV_CACHE`` or ``~/.cache/resconv-tui``, ``data/<dataset>``
+   (torchvision's download there, else the newest copy unpacked there from a folder)
 4. Debian's ``/usr/share/datasets/<dataset>`` (package ``dataset-fashion-mnist``)
 5. torchvision's download into the user cache
 
@@ -87,6 +88,7 @@ class Location:
     path: Path
     explicit: bool = False  # named by the user for this run: unusable is an error, not a skip
     empty: bool = False  # named, but as "": said where it looked, not looked in (not ".")
+    copies: bool = False  # the user cache: the copies unpacked there from other folders too
 
 
 Downloader = Callable[[str, Path], None]
@@ -122,7 +124,7 @@ def default_locations(
         locations.append(Location("$RESCONV_DATA", Path(env["RESCONV_DATA"])))
     elif "RESCONV_DATA" in env:  # `export RESCONV_DATA="$(realpath ...)"` of a missing folder
         locations.append(Location("$RESCONV_DATA", Path(), empty=True))
-    locations.append(Location("user cache", dataset_cache(dataset, cache_root(env))))
+    locations.append(Location("user cache", dataset_cache(dataset, cache_root(env)), copies=True))
     debian = "package dataset-fashion-mnist" if dataset == "fmnist" else "Debian datasets"
     locations.append(Location(debian, DEBIAN_DATASETS / folder))
     return locations
@@ -198,13 +200,38 @@ def torchvision_root(folder: Path, dataset: str, cache: Path) -> Path:
         return raw.parent.parent  # already torchvision's layout, uncompressed: read in place
     root = dataset_cache(dataset, cache) / "unpacked" / _content_key(files)
     target = root / class_name / "raw"
-    for name, source in files.items():
-        copy = target / name
-        # A copy is checked whole when written; header and size again are cheap, and
-        # an unusable one (left by an older version, say) is written afresh.
-        if not _copy_is_whole(copy, name, cache):
-            _write_copy(copy, _read_checked(source, name), cache)
+    # A copy is checked whole when written; header and size again are cheap, and an
+    # unusable one (left by an older version, say) is written afresh. Every file is
+    # read and checked before any is written: a damaged fourth file left the three
+    # before it behind, 53 MB kept for good under a key no file will have again.
+    wanted = [name for name in files if not _copy_is_whole(target / name, name, cache)]
+    unpacked = {name: _read_checked(files[name], name) for name in wanted}
+    for name, data in unpacked.items():
+        _write_copy(target / name, data, cache)
     return root
+
+
+def unpacked_copy(dataset_folder: Path, dataset: str) -> Path | None:
+    """The newest whole copy unpacked into the user cache (``dataset_folder``, as
+    ``dataset_cache`` gives it) from any folder, as a torchvision root; None if none is.
+    A worker started without $RESCONV_DATA on a box that trained before finds it there,
+    as the README's search order says: the cache held it, yet "no ... files there"."""
+    class_name = _dataset_info(dataset)[0]
+    try:
+        roots = [path for path in (dataset_folder / "unpacked").iterdir() if path.is_dir()]
+        roots.sort(key=lambda path: path.stat().st_mtime, reverse=True)
+    except OSError:  # no copies yet, or none this user may read: nothing found there
+        return None
+    for root in roots:
+        raw = root / class_name / "raw"
+        try:
+            whole = all((raw / name).is_file() and _file_problem(raw / name, name) is None
+                        for name in FILES)  # fmt: skip
+            if whole and published_as(raw / LABELS_FILE) in (None, class_name):
+                return root
+        except OSError:
+            continue
+    return None
 
 
 def _content_key(files: dict[str, Path]) -> str:
@@ -340,6 +367,8 @@ def locate(
         try:
             if find_files(location.path, _dataset_info(dataset)[0]) is not None:
                 return torchvision_root(location.path, dataset, cache), str(location.path)
+            if location.copies and (copy := unpacked_copy(location.path, dataset)):
+                return copy, str(copy)
             why = _why_not(location.path)
         except OSError as exc:
             why = f"cannot use it: {_first_line(exc)}"

@@ -122,6 +122,26 @@ def test_nothing_found_names_every_place_and_the_fix(tmp_path: Path) -> None:
     assert "RESCONV_DATA" in message and "apt install dataset-fashion-mnist" in message
 
 
+def test_the_user_cache_finds_a_copy_unpacked_there_from_another_folder(
+    tmp_path: Path, idx_writer: Writer
+) -> None:
+    # A worker started without $RESCONV_DATA on a box that had trained: "user cache: ...
+    # (no train-images-idx3-ubyte(.gz) etc. there)", a whole checked copy one folder down.
+    cache = tmp_path / "cache"
+    folder = idx_writer(tmp_path / "data", train=10, test=5)
+    first = load([Location("$RESCONV_DATA", folder)], cache)
+    (default,) = default_locations("fmnist", env={"RESCONV_CACHE": str(cache)})[:1]
+    assert default.label == "user cache" and default.copies
+    again = load([default], cache)
+    assert torch.equal(again.train, first.train)
+    assert again.source.startswith(str(dataset_cache("fmnist", cache) / "unpacked"))
+    # A copy missing a file (left by an older version) is no copy: not found, said so.
+    for copy in (dataset_cache("fmnist", cache) / "unpacked").iterdir():
+        (copy / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(DataError, match="user cache: "):
+        load([default], cache)
+
+
 def test_default_locations_follow_the_documented_order(tmp_path: Path) -> None:
     env = {"RESCONV_DATA": str(tmp_path / "env"), "RESCONV_CACHE": str(tmp_path / "cache")}
     locations = default_locations("fmnist", tmp_path / "arg", env=env)

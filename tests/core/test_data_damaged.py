@@ -45,6 +45,19 @@ DAMAGE = {
 }
 
 
+def test_a_damaged_file_leaves_no_part_of_the_dataset_in_the_cache(
+    tmp_path: Path, idx_writer: Writer
+) -> None:
+    # The three files before it were unpacked: 53 MB of Fashion-MNIST kept for good, under
+    # a key (the files' content) that the repaired files never have again.
+    folder = idx_writer(tmp_path / "data", train=40, test=8)
+    cut_gz(folder / "t10k-labels-idx1-ubyte.gz")  # the last of the four, in sorted order too
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz is truncated"):
+        load(folder, tmp_path / "cache")
+    unpacked = dataset_cache("fmnist", tmp_path / "cache") / "unpacked"
+    assert not unpacked.exists() or not any(p.is_file() for p in unpacked.rglob("*"))
+
+
 @pytest.mark.parametrize("damage", DAMAGE)
 @pytest.mark.parametrize("check", ["load", "worker start"])
 def test_a_damaged_file_is_named_in_one_line(
