@@ -49,6 +49,9 @@ class LoadedSweep:
     key_names: dict[str, str] = field(default_factory=dict)  # field -> name in the file
     extra: dict[str, Any] = field(default_factory=dict)  # description, targets: saved back
     notes: list[str] = field(default_factory=list)  # what the form could not take over
+    # What saving the form over the file would drop without a word: its 'include', keys
+    # not loaded, targets left out (the replace question names them).
+    lost: list[str] = field(default_factory=list)
     excluded: ExcludedCells | None = None  # the cells the file's exclude drops
 
 
@@ -175,6 +178,7 @@ def _drop_included_targets(loaded: LoadedSweep, data: dict[str, Any]) -> None:
         for t in dropped
     )
     loaded.notes.append(f"targets of {cells} left out: the file's 'include' changes those runs")
+    loaded.lost.append(f"the targets of {cells}")
 
 
 def _take(loaded: LoadedSweep, values: dict[str, list[Any]], key: str, vals: Any) -> None:
@@ -188,11 +192,13 @@ def _take(loaded: LoadedSweep, values: dict[str, list[Any]], key: str, vals: Any
     if key == "include":
         count = len(vals[0]) if isinstance(vals[0], list) else 1
         loaded.notes.append(f"'{key}' ({_entries(count)}) is not supported by the form: not loaded")
+        loaded.lost.append(f"its '{key}' ({_entries(count)})")
         return
     canonical = canonical_key(str(key))
     if canonical not in SPECS or not isinstance(vals, list):
         # Cut and escaped as queue's message names it: a raw ESC cleared the screen.
         loaded.notes.append(f"unknown or malformed key {key_shown(key)}: not loaded")
+        loaded.lost.append(f"its key {key_shown(key)}")
         return
     values[canonical] = vals
     loaded.key_names[canonical] = str(key)

@@ -119,6 +119,9 @@ class NewSweepScreen(Screen[int | None]):
         self._published_for: dict[str, str] | None = None
         self._published_name = ""  # the loaded file's experiment (its targets' runs)
         self._excluded: ExcludedCells | None = None  # the cells its exclude drops
+        # The file loaded (resolved) and what of it the form did not load: saving over it
+        # says so first (LoadedSweep.lost).
+        self._loaded_from: tuple[Path | None, list[str]] = (None, [])
         self._timer: Timer | None = None
         self._kept: tuple[str, dict[str, str], str] | None = None  # fields as loaded or saved
         self.preview = Preview()
@@ -345,7 +348,12 @@ class NewSweepScreen(Screen[int | None]):
             self.notify(f"{target} is a folder: give a file name", title="Not saved",
                         severity="error")  # fmt: skip
         elif exists:
-            question = f"{target} exists. Replace it? (its comments and layout are lost)"
+            lost = "its comments and layout are lost"
+            loaded_from, unloaded = self._loaded_from
+            if unloaded and _resolved(target) == loaded_from:
+                # Over the file it loaded: its include was dropped without a word.
+                lost = f"{lost}, and what the form did not load: {', '.join(unloaded)}"
+            question = f"{target} exists. Replace it? ({lost})"
             self.app.push_screen(
                 ConfirmScreen(question, "Replace"), lambda yes: self._save(target) if yes else None
             )
@@ -401,6 +409,7 @@ class NewSweepScreen(Screen[int | None]):
             self.notify(str(exc), title=exc.title, severity="error")
             return
         self.fill(loaded)
+        self._loaded_from = (_resolved(Path(path)), loaded.lost)
         runs = count_of(len(self.preview.runs) if self.preview.ok else self.preview.total, "run")
         self.notify(f"{Path(path).name}: {runs}", title="Sweep loaded")
         self._kept = self._snapshot()  # as loaded: nothing to lose yet
@@ -462,6 +471,14 @@ class NewSweepScreen(Screen[int | None]):
         yield SystemCommand(
             "Cancel new sweep", "Back without queueing (escape)", self.action_cancel
         )
+
+
+def _resolved(path: Path) -> Path | None:
+    """``path`` as the kernel resolves it (``a/../in.yml`` is ``in.yml``), or None."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a link loop
+        return None
 
 
 def _with_priority(result: Preview, priority: str) -> Preview:

@@ -123,8 +123,15 @@ class RunActions:
         if not running:
             then()
             return
-        ids = ", ".join(map(str, running))
-        question = f"Run {ids} is training. {what}?"
+        # A run past its last step is in its final pass: "is training" asked to stop what
+        # the answer then said would likely succeed anyway.
+        finishing = {run.id for run in runs if run.id in running and run.trained_all}
+        training = [i for i in running if i not in finishing]
+        said = [f"Run {', '.join(map(str, training))} is training."] if training else []
+        if finishing:
+            them = ", ".join(str(i) for i in running if i in finishing)
+            said.append(f"Run {them}: {FINISHING}.")
+        question = f"{' '.join(said)} {what}?"
         self.app.push_screen(ConfirmScreen(question), lambda yes: then() if yes else None)
 
     def action_cancel(self) -> None:

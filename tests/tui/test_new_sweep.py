@@ -375,6 +375,34 @@ async def test_load_file_fills_fields_and_reports_what_it_dropped(
         assert [r.name for r in screen.preview.runs] == ["ks-3", "ks-5"]
 
 
+async def test_saving_over_the_loaded_file_names_what_the_form_did_not_load(
+    db_url: str, tmp_path: Path
+) -> None:
+    # f3 then f2 over the same file asked only "Replace it? (its comments and layout are
+    # lost)": its include entry went, and `queue` of it made 3 runs, not 4.
+    path = tmp_path / "in.yml"
+    path.write_text("name: loaded\nlayers: 3\nmatrix:\n  ks: [3, 5]\ninclude: [{ks: 7}]\n")
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await load_file(pilot, path)
+        await save_as(pilot, tmp_path / "." / "in.yml")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question == (
+            f"{tmp_path / '.' / 'in.yml'} exists. Replace it? (its comments and layout are "
+            "lost, and what the form did not load: its 'include' (1 entry))"
+        )
+        await pilot.press("n")
+        await settle(pilot)
+        other = tmp_path / "other.yml"
+        other.write_text("name: other\nlayers: 1\n")
+        await save_as(pilot, other)  # another file: nothing of it was loaded
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question.endswith("Replace it? (its comments and layout are lost)")
+        await pilot.press("n")
+        await settle(pilot)
+    assert "include" in path.read_text()
+
+
 async def test_a_loaded_files_exclude_leaves_its_runs_out_of_the_queue(
     db_url: str, tmp_path: Path
 ) -> None:

@@ -192,6 +192,12 @@ async def test_cancel_says_the_run_is_asked_to_stop_not_the_worker(
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await press_on(pilot, settle, running, "c")
+        # It asked "Run 4 is training. Cancel it?", then said it would likely succeed.
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question == (
+            f"Run {running}: it has trained all its inputs and is finishing: it will likely "
+            "succeed. Cancel it?"
+        )
         await pilot.press("y")
         await settle(pilot)
         assert (
