@@ -209,7 +209,8 @@ def _interpolate_channels(first: int, last: int, layers: int) -> list[int]:
 
 
 def _reject_pair(first: int, last: int, layers: int) -> list[int]:
-    raise ConfigError(f"padding: give one int, 'same' or {layers} values (got [{first}, {last}])")
+    # No "padding: " of its own: every caller says "key 'padding': " before it.
+    raise ConfigError(f"give one int, 'same' or {layers} values (got [{first}, {last}])")
 
 
 def _per_layer(value: PerLayer, layers: int, interpolate: Any) -> list[int]:
@@ -298,6 +299,9 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
             raise bad("a number")
         return float(raw)
     if key in _STR_KEYS:
+        if isinstance(raw, bool):  # `act: [yes, no]`: "got True" said nothing of why
+            yaml_reads = "YAML reads yes, no, on, off, true and false unquoted as true or false"
+            raise ConfigError(f"{bad('a string')} ({yaml_reads}: quote it)")
         if not isinstance(raw, str):
             raise bad("a string")
         return raw.strip().lower()  # `validation: Fixed` as `act: GELU` and `model: V2`
@@ -328,7 +332,9 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
 
 def _check(ok: bool, key: str, value: Any, problem: str) -> None:
     if not ok:
-        raise ConfigError(f"key '{key}': {problem} (got {shown(value)})")
+        # A per-layer value is held as a tuple: shown as the list it was written as.
+        written = list(value) if isinstance(value, tuple) else value
+        raise ConfigError(f"key '{key}': {problem} (got {shown(written)})")
 
 
 def _validate(c: RunConfig) -> None:

@@ -296,7 +296,7 @@ def _experiment_name(data: dict[str, Any], source: str) -> str:
         raise SweepError(
             f"{source}: key 'name': no tabs, newlines or other control characters, nor "
             "invisible format characters "
-            f"(got {shown(name)}, with {control!r})"
+            f"(got {shown(name)}, with {_char_shown(control)})"
         )
     return name
 
@@ -311,9 +311,24 @@ def key_shown(key: Any) -> str:
     return f"'{cut(text)}'"
 
 
+def _char_shown(char: str) -> str:
+    """``'\\u200b'`` as Python writes it; a character drawn as blank (U+2800) by number."""
+    written = repr(char)
+    return written if written != f"'{char}'" else f"U+{ord(char):04X}"
+
+
+# Letters and symbols drawn as blank space (Braille blank, the Hangul fillers): a name
+# of them showed as nothing in every table, and cannot be typed to filter by it.
+BLANK_LOOKING = frozenset("\u2800\u3164\u115f\u1160\uffa0")
+
+
 def _control(char: str) -> bool:
     category = unicodedata.category(char)
-    return category in ("Cc", "Zl", "Zp") or (category == "Cf" and char != "\u200d")
+    return (
+        category in ("Cc", "Zl", "Zp")
+        or (category == "Cf" and char != "\u200d")
+        or char in BLANK_LOOKING
+    )
 
 
 def _known_key(key: Any) -> bool:
@@ -336,8 +351,14 @@ def _check_keys(source: str, *parts: tuple[str, dict[str, Any]], also: Sequence[
         names = [*parameters, *aliases, *(file_keys if not context else []), *also]
         for key in entry:
             if not _known_key(key) or str(key).startswith("_"):
-                near = difflib.get_close_matches(str(key), names, n=1)
+                # `LR` as `lr`: the names are lower case, and a typo may be in capitals.
+                near = difflib.get_close_matches(str(key), names, n=1) or (
+                    difflib.get_close_matches(str(key).lower(), names, n=1)
+                )
                 hint = f" (did you mean '{near[0]}'?)" if near else ""
+                if isinstance(key, bool) or key is None:  # `yes: 2` said "unknown key 'True'"
+                    hint = (" (YAML reads the key yes, no, on, off, true or false unquoted as "
+                            "true or false, and ~ or null as no value: quote it)")  # fmt: skip
                 if context == "matrix: " and key in {"include", "exclude"}:  # as GitHub nests them
                     hint = f" (write '{key}:' at the top of the file, beside 'matrix:')"
                 unknown.append((context, f"{key_shown(key)}{hint}"))
@@ -448,7 +469,12 @@ def _read_seeds(
 
 
 def _read_targets(targets: Any, source: str) -> list[dict[str, Any]]:
-    entries = _read_entries_loose(targets, source)
+    # A count written as an exponent is a count (`params: 7.7e1` is 77), as everywhere in
+    # a sweep: "a whole number ... (got 77.0)" refused it.
+    entries = [
+        {**entry, "params": as_whole(entry["params"])} if "params" in entry else entry
+        for entry in _read_entries_loose(targets, source)
+    ]
     for i, entry in enumerate(entries, 1):
         context = f"targets entry {i}: "
         # Unknown keys first: 'validation_los: 0.2' is a typo of a target field.

@@ -335,6 +335,9 @@ def test_a_yaml_merge_key_may_still_be_overridden() -> None:
         # Invisible (U+200B) or turning the text around (U+202E): they passed.
         ('"ab\\u200bc"', "nor invisible format characters (got 'ab\\u200bc', with '\\u200b')"),
         ('"ab\\u202ec"', "nor invisible format characters (got 'ab\\u202ec', with '\\u202e')"),
+        # Drawn as blank (Braille blank, Hangul filler): a name that showed as nothing.
+        ('"\\u2800"', "nor invisible format characters (got '\u2800', with U+2800)"),
+        ('"a\\u3164"', "nor invisible format characters (got 'a\u3164', with U+3164)"),
     ],
 )
 def test_an_experiment_name_that_cannot_be_a_folder_or_a_table_cell_is_refused(
@@ -404,3 +407,26 @@ def test_runs_that_would_train_alike_are_noted() -> None:
 @pytest.mark.parametrize("path", sorted(EXPERIMENTS.rglob("*.yml")), ids=lambda p: p.name)
 def test_no_shipped_sweep_trains_two_runs_alike(path: Path) -> None:
     assert trained_alike_note(expand_sweep_file(path)) is None
+
+
+@pytest.mark.parametrize(
+    ("lines", "said"),
+    [
+        # YAML 1.1 reads these keys as true and no value: "unknown key 'True'" said no why.
+        ("yes: 2", "unknown key 'True' (YAML reads the key yes, no, on, off, true or false"),
+        ("~: 2", "unknown key 'None' (YAML reads the key yes, no, on, off, true or false"),
+        ("LR: 0.1", "unknown key 'LR' (did you mean 'lr'?)"),  # the names are lower case
+        (
+            "matrix:\n  act: [yes, no]",
+            "run 'act-True': key 'activation': expected a string, got True (YAML reads yes, no, "
+            "on, off, true and false unquoted as true or false: quote it)",
+        ),
+        # "key 'padding': padding: give one int...", and per-layer lists shown as tuples.
+        ("pad: [0, 2]", "key 'padding': give one int, 'same' or 3 values (got [0, 2])"),
+        ("ch: [4, 0, 4]", "key 'channels': every value must be >= 1 (got [4, 0, 4])"),
+    ],
+)
+def test_refusals_say_what_yaml_read_and_show_values_as_written(lines: str, said: str) -> None:
+    with pytest.raises(SweepError) as caught:
+        expand_sweep_text(f"name: x\nlayers: 3\nmax_inputs: 200\n{lines}\n", source="s.yml")
+    assert said in str(caught.value)

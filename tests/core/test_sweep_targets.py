@@ -92,6 +92,15 @@ def test_two_targets_for_one_cell_are_refused(tmp_path: Path) -> None:
     )
 
 
+def test_a_parameter_count_written_as_an_exponent_is_a_count() -> None:
+    # As `max_inputs: 1.8e5` is 180000: "a whole number ... (got 77.0)" refused it.
+    (run,) = expand_sweep_text(
+        "name: x\nlayers: 1\nch: 4\ntargets:\n- {params: 7.7e1, validation_loss: 0.1}\n"
+    )
+    assert run.target == {"params": 77, "validation_loss": 0.1}
+    assert isinstance(run.target["params"], int)
+
+
 def test_two_targets_for_the_one_run_of_a_file_sweeping_nothing_say_so() -> None:
     # It said "targets entries 1 and 2 match it", with no run named before "it".
     with pytest.raises(SweepError) as caught:
