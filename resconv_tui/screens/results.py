@@ -422,7 +422,7 @@ class ResultsScreen(Screen[None]):
                             severity="error")  # fmt: skip
                 return None
             break
-        self.notify(f"exported {len(self.view.rows)} rows to {path}")
+        self.notify(f"exported {v.count_of(len(self.view.rows), 'row')} to {path}")
         return path
 
     def palette_commands(self) -> Any:

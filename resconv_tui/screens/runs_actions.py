@@ -13,6 +13,7 @@ metrics and results.
 from __future__ import annotations
 
 import importlib
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -429,8 +430,15 @@ class RunActions:
         if self.ctx.last_stop_at >= launched.started_at:
             return  # stopped from here since (it, or the slots it started): no failure
         if not self.ctx.launcher.alive(launched.pid):
+            code = self.ctx.launcher.exit_code(launched.pid)
+            if code is not None and code < 0:
+                # Killed (kill -9, the OOM killer): its log's last line is only what it
+                # was doing ("run 17: started"), and the choice was not at fault.
+                killed = f"worker pid {launched.pid} was killed ({signal_name(-code)})"
+                self.notify(f"{killed}; log: {launched.log_path}", severity="warning", timeout=15)
+                return
             reason = last_log_line(launched.log_path) or "no output"
-            if self.ctx.launcher.exit_code(launched.pid) == 0:
+            if code == 0:
                 # Stopped cleanly: `resconv-tui stop` from a shell, or --until-empty with
                 # nothing queued. The choice worked: keep offering it.
                 self.notify(f"worker pid {launched.pid} stopped: {reason}", timeout=10)
@@ -601,3 +609,11 @@ def _next_priorities(priorities: list[int]) -> str:
 def _say(*parts: tuple[str, list[int]]) -> str:
     said = [f"{what}: run {', '.join(map(str, ids))}" for what, ids in parts if ids]
     return "; ".join(said) or "nothing to do"
+
+
+def signal_name(number: int) -> str:
+    """``SIGKILL`` for 9; the number where no signal has it."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

@@ -257,9 +257,27 @@ async def test_two_exports_in_one_second_keep_both_files(
         second = screen.action_export("markdown")
     assert first is not None and second is not None and first != second
     assert second.name == first.name.replace(".md", "-2.md")
+    assert f"exported 3 rows to {first}" in [n.message for n in app._notifications]
     firsts = [line.split("|")[1].strip() for line in first.read_text().splitlines()[2:]]
     seconds = [line.split("|")[1].strip() for line in second.read_text().splitlines()[2:]]
     assert firsts == seconds[::-1]
+
+
+async def test_an_export_of_one_row_says_one_row(db_url, app_factory, settle) -> None:
+    from core.queue import FinalFigures, NewRun, Repo
+    from core.sweep import expand_sweep_text
+
+    repo = Repo.open(db_url)
+    repo.enqueue([NewRun.from_expanded(r) for r in expand_sweep_text("name: one\nlayers: 2\n")])
+    worker = repo.register_worker("h", 1, "cpu")
+    run = repo.claim(worker)
+    assert run is not None
+    repo.finish(run.id, worker, FinalFigures(validation_loss=0.05, train_seconds=60.0))
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_results(pilot, settle)
+        path = screen.action_export("csv")
+    assert f"exported 1 row to {path}" in [n.message for n in app._notifications]  # "1 rows"
 
 
 async def test_g_groups_seeds_into_cells(db_url, app_factory, settle) -> None:

@@ -1109,6 +1109,32 @@ async def test_a_worker_that_exits_at_once_shows_its_last_log_line(
         assert app.ctx.worker_options == DEFAULT_WORKER  # the failed choice is not offered again
 
 
+async def test_a_worker_killed_at_once_is_said_killed_not_its_last_log_line(
+    no_local_worker, app_factory, settle, launcher, tmp_path
+) -> None:
+    # kill -9 within the launch watch: "exited: 20:59:38 worker: run 17 lost/run: started"
+    # quoted what it was doing as the reason, and the dialog's choice was taken back.
+    launcher.exits_after, launcher.exit_status = 3, -signal.SIGKILL
+    launcher.log_path = tmp_path / "worker.log"
+    launcher.log_path.write_text("20:59:38 worker: run 17 lost/run: started\n")
+    app = app_factory()
+    app.ctx.launch_poll_s = 0.01
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        dialog_fields(app)["slots"].value = "2"
+        await pilot.press("enter")
+        for _ in range(100):
+            await pilot.pause(0.01)
+            if launcher.alive_calls > 3:
+                break
+        await pilot.pause()
+        messages = notices(app)
+        said = f"worker pid 4242 was killed (SIGKILL); log: {launcher.log_path}"
+        assert said in messages and not any("run 17" in m for m in messages), messages
+        assert app.ctx.worker_options.slots == 2  # the choice was not at fault: kept
+
+
 async def test_a_worker_stopped_from_a_shell_is_no_failed_start(
     no_local_worker, app_factory, settle, launcher, tmp_path
 ) -> None:
