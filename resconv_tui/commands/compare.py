@@ -44,7 +44,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )  # fmt: skip
     output = compare.add_mutually_exclusive_group()
     output.add_argument(
-        "--format", choices=("markdown", "csv", "json"), default="markdown", help="output format"
+        "--format",
+        choices=("markdown", "csv", "json"),
+        default="markdown",
+        help="output format (default: markdown)",
     )
     output.add_argument(
         "--curves", action="store_true",

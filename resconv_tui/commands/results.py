@@ -41,7 +41,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="columns to show (or -COL to hide)",
     )
     parser.add_argument(
-        "--format", choices=("markdown", "csv", "json"), default="markdown", help="output format"
+        "--format",
+        choices=("markdown", "csv", "json"),
+        default="markdown",
+        help="output format (default: markdown)",
     )
     parser.add_argument(
         "--by-cell",

@@ -39,7 +39,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         type=folder_text,
         metavar="DIR",
-        help="write last.pt/best.pt/config.json here (replacing those of an earlier run)",
+        help="write last.pt/best.pt/config.json here (replacing those of an earlier run); "
+        "without it, no checkpoint is written",
     )
     parser.set_defaults(handler=run)
     return parser
