@@ -588,7 +588,9 @@ def _hashable(value: Any) -> Any:
     if isinstance(value, bool):
         return ("bool", value)
     if isinstance(value, int | float):
-        return ("number", value)
+        # NaN is no value's equal, its own neither (`_same`); as a key it would match the
+        # one NaN object PyYAML gives every `.nan` of a file.
+        return None if value != value else ("number", value)
     if isinstance(value, str):
         return ("text", value)
     if value is None:

@@ -356,7 +356,9 @@ class Repo:
             .where(RUN.c.worker_id == worker_id, RUN.c.status == RunStatus.RUNNING.value)
             .order_by(RUN.c.priority.desc(), RUN.c.id)
         )
-        runs = (self._get(conn, run_id) for run_id in conn.execute(query).scalars().all())
+        runs = (
+            self._get(conn, run_id, strict=False) for run_id in conn.execute(query).scalars().all()
+        )
         return [run for run in runs if run is not None]
 
     def _claim_one(self, conn: Connection, worker_id: str, largest_first: bool) -> RunRow | None:
@@ -400,7 +402,7 @@ class Repo:
             .where(WORKER.c.id == worker_id)
             .values(state="running", current_run_id=run_id, last_seen_at=now)
         )
-        return self._get(conn, run_id)
+        return self._get(conn, run_id, strict=False)
 
     @patient
     def claim_like(self, worker_id: str, like: RunRow, limit: int) -> list[RunRow]:
@@ -459,7 +461,9 @@ class Repo:
                 inputs_per_s=None,
             )  # fmt: skip
         )
-        claimed = (self._get(conn, run_id) for run_id in sorted(ids, key=chosen.index))
+        claimed = (
+            self._get(conn, run_id, strict=False) for run_id in sorted(ids, key=chosen.index)
+        )
         return [
             run
             for run in claimed
@@ -909,7 +913,10 @@ class Repo:
         allowed: frozenset[RunStatus],
         why: str | Callable[[list[RunRow]], str],
     ) -> list[RunRow]:
-        runs = {run.id: run for run in self._select_runs(conn, RunFilter(ids=tuple(ids)))}
+        # Not strict: `rm` of a row with text in its validation_loss removes it, and a
+        # retry or cancel writes the columns such a value would be read from.
+        selected = self._select_runs(conn, RunFilter(ids=tuple(ids)), strict=False)
+        runs = {run.id: run for run in selected}
         missing = [i for i in dict.fromkeys(ids) if i not in runs]
         if missing:
             # As the wrong-status refusal below says: the ids that exist were left alone.
@@ -1045,7 +1052,9 @@ class Repo:
             .limit(limit)
         )
         with self._read() as conn:
-            return [(str(text), int(peak)) for text, peak in conn.execute(query)]
+            # A peak edited by hand into text passes "> 0" in SQLite: no measure, skipped.
+            rows = conn.execute(query).all()
+        return [(str(text), peak) for text, peak in rows if type(peak) is int]
 
     # ----- workers -------------------------------------------------------------------
 
@@ -1121,12 +1130,15 @@ class Repo:
 
     # ----- helpers -------------------------------------------------------------------
 
-    def _get(self, conn: Connection, run_id: int) -> RunRow | None:
-        runs = self._select_runs(conn, RunFilter(ids=(run_id,)))
+    def _get(self, conn: Connection, run_id: int, strict: bool = True) -> RunRow | None:
+        runs = self._select_runs(conn, RunFilter(ids=(run_id,)), strict)
         return runs[0] if runs else None
 
     @staticmethod
-    def _select_runs(conn: Connection, f: RunFilter) -> list[RunRow]:
+    def _select_runs(conn: Connection, f: RunFilter, strict: bool = True) -> list[RunRow]:
+        """``strict``: a value of the wrong kind is a damaged row (``_run_row``); claims
+        and changes read rows leniently, as a worker trains a queued run whose
+        validation_loss a hand made text (its finish writes it)."""
         query = select(*RUN_COLUMNS, RUN.c.samples.is_not(None).label("has_samples"))
         if f.statuses is not None:
             query = query.where(RUN.c.status.in_([s.value for s in f.statuses]))
@@ -1140,7 +1152,7 @@ class Repo:
             "recent": (RUN.c.id.desc(),),
         }[f.order]
         query = query.order_by(*order).limit(f.limit)
-        return [_run_row(row) for row in conn.execute(query).mappings()]
+        return [_run_row(row, strict) for row in conn.execute(query).mappings()]
 
     def _where(self) -> str:
         return db.describe(self.url)
@@ -1262,9 +1274,9 @@ def _damaged_row(what: str, problem: str) -> QueueError:
     )
 
 
-def _run_row(mapping: RowMapping) -> RunRow:
+def _run_row(mapping: RowMapping, strict: bool = True) -> RunRow:
     m = dict(mapping)
-    wrong = _wrong_kind(m, _RUN_KINDS)
+    wrong = _wrong_kind(m, _RUN_KINDS) if strict else None
     if wrong is not None:
         raise _damaged_row(f"run {m.get('id')}'s row", wrong)
     try:

@@ -7,6 +7,7 @@ images. ``.npy`` keeps shape and dtype and needs only numpy to read back.
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 from core.errors import first_line
@@ -38,14 +39,24 @@ def decode_samples(data: bytes, run_id: int) -> Any:
         raise _damaged(run_id, f"{type(data).__name__}, not bytes")
     if not data.startswith(NPY_MAGIC):  # np.load would call it a pickle it may not load
         raise _damaged(run_id, "not a .npy array")
+    stream = io.BytesIO(data)
     try:
-        array = np.load(io.BytesIO(data), allow_pickle=False)
+        # The header first: one that claims 3 x 10**9 x 1000 x 1000 made np.load try to
+        # allocate petabytes (a MemoryError), for a blob of a few bytes.
+        major, _ = np.lib.format.read_magic(stream)
+        read_header = np.lib.format.read_array_header_1_0
+        if major != 1:
+            read_header = np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(stream)
     except (ValueError, OSError, EOFError) as exc:
         raise _damaged(run_id, f"not a .npy array: {first_line(exc)[:80]}") from None
-    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[0] != 3:
-        shape = " x ".join(str(n) for n in array.shape)
-        raise _damaged(run_id, f"an array of {array.dtype} shaped {shape}, not uint8 3 x n x H x W")
-    return array
+    if dtype != np.uint8 or len(shape) != 4 or shape[0] != 3:
+        shaped = " x ".join(str(n) for n in shape)
+        raise _damaged(run_id, f"an array of {dtype} shaped {shaped}, not uint8 3 x n x H x W")
+    if len(data) - stream.tell() != math.prod(shape):
+        raise _damaged(run_id, f"its header says {math.prod(shape):,} bytes of pixels, it "
+                       f"holds {len(data) - stream.tell():,}")  # fmt: skip
+    return np.load(io.BytesIO(data), allow_pickle=False)
 
 
 def _damaged(run_id: int, problem: str) -> QueueError:

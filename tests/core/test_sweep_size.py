@@ -280,8 +280,9 @@ def test_the_lookup_matches_as_the_cell_by_cell_rule_does() -> None:
     # null to null; a mapping (no lookup for it) is tried one by one.
     from core.sweep import _CellIndex, _matches
 
+    nan = float("nan")  # one object, as PyYAML gives every .nan of a file: no match still
     values = [0, 1, 1.0, 2.5, True, False, None, "1", "relu", [1, 2], [1.0, 2], [True, 2],
-              [[1], 2], {"a": 1}, {"a": 1.0}]  # fmt: skip
+              [[1], 2], {"a": 1}, {"a": 1.0}, nan, [nan, 1]]  # fmt: skip
     cells = [{"k": value, "j": i % 3} for i, value in enumerate(values)] + [{"j": 1}]
     index = _CellIndex(cells)
     for value in values:

@@ -14,11 +14,19 @@ from postgres_server import fresh_database
 from queue_helpers import tiny_runs
 from sqlalchemy import text
 
-from core.queue import QueueError, Repo
+from core.queue import FinalFigures, QueueError, Repo
 from core.queue.db import describe, normalize_url, open_engine, sqlite_path
 from core.queue.models import SCHEMA_VERSION
 from core.queue.rows import MetricPoint
 from core.queue.samples import decode_samples, encode_samples
+
+
+def _huge_header() -> bytes:
+    """A .npy header claiming 3 x 10**9 x 1000 x 1000 uint8 pixels."""
+    buffer = io.BytesIO()
+    header = {"descr": "|u1", "fortran_order": False, "shape": (3, 10**9, 1000, 1000)}
+    numpy.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue()
 
 
 def _npy(array: numpy.ndarray) -> bytes:
@@ -320,6 +328,29 @@ def test_a_value_of_the_wrong_kind_is_named_not_a_format_traceback(
     repo.close()
 
 
+def test_a_run_with_a_value_of_the_wrong_kind_is_still_claimed_and_removed(
+    db_path: Path,
+) -> None:
+    # The check is for reading values to show them: a worker refused every claim (the
+    # queue stopped at the row), and `rm` refused the very row it names ("delete it").
+    repo = Repo.open(str(db_path))
+    repo.enqueue(tiny_runs(3))
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE run SET validation_loss = 'abc' WHERE id IN (1, 3)")
+    worker = repo.register_worker("h", 1, "cpu")
+    claimed = repo.claim(worker)
+    assert claimed is not None and claimed.id == 1
+    repo.finish(1, worker, FinalFigures(validation_loss=0.5, peak_memory_bytes=1000))
+    repo.remove([3])
+    assert [run.id for run in repo.list_runs()] == [1, 2]  # 1's finish wrote its loss
+    peaks = repo.measured_peaks(claimed.param_count, device_prefix="cpu")
+    assert [peak for _, peak in peaks] == [1000]
+    with sqlite3.connect(db_path) as conn:  # a worker's packing read it: a ValueError
+        conn.execute("UPDATE run SET peak_memory_bytes = 'x' WHERE id = 1")
+    assert repo.measured_peaks(claimed.param_count, device_prefix="cpu") == []
+    repo.close()
+
+
 def test_worker_and_metric_values_of_the_wrong_kind_are_named(db_path: Path) -> None:
     repo = Repo.open(str(db_path))
     repo.enqueue(tiny_runs(1))
@@ -343,9 +374,15 @@ def test_worker_and_metric_values_of_the_wrong_kind_are_named(db_path: Path) -> 
         ("abc", "(str, not bytes)"),
         (b"\x00\x11\x22", "(not a .npy array)"),
         (encode_samples(numpy.zeros((3, 2, 4, 4), numpy.uint8))[:60], "(not a .npy array: "),
+        (
+            encode_samples(numpy.zeros((3, 2, 4, 4), numpy.uint8))[:-5],
+            "(its header says 96 bytes of pixels, it holds 91)",
+        ),
+        # A header claiming petabytes: np.load tried to allocate them (a MemoryError).
+        (_huge_header() + bytes(10), "says 3,000,000,000,000,000 bytes of pixels, it holds 10"),
         (_npy(numpy.zeros((2, 3), numpy.float32)), "an array of float32 shaped 2 x 3, not uint8"),
     ],
-    ids=["text", "not-npy", "cut-short", "wrong-array"],
+    ids=["text", "not-npy", "cut-short", "pixels-cut", "huge-header", "wrong-array"],
 )
 def test_damaged_sample_images_are_named_not_a_numpy_traceback(stored: object, said: str) -> None:
     with pytest.raises(QueueError, match=r"^run 4's sample images are damaged ") as caught:
