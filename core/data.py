@@ -7,7 +7,8 @@ The data folder is searched in this order (the first that holds the four files w
    did not choose, without a word)
 2. ``$RESCONV_DATA``
 3. the user cache: ``$RESCONV_CACHE`` or ``~/.cache/resconv-tui``, ``data/<dataset>``
-   (torchvision's download there, else the newest copy unpacked there from a folder)
+   (torchvision's download there, else the newest copy of the published files unpacked
+   there from a folder)
 4. Debian's ``/usr/share/datasets/<dataset>`` (package ``dataset-fashion-mnist``)
 5. torchvision's download into the user cache
 
@@ -212,10 +213,12 @@ def torchvision_root(folder: Path, dataset: str, cache: Path) -> Path:
 
 
 def unpacked_copy(dataset_folder: Path, dataset: str) -> Path | None:
-    """The newest whole copy unpacked into the user cache (``dataset_folder``, as
-    ``dataset_cache`` gives it) from any folder, as a torchvision root; None if none is.
-    A worker started without $RESCONV_DATA on a box that trained before finds it there,
-    as the README's search order says: the cache held it, yet "no ... files there"."""
+    """The newest whole copy of the published dataset unpacked into the user cache
+    (``dataset_folder``, as ``dataset_cache`` gives it) from any folder, as a torchvision
+    root; None if none is. A worker started without $RESCONV_DATA on a box that trained
+    before finds it there: the cache held it, yet "no ... files there". The published
+    one only (its test labels tell it), never a copy of other files (a test's 50 images,
+    a subset) that happens to be the newest."""
     class_name = _dataset_info(dataset)[0]
     try:
         roots = [path for path in (dataset_folder / "unpacked").iterdir() if path.is_dir()]
@@ -227,7 +230,7 @@ def unpacked_copy(dataset_folder: Path, dataset: str) -> Path | None:
         try:
             whole = all((raw / name).is_file() and _file_problem(raw / name, name) is None
                         for name in FILES)  # fmt: skip
-            if whole and published_as(raw / LABELS_FILE) in (None, class_name):
+            if whole and published_as(raw / LABELS_FILE) == class_name:
                 return root
         except OSError:
             continue

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
+import core.data as data_module
 from core.data import (
     Location,
     dataset_cache,
@@ -122,22 +124,27 @@ def test_nothing_found_names_every_place_and_the_fix(tmp_path: Path) -> None:
     assert "RESCONV_DATA" in message and "apt install dataset-fashion-mnist" in message
 
 
-def test_the_user_cache_finds_a_copy_unpacked_there_from_another_folder(
-    tmp_path: Path, idx_writer: Writer
+def test_the_user_cache_finds_the_published_copy_unpacked_there_from_another_folder(
+    tmp_path: Path, idx_writer: Writer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A worker started without $RESCONV_DATA on a box that had trained: "user cache: ...
     # (no train-images-idx3-ubyte(.gz) etc. there)", a whole checked copy one folder down.
     cache = tmp_path / "cache"
-    folder = idx_writer(tmp_path / "data", train=10, test=5)
-    first = load([Location("$RESCONV_DATA", folder)], cache)
+    published = idx_writer(tmp_path / "published", train=10, test=5, seed=1)
+    first = load([Location("$RESCONV_DATA", published)], cache)
+    (copy,) = (dataset_cache("fmnist", cache) / "unpacked").iterdir()
+    labels = copy / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    digest = hashlib.md5(labels.read_bytes(), usedforsecurity=False).hexdigest()
+    monkeypatch.setitem(data_module.PUBLISHED_TEST_LABELS, digest, "FashionMNIST")
+    # Other files unpacked later (a test's 12 images, a subset): newer, and never taken.
+    load([Location("$RESCONV_DATA", idx_writer(tmp_path / "other", train=12, test=6, seed=2))],
+         cache)  # fmt: skip
     (default,) = default_locations("fmnist", env={"RESCONV_CACHE": str(cache)})[:1]
     assert default.label == "user cache" and default.copies
     again = load([default], cache)
-    assert torch.equal(again.train, first.train)
-    assert again.source.startswith(str(dataset_cache("fmnist", cache) / "unpacked"))
+    assert torch.equal(again.train, first.train) and again.source == str(copy)
     # A copy missing a file (left by an older version) is no copy: not found, said so.
-    for copy in (dataset_cache("fmnist", cache) / "unpacked").iterdir():
-        (copy / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()
+    labels.unlink()
     with pytest.raises(DataError, match="user cache: "):
         load([default], cache)
 
