@@ -114,6 +114,7 @@ def sweep_to_form(data: dict[str, Any]) -> LoadedSweep:
     if raw_matrix is not None and not isinstance(raw_matrix, dict):
         loaded.notes.append(f"'matrix: {shown(raw_matrix)}' is no mapping of keys to lists: "
                             "not loaded")  # fmt: skip
+        loaded.lost.append("its 'matrix'")
     values: dict[str, list[Any]] = {}
     for key, vals in matrix.items():
         _take(loaded, values, key, vals)
@@ -141,6 +142,7 @@ def _take_exclude(loaded: LoadedSweep, data: dict[str, Any]) -> None:
         fields, dropped = excluded_cells(data, source="file")
     except ConfigError as exc:
         loaded.notes.append(f"'exclude' not loaded: {str(exc).removeprefix('file: ')}")
+        loaded.lost.append("its 'exclude'")
         return
     entries = data["exclude"]  # a list of mappings: excluded_cells has read it
     loaded.excluded = ExcludedCells.of(fields, dropped, entries)
@@ -226,7 +228,8 @@ def _take_pairs(
                 f"'{first}'/'{last}' became {canonical} pairs [{first},{last}]: "
                 "run names change and their targets cannot be matched"
             )
-            loaded.extra.pop("targets", None)
+            if loaded.extra.pop("targets", None) is not None:
+                loaded.lost.append("its targets")
 
 
 def _entries(count: int) -> str:
@@ -247,6 +250,7 @@ def _take_seeds(loaded: LoadedSweep, values: dict[str, list[Any]], seeds: Any) -
         # (2**63: an OverflowError out of f3).
         loaded.notes.append(f"'seeds' ({many:,} of them) makes more runs than a sweep may "
                             f"(at most {MAX_RUNS:,}): not loaded")  # fmt: skip
+        loaded.lost.append("its 'seeds'")
         return False
     if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
         values["seed"] = list(range(seeds))
@@ -256,6 +260,7 @@ def _take_seeds(loaded: LoadedSweep, values: dict[str, list[Any]], seeds: Any) -
         loaded.notes.append(
             f"'seeds: {shown(seeds)}' is no count of 1 or more and no list: not loaded"
         )
+        loaded.lost.append("its 'seeds'")
         return False
     loaded.key_names["seed"] = "seed"
     return True

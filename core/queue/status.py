@@ -55,3 +55,4 @@ def run_is(run_id: int, status: RunStatus) -> str:
 # A running run that has trained all its inputs takes no more steps, before which a
 # cancel is read: the CLI's cancel and ls and the dashboard's c say so alike.
 FINISHING = "it has trained all its inputs and is finishing: it will likely succeed"
+FINISHING_ALL = "they have trained all their inputs and are finishing: they will likely succeed"

@@ -380,6 +380,8 @@ class NewSweepScreen(Screen[int | None]):
         made += f", and {above} above it)" if above > 0 else ")" if made else ""
         runs = count_of(len(self.preview.runs), "run")
         self.notify(f"{runs} -> {written}{made}", title="Sweep saved")
+        if _resolved(target) == self._loaded_from[0]:  # what it lacked is gone from it now
+            self._loaded_from = (self._loaded_from[0], [])
         self._kept = self._snapshot()
 
     def _values(self) -> dict[str, list[Any]]:

@@ -26,7 +26,7 @@ from textual.message import Message
 from core.errors import ResconvError
 from core.queue import RunFilter, RunRow, RunStatus, WorkerRow
 from core.queue.failures import RETRY_ADVICE, FailureCause, run_cause
-from core.queue.status import FINISHING, run_is
+from core.queue.status import FINISHING, FINISHING_ALL, run_is
 from core.queue.views import back_to_queue_said, final_pass_said, ids_of
 from resconv_tui.polling import live_workers_of, silent_for
 from resconv_tui.screens.confirm import ConfirmScreen
@@ -126,19 +126,22 @@ class RunActions:
             return
         # A run past its last step is in its final pass: "is training" asked to stop what
         # the answer then said would likely succeed anyway.
-        finishing = {run.id for run in runs if run.id in running and run.trained_all}
+        finishing = [run.id for run in runs if run.id in running and run.trained_all]
         training = [i for i in running if i not in finishing]
-        said = [f"Run {', '.join(map(str, training))} is training."] if training else []
+        said = []
+        if training:
+            are = "is" if len(training) == 1 else "are"
+            said.append(f"{ids_of('Run', training)} {are} training.")
         if finishing:
-            them = ", ".join(str(i) for i in running if i in finishing)
-            said.append(f"Run {them}: {FINISHING}.")
-        question = f"{' '.join(said)} {what}?"
+            finishes = FINISHING if len(finishing) == 1 else FINISHING_ALL
+            said.append(f"{ids_of('Run', finishing)}: {finishes}.")
+        question = f"{' '.join(said)} {what} {'it' if len(running) == 1 else 'them'}?"
         self.app.push_screen(ConfirmScreen(question), lambda yes: then() if yes else None)
 
     def action_cancel(self) -> None:
         runs = self.targets()
         if runs:
-            self._confirm_running(runs, "Cancel it", lambda: self._cancel(self._ids(runs)))
+            self._confirm_running(runs, "Cancel", lambda: self._cancel(self._ids(runs)))
 
     def _cancel(self, ids: list[int]) -> None:
         def verb() -> str:

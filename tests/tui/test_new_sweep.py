@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from screen_host import (
     ScreenHost,
     assert_folds_at_separators,
@@ -400,7 +401,38 @@ async def test_saving_over_the_loaded_file_names_what_the_form_did_not_load(
         assert app.screen.question.endswith("Replace it? (its comments and layout are lost)")
         await pilot.press("n")
         await settle(pilot)
-    assert "include" in path.read_text()
+        assert "include" in path.read_text()
+        await save_as(pilot, path)
+        await pilot.press("y")  # replaced: its include is gone, and said no more
+        await settle(pilot)
+        assert "include" not in path.read_text()
+        await save_as(pilot, path)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question.endswith("Replace it? (its comments and layout are lost)")
+        await pilot.press("n")
+        await settle(pilot)
+
+
+@pytest.mark.parametrize(
+    ("text", "lost"),
+    [
+        # ks1/ks2 in the matrix became pairs, and every target was dropped: saved over, the
+        # file lost its targets without a word.
+        ("name: x\nlayers: 3\nmatrix:\n  ks1: [3, 5]\n  ks2: [3]\n"
+         "targets: [{ks1: 3, ks2: 3, validation_loss: 0.1}]\n", ["its targets"]),
+        ("name: x\nlayers: 3\nmatrix: [1, 2]\n", ["its 'matrix'"]),
+        ("name: x\nlayers: 3\nseeds: -1\n", ["its 'seeds'"]),
+        ("name: x\nlayers: 3\nmatrix:\n  act: [relu]\nexclude: [{act: tanh}]\n",
+         ["its 'exclude'"]),
+        ("name: x\nlayers: 3\nmatrix:\n  act: [relu, tanh]\nexclude: [{act: tanh}]\n", []),
+    ],
+)  # fmt: skip
+def test_what_the_form_drops_of_a_file_is_named_for_the_replace_question(
+    text: str, lost: list[str]
+) -> None:
+    from resconv_tui.sweep_file_io import sweep_to_form
+
+    assert sweep_to_form(yaml.safe_load(text)).lost == lost
 
 
 async def test_a_loaded_files_exclude_leaves_its_runs_out_of_the_queue(

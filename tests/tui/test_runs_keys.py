@@ -206,6 +206,33 @@ async def test_cancel_says_the_run_is_asked_to_stop_not_the_worker(
         )
 
 
+async def test_cancel_of_several_running_runs_asks_of_them(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # "Run 4, 7 is training. ... Cancel it?" for two runs, one of them finishing.
+    running = seeded["running"]
+    repo = Repo.open(db_url)
+    worker = repo.register_worker("other-box", 77, "cuda:0")
+    other = repo.claim(worker)
+    assert other is not None
+    repo.heartbeat(worker, run_id=other.id, inputs_done=other.total_inputs)
+    repo.close()
+    fresh_heartbeat(db_url, running)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await mark(pilot, running, other.id)
+        await pilot.press("c")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question == (
+            f"Run {running} is training. Run {other.id}: it has trained all its inputs and "
+            "is finishing: it will likely succeed. Cancel them?"
+        )
+        await pilot.press("n")
+        await settle(pilot)
+
+
 async def test_a_run_past_its_last_step_says_it_is_validating(
     seeded, app_factory, settle, db_url
 ) -> None:
