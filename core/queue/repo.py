@@ -356,9 +356,7 @@ class Repo:
             .where(RUN.c.worker_id == worker_id, RUN.c.status == RunStatus.RUNNING.value)
             .order_by(RUN.c.priority.desc(), RUN.c.id)
         )
-        runs = (
-            self._get(conn, run_id, strict=False) for run_id in conn.execute(query).scalars().all()
-        )
+        runs = (self._get(conn, run_id) for run_id in conn.execute(query).scalars().all())
         return [run for run in runs if run is not None]
 
     def _claim_one(self, conn: Connection, worker_id: str, largest_first: bool) -> RunRow | None:
@@ -402,7 +400,7 @@ class Repo:
             .where(WORKER.c.id == worker_id)
             .values(state="running", current_run_id=run_id, last_seen_at=now)
         )
-        return self._get(conn, run_id, strict=False)
+        return self._get(conn, run_id)
 
     @patient
     def claim_like(self, worker_id: str, like: RunRow, limit: int) -> list[RunRow]:
@@ -461,9 +459,7 @@ class Repo:
                 inputs_per_s=None,
             )  # fmt: skip
         )
-        claimed = (
-            self._get(conn, run_id, strict=False) for run_id in sorted(ids, key=chosen.index)
-        )
+        claimed = (self._get(conn, run_id) for run_id in sorted(ids, key=chosen.index))
         return [
             run
             for run in claimed
@@ -913,10 +909,7 @@ class Repo:
         allowed: frozenset[RunStatus],
         why: str | Callable[[list[RunRow]], str],
     ) -> list[RunRow]:
-        # Not strict: `rm` of a row with text in its validation_loss removes it, and a
-        # retry or cancel writes the columns such a value would be read from.
-        selected = self._select_runs(conn, RunFilter(ids=tuple(ids)), strict=False)
-        runs = {run.id: run for run in selected}
+        runs = {run.id: run for run in self._select_runs(conn, RunFilter(ids=tuple(ids)))}
         missing = [i for i in dict.fromkeys(ids) if i not in runs]
         if missing:
             # As the wrong-status refusal below says: the ids that exist were left alone.
@@ -1130,15 +1123,16 @@ class Repo:
 
     # ----- helpers -------------------------------------------------------------------
 
-    def _get(self, conn: Connection, run_id: int, strict: bool = True) -> RunRow | None:
-        runs = self._select_runs(conn, RunFilter(ids=(run_id,)), strict)
+    def _get(self, conn: Connection, run_id: int) -> RunRow | None:
+        runs = self._select_runs(conn, RunFilter(ids=(run_id,)))
         return runs[0] if runs else None
 
     @staticmethod
-    def _select_runs(conn: Connection, f: RunFilter, strict: bool = True) -> list[RunRow]:
-        """``strict``: a value of the wrong kind is a damaged row (``_run_row``); claims
-        and changes read rows leniently, as a worker trains a queued run whose
-        validation_loss a hand made text (its finish writes it)."""
+    def _select_runs(conn: Connection, f: RunFilter) -> list[RunRow]:
+        """The runs ``f`` selects. A row with a value of the wrong kind is a damaged row
+        wherever it is read (``_run_row``), as one with an unknown status or a config
+        that is no JSON: a worker that claims it stops and names it, and nothing acts on
+        its values (read leniently, a cancel compared its text heartbeat: a TypeError)."""
         query = select(*RUN_COLUMNS, RUN.c.samples.is_not(None).label("has_samples"))
         if f.statuses is not None:
             query = query.where(RUN.c.status.in_([s.value for s in f.statuses]))
@@ -1152,7 +1146,7 @@ class Repo:
             "recent": (RUN.c.id.desc(),),
         }[f.order]
         query = query.order_by(*order).limit(f.limit)
-        return [_run_row(row, strict) for row in conn.execute(query).mappings()]
+        return [_run_row(row) for row in conn.execute(query).mappings()]
 
     def _where(self) -> str:
         return db.describe(self.url)
@@ -1274,9 +1268,9 @@ def _damaged_row(what: str, problem: str) -> QueueError:
     )
 
 
-def _run_row(mapping: RowMapping, strict: bool = True) -> RunRow:
+def _run_row(mapping: RowMapping) -> RunRow:
     m = dict(mapping)
-    wrong = _wrong_kind(m, _RUN_KINDS) if strict else None
+    wrong = _wrong_kind(m, _RUN_KINDS)
     if wrong is not None:
         raise _damaged_row(f"run {m.get('id')}'s row", wrong)
     try:

@@ -44,19 +44,22 @@ def decode_samples(data: bytes, run_id: int) -> Any:
         # The header first: one that claims 3 x 10**9 x 1000 x 1000 made np.load try to
         # allocate petabytes (a MemoryError), for a blob of a few bytes.
         major, _ = np.lib.format.read_magic(stream)
+        if major not in (1, 2, 3):  # the versions np.load reads
+            raise ValueError(f"format version {major}")
         read_header = np.lib.format.read_array_header_1_0
         if major != 1:
             read_header = np.lib.format.read_array_header_2_0
-        shape, fortran_order, dtype = read_header(stream)
-    except (ValueError, OSError, EOFError) as exc:
+        shape, _, dtype = read_header(stream)
+        sizes_ok = all(type(n) is int and n >= 1 for n in shape)  # no bool, none empty
+        if dtype != np.uint8 or len(shape) != 4 or shape[0] != 3 or not sizes_ok:
+            shaped = " x ".join(str(n) for n in shape)
+            raise _damaged(run_id, f"an array of {dtype} shaped {shaped}, not uint8 3 x n x H x W")
+        if len(data) - stream.tell() != math.prod(shape):
+            raise _damaged(run_id, f"its header says {math.prod(shape):,} bytes of pixels, it "
+                           f"holds {len(data) - stream.tell():,}")  # fmt: skip
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, TypeError, OSError, EOFError) as exc:
         raise _damaged(run_id, f"not a .npy array: {first_line(exc)[:80]}") from None
-    if dtype != np.uint8 or len(shape) != 4 or shape[0] != 3:
-        shaped = " x ".join(str(n) for n in shape)
-        raise _damaged(run_id, f"an array of {dtype} shaped {shaped}, not uint8 3 x n x H x W")
-    if len(data) - stream.tell() != math.prod(shape):
-        raise _damaged(run_id, f"its header says {math.prod(shape):,} bytes of pixels, it "
-                       f"holds {len(data) - stream.tell():,}")  # fmt: skip
-    return np.load(io.BytesIO(data), allow_pickle=False)
 
 
 def _damaged(run_id: int, problem: str) -> QueueError:

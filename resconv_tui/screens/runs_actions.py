@@ -135,7 +135,13 @@ class RunActions:
         if finishing:
             finishes = FINISHING if len(finishing) == 1 else FINISHING_ALL
             said.append(f"{ids_of('Run', finishing)}: {finishes}.")
-        question = f"{' '.join(said)} {what} {'it' if len(running) == 1 else 'them'}?"
+        # The question is of every run the key acts on: "Cancel it?" of one training run
+        # cancelled the two queued runs marked beside it too, unasked.
+        if len(runs) > len(running):
+            acted_on = ids_of("run", [run.id for run in runs])
+        else:
+            acted_on = "it" if len(running) == 1 else "them"
+        question = f"{' '.join(said)} {what} {acted_on}?"
         self.app.push_screen(ConfirmScreen(question), lambda yes: then() if yes else None)
 
     def action_cancel(self) -> None:
@@ -163,7 +169,8 @@ class RunActions:
                             f"({them} within a few seconds)")  # fmt: skip
             if finishing:
                 gone = [i for i in asked if i in finishing]
-                said.append(f"{ids_of('run', gone)}: cancel requested, but {FINISHING}")
+                finishes = FINISHING if len(gone) == 1 else FINISHING_ALL
+                said.append(f"{ids_of('run', gone)}: cancel requested, but {finishes}")
             return "; ".join(said) or "nothing to do"
 
         self._write(verb, ids)

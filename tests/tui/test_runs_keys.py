@@ -231,6 +231,35 @@ async def test_cancel_of_several_running_runs_asks_of_them(
         )
         await pilot.press("n")
         await settle(pilot)
+        # A queued run marked too is cancelled by the same yes: "Cancel it?" left it out.
+        await mark(pilot, 8)
+        await pilot.press("c")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question.endswith(f"Cancel runs {running}, {other.id}, 8?")
+        await pilot.press("n")
+        await settle(pilot)
+    repo = Repo.open(db_url)  # both in their final pass: said of them, before and after
+    row = repo.get_run(running)
+    repo.heartbeat(row.worker_id or "", run_id=running, inputs_done=row.total_inputs)
+    repo.close()
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await mark(pilot, running, other.id)
+        await pilot.press("c")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question == (
+            f"Runs {running}, {other.id}: they have trained all their inputs and are "
+            "finishing: they will likely succeed. Cancel them?"
+        )
+        await pilot.press("y")
+        await settle(pilot)
+        assert (
+            f"runs {running}, {other.id}: cancel requested, but they have trained all their "
+            "inputs and are finishing: they will likely succeed" in notices(app)
+        )
 
 
 async def test_a_run_past_its_last_step_says_it_is_validating(

@@ -21,10 +21,10 @@ from core.queue.rows import MetricPoint
 from core.queue.samples import decode_samples, encode_samples
 
 
-def _huge_header() -> bytes:
-    """A .npy header claiming 3 x 10**9 x 1000 x 1000 uint8 pixels."""
+def _huge_header(shape: tuple[int, ...] = (3, 10**9, 1000, 1000)) -> bytes:
+    """A .npy header claiming ``shape`` uint8 pixels (3 x 10**9 x 1000 x 1000)."""
     buffer = io.BytesIO()
-    header = {"descr": "|u1", "fortran_order": False, "shape": (3, 10**9, 1000, 1000)}
+    header = {"descr": "|u1", "fortran_order": False, "shape": shape}
     numpy.lib.format.write_array_header_1_0(buffer, header)
     return buffer.getvalue()
 
@@ -328,21 +328,39 @@ def test_a_value_of_the_wrong_kind_is_named_not_a_format_traceback(
     repo.close()
 
 
-def test_a_run_with_a_value_of_the_wrong_kind_is_still_claimed_and_removed(
-    db_path: Path,
-) -> None:
-    # The check is for reading values to show them: a worker refused every claim (the
-    # queue stopped at the row), and `rm` refused the very row it names ("delete it").
+def test_a_run_with_a_value_of_the_wrong_kind_is_named_by_every_verb(db_path: Path) -> None:
+    # Read leniently, a cancel compared a text heartbeat (a TypeError) and `+` added to a
+    # text priority; a damaged row is named wherever it is read, nothing done with it.
     repo = Repo.open(str(db_path))
-    repo.enqueue(tiny_runs(3))
+    repo.enqueue(tiny_runs(2))
+    worker = repo.register_worker("h", 1, "cpu")
     with sqlite3.connect(db_path) as conn:
-        conn.execute("UPDATE run SET validation_loss = 'abc' WHERE id IN (1, 3)")
+        conn.execute("UPDATE run SET heartbeat_at = 'zz', priority = 'hi' WHERE id = 1")
+    damaged = r"^run 1's row is damaged \(its priority is 'hi', not a whole number\)"
+    for verb in (
+        lambda: repo.claim(worker),
+        lambda: repo.request_cancel([1]),
+        lambda: repo.change_priority([1], 1),
+        lambda: repo.move_to_front([1]),
+        lambda: repo.remove([1]),
+    ):
+        with pytest.raises(QueueError, match=damaged):
+            verb()
+    with sqlite3.connect(db_path) as conn:  # nothing was changed by any of them
+        assert conn.execute("SELECT status, priority FROM run WHERE id = 1").fetchone() == (
+            "queued",
+            "hi",
+        )
+    repo.close()
+
+
+def test_a_text_peak_is_no_measure_to_packing(db_path: Path) -> None:
+    repo = Repo.open(str(db_path))
+    repo.enqueue(tiny_runs(1))
     worker = repo.register_worker("h", 1, "cpu")
     claimed = repo.claim(worker)
-    assert claimed is not None and claimed.id == 1
-    repo.finish(1, worker, FinalFigures(validation_loss=0.5, peak_memory_bytes=1000))
-    repo.remove([3])
-    assert [run.id for run in repo.list_runs()] == [1, 2]  # 1's finish wrote its loss
+    assert claimed is not None
+    repo.finish(claimed.id, worker, FinalFigures(validation_loss=0.5, peak_memory_bytes=1000))
     peaks = repo.measured_peaks(claimed.param_count, device_prefix="cpu")
     assert [peak for _, peak in peaks] == [1000]
     with sqlite3.connect(db_path) as conn:  # a worker's packing read it: a ValueError
@@ -381,8 +399,25 @@ def test_worker_and_metric_values_of_the_wrong_kind_are_named(db_path: Path) -> 
         # A header claiming petabytes: np.load tried to allocate them (a MemoryError).
         (_huge_header() + bytes(10), "says 3,000,000,000,000,000 bytes of pixels, it holds 10"),
         (_npy(numpy.zeros((2, 3), numpy.float32)), "an array of float32 shaped 2 x 3, not uint8"),
+        # Past the header check, np.load's own refusals were tracebacks.
+        (
+            _npy(numpy.zeros((3, 1, 1, 1), numpy.uint8)).replace(b"\x01\x00", b"\x04\x00", 1),
+            "(not a .npy array: format version 4)",
+        ),
+        (_huge_header((3, -1, -2, 2)) + bytes(12), "shaped 3 x -1 x -2 x 2, not uint8"),
+        (_huge_header((3, 0, 28, 28)), "shaped 3 x 0 x 28 x 28, not uint8"),  # drew nothing
     ],
-    ids=["text", "not-npy", "cut-short", "pixels-cut", "huge-header", "wrong-array"],
+    ids=[
+        "text",
+        "not-npy",
+        "cut-short",
+        "pixels-cut",
+        "huge-header",
+        "wrong-array",
+        "version-4",
+        "negative-sizes",
+        "no-images",
+    ],  # fmt: skip
 )
 def test_damaged_sample_images_are_named_not_a_numpy_traceback(stored: object, said: str) -> None:
     with pytest.raises(QueueError, match=r"^run 4's sample images are damaged ") as caught:
