@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from core.queue.db import describe, is_new_file, sqlite_path
-    from core.queue.errors import NoDatabase
+    from core.queue.errors import NoDatabase, QueueError
     from core.queue.views import back_to_queue_said, final_pass_said, ids_of
     from resconv_tui.polling import live_workers_of
     from resconv_tui.worker_launcher import WorkerLauncher
@@ -75,7 +76,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     # Read before the signal: a worker puts its run back within a step of it (on a GPU,
     # milliseconds), and a read after it found none and said "it was idle".
-    held = held_runs(repo, {w.id for w in live if w.pid in pids})
+    try:
+        held: list[RunRow] | None = held_runs(repo, {w.id for w in live if w.pid in pids})
+    except QueueError as exc:  # a damaged run row: the workers are stopped all the same
+        print(f"resconv-tui: {exc}; the runs the workers held are not said", file=sys.stderr)
+        held = None
     signalled = [pid for pid in pids if launcher.stop(pid)]
     failed = [pid for pid in pids if pid not in signalled]
     # Said at once in the rows (their heartbeat says so within seconds too): a second
@@ -90,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
         said.append(f"asked worker {ids_of('pid', first)} to stop after the current step")
     if now_ones:
         said.append(f"told worker {ids_of('pid', now_ones)} to exit at once")
-    if said:
+    if said and held is None:
+        print("; ".join(said))
+    elif said and held is not None:
         reached = {w.id for w in live if w.pid in signalled}
         held = [run for run in held if run.worker_id in reached]
         # Asked once, not told to exit at once: that puts even a final pass's run back.

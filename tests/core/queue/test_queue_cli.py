@@ -836,6 +836,30 @@ def test_stop_signals_this_machine_s_live_workers_once(
         busy.wait()
 
 
+def test_stop_stops_the_workers_beside_a_damaged_run_row(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Reading the runs the workers held (for the summary) refused a hand-damaged row, and
+    # stop exited 2 with the worker still training.
+    cli(capsys, "queue", "sweep.yml")
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    busy = subprocess.Popen([sys.executable, "-c", code])
+    repo = Repo.open("runs.db")
+    worker = repo.register_worker(socket.gethostname(), busy.pid, "cpu")
+    assert repo.claim(worker) is not None  # run 1, which it trains
+    with sqlite3.connect("runs.db") as conn:
+        conn.execute("UPDATE run SET validation_loss = 'x' WHERE id = 1")
+    try:
+        time.sleep(0.2)  # its SIGTERM handler is in place
+        code_, out, err = cli(capsys, "stop")
+        assert (code_, out) == (0, f"asked worker pid {busy.pid} to stop after the current step\n")
+        assert "run 1's row is damaged (its validation_loss is 'x', not a number)" in err
+        assert {w.state for w in repo.list_workers()} == {"stopping"}
+    finally:
+        busy.kill()
+        busy.wait()
+
+
 def test_ls_of_a_failure_without_a_message(capsys: pytest.CaptureFixture[str]) -> None:
     repo, worker, run_id = queued_and_claimed(capsys)
     repo.fail(run_id, worker, "")

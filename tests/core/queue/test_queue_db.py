@@ -29,6 +29,13 @@ def _huge_header(shape: tuple[int, ...] = (3, 10**9, 1000, 1000)) -> bytes:
     return buffer.getvalue()
 
 
+def _raw_header(text: str) -> bytes:
+    """A version 1.0 .npy header of ``text`` as written, padded as numpy pads its own."""
+    header = text.encode("latin1")
+    header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+
+
 def _npy(array: numpy.ndarray) -> bytes:
     """``array`` as .npy bytes whatever its dtype (encode_samples makes uint8)."""
     buffer = io.BytesIO()
@@ -406,6 +413,24 @@ def test_worker_and_metric_values_of_the_wrong_kind_are_named(db_path: Path) -> 
         ),
         (_huge_header((3, -1, -2, 2)) + bytes(12), "shaped 3 x -1 x -2 x 2, not uint8"),
         (_huge_header((3, 0, 28, 28)), "shaped 3 x 0 x 28 x 28, not uint8"),  # drew nothing
+        # numpy's header parser raised IndexError, TokenError, RecursionError on these.
+        (
+            _raw_header("{'descr': ('|u1',), 'fortran_order': False, 'shape': (3, 1, 2, 2), }")
+            + bytes(12),
+            "(not a .npy array: ",
+        ),
+        (
+            _raw_header("{'descr': '|u1', 'fortran_order': False, 'shape': (3, 1, 2, 2), "),
+            "(not a .npy array: ",
+        ),  # fmt: skip
+        (
+            _raw_header(
+                "{'descr': '|u1', 'fortran_order': False, 'shape': (3, "
+                + "-" * 3000
+                + "1, 2, 2), }"
+            ),
+            "(not a .npy array: ",
+        ),  # fmt: skip
     ],
     ids=[
         "text",
@@ -417,7 +442,10 @@ def test_worker_and_metric_values_of_the_wrong_kind_are_named(db_path: Path) -> 
         "version-4",
         "negative-sizes",
         "no-images",
-    ],  # fmt: skip
+        "descr-tuple",
+        "unclosed",
+        "deep",
+    ],
 )
 def test_damaged_sample_images_are_named_not_a_numpy_traceback(stored: object, said: str) -> None:
     with pytest.raises(QueueError, match=r"^run 4's sample images are damaged ") as caught:
