@@ -1136,6 +1136,23 @@ async def test_w_dialog_refuses_a_gpu_this_machine_lacks(
         assert launcher.started[0][1].device == "cuda:0"
 
 
+async def start_a_worker_that_exits(
+    pilot: Any, settle: Any, launcher: Any, field: str, value: str
+) -> None:
+    """``w``, the dialog's ``field`` set to ``value``, enter; then the launch watch's looks
+    until the started worker has exited (``launcher.exits_after``)."""
+    pilot.app.ctx.launch_poll_s = 0.01
+    await settle(pilot)
+    await pilot.press("w")
+    dialog_fields(pilot.app)[field].value = value
+    await pilot.press("enter")
+    for _ in range(100):
+        await pilot.pause(0.01)
+        if launcher.alive_calls > launcher.exits_after:
+            break
+    await pilot.pause()
+
+
 async def test_a_worker_that_exits_at_once_shows_its_last_log_line(
     no_local_worker, app_factory, settle, launcher, tmp_path
 ) -> None:
@@ -1144,18 +1161,9 @@ async def test_a_worker_that_exits_at_once_shows_its_last_log_line(
     launcher.log_path.write_text("starting\nresconv-tui: invalid configuration: --device cuda:3: "
                                  "this machine has 1 CUDA device: cuda:0\n\n")  # fmt: skip
     app = app_factory()
-    app.ctx.launch_poll_s = 0.01
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("w")
-        dialog_fields(app)["device"].value = "cuda:3"
-        await pilot.press("enter")
+        await start_a_worker_that_exits(pilot, settle, launcher, "device", "cuda:3")
         assert launcher.started[0][1].device == "cuda:3"
-        for _ in range(100):
-            await pilot.pause(0.01)
-            if launcher.alive_calls > 3:
-                break
-        await pilot.pause()
         messages = notices(app)
         assert any(
             "worker pid 4242 exited: resconv-tui: invalid configuration: --device cuda:3: "
@@ -1174,17 +1182,8 @@ async def test_a_worker_killed_at_once_is_said_killed_not_its_last_log_line(
     launcher.log_path = tmp_path / "worker.log"
     launcher.log_path.write_text("20:59:38 worker: run 17 lost/run: started\n")
     app = app_factory()
-    app.ctx.launch_poll_s = 0.01
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("w")
-        dialog_fields(app)["slots"].value = "2"
-        await pilot.press("enter")
-        for _ in range(100):
-            await pilot.pause(0.01)
-            if launcher.alive_calls > 3:
-                break
-        await pilot.pause()
+        await start_a_worker_that_exits(pilot, settle, launcher, "slots", "2")
         messages = notices(app)
         said = f"worker pid 4242 was killed (SIGKILL); log: {launcher.log_path}"
         assert said in messages and not any("run 17" in m for m in messages), messages
@@ -1200,17 +1199,8 @@ async def test_a_worker_stopped_from_a_shell_is_no_failed_start(
     launcher.log_path = tmp_path / "worker.log"
     launcher.log_path.write_text("14:08:46 worker: stopped after 0 run(s)\n")
     app = app_factory()
-    app.ctx.launch_poll_s = 0.01
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("w")
-        dialog_fields(app)["stack"].value = "4"
-        await pilot.press("enter")
-        for _ in range(100):
-            await pilot.pause(0.01)
-            if launcher.alive_calls > 3:
-                break
-        await pilot.pause()
+        await start_a_worker_that_exits(pilot, settle, launcher, "stack", "4")
         notes = [(n.message, n.severity) for n in app._notifications]
         said = "worker pid 4242 stopped: 14:08:46 worker: stopped after 0 run(s)"
         assert (said, "information") in notes, notes
