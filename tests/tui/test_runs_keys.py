@@ -206,6 +206,15 @@ async def test_cancel_says_the_run_is_asked_to_stop_not_the_worker(
         )
 
 
+async def cancel_question(pilot: Any, *marked: int) -> str:
+    """Mark ``marked`` (beside the marks made), press c: the question it asks."""
+    await mark(pilot, *marked)
+    await pilot.press("c")
+    await settle_pilot(pilot)
+    assert isinstance(pilot.app.screen, ConfirmScreen)
+    return pilot.app.screen.question
+
+
 async def test_cancel_of_several_running_runs_asks_of_them(
     seeded, app_factory, settle, db_url
 ) -> None:
@@ -221,22 +230,15 @@ async def test_cancel_of_several_running_runs_asks_of_them(
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await mark(pilot, running, other.id)
-        await pilot.press("c")
-        await settle(pilot)
-        assert isinstance(app.screen, ConfirmScreen)
-        assert app.screen.question == (
+        assert await cancel_question(pilot, running, other.id) == (
             f"Run {running} is training. Run {other.id}: it has trained all its inputs and "
             "is finishing: it will likely succeed. Cancel them?"
         )
         await pilot.press("n")
         await settle(pilot)
         # A queued run marked too is cancelled by the same yes: "Cancel it?" left it out.
-        await mark(pilot, 8)
-        await pilot.press("c")
-        await settle(pilot)
-        assert isinstance(app.screen, ConfirmScreen)
-        assert app.screen.question.endswith(f"Cancel runs {running}, {other.id}, 8?")
+        question = await cancel_question(pilot, 8)
+        assert question.endswith(f"Cancel runs {running}, {other.id}, 8?")
         await pilot.press("n")
         await settle(pilot)
     repo = Repo.open(db_url)  # both in their final pass: said of them, before and after
@@ -246,11 +248,7 @@ async def test_cancel_of_several_running_runs_asks_of_them(
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await mark(pilot, running, other.id)
-        await pilot.press("c")
-        await settle(pilot)
-        assert isinstance(app.screen, ConfirmScreen)
-        assert app.screen.question == (
+        assert await cancel_question(pilot, running, other.id) == (
             f"Runs {running}, {other.id}: they have trained all their inputs and are "
             "finishing: they will likely succeed. Cancel them?"
         )
