@@ -43,7 +43,7 @@ from core.recording import StopFlags, say, set_thread_speaker
 from core.worker import (
     Trainer,
     Worker,
-    default_checkpoint_root,
+    checkpoint_root_of,
     leave_now,
     warn_of_clock_offset,
     worker_repo,
@@ -78,7 +78,7 @@ def run_stream_slots(
     if install_signals:
         flags.install()
     trainer = trainer or FitTrainer(resolved, data_dir)
-    root = Path(checkpoint_root) if checkpoint_root else default_checkpoint_root(db_url)
+    root = checkpoint_root_of(checkpoint_root, db_url)
     workers = [
         _slot_worker(db_url, resolved, trainer, root, flags, Slot(i, slots), rules, max_runs)
         for i in range(1, slots + 1)

@@ -600,6 +600,12 @@ def default_checkpoint_root(db_url: str) -> Path:
     return (path.parent if path is not None else Path.cwd()) / "checkpoints"
 
 
+def checkpoint_root_of(given: str | os.PathLike[str] | None, db_url: str) -> Path:
+    """The checkpoint folder a worker uses: ``given`` (--checkpoints), else the default,
+    absolute (the path is stored with each run, and read from other working folders)."""
+    return (Path(given) if given else default_checkpoint_root(db_url)).absolute()
+
+
 def check_folders(checkpoint_root: Path, data_dir: str | None) -> None:
     """Refuse, before anything is claimed, the folders that would fail every run in turn:
     the checkpoint folder, and a --data-dir (never skipped once named) without the data."""
@@ -663,10 +669,7 @@ def run_worker(
     ``rules``: what to claim (``--order``, ``--stack``).
     """
     repo = worker_repo(db_url)  # first: a wrong --db is reported without importing torch
-    # Absolute: the path is stored with each run, and read from other working folders.
-    root = (
-        Path(checkpoint_root) if checkpoint_root else default_checkpoint_root(db_url)
-    ).absolute()
+    root = checkpoint_root_of(checkpoint_root, db_url)
     try:
         resolved = device
         if trainer is None:
@@ -762,7 +765,7 @@ def refuse_before_making(args: argparse.Namespace, db_url: str) -> list[Path]:
         check_data_dir(args.data_dir)
     # The folder the worker will use, as it will name it ('..' after a link is the
     # kernel's: the link's target's parent).
-    root = Path(args.checkpoints or default_checkpoint_root(db_url)).absolute()
+    root = checkpoint_root_of(args.checkpoints, db_url)
     missing = [f for f in (root, *root.parents) if not os.path.lexists(f)]
     check_checkpoint_root(root)
     return missing
@@ -787,21 +790,24 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
     # A new database is made once the options are known good (refuse_before_making); a
     # --db in a missing folder says so first, with no folder made for its checkpoints.
     new = is_new_file(db_url)
-    made = refuse_before_making(args, db_url) if new or sqlite_path(db_url) is None else []
+    checked = new or sqlite_path(db_url) is None  # options checked before the database
+    made = refuse_before_making(args, db_url) if checked else []
     try:
         Repo.open(db_url).close()
     except ResconvError:
         remove_made(made)  # a --db refused: no --checkpoints folder left behind for it
         raise
-    if args.device != "auto":  # an existing database's worker: before any folder is made
-        resolve_device(args.device)
     if new and not getattr(args, "slot", None):
         # Created empty now: the worker would wait for runs that go to another file.
         named = describe(db_url)
         say(f"database {named} is new: nothing queued yet (is --db right? queue runs "
             f"with: resconv-tui queue FILE.yml --db {shlex.quote(named)})")  # fmt: skip
-    root = Path(args.checkpoints) if args.checkpoints else default_checkpoint_root(db_url)
-    check_folders(root, args.data_dir)
+    if slots > 1 and not checked:
+        # Before any slot starts. One worker (run_worker) checks them itself, as each
+        # slot does: checked here too, its --data-dir was read twice over at every start.
+        if args.device != "auto":  # before any folder is made
+            resolve_device(args.device)
+        check_folders(checkpoint_root_of(args.checkpoints, db_url), args.data_dir)
     if slots > 1:
         requested = getattr(args, "slot_mode", "auto")
         if args.device == "auto":  # chosen once here: every slot trains on the same device
