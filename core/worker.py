@@ -601,9 +601,9 @@ def default_checkpoint_root(db_url: str) -> Path:
 
 
 def checkpoint_root_of(given: str | os.PathLike[str] | None, db_url: str) -> Path:
-    """The checkpoint folder a worker uses: ``given`` (--checkpoints), else the default,
-    absolute (the path is stored with each run, and read from other working folders)."""
-    return (Path(given) if given else default_checkpoint_root(db_url)).absolute()
+    """The checkpoint folder a worker uses: ``given`` (--checkpoints, as given: messages
+    name it so), else the default."""
+    return Path(given) if given else default_checkpoint_root(db_url)
 
 
 def check_folders(checkpoint_root: Path, data_dir: str | None) -> None:
@@ -669,7 +669,8 @@ def run_worker(
     ``rules``: what to claim (``--order``, ``--stack``).
     """
     repo = worker_repo(db_url)  # first: a wrong --db is reported without importing torch
-    root = checkpoint_root_of(checkpoint_root, db_url)
+    # Absolute: the path is stored with each run, and read from other working folders.
+    root = checkpoint_root_of(checkpoint_root, db_url).absolute()
     try:
         resolved = device
         if trainer is None:
@@ -765,7 +766,7 @@ def refuse_before_making(args: argparse.Namespace, db_url: str) -> list[Path]:
         check_data_dir(args.data_dir)
     # The folder the worker will use, as it will name it ('..' after a link is the
     # kernel's: the link's target's parent).
-    root = checkpoint_root_of(args.checkpoints, db_url)
+    root = checkpoint_root_of(args.checkpoints, db_url).absolute()
     missing = [f for f in (root, *root.parents) if not os.path.lexists(f)]
     check_checkpoint_root(root)
     return missing
@@ -802,10 +803,8 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
         named = describe(db_url)
         say(f"database {named} is new: nothing queued yet (is --db right? queue runs "
             f"with: resconv-tui queue FILE.yml --db {shlex.quote(named)})")  # fmt: skip
-    if slots > 1 and not checked:
-        # Before any slot starts. One worker (run_worker) checks them itself, as each
-        # slot does: checked here too, its --data-dir was read twice over at every start.
-        if args.device != "auto":  # before any folder is made
+    if not checked:  # an existing database's worker: before any folder is made or slot starts
+        if args.device != "auto":
             resolve_device(args.device)
         check_folders(checkpoint_root_of(args.checkpoints, db_url), args.data_dir)
     if slots > 1:
