@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -292,7 +293,7 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout_s: float) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see module doc)
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _set_wal(cursor, busy_timeout_s)
         cursor.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoints
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
@@ -301,6 +302,28 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout_s: float) -> None:
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get(IMMEDIATE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _set_wal(cursor: sqlite3.Cursor, wait_s: float) -> None:
+    """Put the database in WAL mode, waiting up to ``wait_s`` for another connection.
+
+    SQLite does not call the busy handler here while another connection writes a file
+    still in rollback mode: on a new database (an empty file stores no journal mode
+    until its first write) one of several processes opening it at once failed at once
+    with "database is locked" while another made the schema (7 in 300 tries of six
+    threads). So this waits as ``busy_timeout`` would.
+    """
+    deadline = time.monotonic() + wait_s
+    pause_s = 0.001
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause_s)
+        pause_s = min(pause_s * 2, 0.05)
 
 
 def _ensure_schema(

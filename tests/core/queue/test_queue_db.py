@@ -516,6 +516,25 @@ def test_reading_needs_no_write_lock(
         holder.close()
 
 
+def test_opening_a_new_database_waits_while_another_makes_it(db_path: Path) -> None:
+    # SQLite fails the switch to WAL at once, busy timeout or not, while another
+    # connection writes the still-empty file: one of several workers started together
+    # on a new runs.db failed "locked" while another made the schema.
+    import threading
+
+    holder = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.5, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        repo = Repo.open(str(db_path), busy_timeout_s=10)
+    finally:
+        release.join()
+        holder.close()
+    assert repo.enqueue(tiny_runs(1)).added == 1
+    repo.close()
+
+
 def test_a_database_opened_by_many_at_once_is_made_once(db_url: str) -> None:
     # Opening first reads; only a database that needs its schema made takes the write
     # transaction (and on PostgreSQL the advisory lock), and checks again inside it.
