@@ -124,7 +124,15 @@ class RunConfig:
         if self.padding == "same":
             return [k // 2 for k in self.kernel_list()]
         assert not isinstance(self.padding, str)
-        return _per_layer(self.padding, self.layers, _reject_pair)
+        if isinstance(self.padding, int):
+            return [self.padding] * self.layers
+        if len(self.padding) == self.layers:
+            return list(self.padding)
+        # Not _per_layer's message, which offers a [first, last] pair: padding takes none
+        # (the logbook interpolates only kernels and channels). No "padding: " of its
+        # own: every caller says "key 'padding': " before it.
+        got = shown(list(self.padding))
+        raise ConfigError(f"give one int, 'same' or {self.layers} values (got {got})")
 
     def feature_map_sizes(self) -> list[int]:
         """Height (= width) of the outputs of encoder layers 1..L."""
@@ -206,11 +214,6 @@ def _interpolate_channels(first: int, last: int, layers: int) -> list[int]:
         t = i / (layers - 1) if layers > 1 else 0.0
         out.append(int(first * (1 - t) + last * t))
     return out
-
-
-def _reject_pair(first: int, last: int, layers: int) -> list[int]:
-    # No "padding: " of its own: every caller says "key 'padding': " before it.
-    raise ConfigError(f"give one int, 'same' or {layers} values (got [{first}, {last}])")
 
 
 def _per_layer(value: PerLayer, layers: int, interpolate: Any) -> list[int]:
@@ -323,6 +326,8 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
             and all(isinstance(v, int) and not isinstance(v, bool) for v in raw)
         ):
             return tuple(raw)
+        if key == "padding":  # no pair: `pad: [1.5, 1]` was offered one, then refused it
+            raise bad("an int, 'same' or a per-layer list of ints")
         raise bad("an int, a [first, last] pair or a per-layer list of ints")
     return raw
 

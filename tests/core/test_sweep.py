@@ -423,6 +423,12 @@ def test_no_shipped_sweep_trains_two_runs_alike(path: Path) -> None:
         ),
         # "key 'padding': padding: give one int...", and per-layer lists shown as tuples.
         ("pad: [0, 2]", "key 'padding': give one int, 'same' or 3 values (got [0, 2])"),
+        # Padding takes no [first, last] pair: its other refusals offered one all the same.
+        ("pad: [0, 2, 2, 2]", "key 'padding': give one int, 'same' or 3 values (got [0, 2, 2, 2])"),
+        (
+            "pad: [1.5, 1]",
+            "key 'padding': expected an int, 'same' or a per-layer list of ints, got [1.5, 1]",
+        ),
         ("ch: [4, 0, 4]", "key 'channels': every value must be >= 1 (got [4, 0, 4])"),
     ],
 )
