@@ -747,11 +747,23 @@ def _why_no_cell(entry: dict[str, Any], matrix: dict[str, list[Any]]) -> str:
     for key, value in entry.items():
         if key not in matrix:
             return f"'{key}' is not a matrix key (matrix keys: {', '.join(matrix)})"
+        if _holds_nan(value):  # "nan is not among [nan, ...]" said it was missing, not why
+            return (
+                f"{key}: .nan is not allowed here: NaN equals no value, not even NaN, "
+                "so it matches nothing"
+            )
         if not any(_same(value, v) for v in matrix[key]):
             return (
                 f"{key}: {shown(value)} is not among the matrix's {key} values {shown(matrix[key])}"
             )
     return "no cell has these values together"  # unreachable for a full product; kept safe
+
+
+def _holds_nan(value: Any) -> bool:
+    """Whether ``value`` is NaN or a list holding one (a per-layer list)."""
+    if isinstance(value, list):
+        return any(_holds_nan(item) for item in value)
+    return isinstance(value, float) and math.isnan(value)
 
 
 def _apply_include(

@@ -9,6 +9,7 @@ import pytest
 from core.errors import SweepError
 from core.sweep import expand_sweep_file, expand_sweep_text
 
+NAN_WHY = ".nan is not allowed here: NaN equals no value, not even NaN, so it matches nothing"
 MATRIX = "name: x\nmax_inputs: 512\nmatrix:\n  ch: [4, 8]\n  l: [2, 3]\nexclude:\n"
 
 
@@ -19,6 +20,9 @@ MATRIX = "name: x\nmax_inputs: 512\nmatrix:\n  ch: [4, 8]\n  l: [2, 3]\nexclude:
         ("{ch: 8, l: 5}", "l: 5 is not among the matrix's l values [2, 3]"),
         ("{channels: 4}", "'channels' is not a matrix key (matrix keys: ch, l)"),
         ("{lr: 0.1}", "'lr' is not a matrix key (matrix keys: ch, l)"),
+        # NaN equals nothing: "nan is not among the matrix's values [nan, ...]" said otherwise.
+        ("{ch: .nan}", f"ch: {NAN_WHY}"),
+        ("{ch: [4, .nan]}", f"ch: {NAN_WHY}"),  # in a per-layer list
     ],
 )
 def test_an_exclude_matching_nothing_names_file_index_and_content(
