@@ -867,7 +867,28 @@ def _slug_value(value: Any) -> str:
         return "none"
     if isinstance(value, list):
         return ",".join(str(v) for v in value)
+    if isinstance(value, float):
+        return _float_text(value)
     return str(value)[:40]
+
+
+# From here on a whole-number float is written with an exponent in names, as Python's
+# "g" format (and the lr refusals) write it: `lr: [1e6]` was named lr-1000000.0.
+WHOLE_AS_EXPONENT = 1e6
+
+
+def _float_text(value: float) -> str:
+    """A float as Python writes it (``0.0003``, ``1e-05``, ``2.0``: the logbook's names
+    such as ``RWF-1.0`` stay as they were), but a whole number from 1e6 on compactly as
+    ``1e6`` or ``1.5e6``, all its digits kept (Python itself writes ``1e+16`` from 1e16
+    on, its '+' dropped from names: ``1e16``)."""
+    text = repr(value)
+    if not (text.endswith(".0") and abs(value) >= WHOLE_AS_EXPONENT):
+        return text  # not whole, below 1e6, or Python's own exponent form (or inf, nan)
+    digits = text.removesuffix(".0").lstrip("-")
+    significant = digits.rstrip("0")
+    mantissa = significant[0] + (f".{significant[1:]}" if len(significant) > 1 else "")
+    return f"{'-' if value < 0 else ''}{mantissa}e{len(digits) - 1}"
 
 
 def _counts(key: str) -> bool:

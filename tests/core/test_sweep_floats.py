@@ -98,9 +98,14 @@ def test_the_loader_stays_safe_and_leaves_pyyaml_alone() -> None:
 
 def test_small_and_large_floats_keep_pythons_float_text_in_names() -> None:
     """Names write a float as Python does (``RWF-1.0`` in the logbook's T3), so the
-    logbook's names stay as they were; exponents only where Python uses them."""
-    text = "name: n\nlayers: 1\nchannels: 4\nmax_inputs: 128\nmatrix:\n  lr: [1e-5, 1e8]\n"
-    assert [run.name for run in expand_sweep_text(text)] == ["lr-1e-05", "lr-100000000.0"]
+    logbook's names stay as they were; exponents where Python uses them, and for whole
+    numbers from 1e6 on (``lr: [1e8]`` was named lr-100000000.0)."""
+    values = "[1e-5, 2.0, 999999.0, 1e8, 1.5e6, 1234567.0, 1e20, 2.5e+20]"
+    text = f"name: n\nlayers: 1\nchannels: 4\nmax_inputs: 128\nmatrix:\n  lr: {values}\n"
+    assert [run.name for run in expand_sweep_text(text)] == [
+        "lr-1e-05", "lr-2.0", "lr-999999.0", "lr-1e8", "lr-1.5e6", "lr-1.234567e6", "lr-1e20",
+        "lr-2.5e20",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("**/*.yml")), ids=lambda p: p.name)

@@ -117,6 +117,12 @@ def test_preview_counts_names_and_params() -> None:
     assert preview("demo", texts(layers="2..3", activation="gelu,relu")).notes == ()
 
 
+def test_preview_names_a_whole_number_float_as_queue_does() -> None:
+    # `lr 1e6` was previewed (and queued) as lr-1000000.0.
+    result = preview("demo", texts(lr="1e6,3e-4"))
+    assert [r.name for r in result.runs] == ["lr-1e6", "lr-0.0003"]
+
+
 def test_preview_blames_the_field() -> None:
     result = preview("demo", texts(kernel_size="3,4"))
     assert not result.ok
