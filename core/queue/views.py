@@ -60,7 +60,7 @@ SCREEN_LABELS = {
 }
 FORMATS = ("markdown", "csv", "json")
 METER_WIDTH = 20
-SEEDS_DONE = re.compile(r"(\d+)/(\d+)")  # the seeds column: done / queued
+SEEDS_DONE = re.compile(r"(\d+)/(\d+)")  # the seeds column: done / in all
 
 
 @dataclass(frozen=True)
@@ -483,9 +483,13 @@ def markdown_text(text: str) -> str:
     return LOOSE_UNDERSCORE.sub(r"\\_", text)
 
 
-# CSV's seeds column as two numbers, as JSON's ``seeds_done``/``seeds_queued``: a
-# spreadsheet reads "2/2" as a date (2 February).
-CSV_SEEDS = ("seeds done", "seeds queued")
+# CSV's seeds column as two numbers, as JSON's ``seeds_done``/``seeds_total``: a
+# spreadsheet reads "2/2" as a date (2 February). The second is every seed of the cell,
+# done or to come (running, queued, failed: a retry may bring it), not those queued now:
+# named "seeds queued", it read 2 for a cell whose 2 seeds were both done.
+CSV_SEEDS = ("seeds done", "seeds total")
+# The seeds column's names before, still taken by --columns and --sort (scripts use them).
+OLD_SEEDS_NAMES = ("seeds queued", "seeds_queued")
 
 
 def to_csv(table: Table) -> str:
@@ -506,7 +510,7 @@ def _csv_cells(column: str, value: Any) -> list[Any]:
 
 
 def _seeds_of(value: Any) -> tuple[int, int] | None:
-    """The seeds column's "2/3" as numbers: (seeds done, seeds queued)."""
+    """The seeds column's "2/3" as numbers: (seeds done, seeds total)."""
     seeds = SEEDS_DONE.fullmatch(str(value))
     return (int(seeds[1]), int(seeds[2])) if seeds else None
 
@@ -529,8 +533,8 @@ JSON_KEYS = {
 TYPED_NAMES = (
     {label.lower(): column for column, label in SCREEN_LABELS.items()}
     | {key: column for column, key in JSON_KEYS.items()}
-    | {"delta": DIFF, "std": STD, "seeds_done": SEEDS, "seeds_queued": SEEDS}
-    | dict.fromkeys(CSV_SEEDS, SEEDS)
+    | {"delta": DIFF, "std": STD, "seeds_done": SEEDS, "seeds_total": SEEDS}
+    | dict.fromkeys((*CSV_SEEDS, *OLD_SEEDS_NAMES), SEEDS)
 )
 # Columns a table has only where its runs give them: hiding one that is absent is no error,
 # so that one command serves experiments with and without targets.
@@ -552,8 +556,8 @@ def _json_row(table: Table, row: tuple[Any, ...]) -> dict[str, Any]:
         if column == METER:
             continue
         seeds = _seeds_of(value) if column == SEEDS else None
-        if seeds:  # "2/3" as two numbers: seeds done, seeds queued
-            out["seeds_done"], out["seeds_queued"] = seeds
+        if seeds:  # "2/3" as two numbers: seeds done, seeds total
+            out["seeds_done"], out["seeds_total"] = seeds
             continue
         out[column if column in table.swept else JSON_KEYS[column]] = value
     return out

@@ -50,7 +50,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--by-cell",
         action="store_true",
         help="one row per cell of the sweep: mean ± std of the validation loss over its "
-        "seeds, and seeds done of queued",
+        "seeds, and its seeds done of its seeds in all",
     )
     add_db_option(parser)
     # "-params" must read as a value (descending sort), not as an unknown option. argparse

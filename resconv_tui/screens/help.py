@@ -33,7 +33,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("s / S", "next sort column / flip direction (or click a header)"),
         ("v", "choose visible columns"),
         ("f / F", "filter by experiment (F, as on the runs screen)"),
-        ("g", "group seeds: one row per sweep cell, mean ± std, seeds done/queued"),
+        ("g", "group seeds: one row per sweep cell, mean ± std, seeds done/total"),
         ("e / E", "export the view as markdown / CSV into the working directory"),
         ("esc", "back to runs"),
     )),

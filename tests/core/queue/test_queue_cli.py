@@ -1130,14 +1130,14 @@ def test_results_by_cell_over_seeds(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     rows = [line.split(",") for line in out.splitlines()]
     # Seeds as two numbers, as JSON gives them: a spreadsheet read "2/2" as a date.
-    assert rows[0][:5] == ["ch", "seeds done", "seeds queued", "validation loss", "± std"]
+    assert rows[0][:5] == ["ch", "seeds done", "seeds total", "validation loss", "± std"]
     assert [r[:3] for r in rows[1:]] == [["8", "1", "2"], ["4", "2", "2"]]
     assert float(rows[2][3]) == pytest.approx(0.06)
     assert float(rows[2][4]) == pytest.approx(0.0141421, rel=1e-5)
     assert rows[1][4] == ""  # one seed: no spread
     code, out, _ = cli(capsys, "results", "--by-cell", "--format", "csv", "--columns", "ch",
                        "seeds queued", "--sort", "-seeds done")  # fmt: skip
-    assert out.splitlines() == ["ch,seeds done,seeds queued", "4,2,2", "8,1,2"]
+    assert out.splitlines() == ["ch,seeds done,seeds total", "4,2,2", "8,1,2"]
     code, out, _ = cli(capsys, "results", "--experiment", "seeds", "--by-cell")
     assert "| 2/2 " in out  # markdown keeps the logbook's way
 

@@ -114,7 +114,10 @@ def test_a_column_is_named_by_the_start_of_it_or_of_one_of_its_words() -> None:
     assert results_table(positions, columns=["position"]).columns == ("bn_position",)
     # The JSON keys of the seeds column name it too, as the help says JSON keys do.
     assert results_by_cell(runs(), runs(), columns=["seeds_done"]).columns == ("seeds",)
+    assert results_by_cell(runs(), runs(), columns=["seeds_total"]).columns == ("seeds",)
+    # and its names before, as scripts may give them (the JSON key of 1.x, the CSV header)
     assert results_by_cell(runs(), runs(), columns=["seeds_queued"]).columns == ("seeds",)
+    assert results_by_cell(runs(), runs(), columns=["seeds queued"]).columns == ("seeds",)
 
 
 def test_hiding_a_column_this_table_lacks_is_no_error_but_a_typo_is() -> None:
@@ -155,13 +158,26 @@ def test_json_of_cells_gives_seeds_as_numbers() -> None:
              for i, r in enumerate([runs()[0]] * 2)]  # fmt: skip
     cell = json.loads(render(results_by_cell(seeds, seeds), "json"))
     assert len(cell) == 1
-    assert cell[0]["seeds_done"] == 2 and cell[0]["seeds_queued"] == 2
+    assert cell[0]["seeds_done"] == 2 and cell[0]["seeds_total"] == 2
     assert cell[0]["validation_loss_std"] > 0 and "seeds" not in cell[0]
     # CSV the same way: "2/2" in a spreadsheet read as 2 February.
     csv_lines = render(results_by_cell(seeds, seeds, columns=["l", "seeds"]), "csv")
-    assert csv_lines.splitlines() == ["l,seeds done,seeds queued", "2,2,2"]
+    assert csv_lines.splitlines() == ["l,seeds done,seeds total", "2,2,2"]
     header_only = render(replace(results_by_cell(seeds, seeds), rows=()), "csv")
-    assert header_only.startswith("l,seeds done,seeds queued,validation loss,")
+    assert header_only.startswith("l,seeds done,seeds total,validation loss,")
+
+
+def test_a_cells_seed_count_beside_those_done_is_every_seed_not_those_queued() -> None:
+    # Both seeds done, none queued: the JSON said "seeds_queued": 2, the CSV "seeds queued" 2.
+    seeds = [replace(r, id=10 + i, swept={**r.swept, "seed": i}, config_hash=f"seed-{i}",
+                     validation_loss=0.05 + i / 100)
+             for i, r in enumerate([runs()[0]] * 2)]  # fmt: skip
+    queued = replace(seeds[0], id=12, status=RunStatus.QUEUED, config_hash="seed-2")
+    cell = json.loads(render(results_by_cell(seeds, [*seeds, queued]), "json"))[0]
+    assert (cell["seeds_done"], cell["seeds_total"]) == (2, 3)
+    assert not {key for key in cell if "queued" in key}
+    csv_lines = render(results_by_cell(seeds, [*seeds, queued], columns=["seeds"]), "csv")
+    assert csv_lines.splitlines() == ["seeds done,seeds total", "2,3"]
 
 
 def test_meter_is_left_out_when_all_losses_are_equal_and_none_sorts_last() -> None:
