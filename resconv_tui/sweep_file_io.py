@@ -47,6 +47,9 @@ class LoadedSweep:
     name: str
     texts: dict[str, str]  # field -> text, swept keys first in the file's matrix order
     key_names: dict[str, str] = field(default_factory=dict)  # field -> name in the file
+    # The fields the file sweeps (its matrix keys, the seed of 'seeds'), kept swept with one
+    # value too: `act: [gelu]` names runs act-gelu_l-1 in queue, and the form named them l-1.
+    swept: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # description, targets: saved back
     notes: list[str] = field(default_factory=list)  # what the form could not take over
     # What saving the form over the file would drop without a word: its 'include', keys
@@ -118,6 +121,8 @@ def sweep_to_form(data: dict[str, Any]) -> LoadedSweep:
     values: dict[str, list[Any]] = {}
     for key, vals in matrix.items():
         _take(loaded, values, key, vals)
+        if canonical_key(str(key)) in loaded.key_names:  # taken (not a pair half, not unknown)
+            loaded.swept.append(canonical_key(str(key)))
     for key, raw in data.items():
         if key != "matrix" and key not in matrix:
             _take(loaded, values, key, [raw])
@@ -263,6 +268,7 @@ def _take_seeds(loaded: LoadedSweep, values: dict[str, list[Any]], seeds: Any) -
         loaded.lost.append("its 'seeds'")
         return False
     loaded.key_names["seed"] = "seed"
+    loaded.swept.append("seed")  # `seeds: 1` names runs l-1_seed-0, as several seeds do
     return True
 
 

@@ -16,7 +16,7 @@ always expand to the same runs.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
@@ -128,13 +128,14 @@ def saved_mapping(
     extra: Mapping[str, Any],
     shown: Preview,
     excluded: ExcludedCells | None,
+    swept: Collection[str] = (),
 ) -> dict[str, Any]:
     """The sweep file to save for the form's runs (``shown``, its latest preview): with the
     loaded file's exclude entries as written (``excluded``) where they drop exactly the
     runs the form leaves out, else one entry per run left out, by its matrix values.
     ConfigError when neither makes the runs shown (not written: a file that trains others
-    is worse)."""
-    mapping = build_mapping(name, values, key_names, extra)
+    is worse). ``swept``: as ``build_mapping``'s."""
+    mapping = build_mapping(name, values, key_names, extra, swept)
     if not shown.excluded or excluded is None:
         return mapping
     for entries in (excluded.entries, [dict(swept) for swept in shown.excluded]):
@@ -184,12 +185,16 @@ def build_mapping(
     values: Mapping[str, list[Any]],
     key_names: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
+    swept: Collection[str] = (),
 ) -> dict[str, Any]:
     """A sweep mapping (as in a sweep file) from parsed field values.
 
     ``key_names`` writes a field under another name (``layers`` as ``l``, as a loaded
     file did) so run names stay the logbook's; ``extra`` adds file keys (description,
-    targets). Swept keys keep the order of ``values``: first key outermost.
+    targets). Swept keys keep the order of ``values``: first key outermost. A field of
+    one value is a fixed key, unless ``swept`` names it (a loaded file's matrix key of
+    one value, ``act: [gelu]``): swept, as the file swept it, it stays in the run names
+    (``act-gelu_l-1``, not ``l-1``) and the file's targets that name it still match.
     """
     names = dict(key_names or {})
     mapping: dict[str, Any] = {"name": name.strip()}
@@ -199,7 +204,7 @@ def build_mapping(
         if vals == [None] and SPECS[key].kind == "opt_float":
             continue  # empty residual weight: the model's own default
         plain = [list(v) if isinstance(v, tuple) else v for v in vals]
-        if len(plain) > 1:
+        if len(plain) > 1 or key in swept:
             matrix[names.get(key, SWEPT_NAMES.get(key, key))] = plain
         else:
             mapping[names.get(key, key)] = plain[0]
@@ -280,13 +285,15 @@ def preview(
     published_for: Mapping[str, str] | None = None,
     published_name: str = "",
     excluded: ExcludedCells | None = None,
+    swept: Collection[str] = (),
 ) -> Preview:
     """Parse every field and expand the sweep; errors name the field they belong to.
 
     ``base``: the run the form was duplicated from; see ``name_runs``.
     ``published_for``: the fields as a file with targets was loaded (``fitting_extra``),
     ``published_name`` its experiment's name; ``excluded``: the cells a loaded file's
-    exclude drops, left out wherever the form makes them."""
+    exclude drops, left out wherever the form makes them; ``swept``: the fields a loaded
+    file sweeps (``build_mapping``)."""
     values, errors = parse_all(texts)
     if not name.strip():
         errors["name"] = "the experiment needs a name"
@@ -311,7 +318,8 @@ def preview(
         return True
 
     try:
-        runs = expand_sweep(build_mapping(name, values, key_names, extra), source="form", drop=drop)
+        mapping = build_mapping(name, values, key_names, extra, swept)
+        runs = expand_sweep(mapping, source="form", drop=drop)
     except ConfigError as exc:
         key, reason = blame(str(exc))
         # The sweep stops at its first problem; every field wrong on its own is marked

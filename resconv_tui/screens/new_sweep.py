@@ -113,6 +113,7 @@ class NewSweepScreen(Screen[int | None]):
         self._texts = default_texts(base)
         self._order = list(self._texts)  # swept keys of a loaded file go first
         self._key_names: dict[str, str] = {}
+        self._swept: tuple[str, ...] = ()  # a loaded file's swept fields (LoadedSweep.swept)
         self._extra: dict[str, Any] = {}
         # The fields as a file with targets was loaded: its published figures describe
         # those runs, and only as long as the form makes them (sweep_form.fitting_extra).
@@ -175,7 +176,8 @@ class NewSweepScreen(Screen[int | None]):
         """The preview of these field values, with what queueing would do and the priority
         (on the UI thread, or in the preview thread from a snapshot of the fields)."""
         made = preview(name, texts, self._key_names, self._extra, self._base,
-                       self._published_for, self._published_name, self._excluded)  # fmt: skip
+                       self._published_for, self._published_name, self._excluded,
+                       self._swept)  # fmt: skip
         return _with_priority(self.planned(made), priority)
 
     def planned(self, result: Preview) -> Preview:
@@ -365,7 +367,7 @@ class NewSweepScreen(Screen[int | None]):
         extra, _ = fitting_extra(self._extra, values, self._published_for)
         try:
             mapping = saved_mapping(self.field("name").value, values, self._key_names, extra,
-                                    self.preview, self._excluded)  # fmt: skip
+                                    self.preview, self._excluded, self._swept)  # fmt: skip
         except ConfigError as exc:
             self.notify(str(exc), title="Not saved", severity="error")
             return
@@ -426,6 +428,7 @@ class NewSweepScreen(Screen[int | None]):
         self._published_for = dict(loaded.texts) if "targets" in loaded.extra else None
         self._published_name = loaded.name
         self._excluded = loaded.excluded
+        self._swept = tuple(loaded.swept)
         # The file's runs are named as `queue` names them, no longer as changes from a run
         # `d` copied into the form (act-gelu_l-1_image_size-32_... for T1's l-1).
         self._base = None

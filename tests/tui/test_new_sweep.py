@@ -456,6 +456,30 @@ async def test_a_loaded_files_exclude_leaves_its_runs_out_of_the_queue(
     assert [run.name for run in expand_sweep_file(tmp_path / "saved.yml")] == ["l-1"]
 
 
+async def test_a_loaded_files_one_value_matrix_key_stays_in_its_run_names(
+    db_url: str, tmp_path: Path
+) -> None:
+    # `act: [gelu]` in the matrix: queue names act-gelu_l-1, the form named (and queued,
+    # and saved) l-1; a target naming act matched no run, and the form queued nothing.
+    path = tmp_path / "in.yml"
+    path.write_text("name: loaded\nmax_inputs: 256\nmatrix:\n  act: [gelu]\n  l: [1, 2]\n"
+                    "targets: [{act: gelu, l: 1, validation_loss: 0.1}]\n")  # fmt: skip
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await load_file(pilot, path)
+        preview = form(pilot).preview
+        assert preview.errors == {}  # was: targets entry 1 ... 'act' is not a matrix key
+        assert [run.name for run in preview.runs] == ["act-gelu_l-1", "act-gelu_l-2"]
+        await save_as(pilot, tmp_path / "saved.yml")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    queued = [(run.name, run.target) for run in Repo.open(db_url).list_runs()]
+    expected = [(run.name, run.target) for run in expand_sweep_file(path)]
+    assert sorted(queued, key=str) == sorted(expected, key=str)
+    saved = [(run.name, run.target) for run in expand_sweep_file(tmp_path / "saved.yml")]
+    assert saved == expected
+
+
 async def test_f3_s_folder_is_typed_on_from_not_over(db_url: str) -> None:
     # The prompt's "experiments/" was selected: typing a file name replaced it, and the
     # load failed with "cannot read file".

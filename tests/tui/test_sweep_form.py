@@ -156,7 +156,8 @@ def test_preview_refuses_huge_sweeps() -> None:
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
 def test_logbook_files_load_to_the_same_runs(path: Path) -> None:
     loaded = load_sweep(path)
-    result = preview(loaded.name, loaded.texts, loaded.key_names, loaded.extra)
+    result = preview(loaded.name, loaded.texts, loaded.key_names, loaded.extra,
+                     swept=loaded.swept)  # fmt: skip
     reference = expand_sweep_file(path)
     assert result.ok
     if "include" in path.read_text():
@@ -191,6 +192,30 @@ def test_targets_of_cells_an_unloaded_include_changes_are_left_out(
     loaded = load_sweep(path)
     assert [t[key] for t in loaded.extra["targets"]] == kept
     assert any("left out" in note for note in loaded.notes) == (len(kept) < 2)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "matrix:\n  act: [gelu]\n  l: [1, 2]\n",  # named l-1: the one-value key dropped
+        "seeds: 1\nmatrix:\n  l: [1, 2]\n",  # named l-1, not l-1_seed-0
+        "matrix:\n  act: [gelu]\n  l: [1, 2]\ntargets: [{act: gelu, l: 1, validation_loss: 0.1}]\n",
+    ],
+)
+def test_a_loaded_files_one_value_sweeps_name_runs_as_queue_does(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "s.yml"
+    path.write_text(f"name: s\nmax_inputs: 256\n{text}")
+    loaded = load_sweep(path)
+    published = dict(loaded.texts)
+    result = preview(loaded.name, loaded.texts, loaded.key_names, loaded.extra,
+                     published_for=published, swept=loaded.swept)  # fmt: skip
+    expected = [(r.name, r.config_hash, r.target) for r in expand_sweep_file(path)]
+    assert result.ok, result.errors  # the third: "'act' is not a matrix key"
+    assert [(r.name, r.config_hash, r.target) for r in result.runs] == expected
+    values, _ = parse_all(loaded.texts)  # saved, the file names them so too
+    mapping = saved_mapping(loaded.name, values, loaded.key_names, loaded.extra, result, None,
+                            loaded.swept)  # fmt: skip
+    assert [(r.name, r.config_hash, r.target) for r in expand_sweep(mapping)] == expected
 
 
 def test_saved_file_reads_back_to_the_same_runs(tmp_path: Path) -> None:
