@@ -6,7 +6,11 @@ graph captures, so its losses can be compared step for step with the plain step.
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Callable
+from contextlib import nullcontext
+from typing import Any
 
 import pytest
 import torch
@@ -363,6 +367,73 @@ def test_capture_without_cuda_fails_cleanly(images: torch.Tensor) -> None:
     step = _fast_step(images, graph=True)
     assert step.mode == "eager" and (step.why_not or "").startswith("graph capture failed")
     assert math.isfinite(step(torch.arange(16), 0.0).item())
+
+
+# ----- the CUDA-only capture code, against torch.cuda's API faked on a CPU ------------------
+
+
+class _FakeStream:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        inspect.signature(torch.cuda.Stream.__new__).bind(torch.cuda.Stream, *args, **kwargs)
+
+    def wait_stream(self, *args: Any, **kwargs: Any) -> None:
+        inspect.signature(torch.cuda.Stream.wait_stream).bind(self, *args, **kwargs)
+
+
+class _FakeGraph:
+    def __init__(self) -> None:
+        self.replays = 0
+
+    def replay(self) -> None:
+        self.replays += 1
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """torch.cuda's streams, graph and RNG state as the capture calls them, for a CPU: each
+    call is bound to the real function's signature first (a changed argument raises as it
+    would on a GPU). Returns the names of the functions called, as they are called."""
+    called: list[str] = []
+
+    def faked(name: str, result: Callable[[], Any]) -> Callable[..., Any]:
+        signature = inspect.signature(getattr(torch.cuda, name))
+
+        def fake(*args: Any, **kwargs: Any) -> Any:
+            signature.bind(*args, **kwargs)
+            called.append(name)
+            return result()
+
+        return fake
+
+    results: dict[str, Callable[[], Any]] = {
+        "current_stream": _FakeStream, "stream": nullcontext, "graph": nullcontext,
+        "get_rng_state": torch.get_rng_state, "set_rng_state": lambda: None,
+        "set_stream": lambda: None, "synchronize": lambda: None,
+    }  # fmt: skip
+    for name, result in results.items():
+        monkeypatch.setattr(torch.cuda, name, faked(name, result))
+    monkeypatch.setattr(torch.cuda, "Stream", _FakeStream)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", _FakeGraph)
+    return called
+
+
+@pytest.mark.parametrize("activation", ["relu", "rrelu"])
+def test_the_cuda_only_capture_code_runs_to_a_graph(
+    images: torch.Tensor, fake_cuda: list[str], activation: str
+) -> None:
+    """The warm-up and capture run only on a GPU; on a CPU they fail at the first CUDA
+    call, and a failure falls back to eager with its reason (the test above), so a method
+    renamed or a torch call changed there passed every CPU test and would have cost a GPU
+    session its graph. With torch.cuda faked they run through, and the step replays."""
+    step = _fast_step(images, CONFIG.replace(activation=activation), graph=True)
+    assert step.description == "cpu-graph fp32", step.description  # no fallback reason
+    # RReLU draws from the CUDA generator: its state is put back after the warm-up.
+    random = {"get_rng_state", "set_rng_state"}
+    assert random <= set(fake_cuda) if activation == "rrelu" else not random & set(fake_cuda)
+    batches = train_batches(N_TRAIN, 16, N_TRAIN, seeded_generator(0, SHUFFLE_STREAM))
+    for indices, _ in batches:
+        step(indices, 0.0)
+    assert isinstance(step.graph, _FakeGraph) and step.graph.replays == 4  # the short one: eager
 
 
 # ----- host buffers ------------------------------------------------------------------------
