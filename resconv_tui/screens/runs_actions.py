@@ -131,14 +131,14 @@ class RunActions:
         said = []
         if training:
             are = "is" if len(training) == 1 else "are"
-            said.append(f"{ids_of('Run', training)} {are} training.")
+            said.append(f"{_some('Run', training)} {are} training.")
         if finishing:
             finishes = FINISHING if len(finishing) == 1 else FINISHING_ALL
-            said.append(f"{ids_of('Run', finishing)}: {finishes}.")
+            said.append(f"{_some('Run', finishing)}: {finishes}.")
         # The question is of every run the key acts on: "Cancel it?" of one training run
         # cancelled the two queued runs marked beside it too, unasked.
         if len(runs) > len(running):
-            acted_on = ids_of("run", [run.id for run in runs])
+            acted_on = _some("run", [run.id for run in runs])
         else:
             acted_on = "it" if len(running) == 1 else "them"
         question = f"{' '.join(said)} {what} {acted_on}?"
@@ -165,12 +165,12 @@ class RunActions:
             said = [_say(("cancelled", done))] if done else []
             if stopping:
                 them = "its worker stops it" if len(stopping) == 1 else "their workers stop them"
-                said.append(f"cancel requested: {ids_of('run', stopping)} "
+                said.append(f"cancel requested: {_some('run', stopping)} "
                             f"({them} within a few seconds)")  # fmt: skip
             if finishing:
                 gone = [i for i in asked if i in finishing]
                 finishes = FINISHING if len(gone) == 1 else FINISHING_ALL
-                said.append(f"{ids_of('run', gone)}: cancel requested, but {finishes}")
+                said.append(f"{_some('run', gone)}: cancel requested, but {finishes}")
             return "; ".join(said) or "nothing to do"
 
         self._write(verb, ids)
@@ -584,6 +584,23 @@ def _listed(numbers: list[int]) -> str:
     return ", ".join(map(str, numbers))
 
 
+FEW = 5  # ids a question or notice names before "and N more"
+
+
+def _cut(numbers: list[int]) -> str:
+    """``4, 7, 8``; past ``FEW + 1``: ``4, 7, 8, 9, 10 and 295 more``. A cancel of 300
+    marked runs named all 300 in its question, and the dialog grew past the screen's
+    foot with its buttons. One more than ``FEW`` is named whole: "and 1 more" saves nothing."""
+    if len(numbers) <= FEW + 1:
+        return _listed(numbers)
+    return f"{_listed(numbers[:FEW])} and {len(numbers) - FEW} more"
+
+
+def _some(noun: str, numbers: list[int]) -> str:
+    """``ids_of`` cut to a few: ``runs 4, 7, 8, 9, 10 and 295 more``."""
+    return f"{noun}{'s' if len(numbers) > 1 else ''} {_cut(numbers)}"
+
+
 def _remove_question(runs: list[RunRow]) -> str:
     """What ``x`` would delete: how many runs of which status, and which are training."""
     if len(runs) == 1:
@@ -617,7 +634,7 @@ def _next_priorities(priorities: list[int]) -> str:
 
 
 def _say(*parts: tuple[str, list[int]]) -> str:
-    said = [f"{what}: run {', '.join(map(str, ids))}" for what, ids in parts if ids]
+    said = [f"{what}: run {_cut(ids)}" for what, ids in parts if ids]
     return "; ".join(said) or "nothing to do"
 
 

@@ -1668,3 +1668,57 @@ def test_the_line_under_the_table_says_where_the_val_loss_was_measured() -> None
     assert _detail_text(run, latest).endswith(  # type: ignore[arg-type]
         "train loss 0.23464 · val loss 0.11305 @ 60,000 inputs"
     )
+
+
+def queue_seeds(db_url: str, count: int) -> list[int]:
+    """``count`` more queued runs (seeds 0..count-1 of one config): their ids."""
+    from core.config import RunConfig
+    from core.queue import NewRun
+
+    runs = [
+        NewRun.from_config(replace(RunConfig(), seed=seed), experiment="many",
+                           name=f"seed-{seed}", param_count=1)
+        for seed in range(count)
+    ]  # fmt: skip
+    repo = Repo.open(db_url)
+    try:
+        return list(repo.enqueue(runs).added_ids)
+    finally:
+        repo.close()
+
+
+async def test_the_cancel_question_of_many_runs_names_a_few(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # Hundreds of marked runs, one training: the question named every id, and the dialog grew
+    # past the screen's foot with its buttons. A few ids and how many more; the answer's
+    # notice alike.
+    running = seeded["running"]
+    fresh_heartbeat(db_url, running)
+    many = queue_seeds(db_url, 20)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        question = await cancel_question(pilot, running, *many)
+        assert question == (
+            f"Run {running} is training. Cancel runs {running}, {many[0]}, {many[1]}, "
+            f"{many[2]}, {many[3]} and 16 more?"
+        )
+        await pilot.press("n")
+        await settle(pilot)
+        await pilot.press("escape")  # clear the marks
+        # Six ids are named whole: cutting one off would save nothing.
+        question = await cancel_question(pilot, running, *many[:5])
+        listed = ", ".join(map(str, many[:5]))
+        assert question == f"Run {running} is training. Cancel runs {running}, {listed}?"
+        await pilot.press("escape", "escape")  # no, and clear the marks
+        await settle(pilot)
+        await cancel_question(pilot, running, *many)
+        await pilot.press("y")
+        await settle(pilot)
+        assert all(run(db_url, i).status == RunStatus.CANCELLED for i in many)
+        assert run(db_url, running).cancel_requested
+        assert (
+            f"cancelled: run {many[0]}, {many[1]}, {many[2]}, {many[3]}, {many[4]} and 15 more; "
+            f"cancel requested: run {running} (its worker stops it within a few seconds)"
+        ) in notices(app)
