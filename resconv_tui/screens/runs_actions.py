@@ -26,7 +26,7 @@ from textual.message import Message
 from core.errors import ResconvError
 from core.queue import RunFilter, RunRow, RunStatus, WorkerRow
 from core.queue.failures import RETRY_ADVICE, FailureCause, run_cause
-from core.queue.status import FINISHING, FINISHING_ALL, run_is
+from core.queue.status import CANCELLABLE, FINISHING, FINISHING_ALL, run_is
 from core.queue.views import back_to_queue_said, final_pass_said, ids_of
 from resconv_tui.polling import live_workers_of, silent_for
 from resconv_tui.screens.confirm import ConfirmScreen
@@ -113,7 +113,11 @@ class RunActions:
             self.marked = self.marked | message.marks
         self.refresh_now()
 
-    def _confirm_running(self, runs: list[RunRow], what: str, then: Callable[[], None]) -> None:
+    def _confirm_running(
+        self, runs: list[RunRow], what: str, then: Callable[[], None], left: str = ""
+    ) -> None:
+        """Ask before ``what`` stops training runs among ``runs``; ``left``: why it leaves
+        other marked runs alone, said first in the question, else as a warning."""
         # A run whose worker went silent trains no more ("running?"): no training to lose,
         # and it is cancelled at once (it asked "Run 18 is training. Cancel it?").
         now = self.ctx.clock()
@@ -122,6 +126,8 @@ class RunActions:
             if run.status == RunStatus.RUNNING and silent_for(run, now) is None
         ]  # fmt: skip
         if not running:
+            if left:
+                self.notify(left, severity="warning")
             then()
             return
         # A run past its last step is in its final pass: "is training" asked to stop what
@@ -136,20 +142,39 @@ class RunActions:
             finishes = FINISHING if len(finishing) == 1 else FINISHING_ALL
             said.append(f"{_some('Run', finishing)}: {finishes}.")
         # The question is of every run the key acts on: "Cancel it?" of one training run
-        # cancelled the two queued runs marked beside it too, unasked.
-        if len(runs) > len(running):
+        # cancelled the two queued runs marked beside it too, unasked. Runs left alone
+        # named first: "Cancel them?" would read as all of them.
+        if len(runs) > len(running) or left:
             acted_on = _some("run", [run.id for run in runs])
         else:
             acted_on = "it" if len(running) == 1 else "them"
         question = f"{' '.join(said)} {what} {acted_on}?"
+        if left:
+            question = f"{left[:1].upper()}{left[1:]}. {question}"
         self.app.push_screen(ConfirmScreen(question), lambda yes: then() if yes else None)
 
     def action_cancel(self) -> None:
+        """Cancel the queued and running runs of those marked; the others (a succeeded
+        run marked for compare) are named and left as they are, as ``t`` and ``+`` do. A
+        yes named them too, then failed whole: nothing was cancelled."""
         runs = self.targets()
-        if runs:
-            self._confirm_running(runs, "Cancel", lambda: self._cancel(self._ids(runs)))
+        cancellable = [run for run in runs if run.status in CANCELLABLE]
+        others = [run for run in runs if run.status not in CANCELLABLE]
+        left = _cannot_cancel(others) if others else ""
+        if others and not cancellable:  # marks kept: nothing was done with them
+            self.notify(f"{left}; nothing changed", severity="warning")
+        elif cancellable:
+            ids = self._ids(cancellable)
 
-    def _cancel(self, ids: list[int]) -> None:
+            def cancel() -> None:
+                # Every mark goes: the runs left alone were said, as t drops its others'.
+                self._cancel(ids, unmark=self._ids(runs))
+
+            self._confirm_running(cancellable, "Cancel", cancel, left)
+
+    def _cancel(self, ids: list[int], unmark: Iterable[int] | None = None) -> None:
+        """Cancel ``ids``, all or none; ``unmark``: the marks to take off (``ids``')."""
+
         def verb() -> str:
             # As the CLI's cancel words it: "asked the worker to stop: run 6" read as
             # stopping the worker, and said nothing of a run past its last step.
@@ -173,7 +198,7 @@ class RunActions:
                 said.append(f"{_some('run', gone)}: cancel requested, but {finishes}")
             return "; ".join(said) or "nothing to do"
 
-        self._write(verb, ids)
+        self._write(verb, ids if unmark is None else unmark)
 
     def action_retry(self) -> None:
         self._retry(self.targets())
@@ -624,6 +649,20 @@ def _remove_question(runs: list[RunRow]) -> str:
         training = f"{ids_of('Run', running)} {'are' if len(running) > 1 else 'is'} training"
         question = f"{training}: cancelled first, removed once stopped. {question}"
     return question
+
+
+def _cannot_cancel(runs: list[RunRow]) -> str:
+    """``run 1 has succeeded, runs 5, 6 are cancelled: only queued or running runs can be
+    cancelled``: the runs ``c`` leaves alone, by status (a few ids of each)."""
+    by_status: dict[RunStatus, list[int]] = {}
+    for run in runs:
+        by_status.setdefault(run.status, []).append(run.id)
+    said = []
+    for status, ids in by_status.items():
+        done = status in (RunStatus.SUCCEEDED, RunStatus.FAILED)  # "has failed", "is cancelled"
+        verb = ("has" if done else "is") if len(ids) == 1 else ("have" if done else "are")
+        said.append(f"{_some('run', ids)} {verb} {status}")
+    return f"{', '.join(said)}: only queued or running runs can be cancelled"
 
 
 def _next_priorities(priorities: list[int]) -> str:

@@ -512,18 +512,24 @@ def metric_count(db_url: str, run_id: int) -> int:
 
 
 @pytest.mark.parametrize("key", ["r", "c"])
-async def test_a_refused_batch_keeps_its_marks(seeded, app_factory, settle, key: str) -> None:
-    # r on a succeeded and a cancelled run (c on a succeeded and a queued one) is refused
-    # whole, nothing changed: the marks were dropped all the same, to be made again.
+async def test_a_refused_batch_keeps_its_marks(
+    seeded, app_factory, settle, db_url, key: str
+) -> None:
+    # r on a succeeded and a cancelled run (c on two queued runs, one cancelled elsewhere
+    # since the last poll) is refused whole, nothing changed: the marks were dropped all
+    # the same, to be made again.
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        marked = {1, seeded["cancelled"]} if key == "r" else {1, 7}
+        marked = {1, seeded["cancelled"]} if key == "r" else {8, 7}
         await mark(pilot, *sorted(marked))
+        if key == "c":
+            Repo.open(db_url).request_cancel([8])
         await pilot.press(key)
         await settle(pilot)
         assert app.screen.marked == marked
-        await mark(pilot, 1)  # unmarked: the retry or cancel of the other goes ahead
+        assert run(db_url, 7).status == RunStatus.QUEUED
+        await mark(pilot, 1 if key == "r" else 8)  # unmarked: the other goes ahead
         await pilot.press(key)
         await settle(pilot)
         assert app.screen.marked == set()
@@ -1722,3 +1728,51 @@ async def test_the_cancel_question_of_many_runs_names_a_few(
             f"cancelled: run {many[0]}, {many[1]}, {many[2]}, {many[3]}, {many[4]} and 15 more; "
             f"cancel requested: run {running} (its worker stops it within a few seconds)"
         ) in notices(app)
+
+
+async def test_cancel_of_marked_runs_leaves_the_finished_ones_and_says_so(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # A succeeded run marked for compare beside a training and a queued run: the question
+    # named all three ("Cancel runs 1, 4, 7?"), and its yes failed whole ("run 1 has
+    # succeeded: only queued or running runs can be cancelled; nothing changed").
+    running = seeded["running"]
+    fresh_heartbeat(db_url, running)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert await cancel_question(pilot, 1, running, 7) == (
+            "Run 1 has succeeded: only queued or running runs can be cancelled. "
+            f"Run {running} is training. Cancel runs {running}, 7?"
+        )
+        await pilot.press("y")
+        await settle(pilot)
+        assert run(db_url, running).cancel_requested
+        assert run(db_url, 7).status == RunStatus.CANCELLED
+        assert run(db_url, 1).status == RunStatus.SUCCEEDED
+        assert cell(app, 7, "status") == "cancelled" and cell(app, 1, "status") == "succeeded"
+        assert app.screen.marked == frozenset()
+        # Nothing training: no question, the others said in a warning beside the cancel.
+        await mark(pilot, 1, 2, seeded["failed"], seeded["cancelled"], 8)
+        await pilot.press("c")
+        await settle(pilot)
+        assert isinstance(app.screen, RunsScreen)
+        assert run(db_url, 8).status == RunStatus.CANCELLED
+        assert [run(db_url, i).status for i in (1, 2, 5, 6)] == [
+            RunStatus.SUCCEEDED, RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED
+        ]  # fmt: skip
+        assert notices(app)[-2:] == [
+            "runs 1, 2 have succeeded, run 5 has failed, run 6 is cancelled: only queued or "
+            "running runs can be cancelled",
+            "cancelled: run 8",
+        ]
+        assert app.screen.marked == frozenset()
+        # None of them can be: said, nothing written, the marks kept.
+        await mark(pilot, 1, 8)
+        await pilot.press("c")
+        await settle(pilot)
+        assert notices(app)[-1] == (
+            "run 1 has succeeded, run 8 is cancelled: only queued or running runs can be "
+            "cancelled; nothing changed"
+        )
+        assert app.screen.marked == {1, 8}
