@@ -4,7 +4,9 @@ Every database write runs in a thread worker (``_write``) and posts
 ``ActionFinished``; the handler notifies and polls at once, so the table shows the
 change without waiting for the next tick. Actions apply to the marked runs on
 screen when any are, else to the highlighted run: a run the filter hides is never
-cancelled or removed unseen. Cancel, retry, run next and remove clear the marks
+cancelled or removed unseen. Marked runs a key cannot act on (a succeeded run to cancel,
+retry, move or run next) are named in a warning and left as they are; the others are
+changed, all or none. Cancel, retry, run next and remove clear the marks
 (escape clears them too); priority keeps them, to press +/- again. Remove asks
 first unless it removes one queued run: marked runs or a finished run go with their
 metrics and results.
@@ -26,7 +28,7 @@ from textual.message import Message
 from core.errors import ResconvError
 from core.queue import RunFilter, RunRow, RunStatus, WorkerRow
 from core.queue.failures import RETRY_ADVICE, FailureCause, run_cause
-from core.queue.status import CANCELLABLE, FINISHING, FINISHING_ALL, run_is
+from core.queue.status import CANCELLABLE, FINISHING, FINISHING_ALL, RETRYABLE, run_is
 from core.queue.views import back_to_queue_said, final_pass_said, ids_of
 from resconv_tui.polling import live_workers_of, silent_for
 from resconv_tui.screens.confirm import ConfirmScreen
@@ -209,8 +211,17 @@ class RunActions:
         self._retry([run for run in runs if run_cause(run) == cause])
 
     def _retry(self, runs: list[RunRow]) -> None:
-        """Queue ``runs`` again; asks first for runs that diverged (they would again)."""
-        ids = self._ids(runs)
+        """Queue the failed and cancelled ``runs`` again; asks first for runs that
+        diverged (they would again). The others are named and left as they are, as c, t
+        and + do: a succeeded run marked beside them failed the whole retry."""
+        retryable = [run for run in runs if run.status in RETRYABLE]
+        if others := [run for run in runs if run.status not in RETRYABLE]:
+            said = f"{_statuses_of(others)}: only failed or cancelled runs can be retried"
+            if not retryable:  # marks kept: nothing was done with them
+                self.notify(f"{said}; nothing changed", severity="warning")
+                return
+            self.notify(said, severity="warning")
+        ids = self._ids(retryable)
         if not ids:
             return
 
@@ -218,14 +229,16 @@ class RunActions:
             self.ctx.repo.retry(ids)
             return _say(("queued again", ids))
 
-        diverged = [r.id for r in runs if run_cause(r) == FailureCause.DIVERGED]
+        unmark = self._ids(runs)  # every mark: the runs left alone were said
+        diverged = [r.id for r in retryable if run_cause(r) == FailureCause.DIVERGED]
         if not diverged:
-            self._write(verb, ids)
+            self._write(verb, unmark)
             return
         advice = RETRY_ADVICE[FailureCause.DIVERGED]
-        question = f"Run {_listed(diverged)} failed with {FailureCause.DIVERGED}: {advice}. Retry?"
+        question = f"Run {_cut(diverged)} failed with {FailureCause.DIVERGED}: {advice}. Retry?"
         self.app.push_screen(
-            ConfirmScreen(question, "Retry"), lambda yes: self._write(verb, ids) if yes else None
+            ConfirmScreen(question, "Retry"),
+            lambda yes: self._write(verb, unmark) if yes else None,
         )
 
     def action_priority(self, step: int) -> None:
@@ -653,7 +666,12 @@ def _remove_question(runs: list[RunRow]) -> str:
 
 def _cannot_cancel(runs: list[RunRow]) -> str:
     """``run 1 has succeeded, runs 5, 6 are cancelled: only queued or running runs can be
-    cancelled``: the runs ``c`` leaves alone, by status (a few ids of each)."""
+    cancelled``: the runs ``c`` leaves alone."""
+    return f"{_statuses_of(runs)}: only queued or running runs can be cancelled"
+
+
+def _statuses_of(runs: list[RunRow]) -> str:
+    """``run 1 has succeeded, runs 5, 6 are cancelled``: by status, a few ids of each."""
     by_status: dict[RunStatus, list[int]] = {}
     for run in runs:
         by_status.setdefault(run.status, []).append(run.id)
@@ -662,7 +680,7 @@ def _cannot_cancel(runs: list[RunRow]) -> str:
         done = status in (RunStatus.SUCCEEDED, RunStatus.FAILED)  # "has failed", "is cancelled"
         verb = ("has" if done else "is") if len(ids) == 1 else ("have" if done else "are")
         said.append(f"{_some('run', ids)} {verb} {status}")
-    return f"{', '.join(said)}: only queued or running runs can be cancelled"
+    return ", ".join(said)
 
 
 def _next_priorities(priorities: list[int]) -> str:

@@ -515,24 +515,27 @@ def metric_count(db_url: str, run_id: int) -> int:
 async def test_a_refused_batch_keeps_its_marks(
     seeded, app_factory, settle, db_url, key: str
 ) -> None:
-    # r on a succeeded and a cancelled run (c on two queued runs, one cancelled elsewhere
-    # since the last poll) is refused whole, nothing changed: the marks were dropped all
-    # the same, to be made again.
+    # r on a failed and a cancelled run (c on two queued runs), one of them retried (or
+    # cancelled) elsewhere since the last poll, is refused whole, nothing changed: the
+    # marks were dropped all the same, to be made again.
+    kept, changed = (seeded["failed"], seeded["cancelled"]) if key == "r" else (7, 8)
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        marked = {1, seeded["cancelled"]} if key == "r" else {8, 7}
-        await mark(pilot, *sorted(marked))
-        if key == "c":
-            Repo.open(db_url).request_cancel([8])
+        await mark(pilot, kept, changed)
+        before = run(db_url, kept).status
+        repo = Repo.open(db_url)
+        (repo.retry if key == "r" else repo.request_cancel)([changed])
+        repo.close()
         await pilot.press(key)
         await settle(pilot)
-        assert app.screen.marked == marked
-        assert run(db_url, 7).status == RunStatus.QUEUED
-        await mark(pilot, 1 if key == "r" else 8)  # unmarked: the other goes ahead
+        assert app.screen.marked == {kept, changed}
+        assert run(db_url, kept).status == before
+        await mark(pilot, changed)  # unmarked: the retry or cancel of the other goes ahead
         await pilot.press(key)
         await settle(pilot)
         assert app.screen.marked == set()
+        assert run(db_url, kept).status != before
 
 
 async def test_remove_of_marked_runs_asks_first(seeded, app_factory, settle, db_url) -> None:
@@ -1776,3 +1779,36 @@ async def test_cancel_of_marked_runs_leaves_the_finished_ones_and_says_so(
             "cancelled; nothing changed"
         )
         assert app.screen.marked == {1, 8}
+
+
+async def test_retry_of_marked_runs_leaves_the_others_and_says_so(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # A succeeded run marked beside a failed and a cancelled one failed the whole retry
+    # ("run 1 has succeeded: only failed or cancelled runs can be retried; nothing
+    # changed"), as c did: r queues the two again and names the others, as c, t and + do.
+    failed, cancelled = seeded["failed"], seeded["cancelled"]
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await mark(pilot, 1, failed, cancelled, 7)
+        await pilot.press("r")
+        await settle(pilot)
+        assert [run(db_url, i).status for i in (1, failed, cancelled, 7)] == [
+            RunStatus.SUCCEEDED, RunStatus.QUEUED, RunStatus.QUEUED, RunStatus.QUEUED
+        ]  # fmt: skip
+        assert cell(app, failed, "status") == "queued" and cell(app, 1, "status") == "succeeded"
+        assert notices(app)[-2:] == [
+            "run 1 has succeeded, run 7 is queued: only failed or cancelled runs can be retried",
+            f"queued again: run {failed}, {cancelled}",
+        ]
+        assert app.screen.marked == frozenset()
+        # None of them can be: said, nothing written, the marks kept.
+        await mark(pilot, 1, 2)
+        await pilot.press("r")
+        await settle(pilot)
+        assert notices(app)[-1] == (
+            "runs 1, 2 have succeeded: only failed or cancelled runs can be retried; "
+            "nothing changed"
+        )
+        assert app.screen.marked == {1, 2}
