@@ -107,6 +107,7 @@ def visible_gpu_count(visible: str | None = None) -> int | None:
         return None
     try:
         count = int(pynvml.nvmlDeviceGetCount())
+        uuids = _gpu_uuids(pynvml, count) if visible and "GPU-" in visible else None
     except Exception:
         return None
     finally:
@@ -114,16 +115,40 @@ def visible_gpu_count(visible: str | None = None) -> int | None:
             pynvml.nvmlShutdown()
     if visible is None:
         return count
-    seen: list[str] = []
+    seen: list[int | str] = []
     for entry in (e.strip() for e in visible.split(",")):
-        number = entry.isascii() and entry.isdigit()  # "²" is a digit to isdigit()
-        known = int(entry) < count if number else entry.startswith(("GPU-", "MIG-"))
-        if not known or entry in seen:  # CUDA stops at an entry that names no device
+        device = _visible_device(entry, count, uuids)
+        if device is None or device in seen:  # CUDA stops at an entry that names no device
             break
-        seen.append(entry)
-    # Erring to the larger count: a UUID is not looked up, and a cuda:N past CUDA's own
-    # count is still refused by the worker.
+        seen.append(device)
+    # Erring to the larger count where NVML cannot tell (a MIG instance is not looked up):
+    # a cuda:N past CUDA's own count is still refused by the worker.
     return len(seen)
+
+
+def _gpu_uuids(pynvml: Any, count: int) -> list[str] | None:
+    """Each GPU's UUID (``GPU-8a1c...``) by NVML index; None where NVML cannot tell."""
+    try:
+        uuids = [
+            pynvml.nvmlDeviceGetUUID(pynvml.nvmlDeviceGetHandleByIndex(i)) for i in range(count)
+        ]
+    except Exception:
+        return None
+    return [uuid.decode() if isinstance(uuid, bytes) else str(uuid) for uuid in uuids]
+
+
+def _visible_device(entry: str, count: int, uuids: list[str] | None) -> int | str | None:
+    """The GPU a ``CUDA_VISIBLE_DEVICES`` entry names: its NVML index, the entry itself
+    where it cannot be looked up, None where it names none (CUDA stops there). A
+    ``GPU-...`` entry is a UUID or a prefix of one that no other GPU's shares, as CUDA
+    takes it: one taken on trust let the w dialog start a worker on cuda:0 with no such
+    GPU, which failed 10 s later importing torch."""
+    if entry.isascii() and entry.isdigit():  # "²" is a digit to isdigit()
+        return int(entry) if int(entry) < count else None
+    if entry.startswith("GPU-") and uuids is not None:
+        matches = [index for index, uuid in enumerate(uuids) if uuid.startswith(entry)]
+        return matches[0] if len(matches) == 1 else None
+    return entry if entry.startswith(("GPU-", "MIG-")) else None
 
 
 def _handle(pynvml: Any, index: int, visible: str | None) -> Any:

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import sqlite3
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -1141,6 +1142,43 @@ async def test_w_dialog_refuses_a_gpu_this_machine_lacks(
         assert fields["device"].error == ""  # corrected: its reason goes at once
         await pilot.press("enter")
         assert launcher.started[0][1].device == "cuda:0"
+
+
+async def test_w_dialog_refuses_a_gpu_uuid_this_machine_lacks(
+    no_local_worker, app_factory, settle, launcher, monkeypatch
+) -> None:
+    # CUDA_VISIBLE_DEVICES naming another box's GPU by UUID: the dialog took the UUID on
+    # trust and started a worker on cuda:0, which failed 10 s later importing torch.
+    import types
+
+    import core.gpu
+    import resconv_tui.screens.start_worker as start_worker
+
+    nvml = types.ModuleType("pynvml")  # one GPU, as NVML tells it
+    nvml.nvmlInit = nvml.nvmlShutdown = lambda: None  # type: ignore[attr-defined]
+    nvml.nvmlDeviceGetCount = lambda: 1  # type: ignore[attr-defined]
+    nvml.nvmlDeviceGetHandleByIndex = lambda index: index  # type: ignore[attr-defined]
+    nvml.nvmlDeviceGetUUID = lambda handle: "GPU-8a1c0f2e-1111"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    monkeypatch.setattr(start_worker, "visible_gpu_count", core.gpu.visible_gpu_count)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-ffff0000-2222")
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        await app.workers.wait_for_complete()
+        fields = dialog_fields(app)
+        fields["device"].value = "cuda:0"
+        await pilot.press("enter")
+        assert isinstance(app.screen, StartWorkerScreen) and launcher.started == []
+        reason = str(fields["device"].query_one(".field-reason").render())
+        assert reason == (
+            "device: 'cuda:0': CUDA_VISIBLE_DEVICES='GPU-ffff0000-2222' leaves no GPU "
+            "(use cpu or auto)"
+        )
+        fields["device"].value = "cpu"
+        await pilot.press("enter")
+        assert launcher.started[0][1].device == "cpu"
 
 
 async def start_a_worker_that_exits(

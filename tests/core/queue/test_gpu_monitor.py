@@ -134,6 +134,23 @@ def test_visible_gpu_count_as_cuda_numbers_them(monkeypatch: pytest.MonkeyPatch)
     assert visible_gpu_count() is None  # no driver: unknown, the worker finds out
 
 
+def test_visible_gpu_count_looks_up_gpu_uuids(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A GPU-... entry was taken on trust: CUDA_VISIBLE_DEVICES=GPU-<another box's> counted
+    # 1, the w dialog let cuda:0 through, and the worker failed 10 s later.
+    nvml = fake_pynvml()
+    nvml.nvmlDeviceGetCount = lambda: 2
+    uuids = ["GPU-8a1c0f2e-1111-2222-3333-444455556666", "GPU-8a1d9b00-aaaa-bbbb-cccc-dddd"]
+    nvml.nvmlDeviceGetUUID = lambda handle: uuids[handle[1]].encode()  # bytes, as older NVML
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    assert visible_gpu_count(visible="GPU-ffff0000-1111-2222-3333-444455556666") == 0
+    assert visible_gpu_count(visible=uuids[1]) == 1
+    assert visible_gpu_count(visible="GPU-8a1c0, GPU-8a1d") == 2  # prefixes, as CUDA takes
+    assert visible_gpu_count(visible="GPU-8a1, 0") == 0  # a prefix of both: names neither
+    assert visible_gpu_count(visible=f"1, {uuids[1]}") == 1  # the same GPU twice: CUDA stops
+    assert visible_gpu_count(visible="0, GPU-nope, 1") == 1
+    assert visible_gpu_count(visible="MIG-5c1e, 0") == 2  # a MIG instance: not looked up
+
+
 def test_cuda_devices_said() -> None:
     assert [cuda_devices_said(n) for n in (0, 1, 3)] == [
         "no CUDA GPU (use --device cpu or auto)",
