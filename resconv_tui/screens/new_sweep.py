@@ -20,6 +20,7 @@ value, a list (``3,5,7``) or a range (``3..11:2``); see ``resconv_tui.sweep_form
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -333,7 +334,9 @@ class NewSweepScreen(Screen[int | None]):
 
     def save_to(self, path: str | None) -> None:
         """Save as ``path``: a file there is replaced only when the person says so (a
-        hand-written sweep's comments and layout would be lost)."""
+        hand-written sweep's comments and layout would be lost), and folders it lacks
+        are made only when the person says so too (a typo, ``experimnets/x.yml``, made a
+        stray folder, said only once it was made)."""
         if not path:
             return
         try:
@@ -359,6 +362,14 @@ class NewSweepScreen(Screen[int | None]):
             self.app.push_screen(
                 ConfirmScreen(question, "Replace"), lambda yes: self._save(target) if yes else None
             )
+        elif missing := _missing_folders(target):
+            above = len(missing) - 1  # `new/dir/walk.yml`: `new` is made too
+            them = f"it and the {count_of(above, 'folder')} above it" if above else "it"
+            question = f"{target.parent} does not exist. Make {them} and save {target.name} there?"
+            self.app.push_screen(
+                ConfirmScreen(question, "Make and save"),
+                lambda yes: self._save(target) if yes else None,
+            )
         else:
             self._save(target)
 
@@ -371,10 +382,15 @@ class NewSweepScreen(Screen[int | None]):
         except ConfigError as exc:
             self.notify(str(exc), title="Not saved", severity="error")
             return
+        new_folders = _missing_folders(target)
         try:
-            new_folders = [p for p in target.parents if not p.exists()]
             written = save_sweep(target, mapping)
         except OSError as exc:
+            # Not saved: the folders this save made go too (deepest first; one something
+            # else has written into since stays).
+            for folder in new_folders:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
             self.notify(f"{target}: {exc.strerror or exc}", title="Not saved", severity="error")
             return
         made = f" (made the folder {target.parent}" if new_folders else ""
@@ -476,6 +492,14 @@ class NewSweepScreen(Screen[int | None]):
         yield SystemCommand(
             "Cancel new sweep", "Back without queueing (escape)", self.action_cancel
         )
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """The folders above ``path`` that do not exist, deepest first (a save makes them)."""
+    try:
+        return [folder for folder in path.parents if not folder.exists()]
+    except OSError:  # one it may not look into: the save says why it fails, if it does
+        return []
 
 
 def _resolved(path: Path) -> Path | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -352,11 +353,43 @@ async def test_save_as_an_existing_file_asks_before_replacing_it(
             await settle(pilot)
             if answer == "n":
                 assert target.read_text().startswith("# my notes")
-        deeper = tmp_path / "new" / "dir" / "walk.yml"
-        await save_as(pilot, deeper)
-        said = [n.message for n in app._notifications]
     assert len(expand_sweep_file(target)) == 2
-    assert deeper.is_file()
+
+
+async def test_save_as_into_folders_that_do_not_exist_asks_first(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A typo (`experimnets/walk.yml`) made the folder without a word before it was made:
+    # the notice said so after. Asked first now; no leaves nothing, a failed write too.
+    deeper = tmp_path / "new" / "dir" / "walk.yml"
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, "layers", "2,4")
+        await save_as(pilot, deeper)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question == (
+            f"{deeper.parent} does not exist. Make it and the 1 folder above it and save "
+            "walk.yml there?"
+        )
+        await pilot.press("n")
+        await settle(pilot)
+        assert isinstance(app.screen, NewSweepScreen)
+        assert not (tmp_path / "new").exists()
+        # Made, then the write fails (a full disk): the folders it made go with it.
+        monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(
+            OSError(28, "No space left on device")))  # fmt: skip
+        await save_as(pilot, deeper)
+        await pilot.press("y")
+        await settle(pilot)
+        monkeypatch.undo()
+        said = [n.message for n in app._notifications]
+        assert f"{deeper}: No space left on device" in said
+        assert not (tmp_path / "new").exists()
+        await save_as(pilot, deeper)
+        await pilot.press("y")
+        await settle(pilot)
+        said = [n.message for n in app._notifications]
+    assert deeper.is_file() and len(expand_sweep_file(deeper)) == 2
     assert f"2 runs -> {deeper} (made the folder {deeper.parent}, and 1 above it)" in said
 
 
