@@ -10,10 +10,16 @@ import io
 import math
 from typing import Any
 
+from core.config import IMAGE_SIZES
 from core.errors import first_line
 from core.queue.errors import QueueError
 
 NPY_MAGIC = b"\x93NUMPY"  # how every .npy file starts
+# Bounds no run reaches: a run saves 8 images (core.train's SAMPLE_COUNT) of at most
+# max(IMAGE_SIZES) a side. Past them a grid was made by hand, and drawing it in full
+# (3 x 1 x 200000 x 1: 300,036 lines of `show --samples`) helps nobody.
+MAX_SAMPLE_SIDE = 4 * max(IMAGE_SIZES)
+MAX_SAMPLE_COUNT = 64
 
 
 def encode_samples(samples: Any) -> bytes | None:
@@ -57,12 +63,24 @@ def decode_samples(data: bytes, run_id: int) -> Any:
         if len(data) - stream.tell() != math.prod(shape):
             raise _damaged(run_id, f"its header says {math.prod(shape):,} bytes of pixels, it "
                            f"holds {len(data) - stream.tell():,}")  # fmt: skip
+        if too_large := _too_large(shape):  # before np.load: it holds them all
+            raise _damaged(run_id, too_large)
         return np.load(io.BytesIO(data), allow_pickle=False)
     except QueueError:
         raise
     except Exception as exc:  # noqa: BLE001 - numpy's header parser, on bytes made by hand,
         # raises IndexError, tokenize's TokenError, RecursionError... as well as ValueError
         raise _damaged(run_id, f"not a .npy array: {first_line(exc)[:80]}") from None
+
+
+def _too_large(shape: tuple[int, ...]) -> str:
+    """Why a 3 x n x H x W grid is larger than any run makes, or "" if it is not."""
+    _, count, height, width = shape
+    if count > MAX_SAMPLE_COUNT:
+        return f"{count:,} images, a run saves at most {MAX_SAMPLE_COUNT}"
+    if max(height, width) > MAX_SAMPLE_SIDE:
+        return f"images {height:,} x {width:,}, a run's are at most {MAX_SAMPLE_SIDE} a side"
+    return ""
 
 
 def _damaged(run_id: int, problem: str) -> QueueError:

@@ -39,8 +39,9 @@ def row_image(images: Any, count: int) -> Image.Image:
 
 
 def shrink(grid: Any) -> Any:
-    """Nearest-neighbour shrink by an integer factor so no side exceeds MAX_SIDE."""
-    factor = max(1, -(-grid.shape[-1] // MAX_SIDE))
+    """Nearest-neighbour shrink by an integer factor so no side exceeds MAX_SIDE (by the
+    longer side: by the width alone a tall image drew all its rows)."""
+    factor = max(1, -(-max(grid.shape[-2:]) // MAX_SIDE))
     return grid[..., ::factor, ::factor] if factor > 1 else grid
 
 

@@ -16,11 +16,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy
 import pytest
 from seed_runs import ETA_SAYS, READ_AT, T0, curve, detail_runs, eta_case, freeze, new_run
 
 from core.queue import FinalFigures, Repo
 from core.queue.comparison import comparison_table
+from core.queue.samples import encode_samples
 from core.queue.views import render
 from resconv_tui.cli import main
 from resconv_tui.polling import EXITED_NOTE
@@ -218,6 +220,20 @@ def test_show_samples_draws_the_three_rows_in_colour(
     )
 
 
+def test_show_samples_shrinks_a_tall_image_by_its_height(
+    db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Shrunk by the width alone, a 256 x 8 image drew 128 lines a row (3 x 129 in all).
+    done = runs["done"]
+    tall = encode_samples(numpy.full((3, 2, 256, 8), 200, numpy.uint8))
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE run SET samples = ? WHERE id = ?", (tall, done))
+    code, out, _ = cli(capsys, "show", str(done), "--samples", "--db", db_url)
+    assert code == 0
+    drawn = out[out.index("masked input") :].splitlines()
+    assert len(drawn) == 3 * (1 + 16)  # each label, then 32 pixels high in half-blocks
+
+
 def test_damaged_values_are_named_not_a_traceback(
     db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -240,6 +256,20 @@ def test_damaged_values_are_named_not_a_traceback(
         code, out, err = cli(capsys, *command, "--db", db_url)
         assert code == 2 and "Traceback" not in err, command
         assert f"run {done}'s row is damaged (its validation_loss is 'abc', not a number)" in err
+
+
+def test_a_sample_grid_larger_than_any_run_makes_is_one_line_not_drawn(
+    db_url: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A valid but hand-made 3 x 1 x 200000 x 1 grid: `show --samples` drew 300,036 lines.
+    done = runs["done"]
+    tall = encode_samples(numpy.zeros((3, 1, 200_000, 1), numpy.uint8))
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE run SET samples = ? WHERE id = ?", (tall, done))
+    code, out, err = cli(capsys, "show", str(done), "--samples", "--db", db_url)
+    assert code == 2 and "Traceback" not in err and len(err.splitlines()) == 1
+    assert f"run {done}'s sample images are damaged (images 200,000 x 1, a run's are at " in err
+    assert "masked input" not in out and len(out.splitlines()) < 100  # the run, no image
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import sqlite3
 from types import SimpleNamespace
 from typing import Any
 
+import numpy
 import pytest
 from rich.console import Console
 from screen_host import ScreenHost, assert_folds_at_separators, region_lines, screen_text, settle
@@ -18,6 +19,7 @@ from textual.widgets import Static
 
 import resconv_tui.screens.run_detail as run_detail
 from core.queue import FinalFigures, Repo
+from core.queue.samples import encode_samples
 from resconv_tui.screens.run_detail import RunDetailScreen
 from resconv_tui.widgets.loss_chart import LossChart
 from resconv_tui.widgets.sample_image import SampleImage
@@ -81,6 +83,23 @@ async def test_damaged_sample_images_leave_the_rest_of_the_run_shown(
         assert "0.051200" in screen_text(app)
         note = detail(pilot).query_one(SampleImage).empty_note
         assert note.startswith(f"run {runs['done']}'s sample images are damaged (not a .npy")
+
+
+async def test_a_sample_grid_larger_than_any_run_makes_is_a_note_not_drawn(
+    db_url: str, runs: dict
+) -> None:
+    # A valid but hand-made 3 x 1 x 200000 x 1 grid was drawn in full: 100,000 lines a row.
+    tall = encode_samples(numpy.zeros((3, 1, 200_000, 1), numpy.uint8))
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE run SET samples = ? WHERE id = ?", (tall, runs["done"]))
+    app = ScreenHost(RunDetailScreen(db_url, runs["done"]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        image = detail(pilot).query_one(SampleImage)
+        assert image.grid is None and image.size.height == 1
+        assert image.empty_note.startswith(
+            f"run {runs['done']}'s sample images are damaged (images 200,000 x 1, a run's are"
+        )
 
 
 async def test_failed_run_shows_its_error(db_url: str, runs: dict) -> None:

@@ -413,6 +413,13 @@ def test_worker_and_metric_values_of_the_wrong_kind_are_named(db_path: Path) -> 
         ),
         (_huge_header((3, -1, -2, 2)) + bytes(12), "shaped 3 x -1 x -2 x 2, not uint8"),
         (_huge_header((3, 0, 28, 28)), "shaped 3 x 0 x 28 x 28, not uint8"),  # drew nothing
+        # Larger than any run makes: `show --samples` drew a tall one's 300,036 lines.
+        (
+            _npy(numpy.zeros((3, 1, 200_000, 1), numpy.uint8)),
+            "(images 200,000 x 1, a run's are at most 256 a side)",
+        ),
+        (_npy(numpy.zeros((3, 1, 1, 257), numpy.uint8)), "(images 1 x 257, a run's are at"),
+        (_npy(numpy.zeros((3, 65, 1, 1), numpy.uint8)), "(65 images, a run saves at most 64)"),
         # numpy's header parser raised IndexError, TokenError, RecursionError on these.
         (
             _raw_header("{'descr': ('|u1',), 'fortran_order': False, 'shape': (3, 1, 2, 2), }")
@@ -442,6 +449,9 @@ def test_worker_and_metric_values_of_the_wrong_kind_are_named(db_path: Path) -> 
         "version-4",
         "negative-sizes",
         "no-images",
+        "too-tall",
+        "too-wide",
+        "too-many",
         "descr-tuple",
         "unclosed",
         "deep",
@@ -451,6 +461,16 @@ def test_damaged_sample_images_are_named_not_a_numpy_traceback(stored: object, s
     with pytest.raises(QueueError, match=r"^run 4's sample images are damaged ") as caught:
         decode_samples(stored, 4)  # type: ignore[arg-type]
     assert said in str(caught.value)
+
+
+def test_the_largest_sample_grid_a_run_makes_is_within_the_bounds() -> None:
+    # The bounds on a grid are for hand-made ones: a run's own must never meet them.
+    from core.config import IMAGE_SIZES
+    from core.train import SAMPLE_COUNT
+
+    side = max(IMAGE_SIZES)
+    grid = numpy.zeros((3, SAMPLE_COUNT, side, side), numpy.uint8)
+    assert decode_samples(encode_samples(grid), 4).shape == grid.shape  # type: ignore[arg-type]
 
 
 def test_a_role_that_does_not_own_the_tables_works_without_the_new_columns(
