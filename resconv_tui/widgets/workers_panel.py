@@ -20,9 +20,11 @@ from resconv_tui.polling import worker_health
 from resconv_tui.widgets.steady_static import SteadyStatic
 
 HEALTH_DOT = {"online": "●", "stale": "◐", "offline": "○"}
-# Narrower than this (an 80-column terminal), a line leaves out the health word, the
-# pid and the runs done, and shortens the host, so each worker stays on one line; the
-# pid stays where two rows share a host (two workers of one box read the same without).
+# Narrower than this (an 80-column terminal), or where a wide line would not fit (a
+# stack's claim rules), a line leaves out the health word, the pid and the runs done, and
+# shortens the host, so each worker stays on one line; the pid stays where two rows
+# share a host (two workers of one box read the same without). What still does not fit
+# is cut with an ellipsis (app.tcss), the claim rules first.
 NARROW_BELOW = 100
 
 
@@ -84,11 +86,18 @@ class WorkersPanel(SteadyStatic):
         hosts = Counter(w.host[:10] for w in self.rows)  # as the narrow line shows them
         # The narrow line's pid column, for all rows alike, as wide as their widest pid.
         pids = max(len(str(w.pid)) for w in self.rows) if max(hosts.values()) > 1 else 0
+        columns = {
+            w.id: f"{gpus[w.id]:<{gpu_width}}  {runs[w.id]:<{runs_width}}" for w in self.rows
+        }
+        narrow = 0 < self.size.width < NARROW_BELOW
+        room = self.content_region.width
+        if room and not narrow:  # a stack's rules at 120 columns: the narrow form keeps them
+            wide = [self._line(w, device_width, columns[w.id], pids, False) for w in self.rows]
+            narrow = any(line.cell_len > room for line in wide)
         for i, worker in enumerate(self.rows):
             if i:
                 lines.append("\n")
-            columns = f"{gpus[worker.id]:<{gpu_width}}  {runs[worker.id]:<{runs_width}}"
-            lines.append_text(self._line(worker, device_width, columns, pids))
+            lines.append_text(self._line(worker, device_width, columns[worker.id], pids, narrow))
         if coming:
             lines.append(f"\n{coming}", style=self._style("dim"))
         self.update(lines)
@@ -96,11 +105,11 @@ class WorkersPanel(SteadyStatic):
     def on_resize(self) -> None:
         self._redraw()
 
-    def _line(self, w: WorkerRow, device_width: int, columns: str, pids: int) -> Text:
+    def _line(self, w: WorkerRow, device_width: int, columns: str, pids: int, narrow: bool) -> Text:
         health = worker_health(w, self.now)
         line = Text()
         beat = f"beat {format_age(w.age(self.now))} ago"
-        if 0 < self.size.width < NARROW_BELOW:  # the dot's shape says the health: ● ◐ ○
+        if narrow:  # the dot's shape says the health: ● ◐ ○
             line.append(f"{HEALTH_DOT[health]} ", style=self._style(health))
             pid = f"{w.pid:<{pids}} " if pids else ""
             line.append(f"{w.host:<10.10} {pid}{w.device:<{device_width}} {columns} {beat}")

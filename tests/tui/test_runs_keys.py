@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import LAUNCHED_PID, LOCAL_HOST, NOW, frozen_repo_time, new_runs
-from screen_host import screen_text
+from screen_host import region_lines, screen_text
 from screen_host import settle as settle_pilot
 
 from core.queue import Repo, RunStatus
@@ -1038,6 +1038,30 @@ async def test_workers_panel_names_every_run_of_a_stack(
         assert f"runs {','.join(map(str, local_stack_worker))}" in line
         assert "run 4 " in panel  # the GPU box's single run
         assert len({line.index(" done ") for line in panel.splitlines()}) == 1  # aligned
+
+
+async def test_at_80_columns_a_stack_workers_rules_are_cut_not_wrapped(
+    no_local_worker, app_factory, settle, db_url
+) -> None:
+    # `worker --stack 3 --order largest-first --max-runs 5` beside the GPU box: its
+    # "stack 3, largest first, max 5 runs" wrapped onto a line of its own in the panel.
+    repo = Repo.open(db_url)
+    with frozen_repo_time(NOW):
+        worker = repo.register_worker(LOCAL_HOST, 3003, "cpu", stack=3, largest_first=True,
+                                      max_runs=5)  # fmt: skip
+        repo.claim(worker)
+    repo.close()
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        panel = app.screen.query_one(WorkersPanel)
+        lines = region_lines(app, panel.content_region)
+        assert len(lines) == len(panel.rows) == 3  # one line a worker
+        assert lines[0].startswith("● workstatio 3003 cpu") and lines[0].endswith("…")
+        await pilot.resize_terminal(120, 36)  # room for them: whole
+        await settle(pilot)
+        lines = region_lines(app, panel.content_region)
+        assert len(lines) == 3 and lines[0].endswith("  stack 3, largest first, max 5 runs")
 
 
 async def test_w_asks_how_then_starts_a_detached_worker(
