@@ -351,17 +351,6 @@ class RunsScreen(RunActions, Screen[None]):
             on_screen = {run.id for run in visible}
             hidden = len(self.marked - on_screen)
             marked.append(f"{len(self.marked)} marked" + (f" ({hidden} hidden)" if hidden else ""))
-        q = self.filters
-        shown = [  # only the filters in force: the line must fit a modest terminal
-            *([f"status={q.status}"] if q.status else []),
-            *(
-                [f"exp={q.experiment}{self._experiment_eta(dash, q.experiment)}"]
-                if q.experiment
-                else []
-            ),
-            *([f'text="{q.text}"'] if q.text else []),
-            *(["order=queue"] if self.queue_order else []),
-        ]
         total = count_of(len(dash.runs), "run")
         if len(visible) < len(dash.runs):  # a filter: how many of them the table shows
             total += f" ({len(visible)} shown)"
@@ -370,8 +359,10 @@ class RunsScreen(RunActions, Screen[None]):
             done = dash.workers_end_s
             ends = f", workers done in {format_duration(done)}" if done is not None else ""
             eta += f" ({dash.untaken} left queued{ends})"
-        filters = " ".join(shown)
+        filters = self._filters_said(dash, with_eta=True)
         wide, close = (f"  │  {filters}", f" │ {filters}") if filters else ("", "")
+        bare = self._filters_said(dash, with_eta=False)
+        barest = f" │ {bare}" if bare else ""
         # The first that fits, rather than a second line that takes a row from the table:
         # on an 80-column terminal the same closer together, then without the causes,
         # then only the runs still to train or fail, then the total alone. The marks stay
@@ -382,10 +373,29 @@ class RunsScreen(RunActions, Screen[None]):
             "·".join([total, *plain, *marked]) + f" │ ETA {eta}{close}",
             "·".join([total, *pending, *marked]) + f" │ ETA {eta}{close}",
             "·".join([total, *marked]) + f" │ ETA {eta}{close}",
+            # Two filters and the order at 80 columns wrapped even the total alone: the
+            # experiment's own ETA goes, then the end is cut (the filters stay named).
+            "·".join([total, *marked]) + f" │ ETA {eta}{barest}",
         )
         room = self.query_one("#runs-summary", Static).content_region.width
         # Cells, not characters: an experiment may be named 実験.
-        return next((form for form in forms if not room or cell_len(form) <= room), forms[-1])
+        return next(
+            (form for form in forms if not room or cell_len(form) <= room),
+            _cut(forms[-1], room),
+        )
+
+    def _filters_said(self, dash: Dashboard, *, with_eta: bool) -> str:
+        """Only the filters in force (the line must fit a modest terminal); ``with_eta``:
+        the filtered experiment's ETA beside its name."""
+        q = self.filters
+        eta = self._experiment_eta(dash, q.experiment) if q.experiment and with_eta else ""
+        shown = [
+            *([f"status={q.status}"] if q.status else []),
+            *([f"exp={q.experiment}{eta}"] if q.experiment else []),
+            *([f'text="{q.text}"'] if q.text else []),
+            *(["order=queue"] if self.queue_order else []),
+        ]
+        return " ".join(shown)
 
     @staticmethod
     def _experiment_eta(dash: Dashboard, experiment: str) -> str:
@@ -519,6 +529,14 @@ SHORTER = (("train loss ", "train "), ("val loss ", "val "), ("priority ", "pri 
            (" inputs", ""))  # fmt: skip
 
 
+def _cut(text: str, room: int) -> str:
+    """``text`` cut to ``room`` cells with an ellipsis, rather than wrapped onto a second
+    line that takes a row from the table."""
+    cut = Text(text)
+    cut.truncate(room, overflow="ellipsis")
+    return cut.plain
+
+
 def _fitted(text: str, room: int) -> str:
     for long, short in SHORTER:
         if not room or cell_len(text) <= room:
@@ -527,9 +545,7 @@ def _fitted(text: str, room: int) -> str:
     if room and cell_len(text) > room:
         text = re.sub(r" @ [\d,]+", "", text, count=1)  # the train's or the val's
     if room and cell_len(text) > room:  # a long name or error: cut, and say so
-        cut = Text(text)
-        cut.truncate(room, overflow="ellipsis")
-        text = cut.plain
+        text = _cut(text, room)
     return text
 
 

@@ -650,6 +650,34 @@ async def test_at_80_columns_a_filter_leaves_the_marks_in_the_summary(
         assert said.startswith("8 runs (1 shown)·") and said.endswith(' │ text="act-mish"')
 
 
+async def test_at_80_columns_two_filters_and_the_order_keep_the_summary_one_line(
+    seeded, app_factory, settle
+) -> None:
+    # Status and experiment filters with order=queue wrapped the total-alone form onto a
+    # second line, a row taken from the table.
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("F", *"fff", "o")  # exp=t1-layers-32, status=succeeded
+        app.screen.refresh_now()
+        await settle(pilot)
+        summary = app.screen.query_one("#runs-summary")
+        (line,) = region_lines(app, summary.content_region)
+        # The experiment's own ETA goes first: every filter stays named.
+        assert summary.size.height == 1 and line == (
+            "8 runs (3 shown) │ ETA 3m02s │ status=succeeded exp=t1-layers-32 order=queue"
+        )
+        # A third filter leaves no form that fits: the end is cut, and seen to be.
+        await pilot.press("slash", *"l-", "enter")
+        app.screen.refresh_now()
+        await settle(pilot)
+        (line,) = region_lines(app, summary.content_region)
+        assert summary.size.height == 1 and line.endswith("…") and len(line) == 78
+        assert line.startswith(
+            '8 runs (3 shown) │ ETA 3m02s │ status=succeeded exp=t1-layers-32 text="l-"'
+        )
+
+
 async def test_at_80_columns_a_filter_that_matches_nothing_keeps_the_narrow_layout(
     seeded, app_factory, settle
 ) -> None:
