@@ -21,8 +21,15 @@ STATUS_WORDS = ("queued", "running", "succeeded", "failed", "cancelled")
 HEADER = ("id", "status", "run", "pri", "progress", "val loss", "params", "note")
 NOTE_ROOM = 20  # the least a note wraps within beside its row; less, and it goes under it
 RUN = HEADER.index("run")
-LEAST_RUN_WIDTH = 20  # the run column is never cut narrower, however narrow the terminal
+LEAST_RUN_WIDTH = 20  # the run column is cut narrower only with every column below gone
+LEAST_CUT_RUN_WIDTH = 12  # ...and never narrower: at 40 columns it has 12 to 16
 LEAST_EXPERIMENT_WIDTH = 6  # of a run's experiment, where a note would take the room
+# What a narrow terminal leaves out, first to last, before the run column goes below
+# LEAST_RUN_WIDTH: the priority (the list's order says it), the parameter count, then
+# the progress (the status says whether it trains). Below about 67 columns every row ran
+# past the edge and wrapped; id, status, run and val loss fit 40.
+DROPPED_FIRST = ("pri", "params", "progress")
+RIGHT = frozenset({"id", "pri", "progress", "val loss", "params"})  # numbers: to the right
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -62,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     elif ordered:
         lines = [run_line(r, now, r.id in stalled, r.id in exited, ends) for r in ordered]
         columns = terminal_columns()
-        print(table(fit_runs(ordered, lines, columns), columns))
+        header, lines = fit_columns(lines, columns)
+        print(table(fit_runs(ordered, lines, columns, header), columns, header))
     else:
         print("no runs" + (" match" if statuses or args.experiment else " yet"))
     return 0
@@ -131,29 +139,58 @@ def run_line(
     )  # fmt: skip
 
 
+def fit_columns(
+    lines: list[tuple[str, ...]], columns: int | None
+) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """The header and ``lines`` without the columns (``DROPPED_FIRST``) a terminal of
+    ``columns`` cells has no room for beside a run column of LEAST_RUN_WIDTH. A pipe
+    (``columns`` None) keeps them all."""
+    header: tuple[str, ...] = HEADER
+    if columns is None or not lines:
+        return header, lines
+    for name in DROPPED_FIRST:
+        if _fixed_width(header, lines) + LEAST_RUN_WIDTH <= columns:
+            break
+        at = header.index(name)
+        header = (*header[:at], *header[at + 1 :])
+        lines = [(*line[:at], *line[at + 1 :]) for line in lines]
+    return header, lines
+
+
+def _fixed_width(header: tuple[str, ...], lines: list[tuple[str, ...]]) -> int:
+    """The cells a row takes but its run and its note (each column's gap included)."""
+    widths = column_widths([header, *lines])
+    return sum(widths) - widths[RUN] + 2 * len(widths)
+
+
 def fit_runs(
-    runs: list[RunRow], lines: list[tuple[str, ...]], columns: int | None
+    runs: list[RunRow],
+    lines: list[tuple[str, ...]],
+    columns: int | None,
+    header: tuple[str, ...] = HEADER,
 ) -> list[tuple[str, ...]]:
-    """``lines`` (of ``runs``, in order) with the run column cut so that each row fits a
-    terminal of ``columns`` cells: the experiment first, then the names as the dashboard's
-    narrow runs table cuts them (rows told apart). A pipe (``columns`` None) keeps them
-    whole, for grep. At 80 columns a long experiment name wrapped every row in two."""
+    """``lines`` (of ``runs``, in order; columns ``header``) with the run column cut so
+    that each row fits a terminal of ``columns`` cells: the experiment first, then the
+    names as the dashboard's narrow runs table cuts them (rows told apart). A pipe
+    (``columns`` None) keeps them whole, for grep. At 80 columns a long experiment name
+    wrapped every row in two."""
     from core.queue.views import cell_len
     from resconv_tui.name_cuts import cut_names, name_parts
 
     if columns is None or not lines:
         return lines
-    widths = column_widths([HEADER, *lines])
+    widths = column_widths([header, *lines])
     notes = [cell_len(line[-1]) for line in lines if line[-1]]
     beside = min(max(notes), NOTE_ROOM) if notes else 0  # room kept for the notes
-    fixed = sum(widths) - widths[RUN] + 2 * len(widths)
+    fixed = _fixed_width(header, lines)
     longest_name = max(cell_len(run.name) for run in runs)
     longest_experiment = max(cell_len(run.experiment) for run in runs)
     least = min(longest_experiment, LEAST_EXPERIMENT_WIDTH) + 1 + longest_name  # names whole
     # The names whole before the notes' room: a note goes under its row rather than a cut
     # name read as another run's.
     room = columns - fixed - (beside if columns - fixed - beside >= least else 0)
-    room = max(LEAST_RUN_WIDTH, room)
+    # Only where fit_columns left nothing more to drop is the run column narrower.
+    room = max(min(LEAST_RUN_WIDTH, columns - fixed), LEAST_CUT_RUN_WIDTH, room)
     if widths[RUN] <= room:
         return lines
     # The experiment is cut before the names, down to 3 cells ("a…"; a wide "実…"), the
@@ -177,10 +214,12 @@ def column_widths(rows: list[tuple[str, ...]]) -> list[int]:
     """The widest cell of each column but the note, in terminal cells."""
     from core.queue.views import cell_len
 
-    return [max(cell_len(row[i]) for row in rows) for i in range(len(HEADER) - 1)]
+    return [max(cell_len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
 
 
-def table(lines: list[tuple[str, ...]], columns: int | None = None) -> str:
+def table(
+    lines: list[tuple[str, ...]], columns: int | None = None, header: tuple[str, ...] = HEADER
+) -> str:
     """Aligned columns, numbers to the right, the note last and free. ``columns``: a
     terminal's width, which a long note wraps within, between words, under its own column
     (or, with little room left, under its row): at 80 columns "validating: its final
@@ -188,9 +227,9 @@ def table(lines: list[tuple[str, ...]], columns: int | None = None) -> str:
     from core.queue.views import cell_len, pad
 
     noted = any(line[-1] for line in lines)  # else no "note" header, alone under the header
-    rows = [HEADER if noted else (*HEADER[:-1], ""), *lines]
+    rows = [header if noted else (*header[:-1], ""), *lines]
     widths = column_widths(rows)
-    right = {0, 3, 4, 5, 6}
+    right = {i for i, name in enumerate(header) if name in RIGHT}
 
     def line(row: tuple[str, ...]) -> str:
         cells = [pad(c, w, i in right) for i, (c, w) in enumerate(zip(row, widths, strict=False))]

@@ -332,15 +332,48 @@ def test_ls_cuts_a_long_run_column_to_the_terminal_experiment_first(
     piped = cli(capsys, "ls")[1].splitlines()  # a pipe: whole, for grep
     assert f"{experiment}/ch-4_lr-0.001" in piped[1]
     assert piped[0].split() == ["id", "status", "run", "pri", "progress", "val", "loss", "params"]
-    for columns, shown in ((80, "a-rather-long-expe…/"), (60, "a-rat…/"), (40, "a-rat…/")):
+    # Below 67 columns pri, params and progress go first (rows ran past 60 and 40 columns).
+    for columns, shown in (
+        (80, "a-rather-long-expe…/"),
+        (60, "a-rather-lo…/"),
+        (50, "a-rather-lo…/"),
+    ):
         monkeypatch.setattr(ls_command, "terminal_columns", lambda columns=columns: columns)
         out = cli(capsys, "ls")[1].splitlines()
         assert len(out) == 5 and out[1].split()[2] == f"{shown}ch-4_lr-0.001", out
-        assert all(len(line) <= max(columns, 67) for line in out), out  # 67: the least row
-    monkeypatch.setattr(ls_command, "terminal_columns", lambda: 30)
-    assert len({line.split()[2] for line in cli(capsys, "ls")[1].splitlines()[1:]}) == 4
+        assert all(len(line) <= columns for line in out), out
+    monkeypatch.setattr(ls_command, "terminal_columns", lambda: 40)  # the names cut too
+    out = cli(capsys, "ls")[1].splitlines()
+    assert len({line.split()[2] for line in out[1:]}) == 4 and all(len(line) <= 40 for line in out)
     monkeypatch.setattr(ls_command, "terminal_columns", lambda: 120)
     assert cli(capsys, "ls")[1].splitlines() == piped  # room for it all: nothing cut
+
+
+@pytest.mark.parametrize(
+    ("columns", "left_out"),
+    [(67, []), (66, ["pri"]), (61, ["pri", "params"]), (40, ["pri", "params", "progress"])],
+)
+def test_ls_leaves_out_columns_a_narrow_terminal_has_no_room_for(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    columns: int,
+    left_out: list[str],
+) -> None:
+    # Below 67 columns every row ran past the edge (the run column kept 20 cells, every
+    # other column stayed): each row wrapped in two.
+    import resconv_tui.commands.ls as ls_command
+
+    repo, worker, run_id = queued_and_claimed(capsys)
+    repo.fail(run_id, worker, "CUDA out of memory (tried to allocate 2.0 GiB)")
+    monkeypatch.setattr(ls_command, "terminal_columns", lambda: columns)
+    out = cli(capsys, "ls")[1].splitlines()
+    kept = [name for name in ls_command.HEADER[:-1] if name not in left_out]
+    header = out[0].replace("val loss", "val-loss").split()
+    assert [name for name in header if name != "note"] == [name.replace(" ", "-") for name in kept]
+    assert all(len(line) <= columns for line in out), out
+    assert "oom: CUDA out of memory" in " ".join(out)  # the note kept, wrapped
+    rows = [line.split() for line in out if line.split()[0].isdigit()]
+    assert len(rows) == 4 and len({row[2] for row in rows}) == 4  # the runs told apart
 
 
 @pytest.mark.parametrize("columns", [80, 60])
@@ -374,7 +407,7 @@ def test_ls_keeps_a_wide_first_character_of_the_experiment(
 
     Path("jp.yml").write_text(SWEEP.replace("name: smoke", "name: 実験ファッションの長い名前です"))
     cli(capsys, "queue", "jp.yml")
-    monkeypatch.setattr(ls_command, "terminal_columns", lambda: 50)
+    monkeypatch.setattr(ls_command, "terminal_columns", lambda: 44)  # 6 cells of experiment
     assert cli(capsys, "ls")[1].splitlines()[1].split()[2] == "実験…/ch-4_lr-0.001"
 
 
