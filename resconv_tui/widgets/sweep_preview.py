@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 from rich.text import Text
@@ -39,7 +42,7 @@ class SweepPreview(VerticalScroll, can_focus=False):
         self.query_one("#preview-table", Static).update(run_table(preview))
 
 
-def summary(preview: Preview) -> Text:
+def summary(preview: Preview) -> Text | PreviewSummary:
     if not preview.ok:
         text = Text(f"{count_of(preview.total, 'run')}, not valid yet:\n", style="bold red")
         for key, reason in preview.errors.items():
@@ -59,10 +62,29 @@ def summary(preview: Preview) -> Text:
         text.append(f" ({', '.join(parts)})", style="bold" if not new and not again else "")
     low, high = min(counts), max(counts)
     text.append(f"  params {low:,}..{high:,}" if low != high else f"  params {low:,}")
-    text.append(f"  est. memory <= {format_bytes(memory)}", style="dim")
-    for note in preview.notes:  # what the form left out of a loaded file
-        text.append(f"\n! {note}", style="yellow")
-    return text
+    return PreviewSummary(text, format_bytes(memory), preview.notes)
+
+
+class PreviewSummary:
+    """The summary laid out for the width it gets: at 120 columns the form leaves the
+    preview 50 cells, and "est. memory <= 4.3 GiB" wrapped inside its figure ("4.3" on
+    one line, "GiB" on the next). Too wide, it says "mem <= 4.3 GiB"; still too wide,
+    the memory goes whole on a line of its own."""
+
+    def __init__(self, head: Text, memory: str, notes: Sequence[str]) -> None:
+        self.head, self.memory, self.notes = head, memory, notes
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.text(options.max_width)
+
+    def text(self, width: int) -> Text:
+        forms = [f"  est. memory <= {self.memory}", f"  mem <= {self.memory}"]
+        fits = [form for form in forms if self.head.cell_len + cell_len(form) <= width]
+        text = self.head.copy()
+        text.append(fits[0] if fits else f"\nest. memory <= {self.memory}", style="dim")
+        for note in self.notes:  # what the form left out of a loaded file
+            text.append(f"\n! {note}", style="yellow")
+        return text
 
 
 NAME_MIN = 14  # the least the name column gets before ~mem gives way ("l-2_ch-4_seed-0")

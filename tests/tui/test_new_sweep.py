@@ -647,6 +647,26 @@ async def test_the_preview_stays_readable_at_80_columns(db_url: str) -> None:
         assert "name" in text and "~mem" not in text and "l-1_ks-3_s" in text
 
 
+@pytest.mark.parametrize(("size", "said"), [(SIZE, "  mem <= "), ((80, 24), "est. memory <= ")])
+async def test_the_previews_memory_figure_is_never_broken_across_lines(
+    db_url: str, size: tuple[int, int], said: str
+) -> None:
+    # At 120 columns "60 runs  params 305..8,576,899  est. memory <= 4.3 GiB" took 53
+    # cells of the preview's 50: "4.3" ended one line and "GiB" began the next.
+    from resconv_tui.memory_estimate import format_bytes
+
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=size) as pilot:
+        await type_into(pilot, "layers", "1..30")
+        await type_into(pilot, "channels", "16,128")
+        summary = app.screen.query_one("#preview-summary", Static)
+        lines = region_lines(app, summary.region)
+        memory = format_bytes(max(form(pilot).preview.memory))
+        assert lines[0].startswith("60 runs  params 305..8,576,899")
+        # Shorter where it fits (120), else whole on a line of its own (80).
+        assert f"{said}{memory}" in "\n".join(lines) and lines[-1].endswith(f"<= {memory}")
+
+
 async def test_every_fields_hint_is_shown_whole_at_80_columns(db_url: str) -> None:
     # The hint under the fields has two lines: at 80 columns kernel_size's took three and
     # read "... [first,last] or [per,layer] in", its last word cut off.
