@@ -28,7 +28,7 @@ from textual.message import Message
 from core.errors import ResconvError
 from core.queue import RunFilter, RunRow, RunStatus, WorkerRow
 from core.queue.failures import RETRY_ADVICE, FailureCause, run_cause
-from core.queue.status import CANCELLABLE, FINISHING, FINISHING_ALL, RETRYABLE, run_is
+from core.queue.status import CANCELLABLE, FINISHING, FINISHING_ALL, RETRYABLE
 from core.queue.views import back_to_queue_said, final_pass_said, ids_of
 from resconv_tui.polling import live_workers_of, silent_for
 from resconv_tui.screens.confirm import ConfirmScreen
@@ -247,7 +247,7 @@ class RunActions:
         runs = self.targets()
         done = [run.id for run in runs if run.status == RunStatus.SUCCEEDED]
         if done:
-            said = f"{ids_of('run', done)} succeeded and will not train again"
+            said = f"{_some('run', done)} succeeded and will not train again"
             left = (
                 "its priority is left as it is"
                 if len(done) == 1
@@ -269,7 +269,7 @@ class RunActions:
         runs = self.targets()
         others = [run for run in runs if run.status != RunStatus.QUEUED]
         if others:
-            said = ", ".join(run_is(run.id, run.status) for run in others)
+            said = _statuses_of(others)  # a few ids of each status, as c and r say them
             retry = any(run.status in (RunStatus.FAILED, RunStatus.CANCELLED) for run in others)
             self.notify(f"{said}: only queued runs wait for a worker"
                         + (" (r queues a failed or cancelled run again)" if retry else ""),
@@ -659,7 +659,7 @@ def _remove_question(runs: list[RunRow]) -> str:
     elif started:
         question += f" The checkpoint folders of the {len(started)} that started stay on disk."
     if running := [run.id for run in runs if run.status == RunStatus.RUNNING]:
-        training = f"{ids_of('Run', running)} {'are' if len(running) > 1 else 'is'} training"
+        training = f"{_some('Run', running)} {'are' if len(running) > 1 else 'is'} training"
         question = f"{training}: cancelled first, removed once stopped. {question}"
     return question
 

@@ -1902,3 +1902,80 @@ async def test_retry_of_marked_runs_leaves_the_others_and_says_so(
             "nothing changed"
         )
         assert app.screen.marked == {1, 2}
+
+
+def finish_next(db_url: str, count: int) -> list[int]:
+    """Claim and finish the next ``count`` queued runs (one worker): their ids."""
+    from core.queue import FinalFigures
+
+    repo = Repo.open(db_url)
+    try:
+        worker = repo.register_worker("other-box", 77, "cuda:0")
+        done = []
+        for _ in range(count):
+            claimed = repo.claim(worker)
+            assert claimed is not None
+            assert repo.finish(claimed.id, worker, FinalFigures(0.05, inputs_done=64_000))
+            done.append(claimed.id)
+        return done
+    finally:
+        repo.close()
+
+
+async def test_the_warnings_of_t_and_plus_name_a_few_runs(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # t and + on many marked runs they leave alone named every one ("run 9 is cancelled,
+    # run 10 is cancelled, ..." and "runs 1, 2, ..., 300 succeeded"), where c and r name a
+    # few of each status.
+    many = queue_seeds(db_url, 9)
+    repo = Repo.open(db_url)
+    repo.request_cancel(many[:7])
+    repo.close()
+    succeeded = finish_next(db_url, 4)  # the queued: runs 7 and 8, then many's last two
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await mark(pilot, *many[:8])  # seven cancelled, one succeeded
+        await pilot.press("t")
+        await settle(pilot)
+        cancelled = ", ".join(map(str, many[:5]))
+        assert (
+            f"runs {cancelled} and 2 more are cancelled, run {many[7]} has succeeded: only "
+            "queued runs wait for a worker (r queues a failed or cancelled run again)"
+        ) in notices(app)
+        await pilot.press("escape")  # clear the marks
+        done = [1, 2, 3, *succeeded]  # the seeded three and the four finished here
+        await mark(pilot, *done)
+        await pilot.press("plus")
+        await settle(pilot)
+        named = ", ".join(map(str, done[:5]))
+        assert (
+            f"runs {named} and 2 more succeeded and will not train again: their priorities "
+            "are left as they are"
+        ) in notices(app)
+
+
+async def test_the_remove_question_names_a_few_training_runs(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # x on many training runs named every one of them in its question.
+    repo = Repo.open(db_url)
+    queue_seeds(db_url, 7)
+    training = [seeded["running"]]
+    for pid in range(6):
+        claimed = repo.claim(repo.register_worker("other-box", 100 + pid, "cuda:0"))
+        assert claimed is not None
+        training.append(claimed.id)
+    repo.close()
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await mark(pilot, *training)
+        await pilot.press("x")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        named = ", ".join(map(str, sorted(training)[:5]))
+        assert app.screen.question.startswith(
+            f"Runs {named} and 2 more are training: cancelled first, removed once stopped. "
+        )
