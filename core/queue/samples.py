@@ -76,10 +76,16 @@ def decode_samples(data: bytes, run_id: int) -> Any:
 def _too_large(shape: tuple[int, ...]) -> str:
     """Why a 3 x n x H x W grid is larger than any run makes, or "" if it is not."""
     _, count, height, width = shape
+    # The bounds are margins above what a run makes, not its sizes: "a run saves at most
+    # 64" and "a run's are at most 256 a side" told of runs that save 8, at most 64 a side.
     if count > MAX_SAMPLE_COUNT:
-        return f"{count:,} images, a run saves at most {MAX_SAMPLE_COUNT}"
+        return f"{count:,} images, over {MAX_SAMPLE_COUNT}: more than any run saves"
     if max(height, width) > MAX_SAMPLE_SIDE:
-        return f"images {height:,} x {width:,}, a run's are at most {MAX_SAMPLE_SIDE} a side"
+        largest = max(IMAGE_SIZES)
+        return (
+            f"images {height:,} x {width:,}, over {MAX_SAMPLE_SIDE} a side "
+            f"(a run's are at most {largest} x {largest})"
+        )
     return ""
 
 

@@ -268,7 +268,7 @@ def test_a_sample_grid_larger_than_any_run_makes_is_one_line_not_drawn(
         conn.execute("UPDATE run SET samples = ? WHERE id = ?", (tall, done))
     code, out, err = cli(capsys, "show", str(done), "--samples", "--db", db_url)
     assert code == 2 and "Traceback" not in err and len(err.splitlines()) == 1
-    assert f"run {done}'s sample images are damaged (images 200,000 x 1, a run's are at " in err
+    assert f"run {done}'s sample images are damaged (images 200,000 x 1, over 256 a side " in err
     assert "masked input" not in out and len(out.splitlines()) < 100  # the run, no image
 
 

@@ -98,7 +98,7 @@ async def test_a_sample_grid_larger_than_any_run_makes_is_a_note_not_drawn(
         image = detail(pilot).query_one(SampleImage)
         assert image.grid is None and image.size.height == 1
         assert image.empty_note.startswith(
-            f"run {runs['done']}'s sample images are damaged (images 200,000 x 1, a run's are"
+            f"run {runs['done']}'s sample images are damaged (images 200,000 x 1, over 256 a side"
         )
 
 

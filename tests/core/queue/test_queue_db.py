@@ -416,10 +416,13 @@ def test_worker_and_metric_values_of_the_wrong_kind_are_named(db_path: Path) -> 
         # Larger than any run makes: `show --samples` drew a tall one's 300,036 lines.
         (
             _npy(numpy.zeros((3, 1, 200_000, 1), numpy.uint8)),
-            "(images 200,000 x 1, a run's are at most 256 a side)",
+            "(images 200,000 x 1, over 256 a side (a run's are at most 64 x 64))",
         ),
-        (_npy(numpy.zeros((3, 1, 1, 257), numpy.uint8)), "(images 1 x 257, a run's are at"),
-        (_npy(numpy.zeros((3, 65, 1, 1), numpy.uint8)), "(65 images, a run saves at most 64)"),
+        (_npy(numpy.zeros((3, 1, 1, 257), numpy.uint8)), "(images 1 x 257, over 256 a side"),
+        (
+            _npy(numpy.zeros((3, 65, 1, 1), numpy.uint8)),
+            "(65 images, over 64: more than any run saves)",
+        ),
         # numpy's header parser raised IndexError, TokenError, RecursionError on these.
         (
             _raw_header("{'descr': ('|u1',), 'fortran_order': False, 'shape': (3, 1, 2, 2), }")
