@@ -4,8 +4,9 @@ Each field takes one value or several:
 
 * a list: ``3,5,7`` or ``gelu,relu,mish`` (choices are case-insensitive)
 * an inclusive integer range: ``3..11:2`` -> 3, 5, 7, 9, 11 (step defaults to 1)
-* per-layer fields (channels, kernel_size, padding) also take ``[first,last]`` pairs or
-  one value per layer in brackets: ``[3,9]`` is ONE value, ``3,[3,9]`` two
+* per-layer fields (channels, kernel_size, padding) also take one value per layer in
+  brackets, and channels and kernel_size a ``[first,last]`` pair (padding takes none):
+  ``[3,9]`` is ONE value, ``3,[3,9]`` two
 * ``none`` for the batch-norm positions; an empty residual weight means the model's default
 
 The mapping feeds ``core.sweep.expand_sweep``: a field with one value becomes a fixed
