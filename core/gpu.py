@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,8 +97,9 @@ def visible_gpu_count(visible: str | None = None) -> int | None:
     """How many GPUs CUDA numbers ``cuda:0``, ``cuda:1``... on this machine, torch-free
     (the dashboard's ``w`` dialog checks a ``cuda:N`` with it before a worker spends 10 s
     importing torch to find it absent). NVML's count, or with ``CUDA_VISIBLE_DEVICES``
-    set, its entries up to the first one CUDA would stop at (empty: none). None where NVML
-    cannot tell (no driver, no library): then the worker finds out."""
+    set, the devices it leaves CUDA (``visible_devices``). None where NVML cannot tell (no
+    driver, no library, no UUIDs to look a ``GPU-`` value up in): then the worker finds
+    out."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES") if visible is None else visible
     try:
         import pynvml
@@ -107,7 +109,7 @@ def visible_gpu_count(visible: str | None = None) -> int | None:
         return None
     try:
         count = int(pynvml.nvmlDeviceGetCount())
-        uuids = _gpu_uuids(pynvml, count) if visible and "GPU-" in visible else None
+        uuids = _gpu_uuids(pynvml, count) if visible and visible.startswith("GPU-") else None
     except Exception:
         return None
     finally:
@@ -115,15 +117,65 @@ def visible_gpu_count(visible: str | None = None) -> int | None:
             pynvml.nvmlShutdown()
     if visible is None:
         return count
-    seen: list[int | str] = []
-    for entry in (e.strip() for e in visible.split(",")):
-        device = _visible_device(entry, count, uuids)
-        if device is None or device in seen:  # CUDA stops at an entry that names no device
+    devices = visible_devices(visible, count, uuids)
+    return None if devices is None else len(devices)
+
+
+LEADING_NUMBER = re.compile(r"[+-]?[0-9]+")  # what C's strtoul reads of "1gpu": 1
+
+
+def visible_devices(
+    visible: str, count: int, uuids: list[str] | None
+) -> list[int] | list[str] | None:
+    """The devices ``CUDA_VISIBLE_DEVICES=visible`` leaves CUDA, in order: NVML indices
+    (of ``count`` GPUs whose UUIDs are ``uuids``), or a ``MIG-`` value's entries (not
+    looked up); None where a ``GPU-`` value cannot be looked up (``uuids`` None).
+
+    CUDA's own rules, as PyTorch writes them down (``torch.cuda._parse_visible_devices``,
+    ``_transform_uuid_to_ordinals``, ``_device_count_nvml``): the value's first entry
+    says its kind, numbers or ``GPU-``/``MIG-`` UUIDs; it stops at the first entry of
+    another kind, or naming no device (a number past the count, a UUID prefix of no GPU or
+    of two); a number is read as strtoul reads it (``1gpu`` is 1, `` 1`` too) and a UUID
+    as written (`` GPU-...`` is not one); a device named twice leaves none. Counting
+    entries (a UUID on trust, ``0,0`` as 1) let the w dialog start a worker that failed
+    10 s later importing torch."""
+    if visible.startswith(("GPU-", "MIG-")):
+        kind = visible[:4]
+        entries: list[str] = []
+        for entry in visible.split(","):
+            if entry in entries:
+                return []
+            if not entry.startswith(kind):
+                break
+            entries.append(entry)
+        if kind == "MIG-":
+            return entries
+        return None if uuids is None else _uuid_ordinals(entries, uuids)
+    numbers: list[int] = []
+    for entry in visible.split(","):
+        number = LEADING_NUMBER.match(entry.strip())
+        value = int(number[0]) if number else -1
+        if value in numbers:
+            return []
+        if value < 0:
             break
-        seen.append(device)
-    # Erring to the larger count where NVML cannot tell (a MIG instance is not looked up):
-    # a cuda:N past CUDA's own count is still refused by the worker.
-    return len(seen)
+        numbers.append(value)
+    past = next((at for at, value in enumerate(numbers) if value >= count), len(numbers))
+    return numbers[:past]
+
+
+def _uuid_ordinals(entries: list[str], uuids: list[str]) -> list[int]:
+    """The NVML index each ``GPU-`` entry names (the whole UUID or a prefix of no other
+    GPU's), up to the first naming none; none at all where one GPU is named twice."""
+    ordinals: list[int] = []
+    for entry in entries:
+        matches = [index for index, uuid in enumerate(uuids) if uuid.startswith(entry)]
+        if len(matches) != 1:
+            break
+        if matches[0] in ordinals:
+            return []
+        ordinals.append(matches[0])
+    return ordinals
 
 
 def _gpu_uuids(pynvml: Any, count: int) -> list[str] | None:
@@ -137,28 +189,19 @@ def _gpu_uuids(pynvml: Any, count: int) -> list[str] | None:
     return [uuid.decode() if isinstance(uuid, bytes) else str(uuid) for uuid in uuids]
 
 
-def _visible_device(entry: str, count: int, uuids: list[str] | None) -> int | str | None:
-    """The GPU a ``CUDA_VISIBLE_DEVICES`` entry names: its NVML index, the entry itself
-    where it cannot be looked up, None where it names none (CUDA stops there). A
-    ``GPU-...`` entry is a UUID or a prefix of one that no other GPU's shares, as CUDA
-    takes it: one taken on trust let the w dialog start a worker on cuda:0 with no such
-    GPU, which failed 10 s later importing torch."""
-    if entry.isascii() and entry.isdigit():  # "²" is a digit to isdigit()
-        return int(entry) if int(entry) < count else None
-    if entry.startswith("GPU-") and uuids is not None:
-        matches = [index for index, uuid in enumerate(uuids) if uuid.startswith(entry)]
-        return matches[0] if len(matches) == 1 else None
-    return entry if entry.startswith(("GPU-", "MIG-")) else None
-
-
 def _handle(pynvml: Any, index: int, visible: str | None) -> Any:
-    entries = [e.strip() for e in visible.split(",") if e.strip()] if visible else []
-    if not entries:
+    """NVML's handle of the GPU CUDA numbers ``cuda:index`` (IndexError where none is)."""
+    if visible is None:
         return pynvml.nvmlDeviceGetHandleByIndex(index)
-    entry = entries[index]
-    if entry.isdigit():
-        return pynvml.nvmlDeviceGetHandleByIndex(int(entry))
-    return pynvml.nvmlDeviceGetHandleByUUID(entry)  # "GPU-..." or "MIG-..." entries
+    count = int(pynvml.nvmlDeviceGetCount())
+    uuids = _gpu_uuids(pynvml, count) if visible.startswith("GPU-") else None
+    devices = visible_devices(visible, count, uuids)
+    if devices is None:  # no UUIDs to look its entries up in: as written
+        devices = visible.split(",")
+    device = devices[index]
+    if isinstance(device, int):
+        return pynvml.nvmlDeviceGetHandleByIndex(device)
+    return pynvml.nvmlDeviceGetHandleByUUID(device)  # a MIG instance
 
 
 def free_for_new_runs(device: str) -> int:

@@ -35,6 +35,7 @@ def fake_pynvml(fail_init: bool = False, fail_sample: bool = False) -> Any:
     module.nvmlInit = init  # type: ignore[attr-defined]
     module.nvmlShutdown = lambda: None  # type: ignore[attr-defined]
     module.nvmlDeviceGetHandleByIndex = by_index  # type: ignore[attr-defined]
+    module.nvmlDeviceGetCount = lambda: 8  # type: ignore[attr-defined]
 
     def by_uuid(uuid: str) -> object:
         opened.append(uuid)
@@ -56,7 +57,8 @@ def test_cuda_index() -> None:
 def test_samples_through_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
     nvml = fake_pynvml()
     monkeypatch.setitem(sys.modules, "pynvml", nvml)
-    monitor = GpuMonitor("cuda:1", visible="")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monitor = GpuMonitor("cuda:1")
     assert monitor.available and nvml.opened == [1]
     assert monitor.sample() == GpuSnapshot("NVIDIA H100", 97.0, 5 * 2**30, 80 * 2**30, 61.0)
 
@@ -64,9 +66,17 @@ def test_samples_through_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cuda_visible_devices_maps_to_physical_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     nvml = fake_pynvml()
     monkeypatch.setitem(sys.modules, "pynvml", nvml)
-    GpuMonitor("cuda:1", visible="3,5")
-    GpuMonitor("cuda:0", visible="GPU-abc")
-    assert nvml.opened == [5, "GPU-abc"]
+    nvml.nvmlDeviceGetCount = lambda: 8
+    uuids = [f"GPU-{i}{i}00-1111-2222" for i in range(8)]
+    nvml.nvmlDeviceGetUUID = lambda handle: uuids[handle[1]]
+    assert GpuMonitor("cuda:1", visible="3,5")._handle == ("handle", 5)
+    # A UUID prefix is looked up: NVML's own lookup takes only a whole UUID, and the
+    # workers panel showed no GPU for a worker under CUDA_VISIBLE_DEVICES=GPU-5500.
+    assert GpuMonitor("cuda:0", visible="GPU-5500")._handle == ("handle", 5)
+    assert GpuMonitor("cuda:1", visible=f"{uuids[2]},{uuids[7]}")._handle == ("handle", 7)
+    assert GpuMonitor("cuda:0", visible="MIG-abc")._handle == ("handle", "MIG-abc")
+    for visible, device in (("3,5", "cuda:2"), ("0,0", "cuda:0"), ("", "cuda:0")):
+        assert not GpuMonitor(device, visible=visible).available  # CUDA has no such GPU
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda:0"])
@@ -81,7 +91,8 @@ def test_missing_module_or_lost_gpu_degrades(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import fails
     assert GpuMonitor("cuda:0").sample() is None
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(fail_sample=True))
-    monitor = GpuMonitor("cuda:0", visible="")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monitor = GpuMonitor("cuda:0")
     assert monitor.available and monitor.sample() is None
     bad_index = GpuMonitor("cuda:4", visible="0")  # CUDA_VISIBLE_DEVICES too short
     assert not bad_index.available
@@ -126,10 +137,15 @@ def test_visible_gpu_count_as_cuda_numbers_them(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     assert visible_gpu_count() == 2
     assert visible_gpu_count(visible="1") == 1
-    assert visible_gpu_count(visible="GPU-8a1c, 0") == 2
+    assert visible_gpu_count(visible="GPU-8a1c, 0") is None  # no UUIDs to look it up in
     assert visible_gpu_count(visible="") == 0  # set but empty: CUDA sees none
     assert visible_gpu_count(visible="0,5,1") == 1  # CUDA stops at the first bad entry
-    assert visible_gpu_count(visible="0,0") == 1 and visible_gpu_count(visible="\u00b2") == 0
+    assert visible_gpu_count(visible="\u00b2") == 0
+    # CUDA's rules, as torch.cuda._parse_visible_devices writes them down: a device named
+    # twice leaves none; a number is read as strtoul reads it; a negative one stops.
+    assert visible_gpu_count(visible="0,0") == 0 and visible_gpu_count(visible="1,0,1") == 0
+    assert visible_gpu_count(visible="1gpu") == 1 and visible_gpu_count(visible=" 1") == 1
+    assert visible_gpu_count(visible="0,-1,1") == 1 and visible_gpu_count(visible="-1") == 0
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(fail_init=True))
     assert visible_gpu_count() is None  # no driver: unknown, the worker finds out
 
@@ -144,11 +160,17 @@ def test_visible_gpu_count_looks_up_gpu_uuids(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setitem(sys.modules, "pynvml", nvml)
     assert visible_gpu_count(visible="GPU-ffff0000-1111-2222-3333-444455556666") == 0
     assert visible_gpu_count(visible=uuids[1]) == 1
-    assert visible_gpu_count(visible="GPU-8a1c0, GPU-8a1d") == 2  # prefixes, as CUDA takes
+    assert visible_gpu_count(visible="GPU-8a1c0,GPU-8a1d") == 2  # prefixes, as CUDA takes
     assert visible_gpu_count(visible="GPU-8a1, 0") == 0  # a prefix of both: names neither
-    assert visible_gpu_count(visible=f"1, {uuids[1]}") == 1  # the same GPU twice: CUDA stops
+    # The first entry says the kind: CUDA stops at one of another kind, and reads a UUID
+    # as written (" GPU-8a1d" is none), where the dialog counted them all.
+    assert visible_gpu_count(visible="GPU-8a1c0, GPU-8a1d") == 1
+    assert visible_gpu_count(visible=f"GPU-8a1d,1,{uuids[0]}") == 1
+    assert visible_gpu_count(visible=f"1,{uuids[0]}") == 1
+    assert visible_gpu_count(visible=f"{uuids[1]},GPU-8a1d9") == 0  # the same GPU twice
     assert visible_gpu_count(visible="0, GPU-nope, 1") == 1
-    assert visible_gpu_count(visible="MIG-5c1e, 0") == 2  # a MIG instance: not looked up
+    assert visible_gpu_count(visible="MIG-5c1e,MIG-77") == 2  # MIG instances: not looked up
+    assert visible_gpu_count(visible="MIG-5c1e, 0") == 1
 
 
 def test_cuda_devices_said() -> None:
