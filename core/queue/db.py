@@ -235,10 +235,7 @@ def open_engine(
     if path is not None and not create and _no_file_yet(path):
         # An empty file (`touch runs.db`) too: opening it would make it a database.
         said = "no database at" if not _exists(path) else "no resconv-tui database in"
-        raise NoDatabase(
-            f"{said} {path} (queue runs first: resconv-tui queue FILE.yml --db "
-            f"{shlex.quote(str(path))})"
-        )
+        raise NoDatabase(f"{said} {path} ({_queue_first(shlex.quote(str(path)))})")
     engine = _make_engine(url, busy_timeout_s)
     try:
         with translated(url, busy_timeout_s):
@@ -346,10 +343,7 @@ def _ensure_schema(
         # An empty PostgreSQL database: `status`, `ls` and a dry run made the tables in
         # it, where a wrong --db should say there are none. (A role that may not use the
         # schema sees no tables either.)
-        raise NoDatabase(
-            f"no resconv-tui database in {describe(url)} (no tables this role can see; "
-            f"queue runs first: resconv-tui queue FILE.yml --db {shlex.quote(hint_url(url))})"
-        )
+        raise _no_tables(url)
     try:
         _make_schema(engine, url, upgrade_wait_s if work == "columns" else None)
     except exc.OperationalError as error:
@@ -364,6 +358,29 @@ def _ensure_schema(
         refused = str(error.orig).lower()
         if work != "columns" or not ("readonly database" in refused or "locked" in refused):
             raise
+
+
+def _no_tables(url: str) -> NoDatabase:
+    """The refusal of a command that makes no database, for one with no tables yet.
+
+    A SQLite file is said as an empty one is (``open_engine``): a new runs.db has a
+    header and no tables for a moment while the first process makes them (the switch to
+    WAL writes the header first), and a command started then said "no tables this role
+    can see", PostgreSQL's words, and ``--db sqlite:///runs.db`` for ``--db runs.db``."""
+    path = sqlite_path(url)
+    if path is not None:
+        return NoDatabase(
+            f"no resconv-tui database in {path} ({_queue_first(shlex.quote(str(path)))})"
+        )
+    return NoDatabase(
+        f"no resconv-tui database in {describe(url)} (no tables this role can see; "
+        f"{_queue_first(shlex.quote(hint_url(url)))})"
+    )
+
+
+def _queue_first(db_option: str) -> str:
+    """What a refusal for want of a database suggests: the command that makes one."""
+    return f"queue runs first: resconv-tui queue FILE.yml --db {db_option}"
 
 
 def _make_schema(engine: Engine, url: str, wait_s: float | None = None) -> None:

@@ -115,6 +115,23 @@ def test_an_empty_database_is_no_database_where_the_command_makes_none(db_url: s
     Repo.open(db_url, create=False).close()
 
 
+def test_a_sqlite_file_with_no_tables_yet_is_refused_as_an_empty_one(db_path: Path) -> None:
+    # A new runs.db has a header and no tables for a moment while the first process to
+    # open it makes them: `cancel` or `ls` started then (eight commands at once on a new
+    # runs.db) said "no tables this role can see" and `--db sqlite:///...`, not as for
+    # an empty file.
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")  # writes the header, makes no table
+    assert db_path.stat().st_size > 0
+    with pytest.raises(QueueError) as refused:
+        Repo.open(str(db_path), create=False)
+    db_path.write_bytes(b"")
+    with pytest.raises(QueueError) as empty:
+        Repo.open(str(db_path), create=False)
+    assert str(refused.value) == str(empty.value)
+    assert str(refused.value).endswith(f"--db {db_path})")
+
+
 def test_a_dry_run_and_ls_leave_an_empty_database_empty(
     db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
