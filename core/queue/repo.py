@@ -1104,6 +1104,17 @@ class Repo:
             conn.execute(update(WORKER).where(WORKER.c.id == worker_id).values(**values))
 
     @patient
+    def mark_worker_stopping(self, worker_id: str) -> bool:
+        """Asked to stop (``stop``): its row says so at once, unless it says the worker
+        stopped already. An idle worker exits within milliseconds of the signal: written
+        over, its "stopped" said "stopping" for a process gone, until marked lost.
+        Whether it changed."""
+        live = [state for state in LIVE_WORKER_STATES if state != "stopping"]
+        with self._write() as conn:
+            query = update(WORKER).where(WORKER.c.id == worker_id, WORKER.c.state.in_(live))
+            return bool(conn.execute(query.values(state="stopping")).rowcount)
+
+    @patient
     def mark_worker_stalled(self, worker_id: str, stalled: bool) -> bool:
         """Its training takes no steps (``core.recording``): "running" -> "stalled", and
         back. Only from those states: "stopping" and "idle" say more. Whether it changed."""

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     # `stop` right after this one must not send the "exit at once" signal by accident.
     for worker in live:
         if worker.pid in signalled and worker.state != "stopping":
-            repo.update_worker(worker.id, state="stopping")
+            repo.mark_worker_stopping(worker.id)
     said = []
     now_ones = [pid for pid in signalled if pid in asked_before]
     first = [pid for pid in signalled if pid not in asked_before]

@@ -825,6 +825,31 @@ def test_stop_names_a_run_its_worker_put_back_before_stop_looked(
         )
 
 
+def test_stop_leaves_a_worker_that_exited_at_its_signal_stopped(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An idle worker exits within milliseconds of the SIGTERM, its row "stopped": stop
+    # then wrote "stopping" over it, and the row of a process gone said "stopping" until
+    # marked lost (found with `stop` beside two `worker --until-empty` started at once).
+    from resconv_tui.worker_launcher import WorkerLauncher
+
+    cli(capsys, "queue", "sweep.yml")
+    with worker_in_final_pass() as (_pid, run_id):
+        repo = Repo.open("runs.db")
+        worker_id = repo.get_run(run_id).worker_id or ""
+        real_stop = WorkerLauncher.stop
+
+        def quick_exit(self: WorkerLauncher, signalled: int) -> bool:
+            sent = real_stop(self, signalled)
+            assert repo.put_back(run_id, worker_id)  # as the worker does on its way out
+            repo.update_worker(worker_id, state="stopped")
+            return sent
+
+        monkeypatch.setattr(WorkerLauncher, "stop", quick_exit)
+        cli(capsys, "stop")
+        assert [w.state for w in repo.list_workers(include_gone=True)] == ["stopped"]
+
+
 def test_stop_now_says_a_run_in_its_final_pass_goes_back_as_the_others(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
