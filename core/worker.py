@@ -184,6 +184,12 @@ class Worker:
                     self.recover()
                     last_recover = time.monotonic()
                 claimed = self.claim(max_runs)
+                if claimed and self.flags.stop:
+                    # Asked to stop while its claim waited for the write lock (`stop` as it
+                    # claimed, several workers on one queue): the runs go back untouched,
+                    # no attempt counted, rather than start only to be interrupted.
+                    say(f"run {self._put_back(claimed)} back in the queue, not started")
+                    break
                 if claimed:
                     run, *partners = claimed
                     self.current = [r.id for r in claimed]  # a second signal puts them back
@@ -396,8 +402,8 @@ class Worker:
         raise error  # the command prints it whole (where it looked, the fix) and exits 2
 
     def _put_back(self, runs: list[RunRow]) -> str:
-        """Put ``runs`` back in the queue (no attempt counted) before the worker stops for
-        its machine's fault; their ids, as said."""
+        """Put ``runs`` back in the queue (no attempt counted) before the worker stops, for
+        its machine's fault or asked to as it claimed them; their ids, as said."""
         for run in runs:
             self.repo.put_back(run.id, self.id)
             self._let_go(run)

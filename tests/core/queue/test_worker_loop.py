@@ -644,6 +644,35 @@ def test_first_signal_requeues_the_run_and_stops_the_worker(repo: Repo, tmp_path
     assert repo.list_workers(include_gone=True)[0].state == "stopped"
 
 
+def test_a_signal_during_the_claim_puts_the_runs_back_unstarted(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `stop` beside workers started at once: the SIGTERM came while the claim waited for
+    # the write lock, and the worker started the run it got, then put it back at its
+    # first step, an attempt counted ("run 16: started", "interrupted, queued again").
+    ids = repo.enqueue(tiny_runs(2)).added_ids
+    trained: list[int] = []
+
+    def trainer(run: RunRow, cb: FitCallbacks, checkpoint_dir: Path) -> FitResult:
+        trained.append(run.id)
+        return fake_trainer()(run, cb, checkpoint_dir)
+
+    worker = make_worker(repo, trainer, tmp_path)
+    real_claim = repo.claim
+
+    def signalled_meanwhile(worker_id: str, largest_first: bool = False) -> RunRow | None:
+        claimed = real_claim(worker_id, largest_first)
+        worker.flags.handle(signal.SIGTERM, None)
+        return claimed
+
+    monkeypatch.setattr(repo, "claim", signalled_meanwhile)
+    assert worker.loop() == 0
+    assert trained == []
+    runs = [repo.get_run(i) for i in ids]
+    assert [(r.status, r.attempts, r.worker_id) for r in runs] == [(S.QUEUED, 0, None)] * 2
+    assert repo.list_workers(include_gone=True)[0].state == "stopped"
+
+
 def test_a_run_cancelled_then_stopped_before_the_worker_read_it_ends_cancelled(
     repo: Repo, tmp_path: Path
 ) -> None:
