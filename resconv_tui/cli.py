@@ -89,12 +89,15 @@ def open_repo(args: argparse.Namespace, create: bool = False, only_reads: bool =
     """The queue named by ``args``; ``create=False`` refuses to make a new database.
     ``only_reads`` (status, ls, results, show, compare): an older version's database is
     read as it is at once while another process holds its write lock, not after the busy
-    timeout."""
+    timeout. Any other command waits the busy timeout to add its columns, and fails
+    "locked" if it runs out: its own write would wait as long again for the same lock."""
     from core.queue import Repo
     from core.queue.db import READER_UPGRADE_WAIT_S
 
     wait = READER_UPGRADE_WAIT_S if only_reads else None
-    return Repo.open(db_url(args), create=create, upgrade_wait_s=wait)
+    return Repo.open(
+        db_url(args), create=create, upgrade_wait_s=wait, upgrade_or_fail=not only_reads
+    )
 
 
 def require_experiment(repo: Repo, name: str | None) -> None:

@@ -221,6 +221,7 @@ def open_engine(
     create: bool = True,
     busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
     upgrade_wait_s: float | None = None,
+    upgrade_or_fail: bool = False,
 ) -> Engine:
     """An engine with the schema checked (and created when ``create``).
 
@@ -229,6 +230,9 @@ def open_engine(
     ``upgrade_wait_s``: how long adding a newer version's columns to a SQLite file waits
     for another process's write lock before reading without them (None: the busy
     timeout). A command that only reads passes a short one (``READER_UPGRADE_WAIT_S``).
+    ``upgrade_or_fail``: a lock that keeps the columns from being added fails the open
+    ("locked", after the wait) instead: for a command that writes next, whose own write
+    would wait the busy timeout for the same lock again.
     """
     url = normalize_url(url)
     path = sqlite_path(url)
@@ -239,7 +243,7 @@ def open_engine(
     engine = _make_engine(url, busy_timeout_s)
     try:
         with translated(url, busy_timeout_s):
-            _ensure_schema(engine, url, upgrade_wait_s, create)
+            _ensure_schema(engine, url, upgrade_wait_s, create, upgrade_or_fail)
     except QueueError:
         engine.dispose()
         raise
@@ -324,7 +328,11 @@ def _set_wal(cursor: sqlite3.Cursor, wait_s: float) -> None:
 
 
 def _ensure_schema(
-    engine: Engine, url: str, upgrade_wait_s: float | None = None, create: bool = True
+    engine: Engine,
+    url: str,
+    upgrade_wait_s: float | None = None,
+    create: bool = True,
+    upgrade_or_fail: bool = False,
 ) -> None:
     """Check the schema, and create it or add missing columns where needed.
 
@@ -357,6 +365,11 @@ def _ensure_schema(
         # reads (it waited the whole 15 s first): the next open adds them.
         refused = str(error.orig).lower()
         if work != "columns" or not ("readonly database" in refused or "locked" in refused):
+            raise
+        if "locked" in refused and upgrade_or_fail:
+            # A command that writes (cancel, queue) waited the whole busy timeout here,
+            # then its own write waited it again for the same lock: 30 s, then "waited
+            # 15 s". It says so now, at the first timeout; its SQL may name the columns.
             raise
 
 

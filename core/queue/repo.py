@@ -126,6 +126,7 @@ class Repo:
         create: bool = True,
         busy_timeout_s: float | None = None,
         upgrade_wait_s: float | None = None,
+        upgrade_or_fail: bool = False,
     ) -> Repo:
         """Open (and on first use create) the database at ``url`` or a SQLite path.
 
@@ -133,10 +134,15 @@ class Repo:
         ``db.DEFAULT_BUSY_TIMEOUT_S``) before it fails with "locked".
         ``upgrade_wait_s``: how long opening waits for the write lock to add a newer
         version's columns before it reads without them (``db.open_engine``).
+        ``upgrade_or_fail``: fail "locked" where that wait runs out (a command that writes).
         """
         timeout = db.DEFAULT_BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
         engine = db.open_engine(
-            url, create=create, busy_timeout_s=timeout, upgrade_wait_s=upgrade_wait_s
+            url,
+            create=create,
+            busy_timeout_s=timeout,
+            upgrade_wait_s=upgrade_wait_s,
+            upgrade_or_fail=upgrade_or_fail,
         )
         return cls(engine, db.normalize_url(url), timeout)
 

@@ -336,3 +336,72 @@ def test_status_on_an_older_versions_database_does_not_wait_out_another_writers_
     Repo.open(str(db)).close()
     with sqlite3.connect(db) as conn:  # the lock gone: added
         assert "max_runs" in {row[1] for row in conn.execute("PRAGMA table_info(worker)")}
+
+
+def older_database(db: Path, runs: int = 2) -> None:
+    """A runs.db at ``db`` holding ``runs`` queued runs, as an older version made it
+    (without the run's path_used and the worker's max_runs)."""
+    repo = Repo.open(str(db))
+    repo.enqueue(tiny_runs(runs))
+    repo.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute('ALTER TABLE "run" DROP COLUMN "path_used"')
+        conn.execute('ALTER TABLE "worker" DROP COLUMN "max_runs"')
+
+
+def test_a_writer_locked_out_of_the_upgrade_fails_at_once_not_after_a_second_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `cancel 1` on an older version's runs.db while another process held the write lock
+    # took 30 s: the upgrade waited the busy timeout (15 s) and let it pass, then the
+    # cancel's own write waited 15 s more for the same lock, and said "waited 15 s".
+    from resconv_tui.cli import main
+
+    monkeypatch.setattr(db_module, "DEFAULT_BUSY_TIMEOUT_S", 1.0)
+    db = tmp_path / "runs.db"
+    older_database(db)
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        for command in (["cancel", "1"], ["retry", "1"], ["priority", "5", "1"]):
+            start = time.monotonic()
+            assert main(["--db", str(db), *command]) == 2
+            waited = time.monotonic() - start
+            assert 0.9 <= waited < 1.6, (command, waited)  # one busy timeout, not two
+            err = capsys.readouterr().err
+            assert f"database {db} is locked by another process (waited 1 s)" in err, err
+            assert "Traceback" not in err
+    finally:
+        holder.rollback()
+        holder.close()
+    with sqlite3.connect(db) as conn:  # nothing written, the columns not yet added
+        assert conn.execute("SELECT status FROM run WHERE id = 1").fetchone() == ("queued",)
+        assert "path_used" not in {row[1] for row in conn.execute("PRAGMA table_info(run)")}
+
+
+def test_a_writer_on_an_older_database_whose_lock_frees_in_time_upgrades_and_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A shorter upgrade wait for writers skipped the upgrade while another process held
+    # the lock for a moment, then `queue` failed "no such column: run.path_used".
+    import threading
+
+    from resconv_tui.cli import main
+
+    monkeypatch.setattr(db_module, "DEFAULT_BUSY_TIMEOUT_S", 5.0)
+    db = tmp_path / "runs.db"
+    older_database(db)
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.8, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        start = time.monotonic()
+        assert main(["--db", str(db), "cancel", "1"]) == 0, capsys.readouterr().err
+        assert 0.7 <= time.monotonic() - start < 4.0  # it waited for the lock, and got it
+    finally:
+        release.join()
+        holder.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT status FROM run WHERE id = 1").fetchone() == ("cancelled",)
+        assert "path_used" in {row[1] for row in conn.execute("PRAGMA table_info(run)")}
