@@ -516,7 +516,12 @@ class Repo:
                 values.update(_gpu_values(gpu))
             if stopping:
                 values["state"] = "stopping"
-            conn.execute(update(WORKER).where(WORKER.c.id == worker_id).values(**values))
+            # Not over "stopped", which only the worker itself writes, last: a beat that
+            # waited on the write lock meanwhile (past Heartbeat.stop()'s join, or beside
+            # a second signal's give_back_quietly) made it "stopping" for a process gone.
+            # ("lost" is another's guess: a beat says the worker lives; revived below.)
+            mine = update(WORKER).where(WORKER.c.id == worker_id, WORKER.c.state != "stopped")
+            conn.execute(mine.values(**values))
             # Marked lost while it lived on (silent past STALE_AFTER_S): it beats, so it is
             # not. "running" only with a run still its own: one retried and taken by another
             # worker meanwhile left its row "running" that run for good.

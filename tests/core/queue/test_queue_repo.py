@@ -517,6 +517,43 @@ def test_a_worker_asked_to_stop_says_so_until_it_stops(repo: Repo) -> None:
     assert repo.list_workers() == []
 
 
+def test_a_late_beat_leaves_a_stopped_worker_stopped(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A beat in flight as the worker wrote "stopped" (waiting on the write lock past
+    # Heartbeat.stop()'s join, or racing a second signal's give_back_quietly) landed
+    # after it: the row said "stopping" for a process gone, until marked lost.
+    import threading
+
+    from core.gpu import GpuMonitor
+    from core.recording import Heartbeat
+
+    repo.enqueue(tiny_runs(1))
+    worker = repo.register_worker("h", 1, "cpu")
+    run_id = claim(repo, worker)
+    in_flight, go_on = threading.Event(), threading.Event()
+    real_heartbeat = repo.heartbeat
+
+    def held_beat(*args: object, **kwargs: object) -> list[int]:
+        in_flight.set()
+        go_on.wait(10)  # as the write lock would hold it
+        return real_heartbeat(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(repo, "heartbeat", held_beat)
+    beat = Heartbeat(repo, worker, GpuMonitor("cpu"), 0.01, stopping=lambda: True)
+    beat.run_ids = (run_id,)
+    beat.start()
+    assert in_flight.wait(10)
+    assert repo.requeue(run_id, worker) == S.QUEUED  # the worker's way out
+    repo.update_worker(worker, state="stopped")
+    go_on.set()
+    beat.stop()
+    assert not beat.is_alive()
+    (row,) = repo.list_workers(include_gone=True)
+    assert (row.state, row.current_run_id) == ("stopped", None)
+    assert status(repo, run_id) == S.QUEUED
+
+
 def test_a_revived_run_is_said_by_whichever_write_revives_it(repo: Repo) -> None:
     # Only the heartbeat said it: when the training thread's write came back first, the
     # run was revived without a word in the log.
