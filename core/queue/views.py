@@ -493,13 +493,26 @@ OLD_SEEDS_NAMES = ("seeds queued", "seeds_queued")
 
 
 def to_csv(table: Table) -> str:
+    """The table as CSV, for a spreadsheet: without the meter, a column of asterisks no
+    sheet can sort or plot (as JSON leaves it out), and the seeds as two numbers."""
+    _refuse_meter_alone(table, "CSV")
+    columns = [c for c in table.columns if c != METER]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([name for c in table.columns for name in (CSV_SEEDS if c == SEEDS else [c])])
+    writer.writerow([name for c in columns for name in (CSV_SEEDS if c == SEEDS else [c])])
     for row in table.rows:
-        writer.writerow([cell for c, v in zip(table.columns, row, strict=True)
+        writer.writerow([cell for c, v in zip(table.columns, row, strict=True) if c != METER
                          for cell in _csv_cells(c, v)])  # fmt: skip
     return out.getvalue().rstrip("\n")
+
+
+def _refuse_meter_alone(table: Table, kind: str) -> None:
+    """CSV and JSON leave the meter out: asked for alone, they would print nothing."""
+    if table.columns and set(table.columns) == {METER}:
+        raise UsageError(
+            f"--columns meter: {kind} leaves the meter out (a picture of the validation "
+            "loss); ask for validation_loss, or --format markdown"
+        )
 
 
 def _csv_cells(column: str, value: Any) -> list[Any]:
@@ -542,11 +555,7 @@ SOMETIMES = (METER, SEEDS, STD, TARGET, DIFF, LOGBOOK_MINUTES, TARGET_PARAMS, RA
 
 
 def to_json(table: Table) -> str:
-    if table.columns and set(table.columns) == {METER}:  # it would print [{}, {}, ...]
-        raise UsageError(
-            "--columns meter: JSON leaves the meter out (a picture of the validation loss); "
-            "ask for validation_loss, or --format markdown or csv"
-        )
+    _refuse_meter_alone(table, "JSON")  # it would print [{}, {}, ...]
     return json.dumps([_json_row(table, row) for row in table.rows], indent=2)
 
 

@@ -407,6 +407,11 @@ class ResultsScreen(Screen[None]):
         # An experiment may be named "a/b", "..", or 100 characters of 実験 (300 bytes):
         # the file name takes it as its checkpoint folder does.
         experiment = experiment_folder(self.experiment or "all")
+        if fmt == "csv" and set(self.view.columns) == {v.METER}:  # CSV leaves it out
+            self.notify("CSV leaves the meter out, and it is the only column shown: show "
+                        "another (v), or export markdown (e)", title="Not exported",
+                        severity="warning")  # fmt: skip
+            return None
         text = render(self.view) + "\n"
         for number in itertools.count(1):
             # Two exports in one second (e, S, e) each get their own file.

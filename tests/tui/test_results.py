@@ -239,10 +239,29 @@ async def test_e_exports_markdown_and_E_csv(seeded, app_factory, settle, tmp_pat
     assert "0.164834" in lines[2] and "*********************" in lines[2]
     assert (
         csv.splitlines()[0] == "run,l,validation loss,target,Δ target,model params,"
-        "train time (minutes),logbook minutes,meter"
+        "train time (minutes),logbook minutes"
     )
     assert csv.splitlines()[1].startswith("1,1,0.161,0.164834,")
     assert screen.view.rows[0][0] == 1
+
+
+async def test_E_with_only_the_meter_shown_says_why_and_writes_nothing(
+    seeded, app_factory, settle, tmp_path
+) -> None:
+    # CSV leaves the meter out, as JSON does: with it alone shown, E has nothing to write.
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_results(pilot, settle)
+        screen.hidden = set(screen.full_table().columns) - {v.METER}
+        screen._redraw()
+        assert screen.view.columns == (v.METER,)
+        await pilot.press("E")
+        await settle(pilot)
+        said = [n.message for n in app._notifications]
+        assert any("CSV leaves the meter out" in message for message in said), said
+        assert not list(Path(tmp_path).glob("results-*.csv"))
+        await pilot.press("e")  # markdown draws it
+        assert len(list(Path(tmp_path).glob("results-*.md"))) == 1
 
 
 async def test_two_exports_in_one_second_keep_both_files(

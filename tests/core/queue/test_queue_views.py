@@ -135,13 +135,16 @@ def test_hiding_a_column_this_table_lacks_is_no_error_but_a_typo_is() -> None:
 def test_json_of_the_meter_alone_is_refused_not_empty_objects() -> None:
     with pytest.raises(UsageError, match="JSON leaves the meter out"):
         render(results_table(runs(), columns=["meter"]), "json")
+    with pytest.raises(UsageError, match="CSV leaves the meter out"):
+        render(results_table(runs(), columns=["meter"]), "csv")
     assert json.loads(render(results_table(runs(), columns=["meter", "l"]), "json"))[0] == {"l": 15}
 
 
 def test_csv_and_json_keep_raw_numbers() -> None:
     table = results_table(runs())
     csv_lines = render(table, "csv").splitlines()
-    assert csv_lines[0] == "run,l,validation loss,model params,train time (minutes),meter"
+    # No meter: a column of asterisks no spreadsheet can sort or plot (JSON leaves it out).
+    assert csv_lines[0] == "run,l,validation loss,model params,train time (minutes)"
     assert csv_lines[1].startswith("3,15,0.054141,261411,4.17")
     data = json.loads(render(table, "json"))
     # JSON keys are ls --json's where both hold a figure; swept keys keep their names.
