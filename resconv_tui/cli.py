@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import shlex
 import sys
 from typing import TYPE_CHECKING
 
@@ -79,10 +78,10 @@ def db_option(args: argparse.Namespace) -> str:
     """`` --db X`` as the person gave it (quoted for a shell), for the commands a message
     suggests: without it, a suggested command acts on ./runs.db. Empty when not given.
     A password is left out (``core.queue.db.hint_url``)."""
-    from core.queue.db import hint_url
+    from core.queue.db import hint_option
 
     given = getattr(args, "db", None)
-    return f" --db {shlex.quote(hint_url(given))}" if given else ""
+    return hint_option(given) if given else ""
 
 
 def open_repo(args: argparse.Namespace, create: bool = False, only_reads: bool = False) -> Repo:

@@ -33,7 +33,8 @@ class LostWorkers:
     pids: list[int]
     run_ids: list[int]
 
-    def message(self) -> str:
+    def message(self, db: str = "") -> str:
+        """What the dashboard says; ``db``: the `` --db X`` its suggested command needs."""
         who = f"worker {ids_of('pid', self.pids)}"
         if not self.run_ids:
             return f"{who} exited without stopping cleanly (marked lost)"
@@ -41,7 +42,8 @@ class LostWorkers:
         runs = ids_of("run", self.run_ids)
         return (
             f"{who} exited without stopping cleanly: {runs} marked failed (worker lost); "
-            f"r or 'resconv-tui retry --cause worker-lost' queues {'them' if many else 'it'} again"
+            f"r or 'resconv-tui retry --cause worker-lost{db}' queues "
+            f"{'them' if many else 'it'} again"
         )
 
 

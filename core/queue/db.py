@@ -174,6 +174,12 @@ def hint_url(url_or_path: str) -> str:
     return shown_url(parsed, hidden=None)
 
 
+def hint_option(url_or_path: str) -> str:
+    """`` --db X`` for a command a message suggests (``hint_url``, quoted for a shell):
+    without it, a command pasted into a shell acts on ./runs.db, not this database."""
+    return f" --db {shlex.quote(hint_url(url_or_path))}"
+
+
 def sqlite_path(url: str) -> Path | None:
     """The file behind a SQLite URL (None for other databases and ``:memory:``)."""
     parsed = parse_url(url)

@@ -27,6 +27,7 @@ from textual.widgets import Header, Static
 
 from core.errors import ResconvError
 from core.queue import RunRow, RunStatus, UnknownRun
+from core.queue.db import hint_option
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS, MetricRow
 from core.queue.samples import decode_samples
 from core.queue.status import FINISHED
@@ -273,8 +274,12 @@ class RunDetailScreen(ChartScreen):
         info = info_made_of(run, now, stalled, last_val, eta)
         self.show_static("detail-info", info, lambda: info_table(run, now, stalled, last_val, eta))
         self.show_static("detail-config", run.config_json, lambda: config_table(run))
+        # The retry command it suggests names this database: a shell has no --db of ours.
+        retry_all = hint_option(self.db_url)
         self.show_static(
-            "detail-error", run.error, lambda: error_text(run, RETRY_HERE) if run.error else ""
+            "detail-error",
+            run.error,
+            lambda: error_text(run, RETRY_HERE, retry_all) if run.error else "",
         )
         self.query_one("#detail-error", Static).set_class(bool(run.error), "-shown")
 

@@ -30,7 +30,7 @@ from textual.worker import get_current_worker
 
 from core.errors import ResconvError
 from core.queue import RunRow, RunStatus
-from core.queue.db import describe
+from core.queue.db import describe, hint_option
 from core.queue.failures import run_cause
 from core.queue.views import count_of, format_age
 from resconv_tui.context import DashboardContext
@@ -236,7 +236,9 @@ class RunsScreen(RunActions, Screen[None]):
         if existing != self.marked:
             self.set_reactive(RunsScreen.marked, existing)  # drawn just below
         if message.lost is not None:
-            self.notify(message.lost.message(), severity="warning", timeout=15)
+            # Its retry command, pasted into a shell, must act on this database.
+            lost = message.lost.message(hint_option(self.ctx.db_url))
+            self.notify(lost, severity="warning", timeout=15)
         if (failed := message.not_recorded) is not None:
             self._recovery_retry_at = message.dashboard.now + RECOVERY_RETRY_S
             if not set(failed.pids) <= self._not_recorded_said:  # once, not every poll

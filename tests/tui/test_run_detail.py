@@ -111,6 +111,9 @@ async def test_failed_run_shows_its_error(db_url: str, runs: dict) -> None:
         assert "CUDA out of memory" in str(error.content)
         # ...with its cause and the retry that fits it
         assert "\nout of memory: retry once the device has room for it" in str(error.content)
+        # The command it suggests acts on this database, not on ./runs.db of the shell
+        # it is pasted into (which said "no database at runs.db", or retried another's).
+        assert f"resconv-tui retry --cause oom --db {db_url} retries every" in str(error.content)
         assert detail(pilot).query_one("#detail-body").children[0] is error  # above the charts
         assert "failed" in screen_text(app)
         note = detail(pilot).query_one(SampleImage).empty_note
