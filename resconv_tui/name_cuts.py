@@ -82,6 +82,25 @@ def keep_start(name: str, width: int) -> str:
     return f"{start}…"
 
 
+def keep_ends(text: str, width: int) -> str:
+    """``text`` in at most ``width`` cells: its start and its end around "…" (``text``
+    whole if it fits). Its end is what tells ``t4-...-inputs-256`` from ``...-inputs-1000``."""
+    if cell_len(text) <= width:
+        return text
+    head_room = (width - 1) // 2
+    tail_room = width - 1 - head_room
+    head, tail = "", ""
+    for char in text:
+        if cell_len(head + char) > head_room:
+            break
+        head += char
+    for char in reversed(text):
+        if cell_len(char + tail) > tail_room:
+            break
+        tail = char + tail
+    return f"{head}…{tail}"
+
+
 def cut_name(parts: Sequence[str], shared: Counter[str], width: int) -> str:
     """``parts`` joined by '_' in at most ``width`` cells: the parts most names share
     go first (each run of them left out reads "…"), so that what tells runs apart

@@ -35,6 +35,7 @@ from core.queue.failures import run_cause
 from core.queue.views import count_of, format_age
 from resconv_tui.context import DashboardContext
 from resconv_tui.lost_workers import LostWorkers, NotRecorded, exited_workers, record_lost
+from resconv_tui.name_cuts import keep_ends
 from resconv_tui.polling import (
     Dashboard,
     LatestLosses,
@@ -381,19 +382,32 @@ class RunsScreen(RunActions, Screen[None]):
         )
         room = self.query_one("#runs-summary", Static).content_region.width
         # Cells, not characters: an experiment may be named 実験.
-        return next(
-            (form for form in forms if not room or cell_len(form) <= room),
-            _cut(forms[-1], room),
-        )
+        fits = next((form for form in forms if not room or cell_len(form) <= room), None)
+        if fits is not None:
+            return fits
+        # A long experiment name is cut in its middle, not the line at its end: two quick
+        # checks of one file read "exp=t4-batchnorm-position-inpu…" alike (their ends,
+        # -inputs-256 and -inputs-1000, cut off), and the filters after it went unsaid.
+        experiment = self.filters.experiment
+        over = cell_len(forms[-1]) - room
+        if experiment is not None and cell_len(experiment) - over >= MIDDLE_CUT_MIN:
+            short = keep_ends(experiment, cell_len(experiment) - over)
+            bare = self._filters_said(dash, with_eta=False, experiment=short)
+            return _cut("·".join([total, *marked]) + f" │ ETA {eta} │ {bare}", room)
+        return _cut(forms[-1], room)
 
-    def _filters_said(self, dash: Dashboard, *, with_eta: bool) -> str:
+    def _filters_said(
+        self, dash: Dashboard, *, with_eta: bool, experiment: str | None = None
+    ) -> str:
         """Only the filters in force (the line must fit a modest terminal); ``with_eta``:
-        the filtered experiment's ETA beside its name."""
+        the filtered experiment's ETA beside its name; ``experiment``: its name as said
+        (cut to fit), instead of the filter's."""
         q = self.filters
         eta = self._experiment_eta(dash, q.experiment) if q.experiment and with_eta else ""
+        named = experiment or q.experiment
         shown = [
             *([f"status={q.status}"] if q.status else []),
-            *([f"exp={q.experiment}{eta}"] if q.experiment else []),
+            *([f"exp={named}{eta}"] if q.experiment else []),
             *([f'text="{q.text}"'] if q.text else []),
             *(["order=queue"] if self.queue_order else []),
         ]
@@ -529,6 +543,11 @@ def clock_time(at: float) -> str:
 # it inside "val loss"): the words first, then where the losses were read.
 SHORTER = (("train loss ", "train "), ("val loss ", "val "), ("priority ", "pri "),
            (" inputs", ""))  # fmt: skip
+
+
+# The fewest cells an experiment's name is cut to in the summary line: shorter, its start
+# and end tell little, and the line's end is cut instead.
+MIDDLE_CUT_MIN = 12
 
 
 def _cut(text: str, room: int) -> str:

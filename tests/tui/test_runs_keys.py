@@ -678,6 +678,32 @@ async def test_at_80_columns_two_filters_and_the_order_keep_the_summary_one_line
         )
 
 
+@pytest.mark.parametrize("inputs", [256, 1000])
+async def test_at_80_columns_a_long_experiment_name_is_cut_in_its_middle(
+    inputs, seeded, app_factory, settle, db_url
+) -> None:
+    # Two quick checks of one logbook file (`queue --max-inputs N`) differ only at their
+    # names' end: the line cut at its end read "exp=t4-batchnorm-position-inpu…" for
+    # both, and said nothing of order=queue after it.
+    repo = Repo.open(db_url)
+    for n in (256, 1000):
+        repo.enqueue(new_runs(f"name: t4-batchnorm-position-inputs-{n}\nmax_inputs: {n}\n"))
+    repo.close()
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, RunsScreen)
+        app.screen.set_experiment_filter(f"t4-batchnorm-position-inputs-{inputs}")
+        await pilot.press("f", "o")  # status=queued; the queue's order
+        app.screen.refresh_now()
+        await settle(pilot)
+        summary = app.screen.query_one("#runs-summary")
+        (line,) = region_lines(app, summary.content_region)
+        assert summary.size.height == 1 and len(line) <= 78, line
+        # Its start and its end stay, and every filter after it.
+        assert re.search(rf" │ status=queued exp=t4-batc\S*…\S*-{inputs} order=queue$", line), line
+
+
 async def test_at_80_columns_a_filter_that_matches_nothing_keeps_the_narrow_layout(
     seeded, app_factory, settle
 ) -> None:
