@@ -691,7 +691,7 @@ def _next_priorities(priorities: list[int]) -> str:
 
 
 def _say(*parts: tuple[str, list[int]]) -> str:
-    said = [f"{what}: run {_cut(ids)}" for what, ids in parts if ids]
+    said = [f"{what}: {_some('run', ids)}" for what, ids in parts if ids]
     return "; ".join(said) or "nothing to do"
 
 

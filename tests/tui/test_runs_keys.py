@@ -1844,7 +1844,7 @@ async def test_the_cancel_question_of_many_runs_names_a_few(
         assert all(run(db_url, i).status == RunStatus.CANCELLED for i in many)
         assert run(db_url, running).cancel_requested
         assert (
-            f"cancelled: run {many[0]}, {many[1]}, {many[2]}, {many[3]}, {many[4]} and 15 more; "
+            f"cancelled: runs {many[0]}, {many[1]}, {many[2]}, {many[3]}, {many[4]} and 15 more; "
             f"cancel requested: run {running} (its worker stops it within a few seconds)"
         ) in notices(app)
 
@@ -1916,7 +1916,7 @@ async def test_retry_of_marked_runs_leaves_the_others_and_says_so(
         assert cell(app, failed, "status") == "queued" and cell(app, 1, "status") == "succeeded"
         assert notices(app)[-2:] == [
             "run 1 has succeeded, run 7 is queued: only failed or cancelled runs can be retried",
-            f"queued again: run {failed}, {cancelled}",
+            f"queued again: runs {failed}, {cancelled}",
         ]
         assert app.screen.marked == frozenset()
         # None of them can be: said, nothing written, the marks kept.
