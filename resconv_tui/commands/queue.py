@@ -121,7 +121,10 @@ def dry_run_plan(
     from core.queue.errors import NoDatabase
 
     try:
-        repo = open_repo(args)
+        # It writes nothing: an older version's database is read as it is while another
+        # process holds the write lock, as `status` reads it (as a writer it failed
+        # "locked" once the upgrade's wait ran out).
+        repo = open_repo(args, only_reads=True)
     except NoDatabase:  # a missing or empty SQLite file, an empty PostgreSQL database
         return None, None
     try:

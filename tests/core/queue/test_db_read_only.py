@@ -405,3 +405,39 @@ def test_a_writer_on_an_older_database_whose_lock_frees_in_time_upgrades_and_wri
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT status FROM run WHERE id = 1").fetchone() == ("cancelled",)
         assert "path_used" in {row[1] for row in conn.execute("PRAGMA table_info(run)")}
+
+
+def older_worker_table(db: Path, runs: int = 2) -> None:
+    """A runs.db at ``db`` holding ``runs`` queued runs, its worker table as the versions
+    before the claim rules made it (the only columns a newer version has added)."""
+    repo = Repo.open(str(db))
+    repo.enqueue(tiny_runs(runs))
+    repo.close()
+    with sqlite3.connect(db) as conn:
+        for column in ("stack", "largest_first", "max_runs"):
+            conn.execute(f'ALTER TABLE "worker" DROP COLUMN "{column}"')
+
+
+def test_a_dry_run_on_an_older_database_reads_while_another_process_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `queue --dry-run` writes nothing, yet it was opened as a writer: locked out of
+    # adding the worker's columns, it failed "locked" where it had read without them.
+    from resconv_tui.cli import main
+
+    monkeypatch.setattr(db_module, "DEFAULT_BUSY_TIMEOUT_S", 2.0)
+    db = tmp_path / "runs.db"
+    older_worker_table(db)
+    sweep = tmp_path / "sweep.yml"
+    sweep.write_text("name: s\nmax_inputs: 512\nmatrix:\n  ch: [4]\n")
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        start = time.monotonic()
+        assert main(["--db", str(db), "queue", str(sweep), "--dry-run"]) == 0
+        assert time.monotonic() - start < 1.5  # a reader's short try, not the busy timeout
+    finally:
+        holder.rollback()
+        holder.close()
+    out = capsys.readouterr().out
+    assert "queueing would add 1, queue again 0, skip 0" in out, out
