@@ -86,11 +86,11 @@ def db_option(args: argparse.Namespace) -> str:
 
 def open_repo(args: argparse.Namespace, create: bool = False, only_reads: bool = False) -> Repo:
     """The queue named by ``args``; ``create=False`` refuses to make a new database.
-    ``only_reads`` (status, ls, results, show, compare, queue --dry-run): an older
-    version's database is read as it is at once while another process holds its write
-    lock, not after the busy timeout. Any other command waits the busy timeout to add its
-    columns, and fails "locked" if it runs out: its own write would wait as long again
-    for the same lock."""
+    ``only_reads`` (status, ls, results, show, compare, queue --dry-run; stop, whose one
+    write the workers' heartbeats repeat): an older version's database is read as it is
+    at once while another process holds its write lock, not after the busy timeout. Any
+    other command waits the busy timeout to add its columns, and fails "locked" if it
+    runs out: its own write would wait as long again for the same lock."""
     from core.queue import Repo
     from core.queue.db import READER_UPGRADE_WAIT_S
 

@@ -45,7 +45,10 @@ def run(args: argparse.Namespace) -> int:
     from resconv_tui.worker_launcher import WorkerLauncher
 
     try:
-        repo = open_repo(args)
+        # As a reader: its one write (the rows' "stopping" below) is a courtesy the
+        # workers' heartbeats repeat. Opened as a writer, a lock that kept an older
+        # version's columns from being added failed it "locked" before any signal.
+        repo = open_repo(args, only_reads=True)
     except NoDatabase:  # "queue runs first" misled: the workers train from another one
         if getattr(args, "db", None):
             named = "given by --db"
@@ -85,9 +88,17 @@ def run(args: argparse.Namespace) -> int:
     failed = [pid for pid in pids if pid not in signalled]
     # Said at once in the rows (their heartbeat says so within seconds too): a second
     # `stop` right after this one must not send the "exit at once" signal by accident.
-    for worker in live:
-        if worker.pid in signalled and worker.state != "stopping":
-            repo.mark_worker_stopping(worker.id)
+    try:
+        for worker in live:
+            if worker.pid in signalled and worker.state != "stopping":
+                repo.mark_worker_stopping(worker.id)
+    except QueueError as exc:  # locked past the busy timeout: the signals went all the same
+        print(
+            f"resconv-tui: {exc}; worker {ids_of('pid', signalled)} asked all the same: "
+            "its row says so at its next heartbeat (a second stop before then tells it to "
+            "exit at once)",
+            file=sys.stderr,
+        )
     said = []
     now_ones = [pid for pid in signalled if pid in asked_before]
     first = [pid for pid in signalled if pid not in asked_before]

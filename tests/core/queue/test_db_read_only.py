@@ -441,3 +441,41 @@ def test_a_dry_run_on_an_older_database_reads_while_another_process_writes(
         holder.close()
     out = capsys.readouterr().out
     assert "queueing would add 1, queue again 0, skip 0" in out, out
+
+
+def test_stop_on_an_older_database_signals_while_another_process_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `stop` was opened as a writer: locked out of adding the worker's columns, it failed
+    # "locked" and signalled no worker, where it had read without them and stopped them.
+    # Its one write, the rows' "stopping", then waits on the same lock: said, not fatal.
+    import signal
+    import socket
+
+    from resconv_tui.cli import main
+
+    monkeypatch.setattr(db_module, "DEFAULT_BUSY_TIMEOUT_S", 1.0)
+    db = tmp_path / "runs.db"
+    older_worker_table(db)
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    repo = Repo.open(str(db))
+    worker_id = repo.register_worker(socket.gethostname(), worker.pid, "cpu")
+    repo.close()
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        assert main(["--db", str(db), "stop"]) == 0
+        assert worker.wait(5) == -signal.SIGTERM
+    finally:
+        holder.rollback()
+        holder.close()
+        worker.kill()
+        worker.wait()
+    out, err = capsys.readouterr()
+    assert out == f"asked worker pid {worker.pid} to stop after the current step; it was idle\n"
+    assert f"database {db} is locked by another process (waited 1 s)" in err, err
+    assert "its row says so at its next heartbeat" in err and "Traceback" not in err
+    repo = Repo.open(str(db))
+    assert [w.state for w in repo.list_workers()] == ["idle"]  # nothing half-written
+    assert repo.list_workers()[0].id == worker_id
+    repo.close()
