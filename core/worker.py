@@ -184,6 +184,9 @@ class Worker:
                     self.recover()
                     last_recover = time.monotonic()
                 claimed = self.claim(max_runs)
+                # Its own from here: a second signal puts them back, even while they go
+                # back below (their put_back waiting on the write lock).
+                self.current = [r.id for r in claimed]
                 if claimed and self.flags.stop:
                     # Asked to stop while its claim waited for the write lock (`stop` as it
                     # claimed, several workers on one queue): the runs go back untouched,
@@ -192,7 +195,6 @@ class Worker:
                     break
                 if claimed:
                     run, *partners = claimed
-                    self.current = [r.id for r in claimed]  # a second signal puts them back
                     if self.admitted(run, partners):
                         if partners:
                             self.train_stack([run, *partners])

@@ -673,6 +673,36 @@ def test_a_signal_during_the_claim_puts_the_runs_back_unstarted(
     assert repo.list_workers(include_gone=True)[0].state == "stopped"
 
 
+def test_a_second_signal_while_unstarted_runs_go_back_gives_them_back(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first signal came during the claim; the second while the claimed runs went back
+    # (their put_back waiting on the write lock): the worker did not count them as its
+    # own yet, so the second signal's give-back left them "running" under a "stopped"
+    # worker, found by no one.
+    ids = repo.enqueue(tiny_runs(2)).added_ids
+    worker = make_worker(repo, fake_trainer(), tmp_path)
+    given_back: list[tuple[list[int], list[int]]] = []
+    worker.flags.on_second = lambda: given_back.append(worker.give_back_quietly())
+    real_claim, real_put_back = repo.claim, repo.put_back
+
+    def signalled_meanwhile(worker_id: str, largest_first: bool = False) -> RunRow | None:
+        claimed = real_claim(worker_id, largest_first)
+        worker.flags.note(signal.SIGTERM, 0.0)
+        return claimed
+
+    def signalled_again(run_id: int, worker_id: str) -> bool:
+        worker.flags.note(signal.SIGTERM, 100.0)  # as leave_now, short of its os._exit
+        return real_put_back(run_id, worker_id)
+
+    monkeypatch.setattr(repo, "claim", signalled_meanwhile)
+    monkeypatch.setattr(repo, "put_back", signalled_again)
+    assert worker.loop() == 0
+    assert given_back == [([ids[0]], [])]
+    runs = [repo.get_run(i) for i in ids]
+    assert [(r.status, r.worker_id) for r in runs] == [(S.QUEUED, None)] * 2
+
+
 def test_a_run_cancelled_then_stopped_before_the_worker_read_it_ends_cancelled(
     repo: Repo, tmp_path: Path
 ) -> None:
