@@ -32,12 +32,15 @@ def still_training(url: str, here: str | None = None, db: str = "") -> str | Non
     from core.errors import ResconvError
     from core.processes import process_alive
     from core.queue import Repo
+    from core.queue.db import READER_UPGRADE_WAIT_S
     from core.queue.views import ids_of
     from resconv_tui.polling import live_workers_of
 
     host = here or socket.gethostname()
     try:
-        repo = Repo.open(url, create=False)
+        # It only reads: an older version's database is read as it is at once while
+        # another process holds its write lock, not after the busy timeout (15 s).
+        repo = Repo.open(url, create=False, upgrade_wait_s=READER_UPGRADE_WAIT_S)
         try:
             workers = repo.list_workers()
         finally:

@@ -55,3 +55,38 @@ def test_quitting_names_the_workers_of_this_machine_that_train_on(tmp_path: Any)
         "resconv-tui stop --db runs.db stops them"
     )
     assert dashboard.still_training(f"sqlite:///{tmp_path / 'none.db'}") is None
+
+
+def test_quitting_on_an_older_database_does_not_wait_out_another_writers_lock(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its note only reads the workers, yet it opened as a writer does: on an older
+    # version's runs.db whose write lock another process held, the shell came back only
+    # after the busy timeout (15 s), waiting to add the worker table's newer columns.
+    import os
+    import sqlite3
+    import time
+
+    from core.queue import Repo
+    from core.queue import db as db_module
+
+    monkeypatch.setattr(db_module, "DEFAULT_BUSY_TIMEOUT_S", 3.0)
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    repo = Repo.open(url)
+    repo.register_worker("box", os.getpid(), "cpu")
+    repo.close()
+    with sqlite3.connect(tmp_path / "runs.db") as conn:  # as an older version made it
+        for column in ("stack", "largest_first", "max_runs"):
+            conn.execute(f'ALTER TABLE "worker" DROP COLUMN "{column}"')
+    holder = sqlite3.connect(tmp_path / "runs.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        start = time.monotonic()
+        note = dashboard.still_training(url, here="box")
+        assert time.monotonic() - start < 1.5  # a reader's short try, not the busy timeout
+    finally:
+        holder.rollback()
+        holder.close()
+    assert (
+        note == f"workers of this machine train on (pid {os.getpid()}): resconv-tui stop stops them"
+    )
