@@ -38,7 +38,7 @@ from textual.widgets import Button, Header, Input, Static
 from core.errors import ConfigError, ResconvError, SweepError
 from core.queue import Repo, RunRow
 from core.queue.comparison import settings_apart_in
-from core.queue.db import is_new_file
+from core.queue.db import READER_UPGRADE_WAIT_S, is_new_file
 from core.queue.failures import diverged_before, diverged_warning
 from core.queue.rows import PRIORITY_LIMIT, EnqueueResult, NewRun
 from core.queue.views import count_of
@@ -187,7 +187,10 @@ class NewSweepScreen(Screen[int | None]):
         if not result.ok or is_new_file(self.db_url):
             return result
         try:
-            repo = Repo.open(self.db_url, create=False)
+            # It only reads, on the UI thread too: an older version's database is read as
+            # it is at once while another process holds its write lock (as `queue
+            # --dry-run` reads it), not after the busy timeout with the form frozen.
+            repo = Repo.open(self.db_url, create=False, upgrade_wait_s=READER_UPGRADE_WAIT_S)
             try:
                 plans = repo.plan_enqueue([NewRun.from_expanded(run) for run in result.runs])
             finally:

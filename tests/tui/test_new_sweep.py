@@ -850,3 +850,41 @@ async def test_a_bad_last_fields_reason_is_scrolled_into_sight_at_80x24(db_url: 
         assert not scroller.region.contains_region(reason.region)
         await pilot.press("ctrl+s")  # refused: the focus goes back to priority, and its reason
         assert app.focused is priority.input and await reason_in_sight()
+
+
+def drop_newer_worker_columns(db: Path) -> None:
+    """``db`` as an older version left it: without the worker's claim-rule columns."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        for column in ("stack", "largest_first", "max_runs"):
+            conn.execute(f'ALTER TABLE "worker" DROP COLUMN "{column}"')
+
+
+async def test_the_preview_on_an_older_database_does_not_wait_out_another_writers_lock(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The preview's "what queueing would do" only reads, on the UI thread, yet it opened
+    # the database as a writer does: on an older version's runs.db whose write lock
+    # another process held, the form froze for the busy timeout (15 s) at every preview.
+    import sqlite3
+    import time
+
+    from core.queue import db as db_module
+
+    Repo.open(db_url).close()
+    monkeypatch.setattr(db_module, "DEFAULT_BUSY_TIMEOUT_S", 3.0)
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, "max_inputs", "256")
+        drop_newer_worker_columns(tmp_path / "runs.db")  # each preview opens it afresh
+        holder = sqlite3.connect(tmp_path / "runs.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            start = time.monotonic()
+            form(pilot).show_preview_now()
+            assert time.monotonic() - start < 1.5  # a reader's short try, not 3 s
+        finally:
+            holder.rollback()
+            holder.close()
+        assert form(pilot).preview.plans == ("new",)
