@@ -299,7 +299,9 @@ class NewSweepScreen(Screen[int | None]):
     @work(thread=True, exclusive=True, group="enqueue")
     def enqueue(self, runs: list[NewRun], priority: int) -> None:
         try:
-            repo = Repo.open(self.db_url)
+            # As `queue`: locked out of adding an older version's columns, it fails at the
+            # busy timeout, rather than wait as long again at its own write.
+            repo = Repo.open(self.db_url, upgrade_or_fail=True)
             try:
                 diverged = diverged_before(repo, runs)
                 apart = settings_apart_in(repo, runs)  # as `queue` says it

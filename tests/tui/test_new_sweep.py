@@ -888,3 +888,38 @@ async def test_the_preview_on_an_older_database_does_not_wait_out_another_writer
             holder.rollback()
             holder.close()
         assert form(pilot).preview.plans == ("new",)
+
+
+async def test_queueing_locked_out_of_an_older_databases_upgrade_waits_once(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As `queue` did before 5514929: the upgrade waited the busy timeout for another
+    # process's write lock and let it pass, then the enqueue waited it again for the same
+    # lock, and said "waited 15 s" after 30.
+    import sqlite3
+    import time
+
+    from core.queue import db as db_module
+
+    Repo.open(db_url).close()
+    monkeypatch.setattr(db_module, "DEFAULT_BUSY_TIMEOUT_S", 1.0)
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, "max_inputs", "256")
+        drop_newer_worker_columns(tmp_path / "runs.db")  # each queueing opens it afresh
+        holder = sqlite3.connect(tmp_path / "runs.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            start = time.monotonic()
+            form(pilot).action_queue()
+            await pilot.app.workers.wait_for_complete()
+            waited = time.monotonic() - start
+        finally:
+            holder.rollback()
+            holder.close()
+        assert 0.9 <= waited < 1.6, waited  # one busy timeout, not two
+        said = [n.message for n in app._notifications]
+        assert any("locked by another process (waited 1 s)" in m for m in said), said
+    repo = Repo.open(db_url)
+    assert repo.list_runs() == []  # nothing written
+    repo.close()
