@@ -191,7 +191,7 @@ class Worker:
                     # Asked to stop while its claim waited for the write lock (`stop` as it
                     # claimed, several workers on one queue): the runs go back untouched,
                     # no attempt counted, rather than start only to be interrupted.
-                    say(f"run {self._put_back(claimed)} back in the queue, not started")
+                    say(f"{self._put_back(claimed)} back in the queue, not started")
                     break
                 if claimed:
                     run, *partners = claimed
@@ -400,16 +400,16 @@ class Worker:
         attempt counted) and stop this worker with the reason and the fix."""
         ids = self._put_back(runs)
         first = str(error).splitlines()[0].removesuffix("; looked in:")
-        say(f"{first}: run {ids} back in the queue, none failed; stopping")
+        say(f"{first}: {ids} back in the queue, none failed; stopping")
         raise error  # the command prints it whole (where it looked, the fix) and exits 2
 
     def _put_back(self, runs: list[RunRow]) -> str:
         """Put ``runs`` back in the queue (no attempt counted) before the worker stops, for
-        its machine's fault or asked to as it claimed them; their ids, as said."""
+        its machine's fault or asked to as it claimed them; "run 3" or "runs 3, 4", as said."""
         for run in runs:
             self.repo.put_back(run.id, self.id)
             self._let_go(run)
-        return ", ".join(str(run.id) for run in runs)
+        return ids_of("run", [run.id for run in runs])
 
     def checkpoints_blocked(self, error: OSError) -> bool:
         """Whether ``error`` is the checkpoint folder's, not the run's: a full disk, or a
@@ -432,7 +432,7 @@ class Worker:
         ids = self._put_back(runs)
         where = os.fsdecode(error.filename) if error.filename else ", ".join(folders)
         why = f"{error.strerror or first_line(error)}: {where}"
-        say(f"{why}: run {ids} back in the queue, none failed; stopping")
+        say(f"{why}: {ids} back in the queue, none failed; stopping")
         full = error.errno in DISK_FULL
         other = "another --checkpoints folder"
         if full:

@@ -644,6 +644,26 @@ def test_first_signal_requeues_the_run_and_stops_the_worker(repo: Repo, tmp_path
     assert repo.list_workers(include_gone=True)[0].state == "stopped"
 
 
+def test_a_stack_put_back_for_missing_data_is_said_as_runs(
+    repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A stack of seeds goes back whole; it was said "run 1, 2 back in the queue".
+    from core.errors import NoDataHere
+
+    class NoData(StackingTrainer):
+        def train_stack(
+            self, runs: list[RunRow], callbacks: list[FitCallbacks], dirs: list[Path]
+        ) -> list[FitResult | Exception]:
+            raise NoDataHere("FashionMNIST not found; looked in:\n  - here\nFix: ...")
+
+    ids = repo.enqueue(tiny_runs(2)).added_ids
+    with pytest.raises(NoDataHere):
+        make_worker(repo, NoData(), tmp_path, rules=ClaimRules(stack=2)).loop(until_empty=True)
+    assert [repo.get_run(i).status for i in ids] == [S.QUEUED] * 2
+    said = f"FashionMNIST not found: runs {ids[0]}, {ids[1]} back in the queue, none failed"
+    assert said in capsys.readouterr().out
+
+
 def test_a_signal_during_the_claim_puts_the_runs_back_unstarted(
     repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
