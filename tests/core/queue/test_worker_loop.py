@@ -497,8 +497,8 @@ def test_a_full_disk_puts_the_runs_back_and_stops_the_worker(
     runs = [repo.get_run(i) for i in ids]
     assert [(r.status, r.attempts) for r in runs] == [(S.QUEUED, 0)] * 3
     assert repo.list_workers() == []  # it stopped (its row says so)
-    back = "1, 2" if stack > 1 else "1"
-    assert f"run {back} back in the queue, none failed; stopping" in capsys.readouterr().out
+    back = "runs 1, 2" if stack > 1 else "run 1"
+    assert f"{back} back in the queue, none failed; stopping" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("code", ["EACCES", "EROFS"])
