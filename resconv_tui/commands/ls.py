@@ -175,7 +175,6 @@ def fit_runs(
     (``columns`` None) keeps them whole, for grep. At 80 columns a long experiment name
     wrapped every row in two."""
     from core.queue.views import cell_len
-    from resconv_tui.name_cuts import cut_names, name_parts
 
     if columns is None or not lines:
         return lines
@@ -193,6 +192,31 @@ def fit_runs(
     room = max(min(LEAST_RUN_WIDTH, columns - fixed), LEAST_CUT_RUN_WIDTH, room)
     if widths[RUN] <= room:
         return lines
+    fitted = _cut_run_column(runs, lines, room)
+    # Narrower than LEAST_RUN_WIDTH only as long as the rows are told apart as well: at 40
+    # columns two runs of act-gelu, lr 0.001 and 0.0001, both read "t4…/act-gelu…". A
+    # row past the terminal's edge is better than two rows read as one run.
+    apart = _told_apart(_cut_run_column(runs, lines, max(room, LEAST_RUN_WIDTH)))
+    while room < LEAST_RUN_WIDTH and _told_apart(fitted) < apart:
+        room += 1
+        fitted = _cut_run_column(runs, lines, room)
+    return fitted
+
+
+def _told_apart(lines: list[tuple[str, ...]]) -> int:
+    """How many rows the run column tells apart."""
+    return len({line[RUN] for line in lines})
+
+
+def _cut_run_column(
+    runs: list[RunRow], lines: list[tuple[str, ...]], room: int
+) -> list[tuple[str, ...]]:
+    """``lines`` with the run column cut to ``room`` cells (``fit_runs``)."""
+    from core.queue.views import cell_len
+    from resconv_tui.name_cuts import cut_names, name_parts
+
+    longest_name = max(cell_len(run.name) for run in runs)
+    longest_experiment = max(cell_len(run.experiment) for run in runs)
     # The experiment is cut before the names, down to 3 cells ("a…"; a wide "実…"), the
     # experiments told apart as the names are ("…halves-first", "…alves-second").
     experiment_width = min(longest_experiment, max(room - 1 - longest_name, 3))

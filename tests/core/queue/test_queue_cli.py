@@ -393,6 +393,24 @@ def test_ls_cut_rows_of_two_experiments_stay_told_apart(
     assert len({row.split()[2] for row in rows}) == 8, rows
 
 
+def test_ls_cuts_the_run_column_below_20_cells_only_with_rows_told_apart(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At 40 columns the run column went to 12 cells: runs 1 and 2 (act-gelu, lr 0.001 and
+    # 0.0001) both read "t4…/act-gelu…". Wider than the terminal is better than alike.
+    import resconv_tui.commands.ls as ls_command
+
+    Path("t4.yml").write_text(
+        "name: t4-batchnorm-position-inputs-1000\nlayers: 2\nchannels: 4\nmax_inputs: 64\n"
+        "matrix:\n  act: [gelu, relu]\n  lr: [0.001, 0.0001]\n"
+    )
+    cli(capsys, "queue", "t4.yml")
+    for columns in (40, 44, 60):
+        monkeypatch.setattr(ls_command, "terminal_columns", lambda columns=columns: columns)
+        rows = [line.split() for line in cli(capsys, "ls")[1].splitlines()[1:]]
+        assert len({row[2] for row in rows}) == 4, (columns, rows)
+
+
 def test_ls_keeps_a_wide_first_character_of_the_experiment(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
