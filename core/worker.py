@@ -444,7 +444,7 @@ class Worker:
             fix = f"make {folder} writable for this user (or pick {other})"
         blocked = DiskFull if full else CheckpointsNotWritable
         raise blocked(
-            f"{why} (checkpoints under {self.checkpoint_root}): run {ids} back in the queue, "
+            f"{why} (checkpoints under {self.checkpoint_root}): {ids} back in the queue, "
             f"none failed; {fix}, then start the worker again"
         ) from None
 

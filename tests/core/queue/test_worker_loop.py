@@ -492,13 +492,16 @@ def test_a_full_disk_puts_the_runs_back_and_stops_the_worker(
 
     trainer: Any = StackTrainer() if stack > 1 else no_room
     worker = make_worker(repo, trainer, tmp_path, rules=ClaimRules(stack=stack))
-    with pytest.raises(DiskFull, match="No space left on device: .*last.pt"):
+    with pytest.raises(DiskFull, match="No space left on device: .*last.pt") as raised:
         worker.loop(until_empty=True)
     runs = [repo.get_run(i) for i in ids]
     assert [(r.status, r.attempts) for r in runs] == [(S.QUEUED, 0)] * 3
     assert repo.list_workers() == []  # it stopped (its row says so)
     back = "runs 1, 2" if stack > 1 else "run 1"
     assert f"{back} back in the queue, none failed; stopping" in capsys.readouterr().out
+    # The error the command prints said "run run 1" (and "run runs 1, 2") once the ids
+    # came with their noun.
+    assert f"): {back} back in the queue, none failed; free some space" in str(raised.value)
 
 
 @pytest.mark.parametrize("code", ["EACCES", "EROFS"])
