@@ -45,6 +45,8 @@ DEFAULT_BUSY_TIMEOUT_S = 15.0
 # the write lock comes within this: else it reads without them at once, rather than wait
 # the busy timeout for a worker or a backup that holds it. Writers add them anyway.
 READER_UPGRADE_WAIT_S = 0.5
+# The advice ending "locked" (``_message``): `stop`, whose signals went, leaves it out.
+TRY_AGAIN_WHEN_FREE = "; try again when it is free"
 IMMEDIATE = "resconv_immediate"  # execution option: begin a write transaction
 INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE: e.g. ALTER TABLE by a non-owner
 SCHEMA_LOCK_KEY = 0x7265_7363  # PostgreSQL advisory lock held while the schema is checked
@@ -548,7 +550,7 @@ def _message(url: str, error: exc.DBAPIError, busy_timeout_s: float) -> str:
     if "locked" in low or "busy" in low or "lock timeout" in low:  # the last: PostgreSQL
         return (
             f"database {where} is locked by another process "
-            f"(waited {busy_timeout_s:g} s); try again when it is free"
+            f"(waited {busy_timeout_s:g} s){TRY_AGAIN_WHEN_FREE}"
         )
     if "timeout expired" in low or "timed out" in low:  # PostgreSQL: PG_CONNECT_ARGS at work
         return (

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from resconv_tui.cli import add_db_option, db_url, open_repo
 
 if TYPE_CHECKING:
-    from core.queue import Repo, RunRow
+    from core.queue import Repo, RunRow, WorkerRow
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -38,7 +38,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.queue.db import describe, is_new_file, sqlite_path
+    from core.queue.db import TRY_AGAIN_WHEN_FREE, describe, is_new_file, sqlite_path
     from core.queue.errors import NoDatabase, QueueError
     from core.queue.views import back_to_queue_said, final_pass_said, ids_of
     from resconv_tui.polling import live_workers_of
@@ -88,17 +88,15 @@ def run(args: argparse.Namespace) -> int:
     failed = [pid for pid in pids if pid not in signalled]
     # Said at once in the rows (their heartbeat says so within seconds too): a second
     # `stop` right after this one must not send the "exit at once" signal by accident.
-    try:
-        for worker in live:
-            if worker.pid in signalled and worker.state != "stopping":
-                repo.mark_worker_stopping(worker.id)
+    unmarked = [w for w in live if w.pid in signalled and w.state != "stopping"]
+    try:  # the first refusal ends it: each next row would wait the busy timeout again
+        while unmarked:
+            repo.mark_worker_stopping(unmarked[0].id)
+            unmarked.pop(0)
     except QueueError as exc:  # locked past the busy timeout: the signals went all the same
-        print(
-            f"resconv-tui: {exc}; worker {ids_of('pid', signalled)} asked all the same: "
-            "its row says so at its next heartbeat (a second stop before then tells it to "
-            "exit at once)",
-            file=sys.stderr,
-        )
+        # Not "try again": a second stop now tells them to exit at once.
+        why = str(exc).removesuffix(TRY_AGAIN_WHEN_FREE)
+        print(f"resconv-tui: {why}; {unmarked_said(unmarked)}", file=sys.stderr)
     said = []
     now_ones = [pid for pid in signalled if pid in asked_before]
     first = [pid for pid in signalled if pid not in asked_before]
@@ -129,6 +127,23 @@ def run(args: argparse.Namespace) -> int:
         print(f"could not signal worker {ids_of('pid', failed)} (another user's process?)")
         return 1
     return 0
+
+
+def unmarked_said(unmarked: list[WorkerRow]) -> str:
+    """What a lock that kept out the rows' "stopping" means, of the workers it kept it
+    from: only those (not one told to exit at once, whose row said so already), in the
+    right number (thread slots share one pid)."""
+    from core.queue.views import ids_of
+
+    pids = sorted({w.pid for w in unmarked})
+    if len(pids) == 1:
+        rows, it = "its row says so at its next heartbeat", "it"
+    else:
+        rows, it = "their rows say so at their next heartbeats", "them"
+    return (
+        f"worker {ids_of('pid', pids)} asked all the same: {rows} (a second stop before "
+        f"then tells {it} to exit at once)"
+    )
 
 
 def held_runs(repo: Repo, worker_ids: set[str]) -> list[RunRow]:

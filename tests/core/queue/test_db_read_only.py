@@ -487,3 +487,48 @@ def test_stop_on_an_older_database_signals_while_another_process_writes(
     assert [w.state for w in repo.list_workers()] == ["idle"]  # nothing half-written
     assert repo.list_workers()[0].id == worker_id
     repo.close()
+
+
+def test_stop_locked_out_of_its_rows_names_the_workers_they_are_left_of(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Locked out of the rows' "stopping", stop said "worker pids 11, 12, 13 asked all the
+    # same: its row says so at its next heartbeat": one row for two workers, and the one
+    # --now told to exit at once (its row said "stopping" already) named among them,
+    # after the lock's own "try again when it is free", which does just that.
+    import signal
+    import socket
+
+    from resconv_tui.cli import main
+
+    monkeypatch.setattr(db_module, "DEFAULT_BUSY_TIMEOUT_S", 1.0)
+    db = tmp_path / "runs.db"
+    sleepers = [
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in range(3)
+    ]
+    try:
+        repo = Repo.open(str(db))
+        ids = [repo.register_worker(socket.gethostname(), p.pid, "cpu") for p in sleepers]
+        repo.mark_worker_stopping(ids[2])  # asked before: --now tells it to exit at once
+        repo.close()
+        holder = sqlite3.connect(db, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            assert main(["--db", str(db), "stop", "--now"]) == 0
+            assert [p.wait(5) for p in sleepers] == [-signal.SIGTERM] * 3
+        finally:
+            holder.rollback()
+            holder.close()
+    finally:
+        for sleeper in sleepers:
+            sleeper.kill()
+            sleeper.wait()
+    err = capsys.readouterr().err
+    fresh = sorted(p.pid for p in sleepers[:2])
+    said = (
+        f"worker pids {fresh[0]}, {fresh[1]} asked all the same: their rows say so at their "
+        "next heartbeats (a second stop before then tells them to exit at once)"
+    )
+    assert said in err, err
+    assert str(sleepers[2].pid) not in err, err
+    assert "try again" not in err, err  # it would tell them to exit at once
