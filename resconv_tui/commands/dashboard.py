@@ -56,5 +56,6 @@ def still_training(url: str, here: str | None = None, db: str = "") -> str | Non
     ]
     if not live:
         return None
-    pids = ids_of("pid", sorted(w.pid for w in live))
+    # Each pid once: thread slots share one (`stop` signals it once).
+    pids = ids_of("pid", sorted({w.pid for w in live}))
     return f"workers of this machine train on ({pids}): resconv-tui stop{db} stops them"

@@ -57,6 +57,24 @@ def test_quitting_names_the_workers_of_this_machine_that_train_on(tmp_path: Any)
     assert dashboard.still_training(f"sqlite:///{tmp_path / 'none.db'}") is None
 
 
+def test_quitting_names_the_pid_of_thread_slots_once(tmp_path: Any) -> None:
+    # A --slots K worker of thread slots: K rows, one pid. The note read "(pids 4242,
+    # 4242)", where `stop` (which signals each pid once) says "pid 4242".
+    import os
+
+    from core.queue import Repo
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    repo = Repo.open(url)
+    for _ in range(2):
+        repo.register_worker("box", os.getpid(), "cpu")
+    repo.close()
+    note = dashboard.still_training(url, here="box")
+    assert (
+        note == f"workers of this machine train on (pid {os.getpid()}): resconv-tui stop stops them"
+    )
+
+
 def test_quitting_on_an_older_database_does_not_wait_out_another_writers_lock(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
