@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 import pytest
+from sqlite_locks import drop_newer_worker_columns, write_lock_held
 from textual.app import App
 
 import resconv_tui.app
@@ -82,7 +83,6 @@ def test_quitting_on_an_older_database_does_not_wait_out_another_writers_lock(
     # version's runs.db whose write lock another process held, the shell came back only
     # after the busy timeout (15 s), waiting to add the worker table's newer columns.
     import os
-    import sqlite3
     import time
 
     from core.queue import Repo
@@ -93,18 +93,11 @@ def test_quitting_on_an_older_database_does_not_wait_out_another_writers_lock(
     repo = Repo.open(url)
     repo.register_worker("box", os.getpid(), "cpu")
     repo.close()
-    with sqlite3.connect(tmp_path / "runs.db") as conn:  # as an older version made it
-        for column in ("stack", "largest_first", "max_runs"):
-            conn.execute(f'ALTER TABLE "worker" DROP COLUMN "{column}"')
-    holder = sqlite3.connect(tmp_path / "runs.db", isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
-    try:
+    drop_newer_worker_columns(tmp_path / "runs.db")  # as an older version made it
+    with write_lock_held(tmp_path / "runs.db"):
         start = time.monotonic()
         note = dashboard.still_training(url, here="box")
         assert time.monotonic() - start < 1.5  # a reader's short try, not the busy timeout
-    finally:
-        holder.rollback()
-        holder.close()
     assert (
         note == f"workers of this machine train on (pid {os.getpid()}): resconv-tui stop stops them"
     )

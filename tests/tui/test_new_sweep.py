@@ -15,6 +15,7 @@ from screen_host import (
     region_lines,
     screen_text,
 )
+from sqlite_locks import drop_newer_worker_columns, write_lock_held
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, Static
@@ -852,22 +853,12 @@ async def test_a_bad_last_fields_reason_is_scrolled_into_sight_at_80x24(db_url: 
         assert app.focused is priority.input and await reason_in_sight()
 
 
-def drop_newer_worker_columns(db: Path) -> None:
-    """``db`` as an older version left it: without the worker's claim-rule columns."""
-    import sqlite3
-
-    with sqlite3.connect(db) as conn:
-        for column in ("stack", "largest_first", "max_runs"):
-            conn.execute(f'ALTER TABLE "worker" DROP COLUMN "{column}"')
-
-
 async def test_the_preview_on_an_older_database_does_not_wait_out_another_writers_lock(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The preview's "what queueing would do" only reads, on the UI thread, yet it opened
     # the database as a writer does: on an older version's runs.db whose write lock
     # another process held, the form froze for the busy timeout (15 s) at every preview.
-    import sqlite3
     import time
 
     from core.queue import db as db_module
@@ -878,15 +869,10 @@ async def test_the_preview_on_an_older_database_does_not_wait_out_another_writer
     async with app.run_test(size=SIZE) as pilot:
         await type_into(pilot, "max_inputs", "256")
         drop_newer_worker_columns(tmp_path / "runs.db")  # each preview opens it afresh
-        holder = sqlite3.connect(tmp_path / "runs.db", isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")
-        try:
+        with write_lock_held(tmp_path / "runs.db"):
             start = time.monotonic()
             form(pilot).show_preview_now()
             assert time.monotonic() - start < 1.5  # a reader's short try, not 3 s
-        finally:
-            holder.rollback()
-            holder.close()
         assert form(pilot).preview.plans == ("new",)
 
 
@@ -896,7 +882,6 @@ async def test_queueing_locked_out_of_an_older_databases_upgrade_waits_once(
     # As `queue` did before 5514929: the upgrade waited the busy timeout for another
     # process's write lock and let it pass, then the enqueue waited it again for the same
     # lock, and said "waited 15 s" after 30.
-    import sqlite3
     import time
 
     from core.queue import db as db_module
@@ -907,16 +892,11 @@ async def test_queueing_locked_out_of_an_older_databases_upgrade_waits_once(
     async with app.run_test(size=SIZE) as pilot:
         await type_into(pilot, "max_inputs", "256")
         drop_newer_worker_columns(tmp_path / "runs.db")  # each queueing opens it afresh
-        holder = sqlite3.connect(tmp_path / "runs.db", isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")
-        try:
+        with write_lock_held(tmp_path / "runs.db"):
             start = time.monotonic()
             form(pilot).action_queue()
             await pilot.app.workers.wait_for_complete()
             waited = time.monotonic() - start
-        finally:
-            holder.rollback()
-            holder.close()
         assert 0.9 <= waited < 1.6, waited  # one busy timeout, not two
         said = [n.message for n in app._notifications]
         assert any("locked by another process (waited 1 s)" in m for m in said), said

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from queue_helpers import tiny_runs
 from sqlalchemy import exc
+from sqlite_locks import drop_newer_worker_columns, write_lock_held
 
 from core.queue import QueueError, Repo
 from core.queue import db as db_module
@@ -338,17 +339,6 @@ def test_status_on_an_older_versions_database_does_not_wait_out_another_writers_
         assert "max_runs" in {row[1] for row in conn.execute("PRAGMA table_info(worker)")}
 
 
-def older_database(db: Path, runs: int = 2) -> None:
-    """A runs.db at ``db`` holding ``runs`` queued runs, as an older version made it
-    (without the run's path_used and the worker's max_runs)."""
-    repo = Repo.open(str(db))
-    repo.enqueue(tiny_runs(runs))
-    repo.close()
-    with sqlite3.connect(db) as conn:
-        conn.execute('ALTER TABLE "run" DROP COLUMN "path_used"')
-        conn.execute('ALTER TABLE "worker" DROP COLUMN "max_runs"')
-
-
 def test_a_writer_locked_out_of_the_upgrade_fails_at_once_not_after_a_second_wait(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -359,10 +349,8 @@ def test_a_writer_locked_out_of_the_upgrade_fails_at_once_not_after_a_second_wai
 
     monkeypatch.setattr(db_module, "DEFAULT_BUSY_TIMEOUT_S", 1.0)
     db = tmp_path / "runs.db"
-    older_database(db)
-    holder = sqlite3.connect(db, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
-    try:
+    older_worker_table(db)
+    with write_lock_held(db):
         for command in (["cancel", "1"], ["retry", "1"], ["priority", "5", "1"]):
             start = time.monotonic()
             assert main(["--db", str(db), *command]) == 2
@@ -371,40 +359,28 @@ def test_a_writer_locked_out_of_the_upgrade_fails_at_once_not_after_a_second_wai
             err = capsys.readouterr().err
             assert f"database {db} is locked by another process (waited 1 s)" in err, err
             assert "Traceback" not in err
-    finally:
-        holder.rollback()
-        holder.close()
     with sqlite3.connect(db) as conn:  # nothing written, the columns not yet added
         assert conn.execute("SELECT status FROM run WHERE id = 1").fetchone() == ("queued",)
-        assert "path_used" not in {row[1] for row in conn.execute("PRAGMA table_info(run)")}
+        assert "max_runs" not in {row[1] for row in conn.execute("PRAGMA table_info(worker)")}
 
 
 def test_a_writer_on_an_older_database_whose_lock_frees_in_time_upgrades_and_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # A shorter upgrade wait for writers skipped the upgrade while another process held
-    # the lock for a moment, then `queue` failed "no such column: run.path_used".
-    import threading
-
+    # the lock for a moment, then went on without the columns.
     from resconv_tui.cli import main
 
     monkeypatch.setattr(db_module, "DEFAULT_BUSY_TIMEOUT_S", 5.0)
     db = tmp_path / "runs.db"
-    older_database(db)
-    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
-    holder.execute("BEGIN IMMEDIATE")
-    release = threading.Timer(0.8, lambda: holder.execute("COMMIT"))
-    release.start()
-    try:
+    older_worker_table(db)
+    with write_lock_held(db, release_after_s=0.8):
         start = time.monotonic()
         assert main(["--db", str(db), "cancel", "1"]) == 0, capsys.readouterr().err
         assert 0.7 <= time.monotonic() - start < 4.0  # it waited for the lock, and got it
-    finally:
-        release.join()
-        holder.close()
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT status FROM run WHERE id = 1").fetchone() == ("cancelled",)
-        assert "path_used" in {row[1] for row in conn.execute("PRAGMA table_info(run)")}
+        assert "max_runs" in {row[1] for row in conn.execute("PRAGMA table_info(worker)")}
 
 
 def older_worker_table(db: Path, runs: int = 2) -> None:
@@ -414,14 +390,6 @@ def older_worker_table(db: Path, runs: int = 2) -> None:
     repo.enqueue(tiny_runs(runs))
     repo.close()
     drop_newer_worker_columns(db)
-
-
-def drop_newer_worker_columns(db: Path) -> None:
-    """The worker table of ``db`` as the versions before the claim rules made it: a
-    Repo.open after this adds the columns back, so rows go in before it."""
-    with sqlite3.connect(db) as conn:
-        for column in ("stack", "largest_first", "max_runs"):
-            conn.execute(f'ALTER TABLE "worker" DROP COLUMN "{column}"')
 
 
 def test_a_dry_run_on_an_older_database_reads_while_another_process_writes(
@@ -436,15 +404,10 @@ def test_a_dry_run_on_an_older_database_reads_while_another_process_writes(
     older_worker_table(db)
     sweep = tmp_path / "sweep.yml"
     sweep.write_text("name: s\nmax_inputs: 512\nmatrix:\n  ch: [4]\n")
-    holder = sqlite3.connect(db, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
-    try:
+    with write_lock_held(db):
         start = time.monotonic()
         assert main(["--db", str(db), "queue", str(sweep), "--dry-run"]) == 0
         assert time.monotonic() - start < 1.5  # a reader's short try, not the busy timeout
-    finally:
-        holder.rollback()
-        holder.close()
     out = capsys.readouterr().out
     assert "queueing would add 1, queue again 0, skip 0" in out, out
 
@@ -469,14 +432,11 @@ def test_stop_on_an_older_database_signals_while_another_process_writes(
     # Older only now: opened after older_worker_table, to register, it was a newer one
     # again, and stop opened as a writer passed this test too.
     drop_newer_worker_columns(db)
-    holder = sqlite3.connect(db, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
     try:
-        assert main(["--db", str(db), "stop"]) == 0
-        assert worker.wait(5) == -signal.SIGTERM
+        with write_lock_held(db):
+            assert main(["--db", str(db), "stop"]) == 0
+            assert worker.wait(5) == -signal.SIGTERM
     finally:
-        holder.rollback()
-        holder.close()
         worker.kill()
         worker.wait()
     out, err = capsys.readouterr()
@@ -511,14 +471,9 @@ def test_stop_locked_out_of_its_rows_names_the_workers_they_are_left_of(
         ids = [repo.register_worker(socket.gethostname(), p.pid, "cpu") for p in sleepers]
         repo.mark_worker_stopping(ids[2])  # asked before: --now tells it to exit at once
         repo.close()
-        holder = sqlite3.connect(db, isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")
-        try:
+        with write_lock_held(db):
             assert main(["--db", str(db), "stop", "--now"]) == 0
             assert [p.wait(5) for p in sleepers] == [-signal.SIGTERM] * 3
-        finally:
-            holder.rollback()
-            holder.close()
     finally:
         for sleeper in sleepers:
             sleeper.kill()

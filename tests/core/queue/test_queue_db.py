@@ -560,17 +560,10 @@ def test_opening_a_new_database_waits_while_another_makes_it(db_path: Path) -> N
     # SQLite fails the switch to WAL at once, busy timeout or not, while another
     # connection writes the still-empty file: one of several workers started together
     # on a new runs.db failed "locked" while another made the schema.
-    import threading
+    from sqlite_locks import write_lock_held
 
-    holder = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
-    holder.execute("BEGIN IMMEDIATE")
-    release = threading.Timer(0.5, lambda: holder.execute("COMMIT"))
-    release.start()
-    try:
+    with write_lock_held(db_path, release_after_s=0.5):
         repo = Repo.open(str(db_path), busy_timeout_s=10)
-    finally:
-        release.join()
-        holder.close()
     assert repo.enqueue(tiny_runs(1)).added == 1
     repo.close()
 
