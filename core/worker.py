@@ -191,7 +191,7 @@ class Worker:
                     # Asked to stop while its claim waited for the write lock (`stop` as it
                     # claimed, several workers on one queue): the runs go back untouched,
                     # no attempt counted, rather than start only to be interrupted.
-                    say(f"{self._put_back(claimed)} back in the queue, not started")
+                    say(f"{self._put_back(claimed)}, not started")
                     break
                 if claimed:
                     run, *partners = claimed
@@ -398,18 +398,25 @@ class Worker:
         """No dataset anywhere this machine looks: failing this run, then the next and
         the next, would fail the whole queue within seconds. Put the runs back (no
         attempt counted) and stop this worker with the reason and the fix."""
-        ids = self._put_back(runs)
+        back = self._put_back(runs)
         first = str(error).splitlines()[0].removesuffix("; looked in:")
-        say(f"{first}: {ids} back in the queue, none failed; stopping")
+        say(f"{first}: {back}, none failed; stopping")
         raise error  # the command prints it whole (where it looked, the fix) and exits 2
 
     def _put_back(self, runs: list[RunRow]) -> str:
         """Put ``runs`` back in the queue (no attempt counted) before the worker stops, for
-        its machine's fault or asked to as it claimed them; "run 3" or "runs 3, 4", as said."""
+        its machine's fault or asked to as it claimed them; what it did, as said: "runs
+        3, 4 back in the queue". A run no longer this worker's (recovered as lost, removed
+        meanwhile) stays as it is, and is said so: it was said back in the queue too."""
+        back: list[int] = []
+        gone: list[int] = []
         for run in runs:
-            self.repo.put_back(run.id, self.id)
+            (back if self.repo.put_back(run.id, self.id) else gone).append(run.id)
             self._let_go(run)
-        return ids_of("run", [run.id for run in runs])
+        said = f"{ids_of('run', back)} back in the queue" if back else "no run back in the queue"
+        if gone:
+            said += f" ({ids_of('run', gone)} no longer this worker's)"
+        return said
 
     def checkpoints_blocked(self, error: OSError) -> bool:
         """Whether ``error`` is the checkpoint folder's, not the run's: a full disk, or a
@@ -429,10 +436,10 @@ class Worker:
         folder). As a missing dataset: the runs go back to the queue (no attempt counted)
         and the worker stops."""
         folders = sorted({str(self.folders.get(run.id, self.checkpoint_root)) for run in runs})
-        ids = self._put_back(runs)
+        back = self._put_back(runs)
         where = os.fsdecode(error.filename) if error.filename else ", ".join(folders)
         why = f"{error.strerror or first_line(error)}: {where}"
-        say(f"{why}: {ids} back in the queue, none failed; stopping")
+        say(f"{why}: {back}, none failed; stopping")
         full = error.errno in DISK_FULL
         other = "another --checkpoints folder"
         if full:
@@ -444,7 +451,7 @@ class Worker:
             fix = f"make {folder} writable for this user (or pick {other})"
         blocked = DiskFull if full else CheckpointsNotWritable
         raise blocked(
-            f"{why} (checkpoints under {self.checkpoint_root}): {ids} back in the queue, "
+            f"{why} (checkpoints under {self.checkpoint_root}): {back}, "
             f"none failed; {fix}, then start the worker again"
         ) from None
 

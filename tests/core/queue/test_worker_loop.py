@@ -696,6 +696,28 @@ def test_a_signal_during_the_claim_puts_the_runs_back_unstarted(
     assert repo.list_workers(include_gone=True)[0].state == "stopped"
 
 
+def test_a_run_cancelled_during_the_claim_is_not_said_back_in_the_queue(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every run claimed was said "back in the queue", put back or not: one cancelled
+    # meanwhile (its worker taken for dead) stays cancelled, and is said so.
+    ids = repo.enqueue(tiny_runs(2)).added_ids
+    worker = make_worker(repo, StackingTrainer(), tmp_path, rules=ClaimRules(stack=2))
+    real_claim = repo.claim_stack
+
+    def cancelled_meanwhile(worker_id: str, *args: Any, **kwargs: Any) -> list[RunRow]:
+        claimed = real_claim(worker_id, *args, **kwargs)
+        repo.request_cancel([ids[1]], dead_worker_ids=[worker_id])
+        worker.flags.handle(signal.SIGTERM, None)
+        return claimed
+
+    monkeypatch.setattr(repo, "claim_stack", cancelled_meanwhile)
+    assert worker.loop() == 0
+    assert [repo.get_run(i).status for i in ids] == [S.QUEUED, S.CANCELLED]
+    said = f"run {ids[0]} back in the queue (run {ids[1]} no longer this worker's), not started"
+    assert said in capsys.readouterr().out
+
+
 def test_a_second_signal_while_unstarted_runs_go_back_gives_them_back(
     repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
