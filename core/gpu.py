@@ -108,17 +108,23 @@ def visible_gpu_count(visible: str | None = None) -> int | None:
     except Exception:
         return None
     try:
-        count = int(pynvml.nvmlDeviceGetCount())
-        uuids = _gpu_uuids(pynvml, count) if visible and visible.startswith("GPU-") else None
+        if visible is None:
+            return int(pynvml.nvmlDeviceGetCount())
+        devices = _nvml_visible_devices(pynvml, visible)
     except Exception:
         return None
     finally:
         with contextlib.suppress(Exception):
             pynvml.nvmlShutdown()
-    if visible is None:
-        return count
-    devices = visible_devices(visible, count, uuids)
     return None if devices is None else len(devices)
+
+
+def _nvml_visible_devices(pynvml: Any, visible: str) -> list[int] | list[str] | None:
+    """``visible_devices`` of this machine's GPUs as NVML counts them, their UUIDs read
+    only where the value names GPUs by UUID."""
+    count = int(pynvml.nvmlDeviceGetCount())
+    uuids = _gpu_uuids(pynvml, count) if visible.startswith("GPU-") else None
+    return visible_devices(visible, count, uuids)
 
 
 LEADING_NUMBER = re.compile(r"[+-]?[0-9]+")  # what C's strtoul reads of "1gpu": 1
@@ -193,9 +199,7 @@ def _handle(pynvml: Any, index: int, visible: str | None) -> Any:
     """NVML's handle of the GPU CUDA numbers ``cuda:index`` (IndexError where none is)."""
     if visible is None:
         return pynvml.nvmlDeviceGetHandleByIndex(index)
-    count = int(pynvml.nvmlDeviceGetCount())
-    uuids = _gpu_uuids(pynvml, count) if visible.startswith("GPU-") else None
-    devices = visible_devices(visible, count, uuids)
+    devices = _nvml_visible_devices(pynvml, visible)
     if devices is None:  # no UUIDs to look its entries up in: as written
         devices = visible.split(",")
     device = devices[index]
