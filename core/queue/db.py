@@ -247,7 +247,7 @@ def open_engine(
     if path is not None and not create and _no_file_yet(path):
         # An empty file (`touch runs.db`) too: opening it would make it a database.
         said = "no database at" if not _exists(path) else "no resconv-tui database in"
-        raise NoDatabase(f"{said} {path} ({_queue_first(shlex.quote(str(path)))})")
+        raise _no_database_file(path, said)
     engine = _make_engine(url, busy_timeout_s)
     try:
         with translated(url, busy_timeout_s):
@@ -390,13 +390,16 @@ def _no_tables(url: str) -> NoDatabase:
     can see", PostgreSQL's words, and ``--db sqlite:///runs.db`` for ``--db runs.db``."""
     path = sqlite_path(url)
     if path is not None:
-        return NoDatabase(
-            f"no resconv-tui database in {path} ({_queue_first(shlex.quote(str(path)))})"
-        )
+        return _no_database_file(path, "no resconv-tui database in")
     return NoDatabase(
         f"no resconv-tui database in {describe(url)} (no tables this role can see; "
         f"{_queue_first(shlex.quote(hint_url(url)))})"
     )
+
+
+def _no_database_file(path: Path, said: str) -> NoDatabase:
+    """``said`` (no database at, or in) the SQLite file ``path``, and how to make one."""
+    return NoDatabase(f"{said} {path} ({_queue_first(shlex.quote(str(path)))})")
 
 
 def _queue_first(db_option: str) -> str:
