@@ -48,8 +48,15 @@ def can_transition(old: RunStatus, new: RunStatus) -> bool:
 
 def run_is(run_id: int, status: RunStatus) -> str:
     """``run 3 has succeeded``, ``run 4 is running``: a run's status in a sentence."""
-    verb = "has" if status in (RunStatus.SUCCEEDED, RunStatus.FAILED) else "is"
-    return f"run {run_id} {verb} {status}"
+    return f"run {run_id} {status_verb(status)} {status}"
+
+
+def status_verb(status: RunStatus, many: bool = False) -> str:
+    """The verb before ``status`` in a sentence: ``has`` (``have``) succeeded or failed,
+    ``is`` (``are``) queued, running or cancelled."""
+    if status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+        return "have" if many else "has"
+    return "are" if many else "is"
 
 
 # A running run that has trained all its inputs takes no more steps, before which a

@@ -28,7 +28,7 @@ from textual.message import Message
 from core.errors import ResconvError
 from core.queue import RunFilter, RunRow, RunStatus, WorkerRow
 from core.queue.failures import RETRY_ADVICE, FailureCause, run_cause
-from core.queue.status import CANCELLABLE, FINISHING, FINISHING_ALL, RETRYABLE
+from core.queue.status import CANCELLABLE, FINISHING, FINISHING_ALL, RETRYABLE, status_verb
 from core.queue.views import back_to_queue_said, final_pass_said, ids_of
 from resconv_tui.polling import live_workers_of, silent_for
 from resconv_tui.screens.confirm import ConfirmScreen
@@ -677,9 +677,7 @@ def _statuses_of(runs: list[RunRow]) -> str:
         by_status.setdefault(run.status, []).append(run.id)
     said = []
     for status, ids in by_status.items():
-        done = status in (RunStatus.SUCCEEDED, RunStatus.FAILED)  # "has failed", "is cancelled"
-        verb = ("has" if done else "is") if len(ids) == 1 else ("have" if done else "are")
-        said.append(f"{_some('run', ids)} {verb} {status}")
+        said.append(f"{_some('run', ids)} {status_verb(status, len(ids) > 1)} {status}")
     return ", ".join(said)
 
 
