@@ -609,9 +609,18 @@ def format_cell(column: str, value: Any) -> str:
 # ----- small formatters shared by the CLI and the TUI --------------------------------
 
 
-def ids_of(noun: str, ids: Sequence[int]) -> str:
-    """``pid 4242``, ``pids 4242, 4243``; ``run 4``, ``runs 4, 5``."""
-    return f"{noun}{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
+def ids_of(noun: str, ids: Sequence[int], most: int | None = None) -> str:
+    """``pid 4242``, ``pids 4242, 4243``; ``run 4``, ``runs 4, 5``; with ``most``, a few
+    of many (``ids_listed``)."""
+    return f"{noun}{'s' if len(ids) > 1 else ''} {ids_listed(ids, most)}"
+
+
+def ids_listed(ids: Sequence[int], most: int | None = None) -> str:
+    """``4, 7, 8``; past one more than ``most``: ``4, 7, 8, 9, 10 and 295 more`` (one
+    more is named whole: "and 1 more" saves nothing)."""
+    if most is None or len(ids) <= most + 1:
+        return ", ".join(map(str, ids))
+    return f"{', '.join(map(str, ids[:most]))} and {len(ids) - most} more"
 
 
 def back_to_queue_said(ids: Sequence[int]) -> str:

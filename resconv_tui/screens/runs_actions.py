@@ -29,7 +29,7 @@ from core.errors import ResconvError
 from core.queue import RunFilter, RunRow, RunStatus, WorkerRow
 from core.queue.failures import RETRY_ADVICE, FailureCause, run_cause
 from core.queue.status import CANCELLABLE, FINISHING, FINISHING_ALL, RETRYABLE, status_verb
-from core.queue.views import back_to_queue_said, final_pass_said, ids_of
+from core.queue.views import back_to_queue_said, final_pass_said, ids_listed, ids_of
 from resconv_tui.polling import live_workers_of, silent_for
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.widgets.run_table import RunTable
@@ -523,7 +523,7 @@ class RunActions:
             self.ctx.stopping_pids.update(asked)
             self.ctx.last_stop_at = time.time()
             said = [f"asked worker {ids_of('pid', asked)} to stop"] if asked else []
-            said += [f"no process {_listed(gone)}"] if gone else []
+            said += [f"no process {ids_listed(gone)}"] if gone else []
             self.notify("; ".join(said), severity="warning" if gone else "information")
 
         if not training:
@@ -618,25 +618,19 @@ def _bind(target: Any, method: str, *args: Any) -> Callable[[], Any]:
     return lambda: getattr(target, method)(*args)
 
 
-def _listed(numbers: list[int]) -> str:
-    return ", ".join(map(str, numbers))
-
-
 FEW = 5  # ids a question or notice names before "and N more"
 
 
 def _cut(numbers: list[int]) -> str:
     """``4, 7, 8``; past ``FEW + 1``: ``4, 7, 8, 9, 10 and 295 more``. A cancel of 300
     marked runs named all 300 in its question, and the dialog grew past the screen's
-    foot with its buttons. One more than ``FEW`` is named whole: "and 1 more" saves nothing."""
-    if len(numbers) <= FEW + 1:
-        return _listed(numbers)
-    return f"{_listed(numbers[:FEW])} and {len(numbers) - FEW} more"
+    foot with its buttons."""
+    return ids_listed(numbers, FEW)
 
 
 def _some(noun: str, numbers: list[int]) -> str:
     """``ids_of`` cut to a few: ``runs 4, 7, 8, 9, 10 and 295 more``."""
-    return f"{noun}{'s' if len(numbers) > 1 else ''} {_cut(numbers)}"
+    return ids_of(noun, numbers, FEW)
 
 
 def _remove_question(runs: list[RunRow]) -> str:
