@@ -90,14 +90,15 @@ class WorkersPanel(SteadyStatic):
             w.id: f"{gpus[w.id]:<{gpu_width}}  {runs[w.id]:<{runs_width}}" for w in self.rows
         }
         narrow = 0 < self.size.width < NARROW_BELOW
+        rows = [self._line(w, device_width, columns[w.id], pids, narrow) for w in self.rows]
         room = self.content_region.width
-        if room and not narrow:  # a stack's rules at 120 columns: the narrow form keeps them
-            wide = [self._line(w, device_width, columns[w.id], pids, False) for w in self.rows]
-            narrow = any(line.cell_len > room for line in wide)
-        for i, worker in enumerate(self.rows):
+        if room and not narrow and any(line.cell_len > room for line in rows):
+            # A stack's rules at 120 columns: the narrow form keeps them.
+            rows = [self._line(w, device_width, columns[w.id], pids, True) for w in self.rows]
+        for i, line in enumerate(rows):
             if i:
                 lines.append("\n")
-            lines.append_text(self._line(worker, device_width, columns[worker.id], pids, narrow))
+            lines.append_text(line)
         if coming:
             lines.append(f"\n{coming}", style=self._style("dim"))
         self.update(lines)
