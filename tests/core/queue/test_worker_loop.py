@@ -667,6 +667,21 @@ def test_a_stack_put_back_for_missing_data_is_said_as_runs(
     assert said in capsys.readouterr().out
 
 
+def after_each_claim(
+    monkeypatch: pytest.MonkeyPatch, repo: Repo, method: str, then: Callable[[str], None]
+) -> None:
+    """``repo``'s claim ``method`` (claim, claim_stack) calls ``then(worker_id)`` once it
+    has claimed: what happened while the claim waited for the write lock."""
+    real_claim = getattr(repo, method)
+
+    def claimed_then(worker_id: str, *args: Any, **kwargs: Any) -> Any:
+        claimed = real_claim(worker_id, *args, **kwargs)
+        then(worker_id)
+        return claimed
+
+    monkeypatch.setattr(repo, method, claimed_then)
+
+
 def test_a_signal_during_the_claim_puts_the_runs_back_unstarted(
     repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -681,14 +696,9 @@ def test_a_signal_during_the_claim_puts_the_runs_back_unstarted(
         return fake_trainer()(run, cb, checkpoint_dir)
 
     worker = make_worker(repo, trainer, tmp_path)
-    real_claim = repo.claim
-
-    def signalled_meanwhile(worker_id: str, largest_first: bool = False) -> RunRow | None:
-        claimed = real_claim(worker_id, largest_first)
-        worker.flags.handle(signal.SIGTERM, None)
-        return claimed
-
-    monkeypatch.setattr(repo, "claim", signalled_meanwhile)
+    after_each_claim(
+        monkeypatch, repo, "claim", lambda _: worker.flags.handle(signal.SIGTERM, None)
+    )
     assert worker.loop() == 0
     assert trained == []
     runs = [repo.get_run(i) for i in ids]
@@ -703,15 +713,12 @@ def test_a_run_cancelled_during_the_claim_is_not_said_back_in_the_queue(
     # meanwhile (its worker taken for dead) stays cancelled, and is said so.
     ids = repo.enqueue(tiny_runs(2)).added_ids
     worker = make_worker(repo, StackingTrainer(), tmp_path, rules=ClaimRules(stack=2))
-    real_claim = repo.claim_stack
 
-    def cancelled_meanwhile(worker_id: str, *args: Any, **kwargs: Any) -> list[RunRow]:
-        claimed = real_claim(worker_id, *args, **kwargs)
+    def cancelled_meanwhile(worker_id: str) -> None:
         repo.request_cancel([ids[1]], dead_worker_ids=[worker_id])
         worker.flags.handle(signal.SIGTERM, None)
-        return claimed
 
-    monkeypatch.setattr(repo, "claim_stack", cancelled_meanwhile)
+    after_each_claim(monkeypatch, repo, "claim_stack", cancelled_meanwhile)
     assert worker.loop() == 0
     assert [repo.get_run(i).status for i in ids] == [S.QUEUED, S.CANCELLED]
     said = f"run {ids[0]} back in the queue (run {ids[1]} no longer this worker's), not started"
@@ -729,18 +736,13 @@ def test_a_second_signal_while_unstarted_runs_go_back_gives_them_back(
     worker = make_worker(repo, fake_trainer(), tmp_path)
     given_back: list[tuple[list[int], list[int]]] = []
     worker.flags.on_second = lambda: given_back.append(worker.give_back_quietly())
-    real_claim, real_put_back = repo.claim, repo.put_back
-
-    def signalled_meanwhile(worker_id: str, largest_first: bool = False) -> RunRow | None:
-        claimed = real_claim(worker_id, largest_first)
-        worker.flags.note(signal.SIGTERM, 0.0)
-        return claimed
+    real_put_back = repo.put_back
+    after_each_claim(monkeypatch, repo, "claim", lambda _: worker.flags.note(signal.SIGTERM, 0.0))
 
     def signalled_again(run_id: int, worker_id: str) -> bool:
         worker.flags.note(signal.SIGTERM, 100.0)  # as leave_now, short of its os._exit
         return real_put_back(run_id, worker_id)
 
-    monkeypatch.setattr(repo, "claim", signalled_meanwhile)
     monkeypatch.setattr(repo, "put_back", signalled_again)
     assert worker.loop() == 0
     assert given_back == [([ids[0]], [])]
