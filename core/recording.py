@@ -169,6 +169,7 @@ class RunRecorder:
         flags: StopFlags,
         clock: Callable[[], float] = time.monotonic,
         on_step: Callable[[], None] = lambda: None,
+        on_alive: Callable[[], None] = lambda: None,
         total_inputs: int | None = None,
         worker_id: str | None = None,
     ) -> None:
@@ -178,6 +179,7 @@ class RunRecorder:
         # checkpoints follow, and the run read 85% with an ETA held at 12 s meanwhile.
         self.total_inputs = total_inputs
         self.on_step = on_step  # the heartbeat's stall watch: a step is being taken
+        self.on_alive = on_alive  # and a validation batch: alive, but no step to time
         self.buffer: list[MetricPoint] = []
         self.inputs_done: int | None = None
         self.train_seconds = 0.0  # the training steps' time so far, summed from the points
@@ -195,6 +197,7 @@ class RunRecorder:
             on_train_loss=self.on_train_loss,
             on_validation=self.on_validation,
             should_stop=self.should_stop,
+            between_batches=self.between_batches,
             log_every=LOG_EVERY,
             log_every_s=LOG_EVERY_S,
             may_save_on_stop=self.still_its_run,
@@ -244,6 +247,16 @@ class RunRecorder:
     def should_stop(self) -> bool:
         """Called before every step: must cost next to nothing most of the time."""
         self.on_step()
+        return self.stop_asked()
+
+    def between_batches(self) -> bool:
+        """Called before each batch of a validation pass between epochs: the run is
+        alive, but a batch, forward only, is no step (the stall limit grows with the
+        steps' time: timed as steps, a pass's batches shrank it)."""
+        self.on_alive()
+        return self.stop_asked()
+
+    def stop_asked(self) -> bool:
         if self.flags.stop:
             self.stopped_by_signal = True
             return True
@@ -327,6 +340,13 @@ class Heartbeat(threading.Thread):
         if last is not None:
             self.step_times.append(now - last)
         self.last_step[run_id] = now
+
+    def alive(self, run_id: int = 0) -> None:
+        """Called by the training thread before each batch of a validation pass: no
+        stall, but no step either; the gap from its last step, or to its next, spans
+        the pass and is timed as none."""
+        self.stepped_at = self.clock()
+        self.last_step.pop(run_id, None)
 
     def stall_limit(self) -> float:
         try:

@@ -430,8 +430,11 @@ class _Stack:
             self.clock.start()
 
     def _all_stop(self) -> bool:
-        asks = [m.callbacks.should_stop for m in self.members if m.live]
-        return all(should_stop is not None and should_stop() for should_stop in asks)
+        # between_batches, not should_stop: a batch of the pass is no training step.
+        asks = [
+            m.callbacks.between_batches or m.callbacks.should_stop for m in self.members if m.live
+        ]
+        return all(ask is not None and ask() for ask in asks)
 
     def _validation_losses(self, stop: Callable[[], bool] | None = None) -> list[float]:
         """Every run's validation loss (fit's rules), from one pass of the stacked model."""

@@ -7,7 +7,8 @@ INTERFACE CONTRACT (shared by core.worker and the CLI; keep these names):
     - ``data`` is a ``core.data.Datasets`` (train / validation uint8 tensors on ``device``).
     - ``callbacks.on_train_loss(TrainPoint)`` every ``callbacks.log_every`` steps,
       ``callbacks.on_validation(ValidationPoint)`` after each validation pass,
-      ``callbacks.should_stop()`` polled between steps (cheap; return True to stop).
+      ``callbacks.should_stop()`` polled between steps (cheap; return True to stop),
+      ``callbacks.between_batches()`` (or should_stop) between a pass's batches.
     - Raises ``NonFiniteLoss`` / ``OutOfMemory`` (both ``core.errors.TrainingError``)
       with short, specific messages.
 
@@ -93,6 +94,11 @@ class FitCallbacks:
     on_train_loss: Callable[[TrainPoint], None] | None = None
     on_validation: Callable[[ValidationPoint], None] | None = None
     should_stop: Callable[[], bool] | None = None
+    # Polled before each batch of a validation pass that may end early (the passes
+    # between epochs; None: should_stop). Apart from should_stop, which comes before
+    # each training step, so that the worker's stall watch never times a batch of a
+    # pass, forward only, as a step: the limit it grows with the step time shrank.
+    between_batches: Callable[[], bool] | None = None
     log_every: int = 20
     # A point also once this many seconds have passed since the last (None: by steps
     # only): 20 steps of a big model on a CPU took 100 s, and its progress and in/s
@@ -537,8 +543,8 @@ class _Run:
             self.clock.start()
 
     def _stop_asked(self) -> bool:
-        # The heartbeat's stall watch takes the call for a step: the run is alive.
-        return self.callbacks.should_stop is not None and self.callbacks.should_stop()
+        asks = self.callbacks.between_batches or self.callbacks.should_stop
+        return asks is not None and asks()
 
     def _validation_loss(self, stop: Callable[[], bool] | None) -> float:
         config, images = self.config, self.data.validation

@@ -345,6 +345,7 @@ class Worker:
                 run.id,
                 self.flags,
                 on_step=partial(self.heartbeat.stepped, run.id),
+                on_alive=partial(self.heartbeat.alive, run.id),
                 total_inputs=run.total_inputs,
                 worker_id=self.id,
             )  # fmt: skip

@@ -478,3 +478,33 @@ def test_checkpoints_last_best_and_config(data: Datasets, tmp_path: Path) -> Non
     assert best["validation_loss"] == min(p.loss for p in result.validation_losses)
     model = load_model(folder, "last.pt")
     assert not model.training and sum(p.numel() for p in model.parameters()) == result.param_count
+
+
+class _NoQueue:
+    """What a RunRecorder asks of its repo, answered with nothing."""
+
+    def add_metrics(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def is_cancel_requested(self, *args: object) -> bool:
+        return False
+
+
+def test_the_stall_watch_times_training_steps_only(data: Datasets) -> None:
+    # The pass between epochs polls for a stop before each batch; the recorder timed
+    # those batches (forward only) as steps, and the stall limit, 200 steps' time,
+    # shrank with them. They keep the run alive instead; the last pass never polls.
+    from core.recording import RunRecorder, StopFlags
+
+    steps: list[int] = []
+    alive: list[int] = []
+    recorder = RunRecorder(
+        _NoQueue(),  # type: ignore[arg-type]
+        1,
+        StopFlags(),
+        on_step=lambda: steps.append(1),
+        on_alive=lambda: alive.append(1),
+    )
+    result = fit(TINY.replace(max_inputs=512), data, "cpu", recorder.callbacks())  # 2 epochs
+    assert result.steps == 16 and len(steps) == 16
+    assert len(alive) == 4  # the first pass's 4 batches of 32

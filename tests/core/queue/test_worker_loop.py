@@ -962,6 +962,21 @@ def test_the_stall_limit_grows_with_slow_steps(repo: Repo, calls: int) -> None:
     assert clock.state_after(STALL_STEPS * 5 - 600) == "stalled"
 
 
+def test_validation_batches_neither_shrink_the_stall_limit_nor_read_as_a_stall(
+    repo: Repo,
+) -> None:
+    # 5 s steps (limit 1000 s); a pass of 200 batches of 1 s between epochs, then the
+    # last pass (which polls nothing) and checkpoints, silent for 700 s.
+    clock = StallClock(repo)
+    clock.steps(11, 5.0)
+    for _ in range(200):
+        clock.now += 1.0
+        clock.beat.alive(1)
+    assert clock.state_after(599) == "running"  # the first pass's last batch was alive
+    clock.steps(1, 5.0)
+    assert clock.state_after(700) == "running"  # timed as steps, batches made it 600 s
+
+
 def test_a_stall_whose_write_failed_is_written_at_the_next_beat(repo: Repo) -> None:
     from core.queue import QueueError
 
