@@ -288,6 +288,7 @@ class _Stack:
         self.step = self.inputs = 0
         self.lr = self.config.lr
         self.window: list[torch.Tensor] = []
+        self.window_inputs: list[int] = []  # the inputs done by each window step's end
         # One thread trains them all: any run's recorder reads the same waited seconds.
         self.clock = TrainClock(callbacks[0].waited_s)
         self.last_point = (0, 0.0)
@@ -307,6 +308,7 @@ class _Stack:
             self.window.append(self.step_fn(torch.cat([b[0] for b in batches]), self.lr))
             self.step += 1
             self.inputs += len(batches[0][0])
+            self.window_inputs.append(self.inputs)
             if self._log_due():
                 self._log()
             if batches[0][1]:
@@ -372,7 +374,7 @@ class _Stack:
         for k, member in enumerate(self.members):
             if member.live:
                 self._emit(k, member, rows)
-        self.window = []
+        self.window, self.window_inputs = [], []
         self.last_point = (self.inputs, self.clock.seconds())
 
     def _window_rows(self) -> list[list[float]]:
@@ -387,7 +389,7 @@ class _Stack:
             if not member.live:
                 continue
             # Its slice goes on computing NaN; no other run's weights or losses read it.
-            member.error = non_finite([row[k] for row in rows], self.step, self.inputs)
+            member.error = non_finite([row[k] for row in rows], self.step, self.window_inputs)
             if member.error is not None:
                 self._ended_early(member)
 

@@ -434,6 +434,7 @@ class _Run:
         self.step = self.inputs = 0
         self.lr = config.lr
         self.window: list[torch.Tensor] = []
+        self.window_inputs: list[int] = []  # the inputs done by each window step's end
         self.clock = TrainClock(callbacks.waited_s)
         self.last_point = (0, 0.0)  # (inputs, train seconds) at the last TrainPoint
 
@@ -483,6 +484,7 @@ class _Run:
         self.window.append(self.step_fn(indices, self.lr))
         self.step += 1
         self.inputs += len(indices)
+        self.window_inputs.append(self.inputs)
 
     def _log_due(self) -> bool:
         return point_due(self.callbacks, len(self.window), self.clock, self.last_point[1])
@@ -492,7 +494,7 @@ class _Run:
         if not self.window:
             return
         losses = self._check_window()
-        self.window = []
+        self.window, self.window_inputs = [], []
         seconds = self.clock.seconds()
         done, before = self.inputs - self.last_point[0], seconds - self.last_point[1]
         point = TrainPoint(
@@ -511,7 +513,7 @@ class _Run:
     def _check_window(self) -> list[float]:
         """The window's losses as floats; NonFiniteLoss names the first bad step."""
         losses = torch.stack(self.window).tolist() if self.window else []
-        error = non_finite(losses, self.step, self.inputs)
+        error = non_finite(losses, self.step, self.window_inputs)
         if error is not None:
             raise error
         return losses
@@ -591,14 +593,19 @@ def validation_draws(
     return halves, seeded_generator(config.seed, FAITHFUL_VALIDATION_STREAM)
 
 
-def non_finite(losses: list[float], step: int, inputs: int | None = None) -> NonFiniteLoss | None:
+def non_finite(
+    losses: list[float], step: int, inputs_after: list[int] | None = None
+) -> NonFiniteLoss | None:
     """The error for the first NaN/inf of ``losses``, the losses of the steps up to ``step``
-    (``inputs`` trained by then)."""
+    (``inputs_after``: the inputs trained by the end of each of them). Its progress is
+    the inputs up to the step that diverged, not up to the one that read the losses
+    back (up to 20 steps on, or a whole epoch's on a CPU by training time)."""
     for i, loss in enumerate(losses):
         if not math.isfinite(loss):
             word = "NaN" if math.isnan(loss) else "inf"
             at = step - len(losses) + i + 1
-            return NonFiniteLoss(f"loss became {word} at step {at}", inputs_done=inputs)
+            done = inputs_after[i] if inputs_after is not None else None
+            return NonFiniteLoss(f"loss became {word} at step {at}", inputs_done=done)
     return None
 
 

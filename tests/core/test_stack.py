@@ -182,8 +182,9 @@ def test_a_run_that_diverges_fails_alone(data: Datasets, monkeypatch: pytest.Mon
     assert isinstance(results[1], NonFiniteLoss)
     assert early == [results[1]]  # handed over as it diverged; the others ran to the end
     assert str(results[1]) == "loss became NaN at step 1"
-    # Seen at its first window's end (4 steps): how far it trained, for its progress.
-    assert results[1].inputs_done == 4 * CONFIG.batch_size
+    # Its progress: up to the step that diverged, not to the window's end (4 steps) where
+    # its loss was read back.
+    assert results[1].inputs_done == 1 * CONFIG.batch_size
     alone = fit(CONFIG.replace(seed=5), data, "cpu", FitCallbacks(log_every=4))
     assert _ok(results[2]).validation_loss == pytest.approx(alone.validation_loss, rel=1e-4)
     assert _ok(results[0]).steps == planned_steps(96, 16, 240)[0]

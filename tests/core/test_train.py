@@ -402,6 +402,8 @@ def test_non_finite_loss_names_the_step(
     _poisoned_step(monkeypatch, at_step=7, value=value)
     with pytest.raises(NonFiniteLoss, match=f"^loss became {word} at step 7$") as failed:
         fit(TINY, data, "cpu", FitCallbacks(log_every=4))
+    # Its progress: up to step 7, not step 8 where the window's losses were read back.
+    assert failed.value.inputs_done == 7 * TINY.batch_size
     # The text the worker stores reads back as its cause (dashboard, status, retry --cause).
     assert failure_cause(failure_message(failed.value)) == FailureCause.DIVERGED
 
@@ -414,10 +416,10 @@ def test_non_finite_loss_is_caught_before_a_validation_pass(
     with pytest.raises(NonFiniteLoss, match="at step 2") as caught:
         fit(TINY, data, "cpu", FitCallbacks(on_validation=seen.append, log_every=1000))
     assert seen == []
-    # How far it trained when seen (the epoch's end, before its pass): the failed run's
-    # progress, which read 0% where no point had been recorded yet.
-    inputs = caught.value.inputs_done
-    assert inputs is not None and 2 * TINY.batch_size <= inputs <= TINY.max_inputs
+    # How far it trained up to step 2, though seen at the epoch's end (before its pass):
+    # the failed run's progress, which read 0% where no point had been recorded yet, and
+    # then the epoch's end.
+    assert caught.value.inputs_done == 2 * TINY.batch_size
 
 
 def test_a_failed_run_is_not_kept_alive_by_its_traceback(
