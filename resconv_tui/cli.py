@@ -100,17 +100,29 @@ def open_repo(args: argparse.Namespace, create: bool = False, only_reads: bool =
     )
 
 
-def require_experiment(repo: Repo, name: str | None) -> None:
-    """A one-line usage error naming the experiments there are, for an unknown ``name``."""
-    if name is None:
-        return
+def add_experiment_option(parser: argparse.ArgumentParser) -> None:
+    """``--experiment NAME``, given more than once for runs of any of them (argparse's
+    "store" kept the last one, silently), as ``--status`` takes several."""
+    parser.add_argument(
+        "--experiment", action="append", default=None, metavar="NAME",
+        help="only this experiment (given again: any of them)",
+    )  # fmt: skip
+
+
+def require_experiment(repo: Repo, names: list[str] | None) -> tuple[str, ...] | None:
+    """``names`` (each once), or a one-line usage error naming the experiments there
+    are, for an unknown one."""
+    if names is None:
+        return None
     from core.queue.db import describe
     from core.queue.errors import UsageError
 
     known = [experiment for experiment, _ in repo.experiments()]
-    if name not in known:
+    if unknown := [name for name in names if name not in known]:
         listed = ", ".join(known) if known else "none yet"
-        raise UsageError(f"no experiment '{name}' in {describe(repo.url)} ({listed})")
+        missing = ", ".join(f"'{name}'" for name in dict.fromkeys(unknown))
+        raise UsageError(f"no experiment {missing} in {describe(repo.url)} ({listed})")
+    return tuple(dict.fromkeys(names))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1160,6 +1160,8 @@ class Repo:
             query = query.where(RUN.c.status.in_([s.value for s in f.statuses]))
         if f.experiment is not None:
             query = query.where(RUN.c.experiment == f.experiment)
+        if f.experiments is not None:
+            query = query.where(RUN.c.experiment.in_(list(f.experiments)))
         if f.ids is not None:
             query = query.where(RUN.c.id.in_(list(f.ids)))
         order = {

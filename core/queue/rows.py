@@ -164,6 +164,7 @@ class RunFilter:
 
     statuses: frozenset[RunStatus] | None = None
     experiment: str | None = None
+    experiments: tuple[str, ...] | None = None  # any of them (ls --experiment a --experiment b)
     ids: tuple[int, ...] | None = None
     order: str = "id"  # "id" (oldest first), "queue" (claim order), "recent" (newest first)
     limit: int | None = None

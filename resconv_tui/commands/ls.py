@@ -11,7 +11,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from resconv_tui.cli import add_db_option, open_repo, require_experiment
+from resconv_tui.cli import add_db_option, add_experiment_option, open_repo, require_experiment
 from resconv_tui.terminal_output import terminal_columns, wrap_cells
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="STATUS",
         help=f"only runs in these statuses ({', '.join(STATUS_WORDS)})",
     )  # fmt: skip
-    parser.add_argument("--experiment", default=None, metavar="NAME", help="only this experiment")
+    add_experiment_option(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per run, in a list")
     add_db_option(parser)
     parser.set_defaults(handler=run)
@@ -56,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
     from resconv_tui.polling import claims_largest_first, in_queue_order
 
     repo = open_repo(args, only_reads=True)
-    require_experiment(repo, args.experiment)
+    experiments = require_experiment(repo, args.experiment)
     statuses = frozenset(RunStatus(s) for s in args.status) if args.status else None
-    runs = repo.list_runs(RunFilter(statuses=statuses, experiment=args.experiment))
+    runs = repo.list_runs(RunFilter(statuses=statuses, experiments=experiments))
     now = time.time()
     ordered = in_queue_order(runs, claims_largest_first(repo.list_workers(), now))
     stalled, exited = troubled_runs(repo, runs, now)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from resconv_tui.cli import add_db_option, open_repo, require_experiment
+from resconv_tui.cli import add_db_option, add_experiment_option, open_repo, require_experiment
 
 if TYPE_CHECKING:
     from core.queue.rows import RunRow
@@ -26,7 +26,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "-COL sorts descending; "
         "in --columns, giving only -COL entries hides those columns.",
     )
-    parser.add_argument("--experiment", default=None, metavar="NAME", help="only this experiment")
+    add_experiment_option(parser)
     # Given twice, an option adds to its list (argparse's "store" kept the last one).
     parser.add_argument(
         "--sort", nargs="+", action="extend", default=None, metavar="COL",
@@ -66,12 +66,10 @@ def run(args: argparse.Namespace) -> int:
     from core.queue.views import Table, render
 
     repo = open_repo(args, only_reads=True)
-    require_experiment(repo, args.experiment)
+    experiments = require_experiment(repo, args.experiment)
     succeeded = frozenset({RunStatus.SUCCEEDED})
-    runs = repo.list_runs(RunFilter(statuses=succeeded, experiment=args.experiment))
-    every = (
-        repo.list_runs(RunFilter(experiment=args.experiment)) if args.by_cell or not runs else []
-    )
+    runs = repo.list_runs(RunFilter(statuses=succeeded, experiments=experiments))
+    every = repo.list_runs(RunFilter(experiments=experiments)) if args.by_cell or not runs else []
     if runs:
         print(render(_table(args, runs, every), args.format))
         return 0

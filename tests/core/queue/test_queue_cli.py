@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -766,6 +767,27 @@ def test_ls_lists_runs_in_queue_order_with_filters_and_json(
     assert cli(capsys, "ls", "--experiment", "smoke", "--status", "cancelled")[1] == (
         "no runs match\n"
     )
+
+
+def test_experiment_given_twice_lists_runs_of_either(capsys: pytest.CaptureFixture[str]) -> None:
+    # The second --experiment replaced the first, silently: 4 runs of b, none of a.
+    for name in ("a", "b", "c"):
+        Path(f"{name}.yml").write_text(SWEEP.replace("name: smoke", f"name: {name}"))
+        cli(capsys, "queue", f"{name}.yml")
+    repo = Repo.open("runs.db")
+    worker = repo.register_worker("h", 1, "cpu")
+    for _ in range(12):
+        run = repo.claim(worker)
+        assert run is not None
+        repo.finish(run.id, worker, FinalFigures(validation_loss=0.1))
+    _, out, _ = cli(capsys, "ls", "--json", "--experiment", "a", "--experiment", "b")
+    assert Counter(run["experiment"] for run in json.loads(out)) == {"a": 4, "b": 4}
+    _, out, _ = cli(capsys, "results", "--format", "json", "--experiment", "c", "--experiment",
+                    "a", "--experiment", "c")  # fmt: skip
+    assert Counter(row["experiment"] for row in json.loads(out)) == {"a": 4, "c": 4}
+    code, _, err = cli(capsys, "ls", "--experiment", "a", "--experiment", "x")
+    assert code == 2
+    one_error_line(err, "no experiment 'x' in runs.db (a, b, c)")
 
 
 @contextlib.contextmanager
