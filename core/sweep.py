@@ -148,10 +148,28 @@ def read_sweep_text(path: Path) -> str:
 FIFO_WAIT_S = 5.0
 
 
+def _device_kind(mode: int) -> str | None:
+    """What a path that is neither a file, a folder nor a pipe is. ``queue /dev/tty`` read
+    the terminal until Ctrl-D (a sweep typed blind, or a queue that seemed hung), the
+    dashboard's f3 with it; /dev/zero was read to the size limit. Pipes stay: they are
+    how ``<(...)`` and ``/dev/stdin`` from a command hand a sweep over."""
+    if stat.S_ISCHR(mode):
+        return "a character device (a terminal, say)"
+    if stat.S_ISBLK(mode):
+        return "a block device (a disk)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return None
+
+
 def _opened(path: Path) -> BinaryIO:
     """``path`` opened to read; a named pipe waits at most ``FIFO_WAIT_S`` for data from
-    its writer (a TimeoutError, an OSError, after that)."""
-    if not stat.S_ISFIFO(path.stat().st_mode):
+    its writer (a TimeoutError, an OSError, after that). A device is refused unread."""
+    mode = path.stat().st_mode
+    if device := _device_kind(mode):
+        raise SweepError(f"{path}: {device}, not a sweep file; give a file, or a pipe "
+                         "(queue <(cat FILE.yml))")  # fmt: skip
+    if not stat.S_ISFIFO(mode):
         return path.open("rb")
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # no wait for a writer here
     try:

@@ -202,8 +202,8 @@ def test_a_file_past_a_mib_is_refused_unread(tmp_path: Path) -> None:
     path.write_text("name: x\n# " + "x" * (1 << 20) + "\n")
     with pytest.raises(SweepError, match=r"big.yml: larger than 1 MiB, which no sweep file is"):
         expand_sweep_file(path)
-    with pytest.raises(SweepError, match=r"larger than 1 MiB"):
-        expand_sweep_file("/dev/zero")
+    with pytest.raises(SweepError, match=r"^/dev/zero: a character device"):
+        expand_sweep_file("/dev/zero")  # refused unread, as a terminal is
     with pytest.raises(SweepError, match=r"^no sweep file given \(the path is empty\)$"):
         expand_sweep_file("")  # it said "cannot read file ." (a folder)
 
@@ -237,6 +237,34 @@ def test_a_named_pipe_is_read_from_its_writer_and_waited_for_only_so_long(
         with pytest.raises(SweepError, match="Is a directory"):
             expand_sweep_file(tmp_path)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_terminal_is_refused_unread(tmp_path: Path) -> None:
+    # `queue /dev/tty` read the terminal until Ctrl-D: it seemed hung (the dashboard's f3
+    # too). The reading thread must be done at once, with the reason.
+    import os
+    import threading
+
+    main, terminal = os.openpty()
+    said: list[str] = []
+
+    def queue() -> None:
+        try:
+            expand_sweep_file(os.ttyname(terminal))
+        except SweepError as exc:
+            said.append(str(exc))
+
+    reading = threading.Thread(target=queue, daemon=True)
+    reading.start()
+    reading.join(3)
+    os.close(main)  # a read still waiting ends (EIO)
+    reading.join(5)
+    os.close(terminal)
+    assert said and re.fullmatch(
+        r"/dev/pts/\d+: a character device \(a terminal, say\), not a sweep file; give a "
+        r"file, or a pipe \(queue <\(cat FILE.yml\)\)",
+        said[0],
+    ), said
 
 
 @pytest.mark.parametrize("part", ["exclude", "targets", "include"])
