@@ -678,20 +678,26 @@ def run_worker(
     heartbeat_s: float = HEARTBEAT_S,
     slot: Slot | None = None,
     rules: ClaimRules = NO_RULES,
+    options_checked: bool = False,
 ) -> int:
     """Open the queue, register, and train runs until stopped; returns the runs ended.
 
     ``slot``: this process is one of several sharing the device (see ``core.slots``).
     ``rules``: what to claim (``--order``, ``--stack``).
+    ``options_checked``: ``worker_from_args`` has checked the folders and resolved
+    ``device`` (but ``auto``, chosen here with the database open): not again.
     """
     repo = worker_repo(db_url)  # first: a wrong --db is reported without importing torch
     # Absolute: the path is stored with each run, and read from other working folders.
     root = checkpoint_root_of(checkpoint_root, db_url).absolute()
     try:
         resolved = device
-        if trainer is None:
-            resolved = auto_device(repo) if device == "auto" else resolve_device(device)
-        check_folders(root, data_dir if trainer is None else None)
+        if trainer is None and device == "auto":
+            resolved = auto_device(repo)
+        elif trainer is None and not options_checked:
+            resolved = resolve_device(device)
+        if not options_checked:
+            check_folders(root, data_dir if trainer is None else None)
     except ResconvError:
         repo.close()
         raise
@@ -765,27 +771,29 @@ def leave_garbage_at_exit() -> None:
     atexit.register(gc.freeze)
 
 
-def refuse_before_making(args: argparse.Namespace, db_url: str) -> list[Path]:
+def refuse_before_making(args: argparse.Namespace, db_url: str) -> tuple[str | None, list[Path]]:
     """A new database (a SQLite file, a PostgreSQL database's tables) is made only once
     the options are known good: a worker refused for its --device, --data-dir or
     --checkpoints left runs.db (and checkpoints/) behind, after saying "database runs.db
-    is new". The checkpoint folders it made, leaf first: the database may still be
-    refused (``remove_made``)."""
+    is new". --device as ``checked_options`` gives it (None: nothing checked), and the
+    checkpoint folders it made, leaf first: the database may still be refused
+    (``remove_made``)."""
     path = sqlite_path(db_url)
     if path is not None and not path.parent.is_dir():
-        return []  # Repo.open says what is wrong with a missing folder, making nothing
-    if args.device != "auto":
-        resolve_device(args.device)
-    if args.data_dir:
-        from core.data import check_data_dir
-
-        check_data_dir(args.data_dir)
+        return None, []  # Repo.open says what is wrong with a missing folder, making nothing
     # The folder the worker will use, as it will name it ('..' after a link is the
     # kernel's: the link's target's parent).
     root = checkpoint_root_of(args.checkpoints, db_url).absolute()
     missing = [f for f in (root, *root.parents) if not os.path.lexists(f)]
-    check_checkpoint_root(root)
-    return missing
+    return checked_options(args, root), missing
+
+
+def checked_options(args: argparse.Namespace, checkpoint_root: Path) -> str:
+    """--device resolved (``auto`` stays: chosen with the database open), --data-dir and
+    ``checkpoint_root`` checked: a ConfigError naming the first that is wrong."""
+    device = args.device if args.device == "auto" else resolve_device(args.device)
+    check_folders(checkpoint_root, args.data_dir)
+    return device
 
 
 def remove_made(folders: list[Path]) -> None:
@@ -803,12 +811,13 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
                           ("--slots", slots)):  # fmt: skip
         if problem := count_problem(value, option):
             raise ConfigError(f"{option} {problem}")
-    # Here as well as in run_worker: --slots threads and processes start from here too.
-    # A new database is made once the options are known good (refuse_before_making); a
-    # --db in a missing folder says so first, with no folder made for its checkpoints.
+    # Checked here once, for one worker and for --slots threads and processes alike
+    # (run_worker, told so, does not check them again). A new database is made once the
+    # options are known good (refuse_before_making); a --db in a missing folder says so
+    # first, with no folder made for its checkpoints.
     new = is_new_file(db_url)
     checked = new or sqlite_path(db_url) is None  # options checked before the database
-    made = refuse_before_making(args, db_url) if checked else []
+    device, made = refuse_before_making(args, db_url) if checked else (None, [])
     try:
         Repo.open(db_url).close()
     except ResconvError:
@@ -819,10 +828,8 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
         named = describe(db_url)
         say(f"database {named} is new: nothing queued yet (is --db right? queue runs "
             f"with: resconv-tui queue FILE.yml --db {shlex.quote(named)})")  # fmt: skip
-    if not checked:  # an existing database's worker: before any folder is made or slot starts
-        if args.device != "auto":
-            resolve_device(args.device)
-        check_folders(checkpoint_root_of(args.checkpoints, db_url), args.data_dir)
+    if device is None:  # an existing database's worker: before any folder is made or slot starts
+        device = checked_options(args, checkpoint_root_of(args.checkpoints, db_url))
     if slots > 1:
         requested = getattr(args, "slot_mode", "auto")
         if args.device == "auto":  # chosen once here: every slot trains on the same device
@@ -845,8 +852,8 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
         return supervise(args, db_url, slots)
     slot = parse_slot(args.slot) if getattr(args, "slot", None) else None
     run_worker(
-        db_url, args.device, args.until_empty, args.max_runs, args.data_dir, args.checkpoints,
-        slot=slot, rules=rules,
+        db_url, device, args.until_empty, args.max_runs, args.data_dir, args.checkpoints,
+        slot=slot, rules=rules, options_checked=True,
     )  # fmt: skip
     return 0
 

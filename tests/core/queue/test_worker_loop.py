@@ -1493,6 +1493,38 @@ def test_a_worker_on_a_new_database_file_says_so(
     assert "is new" not in capsys.readouterr().out  # the second time it is not new
 
 
+@pytest.mark.parametrize("new", [True, False], ids=["a new database", "an existing one"])
+def test_one_worker_checks_its_options_once(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    idx_writer: Any,
+    capsys: pytest.CaptureFixture[str],
+    new: bool,
+) -> None:
+    # worker_from_args checked --device, --data-dir and --checkpoints (the new database's
+    # before making it), and run_worker checked them all again: a second probe file,
+    # a second look through the data folder.
+    import core.data
+
+    db = tmp_path / "runs.db"
+    if not new:
+        Repo.open(str(db)).close()
+    data = str(idx_writer(tmp_path / "data"))
+    checks: list[str] = []
+
+    def counted(module: Any, name: str) -> None:
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a: (checks.append(name), real(*a))[1])
+
+    counted(worker_module, "resolve_device")
+    counted(worker_module, "check_checkpoint_root")
+    counted(core.data, "check_data_dir")
+    argv = ["--db", str(db), "--device", "cpu", "--data-dir", data, "--until-empty"]
+    assert worker_module.main(argv) == 0
+    assert sorted(checks) == ["check_checkpoint_root", "check_data_dir", "resolve_device"]
+    assert re.search(r"worker: \S+ on cpu, database ", capsys.readouterr().out)
+
+
 def test_a_cpu_worker_says_when_another_already_trains_on_this_cpu(
     tmp_path: Path, idx_writer: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
