@@ -432,11 +432,14 @@ class _Stack:
             self.clock.start()
 
     def _all_stop(self) -> bool:
-        # between_batches, not should_stop: a batch of the pass is no training step.
+        # between_batches, not should_stop: a batch of the pass is no training step. Each
+        # run is asked (a list, not all()'s first "no"): each run's stall watch hears it
+        # is alive, or the pass's time was timed as its next step.
         asks = [
             m.callbacks.between_batches or m.callbacks.should_stop for m in self.members if m.live
         ]
-        return all(ask is not None and ask() for ask in asks)
+        answers = [ask is not None and ask() for ask in asks]
+        return all(answers)
 
     def _validation_losses(self, stop: Callable[[], bool] | None = None) -> list[float]:
         """Every run's validation loss (fit's rules), from one pass of the stacked model."""

@@ -246,6 +246,23 @@ def test_a_pass_between_epochs_ends_once_every_run_asks_to_stop(data: Datasets) 
     assert [len(r.validation_losses) for r in results[1:]] == [3, 3]  # 2 epochs, then the last
 
 
+def test_every_run_of_a_stack_hears_each_batch_of_a_pass(data: Datasets) -> None:
+    # The worker's stall watch: a run not told of a pass's batch took the whole pass for
+    # its next training step. all() stopped asking at the first run that said "go on".
+    heard = [0 for _ in SEEDS]
+
+    def between_batches(k: int) -> bool:
+        heard[k] += 1
+        return False
+
+    callbacks = [
+        FitCallbacks(should_stop=lambda: False, between_batches=partial(between_batches, k))
+        for k in range(len(SEEDS))
+    ]
+    [_ok(r) for r in stack.fit_stack(_configs(), data, "cpu", callbacks)]
+    assert heard[0] > 0 and heard == [heard[0]] * len(SEEDS)
+
+
 def test_a_stack_s_last_points_come_before_a_final_pass_at_an_epoch_s_end(
     data: Datasets,
 ) -> None:
