@@ -149,6 +149,13 @@ def read_workers(repo: Repo, now: float) -> list[WorkerRow]:
     return sorted(recent, key=lambda w: worker_health(w, now) == "offline")  # stable
 
 
+def read_held_runs(repo: Repo, worker_ids: set[str]) -> list[RunRow]:
+    """The runs these workers are training now (those in their final pass too), read
+    afresh: what a stop of them interrupts (``w``, ``resconv-tui stop``)."""
+    running = repo.list_runs(RunFilter(statuses=frozenset({RunStatus.RUNNING})))
+    return [run for run in running if run.worker_id in worker_ids]
+
+
 def read_latest_losses(repo: Repo, run_id: int, previous: LatestLosses | None) -> LatestLosses:
     """Fold the metric rows written since ``previous`` (incremental: id > last seen)."""
     if previous is None or previous.run_id != run_id:

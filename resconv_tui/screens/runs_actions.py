@@ -30,7 +30,7 @@ from core.queue import RunFilter, RunRow, RunStatus, WorkerRow
 from core.queue.failures import RETRY_ADVICE, FailureCause, run_cause
 from core.queue.status import CANCELLABLE, FINISHING, FINISHING_ALL, RETRYABLE, status_verb
 from core.queue.views import back_to_queue_said, final_pass_said, ids_listed, ids_of
-from resconv_tui.polling import live_workers_of, silent_for
+from resconv_tui.polling import live_workers_of, read_held_runs, silent_for
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.widgets.run_table import RunTable
 from resconv_tui.worker_launcher import Launched, WorkerOptions, last_log_line
@@ -498,81 +498,76 @@ class RunActions:
             poll = self.ctx.launch_poll_s
             self.app.set_timer(poll, lambda: self.watch_launched(launched, left_s - poll, previous))
 
-    def stop_workers(self, workers: list[WorkerRow]) -> None:
+    def stop_workers(self, workers: list[WorkerRow], named: list[int] | None = None) -> None:
         """SIGTERM every live worker process here: all slots of a ``--slots K`` worker.
 
         Slot processes each have a row (and thread slots share one pid), so the pids
-        are collected; asks first when a run would be interrupted.
+        are collected; asks first when a run would be interrupted. Their runs are read
+        afresh (in a thread), not taken from the last poll: pressed right after a
+        ``cancel`` in another shell, the question named the run the worker had ended.
+        ``named``: the runs a question named, read again at its yes.
         """
-        pids = sorted({w.pid for w in workers})
-        training = self.runs_trained_by(workers)
+        self._read_held_then_stop(workers, named)
 
-        def stop() -> None:
+    @work(thread=True, group="action")
+    def _read_held_then_stop(self, workers: list[WorkerRow], named: list[int] | None) -> None:
+        try:
+            held = read_held_runs(self.ctx.repo, {w.id for w in workers})
+        except ResconvError as exc:  # locked, unreachable, a damaged row: said, not guessed
+            self.app.call_from_thread(self._stop_unread, workers, str(exc), named)
+            return
+        runs = {run.id: run for run in held}
+        self.app.call_from_thread(self._ask_then_stop, workers, runs, named)
+
+    def _ask_then_stop(
+        self, workers: list[WorkerRow], runs: dict[int, RunRow], named: list[int] | None
+    ) -> None:
+        """Stop ``workers`` training ``runs`` (as read just now), asking first if any would
+        lose progress; at the yes (``named`` given), only a run not named asks again."""
+        training = sorted(runs)
+        if named is not None:
             # The question may have stood while a run ended and its slot claimed the next:
             # that run's progress would be lost unasked. Ask again, naming it.
-            runs = self._runs_by_id()
-            if [
-                i
-                for i in self.runs_trained_by(workers)
-                if i not in training and not (i in runs and runs[i].trained_all)
-            ]:
-                self.stop_workers(workers)
+            unasked = [i for i in training if i not in named and not runs[i].trained_all]
+            if not unasked:
+                self._signal_workers(workers)
                 return
-            gone = [pid for pid in pids if not self.ctx.launcher.stop(pid)]
-            asked = [pid for pid in pids if pid not in gone]
-            self.ctx.stopping_pids.update(asked)
-            self.ctx.last_stop_at = time.time()
-            said = [f"asked worker {ids_of('pid', asked)} to stop"] if asked else []
-            said += [f"no process {ids_listed(gone)}"] if gone else []
-            self.notify("; ".join(said), severity="warning" if gone else "information")
-
-        if not training:
-            stop()
+        elif not training:
+            self._signal_workers(workers)
             return
-        who = (
-            f"Worker pid {pids[0]} is"
-            if len(pids) == 1
-            else (f"The {len(pids)} worker processes here ({ids_of('pid', pids)}) are")
-        )
-        runs = ids_of("run", training)
         question = (
-            f"{who} training {runs}{self._progress_of(training)}. Stop? "
-            + self._what_a_stop_does(training)
+            f"{_workers_are(workers)} training {ids_of('run', training)}"
+            f"{_progress_of(runs)}. Stop? {_what_a_stop_does(runs)}"
         )
-        self.app.push_screen(ConfirmScreen(question, "Stop"), lambda yes: stop() if yes else None)
+        self.app.push_screen(
+            ConfirmScreen(question, "Stop"),
+            lambda yes: self.stop_workers(workers, training) if yes else None,
+        )
 
-    def _what_a_stop_does(self, training: list[int]) -> str:
-        """Runs go back to the queue and train anew, but one that has trained all its
-        inputs: its final pass is let finish (minutes on a CPU), and it likely succeeds."""
-        runs = self._runs_by_id()
-        finishing = [i for i in training if i in runs and runs[i].trained_all]
-        if not finishing:
-            return (
-                "Runs go back to the queue, and train again from the start: their progress "
-                "so far is lost."
-            )
-        said = []
-        if back := [i for i in training if i not in finishing]:
-            again = "trains" if len(back) == 1 else "train"
-            said.append(f"{back_to_queue_said(back)} and {again} again from the start.")
-        succeed = "succeeds" if len(finishing) == 1 else "succeed"
-        said.append(f"{final_pass_said(finishing)}, and most likely {succeed}.")
-        return " ".join(sentence[:1].upper() + sentence[1:] for sentence in said)
+    def _stop_unread(self, workers: list[WorkerRow], why: str, named: list[int] | None) -> None:
+        """Their runs could not be read: a yes given already stands (asking again would
+        only fail again); else the question says what is not known, not the last poll's."""
+        if named is not None:
+            self._signal_workers(workers)
+            return
+        question = (
+            f"{_workers_are(workers)} training runs that could not be read now ({why}). "
+            "Stop? Runs they train go back to the queue, and train again from the start."
+        )
+        self.app.push_screen(
+            ConfirmScreen(question, "Stop"),
+            lambda yes: self._signal_workers(workers) if yes else None,
+        )
 
-    def _runs_by_id(self) -> dict[int, RunRow]:
-        """The runs as the last poll read them, by id (none before the first)."""
-        return {run.id: run for run in self.dashboard.runs} if self.dashboard is not None else {}
-
-    def _progress_of(self, run_ids: list[int]) -> str:
-        """`` (46%, 12%)``: how far the runs ``run_ids`` have come (what a stop loses)."""
-        runs = self._runs_by_id()
-        done = [f"{runs[i].progress:.0%}" for i in run_ids if i in runs]
-        return f" ({', '.join(done)} done)" if len(done) == len(run_ids) else ""
-
-    def runs_trained_by(self, workers: list[WorkerRow]) -> list[int]:
-        """The running runs of these workers: a stacked worker trains several at once."""
-        held = self.dashboard.held if self.dashboard is not None else {}
-        return sorted({run_id for w in workers for run_id in held.get(w.id, ())})
+    def _signal_workers(self, workers: list[WorkerRow]) -> None:
+        pids = sorted({w.pid for w in workers})
+        gone = [pid for pid in pids if not self.ctx.launcher.stop(pid)]
+        asked = [pid for pid in pids if pid not in gone]
+        self.ctx.stopping_pids.update(asked)
+        self.ctx.last_stop_at = time.time()
+        said = [f"asked worker {ids_of('pid', asked)} to stop"] if asked else []
+        said += [f"no process {ids_listed(gone)}"] if gone else []
+        self.notify("; ".join(said), severity="warning" if gone else "information")
 
     # ----- command palette -------------------------------------------------------------
 
@@ -589,6 +584,37 @@ class RunActions:
         for exp in self.dashboard.experiments if self.dashboard else ():
             yield SystemCommand(f"Filter experiment: {exp}", "Show only this experiment",
                                 _bind(self, "set_experiment_filter", exp))  # fmt: skip
+
+
+def _workers_are(workers: list[WorkerRow]) -> str:
+    """The subject of a stop question: one worker process, or all of them here."""
+    pids = sorted({w.pid for w in workers})
+    if len(pids) == 1:
+        return f"Worker pid {pids[0]} is"
+    return f"The {len(pids)} worker processes here ({ids_of('pid', pids)}) are"
+
+
+def _progress_of(runs: dict[int, RunRow]) -> str:
+    """`` (46%, 12% done)``: how far the runs have come (what a stop loses), by id."""
+    return f" ({', '.join(f'{runs[i].progress:.0%}' for i in sorted(runs))} done)"
+
+
+def _what_a_stop_does(runs: dict[int, RunRow]) -> str:
+    """Runs go back to the queue and train anew, but one that has trained all its
+    inputs: its final pass is let finish (minutes on a CPU), and it likely succeeds."""
+    finishing = [i for i in sorted(runs) if runs[i].trained_all]
+    if not finishing:
+        return (
+            "Runs go back to the queue, and train again from the start: their progress "
+            "so far is lost."
+        )
+    said = []
+    if back := [i for i in sorted(runs) if i not in finishing]:
+        again = "trains" if len(back) == 1 else "train"
+        said.append(f"{back_to_queue_said(back)} and {again} again from the start.")
+    succeed = "succeeds" if len(finishing) == 1 else "succeed"
+    said.append(f"{final_pass_said(finishing)}, and most likely {succeed}.")
+    return " ".join(sentence[:1].upper() + sentence[1:] for sentence in said)
 
 
 PALETTE: tuple[tuple[Any, ...], ...] = (  # title, help, method, its arguments

@@ -47,6 +47,14 @@ async def press_on(pilot: Any, settle: Any, run_id: int, key: str) -> None:
     await settle(pilot)
 
 
+async def press_settled(pilot: Any, *keys: str) -> None:
+    """Each of ``keys``, then what it started in a thread: ``w`` and a yes to its stop
+    question read the workers' runs afresh before they ask or signal."""
+    for key in keys:
+        await pilot.press(key)
+        await settle_pilot(pilot)
+
+
 async def goto(pilot: Any, run_id: int) -> None:
     runs_table = table(pilot.app)
     runs_table.move_cursor(row=runs_table.get_row_index(str(run_id)), animate=False)
@@ -936,7 +944,7 @@ async def test_w_says_a_run_in_its_final_pass_ends_there(
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("w")
+        await press_settled(pilot, "w")
         assert isinstance(app.screen, ConfirmScreen)
         assert app.screen.question.endswith(
             f"Stop? Run {back} goes back to the queue and trains again from the start. "
@@ -958,7 +966,7 @@ async def test_w_asks_again_when_a_slot_took_another_run_while_the_question_stoo
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("w")
+        await press_settled(pilot, "w")
         assert isinstance(app.screen, ConfirmScreen)
         repo = Repo.open(db_url)
         with frozen_repo_time(NOW):
@@ -972,12 +980,54 @@ async def test_w_asks_again_when_a_slot_took_another_run_while_the_question_stoo
         assert isinstance(runs_screen, RunsScreen)
         runs_screen.refresh_now()  # its next poll, which goes on under the question
         await settle(pilot)
-        await pilot.press("y")
+        await press_settled(pilot, "y")
         await settle(pilot)
         assert launcher.stopped == []  # not yet: the new run was not named
         assert isinstance(app.screen, ConfirmScreen)
         assert f"training runs {back}, {taken.id} " in app.screen.question
-        await pilot.press("y")
+        await press_settled(pilot, "y")
+        assert launcher.stopped == [3001, 3002]
+
+
+async def test_w_asks_of_the_runs_its_workers_train_now_not_at_the_last_poll(
+    local_slot_workers: list[int], app_factory, settle, launcher, db_url, monkeypatch
+) -> None:
+    # Pressed right after `resconv-tui cancel 5` in another shell, the question named run
+    # 5 (the last poll's), which the worker had ended and put behind it for the next.
+    from core.queue import QueueError
+
+    (cancelled,) = local_slot_workers
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)  # the poll: slot 1 trains `cancelled`
+        repo = Repo.open(db_url)
+        with frozen_repo_time(NOW):
+            slot_1 = next(w.id for w in repo.list_workers() if w.pid == 3001)
+            repo.request_cancel([cancelled])
+            assert repo.requeue(cancelled, slot_1) == RunStatus.CANCELLED  # as its worker does
+            taken = repo.claim(slot_1)
+        repo.close()
+        assert taken is not None and taken.id != cancelled
+        await press_settled(pilot, "w")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question.startswith(
+            "The 2 worker processes here (pids 3001, 3002) are training "
+            f"run {taken.id} (0% done). Stop?"
+        )
+        await press_settled(pilot, "n")
+
+        # Unreadable now: the question says so, rather than name the last poll's runs.
+        def locked(*_args: object) -> None:
+            raise QueueError("database is locked")
+
+        monkeypatch.setattr(app.ctx.repo, "list_runs", locked)
+        await press_settled(pilot, "w")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question.startswith(
+            "The 2 worker processes here (pids 3001, 3002) are training runs that could "
+            "not be read now (database is locked). Stop?"
+        )
+        await press_settled(pilot, "y")
         assert launcher.stopped == [3001, 3002]
 
 
@@ -985,7 +1035,7 @@ async def test_w_stops_local_worker_then_starts_one(seeded, app_factory, settle,
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("w")  # the seeded local worker is online and idle
+        await press_settled(pilot, "w")  # the seeded local worker is online and idle
         assert launcher.stopped == [2222]
         assert launcher.started == []
 
@@ -1006,7 +1056,7 @@ async def test_w_stops_every_local_worker_process_after_naming_its_runs(
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("w")
+        await press_settled(pilot, "w")
         assert isinstance(app.screen, ConfirmScreen)
         runs = f"run{'s' if len(training) > 1 else ''} {', '.join(map(str, training))}"
         done = ", ".join("0%" for _ in training)  # claimed, nothing trained yet
@@ -1014,24 +1064,24 @@ async def test_w_stops_every_local_worker_process_after_naming_its_runs(
             f"{who} training {runs} ({done} done). Stop? Runs go back to the queue, and "
             "train again from the start: their progress so far is lost."
         )
-        await pilot.press("n")
+        await press_settled(pilot, "n")
         assert launcher.stopped == []
-        await pilot.press("w", "y")
+        await press_settled(pilot, "w", "y")
         assert launcher.stopped == pids and launcher.started == []
         # They finish their step before their rows say so: w must not signal them again
         # by accident (a second SIGTERM means "exit at once"), nor start another worker...
-        await pilot.press("w")
+        await press_settled(pilot, "w")
         assert isinstance(app.screen, ConfirmScreen)
         assert app.screen.question.startswith(
             f"Worker pid{'s' if len(pids) > 1 else ''} {', '.join(map(str, pids))} "
             f"{'were' if len(pids) > 1 else 'was'} asked"
         )
-        await pilot.press("n")
+        await press_settled(pilot, "n")
         assert launcher.stopped == pids and launcher.started == []
-        await pilot.press("w", "y")  # ...only when asked to stop them at once
+        await press_settled(pilot, "w", "y")  # ...only when asked to stop them at once
         assert launcher.stopped == pids + pids
         launcher.exited.update(pids)  # they exit before the next poll shows it
-        await pilot.press("w")
+        await press_settled(pilot, "w")
         assert isinstance(app.screen, RunsScreen) and launcher.stopped == pids + pids
 
 
@@ -1043,10 +1093,10 @@ async def test_stop_at_once_answered_after_the_workers_left_signals_nothing(
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("w", "y", "w")
+        await press_settled(pilot, "w", "y", "w")
         assert isinstance(app.screen, ConfirmScreen)
         launcher.exited.add(3003)
-        await pilot.press("y")
+        await press_settled(pilot, "y")
         await settle(pilot)
         assert launcher.stopped == [3003]  # the first stop only
         messages = notices(app)
@@ -1064,9 +1114,9 @@ async def test_w_offers_stop_at_once_for_a_worker_stopping_by_another_s_hand(
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("w")  # 3002 (idle) was not asked: it is now; 3001 is left alone
+        await press_settled(pilot, "w")  # 3002 (idle) was not asked: it is now; 3001 is left alone
         assert launcher.stopped == [3002]
-        await pilot.press("w")  # both asked: stop at once is offered for both
+        await press_settled(pilot, "w")  # both asked: stop at once is offered for both
         assert isinstance(app.screen, ConfirmScreen)
         assert app.screen.question.startswith("Worker pids 3001, 3002 were asked to stop")
 
@@ -1077,7 +1127,7 @@ async def test_w_signals_thread_slots_once_by_their_shared_pid(
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("w")  # idle: no question
+        await press_settled(pilot, "w")  # idle: no question
         assert launcher.stopped == [3004]
 
 
