@@ -79,11 +79,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     # Read before the signal: a worker puts its run back within a step of it (on a GPU,
     # milliseconds), and a read after it found none and said "it was idle".
-    try:
-        held: list[RunRow] | None = held_runs(repo, {w.id for w in live if w.pid in pids})
-    except QueueError as exc:  # a damaged run row: the workers are stopped all the same
-        print(f"resconv-tui: {exc}; the runs the workers held are not said", file=sys.stderr)
-        held = None
+    targets = {w.id for w in live if w.pid in pids}
+    held = held_runs(repo, targets)
     signalled = [pid for pid in pids if launcher.stop(pid)]
     failed = [pid for pid in pids if pid not in signalled]
     # Said at once in the rows (their heartbeat says so within seconds too): a second
@@ -97,6 +94,12 @@ def run(args: argparse.Namespace) -> int:
         # Not "try again": a second stop now tells them to exit at once.
         why = str(exc).removesuffix(TRY_AGAIN_WHEN_FREE)
         print(f"resconv-tui: {why}; {unmarked_said(unmarked)}", file=sys.stderr)
+    # And read after it: a worker that claimed a run between the first read and its
+    # signal was said "idle" while that run went back to the queue.
+    if held is not None:
+        after = held_runs(repo, targets)
+        both = {run.id: run for run in (*held, *(after or ()))}  # the later read's row wins
+        held = None if after is None else [both[i] for i in sorted(both)]
     said = []
     now_ones = [pid for pid in signalled if pid in asked_before]
     first = [pid for pid in signalled if pid not in asked_before]
@@ -116,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
         if back:
             said.append(back_to_queue_said(back))
         elif not finishing:  # "runs go back" of a worker that held none misled
-            said.append("it was idle" if len(signalled) == 1 else "they were idle")
+            # "When read": a run claimed and put back between the two reads is not seen.
+            said.append(f"{'it' if len(signalled) == 1 else 'they'} held no run when read")
         print("; ".join(said))
         if finishing:
             # The final pass is let finish (core.train): minutes for a big model on a CPU,
@@ -146,9 +150,15 @@ def unmarked_said(unmarked: list[WorkerRow]) -> str:
     )
 
 
-def held_runs(repo: Repo, worker_ids: set[str]) -> list[RunRow]:
-    """The runs these workers are training (those in their final pass too)."""
-    from core.queue import RunFilter, RunStatus
+def held_runs(repo: Repo, worker_ids: set[str]) -> list[RunRow] | None:
+    """The runs these workers are training (those in their final pass too); None, said,
+    when a damaged run row keeps them from being read: the workers are stopped all the
+    same."""
+    from core.queue.errors import QueueError
+    from resconv_tui.polling import read_held_runs
 
-    running = repo.list_runs(RunFilter(statuses=frozenset({RunStatus.RUNNING})))
-    return [run for run in running if run.worker_id in worker_ids]
+    try:
+        return read_held_runs(repo, worker_ids)
+    except QueueError as exc:
+        print(f"resconv-tui: {exc}; the runs the workers held are not said", file=sys.stderr)
+        return None

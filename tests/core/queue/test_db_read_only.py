@@ -440,7 +440,8 @@ def test_stop_on_an_older_database_signals_while_another_process_writes(
         worker.kill()
         worker.wait()
     out, err = capsys.readouterr()
-    assert out == f"asked worker pid {worker.pid} to stop after the current step; it was idle\n"
+    said = "it held no run when read"
+    assert out == f"asked worker pid {worker.pid} to stop after the current step; {said}\n"
     assert f"database {db} is locked by another process (waited 1 s)" in err, err
     assert "its row says so at its next heartbeat" in err and "Traceback" not in err
     repo = Repo.open(str(db))

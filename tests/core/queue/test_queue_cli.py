@@ -865,6 +865,32 @@ def test_stop_names_a_run_its_worker_put_back_before_stop_looked(
         )
 
 
+def test_stop_names_a_run_its_worker_claimed_after_stop_looked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An idle worker that claimed a run between stop's read of its runs and the signal
+    # was said "it was idle", while the signal sent that run back to the queue.
+    from resconv_tui.worker_launcher import WorkerLauncher
+
+    cli(capsys, "queue", "sweep.yml")
+    with worker_in_final_pass() as (pid, run_id):
+        repo = Repo.open("runs.db")
+        worker_id = repo.get_run(run_id).worker_id or ""
+        assert repo.put_back(run_id, worker_id)  # idle when stop reads its runs
+        real_stop = WorkerLauncher.stop
+
+        def claims_first(self: WorkerLauncher, signalled: int) -> bool:
+            claimed = repo.claim(worker_id)  # its next run, claimed meanwhile
+            assert claimed is not None and claimed.id == run_id
+            return real_stop(self, signalled)
+
+        monkeypatch.setattr(WorkerLauncher, "stop", claims_first)
+        assert cli(capsys, "stop")[1] == (
+            f"asked worker pid {pid} to stop after the current step; "
+            f"run {run_id} goes back to the queue\n"
+        )
+
+
 def test_stop_leaves_a_worker_that_exited_at_its_signal_stopped(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -916,7 +942,8 @@ def test_stop_signals_this_machine_s_live_workers_once(
         time.sleep(0.2)  # its SIGTERM handler is in place
         # It holds no run: "runs go back to the queue" misled.
         assert cli(capsys, "stop")[1] == (
-            f"asked worker pid {busy.pid} to stop after the current step; it was idle\n"
+            f"asked worker pid {busy.pid} to stop after the current step; "
+            "it held no run when read\n"
         )
         # Asked already (its row says so at once): a second stop sends nothing...
         assert cli(capsys, "stop")[1] == (
@@ -924,7 +951,7 @@ def test_stop_signals_this_machine_s_live_workers_once(
         )
         # ...unless told to: then it is the "exit at once" signal.
         assert cli(capsys, "stop", "--now")[1] == (
-            f"told worker pid {busy.pid} to exit at once; it was idle\n"
+            f"told worker pid {busy.pid} to exit at once; it held no run when read\n"
         )
         busy.kill()
         busy.wait()
