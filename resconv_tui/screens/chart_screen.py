@@ -13,6 +13,7 @@ from textual.timer import Timer
 
 from core.errors import ResconvError
 from core.queue import Repo
+from core.queue.db import READER_UPGRADE_WAIT_S
 from resconv_tui.widgets.loss_chart import LossChart
 
 
@@ -39,9 +40,12 @@ class ChartScreen(Screen[None]):
         self._timer: Timer | None = None
 
     def repo(self) -> Repo:
-        """The screen's own connection, opened in the poll thread on first use."""
+        """The screen's own connection, opened in the poll thread on first use. As a
+        reader (it writes nothing): on an older version's file whose write lock another
+        process held, adding the newer columns waited the busy timeout (15 s) before the
+        first draw; a reader's short try reads without them at once."""
         if self._repo is None:
-            self._repo = Repo.open(self.db_url, create=False)
+            self._repo = Repo.open(self.db_url, create=False, upgrade_wait_s=READER_UPGRADE_WAIT_S)
         return self._repo
 
     def on_unmount(self) -> None:

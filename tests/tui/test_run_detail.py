@@ -6,6 +6,7 @@ import io
 import math
 import re
 import sqlite3
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -68,6 +69,35 @@ async def test_succeeded_run_shows_figures_config_and_samples(db_url: str, runs:
         config = plain(screen.query_one("#detail-config", Static).content)
         pairs = re.findall(r"(\w+) +(\S+)", config)
         assert ("max_inputs", "64000") in pairs and ("layers", "3") in pairs
+
+
+@pytest.mark.parametrize("screen", ["detail", "compare"])
+async def test_a_chart_screen_on_an_older_database_draws_without_waiting_out_a_lock(
+    db_url: str, runs: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, screen: str
+) -> None:
+    # Both open the database in their poll thread as a writer did: on an older version's
+    # runs.db whose write lock another process held, adding the newer columns waited the
+    # busy timeout (15 s) before the first draw, where the dashboard's own read did not.
+    import time
+
+    from sqlite_locks import drop_newer_worker_columns, write_lock_held
+
+    from core.queue import db as db_module
+    from resconv_tui.screens.compare import CompareScreen
+
+    monkeypatch.setattr(db_module, "DEFAULT_BUSY_TIMEOUT_S", 3.0)
+    drop_newer_worker_columns(tmp_path / "runs.db")  # as an older version made it
+    if screen == "detail":
+        opened: Any = RunDetailScreen(db_url, runs["done"])
+    else:
+        opened = CompareScreen(db_url, [runs["done"], runs["failed"]])
+    app = ScreenHost(opened)
+    with write_lock_held(tmp_path / "runs.db"):
+        start = time.monotonic()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert time.monotonic() - start < 1.5  # a reader's short try, not 3 s
+            assert "l-3" in screen_text(app)  # drawn from the read
 
 
 async def test_damaged_sample_images_leave_the_rest_of_the_run_shown(
