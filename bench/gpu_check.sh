@@ -44,23 +44,30 @@ STARTED=$(date +%s)
 SUMMARY="$OUT/summary.txt"
 export RESCONV_DATA=${RESCONV_DATA:-.bench-data/fashion-mnist}
 export RESCONV_CACHE=${RESCONV_CACHE:-/tmp/resconv-cache}
-DB=/tmp/gpu-check.db
+DB=${GPU_CHECK_DB:-/tmp/gpu-check.db} # (the tests put it in their own folder)
 rm -f "$DB" "$DB-wal" "$DB-shm"
 
 log() { echo "$*" | tee -a "$SUMMARY"; }
 wanted() { [[ " $STEPS " == *" $1 "* ]]; }
+
+# time_for NAME: whether step NAME may still start (5 s or more before the deadline); if not,
+# it says NAME is skipped. The worker steps ask before their set-up too: drop_leftovers and
+# `queue` start Python (seconds each), which past the deadline ran before "skipped".
+time_for() {
+  if ((STARTED + DEADLINE_S - $(date +%s) < 5)); then
+    log "== $1: skipped, no time left"
+    return 1
+  fi
+}
 
 # step NAME LIMIT_S COMMAND...: run with the smaller of its limit and the time left; log rc and
 # time. Its output goes to $OUT/NAME.log, or to $OUT/$STEP_LOG.log ($OUT brings back 8 files).
 step() {
   local name=$1 limit=$2 left log_name=${STEP_LOG:-$1}
   shift 2
+  time_for "$name" || return 1
   left=$((STARTED + DEADLINE_S - $(date +%s)))
   ((left < limit)) && limit=$left
-  if ((limit < 5)); then
-    log "== $name: skipped, no time left"
-    return 1
-  fi
   log "== $name (limit ${limit} s)"
   local t0 rc
   t0=$(date +%s)
@@ -122,7 +129,7 @@ if [ -n "$T1_INPUTS" ]; then
   grep -q '^max_inputs:' /tmp/t1-small.yml || echo "max_inputs: $T1_INPUTS" >>/tmp/t1-small.yml
   T1_SWEEP=/tmp/t1-small.yml
 fi
-if wanted t1_worker; then
+if wanted t1_worker && time_for t1_worker; then
   queue "$T1_SWEEP" >>"$OUT/t1_worker.log" 2>&1
   step t1_worker 150 "${WORKER[@]}" --slots "$T1_SLOTS" --order "$T1_ORDER"
   save_db
@@ -133,7 +140,7 @@ fi
 wanted gpu_tests && step gpu_tests 180 $PY -m pytest tests/gpu -v -rA -p no:cacheprovider
 
 # 4. Stacks through the real worker: 4 seeds of the logbook's run as one model (--stack 4).
-if wanted stack_worker; then
+if wanted stack_worker && time_for stack_worker; then
   cat >/tmp/stack.yml <<EOF
 name: stack-worker
 layers: 11
@@ -155,7 +162,7 @@ wanted profile && step profile 40 $PY bench/profile_step.py
 wanted stack && STEP_LOG=profile step stack 40 $PY bench/stack_probe.py
 
 # 7. Packing through the real worker: the same 4 runs as 4 threads, then as 4 processes.
-if wanted packing; then
+if wanted packing && time_for packing; then
   cat >/tmp/pack.yml <<EOF
 name: pack-threads
 layers: 11
@@ -167,9 +174,11 @@ EOF
   drop_leftovers
   queue /tmp/pack.yml >>"$OUT/packing.log" 2>&1
   step packing 60 "${WORKER[@]}" --slots 4 --slot-mode threads
-  sed -e 's/pack-threads/pack-processes/' -e 's/\[0, 1, 2, 3\]/[4, 5, 6, 7]/' /tmp/pack.yml >/tmp/pack2.yml
-  queue /tmp/pack2.yml >>"$OUT/packing.log" 2>&1
-  step packing 60 "${WORKER[@]}" --slots 4 --slot-mode processes
+  if time_for packing; then # the threads may have spent what was left
+    sed -e 's/pack-threads/pack-processes/' -e 's/\[0, 1, 2, 3\]/[4, 5, 6, 7]/' /tmp/pack.yml >/tmp/pack2.yml
+    queue /tmp/pack2.yml >>"$OUT/packing.log" 2>&1
+    step packing 60 "${WORKER[@]}" --slots 4 --slot-mode processes
+  fi
   save_db
 fi
 

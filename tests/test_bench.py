@@ -154,3 +154,31 @@ def test_train_speed_slots_row_names_the_path_its_runs_took(
     assert mixed.path == "fit x3 slots, mixed paths", mixed.path
     assert "1x cuda-eager bf16 (graph capture failed: X)" in mixed.note, mixed.note
     assert "2x cuda-graph bf16" in mixed.note, mixed.note
+
+
+def test_gpu_check_past_its_deadline_sets_up_no_worker_step(tmp_path: Path) -> None:
+    # Past DEADLINE_S, the packing block still cancelled leftovers and ran two `queue`
+    # commands (Python starts: seconds) before its steps said "skipped" (t1_worker and
+    # stack_worker one each). Python is a stub here that notes how it was called.
+    import os
+    import subprocess
+
+    calls = tmp_path / "calls"
+    python = tmp_path / "python"
+    python.write_text('#!/usr/bin/env bash\necho "$*" >>"$CALLS"\n')
+    python.chmod(0o755)
+    out = tmp_path / "out"
+    env = {
+        **os.environ, "PYTHON": str(python), "CALLS": str(calls), "OUT": str(out),
+        "GPU_CHECK_DB": str(tmp_path / "gpu.db"), "DEADLINE_S": "0",
+        "STEPS": "t1_worker stack_worker packing",
+    }  # fmt: skip
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(["bash", "bench/gpu_check.sh"], cwd=root, env=env, check=True,
+                   capture_output=True, timeout=60)  # fmt: skip
+    summary = (out / "summary.txt").read_text().splitlines()
+    skipped = [line for line in summary if line.endswith(": skipped, no time left")]
+    assert skipped == [f"== {name}: skipped, no time left"
+                       for name in ("t1_worker", "stack_worker", "packing")]  # fmt: skip
+    called = calls.read_text()
+    assert "resconv_tui.cli queue" not in called and "request_cancel" not in called
