@@ -886,16 +886,19 @@ def _slug_value(value: Any) -> str:
     if isinstance(value, list):
         return ",".join(str(v) for v in value)
     if isinstance(value, float):
-        return _float_text(value)
+        return float_text(value)
     return str(value)[:40]
 
 
 # From here on a whole-number float is written with an exponent in names, as Python's
-# "g" format (and the lr refusals) write it: `lr: [1e6]` was named lr-1000000.0.
+# "g" format (and the lr refusals) write it: `lr: [1e6]` was named lr-1000000.0. Not
+# lower: the results table writes floats with "g" too (100000 for 1e5, 1e+06 for 1e6),
+# so a name and its results cell change form together; and "wherever the exponent is
+# shorter" would name one sweep's `[10.0, 15.0, 20.0]` RWF-1e1, RWF-15.0, RWF-2e1.
 WHOLE_AS_EXPONENT = 1e6
 
 
-def _float_text(value: float) -> str:
+def float_text(value: float) -> str:
     """A float as Python writes it (``0.0003``, ``1e-05``, ``2.0``: the logbook's names
     such as ``RWF-1.0`` stay as they were), but a whole number from 1e6 on compactly as
     ``1e6`` or ``1.5e6``, all its digits kept (Python itself writes ``1e+16`` from 1e16

@@ -91,6 +91,20 @@ def test_dry_run_lists_runs_with_parameter_counts(capsys: pytest.CaptureFixture[
     assert not Path("runs.db").exists()  # a dry run needs no database
 
 
+def test_dry_run_swept_column_writes_a_float_as_the_run_name_does(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The name said lr-1e6 beside a swept column of lr=1000000.0.
+    text = "name: big\nlayers: 1\nmax_inputs: 128\nmatrix:\n  lr: [1e6, 1.5e6, 999999.0, 0.001]\n"
+    Path("big.yml").write_text(text)
+    code, out, _ = cli(capsys, "queue", "big.yml", "--dry-run")
+    rows = [line.split()[1:3] for line in out.splitlines()[1:5]]
+    assert code == 0 and [name.removeprefix("lr-") for name, _ in rows] == [
+        swept.removeprefix("lr=") for _, swept in rows
+    ]
+    assert rows[0] == ["lr-1e6", "lr=1e6"]
+
+
 def test_queue_notes_runs_that_would_train_alike(capsys: pytest.CaptureFixture[str]) -> None:
     Path("alike.yml").write_text("name: alike\nlayers: 1\nmatrix:\n  act: [relu, tanh]\n")
     note = (
