@@ -120,6 +120,8 @@ def sweep_to_form(data: dict[str, Any]) -> LoadedSweep:
         loaded.lost.append("its 'matrix'")
     values: dict[str, list[Any]] = {}
     for key, vals in matrix.items():
+        if _is_pair_key(key):  # its pair's place among the swept fields, as the file's
+            values.setdefault(_pair_of(key), [])  # order names the runs (_take_pairs fills it)
         _take(loaded, values, key, vals)
         if canonical_key(str(key)) in loaded.key_names:  # taken (not a pair half, not unknown)
             loaded.swept.append(canonical_key(str(key)))
@@ -215,10 +217,16 @@ def _is_pair_key(key: Any) -> bool:
     return any(key in pair for pair in PAIR_ALIASES.values())
 
 
+def _pair_of(key: str) -> str:
+    """``ks1`` or ``ks2`` -> ``kernel_size``."""
+    return next(canonical for canonical, pair in PAIR_ALIASES.items() if key in pair)
+
+
 def _take_pairs(
     loaded: LoadedSweep, values: dict[str, list[Any]], data: dict, matrix: dict
 ) -> None:
-    """``ks1``/``ks2`` become ``kernel_size`` pairs (every combination, ks1 outermost)."""
+    """``ks1``/``ks2`` become ``kernel_size`` pairs (every combination, ks1 outermost);
+    one pair of one value each is saved back as ks1/ks2 (``_kept_as_halves``)."""
     for canonical, (first, last) in PAIR_ALIASES.items():
         if first not in data and first not in matrix and last not in data and last not in matrix:
             continue
@@ -228,6 +236,8 @@ def _take_pairs(
         lasts = _as_list(matrix.get(last, [data.get(last)]))
         values[canonical] = [[a, b] for a, b in itertools.product(firsts, lasts)]
         loaded.key_names.pop(canonical, None)
+        if _kept_as_halves(loaded, canonical, matrix, one=len(values[canonical]) == 1):
+            continue
         if first in matrix or last in matrix:
             loaded.notes.append(
                 f"'{first}'/'{last}' became {canonical} pairs [{first},{last}]: "
@@ -235,6 +245,24 @@ def _take_pairs(
             )
             if loaded.extra.pop("targets", None) is not None:
                 loaded.lost.append("its targets")
+
+
+def _kept_as_halves(loaded: LoadedSweep, canonical: str, matrix: dict, one: bool) -> bool:
+    """Whether a pair of one value each (``ks1: [3]``, ``ks2: [5]``) stays written as the
+    file writes it: the form then holds one ``[3,5]`` and saves it back as ``ks1``/``ks2``,
+    swept where the file sweeps them, so queue's names (``ks1-3_ks2-5_l-1``) and targets
+    stay. Not where the matrix holds another key between the halves, or ks2 first: the
+    form writes them side by side, ks1 first, and the names would change order."""
+    first, last = PAIR_ALIASES[canonical]
+    keys = list(matrix)
+    halves = [keys.index(half) for half in (first, last) if half in matrix]
+    if not one or any(not isinstance(matrix[keys[i]], list) for i in halves):
+        return False  # several pairs, or a matrix value queue refuses (`ks1: 3`)
+    if len(halves) == 2 and halves[1] - halves[0] != 1:
+        return False
+    loaded.key_names[canonical] = first  # build_mapping: written as its halves
+    loaded.swept.extend(half for half in (first, last) if half in matrix)
+    return True
 
 
 def _entries(count: int) -> str:

@@ -205,6 +205,10 @@ def build_mapping(
         if vals == [None] and SPECS[key].kind == "opt_float":
             continue  # empty residual weight: the model's own default
         plain = [list(v) if isinstance(v, tuple) else v for v in vals]
+        if key in PAIR_ALIASES and names.get(key) == PAIR_ALIASES[key][0]:
+            del names[key]  # a loaded file's ks1/ks2, not a name for the field itself
+            if _halves_written(mapping, matrix, PAIR_ALIASES[key], plain, swept):
+                continue
         if len(plain) > 1 or key in swept:
             matrix[names.get(key, SWEPT_NAMES.get(key, key))] = plain
         else:
@@ -212,6 +216,26 @@ def build_mapping(
     if matrix:
         mapping["matrix"] = matrix
     return mapping
+
+
+def _halves_written(
+    mapping: dict[str, Any],
+    matrix: dict[str, list[Any]],
+    halves: tuple[str, str],
+    plain: list[Any],
+    swept: Collection[str],
+) -> bool:
+    """Write one ``[first,last]`` pair as a loaded file's ``ks1``/``ks2`` (each swept
+    where ``swept`` names it), so its runs keep queue's names; False (nothing written)
+    when the field now holds something else (several values, one per layer, one int)."""
+    if len(plain) != 1 or not isinstance(plain[0], list) or len(plain[0]) != 2:
+        return False
+    for half, value in zip(halves, plain[0], strict=True):
+        if half in swept:
+            matrix[half] = [value]
+        else:
+            mapping[half] = value
+    return True
 
 
 def fitting_extra(
@@ -234,7 +258,7 @@ def fitting_extra(
     targets = kept.get("targets")
     if not isinstance(targets, list) or not targets or published_for is None:
         return kept, ()
-    cell_keys = {canonical_key(str(k)) for entry in targets if isinstance(entry, dict)
+    cell_keys = {_field_of(str(k)) for entry in targets if isinstance(entry, dict)
                  for k in entry if k not in TARGET_FIELDS}  # fmt: skip
     loaded, _ = parse_all(published_for)
     changed = next((key for key, vals in values.items() if key not in cell_keys
@@ -245,7 +269,7 @@ def fitting_extra(
                 f"figures are for its runs{_apart(name, changed, values[changed])}")  # fmt: skip
         return kept, (note,)
     fitting = [entry for entry in targets if isinstance(entry, dict) and all(
-        value in values.get(canonical_key(str(k)), []) for k, value in entry.items()
+        value in _values_of(values, str(k)) for k, value in entry.items()
         if k not in TARGET_FIELDS)]  # fmt: skip
     if len(fitting) == len(targets):
         return kept, ()
@@ -255,6 +279,20 @@ def fitting_extra(
         del kept["targets"]
     return kept, (f"targets: {len(fitting)} of {len(targets)} entries kept; the others "
                   "are for runs the form does not make",)  # fmt: skip
+
+
+def _field_of(key: str) -> str:
+    """The field a target's key is about: ``l`` -> layers, ``ks1`` -> kernel_size."""
+    return PAIR_OF[key][0] if key in PAIR_OF else canonical_key(key)
+
+
+def _values_of(values: Mapping[str, list[Any]], key: str) -> list[Any]:
+    """The values the form gives a target's key: a pair half's (``ks1``, ``ks2``) are the
+    first (last) layer's of its field's ``[first,last]`` pairs, as ks1/ks2 load."""
+    if key not in PAIR_OF:
+        return values.get(canonical_key(key), [])
+    canon, half = PAIR_OF[key]
+    return [v[half] for v in values.get(canon, []) if isinstance(v, list | tuple) and len(v) == 2]
 
 
 def _apart(name: str, changed: str, values: list[Any]) -> str:

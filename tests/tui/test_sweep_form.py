@@ -200,12 +200,18 @@ def test_targets_of_cells_an_unloaded_include_changes_are_left_out(
         "matrix:\n  act: [gelu]\n  l: [1, 2]\n",  # named l-1: the one-value key dropped
         "seeds: 1\nmatrix:\n  l: [1, 2]\n",  # named l-1, not l-1_seed-0
         "matrix:\n  act: [gelu]\n  l: [1, 2]\ntargets: [{act: gelu, l: 1, validation_loss: 0.1}]\n",
+        # A one-value ks1/ks2 pair became a fixed kernel_size [3,5]: named l-1, targets
+        # dropped, and a note that names change.
+        "matrix:\n  ks1: [3]\n  ks2: [5]\n  l: [1, 2]\n"
+        "targets: [{ks1: 3, ks2: 5, l: 1, validation_loss: 0.1}]\n",
+        "ks1: 3\nmatrix:\n  l: [1, 2]\n  ks2: [5]\n",
     ],
 )
 def test_a_loaded_files_one_value_sweeps_name_runs_as_queue_does(tmp_path: Path, text: str) -> None:
     path = tmp_path / "s.yml"
     path.write_text(f"name: s\nmax_inputs: 256\n{text}")
     loaded = load_sweep(path)
+    assert loaded.notes == [] and loaded.lost == []
     published = dict(loaded.texts)
     result = preview(loaded.name, loaded.texts, loaded.key_names, loaded.extra,
                      published_for=published, swept=loaded.swept)  # fmt: skip
@@ -216,6 +222,26 @@ def test_a_loaded_files_one_value_sweeps_name_runs_as_queue_does(tmp_path: Path,
     mapping = saved_mapping(loaded.name, values, loaded.key_names, loaded.extra, result, None,
                             loaded.swept)  # fmt: skip
     assert [(r.name, r.config_hash, r.target) for r in expand_sweep(mapping)] == expected
+
+
+def test_a_loaded_one_value_pair_edited_in_the_form_is_written_as_the_form_holds_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.yml"
+    path.write_text("name: s\nmax_inputs: 256\nmatrix:\n  ks1: [3]\n  ks2: [5]\n  l: [1, 2]\n")
+    loaded = load_sweep(path)
+    for kernel_size, names in [
+        ("[5,7]", ["ks1-5_ks2-7_l-1", "ks1-5_ks2-7_l-2"]),  # still one pair: its halves
+        ("3,5", ["ks-3_l-1", "ks-3_l-2", "ks-5_l-1", "ks-5_l-2"]),  # the form's own key
+        ("5", ["l-1", "l-2"]),  # one kernel for every layer: a fixed key, as in a new form
+    ]:
+        values, _ = parse_all({**loaded.texts, "kernel_size": kernel_size})
+        mapping = build_mapping(loaded.name, values, loaded.key_names, swept=loaded.swept)
+        assert [run.name for run in expand_sweep(mapping)] == names
+    # Halves apart in the matrix (or ks2 first): written side by side, the names would
+    # change order, so the pair is the form's kernel_size as before, and the note says so.
+    path.write_text("name: s\nmatrix:\n  ks2: [5]\n  ks1: [3]\n")
+    assert any("became kernel_size pairs" in note for note in load_sweep(path).notes)
 
 
 def test_saved_file_reads_back_to_the_same_runs(tmp_path: Path) -> None:
