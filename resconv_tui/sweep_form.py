@@ -156,7 +156,9 @@ class Preview:
 
     runs: tuple[ExpandedRun, ...] = ()
     errors: Mapping[str, str] = field(default_factory=dict)  # field key (or "name") -> reason
-    total: int = 0  # runs the fields multiply out to, even when some are invalid
+    # Runs the fields multiply out to, even when some are invalid; None when that cannot
+    # be known (an invalid range: "1..3:0" is no count of runs).
+    total: int | None = 0
     memory: tuple[int, ...] = ()  # each run's estimated bytes (computed off the UI thread)
     # What queueing would do with each run against the database now (Repo.plan_enqueue:
     # "new", "again #5 failed", "skip #3 succeeded"); empty when not asked.
@@ -336,13 +338,8 @@ def preview(
     values, errors = parse_all(texts)
     if not name.strip():
         errors["name"] = "the experiment needs a name"
-    # A field that does not parse counts as many runs as it lists items (a range as one):
-    # "lr 1e-3,3e-4x" read "1 run, not valid yet" where fixing the typo makes two.
-    total = run_count(values)
-    for key, text in texts.items():
-        if canonical_key(key) not in values:
-            total *= len(split_items(text))
-    if total > MAX_RUNS:
+    total = _total(values, texts)
+    if total is not None and total > MAX_RUNS:
         errors.setdefault("_sweep", f"{total} runs; at most {MAX_RUNS} from the form")
     if errors:  # and the fields that parsed but the model refuses, all at once
         return Preview(errors={**field_errors(values), **errors}, total=total)
@@ -375,6 +372,21 @@ def preview(
         notes += (f"the loaded file's exclude leaves out {left_out}",)
     memory = tuple(estimate_bytes(run.config, run.param_count) for run in runs)
     return Preview(runs=named, total=total, memory=memory, notes=notes, excluded=tuple(dropped))
+
+
+def _total(values: Mapping[str, list[Any]], texts: Mapping[str, str]) -> int | None:
+    """The runs the fields multiply out to. A field that does not parse counts as many
+    runs as it lists items: "lr 1e-3,3e-4x" read "1 run, not valid yet" where fixing the
+    typo makes two. One that holds a range does not count at all (None): "1..3:0"
+    counted as one item, and "1 run" was claimed for what no count fits."""
+    total = run_count(values)
+    for key, text in texts.items():
+        if canonical_key(key) not in values:
+            items = split_items(text)
+            if any(".." in item for item in items):
+                return None
+            total *= len(items)
+    return total
 
 
 @dataclass(frozen=True)

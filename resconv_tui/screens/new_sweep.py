@@ -435,8 +435,7 @@ class NewSweepScreen(Screen[int | None]):
             return
         self.fill(loaded)
         self._loaded_from = (_resolved(Path(path)), loaded.lost)
-        runs = count_of(len(self.preview.runs) if self.preview.ok else self.preview.total, "run")
-        self.notify(f"{Path(path).name}: {runs}", title="Sweep loaded")
+        self.notify(f"{Path(path).name}: {_runs_of(self.preview)}", title="Sweep loaded")
         self._kept = self._snapshot()  # as loaded: nothing to lose yet
 
     def fill(self, loaded: LoadedSweep) -> None:
@@ -505,6 +504,13 @@ def _missing_folders(path: Path) -> list[Path]:
         return [folder for folder in path.parents if not folder.exists()]
     except OSError:  # one it may not look into: the save says why it fails, if it does
         return []
+
+
+def _runs_of(preview: Preview) -> str:
+    """How many runs a loaded file makes: "not valid yet" where no count is known."""
+    if preview.ok:
+        return count_of(len(preview.runs), "run")
+    return "not valid yet" if preview.total is None else count_of(preview.total, "run")
 
 
 def _resolved(path: Path) -> Path | None:

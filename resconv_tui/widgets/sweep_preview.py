@@ -44,7 +44,13 @@ class SweepPreview(VerticalScroll, can_focus=False):
 
 def summary(preview: Preview) -> Text | PreviewSummary:
     if not preview.ok:
-        text = Text(f"{count_of(preview.total, 'run')}, not valid yet:\n", style="bold red")
+        # No count where none can be known (an invalid range): the reasons say what is wrong.
+        head = (
+            "Not valid yet"
+            if preview.total is None
+            else f"{count_of(preview.total, 'run')}, not valid yet"
+        )
+        text = Text(f"{head}:\n", style="bold red")
         for key, reason in preview.errors.items():
             label = "sweep" if key == "_sweep" else key
             text.append(f"  {label}: {reason}\n", style="red")

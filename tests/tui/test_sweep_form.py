@@ -148,6 +148,18 @@ def test_a_bad_field_counts_its_items_in_the_runs_to_come() -> None:
     assert not result.ok and set(result.errors) == {"lr"} and result.total == 6
 
 
+@pytest.mark.parametrize("layers", ["1..3:0", "1..x", "2,1..3:0"])
+def test_an_invalid_range_claims_no_run_count_and_says_what_is_wrong(layers: str) -> None:
+    # "1 run, not valid yet" above "layers: bad range '1..3:0': the step must be >= 1".
+    from resconv_tui.widgets.sweep_preview import summary
+
+    result = preview("demo", texts(layers=layers, lr="1e-3,3e-4"))
+    assert not result.ok and result.total is None and set(result.errors) == {"layers"}
+    lines = str(summary(result)).splitlines()
+    assert lines[0] == "Not valid yet:"
+    assert lines[1].startswith("  layers: ") and "range" in lines[1]
+
+
 def test_preview_refuses_huge_sweeps() -> None:
     result = preview("big", texts(layers="1..100", channels="1..100"))
     assert result.total == 10_000 > MAX_RUNS and "_sweep" in result.errors
