@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from core.errors import ResconvError
+
+if TYPE_CHECKING:
+    from core.queue.status import RunStatus
 
 
 class QueueError(ResconvError):
@@ -23,9 +29,18 @@ class UnknownRun(QueueError):
 
 
 class InvalidTransition(QueueError):
-    """A status change the run's current status does not allow (e.g. retry a running run)."""
+    """A status change the run's current status does not allow (e.g. retry a running run).
+    ``wrong``: each refused run's id and status, ``why``: the rule, so a notice can say
+    them its own way (the dashboard's, a few ids of each status)."""
 
     title = "Not allowed"
+
+    def __init__(
+        self, message: str, wrong: Sequence[tuple[int, RunStatus]] = (), why: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.wrong = tuple(wrong)
+        self.why = why
 
 
 class UsageError(ResconvError):

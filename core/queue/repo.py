@@ -931,7 +931,8 @@ class Repo:
         if wrong:
             listed = ", ".join(run_is(r.id, r.status) for r in wrong)
             said = why if isinstance(why, str) else why(wrong)
-            raise InvalidTransition(f"{listed}: {said}; nothing changed")
+            statuses = [(run.id, run.status) for run in wrong]
+            raise InvalidTransition(f"{listed}: {said}; nothing changed", statuses, said)
         return [runs[i] for i in dict.fromkeys(ids)]
 
     # ----- reading -------------------------------------------------------------------

@@ -27,6 +27,7 @@ from textual.message import Message
 
 from core.errors import ResconvError
 from core.queue import RunFilter, RunRow, RunStatus, WorkerRow
+from core.queue.errors import InvalidTransition
 from core.queue.failures import RETRY_ADVICE, FailureCause, run_cause
 from core.queue.status import CANCELLABLE, FINISHING, FINISHING_ALL, RETRYABLE, status_verb
 from core.queue.views import back_to_queue_said, final_pass_said, ids_listed, ids_of
@@ -105,7 +106,7 @@ class RunActions:
         try:
             message = self.ActionFinished(verb())
         except ResconvError as exc:
-            message = self.ActionFinished(f"{exc.title}: {exc}", "error", taken)
+            message = self.ActionFinished(f"{exc.title}: {_refusal(exc)}", "error", taken)
         self.post_message(message)
 
     def on_run_actions_action_finished(self, message: ActionFinished) -> None:
@@ -690,11 +691,25 @@ def _cannot_cancel(runs: list[RunRow]) -> str:
     return f"{_statuses_of(runs)}: only queued or running runs can be cancelled"
 
 
+def _refusal(exc: ResconvError) -> str:
+    """A write's refusal as a notice: a batch refused for runs changed since the last
+    poll says a few ids of each status, as the other notices do, where the queue's
+    message (the CLI's) names each run: "run 9 is cancelled, run 10 is cancelled, ..."."""
+    if isinstance(exc, InvalidTransition) and exc.wrong:
+        return f"{_statuses_said(exc.wrong)}: {exc.why}; nothing changed"
+    return str(exc)
+
+
 def _statuses_of(runs: list[RunRow]) -> str:
     """``run 1 has succeeded, runs 5, 6 are cancelled``: by status, a few ids of each."""
+    return _statuses_said([(run.id, run.status) for run in runs])
+
+
+def _statuses_said(runs: Iterable[tuple[int, RunStatus]]) -> str:
+    """``_statuses_of`` of (id, status) pairs."""
     by_status: dict[RunStatus, list[int]] = {}
-    for run in runs:
-        by_status.setdefault(run.status, []).append(run.id)
+    for run_id, status in runs:
+        by_status.setdefault(status, []).append(run_id)
     said = []
     for status, ids in by_status.items():
         said.append(f"{_some('run', ids)} {status_verb(status, len(ids) > 1)} {status}")

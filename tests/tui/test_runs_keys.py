@@ -1899,6 +1899,32 @@ async def test_the_cancel_question_of_many_runs_names_a_few(
         ) in notices(app)
 
 
+@pytest.mark.parametrize(("key", "now"), [("c", "cancelled"), ("r", "queued")])
+async def test_a_batch_refused_for_runs_changed_since_the_poll_names_a_few(
+    seeded, app_factory, settle, db_url, key: str, now: str
+) -> None:
+    # Many marked runs cancelled (retried) elsewhere after the last poll: c (r) was refused
+    # naming each, "run 9 is cancelled, run 10 is cancelled, ..." twenty times over.
+    many = queue_seeds(db_url, 20)
+    repo = Repo.open(db_url)
+    if key == "r":
+        repo.request_cancel(many)  # as the poll reads them: cancelled, so r retries them
+    repo.close()
+    app = app_factory()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        await mark(pilot, *many)
+        repo = Repo.open(db_url)
+        (repo.retry if key == "r" else repo.request_cancel)(many)
+        repo.close()
+        await pilot.press(key)
+        await settle(pilot)
+        assert notices(app)[-1].startswith(
+            f"Not allowed: runs {', '.join(map(str, many[:5]))} and 15 more are {now}: "
+        ) and notices(app)[-1].endswith("; nothing changed"), notices(app)
+        assert app.screen.marked == set(many)  # refused whole: the marks kept
+
+
 async def test_cancel_of_marked_runs_leaves_the_finished_ones_and_says_so(
     seeded, app_factory, settle, db_url
 ) -> None:
