@@ -25,7 +25,8 @@ def still_training(url: str, here: str | None = None, db: str = "") -> str | Non
     """After quitting: the workers of this machine that go on training (quitting leaves
     them be, as the README says, but the screen that showed them is gone), and how to
     stop them. None when there are none, or the database cannot tell now. A worker
-    already stopping (``w`` pressed before quitting) trains on no more than its step."""
+    already stopping (``w`` pressed before quitting) trains on no more than its step;
+    an idle one is said to wait for runs."""
     import socket
     import time
 
@@ -56,6 +57,15 @@ def still_training(url: str, here: str | None = None, db: str = "") -> str | Non
     ]
     if not live:
         return None
-    # Each pid once: thread slots share one (`stop` signals it once).
-    pids = ids_of("pid", sorted({w.pid for w in live}))
-    return f"workers of this machine train on ({pids}): resconv-tui stop{db} stops them"
+    # Each pid once: thread slots share one (`stop` signals it once). One training in any
+    # slot trains; an idle one waits for runs ("train on" of it was wrong).
+    training = sorted({w.pid for w in live if w.state != "idle"})
+    waiting = sorted({w.pid for w in live} - set(training))
+    if not waiting:
+        what = f"train on ({ids_of('pid', training)})"
+    elif not training:
+        what = f"stay running, waiting for runs ({ids_of('pid', waiting)})"
+    else:
+        both = f"{ids_of('pid', training)} training, {ids_of('pid', waiting)} waiting for runs"
+        what = f"go on ({both})"
+    return f"workers of this machine {what}: resconv-tui stop{db} stops them"

@@ -38,7 +38,8 @@ def test_quitting_names_the_workers_of_this_machine_that_train_on(tmp_path: Any)
     url = f"sqlite:///{tmp_path / 'runs.db'}"
     repo = Repo.open(url)
     assert dashboard.still_training(url, here="box") is None  # none: nothing to say
-    repo.register_worker("box", os.getpid(), "cuda:0")  # alive (this process)
+    training = repo.register_worker("box", os.getpid(), "cuda:0")  # alive (this process)
+    repo.update_worker(training, state="running")
     repo.register_worker("other-box", 4242, "cuda:0")  # another machine's
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
     ended.wait()
@@ -67,12 +68,36 @@ def test_quitting_names_the_pid_of_thread_slots_once(tmp_path: Any) -> None:
 
     url = f"sqlite:///{tmp_path / 'runs.db'}"
     repo = Repo.open(url)
-    for _ in range(2):
-        repo.register_worker("box", os.getpid(), "cpu")
+    slots = [repo.register_worker("box", os.getpid(), "cpu") for _ in range(2)]
+    repo.update_worker(slots[0], state="running")  # the other slot idle: the pid trains
     repo.close()
     note = dashboard.still_training(url, here="box")
     assert (
         note == f"workers of this machine train on (pid {os.getpid()}): resconv-tui stop stops them"
+    )
+
+
+def test_quitting_says_an_idle_worker_waits_for_runs(tmp_path: Any) -> None:
+    # "workers of this machine train on (pid 4242)" of a worker that trained nothing.
+    import os
+
+    from core.queue import Repo
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    repo = Repo.open(url)
+    repo.register_worker("box", os.getpid(), "cpu")  # idle, as a worker starts
+    note = dashboard.still_training(url, here="box")
+    assert note == (
+        f"workers of this machine stay running, waiting for runs (pid {os.getpid()}): "
+        "resconv-tui stop stops them"
+    )
+    training = repo.register_worker("box", os.getppid(), "cuda:0")
+    repo.update_worker(training, state="running")
+    repo.close()
+    note = dashboard.still_training(url, here="box")
+    assert note == (
+        f"workers of this machine go on (pid {os.getppid()} training, pid {os.getpid()} "
+        "waiting for runs): resconv-tui stop stops them"
     )
 
 
@@ -91,7 +116,7 @@ def test_quitting_on_an_older_database_does_not_wait_out_another_writers_lock(
     monkeypatch.setattr(db_module, "DEFAULT_BUSY_TIMEOUT_S", 3.0)
     url = f"sqlite:///{tmp_path / 'runs.db'}"
     repo = Repo.open(url)
-    repo.register_worker("box", os.getpid(), "cpu")
+    repo.update_worker(repo.register_worker("box", os.getpid(), "cpu"), state="running")
     repo.close()
     drop_newer_worker_columns(tmp_path / "runs.db")  # as an older version made it
     with write_lock_held(tmp_path / "runs.db"):
