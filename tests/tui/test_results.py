@@ -264,6 +264,11 @@ async def test_E_with_only_the_meter_shown_says_why_and_writes_nothing(
         assert len(list(Path(tmp_path).glob("results-*.md"))) == 1
 
 
+def exported(app: Any) -> list[str]:
+    """The notices, each on one line: an export's path is on lines of its own."""
+    return [n.message.replace(" to\n", " to ", 1).replace("\n", "") for n in app._notifications]
+
+
 async def test_two_exports_in_one_second_keep_both_files(
     seeded, app_factory, settle, tmp_path
 ) -> None:
@@ -276,10 +281,34 @@ async def test_two_exports_in_one_second_keep_both_files(
         second = screen.action_export("markdown")
     assert first is not None and second is not None and first != second
     assert second.name == first.name.replace(".md", "-2.md")
-    assert f"exported 3 rows to {first}" in [n.message for n in app._notifications]
+    assert f"exported 3 rows to {first}" in exported(app)
     firsts = [line.split("|")[1].strip() for line in first.read_text().splitlines()[2:]]
     seconds = [line.split("|")[1].strip() for line in second.read_text().splitlines()[2:]]
     assert firsts == seconds[::-1]
+
+
+@pytest.mark.parametrize("size", [(120, 36), (100, 36), (80, 30)])
+@pytest.mark.parametrize("inside", [False, True], ids=["elsewhere", "current folder"])
+async def test_the_export_notice_breaks_its_path_only_after_a_slash(
+    seeded, app_factory, settle, tmp_path, monkeypatch, size: tuple[int, int], inside: bool
+) -> None:
+    # The notice wrapped the path as one long word: ".../results-all-20231114-2223" on
+    # one line, "20.md" on the next, or the name cut before its ".md".
+    from textual.geometry import Region
+
+    if inside:  # the export folder is the current one (as it is unless set)
+        monkeypatch.chdir(tmp_path)
+    app = app_factory()
+    async with app.run_test(size=size, notifications=True) as pilot:
+        screen = await open_results(pilot, settle)
+        path = screen.action_export("markdown")
+        await pilot.pause()
+        (toast,) = app.screen.query("Toast")
+        drawn = [s.text.strip(" ▌") for s in toast.render_lines(Region(0, 0, toast.size.width, 9))]
+    assert path is not None
+    lines = [line for line in drawn if line][1:]  # after "exported 3 rows to"
+    shown = path.name if inside else str(path)
+    assert "".join(lines) == shown and all(line.endswith("/") for line in lines[:-1]), drawn
 
 
 async def test_an_export_of_one_row_says_one_row(db_url, app_factory, settle) -> None:
@@ -296,7 +325,7 @@ async def test_an_export_of_one_row_says_one_row(db_url, app_factory, settle) ->
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_results(pilot, settle)
         path = screen.action_export("csv")
-    assert f"exported 1 row to {path}" in [n.message for n in app._notifications]  # "1 rows"
+    assert f"exported 1 row to {path}" in exported(app)  # "1 rows"
 
 
 async def test_g_groups_seeds_into_cells(db_url, app_factory, settle) -> None:
