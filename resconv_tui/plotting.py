@@ -81,10 +81,60 @@ def nice_ticks(low: float, high: float, most: int) -> tuple[list[float], list[st
                                          math.floor(high / step + 1e-9) + 1)]  # fmt: skip
         if len(ticks) <= most:
             break
+    return _labelled(ticks, step)
+
+
+def _labelled(ticks: list[float], step: float) -> tuple[list[float], list[str]]:
+    """``ticks`` one ``step`` apart, rounded and labelled with the decimals it needs."""
     # The fewest decimals that write the step exactly (0.025: 3; 250: none).
     decimals = next(d for d in range(16) if abs(round(step, d) - step) <= step * 1e-6)
     ticks = [round(tick, decimals) for tick in ticks]  # 0.052, not 0.052000000000000005
     return ticks, [f"{tick:,.{decimals}f}" for tick in ticks]
+
+
+MAX_GAP = 6  # rows between y labels at most (2 at least), so that they stay several
+MIN_FILL = 0.8  # the least of a chart's height the data keeps, for labels evenly spaced
+
+
+def even_y_axis(
+    low: float, high: float, rows: int
+) -> tuple[list[float], list[str], tuple[float, float]] | None:
+    """Round y ticks the same number of rows apart, and the y limits that put them there,
+    for a plot ``rows`` rows high showing ``low`` to ``high``. plotext puts a tick on the
+    row nearest its value: between the data's own limits, ticks one step apart fell 1, 2,
+    1, 2 rows apart (or 2, 3, 2, 2, 3). Limits that make a step a whole number of rows put
+    every tick on its row exactly, but leave rows empty above or below the data: the
+    closest such limits are taken where the data still fills ``MIN_FILL`` of the height,
+    else None (the data's own limits: the curves drawn as tall as they go matter more)."""
+    if not (high > low and math.isfinite(high - low)) or rows < 3:
+        return None
+    best: tuple[float, float, float, float] | None = None  # bottom, top, first tick, step
+    power = 10.0 ** math.floor(math.log10(high - low))
+    for step in (m * power * 10.0**k for k in (-2, -1, 0) for m in (1, 2, 2.5, 5)):
+        first = math.ceil(low / step - 1e-9) * step  # the lowest tick at or above low
+        for gap in range(2, MAX_GAP + 1):
+            # The first tick, or a row of the step below it, on the bottom row: the
+            # highest such row that leaves ``low`` inside.
+            bottom = first - math.ceil((first - low) * gap / step - 1e-9) * step / gap
+            top = bottom + (rows - 1) * step / gap
+            labels = (rows - 1) // gap + 1  # about as many as the chart holds at this gap
+            if top < high - step * 1e-9 or labels < min(3, (rows + 1) // 2):
+                continue  # the data does not fit, or too few labels (two on a tall chart)
+            if best is None or top - bottom < best[1] - best[0]:
+                best = (bottom, top, first, step)
+    if best is None or (high - low) / (best[1] - best[0]) < MIN_FILL:
+        return None
+    bottom, top, first, step = best
+    return (*_ticks_within(bottom, top, first, step), (bottom, top))
+
+
+def _ticks_within(
+    bottom: float, top: float, first: float, step: float
+) -> tuple[list[float], list[str]]:
+    """Every tick ``first + k * step`` from ``bottom`` to ``top``, labelled."""
+    below = math.floor((first - bottom) / step + 1e-9)
+    above = math.floor((top - first) / step + 1e-9)
+    return _labelled([first + k * step for k in range(-below, above + 1)], step)
 
 
 def draw_series(
@@ -112,10 +162,13 @@ def draw_series(
             draw(xs, ys, label=one.label or None, color=one.color, marker=one.marker)
     if log_y and plotted:
         plt.yscale("log")
-    elif plotted:  # round values, each on its own row, none skipped
+    elif plotted:  # round values, each on its own row, none skipped, evenly spaced
         ys = [y for one in plotted for y in one.ys]
         rows = height - 5  # less the title, frame and the x axis's two lines
         ticks, labels = nice_ticks(min(ys), max(ys), max(2, rows // 2 + 1))
+        if even := even_y_axis(min(ys), max(ys), rows):
+            ticks, labels, limits = even
+            plt.ylim(*limits)
         if ticks:
             plt.yticks(ticks, labels)
     if plotted:  # inputs at round values too (20.0, 1336.2, 2652.5 before)

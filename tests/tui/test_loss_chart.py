@@ -8,7 +8,7 @@ import pytest
 from screen_host import screen_text
 from textual.app import App, ComposeResult
 
-from resconv_tui.plotting import Series, nice_ticks
+from resconv_tui.plotting import MAX_GAP, Series, even_y_axis, nice_ticks
 from resconv_tui.widgets.loss_chart import LossChart
 
 
@@ -64,6 +64,48 @@ async def test_the_y_axis_labels_are_evenly_spaced_values() -> None:
     x_axis = shown.splitlines()[shown.splitlines().index(next(
         line for line in shown.splitlines() if "└" in line)) + 1]  # fmt: skip
     assert x_axis.split() == ["0", "5,000", "10,000"]
+
+
+class TallChart(App[None]):
+    """A loss chart ``height`` rows high, as compare and run detail draw one."""
+
+    def __init__(self, series: list[Series], height: int) -> None:
+        super().__init__()
+        self.series, self.height = series, height
+
+    def compose(self) -> ComposeResult:
+        chart = LossChart("loss")
+        chart.styles.height, chart.styles.width = self.height, 70
+        chart.series = self.series
+        yield chart
+
+
+@pytest.mark.parametrize("height", [15, 20, 24, 30, 33])
+async def test_the_y_axis_labels_are_the_same_number_of_rows_apart(height: int) -> None:
+    # Two loss curves: labels 0.16 .. 0.06 fell 1, 2, 1, 2, 1 rows apart at 15 rows high,
+    # 2, 3, 2, 2, 3 at 20 (plotext puts each on its nearest row of the data's range).
+    xs = list(range(0, 180_000, 6400))
+    shapes = (("a", 0.05, 0.12, 0.9), ("b", 0.047, 0.1, 0.88))
+    curves = [Series(name, xs, [floor + top * fall**i for i in range(len(xs))])
+              for name, floor, top, fall in shapes]  # fmt: skip
+    async with TallChart(curves, height).run_test(size=(80, 40)) as pilot:
+        await pilot.pause()
+        lines = screen_text(pilot.app).splitlines()
+    rows = [i for i, line in enumerate(lines) if re.match(r"^ *[\d,.]+┤", line)]
+    values = [float(lines[i].split("┤")[0].replace(",", "")) for i in rows]
+    gaps = {b - a for a, b in zip(rows, rows[1:], strict=False)}
+    steps = {round(a - b, 9) for a, b in zip(values, values[1:], strict=False)}
+    assert len(rows) >= 3 and len(gaps) == 1 and len(steps) == 1, (rows, values)
+    assert 2 <= gaps.pop() <= MAX_GAP
+
+
+def test_even_y_labels_give_way_where_they_would_leave_much_of_the_chart_empty() -> None:
+    # 6 rows for 0.047..0.17: 3 round labels 2 rows apart need 0.033..0.183 or more, a
+    # fifth of the chart empty; the curves keep their height, plotext places the labels.
+    assert even_y_axis(0.047, 0.17, 6) is None
+    ticks, labels, (bottom, top) = even_y_axis(0.047, 0.17, 10) or ([], [], (0, 0))
+    assert labels == ["0.05", "0.10", "0.15"] and bottom <= 0.047 and top >= 0.17
+    assert (0.17 - 0.047) / (top - bottom) >= 0.8
 
 
 async def test_a_chart_s_first_point_is_labelled_with_its_value_alone() -> None:
