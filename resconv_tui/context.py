@@ -14,7 +14,7 @@ from pathlib import Path
 
 from core.queue import Repo
 from core.queue import views as v
-from core.queue.db import describe, normalize_url, sqlite_path
+from core.queue.db import describe, normalize_url, sqlite_path, sqlite_url
 from resconv_tui.worker_launcher import DEFAULT_WORKER, WorkerLauncher, WorkerOptions
 
 
@@ -65,4 +65,4 @@ class DashboardContext:
         path = sqlite_path(self.db_url)
         if path is None:
             return normalize_url(self.db_url)
-        return f"sqlite:///{path.resolve()}"
+        return sqlite_url(path.resolve())

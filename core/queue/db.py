@@ -81,7 +81,14 @@ def normalize_url(url_or_path: str) -> str:
         return "postgresql" + url_or_path.removeprefix("postgres")
     if "://" in url_or_path:
         return url_or_path
-    return f"sqlite:///{url_or_path}"
+    return sqlite_url(url_or_path)
+
+
+def sqlite_url(path: str | Path) -> str:
+    """The SQLite URL of the file ``path``, with what SQLAlchemy's URL would read as other
+    than the path escaped: ``?`` starts its options and ``%XX`` is decoded, so ``--db
+    'q?x.db'`` queued into a file ``q``, and ``--db a%20b.db`` into ``a b.db``."""
+    return "sqlite:///" + str(path).replace("%", "%25").replace("?", "%3F")
 
 
 @lru_cache(maxsize=32)

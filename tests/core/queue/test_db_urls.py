@@ -42,6 +42,27 @@ def test_good_urls_still_parse(tmp_path: Path) -> None:
     assert db.describe("postgres+psycopg://u:pw@h/x") == "postgresql+psycopg://u:***@h/x"
 
 
+@pytest.mark.parametrize("name", ["q?x.db", "a%20b.db", "100%41.db"])
+def test_a_file_path_names_that_very_file(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--db 'q?x.db'` queued into a file `q` (SQLAlchemy read `?x.db` as the URL's options)
+    # and `--db a%20b.db` into `a b.db`, exit 0 and not a word.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sweep.yml").write_text("name: s\nmax_inputs: 512\nmatrix:\n  ch: [4]\n")
+    assert db.sqlite_path(name) == Path(name)
+    assert main(["--db", name, "queue", "sweep.yml"]) == 0
+    made = {p.name for p in tmp_path.iterdir()} - {f"{name}-wal", f"{name}-shm"}
+    assert made == {name, "sweep.yml"}
+    # A worker the dashboard starts gets the same file, by its absolute path.
+    from resconv_tui.context import DashboardContext
+
+    repo = Repo.open(name, create=False)
+    assert len(repo.list_runs()) == 1
+    url = DashboardContext(repo=repo, db_url=name).worker_db_url
+    assert db.sqlite_path(url) == tmp_path / name
+
+
 def test_a_folder_given_as_the_database_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
