@@ -116,6 +116,15 @@ def parse_url(url_or_path: str) -> URL:
             f"database URL {shown}: resconv-tui does not work with {backend!r}; "
             f"use {URLS_THAT_WORK}"
         )
+    if backend == "sqlite" and parsed.query:
+        # pysqlite ignores them (with a warning on stderr) unless `uri=true`, which then
+        # reads the path as a file: URI: `?mode=ro` queued all the same, and `?mode=ro&
+        # uri=true` made a new file of another name. The queue sets its own pragmas.
+        options = ", ".join(repr(key) for key in parsed.query)
+        raise QueueError(
+            f"database URL {shown}: a SQLite URL takes no options ({options}); give the "
+            f"file alone: {shown_url(parsed.set(query={}))}"
+        )
     try:
         # Loads the dialect and imports its driver: what create_engine would do later.
         parsed.get_dialect().import_dbapi()

@@ -63,6 +63,32 @@ def test_a_file_path_names_that_very_file(
     assert db.sqlite_path(url) == tmp_path / name
 
 
+@pytest.mark.parametrize(
+    ("query", "named"), [("?mode=ro", "('mode')"), ("?mode=ro&uri=true", "('mode', 'uri')")]
+)
+def test_a_sqlite_url_with_options_is_refused(
+    query: str,
+    named: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # SQLite's driver ignored `?mode=ro` (a two-line warning) and `queue` wrote all the
+    # same; with `&uri=true` it made a new file named `q.db?mode=ro`.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sweep.yml").write_text("name: s\nmax_inputs: 512\nmatrix:\n  ch: [4]\n")
+    assert main(["queue", "sweep.yml", "--db", "q.db"]) == 0
+    capsys.readouterr()
+    url = f"sqlite:///{tmp_path / 'q.db'}{query}"
+    assert main(["queue", "sweep.yml", "--force", "--db", url]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    alone = f"sqlite:///{tmp_path / 'q.db'}"
+    assert err == [f"resconv-tui: database error: database URL {url}: a SQLite URL takes no "
+                   f"options {named}; give the file alone: {alone}"]  # fmt: skip
+    assert {p.name for p in tmp_path.glob("q.db*")} <= {"q.db", "q.db-wal", "q.db-shm"}
+    assert len(Repo.open(str(tmp_path / "q.db")).list_runs()) == 1
+
+
 def test_a_folder_given_as_the_database_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
