@@ -38,6 +38,15 @@ class SweepLoader(yaml.SafeLoader):
             self._refuse_repeated_keys(node)
         super().flatten_mapping(node)
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            # Python reads no decimal number of over 4,300 digits ("Exceeds the limit ...
+            # use sys.set_int_max_str_digits()", naming no key). A stand-in past MAX_WHOLE:
+            # `_refuse_unusable` refuses it naming its key, as any of 301 digits or more.
+            return MAX_WHOLE
+
     def _refuse_repeated_keys(self, node: yaml.MappingNode) -> None:
         seen: set[Any] = set()
         for key_node, _ in node.value:
@@ -55,6 +64,9 @@ class SweepLoader(yaml.SafeLoader):
                     f"key {shown(key)} is given twice", key_node.start_mark,
                 )  # fmt: skip
 
+
+# PyYAML's table holds the base class's function: the override is named here.
+SweepLoader.add_constructor("tag:yaml.org,2002:int", SweepLoader.construct_yaml_int)
 
 # Only the exponent forms YAML 1.1 lacks; everything else resolves as before (ints,
 # `0.0003`, `1.0e-05`), so existing files keep their values, run names and hashes.
