@@ -46,7 +46,7 @@ from core.config import (
 )
 from core.errors import ConfigError, SweepError, cut, shown
 from core.params import count_params, training_key
-from core.sweep_yaml import MAX_FILE_BYTES, YAMLTooBig, load_yaml
+from core.sweep_yaml import MAX_FILE_BYTES, YAMLTooBig, load_yaml, malformed
 
 # The logbook's short names -> RunConfig keys.
 ALIASES: dict[str, str] = {
@@ -192,10 +192,7 @@ def expand_sweep_text(
     except YAMLTooBig as exc:
         raise SweepError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SweepError(f"{source}: malformed YAML{where}: {problem}") from None
+        raise SweepError(f"{source}: {malformed(exc)}") from None
     if max_inputs is not None:
         data = shortened(data, max_inputs, source)
     try:

@@ -127,6 +127,23 @@ def load_yaml(text: str) -> Any:
     return data
 
 
+def malformed(exc: yaml.YAMLError) -> str:
+    """A YAML error as one line: ``malformed YAML at line 3, column 1: what``. PyYAML
+    splits what into a context and a problem: the problem alone is usually whole, but
+    not where the context holds its first half ("but found another document", "second
+    occurrence" of an anchor), which is joined then, with the line it points to. A
+    "while scanning ..." context is left out: it says nothing the problem does not."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    if context and not context.startswith("while "):
+        context_mark = getattr(exc, "context_mark", None)
+        line = f" (line {context_mark.line + 1})" if context_mark and mark else ""
+        problem = f"{context}{line}, {problem}"
+    return f"malformed YAML{where}: {problem}"
+
+
 def _refuse_unusable(value: Any, path: tuple[str, ...], seen: set[int]) -> None:
     """YAMLTooBig naming where ``value`` holds what no key takes and what cannot be shown
     or stored: a whole number of 301 digits or more, text with a surrogate escape

@@ -27,7 +27,7 @@ from core.sweep import (
     key_shown,
     read_sweep_text,
 )
-from core.sweep_yaml import YAMLTooBig, load_yaml
+from core.sweep_yaml import YAMLTooBig, load_yaml, malformed
 from resconv_tui.sweep_form import (
     SPECS,
     ExcludedCells,
@@ -99,7 +99,7 @@ def load_sweep(path: str | Path) -> LoadedSweep:
     except YAMLTooBig as exc:
         raise SweepError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise SweepError(f"{path}: malformed YAML: {str(exc).splitlines()[0]}") from None
+        raise SweepError(f"{path}: {malformed(exc)}") from None
     if not isinstance(data, dict):
         raise SweepError(f"{path}: expected a mapping with at least 'name:'")
     return sweep_to_form(data)

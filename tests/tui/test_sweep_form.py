@@ -553,3 +553,27 @@ def test_loading_a_file_nested_too_deeply_is_one_line(tmp_path: Path) -> None:
     path.write_text("name: x\nch: " + "[" * 1000 + "4" + "]" * 1000 + "\n")
     with pytest.raises(SweepError, match=r"deep.yml: the YAML is nested too deeply"):
         load_sweep(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        # Both said only the problem's second half: "but found another document",
+        # "second occurrence"; the form's f3 said only PyYAML's first line, with no line
+        # number: "while scanning for the next token".
+        ("name: x\n---\nname: y\n", "at line 2, column 1: expected a single document in "
+         "the stream (line 1), but found another document"),
+        ("name: x\na: &k 1\nb: &k 2\n", "at line 3, column 4: found duplicate anchor 'k'; "
+         "first occurrence (line 2), second occurrence"),
+        ("name: x\n\tlayers: 2\n",
+         "at line 2, column 1: found character '\\t' that cannot start any token"),
+    ],
+    ids=["two documents", "anchor twice", "tab"],
+)  # fmt: skip
+def test_malformed_yaml_is_said_whole_where_it_is(tmp_path: Path, text: str, says: str) -> None:
+    path = tmp_path / "s.yml"
+    path.write_text(text)
+    for read in (expand_sweep_file, load_sweep):  # `queue` and the form's f3
+        with pytest.raises(SweepError) as caught:
+            read(path)
+        assert str(caught.value) == f"{path}: malformed YAML {says}"
