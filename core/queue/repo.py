@@ -67,6 +67,7 @@ from core.queue.status import (
     RunStatus,
     run_is,
 )
+from core.queue.views import ids_listed, some_listed
 
 RUN = Run.__table__  # type: ignore[attr-defined]
 METRIC = Metric.__table__  # type: ignore[attr-defined]
@@ -87,6 +88,11 @@ _FRESH: dict[str, Any] = dict(
     validation_loss=None, train_seconds=None, inputs_per_s=None, peak_memory_bytes=None,
     checkpoint_path=None, path_used=None, samples=None,
 )  # fmt: skip
+
+
+# The runs a refusal names before "and N more": `cancel $(seq 1 40000)` said "no run with
+# id 4, 5, 6, ..." in one line of 270 KB, and runs of the wrong status each by name.
+REFUSED_NAMED = 10
 
 
 class SameRun(NamedTuple):
@@ -924,12 +930,12 @@ class Repo:
         missing = [i for i in dict.fromkeys(ids) if i not in runs]
         if missing:
             # As the wrong-status refusal below says: the ids that exist were left alone.
-            listed = ", ".join(map(str, missing))
+            listed = ids_listed(missing, REFUSED_NAMED)
             raise UnknownRun(f"no run with id {listed} in {self._where()}; nothing changed")
         # Once each: `rm 12 12` said "run 12 is running, run 12 is running".
         wrong = [runs[i] for i in dict.fromkeys(ids) if runs[i].status not in allowed]
         if wrong:
-            listed = ", ".join(run_is(r.id, r.status) for r in wrong)
+            listed = some_listed([run_is(r.id, r.status) for r in wrong], REFUSED_NAMED)
             said = why if isinstance(why, str) else why(wrong)
             statuses = [(run.id, run.status) for run in wrong]
             raise InvalidTransition(f"{listed}: {said}; nothing changed", statuses, said)

@@ -618,9 +618,15 @@ def ids_of(noun: str, ids: Sequence[int], most: int | None = None) -> str:
 def ids_listed(ids: Sequence[int], most: int | None = None) -> str:
     """``4, 7, 8``; past one more than ``most``: ``4, 7, 8, 9, 10 and 295 more`` (one
     more is named whole: "and 1 more" saves nothing)."""
-    if most is None or len(ids) <= most + 1:
-        return ", ".join(map(str, ids))
-    return f"{', '.join(map(str, ids[:most]))} and {len(ids) - most} more"
+    return some_listed([str(i) for i in ids], most)
+
+
+def some_listed(items: Sequence[str], most: int | None = None) -> str:
+    """``items`` joined with commas; past one more than ``most``, the first ``most`` and
+    ``and N more`` (``ids_listed``)."""
+    if most is None or len(items) <= most + 1:
+        return ", ".join(items)
+    return f"{', '.join(items[:most])} and {len(items) - most:,} more"
 
 
 def back_to_queue_said(ids: Sequence[int]) -> str:

@@ -96,12 +96,13 @@ def runs_in_order(repo: Repo, ids: Sequence[int]) -> list[RunRow]:
     """The runs of ``ids`` in that order; every id not in the database named at once."""
     from core.queue import RunFilter, UnknownRun
     from core.queue.db import describe
+    from core.queue.repo import REFUSED_NAMED
     from core.queue.views import ids_of
 
     found = {run.id: run for run in repo.list_runs(RunFilter(ids=tuple(ids)))}
     missing = [i for i in ids if i not in found]
     if missing:
-        raise UnknownRun(f"no {ids_of('run', missing)} in {describe(repo.url)}")
+        raise UnknownRun(f"no {ids_of('run', missing, REFUSED_NAMED)} in {describe(repo.url)}")
     return [found[i] for i in ids]
 
 

@@ -1108,6 +1108,25 @@ def test_missing_database_is_not_created(
     assert not Path("missing.db").exists()
 
 
+def test_a_refusal_of_many_runs_names_a_few(capsys: pytest.CaptureFixture[str]) -> None:
+    # `cancel $(seq 1 40000)` said "no run with id 4, 5, 6, ..." in one line of 270 KB,
+    # and `retry` of many queued runs named each.
+    Path("seeds.yml").write_text(SWEEP + "seeds: 3\n")
+    assert cli(capsys, "queue", "seeds.yml")[0] == 0  # runs 1 to 12, queued
+    ids = [str(i) for i in range(1, 41)]
+    code, out, err = cli(capsys, "cancel", *ids)
+    assert code == 2 and out == ""
+    one_error_line(err, "no run with id 13, 14, 15, 16, 17, 18, 19, 20, 21, 22 and 18 more "
+                        "in runs.db; nothing changed")  # fmt: skip
+    code, _, err = cli(capsys, "compare", *ids)
+    one_error_line(err, "no runs 13, 14, 15, 16, 17, 18, 19, 20, 21, 22 and 18 more in runs.db")
+    code, _, err = cli(capsys, "retry", *ids[:12])
+    assert code == 2
+    one_error_line(err, "run 9 is queued, run 10 is queued and 2 more: only failed or "
+                        "cancelled runs can be retried; nothing changed")  # fmt: skip
+    assert {run.status for run in Repo.open("runs.db").list_runs()} == {RunStatus.QUEUED}
+
+
 def test_stop_without_a_database_asks_for_the_workers_one(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
