@@ -20,7 +20,7 @@ from core.config import (
     VALIDATION_MODES,
     whole_from_text,
 )
-from core.sweep import ALIASES
+from core.sweep import ALIASES, PAIR_ALIASES
 
 MAX_RANGE = 1000
 
@@ -58,7 +58,15 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("precision", "choice", PRECISIONS, "auto, fp32 or bf16"),
     FieldSpec("seed", "int", hint="several seeds: 0..2"),
 )
-SPECS: dict[str, FieldSpec] = {spec.key: spec for spec in FIELDS}
+# A [first,last] pair's halves as a sweep file writes them (ks1/ks2, ch1/ch2): fields of
+# their own, shown instead of their pair's field while a loaded file writes them, so its
+# matrix of halves (T8's ks1 x ks2) stays a matrix of halves, with queue's run names.
+HALF_FIELDS: tuple[FieldSpec, ...] = tuple(
+    FieldSpec(half, "int", hint=f"{where} layer's {pair}; list or range (a file's {half})")
+    for pair, halves in PAIR_ALIASES.items()
+    for half, where in zip(halves, ("first", "last"), strict=True)
+)
+SPECS: dict[str, FieldSpec] = {spec.key: spec for spec in (*FIELDS, *HALF_FIELDS)}
 _BN_NONE = {"none", "null", "-", "off"}
 _RANGE = re.compile(r"^(-?\d+)\s*\.\.\s*(-?\d+)(?:\s*:\s*(-?\d+))?$")
 

@@ -8,7 +8,6 @@ cannot show (include, unknown keys) is listed in ``notes``, never dropped silent
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,15 +119,13 @@ def sweep_to_form(data: dict[str, Any]) -> LoadedSweep:
         loaded.lost.append("its 'matrix'")
     values: dict[str, list[Any]] = {}
     for key, vals in matrix.items():
-        if _is_pair_key(key):  # its pair's place among the swept fields, as the file's
-            values.setdefault(_pair_of(key), [])  # order names the runs (_take_pairs fills it)
         _take(loaded, values, key, vals)
-        if canonical_key(str(key)) in loaded.key_names:  # taken (not a pair half, not unknown)
+        if canonical_key(str(key)) in loaded.key_names:  # taken (not unknown)
             loaded.swept.append(canonical_key(str(key)))
     for key, raw in data.items():
         if key != "matrix" and key not in matrix:
             _take(loaded, values, key, [raw])
-    _take_pairs(loaded, values, data, matrix)
+    _take_partners(loaded, values)
     seeds = _take_seeds(loaded, values, data.get("seeds"))
     if seeds and ("seed" in data or "seed" in matrix):  # queue refuses both at once
         loaded.notes.append("'seed' beside 'seeds' (queue takes one or the other): the seed "
@@ -191,7 +188,7 @@ def _drop_included_targets(loaded: LoadedSweep, data: dict[str, Any]) -> None:
 
 
 def _take(loaded: LoadedSweep, values: dict[str, list[Any]], key: str, vals: Any) -> None:
-    if key in ("name", "seeds") or _is_pair_key(key):
+    if key in ("name", "seeds"):
         return
     if key in _KEPT:
         loaded.extra[key] = vals[0]
@@ -203,6 +200,11 @@ def _take(loaded: LoadedSweep, values: dict[str, list[Any]], key: str, vals: Any
         loaded.notes.append(f"'{key}' ({_entries(count)}) is not supported by the form: not loaded")
         loaded.lost.append(f"its '{key}' ({_entries(count)})")
         return
+    if _is_pair_key(key) and not isinstance(vals, list):
+        # `matrix: {ks1: 3}`, which queue refuses: one value in the ks1 field, said so.
+        loaded.notes.append(f"'{key}: {shown(vals)}' under 'matrix' is no list: loaded as "
+                            "one value")  # fmt: skip
+        vals = [vals]
     canonical = canonical_key(str(key))
     if canonical not in SPECS or not isinstance(vals, list):
         # Cut and escaped as queue's message names it: a raw ESC cleared the screen.
@@ -217,60 +219,19 @@ def _is_pair_key(key: Any) -> bool:
     return any(key in pair for pair in PAIR_ALIASES.values())
 
 
-def _pair_of(key: str) -> str:
-    """``ks1`` or ``ks2`` -> ``kernel_size``."""
-    return next(canonical for canonical, pair in PAIR_ALIASES.items() if key in pair)
-
-
-def _take_pairs(
-    loaded: LoadedSweep, values: dict[str, list[Any]], data: dict, matrix: dict
-) -> None:
-    """``ks1``/``ks2`` become ``kernel_size`` pairs (every combination, ks1 outermost);
-    one pair of one value each is saved back as ks1/ks2 (``_kept_as_halves``)."""
-    for canonical, (first, last) in PAIR_ALIASES.items():
-        if first not in data and first not in matrix and last not in data and last not in matrix:
-            continue
-        # A matrix value that is no list (`ks1: 3`, `ch1: ~`, which `queue` refuses) as
-        # one value: itertools.product raised a TypeError out of f3.
-        firsts = _as_list(matrix.get(first, [data.get(first)]))
-        lasts = _as_list(matrix.get(last, [data.get(last)]))
-        values[canonical] = [[a, b] for a, b in itertools.product(firsts, lasts)]
-        loaded.key_names.pop(canonical, None)
-        if _kept_as_halves(loaded, canonical, matrix, one=len(values[canonical]) == 1):
-            continue
-        if first in matrix or last in matrix:
-            loaded.notes.append(
-                f"'{first}'/'{last}' became {canonical} pairs [{first},{last}]: "
-                "run names change and their targets cannot be matched"
-            )
-            if loaded.extra.pop("targets", None) is not None:
-                loaded.lost.append("its targets")
-
-
-def _kept_as_halves(loaded: LoadedSweep, canonical: str, matrix: dict, one: bool) -> bool:
-    """Whether a pair of one value each (``ks1: [3]``, ``ks2: [5]``) stays written as the
-    file writes it: the form then holds one ``[3,5]`` and saves it back as ``ks1``/``ks2``,
-    swept where the file sweeps them, so queue's names (``ks1-3_ks2-5_l-1``) and targets
-    stay. Not where the matrix holds another key between the halves, or ks2 first: the
-    form writes them side by side, ks1 first, and the names would change order."""
-    first, last = PAIR_ALIASES[canonical]
-    keys = list(matrix)
-    halves = [keys.index(half) for half in (first, last) if half in matrix]
-    if not one or any(not isinstance(matrix[keys[i]], list) for i in halves):
-        return False  # several pairs, or a matrix value queue refuses (`ks1: 3`)
-    if len(halves) == 2 and halves[1] - halves[0] != 1:
-        return False
-    loaded.key_names[canonical] = first  # build_mapping: written as its halves
-    loaded.swept.extend(half for half in (first, last) if half in matrix)
-    return True
+def _take_partners(loaded: LoadedSweep, values: dict[str, list[Any]]) -> None:
+    """A half the file gives without its partner (``ks1`` but no ``ks2``, which queue
+    refuses) gets an empty field of its own, marked, to be filled in."""
+    for first, last in PAIR_ALIASES.values():
+        for half, partner in ((first, last), (last, first)):
+            if half in values and partner not in values:
+                values[partner] = []
+                loaded.key_names[partner] = partner
+                loaded.notes.append(f"'{half}' needs its partner '{partner}': give it")
 
 
 def _entries(count: int) -> str:
     return "1 entry" if count == 1 else f"{count} entries"
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 def _take_seeds(loaded: LoadedSweep, values: dict[str, list[Any]], seeds: Any) -> bool:
@@ -309,7 +270,10 @@ def _texts(values: dict[str, list[Any]], seeds_last: bool) -> dict[str, str]:
     # RunConfig reads it (coerced: None, written "none"); it wrote "False", and refused it.
     texts = {key: format_values(coerced(key, value) if value is False else value
                                 for value in vals) for key, vals in values.items()}  # fmt: skip
-    texts.update({key: text for key, text in default_texts().items() if key not in texts})
+    # A pair's field (kernel_size) is left out where its halves (ks1/ks2) stand for it.
+    halved = {pair for pair, halves in PAIR_ALIASES.items() if set(halves) & set(texts)}
+    texts.update({key: text for key, text in default_texts().items()
+                  if key not in texts and key not in halved})  # fmt: skip
     if seeds_last:
         texts["seed"] = texts.pop("seed")
     return texts

@@ -8,6 +8,8 @@ Each field takes one value or several:
   brackets, and channels and kernel_size a ``[first,last]`` pair (padding takes none):
   ``[3,9]`` is ONE value, ``3,[3,9]`` two
 * ``none`` for the batch-norm positions; an empty residual weight means the model's default
+* a loaded file's pair halves (``ks1``/``ks2``, ``ch1``/``ch2``) are fields of their own,
+  in place of their pair's field, written back as the file writes them
 
 The mapping feeds ``core.sweep.expand_sweep``: a field with one value becomes a fixed
 key, a field with several becomes a ``matrix`` key, so the form and a sweep file
@@ -21,7 +23,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
-from core.config import RunConfig, coerced
+from core.config import LIMITS, RunConfig, coerced
 from core.errors import ConfigError
 from core.memory import estimate_bytes
 from core.sweep import (
@@ -207,10 +209,6 @@ def build_mapping(
         if vals == [None] and SPECS[key].kind == "opt_float":
             continue  # empty residual weight: the model's own default
         plain = [list(v) if isinstance(v, tuple) else v for v in vals]
-        if key in PAIR_ALIASES and names.get(key) == PAIR_ALIASES[key][0]:
-            del names[key]  # a loaded file's ks1/ks2, not a name for the field itself
-            if _halves_written(mapping, matrix, PAIR_ALIASES[key], plain, swept):
-                continue
         if len(plain) > 1 or key in swept:
             matrix[names.get(key, SWEPT_NAMES.get(key, key))] = plain
         else:
@@ -218,26 +216,6 @@ def build_mapping(
     if matrix:
         mapping["matrix"] = matrix
     return mapping
-
-
-def _halves_written(
-    mapping: dict[str, Any],
-    matrix: dict[str, list[Any]],
-    halves: tuple[str, str],
-    plain: list[Any],
-    swept: Collection[str],
-) -> bool:
-    """Write one ``[first,last]`` pair as a loaded file's ``ks1``/``ks2`` (each swept
-    where ``swept`` names it), so its runs keep queue's names; False (nothing written)
-    when the field now holds something else (several values, one per layer, one int)."""
-    if len(plain) != 1 or not isinstance(plain[0], list) or len(plain[0]) != 2:
-        return False
-    for half, value in zip(halves, plain[0], strict=True):
-        if half in swept:
-            matrix[half] = [value]
-        else:
-            mapping[half] = value
-    return True
 
 
 def fitting_extra(
@@ -260,8 +238,10 @@ def fitting_extra(
     targets = kept.get("targets")
     if not isinstance(targets, list) or not targets or published_for is None:
         return kept, ()
-    cell_keys = {_field_of(str(k)) for entry in targets if isinstance(entry, dict)
-                 for k in entry if k not in TARGET_FIELDS}  # fmt: skip
+    # A half (ks1) is a cell key as its own field and as a half of its pair's field.
+    cell_keys = {name for entry in targets if isinstance(entry, dict) for k in entry
+                 if k not in TARGET_FIELDS
+                 for name in (canonical_key(str(k)), _field_of(str(k)))}  # fmt: skip
     loaded, _ = parse_all(published_for)
     changed = next((key for key, vals in values.items() if key not in cell_keys
                     and key != "seed" and vals != loaded.get(key)), None)  # fmt: skip
@@ -289,9 +269,10 @@ def _field_of(key: str) -> str:
 
 
 def _values_of(values: Mapping[str, list[Any]], key: str) -> list[Any]:
-    """The values the form gives a target's key: a pair half's (``ks1``, ``ks2``) are the
-    first (last) layer's of its field's ``[first,last]`` pairs, as ks1/ks2 load."""
-    if key not in PAIR_OF:
+    """The values the form gives a target's key: a pair half's (``ks1``, ``ks2``) are its
+    own field's (a loaded file's halves) or else the first (last) layer's of its pair
+    field's ``[first,last]`` pairs."""
+    if key not in PAIR_OF or key in values:
         return values.get(canonical_key(key), [])
     canon, half = PAIR_OF[key]
     return [v[half] for v in values.get(canon, []) if isinstance(v, list | tuple) and len(v) == 2]
@@ -358,6 +339,7 @@ def preview(
         runs = expand_sweep(mapping, source="form", drop=drop)
     except ConfigError as exc:
         key, reason = blame(str(exc))
+        key = _shown_field(key, values)
         # The sweep stops at its first problem; every field wrong on its own is marked
         # at once, not one more after each fix.
         return Preview(errors=field_errors(values) or {key: reason}, total=total)
@@ -372,6 +354,14 @@ def preview(
         notes += (f"the loaded file's exclude leaves out {left_out}",)
     memory = tuple(estimate_bytes(run.config, run.param_count) for run in runs)
     return Preview(runs=named, total=total, memory=memory, notes=notes, excluded=tuple(dropped))
+
+
+def _shown_field(key: str, values: Mapping[str, list[Any]]) -> str:
+    """The field to mark for an error about ``key``: a pair's first half (``ks1``) where the
+    form shows the halves in place of the pair's field (``kernel_size``)."""
+    if key in values or key not in PAIR_ALIASES:
+        return key
+    return next((half for half in PAIR_ALIASES[key] if half in values), "_sweep")
 
 
 def _total(values: Mapping[str, list[Any]], texts: Mapping[str, str]) -> int | None:
@@ -452,13 +442,34 @@ def field_errors(values: Mapping[str, list[Any]]) -> dict[str, str]:
     errors: dict[str, str] = {}
     for key, vals in values.items():
         for value in vals:
+            if reason := _half_refused(key, value):
+                errors[key] = reason
+                break
             try:
-                RunConfig.from_dict({key: list(value) if isinstance(value, tuple) else value})
+                RunConfig.from_dict(_alone(key, value))
             except ConfigError as exc:
                 field_key, reason = blame(str(exc))
-                errors[field_key if field_key in SPECS else key] = reason
+                errors[field_key if field_key in SPECS and key not in PAIR_OF else key] = reason
                 break
     return errors
+
+
+def _alone(key: str, value: Any) -> dict[str, Any]:
+    """One field's value as a RunConfig takes it: a half (``ks1`` 3) as the pair ``[3,3]``,
+    not as the int 3 (every layer's kernel): a pair's halves are made odd, so ``ks1`` 4
+    is fine under padding same where ``kernel_size`` 4 is not."""
+    if key in PAIR_OF:
+        return {PAIR_OF[key][0]: [value, value]}
+    return {key: list(value) if isinstance(value, tuple) else value}
+
+
+def _half_refused(key: str, value: Any) -> str | None:
+    """A half beyond its pair's limits (ks1 0, ks2 200), said at that half: the sweep's
+    refusal names the pair's field and both halves ('kernel_size ... (got [0, 3])')."""
+    if key not in PAIR_OF or not isinstance(value, int):
+        return None
+    least, most = LIMITS[PAIR_OF[key][0]]
+    return None if least <= value <= most else f"must be {least} to {most:,} (got {value})"
 
 
 _KEY = re.compile(r"key '([A-Za-z_\-0-9]+)': (.*)$")

@@ -6,7 +6,8 @@ Keys only (this is what the e2e test drives through tmux):
     this order: name, layers, channels, kernel_size, padding, activation, model,
     residual_weight, bn_encoder, bn_decoder, image_size, dataset, batch_size, lr,
     weight_decay, max_inputs, stride, validation, precision, seed, priority,
-    then the buttons Queue, Save, Load, Cancel.
+    then the buttons Queue, Save, Load, Cancel. A loaded file that writes a pair's
+    halves (ks1/ks2, ch1/ch2) shows them as two fields in place of kernel_size (channels).
     Tabbing into a field selects its text, so typing replaces the value; enter in a
     field moves on like tab.
 
@@ -47,6 +48,8 @@ from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.sweep_file_io import LoadedSweep, load_sweep, save_sweep, typed_path
 from resconv_tui.sweep_form import (
     FIELDS,
+    PAIR_ALIASES,
+    SPECS,
     BaseRun,
     ExcludedCells,
     Preview,
@@ -144,6 +147,7 @@ class NewSweepScreen(Screen[int | None]):
                     )
                     for spec in FIELDS:
                         yield ParamField(spec.key, self._texts[spec.key], hint=spec.hint)
+                        yield from _half_fields(spec.key)
                     yield ParamField("priority", "0", hint="higher trains sooner")
                 yield Static("", id="sweep-hint", markup=False)
                 with Horizontal(id="sweep-buttons"):
@@ -455,6 +459,11 @@ class NewSweepScreen(Screen[int | None]):
         self.field("name").value = loaded.name
         for key, text in loaded.texts.items():
             self.field(key).value = text
+        # The file's ks1/ks2 as two fields, in place of kernel_size (and back for a file
+        # without them): the fields shown are the ones the sweep is made of.
+        for pair, halves in PAIR_ALIASES.items():
+            for key in (pair, *halves):
+                self.field(key).display = key in loaded.texts
         notes = self.query_one("#sweep-notes", Static)
         notes.update("\n".join(f"! {note}" for note in loaded.notes))
         notes.set_class(bool(loaded.notes), "-shown")
@@ -496,6 +505,14 @@ class NewSweepScreen(Screen[int | None]):
         yield SystemCommand(
             "Cancel new sweep", "Back without queueing (escape)", self.action_cancel
         )
+
+
+def _half_fields(pair: str) -> Iterator[ParamField]:
+    """The hidden fields of ``pair``'s halves (kernel_size: ks1, ks2), shown by ``fill``."""
+    for half in PAIR_ALIASES.get(pair, ()):
+        field = ParamField(half, hint=SPECS[half].hint)
+        field.display = False
+        yield field
 
 
 def _missing_folders(path: Path) -> list[Path]:

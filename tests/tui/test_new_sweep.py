@@ -450,10 +450,10 @@ async def test_saving_over_the_loaded_file_names_what_the_form_did_not_load(
 @pytest.mark.parametrize(
     ("text", "lost"),
     [
-        # ks1/ks2 in the matrix became pairs, and every target was dropped: saved over, the
-        # file lost its targets without a word.
+        # ks1/ks2 in the matrix became pairs and every target was dropped (saved over, the
+        # file lost them without a word); now they load as two fields, targets and all.
         ("name: x\nlayers: 3\nmatrix:\n  ks1: [3, 5]\n  ks2: [3]\n"
-         "targets: [{ks1: 3, ks2: 3, validation_loss: 0.1}]\n", ["its targets"]),
+         "targets: [{ks1: 3, ks2: 3, validation_loss: 0.1}]\n", []),
         ("name: x\nlayers: 3\nmatrix: [1, 2]\n", ["its 'matrix'"]),
         ("name: x\nlayers: 3\nseeds: -1\n", ["its 'seeds'"]),
         ("name: x\nlayers: 3\nmatrix:\n  act: [relu]\nexclude: [{act: tanh}]\n",
@@ -512,6 +512,46 @@ async def test_a_loaded_files_one_value_matrix_key_stays_in_its_run_names(
     assert sorted(queued, key=str) == sorted(expected, key=str)
     saved = [(run.name, run.target) for run in expand_sweep_file(tmp_path / "saved.yml")]
     assert saved == expected
+
+
+async def test_t8_s_ks1_ks2_matrix_loads_as_two_fields_and_queues_as_queue_does(
+    db_url: str, tmp_path: Path
+) -> None:
+    # F3 of T8 made its 5 x 5 ks1/ks2 matrix 25 kernel_size pairs: ctrl+s queued ks-3,3 ..
+    # where `queue` queues ks1-3_ks2-3 .., without the logbook's targets, with a note.
+    t8 = Path(__file__).parents[2] / "experiments" / "t8-kernel-sizes.yml"
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await load_file(pilot, t8)
+        screen = form(pilot)
+        shown = {f.key for f in screen.query(ParamField) if f.display}
+        assert {"ks1", "ks2"} <= shown and "kernel_size" not in shown
+        assert screen.query_one("#sweep-notes", Static).display is False  # nothing to say
+        screen.field("channels").input.focus()
+        await pilot.press("tab")  # channels, then the file's halves where kernel_size was
+        assert app.focused is screen.field("ks1").input
+        hint = screen.query_one("#sweep-hint", Static)
+        said = " ".join(" ".join(region_lines(app, hint.region)).split())
+        assert said == f"ks1: {screen.field('ks1').hint}"  # whole at 80 columns
+        await type_into(pilot, "ks2", "3,5")  # edited: still ks1 x ks2, targets kept
+        assert [r.name for r in screen.preview.runs][:3] == ["ks1-3_ks2-3", "ks1-3_ks2-5",
+                                                             "ks1-5_ks2-3"]  # fmt: skip
+        assert all(r.target for r in screen.preview.runs) and len(screen.preview.runs) == 10
+        await type_into(pilot, "ks2", "3,5,7,9,11")  # back as loaded
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    queued = [(run.name, run.config_hash, run.target) for run in Repo.open(db_url).list_runs()]
+    expected = [(run.name, run.config_hash, run.target) for run in expand_sweep_file(t8)]
+    assert sorted(queued, key=str) == sorted(expected, key=str)
+    # A file without the halves brings kernel_size back in their place.
+    app = ScreenHost(NewSweepScreen(db_url, initial_file=str(t8)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        form(pilot).load_file(str(t8.with_name("t7-kernel-size.yml")))
+        await settle(pilot)
+        shown = {f.key for f in form(pilot).query(ParamField) if f.display}
+        assert "kernel_size" in shown and not {"ks1", "ks2"} & shown
+        assert [r.name for r in form(pilot).preview.runs][0] == "ks-3"
 
 
 async def test_f3_s_folder_is_typed_on_from_not_over(db_url: str) -> None:
