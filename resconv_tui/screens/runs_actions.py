@@ -71,6 +71,10 @@ class RunActions:
             self.marks = marks  # marks taken off for a write that changed nothing: back
 
     _remove_when_stopped: frozenset[int] = frozenset()
+    # A stop of the workers under way: its runs being read (in a thread), or its question
+    # standing. A second `w` meanwhile is the same press: it read and asked (or signalled)
+    # twice, and two yeses sent two SIGTERMs, the second "exit at once".
+    _stop_under_way: bool = False
 
     # ----- which runs ------------------------------------------------------------------
 
@@ -405,6 +409,8 @@ class RunActions:
         local = self.local_workers()
         live = {w.pid for w in local}
         self.ctx.stopping_pids &= live  # forget the ones gone (their pids may come back)
+        if self._stop_under_way:  # pressed again before its question came: one stop
+            return
         # Asked already: by this dashboard (its rows say so within a heartbeat), or by
         # anyone (the worker's row says "stopping").
         asked = self.ctx.stopping_pids | {w.pid for w in local if w.state == "stopping"}
@@ -508,6 +514,7 @@ class RunActions:
         ``cancel`` in another shell, the question named the run the worker had ended.
         ``named``: the runs a question named, read again at its yes.
         """
+        self._stop_under_way = True  # until signalled, or the question is answered no
         self._read_held_then_stop(workers, named)
 
     @work(thread=True, group="action")
@@ -542,7 +549,7 @@ class RunActions:
         )
         self.app.push_screen(
             ConfirmScreen(question, "Stop"),
-            lambda yes: self.stop_workers(workers, training) if yes else None,
+            lambda yes: self.stop_workers(workers, training) if yes else self._stop_dropped(),
         )
 
     def _stop_unread(self, workers: list[WorkerRow], why: str, named: list[int] | None) -> None:
@@ -557,10 +564,15 @@ class RunActions:
         )
         self.app.push_screen(
             ConfirmScreen(question, "Stop"),
-            lambda yes: self._signal_workers(workers) if yes else None,
+            lambda yes: self._signal_workers(workers) if yes else self._stop_dropped(),
         )
 
+    def _stop_dropped(self) -> None:
+        """A stop question answered no: ``w`` asks afresh."""
+        self._stop_under_way = False
+
     def _signal_workers(self, workers: list[WorkerRow]) -> None:
+        self._stop_under_way = False
         pids = sorted({w.pid for w in workers})
         gone = [pid for pid in pids if not self.ctx.launcher.stop(pid)]
         asked = [pid for pid in pids if pid not in gone]

@@ -8,6 +8,7 @@ import re
 import signal
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -1029,6 +1030,51 @@ async def test_w_asks_of_the_runs_its_workers_train_now_not_at_the_last_poll(
         )
         await press_settled(pilot, "y")
         assert launcher.stopped == [3001, 3002]
+
+
+def slow_held_runs(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """w's fresh read of the workers' runs held until the returned event is set: keys
+    pressed meanwhile come before its question, as on a slow database."""
+    from resconv_tui.screens import runs_actions
+
+    read = runs_actions.read_held_runs
+    go_on = threading.Event()
+
+    def held_back(*args: Any) -> Any:
+        assert go_on.wait(10)
+        return read(*args)
+
+    monkeypatch.setattr(runs_actions, "read_held_runs", held_back)
+    return go_on
+
+
+@pytest.mark.parametrize("workers", ["seeded", "local_slot_workers"])
+async def test_w_pressed_twice_before_its_question_stops_the_workers_once(
+    workers, request, app_factory, settle, launcher, monkeypatch
+) -> None:
+    # w reads the runs in a thread before it asks: a second w in that time started a
+    # second read, and the workers were signalled twice (a second SIGTERM: "exit at
+    # once", the final pass and the step cut short), or asked twice, one question
+    # under the other.
+    request.getfixturevalue(workers)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        go_on = slow_held_runs(monkeypatch)
+        await pilot.press("w", "w")
+        go_on.set()
+        await settle(pilot)
+        await settle(pilot)
+        if workers == "local_slot_workers":  # training: one question
+            assert isinstance(app.screen, ConfirmScreen)
+            await press_settled(pilot, "y")
+            assert not isinstance(app.screen, ConfirmScreen)
+            assert launcher.stopped == [3001, 3002]
+        else:  # idle: stopped at once, once
+            assert launcher.stopped == [2222]
+        # Once its question is answered, w acts again (here: a stop at once, asked).
+        await press_settled(pilot, "w")
+        assert isinstance(app.screen, ConfirmScreen)
 
 
 async def test_w_stops_local_worker_then_starts_one(seeded, app_factory, settle, launcher):
