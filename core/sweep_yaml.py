@@ -45,7 +45,13 @@ class SweepLoader(yaml.SafeLoader):
             # Python reads no decimal number of over 4,300 digits ("Exceeds the limit ...
             # use sys.set_int_max_str_digits()", naming no key). A stand-in past MAX_WHOLE:
             # `_refuse_unusable` refuses it naming its key, as any of 301 digits or more.
-            return MAX_WHOLE
+            if DIGITS_ONLY.fullmatch(str(node.value).replace("_", "")):
+                return MAX_WHOLE
+            # Not a long number: YAML 1.1 takes `0b_` and `0x_` for whole numbers with no
+            # digits, which were said to be "301 digits or more".
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} is no number", node.start_mark
+            ) from None
 
     def _refuse_repeated_keys(self, node: yaml.MappingNode) -> None:
         seen: set[Any] = set()
@@ -92,6 +98,9 @@ MAX_FILE_BYTES = 1 << 20
 # digit hex number (PyYAML reads `0x...` with no limit) broke the error message showing
 # it, and one of 310 digits the float a learning rate is made into.
 MAX_WHOLE = 10**300
+# A decimal or base-60 (`1:30`) whole number's text, its `_`s taken out: int() refuses
+# such text only where it is too long for Python (over 4,300 digits).
+DIGITS_ONLY = re.compile(r"[-+]?[0-9:]+")
 
 # A sweep nests 5 levels at most (include: entry: ch: per-layer list); 600 levels was a
 # RecursionError traceback from PyYAML's composer, 300 from our own code later on.

@@ -180,6 +180,16 @@ def test_what_no_key_takes_is_refused_naming_where(text: str, message: str) -> N
     assert message in refused(f"{name}{layers}{text}\n")
 
 
+@pytest.mark.parametrize("value", ["0b_", "0x_", "-0b__"])
+def test_an_int_with_no_digits_is_no_huge_number(value: str) -> None:
+    # YAML 1.1 reads "0b_" and "0x_" as whole numbers with no digits: Python's int()
+    # refuses them as it refuses 5,000 digits, and they were said to be "a whole number
+    # of 301 digits or more, far too large for any key".
+    message = refused(f"name: x\nlayers: 2\nlr: {value}\n")
+    assert "301 digits" not in message
+    assert message == f"s.yml: malformed YAML at line 3, column 5: {value!r} is no number"
+
+
 def test_a_run_queued_before_the_pair_check_still_loads() -> None:
     # Refused in new sweeps only: RunConfig must still read the rows queued before.
     from core.config import RunConfig
