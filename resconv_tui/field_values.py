@@ -20,6 +20,7 @@ from core.config import (
     VALIDATION_MODES,
     whole_from_text,
 )
+from core.errors import shown
 from core.sweep import ALIASES, PAIR_ALIASES
 
 MAX_RANGE = 1000
@@ -151,10 +152,13 @@ def parse_range(key: str, item: str) -> range:
         raise FieldError(key, f"bad range {item!r}: the step must be >= 1")
     if start > end:
         step = -step
-    values = range(start, end + (1 if step > 0 else -1), step)
-    if len(values) > MAX_RANGE:
-        raise FieldError(key, f"range {item!r} has {len(values)} values; at most {MAX_RANGE}")
-    return values
+    # Counted, not len(): len() of a range past 2**63 values raised OverflowError (a
+    # traceback out of the form's preview for "1..99999999999999999999").
+    count = (end - start) // step + 1
+    if count > MAX_RANGE:
+        said = str(count) if count < 10**12 else "far too many"
+        raise FieldError(key, f"range {shown(item)} has {said} values; at most {MAX_RANGE}")
+    return range(start, end + (1 if step > 0 else -1), step)
 
 
 def _parse_bracket(spec: FieldSpec, item: str) -> list[int]:

@@ -163,6 +163,16 @@ def test_an_invalid_range_claims_no_run_count_and_says_what_is_wrong(layers: str
     assert lines[1].startswith("  layers: ") and "range" in lines[1]
 
 
+@pytest.mark.parametrize("layers", ["1.." + "9" * 20, "9" * 20 + "..1", "0.." + "9" * 400 + ":3"])
+def test_a_range_of_more_values_than_len_can_count_is_refused(layers: str) -> None:
+    # len() of a range past 2**63 values raised OverflowError, a traceback out of the
+    # preview (the dashboard's form closed) where "1..5000" said "at most 1000".
+    result = preview("demo", texts(layers=layers))
+    assert not result.ok and result.total is None and set(result.errors) == {"layers"}
+    reason = result.errors["layers"]
+    assert reason.endswith("values; at most 1000") and len(reason) < 160, reason  # cut
+
+
 def test_preview_refuses_huge_sweeps() -> None:
     result = preview("big", texts(layers="1..100", channels="1..100"))
     assert result.total == 10_000 > MAX_RUNS and "_sweep" in result.errors
