@@ -96,10 +96,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"resconv-tui: {why}; {unmarked_said(unmarked)}", file=sys.stderr)
     # And read after it: a worker that claimed a run between the first read and its
     # signal was said "idle" while that run went back to the queue.
+    # Should that read fail (a run row damaged meanwhile), the first read's runs stand.
     if held is not None:
-        after = held_runs(repo, targets)
-        both = {run.id: run for run in (*held, *(after or ()))}  # the later read's row wins
-        held = None if after is None else [both[i] for i in sorted(both)]
+        after = held_runs_again(repo, targets)
+        both = {run.id: run for run in (*held, *after)}  # the later read's row wins
+        held = [both[i] for i in sorted(both)]
     said = []
     now_ones = [pid for pid in signalled if pid in asked_before]
     first = [pid for pid in signalled if pid not in asked_before]
@@ -148,6 +149,18 @@ def unmarked_said(unmarked: list[WorkerRow]) -> str:
         f"worker {ids_of('pid', pids)} asked all the same: {rows} (a second stop before "
         f"then tells {it} to exit at once)"
     )
+
+
+def held_runs_again(repo: Repo, worker_ids: set[str]) -> list[RunRow]:
+    """``held_runs`` after the signal: none where they cannot be read (the read before
+    named what it found; "the runs are not said" would unsay it)."""
+    from core.queue.errors import QueueError
+    from resconv_tui.polling import read_held_runs
+
+    try:
+        return read_held_runs(repo, worker_ids)
+    except QueueError:
+        return []
 
 
 def held_runs(repo: Repo, worker_ids: set[str]) -> list[RunRow] | None:

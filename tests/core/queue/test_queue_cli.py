@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import pytest
 
 import core.queue.repo as repo_module
-from core.queue import FinalFigures, Repo, RunStatus
+from core.queue import FinalFigures, Repo, RunRow, RunStatus
 from core.queue.failures import RETRY_ADVICE, FailureCause
 from resconv_tui.cli import main
 
@@ -903,6 +903,32 @@ def test_stop_names_a_run_its_worker_claimed_after_stop_looked(
             f"asked worker pid {pid} to stop after the current step; "
             f"run {run_id} goes back to the queue\n"
         )
+
+
+def test_stop_keeps_the_runs_it_read_when_the_read_after_its_signal_fails(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The read after the signal failing (a run row damaged meanwhile) unsaid the first
+    # read's runs: "the runs the workers held are not said", of a run it had read.
+    import resconv_tui.polling as polling
+    from core.queue.errors import QueueError
+
+    cli(capsys, "queue", "sweep.yml")
+    with worker_in_final_pass() as (pid, run_id):
+        real_read = polling.read_held_runs
+        reads: list[int] = []
+
+        def fails_the_second_time(repo: Repo, worker_ids: set[str]) -> list[RunRow]:
+            reads.append(1)
+            if len(reads) == 2:
+                raise QueueError("run 9 has a damaged row")
+            return real_read(repo, worker_ids)
+
+        monkeypatch.setattr(polling, "read_held_runs", fails_the_second_time)
+        code, out, err = cli(capsys, "stop")
+        assert (code, len(reads)) == (0, 2)
+        assert f"asked worker pid {pid} to stop" in out and f"run {run_id}" in out
+        assert "not said" not in err and "held no run" not in out
 
 
 def test_stop_leaves_a_worker_that_exited_at_its_signal_stopped(
