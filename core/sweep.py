@@ -154,7 +154,7 @@ def _device_kind(mode: int) -> str | None:
     dashboard's f3 with it; /dev/zero was read to the size limit. Pipes stay: they are
     how ``<(...)`` and ``/dev/stdin`` from a command hand a sweep over."""
     if stat.S_ISCHR(mode):
-        return "a character device (a terminal, say)"
+        return "a character device (a terminal, /dev/null)"
     if stat.S_ISBLK(mode):
         return "a block device (a disk)"
     if stat.S_ISSOCK(mode):
@@ -167,8 +167,8 @@ def _opened(path: Path) -> BinaryIO:
     its writer (a TimeoutError, an OSError, after that). A device is refused unread."""
     mode = path.stat().st_mode
     if device := _device_kind(mode):
-        raise SweepError(f"{path}: {device}, not a sweep file; give a file, or a pipe "
-                         "(queue <(cat FILE.yml))")  # fmt: skip
+        # No "queue <(...)" hint: the dashboard's f3 reads files through here too.
+        raise SweepError(f"{path}: {device}, not a sweep file; give a file or a pipe")
     if not stat.S_ISFIFO(mode):
         return path.open("rb")
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # no wait for a writer here

@@ -274,8 +274,8 @@ def test_a_terminal_is_refused_unread(tmp_path: Path) -> None:
     reading.join(5)
     os.close(terminal)
     assert said and re.fullmatch(
-        r"/dev/pts/\d+: a character device \(a terminal, say\), not a sweep file; give a "
-        r"file, or a pipe \(queue <\(cat FILE.yml\)\)",
+        r"/dev/pts/\d+: a character device \(a terminal, /dev/null\), not a sweep file; "
+        r"give a file or a pipe",
         said[0],
     ), said
 
