@@ -113,7 +113,7 @@ def parse_field(key: str, text: str) -> list[Any]:
     values: list[Any] = []
     for item in split_items(text):
         if not item:
-            raise FieldError(spec.key, f"empty item in {text.strip()!r}")
+            raise FieldError(spec.key, f"empty item in {shown(text.strip())}")
         values.extend(_parse_item(spec, item))
     _check_repeats(spec.key, values)
     return values
@@ -134,7 +134,7 @@ def _check_repeats(key: str, values: list[Any]) -> None:
 def _parse_item(spec: FieldSpec, item: str) -> list[Any]:
     if ".." in item:
         if spec.kind not in ("int", "layer", "padding", "bn"):
-            raise FieldError(spec.key, f"ranges need integers, {spec.key} has none ({item!r})")
+            raise FieldError(spec.key, f"ranges need integers, {spec.key} has none ({shown(item)})")
         return list(parse_range(spec.key, item))
     if item.startswith("[") or item.endswith("]"):
         return [_parse_bracket(spec, item)]
@@ -145,11 +145,11 @@ def parse_range(key: str, item: str) -> range:
     """``3..11:2`` -> range(3, 12, 2): inclusive end; descending when start > end."""
     match = _RANGE.match(item)
     if not match:
-        raise FieldError(key, f"bad range {item!r}: write start..end or start..end:step")
+        raise FieldError(key, f"bad range {shown(item)}: write start..end or start..end:step")
     start, end = int(match[1]), int(match[2])
     step = int(match[3]) if match[3] is not None else 1
     if step <= 0:
-        raise FieldError(key, f"bad range {item!r}: the step must be >= 1")
+        raise FieldError(key, f"bad range {shown(item)}: the step must be >= 1")
     if start > end:
         step = -step
     # Counted, not len(): len() of a range past 2**63 values raised OverflowError (a
@@ -163,16 +163,16 @@ def parse_range(key: str, item: str) -> range:
 
 def _parse_bracket(spec: FieldSpec, item: str) -> list[int]:
     if spec.kind not in ("layer", "padding"):
-        raise FieldError(spec.key, f"brackets are only for per-layer keys ({item!r})")
+        raise FieldError(spec.key, f"brackets are only for per-layer keys ({shown(item)})")
     if not (item.startswith("[") and item.endswith("]")) or len(item) < 3:
-        raise FieldError(spec.key, f"unbalanced brackets in {item!r}")
+        raise FieldError(spec.key, f"unbalanced brackets in {shown(item)}")
     return [_parse_int(spec.key, part.strip()) for part in item[1:-1].split(",")]
 
 
 def _parse_int(key: str, text: str) -> int:
     number = whole_from_text(text)  # 1.8e5 too, as a sweep file may write it
     if number is None:
-        raise FieldError(key, f"{text!r} is not an integer")
+        raise FieldError(key, f"{shown(text)} is not an integer")
     return number
 
 
@@ -180,7 +180,7 @@ def _parse_float(key: str, text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise FieldError(key, f"{text!r} is not a number") from None
+        raise FieldError(key, f"{shown(text)} is not a number") from None
 
 
 def _parse_scalar(spec: FieldSpec, item: str) -> Any:
@@ -188,7 +188,7 @@ def _parse_scalar(spec: FieldSpec, item: str) -> Any:
     if spec.kind == "choice":
         if low not in spec.choices:
             known = ", ".join(ACTIVATIONS.values() if spec.key == "activation" else spec.choices)
-            raise FieldError(spec.key, f"unknown {spec.key} {item!r}; known: {known}")
+            raise FieldError(spec.key, f"unknown {spec.key} {shown(item)}; known: {known}")
         return low
     if spec.kind == "bn" and low in _BN_NONE:
         return None

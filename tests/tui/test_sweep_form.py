@@ -173,6 +173,20 @@ def test_a_range_of_more_values_than_len_can_count_is_refused(layers: str) -> No
     assert reason.endswith("values; at most 1000") and len(reason) < 160, reason  # cut
 
 
+@pytest.mark.parametrize(
+    "field, text",
+    [("layers", "9" * 5000), ("lr", "x" * 5000), ("activation", "y" * 5000),
+     ("layers", "[" + "1" * 5000), ("layers", "1..x" + "9" * 5000)],
+    ids=["digits", "not a number", "no such name", "bracket", "range"],
+)  # fmt: skip
+def test_a_long_value_is_cut_in_its_field_s_reason(field: str, text: str) -> None:
+    # A 5,000-digit number typed into a field made a 5,020-character reason.
+    result = preview("demo", texts(**{field: text}))
+    assert not result.ok and set(result.errors) == {field}
+    reason = result.errors[field]
+    assert text[:200] not in reason and len(reason) < 400, reason  # the value cut
+
+
 def test_preview_refuses_huge_sweeps() -> None:
     result = preview("big", texts(layers="1..100", channels="1..100"))
     assert result.total == 10_000 > MAX_RUNS and "_sweep" in result.errors
