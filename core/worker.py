@@ -811,8 +811,9 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
                           ("--slots", slots)):  # fmt: skip
         if problem := count_problem(value, option):
             raise ConfigError(f"{option} {problem}")
-    # Checked here once, for one worker and for --slots threads and processes alike
-    # (run_worker, told so, does not check them again). A new database is made once the
+    # Checked here once, before any slot starts (run_worker, told so, does not check
+    # them again; a --slots process, started as a worker of its own, checks them in its
+    # own start-up, here). A new database is made once the
     # options are known good (refuse_before_making); a --db in a missing folder says so
     # first, with no folder made for its checkpoints.
     new = is_new_file(db_url)
