@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from resconv_tui.cli import add_db_option, db_url, open_repo
 
 if TYPE_CHECKING:
-    from core.queue import Repo, RunRow, WorkerRow
+    from core.queue import Repo, RunRow, RunStatus, WorkerRow
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -97,10 +97,15 @@ def run(args: argparse.Namespace) -> int:
     # And read after it: a worker that claimed a run between the first read and its
     # signal was said "idle" while that run went back to the queue.
     # Should that read fail (a run row damaged meanwhile), the first read's runs stand.
+    ended: dict[int, RunStatus] = {}
     if held is not None:
         after = held_runs_again(repo, targets)
-        both = {run.id: run for run in (*held, *after)}  # the later read's row wins
-        held = [both[i] for i in sorted(both)]
+        both = {run.id: run for run in (*held, *(after or ()))}  # the later read's row wins
+        if after is not None:
+            # And one that ended on its own between the reads (its last step done before
+            # the signal came) goes nowhere: it was said to go back to the queue.
+            ended = ended_meanwhile(repo, [i for i in both if i not in {r.id for r in after}])
+        held = [both[i] for i in sorted(both) if i not in ended]
     said = []
     now_ones = [pid for pid in signalled if pid in asked_before]
     first = [pid for pid in signalled if pid not in asked_before]
@@ -119,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
         back = [run.id for run in held if run.id not in finishing]
         if back:
             said.append(back_to_queue_said(back))
-        elif not finishing:  # "runs go back" of a worker that held none misled
+        said += ended_said(ended)
+        if not back and not finishing and not ended:  # "runs go back" of none misled
             # "When read": a run claimed and put back between the two reads is not seen.
             said.append(f"{'it' if len(signalled) == 1 else 'they'} held no run when read")
         print("; ".join(said))
@@ -151,16 +157,16 @@ def unmarked_said(unmarked: list[WorkerRow]) -> str:
     )
 
 
-def held_runs_again(repo: Repo, worker_ids: set[str]) -> list[RunRow]:
-    """``held_runs`` after the signal: none where they cannot be read (the read before
-    named what it found; "the runs are not said" would unsay it)."""
+def held_runs_again(repo: Repo, worker_ids: set[str]) -> list[RunRow] | None:
+    """``held_runs`` after the signal; None, unsaid, where they cannot be read (the read
+    before named what it found; "the runs are not said" would unsay it)."""
     from core.queue.errors import QueueError
     from resconv_tui.polling import read_held_runs
 
     try:
         return read_held_runs(repo, worker_ids)
     except QueueError:
-        return []
+        return None
 
 
 def held_runs(repo: Repo, worker_ids: set[str]) -> list[RunRow] | None:
@@ -175,3 +181,38 @@ def held_runs(repo: Repo, worker_ids: set[str]) -> list[RunRow] | None:
     except QueueError as exc:
         print(f"resconv-tui: {exc}; the runs the workers held are not said", file=sys.stderr)
         return None
+
+
+def ended_meanwhile(repo: Repo, run_ids: list[int]) -> dict[int, RunStatus]:
+    """Of the runs the first read found training and the second did not, those that
+    ended on their own (succeeded, failed, cancelled), by id, with how; a run put back
+    by the signal (queued, or claimed since) is not one. A row that cannot be read is
+    left out: said as the first read found it, as before."""
+    from core.queue import RunStatus
+    from core.queue.errors import QueueError
+
+    ended: dict[int, RunStatus] = {}
+    for run_id in run_ids:
+        try:
+            status = repo.get_run(run_id).status
+        except QueueError:  # removed meanwhile, or damaged
+            continue
+        if status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED):
+            ended[run_id] = status
+    return ended
+
+
+def ended_said(ended: dict[int, RunStatus]) -> list[str]:
+    """``run 5 succeeded meanwhile``, ``runs 6, 7 were cancelled meanwhile``: one phrase
+    for each way the runs ended."""
+    from core.queue import RunStatus
+    from core.queue.views import ids_of
+
+    said = []
+    for status in sorted(set(ended.values()), key=lambda s: s.value):
+        ids = sorted(i for i, s in ended.items() if s == status)
+        how = status.value
+        if status == RunStatus.CANCELLED:  # by another's hand: "run 5 cancelled" misreads
+            how = f"{'was' if len(ids) == 1 else 'were'} cancelled"
+        said.append(f"{ids_of('run', ids)} {how} meanwhile")
+    return said

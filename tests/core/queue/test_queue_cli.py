@@ -931,6 +931,35 @@ def test_stop_keeps_the_runs_it_read_when_the_read_after_its_signal_fails(
         assert "not said" not in err and "held no run" not in out
 
 
+def test_stop_does_not_send_back_a_run_that_ended_before_its_signal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # User walk (tiny runs, stop between them): 'run 156 goes back to the queue', and the
+    # worker's log and ls said run 156 had succeeded: it ended between stop's first read
+    # (running) and the signal, and the first read's row was said.
+    from resconv_tui.worker_launcher import WorkerLauncher
+
+    cli(capsys, "queue", "sweep.yml")
+    with worker_in_final_pass() as (pid, run_id):
+        repo = Repo.open("runs.db")
+        run = repo.get_run(run_id)
+        worker_id = run.worker_id or ""
+        repo.heartbeat(worker_id, run_id=run_id, inputs_done=run.total_inputs // 2)
+        real_stop = WorkerLauncher.stop
+
+        def ends_first(self: WorkerLauncher, signalled: int) -> bool:
+            done = FinalFigures(0.05, inputs_done=run.total_inputs)
+            assert repo.finish(run_id, worker_id, done)  # its last step, before the signal
+            return real_stop(self, signalled)
+
+        monkeypatch.setattr(WorkerLauncher, "stop", ends_first)
+        assert cli(capsys, "stop")[1] == (
+            f"asked worker pid {pid} to stop after the current step; "
+            f"run {run_id} succeeded meanwhile\n"
+        )
+        assert repo.get_run(run_id).status == RunStatus.SUCCEEDED
+
+
 def test_stop_leaves_a_worker_that_exited_at_its_signal_stopped(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
