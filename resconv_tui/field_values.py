@@ -164,6 +164,10 @@ def parse_range(key: str, item: str) -> range:
 def _parse_bracket(spec: FieldSpec, item: str) -> list[int]:
     if spec.kind not in ("layer", "padding"):
         raise FieldError(spec.key, f"brackets are only for per-layer keys ({shown(item)})")
+    one_pair = item.count("[") == item.count("]") == 1 and item.index("[") < item.index("]")
+    if one_pair and not (item.startswith("[") and item.endswith("]")):  # "[3,5]x" balances
+        hint = "write [first,last] or [per,layer]"  # as the field's hint line says
+        raise FieldError(spec.key, f"text outside the brackets in {shown(item)}: {hint}")
     if not (item.startswith("[") and item.endswith("]")) or len(item) < 3:
         raise FieldError(spec.key, f"unbalanced brackets in {shown(item)}")
     return [_parse_int(spec.key, part.strip()) for part in item[1:-1].split(",")]

@@ -83,6 +83,9 @@ def test_parse_field(key: str, text: str, expected: list) -> None:
         ("max_inputs", "inf", "not an integer"),
         ("layers", "[3,5]", "brackets are only for per-layer keys"),
         ("kernel_size", "[3,5", "unbalanced"),
+        # Balanced, with text after: "unbalanced brackets in '[3,5]x'" (user walk).
+        ("kernel_size", "[3,5]x", "text outside the brackets in '[3,5]x'"),
+        ("kernel_size", "x[3,5]", "text outside the brackets in 'x[3,5]'"),
         ("layers", "3,5,3", "listed twice"),
         ("lr", "fast", "not a number"),
     ],
