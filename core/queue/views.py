@@ -635,6 +635,13 @@ def back_to_queue_said(ids: Sequence[int]) -> str:
     return f"{ids_of('run', ids)} {'goes' if len(ids) == 1 else 'go'} back to the queue"
 
 
+def cancelling_said(ids: Sequence[int]) -> str:
+    """``run 5 ends cancelled (a cancel was asked for)``: what a stop does to a run whose
+    cancel its worker has not read yet (``Repo.requeue`` ends it cancelled, not queued)."""
+    ends = "ends" if len(ids) == 1 else "end"
+    return f"{ids_of('run', ids)} {ends} cancelled (a cancel was asked for)"
+
+
 def final_pass_said(ids: Sequence[int]) -> str:
     """``run 5 trained all its inputs: its final pass ends first`` (several: ``... their
     final passes end first``): what a stop does to a run in its final pass, which is let

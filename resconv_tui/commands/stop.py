@@ -40,7 +40,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from core.queue.db import TRY_AGAIN_WHEN_FREE, describe, is_new_file, sqlite_path
     from core.queue.errors import NoDatabase, QueueError
-    from core.queue.views import back_to_queue_said, final_pass_said, ids_of
+    from core.queue.views import back_to_queue_said, cancelling_said, final_pass_said, ids_of
     from resconv_tui.polling import live_workers_of
     from resconv_tui.worker_launcher import WorkerLauncher
 
@@ -121,11 +121,16 @@ def run(args: argparse.Namespace) -> int:
         # Asked once, not told to exit at once: that puts even a final pass's run back.
         asked = {w.id for w in live if w.pid in first}
         finishing = [run.id for run in held if run.worker_id in asked and run.trained_all]
-        back = [run.id for run in held if run.id not in finishing]
+        # A cancel asked for and not yet read (a stalled worker, or within its step):
+        # the put-back ends the run cancelled instead (Repo.requeue).
+        cancelling = [run.id for run in held if run.cancel_requested and run.id not in finishing]
+        back = [run.id for run in held if run.id not in finishing and run.id not in cancelling]
         if back:
             said.append(back_to_queue_said(back))
+        if cancelling:
+            said.append(cancelling_said(cancelling))
         said += ended_said(ended)
-        if not back and not finishing and not ended:  # "runs go back" of none misled
+        if not (back or finishing or ended or cancelling):  # "runs go back" of none misled
             # "When read": a run claimed and put back between the two reads is not seen.
             said.append(f"{'it' if len(signalled) == 1 else 'they'} held no run when read")
         print("; ".join(said))

@@ -30,7 +30,13 @@ from core.queue import RunFilter, RunRow, RunStatus, WorkerRow
 from core.queue.errors import InvalidTransition
 from core.queue.failures import RETRY_ADVICE, FailureCause, run_cause
 from core.queue.status import CANCELLABLE, FINISHING, FINISHING_ALL, RETRYABLE, status_verb
-from core.queue.views import back_to_queue_said, final_pass_said, ids_listed, ids_of
+from core.queue.views import (
+    back_to_queue_said,
+    cancelling_said,
+    final_pass_said,
+    ids_listed,
+    ids_of,
+)
 from resconv_tui.polling import live_workers_of, read_held_runs, silent_for
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.widgets.run_table import RunTable
@@ -616,17 +622,22 @@ def _what_a_stop_does(runs: dict[int, RunRow]) -> str:
     """Runs go back to the queue and train anew, but one that has trained all its
     inputs: its final pass is let finish (minutes on a CPU), and it likely succeeds."""
     finishing = [i for i in sorted(runs) if runs[i].trained_all]
-    if not finishing:
+    # A cancel asked for and not read yet (a stalled worker): the stop ends it cancelled.
+    cancelling = [i for i in sorted(runs) if runs[i].cancel_requested and i not in finishing]
+    if not finishing and not cancelling:
         return (
             "Runs go back to the queue, and train again from the start: their progress "
             "so far is lost."
         )
     said = []
-    if back := [i for i in sorted(runs) if i not in finishing]:
+    if back := [i for i in sorted(runs) if i not in finishing and i not in cancelling]:
         again = "trains" if len(back) == 1 else "train"
         said.append(f"{back_to_queue_said(back)} and {again} again from the start.")
-    succeed = "succeeds" if len(finishing) == 1 else "succeed"
-    said.append(f"{final_pass_said(finishing)}, and most likely {succeed}.")
+    if cancelling:
+        said.append(f"{cancelling_said(cancelling)}.")
+    if finishing:
+        succeed = "succeeds" if len(finishing) == 1 else "succeed"
+        said.append(f"{final_pass_said(finishing)}, and most likely {succeed}.")
     return " ".join(sentence[:1].upper() + sentence[1:] for sentence in said)
 
 

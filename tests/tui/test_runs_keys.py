@@ -954,6 +954,27 @@ async def test_w_says_a_run_in_its_final_pass_ends_there(
         )
 
 
+async def test_w_says_a_run_with_a_cancel_asked_for_ends_cancelled(
+    local_slots_one_finishing: list[int], app_factory, settle, launcher, db_url
+) -> None:
+    # A stalled worker had not read `resconv-tui cancel N`: the question said run N goes
+    # back to the queue and trains again, and the stop ended it cancelled (Repo.requeue).
+    back, finishing = local_slots_one_finishing
+    repo = Repo.open(db_url)
+    with frozen_repo_time(NOW):
+        repo.request_cancel([back])
+    repo.close()
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press_settled(pilot, "w")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question.endswith(
+            f"Stop? Run {back} ends cancelled (a cancel was asked for). Run {finishing} "
+            "trained all its inputs: its final pass ends first, and most likely succeeds."
+        )
+
+
 async def test_w_asks_again_when_a_slot_took_another_run_while_the_question_stood(
     local_slots_one_finishing: list[int], app_factory, settle, launcher, db_url
 ) -> None:

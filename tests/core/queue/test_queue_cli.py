@@ -853,6 +853,24 @@ def test_stop_names_the_runs_that_go_back_to_the_queue(
         )
 
 
+def test_stop_says_a_run_with_a_cancel_asked_for_ends_cancelled(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A stalled worker never read `resconv-tui cancel N`; stop said "run N goes back to
+    # the queue", and the stop ended it cancelled (requeue honours the cancel).
+    cli(capsys, "queue", "sweep.yml")
+    with worker_in_final_pass() as (pid, run_id):
+        repo = Repo.open("runs.db")
+        worker_id = repo.get_run(run_id).worker_id or ""
+        repo.heartbeat(worker_id, run_id=run_id, inputs_done=64)  # mid-training
+        repo.request_cancel([run_id])
+        assert cli(capsys, "stop")[1] == (
+            f"asked worker pid {pid} to stop after the current step; "
+            f"run {run_id} ends cancelled (a cancel was asked for)\n"
+        )
+        assert repo.requeue(run_id, worker_id) == RunStatus.CANCELLED  # as its worker does
+
+
 def test_stop_names_a_run_its_worker_put_back_before_stop_looked(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
