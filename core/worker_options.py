@@ -6,7 +6,10 @@ pay for SQLAlchemy or torch.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from core.whole_text import plain_whole
 
 
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +24,11 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         "--until-empty", action="store_true", help="exit when no queued run is left"
     )
     parser.add_argument(
-        "--max-runs", type=int, default=None, metavar="N", help="exit after N runs ended"
+        "--max-runs",
+        type=count_text("--max-runs"),
+        default=None,
+        metavar="N",
+        help="exit after N runs ended",
     )
     parser.add_argument(
         "--data-dir",
@@ -42,7 +49,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         "first and small ones fill the slots at the end)",
     )  # fmt: skip
     parser.add_argument(
-        "--stack", type=int, default=1, metavar="K",
+        "--stack", type=count_text("--stack"), default=1, metavar="K",
         help="train up to K queued runs that differ only in their seed as ONE model "
         "(grouped convolutions: K seeds of a sweep cell for about the GPU time of one); "
         "default 1",
@@ -69,6 +76,27 @@ def folder_text(text: str) -> str:
 # --max-runs is stored in the worker's row, a 32-bit INTEGER on PostgreSQL (beyond
 # 2**63 SQLite raised an OverflowError traceback); a million runs is no limit in practice.
 MOST = {"--slots": 16, "--stack": 64, "--max-runs": 1_000_000}
+
+
+# What each count option counts, for a refusal of its text.
+COUNTED = {"--slots": "number of slots", "--stack": "number of runs to stack",
+           "--max-runs": "number of runs"}  # fmt: skip
+
+
+def count_text(option: str) -> Callable[[str], int]:
+    """The argparse type of a count option: a whole number in ASCII digits, read by the
+    rule of every whole-number option (``core.whole_text``), refused in the shape of
+    ``--priority``'s refusal. Its range is checked with the others (``count_problem``)."""
+
+    def count(text: str) -> int:
+        try:
+            return plain_whole(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"'{text}' is not a {COUNTED[option]} (a whole number from 1 to {MOST[option]:,})"
+            ) from None
+
+    return count
 
 
 def count_problem(value: int | None, option: str = "") -> str | None:
@@ -107,7 +135,7 @@ NO_RULES = ClaimRules()  # the defaults: queue order, one run at a time
 
 def add_slots_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--slots", type=int, default=1, metavar="K",
+        "--slots", type=count_text("--slots"), default=1, metavar="K",
         help="train up to K runs at once on the device (default 1; on CUDA a run starts "
         "only if its memory fits; --max-runs is per slot, and a slot started again after "
         "a crash has what is left of it)",

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from core.gpu import cuda_devices_said, cuda_index
 from core.processes import process_alive
+from core.whole_text import plain_whole
 from core.worker_options import CLAIM_ORDERS, count_problem
 
 # What the dialog accepts; the worker itself would take any torch device string, but a
@@ -72,7 +73,7 @@ def read_worker_fields(
     for key in ("slots", "stack"):
         text = fields.get(key, "").strip() or "1"
         try:
-            counts[key] = int(text)
+            counts[key] = plain_whole(text)  # as `worker --slots` reads it
         except ValueError:
             errors[key] = f"{text!r} is not a whole number"
             continue

@@ -9,10 +9,10 @@ it is given and names the others (only when none is queued is it an error).
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from typing import TYPE_CHECKING, Any
 
+from core.whole_text import plain_whole
 from resconv_tui.cli import add_db_option, db_option, open_repo
 
 if TYPE_CHECKING:
@@ -67,14 +67,6 @@ def add_retry_arguments(parser: argparse.ArgumentParser) -> None:
 # PostgreSQL's INTEGER id column (SQLite would need two billion runs to get there): a
 # larger id names no run, and was a database error or an OverflowError traceback.
 MAX_RUN_ID = 2**31 - 1
-
-
-def plain_whole(text: str) -> int:
-    """``text`` as a whole number written with ASCII digits (a sign allowed); ValueError
-    else. Python's int() also reads "1_0" as 10 and "٣" as 3: `show ٣` showed run 3."""
-    if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
-        raise ValueError(text)
-    return int(text)
 
 
 def run_id(text: str) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError
+from core.whole_text import plain_whole
 from core.worker_options import folder_text
 
 if TYPE_CHECKING:
@@ -25,7 +26,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Expand FILE.yml and train run N directly, with a progress bar.",
     )
     parser.add_argument("file", metavar="FILE.yml", help="sweep file")
-    parser.add_argument("--run", type=int, required=True, metavar="N", help="1-based run number")
+    parser.add_argument(
+        "--run", type=run_number, required=True, metavar="N", help="1-based run number"
+    )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:0 ...")
     parser.add_argument(
         "--data-dir",
@@ -44,6 +47,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.set_defaults(handler=run)
     return parser
+
+
+def run_number(text: str) -> int:
+    """--run: a whole number in ASCII digits, as every whole-number option takes; which
+    runs there are, ``pick_run`` says."""
+    try:
+        return plain_whole(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a run number (a whole number from 1)"
+        ) from None
 
 
 def pick_run(path: str, number: int) -> ExpandedRun:

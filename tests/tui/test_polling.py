@@ -686,6 +686,9 @@ def test_worker_fields_read_with_the_worker_s_rules() -> None:
     }
     _, errors = read_worker_fields({"slots": "17", "stack": "64"})
     assert errors == {"slots": "must be at most 16 (got 17)"}
+    # As `worker --slots` reads them: int() took "1_0" as 10 and a full-width "２" as 2.
+    _, errors = read_worker_fields({"slots": "1_0", "stack": "\uff12"})
+    assert errors == {"slots": "'1_0' is not a whole number", "stack": "'２' is not a whole number"}
 
 
 def test_worker_fields_check_a_cuda_device_against_the_gpus_here(

@@ -21,7 +21,7 @@ import pytest
 import core.queue.repo as repo_module
 from core.queue import FinalFigures, Repo, RunRow, RunStatus
 from core.queue.failures import RETRY_ADVICE, FailureCause
-from resconv_tui.cli import main
+from resconv_tui.cli import build_parser, main
 
 SWEEP = """\
 name: smoke
@@ -1323,6 +1323,28 @@ def test_bad_run_ids_are_argparse_errors(capsys: pytest.CaptureFixture[str]) -> 
             assert f"'{big}' is not a run id (ids are 1 to 2,147,483,647)" in (
                 capsys.readouterr().err
             )
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [(["worker", "--slots"], "is not a number of slots (a whole number from 1 to 16)"),
+     (["worker", "--stack"], "is not a number of runs to stack (a whole number from 1 to 64)"),
+     (["worker", "--max-runs"], "is not a number of runs (a whole number from 1 to 1,000,000)"),
+     (["queue", "sweep.yml", "--max-inputs"], "is not a number of inputs (a whole number"),
+     (["queue", "sweep.yml", "--priority"], "is not a priority (a whole number"),
+     (["train", "sweep.yml", "--run"], "is not a run number (a whole number from 1)")],
+)  # fmt: skip
+def test_every_whole_number_option_reads_ascii_digits_alone(
+    capsys: pytest.CaptureFixture[str], argv: list[str], said: str
+) -> None:
+    # int() reads "1_0" as 10 and a full-width "２" as 2: `worker --slots 1_0` started
+    # 10 slot processes, where `--priority 1_0` was refused. Parsed only: a worker the
+    # parser let through would start.
+    for odd in ("1_0", "\uff12", "\u0663"):
+        with pytest.raises(SystemExit) as exit_info:
+            build_parser().parse_args([*argv, odd])
+        assert exit_info.value.code == 2
+        assert f"argument {argv[-1]}: '{odd}' {said}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("given", ["99999999999999999999999", "1e20", "1000000001", "2e9"])
