@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -260,6 +261,8 @@ def open_engine(
     """
     url = normalize_url(url)
     path = sqlite_path(url)
+    if path is not None:
+        _refuse_other_files(path)
     if path is not None and not create and _no_file_yet(path):
         # An empty file (`touch runs.db`) too: opening it would make it a database.
         said = "no database at" if not _exists(path) else "no resconv-tui database in"
@@ -272,6 +275,38 @@ def open_engine(
         engine.dispose()
         raise
     return engine
+
+
+# The first 16 bytes of every SQLite database file (its header's magic string).
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _refuse_other_files(path: Path) -> None:
+    """Refuse a ``path`` that is there but holds no SQLite database, before SQLite opens it.
+
+    SQLite reads a file shorter than its 100-byte header as an empty database: `queue`
+    wrote its tables over a 1-byte file, and the person's file was lost.
+    An empty file is made a database as a new one is (``_no_file_yet``); a folder, a
+    missing file and one it may not read are the open's to explain (``_why_not``).
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        return
+    try:
+        with path.open("rb") as file:
+            start = file.read(len(SQLITE_HEADER))
+    except OSError:
+        return
+    if start and start != SQLITE_HEADER:
+        raise QueueError(_not_sqlite(str(path)))
+
+
+def _not_sqlite(where: str) -> str:
+    """SQLite's "file is not a database", or ours found first, as one message."""
+    return f"{where} is not a SQLite database (wrong file, or corrupt)"
 
 
 def _make_engine(url: str, busy_timeout_s: float) -> Engine:
@@ -565,7 +600,7 @@ def _message(url: str, error: exc.DBAPIError, busy_timeout_s: float) -> str:
     text = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
     low = text.lower()
     if "file is not a database" in low:
-        return f"{where} is not a SQLite database (wrong file, or corrupt)"
+        return _not_sqlite(where)
     if "locked" in low or "busy" in low or "lock timeout" in low:  # the last: PostgreSQL
         return (
             f"database {where} is locked by another process "

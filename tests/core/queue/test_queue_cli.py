@@ -1223,6 +1223,21 @@ def test_corrupt_database(capsys: pytest.CaptureFixture[str], argv: list[str]) -
     one_error_line(err, "runs.db is not a SQLite database")
 
 
+@pytest.mark.parametrize("argv", [["status"], ["queue", "sweep.yml"], ["worker", "--until-empty"]])
+@pytest.mark.parametrize("held", [b"x", b"SQLite format", b"notes\n" * 16])
+def test_a_file_shorter_than_sqlite_s_header_is_refused_not_written_over(
+    capsys: pytest.CaptureFixture[str], argv: list[str], held: bytes
+) -> None:
+    # SQLite reads a file under its 100-byte header as an empty database: `queue` wrote
+    # its tables over a 1-byte file (2 bytes and more were refused: "file is not a database").
+    Path("runs.db").write_bytes(held)
+    code, _, err = cli(capsys, *argv)
+    assert code == 2
+    one_error_line(err, "runs.db is not a SQLite database (wrong file, or corrupt)")
+    assert Path("runs.db").read_bytes() == held
+    assert sorted(p.name for p in Path().glob("runs.db*")) == ["runs.db"]
+
+
 def test_locked_database(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
