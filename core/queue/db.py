@@ -285,7 +285,8 @@ def _refuse_other_files(path: Path) -> None:
     """Refuse a ``path`` that is there but holds no SQLite database, before SQLite opens it.
 
     SQLite reads a file shorter than its 100-byte header as an empty database: `queue`
-    wrote its tables over a 1-byte file, and the person's file was lost.
+    wrote its tables over a 1-byte file, and the person's file was lost. A device
+    (``--db /dev/null``) said "disk I/O error: ... the disk or its file system failed".
     An empty file is made a database as a new one is (``_no_file_yet``); a folder, a
     missing file and one it may not read are the open's to explain (``_why_not``).
     """
@@ -293,8 +294,13 @@ def _refuse_other_files(path: Path) -> None:
         mode = path.stat().st_mode
     except OSError:
         return
-    if not stat.S_ISREG(mode):
+    if stat.S_ISDIR(mode):
         return
+    if not stat.S_ISREG(mode):
+        raise QueueError(
+            f"{path} is not a regular file ({_file_kind(mode)}): give a SQLite database "
+            f"file, e.g. runs.db"
+        )
     try:
         with path.open("rb") as file:
             start = file.read(len(SQLITE_HEADER))
@@ -302,6 +308,13 @@ def _refuse_other_files(path: Path) -> None:
         return
     if start and start != SQLITE_HEADER:
         raise QueueError(_not_sqlite(str(path)))
+
+
+def _file_kind(mode: int) -> str:
+    """What a file that is neither a regular file nor a folder is, in words."""
+    kinds = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
+    return next((said for test, said in kinds if test(mode)), "a special file")
 
 
 def _not_sqlite(where: str) -> str:

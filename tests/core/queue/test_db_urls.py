@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,24 @@ def test_a_sqlite_url_with_options_is_refused(
                    f"options {named}; give the file alone: {alone}"]  # fmt: skip
     assert {p.name for p in tmp_path.glob("q.db*")} <= {"q.db", "q.db-wal", "q.db-shm"}
     assert len(Repo.open(str(tmp_path / "q.db")).list_runs()) == 1
+
+
+@pytest.mark.parametrize("argv", [["ls"], ["queue", "sweep.yml"]])
+def test_a_device_given_as_the_database_says_so(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+) -> None:
+    # "cannot read or write database /dev/null (disk I/O error): ... the disk or its
+    # file system failed" for queue; status and ls said "no resconv-tui database in" it.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sweep.yml").write_text("name: s\nmax_inputs: 512\nmatrix:\n  ch: [4]\n")
+    assert main(["--db", os.devnull, *argv]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"resconv-tui: database error: {os.devnull} is not a regular file (a character "
+        "device): give a SQLite database file, e.g. runs.db"
+    ]
 
 
 def test_a_folder_given_as_the_database_says_so(
