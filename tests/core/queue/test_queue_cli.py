@@ -1341,6 +1341,38 @@ def test_bad_run_ids_are_argparse_errors(capsys: pytest.CaptureFixture[str]) -> 
 
 
 @pytest.mark.parametrize(
+    "argv",
+    [["priority", "-inf", "1"], ["priority", "-1e3", "1"], ["priority", "-1_0", "1"],
+     ["queue", "sweep.yml", "--priority", "-nan"]],
+)  # fmt: skip
+def test_a_negative_number_argparse_takes_for_an_option_is_said_as_a_number(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    # argparse reads -5 as a value but -inf as an unknown option: `priority -inf 1` said
+    # "the following arguments are required: ID", the 1 taken as the priority.
+    odd = next(arg for arg in argv[1:] if arg.startswith("-") and arg != "--priority")
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"resconv-tui {argv[0]}: error: '{odd}' is not a whole number (e.g. -5): a value "
+        "starting with '-' must be one, or it reads as an option"
+    )
+    assert not Path("runs.db").exists()
+
+
+def test_a_negative_priority_is_taken_and_after_double_dash_is_checked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli(capsys, "queue", "sweep.yml", "--priority", "-3")[0] == 0
+    code, out, _ = cli(capsys, "priority", "-5", "1")
+    assert code == 0 and out.strip() == "run 1: priority -5"
+    with pytest.raises(SystemExit):
+        main(["priority", "--", "-inf", "1"])  # past `--` the priority's own refusal
+    assert "argument N: '-inf' is not a priority (a whole number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
     ("argv", "said"),
     [(["worker", "--slots"], "is not a number of slots (a whole number from 1 to 16)"),
      (["worker", "--stack"], "is not a number of runs to stack (a whole number from 1 to 64)"),
