@@ -749,11 +749,25 @@ def _refuse_unmatched(
 
 
 def _flow(entry: dict[str, Any]) -> str:
-    """An entry as YAML's flow style writes it: ``{l: 3, act: relu}``."""
-    text = yaml.safe_dump(entry, default_flow_style=True, sort_keys=False, width=10**9).strip()
-    if "\n" in text:  # text with a line break, which YAML breaks too: one line as JSON
-        text = json.dumps(entry, ensure_ascii=False, default=str)
+    """An entry as YAML's flow style writes it: ``{l: 3, act: relu}``.
+
+    Text as the person wrote it (``{act: ü名}``, not ``"\\xFC\\u540D"``). YAML escapes
+    control characters itself (``"\\e[2J"``), but writes U+2028 as a line break and
+    an invisible format character raw (U+202E turns the text around): an entry with
+    one of these (``_control``) is written with all past ASCII escaped, as before."""
+    text = _flow_text(entry, allow_unicode=True)
+    if any(_control(c) for c in text):
+        text = _flow_text(entry, allow_unicode=False)
     return cut(text)
+
+
+def _flow_text(entry: dict[str, Any], allow_unicode: bool) -> str:
+    text = yaml.safe_dump(
+        entry, default_flow_style=True, sort_keys=False, width=10**9, allow_unicode=allow_unicode
+    ).strip()
+    if "\n" in text:  # text with a line break, which YAML breaks too: one line as JSON
+        text = json.dumps(entry, ensure_ascii=not allow_unicode, default=str)
+    return text
 
 
 def _why_no_cell(entry: dict[str, Any], matrix: dict[str, list[Any]]) -> str:

@@ -46,3 +46,22 @@ def test_overlapping_excludes_that_each_match_are_fine() -> None:
     # Entry 2 matches only a cell entry 1 already dropped: it still names a real cell.
     runs = expand_sweep_text(MATRIX + "  - {ch: 4}\n  - {ch: 4, l: 3}\n")
     assert [run.name for run in runs] == ["ch-8_l-2", "ch-8_l-3"]
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [("\u00fc\u540d", "{act: \u00fc\u540d}"),  # the person's own text, as written
+     ("\u00fc\\e[2J", '{act: "\u00fc\\e[2J"}'),  # printed raw, ESC [2J clears the terminal
+     ("\u00fc\\u202Eb", '{act: "\\xFC\\u202Eb"}'),  # U+202E turns the text around
+     ("\u00fc\\u2028b", '{act: "\\xFC\\Lb"}')],  # a line break, in a one-line message
+)  # fmt: skip
+def test_an_exclude_entry_s_text_is_shown_as_written_but_control_characters_escaped(
+    value: str, said: str
+) -> None:
+    # Shown as {act: "\xFC\u540D"}: YAML's dump escapes everything past ASCII.
+    text = f'name: x\nexclude:\n  - {{act: "{value}"}}\n'
+    with pytest.raises(SweepError) as caught:
+        expand_sweep_text(text)
+    assert str(caught.value) == (
+        f"<sweep>: exclude entry 1 {said} matches no cell of the matrix: the file has no matrix"
+    )
