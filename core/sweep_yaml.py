@@ -143,14 +143,25 @@ def malformed(exc: yaml.YAMLError) -> str:
     occurrence" of an anchor), which is joined then, with the line it points to. A
     "while scanning ..." context is left out: it says nothing the problem does not."""
     mark = getattr(exc, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    where = " at line {}, column {}".format(*_place(mark)) if mark else ""
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     context = getattr(exc, "context", None)
     if context and not context.startswith("while "):
         context_mark = getattr(exc, "context_mark", None)
-        line = f" (line {context_mark.line + 1})" if context_mark and mark else ""
+        line = f" (line {_place(context_mark)[0]})" if context_mark and mark else ""
         problem = f"{context}{line}, {problem}"
     return f"malformed YAML{where}: {problem}"
+
+
+def _place(mark: yaml.Mark) -> tuple[int, int]:
+    """``mark``'s line and column, from 1, as an editor, grep -n and sed count them:
+    a line ends at a newline alone. PyYAML ends one at U+2028, U+2029 and NEL (U+0085)
+    too, so a value holding one moved the line said past the file's last line. Its own
+    count where the mark holds no text to count in (a file read as a stream)."""
+    text, index = getattr(mark, "buffer", None), mark.index
+    if not isinstance(text, str) or not 0 <= index <= len(text):
+        return mark.line + 1, mark.column + 1
+    return text.count("\n", 0, index) + 1, index - text.rfind("\n", 0, index)
 
 
 def _refuse_unusable(value: Any, path: tuple[str, ...], seen: set[int]) -> None:

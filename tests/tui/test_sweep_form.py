@@ -661,12 +661,20 @@ def test_loading_a_file_nested_too_deeply_is_one_line(tmp_path: Path) -> None:
          "first occurrence (line 2), second occurrence"),
         ("name: x\n\tlayers: 2\n",
          "at line 2, column 1: found character '\\t' that cannot start any token"),
+        # PyYAML ends a line at U+2028, U+2029 and NEL too, where an editor does not: the
+        # tab of line 2 was said at line 5, and the second line's anchor at line 3.
+        ('name: "a\u2028b\u2029c\x85d"\n\tlayers: 2\n',
+         "at line 2, column 1: found character '\\t' that cannot start any token"),
+        ('name: "a\u2028b"\t: 1\n',
+         "at line 1, column 12: found character '\\t' that cannot start any token"),
+        ('name: "\u2028"\na: &k 1\nb: &k 2\n', "at line 3, column 4: found duplicate anchor "
+         "'k'; first occurrence (line 2), second occurrence"),
     ],
-    ids=["two documents", "anchor twice", "tab"],
+    ids=["two documents", "anchor twice", "tab", "line separators", "column", "context line"],
 )  # fmt: skip
 def test_malformed_yaml_is_said_whole_where_it_is(tmp_path: Path, text: str, says: str) -> None:
     path = tmp_path / "s.yml"
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8")
     for read in (expand_sweep_file, load_sweep):  # `queue` and the form's f3
         with pytest.raises(SweepError) as caught:
             read(path)
