@@ -715,8 +715,8 @@ def _refuse_excluded(
     for number, exclude in enumerate(excludes, 1):
         if any(_matches(cell, exclude) for cell in dropped):
             raise SweepError(
-                f"{source}: {what} {_flow(entry)} matches no run: exclude entry {number} "
-                f"{_flow(exclude)} drops its run"
+                f"{source}: {what} {flow_text(entry)} matches no run: exclude entry {number} "
+                f"{flow_text(exclude)} drops its run"
             )
 
 
@@ -744,11 +744,11 @@ def _refuse_unmatched(
     if cells.matching(keys):
         return
     raise SweepError(
-        f"{source}: {what} {_flow(entry)} matches no {nothing}: {_why_no_cell(keys, values())}"
+        f"{source}: {what} {flow_text(entry)} matches no {nothing}: {_why_no_cell(keys, values())}"
     )
 
 
-def _flow(entry: dict[str, Any]) -> str:
+def flow_text(entry: dict[str, Any]) -> str:
     """An entry as YAML's flow style writes it: ``{l: 3, act: relu}``.
 
     Text as the person wrote it (``{act: ü名}``, not ``"\\xFC\\u540D"``). YAML escapes
@@ -796,14 +796,19 @@ def _holds_nan(value: Any) -> bool:
 
 
 def _apply_include(
-    cells: list[dict], includes: list[dict], matrix: dict, source: str
+    cells: list[dict],
+    includes: list[dict],
+    matrix: dict,
+    source: str,
+    fits: list[bool] | None = None,
 ) -> list[dict]:
     """GitHub Actions' rule: an include entry is merged into every cell of the matrix
     whose original values it does not overwrite; if it fits no cell it becomes a new
     cell. Only the matrix's own cells take merges: a cell an include made stays as it
     is (``{act: tanh}`` then ``{act: tanh, ch: 4}`` make two cells, as in GitHub's).
     With no matrix there is no cell to merge into: every entry is a cell of its own (as
-    in GitHub's; the one empty cell took each entry in turn, and only the last ran)."""
+    in GitHub's; the one empty cell took each entry in turn, and only the last ran).
+    ``fits`` is told, entry by entry, whether it was merged (``include_fits``)."""
     if not matrix and includes:
         cells = []
     merged = [dict(c) for c in cells]
@@ -814,6 +819,8 @@ def _apply_include(
         fitted = index.matching({k: v for k, v in entry.items() if k in matrix})
         for i in fitted:
             merged[i].update(entry)
+        if fits is not None:
+            fits.append(bool(fitted))
         if fitted:
             continue
         form = _hashable_entry(entry)
@@ -825,10 +832,30 @@ def _apply_include(
         if same is not None:
             raise SweepError(
                 f"{source}: include entries {same} and {number} are the same "
-                f"({_flow(entry)}): they would queue one run twice"
+                f"({flow_text(entry)}): they would queue one run twice"
             )
         added[number] = dict(entry)
     return merged + list(added.values())
+
+
+def include_fits(data: dict[str, Any], source: str) -> list[bool]:
+    """For each of a sweep mapping's include entries, whether ``queue`` merges it into
+    cells of its matrix (True) or makes it a cell of its own (False), after its exclude,
+    by ``_apply_include``'s rule: the new-sweep form keeps a loaded file's include and
+    leaves out an entry its edits made fit no cell, which the file merged into some.
+    SweepError where ``queue`` refuses the matrix, the exclude or the include."""
+    raw = data.get("matrix")
+    if isinstance(raw, dict):
+        _check_keys(source, ("matrix: ", raw))
+    matrix = _read_matrix(raw, source)
+    excludes = _read_entries(data.get("exclude"), "exclude", source)
+    includes = _read_entries(data.get("include"), "include", source)
+    _check_run_count(matrix, includes, excludes, None, source)
+    cells = _matrix_cells(matrix)
+    _check_excludes_match(excludes, cells, matrix, source)
+    fits: list[bool] = []
+    _apply_include(_apply_exclude(cells, excludes), includes, matrix, source, fits)
+    return fits
 
 
 def _hashable_entry(entry: dict[str, Any]) -> Any:

@@ -2,8 +2,8 @@
 
 Loading maps every key the form can show onto its field and keeps the key's name
 (``l`` stays ``l``) so run names and published targets still match. What the form
-cannot show (include, unknown keys) is listed in ``notes``, never dropped silently;
-``exclude`` is kept as the cells it drops (``ExcludedCells``).
+cannot show (unknown keys) is listed in ``notes``, never dropped silently; ``exclude``
+is kept as the cells it drops (``ExcludedCells``), ``include`` as written (``KeptInclude``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from core.sweep import (
     TARGET_FIELDS,
     excluded_cells,
     expand_sweep,
+    include_fits,
     key_shown,
     read_sweep_text,
 )
@@ -30,6 +31,7 @@ from core.sweep_yaml import YAMLTooBig, load_yaml, malformed
 from resconv_tui.sweep_form import (
     SPECS,
     ExcludedCells,
+    KeptInclude,
     canonical_key,
     default_texts,
     format_values,
@@ -51,10 +53,11 @@ class LoadedSweep:
     swept: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # description, targets: saved back
     notes: list[str] = field(default_factory=list)  # what the form could not take over
-    # What saving the form over the file would drop without a word: its 'include', keys
-    # not loaded, targets left out (the replace question names them).
+    # What saving the form over the file would drop without a word: an include not
+    # loaded, keys not loaded, targets left out (the replace question names them).
     lost: list[str] = field(default_factory=list)
     excluded: ExcludedCells | None = None  # the cells the file's exclude drops
+    included: KeptInclude | None = None  # the file's include entries, applied as queue does
 
 
 def sweep_yaml(mapping: dict[str, Any]) -> str:
@@ -131,7 +134,8 @@ def sweep_to_form(data: dict[str, Any]) -> LoadedSweep:
         loaded.notes.append("'seed' beside 'seeds' (queue takes one or the other): the seed "
                             "field holds the seeds")  # fmt: skip
     loaded.texts = _texts(values, seeds_last=seeds)
-    _drop_included_targets(loaded, data)
+    if not _take_include(loaded, data):
+        _drop_included_targets(loaded, data)
     _take_exclude(loaded, data)
     return loaded
 
@@ -155,9 +159,37 @@ def _take_exclude(loaded: LoadedSweep, data: dict[str, Any]) -> None:
     )
 
 
+def _take_include(loaded: LoadedSweep, data: dict[str, Any]) -> bool:
+    """The file's ``include`` entries, kept as written with which of them ``queue`` merges
+    into cells of its matrix (``core.sweep.include_fits``), so the form makes its runs:
+    T2's 21 and 30 layers at batch size 32, not the matrix's 64. An include ``queue``
+    refuses is not loaded, the note says why. False where there is one, not loaded."""
+    entries = data.get("include")
+    if entries in (None, []):  # `include: []` adds nothing: nothing to say
+        return True
+    try:
+        merged = include_fits(data, source="file")
+    except ConfigError as exc:
+        count = f" ({_entries(len(entries))})" if isinstance(entries, list) else ""
+        loaded.notes.append(f"'include'{count} not loaded: {str(exc).removeprefix('file: ')}")
+        loaded.lost.append(f"its 'include'{count}")
+        return False
+    loaded.included = KeptInclude(tuple(entries), tuple(merged))
+    # A field the file leaves to its default is written under the include's name for it:
+    # the form's `activation: gelu` beside an entry's `act: relu` is a key set twice.
+    for entry in entries:
+        for key in entry:
+            canonical = canonical_key(str(key))
+            if canonical in SPECS and canonical not in loaded.key_names:
+                loaded.key_names[canonical] = str(key)
+    loaded.notes.append(f"'include' ({_entries(len(entries))}) kept: its runs are made as "
+                        "queue makes them")  # fmt: skip
+    return True
+
+
 def _drop_included_targets(loaded: LoadedSweep, data: dict[str, Any]) -> None:
-    """The file's ``include`` entries are not loaded, so the form trains the cells they
-    change as the matrix makes them (T2's 21 and 30 layers at batch size 64, not 32):
+    """The file's ``include`` entries are not loaded (``queue`` refuses them), so the form
+    trains the cells they change as the matrix makes them (21 layers at batch size 64, not 32):
     their published figures are for other runs, and are left out. A target stays where
     the file without its include gives it to the same runs as the file does."""
     targets = loaded.extra.get("targets")
@@ -193,13 +225,8 @@ def _take(loaded: LoadedSweep, values: dict[str, list[Any]], key: str, vals: Any
     if key in _KEPT:
         loaded.extra[key] = vals[0]
         return
-    if key == "exclude":
-        return  # _take_exclude
-    if key == "include":
-        count = len(vals[0]) if isinstance(vals[0], list) else 1
-        loaded.notes.append(f"'{key}' ({_entries(count)}) is not supported by the form: not loaded")
-        loaded.lost.append(f"its '{key}' ({_entries(count)})")
-        return
+    if key in ("exclude", "include"):
+        return  # _take_exclude, _take_include
     if _is_pair_key(key) and not isinstance(vals, list):
         # `matrix: {ks1: 3}`, which queue refuses: one value in the ks1 field, said so.
         loaded.notes.append(f"'{key}: {shown(vals)}' under 'matrix' is no list: loaded as "

@@ -31,6 +31,8 @@ from core.sweep import (
     TARGET_FIELDS,
     ExpandedRun,
     expand_sweep,
+    flow_text,
+    include_fits,
     quick_check_name,
     slug,
     trained_alike_note,
@@ -124,6 +126,45 @@ def _hashable(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class KeptInclude:
+    """A loaded sweep file's ``include`` entries as written, and which of them the file
+    merges into cells of its matrix (``core.sweep.include_fits``; the others are runs of
+    their own). The form applies them as ``queue`` does (T2's 21 and 30 layers train at
+    batch size 32) and saves them back. An entry the file merges that the form's edits
+    make fit no cell is left out: ``queue`` would make it a run of its own, one no field
+    shows (21 layers at batch size 32 beside layers ``1,3,5``), and none the file made."""
+
+    entries: tuple[dict[str, Any], ...]
+    merged: tuple[bool, ...]
+
+    def applied(self, mapping: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """``mapping`` with the entries that still apply to it, and those left out."""
+        every = {**mapping, "include": list(self.entries)}
+        try:
+            fits = include_fits(every, source="form")
+        except ConfigError:  # refused: expanding the mapping says why, at its field
+            return every, []
+        gone = [not fit and merged for fit, merged in zip(fits, self.merged, strict=True)]
+        kept = [entry for entry, out in zip(self.entries, gone, strict=True) if not out]
+        left_out = [entry for entry, out in zip(self.entries, gone, strict=True) if out]
+        applied = {**mapping, "include": kept} if kept else dict(mapping)
+        return applied, left_out
+
+
+def with_include(
+    mapping: dict[str, Any], included: KeptInclude | None
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """``mapping`` with a loaded file's include (``KeptInclude.applied``), and a note
+    naming each entry left out."""
+    if included is None:
+        return mapping, ()
+    applied, left_out = included.applied(mapping)
+    notes = tuple(f"include entry {flow_text(entry)} left out: it changes none of the form's "
+                  "runs" for entry in left_out)  # fmt: skip
+    return applied, notes
+
+
 def saved_mapping(
     name: str,
     values: Mapping[str, list[Any]],
@@ -132,13 +173,15 @@ def saved_mapping(
     shown: Preview,
     excluded: ExcludedCells | None,
     swept: Collection[str] = (),
+    included: KeptInclude | None = None,
 ) -> dict[str, Any]:
     """The sweep file to save for the form's runs (``shown``, its latest preview): with the
     loaded file's exclude entries as written (``excluded``) where they drop exactly the
     runs the form leaves out, else one entry per run left out, by its matrix values.
     ConfigError when neither makes the runs shown (not written: a file that trains others
-    is worse). ``swept``: as ``build_mapping``'s."""
-    mapping = build_mapping(name, values, key_names, extra, swept)
+    is worse). ``swept``: as ``build_mapping``'s; ``included``: the loaded file's include,
+    saved as the preview applies it (``with_include``)."""
+    mapping, _ = with_include(build_mapping(name, values, key_names, extra, swept), included)
     if not shown.excluded or excluded is None:
         return mapping
     for entries in (excluded.entries, [dict(swept) for swept in shown.excluded]):
@@ -308,6 +351,7 @@ def preview(
     published_name: str = "",
     excluded: ExcludedCells | None = None,
     swept: Collection[str] = (),
+    included: KeptInclude | None = None,
 ) -> Preview:
     """Parse every field and expand the sweep; errors name the field they belong to.
 
@@ -315,7 +359,7 @@ def preview(
     ``published_for``: the fields as a file with targets was loaded (``fitting_extra``),
     ``published_name`` its experiment's name; ``excluded``: the cells a loaded file's
     exclude drops, left out wherever the form makes them; ``swept``: the fields a loaded
-    file sweeps (``build_mapping``)."""
+    file sweeps (``build_mapping``); ``included``: its include (``with_include``)."""
     values, errors = parse_all(texts)
     if not name.strip():
         errors["name"] = "the experiment needs a name"
@@ -335,7 +379,10 @@ def preview(
         return True
 
     try:
-        mapping = build_mapping(name, values, key_names, extra, swept)
+        mapping, unapplied = with_include(
+            build_mapping(name, values, key_names, extra, swept), included
+        )
+        notes += unapplied
         runs = expand_sweep(mapping, source="form", drop=drop)
     except ConfigError as exc:
         key, reason = blame(str(exc))

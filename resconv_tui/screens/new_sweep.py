@@ -52,6 +52,7 @@ from resconv_tui.sweep_form import (
     SPECS,
     BaseRun,
     ExcludedCells,
+    KeptInclude,
     Preview,
     default_texts,
     fitting_extra,
@@ -124,6 +125,7 @@ class NewSweepScreen(Screen[int | None]):
         self._published_for: dict[str, str] | None = None
         self._published_name = ""  # the loaded file's experiment (its targets' runs)
         self._excluded: ExcludedCells | None = None  # the cells its exclude drops
+        self._included: KeptInclude | None = None  # its include entries
         # The file loaded (resolved) and what of it the form did not load: saving over it
         # says so first (LoadedSweep.lost).
         self._loaded_from: tuple[Path | None, list[str]] = (None, [])
@@ -182,7 +184,7 @@ class NewSweepScreen(Screen[int | None]):
         (on the UI thread, or in the preview thread from a snapshot of the fields)."""
         made = preview(name, texts, self._key_names, self._extra, self._base,
                        self._published_for, self._published_name, self._excluded,
-                       self._swept)  # fmt: skip
+                       self._swept, self._included)  # fmt: skip
         return _with_priority(self.planned(made), priority)
 
     def planned(self, result: Preview) -> Preview:
@@ -365,7 +367,7 @@ class NewSweepScreen(Screen[int | None]):
             lost = "its comments and layout are lost"
             loaded_from, unloaded = self._loaded_from
             if unloaded and _resolved(target) == loaded_from:
-                # Over the file it loaded: its include was dropped without a word.
+                # Over the file it loaded: what it did not load went without a word.
                 lost = f"{lost}, and what the form did not load: {', '.join(unloaded)}"
             question = f"{target} exists. Replace it? ({lost})"
             self.app.push_screen(
@@ -387,7 +389,8 @@ class NewSweepScreen(Screen[int | None]):
         extra, _ = fitting_extra(self._extra, values, self._published_for)
         try:
             mapping = saved_mapping(self.field("name").value, values, self._key_names, extra,
-                                    self.preview, self._excluded, self._swept)  # fmt: skip
+                                    self.preview, self._excluded, self._swept,
+                                    self._included)  # fmt: skip
         except ConfigError as exc:
             self.notify(str(exc), title="Not saved", severity="error")
             return
@@ -452,6 +455,7 @@ class NewSweepScreen(Screen[int | None]):
         self._published_for = dict(loaded.texts) if "targets" in loaded.extra else None
         self._published_name = loaded.name
         self._excluded = loaded.excluded
+        self._included = loaded.included
         self._swept = tuple(loaded.swept)
         # The file's runs are named as `queue` names them, no longer as changes from a run
         # `d` copied into the form (act-gelu_l-1_image_size-32_... for T1's l-1).

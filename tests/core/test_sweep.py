@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError, SweepError
-from core.sweep import expand_sweep_file, expand_sweep_text, trained_alike_note
+from core.sweep import expand_sweep_file, expand_sweep_text, include_fits, trained_alike_note
 from core.sweep_yaml import load_yaml
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
@@ -140,6 +140,24 @@ include:
         "act-tanh", "act-tanh_ch-4",
     ]  # fmt: skip
     assert runs[4].config.channels == 32  # the default: a cell of its own
+
+
+@pytest.mark.parametrize(
+    ("text", "fits"),
+    [("matrix: {l: [1, 2]}\ninclude: [{l: 2, bs: 32}, {l: 3}, {bs: 16}]", [True, False, True]),
+     # After the exclude: an entry for an excluded cell only is a run of its own.
+     ("matrix: {l: [1, 2]}\nexclude: [{l: 2}]\ninclude: [{l: 2, bs: 32}]", [False]),
+     ("layers: 1\ninclude: [{act: relu}]", [False]),  # no matrix: no cell to merge into
+     ("matrix: {act: [gelu]}\ninclude: [{act: tanh}, {act: tanh, ch: 4}]", [False, False])],
+)  # fmt: skip
+def test_include_fits_says_which_entries_queue_merges_into_cells(
+    text: str, fits: list[bool]
+) -> None:
+    # The new-sweep form's rule for a loaded include, read as expand_sweep reads it.
+    data = load_yaml(f"name: x\n{text}\n")
+    assert include_fits(data, source="x") == fits
+    with pytest.raises(SweepError, match="include entries 1 and 2 are the same"):
+        include_fits(load_yaml("name: x\nmatrix: {l: [1]}\ninclude: [{l: 3}, {l: 3}]\n"), "x")
 
 
 def test_seeds_multiply_cells_and_change_the_hash() -> None:

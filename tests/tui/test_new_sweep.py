@@ -406,17 +406,17 @@ async def test_load_file_fills_fields_and_reports_what_it_dropped(
         assert screen.field("name").value == "loaded"
         assert (screen.field("kernel_size").value, screen.field("layers").value) == ("3,5", "3")
         notes = str(screen.query_one("#sweep-notes", Static).content)
-        assert "'include' (1 entry) is not supported" in notes
-        assert [r.name for r in screen.preview.runs] == ["ks-3", "ks-5"]
+        assert "'include' (1 entry) kept: its runs are made as queue makes them" in notes
+        assert [r.name for r in screen.preview.runs] == ["ks-3", "ks-5", "ks-7"]
 
 
 async def test_saving_over_the_loaded_file_names_what_the_form_did_not_load(
     db_url: str, tmp_path: Path
 ) -> None:
     # f3 then f2 over the same file asked only "Replace it? (its comments and layout are
-    # lost)": its include entry went, and `queue` of it made 3 runs, not 4.
+    # lost)": its include entries went (they were not loaded: queue refuses them twice).
     path = tmp_path / "in.yml"
-    path.write_text("name: loaded\nlayers: 3\nmatrix:\n  ks: [3, 5]\ninclude: [{ks: 7}]\n")
+    path.write_text("name: loaded\nlayers: 3\nmatrix:\n  ks: [3, 5]\ninclude: [{ks: 7}, {ks: 7}]\n")
     app = ScreenHost(NewSweepScreen(db_url))
     async with app.run_test(size=SIZE) as pilot:
         await load_file(pilot, path)
@@ -424,7 +424,7 @@ async def test_saving_over_the_loaded_file_names_what_the_form_did_not_load(
         assert isinstance(app.screen, ConfirmScreen)
         assert app.screen.question == (
             f"{tmp_path / '.' / 'in.yml'} exists. Replace it? (its comments and layout are "
-            "lost, and what the form did not load: its 'include' (1 entry))"
+            "lost, and what the form did not load: its 'include' (2 entries))"
         )
         await pilot.press("n")
         await settle(pilot)
@@ -488,6 +488,27 @@ async def test_a_loaded_files_exclude_leaves_its_runs_out_of_the_queue(
     queued = [run.name for run in Repo.open(db_url).list_runs()]
     assert queued == [run.name for run in expand_sweep_file(path)] == ["l-1"]
     assert [run.name for run in expand_sweep_file(tmp_path / "saved.yml")] == ["l-1"]
+
+
+async def test_a_loaded_files_include_is_queued_and_saved_as_queue_does(
+    db_url: str, tmp_path: Path
+) -> None:
+    # F3 did not load T2's include: ctrl+s queued 21 and 30 layers at batch size 64, where
+    # `queue FILE` trains them at 32, and f2 saved the file without it.
+    path = Path(__file__).parents[2] / "experiments" / "t2-layers-64.yml"
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await load_file(pilot, path)
+        notes = str(app.screen.query_one("#sweep-notes", Static).content)
+        assert notes == "! 'include' (2 entries) kept: its runs are made as queue makes them"
+        await save_as(pilot, tmp_path / "saved.yml")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    expected = [(run.name, run.config_hash, run.target) for run in expand_sweep_file(path)]
+    queued = [(run.name, run.config_hash, run.target) for run in Repo.open(db_url).list_runs()]
+    assert sorted(queued, key=str) == sorted(expected, key=str)
+    saved = expand_sweep_file(tmp_path / "saved.yml")
+    assert [(run.name, run.config_hash, run.target) for run in saved] == expected
 
 
 async def test_a_loaded_files_one_value_matrix_key_stays_in_its_run_names(
