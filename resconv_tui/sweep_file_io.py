@@ -283,7 +283,7 @@ def _take_seeds(loaded: LoadedSweep, values: dict[str, list[Any]], seeds: Any) -
         )
         loaded.lost.append("its 'seeds'")
         return False
-    loaded.key_names["seed"] = "seed"
+    loaded.key_names["seed"] = "seeds"  # written back as 'seeds' (build_mapping)
     loaded.swept.append("seed")  # `seeds: 1` names runs l-1_seed-0, as several seeds do
     return True
 

@@ -184,7 +184,7 @@ def saved_mapping(
     mapping, _ = with_include(build_mapping(name, values, key_names, extra, swept), included)
     if not shown.excluded or excluded is None:
         return mapping
-    for entries in (excluded.entries, [dict(swept) for swept in shown.excluded]):
+    for entries in (excluded.entries, _left_out_entries(shown.excluded, mapping)):
         with_exclude = {**mapping, "exclude": list(entries)}
         try:
             runs = expand_sweep(with_exclude, source="form")
@@ -193,6 +193,20 @@ def saved_mapping(
         if [run.config for run in runs] == [run.config for run in shown.runs]:
             return with_exclude
     raise ConfigError("the form's runs cannot be written with the loaded file's exclude")
+
+
+def _left_out_entries(
+    dropped: tuple[dict[str, Any], ...], mapping: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """One exclude entry per cell left out, by its matrix values: a seed of ``seeds`` is
+    none (the entry would be refused), and a cell is left out whatever its seed there."""
+    matrix = mapping.get("matrix") or {}
+    entries: list[dict[str, Any]] = []
+    for swept in dropped:
+        entry = {key: value for key, value in swept.items() if key in matrix}
+        if entry not in entries:
+            entries.append(entry)
+    return entries
 
 
 @dataclass(frozen=True)
@@ -243,6 +257,7 @@ def build_mapping(
     one value is a fixed key, unless ``swept`` names it (a loaded file's matrix key of
     one value, ``act: [gelu]``): swept, as the file swept it, it stays in the run names
     (``act-gelu_l-1``, not ``l-1``) and the file's targets that name it still match.
+    The seed field of a file's ``seeds`` (``key_names``: ``seeds``) is its ``seeds``.
     """
     names = dict(key_names or {})
     mapping: dict[str, Any] = {"name": name.strip()}
@@ -252,7 +267,12 @@ def build_mapping(
         if vals == [None] and SPECS[key].kind == "opt_float":
             continue  # empty residual weight: the model's own default
         plain = [list(v) if isinstance(v, tuple) else v for v in vals]
-        if len(plain) > 1 or key in swept:
+        if names.get(key) == "seeds":
+            # A file's `seeds`, written as such: a run's seed is named last, after what
+            # an include adds to its cell (l-2_bs-32_seed-0, where the matrix's seed
+            # made l-2_seed-0_bs-32).
+            mapping["seeds"] = plain
+        elif len(plain) > 1 or key in swept:
             matrix[names.get(key, SWEPT_NAMES.get(key, key))] = plain
         else:
             mapping[names.get(key, key)] = plain[0]

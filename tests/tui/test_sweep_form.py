@@ -711,3 +711,38 @@ def test_a_loaded_include_follows_the_form_through_edits(tmp_path: Path) -> None
     saved = save_sweep(tmp_path / "again.yml", mapping)
     again = [(r.name, r.config_hash) for r in expand_sweep_file(saved)]
     assert again == [(r.name, r.config_hash) for r in shown.runs]
+
+
+def test_a_loaded_files_seeds_are_named_after_what_its_include_adds(tmp_path: Path) -> None:
+    # The seed field was written as a matrix key: the form named l-2_seed-0_bs-32 where
+    # `queue FILE` names l-2_bs-32_seed-0 (its seeds are named after the whole cell).
+    path = tmp_path / "s.yml"
+    path.write_text("name: s\nmax_inputs: 256\nseeds: 2\nmatrix:\n  l: [1, 2]\n"
+                    "include: [{l: 2, bs: 32}]\n")  # fmt: skip
+    loaded = load_sweep(path)
+    shown = preview(loaded.name, loaded.texts, loaded.key_names, loaded.extra,
+                    swept=loaded.swept, included=loaded.included)  # fmt: skip
+    expected = [(r.name, r.config_hash) for r in expand_sweep_file(path)]
+    assert [(r.name, r.config_hash) for r in shown.runs] == expected
+    mapping = saved_mapping(loaded.name, parse_all(loaded.texts)[0], loaded.key_names,
+                            loaded.extra, shown, None, loaded.swept, loaded.included)  # fmt: skip
+    assert mapping["seeds"] == [0, 1]
+    assert [(r.name, r.config_hash) for r in expand_sweep(mapping)] == expected
+
+
+def test_runs_an_edit_leaves_out_of_a_seeds_file_are_saved_as_one_entry_a_cell(
+    tmp_path: Path,
+) -> None:
+    # Layers 1,2: {l: 3} matches no cell, so one entry per cell left out is written; with
+    # `seeds` written as such, an entry naming the seed would be refused, and not saved.
+    path = tmp_path / "s.yml"
+    path.write_text("name: s\nmax_inputs: 256\nseeds: 2\nmatrix:\n  l: [1, 2, 3]\n"
+                    "exclude: [{l: 2}, {l: 3}]\n")  # fmt: skip
+    loaded = load_sweep(path)
+    texts = {**loaded.texts, "layers": "1,2"}
+    shown = preview(loaded.name, texts, loaded.key_names, loaded.extra,
+                    excluded=loaded.excluded, swept=loaded.swept)  # fmt: skip
+    mapping = saved_mapping(loaded.name, parse_all(texts)[0], loaded.key_names, loaded.extra,
+                            shown, loaded.excluded, loaded.swept)  # fmt: skip
+    assert mapping["exclude"] == [{"l": 2}]
+    assert [r.config for r in expand_sweep(mapping)] == [r.config for r in shown.runs]
