@@ -243,16 +243,18 @@ def _listed(entries: Any) -> list[Any]:
     return entries if isinstance(entries, list) else [entries]
 
 
-# Given a run's parameters (RunConfig keys) and its swept values (as written), whether to
-# leave it out before it is built: the new-sweep form's hold on a loaded file's exclude.
+# Given a matrix cell's parameters (RunConfig keys, the fixed ones too) and its values (as
+# written), whether to leave it out as the exclude does: before an include is merged into
+# the cells, and before any run is built. The new-sweep form's hold on a loaded exclude.
 DropRun = Callable[[dict[str, Any], dict[str, Any]], bool]
 
 
 def expand_sweep(
     data: Any, source: str = "<sweep>", drop: DropRun | None = None
 ) -> list[ExpandedRun]:
-    """Expand already-parsed sweep data (a mapping) into runs (those ``drop`` takes left
-    out before they are built: a cell is often excluded because it cannot be)."""
+    """Expand already-parsed sweep data (a mapping) into runs (the matrix's cells ``drop``
+    takes left out as the exclude leaves them out: a cell is often excluded because it
+    cannot be built; none when it takes every cell and the include adds none)."""
     if data is None:
         raise SweepError(f"{source}: the file is empty: a sweep needs at least 'name:'")
     if not isinstance(data, dict):
@@ -278,12 +280,26 @@ def expand_sweep(
     matrix_cells = _matrix_cells(matrix)
     _check_excludes_match(excludes, matrix_cells, matrix, source)
     cells = _apply_exclude(matrix_cells, excludes)
+    if drop is not None:
+        cells = [cell for cell in cells if not _dropped(cell, fixed, drop, source)]
     cells = _apply_include(cells, includes, matrix, source)
     if not cells:
+        if drop is not None:
+            return []
         raise SweepError(f"{source}: the matrix expands to no runs (everything was excluded)")
     targets = _read_targets(data.get("targets"), source)
     _check_targets_match(targets, cells, source, matrix_cells, excludes)
-    return _build_runs(experiment, fixed, cells, seeds, targets, source, drop)
+    return _build_runs(experiment, fixed, cells, seeds, targets, source)
+
+
+def _dropped(cell: dict[str, Any], fixed: dict[str, Any], drop: DropRun, source: str) -> bool:
+    """Whether ``drop`` takes a matrix cell, given as ``_build_runs`` reads it."""
+    written = _whole_counts(cell)
+    try:
+        params = _canonical({**fixed, **written}, source, "")
+    except SweepError:  # building its runs says what is wrong, naming the run
+        return False
+    return drop(params, written)
 
 
 # ----- reading the file's parts ---------------------------------------------
@@ -956,6 +972,12 @@ def _counts(key: str) -> bool:
     return (pair or ALIASES.get(key, key)) in INT_KEYS | PER_LAYER_KEYS
 
 
+def _whole_counts(cell: dict[str, Any]) -> dict[str, Any]:
+    """``cell`` with its counts whole: `max_inputs: [1e4, 2e4]` are whole numbers, runs
+    named max_inputs-10000, not -10000.0."""
+    return {k: as_whole(v) if _counts(k) else v for k, v in cell.items()}
+
+
 def _build_runs(
     experiment: str,
     fixed: dict[str, Any],
@@ -963,14 +985,12 @@ def _build_runs(
     seeds: Sequence[int] | None,
     targets: list[dict[str, Any]],
     source: str,
-    drop: DropRun | None = None,
 ) -> list[ExpandedRun]:
     runs: list[ExpandedRun] = []
     seen: dict[str, str] = {}  # config hash -> the run's name
     targets_of = _targets_of_cells(cells, targets)
     for number, written in enumerate(cells):
-        # `max_inputs: [1e4, 2e4]` are whole numbers: runs named max_inputs-10000, not -10000.0
-        cell = {k: as_whole(v) if _counts(k) else v for k, v in written.items()}
+        cell = _whole_counts(written)
         for seed in seeds if seeds is not None else [None]:
             swept = dict(cell) if seed is None else {**cell, "seed": seed}
             name = slug(swept)
@@ -979,8 +999,6 @@ def _build_runs(
             params = _canonical({**fixed, **cell}, source, context)
             if seed is not None:
                 params["seed"] = seed
-            if drop is not None and drop(params, swept):
-                continue
             _check_limits(params, source, context)
             try:
                 config = RunConfig.from_dict(params, where=context)

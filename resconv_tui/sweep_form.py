@@ -223,7 +223,7 @@ class Preview:
     # "new", "again #5 failed", "skip #3 succeeded"); empty when not asked.
     plans: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # what the form left out of a loaded file (its targets)
-    excluded: tuple[dict[str, Any], ...] = ()  # swept values of the runs its exclude left out
+    excluded: tuple[dict[str, Any], ...] = ()  # matrix values of the cells its exclude left out
 
     @property
     def ok(self) -> bool:
@@ -390,12 +390,12 @@ def preview(
         return Preview(errors={**field_errors(values), **errors}, total=total)
     same_name = name if name.strip() == published_name.strip() else ""
     extra, notes = fitting_extra(extra, values, published_for, same_name)
-    dropped: list[dict[str, Any]] = []  # the swept values of the runs left out
+    dropped: list[dict[str, Any]] = []  # the matrix values of the cells left out
 
-    def drop(params: dict[str, Any], swept: dict[str, Any]) -> bool:
+    def drop(params: dict[str, Any], cell: dict[str, Any]) -> bool:
         if excluded is None or not excluded.drops(params):
             return False
-        dropped.append(swept)
+        dropped.append(cell)
         return True
 
     try:
@@ -416,8 +416,9 @@ def preview(
     named = name_runs(runs, base)
     if alike := trained_alike_note(named):
         notes += (alike,)
-    if dropped:
-        left_out = f"{len(dropped)} run{'' if len(dropped) == 1 else 's'}"
+    if dropped:  # each cell's runs: one per seed of a file's `seeds`
+        count = len(dropped) * len(mapping.get("seeds") or [None])
+        left_out = f"{count} run{'' if count == 1 else 's'}"
         notes += (f"the loaded file's exclude leaves out {left_out}",)
     memory = tuple(estimate_bytes(run.config, run.param_count) for run in runs)
     return Preview(runs=named, total=total, memory=memory, notes=notes, excluded=tuple(dropped))

@@ -746,3 +746,31 @@ def test_runs_an_edit_leaves_out_of_a_seeds_file_are_saved_as_one_entry_a_cell(
                             shown, loaded.excluded, loaded.swept)  # fmt: skip
     assert mapping["exclude"] == [{"l": 2}]
     assert [r.config for r in expand_sweep(mapping)] == [r.config for r in shown.runs]
+
+
+@pytest.mark.parametrize(
+    ("text", "left_out"),
+    [("matrix:\n  l: [1, 2]\nexclude: [{l: 2}]\ninclude: [{l: 2, batch_size: 32}]",
+      "1 run"),
+     ("seeds: 2\nmatrix:\n  l: [1, 2, 3]\nexclude: [{l: 2}]\n"
+      "include: [{l: 2, bs: 32}, {l: 3, bs: 16}]", "2 runs")],  # l-2 at each seed
+)  # fmt: skip
+def test_an_include_entry_for_a_cell_the_exclude_drops_is_a_run_of_its_own(
+    tmp_path: Path, text: str, left_out: str
+) -> None:
+    # Queue merges an include into the cells its exclude leaves: {l: 2, ...} fits none and
+    # is a run of its own. The form left the exclude's cells out as their runs were built,
+    # after the include was merged into them: l-2_batch_size-32 was left out too.
+    path = tmp_path / "s.yml"
+    path.write_text(f"name: s\nmax_inputs: 256\n{text}\n")
+    loaded = load_sweep(path)
+    shown = preview(loaded.name, loaded.texts, loaded.key_names, loaded.extra,
+                    excluded=loaded.excluded, swept=loaded.swept,
+                    included=loaded.included)  # fmt: skip
+    expected = [(r.name, r.config_hash) for r in expand_sweep_file(path)]
+    assert [(r.name, r.config_hash) for r in shown.runs] == expected
+    assert shown.notes == (f"the loaded file's exclude leaves out {left_out}",)
+    mapping = saved_mapping(loaded.name, parse_all(loaded.texts)[0], loaded.key_names,
+                            loaded.extra, shown, loaded.excluded, loaded.swept,
+                            loaded.included)  # fmt: skip
+    assert [(r.name, r.config_hash) for r in expand_sweep(mapping)] == expected
