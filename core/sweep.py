@@ -279,16 +279,20 @@ def expand_sweep(
     _check_run_count(matrix, includes, excludes, seeds, source)
     matrix_cells = _matrix_cells(matrix)
     _check_excludes_match(excludes, matrix_cells, matrix, source)
-    cells = _apply_exclude(matrix_cells, excludes)
-    if drop is not None:
-        cells = [cell for cell in cells if not _dropped(cell, fixed, drop, source)]
-    cells = _apply_include(cells, includes, matrix, source)
+    left = _apply_exclude(matrix_cells, excludes)
+    kept = left if drop is None else [c for c in left if not _dropped(c, fixed, drop, source)]
+    cells = _apply_include(kept, includes, matrix, source)
     if not cells:
         if drop is not None:
             return []
         raise SweepError(f"{source}: the matrix expands to no runs (everything was excluded)")
     targets = _read_targets(data.get("targets"), source)
-    _check_targets_match(targets, cells, source, matrix_cells, excludes)
+    # A target of a cell the form's drop (a loaded exclude) took goes with its run: the
+    # form's edits (act gelu only) left l-2's target that cell alone, and it was refused,
+    # "matches no run: l: 2 is not among the matrix's l values [1]" of layers 1,2.
+    dropped = len(kept) < len(left)
+    targeted = cells + _apply_include(left, includes, matrix, source) if dropped else cells
+    _check_targets_match(targets, targeted, source, matrix_cells, excludes)
     return _build_runs(experiment, fixed, cells, seeds, targets, source)
 
 

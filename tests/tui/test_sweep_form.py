@@ -774,3 +774,24 @@ def test_an_include_entry_for_a_cell_the_exclude_drops_is_a_run_of_its_own(
                             loaded.extra, shown, loaded.excluded, loaded.swept,
                             loaded.included)  # fmt: skip
     assert [(r.name, r.config_hash) for r in expand_sweep(mapping)] == expected
+
+
+def test_a_target_of_a_cell_the_loaded_exclude_leaves_out_goes_with_its_run(
+    tmp_path: Path,
+) -> None:
+    # The exclude's cells were left out before the targets were matched (3df8ef8): act
+    # edited to gelu left l-2's target only the excluded l-2_act-gelu, and the preview,
+    # ctrl+s with it, said "targets entry 1 {l: 2, ...} matches no run: l: 2 is not among
+    # the matrix's l values [1]" of a form whose layers are 1,2.
+    path = tmp_path / "s.yml"
+    path.write_text("name: s\nmax_inputs: 256\nmatrix:\n  l: [1, 2]\n  act: [gelu, relu]\n"
+                    "exclude: [{l: 2, act: gelu}]\ntargets:\n- {l: 2, validation_loss: 0.1}\n"
+                    "- {act: gelu, validation_loss: 0.2}\n")  # fmt: skip
+    loaded = load_sweep(path)
+    texts = {**loaded.texts, "activation": "gelu"}
+    shown = preview(loaded.name, texts, loaded.key_names, loaded.extra,
+                    published_for=dict(loaded.texts), excluded=loaded.excluded,
+                    swept=loaded.swept, included=loaded.included)  # fmt: skip
+    assert shown.errors == {}
+    assert [(r.name, r.target) for r in shown.runs] == [("l-1_act-gelu", {"validation_loss": 0.2})]
+    assert shown.notes == ("the loaded file's exclude leaves out 1 run",)
