@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
         if after is not None:
             # And one that ended on its own between the reads (its last step done before
             # the signal came) goes nowhere: it was said to go back to the queue.
-            ended = ended_meanwhile(repo, [i for i in both if i not in {r.id for r in after}])
+            gone = [run for i, run in both.items() if i not in {r.id for r in after}]
+            ended = ended_meanwhile(repo, gone)
         held = [both[i] for i in sorted(both) if i not in ended]
     said = []
     now_ones = [pid for pid in signalled if pid in asked_before]
@@ -188,22 +189,26 @@ def held_runs(repo: Repo, worker_ids: set[str]) -> list[RunRow] | None:
         return None
 
 
-def ended_meanwhile(repo: Repo, run_ids: list[int]) -> dict[int, RunStatus]:
-    """Of the runs the first read found training and the second did not, those that
-    ended on their own (succeeded, failed, cancelled), by id, with how; a run put back
-    by the signal (queued, or claimed since) is not one. A row that cannot be read is
-    left out: said as the first read found it, as before."""
+def ended_meanwhile(repo: Repo, runs: list[RunRow]) -> dict[int, RunStatus]:
+    """Of the runs the first read found training (``runs``, as read) and the second did
+    not, those that ended on their own (succeeded, failed, cancelled), by id, with how; a
+    run put back by the signal (queued, or claimed since) is not one. A row that cannot
+    be read is left out: said as the first read found it, as before."""
     from core.queue import RunStatus
     from core.queue.errors import QueueError
 
     ended: dict[int, RunStatus] = {}
-    for run_id in run_ids:
+    for run in runs:
         try:
-            status = repo.get_run(run_id).status
+            status = repo.get_run(run.id).status
         except QueueError:  # removed meanwhile, or damaged
             continue
+        if status == RunStatus.CANCELLED and run.cancel_requested:
+            # The cancel asked for, carried out by the put-back the signal made as likely
+            # as by its worker before it: said as such ("ends cancelled"), not "meanwhile".
+            continue
         if status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED):
-            ended[run_id] = status
+            ended[run.id] = status
     return ended
 
 

@@ -871,6 +871,34 @@ def test_stop_says_a_run_with_a_cancel_asked_for_ends_cancelled(
         assert repo.requeue(run_id, worker_id) == RunStatus.CANCELLED  # as its worker does
 
 
+def test_stop_says_a_cancel_its_own_signal_carried_out_as_a_cancel_asked_for(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker quick to act on the signal (on a GPU, milliseconds) put back a run with a
+    # cancel asked for before stop's second read: the put-back ended it cancelled, and
+    # stop said "run N was cancelled meanwhile", as of a run that ended before the signal.
+    from resconv_tui.worker_launcher import WorkerLauncher
+
+    cli(capsys, "queue", "sweep.yml")
+    with worker_in_final_pass() as (pid, run_id):
+        repo = Repo.open("runs.db")
+        worker_id = repo.get_run(run_id).worker_id or ""
+        repo.heartbeat(worker_id, run_id=run_id, inputs_done=64)  # mid-training
+        repo.request_cancel([run_id])
+        real_stop = WorkerLauncher.stop
+
+        def put_back_at_once(self: WorkerLauncher, signalled: int) -> bool:
+            stopped = real_stop(self, signalled)
+            assert repo.requeue(run_id, worker_id) == RunStatus.CANCELLED  # as its worker does
+            return stopped
+
+        monkeypatch.setattr(WorkerLauncher, "stop", put_back_at_once)
+        assert cli(capsys, "stop")[1] == (
+            f"asked worker pid {pid} to stop after the current step; "
+            f"run {run_id} ends cancelled (a cancel was asked for)\n"
+        )
+
+
 def test_stop_names_a_run_its_worker_put_back_before_stop_looked(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
