@@ -7,8 +7,10 @@ key and value involved, so the CLI can print one line instead of a traceback.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import sys
+import unicodedata
 from typing import Any
 
 # What an error message shows of a value the person gave: enough to find it in the
@@ -24,6 +26,28 @@ def cut(text: str, most: int = SHOWN_CHARS) -> str:
 def shown(value: Any) -> str:
     """``repr(value)`` for an error message, cut to SHOWN_CHARS characters."""
     return cut(repr(value))
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with what a terminal would act on written as escapes (ESC and the other
+    control characters, invisible format characters such as U+202E, line and paragraph
+    separators); newlines and tabs kept. A refusal echoed the person's argument raw:
+    ``cancel $'\\e[2J'`` cleared the screen it was said on."""
+    return "".join(
+        char if char in "\n\t" or not _acts_on_terminal(char) else repr(char)[1:-1] for char in text
+    )
+
+
+def _acts_on_terminal(char: str) -> bool:
+    return unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") and char != "\u200d"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, its refusals written terminal-safe (``terminal_safe``): they
+    echo what was given ("invalid choice: ...", "unrecognized arguments: ...")."""
+
+    def error(self, message: str) -> Any:  # NoReturn, as argparse's
+        super().error(terminal_safe(message))
 
 
 def escape_unwritable_output() -> None:

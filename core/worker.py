@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from core.device_choice import auto_device, resolve_device
 from core.early_signals import count_early, release
 from core.errors import (
+    ArgumentParser,
     CheckpointsNotWritable,
     ConfigError,
     DiskFull,
@@ -66,6 +67,7 @@ from core.errors import (
     ResconvError,
     escape_unwritable_output,
     first_line,
+    terminal_safe,
 )
 from core.fit_trainer import FitTrainer, StackResults
 from core.gpu import GpuMonitor
@@ -865,7 +867,7 @@ def main(argv: list[str] | None = None) -> int:
     # slot process dying there of its supervisor's SIGTERM is read as stopped (core.slots).
     count_early()
     escape_unwritable_output()  # a slot's lines name experiments
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(  # its refusals terminal-safe
         prog="python -m core.worker", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--db", default=None, help="database URL or SQLite path")
@@ -886,7 +888,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return worker_from_args(args, stored_url(db_url))
     except ResconvError as exc:
-        print(f"worker: {exc.title.lower()}: {exc}", file=sys.stderr)
+        print(terminal_safe(f"worker: {exc.title.lower()}: {exc}"), file=sys.stderr)
         return 2
     finally:
         release()  # where it never took over: it failed to start

@@ -9,6 +9,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from core.errors import shown
 from core.whole_text import plain_whole
 
 
@@ -93,7 +94,8 @@ def count_text(option: str) -> Callable[[str], int]:
             return plain_whole(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"'{text}' is not a {COUNTED[option]} (a whole number from 1 to {MOST[option]:,})"
+                f"{shown(text)} is not a {COUNTED[option]} "
+                f"(a whole number from 1 to {MOST[option]:,})"
             ) from None
 
     return count

@@ -18,7 +18,7 @@ import re
 import sys
 from typing import TYPE_CHECKING
 
-from core.errors import ResconvError, escape_unwritable_output
+from core.errors import ArgumentParser, ResconvError, escape_unwritable_output, shown, terminal_safe
 
 if TYPE_CHECKING:
     from core.queue import Repo
@@ -127,7 +127,7 @@ def require_experiment(repo: Repo, names: list[str] | None) -> tuple[str, ...] |
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="resconv-tui",
         description="Queue, train and compare ResConv parameter sweeps. "
         "Without a subcommand the dashboard opens.",
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     if odd := number_read_as_option(given):
         command = next((arg for arg in given if _parser_of(parser, arg) is not parser), None)
         _parser_of(parser, command).error(
-            f"'{odd}' is not a whole number (e.g. -5): a value starting with '-' must be "
+            f"{shown(odd)} is not a whole number (e.g. -5): a value starting with '-' must be "
             "one, or it reads as an option"
         )
     args, extra = parser.parse_known_args(argv)
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             return dashboard.run(args)
         return int(args.handler(args) or 0)
     except ResconvError as exc:
-        print(f"resconv-tui: {exc.title.lower()}: {exc}", file=sys.stderr)
+        print(terminal_safe(f"resconv-tui: {exc.title.lower()}: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("resconv-tui: interrupted", file=sys.stderr)

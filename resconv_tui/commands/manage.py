@@ -12,6 +12,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
+from core.errors import shown
 from core.whole_text import plain_whole
 from resconv_tui.cli import add_db_option, db_option, open_repo
 
@@ -73,11 +74,15 @@ def run_id(text: str) -> int:
     try:
         value = plain_whole(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a run id (a whole number)") from None
+        raise argparse.ArgumentTypeError(
+            f"{shown(text)} is not a run id (a whole number)"
+        ) from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a run id (ids start at 1)")
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a run id (ids start at 1)")
     if value > MAX_RUN_ID:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a run id (ids are 1 to {MAX_RUN_ID:,})")
+        raise argparse.ArgumentTypeError(
+            f"{shown(text)} is not a run id (ids are 1 to {MAX_RUN_ID:,})"
+        )
     return value
 
 
@@ -91,7 +96,7 @@ def priority_value(text: str) -> int:
         value = None
     if value is None or abs(value) > PRIORITY_LIMIT:
         raise argparse.ArgumentTypeError(
-            f"'{text}' is not a priority (a whole number from -{PRIORITY_LIMIT:,} "
+            f"{shown(text)} is not a priority (a whole number from -{PRIORITY_LIMIT:,} "
             f"to {PRIORITY_LIMIT:,}, e.g. 5 or -1)"
         )
     return value

@@ -52,13 +52,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def inputs_count(text: str) -> int:
     """--max-inputs: a whole number of inputs, 1 to MAX_INPUTS (the sweep checks the batch)."""
     from core.config import MAX_INPUTS, whole_from_text
+    from core.errors import shown
     from core.whole_text import plain_number
 
     # ASCII digits, as every whole-number option takes (int() reads "1_0" and "２").
     value = whole_from_text(text) if plain_number(text) else None
     if value is None or not 1 <= value <= MAX_INPUTS:
         raise argparse.ArgumentTypeError(
-            f"'{text}' is not a number of inputs (a whole number from 1 to {MAX_INPUTS:,})"
+            f"{shown(text)} is not a number of inputs (a whole number from 1 to {MAX_INPUTS:,})"
         )
     return value
 

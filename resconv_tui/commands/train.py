@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import ConfigError
+from core.errors import ConfigError, shown
 from core.whole_text import plain_whole
 from core.worker_options import folder_text
 
@@ -56,7 +56,7 @@ def run_number(text: str) -> int:
         return plain_whole(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"'{text}' is not a run number (a whole number from 1)"
+            f"{shown(text)} is not a run number (a whole number from 1)"
         ) from None
 
 

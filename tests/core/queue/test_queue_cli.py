@@ -1420,6 +1420,35 @@ def test_every_whole_number_option_reads_ascii_digits_alone(
             build_parser().parse_args([*argv, odd])
         assert exit_info.value.code == 2
         assert f"argument {argv[-1]}: '{odd}' {said}" in capsys.readouterr().err
+    # What a terminal would act on is escaped, and a long value cut: the refusal echoed
+    # a raw ESC (the screen cleared) and 5,000 digits whole.
+    for hostile in ("a\x1b[2Jb", "9" * 5000 + "x"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*argv, hostile])
+        err = capsys.readouterr().err
+        assert "\x1b" not in err and said in err and len(err) < 1000, err[:300]
+    with pytest.raises(SystemExit):
+        main([*argv[:-1], "-inf\x1b[2J" if argv[-1] != "--max-inputs" else "-1e3\x1b"])
+    assert "\x1b" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["cancel", "a\x1b[2Jb"], ["a\x1b[2Jb"], ["ls", "-\x1b[2Jb"], ["queue", "a\x1b[2Jb.yml"],
+     ["queue", "\u202eb.yml"], ["show", "\u2028x"]],
+)  # fmt: skip
+def test_a_refusal_writes_what_a_terminal_acts_on_as_escapes(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    # A refusal echoed the argument raw: `cancel $'\e[2J'` cleared the screen it was said on.
+    try:
+        code = main(argv)
+    except SystemExit as exited:
+        code = int(exited.code or 0)
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(("usage:", "resconv-tui")), err
+    assert not {"\x1b", "\u202e", "\u2028"} & set(err), err
+    assert "\\x1b" in err or "\\u202e" in err or "\\u2028" in err, err
 
 
 @pytest.mark.parametrize("given", ["99999999999999999999999", "1e20", "1000000001", "2e9"])
