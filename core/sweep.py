@@ -266,6 +266,30 @@ def expand_sweep(
         raise SweepError(
             f"{source}: key 'description': free text, a string (got {shown(description)})"
         )
+    sweep = _sweep_cells(data, source, drop)
+    if not sweep.cells:
+        if drop is not None:
+            return []
+        raise SweepError(f"{source}: the matrix expands to no runs (everything was excluded)")
+    targets = _read_targets(data.get("targets"), source)
+    _check_targets_match(targets, sweep.targeted, source, sweep.matrix_cells, sweep.excludes)
+    return _build_runs(experiment, sweep.fixed, sweep.cells, sweep.seeds, targets, source)
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """A sweep mapping read up to its cells: what ``_build_runs`` makes runs of."""
+
+    fixed: dict[str, Any]
+    matrix_cells: list[dict[str, Any]]  # every cell of the matrix, before the exclude
+    excludes: list[dict[str, Any]]
+    seeds: Sequence[int] | None
+    cells: list[dict[str, Any]]  # after the exclude, ``drop`` and the include
+    targeted: list[dict[str, Any]]  # those, and the cells ``drop`` took: targets may name them
+
+
+def _sweep_cells(data: dict[str, Any], source: str, drop: DropRun | None) -> _Cells:
+    """The cells of a sweep mapping, with the keys and entries they are made of."""
     fixed = {k: v for k, v in data.items() if k not in FILE_KEYS}
     matrix = data.get("matrix")
     _check_keys(source, ("", fixed), *([("matrix: ", matrix)] if isinstance(matrix, dict) else []))
@@ -282,18 +306,24 @@ def expand_sweep(
     left = _apply_exclude(matrix_cells, excludes)
     kept = left if drop is None else [c for c in left if not _dropped(c, fixed, drop, source)]
     cells = _apply_include(kept, includes, matrix, source)
-    if not cells:
-        if drop is not None:
-            return []
-        raise SweepError(f"{source}: the matrix expands to no runs (everything was excluded)")
-    targets = _read_targets(data.get("targets"), source)
     # A target of a cell the form's drop (a loaded exclude) took goes with its run: the
     # form's edits (act gelu only) left l-2's target that cell alone, and it was refused,
     # "matches no run: l: 2 is not among the matrix's l values [1]" of layers 1,2.
     dropped = len(kept) < len(left)
     targeted = cells + _apply_include(left, includes, matrix, source) if dropped else cells
-    _check_targets_match(targets, targeted, source, matrix_cells, excludes)
-    return _build_runs(experiment, fixed, cells, seeds, targets, source)
+    return _Cells(fixed, matrix_cells, excludes, seeds, cells, targeted)
+
+
+def targets_attached(data: dict[str, Any], source: str, drop: DropRun | None = None) -> list[bool]:
+    """For each of a sweep mapping's targets entries, whether it names a cell that
+    ``expand_sweep`` (with ``drop``) makes runs of: one of the matrix's after its exclude,
+    or one its include merges into or makes (``{l: 3}`` of ``include: [{l: 3}]``, a key an
+    entry sets). The new-sweep form keeps a loaded file's targets that still attach to
+    its runs. SweepError where ``queue`` refuses the sweep up to its cells, or the
+    targets are no list of mappings (their figures are not read)."""
+    index = _CellIndex(_sweep_cells(data, source, drop).cells)
+    entries = _read_entries_loose(data.get("targets"), source)
+    return [bool(index.matching(_target_cell(entry))) for entry in entries]
 
 
 def _dropped(cell: dict[str, Any], fixed: dict[str, Any], drop: DropRun, source: str) -> bool:

@@ -29,12 +29,14 @@ from core.memory import estimate_bytes
 from core.sweep import (
     PAIR_ALIASES,
     TARGET_FIELDS,
+    DropRun,
     ExpandedRun,
     expand_sweep,
     flow_text,
     include_fits,
     quick_check_name,
     slug,
+    targets_attached,
     trained_alike_note,
 )
 from resconv_tui.field_values import (  # noqa: F401 - re-exported: the form's whole API
@@ -182,6 +184,7 @@ def saved_mapping(
     is worse). ``swept``: as ``build_mapping``'s; ``included``: the loaded file's include,
     saved as the preview applies it (``with_include``)."""
     mapping, _ = with_include(build_mapping(name, values, key_names, extra, swept), included)
+    mapping, _ = with_attached_targets(mapping, _drop_of(excluded))
     if not shown.excluded or excluded is None:
         return mapping
     for entries in (excluded.entries, _left_out_entries(shown.excluded, mapping)):
@@ -287,16 +290,15 @@ def fitting_extra(
     published_for: Mapping[str, str] | None,
     name: str = "",
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """``extra`` with the loaded file's ``targets`` that still describe the form's runs,
-    and a note on what was left out. ``published_for``: the field texts as loaded;
+    """``extra`` without the loaded file's ``targets`` where none describes the form's runs
+    any more, and a note saying so. ``published_for``: the field texts as loaded;
     ``name``: the experiment's, while it is still the loaded file's (the note then says
     how to keep the form's other runs apart from the file's).
 
     The logbook's figures are for the file's runs: once a field they are not keyed by
-    differs from the file (32 channels made 4) none applies, and an entry for a cell
-    the form no longer makes (``l: 15`` with layers ``1,2,3``) is left out; before, the
-    sweep refused it, and the form could neither queue nor save. Seeds may change: a
-    published figure is a cell's, whatever the seed."""
+    differs from the file (32 channels made 4) none applies. Seeds may change: a
+    published figure is a cell's, whatever the seed. Which of the others still name a
+    run is the sweep's to say (``with_attached_targets``)."""
     kept = dict(extra or {})
     targets = kept.get("targets")
     if not isinstance(targets, list) or not targets or published_for is None:
@@ -313,32 +315,39 @@ def fitting_extra(
         note = (f"targets left out: {changed} is not the loaded file's, and the published "
                 f"figures are for its runs{_apart(name, changed, values[changed])}")  # fmt: skip
         return kept, (note,)
-    fitting = [entry for entry in targets if isinstance(entry, dict) and all(
-        value in _values_of(values, str(k)) for k, value in entry.items()
-        if k not in TARGET_FIELDS)]  # fmt: skip
-    if len(fitting) == len(targets):
-        return kept, ()
-    if fitting:
-        kept["targets"] = fitting
-    else:
-        del kept["targets"]
-    return kept, (f"targets: {len(fitting)} of {len(targets)} entries kept; the others "
-                  "are for runs the form does not make",)  # fmt: skip
+    return kept, ()
+
+
+def with_attached_targets(
+    mapping: dict[str, Any], drop: DropRun | None = None
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """``mapping`` with those of its targets entries that name a run it makes, and a note
+    on the others: an entry for a cell the form no longer makes (``l: 15`` with layers
+    ``1,2,3``) is left out, where the sweep refused it and the form could neither queue
+    nor save. Which entries attach is ``core.sweep.targets_attached``'s to say, as queue
+    attaches them: a cell only an include makes (``include: [{l: 3}]``) or a key it sets
+    (``bs: 32``) is one too. ``drop``: the form's hold on a loaded exclude."""
+    targets = mapping.get("targets")
+    if not isinstance(targets, list) or not targets:
+        return mapping, ()
+    entries = [entry for entry in targets if isinstance(entry, dict)]
+    try:
+        attached = targets_attached({**mapping, "targets": entries}, "form", drop)
+    except ConfigError:  # refused before its targets: expanding the mapping says why
+        return mapping, ()
+    kept = [entry for entry, fits in zip(entries, attached, strict=True) if fits]
+    if len(kept) == len(targets):
+        return mapping, ()
+    fitted = {key: value for key, value in mapping.items() if key != "targets" or kept}
+    if kept:
+        fitted["targets"] = kept
+    return fitted, (f"targets: {len(kept)} of {len(targets)} entries kept; the others are "
+                    "for runs the form does not make",)  # fmt: skip
 
 
 def _field_of(key: str) -> str:
     """The field a target's key is about: ``l`` -> layers, ``ks1`` -> kernel_size."""
     return PAIR_OF[key][0] if key in PAIR_OF else canonical_key(key)
-
-
-def _values_of(values: Mapping[str, list[Any]], key: str) -> list[Any]:
-    """The values the form gives a target's key: a pair half's (``ks1``, ``ks2``) are its
-    own field's (a loaded file's halves) or else the first (last) layer's of its pair
-    field's ``[first,last]`` pairs."""
-    if key not in PAIR_OF or key in values:
-        return values.get(canonical_key(key), [])
-    canon, half = PAIR_OF[key]
-    return [v[half] for v in values.get(canon, []) if isinstance(v, list | tuple) and len(v) == 2]
 
 
 def _apart(name: str, changed: str, values: list[Any]) -> str:
@@ -403,6 +412,9 @@ def preview(
             build_mapping(name, values, key_names, extra, swept), included
         )
         notes += unapplied
+        if published_for is not None:  # a loaded file's: kept as long as they name a run
+            mapping, unattached = with_attached_targets(mapping, _drop_of(excluded))
+            notes += unattached
         runs = expand_sweep(mapping, source="form", drop=drop)
     except ConfigError as exc:
         key, reason = blame(str(exc))
@@ -422,6 +434,11 @@ def preview(
         notes += (f"the loaded file's exclude leaves out {left_out}",)
     memory = tuple(estimate_bytes(run.config, run.param_count) for run in runs)
     return Preview(runs=named, total=total, memory=memory, notes=notes, excluded=tuple(dropped))
+
+
+def _drop_of(excluded: ExcludedCells | None) -> DropRun | None:
+    """``excluded`` as ``expand_sweep``'s drop, without recording the cells it drops."""
+    return None if excluded is None else lambda params, _cell: excluded.drops(params)
 
 
 def _shown_field(key: str, values: Mapping[str, list[Any]]) -> str:

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError, SweepError
-from core.sweep import expand_sweep_file, expand_sweep_text, include_fits, trained_alike_note
+from core.sweep import (
+    expand_sweep,
+    expand_sweep_file,
+    expand_sweep_text,
+    include_fits,
+    targets_attached,
+    trained_alike_note,
+)
 from core.sweep_yaml import load_yaml
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
@@ -158,6 +165,28 @@ def test_include_fits_says_which_entries_queue_merges_into_cells(
     assert include_fits(data, source="x") == fits
     with pytest.raises(SweepError, match="include entries 1 and 2 are the same"):
         include_fits(load_yaml("name: x\nmatrix: {l: [1]}\ninclude: [{l: 3}, {l: 3}]\n"), "x")
+
+
+@pytest.mark.parametrize(
+    ("text", "attached"),
+    [("matrix: {l: [1, 2]}\ninclude: [{l: 3}]\n"
+      "targets: [{l: 3, validation_loss: 0.1}, {l: 4, validation_loss: 0.1}]", [True, False]),
+     # A key an include entry sets names its cell too; the matrix's own value does not.
+     ("matrix: {l: [1, 2]}\ninclude: [{l: 2, bs: 32}]\n"
+      "targets: [{l: 2, bs: 32, validation_loss: 0.1}, {l: 2, bs: 64, validation_loss: 0.1}]",
+      [True, False]),
+     # A cell the exclude drops is no run's.
+     ("matrix: {l: [1, 2]}\nexclude: [{l: 2}]\n"
+      "targets: [{l: 1, validation_loss: 0.1}, {l: 2, validation_loss: 0.1}]", [True, False])],
+)  # fmt: skip
+def test_targets_attached_says_which_entries_name_a_run(text: str, attached: list[bool]) -> None:
+    # The new-sweep form keeps a loaded file's targets that still name a run, as queue
+    # attaches them: a target for a cell only an include makes was left out.
+    data = load_yaml(f"name: x\nmax_inputs: 256\n{text}\n")
+    assert targets_attached(data, source="x") == attached
+    kept = [entry for entry, fits in zip(data["targets"], attached, strict=True) if fits]
+    runs = expand_sweep({**data, "targets": kept}, source="x")
+    assert sum(run.target is not None for run in runs) == len(kept)
 
 
 def test_seeds_multiply_cells_and_change_the_hash() -> None:

@@ -262,6 +262,39 @@ def test_a_loaded_include_makes_queues_runs_targets_and_all(tmp_path: Path, incl
     assert [(r.name, r.config_hash, r.target) for r in shown.runs] == expected
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["include: [{l: 3}]\ntargets: [{l: 3, validation_loss: 0.1}]",  # a cell of its own
+     "include: [{l: 2, bs: 32}]\ntargets: [{l: 2, bs: 32, validation_loss: 0.1}]"],
+)  # fmt: skip
+def test_a_target_for_what_only_a_loaded_include_makes_is_kept(tmp_path: Path, text: str) -> None:
+    # The form checked targets against its fields alone: a cell only the include makes,
+    # or a key it sets, was none of theirs, and the target was left out ("targets: 0 of
+    # 1 entries kept") where queue FILE attaches it.
+    path = tmp_path / "s.yml"
+    path.write_text(f"name: s\nmax_inputs: 256\nmatrix:\n  l: [1, 2]\n{text}\n")
+    loaded = load_sweep(path)
+    published = dict(loaded.texts)
+    shown = preview(loaded.name, loaded.texts, loaded.key_names, loaded.extra,
+                    published_for=published, included=loaded.included)  # fmt: skip
+    expected = [(r.name, r.config_hash, r.target) for r in expand_sweep_file(path)]
+    assert [(r.name, r.config_hash, r.target) for r in shown.runs] == expected
+    assert shown.notes == ()
+    values, _ = parse_all(loaded.texts)
+    extra, _ = fitting_extra(loaded.extra, values, published)
+    mapping = saved_mapping(loaded.name, values, loaded.key_names, extra, shown, None,
+                            loaded.swept, loaded.included)  # fmt: skip
+    assert mapping["targets"] == loaded.extra["targets"]
+    # Layers 1 alone: the entry for l 2 changes no run (left out), nor has its target one.
+    texts = {**loaded.texts, "layers": "1"}
+    shown = preview(loaded.name, texts, loaded.key_names, loaded.extra,
+                    published_for=published, included=loaded.included)  # fmt: skip
+    kept = [run.target for run in shown.runs if run.target]
+    assert kept == ([{"validation_loss": 0.1}] if "l: 3}" in text else [])
+    assert ("targets: 0 of 1 entries kept; the others are for runs the form does not make"
+            in shown.notes) == (not kept)  # fmt: skip
+
+
 def test_an_include_queue_refuses_is_not_loaded_and_said_so(tmp_path: Path) -> None:
     path = tmp_path / "s.yml"
     path.write_text("name: s\nmatrix:\n  l: [1, 2]\ninclude: [{l: 3}, {l: 3}]\n")
@@ -794,4 +827,8 @@ def test_a_target_of_a_cell_the_loaded_exclude_leaves_out_goes_with_its_run(
                     swept=loaded.swept, included=loaded.included)  # fmt: skip
     assert shown.errors == {}
     assert [(r.name, r.target) for r in shown.runs] == [("l-1_act-gelu", {"validation_loss": 0.2})]
-    assert shown.notes == ("the loaded file's exclude leaves out 1 run",)
+    # Kept out of the form's targets (its run is not made: a save keeps the file valid).
+    assert shown.notes == (
+        "targets: 1 of 2 entries kept; the others are for runs the form does not make",
+        "the loaded file's exclude leaves out 1 run",
+    )
