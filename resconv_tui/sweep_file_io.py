@@ -174,14 +174,20 @@ def _take_include(loaded: LoadedSweep, data: dict[str, Any]) -> bool:
         loaded.notes.append(f"'include'{count} not loaded: {str(exc).removeprefix('file: ')}")
         loaded.lost.append(f"its 'include'{count}")
         return False
-    loaded.included = KeptInclude(tuple(entries), tuple(merged))
-    # A field the file leaves to its default is written under the include's name for it:
-    # the form's `activation: gelu` beside an entry's `act: relu` is a key set twice.
+    # A field the file leaves to its default stays unset while the form holds the
+    # default (KeptInclude.unset), and is written under the include's name for it once
+    # edited: the form's `activation: relu` beside an entry's `act: tanh` is a key set twice.
+    unset: set[str] = set()
     for entry in entries:
         for key in entry:
-            canonical = canonical_key(str(key))
-            if canonical in SPECS and canonical not in loaded.key_names:
-                loaded.key_names[canonical] = str(key)
+            for canonical in (canonical_key(str(key)), *_pair_of(key)):
+                if canonical in SPECS and canonical not in loaded.key_names:
+                    unset.add(canonical)
+    for entry in entries:
+        for key in entry:
+            if canonical_key(str(key)) in unset:
+                loaded.key_names.setdefault(canonical_key(str(key)), str(key))
+    loaded.included = KeptInclude(tuple(entries), tuple(merged), frozenset(unset))
     loaded.notes.append(f"'include' ({_entries(len(entries))}) kept: its runs are made as "
                         "queue makes them")  # fmt: skip
     return True
@@ -240,6 +246,11 @@ def _take(loaded: LoadedSweep, values: dict[str, list[Any]], key: str, vals: Any
         return
     values[canonical] = vals
     loaded.key_names[canonical] = str(key)
+
+
+def _pair_of(key: Any) -> tuple[str, ...]:
+    """The pair field a half sets (``ks1`` -> kernel_size), or none."""
+    return tuple(pair for pair, halves in PAIR_ALIASES.items() if key in halves)
 
 
 def _is_pair_key(key: Any) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cache
 from typing import Any, Self
 
 from core.config import LIMITS, RunConfig, coerced
@@ -135,13 +136,20 @@ class KeptInclude:
     their own). The form applies them as ``queue`` does (T2's 21 and 30 layers train at
     batch size 32) and saves them back. An entry the file merges that the form's edits
     make fit no cell is left out: ``queue`` would make it a run of its own, one no field
-    shows (21 layers at batch size 32 beside layers ``1,3,5``), and none the file made."""
+    shows (21 layers at batch size 32 beside layers ``1,3,5``), and none the file made.
+
+    ``unset``: the fields the entries set that the file leaves to their default. While
+    the form's field holds the default it is left out of the mapping, as the file leaves
+    it: entries may spell the key two ways (``{l: 1, bs: 16}``, ``{l: 2, batch_size: 32}``),
+    which queue takes, and any name the form wrote it under was set twice in one of them."""
 
     entries: tuple[dict[str, Any], ...]
     merged: tuple[bool, ...]
+    unset: frozenset[str] = frozenset()
 
     def applied(self, mapping: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """``mapping`` with the entries that still apply to it, and those left out."""
+        mapping = {key: value for key, value in mapping.items() if not self._unset(key, value)}
         every = {**mapping, "include": list(self.entries)}
         try:
             fits = include_fits(every, source="form")
@@ -152,6 +160,21 @@ class KeptInclude:
         left_out = [entry for entry, out in zip(self.entries, gone, strict=True) if out]
         applied = {**mapping, "include": kept} if kept else dict(mapping)
         return applied, left_out
+
+    def _unset(self, key: str, value: Any) -> bool:
+        """Whether ``key: value`` of the form's mapping is a field the file left unset,
+        still at its default (the same runs with it or without: an entry's value wins)."""
+        field = canonical_key(key)
+        return field in self.unset and _default_values().get(field, _NONE) == value
+
+
+_NONE = object()  # no field's default
+
+
+@cache
+def _default_values() -> dict[str, Any]:
+    """Each field's default as ``build_mapping`` writes it (no residual weight: none)."""
+    return build_mapping("", parse_all(default_texts())[0])
 
 
 def with_include(

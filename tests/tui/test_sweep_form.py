@@ -295,6 +295,33 @@ def test_a_target_for_what_only_a_loaded_include_makes_is_kept(tmp_path: Path, t
             in shown.notes) == (not kept)  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    "include",
+    ["[{l: 1, bs: 16}, {l: 2, batch_size: 32}]",
+     "[{l: 1, ks1: 3, ks2: 5}, {l: 2, ks: 5}]",
+     "[{l: 1, ks1: 3, ks2: 5}]"],  # the form wrote kernel_size beside the halves
+)  # fmt: skip
+def test_a_key_a_loaded_include_spells_two_ways_is_taken_as_queue_takes_it(
+    tmp_path: Path, include: str
+) -> None:
+    # The file leaves the key to its default; the form wrote its field under one of the
+    # entries' names (or its own), so the other entry set it twice: "'bs' and
+    # 'batch_size' both set 'batch_size'", where queue FILE takes the file.
+    path = tmp_path / "s.yml"
+    path.write_text(f"name: s\nmax_inputs: 256\nmatrix:\n  l: [1, 2]\ninclude: {include}\n")
+    loaded = load_sweep(path)
+    names, shown = form_runs(path)
+    expected = [(r.name, r.config_hash) for r in expand_sweep_file(path)]
+    assert [(r.name, r.config_hash) for r in shown.runs] == expected, shown.errors
+    mapping = saved_mapping(loaded.name, parse_all(loaded.texts)[0], loaded.key_names,
+                            loaded.extra, shown, None, loaded.swept, loaded.included)  # fmt: skip
+    saved = save_sweep(tmp_path / "again.yml", mapping)
+    assert [(r.name, r.config_hash) for r in expand_sweep_file(saved)] == expected
+    # Another lr: the same cells, the key still as the entries set it.
+    names, shown = form_runs(path, lr="1e-3")
+    assert names == [name for name, _ in expected]
+
+
 def test_an_include_queue_refuses_is_not_loaded_and_said_so(tmp_path: Path) -> None:
     path = tmp_path / "s.yml"
     path.write_text("name: s\nmatrix:\n  l: [1, 2]\ninclude: [{l: 3}, {l: 3}]\n")
