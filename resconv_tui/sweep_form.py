@@ -179,15 +179,18 @@ def _default_values() -> dict[str, Any]:
 
 def with_include(
     mapping: dict[str, Any], included: KeptInclude | None
-) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """``mapping`` with a loaded file's include (``KeptInclude.applied``), and a note
-    naming each entry left out."""
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``mapping`` with a loaded file's include (``KeptInclude.applied``), and the entries
+    left out (``include_notes`` says them)."""
     if included is None:
-        return mapping, ()
-    applied, left_out = included.applied(mapping)
-    notes = tuple(f"include entry {flow_text(entry)} left out: it changes none of the form's "
-                  "runs" for entry in left_out)  # fmt: skip
-    return applied, notes
+        return mapping, []
+    return included.applied(mapping)
+
+
+def include_notes(left_out: Collection[dict[str, Any]]) -> tuple[str, ...]:
+    """A note naming each include entry left out (``with_include``)."""
+    return tuple(f"include entry {flow_text(entry)} left out: it changes none of the form's "
+                 "runs" for entry in left_out)  # fmt: skip
 
 
 def saved_mapping(
@@ -250,6 +253,8 @@ class Preview:
     plans: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # what the form left out of a loaded file (its targets)
     excluded: tuple[dict[str, Any], ...] = ()  # matrix values of the cells its exclude left out
+    # The loaded file's include entries left out (with_include): lost saved over it.
+    left_out: tuple[dict[str, Any], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -434,7 +439,7 @@ def preview(
         mapping, unapplied = with_include(
             build_mapping(name, values, key_names, extra, swept), included
         )
-        notes += unapplied
+        notes += include_notes(unapplied)
         if published_for is not None:  # a loaded file's: kept as long as they name a run
             mapping, unattached = with_attached_targets(mapping, _drop_of(excluded))
             notes += unattached
@@ -456,7 +461,8 @@ def preview(
         left_out = f"{count} run{'' if count == 1 else 's'}"
         notes += (f"the loaded file's exclude leaves out {left_out}",)
     memory = tuple(estimate_bytes(run.config, run.param_count) for run in runs)
-    return Preview(runs=named, total=total, memory=memory, notes=notes, excluded=tuple(dropped))
+    return Preview(runs=named, total=total, memory=memory, notes=notes, excluded=tuple(dropped),
+                   left_out=tuple(unapplied))  # fmt: skip
 
 
 def _drop_of(excluded: ExcludedCells | None) -> DropRun | None:

@@ -56,6 +56,7 @@ from resconv_tui.sweep_form import (
     Preview,
     default_texts,
     fitting_extra,
+    flow_text,
     parse_all,
     preview,
     saved_mapping,
@@ -129,6 +130,9 @@ class NewSweepScreen(Screen[int | None]):
         # The file loaded (resolved) and what of it the form did not load: saving over it
         # says so first (LoadedSweep.lost).
         self._loaded_from: tuple[Path | None, list[str]] = (None, [])
+        # The include entries that file holds now (as loaded, or as last saved over it):
+        # those the form's edits leave out are named too.
+        self._file_include: list[dict[str, Any]] = []
         self._timer: Timer | None = None
         self._kept: tuple[str, dict[str, str], str] | None = None  # fields as loaded or saved
         self.preview = Preview()
@@ -365,10 +369,10 @@ class NewSweepScreen(Screen[int | None]):
                         severity="error")  # fmt: skip
         elif exists:
             lost = "its comments and layout are lost"
-            loaded_from, unloaded = self._loaded_from
-            if unloaded and _resolved(target) == loaded_from:
-                # Over the file it loaded: what it did not load went without a word.
-                lost = f"{lost}, and what the form did not load: {', '.join(unloaded)}"
+            if _resolved(target) == self._loaded_from[0]:
+                # Over the file it loaded: what it did not load, and the include entries
+                # its edits leave out, went without a word.
+                lost += self._lost_over_loaded()
             question = f"{target} exists. Replace it? ({lost})"
             self.app.push_screen(
                 ConfirmScreen(question, "Replace"), lambda yes: self._save(target) if yes else None
@@ -383,6 +387,16 @@ class NewSweepScreen(Screen[int | None]):
             )
         else:
             self._save(target)
+
+    def _lost_over_loaded(self) -> str:
+        """What saving over the loaded file drops of it, said after "... are lost"."""
+        unloaded = self._loaded_from[1]
+        said = f", and what the form did not load: {', '.join(unloaded)}" if unloaded else ""
+        edited = [f"include entry {flow_text(entry)}" for entry in self.preview.left_out
+                  if entry in self._file_include]  # fmt: skip
+        if edited:
+            said += f", and what the form's edits leave out: {', '.join(edited)}"
+        return said
 
     def _save(self, target: Path) -> None:
         values = self._values()
@@ -412,6 +426,7 @@ class NewSweepScreen(Screen[int | None]):
         self.notify(f"{runs} -> {written}{made}", title="Sweep saved")
         if _resolved(target) == self._loaded_from[0]:  # what it lacked is gone from it now
             self._loaded_from = (self._loaded_from[0], [])
+            self._file_include = list(mapping.get("include", []))
         self._kept = self._snapshot()
 
     def _values(self) -> dict[str, list[Any]]:
@@ -442,6 +457,7 @@ class NewSweepScreen(Screen[int | None]):
             return
         self.fill(loaded)
         self._loaded_from = (_resolved(Path(path)), loaded.lost)
+        self._file_include = list(loaded.included.entries) if loaded.included else []
         self.notify(f"{Path(path).name}: {_runs_of(self.preview)}", title="Sweep loaded")
         self._kept = self._snapshot()  # as loaded: nothing to lose yet
 

@@ -447,6 +447,44 @@ async def test_saving_over_the_loaded_file_names_what_the_form_did_not_load(
         await settle(pilot)
 
 
+async def test_saving_over_the_loaded_file_names_include_entries_its_edits_leave_out(
+    db_url: str, tmp_path: Path
+) -> None:
+    # Layers 1,3: the entry for 2 changes no run, and is left out. The preview said so,
+    # but f2 over the file asked only "Replace it? (its comments and layout are lost)".
+    path = tmp_path / "in.yml"
+    path.write_text("name: loaded\nmax_inputs: 256\nmatrix:\n  l: [1, 2, 3]\n"
+                    "include: [{l: 2, batch_size: 32}, {l: 3, act: relu}]\n")  # fmt: skip
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await load_file(pilot, path)
+        await type_into(pilot, "layers", "1,3")
+        await save_as(pilot, path)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question == (
+            f"{path} exists. Replace it? (its comments and layout are lost, and what the "
+            "form's edits leave out: include entry {l: 2, batch_size: 32})"
+        )
+        await pilot.press("n")
+        await settle(pilot)
+        other = tmp_path / "other.yml"
+        other.write_text("name: other\nlayers: 1\n")
+        await save_as(pilot, other)  # another file: none of its entries
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question.endswith("Replace it? (its comments and layout are lost)")
+        await pilot.press("n")
+        await settle(pilot)
+        await save_as(pilot, path)
+        await pilot.press("y")  # replaced: the entry is gone from it, and said no more
+        await settle(pilot)
+        assert yaml.safe_load(path.read_text())["include"] == [{"l": 3, "act": "relu"}]
+        await save_as(pilot, path)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question.endswith("Replace it? (its comments and layout are lost)")
+        await pilot.press("n")
+        await settle(pilot)
+
+
 @pytest.mark.parametrize(
     ("text", "lost"),
     [
