@@ -256,9 +256,28 @@ class Preview:
     # The loaded file's include entries left out (with_include): lost saved over it.
     left_out: tuple[dict[str, Any], ...] = ()
 
+    def __post_init__(self) -> None:
+        # Listed as the fields are shown, whichever way they were found: a field that does
+        # not parse came after one the model refuses (kernel_size before layers).
+        object.__setattr__(self, "errors", in_screen_order(self.errors))
+
     @property
     def ok(self) -> bool:
         return not self.errors and bool(self.runs)
+
+
+# The form's fields top to bottom (a pair's halves under it), then its priority and the
+# sweep's own problems: the order its errors are listed in.
+SCREEN_ORDER = {key: rank for rank, key in enumerate((
+    "name", *(key for spec in FIELDS for key in (spec.key, *PAIR_ALIASES.get(spec.key, ()))),
+    "priority", "_sweep"))}  # fmt: skip
+
+
+def in_screen_order(errors: Mapping[str, str]) -> dict[str, str]:
+    """``errors`` in ``SCREEN_ORDER`` (any other key last, as found)."""
+    return dict(
+        sorted(errors.items(), key=lambda item: SCREEN_ORDER.get(item[0], len(SCREEN_ORDER)))
+    )
 
 
 def parse_all(texts: Mapping[str, str]) -> tuple[dict[str, list[Any]], dict[str, str]]:

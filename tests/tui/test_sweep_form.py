@@ -147,6 +147,17 @@ def test_preview_collects_every_bad_field_and_the_name() -> None:
     assert set(result.errors) == {"name", "layers", "lr"}
 
 
+def test_preview_lists_errors_in_the_order_the_fields_are_shown() -> None:
+    # Fields that do not parse came after those the model refuses, and a loaded file's
+    # matrix keys first: kernel_size was listed before layers, the name last.
+    fields = texts(layers="x", channels="x", kernel_size="4")
+    fields = {key: fields[key] for key in ("kernel_size", *fields)}  # the file's order
+    assert list(preview(" ", fields).errors) == ["name", "layers", "channels", "kernel_size"]
+    fields = texts(layers="0", kernel_size="4", activation="foo")
+    fields = {key: fields[key] for key in ("activation", "kernel_size", *fields)}
+    assert list(preview("demo", fields).errors) == ["layers", "kernel_size", "activation"]
+
+
 def test_a_bad_field_counts_its_items_in_the_runs_to_come() -> None:
     # "1 run, not valid yet" beside an lr field of two values, one mistyped.
     result = preview("demo", texts(layers="1..3", lr="1e-3,3e-4x"))
