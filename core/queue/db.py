@@ -277,36 +277,35 @@ def open_engine(
     return engine
 
 
-# The first 16 bytes of every SQLite database file (its header's magic string).
-SQLITE_HEADER = b"SQLite format 3\x00"
+# A database file holds at least its first page, and a page is 512 bytes or more.
+SMALLEST_DATABASE = 512
 
 
 def _refuse_other_files(path: Path) -> None:
-    """Refuse a ``path`` that is there but holds no SQLite database, before SQLite opens it.
+    """Refuse a ``path`` that is there but too short to hold a SQLite database.
 
     SQLite reads a file shorter than its 100-byte header as an empty database: `queue`
-    wrote its tables over a 1-byte file, and the person's file was lost. A device
-    (``--db /dev/null``) said "disk I/O error: ... the disk or its file system failed".
-    An empty file is made a database as a new one is (``_no_file_yet``); a folder, a
+    wrote its tables over a 1-byte file, and the person's file was lost (a longer file
+    without SQLite's header SQLite refuses itself, "file is not a database"). By its
+    size alone: reading the header opened the file, and closing any descriptor of it
+    drops every POSIX lock this process holds on it, its SQLite connections' too (a
+    worker's runs then vanished under the test that read them). A device (``--db
+    /dev/null``) said "disk I/O error: ... the disk or its file system failed". An
+    empty file is made a database as a new one is (``_no_file_yet``); a folder, a
     missing file and one it may not read are the open's to explain (``_why_not``).
     """
     try:
-        mode = path.stat().st_mode
+        status = path.stat()
     except OSError:
         return
-    if stat.S_ISDIR(mode):
+    if stat.S_ISDIR(status.st_mode):
         return
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(status.st_mode):
         raise QueueError(
-            f"{path} is not a regular file ({_file_kind(mode)}): give a SQLite database "
-            f"file, e.g. runs.db"
+            f"{path} is not a regular file ({_file_kind(status.st_mode)}): give a SQLite "
+            f"database file, e.g. runs.db"
         )
-    try:
-        with path.open("rb") as file:
-            start = file.read(len(SQLITE_HEADER))
-    except OSError:
-        return
-    if start and start != SQLITE_HEADER:
+    if 0 < status.st_size < SMALLEST_DATABASE:
         raise QueueError(_not_sqlite(str(path)))
 
 

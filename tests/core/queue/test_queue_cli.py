@@ -1266,6 +1266,36 @@ def test_a_file_shorter_than_sqlite_s_header_is_refused_not_written_over(
     assert sorted(p.name for p in Path().glob("runs.db*")) == ["runs.db"]
 
 
+def test_opening_a_database_again_keeps_this_process_s_sqlite_locks(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Closing any descriptor of a file drops every POSIX lock the process holds on it:
+    # the header check (e380384) opened runs.db to read 16 bytes, and each later open
+    # in a process already holding a connection (the dashboard's screens, a test's
+    # repo beside a command) dropped that connection's WAL read lock. A worker's writes
+    # then vanished from the file (the kill -9 end-to-end test: its run never ran).
+    cli(capsys, "queue", "sweep.yml")
+    holder = sqlite3.connect("runs.db")
+    holder.execute("BEGIN")
+    holder.execute("SELECT count(*) FROM run").fetchall()  # a WAL read lock, in this process
+    try:
+        assert cli(capsys, "status")[0] == 0
+        # A reader holds SQLite's SHARED lock on the database file (bytes from 2**30 + 2,
+        # 510 of them); F_GETLK reports a lock held by another process only: ask a child.
+        probe = (
+            "import fcntl, os, struct, sys\n"
+            "fd = os.open('runs.db', os.O_RDWR)\n"
+            "lock = struct.pack('hhqqi', fcntl.F_WRLCK, 0, 2**30 + 2, 510, 0)\n"
+            "got = struct.unpack('hhqqi', fcntl.fcntl(fd, fcntl.F_GETLK, lock))\n"
+            "sys.exit(0 if got[0] != fcntl.F_UNLCK else 1)\n"
+        )
+        kept = subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0
+    finally:
+        holder.rollback()
+        holder.close()
+    assert kept, "the status command's open dropped this process's SQLite read lock"
+
+
 def test_locked_database(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
