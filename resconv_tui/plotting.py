@@ -9,7 +9,7 @@ show before they reach plotext.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,6 +137,70 @@ def _ticks_within(
     return _labelled([first + k * step for k in range(-below, above + 1)], step)
 
 
+def log_ticks(low: float, high: float, rows: int) -> tuple[list[float], list[str]]:
+    """Round y ticks for a log-scale plot ``rows`` rows high showing ``low`` to ``high``
+    (both above 0), at least two rows apart where they fall. Left to itself, plotext
+    labelled equal ratios of the data's range (0.511, 0.428, 0.358, 0.300, 0.251), 2, 2,
+    2, 3, 2, 2 rows apart. On a log axis round values cannot all fall the same number of
+    rows apart (1, 2, 5 do not), so each is put on the row its log says, as plotext
+    places it, and the most that stay two rows apart are taken (one row on a chart too
+    short for two): whole decades, 1-3, 1-2-5, or one round step (0.3, 0.4, 0.5)."""
+    if high == low:
+        return nice_ticks(low, high, 1)
+    if not (0 < low < high and math.isfinite(high)) or rows < 3:
+        return [], []
+    span = math.log10(high) - math.log10(low)
+
+    def row(value: float) -> int:  # plotext's row for a value (_utility.get_matrix_data)
+        return math.floor(round(0.5 + (rows - 1) * (math.log10(value / low)) / span, 8))
+
+    def rank(ticks: list[float]) -> tuple[bool, int, int]:
+        """Two labels or more first, then two rows apart (one on a short chart, where
+        none are), then the most labels; labels on one row (-1) are never taken."""
+        places = [row(tick) for tick in ticks]
+        gap = min((b - a for a, b in zip(places, places[1:], strict=False)), default=2)
+        return len(ticks) >= 2, min(gap, 2) if gap > 0 else -1, len(ticks)
+
+    best = max(_log_candidates(low, high), key=rank)
+    labels = _log_labels(best)
+    if rank(best)[1] < 0 or len(set(labels)) < len(labels):  # plotext's own, as before
+        return [], []
+    return best, labels
+
+
+def _log_candidates(low: float, high: float) -> list[list[float]]:
+    """Sets of round values from ``low`` to ``high``, sparse to dense: every few decades,
+    each decade, 1-3 (0.1, 0.3, 1), 1-2-5, then steps of 5, 2 or 1 times a power of ten
+    (0.3, 0.4, 0.5 for a range within a decade). One step throughout: each digit below
+    0.1 and tenths above it labelled 0.05 .. 0.1 of 0.047 .. 0.17, the rest left bare."""
+    first, last = math.floor(math.log10(low)), math.floor(math.log10(high))
+
+    def inside(values: Iterable[float]) -> list[float]:
+        # Rounded to 12 figures: 3 * 0.1 is 0.30000000000000004, labelled and placed 0.3.
+        kept = (round(v, 12 - math.floor(math.log10(v))) for v in values if v > 0)
+        return sorted({v for v in kept if low * (1 - 1e-9) <= v <= high * (1 + 1e-9)})
+
+    sets = [inside(10.0**e for e in range(first, last + 1) if e % k == 0) for k in (4, 3, 2)]
+    for mantissas in ((1,), (1, 3), (1, 2, 5)):
+        sets.append(inside(m * 10.0**e for e in range(first, last + 1) for m in mantissas))
+    for e in range(last, math.floor(math.log10(high - low)) - 2, -1):
+        for m in (5, 2, 1):
+            step = m * 10.0**e
+            count = range(math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9) + 1)
+            sets.append(inside(n * step for n in count) if len(count) < 100 else [])
+    return sets
+
+
+def _log_labels(ticks: list[float]) -> list[str]:
+    """Each tick with the decimals it needs (0.05, 0.1, 1); ticks within one decade with
+    as many as the one that needs most (0.046, 0.048, 0.050); more than six (a value
+    under a millionth) in powers of ten, 3e-07, as a label needs a few characters."""
+    need = [next((d for d in range(7) if abs(round(t, d) - t) <= t * 1e-9), 7) for t in ticks]
+    if ticks and math.floor(math.log10(ticks[0])) == math.floor(math.log10(ticks[-1])):
+        need = [max(need)] * len(ticks)
+    return [f"{t:,.{d}f}" if d < 7 else f"{t:.2g}" for t, d in zip(ticks, need, strict=True)]
+
+
 def draw_series(
     plt: Any,
     title: str,
@@ -161,7 +225,10 @@ def draw_series(
             draw = plt.scatter if one.scatter else plt.plot
             draw(xs, ys, label=one.label or None, color=one.color, marker=one.marker)
     if log_y and plotted:
-        plt.yscale("log")
+        plt.yscale("log")  # plotext takes the ticks as values and places them by their log
+        ys = [y for one in plotted for y in one.ys if y > 0]
+        if ys and (log := log_ticks(min(ys), max(ys), height - 5))[0]:
+            plt.yticks(*log)
     elif plotted:  # round values, each on its own row, none skipped, evenly spaced
         ys = [y for one in plotted for y in one.ys]
         rows = height - 5  # less the title, frame and the x axis's two lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -139,3 +140,32 @@ async def test_a_chart_is_drawn_again_only_when_what_it_shows_changes() -> None:
         chart.set_series([points])
         await pilot.pause()
         assert len(draws) == 2
+
+
+@pytest.mark.parametrize("height", [11, 15, 20, 24, 33])
+@pytest.mark.parametrize(("floor", "top"), [(0.25, 0.26), (0.01, 2.3), (0.04, 0.02)])
+async def test_log_scale_y_labels_are_round_values_on_the_rows_of_their_logs(
+    height: int, floor: float, top: float
+) -> None:
+    # `l` on a loss chart: plotext labelled 0.511, 0.428, 0.358, 0.300, 0.251 (equal
+    # ratios of the data's range, not round) 2, 2, 2, 3, 2, 2 rows apart.
+    xs = list(range(0, 180_000, 6400))
+    curves = [Series(name, xs, [floor + top * fall**i for i in range(len(xs))])
+              for name, fall in (("a", 0.9), ("b", 0.85))]  # fmt: skip
+    app = TallChart(curves, height)
+    async with app.run_test(size=(80, 40)) as pilot:
+        app.query_one(LossChart).log_y = True
+        await pilot.pause()
+        lines = screen_text(app).splitlines()
+    rows = [i for i, line in enumerate(lines) if re.match(r"^ *[\d,.]+┤", line)]
+    values = [float(lines[i].split("┤")[0].replace(",", "")) for i in rows]
+    assert len(values) >= 2 and all(float(f"{v:.2g}") == v for v in values), values
+    assert all(b - a >= 2 for a, b in zip(rows, rows[1:], strict=False)), (rows, values)
+    # Each where its log says: rows in proportion to log10 between the outer two (each
+    # of those off by half a row at most, so one row either way).
+    logs = [math.log10(v) for v in values]
+    per_decade = (rows[-1] - rows[0]) / (logs[-1] - logs[0])
+    assert all(abs(rows[0] + (x - logs[0]) * per_decade - r) <= 1 for x, r in zip(
+        logs, rows, strict=True)), (rows, values)  # fmt: skip
+    if height >= 15:  # and at least three on a chart of 10 rows or more
+        assert len(values) >= 3, values
