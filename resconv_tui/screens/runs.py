@@ -349,6 +349,9 @@ class RunsScreen(RunActions, Screen[None]):
             running = f"{dash.counts[RunStatus.RUNNING]} {RunStatus.RUNNING}"
             detailed[plain.index(running)] += f" ({len(dash.stalled)} stalled)"
         pending = [said for status, said in counts if status in PENDING]
+        # The same with the failures' causes: "9 failed (9 nan)" says `retry --cause nan`.
+        pending_why = [why for (status, _), why in zip(counts, detailed, strict=True)
+                       if status in PENDING]  # fmt: skip
         marked = []
         if self.marked:  # marks a filter hides are said: no action touches them
             on_screen = {run.id for run in visible}
@@ -357,70 +360,114 @@ class RunsScreen(RunActions, Screen[None]):
         total = count_of(len(dash.runs), "run")
         if len(visible) < len(dash.runs):  # a filter: how many of them the table shows
             total += f" ({len(visible)} shown)"
-        eta = format_duration(dash.queue_eta_s)
+        room = self.query_one("#runs-summary", Static).content_region.width
+
+        def head(said: list[str], coarse: bool = False) -> str:
+            return "·".join([total, *said, *marked]) + f" │ ETA {self._queue_eta(dash, coarse)}"
+
+        def tail(*, with_eta: bool = True, coarse: bool = False) -> str:
+            filters = self._filters_said(dash, with_eta=with_eta, coarse=coarse)
+            return f" │ {filters}" if filters else ""
+
+        def kept(said: list[str]) -> list[str | None]:
+            """``said`` (counts with the failures' causes), and the room made for the causes
+            before they go: the ETAs in minutes, order=queue unsaid (the rows show it), a
+            long experiment name cut in its middle, then the experiment's own ETA unsaid."""
+            coarse = head(said, True)
+            cuts = [self._name_cut(dash, coarse, room, with_eta=eta, with_order=False)
+                    for eta in (True, False)]  # fmt: skip
+            return [head(said) + tail(), coarse + tail(coarse=True), *cuts]
+
+        # The first that fits, rather than a second line that takes a row from the table:
+        # on an 80-column terminal the same closer together, then as ``kept`` makes room
+        # for the failures' causes (they say which retry fits). Then the causes go, then
+        # the settled counts (the causes of the runs still to train or fail are made room
+        # for again), then those counts, and the experiment's own ETA (the filters stay
+        # named). The marks stay in every form: a filter that hides a marked run must
+        # still say it is marked.
+        wide = tail().replace(" │ ", "  │  ", 1)
+        queue_eta = self._queue_eta(dash, False)
+        forms = [
+            " · ".join([total, *detailed, *marked]) + f"  │  queue ETA {queue_eta}{wide}",
+            *kept(detailed),
+            head(plain) + tail(),
+            *kept(pending_why),
+            head(pending) + tail(),
+            head([]) + tail(),
+            # Two filters and the order at 80 columns wrapped even the total alone: the
+            # experiment's own ETA goes, then its name is cut (the filters stay named).
+            head([]) + tail(with_eta=False),
+            self._name_cut(dash, head([]), room, with_eta=False),
+        ]
+        # Cells, not characters: an experiment may be named 実験.
+        fits = (line for line in forms if line and (not room or cell_len(line) <= room))
+        return next(fits, None) or _cut(head([]) + tail(with_eta=False), room)
+
+    def _queue_eta(self, dash: Dashboard, coarse: bool) -> str:
+        """When the queue will be empty (in minutes where ``coarse``); where it never
+        will, what ends."""
+        eta = _duration(dash.queue_eta_s, coarse)
         if dash.queue_eta_s is None and dash.untaken:  # it never empties: say what ends
             done = dash.workers_end_s
-            ends = f", workers done in {format_duration(done)}" if done is not None else ""
+            ends = f", workers done in {_duration(done, coarse)}" if done is not None else ""
             eta += f" ({dash.untaken} left queued{ends})"
-        filters = self._filters_said(dash, with_eta=True)
-        wide, close = (f"  │  {filters}", f" │ {filters}") if filters else ("", "")
-        bare = self._filters_said(dash, with_eta=False)
-        barest = f" │ {bare}" if bare else ""
-        # The first that fits, rather than a second line that takes a row from the table:
-        # on an 80-column terminal the same closer together, then without the causes,
-        # then only the runs still to train or fail, then the total alone. The marks stay
-        # in every form: a filter that hides a marked run must still say it is marked.
-        forms = (
-            " · ".join([total, *detailed, *marked]) + f"  │  queue ETA {eta}{wide}",
-            "·".join([total, *detailed, *marked]) + f" │ ETA {eta}{close}",
-            "·".join([total, *plain, *marked]) + f" │ ETA {eta}{close}",
-            "·".join([total, *pending, *marked]) + f" │ ETA {eta}{close}",
-            "·".join([total, *marked]) + f" │ ETA {eta}{close}",
-            # Two filters and the order at 80 columns wrapped even the total alone: the
-            # experiment's own ETA goes, then the end is cut (the filters stay named).
-            "·".join([total, *marked]) + f" │ ETA {eta}{barest}",
-        )
-        room = self.query_one("#runs-summary", Static).content_region.width
-        # Cells, not characters: an experiment may be named 実験.
-        fits = next((form for form in forms if not room or cell_len(form) <= room), None)
-        if fits is not None:
-            return fits
-        # A long experiment name is cut in its middle, not the line at its end: two quick
-        # checks of one file read "exp=t4-batchnorm-position-inpu…" alike (their ends,
-        # -inputs-256 and -inputs-1000, cut off), and the filters after it went unsaid.
+        return eta
+
+    def _name_cut(
+        self, dash: Dashboard, head: str, room: int, *, with_eta: bool, with_order: bool = True
+    ) -> str | None:
+        """``head`` and the filters, the experiment's name cut in its middle to fit
+        ``room`` where it must (its ETA in minutes, ``with_eta``; order=queue said,
+        ``with_order``); None where that would leave it under ``MIDDLE_CUT_MIN`` cells.
+        A line cut at its end, two quick checks of one file read "exp=t4-batchnorm-
+        position-inpu…" alike (their ends, -inputs-256 and -inputs-1000, cut off), and
+        the filters after it went unsaid."""
         experiment = self.filters.experiment
-        over = cell_len(forms[-1]) - room
-        if experiment is not None and cell_len(experiment) - over >= MIDDLE_CUT_MIN:
-            short = keep_ends(experiment, cell_len(experiment) - over)
-            bare = self._filters_said(dash, with_eta=False, experiment=short)
-            return _cut("·".join([total, *marked]) + f" │ ETA {eta} │ {bare}", room)
-        return _cut(forms[-1], room)
+        said = self._filters_said(dash, with_eta=with_eta, coarse=True, with_order=with_order)
+        line = f"{head} │ {said}" if said else head
+        over = cell_len(line) - room
+        if over <= 0 or not room:
+            return line  # it fits (order=queue left unsaid, say): nothing to cut
+        if experiment is None or cell_len(experiment) - over < MIDDLE_CUT_MIN:
+            return None
+        short = keep_ends(experiment, cell_len(experiment) - over)
+        said = self._filters_said(
+            dash, with_eta=with_eta, experiment=short, coarse=True, with_order=with_order
+        )
+        return f"{head} │ {said}"
 
     def _filters_said(
-        self, dash: Dashboard, *, with_eta: bool, experiment: str | None = None
+        self,
+        dash: Dashboard,
+        *,
+        with_eta: bool,
+        experiment: str | None = None,
+        coarse: bool = False,
+        with_order: bool = True,
     ) -> str:
         """Only the filters in force (the line must fit a modest terminal); ``with_eta``:
-        the filtered experiment's ETA beside its name; ``experiment``: its name as said
-        (cut to fit), instead of the filter's."""
+        the filtered experiment's ETA beside its name (in minutes where ``coarse``);
+        ``experiment``: its name as said (cut to fit), instead of the filter's;
+        ``with_order``: order=queue said where the table is in the queue's order."""
         q = self.filters
-        eta = self._experiment_eta(dash, q.experiment) if q.experiment and with_eta else ""
+        eta = self._experiment_eta(dash, q.experiment, coarse) if q.experiment and with_eta else ""
         named = experiment or q.experiment
         shown = [
             *([f"status={q.status}"] if q.status else []),
             *([f"exp={named}{eta}"] if q.experiment else []),
             *([f'text="{q.text}"'] if q.text else []),
-            *(["order=queue"] if self.queue_order else []),
+            *(["order=queue"] if self.queue_order and with_order else []),
         ]
         return " ".join(shown)
 
     @staticmethod
-    def _experiment_eta(dash: Dashboard, experiment: str) -> str:
-        """' (ETA 1m10s)': when the filtered experiment's runs will all have ended; ' (done)'
-        where none is left to train (at 80 columns the queue's ETA beside it reads "ETA",
-        and was read as the experiment's)."""
+    def _experiment_eta(dash: Dashboard, experiment: str, coarse: bool = False) -> str:
+        """' (ETA 1m10s)': when the filtered experiment's runs will all have ended (in
+        minutes where ``coarse``); ' (done)' where none is left to train (at 80 columns the
+        queue's ETA beside it reads "ETA", and was read as the experiment's)."""
         eta = dash.experiment_etas.get(experiment)
         if eta is not None:
-            return f" (ETA {format_duration(eta)})"
+            return f" (ETA {_duration(eta, coarse)})"
         left = (RunStatus.QUEUED, RunStatus.RUNNING)
         if not any(r.experiment == experiment and r.status in left for r in dash.runs):
             return " (done)"
@@ -548,6 +595,14 @@ SHORTER = (("train loss ", "train "), ("val loss ", "val "), ("priority ", "pri 
 # The fewest cells an experiment's name is cut to in the summary line: shorter, its start
 # and end tell little, and the line's end is cut instead.
 MIDDLE_CUT_MIN = 12
+
+
+def _duration(seconds: float | None, coarse: bool) -> str:
+    """``format_duration``, to the nearest minute where ``coarse`` (3m02s: 3m); a line
+    too narrow for the causes of failures said them in the seconds' place."""
+    if not coarse or seconds is None or seconds < 60:
+        return format_duration(seconds)
+    return format_duration(round(seconds / 60) * 60).removesuffix("00s")
 
 
 def _cut(text: str, room: int) -> str:

@@ -928,8 +928,9 @@ async def test_text_status_and_experiment_filters(seeded, app_factory, settle) -
         await settle(pilot)
         summary = str(app.screen.query_one("#runs-summary").render())
         # When its last run ends: run 4's own 3m02s (the idle local worker takes the rest).
-        # (Closed up where the whole line would take two: "·" and " │ ".)
-        assert re.search(r"│ +exp=t1-layers-32 \(ETA 3m02s\)$", summary), summary
+        # (Closed up where the whole line would take two: "·" and " │ "; in minutes, to
+        # keep the failure's cause.)
+        assert re.search(r"\(1 oom\).* │ +exp=t1-layers-32 \(ETA 3m\)$", summary), summary
         await pilot.press("F")  # act-demo: two queued runs, one after the other
         await settle(pilot)
         summary = str(app.screen.query_one("#runs-summary").render())
@@ -1741,8 +1742,9 @@ async def test_at_80_columns_wide_cells_cut_the_names_not_params(
         summary = app.screen.query_one("#runs-summary")
         said = "9 runs·2 queued·1 running·3 succeeded·1 failed (1 oom)·2 cancelled │ ETA "
         assert summary.size.height == 1 and str(summary.render()).startswith(said)
-        # Narrower, the failures' causes go, then the settled counts; never the failed
-        # count before the total alone (it read "17 runs │ ETA 5m15s" with 1 failed).
+        # Narrower, the failures' causes go, then the settled counts (the causes come back
+        # in their room); never the failed count before the total alone (it read "17 runs
+        # │ ETA 5m15s" with 1 failed).
         await pilot.resize_terminal(72, 24)
         app.screen.refresh_now()
         await settle(pilot)
@@ -1751,7 +1753,8 @@ async def test_at_80_columns_wide_cells_cut_the_names_not_params(
         await pilot.resize_terminal(60, 24)
         app.screen.refresh_now()
         await settle(pilot)
-        assert str(summary.render()).startswith("9 runs·2 queued·1 running·1 failed │ ETA ")
+        said = "9 runs·2 queued·1 running·1 failed (1 oom) │ ETA "
+        assert str(summary.render()).startswith(said)
         await pilot.resize_terminal(80, 24)
         # With a filter too (F), the counts but the total go.
         await pilot.press("F")
@@ -2148,3 +2151,42 @@ async def test_the_remove_question_names_a_few_training_runs(
         assert app.screen.question.startswith(
             f"Runs {named} and 2 more are training: cancelled first, removed once stopped. "
         )
+
+
+@pytest.mark.parametrize("order", [False, True], ids=["", "order=queue"])
+async def test_at_80_columns_the_failures_causes_outlast_the_etas_seconds_and_the_order(
+    order, seeded, app_factory, settle, db_url
+) -> None:
+    # Nine runs of a learning-rate sweep diverged: with its filter set at 80 columns the
+    # counts went, "9 failed (9 nan)" with them (the causes say `retry --cause nan` fits),
+    # and the line kept "17 runs (10 shown) │ ETA 5m03s │ exp=t3-lr (ETA 5m03s)": both
+    # ETAs to the second, the experiment's the queue's again, and order=queue.
+    repo = Repo.open(db_url)
+    repo.remove([seeded["failed"]])  # the seeded oom: the failures are the nine NaNs
+    sweep = "name: t3-lr\nmax_inputs: 60000\nmatrix:\n  lr: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n"
+    added = repo.enqueue(new_runs(sweep)).added_ids
+    worker = repo.register_worker("h", 9, "cpu")
+    repo.set_priority(list(added[:9]), 5)  # claimed before the queued runs
+    for _ in range(9):
+        claimed = repo.claim(worker)
+        assert claimed is not None
+        repo.fail(claimed.id, worker, "loss became NaN at step 12")
+    repo.close()
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, RunsScreen)
+        app.screen.set_experiment_filter("t3-lr")
+        if order:
+            await pilot.press("o")
+        app.screen.refresh_now()
+        await settle(pilot)
+        summary = app.screen.query_one("#runs-summary")
+        (line,) = region_lines(app, summary.content_region)
+        assert summary.size.height == 1, line
+        # The counts of runs still to train or fail stay, the causes with them; the
+        # settled counts go (no room), the ETA is said in minutes.
+        assert re.fullmatch(
+            r"17 runs \(10 shown\)·3 queued·1 running·9 failed \(9 nan\) │ ETA \d+m │ exp=t3-lr",
+            line,
+        ), line
