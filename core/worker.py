@@ -811,8 +811,8 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
     rules = ClaimRules.from_args(args)
     for option, value in (("--max-runs", args.max_runs), ("--stack", rules.stack),
                           ("--slots", slots)):  # fmt: skip
-        if problem := count_problem(value, option):
-            raise ConfigError(f"{option} {problem}")
+        if problem := count_problem(value, option):  # the parser refuses them: args made in code
+            raise ConfigError(f"{option}: {problem}")
     # Checked here once, before any slot starts (run_worker, told so, does not check
     # them again; a --slots process, started as a worker of its own, checks them in its
     # own start-up, here). A new database is made once the

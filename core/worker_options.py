@@ -84,33 +84,49 @@ COUNTED = {"--slots": "number of slots", "--stack": "number of runs to stack",
            "--max-runs": "number of runs"}  # fmt: skip
 
 
+def count_value(option: str, text: str) -> int:
+    """``text`` as the count option ``option`` (``--slots``, ``--stack``, ``--max-runs``):
+    a whole number in ASCII digits, read by the rule of every whole-number option
+    (``core.whole_text``), from 1 to ``MOST[option]``; else ValueError with its refusal,
+    in the shape of ``--priority``'s. One rule and one text for the worker's command
+    lines (``resconv-tui worker``, ``python -m core.worker``) and the dashboard's
+    start-worker dialog: a 0 was refused after parsing, as "--slots must be at least 1
+    (got 0)", where "1_0" was refused by the parser, as "'1_0' is not a number of slots
+    (a whole number from 1 to 16)"."""
+    try:
+        value: int | None = plain_whole(text)
+    except ValueError:
+        value = None
+    if value is None or not 1 <= value <= MOST[option]:
+        # shown: a field's text may hold what the terminal must not be sent (ESC), or
+        # 5,000 digits.
+        raise ValueError(
+            f"{shown(text)} is not a {COUNTED[option]} (a whole number from 1 to {MOST[option]:,})"
+        )
+    return value
+
+
 def count_text(option: str) -> Callable[[str], int]:
-    """The argparse type of a count option: a whole number in ASCII digits, read by the
-    rule of every whole-number option (``core.whole_text``), refused in the shape of
-    ``--priority``'s refusal. Its range is checked with the others (``count_problem``)."""
+    """The argparse type of a count option (``count_value``): refused as it is parsed."""
 
     def count(text: str) -> int:
         try:
-            return plain_whole(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{shown(text)} is not a {COUNTED[option]} "
-                f"(a whole number from 1 to {MOST[option]:,})"
-            ) from None
+            return count_value(option, text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     return count
 
 
-def count_problem(value: int | None, option: str = "") -> str | None:
-    """Why a count option's value (``--slots``, ``--stack``, ``--max-runs``) is wrong, or None.
-
-    One rule for the worker's command line and the dashboard's start-worker dialog.
-    """
-    if value is not None and value < 1:
-        return f"must be at least 1 (got {value})"
-    most = MOST.get(option)
-    if value is not None and most is not None and value > most:
-        return f"must be at most {most:,} (got {value:,})"
+def count_problem(value: int | None, option: str) -> str | None:
+    """Why a count option's value, read already (a Namespace made in code), is wrong:
+    the refusal ``count_value`` gives its text; None where it is right or not given."""
+    if value is None:
+        return None
+    try:
+        count_value(option, str(value))
+    except ValueError as exc:
+        return str(exc)
     return None
 
 

@@ -25,8 +25,7 @@ from pathlib import Path
 
 from core.gpu import cuda_devices_said, cuda_index
 from core.processes import process_alive
-from core.whole_text import plain_whole
-from core.worker_options import CLAIM_ORDERS, count_problem
+from core.worker_options import CLAIM_ORDERS, count_value
 
 # What the dialog accepts; the worker itself would take any torch device string, but a
 # worker started detached can only report a bad one in its log.
@@ -73,12 +72,9 @@ def read_worker_fields(
     for key in ("slots", "stack"):
         text = fields.get(key, "").strip() or "1"
         try:
-            counts[key] = plain_whole(text)  # as `worker --slots` reads it
-        except ValueError:
-            errors[key] = f"{text!r} is not a whole number"
-            continue
-        if problem := count_problem(counts[key], f"--{key}"):
-            errors[key] = problem
+            counts[key] = count_value(f"--{key}", text)  # as `worker --slots` reads it
+        except ValueError as exc:
+            errors[key] = str(exc)
     order = fields.get("order", "").strip() or "queue"
     if order not in CLAIM_ORDERS:
         errors["order"] = f"{order!r} is not an order: use {' or '.join(CLAIM_ORDERS)}"

@@ -681,14 +681,18 @@ def test_worker_fields_read_with_the_worker_s_rules() -> None:
     _, errors = read_worker_fields({"device": "cuda:x", "slots": "-2", "stack": "1.5"})
     assert errors == {
         "device": "'cuda:x' is not a device: use auto, cpu, cuda or cuda:N",
-        "slots": "must be at least 1 (got -2)",
-        "stack": "'1.5' is not a whole number",
+        "slots": "'-2' is not a number of slots (a whole number from 1 to 16)",
+        "stack": "'1.5' is not a number of runs to stack (a whole number from 1 to 64)",
     }
     _, errors = read_worker_fields({"slots": "17", "stack": "64"})
-    assert errors == {"slots": "must be at most 16 (got 17)"}
-    # As `worker --slots` reads them: int() took "1_0" as 10 and a full-width "２" as 2.
+    assert errors == {"slots": "'17' is not a number of slots (a whole number from 1 to 16)"}
+    # As `worker --slots` reads them (and says so, in its words): int() took "1_0" as 10
+    # and a full-width "２" as 2.
     _, errors = read_worker_fields({"slots": "1_0", "stack": "\uff12"})
-    assert errors == {"slots": "'1_0' is not a whole number", "stack": "'２' is not a whole number"}
+    assert errors == {
+        "slots": "'1_0' is not a number of slots (a whole number from 1 to 16)",
+        "stack": "'２' is not a number of runs to stack (a whole number from 1 to 64)",
+    }
 
 
 def test_worker_fields_check_a_cuda_device_against_the_gpus_here(

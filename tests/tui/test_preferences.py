@@ -42,8 +42,9 @@ def test_a_bad_file_means_the_defaults_and_says_why(tmp_path: Path) -> None:
         ('{"worker": null}', "'worker' is NoneType"),
         ("[" * 100_000 + "]" * 100_000, "RecursionError"),
         ('{"worker": {"device": "auto", "slots": 0, "stack": 1, "order": "queue"}}',
-         "slots: must be at least 1 (got 0)"),
-        ('{"worker": {"slots": true}}', "slots: 'True' is not a whole number"),
+         "slots: '0' is not a number of slots (a whole number from 1 to 16)"),
+        ('{"worker": {"slots": true}}',
+         "slots: 'True' is not a number of slots (a whole number from 1 to 16)"),
     ]:  # fmt: skip
         path.write_text(text)
         options, problem = load_worker_options(path)

@@ -1303,8 +1303,8 @@ async def test_w_dialog_names_each_bad_field_and_starts_nothing(
         reasons = {key: str(f.query_one(".field-reason").render()) for key, f in fields.items()}
         assert reasons == {
             "device": "device: 'gpu' is not a device: use auto, cpu, cuda or cuda:N",
-            "slots": "slots: must be at least 1 (got 0)",
-            "stack": "stack: 'two' is not a whole number",
+            "slots": "slots: '0' is not a number of slots (a whole number from 1 to 16)",
+            "stack": "stack: 'two' is not a number of runs to stack (a whole number from 1 to 64)",
             "order": "order: 'biggest' is not an order: use queue or largest-first",
         }
         fields["slots"].value = "2"  # corrected: its reason goes at once, not at enter

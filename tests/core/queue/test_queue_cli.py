@@ -1481,6 +1481,25 @@ def test_a_refusal_writes_what_a_terminal_acts_on_as_escapes(
     assert "\\x1b" in err or "\\u202e" in err or "\\u2028" in err, err
 
 
+@pytest.mark.parametrize(
+    ("option", "given", "said"),
+    [("--slots", "0", "is not a number of slots (a whole number from 1 to 16)"),
+     ("--slots", "17", "is not a number of slots (a whole number from 1 to 16)"),
+     ("--stack", "65", "is not a number of runs to stack (a whole number from 1 to 64)"),
+     ("--stack", "-1", "is not a number of runs to stack (a whole number from 1 to 64)"),
+     ("--max-runs", "0", "is not a number of runs (a whole number from 1 to 1,000,000)")],
+)  # fmt: skip
+def test_a_worker_count_out_of_range_is_refused_as_parsed_as_1_0_is(
+    capsys: pytest.CaptureFixture[str], option: str, given: str, said: str
+) -> None:
+    # `worker --slots 1_0` was refused by the parser, naming the range, and `--slots 0`
+    # later, as "--slots must be at least 1 (got 0)": two shapes for one option.
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["worker", option, given])
+    assert exit_info.value.code == 2
+    assert f"argument {option}: '{given}' {said}" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("given", ["99999999999999999999999", "1e20", "1000000001", "2e9"])
 def test_max_inputs_beyond_the_limit_is_refused_before_anything(
     capsys: pytest.CaptureFixture[str], given: str

@@ -1108,34 +1108,42 @@ def test_slots_share_the_one_device_auto_chose(
     assert seen == ["cuda:1"]
 
 
-def test_a_stack_of_zero_is_refused_in_one_line(tmp_path: Path, capsys) -> None:
-    code = worker_module.main(["--db", str(tmp_path / "runs.db"), "--stack", "0"])
-    assert code == 2
-    assert capsys.readouterr().err.strip().endswith("--stack must be at least 1 (got 0)")
-
-
-def test_max_runs_beyond_what_a_worker_row_holds_is_refused(tmp_path: Path, capsys) -> None:
-    # Stored in the worker's row: beyond 2**63 an OverflowError traceback.
-    code = worker_module.main(["--db", str(tmp_path / "runs.db"), "--max-runs", "9" * 23])
-    assert code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.endswith("--max-runs must be at most 1,000,000 (got 99,999,999,999,999,999,999,999)")
-
-
 @pytest.mark.parametrize(
     ("option", "value", "why"),
-    [("--slots", "99999", "--slots must be at most 16 (got 99,999)"),
-     ("--stack", "65", "--stack must be at most 64 (got 65)")],
+    [("--stack", "0", "'0' is not a number of runs to stack (a whole number from 1 to 64)"),
+     ("--slots", "0", "'0' is not a number of slots (a whole number from 1 to 16)"),
+     ("--slots", "99999", "'99999' is not a number of slots (a whole number from 1 to 16)"),
+     ("--stack", "65", "'65' is not a number of runs to stack (a whole number from 1 to 64)"),
+     # Stored in the worker's row: beyond 2**63 an OverflowError traceback.
+     ("--max-runs", "9" * 23,
+      f"'{'9' * 23}' is not a number of runs (a whole number from 1 to 1,000,000)")],
 )  # fmt: skip
-def test_more_slots_or_stack_than_make_sense_are_refused_before_anything_starts(
+def test_counts_out_of_range_are_refused_as_parsed_before_anything_starts(
     tmp_path: Path, capsys, option: str, value: str, why: str
 ) -> None:
     # --slots 99999 started 99999 processes, each loading torch: the box ran out of memory.
+    # A count out of range was refused after parsing ("--slots must be at least 1 (got
+    # 0)"), where "1_0" was refused by the parser: one shape now, the parser's.
     db = tmp_path / "runs.db"
-    code = worker_module.main(["--db", str(db), option, value])
-    assert code == 2
-    assert capsys.readouterr().err.strip().splitlines() == [f"worker: invalid configuration: {why}"]
+    with pytest.raises(SystemExit) as exit_info:
+        worker_module.main(["--db", str(db), option, value])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"python -m core.worker: error: argument {option}: {why}"
+    )
     assert not db.exists()
+
+
+def test_a_count_made_in_code_out_of_range_is_refused_in_the_parser_s_words(
+    tmp_path: Path,
+) -> None:
+    # A Namespace the parser did not read (a caller's own) meets the same rule and text.
+    parser = argparse.ArgumentParser()
+    add_worker_arguments(parser)
+    args = parser.parse_args([])
+    args.stack = 0
+    with pytest.raises(ConfigError, match=r"^--stack: '0' is not a number of runs to stack \("):
+        worker_module.worker_from_args(args, str(tmp_path / "runs.db"))
 
 
 def test_a_database_in_a_missing_folder_is_one_error_not_a_new_database_first(
