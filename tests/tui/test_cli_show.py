@@ -366,8 +366,10 @@ def test_compare_plot_overlays_the_curves_with_a_legend(
         f"1 #{runs['done']} l-3  (demo, succeeded)  val 0.051200",
         f"2 #{runs['failed']} l-5  (demo, failed)  val —",
     ]
-    # Inside the frame (the axes' labels aside): run 1's 99 points, run 2's 4.
-    area = "".join(line[5:-1] for line in lines if line[4:5] in ("│", "┤"))
+    # Inside the frame (the axes' labels aside, as wide as they are): run 1's 99
+    # points, run 2's 4.
+    left = next(line.index("┌") for line in lines if "┌" in line)
+    area = "".join(line[left + 1 : -1] for line in lines if line[left : left + 1] in ("│", "┤"))
     assert area.count("1") > 50 and area.count("2") >= 3
 
 
