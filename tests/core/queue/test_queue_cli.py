@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -804,6 +804,31 @@ def test_experiment_given_twice_lists_runs_of_either(capsys: pytest.CaptureFixtu
     one_error_line(err, "no experiment 'x' in runs.db (a, b, c)")
 
 
+def around_the_signal(
+    monkeypatch: pytest.MonkeyPatch,
+    before: Callable[[], object] = lambda: None,
+    after: Callable[[], object] = lambda: None,
+) -> None:
+    """``stop``'s signal (WorkerLauncher.stop) with what a worker does just before it
+    (claims, ends its run) or at once after it (puts its run back, exits) around it."""
+    from resconv_tui.worker_launcher import WorkerLauncher
+
+    real_stop = WorkerLauncher.stop
+
+    def stop(self: WorkerLauncher, signalled: int) -> bool:
+        before()
+        sent = real_stop(self, signalled)
+        after()
+        return sent
+
+    monkeypatch.setattr(WorkerLauncher, "stop", stop)
+
+
+def said_by_stop(pid: int, runs: str) -> str:
+    """``stop``'s line for one worker asked to stop, ``runs`` what becomes of its runs."""
+    return f"asked worker pid {pid} to stop after the current step; {runs}\n"
+
+
 @contextlib.contextmanager
 def worker_in_final_pass(stopping: bool = False) -> Iterator[tuple[int, int]]:
     """A worker process here (one that ignores SIGTERM, as a worker busy in its final
@@ -877,25 +902,19 @@ def test_stop_says_a_cancel_its_own_signal_carried_out_as_a_cancel_asked_for(
     # A worker quick to act on the signal (on a GPU, milliseconds) put back a run with a
     # cancel asked for before stop's second read: the put-back ended it cancelled, and
     # stop said "run N was cancelled meanwhile", as of a run that ended before the signal.
-    from resconv_tui.worker_launcher import WorkerLauncher
-
     cli(capsys, "queue", "sweep.yml")
     with worker_in_final_pass() as (pid, run_id):
         repo = Repo.open("runs.db")
         worker_id = repo.get_run(run_id).worker_id or ""
         repo.heartbeat(worker_id, run_id=run_id, inputs_done=64)  # mid-training
         repo.request_cancel([run_id])
-        real_stop = WorkerLauncher.stop
 
-        def put_back_at_once(self: WorkerLauncher, signalled: int) -> bool:
-            stopped = real_stop(self, signalled)
+        def put_back_at_once() -> None:
             assert repo.requeue(run_id, worker_id) == RunStatus.CANCELLED  # as its worker does
-            return stopped
 
-        monkeypatch.setattr(WorkerLauncher, "stop", put_back_at_once)
-        assert cli(capsys, "stop")[1] == (
-            f"asked worker pid {pid} to stop after the current step; "
-            f"run {run_id} ends cancelled (a cancel was asked for)\n"
+        around_the_signal(monkeypatch, after=put_back_at_once)
+        assert cli(capsys, "stop")[1] == said_by_stop(
+            pid, f"run {run_id} ends cancelled (a cancel was asked for)"
         )
 
 
@@ -904,25 +923,17 @@ def test_stop_names_a_run_its_worker_put_back_before_stop_looked(
 ) -> None:
     # A worker on a GPU puts its run back within milliseconds of the SIGTERM: stop read
     # the running runs after signalling, found none, and said "it was idle".
-    from resconv_tui.worker_launcher import WorkerLauncher
-
     cli(capsys, "queue", "sweep.yml")
     with worker_in_final_pass() as (pid, run_id):
         repo = Repo.open("runs.db")
         worker_id = repo.get_run(run_id).worker_id or ""
         repo.heartbeat(worker_id, run_id=run_id, inputs_done=64)  # mid-training
-        real_stop = WorkerLauncher.stop
 
-        def quick_worker(self: WorkerLauncher, signalled: int) -> bool:
-            sent = real_stop(self, signalled)
+        def quick_worker() -> None:
             assert repo.put_back(run_id, worker_id)  # as the worker does at its next step
-            return sent
 
-        monkeypatch.setattr(WorkerLauncher, "stop", quick_worker)
-        assert cli(capsys, "stop")[1] == (
-            f"asked worker pid {pid} to stop after the current step; "
-            f"run {run_id} goes back to the queue\n"
-        )
+        around_the_signal(monkeypatch, after=quick_worker)
+        assert cli(capsys, "stop")[1] == said_by_stop(pid, f"run {run_id} goes back to the queue")
 
 
 def test_stop_names_a_run_its_worker_claimed_after_stop_looked(
@@ -930,25 +941,18 @@ def test_stop_names_a_run_its_worker_claimed_after_stop_looked(
 ) -> None:
     # An idle worker that claimed a run between stop's read of its runs and the signal
     # was said "it was idle", while the signal sent that run back to the queue.
-    from resconv_tui.worker_launcher import WorkerLauncher
-
     cli(capsys, "queue", "sweep.yml")
     with worker_in_final_pass() as (pid, run_id):
         repo = Repo.open("runs.db")
         worker_id = repo.get_run(run_id).worker_id or ""
         assert repo.put_back(run_id, worker_id)  # idle when stop reads its runs
-        real_stop = WorkerLauncher.stop
 
-        def claims_first(self: WorkerLauncher, signalled: int) -> bool:
+        def claims_first() -> None:
             claimed = repo.claim(worker_id)  # its next run, claimed meanwhile
             assert claimed is not None and claimed.id == run_id
-            return real_stop(self, signalled)
 
-        monkeypatch.setattr(WorkerLauncher, "stop", claims_first)
-        assert cli(capsys, "stop")[1] == (
-            f"asked worker pid {pid} to stop after the current step; "
-            f"run {run_id} goes back to the queue\n"
-        )
+        around_the_signal(monkeypatch, before=claims_first)
+        assert cli(capsys, "stop")[1] == said_by_stop(pid, f"run {run_id} goes back to the queue")
 
 
 def test_stop_keeps_the_runs_it_read_when_the_read_after_its_signal_fails(
@@ -983,26 +987,19 @@ def test_stop_does_not_send_back_a_run_that_ended_before_its_signal(
     # User walk (tiny runs, stop between them): 'run 156 goes back to the queue', and the
     # worker's log and ls said run 156 had succeeded: it ended between stop's first read
     # (running) and the signal, and the first read's row was said.
-    from resconv_tui.worker_launcher import WorkerLauncher
-
     cli(capsys, "queue", "sweep.yml")
     with worker_in_final_pass() as (pid, run_id):
         repo = Repo.open("runs.db")
         run = repo.get_run(run_id)
         worker_id = run.worker_id or ""
         repo.heartbeat(worker_id, run_id=run_id, inputs_done=run.total_inputs // 2)
-        real_stop = WorkerLauncher.stop
 
-        def ends_first(self: WorkerLauncher, signalled: int) -> bool:
+        def ends_first() -> None:
             done = FinalFigures(0.05, inputs_done=run.total_inputs)
             assert repo.finish(run_id, worker_id, done)  # its last step, before the signal
-            return real_stop(self, signalled)
 
-        monkeypatch.setattr(WorkerLauncher, "stop", ends_first)
-        assert cli(capsys, "stop")[1] == (
-            f"asked worker pid {pid} to stop after the current step; "
-            f"run {run_id} succeeded meanwhile\n"
-        )
+        around_the_signal(monkeypatch, before=ends_first)
+        assert cli(capsys, "stop")[1] == said_by_stop(pid, f"run {run_id} succeeded meanwhile")
         assert repo.get_run(run_id).status == RunStatus.SUCCEEDED
 
 
@@ -1012,21 +1009,16 @@ def test_stop_leaves_a_worker_that_exited_at_its_signal_stopped(
     # An idle worker exits within milliseconds of the SIGTERM, its row "stopped": stop
     # then wrote "stopping" over it, and the row of a process gone said "stopping" until
     # marked lost (found with `stop` beside two `worker --until-empty` started at once).
-    from resconv_tui.worker_launcher import WorkerLauncher
-
     cli(capsys, "queue", "sweep.yml")
     with worker_in_final_pass() as (_pid, run_id):
         repo = Repo.open("runs.db")
         worker_id = repo.get_run(run_id).worker_id or ""
-        real_stop = WorkerLauncher.stop
 
-        def quick_exit(self: WorkerLauncher, signalled: int) -> bool:
-            sent = real_stop(self, signalled)
+        def quick_exit() -> None:
             assert repo.put_back(run_id, worker_id)  # as the worker does on its way out
             repo.update_worker(worker_id, state="stopped")
-            return sent
 
-        monkeypatch.setattr(WorkerLauncher, "stop", quick_exit)
+        around_the_signal(monkeypatch, after=quick_exit)
         cli(capsys, "stop")
         assert [w.state for w in repo.list_workers(include_gone=True)] == ["stopped"]
 
