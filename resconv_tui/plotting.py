@@ -152,7 +152,10 @@ def log_ticks(low: float, high: float, rows: int) -> tuple[list[float], list[str
     span = math.log10(high) - math.log10(low)
 
     def row(value: float) -> int:  # plotext's row for a value (_utility.get_matrix_data)
-        return math.floor(round(0.5 + (rows - 1) * (math.log10(value / low)) / span, 8))
+        # A difference of logs, not the log of value / low: that ratio overflows to inf
+        # over a range wider than 308 decades (1e-300 .. 1e300, or a subnormal low).
+        above = math.log10(value) - math.log10(low)
+        return math.floor(round(0.5 + (rows - 1) * above / span, 8))
 
     def rank(ticks: list[float]) -> tuple[bool, int, int]:
         """Two labels or more first, then two rows apart (one on a short chart, where
@@ -180,7 +183,10 @@ def _log_candidates(low: float, high: float) -> list[list[float]]:
         kept = (round(v, 12 - math.floor(math.log10(v))) for v in values if v > 0)
         return sorted({v for v in kept if low * (1 - 1e-9) <= v <= high * (1 + 1e-9)})
 
-    sets = [inside(10.0**e for e in range(first, last + 1) if e % k == 0) for k in (4, 3, 2)]
+    # Every 100 to 2 decades: a chart of a few rows over a range of tens of decades (or
+    # hundreds, a subnormal loss) still gets labels two rows apart, not plotext's own.
+    every = (100, 50, 20, 10, 5, 4, 3, 2)
+    sets = [inside(10.0**e for e in range(first, last + 1) if e % k == 0) for k in every]
     for mantissas in ((1,), (1, 3), (1, 2, 5)):
         sets.append(inside(m * 10.0**e for e in range(first, last + 1) for m in mantissas))
     for e in range(last, math.floor(math.log10(high - low)) - 2, -1):

@@ -9,7 +9,7 @@ import pytest
 from screen_host import screen_text
 from textual.app import App, ComposeResult
 
-from resconv_tui.plotting import MAX_GAP, Series, even_y_axis, nice_ticks
+from resconv_tui.plotting import MAX_GAP, Series, even_y_axis, log_ticks, nice_ticks
 from resconv_tui.widgets.loss_chart import LossChart
 
 
@@ -169,3 +169,13 @@ async def test_log_scale_y_labels_are_round_values_on_the_rows_of_their_logs(
         logs, rows, strict=True)), (rows, values)  # fmt: skip
     if height >= 15:  # and at least three on a chart of 10 rows or more
         assert len(values) >= 3, values
+
+
+@pytest.mark.parametrize(("low", "high"), [(1e-300, 1e300), (5e-324, 1.0), (1e-10, 1e300)])
+def test_log_ticks_over_more_decades_than_a_float_s_ratio_holds(low: float, high: float) -> None:
+    # high / low overflowed to inf and log_ticks raised OverflowError (the chart crashed).
+    ticks, labels = log_ticks(low, high, 19)
+    logs = [math.log10(tick) for tick in ticks]
+    assert len(ticks) >= 3 and len(labels) == len(ticks), labels
+    assert all(low <= tick <= high for tick in ticks), ticks
+    assert all(b > a for a, b in zip(logs, logs[1:], strict=False)), ticks
