@@ -200,11 +200,16 @@ def _log_candidates(low: float, high: float) -> list[list[float]]:
 def _log_labels(ticks: list[float]) -> list[str]:
     """Each tick with the decimals it needs (0.05, 0.1, 1); ticks within one decade with
     as many as the one that needs most (0.046, 0.048, 0.050); more than six (a value
-    under a millionth) in powers of ten, 3e-07, as a label needs a few characters."""
+    under a millionth), or ten million or more, in powers of ten, 3e-07, 1e+12, as a
+    label needs a few characters."""
     need = [next((d for d in range(7) if abs(round(t, d) - t) <= t * 1e-9), 7) for t in ticks]
     if ticks and math.floor(math.log10(ticks[0])) == math.floor(math.log10(ticks[-1])):
         need = [max(need)] * len(ticks)
-    return [f"{t:,.{d}f}" if d < 7 else f"{t:.2g}" for t, d in zip(ticks, need, strict=True)]
+    # Ten million or more in powers of ten too (1e+12): written out, a diverging loss's
+    # label took 17 characters of the chart's width, 1e300 hundreds with float noise.
+    return [
+        f"{t:,.{d}f}" if d < 7 and t < 1e7 else f"{t:.6g}" for t, d in zip(ticks, need, strict=True)
+    ]
 
 
 def draw_series(

@@ -179,3 +179,14 @@ def test_log_ticks_over_more_decades_than_a_float_s_ratio_holds(low: float, high
     assert len(ticks) >= 3 and len(labels) == len(ticks), labels
     assert all(low <= tick <= high for tick in ticks), ticks
     assert all(b > a for a, b in zip(logs, logs[1:], strict=False)), ticks
+
+
+@pytest.mark.parametrize(
+    ("low", "high"), [(0.1, 1e12), (1e-10, 1e300), (2e7, 9e7), (1.01e7, 1.19e7), (1.01e-7, 1.19e-7)]
+)
+def test_log_labels_of_large_values_stay_a_few_characters_wide(low: float, high: float) -> None:
+    # A diverging loss: 1e12 was labelled '1,000,000,000,000', 1e300 with 300 digits.
+    ticks, labels = log_ticks(low, high, 19)
+    assert len(ticks) >= 2 and all(len(label) <= 9 for label in labels), labels
+    assert all(float(label.replace(",", "")) == tick for tick, label in zip(
+        ticks, labels, strict=True)), labels  # fmt: skip
