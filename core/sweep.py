@@ -272,7 +272,7 @@ def expand_sweep(
             return []
         raise SweepError(f"{source}: the matrix expands to no runs (everything was excluded)")
     targets = _read_targets(data.get("targets"), source)
-    _check_targets_match(targets, sweep.targeted, source, sweep.matrix_cells, sweep.excludes)
+    _check_targets_match(targets, sweep.cells, source, sweep.matrix_cells, sweep.excludes)
     return _build_runs(experiment, sweep.fixed, sweep.cells, sweep.seeds, targets, source)
 
 
@@ -285,7 +285,6 @@ class _Cells:
     excludes: list[dict[str, Any]]
     seeds: Sequence[int] | None
     cells: list[dict[str, Any]]  # after the exclude, ``drop`` and the include
-    targeted: list[dict[str, Any]]  # those, and the cells ``drop`` took: targets may name them
 
 
 def _sweep_cells(data: dict[str, Any], source: str, drop: DropRun | None) -> _Cells:
@@ -303,15 +302,11 @@ def _sweep_cells(data: dict[str, Any], source: str, drop: DropRun | None) -> _Ce
     _check_run_count(matrix, includes, excludes, seeds, source)
     matrix_cells = _matrix_cells(matrix)
     _check_excludes_match(excludes, matrix_cells, matrix, source)
-    left = _apply_exclude(matrix_cells, excludes)
-    kept = left if drop is None else [c for c in left if not _dropped(c, fixed, drop, source)]
-    cells = _apply_include(kept, includes, matrix, source)
-    # A target of a cell the form's drop (a loaded exclude) took goes with its run: the
-    # form's edits (act gelu only) left l-2's target that cell alone, and it was refused,
-    # "matches no run: l: 2 is not among the matrix's l values [1]" of layers 1,2.
-    dropped = len(kept) < len(left)
-    targeted = cells + _apply_include(left, includes, matrix, source) if dropped else cells
-    return _Cells(fixed, matrix_cells, excludes, seeds, cells, targeted)
+    cells = _apply_exclude(matrix_cells, excludes)
+    if drop is not None:
+        cells = [cell for cell in cells if not _dropped(cell, fixed, drop, source)]
+    cells = _apply_include(cells, includes, matrix, source)
+    return _Cells(fixed, matrix_cells, excludes, seeds, cells)
 
 
 def targets_attached(data: dict[str, Any], source: str, drop: DropRun | None = None) -> list[bool]:
