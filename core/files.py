@@ -59,3 +59,34 @@ def _sync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+# The SQLite files this process has opened (``core.queue.db.open_engine`` adds them).
+# Closing any descriptor of a file drops every POSIX lock the process holds on it, its
+# SQLite connections' too: no other reader in this process may open one of them.
+_DATABASE_FILES: set[Path] = set()
+
+
+def note_database_file(path: Path) -> None:
+    """Note ``path`` as a SQLite file this process opens (``held_database_file``)."""
+    _DATABASE_FILES.add(path.absolute())
+
+
+def held_database_file(path: Path) -> Path | None:
+    """The SQLite database this process opened that ``path`` is, or is the -wal or -shm
+    file of (through a link too, by its inode), else None. Reading such a file, then
+    closing it, drops the process's SQLite locks (the dashboard's f3 given runs.db):
+    a worker's writes then vanish from the file."""
+    try:
+        given = path.stat()
+    except OSError:
+        return None
+    for database in _DATABASE_FILES:
+        for name in (database.name, f"{database.name}-wal", f"{database.name}-shm"):
+            try:
+                found = database.with_name(name).stat()
+            except OSError:
+                continue
+            if (found.st_dev, found.st_ino) == (given.st_dev, given.st_ino):
+                return database
+    return None

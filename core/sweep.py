@@ -45,6 +45,7 @@ from core.config import (
     as_whole,
 )
 from core.errors import ConfigError, SweepError, cut, shown
+from core.files import held_database_file
 from core.params import count_params, training_key
 from core.sweep_yaml import MAX_FILE_BYTES, YAMLTooBig, load_yaml, malformed
 
@@ -169,6 +170,9 @@ def _opened(path: Path) -> BinaryIO:
     if device := _device_kind(mode):
         # No "queue <(...)" hint: the dashboard's f3 reads files through here too.
         raise SweepError(f"{path}: {device}, not a sweep file; give a file or a pipe")
+    if database := held_database_file(path):
+        # Not even opened: closing it would drop this process's SQLite locks on it.
+        raise SweepError(f"{path}: the queue's database ({database}), not a sweep file")
     if not stat.S_ISFIFO(mode):
         return path.open("rb")
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # no wait for a writer here

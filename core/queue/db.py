@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
+from core.files import note_database_file
 from core.queue.errors import NoDatabase, QueueError
 from core.queue.models import SCHEMA_VERSION, TABLES, Meta
 
@@ -274,6 +275,8 @@ def open_engine(
     except QueueError:
         engine.dispose()
         raise
+    if path is not None:
+        note_database_file(path)  # no other reader in this process opens it (sweep files)
     return engine
 
 

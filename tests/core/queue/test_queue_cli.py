@@ -1267,25 +1267,54 @@ def test_opening_a_database_again_keeps_this_process_s_sqlite_locks(
     # repo beside a command) dropped that connection's WAL read lock. A worker's writes
     # then vanished from the file (the kill -9 end-to-end test: its run never ran).
     cli(capsys, "queue", "sweep.yml")
+    with sqlite_read_lock_held() as kept:
+        assert cli(capsys, "status")[0] == 0
+    assert kept(), "the status command's open dropped this process's SQLite read lock"
+
+
+@pytest.mark.parametrize("given", ["runs.db", "runs.db-shm", "link.db"])
+def test_the_database_given_as_a_sweep_file_is_refused_unopened(
+    capsys: pytest.CaptureFixture[str], given: str
+) -> None:
+    # The dashboard's f3 (and the form's load) read a sweep file in a process holding
+    # the queue's connections: reading runs.db, or its -shm (WAL's locks), then closing
+    # it dropped their locks as the header check did. A link to it is the same file.
+    cli(capsys, "queue", "sweep.yml")
+    Path("link.db").symlink_to("runs.db")
+    with sqlite_read_lock_held(given.replace("link.db", "runs.db")) as kept:
+        code, _, err = cli(capsys, "queue", given)
+    assert kept(), f"reading {given} as a sweep file dropped this process's SQLite read lock"
+    assert code == 2
+    one_error_line(
+        err, f"{given}: the queue's database ({Path('runs.db').absolute()}), not a sweep file"
+    )
+
+
+@contextlib.contextmanager
+def sqlite_read_lock_held(file: str = "runs.db") -> Iterator[Callable[[], bool]]:
+    """A WAL read of runs.db held in this process around the block; yields whether its
+    lock on ``file`` (runs.db, or runs.db-shm) was still held at the block's end."""
     holder = sqlite3.connect("runs.db")
     holder.execute("BEGIN")
     holder.execute("SELECT count(*) FROM run").fetchall()  # a WAL read lock, in this process
+    kept: list[bool] = []
     try:
-        assert cli(capsys, "status")[0] == 0
+        yield lambda: kept[0]
         # A reader holds SQLite's SHARED lock on the database file (bytes from 2**30 + 2,
-        # 510 of them); F_GETLK reports a lock held by another process only: ask a child.
+        # 510 of them), and on -shm's byte 128 (its "dead man switch", held while the
+        # connection maps -shm); F_GETLK reports another process's locks only: ask a child.
+        start, length = (128, 1) if file.endswith("-shm") else (2**30 + 2, 510)
         probe = (
             "import fcntl, os, struct, sys\n"
-            "fd = os.open('runs.db', os.O_RDWR)\n"
-            "lock = struct.pack('hhqqi', fcntl.F_WRLCK, 0, 2**30 + 2, 510, 0)\n"
+            f"fd = os.open({file!r}, os.O_RDWR)\n"
+            f"lock = struct.pack('hhqqi', fcntl.F_WRLCK, 0, {start}, {length}, 0)\n"
             "got = struct.unpack('hhqqi', fcntl.fcntl(fd, fcntl.F_GETLK, lock))\n"
             "sys.exit(0 if got[0] != fcntl.F_UNLCK else 1)\n"
         )
-        kept = subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0
+        kept.append(subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0)
     finally:
         holder.rollback()
         holder.close()
-    assert kept, "the status command's open dropped this process's SQLite read lock"
 
 
 def test_locked_database(
