@@ -16,7 +16,7 @@ import yaml
 
 from core.config import coerced
 from core.errors import ConfigError, SweepError, shown
-from core.files import atomic_write
+from core.files import atomic_write, held_database_file
 from core.sweep import (
     MAX_RUNS,
     PAIR_ALIASES,
@@ -86,9 +86,29 @@ def typed_path(path: str | Path) -> Path:
 def save_sweep(path: str | Path, mapping: dict[str, Any]) -> Path:
     """Write the sweep file whole or not at all (a full disk leaves the old file)."""
     path = typed_path(path)
+    _refuse_a_database(path)
     text = sweep_yaml(mapping).encode("utf-8")
     atomic_write(path, lambda handle: handle.write(text))
     return path
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _refuse_a_database(path: Path) -> None:
+    """f2 over runs.db replaced the queue's database with the sweep (behind a "Replace
+    it?" that reads like any file's): refused. The queue's own file is known unopened
+    (``held_database_file``: reading it would drop this process's SQLite locks); any
+    other SQLite file by its header."""
+    if database := held_database_file(path):
+        raise SweepError(f"{path}: the queue's database ({database}); save the sweep elsewhere")
+    try:
+        with path.open("rb") as file:
+            start = file.read(len(SQLITE_HEADER))
+    except OSError:
+        return  # none there yet, or the write says why not
+    if start == SQLITE_HEADER:
+        raise SweepError(f"{path}: a SQLite database, not a sweep file; save the sweep elsewhere")
 
 
 def load_sweep(path: str | Path) -> LoadedSweep:

@@ -428,6 +428,34 @@ def test_saved_file_reads_back_to_the_same_runs(tmp_path: Path) -> None:
     assert len(expected) == 8
 
 
+@pytest.mark.parametrize("whose", ["the queue's", "another"])
+def test_saving_over_a_database_is_refused_and_leaves_it_whole(tmp_path: Path, whose: str) -> None:
+    # f2 to runs.db (a slip of the path, behind a "Replace it?" that reads like any
+    # file's) replaced the queue's database with the sweep.
+    import sqlite3
+
+    from core.queue import Repo
+
+    path = tmp_path / "runs.db"
+    if whose == "the queue's":
+        repo = Repo.open(str(path))  # open in this process, as the dashboard holds it
+    else:
+        made = sqlite3.connect(path)
+        made.execute("CREATE TABLE notes (x)")
+        made.commit()
+        made.close()
+    before = path.read_bytes() if whose == "another" else None
+    values, _ = parse_all(texts(layers="1"))
+    said = "the queue's database" if whose == "the queue's" else "a SQLite database"
+    with pytest.raises(SweepError, match=f"runs.db: {said}"):
+        save_sweep(path, build_mapping("oops", values))
+    if whose == "the queue's":
+        assert repo.list_runs() == []  # still the queue's, still readable
+        repo.close()
+    else:
+        assert path.read_bytes() == before
+
+
 def test_a_one_run_sweep_file_is_written_one_key_a_line(tmp_path: Path) -> None:
     # A form of plain values (no matrix) was saved as one flow mapping:
     # `{name: one, layers: 3, channels: 4, ...}` over three lines.
