@@ -34,11 +34,13 @@ def terminal_safe(text: str) -> str:
     separators); newlines and tabs kept. A refusal echoed the person's argument raw:
     ``cancel $'\\e[2J'`` cleared the screen it was said on."""
     return "".join(
-        char if char in "\n\t" or not _acts_on_terminal(char) else repr(char)[1:-1] for char in text
+        char if char in "\n\t" or not acts_on_terminal(char) else repr(char)[1:-1] for char in text
     )
 
 
-def _acts_on_terminal(char: str) -> bool:
+def acts_on_terminal(char: str) -> bool:
+    """A control or invisible format character (ZWJ aside: it joins emoji), or a line or
+    paragraph separator: what no message or name may send a terminal as it is."""
     return unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") and char != "\u200d"
 
 

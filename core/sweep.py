@@ -26,7 +26,6 @@ import os
 import re
 import select
 import stat
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -44,7 +43,7 @@ from core.config import (
     RunConfig,
     as_whole,
 )
-from core.errors import ConfigError, SweepError, cut, shown
+from core.errors import ConfigError, SweepError, acts_on_terminal, cut, shown
 from core.files import held_database_file
 from core.params import count_params, training_key
 from core.sweep_yaml import MAX_FILE_BYTES, YAMLTooBig, load_yaml, malformed
@@ -387,12 +386,7 @@ BLANK_LOOKING = frozenset("\u2800\u3164\u115f\u1160\uffa0")
 
 
 def _control(char: str) -> bool:
-    category = unicodedata.category(char)
-    return (
-        category in ("Cc", "Zl", "Zp")
-        or (category == "Cf" and char != "\u200d")
-        or char in BLANK_LOOKING
-    )
+    return acts_on_terminal(char) or char in BLANK_LOOKING
 
 
 def _known_key(key: Any) -> bool:

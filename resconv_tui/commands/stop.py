@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     # Should that read fail (a run row damaged meanwhile), the first read's runs stand.
     ended: dict[int, RunStatus] = {}
     if held is not None:
-        after = held_runs_again(repo, targets)
+        after = held_runs(repo, targets, say_unread=False)
         both = {run.id: run for run in (*held, *(after or ()))}  # the later read's row wins
         if after is not None:
             # And one that ended on its own between the reads (its last step done before
@@ -163,29 +163,19 @@ def unmarked_said(unmarked: list[WorkerRow]) -> str:
     )
 
 
-def held_runs_again(repo: Repo, worker_ids: set[str]) -> list[RunRow] | None:
-    """``held_runs`` after the signal; None, unsaid, where they cannot be read (the read
-    before named what it found; "the runs are not said" would unsay it)."""
-    from core.queue.errors import QueueError
-    from resconv_tui.polling import read_held_runs
-
-    try:
-        return read_held_runs(repo, worker_ids)
-    except QueueError:
-        return None
-
-
-def held_runs(repo: Repo, worker_ids: set[str]) -> list[RunRow] | None:
-    """The runs these workers are training (those in their final pass too); None, said,
-    when a damaged run row keeps them from being read: the workers are stopped all the
-    same."""
+def held_runs(repo: Repo, worker_ids: set[str], say_unread: bool = True) -> list[RunRow] | None:
+    """The runs these workers are training (those in their final pass too); None when a
+    damaged run row keeps them from being read (the workers are stopped all the same),
+    said unless ``say_unread`` is False: the read after the signal, where the read before
+    named what it found and "the runs are not said" would unsay it."""
     from core.queue.errors import QueueError
     from resconv_tui.polling import read_held_runs
 
     try:
         return read_held_runs(repo, worker_ids)
     except QueueError as exc:
-        print(f"resconv-tui: {exc}; the runs the workers held are not said", file=sys.stderr)
+        if say_unread:
+            print(f"resconv-tui: {exc}; the runs the workers held are not said", file=sys.stderr)
         return None
 
 
@@ -196,6 +186,7 @@ def ended_meanwhile(repo: Repo, runs: list[RunRow]) -> dict[int, RunStatus]:
     be read is left out: said as the first read found it, as before."""
     from core.queue import RunStatus
     from core.queue.errors import QueueError
+    from core.queue.status import FINISHED
 
     ended: dict[int, RunStatus] = {}
     for run in runs:
@@ -207,7 +198,7 @@ def ended_meanwhile(repo: Repo, runs: list[RunRow]) -> dict[int, RunStatus]:
             # The cancel asked for, carried out by the put-back the signal made as likely
             # as by its worker before it: said as such ("ends cancelled"), not "meanwhile".
             continue
-        if status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED):
+        if status in FINISHED:
             ended[run.id] = status
     return ended
 
