@@ -235,18 +235,19 @@ def draw_series(
         if xs:
             draw = plt.scatter if one.scatter else plt.plot
             draw(xs, ys, label=one.label or None, color=one.color, marker=one.marker)
+    rows = height - 5  # the plot's rows: less the title, frame and the x axis's two lines
     if log_y and plotted:
         plt.yscale("log")  # plotext takes the ticks as values and places them by their log
         ys = [y for one in plotted for y in one.ys if y > 0]
-        if ys and (log := log_ticks(min(ys), max(ys), height - 5))[0]:
+        if ys and (log := log_ticks(min(ys), max(ys), rows))[0]:
             plt.yticks(*log)
     elif plotted:  # round values, each on its own row, none skipped, evenly spaced
         ys = [y for one in plotted for y in one.ys]
-        rows = height - 5  # less the title, frame and the x axis's two lines
-        ticks, labels = nice_ticks(min(ys), max(ys), max(2, rows // 2 + 1))
         if even := even_y_axis(min(ys), max(ys), rows):
             ticks, labels, limits = even
             plt.ylim(*limits)
+        else:
+            ticks, labels = nice_ticks(min(ys), max(ys), max(2, rows // 2 + 1))
         if ticks:
             plt.yticks(ticks, labels)
     if plotted:  # inputs at round values too (20.0, 1336.2, 2652.5 before)
