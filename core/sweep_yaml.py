@@ -141,13 +141,20 @@ def malformed(exc: yaml.YAMLError) -> str:
     splits what into a context and a problem: the problem alone is usually whole, but
     not where the context holds its first half ("but found another document", "second
     occurrence" of an anchor), which is joined then, with the line it points to. A
-    "while scanning ..." context is left out: it says nothing the problem does not."""
+    "while parsing ..." / "while scanning ..." context follows the problem with the place
+    it began where that is elsewhere: for an unclosed ``[``, ``{`` or quote the problem's
+    place is where the parser gave up (often the file's end), and only the context says
+    where the bracket opened."""
     mark = getattr(exc, "problem_mark", None)
     where = " at line {}, column {}".format(*_place(mark)) if mark else ""
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     context = getattr(exc, "context", None)
-    if context and not context.startswith("while "):
-        context_mark = getattr(exc, "context_mark", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if context and context.startswith("while "):
+        if context_mark and mark and _place(context_mark) != _place(mark):
+            began = "line {}, column {}".format(*_place(context_mark))
+            problem = f"{problem} ({context} that began at {began})"
+    elif context:
         line = f" (line {_place(context_mark)[0]})" if context_mark and mark else ""
         problem = f"{context}{line}, {problem}"
     return f"malformed YAML{where}: {problem}"

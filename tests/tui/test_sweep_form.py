@@ -769,8 +769,17 @@ def test_loading_a_file_nested_too_deeply_is_one_line(tmp_path: Path) -> None:
          "at line 1, column 12: found character '\\t' that cannot start any token"),
         ('name: "\u2028"\na: &k 1\nb: &k 2\n', "at line 3, column 4: found duplicate anchor "
          "'k'; first occurrence (line 2), second occurrence"),
+        # An unclosed bracket or quote was said only where the parser gave up (the file's
+        # end), not where it opened: "while parsing a flow sequence" and its line dropped.
+        ("name: x\nlr: [0.1, 0.2\n", "at line 3, column 1: expected ',' or ']', but got "
+         "'<stream end>' (while parsing a flow sequence that began at line 2, column 5)"),
+        ("name: x\nlr: {a: 1\nlayers: 2\n", "at line 3, column 7: expected ',' or '}', but "
+         "got ':' (while parsing a flow mapping that began at line 2, column 5)"),
+        ('name: "x\n', "at line 2, column 1: found unexpected end of stream (while scanning a "
+         "quoted scalar that began at line 1, column 7)"),
     ],
-    ids=["two documents", "anchor twice", "tab", "line separators", "column", "context line"],
+    ids=["two documents", "anchor twice", "tab", "line separators", "column", "context line",
+         "unclosed [", "unclosed {", "unclosed quote"],
 )  # fmt: skip
 def test_malformed_yaml_is_said_whole_where_it_is(tmp_path: Path, text: str, says: str) -> None:
     path = tmp_path / "s.yml"
