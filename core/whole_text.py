@@ -10,7 +10,10 @@ processes while ``priority 1_0 ID`` was refused; one rule keeps them alike.
 
 from __future__ import annotations
 
+import argparse
 import re
+
+from core.errors import shown
 
 PLAIN_WHOLE = re.compile(r"[+-]?[0-9]+")
 # A number as a sweep file may write a count (1.8e5), in ASCII alone: float() too
@@ -29,3 +32,45 @@ def plain_whole(text: str) -> int:
 def plain_number(text: str) -> bool:
     """Whether ``text`` is a number written in ASCII digits, as ``1.8e5`` or ``64``."""
     return PLAIN_NUMBER.fullmatch(text.strip()) is not None
+
+
+# What argparse itself reads as a negative number, not an option (its own pattern).
+ARGPARSE_NUMBER = re.compile(r"-\d+|-\d*\.\d+")
+
+
+def misread_number_refusal(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """The refusal of the first argument (before ``--``) that reads as a number with a
+    minus sign but that argparse takes for an unknown option (it takes ``-5`` and
+    ``-1.5`` as values, not ``-inf``, ``-1e3`` or ``-1_0``); None where there is none.
+    ``parser`` is the (sub)command's own. After an option that takes one value, that
+    option's own refusal of it, as ``--max-inputs=-1e3`` gets it ("argument --max-inputs:
+    '-1e3' is not a number of inputs (...)"): argparse said "expected one argument",
+    naming no value. Else (a positional: ``priority -inf 1`` said "the following
+    arguments are required: ID", the 1 taken as the priority) that it is no whole number."""
+    for at, arg in enumerate(argv):
+        if arg == "--":
+            return None
+        if not arg.startswith("-") or ARGPARSE_NUMBER.fullmatch(arg) or not _float_text(arg):
+            continue
+        # argparse's own table of option strings: its parser holds no other way to it.
+        option = parser._option_string_actions.get(argv[at - 1]) if at else None
+        read = option.type if option is not None and option.nargs is None else None
+        if option is not None and callable(read):
+            try:
+                read(arg)
+            except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
+                return f"argument {'/'.join(option.option_strings)}: {exc}"
+            # A value its option takes, which argparse reads as an option all the same.
+            given = argv[at - 1]
+            return f"argument {given}: {shown(arg)} reads as an option: write {given}={arg}"
+        return (f"{shown(arg)} is not a whole number (e.g. -5): a value starting with '-' must "
+                "be one, or it reads as an option")  # fmt: skip
+    return None
+
+
+def _float_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

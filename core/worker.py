@@ -96,6 +96,7 @@ from core.recording import (
     say,
 )
 from core.run_folders import claim_run_folder, experiment_folder
+from core.whole_text import misread_number_refusal
 from core.worker_options import (
     NO_RULES,
     ClaimRules,
@@ -876,6 +877,9 @@ def main(argv: list[str] | None = None) -> int:
         "--slot", default=None, metavar="I/K",
         help="run as slot I of K sharing the device (set by 'worker --slots K')",
     )  # fmt: skip
+    given = sys.argv[1:] if argv is None else argv
+    if refusal := misread_number_refusal(parser, given):  # `--max-runs -1e3`
+        parser.error(refusal)
     args = parser.parse_args(argv)
     if args.slot and (supervisor := os.environ.get(SUPERVISOR_ENV, "")).isdigit():
         stop_with_parent(int(supervisor))  # before any run is claimed

@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import re
 import sys
 from typing import TYPE_CHECKING
 
-from core.errors import ArgumentParser, ResconvError, escape_unwritable_output, shown, terminal_safe
+from core.errors import ArgumentParser, ResconvError, escape_unwritable_output, terminal_safe
+from core.whole_text import misread_number_refusal
 
 if TYPE_CHECKING:
     from core.queue import Repo
@@ -169,38 +169,13 @@ def _version() -> str:
         return "(not installed)"
 
 
-def number_read_as_option(argv: list[str]) -> str | None:
-    """The first argument (before ``--``) that reads as a number with a minus sign, but
-    that argparse takes for an unknown option: it takes ``-5`` and ``-1.5`` as values,
-    not ``-inf``, ``-1e3`` or ``-1_0``. ``priority -inf 1`` said "the following
-    arguments are required: ID", the 1 taken as the priority."""
-    for arg in argv:
-        if arg == "--":
-            return None
-        if not arg.startswith("-") or ARGPARSE_NUMBER.fullmatch(arg):
-            continue
-        try:
-            float(arg)
-        except ValueError:
-            continue
-        return arg
-    return None
-
-
-# What argparse itself reads as a negative number, not an option (its own pattern).
-ARGPARSE_NUMBER = re.compile(r"-\d+|-\d*\.\d+")
-
-
 def main(argv: list[str] | None = None) -> int:
     escape_unwritable_output()
     parser = build_parser()
     given = sys.argv[1:] if argv is None else argv
-    if odd := number_read_as_option(given):
-        command = next((arg for arg in given if _parser_of(parser, arg) is not parser), None)
-        _parser_of(parser, command).error(
-            f"{shown(odd)} is not a whole number (e.g. -5): a value starting with '-' must be "
-            "one, or it reads as an option"
-        )
+    command = next((arg for arg in given if _parser_of(parser, arg) is not parser), None)
+    if refusal := misread_number_refusal(_parser_of(parser, command), given):
+        _parser_of(parser, command).error(refusal)
     args, extra = parser.parse_known_args(argv)
     if extra:  # argparse would print the top-level usage for `ls extra`: show ls's own
         # Before the subcommand (`--bogus ls`) it is the top level's argument.

@@ -1421,8 +1421,7 @@ def test_bad_run_ids_are_argparse_errors(capsys: pytest.CaptureFixture[str]) -> 
 
 @pytest.mark.parametrize(
     "argv",
-    [["priority", "-inf", "1"], ["priority", "-1e3", "1"], ["priority", "-1_0", "1"],
-     ["queue", "sweep.yml", "--priority", "-nan"]],
+    [["priority", "-inf", "1"], ["priority", "-1e3", "1"], ["priority", "-1_0", "1"]],
 )  # fmt: skip
 def test_a_negative_number_argparse_takes_for_an_option_is_said_as_a_number(
     capsys: pytest.CaptureFixture[str], argv: list[str]
@@ -1438,6 +1437,60 @@ def test_a_negative_number_argparse_takes_for_an_option_is_said_as_a_number(
         "starting with '-' must be one, or it reads as an option"
     )
     assert not Path("runs.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["queue", "sweep.yml", "--max-inputs", "-1e3"],
+         "argument --max-inputs: '-1e3' is not a number of inputs (a whole number from 1 to "
+         "1,000,000,000)"),
+        (["queue", "sweep.yml", "--priority", "-nan"],
+         "argument --priority: '-nan' is not a priority (a whole number from -1,000,000 to "
+         "1,000,000, e.g. 5 or -1)"),
+        (["worker", "--max-runs", "-1E3"],
+         "argument --max-runs: '-1E3' is not a number of runs (a whole number from 1 to "
+         "1,000,000)"),
+        (["worker", "--stack", "-inf"],
+         "argument --stack: '-inf' is not a number of runs to stack (a whole number from 1 "
+         "to 64)"),
+        # A value its option takes, which argparse reads as an option all the same.
+        (["worker", "--checkpoints", "-1e3"],
+         "argument --checkpoints: '-1e3' reads as an option: write --checkpoints=-1e3"),
+    ],
+)  # fmt: skip
+def test_a_negative_number_after_an_option_gets_that_options_refusal(
+    capsys: pytest.CaptureFixture[str], argv: list[str], says: str
+) -> None:
+    # `queue --max-inputs -1e3` said "'-1e3' is not a whole number (e.g. -5): ...", naming
+    # no option, where `--max-inputs=-1e3` (and `-3`) got the option's own refusal.
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert (
+        capsys.readouterr().err.strip().splitlines()[-1] == f"resconv-tui {argv[0]}: error: {says}"
+    )
+    spelled = [*argv[:-2], f"{argv[-2]}={argv[-1]}"]
+    if "reads as an option" not in says:  # the same words as the option's own refusal
+        with pytest.raises(SystemExit):
+            main(spelled)
+        assert capsys.readouterr().err.strip().splitlines()[-1].endswith(says)
+    assert not Path("runs.db").exists()
+
+
+def test_the_worker_module_names_the_option_of_a_negative_number() -> None:
+    # `python -m core.worker --max-runs -1e3` said "argument --max-runs: expected one
+    # argument", naming no value.
+    repo_root = str(Path(__file__).resolve().parents[3])
+    done = subprocess.run(
+        [sys.executable, "-m", "core.worker", "--max-runs", "-1e3"], capture_output=True,
+        text=True, env={**os.environ, "PYTHONPATH": repo_root}, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "python -m core.worker: error: argument --max-runs: '-1e3' is not a number of runs "
+        "(a whole number from 1 to 1,000,000)"
+    )
 
 
 def test_a_negative_priority_is_taken_and_after_double_dash_is_checked(
