@@ -229,38 +229,48 @@ def draw_series(
     scale = " (log)" if log_y else ""
     plt.title(title + scale)
     plt.xlabel("inputs")
-    plotted = [s for s in series if s.xs]
-    for one in plotted:
-        xs, ys = _points(one, log_y)
-        if xs:
-            draw = plt.scatter if one.scatter else plt.plot
-            draw(xs, ys, label=one.label or None, color=one.color, marker=one.marker)
+    # inf or NaN (a diverged run's, in a database of an older version, which stored them)
+    # is no point on a curve: plotext raised on it, on either scale. Left out, and said.
+    kept = [_kept(one, log_y) for one in series]
+    left_out = sum(not math.isfinite(y) for one in series for y in one.ys)
+    note = f"{left_out} inf/NaN point{'s' if left_out != 1 else ''} left out" if left_out else ""
+    plotted = [(one, xs, ys) for one, (xs, ys) in zip(series, kept, strict=True) if xs]
+    for one, xs, ys in plotted:
+        thinned_xs, thinned_ys = thin(xs, ys)
+        draw = plt.scatter if one.scatter else plt.plot
+        draw(thinned_xs, thinned_ys, label=one.label or None, color=one.color, marker=one.marker)
     rows = height - 5  # the plot's rows: less the title, frame and the x axis's two lines
+    all_ys = [y for _, _, ys in plotted for y in ys]
     if log_y and plotted:
         plt.yscale("log")  # plotext takes the ticks as values and places them by their log
-        ys = [y for one in plotted for y in one.ys if y > 0]
-        if ys and (log := log_ticks(min(ys), max(ys), rows))[0]:
+        if (log := log_ticks(min(all_ys), max(all_ys), rows))[0]:
             plt.yticks(*log)
     elif plotted:  # round values, each on its own row, none skipped, evenly spaced
-        ys = [y for one in plotted for y in one.ys]
-        if even := even_y_axis(min(ys), max(ys), rows):
+        if even := even_y_axis(min(all_ys), max(all_ys), rows):
             ticks, labels, limits = even
             plt.ylim(*limits)
         else:
-            ticks, labels = nice_ticks(min(ys), max(ys), max(2, rows // 2 + 1))
+            ticks, labels = nice_ticks(min(all_ys), max(all_ys), max(2, rows // 2 + 1))
         if ticks:
             plt.yticks(ticks, labels)
     if plotted:  # inputs at round values too (20.0, 1336.2, 2652.5 before)
-        xs = [x for one in plotted for x in one.xs]
-        ticks, labels = nice_ticks(min(xs), max(xs), max(2, (width - 10) // 12))
+        all_xs = [x for _, xs, _ in plotted for x in xs]
+        ticks, labels = nice_ticks(min(all_xs), max(all_xs), max(2, (width - 10) // 12))
         if ticks:
             plt.xticks(ticks, labels)
-    if not plotted:
+        if note:
+            plt.title(f"{title}{scale}: {note}")
+    elif note:  # points, but none that can be drawn
+        plt.title(f"{title}{scale}: {note}, none to draw")
+    else:
         plt.title(f"{title}: {empty_note}")
 
 
-def _points(series: Series, log_y: bool) -> tuple[list, list]:
-    kept = list(zip(series.xs, series.ys, strict=True))
-    if log_y:  # log of zero or less is undefined: those points are not drawn
-        kept = [(x, y) for x, y in kept if y > 0]
-    return thin([x for x, _ in kept], [y for _, y in kept])
+def _kept(series: Series, log_y: bool) -> tuple[list[float], list[float]]:
+    """The points of ``series`` that can be drawn: finite, and above zero on a log scale
+    (whose log is undefined: not drawn, as before, and said only where inf or NaN)."""
+    kept = [
+        (x, y) for x, y in zip(series.xs, series.ys, strict=True)
+        if math.isfinite(x) and math.isfinite(y) and (y > 0 or not log_y)
+    ]  # fmt: skip
+    return [x for x, _ in kept], [y for _, y in kept]

@@ -190,3 +190,29 @@ def test_log_labels_of_large_values_stay_a_few_characters_wide(low: float, high:
     assert len(ticks) >= 2 and all(len(label) <= 9 for label in labels), labels
     assert all(float(label.replace(",", "")) == tick for tick, label in zip(
         ticks, labels, strict=True)), labels  # fmt: skip
+
+
+@pytest.mark.parametrize("log_y", [False, True])
+@pytest.mark.parametrize(
+    ("ys", "title"),
+    [
+        ([0.5, math.nan, 0.3, math.inf], "loss{}: 2 inf/NaN points left out"),
+        ([math.inf], "loss{}: 1 inf/NaN point left out, none to draw"),
+        ([0.5, 0.4, 0.3, 0.2], "loss{}"),  # nothing left out, nothing said
+    ],
+)
+def test_inf_and_nan_are_left_out_of_the_plot_and_said(
+    log_y: bool, ys: list[float], title: str
+) -> None:
+    # plotext raised on inf (OverflowError on the linear scale, ValueError on the log
+    # scale): `show --plot` of such a run ended in a traceback, the dashboard's chart too.
+    import plotext
+
+    from resconv_tui.plotting import draw_series
+
+    series = [Series("train", [640.0 * (i + 1) for i in range(len(ys))], ys)]
+    draw_series(plotext, "loss", series, width=80, height=20, log_y=log_y)
+    drawn = plotext.build()
+    assert re.sub(r"\x1b\[[0-9;]*m", "", drawn).splitlines()[0].strip() == title.format(
+        " (log)" if log_y else ""
+    )

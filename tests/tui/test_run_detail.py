@@ -522,3 +522,41 @@ async def test_the_forecast_reads_the_ended_runs_only_when_they_changed(
         await pilot.press("r")
         await settle(pilot)
         assert len(reads) == (0 if handed else 1)  # unchanged since: not read again
+
+
+@pytest.mark.parametrize("log_first", [False, True])
+async def test_inf_losses_are_left_out_of_the_chart_on_both_scales(
+    db_url: str, log_first: bool
+) -> None:
+    # A diverged run's rows held inf in a database of a version before 6081ce2 (Repo now
+    # stores no NaN or inf): plotext raised on it (OverflowError on the linear scale,
+    # ValueError on the log scale) while drawing the chart, and the dashboard was lost.
+    repo = Repo.open(db_url)
+    (run_id,) = repo.enqueue([new_run(3)]).added_ids
+    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
+    repo.claim(worker)
+    repo.add_metrics(run_id, curve(range(1, 20)))
+    repo.fail(run_id, worker, "loss became inf at step 20")
+    repo.close()
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:  # as the older one did
+        conn.executemany(
+            "INSERT INTO metric (run_id, step, inputs, name, value) VALUES (?, ?, ?, ?, ?)",
+            [(run_id, 20, 12_800, "train_loss", math.inf), (run_id, 20, 12_800, "val_loss",
+              math.inf), (run_id, 21, 13_440, "train_loss", -math.inf)],
+        )  # fmt: skip
+    conn.close()
+    app = ScreenHost(RunDetailScreen(db_url, run_id))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        chart = detail(pilot).query_one("#chart-loss", LossChart)
+        assert len(chart.series[0].xs) == 21  # the rows as read: only the drawing skips them
+        for _ in range(2):
+            if log_first:
+                await pilot.press("l")
+            await settle(pilot)
+            text = screen_text(app)
+            scale = " (log)" if chart.log_y else ""
+            # The finite points are drawn (round axis labels of their range), with a note.
+            assert f"loss{scale}: 3 inf/NaN points left out" in text
+            assert re.search(r"0\.[0-9]+┤", text) and "10,000" in text
+            log_first = not log_first
