@@ -262,6 +262,8 @@ def draw_series(
             plt.title(f"{title}{scale}: {note}")
     elif note:  # points, but none that can be drawn
         plt.title(f"{title}{scale}: {note}, none to draw")
+    elif any(one.xs for one in series):  # a log scale, every point zero or below: not "no data"
+        plt.title(f"{title}{scale}: no point above zero to draw")
     else:
         plt.title(f"{title}: {empty_note}")
 

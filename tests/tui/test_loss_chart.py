@@ -216,3 +216,15 @@ def test_inf_and_nan_are_left_out_of_the_plot_and_said(
     assert re.sub(r"\x1b\[[0-9;]*m", "", drawn).splitlines()[0].strip() == title.format(
         " (log)" if log_y else ""
     )
+
+
+def test_a_log_chart_of_no_point_above_zero_says_so_not_no_data() -> None:
+    # Its points were kept aside as inf is: "no data yet" would promise points to come.
+    import plotext
+
+    from resconv_tui.plotting import draw_series
+
+    draw_series(plotext, "MiB", [Series("", [1.0, 2.0], [0.0, 0.0])], width=80, height=20,
+                log_y=True)  # fmt: skip
+    first = re.sub(r"\x1b\[[0-9;]*m", "", plotext.build()).splitlines()[0].strip()
+    assert first == "MiB (log): no point above zero to draw"
