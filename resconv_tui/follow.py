@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from core.errors import terminal_safe
 from core.queue import QueueError, Repo, RunRow, RunStatus, UnknownRun
 from core.queue.patience import RECONNECT_S, passing_reason
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS
@@ -168,7 +169,8 @@ def ending(run: RunRow, db: str) -> list[str]:
         return [f"cancelled (resconv-tui retry {run.id}{db} queues it again)"]
     from resconv_tui.widgets.run_info import error_text
 
-    return ["failed", *str(error_text(run, f"resconv-tui retry {run.id}{db}", db)).splitlines()]
+    safe = run.terminal_safe()  # its carriage returns escaped, not dropped by rich
+    return ["failed", *str(error_text(safe, f"resconv-tui retry {run.id}{db}", db)).splitlines()]
 
 
 @dataclass
@@ -183,9 +185,10 @@ class Terminal:
 
     def say(self, line: str) -> None:
         self._clear()
-        self.write(line + "\n")
+        self.write(terminal_safe(line) + "\n")  # a worker's name, an error text
 
     def show(self, line: str, now: float) -> None:
+        line = terminal_safe(line)
         if self.live:
             if line != self.shown:
                 self.write("\r\x1b[2K" + line)

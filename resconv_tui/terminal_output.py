@@ -18,6 +18,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from core.errors import terminal_safe
+
 if TYPE_CHECKING:
     from core.queue.rows import MetricRow
     from resconv_tui.plotting import Series
@@ -214,7 +216,9 @@ def print_item(text: str, first: str = "  ", then: str = "      ") -> None:
     """One line of a list (``status``'s runs and workers): on a terminal, wrapped between
     words with ``then`` before each line after the first (one past 80 columns broke
     mid-word at the edge: "worker vm-9735-842" / "8"); whole in a pipe or a file, where
-    grep reads it line by line."""
+    grep reads it line by line. Its text terminal-safe (``core.errors.terminal_safe``): it
+    names experiments, runs, workers and errors others wrote."""
+    text = terminal_safe(text)
     columns = terminal_columns()
     if columns is None:
         print(first + text)

@@ -7,10 +7,11 @@ row can be passed between threads and compared in tests.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.config import RunConfig
+from core.errors import terminal_safe
 from core.gpu import GpuSnapshot
 from core.queue.status import RunStatus
 
@@ -141,6 +142,24 @@ class RunRow:
     def config(self) -> RunConfig:
         return RunConfig.from_json(self.config_json)
 
+    def terminal_safe(self) -> RunRow:
+        """This run with the text others wrote (its experiment, name, error, worker,
+        checkpoint folder) as ``core.errors.terminal_safe`` writes it, for a view printed
+        to a terminal. A database of an older version, one edited by hand, or an error
+        text naming a file holds what a terminal acts on: an ESC sequence in a failed
+        run's error cleared the screen ``status`` and ``show`` printed, and a carriage
+        return in a name overwrote the start of its ``ls`` row. Ordinary text is left as
+        it is. Not for JSON or CSV, whose readers take the text as stored."""
+        return replace(
+            self,
+            experiment=terminal_safe(self.experiment),
+            name=terminal_safe(self.name),
+            error=_safe_or_none(self.error),
+            worker_id=_safe_or_none(self.worker_id),
+            checkpoint_path=_safe_or_none(self.checkpoint_path),
+            path_used=_safe_or_none(self.path_used),
+        )
+
     @property
     def trained_all(self) -> bool:
         """Running, with every input trained: its final validation, samples and checkpoints
@@ -188,6 +207,10 @@ class MetricRow:
     inputs: int
     name: str
     value: float
+
+
+def _safe_or_none(text: str | None) -> str | None:
+    return None if text is None else terminal_safe(text)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Any
 
+from core.errors import terminal_safe
 from core.queue.errors import UsageError
 from core.queue.rows import RunRow, WorkerRow
 from core.queue.status import RunStatus
@@ -478,7 +479,10 @@ LOOSE_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
 
 def markdown_text(text: str) -> str:
     """``text`` as a markdown table cell that reads as written: ``a|b *x*`` gives
-    ``a\\|b \\*x\\*``. Brackets are left alone (a per-layer value reads ``[16, 32]``)."""
+    ``a\\|b \\*x\\*``. Brackets are left alone (a per-layer value reads ``[16, 32]``).
+    What a terminal acts on (ESC, a carriage return) is written as an escape first: the
+    table is printed (``compare``, ``results``) as much as saved."""
+    text = terminal_safe(text)
     text = MARKDOWN_SPECIAL.sub(lambda m: "\\" + m[0], text)
     return LOOSE_UNDERSCORE.sub(r"\\_", text)
 

@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         listed = [listed_json(r, now, r.id in stalled, r.id in exited, ends) for r in ordered]
         print(json.dumps(listed, indent=1))
     elif ordered:
+        ordered = [r.terminal_safe() for r in ordered]  # cut and aligned as printed
         lines = [run_line(r, now, r.id in stalled, r.id in exited, ends) for r in ordered]
         columns = terminal_columns()
         header, lines = fit_columns(lines, columns)

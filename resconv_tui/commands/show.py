@@ -97,6 +97,7 @@ def run_show(args: argparse.Namespace) -> int:
     # A person's view draws the losses alone: a run records speed, memory and its
     # learning rate at every step too, three rows in four of a long curve.
     metrics = repo.metrics_since(run.id, 0, [TRAIN_LOSS, VAL_LOSS])
+    run = run.terminal_safe()  # rich drops a carriage return, but writes ESC as it is
     console = stdout_console()
     ends = run_ends(repo, [run], now)  # ls's forecast: the same ETA
     print_plain(console, detail(run, metrics, trouble, now, db_option(args), ends))
@@ -117,7 +118,7 @@ def follow_run(repo: Repo, run: RunRow, db: str) -> int:
     from resconv_tui.widgets.run_info import title_text
 
     console = stdout_console()
-    print_plain(console, title_text(run))
+    print_plain(console, title_text(run.terminal_safe()))
 
     def write(text: str) -> None:
         sys.stdout.write(text)

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     repo = open_repo(args, only_reads=True)
     now = time.time()
     counts = repo.counts_by_status()
-    print(f"database {describe(repo.url)}")
+    print_item(f"database {describe(repo.url)}", "", "  ")
     print_item("runs: " + ", ".join(f"{counts[s]} {s.value}" for s in RunStatus), "", "  ")
     running = repo.list_runs(RunFilter(statuses=frozenset({RunStatus.RUNNING})))
     workers = repo.list_workers()

@@ -7,6 +7,7 @@ message holding ``[/]``, or ``[bold]`` have styled what followed it.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import pytest
@@ -98,3 +99,42 @@ def test_the_command_line_prints_hostile_names_as_written(
     for command, text in said.items():
         assert main([command, "--db", db_url]) == 0
         assert text in capsys.readouterr().out, command
+
+
+def test_the_command_line_escapes_what_a_terminal_would_act_on(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A database of an older version or edited by hand, or an error text naming a file,
+    # holds control characters: `ls`, `status`, `show` and `compare` printed them raw, a
+    # carriage return overwriting the start of the line and ESC [2J clearing the screen.
+    from resconv_tui.cli import main
+
+    repo = Repo.open(db_url)
+    done, failed = repo.enqueue([new_run(layers) for layers in (1, 2)]).added_ids
+    worker = repo.register_worker("box", 99, "cpu")
+    assert repo.claim(worker) is not None
+    repo.finish(done, worker, FinalFigures(0.1, train_seconds=3.0, inputs_per_s=100.0,
+                                           checkpoint_path="/ck/a\x1b]0;t\x07/run-1"))  # fmt: skip
+    assert repo.claim(worker) is not None
+    repo.fail(failed, worker, "OSError: cannot open '/data/a\rEVIL\x1b[2J\b'")
+    repo.close()
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:  # as an older one wrote
+        conn.execute("UPDATE run SET experiment = 'exp\rX', name = name || '\x1b[31m'")
+    conn.close()
+    error = "OSError: cannot open '/data/a\\rEVIL\\x1b[2J\\x08'"
+    said = {
+        ("ls",): ["exp\\rX/l-1\\x1b[31m", error],
+        ("status",): [f"#{failed} exp\\rX/l-2\\x1b[31m [error]: {error}"],
+        ("show", str(failed)): ["(exp\\rX)", f"error  {error}"],
+        ("show", str(done)): ["checkpoint /ck/a\\x1b]0;t\\x07/run-1"],
+        ("compare", str(done), str(failed)): ["exp\\\\rX", "l-1\\\\x1b[31m"],
+    }
+    for command, texts in said.items():
+        assert main([*command, "--db", db_url]) == 0
+        out = capsys.readouterr().out
+        for text in texts:
+            assert text in out, (command, text)
+        assert not set(out) & set("\r\x1b\b\x07"), command
+    assert main(["show", str(failed), "--follow", "--db", db_url]) == 1  # it failed
+    out = capsys.readouterr().out
+    assert f"error  {error}" in out and not set(out) & set("\r\x1b\b\x07")
