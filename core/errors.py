@@ -39,9 +39,16 @@ def terminal_safe(text: str) -> str:
 
 
 def acts_on_terminal(char: str) -> bool:
-    """A control or invisible format character (ZWJ aside: it joins emoji), or a line or
-    paragraph separator: what no message or name may send a terminal as it is."""
-    return unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") and char != "\u200d"
+    """A control or invisible format character, or a line or paragraph separator: what
+    no message or name may send a terminal as it is. The joiners aside: ZWJ joins emoji
+    (👩‍🔬), and ZWNJ (U+200C) is part of how Persian, Kurdish and Indic words are spelt
+    (می‌خواهم): it moves no cursor and turns no text around, and a Persian name was
+    refused and printed as '\u200c'. The soft hyphen (U+00AD) stays escaped: no word
+    needs it, and terminals draw it as a hyphen or as nothing, a name no one can type."""
+    return unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") and char not in JOINERS
+
+
+JOINERS = frozenset("\u200c\u200d")  # zero-width non-joiner and joiner
 
 
 class ArgumentParser(argparse.ArgumentParser):

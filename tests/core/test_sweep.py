@@ -382,6 +382,8 @@ def test_a_yaml_merge_key_may_still_be_overridden() -> None:
         # Invisible (U+200B) or turning the text around (U+202E): they passed.
         ('"ab\\u200bc"', "nor invisible format characters (got 'ab\\u200bc', with '\\u200b')"),
         ('"ab\\u202ec"', "nor invisible format characters (got 'ab\\u202ec', with '\\u202e')"),
+        ('"ab\\u00adc"', "nor invisible format characters (got 'ab\\xadc', with '\\xad')"),
+        ('"ab\\u2066c"', "nor invisible format characters (got 'ab\\u2066c', with '\\u2066')"),
         # Drawn as blank (Braille blank, Hangul filler): a name that showed as nothing.
         ('"\\u2800"', "nor invisible format characters (got '\u2800', with U+2800)"),
         ('"a\\u3164"', "nor invisible format characters (got 'a\u3164', with U+3164)"),
@@ -395,6 +397,9 @@ def test_an_experiment_name_that_cannot_be_a_folder_or_a_table_cell_is_refused(
         expand_sweep_text(f"name: {name}\nlayers: 2\n", source="s.yml")
     assert expand_sweep_text("name: Ünïcode-実験 x\nlayers: 2\n")[0].experiment == "Ünïcode-実験 x"
     assert expand_sweep_text("name: lab-👩\u200d🔬\nlayers: 2\n")  # a ZWJ emoji is a name
+    # A ZWNJ is how Persian spells words: a Persian name was refused as "invisible".
+    persian = "آزمایش\u200cها"
+    assert expand_sweep_text(f"name: {persian}\nlayers: 2\n")[0].experiment == persian
     # Spaces around a name are dropped (documented), as the quick check's name drops them.
     assert expand_sweep_text('name: " tiny "\nlayers: 2\n')[0].experiment == "tiny"
 
@@ -483,3 +488,15 @@ def test_refusals_say_what_yaml_read_and_show_values_as_written(lines: str, said
     with pytest.raises(SweepError) as caught:
         expand_sweep_text(f"name: x\nlayers: 3\nmax_inputs: 200\n{lines}\n", source="s.yml")
     assert said in str(caught.value)
+
+
+def test_terminal_safe_keeps_the_joiners_and_escapes_what_reorders_or_hides() -> None:
+    from core.errors import terminal_safe
+
+    # ZWNJ spells Persian words (it was written '\u200c'); ZWJ joins emoji.
+    assert terminal_safe("می\u200cخواهم lab-👩\u200d🔬") == "می\u200cخواهم lab-👩\u200d🔬"
+    # A bidi override or isolate turns the text shown around; a soft hyphen is drawn as a
+    # hyphen or as nothing; ESC and a carriage return act on the terminal.
+    assert terminal_safe("a\u202eb\u2066c\u00add\x1b[2J\re") == (
+        "a\\u202eb\\u2066c\\xadd\\x1b[2J\\re"
+    )
