@@ -10,6 +10,7 @@ import argparse
 import time
 from typing import TYPE_CHECKING, Any
 
+from core.errors import terminal_safe
 from resconv_tui.cli import add_db_option, db_option, open_repo
 from resconv_tui.terminal_output import print_item
 
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     repo = open_repo(args, only_reads=True)
     now = time.time()
     counts = repo.counts_by_status()
-    print_item(f"database {describe(repo.url)}", "", "  ")
+    print(terminal_safe(f"database {describe(repo.url)}"))  # a path with ESC in it
     print_item("runs: " + ", ".join(f"{counts[s]} {s.value}" for s in RunStatus), "", "  ")
     running = repo.list_runs(RunFilter(statuses=frozenset({RunStatus.RUNNING})))
     workers = repo.list_workers()
