@@ -4,6 +4,12 @@ Every live worker process of this machine gets one SIGTERM: it finishes its curr
 step, puts its run back in the queue and exits (all slots of ``--slots K``; thread
 slots share one pid). A worker already asked (its row says ``stopping``) is left alone,
 since a second signal means "exit at once": ``--now`` sends it on purpose.
+
+Then it waits (``--wait``, bounded) for them to exit and says how each run ended, read
+from the database, as ``systemctl stop`` and ``docker stop`` return once the service
+is down: what a worker does with a run is known only once it has done it (a signal
+after the run's last step, before its end was written, reads "goes back to the queue"
+and the run then succeeds). ``--no-wait`` says at once what is likely, as far as known.
 """
 
 from __future__ import annotations
@@ -17,8 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 from resconv_tui.cli import add_db_option, db_url, open_repo
 
+# How long stop waits for the workers it signalled to exit, by default: a step on a GPU
+# takes milliseconds, a final pass of a big model on a CPU a minute or two.
+DEFAULT_WAIT_S = 60
+MAX_WAIT_S = 3600
+WAIT_POLL_S = 0.1
+
 if TYPE_CHECKING:
     from core.queue import Repo, RunRow, RunStatus, WorkerRow
+    from resconv_tui.worker_launcher import WorkerLauncher
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -32,9 +45,34 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--now", action="store_true",
         help="also signal workers already stopping: they put their runs back and exit at once",
     )  # fmt: skip
+    parser.add_argument(
+        "--wait", type=wait_seconds, default=DEFAULT_WAIT_S, metavar="S",
+        help=f"wait up to S seconds for the workers to exit, then say how each run ended "
+        f"(default {DEFAULT_WAIT_S}; they are never killed)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-wait", dest="wait", action="store_const", const=0,
+        help="do not wait: say at once what likely becomes of the runs",
+    )  # fmt: skip
     add_db_option(parser)
     parser.set_defaults(handler=run)
     return parser
+
+
+def wait_seconds(text: str) -> int:
+    """--wait: whole seconds in ASCII digits, 0 (do not wait) to MAX_WAIT_S."""
+    from core.errors import shown
+    from core.whole_text import plain_whole
+
+    try:
+        value: int | None = plain_whole(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= MAX_WAIT_S:
+        raise argparse.ArgumentTypeError(
+            f"{shown(text)} is not a number of seconds (a whole number from 0 to {MAX_WAIT_S:,})"
+        )
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     # signal was said "idle" while that run went back to the queue.
     # Should that read fail (a run row damaged meanwhile), the first read's runs stand.
     ended: dict[int, RunStatus] = {}
+    both: dict[int, RunRow] = {}
     if held is not None:
         after = held_runs(repo, targets, say_unread=False)
         both = {run.id: run for run in (*held, *(after or ()))}  # the later read's row wins
@@ -114,7 +153,14 @@ def run(args: argparse.Namespace) -> int:
         said.append(f"asked worker {ids_of('pid', first)} to stop after the current step")
     if now_ones:
         said.append(f"told worker {ids_of('pid', now_ones)} to exit at once")
-    if said and held is None:
+    if said and args.wait > 0:
+        them = "it" if len(signalled) == 1 else "them"
+        print(f"{'; '.join(said)}; waiting up to {args.wait} s for {them} to exit", flush=True)
+        reached = {w.id for w in live if w.pid in signalled}
+        watched = sorted(i for i, run in both.items() if run.worker_id in reached)
+        left = still_alive(launcher, signalled, args.wait)
+        print(after_the_wait(repo, watched, reached, signalled, left, args.wait, held is not None))
+    elif said and held is None:
         print("; ".join(said))
     elif said and held is not None:
         reached = {w.id for w in live if w.pid in signalled}
@@ -144,6 +190,84 @@ def run(args: argparse.Namespace) -> int:
         print(f"could not signal worker {ids_of('pid', failed)} (another user's process?)")
         return 1
     return 0
+
+
+def still_alive(launcher: WorkerLauncher, pids: list[int], wait_s: float) -> list[int]:
+    """Wait up to ``wait_s`` for the processes ``pids`` to exit; those still alive."""
+    deadline = time.monotonic() + wait_s
+    alive = list(pids)
+    while alive:
+        alive = [pid for pid in alive if launcher.alive(pid)]
+        if not alive or time.monotonic() >= deadline:
+            break
+        time.sleep(WAIT_POLL_S)
+    return alive
+
+
+def after_the_wait(
+    repo: Repo,
+    watched: list[int],
+    reached: set[str],
+    signalled: list[int],
+    left: list[int],
+    wait_s: int,
+    read: bool,
+) -> str:
+    """How the runs the workers ``reached`` held (``watched``, by id) ended, each read
+    now from the database; of those whose worker is still at it (``left``: the pids of
+    ``signalled`` still alive after ``wait_s``), what is likely, as ``--no-wait`` says."""
+    from core.queue import RunStatus
+    from core.queue.errors import QueueError, UnknownRun
+    from core.queue.views import back_to_queue_said, cancelling_said, final_pass_said, ids_of
+
+    said = []
+    if exited := [pid for pid in signalled if pid not in left]:
+        said.append(f"worker {ids_of('pid', exited)} stopped")
+    if left:  # never killed: a final pass let finish, a stalled step (`stop --now`)
+        said.append(f"worker {ids_of('pid', left)} still running after {wait_s} s")
+    if not read:  # the runs could not be read before the signal (said on stderr)
+        return "; ".join(said)
+    how: dict[str, list[int]] = {}
+    for run_id in watched:
+        try:
+            run = repo.get_run(run_id)
+        except UnknownRun:  # `rm` meanwhile
+            how.setdefault("was removed", []).append(run_id)
+            continue
+        except QueueError:  # its row damaged meanwhile: said as unread, not guessed
+            how.setdefault("unread", []).append(run_id)
+            continue
+        if run.status == RunStatus.RUNNING and run.worker_id in reached:
+            if not left:  # its worker exited without ending it (killed): not put back
+                how.setdefault("still reads running (its worker exited)", []).append(run_id)
+            elif run.trained_all:
+                how.setdefault("finishing", []).append(run_id)
+            elif run.cancel_requested:
+                how.setdefault("cancelling", []).append(run_id)
+            else:
+                how.setdefault("back", []).append(run_id)
+        elif run.status in (RunStatus.QUEUED, RunStatus.RUNNING):  # RUNNING: claimed again
+            how.setdefault("went back to the queue", []).append(run_id)
+        elif run.status == RunStatus.CANCELLED:
+            how.setdefault("ended cancelled", []).append(run_id)
+        else:
+            how.setdefault(run.status.value, []).append(run_id)
+    finishing = how.pop("finishing", [])
+    if "back" in how:
+        said.append(back_to_queue_said(how.pop("back")))
+    if "cancelling" in how:
+        said.append(cancelling_said(how.pop("cancelling")))
+    unread = how.pop("unread", [])
+    said += [f"{ids_of('run', ids)} {what}" for what, ids in how.items()]
+    if unread:
+        said.append(f"{ids_of('run', unread)} could not be read")
+    if not watched:
+        said.append(f"{'it' if len(reached) == 1 else 'they'} held no run when read")
+    line = "; ".join(said)
+    if finishing:
+        then = "it" if len(finishing) == 1 else "they"
+        line += f"\n{final_pass_said(finishing)}, then {then} will likely succeed"
+    return line
 
 
 def unmarked_said(unmarked: list[WorkerRow]) -> str:

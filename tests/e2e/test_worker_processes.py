@@ -74,16 +74,23 @@ class Env:
         return out.getvalue()
 
     def worker(
-        self, *argv: str, module: str = "core.worker", quick_recovery: bool = False
+        self,
+        *argv: str,
+        module: str = "core.worker",
+        quick_recovery: bool = False,
+        code: str | None = None,
     ) -> subprocess.Popen[bytes]:
         """``quick_recovery``: ``python -m core.worker`` as it is, but with
-        ``QUICK_RECOVERY``'s waits (only for ``module="core.worker"``)."""
+        ``QUICK_RECOVERY``'s waits (only for ``module="core.worker"``); ``code``: the
+        worker's main() run by this code instead (it ends in ``sys.exit(w.main())``)."""
         log = self.root / f"worker-{len(self.logs)}.log"
         self.logs.append(log)
         command = ["-m", module] if module == "core.worker" else ["-m", module, "worker"]
         if quick_recovery:
             assert module == "core.worker"
             command = ["-c", QUICK_RECOVERY]
+        if code is not None:
+            command = ["-c", code]
         with open(log, "wb") as out:
             process = subprocess.Popen(
                 [sys.executable, *command, "--device", "cpu", *argv],
@@ -226,6 +233,40 @@ def test_nan_fails_cancel_stops_and_sigterm_leaves_nothing_running(env: Env) -> 
     assert (run.status, run.worker_id) == (S.QUEUED, None)  # back in the queue
     assert [w.state for w in repo.list_workers(include_gone=True)] == ["stopped"]
     assert "SIGTERM: stopping after this step" in env.output()
+
+
+# A worker whose run's last point waits 3 s before it is recorded: the moment after the
+# run's last step, before its worker has written that it trained all its inputs (a
+# file `last-step` says when it has come).
+HELD_AFTER_LAST_STEP = """\
+import pathlib, sys, time
+import core.recording as r, core.worker as w
+real = r.RunRecorder.on_train_loss
+def held(self, p):
+    if self.total_inputs is not None and p.inputs >= self.total_inputs:
+        pathlib.Path("last-step").touch()
+        time.sleep(3)
+    real(self, p)
+r.RunRecorder.on_train_loss = held
+sys.exit(w.main())
+"""
+
+
+def test_stop_after_a_run_s_last_step_says_it_succeeded(env: Env) -> None:
+    # `stop` read the run as training (its end not written yet), said "run 1 goes back
+    # to the queue", and the run then succeeded: no step was left for the signal to stop
+    # it before. It now waits for the worker to exit and says what the database says.
+    env.cli("queue", str(env.sweep("last", "max_inputs: 128\n")))
+    worker = env.worker(code=HELD_AFTER_LAST_STEP)
+    wait_for((env.root / "last-step").exists, 60, "the run's last step", env)
+    assert env.repo().get_run(1).status == S.RUNNING and not env.repo().get_run(1).trained_all
+    said = env.cli("stop")
+    assert finish(worker, env, timeout=30) == 0
+    assert said == (
+        f"asked worker pid {worker.pid} to stop after the current step; waiting up to 60 s "
+        f"for it to exit\nworker pid {worker.pid} stopped; run 1 succeeded\n"
+    ), env.output()
+    assert status_of(env, 1) == S.SUCCEEDED
 
 
 def test_sighup_from_a_dropped_ssh_session_puts_the_run_back(env: Env) -> None:

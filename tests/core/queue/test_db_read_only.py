@@ -434,7 +434,7 @@ def test_stop_on_an_older_database_signals_while_another_process_writes(
     drop_newer_worker_columns(db)
     try:
         with write_lock_held(db):
-            assert main(["--db", str(db), "stop"]) == 0
+            assert main(["--db", str(db), "stop", "--no-wait"]) == 0
             assert worker.wait(5) == -signal.SIGTERM
     finally:
         worker.kill()
@@ -473,7 +473,7 @@ def test_stop_locked_out_of_its_rows_names_the_workers_they_are_left_of(
         repo.mark_worker_stopping(ids[2])  # asked before: --now tells it to exit at once
         repo.close()
         with write_lock_held(db):
-            assert main(["--db", str(db), "stop", "--now"]) == 0
+            assert main(["--db", str(db), "stop", "--now", "--no-wait"]) == 0
             assert [p.wait(5) for p in sleepers] == [-signal.SIGTERM] * 3
     finally:
         for sleeper in sleepers:

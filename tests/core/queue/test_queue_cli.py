@@ -6,10 +6,12 @@ import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -857,7 +859,7 @@ def test_stop_names_a_run_in_its_final_pass_which_ends_there(
     # the pass is let finish, and the run succeeded 87 s later.
     cli(capsys, "queue", "sweep.yml")
     with worker_in_final_pass() as (pid, run_id):
-        assert cli(capsys, "stop")[1] == (
+        assert cli(capsys, "stop", "--no-wait")[1] == (
             f"asked worker pid {pid} to stop after the current step\n"
             f"run {run_id} trained all its inputs: its final pass ends first, "
             "then it will likely succeed\n"
@@ -872,7 +874,7 @@ def test_stop_names_the_runs_that_go_back_to_the_queue(
         repo = Repo.open("runs.db")
         worker_id = repo.get_run(run_id).worker_id or ""
         repo.heartbeat(worker_id, run_id=run_id, inputs_done=64)  # mid-training after all
-        assert cli(capsys, "stop")[1] == (
+        assert cli(capsys, "stop", "--no-wait")[1] == (
             f"asked worker pid {pid} to stop after the current step; "
             f"run {run_id} goes back to the queue\n"
         )
@@ -889,7 +891,7 @@ def test_stop_says_a_run_with_a_cancel_asked_for_ends_cancelled(
         worker_id = repo.get_run(run_id).worker_id or ""
         repo.heartbeat(worker_id, run_id=run_id, inputs_done=64)  # mid-training
         repo.request_cancel([run_id])
-        assert cli(capsys, "stop")[1] == (
+        assert cli(capsys, "stop", "--no-wait")[1] == (
             f"asked worker pid {pid} to stop after the current step; "
             f"run {run_id} ends cancelled (a cancel was asked for)\n"
         )
@@ -913,7 +915,7 @@ def test_stop_says_a_cancel_its_own_signal_carried_out_as_a_cancel_asked_for(
             assert repo.requeue(run_id, worker_id) == RunStatus.CANCELLED  # as its worker does
 
         around_the_signal(monkeypatch, after=put_back_at_once)
-        assert cli(capsys, "stop")[1] == said_by_stop(
+        assert cli(capsys, "stop", "--no-wait")[1] == said_by_stop(
             pid, f"run {run_id} ends cancelled (a cancel was asked for)"
         )
 
@@ -933,7 +935,9 @@ def test_stop_names_a_run_its_worker_put_back_before_stop_looked(
             assert repo.put_back(run_id, worker_id)  # as the worker does at its next step
 
         around_the_signal(monkeypatch, after=quick_worker)
-        assert cli(capsys, "stop")[1] == said_by_stop(pid, f"run {run_id} goes back to the queue")
+        assert cli(capsys, "stop", "--no-wait")[1] == said_by_stop(
+            pid, f"run {run_id} goes back to the queue"
+        )
 
 
 def test_stop_names_a_run_its_worker_claimed_after_stop_looked(
@@ -952,7 +956,9 @@ def test_stop_names_a_run_its_worker_claimed_after_stop_looked(
             assert claimed is not None and claimed.id == run_id
 
         around_the_signal(monkeypatch, before=claims_first)
-        assert cli(capsys, "stop")[1] == said_by_stop(pid, f"run {run_id} goes back to the queue")
+        assert cli(capsys, "stop", "--no-wait")[1] == said_by_stop(
+            pid, f"run {run_id} goes back to the queue"
+        )
 
 
 def test_stop_keeps_the_runs_it_read_when_the_read_after_its_signal_fails(
@@ -975,7 +981,7 @@ def test_stop_keeps_the_runs_it_read_when_the_read_after_its_signal_fails(
             return real_read(repo, worker_ids)
 
         monkeypatch.setattr(polling, "read_held_runs", fails_the_second_time)
-        code, out, err = cli(capsys, "stop")
+        code, out, err = cli(capsys, "stop", "--no-wait")
         assert (code, len(reads)) == (0, 2)
         assert f"asked worker pid {pid} to stop" in out and f"run {run_id}" in out
         assert "not said" not in err and "held no run" not in out
@@ -999,8 +1005,74 @@ def test_stop_does_not_send_back_a_run_that_ended_before_its_signal(
             assert repo.finish(run_id, worker_id, done)  # its last step, before the signal
 
         around_the_signal(monkeypatch, before=ends_first)
-        assert cli(capsys, "stop")[1] == said_by_stop(pid, f"run {run_id} succeeded meanwhile")
+        assert cli(capsys, "stop", "--no-wait")[1] == said_by_stop(
+            pid, f"run {run_id} succeeded meanwhile"
+        )
         assert repo.get_run(run_id).status == RunStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize("wait", ["--no-wait", "--wait=5"])
+def test_stop_names_a_run_that_ended_and_the_next_one_claimed_between_its_reads(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, wait: str
+) -> None:
+    # Between stop's two reads the worker's run succeeded and it claimed the next: each
+    # run is named with its own fate, the first's not given to the second.
+    cli(capsys, "queue", "sweep.yml")
+    with worker_in_final_pass() as (pid, first):
+        repo = Repo.open("runs.db")
+        run = repo.get_run(first)
+        worker_id = run.worker_id or ""
+        repo.heartbeat(worker_id, run_id=first, inputs_done=run.total_inputs // 2)
+        claimed: list[int] = []
+
+        def ends_then_claims() -> None:
+            done = FinalFigures(0.05, inputs_done=run.total_inputs)
+            assert repo.finish(first, worker_id, done)
+            nxt = repo.claim(worker_id)
+            assert nxt is not None
+            claimed.append(nxt.id)
+
+        def acts_on_the_signal() -> None:
+            # As the worker does at its next step, a little after stop's second read:
+            # puts its run back, then exits.
+            time.sleep(0.3)
+            assert Repo.open("runs.db").put_back(claimed[0], worker_id)
+            os.kill(pid, signal.SIGKILL)
+
+        def signalled() -> None:
+            if wait != "--no-wait":
+                threading.Thread(target=acts_on_the_signal).start()
+
+        around_the_signal(monkeypatch, before=ends_then_claims, after=signalled)
+        out = cli(capsys, "stop", wait)[1]
+        second = claimed[0]
+        if wait == "--no-wait":
+            assert out == said_by_stop(
+                pid, f"run {second} goes back to the queue; run {first} succeeded meanwhile"
+            )
+        else:
+            assert out == (
+                f"asked worker pid {pid} to stop after the current step; waiting up to "
+                f"5 s for it to exit\nworker pid {pid} stopped; run {first} succeeded; "
+                f"run {second} went back to the queue\n"
+            )
+
+
+def test_stop_waits_for_its_workers_then_says_what_is_likely_of_one_still_at_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A worker in its final pass is let finish it (never killed): after --wait, stop says
+    # it is still running, and what its run will likely do.
+    cli(capsys, "queue", "sweep.yml")
+    with worker_in_final_pass() as (pid, run_id):
+        started = time.monotonic()
+        assert cli(capsys, "stop", "--wait", "1")[1] == (
+            f"asked worker pid {pid} to stop after the current step; waiting up to 1 s for "
+            f"it to exit\nworker pid {pid} still running after 1 s\n"
+            f"run {run_id} trained all its inputs: its final pass ends first, "
+            "then it will likely succeed\n"
+        )
+        assert 1 <= time.monotonic() - started < 10
 
 
 def test_stop_leaves_a_worker_that_exited_at_its_signal_stopped(
@@ -1019,7 +1091,7 @@ def test_stop_leaves_a_worker_that_exited_at_its_signal_stopped(
             repo.update_worker(worker_id, state="stopped")
 
         around_the_signal(monkeypatch, after=quick_exit)
-        cli(capsys, "stop")
+        cli(capsys, "stop", "--no-wait")
         assert [w.state for w in repo.list_workers(include_gone=True)] == ["stopped"]
 
 
@@ -1029,7 +1101,7 @@ def test_stop_now_says_a_run_in_its_final_pass_goes_back_as_the_others(
     # --now: the worker puts its runs back and exits at once, final pass or not.
     cli(capsys, "queue", "sweep.yml")
     with worker_in_final_pass(stopping=True) as (pid, run_id):
-        assert cli(capsys, "stop", "--now")[1] == (
+        assert cli(capsys, "stop", "--no-wait", "--now")[1] == (
             f"told worker pid {pid} to exit at once; run {run_id} goes back to the queue\n"
         )
 
@@ -1048,21 +1120,21 @@ def test_stop_signals_this_machine_s_live_workers_once(
     try:
         time.sleep(0.2)  # its SIGTERM handler is in place
         # It holds no run: "runs go back to the queue" misled.
-        assert cli(capsys, "stop")[1] == (
+        assert cli(capsys, "stop", "--no-wait")[1] == (
             f"asked worker pid {busy.pid} to stop after the current step; "
             "it held no run when read\n"
         )
         # Asked already (its row says so at once): a second stop sends nothing...
-        assert cli(capsys, "stop")[1] == (
+        assert cli(capsys, "stop", "--no-wait")[1] == (
             f"worker pid {busy.pid} already stopping (--now: stop at once)\n"
         )
         # ...unless told to: then it is the "exit at once" signal.
-        assert cli(capsys, "stop", "--now")[1] == (
+        assert cli(capsys, "stop", "--no-wait", "--now")[1] == (
             f"told worker pid {busy.pid} to exit at once; it held no run when read\n"
         )
         busy.kill()
         busy.wait()
-        assert cli(capsys, "stop")[1] == f"no live worker on {here}\n"
+        assert cli(capsys, "stop", "--no-wait")[1] == f"no live worker on {here}\n"
     finally:
         busy.kill()
         busy.wait()
@@ -1083,7 +1155,7 @@ def test_stop_stops_the_workers_beside_a_damaged_run_row(
         conn.execute("UPDATE run SET validation_loss = 'x' WHERE id = 1")
     try:
         time.sleep(0.2)  # its SIGTERM handler is in place
-        code_, out, err = cli(capsys, "stop")
+        code_, out, err = cli(capsys, "stop", "--no-wait")
         assert (code_, out) == (0, f"asked worker pid {busy.pid} to stop after the current step\n")
         assert "run 1's row is damaged (its validation_loss is 'x', not a number)" in err
         assert {w.state for w in repo.list_workers()} == {"stopping"}
@@ -1511,6 +1583,7 @@ def test_a_negative_priority_is_taken_and_after_double_dash_is_checked(
      (["worker", "--max-runs"], "is not a number of runs (a whole number from 1 to 1,000,000)"),
      (["queue", "sweep.yml", "--max-inputs"], "is not a number of inputs (a whole number"),
      (["queue", "sweep.yml", "--priority"], "is not a priority (a whole number"),
+     (["stop", "--wait"], "is not a number of seconds (a whole number from 0 to 3,600)"),
      (["train", "sweep.yml", "--run"], "is not a run number (a whole number from 1)")],
 )  # fmt: skip
 def test_every_whole_number_option_reads_ascii_digits_alone(
