@@ -158,7 +158,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'; '.join(said)}; waiting up to {args.wait} s for {them} to exit", flush=True)
         reached = {w.id for w in live if w.pid in signalled}
         watched = sorted(i for i, run in both.items() if run.worker_id in reached)
-        left = still_alive(launcher, signalled, args.wait)
+        try:
+            left = still_alive(launcher, signalled, args.wait)
+        except KeyboardInterrupt:  # "interrupted" alone read as if the stop was called off
+            its = "its" if len(signalled) == 1 else "their"
+            print(
+                f"resconv-tui: not waiting any more; worker {ids_of('pid', signalled)} "
+                f"asked to stop all the same (resconv-tui status shows how {its} runs end)",
+                file=sys.stderr,
+            )
+            return 130
         print(after_the_wait(repo, watched, reached, signalled, left, args.wait, held is not None))
     elif said and held is None:
         print("; ".join(said))

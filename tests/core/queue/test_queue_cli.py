@@ -1075,6 +1075,33 @@ def test_stop_waits_for_its_workers_then_says_what_is_likely_of_one_still_at_it(
         assert 1 <= time.monotonic() - started < 10
 
 
+def test_ctrl_c_while_stop_waits_says_the_workers_were_asked_all_the_same(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "resconv-tui: interrupted" read as if the stop had been called off: the signal
+    # was sent, and the worker stops all the same.
+    from resconv_tui.worker_launcher import WorkerLauncher
+
+    cli(capsys, "queue", "sweep.yml")
+    with worker_in_final_pass() as (pid, _run_id):
+        real_alive = WorkerLauncher.alive
+        signalled: list[int] = []
+
+        def alive(self: WorkerLauncher, asked: int) -> bool:
+            if signalled:  # stop is waiting: the person presses Ctrl-C
+                raise KeyboardInterrupt
+            return real_alive(self, asked)
+
+        monkeypatch.setattr(WorkerLauncher, "alive", alive)
+        around_the_signal(monkeypatch, after=lambda: signalled.append(pid))
+        code, out, err = cli(capsys, "stop")
+        assert code == 130 and out.startswith(f"asked worker pid {pid} to stop")
+        assert err == (
+            f"resconv-tui: not waiting any more; worker pid {pid} asked to stop all the same "
+            "(resconv-tui status shows how its runs end)\n"
+        )
+
+
 def test_stop_leaves_a_worker_that_exited_at_its_signal_stopped(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
