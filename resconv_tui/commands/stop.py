@@ -39,7 +39,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "stop",
         help="stop this machine's workers after their current step (runs go back to the queue)",
         description="Send each live worker process of this machine one SIGTERM: it "
-        "finishes its step, puts its run back in the queue and exits.",
+        "finishes its step, puts its run back in the queue and exits. Then wait for them to "
+        "exit (--wait) and say how each of their runs ended.",
     )
     parser.add_argument(
         "--now", action="store_true",
