@@ -248,8 +248,8 @@ def after_the_wait(
             how.setdefault("unread", []).append(run_id)
             continue
         if run.status == RunStatus.RUNNING and run.worker_id in reached:
-            if not left:  # its worker exited without ending it (killed): not put back
-                how.setdefault("still reads running (its worker exited)", []).append(run_id)
+            if not left:  # its worker exited without giving it back (killed, or its database away)
+                how.setdefault("orphaned", []).append(run_id)
             elif run.trained_all:
                 how.setdefault("finishing", []).append(run_id)
             elif run.cancel_requested:
@@ -267,6 +267,8 @@ def after_the_wait(
         said.append(back_to_queue_said(how.pop("back")))
     if "cancelling" in how:
         said.append(cancelling_said(how.pop("cancelling")))
+    if orphaned := how.pop("orphaned", []):
+        said.append(orphaned_said(orphaned))
     unread = how.pop("unread", [])
     said += [f"{ids_of('run', ids)} {what}" for what, ids in how.items()]
     if unread:
@@ -278,6 +280,22 @@ def after_the_wait(
         then = "it" if len(finishing) == 1 else "they"
         line += f"\n{final_pass_said(finishing)}, then {then} will likely succeed"
     return line
+
+
+def orphaned_said(ids: list[int]) -> str:
+    """Runs whose worker exited without giving them back (killed; or, asked to stop while
+    its database was locked or away, it stopped rather than wait on): they read running
+    until found lost, which `retry` does once the worker has been silent a while."""
+    from core.processes import SILENT_FOR_S
+    from core.queue.views import ids_of
+
+    one = len(ids) == 1
+    it = "it" if one else "them"
+    return (
+        f"{ids_of('run', ids)} still read{'s' if one else ''} running: {'its' if one else 'their'} "
+        f"worker exited without giving {it} back (resconv-tui retry "
+        f"{' '.join(map(str, ids))} queues {it} again once silent {SILENT_FOR_S:g} s)"
+    )
 
 
 def unmarked_said(unmarked: list[WorkerRow]) -> str:

@@ -1075,6 +1075,26 @@ def test_stop_waits_for_its_workers_then_says_what_is_likely_of_one_still_at_it(
         assert 1 <= time.monotonic() - started < 10
 
 
+def test_stop_says_a_run_its_worker_left_running_on_its_way_out_and_how_to_retry_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker stopped while its SQLite file was locked by another process stops rather
+    # than wait on, its run not given back (as one killed): stop said "run 1 still reads
+    # running (its worker exited)", and not what to do about it.
+    cli(capsys, "queue", "sweep.yml")
+    with worker_in_final_pass() as (pid, run_id):
+        repo = Repo.open("runs.db")
+        worker_id = repo.get_run(run_id).worker_id or ""
+        repo.heartbeat(worker_id, run_id=run_id, inputs_done=64)  # mid-training
+        around_the_signal(monkeypatch, after=lambda: os.kill(pid, signal.SIGKILL))
+        assert cli(capsys, "stop", "--wait", "5")[1] == (
+            f"asked worker pid {pid} to stop after the current step; waiting up to 5 s for "
+            f"it to exit\nworker pid {pid} stopped; run {run_id} still reads running: its "
+            f"worker exited without giving it back (resconv-tui retry {run_id} queues it "
+            "again once silent 10 s)\n"
+        )
+
+
 def test_ctrl_c_while_stop_waits_says_the_workers_were_asked_all_the_same(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
