@@ -61,6 +61,11 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+# How every SQLite 3 database file starts: told by it, a queue's database given where a
+# sweep file is wanted is named for what it is, not as "not UTF-8 text".
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 # The SQLite files this process has opened (``core.queue.db.open_engine`` adds them).
 # Closing any descriptor of a file drops every POSIX lock the process holds on it, its
 # SQLite connections' too: no other reader in this process may open one of them.

@@ -44,7 +44,7 @@ from core.config import (
     as_whole,
 )
 from core.errors import ConfigError, SweepError, acts_on_terminal, cut, shown
-from core.files import held_database_file
+from core.files import SQLITE_HEADER, held_database_file
 from core.params import count_params, training_key
 from core.sweep_yaml import MAX_FILE_BYTES, YAMLTooBig, load_yaml, malformed
 
@@ -134,6 +134,8 @@ def read_sweep_text(path: Path) -> str:
     if len(data) > MAX_FILE_BYTES:
         raise SweepError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MiB, which no sweep file "
                          "is (the logbook's tables are about 2 KB each)")  # fmt: skip
+    if data.startswith(SQLITE_HEADER):  # `queue runs.db`: a slip of the file name
+        raise SweepError(f"{path}: a SQLite database (a queue's runs.db?), not a sweep file")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

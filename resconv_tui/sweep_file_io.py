@@ -16,7 +16,7 @@ import yaml
 
 from core.config import coerced
 from core.errors import ConfigError, SweepError, shown
-from core.files import atomic_write, held_database_file
+from core.files import SQLITE_HEADER, atomic_write, held_database_file
 from core.sweep import (
     MAX_RUNS,
     PAIR_ALIASES,
@@ -90,9 +90,6 @@ def save_sweep(path: str | Path, mapping: dict[str, Any]) -> Path:
     text = sweep_yaml(mapping).encode("utf-8")
     atomic_write(path, lambda handle: handle.write(text))
     return path
-
-
-SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def _refuse_a_database(path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -317,6 +319,19 @@ def test_a_file_that_is_not_utf8_is_a_clear_error(tmp_path: Path, data: bytes) -
     with pytest.raises(SweepError) as caught:
         expand_sweep_file(path)
     assert str(caught.value).startswith(f"{path}: not UTF-8 text (byte 0x")
+
+
+def test_a_sqlite_database_given_as_the_sweep_file_is_named_so(tmp_path: Path) -> None:
+    # `queue runs.db` (a slip of the file name) said "not UTF-8 text (byte 0xf8 at
+    # offset 102)": the file is named for what it is. A real database, made by sqlite3.
+    path = tmp_path / "runs.db"
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("CREATE TABLE run (id INTEGER PRIMARY KEY, name TEXT)")
+        connection.executemany("INSERT INTO run (name) VALUES (?)", [("\u00f8",)] * 50)
+        connection.commit()
+    with pytest.raises(SweepError) as caught:
+        expand_sweep_file(path)
+    assert str(caught.value) == f"{path}: a SQLite database (a queue's runs.db?), not a sweep file"
 
 
 def test_no_code_is_ever_evaluated() -> None:
