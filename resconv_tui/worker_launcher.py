@@ -25,6 +25,7 @@ from pathlib import Path
 
 from core.gpu import cuda_devices_said, cuda_index
 from core.processes import process_alive
+from core.queue.db import hint_url
 from core.worker_options import CLAIM_ORDERS, count_value
 
 # What the dialog accepts; the worker itself would take any torch device string, but a
@@ -104,8 +105,23 @@ class Launched:
 
 
 def worker_command(db_url: str, options: WorkerOptions = DEFAULT_WORKER) -> list[str]:
-    """The argv of a worker; device ``auto`` lets it pick CUDA or CPU (the TUI is torch-free)."""
-    return [sys.executable, "-m", "resconv_tui", "worker", "--db", db_url, *options.argv()]
+    """The argv of a worker; device ``auto`` lets it pick CUDA or CPU (the TUI is torch-free).
+    A URL holding a password is left out (``worker_environment`` gives it): a command
+    line is for every user of the box to read (``ps``), for the worker's whole life."""
+    db = [] if holds_password(db_url) else ["--db", db_url]
+    return [sys.executable, "-m", "resconv_tui", "worker", *db, *options.argv()]
+
+
+def holds_password(db_url: str) -> bool:
+    """Whether ``db_url`` holds a password (``user:secret@``, ``?password=``): its
+    ``--db`` as a suggested command would give it differs."""
+    return hint_url(db_url) != db_url
+
+
+def worker_environment(db_url: str) -> dict[str, str]:
+    """The worker's environment: this one, plus ``RESCONV_DB`` where the URL is not on its
+    command line (only its own user, and root, read a process's environment)."""
+    return {**os.environ, "RESCONV_DB": db_url} if holds_password(db_url) else dict(os.environ)
 
 
 def default_log_path(folder: Path | None = None) -> Path:
@@ -129,6 +145,7 @@ class WorkerLauncher:
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
                 worker_command(db_url, options),
+                env=worker_environment(db_url),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -610,6 +610,48 @@ def test_launcher_starts_worker_in_its_own_session(monkeypatch, tmp_path: Path) 
     assert launched.log_path.exists()
 
 
+def test_a_password_in_the_url_stays_off_the_worker_s_command_line(
+    monkeypatch, tmp_path: Path
+) -> None:
+    # `RESCONV_DB=postgresql://u:secret@... resconv-tui`, then w: the worker's argv held
+    # `--db postgresql://u:secret@...`, which `ps` shows every user of the box for hours.
+    seen: dict[str, Any] = {}
+
+    class FakePopen:
+        pid = 99
+
+        def __init__(self, argv: list[str], **kwargs: Any) -> None:
+            seen.update(argv=argv, **kwargs)
+
+        def wait(self) -> int:
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", FakePopen)
+    url = "postgresql+psycopg://u:secret@db.example/runs?sslmode=disable"
+    WorkerLauncher(tmp_path).start(url)
+    assert not any("secret" in part for part in seen["argv"]), seen["argv"]
+    assert seen["argv"][3:] == ["worker", "--device", "auto"]
+    assert seen["env"]["RESCONV_DB"] == url  # the worker's own default for --db
+    WorkerLauncher(tmp_path).start("postgresql+psycopg://u@db.example/runs")
+    assert seen["argv"][4:6] == ["--db", "postgresql+psycopg://u@db.example/runs"]
+
+
+def test_a_real_worker_reads_a_url_with_a_password_from_its_environment(
+    tmp_path: Path,
+) -> None:
+    # The URL given through RESCONV_DB reaches the worker: its error names that server
+    # (the password hidden), not ./runs.db. Port 1: nothing listens, refused at once.
+    launcher = WorkerLauncher(tmp_path)
+    launched = launcher.start("postgresql+psycopg://u:secret@127.0.0.1:1/runs")
+    deadline = time.monotonic() + 60
+    while launcher.alive(launched.pid):
+        assert time.monotonic() < deadline, launched.log_path.read_text()
+        time.sleep(0.1)
+    log = launched.log_path.read_text()
+    assert "postgresql+psycopg://u:***@127.0.0.1:1/runs" in log, log
+    assert "secret" not in log
+
+
 def test_a_worker_that_exited_is_reaped_though_nothing_asks_after_it(
     monkeypatch, tmp_path: Path
 ) -> None:
