@@ -62,7 +62,7 @@ from core.gpu import free_for_new_runs
 from core.packing import Admission, Slot, threads_per_slot
 from core.processes import SUPERVISOR_ENV
 from core.queue import Repo
-from core.queue.db import hint_url
+from core.queue.db import hint_url, holds_password
 from core.queue.views import ids_of
 from core.worker import say
 from core.worker_options import ClaimRules
@@ -79,6 +79,8 @@ def supervise(args: argparse.Namespace, db_url: str, slots: int) -> int:
     # Open once here: a wrong --db is reported once, and K slots do not race to
     # create the schema of a new database.
     Repo.open(db_url).close()
+    if holds_password(db_url):  # off the slots' command lines: they read it from here
+        os.environ["RESCONV_DB"] = db_url
     commands = [slot_command(args, db_url, Slot(i, slots)) for i in range(1, slots + 1)]
     on_exit = lambda pid, since: recover_slot(db_url, pid, since)  # noqa: E731
     retry = retry_lost_command(getattr(args, "db", None))
@@ -126,7 +128,10 @@ def recover_slot(db_url: str, pid: int, since: float) -> SlotExit:
 
 
 def slot_command(args: argparse.Namespace, db_url: str, slot: Slot) -> list[str]:
-    command = [sys.executable, "-m", "core.worker", "--db", db_url, "--device", args.device]
+    # A command line is for every user of the box to read (ps), for the slot's whole life:
+    # a URL holding a password goes as RESCONV_DB in its environment (supervise sets it).
+    db = [] if holds_password(db_url) else ["--db", db_url]
+    command = [sys.executable, "-m", "core.worker", *db, "--device", args.device]
     command += ["--slot", f"{slot.index}/{slot.count}"]
     if args.until_empty:
         command.append("--until-empty")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from core.gpu import cuda_devices_said, cuda_index
 from core.processes import process_alive
-from core.queue.db import hint_url
+from core.queue.db import holds_password
 from core.worker_options import CLAIM_ORDERS, count_value
 
 # What the dialog accepts; the worker itself would take any torch device string, but a
@@ -110,12 +110,6 @@ def worker_command(db_url: str, options: WorkerOptions = DEFAULT_WORKER) -> list
     line is for every user of the box to read (``ps``), for the worker's whole life."""
     db = [] if holds_password(db_url) else ["--db", db_url]
     return [sys.executable, "-m", "resconv_tui", "worker", *db, *options.argv()]
-
-
-def holds_password(db_url: str) -> bool:
-    """Whether ``db_url`` holds a password (``user:secret@``, ``?password=``): its
-    ``--db`` as a suggested command would give it differs."""
-    return hint_url(db_url) != db_url
 
 
 def worker_environment(db_url: str) -> dict[str, str]:

@@ -194,6 +194,13 @@ def hint_url(url_or_path: str) -> str:
     return shown_url(parsed, hidden=None)
 
 
+def holds_password(url_or_path: str) -> bool:
+    """Whether ``url_or_path`` holds a password (``user:secret@``, ``?password=``), which
+    ``hint_url`` leaves out: such a URL goes to a worker process it starts in its
+    environment (``RESCONV_DB``), not on its command line, which ``ps`` shows every user."""
+    return hint_url(url_or_path) != url_or_path
+
+
 def hint_option(url_or_path: str) -> str:
     """`` --db X`` for a command a message suggests (``hint_url``, quoted for a shell):
     without it, a command pasted into a shell acts on ./runs.db, not this database."""

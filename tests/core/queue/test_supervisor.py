@@ -212,3 +212,49 @@ def test_the_retry_it_suggests_for_a_lost_slot_carries_the_db(
         "run 3 marked failed, worker lost (resconv-tui retry --cause worker-lost "
         "--db '/data/my runs.db' queues it again)"
     ) in out
+
+
+def test_a_password_in_the_url_stays_off_the_slots_command_lines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `RESCONV_DB=postgresql://u:secret@... resconv-tui worker --slots 2` (or `w` with
+    # slots on a CPU) started each slot with `--db postgresql://u:secret@...`, which `ps`
+    # shows every user of the box. The slots get it in their environment instead.
+    import argparse
+
+    from core.worker_options import add_worker_arguments
+
+    seen: dict[str, object] = {}
+
+    class NoDatabase:
+        @staticmethod
+        def open(url: str) -> NoDatabase:
+            return NoDatabase()
+
+        def close(self) -> None:
+            pass
+
+    class Recorded:
+        def __init__(self, commands: list[list[str]], **_: object) -> None:
+            seen["commands"] = commands
+
+        def run(self) -> int:
+            import os
+
+            seen["env"] = os.environ.get("RESCONV_DB")  # what Supervisor.start passes on
+            return 0
+
+    monkeypatch.setattr(slots, "Repo", NoDatabase)
+    monkeypatch.setattr(slots, "Supervisor", Recorded)
+    monkeypatch.delenv("RESCONV_DB", raising=False)  # restored after the test
+    parser = argparse.ArgumentParser()
+    add_worker_arguments(parser)
+    args = parser.parse_args(["--slots", "2"])
+    url = "postgresql+psycopg://u:secret@db.example/runs"
+    assert slots.supervise(args, url, 2) == 0
+    commands = seen["commands"]
+    assert isinstance(commands, list) and len(commands) == 2
+    assert not any("secret" in part for command in commands for part in command), commands
+    assert seen["env"] == url
+    plain = "postgresql+psycopg://u@db.example/runs"
+    assert ["--db", plain] == slots.slot_command(args, plain, slots.Slot(1, 2))[3:5]
