@@ -996,7 +996,9 @@ async def test_queueing_locked_out_of_an_older_databases_upgrade_waits_once(
             form(pilot).action_queue()
             await pilot.app.workers.wait_for_complete()
             waited = time.monotonic() - start
-        assert 0.9 <= waited < 1.6, waited  # one busy timeout, not two
+        # One busy timeout (1 s), not two: under 2 s. 1.6 failed at 1.63 s on 2 cores shared
+        # with other test runs (load 5), with the code unchanged.
+        assert 0.9 <= waited < 1.9, waited
         said = [n.message for n in app._notifications]
         assert any("locked by another process (waited 1 s)" in m for m in said), said
     repo = Repo.open(db_url)
