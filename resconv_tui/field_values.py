@@ -62,8 +62,10 @@ FIELDS: tuple[FieldSpec, ...] = (
 # A [first,last] pair's halves as a sweep file writes them (ks1/ks2, ch1/ch2): fields of
 # their own, shown instead of their pair's field while a loaded file writes them, so its
 # matrix of halves (T8's ks1 x ks2) stays a matrix of halves, with queue's run names.
+# Emptying both halves gives the pair's own field back (the new-sweep screen's
+# fold_emptied_halves): the hint says so, as nothing else on the form does.
 HALF_FIELDS: tuple[FieldSpec, ...] = tuple(
-    FieldSpec(half, "int", hint=f"{where} layer's {pair}; list or range (a file's {half})")
+    FieldSpec(half, "int", hint=f"{where} layer's {pair} (list, range); both empty: one {pair}")
     for pair, halves in PAIR_ALIASES.items()
     for half, where in zip(halves, ("first", "last"), strict=True)
 )

@@ -7,7 +7,8 @@ Keys only (this is what the e2e test drives through tmux):
     residual_weight, bn_encoder, bn_decoder, image_size, dataset, batch_size, lr,
     weight_decay, max_inputs, stride, validation, precision, seed, priority,
     then the buttons Queue, Save, Load, Cancel. A loaded file that writes a pair's
-    halves (ks1/ks2, ch1/ch2) shows them as two fields in place of kernel_size (channels).
+    halves (ks1/ks2, ch1/ch2) shows them as two fields in place of kernel_size (channels);
+    emptying both halves shows the one field (kernel_size, channels) again.
     Tabbing into a field selects its text, so typing replaces the value; enter in a
     field moves on like tab.
 
@@ -236,6 +237,7 @@ class NewSweepScreen(Screen[int | None]):
 
     @on(Input.Changed)
     def schedule_preview(self, event: Input.Changed) -> None:
+        self.fold_emptied_halves()
         self._asked += 1
         if self._timer is not None:
             self._timer.stop()
@@ -252,6 +254,30 @@ class NewSweepScreen(Screen[int | None]):
             return
         number, fields = asked
         self.app.call_from_thread(self._apply_if_latest, number, self._preview_of(*fields))
+
+    def fold_emptied_halves(self) -> None:
+        """Both halves of a pair (ks1, ks2) emptied: the pair's own field (kernel_size) is
+        shown in their place again. A loaded file's halves were shown for good, and a
+        plain kernel_size sweep took a new form. The halves' file names go with them
+        (runs are named ks-5, not ks1-..); the pair's field starts at its default (3),
+        not at what it held, unseen, before the file was loaded."""
+        for pair, halves in PAIR_ALIASES.items():
+            fields = [self.field(half) for half in halves]
+            if not all(f.display and not f.value.strip() for f in fields):
+                continue
+            for shown in fields:
+                shown.display = False
+            whole = self.field(pair)
+            whole.value = default_texts()[pair]
+            whole.display = True
+            where = self._order.index(halves[0]) if halves[0] in self._order else len(self._order)
+            self._order = [key for key in self._order if key not in halves]
+            self._order.insert(min(where, len(self._order)), pair)
+            self._swept = tuple(key for key in self._swept if key not in halves)
+            self._key_names = {k: v for k, v in self._key_names.items() if k not in halves}
+            whole.input.focus()
+            self.notify(f"{' and '.join(halves)} empty: {pair} is one field again "
+                        f"(one value, a list, or [first,last])", title=pair)  # fmt: skip
 
     def _fields_now(self) -> tuple[int, tuple[str, dict[str, str], str]] | None:
         try:

@@ -613,6 +613,43 @@ async def test_t8_s_ks1_ks2_matrix_loads_as_two_fields_and_queues_as_queue_does(
         assert [r.name for r in form(pilot).preview.runs][0] == "ks-3"
 
 
+async def test_emptying_both_halves_gives_the_one_kernel_size_field_back(
+    db_url: str, tmp_path: Path
+) -> None:
+    # Once T8 showed ks1/ks2, no key gave kernel_size back: a plain kernel_size sweep took
+    # a new form. Emptying both halves now shows kernel_size in their place.
+    t8 = Path(__file__).parents[2] / "experiments" / "t8-kernel-sizes.yml"
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await load_file(pilot, t8)
+        screen = form(pilot)
+        assert "both empty: one kernel_size" in screen.field("ks1").hint
+        await type_into(pilot, "ks1", "")
+        shown = {f.key for f in screen.query(ParamField) if f.display}
+        assert {"ks1", "ks2"} <= shown and "kernel_size" not in shown  # one empty: kept
+        await type_into(pilot, "ks2", " ")
+        shown = {f.key for f in screen.query(ParamField) if f.display}
+        assert "kernel_size" in shown and not {"ks1", "ks2"} & shown
+        assert app.focused is screen.field("kernel_size").input
+        assert screen.field("kernel_size").value == "3"
+        await type_into(pilot, "kernel_size", "3,5")
+        preview = screen.preview
+        assert preview.errors == {}, preview.errors
+        assert [r.name for r in preview.runs] == ["ks-3", "ks-5"]
+        assert [r.config.kernel_size for r in preview.runs] == [3, 5]
+        assert not any(r.target for r in preview.runs)  # T8's are for ks1/ks2 cells
+        assert (
+            "targets: 0 of 25 entries kept; the others are for runs the form does not "
+            "make" in preview.notes
+        )
+        await save_as(pilot, tmp_path / "saved.yml")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    queued = [(run.name, run.config_hash) for run in Repo.open(db_url).list_runs()]
+    saved = [(run.name, run.config_hash) for run in expand_sweep_file(tmp_path / "saved.yml")]
+    assert sorted(queued) == sorted(saved) and len(saved) == 2
+
+
 async def test_f3_s_folder_is_typed_on_from_not_over(db_url: str) -> None:
     # The prompt's "experiments/" was selected: typing a file name replaced it, and the
     # load failed with "cannot read file".
