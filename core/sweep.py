@@ -303,6 +303,7 @@ def _sweep_cells(data: dict[str, Any], source: str, drop: DropRun | None) -> _Ce
         raise SweepError(f"{source}: key '{sorted(overlap)[0]}' is both fixed and in 'matrix'")
     excludes = _read_entries(data.get("exclude"), "exclude", source)
     includes = _read_entries(data.get("include"), "include", source)
+    _refuse_spelling_clash(data, source)
     seeds = _read_seeds(data.get("seeds"), fixed, matrix, includes, source)
     _check_run_count(matrix, includes, excludes, seeds, source)
     matrix_cells = _matrix_cells(matrix)
@@ -895,12 +896,77 @@ def include_fits(data: dict[str, Any], source: str) -> list[bool]:
     matrix = _read_matrix(raw, source)
     excludes = _read_entries(data.get("exclude"), "exclude", source)
     includes = _read_entries(data.get("include"), "include", source)
+    _refuse_spelling_clash(data, source)
     _check_run_count(matrix, includes, excludes, None, source)
     cells = _matrix_cells(matrix)
     _check_excludes_match(excludes, cells, matrix, source)
     fits: list[bool] = []
     _apply_include(_apply_exclude(cells, excludes), includes, matrix, source, fits)
     return fits
+
+
+@dataclass(frozen=True)
+class SpellingClash:
+    """An include entry that sets a RunConfig key (``field``) as ``key`` where the sweep,
+    or the entry itself, writes it as ``other`` (``kernel_size`` beside ``ks1``/``ks2``, ``bs``
+    beside ``batch_size``). Every run the entry goes into holds both, and ``queue`` refuses
+    it there, named only by the run ('ks1/ks2' and 'kernel_size' both set 'kernel_size')."""
+
+    number: int  # the entry's, from 1
+    entry: dict[str, Any]
+    key: str
+    other: str
+    field: str
+    within: bool  # ``other`` is the entry's own, not the sweep's
+
+    def __str__(self) -> str:
+        where = "itself" if self.within else "the sweep"
+        entry = f"include entry {self.number} {flow_text(self.entry)}"
+        return (f"{entry} sets '{self.field}' as '{self.key}', and {where} as "
+                f"'{self.other}': one run cannot take both")  # fmt: skip
+
+
+def include_spelling_clash(data: dict[str, Any]) -> SpellingClash | None:
+    """The first include entry of a sweep mapping that spells a key otherwise than the
+    entry itself or the sweep's fixed or matrix keys do (``SpellingClash``), or None.
+    The two halves of a pair (``ks1``, ``ks2``) are one spelling; entries may spell a key
+    two ways between them (``{l: 1, bs: 16}``, ``{l: 2, batch_size: 32}``): each run
+    holds one entry."""
+    entries = data.get("include")
+    if not isinstance(entries, list):
+        return None
+    matrix = data.get("matrix")
+    swept = list(matrix) if isinstance(matrix, dict) else []
+    sweep_keys = [key for key in data if key not in FILE_KEYS] + swept
+    for within, others_of in ((True, lambda entry: list(entry)), (False, lambda _: sweep_keys)):
+        for number, entry in enumerate(entries, 1):
+            if not isinstance(entry, dict):
+                continue
+            for key in entry:
+                other = next((o for o in others_of(entry) if _spelled_apart(key, o)), None)
+                if other is not None:
+                    field = _key_field(key)
+                    return SpellingClash(number, entry, str(key), str(other), field, within)
+    return None
+
+
+def _key_field(key: Any) -> str:
+    """The RunConfig key a sweep key sets: ``l`` -> layers, ``ks1`` -> kernel_size."""
+    pair = next((canon for canon, halves in PAIR_ALIASES.items() if key in halves), None)
+    return pair or ALIASES.get(str(key), str(key))
+
+
+def _spelled_apart(key: Any, other: Any) -> bool:
+    """Whether two keys set one RunConfig key under different names (a pair's halves are
+    one name: ks1 with ks2 is the pair)."""
+    if key == other or _key_field(key) != _key_field(other):
+        return False
+    return not any(key in halves and other in halves for halves in PAIR_ALIASES.values())
+
+
+def _refuse_spelling_clash(data: dict[str, Any], source: str) -> None:
+    if clash := include_spelling_clash(data):
+        raise SweepError(f"{source}: {clash}")
 
 
 def _hashable_entry(entry: dict[str, Any]) -> Any:

@@ -32,9 +32,11 @@ from core.sweep import (
     TARGET_FIELDS,
     DropRun,
     ExpandedRun,
+    SpellingClash,
     expand_sweep,
     flow_text,
     include_fits,
+    include_spelling_clash,
     quick_check_name,
     slug,
     targets_attached,
@@ -147,9 +149,29 @@ class KeptInclude:
     merged: tuple[bool, ...]
     unset: frozenset[str] = frozenset()
 
+    def clash(self, mapping: Mapping[str, Any]) -> SpellingClash | None:
+        """An entry that spells a key otherwise than ``mapping`` (the form's) now writes it:
+        the form's field moved off its default (kernel_size 5) where one entry sets it as
+        ks1/ks2 and another as kernel_size. ``queue`` refuses such a file at each run."""
+        return include_spelling_clash({**self._set(mapping), "include": list(self.entries)})
+
+    def clash_reason(self, clash: SpellingClash) -> str:
+        """Why the form's field is refused, said at the field: which entry, which key."""
+        entry = f"include entry {clash.number} {flow_text(clash.entry)}"
+        reason = (f"{entry} sets it as '{clash.key}', the form as '{clash.other}': one run "
+                  "cannot take both")  # fmt: skip
+        if clash.field in self.unset:
+            default = default_texts()[clash.field]
+            reason += f"; leave {clash.field} at its default ({default}), as the file does"
+        return reason
+
+    def _set(self, mapping: Mapping[str, Any]) -> dict[str, Any]:
+        """``mapping`` without the fields the file leaves unset while they are at default."""
+        return {key: value for key, value in mapping.items() if not self._unset(key, value)}
+
     def applied(self, mapping: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """``mapping`` with the entries that still apply to it, and those left out."""
-        mapping = {key: value for key, value in mapping.items() if not self._unset(key, value)}
+        mapping = self._set(mapping)
         every = {**mapping, "include": list(self.entries)}
         try:
             fits = include_fits(every, source="form")
@@ -454,10 +476,13 @@ def preview(
         dropped.append(cell)
         return True
 
+    built = build_mapping(name, values, key_names, extra, swept)
+    if included is not None and (clash := included.clash(built)):
+        # Said at the field, naming the entry: the sweep's refusal named a run, under "sweep".
+        field = _shown_field(clash.field, values)
+        return Preview(errors={field: included.clash_reason(clash)}, total=total)
     try:
-        mapping, unapplied = with_include(
-            build_mapping(name, values, key_names, extra, swept), included
-        )
+        mapping, unapplied = with_include(built, included)
         notes += include_notes(unapplied)
         if published_for is not None:  # a loaded file's: kept as long as they name a run
             mapping, unattached = with_attached_targets(mapping, _drop_of(excluded))

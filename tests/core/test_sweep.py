@@ -372,6 +372,14 @@ def test_include_written_inside_the_matrix_as_github_does_says_where_it_goes() -
         # Which other key: the fixed one.
         ("name: x\nchannels: 8\nmatrix:\n  ch: [4, 8]\n",
          "'channels' and 'ch' both set 'channels'"),
+        # An include entry spelling a key two ways was refused at each run it went into,
+        # named by the run ('ks1/ks2' and 'kernel_size' both set ...), not by the entry.
+        ("name: x\nmatrix:\n  l: [1, 2]\ninclude: [{l: 1, ks1: 3, ks2: 5, kernel_size: 5}]\n",
+         "include entry 1 {l: 1, ks1: 3, ks2: 5, kernel_size: 5} sets 'kernel_size' as 'ks1', "
+         "and itself as 'kernel_size': one run cannot take both"),
+        ("name: x\nbatch_size: 64\nmatrix:\n  l: [1, 2]\ninclude: [{l: 2, bs: 32}]\n",
+         "include entry 1 {l: 2, bs: 32} sets 'batch_size' as 'bs', and the sweep as "
+         "'batch_size': one run cannot take both"),
     ],
 )  # fmt: skip
 def test_a_value_given_twice_is_an_error_not_a_silent_choice(text: str, why: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from textual.pilot import Pilot
 from textual.widgets import Button, Input, Static
 
 from core.config import RunConfig
+from core.errors import SweepError
 from core.params import count_params
 from core.queue import FinalFigures, NewRun, Repo
 from core.sweep import expand_sweep_file
@@ -648,6 +650,56 @@ async def test_emptying_both_halves_gives_the_one_kernel_size_field_back(
     queued = [(run.name, run.config_hash) for run in Repo.open(db_url).list_runs()]
     saved = [(run.name, run.config_hash) for run in expand_sweep_file(tmp_path / "saved.yml")]
     assert sorted(queued) == sorted(saved) and len(saved) == 2
+
+
+async def test_an_edit_that_spells_a_key_two_ways_with_an_include_entry_names_it(
+    db_url: str, tmp_path: Path
+) -> None:
+    # The entries set the kernel size as ks1/ks2 and as kernel_size (queue takes it: the
+    # file leaves it unset). kernel_size 5 was refused under "sweep", naming a run:
+    # "run 'l-1_ks1-3_ks2-5': 'ks1/ks2' and 'kernel_size' both set 'kernel_size'".
+    path = tmp_path / "in.yml"
+    path.write_text("name: loaded\nmax_inputs: 256\nmatrix:\n  l: [1, 2]\n"
+                    "include: [{l: 1, ks1: 3, ks2: 5}, {l: 2, kernel_size: 5}]\n")  # fmt: skip
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await load_file(pilot, path)
+        screen = form(pilot)
+        assert [r.name for r in screen.preview.runs] == ["l-1_ks1-3_ks2-5", "l-2_kernel_size-5"]
+        await type_into(pilot, "kernel_size", "5")
+        assert screen.preview.errors == {
+            "kernel_size": "include entry 1 {l: 1, ks1: 3, ks2: 5} sets it as 'ks1', the form "
+            "as 'kernel_size': one run cannot take both; leave kernel_size at its default "
+            "(3), as the file does"
+        }
+        assert screen.field("kernel_size").has_class("-invalid")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert app.result == "not dismissed" and Repo.open(db_url).list_runs() == []
+        await type_into(pilot, "kernel_size", "3")  # as the file: its runs again
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    queued = sorted(run.name for run in Repo.open(db_url).list_runs())
+    assert queued == sorted(run.name for run in expand_sweep_file(path))
+
+
+async def test_t2_with_an_include_entry_queue_refuses_is_not_loaded_and_names_it(
+    db_url: str, tmp_path: Path
+) -> None:
+    # T2 sets batch_size; an entry writing it as bs: queue refuses the file, and the form
+    # loaded the include as "kept: its runs are made as queue makes them".
+    t2 = Path(__file__).parents[2] / "experiments" / "t2-layers-64.yml"
+    path = tmp_path / "t2.yml"
+    path.write_text(t2.read_text().replace("{l: 30, batch_size: 32}", "{l: 30, bs: 32}"))
+    why = ("include entry 2 {l: 30, bs: 32} sets 'batch_size' as 'bs', and the sweep as "
+           "'batch_size': one run cannot take both")  # fmt: skip
+    with pytest.raises(SweepError, match=re.escape(why)):
+        expand_sweep_file(path)
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await load_file(pilot, path)
+        notes = str(app.screen.query_one("#sweep-notes", Static).content)
+        assert f"! 'include' (2 entries) not loaded: {why}" in notes
 
 
 async def test_f3_s_folder_is_typed_on_from_not_over(db_url: str) -> None:
