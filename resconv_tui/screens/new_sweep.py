@@ -45,6 +45,7 @@ from core.queue.failures import diverged_before, diverged_warning
 from core.queue.rows import PRIORITY_LIMIT, EnqueueResult, NewRun
 from core.queue.views import count_of
 from core.run_folders import experiment_folder
+from core.sweep import TARGET_FIELDS
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.sweep_file_io import LoadedSweep, load_sweep, save_sweep, typed_path
 from resconv_tui.sweep_form import (
@@ -134,6 +135,7 @@ class NewSweepScreen(Screen[int | None]):
         # The include entries that file holds now (as loaded, or as last saved over it):
         # those the form's edits leave out are named too.
         self._file_include: list[dict[str, Any]] = []
+        self._file_targets: list[Any] = []  # and its targets entries the form holds
         self._timer: Timer | None = None
         self._kept: tuple[str, dict[str, str], str] | None = None  # fields as loaded or saved
         self.preview = Preview()
@@ -420,17 +422,39 @@ class NewSweepScreen(Screen[int | None]):
         said = f", and what the form did not load: {', '.join(unloaded)}" if unloaded else ""
         edited = [f"include entry {flow_text(entry)}" for entry in self.preview.left_out
                   if entry in self._file_include]  # fmt: skip
+        if dropped := self._dropped_targets():
+            edited.append(dropped)
         if edited:
             said += f", and what the form's edits leave out: {', '.join(edited)}"
         return said
 
-    def _save(self, target: Path) -> None:
+    def _dropped_targets(self) -> str:
+        """The loaded file's targets entries a save would leave out (the form's runs are
+        no longer theirs): how many, and which cells, the first few. The question named
+        left-out include entries but not these, and the file lost its published figures."""
+        try:
+            kept = self._saved_mapping().get("targets") or []
+        except ConfigError:  # the save says why it cannot write the form
+            return ""
+        gone = [entry for entry in self._file_targets if entry not in kept]
+        if not gone:
+            return ""
+        cells = [_target_cell(entry) for entry in gone[:SHOWN_TARGETS]]
+        more = f" and {len(gone) - SHOWN_TARGETS} more" if len(gone) > SHOWN_TARGETS else ""
+        entries = "1 targets entry" if len(gone) == 1 else f"{len(gone)} targets entries"
+        return f"{entries} ({', '.join(cells)}{more})"
+
+    def _saved_mapping(self) -> dict[str, Any]:
+        """The sweep f2 writes for the form now (ConfigError where none makes its runs)."""
         values = self._values()
         extra, _ = fitting_extra(self._extra, values, self._published_for)
+        return saved_mapping(self.field("name").value, values, self._key_names, extra,
+                             self.preview, self._excluded, self._swept,
+                             self._included)  # fmt: skip
+
+    def _save(self, target: Path) -> None:
         try:
-            mapping = saved_mapping(self.field("name").value, values, self._key_names, extra,
-                                    self.preview, self._excluded, self._swept,
-                                    self._included)  # fmt: skip
+            mapping = self._saved_mapping()
         except ConfigError as exc:
             self.notify(str(exc), title="Not saved", severity="error")
             return
@@ -453,6 +477,7 @@ class NewSweepScreen(Screen[int | None]):
         if _resolved(target) == self._loaded_from[0]:  # what it lacked is gone from it now
             self._loaded_from = (self._loaded_from[0], [])
             self._file_include = list(mapping.get("include", []))
+            self._file_targets = list(mapping.get("targets", []))
         self._kept = self._snapshot()
 
     def _values(self) -> dict[str, list[Any]]:
@@ -484,6 +509,7 @@ class NewSweepScreen(Screen[int | None]):
         self.fill(loaded)
         self._loaded_from = (_resolved(Path(path)), loaded.lost)
         self._file_include = list(loaded.included.entries) if loaded.included else []
+        self._file_targets = list(loaded.extra.get("targets") or [])
         self.notify(f"{Path(path).name}: {_runs_of(self.preview)}", title="Sweep loaded")
         self._kept = self._snapshot()  # as loaded: nothing to lose yet
 
@@ -559,6 +585,16 @@ def _half_fields(pair: str) -> Iterator[ParamField]:
         field = ParamField(half, hint=SPECS[half].hint)
         field.display = False
         yield field
+
+
+SHOWN_TARGETS = 3  # the replace question names this many dropped targets, then "and N more"
+
+
+def _target_cell(entry: Any) -> str:
+    """A targets entry by its cell (``l=21``, ``ks1=3 ks2=9``), without its figures."""
+    if not isinstance(entry, dict):
+        return repr(entry)
+    return " ".join(f"{k}={v}" for k, v in entry.items() if k not in TARGET_FIELDS)
 
 
 def _missing_folders(path: Path) -> list[Path]:

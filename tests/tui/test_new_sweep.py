@@ -487,6 +487,46 @@ async def test_saving_over_the_loaded_file_names_include_entries_its_edits_leave
         await settle(pilot)
 
 
+async def test_saving_over_the_loaded_file_names_the_targets_its_edits_drop(
+    db_url: str, tmp_path: Path
+) -> None:
+    # Layers 1,3 of T2: the targets of the other ten cells go from the file, and f2's
+    # question named none of them, where it named the include entry left out.
+    t2 = Path(__file__).parents[2] / "experiments" / "t2-layers-64.yml"
+    path = tmp_path / "t2.yml"
+    path.write_text(t2.read_text())
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await load_file(pilot, path)
+        await type_into(pilot, "layers", "1,3,21")
+        await save_as(pilot, path)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question == (
+            f"{path} exists. Replace it? (its comments and layout are lost, and what the "
+            "form's edits leave out: include entry {l: 30, batch_size: 32}, 9 targets "
+            "entries (l=30, l=17, l=19 and 6 more))"
+        )
+        await pilot.press("y")
+        await settle(pilot)
+        saved = yaml.safe_load(path.read_text())
+        assert [entry["l"] for entry in saved["targets"]] == [21, 3, 1]
+        await type_into(pilot, "layers", "1,21")
+        await save_as(pilot, path)  # one more: against the file as saved now
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question.endswith(
+            "what the form's edits leave out: 1 targets entry (l=3))"
+        )
+        await pilot.press("n")
+        await settle(pilot)
+        # Another field changed: the file's figures are for none of the form's runs.
+        await type_into(pilot, "lr", "1e-3")
+        await save_as(pilot, path)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question.endswith("3 targets entries (l=21, l=3, l=1))")
+        await pilot.press("n")
+        await settle(pilot)
+
+
 @pytest.mark.parametrize(
     ("text", "lost"),
     [
