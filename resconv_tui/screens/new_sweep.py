@@ -136,6 +136,9 @@ class NewSweepScreen(Screen[int | None]):
         # those the form's edits leave out are named too.
         self._file_include: list[dict[str, Any]] = []
         self._file_targets: list[Any] = []  # and its targets entries the form holds
+        # Its exclude, as it left the form when a pair's halves it names were emptied
+        # (fold_emptied_halves): saving over the file loses it, and the question says so.
+        self._exclude_left_out = ""
         self._timer: Timer | None = None
         self._kept: tuple[str, dict[str, str], str] | None = None  # fields as loaded or saved
         self.preview = Preview()
@@ -277,9 +280,34 @@ class NewSweepScreen(Screen[int | None]):
             self._order.insert(min(where, len(self._order)), pair)
             self._swept = tuple(key for key in self._swept if key not in halves)
             self._key_names = {k: v for k, v in self._key_names.items() if k not in halves}
+            self._leave_out_exclude_of(halves)
             whole.input.focus()
             self.notify(f"{' and '.join(halves)} empty: {pair} is one field again "
                         f"(one value, a list, or [first,last])", title=pair)  # fmt: skip
+
+    def _leave_out_exclude_of(self, halves: tuple[str, ...]) -> None:
+        """The loaded exclude, left out where an entry names the emptied halves: ``queue``
+        refuses it over one kernel_size field ('ks1' is not a matrix key), and the form
+        had matched it by each run's first and last kernel, so ``3`` every layer, and
+        ``[3,9,3]`` too, were left out as T8's ks1-3_ks2-3. The preview now counts the
+        runs the form queues and its saved file makes, and a note says what went."""
+        if self._excluded is None:
+            return
+        entries = self._excluded.entries
+        if not any(isinstance(e, dict) and set(halves) & set(e) for e in entries):
+            return
+        self._excluded = None
+        count = "1 entry" if len(entries) == 1 else f"{len(entries)} entries"
+        self._exclude_left_out = f"its 'exclude' ({count})"
+        self._add_note(f"'exclude' ({count}) left out: it names {' and '.join(halves)}, "
+                       "which the form no longer has (queue refuses it over one "
+                       f"{PAIR_OF_HALF[halves[0]]} field)")  # fmt: skip
+
+    def _add_note(self, note: str) -> None:
+        notes = self.query_one("#sweep-notes", Static)
+        said = str(notes.content)
+        notes.update(f"{said}\n! {note}" if said else f"! {note}")
+        notes.set_class(True, "-shown")
 
     def _fields_now(self) -> tuple[int, tuple[str, dict[str, str], str]] | None:
         try:
@@ -424,6 +452,8 @@ class NewSweepScreen(Screen[int | None]):
                   if entry in self._file_include]  # fmt: skip
         if dropped := self._dropped_targets():
             edited.append(dropped)
+        if self._exclude_left_out:
+            edited.append(self._exclude_left_out)
         if edited:
             said += f", and what the form's edits leave out: {', '.join(edited)}"
         return said
@@ -478,6 +508,7 @@ class NewSweepScreen(Screen[int | None]):
             self._loaded_from = (self._loaded_from[0], [])
             self._file_include = list(mapping.get("include", []))
             self._file_targets = list(mapping.get("targets", []))
+            self._exclude_left_out = ""
         self._kept = self._snapshot()
 
     def _values(self) -> dict[str, list[Any]]:
@@ -510,6 +541,7 @@ class NewSweepScreen(Screen[int | None]):
         self._loaded_from = (_resolved(Path(path)), loaded.lost)
         self._file_include = list(loaded.included.entries) if loaded.included else []
         self._file_targets = list(loaded.extra.get("targets") or [])
+        self._exclude_left_out = ""
         self.notify(f"{Path(path).name}: {_runs_of(self.preview)}", title="Sweep loaded")
         self._kept = self._snapshot()  # as loaded: nothing to lose yet
 
@@ -587,6 +619,7 @@ def _half_fields(pair: str) -> Iterator[ParamField]:
         yield field
 
 
+PAIR_OF_HALF = {half: pair for pair, halves in PAIR_ALIASES.items() for half in halves}
 SHOWN_TARGETS = 3  # the replace question names this many dropped targets, then "and N more"
 
 

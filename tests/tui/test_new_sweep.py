@@ -742,6 +742,43 @@ async def test_t2_with_an_include_entry_queue_refuses_is_not_loaded_and_names_it
         assert f"! 'include' (2 entries) not loaded: {why}" in notes
 
 
+async def test_a_loaded_exclude_of_emptied_halves_is_left_out_as_queue_would_refuse_it(
+    db_url: str, tmp_path: Path
+) -> None:
+    # T8 with an exclude of ks1/ks2 cells, its halves emptied for one kernel_size field:
+    # the form left out kernel_size 3 (and [3,9,...,3]) as the cell ks1=3 ks2=3, where
+    # queue refuses that exclude over a kernel_size sweep ('ks1' is not a matrix key).
+    t8 = Path(__file__).parents[2] / "experiments" / "t8-kernel-sizes.yml"
+    path = tmp_path / "t8.yml"
+    path.write_text(t8.read_text() + "exclude: [{ks1: 3, ks2: 3}, {ks1: 11, ks2: 3}]\n")
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await load_file(pilot, path)
+        screen = form(pilot)
+        assert len(screen.preview.runs) == 23
+        await type_into(pilot, "ks1", "")
+        await type_into(pilot, "ks2", "")
+        await type_into(pilot, "kernel_size", "3,5,[3,5,5,5,5,5,5,5,5,5,3]")
+        preview = screen.preview
+        assert [r.name for r in preview.runs] == ["ks-3", "ks-5", "ks-3,5,5,5,5,5,5,5,5,5,3"]
+        assert not any("exclude leaves out" in note for note in preview.notes)
+        notes = str(screen.query_one("#sweep-notes", Static).content)
+        assert notes.endswith("! 'exclude' (2 entries) left out: it names ks1 and ks2, which "
+                              "the form no longer has (queue refuses it over one kernel_size "
+                              "field)")  # fmt: skip
+        await save_as(pilot, path)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question.endswith(", its 'exclude' (2 entries))")
+        await pilot.press("y")
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    assert "exclude" not in yaml.safe_load(path.read_text())
+    queued = sorted((run.name, run.config_hash) for run in Repo.open(db_url).list_runs())
+    assert queued == sorted((run.name, run.config_hash) for run in expand_sweep_file(path))
+    assert len(queued) == 3
+
+
 async def test_f3_s_folder_is_typed_on_from_not_over(db_url: str) -> None:
     # The prompt's "experiments/" was selected: typing a file name replaced it, and the
     # load failed with "cannot read file".
