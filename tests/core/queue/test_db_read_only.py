@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from queue_helpers import tiny_runs
 from sqlalchemy import exc
-from sqlite_locks import drop_newer_worker_columns, write_lock_held
+from sqlite_locks import NEWER_WORKER_COLUMNS, drop_newer_worker_columns, write_lock_held
 
 from core.queue import QueueError, Repo
 from core.queue import db as db_module
@@ -269,9 +269,7 @@ def test_an_older_versions_database_that_cannot_be_written_is_still_read(
     reader.close()
     monkeypatch.undo()
     Repo.open(str(db)).close()  # writable again: the columns are added
-    with sqlite3.connect(db) as conn:
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(worker)")}
-    assert {"stack", "largest_first", "max_runs"} <= columns
+    assert set(NEWER_WORKER_COLUMNS) <= worker_columns(db)
 
 
 def test_an_older_versions_database_is_read_while_another_process_holds_its_write_lock(
@@ -281,12 +279,7 @@ def test_an_older_versions_database_is_read_while_another_process_holds_its_writ
     # or a backup held the write lock: it waited the busy timeout, then failed "locked",
     # where a database made by this version answered at once.
     db = tmp_path / "runs.db"
-    repo = Repo.open(str(db))
-    repo.enqueue(tiny_runs(2))
-    repo.close()
-    with sqlite3.connect(db) as conn:  # as an older version made it
-        for column in ("stack", "largest_first", "max_runs"):
-            conn.execute(f'ALTER TABLE "worker" DROP COLUMN "{column}"')
+    older_worker_table(db)
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
@@ -298,9 +291,7 @@ def test_an_older_versions_database_is_read_while_another_process_holds_its_writ
         holder.rollback()
         holder.close()
     Repo.open(str(db)).close()  # the lock gone: the columns are added
-    with sqlite3.connect(db) as conn:
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(worker)")}
-    assert {"stack", "largest_first", "max_runs"} <= columns
+    assert set(NEWER_WORKER_COLUMNS) <= worker_columns(db)
 
 
 def test_status_on_an_older_versions_database_does_not_wait_out_another_writers_lock(
@@ -335,8 +326,7 @@ def test_status_on_an_older_versions_database_does_not_wait_out_another_writers_
         holder.close()
     assert "2 queued" in capsys.readouterr().out
     Repo.open(str(db)).close()
-    with sqlite3.connect(db) as conn:  # the lock gone: added
-        assert "max_runs" in {row[1] for row in conn.execute("PRAGMA table_info(worker)")}
+    assert "max_runs" in worker_columns(db)  # the lock gone: added
 
 
 def test_a_writer_locked_out_of_the_upgrade_fails_at_once_not_after_a_second_wait(
@@ -347,9 +337,7 @@ def test_a_writer_locked_out_of_the_upgrade_fails_at_once_not_after_a_second_wai
     # cancel's own write waited 15 s more for the same lock, and said "waited 15 s".
     from resconv_tui.cli import main
 
-    monkeypatch.setattr(db_module, "DEFAULT_BUSY_TIMEOUT_S", 1.0)
-    db = tmp_path / "runs.db"
-    older_worker_table(db)
+    db = older_database(tmp_path, monkeypatch, busy_timeout_s=1.0)
     with write_lock_held(db):
         for command in (["cancel", "1"], ["retry", "1"], ["priority", "5", "1"]):
             start = time.monotonic()
@@ -361,7 +349,7 @@ def test_a_writer_locked_out_of_the_upgrade_fails_at_once_not_after_a_second_wai
             assert "Traceback" not in err
     with sqlite3.connect(db) as conn:  # nothing written, the columns not yet added
         assert conn.execute("SELECT status FROM run WHERE id = 1").fetchone() == ("queued",)
-        assert "max_runs" not in {row[1] for row in conn.execute("PRAGMA table_info(worker)")}
+    assert "max_runs" not in worker_columns(db)
 
 
 def test_a_writer_on_an_older_database_whose_lock_frees_in_time_upgrades_and_writes(
@@ -371,16 +359,29 @@ def test_a_writer_on_an_older_database_whose_lock_frees_in_time_upgrades_and_wri
     # the lock for a moment, then went on without the columns.
     from resconv_tui.cli import main
 
-    monkeypatch.setattr(db_module, "DEFAULT_BUSY_TIMEOUT_S", 5.0)
-    db = tmp_path / "runs.db"
-    older_worker_table(db)
+    db = older_database(tmp_path, monkeypatch, busy_timeout_s=5.0)
     with write_lock_held(db, release_after_s=0.8):
         start = time.monotonic()
         assert main(["--db", str(db), "cancel", "1"]) == 0, capsys.readouterr().err
         assert 0.7 <= time.monotonic() - start < 4.0  # it waited for the lock, and got it
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT status FROM run WHERE id = 1").fetchone() == ("cancelled",)
-        assert "max_runs" in {row[1] for row in conn.execute("PRAGMA table_info(worker)")}
+    assert "max_runs" in worker_columns(db)
+
+
+def worker_columns(db: Path) -> set[str]:
+    """The names of the columns of ``db``'s worker table."""
+    with sqlite3.connect(db) as conn:
+        return {row[1] for row in conn.execute("PRAGMA table_info(worker)")}
+
+
+def older_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, busy_timeout_s: float) -> Path:
+    """``tmp_path``/runs.db as ``older_worker_table`` makes it, the busy timeout of
+    every Repo opened after this ``busy_timeout_s`` (the tests time one wait of it)."""
+    monkeypatch.setattr(db_module, "DEFAULT_BUSY_TIMEOUT_S", busy_timeout_s)
+    db = tmp_path / "runs.db"
+    older_worker_table(db)
+    return db
 
 
 def older_worker_table(db: Path, runs: int = 2) -> None:
@@ -399,9 +400,7 @@ def test_a_dry_run_on_an_older_database_reads_while_another_process_writes(
     # adding the worker's columns, it failed "locked" where it had read without them.
     from resconv_tui.cli import main
 
-    monkeypatch.setattr(db_module, "DEFAULT_BUSY_TIMEOUT_S", 2.0)
-    db = tmp_path / "runs.db"
-    older_worker_table(db)
+    db = older_database(tmp_path, monkeypatch, busy_timeout_s=2.0)
     sweep = tmp_path / "sweep.yml"
     sweep.write_text("name: s\nmax_inputs: 512\nmatrix:\n  ch: [4]\n")
     with write_lock_held(db):

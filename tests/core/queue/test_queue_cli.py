@@ -852,6 +852,16 @@ def worker_in_final_pass(stopping: bool = False) -> Iterator[tuple[int, int]]:
         busy.wait()
 
 
+def held_mid_training(run_id: int) -> tuple[Repo, str]:
+    """The queue open and run ``run_id``'s worker, its heartbeat saying the run is
+    mid-training (64 inputs trained), not in the final pass ``worker_in_final_pass``
+    put it in: (the repo, the worker's id)."""
+    repo = Repo.open("runs.db")
+    worker_id = repo.get_run(run_id).worker_id or ""
+    repo.heartbeat(worker_id, run_id=run_id, inputs_done=64)
+    return repo, worker_id
+
+
 def test_stop_names_a_run_in_its_final_pass_which_ends_there(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -871,12 +881,9 @@ def test_stop_names_the_runs_that_go_back_to_the_queue(
 ) -> None:
     cli(capsys, "queue", "sweep.yml")
     with worker_in_final_pass() as (pid, run_id):
-        repo = Repo.open("runs.db")
-        worker_id = repo.get_run(run_id).worker_id or ""
-        repo.heartbeat(worker_id, run_id=run_id, inputs_done=64)  # mid-training after all
-        assert cli(capsys, "stop", "--no-wait")[1] == (
-            f"asked worker pid {pid} to stop after the current step; "
-            f"run {run_id} goes back to the queue\n"
+        held_mid_training(run_id)
+        assert cli(capsys, "stop", "--no-wait")[1] == said_by_stop(
+            pid, f"run {run_id} goes back to the queue"
         )
 
 
@@ -887,13 +894,10 @@ def test_stop_says_a_run_with_a_cancel_asked_for_ends_cancelled(
     # the queue", and the stop ended it cancelled (requeue honours the cancel).
     cli(capsys, "queue", "sweep.yml")
     with worker_in_final_pass() as (pid, run_id):
-        repo = Repo.open("runs.db")
-        worker_id = repo.get_run(run_id).worker_id or ""
-        repo.heartbeat(worker_id, run_id=run_id, inputs_done=64)  # mid-training
+        repo, worker_id = held_mid_training(run_id)
         repo.request_cancel([run_id])
-        assert cli(capsys, "stop", "--no-wait")[1] == (
-            f"asked worker pid {pid} to stop after the current step; "
-            f"run {run_id} ends cancelled (a cancel was asked for)\n"
+        assert cli(capsys, "stop", "--no-wait")[1] == said_by_stop(
+            pid, f"run {run_id} ends cancelled (a cancel was asked for)"
         )
         assert repo.requeue(run_id, worker_id) == RunStatus.CANCELLED  # as its worker does
 
@@ -906,9 +910,7 @@ def test_stop_says_a_cancel_its_own_signal_carried_out_as_a_cancel_asked_for(
     # stop said "run N was cancelled meanwhile", as of a run that ended before the signal.
     cli(capsys, "queue", "sweep.yml")
     with worker_in_final_pass() as (pid, run_id):
-        repo = Repo.open("runs.db")
-        worker_id = repo.get_run(run_id).worker_id or ""
-        repo.heartbeat(worker_id, run_id=run_id, inputs_done=64)  # mid-training
+        repo, worker_id = held_mid_training(run_id)
         repo.request_cancel([run_id])
 
         def put_back_at_once() -> None:
@@ -927,9 +929,7 @@ def test_stop_names_a_run_its_worker_put_back_before_stop_looked(
     # the running runs after signalling, found none, and said "it was idle".
     cli(capsys, "queue", "sweep.yml")
     with worker_in_final_pass() as (pid, run_id):
-        repo = Repo.open("runs.db")
-        worker_id = repo.get_run(run_id).worker_id or ""
-        repo.heartbeat(worker_id, run_id=run_id, inputs_done=64)  # mid-training
+        repo, worker_id = held_mid_training(run_id)
 
         def quick_worker() -> None:
             assert repo.put_back(run_id, worker_id)  # as the worker does at its next step
