@@ -56,6 +56,21 @@ async def press_settled(pilot: Any, *keys: str) -> None:
         await settle_pilot(pilot)
 
 
+def in_final_pass(db_url: str, run_id: int) -> None:
+    """Run ``run_id``'s worker says by its heartbeat it has trained all the run's inputs."""
+    repo = Repo.open(db_url)
+    row = repo.get_run(run_id)
+    repo.heartbeat(row.worker_id or "", run_id=run_id, inputs_done=row.total_inputs)
+    repo.close()
+
+
+async def w_question(pilot: Any) -> str:
+    """``w``, and the stop question it must ask (a ConfirmScreen, left open)."""
+    await press_settled(pilot, "w")
+    assert isinstance(pilot.app.screen, ConfirmScreen)
+    return pilot.app.screen.question
+
+
 async def goto(pilot: Any, run_id: int) -> None:
     runs_table = table(pilot.app)
     runs_table.move_cursor(row=runs_table.get_row_index(str(run_id)), animate=False)
@@ -195,10 +210,7 @@ async def test_cancel_says_the_run_is_asked_to_stop_not_the_worker(
             f"cancel requested: run {running} (its worker stops it within a few seconds)"
             in notices(app)
         )
-    repo = Repo.open(db_url)
-    row = repo.get_run(running)
-    repo.heartbeat(row.worker_id or "", run_id=running, inputs_done=row.total_inputs)
-    repo.close()
+    in_final_pass(db_url, running)
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await press_on(pilot, settle, running, "c")
@@ -251,10 +263,7 @@ async def test_cancel_of_several_running_runs_asks_of_them(
         assert question.endswith(f"Cancel runs {running}, {other.id}, 8?")
         await pilot.press("n")
         await settle(pilot)
-    repo = Repo.open(db_url)  # both in their final pass: said of them, before and after
-    row = repo.get_run(running)
-    repo.heartbeat(row.worker_id or "", run_id=running, inputs_done=row.total_inputs)
-    repo.close()
+    in_final_pass(db_url, running)  # both in their final pass: said of them, before and after
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -275,10 +284,7 @@ async def test_a_run_past_its_last_step_says_it_is_validating(
 ) -> None:
     # It sat at "running  100%  0s" for the 70 s of its final validation pass.
     running = seeded["running"]
-    repo = Repo.open(db_url)
-    row = repo.get_run(running)
-    repo.heartbeat(row.worker_id or "", run_id=running, inputs_done=row.total_inputs)
-    repo.close()
+    in_final_pass(db_url, running)
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -946,9 +952,7 @@ async def test_w_says_a_run_in_its_final_pass_ends_there(
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await press_settled(pilot, "w")
-        assert isinstance(app.screen, ConfirmScreen)
-        assert app.screen.question.endswith(
+        assert (await w_question(pilot)).endswith(
             f"Stop? Run {back} goes back to the queue and trains again from the start. "
             f"Run {finishing} trained all its inputs: its final pass ends first, and most "
             "likely succeeds."
@@ -968,9 +972,7 @@ async def test_w_says_a_run_with_a_cancel_asked_for_ends_cancelled(
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await press_settled(pilot, "w")
-        assert isinstance(app.screen, ConfirmScreen)
-        assert app.screen.question.endswith(
+        assert (await w_question(pilot)).endswith(
             f"Stop? Run {back} ends cancelled (a cancel was asked for). Run {finishing} "
             "trained all its inputs: its final pass ends first, and most likely succeeds."
         )
@@ -989,8 +991,7 @@ async def test_w_asks_again_when_a_slot_took_another_run_while_the_question_stoo
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await press_settled(pilot, "w")
-        assert isinstance(app.screen, ConfirmScreen)
+        await w_question(pilot)
         repo = Repo.open(db_url)
         with frozen_repo_time(NOW):
             slot_2 = next(w.id for w in repo.list_workers() if w.pid == 3002)
@@ -1031,9 +1032,7 @@ async def test_w_asks_of_the_runs_its_workers_train_now_not_at_the_last_poll(
             taken = repo.claim(slot_1)
         repo.close()
         assert taken is not None and taken.id != cancelled
-        await press_settled(pilot, "w")
-        assert isinstance(app.screen, ConfirmScreen)
-        assert app.screen.question.startswith(
+        assert (await w_question(pilot)).startswith(
             "The 2 worker processes here (pids 3001, 3002) are training "
             f"run {taken.id} (0% done). Stop?"
         )
@@ -1044,9 +1043,7 @@ async def test_w_asks_of_the_runs_its_workers_train_now_not_at_the_last_poll(
             raise QueueError("database is locked")
 
         monkeypatch.setattr(app.ctx.repo, "list_runs", locked)
-        await press_settled(pilot, "w")
-        assert isinstance(app.screen, ConfirmScreen)
-        assert app.screen.question.startswith(
+        assert (await w_question(pilot)).startswith(
             "The 2 worker processes here (pids 3001, 3002) are training runs that could "
             "not be read now (database is locked). Stop?"
         )
@@ -1095,8 +1092,7 @@ async def test_w_pressed_twice_before_its_question_stops_the_workers_once(
         else:  # idle: stopped at once, once
             assert launcher.stopped == [2222]
         # Once its question is answered, w acts again (here: a stop at once, asked).
-        await press_settled(pilot, "w")
-        assert isinstance(app.screen, ConfirmScreen)
+        await w_question(pilot)
 
 
 async def test_w_stops_local_worker_then_starts_one(seeded, app_factory, settle, launcher):
@@ -1124,11 +1120,9 @@ async def test_w_stops_every_local_worker_process_after_naming_its_runs(
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await press_settled(pilot, "w")
-        assert isinstance(app.screen, ConfirmScreen)
         runs = f"run{'s' if len(training) > 1 else ''} {', '.join(map(str, training))}"
         done = ", ".join("0%" for _ in training)  # claimed, nothing trained yet
-        assert app.screen.question == (
+        assert (await w_question(pilot)) == (
             f"{who} training {runs} ({done} done). Stop? Runs go back to the queue, and "
             "train again from the start: their progress so far is lost."
         )
@@ -1138,9 +1132,7 @@ async def test_w_stops_every_local_worker_process_after_naming_its_runs(
         assert launcher.stopped == pids and launcher.started == []
         # They finish their step before their rows say so: w must not signal them again
         # by accident (a second SIGTERM means "exit at once"), nor start another worker...
-        await press_settled(pilot, "w")
-        assert isinstance(app.screen, ConfirmScreen)
-        assert app.screen.question.startswith(
+        assert (await w_question(pilot)).startswith(
             f"Worker pid{'s' if len(pids) > 1 else ''} {', '.join(map(str, pids))} "
             f"{'were' if len(pids) > 1 else 'was'} asked"
         )
@@ -1184,9 +1176,9 @@ async def test_w_offers_stop_at_once_for_a_worker_stopping_by_another_s_hand(
         await settle(pilot)
         await press_settled(pilot, "w")  # 3002 (idle) was not asked: it is now; 3001 is left alone
         assert launcher.stopped == [3002]
-        await press_settled(pilot, "w")  # both asked: stop at once is offered for both
-        assert isinstance(app.screen, ConfirmScreen)
-        assert app.screen.question.startswith("Worker pids 3001, 3002 were asked to stop")
+        # Both asked: stop at once is offered for both.
+        question = await w_question(pilot)
+        assert question.startswith("Worker pids 3001, 3002 were asked to stop")
 
 
 async def test_w_signals_thread_slots_once_by_their_shared_pid(
