@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -12,7 +14,7 @@ from core.errors import SweepError
 from core.params import count_params
 from core.sweep import expand_sweep, expand_sweep_file
 from resconv_tui.memory_estimate import estimate_bytes, format_bytes
-from resconv_tui.sweep_file_io import load_sweep, save_sweep
+from resconv_tui.sweep_file_io import LoadedSweep, load_sweep, save_sweep
 from resconv_tui.sweep_form import (
     MAX_RUNS,
     FieldError,
@@ -324,8 +326,7 @@ def test_a_key_a_loaded_include_spells_two_ways_is_taken_as_queue_takes_it(
     names, shown = form_runs(path)
     expected = [(r.name, r.config_hash) for r in expand_sweep_file(path)]
     assert [(r.name, r.config_hash) for r in shown.runs] == expected, shown.errors
-    mapping = saved_mapping(loaded.name, parse_all(loaded.texts)[0], loaded.key_names,
-                            loaded.extra, shown, None, loaded.swept, loaded.included)  # fmt: skip
+    mapping = loaded_mapping(loaded, shown)
     saved = save_sweep(tmp_path / "again.yml", mapping)
     assert [(r.name, r.config_hash) for r in expand_sweep_file(saved)] == expected
     # Another lr: the same cells, the key still as the entries set it.
@@ -511,6 +512,29 @@ def test_a_file_queue_refuses_loads_with_a_note_not_a_crash(
         expand_sweep_file(path)
     loaded = load_sweep(path)  # the form marks what is wrong, field by field
     assert any(note in each for each in loaded.notes), loaded.notes
+
+
+def loaded_preview(
+    loaded: LoadedSweep,
+    texts: Mapping[str, str] | None = None,
+    published_for: Mapping[str, str] | None = None,
+) -> Preview:
+    """The preview the form shows of the sweep file it loaded (``loaded``), its fields'
+    texts ``texts`` (the file's, unless given): with all the file's state, as the form
+    passes it."""
+    return preview(loaded.name, loaded.texts if texts is None else texts, loaded.key_names,
+                   loaded.extra, published_for=published_for, excluded=loaded.excluded,
+                   swept=loaded.swept, included=loaded.included)  # fmt: skip
+
+
+def loaded_mapping(
+    loaded: LoadedSweep, shown: Preview, texts: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The sweep f2 saves of the form's ``shown`` runs of ``loaded``, its fields' texts
+    ``texts`` (the file's, unless given)."""
+    values = parse_all(loaded.texts if texts is None else texts)[0]
+    return saved_mapping(loaded.name, values, loaded.key_names, loaded.extra, shown,
+                         loaded.excluded, loaded.swept, loaded.included)  # fmt: skip
 
 
 def form_runs(path: Path, **edits: str) -> tuple[list[str], Preview]:
@@ -813,8 +837,7 @@ def test_a_loaded_include_follows_the_form_through_edits(tmp_path: Path) -> None
     # Saved (f2) without it, and queued from that file: the same runs again.
     loaded = load_sweep(path)
     texts = {**loaded.texts, "layers": "1,3"}
-    mapping = saved_mapping(loaded.name, parse_all(texts)[0], loaded.key_names, loaded.extra,
-                            shown, None, loaded.swept, loaded.included)  # fmt: skip
+    mapping = loaded_mapping(loaded, shown, texts)
     assert mapping["include"] == [{"l": 3, "batch_size": 16}, {"l": 9, "act": "relu"}]
     saved = save_sweep(tmp_path / "again.yml", mapping)
     again = [(r.name, r.config_hash) for r in expand_sweep_file(saved)]
@@ -828,12 +851,10 @@ def test_a_loaded_files_seeds_are_named_after_what_its_include_adds(tmp_path: Pa
     path.write_text("name: s\nmax_inputs: 256\nseeds: 2\nmatrix:\n  l: [1, 2]\n"
                     "include: [{l: 2, bs: 32}]\n")  # fmt: skip
     loaded = load_sweep(path)
-    shown = preview(loaded.name, loaded.texts, loaded.key_names, loaded.extra,
-                    swept=loaded.swept, included=loaded.included)  # fmt: skip
+    shown = loaded_preview(loaded)
     expected = [(r.name, r.config_hash) for r in expand_sweep_file(path)]
     assert [(r.name, r.config_hash) for r in shown.runs] == expected
-    mapping = saved_mapping(loaded.name, parse_all(loaded.texts)[0], loaded.key_names,
-                            loaded.extra, shown, None, loaded.swept, loaded.included)  # fmt: skip
+    mapping = loaded_mapping(loaded, shown)
     assert mapping["seeds"] == [0, 1]
     assert [(r.name, r.config_hash) for r in expand_sweep(mapping)] == expected
 
@@ -848,10 +869,8 @@ def test_runs_an_edit_leaves_out_of_a_seeds_file_are_saved_as_one_entry_a_cell(
                     "exclude: [{l: 2}, {l: 3}]\n")  # fmt: skip
     loaded = load_sweep(path)
     texts = {**loaded.texts, "layers": "1,2"}
-    shown = preview(loaded.name, texts, loaded.key_names, loaded.extra,
-                    excluded=loaded.excluded, swept=loaded.swept)  # fmt: skip
-    mapping = saved_mapping(loaded.name, parse_all(texts)[0], loaded.key_names, loaded.extra,
-                            shown, loaded.excluded, loaded.swept)  # fmt: skip
+    shown = loaded_preview(loaded, texts)
+    mapping = loaded_mapping(loaded, shown, texts)
     assert mapping["exclude"] == [{"l": 2}]
     assert [r.config for r in expand_sweep(mapping)] == [r.config for r in shown.runs]
 
@@ -872,15 +891,11 @@ def test_an_include_entry_for_a_cell_the_exclude_drops_is_a_run_of_its_own(
     path = tmp_path / "s.yml"
     path.write_text(f"name: s\nmax_inputs: 256\n{text}\n")
     loaded = load_sweep(path)
-    shown = preview(loaded.name, loaded.texts, loaded.key_names, loaded.extra,
-                    excluded=loaded.excluded, swept=loaded.swept,
-                    included=loaded.included)  # fmt: skip
+    shown = loaded_preview(loaded)
     expected = [(r.name, r.config_hash) for r in expand_sweep_file(path)]
     assert [(r.name, r.config_hash) for r in shown.runs] == expected
     assert shown.notes == (f"the loaded file's exclude leaves out {left_out}",)
-    mapping = saved_mapping(loaded.name, parse_all(loaded.texts)[0], loaded.key_names,
-                            loaded.extra, shown, loaded.excluded, loaded.swept,
-                            loaded.included)  # fmt: skip
+    mapping = loaded_mapping(loaded, shown)
     assert [(r.name, r.config_hash) for r in expand_sweep(mapping)] == expected
 
 
@@ -897,9 +912,7 @@ def test_a_target_of_a_cell_the_loaded_exclude_leaves_out_goes_with_its_run(
                     "- {act: gelu, validation_loss: 0.2}\n")  # fmt: skip
     loaded = load_sweep(path)
     texts = {**loaded.texts, "activation": "gelu"}
-    shown = preview(loaded.name, texts, loaded.key_names, loaded.extra,
-                    published_for=dict(loaded.texts), excluded=loaded.excluded,
-                    swept=loaded.swept, included=loaded.included)  # fmt: skip
+    shown = loaded_preview(loaded, texts, published_for=dict(loaded.texts))
     assert shown.errors == {}
     assert [(r.name, r.target) for r in shown.runs] == [("l-1_act-gelu", {"validation_loss": 0.2})]
     # Kept out of the form's targets (its run is not made: a save keeps the file valid).
