@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -1118,6 +1120,24 @@ async def test_a_bad_last_fields_reason_is_scrolled_into_sight_at_80x24(db_url: 
         assert app.focused is priority.input and await reason_in_sight()
 
 
+@contextlib.asynccontextmanager
+async def form_on_an_older_database(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, busy_timeout_s: float
+) -> AsyncIterator[Pilot[Any]]:
+    """The form over ``tmp_path``/runs.db (``db_url``), max_inputs 256 typed, the file
+    then made an older version's (each preview or queueing opens it afresh, and finds its
+    worker table without the newer columns); the busy timeout ``busy_timeout_s``."""
+    from core.queue import db as db_module
+
+    Repo.open(db_url).close()
+    monkeypatch.setattr(db_module, "DEFAULT_BUSY_TIMEOUT_S", busy_timeout_s)
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, "max_inputs", "256")
+        drop_newer_worker_columns(tmp_path / "runs.db")
+        yield pilot
+
+
 async def test_the_preview_on_an_older_database_does_not_wait_out_another_writers_lock(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1126,14 +1146,7 @@ async def test_the_preview_on_an_older_database_does_not_wait_out_another_writer
     # another process held, the form froze for the busy timeout (15 s) at every preview.
     import time
 
-    from core.queue import db as db_module
-
-    Repo.open(db_url).close()
-    monkeypatch.setattr(db_module, "DEFAULT_BUSY_TIMEOUT_S", 3.0)
-    app = ScreenHost(NewSweepScreen(db_url))
-    async with app.run_test(size=SIZE) as pilot:
-        await type_into(pilot, "max_inputs", "256")
-        drop_newer_worker_columns(tmp_path / "runs.db")  # each preview opens it afresh
+    async with form_on_an_older_database(db_url, tmp_path, monkeypatch, 3.0) as pilot:
         with write_lock_held(tmp_path / "runs.db"):
             start = time.monotonic()
             form(pilot).show_preview_now()
@@ -1149,14 +1162,7 @@ async def test_queueing_locked_out_of_an_older_databases_upgrade_waits_once(
     # lock, and said "waited 15 s" after 30.
     import time
 
-    from core.queue import db as db_module
-
-    Repo.open(db_url).close()
-    monkeypatch.setattr(db_module, "DEFAULT_BUSY_TIMEOUT_S", 1.0)
-    app = ScreenHost(NewSweepScreen(db_url))
-    async with app.run_test(size=SIZE) as pilot:
-        await type_into(pilot, "max_inputs", "256")
-        drop_newer_worker_columns(tmp_path / "runs.db")  # each queueing opens it afresh
+    async with form_on_an_older_database(db_url, tmp_path, monkeypatch, 1.0) as pilot:
         with write_lock_held(tmp_path / "runs.db"):
             start = time.monotonic()
             form(pilot).action_queue()
@@ -1165,7 +1171,7 @@ async def test_queueing_locked_out_of_an_older_databases_upgrade_waits_once(
         # One busy timeout (1 s), not two: under 2 s. 1.6 failed at 1.63 s on 2 cores shared
         # with other test runs (load 5), with the code unchanged.
         assert 0.9 <= waited < 1.9, waited
-        said = [n.message for n in app._notifications]
+        said = [n.message for n in pilot.app._notifications]
         assert any("locked by another process (waited 1 s)" in m for m in said), said
     repo = Repo.open(db_url)
     assert repo.list_runs() == []  # nothing written
