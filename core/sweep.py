@@ -189,15 +189,21 @@ def _opened(path: Path) -> BinaryIO:
         raise
 
 
-def expand_sweep_text(
-    text: str, source: str = "<sweep>", max_inputs: int | None = None
-) -> list[ExpandedRun]:
+def sweep_data(text: str, source: str) -> Any:
+    """A sweep file's ``text`` as plain data (``load_yaml``); SweepError naming ``source``
+    where it is no YAML this reads: one message for ``queue`` and the form's f3 alike."""
     try:
-        data = load_yaml(text)
+        return load_yaml(text)
     except YAMLTooBig as exc:
         raise SweepError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
         raise SweepError(f"{source}: {malformed(exc)}") from None
+
+
+def expand_sweep_text(
+    text: str, source: str = "<sweep>", max_inputs: int | None = None
+) -> list[ExpandedRun]:
+    data = sweep_data(text, source)
     if max_inputs is not None:
         data = shortened(data, max_inputs, source)
     try:

@@ -26,8 +26,8 @@ from core.sweep import (
     include_fits,
     key_shown,
     read_sweep_text,
+    sweep_data,
 )
-from core.sweep_yaml import YAMLTooBig, load_yaml, malformed
 from resconv_tui.sweep_form import (
     SPECS,
     ExcludedCells,
@@ -112,13 +112,8 @@ def load_sweep(path: str | Path) -> LoadedSweep:
     """Read a sweep file into form state; SweepError when it is not a sweep mapping."""
     path = typed_path(path)
     text = read_sweep_text(path)
-    try:
-        # The queue's loader: `lr: 1e-3` is the number 0.001 here too, not text.
-        data = load_yaml(text)
-    except YAMLTooBig as exc:
-        raise SweepError(f"{path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise SweepError(f"{path}: {malformed(exc)}") from None
+    # The queue's loader: `lr: 1e-3` is the number 0.001 here too, not text.
+    data = sweep_data(text, str(path))
     if not isinstance(data, dict):
         raise SweepError(f"{path}: expected a mapping with at least 'name:'")
     return sweep_to_form(data)
