@@ -144,18 +144,29 @@ def fit_columns(
     lines: list[tuple[str, ...]], columns: int | None
 ) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     """The header and ``lines`` without the columns (``DROPPED_FIRST``) a terminal of
-    ``columns`` cells has no room for beside a run column of LEAST_RUN_WIDTH. A pipe
-    (``columns`` None) keeps them all."""
+    ``columns`` cells has no room for beside a run column of LEAST_RUN_WIDTH; then "val
+    loss" where no row has one and no room is left for a run column of even
+    LEAST_CUT_RUN_WIDTH (at 30 columns a queue not yet trained printed a header of 37
+    cells for an empty column). A pipe (``columns`` None) keeps them all."""
     header: tuple[str, ...] = HEADER
     if columns is None or not lines:
         return header, lines
     for name in DROPPED_FIRST:
         if _fixed_width(header, lines) + LEAST_RUN_WIDTH <= columns:
             break
-        at = header.index(name)
-        header = (*header[:at], *header[at + 1 :])
-        lines = [(*line[:at], *line[at + 1 :]) for line in lines]
+        header, lines = _without(name, header, lines)
+    loss = header.index("val loss")
+    unsaid = not any(line[loss] for line in lines)
+    if unsaid and _fixed_width(header, lines) + LEAST_CUT_RUN_WIDTH > columns:
+        header, lines = _without("val loss", header, lines)
     return header, lines
+
+
+def _without(
+    name: str, header: tuple[str, ...], lines: list[tuple[str, ...]]
+) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    at = header.index(name)
+    return (*header[:at], *header[at + 1 :]), [(*line[:at], *line[at + 1 :]) for line in lines]
 
 
 def _fixed_width(header: tuple[str, ...], lines: list[tuple[str, ...]]) -> int:

@@ -393,6 +393,28 @@ def test_ls_leaves_out_columns_a_narrow_terminal_has_no_room_for(
     assert len(rows) == 4 and len({row[2] for row in rows}) == 4  # the runs told apart
 
 
+def test_ls_below_40_columns_leaves_out_a_val_loss_column_no_run_has(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At 30 columns a queue not yet trained printed "id  status  run   val loss": a header
+    # of 37 cells, for a column with nothing in it, past the terminal's edge.
+    import resconv_tui.commands.ls as ls_command
+    from core.queue.views import cell_len
+
+    Path("long.yml").write_text(SWEEP.replace("name: smoke", "name: exp-with-a-long-name"))
+    cli(capsys, "queue", "long.yml")
+    monkeypatch.setattr(ls_command, "terminal_columns", lambda: 30)
+    out = cli(capsys, "ls")[1].splitlines()
+    assert out[0].split() == ["id", "status", "run"]
+    assert all(cell_len(line) <= 30 for line in out), out
+    assert len({line.split()[2] for line in out[1:]}) == 4  # the runs told apart
+    # A run with a loss keeps the column (no room for it: rows past the edge, not the loss).
+    repo, worker, run_id = queued_and_claimed(capsys)
+    done = FinalFigures(0.05, inputs_done=repo.get_run(run_id).total_inputs)
+    assert repo.finish(run_id, worker, done)
+    assert "loss" in cli(capsys, "ls")[1].splitlines()[0]
+
+
 @pytest.mark.parametrize("columns", [80, 60])
 def test_ls_cut_rows_of_two_experiments_stay_told_apart(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: int
