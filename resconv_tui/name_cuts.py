@@ -21,9 +21,13 @@ def cut_names(
     parts: dict[int, tuple[str, ...]], names: dict[int, str], width: int
 ) -> dict[int, str]:
     """The names longer than ``width``, cut so that rows stay told apart where one way
-    does it: by their most shared parts (``cut_name``), else keeping their ends, else
-    their starts. (``act-gelu_seed-0`` beside ``act-relu_seed-0`` both lost ``act-...``
-    to "…seed-0"; kept from the end they read "…t-gelu_seed-0", "…t-relu_seed-0".)
+    does it: by their most shared parts (``cut_name``), else keeping their ends, else by
+    their parts' values alone (``values_kept``), else keeping their starts. (``act-gelu_seed-0``
+    beside ``act-relu_seed-0`` both lost ``act-...`` to "…seed-0"; kept from the end they
+    read "…t-gelu_seed-0", "…t-relu_seed-0". Eight runs of channels 16/32, kernel_size
+    3/5 and lr 0.001/0.003 in 16 cells: each part is shared by four, and kept from the end
+    ``channels-16_kernel_size-3_lr-0.001`` and its channels-32 twin both read
+    "…size-3_lr-0.001"; by values, "…16_3_0.001" and "…32_3_0.001".)
     Where no one way does, each name takes the first way that tells it apart, and the
     cut that tells the most rows apart is shown (the first way's alone made three seeds
     of two cells read "act-tanh…" at 10 cells)."""
@@ -31,9 +35,11 @@ def cut_names(
     if not long:
         return {}
     shared = Counter(part for each in parts.values() for part in set(each))
+    values = values_kept(parts)
     ways = (
         lambda run_id: cut_name(parts[run_id], shared, width),
         lambda run_id: _keep_end(names[run_id], width),
+        lambda run_id: keep_start(values[run_id], width),
         lambda run_id: keep_start(names[run_id], width),
     )
     kept = [n for i, n in names.items() if i not in long]
@@ -50,6 +56,29 @@ def cut_names(
         cuts.append(cut)
     cuts.append(_mixed(cuts, kept))
     return max(cuts, key=told_apart)  # the first of the best
+
+
+def values_kept(parts: dict[int, tuple[str, ...]]) -> dict[int, str]:
+    """Each name as "…" and its parts' values joined by '_', a part's key left out where
+    the names that have a part at its place all start it with that key: up to the
+    part's first '-' (``lr-`` of ``lr-1e-05``; a value may hold a '-' of its own, a key
+    only seldom: ``bnp-e-1`` reads "e-1", still told apart). A part no other name has at
+    its place, and a name of one part, are kept whole (no key known to leave out).
+    ``{1: ("l-1", "act-gelu"), 2: ("l-2", "act-gelu")}`` reads "…1_gelu", "…2_gelu"."""
+    keys: dict[int, str] = {}
+    for place in range(max((len(each) for each in parts.values()), default=0)):
+        there = [each[place] for each in parts.values() if len(each) > 1 and len(each) > place]
+        starts = {part[: part.find("-") + 1] for part in there}
+        if len(there) > 1 and len(starts) == 1:
+            keys[place] = starts.pop()
+    made = {}
+    for run_id, each in parts.items():
+        if len(each) < 2:
+            made[run_id] = each[0] if each else ""
+            continue
+        kept = [part.removeprefix(keys.get(place, "")) for place, part in enumerate(each)]
+        made[run_id] = "…" + "_".join(kept)
+    return made
 
 
 def _mixed(cuts: list[dict[int, str]], kept: list[str]) -> dict[int, str]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import LAUNCHED_PID, LOCAL_HOST, NOW, frozen_repo_time, new_runs
+from rich.cells import cell_len
 from screen_host import region_lines, screen_text
 from screen_host import settle as settle_pilot
 
@@ -1666,6 +1667,44 @@ async def test_at_80_columns_cut_names_keep_what_tells_runs_apart(
         assert table(app).narrow
         names = [cell(app, run_id, "name") for run_id in ids]
         assert names == ["…seed-0…", "…seed-1…", "…seed-2…"], names
+
+
+@pytest.mark.parametrize(("size", "told_apart"), [((80, 24), 8), ((60, 24), 4)])
+async def test_narrow_names_of_three_swept_keys_stay_told_apart(
+    db_url, app_factory, settle, size, told_apart
+) -> None:
+    # Each part is shared by four runs, so dropping shared parts tells none apart, and
+    # kept from the end channels-16_kernel_size-3_lr-0.001 and its channels-32 twin both
+    # read "…size-3_lr-0.001" at 80 columns (4 names for 8 runs), "…r-0.001" at 60 (2).
+    repo = Repo.open(db_url)
+    sweep = ("name: exp\nmax_inputs: 256\nmatrix:\n  channels: [16, 32]\n"
+             "  kernel_size: [3, 5]\n  lr: [0.001, 0.003]\n")  # fmt: skip
+    ids = repo.enqueue(new_runs(sweep)).added_ids
+    repo.close()
+    app = app_factory()
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        assert table(app).narrow
+        names = [cell(app, run_id, "name") for run_id in ids]
+        assert len(set(names)) == told_apart, names  # 8 cells at 60 columns: no more
+        assert all(cell_len(name) <= table(app).name_width for name in names)
+        if told_apart == 8:
+            assert names[0] == "…16_3_0.001" and names[7] == "…32_5_0.003"
+
+
+def test_values_kept_leaves_out_the_keys_the_names_share_at_each_place() -> None:
+    from resconv_tui.name_cuts import values_kept
+
+    parts = {1: ("channels-16", "lr-0.001"), 2: ("channels-32", "lr-0.003"),
+             3: ("channels-32", "lr-0.003", "bs-32"), 4: ("given-name",)}  # fmt: skip
+    assert values_kept(parts) == {
+        1: "…16_0.001", 2: "…32_0.003", 3: "…32_0.003_bs-32", 4: "given-name"
+    }  # fmt: skip
+    # Up to the first '-': a value's own '-' stays (lr-1e-05 beside lr-1e-06), and a key
+    # with a '-' (an alias such as bnp-e) is still told apart.
+    assert values_kept({1: ("bnp-e-1", "lr-1e-05"), 2: ("bnp-e-2", "lr-1e-06")}) == {
+        1: "…e-1_1e-05", 2: "…e-2_1e-06"
+    }  # fmt: skip
 
 
 def test_a_cut_name_loses_its_most_shared_parts_first() -> None:
