@@ -8,6 +8,7 @@ is kept as the cells it drops (``ExcludedCells``), ``include`` as written (``Kep
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,11 +85,17 @@ def typed_path(path: str | Path) -> Path:
 
 
 def save_sweep(path: str | Path, mapping: dict[str, Any]) -> Path:
-    """Write the sweep file whole or not at all (a full disk leaves the old file)."""
+    """Write the sweep file whole or not at all (a full disk leaves the old file). A
+    ``path`` that is a symbolic link is written through, as editors do: the file it
+    points to is replaced (its temporary file beside it), the link kept. Saved over a
+    link to a shared sweep, f2 made the link a file of its own, and the shared file
+    never changed."""
     path = typed_path(path)
     _refuse_a_database(path)
     text = sweep_yaml(mapping).encode("utf-8")
-    atomic_write(path, lambda handle: handle.write(text))
+    # realpath: the whole chain of links, and a link to a file not there yet makes it.
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    atomic_write(target, lambda handle: handle.write(text))
     return path
 
 

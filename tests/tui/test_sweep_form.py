@@ -429,6 +429,37 @@ def test_saved_file_reads_back_to_the_same_runs(tmp_path: Path) -> None:
     assert len(expected) == 8
 
 
+@pytest.mark.parametrize("chain", [1, 2])
+def test_saving_over_a_link_writes_through_it_and_keeps_the_link(
+    tmp_path: Path, chain: int
+) -> None:
+    # f2 to my.yml, a link to a shared sweep, made my.yml a file of its own: the shared
+    # file kept its old runs. Written through, as editors do; the link (and a link to the
+    # link) stays, the temporary file beside the target, none left over.
+    shared = tmp_path / "shared" / "sweep.yml"
+    shared.parent.mkdir()
+    shared.write_text("name: old\nmatrix:\n  l: [1]\n")
+    shared.chmod(0o640)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    link = mine / "link-0.yml"
+    link.symlink_to(shared)
+    for step in range(1, chain):
+        (mine / f"link-{step}.yml").symlink_to(mine / f"link-{step - 1}.yml")
+        link = mine / f"link-{step}.yml"
+    mapping = build_mapping("new", parse_all(texts(layers="1,3"))[0])
+    assert save_sweep(link, mapping) == link
+    assert link.is_symlink() and link.resolve() == shared
+    assert [r.name for r in expand_sweep_file(shared)] == [r.name for r in expand_sweep(mapping)]
+    assert shared.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in shared.parent.iterdir()) == ["sweep.yml"]
+    # A link to a file not there yet: the file is made where it points.
+    dangling = mine / "dangling.yml"
+    dangling.symlink_to(tmp_path / "shared" / "later.yml")
+    save_sweep(dangling, mapping)
+    assert dangling.is_symlink() and (tmp_path / "shared" / "later.yml").is_file()
+
+
 @pytest.mark.parametrize("whose", ["the queue's", "another"])
 def test_saving_over_a_database_is_refused_and_leaves_it_whole(tmp_path: Path, whose: str) -> None:
     # f2 to runs.db (a slip of the path, behind a "Replace it?" that reads like any
