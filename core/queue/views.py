@@ -427,14 +427,35 @@ def render(table: Table, fmt: str) -> str:
     raise UsageError(f"unknown format '{fmt}' (use {', '.join(FORMATS)})")
 
 
+ZERO_WIDTH_JOINER = "\u200d"
+EMOJI_PRESENTATION = "\ufe0f"
+SKIN_TONES = range(0x1F3FB, 0x1F400)
+
+
 def cell_len(text: str) -> int:
     """Terminal cells ``text`` takes: 2 for a wide character (実験, most emoji), 0 for a
-    combining mark, else 1. The standard library's tables: the worker imports this module
-    where rich is not installed (the GPU box's bench environment)."""
-    return sum(
-        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
-        for c in text
-    )
+    combining mark, else 1; an emoji sequence as one glyph, as rich (the dashboard) counts
+    it: a character after a zero-width joiner is part of the one before (👩‍🔬: 2, where 5
+    left the rows of ls, results and the queue's preview 3 cells short beside it), a skin
+    tone after an emoji adds nothing, and U+FE0F draws the character before it wide. The
+    standard library's tables: the worker imports this module where rich is not
+    installed (the GPU box's bench environment)."""
+    cells = last = 0  # last: the cells of the glyph counted last
+    joined = False
+    for c in text:
+        if joined or c == ZERO_WIDTH_JOINER:
+            joined = c == ZERO_WIDTH_JOINER  # the character after it joins the glyph
+            continue
+        if c == EMOJI_PRESENTATION:
+            cells, last = cells + 2 - last if last else cells, 2 if last else 0
+            continue
+        if ord(c) in SKIN_TONES and last == 2:
+            continue
+        if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me"):
+            continue
+        last = 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        cells += last
+    return cells
 
 
 def pad(text: str, width: int, right: bool = False) -> str:

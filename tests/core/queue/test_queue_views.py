@@ -402,6 +402,32 @@ def test_markdown_lines_up_wide_characters() -> None:
     assert len({cell_len(line) for line in lines}) == 1, lines
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["\U0001f469\u200d\U0001f52c-lab", "\U0001f468\u200d\U0001f469\u200d\U0001f467",
+     "\U0001f44d\U0001f3fd", "\U0001f3f3\ufe0f\u200d\U0001f308", "\u2764\ufe0f", "1\ufe0f\u20e3",
+     "\u2764", "実験", "e\u0301x", "\U0001f1eb\U0001f1f7", "plain"],
+)  # fmt: skip
+def test_cell_len_counts_an_emoji_sequence_as_rich_does(text: str) -> None:
+    # 👩‍🔬 counted 5 cells (each emoji 2, the joiner 1) where rich, which draws the
+    # dashboard and the terminal's output, counts 2: ls and results padded its rows 3
+    # cells short, and the columns after it ran out of line.
+    from rich.cells import cell_len as rich_cell_len
+
+    from core.queue.views import cell_len
+
+    assert cell_len(text) == rich_cell_len(text)
+
+
+def test_markdown_lines_up_an_emoji_sequence() -> None:
+    from rich.cells import cell_len
+
+    mixed = [replace(r, experiment=name) for r, name in
+             zip(runs(), ["\U0001f469\u200d\U0001f52c", "ab", "x"], strict=True)]  # fmt: skip
+    lines = render(results_table(mixed), "markdown").splitlines()
+    assert len({cell_len(line) for line in lines}) == 1, lines
+
+
 def test_a_column_another_experiment_swept_shows_this_run_s_fixed_value() -> None:
     # Experiment a swept ch with activation fixed, b swept act with 8 channels fixed:
     # b's channels read "–" (null in JSON) though they are known.
