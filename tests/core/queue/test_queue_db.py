@@ -295,6 +295,21 @@ def test_a_database_missing_a_table_is_refused_when_opened(db_path: Path) -> Non
         Repo.open(str(db_path))
 
 
+def run_2_damaged(db_path: Path, column: str, value: object, said: str) -> Repo:
+    """Two runs queued, run 2's ``column`` then set to ``value`` by hand: the open repo,
+    once listing the runs has named run 2's row damaged (``said`` in the message) and
+    run 1 still reads."""
+    repo = Repo.open(str(db_path))
+    repo.enqueue(tiny_runs(2))
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(f"UPDATE run SET {column} = ? WHERE id = 2", (value,))
+    with pytest.raises(QueueError, match=r"^run 2's row is damaged \(") as caught:
+        repo.list_runs()
+    assert said in str(caught.value)
+    assert repo.get_run(1).id == 1  # the others still read
+    return repo
+
+
 @pytest.mark.parametrize(
     ("column", "value", "said"),
     [
@@ -307,14 +322,7 @@ def test_a_database_missing_a_table_is_refused_when_opened(db_path: Path) -> Non
 def test_a_row_edited_by_hand_is_named_not_a_traceback(
     db_path: Path, column: str, value: str, said: str
 ) -> None:
-    repo = Repo.open(str(db_path))
-    repo.enqueue(tiny_runs(2))
-    with sqlite3.connect(db_path) as conn:
-        conn.execute(f"UPDATE run SET {column} = ? WHERE id = 2", (value,))
-    with pytest.raises(QueueError, match=r"^run 2's row is damaged \(") as caught:
-        repo.list_runs()
-    assert said in str(caught.value)
-    assert repo.get_run(1).id == 1  # the others still read
+    repo = run_2_damaged(db_path, column, value, said)
     # A stack worker's claim takes the cell's readable seeds, not a JSON traceback.
     worker = repo.register_worker("h", 1, "cpu")
     if column == "config_json":
@@ -341,14 +349,7 @@ def test_a_value_of_the_wrong_kind_is_named_not_a_format_traceback(
 ) -> None:
     # SQLite keeps text in a FLOAT column: `ls` and `show` were "Unknown format code 'f'
     # for object of type 'str'", `results` and `compare` a TypeError out of math.isfinite.
-    repo = Repo.open(str(db_path))
-    repo.enqueue(tiny_runs(2))
-    with sqlite3.connect(db_path) as conn:
-        conn.execute(f"UPDATE run SET {column} = ? WHERE id = 2", (value,))
-    with pytest.raises(QueueError, match=r"^run 2's row is damaged \(") as caught:
-        repo.list_runs()
-    assert said in str(caught.value)
-    assert repo.get_run(1).id == 1  # the others still read
+    repo = run_2_damaged(db_path, column, value, said)
     repo.close()
 
 
