@@ -149,7 +149,14 @@ class RunRow:
         text naming a file holds what a terminal acts on: an ESC sequence in a failed
         run's error cleared the screen ``status`` and ``show`` printed, and a carriage
         return in a name overwrote the start of its ``ls`` row. Ordinary text is left as
-        it is. Not for JSON or CSV, whose readers take the text as stored."""
+        it is, and a run with nothing to escape is returned itself: the dashboard's runs
+        table converts every row at each poll and reuses a row's cells only while it is
+        handed the same object (a copy each time would make 10,000 rows' cells again).
+        Not for JSON or CSV, whose readers take the text as stored."""
+        texts = (self.experiment, self.name, self.error, self.worker_id,
+                 self.checkpoint_path, self.path_used)  # fmt: skip
+        if all(_plain(text) for text in texts):
+            return self
         return replace(
             self,
             experiment=terminal_safe(self.experiment),
@@ -213,6 +220,14 @@ def _safe_or_none(text: str | None) -> str | None:
     return None if text is None else terminal_safe(text)
 
 
+def _plain(text: str | None) -> bool:
+    """Whether ``terminal_safe`` leaves ``text`` as it is, tested cheaply: what it escapes
+    (control and format characters, line and paragraph separators) is all unprintable
+    to ``str.isprintable``, which runs in C. Text it says is not (a joiner, a newline in an
+    error) is given to ``terminal_safe`` to decide."""
+    return text is None or text.isprintable() or terminal_safe(text) == text
+
+
 @dataclass(frozen=True)
 class WorkerRow:
     id: str
@@ -232,6 +247,21 @@ class WorkerRow:
 
     def age(self, now: float) -> float:
         return max(0.0, now - self.last_seen_at)
+
+    def terminal_safe(self) -> WorkerRow:
+        """This worker with the text it wrote of itself (host, device, state) as
+        ``core.errors.terminal_safe`` writes it, for the workers panel: a host name with
+        ESC in it (a database edited by hand) reached the terminal as it was. Its ``id``
+        is kept as stored: it is the key runs name their worker by (``held_runs``), and
+        the panel does not show it. Itself where nothing needs escaping."""
+        if all(_plain(text) for text in (self.host, self.device, self.state)):
+            return self
+        return replace(
+            self,
+            host=terminal_safe(self.host),
+            device=terminal_safe(self.device),
+            state=terminal_safe(self.state),
+        )
 
 
 @dataclass(frozen=True)

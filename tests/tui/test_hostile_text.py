@@ -138,3 +138,24 @@ def test_the_command_line_escapes_what_a_terminal_would_act_on(
     assert main(["show", str(failed), "--follow", "--db", db_url]) == 1  # it failed
     out = capsys.readouterr().out
     assert f"error  {error}" in out and not set(out) & set("\r\x1b\b\x07")
+
+
+ORDINARY = ("plain-ascii_1", "ü 実験", "👩\u200d🔬 lab", "می\u200cخواهم")
+
+
+async def test_ordinary_names_show_as_they_are(app_factory: Any, settle: Any, db_url: str) -> None:
+    repo = Repo.open(db_url)
+    ids = repo.enqueue([new_run(1, experiment=name) for name in ORDINARY]).added_ids
+    rows = {run.id: run for run in repo.list_runs()}
+    repo.close()
+    for run in rows.values():  # the very row: the table reuses its cells while it is
+        assert run.terminal_safe() is run
+    app = app_factory()
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#runs-table")
+        for run_id, name in zip(ids, ORDINARY, strict=True):
+            cell = table.get_cell(str(run_id), "experiment")
+            assert cell.plain == name
+        titles = [c.title for c in app.screen.palette_commands()]
+        assert all(f"Filter experiment: {name}" in titles for name in ORDINARY)
