@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
+from core.errors import terminal_safe
 from core.queue import Repo
 from resconv_tui.context import DashboardContext
 from resconv_tui.worker_launcher import WorkerLauncher
@@ -46,8 +47,11 @@ class ResconvApp(App[None]):
     ) -> None:
         """Every notification as plain text: they carry names, paths and errors as the user
         or the machine wrote them, and `[/]` in one was a MarkupError that stopped the app.
-        (A widget's ``notify`` asks for markup whatever its caller wants: refused here.)"""
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+        (A widget's ``notify`` asks for markup whatever its caller wants: refused here.)
+        Terminal-safe too (``core.errors.terminal_safe``), here for every notice: a name,
+        folder or log line with ESC in it reached the terminal as it was."""
+        super().notify(terminal_safe(message), title=terminal_safe(title), severity=severity,
+                       timeout=timeout, markup=False)  # fmt: skip
 
     def on_mount(self) -> None:
         from resconv_tui.screens.runs import RunsScreen

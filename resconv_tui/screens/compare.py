@@ -189,8 +189,9 @@ class CompareScreen(ChartScreen):
             found = self.points.get((run_id, VAL_LOSS))
             loss = last_validation(run, found.ys if found else [])
             shown = "—" if loss is None else f"{loss:.6f}"
-            text.append(f"#{run_id} {run.name}", style="bold")
-            text.append(f"  ({run.experiment}, {run.status})  val {shown}")
+            safe = run.terminal_safe()  # a name with ESC in it (edited by hand) as escapes
+            text.append(f"#{run_id} {safe.name}", style="bold")
+            text.append(f"  ({safe.experiment}, {run.status})  val {shown}")
             unnamed = unnamed_differences(run, keys)
             text.append(f"  {unnamed}\n" if unnamed else "\n", style="dim")
         text.rstrip()

@@ -8,6 +8,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+from core.errors import terminal_safe
+
 
 class ConfirmScreen(ModalScreen[bool]):
     """Dismisses with True only on an explicit yes (``y`` or the button)."""
@@ -24,7 +26,9 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-dialog"):
-            yield Label(self.question, id="confirm-question", markup=False)
+            # Terminal-safe: a question quotes names and folders (x names a checkpoint
+            # folder), which a database edited by hand may hold ESC in.
+            yield Label(terminal_safe(self.question), id="confirm-question", markup=False)
             with Horizontal(id="confirm-buttons"):
                 yield Button(f"{self.yes_label} (y)", variant="error", id="confirm-yes")
                 yield Button("No (n)", id="confirm-no")

@@ -28,7 +28,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Header, Static
 from textual.worker import get_current_worker
 
-from core.errors import ResconvError
+from core.errors import ResconvError, terminal_safe
 from core.queue import RunRow, RunStatus, WorkerRow
 from core.queue import views as v
 from core.run_folders import experiment_folder
@@ -267,7 +267,10 @@ class ResultsScreen(Screen[None]):
             labels.append(v.SCREEN_LABELS.get(column, column) + arrow)
             table.add_column(labels[-1], key=column)
         numeric = [v._is_numeric(self.view.column(c)) for c in self.view.columns]
-        shown = [screen_column(c, self.view.column(c)) for c in self.view.columns]
+        # Terminal-safe (a name edited by hand with ESC in it); the view, which e/E
+        # export, keeps the stored text.
+        shown = [[terminal_safe(text) for text in screen_column(c, self.view.column(c))]
+                 for c in self.view.columns]  # fmt: skip
         if v.METER in self.view.columns:
             at = self.view.columns.index(v.METER)
             others = sum(
@@ -285,7 +288,7 @@ class ResultsScreen(Screen[None]):
 
     def _status(self) -> None:
         direction = "descending" if self.descending else "ascending"
-        exp = self.experiment or "all experiments"
+        exp = terminal_safe(self.experiment or "all experiments")
         order = f"sorted by {self.sorted_by} {direction}"
         if self.sorted_by != self.sort_column:
             why = "is hidden" if self.sort_column in self.hidden else "is not in this view"

@@ -265,7 +265,9 @@ class RunDetailScreen(ChartScreen):
         chart.set_series([] if unmeasured else [memory])
 
     def show_run(self, polled: Polled) -> None:
-        run, stalled, now = polled.run, polled.stalled, polled.now
+        # Shown terminal-safe (its name, experiment, error, worker, folders): a failed
+        # run's error naming a file with ESC [2J in it cleared the screen it was drawn on.
+        run, stalled, now = polled.run.terminal_safe(), polled.stalled, polled.now
         val = self.points.get(VAL_LOSS)
         last_val = (val.ys[-1], val.xs[-1]) if val is not None and val.xs else None
         eta = eta_text(run, now, stalled, polled.exited, polled.ends)

@@ -28,7 +28,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Header, Input, Static
 from textual.worker import get_current_worker
 
-from core.errors import ResconvError
+from core.errors import ResconvError, terminal_safe
 from core.queue import RunRow, RunStatus
 from core.queue.db import describe, hint_option
 from core.queue.failures import run_cause
@@ -159,7 +159,7 @@ class RunsScreen(RunActions, Screen[None]):
 
     def on_mount(self) -> None:
         self.title = "resconv-tui"
-        self.sub_title = self.ctx.db_name
+        self.sub_title = terminal_safe(self.ctx.db_name)  # a path may hold ESC, as any text
         self.query_one(RunTable).focus()
         for note in self.ctx.notes:
             self.notify(note, severity="warning", timeout=10)
@@ -285,7 +285,7 @@ class RunsScreen(RunActions, Screen[None]):
         head += (
             f": showing what was read at {clock_time(dash.now)}" if dash else ": nothing read yet"
         )
-        banner.update(Text.assemble((head, "bold"), "\n", state.reason))
+        banner.update(Text.assemble((head, "bold"), "\n", terminal_safe(state.reason)))
         if dash is not None:
             panel.border_title = f"workers as of {clock_time(dash.now)}"
 
@@ -422,7 +422,10 @@ class RunsScreen(RunActions, Screen[None]):
         A line cut at its end, two quick checks of one file read "exp=t4-batchnorm-
         position-inpu…" alike (their ends, -inputs-256 and -inputs-1000, cut off), and
         the filters after it went unsaid."""
-        experiment = self.filters.experiment
+        # As said (terminal-safe): its cells are what must fit.
+        experiment = (
+            None if self.filters.experiment is None else terminal_safe(self.filters.experiment)
+        )
         said = self._filters_said(dash, with_eta=with_eta, coarse=True, with_order=with_order)
         line = f"{head} │ {said}" if said else head
         over = cell_len(line) - room
@@ -451,11 +454,13 @@ class RunsScreen(RunActions, Screen[None]):
         ``with_order``: order=queue said where the table is in the queue's order."""
         q = self.filters
         eta = self._experiment_eta(dash, q.experiment, coarse) if q.experiment and with_eta else ""
-        named = experiment or q.experiment
+        # The filter holds the stored name (it matches the runs' own); the line says it
+        # terminal-safe, as the table does, and so the text typed (pasted ESC and all).
+        named = experiment or terminal_safe(q.experiment or "")
         shown = [
             *([f"status={q.status}"] if q.status else []),
             *([f"exp={named}{eta}"] if q.experiment else []),
-            *([f'text="{q.text}"'] if q.text else []),
+            *([f'text="{terminal_safe(q.text)}"'] if q.text else []),
             *(["order=queue"] if self.queue_order and with_order else []),
         ]
         return " ".join(shown)
@@ -484,7 +489,9 @@ class RunsScreen(RunActions, Screen[None]):
             else:
                 detail.update("no runs yet — press n to queue a sweep")
             return
-        text = _detail_text(run, self.dashboard.latest if self.dashboard else None)
+        # Terminal-safe: a failed run's error naming a file with ESC [2J in it, or a name
+        # edited by hand, reached the terminal as it was.
+        text = _detail_text(run.terminal_safe(), self.dashboard.latest if self.dashboard else None)
         detail.update(_fitted(text, detail.content_region.width))
 
     @on(DataTable.RowHighlighted, "#runs-table")

@@ -25,7 +25,7 @@ from textual import work
 from textual.app import SystemCommand
 from textual.message import Message
 
-from core.errors import ResconvError
+from core.errors import ResconvError, terminal_safe
 from core.queue import RunFilter, RunRow, RunStatus, WorkerRow
 from core.queue.errors import InvalidTransition
 from core.queue.failures import RETRY_ADVICE, FailureCause, run_cause
@@ -601,7 +601,10 @@ class RunActions:
             yield SystemCommand(f"Retry failed runs: {cause} ({count})", RETRY_ADVICE[cause],
                                 _bind(self, "retry_failed", cause))  # fmt: skip
         for exp in self.dashboard.experiments if self.dashboard else ():
-            yield SystemCommand(f"Filter experiment: {exp}", "Show only this experiment",
+            # Named terminal-safe; the filter it sets holds the stored name, which the
+            # runs' own experiment is matched against.
+            yield SystemCommand(f"Filter experiment: {terminal_safe(exp)}",
+                                "Show only this experiment",
                                 _bind(self, "set_experiment_filter", exp))  # fmt: skip
 
 

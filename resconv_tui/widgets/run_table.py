@@ -198,7 +198,11 @@ class RunTable(RowsTable):
         ends: dict[int, float] | None = None,
     ) -> None:
         """Make the table show ``runs`` in order, touching as few cells as possible.
-        ``ends``: the queue forecast's seconds until each run ends (the ETA column)."""
+        ``ends``: the queue forecast's seconds until each run ends (the ETA column).
+        The rows are shown terminal-safe (``RunRow.terminal_safe``): an experiment or run
+        name with ESC in it (a database edited by hand) reached the terminal as it was.
+        Ordinary rows come back as themselves, so their cells are still reused."""
+        runs = [run.terminal_safe() for run in runs]
         self._stalled, self._ends = stalled, ends or {}
         self._last = (runs, now, marked, stalled, ends)
         if self.narrow:

@@ -62,7 +62,9 @@ class WorkersPanel(SteadyStatic):
         self.set_reactive(WorkersPanel.now, now)
         self.held = held
         self.starting = starting
-        self.rows = tuple(workers)
+        # Terminal-safe: a host name edited by hand with ESC in it reached the terminal.
+        # (The ids, which ``held`` is keyed by, are kept as stored.)
+        self.rows = tuple(w.terminal_safe() for w in workers)
         self._redraw()
 
     def _redraw(self) -> None:

@@ -16,6 +16,7 @@ from seed_runs import new_run
 
 from core.queue import FinalFigures, Repo
 from resconv_tui.screens.compare import CompareScreen
+from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.screens.new_sweep import NewSweepScreen
 from resconv_tui.screens.results import ResultsScreen
 from resconv_tui.screens.run_detail import RunDetailScreen
@@ -138,6 +139,109 @@ def test_the_command_line_escapes_what_a_terminal_would_act_on(
     assert main(["show", str(failed), "--follow", "--db", db_url]) == 1  # it failed
     out = capsys.readouterr().out
     assert f"error  {error}" in out and not set(out) & set("\r\x1b\b\x07")
+
+
+# A database of an older version, or edited by hand with sqlite3: what a terminal acts on
+# in names, an error, a worker's host and id, and folders.
+ESC_EXPERIMENT = "exp\x1b[31mred"
+ESC_ERROR = "OSError: x\x1b[2Jy"
+ESC_HOST = "box\x1b[31mred"
+ACTED_ON = set("\x1b\r\b\x07")
+
+
+@pytest.fixture
+def hand_edited(db_url: str) -> dict[str, int]:
+    repo = Repo.open(db_url)
+    done, failed, queued = repo.enqueue(
+        [new_run(layers, experiment="exp") for layers in (1, 2, 3)]
+    ).added_ids
+    (plain,) = repo.enqueue([new_run(4, experiment="plain")]).added_ids
+    worker = repo.register_worker("box", 99, "cpu")
+    assert repo.claim(worker) is not None
+    repo.finish(done, worker, FinalFigures(0.1, train_seconds=3.0, inputs_per_s=100.0))
+    assert repo.claim(worker) is not None
+    repo.fail(failed, worker, "OSError: x")
+    repo.close()
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:  # as a hand edit would
+        conn.execute("UPDATE run SET experiment = ?, name = name || '\r\b' "
+                     "WHERE experiment = 'exp'", (ESC_EXPERIMENT,))  # fmt: skip
+        conn.execute("UPDATE run SET error = ? WHERE id = ?", (ESC_ERROR, failed))
+        conn.execute("UPDATE run SET checkpoint_path = '/ck/a\x1b]0;t\x07/run-1', "
+                     "path_used = 'eager\x1b[1m' WHERE id = ?", (done,))  # fmt: skip
+        conn.execute("UPDATE run SET worker_id = ? WHERE worker_id IS NOT NULL",
+                     (f"{ESC_HOST}-99-beef",))  # fmt: skip
+        conn.execute("UPDATE worker SET id = ?, host = ?", (f"{ESC_HOST}-99-beef", ESC_HOST))
+    conn.close()
+    return {"done": done, "failed": failed, "queued": queued, "plain": plain}
+
+
+def escaped(text: str) -> str:
+    return text.encode("unicode_escape").decode("ascii")
+
+
+async def test_the_dashboard_escapes_what_a_terminal_would_act_on(
+    app_factory: Any, settle: Any, hand_edited: dict[str, int]
+) -> None:
+    # Textual drops \r, \b and BEL (names then ran together) but sent ESC to the terminal:
+    # an error holding ESC [2J cleared the screen. Each view shows them as escapes, as
+    # the command line (core.errors.terminal_safe) writes them.
+    app = app_factory()
+    exp = escaped(ESC_EXPERIMENT)  # exp\x1b[31mred
+    async with app.run_test(size=(200, 50), notifications=True) as pilot:
+        await settle(pilot)
+        shown = await drawn(pilot, exp)
+        assert "l-1\\r\\x08" in shown and exp in shown  # the runs table
+        assert escaped(ESC_HOST)[:16] in shown  # the workers panel (its host, cut to 16)
+        assert not set(shown) & ACTED_ON
+        table = app.screen.query_one("#runs-table")
+        table.move_cursor(row=table.get_row_index(str(hand_edited["failed"])))
+        await settle(pilot)
+        shown = screen_text(app)
+        assert escaped(ESC_ERROR) in shown and not set(shown) & ACTED_ON  # line under it
+        titles = [c.title for c in app.screen.palette_commands()]
+        assert f"Filter experiment: {exp}" in titles  # the experiment filter list
+        await pilot.press("F")  # the experiment filter: the stored name, said escaped
+        await settle(pilot)
+        shown = screen_text(app)
+        assert f"exp={exp}" in shown and not set(shown) & ACTED_ON
+        assert app.screen.filters.experiment == ESC_EXPERIMENT
+        rows = {int(str(key.value)) for key in table.rows}
+        assert rows == {hand_edited["done"], hand_edited["failed"], hand_edited["queued"]}
+        await pilot.press("enter")  # the failed run's detail
+        await settle(pilot)
+        assert isinstance(app.screen, RunDetailScreen)
+        shown = await drawn(pilot, escaped(ESC_ERROR))
+        assert f"({exp})" in shown and escaped(ESC_ERROR) in shown  # title and error
+        assert escaped(ESC_HOST) in shown.replace("\n", "")  # its worker, folded maybe
+        assert not set(shown) & ACTED_ON
+        await pilot.press("escape")
+        await settle(pilot)
+        table.move_cursor(row=table.get_row_index(str(hand_edited["done"])))
+        await pilot.press("enter")
+        await settle(pilot)
+        shown = await drawn(pilot, "eager\\x1b[1m")
+        assert "eager\\x1b[1m" in shown and "/ck/a\\x1b]0;t\\x07/run-1" in shown
+        assert not set(shown) & ACTED_ON
+        await pilot.press("escape", "space", "down", "space", "C")
+        await settle(pilot)
+        assert isinstance(app.screen, CompareScreen)
+        shown = await drawn(pilot, f"({exp}, ")
+        assert f"({exp}, " in shown and not set(shown) & ACTED_ON  # the legend
+        await pilot.press("escape", "x")  # remove: the question names its folder
+        await settle(pilot)
+        shown = await drawn(pilot, "stays on disk")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "/ck/a\\x1b]0;t\\x07/run-1" in shown and not set(shown) & ACTED_ON
+        await pilot.press("n", "R")
+        await settle(pilot)
+        assert isinstance(app.screen, ResultsScreen)
+        await pilot.press("f")
+        await settle(pilot)
+        shown = screen_text(app)
+        assert exp in shown and not set(shown) & ACTED_ON
+        app.notify(f"run 1 · {ESC_EXPERIMENT}")  # every notice, whoever words it
+        await pilot.pause()
+        assert said(app)[-1] == f"run 1 · {exp}"
 
 
 ORDINARY = ("plain-ascii_1", "ü 実験", "👩\u200d🔬 lab", "می\u200cخواهم")
