@@ -14,12 +14,13 @@ import pytest
 from screen_host import drawn, screen_text
 from seed_runs import new_run
 
-from core.queue import FinalFigures, Repo
+from core.queue import FinalFigures, Repo, RunRow
 from resconv_tui.screens.compare import CompareScreen
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.screens.new_sweep import NewSweepScreen
 from resconv_tui.screens.results import ResultsScreen
 from resconv_tui.screens.run_detail import RunDetailScreen
+from resconv_tui.widgets.run_table import RunTable
 
 EXPERIMENT = "oops [/] x [bold]y"
 ERROR = "RuntimeError: bad [/] shape [64, 1]"
@@ -263,3 +264,41 @@ async def test_ordinary_names_show_as_they_are(app_factory: Any, settle: Any, db
             assert cell.plain == name
         titles = [c.title for c in app.screen.palette_commands()]
         assert all(f"Filter experiment: {name}" in titles for name in ORDINARY)
+
+
+async def test_a_poll_escapes_only_the_rows_it_has_not_seen(
+    app_factory: Any, settle: Any, hand_edited: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The runs table escaped every row at each poll (RunRow.terminal_safe: 2 to 10 ms for
+    # 2,000 runs here), and a row that needs escaping came back a new copy each time, so
+    # its cells were made again at every poll. Rows the poll hands back unchanged (the
+    # very object) are escaped once, and their cells kept.
+    escaped_ids: list[int] = []
+    made_ids: list[int] = []
+    escape, cells = RunRow.terminal_safe, RunTable.cells
+
+    def counted_escape(run: RunRow) -> RunRow:
+        escaped_ids.append(run.id)
+        return escape(run)
+
+    def counted_cells(table: RunTable, run: RunRow, now: float, marked: bool) -> Any:
+        made_ids.append(run.id)
+        return cells(table, run, now, marked)
+
+    monkeypatch.setattr(RunRow, "terminal_safe", counted_escape)
+    monkeypatch.setattr(RunTable, "cells", counted_cells)
+    app = app_factory()
+    async with app.run_test(size=(200, 50)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(RunTable)
+        assert {int(str(key.value)) for key in table.rows} == set(hand_edited.values())
+        escaped_ids.clear()
+        made_ids.clear()
+        app.screen.refresh_now()
+        await settle(pilot)
+        # (The line under the table escapes the highlighted run as it draws it.)
+        others = set(hand_edited.values()) - {table.highlighted_id}
+        assert not others & set(escaped_ids), escaped_ids
+        assert made_ids == [], made_ids  # every row's cells kept, the escaped ones too
+        cell = table.get_cell(str(hand_edited["failed"]), "experiment")
+        assert cell.plain == escaped(ESC_EXPERIMENT)
