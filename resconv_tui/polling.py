@@ -454,7 +454,10 @@ def _haystack(run: RunRow) -> str:
     cause = run_cause(run)
     cause_words = f" {cause} {cause.option}" if cause is not None else ""
     cause_words += " diverged" if cause is FailureCause.DIVERGED else ""
-    return f"{run.id} {run.name} {run.experiment} {run.status}{cause_words}".lower()
+    # And as the table shows it (ESC as "\x1b"): typing what is on screen finds the run.
+    safe = run.terminal_safe()  # the row itself where nothing is escaped
+    shown = f" {safe.name} {safe.experiment}" if safe is not run else ""
+    return f"{run.id} {run.name} {run.experiment} {run.status}{cause_words}{shown}".lower()
 
 
 def held_runs(runs: Sequence[RunRow], workers: Sequence[WorkerRow]) -> dict[str, list[int]]:

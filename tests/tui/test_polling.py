@@ -545,6 +545,18 @@ def test_a_nan_run_is_found_as_diverged(seeded: dict[str, Any], db_url: str) -> 
     assert [r.id for r in polling.filter_runs(runs, RunsQuery(text="nan"))] == [first.id]
 
 
+def test_a_name_with_control_characters_is_found_as_the_table_shows_it(
+    seeded: dict[str, Any], db_url: str
+) -> None:
+    # The runs table shows ESC as "\\x1b" (RunRow.terminal_safe); "/" matched the stored
+    # text alone, so typing what the table shows found nothing.
+    first, second = Repo.open(db_url).list_runs()[:2]
+    runs = [dataclasses.replace(first, experiment="exp\x1b[31mred", name="l-1\r\b"), second]
+    for shown in ("exp\\x1b[31mred", "\\X1B[31M", "l-1\\r\\x08", "red"):
+        assert [r.id for r in polling.filter_runs(runs, RunsQuery(text=shown))] == [first.id]
+    assert polling.filter_runs(runs, RunsQuery(text="x1b")) == [runs[0]]
+
+
 def test_latest_losses_are_read_incrementally(seeded: dict[str, Any], db_url: str) -> None:
     repo = Repo.open(db_url)
     run_id = seeded["running"]
