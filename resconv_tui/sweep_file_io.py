@@ -172,7 +172,7 @@ def _take_exclude(loaded: LoadedSweep, data: dict[str, Any]) -> None:
         loaded.lost.append("its 'exclude'")
         return
     entries = data["exclude"]  # a list of mappings: excluded_cells has read it
-    loaded.excluded = ExcludedCells.of(fields, dropped, entries)
+    loaded.excluded = ExcludedCells.of(fields, dropped, entries, data)
     loaded.notes.append(
         f"'exclude' ({_entries(len(entries))}) kept: the runs it drops are left out"
     )

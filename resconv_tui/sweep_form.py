@@ -33,6 +33,7 @@ from core.sweep import (
     DropRun,
     ExpandedRun,
     SpellingClash,
+    excluded_cells,
     expand_sweep,
     flow_text,
     include_fits,
@@ -92,16 +93,41 @@ class ExcludedCells:
     (``l``, ``ks1``/``ks2``), spellings (``GELU``) or which of them the form holds fixed,
     a run of the form with a dropped cell's values is left out before it is built.
     ``entries``: the exclude as written, saved back where it still drops the same runs
-    (``saved_mapping``)."""
+    (``saved_mapping``); ``source``: the sweep mapping they were read from (``without``)."""
 
     fields: tuple[str, ...]
     cells: frozenset[tuple[Any, ...]]
     entries: tuple[Any, ...]
+    source: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @classmethod
-    def of(cls, fields: tuple[str, ...], dropped: list[dict[str, Any]], entries: Any) -> Self:
+    def of(
+        cls,
+        fields: tuple[str, ...],
+        dropped: list[dict[str, Any]],
+        entries: Any,
+        source: Mapping[str, Any] | None = None,
+    ) -> Self:
         cells = frozenset(_cell_of(cell, fields) for cell in dropped)
-        return cls(fields, cells, tuple(entries))
+        return cls(fields, cells, tuple(entries), source)
+
+    def without(self, keys: Collection[str]) -> ExcludedCells | None:
+        """This exclude less the entries that name any of ``keys`` (a pair's halves the
+        form no longer has), read again as ``queue`` reads it from its sweep without those
+        keys: ``{l: 3}`` beside ``{ks1: 3, ks2: 3}`` still leaves out every l-3 run. None
+        where no entry is left, or the rest no longer reads (then none is kept)."""
+        kept = [e for e in self.entries if not (isinstance(e, dict) and set(keys) & set(e))]
+        if not kept or self.source is None:
+            return None
+        data = {key: value for key, value in self.source.items() if key not in keys}
+        if isinstance(matrix := data.get("matrix"), dict):
+            data["matrix"] = {key: value for key, value in matrix.items() if key not in keys}
+        data["exclude"] = kept
+        try:
+            fields, dropped = excluded_cells(data, source="file")
+        except ConfigError:
+            return None
+        return ExcludedCells.of(fields, dropped, kept, data)
 
     def drops(self, params: Mapping[str, Any]) -> bool:
         return _cell_of(params, self.fields) in self.cells

@@ -296,12 +296,23 @@ class NewSweepScreen(Screen[int | None]):
         entries = self._excluded.entries
         if not any(isinstance(e, dict) and set(halves) & set(e) for e in entries):
             return
-        self._excluded = None
-        count = "1 entry" if len(entries) == 1 else f"{len(entries)} entries"
-        self._exclude_left_out = f"its 'exclude' ({count})"
-        self._add_note(f"'exclude' ({count}) left out: it names {' and '.join(halves)}, "
-                       "which the form no longer has (queue refuses it over one "
-                       f"{PAIR_OF_HALF[halves[0]]} field)")  # fmt: skip
+        # The entries that do not name them are kept, read again without the halves: the
+        # whole exclude went, and with it {l: 3}, which queue takes over one kernel_size.
+        self._excluded = self._excluded.without(halves)
+        kept = self._excluded.entries if self._excluded else ()
+        gone = [entry for entry in entries if entry not in kept]
+        why = (f"it names {' and '.join(halves)}, which the form no longer has (queue "
+               f"refuses it over one {PAIR_OF_HALF[halves[0]]} field)")  # fmt: skip
+        if kept:
+            shown = ", ".join(flow_text(entry) for entry in gone)
+            lost = f"its 'exclude' {'entry' if len(gone) == 1 else 'entries'} {shown}"
+            note = f"'exclude': {len(gone)} of {len(entries)} entries left out ({shown}): {why}"
+        else:
+            count = "1 entry" if len(entries) == 1 else f"{len(entries)} entries"
+            lost, note = f"its 'exclude' ({count})", f"'exclude' ({count}) left out: {why}"
+        # Both pairs' halves may go, one after the other: the question names each loss.
+        self._exclude_left_out = ", ".join(filter(None, (self._exclude_left_out, lost)))
+        self._add_note(note)
 
     def _add_note(self, note: str) -> None:
         notes = self.query_one("#sweep-notes", Static)

@@ -781,6 +781,46 @@ async def test_a_loaded_exclude_of_emptied_halves_is_left_out_as_queue_would_ref
     assert len(queued) == 3
 
 
+async def test_emptied_halves_leave_out_only_the_exclude_entries_that_name_them(
+    db_url: str, tmp_path: Path
+) -> None:
+    # T8 (less its targets) swept over l 3 and 11 too, its exclude one ks1/ks2 cell and
+    # every l-3 run. Once the halves were emptied the whole exclude went, {l: 3} too,
+    # which queue takes over a kernel_size sweep: l-3 was queued, and the saved file no
+    # longer left it out.
+    t8 = Path(__file__).parents[2] / "experiments" / "t8-kernel-sizes.yml"
+    path = tmp_path / "t8.yml"
+    text = t8.read_text().partition("targets:")[0].replace("layers: 11\n", "")
+    text = text.replace("matrix:\n", "matrix:\n  l: [3, 11]\n")
+    path.write_text(text + "exclude: [{ks1: 3, ks2: 3}, {l: 3}]\n")
+    assert len(expand_sweep_file(path)) == 24  # 50 cells, 25 of l-3 and l-11's ks 3/3 out
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await load_file(pilot, path)
+        screen = form(pilot)
+        assert len(screen.preview.runs) == 24
+        await type_into(pilot, "ks1", "")
+        await type_into(pilot, "ks2", "")
+        assert [r.name for r in screen.preview.runs] == ["l-11"]
+        await type_into(pilot, "kernel_size", "3,5")
+        assert [r.name for r in screen.preview.runs] == ["l-11_ks-3", "l-11_ks-5"]
+        notes = str(screen.query_one("#sweep-notes", Static).content)
+        assert notes.endswith("! 'exclude': 1 of 2 entries left out ({ks1: 3, ks2: 3}): it "
+                              "names ks1 and ks2, which the form no longer has (queue refuses "
+                              "it over one kernel_size field)")  # fmt: skip
+        await save_as(pilot, path)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question.endswith("leave out: its 'exclude' entry {ks1: 3, ks2: 3})")
+        await pilot.press("y")
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    assert yaml.safe_load(path.read_text())["exclude"] == [{"l": 3}]
+    queued = sorted((run.name, run.config_hash) for run in Repo.open(db_url).list_runs())
+    assert queued == sorted((run.name, run.config_hash) for run in expand_sweep_file(path))
+    assert [name for name, _ in queued] == ["l-11_ks-3", "l-11_ks-5"]
+
+
 async def test_f3_s_folder_is_typed_on_from_not_over(db_url: str) -> None:
     # The prompt's "experiments/" was selected: typing a file name replaced it, and the
     # load failed with "cannot read file".
