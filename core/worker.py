@@ -22,6 +22,9 @@ The one place that joins the queue and training. Deliberately boring:
 * Signals only set flags. The first SIGINT/SIGTERM/SIGHUP stops the current run before
   its next step, puts it back to ``queued`` (it trains again from the start on the
   next claim: the interruption was not the run's fault) and exits with status 0.
+  Asked while its database is locked or away, it tries to give the run back for up to
+  ``GIVE_BACK_S`` (``Worker.stopped_in_outage``); refused all that time, it exits 2,
+  the run left to be found lost.
   A second signal puts the run back to ``queued`` as best it can within 2 s and
   exits at once with status 130 (``os._exit``: no cleanup that could hang).
   The same from the worker's first moments: signals that come while it imports the
@@ -82,7 +85,7 @@ from core.processes import (
 )
 from core.queue import FinalFigures, QueueError, Repo, RunFilter, RunRow, RunStatus
 from core.queue.db import describe, is_new_file, sqlite_path, stored_url
-from core.queue.patience import RECONNECT_S, at_once, sleep_unless
+from core.queue.patience import RECONNECT_S, at_once, passing_reason, sleep_unless
 from core.queue.repo import LIVE_WORKER_STATES, STALE_AFTER_S
 from core.queue.samples import encode_samples
 from core.queue.views import ids_of
@@ -115,6 +118,10 @@ RECOVER_EVERY_S = 10.0  # between runs and while idle: a dead worker's runs with
 # the heartbeat's limit, far above what NTP leaves: milliseconds).
 CLOCK_WARN_S = 10.0
 EMERGENCY_REQUEUE_S = 2.0
+# Asked to stop while its database is locked or away (a backup, an SQL shell, another
+# process's long write, a server restarting): this long trying to give its runs back, as
+# a stop means, rather than leave them to be found lost. Within `stop`'s 60 s wait.
+GIVE_BACK_S = 30.0
 MAX_ERROR_CHARS = 300
 ADMIT_WAIT_MIN_S, ADMIT_WAIT_MAX_S = 1.0, 8.0  # a run that does not fit yet
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})  # no room for checkpoints: stop, fail none
@@ -149,7 +156,8 @@ class Worker:
         max_runs: int | None = None,
     ) -> None:
         self.repo, self.device, self.trainer = repo, device, trainer
-        # Asked to stop while its database is away: it stops, not waits up to 5 minutes.
+        # Asked to stop while its database is away: training stops, not waits up to 5
+        # minutes; the worker then tries GIVE_BACK_S to give its runs back (stopped_in_outage).
         repo.stop_waiting = lambda: flags.stop
         self.rules = rules
         # Absolute: each run stores its folder, read later from other working folders.
@@ -211,13 +219,20 @@ class Worker:
                     break
                 self.sleep(delay)
                 delay = min(delay * 2, self.poll_max_s)
-        except QueueError:
+        except QueueError as error:
             # The database refused a write (unreachable, full, locked too long): this
             # worker stops, and the command says why. Its runs go back to the queue if
             # the database still takes that, rather than sit "running" for nobody until
             # some worker's next start finds them lost.
             database_error = True
             self.heartbeat.stop()
+            reason = passing_reason(error, self.repo.engine.dialect.name)
+            if self.flags.stop and reason is not None:
+                # Asked to stop while the database was locked or away: a polite stop,
+                # given GIVE_BACK_S for its runs to go back, not a database error.
+                if self.stopped_in_outage(reason):
+                    return self.runs_done
+                raise
             back, refused = self.give_back_quietly()
             runs = f"; {ids_of('run', back)} back in the queue" if back else ""
             if refused:
@@ -516,14 +531,62 @@ class Worker:
         """Second signal: requeue the current run if that is quick, then leave at once."""
         leave_now([self])
 
-    def give_back_quietly(self) -> tuple[list[int], list[int]]:
+    def stopped_in_outage(self, reason: str) -> bool:
+        """Asked to stop (a first signal) while the database refuses it for ``reason``,
+        which passes (another process's lock, a server away): training has stopped; the
+        runs go back to the queue if the database takes them within ``GIVE_BACK_S``.
+        Whether they did (the worker then stops as asked); if not, it has said so and
+        stops on the database error, the runs left "running" to be found lost. A second
+        signal still exits at once: the tries run in a thread of their own, so that this
+        thread (the main one, whose signal handlers run only between its bytecodes) is
+        not held in a driver call for a whole busy timeout."""
+        runs = list(self.current)
+        if runs:
+            say(
+                f"asked to stop; the database is {reason}: trying to give "
+                f"{ids_of('run', runs)} back for up to {GIVE_BACK_S:g} s"
+            )
+        self.repo.outage.then = "giving the runs back"
+        outcome: list[tuple[list[int], list[int]]] = []
+        deadline = time.monotonic() + GIVE_BACK_S if runs else None
+        tries = threading.Thread(
+            target=lambda: outcome.append(self.give_back_quietly(deadline)), daemon=True
+        )
+        tries.start()
+        while tries.is_alive():
+            tries.join(IDLE_SLICE_S)
+        back, refused = outcome[0] if outcome else ([], runs)
+        said = f"; {ids_of('run', back)} back in the queue" if back else ""
+        if refused:
+            said += (
+                f"; {ids_of('run', refused)} not given back within {GIVE_BACK_S:g} s: "
+                "found lost later"
+            )
+            say(f"stopping on a database error after {self.runs_done} run(s){said}")
+            return False
+        say(f"stopped after {self.runs_done} run(s){said}")
+        return True
+
+    def give_back_quietly(self, deadline: float | None = None) -> tuple[list[int], list[int]]:
         """Put the current runs back in the queue and mark this worker stopped; never
         raises. Returns the runs the queue took back (not one cancelled meanwhile or no
-        longer this worker's), and those the database refused to take."""
+        longer this worker's), and those the database refused to take. Each verb is
+        tried once, or (``deadline``, a ``time.monotonic()``) again while the database
+        refuses it for a reason that passes, until then."""
         back, refused = [], []
-        with at_once():  # on a database error it was patient already: no second wait
+        with contextlib.ExitStack() as patience:
+            if deadline is None:  # on a database error it was patient already: no second wait
+                patience.enter_context(at_once())
+            else:  # asked to stop while it was away: wait for it, but only till deadline
+                self.repo.stop_waiting = lambda: self.flags.signals > 1
+
+            def by_deadline() -> None:  # the verb's patience: what is left of the time
+                if deadline is not None:
+                    self.repo.reconnect_s = max(0.0, deadline - time.monotonic())
+
             for run_id in list(self.current):
                 try:
+                    by_deadline()
                     if self.repo.requeue(run_id, self.id) == RunStatus.QUEUED:
                         back.append(run_id)
                 except Exception:
@@ -533,6 +596,7 @@ class Worker:
             # dashboard on this machine, or any worker's recovery, finds it lost. Marked
             # "stopped", it would stay "running" for nobody, found by no one.
             if not refused:
+                by_deadline()
                 _quietly(self.repo.update_worker, self.id, state="stopped")
         return back, refused
 

@@ -76,6 +76,9 @@ class Outage:
         self.lock = threading.Lock()
         self.since: float | None = None
         self.ended_at = -math.inf  # when the last outage ended (time.monotonic)
+        # What goes on once it is back, as said then: a worker asked to stop meanwhile
+        # only gives its runs back ("training goes on" read as if it had not heard).
+        self.then = "training goes on"
 
     def ended_within(self, seconds: float) -> bool:
         """Whether the database is away, or came back less than ``seconds`` ago: other
@@ -99,7 +102,7 @@ class Outage:
             self.ended_at = time.monotonic()
             lasted, self.since = self.ended_at - self.since, None
         if say is not None:
-            say(f"database reachable again after {lasted:.0f} s: training goes on")
+            say(f"database reachable again after {lasted:.0f} s: {self.then}")
 
 
 def patient(verb: Verb) -> Verb:

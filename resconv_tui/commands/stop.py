@@ -284,8 +284,9 @@ def after_the_wait(
 
 def orphaned_said(ids: list[int]) -> str:
     """Runs whose worker exited without giving them back (killed; or, asked to stop while
-    its database was locked or away, it stopped rather than wait on): they read running
-    until found lost, which `retry` does once the worker has been silent a while."""
+    its database was locked or away, the database still refused them after the worker's
+    ``GIVE_BACK_S``): they read running until found lost, which `retry` does once the
+    worker has been silent a while."""
     from core.processes import SILENT_FOR_S
     from core.queue.views import ids_of
 

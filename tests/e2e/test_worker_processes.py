@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlite_locks import write_lock_held
 
 from core.processes import process_alive
 from core.queue import Repo, RunStatus
@@ -278,6 +279,74 @@ def test_sighup_from_a_dropped_ssh_session_puts_the_run_back(env: Env) -> None:
     run = env.repo().get_run(1)
     assert (run.status, run.worker_id) == (S.QUEUED, None), env.output()
     assert "SIGHUP: stopping after this step" in env.output()
+
+
+# python -m core.worker with a 1 s SQLite busy timeout (15 s as shipped): a lock held
+# by another process refuses its writes within a second, so that a test of what a stop
+# does meanwhile takes seconds. The give-back time (GIVE_BACK_S) is unchanged.
+QUICK_BUSY_TIMEOUT = (
+    "import sys, core.queue.db as d, core.worker as w; "
+    "d.DEFAULT_BUSY_TIMEOUT_S = 1.0; sys.exit(w.main())"
+)
+
+
+def stopped_while_locked(env: Env) -> subprocess.Popen[bytes]:
+    """A worker training run 1, its database then locked by another process (held by
+    the caller's ``write_lock_held``), asked to stop (SIGTERM) once its writes wait."""
+    worker = env.worker(code=QUICK_BUSY_TIMEOUT)
+    wait_for(lambda: env.repo().get_run(1).inputs_done > 0, 60, "run 1 to train", env)
+    return worker
+
+
+def said_or_exited(worker: subprocess.Popen[bytes], env: Env, line: str) -> Callable[[], bool]:
+    return lambda: line in env.output() or worker.poll() is not None
+
+
+def test_a_stop_while_the_database_is_locked_gives_the_run_back_once_it_is_free(
+    env: Env,
+) -> None:
+    # SIGTERM while another process held the SQLite write lock (a backup, an sqlite3
+    # session): the worker gave its run one try, exited 2 "stopping on a database
+    # error", and the run stayed "running" until found lost, to be retried by hand.
+    env.cli("queue", str(env.sweep("long", "max_inputs: 10000000\n")))
+    worker = stopped_while_locked(env)
+    with write_lock_held(env.root / "runs.db"):
+        waits = "database locked by another process: training waits"
+        wait_for(said_or_exited(worker, env, waits), 30, "its writes to wait", env)
+        worker.send_signal(signal.SIGTERM)
+        trying = "the database is locked by another process: trying to give run 1 back"
+        wait_for(said_or_exited(worker, env, trying), 10, "the give-back", env)
+        assert f"{trying} for up to 30 s" in env.output(), env.output()
+        time.sleep(3)  # the lock held on: it keeps trying (training does not resume)
+        assert worker.poll() is None, env.output()
+        inputs_done = env.repo().get_run(1).inputs_done
+    assert finish(worker, env, timeout=30) == 0, env.output()
+    run = env.repo().get_run(1)
+    # Given back as any stop's run: the claim counted as an attempt, the progress gone.
+    assert (run.status, run.worker_id, run.attempts) == (S.QUEUED, None, 1), env.output()
+    assert inputs_done > 0 and run.inputs_done == 0
+    assert [w.state for w in env.repo().list_workers(include_gone=True)] == ["stopped"]
+    assert "stopped after 0 run(s); run 1 back in the queue" in env.output()
+    assert "database error" not in env.output()
+
+
+def test_a_second_stop_while_the_run_is_given_back_exits_at_once(env: Env) -> None:
+    env.cli("queue", str(env.sweep("long", "max_inputs: 10000000\n")))
+    worker = stopped_while_locked(env)
+    with write_lock_held(env.root / "runs.db"):
+        waits = "database locked by another process: training waits"
+        wait_for(said_or_exited(worker, env, waits), 30, "its writes to wait", env)
+        worker.send_signal(signal.SIGTERM)
+        trying = "trying to give run 1 back for up to 30 s"
+        wait_for(said_or_exited(worker, env, trying), 10, "the give-back", env)
+        assert worker.poll() is None, env.output()
+        worker.send_signal(signal.SIGTERM)
+        start = time.monotonic()
+        assert finish(worker, env, timeout=30) == 130, env.output()
+        assert time.monotonic() - start < 5, env.output()
+    # Locked all along: not given back; its worker's row still live, so it is found lost.
+    assert status_of(env, 1) == S.RUNNING
+    assert "second signal: exiting now" in env.output()
 
 
 def importing_torch(process: subprocess.Popen[bytes]) -> bool:

@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 from queue_helpers import tiny_run, tiny_runs
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
 import core.early_signals as early_signals
 import core.queue.patience as patience
@@ -1646,6 +1648,77 @@ def test_a_run_the_database_will_not_take_back_is_left_to_be_found_lost(
     assert row.state != "stopped"
     said = capsys.readouterr().out
     assert f"run {run_id} not given back: found lost later" in said
+
+
+def away_until(repo: Repo, monkeypatch: pytest.MonkeyPatch, seconds: float) -> str:
+    """The database refuses ``repo``'s connections for ``seconds`` from now, for a reason
+    that passes (a SQLite file's lock, a PostgreSQL server away); the reason as said."""
+    if repo.engine.dialect.name == "sqlite":
+        cause, why = sqlite3.OperationalError("database is locked"), "locked by another process"
+    else:
+        cause, why = Exception("Connection refused"), "unreachable (Connection refused)"
+    real_connect, until = repo.engine.connect, time.monotonic() + seconds
+
+    def connect() -> Any:
+        if time.monotonic() < until:
+            raise OperationalError("connect", {}, cause)
+        return real_connect()
+
+    monkeypatch.setattr(repo.engine, "connect", connect)
+    return why
+
+
+def test_a_stop_while_the_database_is_away_gives_the_run_back_once_it_is_back(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A polite stop during a PostgreSQL restart or another process's SQLite lock: the
+    # worker tried once to give its run back, exited 2, and the run stayed "running"
+    # until found lost, to be retried by hand.
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+    repo.reconnect_s = worker_module.RECONNECT_S  # a worker's repo: patient
+    why: list[str] = []
+
+    def stopped_as_it_goes(step: int) -> None:
+        if step == 5:  # asked to stop (as its signal handler does); the database goes
+            worker.flags.signals = 1
+            why.append(away_until(repo, monkeypatch, 2.5))
+
+    worker = make_worker(repo, fake_trainer(on_step=stopped_as_it_goes), tmp_path)
+    assert worker.loop() == 0  # a stop, not a database error
+    run = repo.get_run(run_id)
+    assert (run.status, run.worker_id, run.attempts) == (S.QUEUED, None, 1)
+    assert [w.state for w in repo.list_workers(include_gone=True)] == ["stopped"]
+    said = capsys.readouterr().out
+    trying = f"asked to stop; the database is {why[0]}: trying to give run {run_id} back"
+    assert f"{trying} for up to 30 s" in said
+    assert f"stopped after 0 run(s); run {run_id} back in the queue" in said
+
+
+def test_a_stop_while_the_database_stays_away_leaves_the_run_to_be_found_lost(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Away past GIVE_BACK_S: the worker stops as on any database error, its row left
+    # live so that its run is found lost once the process is gone.
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+    repo.reconnect_s = worker_module.RECONNECT_S
+    monkeypatch.setattr(worker_module, "GIVE_BACK_S", 2.0)
+
+    def stopped_as_it_goes(step: int) -> None:
+        if step == 5:
+            worker.flags.signals = 1
+            away_until(repo, monkeypatch, 3600)
+
+    worker = make_worker(repo, fake_trainer(on_step=stopped_as_it_goes), tmp_path)
+    started = time.monotonic()
+    with pytest.raises(QueueError):
+        worker.loop()
+    assert time.monotonic() - started < 10
+    monkeypatch.undo()  # the database back, to read what it holds
+    assert repo.get_run(run_id).status == S.RUNNING
+    (row,) = repo.list_workers()
+    assert row.state != "stopped"
+    said = capsys.readouterr().out
+    assert f"run {run_id} not given back within 2 s: found lost later" in said
 
 
 def test_a_worker_back_from_an_outage_gives_the_others_time_to_come_back(
