@@ -157,8 +157,10 @@ def run(args: argparse.Namespace) -> int:
     if said and args.wait > 0:
         them = "it" if len(signalled) == 1 else "them"
         print(f"{'; '.join(said)}; waiting up to {args.wait} s for {them} to exit", flush=True)
-        reached = {w.id for w in live if w.pid in signalled}
-        watched = sorted(i for i, run in both.items() if run.worker_id in reached)
+        # Each worker's own pid: a run is judged by whether its own worker is still at
+        # it, not by whether any is (one gone beside one in its final pass).
+        pid_of = {w.id: w.pid for w in live if w.pid in signalled}
+        watched = sorted(i for i, run in both.items() if run.worker_id in pid_of)
         try:
             left = still_alive(launcher, signalled, args.wait)
         except KeyboardInterrupt:  # "interrupted" alone read as if the stop was called off
@@ -169,7 +171,11 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 130
-        print(after_the_wait(repo, watched, reached, signalled, left, args.wait, held is not None))
+        print(
+            after_the_wait(
+                repo, watched, pid_of, signalled, set(now_ones), left, args.wait, held is not None
+            )
+        )
     elif said and held is None:
         print("; ".join(said))
     elif said and held is not None:
@@ -217,15 +223,18 @@ def still_alive(launcher: WorkerLauncher, pids: list[int], wait_s: float) -> lis
 def after_the_wait(
     repo: Repo,
     watched: list[int],
-    reached: set[str],
+    pid_of: dict[str, int],
     signalled: list[int],
+    told_now: set[int],
     left: list[int],
     wait_s: int,
     read: bool,
 ) -> str:
-    """How the runs the workers ``reached`` held (``watched``, by id) ended, each read
-    now from the database; of those whose worker is still at it (``left``: the pids of
-    ``signalled`` still alive after ``wait_s``), what is likely, as ``--no-wait`` says."""
+    """How the runs the workers signalled held (``watched``, by id; ``pid_of``: each
+    such worker's pid by its id) ended, each read now from the database; of those whose
+    own worker is still at it (``left``: the pids of ``signalled`` still alive after
+    ``wait_s``), what is likely, as ``--no-wait`` says (``told_now``: the pids told to
+    exit at once, which put even a final pass's run back)."""
     from core.queue import RunStatus
     from core.queue.errors import QueueError, UnknownRun
     from core.queue.views import back_to_queue_said, cancelling_said, final_pass_said, ids_of
@@ -247,10 +256,12 @@ def after_the_wait(
         except QueueError:  # its row damaged meanwhile: said as unread, not guessed
             how.setdefault("unread", []).append(run_id)
             continue
-        if run.status == RunStatus.RUNNING and run.worker_id in reached:
-            if not left:  # its worker exited without giving it back (killed, or its database away)
+        if run.status == RunStatus.RUNNING and run.worker_id in pid_of:
+            pid = pid_of[run.worker_id]
+            # Its own worker exited without giving it back (killed, or its database away).
+            if pid not in left:
                 how.setdefault("orphaned", []).append(run_id)
-            elif run.trained_all:
+            elif run.trained_all and pid not in told_now:
                 how.setdefault("finishing", []).append(run_id)
             elif run.cancel_requested:
                 how.setdefault("cancelling", []).append(run_id)
@@ -274,7 +285,7 @@ def after_the_wait(
     if unread:
         said.append(f"{ids_of('run', unread)} could not be read")
     if not watched:
-        said.append(f"{'it' if len(reached) == 1 else 'they'} held no run when read")
+        said.append(f"{'it' if len(pid_of) == 1 else 'they'} held no run when read")
     line = "; ".join(said)
     if finishing:
         then = "it" if len(finishing) == 1 else "they"

@@ -1117,6 +1117,39 @@ def test_stop_says_a_run_its_worker_left_running_on_its_way_out_and_how_to_retry
         )
 
 
+def test_stop_says_the_run_of_a_worker_gone_beside_one_still_at_it_left_running(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two workers: one in its final pass (still running after --wait), one that exited at
+    # the signal without giving its run back. Whether a run was left running was judged
+    # by "is any worker still alive", so the gone worker's run read "goes back to the
+    # queue" beside the one still at it, and was never put back.
+    cli(capsys, "queue", "sweep.yml")
+    busy, gone = worker_in_final_pass(), worker_in_final_pass()
+    with busy as (busy_pid, busy_run), gone as (gone_pid, gone_run):
+        held_mid_training(gone_run)
+        around_the_signal(monkeypatch, after=lambda: os.kill(gone_pid, signal.SIGKILL))
+        out = cli(capsys, "stop", "--wait", "1")[1]
+        assert f"worker pid {gone_pid} stopped" in out
+        assert f"worker pid {busy_pid} still running after 1 s" in out
+        assert f"run {gone_run} still reads running: its worker exited" in out
+        assert "back to the queue" not in out
+        assert f"run {busy_run} trained all its inputs: its final pass ends first" in out
+
+
+def test_stop_now_with_a_wait_says_a_run_in_its_final_pass_goes_back(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # --now puts even a final pass's run back (as --no-wait --now says): after the wait,
+    # a worker still alive was said to end its final pass and likely succeed.
+    cli(capsys, "queue", "sweep.yml")
+    with worker_in_final_pass(stopping=True) as (pid, run_id):
+        assert cli(capsys, "stop", "--now", "--wait", "1")[1] == (
+            f"told worker pid {pid} to exit at once; waiting up to 1 s for it to exit\n"
+            f"worker pid {pid} still running after 1 s; run {run_id} goes back to the queue\n"
+        )
+
+
 def test_ctrl_c_while_stop_waits_says_the_workers_were_asked_all_the_same(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
