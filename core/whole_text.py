@@ -52,20 +52,34 @@ def misread_number_refusal(parser: argparse.ArgumentParser, argv: list[str]) -> 
             return None
         if not arg.startswith("-") or ARGPARSE_NUMBER.fullmatch(arg) or not _float_text(arg):
             continue
-        # argparse's own table of option strings: its parser holds no other way to it.
-        option = parser._option_string_actions.get(argv[at - 1]) if at else None
-        read = option.type if option is not None and option.nargs is None else None
-        if option is not None and callable(read):
-            try:
-                read(arg)
-            except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
-                return f"argument {'/'.join(option.option_strings)}: {exc}"
+        option = _option_named(parser, argv[at - 1]) if at else None
+        if option is not None and option.nargs is None:  # an option of one value
+            # Its own type's refusal; an option of any text (type None: `--experiment
+            # -inf`) takes it, and is told to be written --opt=VALUE as one whose type does.
+            if callable(option.type):
+                try:
+                    option.type(arg)
+                except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
+                    return f"argument {'/'.join(option.option_strings)}: {exc}"
             # A value its option takes, which argparse reads as an option all the same.
             given = argv[at - 1]
             return f"argument {given}: {shown(arg)} reads as an option: write {given}={arg}"
         return (f"{shown(arg)} is not a whole number (e.g. -5): a value starting with '-' must "
                 "be one, or it reads as an option")  # fmt: skip
     return None
+
+
+def _option_named(parser: argparse.ArgumentParser, text: str) -> argparse.Action | None:
+    """The option ``text`` names as argparse reads it: its full spelling, or (where the
+    parser allows abbreviations) the one option a ``--`` prefix starts (``--max-in``)."""
+    # argparse's own table of option strings: its parser holds no other way to it.
+    table = parser._option_string_actions
+    if text in table:
+        return table[text]
+    if not (parser.allow_abbrev and text.startswith("--") and len(text) > 2):
+        return None
+    starting = {table[name] for name in table if name.startswith(text)}
+    return starting.pop() if len(starting) == 1 else None
 
 
 def _float_text(text: str) -> bool:

@@ -1631,6 +1631,13 @@ def test_a_negative_number_argparse_takes_for_an_option_is_said_as_a_number(
         # A value its option takes, which argparse reads as an option all the same.
         (["worker", "--checkpoints", "-1e3"],
          "argument --checkpoints: '-1e3' reads as an option: write --checkpoints=-1e3"),
+        # An option of any text (no type): it was said "'-inf' is not a whole number".
+        (["ls", "--experiment", "-inf"],
+         "argument --experiment: '-inf' reads as an option: write --experiment=-inf"),
+        # An option abbreviated, as argparse takes it: it was said "not a whole number".
+        (["queue", "sweep.yml", "--max-in", "-1e3"],
+         "argument --max-inputs: '-1e3' is not a number of inputs (a whole number from 1 to "
+         "1,000,000,000)"),
     ],
 )  # fmt: skip
 def test_a_negative_number_after_an_option_gets_that_options_refusal(
