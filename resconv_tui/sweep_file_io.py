@@ -89,12 +89,23 @@ def save_sweep(path: str | Path, mapping: dict[str, Any]) -> Path:
     ``path`` that is a symbolic link is written through, as editors do: the file it
     points to is replaced (its temporary file beside it), the link kept. Saved over a
     link to a shared sweep, f2 made the link a file of its own, and the shared file
-    never changed."""
+    never changed. A loop of links, or a link into a folder not there, is refused
+    (SweepError), as is a SQLite file."""
     path = typed_path(path)
     _refuse_a_database(path)
     text = sweep_yaml(mapping).encode("utf-8")
-    # realpath: the whole chain of links, and a link to a file not there yet makes it.
-    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    target = path
+    if path.is_symlink():
+        # realpath: the whole chain of links, and a link to a file not there yet makes it.
+        target = Path(os.path.realpath(path))
+        if target.is_symlink():  # realpath stops at a loop: the write would replace a link
+            raise SweepError(f"{path}: a loop of symbolic links; save the sweep elsewhere")
+        if not target.parent.is_dir():
+            # An unmounted share's folder, made here without the question f2 asks of a
+            # folder typed (atomic_write makes folders), and the sweep written into it.
+            raise SweepError(
+                f"{path}: a link to {target}, whose folder does not exist; save the sweep elsewhere"
+            )
     atomic_write(target, lambda handle: handle.write(text))
     return path
 

@@ -510,6 +510,9 @@ class NewSweepScreen(Screen[int | None]):
                     folder.rmdir()
             self.notify(f"{target}: {exc.strerror or exc}", title="Not saved", severity="error")
             return
+        except SweepError as exc:  # a SQLite file, a loop of links: refused before any write
+            self.notify(str(exc), title="Not saved", severity="error")
+            return
         made = f" (made the folder {target.parent}" if new_folders else ""
         above = len(new_folders) - 1  # `new/dir/walk.yml`: it made `new` too
         made += f", and {above} above it)" if above > 0 else ")" if made else ""

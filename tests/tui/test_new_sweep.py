@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -1216,3 +1217,52 @@ async def test_queueing_locked_out_of_an_older_databases_upgrade_waits_once(
     repo = Repo.open(db_url)
     assert repo.list_runs() == []  # nothing written
     repo.close()
+
+
+async def test_save_as_over_a_sqlite_file_is_said_and_the_form_stays(
+    db_url: str, tmp_path: Path
+) -> None:
+    # save_sweep's refusal of a SQLite file (a SweepError) went out of f2's callback
+    # uncaught: the dashboard closed with a traceback. Said as a notice; the file whole.
+    other = tmp_path / "other.db"
+    with contextlib.closing(sqlite3.connect(other)) as connection:  # not opened by Repo here
+        connection.execute("CREATE TABLE run (id INTEGER)")
+    before = other.read_bytes()
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, "layers", "2,4")
+        await save_as(pilot, other)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(pilot)
+        said = [n.message for n in app._notifications]
+        assert f"{other}: a SQLite database, not a sweep file; save the sweep elsewhere" in said
+        assert isinstance(app.screen, NewSweepScreen)
+    assert other.read_bytes() == before
+
+
+async def test_save_as_through_a_link_to_a_missing_folder_or_a_loop_makes_nothing(
+    db_url: str, tmp_path: Path
+) -> None:
+    # A link to a file in a folder not there (an unmounted share) had that folder made
+    # without the question f2 asks of a typed one, and the sweep written into it; a loop
+    # of links had its link replaced by a file. Both are refused, naming the link.
+    dangling = tmp_path / "shared.yml"
+    dangling.symlink_to(tmp_path / "mnt" / "share" / "sweep.yml")
+    loop = tmp_path / "loop.yml"
+    loop.symlink_to(tmp_path / "loop2.yml")
+    (tmp_path / "loop2.yml").symlink_to(loop)
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, "layers", "2,4")
+        await save_as(pilot, dangling)
+        await save_as(pilot, loop)
+        said = [n.message for n in app._notifications]
+        assert (
+            f"{dangling}: a link to {tmp_path / 'mnt' / 'share' / 'sweep.yml'}, whose folder "
+            "does not exist; save the sweep elsewhere" in said
+        ), said
+        assert f"{loop}: a loop of symbolic links; save the sweep elsewhere" in said, said
+        assert isinstance(app.screen, NewSweepScreen)
+    assert not (tmp_path / "mnt").exists()
+    assert loop.is_symlink() and (tmp_path / "loop2.yml").is_symlink()
