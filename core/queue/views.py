@@ -435,25 +435,34 @@ SKIN_TONES = range(0x1F3FB, 0x1F400)
 def cell_len(text: str) -> int:
     """Terminal cells ``text`` takes: 2 for a wide character (実験, most emoji), 0 for a
     combining mark, else 1; an emoji sequence as one glyph, as rich (the dashboard) counts
-    it: a character after a zero-width joiner is part of the one before (👩‍🔬: 2, where 5
+    it: a character after a zero-width joiner that follows an emoji is part of that emoji
+    (👩‍🔬: 2, where 5
     left the rows of ls, results and the queue's preview 3 cells short beside it), a skin
-    tone after an emoji adds nothing, and U+FE0F draws the character before it wide. The
+    tone after an emoji adds nothing, and U+FE0F draws the character before it wide (a
+    joiner after no emoji joins nothing, as a terminal draws it, where rich joins it). The
     standard library's tables: the worker imports this module where rich is not
     installed (the GPU box's bench environment)."""
     cells = last = 0  # last: the cells of the glyph counted last
-    joined = False
+    joined = emoji = False  # emoji: the glyph counted last is one (a joiner may follow)
     for c in text:
-        if joined or c == ZERO_WIDTH_JOINER:
-            joined = c == ZERO_WIDTH_JOINER  # the character after it joins the glyph
+        if joined:  # the character after a joiner that follows an emoji: the same glyph
+            joined = False
+            continue
+        if c == ZERO_WIDTH_JOINER:
+            # Only an emoji joins the next character: one at the start, or between letters
+            # (実‍x), took the next character's cells away, where a terminal draws it.
+            joined = emoji
             continue
         if c == EMOJI_PRESENTATION:
             cells, last = cells + 2 - last if last else cells, 2 if last else 0
+            emoji = bool(last)
             continue
         if ord(c) in SKIN_TONES and last == 2:
             continue
         if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me"):
             continue
         last = 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        emoji = unicodedata.category(c) == "So"
         cells += last
     return cells
 

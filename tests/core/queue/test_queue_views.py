@@ -419,6 +419,21 @@ def test_cell_len_counts_an_emoji_sequence_as_rich_does(text: str) -> None:
     assert cell_len(text) == rich_cell_len(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "cells"),
+    [("\u200dabc", 3), ("a\u200db", 2), ("\u5b9f\u200dx", 3), ("\u200d\U0001f469", 2),
+     ("ab\u200d", 2), ("\U0001f469\U0001f3fd\u200d\U0001f52c", 2)],
+)  # fmt: skip
+def test_cell_len_joins_only_after_an_emoji(text: str, cells: int) -> None:
+    # A joiner joined whatever came after it: a name starting with one (or one between
+    # letters, 実‍x) lost its next character's cells (\u200dabc: 2), and its ls row was
+    # padded short; a terminal draws those characters. rich counts them so too, but ls
+    # and results print without rich, and only an emoji sequence joins into one glyph.
+    from core.queue.views import cell_len
+
+    assert cell_len(text) == cells
+
+
 def test_markdown_lines_up_an_emoji_sequence() -> None:
     from rich.cells import cell_len
 
