@@ -10,6 +10,10 @@ from the database, as ``systemctl stop`` and ``docker stop`` return once the ser
 is down: what a worker does with a run is known only once it has done it (a signal
 after the run's last step, before its end was written, reads "goes back to the queue"
 and the run then succeeds). ``--no-wait`` says at once what is likely, as far as known.
+
+Exit status (``stop && next-step``): 0 once every process signalled has exited, or with
+``--no-wait`` (which promised nothing); ``STILL_RUNNING`` when one is still running after
+the wait, or could not be signalled.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from resconv_tui.cli import add_db_option, db_url, open_repo
 DEFAULT_WAIT_S = 60
 MAX_WAIT_S = 3600
 WAIT_POLL_S = 0.1
+# A worker is still running after --wait, or could not be signalled: the workers are
+# not known to be down.
+STILL_RUNNING = 1
 
 if TYPE_CHECKING:
     from core.queue import Repo, RunRow, RunStatus, WorkerRow
@@ -40,7 +47,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="stop this machine's workers after their current step (runs go back to the queue)",
         description="Send each live worker process of this machine one SIGTERM: it "
         "finishes its step, puts its run back in the queue and exits. Then wait for them to "
-        "exit (--wait) and say how each of their runs ended.",
+        "exit (--wait) and say how each of their runs ended. Exit status: 0 once all have "
+        f"exited (or with --no-wait), {STILL_RUNNING} if one is still running after the wait "
+        "or could not be signalled.",
     )
     parser.add_argument(
         "--now", action="store_true",
@@ -148,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
             ended = ended_meanwhile(repo, gone)
         held = [both[i] for i in sorted(both) if i not in ended]
     said = []
+    left: list[int] = []  # of signalled, those still alive after the wait
     now_ones = [pid for pid in signalled if pid in asked_before]
     first = [pid for pid in signalled if pid not in asked_before]
     if first:
@@ -204,8 +214,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{but}{final_pass_said(finishing)}, then {then} will likely succeed")
     if failed:
         print(f"could not signal worker {ids_of('pid', failed)} (another user's process?)")
-        return 1
-    return 0
+        return STILL_RUNNING
+    return STILL_RUNNING if left else 0
 
 
 def still_alive(launcher: WorkerLauncher, pids: list[int], wait_s: float) -> list[int]:

@@ -1097,6 +1097,22 @@ def test_stop_waits_for_its_workers_then_says_what_is_likely_of_one_still_at_it(
         assert 1 <= time.monotonic() - started < 10
 
 
+def test_stop_exits_non_zero_while_a_worker_it_signalled_is_still_running(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `stop && next-step` went on with the worker still training: stop exited 0 after
+    # "still running after 1 s". Down within the wait: 0; --no-wait promised nothing: 0.
+    cli(capsys, "queue", "sweep.yml")
+    with worker_in_final_pass() as (pid, _run_id):
+        assert cli(capsys, "stop", "--wait", "1")[0] == 1
+    with worker_in_final_pass() as (pid, _run_id):
+        assert cli(capsys, "stop", "--no-wait")[0] == 0
+    with worker_in_final_pass() as (pid, _run_id):
+        around_the_signal(monkeypatch, after=lambda: os.kill(pid, signal.SIGKILL))
+        code, out, _ = cli(capsys, "stop", "--wait", "5")
+        assert (code, f"worker pid {pid} stopped" in out) == (0, True)
+
+
 def test_stop_says_a_run_its_worker_left_running_on_its_way_out_and_how_to_retry_it(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
