@@ -69,6 +69,30 @@ def process_alive(pid: int) -> bool:
     return state != "Z"
 
 
+def slot_supervisor(pid: int) -> int | None:
+    """The pid of the ``worker --slots K`` supervisor (``core.slots``) whose slot process
+    ``pid`` is, while it is still that slot's parent; None for any other process (a plain
+    worker, thread slots, a slot whose supervisor died), or where /proc cannot tell.
+
+    The supervisor has no worker row (only its slots do): it is the slot's parent, and
+    it is known to be one because it named itself (``SUPERVISOR_ENV``, its own pid) in
+    the environment it started the slot with. A parent pid alone could be anything a
+    worker was started from (a shell, the dashboard, a process manager)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:  # gone, another user's, or no /proc (macOS)
+        return None
+    try:  # after the name in parentheses (which may hold spaces): state, then ppid
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+    except (IndexError, ValueError):
+        return None
+    named = f"{SUPERVISOR_ENV}={parent}".encode()
+    if parent <= 1 or named not in environ.split(b"\0"):
+        return None
+    return parent
+
+
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # Its own signal, not SIGTERM: the kernel sends it once per thread of the dying parent
 # (it came twice from a killed supervisor, which a slot took for "exit at once"). The

@@ -11,6 +11,11 @@ is down: what a worker does with a run is known only once it has done it (a sign
 after the run's last step, before its end was written, reads "goes back to the queue"
 and the run then succeeds). ``--no-wait`` says at once what is likely, as far as known.
 
+The slots of ``worker --slots K`` (processes) have a supervisor with no worker row of its
+own: it exits seconds after its last slot (it records what each left). Stop waits for it
+too, found as the slots' parent (``core.processes.slot_supervisor``), so "stopped" means
+every process of the worker is gone.
+
 Exit status (``stop && next-step``): 0 once every process signalled has exited, or with
 ``--no-wait`` (which promised nothing); ``STILL_RUNNING`` when one is still running after
 the wait, or could not be signalled.
@@ -32,8 +37,8 @@ from resconv_tui.cli import add_db_option, db_url, open_repo
 DEFAULT_WAIT_S = 60
 MAX_WAIT_S = 3600
 WAIT_POLL_S = 0.1
-# A worker is still running after --wait, or could not be signalled: the workers are
-# not known to be down.
+# A worker (or a slots' supervisor) is still running after --wait, or could not be
+# signalled: the workers are not known to be down.
 STILL_RUNNING = 1
 
 if TYPE_CHECKING:
@@ -86,6 +91,7 @@ def wait_seconds(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.processes import slot_supervisor
     from core.queue.db import TRY_AGAIN_WHEN_FREE, describe, is_new_file, sqlite_path
     from core.queue.errors import NoDatabase, QueueError
     from core.queue.views import back_to_queue_said, cancelling_said, final_pass_said, ids_of
@@ -129,7 +135,12 @@ def run(args: argparse.Namespace) -> int:
     # milliseconds), and a read after it found none and said "it was idle".
     targets = {w.id for w in live if w.pid in pids}
     held = held_runs(repo, targets)
+    # Looked up before the signal too: a slot that exits at once has no parent to read.
+    supervisor_of = {pid: slot_supervisor(pid) for pid in pids}
     signalled = [pid for pid in pids if launcher.stop(pid)]
+    # Not signalled itself: it exits once its slots have (a signal to it would be
+    # forwarded, reaching each slot twice); waited for below.
+    supervisors = sorted({p for pid in signalled if (p := supervisor_of[pid]) is not None})
     failed = [pid for pid in pids if pid not in signalled]
     # Said at once in the rows (their heartbeat says so within seconds too): a second
     # `stop` right after this one must not send the "exit at once" signal by accident.
@@ -157,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
             ended = ended_meanwhile(repo, gone)
         held = [both[i] for i in sorted(both) if i not in ended]
     said = []
-    left: list[int] = []  # of signalled, those still alive after the wait
+    left: list[int] = []  # of signalled and supervisors, those still alive after the wait
     now_ones = [pid for pid in signalled if pid in asked_before]
     first = [pid for pid in signalled if pid not in asked_before]
     if first:
@@ -172,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         pid_of = {w.id: w.pid for w in live if w.pid in signalled}
         watched = sorted(i for i, run in both.items() if run.worker_id in pid_of)
         try:
-            left = still_alive(launcher, signalled, args.wait)
+            left = still_alive(launcher, signalled + supervisors, args.wait)
         except KeyboardInterrupt:  # "interrupted" alone read as if the stop was called off
             its = "its" if len(signalled) == 1 else "their"
             print(
@@ -183,9 +194,10 @@ def run(args: argparse.Namespace) -> int:
             return 130
         print(
             after_the_wait(
-                repo, watched, pid_of, signalled, set(now_ones), left, args.wait, held is not None
+                repo, watched, pid_of, signalled, supervisors, set(now_ones), left, args.wait,
+                held is not None,
             )
-        )
+        )  # fmt: skip
     elif said and held is None:
         print("; ".join(said))
     elif said and held is not None:
@@ -235,6 +247,7 @@ def after_the_wait(
     watched: list[int],
     pid_of: dict[str, int],
     signalled: list[int],
+    supervisors: list[int],
     told_now: set[int],
     left: list[int],
     wait_s: int,
@@ -242,18 +255,25 @@ def after_the_wait(
 ) -> str:
     """How the runs the workers signalled held (``watched``, by id; ``pid_of``: each
     such worker's pid by its id) ended, each read now from the database; of those whose
-    own worker is still at it (``left``: the pids of ``signalled`` still alive after
-    ``wait_s``), what is likely, as ``--no-wait`` says (``told_now``: the pids told to
-    exit at once, which put even a final pass's run back)."""
+    own worker is still at it (``left``: the pids of ``signalled`` and of their slots'
+    ``supervisors`` still alive after ``wait_s``), what is likely, as ``--no-wait`` says
+    (``told_now``: the pids told to exit at once, which put even a final pass's run back)."""
     from core.queue import RunStatus
     from core.queue.errors import QueueError, UnknownRun
     from core.queue.views import back_to_queue_said, cancelling_said, final_pass_said, ids_of
 
     said = []
-    if exited := [pid for pid in signalled if pid not in left]:
-        said.append(f"worker {ids_of('pid', exited)} stopped")
-    if left:  # never killed: a final pass let finish, a stalled step (`stop --now`)
-        said.append(f"worker {ids_of('pid', left)} still running after {wait_s} s")
+    exited = [pid for pid in signalled if pid not in left]
+    # A supervisor exits only after all its slots: one down follows slots down.
+    down = [pid for pid in supervisors if pid not in left]
+    if exited:
+        also = f" and {supervised(down)}" if down else ""
+        said.append(f"worker {ids_of('pid', exited)}{also} stopped")
+    # Never killed: a final pass let finish, a stalled step (`stop --now`).
+    if still := [pid for pid in signalled if pid in left]:
+        said.append(f"worker {ids_of('pid', still)} still running after {wait_s} s")
+    if up := [pid for pid in supervisors if pid in left]:
+        said.append(f"{supervised(up)} still running after {wait_s} s")
     if not read:  # the runs could not be read before the signal (said on stderr)
         return "; ".join(said)
     how: dict[str, list[int]] = {}
@@ -301,6 +321,15 @@ def after_the_wait(
         then = "it" if len(finishing) == 1 else "they"
         line += f"\n{final_pass_said(finishing)}, then {then} will likely succeed"
     return line
+
+
+def supervised(pids: list[int]) -> str:
+    """``their --slots supervisor pid 40``: the supervisors of the slots just named."""
+    from core.queue.views import ids_of
+
+    if len(pids) == 1:
+        return f"their --slots supervisor {ids_of('pid', pids)}"
+    return f"their --slots supervisors {ids_of('pid', pids)}"
 
 
 def orphaned_said(ids: list[int]) -> str:

@@ -526,6 +526,24 @@ def test_slots_stop_and_put_their_runs_back_when_their_supervisor_is_killed(env:
     assert "second signal" not in env.output()
 
 
+def test_stop_waits_for_the_slots_supervisor_too(env: Env) -> None:
+    # `stop` waited for the slot processes alone (the supervisor has no worker row) and
+    # said "worker pids ... stopped" with the supervisor up for seconds more, recording
+    # what each slot left ("all slots stopped" came later in its log).
+    env.cli("queue", str(env.sweep("packed", "max_inputs: 10000000\nseeds: 2\n")))
+    worker = slot_worker(env, "processes")
+    # Both slots have their rows and runs: all `stop` needs (importing torch takes long
+    # on a busy machine, hence the bound).
+    claimed = lambda: [r.status for r in env.repo().list_runs()] == [S.RUNNING] * 2  # noqa: E731
+    wait_for(claimed, 120, "both slots to claim a run", env)
+    slots = sorted(w.pid for w in env.repo().list_workers())
+    said = env.cli("stop", "--wait", "60")  # asserts exit status 0: all down
+    assert worker.poll() == 0, env.output()  # gone when stop returns, not seconds later
+    assert "all slots stopped" in env.output()
+    assert f"worker pids {slots[0]}, {slots[1]} and their --slots supervisor pid " in said
+    assert f"supervisor pid {worker.pid} stopped" in said
+
+
 def test_stack_trains_seeds_as_one_model_with_the_figures_of_separate_runs(env: Env) -> None:
     # 3 seeds of one cell and a run of another config: the seeds train as one stack,
     # the other alone; each seed's validation loss is what training it alone gives.

@@ -258,3 +258,27 @@ def test_a_password_in_the_url_stays_off_the_slots_command_lines(
     assert seen["env"] == url
     plain = "postgresql+psycopg://u@db.example/runs"
     assert ["--db", plain] == slots.slot_command(args, plain, slots.Slot(1, 2))[3:5]
+
+
+@pytest.mark.parametrize(("named", "found"), [("parent", True), (None, False), ("other", False)])
+def test_a_slot_s_supervisor_is_its_parent_only_where_the_slot_names_it(
+    named: str | None, found: bool
+) -> None:
+    # `stop` waits for a slots' supervisor (it has no worker row) as the slot's parent:
+    # only a parent that named itself in the slot's environment, not any worker's parent
+    # (a shell, the dashboard).
+    import os
+    import sys
+
+    from core.processes import SUPERVISOR_ENV, slot_supervisor
+
+    env = {k: v for k, v in os.environ.items() if k != SUPERVISOR_ENV}
+    if named is not None:
+        env[SUPERVISOR_ENV] = str(os.getpid() if named == "parent" else os.getpid() + 1)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], env=env)
+    try:
+        assert slot_supervisor(child.pid) == (os.getpid() if found else None)
+    finally:
+        child.kill()
+        child.wait()
+    assert slot_supervisor(child.pid) is None  # gone
