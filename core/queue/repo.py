@@ -676,6 +676,10 @@ class Repo:
 
     def _back_to_queue(self, run_id: int, worker_id: str, values: dict[str, Any]) -> bool:
         with self._write() as conn:
+            if tried_again() and _left_so(conn, run_id, RunStatus.QUEUED, None):
+                # The refused try's went through (as in ``requeue``): not "no longer this
+                # worker's", and its attempt not given back twice.
+                return True
             self._revive(conn, worker_id, [run_id])
             return self._to_queue(conn, run_id, worker_id, values)
 

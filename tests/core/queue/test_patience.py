@@ -148,7 +148,9 @@ def test_a_claim_whose_commit_went_through_unheard_is_not_claimed_twice(
     assert later is not None and later.id == stack + 1
 
 
-@pytest.mark.parametrize("verb", ["finish", "fail", "mark_cancelled", "requeue", "requeue-cancel"])
+@pytest.mark.parametrize(
+    "verb", ["finish", "fail", "mark_cancelled", "requeue", "requeue-cancel", "put_back"]
+)
 def test_a_run_s_end_whose_commit_went_through_unheard_counts_as_recorded(
     repo: Repo, monkeypatch: pytest.MonkeyPatch, clock: FakeClock, verb: str
 ) -> None:
@@ -170,6 +172,10 @@ def test_a_run_s_end_whose_commit_went_through_unheard_counts_as_recorded(
         expected = RunStatus.CANCELLED
     elif verb == "requeue":  # "it is no longer this worker's run", it said
         assert repo.requeue(run.id, worker) == RunStatus.QUEUED
+        expected = RunStatus.QUEUED
+    elif verb == "put_back":  # "(run N no longer this worker's)", it said; no attempt lost twice
+        assert repo.put_back(run.id, worker) is True
+        assert repo.get_run(run.id).attempts == 0
         expected = RunStatus.QUEUED
     else:  # stopped with a cancel asked for: it ends cancelled
         repo.request_cancel([run.id])
