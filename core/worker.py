@@ -24,7 +24,9 @@ The one place that joins the queue and training. Deliberately boring:
   next claim: the interruption was not the run's fault) and exits with status 0.
   Asked while its database is locked or away, it tries to give the run back for up to
   ``GIVE_BACK_S`` (``Worker.stopped_in_outage``); refused all that time, it exits 2,
-  the run left to be found lost.
+  the run left to be found lost. A run trained to the end whose "succeeded" write was
+  refused is written as finished instead, within the same time, and given back only
+  if that write is still refused.
   A second signal puts the run back to ``queued`` as best it can within 2 s and
   exits at once with status 130 (``os._exit``: no cleanup that could hang).
   The same from the worker's first moments: signals that come while it imports the
@@ -55,6 +57,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -175,6 +178,10 @@ class Worker:
         )  # fmt: skip
         self.current: list[int] = []  # claimed runs not ended yet: a second signal puts them back
         self.folders: dict[int, Path] = {}  # the checkpoint folders of the runs training
+        # Runs trained to the end whose "succeeded" write has not gone through yet: their
+        # figures and what to say. A stop while the database refuses that write records
+        # them finished (give_back_quietly) rather than queue them to train again.
+        self.finishing: dict[int, tuple[FinalFigures, str]] = {}
         self.runs_done = 0
         flags.on_second = self.exit_now
 
@@ -233,10 +240,10 @@ class Worker:
                 if self.stopped_in_outage(reason):
                     return self.runs_done
                 raise
-            back, refused = self.give_back_quietly()
-            runs = f"; {ids_of('run', back)} back in the queue" if back else ""
-            if refused:
-                runs += f"; {ids_of('run', refused)} not given back: found lost later"
+            gave = self.give_back_quietly()
+            runs = gave.said("")
+            if gave.refused:
+                runs += f"; {ids_of('run', gave.refused)} not given back: found lost later"
             say(f"stopping on a database error after {self.runs_done} run(s){runs}")
             raise
         except Exception as exc:  # a bug outside any run's training: stop, and say so
@@ -479,20 +486,25 @@ class Worker:
         if recorder.stopped_by_signal:  # queued again, or cancelled if someone asked
             status = self.repo.requeue(run.id, self.id, figures)
             if status == RunStatus.CANCELLED:
-                self.ended(run, True, "cancelled (asked for before the worker was stopped)")
+                self.ended(run.id, True, "cancelled (asked for before the worker was stopped)")
             elif status == RunStatus.QUEUED:
                 say(f"run {run.id}: interrupted, queued again")
             else:
                 say(f"run {run.id}: interrupted; it is no longer this worker's run")
         elif result.stopped:  # cancelled, or no longer its run (another worker has it)
             recorded = self.repo.mark_cancelled(run.id, self.id, figures)
-            self.ended(run, recorded, "cancelled" if recorded else "stopped")
+            self.ended(run.id, recorded, "cancelled" if recorded else "stopped")
         elif figures.validation_loss is None:
             self.end_failed(run, "validation loss is not finite (NaN/inf)")
         else:
             loss, minutes = result.validation_loss, result.wall_seconds / 60
+            what = f"succeeded, validation loss {loss:.6g} in {minutes:.2f} min"
+            # Left here if this write raises: a stop then tries it again before it would
+            # queue the run, whose whole training would otherwise be done again.
+            self.finishing[run.id] = (figures, what)
             recorded = self.repo.finish(run.id, self.id, figures)
-            self.ended(run, recorded, f"succeeded, validation loss {loss:.6g} in {minutes:.2f} min")
+            del self.finishing[run.id]
+            self.ended(run.id, recorded, what)
         self._let_go(run)
 
     def end_failed(self, run: RunRow, message: str, inputs_done: int | None = None) -> None:
@@ -501,7 +513,7 @@ class Worker:
         folder = self.folders.get(run.id)
         path = str(folder) if folder else None
         figures = FinalFigures(checkpoint_path=path, inputs_done=inputs_done)
-        self.ended(run, self.repo.fail(run.id, self.id, message, figures), f"failed: {message}")
+        self.ended(run.id, self.repo.fail(run.id, self.id, message, figures), f"failed: {message}")
         self._let_go(run)
 
     def _let_go(self, run: RunRow) -> None:
@@ -509,12 +521,12 @@ class Worker:
             self.current.remove(run.id)
         self.folders.pop(run.id, None)
 
-    def ended(self, run: RunRow, recorded: bool, what: str) -> None:
+    def ended(self, run_id: int, recorded: bool, what: str) -> None:
         self.runs_done += 1
         if recorded:
-            say(f"run {run.id}: {what}")
+            say(f"run {run_id}: {what}")
         else:  # recovered as lost or removed meanwhile: its row is someone else's now
-            say(f"run {run.id}: {what}, but it is no longer this worker's run: not recorded")
+            say(f"run {run_id}: {what}, but it is no longer this worker's run: not recorded")
 
     def checkpoint_dir(self, run: RunRow) -> Path:
         """``run-ID`` in its experiment's folder, or ``run-ID-2`` where another database's
@@ -541,13 +553,17 @@ class Worker:
         thread (the main one, whose signal handlers run only between its bytecodes) is
         not held in a driver call for a whole busy timeout."""
         runs = list(self.current)
+        finishing = [run_id for run_id in runs if run_id in self.finishing]
+        others = [run_id for run_id in runs if run_id not in self.finishing]
+        tasks = [f"to record {ids_of('run', finishing)} as finished"] if finishing else []
+        tasks += [f"to give {ids_of('run', others)} back"] if others else []
         if runs:
             say(
-                f"asked to stop; the database is {reason}: trying to give "
-                f"{ids_of('run', runs)} back for up to {GIVE_BACK_S:g} s"
+                f"asked to stop; the database is {reason}: trying "
+                f"{' and '.join(tasks)} for up to {GIVE_BACK_S:g} s"
             )
         self.repo.outage.then = "giving the runs back"
-        outcome: list[tuple[list[int], list[int]]] = []
+        outcome: list[GivenBack] = []
         deadline = time.monotonic() + GIVE_BACK_S if runs else None
         tries = threading.Thread(
             target=lambda: outcome.append(self.give_back_quietly(deadline)), daemon=True
@@ -555,8 +571,9 @@ class Worker:
         tries.start()
         while tries.is_alive():
             tries.join(IDLE_SLICE_S)
-        back, refused = outcome[0] if outcome else ([], runs)
-        said = f"; {ids_of('run', back)} back in the queue" if back else ""
+        gave = outcome[0] if outcome else GivenBack(refused=runs)
+        said = gave.said(f" within {GIVE_BACK_S:g} s")
+        refused = gave.refused
         if refused:
             said += (
                 f"; {ids_of('run', refused)} not given back within {GIVE_BACK_S:g} s: "
@@ -567,13 +584,15 @@ class Worker:
         say(f"stopped after {self.runs_done} run(s){said}")
         return True
 
-    def give_back_quietly(self, deadline: float | None = None) -> tuple[list[int], list[int]]:
+    def give_back_quietly(self, deadline: float | None = None) -> GivenBack:
         """Put the current runs back in the queue and mark this worker stopped; never
-        raises. Returns the runs the queue took back (not one cancelled meanwhile or no
-        longer this worker's), and those the database refused to take. Each verb is
-        tried once, or (``deadline``, a ``time.monotonic()``) again while the database
-        refuses it for a reason that passes, until then."""
-        back, refused = [], []
+        raises. A run trained to the end whose "succeeded" write was refused
+        (``finishing``) is written finished first, and goes back only if that is refused
+        again. Returns what went where (``GivenBack``). Each verb is tried once, or
+        (``deadline``, a ``time.monotonic()``) again while the database refuses it for a
+        reason that passes, until then."""
+        gave = GivenBack()
+        back, refused = gave.back, gave.refused
         with contextlib.ExitStack() as patience:
             if deadline is None:  # on a database error it was patient already: no second wait
                 patience.enter_context(at_once())
@@ -585,6 +604,11 @@ class Worker:
                     self.repo.reconnect_s = max(0.0, deadline - time.monotonic())
 
             for run_id in list(self.current):
+                if run_id in self.finishing and self.finished_now(run_id, by_deadline):
+                    gave.finished.append(run_id)
+                    continue
+                if run_id in self.finishing:
+                    gave.unfinished.append(run_id)
                 try:
                     by_deadline()
                     if self.repo.requeue(run_id, self.id) == RunStatus.QUEUED:
@@ -598,7 +622,47 @@ class Worker:
             if not refused:
                 by_deadline()
                 _quietly(self.repo.update_worker, self.id, state="stopped")
-        return back, refused
+        return gave
+
+    def finished_now(self, run_id: int, by_deadline: Callable[[], None]) -> bool:
+        """Write ``run_id``, trained to the end, as succeeded (``finishing``); whether
+        the database took the write (a run no longer this worker's is said so, and
+        counts as done with: there is nothing to give back)."""
+        figures, what = self.finishing[run_id]
+        try:
+            by_deadline()
+            recorded = self.repo.finish(run_id, self.id, figures)
+        except Exception:  # refused still: the caller gives the run back instead
+            return False
+        del self.finishing[run_id]
+        if run_id in self.current:
+            self.current.remove(run_id)
+        self.ended(run_id, recorded, what)
+        return True
+
+
+@dataclass
+class GivenBack:
+    """What ``Worker.give_back_quietly`` did with the worker's runs."""
+
+    finished: list[int] = field(default_factory=list)  # trained to the end: now recorded so
+    unfinished: list[int] = field(default_factory=list)  # trained to the end, that write refused
+    back: list[int] = field(default_factory=list)  # back in the queue
+    refused: list[int] = field(default_factory=list)  # the database took neither: still running
+
+    def said(self, within: str) -> str:
+        """What happened to the runs, as said after "stopped after N run(s)" (not the
+        refused ones: each caller says what becomes of them); ``within``: how long the
+        finishing writes were tried, as " within 30 s" (or "")."""
+        said = f"; {ids_of('run', self.finished)} recorded as finished" if self.finished else ""
+        unrecorded = [run_id for run_id in self.back if run_id in self.unfinished]
+        if unrecorded:
+            said += (
+                f"; {ids_of('run', unrecorded)} not recorded as finished{within}: back in the queue"
+            )
+        if plain := [run_id for run_id in self.back if run_id not in self.unfinished]:
+            said += f"; {ids_of('run', plain)} back in the queue"
+        return said
 
 
 IDLE_SLICE_S = 0.1  # an idle wait is slept in slices this long: a signal ends it promptly

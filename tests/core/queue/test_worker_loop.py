@@ -736,7 +736,7 @@ def test_a_second_signal_while_unstarted_runs_go_back_gives_them_back(
     # worker, found by no one.
     ids = repo.enqueue(tiny_runs(2)).added_ids
     worker = make_worker(repo, fake_trainer(), tmp_path)
-    given_back: list[tuple[list[int], list[int]]] = []
+    given_back: list[worker_module.GivenBack] = []
     worker.flags.on_second = lambda: given_back.append(worker.give_back_quietly())
     real_put_back = repo.put_back
     after_each_claim(monkeypatch, repo, "claim", lambda _: worker.flags.note(signal.SIGTERM, 0.0))
@@ -747,7 +747,7 @@ def test_a_second_signal_while_unstarted_runs_go_back_gives_them_back(
 
     monkeypatch.setattr(repo, "put_back", signalled_again)
     assert worker.loop() == 0
-    assert given_back == [([ids[0]], [])]
+    assert given_back == [worker_module.GivenBack(back=[ids[0]])]
     runs = [repo.get_run(i) for i in ids]
     assert [(r.status, r.worker_id) for r in runs] == [(S.QUEUED, None)] * 2
 
@@ -1719,6 +1719,63 @@ def test_a_stop_while_the_database_stays_away_leaves_the_run_to_be_found_lost(
     assert row.state != "stopped"
     said = capsys.readouterr().out
     assert f"run {run_id} not given back within 2 s: found lost later" in said
+
+
+def test_a_stop_while_its_finish_is_refused_records_the_run_finished_once_it_is_back(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Trained to the end, its "succeeded" write refused (a lock, a server restarting) as
+    # a stop came: the run went back to the queue and was trained again from scratch.
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+    repo.reconnect_s = worker_module.RECONNECT_S
+    real_finish, why = repo.finish, []
+
+    def finish(*args: Any) -> bool:
+        if not why:  # asked to stop as the last write starts; the database goes
+            worker.flags.signals = 1
+            why.append(away_until(repo, monkeypatch, 2.5))
+        return real_finish(*args)
+
+    monkeypatch.setattr(repo, "finish", finish)
+    worker = make_worker(repo, fake_trainer(), tmp_path)
+    assert worker.loop() == 1  # a stop, not a database error; the run ended
+    run = repo.get_run(run_id)
+    assert (run.status, run.validation_loss, run.inputs_done) == (S.SUCCEEDED, 0.25, 6400)
+    assert run.attempts == 1
+    assert [w.state for w in repo.list_workers(include_gone=True)] == ["stopped"]
+    said = capsys.readouterr().out
+    assert (
+        f"asked to stop; the database is {why[0]}: trying to record run {run_id} as "
+        "finished for up to 30 s" in said
+    )
+    assert f"run {run_id}: succeeded, validation loss 0.25" in said
+    assert f"stopped after 1 run(s); run {run_id} recorded as finished" in said
+
+
+def test_a_finish_still_refused_at_a_stop_gives_the_run_back_and_says_so(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The finishing write refused all GIVE_BACK_S long, the database taking other writes:
+    # the run goes back to the queue as before, and the log says it was not recorded.
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+    repo.reconnect_s = worker_module.RECONNECT_S
+    monkeypatch.setattr(worker_module, "GIVE_BACK_S", 1.0)
+    locked = OperationalError("update", {}, sqlite3.OperationalError("database is locked"))
+
+    def finish(*args: Any) -> bool:
+        worker.flags.signals = 1
+        raise QueueError("the database refused the write") from locked
+
+    monkeypatch.setattr(repo, "finish", finish)
+    worker = make_worker(repo, fake_trainer(), tmp_path)
+    assert worker.loop() == 0
+    run = repo.get_run(run_id)
+    assert (run.status, run.worker_id, run.attempts) == (S.QUEUED, None, 1)
+    said = capsys.readouterr().out
+    assert (
+        f"stopped after 0 run(s); run {run_id} not recorded as finished within 1 s: "
+        "back in the queue" in said
+    )
 
 
 def test_a_worker_back_from_an_outage_gives_the_others_time_to_come_back(
