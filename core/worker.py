@@ -604,6 +604,12 @@ class Worker:
                     self.repo.reconnect_s = max(0.0, deadline - time.monotonic())
 
             for run_id in list(self.current):
+                if refused and deadline is not None and time.monotonic() >= deadline:
+                    # The database refused a run all this time: no try begun past the
+                    # deadline (each waits a busy timeout, 15 s, on SQLite), or a stack of
+                    # 4 kept a stopping worker 76 s, past `stop`'s 60 s wait.
+                    refused.append(run_id)
+                    continue
                 if run_id in self.finishing and self.finished_now(run_id, by_deadline):
                     gave.finished.append(run_id)
                     continue

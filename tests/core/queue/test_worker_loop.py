@@ -1778,6 +1778,32 @@ def test_a_finish_still_refused_at_a_stop_gives_the_run_back_and_says_so(
     )
 
 
+def test_a_stop_while_the_database_stays_away_begins_no_try_past_the_give_back_time(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stack's runs go back one verb each. Past GIVE_BACK_S each further run still got a
+    # try of its own, each a whole busy timeout (15 s) on SQLite: a stack of 4 held a
+    # stopping worker 76 s, past `stop`'s 60 s wait, where it says "up to 30 s".
+    ids = repo.enqueue(tiny_runs(5)).added_ids
+    repo.reconnect_s = worker_module.RECONNECT_S
+    worker = make_worker(repo, fake_trainer(), tmp_path)
+    worker.current = list(ids)
+    worker.flags.signals = 1
+    why = away_until(repo, monkeypatch, 3600)
+    refusing, began = repo.engine.connect, []
+
+    def slow_refusal() -> Any:  # as a busy timeout waits before it says "locked"
+        began.append(time.monotonic())
+        time.sleep(0.4)
+        return refusing()
+
+    monkeypatch.setattr(repo.engine, "connect", slow_refusal)
+    deadline = time.monotonic() + 1.0
+    gave = worker.give_back_quietly(deadline)
+    assert (gave.back, gave.refused) == ([], list(ids)), why
+    assert began and all(at < deadline for at in began), [at - deadline for at in began]
+
+
 def test_a_worker_back_from_an_outage_gives_the_others_time_to_come_back(
     repo: Repo, tmp_path: Path
 ) -> None:
