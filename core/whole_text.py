@@ -56,11 +56,18 @@ def misread_number_refusal(parser: argparse.ArgumentParser, argv: list[str]) -> 
         if option is not None and option.nargs is None:  # an option of one value
             # Its own type's refusal; an option of any text (type None: `--experiment
             # -inf`) takes it, and is told to be written --opt=VALUE as one whose type does.
+            value: object = arg
             if callable(option.type):
                 try:
-                    option.type(arg)
+                    value = option.type(arg)
                 except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
                     return f"argument {'/'.join(option.option_strings)}: {exc}"
+            if option.choices is not None and value not in option.choices:
+                # argparse's own words: told to write `--order=-inf`, it was then refused
+                # as no choice of --order.
+                choices = ", ".join(map(repr, option.choices))
+                return (f"argument {'/'.join(option.option_strings)}: invalid choice: "
+                        f"{value!r} (choose from {choices})")  # fmt: skip
             # A value its option takes, which argparse reads as an option all the same.
             given = argv[at - 1]
             return f"argument {given}: {shown(arg)} reads as an option: write {given}={arg}"

@@ -1650,6 +1650,9 @@ def test_a_negative_number_argparse_takes_for_an_option_is_said_as_a_number(
         # An option of any text (no type): it was said "'-inf' is not a whole number".
         (["ls", "--experiment", "-inf"],
          "argument --experiment: '-inf' reads as an option: write --experiment=-inf"),
+        # An option of choices: told to write --order=-inf, which it then refused.
+        (["worker", "--order", "-inf"],
+         "argument --order: invalid choice: '-inf' (choose from 'queue', 'largest-first')"),
         # An option abbreviated, as argparse takes it: it was said "not a whole number".
         (["queue", "sweep.yml", "--max-in", "-1e3"],
          "argument --max-inputs: '-1e3' is not a number of inputs (a whole number from 1 to "
