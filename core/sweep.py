@@ -925,11 +925,29 @@ class SpellingClash:
     field: str
     within: bool  # ``other`` is the entry's own, not the sweep's
 
+    @property
+    def key_named(self) -> str:
+        """``key`` as a message names it: a pair's half as the pair ('ks1/ks2'), since
+        the entry sets the field through both halves, not through 'ks1' alone."""
+        return spelling_named(self.key)
+
+    @property
+    def other_named(self) -> str:
+        """``other`` as a message names it (``key_named``'s rule)."""
+        return spelling_named(self.other)
+
     def __str__(self) -> str:
         where = "itself" if self.within else "the sweep"
         entry = f"include entry {self.number} {flow_text(self.entry)}"
-        return (f"{entry} sets '{self.field}' as '{self.key}', and {where} as "
-                f"'{self.other}': one run cannot take both")  # fmt: skip
+        return (f"{entry} sets '{self.field}' as '{self.key_named}', and {where} as "
+                f"'{self.other_named}': one run cannot take both")  # fmt: skip
+
+
+def spelling_named(key: str) -> str:
+    """A sweep key as a message about its spelling names it: a half of a pair as the
+    pair ('ks1' -> 'ks1/ks2'), any other key as itself."""
+    halves = next((pair for pair in PAIR_ALIASES.values() if key in pair), None)
+    return "/".join(halves) if halves else key
 
 
 def include_spelling_clash(data: dict[str, Any]) -> SpellingClash | None:

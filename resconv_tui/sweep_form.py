@@ -184,8 +184,8 @@ class KeptInclude:
     def clash_reason(self, clash: SpellingClash) -> str:
         """Why the form's field is refused, said at the field: which entry, which key."""
         entry = f"include entry {clash.number} {flow_text(clash.entry)}"
-        reason = (f"{entry} sets it as '{clash.key}', the form as '{clash.other}': one run "
-                  "cannot take both")  # fmt: skip
+        reason = (f"{entry} sets it as '{clash.key_named}', the form as "
+                  f"'{clash.other_named}': one run cannot take both")  # fmt: skip
         if clash.field in self.unset:
             default = default_texts()[clash.field]
             reason += f"; leave {clash.field} at its default ({default}), as the file does"

@@ -375,8 +375,12 @@ def test_include_written_inside_the_matrix_as_github_does_says_where_it_goes() -
         # An include entry spelling a key two ways was refused at each run it went into,
         # named by the run ('ks1/ks2' and 'kernel_size' both set ...), not by the entry.
         ("name: x\nmatrix:\n  l: [1, 2]\ninclude: [{l: 1, ks1: 3, ks2: 5, kernel_size: 5}]\n",
-         "include entry 1 {l: 1, ks1: 3, ks2: 5, kernel_size: 5} sets 'kernel_size' as 'ks1', "
-         "and itself as 'kernel_size': one run cannot take both"),
+         "include entry 1 {l: 1, ks1: 3, ks2: 5, kernel_size: 5} sets 'kernel_size' as "
+         "'ks1/ks2', and itself as 'kernel_size': one run cannot take both"),
+        # The sweep's pair named as the pair, not by its first half ('ks1').
+        ("name: x\nmatrix:\n  ks1: [3, 5]\n  ks2: [3]\ninclude: [{kernel_size: 7}]\n",
+         "include entry 1 {kernel_size: 7} sets 'kernel_size' as 'kernel_size', and the "
+         "sweep as 'ks1/ks2': one run cannot take both"),
         ("name: x\nbatch_size: 64\nmatrix:\n  l: [1, 2]\ninclude: [{l: 2, bs: 32}]\n",
          "include entry 1 {l: 2, bs: 32} sets 'batch_size' as 'bs', and the sweep as "
          "'batch_size': one run cannot take both"),

@@ -711,8 +711,8 @@ async def test_an_edit_that_spells_a_key_two_ways_with_an_include_entry_names_it
         assert [r.name for r in screen.preview.runs] == ["l-1_ks1-3_ks2-5", "l-2_kernel_size-5"]
         await type_into(pilot, "kernel_size", "5")
         assert screen.preview.errors == {
-            "kernel_size": "include entry 1 {l: 1, ks1: 3, ks2: 5} sets it as 'ks1', the form "
-            "as 'kernel_size': one run cannot take both; leave kernel_size at its default "
+            "kernel_size": "include entry 1 {l: 1, ks1: 3, ks2: 5} sets it as 'ks1/ks2', the "
+            "form as 'kernel_size': one run cannot take both; leave kernel_size at its default "
             "(3), as the file does"
         }
         assert screen.field("kernel_size").has_class("-invalid")
