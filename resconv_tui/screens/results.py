@@ -8,10 +8,8 @@ already read, so they never wait for the database.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from core.queue import RunRow, RunStatus, WorkerRow
 from core.queue import views as v
 from core.run_folders import experiment_folder
 from resconv_tui.context import DashboardContext, ResultsChoices
+from resconv_tui.notice_text import notice_width, path_lines
 from resconv_tui.polling import SettledRuns, held_runs, read_runs, read_workers
 from resconv_tui.screens.columns import ColumnsScreen
 from resconv_tui.screens.seen import on_view
@@ -432,7 +431,7 @@ class ResultsScreen(Screen[None]):
                             severity="error")  # fmt: skip
                 return None
             break
-        shown = _path_lines(path, _notice_width(self.app.size.width))
+        shown = path_lines(path, notice_width(self.app.size.width))
         self.notify(f"exported {v.count_of(len(self.view.rows), 'row')} to\n{shown}")
         return path
 
@@ -453,24 +452,3 @@ class ResultsScreen(Screen[None]):
         )
         yield SystemCommand("Export CSV", "Results (E)", lambda: self.action_export("csv"))
         yield SystemCommand("Back to runs", "Results (esc)", self.app.pop_screen)
-
-
-def _notice_width(screen_width: int) -> int:
-    """The text width of a notice on a screen ``screen_width`` cells wide: Textual's toast
-    is 60 cells, at most half its rack (the screen less 8: 56 cells at 120 columns, 36 at
-    80), less its left border and padding (3)."""
-    return max(min(60, (screen_width - 8) // 2) - 3, 10)
-
-
-def _path_lines(path: Path, width: int) -> str:
-    """``path`` for a notice ``width`` cells wide: relative to the current folder where
-    inside it (the export folder unless set), on lines broken only after a '/'. A notice
-    wraps a long word anywhere: the path broke before its ``.md``, or mid-name."""
-    with contextlib.suppress(ValueError, OSError):  # elsewhere, or the folder is gone
-        path = path.relative_to(Path.cwd())
-    lines = [""]
-    for part in re.findall(r"[^/]*/|[^/]+$", str(path)):
-        if lines[-1] and cell_len(lines[-1] + part) > width:
-            lines.append("")
-        lines[-1] += part
-    return "\n".join(lines)

@@ -37,6 +37,7 @@ from core.queue.views import (
     ids_listed,
     ids_of,
 )
+from resconv_tui.notice_text import notice_width, path_lines
 from resconv_tui.polling import live_workers_of, read_held_runs, silent_for
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.widgets.run_table import RunTable
@@ -472,7 +473,10 @@ class RunActions:
         launched = self.ctx.launcher.start(self.ctx.worker_db_url, options)
         self.ctx.starting = (launched.pid, self.ctx.clock())
         command = " ".join(options.argv())
-        self.notify(f"worker started (pid {launched.pid}, {command}); log: {launched.log_path}")
+        # The log's path on lines of its own, broken only after a '/': a notice wraps a
+        # long word anywhere, and at 80 columns it broke the log's name in two.
+        log = path_lines(launched.log_path, notice_width(self.app.size.width))
+        self.notify(f"worker started (pid {launched.pid}, {command}); log:\n{log}")
         self.watch_launched(launched, self.ctx.launch_watch_s, previous)
         self.refresh_now()
 

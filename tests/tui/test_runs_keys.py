@@ -2221,3 +2221,26 @@ async def test_at_80_columns_the_failures_causes_outlast_the_etas_seconds_and_th
             r"17 runs \(10 shown\)·3 queued·1 running·9 failed \(9 nan\) │ ETA \d+m │ exp=t3-lr",
             line,
         ), line
+
+
+@pytest.mark.parametrize("size", [(120, 36), (80, 24)])
+async def test_the_worker_started_notice_breaks_its_log_path_only_after_a_slash(
+    no_local_worker, app_factory, settle, launcher, tmp_path, size: tuple[int, int]
+) -> None:
+    # At 80 columns the notice wrapped "log: /tmp/.../resconv-worker-2023" and put
+    # "1114-222320.123-4242.log" on the next line: the path could not be copied whole.
+    from textual.geometry import Region
+
+    launcher.log_path = tmp_path / "logs" / "resconv-worker-20231114-222320.123-4242.log"
+    app = app_factory()
+    async with app.run_test(size=size, notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("w", "enter")
+        await settle(pilot)
+        (toast,) = app.screen.query("Toast")
+        drawn = [s.text.strip(" ▌") for s in toast.render_lines(Region(0, 0, toast.size.width, 12))]
+    lines = [line for line in drawn if line]
+    start = next(i for i, line in enumerate(lines) if line.endswith("log:")) + 1
+    path_lines = lines[start:]
+    assert "".join(path_lines) == str(launcher.log_path), repr(drawn)
+    assert all(line.endswith("/") for line in path_lines[:-1]), drawn
