@@ -320,6 +320,14 @@ def why_no_eta(
     return None
 
 
+def status_word(run: RunRow) -> str:
+    """A run's status as the dashboard names it: ``validating`` for a running run whose
+    inputs are all trained (``RunRow.trained_all``: its final pass, samples and
+    checkpoints), else its stored status. The runs table and the run detail both say it,
+    so they agree while the final pass takes its minute."""
+    return "validating" if run.trained_all else str(run.status)
+
+
 def validating_said(eta: float | None) -> str:
     """A run in its final pass, as ``ls`` and ``show --follow`` say it: with the forecast's
     ``eta`` for the pass where there is one."""

@@ -43,6 +43,7 @@ from resconv_tui.polling import (
     read_workers,
     running_ends,
     stalled_runs,
+    status_word,
 )
 from resconv_tui.screens.chart_screen import ChartScreen
 from resconv_tui.widgets.fit_footer import FitFooter
@@ -271,7 +272,8 @@ class RunDetailScreen(ChartScreen):
         val = self.points.get(VAL_LOSS)
         last_val = (val.ys[-1], val.xs[-1]) if val is not None and val.xs else None
         eta = eta_text(run, now, stalled, polled.exited, polled.ends)
-        title = (run.id, run.name, run.experiment, run.status)
+        # status_word: "validating" once every input is trained, a change of its own.
+        title = (run.id, run.name, run.experiment, status_word(run))
         self.show_static("detail-title", title, lambda: title_text(run))
         info = info_made_of(run, now, stalled, last_val, eta)
         self.show_static("detail-info", info, lambda: info_table(run, now, stalled, last_val, eta))

@@ -11,7 +11,7 @@ from rich.text import Text
 from core.queue import RunRow, RunStatus
 from core.queue.views import published
 from resconv_tui.memory_estimate import format_bytes
-from resconv_tui.polling import format_duration, run_rate
+from resconv_tui.polling import format_duration, run_rate, status_word
 from resconv_tui.widgets.folded_name import FoldedName
 
 STATUS_STYLE = {
@@ -55,7 +55,7 @@ def title_text(run: RunRow) -> Text:
     """``Run 7  layers-3_seed-0  (t1-layers-32)  succeeded``, the status in its colour."""
     style = STATUS_STYLE.get(run.status, "")
     return Text.assemble(f"Run {run.id}  ", (run.name, "bold"), f"  ({run.experiment})  ",
-                         (str(run.status), style))  # fmt: skip
+                         (status_word(run), style))  # fmt: skip
 
 
 def timings(run: RunRow, now: float) -> dict[str, str]:
@@ -93,7 +93,8 @@ def info_table(
     ``eta``: a running run's ETA row (``polling.eta_text``: the runs table's and ``ls``'s
     ETA, or why there is none); None: no such row."""
     table = _grid()
-    status = Text(run.status.value, style=STATUS_STYLE.get(run.status, ""))
+    # "validating" at 100% as the runs table says it (it said "running" there).
+    status = Text(status_word(run), style=STATUS_STYLE.get(run.status, ""))
     if stalled:
         status.append(" (stalled: no step for minutes)", style="bold")
     if run.cancel_requested and run.status == RunStatus.RUNNING:

@@ -20,7 +20,7 @@ from textual.widgets.data_table import ColumnKey
 
 from core.queue import RunRow, RunStatus
 from resconv_tui.name_cuts import cut_name, cut_names, name_parts
-from resconv_tui.polling import format_duration, run_rate, shown_eta, silent_for
+from resconv_tui.polling import format_duration, run_rate, shown_eta, silent_for, status_word
 from resconv_tui.widgets.rows_table import RowsTable
 
 COLUMNS = (
@@ -308,18 +308,16 @@ class RunTable(RowsTable):
         rate = run_rate(run, now)
         # ⨯: a cancel asked for and not yet done; a cancelled run has nothing more to say.
         asked = run.cancel_requested and run.status in (RunStatus.RUNNING, RunStatus.QUEUED)
-        status = str(run.status) + (" ⨯" if asked else "")
+        # Its last step is done: the final validation pass (10,000 images), samples and
+        # checkpoints take a while (70 s on a CPU), at "100%" and an ETA of "0s" (now
+        # "—" until a finished run has told how long: ``shown_eta``): "validating".
+        status = status_word(run) + (" ⨯" if asked else "")
         eta = (
             format_duration(shown_eta(run, now, self._ends))
             if run.status == RunStatus.RUNNING
             else ""
         )
         style = str(run.status)
-        if run.trained_all:
-            # Its last step is done: the final validation pass (10,000 images), samples and
-            # checkpoints take a while (70 s on a CPU), at "100%" and an ETA of "0s" (now
-            # "—" until a finished run has told how long: ``shown_eta``).
-            status = "validating" + status[len("running") :]
         if (silent := silent_for(run, now)) is not None:  # its worker died or hangs
             status, eta = f"{status}?", f"silent {format_duration(silent)}"
         elif run.id in self._stalled and run.status == RunStatus.RUNNING:  # beats, no steps

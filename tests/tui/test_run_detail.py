@@ -560,3 +560,29 @@ async def test_inf_losses_are_left_out_of_the_chart_on_both_scales(
             assert f"loss{scale}: 3 inf/NaN points left out" in text
             assert re.search(r"0\.[0-9]+┤", text) and "10,000" in text
             log_first = not log_first
+
+
+async def test_a_run_in_its_final_pass_is_validating_as_the_runs_table_says(
+    db_url: str, runs: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every input trained, its final pass under way: the runs table said "validating",
+    # the detail's title and status row "running".
+    from resconv_tui.widgets.run_table import RunTable
+
+    run_id = eta_case(db_url, runs["running"], "validating")
+    now = T0 + READ_AT["validating"]
+    monkeypatch.setattr(run_detail, "time", SimpleNamespace(time=lambda: now))
+    repo = Repo.open(db_url)
+    run = repo.get_run(run_id)
+    repo.close()
+    table_says = str(RunTable().cells(run, now, marked=False)[2])
+    assert table_says == "validating"
+    app = ScreenHost(RunDetailScreen(db_url, run_id))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = detail(pilot)
+        title = " ".join(region_lines(app, screen.query_one("#detail-title").content_region))
+        info = region_lines(app, screen.query_one("#detail-info").content_region)
+    assert title.split()[-1] == table_says, title
+    status_row = next(line for line in info if line.split()[:1] == ["status"])
+    assert status_row.split()[1:] == [table_says], info
