@@ -362,8 +362,13 @@ class RunsScreen(RunActions, Screen[None]):
             total += f" ({len(visible)} shown)"
         room = self.query_one("#runs-summary", Static).content_region.width
 
+        # Nothing queued or running: no ETA part, as `status` prints no ETA line then.
+        # "ETA —" said "unknown" both there and where every worker is silent.
+        left = dash.counts.get(RunStatus.QUEUED) or dash.counts.get(RunStatus.RUNNING)
+
         def head(said: list[str], coarse: bool = False) -> str:
-            return "·".join([total, *said, *marked]) + f" │ ETA {self._queue_eta(dash, coarse)}"
+            eta = f" │ ETA {self._queue_eta(dash, coarse)}" if left else ""
+            return "·".join([total, *said, *marked]) + eta
 
         def tail(*, with_eta: bool = True, coarse: bool = False) -> str:
             filters = self._filters_said(dash, with_eta=with_eta, coarse=coarse)
@@ -386,9 +391,9 @@ class RunsScreen(RunActions, Screen[None]):
         # named). The marks stay in every form: a filter that hides a marked run must
         # still say it is marked.
         wide = tail().replace(" │ ", "  │  ", 1)
-        queue_eta = self._queue_eta(dash, False)
+        queue_eta = f"  │  queue ETA {self._queue_eta(dash, False)}" if left else ""
         forms = [
-            " · ".join([total, *detailed, *marked]) + f"  │  queue ETA {queue_eta}{wide}",
+            " · ".join([total, *detailed, *marked]) + f"{queue_eta}{wide}",
             *kept(detailed),
             head(plain) + tail(),
             *kept(pending_why),

@@ -388,6 +388,31 @@ async def test_the_summary_counts_runs_no_worker_will_take(seeded, app_factory, 
         assert re.search(r"ETA — \(2 left queued, workers done in \d+m\d+s\)$", summary), summary
 
 
+@pytest.mark.parametrize("size", [SIZE, (80, 24)])
+async def test_the_summary_has_no_eta_when_nothing_is_left_and_a_dash_when_unknown(
+    seeded, app_factory, settle, db_url, size: tuple[int, int]
+) -> None:
+    # Nothing queued or running read "ETA —", as a queue whose workers are all silent
+    # does: "unknown" for both. Now no ETA part, as `status` prints no ETA line then.
+    path = db_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:  # the workers' runs stay theirs: only quiet
+        conn.execute("UPDATE worker SET last_seen_at = last_seen_at - 3600")
+        conn.execute("UPDATE run SET heartbeat_at = heartbeat_at - 3600")
+    app = app_factory()
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        summary = str(app.screen.query_one("#runs-summary").render())
+        assert re.search(r"│  ?(queue )?ETA —", summary), summary  # silent: unknown
+    with sqlite3.connect(path) as conn:  # every run settled
+        conn.execute("UPDATE run SET status = 'cancelled' WHERE status IN ('queued', 'running')")
+        conn.execute("UPDATE worker SET current_run_id = NULL")
+    app = app_factory()
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        summary = str(app.screen.query_one("#runs-summary").render())
+        assert summary.startswith("8 runs") and "ETA" not in summary, summary
+
+
 async def test_o_orders_rows_as_runs_train(seeded, app_factory, settle, db_url) -> None:
     # By id, "t" or "+" on a queued run changed nothing on screen but a number.
     app = app_factory()
