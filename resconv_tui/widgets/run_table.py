@@ -42,6 +42,12 @@ BAR_WIDTH = 12
 # experiment (the line under the table names the highlighted run's) and cuts long
 # names, so val loss and params are on screen without scrolling.
 NARROW_DROPS = frozenset({"priority", "experiment"})
+# Where even that leaves the names under NARROW_NAME_MIN (60 columns), these go too, in
+# this order, until the rest fits: a column the table cannot hold whole is dropped rather
+# than shown in part (params read "47," and "par" at 60 columns). The rate first (the
+# ETA says the pace's outcome), then the parameter count (fixed per run, in the run's
+# detail), then the ETA; val loss and progress stay longest.
+TIGHT_DROPS = ("rate", "params", "eta", "loss", "progress")
 NARROW_NAME_WIDTH = 18  # the names' width when first narrow (before the table is measured)
 # The least the names get: a wide status or ETA at 80 columns cuts them further, rather
 # than val loss and params scrolling off screen.
@@ -87,26 +93,25 @@ class RunTable(RowsTable):
         self._stalled: frozenset[int] = frozenset()
         self._ends: dict[int, float] = {}
         self.narrow = False
+        self.dropped: frozenset[str] = frozenset()  # columns left out (NARROW_DROPS and more)
         self.name_width = NARROW_NAME_WIDTH  # the name column's width when narrow
         # Narrow: the long names as cut to the column (``cut_names``), made again only
         # when the runs shown or the column's width change.
         self._cut: dict[int, str] = {}  # run id -> its name as cut to the narrow column
         self._named: tuple[int, tuple[tuple[int, str], ...]] = (0, ())  # what _cut is of
         self._parts: dict[int, tuple[str, tuple[str, ...]]] = {}  # run id -> (name, parts)
-        self._position: dict[str, int] = {}  # column key -> index in a run's cells
         self._last: (
             tuple[Sequence[RunRow], float, set[int], frozenset[int], dict[int, float] | None] | None
         ) = None
 
     @property
     def shown_columns(self) -> tuple[tuple[str, str], ...]:
-        return tuple(c for c in COLUMNS if not (self.narrow and c[0] in NARROW_DROPS))
+        return tuple(c for c in COLUMNS if c[0] not in self.dropped)
 
     def on_mount(self) -> None:
         self._add_columns()
 
     def _add_columns(self) -> None:
-        self._position = {key: i for i, (key, _) in enumerate(self.shown_columns)}
         for key, label in self.shown_columns:
             # Narrow: a long run name (l-1_ch-8_seed-0_act-relu) is cut, not pushing the
             # losses off screen; the line under the table has it whole.
@@ -116,20 +121,19 @@ class RunTable(RowsTable):
     def on_resize(self, event: events.Resize) -> None:
         self._fit()
 
-    def _widths(self, run: RunRow, cells: Cells) -> tuple[int, ...]:
+    def _widths(self, run: RunRow, every: Cells) -> tuple[int, ...]:
         """``run``'s width in every column of COLUMNS: its own values for the experiment,
         name and priority (the narrow layout cuts the name, or drops them), the wide bar
-        for progress, its cells (the same in either layout) for the others."""
+        for progress, its cells (``every_cell``: the same in either layout) for the others."""
         # The other cells are digits, ASCII words and one-cell marks (— ● ⨯): len() is
         # their width, and much cheaper than measuring, for 10,000 runs at first sight.
         own = {"experiment": run.experiment, "name": run.name}
-        at = self._position
         return tuple(
             cell_len(own[key]) if key in own
             else len(str(run.priority)) if key == "priority"
             else WIDE_PROGRESS if key == "progress"
-            else len(_plain(cells[at[key]]))
-            for key, _ in COLUMNS
+            else len(_plain(cell))
+            for (key, _), cell in zip(COLUMNS, every, strict=True)
         )  # fmt: skip
 
     def _column_widths(self, ids: Iterable[int]) -> dict[str, int]:
@@ -143,19 +147,27 @@ class RunTable(RowsTable):
         padding = 2 * self.cell_padding
         return sum(max(cell_len(label), widest[key]) + padding for key, label in COLUMNS)
 
-    def _narrow_name_width(self, widest: dict[str, int], room: int) -> int:
-        """The narrow layout's name column: the room the other narrow columns leave (at
-        least NARROW_NAME_MIN), no wider than the longest name. The others are judged with
-        floors (STEADY_WIDTHS), so that an ETA going from "59s" to "1m00s" does not make
-        the table (10,000 rows) again."""
-        narrow = [(key, label) for key, label in COLUMNS if key not in NARROW_DROPS]
-        others = sum(
-            max(cell_len(label), STEADY_WIDTHS.get(key, 0),
-                0 if key == "progress" else widest[key])  # the percentage, not the bar
-            for key, label in narrow if key != "name"
-        )  # fmt: skip
-        padding = 2 * self.cell_padding * len(narrow)
-        return max(NARROW_NAME_MIN, min(widest["name"], room - others - padding))
+    def _narrow_layout(self, widest: dict[str, int], room: int) -> tuple[frozenset[str], int]:
+        """The narrow layout's columns left out and its name column's width: NARROW_DROPS,
+        and TIGHT_DROPS in turn while the others leave the names under NARROW_NAME_MIN;
+        the names get the room left (at least NARROW_NAME_MIN), no wider than the longest
+        name. The others are judged with floors (STEADY_WIDTHS), so that an ETA going from
+        "59s" to "1m00s" does not make the table (10,000 rows) again."""
+        dropped = set(NARROW_DROPS)
+        left = 0
+        for extra in (None, *TIGHT_DROPS):
+            if extra is not None:
+                dropped.add(extra)
+            kept = [(key, label) for key, label in COLUMNS if key not in dropped]
+            others = sum(
+                max(cell_len(label), STEADY_WIDTHS.get(key, 0),
+                    0 if key == "progress" else widest[key])  # the percentage, not the bar
+                for key, label in kept if key != "name"
+            )  # fmt: skip
+            left = room - others - 2 * self.cell_padding * len(kept)
+            if left >= NARROW_NAME_MIN:
+                break
+        return frozenset(dropped), max(NARROW_NAME_MIN, min(widest["name"], left))
 
     def _fit(self, ids: Iterable[int] | None = None) -> bool:
         """Narrow when the whole table would not fit (not before it is laid out); whether
@@ -169,10 +181,12 @@ class RunTable(RowsTable):
         widest = self._column_widths(shown)
         room = self.size.width - self.styles.scrollbar_size_vertical
         narrow = self.size.width > 0 and room < self.wide_width(widest)
-        name_width = self._narrow_name_width(widest, room) if narrow else self.name_width
-        if narrow == self.narrow and name_width == self.name_width:
+        dropped, name_width = (
+            self._narrow_layout(widest, room) if narrow else (frozenset(), self.name_width)
+        )
+        if (narrow, name_width, dropped) == (self.narrow, self.name_width, self.dropped):
             return False
-        self.narrow, self.name_width = narrow, name_width
+        self.narrow, self.name_width, self.dropped = narrow, name_width, dropped
         keep, row = self.highlighted_id, self.cursor_row
         self.clear(columns=True)
         self._made, self._shown = {}, {}
@@ -243,8 +257,11 @@ class RunTable(RowsTable):
         made = self._made.get(run.id)
         if made is not None and made[0] is run and made[1] == marked:
             return made[2]
-        cells = self.cells(run, now, marked)
-        self._made[run.id] = (run, marked, cells, self._widths(run, cells))
+        # Every column's cell measured, the shown ones kept: a column the narrow layout
+        # left out (the rate at 60 columns) still counts when judging whether it fits.
+        every = self.every_cell(run, now, marked)
+        cells = self._shown_cells(every)
+        self._made[run.id] = (run, marked, cells, self._widths(run, every))
         return cells
 
     def _rebuild(self, fresh: dict[int, Cells]) -> None:
@@ -304,6 +321,20 @@ class RunTable(RowsTable):
         return super().refresh(*regions, **kwargs)
 
     def cells(self, run: RunRow, now: float, marked: bool) -> Cells:
+        """``run``'s cells in the columns shown."""
+        return self._shown_cells(self.every_cell(run, now, marked))
+
+    def _shown_cells(self, every: Cells) -> Cells:
+        """``every`` (a cell per COLUMNS entry) less the columns the layout leaves out."""
+        if not self.dropped:
+            return every
+        return tuple(
+            c for (key, _), c in zip(COLUMNS, every, strict=True) if key not in self.dropped
+        )
+
+    def every_cell(self, run: RunRow, now: float, marked: bool) -> Cells:
+        """``run``'s cell in every column of COLUMNS (the name cut where narrow, the bar
+        a percentage)."""
         loss = "—" if run.validation_loss is None else f"{run.validation_loss:.6f}"
         rate = run_rate(run, now)
         # ⨯: a cancel asked for and not yet done; a cancelled run has nothing more to say.
@@ -322,7 +353,7 @@ class RunTable(RowsTable):
             status, eta = f"{status}?", f"silent {format_duration(silent)}"
         elif run.id in self._stalled and run.status == RunStatus.RUNNING:  # beats, no steps
             status, eta, style = "stalled", "no steps", "stalled"
-        every = (
+        return (
             Text("●", style=self._style("mark")) if marked else "",
             str(run.id),
             Text(status, style=self._style(style)),
@@ -334,11 +365,6 @@ class RunTable(RowsTable):
             eta,
             Text(loss, justify="right"),
             Text(f"{run.param_count:,}", justify="right"),
-        )
-        if not self.narrow:
-            return every
-        return tuple(
-            c for (key, _), c in zip(COLUMNS, every, strict=True) if key not in NARROW_DROPS
         )
 
     def _shown_name(self, run: RunRow) -> str:

@@ -1694,7 +1694,9 @@ async def test_at_80_columns_cut_names_keep_what_tells_runs_apart(
         assert names == ["…seed-0…", "…seed-1…", "…seed-2…"], names
 
 
-@pytest.mark.parametrize(("size", "told_apart"), [((80, 24), 8), ((60, 24), 4)])
+# At 60 columns the rate and params columns are left out (TIGHT_DROPS): the names have
+# the room of 80 columns' and are all told apart there too (4 of 8 in 8 cells before).
+@pytest.mark.parametrize(("size", "told_apart"), [((80, 24), 8), ((60, 24), 8)])
 async def test_narrow_names_of_three_swept_keys_stay_told_apart(
     db_url, app_factory, settle, size, told_apart
 ) -> None:
@@ -2269,3 +2271,25 @@ async def test_the_worker_started_notice_breaks_its_log_path_only_after_a_slash(
     path_lines = lines[start:]
     assert "".join(path_lines) == str(launcher.log_path), repr(drawn)
     assert all(line.endswith("/") for line in path_lines[:-1]), drawn
+
+
+@pytest.mark.parametrize("size", [(60, 24), (80, 24), (120, 36)])
+async def test_every_column_the_runs_table_shows_is_whole(
+    seeded, app_factory, settle, size: tuple[int, int]
+) -> None:
+    # At 60 columns the narrow table was still wider than the screen: params showed as
+    # "47," under "par". A column that cannot be whole is left out; 80 columns as before.
+    app = app_factory()
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        shown = table(app)
+        widths = [column.get_render_width(shown) for column in shown.columns.values()]
+        keys = [str(key.value) for key in shown.columns]
+        room = shown.size.width - shown.styles.scrollbar_size_vertical
+        assert sum(widths) <= room, (keys, widths, room)
+        assert {"id", "status", "name", "loss"} <= set(keys), keys
+        if size[0] == 80:
+            narrow = ["mark", "id", "status", "name", "progress", "rate", "eta", "loss", "params"]
+            assert keys == narrow
+        if size[0] == 120:
+            assert not shown.narrow and len(keys) == 11
