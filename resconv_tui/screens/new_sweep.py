@@ -37,7 +37,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Button, Header, Input, Static
 
-from core.errors import ConfigError, ResconvError, SweepError
+from core.errors import ConfigError, ResconvError, SweepError, acts_on_terminal, terminal_safe
 from core.queue import Repo, RunRow
 from core.queue.comparison import settings_apart_in
 from core.queue.db import READER_UPGRADE_WAIT_S, is_new_file
@@ -118,6 +118,24 @@ class NewSweepScreen(Screen[int | None]):
                 base_run.name, base_run.config, dict(base_run.swept), base_run.target
             )
         self._experiment = str(base.pop("experiment", DEFAULT_NAME))
+        # A duplicated run's experiment with control characters (a database edited by
+        # hand: ESC [31m) went into the name field raw, where the terminal acted on it,
+        # and ctrl+s refused it. The field takes it without them, and a notice says so.
+        self._cleaned_note = ""
+        if base_run is not None and (cleaned := without_terminal_controls(self._experiment)):
+            if cleaned != self._experiment:
+                self._cleaned_note = (
+                    f"run {base_run.id}'s experiment '{terminal_safe(self._experiment)}' holds "
+                    f"characters a terminal acts on: the name field has it without them "
+                    f"('{cleaned}')"
+                )
+                self._experiment = cleaned
+        elif base_run is not None:  # nothing but control characters: no name left
+            self._cleaned_note = (
+                f"run {base_run.id}'s experiment '{terminal_safe(self._experiment)}' holds "
+                f"only characters a terminal acts on: the name field has '{DEFAULT_NAME}'"
+            )
+            self._experiment = DEFAULT_NAME
         self._texts = default_texts(base)
         self._order = list(self._texts)  # swept keys of a loaded file go first
         self._key_names: dict[str, str] = {}
@@ -172,6 +190,8 @@ class NewSweepScreen(Screen[int | None]):
 
     def on_mount(self) -> None:
         self.title = "New sweep"
+        if self._cleaned_note:
+            self.notify(self._cleaned_note, severity="warning")
         if self.initial_file:
             self.load_file(self.initial_file)
         self.show_preview_now()
@@ -680,3 +700,9 @@ def _with_priority(result: Preview, priority: str) -> Preview:
     errors = {**result.errors, "priority": f"{text!r} is not a whole number from "
               f"-{PRIORITY_LIMIT:,} to {PRIORITY_LIMIT:,}"}  # fmt: skip
     return Preview(errors=errors, total=result.total)
+
+
+def without_terminal_controls(text: str) -> str:
+    """``text`` less the characters ``core.errors.acts_on_terminal`` flags (ESC, CR, BEL,
+    U+202E...): what an experiment name may not hold (``core.sweep`` refuses it)."""
+    return "".join(char for char in text if not acts_on_terminal(char))

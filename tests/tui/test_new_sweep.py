@@ -889,6 +889,43 @@ async def test_a_file_loaded_into_a_duplicate_names_its_runs_as_queue_does(db_ur
     assert names[:3] == ["l-1", "l-2", "l-3"]
 
 
+@pytest.mark.parametrize(
+    ("stored", "field"),
+    [("exp\x1b[31mred", "exp[31mred"), ("a\rb\u202ec", "abc"), ("\x1b\x07", "sweep")],
+)
+async def test_a_duplicate_of_a_run_whose_experiment_holds_control_characters(
+    db_url: str, stored: str, field: str
+) -> None:
+    # A database edited by hand (UPDATE run SET experiment = 'exp' || char(27) || ...):
+    # d put the raw ESC into the name field, where the terminal acted on it, and ctrl+s
+    # refused it. The field has the name without them, a notice says so, ctrl+s queues.
+    import sqlite3
+
+    repo = Repo.open(db_url)
+    config = RunConfig(layers=3, max_inputs=256)
+    repo.enqueue([NewRun.from_config(config, experiment="walk", name="l-3", param_count=1)])
+    repo.close()
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE run SET experiment = ?", (stored,))
+    repo = Repo.open(db_url)
+    original = repo.list_runs()[0]
+    assert original.experiment == stored
+    app = ScreenHost(NewSweepScreen(db_url, base_run=original))
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        assert form(pilot).field("name").value == field
+        (notice,) = [n.message for n in app._notifications]
+        assert notice.startswith(f"run {original.id}'s experiment '") and f"'{field}'" in notice
+        assert not any(char in notice for char in "\x1b\x07\r\u202e"), notice
+        await type_into(pilot, "channels", "64")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    assert app.result == 1
+    copy = repo.list_runs()[1]
+    repo.close()
+    assert (copy.experiment, copy.name) == (field, "ch-64")
+
+
 async def test_a_duplicate_keeps_its_experiment_and_is_named_by_what_changed(
     db_url: str,
 ) -> None:
