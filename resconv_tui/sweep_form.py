@@ -259,6 +259,7 @@ def saved_mapping(
     saved as the preview applies it (``with_include``)."""
     mapping, _ = with_include(build_mapping(name, values, key_names, extra, swept), included)
     mapping, _ = with_attached_targets(mapping, _drop_of(excluded))
+    mapping = _named_as_shown(mapping, shown)
     if not shown.excluded or excluded is None:
         return mapping
     for entries in (excluded.entries, _left_out_entries(shown.excluded, mapping)):
@@ -270,6 +271,29 @@ def saved_mapping(
         if [run.config for run in runs] == [run.config for run in shown.runs]:
             return with_exclude
     raise ConfigError("the form's runs cannot be written with the loaded file's exclude")
+
+
+def _named_as_shown(mapping: dict[str, Any], shown: Preview) -> dict[str, Any]:
+    """``mapping`` with the form's one run named as the preview names it (``name_runs``:
+    ``ks-5``, by what differs) where ``queue`` would name it otherwise. A file with no
+    matrix makes one run named ``run`` (core.sweep names a run by its matrix cell), so
+    the form queued ``ks-5`` and ``queue`` of its f2-saved file ``run``. The named keys
+    are written as a one-cell matrix (``matrix: {ks: [5]}``) in place of their fixed
+    keys; kept only where ``queue`` then makes exactly the run shown, name and all."""
+    if len(shown.runs) != 1 or any(key in mapping for key in ("matrix", "include", "targets")):
+        return mapping
+    run = shown.runs[0]
+    if not run.swept or run.name == "run":
+        return mapping
+    fields = {PAIR_OF.get(key, (canonical_key(key), -1))[0] for key in run.swept}
+    fixed = {key: value for key, value in mapping.items()
+             if PAIR_OF.get(key, (canonical_key(key), -1))[0] not in fields}  # fmt: skip
+    named = {**fixed, "matrix": {key: [value] for key, value in run.swept.items()}}
+    try:
+        made = expand_sweep(named, source="form")
+    except ConfigError:
+        return mapping
+    return named if [(r.name, r.config) for r in made] == [(run.name, run.config)] else mapping
 
 
 def _left_out_entries(

@@ -1303,3 +1303,24 @@ async def test_save_as_through_a_link_to_a_missing_folder_or_a_loop_makes_nothin
         assert isinstance(app.screen, NewSweepScreen)
     assert not (tmp_path / "mnt").exists()
     assert loop.is_symlink() and (tmp_path / "loop2.yml").is_symlink()
+
+
+async def test_a_single_run_form_saves_a_file_queue_names_as_the_form_does(
+    db_url: str, tmp_path: Path
+) -> None:
+    # T8 loaded, ks1 and ks2 emptied, kernel_size 5: the preview and ctrl+s named the run
+    # ks-5, and `queue` of the f2-saved file (kernel_size: 5, no matrix) named it "run".
+    t8 = Path(__file__).parents[2] / "experiments" / "t8-kernel-sizes.yml"
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await load_file(pilot, t8)
+        await type_into(pilot, "ks1", "")
+        await type_into(pilot, "ks2", "")
+        await type_into(pilot, "kernel_size", "5")
+        shown = [(run.name, run.config_hash) for run in form(pilot).preview.runs]
+        await save_as(pilot, tmp_path / "saved.yml")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    queued = [(run.name, run.config_hash) for run in Repo.open(db_url).list_runs()]
+    saved = [(run.name, run.config_hash) for run in expand_sweep_file(tmp_path / "saved.yml")]
+    assert shown == queued == saved and [name for name, _ in saved] == ["ks-5"], (queued, saved)
