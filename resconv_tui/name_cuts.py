@@ -38,7 +38,7 @@ def cut_names(
     values = values_kept(parts)
     ways = (
         lambda run_id: cut_name(parts[run_id], shared, width),
-        lambda run_id: _keep_end(names[run_id], width),
+        lambda run_id: _keep_end(names[run_id], width, parts[run_id]),
         lambda run_id: keep_start(values[run_id], width),
         lambda run_id: keep_start(names[run_id], width),
     )
@@ -92,11 +92,60 @@ def _mixed(cuts: list[dict[int, str]], kept: list[str]) -> dict[int, str]:
     return mixed
 
 
-def _keep_end(name: str, width: int) -> str:
-    end = name
-    while cell_len(end) > width - 1:
-        end = end[1:]
-    return f"…{end}"
+def _keep_end(name: str, width: int, parts: Sequence[str]) -> str:
+    """``name``'s end after "…" in at most ``width`` cells, the end starting where it reads
+    as it is in the name (``_readable_from``): at 65 columns ``lr-0.1_kernel_size-3``
+    read "…-0.1_kernel_size-3", lr -0.1, and at 63 "….1_kernel_size-3", lr .1."""
+    start = 0
+    while cell_len(name[start:]) > width - 1:
+        start += 1
+    return f"…{name[_readable_from(name, start, parts) :]}"
+
+
+NUMBER_CHARS = frozenset("0123456789.,")  # a list's values are joined by ',' (ks-3,5)
+
+
+def _readable_from(name: str, start: int, parts: Sequence[str]) -> int:
+    """The first place from ``start`` on where ``name``'s end reads as it does in the
+    name. In a name of key-value ``parts`` an end that would start at a key's '-' (a
+    negative value), at its value's first character (a value without its key) or
+    inside a number starts at the next part ("…kernel_size-3"); one inside a word value
+    stays ("…nh_seed-1" of act-tanh). In a name given otherwise, where no key is known,
+    the end starts past a '-' or '.' and past the rest of a number it cuts into."""
+    if len(parts) > 1 and "_".join(parts) == name:
+        at = 0
+        for part in parts:
+            dash = at + part.find("-") if "-" in part else at + len(part)
+            end = at + len(part)
+            value = name[dash + 1 : end]
+            numeric = bool(value) and _is_number(value)
+            if dash <= start < end and (start <= dash + 1 or numeric):
+                return min(end + 1, len(name))  # past the '_' to the next part
+            at = end + 1
+        return start
+    while start < len(name) and (name[start] in "-." or _inside_number(name, start)):
+        start += 1
+    return start
+
+
+def _is_number(value: str) -> bool:
+    """Whether a part's value is a number or a list of them (0.1, 1e-05, -2, 3,5)."""
+    for piece in value.split(","):
+        try:
+            float(piece)
+        except ValueError:
+            return False
+    return True
+
+
+def _inside_number(name: str, at: int) -> bool:
+    """Whether ``name[at]`` continues a number begun before it (the "1" of 0.1, the
+    "05" of 1e-05)."""
+    if at == 0 or name[at] not in NUMBER_CHARS:
+        return False
+    before = name[at - 1]
+    exponent = before in "-+" and name[at - 2 : at - 1] in ("e", "E") and at >= 3
+    return before in NUMBER_CHARS or (exponent and name[at - 3] in NUMBER_CHARS)
 
 
 def keep_start(name: str, width: int) -> str:

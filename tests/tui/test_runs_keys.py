@@ -1719,6 +1719,39 @@ async def test_narrow_names_of_three_swept_keys_stay_told_apart(
             assert names[0] == "…16_3_0.001" and names[7] == "…32_5_0.003"
 
 
+@pytest.mark.parametrize("width", [80, 81, 82, 83])
+async def test_narrow_names_never_start_inside_a_value(db_url, app_factory, settle, width) -> None:
+    # Kept from its end, lr-0.1_kernel_size-3 read "…-0.1_kernel_size-3" (lr -0.1) or
+    # "….1_kernel_size-3" (lr .1) where the name column had 19 or 17 cells (83 and 81
+    # columns), "…0.1_kernel_size-3" (no key) at 82 and "…1_kernel_size-3" at 80.
+    repo = Repo.open(db_url)
+    sweep = ("name: exp\nmax_inputs: 256\nmatrix:\n  lr: [0.1, 0.3]\n"
+             "  kernel_size: [3, 5]\n")  # fmt: skip
+    ids = repo.enqueue(new_runs(sweep)).added_ids
+    repo.close()
+    app = app_factory()
+    async with app.run_test(size=(width, 24)) as pilot:
+        await settle(pilot)
+        names = [cell(app, run_id, "name") for run_id in ids]
+        assert len(set(names)) == 4, names
+        for name in names:
+            tail = name.removeprefix("…")
+            assert not tail.startswith(("-", ".", "1", "3")), names
+            assert "kernel_size-" not in name or name.startswith("lr-") or tail[0] == "k", names
+
+
+def test_a_name_given_otherwise_is_not_cut_inside_a_number() -> None:
+    from resconv_tui.name_cuts import cut_names
+
+    # No key known: kept from the end, run-0.15 read "….15" at 4 cells.
+    names = {1: "run-0.15", 2: "run-0.25", 3: "job-a-1", 4: "job-b-1"}
+    parts = {run_id: (name,) for run_id, name in names.items()}
+    for width in (3, 4):
+        assert not any(cut.startswith(("….", "…-", "…1", "…5")) for cut in
+                       cut_names(parts, names, width).values())  # fmt: skip
+    assert cut_names(parts, names, 5)[1] == "…0.15"  # from the '-' on: the number whole
+
+
 def test_values_kept_leaves_out_the_keys_the_names_share_at_each_place() -> None:
     from resconv_tui.name_cuts import values_kept
 

@@ -415,6 +415,29 @@ def test_ls_below_40_columns_leaves_out_a_val_loss_column_no_run_has(
     assert "loss" in cli(capsys, "ls")[1].splitlines()[0]
 
 
+@pytest.mark.parametrize("columns", [70, 65, 63, 55, 45])
+def test_ls_cut_names_never_start_inside_a_value(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: int
+) -> None:
+    # Kept from its end, lr-0.1_kernel_size-3 read "…-0.1_kernel_size-3" at 65 columns
+    # (lr -0.1) and "….1_kernel_size-3" at 63 (lr .1).
+    import resconv_tui.commands.ls as ls_command
+
+    Path("lr.yml").write_text(
+        "name: a-very-long-experiment-name-for-cutting\nlayers: 2\nchannels: 4\n"
+        "max_inputs: 64\nmatrix:\n  lr: [0.1, 0.3]\n  kernel_size: [3, 5]\n"
+    )
+    cli(capsys, "queue", "lr.yml")
+    monkeypatch.setattr(ls_command, "terminal_columns", lambda: columns)
+    out = cli(capsys, "ls")[1].splitlines()
+    names = [line.split()[2].split("/", 1)[1] for line in out[1:]]
+    assert len(set(names)) == 4 and all(len(line) <= columns for line in out), out
+    for name in names:
+        tail = name.removeprefix("…")
+        assert not tail.startswith(("-", ".", "1", "3")), names  # not "-0.1", ".1", "1_"
+        assert "kernel_size-" not in name or name.startswith("lr-") or tail[0] == "k", names
+
+
 @pytest.mark.parametrize("columns", [80, 60])
 def test_ls_cut_rows_of_two_experiments_stay_told_apart(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: int
