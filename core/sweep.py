@@ -463,10 +463,23 @@ def _read_matrix(matrix: Any, source: str) -> dict[str, list[Any]]:
 def _read_entries(entries: Any, what: str, source: str) -> list[dict[str, Any]]:
     if entries is None:
         return []
-    if not isinstance(entries, list) or not all(isinstance(e, dict) and e for e in entries):
+    if not isinstance(entries, list):
         raise SweepError(
-            f"{source}: key '{what}': expected a list of non-empty mappings, got {shown(entries)}"
+            f"{source}: key '{what}': expected a list of mappings of keys to values, got "
+            f"{flow_text(entries)}"
         )
+    # The entry by its number and as written: the whole list as Python's repr read
+    # "got [{1: 2, 'lr': 0.1}, [1], …]", leaving the person to find the odd one out.
+    for number, entry in enumerate(entries, 1):
+        if entry is None:
+            raise SweepError(f"{source}: {what} entry {number} is empty: give it keys and values")
+        if not isinstance(entry, dict):
+            raise SweepError(
+                f"{source}: {what} entry {number} is {flow_text(entry)}, not a mapping of keys "
+                "to values"
+            )
+        if not entry:
+            raise SweepError(f"{source}: {what} entry {number} is {{}}: give it keys and values")
     _check_keys(source, *((f"{what} entry {i}: ", entry) for i, entry in enumerate(entries, 1)))
     return entries
 
@@ -800,8 +813,9 @@ def _refuse_unmatched(
     )
 
 
-def flow_text(entry: dict[str, Any]) -> str:
-    """An entry as YAML's flow style writes it: ``{l: 3, act: relu}``.
+def flow_text(entry: Any) -> str:
+    """An entry as YAML's flow style writes it: ``{l: 3, act: relu}`` (``[1]``, ``5`` for
+    an entry that is no mapping).
 
     Text as the person wrote it (``{act: ü名}``, not ``"\\xFC\\u540D"``). YAML escapes
     control characters itself (``"\\e[2J"``), but writes U+2028 as a line break and
@@ -813,10 +827,11 @@ def flow_text(entry: dict[str, Any]) -> str:
     return cut(text)
 
 
-def _flow_text(entry: dict[str, Any], allow_unicode: bool) -> str:
+def _flow_text(entry: Any, allow_unicode: bool) -> str:
     text = yaml.safe_dump(
         entry, default_flow_style=True, sort_keys=False, width=10**9, allow_unicode=allow_unicode
     ).strip()
+    text = text.removesuffix("\n...")  # a lone scalar's end-of-document mark ("5\n...")
     if "\n" in text:  # text with a line break, which YAML breaks too: one line as JSON
         text = json.dumps(entry, ensure_ascii=not allow_unicode, default=str)
     return text

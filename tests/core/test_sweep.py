@@ -258,6 +258,27 @@ BAD_FILES = {
     ),
     "all excluded": ("name: x\nmatrix:\n  l: [2]\nexclude: [{l: 2}]\n", "expands to no runs"),
     "not a mapping": ("- 1\n- 2\n", "expected a mapping"),
+    # The whole list as Python's repr: "got [{1: 2, 'lr': 0.1}, [1], 5]".
+    "an include entry a list": (
+        "name: x\nmatrix:\n  lr: [0.1]\ninclude:\n- {l: 2, lr: 0.1}\n- [1]\n- 5\n",
+        "bad.yml: include entry 2 is [1], not a mapping of keys to values",
+    ),
+    "an exclude entry text": (
+        "name: x\nmatrix:\n  lr: [0.1]\nexclude:\n- lr:0.1\n",
+        "bad.yml: exclude entry 1 is lr:0.1, not a mapping of keys to values",
+    ),
+    "an include entry empty": (
+        "name: x\nmatrix:\n  lr: [0.1]\ninclude:\n- {l: 2}\n-\n",
+        "bad.yml: include entry 2 is empty: give it keys and values",
+    ),
+    "an include entry {}": (
+        "name: x\nmatrix:\n  lr: [0.1]\ninclude: [{}]\n",
+        "bad.yml: include entry 1 is {}: give it keys and values",
+    ),
+    "include no list": (
+        "name: x\nmatrix:\n  lr: [0.1]\ninclude: {l: 2}\n",
+        "key 'include': expected a list of mappings of keys to values, got {l: 2}",
+    ),
     # A file that sweeps nothing has one run, named "run": it said "run 'run': key ...".
     "wrong type": ("name: x\nlayers: three\n", "bad.yml: key 'layers': expected an integer"),
     # Free text: a number or a list passed.
