@@ -4,9 +4,9 @@ table when narrow, and ``ls`` on a narrow terminal."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from rich.cells import cell_len
+from rich.cells import cell_len as rich_cell_len
 
 from core.sweep import slug_parts
 
@@ -18,7 +18,10 @@ def name_parts(name: str, swept: Mapping[str, object]) -> tuple[str, ...]:
 
 
 def cut_names(
-    parts: dict[int, tuple[str, ...]], names: dict[int, str], width: int
+    parts: dict[int, tuple[str, ...]],
+    names: dict[int, str],
+    width: int,
+    cell_len: Callable[[str], int] = rich_cell_len,
 ) -> dict[int, str]:
     """The names longer than ``width``, cut so that rows stay told apart where one way
     does it: by their most shared parts (``cut_name``), else keeping their ends, else by
@@ -30,17 +33,21 @@ def cut_names(
     "…size-3_lr-0.001"; by values, "…16_3_0.001" and "…32_3_0.001".)
     Where no one way does, each name takes the first way that tells it apart, and the
     cut that tells the most rows apart is shown (the first way's alone made three seeds
-    of two cells read "act-tanh…" at 10 cells)."""
+    of two cells read "act-tanh…" at 10 cells).
+    ``cell_len``: how a name's cells are counted where it is shown: rich's in the
+    dashboard, which draws through rich; ``ls`` pads its plain rows with
+    ``core.queue.views.cell_len``, and a name counted by rich's (a joiner joins any two
+    characters there) came out wider than the column it was cut for."""
     long = [run_id for run_id, name in names.items() if cell_len(name) > width]
     if not long:
         return {}
     shared = Counter(part for each in parts.values() for part in set(each))
     values = values_kept(parts)
     ways = (
-        lambda run_id: cut_name(parts[run_id], shared, width),
-        lambda run_id: _keep_end(names[run_id], width, parts[run_id]),
-        lambda run_id: keep_start(values[run_id], width),
-        lambda run_id: keep_start(names[run_id], width),
+        lambda run_id: cut_name(parts[run_id], shared, width, cell_len),
+        lambda run_id: _keep_end(names[run_id], width, parts[run_id], cell_len),
+        lambda run_id: keep_start(values[run_id], width, cell_len),
+        lambda run_id: keep_start(names[run_id], width, cell_len),
     )
     kept = [n for i, n in names.items() if i not in long]
 
@@ -92,7 +99,7 @@ def _mixed(cuts: list[dict[int, str]], kept: list[str]) -> dict[int, str]:
     return mixed
 
 
-def _keep_end(name: str, width: int, parts: Sequence[str]) -> str:
+def _keep_end(name: str, width: int, parts: Sequence[str], cell_len: Callable[[str], int]) -> str:
     """``name``'s end after "…" in at most ``width`` cells, the end starting where it reads
     as it is in the name (``_readable_from``): at 65 columns ``lr-0.1_kernel_size-3``
     read "…-0.1_kernel_size-3", lr -0.1, and at 63 "….1_kernel_size-3", lr .1."""
@@ -148,7 +155,7 @@ def _inside_number(name: str, at: int) -> bool:
     return before in NUMBER_CHARS or (exponent and name[at - 3] in NUMBER_CHARS)
 
 
-def keep_start(name: str, width: int) -> str:
+def keep_start(name: str, width: int, cell_len: Callable[[str], int] = rich_cell_len) -> str:
     """``name``'s start and "…" in at most ``width`` cells (``name`` whole if it fits).
     Not rich's truncate: where a wide character does not fit it pads with a space
     ("実験 …"), which ``ls`` split as two words."""
@@ -162,24 +169,30 @@ def keep_start(name: str, width: int) -> str:
 
 def keep_ends(text: str, width: int) -> str:
     """``text`` in at most ``width`` cells: its start and its end around "…" (``text``
-    whole if it fits). Its end is what tells ``t4-...-inputs-256`` from ``...-inputs-1000``."""
-    if cell_len(text) <= width:
+    whole if it fits; counted by rich, which draws the runs screen's line). Its end is
+    what tells ``t4-...-inputs-256`` from ``...-inputs-1000``."""
+    if rich_cell_len(text) <= width:
         return text
     head_room = (width - 1) // 2
     tail_room = width - 1 - head_room
     head, tail = "", ""
     for char in text:
-        if cell_len(head + char) > head_room:
+        if rich_cell_len(head + char) > head_room:
             break
         head += char
     for char in reversed(text):
-        if cell_len(char + tail) > tail_room:
+        if rich_cell_len(char + tail) > tail_room:
             break
         tail = char + tail
     return f"{head}…{tail}"
 
 
-def cut_name(parts: Sequence[str], shared: Counter[str], width: int) -> str:
+def cut_name(
+    parts: Sequence[str],
+    shared: Counter[str],
+    width: int,
+    cell_len: Callable[[str], int] = rich_cell_len,
+) -> str:
     """``parts`` joined by '_' in at most ``width`` cells: the parts most names share
     go first (each run of them left out reads "…"), so that what tells runs apart
     stays: ``act-gelu_seed-2_max_inputs-640`` beside its seeds reads ``…seed-2…``, where
@@ -190,7 +203,7 @@ def cut_name(parts: Sequence[str], shared: Counter[str], width: int) -> str:
         if cell_len(_joined(parts, kept)) <= width or sum(kept) == 1:
             break
         kept[i] = False
-    return keep_start(_joined(parts, kept), width)
+    return keep_start(_joined(parts, kept), width, cell_len)
 
 
 def _joined(parts: Sequence[str], kept: Sequence[bool]) -> str:

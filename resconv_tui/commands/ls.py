@@ -234,11 +234,13 @@ def _cut_run_column(
     experiment_width = min(longest_experiment, max(room - 1 - longest_name, 3))
     experiments = dict(enumerate(sorted({run.experiment for run in runs})))
     cut_experiments = cut_names({i: (e,) for i, e in experiments.items()}, experiments,
-                                experiment_width)  # fmt: skip
+                                experiment_width, cell_len)  # fmt: skip
     shown_experiment = {e: cut_experiments.get(i, e) for i, e in experiments.items()}
     names = {run.id: run.name for run in runs}
     parts = {run.id: name_parts(run.name, run.swept) for run in runs}
-    cut = cut_names(parts, names, room - 1 - experiment_width)
+    # Counted as the rows are padded (``table``), not by rich's count, which joins any two
+    # characters a zero-width joiner stands between.
+    cut = cut_names(parts, names, room - 1 - experiment_width, cell_len)
     fitted = []
     for run, line in zip(runs, lines, strict=True):
         shown = f"{shown_experiment[run.experiment]}/{cut.get(run.id, run.name)}"

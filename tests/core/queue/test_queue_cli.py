@@ -438,6 +438,25 @@ def test_ls_cut_names_never_start_inside_a_value(
         assert "kernel_size-" not in name or name.startswith("lr-") or tail[0] == "k", names
 
 
+@pytest.mark.parametrize("columns", [60, 50])
+def test_ls_cuts_names_by_the_cells_it_pads_them_with(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: int
+) -> None:
+    # Joiners between letters (a‍b‍c…): rich's count, which the cuts used, joins each pair
+    # as one cell; ls pads by core.queue.views.cell_len (a letter each, as a terminal
+    # draws them). The experiment was left whole: at 60 columns the header ran to 69 cells.
+    import resconv_tui.commands.ls as ls_command
+    from core.queue.views import cell_len
+
+    experiment = "\u200d".join("abcdefghijklmnopqrstuvwxyz") + "-exp"
+    Path("zwj.yml").write_text(SWEEP.replace("name: smoke", f'name: "{experiment}"'))
+    cli(capsys, "queue", "zwj.yml")
+    monkeypatch.setattr(ls_command, "terminal_columns", lambda: columns)
+    out = cli(capsys, "ls")[1].splitlines()
+    assert len(out) == 5 and all(cell_len(line) <= columns for line in out), out
+    assert len({line.split()[2] for line in out[1:]}) == 4, out
+
+
 @pytest.mark.parametrize("columns", [80, 60])
 def test_ls_cut_rows_of_two_experiments_stay_told_apart(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: int
