@@ -603,18 +603,23 @@ class Worker:
                 if deadline is not None:
                     self.repo.reconnect_s = max(0.0, deadline - time.monotonic())
 
+            def past_deadline() -> bool:
+                # The database refused a write all this time: no try begun past the
+                # deadline (each waits a busy timeout, 15 s, on SQLite), or a stack of 4
+                # kept a stopping worker 76 s, past `stop`'s 60 s wait. A refused
+                # "succeeded" write counts: its requeue would be such a try.
+                refusals = refused or gave.unfinished
+                return bool(refusals) and deadline is not None and time.monotonic() >= deadline
+
             for run_id in list(self.current):
-                if refused and deadline is not None and time.monotonic() >= deadline:
-                    # The database refused a run all this time: no try begun past the
-                    # deadline (each waits a busy timeout, 15 s, on SQLite), or a stack of
-                    # 4 kept a stopping worker 76 s, past `stop`'s 60 s wait.
+                if run_id in self.finishing and not past_deadline():
+                    if self.finished_now(run_id, by_deadline):
+                        gave.finished.append(run_id)
+                        continue
+                    gave.unfinished.append(run_id)
+                if past_deadline():
                     refused.append(run_id)
                     continue
-                if run_id in self.finishing and self.finished_now(run_id, by_deadline):
-                    gave.finished.append(run_id)
-                    continue
-                if run_id in self.finishing:
-                    gave.unfinished.append(run_id)
                 try:
                     by_deadline()
                     if self.repo.requeue(run_id, self.id) == RunStatus.QUEUED:

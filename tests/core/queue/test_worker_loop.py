@@ -1809,6 +1809,34 @@ def test_a_stop_while_the_database_stays_away_begins_no_try_past_the_give_back_t
     assert began and all(at < deadline for at in began), [at - deadline for at in began]
 
 
+def test_a_finish_refused_past_the_give_back_time_begins_no_requeue_after_it(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run trained to the end whose "succeeded" write was still refused at the deadline
+    # then got a requeue try begun past it (the deadline was checked only once a run had
+    # been refused): one more busy timeout, 15 s on SQLite, past "up to 30 s".
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+    repo.reconnect_s = worker_module.RECONNECT_S
+    worker = make_worker(repo, fake_trainer(), tmp_path)
+    worker.current = [run_id]
+    worker.finishing[run_id] = (FinalFigures(validation_loss=0.25), "succeeded")
+    worker.flags.signals = 1
+    why = away_until(repo, monkeypatch, 3600)
+    refusing, began = repo.engine.connect, []
+
+    def slow_refusal() -> Any:  # as a busy timeout waits before it says "locked"
+        began.append(time.monotonic())
+        time.sleep(0.4)
+        return refusing()
+
+    monkeypatch.setattr(repo.engine, "connect", slow_refusal)
+    deadline = time.monotonic() + 0.3
+    gave = worker.give_back_quietly(deadline)
+    assert (gave.finished, gave.back, gave.refused) == ([], [], [run_id]), why
+    assert gave.unfinished == [run_id]
+    assert began and all(at < deadline for at in began), [at - deadline for at in began]
+
+
 def test_a_worker_back_from_an_outage_gives_the_others_time_to_come_back(
     repo: Repo, tmp_path: Path
 ) -> None:
