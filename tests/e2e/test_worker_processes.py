@@ -270,9 +270,17 @@ def test_stop_after_a_run_s_last_step_says_it_succeeded(env: Env) -> None:
     assert status_of(env, 1) == S.SUCCEEDED
 
 
+# A worker as a login shell starts it: SIGHUP at its default. Under `nohup` (a test run
+# started so) children inherit SIGHUP ignored, and the worker rightly keeps ignoring it.
+FROM_A_SHELL = (
+    "import signal, sys; signal.signal(signal.SIGHUP, signal.SIG_DFL); "
+    "import core.worker as w; sys.exit(w.main())"
+)
+
+
 def test_sighup_from_a_dropped_ssh_session_puts_the_run_back(env: Env) -> None:
     env.cli("queue", str(env.sweep("long", "max_inputs: 10000000\n")))
-    worker = env.worker()
+    worker = env.worker(code=FROM_A_SHELL)
     wait_for(lambda: env.repo().get_run(1).inputs_done > 0, 60, "run 1 to train", env)
     worker.send_signal(signal.SIGHUP)
     assert finish(worker, env, timeout=30) == 0, env.output()
