@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from core.processes import slot_supervisor
     from core.queue.db import TRY_AGAIN_WHEN_FREE, describe, is_new_file, sqlite_path
     from core.queue.errors import NoDatabase, QueueError
-    from core.queue.views import back_to_queue_said, cancelling_said, final_pass_said, ids_of
+    from core.queue.views import back_to_queue_said, cancelling_said, ids_of
     from resconv_tui.polling import live_workers_of
     from resconv_tui.worker_launcher import WorkerLauncher
 
@@ -205,11 +205,11 @@ def run(args: argparse.Namespace) -> int:
         held = [run for run in held if run.worker_id in reached]
         # Asked once, not told to exit at once: that puts even a final pass's run back.
         asked = {w.id for w in live if w.pid in first}
-        finishing = [run.id for run in held if run.worker_id in asked and run.trained_all]
-        # A cancel asked for and not yet read (a stalled worker, or within its step):
-        # the put-back ends the run cancelled instead (Repo.requeue).
-        cancelling = [run.id for run in held if run.cancel_requested and run.id not in finishing]
-        back = [run.id for run in held if run.id not in finishing and run.id not in cancelling]
+        ends = {run.id: likely_end(run, run.worker_id not in asked) for run in held}
+        finishing, cancelling, back = (
+            [run_id for run_id, end in ends.items() if end == what]
+            for what in ("finishing", "cancelling", "back")
+        )
         if back:
             said.append(back_to_queue_said(back))
         if cancelling:
@@ -220,10 +220,7 @@ def run(args: argparse.Namespace) -> int:
             said.append(f"{'it' if len(signalled) == 1 else 'they'} held no run when read")
         print("; ".join(said))
         if finishing:
-            # The final pass is let finish (core.train): minutes for a big model on a CPU,
-            # and "go back to the queue" was not what came of it.
-            but, then = "but " if back else "", "it" if len(finishing) == 1 else "they"
-            print(f"{but}{final_pass_said(finishing)}, then {then} will likely succeed")
+            print(f"{'but ' if back else ''}{will_likely_succeed(finishing)}")
     if failed:
         print(f"could not signal worker {ids_of('pid', failed)} (another user's process?)")
         return STILL_RUNNING
@@ -260,7 +257,7 @@ def after_the_wait(
     (``told_now``: the pids told to exit at once, which put even a final pass's run back)."""
     from core.queue import RunStatus
     from core.queue.errors import QueueError, UnknownRun
-    from core.queue.views import back_to_queue_said, cancelling_said, final_pass_said, ids_of
+    from core.queue.views import back_to_queue_said, cancelling_said, ids_of
 
     said = []
     exited = [pid for pid in signalled if pid not in left]
@@ -289,14 +286,8 @@ def after_the_wait(
         if run.status == RunStatus.RUNNING and run.worker_id in pid_of:
             pid = pid_of[run.worker_id]
             # Its own worker exited without giving it back (killed, or its database away).
-            if pid not in left:
-                how.setdefault("orphaned", []).append(run_id)
-            elif run.trained_all and pid not in told_now:
-                how.setdefault("finishing", []).append(run_id)
-            elif run.cancel_requested:
-                how.setdefault("cancelling", []).append(run_id)
-            else:
-                how.setdefault("back", []).append(run_id)
+            end = "orphaned" if pid not in left else likely_end(run, pid in told_now)
+            how.setdefault(end, []).append(run_id)
         elif run.status in (RunStatus.QUEUED, RunStatus.RUNNING):  # RUNNING: claimed again
             how.setdefault("went back to the queue", []).append(run_id)
         elif run.status == RunStatus.CANCELLED:
@@ -318,9 +309,28 @@ def after_the_wait(
         said.append(f"{'it' if len(pid_of) == 1 else 'they'} held no run when read")
     line = "; ".join(said)
     if finishing:
-        then = "it" if len(finishing) == 1 else "they"
-        line += f"\n{final_pass_said(finishing)}, then {then} will likely succeed"
+        line += f"\n{will_likely_succeed(finishing)}"
     return line
+
+
+def likely_end(run: RunRow, told_now: bool) -> str:
+    """What a signalled worker will likely do with ``run``, still running under it:
+    ``finishing`` (its final pass is let finish, core.train; not when its worker was
+    ``told_now`` to exit at once, which puts even that back), ``cancelling`` (a cancel
+    asked for and not yet read: the put-back ends it cancelled, Repo.requeue) or
+    ``back`` (to the queue)."""
+    if run.trained_all and not told_now:
+        return "finishing"
+    return "cancelling" if run.cancel_requested else "back"
+
+
+def will_likely_succeed(finishing: list[int]) -> str:
+    """The line of runs in their final pass: minutes for a big model on a CPU, and "go
+    back to the queue" was not what comes of them."""
+    from core.queue.views import final_pass_said
+
+    then = "it" if len(finishing) == 1 else "they"
+    return f"{final_pass_said(finishing)}, then {then} will likely succeed"
 
 
 def supervised(pids: list[int]) -> str:
