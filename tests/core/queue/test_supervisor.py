@@ -275,8 +275,16 @@ def test_a_slot_s_supervisor_is_its_parent_only_where_the_slot_names_it(
     env = {k: v for k, v in os.environ.items() if k != SUPERVISOR_ENV}
     if named is not None:
         env[SUPERVISOR_ENV] = str(os.getpid() if named == "parent" else os.getpid() + 1)
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], env=env)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(30)"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
+        # Until the child has exec'd, /proc shows the forked copy of this process's
+        # environment (no SUPERVISOR_ENV): wait for the new program to say it runs.
+        assert child.stdout is not None and child.stdout.readline() == "up\n"
         assert slot_supervisor(child.pid) == (os.getpid() if found else None)
     finally:
         child.kill()
