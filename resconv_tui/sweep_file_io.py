@@ -31,6 +31,7 @@ from core.sweep import (
 )
 from resconv_tui.sweep_form import (
     SPECS,
+    BaseRun,
     ExcludedCells,
     KeptInclude,
     canonical_key,
@@ -59,6 +60,9 @@ class LoadedSweep:
     lost: list[str] = field(default_factory=list)
     excluded: ExcludedCells | None = None  # the cells the file's exclude drops
     included: KeptInclude | None = None  # the file's include entries, applied as queue does
+    # The one run of a file that sweeps nothing, as queue makes it (named "run"): the form
+    # names it so, and its edits by what they change (ks-7), as a duplicate's are.
+    plain_run: BaseRun | None = None
 
 
 def sweep_yaml(mapping: dict[str, Any]) -> str:
@@ -167,7 +171,25 @@ def sweep_to_form(data: dict[str, Any]) -> LoadedSweep:
     if not _take_include(loaded, data):
         _drop_included_targets(loaded, data)
     _take_exclude(loaded, data)
+    loaded.plain_run = _plain_run(data)
     return loaded
+
+
+def _plain_run(data: dict[str, Any]) -> BaseRun | None:
+    """The run of a file of fixed settings only (no matrix, seeds or include) as ``queue``
+    makes it: named ``run`` (core.sweep names a run by its matrix cell), where the form
+    named it by what differs from the defaults (ks-5_max_inputs-1000). None for any other
+    file, or one queue refuses (the form says why as it loads or previews it)."""
+    if data.get("matrix") or data.get("seeds") is not None or data.get("include"):
+        return None
+    try:
+        runs = expand_sweep(data, source="file")
+    except ConfigError:
+        return None
+    if len(runs) != 1 or runs[0].swept:
+        return None
+    run = runs[0]
+    return BaseRun(run.name, run.config, {}, dict(run.target) if run.target else None)
 
 
 def _take_exclude(loaded: LoadedSweep, data: dict[str, Any]) -> None:

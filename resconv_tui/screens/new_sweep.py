@@ -592,8 +592,10 @@ class NewSweepScreen(Screen[int | None]):
         self._included = loaded.included
         self._swept = tuple(loaded.swept)
         # The file's runs are named as `queue` names them, no longer as changes from a run
-        # `d` copied into the form (act-gelu_l-1_image_size-32_... for T1's l-1).
-        self._base = None
+        # `d` copied into the form (act-gelu_l-1_image_size-32_... for T1's l-1); a file
+        # that sweeps nothing names its run "run", and the form's edits of it by what
+        # they change, as a duplicate's.
+        self._base = loaded.plain_run
         self.field("name").value = loaded.name
         for key, text in loaded.texts.items():
             self.field(key).value = text

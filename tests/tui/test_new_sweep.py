@@ -1324,3 +1324,35 @@ async def test_a_single_run_form_saves_a_file_queue_names_as_the_form_does(
     queued = [(run.name, run.config_hash) for run in Repo.open(db_url).list_runs()]
     saved = [(run.name, run.config_hash) for run in expand_sweep_file(tmp_path / "saved.yml")]
     assert shown == queued == saved and [name for name, _ in saved] == ["ks-5"], (queued, saved)
+
+
+async def test_a_loaded_plain_file_names_its_run_as_queue_does(db_url: str, tmp_path: Path) -> None:
+    # A file of fixed settings only: `queue` names its one run "run", the form queued it as
+    # ks-5_max_inputs-1000 (what differs from the defaults), so the same file made two
+    # rows of one config under two names. An edit is named by what it changes (ks-7), and
+    # f2 saves it so that queue names it the same.
+    path = tmp_path / "plain.yml"
+    path.write_text("name: plain\nkernel_size: 5\nmax_inputs: 1000\n")
+    expected = [(run.name, run.config_hash) for run in expand_sweep_file(path)]
+    assert [name for name, _ in expected] == ["run"]
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await load_file(pilot, path)
+        screen = form(pilot)
+        assert [(r.name, r.config_hash) for r in screen.preview.runs] == expected
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    queued = [(run.name, run.config_hash) for run in Repo.open(db_url).list_runs()]
+    assert queued == expected
+    app = ScreenHost(NewSweepScreen(db_url, initial_file=str(path)))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert [r.name for r in form(pilot).preview.runs] == ["run"]
+        await type_into(pilot, "kernel_size", "7")
+        assert [r.name for r in form(pilot).preview.runs] == ["ks-7"]
+        await save_as(pilot, tmp_path / "saved.yml")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    queued = [(run.name, run.config_hash) for run in Repo.open(db_url).list_runs()]
+    saved = [(run.name, run.config_hash) for run in expand_sweep_file(tmp_path / "saved.yml")]
+    assert queued[1:] == saved and [name for name, _ in saved] == ["ks-7"]
