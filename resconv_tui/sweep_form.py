@@ -175,6 +175,18 @@ class KeptInclude:
     merged: tuple[bool, ...]
     unset: frozenset[str] = frozenset()
 
+    def without(self, keys: Collection[str]) -> KeptInclude | None:
+        """This include less the entries that name any of ``keys`` (a pair's halves the
+        form no longer has); None where no entry is left. Whether ``queue`` merges an entry
+        is the entry's own (``core.sweep.include_fits``): the others' marks stand."""
+        kept = [(entry, merged) for entry, merged in zip(self.entries, self.merged, strict=True)
+                if not set(keys) & set(entry)]  # fmt: skip
+        if not kept:
+            return None
+        still_set = {field for entry, _ in kept for key in entry for field in _fields_set(key)}
+        return KeptInclude(tuple(entry for entry, _ in kept),
+                           tuple(merged for _, merged in kept), self.unset & still_set)  # fmt: skip
+
     def clash(self, mapping: Mapping[str, Any]) -> SpellingClash | None:
         """An entry that spells a key otherwise than ``mapping`` (the form's) now writes it:
         the form's field moved off its default (kernel_size 5) where one entry sets it as
@@ -217,6 +229,11 @@ class KeptInclude:
 
 
 _NONE = object()  # no field's default
+
+
+def _fields_set(key: Any) -> tuple[str, ...]:
+    """The fields an include entry's ``key`` sets: ``l`` layers, ``ks1`` ks1 and kernel_size."""
+    return (canonical_key(str(key)), *((PAIR_OF[key][0],) if key in PAIR_OF else ()))
 
 
 @cache

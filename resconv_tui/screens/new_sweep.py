@@ -154,9 +154,10 @@ class NewSweepScreen(Screen[int | None]):
         # those the form's edits leave out are named too.
         self._file_include: list[dict[str, Any]] = []
         self._file_targets: list[Any] = []  # and its targets entries the form holds
-        # Its exclude, as it left the form when a pair's halves it names were emptied
-        # (fold_emptied_halves): saving over the file loses it, and the question says so.
-        self._exclude_left_out = ""
+        # Its exclude and include entries that left the form when a pair's halves they
+        # name were emptied (fold_emptied_halves): saving over the file loses them, and
+        # the question says so.
+        self._halves_left_out = ""
         self._timer: Timer | None = None
         self._kept: tuple[str, dict[str, str], str] | None = None  # fields as loaded or saved
         self.preview = Preview()
@@ -301,6 +302,7 @@ class NewSweepScreen(Screen[int | None]):
             self._swept = tuple(key for key in self._swept if key not in halves)
             self._key_names = {k: v for k, v in self._key_names.items() if k not in halves}
             self._leave_out_exclude_of(halves)
+            self._leave_out_include_of(halves)
             whole.input.focus()
             self.notify(f"{' and '.join(halves)} empty: {pair} is one field again "
                         f"(one value, a list, or [first,last])", title=pair)  # fmt: skip
@@ -323,15 +325,37 @@ class NewSweepScreen(Screen[int | None]):
         gone = [entry for entry in entries if entry not in kept]
         why = (f"it names {' and '.join(halves)}, which the form no longer has (queue "
                f"refuses it over one {PAIR_OF_HALF[halves[0]]} field)")  # fmt: skip
-        if kept:
+        self._say_left_out("exclude", entries, gone, why)
+
+    def _leave_out_include_of(self, halves: tuple[str, ...]) -> None:
+        """The loaded include entries that name the emptied halves, left out. Merged into
+        a cell they set the kernel as ks1/ks2 beside the form's kernel_size, which ``queue``
+        refuses (one run cannot take both): the kernel_size field was refused whatever it
+        held off its default, and no field of the form could drop the entry. The others
+        are kept, and a note says what went."""
+        if self._included is None:
+            return
+        entries = self._included.entries
+        gone = [entry for entry in entries if set(halves) & set(entry)]
+        if not gone:
+            return
+        self._included = self._included.without(halves)
+        why = (f"it names {' and '.join(halves)}, which the form no longer has (queue "
+               f"refuses them beside its {PAIR_OF_HALF[halves[0]]} field)")  # fmt: skip
+        self._say_left_out("include", entries, gone, why)
+
+    def _say_left_out(self, key: str, entries: Any, gone: list[Any], why: str) -> None:
+        """A note on the file's ``key`` entries ``gone`` from the form (all of ``entries``
+        or some), kept for the question f2 asks over the file."""
+        if len(gone) < len(entries):
             shown = ", ".join(flow_text(entry) for entry in gone)
-            lost = f"its 'exclude' {'entry' if len(gone) == 1 else 'entries'} {shown}"
-            note = f"'exclude': {len(gone)} of {len(entries)} entries left out ({shown}): {why}"
+            lost = f"its '{key}' {'entry' if len(gone) == 1 else 'entries'} {shown}"
+            note = f"'{key}': {len(gone)} of {len(entries)} entries left out ({shown}): {why}"
         else:
             count = "1 entry" if len(entries) == 1 else f"{len(entries)} entries"
-            lost, note = f"its 'exclude' ({count})", f"'exclude' ({count}) left out: {why}"
+            lost, note = f"its '{key}' ({count})", f"'{key}' ({count}) left out: {why}"
         # Both pairs' halves may go, one after the other: the question names each loss.
-        self._exclude_left_out = ", ".join(filter(None, (self._exclude_left_out, lost)))
+        self._halves_left_out = ", ".join(filter(None, (self._halves_left_out, lost)))
         self._add_note(note)
 
     def _add_note(self, note: str) -> None:
@@ -483,8 +507,8 @@ class NewSweepScreen(Screen[int | None]):
                   if entry in self._file_include]  # fmt: skip
         if dropped := self._dropped_targets():
             edited.append(dropped)
-        if self._exclude_left_out:
-            edited.append(self._exclude_left_out)
+        if self._halves_left_out:
+            edited.append(self._halves_left_out)
         if edited:
             said += f", and what the form's edits leave out: {', '.join(edited)}"
         return said
@@ -542,7 +566,7 @@ class NewSweepScreen(Screen[int | None]):
             self._loaded_from = (self._loaded_from[0], [])
             self._file_include = list(mapping.get("include", []))
             self._file_targets = list(mapping.get("targets", []))
-            self._exclude_left_out = ""
+            self._halves_left_out = ""
         self._kept = self._snapshot()
 
     def _values(self) -> dict[str, list[Any]]:
@@ -575,7 +599,7 @@ class NewSweepScreen(Screen[int | None]):
         self._loaded_from = (_resolved(Path(path)), loaded.lost)
         self._file_include = list(loaded.included.entries) if loaded.included else []
         self._file_targets = list(loaded.extra.get("targets") or [])
-        self._exclude_left_out = ""
+        self._halves_left_out = ""
         self.notify(f"{Path(path).name}: {_runs_of(self.preview)}", title="Sweep loaded")
         self._kept = self._snapshot()  # as loaded: nothing to lose yet
 

@@ -1356,3 +1356,49 @@ async def test_a_loaded_plain_file_names_its_run_as_queue_does(db_url: str, tmp_
     queued = [(run.name, run.config_hash) for run in Repo.open(db_url).list_runs()]
     saved = [(run.name, run.config_hash) for run in expand_sweep_file(tmp_path / "saved.yml")]
     assert queued[1:] == saved and [name for name, _ in saved] == ["ks-7"]
+
+
+async def test_emptied_halves_leave_out_the_include_entries_that_name_them(
+    db_url: str, tmp_path: Path
+) -> None:
+    # T8 (less its targets) over l 3 and 11, an include entry setting ks1/ks2 and one not.
+    # Once the halves were emptied, the first entry refused every kernel_size sweep ("sets
+    # it as 'ks1/ks2', the form as 'kernel_size'") and no field of the form could drop it.
+    t8 = Path(__file__).parents[2] / "experiments" / "t8-kernel-sizes.yml"
+    path = tmp_path / "t8.yml"
+    text = t8.read_text().partition("targets:")[0].replace("layers: 11\n", "")
+    text = text.replace("matrix:\n", "matrix:\n  l: [3, 11]\n")
+    path.write_text(text + "include: [{ks1: 3, ks2: 3, batch_size: 32}, {l: 3, lr: 0.001}]\n")
+    assert len(expand_sweep_file(path)) == 50
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await load_file(pilot, path)
+        screen = form(pilot)
+        assert len(screen.preview.runs) == 50
+        await type_into(pilot, "ks1", "")
+        await type_into(pilot, "ks2", "")
+        await type_into(pilot, "kernel_size", "3,5")
+        preview = screen.preview
+        assert preview.errors == {}, preview.errors
+        assert [r.name for r in preview.runs] == [
+            "l-3_ks-3_lr-0.001", "l-3_ks-5_lr-0.001", "l-11_ks-3", "l-11_ks-5"
+        ]  # fmt: skip
+        assert [r.config.batch_size for r in preview.runs] == [64] * 4
+        notes = str(screen.query_one("#sweep-notes", Static).content)
+        assert notes.endswith("! 'include': 1 of 2 entries left out ({ks1: 3, ks2: 3, "
+                              "batch_size: 32}): it names ks1 and ks2, which the form no "
+                              "longer has (queue refuses them beside its kernel_size "
+                              "field)")  # fmt: skip
+        await save_as(pilot, path)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question.endswith(
+            "leave out: its 'include' entry {ks1: 3, ks2: 3, batch_size: 32})"
+        )
+        await pilot.press("y")
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    assert yaml.safe_load(path.read_text())["include"] == [{"l": 3, "lr": 0.001}]
+    queued = sorted((run.name, run.config_hash) for run in Repo.open(db_url).list_runs())
+    assert queued == sorted((run.name, run.config_hash) for run in expand_sweep_file(path))
+    assert len(queued) == 4
