@@ -23,12 +23,13 @@ value, a list (``3,5,7``) or a range (``3..11:2``); see ``resconv_tui.sweep_form
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -97,6 +98,9 @@ class NewSweepScreen(Screen[int | None]):
     ]
     AUTO_FOCUS = "#input-name"
     DEBOUNCE_S = 0.15  # typing "3,5,7" recomputes the preview once, not five times
+    # A held key repeats every 30-100 ms (longer gaps over a slow SSH link); a press of the
+    # person's own, once they see the field change under it, comes later than this.
+    HELD_KEY_GAP_S = 0.5
 
     def __init__(
         self,
@@ -158,6 +162,9 @@ class NewSweepScreen(Screen[int | None]):
         # name were emptied (fold_emptied_halves): saving over the file loses them, and
         # the question says so.
         self._halves_left_out = ""
+        # The pair's field a fold focused, and when the last delete of the burst that
+        # emptied the halves came: its repeats are dropped there (on_key).
+        self._delete_burst: tuple[Input, float] | None = None
         self._timer: Timer | None = None
         self._kept: tuple[str, dict[str, str], str] | None = None  # fields as loaded or saved
         self.preview = Preview()
@@ -304,8 +311,25 @@ class NewSweepScreen(Screen[int | None]):
             self._leave_out_exclude_of(halves)
             self._leave_out_include_of(halves)
             whole.input.focus()
+            self._delete_burst = (whole.input, time.monotonic())
             self.notify(f"{' and '.join(halves)} empty: {pair} is one field again "
                         f"(one value, a list, or [first,last])", title=pair)  # fmt: skip
+
+    def on_key(self, event: events.Key) -> None:
+        """A delete (backspace, delete, ctrl+w ...) of the burst that emptied a pair's
+        halves, come once the fold moved focus to the pair's field, is dropped: holding
+        backspace in ks2 went on in kernel_size and deleted its value. The burst ends at
+        any other key or at a pause of ``HELD_KEY_GAP_S``; deletes after it act."""
+        if self._delete_burst is None:
+            return
+        folded, last = self._delete_burst
+        held = event.time - last < self.HELD_KEY_GAP_S  # earlier keys, queued: negative
+        if event.key in DELETE_KEYS and held and self.focused is folded:
+            self._delete_burst = (folded, event.time)
+            event.stop()
+            event.prevent_default()
+            return
+        self._delete_burst = None
 
     def _leave_out_exclude_of(self, halves: tuple[str, ...]) -> None:
         """The loaded exclude, left out where an entry names the emptied halves: ``queue``
@@ -679,6 +703,14 @@ def _half_fields(pair: str) -> Iterator[ParamField]:
         yield field
 
 
+# The keys Input binds to a delete (backspace, delete, ctrl+w, ctrl+u ...): a held one's
+# repeats are dropped in the field a fold focused (NewSweepScreen.on_key).
+DELETE_KEYS = frozenset(
+    key.strip()
+    for binding in Input.BINDINGS
+    if isinstance(binding, Binding) and binding.action.startswith("delete_")
+    for key in binding.key.split(",")
+)
 PAIR_OF_HALF = {half: pair for pair, halves in PAIR_ALIASES.items() for half in halves}
 SHOWN_TARGETS = 3  # the replace question names this many dropped targets, then "and N more"
 

@@ -1402,3 +1402,27 @@ async def test_emptied_halves_leave_out_the_include_entries_that_name_them(
     queued = sorted((run.name, run.config_hash) for run in Repo.open(db_url).list_runs())
     assert queued == sorted((run.name, run.config_hash) for run in expand_sweep_file(path))
     assert len(queued) == 4
+
+
+async def test_backspace_held_in_an_emptied_half_leaves_the_folded_field_alone(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Holding backspace to empty ks2: the fold moved focus into kernel_size mid-burst, and
+    # the key's repeats went on there and deleted its 3. A delete after a pause is the
+    # person's own, and acts on the field.
+    t8 = Path(__file__).parents[2] / "experiments" / "t8-kernel-sizes.yml"
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await load_file(pilot, t8)
+        screen = form(pilot)
+        await type_into(pilot, "ks1", "")
+        screen.field("ks2").input.focus()
+        screen.field("ks2").input.action_end()
+        await pilot.press(*["backspace"] * (len(screen.field("ks2").value) + 6), "delete")
+        await settle(pilot)
+        assert app.focused is screen.field("kernel_size").input
+        assert screen.field("kernel_size").value == "3"
+        await pilot.pause(NewSweepScreen.HELD_KEY_GAP_S + 0.1)
+        await pilot.press("backspace")  # the text selected on focus: gone
+        await settle(pilot)
+        assert screen.field("kernel_size").value == ""
