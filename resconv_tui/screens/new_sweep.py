@@ -116,30 +116,22 @@ class NewSweepScreen(Screen[int | None]):
         base = dict(base_config or {})
         if base_run is not None:
             base = {"experiment": base_run.experiment, **base_run.config.to_dict()}
-        self._base = None
-        if base_run is not None:
-            self._base = BaseRun(
-                base_run.name, base_run.config, dict(base_run.swept), base_run.target
-            )
         self._experiment = str(base.pop("experiment", DEFAULT_NAME))
-        # A duplicated run's experiment with control characters (a database edited by
-        # hand: ESC [31m) went into the name field raw, where the terminal acted on it,
-        # and ctrl+s refused it. The field takes it without them, and a notice says so.
-        self._cleaned_note = ""
-        if base_run is not None and (cleaned := without_terminal_controls(self._experiment)):
-            if cleaned != self._experiment:
-                self._cleaned_note = (
-                    f"run {base_run.id}'s experiment '{terminal_safe(self._experiment)}' holds "
-                    f"characters a terminal acts on: the name field has it without them "
-                    f"('{cleaned}')"
-                )
-                self._experiment = cleaned
-        elif base_run is not None:  # nothing but control characters: no name left
-            self._cleaned_note = (
-                f"run {base_run.id}'s experiment '{terminal_safe(self._experiment)}' holds "
-                f"only characters a terminal acts on: the name field has '{DEFAULT_NAME}'"
+        self._base = None
+        # A duplicated run's experiment or name with control characters (a database
+        # edited by hand: ESC [31m) went into the form raw: the experiment into the name
+        # field, where the terminal acted on it and ctrl+s refused it; the name into the
+        # preview, and ctrl+s queued it so under another experiment. The form takes them
+        # without them, and a notice says so.
+        self._cleaned_notes: list[str] = []
+        if base_run is not None:
+            self._experiment, experiment_note = _cleaned(
+                self._experiment, f"run {base_run.id}'s experiment", "the name field", DEFAULT_NAME
             )
-            self._experiment = DEFAULT_NAME
+            name, name_note = _cleaned(base_run.name, f"run {base_run.id}'s name", "the preview",
+                                       "run")  # fmt: skip
+            self._cleaned_notes = [note for note in (experiment_note, name_note) if note]
+            self._base = BaseRun(name, base_run.config, dict(base_run.swept), base_run.target)
         self._texts = default_texts(base)
         self._order = list(self._texts)  # swept keys of a loaded file go first
         self._key_names: dict[str, str] = {}
@@ -198,8 +190,8 @@ class NewSweepScreen(Screen[int | None]):
 
     def on_mount(self) -> None:
         self.title = "New sweep"
-        if self._cleaned_note:
-            self.notify(self._cleaned_note, severity="warning")
+        for note in self._cleaned_notes:
+            self.notify(note, severity="warning")
         if self.initial_file:
             self.load_file(self.initial_file)
         self.show_preview_now()
@@ -758,6 +750,20 @@ def _with_priority(result: Preview, priority: str) -> Preview:
     errors = {**result.errors, "priority": f"{text!r} is not a whole number from "
               f"-{PRIORITY_LIMIT:,} to {PRIORITY_LIMIT:,}"}  # fmt: skip
     return Preview(errors=errors, total=result.total)
+
+
+def _cleaned(text: str, whose: str, where: str, fallback: str) -> tuple[str, str]:
+    """``text`` without the characters a terminal acts on (``fallback`` where nothing else
+    is left), and a notice saying so ('' where it held none). ``whose``: the text's owner
+    ("run 7's name"); ``where``: what of the form shows it ("the preview")."""
+    cleaned = without_terminal_controls(text)
+    if cleaned == text:
+        return text, ""
+    said = f"{whose} '{terminal_safe(text)}' holds"
+    if cleaned:
+        return cleaned, (f"{said} characters a terminal acts on: {where} has it without "
+                         f"them ('{cleaned}')")  # fmt: skip
+    return fallback, f"{said} only characters a terminal acts on: {where} has '{fallback}'"
 
 
 def without_terminal_controls(text: str) -> str:

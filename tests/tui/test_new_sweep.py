@@ -1426,3 +1426,37 @@ async def test_backspace_held_in_an_emptied_half_leaves_the_folded_field_alone(
         await pilot.press("backspace")  # the text selected on focus: gone
         await settle(pilot)
         assert screen.field("kernel_size").value == ""
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"), [("l-3\x1b[31mred\x07", "l-3[31mred"), ("\x1b\u202e", "run")]
+)
+async def test_a_duplicate_of_a_run_whose_name_holds_control_characters(
+    db_url: str, stored: str, shown: str
+) -> None:
+    # A database edited by hand (UPDATE run SET name = 'l-3' || char(27) || ...): d put
+    # the raw name into the preview, and ctrl+s under another experiment queued a row
+    # named with the ESC and BEL. The form has it without them, and a notice says so.
+    repo = Repo.open(db_url)
+    config = RunConfig(layers=3, max_inputs=256)
+    repo.enqueue([NewRun.from_config(config, experiment="walk", name="l-3", param_count=1)])
+    repo.close()
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE run SET name = ?", (stored,))
+    repo = Repo.open(db_url)
+    original = repo.list_runs()[0]
+    assert original.name == stored
+    app = ScreenHost(NewSweepScreen(db_url, base_run=original))
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        assert [run.name for run in form(pilot).preview.runs] == [shown]
+        (notice,) = [n.message for n in app._notifications]
+        assert notice.startswith(f"run {original.id}'s name '") and f"'{shown}'" in notice
+        assert not any(char in notice for char in "\x1b\x07\u202e"), notice
+        await type_into(pilot, "name", "other")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    assert app.result == 1
+    copy = repo.list_runs()[1]
+    repo.close()
+    assert (copy.experiment, copy.name, copy.config) == ("other", shown, config)
