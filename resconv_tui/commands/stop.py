@@ -2,8 +2,10 @@
 
 Every live worker process of this machine gets one SIGTERM: it finishes its current
 step, puts its run back in the queue and exits (all slots of ``--slots K``; thread
-slots share one pid). A worker already asked (its row says ``stopping``) is left alone,
-since a second signal means "exit at once": ``--now`` sends it on purpose.
+slots share one pid). A worker already asked (its row says ``stopping``) is not signalled,
+since a second signal means "exit at once": ``--now`` sends it on purpose. It is waited
+for all the same: a stop run again after one that found a worker still running asks
+whether it is down now.
 
 Then it waits (``--wait``, bounded) for them to exit and says how each run ended, read
 from the database, as ``systemctl stop`` and ``docker stop`` return once the service
@@ -16,7 +18,7 @@ own: it exits seconds after its last slot (it records what each left). Stop wait
 too, found as the slots' parent (``core.processes.slot_supervisor``), so "stopped" means
 every process of the worker is gone.
 
-Exit status (``stop && next-step``): 0 once every process signalled has exited, or with
+Exit status (``stop && next-step``): 0 once every process waited for has exited, or with
 ``--no-wait`` (which promised nothing); ``STILL_RUNNING`` when one is still running after
 the wait, or could not be signalled.
 """
@@ -124,23 +126,24 @@ def run(args: argparse.Namespace) -> int:
     live = [w for w in rows if launcher.alive(w.pid)]
     asked_before = {w.pid for w in live if w.state == "stopping"}
     pids = sorted({w.pid for w in live} - (set() if args.now else asked_before))
-    if not pids:
-        if asked_before:
-            stopping = ids_of("pid", sorted(asked_before))
-            print(f"worker {stopping} already stopping (--now: stop at once)")
-        else:
-            print(f"no live worker on {host}")
+    # Asked by an earlier stop, not signalled again (a second signal is --now's "exit at
+    # once"), but waited for all the same: a stop run again after one that said "still
+    # running" is asked whether they are down now, and `stop && next-step` relies on it.
+    stopping = sorted(asked_before - set(pids))
+    if not pids and not stopping:
+        print(f"no live worker on {host}")
         return 0
     # Read before the signal: a worker puts its run back within a step of it (on a GPU,
     # milliseconds), and a read after it found none and said "it was idle".
-    targets = {w.id for w in live if w.pid in pids}
+    targets = {w.id for w in live if w.pid in pids or w.pid in stopping}
     held = held_runs(repo, targets)
     # Looked up before the signal too: a slot that exits at once has no parent to read.
-    supervisor_of = {pid: slot_supervisor(pid) for pid in pids}
+    supervisor_of = {pid: slot_supervisor(pid) for pid in pids + stopping}
     signalled = [pid for pid in pids if launcher.stop(pid)]
+    waited = sorted(signalled + stopping)  # each process of these is waited for
     # Not signalled itself: it exits once its slots have (a signal to it would be
     # forwarded, reaching each slot twice); waited for below.
-    supervisors = sorted({p for pid in signalled if (p := supervisor_of[pid]) is not None})
+    supervisors = sorted({p for pid in waited if (p := supervisor_of[pid]) is not None})
     failed = [pid for pid in pids if pid not in signalled]
     # Said at once in the rows (their heartbeat says so within seconds too): a second
     # `stop` right after this one must not send the "exit at once" signal by accident.
@@ -168,43 +171,45 @@ def run(args: argparse.Namespace) -> int:
             ended = ended_meanwhile(repo, gone)
         held = [both[i] for i in sorted(both) if i not in ended]
     said = []
-    left: list[int] = []  # of signalled and supervisors, those still alive after the wait
+    left: list[int] = []  # of waited and supervisors, those still alive after the wait
     now_ones = [pid for pid in signalled if pid in asked_before]
     first = [pid for pid in signalled if pid not in asked_before]
     if first:
         said.append(f"asked worker {ids_of('pid', first)} to stop after the current step")
     if now_ones:
         said.append(f"told worker {ids_of('pid', now_ones)} to exit at once")
+    if stopping:
+        said.append(f"worker {ids_of('pid', stopping)} already stopping (--now: stop at once)")
     if said and args.wait > 0:
-        them = "it" if len(signalled) == 1 else "them"
+        them = "it" if len(waited) == 1 else "them"
         print(f"{'; '.join(said)}; waiting up to {args.wait} s for {them} to exit", flush=True)
         # Each worker's own pid: a run is judged by whether its own worker is still at
         # it, not by whether any is (one gone beside one in its final pass).
-        pid_of = {w.id: w.pid for w in live if w.pid in signalled}
+        pid_of = {w.id: w.pid for w in live if w.pid in waited}
         watched = sorted(i for i, run in both.items() if run.worker_id in pid_of)
         try:
-            left = still_alive(launcher, signalled + supervisors, args.wait)
+            left = still_alive(launcher, waited + supervisors, args.wait)
         except KeyboardInterrupt:  # "interrupted" alone read as if the stop was called off
-            its = "its" if len(signalled) == 1 else "their"
+            its = "its" if len(waited) == 1 else "their"
             print(
-                f"resconv-tui: not waiting any more; worker {ids_of('pid', signalled)} "
+                f"resconv-tui: not waiting any more; worker {ids_of('pid', waited)} "
                 f"asked to stop all the same (resconv-tui status shows how {its} runs end)",
                 file=sys.stderr,
             )
             return 130
         print(
             after_the_wait(
-                repo, watched, pid_of, signalled, supervisors, set(now_ones), left, args.wait,
+                repo, watched, pid_of, waited, supervisors, set(now_ones), left, args.wait,
                 held is not None,
             )
         )  # fmt: skip
     elif said and held is None:
         print("; ".join(said))
     elif said and held is not None:
-        reached = {w.id for w in live if w.pid in signalled}
+        reached = {w.id for w in live if w.pid in waited}
         held = [run for run in held if run.worker_id in reached]
         # Asked once, not told to exit at once: that puts even a final pass's run back.
-        asked = {w.id for w in live if w.pid in first}
+        asked = {w.id for w in live if w.pid in first or w.pid in stopping}
         ends = {run.id: likely_end(run, run.worker_id not in asked) for run in held}
         finishing, cancelling, back = (
             [run_id for run_id, end in ends.items() if end == what]
@@ -217,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
         said += ended_said(ended)
         if not (back or finishing or ended or cancelling):  # "runs go back" of none misled
             # "When read": a run claimed and put back between the two reads is not seen.
-            said.append(f"{'it' if len(signalled) == 1 else 'they'} held no run when read")
+            said.append(f"{'it' if len(waited) == 1 else 'they'} held no run when read")
         print("; ".join(said))
         if finishing:
             print(f"{'but ' if back else ''}{will_likely_succeed(finishing)}")
@@ -243,16 +248,16 @@ def after_the_wait(
     repo: Repo,
     watched: list[int],
     pid_of: dict[str, int],
-    signalled: list[int],
+    waited: list[int],
     supervisors: list[int],
     told_now: set[int],
     left: list[int],
     wait_s: int,
     read: bool,
 ) -> str:
-    """How the runs the workers signalled held (``watched``, by id; ``pid_of``: each
+    """How the runs the workers waited for held (``watched``, by id; ``pid_of``: each
     such worker's pid by its id) ended, each read now from the database; of those whose
-    own worker is still at it (``left``: the pids of ``signalled`` and of their slots'
+    own worker is still at it (``left``: the pids of ``waited`` and of their slots'
     ``supervisors`` still alive after ``wait_s``), what is likely, as ``--no-wait`` says
     (``told_now``: the pids told to exit at once, which put even a final pass's run back)."""
     from core.queue import RunStatus
@@ -260,14 +265,14 @@ def after_the_wait(
     from core.queue.views import back_to_queue_said, cancelling_said, ids_of
 
     said = []
-    exited = [pid for pid in signalled if pid not in left]
+    exited = [pid for pid in waited if pid not in left]
     # A supervisor exits only after all its slots: one down follows slots down.
     down = [pid for pid in supervisors if pid not in left]
     if exited:
         also = f" and {supervised(down)}" if down else ""
         said.append(f"worker {ids_of('pid', exited)}{also} stopped")
     # Never killed: a final pass let finish, a stalled step (`stop --now`).
-    if still := [pid for pid in signalled if pid in left]:
+    if still := [pid for pid in waited if pid in left]:
         said.append(f"worker {ids_of('pid', still)} still running after {wait_s} s")
     if up := [pid for pid in supervisors if pid in left]:
         said.append(f"{supervised(up)} still running after {wait_s} s")

@@ -1155,6 +1155,33 @@ def test_stop_exits_non_zero_while_a_worker_it_signalled_is_still_running(
         assert (code, f"worker pid {pid} stopped" in out) == (0, True)
 
 
+def test_stop_again_waits_again_for_a_worker_already_stopping(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `stop` exited 1 ("still running after 1 s": a final pass let finish); run again, it
+    # said "already stopping" and exited 0 at once, as if the worker were down, and
+    # `stop && next-step` went on while it trained. It waits again (not signalling it
+    # again: that is --now's "exit at once"), says how its run is doing, and exits 1.
+    cli(capsys, "queue", "sweep.yml")
+    with worker_in_final_pass() as (pid, run_id):
+        assert cli(capsys, "stop", "--wait", "1")[0] == 1
+        started = time.monotonic()
+        code, out, _ = cli(capsys, "stop", "--wait", "1")
+        assert (code, out) == (1, (
+            f"worker pid {pid} already stopping (--now: stop at once); waiting up to 1 s "
+            f"for it to exit\nworker pid {pid} still running after 1 s\n"
+            f"run {run_id} trained all its inputs: its final pass ends first, "
+            "then it will likely succeed\n"
+        ))  # fmt: skip
+        assert time.monotonic() - started >= 1
+        # --no-wait says at once what is likely, as a first stop's --no-wait does.
+        assert cli(capsys, "stop", "--no-wait") == (0, (
+            f"worker pid {pid} already stopping (--now: stop at once)\n"
+            f"run {run_id} trained all its inputs: its final pass ends first, "
+            "then it will likely succeed\n"
+        ), "")  # fmt: skip
+
+
 def test_stop_says_a_run_its_worker_left_running_on_its_way_out_and_how_to_retry_it(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1286,7 +1313,8 @@ def test_stop_signals_this_machine_s_live_workers_once(
         )
         # Asked already (its row says so at once): a second stop sends nothing...
         assert cli(capsys, "stop", "--no-wait")[1] == (
-            f"worker pid {busy.pid} already stopping (--now: stop at once)\n"
+            f"worker pid {busy.pid} already stopping (--now: stop at once); "
+            "it held no run when read\n"
         )
         # ...unless told to: then it is the "exit at once" signal.
         assert cli(capsys, "stop", "--no-wait", "--now")[1] == (
