@@ -140,11 +140,15 @@ def run(args: argparse.Namespace) -> int:
     # Looked up before the signal too: a slot that exits at once has no parent to read.
     supervisor_of = {pid: slot_supervisor(pid) for pid in pids + stopping}
     signalled = [pid for pid in pids if launcher.stop(pid)]
-    waited = sorted(signalled + stopping)  # each process of these is waited for
+    # Exited between the look above and its signal (its last run ended, a kill): down, as
+    # asked, not "could not signal" and exit 1. Said stopped, as one gone at its signal.
+    exited = [pid for pid in pids if pid not in signalled and not launcher.alive(pid)]
+    up = sorted(signalled + stopping)  # the processes still to wait for
+    waited = sorted(up + exited)  # and those said stopped with them, their runs read
     # Not signalled itself: it exits once its slots have (a signal to it would be
     # forwarded, reaching each slot twice); waited for below.
     supervisors = sorted({p for pid in waited if (p := supervisor_of[pid]) is not None})
-    failed = [pid for pid in pids if pid not in signalled]
+    failed = [pid for pid in pids if pid not in signalled and pid not in exited]
     # Said at once in the rows (their heartbeat says so within seconds too): a second
     # `stop` right after this one must not send the "exit at once" signal by accident.
     unmarked = [w for w in live if w.pid in signalled and w.state != "stopping"]
@@ -161,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
     # Should that read fail (a run row damaged meanwhile), the first read's runs stand.
     ended: dict[int, RunStatus] = {}
     both: dict[int, RunRow] = {}
+    after: list[RunRow] | None = None
     if held is not None:
         after = held_runs(repo, targets, say_unread=False)
         both = {run.id: run for run in (*held, *(after or ()))}  # the later read's row wins
@@ -180,9 +185,10 @@ def run(args: argparse.Namespace) -> int:
         said.append(f"told worker {ids_of('pid', now_ones)} to exit at once")
     if stopping:
         said.append(f"worker {ids_of('pid', stopping)} already stopping (--now: stop at once)")
-    if said and args.wait > 0:
-        them = "it" if len(waited) == 1 else "them"
-        print(f"{'; '.join(said)}; waiting up to {args.wait} s for {them} to exit", flush=True)
+    if waited and args.wait > 0:
+        them = "it" if len(up) == 1 else "them"
+        if said:  # none when every one had exited before its signal
+            print(f"{'; '.join(said)}; waiting up to {args.wait} s for {them} to exit", flush=True)
         # Each worker's own pid: a run is judged by whether its own worker is still at
         # it, not by whether any is (one gone beside one in its final pass).
         pid_of = {w.id: w.pid for w in live if w.pid in waited}
@@ -190,9 +196,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             left = still_alive(launcher, waited + supervisors, args.wait)
         except KeyboardInterrupt:  # "interrupted" alone read as if the stop was called off
-            its = "its" if len(waited) == 1 else "their"
+            its = "its" if len(up) == 1 else "their"
             print(
-                f"resconv-tui: not waiting any more; worker {ids_of('pid', waited)} "
+                f"resconv-tui: not waiting any more; worker {ids_of('pid', up)} "
                 f"asked to stop all the same (resconv-tui status shows how {its} runs end)",
                 file=sys.stderr,
             )
@@ -203,11 +209,18 @@ def run(args: argparse.Namespace) -> int:
                 held is not None,
             )
         )  # fmt: skip
-    elif said and held is None:
-        print("; ".join(said))
-    elif said and held is not None:
+    elif waited and held is None:
+        print("; ".join(said + exited_said(exited)))
+    elif waited and held is not None:
+        said += exited_said(exited)
         reached = {w.id for w in live if w.pid in waited}
         held = [run for run in held if run.worker_id in reached]
+        # Still held by a worker already exited (the read after the signal): left
+        # running, as after the wait of one killed; unknown where that read failed.
+        gone_ids = {w.id for w in live if w.pid in exited}
+        still_held = {run.id for run in after or ()}
+        orphaned = [r.id for r in held if r.worker_id in gone_ids and r.id in still_held]
+        held = [run for run in held if run.id not in orphaned]
         # Asked once, not told to exit at once: that puts even a final pass's run back.
         asked = {w.id for w in live if w.pid in first or w.pid in stopping}
         ends = {run.id: likely_end(run, run.worker_id not in asked) for run in held}
@@ -219,9 +232,12 @@ def run(args: argparse.Namespace) -> int:
             said.append(back_to_queue_said(back))
         if cancelling:
             said.append(cancelling_said(cancelling))
+        if orphaned:
+            said.append(orphaned_said(orphaned))
         said += ended_said(ended)
-        if not (back or finishing or ended or cancelling):  # "runs go back" of none misled
-            # "When read": a run claimed and put back between the two reads is not seen.
+        if not (back or finishing or ended or cancelling or orphaned):
+            # "Runs go back" of none misled. "When read": a run claimed and put back
+            # between the two reads is not seen.
             said.append(f"{'it' if len(waited) == 1 else 'they'} held no run when read")
         print("; ".join(said))
         if finishing:
@@ -230,6 +246,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"could not signal worker {ids_of('pid', failed)} (another user's process?)")
         return STILL_RUNNING
     return STILL_RUNNING if left else 0
+
+
+def exited_said(exited: list[int]) -> list[str]:
+    """``worker pid 42 stopped``, of workers that exited before their signal reached
+    them: the phrase of one that exited at it (``after_the_wait``)."""
+    from core.queue.views import ids_of
+
+    return [f"worker {ids_of('pid', exited)} stopped"] if exited else []
 
 
 def still_alive(launcher: WorkerLauncher, pids: list[int], wait_s: float) -> list[int]:

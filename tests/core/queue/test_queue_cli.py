@@ -1182,6 +1182,29 @@ def test_stop_again_waits_again_for_a_worker_already_stopping(
         ), "")  # fmt: skip
 
 
+@pytest.mark.parametrize("wait", ["--no-wait", "--wait=5"])
+def test_stop_says_a_worker_gone_before_its_signal_stopped_not_unsignalled(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, wait: str
+) -> None:
+    # A worker that exited between stop's look at it (alive) and its signal read "could
+    # not signal worker pid N (another user's process?)" and exit 1: it is down, as
+    # `stop && next-step` wants, and its run (left running: killed) is said as such.
+    cli(capsys, "queue", "sweep.yml")
+    with worker_in_final_pass() as (pid, run_id):
+        held_mid_training(run_id)
+
+        def exits_first() -> None:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)  # reaped: no such process left to signal
+
+        around_the_signal(monkeypatch, before=exits_first)
+        assert cli(capsys, "stop", wait) == (0, (
+            f"worker pid {pid} stopped; run {run_id} still reads running: its worker exited "
+            f"without giving it back (resconv-tui retry {run_id} queues it again once "
+            "silent 10 s)\n"
+        ), "")  # fmt: skip
+
+
 def test_stop_says_a_run_its_worker_left_running_on_its_way_out_and_how_to_retry_it(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
