@@ -69,6 +69,29 @@ def process_alive(pid: int) -> bool:
     return state != "Z"
 
 
+def start_time(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (/proc/PID/stat field 22):
+    with its pid, it names one process, where a pid alone is given to another once its
+    process has exited. None where /proc cannot tell (gone, no /proc: macOS)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    try:  # after the name in parentheses (which may hold spaces), field 3 on
+        return int(stat.rsplit(")", 1)[1].split()[22 - 3])
+    except (IndexError, ValueError):
+        return None
+
+
+def still_running(pid: int, started: int | None) -> bool:
+    """Whether the process ``pid`` that started at ``started`` (``start_time``, taken
+    when it was found) still runs, not another given its pid since; ``started`` None
+    (/proc could not tell): whether any process ``pid`` does."""
+    if not process_alive(pid):
+        return False
+    return started is None or start_time(pid) == started
+
+
 def slot_supervisor(pid: int) -> int | None:
     """The pid of the ``worker --slots K`` supervisor (``core.slots``) whose slot process
     ``pid`` is, while it is still that slot's parent; None for any other process (a plain

@@ -16,7 +16,8 @@ and the run then succeeds). ``--no-wait`` says at once what is likely, as far as
 The slots of ``worker --slots K`` (processes) have a supervisor with no worker row of its
 own: it exits seconds after its last slot (it records what each left). Stop waits for it
 too, found as the slots' parent (``core.processes.slot_supervisor``), so "stopped" means
-every process of the worker is gone.
+every process of the worker is gone. Each process waited for is known by its pid and its
+start time as found: a pid freed within the wait may go to another process.
 
 Exit status (``stop && next-step``): 0 once every process waited for has exited, or with
 ``--no-wait`` (which promised nothing); ``STILL_RUNNING`` when one is still running after
@@ -93,7 +94,7 @@ def wait_seconds(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.processes import slot_supervisor
+    from core.processes import slot_supervisor, start_time
     from core.queue.db import TRY_AGAIN_WHEN_FREE, describe, is_new_file, sqlite_path
     from core.queue.errors import NoDatabase, QueueError
     from core.queue.views import back_to_queue_said, cancelling_said, ids_of
@@ -139,6 +140,10 @@ def run(args: argparse.Namespace) -> int:
     held = held_runs(repo, targets)
     # Looked up before the signal too: a slot that exits at once has no parent to read.
     supervisor_of = {pid: slot_supervisor(pid) for pid in pids + stopping}
+    # And each one's start time, as found: waited for by pid alone, one that exited and
+    # whose pid went to another process meanwhile kept stop waiting on a stranger.
+    found = {*pids, *stopping, *(p for p in supervisor_of.values() if p is not None)}
+    started = {pid: start_time(pid) for pid in found}
     signalled = [pid for pid in pids if launcher.stop(pid)]
     # Exited between the look above and its signal (its last run ended, a kill): down, as
     # asked, not "could not signal" and exit 1. Said stopped, as one gone at its signal.
@@ -194,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
         pid_of = {w.id: w.pid for w in live if w.pid in waited}
         watched = sorted(i for i, run in both.items() if run.worker_id in pid_of)
         try:
-            left = still_alive(launcher, waited + supervisors, args.wait)
+            left = still_alive(launcher, waited + supervisors, args.wait, started)
         except KeyboardInterrupt:  # "interrupted" alone read as if the stop was called off
             its = "its" if len(up) == 1 else "their"
             print(
@@ -256,12 +261,17 @@ def exited_said(exited: list[int]) -> list[str]:
     return [f"worker {ids_of('pid', exited)} stopped"] if exited else []
 
 
-def still_alive(launcher: WorkerLauncher, pids: list[int], wait_s: float) -> list[int]:
-    """Wait up to ``wait_s`` for the processes ``pids`` to exit; those still alive."""
+def still_alive(
+    launcher: WorkerLauncher, pids: list[int], wait_s: float, started: dict[int, int | None]
+) -> list[int]:
+    """Wait up to ``wait_s`` for the processes ``pids`` (each with its start time as
+    found, ``core.processes.start_time``) to exit; those still alive."""
+    from core.processes import still_running
+
     deadline = time.monotonic() + wait_s
     alive = list(pids)
     while alive:
-        alive = [pid for pid in alive if launcher.alive(pid)]
+        alive = [pid for pid in alive if launcher.alive(pid) and still_running(pid, started[pid])]
         if not alive or time.monotonic() >= deadline:
             break
         time.sleep(WAIT_POLL_S)

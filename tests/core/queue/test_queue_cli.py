@@ -1205,6 +1205,73 @@ def test_stop_says_a_worker_gone_before_its_signal_stopped_not_unsignalled(
         ), "")  # fmt: skip
 
 
+# A `worker --slots K` supervisor in small: it starts one slot (naming itself in the
+# slot's environment, as core.slots does), says the slot's pid, and exits when it has.
+SUPERVISOR = (
+    "import os, subprocess, sys; from core.processes import SUPERVISOR_ENV; "
+    "env = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}; "
+    "code = 'import time; print(flush=True); time.sleep(60)'; "
+    "slot = subprocess.Popen([sys.executable, '-c', code], env=env, stdout=subprocess.PIPE); "
+    "slot.stdout.readline(); print(slot.pid, flush=True); slot.wait()"
+)
+
+
+def started_with_pid(pid: int) -> subprocess.Popen[bytes] | None:
+    """Another process (a sleep) given ``pid`` (a freed one) by the kernel, as it gives
+    a freed pid to whatever starts next; None where this test cannot arrange that
+    (/proc/sys/kernel/ns_last_pid takes root)."""
+    for _ in range(200):  # another process of the machine may take it first
+        try:
+            Path("/proc/sys/kernel/ns_last_pid").write_text(str(pid - 1))
+        except OSError:
+            return None
+        stranger = subprocess.Popen(["sleep", "30"])
+        if stranger.pid == pid:
+            return stranger
+        stranger.kill()
+        stranger.wait()
+    return None
+
+
+def test_stop_does_not_wait_on_a_stranger_given_the_slots_supervisor_s_pid(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The --slots supervisor was waited on by pid alone: once it had exited, a process
+    # started meanwhile with its pid kept stop waiting to the end of --wait, and stop
+    # said the supervisor "still running" and exited 1 with every process of it gone.
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISOR], stdout=subprocess.PIPE, env={
+            **os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])
+        }
+    )  # fmt: skip
+    assert supervisor.stdout is not None
+    slot = int(supervisor.stdout.readline())
+    Repo.open("runs.db").register_worker(socket.gethostname(), slot, "cpu slot 1/1")
+    strangers: list[subprocess.Popen[bytes]] = []
+
+    def its_pid_taken() -> None:
+        supervisor.wait(10)  # its slot died of the signal; then it exits, its pid freed
+        if (stranger := started_with_pid(supervisor.pid)) is not None:
+            strangers.append(stranger)
+
+    around_the_signal(monkeypatch, after=its_pid_taken)
+    try:
+        code, out, _ = cli(capsys, "stop", "--wait", "3")
+        if not strangers:
+            pytest.skip("the supervisor's pid could not be given to another process here")
+        assert (code, out) == (0, (
+            f"asked worker pid {slot} to stop after the current step; waiting up to 3 s "
+            f"for it to exit\nworker pid {slot} and their --slots supervisor pid "
+            f"{supervisor.pid} stopped; it held no run when read\n"
+        ))  # fmt: skip
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the slot, should stop have failed
+            os.kill(slot, signal.SIGKILL)
+        for process in (supervisor, *strangers):
+            process.kill()
+            process.wait()
+
+
 def test_stop_says_a_run_its_worker_left_running_on_its_way_out_and_how_to_retry_it(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

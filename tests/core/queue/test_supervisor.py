@@ -290,3 +290,22 @@ def test_a_slot_s_supervisor_is_its_parent_only_where_the_slot_names_it(
         child.kill()
         child.wait()
     assert slot_supervisor(child.pid) is None  # gone
+
+
+def test_a_process_is_known_by_its_start_time_not_by_its_pid_alone() -> None:
+    # `stop` waits on a process found by pid: one that exited and whose pid went to
+    # another process meanwhile must read as gone (the start time differs).
+    import sys
+
+    from core.processes import start_time, still_running
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        started = start_time(child.pid)
+        assert started is not None and start_time(child.pid) == started
+        assert still_running(child.pid, started) and still_running(child.pid, None)
+        assert not still_running(child.pid, started + 1)  # another process, its pid reused
+    finally:
+        child.kill()
+        child.wait()
+    assert start_time(child.pid) is None and not still_running(child.pid, started)
