@@ -20,14 +20,17 @@ The supervisor here only starts the slots, forwards signals and waits:
   database, torch), is counted (``core.early_signals``): no slot is started, and it
   exits 0 (a second one: 130 at once). A slot's own first moments are covered the same
   way, but for Python's start and its module imports: a slot that dies there of the
-  SIGTERM forwarded to it (or at its very end, once Python has restored the default
-  handlers) has claimed nothing, and counts as stopped cleanly (status 0), not killed.
+  SIGTERM forwarded to it, or sent to it alone (``kill PID``), or at its very end, once
+  Python has restored the default handlers, has claimed nothing, and counts as stopped
+  cleanly (status 0), not killed.
 * A slot that exits while others go on (killed by the kernel's OOM killer, ``kill -9``)
   cannot say so itself: the supervisor marks its runs failed "worker lost" at once (it
   knows the pid), so they do not sit ``running`` until a worker next starts. Slots that
   exit cleanly have already put their runs back, so this touches nothing of theirs.
   A slot killed by a signal while no stop was asked for is started again (at most
-  ``RESTARTS`` times per slot), so ``--slots K`` keeps K slots training.
+  ``RESTARTS`` times per slot), so ``--slots K`` keeps K slots training; not one that
+  died of a stop signal (SIGTERM, SIGINT, SIGHUP) sent to it alone: that slot was asked
+  to stop, as one with its handlers in place stops (and stays down).
 * A slot whose supervisor dies (``kill -9``, the OOM killer) gets the kernel's
   parent-death signal (Linux; ``core.processes.stop_with_parent``, which each slot
   asks for itself): it finishes its step, puts its run back and exits, rather than
@@ -57,7 +60,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 
-from core.early_signals import stop_signals, take_over
+from core.early_signals import STOP_SIGNALS, stop_signals, take_over
 from core.gpu import free_for_new_runs
 from core.packing import Admission, Slot, threads_per_slot
 from core.processes import SUPERVISOR_ENV
@@ -231,14 +234,18 @@ class Supervisor:
                 continue
             self.reaped[index] = True
             self.statuses[index] = exit_status(child.returncode)
-            if self.signals and child.returncode == -signal.SIGTERM:
-                # Asked to stop, and the SIGTERM forwarded to it took the default action:
-                # it came before the slot had its handlers (starting Python, importing),
-                # or after it had finished (Python's exit restores the defaults). A slot
-                # claims nothing before it has them: a clean stop, not a kill.
+            if child.returncode == -signal.SIGTERM:
+                # Asked to stop, and the SIGTERM (forwarded from here, or sent to this slot
+                # alone: kill PID) took the default action: it came before the slot had
+                # its handlers (starting Python, importing), or after it had finished
+                # (Python's exit restores the defaults). A slot claims nothing before it
+                # has them: a clean stop, not a kill.
                 self.statuses[index] = 0
             self.runs_used[index] += self.record_lost(child, self.started[index])
-            killed = child.returncode < 0
+            # Dead of a stop signal's default action: asked to stop, not crashed. Started
+            # again, the slot a person stopped on its own (kill PID) trained on.
+            asked = -child.returncode in STOP_SIGNALS
+            killed = child.returncode < 0 and not asked
             if restart and killed and not self.signals and self.restarts[index] < RESTARTS:
                 self.start_again(index)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -476,6 +477,30 @@ def test_slots_stopped_while_they_start_stop_cleanly(env: Env) -> None:
     assert "started again" not in env.output()
     run = env.repo().get_run(1)
     assert (run.status, run.worker_id) == (S.QUEUED, None), env.output()
+
+
+def test_a_slot_stopped_on_its_own_while_it_starts_is_not_started_again(env: Env) -> None:
+    # A slot signalled by itself (`kill PID`, any process manager reaching it alone) in
+    # its first moments, before it counts stop signals (core.early_signals, from
+    # core.worker's main() on, after Python's start and the imports): it died of the
+    # SIGTERM's default action, and its supervisor, not asked to stop, took it for a
+    # crash and started it again: the slot the person stopped trained on.
+    env.cli("queue", str(env.sweep("long", "max_inputs: 10000000\nseeds: 2\n")))
+    worker = slot_worker(env, "processes")
+    wait_for(lambda: "2 slots started" in env.output(), 60, "the slots to start", env)
+    started = re.search(r"\(pids (\d+), (\d+)\)", env.output())
+    assert started is not None, env.output()
+    os.kill(int(started[1]), signal.SIGTERM)  # slot 1, still starting Python
+    # The other trains on (its run claimed takes seconds: the stopped one was reaped
+    # within the supervisor's 0.1 s poll long before).
+    training = lambda: any(r.inputs_done > 0 for r in env.repo().list_runs())  # noqa: E731
+    wait_for(training, 120, "slot 2 to train", env)
+    assert "started again" not in env.output()
+    assert [w.device for w in env.repo().list_workers()] == ["cpu slot 2/2"], env.output()
+    worker.send_signal(signal.SIGTERM)
+    assert finish(worker, env, timeout=60) == 0, env.output()
+    assert "all slots stopped (0 run(s) ended; exit statuses 0, 0)" in env.output()
+    assert [r.status for r in env.repo().list_runs()] == [S.QUEUED] * 2, env.output()
 
 
 @pytest.mark.parametrize("slot", [1, 2])
