@@ -3,6 +3,7 @@ table when narrow, and ``ls`` on a narrow terminal."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
@@ -156,15 +157,32 @@ def _inside_number(name: str, at: int) -> bool:
 
 
 def keep_start(name: str, width: int, cell_len: Callable[[str], int] = rich_cell_len) -> str:
-    """``name``'s start and "…" in at most ``width`` cells (``name`` whole if it fits).
-    Not rich's truncate: where a wide character does not fit it pads with a space
-    ("実験 …"), which ``ls`` split as two words."""
+    """``name``'s start and "…" in at most ``width`` cells (``name`` whole if it fits),
+    never ending inside a number: a number that does not fit goes whole (``lr-…``), as
+    ``lr-0.1…`` of ``lr-0.125`` read as lr 0.1 and ``…16_0.001…`` of ``…16_0.00125`` as
+    the other lr of its sweep. Not rich's truncate: where a wide character does not fit
+    it pads with a space ("実験 …"), which ``ls`` split as two words."""
     if cell_len(name) <= width:
         return name
-    start = name
-    while start and cell_len(start) > width - 1:
-        start = start[:-1]
-    return f"{start}…"
+    end = len(name)
+    while end and cell_len(name[:end]) > width - 1:
+        end -= 1
+    start = name[: _number_start(name, end)]
+    return start if start.endswith("…") else f"{start}…"  # "…0.125_gelu": "…", not "……"
+
+
+# A number as names write one: digits, a decimal point, a list's ',' (ks-3,5) and an
+# exponent (1e-05, 1.5e6).
+NUMBER = re.compile(r"\d[\d.,]*(?:[eE][-+]?\d+)?")
+
+
+def _number_start(name: str, end: int) -> int:
+    """``end``, or where the number starts that ``end`` cuts into (``lr-0.125`` cut at 6:
+    3; ``lr-1e-05`` cut at 4, before its exponent: 3)."""
+    for number in NUMBER.finditer(name):
+        if number.start() < end < number.end():
+            return number.start()
+    return end
 
 
 def keep_ends(text: str, width: int) -> str:

@@ -1740,6 +1740,24 @@ async def test_narrow_names_never_start_inside_a_value(db_url, app_factory, sett
             assert "kernel_size-" not in name or name.startswith("lr-") or tail[0] == "k", names
 
 
+@pytest.mark.parametrize("width", [60, 66, 72])
+async def test_narrow_names_never_end_inside_a_number(db_url, app_factory, settle, width) -> None:
+    # Cut at its start, ch-16_lr-0.00125 read "…16_0.001…" (lr 0.001, the sweep's usual
+    # lr) where the name column had 10 cells.
+    repo = Repo.open(db_url)
+    sweep = ("name: exp\nmax_inputs: 256\nmatrix:\n  ch: [16, 32]\n"
+             "  lr: [0.00125, 0.003]\n")  # fmt: skip
+    ids = repo.enqueue(new_runs(sweep)).added_ids
+    repo.close()
+    app = app_factory()
+    numbers = re.compile(r"\d[\d.,]*(?:[eE][-+]?\d+)?")
+    async with app.run_test(size=(width, 24)) as pilot:
+        await settle(pilot)
+        names = [cell(app, run_id, "name") for run_id in ids]
+        assert all(set(numbers.findall(name)) <= {"16", "32", "0.00125", "0.003"}
+                   for name in names), names  # fmt: skip
+
+
 def test_a_name_given_otherwise_is_not_cut_inside_a_number() -> None:
     from resconv_tui.name_cuts import cut_names
 
@@ -1780,6 +1798,18 @@ def test_a_cut_name_loses_its_most_shared_parts_first() -> None:
     assert cut_name(names[3], shared, 8) == "…ch-16"
     assert cut_name(("l-1", "ch-16", "lr-0.001"), Counter({"ch-16": 2}), 13) == "l-1…lr-0.001"
     assert cut_name(("a-very-long-unique-part",), shared, 8) == "a-very-…"  # one part: cut
+
+
+def test_a_name_kept_from_its_start_never_ends_inside_a_number() -> None:
+    from resconv_tui.name_cuts import keep_start
+
+    # "lr-0.1…" of lr-0.125 read as lr 0.1: a number that does not fit goes whole.
+    assert keep_start("lr-0.125", 7) == "lr-…" and keep_start("lr-0.125", 8) == "lr-0.125"
+    assert keep_start("lr-1e-05_act-gelu", 7) == "lr-…"  # not "lr-1e-…", nor "lr-1…"
+    assert keep_start("ks-3,5_act-gelu", 6) == "ks-…"  # a list is one value
+    assert keep_start("lr-0.125_act-gelu", 9) == "lr-0.125…"  # the number whole: kept
+    assert keep_start("…0.125_gelu", 5) == "…"  # not "……"
+    assert keep_start("t1-layers-32-inputs-640", 12) == "t1-layers-…"
 
 
 def test_cut_names_stay_told_apart() -> None:

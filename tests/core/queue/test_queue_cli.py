@@ -438,6 +438,29 @@ def test_ls_cut_names_never_start_inside_a_value(
         assert "kernel_size-" not in name or name.startswith("lr-") or tail[0] == "k", names
 
 
+def test_ls_never_cuts_a_name_or_experiment_inside_a_number(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At 28 and 38 columns the rows of lr 0.00125 read "ab…/…16_0.001…": lr 0.001, the
+    # usual lr (and at 26 "…16_0.00…"); an experiment t1-layers-32 cut read "t1-layers-3…".
+    import resconv_tui.commands.ls as ls_command
+
+    for experiment in ("abcdef", "t1-layers-32-inputs-640"):
+        Path("lr.yml").write_text(
+            f"name: {experiment}\nlayers: 2\nmax_inputs: 64\n"
+            "matrix:\n  ch: [16, 32]\n  lr: [0.00125, 0.003]\n"
+        )
+        cli(capsys, "queue", "lr.yml")
+    whole = {line.split()[0]: line.split()[2] for line in cli(capsys, "ls")[1].splitlines()[1:]}
+    numbers = re.compile(r"\d[\d.,]*(?:[eE][-+]?\d+)?")
+    for columns in range(26, 61):
+        monkeypatch.setattr(ls_command, "terminal_columns", lambda columns=columns: columns)
+        for line in cli(capsys, "ls")[1].splitlines()[1:]:
+            run_id, shown = line.split()[0], line.split()[2]
+            written = set(numbers.findall(whole[run_id]))
+            assert set(numbers.findall(shown)) <= written, (columns, shown, whole[run_id])
+
+
 @pytest.mark.parametrize("columns", [60, 50])
 def test_ls_cuts_names_by_the_cells_it_pads_them_with(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: int
