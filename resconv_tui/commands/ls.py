@@ -229,18 +229,23 @@ def _cut_run_column(
 
     longest_name = max(cell_len(run.name) for run in runs)
     longest_experiment = max(cell_len(run.experiment) for run in runs)
-    # The experiment is cut before the names, down to 3 cells ("a…"; a wide "実…"), the
-    # experiments told apart as the names are ("…halves-first", "…alves-second").
-    experiment_width = min(longest_experiment, max(room - 1 - longest_name, 3))
-    experiments = dict(enumerate(sorted({run.experiment for run in runs})))
-    cut_experiments = cut_names({i: (e,) for i, e in experiments.items()}, experiments,
-                                experiment_width, cell_len)  # fmt: skip
-    shown_experiment = {e: cut_experiments.get(i, e) for i, e in experiments.items()}
+    # The experiment is cut before the names, down to 3 cells ("a…"; a wide "実…").
+    least_experiment = min(longest_experiment, max(room - 1 - longest_name, 3))
     names = {run.id: run.name for run in runs}
     parts = {run.id: name_parts(run.name, run.swept) for run in runs}
     # Counted as the rows are padded (``table``), not by rich's count, which joins any two
     # characters a zero-width joiner stands between.
-    cut = cut_names(parts, names, room - 1 - experiment_width, cell_len)
+    cut = cut_names(parts, names, room - 1 - least_experiment, cell_len)
+    # The experiment then takes the room the names as cut leave: a cut name is often
+    # narrower than its room ("act-gelu…seed-0" in 22 cells), and at 50 columns the
+    # experiment read "fa…" beside 7 empty cells.
+    widest_name = max(cell_len(cut.get(run.id, run.name)) for run in runs)
+    experiment_width = min(longest_experiment, room - 1 - widest_name)
+    # The experiments told apart as the names are ("…halves-first", "…alves-second").
+    experiments = dict(enumerate(sorted({run.experiment for run in runs})))
+    cut_experiments = cut_names({i: (e,) for i, e in experiments.items()}, experiments,
+                                experiment_width, cell_len)  # fmt: skip
+    shown_experiment = {e: cut_experiments.get(i, e) for i, e in experiments.items()}
     fitted = []
     for run, line in zip(runs, lines, strict=True):
         shown = f"{shown_experiment[run.experiment]}/{cut.get(run.id, run.name)}"

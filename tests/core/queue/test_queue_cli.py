@@ -461,6 +461,31 @@ def test_ls_never_cuts_a_name_or_experiment_inside_a_number(
             assert set(numbers.findall(shown)) <= written, (columns, shown, whole[run_id])
 
 
+@pytest.mark.parametrize("columns", [47, 50, 53, 59])
+def test_ls_gives_the_experiment_the_room_its_cut_names_leave(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: int
+) -> None:
+    # The experiment was sized from the names whole (act-gelu_max_inputs-640_seed-0, 30
+    # cells), though they were cut to 15 ("act-gelu…seed-0"): at 50 columns every row
+    # read "fa…/act-gelu…seed-0", 41 cells wide: 7 cells the experiment could have had.
+    import resconv_tui.commands.ls as ls_command
+
+    experiment = "fashion-mnist-halves-first"
+    Path("seeds.yml").write_text(
+        f"name: {experiment}\nlayers: 2\nchannels: 4\n"
+        "matrix:\n  act: [gelu, relu]\n  max_inputs: [640]\nseeds: 3\n"
+    )
+    cli(capsys, "queue", "seeds.yml")
+    monkeypatch.setattr(ls_command, "terminal_columns", lambda: columns)
+    out = cli(capsys, "ls")[1].splitlines()
+    shown = [line.split()[2] for line in out[1:]]
+    assert len(set(shown)) == 6 and all(len(line) <= columns for line in out), out
+    # What is left is the gap after the last column, which ls strips.
+    assert columns - max(len(line) for line in out) <= 2, out
+    cut = shown[0].split("/")[0]
+    assert cut.endswith("…") and experiment.startswith(cut[:-1]), out
+
+
 @pytest.mark.parametrize("columns", [60, 50])
 def test_ls_cuts_names_by_the_cells_it_pads_them_with(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: int
