@@ -25,6 +25,7 @@ from core.errors import terminal_safe
 from core.queue.errors import UsageError
 from core.queue.rows import RunRow, WorkerRow
 from core.queue.status import RunStatus
+from core.queue.text_emoji import is_text_emoji
 from core.sweep import ALIASES, PAIR_ALIASES, target_problem
 
 RUN = "run"
@@ -430,41 +431,59 @@ def render(table: Table, fmt: str) -> str:
 ZERO_WIDTH_JOINER = "\u200d"
 EMOJI_PRESENTATION = "\ufe0f"
 SKIN_TONES = range(0x1F3FB, 0x1F400)
+# Blocks of wide CJK symbols (radicals ⼀, 〒, enclosed ㈱): "So" and wide as emoji are,
+# but text, which a joiner does not join to what follows.
+CJK_SYMBOLS = range(0x2E80, 0xA4D0)
 
 
 def cell_len(text: str) -> int:
     """Terminal cells ``text`` takes: 2 for a wide character (実験, most emoji), 0 for a
-    combining mark, else 1; an emoji sequence as one glyph, as rich (the dashboard) counts
-    it: a character after a zero-width joiner that follows an emoji is part of that emoji
-    (👩‍🔬: 2, where 5
-    left the rows of ls, results and the queue's preview 3 cells short beside it), a skin
-    tone after an emoji adds nothing, and U+FE0F draws the character before it wide (a
-    joiner after no emoji joins nothing, as a terminal draws it, where rich joins it). The
-    standard library's tables: the worker imports this module where rich is not
+    combining mark, else 1; an emoji sequence as one glyph, as a terminal draws it and
+    rich (the dashboard) counts it: 👩‍🔬, 🏳️‍🌈 (a zero-width joiner between emoji), ❤️
+    and the keycap 1️⃣ (U+FE0F after a character drawn as text or emoji), 👍🏽 (a skin
+    tone after an emoji), 🇫🇷 (two letters of a flag, a cell each). Only an emoji joins:
+    a joiner after any "So" character (°‍C, ⼀‍x) took the next character's cells away,
+    U+FE0F after any character (a️) drew it wide, and a skin tone after 実 added nothing,
+    where a terminal draws each of them (rich joins any two characters a joiner stands
+    between, and counts a skin tone as no cells). The standard library's tables and
+    ``core.queue.text_emoji``: the worker imports this module where rich is not
     installed (the GPU box's bench environment)."""
     cells = last = 0  # last: the cells of the glyph counted last
-    joined = emoji = False  # emoji: the glyph counted last is one (a joiner may follow)
+    glyph = ""  # the character that glyph starts with
+    emoji = joined = False  # emoji: that glyph is drawn as one; joined: a joiner follows it
     for c in text:
-        if joined:  # the character after a joiner that follows an emoji: the same glyph
+        if joined and _pictograph(c):  # an emoji after an emoji and a joiner: one glyph
             joined = False
             continue
+        joined = False
         if c == ZERO_WIDTH_JOINER:
-            # Only an emoji joins the next character: one at the start, or between letters
-            # (実‍x), took the next character's cells away, where a terminal draws it.
-            joined = emoji
+            joined = emoji  # 実‍x and ‍abc: each character as a terminal draws it
             continue
         if c == EMOJI_PRESENTATION:
-            cells, last = cells + 2 - last if last else cells, 2 if last else 0
-            emoji = bool(last)
+            if last == 1 and is_text_emoji(glyph):  # ❤️, ©️, 1️⃣: drawn as an emoji
+                cells, last, emoji = cells + 1, 2, True
             continue
-        if ord(c) in SKIN_TONES and last == 2:
+        if ord(c) in SKIN_TONES and emoji:
             continue
         if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me"):
             continue
-        last = 2 if unicodedata.east_asian_width(c) in "WF" else 1
-        emoji = unicodedata.category(c) == "So"
+        glyph, last = c, 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        emoji = _wide_emoji(c)
         cells += last
     return cells
+
+
+def _wide_emoji(char: str) -> bool:
+    """Whether ``char`` is an emoji drawn wide as it stands (👩, 🔬, ⭐): a wide "So"
+    character outside the CJK blocks."""
+    wide = unicodedata.east_asian_width(char) == "W" and ord(char) not in CJK_SYMBOLS
+    return wide and unicodedata.category(char) == "So"
+
+
+def _pictograph(char: str) -> bool:
+    """Whether ``char`` is an emoji a joiner joins to the one before it: 🔬 of 👩‍🔬, or
+    one drawn as text alone (♀ of 🏃‍♀️, ❤ of 👩‍❤️‍👨); not a keycap's digit."""
+    return _wide_emoji(char) or (not char.isascii() and is_text_emoji(char))
 
 
 def pad(text: str, width: int, right: bool = False) -> str:

@@ -486,6 +486,21 @@ def test_ls_gives_the_experiment_the_room_its_cut_names_leave(
     assert cut.endswith("…") and experiment.startswith(cut[:-1]), out
 
 
+def test_ls_lines_up_a_joiner_or_variation_selector_that_joins_no_emoji(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # heat-40°‍C (a joiner after the "So" degree sign) was counted 9 cells, warm️-a (U+FE0F
+    # after a letter) 7: a terminal draws 10 and 6, so their rows' columns stood a cell
+    # right of the others' and a cell left.
+    for name in ("heat-40\\u00b0\\u200dC", "heat-40C-ok", "warm\\ufe0f-a"):
+        Path("sweep.yml").write_text(SWEEP.replace("name: smoke", f'name: "{name}"'))
+        cli(capsys, "queue", "sweep.yml")
+    rows = cli(capsys, "ls")[1].splitlines()[1:]
+    # Each character here takes a cell but the joiner and U+FE0F, which take none.
+    pri_at = {len(re.sub("[\u200d\ufe0f]", "", row.split(" 0 ")[0])) for row in rows}
+    assert len(rows) == 12 and len(pri_at) == 1, rows
+
+
 @pytest.mark.parametrize("columns", [60, 50])
 def test_ls_cuts_names_by_the_cells_it_pads_them_with(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: int

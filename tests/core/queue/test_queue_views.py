@@ -406,7 +406,10 @@ def test_markdown_lines_up_wide_characters() -> None:
     "text",
     ["\U0001f469\u200d\U0001f52c-lab", "\U0001f468\u200d\U0001f469\u200d\U0001f467",
      "\U0001f44d\U0001f3fd", "\U0001f3f3\ufe0f\u200d\U0001f308", "\u2764\ufe0f", "1\ufe0f\u20e3",
-     "\u2764", "実験", "e\u0301x", "\U0001f1eb\U0001f1f7", "plain"],
+     "\u2764", "実験", "e\u0301x", "\U0001f1eb\U0001f1f7", "plain",
+     "\U0001f3c3\u200d\u2640\ufe0f", "\U0001f469\u200d\u2764\ufe0f\u200d\U0001f468",
+     "\U0001f43b\u200d\u2744\ufe0f", "#\ufe0f\u20e3", "\u00a9\ufe0f",
+     "\U0001f441\ufe0f\u200d\U0001f5e8\ufe0f", "\U0001f408\u200d\u2b1b"],
 )  # fmt: skip
 def test_cell_len_counts_an_emoji_sequence_as_rich_does(text: str) -> None:
     # 👩‍🔬 counted 5 cells (each emoji 2, the joiner 1) where rich, which draws the
@@ -429,6 +432,24 @@ def test_cell_len_joins_only_after_an_emoji(text: str, cells: int) -> None:
     # letters, 実‍x) lost its next character's cells (\u200dabc: 2), and its ls row was
     # padded short; a terminal draws those characters. rich counts them so too, but ls
     # and results print without rich, and only an emoji sequence joins into one glyph.
+    from core.queue.views import cell_len
+
+    assert cell_len(text) == cells
+
+
+@pytest.mark.parametrize(
+    ("text", "cells"),
+    [("40\u00b0\u200dC", 4), ("\u2500\u200d\u2500", 2), ("\u2f00\u200dx", 3),
+     ("\u3012\u200dx", 3), ("\u00a9\u200dx", 2), ("\U0001f469\u200dx", 3),
+     ("a\ufe0f", 1), ("\u00b0\ufe0f-a", 3), ("\u5b9f\U0001f3fd", 4), ("a\U0001f3fd", 3),
+     ("\u2b50\u200d1", 3), ("1\u20e3", 1)],
+)  # fmt: skip
+def test_cell_len_joins_only_an_emoji_sequence(text: str, cells: int) -> None:
+    # A joiner after any "So" character joined the next one to it (40°‍C: 3, ─‍─: 1,
+    # the radical ⼀‍x: 2), U+FE0F drew any character before it wide (a️: 2) and a skin
+    # tone after 実 added nothing: ls padded those rows short or long, where a terminal
+    # draws each character (tmux: 40°‍C takes 4 cells). A joiner joins an emoji to an
+    # emoji, U+FE0F makes a text symbol an emoji (©️, ❤️, 1️⃣), a skin tone follows one.
     from core.queue.views import cell_len
 
     assert cell_len(text) == cells
