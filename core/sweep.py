@@ -329,7 +329,7 @@ def targets_attached(data: dict[str, Any], source: str, drop: DropRun | None = N
     its runs. SweepError where ``queue`` refuses the sweep up to its cells, or the
     targets are no list of mappings (their figures are not read)."""
     index = _CellIndex(_sweep_cells(data, source, drop).cells)
-    entries = _read_entries_loose(data.get("targets"), source)
+    entries = _read_mappings(data.get("targets"), "targets", source)
     return [bool(index.matching(_target_cell(entry))) for entry in entries]
 
 
@@ -461,6 +461,16 @@ def _read_matrix(matrix: Any, source: str) -> dict[str, list[Any]]:
 
 
 def _read_entries(entries: Any, what: str, source: str) -> list[dict[str, Any]]:
+    mappings = _read_mappings(entries, what, source)
+    for number, entry in enumerate(mappings, 1):
+        if not entry:
+            raise SweepError(f"{source}: {what} entry {number} is {{}}: give it keys and values")
+    _check_keys(source, *((f"{what} entry {i}: ", entry) for i, entry in enumerate(mappings, 1)))
+    return mappings
+
+
+def _read_mappings(entries: Any, what: str, source: str) -> list[dict[str, Any]]:
+    """The include, exclude or targets (``what``) entries: a list of mappings, or none."""
     if entries is None:
         return []
     if not isinstance(entries, list):
@@ -478,9 +488,6 @@ def _read_entries(entries: Any, what: str, source: str) -> list[dict[str, Any]]:
                 f"{source}: {what} entry {number} is {flow_text(entry)}, not a mapping of keys "
                 "to values"
             )
-        if not entry:
-            raise SweepError(f"{source}: {what} entry {number} is {{}}: give it keys and values")
-    _check_keys(source, *((f"{what} entry {i}: ", entry) for i, entry in enumerate(entries, 1)))
     return entries
 
 
@@ -553,7 +560,7 @@ def _read_targets(targets: Any, source: str) -> list[dict[str, Any]]:
     # a sweep: "a whole number ... (got 77.0)" refused it.
     entries = [
         {**entry, "params": as_whole(entry["params"])} if "params" in entry else entry
-        for entry in _read_entries_loose(targets, source)
+        for entry in _read_mappings(targets, "targets", source)
     ]
     for i, entry in enumerate(entries, 1):
         context = f"targets entry {i}: "
@@ -587,16 +594,6 @@ def target_problem(key: str, value: Any) -> str | None:
     if not number or not math.isfinite(value) or value < 0:
         return "a number, 0 or more" + (" (minutes)" if key == "minutes" else "")
     return None
-
-
-def _read_entries_loose(entries: Any, source: str) -> list[dict[str, Any]]:
-    if entries is None:
-        return []
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise SweepError(
-            f"{source}: key 'targets': expected a list of mappings, got {shown(entries)}"
-        )
-    return entries
 
 
 # ----- expansion -------------------------------------------------------------

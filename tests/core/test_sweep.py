@@ -279,6 +279,25 @@ BAD_FILES = {
         "name: x\nmatrix:\n  lr: [0.1]\ninclude: {l: 2}\n",
         "key 'include': expected a list of mappings of keys to values, got {l: 2}",
     ),
+    # As Python's repr, the whole list: "key 'targets': expected a list of mappings, got
+    # [{'lr': 0.1, 'validation_loss': 0.2}, [1], 5]" (None for an empty entry, 'a' for text).
+    "a targets entry a list": (
+        "name: x\nmatrix:\n  lr: [0.1]\ntargets:\n- {lr: 0.1, validation_loss: 0.2}\n- [1]\n- 5\n",
+        "bad.yml: targets entry 2 is [1], not a mapping of keys to values",
+    ),
+    "a targets entry text": (
+        "name: x\nmatrix:\n  lr: [0.1]\ntargets: [名前]\n",
+        "bad.yml: targets entry 1 is 名前, not a mapping of keys to values",
+    ),
+    "a targets entry empty": (
+        "name: x\nmatrix:\n  lr: [0.1]\ntargets:\n- {lr: 0.1, validation_loss: 0.2}\n-\n",
+        "bad.yml: targets entry 2 is empty: give it keys and values",
+    ),
+    "targets no list": (
+        "name: x\nmatrix:\n  lr: [0.1]\ntargets: {lr: 0.1, validation_loss: 0.2}\n",
+        "key 'targets': expected a list of mappings of keys to values, got {lr: 0.1, "
+        "validation_loss: 0.2}",
+    ),
     # A file that sweeps nothing has one run, named "run": it said "run 'run': key ...".
     "wrong type": ("name: x\nlayers: three\n", "bad.yml: key 'layers': expected an integer"),
     # Free text: a number or a list passed.
