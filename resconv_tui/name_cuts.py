@@ -179,30 +179,45 @@ NUMBER = re.compile(r"\d[\d.,]*(?:[eE][-+]?\d+)?")
 def _number_start(name: str, end: int) -> int:
     """``end``, or where the number starts that ``end`` cuts into (``lr-0.125`` cut at 6:
     3; ``lr-1e-05`` cut at 4, before its exponent: 3)."""
-    for number in NUMBER.finditer(name):
-        if number.start() < end < number.end():
-            return number.start()
-    return end
+    number = _number_cut(name, end)
+    return end if number is None else number.start()
+
+
+def _number_cut(text: str, at: int) -> re.Match[str] | None:
+    """The number of ``text`` that a cut at ``at`` falls inside, if one does."""
+    return next((n for n in NUMBER.finditer(text) if n.start() < at < n.end()), None)
 
 
 def keep_ends(text: str, width: int) -> str:
     """``text`` in at most ``width`` cells: its start and its end around "…" (``text``
     whole if it fits; counted by rich, which draws the runs screen's line). Its end is
-    what tells ``t4-...-inputs-256`` from ``...-inputs-1000``."""
+    what tells ``t4-...-inputs-256`` from ``...-inputs-1000``. Neither cuts into a
+    number: ``t1-layers-32-inputs-1000`` read "t1-layers-3…inputs-1000" (layers 3) in 23
+    cells, and "t1…00" in 5."""
     if rich_cell_len(text) <= width:
         return text
-    head_room = (width - 1) // 2
-    tail_room = width - 1 - head_room
-    head, tail = "", ""
-    for char in text:
-        if rich_cell_len(head + char) > head_room:
-            break
-        head += char
-    for char in reversed(text):
-        if rich_cell_len(char + tail) > tail_room:
-            break
-        tail = char + tail
-    return f"{head}…{tail}"
+    tail = _readable_tail(text, width)
+    head_room = width - 1 - rich_cell_len(tail)
+    end = 0
+    while end < len(text) and rich_cell_len(text[: end + 1]) <= head_room:
+        end += 1
+    return f"{text[: _number_start(text, end)]}…{tail}"
+
+
+def _readable_tail(text: str, width: int) -> str:
+    """``text``'s end for ``keep_ends``: about half of ``width``, a number it would start
+    inside whole where a cell of the start stays beside it, else left out, and no sign
+    before a number ("…-1000" reads as minus 1000)."""
+    room = width - 1 - (width - 1) // 2
+    start = len(text)
+    while start and rich_cell_len(text[start - 1 :]) <= room:
+        start -= 1
+    if (number := _number_cut(text, start)) is not None:
+        whole = rich_cell_len(text[number.start() :]) <= width - 2
+        start = number.start() if whole else number.end()
+    if start < len(text) and text[start] in "-+" and NUMBER.match(text, start + 1):
+        start += 1
+    return text[start:]
 
 
 def cut_name(

@@ -745,6 +745,31 @@ async def test_at_80_columns_a_long_experiment_name_is_cut_in_its_middle(
         assert re.search(rf" │ status=queued exp=t4-batc\S*…\S*-{inputs} order=queue$", line), line
 
 
+@pytest.mark.parametrize("width", [68, 72, 74, 80])
+async def test_a_long_experiment_name_cut_in_its_middle_keeps_its_numbers_whole(
+    width, app_factory, settle, db_url
+) -> None:
+    # Cut around "…", t1-layers-32-channels-128-inputs-1000 read "t1-layers-3…inputs-1000"
+    # (layers 3) at 68 columns, and "t1-layers-32-…8-inputs-1000" (channels 8) at 72.
+    experiment = "t1-layers-32-channels-128-inputs-1000"
+    repo = Repo.open(db_url)
+    repo.enqueue(new_runs(f"name: {experiment}\nmax_inputs: 1000\n"))
+    repo.close()
+    app = app_factory()
+    numbers = re.compile(r"\d[\d.,]*(?:[eE][-+]?\d+)?")
+    async with app.run_test(size=(width, 24)) as pilot:
+        await settle(pilot)
+        app.screen.set_experiment_filter(experiment)
+        await pilot.press("f", "o")  # status=queued; the queue's order
+        app.screen.refresh_now()
+        await settle(pilot)
+        summary = app.screen.query_one("#runs-summary")
+        (line,) = region_lines(app, summary.content_region)
+        said = re.search(r"exp=(\S+)", line)
+        assert said is not None, line
+        assert set(numbers.findall(said[1])) <= {"1", "32", "128", "1000"}, line
+
+
 async def test_at_80_columns_a_filter_that_matches_nothing_keeps_the_narrow_layout(
     seeded, app_factory, settle
 ) -> None:
@@ -1798,6 +1823,20 @@ def test_a_cut_name_loses_its_most_shared_parts_first() -> None:
     assert cut_name(names[3], shared, 8) == "…ch-16"
     assert cut_name(("l-1", "ch-16", "lr-0.001"), Counter({"ch-16": 2}), 13) == "l-1…lr-0.001"
     assert cut_name(("a-very-long-unique-part",), shared, 8) == "a-very-…"  # one part: cut
+
+
+def test_a_text_kept_by_its_ends_never_cuts_a_number() -> None:
+    from resconv_tui.name_cuts import keep_ends
+
+    # "t1-layers-3…inputs-1000" (layers 3) in 23 cells, "t1…00" in 5, "t4-…-256" (minus).
+    numbers = re.compile(r"\d[\d.,]*(?:[eE][-+]?\d+)?")
+    for text in ("t1-layers-32-inputs-1000", "t4-batchnorm-position-inputs-256", "lr-0.125-a"):
+        for width in range(5, len(text)):
+            kept = keep_ends(text, width)
+            assert cell_len(kept) <= width and not re.search(r"…-\d", kept), (width, kept)
+            assert set(numbers.findall(kept)) <= set(numbers.findall(text)), (width, kept)
+    assert keep_ends("t1-layers-32-inputs-1000", 23) == "t1-layers-…inputs-1000"
+    assert keep_ends("t1-layers-32-inputs-1000", 8) == "t1-…1000"  # the end's number whole
 
 
 def test_a_name_kept_from_its_start_never_ends_inside_a_number() -> None:
