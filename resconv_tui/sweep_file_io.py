@@ -72,7 +72,11 @@ def sweep_yaml(mapping: dict[str, Any]) -> str:
     # `{name: x, layers: 3, ...}`, unlike every sweep file in experiments/.
     nested = any(isinstance(value, dict | list) for value in mapping.values())
     flow = None if nested else False
-    body = yaml.safe_dump(mapping, sort_keys=False, default_flow_style=flow, width=100)
+    # allow_unicode: a name or description is written as typed (`§2.4`, `ré`), not as
+    # `\xA72.4` in a double-quoted string; what YAML cannot print plainly is still escaped.
+    body = yaml.safe_dump(
+        mapping, sort_keys=False, default_flow_style=flow, width=100, allow_unicode=True
+    )
     return HEADER + body
 
 

@@ -502,6 +502,20 @@ def test_a_one_run_sweep_file_is_written_one_key_a_line(tmp_path: Path) -> None:
     assert "  l: [1, 3]" in text.splitlines() and "kernel_size: [3, 9]" in text
 
 
+def test_a_saved_sweep_file_keeps_its_text_as_written(tmp_path: Path) -> None:
+    # f2 over a loaded logbook table wrote T8's "(seed-spec §2.4)" as "\xA72.4" in a
+    # double-quoted string broken with backslashes: the file read the same, but not as
+    # the person who opens it in an editor wrote it, or as experiments/ holds it.
+    loaded = load_sweep(Path(__file__).parents[2] / "experiments" / "t8-kernel-sizes.yml")
+    values, _ = parse_all(loaded.texts)
+    extra = {"description": loaded.extra["description"]}
+    mapping = build_mapping("ré-t8 §2.4", values, loaded.key_names, extra, loaded.swept)
+    text = save_sweep(tmp_path / "t8.yml", mapping).read_text(encoding="utf-8")
+    assert "name: ré-t8 §2.4" in text.splitlines()
+    assert "§2.4), V2" in text and "\\x" not in text
+    assert load_sweep(tmp_path / "t8.yml").extra["description"] == extra["description"]
+
+
 def test_seeds_load_into_the_seed_field(tmp_path: Path) -> None:
     path = tmp_path / "s.yml"
     path.write_text("name: s\nmatrix:\n  l: [1, 2]\nseeds: 2\nexclude: [{l: 2}]\n")
