@@ -243,9 +243,11 @@ def shortened(data: Any, max_inputs: int, source: str = "<sweep>") -> Any:
     if isinstance(name, str) and name.strip():
         out["name"] = quick_check_name(name, max_inputs)
         if len(out["name"]) > MAX_NAME_CHARS:
+            # "Shorten the file's name" sent people to rename the file, which changes nothing.
+            room = MAX_NAME_CHARS - len(QUICK_SUFFIX.format(max_inputs))
             raise SweepError(
                 f"{source}: --max-inputs: the quick check's experiment {out['name']!r} would "
-                f"be over {MAX_NAME_CHARS} characters: shorten the file's name"
+                f"be over {MAX_NAME_CHARS} characters: shorten key 'name' to {room} at most"
             )
     return out
 

@@ -207,7 +207,7 @@ def test_a_quick_check_of_a_logbook_table_with_max_inputs(
     (in_tmp / "long.yml").write_text("name: '" + "x" * 95 + " '\nlayers: 2\n")
     code, _, err = cli(capsys, "queue", "long.yml", "--max-inputs", "640")
     assert code == 2
-    one_error_line(err, "would be over 100 characters: shorten the file's name")
+    one_error_line(err, "would be over 100 characters: shorten key 'name' to 89 at most")
 
 
 def test_dry_run_against_a_database_says_what_queueing_would_do(
