@@ -94,11 +94,39 @@ def open_repo(args: argparse.Namespace, create: bool = False, only_reads: bool =
     runs out: its own write would wait as long again for the same lock."""
     from core.queue import Repo
     from core.queue.db import READER_UPGRADE_WAIT_S
+    from core.queue.errors import NoDatabase
 
     wait = READER_UPGRADE_WAIT_S if only_reads else None
-    return Repo.open(
-        db_url(args), create=create, upgrade_wait_s=wait, upgrade_or_fail=not only_reads
-    )
+    url = db_url(args)
+    try:
+        return Repo.open(url, create=create, upgrade_wait_s=wait, upgrade_or_fail=not only_reads)
+    except NoDatabase:
+        missing = missing_default_database(args, url)
+        if missing is None:
+            raise
+        raise NoDatabase(
+            f"no database at {missing} (the default, as neither --db nor RESCONV_DB names "
+            "one): give the --db your runs are in, or queue runs first: resconv-tui queue "
+            "FILE.yml"
+        ) from None
+
+
+def missing_default_database(args: argparse.Namespace, url: str) -> str | None:
+    """Where the default ./runs.db was looked for, when that is why there is no database:
+    its "queue runs first" misled a person back over SSH in another folder (the runs were
+    queued elsewhere), and "runs.db" did not say which folder was read. None where --db or
+    RESCONV_DB named the database, or the file is there (empty: said as before)."""
+    from core.queue.db import sqlite_path
+
+    path = sqlite_path(url)
+    if getattr(args, "db", None) or default_db() != DEFAULT_DB or path is None:
+        return None
+    if os.path.exists(path):
+        return None
+    try:
+        return str(path.absolute())
+    except OSError:  # the current folder was removed
+        return str(path)
 
 
 def add_experiment_option(parser: argparse.ArgumentParser) -> None:

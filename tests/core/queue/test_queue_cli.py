@@ -1649,6 +1649,23 @@ def test_stop_without_a_database_asks_for_the_workers_one(
     assert "elsewhere.db (named by RESCONV_DB)" in cli(capsys, "stop")[2]
 
 
+@pytest.mark.parametrize("argv", [["status"], ["ls"], ["results"], ["show", "1"], ["cancel", "1"]])
+def test_a_command_in_a_folder_without_the_default_database_says_where_it_looked(
+    capsys: pytest.CaptureFixture[str], in_tmp: Path, argv: list[str]
+) -> None:
+    # Back over SSH in another folder, `status` said "no database at runs.db (queue runs
+    # first: ...)": the runs were queued elsewhere, and nothing said which folder it read.
+    code, _, err = cli(capsys, *argv)
+    assert code == 2
+    one_error_line(err, f"no database at {in_tmp / 'runs.db'} (the default, as neither --db "
+                        "nor RESCONV_DB names one): give the --db your runs are in, or queue "
+                        "runs first: resconv-tui queue FILE.yml")  # fmt: skip
+    assert not (in_tmp / "runs.db").exists()
+    # Named by --db, a missing file is a typo to correct or a database to make: as before.
+    one_error_line(cli(capsys, *argv, "--db", "typo.db")[2],
+                   "no database at typo.db (queue runs first")  # fmt: skip
+
+
 @pytest.mark.parametrize("argv", [["status"], ["queue", "sweep.yml"], ["cancel", "1"]])
 def test_corrupt_database(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     Path("runs.db").write_bytes(b"\x00garbage" * 500)
