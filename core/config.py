@@ -171,6 +171,10 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "") -> RunConfig:
         """Build from plain data (JSON, YAML); every problem is a ConfigError."""
+        if not isinstance(data, dict):  # JSON or YAML that is a list or a number
+            raise ConfigError(
+                f"{where}a run config is a mapping of keys to values, not {data!r:.60}"
+            )
         known = {f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")}
         values: dict[str, Any] = {}
         for key, raw in data.items():

@@ -17,6 +17,16 @@ class QueueError(ResconvError):
     title = "Database error"
 
 
+class DamagedRow(QueueError):
+    """A row holding what no version writes (a value of the wrong kind, which SQLite
+    takes in any column; JSON that does not read): edited by hand. ``problem``: what is
+    wrong with it, as "its seed is 'abc', not a whole number"."""
+
+    def __init__(self, message: str, problem: str) -> None:
+        super().__init__(message)
+        self.problem = problem
+
+
 class NoDatabase(QueueError):
     """No resconv-tui database there yet (a missing SQLite file, an empty one, an empty
     PostgreSQL database) where the command will not make one (status, ls, a dry run)."""

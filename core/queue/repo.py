@@ -45,7 +45,7 @@ from sqlalchemy import (
 from core.config import RunConfig
 from core.errors import ConfigError, first_line
 from core.queue import db
-from core.queue.errors import InvalidTransition, QueueError, UnknownRun
+from core.queue.errors import DamagedRow, InvalidTransition, QueueError, UnknownRun
 from core.queue.models import Metric, Run, Worker
 from core.queue.patience import Outage, patient, tried_again
 from core.queue.rows import (
@@ -389,30 +389,51 @@ class Repo:
             .limit(1)
             .with_for_update(skip_locked=True)
         )
-        run_id = conn.execute(query).scalar()
-        if run_id is None:
+        while (run_id := conn.execute(query).scalar()) is not None:
+            taken = conn.execute(
+                update(RUN)
+                .where(RUN.c.id == run_id, RUN.c.status == RunStatus.QUEUED.value)
+                .values(
+                    status=RunStatus.RUNNING.value,
+                    worker_id=worker_id,
+                    started_at=now,
+                    heartbeat_at=now,
+                    attempts=RUN.c.attempts + 1,
+                    inputs_done=0,
+                    inputs_per_s=None,
+                )  # fmt: skip
+            ).rowcount
+            if taken != 1:  # compare-and-set lost (cannot happen under the write lock)
+                return None
+            run = self._claimed_readable(conn, run_id)
+            if run is None:  # damaged: failed, and the next queued run is taken instead
+                continue
+            conn.execute(
+                update(WORKER)
+                .where(WORKER.c.id == worker_id)
+                .values(state="running", current_run_id=run_id, last_seen_at=now)
+            )
+            return run
+        return None
+
+    def _claimed_readable(self, conn: Connection, run_id: int) -> RunRow | None:
+        """The run just claimed, or None where its row is damaged (edited by hand into
+        what no version writes): that run ends failed with what is wrong with it, in the
+        claim's transaction. Raised, the claim was rolled back and its worker stopped,
+        the run still queued: the next worker claimed it and stopped too, and one bad
+        row stopped every worker of the queue in turn."""
+        try:
+            return self._get(conn, run_id)
+        except DamagedRow as damage:
+            error = (
+                f"not trained: its row is damaged ({damage.problem}); put the value back "
+                "with an SQL client, then retry it"
+            )
+            failed = _ended_values(RunStatus.FAILED, error, None)
+            conn.execute(update(RUN).where(RUN.c.id == run_id).values(**failed))
+            if self.log is not None:
+                self.log(f"run {run_id}: {error}")
             return None
-        taken = conn.execute(
-            update(RUN)
-            .where(RUN.c.id == run_id, RUN.c.status == RunStatus.QUEUED.value)
-            .values(
-                status=RunStatus.RUNNING.value,
-                worker_id=worker_id,
-                started_at=now,
-                heartbeat_at=now,
-                attempts=RUN.c.attempts + 1,
-                inputs_done=0,
-                inputs_per_s=None,
-            )  # fmt: skip
-        ).rowcount
-        if taken != 1:  # compare-and-set lost (cannot happen under the write lock)
-            return None
-        conn.execute(
-            update(WORKER)
-            .where(WORKER.c.id == worker_id)
-            .values(state="running", current_run_id=run_id, last_seen_at=now)
-        )
-        return self._get(conn, run_id)
 
     @patient
     def claim_like(self, worker_id: str, like: RunRow, limit: int) -> list[RunRow]:
@@ -471,7 +492,7 @@ class Repo:
                 inputs_per_s=None,
             )  # fmt: skip
         )
-        claimed = (self._get(conn, run_id) for run_id in sorted(ids, key=chosen.index))
+        claimed = (self._claimed_readable(conn, run_id) for run_id in sorted(ids, key=chosen.index))
         return [
             run
             for run in claimed
@@ -1164,8 +1185,9 @@ class Repo:
     def _select_runs(conn: Connection, f: RunFilter) -> list[RunRow]:
         """The runs ``f`` selects. A row with a value of the wrong kind is a damaged row
         wherever it is read (``_run_row``), as one with an unknown status or a config
-        that is no JSON: a worker that claims it stops and names it, and nothing acts on
-        its values (read leniently, a cancel compared its text heartbeat: a TypeError)."""
+        that is no JSON: a claim fails it, saying what is wrong (``_claimed_readable``),
+        and nothing acts on its values (read leniently, a cancel compared its text
+        heartbeat: a TypeError)."""
         query = select(*RUN_COLUMNS, RUN.c.samples.is_not(None).label("has_samples"))
         if f.statuses is not None:
             query = query.where(RUN.c.status.in_([s.value for s in f.statuses]))
@@ -1297,9 +1319,10 @@ def _shown_value(value: Any) -> str:
     return repr(value)[:60]
 
 
-def _damaged_row(what: str, problem: str) -> QueueError:
-    return QueueError(
-        f"{what} is damaged ({problem}): put its value back, or delete the row with an SQL client"
+def _damaged_row(what: str, problem: str) -> DamagedRow:
+    return DamagedRow(
+        f"{what} is damaged ({problem}): put its value back, or delete the row with an SQL client",
+        problem,
     )
 
 
@@ -1308,15 +1331,20 @@ def _run_row(mapping: RowMapping) -> RunRow:
     wrong = _wrong_kind(m, _RUN_KINDS)
     if wrong is not None:
         raise _damaged_row(f"run {m.get('id')}'s row", wrong)
+    column = "status"  # the one being read, named where it is damaged
     try:
+        m["status"] = RunStatus(m["status"])
+        column = "swept_json"
         swept = json.loads(m.pop("swept_json") or "{}")
+        column = "target_json"
         target_json = m.pop("target_json")
         target = json.loads(target_json) if target_json else None
-        m["status"] = RunStatus(m["status"])
+        column = "config_json"
         if not isinstance(json.loads(m["config_json"]), dict):  # read again by .config
-            raise ValueError("its config is not a mapping")
+            raise ValueError("not a mapping")
     except (ValueError, TypeError) as exc:  # a row edited by hand, or written by hand
-        raise _damaged_row(f"run {m.get('id')}'s row", first_line(exc)[:120]) from None
+        problem = f"its {column}: {first_line(exc)[:120]}"
+        raise _damaged_row(f"run {m.get('id')}'s row", problem) from None
     m["cancel_requested"] = bool(m["cancel_requested"])
     m["has_samples"] = bool(m["has_samples"])
     return RunRow(swept=swept, target=target, **m)

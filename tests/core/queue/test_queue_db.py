@@ -355,15 +355,14 @@ def test_a_value_of_the_wrong_kind_is_named_not_a_format_traceback(
 
 def test_a_run_with_a_value_of_the_wrong_kind_is_named_by_every_verb(db_path: Path) -> None:
     # Read leniently, a cancel compared a text heartbeat (a TypeError) and `+` added to a
-    # text priority; a damaged row is named wherever it is read, nothing done with it.
+    # text priority; a damaged row is named wherever it is read, nothing done with it
+    # (but by a claim, which fails it: test_a_claim_fails_a_damaged_run_and_takes_the_next).
     repo = Repo.open(str(db_path))
     repo.enqueue(tiny_runs(2))
-    worker = repo.register_worker("h", 1, "cpu")
     with sqlite3.connect(db_path) as conn:
         conn.execute("UPDATE run SET heartbeat_at = 'zz', priority = 'hi' WHERE id = 1")
     damaged = r"^run 1's row is damaged \(its priority is 'hi', not a whole number\)"
     for verb in (
-        lambda: repo.claim(worker),
         lambda: repo.request_cancel([1]),
         lambda: repo.change_priority([1], 1),
         lambda: repo.move_to_front([1]),
@@ -376,6 +375,31 @@ def test_a_run_with_a_value_of_the_wrong_kind_is_named_by_every_verb(db_path: Pa
             "queued",
             "hi",
         )
+    repo.close()
+
+
+def test_a_claim_fails_a_damaged_run_and_takes_the_next(db_path: Path) -> None:
+    # The claim raised "damaged" and was rolled back: its worker stopped with the run
+    # still queued, first in the queue (a text priority sorts above every number), and
+    # the next worker claimed it and stopped too.
+    repo = Repo.open(str(db_path))
+    repo.enqueue(tiny_runs(2))
+    worker = repo.register_worker("h", 1, "cpu")
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE run SET priority = 'hi' WHERE id = 1")
+    claimed = repo.claim(worker)
+    assert claimed is not None and claimed.id == 2
+    with sqlite3.connect(db_path) as conn:
+        status, error, holder = conn.execute(
+            "SELECT status, error, worker_id FROM run WHERE id = 1"
+        ).fetchone()
+    assert (status, holder) == ("failed", worker)
+    assert error == (
+        "not trained: its row is damaged (its priority is 'hi', not a whole number); put "
+        "the value back with an SQL client, then retry it"
+    )
+    (row,) = repo.list_workers()
+    assert row.current_run_id == 2  # the run it trains, not the damaged one
     repo.close()
 
 

@@ -333,6 +333,46 @@ def test_a_run_whose_config_was_edited_into_nonsense_fails_alone(
     assert all(runs[i].status in (S.SUCCEEDED, S.FAILED) for i in cell[1:])
 
 
+# A row edited by hand into what the worker cannot read: (column, value, what the
+# error says), and whether only SQLite takes it (a value of the wrong kind).
+DAMAGES = {
+    "config not JSON": ("config_json", "{bad", "its config_json: Expecting", False),
+    "config not a mapping": ("config_json", "[1]", "its config_json: not a mapping", False),
+    "seed as text": ("seed", "abc", "its seed is 'abc', not a whole number", True),
+    "priority as text": ("priority", "hi", "its priority is 'hi', not a whole number", True),
+    "name as bytes": ("name", b"\x00\xff", "its name is 2 bytes of binary data, not text", True),
+}
+
+
+@pytest.mark.parametrize("stack", [1, 3])
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_run_row_fails_that_run_and_the_worker_goes_on(
+    repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str, stack: int
+) -> None:
+    # Claimed, a row the worker could not read stopped it (rc 2, the claim rolled back):
+    # the next worker claimed it and stopped too, and one bad row stopped them all.
+    column, value, said, sqlite_only = DAMAGES[damage]
+    if sqlite_only and repo.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL refuses a value of the wrong kind")
+    cell = repo.enqueue(tiny_runs(3)).added_ids
+    bad = cell[1]
+    mark = "?" if repo.engine.dialect.name == "sqlite" else "%s"  # the driver's placeholder
+    with repo.engine.begin() as conn:  # as an SQL client's UPDATE stores it
+        conn.exec_driver_sql(f"UPDATE run SET {column} = {mark} WHERE id = {mark}", (value, bad))
+    worker = make_worker(repo, StackingTrainer(), tmp_path, rules=ClaimRules(stack=stack))
+    worker.trainer.heartbeat = worker.heartbeat  # type: ignore[attr-defined]
+    worker.repo.log = recording.say  # a worker's repo says what its claims do
+    assert worker.loop(until_empty=True) == 2  # the two readable runs, trained
+    with repo.engine.connect() as conn:
+        rows = dict(conn.exec_driver_sql("SELECT id, status FROM run").all())
+        error = conn.exec_driver_sql(f"SELECT error FROM run WHERE id = {bad}").scalar()
+    assert rows[bad] == "failed"
+    assert all(rows[i] != "queued" for i in cell), rows
+    assert error.startswith(f"not trained: its row is damaged ({said}")
+    assert error.endswith("put the value back with an SQL client, then retry it")
+    assert f"run {bad}: not trained: its row is damaged ({said}" in capsys.readouterr().out
+
+
 def test_metric_rows_are_written_in_batches(
     repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
