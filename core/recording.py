@@ -31,7 +31,7 @@ from core.early_signals import in_slot, same_stop, stop_signals, take_over
 from core.gpu import GpuMonitor
 from core.processes import PARENT_GONE
 from core.queue import MetricPoint, QueueError, Repo
-from core.queue.patience import waited_s
+from core.queue.patience import passing_reason, waited_s
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS
 from core.queue.views import format_age, ids_of
 
@@ -189,6 +189,9 @@ class RunRecorder:
         self.last_flush = self.last_cancel_check = clock()
         self.cancelled = False
         self.stopped_by_signal = False
+        # Why a flush was refused as its worker was being stopped (None: all written): its
+        # points stay in ``buffer``, for the run's end to write (``last_points``).
+        self.refused: str | None = None
 
     def callbacks(self) -> FitCallbacks:
         from core.train import FitCallbacks
@@ -272,14 +275,40 @@ class RunRecorder:
         self.last_flush = self.clock()
         if self.buffer or self.inputs_done is not None:
             rate = self.recent_rate()
-            self.repo.add_metrics(
-                self.run_id,
-                self.buffer,
-                self.inputs_done,
-                owner=self.worker_id,
-                inputs_per_s=rate,
-            )
-            self.buffer = []
+            try:
+                self.repo.add_metrics(
+                    self.run_id,
+                    self.buffer,
+                    self.inputs_done,
+                    owner=self.worker_id,
+                    inputs_per_s=rate,
+                )
+            except QueueError as error:
+                if not self.kept_for_its_end(error):
+                    raise
+                return
+            self.buffer, self.refused = [], None
+
+    def kept_for_its_end(self, error: QueueError) -> bool:
+        """Whether the flush ``error`` refused keeps its points for the run's end: refused
+        as the worker is being stopped, for a reason that passes (another process's lock,
+        a server away). Raised, it ended a run in its final pass (the one a stop lets
+        finish) or one already trained, whose point it was: the worker then gave the run
+        back, to train again from scratch. The training goes on to its end instead, and
+        the worker writes the points with it (``last_points``), or gives the run back
+        only if that write is refused too."""
+        reason = passing_reason(error, self.repo.engine.dialect.name)
+        if reason is None or not self.flags.stop:
+            return False
+        if self.refused is None:
+            say(f"run {self.run_id}: metric points not written (database {reason}): "
+                "to be written with the run's end")  # fmt: skip
+        self.refused = reason
+        return True
+
+    def last_points(self) -> tuple[MetricPoint, ...]:
+        """The points not written yet (refused as the worker was being stopped)."""
+        return tuple(self.buffer)
 
 
 class Heartbeat(threading.Thread):

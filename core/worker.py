@@ -26,7 +26,8 @@ The one place that joins the queue and training. Deliberately boring:
   ``GIVE_BACK_S`` (``Worker.stopped_in_outage``); refused all that time, it exits 2,
   the run left to be found lost. A run trained to the end whose "succeeded" write was
   refused is written as finished instead, within the same time, and given back only
-  if that write is still refused.
+  if that write is still refused; so is one whose last metric points (its final pass's,
+  its last progress) were refused as the stop came: they are written with its end.
   A second signal puts the run back to ``queued`` as best it can within 2 s and
   exits at once with status 130 (``os._exit``: no cleanup that could hang).
   The same from the worker's first moments: signals that come while it imports the
@@ -86,7 +87,15 @@ from core.processes import (
     process_alive,
     stop_with_parent,
 )
-from core.queue import FinalFigures, QueueError, Repo, RunFilter, RunRow, RunStatus
+from core.queue import (
+    FinalFigures,
+    MetricPoint,
+    QueueError,
+    Repo,
+    RunFilter,
+    RunRow,
+    RunStatus,
+)
 from core.queue.db import describe, is_new_file, sqlite_path, stored_url
 from core.queue.patience import RECONNECT_S, at_once, passing_reason, sleep_unless
 from core.queue.repo import LIVE_WORKER_STATES, STALE_AFTER_S
@@ -482,7 +491,7 @@ class Worker:
         ) from None
 
     def end(self, run: RunRow, result: FitResult, recorder: RunRecorder) -> None:
-        figures = final_figures(result)
+        figures = final_figures(result, recorder.last_points())
         if recorder.stopped_by_signal:  # queued again, or cancelled if someone asked
             status = self.repo.requeue(run.id, self.id, figures)
             if status == RunStatus.CANCELLED:
@@ -718,7 +727,9 @@ def failure_message(exc: BaseException) -> str:
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
 
-def final_figures(result: FitResult) -> FinalFigures:
+def final_figures(result: FitResult, last_points: tuple[MetricPoint, ...] = ()) -> FinalFigures:
+    """``result``'s figures, and ``last_points``: its metric points not written yet, to
+    be written with its end."""
     loss = result.validation_loss
     return FinalFigures(
         validation_loss=loss if loss is not None and math.isfinite(loss) else None,
@@ -731,6 +742,7 @@ def final_figures(result: FitResult) -> FinalFigures:
         checkpoint_path=result.checkpoint_path,
         path_used=result.path_used,
         samples=encode_samples(_to_numpy(result.samples)),
+        last_points=last_points,
     )
 
 

@@ -603,11 +603,7 @@ class Repo:
                 if conn.execute(query).first() is None:
                     return
             if points and not (tried_again() and _written_already(conn, run_id, points)):
-                rows = [
-                    dict(run_id=run_id, step=p.step, inputs=p.inputs, name=p.name, value=p.value)
-                    for p in points
-                ]
-                conn.execute(insert(METRIC), rows)
+                _insert_points(conn, run_id, points)
             if inputs_done is not None:
                 progress: dict[str, Any] = {"inputs_done": inputs_done}
                 if inputs_per_s is not None:
@@ -679,6 +675,8 @@ class Repo:
             asked = self._own_running(run_id, worker_id).where(RUN.c.cancel_requested)
             cancelled = _ended_values(RunStatus.CANCELLED, None, figures)
             if conn.execute(asked.values(**cancelled)).rowcount:
+                if figures is not None:
+                    self._last_points(conn, run_id, figures.last_points)
                 self._worker_idle(conn, worker_id, finished=True)
                 return RunStatus.CANCELLED
             return RunStatus.QUEUED if self._to_queue(conn, run_id, worker_id, _FRESH) else None
@@ -727,8 +725,20 @@ class Repo:
                 return True  # the refused try's end went through: "not recorded" it was
             self._revive(conn, worker_id, [run_id])  # its figures, not "worker lost"
             ended = conn.execute(self._own_running(run_id, worker_id).values(**values)).rowcount
+            if ended and figures is not None:
+                self._last_points(conn, run_id, figures.last_points)
             self._worker_idle(conn, worker_id, finished=bool(ended))
             return bool(ended)
+
+    @staticmethod
+    def _last_points(conn: Connection, run_id: int, points: Sequence[MetricPoint]) -> None:
+        """Write an ending run's last metric points, refused as its worker was stopped
+        (``FinalFigures.last_points``), as ``add_metrics`` would have: a refused try of
+        theirs may have committed unheard (a connection cut while its COMMIT was on the
+        wire): not twice then."""
+        finite = [p for p in points if math.isfinite(p.value)]
+        if finite and not _written_already(conn, run_id, finite):
+            _insert_points(conn, run_id, finite)
 
     def _revive(self, conn: Connection, worker_id: str, run_ids: Sequence[int]) -> list[int]:
         """Those of ``run_ids`` recovered as lost while ``worker_id`` lived on (silent
@@ -1348,6 +1358,15 @@ def _run_row(mapping: RowMapping) -> RunRow:
     m["cancel_requested"] = bool(m["cancel_requested"])
     m["has_samples"] = bool(m["has_samples"])
     return RunRow(swept=swept, target=target, **m)
+
+
+def _insert_points(conn: Connection, run_id: int, points: Sequence[MetricPoint]) -> None:
+    rows = [
+        dict(run_id=run_id, step=p.step, inputs=p.inputs, name=p.name, value=p.value)
+        for p in points
+    ]
+    if rows:
+        conn.execute(insert(METRIC), rows)
 
 
 def _written_already(conn: Connection, run_id: int, points: Sequence[MetricPoint]) -> bool:

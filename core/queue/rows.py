@@ -277,3 +277,6 @@ class FinalFigures:
     checkpoint_path: str | None = None
     path_used: str | None = None
     samples: bytes | None = None
+    # Its last metric points, refused as its worker was stopped (the final pass's, the
+    # last progress): written with its end, in the same transaction.
+    last_points: tuple[MetricPoint, ...] = ()

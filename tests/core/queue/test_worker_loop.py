@@ -13,6 +13,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,6 +24,7 @@ import pytest
 from queue_helpers import tiny_run, tiny_runs
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
+from sqlite_locks import write_lock_held
 
 import core.early_signals as early_signals
 import core.queue.patience as patience
@@ -32,7 +35,7 @@ from core.early_signals import count_early, take_over
 from core.errors import ConfigError
 from core.packing import Admission, Decision
 from core.processes import SUPERVISOR_ENV
-from core.queue import FinalFigures, QueueError, Repo, RunRow, RunStatus
+from core.queue import FinalFigures, MetricPoint, QueueError, Repo, RunRow, RunStatus
 from core.queue.failures import FailureCause, failure_cause
 from core.queue.repo import RUN
 from core.queue.samples import decode_samples
@@ -1797,6 +1800,91 @@ def test_a_stop_while_its_finish_is_refused_records_the_run_finished_once_it_is_
     )
     assert f"run {run_id}: succeeded, validation loss 0.25" in said
     assert f"stopped after 1 run(s); run {run_id} recorded as finished" in said
+
+
+def lock_at_its_end(trainer: Trainer, db_path: Path, flags: StopFlags, hold: ExitStack,
+                    where: str) -> Trainer:  # fmt: skip
+    """``trainer``, with a stop asked for and another process's write lock taken on
+    ``db_path`` (held 2 s) as its run's last metric writes come: ``where`` "last
+    validation" (as its last step ends: the final pass's point is refused) or "last
+    flush" (as the training returns: the worker's flush of what is left is refused)."""
+
+    def locked_now() -> None:
+        flags.signals = 1
+        hold.enter_context(write_lock_held(db_path, release_after_s=2.0))
+
+    def train(run: RunRow, cb: FitCallbacks, checkpoint_dir: Path) -> FitResult:
+        should_stop = cb.should_stop
+        assert should_stop is not None and run.total_inputs is not None
+        steps, asked = run.total_inputs // 64, []
+
+        def stop_at_the_end() -> bool:  # asked before each step, as fit(): not after the last
+            stop = should_stop()
+            asked.append(stop)
+            if where == "last validation" and len(asked) == steps:  # its last step goes on
+                locked_now()
+            return stop
+
+        cb = replace(cb, should_stop=stop_at_the_end)
+        result = fake_trainer(steps=steps)(run, cb, checkpoint_dir)
+        if where == "last flush":
+            locked_now()
+        return result
+
+    return train
+
+
+@pytest.mark.parametrize("where", ["last validation", "last flush"])
+def test_a_stop_while_a_trained_run_s_last_metrics_are_refused_records_it_finished(
+    db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    # Trained to the end, its last metric write (the final pass's point, or the worker's
+    # flush after fit()) refused by another process's lock as a stop came: the error
+    # left fit() or the worker, the run went back to the queue and trained again from
+    # scratch. Its "succeeded" write alone was recorded so (GIVE_BACK_S).
+    repo = Repo.open(str(db_path), busy_timeout_s=0.3)
+    repo.reconnect_s = worker_module.RECONNECT_S  # a worker's repo: patient
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+    flags = StopFlags()
+    with ExitStack() as hold:
+        trainer = lock_at_its_end(fake_trainer(), db_path, flags, hold, where)
+        worker = Worker(repo, "cpu", trainer, tmp_path / "ck", flags, heartbeat_s=0.05)
+        assert worker.loop() == 1  # a stop, not a database error; the run ended
+    run = repo.get_run(run_id)
+    assert (run.status, run.validation_loss, run.attempts) == (S.SUCCEEDED, 0.25, 1)
+    losses = repo.metrics_since(run_id, names=["val_loss"])
+    assert [(m.inputs, m.value) for m in losses] == [(512, 0.25)]  # the final pass's point
+    said = capsys.readouterr().out
+    assert (
+        f"run {run_id}: metric points not written (database locked by another process): "
+        "to be written with the run's end" in said
+    )
+    assert f"run {run_id}: succeeded, validation loss 0.25" in said
+    assert f"stopped after 1 run(s); run {run_id} recorded as finished" in said
+    repo.close()
+
+
+def test_a_run_s_last_points_are_written_with_its_end_once(repo: Repo) -> None:
+    # Kept after a refused flush whose COMMIT may have gone through unheard (a connection
+    # cut while it was on the wire): its end must not write them twice.
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+    worker = repo.register_worker("h", 1, "cpu")
+    assert repo.claim(worker) is not None
+    written = (MetricPoint(4, 256, "val_loss", 0.5),)
+    last = (MetricPoint(8, 512, "val_loss", 0.25), MetricPoint(8, 512, "lr", float("nan")))
+    repo.add_metrics(run_id, written, owner=worker)
+    assert repo.finish(run_id, worker, FinalFigures(validation_loss=0.25, last_points=last))
+    assert repo.finish(run_id, worker, FinalFigures(last_points=last)) is False  # ended
+    points = repo.metrics_since(run_id)
+    assert [(m.inputs, m.name, m.value) for m in points] == [
+        (256, "val_loss", 0.5),
+        (512, "val_loss", 0.25),  # not NaN's: no point of a curve
+    ]
+    (run_id,) = repo.enqueue([tiny_run(seed=1)]).added_ids
+    assert repo.claim(worker) is not None
+    repo.add_metrics(run_id, last[:1], owner=worker)  # the refused try's, committed unheard
+    assert repo.fail(run_id, worker, "boom", FinalFigures(last_points=last))
+    assert [m.value for m in repo.metrics_since(run_id)] == [0.25]
 
 
 def test_a_finish_still_refused_at_a_stop_gives_the_run_back_and_says_so(
