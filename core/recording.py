@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -31,6 +32,7 @@ from core.early_signals import in_slot, same_stop, stop_signals, take_over
 from core.gpu import GpuMonitor
 from core.processes import PARENT_GONE
 from core.queue import MetricPoint, QueueError, Repo
+from core.queue.db import DEFAULT_BUSY_TIMEOUT_S
 from core.queue.patience import passing_reason, waited_s
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS
 from core.queue.views import format_age, ids_of
@@ -59,6 +61,9 @@ STEP_TIMES = 15
 # run that trained at 213 inputs/s read 79 after the CPU had been busy for a while, and
 # its ETA was 2.7 times too long). Its final figure, once it ends, is its whole run's.
 RECENT_RATE_S = 30.0
+
+# The first stop signal's handler has not run this long after it came: said so.
+UNTAKEN_AFTER_S = 1.0
 
 SPEAKER = ["worker"]  # "worker 2/4" in a slot process: the slots share one terminal
 _THREAD_SPEAKER = threading.local()  # the same for slot threads sharing one process
@@ -93,6 +98,11 @@ class StopFlags:
         # The runs training now (their recorders; the worker adds and removes them), so
         # that the first signal says which of them end their final pass first.
         self.training: dict[int, RunRecorder] = {}
+        # Held while a second signal is acted on; reentrant: a third one, whose handler
+        # runs in the main thread while that thread acts on the second, acts again.
+        self.leaving = threading.RLock()
+        self.wakeup: tuple[socket.socket, socket.socket] | None = None  # (watch_arrivals)
+        self.wakeup_before = -1
 
     @property
     def stop(self) -> bool:
@@ -122,6 +132,18 @@ class StopFlags:
             again = " (send it again to exit at once)"
             say(f"{name}: stopping after this step{self.finishing_note()}{again}")
         else:
+            self.second()
+
+    def second(self) -> None:
+        """Exit at once (``on_second``). The main thread's handler and the arrivals watch
+        may both see the second signal: the later one waits here while the first gives
+        the runs back, until its ``os._exit`` ends them both. Returned, the main thread
+        went on to its own way out meanwhile (a stop in an outage: "stopping on a
+        database error", status 2) and could exit first."""
+        with self.leaving:
+            # Seen by the watch first, the main thread's handler has not counted it yet:
+            # nothing more is claimed or trained meanwhile.
+            self.signals = max(self.signals, 2)
             self.on_second()
 
     def finishing_note(self) -> str:
@@ -148,12 +170,79 @@ class StopFlags:
         # counts from when it came, not from now (a person's second is not swallowed).
         for signum, when in take_over():
             self.note(signum, when)
+        self.watch_arrivals(self.first)
+
+    def watch_arrivals(self, first: tuple[int, float] | None) -> None:
+        """A second stop signal exits at once even while the main thread waits in a
+        driver call: Python runs a handler only once that thread is back in Python code,
+        up to SQLite's busy timeout (15 s) later, and two signals of one kind that come
+        before then run it once: Ctrl-C twice (or ``stop``, then ``stop --now``) while the
+        worker waited for another process's write lock was one polite stop, said 15 s
+        later. The C-level handler writes each signal's number to the wakeup socket as it
+        comes; a thread reads them there and acts on a second (``first``: the first stop
+        signal, counted already, as it came while the worker started). The first is left
+        to the handler: a stop waits for the training's next step anyway."""
+        reader, writer = socket.socketpair()
+        writer.setblocking(False)
+        self.wakeup_before = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        self.wakeup = (reader, writer)  # open until release()
+        stops = {int(sig) for sig in stop_signals()}
+        threading.Thread(
+            target=self.watch, args=(reader, stops, first), name="signals", daemon=True
+        ).start()
+
+    def release(self) -> None:
+        """Stop watching arrivals (the worker is done): the wakeup socket as it was
+        before ``install``, the watching thread ended. A process that goes on (a test, a
+        caller of ``run_worker``) must not exit on a signal meant for someone else."""
+        if self.wakeup is None:
+            return
+        signal.set_wakeup_fd(self.wakeup_before)
+        for end in self.wakeup:
+            end.close()
+        self.wakeup = None
+
+    def watch(
+        self, reader: socket.socket, stops: set[int], first: tuple[int, float] | None
+    ) -> None:
+        """The watching thread: each stop signal as it comes; the second (not the same
+        stop, in a slot) exits at once."""
+        while arrived := _received(reader):
+            for signum in arrived:
+                now = time.monotonic()
+                if signum not in stops or same_stop(first, signum, now):
+                    continue
+                if first is None:
+                    first = (signum, now)
+                    threading.Timer(UNTAKEN_AFTER_S, self.say_untaken, args=(signum,)).start()
+                else:
+                    self.second()
+
+    def say_untaken(self, signum: int) -> None:
+        """Said where the first stop signal's handler has not run ``UNTAKEN_AFTER_S`` after
+        it came: the main thread is in a call (a write waiting for another process's lock,
+        up to the busy timeout). Nothing was said for those seconds, and a person took the
+        worker for one that ignored Ctrl-C."""
+        if self.signals == 0:
+            name = signal.Signals(signum).name
+            again = "" if in_slot() else "; send it again to exit at once"  # as note() says
+            say(f"{name}: the worker stops once its current call returns (a write waits up "
+                f"to {DEFAULT_BUSY_TIMEOUT_S:g} s for another process's database lock)"
+                f"{again}")  # fmt: skip
 
     def parent_gone(self, _signum: int, _frame: FrameType | None) -> None:
         """A slot's supervisor died: stop after this step, however many times it says so."""
         if self.signals == 0:
             self.signals = 1
             say("supervisor gone: stopping after this step")
+
+
+def _received(reader: socket.socket) -> bytes:
+    """The signal numbers come since the last read (b"": watching has ended)."""
+    try:
+        return reader.recv(64)
+    except OSError:  # closed by release() meanwhile
+        return b""
 
 
 # ----- recording one run --------------------------------------------------------------

@@ -103,6 +103,7 @@ def run_stream_slots(
             thread.join(JOIN_SLICE_S)
     for worker in workers:
         worker.repo.close()
+    flags.release()
     say(f"all slots stopped ({sum(w.runs_done for w in workers)} run(s) ended)")
     if failures:
         say("; ".join(failures))

@@ -29,7 +29,8 @@ The one place that joins the queue and training. Deliberately boring:
   if that write is still refused; so is one whose last metric points (its final pass's,
   its last progress) were refused as the stop came: they are written with its end.
   A second signal puts the run back to ``queued`` as best it can within 2 s and
-  exits at once with status 130 (``os._exit``: no cleanup that could hang).
+  exits at once with status 130 (``os._exit``: no cleanup that could hang), also while
+  the main thread waits in a driver call (``StopFlags.watch_arrivals``).
   The same from the worker's first moments: signals that come while it imports the
   database layer and torch, before its handlers are in place, are counted
   (``core.early_signals``, installed first by ``main`` and the ``worker`` command) and
@@ -177,6 +178,9 @@ class Worker:
         self.stale_after_s, self.poll_max_s = stale_after_s, poll_max_s
         self.admission, self.admit_wait = admission, ADMIT_WAIT_MIN_S
         self.max_runs = max_runs  # it exits after this many runs ended (None: no limit)
+        # A second signal while it registers (its write waiting for another process's
+        # lock) exits at once too: it had no effect. Nothing is claimed yet.
+        flags.on_second = lambda: leave_now([])
         self.id = repo.register_worker(
             socket.gethostname(), os.getpid(), label or device,
             stack=rules.stack, largest_first=rules.largest_first, max_runs=max_runs,
@@ -866,19 +870,20 @@ def run_worker(
     flags = StopFlags()
     if install_signals:
         flags.install()
-    label, admission = None, None
-    if slot is not None:
-        from core.slots import prepare_slot
-
-        label, admission = prepare_slot(slot, resolved, repo)
-    worker = Worker(
-        repo, resolved, trainer or FitTrainer(resolved, data_dir), root, flags,
-        stale_after_s=stale_after_s, heartbeat_s=heartbeat_s, label=label, admission=admission,
-        rules=rules, max_runs=max_runs,
-    )  # fmt: skip
     try:
+        label, admission = None, None
+        if slot is not None:
+            from core.slots import prepare_slot
+
+            label, admission = prepare_slot(slot, resolved, repo)
+        worker = Worker(
+            repo, resolved, trainer or FitTrainer(resolved, data_dir), root, flags,
+            stale_after_s=stale_after_s, heartbeat_s=heartbeat_s, label=label,
+            admission=admission, rules=rules, max_runs=max_runs,
+        )  # fmt: skip
         return worker.loop(until_empty)
     finally:
+        flags.release()
         repo.close()
 
 

@@ -1257,6 +1257,53 @@ def test_second_signal_requeues_the_run_and_exits_at_once(
     assert repo.list_workers(include_gone=True)[0].state == "stopped"
 
 
+@pytest.mark.parametrize("waiting", ["to register", "to claim"])
+def test_a_second_signal_while_the_worker_waits_on_a_sqlite_lock_exits_at_once(
+    db_path: Path, waiting: str
+) -> None:
+    # Python runs a signal's handler only once the main thread is back from the driver
+    # call, and two signals of one kind that come before then run it once: a worker
+    # waiting for another process's write lock (up to its 15 s busy timeout) took Ctrl-C
+    # twice, or `stop` then `stop --now`, as one polite stop, said only after the wait.
+    Repo.open(str(db_path)).close()
+    script = (
+        "from core.worker import run_worker\n"
+        "print('ready', flush=True)\n"
+        f"run_worker({str(db_path)!r}, 'cpu', trainer=lambda *args: None)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    with ExitStack() as hold:
+        if waiting == "to register":
+            hold.enter_context(write_lock_held(db_path))
+        worker = subprocess.Popen(
+            [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=env, text=True, start_new_session=True,
+        )  # fmt: skip
+        hold.callback(worker.wait)
+        hold.callback(worker.kill)
+        assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
+        if waiting == "to claim":  # idle, claiming every few seconds
+            assert " on cpu, database " in worker.stdout.readline()
+            hold.enter_context(write_lock_held(db_path))
+        time.sleep(1.5)  # in its wait for the lock
+        worker.send_signal(signal.SIGTERM)
+        time.sleep(1.5)  # said at once, not once the wait is over
+        signalled = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        try:
+            code = worker.wait(timeout=6)
+        except subprocess.TimeoutExpired:
+            code = None
+        waited = time.monotonic() - signalled
+    said = worker.stdout.read()
+    assert (code, waited < 6) == (130, True), said
+    assert (
+        "SIGTERM: the worker stops once its current call returns (a write waits up to 15 s "
+        "for another process's database lock); send it again to exit at once\n" in said
+    )
+    assert "second signal: exiting now" in said
+
+
 class RefuseFirst(Admission):
     """Says "wait" to the first check, then "train"."""
 
@@ -1313,6 +1360,7 @@ def test_nohup_keeps_sighup_ignored() -> None:
         flags.install()
         assert signal.getsignal(signal.SIGHUP) == flags.handle
     finally:
+        signal.set_wakeup_fd(-1)  # nothing watches for this process's signals after it
         for sig, handler in saved.items():
             signal.signal(sig, handler)
 
@@ -1490,6 +1538,7 @@ def test_a_slot_measures_the_same_stop_from_a_signal_counted_while_it_started(
         clock[0] += 0.5
         flags.handle(signal.SIGTERM, None)  # 3.5 s after the first: "again: at once"
     finally:
+        flags.release()
         for sig, handler in saved.items():
             signal.signal(sig, handler)
     assert seconds == [1]
