@@ -61,7 +61,8 @@ class LoadedSweep:
     excluded: ExcludedCells | None = None  # the cells the file's exclude drops
     included: KeptInclude | None = None  # the file's include entries, applied as queue does
     # The one run of a file that sweeps nothing, as queue makes it (named "run"): the form
-    # names it so, and its edits by what they change (ks-7), as a duplicate's are.
+    # names it so, and its edits of one run by what they change (ks-7), as a duplicate's
+    # are; a matrix the form's edits make is named by its cells, as queue names it.
     plain_run: BaseRun | None = None
 
 
@@ -193,7 +194,8 @@ def _plain_run(data: dict[str, Any]) -> BaseRun | None:
     if len(runs) != 1 or runs[0].swept:
         return None
     run = runs[0]
-    return BaseRun(run.name, run.config, {}, dict(run.target) if run.target else None)
+    target = dict(run.target) if run.target else None
+    return BaseRun(run.name, run.config, {}, target, alone=True)
 
 
 def _take_exclude(loaded: LoadedSweep, data: dict[str, Any]) -> None:

@@ -606,12 +606,17 @@ def _total(values: Mapping[str, list[Any]], texts: Mapping[str, str]) -> int | N
 
 @dataclass(frozen=True)
 class BaseRun:
-    """The run ``d`` duplicated into the form: its name, config, swept values, target."""
+    """The run ``d`` duplicated into the form: its name, config, swept values, target.
+
+    ``alone``: it names the form's runs only while the form makes one run (a loaded file
+    of fixed settings, ``LoadedSweep.plain_run``): ``queue`` names a matrix's runs by their
+    cells, the file's own config among them (``ks-5``, not ``run``)."""
 
     name: str
     config: RunConfig
     swept: Mapping[str, Any] = field(default_factory=dict)
     target: Mapping[str, float] | None = None
+    alone: bool = False
 
 
 # ks1 -> (kernel_size, 0), ks2 -> (kernel_size, 1): a pair's first and last layer value.
@@ -627,7 +632,9 @@ def name_runs(runs: list[ExpandedRun], base: BaseRun | None) -> tuple[ExpandedRu
     ``l-1_ch-24_seed-0``; an unchanged one is the base run itself, target and all
     (queueing skips it, or queues it again in place). A new form's single run is named
     by what differs from the defaults (``l-5_ch-16``); a new form's matrix keeps its
-    names."""
+    names, as a loaded plain file's does (``BaseRun.alone``)."""
+    if base is not None and base.alone and len(runs) != 1:
+        base = None
     if base is None:
         if len(runs) != 1 or runs[0].name != "run":
             return tuple(runs)

@@ -1460,3 +1460,27 @@ async def test_a_duplicate_of_a_run_whose_name_holds_control_characters(
     copy = repo.list_runs()[1]
     repo.close()
     assert (copy.experiment, copy.name, copy.config) == ("other", shown, config)
+
+
+@pytest.mark.parametrize(("key", "text"), [("kernel_size", "5,7"), ("seed", "0,1")])
+async def test_a_loaded_plain_file_swept_by_the_form_names_its_runs_as_queue_does(
+    db_url: str, tmp_path: Path, key: str, text: str
+) -> None:
+    # The plain file's run named the form's runs even once they were a matrix: its own
+    # config was "run" beside kernel_size-7 (seed-1), where queue of the f2-saved file
+    # names it kernel_size-5 (seed-0), so the form queued one config under a name no
+    # file of it makes.
+    path = tmp_path / "plain.yml"
+    path.write_text("name: plain\nkernel_size: 5\nmax_inputs: 1000\n")
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await load_file(pilot, path)
+        await type_into(pilot, key, text)
+        shown = [(r.name, r.config_hash) for r in form(pilot).preview.runs]
+        await save_as(pilot, tmp_path / "saved.yml")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    queued = [(run.name, run.config_hash) for run in Repo.open(db_url).list_runs()]
+    saved = [(run.name, run.config_hash) for run in expand_sweep_file(tmp_path / "saved.yml")]
+    assert shown == queued == saved and len(saved) == 2, (shown, saved)
+    assert "run" not in [name for name, _ in saved]
