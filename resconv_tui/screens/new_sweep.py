@@ -101,6 +101,10 @@ class NewSweepScreen(Screen[int | None]):
     # A held key repeats every 30-100 ms (longer gaps over a slow SSH link); a press of the
     # person's own, once they see the field change under it, comes later than this.
     HELD_KEY_GAP_S = 0.5
+    # A held key's first repeat comes after the keyboard's repeat delay: 500 ms (GNOME,
+    # Windows), 660 ms (X11's default), later over SSH. A fold on the press itself (ks2's
+    # text selected on focus: one backspace empties it) waits this long for it.
+    FIRST_REPEAT_S = 1.0
 
     def __init__(
         self,
@@ -154,9 +158,10 @@ class NewSweepScreen(Screen[int | None]):
         # name were emptied (fold_emptied_halves): saving over the file loses them, and
         # the question says so.
         self._halves_left_out = ""
-        # The pair's field a fold focused, and when the last delete of the burst that
-        # emptied the halves came: its repeats are dropped there (on_key).
-        self._delete_burst: tuple[Input, float] | None = None
+        # The pair's field a fold focused, when the last delete of the burst that emptied
+        # the halves came, and how long the next may take: its repeats are dropped there
+        # (on_key).
+        self._delete_burst: tuple[Input, float, float] | None = None
         self._timer: Timer | None = None
         self._kept: tuple[str, dict[str, str], str] | None = None  # fields as loaded or saved
         self.preview = Preview()
@@ -303,7 +308,7 @@ class NewSweepScreen(Screen[int | None]):
             self._leave_out_exclude_of(halves)
             self._leave_out_include_of(halves)
             whole.input.focus()
-            self._delete_burst = (whole.input, time.monotonic())
+            self._delete_burst = (whole.input, time.monotonic(), self.FIRST_REPEAT_S)
             self.notify(f"{' and '.join(halves)} empty: {pair} is one field again "
                         f"(one value, a list, or [first,last])", title=pair)  # fmt: skip
 
@@ -311,13 +316,17 @@ class NewSweepScreen(Screen[int | None]):
         """A delete (backspace, delete, ctrl+w ...) of the burst that emptied a pair's
         halves, come once the fold moved focus to the pair's field, is dropped: holding
         backspace in ks2 went on in kernel_size and deleted its value. The burst ends at
-        any other key or at a pause of ``HELD_KEY_GAP_S``; deletes after it act."""
+        any other key or at a pause of ``HELD_KEY_GAP_S``; deletes after it act. Right after
+        the fold the pause may be ``FIRST_REPEAT_S``: a fold on the key's first press sees
+        its repeats start only after the keyboard's repeat delay (X11: 660 ms). A delete of
+        the person's own in that second costs nothing: the field's text, selected on
+        focus, is still replaced by what they type."""
         if self._delete_burst is None:
             return
-        folded, last = self._delete_burst
-        held = event.time - last < self.HELD_KEY_GAP_S  # earlier keys, queued: negative
+        folded, last, gap = self._delete_burst
+        held = event.time - last < gap  # earlier keys, queued: negative
         if event.key in DELETE_KEYS and held and self.focused is folded:
-            self._delete_burst = (folded, event.time)
+            self._delete_burst = (folded, event.time, self.HELD_KEY_GAP_S)
             event.stop()
             event.prevent_default()
             return

@@ -1484,3 +1484,30 @@ async def test_a_loaded_plain_file_swept_by_the_form_names_its_runs_as_queue_doe
     saved = [(run.name, run.config_hash) for run in expand_sweep_file(tmp_path / "saved.yml")]
     assert shown == queued == saved and len(saved) == 2, (shown, saved)
     assert "run" not in [name for name, _ in saved]
+
+
+async def test_backspace_held_from_its_first_press_leaves_the_folded_field_alone(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ks2's text selected on focus: the key's first press emptied it and folded, and its
+    # first repeat came after the keyboard's repeat delay (X11's default: 660 ms), past
+    # the 0.5 s a burst's repeats are looked for: it deleted kernel_size's 3. The gap is
+    # made shorter here, so that a loaded machine's pauses stay inside FIRST_REPEAT_S.
+    monkeypatch.setattr(NewSweepScreen, "HELD_KEY_GAP_S", 0.2)
+    t8 = Path(__file__).parents[2] / "experiments" / "t8-kernel-sizes.yml"
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await load_file(pilot, t8)
+        screen = form(pilot)
+        await type_into(pilot, "ks1", "")
+        screen.field("ks2").input.focus()
+        await pilot.press("backspace")  # ks2's text, selected on focus: gone
+        assert app.focused is screen.field("kernel_size").input
+        await pilot.pause(0.4)  # the repeat delay, longer than the gap between repeats
+        await pilot.press("backspace", "backspace")  # the repeats
+        await settle(pilot)
+        assert screen.field("kernel_size").value == "3"
+        await pilot.pause(0.3)
+        await pilot.press("backspace")  # a pause between repeats ends the burst
+        await settle(pilot)
+        assert screen.field("kernel_size").value == ""
