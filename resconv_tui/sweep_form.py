@@ -296,8 +296,10 @@ def _named_as_shown(mapping: dict[str, Any], shown: Preview) -> dict[str, Any]:
     matrix makes one run named ``run`` (core.sweep names a run by its matrix cell), so
     the form queued ``ks-5`` and ``queue`` of its f2-saved file ``run``. The named keys
     are written as a one-cell matrix (``matrix: {ks: [5]}``) in place of their fixed
-    keys; kept only where ``queue`` then makes exactly the run shown, name and all."""
-    if len(shown.runs) != 1 or any(key in mapping for key in ("matrix", "include", "targets")):
+    keys; kept only where ``queue`` then makes exactly the run shown, name and target
+    and all. A loaded plain file's targets stay: given seed 1, its run is ``seed-1`` with
+    the file's figure in the form, and was ``run`` in the saved file."""
+    if len(shown.runs) != 1 or any(key in mapping for key in ("matrix", "include")):
         return mapping
     run = shown.runs[0]
     if not run.swept or run.name == "run":
@@ -310,7 +312,10 @@ def _named_as_shown(mapping: dict[str, Any], shown: Preview) -> dict[str, Any]:
         made = expand_sweep(named, source="form")
     except ConfigError:
         return mapping
-    return named if [(r.name, r.config) for r in made] == [(run.name, run.config)] else mapping
+    made_as_shown = [(r.name, r.config, r.target) for r in made] == [
+        (run.name, run.config, run.target)
+    ]
+    return named if made_as_shown else mapping
 
 
 def _left_out_entries(

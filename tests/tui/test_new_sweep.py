@@ -1511,3 +1511,26 @@ async def test_backspace_held_from_its_first_press_leaves_the_folded_field_alone
         await pilot.press("backspace")  # a pause between repeats ends the burst
         await settle(pilot)
         assert screen.field("kernel_size").value == ""
+
+
+async def test_a_loaded_plain_file_with_targets_given_another_seed_saves_its_name(
+    db_url: str, tmp_path: Path
+) -> None:
+    # A plain file's targets: given seed 1, the form's run is seed-1 with the file's
+    # figure (another seed of its cell), but f2 wrote no one-cell matrix beside targets,
+    # so queue named the saved file's run "run".
+    path = tmp_path / "plain.yml"
+    path.write_text("name: plain\nkernel_size: 5\nmax_inputs: 1000\n"
+                    "targets:\n- {validation_loss: 0.05}\n")  # fmt: skip
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await load_file(pilot, path)
+        await type_into(pilot, "seed", "1")
+        shown = [(r.name, r.config_hash, r.target) for r in form(pilot).preview.runs]
+        await save_as(pilot, tmp_path / "saved.yml")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    queued = [(run.name, run.config_hash, run.target) for run in Repo.open(db_url).list_runs()]
+    saved = [(r.name, r.config_hash, r.target) for r in expand_sweep_file(tmp_path / "saved.yml")]
+    assert shown == queued == saved, (shown, saved)
+    assert saved[0][0] == "seed-1" and saved[0][2] == {"validation_loss": 0.05}
