@@ -601,7 +601,10 @@ def test_format_duration(seconds: float | None, text: str) -> None:
     assert polling.format_duration(seconds) == text
 
 
-def test_launcher_starts_worker_in_its_own_session(monkeypatch, tmp_path: Path) -> None:
+@pytest.fixture
+def popen_seen(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """What the launcher hands subprocess.Popen (its argv and keywords): a stand-in Popen,
+    no process started; its process has pid 99 and exits 0."""
     seen: dict[str, Any] = {}
 
     class FakePopen:
@@ -614,38 +617,32 @@ def test_launcher_starts_worker_in_its_own_session(monkeypatch, tmp_path: Path) 
             return 0
 
     monkeypatch.setattr(subprocess, "Popen", FakePopen)
+    return seen
+
+
+def test_launcher_starts_worker_in_its_own_session(
+    popen_seen: dict[str, Any], tmp_path: Path
+) -> None:
     launched = WorkerLauncher(tmp_path).start("sqlite:////x/runs.db")
-    assert seen["argv"] == [sys.executable, "-m", "resconv_tui", "worker",
-                            "--db", "sqlite:////x/runs.db", "--device", "auto"]  # fmt: skip
-    assert seen["start_new_session"] is True and seen["stdin"] == subprocess.DEVNULL
+    assert popen_seen["argv"] == [sys.executable, "-m", "resconv_tui", "worker",
+                                  "--db", "sqlite:////x/runs.db", "--device", "auto"]  # fmt: skip
+    assert popen_seen["start_new_session"] is True and popen_seen["stdin"] == subprocess.DEVNULL
     assert launched.pid == 99 and launched.log_path.parent == tmp_path
     assert launched.log_path.exists()
 
 
 def test_a_password_in_the_url_stays_off_the_worker_s_command_line(
-    monkeypatch, tmp_path: Path
+    popen_seen: dict[str, Any], tmp_path: Path
 ) -> None:
     # `RESCONV_DB=postgresql://u:secret@... resconv-tui`, then w: the worker's argv held
     # `--db postgresql://u:secret@...`, which `ps` shows every user of the box for hours.
-    seen: dict[str, Any] = {}
-
-    class FakePopen:
-        pid = 99
-
-        def __init__(self, argv: list[str], **kwargs: Any) -> None:
-            seen.update(argv=argv, **kwargs)
-
-        def wait(self) -> int:
-            return 0
-
-    monkeypatch.setattr(subprocess, "Popen", FakePopen)
     url = "postgresql+psycopg://u:secret@db.example/runs?sslmode=disable"
     WorkerLauncher(tmp_path).start(url)
-    assert not any("secret" in part for part in seen["argv"]), seen["argv"]
-    assert seen["argv"][3:] == ["worker", "--device", "auto"]
-    assert seen["env"]["RESCONV_DB"] == url  # the worker's own default for --db
+    assert not any("secret" in part for part in popen_seen["argv"]), popen_seen["argv"]
+    assert popen_seen["argv"][3:] == ["worker", "--device", "auto"]
+    assert popen_seen["env"]["RESCONV_DB"] == url  # the worker's own default for --db
     WorkerLauncher(tmp_path).start("postgresql+psycopg://u@db.example/runs")
-    assert seen["argv"][4:6] == ["--db", "postgresql+psycopg://u@db.example/runs"]
+    assert popen_seen["argv"][4:6] == ["--db", "postgresql+psycopg://u@db.example/runs"]
 
 
 def test_a_real_worker_reads_a_url_with_a_password_from_its_environment(
