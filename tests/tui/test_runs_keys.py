@@ -381,11 +381,16 @@ async def test_run_next_moves_to_front(seeded, app_factory, settle, db_url) -> N
 async def test_the_summary_counts_runs_no_worker_will_take(seeded, app_factory, settle, db_url):
     with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:  # both at --max-runs
         conn.execute("UPDATE worker SET max_runs = runs_done + (current_run_id IS NOT NULL)")
+    summary = await shown_summary(app_factory, settle, SIZE)
+    assert re.search(r"ETA — \(2 left queued, workers done in \d+m\d+s\)$", summary), summary
+
+
+async def shown_summary(app_factory: Any, settle: Any, size: tuple[int, int]) -> str:
+    """The runs screen's summary line as a dashboard opened now shows it."""
     app = app_factory()
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=size) as pilot:
         await settle(pilot)
-        summary = str(app.screen.query_one("#runs-summary").render())
-        assert re.search(r"ETA — \(2 left queued, workers done in \d+m\d+s\)$", summary), summary
+        return str(app.screen.query_one("#runs-summary").render())
 
 
 @pytest.mark.parametrize("size", [SIZE, (80, 24)])
@@ -398,19 +403,13 @@ async def test_the_summary_has_no_eta_when_nothing_is_left_and_a_dash_when_unkno
     with sqlite3.connect(path) as conn:  # the workers' runs stay theirs: only quiet
         conn.execute("UPDATE worker SET last_seen_at = last_seen_at - 3600")
         conn.execute("UPDATE run SET heartbeat_at = heartbeat_at - 3600")
-    app = app_factory()
-    async with app.run_test(size=size) as pilot:
-        await settle(pilot)
-        summary = str(app.screen.query_one("#runs-summary").render())
-        assert re.search(r"│  ?(queue )?ETA —", summary), summary  # silent: unknown
+    summary = await shown_summary(app_factory, settle, size)
+    assert re.search(r"│  ?(queue )?ETA —", summary), summary  # silent: unknown
     with sqlite3.connect(path) as conn:  # every run settled
         conn.execute("UPDATE run SET status = 'cancelled' WHERE status IN ('queued', 'running')")
         conn.execute("UPDATE worker SET current_run_id = NULL")
-    app = app_factory()
-    async with app.run_test(size=size) as pilot:
-        await settle(pilot)
-        summary = str(app.screen.query_one("#runs-summary").render())
-        assert summary.startswith("8 runs") and "ETA" not in summary, summary
+    summary = await shown_summary(app_factory, settle, size)
+    assert summary.startswith("8 runs") and "ETA" not in summary, summary
 
 
 async def test_o_orders_rows_as_runs_train(seeded, app_factory, settle, db_url) -> None:
