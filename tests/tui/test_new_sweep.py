@@ -6,7 +6,7 @@ import contextlib
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from textual.widgets import Button, Input, Static
 from core.config import RunConfig
 from core.errors import SweepError
 from core.params import count_params
-from core.queue import FinalFigures, NewRun, Repo
+from core.queue import FinalFigures, NewRun, Repo, RunRow
 from core.sweep import expand_sweep_file
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.screens.new_sweep import NewSweepScreen
@@ -89,6 +89,12 @@ async def load_file(pilot: Pilot[Any], path: Path) -> None:
 def form(pilot: Pilot[Any]) -> NewSweepScreen:
     assert isinstance(pilot.app.screen, NewSweepScreen)
     return pilot.app.screen
+
+
+def named(runs: Iterable[Any], target: bool = False) -> list[tuple[Any, ...]]:
+    """Each run's name and config hash, and its target where asked: a queued row, a
+    preview's run and a file's run alike."""
+    return [(run.name, run.config_hash, *((run.target,) if target else ())) for run in runs]
 
 
 async def test_tab_order_and_preview_count(db_url: str) -> None:
@@ -337,8 +343,8 @@ async def test_save_as_file_reads_back(db_url: str, tmp_path: Path) -> None:
         await type_into(pilot, "layers", "2,4")
         await type_into(pilot, "activation", "relu,tanh")
         await save_as(pilot, target)
-        expected = [(r.name, r.config_hash) for r in form(pilot).preview.runs]
-    assert [(r.name, r.config_hash) for r in expand_sweep_file(target)] == expected
+        expected = named(form(pilot).preview.runs)
+    assert named(expand_sweep_file(target)) == expected
     assert len(expected) == 4
 
 
@@ -397,6 +403,19 @@ async def test_save_as_into_folders_that_do_not_exist_asks_first(
         said = [n.message for n in app._notifications]
     assert deeper.is_file() and len(expand_sweep_file(deeper)) == 2
     assert f"2 runs -> {deeper} (made the folder {deeper.parent}, and 1 above it)" in said
+
+
+async def replace_then_queue(pilot: Pilot[Any], path: Path) -> str:
+    """F2 over ``path``, yes to the question it asks ('Replace it?'), then ctrl+s: the
+    question, which names what the form's edits leave out of the file."""
+    await save_as(pilot, path)
+    assert isinstance(pilot.app.screen, ConfirmScreen)
+    question = pilot.app.screen.question
+    await pilot.press("y")
+    await settle(pilot)
+    await pilot.press("ctrl+s")
+    await settle(pilot)
+    return question
 
 
 async def test_load_file_fills_fields_and_reports_what_it_dropped(
@@ -587,11 +606,11 @@ async def test_a_loaded_files_include_is_queued_and_saved_as_queue_does(
         await save_as(pilot, tmp_path / "saved.yml")
         await pilot.press("ctrl+s")
         await settle(pilot)
-    expected = [(run.name, run.config_hash, run.target) for run in expand_sweep_file(path)]
-    queued = [(run.name, run.config_hash, run.target) for run in Repo.open(db_url).list_runs()]
+    expected = named(expand_sweep_file(path), target=True)
+    queued = named(Repo.open(db_url).list_runs(), target=True)
     assert sorted(queued, key=str) == sorted(expected, key=str)
     saved = expand_sweep_file(tmp_path / "saved.yml")
-    assert [(run.name, run.config_hash, run.target) for run in saved] == expected
+    assert named(saved, target=True) == expected
 
 
 async def test_a_loaded_files_one_value_matrix_key_stays_in_its_run_names(
@@ -644,8 +663,8 @@ async def test_t8_s_ks1_ks2_matrix_loads_as_two_fields_and_queues_as_queue_does(
         await type_into(pilot, "ks2", "3,5,7,9,11")  # back as loaded
         await pilot.press("ctrl+s")
         await settle(pilot)
-    queued = [(run.name, run.config_hash, run.target) for run in Repo.open(db_url).list_runs()]
-    expected = [(run.name, run.config_hash, run.target) for run in expand_sweep_file(t8)]
+    queued = named(Repo.open(db_url).list_runs(), target=True)
+    expected = named(expand_sweep_file(t8), target=True)
     assert sorted(queued, key=str) == sorted(expected, key=str)
     # A file without the halves brings kernel_size back in their place.
     app = ScreenHost(NewSweepScreen(db_url, initial_file=str(t8)))
@@ -690,8 +709,8 @@ async def test_emptying_both_halves_gives_the_one_kernel_size_field_back(
         await save_as(pilot, tmp_path / "saved.yml")
         await pilot.press("ctrl+s")
         await settle(pilot)
-    queued = [(run.name, run.config_hash) for run in Repo.open(db_url).list_runs()]
-    saved = [(run.name, run.config_hash) for run in expand_sweep_file(tmp_path / "saved.yml")]
+    queued = named(Repo.open(db_url).list_runs())
+    saved = named(expand_sweep_file(tmp_path / "saved.yml"))
     assert sorted(queued) == sorted(saved) and len(saved) == 2
 
 
@@ -769,17 +788,22 @@ async def test_a_loaded_exclude_of_emptied_halves_is_left_out_as_queue_would_ref
         assert notes.endswith("! 'exclude' (2 entries) left out: it names ks1 and ks2, which "
                               "the form no longer has (queue refuses it over one kernel_size "
                               "field)")  # fmt: skip
-        await save_as(pilot, path)
-        assert isinstance(app.screen, ConfirmScreen)
-        assert app.screen.question.endswith(", its 'exclude' (2 entries))")
-        await pilot.press("y")
-        await settle(pilot)
-        await pilot.press("ctrl+s")
-        await settle(pilot)
+        question = await replace_then_queue(pilot, path)
+        assert question.endswith(", its 'exclude' (2 entries))"), question
     assert "exclude" not in yaml.safe_load(path.read_text())
-    queued = sorted((run.name, run.config_hash) for run in Repo.open(db_url).list_runs())
-    assert queued == sorted((run.name, run.config_hash) for run in expand_sweep_file(path))
+    queued = sorted(named(Repo.open(db_url).list_runs()))
+    assert queued == sorted(named(expand_sweep_file(path)))
     assert len(queued) == 3
+
+
+def t8_over_l_3_and_11(tmp_path: Path, entries: str) -> Path:
+    """T8 less its targets, swept over layers 3 and 11 too, with the line ``entries`` (an
+    exclude or an include) added: 50 cells, some named by ks1/ks2 and some not."""
+    t8 = Path(__file__).parents[2] / "experiments" / "t8-kernel-sizes.yml"
+    text = t8.read_text().partition("targets:")[0].replace("layers: 11\n", "")
+    path = tmp_path / "t8.yml"
+    path.write_text(text.replace("matrix:\n", "matrix:\n  l: [3, 11]\n") + entries + "\n")
+    return path
 
 
 async def test_emptied_halves_leave_out_only_the_exclude_entries_that_name_them(
@@ -789,11 +813,7 @@ async def test_emptied_halves_leave_out_only_the_exclude_entries_that_name_them(
     # every l-3 run. Once the halves were emptied the whole exclude went, {l: 3} too,
     # which queue takes over a kernel_size sweep: l-3 was queued, and the saved file no
     # longer left it out.
-    t8 = Path(__file__).parents[2] / "experiments" / "t8-kernel-sizes.yml"
-    path = tmp_path / "t8.yml"
-    text = t8.read_text().partition("targets:")[0].replace("layers: 11\n", "")
-    text = text.replace("matrix:\n", "matrix:\n  l: [3, 11]\n")
-    path.write_text(text + "exclude: [{ks1: 3, ks2: 3}, {l: 3}]\n")
+    path = t8_over_l_3_and_11(tmp_path, "exclude: [{ks1: 3, ks2: 3}, {l: 3}]")
     assert len(expand_sweep_file(path)) == 24  # 50 cells, 25 of l-3 and l-11's ks 3/3 out
     app = ScreenHost(NewSweepScreen(db_url))
     async with app.run_test(size=SIZE) as pilot:
@@ -809,16 +829,11 @@ async def test_emptied_halves_leave_out_only_the_exclude_entries_that_name_them(
         assert notes.endswith("! 'exclude': 1 of 2 entries left out ({ks1: 3, ks2: 3}): it "
                               "names ks1 and ks2, which the form no longer has (queue refuses "
                               "it over one kernel_size field)")  # fmt: skip
-        await save_as(pilot, path)
-        assert isinstance(app.screen, ConfirmScreen)
-        assert app.screen.question.endswith("leave out: its 'exclude' entry {ks1: 3, ks2: 3})")
-        await pilot.press("y")
-        await settle(pilot)
-        await pilot.press("ctrl+s")
-        await settle(pilot)
+        question = await replace_then_queue(pilot, path)
+        assert question.endswith("leave out: its 'exclude' entry {ks1: 3, ks2: 3})"), question
     assert yaml.safe_load(path.read_text())["exclude"] == [{"l": 3}]
-    queued = sorted((run.name, run.config_hash) for run in Repo.open(db_url).list_runs())
-    assert queued == sorted((run.name, run.config_hash) for run in expand_sweep_file(path))
+    queued = sorted(named(Repo.open(db_url).list_runs()))
+    assert queued == sorted(named(expand_sweep_file(path)))
     assert [name for name, _ in queued] == ["l-11_ks-3", "l-11_ks-5"]
 
 
@@ -899,17 +914,7 @@ async def test_a_duplicate_of_a_run_whose_experiment_holds_control_characters(
     # A database edited by hand (UPDATE run SET experiment = 'exp' || char(27) || ...):
     # d put the raw ESC into the name field, where the terminal acted on it, and ctrl+s
     # refused it. The field has the name without them, a notice says so, ctrl+s queues.
-    import sqlite3
-
-    repo = Repo.open(db_url)
-    config = RunConfig(layers=3, max_inputs=256)
-    repo.enqueue([NewRun.from_config(config, experiment="walk", name="l-3", param_count=1)])
-    repo.close()
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
-        conn.execute("UPDATE run SET experiment = ?", (stored,))
-    repo = Repo.open(db_url)
-    original = repo.list_runs()[0]
-    assert original.experiment == stored
+    original = hand_edited_run(db_url, "experiment", stored)
     app = ScreenHost(NewSweepScreen(db_url, base_run=original))
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await settle(pilot)
@@ -921,9 +926,22 @@ async def test_a_duplicate_of_a_run_whose_experiment_holds_control_characters(
         await pilot.press("ctrl+s")
         await settle(pilot)
     assert app.result == 1
-    copy = repo.list_runs()[1]
-    repo.close()
+    copy = Repo.open(db_url).list_runs()[1]
     assert (copy.experiment, copy.name) == (field, "ch-64")
+
+
+def hand_edited_run(db_url: str, column: str, stored: str) -> RunRow:
+    """walk's run l-3 (3 layers, 256 inputs), its ``column`` set to ``stored`` as a database
+    edited by hand holds it (UPDATE run SET name = 'l-3' || char(27) || ...)."""
+    repo = Repo.open(db_url)
+    config = RunConfig(layers=3, max_inputs=256)
+    repo.enqueue([NewRun.from_config(config, experiment="walk", name="l-3", param_count=1)])
+    repo.close()
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+        conn.execute(f"UPDATE run SET {column} = ?", (stored,))
+    (original,) = Repo.open(db_url).list_runs()
+    assert (getattr(original, column), original.config) == (stored, config)
+    return original
 
 
 async def test_a_duplicate_keeps_its_experiment_and_is_named_by_what_changed(
@@ -1317,13 +1335,21 @@ async def test_a_single_run_form_saves_a_file_queue_names_as_the_form_does(
         await type_into(pilot, "ks1", "")
         await type_into(pilot, "ks2", "")
         await type_into(pilot, "kernel_size", "5")
-        shown = [(run.name, run.config_hash) for run in form(pilot).preview.runs]
+        shown = named(form(pilot).preview.runs)
         await save_as(pilot, tmp_path / "saved.yml")
         await pilot.press("ctrl+s")
         await settle(pilot)
-    queued = [(run.name, run.config_hash) for run in Repo.open(db_url).list_runs()]
-    saved = [(run.name, run.config_hash) for run in expand_sweep_file(tmp_path / "saved.yml")]
+    queued = named(Repo.open(db_url).list_runs())
+    saved = named(expand_sweep_file(tmp_path / "saved.yml"))
     assert shown == queued == saved and [name for name, _ in saved] == ["ks-5"], (queued, saved)
+
+
+def plain_file(tmp_path: Path, more: str = "") -> Path:
+    """A sweep file of fixed settings only (kernel_size 5, max_inputs 1000), and ``more``:
+    queue makes one run of it, named "run"."""
+    path = tmp_path / "plain.yml"
+    path.write_text("name: plain\nkernel_size: 5\nmax_inputs: 1000\n" + more)
+    return path
 
 
 async def test_a_loaded_plain_file_names_its_run_as_queue_does(db_url: str, tmp_path: Path) -> None:
@@ -1331,18 +1357,17 @@ async def test_a_loaded_plain_file_names_its_run_as_queue_does(db_url: str, tmp_
     # ks-5_max_inputs-1000 (what differs from the defaults), so the same file made two
     # rows of one config under two names. An edit is named by what it changes (ks-7), and
     # f2 saves it so that queue names it the same.
-    path = tmp_path / "plain.yml"
-    path.write_text("name: plain\nkernel_size: 5\nmax_inputs: 1000\n")
-    expected = [(run.name, run.config_hash) for run in expand_sweep_file(path)]
+    path = plain_file(tmp_path)
+    expected = named(expand_sweep_file(path))
     assert [name for name, _ in expected] == ["run"]
     app = ScreenHost(NewSweepScreen(db_url))
     async with app.run_test(size=SIZE) as pilot:
         await load_file(pilot, path)
         screen = form(pilot)
-        assert [(r.name, r.config_hash) for r in screen.preview.runs] == expected
+        assert named(screen.preview.runs) == expected
         await pilot.press("ctrl+s")
         await settle(pilot)
-    queued = [(run.name, run.config_hash) for run in Repo.open(db_url).list_runs()]
+    queued = named(Repo.open(db_url).list_runs())
     assert queued == expected
     app = ScreenHost(NewSweepScreen(db_url, initial_file=str(path)))
     async with app.run_test(size=SIZE) as pilot:
@@ -1353,8 +1378,8 @@ async def test_a_loaded_plain_file_names_its_run_as_queue_does(db_url: str, tmp_
         await save_as(pilot, tmp_path / "saved.yml")
         await pilot.press("ctrl+s")
         await settle(pilot)
-    queued = [(run.name, run.config_hash) for run in Repo.open(db_url).list_runs()]
-    saved = [(run.name, run.config_hash) for run in expand_sweep_file(tmp_path / "saved.yml")]
+    queued = named(Repo.open(db_url).list_runs())
+    saved = named(expand_sweep_file(tmp_path / "saved.yml"))
     assert queued[1:] == saved and [name for name, _ in saved] == ["ks-7"]
 
 
@@ -1364,11 +1389,9 @@ async def test_emptied_halves_leave_out_the_include_entries_that_name_them(
     # T8 (less its targets) over l 3 and 11, an include entry setting ks1/ks2 and one not.
     # Once the halves were emptied, the first entry refused every kernel_size sweep ("sets
     # it as 'ks1/ks2', the form as 'kernel_size'") and no field of the form could drop it.
-    t8 = Path(__file__).parents[2] / "experiments" / "t8-kernel-sizes.yml"
-    path = tmp_path / "t8.yml"
-    text = t8.read_text().partition("targets:")[0].replace("layers: 11\n", "")
-    text = text.replace("matrix:\n", "matrix:\n  l: [3, 11]\n")
-    path.write_text(text + "include: [{ks1: 3, ks2: 3, batch_size: 32}, {l: 3, lr: 0.001}]\n")
+    path = t8_over_l_3_and_11(
+        tmp_path, "include: [{ks1: 3, ks2: 3, batch_size: 32}, {l: 3, lr: 0.001}]"
+    )
     assert len(expand_sweep_file(path)) == 50
     app = ScreenHost(NewSweepScreen(db_url))
     async with app.run_test(size=SIZE) as pilot:
@@ -1389,19 +1412,24 @@ async def test_emptied_halves_leave_out_the_include_entries_that_name_them(
                               "batch_size: 32}): it names ks1 and ks2, which the form no "
                               "longer has (queue refuses them beside its kernel_size "
                               "field)")  # fmt: skip
-        await save_as(pilot, path)
-        assert isinstance(app.screen, ConfirmScreen)
-        assert app.screen.question.endswith(
+        question = await replace_then_queue(pilot, path)
+        assert question.endswith(
             "leave out: its 'include' entry {ks1: 3, ks2: 3, batch_size: 32})"
-        )
-        await pilot.press("y")
-        await settle(pilot)
-        await pilot.press("ctrl+s")
-        await settle(pilot)
+        ), question
     assert yaml.safe_load(path.read_text())["include"] == [{"l": 3, "lr": 0.001}]
-    queued = sorted((run.name, run.config_hash) for run in Repo.open(db_url).list_runs())
-    assert queued == sorted((run.name, run.config_hash) for run in expand_sweep_file(path))
+    queued = sorted(named(Repo.open(db_url).list_runs()))
+    assert queued == sorted(named(expand_sweep_file(path)))
     assert len(queued) == 4
+
+
+async def in_ks2_of_t8_with_ks1_empty(pilot: Pilot[Any]) -> NewSweepScreen:
+    """The form of T8 with ks1 emptied and ks2 focused (its text selected): one key that
+    empties ks2 folds the halves into kernel_size, and focus moves there."""
+    await load_file(pilot, Path(__file__).parents[2] / "experiments" / "t8-kernel-sizes.yml")
+    screen = form(pilot)
+    await type_into(pilot, "ks1", "")
+    screen.field("ks2").input.focus()
+    return screen
 
 
 async def test_backspace_held_in_an_emptied_half_leaves_the_folded_field_alone(
@@ -1410,13 +1438,9 @@ async def test_backspace_held_in_an_emptied_half_leaves_the_folded_field_alone(
     # Holding backspace to empty ks2: the fold moved focus into kernel_size mid-burst, and
     # the key's repeats went on there and deleted its 3. A delete after a pause is the
     # person's own, and acts on the field.
-    t8 = Path(__file__).parents[2] / "experiments" / "t8-kernel-sizes.yml"
     app = ScreenHost(NewSweepScreen(db_url))
     async with app.run_test(size=SIZE) as pilot:
-        await load_file(pilot, t8)
-        screen = form(pilot)
-        await type_into(pilot, "ks1", "")
-        screen.field("ks2").input.focus()
+        screen = await in_ks2_of_t8_with_ks1_empty(pilot)
         screen.field("ks2").input.action_end()
         await pilot.press(*["backspace"] * (len(screen.field("ks2").value) + 6), "delete")
         await settle(pilot)
@@ -1437,15 +1461,7 @@ async def test_a_duplicate_of_a_run_whose_name_holds_control_characters(
     # A database edited by hand (UPDATE run SET name = 'l-3' || char(27) || ...): d put
     # the raw name into the preview, and ctrl+s under another experiment queued a row
     # named with the ESC and BEL. The form has it without them, and a notice says so.
-    repo = Repo.open(db_url)
-    config = RunConfig(layers=3, max_inputs=256)
-    repo.enqueue([NewRun.from_config(config, experiment="walk", name="l-3", param_count=1)])
-    repo.close()
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
-        conn.execute("UPDATE run SET name = ?", (stored,))
-    repo = Repo.open(db_url)
-    original = repo.list_runs()[0]
-    assert original.name == stored
+    original = hand_edited_run(db_url, "name", stored)
     app = ScreenHost(NewSweepScreen(db_url, base_run=original))
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await settle(pilot)
@@ -1457,9 +1473,8 @@ async def test_a_duplicate_of_a_run_whose_name_holds_control_characters(
         await pilot.press("ctrl+s")
         await settle(pilot)
     assert app.result == 1
-    copy = repo.list_runs()[1]
-    repo.close()
-    assert (copy.experiment, copy.name, copy.config) == ("other", shown, config)
+    copy = Repo.open(db_url).list_runs()[1]
+    assert (copy.experiment, copy.name, copy.config) == ("other", shown, original.config)
 
 
 @pytest.mark.parametrize(("key", "text"), [("kernel_size", "5,7"), ("seed", "0,1")])
@@ -1470,18 +1485,17 @@ async def test_a_loaded_plain_file_swept_by_the_form_names_its_runs_as_queue_doe
     # config was "run" beside kernel_size-7 (seed-1), where queue of the f2-saved file
     # names it kernel_size-5 (seed-0), so the form queued one config under a name no
     # file of it makes.
-    path = tmp_path / "plain.yml"
-    path.write_text("name: plain\nkernel_size: 5\nmax_inputs: 1000\n")
+    path = plain_file(tmp_path)
     app = ScreenHost(NewSweepScreen(db_url))
     async with app.run_test(size=SIZE) as pilot:
         await load_file(pilot, path)
         await type_into(pilot, key, text)
-        shown = [(r.name, r.config_hash) for r in form(pilot).preview.runs]
+        shown = named(form(pilot).preview.runs)
         await save_as(pilot, tmp_path / "saved.yml")
         await pilot.press("ctrl+s")
         await settle(pilot)
-    queued = [(run.name, run.config_hash) for run in Repo.open(db_url).list_runs()]
-    saved = [(run.name, run.config_hash) for run in expand_sweep_file(tmp_path / "saved.yml")]
+    queued = named(Repo.open(db_url).list_runs())
+    saved = named(expand_sweep_file(tmp_path / "saved.yml"))
     assert shown == queued == saved and len(saved) == 2, (shown, saved)
     assert "run" not in [name for name, _ in saved]
 
@@ -1494,13 +1508,9 @@ async def test_backspace_held_from_its_first_press_leaves_the_folded_field_alone
     # the 0.5 s a burst's repeats are looked for: it deleted kernel_size's 3. The gap is
     # made shorter here, so that a loaded machine's pauses stay inside FIRST_REPEAT_S.
     monkeypatch.setattr(NewSweepScreen, "HELD_KEY_GAP_S", 0.2)
-    t8 = Path(__file__).parents[2] / "experiments" / "t8-kernel-sizes.yml"
     app = ScreenHost(NewSweepScreen(db_url))
     async with app.run_test(size=SIZE) as pilot:
-        await load_file(pilot, t8)
-        screen = form(pilot)
-        await type_into(pilot, "ks1", "")
-        screen.field("ks2").input.focus()
+        screen = await in_ks2_of_t8_with_ks1_empty(pilot)
         await pilot.press("backspace")  # ks2's text, selected on focus: gone
         assert app.focused is screen.field("kernel_size").input
         await pilot.pause(0.4)  # the repeat delay, longer than the gap between repeats
@@ -1519,18 +1529,16 @@ async def test_a_loaded_plain_file_with_targets_given_another_seed_saves_its_nam
     # A plain file's targets: given seed 1, the form's run is seed-1 with the file's
     # figure (another seed of its cell), but f2 wrote no one-cell matrix beside targets,
     # so queue named the saved file's run "run".
-    path = tmp_path / "plain.yml"
-    path.write_text("name: plain\nkernel_size: 5\nmax_inputs: 1000\n"
-                    "targets:\n- {validation_loss: 0.05}\n")  # fmt: skip
+    path = plain_file(tmp_path, "targets:\n- {validation_loss: 0.05}\n")
     app = ScreenHost(NewSweepScreen(db_url))
     async with app.run_test(size=SIZE) as pilot:
         await load_file(pilot, path)
         await type_into(pilot, "seed", "1")
-        shown = [(r.name, r.config_hash, r.target) for r in form(pilot).preview.runs]
+        shown = named(form(pilot).preview.runs, target=True)
         await save_as(pilot, tmp_path / "saved.yml")
         await pilot.press("ctrl+s")
         await settle(pilot)
-    queued = [(run.name, run.config_hash, run.target) for run in Repo.open(db_url).list_runs()]
-    saved = [(r.name, r.config_hash, r.target) for r in expand_sweep_file(tmp_path / "saved.yml")]
+    queued = named(Repo.open(db_url).list_runs(), target=True)
+    saved = named(expand_sweep_file(tmp_path / "saved.yml"), target=True)
     assert shown == queued == saved, (shown, saved)
     assert saved[0][0] == "seed-1" and saved[0][2] == {"validation_loss": 0.05}
