@@ -158,6 +158,9 @@ class NewSweepScreen(Screen[int | None]):
         # name were emptied (fold_emptied_halves): saving over the file loses them, and
         # the question says so.
         self._halves_left_out = ""
+        # The keys (exclude, include) some entries of which went so: the others going
+        # with the other pair's halves are the last of them, not the file's whole key.
+        self._keys_left_out: set[str] = set()
         # The pair's field a fold focused, when the last delete of the burst that emptied
         # the halves came, and how long the next may take: its repeats are dropped there
         # (on_key).
@@ -371,16 +374,23 @@ class NewSweepScreen(Screen[int | None]):
 
     def _say_left_out(self, key: str, entries: Any, gone: list[Any], why: str) -> None:
         """A note on the file's ``key`` entries ``gone`` from the form (all of ``entries``
-        or some), kept for the question f2 asks over the file."""
-        if len(gone) < len(entries):
+        or some), kept for the question f2 asks over the file. The last of them, where
+        others went with the other pair's halves, are named: "its 'include' (1 entry)"
+        read as the file's whole include, which held more."""
+        if len(gone) < len(entries) or key in self._keys_left_out:
             shown = ", ".join(flow_text(entry) for entry in gone)
             lost = f"its '{key}' {'entry' if len(gone) == 1 else 'entries'} {shown}"
-            note = f"'{key}': {len(gone)} of {len(entries)} entries left out ({shown}): {why}"
+            if len(gone) < len(entries):
+                some = f"{len(gone)} of {len(entries)} entries"
+            else:  # the others went with the other pair's halves
+                some = "the last entry" if len(gone) == 1 else f"the last {len(gone)} entries"
+            note = f"'{key}': {some} left out ({shown}): {why}"
         else:
             count = "1 entry" if len(entries) == 1 else f"{len(entries)} entries"
             lost, note = f"its '{key}' ({count})", f"'{key}' ({count}) left out: {why}"
         # Both pairs' halves may go, one after the other: the question names each loss.
         self._halves_left_out = ", ".join(filter(None, (self._halves_left_out, lost)))
+        self._keys_left_out.add(key)
         self._add_note(note)
 
     def _add_note(self, note: str) -> None:
@@ -592,6 +602,7 @@ class NewSweepScreen(Screen[int | None]):
             self._file_include = list(mapping.get("include", []))
             self._file_targets = list(mapping.get("targets", []))
             self._halves_left_out = ""
+            self._keys_left_out = set()
         self._kept = self._snapshot()
 
     def _values(self) -> dict[str, list[Any]]:
@@ -625,6 +636,7 @@ class NewSweepScreen(Screen[int | None]):
         self._file_include = list(loaded.included.entries) if loaded.included else []
         self._file_targets = list(loaded.extra.get("targets") or [])
         self._halves_left_out = ""
+        self._keys_left_out = set()
         self.notify(f"{Path(path).name}: {_runs_of(self.preview)}", title="Sweep loaded")
         self._kept = self._snapshot()  # as loaded: nothing to lose yet
 

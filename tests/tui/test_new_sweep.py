@@ -1542,3 +1542,35 @@ async def test_a_loaded_plain_file_with_targets_given_another_seed_saves_its_nam
     saved = named(expand_sweep_file(tmp_path / "saved.yml"), target=True)
     assert shown == queued == saved, (shown, saved)
     assert saved[0][0] == "seed-1" and saved[0][2] == {"validation_loss": 0.05}
+
+
+async def test_the_last_include_entries_left_out_by_the_other_pair_are_named(
+    db_url: str, tmp_path: Path
+) -> None:
+    # Both pairs' halves emptied, one after the other: the second pair's entries were the
+    # last of the include, and the note and f2's question said "its 'include' (1 entry)",
+    # as if that were the file's whole include, which held 2.
+    path = tmp_path / "pairs.yml"
+    path.write_text(
+        "name: pairs\nlayers: 3\nmax_inputs: 1000\n"
+        "matrix: {ks1: [3, 5], ks2: [3], ch1: [8], ch2: [8, 16]}\n"
+        "include: [{ks1: 3, ks2: 3, batch_size: 32}, {ch1: 8, ch2: 16, lr: 0.001}]\n"
+    )
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await load_file(pilot, path)
+        screen = form(pilot)
+        for half in ("ks1", "ks2", "ch1", "ch2"):
+            await type_into(pilot, half, "")
+        notes = str(screen.query_one("#sweep-notes", Static).content)
+        assert notes.endswith("! 'include': the last entry left out ({ch1: 8, ch2: 16, lr: "
+                              "0.001}): it names ch1 and ch2, which the form no longer has "
+                              "(queue refuses them beside its channels field)")  # fmt: skip
+        question = await replace_then_queue(pilot, path)
+        assert question.endswith(
+            "leave out: its 'include' entry {ks1: 3, ks2: 3, batch_size: 32}, its 'include' "
+            "entry {ch1: 8, ch2: 16, lr: 0.001})"
+        ), question
+    assert "include" not in yaml.safe_load(path.read_text())
+    queued = sorted(named(Repo.open(db_url).list_runs()))
+    assert queued == sorted(named(expand_sweep_file(path))) and len(queued) == 1
