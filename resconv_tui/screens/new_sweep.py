@@ -165,6 +165,10 @@ class NewSweepScreen(Screen[int | None]):
         # the halves came, and how long the next may take: its repeats are dropped there
         # (on_key).
         self._delete_burst: tuple[Input, float, float] | None = None
+        # When the last delete key came, as the terminal's driver stamped it: the fold it
+        # makes counts its burst from that key, not from when the fold is handled (on a
+        # loaded machine, half a second later).
+        self._last_delete_at: float | None = None
         self._timer: Timer | None = None
         self._kept: tuple[str, dict[str, str], str] | None = None  # fields as loaded or saved
         self.preview = Preview()
@@ -311,7 +315,8 @@ class NewSweepScreen(Screen[int | None]):
             self._leave_out_exclude_of(halves)
             self._leave_out_include_of(halves)
             whole.input.focus()
-            self._delete_burst = (whole.input, time.monotonic(), self.FIRST_REPEAT_S)
+            emptied_at = self._last_delete_at or time.monotonic()  # emptied by a paste
+            self._delete_burst = (whole.input, emptied_at, self.FIRST_REPEAT_S)
             self.notify(f"{' and '.join(halves)} empty: {pair} is one field again "
                         f"(one value, a list, or [first,last])", title=pair)  # fmt: skip
 
@@ -324,6 +329,8 @@ class NewSweepScreen(Screen[int | None]):
         its repeats start only after the keyboard's repeat delay (X11: 660 ms). A delete of
         the person's own in that second costs nothing: the field's text, selected on
         focus, is still replaced by what they type."""
+        if event.key in DELETE_KEYS:
+            self._last_delete_at = event.time
         if self._delete_burst is None:
             return
         folded, last, gap = self._delete_burst

@@ -8,6 +8,7 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from screen_host import (
     screen_text,
 )
 from sqlite_locks import drop_newer_worker_columns, write_lock_held
+from textual import events
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, Static
@@ -1432,8 +1434,21 @@ async def in_ks2_of_t8_with_ks1_empty(pilot: Pilot[Any]) -> NewSweepScreen:
     return screen
 
 
+async def press_at(pilot: Pilot[Any], key: str, at: float) -> None:
+    """``key`` sent as the terminal's driver sends it, stamped ``at`` (Textual's clock):
+    a held key's repeats and a person's pauses as they come from a keyboard, where
+    Pilot's presses are stamped when sent, each after the last one's work (half a second
+    apart on a loaded machine)."""
+    event = events.Key(key, None)
+    event.time = at
+    event.set_sender(pilot.app)
+    assert pilot.app._driver is not None
+    pilot.app._driver.send_message(event)
+    await pilot.pause()
+
+
 async def test_backspace_held_in_an_emptied_half_leaves_the_folded_field_alone(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url: str,
 ) -> None:
     # Holding backspace to empty ks2: the fold moved focus into kernel_size mid-burst, and
     # the key's repeats went on there and deleted its 3. A delete after a pause is the
@@ -1442,12 +1457,39 @@ async def test_backspace_held_in_an_emptied_half_leaves_the_folded_field_alone(
     async with app.run_test(size=SIZE) as pilot:
         screen = await in_ks2_of_t8_with_ks1_empty(pilot)
         screen.field("ks2").input.action_end()
-        await pilot.press(*["backspace"] * (len(screen.field("ks2").value) + 6), "delete")
+        now = monotonic()
+        repeats = ["backspace"] * (len(screen.field("ks2").value) + 6) + ["delete"]
+        for number, key in enumerate(repeats):  # a repeat every 33 ms, as X11's
+            await press_at(pilot, key, now + number * 0.033)
         await settle(pilot)
         assert app.focused is screen.field("kernel_size").input
         assert screen.field("kernel_size").value == "3"
-        await pilot.pause(NewSweepScreen.HELD_KEY_GAP_S + 0.1)
-        await pilot.press("backspace")  # the text selected on focus: gone
+        last = now + (len(repeats) - 1) * 0.033
+        await press_at(pilot, "backspace", last + NewSweepScreen.HELD_KEY_GAP_S + 0.1)
+        await settle(pilot)
+        assert screen.field("kernel_size").value == ""  # the text selected on focus: gone
+
+
+async def test_backspace_held_from_its_first_press_leaves_the_folded_field_alone(
+    db_url: str,
+) -> None:
+    # ks2's text selected on focus: the key's first press emptied it and folded, and its
+    # first repeat came after the keyboard's repeat delay (X11's default: 660 ms), past
+    # the 0.5 s a burst's repeats are looked for: it deleted kernel_size's 3.
+    assert NewSweepScreen.HELD_KEY_GAP_S < 0.66 < NewSweepScreen.FIRST_REPEAT_S
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await in_ks2_of_t8_with_ks1_empty(pilot)
+        now = monotonic()
+        await press_at(pilot, "backspace", now)  # ks2's text, selected on focus: gone
+        await settle(pilot)
+        assert app.focused is screen.field("kernel_size").input
+        await press_at(pilot, "backspace", now + 0.66)  # the repeat delay
+        await press_at(pilot, "backspace", now + 0.69)  # the repeats
+        await settle(pilot)
+        assert screen.field("kernel_size").value == "3"
+        # A pause between repeats ends the burst: the next is the person's own.
+        await press_at(pilot, "backspace", now + 0.69 + NewSweepScreen.HELD_KEY_GAP_S + 0.1)
         await settle(pilot)
         assert screen.field("kernel_size").value == ""
 
@@ -1498,29 +1540,6 @@ async def test_a_loaded_plain_file_swept_by_the_form_names_its_runs_as_queue_doe
     saved = named(expand_sweep_file(tmp_path / "saved.yml"))
     assert shown == queued == saved and len(saved) == 2, (shown, saved)
     assert "run" not in [name for name, _ in saved]
-
-
-async def test_backspace_held_from_its_first_press_leaves_the_folded_field_alone(
-    db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # ks2's text selected on focus: the key's first press emptied it and folded, and its
-    # first repeat came after the keyboard's repeat delay (X11's default: 660 ms), past
-    # the 0.5 s a burst's repeats are looked for: it deleted kernel_size's 3. The gap is
-    # made shorter here, so that a loaded machine's pauses stay inside FIRST_REPEAT_S.
-    monkeypatch.setattr(NewSweepScreen, "HELD_KEY_GAP_S", 0.2)
-    app = ScreenHost(NewSweepScreen(db_url))
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await in_ks2_of_t8_with_ks1_empty(pilot)
-        await pilot.press("backspace")  # ks2's text, selected on focus: gone
-        assert app.focused is screen.field("kernel_size").input
-        await pilot.pause(0.4)  # the repeat delay, longer than the gap between repeats
-        await pilot.press("backspace", "backspace")  # the repeats
-        await settle(pilot)
-        assert screen.field("kernel_size").value == "3"
-        await pilot.pause(0.3)
-        await pilot.press("backspace")  # a pause between repeats ends the burst
-        await settle(pilot)
-        assert screen.field("kernel_size").value == ""
 
 
 async def test_a_loaded_plain_file_with_targets_given_another_seed_saves_its_name(
