@@ -5,16 +5,20 @@ one typical rate misjudges it. A size already measured is paced by its own runs 
 median). For the others, each run's cost is its parameter count times its image area
 (every weight of a same-padded convolution is applied at every pixel), and the
 seconds per input are fitted to that cost, ``a + b * cost``, over the finished runs and
-the running ones of sizes no run has finished yet (their pace so far); with one size
-measured, or a fit that makes no sense (a cost that would make runs faster), the
-median seconds per input stands for all; a fit below zero at no cost is made through
-the origin instead (proportional to the cost).
+the running ones of sizes no run has finished yet (their pace so far); a fit that makes
+no sense (a cost that would make runs faster) leaves the median seconds per input for
+all; a fit below zero at no cost is made through the origin instead (proportional to the
+cost). With one size measured there is no slope to fit: a bigger run's steps are
+timed in proportion to its cost (``at_most_proportional``: an upper bound, that errs
+long, most on a GPU, where small runs are launch-bound), a smaller one's at the measured
+size's median, until a run of a second size records its first point.
 
 Where finished runs tell it, the fit is of the training steps' rates, and each run adds
 the time it spends beside them (loading, validation, samples, checkpoints: ``overheads``,
 the median of its size's finished runs): small runs' fixed time, spread over their few
 inputs, would otherwise make a run ten times longer look ten times slower. Without it
-(runs from older workers, none finished yet) the fit is of wall-time rates.
+(runs from older workers, none finished yet) the fit is of wall-time rates. With one
+size finished, the time beside the steps is that size's for every run.
 
 The schedule is discrete, as training is: a run is never split between slots. Each
 live worker is a slot unless it is stopping (``--slots K`` rows are separate workers).
@@ -80,18 +84,37 @@ def seconds_per_input(
     measured: Sequence[tuple[RunRow, float]],
 ) -> Callable[[RunRow], float] | None:
     """From (run, measured inputs/s) pairs: a run's expected seconds per input: the
-    median of its own size's where that size is measured, else fitted to its size. (On
-    a busy CPU a 3-layer run measured faster than a 2-layer one, and the fit through
-    them gave the 1-layer runs, measured at 7 s, a minute.)"""
+    median of its own size's where that size is measured, else fitted to its size (with
+    one size measured, ``at_most_proportional``). (On a busy CPU a 3-layer run measured
+    faster than a 2-layer one, and the fit through them gave the 1-layer runs, measured
+    at 7 s, a minute.)"""
     points = [(run_cost(run), 1.0 / rate) for run, rate in measured[-FIT_RECENT:] if rate > 0]
-    fitted = fit_to_cost(points)
-    if fitted is None:
-        return None
     by_cost: dict[float, list[float]] = defaultdict(list)
     for cost, seconds in points:
         by_cost[cost].append(seconds)
     medians = {cost: statistics.median(values) for cost, values in by_cost.items()}
+    if len(medians) == 1:
+        [(measured_cost, typical)] = medians.items()
+        return lambda run: at_most_proportional(measured_cost, typical, run_cost(run))
+    fitted = fit_to_cost(points)
+    if fitted is None:
+        return None
     return lambda run: medians.get(run_cost(run)) or fitted(run_cost(run))
+
+
+def at_most_proportional(measured_cost: float, seconds: float, cost: float) -> float:
+    """Seconds per input at ``cost`` from one size's (``seconds`` at ``measured_cost``):
+    that size's per parameter-pixel, times the cost, where it is bigger; that size's
+    where it is smaller. Where a step takes a fixed time plus one in proportion to the
+    cost (as ``fit_to_cost`` fits it), that is the most it can take: whatever the fixed
+    part is (a GPU's small runs are launch-bound, nearly flat), an upper bound, until a
+    second size is measured (a running run's first record). The measured size's median
+    for all timed a 186,787-parameter run at 7 s from 4,979-parameter ones, for 4
+    minutes. It errs long: on a busy 2-core CPU, 11 layers of 32 channels took 5 to 7
+    times a step of 5 layers of 8 (4,939 parameters), where this says 38."""
+    if measured_cost <= 0 or cost <= measured_cost:
+        return seconds
+    return seconds * cost / measured_cost
 
 
 def fit_to_cost(points: Sequence[tuple[float, float]]) -> Callable[[float], float] | None:

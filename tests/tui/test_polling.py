@@ -454,9 +454,13 @@ def test_a_big_run_is_forecast_slower_than_a_small_one() -> None:
     big = measured(100_000, 1.0, size=64)[0]
     assert run_cost(big) == 100_000 * 64 * 64
     assert per_input(big) == pytest.approx(1e-3 + 1e-9 * 100_000 * 4096)
-    # One size measured: its median rate stands for every run.
-    alone = seconds_per_input(truth[:1])
-    assert alone is not None and alone(big) == pytest.approx(1 / truth[0][1])
+    # One size measured: a bigger run in proportion to its cost (the truth's 0.41 s per
+    # input is under it: its fixed 1 ms is not scaled), a smaller one at its median.
+    alone = seconds_per_input(truth[1:2])
+    assert alone is not None
+    assert alone(big) == pytest.approx(1 / truth[1][1] * run_cost(big) / run_cost(truth[1][0]))
+    assert alone(big) >= per_input(big)
+    assert alone(truth[0][0]) == pytest.approx(1 / truth[1][1])
     # A fit below zero at no cost (small CPU runs): proportional to the cost instead of
     # the median, which timed a sweep of 1 to 21 layers at 1m26s for 7 minutes of runs.
     superlinear = [measured(p, 1 / (1e-12 * p * p)) for p in (1_000, 2_000, 3_000)]
