@@ -635,7 +635,10 @@ class Worker:
                     continue
                 try:
                     by_deadline()
-                    if self.repo.requeue(run_id, self.id) == RunStatus.QUEUED:
+                    # Its folder kept on the row: what it wrote so far stays findable.
+                    folder = self.folders.get(run_id)
+                    figures = FinalFigures(checkpoint_path=str(folder)) if folder else None
+                    if self.repo.requeue(run_id, self.id, figures) == RunStatus.QUEUED:
                         back.append(run_id)
                 except Exception:
                     refused.append(run_id)

@@ -81,12 +81,15 @@ LIVE_WORKER_STATES = ("idle", "running", "stopping", "stalled")  # stalled: see 
 SETTLED = frozenset(RunStatus) - {RunStatus.RUNNING}  # runs that change only when someone acts
 Signature = tuple[object, ...]
 
-# What a run forgets when it goes back to the queue (retry, requeue).
+# What a run forgets when it goes back to the queue (retry, requeue). Not its
+# checkpoint_path: the folder stays on disk with the earlier attempt's files, and it is
+# still the run's (its run.json names it: training again takes it back, see
+# core.run_folders), so `rm` and the detail can name it.
 _FRESH: dict[str, Any] = dict(
     status=RunStatus.QUEUED.value, worker_id=None, started_at=None, finished_at=None,
     heartbeat_at=None, cancel_requested=False, error=None, inputs_done=0,
     validation_loss=None, train_seconds=None, inputs_per_s=None, peak_memory_bytes=None,
-    checkpoint_path=None, path_used=None, samples=None,
+    path_used=None, samples=None,
 )  # fmt: skip
 
 
@@ -679,7 +682,8 @@ class Repo:
                     self._last_points(conn, run_id, figures.last_points)
                 self._worker_idle(conn, worker_id, finished=True)
                 return RunStatus.CANCELLED
-            return RunStatus.QUEUED if self._to_queue(conn, run_id, worker_id, _FRESH) else None
+            fresh = {**_FRESH, **_folder_of(figures)}  # this attempt's folder, if it had one
+            return RunStatus.QUEUED if self._to_queue(conn, run_id, worker_id, fresh) else None
 
     @patient
     def put_back(self, run_id: int, worker_id: str) -> bool:
@@ -878,7 +882,8 @@ class Repo:
 
     @patient
     def retry(self, ids: Sequence[int]) -> None:
-        """failed/cancelled -> queued, as if new (metrics and figures are dropped)."""
+        """failed/cancelled -> queued, as if new (metrics and figures are dropped; its
+        checkpoint folder stays named: training again takes it back)."""
         with self._write() as conn:
             self._require(conn, ids, RETRYABLE, "only failed or cancelled runs can be retried")
             retryable = [s.value for s in RETRYABLE]  # still: a concurrent retry + claim
@@ -1487,6 +1492,13 @@ def _ended_values(
     if status == RunStatus.SUCCEEDED:  # a cancel that came after its last step: moot
         values["cancel_requested"] = False
     return values
+
+
+def _folder_of(figures: FinalFigures | None) -> dict[str, Any]:
+    """The checkpoint folder ``figures`` name, as columns; none: the row's stays."""
+    if figures is None or figures.checkpoint_path is None:
+        return {}
+    return {"checkpoint_path": figures.checkpoint_path}
 
 
 def _figure_values(figures: FinalFigures) -> dict[str, Any]:

@@ -496,6 +496,25 @@ def test_requeue_puts_the_run_back_fresh(repo: Repo) -> None:
     assert repo.metrics_since(run_id) == []
 
 
+def test_a_run_put_back_or_retried_keeps_its_checkpoint_folder(repo: Repo) -> None:
+    # `stop` while it trained, then a retry: the row forgot the folder holding its
+    # last.pt, and `rm` and `show` could no longer name it.
+    repo.enqueue([tiny_run()])
+    worker = repo.register_worker("h", 1, "cpu")
+    run_id = claim(repo, worker)
+    stopped = FinalFigures(validation_loss=0.3, checkpoint_path="/ck/exp/run-1")
+    assert repo.requeue(run_id, worker, stopped) == S.QUEUED
+    run = repo.get_run(run_id)
+    assert (run.checkpoint_path, run.validation_loss) == ("/ck/exp/run-1", None)
+    assert claim(repo, worker) == run_id
+    assert repo.put_back(run_id, worker)  # no room on the device yet: no folder of its own
+    assert repo.get_run(run_id).checkpoint_path == "/ck/exp/run-1"
+    assert claim(repo, worker) == run_id
+    assert repo.fail(run_id, worker, "boom", FinalFigures(checkpoint_path="/ck/exp/run-1"))
+    repo.retry([run_id])
+    assert repo.get_run(run_id).checkpoint_path == "/ck/exp/run-1"
+
+
 def test_a_worker_asked_to_stop_says_so_until_it_stops(repo: Repo) -> None:
     """Its heartbeat writes "stopping" at the first signal; ending its run keeps that."""
     from core.gpu import GpuMonitor

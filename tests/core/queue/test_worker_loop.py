@@ -61,7 +61,9 @@ def fake_trainer(
         for step in range(1, steps + 1):
             assert cb.should_stop is not None
             if cb.should_stop():
-                return FitResult(float("nan"), steps=step - 1, stopped=True)
+                # As fit(): a stopped run's folder is named too (its checkpoints so far).
+                folder = str(checkpoint_dir)
+                return FitResult(float("nan"), steps=step - 1, stopped=True, checkpoint_path=folder)
             if on_step is not None:
                 on_step(step)
             if config.lr >= 100 and step == 3:
@@ -692,6 +694,8 @@ def test_first_signal_requeues_the_run_and_stops_the_worker(repo: Repo, tmp_path
     first, second = (repo.get_run(i) for i in ids)
     assert (first.status, first.worker_id, first.attempts) == (S.QUEUED, None, 1)
     assert repo.metrics_since(first.id) == []  # it trains again from the start
+    # Its folder stays named: what it saved so far is on disk, and the run takes it back.
+    assert first.checkpoint_path == str(tmp_path / "ck" / "exp" / f"run-{first.id}")
     assert second.status == S.QUEUED and second.attempts == 0
     assert repo.counts_by_status()[S.RUNNING] == 0
     assert repo.list_workers(include_gone=True)[0].state == "stopped"
@@ -1253,7 +1257,9 @@ def test_second_signal_requeues_the_run_and_exits_at_once(
         worker.loop()
     worker.heartbeat.stop()
     assert codes == [130]
-    assert repo.get_run(run_id).status == S.QUEUED
+    run = repo.get_run(run_id)
+    assert run.status == S.QUEUED  # given back with its folder named, as by one signal
+    assert run.checkpoint_path == str(tmp_path / "ck" / "exp" / f"run-{run_id}")
     assert repo.list_workers(include_gone=True)[0].state == "stopped"
 
 
