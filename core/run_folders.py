@@ -31,6 +31,19 @@ def experiment_folder(experiment: str) -> str:
     return safe or "runs"
 
 
+def default_root(database_file: Path | None) -> Path:
+    """The checkpoint root of a worker without ``--checkpoints``: next to a SQLite
+    database file (runs.db -> checkpoints/), else (a server's database) ./checkpoints."""
+    return (database_file.parent if database_file is not None else Path.cwd()) / "checkpoints"
+
+
+def run_owner(run_id: int, experiment: str, config_hash: str, queued_at: float) -> dict[str, Any]:
+    """What a run's ``run.json`` says of it: the same run again (put back, retried) has
+    the same owner, another database's run of the same id another one."""
+    return {"run": run_id, "experiment": experiment, "config_hash": config_hash,
+            "queued_at": queued_at}  # fmt: skip
+
+
 def claim_run_folder(
     parent: Path, run_id: int, owner: dict[str, Any], about: dict[str, Any] | None = None
 ) -> Path:
@@ -90,3 +103,19 @@ def _owned_by(folder: Path, owner: dict[str, Any]) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(found, dict) and all(found.get(k) == v for k, v in owner.items())
+
+
+def folders_owned(parent: Path, run_id: int, owner: dict[str, Any]) -> list[Path]:
+    """The folders in ``parent`` that ``claim_run_folder`` gave this run (``run-ID``,
+    ``run-ID-2``, ...; its ``run.json`` names ``owner``): where its checkpoints are,
+    though the run's row no longer says (an older version cleared it on a put-back or a
+    retry; a worker lost never wrote it). The names are read up to the first one that is
+    not there, as ``claim_run_folder`` takes the first free one."""
+    found: list[Path] = []
+    for number in itertools.count(1):
+        folder = parent / (f"run-{run_id}" if number == 1 else f"run-{run_id}-{number}")
+        if not os.path.lexists(folder):
+            return found
+        if _owned_by(folder, owner):
+            found.append(folder)
+    raise AssertionError("unreachable")  # itertools.count never ends

@@ -111,7 +111,7 @@ from core.recording import (
     StopFlags,
     say,
 )
-from core.run_folders import claim_run_folder, experiment_folder
+from core.run_folders import claim_run_folder, default_root, experiment_folder, run_owner
 from core.whole_text import misread_number_refusal
 from core.worker_options import (
     NO_RULES,
@@ -544,8 +544,7 @@ class Worker:
     def checkpoint_dir(self, run: RunRow) -> Path:
         """``run-ID`` in its experiment's folder, or ``run-ID-2`` where another database's
         run (or a removed run) left its checkpoints there (``claim_run_folder``)."""
-        owner = {"run": run.id, "experiment": run.experiment, "config_hash": run.config_hash,
-                 "queued_at": run.created_at}  # fmt: skip
+        owner = run_owner(run.id, run.experiment, run.config_hash, run.created_at)
         folder = self.checkpoint_root / experiment_folder(run.experiment)
         # For people: the whole path (two runs.db of two folders read alike as "runs.db").
         path = sqlite_path(self.repo.url)
@@ -773,8 +772,7 @@ def _quietly(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
 
 def default_checkpoint_root(db_url: str) -> Path:
     """Next to a SQLite database file (runs.db -> checkpoints/), else ./checkpoints."""
-    path = sqlite_path(db_url)
-    return (path.parent if path is not None else Path.cwd()) / "checkpoints"
+    return default_root(sqlite_path(db_url))
 
 
 def checkpoint_root_of(given: str | os.PathLike[str] | None, db_url: str) -> Path:

@@ -97,10 +97,13 @@ def run_show(args: argparse.Namespace) -> int:
     # A person's view draws the losses alone: a run records speed, memory and its
     # learning rate at every step too, three rows in four of a long curve.
     metrics = repo.metrics_since(run.id, 0, [TRAIN_LOSS, VAL_LOSS])
+    from resconv_tui.checkpoint_folders import shown_folders
+
+    folders = shown_folders(run, repo.url)  # by its name as stored, before it is escaped
     run = run.terminal_safe()  # rich drops a carriage return, but writes ESC as it is
     console = stdout_console()
     ends = run_ends(repo, [run], now)  # ls's forecast: the same ETA
-    print_plain(console, detail(run, metrics, trouble, now, db_option(args), ends))
+    print_plain(console, detail(run, metrics, trouble, now, db_option(args), ends, folders))
     if args.plot:
         from core.queue.status import FINISHED
         from resconv_tui.plotting import NO_DATA_YET
@@ -153,9 +156,11 @@ def detail(
     now: float,
     db: str,
     ends: dict[int, float] | None = None,
+    folders: Sequence[str] | None = None,
 ) -> Any:
     """The run detail screen's panels, one under the other, as rich renderables.
-    ``ends``: the queue forecast's (``ls.run_ends``), for a running run's ETA."""
+    ``ends``: the queue forecast's (``ls.run_ends``), for a running run's ETA.
+    ``folders``: its checkpoint folders found (None: the one its row names)."""
     from rich.console import Group
     from rich.text import Text
 
@@ -174,7 +179,7 @@ def detail(
         parts += [exited_text(run, db), ""]
     # The red line above says why there is none; the ETA row said it again word for word.
     eta = "— (its worker exited)" if exited else eta_text(run, now, stalled, exited, ends or {})
-    parts += [info_table(run, now, stalled, last_val, eta), "", Text("config", "bold")]
+    parts += [info_table(run, now, stalled, last_val, eta, folders), "", Text("config", "bold")]
     parts += [config_table(run), ""]
     ended = run.status in FINISHED  # no "yet": none is to come
     parts += [validation_passes(passes, ended), train_summary(metrics, ended)]

@@ -31,6 +31,7 @@ from core.queue.db import hint_option
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS, MetricRow
 from core.queue.samples import decode_samples
 from core.queue.status import FINISHED
+from resconv_tui.checkpoint_folders import shown_folders
 from resconv_tui.lost_workers import exited_here_now
 from resconv_tui.plotting import NO_DATA_YET, PALETTE, Series
 from resconv_tui.polling import (
@@ -99,6 +100,7 @@ class RunDetailScreen(ChartScreen):
             ends: dict[int, float],
             now: float,
             settled: SettledRuns,
+            folders: tuple[str, ...] = (),
         ) -> None:
             super().__init__()
             self.run = run
@@ -109,6 +111,7 @@ class RunDetailScreen(ChartScreen):
             self.ends = ends  # the queue forecast's, by run id (the runs table's)
             self.now = now
             self.settled = settled  # the runs not running, as read for the forecast
+            self.folders = folders  # its checkpoint folders, found on disk too
 
     LOSS_CHART = "chart-loss"
 
@@ -166,6 +169,7 @@ class RunDetailScreen(ChartScreen):
             # As the runs table says (the same rule): a hung training beats, takes no step.
             workers = repo.list_workers()
             stalled = run.id in stalled_runs(workers, held_runs([run], workers))
+            folders = shown_folders(run, self.db_url)  # a few stat calls: a put-back run's
             if run.status == RunStatus.RUNNING:
                 # Its ETA as the runs table and `ls` give it: the same forecast of every
                 # run, and `ls`'s exceptions (a worker of this machine whose process has
@@ -177,7 +181,8 @@ class RunDetailScreen(ChartScreen):
         except ResconvError as exc:
             self.post_message(self.PollFailed(exc))
             return
-        self.post_message(self.Polled(run, metrics, samples, stalled, exited, ends, now, settled))
+        polled = self.Polled(run, metrics, samples, stalled, exited, ends, now, settled, folders)
+        self.post_message(polled)
 
     def on_run_detail_screen_polled(self, message: Polled) -> None:
         self.run, self.settled = message.run, message.settled
@@ -275,8 +280,11 @@ class RunDetailScreen(ChartScreen):
         # status_word: "validating" once every input is trained, a change of its own.
         title = (run.id, run.name, run.experiment, status_word(run))
         self.show_static("detail-title", title, lambda: title_text(run))
-        info = info_made_of(run, now, stalled, last_val, eta)
-        self.show_static("detail-info", info, lambda: info_table(run, now, stalled, last_val, eta))
+        folders = polled.folders
+        info = info_made_of(run, now, stalled, last_val, eta, folders)
+        self.show_static(
+            "detail-info", info, lambda: info_table(run, now, stalled, last_val, eta, folders)
+        )
         self.show_static("detail-config", run.config_json, lambda: config_table(run))
         # The retry command it suggests names this database: a shell has no --db of ours.
         retry_all = hint_option(self.db_url)

@@ -86,12 +86,14 @@ def info_table(
     stalled: bool = False,
     last_val: tuple[float, float] | None = None,
     eta: str | None = None,
+    folders: Sequence[str] | None = None,
 ) -> Table:
     """Status, where it ran, timings and final figures. ``stalled``: its worker beats but
     has taken no training step for minutes (as the runs table says). ``last_val``: its
     newest validation point (loss, inputs), shown until the final figure is there.
     ``eta``: a running run's ETA row (``polling.eta_text``: the runs table's and ``ls``'s
-    ETA, or why there is none); None: no such row."""
+    ETA, or why there is none); None: no such row. ``folders``: its checkpoint folders
+    (``checkpoint_folders.run_checkpoint_folders``); None: the one its row names."""
     table = _grid()
     # "validating" at 100% as the runs table says it (it said "running" there).
     status = Text(status_word(run), style=STATUS_STYLE.get(run.status, ""))
@@ -121,8 +123,22 @@ def info_table(
     table.add_row("inputs/s", _number(run_rate(run, now), ",.0f"))
     table.add_row("peak mem", format_bytes(run.peak_memory_bytes))
     table.add_row("path", FoldedName(run.path_used or "—"))
-    table.add_row("checkpoint", FoldedName(run.checkpoint_path or "—"))
+    table.add_row("checkpoint", FoldedName(checkpoint_text(run, folders)))
     return table
+
+
+def checkpoint_text(run: RunRow, folders: Sequence[str] | None = None) -> str:
+    """Its checkpoint folders (``folders``, else its row's), ``—`` where none is known.
+    A queued run's are an earlier attempt's (it was put back or retried): said, as its
+    figures and curves are gone. A running run's are the folder it writes to (training
+    again takes its folder back: ``core.run_folders``)."""
+    shown = list(folders) if folders is not None else [run.checkpoint_path or ""]
+    text = ", ".join(folder for folder in shown if folder)
+    if not text:
+        return "—"
+    if run.status == RunStatus.QUEUED:
+        return f"{text} (an earlier attempt's)"
+    return text
 
 
 def logbook_figures(run: RunRow) -> str | None:
@@ -147,6 +163,7 @@ def info_made_of(
     stalled: bool = False,
     last_val: tuple[float, float] | None = None,
     eta: str | None = None,
+    folders: Sequence[str] | None = None,
 ) -> tuple[object, ...]:
     """What ``info_table`` with these arguments draws, as a value to compare (a rich Table
     has no equality): ``now`` only through the texts it reads from it, so an ended run
@@ -157,6 +174,7 @@ def info_made_of(
         stalled,
         last_val,
         eta,
+        folders,
         tuple(timings(run, now).items()),
         _number(run_rate(run, now), ",.0f"),
     )

@@ -352,6 +352,34 @@ async def test_a_long_worker_and_checkpoint_fold_at_their_separators(
         assert_folds_at_separators(row_value(lines, label, value), value)
 
 
+async def test_a_put_back_run_names_its_earlier_checkpoint_folder(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Put back (its worker lost, then retried) it read "checkpoint —" while its folder
+    # held the last.pt of the attempt that was cut short.
+    from core.run_folders import claim_run_folder
+
+    freeze(monkeypatch)
+    repo = Repo.open(db_url)
+    (run_id,) = repo.enqueue([new_run(3)]).added_ids
+    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
+    run = repo.claim(worker)
+    assert run is not None
+    # run.json as a worker writes it, in the folder a worker uses next to runs.db
+    owner = {"run": run.id, "experiment": run.experiment, "config_hash": run.config_hash,
+             "queued_at": run.created_at}  # fmt: skip
+    folder = claim_run_folder(tmp_path / "checkpoints" / "demo", run_id, owner)
+    (folder / "last.pt").write_text("weights")
+    repo.recover_stale(dead_worker_ids=[worker])
+    repo.retry([run_id])
+    repo.close()
+    app = ScreenHost(RunDetailScreen(db_url, run_id))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        text = plain(detail(pilot).query_one("#detail-info", Static).content)
+    assert f"checkpoint {folder} (an earlier attempt's)" in " ".join(text.split())
+
+
 def row_value(lines: list[str], label: str, value: str) -> list[str]:
     """The lines the info panel draws ``value`` of the row ``label`` in (folded, not cut)."""
     first = next(i for i, line in enumerate(lines) if line.startswith(label))

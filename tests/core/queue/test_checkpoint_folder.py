@@ -467,3 +467,59 @@ def test_train_leaves_a_workers_run_folder_alone(
     assert err[0].endswith(f"checkpoint folder {folder} holds a queued run's checkpoints "
                            "(run.json): give another folder")  # fmt: skip
     assert sorted(p.name for p in folder.iterdir()) == ["run.json"]
+
+
+def _lost_with_a_folder(db: Path) -> Path:
+    """Run 1 claimed, its folder made as its worker makes it (``checkpoint_dir``: another
+    database's run 1 has ``run-1``, so ``run-1-2``), a ``last.pt`` saved there, then its
+    worker killed: the run is failed "worker lost", its row naming no folder (as a run
+    put back or retried by an older version). Its folder."""
+    from core.run_folders import claim_run_folder
+
+    repo = Repo.open(str(db))
+    try:
+        repo.enqueue([tiny_run(0), tiny_run(1)])
+        worker = repo.register_worker("h", 1, "cpu")
+        run = repo.claim(worker)
+        assert run is not None and run.id == 1
+        parent = db.parent / "checkpoints" / "exp"
+        # run.json as a worker writes it: the run's id, experiment, config and queue time
+        owner = {"run": 1, "experiment": "exp", "config_hash": run.config_hash}
+        other = claim_run_folder(parent, 1, {**owner, "queued_at": 0.5})
+        (other / "last.pt").write_text("another database's weights")
+        folder = claim_run_folder(parent, run.id, {**owner, "queued_at": run.created_at})
+        (folder / "last.pt").write_text("weights")
+        assert repo.recover_stale(dead_worker_ids=[worker]) == [1]
+        assert repo.get_run(1).checkpoint_path is None
+    finally:
+        repo.close()
+    return folder
+
+
+def test_rm_names_the_folders_it_finds_on_disk(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `rm 6` said "the checkpoint folders of run 6, if made, stay on disk" while
+    # checkpoints/<experiment>/run-6 held its last.pt: its row had lost the path.
+    db = tmp_path / "runs.db"
+    folder = _lost_with_a_folder(db)
+    assert folder == tmp_path / "checkpoints" / "exp" / "run-1-2"
+    assert main(["--db", str(db), "rm", "1", "2"]) == 0  # run 2 never started: no folder
+    assert capsys.readouterr().out == (
+        f"removed 2 runs\ncheckpoint folders stay on disk: {folder}\n"
+    )
+
+
+def test_show_names_a_retried_runs_earlier_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `show 4` of a run put back or retried read "checkpoint —" beside its folder.
+    db = tmp_path / "runs.db"
+    folder = _lost_with_a_folder(db)
+    assert main(["--db", str(db), "show", "1"]) == 0
+    assert f"checkpoint {folder}\n" in capsys.readouterr().out  # failed: this attempt's
+    assert main(["--db", str(db), "retry", "1"]) == 0
+    capsys.readouterr()
+    assert main(["--db", str(db), "show", "1"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # the path may fold
+    assert f"checkpoint {folder} (an earlier attempt's)" in out
