@@ -36,8 +36,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "ls",
         help="list runs: status, progress, validation loss, parameters (--json for scripts)",
-        description="List runs in queue order (what trains next first), then the others "
-        "by id. Filters narrow the list.",
+        description="List runs: the running ones (by id), then the queued ones in claim "
+        "order (what trains next first), then the ended ones (by id). Filters narrow the "
+        "list.",
     )
     parser.add_argument(
         "--status", nargs="+", action="extend", choices=STATUS_WORDS, default=None,

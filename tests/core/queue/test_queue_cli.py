@@ -885,6 +885,13 @@ def test_ls_lists_runs_in_queue_order_with_filters_and_json(
     assert [line.split()[:2] for line in lines[1:]] == [
         ["2", "running"], ["3", "queued"], ["1", "failed"], ["4", "succeeded"],
     ]  # fmt: skip
+    # As its help says: it said "queue order, then the others by id", the running run
+    # first all the same.
+    with pytest.raises(SystemExit):
+        main(["ls", "--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert "the running ones (by id), then the queued ones in claim order" in said
+    assert "then the ended ones (by id)" in said
     assert lines[3].endswith("oom: CUDA out of memory (tried to allocate 2.0 GiB)")
     assert "0.051226" in lines[4]
     _, out, _ = cli(capsys, "ls", "--status", "failed", "succeeded")
