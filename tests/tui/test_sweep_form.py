@@ -772,6 +772,28 @@ def test_a_duplicate_keeps_the_base_run_s_swept_keys_with_their_values_now() -> 
     assert name_runs(unchanged, base)[0].name == "l-1_ch-8_seed-0"
 
 
+def test_the_readme_s_duplicate_names_are_the_ones_d_gives() -> None:
+    # It gave `l-1_ch-24_seed-0` as what `d` names, true only of a run whose sweep had
+    # swept ch: a changed key it had not is named after the run's own keys.
+    import re
+
+    from core.sweep import slug_parts
+    from resconv_tui.sweep_form import BaseRun, name_runs
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    examples = re.findall(r"`([\w.-]+)` given 24 channels is `([\w.-]+)`", readme)
+    assert len(examples) == 2
+    for base_name, named in examples:
+        swept = dict(part.split("-", 1) for part in base_name.split("_"))
+        values = {key: int(value) for key, value in swept.items()}
+        config = RunConfig(layers=values["l"], channels=values.get("ch", 32))
+        base = BaseRun(base_name, config, values)
+        assert slug_parts(values) == base_name.split("_")
+        mapping = {"name": "x", "layers": values["l"], "channels": 24}
+        (run,) = name_runs(expand_sweep(mapping, source="test"), base)
+        assert run.name == named
+
+
 def test_a_duplicate_of_a_pair_keyed_or_respelled_run_says_each_key_once() -> None:
     from resconv_tui.sweep_form import BaseRun, name_runs
 
