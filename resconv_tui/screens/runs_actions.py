@@ -701,8 +701,9 @@ def _remove_question(runs: list[RunRow]) -> str:
     question = f"Remove {what} metrics and results? This cannot be undone."
     # Weights are the one thing not deleted: they may be on another box (PostgreSQL), and
     # a failed or cancelled run may have a folder it did not record. Say so rather than
-    # let it be assumed: every run that started counts, its folder named where known.
-    started = [run for run in runs if run.started_at is not None]
+    # let it be assumed: every run that started counts, its folder named where known. As
+    # `rm` counts them: a run queued again (put back, retried) has trained before.
+    started = [run for run in runs if run.started_at is not None or run.attempts > 0]
     if len(started) == 1 and started[0].checkpoint_path:
         question += f" The checkpoint folder {started[0].checkpoint_path} stays on disk."
     elif len(started) == 1:

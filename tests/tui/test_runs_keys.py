@@ -1987,6 +1987,11 @@ def test_the_remove_question_says_checkpoint_folders_stay(seeded, db_url) -> Non
         "This cannot be undone. Run 5's checkpoint folder stays on disk."
     )
     assert _remove_question([run(db_url, 7)]).endswith("This cannot be undone.")  # queued
+    # Queued again after it trained (put back, retried): its folder stays too, as `rm` says.
+    again = replace(run(db_url, 7), attempts=1, checkpoint_path="/ck/t1/run-7")
+    assert _remove_question([run(db_url, 5), again]).endswith(
+        "This cannot be undone. The checkpoint folders of the 2 that started stay on disk."
+    )
 
 
 async def test_a_wide_eta_cell_makes_the_table_narrow_rather_than_scroll(
