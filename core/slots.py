@@ -30,7 +30,10 @@ The supervisor here only starts the slots, forwards signals and waits:
   A slot killed by a signal while no stop was asked for is started again (at most
   ``RESTARTS`` times per slot), so ``--slots K`` keeps K slots training; not one that
   died of a stop signal (SIGTERM, SIGINT, SIGHUP) sent to it alone: that slot was asked
-  to stop, as one with its handlers in place stops (and stays down).
+  to stop, as one with its handlers in place stops (and stays down). Nor one killed
+  while its row said ``stopping`` (``resconv-tui stop`` signals the slots, not the
+  supervisor: a kill -9 or the OOM killer in its final pass after that): started again,
+  it claimed a run, the stop undone.
 * A slot whose supervisor dies (``kill -9``, the OOM killer) gets the kernel's
   parent-death signal (Linux; ``core.processes.stop_with_parent``, which each slot
   asks for itself): it finishes its step, puts its run back and exits, rather than
@@ -105,6 +108,9 @@ class SlotExit:
 
     lost: list[int]  # runs it left running, now marked failed "worker lost"
     runs_ended: int  # runs it ended itself (its worker row's count)
+    # Its row said "stopping" when it died: a stop had reached it (`stop`, the dashboard's
+    # `w`, a signal to it alone), and a kill -9 or the OOM killer then ended its last pass.
+    asked_to_stop: bool = False
 
     @property
     def runs(self) -> int:
@@ -124,8 +130,10 @@ def recover_slot(db_url: str, pid: int, since: float) -> SlotExit:
             if w.host == host and w.pid == pid and w.started_at >= since - 1.0
         ]  # fmt: skip
         dead = [w.id for w in rows]
+        # Read before the recovery below, which makes its row "lost".
+        asked = any(w.state == "stopping" for w in rows)
         lost = repo.recover_stale(stale_after_s=None, dead_worker_ids=dead) if dead else []
-        return SlotExit(lost, sum(w.runs_done for w in rows))
+        return SlotExit(lost, sum(w.runs_done for w in rows), asked)
     finally:
         repo.close()
 
@@ -241,12 +249,20 @@ class Supervisor:
                 # (Python's exit restores the defaults). A slot claims nothing before it
                 # has them: a clean stop, not a kill.
                 self.statuses[index] = 0
-            self.runs_used[index] += self.record_lost(child, self.started[index])
+            left = self.record_lost(child, self.started[index])
+            self.runs_used[index] += left.runs
             # Dead of a stop signal's default action: asked to stop, not crashed. Started
             # again, the slot a person stopped on its own (kill PID) trained on.
             asked = -child.returncode in STOP_SIGNALS
             killed = child.returncode < 0 and not asked
-            if restart and killed and not self.signals and self.restarts[index] < RESTARTS:
+            if not (restart and killed and not self.signals):
+                continue
+            if left.asked_to_stop:
+                # Killed after a stop reached it (`stop` signals the slots, not this
+                # process: kill -9 of one still in its final pass, the OOM killer): it
+                # was started again and claimed a run, the stop of it undone.
+                say(f"slot {index + 1}/{len(self.children)} was stopping: not started again")
+            elif self.restarts[index] < RESTARTS:
                 self.start_again(index)
 
     def start_again(self, index: int) -> None:
@@ -276,22 +292,23 @@ class Supervisor:
         env = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
         return subprocess.Popen(command, process_group=0, env=env)
 
-    def record_lost(self, child: subprocess.Popen[bytes], started: float) -> int:
-        """Record the runs ``child`` left running lost; how many runs it used up."""
+    def record_lost(self, child: subprocess.Popen[bytes], started: float) -> SlotExit:
+        """Record the runs ``child`` left running lost; what it left (none where unread)."""
+        unread = SlotExit(lost=[], runs_ended=0)
         if self.on_exit is None:
-            return 0
+            return unread
         try:
             left = self.on_exit(child.pid, started)
         except Exception as exc:  # e.g. a locked database: the next worker start recovers
             say(f"slot pid {child.pid} exited; its runs could not be checked ({exc})")
-            return 0
+            return unread
         self.runs_ended += left.runs_ended
         if left.lost:
             them = "them" if len(left.lost) > 1 else "it"
             say(f"slot pid {child.pid} exited with status {exit_status(child.returncode)}: "
                 f"{ids_of('run', left.lost)} marked failed, worker lost "
                 f"({self.retry} queues {them} again)")  # fmt: skip
-        return left.runs
+        return left
 
     def send(self, sig: signal.Signals) -> None:
         for child in self.children:

@@ -577,6 +577,28 @@ def test_stop_waits_for_the_slots_supervisor_too(env: Env) -> None:
     assert f"supervisor pid {worker.pid} stopped" in said
 
 
+def test_a_slot_killed_after_a_stop_reached_it_is_not_started_again(env: Env) -> None:
+    # `stop` signals the slots, not their supervisor. A slot that had not exited yet (a
+    # final pass; here held still by SIGSTOP) and was then killed (kill -9 after `stop`
+    # said "still running", the OOM killer) was started again by the supervisor, which
+    # knew of no stop: it claimed run 3 and trained on.
+    env.cli("queue", str(env.sweep("packed", "max_inputs: 10000000\nseeds: 3\n")))
+    worker = slot_worker(env, "processes")
+    training = lambda: sum(r.inputs_done > 0 for r in env.repo().list_runs()) == 2  # noqa: E731
+    wait_for(training, 120, "both slots to train", env)
+    victim = next(w for w in env.repo().list_workers() if w.device == "cpu slot 2/2")
+    os.kill(victim.pid, signal.SIGSTOP)
+    env.cli("stop", "--no-wait")
+    os.kill(victim.pid, signal.SIGKILL)
+    assert finish(worker, env, timeout=60) == 137, env.output()  # a slot killed: said so
+    assert "slot 2/2 was stopping: not started again" in env.output()
+    assert "slot 2/2 started again" not in env.output()
+    statuses = [status_of(env, i) for i in (1, 2, 3)]
+    lost = victim.current_run_id
+    assert statuses.count(S.FAILED) == 1 and status_of(env, lost) == S.FAILED, env.output()
+    assert status_of(env, 3) == S.QUEUED, env.output()
+
+
 def test_stack_trains_seeds_as_one_model_with_the_figures_of_separate_runs(env: Env) -> None:
     # 3 seeds of one cell and a run of another config: the seeds train as one stack,
     # the other alone; each seed's validation loss is what training it alone gives.

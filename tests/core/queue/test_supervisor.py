@@ -211,6 +211,33 @@ def test_recover_slot_counts_the_runs_a_slot_ended_and_lost(repo: Repo, db_url: 
     assert recover_slot(db_url, 4321, time.time() + 5) == SlotExit(lost=[], runs_ended=0)
 
 
+def test_a_slot_killed_while_it_was_stopping_is_not_started_again(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `resconv-tui stop` signals the slots, not their supervisor: a slot still in its
+    # final pass after it, then killed (kill -9, the OOM killer), was started again and
+    # claimed a run, the stop undone. Its row said "stopping" (recover_slot reads it).
+    asked = SlotExit(lost=[], runs_ended=0, asked_to_stop=True)
+    supervisor = Supervisor([["sleep", "1"], KILLS_ITSELF], on_exit=lambda _pid, _since: asked)
+    assert supervisor.run() == 137  # killed all the same: its status stands
+    out = capsys.readouterr().out
+    assert "slot 2/2 started again" not in out
+    assert "slot 2/2 was stopping: not started again" in out
+    assert supervisor.restarts == [0, 0]
+
+
+def test_recover_slot_says_whether_the_slot_was_stopping(repo: Repo, db_url: str) -> None:
+    repo.enqueue(tiny_runs(1))
+    slot = repo.register_worker(socket.gethostname(), 4321, "cpu slot 1/2")
+    assert repo.claim(slot) is not None
+    since = time.time() - 5
+    assert recover_slot(db_url, 4321, since).asked_to_stop is False
+    other = repo.register_worker(socket.gethostname(), 4322, "cpu slot 2/2")
+    assert repo.mark_worker_stopping(other)
+    # Read before the recovery makes the row "lost".
+    assert recover_slot(db_url, 4322, since) == SlotExit([], 0, asked_to_stop=True)
+
+
 def test_the_retry_it_suggests_for_a_lost_slot_carries_the_db(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
