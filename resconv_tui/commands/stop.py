@@ -303,13 +303,13 @@ def after_the_wait(
     # A supervisor exits only after all its slots: one down follows slots down.
     down = [pid for pid in supervisors if pid not in left]
     if exited:
-        also = f" and {supervised(down)}" if down else ""
+        also = f" and {supervised(down, len(waited))}" if down else ""
         said.append(f"worker {ids_of('pid', exited)}{also} stopped")
     # Never killed: a final pass let finish, a stalled step (`stop --now`).
     if still := [pid for pid in waited if pid in left]:
         said.append(f"worker {ids_of('pid', still)} still running after {wait_s} s")
     if up := [pid for pid in supervisors if pid in left]:
-        said.append(f"{supervised(up)} still running after {wait_s} s")
+        said.append(f"{supervised(up, len(waited))} still running after {wait_s} s")
     if not read:  # the runs could not be read before the signal (said on stderr)
         return "; ".join(said)
     how: dict[str, list[int]] = {}
@@ -372,13 +372,13 @@ def will_likely_succeed(finishing: list[int]) -> str:
     return f"{final_pass_said(finishing)}, then {then} will likely succeed"
 
 
-def supervised(pids: list[int]) -> str:
-    """``their --slots supervisor pid 40``: the supervisors of the slots just named."""
+def supervised(pids: list[int], slots: int) -> str:
+    """``their --slots supervisor pid 40``: the supervisors of the ``slots`` slot
+    processes just named (one: ``its``, as in "worker pid 41 and its ... stopped")."""
     from core.queue.views import ids_of
 
-    if len(pids) == 1:
-        return f"their --slots supervisor {ids_of('pid', pids)}"
-    return f"their --slots supervisors {ids_of('pid', pids)}"
+    whose = "its" if slots == 1 else "their"
+    return f"{whose} --slots supervisor{'s' if len(pids) > 1 else ''} {ids_of('pid', pids)}"
 
 
 def orphaned_said(ids: list[int]) -> str:

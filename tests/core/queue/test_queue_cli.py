@@ -1304,6 +1304,31 @@ def started_with_pid(pid: int) -> subprocess.Popen[bytes] | None:
     return None
 
 
+def test_stop_names_the_supervisor_of_one_slot_its(capsys: pytest.CaptureFixture[str]) -> None:
+    # One slot process up under its supervisor (a --slots 2 worker whose other slot was
+    # stopped on its own, kill PID: it stays down): "worker pid 41 and their --slots
+    # supervisor pid 40 stopped; it held no run when read".
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISOR], stdout=subprocess.PIPE, env={
+            **os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])
+        }
+    )  # fmt: skip
+    assert supervisor.stdout is not None
+    slot = int(supervisor.stdout.readline())
+    try:
+        Repo.open("runs.db").register_worker(socket.gethostname(), slot, "cpu slot 2/2")
+        assert cli(capsys, "stop", "--wait", "20") == (0, (
+            f"asked worker pid {slot} to stop after the current step; waiting up to 20 s "
+            f"for it to exit\nworker pid {slot} and its --slots supervisor pid "
+            f"{supervisor.pid} stopped; it held no run when read\n"
+        ), "")  # fmt: skip
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the slot, should stop have failed
+            os.kill(slot, signal.SIGKILL)
+        supervisor.kill()
+        supervisor.wait()
+
+
 def test_stop_does_not_wait_on_a_stranger_given_the_slots_supervisor_s_pid(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1332,7 +1357,7 @@ def test_stop_does_not_wait_on_a_stranger_given_the_slots_supervisor_s_pid(
             pytest.skip("the supervisor's pid could not be given to another process here")
         assert (code, out) == (0, (
             f"asked worker pid {slot} to stop after the current step; waiting up to 3 s "
-            f"for it to exit\nworker pid {slot} and their --slots supervisor pid "
+            f"for it to exit\nworker pid {slot} and its --slots supervisor pid "
             f"{supervisor.pid} stopped; it held no run when read\n"
         ))  # fmt: skip
     finally:
