@@ -94,7 +94,7 @@ def wait_seconds(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.processes import slot_supervisor, start_time
+    from core.processes import slot_supervisor, start_time, still_running
     from core.queue.db import TRY_AGAIN_WHEN_FREE, describe, is_new_file, sqlite_path
     from core.queue.errors import NoDatabase, QueueError
     from core.queue.views import back_to_queue_said, cancelling_said, ids_of
@@ -194,6 +194,12 @@ def run(args: argparse.Namespace) -> int:
         them = "it" if len(up) == 1 else "them"
         if said:  # none when every one had exited before its signal
             print(f"{'; '.join(said)}; waiting up to {args.wait} s for {them} to exit", flush=True)
+        elif any(still_running(pid, started[pid]) for pid in supervisors):
+            # Their supervisor is left (it records what they left, or started one again):
+            # waited for without a word, stop looked hung for up to --wait.
+            slots_gone = f"worker {ids_of('pid', exited)} had exited"
+            theirs = supervised(supervisors, len(waited))
+            print(f"{slots_gone}; waiting up to {args.wait} s for {theirs} to exit", flush=True)
         # Each worker's own pid: a run is judged by whether its own worker is still at
         # it, not by whether any is (one gone beside one in its final pass).
         pid_of = {w.id: w.pid for w in live if w.pid in waited}
@@ -201,12 +207,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             left = still_alive(launcher, waited + supervisors, args.wait, started)
         except KeyboardInterrupt:  # "interrupted" alone read as if the stop was called off
-            its = "its" if len(up) == 1 else "their"
-            print(
-                f"resconv-tui: not waiting any more; worker {ids_of('pid', up)} "
-                f"asked to stop all the same (resconv-tui status shows how {its} runs end)",
-                file=sys.stderr,
-            )
+            left_said = interrupted_said(up, exited)
+            print(f"resconv-tui: not waiting any more; {left_said}", file=sys.stderr)
             return 130
         print(
             after_the_wait(
@@ -251,6 +253,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"could not signal worker {ids_of('pid', failed)} (another user's process?)")
         return STILL_RUNNING
     return STILL_RUNNING if left else 0
+
+
+def interrupted_said(up: list[int], exited: list[int]) -> str:
+    """What a Ctrl-C during the wait leaves: the workers ``up`` (signalled, or already
+    stopping) stop all the same; with none, those ``exited`` before their signal (their
+    supervisor was waited for: "worker pid  asked" named no one)."""
+    from core.queue.views import ids_of
+
+    pids = up or exited
+    its = "its" if len(pids) == 1 else "their"
+    if not up:
+        done = f"worker {ids_of('pid', exited)} had exited"
+        return f"{done} (resconv-tui status shows how {its} runs ended)"
+    asked = f"worker {ids_of('pid', up)} asked to stop all the same"
+    return f"{asked} (resconv-tui status shows how {its} runs end)"
 
 
 def exited_said(exited: list[int]) -> list[str]:

@@ -1329,6 +1329,66 @@ def test_stop_names_the_supervisor_of_one_slot_its(capsys: pytest.CaptureFixture
         supervisor.wait()
 
 
+@contextlib.contextmanager
+def slot_gone_before_its_signal(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, int]]:
+    """A stand-in supervisor (``SUPERVISOR``, up 2 s more after its slot: recording what
+    it left) whose one slot is killed between stop's look at it and its signal: (the
+    slot's pid, the supervisor's)."""
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", f"{SUPERVISOR}; import time; time.sleep(2)"],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
+    )
+    assert supervisor.stdout is not None
+    slot = int(supervisor.stdout.readline())
+    Repo.open("runs.db").register_worker(socket.gethostname(), slot, "cpu slot 1/1")
+
+    def exits_first() -> None:
+        os.kill(slot, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # reaped by its supervisor: no such pid
+            while True:  # a zombie until then, which a signal still reaches
+                os.kill(slot, 0)
+                time.sleep(0.01)
+
+    around_the_signal(monkeypatch, before=exits_first)
+    try:
+        yield slot, supervisor.pid
+    finally:
+        supervisor.kill()
+        supervisor.wait()
+
+
+def test_stop_says_it_waits_for_the_supervisor_of_slots_gone_before_their_signal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each slot had exited before its signal, their supervisor still up: stop printed
+    # nothing while it waited for it (up to --wait, 60 s by default), as if hung.
+    with slot_gone_before_its_signal(monkeypatch) as (slot, supervisor):
+        assert cli(capsys, "stop", "--wait", "20") == (0, (
+            f"worker pid {slot} had exited; waiting up to 20 s for its --slots supervisor "
+            f"pid {supervisor} to exit\nworker pid {slot} and its --slots supervisor pid "
+            f"{supervisor} stopped; it held no run when read\n"
+        ), "")  # fmt: skip
+
+
+def test_stop_interrupted_waiting_for_the_supervisor_alone_names_no_empty_worker(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C in that wait said "worker pid  asked to stop all the same": no one.
+    import resconv_tui.commands.stop as stop
+
+    def interrupted(*_args: object) -> list[int]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stop, "still_alive", interrupted)
+    with slot_gone_before_its_signal(monkeypatch) as (slot, _):
+        code, _, err = cli(capsys, "stop", "--wait", "20")
+    assert (code, err) == (130, (
+        f"resconv-tui: not waiting any more; worker pid {slot} had exited (resconv-tui "
+        "status shows how its runs ended)\n"
+    ))  # fmt: skip
+
+
 def test_stop_does_not_wait_on_a_stranger_given_the_slots_supervisor_s_pid(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
