@@ -116,6 +116,20 @@ def slot_supervisor(pid: int) -> int | None:
     return parent
 
 
+def slots_of(supervisor: int) -> list[int]:
+    """The live slot processes of the ``worker --slots K`` supervisor ``supervisor``
+    (``slot_supervisor`` of each is it), found in /proc; none where /proc cannot tell.
+    A slot it has just started (again, after a kill -9) has no worker row yet: only
+    this finds it."""
+    try:
+        entries = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    except OSError:  # no /proc (macOS)
+        return []
+    return sorted(
+        pid for pid in entries if slot_supervisor(pid) == supervisor and process_alive(pid)
+    )
+
+
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # Its own signal, not SIGTERM: the kernel sends it once per thread of the dying parent
 # (it came twice from a killed supervisor, which a slot took for "exit at once"). The

@@ -16,7 +16,9 @@ and the run then succeeds). ``--no-wait`` says at once what is likely, as far as
 The slots of ``worker --slots K`` (processes) have a supervisor with no worker row of its
 own: it exits seconds after its last slot (it records what each left). Stop waits for it
 too, found as the slots' parent (``core.processes.slot_supervisor``), so "stopped" means
-every process of the worker is gone. Each process waited for is known by its pid and its
+every process of the worker is gone; and a slot it has just started (again, after a
+kill -9) and that has no row yet, found as its child (``core.processes.slots_of``), is
+signalled with the others. Each process waited for is known by its pid and its
 start time as found: a pid freed within the wait may go to another process.
 
 Exit status (``stop && next-step``): 0 once every process waited for has exited, or with
@@ -140,6 +142,12 @@ def run(args: argparse.Namespace) -> int:
     held = held_runs(repo, targets)
     # Looked up before the signal too: a slot that exits at once has no parent to read.
     supervisor_of = {pid: slot_supervisor(pid) for pid in pids + stopping}
+    # A slot its supervisor has just started (again, after a kill -9: the OOM killer) has
+    # no worker row yet: unseen, it claimed a run once stop had gone, while stop waited
+    # on its supervisor to the end of --wait and exited 1. Asked to stop as the others.
+    starting = starting_slots(repo, {p for p in supervisor_of.values() if p is not None}, rows)
+    supervisor_of.update(starting)
+    pids = sorted([*pids, *starting])
     # And each one's start time, as found: waited for by pid alone, one that exited and
     # whose pid went to another process meanwhile kept stop waiting on a stranger.
     found = {*pids, *stopping, *(p for p in supervisor_of.values() if p is not None)}
@@ -270,6 +278,26 @@ def interrupted_said(up: list[int], exited: list[int]) -> str:
     return f"{asked} (resconv-tui status shows how {its} runs end)"
 
 
+def starting_slots(repo: Repo, supervisors: set[int], live: list[WorkerRow]) -> dict[int, int]:
+    """The slot processes of ``supervisors`` with no worker row of this host, each with
+    its supervisor: just started, still importing, about to claim a run. Rows stopped
+    and lost count too (a slot on its way out, its row "stopped", is not one starting:
+    a second signal exits at once); where one of those is damaged, the ``live`` rows
+    alone (a damaged old row must not fail the stop)."""
+    from core.processes import slots_of
+    from core.queue.errors import QueueError
+
+    if not supervisors:
+        return {}
+    host = socket.gethostname()
+    try:
+        rows = repo.list_workers(include_gone=True)
+    except QueueError:
+        rows = live
+    known = {w.pid for w in [*rows, *live] if w.host == host}
+    return {slot: sup for sup in sorted(supervisors) for slot in slots_of(sup) if slot not in known}
+
+
 def exited_said(exited: list[int]) -> list[str]:
     """``worker pid 42 stopped``, of workers that exited before their signal reached
     them: the phrase of one that exited at it (``after_the_wait``)."""
@@ -361,8 +389,8 @@ def after_the_wait(
     said += [f"{ids_of('run', ids)} {what}" for what, ids in how.items()]
     if unread:
         said.append(f"{ids_of('run', unread)} could not be read")
-    if not watched:
-        said.append(f"{'it' if len(pid_of) == 1 else 'they'} held no run when read")
+    if not watched:  # of the processes named (a slot just started has no row)
+        said.append(f"{'it' if len(waited) == 1 else 'they'} held no run when read")
     line = "; ".join(said)
     if finishing:
         line += f"\n{will_likely_succeed(finishing)}"

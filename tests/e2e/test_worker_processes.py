@@ -599,6 +599,29 @@ def test_a_slot_killed_after_a_stop_reached_it_is_not_started_again(env: Env) ->
     assert status_of(env, 3) == S.QUEUED, env.output()
 
 
+def test_stop_right_after_a_slot_is_started_again_stops_that_slot_too(env: Env) -> None:
+    # A slot killed (kill -9, the OOM killer) is started again; for its first seconds
+    # (Python, torch) it has no worker row, and stop, which finds workers by their rows,
+    # left it alone: it claimed run 3 once stop had gone, while stop waited on its
+    # supervisor to the end of --wait ("--slots supervisor ... still running", exit 1).
+    env.cli("queue", str(env.sweep("packed", "max_inputs: 10000000\nseeds: 3\n")))
+    worker = slot_worker(env, "processes")
+    training = lambda: sum(r.inputs_done > 0 for r in env.repo().list_runs()) == 2  # noqa: E731
+    wait_for(training, 120, "both slots to train", env)
+    victim = next(w for w in env.repo().list_workers() if w.device == "cpu slot 1/2")
+    os.kill(victim.pid, signal.SIGKILL)
+    again = lambda: "slot 1/2 started again" in env.output()  # noqa: E731
+    wait_for(again, 10, "the slot to be started again", env)
+    restarted = re.search(r"slot 1/2 started again \(pid (\d+)", env.output())
+    assert restarted is not None
+    assert int(restarted[1]) not in {w.pid for w in env.repo().list_workers()}  # no row yet
+    said = env.cli("stop", "--wait", "30")  # asserts exit status 0: every process down
+    assert f"pids {restarted[1]}, " in said or f", {restarted[1]} " in said, said
+    assert finish(worker, env, timeout=10) == 0, env.output()
+    assert status_of(env, 3) == S.QUEUED, env.output()  # not claimed by the new slot
+    assert env.output().count("started again (pid") == 1
+
+
 def test_stack_trains_seeds_as_one_model_with_the_figures_of_separate_runs(env: Env) -> None:
     # 3 seeds of one cell and a run of another config: the seeds train as one stack,
     # the other alone; each seed's validation loss is what training it alone gives.
