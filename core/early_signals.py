@@ -12,8 +12,10 @@ installed later take the count over (``take_over``): the first stops the worker 
 signal sent later does (nothing is claimed before the handlers are in place, so
 nothing is put back). A second exits at once with status 130, as a second signal does
 later. The interpreter's own start (tens of milliseconds before any code of ours runs)
-cannot be covered from Python: a slot process dying there of the signal its supervisor
-forwarded is read as stopped by the supervisor (``core.slots``).
+cannot be covered from Python: a slot process dying there of a stop signal (the one its
+supervisor forwarded, or one sent to it alone: ``kill PID``, ``resconv-tui stop`` reaching
+a slot just started) is read as stopped by the supervisor (``core.slots``), and not
+started again.
 
 Stdlib only: it must cost nothing before it is in place.
 """
