@@ -70,7 +70,7 @@ def resolve_device(name: str, busy: Mapping[int, int] | None = None) -> str:
 
 def _rows_here(repo: Repo) -> list[WorkerRow]:
     host = socket.gethostname()
-    return [w for w in repo.list_workers() if w.host == host]
+    return [w for w in repo.list_workers(skip_damaged=True) if w.host == host]
 
 
 def _cuda_busy(rows_here: list[WorkerRow]) -> Counter[int]:

@@ -175,7 +175,9 @@ class Admission:
         need, source = need_bytes(run.config, self.repo.measured_peaks(run.param_count))
         need *= copies
         running = self.repo.list_runs(RunFilter(statuses=frozenset({RunStatus.RUNNING})))
-        earlier = earlier_neighbours(run, self.repo.list_workers(), running, self.clock())
+        earlier = earlier_neighbours(
+            run, self.repo.list_workers(skip_damaged=True), running, self.clock()
+        )
         by_id = {r.id: r for r in running}
         earlier = [self._with_need(n, by_id[n.run_id]) if n.warming else n for n in earlier]
         decision = decide(need, self.free_memory(), earlier)

@@ -126,7 +126,7 @@ def recover_slot(db_url: str, pid: int, since: float) -> SlotExit:
     try:
         host = socket.gethostname()
         rows = [
-            w for w in repo.list_workers(include_gone=True)
+            w for w in repo.list_workers(include_gone=True, skip_damaged=True)
             if w.host == host and w.pid == pid and w.started_at >= since - 1.0
         ]  # fmt: skip
         dead = [w.id for w in rows]

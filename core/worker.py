@@ -304,7 +304,7 @@ class Worker:
         now = time.time()
         dead = [
             w.id
-            for w in self.repo.list_workers()
+            for w in self.repo.list_workers(skip_damaged=True)
             if w.id != self.id and exited_here(w.host, w.pid, w.age(now))
         ]
         # Back from a database outage, other workers are as silent as this one was, and
@@ -331,7 +331,7 @@ class Worker:
         holders = {run.worker_id for run in running} - {self.id}
         gone = [
             w.age(now)
-            for w in self.repo.list_workers()
+            for w in self.repo.list_workers(skip_damaged=True)
             if w.id in holders and gone_here(w.host, w.pid)
         ]
         if not gone:
@@ -908,7 +908,7 @@ def warn_of_cpu_neighbours(repo: Repo) -> None:
     than one did (``--slots 2`` splits the cores between its slots instead)."""
     here = socket.gethostname()
     pids = sorted({
-        w.pid for w in repo.list_workers()
+        w.pid for w in repo.list_workers(skip_damaged=True)
         if w.host == here and w.device.startswith("cpu") and w.pid != os.getpid()
         and w.state in LIVE_WORKER_STATES and process_alive(w.pid)
     })  # fmt: skip

@@ -122,6 +122,9 @@ class Repo:
         self.log: Callable[[str], None] | None = None
         self.stop_waiting: Callable[[], bool] = lambda: False
         self.outage = Outage()
+        # The damaged worker rows already said in ``log`` (``list_workers(skip_damaged)``):
+        # read every RECOVER_EVERY_S, one would fill a worker's log.
+        self.damaged_said: set[str] = set()
         # The SQLite file as opened: one removed or replaced meanwhile must not take the
         # writes of a worker or show a dashboard the rows it had (``_check_same_file``).
         self.path = db.sqlite_path(url)
@@ -1182,13 +1185,35 @@ class Repo:
             return bool(conn.execute(query.values(state=new)).rowcount)
 
     @patient
-    def list_workers(self, include_gone: bool = False) -> list[WorkerRow]:
-        """Workers, newest first; ``include_gone`` adds stopped and lost ones."""
+    def list_workers(
+        self, include_gone: bool = False, *, skip_damaged: bool = False
+    ) -> list[WorkerRow]:
+        """Workers, newest first; ``include_gone`` adds stopped and lost ones.
+
+        ``skip_damaged``, a worker's own reads (its stale-run recovery, device choice,
+        admission): a row edited by hand into what no version writes is left out and
+        said once in ``log``, naming its field. Raised, it stopped the worker (rc 2) at
+        its start, and every other worker of the queue at its next recovery."""
         query = select(*self.worker_columns).order_by(WORKER.c.started_at.desc())
         if not include_gone:
             query = query.where(WORKER.c.state.in_(LIVE_WORKER_STATES))
         with self._read() as conn:
-            return [_worker_row(row) for row in conn.execute(query).mappings()]
+            rows = conn.execute(query).mappings().all()
+        readable = (self._readable_worker(row, skip_damaged) for row in rows)
+        return [worker for worker in readable if worker is not None]
+
+    def _readable_worker(self, row: RowMapping, skip_damaged: bool) -> WorkerRow | None:
+        """``row`` read, or None where it is damaged and ``skip_damaged`` (said once)."""
+        try:
+            return _worker_row(row)
+        except DamagedRow as damage:
+            if not skip_damaged:
+                raise
+            said = f"{damage}; this worker goes on without it"
+            if self.log is not None and said not in self.damaged_said:
+                self.damaged_said.add(said)
+                self.log(said)
+            return None
 
     # ----- helpers -------------------------------------------------------------------
 

@@ -378,6 +378,33 @@ def test_a_damaged_run_row_fails_that_run_and_the_worker_goes_on(
     assert f"run {bad}: not trained: its row is damaged ({said}" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("state", ["idle", "running"])
+def test_a_damaged_worker_row_is_named_once_and_every_worker_goes_on(
+    db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], state: str
+) -> None:
+    # Another worker's row edited by hand (SQLite takes text in its pid column): read by
+    # each worker's stale-run recovery, it stopped the worker at its start, and every
+    # other worker of the queue at its next recovery, with nothing trained.
+    repo = Repo.open(str(db_path), busy_timeout_s=5)
+    repo.enqueue(tiny_runs(2))
+    with repo.engine.begin() as conn:  # as an SQL client's INSERT stores it
+        conn.exec_driver_sql(
+            "INSERT INTO worker (id, host, pid, device, state, started_at, last_seen_at,"
+            " runs_done) VALUES ('ghost', 'h', 'abc', 'cpu', ?, ?, ?, 0)",
+            (state, time.time(), time.time()),
+        )
+    worker = make_worker(repo, fake_trainer(), tmp_path)
+    worker.repo.log = recording.say  # a worker's repo says what it leaves out
+    assert worker.loop(until_empty=True) == 2  # recovered at its start and before leaving
+    said = capsys.readouterr().out
+    named = (
+        "worker ghost's row is damaged (its pid is 'abc', not a whole number): put its value "
+        "back, or delete the row with an SQL client; this worker goes on without it\n"
+    )
+    assert said.count(named) == 1, said
+    repo.close()
+
+
 def test_metric_rows_are_written_in_batches(
     repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
