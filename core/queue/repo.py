@@ -368,13 +368,16 @@ class Repo:
         """The runs ``worker_id`` trains, as its claim is tried again: a worker claims only
         when it trains none, so these are what the refused try claimed, its COMMIT gone
         through unheard (a connection cut while it was on the wire). Claimed again, they
-        would have ended "worker lost" beside the next run. The stack's first run first."""
+        would have ended "worker lost" beside the next run. The stack's first run first.
+        One whose row was damaged meanwhile is failed, naming the field, as a claim fails
+        one (``_claimed_readable``): raised, it stopped the worker."""
         query = (
             select(RUN.c.id)
             .where(RUN.c.worker_id == worker_id, RUN.c.status == RunStatus.RUNNING.value)
             .order_by(RUN.c.priority.desc(), RUN.c.id)
         )
-        runs = (self._get(conn, run_id) for run_id in conn.execute(query).scalars().all())
+        ids = conn.execute(query).scalars().all()
+        runs = (self._claimed_readable(conn, run_id) for run_id in ids)
         return [run for run in runs if run is not None]
 
     def _claim_one(self, conn: Connection, worker_id: str, largest_first: bool) -> RunRow | None:

@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 from queue_helpers import tiny_runs
+from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 import core.queue.patience as patience_module
 from core.queue import FinalFigures, MetricPoint, QueueError, Repo, RunFilter, RunStatus
+from core.queue.repo import RUN
 
 
 class FakeClock:
@@ -106,9 +108,12 @@ def test_a_connection_cut_mid_statement_is_tried_again_whole(
     assert said[0].startswith("database connection lost (server closed the connection)")
 
 
-def cut_after_commit(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+def cut_after_commit(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], None] = lambda: None
+) -> None:
     """The repo's next write commits, then its connection is cut before the answer comes
-    (a worker's repo: it tries the verb again)."""
+    (a worker's repo: it tries the verb again); ``meanwhile``: what another process does
+    before the try again."""
     repo.reconnect_s = 60.0
     real_write, cuts = repo._write, [1]
 
@@ -118,6 +123,7 @@ def cut_after_commit(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
             yield conn
         if cuts[0]:  # committed; the answer is lost
             cuts[0] -= 1
+            meanwhile()
             cut = OperationalError("COMMIT", {}, Exception("server closed the connection"))
             cut.connection_invalidated = True
             raise QueueError("database: server closed the connection") from cut
@@ -146,6 +152,36 @@ def test_a_claim_whose_commit_went_through_unheard_is_not_claimed_twice(
     # A first try claims as ever, though the worker trains a run: it does not, in use.
     later = repo.claim(worker)
     assert later is not None and later.id == stack + 1
+
+
+@pytest.mark.parametrize("stack", [1, 2])
+def test_a_run_claimed_unheard_and_damaged_meanwhile_is_failed_and_the_claim_goes_on(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, clock: FakeClock, stack: int
+) -> None:
+    # Tried again, the claim read the runs its lost answer held: one edited by hand into
+    # what no version writes meanwhile raised "damaged" there, and stopped the worker.
+    repo.enqueue(tiny_runs(3))  # seeds of one config: a stack of 2 takes runs 1 and 2
+    worker = repo.register_worker("h", 1, "cpu")
+
+    def damage_run_1() -> None:  # as an SQL client's UPDATE stores it
+        with repo.engine.begin() as conn:
+            conn.execute(update(RUN).where(RUN.c.id == 1).values(config_json="[1]"))
+
+    cut_after_commit(repo, monkeypatch, damage_run_1)
+    if stack == 1:
+        run = repo.claim(worker)
+        claimed = [] if run is None else [run.id]
+    else:
+        claimed = [r.id for r in repo.claim_stack(worker, False, stack, lambda config: True)]
+    assert clock.waits == [1.0]  # it was tried again
+    assert claimed == [2]  # the next run (stack 1), or the stack's readable one
+    with repo.engine.connect() as conn:
+        status, error = conn.execute(select(RUN.c.status, RUN.c.error).where(RUN.c.id == 1)).one()
+    assert status == "failed"
+    assert error == (
+        "not trained: its row is damaged (its config_json: not a mapping); put the value "
+        "back with an SQL client, then retry it"
+    )
 
 
 @pytest.mark.parametrize(
