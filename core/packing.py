@@ -174,7 +174,9 @@ class Admission:
         which needs about that many times one run's memory."""
         need, source = need_bytes(run.config, self.repo.measured_peaks(run.param_count))
         need *= copies
-        running = self.repo.list_runs(RunFilter(statuses=frozenset({RunStatus.RUNNING})))
+        running = self.repo.list_runs(
+            RunFilter(statuses=frozenset({RunStatus.RUNNING})), skip_damaged=True
+        )
         earlier = earlier_neighbours(
             run, self.repo.list_workers(skip_damaged=True), running, self.clock()
         )

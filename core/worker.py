@@ -327,7 +327,9 @@ class Worker:
         silent that long already, since the last ``recover`` (at the start of a run
         shorter than ``RECOVER_EVERY_S``), is recorded lost now, with no wait."""
         now = time.time()
-        running = self.repo.list_runs(RunFilter(statuses=frozenset({RunStatus.RUNNING})))
+        running = self.repo.list_runs(
+            RunFilter(statuses=frozenset({RunStatus.RUNNING})), skip_damaged=True
+        )
         holders = {run.worker_id for run in running} - {self.id}
         gone = [
             w.age(now)

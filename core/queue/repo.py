@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -29,6 +29,7 @@ from sqlalchemy import (
     Engine,
     Float,
     RowMapping,
+    Select,
     and_,
     case,
     cast,
@@ -74,6 +75,7 @@ METRIC = Metric.__table__  # type: ignore[attr-defined]
 WORKER = Worker.__table__  # type: ignore[attr-defined]
 RUN_COLUMNS = [c for c in RUN.c if c.name != "samples"]  # lists never carry images
 STACK_SCAN = 1000  # queued rows claim_like compares at most
+_Row = TypeVar("_Row")  # a row as read: RunRow, WorkerRow
 CLAIM_LOCK_KEY = 0x7265_7363  # PostgreSQL advisory lock that claims take in turn ("resc")
 STALE_AFTER_S = 30.0  # a running run without a heartbeat for this long is lost
 WORKER_LOST = "worker lost"
@@ -1004,9 +1006,20 @@ class Repo:
             return conn.execute(select(RUN.c.samples).where(RUN.c.id == run_id)).scalar()
 
     @patient
-    def list_runs(self, filters: RunFilter | None = None) -> list[RunRow]:
+    def list_runs(
+        self, filters: RunFilter | None = None, *, skip_damaged: bool = False
+    ) -> list[RunRow]:
+        """The runs ``filters`` selects. ``skip_damaged``, a worker's own reads (admission,
+        its look before leaving an empty queue): a damaged row (another worker's run,
+        edited by hand) is left out, said once, as ``list_workers`` does; raised, it
+        stopped the worker on a "database error"."""
+        if not skip_damaged:
+            with self._read() as conn:
+                return self._select_runs(conn, filters or RunFilter())
         with self._read() as conn:
-            return self._select_runs(conn, filters or RunFilter())
+            rows = conn.execute(_runs_query(filters or RunFilter())).mappings().all()
+        readable = (self._readable(row, _run_row) for row in rows)
+        return [run for run in readable if run is not None]
 
     @patient
     def counts_by_status(self, experiment: str | None = None) -> dict[RunStatus, int]:
@@ -1202,16 +1215,16 @@ class Repo:
             query = query.where(WORKER.c.state.in_(LIVE_WORKER_STATES))
         with self._read() as conn:
             rows = conn.execute(query).mappings().all()
-        readable = (self._readable_worker(row, skip_damaged) for row in rows)
+        if not skip_damaged:
+            return [_worker_row(row) for row in rows]
+        readable = (self._readable(row, _worker_row) for row in rows)
         return [worker for worker in readable if worker is not None]
 
-    def _readable_worker(self, row: RowMapping, skip_damaged: bool) -> WorkerRow | None:
-        """``row`` read, or None where it is damaged and ``skip_damaged`` (said once)."""
+    def _readable(self, row: RowMapping, read: Callable[[RowMapping], _Row]) -> _Row | None:
+        """``row`` read, or None where it is damaged: said once in ``log``."""
         try:
-            return _worker_row(row)
+            return read(row)
         except DamagedRow as damage:
-            if not skip_damaged:
-                raise
             said = f"{damage}; this worker goes on without it"
             if self.log is not None and said not in self.damaged_said:
                 self.damaged_said.add(said)
@@ -1229,27 +1242,31 @@ class Repo:
         """The runs ``f`` selects. A row with a value of the wrong kind is a damaged row
         wherever it is read (``_run_row``), as one with an unknown status or a config
         that is no JSON: a claim fails it, saying what is wrong (``_claimed_readable``),
-        and nothing acts on its values (read leniently, a cancel compared its text
-        heartbeat: a TypeError)."""
-        query = select(*RUN_COLUMNS, RUN.c.samples.is_not(None).label("has_samples"))
-        if f.statuses is not None:
-            query = query.where(RUN.c.status.in_([s.value for s in f.statuses]))
-        if f.experiment is not None:
-            query = query.where(RUN.c.experiment == f.experiment)
-        if f.experiments is not None:
-            query = query.where(RUN.c.experiment.in_(list(f.experiments)))
-        if f.ids is not None:
-            query = query.where(RUN.c.id.in_(list(f.ids)))
-        order = {
-            "id": (RUN.c.id,),
-            "queue": (RUN.c.priority.desc(), RUN.c.id),
-            "recent": (RUN.c.id.desc(),),
-        }[f.order]
-        query = query.order_by(*order).limit(f.limit)
-        return [_run_row(row) for row in conn.execute(query).mappings()]
+        a worker's own reads leave it out (``list_runs(skip_damaged)``), and nothing acts
+        on its values (read leniently, a cancel compared its text heartbeat: a TypeError)."""
+        return [_run_row(row) for row in conn.execute(_runs_query(f)).mappings()]
 
     def _where(self) -> str:
         return db.describe(self.url)
+
+
+def _runs_query(f: RunFilter) -> Select[Any]:
+    """The query for the runs ``f`` selects, in its order."""
+    query = select(*RUN_COLUMNS, RUN.c.samples.is_not(None).label("has_samples"))
+    if f.statuses is not None:
+        query = query.where(RUN.c.status.in_([s.value for s in f.statuses]))
+    if f.experiment is not None:
+        query = query.where(RUN.c.experiment == f.experiment)
+    if f.experiments is not None:
+        query = query.where(RUN.c.experiment.in_(list(f.experiments)))
+    if f.ids is not None:
+        query = query.where(RUN.c.id.in_(list(f.ids)))
+    order = {
+        "id": (RUN.c.id,),
+        "queue": (RUN.c.priority.desc(), RUN.c.id),
+        "recent": (RUN.c.id.desc(),),
+    }[f.order]
+    return query.order_by(*order).limit(f.limit)
 
 
 def _remove_refused(running: list[RunRow]) -> str:

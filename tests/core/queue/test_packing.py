@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from queue_helpers import tiny_run, tiny_runs
+from sqlalchemy import update
 
 from core.config import RunConfig
 from core.errors import ConfigError
@@ -22,6 +23,7 @@ from core.packing import (
     threads_per_slot,
 )
 from core.queue import FinalFigures, MetricPoint, Repo, RunRow
+from core.queue.repo import RUN
 
 GIB = 1024 * MIB
 
@@ -108,6 +110,24 @@ def test_admission_next_to_a_training_slot_follows_free_memory(repo: Repo) -> No
     device.free = GIB  # the tiny run's estimate + 1 GiB margin no longer fits
     decision = device.admission.check(run)
     assert not decision.train and "(estimated need)" in decision.reason
+
+
+def test_admission_leaves_out_a_neighbour_s_damaged_row(repo: Repo) -> None:
+    # Slot 1's run edited by hand into a config that is no mapping: each admission check of
+    # every other slot on the machine raised "damaged", and each stopped, its run back.
+    repo.enqueue(tiny_runs(2))
+    device = Device(repo)
+    first = device.claim(device.slot1)
+    with repo.engine.begin() as conn:  # as an SQL client's UPDATE stores it
+        conn.execute(update(RUN).where(RUN.c.id == first.id).values(config_json="[1]"))
+    said: list[str] = []
+    repo.log = said.append
+    run = device.claim(device.slot2, trained=False)
+    assert device.admission.check(run).train
+    assert said == [
+        f"run {first.id}'s row is damaged (its config_json: not a mapping): put its value "
+        "back, or delete the row with an SQL client; this worker goes on without it"
+    ]
 
 
 def test_admission_keeps_memory_for_an_earlier_run_that_is_starting(repo: Repo) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 from queue_helpers import tiny_run, tiny_runs
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlite_locks import write_lock_held
 
@@ -403,6 +403,28 @@ def test_a_damaged_worker_row_is_named_once_and_every_worker_goes_on(
     )
     assert said.count(named) == 1, said
     repo.close()
+
+
+def test_an_until_empty_worker_leaves_out_another_worker_s_damaged_running_run(
+    repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The queue empty, an --until-empty worker reads the running runs (whose worker may
+    # have died moments ago): one edited by hand stopped it "on a database error", rc 2,
+    # in place of "queue empty".
+    theirs, ours = repo.enqueue(tiny_runs(2)).added_ids
+    alive = repo.register_worker("h", 1, "cpu")
+    assert repo.claim(alive) is not None  # run 1: another worker's, beating
+    with repo.engine.begin() as conn:  # as an SQL client's UPDATE stores it
+        conn.execute(update(RUN).where(RUN.c.id == theirs).values(config_json="{bad"))
+    worker = make_worker(repo, fake_trainer(), tmp_path)
+    worker.repo.log = recording.say
+    assert worker.loop(until_empty=True) == 1  # run 2 trained
+    said = capsys.readouterr().out
+    assert f"run {theirs}'s row is damaged (its config_json: Expecting" in said
+    assert "queue empty" in said
+    with repo.engine.connect() as conn:
+        assert conn.execute(select(RUN.c.status).where(RUN.c.id == theirs)).scalar() == "running"
+    assert repo.get_run(ours).status == S.SUCCEEDED
 
 
 def test_metric_rows_are_written_in_batches(
