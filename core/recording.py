@@ -225,8 +225,13 @@ class StopFlags:
         worker for one that ignored Ctrl-C."""
         if self.signals == 0:
             name = signal.Signals(signum).name
-            again = "" if in_slot() else "; send it again to exit at once"  # as note() says
-            say(f"{name}: the worker stops once its current call returns (a write waits up "
+            # As note() says it: a slot's signal is its supervisor's forwarded stop (after
+            # a Ctrl-C, "SIGTERM: ..." from each slot read as if something else stopped
+            # it), and its "again" goes to the supervisor.
+            asked, again = f"{name}:", "; send it again to exit at once"
+            if in_slot():
+                asked, again = f"asked to stop ({name}):", ""
+            say(f"{asked} the worker stops once its current call returns (a write waits up "
                 f"to {DEFAULT_BUSY_TIMEOUT_S:g} s for another process's database lock)"
                 f"{again}")  # fmt: skip
 

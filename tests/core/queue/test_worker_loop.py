@@ -1492,6 +1492,21 @@ def test_a_slot_leaves_send_it_again_to_its_supervisor(
     assert capsys.readouterr().out.endswith("asked to stop (SIGTERM): stopping after this step\n")
 
 
+def test_a_slot_whose_stop_waits_on_a_lock_says_it_was_asked_to_stop(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C once in `worker --slots 2`'s terminal while the slots waited for another
+    # process's lock: each slot said "SIGTERM: the worker stops once ...", the signal its
+    # supervisor forwarded, read as if something else had stopped them (note() says
+    # "asked to stop (SIGTERM)" in a slot).
+    monkeypatch.setenv(SUPERVISOR_ENV, "4242")
+    StopFlags().say_untaken(signal.SIGTERM)
+    assert capsys.readouterr().out.endswith(
+        ": asked to stop (SIGTERM): the worker stops once its current call returns (a write "
+        "waits up to 15 s for another process's database lock)\n"
+    )
+
+
 def test_a_second_signal_while_the_worker_starts_exits_at_once() -> None:
     code = (
         # SIGHUP at its default, as from a login shell (under nohup it is ignored, and kept so).
