@@ -419,7 +419,10 @@ class Worker:
             for run, recorder in zip(runs, recorders, strict=True):
                 if run.id not in ended:
                     _flush_quietly(recorder)
-                    self.end_failed(run, failure_message(exc), getattr(exc, "inputs_done", None))
+                    self.end_failed(
+                        run, failure_message(exc), getattr(exc, "inputs_done", None),
+                        recorder.last_points(),
+                    )  # fmt: skip
             return
         finally:
             self.heartbeat.watch(())
@@ -431,7 +434,10 @@ class Worker:
 
     def end_with(self, run: RunRow, result: FitResult | Exception, recorder: RunRecorder) -> None:
         if isinstance(result, Exception):  # this run of a stack alone diverged
-            self.end_failed(run, failure_message(result), getattr(result, "inputs_done", None))
+            self.end_failed(
+                run, failure_message(result), getattr(result, "inputs_done", None),
+                recorder.last_points(),
+            )  # fmt: skip
         else:
             self.end(run, result, recorder)
 
@@ -510,7 +516,9 @@ class Worker:
             recorded = self.repo.mark_cancelled(run.id, self.id, figures)
             self.ended(run.id, recorded, "cancelled" if recorded else "stopped")
         elif figures.validation_loss is None:
-            self.end_failed(run, "validation loss is not finite (NaN/inf)")
+            self.end_failed(
+                run, "validation loss is not finite (NaN/inf)", last_points=figures.last_points
+            )
         else:
             loss, minutes = result.validation_loss, result.wall_seconds / 60
             what = f"succeeded, validation loss {loss:.6g} in {minutes:.2f} min"
@@ -522,12 +530,22 @@ class Worker:
             self.ended(run.id, recorded, what)
         self._let_go(run)
 
-    def end_failed(self, run: RunRow, message: str, inputs_done: int | None = None) -> None:
+    def end_failed(
+        self,
+        run: RunRow,
+        message: str,
+        inputs_done: int | None = None,
+        last_points: tuple[MetricPoint, ...] = (),
+    ) -> None:
         # Its folder too (config.json, checkpoints so far): rm and the detail name it. And
         # how far it trained, where the error knows (a diverged run before its first point).
+        # ``last_points``: its points refused as the worker was stopped, written with its
+        # end as a success's are (dropped, its curve lost its last stretch).
         folder = self.folders.get(run.id)
         path = str(folder) if folder else None
-        figures = FinalFigures(checkpoint_path=path, inputs_done=inputs_done)
+        figures = FinalFigures(
+            checkpoint_path=path, inputs_done=inputs_done, last_points=last_points
+        )
         self.ended(run.id, self.repo.fail(run.id, self.id, message, figures), f"failed: {message}")
         self._let_go(run)
 

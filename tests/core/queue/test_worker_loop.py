@@ -1983,6 +1983,30 @@ def test_a_stop_while_a_trained_run_s_last_metrics_are_refused_records_it_finish
     repo.close()
 
 
+def test_a_failing_run_s_points_refused_as_the_stop_came_are_written_with_its_end(
+    db_path: Path, tmp_path: Path
+) -> None:
+    # Kept for the run's end, the points refused as the stop came were dropped where
+    # that end was a failure (its final pass validated to NaN): its curve lost its end.
+    repo = Repo.open(str(db_path), busy_timeout_s=0.3)
+    repo.reconnect_s = worker_module.RECONNECT_S  # a worker's repo: patient
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+    worker = make_worker(repo, fake_trainer(), tmp_path)
+    run = repo.claim(worker.id)
+    assert run is not None
+    recorder = recording.RunRecorder(repo, run_id, worker.flags, worker_id=worker.id)
+    worker.flags.signals = 1  # asked to stop
+    with write_lock_held(db_path):  # another process's, as the last points come
+        recorder.on_train_loss(TrainPoint(8, 512, 0.5, 0.001, 1000.0, None))
+        recorder.flush()  # refused: kept for the run's end
+    worker.end(run, FitResult(float("nan"), inputs_seen=512, steps=8), recorder)
+    ended = repo.get_run(run_id)
+    assert (ended.status, ended.error) == (S.FAILED, "validation loss is not finite (NaN/inf)")
+    points = repo.metrics_since(run_id, names=["train_loss"])
+    assert [(m.inputs, m.value) for m in points] == [(512, 0.5)]
+    repo.close()
+
+
 def test_a_run_s_last_points_are_written_with_its_end_once(repo: Repo) -> None:
     # Kept after a refused flush whose COMMIT may have gone through unheard (a connection
     # cut while it was on the wire): its end must not write them twice.
