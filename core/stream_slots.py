@@ -77,38 +77,42 @@ def run_stream_slots(
     flags = StopFlags()
     if install_signals:
         flags.install()
-    trainer = trainer or FitTrainer(resolved, data_dir)
-    root = checkpoint_root_of(checkpoint_root, db_url)
-    workers = [
-        _slot_worker(db_url, resolved, trainer, root, flags, Slot(i, slots), rules, max_runs)
-        for i in range(1, slots + 1)
-    ]
-    flags.on_second = lambda: leave_now(workers)
-    failures: list[str] = []
-    threads = [
-        threading.Thread(
-            target=_slot_main,
-            args=(worker, f"worker {i}/{slots}", until_empty, failures),
-            name=f"slot-{i}",
-            daemon=True,  # a second signal leaves through os._exit anyway
+    try:  # the signal watch ends with the slots, or with a slot that could not start
+        trainer = trainer or FitTrainer(resolved, data_dir)
+        root = checkpoint_root_of(checkpoint_root, db_url)
+        workers = [
+            _slot_worker(db_url, resolved, trainer, root, flags, Slot(i, slots), rules, max_runs)
+            for i in range(1, slots + 1)
+        ]
+        flags.on_second = lambda: leave_now(workers)
+        failures: list[str] = []
+        threads = [
+            threading.Thread(
+                target=_slot_main,
+                args=(worker, f"worker {i}/{slots}", until_empty, failures),
+                name=f"slot-{i}",
+                daemon=True,  # a second signal leaves through os._exit anyway
+            )
+            for i, worker in enumerate(workers, 1)
+        ]
+        streams = ", one CUDA stream each" if resolved.startswith("cuda") else ""  # none on a CPU
+        say(
+            f"{slots} slots started as threads of process {os.getpid()}{streams}; Ctrl-C stops them"
         )
-        for i, worker in enumerate(workers, 1)
-    ]
-    streams = ", one CUDA stream each" if resolved.startswith("cuda") else ""  # none on a CPU
-    say(f"{slots} slots started as threads of process {os.getpid()}{streams}; Ctrl-C stops them")
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        while thread.is_alive():
-            thread.join(JOIN_SLICE_S)
-    for worker in workers:
-        worker.repo.close()
-    flags.release()
-    say(f"all slots stopped ({sum(w.runs_done for w in workers)} run(s) ended)")
-    if failures:
-        say("; ".join(failures))
-        return 2
-    return 0
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(JOIN_SLICE_S)
+        for worker in workers:
+            worker.repo.close()
+        say(f"all slots stopped ({sum(w.runs_done for w in workers)} run(s) ended)")
+        if failures:
+            say("; ".join(failures))
+            return 2
+        return 0
+    finally:
+        flags.release()
 
 
 def _slot_worker(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -11,6 +12,9 @@ import numpy as np
 import pytest
 from queue_helpers import tiny_runs
 
+import core.stream_slots as stream_slots
+from core.early_signals import STOP_SIGNALS
+from core.processes import PARENT_GONE
 from core.queue import QueueError, Repo, RunRow, RunStatus
 from core.stream_slots import run_stream_slots
 from core.train import FitCallbacks, FitResult
@@ -80,6 +84,33 @@ def test_a_wrong_database_is_reported_before_any_slot_starts(tmp_path: Path) -> 
     with pytest.raises(QueueError):
         run_stream_slots(f"sqlite:///{missing}", 2, "cpu", trainer=OverlapTrainer(),
                          install_signals=False)  # fmt: skip
+
+
+def test_slot_threads_that_fail_to_start_give_the_wakeup_socket_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A slot whose registration the database refused (locked past its waits) raised out
+    # of run_stream_slots with the signal watch still set: the process's wakeup socket
+    # still written to and read, a caller that goes on (a test) exited on its next signal.
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    Repo.open(url).close()
+
+    def refused(*_args: object) -> None:
+        raise QueueError("database is locked by another process")
+
+    monkeypatch.setattr(stream_slots, "_slot_worker", refused)
+    handlers = {sig: signal.getsignal(sig) for sig in (*STOP_SIGNALS, PARENT_GONE)}
+    try:
+        with pytest.raises(QueueError):
+            run_stream_slots(url, 2, "cpu", trainer=OverlapTrainer(), install_signals=True)
+        left = signal.set_wakeup_fd(-1)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert left == -1
+    for watch in [t for t in threading.enumerate() if t.name == "signals"]:
+        watch.join(timeout=2)  # its socket closed: it ends
+        assert not watch.is_alive()
 
 
 def test_slot_mode_auto_is_threads_on_cuda_and_processes_elsewhere() -> None:
