@@ -127,6 +127,11 @@ def patient(verb: Verb) -> Verb:
                     reason = passing_reason(error, repo.engine.dialect.name)
                     if reason is None or time.monotonic() + wait > deadline:
                         raise
+                    if repo.stop_waiting():
+                        # Asked to stop already: no wait, nor "training waits; trying again
+                        # for up to 300 s" (then "reachable again: training goes on") in
+                        # the log of a worker that is stopping.
+                        raise
                     refused_at = tried_at if refused_at is None else refused_at
                     repo.outage.began(reason, repo.reconnect_s, repo.log)
                     if not sleep_unless(wait, repo.stop_waiting):

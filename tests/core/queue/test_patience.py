@@ -333,6 +333,25 @@ def test_a_sqlite_file_removed_or_replaced_while_in_use_is_not_written_to(
     assert Repo.open(str(sqlite_file)).list_runs() == []  # the new one, untouched
 
 
+def test_a_worker_already_stopping_does_not_say_it_waits_for_its_database(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    # A stopping worker's write refused by another process's lock (its last metric
+    # flush, a heartbeat) said "database locked by another process: training waits;
+    # trying again for up to 300 s", then gave up at once, and later "database reachable
+    # again after 23 s: training goes on" while it stopped.
+    passing = sqlite3.OperationalError("database is locked")  # a reason that passes
+    if repo.engine.dialect.name != "sqlite":
+        passing = Exception("Connection refused")  # type: ignore[assignment]
+    refusing(repo, monkeypatch, OperationalError("connect", {}, passing))[0] = 1
+    said: list[str] = []
+    repo.reconnect_s, repo.log, repo.stop_waiting = 300.0, said.append, lambda: True
+    with pytest.raises(QueueError):
+        repo.list_runs()
+    assert repo.list_runs() == []  # refused no more
+    assert (said, clock.waits) == ([], [])
+
+
 def test_a_worker_asked_to_stop_waits_no_more_for_its_database(
     repo: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
