@@ -100,6 +100,7 @@ def test_slot_threads_that_fail_to_start_give_the_wakeup_socket_back(
 
     monkeypatch.setattr(stream_slots, "_slot_worker", refused)
     handlers = {sig: signal.getsignal(sig) for sig in (*STOP_SIGNALS, PARENT_GONE)}
+    before = set(threading.enumerate())  # another test's watch is not this one's
     try:
         with pytest.raises(QueueError):
             run_stream_slots(url, 2, "cpu", trainer=OverlapTrainer(), install_signals=True)
@@ -108,7 +109,7 @@ def test_slot_threads_that_fail_to_start_give_the_wakeup_socket_back(
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     assert left == -1
-    for watch in [t for t in threading.enumerate() if t.name == "signals"]:
+    for watch in [t for t in set(threading.enumerate()) - before if t.name == "signals"]:
         watch.join(timeout=2)  # its socket closed: it ends
         assert not watch.is_alive()
 
