@@ -407,7 +407,7 @@ def finish_runs(db_url: str, sweep_text: str, losses: list[float]) -> None:
 
     repo = Repo.open(db_url)
     repo.enqueue([NewRun.from_expanded(r) for r in expand_sweep_text(sweep_text)])
-    worker = repo.register_worker("h", 1, "cpu")
+    worker = repo.register_worker("h", 1, "cuda:0")  # a peak is measured on a GPU only
     for loss in losses:
         run = repo.claim(worker)
         assert run is not None

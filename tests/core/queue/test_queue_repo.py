@@ -360,7 +360,7 @@ def test_heartbeat_refreshes_run_and_worker_with_gpu_stats(repo: Repo) -> None:
 
 def test_finish_stores_figures_and_samples(repo: Repo) -> None:
     repo.enqueue([tiny_run()])
-    worker = repo.register_worker("h", 1, "cpu")
+    worker = repo.register_worker("h", 1, "cuda:0")  # a CPU's peak is not read back
     run_id = claim(repo, worker)
     figures = FinalFigures(
         validation_loss=0.05, train_seconds=12.0, inputs_per_s=42.5, peak_memory_bytes=3 * 2**32,
@@ -646,6 +646,22 @@ def test_measured_peaks_of_succeeded_runs_on_a_device(repo: Repo) -> None:
     assert [peak for _, peak in found] == [3000, 2000, 1000]
     assert repo.measured_peaks(321, device_prefix="cpu") == [(repo.get_run(2).config_json, 7)]
     assert repo.measured_peaks(999) == []
+
+
+def test_a_peak_an_older_worker_recorded_on_a_cpu_is_not_read(repo: Repo) -> None:
+    # Versions before MemoryMeter wrote a CPU run's process peak (ru_maxrss, which only
+    # grows): a database they trained in showed 46.9 MiB and 4.2 MiB for two runs of one
+    # model. Such a figure is not the run's own, so it reads as not measured.
+    repo.enqueue([tiny_run(0), tiny_run(1)])
+    cpu = repo.register_worker("h", 2, "cpu")
+    gpu = repo.register_worker("h", 1, "cuda:0")
+    for worker, peak in ((cpu, 49_172_480), (gpu, 3000)):
+        assert repo.finish(claim(repo, worker), worker, FinalFigures(peak_memory_bytes=peak))
+    assert [run.peak_memory_bytes for run in repo.list_runs()] == [None, 3000]
+    assert repo.get_run(1).peak_memory_bytes is None
+    assert repo.measured_peaks(321, device_prefix="cpu") == [
+        (repo.get_run(1).config_json, 49_172_480)
+    ]
 
 
 # ----- a person's changes ------------------------------------------------------------
