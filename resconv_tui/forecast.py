@@ -5,13 +5,13 @@ one typical rate misjudges it. A size already measured is paced by its own runs 
 median). For the others, each run's cost is its parameter count times its image area
 (every weight of a same-padded convolution is applied at every pixel), and the
 seconds per input are fitted to that cost, ``a + b * cost``, over the finished runs and
-the running ones of sizes no run has finished yet (their pace so far); a fit that makes
-no sense (a cost that would make runs faster) leaves the median seconds per input for
-all; a fit below zero at no cost is made through the origin instead (proportional to the
-cost). With one size measured there is no slope to fit: a bigger run's steps are
-timed in proportion to its cost (``at_most_proportional``: an upper bound, that errs
-long, most on a GPU, where small runs are launch-bound), a smaller one's at the measured
-size's median, until a run of a second size records its first point.
+the running ones of sizes no run has finished yet (their pace so far); a fit below zero
+at no cost is made through the origin instead (proportional to the cost). With one size
+measured there is no slope to fit, nor where a bigger cost measured faster (noise
+between two near sizes): a bigger run's steps are timed in proportion to its cost from
+the measured sizes (``at_most_proportional``: an upper bound, that errs long, most on a
+GPU, where small runs are launch-bound), a smaller one's at most at a measured bigger
+size's median, until the sizes measured give a slope.
 
 Where finished runs tell it, the fit is of the training steps' rates, and each run adds
 the time it spends beside them (loading, validation, samples, checkpoints: ``overheads``,
@@ -84,61 +84,78 @@ def seconds_per_input(
     measured: Sequence[tuple[RunRow, float]],
 ) -> Callable[[RunRow], float] | None:
     """From (run, measured inputs/s) pairs: a run's expected seconds per input: the
-    median of its own size's where that size is measured, else fitted to its size (with
-    one size measured, ``at_most_proportional``). (On a busy CPU a 3-layer run measured
-    faster than a 2-layer one, and the fit through them gave the 1-layer runs, measured
-    at 7 s, a minute.)"""
+    median of its own size's where that size is measured, else fitted to its size; where
+    no slope fits (one size measured, or bigger sizes measured faster), at most in
+    proportion to its cost (``at_most_proportional``). (On a busy CPU a 3-layer run
+    measured faster than a 2-layer one, and the fit through them gave the 1-layer runs,
+    measured at 7 s, a minute.)"""
     points = [(run_cost(run), 1.0 / rate) for run, rate in measured[-FIT_RECENT:] if rate > 0]
     by_cost: dict[float, list[float]] = defaultdict(list)
     for cost, seconds in points:
         by_cost[cost].append(seconds)
     medians = {cost: statistics.median(values) for cost, values in by_cost.items()}
-    if len(medians) == 1:
-        [(measured_cost, typical)] = medians.items()
-        return lambda run: at_most_proportional(measured_cost, typical, run_cost(run))
-    fitted = fit_to_cost(points)
-    if fitted is None:
+    if not medians:
         return None
+    fitted = cost_slope(points)
+    if fitted is None:
+        # Two sizes 8 parameters apart (gelu, prelu), the bigger measured 1% faster (a busy
+        # CPU), took their median for every size: a 186,787-parameter run of 1,000 inputs
+        # read 20 s, where the one size alone gave it 6m24s.
+        return lambda run: (
+            medians.get(run_cost(run)) or at_most_proportional(medians, run_cost(run))
+        )
     return lambda run: medians.get(run_cost(run)) or fitted(run_cost(run))
 
 
-def at_most_proportional(measured_cost: float, seconds: float, cost: float) -> float:
-    """Seconds per input at ``cost`` from one size's (``seconds`` at ``measured_cost``):
-    that size's per parameter-pixel, times the cost, where it is bigger; that size's
-    where it is smaller. Where a step takes a fixed time plus one in proportion to the
-    cost (as ``fit_to_cost`` fits it), that is the most it can take: whatever the fixed
-    part is (a GPU's small runs are launch-bound, nearly flat), an upper bound, until a
-    second size is measured (a running run's first record). The measured size's median
+def at_most_proportional(medians: dict[float, float], cost: float) -> float:
+    """Seconds per input at ``cost`` from the measured sizes' (``medians``: seconds by
+    cost), where no slope fits: the least of what each size bounds it to, its seconds per
+    parameter-pixel times the cost where the cost is bigger, its seconds where smaller.
+    Where a step takes a fixed time plus one in proportion to the cost (as
+    ``fit_to_cost`` fits it), that is the most it can take: whatever the fixed part is
+    (a GPU's small runs are launch-bound, nearly flat), an upper bound, until a slope is
+    measured (a running run's first record of another size). The measured size's median
     for all timed a 186,787-parameter run at 7 s from 4,979-parameter ones, for 4
     minutes. It errs long: on a busy 2-core CPU, 11 layers of 32 channels took 5 to 7
     times a step of 5 layers of 8 (4,939 parameters), where this says 38."""
-    if measured_cost <= 0 or cost <= measured_cost:
-        return seconds
-    return seconds * cost / measured_cost
+    bounds = (
+        seconds * cost / measured_cost if 0 < measured_cost < cost else seconds
+        for measured_cost, seconds in medians.items()
+    )
+    return min(bounds)
 
 
-def fit_to_cost(points: Sequence[tuple[float, float]]) -> Callable[[float], float] | None:
-    """``a + b * cost`` fitted to (cost, value) points; the median value where one size
-    is measured, or where a bigger cost would take less; through the origin where ``a``
-    would be below zero."""
-    if not points:
-        return None
-    typical = statistics.median(y for _, y in points)
+def cost_slope(points: Sequence[tuple[float, float]]) -> Callable[[float], float] | None:
+    """``a + b * cost`` fitted to (cost, value) points; through the origin where ``a``
+    would be below zero; None where fewer than two costs are measured, or where a bigger
+    cost would take less (noise, or too few sizes to tell)."""
     xs = [x for x, _ in points]
     if len(set(xs)) < 2:
-        return lambda cost: typical
+        return None
     x_mean, y_mean = statistics.fmean(xs), statistics.fmean(y for _, y in points)
     spread = sum((x - x_mean) ** 2 for x in xs)
     slope = sum((x - x_mean) * (y - y_mean) for x, y in points) / spread
     base = y_mean - slope * x_mean
-    if slope <= 0:  # noise, or too few sizes to tell: one value for all
-        return lambda cost: typical
+    if slope <= 0:
+        return None
     if base < 0:  # no time at no cost: proportional to the cost, through the origin
         # (a CPU's small runs fitted below zero, and the median timed a sweep of 1 to
         # 21 layers at 1m26s for 7 minutes of runs)
         through_origin = sum(x * y for x, y in points) / sum(x * x for x in xs)
         return lambda cost: through_origin * cost
     return lambda cost: base + slope * cost
+
+
+def fit_to_cost(points: Sequence[tuple[float, float]]) -> Callable[[float], float] | None:
+    """``cost_slope``'s fit of (cost, value) points, else their median value for every
+    cost; None without points."""
+    if not points:
+        return None
+    fitted = cost_slope(points)
+    if fitted is not None:
+        return fitted
+    typical = statistics.median(y for _, y in points)
+    return lambda cost: typical
 
 
 def overheads(finished: Sequence[RunRow]) -> Callable[[RunRow], float] | None:

@@ -93,3 +93,34 @@ def test_a_smaller_size_than_the_one_measured_is_timed_at_its_pace(
     repo.heartbeat(worker)
     dash = polling.read_dashboard(repo, T0 + 20.0)
     assert dash.queue_eta_s == pytest.approx(20)  # 10 s of steps, 10 s beside them
+
+
+def test_a_second_size_measured_faster_keeps_the_bound(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A PReLU twin of the small run (8 more parameters) measured 1% faster, as noise on a
+    # busy CPU has it: no slope fits, and the median of the two timed the big run at 20 s
+    # where the small run alone gave it 6 minutes.
+    twin = replace(SMALL, activation="prelu")
+    assert count_params(SMALL) < count_params(twin) < count_params(BIG)
+    clock = freeze(monkeypatch)
+    repo = Repo.open(db_url)
+    small, faster, big = repo.enqueue(
+        [queued(SMALL, "small"), queued(twin, "prelu"), queued(BIG, "big")]
+    ).added_ids
+    worker = repo.register_worker("gpu-box", 1234, "cpu")
+    now = T0
+    for run, rate in ((small, 100.0), (faster, 101.0)):
+        repo.claim(worker)
+        now += 10 + INPUTS / rate  # its steps and 10 s beside them
+        clock.time = lambda now=now: now
+        repo.finish(run, worker, FinalFigures(0.1, None, 10.0, rate, None, INPUTS))
+    repo.heartbeat(worker)
+    dash = polling.read_dashboard(repo, now)
+    # Each measured size bounds the big run's steps from above; the tighter bound holds.
+    per_input = min(
+        1 / 100 * count_params(BIG) / count_params(SMALL),
+        1 / 101 * count_params(BIG) / count_params(twin),
+    )
+    assert dash.run_ends[big] == pytest.approx(10 + INPUTS * per_input)
+    assert dash.run_ends[big] > 380
