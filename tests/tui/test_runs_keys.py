@@ -1876,6 +1876,19 @@ def test_cut_names_stay_told_apart() -> None:
     assert (cut[6], cut[7]) == ("…nh_seed-1", "…nh_seed-2")
 
 
+def test_a_cut_that_reads_as_another_row_s_name_does_not_tell_its_row_apart() -> None:
+    from resconv_tui.name_cuts import cut_names
+
+    # In 15 cells lr-0.00125_ch-16 read "…ch-16", its lr left out: a row of its own only
+    # beside lr-0.003_ch-16 shown whole, whose end it is too.
+    names = {1: "lr-0.00125_ch-16", 2: "lr-0.00125_ch-32", 3: "lr-0.003_ch-16",
+             4: "lr-0.003_ch-32"}  # fmt: skip
+    parts = {run_id: tuple(name.split("_")) for run_id, name in names.items()}
+    assert cut_names(parts, names, 15) == {1: "…0.00125_16", 2: "…0.00125_32"}
+    # Where no cut tells them apart, the one showing the most rows differently.
+    assert len(set(cut_names(parts, names, 8).values())) == 2
+
+
 async def test_at_80_columns_wide_cells_cut_the_names_not_params(
     seeded, app_factory, settle, db_url
 ) -> None:

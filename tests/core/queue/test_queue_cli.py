@@ -461,6 +461,28 @@ def test_ls_never_cuts_a_name_or_experiment_inside_a_number(
             assert set(numbers.findall(shown)) <= written, (columns, shown, whole[run_id])
 
 
+def test_ls_cut_names_show_every_value_that_tells_their_rows_apart(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At 32 columns lr-0.00125_ch-16 read "t1…/…ch-16", its lr left out: a row of its own
+    # only beside lr-0.003_ch-16 and the others shown whole, which "…ch-16" reads as too.
+    import resconv_tui.commands.ls as ls_command
+
+    experiment = "t1-layers-32-channels-128-inputs-1000"
+    Path("lr.yml").write_text(
+        f"name: {experiment}\nlayers: 2\nmax_inputs: 64\n"
+        "matrix:\n  lr: [0.00125, 0.003, 1.0e-05, 0.001]\n  ch: [16, 32]\n"
+    )
+    cli(capsys, "queue", "lr.yml")
+    whole = [line.split()[2] for line in cli(capsys, "ls")[1].splitlines()[1:]]
+    values = [re.findall(r"-([^_]+)", name.split("/", 1)[1]) for name in whole]
+    for columns in range(24, 41):
+        monkeypatch.setattr(ls_command, "terminal_columns", lambda columns=columns: columns)
+        shown = [line.split()[2] for line in cli(capsys, "ls")[1].splitlines()[1:]]
+        for name, lr_ch in zip(shown, values, strict=True):
+            assert all(value in name for value in lr_ch), (columns, name, lr_ch)
+
+
 @pytest.mark.parametrize("columns", [47, 50, 53, 59])
 def test_ls_gives_the_experiment_the_room_its_cut_names_leave(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: int
