@@ -119,25 +119,34 @@ class _Readings:
 
 def values_kept(parts: dict[int, tuple[str, ...]]) -> dict[int, str]:
     """Each name as "…" and its parts' values joined by '_', a part's key left out where
-    the names that have a part at its place all start it with that key: up to the
-    part's first '-' (``lr-`` of ``lr-1e-05``; a value may hold a '-' of its own, a key
-    only seldom: ``bnp-e-1`` reads "e-1", still told apart). A part no other name has at
-    its place, and a name of one part, are kept whole (no key known to leave out).
+    other names start their part at its place with that key too: up to the part's first
+    '-' (``lr-`` of ``lr-1e-05``; a value may hold a '-' of its own, a key only seldom:
+    ``bnp-e-1`` reads "e-1", still told apart). A part no other name has so at its
+    place, and a name of one part, are kept whole (no key known to leave out). Counted
+    key by key, not for the place as a whole: the dashboard lists every experiment's
+    runs, and where one swept RWF and another act, each kept every key, and in 11
+    cells 21 runs of three sweeps read as 9 ("RWF--0.5…" for three).
     ``{1: ("l-1", "act-gelu"), 2: ("l-2", "act-gelu")}`` reads "…1_gelu", "…2_gelu"."""
-    keys: dict[int, str] = {}
-    for place in range(max((len(each) for each in parts.values()), default=0)):
-        there = [each[place] for each in parts.values() if len(each) > 1 and len(each) > place]
-        starts = {part[: part.find("-") + 1] for part in there}
-        if len(there) > 1 and len(starts) == 1:
-            keys[place] = starts.pop()
+    starts: Counter[tuple[int, str]] = Counter()
+    for each in parts.values():
+        if len(each) > 1:
+            starts.update((place, _key(part)) for place, part in enumerate(each))
     made = {}
     for run_id, each in parts.items():
         if len(each) < 2:
             made[run_id] = each[0] if each else ""
             continue
-        kept = [part.removeprefix(keys.get(place, "")) for place, part in enumerate(each)]
+        kept = [
+            part.removeprefix(_key(part)) if starts[place, _key(part)] > 1 else part
+            for place, part in enumerate(each)
+        ]
         made[run_id] = "…" + "_".join(kept)
     return made
+
+
+def _key(part: str) -> str:
+    """A part's key and its '-' (``lr-`` of ``lr-1e-05``); "" where it has none."""
+    return part[: part.find("-") + 1]
 
 
 def _mixed(

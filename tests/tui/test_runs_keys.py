@@ -1743,6 +1743,31 @@ async def test_narrow_names_of_three_swept_keys_stay_told_apart(
             assert names[0] == "…16_3_0.001" and names[7] == "…32_5_0.003"
 
 
+async def test_narrow_names_of_three_experiments_sweeping_other_keys_stay_told_apart(
+    db_url, app_factory, settle
+) -> None:
+    # At 66 columns (11 cells of names) RWF beside act and lr at each name's start kept
+    # every key in the values: "RWF--0.5…" for three runs, "act-gelu…" for two, 9 names
+    # for 21 runs.
+    repo = Repo.open(db_url)
+    sweeps = (
+        "name: rw-neg\nlayers: 2\nchannels: 4\nmatrix:\n  RWF: [-0.5, -0.25, 0.5]\n"
+        "  ks: [[3, 5], [3, 7], 3]\n",
+        "name: acts\nlayers: 2\nchannels: 4\nmatrix:\n  act: [gelu, relu]\n  seed: [0, 1]\n",
+        "name: lrs\nlayers: 2\nmatrix:\n  lr: [0.00125, 0.003, 1.0e-05, 0.001]\n  ch: [16, 32]\n",
+    )
+    ids = [run_id for sweep in sweeps for run_id in repo.enqueue(new_runs(sweep)).added_ids]
+    repo.close()
+    app = app_factory()
+    async with app.run_test(size=(66, 34)) as pilot:
+        await settle(pilot)
+        assert table(app).narrow
+        names = [cell(app, run_id, "name") for run_id in ids]
+        assert all(cell_len(name) <= table(app).name_width for name in names)
+        assert len(set(names)) >= 20, names  # RWF 0.5's ks lists alone share "RWF-0.5…"
+        assert names[9] == "…gelu_0" and "…0.00125_16" in names, names
+
+
 @pytest.mark.parametrize("width", [80, 81, 82, 83])
 async def test_narrow_names_never_start_inside_a_value(db_url, app_factory, settle, width) -> None:
     # Kept from its end, lr-0.1_kernel_size-3 read "…-0.1_kernel_size-3" (lr -0.1) or
@@ -1809,6 +1834,19 @@ def test_values_kept_leaves_out_the_keys_the_names_share_at_each_place() -> None
     }  # fmt: skip
 
 
+def test_values_kept_leaves_out_each_key_other_names_share_at_its_place() -> None:
+    from resconv_tui.name_cuts import values_kept
+
+    # The dashboard lists every experiment's runs: one sweep's RWF beside another's act
+    # at place 0 kept both keys in every name, and at 66 columns (11 cells) 21 runs of
+    # three sweeps read as 9 names ("RWF--0.5…" for three).
+    parts = {1: ("RWF--0.5", "ks-3,5"), 2: ("RWF--0.25", "ks-3,5"), 3: ("act-gelu", "seed-0"),
+             4: ("act-relu", "seed-0"), 5: ("lr-0.1", "ch-16")}  # fmt: skip
+    assert values_kept(parts) == {
+        1: "…-0.5_3,5", 2: "…-0.25_3,5", 3: "…gelu_0", 4: "…relu_0", 5: "…lr-0.1_ch-16"
+    }  # fmt: skip
+
+
 def test_a_cut_name_loses_its_most_shared_parts_first() -> None:
     from collections import Counter
 
@@ -1866,14 +1904,15 @@ def test_cut_names_stay_told_apart() -> None:
         "…seed-0…", "…seed-1…", "…seed-2…"
     }  # fmt: skip
     assert cut_names(parts, names, 40) == {}  # every name fits
-    # No one way tells these apart at 10 cells (a "validating ⨯" status at 80 columns):
-    # the first way's cut alone showed both act-tanh seeds as "act-tanh…".
+    # At 10 cells (a "validating ⨯" status at 80 columns) the first way's cut alone
+    # showed both act-tanh seeds as "act-tanh…"; their values tell them apart, each key
+    # left out where another name has it at its place (ks-, act-, seed-).
     names = {1: "ks-3_seed-0", 2: "ks-3_seed-1", 3: "ks-3_seed-2", 4: "act-relu_seed-0",
              5: "act-gelu_seed-0", 6: "act-tanh_seed-1", 7: "act-tanh_seed-2"}  # fmt: skip
     parts = {run_id: tuple(name.split("_")) for run_id, name in names.items()}
     cut = cut_names(parts, names, 10)
     assert len(set(cut.values())) == 7 and all(len(c) <= 10 for c in cut.values())
-    assert (cut[6], cut[7]) == ("…nh_seed-1", "…nh_seed-2")
+    assert (cut[1], cut[6], cut[7]) == ("…3_0", "…tanh_1", "…tanh_2")
 
 
 def test_a_cut_that_reads_as_another_row_s_name_does_not_tell_its_row_apart() -> None:
