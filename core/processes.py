@@ -22,6 +22,10 @@ from core.early_signals import SUPERVISOR_ENV as SUPERVISOR_ENV
 # the host's name (docker --network host) or another box of the same name on a shared
 # queue has pids that mean nothing here, but it keeps beating.
 SILENT_FOR_S = 10.0
+# How much later than its worker row's registration a process may seem to have started
+# and still be that worker: /proc/stat's boot time is in whole seconds and moves with
+# the wall clock (an NTP step), where the row's time was read at its write.
+STARTED_AFTER_SLACK_S = 5.0
 
 
 def exited_here(
@@ -81,6 +85,34 @@ def start_time(pid: int) -> int | None:
         return int(stat.rsplit(")", 1)[1].split()[22 - 3])
     except (IndexError, ValueError):
         return None
+
+
+def started_wall_clock(pid: int) -> float | None:
+    """When process ``pid`` started, in wall-clock seconds (as ``time.time()``): its
+    ``start_time`` past the boot time /proc/stat gives (``btime``). None where /proc
+    cannot tell."""
+    ticks = start_time(pid)
+    if ticks is None:
+        return None
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+        boot = next(int(line.split()[1]) for line in lines if line.startswith("btime "))
+        per_second = os.sysconf("SC_CLK_TCK")
+    except (OSError, StopIteration, IndexError, ValueError):
+        return None
+    return boot + ticks / per_second
+
+
+def could_have_registered(pid: int, registered_at: float) -> bool:
+    """Whether process ``pid`` may be the worker whose row was registered at
+    ``registered_at`` (its ``started_at``): a process started after that row was
+    written is not, its pid given to it once that worker had exited (a kill -9), and a
+    signal meant for the worker would reach a stranger. True where /proc cannot tell.
+
+    No bound the other way: a worker registers only once its database answers (the
+    write waits out an outage, ``reconnect_s``), so its row may come long after it."""
+    started = started_wall_clock(pid)
+    return started is None or started <= registered_at + STARTED_AFTER_SLACK_S
 
 
 def still_running(pid: int, started: int | None) -> bool:

@@ -19,7 +19,9 @@ too, found as the slots' parent (``core.processes.slot_supervisor``), so "stoppe
 every process of the worker is gone; and a slot it has just started (again, after a
 kill -9) and that has no row yet, found as its child (``core.processes.slots_of``), is
 signalled with the others. Each process waited for is known by its pid and its
-start time as found: a pid freed within the wait may go to another process.
+start time as found: a pid freed within the wait may go to another process. A row's
+pid whose process started after the row was written (its worker killed, the pid given
+to another) is said exited, not signalled (``core.processes.could_have_registered``).
 
 Exit status (``stop && next-step``): 0 once every process waited for has exited, or with
 ``--no-wait`` (which promised nothing); ``STILL_RUNNING`` when one is still running after
@@ -96,7 +98,7 @@ def wait_seconds(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.processes import slot_supervisor, start_time, still_running
+    from core.processes import could_have_registered, slot_supervisor, start_time, still_running
     from core.queue.db import TRY_AGAIN_WHEN_FREE, describe, is_new_file, sqlite_path
     from core.queue.errors import NoDatabase, QueueError
     from core.queue.views import back_to_queue_said, cancelling_said, ids_of
@@ -126,7 +128,13 @@ def run(args: argparse.Namespace) -> int:
     host = socket.gethostname()
     launcher = WorkerLauncher()
     rows = live_workers_of(host, repo.list_workers(), time.time())
-    live = [w for w in rows if launcher.alive(w.pid)]
+    running = [w for w in rows if launcher.alive(w.pid)]
+    # A worker killed (kill -9) within the last minutes still reads live, and its pid may
+    # have gone to a process started since: signalled, a stranger got the SIGTERM, and
+    # one whose row said "stopping" kept stop waiting out --wait on it and exiting 1.
+    live = [w for w in running if could_have_registered(w.pid, w.started_at)]
+    if reused := sorted({w.pid for w in running} - {w.pid for w in live}):
+        print(reused_said(reused))
     asked_before = {w.pid for w in live if w.state == "stopping"}
     pids = sorted({w.pid for w in live} - (set() if args.now else asked_before))
     # Asked by an earlier stop, not signalled again (a second signal is --now's "exit at
@@ -261,6 +269,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"could not signal worker {ids_of('pid', failed)} (another user's process?)")
         return STILL_RUNNING
     return STILL_RUNNING if left else 0
+
+
+def reused_said(pids: list[int]) -> str:
+    """The workers whose pids now name processes started after their rows were written:
+    they exited (killed) and were not signalled, nor waited for."""
+    from core.queue.views import ids_of
+
+    whose = "its pid is" if len(pids) == 1 else "their pids are"
+    return f"worker {ids_of('pid', pids)} had exited ({whose} another process's now: not signalled)"
 
 
 def interrupted_said(up: list[int], exited: list[int]) -> str:

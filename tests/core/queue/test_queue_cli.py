@@ -1275,6 +1275,48 @@ def test_stop_again_waits_again_for_a_worker_already_stopping(
         ), "")  # fmt: skip
 
 
+@pytest.mark.parametrize("state", ["idle", "stopping"])
+def test_stop_does_not_signal_a_process_started_after_the_worker_row_of_its_pid(
+    capsys: pytest.CaptureFixture[str], state: str
+) -> None:
+    # A worker killed (kill -9) a minute after it registered still reads live for 120 s;
+    # its pid given meanwhile to another process (here a sleep started after the row),
+    # stop sent that stranger a SIGTERM, or, the row saying "stopping", waited out --wait
+    # on it and exited 1. A process started after the row was written is not its worker.
+    repo = Repo.open("runs.db")
+    worker_id = repo.register_worker(socket.gethostname(), os.getpid(), "cpu")
+    stranger = subprocess.Popen(["sleep", "30"])
+    try:
+        with sqlite3.connect("runs.db") as conn:  # as the killed worker's row: its pid now
+            conn.execute(
+                "UPDATE worker SET pid = ?, state = ?, started_at = started_at - 60",
+                (stranger.pid, state),
+            )
+        repo.update_worker(worker_id)  # its last heartbeat, seconds before its kill
+        assert cli(capsys, "stop", "--wait", "1") == (0, (
+            f"worker pid {stranger.pid} had exited (its pid is another process's now: not "
+            f"signalled)\nno live worker on {socket.gethostname()}\n"
+        ), "")  # fmt: skip
+        assert stranger.poll() is None  # not signalled
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_stop_still_signals_a_worker_whose_row_was_written_long_after_it_started(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A worker registers once its database answers (it waits out an outage): a row
+    # written well after its process started is still that process's.
+    cli(capsys, "queue", "sweep.yml")
+    with worker_in_final_pass() as (pid, _run_id):
+        with sqlite3.connect("runs.db") as conn:  # as registered an hour after its start
+            conn.execute("UPDATE worker SET started_at = started_at + 3600")
+        assert cli(capsys, "stop", "--no-wait")[1].startswith(
+            f"asked worker pid {pid} to stop after the current step"
+        )
+
+
 @pytest.mark.parametrize("wait", ["--no-wait", "--wait=5"])
 def test_stop_says_a_worker_gone_before_its_signal_stopped_not_unsignalled(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, wait: str
