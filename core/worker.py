@@ -27,7 +27,9 @@ The one place that joins the queue and training. Deliberately boring:
   the run left to be found lost. A run trained to the end whose "succeeded" write was
   refused is written as finished instead, within the same time, and given back only
   if that write is still refused; so is one whose last metric points (its final pass's,
-  its last progress) were refused as the stop came: they are written with its end.
+  its last progress) were refused as the stop came: they are written with its end. A
+  run that failed (loss NaN, an error in training) whose "failed" write was refused is
+  written failed the same way, rather than queued to train and fail again.
   A second signal puts the run back to ``queued`` as best it can within 2 s and
   exits at once with status 130 (``os._exit``: no cleanup that could hang), also while
   the main thread waits in a driver call (``StopFlags.watch_arrivals``).
@@ -62,7 +64,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from core.device_choice import auto_device, resolve_device
 from core.early_signals import count_early, release
@@ -191,10 +193,10 @@ class Worker:
         )  # fmt: skip
         self.current: list[int] = []  # claimed runs not ended yet: a second signal puts them back
         self.folders: dict[int, Path] = {}  # the checkpoint folders of the runs training
-        # Runs trained to the end whose "succeeded" write has not gone through yet: their
-        # figures and what to say. A stop while the database refuses that write records
-        # them finished (give_back_quietly) rather than queue them to train again.
-        self.finishing: dict[int, tuple[FinalFigures, str]] = {}
+        # Runs ended (trained to the end, or failed) whose "succeeded" or "failed" write
+        # has not gone through yet. A stop while the database refuses that write records
+        # their end (give_back_quietly) rather than queue them to train (and fail) again.
+        self.finishing: dict[int, Ending] = {}
         self.runs_done = 0
         flags.on_second = self.exit_now
 
@@ -524,7 +526,7 @@ class Worker:
             what = f"succeeded, validation loss {loss:.6g} in {minutes:.2f} min"
             # Left here if this write raises: a stop then tries it again before it would
             # queue the run, whose whole training would otherwise be done again.
-            self.finishing[run.id] = (figures, what)
+            self.finishing[run.id] = Ending(figures, what)
             recorded = self.repo.finish(run.id, self.id, figures)
             del self.finishing[run.id]
             self.ended(run.id, recorded, what)
@@ -546,7 +548,13 @@ class Worker:
         figures = FinalFigures(
             checkpoint_path=path, inputs_done=inputs_done, last_points=last_points
         )
-        self.ended(run.id, self.repo.fail(run.id, self.id, message, figures), f"failed: {message}")
+        what = f"failed: {message}"
+        # Left here if this write raises, as a success's is: a stop then tries it again
+        # before it would queue the run, which would only train and fail again.
+        self.finishing[run.id] = Ending(figures, what, failure=message)
+        recorded = self.repo.fail(run.id, self.id, message, figures)
+        del self.finishing[run.id]
+        self.ended(run.id, recorded, what)
         self._let_go(run)
 
     def _let_go(self, run: RunRow) -> None:
@@ -585,9 +593,11 @@ class Worker:
         thread (the main one, whose signal handlers run only between its bytecodes) is
         not held in a driver call for a whole busy timeout."""
         runs = list(self.current)
-        finishing = [run_id for run_id in runs if run_id in self.finishing]
         others = [run_id for run_id in runs if run_id not in self.finishing]
-        tasks = [f"to record {ids_of('run', finishing)} as finished"] if finishing else []
+        tasks = [
+            f"to record {ids_of('run', ids)} as {end}"
+            for end, ids in ends_of([r for r in runs if r in self.finishing], self.failing())
+        ]
         tasks += [f"to give {ids_of('run', others)} back"] if others else []
         if runs:
             say(
@@ -623,7 +633,7 @@ class Worker:
         again. Returns what went where (``GivenBack``). Each verb is tried once, or
         (``deadline``, a ``time.monotonic()``) again while the database refuses it for a
         reason that passes, until then."""
-        gave = GivenBack()
+        gave = GivenBack(failing=self.failing())
         back, refused = gave.back, gave.refused
         with contextlib.ExitStack() as patience:
             if deadline is None:  # on a database error it was patient already: no second wait
@@ -671,28 +681,52 @@ class Worker:
         return gave
 
     def finished_now(self, run_id: int, by_deadline: Callable[[], None]) -> bool:
-        """Write ``run_id``, trained to the end, as succeeded (``finishing``); whether
-        the database took the write (a run no longer this worker's is said so, and
-        counts as done with: there is nothing to give back)."""
-        figures, what = self.finishing[run_id]
+        """Write ``run_id``'s end (``finishing``): succeeded, or failed; whether the
+        database took the write (a run no longer this worker's is said so, and counts
+        as done with: there is nothing to give back)."""
+        ending = self.finishing[run_id]
         try:
             by_deadline()
-            recorded = self.repo.finish(run_id, self.id, figures)
+            if ending.failure is None:
+                recorded = self.repo.finish(run_id, self.id, ending.figures)
+            else:
+                recorded = self.repo.fail(run_id, self.id, ending.failure, ending.figures)
         except Exception:  # refused still: the caller gives the run back instead
             return False
         del self.finishing[run_id]
         if run_id in self.current:
             self.current.remove(run_id)
-        self.ended(run_id, recorded, what)
+        self.ended(run_id, recorded, ending.what)
         return True
+
+    def failing(self) -> list[int]:
+        """The runs of ``finishing`` whose end is a failure."""
+        return [run_id for run_id, ending in self.finishing.items() if ending.failure is not None]
+
+
+class Ending(NamedTuple):
+    """A run's end not written yet (``Worker.finishing``)."""
+
+    figures: FinalFigures
+    what: str  # as said once written: "succeeded, validation loss 0.25 in 1.2 min"
+    failure: str | None = None  # the message of a failed end; None: it succeeded
+
+
+def ends_of(runs: list[int], failing: list[int]) -> list[tuple[str, list[int]]]:
+    """``runs`` by the end to be recorded, as said: ("finished", [...]), ("failed", [...]);
+    none empty."""
+    finished = [run_id for run_id in runs if run_id not in failing]
+    failed = [run_id for run_id in runs if run_id in failing]
+    return [(end, ids) for end, ids in (("finished", finished), ("failed", failed)) if ids]
 
 
 @dataclass
 class GivenBack:
     """What ``Worker.give_back_quietly`` did with the worker's runs."""
 
-    finished: list[int] = field(default_factory=list)  # trained to the end: now recorded so
-    unfinished: list[int] = field(default_factory=list)  # trained to the end, that write refused
+    finished: list[int] = field(default_factory=list)  # ended: its end now recorded
+    unfinished: list[int] = field(default_factory=list)  # ended, that write refused
+    failing: list[int] = field(default_factory=list)  # of those, the ones whose end is failed
     back: list[int] = field(default_factory=list)  # back in the queue
     refused: list[int] = field(default_factory=list)  # the database took neither: still running
 
@@ -700,12 +734,13 @@ class GivenBack:
         """What happened to the runs, as said after "stopped after N run(s)" (not the
         refused ones: each caller says what becomes of them); ``within``: how long the
         finishing writes were tried, as " within 30 s" (or "")."""
-        said = f"; {ids_of('run', self.finished)} recorded as finished" if self.finished else ""
+        said = "".join(
+            f"; {ids_of('run', ids)} recorded as {end}"
+            for end, ids in ends_of(self.finished, self.failing)
+        )
         unrecorded = [run_id for run_id in self.back if run_id in self.unfinished]
-        if unrecorded:
-            said += (
-                f"; {ids_of('run', unrecorded)} not recorded as finished{within}: back in the queue"
-            )
+        for end, ids in ends_of(unrecorded, self.failing):
+            said += f"; {ids_of('run', ids)} not recorded as {end}{within}: back in the queue"
         if plain := [run_id for run_id in self.back if run_id not in self.unfinished]:
             said += f"; {ids_of('run', plain)} back in the queue"
         return said

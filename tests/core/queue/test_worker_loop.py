@@ -1983,6 +1983,44 @@ def test_a_stop_while_a_trained_run_s_last_metrics_are_refused_records_it_finish
     repo.close()
 
 
+@pytest.mark.parametrize("end", ["raised", "validated to NaN"])
+def test_a_stop_while_a_failed_run_s_end_is_refused_records_it_failed(
+    db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], end: str
+) -> None:
+    # A run whose end is a failure (its loss NaN as it trained, or its final pass's),
+    # its "failed" write refused by another process's lock as a stop came: the run went
+    # back to the queue, to train and fail again. Recorded failed within GIVE_BACK_S, as
+    # a run that succeeded is.
+    repo = Repo.open(str(db_path), busy_timeout_s=0.3)
+    repo.reconnect_s = worker_module.RECONNECT_S  # a worker's repo: patient
+    flags = StopFlags()
+    with ExitStack() as hold:
+        if end == "raised":  # NaN at step 3: the lock taken as that step fails
+            (run_id,) = repo.enqueue([tiny_run(lr=100.0)]).added_ids
+
+            def locked_at_step_3(step: int) -> None:
+                if step == 3:
+                    flags.signals = 1
+                    hold.enter_context(write_lock_held(db_path, release_after_s=2.0))
+
+            trainer = fake_trainer(on_step=locked_at_step_3)
+            message = "loss became NaN at step 3"
+        else:
+            (run_id,) = repo.enqueue([tiny_run(lr=50.0)]).added_ids
+            trainer = lock_at_its_end(fake_trainer(), db_path, flags, hold, "last flush")
+            message = "validation loss is not finite (NaN/inf)"
+        worker = Worker(repo, "cpu", trainer, tmp_path / "ck", flags, heartbeat_s=0.05)
+        assert worker.loop() == 1  # a stop, not a database error; the run ended
+    run = repo.get_run(run_id)
+    assert (run.status, run.attempts, run.worker_id) == (S.FAILED, 1, worker.id)
+    assert run.error is not None and run.error.startswith(message)
+    said = capsys.readouterr().out
+    assert f"trying to record run {run_id} as failed for up to 30 s" in said
+    assert f"run {run_id}: failed: {message}" in said
+    assert f"stopped after 1 run(s); run {run_id} recorded as failed" in said
+    repo.close()
+
+
 def test_a_failing_run_s_points_refused_as_the_stop_came_are_written_with_its_end(
     db_path: Path, tmp_path: Path
 ) -> None:
@@ -2056,6 +2094,33 @@ def test_a_finish_still_refused_at_a_stop_gives_the_run_back_and_says_so(
     )
 
 
+def test_a_failed_end_still_refused_at_a_stop_gives_the_run_back_and_says_so(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Its "failed" write refused all GIVE_BACK_S long: the run goes back to the queue,
+    # and the log says its failure was not recorded (it said only "back in the queue").
+    (run_id,) = repo.enqueue([tiny_run(lr=100.0)]).added_ids
+    repo.reconnect_s = worker_module.RECONNECT_S
+    monkeypatch.setattr(worker_module, "GIVE_BACK_S", 1.0)
+    locked = OperationalError("update", {}, sqlite3.OperationalError("database is locked"))
+
+    def fail(*args: Any) -> bool:
+        worker.flags.signals = 1
+        raise QueueError("the database refused the write") from locked
+
+    monkeypatch.setattr(repo, "fail", fail)
+    worker = make_worker(repo, fake_trainer(), tmp_path)
+    assert worker.loop() == 0
+    run = repo.get_run(run_id)
+    assert (run.status, run.worker_id, run.attempts) == (S.QUEUED, None, 1)
+    said = capsys.readouterr().out
+    assert f"trying to record run {run_id} as failed for up to 1 s" in said
+    assert (
+        f"stopped after 0 run(s); run {run_id} not recorded as failed within 1 s: "
+        "back in the queue" in said
+    )
+
+
 def test_a_stop_while_the_database_stays_away_begins_no_try_past_the_give_back_time(
     repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -2092,7 +2157,7 @@ def test_a_finish_refused_past_the_give_back_time_begins_no_requeue_after_it(
     repo.reconnect_s = worker_module.RECONNECT_S
     worker = make_worker(repo, fake_trainer(), tmp_path)
     worker.current = [run_id]
-    worker.finishing[run_id] = (FinalFigures(validation_loss=0.25), "succeeded")
+    worker.finishing[run_id] = worker_module.Ending(FinalFigures(validation_loss=0.25), "succeeded")
     worker.flags.signals = 1
     why = away_until(repo, monkeypatch, 3600)
     refusing, began = repo.engine.connect, []
