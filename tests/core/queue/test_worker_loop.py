@@ -2068,55 +2068,39 @@ def test_a_run_s_last_points_are_written_with_its_end_once(repo: Repo) -> None:
     assert [m.value for m in repo.metrics_since(run_id)] == [0.25]
 
 
-def test_a_finish_still_refused_at_a_stop_gives_the_run_back_and_says_so(
-    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("verb", "lr", "end"), [("finish", 1e-3, "finished"), ("fail", 100.0, "failed")]
+)
+def test_an_end_still_refused_at_a_stop_gives_the_run_back_and_says_so(
+    repo: Repo,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    verb: str,
+    lr: float,
+    end: str,
 ) -> None:
-    # The finishing write refused all GIVE_BACK_S long, the database taking other writes:
-    # the run goes back to the queue as before, and the log says it was not recorded.
-    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+    # The "succeeded" (or "failed": lr 100 trains to NaN) write refused all GIVE_BACK_S
+    # long, the database taking other writes: the run goes back to the queue as before,
+    # and the log says its end was not recorded (a failure's said only "back in the queue").
+    (run_id,) = repo.enqueue([tiny_run(lr=lr)]).added_ids
     repo.reconnect_s = worker_module.RECONNECT_S
     monkeypatch.setattr(worker_module, "GIVE_BACK_S", 1.0)
     locked = OperationalError("update", {}, sqlite3.OperationalError("database is locked"))
 
-    def finish(*args: Any) -> bool:
+    def refused(*args: Any) -> bool:
         worker.flags.signals = 1
         raise QueueError("the database refused the write") from locked
 
-    monkeypatch.setattr(repo, "finish", finish)
+    monkeypatch.setattr(repo, verb, refused)
     worker = make_worker(repo, fake_trainer(), tmp_path)
     assert worker.loop() == 0
     run = repo.get_run(run_id)
     assert (run.status, run.worker_id, run.attempts) == (S.QUEUED, None, 1)
     said = capsys.readouterr().out
+    assert f"trying to record run {run_id} as {end} for up to 1 s" in said
     assert (
-        f"stopped after 0 run(s); run {run_id} not recorded as finished within 1 s: "
-        "back in the queue" in said
-    )
-
-
-def test_a_failed_end_still_refused_at_a_stop_gives_the_run_back_and_says_so(
-    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # Its "failed" write refused all GIVE_BACK_S long: the run goes back to the queue,
-    # and the log says its failure was not recorded (it said only "back in the queue").
-    (run_id,) = repo.enqueue([tiny_run(lr=100.0)]).added_ids
-    repo.reconnect_s = worker_module.RECONNECT_S
-    monkeypatch.setattr(worker_module, "GIVE_BACK_S", 1.0)
-    locked = OperationalError("update", {}, sqlite3.OperationalError("database is locked"))
-
-    def fail(*args: Any) -> bool:
-        worker.flags.signals = 1
-        raise QueueError("the database refused the write") from locked
-
-    monkeypatch.setattr(repo, "fail", fail)
-    worker = make_worker(repo, fake_trainer(), tmp_path)
-    assert worker.loop() == 0
-    run = repo.get_run(run_id)
-    assert (run.status, run.worker_id, run.attempts) == (S.QUEUED, None, 1)
-    said = capsys.readouterr().out
-    assert f"trying to record run {run_id} as failed for up to 1 s" in said
-    assert (
-        f"stopped after 0 run(s); run {run_id} not recorded as failed within 1 s: "
+        f"stopped after 0 run(s); run {run_id} not recorded as {end} within 1 s: "
         "back in the queue" in said
     )
 
