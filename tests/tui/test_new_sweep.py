@@ -25,6 +25,7 @@ from textual import events
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, Static
+from textual.worker import WorkerCancelled
 
 from core.config import RunConfig
 from core.errors import SweepError
@@ -53,7 +54,10 @@ async def settle(pilot: Pilot[Any]) -> None:
     """
     for _ in range(100):
         await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
+        # A preview worker replaced by a newer one (exclusive: a field changed again, the
+        # debounce timer fired) ends cancelled by design: the loop waits for the newer.
+        with contextlib.suppress(WorkerCancelled):
+            await pilot.app.workers.wait_for_complete()
         if not isinstance(pilot.app.screen, NewSweepScreen) or _current(pilot.app.screen):
             break
     await pilot.pause()
