@@ -66,23 +66,30 @@ def process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # exists, owned by another user
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
+    fields = _stat_fields(pid)
+    if not fields:
         return True  # no /proc (macOS): the signal check is all there is
-    return state != "Z"
+    return fields[0] != "Z"
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat's fields from the third (the state) on, read after the process's
+    name in parentheses, which may hold spaces and ')'; None where /proc cannot tell
+    (gone, no /proc: macOS)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split() if ")" in stat else None
 
 
 def start_time(pid: int) -> int | None:
     """When process ``pid`` started, in clock ticks since boot (/proc/PID/stat field 22):
     with its pid, it names one process, where a pid alone is given to another once its
     process has exited. None where /proc cannot tell (gone, no /proc: macOS)."""
+    fields = _stat_fields(pid)
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    try:  # after the name in parentheses (which may hold spaces), field 3 on
-        return int(stat.rsplit(")", 1)[1].split()[22 - 3])
+        return int(fields[22 - 3]) if fields is not None else None
     except (IndexError, ValueError):
         return None
 
@@ -133,14 +140,11 @@ def slot_supervisor(pid: int) -> int | None:
     it is known to be one because it named itself (``SUPERVISOR_ENV``, its own pid) in
     the environment it started the slot with. A parent pid alone could be anything a
     worker was started from (a shell, the dashboard, a process manager)."""
+    fields = _stat_fields(pid)
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        parent = int(fields[1]) if fields else 0  # the state, then the ppid; 0: unknown
         environ = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:  # gone, another user's, or no /proc (macOS)
-        return None
-    try:  # after the name in parentheses (which may hold spaces): state, then ppid
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-    except (IndexError, ValueError):
+    except (OSError, IndexError, ValueError):  # gone, another user's, or no /proc (macOS)
         return None
     named = f"{SUPERVISOR_ENV}={parent}".encode()
     if parent <= 1 or named not in environ.split(b"\0"):
