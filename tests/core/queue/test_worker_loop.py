@@ -2105,6 +2105,20 @@ def test_an_end_still_refused_at_a_stop_gives_the_run_back_and_says_so(
     )
 
 
+def refused_slowly(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Each connection ``repo`` opens refused (``away_until``) only after 0.4 s, as a
+    busy timeout waits before it says "locked"; the list fills with when each try began."""
+    refusing, began = repo.engine.connect, []
+
+    def slow_refusal() -> Any:
+        began.append(time.monotonic())
+        time.sleep(0.4)
+        return refusing()
+
+    monkeypatch.setattr(repo.engine, "connect", slow_refusal)
+    return began
+
+
 def test_a_stop_while_the_database_stays_away_begins_no_try_past_the_give_back_time(
     repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -2117,14 +2131,7 @@ def test_a_stop_while_the_database_stays_away_begins_no_try_past_the_give_back_t
     worker.current = list(ids)
     worker.flags.signals = 1
     why = away_until(repo, monkeypatch, 3600)
-    refusing, began = repo.engine.connect, []
-
-    def slow_refusal() -> Any:  # as a busy timeout waits before it says "locked"
-        began.append(time.monotonic())
-        time.sleep(0.4)
-        return refusing()
-
-    monkeypatch.setattr(repo.engine, "connect", slow_refusal)
+    began = refused_slowly(repo, monkeypatch)
     deadline = time.monotonic() + 1.0
     gave = worker.give_back_quietly(deadline)
     assert (gave.back, gave.refused) == ([], list(ids)), why
@@ -2144,14 +2151,7 @@ def test_a_finish_refused_past_the_give_back_time_begins_no_requeue_after_it(
     worker.finishing[run_id] = worker_module.Ending(FinalFigures(validation_loss=0.25), "succeeded")
     worker.flags.signals = 1
     why = away_until(repo, monkeypatch, 3600)
-    refusing, began = repo.engine.connect, []
-
-    def slow_refusal() -> Any:  # as a busy timeout waits before it says "locked"
-        began.append(time.monotonic())
-        time.sleep(0.4)
-        return refusing()
-
-    monkeypatch.setattr(repo.engine, "connect", slow_refusal)
+    began = refused_slowly(repo, monkeypatch)
     deadline = time.monotonic() + 0.3
     gave = worker.give_back_quietly(deadline)
     assert (gave.finished, gave.back, gave.refused) == ([], [], [run_id]), why
