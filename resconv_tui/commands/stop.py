@@ -21,7 +21,8 @@ kill -9) and that has no row yet, found as its child (``core.processes.slots_of`
 signalled with the others. Each process waited for is known by its pid and its
 start time as found: a pid freed within the wait may go to another process. A row's
 pid whose process started after the row was written (its worker killed, the pid given
-to another) is said exited, not signalled (``core.processes.could_have_registered``).
+to another) is said exited, not signalled (``core.processes.could_have_registered``),
+with the runs it left running.
 
 Exit status (``stop && next-step``): 0 once every process waited for has exited, or with
 ``--no-wait`` (which promised nothing); ``STILL_RUNNING`` when one is still running after
@@ -134,7 +135,10 @@ def run(args: argparse.Namespace) -> int:
     # one whose row said "stopping" kept stop waiting out --wait on it and exiting 1.
     live = [w for w in running if could_have_registered(w.pid, w.started_at)]
     if reused := sorted({w.pid for w in running} - {w.pid for w in live}):
-        print(reused_said(reused))
+        # Their runs too, as for any worker that exited without giving its runs back:
+        # unnamed, `status` still showed them running and `retry` refused them.
+        exited_ids = {w.id for w in running if w.pid in reused}
+        print(reused_said(reused) + left_running_said(held_runs(repo, exited_ids)))
     asked_before = {w.pid for w in live if w.state == "stopping"}
     pids = sorted({w.pid for w in live} - (set() if args.now else asked_before))
     # Asked by an earlier stop, not signalled again (a second signal is --now's "exit at
@@ -278,6 +282,28 @@ def reused_said(pids: list[int]) -> str:
 
     whose = "its pid is" if len(pids) == 1 else "their pids are"
     return f"worker {ids_of('pid', pids)} had exited ({whose} another process's now: not signalled)"
+
+
+def left_running_said(runs: list[RunRow] | None) -> str:
+    """``; run 5 still reads running: ...``: the ``runs`` still held by workers that
+    exited with their pids given to other processes since, and how they are queued
+    again; empty for none (or unread: said on stderr). Not ``orphaned_said``'s "once
+    silent 10 s": a pid that runs reads alive to ``retry``, so only the stale heartbeat
+    (``STALE_AFTER_S``), which a worker's recovery reads, records them lost."""
+    from core.queue.repo import STALE_AFTER_S
+    from core.queue.views import ids_of
+
+    if not runs:
+        return ""
+    ids = sorted(run.id for run in runs)
+    one = len(ids) == 1
+    it = "it" if one else "them"
+    return (
+        f"; {ids_of('run', ids)} still read{'s' if one else ''} running: "
+        f"{'its' if one else 'their'} worker exited without giving {it} back (a worker "
+        f"records {it} lost once silent {STALE_AFTER_S:g} s: then resconv-tui retry "
+        f"{' '.join(map(str, ids))} queues {it} again)"
+    )
 
 
 def interrupted_said(up: list[int], exited: list[int]) -> str:

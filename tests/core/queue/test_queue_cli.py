@@ -1303,6 +1303,35 @@ def test_stop_does_not_signal_a_process_started_after_the_worker_row_of_its_pid(
         stranger.wait()
 
 
+def test_stop_names_the_runs_of_a_worker_whose_pid_went_to_another_process(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A worker killed mid-run, its pid given to a process started since: stop said it
+    # "had exited" and no more, while `status` showed its run running and `retry`
+    # refused it as running. Its run is named, with how it is queued again.
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    worker_id = repo.register_worker(socket.gethostname(), os.getpid(), "cpu")
+    run = repo.claim(worker_id)
+    assert run is not None
+    stranger = subprocess.Popen(["sleep", "30"])
+    try:
+        with sqlite3.connect("runs.db") as conn:  # as the killed worker's row: its pid now
+            conn.execute("UPDATE worker SET pid = ?, started_at = started_at - 60", (stranger.pid,))
+        repo.heartbeat(worker_id, run_id=run.id, inputs_done=64)  # seconds before its kill
+        assert cli(capsys, "stop", "--wait", "1") == (0, (
+            f"worker pid {stranger.pid} had exited (its pid is another process's now: not "
+            f"signalled); run {run.id} still reads running: its worker exited without "
+            f"giving it back (a worker records it lost once silent 30 s: then resconv-tui "
+            f"retry {run.id} queues it again)\nno live worker on {socket.gethostname()}\n"
+        ), "")  # fmt: skip
+        assert stranger.poll() is None  # not signalled
+        assert repo.get_run(run.id).status == RunStatus.RUNNING  # said, not changed
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
 def test_stop_still_signals_a_worker_whose_row_was_written_long_after_it_started(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
