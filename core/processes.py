@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 # How ``worker --slots K`` (core.slots) names itself to its slot processes.
@@ -164,6 +165,100 @@ def slots_of(supervisor: int) -> list[int]:
     return sorted(
         pid for pid in entries if slot_supervisor(pid) == supervisor and process_alive(pid)
     )
+
+
+# How a worker process is started: ``python -m core.worker`` (a slot too) and
+# ``python -m resconv_tui worker`` (the dashboard's ``w``), or the ``resconv-tui worker``
+# script; the module's name, after ``-m``, or the script's.
+WORKER_MODULE = "core.worker"
+CLI_MODULE = "resconv_tui"
+CLI_SCRIPT = "resconv-tui"
+
+
+@dataclass(frozen=True)
+class WorkerProcess:
+    """A worker process of this user found in /proc (``worker_processes``), whose
+    database is ``db`` (its last ``--db``, else its starting ``RESCONV_DB``; None: the
+    default) read from its working folder ``cwd`` (a relative SQLite path)."""
+
+    pid: int
+    db: str | None
+    cwd: Path
+    in_slot: bool  # a slot of a ``--slots K`` supervisor (SUPERVISOR_ENV set)
+
+
+def worker_processes() -> list[WorkerProcess]:
+    """This user's worker processes of this machine, but this one, by their command
+    lines, with or without a worker row: one just started imports for seconds before it
+    registers, and ``stop`` must find it then too. None where /proc cannot tell (macOS)."""
+    try:
+        entries = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    except OSError:
+        return []
+    found = []
+    for pid in entries:
+        if pid != os.getpid() and (process := _worker_process(pid)) is not None:
+            found.append(process)
+    return found
+
+
+def _worker_process(pid: int) -> WorkerProcess | None:
+    """Process ``pid`` as a ``WorkerProcess``; None for any other process, another
+    user's (its environment is not ours to read, nor its process ours to signal), or
+    one gone."""
+    folder = Path(f"/proc/{pid}")
+    try:
+        if folder.stat().st_uid != os.getuid():
+            return None
+        argv = [
+            os.fsdecode(arg) for arg in (folder / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        ]
+        arguments = worker_arguments(argv)
+        if arguments is None or not process_alive(pid):
+            return None
+        environ = dict(
+            line.split(b"=", 1)
+            for line in (folder / "environ").read_bytes().split(b"\0")
+            if b"=" in line
+        )
+    except OSError:
+        return None
+    db = _last_db(arguments) or os.fsdecode(environ.get(b"RESCONV_DB", b"")).strip() or None
+    in_slot = environ.get(SUPERVISOR_ENV.encode(), b"").isdigit()
+    return WorkerProcess(pid, db, folder / "cwd", in_slot)
+
+
+def _last_db(arguments: list[str]) -> str | None:
+    """The ``--db`` a command line gives last (``--db X`` or ``--db=X``): the one its
+    parser keeps."""
+    db = None
+    for i, text in enumerate(arguments):
+        if text.startswith("--db="):
+            db = text.removeprefix("--db=")
+        elif text == "--db" and i + 1 < len(arguments):
+            db = arguments[i + 1]
+    return db
+
+
+def worker_arguments(argv: list[str]) -> list[str] | None:
+    """The arguments of a worker's command line ``argv`` (``python -m core.worker ...``,
+    ``python -m resconv_tui [--db X] worker ...``, ``resconv-tui worker ...``), from
+    the module's or script's name on; None for any other command."""
+    if "-m" in argv[1:]:
+        at = argv.index("-m", 1)
+        module, rest = argv[at + 1 : at + 2], argv[at + 2 :]
+        if module == [WORKER_MODULE]:
+            return rest
+        cli = module == [CLI_MODULE]
+    else:  # the script, run as itself or by an interpreter (python .../bin/resconv-tui)
+        at = next((i for i, arg in enumerate(argv[:2]) if Path(arg).name == CLI_SCRIPT), -1)
+        cli, rest = at >= 0, argv[at + 1 :]
+    if not cli:
+        return None
+    i = 0  # the subcommand: the first word past the options before it (--db X)
+    while i < len(rest) and rest[i].startswith("-"):
+        i += 2 if rest[i] == "--db" else 1
+    return rest if rest[i : i + 1] == ["worker"] else None
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h

@@ -24,6 +24,13 @@ pid whose process started after the row was written (its worker killed, the pid 
 to another) is said exited, not signalled (``core.processes.could_have_registered``),
 with the runs it left running.
 
+A worker just started (``resconv-tui worker & ...; stop``) has no row for its first
+seconds (imports, its database's answer): found by its command line and environment
+(``core.processes.worker_processes``: this user's ``core.worker`` and ``resconv_tui
+worker`` processes) as one of this database (``same_database``: the same SQLite file,
+or server, database and role), it is signalled and waited for as the others; it stops
+as soon as it has started (``core.early_signals``), having claimed nothing.
+
 Exit status (``stop && next-step``): 0 once every process waited for has exited, or with
 ``--no-wait`` (which promised nothing); ``STILL_RUNNING`` when one is still running after
 the wait, or could not be signalled.
@@ -50,6 +57,9 @@ WAIT_POLL_S = 0.1
 STILL_RUNNING = 1
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+    from core.processes import WorkerProcess
     from core.queue import Repo, RunRow, RunStatus, WorkerRow
     from resconv_tui.worker_launcher import WorkerLauncher
 
@@ -145,7 +155,13 @@ def run(args: argparse.Namespace) -> int:
     # once"), but waited for all the same: a stop run again after one that said "still
     # running" is asked whether they are down now, and `stop && next-step` relies on it.
     stopping = sorted(asked_before - set(pids))
-    if not pids and not stopping:
+    # A worker just started (`worker & ... ; stop`) imports for seconds before it writes
+    # its row: unseen, stop said "no live worker" and exited 0, and it then trained.
+    # Found by its command line, asked to stop as the others (it stops as soon as it has
+    # started, core.early_signals); one with slots already, through them (below).
+    unregistered, their_slots = unregistered_workers(repo, db_url(args), rows, host)
+    early_slots = starting_slots(repo, set(their_slots), rows)
+    if not pids and not stopping and not unregistered and not early_slots:
         print(f"no live worker on {host}")
         return 0
     # Read before the signal: a worker puts its run back within a step of it (on a GPU,
@@ -157,9 +173,11 @@ def run(args: argparse.Namespace) -> int:
     # A slot its supervisor has just started (again, after a kill -9: the OOM killer) has
     # no worker row yet: unseen, it claimed a run once stop had gone, while stop waited
     # on its supervisor to the end of --wait and exited 1. Asked to stop as the others.
-    starting = starting_slots(repo, {p for p in supervisor_of.values() if p is not None}, rows)
+    known = {p for p in supervisor_of.values() if p is not None} - set(their_slots)
+    starting = {**starting_slots(repo, known, rows), **early_slots}
     supervisor_of.update(starting)
-    pids = sorted([*pids, *starting])
+    supervisor_of.update({pid: None for pid in unregistered})
+    pids = sorted([*pids, *starting, *unregistered])
     # And each one's start time, as found: waited for by pid alone, one that exited and
     # whose pid went to another process meanwhile kept stop waiting on a stranger.
     found = {*pids, *stopping, *(p for p in supervisor_of.values() if p is not None)}
@@ -203,9 +221,12 @@ def run(args: argparse.Namespace) -> int:
     said = []
     left: list[int] = []  # of waited and supervisors, those still alive after the wait
     now_ones = [pid for pid in signalled if pid in asked_before]
-    first = [pid for pid in signalled if pid not in asked_before]
+    first = [pid for pid in signalled if pid not in asked_before and pid not in unregistered]
+    early = [pid for pid in signalled if pid in unregistered]
     if first:
         said.append(f"asked worker {ids_of('pid', first)} to stop after the current step")
+    if early:
+        said.append(f"asked worker {ids_of('pid', early)} to stop (starting: no row yet)")
     if now_ones:
         said.append(f"told worker {ids_of('pid', now_ones)} to exit at once")
     if stopping:
@@ -249,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
         orphaned = [r.id for r in held if r.worker_id in gone_ids and r.id in still_held]
         held = [run for run in held if run.id not in orphaned]
         # Asked once, not told to exit at once: that puts even a final pass's run back.
-        asked = {w.id for w in live if w.pid in first or w.pid in stopping}
+        asked = {w.id for w in live if w.pid in first or w.pid in early or w.pid in stopping}
         ends = {run.id: likely_end(run, run.worker_id not in asked) for run in held}
         finishing, cancelling, back = (
             [run_id for run_id, end in ends.items() if end == what]
@@ -339,6 +360,67 @@ def starting_slots(repo: Repo, supervisors: set[int], live: list[WorkerRow]) -> 
         rows = live
     known = {w.pid for w in [*rows, *live] if w.host == host}
     return {slot: sup for sup in sorted(supervisors) for slot in slots_of(sup) if slot not in known}
+
+
+def unregistered_workers(
+    repo: Repo, url: str, live: list[WorkerRow], host: str
+) -> tuple[list[int], list[int]]:
+    """This user's worker processes of the database ``url`` with no worker row of this
+    host yet (``live``: the rows read; all of them are looked at as ``starting_slots``
+    does): the pids to signal (a plain worker, or a ``--slots`` supervisor that has
+    started no slot yet: it then starts none), and the supervisors whose slots are
+    started (signalled as theirs: ``starting_slots``). A row names its process only
+    where it could have registered it: a pid given to a new worker since is that one's.
+    A slot is left to its supervisor, found so or through its row."""
+    from core.processes import could_have_registered, slots_of, worker_processes
+    from core.queue.errors import QueueError
+
+    try:
+        rows = repo.list_workers(include_gone=True)
+    except QueueError:  # a damaged old row must not fail the stop
+        rows = live
+    known = {
+        w.pid
+        for w in [*rows, *live]
+        if w.host == host and could_have_registered(w.pid, w.started_at)
+    }
+    found = [
+        process.pid
+        for process in worker_processes()
+        if not process.in_slot and process.pid not in known and same_database(url, process)
+    ]
+    with_slots = [pid for pid in found if slots_of(pid)]
+    return [pid for pid in found if pid not in with_slots], with_slots
+
+
+def same_database(url: str, process: WorkerProcess) -> bool:
+    """Whether worker ``process`` trains from the database ``url`` names: the same file
+    (a relative path read from each one's working folder), or the same server, database
+    and role. A database text it cannot read is not (it would not have started)."""
+    from core.queue.db import parse_url, sqlite_path
+    from core.queue.errors import QueueError
+    from resconv_tui.cli import DEFAULT_DB
+
+    theirs = process.db or DEFAULT_DB
+    try:
+        ours_file, their_file = sqlite_path(url), sqlite_path(theirs)
+        ours, their = parse_url(url), parse_url(theirs)
+    except QueueError:
+        return False
+    if ours_file is not None or their_file is not None:
+        if ours_file is None or their_file is None:
+            return False
+        try:  # their folder as /proc/PID/cwd: one removed since still leads to the file
+            return os.path.samefile(ours_file, process.cwd / their_file)
+        except OSError:  # no such file for one of them: not one database
+            return False
+    return server_database(ours) == server_database(their)
+
+
+def server_database(url: URL) -> tuple[object, ...]:
+    """What names a database on a server: its kind, host, port, name and role (not the
+    driver nor the password, which a worker's URL may give otherwise)."""
+    return (url.get_backend_name(), url.host, url.port, url.database, url.username)
 
 
 def exited_said(exited: list[int]) -> list[str]:

@@ -13,8 +13,10 @@ import os
 import re
 import shlex
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -389,6 +391,49 @@ def test_a_stop_signal_while_the_worker_imports_torch_stops_it_cleanly(
         assert "stopped before the slots started" in env.output()
     else:
         assert "SIGTERM: stopping after this step" in env.output()
+
+
+@pytest.mark.parametrize("wait", ["--no-wait", "--wait=60"])
+def test_stop_right_after_a_worker_starts_stops_it_before_it_registers(env: Env, wait: str) -> None:
+    # `resconv-tui worker & ...; resconv-tui stop`: the worker had no row yet (it imports
+    # for seconds, then waits for its database), so stop said "no live worker" and exited
+    # 0, and the worker then claimed a run and trained. Here its row cannot be written
+    # until stop has looked: another process holds the database's write lock.
+    env.cli("queue", str(env.sweep("long", "max_inputs: 10000000\n")))
+    # One of another database (its own folder, its default ./runs.db) is not stopped.
+    other = env.root / "other"
+    other.mkdir()
+    stranger = subprocess.Popen(
+        [sys.executable, "-m", "resconv_tui", "worker", "--device", "cpu"], cwd=other,
+        env={**env.vars, "RESCONV_DB": ""}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    env.processes.append(stranger)
+    holder = sqlite3.connect(env.root / "runs.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    let_go = threading.Timer(3.0, holder.rollback)
+    try:
+        worker = env.worker(module="resconv_tui")
+        wait_for(lambda: importing_torch(worker), 60, "the worker to import torch", env)
+        assert env.repo().list_workers(include_gone=True) == []
+        let_go.start()  # while stop waits, where it does: the worker then registers
+        said = env.cli("stop", wait)
+    finally:
+        if let_go.is_alive() or let_go.finished.is_set():
+            let_go.join()
+        holder.rollback()
+        holder.close()
+    asked = f"asked worker pid {worker.pid} to stop (starting: no row yet)"
+    assert said.startswith(asked), env.output()
+    if wait != "--no-wait":
+        assert worker.poll() == 0, env.output()  # down when stop returned
+        assert f"\nworker pid {worker.pid} stopped; it held no run when read\n" in said
+    assert finish(worker, env, timeout=60) == 0, env.output()
+    run = env.repo().get_run(1)
+    assert (run.status, run.attempts) == (S.QUEUED, 0), env.output()  # never claimed
+    assert {w.state for w in env.repo().list_workers(include_gone=True)} <= {"stopped"}
+    assert stranger.poll() is None  # not signalled: another database's worker
+    stranger.send_signal(signal.SIGTERM)
+    stranger.wait(timeout=60)
 
 
 def test_a_second_signal_while_the_worker_imports_torch_exits_at_once(env: Env) -> None:
