@@ -31,6 +31,9 @@ worker`` processes) as one of this database (``same_database``: the same SQLite 
 or server, database and role), it is signalled and waited for as the others; it stops
 as soon as it has started (``core.early_signals``), having claimed nothing.
 
+The rows are read again after the signals (``registered_since``): a slot or worker found
+starting that registered and claimed a run in between is named with that run.
+
 Exit status (``stop && next-step``): 0 once every process waited for has exited, or with
 ``--no-wait`` (which promised nothing); ``STILL_RUNNING`` when one is still running after
 the wait, or could not be signalled.
@@ -183,6 +186,12 @@ def run(args: argparse.Namespace) -> int:
     found = {*pids, *stopping, *(p for p in supervisor_of.values() if p is not None)}
     started = {pid: start_time(pid) for pid in found}
     signalled = [pid for pid in pids if launcher.stop(pid)]
+    # Read again after the signals: a slot or worker just started that registered (and
+    # claimed a run) between the read above and its signal was stopped, its run put
+    # back, and that run went unnamed.
+    late = registered_since(repo, host, set(signalled), live)
+    live = [*live, *late]
+    targets |= {w.id for w in late}
     # Exited between the look above and its signal (its last run ended, a kill): down, as
     # asked, not "could not signal" and exit 1. Said stopped, as one gone at its signal.
     exited = [pid for pid in pids if pid not in signalled and not launcher.alive(pid)]
@@ -391,6 +400,28 @@ def unregistered_workers(
     ]
     with_slots = [pid for pid in found if slots_of(pid)]
     return [pid for pid in found if pid not in with_slots], with_slots
+
+
+def registered_since(
+    repo: Repo, host: str, pids: set[int], seen: list[WorkerRow]
+) -> list[WorkerRow]:
+    """The live rows of this host's processes ``pids`` that the first read (``seen``) did
+    not have: written since by a worker or slot just started. None where the rows
+    cannot be read now (a damaged one): the first read stands."""
+    from core.processes import could_have_registered
+    from core.queue.errors import QueueError
+
+    try:
+        rows = repo.list_workers()
+    except QueueError:
+        return []
+    known = {w.id for w in seen}
+    return [
+        w
+        for w in rows
+        if w.host == host and w.pid in pids and w.id not in known
+        and could_have_registered(w.pid, w.started_at)
+    ]  # fmt: skip
 
 
 def same_database(url: str, process: WorkerProcess) -> bool:

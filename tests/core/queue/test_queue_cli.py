@@ -1118,6 +1118,57 @@ def test_stop_names_a_run_its_worker_claimed_after_stop_looked(
         )
 
 
+# A stand-in for a worker just started, as `python -m core.worker --db ../runs.db`
+# (its command line and working folder are what stop knows it by): it ignores SIGTERM,
+# as a worker busy in its final pass does, and says when it is ready.
+STARTING_WORKER = """\
+import pathlib, signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+pathlib.Path("ready").touch()
+time.sleep(60)
+"""
+
+
+@contextlib.contextmanager
+def worker_starting(folder: Path) -> Iterator[int]:
+    """A process in ``folder`` (beside runs.db) whose command line is a worker's of
+    ../runs.db and that has no worker row: its pid."""
+    (folder / "core").mkdir(parents=True)
+    (folder / "core" / "__init__.py").write_text("")
+    (folder / "core" / "worker.py").write_text(STARTING_WORKER)
+    command = [sys.executable, "-m", "core.worker", "--db", "../runs.db", "--device", "cpu"]
+    starting = subprocess.Popen(command, cwd=folder, env={**os.environ, "PYTHONPATH": ""})
+    try:
+        deadline = time.monotonic() + 30
+        while not (folder / "ready").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        yield starting.pid
+    finally:
+        starting.kill()
+        starting.wait()
+
+
+def test_stop_names_the_run_a_worker_it_found_starting_claimed_before_its_signal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker (a slot, one just started) with no row when stop read the rows, that
+    # registered and claimed a run before its signal came, was stopped and its run put
+    # back, but stop said "it held no run when read". The rows are read again after
+    # the signals, and what each stopped worker was training is named.
+    cli(capsys, "queue", "sweep.yml")
+    with worker_starting(Path("starting")) as pid:
+        repo = Repo.open("runs.db")
+
+        def registers_and_claims() -> None:
+            worker_id = repo.register_worker(socket.gethostname(), pid, "cpu")
+            assert repo.claim(worker_id) is not None
+
+        around_the_signal(monkeypatch, before=registers_and_claims)
+        assert cli(capsys, "stop", "--no-wait")[1] == (
+            f"asked worker pid {pid} to stop (starting: no row yet); run 1 goes back to the queue\n"
+        )
+
+
 def test_stop_keeps_the_runs_it_read_when_the_read_after_its_signal_fails(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
