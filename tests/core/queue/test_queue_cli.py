@@ -2396,3 +2396,26 @@ def test_ls_says_a_run_past_its_last_step_is_validating(
     repo.heartbeat(worker, run_id=run_id, inputs_done=repo.get_run(run_id).total_inputs)
     line = next(x for x in cli(capsys, "ls")[1].splitlines() if x.split()[0] == str(run_id))
     assert line.endswith("validating: its final pass, samples and checkpoints")
+
+
+def test_stop_knows_a_starting_worker_s_database_by_its_file_or_its_server() -> None:
+    # A worker found by its command line (no row yet) is stopped only when it trains
+    # from stop's own database: the same file, however each names it, or the same
+    # server, database and role, whatever driver or password its URL gives.
+    from core.processes import WorkerProcess
+    from resconv_tui.commands.stop import same_database
+
+    Path("box").mkdir()
+    Repo.open("runs.db").close()
+    Repo.open("box/runs.db").close()
+    here, box = Path.cwd(), Path.cwd() / "box"
+    ours = f"sqlite:///{here / 'runs.db'}"
+    assert same_database(ours, WorkerProcess(1, None, here, False))  # ./runs.db, the default
+    assert same_database(ours, WorkerProcess(1, "../runs.db", box, False))
+    assert not same_database(ours, WorkerProcess(1, None, box, False))  # its own ./runs.db
+    assert not same_database(ours, WorkerProcess(1, "missing.db", here, False))
+    assert not same_database(ours, WorkerProcess(1, "postgresql://u@h/db", here, False))
+    pg = "postgresql://u:secret@h:5433/runs"
+    assert same_database(pg, WorkerProcess(1, "postgresql+psycopg://u@h:5433/runs", here, False))
+    assert not same_database(pg, WorkerProcess(1, "postgresql://u@h:5433/other", here, False))
+    assert not same_database(pg, WorkerProcess(1, "nosuch://x", here, False))  # refused: no worker
