@@ -417,6 +417,7 @@ class Heartbeat(threading.Thread):
         stopping: Callable[[], bool] = lambda: False,
         stall_after_s: float = STALL_AFTER_S,
         clock: Callable[[], float] = time.monotonic,
+        after_beat: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(name="heartbeat", daemon=True)
         self.repo, self.worker_id, self.gpu, self.interval = repo, worker_id, gpu, interval
@@ -438,10 +439,14 @@ class Heartbeat(threading.Thread):
         self.stopping = stopping
         self.done = threading.Event()
         self.failures = 0
+        # The worker's look for other workers' lost runs while it trains (the training
+        # thread is busy for hours beside a long GPU run): on this thread, not slowing it.
+        self.after_beat = after_beat
 
     def run(self) -> None:
         while not self.done.wait(self.interval):
             self.beat()
+            self.after_beat()
 
     def watch(self, run_ids: tuple[int, ...]) -> None:
         """Called by the training thread as its runs start (``run_ids``) and end (())."""

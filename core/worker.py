@@ -128,7 +128,9 @@ if TYPE_CHECKING:  # torch-using modules are imported when the worker starts tra
     from core.train import FitCallbacks, FitResult
 
 POLL_MIN_S, POLL_MAX_S = 0.1, 3.0
-RECOVER_EVERY_S = 10.0  # between runs and while idle: a dead worker's runs within ~20 s
+# Between runs and while idle (a dead worker of this machine's runs within ~20 s), and
+# while training (Worker.recover_while_training: another box's within ~40 s).
+RECOVER_EVERY_S = 10.0
 # This machine's clock this far from the database server's: said at start (a third of
 # the heartbeat's limit, far above what NTP leaves: milliseconds).
 CLOCK_WARN_S = 10.0
@@ -189,8 +191,9 @@ class Worker:
         )  # fmt: skip
         self.heartbeat = Heartbeat(
             repo, self.id, GpuMonitor(device), heartbeat_s, stopping=lambda: flags.stop,
-            stall_after_s=stall_after_s,
+            stall_after_s=stall_after_s, after_beat=self.recover_while_training,
         )  # fmt: skip
+        self.looked_at = time.monotonic()  # recover_while_training's last look
         self.current: list[int] = []  # claimed runs not ended yet: a second signal puts them back
         self.folders: dict[int, Path] = {}  # the checkpoint folders of the runs training
         # Runs ended (trained to the end, or failed) whose "succeeded" or "failed" write
@@ -318,6 +321,31 @@ class Worker:
         lost = self.repo.recover_stale(
             stale_after_s, dead, caller=self.id, caller_runs=self.current
         )
+        for run_id in lost:
+            say(f"run {run_id}: worker lost (marked failed; 'retry' queues it again)")
+
+    def recover_while_training(self) -> None:
+        """On the heartbeat thread, every ``RECOVER_EVERY_S`` while this worker trains:
+        a run of another worker silent past the stale limit (its box dead) is marked
+        lost now, not when this worker's run ends (hours, beside a long GPU run). One
+        read, and the write only when it finds one. Best effort: one try, no waiting
+        for a database locked or away (the next look tries again), and nothing about
+        it reaches the training. Between runs and while idle the loop's ``recover``
+        looks (with the dead processes of this machine too)."""
+        if not self.heartbeat.run_ids or time.monotonic() - self.looked_at < RECOVER_EVERY_S:
+            return
+        self.looked_at = time.monotonic()
+        # Back from an outage, the others have not had time to beat yet (``recover``).
+        if self.repo.outage.ended_within(self.stale_after_s):
+            return
+        mine = [*self.current, *self.heartbeat.run_ids]  # claimed, and those it beats for
+        try:
+            with at_once():
+                if not self.repo.any_stale(self.stale_after_s, caller=self.id, caller_runs=mine):
+                    return
+                lost = self.repo.recover_stale(self.stale_after_s, caller=self.id, caller_runs=mine)
+        except QueueError:
+            return  # its heartbeat, refused alike, says what the database does
         for run_id in lost:
             say(f"run {run_id}: worker lost (marked failed; 'retry' queues it again)")
 

@@ -839,17 +839,9 @@ class Repo:
         connection lost) is judged by its age.
         """
         now = time.time() if now is None else now
-        dead = list(dead_worker_ids)
-        lost_run, lost_worker = RUN.c.worker_id.in_(dead), WORKER.c.id.in_(dead)
-        if stale_after_s is not None:
-            cutoff = now - stale_after_s
-            beat = func.coalesce(RUN.c.heartbeat_at, RUN.c.started_at, 0.0)
-            lost_run = or_(beat < cutoff, lost_run)
-            lost_worker = or_(WORKER.c.last_seen_at < cutoff, lost_worker)
-        if caller is not None:
-            training = and_(RUN.c.worker_id == caller, RUN.c.id.in_(list(caller_runs)))
-            lost_run = and_(lost_run, not_(training))
-            lost_worker = and_(lost_worker, WORKER.c.id != caller)
+        lost_run, lost_worker = _lost(
+            stale_after_s, list(dead_worker_ids), now, caller, caller_runs
+        )
         with self._write() as conn:
             query = select(RUN.c.id).where(RUN.c.status == RunStatus.RUNNING.value, lost_run)
             ids = list(conn.execute(query).scalars())
@@ -870,6 +862,25 @@ class Repo:
                 .values(state="lost", current_run_id=None)
             )
         return ids
+
+    @patient
+    def any_stale(
+        self,
+        stale_after_s: float,
+        now: float | None = None,
+        *,
+        caller: str | None = None,
+        caller_runs: Sequence[int] = (),
+    ) -> bool:
+        """Whether ``recover_stale`` (same arguments, no dead workers) would mark a run
+        lost: one read of the running runs (``ix_run_claim`` leads with the status), so
+        that a worker can look while it trains and take the write lock only when
+        there is one."""
+        now = time.time() if now is None else now
+        lost_run, _ = _lost(stale_after_s, [], now, caller, caller_runs)
+        query = select(RUN.c.id).where(RUN.c.status == RunStatus.RUNNING.value, lost_run)
+        with self._read() as conn:
+            return conn.execute(query.limit(1)).first() is not None
 
     # ----- a person's changes (CLI, TUI) ---------------------------------------------
 
@@ -1456,6 +1467,28 @@ def _left_so(conn: Connection, run_id: int, status: RunStatus, worker_id: str | 
     worker = RUN.c.worker_id.is_(None) if worker_id is None else RUN.c.worker_id == worker_id
     query = select(RUN.c.id).where(RUN.c.id == run_id, RUN.c.status == status.value, worker)
     return conn.execute(query).first() is not None
+
+
+def _lost(
+    stale_after_s: float | None,
+    dead: list[str],
+    now: float,
+    caller: str | None,
+    caller_runs: Sequence[int],
+) -> tuple[Any, Any]:
+    """The running runs and the live workers that ``recover_stale`` marks lost, as two
+    conditions (runs, workers): see there."""
+    lost_run, lost_worker = RUN.c.worker_id.in_(dead), WORKER.c.id.in_(dead)
+    if stale_after_s is not None:
+        cutoff = now - stale_after_s
+        beat = func.coalesce(RUN.c.heartbeat_at, RUN.c.started_at, 0.0)
+        lost_run = or_(beat < cutoff, lost_run)
+        lost_worker = or_(WORKER.c.last_seen_at < cutoff, lost_worker)
+    if caller is not None:
+        training = and_(RUN.c.worker_id == caller, RUN.c.id.in_(list(caller_runs)))
+        lost_run = and_(lost_run, not_(training))
+        lost_worker = and_(lost_worker, WORKER.c.id != caller)
+    return lost_run, lost_worker
 
 
 def _running_under(run_id: int, worker_id: str) -> Any:

@@ -213,6 +213,46 @@ def test_kill_9_mid_run_then_restart_marks_it_lost_and_retry_succeeds(env: Env) 
     assert finish(restarted, env) == 0
 
 
+# python -m core.worker with a run lost once silent 4 s (STALE_AFTER_S: 30 s), beats every
+# 0.5 s (HEARTBEAT_S: 3 s) and looks every 1 s (RECOVER_EVERY_S: 10 s). A dead worker of
+# this machine is still found by its silence, not its pid (SILENT_FOR_S unchanged, and
+# looked for only between runs): as a worker of another box would be.
+QUICK_STALE = """\
+import sys, core.worker as w
+w.RECOVER_EVERY_S = 1.0
+class Quick(w.Worker):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{**kwargs, "stale_after_s": 4.0, "heartbeat_s": 0.5})
+w.Worker = Quick
+sys.exit(w.main())
+"""
+
+
+def test_a_training_worker_marks_a_killed_worker_s_run_lost_within_the_stale_limit(
+    shared_env: Env,
+) -> None:
+    # Two boxes on one queue, one killed: its run stayed "running" until the other's
+    # run ended (hours, beside a long GPU run), as only a worker between runs looked.
+    env = shared_env
+    env.cli("queue", str(env.sweep("long", "max_inputs: 10000000\nseeds: 2\n")))
+    dying = env.worker(code=QUICK_STALE)
+    wait_for(lambda: env.repo().get_run(1).inputs_done > 0, 120, "run 1 to train", env)
+    training = env.worker(code=QUICK_STALE)
+    wait_for(lambda: env.repo().get_run(2).inputs_done > 0, 120, "run 2 to train", env)
+    dying.send_signal(signal.SIGKILL)
+    dying.wait()
+    # Silent 4 s, then the other's next look (every 1 s): 5 s, and slack for a busy box.
+    took = wait_for(lambda: status_of(env, 1) == S.FAILED, 20, "run 1 to be marked lost", env)
+    assert took < 15, env.output()
+    lost, trained = env.repo().get_run(1), env.repo().get_run(2)
+    assert lost.error == "worker lost", env.output()
+    assert trained.status == S.RUNNING and trained.worker_id != lost.worker_id, env.output()
+    assert "run 1: worker lost" in env.logs[1].read_text(), env.output()
+    training.send_signal(signal.SIGTERM)
+    assert finish(training, env, timeout=30) == 0, env.output()
+    assert status_of(env, 2) == S.QUEUED  # its own run untouched: put back at the stop
+
+
 def test_nan_fails_cancel_stops_and_sigterm_leaves_nothing_running(env: Env) -> None:
     """One worker: a diverging run fails and the worker goes on; cancel stops the next
     run within 5 s; SIGTERM during the third puts it back in the queue and exits."""

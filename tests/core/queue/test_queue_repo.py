@@ -826,6 +826,25 @@ def test_recover_stale_marks_old_heartbeats_and_dead_workers_lost(repo: Repo) ->
         assert run.finished_at == run.heartbeat_at and run.finished_at < later - 50
 
 
+def test_any_stale_says_whether_recover_stale_would_mark_a_run_by_the_same_rules(
+    repo: Repo,
+) -> None:
+    # A training worker reads this every few seconds, and writes only when it is true.
+    repo.enqueue(tiny_runs(3))
+    caller, other = (repo.register_worker("h", pid, "cpu") for pid in (1, 2))
+    training, unheard = claim(repo, caller), claim(repo, caller)  # a claim whose answer was lost
+    later = time.time() + 60
+    assert not repo.any_stale(30.0)
+    assert not repo.any_stale(30.0, now=later, caller=caller, caller_runs=[training, unheard])
+    assert repo.any_stale(30.0, now=later, caller=caller, caller_runs=[training])  # by its age
+    assert repo.recover_stale(30.0, now=later, caller=caller, caller_runs=[training]) == [unheard]
+    assert not repo.any_stale(30.0, now=later, caller=caller, caller_runs=[training])
+    elsewhere = claim(repo, other)
+    assert repo.any_stale(30.0, now=later, caller=caller, caller_runs=[training])
+    assert repo.recover_stale(30.0, now=later, caller=caller, caller_runs=[training]) == [elsewhere]
+    assert repo.get_run(training).status == S.RUNNING
+
+
 def test_recover_stale_without_a_cutoff_takes_only_the_dead_workers(repo: Repo) -> None:
     # The dashboard's call: it knows a pid of its host is gone; ages are the workers' rule.
     repo.enqueue(tiny_runs(2))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import signal
@@ -962,6 +963,60 @@ def test_a_busy_worker_recovers_a_dead_box_s_run_between_its_runs(
     assert worker.loop(until_empty=True) == 2  # busy until the queue is empty
     lost = repo.get_run(lost_id)
     assert (lost.status, lost.error) == (S.FAILED, "worker lost")
+
+
+def test_a_training_worker_recovers_a_dead_box_s_run_while_it_trains(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two GPU boxes on one queue, one dies: its run stayed "running" until the other's
+    # run ended (hours), as only a worker between runs or idle looked.
+    monkeypatch.setattr(worker_module, "RECOVER_EVERY_S", 0.1)
+    other_box = repo.register_worker("other-box", 1, "cuda:0")
+    (own_id,) = repo.enqueue([tiny_run(0)]).added_ids
+    lost_id = -1
+    seen: list[RunStatus] = []
+
+    def on_step(step: int) -> None:
+        nonlocal lost_id
+        if step == 1:  # the other box takes a run now, beats, then never again
+            (lost_id,) = repo.enqueue([tiny_run(1)]).added_ids
+            assert repo.claim(other_box) is not None
+        if step == 30:  # 1.5 s on: silent past 0.3 s, and looked at since
+            seen.append(repo.get_run(lost_id).status)
+
+    trainer = fake_trainer(steps=40, step_s=0.05, on_step=on_step)
+    worker = make_worker(repo, trainer, tmp_path, stale_after_s=0.3)
+    assert worker.loop(until_empty=True) == 1
+    assert seen == [S.FAILED]  # while the worker trained, not after
+    assert repo.get_run(lost_id).error == "worker lost"
+    assert repo.get_run(own_id).status == S.SUCCEEDED  # its own run is never judged
+
+
+def test_a_refused_look_for_lost_runs_waits_for_nothing_and_is_tried_at_the_next(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The look runs on the heartbeat thread: a patient wait there (up to 300 s) would
+    # keep the worker's own runs from beating, and have them found lost in turn.
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+    other = repo.register_worker("elsewhere", 1, "cpu")
+    assert repo.claim(other) is not None
+    with repo._write() as conn:  # its last beat a minute ago: its box died
+        conn.execute(update(RUN).values(heartbeat_at=time.time() - 60))
+    repo.reconnect_s = worker_module.RECONNECT_S  # a worker's repo: patient
+    worker = make_worker(repo, fake_trainer(), tmp_path)
+    worker.heartbeat.run_ids = (run_id + 1,)  # training a run of its own
+    worker.looked_at = -math.inf
+    with monkeypatch.context() as patch:
+        away_until(repo, patch, 3600)
+        began = time.monotonic()
+        worker.recover_while_training()  # no error: the training must not hear of it
+        assert time.monotonic() - began < 1.0
+    assert repo.get_run(run_id).status == S.RUNNING
+    worker.recover_while_training()  # too soon: at most one look a RECOVER_EVERY_S
+    assert repo.get_run(run_id).status == S.RUNNING
+    worker.looked_at = -math.inf
+    worker.recover_while_training()
+    assert (repo.get_run(run_id).status, repo.get_run(run_id).error) == (S.FAILED, "worker lost")
 
 
 def test_idle_polling_backs_off_to_a_few_seconds(
