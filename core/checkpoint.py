@@ -22,10 +22,9 @@ from torch import nn
 from core.config import RunConfig
 from core.errors import ResconvError
 from core.files import atomic_write
+from core.run_folders import BEST_FILE
 
 CONFIG_FILE = "config.json"
-LAST_FILE = "last.pt"
-BEST_FILE = "best.pt"
 
 
 class CheckpointError(ResconvError):

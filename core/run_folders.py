@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 OWNER_FILE = "run.json"  # which queued run a worker's folder belongs to
+LAST_FILE = "last.pt"  # an attempt's checkpoints (core.checkpoint writes them)
+BEST_FILE = "best.pt"
 FOLDER_BYTES = 200  # a file name may have 255 bytes; 100 characters of 実験 are 300
 
 
@@ -54,7 +56,10 @@ def claim_run_folder(
     default checkpoint folder (both have a run 1), as does a database deleted and made
     again, while the old runs' checkpoints stay. ``owner`` (the
     run's id, experiment, config hash and when it was queued) is written to ``run.json``:
-    the same run again (a retry) takes its folder back, any other run finds another one.
+    the same run again (a retry) takes its folder back, any other run finds another one,
+    and its earlier attempt's ``last.pt`` and ``best.pt`` are removed at once: the row,
+    ``show`` and the run detail name the folder as this attempt's, so an attempt that
+    fails or is stopped before its first validation pass must leave none there.
     A folder with files but no ``run.json`` (written before it existed) is someone's.
     ``about`` goes into ``run.json`` for people (which database), not compared: a
     database moved to another path keeps its runs' folders.
@@ -63,7 +68,10 @@ def claim_run_folder(
         folder = parent / (f"run-{run_id}" if number == 1 else f"run-{run_id}-{number}")
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            if _take(folder, {**owner, **(about or {})}) or _owned_by(folder, owner):
+            if _take(folder, {**owner, **(about or {})}):
+                return folder
+            if _owned_by(folder, owner):
+                _clear_attempt(folder)
                 return folder
         except (FileExistsError, NotADirectoryError):  # a file by that name
             continue
@@ -95,6 +103,13 @@ def _take(folder: Path, owner: dict[str, Any]) -> bool:
         (folder / OWNER_FILE).unlink(missing_ok=True)
         raise
     return True
+
+
+def _clear_attempt(folder: Path) -> None:
+    """Remove an earlier attempt's checkpoints from the run's folder taken back (its
+    ``config.json`` is the same run's, written again by the new attempt)."""
+    for name in (LAST_FILE, BEST_FILE):
+        (folder / name).unlink(missing_ok=True)
 
 
 def _owned_by(folder: Path, owner: dict[str, Any]) -> bool:

@@ -45,10 +45,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.capture_gate import GATE
-from core.checkpoint import BEST_FILE, LAST_FILE, save_checkpoint, write_config
+from core.checkpoint import save_checkpoint, write_config
 from core.errors import TrainingError
 from core.fast_path import autocast, make_fast_step, wants_fast_path
 from core.model import build_model, trainable_params
+from core.run_folders import BEST_FILE, LAST_FILE
 from core.task import delete_halves, draw_halves
 
 if TYPE_CHECKING:
@@ -706,9 +707,10 @@ class Checkpoints:
     def __init__(self, directory: str | Path, config: RunConfig) -> None:
         self.directory = Path(directory)
         self.best = math.inf
-        # The folder may hold an earlier attempt's files (a retry; another run's go
-        # elsewhere, core.run_folders). Until this run's first validation they would
-        # pass for its own (a cancel before it would keep them).
+        # The folder may hold an earlier training's files (`train --checkpoints` given
+        # the same folder again; a worker's retry has them removed as it takes its folder
+        # back, core.run_folders). Until this run's first validation they would pass for
+        # its own (a cancel before it would keep them).
         for stale in (LAST_FILE, BEST_FILE):
             (self.directory / stale).unlink(missing_ok=True)
         write_config(self.directory, config)

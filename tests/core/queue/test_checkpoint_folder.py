@@ -523,3 +523,32 @@ def test_show_names_a_retried_runs_earlier_folder(
     assert main(["--db", str(db), "show", "1"]) == 0
     out = " ".join(capsys.readouterr().out.split())  # the path may fold
     assert f"checkpoint {folder} (an earlier attempt's)" in out
+
+
+def test_a_retry_that_fails_before_its_first_checkpoint_leaves_no_earlier_weights(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A retry that failed before its first validation (out of memory building the model,
+    # a graph capture refused) kept the earlier attempt's best.pt in the folder its row
+    # and `show` named as this attempt's: loading it gave the old attempt's weights.
+    db = tmp_path / "runs.db"
+    folder = _lost_with_a_folder(db)
+    (folder / "best.pt").write_text("the earlier attempt's weights")
+    assert main(["--db", str(db), "retry", "1"]) == 0
+
+    def fails_at_once(run: Any, callbacks: Any, checkpoint_dir: Path) -> Any:
+        assert checkpoint_dir == folder
+        raise RuntimeError("out of memory building the model")
+
+    run_worker(str(db), "cpu", True, 1, None, None, trainer=fails_at_once,
+               install_signals=False)  # fmt: skip
+    repo = Repo.open(str(db), create=False)
+    try:
+        run = repo.get_run(1)
+    finally:
+        repo.close()
+    assert run.status == RunStatus.FAILED and run.checkpoint_path == str(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["run.json"]
+    capsys.readouterr()
+    assert main(["--db", str(db), "show", "1"]) == 0
+    assert f"checkpoint {folder}\n" in capsys.readouterr().out
