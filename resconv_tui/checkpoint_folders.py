@@ -11,6 +11,7 @@ the root of the folder the row names.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,3 +48,24 @@ def shown_folders(run: RunRow, db_url: str) -> tuple[str, ...]:
     from core.errors import terminal_safe
 
     return tuple(terminal_safe(folder) for folder in run_checkpoint_folders(run, db_url))
+
+
+def left_on_disk(runs: Sequence[RunRow], db_url: str) -> list[str]:
+    """What removing ``runs`` leaves of their checkpoints, as lines: ``rm`` prints them,
+    the dashboard's ``x`` says them after what it removed. The files are the person's to
+    delete: named as found on disk too (runs lost with their worker, or put back or
+    retried by an older version, have none on their row). Every run that started may
+    have one where it was not looked for (another --checkpoints, another box); one
+    queued again has trained before: ``attempts``."""
+    from core.queue.views import ids_of
+
+    found = {run.id: run_checkpoint_folders(run, db_url) for run in runs}
+    folders = sorted({folder for run in runs for folder in found[run.id]})
+    started = [run for run in runs if run.started_at is not None or run.attempts > 0]
+    unnamed = [run.id for run in started if not found[run.id]]
+    lines = []
+    if folders:
+        lines.append("checkpoint folders stay on disk: " + ", ".join(folders))
+    if unnamed:
+        lines.append(f"the checkpoint folders of {ids_of('run', unnamed)}, if made, stay on disk")
+    return lines

@@ -201,27 +201,14 @@ def _record_exited_workers(repo: Repo, runs_of: list[int] | None = None) -> dict
 def remove(args: argparse.Namespace) -> int:
     from core.queue import RunFilter
     from core.queue.views import count_of
-    from resconv_tui.checkpoint_folders import run_checkpoint_folders
+    from resconv_tui.checkpoint_folders import left_on_disk
 
     repo = open_repo(args)
     runs = repo.list_runs(RunFilter(ids=tuple(args.ids)))
     removed = repo.remove(args.ids)
     print(f"removed {count_of(removed, 'run')}")
-    # As the dashboard's question says: the files are the person's to delete. Named as
-    # found on disk too (run.json names its run): runs lost with their worker, or put
-    # back or retried by an older version, have none on their row.
-    found = {run.id: run_checkpoint_folders(run, repo.url) for run in runs}
-    folders = sorted({folder for run in runs for folder in found[run.id]})
-    # Every run that started may have one where it was not looked for (another
-    # --checkpoints, another box); one queued again has trained before: attempts.
-    started = [run for run in runs if run.started_at is not None or run.attempts > 0]
-    unnamed = [run.id for run in started if not found[run.id]]
-    if folders:
-        print("checkpoint folders stay on disk: " + ", ".join(folders))
-    if unnamed:
-        from core.queue.views import ids_of
-
-        print(f"the checkpoint folders of {ids_of('run', unnamed)}, if made, stay on disk")
+    for line in left_on_disk(runs, repo.url):  # as the dashboard's x says it
+        print(line)
     return 0
 
 

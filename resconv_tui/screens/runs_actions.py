@@ -37,6 +37,7 @@ from core.queue.views import (
     ids_listed,
     ids_of,
 )
+from resconv_tui.checkpoint_folders import left_on_disk
 from resconv_tui.notice_text import notice_width, path_lines
 from resconv_tui.polling import live_workers_of, read_held_runs, silent_for
 from resconv_tui.screens.confirm import ConfirmScreen
@@ -301,20 +302,21 @@ class RunActions:
         if not runs:
             return
         if len(runs) == 1 and runs[0].status == RunStatus.QUEUED:
-            self._remove(runs)
+            self._remove(runs, unasked=True)
             return
         ask = ConfirmScreen(_remove_question(runs), "Remove")
         self.app.push_screen(ask, lambda yes: self._remove(runs) if yes else None)
 
-    def _remove(self, runs: list[RunRow]) -> None:
-        self._write(self._removal(self._ids(runs), cancel=True), self._ids(runs))
+    def _remove(self, runs: list[RunRow], unasked: bool = False) -> None:
+        self._write(self._removal(self._ids(runs), cancel=True, unasked=unasked), self._ids(runs))
 
-    def _removal(self, ids: list[int], cancel: bool) -> Callable[[], str]:
+    def _removal(self, ids: list[int], cancel: bool, unasked: bool = False) -> Callable[[], str]:
         """The verb that removes ``ids`` as they are when it runs, read there, not when x
         was pressed nor at the last poll (a poll in flight may predate a claim): a run a
         worker claimed since is left to its worker, to be removed once it stops
         (``cancel``: asked to stop first), and one removed elsewhere is said. Either had
-        failed the whole batch ("...; nothing changed")."""
+        failed the whole batch ("...; nothing changed"). ``unasked``: removed with no
+        question (one queued run), which said what stays on disk: said after."""
 
         def verb() -> str:
             now = {run.id: run for run in self.ctx.repo.list_runs(RunFilter(ids=tuple(ids)))}
@@ -325,7 +327,10 @@ class RunActions:
                 self.app.call_from_thread(self._remove_once_stopped, running, cancel)
             removed = idle if idle and self.ctx.repo.remove(idle) else []
             said = _say(("removed", removed), ("already removed", gone))
-            return said if removed or gone else ""
+            # As `rm` says it: a queued run removed at once that trained before (put
+            # back, retried) left its folder too, and nothing said so.
+            left = left_on_disk([now[i] for i in removed], self.ctx.db_url) if unasked else []
+            return "\n".join([said, *map(terminal_safe, left)]) if removed or gone else ""
 
         return verb
 

@@ -476,6 +476,28 @@ async def test_remove_queued_run(seeded, app_factory, settle, db_url) -> None:
         assert table(app).highlighted_id == 8
 
 
+async def test_remove_queued_run_that_trained_before_names_its_folder(
+    seeded, app_factory, settle, db_url, tmp_path
+) -> None:
+    # A run put back or retried is queued again with its folder: x removed it at once
+    # and said "removed: run 7" alone, where `rm 7` and x's question name the folder.
+    folder = tmp_path / "checkpoints" / "exp" / "run-7"
+    folder.mkdir(parents=True)
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE run SET attempts = 1, checkpoint_path = ? WHERE id = 7", [str(folder)])
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await goto(pilot, 7)
+        await pilot.press("x")  # queued: removed at once, no question
+        await settle(pilot)
+        assert isinstance(app.screen, RunsScreen)
+        assert 7 not in [r.id for r in Repo.open(db_url).list_runs()]
+        said = [str(n.message) for n in app._notifications]
+        assert f"removed: run 7\ncheckpoint folders stay on disk: {folder}" in said, said
+    assert folder.is_dir()
+
+
 async def test_removing_the_run_with_the_longest_name_keeps_the_cursor_near(
     seeded, app_factory, settle, db_url
 ) -> None:
