@@ -234,7 +234,10 @@ def train_summary(metrics: Sequence[MetricRow], ended: bool) -> Any:
 def show_json(
     repo: Repo, run: RunRow, metrics: Sequence[MetricRow], now: float, trouble: tuple[bool, bool]
 ) -> dict[str, Any]:
-    """``ls --json``'s object for the run, with its config, timings and points."""
+    """``ls --json``'s object for the run, with its config, timings and points, and its
+    checkpoint folders as ``show``'s text names them (``checkpoint_path`` is the row's
+    alone: none for a run lost with its worker, though its folder is on disk)."""
+    from resconv_tui.checkpoint_folders import run_checkpoint_folders
     from resconv_tui.commands.ls import listed_json, run_ends
 
     out = listed_json(run, now, *trouble, run_ends(repo, [run], now))
@@ -243,6 +246,7 @@ def show_json(
         "created_at": run.created_at, "started_at": run.started_at,
         "finished_at": run.finished_at, "path_used": run.path_used,
         "has_samples": run.has_samples, "metrics": points_by_name(metrics),
+        "checkpoint_folders": list(run_checkpoint_folders(run, repo.url)),
     }  # fmt: skip
     return out
 

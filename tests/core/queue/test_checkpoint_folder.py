@@ -552,3 +552,18 @@ def test_a_retry_that_fails_before_its_first_checkpoint_leaves_no_earlier_weight
     capsys.readouterr()
     assert main(["--db", str(db), "show", "1"]) == 0
     assert f"checkpoint {folder}\n" in capsys.readouterr().out
+
+
+def test_show_json_gives_the_folders_show_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `show 1 --json` of a run lost with its worker gave "checkpoint_path": null alone,
+    # where `show 1` named its folder found on disk (run.json).
+    db = tmp_path / "runs.db"
+    folder = _lost_with_a_folder(db)
+    assert main(["--db", str(db), "show", "1", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["checkpoint_path"] is None  # the row's, as before
+    assert shown["checkpoint_folders"] == [str(folder)]
+    assert main(["--db", str(db), "show", "2", "--json"]) == 0  # never started: none
+    assert json.loads(capsys.readouterr().out)["checkpoint_folders"] == []
