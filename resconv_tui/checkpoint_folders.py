@@ -42,19 +42,34 @@ def run_checkpoint_folders(run: RunRow, db_url: str) -> tuple[str, ...]:
     return tuple(each.values())
 
 
+NOT_HERE = "not found on this host"
+
+
+def found_here(folder: str) -> bool:
+    """Whether the folder a row names is on this machine. A shared queue (PostgreSQL)
+    holds the absolute folders of every box's workers: on another box, or deleted since,
+    it is not here, and naming it as if it were sends a person looking in vain."""
+    return os.path.isdir(folder)
+
+
 def shown_folders(run: RunRow, db_url: str) -> tuple[str, ...]:
     """``run_checkpoint_folders`` as ``core.errors.terminal_safe`` writes each, for a
-    view on a terminal (``show``, the run detail): a path is anyone's text."""
+    view on a terminal (``show``, the run detail): a path is anyone's text. One not on
+    this host says so."""
     from core.errors import terminal_safe
 
-    return tuple(terminal_safe(folder) for folder in run_checkpoint_folders(run, db_url))
+    return tuple(
+        terminal_safe(folder) + ("" if found_here(folder) else f" ({NOT_HERE})")
+        for folder in run_checkpoint_folders(run, db_url)
+    )
 
 
 def left_on_disk(runs: Sequence[RunRow], db_url: str) -> list[str]:
     """What removing ``runs`` leaves of their checkpoints, as lines: ``rm`` prints them,
     the dashboard's ``x`` says them after what it removed. The files are the person's to
     delete: named as found on disk too (runs lost with their worker, or put back or
-    retried by an older version, have none on their row). Every run that started may
+    retried by an older version, have none on their row); one its row names that is not
+    on this host (another box's, on a shared queue) is said so. Every run that started may
     have one where it was not looked for (another --checkpoints, another box); one
     queued again has trained before: ``attempts``."""
     from core.queue.views import ids_of
@@ -64,8 +79,10 @@ def left_on_disk(runs: Sequence[RunRow], db_url: str) -> list[str]:
     started = [run for run in runs if run.started_at is not None or run.attempts > 0]
     unnamed = [run.id for run in started if not found[run.id]]
     lines = []
-    if folders:
-        lines.append("checkpoint folders stay on disk: " + ", ".join(folders))
+    if here := [folder for folder in folders if found_here(folder)]:
+        lines.append("checkpoint folders stay on disk: " + ", ".join(here))
+    if elsewhere := [folder for folder in folders if not found_here(folder)]:
+        lines.append(f"checkpoint folders {NOT_HERE} (another machine's?): " + ", ".join(elsewhere))
     if unnamed:
         lines.append(f"the checkpoint folders of {ids_of('run', unnamed)}, if made, stay on disk")
     return lines

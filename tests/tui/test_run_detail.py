@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import math
 import re
+import shutil
 import sqlite3
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -341,13 +343,20 @@ async def test_a_long_worker_and_checkpoint_fold_at_their_separators(
     (run_id,) = repo.enqueue([new_run(3)]).added_ids
     worker = repo.register_worker("gpu-box-in-the-basement-rack-3", 41234, "cuda:0")
     assert repo.claim(worker) is not None
-    folder = "/home/someone/projects/resconv/checkpoints/t1-layers-32/run-1"
-    repo.finish(run_id, worker, FinalFigures(0.05, checkpoint_path=folder))
-    repo.close()
-    app = ScreenHost(RunDetailScreen(db_url, run_id))
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        lines = region_lines(app, detail(pilot).query_one("#detail-info").content_region)
+    # On this host (one that is not says so after it), and short enough for the panel
+    # to draw whole at 80x24 (pytest's tmp_path is not): the path alone folds.
+    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    folder = str(base / "projects/resconv/checkpoints/t1-layers-32/run-1")
+    try:
+        Path(folder).mkdir(parents=True)
+        repo.finish(run_id, worker, FinalFigures(0.05, checkpoint_path=folder))
+        repo.close()
+        app = ScreenHost(RunDetailScreen(db_url, run_id))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            lines = region_lines(app, detail(pilot).query_one("#detail-info").content_region)
+    finally:
+        shutil.rmtree(base)
     for label, value in (("worker", worker), ("checkpoint", folder)):
         assert_folds_at_separators(row_value(lines, label, value), value)
 

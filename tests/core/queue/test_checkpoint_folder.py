@@ -567,3 +567,46 @@ def test_show_json_gives_the_folders_show_names(
     assert shown["checkpoint_folders"] == [str(folder)]
     assert main(["--db", str(db), "show", "2", "--json"]) == 0  # never started: none
     assert json.loads(capsys.readouterr().out)["checkpoint_folders"] == []
+
+
+def test_show_and_rm_elsewhere_name_the_rows_folders_and_those_not_on_this_host(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A shared queue (PostgreSQL) holds every box's folders. `show` and `rm` from
+    # another folder named another box's folder as if it were here ("stay on disk").
+    from core.queue import FinalFigures
+    from core.run_folders import claim_run_folder
+
+    repo = Repo.open(db_url)
+    try:
+        repo.enqueue([tiny_run(0), tiny_run(1)])
+        worker = repo.register_worker("h", 1, "cpu")
+        here = tmp_path / "box" / "checkpoints" / "exp"
+        elsewhere = "/another-box/checkpoints/exp/run-2"
+        for where in ("here", "elsewhere"):
+            run = repo.claim(worker)
+            assert run is not None
+            owner = run_owner_of(run)
+            folder = str(claim_run_folder(here, run.id, owner)) if where == "here" else elsewhere
+            repo.finish(run.id, worker, FinalFigures(0.05, checkpoint_path=folder))
+    finally:
+        repo.close()
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path / "other")
+    capsys.readouterr()
+    assert main(["--db", db_url, "show", "1"]) == 0
+    assert f"checkpoint {here / 'run-1'}\n" in capsys.readouterr().out
+    assert main(["--db", db_url, "show", "2"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # the path may fold
+    assert f"checkpoint {elsewhere} (not found on this host)" in out
+    assert main(["--db", db_url, "rm", "1", "2"]) == 0
+    assert capsys.readouterr().out == (
+        f"removed 2 runs\ncheckpoint folders stay on disk: {here / 'run-1'}\n"
+        f"checkpoint folders not found on this host (another machine's?): {elsewhere}\n"
+    )
+
+
+def run_owner_of(run: Any) -> dict[str, Any]:
+    from core.run_folders import run_owner
+
+    return run_owner(run.id, run.experiment, run.config_hash, run.created_at)
