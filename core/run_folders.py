@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from core.files import atomic_write
+
 OWNER_FILE = "run.json"  # which queued run a worker's folder belongs to
 LAST_FILE = "last.pt"  # an attempt's checkpoints (core.checkpoint writes them)
 BEST_FILE = "best.pt"
@@ -61,8 +63,9 @@ def claim_run_folder(
     ``show`` and the run detail name the folder as this attempt's, so an attempt that
     fails or is stopped before its first validation pass must leave none there.
     A folder with files but no ``run.json`` (written before it existed) is someone's.
-    ``about`` goes into ``run.json`` for people (which database), not compared: a
-    database moved to another path keeps its runs' folders.
+    ``about`` goes into ``run.json`` for people (which database, which attempt: see
+    ``folder_attempt``), not compared: a database moved to another path keeps its
+    runs' folders.
     """
     for number in itertools.count(1):
         folder = parent / (f"run-{run_id}" if number == 1 else f"run-{run_id}-{number}")
@@ -71,7 +74,7 @@ def claim_run_folder(
             if _take(folder, {**owner, **(about or {})}):
                 return folder
             if _owned_by(folder, owner):
-                _clear_attempt(folder)
+                _clear_attempt(folder, {**owner, **(about or {})})
                 return folder
         except (FileExistsError, NotADirectoryError):  # a file by that name
             continue
@@ -105,11 +108,25 @@ def _take(folder: Path, owner: dict[str, Any]) -> bool:
     return True
 
 
-def _clear_attempt(folder: Path) -> None:
+def _clear_attempt(folder: Path, owner: dict[str, Any]) -> None:
     """Remove an earlier attempt's checkpoints from the run's folder taken back (its
-    ``config.json`` is the same run's, written again by the new attempt)."""
+    ``config.json`` is the same run's, written again by the new attempt), and write
+    ``owner`` as its ``run.json`` again: what it says for people (which attempt) is
+    this attempt's now."""
     for name in (LAST_FILE, BEST_FILE):
         (folder / name).unlink(missing_ok=True)
+    atomic_write(folder / OWNER_FILE, lambda handle: handle.write(json.dumps(owner).encode()))
+
+
+def folder_attempt(folder: str | os.PathLike[str]) -> int | None:
+    """The attempt whose files a run's folder holds, as its ``run.json`` says (a worker
+    writes the run's attempt there as it claims it); None where it does not say (a
+    folder of an older version, a ``run.json`` unreadable)."""
+    try:
+        attempt = json.loads((Path(folder) / OWNER_FILE).read_text()).get("attempt")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else None
 
 
 def _owned_by(folder: Path, owner: dict[str, Any]) -> bool:

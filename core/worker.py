@@ -605,7 +605,10 @@ class Worker:
         # For people: the whole path (two runs.db of two folders read alike as "runs.db").
         path = sqlite_path(self.repo.url)
         database = str(path.resolve()) if path is not None else describe(self.repo.url)
-        return claim_run_folder(folder, run.id, owner, {"database": database})
+        # Its attempt too: a run retried with another --checkpoints has a folder of each
+        # attempt, which `show` tells apart by it.
+        about = {"database": database, "attempt": run.attempts}
+        return claim_run_folder(folder, run.id, owner, about)
 
     def exit_now(self) -> None:
         """Second signal: requeue the current run if that is quick, then leave at once."""

@@ -55,13 +55,24 @@ def found_here(folder: str) -> bool:
 def shown_folders(run: RunRow, db_url: str) -> tuple[str, ...]:
     """``run_checkpoint_folders`` as ``core.errors.terminal_safe`` writes each, for a
     view on a terminal (``show``, the run detail): a path is anyone's text. One not on
-    this host says so."""
+    this host says so; of several (attempts under other ``--checkpoints``), each says
+    which attempt's files it holds, where its ``run.json`` says."""
     from core.errors import terminal_safe
 
+    folders = run_checkpoint_folders(run, db_url)
     return tuple(
-        terminal_safe(folder) + ("" if found_here(folder) else f" ({NOT_HERE})")
-        for folder in run_checkpoint_folders(run, db_url)
+        terminal_safe(folder) + _folder_note(folder, several=len(folders) > 1) for folder in folders
     )
+
+
+def _folder_note(folder: str, several: bool) -> str:
+    """`` (not found on this host)``, `` (attempt 2)`` of one of several, or nothing."""
+    from core.run_folders import folder_attempt
+
+    if not found_here(folder):
+        return f" ({NOT_HERE})"
+    attempt = folder_attempt(folder) if several else None
+    return f" (attempt {attempt})" if attempt is not None else ""
 
 
 def left_on_disk(runs: Sequence[RunRow], db_url: str) -> list[str]:

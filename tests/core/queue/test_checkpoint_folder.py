@@ -610,3 +610,33 @@ def run_owner_of(run: Any) -> dict[str, Any]:
     from core.run_folders import run_owner
 
     return run_owner(run.id, run.experiment, run.config_hash, run.created_at)
+
+
+def test_show_says_which_attempt_each_of_a_runs_folders_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Attempt 1 trained next to the database, attempt 2 (a retry) under --checkpoints
+    # elsewhere and failed at once: `show` named both folders, the first with its best.pt,
+    # and nothing said which attempt's weights were which.
+    db = tmp_path / "runs.db"
+    repo = Repo.open(str(db))
+    repo.enqueue([tiny_run(0)])
+    repo.close()
+
+    def writes_best(run: Any, callbacks: Any, checkpoint_dir: Path) -> Any:
+        (checkpoint_dir / "best.pt").write_text("attempt 1's weights")
+        raise RuntimeError("loss became NaN at step 14")
+
+    def fails_at_once(run: Any, callbacks: Any, checkpoint_dir: Path) -> Any:
+        raise RuntimeError("out of memory building the model")
+
+    other = tmp_path / "other-ck"
+    run_worker(str(db), "cpu", True, 1, None, None, trainer=writes_best, install_signals=False)
+    assert main(["--db", str(db), "retry", "1"]) == 0
+    run_worker(str(db), "cpu", True, 1, None, other, trainer=fails_at_once, install_signals=False)
+    first, second = tmp_path / "checkpoints/exp/run-1", other / "exp/run-1"
+    assert (first / "best.pt").exists() and not (second / "best.pt").exists()
+    capsys.readouterr()
+    assert main(["--db", str(db), "show", "1"]) == 0
+    out = "".join(capsys.readouterr().out.split())  # the paths fold after a '/'
+    assert f"checkpoint{second}(attempt2),{first}(attempt1)config" in out, out
