@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from core.errors import terminal_safe
 from core.queue import MetricRow, Repo, RunFilter, RunRow, RunStatus, WorkerRow
 from core.queue.failures import FailureCause, failure_counts, run_cause
 from core.queue.repo import SETTLED, STALE_AFTER_S, Signature
-from core.queue.rows import TRAIN_LOSS, VAL_LOSS
+from core.queue.rows import TRAIN_LOSS, VAL_LOSS, DamagedWorker
 from core.queue.status import FINISHING
 from resconv_tui.forecast import queue_ends, run_work
 
@@ -84,6 +85,9 @@ class Dashboard:
     # queue never empties, but the workers' runs still end (``workers_end_s``).
     untaken: int = 0
     workers_end_s: float | None = None
+    # Worker rows edited by hand into what no version writes: left out of ``workers``,
+    # named (``damaged_worker_said``).
+    damaged_workers: tuple[DamagedWorker, ...] = ()
 
 
 def read_dashboard(
@@ -101,7 +105,8 @@ def read_dashboard(
     runs, settled = read_runs(repo, settled or SettledRuns())
     running = (run.experiment for run in runs if run.status == RunStatus.RUNNING)
     experiments = tuple(dict.fromkeys((*settled.experiments, *running)))
-    workers = tuple(read_workers(repo, now))
+    recent, damaged = recent_workers(repo, now)
+    workers = tuple(recent)
     losses = None
     if selected is not None:
         run = next((r for r in runs if r.id == selected), None)
@@ -117,7 +122,7 @@ def read_dashboard(
         None if untaken else last_end(runs, ends), failure_counts(runs), held,
         experiment_etas(runs, ends),
         stalled_runs(workers, held), running_ends(runs, workers, ends),
-        len(untaken), max(ends.values(), default=None) if ends else None,
+        len(untaken), max(ends.values(), default=None) if ends else None, tuple(damaged),
     )  # fmt: skip
 
 
@@ -139,14 +144,28 @@ def read_runs(repo: Repo, settled: SettledRuns) -> tuple[tuple[RunRow, ...], Set
 
 def read_workers(repo: Repo, now: float) -> list[WorkerRow]:
     """Live workers, newest first, then those that stopped or vanished in the last few
-    minutes (after the live ones: on a 24-line terminal the panel shows only the top)."""
+    minutes (after the live ones: on a 24-line terminal the panel shows only the top).
+    A row edited by hand into what no version writes is left out (``recent_workers``)."""
+    return recent_workers(repo, now)[0]
+
+
+def recent_workers(repo: Repo, now: float) -> tuple[list[WorkerRow], list[DamagedWorker]]:
+    """``read_workers``, and the damaged worker rows it leaves out, for the view to name
+    (``damaged_worker_said``): raised, one such row hid every other worker and run."""
+    workers, damaged = repo.workers_and_damaged(include_gone=True)
     recent = [
         w
-        for w in repo.list_workers(include_gone=True)
+        for w in workers
         if worker_health(w, now) != "offline"
         or w.age(now) < (SHOW_STOPPED_FOR_S if w.state == "stopped" else SHOW_GONE_FOR_S)
     ]
-    return sorted(recent, key=lambda w: worker_health(w, now) == "offline")  # stable
+    return sorted(recent, key=lambda w: worker_health(w, now) == "offline"), damaged  # stable
+
+
+def damaged_worker_said(damaged: DamagedWorker) -> str:
+    """One line naming a damaged worker row (its row, field and value, and the repair) as
+    a view that shows the others says it; terminal-safe (its id is as it was stored)."""
+    return terminal_safe(f"{damaged.said}; the rest is shown without it")
 
 
 def read_held_runs(repo: Repo, worker_ids: set[str]) -> list[RunRow]:

@@ -52,6 +52,7 @@ from core.queue.models import Metric, Run, Worker
 from core.queue.patience import Outage, patient, tried_again
 from core.queue.rows import (
     PRIORITY_LIMIT,
+    DamagedWorker,
     EnqueueResult,
     FinalFigures,
     GpuSnapshot,
@@ -1238,26 +1239,57 @@ class Repo:
         admission): a row edited by hand into what no version writes is left out and
         said once in ``log``, naming its field. Raised, it stopped the worker (rc 2) at
         its start, and every other worker of the queue at its next recovery."""
+        if not skip_damaged:
+            return [_worker_row(row) for row in self._worker_mappings(include_gone)]
+        workers, damaged = self._workers_read(include_gone)
+        for row in damaged:
+            self._say_left_out(row.said)
+        return workers
+
+    @patient
+    def workers_and_damaged(
+        self, include_gone: bool = False
+    ) -> tuple[list[WorkerRow], list[DamagedWorker]]:
+        """The workers ``list_workers`` reads, and apart from them the rows edited by hand
+        into what no version writes, each named: for a view (``status``, ``ls``, ``stop``,
+        the dashboard) to show the others and say the damaged one. Raised, one such row
+        left the person nothing else to see until they mended it with an SQL client."""
+        return self._workers_read(include_gone)
+
+    def _workers_read(self, include_gone: bool) -> tuple[list[WorkerRow], list[DamagedWorker]]:
+        """The readable worker rows, and the damaged ones named (``DamagedWorker``)."""
+        workers: list[WorkerRow] = []
+        damaged: list[DamagedWorker] = []
+        for row in self._worker_mappings(include_gone):
+            try:
+                workers.append(_worker_row(row))
+            except DamagedRow as damage:
+                host = row.get("host")
+                shown_host = host if isinstance(host, str) else None
+                damaged.append(DamagedWorker(str(row.get("id")), shown_host, str(damage)))
+        return workers, damaged
+
+    def _worker_mappings(self, include_gone: bool) -> Sequence[RowMapping]:
         query = select(*self.worker_columns).order_by(WORKER.c.started_at.desc())
         if not include_gone:
             query = query.where(WORKER.c.state.in_(LIVE_WORKER_STATES))
         with self._read() as conn:
-            rows = conn.execute(query).mappings().all()
-        if not skip_damaged:
-            return [_worker_row(row) for row in rows]
-        readable = (self._readable(row, _worker_row) for row in rows)
-        return [worker for worker in readable if worker is not None]
+            return conn.execute(query).mappings().all()
 
     def _readable(self, row: RowMapping, read: Callable[[RowMapping], _Row]) -> _Row | None:
         """``row`` read, or None where it is damaged: said once in ``log``."""
         try:
             return read(row)
         except DamagedRow as damage:
-            said = f"{damage}; this worker goes on without it"
-            if self.log is not None and said not in self.damaged_said:
-                self.damaged_said.add(said)
-                self.log(said)
+            self._say_left_out(str(damage))
             return None
+
+    def _say_left_out(self, damage: str) -> None:
+        """A damaged row a worker's own read leaves out, said once in ``log``."""
+        said = f"{damage}; this worker goes on without it"
+        if self.log is not None and said not in self.damaged_said:
+            self.damaged_said.add(said)
+            self.log(said)
 
     # ----- helpers -------------------------------------------------------------------
 

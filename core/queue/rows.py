@@ -229,6 +229,19 @@ def _plain(text: str | None) -> bool:
 
 
 @dataclass(frozen=True)
+class DamagedWorker:
+    """A worker row edited by hand into what no version writes (a text pid, a
+    last_seen_at that is no number): left out of the workers a view reads
+    (``Repo.workers_and_damaged``) and named by ``said`` (its row, field and value, and
+    the repair). ``host``: its host where that column still holds text, else None (it may
+    be any machine's)."""
+
+    id: str
+    host: str | None
+    said: str
+
+
+@dataclass(frozen=True)
 class WorkerRow:
     id: str
     host: str

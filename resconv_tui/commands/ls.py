@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -54,14 +55,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from core.queue import RunFilter, RunStatus
-    from resconv_tui.polling import claims_largest_first, in_queue_order
+    from resconv_tui.polling import (
+        claims_largest_first,
+        damaged_worker_said,
+        in_queue_order,
+        recent_workers,
+    )
 
     repo = open_repo(args, only_reads=True)
     experiments = require_experiment(repo, args.experiment)
     statuses = frozenset(RunStatus(s) for s in args.status) if args.status else None
     runs = repo.list_runs(RunFilter(statuses=statuses, experiments=experiments))
     now = time.time()
-    ordered = in_queue_order(runs, claims_largest_first(repo.list_workers(), now))
+    # A worker row edited by hand is left out of what is read of the workers and named
+    # last: raised, ls listed no run at all until the row was mended with an SQL client.
+    workers, _ = repo.workers_and_damaged()
+    ordered = in_queue_order(runs, claims_largest_first(workers, now))
     stalled, exited = troubled_runs(repo, runs, now)
     ends = run_ends(repo, runs, now)
     if args.json:
@@ -75,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         print(table(fit_runs(ordered, lines, columns, header), columns, header))
     else:
         print("no runs" + (" match" if statuses or args.experiment else " yet"))
+    for row in recent_workers(repo, now)[1]:  # on stderr: ls --json stays JSON
+        print(f"resconv-tui: {damaged_worker_said(row)}", file=sys.stderr)
     return 0
 
 
@@ -89,7 +100,7 @@ def troubled_runs(
 
     if not any(r.status == RunStatus.RUNNING for r in runs):
         return frozenset(), frozenset()
-    workers = repo.list_workers()
+    workers, _ = repo.workers_and_damaged()  # a damaged one: named by ls, not raised
     gone = exited_here_now(workers, now)
     exited = frozenset(r.id for r in runs if r.status == RunStatus.RUNNING and r.worker_id in gone)
     return stalled_runs(workers, held_runs(runs, workers)), exited

@@ -7,6 +7,7 @@ for SQLAlchemy.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from core.queue import RunFilter, RunStatus
     from core.queue.db import describe
     from resconv_tui.lost_workers import exited_here_now
-    from resconv_tui.polling import held_runs, read_workers, stalled_runs
+    from resconv_tui.polling import damaged_worker_said, held_runs, recent_workers, stalled_runs
 
     repo = open_repo(args, only_reads=True)
     now = time.time()
@@ -44,7 +45,10 @@ def run(args: argparse.Namespace) -> int:
     print(terminal_safe(f"database {describe(repo.url)}"))  # a path with ESC in it
     print_item("runs: " + ", ".join(f"{counts[s]} {s.value}" for s in RunStatus), "", "  ")
     running = repo.list_runs(RunFilter(statuses=frozenset({RunStatus.RUNNING})))
-    workers = repo.list_workers()
+    # A worker row edited by hand is named below, the others shown: raised, status
+    # showed nothing past the counts until the row was mended with an SQL client.
+    workers = repo.workers_and_damaged()[0]
+    recent, damaged = recent_workers(repo, now)  # the live rows too
     # Workers of this machine killed without a clean stop (kill -9): said, not recorded
     # (status only reads; an open dashboard or the next worker start records it).
     exited = exited_here_now(workers, now)
@@ -65,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     # Then, as the dashboard's panel, those that stopped or were lost in the last minutes:
     # after a kill -9 the panel said "lost" where status named no worker at all.
     live = {w.id for w in workers}
-    gone = [w for w in read_workers(repo, now) if w.id not in live]
+    gone = [w for w in recent if w.id not in live]
     start = f"start one: resconv-tui worker{db}"
     if workers:
         print("workers:")
@@ -75,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         print_item(worker_line(worker, now, held[worker.id], worker.id in exited))
     for worker in gone:  # they hold no run: a lost one's ended "worker lost"
         print_item(worker_line(worker, now, []))
+    for row in damaged:
+        print(f"resconv-tui: {damaged_worker_said(row)}", file=sys.stderr)
     return 0
 
 

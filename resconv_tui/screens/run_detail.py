@@ -167,7 +167,9 @@ class RunDetailScreen(ChartScreen):
             want_samples = run.has_samples and not self.samples_loaded
             samples = repo.get_samples(self.run_id) if want_samples else None
             # As the runs table says (the same rule): a hung training beats, takes no step.
-            workers = repo.list_workers()
+            # A damaged worker row is left out (the runs screen names it): raised, it
+            # kept every run's detail from showing.
+            workers = repo.workers_and_damaged()[0]
             stalled = run.id in stalled_runs(workers, held_runs([run], workers))
             folders = shown_folders(run, self.db_url)  # a few stat calls: a put-back run's
             if run.status == RunStatus.RUNNING:

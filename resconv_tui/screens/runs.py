@@ -42,6 +42,7 @@ from resconv_tui.polling import (
     RunsQuery,
     SettledRuns,
     claims_largest_first,
+    damaged_worker_said,
     filter_runs,
     format_duration,
     in_queue_order,
@@ -317,7 +318,9 @@ class RunsScreen(RunActions, Screen[None]):
         visible = self.visible_runs()
         table.show_runs(visible, dash.now, set(self.marked), dash.stalled, dash.run_ends)
         panel = self.query_one(WorkersPanel)
-        panel.show(dash.workers, dash.now, dash.held, starting=self._starting_worker(dash))
+        starting = self._starting_worker(dash)
+        damaged = [damaged_worker_said(row) for row in dash.damaged_workers]
+        panel.show(dash.workers, dash.now, dash.held, starting=starting, damaged=damaged)
         self.query_one("#runs-summary", Static).update(self._summary(dash, visible))
         self._draw_detail()
 

@@ -49,6 +49,8 @@ class WorkersPanel(SteadyStatic):
         self.border_title = "workers"
         self.held: Mapping[str, list[int]] = {}  # worker id -> its running runs
         self.starting: int | None = None  # a worker w started, not registered yet
+        # Worker rows edited by hand, left out of ``rows``: each named on a line of its own.
+        self.damaged: tuple[str, ...] = ()
 
     def show(
         self,
@@ -56,12 +58,15 @@ class WorkersPanel(SteadyStatic):
         now: float,
         held: Mapping[str, list[int]],
         starting: int | None = None,
+        damaged: Sequence[str] = (),
     ) -> None:
-        """``starting``: the pid of a worker ``w`` started that has no row yet."""
+        """``starting``: the pid of a worker ``w`` started that has no row yet.
+        ``damaged``: what names each damaged worker row left out of ``workers``."""
         # Set both before one redraw instead of repainting twice.
         self.set_reactive(WorkersPanel.now, now)
         self.held = held
         self.starting = starting
+        self.damaged = tuple(damaged)
         # Terminal-safe: a host name edited by hand with ESC in it reached the terminal.
         # (The ids, which ``held`` is keyed by, are kept as stored.)
         self.rows = tuple(w.terminal_safe() for w in workers)
@@ -72,9 +77,8 @@ class WorkersPanel(SteadyStatic):
         # box): the panel said "no workers — press w to start one" meanwhile.
         coming = f"worker pid {self.starting} starting (loading torch)…" if self.starting else ""
         if not self.rows:
-            self.update(
-                Text(coming or "no workers — press w to start one", style=self._style("dim"))
-            )
+            empty = Text(coming or "no workers — press w to start one", style=self._style("dim"))
+            self.update(self._with_damaged(empty))
             return
         lines = Text(no_wrap=True, overflow="ellipsis")  # a line too long is cut, not wrapped
         # Slot workers say "cuda:0 slot 2/4", stacked ones "runs 9,10,11": widen those
@@ -103,7 +107,19 @@ class WorkersPanel(SteadyStatic):
             lines.append_text(line)
         if coming:
             lines.append(f"\n{coming}", style=self._style("dim"))
-        self.update(lines)
+        self.update(self._with_damaged(lines))
+
+    def _with_damaged(self, lines: Text) -> Text:
+        """``lines`` under a line naming each damaged worker row (a worker's state would
+        be a guess: its row holds what no version writes). First: the panel shows its top
+        lines only, and such a row is rare and wants mending."""
+        if not self.damaged:
+            return lines
+        named = Text(no_wrap=True, overflow="ellipsis")
+        for said in self.damaged:
+            named.append(f"⚠ {said}\n", style=self._style("stale"))
+        named.append_text(lines)
+        return named
 
     def on_resize(self) -> None:
         self._redraw()

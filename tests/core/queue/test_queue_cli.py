@@ -2419,3 +2419,35 @@ def test_stop_knows_a_starting_worker_s_database_by_its_file_or_its_server() -> 
     assert same_database(pg, WorkerProcess(1, "postgresql+psycopg://u@h:5433/runs", here, False))
     assert not same_database(pg, WorkerProcess(1, "postgresql://u@h:5433/other", here, False))
     assert not same_database(pg, WorkerProcess(1, "nosuch://x", here, False))  # refused: no worker
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "said"),
+    [
+        ("pid", "abc", "its pid is 'abc', not a whole number"),
+        ("last_seen_at", "y", "its last_seen_at is 'y', not a number"),
+    ],
+)
+def test_status_and_ls_show_the_rest_beside_a_damaged_worker_row(
+    capsys: pytest.CaptureFixture[str], column: str, value: str, said: str
+) -> None:
+    # One worker row edited by hand: status showed the counts and stopped, ls listed no
+    # run at all, each with the row named, until it was mended with an SQL client.
+    repo, worker, run_id = queued_and_claimed(capsys)
+    ghost = repo.register_worker("ghost-box", 5555, "cpu")
+    with sqlite3.connect("runs.db") as conn:  # as an SQL client's UPDATE stores it
+        conn.execute(f"UPDATE worker SET {column} = ? WHERE id = ?", (value, ghost))
+    named = (
+        f"resconv-tui: worker {ghost}'s row is damaged ({said}): put its value back, or "
+        "delete the row with an SQL client; the rest is shown without it\n"
+    )
+    code, out, err = cli(capsys, "status")
+    assert (code, err) == (0, named)
+    assert "runs: 3 queued, 1 running" in out and f"#{run_id} smoke/" in out
+    assert f"\n  {worker}  cuda:0  run #{run_id}" in out and ghost not in out
+    code, out, err = cli(capsys, "ls")
+    assert (code, err) == (0, named)
+    assert len(out.splitlines()) == 5  # the header and the 4 runs
+    code, out, err = cli(capsys, "ls", "--json")
+    assert (code, err) == (0, named)
+    assert [run["id"] for run in json.loads(out)] == [1, 2, 3, 4]

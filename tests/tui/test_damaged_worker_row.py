@@ -1,0 +1,40 @@
+"""A worker row edited by hand into what no version writes (SQLite takes text in its
+pid column): the dashboard shows every run and the other workers, and names that row
+with its repair in the workers panel. Raised, the poll failed and nothing was shown."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from screen_host import screen_text
+
+from core.queue import Repo
+from resconv_tui.widgets.run_table import RunTable
+from resconv_tui.widgets.workers_panel import WorkersPanel
+
+SIZE = (160, 36)  # the panel's line naming the row whole
+
+
+async def test_the_dashboard_names_a_damaged_worker_row_and_shows_the_rest(
+    seeded: dict[str, Any], app_factory: Any, settle: Any, db_url: str, tmp_path: Path
+) -> None:
+    repo = Repo.open(db_url)
+    ghost = repo.register_worker("ghost-box", 5555, "cuda:2")
+    repo.close()
+    with sqlite3.connect(tmp_path / "runs.db") as conn:  # as an SQL client's UPDATE stores it
+        conn.execute("UPDATE worker SET pid = 'abc' WHERE id = ?", (ghost,))
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "unreadable" not in screen_text(app) and "damaged since" not in screen_text(app)
+        table = app.screen.query_one(RunTable)
+        assert table.row_count == len(seeded["ids"])
+        panel = app.screen.query_one(WorkersPanel)
+        assert {w.pid for w in panel.rows} == {1111, 2222}  # the seeded ones, ghost left out
+        lines = str(panel.render()).splitlines()
+        assert lines[0] == (  # first: the panel shows its top lines only
+            f"⚠ worker {ghost}'s row is damaged (its pid is 'abc', not a whole number): put "
+            "its value back, or delete the row with an SQL client; the rest is shown without it"
+        )
