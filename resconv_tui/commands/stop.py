@@ -34,9 +34,13 @@ as soon as it has started (``core.early_signals``), having claimed nothing.
 The rows are read again after the signals (``registered_since``): a slot or worker found
 starting that registered and claimed a run in between is named with that run.
 
+A worker row of this machine edited by hand into what no version writes (a text pid) is
+left alone: the others are stopped, and the row is named with its repair.
+
 Exit status (``stop && next-step``): 0 once every process waited for has exited, or with
 ``--no-wait`` (which promised nothing); ``STILL_RUNNING`` when one is still running after
-the wait, or could not be signalled.
+the wait, or could not be signalled, or a damaged row of this machine was left alone (its
+worker, if one runs, is not known to be down).
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ DEFAULT_WAIT_S = 60
 MAX_WAIT_S = 3600
 WAIT_POLL_S = 0.1
 # A worker (or a slots' supervisor) is still running after --wait, or could not be
-# signalled: the workers are not known to be down.
+# signalled, or its row is damaged: the workers are not known to be down.
 STILL_RUNNING = 1
 
 if TYPE_CHECKING:
@@ -64,6 +68,7 @@ if TYPE_CHECKING:
 
     from core.processes import WorkerProcess
     from core.queue import Repo, RunRow, RunStatus, WorkerRow
+    from core.queue.rows import DamagedWorker
     from resconv_tui.worker_launcher import WorkerLauncher
 
 
@@ -75,7 +80,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "finishes its step, puts its run back in the queue and exits. Then wait for them to "
         "exit (--wait) and say how each of their runs ended. Exit status: 0 once all have "
         f"exited (or with --no-wait), {STILL_RUNNING} if one is still running after the wait "
-        "or could not be signalled.",
+        "or could not be signalled, or a worker row of this machine is damaged (edited by "
+        "hand: it is named and left alone, the others are stopped).",
     )
     parser.add_argument(
         "--now", action="store_true",
@@ -141,7 +147,15 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     host = socket.gethostname()
     launcher = WorkerLauncher()
-    rows = live_workers_of(host, repo.list_workers(), time.time())
+    workers, damaged = repo.workers_and_damaged()
+    rows = live_workers_of(host, workers, time.time())
+    # A row of this machine (or of no host that can be read) edited by hand into what no
+    # version writes: its pid cannot be trusted, so it is left alone, said, and the exit
+    # status says the workers are not known to be down. Raised, it kept stop from
+    # signalling every other worker.
+    left_alone = [row for row in damaged if row.host in (None, host)]
+    for row in left_alone:
+        print(f"resconv-tui: {left_alone_said(row)}", file=sys.stderr, flush=True)
     running = [w for w in rows if launcher.alive(w.pid)]
     # A worker killed (kill -9) within the last minutes still reads live, and its pid may
     # have gone to a process started since: signalled, a stranger got the SIGTERM, and
@@ -165,8 +179,8 @@ def run(args: argparse.Namespace) -> int:
     unregistered, their_slots = unregistered_workers(repo, db_url(args), rows, host)
     early_slots = starting_slots(repo, set(their_slots), rows)
     if not pids and not stopping and not unregistered and not early_slots:
-        print(f"no live worker on {host}")
-        return 0
+        print(f"no live worker on {host}" + (" whose row could be read" if left_alone else ""))
+        return STILL_RUNNING if left_alone else 0
     # Read before the signal: a worker puts its run back within a step of it (on a GPU,
     # milliseconds), and a read after it found none and said "it was idle".
     targets = {w.id for w in live if w.pid in pids or w.pid in stopping}
@@ -302,7 +316,15 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         print(f"could not signal worker {ids_of('pid', failed)} (another user's process?)")
         return STILL_RUNNING
-    return STILL_RUNNING if left else 0
+    return STILL_RUNNING if left or left_alone else 0
+
+
+def left_alone_said(row: DamagedWorker) -> str:
+    """A damaged worker row of this machine that stop did not act on, and why."""
+    from core.errors import terminal_safe
+
+    why = "its process, if one still runs, was not signalled"
+    return terminal_safe(f"{row.said}; stop left it alone ({why})")
 
 
 def reused_said(pids: list[int]) -> str:

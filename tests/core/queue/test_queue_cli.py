@@ -2451,3 +2451,40 @@ def test_status_and_ls_show_the_rest_beside_a_damaged_worker_row(
     code, out, err = cli(capsys, "ls", "--json")
     assert (code, err) == (0, named)
     assert [run["id"] for run in json.loads(out)] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("host", ["here", "elsewhere"])
+def test_stop_stops_the_workers_beside_a_damaged_worker_row(
+    capsys: pytest.CaptureFixture[str], host: str
+) -> None:
+    # A worker row edited by hand (a text pid) kept stop from signalling any worker.
+    # One of this machine is left alone (its pid cannot be trusted), named, and stop
+    # exits 1: its worker, if one runs, is not known to be down. Another machine's is
+    # none of stop's business.
+    cli(capsys, "queue", "sweep.yml")
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    busy = subprocess.Popen([sys.executable, "-c", code])
+    here = socket.gethostname()
+    repo = Repo.open("runs.db")
+    repo.register_worker(here, busy.pid, "cpu")
+    ghost = repo.register_worker(here if host == "here" else "other-box", 5555, "cpu")
+    with sqlite3.connect("runs.db") as conn:  # as an SQL client's UPDATE stores it
+        conn.execute("UPDATE worker SET pid = 'abc' WHERE id = ?", (ghost,))
+    try:
+        time.sleep(0.2)  # its SIGTERM handler is in place
+        code_, out, err = cli(capsys, "stop", "--no-wait")
+        asked = f"asked worker pid {busy.pid} to stop after the current step"
+        assert out == f"{asked}; it held no run when read\n"
+        if host == "here":
+            assert (code_, err) == (1, (
+                f"resconv-tui: worker {ghost}'s row is damaged (its pid is 'abc', not a whole "
+                "number): put its value back, or delete the row with an SQL client; stop left "
+                "it alone (its process, if one still runs, was not signalled)\n"
+            ))  # fmt: skip
+        else:
+            assert (code_, err) == (0, "")
+        states = repo.workers_and_damaged()[0]
+        assert [w.state for w in states] == ["stopping"]
+    finally:
+        busy.kill()
+        busy.wait()
