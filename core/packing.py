@@ -17,6 +17,12 @@
   version did, left the slots of an H200 idle: every run trained alone.)
 * With no earlier run on the device the run trains whatever its need: alone is the
   normal case, and an out-of-memory then fails the run with the usual message.
+* A running run whose row was edited by hand into what no version writes cannot be
+  read whole (``Repo.running_and_damaged``): where what is left of it (its worker, start,
+  progress) may make it an earlier run on this device that has taken no step, its need
+  is unknown, so all the free memory is kept for it: the run waits, and the log names the
+  damaged row and its repair. Left out (as admission did before), a slot could take the
+  memory that run is about to allocate.
 
 "Wait" means: put the run back in the queue (``Repo.put_back``: not an attempt) and
 claim again after a backoff. The decision is pure (``decide``); ``Admission`` only
@@ -33,8 +39,7 @@ from core.config import RunConfig
 from core.errors import ConfigError
 from core.memory import estimate_bytes
 from core.queue.repo import STALE_AFTER_S, Repo
-from core.queue.rows import RunFilter, RunRow, WorkerRow
-from core.queue.status import RunStatus
+from core.queue.rows import DamagedRun, RunRow, WorkerRow
 
 MIB = 1024**2
 MARGIN_FIXED_BYTES = 1024 * MIB  # context-independent extras: see the module docstring
@@ -89,6 +94,7 @@ class Neighbour:
     run_id: int
     warming: bool  # no training step recorded yet: its memory is not allocated yet
     need_bytes: int = 0  # what a warming run will take (its measured peak or estimate)
+    damaged: str = ""  # its row is damaged (this names it): its need is unknown
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,9 @@ def decide(need_bytes: int, free_bytes: int, earlier: Sequence[Neighbour]) -> De
     kept = sum(n.need_bytes + margin_bytes(n.need_bytes) for n in warming)
     need, free = need_bytes // MIB, free_bytes // MIB
     text = f"needs {need} MiB + margin, {free} MiB free"
+    if damaged := [n for n in earlier if n.damaged]:
+        ids = ", ".join(str(n.run_id) for n in damaged)
+        return Decision(False, f"{text}, all of it kept for run(s) {ids}: damaged, need unknown")
     if warming:
         ids = ", ".join(str(n.run_id) for n in warming)
         text += f", {kept // MIB} MiB of it kept for starting run(s) {ids}"
@@ -153,6 +162,40 @@ def earlier_neighbours(
     return found
 
 
+def damaged_neighbours(
+    run: RunRow,
+    workers: Sequence[WorkerRow],
+    damaged: Sequence[DamagedRun],
+    now: float,
+    stale_after_s: float = STALE_AFTER_S,
+) -> list[Neighbour]:
+    """Damaged running runs that may be earlier runs on ``run``'s device still to allocate
+    their memory: each left out only where what can be read of it rules it out by
+    ``earlier_neighbours``'s rules (a column damaged too could be anything)."""
+    by_id = {w.id: w for w in workers}
+    me = by_id.get(run.worker_id or "")
+    if me is None:
+        return []
+    found = []
+    for other in damaged:
+        worker = by_id.get(other.worker_id or "")
+        elsewhere = other.worker_id is not None and (
+            other.worker_id == run.worker_id  # its own stack's
+            or worker is None  # its worker is not live
+            or worker.host != me.host
+            or base_device(worker.device) != base_device(me.device)
+            or worker.age(now) > stale_after_s
+        )
+        later = other.started_at is not None and (other.started_at, other.id) > (
+            run.started_at or 0.0,
+            run.id,
+        )
+        allocated = other.inputs_done is not None and other.inputs_done > 0  # in free memory
+        if other.id != run.id and not (elsewhere or later or allocated):
+            found.append(Neighbour(other.id, warming=True, damaged=other.said))
+    return found
+
+
 def _started_before(other: RunRow, run: RunRow) -> bool:
     # Ties (same clock tick) go to the lower id, so exactly one of two runs is first.
     return (other.started_at or 0.0, other.id) < (run.started_at or 0.0, run.id)
@@ -174,17 +217,21 @@ class Admission:
         which needs about that many times one run's memory."""
         need, source = need_bytes(run.config, self.repo.measured_peaks(run.param_count))
         need *= copies
-        running = self.repo.list_runs(
-            RunFilter(statuses=frozenset({RunStatus.RUNNING})), skip_damaged=True
-        )
-        earlier = earlier_neighbours(
-            run, self.repo.list_workers(skip_damaged=True), running, self.clock()
-        )
+        running, damaged = self.repo.running_and_damaged()
+        workers, now = self.repo.list_workers(skip_damaged=True), self.clock()
+        earlier = earlier_neighbours(run, workers, running, now)
         by_id = {r.id: r for r in running}
         earlier = [self._with_need(n, by_id[n.run_id]) if n.warming else n for n in earlier]
+        counted = damaged_neighbours(run, workers, damaged, now)
+        for other in damaged:  # left out: said once, as a worker's other reads do
+            if other.id not in {n.run_id for n in counted}:
+                self.repo.say_left_out(other.said)
+        earlier += counted
         decision = decide(need, self.free_memory(), earlier)
         stack = f", a stack of {copies}" if copies > 1 else ""
-        return Decision(decision.train, f"{decision.reason} ({source} need{stack})")
+        # Each damaged row it waits on named, with its repair: the log says why.
+        why = "".join(f"; {n.damaged}" for n in earlier if n.damaged and not decision.train)
+        return Decision(decision.train, f"{decision.reason} ({source} need{stack}){why}")
 
     def _with_need(self, neighbour: Neighbour, run: RunRow) -> Neighbour:
         peaks = self.repo.measured_peaks(run.param_count)

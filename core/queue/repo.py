@@ -52,6 +52,7 @@ from core.queue.models import Metric, Run, Worker
 from core.queue.patience import Outage, patient, tried_again
 from core.queue.rows import (
     PRIORITY_LIMIT,
+    DamagedRun,
     DamagedWorker,
     EnqueueResult,
     FinalFigures,
@@ -1243,7 +1244,7 @@ class Repo:
             return [_worker_row(row) for row in self._worker_mappings(include_gone)]
         workers, damaged = self._workers_read(include_gone)
         for row in damaged:
-            self._say_left_out(row.said)
+            self.say_left_out(row.said)
         return workers
 
     @patient
@@ -1276,15 +1277,32 @@ class Repo:
         with self._read() as conn:
             return conn.execute(query).mappings().all()
 
+    @patient
+    def running_and_damaged(self) -> tuple[list[RunRow], list[DamagedRun]]:
+        """The running runs, and apart from them the rows edited by hand, each with what
+        can still be read of it: for the slots' admission, which must count a damaged
+        run's memory (left out, a slot could fill the GPU it is about to take)."""
+        with self._read() as conn:
+            running = RunFilter(statuses=frozenset({RunStatus.RUNNING}))
+            rows = conn.execute(_runs_query(running)).mappings().all()
+        runs: list[RunRow] = []
+        damaged: list[DamagedRun] = []
+        for row in rows:
+            try:
+                runs.append(_run_row(row))
+            except DamagedRow as damage:
+                damaged.append(_damaged_run(row, str(damage)))
+        return runs, damaged
+
     def _readable(self, row: RowMapping, read: Callable[[RowMapping], _Row]) -> _Row | None:
         """``row`` read, or None where it is damaged: said once in ``log``."""
         try:
             return read(row)
         except DamagedRow as damage:
-            self._say_left_out(str(damage))
+            self.say_left_out(str(damage))
             return None
 
-    def _say_left_out(self, damage: str) -> None:
+    def say_left_out(self, damage: str) -> None:
         """A damaged row a worker's own read leaves out, said once in ``log``."""
         said = f"{damage}; this worker goes on without it"
         if self.log is not None and said not in self.damaged_said:
@@ -1586,6 +1604,22 @@ def _metric_row(mapping: RowMapping) -> MetricRow:
     if wrong is not None:
         raise _damaged_row(f"run {m.get('run_id')}'s metric row {m.get('id')}", wrong)
     return MetricRow(**m)
+
+
+def _damaged_run(m: RowMapping, said: str) -> DamagedRun:
+    """What admission reads of a damaged running run: each column of its kind, or None."""
+
+    def of_kind(column: str, *types: type) -> Any:
+        value = m.get(column)
+        return value if type(value) in types else None
+
+    return DamagedRun(
+        id=m["id"],  # INTEGER PRIMARY KEY: SQLite holds only whole numbers there
+        worker_id=of_kind("worker_id", str),
+        started_at=of_kind("started_at", int, float),
+        inputs_done=of_kind("inputs_done", int),
+        said=said,
+    )
 
 
 def _worker_row(mapping: RowMapping) -> WorkerRow:

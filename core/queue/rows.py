@@ -242,6 +242,18 @@ class DamagedWorker:
 
 
 @dataclass(frozen=True)
+class DamagedRun:
+    """A running run's row edited by hand (``Repo.running_and_damaged``), with what the
+    slots' admission still reads of it: each None where that column is damaged too."""
+
+    id: int
+    worker_id: str | None
+    started_at: float | None
+    inputs_done: int | None
+    said: str
+
+
+@dataclass(frozen=True)
 class WorkerRow:
     id: str
     host: str

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 from queue_helpers import tiny_run, tiny_runs
 from sqlalchemy import update
@@ -128,6 +131,66 @@ def test_admission_leaves_out_a_neighbour_s_damaged_row(repo: Repo) -> None:
         f"run {first.id}'s row is damaged (its config_json: not a mapping): put its value "
         "back, or delete the row with an SQL client; this worker goes on without it"
     ]
+
+
+def test_admission_keeps_all_free_memory_for_a_damaged_starting_neighbour(repo: Repo) -> None:
+    # Slot 1's run, claimed and with no step yet, edited by hand: admission left it out,
+    # and slot 2 trained as if alone on the GPU that run was about to fill. Its need is
+    # unknown: all the free memory is kept for it. One on another GPU changes nothing.
+    repo.enqueue(tiny_runs(3))
+    device = Device(repo)
+    first = device.claim(device.slot1, trained=False)
+    elsewhere = device.claim(device.other_gpu, trained=False)
+    with repo.engine.begin() as conn:  # as an SQL client's UPDATE stores it
+        damaged = update(RUN).where(RUN.c.id.in_([first.id, elsewhere.id]))
+        conn.execute(damaged.values(config_json="[1]"))
+    said: list[str] = []
+    repo.log = said.append
+    run = device.claim(device.slot2, trained=False)
+    decision = device.admission.check(run)
+    need = estimate_bytes(run.config) // MIB
+    assert not decision.train
+    assert decision.reason == (
+        f"needs {need} MiB + margin, 81920 MiB free, all of it kept for run(s) {first.id}: "
+        f"damaged, need unknown (estimated need); run {first.id}'s row is damaged (its "
+        "config_json: not a mapping): put its value back, or delete the row with an SQL client"
+    )
+    assert said == [
+        f"run {elsewhere.id}'s row is damaged (its config_json: not a mapping): put its value "
+        "back, or delete the row with an SQL client; this worker goes on without it"
+    ]
+    # A step taken: its memory is allocated, in the free count, as any run's.
+    repo.add_metrics(first.id, [MetricPoint(20, 1280, "train_loss", 0.1)], 1280)
+    assert device.admission.check(run).train
+
+
+@pytest.mark.parametrize(
+    ("column", "stepped", "counted"),
+    [
+        ("inputs_done", True, True),  # whether it has allocated: unknown
+        ("worker_id", False, True),  # which device it is about to fill: unknown
+        ("worker_id", True, False),  # its steps recorded: in the free count, wherever it is
+        ("validation_loss", True, False),  # a figure admission does not read
+    ],
+)
+def test_what_is_left_of_a_damaged_neighbour_decides_whether_it_counts(
+    db_path: Path, column: str, stepped: bool, counted: bool
+) -> None:
+    # Values of the wrong kind, which only SQLite stores: a damaged column admission reads
+    # leaves the run counted where it could be a starting run of this device; what can be
+    # read of it rules it out by the usual rules.
+    repo = Repo.open(str(db_path))
+    repo.enqueue(tiny_runs(3))
+    device = Device(repo)
+    first = device.claim(device.slot1, trained=stepped)
+    with sqlite3.connect(db_path) as conn:  # as an SQL client's UPDATE stores it
+        conn.execute(f"UPDATE run SET {column} = X'00' WHERE id = ?", (first.id,))
+    run = device.claim(device.slot2, trained=False)
+    decision = device.admission.check(run)
+    assert decision.train is not counted
+    said = f"run {first.id}'s row is damaged (its {column} is 1 bytes of binary data"
+    assert (said in decision.reason) is counted
+    repo.close()
 
 
 def test_admission_keeps_memory_for_an_earlier_run_that_is_starting(repo: Repo) -> None:
