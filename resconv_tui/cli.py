@@ -21,7 +21,7 @@ from core.errors import ArgumentParser, ResconvError, escape_unwritable_output, 
 from core.whole_text import misread_number_refusal
 
 if TYPE_CHECKING:
-    from core.queue import Repo
+    from core.queue import Repo, WorkerRow
 
 # Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = (
@@ -109,6 +109,20 @@ def open_repo(args: argparse.Namespace, create: bool = False, only_reads: bool =
             "one): give the --db your runs are in, or queue runs first: resconv-tui queue "
             "FILE.yml"
         ) from None
+
+
+def readable_workers(repo: Repo) -> list[WorkerRow]:
+    """The live workers, each damaged row (edited by hand into what no version writes)
+    named on stderr with its repair and left out: a command that reads the workers in
+    passing (queue's hint, cancel, retry) failed on one, `queue` after its runs were
+    queued (exit 2, as if they were not)."""
+    from resconv_tui.polling import damaged_worker_said
+
+    workers, damaged = repo.workers_and_damaged()
+    for row in damaged:
+        said = damaged_worker_said(row, "this command goes on without it")
+        print(f"resconv-tui: {said}", file=sys.stderr)
+    return workers
 
 
 def missing_default_database(args: argparse.Namespace, url: str) -> str | None:

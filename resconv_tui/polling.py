@@ -162,10 +162,13 @@ def recent_workers(repo: Repo, now: float) -> tuple[list[WorkerRow], list[Damage
     return sorted(recent, key=lambda w: worker_health(w, now) == "offline"), damaged  # stable
 
 
-def damaged_worker_said(damaged: DamagedWorker) -> str:
-    """One line naming a damaged worker row (its row, field and value, and the repair) as
-    a view that shows the others says it; terminal-safe (its id is as it was stored)."""
-    return terminal_safe(f"{damaged.said}; the rest is shown without it")
+def damaged_worker_said(
+    damaged: DamagedWorker, outcome: str = "the rest is shown without it"
+) -> str:
+    """One line naming a damaged worker row (its row, field and value, and the repair),
+    then ``outcome``: what the view or command did without it; terminal-safe (its id is
+    as it was stored)."""
+    return terminal_safe(f"{damaged.said}; {outcome}")
 
 
 def read_held_runs(repo: Repo, worker_ids: set[str]) -> list[RunRow]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import shown
 from core.whole_text import plain_whole
-from resconv_tui.cli import add_db_option, db_option, open_repo
+from resconv_tui.cli import add_db_option, db_option, open_repo, readable_workers
 
 if TYPE_CHECKING:
     from core.queue import Repo, RunRow
@@ -111,7 +111,7 @@ def cancel(args: argparse.Namespace) -> int:
     # A worker of this machine killed with -9 never reads the request: cancel its run
     # now. Unlike marking a worker lost, no 10 s of silence is waited for: were the pid
     # another container's live worker, that worker reads "cancelled" and stops the run.
-    dead = [w.id for w in repo.list_workers() if gone_here(w.host, w.pid)]
+    dead = [w.id for w in readable_workers(repo) if gone_here(w.host, w.pid)]
     statuses = repo.request_cancel(args.ids, dead_worker_ids=dead)
     runs = {run.id: run for run in repo.list_runs(RunFilter(ids=tuple(statuses)))}
     for rid, status in statuses.items():
@@ -180,7 +180,7 @@ def _record_exited_workers(repo: Repo, runs_of: list[int] | None = None) -> dict
     from core.processes import SILENT_FOR_S, gone_here, process_alive
     from resconv_tui.lost_workers import recover_exited_workers
 
-    now, here, workers = time.time(), socket.gethostname(), repo.list_workers()
+    now, here, workers = time.time(), socket.gethostname(), readable_workers(repo)
     if runs_of is not None:  # only the workers that hold these runs
         from core.queue import RunFilter
 

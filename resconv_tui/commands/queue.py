@@ -6,7 +6,7 @@ import argparse
 import re
 from typing import TYPE_CHECKING, Any
 
-from resconv_tui.cli import add_db_option, db_option, open_repo
+from resconv_tui.cli import add_db_option, db_option, open_repo, readable_workers
 from resconv_tui.commands.manage import priority_value
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {alike}")
     if apart and (result.added or result.queued_again):
         print(f"note: {apart}")
-    if (result.added or result.queued_again) and not repo.list_workers():
+    if (result.added or result.queued_again) and not readable_workers(repo):
         print(f"no worker is running: start one with `resconv-tui worker{db_option(args)}`")
     return 0
 

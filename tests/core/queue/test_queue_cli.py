@@ -2488,3 +2488,28 @@ def test_stop_stops_the_workers_beside_a_damaged_worker_row(
     finally:
         busy.kill()
         busy.wait()
+
+
+def test_queue_cancel_and_retry_go_on_beside_a_damaged_worker_row(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # They read the workers in passing (queue's "no worker is running" hint, the workers
+    # of this machine gone): one row edited by hand failed them, `queue` after its runs
+    # were queued (exit 2, as if they were not), cancel and retry before acting.
+    repo = Repo.open("runs.db")
+    ghost = repo.register_worker("ghost-box", 5555, "cpu")
+    with sqlite3.connect("runs.db") as conn:  # as an SQL client's UPDATE stores it
+        conn.execute("UPDATE worker SET pid = 'abc' WHERE id = ?", (ghost,))
+    named = (
+        f"resconv-tui: worker {ghost}'s row is damaged (its pid is 'abc', not a whole number): "
+        "put its value back, or delete the row with an SQL client; this command goes on "
+        "without it\n"
+    )
+    code, out, err = cli(capsys, "queue", "sweep.yml")
+    assert (code, err) == (0, named) and out.startswith("added 4, skipped 0\n")
+    assert (cli(capsys, "cancel", "1"), repo.get_run(1).status) == (
+        (0, "run 1: cancelled\n", named),
+        RunStatus.CANCELLED,
+    )
+    assert cli(capsys, "retry", "1") == (0, "queued again: 1\n", named)
+    assert repo.get_run(1).status == RunStatus.QUEUED
