@@ -860,9 +860,11 @@ def test_manage_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(capsys, "rm", "2", "3")[1] == "removed 2 runs\n"  # neither started
     assert [r.id for r in repo.list_runs()] == [1, 4]
     # A run that trained leaves its checkpoint folder: said, as the dashboard says it.
-    repo.finish(4, worker, FinalFigures(validation_loss=0.2, checkpoint_path="/ck/smoke/run-4"))
+    folder = Path("ck/smoke/run-4").resolve()
+    folder.mkdir(parents=True)
+    repo.finish(4, worker, FinalFigures(validation_loss=0.2, checkpoint_path=str(folder)))
     assert cli(capsys, "rm", "4")[1] == (
-        "removed 1 run\ncheckpoint folders stay on disk: /ck/smoke/run-4\n"
+        f"removed 1 run\ncheckpoint folders stay on disk: {folder}\n"
     )
     # A failed run records no folder, but may have made one (review).
     cli(capsys, "queue", "sweep.yml", "--force")
