@@ -77,6 +77,10 @@ class RunsScreen(RunActions, Screen[None]):
     """Runs, filters, the highlighted run's latest losses and the workers panel."""
 
     HELP_SECTION = "Runs (home)"  # what ? shows first (screens.help.KEYS)
+    # Textual focuses the first focusable widget as the screen is composed, before
+    # on_mount runs and before the CSS hides the filter field, which comes first: a key
+    # pressed in a busy machine's first seconds was typed into the hidden filter.
+    AUTO_FOCUS = "#runs-table"
 
     BINDINGS = [
         Binding("n", "new_sweep", "New"),

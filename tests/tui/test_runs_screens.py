@@ -246,3 +246,29 @@ async def test_the_palette_screenshot_is_saved_beside_the_exports_and_named(
         await pilot.pause()
         assert any(n.message.startswith(f"screenshot not saved in {blocked / 'sub'}: ")
                    for n in app._notifications)  # fmt: skip
+
+
+async def test_keys_typed_while_the_dashboard_starts_never_reach_the_hidden_filter(
+    seeded, app_factory, settle, monkeypatch
+) -> None:
+    """The hidden filter field came first in the screen, so Textual's auto-focus gave it
+    the focus as the screen was composed, before ``on_mount`` moved it to the table: on a
+    busy machine a key pressed in the dashboard's first seconds (``q``, ``R``, ``?``) was
+    typed into the filter (``16 runs (0 shown) · text="q"``) instead of acting."""
+    focused: list[str | None] = []
+    set_focus = Screen.set_focus
+
+    def recording(self: Screen[Any], widget: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(self, RunsScreen) and widget is not None:
+            focused.append(widget.id)
+        set_focus(self, widget, *args, **kwargs)
+
+    monkeypatch.setattr(Screen, "set_focus", recording)
+    app = app_factory()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        assert focused and "runs-search" not in focused, focused
+        assert app.focused is not None and app.focused.id == "runs-table"
+        await pilot.press("R")  # the first key acts: the results screen, no filter
+        await settle(pilot)
+        assert type(app.screen).__name__ == "ResultsScreen"
