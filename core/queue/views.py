@@ -323,8 +323,11 @@ def resolve_column(name: str, columns: Sequence[str]) -> str:
     matches = [c for c in columns if _abbreviates(name, c)]
     if len(matches) == 1:
         return matches[0]
-    problem = "is ambiguous" if matches else "is not a column"
-    raise UsageError(f"'{name}' {problem} (columns: {', '.join(columns)})")
+    if matches:  # the few it could be, not every column to search through
+        raise UsageError(
+            f"'{name}' is ambiguous: it could be {', '.join(matches)} (give more of its name)"
+        )
+    raise UsageError(f"'{name}' is not a column (columns: {', '.join(columns)})")
 
 
 def _abbreviates(name: str, column: str) -> bool:

@@ -132,6 +132,17 @@ def test_hiding_a_column_this_table_lacks_is_no_error_but_a_typo_is() -> None:
         results_table(target, columns=["-min"])
 
 
+def test_an_ambiguous_column_names_the_columns_it_could_be() -> None:
+    # `results --sort t` said "'t' is ambiguous" and listed every column, leaving the
+    # user to work out which few it matched.
+    target = [replace(r, target={"validation_loss": 0.05, "minutes": 1.0}) for r in runs()]
+    with pytest.raises(UsageError) as refused:
+        results_table(target, sort=["t"])
+    said = str(refused.value)
+    assert "'t' is ambiguous: it could be target, Δ target, train time (minutes)" in said
+    assert "give more of its name" in said
+
+
 def test_json_of_the_meter_alone_is_refused_not_empty_objects() -> None:
     with pytest.raises(UsageError, match="JSON leaves the meter out"):
         render(results_table(runs(), columns=["meter"]), "json")
