@@ -256,6 +256,8 @@ def draw_series(
     if plotted:  # inputs at round values too (20.0, 1336.2, 2652.5 before)
         all_xs = [x for _, xs, _ in plotted for x in xs]
         ticks, labels = nice_ticks(min(all_xs), max(all_xs), max(2, (width - 10) // 12))
+        if len(ticks) == 1 and float(ticks[0]).is_integer():  # a count of inputs: 640, not 640.0
+            labels = [f"{int(ticks[0]):,}"]
         if ticks:
             plt.xticks(ticks, labels)
         if note:

@@ -117,6 +117,9 @@ async def test_a_chart_s_first_point_is_labelled_with_its_value_alone() -> None:
         await pilot.pause()
         shown = screen_text(app)
     assert re.findall(r"^ *([\d,.]+)┤", shown, re.MULTILINE) == ["548.2"]
+    # Its inputs are a count, written as one (as the x axis writes 1,000 and 2,000 of
+    # longer curves): the four figures of a loss made it "640.0" under a short run's point.
+    assert re.findall(r"^ +([\d,.]+)\s*\n\s*inputs", shown, re.MULTILINE) == ["640"]
 
 
 async def test_a_chart_is_drawn_again_only_when_what_it_shows_changes() -> None:
