@@ -50,14 +50,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_number(text: str) -> int:
-    """--run: a whole number in ASCII digits, as every whole-number option takes; which
-    runs there are, ``pick_run`` says."""
+    """--run: a whole number from 1 in ASCII digits, as every whole-number option takes;
+    which runs there are, ``pick_run`` says."""
     try:
-        return plain_whole(text)
+        number = plain_whole(text)
     except ValueError:
+        number = 0
+    if number < 1:  # runs are numbered from 1, as queue --dry-run lists them
         raise argparse.ArgumentTypeError(
             f"{shown(text)} is not a run number (a whole number from 1)"
-        ) from None
+        )
+    return number
 
 
 def pick_run(path: str, number: int) -> ExpandedRun:
@@ -69,7 +72,10 @@ def pick_run(path: str, number: int) -> ExpandedRun:
         if expanded.index == number:
             return expanded
     plural = "run" if len(runs) == 1 else "runs"
-    raise ConfigError(f"run {number} does not exist: {path} expands to {len(runs)} {plural}")
+    numbered = f", numbered 1 to {len(runs)}" if len(runs) > 1 else " (--run 1)"
+    raise ConfigError(
+        f"run {number} does not exist: {path} expands to {len(runs)} {plural}{numbered}"
+    )
 
 
 def resolve_device(name: str) -> Any:

@@ -2515,3 +2515,24 @@ def test_queue_cancel_and_retry_go_on_beside_a_damaged_worker_row(
     )
     assert cli(capsys, "retry", "1") == (0, "queued again: 1\n", named)
     assert repo.get_run(1).status == RunStatus.QUEUED
+
+
+@pytest.mark.parametrize("number", ["0", "-1"])
+def test_train_refuses_a_run_number_below_1_as_its_help_says(
+    capsys: pytest.CaptureFixture[str], number: str
+) -> None:
+    # `train sweep.yml --run 0` (or -1) passed the parser, whose refusal says "a whole
+    # number from 1", and failed later as "run 0 does not exist: sweep.yml expands to 4 runs".
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["train", "sweep.yml", "--run", number])
+    assert exit_info.value.code == 2
+    said = capsys.readouterr().err
+    assert f"argument --run: '{number}' is not a run number (a whole number from 1)" in said
+
+
+def test_train_of_a_run_past_the_last_says_which_numbers_there_are(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = cli(capsys, "train", "sweep.yml", "--run", "5")
+    assert code == 2
+    one_error_line(err, "run 5 does not exist: sweep.yml expands to 4 runs, numbered 1 to 4")
