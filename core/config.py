@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import ConfigError, shown
+from core.errors import ConfigError, written
 
 # The 21 torch.nn activations of the logbook's T5, by lower-case key.
 ACTIVATIONS: dict[str, str] = {
@@ -131,7 +131,7 @@ class RunConfig:
         # Not _per_layer's message, which offers a [first, last] pair: padding takes none
         # (the logbook interpolates only kernels and channels). No "padding: " of its
         # own: every caller says "key 'padding': " before it.
-        got = shown(list(self.padding))
+        got = written(list(self.padding))
         raise ConfigError(f"give one int, 'same' or {self.layers} values (got {got})")
 
     def feature_map_sizes(self) -> list[int]:
@@ -173,7 +173,7 @@ class RunConfig:
         """Build from plain data (JSON, YAML); every problem is a ConfigError."""
         if not isinstance(data, dict):  # JSON or YAML that is a list or a number
             raise ConfigError(
-                f"{where}a run config is a mapping of keys to values, not {data!r:.60}"
+                f"{where}a run config is a mapping of keys to values, not {written(data)}"
             )
         known = {f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")}
         values: dict[str, Any] = {}
@@ -228,7 +228,7 @@ def _per_layer(value: PerLayer, layers: int, interpolate: Any) -> list[int]:
     if len(value) == 2:
         return list(interpolate(value[0], value[1], layers))
     raise ConfigError(
-        f"expected one value, a [first, last] pair or {layers} values, got {shown(list(value))}"
+        f"expected one value, a [first, last] pair or {layers} values, got {written(list(value))}"
     )
 
 
@@ -283,7 +283,7 @@ def coerced(key: str, raw: Any) -> Any:
 
 def _coerce(key: str, raw: Any, where: str) -> Any:
     def bad(expected: str) -> ConfigError:
-        return ConfigError(f"{where}key '{key}': expected {expected}, got {shown(raw)}")
+        return ConfigError(f"{where}key '{key}': expected {expected}, got {written(raw)}")
 
     if key in INT_KEYS | PER_LAYER_KEYS:
         raw = as_whole(raw)  # `max_inputs: 1.8e5`: YAML reads an exponent as a float
@@ -342,8 +342,8 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
 def _check(ok: bool, key: str, value: Any, problem: str) -> None:
     if not ok:
         # A per-layer value is held as a tuple: shown as the list it was written as.
-        written = list(value) if isinstance(value, tuple) else value
-        raise ConfigError(f"key '{key}': {problem} (got {shown(written)})")
+        value_written = list(value) if isinstance(value, tuple) else value
+        raise ConfigError(f"key '{key}': {problem} (got {written(value_written)})")
 
 
 def _validate(c: RunConfig) -> None:

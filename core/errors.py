@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
+import re
 import sys
 import unicodedata
 from typing import Any
@@ -26,6 +28,72 @@ def cut(text: str, most: int = SHOWN_CHARS) -> str:
 def shown(value: Any) -> str:
     """``repr(value)`` for an error message, cut to SHOWN_CHARS characters."""
     return cut(repr(value))
+
+
+def written(value: Any) -> str:
+    """A value the person gave as they would write it in a sweep file (YAML's flow
+    style), cut to SHOWN_CHARS: ``abc``, ``[1, a]``, ``{lr: 0.1}``, ``true``, ``null``.
+    Python's repr read "got 'abc'", "got ['a', 'b']" and "got True" in messages about a
+    file that holds none of those quotes or capitals. Text that would read as another
+    value (``'3'``, ``'yes'``) or starts with YAML's own signs keeps single quotes;
+    text with what a terminal acts on is double-quoted, those characters escaped."""
+    return cut(_written(value))
+
+
+def _written(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else ("-.inf" if value < 0 else ".inf")
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return _written_text(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_written(item) for item in value) + "]"
+    if isinstance(value, dict):
+        pairs = (f"{_written(key)}: {_written(item)}" for key, item in value.items())
+        return "{" + ", ".join(pairs) + "}"
+    return repr(value)  # nothing a sweep file gives (the loader refuses dates, binary)
+
+
+# Plain text in YAML's flow style: no sign YAML reads at the start, none of its flow
+# signs inside, no ": " or " #", no space at either end.
+PLAIN_TEXT = re.compile(r"[^\s\-?:,\[\]{}#&*!|>'\"%@`](?:[^,\[\]{}]*[^\s,\[\]{}:])?")
+# Text YAML would read as a number, a truth value or null.
+OTHER_VALUE = re.compile(
+    r"[-+]?(\.?[0-9][0-9_.]*([eE][-+]?[0-9]+)?|\.inf|\.nan|0[xob][0-9a-fA-F_]+)"
+    r"|true|false|yes|no|on|off|y|n|null|~",
+    re.IGNORECASE,
+)
+
+
+def _written_text(text: str) -> str:
+    if any(acts_on_terminal(char) or unicodedata.category(char) == "Cs" for char in text):
+        # YAML's double-quoted escapes, which are Python's for these characters.
+        return '"' + "".join(_escaped(char) for char in text) + '"'
+    plain = (
+        PLAIN_TEXT.fullmatch(text)
+        and not OTHER_VALUE.fullmatch(text)
+        and ": " not in text
+        and " #" not in text
+        and all(char == " " or (char.isprintable() and not char.isspace()) for char in text)
+        and not any(char in BLANK_LOOKING for char in text)
+    )
+    return text if plain else "'" + text.replace("'", "''") + "'"
+
+
+def _escaped(char: str) -> str:
+    if char in '"\\':
+        return "\\" + char
+    return repr(char)[1:-1] if acts_on_terminal(char) or 0xD800 <= ord(char) <= 0xDFFF else char
+
+
+# Letters and symbols drawn as blank space (Braille blank, the Hangul fillers): a name
+# of them showed as nothing in every table, and cannot be typed to filter by it.
+BLANK_LOOKING = frozenset("\u2800\u3164\u115f\u1160\uffa0")
 
 
 def terminal_safe(text: str) -> str:

@@ -43,7 +43,15 @@ from core.config import (
     RunConfig,
     as_whole,
 )
-from core.errors import ConfigError, SweepError, acts_on_terminal, cut, shown
+from core.errors import (
+    BLANK_LOOKING,
+    ConfigError,
+    SweepError,
+    acts_on_terminal,
+    cut,
+    shown,
+    written,
+)
 from core.files import SQLITE_HEADER, held_database_file
 from core.params import count_params, training_key
 from core.sweep_yaml import MAX_FILE_BYTES, YAMLTooBig, load_yaml, malformed
@@ -246,8 +254,9 @@ def shortened(data: Any, max_inputs: int, source: str = "<sweep>") -> Any:
             # "Shorten the file's name" sent people to rename the file, which changes nothing.
             room = MAX_NAME_CHARS - len(QUICK_SUFFIX.format(max_inputs))
             raise SweepError(
-                f"{source}: --max-inputs: the quick check's experiment {out['name']!r} would "
-                f"be over {MAX_NAME_CHARS} characters: shorten key 'name' to {room} at most"
+                f"{source}: --max-inputs: the quick check's experiment "
+                f"{written(out['name'])} would be over {MAX_NAME_CHARS} characters: shorten "
+                f"key 'name' to {room} at most"
             )
     return out
 
@@ -277,7 +286,7 @@ def expand_sweep(
     description = data.get("description")
     if description is not None and not isinstance(description, str):
         raise SweepError(
-            f"{source}: key 'description': free text, a string (got {shown(description)})"
+            f"{source}: key 'description': free text, a string (got {written(description)})"
         )
     sweep = _sweep_cells(data, source, drop)
     if not sweep.cells:
@@ -357,7 +366,9 @@ MAX_NAME_CHARS = 100
 def _experiment_name(data: dict[str, Any], source: str) -> str:
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise SweepError(f"{source}: key 'name': required, a non-empty string (got {shown(name)})")
+        raise SweepError(
+            f"{source}: key 'name': required, a non-empty string (got {written(name)})"
+        )
     name = name.strip()
     if len(name) > MAX_NAME_CHARS:
         raise SweepError(
@@ -370,7 +381,7 @@ def _experiment_name(data: dict[str, Any], source: str) -> str:
         raise SweepError(
             f"{source}: key 'name': no tabs, newlines or other control characters, nor "
             "invisible format characters "
-            f"(got {shown(name)}, with {_char_shown(control)})"
+            f"(got {written(name)}, with {_char_shown(control)})"
         )
     return name
 
@@ -386,14 +397,8 @@ def key_shown(key: Any) -> str:
 
 
 def _char_shown(char: str) -> str:
-    """``'\\u200b'`` as Python writes it; a character drawn as blank (U+2800) by number."""
-    written = repr(char)
-    return written if written != f"'{char}'" else f"U+{ord(char):04X}"
-
-
-# Letters and symbols drawn as blank space (Braille blank, the Hangul fillers): a name
-# of them showed as nothing in every table, and cannot be typed to filter by it.
-BLANK_LOOKING = frozenset("\u2800\u3164\u115f\u1160\uffa0")
+    """``"\\u200b"`` as the file may write it; a character drawn as blank (U+2800) by number."""
+    return written(char) if acts_on_terminal(char) else f"U+{ord(char):04X}"
 
 
 def _control(char: str) -> bool:
@@ -450,12 +455,12 @@ def _read_matrix(matrix: Any, source: str) -> dict[str, list[Any]]:
         return {}
     if not isinstance(matrix, dict):
         raise SweepError(
-            f"{source}: key 'matrix': expected a mapping of key -> list, got {shown(matrix)}"
+            f"{source}: key 'matrix': expected a mapping of key -> list, got {written(matrix)}"
         )
     for key, values in matrix.items():
         if not isinstance(values, list):
             raise SweepError(
-                f"{source}: matrix key {key_shown(key)}: expected a list, got {shown(values)}"
+                f"{source}: matrix key {key_shown(key)}: expected a list, got {written(values)}"
             )
         if not values:
             raise SweepError(f"{source}: matrix key {key_shown(key)}: the list is empty")
@@ -538,7 +543,7 @@ def _read_seeds(
         )
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         if seeds < 1:
-            raise SweepError(f"{source}: key 'seeds': a count must be >= 1 (got {shown(seeds)})")
+            raise SweepError(f"{source}: key 'seeds': a count must be >= 1 (got {written(seeds)})")
         return range(seeds)  # not a list: `seeds: 100000000` is refused by its length
     if (
         isinstance(seeds, list)
@@ -546,14 +551,14 @@ def _read_seeds(
         and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
     ):
         if len(set(seeds)) != len(seeds):
-            raise SweepError(f"{source}: key 'seeds': repeated seed in {shown(seeds)}")
+            raise SweepError(f"{source}: key 'seeds': repeated seed in {written(seeds)}")
         if (big := max(seeds)) > MAX_SEED:  # the queue's column, see core.config
             raise SweepError(
-                f"{source}: key 'seeds': a seed must be 0 to {MAX_SEED:,} (got {shown(big)})"
+                f"{source}: key 'seeds': a seed must be 0 to {MAX_SEED:,} (got {written(big)})"
             )
         return seeds
     raise SweepError(
-        f"{source}: key 'seeds': expected a count or a list of seeds >= 0, got {shown(seeds)}"
+        f"{source}: key 'seeds': expected a count or a list of seeds >= 0, got {written(seeds)}"
     )
 
 
@@ -574,7 +579,7 @@ def _read_targets(targets: Any, source: str) -> list[dict[str, Any]]:
         for key in sorted(measured):
             if problem := target_problem(key, entry[key]):
                 raise SweepError(
-                    f"{source}: {context}key '{key}': {problem} (got {shown(entry[key])})"
+                    f"{source}: {context}key '{key}': {problem} (got {written(entry[key])})"
                 )
     return entries
 
@@ -848,9 +853,8 @@ def _why_no_cell(entry: dict[str, Any], matrix: dict[str, list[Any]]) -> str:
                 "so it matches nothing"
             )
         if not any(_same(value, v) for v in matrix[key]):
-            return (
-                f"{key}: {shown(value)} is not among the matrix's {key} values {shown(matrix[key])}"
-            )
+            values = written(matrix[key])
+            return f"{key}: {written(value)} is not among the matrix's {key} values {values}"
     return "no cell has these values together"  # unreachable for a full product; kept safe
 
 
@@ -1122,8 +1126,8 @@ def _build_runs(
     runs: list[ExpandedRun] = []
     seen: dict[str, str] = {}  # config hash -> the run's name
     targets_of = _targets_of_cells(cells, targets)
-    for number, written in enumerate(cells):
-        cell = _whole_counts(written)
+    for number, as_given in enumerate(cells):
+        cell = _whole_counts(as_given)
         for seed in seeds if seeds is not None else [None]:
             swept = dict(cell) if seed is None else {**cell, "seed": seed}
             name = slug(swept)
@@ -1180,7 +1184,7 @@ def _check_limits(params: dict[str, Any], source: str, context: str) -> None:
             # Here, not in RunConfig: runs queued before this check must still load.
             below = isinstance(value, list | tuple) and len(value) == 2 and number_given
             if number_given and (abs(number) > most or (below and number < least)):
-                got = shown(value)
+                got = written(value)
                 raise SweepError(
                     f"{source}: {context}key '{key}': must be {least} to {most:,} (got {got})"
                 )
@@ -1223,7 +1227,7 @@ def _check_bn_for_v1(config: RunConfig, source: str, context: str) -> None:
         if getattr(config, key) != 0:
             raise SweepError(
                 f"{source}: {context}key '{key}': model v1 has batch norm before every "
-                f"convolution; '{key}' applies to v2 only (got {shown(getattr(config, key))})"
+                f"convolution; '{key}' applies to v2 only (got {written(getattr(config, key))})"
             )
 
 

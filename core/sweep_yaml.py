@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from core.errors import cut, shown
+from core.errors import cut, shown, written
 
 
 class SweepLoader(yaml.SafeLoader):
@@ -50,7 +50,7 @@ class SweepLoader(yaml.SafeLoader):
             # Not a long number: YAML 1.1 takes `0b_` and `0x_` for whole numbers with no
             # digits, which were said to be "301 digits or more".
             raise yaml.constructor.ConstructorError(
-                None, None, f"{node.value!r} is no number", node.start_mark
+                None, None, f"{written(str(node.value))} is no number", node.start_mark
             ) from None
 
     def _refuse_repeated_keys(self, node: yaml.MappingNode) -> None:

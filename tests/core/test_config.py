@@ -108,6 +108,18 @@ def test_unknown_key_and_wrong_type() -> None:
         RunConfig.from_dict({"layers": True})
 
 
+def test_values_in_messages_are_written_as_a_file_writes_them() -> None:
+    # Python's repr: "got 'three'", "got True", "not [1, 'a']".
+    with pytest.raises(ConfigError, match="^key 'layers': expected an integer, got three$"):
+        RunConfig.from_dict({"layers": "three"})
+    with pytest.raises(ConfigError, match="^key 'layers': expected an integer, got true$"):
+        RunConfig.from_dict({"layers": True})
+    with pytest.raises(
+        ConfigError, match=r"^a run config is a mapping of keys to values, not \[1, a\]$"
+    ):
+        RunConfig.from_dict([1, "a"])  # type: ignore[arg-type]
+
+
 def test_yaml_style_values_are_accepted() -> None:
     config = RunConfig.from_dict(
         {"lr": "3e-4", "bn_encoder": "none", "bn_decoder": False, "activation": "GELU"}

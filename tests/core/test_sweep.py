@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ConfigError, SweepError
+from core.errors import ConfigError, SweepError, written
 from core.sweep import (
     expand_sweep,
     expand_sweep_file,
     expand_sweep_text,
+    flow_text,
     include_fits,
     targets_attached,
     trained_alike_note,
@@ -319,9 +320,96 @@ BAD_FILES = {
     # False == 0 in Python: this dropped the `bnp-e: 0` cell.
     "exclude false for 0": (
         "name: x\nmatrix:\n  bnp-e: [0, 1]\nexclude: [{bnp-e: false}]\n",
-        "exclude entry 1 {bnp-e: false} matches no cell of the matrix: bnp-e: False is not among",
+        "exclude entry 1 {bnp-e: false} matches no cell of the matrix: bnp-e: false is not among",
+    ),
+    # Values as the file writes them, not as Python's repr: "got 'abc'", "got ['a', 'b']",
+    # "got True", with quotes and capitals the file does not hold.
+    "a targets figure text": (
+        "name: x\nmatrix:\n  lr: [0.1]\ntargets:\n- {lr: 0.1, validation_loss: abc}\n",
+        "bad.yml: targets entry 1: key 'validation_loss': a number, 0 or more (got abc)",
+    ),
+    "a targets figure true": (
+        "name: x\nmatrix:\n  lr: [0.1]\ntargets:\n- {lr: 0.1, minutes: yes}\n",
+        "key 'minutes': a number, 0 or more (minutes) (got true)",
+    ),
+    "an include value text": (
+        "name: x\nmatrix:\n  lr: [0.1]\ninclude:\n- {lr: 0.1, layers: abc}\n",
+        "key 'layers': expected an integer, got abc",
+    ),
+    "a matrix key no list": (
+        "name: x\nmatrix:\n  l: abc\n",
+        "matrix key 'l': expected a list, got abc",
+    ),
+    "a matrix text": (
+        "name: x\nmatrix: abc\n",
+        "key 'matrix': expected a mapping of key -> list, got abc",
+    ),
+    "seeds text": ("name: x\nseeds: abc\n", "a count or a list of seeds >= 0, got abc"),
+    "seeds of text": ("name: x\nseeds: [a, b]\n", "a count or a list of seeds >= 0, got [a, b]"),
+    "name a list": ("name: [a, b]\n", "key 'name': required, a non-empty string (got [a, b])"),
+    "description a list of text": ("name: x\ndescription: [a, b]\n", "a string (got [a, b])"),
+    "dataset unknown": (
+        "name: x\ndataset: foo\n",
+        "key 'dataset': must be one of fmnist, mnist (got foo)",
+    ),
+    "activation a list": (
+        "name: x\nact: [relu]\n",
+        "key 'activation': expected a string, got [relu]",
+    ),
+    "channels holding text": ("name: x\nl: 3\nch: [4, x]\n", "per-layer list of ints, got [4, x]"),
+    "padding holding text": ("name: x\npad: [1, a]\n", "per-layer list of ints, got [1, a]"),
+    "bn position text": (
+        "name: x\nbnp-e: a\n",
+        "key 'bn_encoder': expected 0, 1, 2 or 'none', got a",
+    ),
+    "lr null": ("name: x\nlr: null\n", "key 'lr': expected a number, got null"),
+    # Text that reads as a number keeps its quotes, as the file must write it.
+    "layers quoted": ("name: x\nlayers: '3'\n", "key 'layers': expected an integer, got '3'"),
+    "exclude text not among": (
+        "name: x\nmatrix:\n  act: [relu]\nexclude: [{act: gelu}]\n",
+        "act: gelu is not among the matrix's act values [relu]",
     ),
 }
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "abc",
+        "two words",
+        "名前",
+        "a-b",
+        "lr:0.1",
+        'a"b',
+        "3",
+        "yes",
+        "null",
+        "",
+        " a",
+        "a: b",
+        "[x]",
+        "*x",
+        "a'b",
+        "a\nb",
+        1,
+        0.1,
+        float("nan"),
+        float("-inf"),
+        True,
+        None,
+        [1, "a", False],
+        {"lr": 0.1, "act": "relu", "ch": [4, 8]},
+    ],
+)
+def test_values_in_messages_read_as_yaml_writes_them(value: object) -> None:
+    # core.config cannot use YAML (stdlib only): its own writing agrees with YAML's.
+    assert written(value) == flow_text(value)
+
+
+def test_text_with_what_a_terminal_acts_on_is_escaped_in_double_quotes() -> None:
+    assert written("\x1b[2J") == '"\\x1b[2J"'
+    assert written(["a\u202eb"]) == '["a\\u202eb"]'
+    assert written("\u2800") == "'\u2800'"  # drawn as blank: quoted, so it shows
 
 
 @pytest.mark.parametrize(("text", "fragment"), BAD_FILES.values(), ids=BAD_FILES.keys())
@@ -447,10 +535,12 @@ def test_a_yaml_merge_key_may_still_be_overridden() -> None:
         ("x" * 101, "key 'name': at most 100 characters (got 101)"),
         ('"tab\\there"', "key 'name': no tabs, newlines or other control characters"),
         # Invisible (U+200B) or turning the text around (U+202E): they passed.
-        ('"ab\\u200bc"', "nor invisible format characters (got 'ab\\u200bc', with '\\u200b')"),
-        ('"ab\\u202ec"', "nor invisible format characters (got 'ab\\u202ec', with '\\u202e')"),
-        ('"ab\\u00adc"', "nor invisible format characters (got 'ab\\xadc', with '\\xad')"),
-        ('"ab\\u2066c"', "nor invisible format characters (got 'ab\\u2066c', with '\\u2066')"),
+        # Written as the file may write them (YAML's double-quoted escapes), not as
+        # Python's repr: "(got 'ab\\u200bc', with '\\u200b')".
+        ('"ab\\u200bc"', 'nor invisible format characters (got "ab\\u200bc", with "\\u200b")'),
+        ('"ab\\u202ec"', 'nor invisible format characters (got "ab\\u202ec", with "\\u202e")'),
+        ('"ab\\u00adc"', 'nor invisible format characters (got "ab\\xadc", with "\\xad")'),
+        ('"ab\\u2066c"', 'nor invisible format characters (got "ab\\u2066c", with "\\u2066")'),
         # Drawn as blank (Braille blank, Hangul filler): a name that showed as nothing.
         ('"\\u2800"', "nor invisible format characters (got '\u2800', with U+2800)"),
         ('"a\\u3164"', "nor invisible format characters (got 'a\u3164', with U+3164)"),
@@ -537,7 +627,7 @@ def test_no_shipped_sweep_trains_two_runs_alike(path: Path) -> None:
         ("LR: 0.1", "unknown key 'LR' (did you mean 'lr'?)"),  # the names are lower case
         (
             "matrix:\n  act: [yes, no]",
-            "run 'act-True': key 'activation': expected a string, got True (YAML reads yes, no, "
+            "run 'act-True': key 'activation': expected a string, got true (YAML reads yes, no, "
             "on, off, true and false unquoted as true or false: quote it)",
         ),
         # "key 'padding': padding: give one int...", and per-layer lists shown as tuples.

@@ -190,6 +190,12 @@ def test_an_int_with_no_digits_is_no_huge_number(value: str) -> None:
     assert message == f"s.yml: malformed YAML at line 3, column 5: {value!r} is no number"
 
 
+def test_a_tagged_int_that_is_no_number_is_named_as_written() -> None:
+    # Python's repr quoted it: "'abc' is no number"; text quoted so is a number ('0b_').
+    message = refused("name: x\nlayers: 2\nlr: !!int abc\n")
+    assert message == "s.yml: malformed YAML at line 3, column 5: abc is no number"
+
+
 def test_a_run_queued_before_the_pair_check_still_loads() -> None:
     # Refused in new sweeps only: RunConfig must still read the rows queued before.
     from core.config import RunConfig

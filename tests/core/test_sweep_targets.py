@@ -17,7 +17,7 @@ EXPERIMENTS = sorted((Path(__file__).parents[2] / "experiments").rglob("*.yml"))
 @pytest.mark.parametrize(
     ("entry", "why"),
     [
-        ("{act: tanh, validation_loss: 0.1}", "act: 'tanh' is not among the matrix's act values"),
+        ("{act: tanh, validation_loss: 0.1}", "act: tanh is not among the matrix's act values"),
         ("{activation: gelu, validation_loss: 0.1}", "'activation' is not a matrix key"),
     ],
 )
