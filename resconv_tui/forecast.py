@@ -49,6 +49,19 @@ from core.queue import RunRow, RunStatus, WorkerRow
 FIT_RECENT = 200  # the most recent measured runs the cost fit uses
 
 
+class UpperBound(float):
+    """Seconds that are the most a wait can take, not a measured pace: a run timed by
+    ``at_most_proportional`` (one size measured), and every end that waits on one (a
+    slot's later runs). Shown marked (``polling.format_duration``: "≤4m"): such a
+    figure erred long by 5 to 7 times on a CPU and read as the measured ones do.
+    Arithmetic gives a plain float: ``marked`` keeps the mark where a sum holds one."""
+
+
+def marked(seconds: float, *parts: float) -> float:
+    """``seconds`` as an ``UpperBound`` where any of the ``parts`` it was made of is one."""
+    return UpperBound(seconds) if any(isinstance(p, UpperBound) for p in parts) else seconds
+
+
 # Keyed by the config text, which differs per seed: room for a large queue's every run
 # (a settled run keeps its row, and so its string, between polls: hits after the first).
 @lru_cache(maxsize=1 << 16)
@@ -122,7 +135,7 @@ def at_most_proportional(medians: dict[float, float], cost: float) -> float:
         seconds * cost / measured_cost if 0 < measured_cost < cost else seconds
         for measured_cost, seconds in medians.items()
     )
-    return min(bounds)
+    return UpperBound(min(bounds))
 
 
 def cost_slope(points: Sequence[tuple[float, float]]) -> Callable[[float], float] | None:
@@ -193,8 +206,9 @@ def _running_left(
     off while it has recorded nothing yet (its ETA stood still until its first record)."""
     left = max(0, run.total_inputs - run.inputs_done)
     if not pace:  # claimed, nothing recorded yet
-        whole = (overhead(run) if overhead else 0.0) + left * per_input(run)
-        return max(0.0, whole - elapsed)
+        per = per_input(run)
+        whole = (overhead(run) if overhead else 0.0) + left * per
+        return marked(max(0.0, whole - elapsed), per)
     training = run.inputs_per_s
     if overhead is None or not training:
         return left / pace
@@ -337,8 +351,8 @@ def queue_ends(
         start, order, worker_id = heapq.heappop(slots)
         run, *seeds = taken
         beside = overhead(run) if overhead else 0.0
-        pace = per_stacked if seeds else per_alone
-        end = start + beside + run.total_inputs * pace(run)
+        per = (per_stacked if seeds else per_alone)(run)
+        end = marked(start + beside + run.total_inputs * per, start, per)
         for member in taken:
             ends[member.id] = end
         if takers[worker_id].took(len(taken)):

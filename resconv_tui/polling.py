@@ -7,6 +7,7 @@ filters) is unit-testable and the refresh benchmark times exactly this code.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -16,7 +17,7 @@ from core.queue.failures import FailureCause, failure_counts, run_cause
 from core.queue.repo import SETTLED, STALE_AFTER_S, Signature
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS, DamagedWorker
 from core.queue.status import FINISHING
-from resconv_tui.forecast import queue_ends, run_work
+from resconv_tui.forecast import UpperBound, queue_ends, run_work
 
 # A worker beats every few seconds; these leave room for a slow SQLite write lock.
 ONLINE_WITHIN_S = 20.0
@@ -342,6 +343,18 @@ def why_no_eta(
     return None
 
 
+def _at_most(seconds: float) -> str:
+    """An upper bound's figure, rounded up: 45s, 13m, 3h05m, 11h."""
+    if seconds < 60:
+        return f"{math.ceil(seconds)}s"
+    minutes = math.ceil(seconds / 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    if minutes < 600:
+        return f"{minutes // 60}h{minutes % 60:02d}m"
+    return f"{math.ceil(minutes / 60)}h"
+
+
 def status_word(run: RunRow) -> str:
     """A run's status as the dashboard names it: ``validating`` for a running run whose
     inputs are all trained (``RunRow.trained_all``: its final pass, samples and
@@ -519,9 +532,14 @@ def status_counts(runs: Sequence[RunRow]) -> dict[RunStatus, int]:
 
 
 def format_duration(seconds: float | None) -> str:
-    """ETA as people read it: 45s, 12m, 3h05m (— when unknown)."""
+    """ETA as people read it: 45s, 12m05s, 3h05m (— when unknown); an upper bound
+    (``forecast.UpperBound``: one size measured) marked and to the minute above it, as
+    it is no closer: ≤45s, ≤13m, ≤3h05m, ≤11h (as wide as the others, for the runs
+    table's ETA column)."""
     if seconds is None:
         return "—"
+    if isinstance(seconds, UpperBound):
+        return f"≤{_at_most(seconds)}"
     seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds}s"

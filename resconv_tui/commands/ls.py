@@ -303,6 +303,7 @@ def listed_json(
 ) -> dict[str, Any]:
     """``ls --json``'s object for ``run`` (``show --json`` starts from it too): its
     ``run_json`` and the text's ETA, for a running run whose worker still trains it."""
+    from resconv_tui.forecast import UpperBound
     from resconv_tui.polling import shown_eta, silent_for
 
     entry = run_json(run, stalled, exited)
@@ -312,6 +313,8 @@ def listed_json(
     quiet = stalled or exited or stopping or silent_for(run, now) is not None
     eta = None if quiet else shown_eta(run, now, ends)
     entry["eta_seconds"] = None if eta is None else round(eta, 1)
+    # The text's "≤": the most it can take, while one model size is measured.
+    entry["eta_upper_bound"] = isinstance(eta, UpperBound)
     return entry
 
 

@@ -34,6 +34,7 @@ from core.queue.db import describe, hint_option
 from core.queue.failures import run_cause
 from core.queue.views import count_of, format_age
 from resconv_tui.context import DashboardContext
+from resconv_tui.forecast import UpperBound
 from resconv_tui.lost_workers import LostWorkers, NotRecorded, exited_workers, record_lost
 from resconv_tui.name_cuts import keep_ends
 from resconv_tui.polling import (
@@ -619,8 +620,8 @@ MIDDLE_CUT_MIN = 12
 def _duration(seconds: float | None, coarse: bool) -> str:
     """``format_duration``, to the nearest minute where ``coarse`` (3m02s: 3m); a line
     too narrow for the causes of failures said them in the seconds' place."""
-    if not coarse or seconds is None or seconds < 60:
-        return format_duration(seconds)
+    if not coarse or seconds is None or seconds < 60 or isinstance(seconds, UpperBound):
+        return format_duration(seconds)  # an upper bound is written to the minute already
     return format_duration(round(seconds / 60) * 60).removesuffix("00s")
 
 

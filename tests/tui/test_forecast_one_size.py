@@ -10,6 +10,7 @@ is a fixed time plus one in proportion to the cost).
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import replace
 
@@ -21,10 +22,12 @@ from core.params import count_params
 from core.queue import FinalFigures, NewRun, Repo
 from resconv_tui import polling
 from resconv_tui.cli import main
+from resconv_tui.forecast import UpperBound
 
 INPUTS = 1_000
 SMALL = RunConfig(model="v2", layers=5, channels=8, max_inputs=INPUTS)  # 4,939 parameters
 BIG = RunConfig(model="v2", layers=11, channels=32, max_inputs=INPUTS)  # 186,787 parameters
+MID = RunConfig(model="v2", layers=8, channels=16, max_inputs=INPUTS)
 READ_AT = T0 + 31.0  # one second after the big run's claim
 
 
@@ -75,7 +78,60 @@ def test_a_bigger_size_than_the_one_measured_is_timed_in_proportion_to_its_cost(
     # (to a tenth of a second, as --json gives it)
     assert listed[one_size_done["big"]]["eta_seconds"] == pytest.approx(running_left, abs=0.05)
     assert main(["status", "--db", db_url]) == 0
-    assert f"queue ETA: {polling.format_duration(queue_left)} " in capsys.readouterr().out
+    assert (
+        f"queue ETA: {polling.format_duration(UpperBound(queue_left))} " in capsys.readouterr().out
+    )
+
+
+def test_an_eta_timed_from_one_measured_size_is_marked_as_the_most_it_can_take(
+    db_url: str, one_size_done: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It read "queue ETA: 13m19s" as a measured figure, where it errs long 5 to 7 times.
+    running_left = big_run_seconds() - 1
+    queue_left = running_left + big_run_seconds()
+    at_most_running, at_most_queue = math.ceil(running_left / 60), math.ceil(queue_left / 60)
+    dash = polling.read_dashboard(Repo.open(db_url), READ_AT)
+    assert polling.format_duration(dash.queue_eta_s) == f"≤{at_most_queue}m"
+    assert polling.format_duration(dash.run_ends[one_size_done["big"]]) == f"≤{at_most_running}m"
+    assert dash.experiment_etas == {"e": pytest.approx(queue_left)}
+    assert polling.format_duration(dash.experiment_etas["e"]) == f"≤{at_most_queue}m"
+    assert main(["status", "--db", db_url]) == 0
+    said = capsys.readouterr().out
+    assert f"queue ETA: ≤{at_most_queue}m (e ≤{at_most_queue}m)" in said
+    assert main(["ls", "--db", db_url]) == 0
+    assert f"≤{at_most_running}m" in capsys.readouterr().out
+    assert main(["ls", "--json", "--db", db_url]) == 0
+    listed = {run["id"]: run for run in json.loads(capsys.readouterr().out)}
+    assert listed[one_size_done["big"]]["eta_upper_bound"] is True
+
+
+def test_an_eta_is_unmarked_once_two_sizes_are_measured(
+    db_url: str, one_size_done: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = Repo.open(db_url)
+    worker = repo.get_run(one_size_done["big"]).worker_id
+    assert worker is not None
+    clock = freeze(monkeypatch)
+    clock.time = lambda: T0 + 60.0
+    repo.finish(one_size_done["big"], worker, FinalFigures(0.1, None, 10.0, 50.0, None, INPUTS))
+    mid = repo.enqueue([queued(MID, "mid")]).added_ids[0]  # a third size: fitted, no bound
+    repo.claim(worker)
+    repo.heartbeat(worker, run_id=one_size_done["after"])
+    dash = polling.read_dashboard(repo, T0 + 61.0)
+    assert dash.run_ends[mid] is not None and dash.queue_eta_s is not None
+    assert not polling.format_duration(dash.queue_eta_s).startswith("≤")
+    assert not polling.format_duration(dash.run_ends[mid]).startswith("≤")
+    assert not polling.format_duration(dash.run_ends[one_size_done["after"]]).startswith("≤")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [(44.2, "≤45s"), (60.0, "≤1m"), (12 * 60 + 1, "≤13m"), (3 * 3600 + 4 * 60 + 30, "≤3h05m"),
+     (10 * 3600 + 1, "≤11h")],
+)  # fmt: skip
+def test_an_upper_bound_is_said_to_the_minute_above_it(seconds: float, said: str) -> None:
+    assert polling.format_duration(UpperBound(seconds)) == said
+    assert len(said) <= 6  # the runs table's ETA column: as wide as "59m59s"
 
 
 def test_a_smaller_size_than_the_one_measured_is_timed_at_its_pace(
