@@ -55,6 +55,9 @@ class LoadedSweep:
     swept: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # description, targets: saved back
     notes: list[str] = field(default_factory=list)  # what the form could not take over
+    # The notes above that say the file's exclude or include is kept, by key: the form
+    # says them afresh where its edits leave entries out (``kept_note``).
+    kept_notes: dict[str, str] = field(default_factory=dict)
     # What saving the form over the file would drop without a word: an include not
     # loaded, keys not loaded, targets left out (the replace question names them).
     lost: list[str] = field(default_factory=list)
@@ -212,9 +215,7 @@ def _take_exclude(loaded: LoadedSweep, data: dict[str, Any]) -> None:
         return
     entries = data["exclude"]  # a list of mappings: excluded_cells has read it
     loaded.excluded = ExcludedCells.of(fields, dropped, entries, data)
-    loaded.notes.append(
-        f"'exclude' ({_entries(len(entries))}) kept: the runs it drops are left out"
-    )
+    _say_kept(loaded, "exclude", len(entries))
 
 
 def _take_include(loaded: LoadedSweep, data: dict[str, Any]) -> bool:
@@ -246,9 +247,20 @@ def _take_include(loaded: LoadedSweep, data: dict[str, Any]) -> bool:
             if canonical_key(str(key)) in unset:
                 loaded.key_names.setdefault(canonical_key(str(key)), str(key))
     loaded.included = KeptInclude(tuple(entries), tuple(merged), frozenset(unset))
-    loaded.notes.append(f"'include' ({_entries(len(entries))}) kept: its runs are made as "
-                        "queue makes them")  # fmt: skip
+    _say_kept(loaded, "include", len(entries))
     return True
+
+
+def kept_note(key: str, count: int) -> str:
+    """The note that ``count`` entries of the file's ``key`` (exclude, include) are kept."""
+    does = {"exclude": "the runs it drops are left out",
+            "include": "its runs are made as queue makes them"}[key]  # fmt: skip
+    return f"'{key}' ({_entries(count)}) kept: {does}"
+
+
+def _say_kept(loaded: LoadedSweep, key: str, count: int) -> None:
+    loaded.kept_notes[key] = kept_note(key, count)
+    loaded.notes.append(loaded.kept_notes[key])
 
 
 def _drop_included_targets(loaded: LoadedSweep, data: dict[str, Any]) -> None:

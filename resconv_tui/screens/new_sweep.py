@@ -48,7 +48,7 @@ from core.queue.views import count_of
 from core.run_folders import experiment_folder
 from core.sweep import TARGET_FIELDS
 from resconv_tui.screens.confirm import ConfirmScreen
-from resconv_tui.sweep_file_io import LoadedSweep, load_sweep, save_sweep, typed_path
+from resconv_tui.sweep_file_io import LoadedSweep, kept_note, load_sweep, save_sweep, typed_path
 from resconv_tui.sweep_form import (
     FIELDS,
     PAIR_ALIASES,
@@ -161,6 +161,12 @@ class NewSweepScreen(Screen[int | None]):
         # The keys (exclude, include) some entries of which went so: the others going
         # with the other pair's halves are the last of them, not the file's whole key.
         self._keys_left_out: set[str] = set()
+        # The notes under the fields (a loaded file's, and what a fold left out since),
+        # and of them those that say the file's exclude or include is kept, by key: a
+        # fold that leaves entries out says them afresh ("'exclude' (2 entries) kept"
+        # stayed beside "'exclude' (2 entries) left out").
+        self._notes: list[str] = []
+        self._kept_notes: dict[str, str] = {}
         # The pair's field a fold focused, when the last delete of the burst that emptied
         # the halves came, and how long the next may take: its repeats are dropped there
         # (on_key).
@@ -398,13 +404,25 @@ class NewSweepScreen(Screen[int | None]):
         # Both pairs' halves may go, one after the other: the question names each loss.
         self._halves_left_out = ", ".join(filter(None, (self._halves_left_out, lost)))
         self._keys_left_out.add(key)
-        self._add_note(note)
+        self._say_kept_afresh(key, len(entries) - len(gone))
+        self._notes.append(note)
+        self._show_notes()
 
-    def _add_note(self, note: str) -> None:
+    def _say_kept_afresh(self, key: str, count: int) -> None:
+        """The note that the file's ``key`` is kept, now ``count`` entries (none: gone)."""
+        said = self._kept_notes.pop(key, None)
+        if said is None or said not in self._notes:
+            return
+        where = self._notes.index(said)
+        if count:
+            self._kept_notes[key] = self._notes[where] = kept_note(key, count)
+        else:
+            del self._notes[where]
+
+    def _show_notes(self) -> None:
         notes = self.query_one("#sweep-notes", Static)
-        said = str(notes.content)
-        notes.update(f"{said}\n! {note}" if said else f"! {note}")
-        notes.set_class(True, "-shown")
+        notes.update("\n".join(f"! {note}" for note in self._notes))
+        notes.set_class(bool(self._notes), "-shown")
 
     def _fields_now(self) -> tuple[int, tuple[str, dict[str, str], str]] | None:
         try:
@@ -672,9 +690,8 @@ class NewSweepScreen(Screen[int | None]):
         for pair, halves in PAIR_ALIASES.items():
             for key in (pair, *halves):
                 self.field(key).display = key in loaded.texts
-        notes = self.query_one("#sweep-notes", Static)
-        notes.update("\n".join(f"! {note}" for note in loaded.notes))
-        notes.set_class(bool(loaded.notes), "-shown")
+        self._notes, self._kept_notes = list(loaded.notes), dict(loaded.kept_notes)
+        self._show_notes()
         self.show_preview_now()
 
     def action_cancel(self) -> None:

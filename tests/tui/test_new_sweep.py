@@ -1428,6 +1428,49 @@ async def test_emptied_halves_leave_out_the_include_entries_that_name_them(
     assert len(queued) == 4
 
 
+def note_lines(pilot: Pilot[Any]) -> list[str]:
+    return str(form(pilot).query_one("#sweep-notes", Static).content).splitlines()
+
+
+EXCLUDE_KEPT = "! 'exclude' ({}) kept: the runs it drops are left out"
+INCLUDE_KEPT = "! 'include' ({}) kept: its runs are made as queue makes them"
+
+
+@pytest.mark.parametrize(
+    ("entries", "before", "after"),
+    [
+        # Every entry gone: the file's exclude is no longer kept at all.
+        ("exclude: [{ks1: 3, ks2: 3}, {ks1: 11, ks2: 3}]", EXCLUDE_KEPT.format("2 entries"), []),
+        # One of two gone: the other is kept, and the note counts it.
+        (
+            "exclude: [{ks1: 3, ks2: 3}, {l: 3}]",
+            EXCLUDE_KEPT.format("2 entries"),
+            [EXCLUDE_KEPT.format("1 entry")],
+        ),
+        (
+            "include: [{ks1: 3, ks2: 3, batch_size: 32}, {l: 3, lr: 0.001}]",
+            INCLUDE_KEPT.format("2 entries"),
+            [INCLUDE_KEPT.format("1 entry")],
+        ),
+    ],
+)
+async def test_the_notes_say_what_of_the_file_is_kept_after_a_fold(
+    db_url: str, tmp_path: Path, entries: str, before: str, after: list[str]
+) -> None:
+    # Emptying ks1 and ks2 left "'exclude' (2 entries) kept: the runs it drops are left
+    # out" beside "'exclude' (2 entries) left out: it names ks1 and ks2": both at once.
+    path = t8_over_l_3_and_11(tmp_path, entries)
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await load_file(pilot, path)
+        assert before in note_lines(pilot)
+        await type_into(pilot, "ks1", "")
+        await type_into(pilot, "ks2", "")
+        lines = note_lines(pilot)
+        assert [line for line in lines if " kept: " in line] == after
+        assert " left out" in lines[-1] and lines.count(lines[-1]) == 1
+
+
 async def in_ks2_of_t8_with_ks1_empty(pilot: Pilot[Any]) -> NewSweepScreen:
     """The form of T8 with ks1 emptied and ks2 focused (its text selected): one key that
     empties ks2 folds the halves into kernel_size, and focus moves there."""
