@@ -73,9 +73,7 @@ def claim_run_folder(
             folder.mkdir(parents=True, exist_ok=True)
             if _take(folder, {**owner, **(about or {})}):
                 return folder
-            if _owned_by(folder, owner):
-                _clear_attempt(folder, {**owner, **(about or {})})
-                return folder
+            ours = _owned_by(folder, owner)
         except (FileExistsError, NotADirectoryError):  # a file by that name
             continue
         except PermissionError:
@@ -85,6 +83,11 @@ def claim_run_folder(
             if not os.path.lexists(folder):
                 raise
             continue
+        if ours:  # Outside the try: the run's own folder refusing writes is not another
+            # user's (the retry trained into the next name beside the old weights): the
+            # error goes up, and the worker stops naming the folder to make writable.
+            _clear_attempt(folder, {**owner, **(about or {})})
+            return folder
     raise AssertionError("unreachable")  # itertools.count never ends
 
 

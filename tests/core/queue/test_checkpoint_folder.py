@@ -640,3 +640,41 @@ def test_show_says_which_attempt_each_of_a_runs_folders_holds(
     assert main(["--db", str(db), "show", "1"]) == 0
     out = "".join(capsys.readouterr().out.split())  # the paths fold after a '/'
     assert f"checkpoint{second}(attempt2),{first}(attempt1)config" in out, out
+
+
+def test_a_retry_whose_own_folder_it_may_not_write_stops_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run's own folder made read-only (by its owner, or owned by root): removing the
+    # earlier attempt's best.pt was refused, and the claim took that for another user's
+    # folder: the retry trained into a new run-1-3, the old weights kept beside it, and
+    # nothing said the folder could not be written.
+    from core.errors import CheckpointsNotWritable
+
+    db = tmp_path / "runs.db"
+    folder = _lost_with_a_folder(db)
+    (folder / "best.pt").write_text("the earlier attempt's weights")
+    assert main(["--db", str(db), "retry", "1"]) == 0
+    real_unlink = Path.unlink
+
+    def read_only(self: Path, missing_ok: bool = False) -> None:
+        if self.parent == folder:  # root ignores chmod: refused as a read-only folder is
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", read_only)
+
+    def trains(run: Any, callbacks: Any, checkpoint_dir: Path) -> Any:
+        raise AssertionError(f"trained into {checkpoint_dir}")
+
+    with pytest.raises(CheckpointsNotWritable, match=f"make {folder} writable for this user"):
+        run_worker(str(db), "cpu", True, 1, None, None, trainer=trains,
+                   install_signals=False)  # fmt: skip
+    assert not (folder.parent / "run-1-3").exists()
+    assert (folder / "best.pt").read_text() == "the earlier attempt's weights"
+    repo = Repo.open(str(db), create=False)
+    try:
+        run = repo.get_run(1)
+    finally:
+        repo.close()
+    assert run.status == RunStatus.QUEUED and run.attempts == 1  # as retried: none counted
