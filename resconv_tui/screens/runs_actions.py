@@ -37,7 +37,7 @@ from core.queue.views import (
     ids_listed,
     ids_of,
 )
-from resconv_tui.checkpoint_folders import left_on_disk
+from resconv_tui.checkpoint_folders import found_here, left_on_disk, run_checkpoint_folders
 from resconv_tui.notice_text import notice_width, path_lines
 from resconv_tui.polling import live_workers_of, read_held_runs, silent_for
 from resconv_tui.screens.confirm import ConfirmScreen
@@ -304,7 +304,7 @@ class RunActions:
         if len(runs) == 1 and runs[0].status == RunStatus.QUEUED:
             self._remove(runs, unasked=True)
             return
-        ask = ConfirmScreen(_remove_question(runs), "Remove")
+        ask = ConfirmScreen(_remove_question(runs, self.ctx.db_url), "Remove")
         self.app.push_screen(ask, lambda yes: self._remove(runs) if yes else None)
 
     def _remove(self, runs: list[RunRow], unasked: bool = False) -> None:
@@ -695,7 +695,7 @@ def _some(noun: str, numbers: list[int]) -> str:
     return ids_of(noun, numbers, FEW)
 
 
-def _remove_question(runs: list[RunRow]) -> str:
+def _remove_question(runs: list[RunRow], db_url: str) -> str:
     """What ``x`` would delete: how many runs of which status, and which are training."""
     if len(runs) == 1:
         what = f"run {runs[0].id} ({runs[0].status}) and its"
@@ -706,19 +706,36 @@ def _remove_question(runs: list[RunRow]) -> str:
     question = f"Remove {what} metrics and results? This cannot be undone."
     # Weights are the one thing not deleted: they may be on another box (PostgreSQL), and
     # a failed or cancelled run may have a folder it did not record. Say so rather than
-    # let it be assumed: every run that started counts, its folder named where known. As
+    # let it be assumed: every run that started counts, its folders as found on disk. As
     # `rm` counts them: a run queued again (put back, retried) has trained before.
     started = [run for run in runs if run.started_at is not None or run.attempts > 0]
-    if len(started) == 1 and started[0].checkpoint_path:
-        question += f" The checkpoint folder {started[0].checkpoint_path} stays on disk."
-    elif len(started) == 1:
-        question += f" Run {started[0].id}'s checkpoint folder stays on disk."
+    if len(started) == 1:
+        question += " " + _one_runs_folders(started[0], db_url)
     elif started:
         question += f" The checkpoint folders of the {len(started)} that started stay on disk."
     if running := [run.id for run in runs if run.status == RunStatus.RUNNING]:
         training = f"{_some('Run', running)} {'are' if len(running) > 1 else 'is'} training"
         question = f"{training}: cancelled first, removed once stopped. {question}"
     return question
+
+
+def _one_runs_folders(run: RunRow, db_url: str) -> str:
+    """What the remove question says of one run's checkpoint folders, as looked for on
+    disk (``rm``'s rule): the row's folder may be another box's or deleted since, and a
+    run lost with its worker names none, though its folder is here."""
+    folders = run_checkpoint_folders(run, db_url)  # a few stat calls, for one run
+    here = [folder for folder in folders if found_here(folder)]
+    elsewhere = [folder for folder in folders if not found_here(folder)]
+    said = []
+    if here:
+        many = len(here) > 1
+        said.append(f"The checkpoint folder{'s' * many} {', '.join(here)} "
+                    f"{'stay' if many else 'stays'} on disk.")  # fmt: skip
+    if elsewhere:
+        many = len(elsewhere) > 1
+        said.append(f"The checkpoint folder{'s' * many} {', '.join(elsewhere)} "
+                    f"{'are' if many else 'is'} not found on this host.")  # fmt: skip
+    return " ".join(said) or f"Run {run.id}'s checkpoint folder, if made, stays on disk."
 
 
 def _cannot_cancel(runs: list[RunRow]) -> str:

@@ -230,7 +230,7 @@ async def test_the_dashboard_escapes_what_a_terminal_would_act_on(
         assert f"({exp}, " in shown and not set(shown) & ACTED_ON  # the legend
         await pilot.press("escape", "x")  # remove: the question names its folder
         await settle(pilot)
-        shown = await drawn(pilot, "stays on disk")
+        shown = await drawn(pilot, "not found on this host")  # a made-up /ck folder
         assert isinstance(app.screen, ConfirmScreen)
         assert "/ck/a\\x1b]0;t\\x07/run-1" in shown and not set(shown) & ACTED_ON
         await pilot.press("n", "R")

@@ -543,7 +543,7 @@ async def test_remove_running_run_cancels_then_removes(seeded, app_factory, sett
         assert app.screen.question == (
             f"Run {running} is training: cancelled first, removed once stopped. "
             f"Remove run {running} (running) and its metrics and results? "
-            f"This cannot be undone. Run {running}'s checkpoint folder stays on disk."
+            f"This cannot be undone. Run {running}'s checkpoint folder, if made, stays on disk."
         )
         await pilot.press("y")
         await settle(pilot)
@@ -886,7 +886,7 @@ async def test_remove_of_marked_runs_one_training_is_one_question(
         assert app.screen.question == (
             f"Run {running} is training: cancelled first, removed once stopped. "
             "Remove 2 runs (1 queued, 1 running) and their metrics and results? "
-            f"This cannot be undone. Run {running}'s checkpoint folder stays on disk."
+            f"This cannot be undone. Run {running}'s checkpoint folder, if made, stays on disk."
         )
         await pilot.press("y")
         await settle(pilot)
@@ -2043,28 +2043,45 @@ async def test_help_fits_an_80_column_terminal(seeded, app_factory, settle) -> N
         assert dialog.region.right <= 80  # wraps its lines instead of clipping them
 
 
-def test_the_remove_question_says_checkpoint_folders_stay(seeded, db_url) -> None:
+def test_the_remove_question_says_checkpoint_folders_stay(seeded, db_url, tmp_path) -> None:
     from dataclasses import replace
 
+    from core.run_folders import claim_run_folder, run_owner
     from resconv_tui.screens.runs_actions import _remove_question
 
-    one, two = (replace(run(db_url, i), checkpoint_path=f"/ck/t1/run-{i}") for i in (1, 2))
-    assert _remove_question([one]) == (
+    here = tmp_path / "ck" / "t1" / "run-1"
+    here.mkdir(parents=True)
+    one, two = (replace(run(db_url, i), checkpoint_path=str(here)) for i in (1, 2))
+    assert _remove_question([one], db_url) == (
         "Remove run 1 (succeeded) and its metrics and results? This cannot be undone. "
-        "The checkpoint folder /ck/t1/run-1 stays on disk."
+        f"The checkpoint folder {here} stays on disk."
     )
-    assert _remove_question([one, two, run(db_url, 7)]).endswith(
+    assert _remove_question([one, two, run(db_url, 7)], db_url).endswith(
         "This cannot be undone. The checkpoint folders of the 2 that started stay on disk."
     )
     # A failed run records no folder, but may have one: counted too.
-    assert _remove_question([run(db_url, 5)]).endswith(
-        "This cannot be undone. Run 5's checkpoint folder stays on disk."
+    assert _remove_question([run(db_url, 5)], db_url).endswith(
+        "This cannot be undone. Run 5's checkpoint folder, if made, stays on disk."
     )
-    assert _remove_question([run(db_url, 7)]).endswith("This cannot be undone.")  # queued
+    assert _remove_question([run(db_url, 7)], db_url).endswith("This cannot be undone.")  # queued
     # Queued again after it trained (put back, retried): its folder stays too, as `rm` says.
     again = replace(run(db_url, 7), attempts=1, checkpoint_path="/ck/t1/run-7")
-    assert _remove_question([run(db_url, 5), again]).endswith(
+    assert _remove_question([run(db_url, 5), again], db_url).endswith(
         "This cannot be undone. The checkpoint folders of the 2 that started stay on disk."
+    )
+    # The question said "stays on disk" of the row's folder alone, unlooked for: another
+    # box's (a shared queue) or one deleted since is said not here, as `rm` says it...
+    gone = replace(one, checkpoint_path="/ck/t1/run-1")
+    assert _remove_question([gone], db_url).endswith(
+        "This cannot be undone. The checkpoint folder /ck/t1/run-1 is not found on this host."
+    )
+    # ... and one its row does not name (a run lost with its worker) is found by its
+    # run.json, as `rm` and `show` find it: named, not "Run 5's".
+    lost = run(db_url, 5)
+    owner = run_owner(lost.id, lost.experiment, lost.config_hash, lost.created_at)
+    folder = claim_run_folder(tmp_path / "checkpoints" / lost.experiment, lost.id, owner)
+    assert _remove_question([lost], db_url).endswith(
+        f"This cannot be undone. The checkpoint folder {folder} stays on disk."
     )
 
 
