@@ -26,7 +26,7 @@ def run_checkpoint_folders(run: RunRow, db_url: str) -> tuple[str, ...]:
     from core.run_folders import default_root, experiment_folder, folders_owned, run_owner
 
     roots = [default_root(sqlite_path(db_url))]
-    named = [run.checkpoint_path] if run.checkpoint_path else []
+    named = [_row_folder(run.checkpoint_path, sqlite_path(db_url))] if run.checkpoint_path else []
     if named:  # run-ID sits in the experiment's folder, under the worker's root
         roots.append(Path(named[0]).parent.parent)
     owner = run_owner(run.id, run.experiment, run.config_hash, run.created_at)
@@ -40,6 +40,19 @@ def run_checkpoint_folders(run: RunRow, db_url: str) -> tuple[str, ...]:
     for folder in [*named, *found]:
         each.setdefault(os.path.realpath(folder), folder)
     return tuple(each.values())
+
+
+def _row_folder(stored: str, database_file: Path | None) -> str:
+    """The folder a row names, absolute. A CLI worker before checkpoint paths were stored
+    absolute wrote it relative to its working folder, most often the database's (``--db
+    runs.db``): read against this one's, it was named "not found on this host" beside
+    the same folder found by its ``run.json``. Against the database's folder where it is
+    there, else this working folder's (a server's database)."""
+    if os.path.isabs(stored):
+        return stored
+    if database_file is not None and os.path.isdir(beside := database_file.parent / stored):
+        return os.path.abspath(beside)
+    return os.path.abspath(stored)
 
 
 NOT_HERE = "not found on this host"

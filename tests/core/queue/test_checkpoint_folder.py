@@ -517,7 +517,8 @@ def test_show_names_a_retried_runs_earlier_folder(
     db = tmp_path / "runs.db"
     folder = _lost_with_a_folder(db)
     assert main(["--db", str(db), "show", "1"]) == 0
-    assert f"checkpoint {folder}\n" in capsys.readouterr().out  # failed: this attempt's
+    out = capsys.readouterr().out
+    assert f"checkpoint {folder}\n" in out, out  # failed: this attempt's
     assert main(["--db", str(db), "retry", "1"]) == 0
     capsys.readouterr()
     assert main(["--db", str(db), "show", "1"]) == 0
@@ -551,7 +552,8 @@ def test_a_retry_that_fails_before_its_first_checkpoint_leaves_no_earlier_weight
     assert sorted(p.name for p in folder.iterdir()) == ["run.json"]
     capsys.readouterr()
     assert main(["--db", str(db), "show", "1"]) == 0
-    assert f"checkpoint {folder}\n" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"checkpoint {folder}\n" in out, out
 
 
 def test_show_json_gives_the_folders_show_names(
@@ -678,3 +680,39 @@ def test_a_retry_whose_own_folder_it_may_not_write_stops_the_worker(
     finally:
         repo.close()
     assert run.status == RunStatus.QUEUED and run.attempts == 1  # as retried: none counted
+
+
+def test_show_and_rm_elsewhere_find_an_old_rows_relative_folder_next_to_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A CLI worker before e2349f3 stored its folder relative to its working folder (the
+    # database's, `--db runs.db`): `show 1` from another folder named it twice, once as
+    # "checkpoints/exp/run-1 (not found on this host)" though it is here, and --json
+    # listed that relative path, which a script read against its own folder.
+    from core.queue import FinalFigures
+    from core.run_folders import claim_run_folder
+
+    db = tmp_path / "runs.db"
+    monkeypatch.chdir(tmp_path)
+    repo = Repo.open(str(db))
+    try:
+        repo.enqueue([tiny_run(0)])
+        worker = repo.register_worker("h", 1, "cpu")
+        run = repo.claim(worker)
+        assert run is not None
+        relative = claim_run_folder(Path("checkpoints") / "exp", run.id, run_owner_of(run))
+        assert not relative.is_absolute()
+        repo.fail(run.id, worker, "boom", FinalFigures(checkpoint_path=str(relative)))
+    finally:
+        repo.close()
+    folder = tmp_path / relative
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path / "other")
+    capsys.readouterr()
+    assert main(["--db", str(db), "show", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"checkpoint {folder}\n" in out, out
+    assert main(["--db", str(db), "show", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["checkpoint_folders"] == [str(folder)]
+    assert main(["--db", str(db), "rm", "1"]) == 0
+    assert capsys.readouterr().out == f"removed 1 run\ncheckpoint folders stay on disk: {folder}\n"
