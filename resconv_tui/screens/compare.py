@@ -3,7 +3,8 @@
 The legend (not plotext's in-plot one, which would hide curves) names each run
 with its colour, last validation loss and the config values that differ between the
 runs where its name does not show them (``resconv-tui compare``'s table shows them
-all); the title names the keys that differ. Metrics are read incrementally per
+all); the title names the keys that differ, on as many lines as they take (seven runs
+apart in six keys fill more than 80 columns). Metrics are read incrementally per
 run, like the run detail screen; once every run has ended they are read every few
 seconds: a run retried elsewhere starts its curve afresh, a removed one loses it.
 
@@ -50,7 +51,7 @@ class CompareScreen(ChartScreen):
     """The runs ``run_ids`` side by side: curves, colours and final losses."""
 
     DEFAULT_CSS = """
-    CompareScreen #compare-title { height: 1; padding: 0 1; background: $boost; }
+    CompareScreen #compare-title { height: auto; max-height: 4; padding: 0 1; background: $boost; }
     CompareScreen #compare-chart { height: 1fr; }
     CompareScreen #compare-legend { height: auto; max-height: 12; padding: 0 1; }
     """

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from screen_host import ScreenHost, screen_text, settle
+from screen_host import ScreenHost, region_lines, screen_text, settle
 from seed_runs import T0, curve, freeze, new_run
 from textual.pilot import Pilot
 
@@ -190,3 +190,33 @@ async def compare_text(db_url: str, run_ids: list[int]) -> str:
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         return screen_text(app)
+
+
+async def test_a_long_title_wraps_at_80_columns_and_names_every_differing_key(
+    db_url: str,
+) -> None:
+    # Seven runs marked on the runs screen, differing in six keys: at 80 columns the
+    # title stopped at "max_inputs," and seed, the key the runs differed in last, was
+    # nowhere on screen.
+    from core.config import RunConfig
+    from core.queue import NewRun
+
+    def run_of(index: int) -> NewRun:
+        config = RunConfig(
+            layers=3 + index, channels=8 + index, activation=("relu", "gelu")[index % 2],
+            lr=1e-3 * (index + 1), max_inputs=64_000 + 640 * index, seed=index,
+        )  # fmt: skip
+        return NewRun.from_config(config, experiment="audit", name=f"r-{index}",
+                                  param_count=1000)  # fmt: skip
+
+    repo = Repo.open(db_url)
+    ids = list(repo.enqueue([run_of(i) for i in range(7)]).added_ids)
+    repo.close()
+    app = ScreenHost(CompareScreen(db_url, ids))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        title = pilot.app.screen.query_one("#compare-title")
+        shown = " ".join(region_lines(app, title.region))
+        assert " ".join(shown.split()) == (
+            "Compare 7 runs: they differ in activation, channels, layers, lr, max_inputs, seed"
+        )
