@@ -238,7 +238,7 @@ INT_KEYS = {"image_size", "layers", "stride", "batch_size", "max_inputs", "seed"
 _FLOAT_KEYS = {"lr", "weight_decay", "residual_weight"}
 _STR_KEYS = {"dataset", "model", "activation", "validation", "precision"}
 PER_LAYER_KEYS = {"channels", "kernel_size", "padding"}
-_BN_KEYS = {"bn_encoder", "bn_decoder"}
+BN_KEYS = {"bn_encoder", "bn_decoder"}
 _BN_OFF = {"none", "-", "–", "off", "false"}
 
 
@@ -312,7 +312,7 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
         if not isinstance(raw, str):
             raise bad("a string")
         return raw.strip().lower()  # `validation: Fixed` as `act: GELU` and `model: V2`
-    if key in _BN_KEYS:
+    if key in BN_KEYS:
         # YAML 1.1 reads a bare `off`/`no` as False: that means "no BN" too.
         if raw is None or raw is False or (isinstance(raw, str) and raw.strip().lower() in _BN_OFF):
             return None

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Any
 
+from core.config import BN_KEYS, coerced
 from core.errors import terminal_safe
 from core.queue.errors import UsageError
 from core.queue.rows import RunRow, WorkerRow
@@ -278,8 +279,17 @@ def swept_value(run: RunRow, key: str) -> Any:
     ``channels: 8`` is 8, not "–"; an ``act`` column shows the activation of a sweep that
     wrote ``activation``). None for the ``ks1``-style halves of a per-layer pair."""
     if key in run.swept:
-        return run.swept[key]
+        return _one_spelling(key, run.swept[key])
     return config_of(run.config_json).get(ALIASES.get(key, key))
+
+
+def _one_spelling(key: str, value: Any) -> Any:
+    """A swept value as the table shows and sorts it: batch norm off as None ("–", last
+    either way, as the config holds it), however the sweep wrote it (``none``, ``null``,
+    ``off``, ``false``, the logbook's ``–``). Read, not stored: runs queued by earlier
+    versions keep the spelling their file used."""
+    config_key = ALIASES.get(key, key)
+    return coerced(config_key, value) if config_key in BN_KEYS else value
 
 
 @lru_cache(maxsize=1 << 14)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import replace
 
@@ -549,3 +551,26 @@ def test_the_results_screen_s_headers_name_their_columns() -> None:
     assert results_table(table, columns=["params", "time", "logbook"]).columns == (
         "model params", "train time (minutes)", "logbook minutes",
     )  # fmt: skip
+
+
+def test_batch_norm_off_is_one_value_however_the_sweep_file_wrote_it() -> None:
+    # `bnp-e: none` and `bnp-e: null` both queue a run without encoder BN: results showed
+    # the first as the text "none", sorted first by -bnp-e, the second as "–", sorted
+    # last. Runs queued before keep their stored spelling and read alike too.
+    written = [0, "none", None, 2, "off", False, "–"]
+    rows = [
+        replace(runs()[0], id=i + 1, swept={"bnp-e": value}, validation_loss=0.1 + i / 100,
+                config_hash=f"hash-{i}",
+                config_json=json.dumps({"bn_encoder": value if type(value) is int else None}))
+        for i, value in enumerate(written)
+    ]  # fmt: skip
+    for sort in (["bnp-e"], ["-bnp-e"]):
+        table = results_table(rows, columns=["bnp-e"], sort=sort)
+        values = table.column("bnp-e")
+        assert values == ([0, 2] if sort == ["bnp-e"] else [2, 0]) + [None] * 5
+        assert render(table, "markdown").count("– |") == 5
+        csv_cells = [row[0] for row in csv.reader(io.StringIO(render(table, "csv")))]
+        assert csv_cells[1:] == [str(v) for v in values[:2]] + [""] * 5
+        assert [row["bnp-e"] for row in json.loads(render(table, "json"))] == values
+    cells = results_by_cell(rows, rows, columns=["bnp-e"], sort=["-bnp-e"])
+    assert cells.column("bnp-e") == [2, 0, None]
