@@ -228,7 +228,7 @@ def draw_series(
     plt.clear_figure()
     scale = " (log)" if log_y else ""
     plt.title(title + scale)
-    plt.xlabel("inputs")
+    plt.xlabel(axis_label(series))
     # inf or NaN (a diverged run's, in a database of an older version, which stored them)
     # is no point on a curve: plotext raised on it, on either scale. Left out, and said.
     kept = [_kept(one, log_y) for one in series]
@@ -238,7 +238,9 @@ def draw_series(
     for one, xs, ys in plotted:
         thinned_xs, thinned_ys = thin(xs, ys)
         draw = plt.scatter if one.scatter else plt.plot
-        draw(thinned_xs, thinned_ys, label=one.label or None, color=one.color, marker=one.marker)
+        # No label: plotext writes its legend over the plot's top left rows, where a
+        # falling curve starts (a run of 640 inputs: its one point beside "train").
+        draw(thinned_xs, thinned_ys, color=one.color, marker=one.marker)
     rows = height - 5  # the plot's rows: less the title, frame and the x axis's two lines
     all_ys = [y for _, _, ys in plotted for y in ys]
     if log_y and plotted:
@@ -268,6 +270,25 @@ def draw_series(
         plt.title(f"{title}{scale}: no point above zero to draw")
     else:
         plt.title(f"{title}: {empty_note}")
+
+
+def axis_label(series: Sequence[Series]) -> str:
+    """The x axis's label, and below the plot, where no curve goes, the legend: each
+    labelled series' mark (a line, or dots) and label. A chart of one labelled series
+    has none: its label is its title (inputs/s, MiB)."""
+    keys = "   ".join(legend_key(one) for one in legend_of(series))
+    return f"inputs   {keys}" if keys else "inputs"
+
+
+def legend_of(series: Sequence[Series]) -> list[Series]:
+    """The series the legend names: the labelled ones, where there are two or more."""
+    labelled = [one for one in series if one.label]
+    return labelled if len(labelled) >= 2 else []
+
+
+def legend_key(series: Series) -> str:
+    """``── train``, ``● validation``: how the series is drawn, and its label."""
+    return f"{'●' if series.scatter else '──'} {series.label}"
 
 
 def _kept(series: Series, log_y: bool) -> tuple[list[float], list[float]]:

@@ -7,10 +7,13 @@ bookkeeping.
 
 from __future__ import annotations
 
+from rich.color import Color
+from rich.style import Style
+from rich.text import Text
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
-from resconv_tui.plotting import NO_DATA_YET, Series, draw_series
+from resconv_tui.plotting import NO_DATA_YET, Series, draw_series, legend_key, legend_of
 
 
 class LossChart(PlotextPlot):
@@ -52,7 +55,20 @@ class LossChart(PlotextPlot):
 
     def render(self):  # type: ignore[no-untyped-def]
         self.draw()
-        return super().render()
+        drawn = super().render()
+        if isinstance(drawn, Text):
+            self.colour_legend(drawn)
+        return drawn
+
+    def colour_legend(self, drawn: Text) -> None:
+        """Each legend key below the plot (plotext writes the axis label in one colour)
+        in its series' colour, as the curve it names."""
+        for one in legend_of(self.series):
+            key = legend_key(one)
+            at = drawn.plain.rfind(key)
+            if at >= 0:
+                mark = len(key) - len(one.label) - 1
+                drawn.stylize(Style(color=Color.from_rgb(*one.color)), at, at + mark)
 
     def draw(self) -> None:
         self._drawn = self._shown()

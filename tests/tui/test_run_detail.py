@@ -23,6 +23,7 @@ from textual.widgets import Static
 import resconv_tui.screens.run_detail as run_detail
 from core.queue import FinalFigures, Repo
 from core.queue.samples import encode_samples
+from resconv_tui.plotting import PALETTE
 from resconv_tui.screens.run_detail import RunDetailScreen
 from resconv_tui.widgets.loss_chart import LossChart
 from resconv_tui.widgets.sample_image import SampleImage
@@ -623,3 +624,40 @@ async def test_a_run_in_its_final_pass_is_validating_as_the_runs_table_says(
     assert title.split()[-1] == table_says, title
     status_row = next(line for line in info if line.split()[:1] == ["status"])
     assert status_row.split()[1:] == [table_says], info
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 35)])
+async def test_the_legend_is_drawn_below_the_plot_not_over_the_curves(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, size: tuple[int, int]
+) -> None:
+    # plotext drew its legend over the plot's top left rows, where a falling loss curve
+    # starts: a run of 640 inputs showed its one validation dot beside "●● validation",
+    # and the inputs/s curve's first peaks fell on its "inputs/s" row.
+    from core.queue import MetricPoint
+
+    freeze(monkeypatch)
+    repo = Repo.open(db_url)
+    run_id = repo.enqueue([new_run(3)]).added_ids[0]
+    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
+    repo.claim(worker)
+    repo.add_metrics(run_id, [*curve(range(1, 61)), MetricPoint(0, 0, "val_loss", 0.31)])
+    repo.close()
+    app = ScreenHost(RunDetailScreen(db_url, run_id))
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        shown = ["#chart-loss", "#chart-speed"] if size[1] >= 35 else ["#chart-loss"]
+        for chart_id in shown:  # (at 24 rows the speed chart is below, scrolled to)
+            lines = region_lines(app, detail(pilot).query_one(chart_id, LossChart).region)
+            top = next(i for i, line in enumerate(lines) if "┌" in line)
+            bottom = next(i for i, line in enumerate(lines) if "└" in line)
+            inside = "\n".join(lines[top + 1 : bottom])
+            assert not re.search(r"train|validation|inputs/s", inside), inside
+        loss = region_lines(app, detail(pilot).query_one("#chart-loss", LossChart).region)
+        plots = [re.split("[│┤]", line, maxsplit=1)[-1] for line in loss]
+        assert any(plot.startswith("●") for plot in plots), "\n".join(loss)  # the first pass
+        assert "inputs   ── train   ● validation" in loss[-1] + loss[-2]
+        # Each key in its curve's colour: the legend tells them apart as plotext's did.
+        legend = next(s for s in app.screen._compositor.render_strips() if "── train" in s.text)
+        colours = {seg.text.strip(): seg.style.color for seg in legend if seg.style}
+        assert colours["──"] and colours["──"].triplet == PALETTE[0]
+        assert colours["●"] and colours["●"].triplet == PALETTE[1]
