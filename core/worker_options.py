@@ -19,7 +19,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         "--device",
         default="auto",
         help="auto (default: the CUDA GPU with the fewest workers of this machine, else "
-        "the CPU), cpu, cuda:N",
+        "the CPU), cpu, cuda (the first GPU, cuda:0) or cuda:N",
     )
     parser.add_argument(
         "--until-empty", action="store_true", help="exit when no queued run is left"

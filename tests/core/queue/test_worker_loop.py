@@ -2231,3 +2231,22 @@ def test_a_worker_back_from_an_outage_gives_the_others_time_to_come_back(
     worker.repo.outage.ended_at = time.monotonic() - worker.stale_after_s  # long enough
     worker.recover()
     assert repo.get_run(run_id).status == S.FAILED
+
+
+def test_the_device_help_names_plain_cuda_which_the_worker_takes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `worker --help` listed "auto, cpu, cuda:N", yet `--device cuda` trains (on cuda:0)
+    # and the worker's own errors offer it: the help said less than the worker takes.
+    import torch
+
+    from core.device_choice import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda") == "cuda:0"
+    parser = argparse.ArgumentParser()
+    add_worker_arguments(parser)
+    said = next(action.help for action in parser._actions if action.dest == "device")
+    assert said is not None and re.search(r"(?<![\w:])cuda(?![\w:])", said), said
+    assert "cuda:0" in said and "cuda:N" in said
