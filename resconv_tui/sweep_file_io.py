@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from core.config import coerced
-from core.errors import ConfigError, SweepError, shown
+from core.errors import ConfigError, SweepError, written
 from core.files import SQLITE_HEADER, atomic_write, held_database_file
 from core.sweep import (
     MAX_RUNS,
@@ -89,7 +89,7 @@ def typed_path(path: str | Path) -> Path:
     ``~nosuchuser/x.yml`` (a RuntimeError out of expanduser) or a NUL character (a
     ValueError out of every file call), which crashed the form."""
     if "\x00" in str(path):
-        raise SweepError(f"{str(path)!r}: a path cannot hold a NUL character")
+        raise SweepError(f"{written(str(path))}: a path cannot hold a NUL character")
     try:
         return Path(path).expanduser()
     except RuntimeError as exc:  # "Could not determine home directory."
@@ -157,9 +157,9 @@ def sweep_to_form(data: dict[str, Any]) -> LoadedSweep:
     # What queue refuses, said rather than loaded as something else: a name that is no
     # text became "{'a': 1}", a matrix that is no mapping was dropped without a word.
     if name is not None and not isinstance(name, str):
-        loaded.notes.append(f"'name: {shown(name)}' is no text: not loaded")
+        loaded.notes.append(f"'name: {written(name)}' is no text: not loaded")
     if raw_matrix is not None and not isinstance(raw_matrix, dict):
-        loaded.notes.append(f"'matrix: {shown(raw_matrix)}' is no mapping of keys to lists: "
+        loaded.notes.append(f"'matrix: {written(raw_matrix)}' is no mapping of keys to lists: "
                             "not loaded")  # fmt: skip
         loaded.lost.append("its 'matrix'")
     values: dict[str, list[Any]] = {}
@@ -286,9 +286,9 @@ def _drop_included_targets(loaded: LoadedSweep, data: dict[str, Any]) -> None:
     loaded.extra["targets"] = kept
     dropped = [t for t in targets if t not in kept]
     cells = ", ".join(
-        " ".join(f"{k}={v}" for k, v in t.items() if k not in TARGET_FIELDS)
+        " ".join(f"{k}={written(v)}" for k, v in t.items() if k not in TARGET_FIELDS)
         if isinstance(t, dict)
-        else repr(t)
+        else written(t)
         for t in dropped
     )
     loaded.notes.append(f"targets of {cells} left out: the file's 'include' changes those runs")
@@ -305,7 +305,7 @@ def _take(loaded: LoadedSweep, values: dict[str, list[Any]], key: str, vals: Any
         return  # _take_exclude, _take_include
     if _is_pair_key(key) and not isinstance(vals, list):
         # `matrix: {ks1: 3}`, which queue refuses: one value in the ks1 field, said so.
-        loaded.notes.append(f"'{key}: {shown(vals)}' under 'matrix' is no list: loaded as "
+        loaded.notes.append(f"'{key}: {written(vals)}' under 'matrix' is no list: loaded as "
                             "one value")  # fmt: skip
         vals = [vals]
     canonical = canonical_key(str(key))
@@ -360,7 +360,7 @@ def _take_seeds(loaded: LoadedSweep, values: dict[str, list[Any]], seeds: Any) -
         values["seed"] = seeds
     else:
         loaded.notes.append(
-            f"'seeds: {shown(seeds)}' is no count of 1 or more and no list: not loaded"
+            f"'seeds: {written(seeds)}' is no count of 1 or more and no list: not loaded"
         )
         loaded.lost.append("its 'seeds'")
         return False

@@ -334,6 +334,22 @@ def test_a_key_a_loaded_include_spells_two_ways_is_taken_as_queue_takes_it(
     assert names == [name for name, _ in expected]
 
 
+def test_targets_left_out_with_an_include_not_loaded_name_cells_as_the_file_writes_them(
+    tmp_path: Path,
+) -> None:
+    # "targets of l=1 bnp-e=False ...": a capital the file does not hold.
+    path = tmp_path / "s.yml"
+    path.write_text(
+        "name: s\nmatrix:\n  l: [1, 2]\n  bnp-e: [false, 1]\ninclude: [{l: 3}, {l: 3}]\n"
+        "targets:\n- {l: 1, bnp-e: false, validation_loss: 0.2}\n"
+        "- {l: 2, bnp-e: 1, validation_loss: 0.1}\n"
+    )
+    loaded = load_sweep(path)
+    cells = "l=1 bnp-e=false, l=2 bnp-e=1"
+    assert f"targets of {cells} left out: the file's 'include' changes those runs" in loaded.notes
+    assert f"the targets of {cells}" in loaded.lost
+
+
 def test_an_include_queue_refuses_is_not_loaded_and_said_so(tmp_path: Path) -> None:
     path = tmp_path / "s.yml"
     path.write_text("name: s\nmatrix:\n  l: [1, 2]\ninclude: [{l: 3}, {l: 3}]\n")
@@ -529,12 +545,21 @@ def test_seeds_load_into_the_seed_field(tmp_path: Path) -> None:
     [
         # `queue` refuses these; f3 raised a TypeError, an OverflowError or ate gigabytes.
         ("matrix: {ks1: 3, ks2: [3, 5]}", "'ks1: 3' under 'matrix' is no list: loaded as one"),
-        ("matrix: {ch1: ~, ch2: [4]}", "'ch1: None' under 'matrix' is no list"),
+        # Each value as the file writes it (null, true, abc), not as Python's repr.
+        ("matrix: {ch1: ~, ch2: [4]}", "'ch1: null' under 'matrix' is no list"),
+        ("matrix: {ks1: abc, ks2: [3]}", "'ks1: abc' under 'matrix' is no list"),
+        ("matrix: {ch1: true, ch2: [4]}", "'ch1: true' under 'matrix' is no list"),
         ("matrix: {ks1: [3, 5]}", "'ks1' needs its partner 'ks2': give it"),
         ("seeds: 0", "'seeds: 0' is no count of 1 or more and no list: not loaded"),
+        ("seeds: []", "'seeds: []' is no count of 1 or more and no list: not loaded"),
+        ("seeds: false", "'seeds: false' is no count of 1 or more and no list: not loaded"),
+        ("seeds: abc", "'seeds: abc' is no count of 1 or more and no list: not loaded"),
         # A name that is no text became the name "{'a': 1}"; a matrix list went unsaid.
-        ("name: {a: 1}", "'name: {'a': 1}' is no text: not loaded"),
+        ("name: {a: 1}", "'name: {a: 1}' is no text: not loaded"),
+        ("name: true", "'name: true' is no text: not loaded"),
         ("matrix: [1, 2]", "'matrix: [1, 2]' is no mapping of keys to lists: not loaded"),
+        ("matrix: [a, b]", "'matrix: [a, b]' is no mapping of keys to lists: not loaded"),
+        ("matrix: off", "'matrix: false' is no mapping of keys to lists: not loaded"),
         ("seed: 7\nseeds: 3", "'seed' beside 'seeds' (queue takes one or the other)"),
         # An unknown key is shown escaped, as queue names it: a raw ESC cleared the screen.
         ('"\\e[2J": 1', "unknown or malformed key '\\x1b[2J': not loaded"),
@@ -987,3 +1012,11 @@ def test_a_target_of_a_cell_the_loaded_exclude_leaves_out_goes_with_its_run(
         "targets: 1 of 2 entries kept; the others are for runs the form does not make",
         "the loaded file's exclude leaves out 1 run",
     )
+
+
+def test_a_path_with_a_nul_is_named_in_yamls_escapes() -> None:
+    # Written as a YAML file writes such text ("x\0.yml" double-quoted, escaped), as
+    # every other value the form echoes is, not in Python's quotes.
+    with pytest.raises(SweepError) as info:
+        load_sweep("x\x00.yml")
+    assert str(info.value) == '"x\\x00.yml": a path cannot hold a NUL character'
