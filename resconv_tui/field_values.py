@@ -20,7 +20,7 @@ from core.config import (
     VALIDATION_MODES,
     whole_from_text,
 )
-from core.errors import shown
+from core.errors import written
 from core.sweep import ALIASES, PAIR_ALIASES
 
 MAX_RANGE = 1000
@@ -115,7 +115,7 @@ def parse_field(key: str, text: str) -> list[Any]:
     values: list[Any] = []
     for item in split_items(text):
         if not item:
-            raise FieldError(spec.key, f"empty item in {shown(text.strip())}")
+            raise FieldError(spec.key, f"empty item in {written(text.strip())}")
         values.extend(_parse_item(spec, item))
     _check_repeats(spec.key, values)
     return values
@@ -136,7 +136,9 @@ def _check_repeats(key: str, values: list[Any]) -> None:
 def _parse_item(spec: FieldSpec, item: str) -> list[Any]:
     if ".." in item:
         if spec.kind not in ("int", "layer", "padding", "bn"):
-            raise FieldError(spec.key, f"ranges need integers, {spec.key} has none ({shown(item)})")
+            raise FieldError(
+                spec.key, f"ranges need integers, {spec.key} has none ({written(item)})"
+            )
         return list(parse_range(spec.key, item))
     if item.startswith("[") or item.endswith("]"):
         return [_parse_bracket(spec, item)]
@@ -147,11 +149,11 @@ def parse_range(key: str, item: str) -> range:
     """``3..11:2`` -> range(3, 12, 2): inclusive end; descending when start > end."""
     match = _RANGE.match(item)
     if not match:
-        raise FieldError(key, f"bad range {shown(item)}: write start..end or start..end:step")
+        raise FieldError(key, f"bad range {written(item)}: write start..end or start..end:step")
     start, end = int(match[1]), int(match[2])
     step = int(match[3]) if match[3] is not None else 1
     if step <= 0:
-        raise FieldError(key, f"bad range {shown(item)}: the step must be >= 1")
+        raise FieldError(key, f"bad range {written(item)}: the step must be >= 1")
     if start > end:
         step = -step
     # Counted, not len(): len() of a range past 2**63 values raised OverflowError (a
@@ -159,26 +161,26 @@ def parse_range(key: str, item: str) -> range:
     count = (end - start) // step + 1
     if count > MAX_RANGE:
         said = str(count) if count < 10**12 else "far too many"
-        raise FieldError(key, f"range {shown(item)} has {said} values; at most {MAX_RANGE}")
+        raise FieldError(key, f"range {written(item)} has {said} values; at most {MAX_RANGE}")
     return range(start, end + (1 if step > 0 else -1), step)
 
 
 def _parse_bracket(spec: FieldSpec, item: str) -> list[int]:
     if spec.kind not in ("layer", "padding"):
-        raise FieldError(spec.key, f"brackets are only for per-layer keys ({shown(item)})")
+        raise FieldError(spec.key, f"brackets are only for per-layer keys ({written(item)})")
     one_pair = item.count("[") == item.count("]") == 1 and item.index("[") < item.index("]")
     if one_pair and not (item.startswith("[") and item.endswith("]")):  # "[3,5]x" balances
         hint = "write [first,last] or [per,layer]"  # as the field's hint line says
-        raise FieldError(spec.key, f"text outside the brackets in {shown(item)}: {hint}")
+        raise FieldError(spec.key, f"text outside the brackets in {written(item)}: {hint}")
     if not (item.startswith("[") and item.endswith("]")) or len(item) < 3:
-        raise FieldError(spec.key, f"unbalanced brackets in {shown(item)}")
+        raise FieldError(spec.key, f"unbalanced brackets in {written(item)}")
     return [_parse_int(spec.key, part.strip()) for part in item[1:-1].split(",")]
 
 
 def _parse_int(key: str, text: str) -> int:
     number = whole_from_text(text)  # 1.8e5 too, as a sweep file may write it
     if number is None:
-        raise FieldError(key, f"{shown(text)} is not an integer")
+        raise FieldError(key, f"{written(text)} is not an integer")
     return number
 
 
@@ -186,7 +188,7 @@ def _parse_float(key: str, text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise FieldError(key, f"{shown(text)} is not a number") from None
+        raise FieldError(key, f"{written(text)} is not a number") from None
 
 
 def _parse_scalar(spec: FieldSpec, item: str) -> Any:
@@ -194,7 +196,7 @@ def _parse_scalar(spec: FieldSpec, item: str) -> Any:
     if spec.kind == "choice":
         if low not in spec.choices:
             known = ", ".join(ACTIVATIONS.values() if spec.key == "activation" else spec.choices)
-            raise FieldError(spec.key, f"unknown {spec.key} {shown(item)}; known: {known}")
+            raise FieldError(spec.key, f"unknown {spec.key} {written(item)}; known: {known}")
         return low
     if spec.kind == "bn" and low in _BN_NONE:
         return None

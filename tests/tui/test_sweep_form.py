@@ -97,6 +97,31 @@ def test_parse_field_errors(key: str, text: str, reason: str) -> None:
     assert reason in info.value.reason
 
 
+@pytest.mark.parametrize(
+    ("key", "text", "reason"),
+    [
+        # The text typed, as a sweep file would write it: "'three' is not an integer"
+        # wore Python's quotes; text that reads as a number keeps YAML's ('2.5').
+        ("layers", "three", "three is not an integer"),
+        ("layers", "2.5", "'2.5' is not an integer"),
+        ("lr", "fast", "fast is not a number"),
+        ("activation", "sigmoidish", "unknown activation sigmoidish; known: "),
+        ("layers", "a..b", "bad range a..b: write start..end or start..end:step"),
+        ("layers", "3..11:0", "bad range 3..11:0: the step must be >= 1"),
+        ("lr", "1..3", "ranges need integers, lr has none ('1..3')"),
+        ("layers", "[3,5]", "brackets are only for per-layer keys ('[3,5]')"),
+        ("layers", "3,,5", "empty item in '3,,5'"),
+        ("layers", "x\x1b[2J", '"x\\x1b[2J" is not an integer'),
+    ],
+)  # fmt: skip
+def test_field_errors_write_the_text_as_a_sweep_file_would(
+    key: str, text: str, reason: str
+) -> None:
+    with pytest.raises(FieldError) as info:
+        parse_field(key, text)
+    assert info.value.reason.startswith(reason), info.value.reason
+
+
 def test_defaults_parse_back_to_the_default_config() -> None:
     values, errors = parse_all(default_texts())
     assert not errors
@@ -168,7 +193,7 @@ def test_a_bad_field_counts_its_items_in_the_runs_to_come() -> None:
 
 @pytest.mark.parametrize("layers", ["1..3:0", "1..x", "2,1..3:0"])
 def test_an_invalid_range_claims_no_run_count_and_says_what_is_wrong(layers: str) -> None:
-    # "1 run, not valid yet" above "layers: bad range '1..3:0': the step must be >= 1".
+    # "1 run, not valid yet" above "layers: bad range 1..3:0: the step must be >= 1".
     from resconv_tui.widgets.sweep_preview import summary
 
     result = preview("demo", texts(layers=layers, lr="1e-3,3e-4"))
@@ -420,7 +445,7 @@ def test_a_loaded_pairs_halves_are_two_fields_edited_as_the_file_writes_them(
     ("edit", "errors"),
     [({"ks1": "0"}, {"ks1": "must be 1 to 127 (got 0)"}),
      ({"ks2": "3,200"}, {"ks2": "must be 1 to 127 (got 200)"}),
-     ({"ks2": "x"}, {"ks2": "'x' is not an integer"}),
+     ({"ks2": "x"}, {"ks2": "x is not an integer"}),
      ({"padding": "0", "layers": "12", "ks2": "5"},  # the sweep's refusal: at the first half
       {"ks1": "the feature map shrinks to nothing at 28x28 (got [3, 5])"})],
 )  # fmt: skip
