@@ -38,7 +38,14 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Button, Header, Input, Static
 
-from core.errors import ConfigError, ResconvError, SweepError, acts_on_terminal, terminal_safe
+from core.errors import (
+    ConfigError,
+    ResconvError,
+    SweepError,
+    acts_on_terminal,
+    terminal_safe,
+    written,
+)
 from core.queue import Repo, RunRow
 from core.queue.comparison import settings_apart_in
 from core.queue.db import READER_UPGRADE_WAIT_S, is_new_file
@@ -755,8 +762,8 @@ SHOWN_TARGETS = 3  # the replace question names this many dropped targets, then 
 def _target_cell(entry: Any) -> str:
     """A targets entry by its cell (``l=21``, ``ks1=3 ks2=9``), without its figures."""
     if not isinstance(entry, dict):
-        return repr(entry)
-    return " ".join(f"{k}={v}" for k, v in entry.items() if k not in TARGET_FIELDS)
+        return written(entry)
+    return " ".join(f"{k}={written(v)}" for k, v in entry.items() if k not in TARGET_FIELDS)
 
 
 def _missing_folders(path: Path) -> list[Path]:
@@ -792,7 +799,7 @@ def _with_priority(result: Preview, priority: str) -> Preview:
         value = None
     if value is not None and abs(value) <= PRIORITY_LIMIT:
         return result
-    errors = {**result.errors, "priority": f"{text!r} is not a whole number from "
+    errors = {**result.errors, "priority": f"{written(text)} is not a whole number from "
               f"-{PRIORITY_LIMIT:,} to {PRIORITY_LIMIT:,}"}  # fmt: skip
     return Preview(errors=errors, total=result.total)
 

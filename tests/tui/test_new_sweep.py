@@ -176,6 +176,29 @@ async def test_queueing_into_an_experiment_of_other_settings_says_so(db_url: str
     ) in messages, messages
 
 
+@pytest.mark.parametrize(
+    ("priority", "said"),
+    [("x", "x is not"), ("1e3", "'1e3' is not"), ("yes", "'yes' is not")],
+)  # fmt: skip
+async def test_a_bad_priority_is_written_as_typed_not_in_pythons_quotes(
+    db_url: str, priority: str, said: str
+) -> None:
+    # "'x' is not a whole number": Python's quotes, beside the fields' "x is not an integer".
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, "priority", priority)
+        error = form(pilot).field("priority").error
+        assert error.startswith(f"{said} a whole number from -1,000,000 to 1,000,000"), error
+
+
+def test_a_target_cell_is_written_as_the_file_writes_it() -> None:
+    # f2's question named "l=1 bnp-e=False": a capital the file does not hold.
+    from resconv_tui.screens.new_sweep import _target_cell
+
+    entry = {"l": 1, "bnp-e": False, "ch": [4, 8], "validation_loss": 0.1}
+    assert _target_cell(entry) == "l=1 bnp-e=false ch=[4, 8]"
+
+
 @pytest.mark.parametrize("priority", ["99999999999", "-1000001", "\u00b2", "x"])
 async def test_a_priority_the_command_line_refuses_is_marked_not_queued(
     db_url: str, priority: str
@@ -187,7 +210,8 @@ async def test_a_priority_the_command_line_refuses_is_marked_not_queued(
     async with app.run_test(size=SIZE) as pilot:
         await type_into(pilot, "max_inputs", "256")
         await type_into(pilot, "priority", priority)
-        assert "whole number from -1,000,000 to 1,000,000" in form(pilot).field("priority").error
+        error = form(pilot).field("priority").error
+        assert "whole number from -1,000,000 to 1,000,000" in error
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert app.result == "not dismissed"
