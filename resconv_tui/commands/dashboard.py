@@ -43,7 +43,9 @@ def still_training(url: str, here: str | None = None, db: str = "") -> str | Non
         # another process holds its write lock, not after the busy timeout (15 s).
         repo = Repo.open(url, create=False, upgrade_wait_s=READER_UPGRADE_WAIT_S)
         try:
-            workers = repo.list_workers()
+            # A worker row edited by hand is left out (the dashboard named it): raised,
+            # it kept this note from naming any worker that trains on.
+            workers = repo.workers_and_damaged()[0]
         finally:
             repo.close()
     except ResconvError:  # its error was on screen already, if it matters

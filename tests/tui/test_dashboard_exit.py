@@ -126,3 +126,27 @@ def test_quitting_on_an_older_database_does_not_wait_out_another_writers_lock(
     assert (
         note == f"workers of this machine train on (pid {os.getpid()}): resconv-tui stop stops them"
     )
+
+
+def test_quitting_names_the_workers_that_train_on_beside_a_damaged_worker_row(
+    tmp_path: Any,
+) -> None:
+    # One worker row edited by hand (a text pid, of any machine) made the note on
+    # quitting read nothing at all: a worker of this machine trained on without a word.
+    import os
+    import sqlite3
+
+    from core.queue import Repo
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    repo = Repo.open(url)
+    training = repo.register_worker("box", os.getpid(), "cuda:0")  # alive (this process)
+    repo.update_worker(training, state="running")
+    ghost = repo.register_worker("other-box", 4242, "cpu")
+    repo.close()
+    with sqlite3.connect(tmp_path / "runs.db") as conn:  # as an SQL client's UPDATE stores it
+        conn.execute("UPDATE worker SET pid = 'abc' WHERE id = ?", (ghost,))
+    note = dashboard.still_training(url, here="box")
+    assert note == (
+        f"workers of this machine train on (pid {os.getpid()}): resconv-tui stop stops them"
+    )
