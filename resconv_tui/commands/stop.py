@@ -377,8 +377,8 @@ def starting_slots(repo: Repo, supervisors: set[int], live: list[WorkerRow]) -> 
     """The slot processes of ``supervisors`` with no worker row of this host, each with
     its supervisor: just started, still importing, about to claim a run. Rows stopped
     and lost count too (a slot on its way out, its row "stopped", is not one starting:
-    a second signal exits at once); where one of those is damaged, the ``live`` rows
-    alone (a damaged old row must not fail the stop)."""
+    a second signal exits at once); a damaged row is left out (``workers_and_damaged``),
+    the others still read; where the rows cannot be read at all, the ``live`` rows alone."""
     from core.processes import slots_of
     from core.queue.errors import QueueError
 
@@ -386,7 +386,10 @@ def starting_slots(repo: Repo, supervisors: set[int], live: list[WorkerRow]) -> 
         return {}
     host = socket.gethostname()
     try:
-        rows = repo.list_workers(include_gone=True)
+        # One damaged row (of any host) must not leave the rest unread: read as the
+        # live rows alone, an exiting worker's "stopped" row was not known, and the
+        # worker was signalled again as one starting.
+        rows = repo.workers_and_damaged(include_gone=True)[0]
     except QueueError:
         rows = live
     known = {w.pid for w in [*rows, *live] if w.host == host}
@@ -407,8 +410,8 @@ def unregistered_workers(
     from core.queue.errors import QueueError
 
     try:
-        rows = repo.list_workers(include_gone=True)
-    except QueueError:  # a damaged old row must not fail the stop
+        rows = repo.workers_and_damaged(include_gone=True)[0]  # as starting_slots reads them
+    except QueueError:  # the rows cannot be read now: the stop goes on
         rows = live
     known = {
         w.pid
@@ -428,13 +431,14 @@ def registered_since(
     repo: Repo, host: str, pids: set[int], seen: list[WorkerRow]
 ) -> list[WorkerRow]:
     """The live rows of this host's processes ``pids`` that the first read (``seen``) did
-    not have: written since by a worker or slot just started. None where the rows
-    cannot be read now (a damaged one): the first read stands."""
+    not have: written since by a worker or slot just started (a damaged row left out:
+    raised, one hid them all). None where the rows cannot be read now: the first read
+    stands."""
     from core.processes import could_have_registered
     from core.queue.errors import QueueError
 
     try:
-        rows = repo.list_workers()
+        rows = repo.workers_and_damaged()[0]
     except QueueError:
         return []
     known = {w.id for w in seen}

@@ -2493,6 +2493,33 @@ def test_stop_stops_the_workers_beside_a_damaged_worker_row(
         busy.wait()
 
 
+@pytest.mark.parametrize("damaged", [False, True])
+def test_stop_treats_a_stopped_worker_alike_beside_a_damaged_worker_row(
+    capsys: pytest.CaptureFixture[str], damaged: bool
+) -> None:
+    # A worker whose row says "stopped" (it is on its way out) is not one just started:
+    # stop leaves it be (a second signal exits at once). One damaged worker row, of
+    # another machine even, made stop's look for workers without a row read the live
+    # rows only, and it signalled the exiting worker as one "starting".
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    # A worker by its command line, as `ps` shows one (python -m core.worker --db ...).
+    exiting = subprocess.Popen([sys.executable, "-c", code, "-m", "core.worker", "--db", "runs.db"])
+    try:
+        time.sleep(0.2)  # started before its row was written, as a worker is
+        repo = Repo.open("runs.db")
+        worker = repo.register_worker(socket.gethostname(), exiting.pid, "cpu")
+        repo.update_worker(worker, state="stopped")
+        ghost = repo.register_worker("other-box", 5555, "cpu")
+        if damaged:
+            with sqlite3.connect("runs.db") as conn:  # as an SQL client's UPDATE stores it
+                conn.execute("UPDATE worker SET pid = 'abc' WHERE id = ?", (ghost,))
+        code_, out, err = cli(capsys, "stop", "--no-wait")
+        assert (code_, out, err) == (0, f"no live worker on {socket.gethostname()}\n", "")
+    finally:
+        exiting.kill()
+        exiting.wait()
+
+
 def test_queue_cancel_and_retry_go_on_beside_a_damaged_worker_row(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
