@@ -99,6 +99,9 @@ CLAIM_LOCK_KEY = 0x7265_7363  # PostgreSQL advisory lock that claims take in tur
 STALE_AFTER_S = 30.0  # a running run without a heartbeat for this long is lost
 WORKER_LOST = "worker lost"
 LIVE_WORKER_STATES = ("idle", "running", "stopping", "stalled")  # stalled: see core.recording
+GONE_WORKER_STATES = ("stopped", "lost")
+# Every state a version writes; a row of another (edited by hand) is damaged, named.
+WORKER_STATES = (*LIVE_WORKER_STATES, *GONE_WORKER_STATES)
 SETTLED = frozenset(RunStatus) - {RunStatus.RUNNING}  # runs that change only when someone acts
 Signature = tuple[object, ...]
 
@@ -1273,7 +1276,10 @@ class Repo:
     def _worker_mappings(self, include_gone: bool) -> Sequence[RowMapping]:
         query = select(*self.worker_columns).order_by(WORKER.c.started_at.desc())
         if not include_gone:
-            query = query.where(WORKER.c.state.in_(LIVE_WORKER_STATES))
+            # Not "in the live states": a row of a state no version writes is read too,
+            # and named damaged, where it was left out as if its worker had stopped
+            # (`stop` said "no live worker" and left it training).
+            query = query.where(WORKER.c.state.not_in(GONE_WORKER_STATES))
         with self._read() as conn:
             return conn.execute(query).mappings().all()
 
@@ -1625,6 +1631,8 @@ def _damaged_run(m: RowMapping, said: str) -> DamagedRun:
 def _worker_row(mapping: RowMapping) -> WorkerRow:
     m = dict(mapping)
     wrong = _wrong_kind(m, _WORKER_KINDS)
+    if wrong is None and m["state"] not in WORKER_STATES:
+        wrong = f"its state is {_shown_value(m['state'])}, not one of {', '.join(WORKER_STATES)}"
     if wrong is not None:
         raise _damaged_row(f"worker {m.get('id')}'s row", wrong)
     gpu = GpuSnapshot(

@@ -2520,6 +2520,39 @@ def test_stop_treats_a_stopped_worker_alike_beside_a_damaged_worker_row(
         exiting.wait()
 
 
+def test_a_worker_row_of_a_state_no_version_writes_is_named_damaged(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A state edited by hand ('zzz'): the row was read as a worker neither live nor
+    # gone. stop left its live worker training and said "no live worker", exit 0; status
+    # showed it as a worker of state 'zzz'. It is a damaged row, named as the others are.
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    busy = subprocess.Popen([sys.executable, "-c", code])
+    here = socket.gethostname()
+    repo = Repo.open("runs.db")
+    worker = repo.register_worker(here, busy.pid, "cpu")
+    with sqlite3.connect("runs.db") as conn:  # as an SQL client's UPDATE stores it
+        conn.execute("UPDATE worker SET state = 'zzz' WHERE id = ?", (worker,))
+    damage = (
+        f"resconv-tui: worker {worker}'s row is damaged (its state is 'zzz', not one of idle, "
+        "running, stopping, stalled, stopped, lost): put its value back, or delete the row "
+        "with an SQL client"
+    )
+    try:
+        code_, out, err = cli(capsys, "stop", "--no-wait")
+        assert (code_, out) == (1, f"no live worker on {here} whose row could be read\n")
+        assert (
+            err
+            == f"{damage}; stop left it alone (its process, if one still runs, was not signalled)\n"
+        )
+        code_, out, err = cli(capsys, "status")
+        assert (code_, err) == (0, f"{damage}; the rest is shown without it\n")
+        assert worker not in out
+    finally:
+        busy.kill()
+        busy.wait()
+
+
 def test_queue_cancel_and_retry_go_on_beside_a_damaged_worker_row(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -959,3 +959,28 @@ def test_queueing_again_gives_done_runs_the_sweep_file_s_new_target(repo: Repo) 
     assert repo.enqueue([replace(runs[1], target=both)]).retargeted_ids == (ids[1],)
     reordered = {"params": 675.0, "validation_loss": 0.053}  # the same figures
     assert repo.enqueue([replace(runs[1], target=reordered)]).retargeted_ids == ()
+
+
+def test_a_worker_state_no_version_writes_is_a_damaged_row(repo: Repo) -> None:
+    # PostgreSQL takes no text pid, but any text in state: 'zzz' (edited by hand) was
+    # read as a worker neither live nor gone, left out of the live workers as if it
+    # had stopped. It is named damaged by every read, the live ones too.
+    from sqlalchemy import text
+
+    from core.queue.errors import DamagedRow
+
+    kept = repo.register_worker("box", 4242, "cpu")
+    edited = repo.register_worker("box", 4243, "cpu")
+    with repo.engine.begin() as conn:
+        conn.execute(text("UPDATE worker SET state = 'zzz' WHERE id = :id"), {"id": edited})
+    for include_gone in (False, True):
+        workers, damaged = repo.workers_and_damaged(include_gone=include_gone)
+        assert [w.id for w in workers] == [kept]
+        assert [(d.id, d.host) for d in damaged] == [(edited, "box")]
+        assert "its state is 'zzz', not one of idle, running" in damaged[0].said
+    with pytest.raises(DamagedRow, match="its state is 'zzz'"):
+        repo.list_workers()
+    said: list[str] = []
+    repo.log = said.append
+    assert [w.id for w in repo.list_workers(skip_damaged=True)] == [kept]
+    assert len(said) == 1 and edited in said[0]
