@@ -28,6 +28,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Float,
+    Integer,
     RowMapping,
     Select,
     and_,
@@ -41,6 +42,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    type_coerce,
     update,
 )
 
@@ -1274,7 +1276,13 @@ class Repo:
         return workers, damaged
 
     def _worker_mappings(self, include_gone: bool) -> Sequence[RowMapping]:
-        query = select(*self.worker_columns).order_by(WORKER.c.started_at.desc())
+        # largest_first as stored: read as a boolean, any text (edited by hand) became
+        # True or False, and the row could not be named damaged (``_worker_row``).
+        columns = [
+            type_coerce(c, Integer).label(c.name) if c.name == "largest_first" else c
+            for c in self.worker_columns
+        ]
+        query = select(*columns).order_by(WORKER.c.started_at.desc())
         if not include_gone:
             # Not "in the live states": a row of a state no version writes is read too,
             # and named damaged, where it was left out as if its worker had stopped
@@ -1633,8 +1641,13 @@ def _worker_row(mapping: RowMapping) -> WorkerRow:
     wrong = _wrong_kind(m, _WORKER_KINDS)
     if wrong is None and m["state"] not in WORKER_STATES:
         wrong = f"its state is {_shown_value(m['state'])}, not one of {', '.join(WORKER_STATES)}"
+    flag = m.get("largest_first")  # as stored: SQLite's 1/0, PostgreSQL's bool, or none
+    if wrong is None and not (flag is None or (type(flag) in (bool, int) and flag in (0, 1))):
+        wrong = f"its largest_first is {_shown_value(flag)}, not true or false"
     if wrong is not None:
         raise _damaged_row(f"worker {m.get('id')}'s row", wrong)
+    if flag is not None:
+        m["largest_first"] = bool(flag)
     gpu = GpuSnapshot(
         name=m.pop("gpu_name"),
         util_percent=m.pop("gpu_util"),

@@ -984,3 +984,27 @@ def test_a_worker_state_no_version_writes_is_a_damaged_row(repo: Repo) -> None:
     repo.log = said.append
     assert [w.id for w in repo.list_workers(skip_damaged=True)] == [kept]
     assert len(said) == 1 and edited in said[0]
+
+
+def test_a_worker_largest_first_no_version_writes_is_a_damaged_row(repo: Repo, db_url: str) -> None:
+    # largest_first edited by hand into text ('yes'; SQLite takes any value in any
+    # column) read as True: the panel said "(largest first)" and ls ordered the queue
+    # so. It is named damaged; what a version writes (true, false, none) still reads.
+    from sqlalchemy import text
+
+    plain = repo.register_worker("box", 4241, "cpu")
+    largest = repo.register_worker("box", 4242, "cpu", largest_first=True)
+    edited = repo.register_worker("box", 4243, "cpu")
+    if db_url.startswith("sqlite"):
+        with repo.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE worker SET largest_first = 'yes' WHERE id = :id"), {"id": edited}
+            )
+    workers, damaged = repo.workers_and_damaged()
+    read = {w.id: w.largest_first for w in workers}
+    assert read[plain] is False and read[largest] is True
+    if db_url.startswith("sqlite"):
+        assert edited not in read and [d.id for d in damaged] == [edited]
+        assert "its largest_first is 'yes', not true or false" in damaged[0].said
+    else:  # PostgreSQL's boolean column takes no text
+        assert read[edited] is False and damaged == []
