@@ -110,14 +110,17 @@ class WorkersPanel(SteadyStatic):
         self.update(self._with_damaged(lines))
 
     def _with_damaged(self, lines: Text) -> Text:
-        """``lines`` under a line naming each damaged worker row (a worker's state would
+        """``lines`` under one line naming the damaged worker rows (a worker's state would
         be a guess: its row holds what no version writes). First: the panel shows its top
-        lines only, and such a row is rare and wants mending."""
+        lines only, and such a row is rare and wants mending. One line for them all: a
+        line each hid the live workers under a few (an UPDATE without its WHERE)."""
         if not self.damaged:
             return lines
-        named = Text(no_wrap=True, overflow="ellipsis")
-        for said in self.damaged:
-            named.append(f"⚠ {said}\n", style=self._style("stale"))
+        first = self.damaged[0]
+        if len(self.damaged) > 1:  # the count first: a line too long is cut at its end
+            many = f"{len(self.damaged)} worker rows are damaged (resconv-tui status names each)"
+            first = f"{many}: {first}"
+        named = Text(f"⚠ {first}\n", style=self._style("stale"), no_wrap=True, overflow="ellipsis")
         named.append_text(lines)
         return named
 
