@@ -35,7 +35,9 @@ The rows are read again after the signals (``registered_since``): a slot or work
 starting that registered and claimed a run in between is named with that run.
 
 A worker row of this machine edited by hand into what no version writes (a text pid) is
-left alone: the others are stopped, and the row is named with its repair.
+not signalled by (its pid cannot be trusted): the others are stopped, and the row is
+named with its repair. Its worker, where one runs, is found by its command line as one
+with no row, and signalled as such.
 
 Exit status (``stop && next-step``): 0 once every process waited for has exited, or with
 ``--no-wait`` (which promised nothing); ``STILL_RUNNING`` when one is still running after
@@ -81,7 +83,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "exit (--wait) and say how each of their runs ended. Exit status: 0 once all have "
         f"exited (or with --no-wait), {STILL_RUNNING} if one is still running after the wait "
         "or could not be signalled, or a worker row of this machine is damaged (edited by "
-        "hand: it is named and left alone, the others are stopped).",
+        "hand: it is named, not signalled by; the others are stopped).",
     )
     parser.add_argument(
         "--now", action="store_true",
@@ -323,8 +325,11 @@ def left_alone_said(row: DamagedWorker) -> str:
     """A damaged worker row of this machine that stop did not act on, and why."""
     from core.errors import terminal_safe
 
-    why = "its process, if one still runs, was not signalled"
-    return terminal_safe(f"{row.said}; stop left it alone ({why})")
+    # Not "its process was not signalled": a worker that runs is found by its command
+    # line as one with no row (``unregistered_workers``) and signalled.
+    untrusted = "stop did not signal by it (its values cannot be trusted)"
+    found = "a worker process of this database found running without a readable row"
+    return terminal_safe(f"{row.said}; {untrusted}: {found} is signalled as one starting")
 
 
 def reused_said(pids: list[int]) -> str:

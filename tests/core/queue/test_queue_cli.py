@@ -2481,8 +2481,9 @@ def test_stop_stops_the_workers_beside_a_damaged_worker_row(
         if host == "here":
             assert (code_, err) == (1, (
                 f"resconv-tui: worker {ghost}'s row is damaged (its pid is 'abc', not a whole "
-                "number): put its value back, or delete the row with an SQL client; stop left "
-                "it alone (its process, if one still runs, was not signalled)\n"
+                "number): put its value back, or delete the row with an SQL client; stop did "
+                "not signal by it (its values cannot be trusted): a worker process of this "
+                "database found running without a readable row is signalled as one starting\n"
             ))  # fmt: skip
         else:
             assert (code_, err) == (0, "")
@@ -2542,8 +2543,9 @@ def test_a_worker_row_of_a_state_no_version_writes_is_named_damaged(
         code_, out, err = cli(capsys, "stop", "--no-wait")
         assert (code_, out) == (1, f"no live worker on {here} whose row could be read\n")
         assert (
-            err
-            == f"{damage}; stop left it alone (its process, if one still runs, was not signalled)\n"
+            err == f"{damage}; stop did not signal by it (its values cannot be trusted): a worker "
+            "process of this database found running without a readable row is signalled as one "
+            "starting\n"
         )
         code_, out, err = cli(capsys, "status")
         assert (code_, err) == (0, f"{damage}; the rest is shown without it\n")
@@ -2551,6 +2553,33 @@ def test_a_worker_row_of_a_state_no_version_writes_is_named_damaged(
     finally:
         busy.kill()
         busy.wait()
+
+
+def test_stop_does_not_say_it_left_a_damaged_row_s_worker_unsignalled_when_it_signals_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A damaged row (here its last_seen_at) of a worker that runs: stop finds the worker
+    # by its command line, as one with no row, and signals it, which stops it. Its line
+    # on stderr said "its process, if one still runs, was not signalled" all the same.
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    running = subprocess.Popen([sys.executable, "-c", code, "-m", "core.worker", "--db", "runs.db"])
+    try:
+        time.sleep(0.2)  # started before its row was written, as a worker is
+        repo = Repo.open("runs.db")
+        worker = repo.register_worker(socket.gethostname(), running.pid, "cpu")
+        with sqlite3.connect("runs.db") as conn:  # as an SQL client's UPDATE stores it
+            conn.execute("UPDATE worker SET last_seen_at = 'x' WHERE id = ?", (worker,))
+        code_, out, err = cli(capsys, "stop", "--no-wait")
+        assert code_ == 1 and out.startswith(f"asked worker pid {running.pid} to stop")
+        assert err == (
+            f"resconv-tui: worker {worker}'s row is damaged (its last_seen_at is 'x', not a "
+            "number): put its value back, or delete the row with an SQL client; stop did not "
+            "signal by it (its values cannot be trusted): a worker process of this database "
+            "found running without a readable row is signalled as one starting\n"
+        )
+    finally:
+        running.kill()
+        running.wait()
 
 
 def test_queue_cancel_and_retry_go_on_beside_a_damaged_worker_row(
