@@ -849,16 +849,21 @@ class Repo:
         lost_run, lost_worker = _lost(
             stale_after_s, list(dead_worker_ids), now, caller, caller_runs
         )
+        running = RUN.c.status == RunStatus.RUNNING.value
         with self._write() as conn:
-            query = select(RUN.c.id).where(RUN.c.status == RunStatus.RUNNING.value, lost_run)
-            ids = list(conn.execute(query).scalars())
+            # Locked as read (PostgreSQL; SQLite's write lock already holds them), in id
+            # order as a beat takes them: a finish its silent worker committed between
+            # this and the update was overwritten "worker lost", the worker told it was
+            # recorded.
+            query = select(RUN.c.id).where(running, lost_run).order_by(RUN.c.id)
+            ids = list(conn.execute(query.with_for_update()).scalars())
             if ids:
                 # It ended when last heard from, not when found silent (maybe hours later,
                 # at the next worker start): its "took" is the time it trained.
                 last_heard = func.coalesce(RUN.c.heartbeat_at, RUN.c.started_at, now)
                 conn.execute(
                     update(RUN)
-                    .where(RUN.c.id.in_(ids))
+                    .where(RUN.c.id.in_(ids), running)
                     .values(
                         status=RunStatus.FAILED.value, error=WORKER_LOST, finished_at=last_heard
                     )

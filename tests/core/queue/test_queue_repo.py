@@ -443,6 +443,49 @@ def test_a_retry_committed_while_a_beat_revives_its_run_is_not_undone(repo: Repo
     assert [(w.state, w.current_run_id) for w in repo.list_workers()] == [("idle", None)]
 
 
+def test_a_finish_committed_while_recover_stale_marks_its_run_is_not_undone(
+    repo: Repo,
+) -> None:
+    # PostgreSQL: recover_stale read the silent run "running", its worker (paused, not
+    # dead) then finished it, and the update by id alone made it failed "worker lost":
+    # the worker logged "succeeded" for a run the queue says failed. Now the finish is
+    # recorded, or the worker hears "not recorded".
+    import threading
+
+    from sqlalchemy import event
+
+    repo.enqueue(tiny_runs(1))
+    looker, paused = (repo.register_worker("h", pid, "cpu") for pid in (1, 2))
+    run_id = claim(repo, paused)
+    other_repo = Repo.open(repo.url, busy_timeout_s=30)  # waits out the 2 s below
+    finished: list[bool] = []
+    finish = threading.Thread(
+        target=lambda: finished.append(
+            other_repo.finish(run_id, paused, FinalFigures(validation_loss=0.5))
+        )
+    )
+
+    def finish_after_the_read(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        reads_the_silent = statement.lstrip().startswith("SELECT run.id")
+        if reads_the_silent and "heartbeat_at" in statement and finish.ident is None:
+            finish.start()  # its worker's finish, between the read and the update
+            finish.join(2)  # PostgreSQL: it commits now, unless the read locked it
+
+    event.listen(repo.engine, "after_cursor_execute", finish_after_the_read)
+    try:
+        lost = repo.recover_stale(30.0, now=time.time() + 60, caller=looker)
+    finally:
+        event.remove(repo.engine, "after_cursor_execute", finish_after_the_read)
+    finish.join(10)
+    other_repo.close()
+    assert len(finished) == 1
+    run = repo.get_run(run_id)
+    if finished[0]:  # SQLite: it waited for the write lock, then revived the run
+        assert (run.status, run.validation_loss) == (S.SUCCEEDED, 0.5)
+    else:
+        assert (run.status, run.error, lost) == (S.FAILED, "worker lost", [run_id])
+
+
 def test_a_stray_run_of_a_live_worker_is_still_found_lost(repo: Repo) -> None:
     # A claim whose answer a cut connection lost: the worker never trains that run, and
     # sparing all of its caller's runs left it "running" (and the worker row with it).
