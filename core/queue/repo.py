@@ -850,13 +850,16 @@ class Repo:
             stale_after_s, list(dead_worker_ids), now, caller, caller_runs
         )
         running = RUN.c.status == RunStatus.RUNNING.value
+        # Locked as read (PostgreSQL; SQLite's write lock already holds them), in id order
+        # as a beat takes them: a finish its silent worker committed between this and the
+        # update was overwritten "worker lost", the worker told it was recorded. A row
+        # another transaction holds is left for the next look: a beat or finish in flight
+        # (alive), or a dead box's, cut inside its beat, whose locks the server keeps
+        # until it gives up on the connection (hours): waiting on it held a worker's
+        # heartbeat thread (its own runs unbeaten) or its loop that long.
         with self._write() as conn:
-            # Locked as read (PostgreSQL; SQLite's write lock already holds them), in id
-            # order as a beat takes them: a finish its silent worker committed between
-            # this and the update was overwritten "worker lost", the worker told it was
-            # recorded.
             query = select(RUN.c.id).where(running, lost_run).order_by(RUN.c.id)
-            ids = list(conn.execute(query.with_for_update()).scalars())
+            ids = list(conn.execute(query.with_for_update(skip_locked=True)).scalars())
             if ids:
                 # It ended when last heard from, not when found silent (maybe hours later,
                 # at the next worker start): its "took" is the time it trained.
@@ -868,9 +871,10 @@ class Repo:
                         status=RunStatus.FAILED.value, error=WORKER_LOST, finished_at=last_heard
                     )
                 )
+            silent = select(WORKER.c.id).where(WORKER.c.state.in_(LIVE_WORKER_STATES), lost_worker)
             conn.execute(
                 update(WORKER)
-                .where(WORKER.c.state.in_(LIVE_WORKER_STATES), lost_worker)
+                .where(WORKER.c.id.in_(silent.with_for_update(skip_locked=True).scalar_subquery()))
                 .values(state="lost", current_run_id=None)
             )
         return ids

@@ -486,6 +486,42 @@ def test_a_finish_committed_while_recover_stale_marks_its_run_is_not_undone(
         assert (run.status, run.error, lost) == (S.FAILED, "worker lost", [run_id])
 
 
+def test_recover_stale_leaves_a_row_a_dead_box_s_transaction_holds_and_takes_the_rest(
+    repo: Repo,
+) -> None:
+    # PostgreSQL: a box whose power or network went inside its beat's transaction keeps
+    # that run's and worker's row locks until the server gives up on the connection
+    # (hours). recover_stale waited on them: a training worker's look held its heartbeat
+    # thread (its own runs unbeaten, found lost in turn), and every other's likewise.
+    if not repo.url.startswith("postgresql"):
+        pytest.skip("row locks are PostgreSQL's (SQLite's write lock has its busy timeout)")
+    import threading
+
+    from sqlalchemy import text
+
+    repo.enqueue(tiny_runs(2))
+    cut, dead = (repo.register_worker("h", pid, "cpu") for pid in (1, 2))
+    held, free = claim(repo, cut), claim(repo, dead)
+    got: list[list[int]] = []
+    with repo.engine.connect() as box:  # the cut box's beat: begun, never ended
+        beating = box.begin()
+        box.execute(text("UPDATE run SET inputs_done = 1 WHERE id = :i"), {"i": held})
+        box.execute(text("UPDATE worker SET gpu_util = 1 WHERE id = :w"), {"w": cut})
+        look = threading.Thread(
+            target=lambda: got.append(repo.recover_stale(30.0, now=time.time() + 60))
+        )
+        look.start()
+        look.join(10)
+        waited = look.is_alive()
+        beating.rollback()  # the server gives up on the connection at last
+    look.join(10)
+    assert not waited, "recover_stale waited on the dead transaction's locks"
+    assert got == [[free]] and status(repo, held) == S.RUNNING
+    states = {w.id: w.state for w in repo.list_workers(include_gone=True)}
+    assert (states[cut], states[dead]) == ("running", "lost")
+    assert repo.recover_stale(30.0, now=time.time() + 60) == [held]  # at the next look
+
+
 def test_a_stray_run_of_a_live_worker_is_still_found_lost(repo: Repo) -> None:
     # A claim whose answer a cut connection lost: the worker never trains that run, and
     # sparing all of its caller's runs left it "running" (and the worker row with it).
