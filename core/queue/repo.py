@@ -1281,7 +1281,11 @@ class Repo:
             except DamagedRow as damage:
                 host = row.get("host")
                 shown_host = host if isinstance(host, str) else None
-                damaged.append(DamagedWorker(str(row.get("id")), shown_host, str(damage)))
+                pid = row.get("pid")
+                whole_pid = pid if type(pid) is int else None  # a bool or text is no pid
+                damaged.append(
+                    DamagedWorker(str(row.get("id")), shown_host, str(damage), whole_pid)
+                )
         return workers, damaged
 
     def _worker_mappings(self, include_gone: bool) -> Sequence[RowMapping]:

@@ -234,11 +234,13 @@ class DamagedWorker:
     last_seen_at that is no number): left out of the workers a view reads
     (``Repo.workers_and_damaged``) and named by ``said`` (its row, field and value, and
     the repair). ``host``: its host where that column still holds text, else None (it may
-    be any machine's)."""
+    be any machine's); ``pid``: its pid where that column still holds a whole number, else
+    None (for ``stop`` to say which process found by its command line the row names)."""
 
     id: str
     host: str | None
     said: str
+    pid: int | None = None
 
 
 @dataclass(frozen=True)

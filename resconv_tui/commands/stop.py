@@ -251,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
     if first:
         said.append(f"asked worker {ids_of('pid', first)} to stop after the current step")
     if early:
-        said.append(f"asked worker {ids_of('pid', early)} to stop (starting: no row yet)")
+        said += early_said(early, left_alone)
     if now_ones:
         said.append(f"told worker {ids_of('pid', now_ones)} to exit at once")
     if stopping:
@@ -330,6 +330,33 @@ def left_alone_said(row: DamagedWorker) -> str:
     untrusted = "stop did not signal by it (its values cannot be trusted)"
     found = "a worker process of this database found running without a readable row"
     return terminal_safe(f"{row.said}; {untrusted}: {found} is signalled as one starting")
+
+
+def early_said(early: list[int], left_alone: list[DamagedWorker]) -> list[str]:
+    """What stop asked of the workers ``early`` it found by their command line, with no
+    readable row: one whose pid a damaged row of this machine (``left_alone``) holds is
+    named with that row; the others are starting, or (a damaged row whose pid cannot be
+    read beside them) may be that row's. "starting: no row yet" was said of a worker
+    whose row was there, damaged, and that may have trained for hours."""
+    from core.errors import terminal_safe
+    from core.queue.views import ids_of
+
+    row_of = {row.pid: row.id for row in left_alone if row.pid is not None}
+    said = [
+        f"asked worker pid {pid} to stop (found by its command line: damaged worker row "
+        f"{row_of[pid]} holds its pid)"
+        for pid in early
+        if pid in row_of
+    ]
+    if others := [pid for pid in early if pid not in row_of]:
+        unread = any(row.pid is None for row in left_alone)
+        why = (
+            "found by its command line: starting, or the damaged row's worker"
+            if unread
+            else "starting: no row yet"
+        )
+        said.append(f"asked worker {ids_of('pid', others)} to stop ({why})")
+    return [terminal_safe(line) for line in said]
 
 
 def reused_said(pids: list[int]) -> str:

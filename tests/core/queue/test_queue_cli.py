@@ -2555,12 +2555,25 @@ def test_a_worker_row_of_a_state_no_version_writes_is_named_damaged(
         busy.wait()
 
 
+@pytest.mark.parametrize(
+    ("column", "damage", "why"),
+    [
+        (
+            "last_seen_at",
+            "its last_seen_at is 'x', not a number",
+            "damaged worker row {} holds its pid",
+        ),
+        ("pid", "its pid is 'x', not a whole number", "starting, or the damaged row's worker"),
+    ],
+)
 def test_stop_does_not_say_it_left_a_damaged_row_s_worker_unsignalled_when_it_signals_it(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], column: str, damage: str, why: str
 ) -> None:
-    # A damaged row (here its last_seen_at) of a worker that runs: stop finds the worker
-    # by its command line, as one with no row, and signals it, which stops it. Its line
-    # on stderr said "its process, if one still runs, was not signalled" all the same.
+    # A damaged row of a worker that runs: stop finds the worker by its command line, as
+    # one with no row, and signals it, which stops it. Its line on stderr said "its
+    # process, if one still runs, was not signalled" all the same; on stdout it was said
+    # "starting: no row yet", of a worker whose row is there (and may have trained for
+    # hours). Named with that row where the row's pid can still be read.
     code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
     running = subprocess.Popen([sys.executable, "-c", code, "-m", "core.worker", "--db", "runs.db"])
     try:
@@ -2568,14 +2581,15 @@ def test_stop_does_not_say_it_left_a_damaged_row_s_worker_unsignalled_when_it_si
         repo = Repo.open("runs.db")
         worker = repo.register_worker(socket.gethostname(), running.pid, "cpu")
         with sqlite3.connect("runs.db") as conn:  # as an SQL client's UPDATE stores it
-            conn.execute("UPDATE worker SET last_seen_at = 'x' WHERE id = ?", (worker,))
+            conn.execute(f"UPDATE worker SET {column} = 'x' WHERE id = ?", (worker,))
         code_, out, err = cli(capsys, "stop", "--no-wait")
-        assert code_ == 1 and out.startswith(f"asked worker pid {running.pid} to stop")
+        asked = f"asked worker pid {running.pid} to stop (found by its command line: "
+        assert code_ == 1 and out.startswith(f"{asked}{why.format(worker)})")
         assert err == (
-            f"resconv-tui: worker {worker}'s row is damaged (its last_seen_at is 'x', not a "
-            "number): put its value back, or delete the row with an SQL client; stop did not "
-            "signal by it (its values cannot be trusted): a worker process of this database "
-            "found running without a readable row is signalled as one starting\n"
+            f"resconv-tui: worker {worker}'s row is damaged ({damage}): put its value back, or "
+            "delete the row with an SQL client; stop did not signal by it (its values cannot "
+            "be trusted): a worker process of this database found running without a readable "
+            "row is signalled as one starting\n"
         )
     finally:
         running.kill()
