@@ -22,6 +22,7 @@ from core.whole_text import misread_number_refusal
 
 if TYPE_CHECKING:
     from core.queue import Repo, WorkerRow
+    from core.queue.rows import DamagedWorker
 
 # Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = (
@@ -116,13 +117,19 @@ def readable_workers(repo: Repo) -> list[WorkerRow]:
     named on stderr with its repair and left out: a command that reads the workers in
     passing (queue's hint, cancel, retry) failed on one, `queue` after its runs were
     queued (exit 2, as if they were not)."""
+    return workers_and_damaged_named(repo)[0]
+
+
+def workers_and_damaged_named(repo: Repo) -> tuple[list[WorkerRow], list[DamagedWorker]]:
+    """``readable_workers``, and the damaged rows it named and left out: for queue's
+    hint, which must not say "no worker is running" where a damaged row's may be."""
     from resconv_tui.polling import damaged_worker_said
 
     workers, damaged = repo.workers_and_damaged()
     for row in damaged:
         said = damaged_worker_said(row, "this command goes on without it")
         print(f"resconv-tui: {said}", file=sys.stderr)
-    return workers
+    return workers, damaged
 
 
 def missing_default_database(args: argparse.Namespace, url: str) -> str | None:

@@ -115,12 +115,18 @@ class Follower:
         return note()
 
     def _queued_note(self, now: float) -> str:
-        from resconv_tui.polling import read_workers, worker_health
+        from resconv_tui.polling import unread_workers_said, worker_health
 
-        live = [w for w in read_workers(self.repo, now) if worker_health(w, now) != "offline"]
-        if not live:
-            return f"queued; no worker is running (start one: resconv-tui worker{self.db})"
-        return "queued: waits for a worker"
+        workers, damaged = self.repo.workers_and_damaged()
+        live = [w for w in workers if worker_health(w, now) != "offline"]
+        start = f"start one: resconv-tui worker{self.db}"
+        if live:
+            return "queued: waits for a worker"
+        if damaged:  # said "no worker is running" of a row whose worker may be training
+            said = unread_workers_said(damaged)
+            rows = "it" if len(damaged) == 1 else "them"
+            return f"queued; {said} (resconv-tui status names {rows}; if none is, {start})"
+        return f"queued; no worker is running ({start})"
 
     def progress(self, run: RunRow, now: float) -> str:
         """``12,800 / 64,000 inputs (20%)  train loss 0.083112  2,950 in/s  ETA 1m12s``."""

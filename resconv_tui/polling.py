@@ -172,6 +172,17 @@ def damaged_worker_said(
     return terminal_safe(f"{damaged.said}; {outcome}")
 
 
+def unread_workers_said(damaged: Sequence[DamagedWorker]) -> str:
+    """Why no worker could be read, where the only worker rows are ``damaged`` (edited by
+    hand): ``queue``'s hint and ``follow``'s queued note said "no worker is running" of a
+    row whose worker may well be training."""
+    if len(damaged) == 1:
+        return "a worker row is damaged and could not be read, so a worker may be running"
+    return (
+        f"{len(damaged)} worker rows are damaged and could not be read, so workers may be running"
+    )
+
+
 def read_held_runs(repo: Repo, worker_ids: set[str]) -> list[RunRow]:
     """The runs these workers are training now (those in their final pass too), read
     afresh: what a stop of them interrupts (``w``, ``resconv-tui stop``)."""

@@ -6,10 +6,11 @@ import argparse
 import re
 from typing import TYPE_CHECKING, Any
 
-from resconv_tui.cli import add_db_option, db_option, open_repo, readable_workers
+from resconv_tui.cli import add_db_option, db_option, open_repo, workers_and_damaged_named
 from resconv_tui.commands.manage import priority_value
 
 if TYPE_CHECKING:
+    from core.queue.rows import DamagedWorker
     from core.sweep import ExpandedRun
 
 
@@ -108,9 +109,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {alike}")
     if apart and (result.added or result.queued_again):
         print(f"note: {apart}")
-    if (result.added or result.queued_again) and not readable_workers(repo):
-        print(f"no worker is running: start one with `resconv-tui worker{db_option(args)}`")
+    if result.added or result.queued_again:
+        workers, damaged = workers_and_damaged_named(repo)
+        if not workers:
+            print(no_worker_hint(damaged, db_option(args)))
     return 0
+
+
+def no_worker_hint(damaged: list[DamagedWorker], db: str) -> str:
+    """The hint after queueing where no worker row could be read: none running, or only
+    damaged rows (named above, on stderr), whose worker may be training."""
+    start = f"start one with `resconv-tui worker{db}`"
+    if not damaged:
+        return f"no worker is running: {start}"
+    from resconv_tui.polling import unread_workers_said
+
+    return f"no worker could be read: {unread_workers_said(damaged)}; if none is, {start}"
 
 
 def dry_run_plan(

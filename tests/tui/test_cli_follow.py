@@ -3,6 +3,7 @@ an exit status that says how it ended."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -253,6 +254,30 @@ def test_a_removed_run_and_a_queue_without_workers(repo: Repo, db_url: str) -> N
         "queued; no worker is running (start one: resconv-tui worker --db q)",
         f"run {run_id} was removed from the database",
     ]
+
+
+@pytest.mark.parametrize("rows", [1, 2])
+def test_a_queue_whose_only_worker_rows_are_damaged_is_not_said_without_workers(
+    repo: Repo, db_url: str, rows: int
+) -> None:
+    # A worker row edited by hand (a text pid) cannot be read, but its worker may well be
+    # training: "no worker is running" was said all the same.
+    (run_id,) = repo.enqueue([new_run(3)]).added_ids
+    for pid in range(rows):
+        worker = repo.register_worker("gpu-box", 1234 + pid, "cuda:0")
+        with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:  # as an SQL client's
+            conn.execute("UPDATE worker SET pid = 'abc' WHERE id = ?", (worker,))
+    code, lines = lines_of(repo, run_id, Story([lambda: repo.remove([run_id])]), db=" --db q")
+    damaged, it = (
+        ("a worker row is damaged and could not be read, so a worker may be running", "it")
+        if rows == 1
+        else ("2 worker rows are damaged and could not be read, so workers may be running", "them")
+    )
+    assert (code, lines[0]) == (
+        1,
+        f"queued; {damaged} (resconv-tui status names {it}; if none is, start one: "
+        "resconv-tui worker --db q)",
+    )
 
 
 def test_ctrl_c_stops_following_and_the_run_goes_on(repo: Repo) -> None:

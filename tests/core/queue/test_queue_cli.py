@@ -2613,6 +2613,11 @@ def test_queue_cancel_and_retry_go_on_beside_a_damaged_worker_row(
     )
     code, out, err = cli(capsys, "queue", "sweep.yml")
     assert (code, err) == (0, named) and out.startswith("added 4, skipped 0\n")
+    # Not "no worker is running": the damaged row's worker may well be training.
+    assert out.endswith(
+        "\nno worker could be read: a worker row is damaged and could not be read, so a "
+        "worker may be running; if none is, start one with `resconv-tui worker`\n"
+    )
     assert (cli(capsys, "cancel", "1"), repo.get_run(1).status) == (
         (0, "run 1: cancelled\n", named),
         RunStatus.CANCELLED,
