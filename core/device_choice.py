@@ -79,7 +79,9 @@ def _cuda_busy(rows_here: list[WorkerRow]) -> Counter[int]:
     now = time.time()
     for worker in rows_here:
         label = CUDA_LABEL.match(worker.device)
-        if label and not exited_here(worker.host, worker.pid, worker.age(now)):
+        if label and not exited_here(
+            worker.host, worker.pid, worker.age(now), registered_at=worker.started_at
+        ):
             busy[int(label[1] or 0)] += 1
     return busy
 

@@ -1,9 +1,10 @@
 """Whether a process of this machine still runs: the one liveness rule of the project.
 
-A worker row names its host and pid. The worker (recovering runs of workers that died
-without a clean stop), the dashboard (each poll, for workers of its own host, and for a
-worker it just started) and ``status`` all ask this, so they agree on what "gone" is.
-"""
+A worker row names its host and pid, and when it was written: a process started after
+that is not its worker, but one given its pid once it had exited (``worker_alive``).
+The worker (recovering runs of workers that died without a clean stop), the dashboard
+(each poll, for workers of its own host, and for a worker it just started), ``status``,
+``cancel`` and ``retry`` all ask this, so they agree on what "gone" is."""
 
 from __future__ import annotations
 
@@ -34,28 +35,42 @@ def exited_here(
     pid: int,
     silent_s: float,
     *,
+    registered_at: float,
     here: str | None = None,
-    alive: Callable[[int], bool] | None = None,
+    alive: Callable[[int, float], bool] | None = None,
 ) -> bool:
-    """Whether a worker row (``host``, ``pid``, silent for ``silent_s``) is a process of
-    this machine that has exited. This process itself is never exited. ``here`` (this
-    machine's name) and ``alive`` (``process_alive``) are the dashboard's, which tests
-    replace."""
-    return silent_s >= SILENT_FOR_S and gone_here(host, pid, here=here, alive=alive)
+    """Whether a worker row (``host``, ``pid``, registered at ``registered_at``, silent
+    for ``silent_s``) is a process of this machine that has exited. This process itself
+    is never exited. ``here`` (this machine's name) and ``alive`` (``worker_alive``) are
+    the dashboard's, which tests replace."""
+    return silent_s >= SILENT_FOR_S and gone_here(
+        host, pid, registered_at=registered_at, here=here, alive=alive
+    )
 
 
 def gone_here(
     host: str,
     pid: int,
     *,
+    registered_at: float,
     here: str | None = None,
-    alive: Callable[[int], bool] | None = None,
+    alive: Callable[[int, float], bool] | None = None,
 ) -> bool:
-    """Whether a worker row's process is of this machine and not running, however long
-    its row has been silent (``exited_here`` waits ``SILENT_FOR_S`` more to be sure)."""
+    """Whether a worker row's process is of this machine and not running (nor its pid
+    another process's now: ``worker_alive``), however long its row has been silent
+    (``exited_here`` waits ``SILENT_FOR_S`` more to be sure)."""
     if host != (here or socket.gethostname()) or pid == os.getpid():
         return False
-    return not (alive or process_alive)(pid)
+    return not (alive or worker_alive)(pid, registered_at)
+
+
+def worker_alive(pid: int, registered_at: float) -> bool:
+    """Whether the worker whose row names ``pid`` and was registered at ``registered_at``
+    still runs: its process runs, and is not one started after that row was written
+    (``could_have_registered``). By pid alone, a worker killed with -9 whose pid went to
+    another process read alive: its runs stayed "running" to ``retry``, ``status`` and
+    the dashboard until some worker's stale-heartbeat check, and never with none up."""
+    return process_alive(pid) and could_have_registered(pid, registered_at)
 
 
 def process_alive(pid: int) -> bool:

@@ -87,8 +87,8 @@ from core.processes import (
     SUPERVISOR_ENV,
     exited_here,
     gone_here,
-    process_alive,
     stop_with_parent,
+    worker_alive,
 )
 from core.queue import (
     FinalFigures,
@@ -310,7 +310,8 @@ class Worker:
         dead = [
             w.id
             for w in self.repo.list_workers(skip_damaged=True)
-            if w.id != self.id and exited_here(w.host, w.pid, w.age(now))
+            if w.id != self.id
+            and exited_here(w.host, w.pid, w.age(now), registered_at=w.started_at)
         ]
         # Back from a database outage, other workers are as silent as this one was, and
         # may not be back yet (a 20 s PostgreSQL restart had the first worker back mark
@@ -364,7 +365,7 @@ class Worker:
         gone = [
             w.age(now)
             for w in self.repo.list_workers(skip_damaged=True)
-            if w.id in holders and gone_here(w.host, w.pid)
+            if w.id in holders and gone_here(w.host, w.pid, registered_at=w.started_at)
         ]
         if not gone:
             return
@@ -996,7 +997,7 @@ def warn_of_cpu_neighbours(repo: Repo) -> None:
     pids = sorted({
         w.pid for w in repo.list_workers(skip_damaged=True)
         if w.host == here and w.device.startswith("cpu") and w.pid != os.getpid()
-        and w.state in LIVE_WORKER_STATES and process_alive(w.pid)
+        and w.state in LIVE_WORKER_STATES and worker_alive(w.pid, w.started_at)
     })  # fmt: skip
     if pids:
         say(f"warning: another worker trains on this machine's CPU ({ids_of('pid', pids)}): both "

@@ -20,7 +20,7 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from core.processes import exited_here, process_alive
+from core.processes import exited_here, worker_alive
 from core.queue import Repo, WorkerRow
 from core.queue.repo import LIVE_WORKER_STATES
 from core.queue.views import ids_of
@@ -48,7 +48,7 @@ class LostWorkers:
 
 
 def exited_workers(
-    workers: Sequence[WorkerRow], host: str, alive: Callable[[int], bool], now: float
+    workers: Sequence[WorkerRow], host: str, alive: Callable[[int, float], bool], now: float
 ) -> list[WorkerRow]:
     """The ``workers`` of ``host`` whose row says live but whose process is gone, by the
     workers' own rule (``core.processes.exited_here``: silent ``SILENT_FOR_S`` too, since
@@ -57,21 +57,23 @@ def exited_workers(
         w
         for w in workers
         if w.state in LIVE_WORKER_STATES
-        and exited_here(w.host, w.pid, w.age(now), here=host, alive=alive)
+        and exited_here(
+            w.host, w.pid, w.age(now), registered_at=w.started_at, here=host, alive=alive
+        )
     ]
 
 
 def exited_here_now(workers: Sequence[WorkerRow], now: float) -> set[str]:
     """The ids of ``workers`` of this machine whose process has exited (``status`` and
     ``ls``, which only read and say so)."""
-    return {w.id for w in exited_workers(workers, socket.gethostname(), process_alive, now)}
+    return {w.id for w in exited_workers(workers, socket.gethostname(), worker_alive, now)}
 
 
 def recover_exited_workers(
     repo: Repo,
     workers: Sequence[WorkerRow],
     host: str,
-    alive: Callable[[int], bool],
+    alive: Callable[[int, float], bool],
     now: float,
 ) -> LostWorkers | None:
     """Mark the live-looking ``workers`` of ``host`` whose pid is gone lost, with their runs."""

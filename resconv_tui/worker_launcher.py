@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.gpu import cuda_devices_said, cuda_index
-from core.processes import process_alive
+from core.processes import process_alive, worker_alive
 from core.queue.db import holds_password
 from core.worker_options import CLAIM_ORDERS, count_value
 
@@ -168,6 +168,14 @@ class WorkerLauncher:
         if pid in self.processes:
             return self.processes[pid].poll() is None
         return process_alive(pid)
+
+    def worker_alive(self, pid: int, registered_at: float) -> bool:
+        """Whether the worker whose row names ``pid`` (registered at ``registered_at``)
+        still runs: one started here by its process; any other as
+        ``core.processes.worker_alive`` judges it (not a process given its pid since)."""
+        if pid in self.processes:
+            return self.processes[pid].poll() is None
+        return worker_alive(pid, registered_at)
 
     def exit_code(self, pid: int) -> int | None:
         """A worker started here that has exited: its exit status; else None."""

@@ -31,7 +31,7 @@ def still_training(url: str, here: str | None = None, db: str = "") -> str | Non
     import time
 
     from core.errors import ResconvError
-    from core.processes import process_alive
+    from core.processes import worker_alive
     from core.queue import Repo
     from core.queue.db import READER_UPGRADE_WAIT_S
     from core.queue.views import ids_of
@@ -55,7 +55,7 @@ def still_training(url: str, here: str | None = None, db: str = "") -> str | Non
     live = [
         w
         for w in live_workers_of(host, workers, time.time())
-        if w.state != "stopping" and process_alive(w.pid)
+        if w.state != "stopping" and worker_alive(w.pid, w.started_at)
     ]
     if not live:
         return None

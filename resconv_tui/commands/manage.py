@@ -111,7 +111,9 @@ def cancel(args: argparse.Namespace) -> int:
     # A worker of this machine killed with -9 never reads the request: cancel its run
     # now. Unlike marking a worker lost, no 10 s of silence is waited for: were the pid
     # another container's live worker, that worker reads "cancelled" and stops the run.
-    dead = [w.id for w in readable_workers(repo) if gone_here(w.host, w.pid)]
+    dead = [
+        w.id for w in readable_workers(repo) if gone_here(w.host, w.pid, registered_at=w.started_at)
+    ]
     statuses = repo.request_cancel(args.ids, dead_worker_ids=dead)
     runs = {run.id: run for run in repo.list_runs(RunFilter(ids=tuple(statuses)))}
     for rid, status in statuses.items():
@@ -177,7 +179,7 @@ def _record_exited_workers(repo: Repo, runs_of: list[int] | None = None) -> dict
     import socket
     import time
 
-    from core.processes import SILENT_FOR_S, gone_here, process_alive
+    from core.processes import SILENT_FOR_S, gone_here, worker_alive
     from resconv_tui.lost_workers import recover_exited_workers
 
     now, here, workers = time.time(), socket.gethostname(), readable_workers(repo)
@@ -186,7 +188,7 @@ def _record_exited_workers(repo: Repo, runs_of: list[int] | None = None) -> dict
 
         holders = {run.worker_id for run in repo.list_runs(RunFilter(ids=tuple(runs_of)))}
         workers = [w for w in workers if w.id in holders]
-    lost = recover_exited_workers(repo, workers, here, process_alive, now)
+    lost = recover_exited_workers(repo, workers, here, worker_alive, now)
     if lost is not None and lost.run_ids:
         from core.queue.views import ids_of
 
@@ -194,7 +196,8 @@ def _record_exited_workers(repo: Repo, runs_of: list[int] | None = None) -> dict
     return {  # exited, not silent long enough yet: their runs read "running" a while
         w.id: SILENT_FOR_S - w.age(now)
         for w in workers
-        if w.age(now) < SILENT_FOR_S and gone_here(w.host, w.pid, here=here)
+        if w.age(now) < SILENT_FOR_S
+        and gone_here(w.host, w.pid, registered_at=w.started_at, here=here)
     }
 
 

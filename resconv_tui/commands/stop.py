@@ -371,23 +371,9 @@ def reused_said(pids: list[int]) -> str:
 def left_running_said(runs: list[RunRow] | None) -> str:
     """``; run 5 still reads running: ...``: the ``runs`` still held by workers that
     exited with their pids given to other processes since, and how they are queued
-    again; empty for none (or unread: said on stderr). Not ``orphaned_said``'s "once
-    silent 10 s": a pid that runs reads alive to ``retry``, so only the stale heartbeat
-    (``STALE_AFTER_S``), which a worker's recovery reads, records them lost."""
-    from core.queue.repo import STALE_AFTER_S
-    from core.queue.views import ids_of
-
-    if not runs:
-        return ""
-    ids = sorted(run.id for run in runs)
-    one = len(ids) == 1
-    it = "it" if one else "them"
-    return (
-        f"; {ids_of('run', ids)} still read{'s' if one else ''} running: "
-        f"{'its' if one else 'their'} worker exited without giving {it} back (a worker "
-        f"records {it} lost once silent {STALE_AFTER_S:g} s: then resconv-tui retry "
-        f"{' '.join(map(str, ids))} queues {it} again)"
-    )
+    again (``orphaned_said``: ``retry`` tells such a worker gone by its start time);
+    empty for none (or unread: said on stderr)."""
+    return f"; {orphaned_said(sorted(run.id for run in runs))}" if runs else ""
 
 
 def interrupted_said(up: list[int], exited: list[int]) -> str:

@@ -201,7 +201,7 @@ class RunsScreen(RunActions, Screen[None]):
         # Workers of this machine whose process is gone: marking them lost is a write,
         # which a read-only database refuses and a long lock delays. Neither hides what
         # was read: the rows are drawn first, and a failed write is said, not raised.
-        exited = exited_workers(dashboard.workers, ctx.hostname, ctx.launcher.alive, now)
+        exited = exited_workers(dashboard.workers, ctx.hostname, ctx.launcher.worker_alive, now)
         if exited and now >= self._recovery_retry_at and not worker.is_cancelled:
             self.post_message(self.DashboardRefreshed(dashboard, final=False))
             try:

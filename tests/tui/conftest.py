@@ -97,6 +97,9 @@ class FakeLauncher:
         self.alive_calls += 1
         return self.exits_after is None or self.alive_calls <= self.exits_after
 
+    def worker_alive(self, pid: int, registered_at: float) -> bool:
+        return self.alive(pid)  # its pids are made up: no process to tell a start time of
+
     def exit_code(self, pid: int) -> int | None:
         gone = self.exits_after is not None and self.alive_calls > self.exits_after
         return self.exit_status if pid == LAUNCHED_PID and gone else None

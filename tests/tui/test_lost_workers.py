@@ -5,18 +5,18 @@ showing them running until some worker starts again."""
 from __future__ import annotations
 
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from reused_pids import started_with_pid
 from screen_host import screen_text
 
-import core.queue.repo as repo_module
 from core.processes import SILENT_FOR_S
 from core.queue import NewRun, Repo, RunStatus
 from core.queue.errors import QueueError
@@ -97,14 +97,9 @@ def zombie() -> subprocess.Popen[bytes]:
     return process
 
 
-async def test_real_processes_killed_and_alive(
-    tmp_path: Path, settle, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_real_processes_killed_and_alive(tmp_path: Path, settle) -> None:
     url = f"sqlite:///{tmp_path / 'runs.db'}"
     repo = Repo.open(url)
-    real_time = time.time
-    # Rows written a minute ago: both have been silent long enough to be judged by pid.
-    monkeypatch.setattr(repo_module, "time", SimpleNamespace(time=lambda: real_time() - 60))
     two = expand_sweep_text("name: two\nmatrix:\n  layers: [1, 2]\n")
     killed, alive = repo.enqueue([NewRun.from_expanded(run) for run in two]).added_ids
     host = socket.gethostname()
@@ -113,7 +108,12 @@ async def test_real_processes_killed_and_alive(
     for process in (dead, living):
         assert repo.claim(repo.register_worker(host, process.pid, "cpu")) is not None
     repo.close()
-    monkeypatch.undo()
+    # Last seen a minute ago: both have been silent long enough to be judged by pid.
+    # Registered after their processes started, as a worker is (a row older than its
+    # process is that of another process, which had the pid before).
+    with sqlite3.connect(tmp_path / "runs.db") as conn:
+        conn.execute("UPDATE worker SET last_seen_at = last_seen_at - 60")
+    conn.close()
     try:
         app = make_app(url, launcher=WorkerLauncher(tmp_path), poll_interval_s=3600)
         async with app.run_test(size=SIZE) as pilot:
@@ -129,6 +129,42 @@ async def test_real_processes_killed_and_alive(
     repo = Repo.open(url)
     assert repo.get_run(killed).status == RunStatus.FAILED
     assert repo.get_run(alive).status == RunStatus.RUNNING
+    repo.close()
+
+
+async def test_a_killed_worker_whose_pid_went_to_another_process_is_lost(
+    tmp_path: Path, settle
+) -> None:
+    # Killed with -9, its pid given to a process started since: the poll read that
+    # stranger as the worker alive and showed its run running, until some worker's 30 s
+    # stale check; with no worker up, for good.
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    repo = Repo.open(url)
+    one = expand_sweep_text("name: one\nlayers: 1\n")
+    (run_id,) = repo.enqueue([NewRun.from_expanded(run) for run in one]).added_ids
+    killed = subprocess.Popen(["sleep", "30"])
+    assert repo.claim(repo.register_worker(socket.gethostname(), killed.pid, "cpu")) is not None
+    repo.close()
+    killed.kill()
+    killed.wait()
+    if (stranger := started_with_pid(killed.pid)) is None:
+        pytest.skip("cannot give a freed pid to a new process here (ns_last_pid takes root)")
+    try:
+        with sqlite3.connect(tmp_path / "runs.db") as conn:  # registered, last seen, 1 min ago
+            conn.execute(
+                "UPDATE worker SET started_at = started_at - 60, last_seen_at = last_seen_at - 60"
+            )
+        conn.close()
+        app = make_app(url, launcher=WorkerLauncher(tmp_path), poll_interval_s=3600)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert any(f"worker pid {killed.pid} exited" in m for m in notifications(app))
+        assert stranger.poll() is None  # only its row is marked: the stranger runs on
+    finally:
+        stranger.kill()
+        stranger.wait()
+    repo = Repo.open(url)
+    assert repo.get_run(run_id).status == RunStatus.FAILED
     repo.close()
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from reused_pids import started_with_pid
 
 import core.queue.repo as repo_module
 from core.queue import FinalFigures, Repo, RunRow, RunStatus
@@ -1376,8 +1377,8 @@ def test_stop_names_the_runs_of_a_worker_whose_pid_went_to_another_process(
         assert cli(capsys, "stop", "--wait", "1") == (0, (
             f"worker pid {stranger.pid} had exited (its pid is another process's now: not "
             f"signalled); run {run.id} still reads running: its worker exited without "
-            f"giving it back (a worker records it lost once silent 30 s: then resconv-tui "
-            f"retry {run.id} queues it again)\nno live worker on {socket.gethostname()}\n"
+            f"giving it back (resconv-tui retry {run.id} queues it again once silent 10 s)"
+            f"\nno live worker on {socket.gethostname()}\n"
         ), "")  # fmt: skip
         assert stranger.poll() is None  # not signalled
         assert repo.get_run(run.id).status == RunStatus.RUNNING  # said, not changed
@@ -1398,6 +1399,43 @@ def test_stop_still_signals_a_worker_whose_row_was_written_long_after_it_started
         assert cli(capsys, "stop", "--no-wait")[1].startswith(
             f"asked worker pid {pid} to stop after the current step"
         )
+
+
+def test_a_killed_worker_whose_pid_went_to_another_process_reads_exited_to_status_and_retry(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A worker killed with -9 mid-run, its pid given to a process started since: status,
+    # ls, retry (and the dashboard) judged it by its pid alone, read it alive, showed its
+    # run running and refused `retry` of it ("run 1 is running") until some worker's
+    # 30 s stale check recorded it lost; with no worker up, nothing ever did.
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    killed = subprocess.Popen(["sleep", "30"])
+    worker = repo.register_worker(socket.gethostname(), killed.pid, "cpu")
+    run = repo.claim(worker)
+    assert run is not None
+    killed.kill()
+    killed.wait()
+    stranger = started_with_pid(killed.pid)
+    if stranger is None:
+        pytest.skip("cannot give a freed pid to a new process here (ns_last_pid takes root)")
+    try:
+        with sqlite3.connect("runs.db") as conn:  # registered a minute ago, silent 12 s
+            conn.execute(
+                "UPDATE worker SET started_at = started_at - 60, last_seen_at = last_seen_at - 12"
+            )
+        out = cli(capsys, "status")[1]
+        assert "(its worker's process has exited: worker lost)" in out, out
+        assert json.loads(cli(capsys, "ls", "--json")[1])[0]["worker_exited"] is True
+        assert cli(capsys, "retry", str(run.id)) == (0, (
+            f"run {run.id}: worker lost (its worker's process has exited)\n"
+            f"queued again: {run.id}\n"
+        ), "")  # fmt: skip
+        assert repo.get_run(run.id).status == RunStatus.QUEUED
+        assert stranger.poll() is None  # only read: the stranger is left alone
+    finally:
+        stranger.kill()
+        stranger.wait()
 
 
 @pytest.mark.parametrize("wait", ["--no-wait", "--wait=5"])
@@ -1432,23 +1470,6 @@ SUPERVISOR = (
     "slot = subprocess.Popen([sys.executable, '-c', code], env=env, stdout=subprocess.PIPE); "
     "slot.stdout.readline(); print(slot.pid, flush=True); slot.wait()"
 )
-
-
-def started_with_pid(pid: int) -> subprocess.Popen[bytes] | None:
-    """Another process (a sleep) given ``pid`` (a freed one) by the kernel, as it gives
-    a freed pid to whatever starts next; None where this test cannot arrange that
-    (/proc/sys/kernel/ns_last_pid takes root)."""
-    for _ in range(200):  # another process of the machine may take it first
-        try:
-            Path("/proc/sys/kernel/ns_last_pid").write_text(str(pid - 1))
-        except OSError:
-            return None
-        stranger = subprocess.Popen(["sleep", "30"])
-        if stranger.pid == pid:
-            return stranger
-        stranger.kill()
-        stranger.wait()
-    return None
 
 
 def test_stop_names_the_supervisor_of_one_slot_its(capsys: pytest.CaptureFixture[str]) -> None:
