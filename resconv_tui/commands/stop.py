@@ -163,11 +163,6 @@ def run(args: argparse.Namespace) -> int:
     # have gone to a process started since: signalled, a stranger got the SIGTERM, and
     # one whose row said "stopping" kept stop waiting out --wait on it and exiting 1.
     live = [w for w in running if could_have_registered(w.pid, w.started_at)]
-    if reused := sorted({w.pid for w in running} - {w.pid for w in live}):
-        # Their runs too, as for any worker that exited without giving its runs back:
-        # unnamed, `status` still showed them running and `retry` refused them.
-        exited_ids = {w.id for w in running if w.pid in reused}
-        print(reused_said(reused) + left_running_said(held_runs(repo, exited_ids)))
     asked_before = {w.pid for w in live if w.state == "stopping"}
     pids = sorted({w.pid for w in live} - (set() if args.now else asked_before))
     # Asked by an earlier stop, not signalled again (a second signal is --now's "exit at
@@ -180,6 +175,13 @@ def run(args: argparse.Namespace) -> int:
     # started, core.early_signals); one with slots already, through them (below).
     unregistered, their_slots = unregistered_workers(repo, db_url(args), rows, host)
     early_slots = starting_slots(repo, set(their_slots), rows)
+    if reused := sorted({w.pid for w in running} - {w.pid for w in live}):
+        # Their runs too, as for any worker that exited without giving its runs back:
+        # unnamed, `status` still showed them running and `retry` refused them. A pid
+        # now a starting worker's is signalled below: "not signalled" was wrong of it.
+        exited_ids = {w.id for w in running if w.pid in reused}
+        starting_now = {*unregistered, *early_slots}
+        print(reused_said(reused, starting_now) + left_running_said(held_runs(repo, exited_ids)))
     if not pids and not stopping and not unregistered and not early_slots:
         print(f"no live worker on {host}" + (" whose row could be read" if left_alone else ""))
         return STILL_RUNNING if left_alone else 0
@@ -359,13 +361,21 @@ def early_said(early: list[int], left_alone: list[DamagedWorker]) -> list[str]:
     return [terminal_safe(line) for line in said]
 
 
-def reused_said(pids: list[int]) -> str:
+def reused_said(pids: list[int], starting: set[int]) -> str:
     """The workers whose pids now name processes started after their rows were written:
-    they exited (killed) and were not signalled, nor waited for."""
+    they exited (killed) and were not signalled, nor waited for; a pid that went to a
+    worker of this database ``starting`` (no row yet) is asked to stop as that one."""
     from core.queue.views import ids_of
 
-    whose = "its pid is" if len(pids) == 1 else "their pids are"
-    return f"worker {ids_of('pid', pids)} had exited ({whose} another process's now: not signalled)"
+    said = []
+    for taken_by, pids_now in (
+        ("another process's now: not signalled", [p for p in pids if p not in starting]),
+        ("a worker's starting now: asked to stop below", [p for p in pids if p in starting]),
+    ):
+        if pids_now:
+            whose = "its pid is" if len(pids_now) == 1 else "their pids are"
+            said.append(f"worker {ids_of('pid', pids_now)} had exited ({whose} {taken_by})")
+    return "; ".join(said)
 
 
 def left_running_said(runs: list[RunRow] | None) -> str:

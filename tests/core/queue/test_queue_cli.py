@@ -1173,6 +1173,27 @@ def test_stop_names_the_run_a_worker_it_found_starting_claimed_before_its_signal
         )
 
 
+def test_stop_says_a_killed_worker_s_pid_went_to_a_worker_starting_not_unsignalled(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A worker killed mid-run whose pid went to a worker started since (no row yet):
+    # stop said the pid was "another process's now: not signalled", then "asked worker
+    # pid N to stop" of that same pid.
+    cli(capsys, "queue", "sweep.yml")
+    with worker_starting(Path("starting")) as pid:
+        repo = Repo.open("runs.db")
+        run = repo.claim(repo.register_worker(socket.gethostname(), pid, "cpu"))
+        assert run is not None
+        with sqlite3.connect("runs.db") as conn:  # the killed worker's row, a minute old
+            conn.execute("UPDATE worker SET started_at = started_at - 60")
+        assert cli(capsys, "stop", "--no-wait")[1] == (
+            f"worker pid {pid} had exited (its pid is a worker's starting now: asked to stop "
+            f"below); run {run.id} still reads running: its worker exited without giving it "
+            f"back (resconv-tui retry {run.id} queues it again once silent 10 s)\n"
+            f"asked worker pid {pid} to stop (starting: no row yet); it held no run when read\n"
+        )
+
+
 def test_stop_keeps_the_runs_it_read_when_the_read_after_its_signal_fails(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
