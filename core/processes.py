@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
 import socket
 from collections.abc import Callable
@@ -258,22 +259,55 @@ def _last_db(arguments: list[str]) -> str | None:
 def worker_arguments(argv: list[str]) -> list[str] | None:
     """The arguments of a worker's command line ``argv`` (``python -m core.worker ...``,
     ``python -m resconv_tui [--db X] worker ...``, ``resconv-tui worker ...``), from
-    the module's or script's name on; None for any other command."""
-    if "-m" in argv[1:]:
-        at = argv.index("-m", 1)
-        module, rest = argv[at + 1 : at + 2], argv[at + 2 :]
-        if module == [WORKER_MODULE]:
-            return rest
-        cli = module == [CLI_MODULE]
-    else:  # the script, run as itself or by an interpreter (python .../bin/resconv-tui)
-        at = next((i for i, arg in enumerate(argv[:2]) if Path(arg).name == CLI_SCRIPT), -1)
-        cli, rest = at >= 0, argv[at + 1 :]
-    if not cli:
+    the module's or script's name on; None for any other command. Only what the
+    process runs itself counts: a wrapper that runs a worker (``timeout 8h python -m
+    core.worker``, ``/usr/bin/time resconv-tui worker``, strace, unshare) names one in
+    its arguments and is not one, nor is any other program given ``-m core.worker``
+    (``git commit -m core.worker``); and ``worker --help`` prints and exits."""
+    program, rest = _program_and_arguments(argv)
+    if program == WORKER_MODULE:
+        arguments: list[str] | None = rest
+    elif program in (CLI_MODULE, CLI_SCRIPT):
+        i = 0  # the subcommand: the first word past the options before it (--db X)
+        while i < len(rest) and rest[i].startswith("-"):
+            i += 2 if rest[i] == "--db" else 1
+        arguments = rest if rest[i : i + 1] == ["worker"] else None
+    else:
+        arguments = None
+    if arguments is None or {"-h", "--help"} & set(arguments):
         return None
-    i = 0  # the subcommand: the first word past the options before it (--db X)
-    while i < len(rest) and rest[i].startswith("-"):
-        i += 2 if rest[i] == "--db" else 1
-    return rest if rest[i : i + 1] == ["worker"] else None
+    return arguments
+
+
+# Python's own options that take the next word (``python -W ignore -m core.worker``).
+PYTHON_VALUE_OPTIONS = frozenset({"-W", "-X", "--check-hash-based-pycs"})
+# An interpreter, by its file name: python, python3.12, python3.13t, pypy3.
+PYTHON = re.compile(r"(python|pypy)[0-9.]*[a-z]*")
+
+
+def _program_and_arguments(argv: list[str]) -> tuple[str, list[str]]:
+    """What the command line ``argv`` runs: the module after a Python interpreter's
+    ``-m``, or the script's name (``resconv-tui`` run as itself, or by the interpreter
+    its first line names: ``python .../bin/resconv-tui``), and the words after it;
+    ("", []) for anything else (``python -c``, another program)."""
+    if not argv:
+        return "", []
+    if Path(argv[0]).name == CLI_SCRIPT:
+        return CLI_SCRIPT, argv[1:]
+    if not PYTHON.fullmatch(Path(argv[0]).name):
+        return "", []
+    i = 1
+    while i < len(argv):
+        word = argv[i]
+        if word.startswith("-m"):  # -m core.worker, or -mcore.worker
+            module = word[2:] or (argv[i + 1] if i + 1 < len(argv) else "")
+            return module, argv[i + (1 if word[2:] else 2) :]
+        if not word.startswith("-") or word == "-":  # the script (or stdin): its name
+            return Path(word).name, argv[i + 1 :]
+        if word.startswith("-c"):
+            return "", []
+        i += 2 if word in PYTHON_VALUE_OPTIONS else 1
+    return "", []
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h

@@ -1134,14 +1134,17 @@ time.sleep(60)
 
 
 @contextlib.contextmanager
-def worker_starting(folder: Path) -> Iterator[int]:
+def worker_starting(folder: Path, wrapper: tuple[str, ...] = ()) -> Iterator[int]:
     """A process in ``folder`` (beside runs.db) whose command line is a worker's of
-    ../runs.db and that has no worker row: its pid."""
+    ../runs.db and that has no worker row, started by the command ``wrapper`` where
+    one is given: the pid of the wrapper, else of the worker."""
     (folder / "core").mkdir(parents=True)
     (folder / "core" / "__init__.py").write_text("")
     (folder / "core" / "worker.py").write_text(STARTING_WORKER)
     command = [sys.executable, "-m", "core.worker", "--db", "../runs.db", "--device", "cpu"]
-    starting = subprocess.Popen(command, cwd=folder, env={**os.environ, "PYTHONPATH": ""})
+    starting = subprocess.Popen(
+        [*wrapper, *command], cwd=folder, env={**os.environ, "PYTHONPATH": ""}
+    )
     try:
         deadline = time.monotonic() + 30
         while not (folder / "ready").exists() and time.monotonic() < deadline:
@@ -1150,6 +1153,48 @@ def worker_starting(folder: Path) -> Iterator[int]:
     finally:
         starting.kill()
         starting.wait()
+
+
+def test_stop_signals_the_worker_a_wrapper_runs_not_the_wrapper(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `timeout 8h python -m core.worker` (strace, unshare, /usr/bin/time alike): the
+    # wrapper's command line names a worker's, and stop signalled it too, as a worker
+    # "starting: no row yet", at every stop, row or not.
+    cli(capsys, "queue", "sweep.yml")
+    with worker_starting(Path("wrapped"), ("timeout", "60")) as wrapper:
+        children = Path(f"/proc/{wrapper}/task/{wrapper}/children").read_text().split()
+        (worker,) = map(int, children)
+        assert cli(capsys, "stop", "--no-wait")[1] == (
+            f"asked worker pid {worker} to stop (starting: no row yet); it held no run when read\n"
+        )
+
+
+@pytest.mark.parametrize(
+    ("argv", "is_worker"),
+    [
+        (["/venv/bin/python", "-m", "core.worker", "--db", "a.db"], True),
+        (["python3.12", "-u", "-W", "ignore", "-m", "resconv_tui", "--db", "a.db", "worker"], True),
+        (["/venv/bin/python", "/venv/bin/resconv-tui", "worker", "--slots", "2"], True),
+        (["resconv-tui", "worker"], True),
+        (["/venv/bin/python", "-m", "resconv_tui", "ls", "worker"], False),
+        (["/venv/bin/python", "/venv/bin/resconv-tui", "worker", "--help"], False),
+        (["python", "-m", "core.worker", "-h"], False),
+        (["timeout", "8h", "python", "-m", "core.worker"], False),
+        (["/usr/bin/time", "resconv-tui", "worker"], False),
+        (["strace", "-f", "-o", "t", "python", "-m", "resconv_tui", "worker"], False),
+        (["git", "commit", "-m", "core.worker"], False),
+        (["python", "script.py", "-m", "core.worker"], False),
+        (["python", "-c", "pass", "-m", "core.worker"], False),
+        (["vim", "resconv-tui", "worker"], False),
+    ],
+)
+def test_a_worker_is_what_a_process_runs_not_what_its_arguments_name(
+    argv: list[str], is_worker: bool
+) -> None:
+    from core.processes import worker_arguments
+
+    assert (worker_arguments(argv) is not None) == is_worker
 
 
 def test_stop_names_the_run_a_worker_it_found_starting_claimed_before_its_signal(
