@@ -220,11 +220,14 @@ def worker_processes() -> list[WorkerProcess]:
 
 def _worker_process(pid: int) -> WorkerProcess | None:
     """Process ``pid`` as a ``WorkerProcess``; None for any other process, another
-    user's (its environment is not ours to read, nor its process ours to signal), or
-    one gone."""
+    user's (its environment is not ours to read, nor its process ours to signal), one
+    of another PID namespace (a container: its row names it by a pid that is not its
+    pid here, so it never reads registered), or one gone."""
     folder = Path(f"/proc/{pid}")
     try:
         if folder.stat().st_uid != os.getuid():
+            return None
+        if not _in_this_pid_namespace(folder):
             return None
         argv = [
             os.fsdecode(arg) for arg in (folder / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")
@@ -242,6 +245,15 @@ def _worker_process(pid: int) -> WorkerProcess | None:
     db = _last_db(arguments) or os.fsdecode(environ.get(b"RESCONV_DB", b"")).strip() or None
     in_slot = environ.get(SUPERVISOR_ENV.encode(), b"").isdigit()
     return WorkerProcess(pid, db, folder / "cwd", in_slot)
+
+
+def _in_this_pid_namespace(folder: Path) -> bool:
+    """Whether the process of /proc folder ``folder`` has this process's pid numbers;
+    True where /proc cannot tell (no namespace links)."""
+    try:
+        return os.readlink(folder / "ns" / "pid") == os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return True
 
 
 def _last_db(arguments: list[str]) -> str | None:

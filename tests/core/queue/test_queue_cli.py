@@ -1170,6 +1170,25 @@ def test_stop_signals_the_worker_a_wrapper_runs_not_the_wrapper(
         )
 
 
+def test_stop_leaves_a_worker_of_another_pid_namespace_alone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A worker in a container of this user (rootless podman, the project folder mounted)
+    # writes its row under the container's host name and its pid there (1): stop found
+    # its process here by its command line, never matched it to its row, and signalled
+    # it as "starting: no row yet" at every stop, its run unnamed.
+    cli(capsys, "queue", "sweep.yml")
+    isolated = ("unshare", "--pid", "--fork")
+    if subprocess.run([*isolated, "true"], capture_output=True).returncode != 0:
+        pytest.skip("no PID namespace can be made here (unshare --pid takes root)")
+    with worker_starting(Path("contained"), isolated) as wrapper:
+        (worker,) = map(int, Path(f"/proc/{wrapper}/task/{wrapper}/children").read_text().split())
+        repo = Repo.open("runs.db")
+        assert repo.claim(repo.register_worker("container-1", 1, "cpu")) is not None
+        assert cli(capsys, "stop", "--no-wait")[1] == f"no live worker on {socket.gethostname()}\n"
+        assert Path(f"/proc/{worker}").exists()
+
+
 @pytest.mark.parametrize(
     ("argv", "is_worker"),
     [
