@@ -2608,13 +2608,11 @@ def test_stop_treats_a_stopped_worker_alike_beside_a_damaged_worker_row(
     # stop leaves it be (a second signal exits at once). One damaged worker row, of
     # another machine even, made stop's look for workers without a row read the live
     # rows only, and it signalled the exiting worker as one "starting".
-    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
-    # A worker by its command line, as `ps` shows one (python -m core.worker --db ...).
-    exiting = subprocess.Popen([sys.executable, "-c", code, "-m", "core.worker", "--db", "runs.db"])
-    try:
-        time.sleep(0.2)  # started before its row was written, as a worker is
+    # A worker by its command line, as `ps` shows one (python -m core.worker --db ...),
+    # started before its row was written, as a worker is.
+    with worker_starting(Path("box")) as pid:
         repo = Repo.open("runs.db")
-        worker = repo.register_worker(socket.gethostname(), exiting.pid, "cpu")
+        worker = repo.register_worker(socket.gethostname(), pid, "cpu")
         repo.update_worker(worker, state="stopped")
         ghost = repo.register_worker("other-box", 5555, "cpu")
         if damaged:
@@ -2622,9 +2620,6 @@ def test_stop_treats_a_stopped_worker_alike_beside_a_damaged_worker_row(
                 conn.execute("UPDATE worker SET pid = 'abc' WHERE id = ?", (ghost,))
         code_, out, err = cli(capsys, "stop", "--no-wait")
         assert (code_, out, err) == (0, f"no live worker on {socket.gethostname()}\n", "")
-    finally:
-        exiting.kill()
-        exiting.wait()
 
 
 def test_a_worker_row_of_a_state_no_version_writes_is_named_damaged(
@@ -2680,16 +2675,13 @@ def test_stop_does_not_say_it_left_a_damaged_row_s_worker_unsignalled_when_it_si
     # process, if one still runs, was not signalled" all the same; on stdout it was said
     # "starting: no row yet", of a worker whose row is there (and may have trained for
     # hours). Named with that row where the row's pid can still be read.
-    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
-    running = subprocess.Popen([sys.executable, "-c", code, "-m", "core.worker", "--db", "runs.db"])
-    try:
-        time.sleep(0.2)  # started before its row was written, as a worker is
+    with worker_starting(Path("box")) as pid:  # started before its row, as a worker is
         repo = Repo.open("runs.db")
-        worker = repo.register_worker(socket.gethostname(), running.pid, "cpu")
+        worker = repo.register_worker(socket.gethostname(), pid, "cpu")
         with sqlite3.connect("runs.db") as conn:  # as an SQL client's UPDATE stores it
             conn.execute(f"UPDATE worker SET {column} = 'x' WHERE id = ?", (worker,))
         code_, out, err = cli(capsys, "stop", "--no-wait")
-        asked = f"asked worker pid {running.pid} to stop (found by its command line: "
+        asked = f"asked worker pid {pid} to stop (found by its command line: "
         assert code_ == 1 and out.startswith(f"{asked}{why.format(worker)})")
         assert err == (
             f"resconv-tui: worker {worker}'s row is damaged ({damage}): put its value back, or "
@@ -2697,9 +2689,6 @@ def test_stop_does_not_say_it_left_a_damaged_row_s_worker_unsignalled_when_it_si
             "be trusted): a worker process of this database found running without a readable "
             "row is signalled as one starting\n"
         )
-    finally:
-        running.kill()
-        running.wait()
 
 
 def test_queue_cancel_and_retry_go_on_beside_a_damaged_worker_row(
