@@ -129,7 +129,7 @@ if TYPE_CHECKING:  # torch-using modules are imported when the worker starts tra
 
 POLL_MIN_S, POLL_MAX_S = 0.1, 3.0
 # Between runs and while idle (a dead worker of this machine's runs within ~20 s), and
-# while training (Worker.recover_while_training: another box's within ~40 s).
+# while training (Worker.recover_while_training: another box's within ~50 s).
 RECOVER_EVERY_S = 10.0
 # This machine's clock this far from the database server's: said at start (a third of
 # the heartbeat's limit, far above what NTP leaves: milliseconds).
@@ -194,6 +194,9 @@ class Worker:
             stall_after_s=stall_after_s, after_beat=self.recover_while_training,
         )  # fmt: skip
         self.looked_at = time.monotonic()  # recover_while_training's last look
+        # recover_while_training's memory: each other running run's last beat as read, and
+        # since when (this process's monotonic clock) it has read that same beat.
+        self.beats_seen: dict[int, tuple[float, float]] = {}
         self.current: list[int] = []  # claimed runs not ended yet: a second signal puts them back
         self.folders: dict[int, Path] = {}  # the checkpoint folders of the runs training
         # Runs ended (trained to the end, or failed) whose "succeeded" or "failed" write
@@ -328,7 +331,10 @@ class Worker:
     def recover_while_training(self) -> None:
         """On the heartbeat thread, every ``RECOVER_EVERY_S`` while this worker trains:
         a run of another worker silent past the stale limit (its box dead) is marked
-        lost now, not when this worker's run ends (hours, beside a long GPU run). One
+        lost now, not when this worker's run ends (hours, beside a long GPU run). Silent
+        by this worker's own clock: its beat (written by its box's clock, maybe far from
+        this one's) unchanged that long (``silent_runs``); so a run is found within the
+        limit and two looks of its last beat, none in the first limit after a start. One
         read, and the write only when it finds one. Best effort: one try, no waiting
         for a database locked or away (the next look tries again), and nothing about
         it reaches the training. Between runs and while idle the loop's ``recover``
@@ -342,13 +348,30 @@ class Worker:
         mine = [*self.current, *self.heartbeat.run_ids]  # claimed, and those it beats for
         try:
             with at_once():
-                if not self.repo.any_stale(self.stale_after_s, caller=self.id, caller_runs=mine):
+                beats = self.repo.running_beats(caller=self.id, caller_runs=mine)
+                if not (silent := self.silent_runs(beats)):
                     return
-                lost = self.repo.recover_stale(self.stale_after_s, caller=self.id, caller_runs=mine)
+                lost = self.repo.recover_stale(caller=self.id, caller_runs=mine, beats_seen=silent)
         except QueueError:
             return  # its heartbeat, refused alike, says what the database does
         for run_id in lost:
             say(f"run {run_id}: worker lost (marked failed; 'retry' queues it again)")
+
+    def silent_runs(self, beats: dict[int, float]) -> dict[int, float]:
+        """Of ``beats`` (run id -> last beat, as read now), those read at the same beat for
+        longer than the stale limit by this process's monotonic clock: their worker has
+        not beaten since, whatever its clock says. Remembers this read for the next."""
+        now = time.monotonic()
+        seen = self.beats_seen
+        self.beats_seen = {
+            run_id: seen[run_id] if seen.get(run_id, (None,))[0] == beat else (beat, now)
+            for run_id, beat in beats.items()
+        }
+        return {
+            run_id: beat
+            for run_id, (beat, since) in self.beats_seen.items()
+            if now - since > self.stale_after_s
+        }
 
     def recover_before_leaving(self) -> None:
         """``--until-empty``, queue empty: a run of a worker of this machine that died

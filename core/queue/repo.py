@@ -17,7 +17,7 @@ import json
 import math
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -29,6 +29,7 @@ from sqlalchemy import (
     Engine,
     Float,
     Integer,
+    Row,
     RowMapping,
     Select,
     and_,
@@ -36,6 +37,7 @@ from sqlalchemy import (
     cast,
     delete,
     exists,
+    false,
     func,
     insert,
     not_,
@@ -833,9 +835,16 @@ class Repo:
         *,
         caller: str | None = None,
         caller_runs: Sequence[int] = (),
+        beats_seen: Mapping[int, float] | None = None,
     ) -> list[int]:
         """Mark running runs whose heartbeat is stale (or whose worker is known dead) as
         failed "worker lost", and their workers as lost. Returns the runs' ids.
+
+        ``beats_seen`` (run id -> its last beat as ``running_beats`` read it), instead of
+        the age rule: those runs still at that beat (a beat since wins), and their workers
+        not heard from since. A training worker's look, judged by its own clock: each box
+        writes its beats with its own, and ages across boxes whose clocks differ by the
+        limit had every look mark the other's live runs lost and its next beat revive them.
 
         ``stale_after_s=None``: only the dead workers' (the dashboard knows that a
         process of its own host is gone; heartbeat ages it leaves to the workers).
@@ -846,9 +855,12 @@ class Repo:
         connection lost) is judged by its age.
         """
         now = time.time() if now is None else now
-        lost_run, lost_worker = _lost(
-            stale_after_s, list(dead_worker_ids), now, caller, caller_runs
-        )
+        if beats_seen is None:
+            lost_run, lost_worker = _lost(
+                stale_after_s, list(dead_worker_ids), now, caller, caller_runs
+            )
+        else:
+            lost_run, lost_worker = _still_at(beats_seen, caller, caller_runs), None
         running = RUN.c.status == RunStatus.RUNNING.value
         # Locked as read (PostgreSQL; SQLite's write lock already holds them), in id order
         # as a beat takes them: a finish its silent worker committed between this and the
@@ -858,8 +870,12 @@ class Repo:
         # until it gives up on the connection (hours): waiting on it held a worker's
         # heartbeat thread (its own runs unbeaten) or its loop that long.
         with self._write() as conn:
-            query = select(RUN.c.id).where(running, lost_run).order_by(RUN.c.id)
-            ids = list(conn.execute(query.with_for_update(skip_locked=True)).scalars())
+            query = select(RUN.c.id, RUN.c.worker_id, _last_beat().label("beat"))
+            query = query.where(running, lost_run).order_by(RUN.c.id)
+            found = list(conn.execute(query.with_for_update(skip_locked=True)))
+            ids = [row.id for row in found]
+            if lost_worker is None:
+                lost_worker = _silent_since(found, caller)
             if ids:
                 # It ended when last heard from, not when found silent (maybe hours later,
                 # at the next worker start): its "took" is the time it trained.
@@ -880,23 +896,17 @@ class Repo:
         return ids
 
     @patient
-    def any_stale(
-        self,
-        stale_after_s: float,
-        now: float | None = None,
-        *,
-        caller: str | None = None,
-        caller_runs: Sequence[int] = (),
-    ) -> bool:
-        """Whether ``recover_stale`` (same arguments, no dead workers) would mark a run
-        lost: one read of the running runs (``ix_run_claim`` leads with the status), so
-        that a worker can look while it trains and take the write lock only when
-        there is one."""
-        now = time.time() if now is None else now
-        lost_run, _ = _lost(stale_after_s, [], now, caller, caller_runs)
-        query = select(RUN.c.id).where(RUN.c.status == RunStatus.RUNNING.value, lost_run)
+    def running_beats(self, *, caller: str, caller_runs: Sequence[int]) -> dict[int, float]:
+        """The running runs but ``caller``'s own (``caller_runs``), each with its last beat
+        as its worker wrote it (heartbeat_at, else started_at): a value to compare with a
+        later read's, never with this box's clock (``recover_stale``'s ``beats_seen``).
+        One read (``ix_run_claim`` leads with the status), so that a worker can look
+        while it trains and take the write lock only when one has stopped beating."""
+        running = RUN.c.status == RunStatus.RUNNING.value
+        query = select(RUN.c.id, _last_beat().label("beat"))
+        query = query.where(running, not_(_training(caller, caller_runs)))
         with self._read() as conn:
-            return conn.execute(query.limit(1)).first() is not None
+            return {row.id: row.beat for row in conn.execute(query)}
 
     # ----- a person's changes (CLI, TUI) ---------------------------------------------
 
@@ -1558,14 +1568,42 @@ def _lost(
     lost_run, lost_worker = RUN.c.worker_id.in_(dead), WORKER.c.id.in_(dead)
     if stale_after_s is not None:
         cutoff = now - stale_after_s
-        beat = func.coalesce(RUN.c.heartbeat_at, RUN.c.started_at, 0.0)
-        lost_run = or_(beat < cutoff, lost_run)
+        lost_run = or_(_last_beat() < cutoff, lost_run)
         lost_worker = or_(WORKER.c.last_seen_at < cutoff, lost_worker)
     if caller is not None:
-        training = and_(RUN.c.worker_id == caller, RUN.c.id.in_(list(caller_runs)))
-        lost_run = and_(lost_run, not_(training))
+        lost_run = and_(lost_run, not_(_training(caller, caller_runs)))
         lost_worker = and_(lost_worker, WORKER.c.id != caller)
     return lost_run, lost_worker
+
+
+def _last_beat() -> Any:
+    """A run's last beat as its worker wrote it: started_at until its first heartbeat."""
+    return func.coalesce(RUN.c.heartbeat_at, RUN.c.started_at, 0.0)
+
+
+def _training(caller: str, caller_runs: Sequence[int]) -> Any:
+    """The runs ``caller`` trains: alive whatever their beats say."""
+    return and_(RUN.c.worker_id == caller, RUN.c.id.in_(list(caller_runs)))
+
+
+def _still_at(
+    beats_seen: Mapping[int, float], caller: str | None, caller_runs: Sequence[int]
+) -> Any:
+    """The runs of ``beats_seen`` whose last beat is still the one seen (``recover_stale``)."""
+    still = or_(false(), *(and_(RUN.c.id == i, _last_beat() == b) for i, b in beats_seen.items()))
+    return still if caller is None else and_(still, not_(_training(caller, caller_runs)))
+
+
+def _silent_since(found: Sequence[Row[Any]], caller: str | None) -> Any:
+    """The workers of the runs ``found`` (id, worker_id, beat) not heard from since
+    those beats: judged by the values their own clock wrote (a beat writes its worker's
+    last_seen_at and its runs' heartbeat_at alike), not by this box's clock."""
+    last_beat: dict[str, float] = {}
+    for row in found:
+        if row.worker_id is not None and row.worker_id != caller:
+            last_beat[row.worker_id] = max(row.beat, last_beat.get(row.worker_id, row.beat))
+    silent = (and_(WORKER.c.id == w, WORKER.c.last_seen_at <= b) for w, b in last_beat.items())
+    return or_(false(), *silent)
 
 
 def _running_under(run_id: int, worker_id: str) -> Any:

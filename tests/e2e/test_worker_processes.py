@@ -241,7 +241,8 @@ def test_a_training_worker_marks_a_killed_worker_s_run_lost_within_the_stale_lim
     wait_for(lambda: env.repo().get_run(2).inputs_done > 0, 120, "run 2 to train", env)
     dying.send_signal(signal.SIGKILL)
     dying.wait()
-    # Silent 4 s, then the other's next look (every 1 s): 5 s, and slack for a busy box.
+    # Its last beat read at the other's next look (every 1 s), then unchanged 4 s by that
+    # worker's clock, found at the look after: 6 s, and slack for a busy box.
     took = wait_for(lambda: status_of(env, 1) == S.FAILED, 20, "run 1 to be marked lost", env)
     assert took < 15, env.output()
     lost, trained = env.repo().get_run(1), env.repo().get_run(2)

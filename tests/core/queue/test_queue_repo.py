@@ -6,6 +6,7 @@ import time
 
 import pytest
 from queue_helpers import tiny_run, tiny_runs
+from sqlalchemy import update
 
 import core.queue.repo as repo_module
 from core.config import RunConfig
@@ -22,6 +23,7 @@ from core.queue import (
     UnknownRun,
 )
 from core.queue.failures import FailureCause, failure_cause
+from core.queue.repo import RUN, WORKER
 from core.queue.status import can_transition
 
 S = RunStatus
@@ -905,23 +907,42 @@ def test_recover_stale_marks_old_heartbeats_and_dead_workers_lost(repo: Repo) ->
         assert run.finished_at == run.heartbeat_at and run.finished_at < later - 50
 
 
-def test_any_stale_says_whether_recover_stale_would_mark_a_run_by_the_same_rules(
-    repo: Repo,
-) -> None:
-    # A training worker reads this every few seconds, and writes only when it is true.
+def test_running_beats_reads_the_others_runs_beats_as_written(repo: Repo) -> None:
+    # A training worker reads this every few seconds and compares each beat with its
+    # last read, never with its own clock (boxes' clocks differ).
     repo.enqueue(tiny_runs(3))
     caller, other = (repo.register_worker("h", pid, "cpu") for pid in (1, 2))
     training, unheard = claim(repo, caller), claim(repo, caller)  # a claim whose answer was lost
-    later = time.time() + 60
-    assert not repo.any_stale(30.0)
-    assert not repo.any_stale(30.0, now=later, caller=caller, caller_runs=[training, unheard])
-    assert repo.any_stale(30.0, now=later, caller=caller, caller_runs=[training])  # by its age
-    assert repo.recover_stale(30.0, now=later, caller=caller, caller_runs=[training]) == [unheard]
-    assert not repo.any_stale(30.0, now=later, caller=caller, caller_runs=[training])
     elsewhere = claim(repo, other)
-    assert repo.any_stale(30.0, now=later, caller=caller, caller_runs=[training])
-    assert repo.recover_stale(30.0, now=later, caller=caller, caller_runs=[training]) == [elsewhere]
-    assert repo.get_run(training).status == S.RUNNING
+    beats = repo.running_beats(caller=caller, caller_runs=[training])
+    assert sorted(beats) == [unheard, elsewhere]
+    assert beats[elsewhere] == repo.get_run(elsewhere).heartbeat_at
+    repo.heartbeat(other, run_id=elsewhere)
+    assert repo.running_beats(caller=caller, caller_runs=[training])[elsewhere] > beats[elsewhere]
+
+
+def test_recover_stale_given_the_beats_seen_marks_only_those_still_at_them(repo: Repo) -> None:
+    # A training worker's look, by its own clock: a run whose beat it saw unchanged for
+    # the stale limit. A beat between its read and its write wins, whatever the clocks
+    # say (the beats here are an hour old: by age all would be lost).
+    repo.enqueue(tiny_runs(3))
+    caller, beating, dead = (repo.register_worker("h", pid, "cpu") for pid in (1, 2, 3))
+    training, alive, silent = claim(repo, caller), claim(repo, beating), claim(repo, dead)
+    with repo._write() as conn:  # each box's clock an hour behind the caller's
+        conn.execute(update(RUN).values(heartbeat_at=RUN.c.heartbeat_at - 3600))
+        conn.execute(update(WORKER).values(last_seen_at=WORKER.c.last_seen_at - 3600))
+    seen = repo.running_beats(caller=caller, caller_runs=[training])
+    with repo._write() as conn:  # the beating box beats, as late by the caller's clock
+        conn.execute(update(RUN).where(RUN.c.id == alive).values(heartbeat_at=time.time() - 3599))
+        conn.execute(
+            update(WORKER).where(WORKER.c.id == beating).values(last_seen_at=time.time() - 3599)
+        )
+    lost = repo.recover_stale(caller=caller, caller_runs=[training], beats_seen=seen)
+    assert lost == [silent]
+    assert [status(repo, i) for i in (training, alive, silent)] == [S.RUNNING, S.RUNNING, S.FAILED]
+    states = {w.id: w.state for w in repo.list_workers(include_gone=True)}
+    assert (states[caller], states[beating], states[dead]) == ("running", "running", "lost")
+    assert repo.recover_stale(caller=caller, caller_runs=[training], beats_seen={}) == []
 
 
 def test_recover_stale_without_a_cutoff_takes_only_the_dead_workers(repo: Repo) -> None:

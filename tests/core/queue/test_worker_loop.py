@@ -38,7 +38,7 @@ from core.packing import Admission, Decision
 from core.processes import SUPERVISOR_ENV
 from core.queue import FinalFigures, MetricPoint, QueueError, Repo, RunRow, RunStatus
 from core.queue.failures import FailureCause, failure_cause
-from core.queue.repo import RUN
+from core.queue.repo import RUN, WORKER
 from core.queue.samples import decode_samples
 from core.train import FitCallbacks, FitResult, NonFiniteLoss, TrainPoint, ValidationPoint
 from core.worker import StopFlags, Worker, failure_message, final_figures, run_worker
@@ -1003,7 +1003,7 @@ def test_a_refused_look_for_lost_runs_waits_for_nothing_and_is_tried_at_the_next
     with repo._write() as conn:  # its last beat a minute ago: its box died
         conn.execute(update(RUN).values(heartbeat_at=time.time() - 60))
     repo.reconnect_s = worker_module.RECONNECT_S  # a worker's repo: patient
-    worker = make_worker(repo, fake_trainer(), tmp_path)
+    worker = make_worker(repo, fake_trainer(), tmp_path, stale_after_s=0.2)
     worker.heartbeat.run_ids = (run_id + 1,)  # training a run of its own
     worker.looked_at = -math.inf
     with monkeypatch.context() as patch:
@@ -1015,8 +1015,60 @@ def test_a_refused_look_for_lost_runs_waits_for_nothing_and_is_tried_at_the_next
     worker.recover_while_training()  # too soon: at most one look a RECOVER_EVERY_S
     assert repo.get_run(run_id).status == S.RUNNING
     worker.looked_at = -math.inf
+    worker.recover_while_training()  # reads its beat: unchanged since, by this clock?
+    assert repo.get_run(run_id).status == S.RUNNING
+    time.sleep(0.3)
+    worker.looked_at = -math.inf
     worker.recover_while_training()
     assert (repo.get_run(run_id).status, repo.get_run(run_id).error) == (S.FAILED, "worker lost")
+
+
+def test_a_box_whose_clock_is_behind_keeps_its_live_run_and_a_dead_one_is_still_marked(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each box writes heartbeat_at with its own clock. A box 40 s behind read as silent
+    # past the limit at every training look (every 10 s): its live run was marked lost,
+    # its next beat revived it, both logs filled and the dashboard flickered. Now a run
+    # is lost only when its beat stops changing, by the looking worker's own clock.
+    monkeypatch.setattr(worker_module, "RECOVER_EVERY_S", 0.05)
+    behind = repo.register_worker("behind", 1, "cuda:0")
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+    assert repo.claim(behind) is not None
+    beating = threading.Event()
+    beating.set()
+
+    def beat_40_s_behind() -> None:  # as repo.heartbeat on that box writes
+        while beating.is_set():
+            now = time.time() - 40
+            with repo._write() as conn:
+                conn.execute(update(RUN).values(heartbeat_at=now))
+                conn.execute(update(WORKER).where(WORKER.c.id == behind).values(last_seen_at=now))
+            time.sleep(0.05)
+
+    beats = threading.Thread(target=beat_40_s_behind)
+    beats.start()
+    worker = make_worker(repo, fake_trainer(), tmp_path, stale_after_s=0.3)
+    worker.heartbeat.run_ids = (run_id + 1,)  # training a run of its own
+
+    def look_until(seconds: float) -> RunStatus:
+        until = time.monotonic() + seconds
+        while time.monotonic() < until and repo.get_run(run_id).status == S.RUNNING:
+            worker.looked_at = -math.inf
+            worker.recover_while_training()
+            time.sleep(0.05)
+        return repo.get_run(run_id).status
+
+    try:
+        assert look_until(1.5) == S.RUNNING  # alive: never marked, however far behind
+    finally:
+        beating.clear()
+        beats.join()
+    stopped = time.monotonic()
+    # Its box dies: the beat stops changing and is found within the limit and a look or two.
+    assert look_until(0.3 + 2 * 0.05 + 1.0) == S.FAILED
+    assert time.monotonic() - stopped > 0.3
+    assert repo.get_run(run_id).error == "worker lost"
+    assert [w.state for w in repo.list_workers(include_gone=True) if w.id == behind] == ["lost"]
 
 
 def test_idle_polling_backs_off_to_a_few_seconds(
