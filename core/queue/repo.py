@@ -761,8 +761,7 @@ class Repo:
         with self._write() as conn:
             if tried_again() and _left_so(conn, run_id, status, worker_id):
                 return True  # the refused try's end went through: "not recorded" it was
-            self._revive(conn, worker_id, [run_id])  # its figures, not "worker lost"
-            ended = conn.execute(self._own_running(run_id, worker_id).values(**values)).rowcount
+            ended = self._own_update_reviving(conn, run_id, worker_id, values)
             if ended and figures is not None:
                 self._last_points(conn, run_id, figures.last_points)
             self._worker_idle(conn, worker_id, finished=bool(ended))
@@ -803,6 +802,22 @@ class Repo:
                     "or the process paused); running again"
                 )
         return revived
+
+    def _own_update_reviving(
+        self, conn: Connection, run_id: int, worker_id: str, values: dict[str, Any]
+    ) -> int:
+        """Write ``values`` to ``run_id`` while running under ``worker_id``, revived first
+        if it was marked lost meanwhile (its figures, not "worker lost"). Returns the rows
+        written (0: no longer its run)."""
+        self._revive(conn, worker_id, [run_id])
+        written = conn.execute(self._own_running(run_id, worker_id).values(**values)).rowcount
+        # PostgreSQL: a recover_stale holding the row when _revive read it "running" made
+        # the update wait, then find it "worker lost": the worker, paused not dead, was
+        # told "not recorded" and its result lost, where SQLite's write lock had it
+        # revived. Read again (a new statement sees that commit) and revive it now.
+        if not written and self._revive(conn, worker_id, [run_id]):
+            written = conn.execute(self._own_running(run_id, worker_id).values(**values)).rowcount
+        return written
 
     @staticmethod
     def _own_running(run_id: int, worker_id: str) -> Any:
