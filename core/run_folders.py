@@ -58,10 +58,10 @@ def claim_run_folder(
     default checkpoint folder (both have a run 1), as does a database deleted and made
     again, while the old runs' checkpoints stay. ``owner`` (the
     run's id, experiment, config hash and when it was queued) is written to ``run.json``:
-    the same run again (a retry) takes its folder back, any other run finds another one,
-    and its earlier attempt's ``last.pt`` and ``best.pt`` are removed at once: the row,
-    ``show`` and the run detail name the folder as this attempt's, so an attempt that
-    fails or is stopped before its first validation pass must leave none there.
+    the same run again (a retry) takes its folder back, any other run finds another one.
+    A folder taken back is left as it is: the earlier attempt's weights (and its
+    ``run.json``) go only once this attempt starts (``start_attempt``), since a claim
+    put back as never made (no dataset on this machine) must not have lost them.
     A folder with files but no ``run.json`` (written before it existed) is someone's.
     ``about`` goes into ``run.json`` for people (which database, which attempt: see
     ``folder_attempt``), not compared: a database moved to another path keeps its
@@ -71,9 +71,8 @@ def claim_run_folder(
         folder = parent / (f"run-{run_id}" if number == 1 else f"run-{run_id}-{number}")
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            if _take(folder, {**owner, **(about or {})}):
+            if _take(folder, {**owner, **(about or {})}) or _owned_by(folder, owner):
                 return folder
-            ours = _owned_by(folder, owner)
         except (FileExistsError, NotADirectoryError):  # a file by that name
             continue
         except PermissionError:
@@ -83,11 +82,6 @@ def claim_run_folder(
             if not os.path.lexists(folder):
                 raise
             continue
-        if ours:  # Outside the try: the run's own folder refusing writes is not another
-            # user's (the retry trained into the next name beside the old weights): the
-            # error goes up, and the worker stops naming the folder to make writable.
-            _clear_attempt(folder, {**owner, **(about or {})})
-            return folder
     raise AssertionError("unreachable")  # itertools.count never ends
 
 
@@ -111,14 +105,19 @@ def _take(folder: Path, owner: dict[str, Any]) -> bool:
     return True
 
 
-def _clear_attempt(folder: Path, owner: dict[str, Any]) -> None:
-    """Remove an earlier attempt's checkpoints from the run's folder taken back (its
-    ``config.json`` is the same run's, written again by the new attempt), and write
-    ``owner`` as its ``run.json`` again: what it says for people (which attempt) is
-    this attempt's now."""
+def start_attempt(folder: Path, owner: dict[str, Any]) -> None:
+    """An attempt of the run starts in its folder (its data found, its model not built
+    yet): ``owner`` is written as its ``run.json`` (what it says for people, which
+    attempt, is this attempt's now), then the earlier attempt's ``last.pt`` and
+    ``best.pt`` are removed (its ``config.json`` is the same run's, written again by
+    this attempt). The row, ``show`` and the run detail name the folder as this
+    attempt's, so an attempt that fails or is stopped before its first validation pass
+    must leave none there. ``run.json`` first: a folder that refuses writes (read-only,
+    a full disk) refuses it before any weights are gone, and the worker, stopping for
+    its checkpoint folder, puts the run back with its earlier attempt's files whole."""
+    atomic_write(folder / OWNER_FILE, lambda handle: handle.write(json.dumps(owner).encode()))
     for name in (LAST_FILE, BEST_FILE):
         (folder / name).unlink(missing_ok=True)
-    atomic_write(folder / OWNER_FILE, lambda handle: handle.write(json.dumps(owner).encode()))
 
 
 def folder_attempt(folder: str | os.PathLike[str]) -> int | None:

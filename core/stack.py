@@ -255,6 +255,9 @@ class _Stack:
     ) -> None:
         # One thread trains them all: any run's recorder reads the same waited seconds.
         self.wall = TrainClock.started(callbacks[0].waited_s)
+        for started in callbacks:
+            if started.on_start is not None:
+                started.on_start()
         self.config, self.data, self.device, self.memory = configs[0], data, device, memory
         copies = len(configs)
         models = [seeded_model(config, device) for config in configs]

@@ -114,6 +114,12 @@ class FitCallbacks:
     # it shares. Asked once, at the stop.
     may_save_on_stop: Callable[[], bool] | None = None
 
+    # Called once the run's data is there, before its model is built (fit_stack: before
+    # the stack's) and before any checkpoint is written: the attempt starts. A worker's
+    # retry has its earlier attempt's weights removed then, not at the claim, which a
+    # machine without the data puts back as never made.
+    on_start: Callable[[], None] | None = None
+
     # Seconds the training thread has waited for the worker's database so far
     # (core.queue.patience.waited_s): they are not training time.
     waited_s: Callable[[], float] | None = None
@@ -422,6 +428,8 @@ class _Run:
         memory: MemoryMeter,
     ) -> None:
         self.wall = TrainClock.started(callbacks.waited_s)
+        if callbacks.on_start is not None:
+            callbacks.on_start()
         self.config, self.data, self.device, self.callbacks = config, data, device, callbacks
         self.memory = memory
         self.model = seeded_model(config, device)

@@ -113,7 +113,13 @@ from core.recording import (
     StopFlags,
     say,
 )
-from core.run_folders import claim_run_folder, default_root, experiment_folder, run_owner
+from core.run_folders import (
+    claim_run_folder,
+    default_root,
+    experiment_folder,
+    run_owner,
+    start_attempt,
+)
 from core.whole_text import misread_number_refusal
 from core.worker_options import (
     NO_RULES,
@@ -199,6 +205,9 @@ class Worker:
         self.beats_seen: dict[int, tuple[float, float]] = {}
         self.current: list[int] = []  # claimed runs not ended yet: a second signal puts them back
         self.folders: dict[int, Path] = {}  # the checkpoint folders of the runs training
+        # Those runs whose attempt has started (``start_attempt``): their folders hold no
+        # earlier attempt's weights any more.
+        self.started: set[int] = set()
         # Runs ended (trained to the end, or failed) whose "succeeded" or "failed" write
         # has not gone through yet. A stop while the database refuses that write records
         # their end (give_back_quietly) rather than queue them to train (and fail) again.
@@ -456,6 +465,7 @@ class Worker:
         callbacks = [r.callbacks() for r in recorders]
         for run, recorder, cbs in zip(runs, recorders, callbacks, strict=True):
             cbs.on_early_end = partial(end_early, run, recorder)
+            cbs.on_start = partial(self.start_attempt, run)
         try:
             folders = [self.checkpoint_dir(r) for r in runs]
             self.folders.update((run.id, folder) for run, folder in zip(runs, folders, strict=True))
@@ -595,6 +605,7 @@ class Worker:
         # how far it trained, where the error knows (a diverged run before its first point).
         # ``last_points``: its points refused as the worker was stopped, written with its
         # end as a success's are (dropped, its curve lost its last stretch).
+        self.start_quietly(run)  # failed before its training started: a counted attempt
         folder = self.folders.get(run.id)
         path = str(folder) if folder else None
         figures = FinalFigures(
@@ -613,6 +624,7 @@ class Worker:
         if run.id in self.current:
             self.current.remove(run.id)
         self.folders.pop(run.id, None)
+        self.started.discard(run.id)
 
     def ended(self, run_id: int, recorded: bool, what: str) -> None:
         self.runs_done += 1
@@ -626,13 +638,38 @@ class Worker:
         run (or a removed run) left its checkpoints there (``claim_run_folder``)."""
         owner = run_owner(run.id, run.experiment, run.config_hash, run.created_at)
         folder = self.checkpoint_root / experiment_folder(run.experiment)
-        # For people: the whole path (two runs.db of two folders read alike as "runs.db").
+        return claim_run_folder(folder, run.id, owner, self.about(run))
+
+    def about(self, run: RunRow) -> dict[str, Any]:
+        """What a run's ``run.json`` says for people besides its owner: its database, by
+        the whole path (two runs.db of two folders read alike as "runs.db"), and its
+        attempt: a run retried with another --checkpoints has a folder of each attempt,
+        which `show` tells apart by it."""
         path = sqlite_path(self.repo.url)
         database = str(path.resolve()) if path is not None else describe(self.repo.url)
-        # Its attempt too: a run retried with another --checkpoints has a folder of each
-        # attempt, which `show` tells apart by it.
-        about = {"database": database, "attempt": run.attempts}
-        return claim_run_folder(folder, run.id, owner, about)
+        return {"database": database, "attempt": run.attempts}
+
+    def start_attempt(self, run: RunRow) -> None:
+        """The run's training starts (its data found, before its model is built): its
+        folder taken back loses the earlier attempt's weights now, not at the claim,
+        which is put back as never made where this machine has no data or cannot write
+        checkpoints (``stop_for_data``, ``stop_for_checkpoints``)."""
+        folder = self.folders.get(run.id)
+        if folder is None or run.id in self.started:
+            return
+        owner = run_owner(run.id, run.experiment, run.config_hash, run.created_at)
+        start_attempt(folder, {**owner, **self.about(run)})
+        self.started.add(run.id)
+
+    def start_quietly(self, run: RunRow) -> None:
+        """``start_attempt`` for a run that failed before its training started (say, a
+        trainer's dataset upload out of memory): its failed row names the folder as this
+        attempt's. A folder refusing it is said, not raised: the failure goes on to be
+        recorded."""
+        try:
+            self.start_attempt(run)
+        except OSError as error:
+            say(f"run {run.id}: the earlier attempt's checkpoints stay: {first_line(error)}")
 
     def exit_now(self) -> None:
         """Second signal: requeue the current run if that is quick, then leave at once."""

@@ -626,6 +626,7 @@ def test_show_says_which_attempt_each_of_a_runs_folders_holds(
     repo.close()
 
     def writes_best(run: Any, callbacks: Any, checkpoint_dir: Path) -> Any:
+        callbacks.on_start()  # as fit() does, before it writes any checkpoint
         (checkpoint_dir / "best.pt").write_text("attempt 1's weights")
         raise RuntimeError("loss became NaN at step 14")
 
@@ -667,6 +668,7 @@ def test_a_retry_whose_own_folder_it_may_not_write_stops_the_worker(
     monkeypatch.setattr(Path, "unlink", read_only)
 
     def trains(run: Any, callbacks: Any, checkpoint_dir: Path) -> Any:
+        callbacks.on_start()  # as fit() does once the data is there, before its model
         raise AssertionError(f"trained into {checkpoint_dir}")
 
     with pytest.raises(CheckpointsNotWritable, match=f"make {folder} writable for this user"):
@@ -716,3 +718,44 @@ def test_show_and_rm_elsewhere_find_an_old_rows_relative_folder_next_to_the_data
     assert json.loads(capsys.readouterr().out)["checkpoint_folders"] == [str(folder)]
     assert main(["--db", str(db), "rm", "1"]) == 0
     assert capsys.readouterr().out == f"removed 1 run\ncheckpoint folders stay on disk: {folder}\n"
+
+
+def test_a_retry_put_back_for_a_machine_without_data_keeps_the_earlier_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, idx_writer: Any
+) -> None:
+    # A retry claimed by a worker whose --data-dir lacks the dataset is put back "as if
+    # never claimed" (attempts 1 again), but the claim had removed the earlier attempt's
+    # best.pt and written "attempt": 2 in run.json: the only weights of the run were gone.
+    import core.data as data_module
+    from core.errors import NoDataHere
+    from core.fit_trainer import FitTrainer
+
+    real = data_module.load_datasets
+    monkeypatch.setattr(data_module, "load_datasets", lambda *a, **k: real(*a, **k, download=None))
+    monkeypatch.setattr(data_module, "DEBIAN_DATASETS", tmp_path / "no-debian")
+    db = tmp_path / "runs.db"
+    repo = Repo.open(str(db))
+    repo.enqueue([tiny_run(0)])
+    repo.close()
+
+    def writes_best(run: Any, callbacks: Any, checkpoint_dir: Path) -> Any:
+        callbacks.on_start()  # as fit() does, before it writes any checkpoint
+        (checkpoint_dir / "best.pt").write_text("attempt 1's weights")
+        raise RuntimeError("loss became NaN at step 14")
+
+    run_worker(str(db), "cpu", True, 1, None, None, trainer=writes_best, install_signals=False)
+    folder = tmp_path / "checkpoints/exp/run-1"
+    assert main(["--db", str(db), "retry", "1"]) == 0
+    only_mnist = str(idx_writer(tmp_path / "m", train=8, test=4, layout="torchvision",
+                                class_name="MNIST"))  # fmt: skip
+    with pytest.raises(NoDataHere):
+        run_worker(str(db), "cpu", True, 1, None, None,
+                   trainer=FitTrainer("cpu", only_mnist), install_signals=False)  # fmt: skip
+    repo = Repo.open(str(db), create=False)
+    try:
+        run = repo.get_run(1)
+    finally:
+        repo.close()
+    assert run.status == RunStatus.QUEUED and run.attempts == 1  # as retried: none counted
+    assert (folder / "best.pt").read_text() == "attempt 1's weights"
+    assert json.loads((folder / "run.json").read_text())["attempt"] == 1
