@@ -283,6 +283,11 @@ class RunRecorder:
         self.last_flush = self.last_cancel_check = clock()
         self.cancelled = False
         self.stopped_by_signal = False
+        # Whether the run was still this worker's at its last metric write: False once
+        # that write found another attempt's (recovered as lost while this worker was
+        # paused, retried, claimed by another), None when the write did not answer (the
+        # database away). A checkpoint is written unless False (``may_checkpoint``).
+        self.its_own: bool | None = True
         # Why a flush was refused as its worker was being stopped (None: all written): its
         # points stay in ``buffer``, for the run's end to write (``last_points``).
         self.refused: str | None = None
@@ -298,6 +303,7 @@ class RunRecorder:
             log_every=LOG_EVERY,
             log_every_s=LOG_EVERY_S,
             may_save_on_stop=self.still_its_run,
+            may_checkpoint=self.may_checkpoint,
             waited_s=waited_s,
         )
 
@@ -308,6 +314,13 @@ class RunRecorder:
     def still_its_run(self) -> bool:
         """Whether the run is still this worker's (another may have claimed it since)."""
         return self.worker_id is None or self.repo.is_running_for(self.run_id, self.worker_id)
+
+    def may_checkpoint(self) -> bool:
+        """Whether a validation pass's checkpoints may be written, as the pass's own point
+        write found (no query of its own): not into a folder another attempt of the run
+        uses now. Unknown (the database away) writes them: an outage must not cost the
+        run its checkpoints."""
+        return self.its_own is not False
 
     def on_train_loss(self, p: TrainPoint) -> None:
         for name, value in (
@@ -369,8 +382,9 @@ class RunRecorder:
         self.last_flush = self.clock()
         if self.buffer or self.inputs_done is not None:
             rate = self.recent_rate()
+            self.its_own = None  # until the write answers
             try:
-                self.repo.add_metrics(
+                self.its_own = self.repo.add_metrics(
                     self.run_id,
                     self.buffer,
                     self.inputs_done,

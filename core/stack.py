@@ -467,11 +467,13 @@ class _Stack:
         point = ValidationPoint(len(points) + 1, self.step, self.inputs, loss)
         points.append(point)
         member.out.validation_loss = loss
-        if member.checkpoints is not None:
-            take_copy(self.model, k, member.model)
-            member.checkpoints.after_validation(member.model, None, point)
-        if member.callbacks.on_validation is not None:
-            member.callbacks.on_validation(point)
+        try:  # the point first, as in core.train's _Run._validate: is the run still its own
+            if member.callbacks.on_validation is not None:
+                member.callbacks.on_validation(point)
+        finally:
+            if member.checkpoints is not None and member.callbacks.checkpoint_allowed():
+                take_copy(self.model, k, member.model)
+                member.checkpoints.after_validation(member.model, None, point)
 
     def results(self) -> list[FitResult | TrainingError]:
         return [self._result(member) for member in self.members]

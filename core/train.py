@@ -113,6 +113,10 @@ class FitCallbacks:
     # run (recovered as lost while this one was paused, then claimed again), whose folder
     # it shares. Asked once, at the stop.
     may_save_on_stop: Callable[[], bool] | None = None
+    # Whether a validation pass's checkpoints may be written, asked after on_validation
+    # (whose write tells the worker whether the run is still its own): not once another
+    # worker trains the run, as for may_save_on_stop.
+    may_checkpoint: Callable[[], bool] | None = None
 
     # Called once the run's data is there, before its model is built (fit_stack: before
     # the stack's) and before any checkpoint is written: the attempt starts. A worker's
@@ -126,6 +130,9 @@ class FitCallbacks:
 
     def save_on_stop(self) -> bool:
         return self.may_save_on_stop is None or self.may_save_on_stop()
+
+    def checkpoint_allowed(self) -> bool:
+        return self.may_checkpoint is None or self.may_checkpoint()
 
 
 @dataclass
@@ -546,10 +553,16 @@ class _Run:
         point = ValidationPoint(len(points) + 1, self.step, self.inputs, loss)
         points.append(point)
         self.out.validation_loss = point.loss
-        if self.checkpoints is not None:
-            self.checkpoints.after_validation(self.model, self.optimizer, point)
-        if self.callbacks.on_validation is not None:
-            self.callbacks.on_validation(point)
+        # The point first: its write tells whether the run is still this worker's, and a
+        # paused worker, resumed after another claimed the run, wrote its weights into
+        # that attempt's folder. Checkpointed even where the write raised (the database
+        # away): its answer unknown, the run keeps its checkpoints.
+        try:
+            if self.callbacks.on_validation is not None:
+                self.callbacks.on_validation(point)
+        finally:
+            if self.checkpoints is not None and self.callbacks.checkpoint_allowed():
+                self.checkpoints.after_validation(self.model, self.optimizer, point)
         if resume:
             self.clock.start()
 

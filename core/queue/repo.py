@@ -607,7 +607,7 @@ class Repo:
         *,
         owner: str | None = None,
         inputs_per_s: float | None = None,
-    ) -> None:
+    ) -> bool:
         """Insert a batch of metric rows (one statement) and update the run's progress.
 
         ``inputs_done`` also stamps the run's heartbeat: its pace so far (inputs done
@@ -621,6 +621,8 @@ class Repo:
         second signal requeued its run), or a worker that was paused past the heartbeat's
         limit while its run was recovered, retried and claimed by another, cannot mix
         into that other attempt (it did: one run's curve, progress and ETA from two).
+        Returns False where it wrote nothing for that reason: the run is no longer
+        ``owner``'s (its checkpoints must not go into the folder that other attempt uses).
 
         Tried again after a connection cut while its COMMIT was on the wire, the batch
         may be there already: it is not written twice (its points would show twice in
@@ -631,14 +633,14 @@ class Repo:
         # the run "running"). The run ends failed, and says why, by its worker's check.
         points = [p for p in points if math.isfinite(p.value)]
         if not points and inputs_done is None:
-            return
+            return True
         with self._write() as conn:
             if owner is not None:
                 self._revive(conn, owner, [run_id])
                 # Locked (PostgreSQL): a requeue must not come between this and the writes.
                 query = select(RUN.c.id).where(_running_under(run_id, owner)).with_for_update()
                 if conn.execute(query).first() is None:
-                    return
+                    return False
             if points and not (tried_again() and _written_already(conn, run_id, points)):
                 _insert_points(conn, run_id, points)
             if inputs_done is not None:
@@ -648,6 +650,7 @@ class Repo:
                 conn.execute(update(RUN).where(RUN.c.id == run_id).values(**progress))
                 running = (RUN.c.id == run_id) & (RUN.c.status == RunStatus.RUNNING.value)
                 conn.execute(update(RUN).where(running).values(heartbeat_at=time.time()))
+        return True
 
     @patient
     def is_running_for(self, run_id: int, worker_id: str) -> bool:

@@ -759,3 +759,53 @@ def test_a_retry_put_back_for_a_machine_without_data_keeps_the_earlier_weights(
     assert run.status == RunStatus.QUEUED and run.attempts == 1  # as retried: none counted
     assert (folder / "best.pt").read_text() == "attempt 1's weights"
     assert json.loads((folder / "run.json").read_text())["attempt"] == 1
+
+
+@pytest.mark.parametrize("trainer", ["fit", "fit_stack"])
+def test_a_paused_worker_resumed_after_another_claimed_its_run_writes_no_checkpoint(
+    tmp_path: Path, idx_writer: Any, trainer: str
+) -> None:
+    # Worker A paused (kill -STOP), its run recovered as lost, retried and claimed by
+    # worker B, whose attempt cleared the run's folder; A resumed (kill -CONT) wrote its
+    # own last.pt and best.pt into B's folder at its next validation pass.
+    from core.data import Location, load_datasets
+    from core.recording import RunRecorder, StopFlags
+    from core.run_folders import start_attempt
+    from core.stack import fit_stack
+    from core.train import fit
+
+    folder = idx_writer(tmp_path / "idx", train=32, test=16)
+    data = load_datasets(
+        "fmnist", 28, "cpu", locations=[Location("t", folder)], cache=folder / "c", download=None
+    )
+    repo = Repo.open(str(tmp_path / "runs.db"))
+    try:
+        repo.enqueue([tiny_run(0, batch_size=16, max_inputs=64)])
+        paused = repo.register_worker("h", 1, "cpu")
+        run = repo.claim(paused)
+        assert run is not None
+        run_folder = tmp_path / "ck" / "run-1"
+        run_folder.mkdir(parents=True)
+        # A clock standing still: no cancel check between steps tells A of B's claim.
+        recorder = RunRecorder(repo, run.id, StopFlags(), clock=lambda: 0.0, worker_id=paused)
+        callbacks = recorder.callbacks()
+        callbacks.log_every = 1
+        recorded = callbacks.on_train_loss
+        assert recorded is not None
+
+        def claimed_by_another_at_the_first_step(point: Any) -> None:
+            recorded(point)
+            if point.step == 1:
+                assert repo.recover_stale(dead_worker_ids=[paused]) == [run.id]
+                repo.retry([run.id])
+                assert repo.claim(repo.register_worker("h", 2, "cpu")) is not None
+                start_attempt(run_folder, run_owner_of(run))  # B's attempt starts there
+
+        callbacks.on_train_loss = claimed_by_another_at_the_first_step
+        if trainer == "fit":
+            fit(run.config, data, "cpu", callbacks, run_folder)
+        else:
+            fit_stack([run.config], data, "cpu", [callbacks], [run_folder])
+    finally:
+        repo.close()
+    assert not (run_folder / "last.pt").exists() and not (run_folder / "best.pt").exists()
