@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +34,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
         mode = path.stat().st_mode & 0o7777
     except OSError:
         mode = NEW_FILE_MODE
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path.name))
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -45,6 +46,19 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
         Path(temp).unlink(missing_ok=True)
         raise
     _sync_folder(path.parent)
+
+
+def _temp_prefix(name: str) -> str:
+    return f".{name}."
+
+
+def is_temp_of(file_name: str, name: str) -> bool:
+    """Whether ``file_name`` is a temporary file ``atomic_write`` makes for ``name``
+    (``.last.pt.k2x_9qab``), left behind by a process killed while it wrote: the prefix
+    and mkstemp's eight random lowercase letters, digits or ``_``, nothing else (a
+    person's ``.last.pt.bak`` or ``last.pt.old`` is not one)."""
+    pattern = re.escape(_temp_prefix(name)) + r"[a-z0-9_]{8}"
+    return re.fullmatch(pattern, file_name) is not None
 
 
 def _sync_folder(folder: Path) -> None:

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from core.files import atomic_write
+from core.files import atomic_write, is_temp_of
 
 OWNER_FILE = "run.json"  # which queued run a worker's folder belongs to
 LAST_FILE = "last.pt"  # an attempt's checkpoints (core.checkpoint writes them)
@@ -116,7 +116,19 @@ def start_attempt(folder: Path, owner: dict[str, Any]) -> None:
     a full disk) refuses it before any weights are gone, and the worker, stopping for
     its checkpoint folder, puts the run back with its earlier attempt's files whole."""
     atomic_write(folder / OWNER_FILE, lambda handle: handle.write(json.dumps(owner).encode()))
-    for name in (LAST_FILE, BEST_FILE):
+    clear_checkpoints(folder)
+
+
+def clear_checkpoints(folder: Path) -> None:
+    """Remove ``last.pt`` and ``best.pt`` from ``folder``, and the temporary files of
+    their saves (``.last.pt.k2x_9qab``, ``core.files``) that a process killed mid-save
+    left, each up to the model's size, which nothing else removes. Nothing else: a
+    person's own files there stay."""
+    names = (LAST_FILE, BEST_FILE)
+    for entry in folder.iterdir():
+        if any(is_temp_of(entry.name, name) for name in names):
+            entry.unlink(missing_ok=True)
+    for name in names:
         (folder / name).unlink(missing_ok=True)
 
 

@@ -49,7 +49,7 @@ from core.checkpoint import save_checkpoint, write_config
 from core.errors import TrainingError
 from core.fast_path import autocast, make_fast_step, wants_fast_path
 from core.model import build_model, trainable_params
-from core.run_folders import BEST_FILE, LAST_FILE
+from core.run_folders import BEST_FILE, LAST_FILE, clear_checkpoints
 from core.task import delete_halves, draw_halves
 
 if TYPE_CHECKING:
@@ -729,12 +729,12 @@ class Checkpoints:
         self.directory = Path(directory)
         self.best = math.inf
         # The folder may hold an earlier training's files (`train --checkpoints` given
-        # the same folder again; a worker's retry has them removed as it takes its folder
-        # back, core.run_folders). Until this run's first validation they would pass for
-        # its own (a cancel before it would keep them).
-        for stale in (LAST_FILE, BEST_FILE):
-            (self.directory / stale).unlink(missing_ok=True)
-        write_config(self.directory, config)
+        # the same folder again; a worker's retry has them removed as its attempt starts,
+        # core.run_folders.start_attempt), and a save killed midway its temporary file.
+        # Until this run's first validation they would pass for its own (a cancel before
+        # it would keep them).
+        write_config(self.directory, config)  # first: it makes a folder not there yet
+        clear_checkpoints(self.directory)
 
     def after_validation(
         self, model: nn.Module, optimizer: torch.optim.Optimizer | None, point: ValidationPoint

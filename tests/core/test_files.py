@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.files import NEW_FILE_MODE, atomic_write
+from core.files import NEW_FILE_MODE, atomic_write, is_temp_of
 
 
 def test_a_new_file_gets_the_umask_s_mode_and_a_replaced_one_keeps_its_own(
@@ -59,3 +59,20 @@ def test_the_bytes_reach_the_disk_before_the_rename_and_the_rename_after(
     atomic_write(tmp_path / "last.pt", lambda handle: handle.write(b"weights"))
     assert events == ["file", "rename", "folder"]
     assert (tmp_path / "last.pt").read_bytes() == b"weights"
+
+
+def test_the_temporary_files_of_atomic_write_are_told_from_a_person_s(tmp_path: Path) -> None:
+    # A save killed midway leaves its temporary file: the run's next attempt removes
+    # those of last.pt and best.pt by name (core.run_folders), and no one else's.
+    seen: list[str] = []
+
+    def write(handle: object) -> None:
+        seen.extend(p.name for p in tmp_path.iterdir())
+
+    for _ in range(20):  # mkstemp's names are random: several of them
+        atomic_write(tmp_path / "last.pt", write)
+    temps = [name for name in seen if name != "last.pt"]
+    assert len(temps) == 20 and all(is_temp_of(name, "last.pt") for name in temps), temps
+    assert not any(is_temp_of(name, "best.pt") for name in temps)
+    for own in ["last.pt", ".last.pt.bak", "last.pt.k2x_9qab", ".last.pt.k2x_9qab.x", ".last.pt."]:
+        assert not is_temp_of(own, "last.pt"), own

@@ -809,3 +809,35 @@ def test_a_paused_worker_resumed_after_another_claimed_its_run_writes_no_checkpo
     finally:
         repo.close()
     assert not (run_folder / "last.pt").exists() and not (run_folder / "best.pt").exists()
+
+
+def test_a_retry_removes_the_temporary_files_of_a_save_killed_midway(tmp_path: Path) -> None:
+    # A worker killed (-9) while it saved best.pt left ".best.pt.k2x_9qab", as big as the
+    # model, in the run's folder: a retry removed best.pt but kept it, for good.
+    db = tmp_path / "runs.db"
+    folder = _lost_with_a_folder(db)
+    left = [".best.pt.k2x_9qab", ".last.pt.0a1b2c3d"]
+    own = [".best.pt.bak", "best.pt.old", "notes.txt", ".last.pt.k2x_9qab7", "x.last.pt.0a1b2c3d"]
+    for name in [*left, *own, "best.pt"]:
+        (folder / name).write_text("bytes")
+    assert main(["--db", str(db), "retry", "1"]) == 0
+
+    def fails_once_started(run: Any, callbacks: Any, checkpoint_dir: Path) -> Any:
+        callbacks.on_start()  # as fit() does once the data is there, before its model
+        raise RuntimeError("out of memory building the model")
+
+    run_worker(str(db), "cpu", True, 1, None, None, trainer=fails_once_started,
+               install_signals=False)  # fmt: skip
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*own, "run.json"])
+
+
+def test_train_checkpoints_remove_the_temporary_files_of_a_save_killed_midway(
+    tmp_path: Path,
+) -> None:
+    from core.config import RunConfig
+    from core.train import Checkpoints
+
+    for name in [".last.pt.k2x_9qab", ".last.pt.bak", "last.pt"]:
+        (tmp_path / name).write_text("bytes")
+    Checkpoints(tmp_path, RunConfig(layers=2, channels=4))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".last.pt.bak", "config.json"]
