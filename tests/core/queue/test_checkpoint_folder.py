@@ -614,6 +614,13 @@ def run_owner_of(run: Any) -> dict[str, Any]:
     return run_owner(run.id, run.experiment, run.config_hash, run.created_at)
 
 
+def writes_best_then_fails(run: Any, callbacks: Any, checkpoint_dir: Path) -> Any:
+    """A trainer whose attempt writes its best.pt, then fails (a retry's earlier attempt)."""
+    callbacks.on_start()  # as fit() does, before it writes any checkpoint
+    (checkpoint_dir / "best.pt").write_text("attempt 1's weights")
+    raise RuntimeError("loss became NaN at step 14")
+
+
 def test_show_says_which_attempt_each_of_a_runs_folders_holds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -625,16 +632,13 @@ def test_show_says_which_attempt_each_of_a_runs_folders_holds(
     repo.enqueue([tiny_run(0)])
     repo.close()
 
-    def writes_best(run: Any, callbacks: Any, checkpoint_dir: Path) -> Any:
-        callbacks.on_start()  # as fit() does, before it writes any checkpoint
-        (checkpoint_dir / "best.pt").write_text("attempt 1's weights")
-        raise RuntimeError("loss became NaN at step 14")
-
     def fails_at_once(run: Any, callbacks: Any, checkpoint_dir: Path) -> Any:
         raise RuntimeError("out of memory building the model")
 
     other = tmp_path / "other-ck"
-    run_worker(str(db), "cpu", True, 1, None, None, trainer=writes_best, install_signals=False)
+    run_worker(
+        str(db), "cpu", True, 1, None, None, trainer=writes_best_then_fails, install_signals=False
+    )
     assert main(["--db", str(db), "retry", "1"]) == 0
     run_worker(str(db), "cpu", True, 1, None, other, trainer=fails_at_once, install_signals=False)
     first, second = tmp_path / "checkpoints/exp/run-1", other / "exp/run-1"
@@ -738,12 +742,9 @@ def test_a_retry_put_back_for_a_machine_without_data_keeps_the_earlier_weights(
     repo.enqueue([tiny_run(0)])
     repo.close()
 
-    def writes_best(run: Any, callbacks: Any, checkpoint_dir: Path) -> Any:
-        callbacks.on_start()  # as fit() does, before it writes any checkpoint
-        (checkpoint_dir / "best.pt").write_text("attempt 1's weights")
-        raise RuntimeError("loss became NaN at step 14")
-
-    run_worker(str(db), "cpu", True, 1, None, None, trainer=writes_best, install_signals=False)
+    run_worker(
+        str(db), "cpu", True, 1, None, None, trainer=writes_best_then_fails, install_signals=False
+    )
     folder = tmp_path / "checkpoints/exp/run-1"
     assert main(["--db", str(db), "retry", "1"]) == 0
     only_mnist = str(idx_writer(tmp_path / "m", train=8, test=4, layout="torchvision",
