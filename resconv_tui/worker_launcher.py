@@ -183,11 +183,17 @@ class WorkerLauncher:
         return None if process is None else process.poll()
 
 
+# How a worker's error line starts: ``resconv-tui worker``'s own, and a ``--slots K``
+# slot process's (``python -m core.worker``); its other lines start with the time.
+ERROR_PREFIXES = ("resconv-tui: ", "worker: ")
+
+
 def last_log_line(path: Path, limit: int = 240) -> str:
     """Why a worker exited, from its log, shortened to ``limit``: its error line
-    (``resconv-tui: ...``) with the ``Fix: ...`` line that follows it where there is one,
-    else its last non-empty line. A dataset not found ends with a list of the places
-    looked in and the fix: the last line alone gave the fix without the problem."""
+    (``resconv-tui: ...``, or a slot's ``worker: ...``) with the ``Fix: ...`` line that
+    follows it where there is one, else its last non-empty line. A dataset not found
+    ends with a list of the places looked in and the fix: the last line alone gave the
+    fix without the problem."""
     try:
         with open(path, "rb") as log:
             log.seek(max(0, log.seek(0, os.SEEK_END) - 4096))
@@ -195,7 +201,7 @@ def last_log_line(path: Path, limit: int = 240) -> str:
     except OSError as exc:
         return f"cannot read {path}: {exc.strerror}"
     lines = [line.strip() for line in lines if line.strip()]
-    errors = [i for i, line in enumerate(lines) if line.startswith("resconv-tui: ")]
+    errors = [i for i, line in enumerate(lines) if line.startswith(ERROR_PREFIXES)]
     if errors:
         reason = lines[errors[-1]]
         if reason.endswith(":"):  # a list follows ("looked in:"): the log has it

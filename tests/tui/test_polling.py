@@ -793,6 +793,20 @@ def test_last_log_line_is_the_reason_a_worker_exited(tmp_path: Path) -> None:
         "resconv-tui: dataset not available: FashionMNIST not found; looked in (see the log); "
         "Fix: set RESCONV_DATA or pass --data-dir."
     )
+    # A --slots K worker: each slot process says the error as `worker: ...`, then the
+    # supervisor's last line gives the exit statuses alone.
+    log.write_text(
+        "12:12:47 worker 1/2: FashionMNIST not found: run 2 back in the queue; stopping\n"
+        "12:12:47 worker 1/2: stopped after 0 run(s)\n"
+        "worker: dataset not available: FashionMNIST not found; looked in:\n"
+        "  - user cache: /c/fashion-mnist (does not exist)\n"
+        "Fix: set RESCONV_DATA or pass --data-dir.\n"
+        "12:12:47 worker: all slots stopped (0 run(s) ended; exit statuses 2, 2)\n"
+    )
+    assert last_log_line(log) == (
+        "worker: dataset not available: FashionMNIST not found; looked in (see the log); "
+        "Fix: set RESCONV_DATA or pass --data-dir."
+    )
     log.write_text("y" * 500)
     assert last_log_line(log, limit=10) == "y" * 9 + "…"
     assert last_log_line(tmp_path / "missing.log").startswith("cannot read")
