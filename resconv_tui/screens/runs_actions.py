@@ -505,7 +505,9 @@ class RunActions:
                 # Killed (kill -9, the OOM killer): its log's last line is only what it
                 # was doing ("run 17: started"), and the choice was not at fault.
                 killed = f"worker pid {launched.pid} was killed ({signal_name(-code)})"
-                self.notify(f"{killed}; log: {launched.log_path}", severity="warning", timeout=15)
+                self.notify(
+                    f"{killed}; {self._log_named(launched)}", severity="warning", timeout=15
+                )
                 return
             reason = last_log_line(launched.log_path) or "no output"
             if code == 0:
@@ -513,12 +515,17 @@ class RunActions:
                 # nothing queued. The choice worked: keep offering it.
                 self.notify(f"worker pid {launched.pid} stopped: {reason}", timeout=10)
                 return
-            self.notify(f"worker pid {launched.pid} exited: {reason} (log: {launched.log_path})",
+            self.notify(f"worker pid {launched.pid} exited: {reason}; {self._log_named(launched)}",
                         severity="error", timeout=15)  # fmt: skip
             self.remember(previous)
         elif left_s > 0:
             poll = self.ctx.launch_poll_s
             self.app.set_timer(poll, lambda: self.watch_launched(launched, left_s - poll, previous))
+
+    def _log_named(self, launched: Launched) -> str:
+        """``log:`` and the worker's log path on lines broken only after a '/', as the
+        start notice names it: wrapped anywhere, its name broke at ``.lo`` / ``g``."""
+        return f"log:\n{path_lines(launched.log_path, notice_width(self.app.size.width))}"
 
     def stop_workers(self, workers: list[WorkerRow], named: list[int] | None = None) -> None:
         """SIGTERM every live worker process here: all slots of a ``--slots K`` worker.

@@ -1490,8 +1490,10 @@ async def test_a_worker_killed_at_once_is_said_killed_not_its_last_log_line(
     async with app.run_test(size=SIZE) as pilot:
         await start_a_worker_that_exits(pilot, settle, launcher, "slots", "2")
         messages = notices(app)
-        said = f"worker pid 4242 was killed (SIGKILL); log: {launcher.log_path}"
-        assert said in messages and not any("run 17" in m for m in messages), messages
+        said = "worker pid 4242 was killed (SIGKILL); log:"
+        (killed,) = [m.split("\n") for m in messages if m.startswith(said)]
+        assert "".join(killed[1:]) == str(launcher.log_path), killed  # on lines of its own
+        assert not any("run 17" in m for m in messages), messages
         assert app.ctx.worker_options.slots == 2  # the choice was not at fault: kept
 
 
@@ -2463,6 +2465,33 @@ async def test_the_worker_started_notice_breaks_its_log_path_only_after_a_slash(
         await settle(pilot)
         (toast,) = app.screen.query("Toast")
         drawn = [s.text.strip(" ▌") for s in toast.render_lines(Region(0, 0, toast.size.width, 12))]
+    lines = [line for line in drawn if line]
+    start = next(i for i, line in enumerate(lines) if line.endswith("log:")) + 1
+    path_lines = lines[start:]
+    assert "".join(path_lines) == str(launcher.log_path), repr(drawn)
+    assert all(line.endswith("/") for line in path_lines[:-1]), drawn
+
+
+@pytest.mark.parametrize("size", [(120, 36), (80, 24)])
+async def test_the_worker_exited_notice_breaks_its_log_path_only_after_a_slash(
+    no_local_worker, app_factory, settle, launcher, tmp_path, size: tuple[int, int]
+) -> None:
+    # A worker that exited at once: "(log: /tmp/f3play/d/resconv-worker-20261207-121408.
+    # 619-26974.lo" then "g)" on the next line, a name no one could copy whole.
+    from textual.geometry import Region
+
+    launcher.exits_after = 3
+    launcher.log_path = tmp_path / "logs" / "resconv-worker-20231114-222320.123-4242.log"
+    launcher.log_path.parent.mkdir()
+    launcher.log_path.write_text("resconv-tui: invalid configuration: no\n")
+    app = app_factory()
+    async with app.run_test(size=size, notifications=True) as pilot:
+        await start_a_worker_that_exits(pilot, settle, launcher, "device", "cuda:3")
+        drawn = []
+        for toast in app.screen.query("Toast"):
+            shown = toast.render_lines(Region(0, 0, toast.size.width, 12))
+            if any("exited" in strip.text for strip in shown):
+                drawn = [strip.text.strip(" ▌") for strip in shown]
     lines = [line for line in drawn if line]
     start = next(i for i, line in enumerate(lines) if line.endswith("log:")) + 1
     path_lines = lines[start:]
