@@ -22,7 +22,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
+from core.errors import ResconvError
 from core.gpu import cuda_devices_said, cuda_index
 from core.processes import process_alive, worker_alive
 from core.queue.db import holds_password
@@ -125,6 +127,29 @@ def default_log_path(folder: Path | None = None) -> Path:
     return (folder or Path.cwd()) / f"resconv-worker-{stamp}-{os.getpid()}.log"
 
 
+def spawn(db_url: str, options: WorkerOptions, log: BinaryIO) -> subprocess.Popen[bytes]:
+    """The worker process, detached, its output to ``log``."""
+    try:
+        return subprocess.Popen(
+            worker_command(db_url, options),
+            env=worker_environment(db_url),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as exc:  # the venv's python moved or removed since
+        raise WorkerNotStarted(f"cannot run {sys.executable}: {exc.strerror}") from None
+
+
+class WorkerNotStarted(ResconvError):
+    """The dashboard could not start a worker: its log cannot be written (the
+    dashboard's folder is read-only, or not this user's), or the process not run."""
+
+    title = "Worker not started"
+
+
 class WorkerLauncher:
     """Starts workers detached and signals them; tests swap in a fake with the same methods."""
 
@@ -136,16 +161,14 @@ class WorkerLauncher:
 
     def start(self, db_url: str, options: WorkerOptions = DEFAULT_WORKER) -> Launched:
         log_path = default_log_path(self.log_folder)
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(
-                worker_command(db_url, options),
-                env=worker_environment(db_url),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
+        try:
+            with open(log_path, "ab") as log:
+                process = spawn(db_url, options, log)
+        except OSError as exc:  # a dashboard opened in /sys, or in another user's folder
+            raise WorkerNotStarted(
+                f"cannot write its log {log_path}: {exc.strerror}: open the dashboard in a "
+                "folder you can write (the worker's log goes to the dashboard's folder)"
+            ) from None
         self.processes[process.pid] = process
         # Reaped as soon as it exits, whether or not anything asks after it: a worker
         # stopped cleanly is not polled again, and each stayed a zombie until the

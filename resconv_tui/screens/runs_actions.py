@@ -42,7 +42,12 @@ from resconv_tui.notice_text import notice_width, path_lines
 from resconv_tui.polling import live_workers_of, read_held_runs, silent_for
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.widgets.run_table import RunTable
-from resconv_tui.worker_launcher import Launched, WorkerOptions, last_log_line
+from resconv_tui.worker_launcher import (
+    Launched,
+    WorkerNotStarted,
+    WorkerOptions,
+    last_log_line,
+)
 
 if TYPE_CHECKING:
     from resconv_tui.context import DashboardContext
@@ -475,7 +480,11 @@ class RunActions:
     def launch_worker(self, options: WorkerOptions) -> None:
         previous = self.ctx.worker_options
         self.remember(options)
-        launched = self.ctx.launcher.start(self.ctx.worker_db_url, options)
+        try:
+            launched = self.ctx.launcher.start(self.ctx.worker_db_url, options)
+        except WorkerNotStarted as exc:  # the choice was not at fault: kept
+            self.notify(f"{exc.title}: {exc}", severity="error", timeout=15)
+            return
         self.ctx.starting = (launched.pid, self.ctx.clock())
         command = " ".join(options.argv())
         # The log's path on lines of its own, broken only after a '/': a notice wraps a

@@ -1478,6 +1478,28 @@ async def test_a_worker_that_exits_at_once_shows_its_last_log_line(
         assert app.ctx.worker_options == DEFAULT_WORKER  # the failed choice is not offered again
 
 
+async def test_a_worker_whose_log_cannot_be_written_is_said_not_started(
+    no_local_worker, db_url, settle, tmp_path
+) -> None:
+    # A dashboard opened in a folder it cannot write (/sys, another user's): w then enter
+    # ended the dashboard with a traceback, "PermissionError: ... resconv-worker-....log".
+    folder = tmp_path / "gone"
+    app = make_app(db_url, clock=lambda: NOW, launcher=WorkerLauncher(log_folder=folder),
+                   poll_interval_s=3600, export_dir=tmp_path, hostname=LOCAL_HOST)  # fmt: skip
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        dialog_fields(app)["slots"].value = "2"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, RunsScreen)  # running on, the dialog closed
+        (said,) = [m for m in notices(app) if m.startswith("Worker not started")]
+        assert f"cannot write its log {folder}/resconv-worker-" in said, said
+        assert "No such file or directory: open the dashboard in a folder" in said, said
+        assert app.ctx.worker_options.slots == 2  # the choice was not at fault: kept
+    assert not folder.exists()
+
+
 async def test_a_worker_killed_at_once_is_said_killed_not_its_last_log_line(
     no_local_worker, app_factory, settle, launcher, tmp_path
 ) -> None:
