@@ -7,7 +7,7 @@ worker, each validation pass, a retry elsewhere (its curve starts afresh), its e
 with the figures or the error and the retry that fits. Progress (inputs, train loss,
 in/s, ETA) is one line rewritten in place on a terminal, and a line every
 ``PIPE_PROGRESS_S`` in a pipe or a file. Exit status: 0 succeeded, 1 failed, cancelled
-or removed; Ctrl-C stops following (the run trains on) with 130.
+or removed; Ctrl-C stops following (the run trains on, or stays queued) with 130.
 
 Reads only: a worker whose process here has exited is said once, not recorded lost
 (the next worker or an open dashboard records it, and the run then ends failed).
@@ -223,6 +223,7 @@ def follow(
     sleep, clock = sleep or time.sleep, clock or time.time
     follower = Follower(repo, run_id, db)
     away: float | None = None  # since when the database has not answered
+    status: RunStatus | None = None  # as last read: what Ctrl-C leaves it doing
     try:
         while True:
             now = clock()
@@ -252,6 +253,7 @@ def follow(
                 terminal.say(line)
             if run is None:
                 return 1
+            status = run.status
             if run.status in FINISHED:
                 for line in ending(run, db):
                     terminal.say(line)
@@ -260,5 +262,11 @@ def follow(
                 terminal.show(progress, now)
             sleep(POLL_S)
     except KeyboardInterrupt:
-        terminal.say(f"stopped following run {run_id} (it goes on)")
+        terminal.say(f"stopped following run {run_id} ({left_doing(status)})")
         return NOT_FOLLOWED
+
+
+def left_doing(status: RunStatus | None) -> str:
+    """What a run followed until Ctrl-C goes on doing: "it goes on" said of a queued
+    run with no worker running read as if it trained."""
+    return "it stays queued" if status == RunStatus.QUEUED else "it goes on"

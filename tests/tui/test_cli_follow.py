@@ -280,15 +280,25 @@ def test_a_queue_whose_only_worker_rows_are_damaged_is_not_said_without_workers(
     )
 
 
-def test_ctrl_c_stops_following_and_the_run_goes_on(repo: Repo) -> None:
+def interrupt() -> None:
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_stops_following_and_a_queued_run_stays_queued(repo: Repo) -> None:
+    # No worker runs: "(it goes on)" read as if the run trained.
     (run_id,) = repo.enqueue([new_run(3)]).added_ids
+    code, lines = lines_of(repo, run_id, Story([interrupt]))
+    assert code == 130 and lines[-1] == f"stopped following run {run_id} (it stays queued)"
+    assert repo.get_run(run_id).status.value == "queued"
 
-    def interrupt() -> None:
-        raise KeyboardInterrupt
 
+def test_ctrl_c_stops_following_and_a_running_run_goes_on(repo: Repo) -> None:
+    (run_id,) = repo.enqueue([new_run(3)]).added_ids
+    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
+    repo.claim(worker)
     code, lines = lines_of(repo, run_id, Story([interrupt]))
     assert code == 130 and lines[-1] == f"stopped following run {run_id} (it goes on)"
-    assert repo.get_run(run_id).status.value == "queued"
+    assert repo.get_run(run_id).status.value == "running"
 
 
 def test_on_a_terminal_the_progress_line_is_rewritten_in_place() -> None:
