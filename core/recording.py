@@ -111,8 +111,9 @@ class StopFlags:
     def handle(self, signum: int, _frame: FrameType | None) -> None:
         self.note(signum, time.monotonic())
 
-    def note(self, signum: int, now: float) -> None:
-        """Stop signal ``signum``, come at ``now`` (``time.monotonic``)."""
+    def note(self, signum: int, now: float, early: bool = False) -> None:
+        """Stop signal ``signum``, come at ``now`` (``time.monotonic``); ``early``: while
+        the worker started (``core.early_signals``), before it had claimed anything."""
         name = signal.Signals(signum).name
         if self.signals == 1 and same_stop(self.first, signum, now):
             # A slot signalled with its whole service (systemd): its supervisor's
@@ -126,11 +127,13 @@ class StopFlags:
             # once"): K slots each saying "send it again" to a person who pressed Ctrl-C
             # once misled. Nor is the signal theirs: after a Ctrl-C, "SIGTERM: stopping"
             # from each slot read as if something else had stopped them.
+            # Early, no step exists yet: "stopping after this step" after "stops as soon
+            # as it has started" claimed one.
+            when = "before its first run" if early else f"after this step{self.finishing_note()}"
             if in_slot():
-                say(f"asked to stop ({name}): stopping after this step{self.finishing_note()}")
+                say(f"asked to stop ({name}): stopping {when}")
                 return
-            again = " (send it again to exit at once)"
-            say(f"{name}: stopping after this step{self.finishing_note()}{again}")
+            say(f"{name}: stopping {when} (send it again to exit at once)")
         else:
             self.second()
 
@@ -169,7 +172,7 @@ class StopFlags:
         # before these handlers) stops the worker as one sent now does; "the same stop"
         # counts from when it came, not from now (a person's second is not swallowed).
         for signum, when in take_over():
-            self.note(signum, when)
+            self.note(signum, when, early=True)
         self.watch_arrivals(self.first)
 
     def watch_arrivals(self, first: tuple[int, float] | None) -> None:

@@ -431,7 +431,7 @@ def test_a_stop_signal_while_the_worker_imports_torch_stops_it_cleanly(
     if slots == "2":
         assert "stopped before the slots started" in env.output()
     else:
-        assert "SIGTERM: stopping after this step" in env.output()
+        assert "SIGTERM: stopping before its first run" in env.output()
 
 
 @pytest.mark.parametrize("wait", ["--no-wait", "--wait=60"])

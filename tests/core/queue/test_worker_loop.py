@@ -1550,7 +1550,10 @@ def test_a_signal_while_the_worker_starts_stops_it_once_its_handlers_are_in(
     assert (run.status, run.attempts) == (S.QUEUED, 0)
     assert [w.state for w in repo.list_workers(include_gone=True)] == ["stopped"]
     repo.close()
-    assert "SIGTERM: stopping after this step" in capsys.readouterr().out
+    # No step exists yet: "stopping after this step" claimed one.
+    said = capsys.readouterr().out
+    assert "SIGTERM: stopping before its first run (send it again to exit at once)" in said
+    assert "after this step" not in said
 
 
 def test_the_first_signal_names_a_run_in_its_final_pass(
