@@ -1078,21 +1078,23 @@ def leave_garbage_at_exit() -> None:
     atexit.register(gc.freeze)
 
 
-def refuse_before_making(args: argparse.Namespace, db_url: str) -> tuple[str | None, list[Path]]:
+def refuse_before_making(args: argparse.Namespace, db_url: str) -> str | None:
     """A new database (a SQLite file, a PostgreSQL database's tables) is made only once
     the options are known good: a worker refused for its --device, --data-dir or
     --checkpoints left runs.db (and checkpoints/) behind, after saying "database runs.db
-    is new". --device as ``checked_options`` gives it (None: nothing checked), and the
-    checkpoint folders it made, leaf first: the database may still be refused
-    (``remove_made``)."""
+    is new". --device as ``checked_options`` gives it (None: nothing checked)."""
     path = sqlite_path(db_url)
     if path is not None and not path.parent.is_dir():
-        return None, []  # Repo.open says what is wrong with a missing folder, making nothing
-    # The folder the worker will use, as it will name it ('..' after a link is the
-    # kernel's: the link's target's parent).
-    root = checkpoint_root_of(args.checkpoints, db_url).absolute()
-    missing = [f for f in (root, *root.parents) if not os.path.lexists(f)]
-    return checked_options(args, root), missing
+        return None  # Repo.open says what is wrong with a missing folder, making nothing
+    return checked_options(args, checkpoint_root_of(args.checkpoints, db_url))
+
+
+def missing_folders(root: Path) -> list[Path]:
+    """``root`` (absolute: as the worker will name it; '..' after a link is the kernel's:
+    the link's target's parent) and its parents that do not exist yet, leaf first: the
+    ones checking it makes (``remove_made``)."""
+    root = root.absolute()
+    return [f for f in (root, *root.parents) if not os.path.lexists(f)]
 
 
 def checked_options(args: argparse.Namespace, checkpoint_root: Path) -> str:
@@ -1104,7 +1106,8 @@ def checked_options(args: argparse.Namespace, checkpoint_root: Path) -> str:
 
 
 def remove_made(folders: list[Path]) -> None:
-    """Remove the (empty) folders ``refuse_before_making`` made, leaf first."""
+    """Remove the folders ``missing_folders`` named that are still empty, leaf first (one
+    that holds a checkpoint stays)."""
     for folder in folders:
         with contextlib.suppress(OSError):
             folder.rmdir()
@@ -1118,6 +1121,17 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
                           ("--slots", slots)):  # fmt: skip
         if problem := count_problem(value, option):  # the parser refuses them: args made in code
             raise ConfigError(f"{option}: {problem}")
+    # The checkpoint folders that checking it makes: removed at exit while still empty.
+    # A worker refused for its --db, or one that claimed nothing (--until-empty on an
+    # empty queue, a stop), left an empty checkpoints/ behind.
+    made = missing_folders(checkpoint_root_of(args.checkpoints, db_url))
+    try:
+        return _worker_from_args(args, db_url, slots, rules)
+    finally:
+        remove_made(made)
+
+
+def _worker_from_args(args: argparse.Namespace, db_url: str, slots: int, rules: ClaimRules) -> int:
     # Checked here once, before any slot starts (run_worker, told so, does not check
     # them again; a --slots process, started as a worker of its own, checks them in its
     # own start-up, here). A new database is made once the
@@ -1125,12 +1139,8 @@ def worker_from_args(args: argparse.Namespace, db_url: str) -> int:
     # first, with no folder made for its checkpoints.
     new = is_new_file(db_url)
     checked = new or sqlite_path(db_url) is None  # options checked before the database
-    device, made = refuse_before_making(args, db_url) if checked else (None, [])
-    try:
-        Repo.open(db_url).close()
-    except ResconvError:
-        remove_made(made)  # a --db refused: no --checkpoints folder left behind for it
-        raise
+    device = refuse_before_making(args, db_url) if checked else None
+    Repo.open(db_url).close()
     if new and not getattr(args, "slot", None):
         # Created empty now: the worker would wait for runs that go to another file.
         named = describe(db_url)

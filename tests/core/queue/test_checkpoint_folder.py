@@ -188,8 +188,17 @@ def test_a_checkpoint_folder_after_a_link_and_dotdot_is_the_kernel_s(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "elsewhere" / "sub").mkdir(parents=True)
     (tmp_path / "link").symlink_to(tmp_path / "elsewhere" / "sub")
+    made_there = []
+    remove_made = worker_module.remove_made
+
+    def seen_then_removed(folders: list[Path]) -> None:  # still empty: removed at exit
+        made_there.append((tmp_path / "elsewhere" / "ck").is_dir())
+        remove_made(folders)
+
+    monkeypatch.setattr(worker_module, "remove_made", seen_then_removed)
     assert main(["worker", "--device", "cpu", "--until-empty", "--checkpoints", "link/../ck"]) == 0
-    assert not (tmp_path / "ck").exists() and (tmp_path / "elsewhere" / "ck").is_dir()
+    assert not (tmp_path / "ck").exists() and made_there == [True]
+    assert not (tmp_path / "elsewhere" / "ck").exists()
 
 
 def test_a_folder_it_cannot_look_into_is_a_config_error(
@@ -842,3 +851,28 @@ def test_train_checkpoints_remove_the_temporary_files_of_a_save_killed_midway(
         (tmp_path / name).write_text("bytes")
     Checkpoints(tmp_path, RunConfig(layers=2, channels=4))
     assert sorted(p.name for p in tmp_path.iterdir()) == [".last.pt.bak", "config.json"]
+
+
+@pytest.mark.parametrize("new", [True, False], ids=["new-db", "existing-db"])
+def test_a_worker_that_claims_nothing_leaves_no_folder_it_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, new: bool
+) -> None:
+    # `worker --db NEW.db --until-empty` made an empty checkpoints/ beside the database
+    # (the writable check makes it) though it trained nothing.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RESCONV_DB", raising=False)
+    db = tmp_path / "new.db"
+    if not new:
+        Repo.open(str(db)).close()
+    argv = ["--db", str(db), "worker", "--until-empty", "--device", "cpu"]
+    assert main(argv) == 0
+    assert main([*argv, "--checkpoints", "made/ck"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.db"]
+
+
+def test_a_checkpoint_folder_that_was_there_stays(tmp_path: Path) -> None:
+    (tmp_path / "ck").mkdir()
+    db = tmp_path / "runs.db"
+    argv = ["--db", str(db), "worker", "--until-empty", "--device", "cpu"]
+    assert main([*argv, "--checkpoints", str(tmp_path / "ck")]) == 0
+    assert (tmp_path / "ck").is_dir()
