@@ -203,6 +203,7 @@ class Worker:
         # recover_while_training's memory: each other running run's last beat as read, and
         # since when (this process's monotonic clock) it has read that same beat.
         self.beats_seen: dict[int, tuple[float, float]] = {}
+        self.beats_read_at = -math.inf  # when silent_runs last read them (monotonic)
         self.current: list[int] = []  # claimed runs not ended yet: a second signal puts them back
         self.folders: dict[int, Path] = {}  # the checkpoint folders of the runs training
         # Those runs whose attempt has started (``start_attempt``): their folders hold no
@@ -372,6 +373,16 @@ class Worker:
         not beaten since, whatever its clock says. Remembers this read for the next."""
         now = time.monotonic()
         seen = self.beats_seen
+        if now - self.beats_read_at > 2 * RECOVER_EVERY_S + self.heartbeat.interval:
+            # Far past a look's usual gap (one RECOVER_EVERY_S after a beat), this process
+            # was not looking: stopped (Ctrl-Z of a `worker --slots K` group, docker
+            # pause), its monotonic clock running on. A beat unchanged across that gap
+            # says nothing, as the others were maybe stopped alike and have not beaten
+            # since they resumed: the first look after a 40 s Ctrl-Z marked the other
+            # slots' live runs lost and their next beats revived them. Silence is timed
+            # from now (the gap, 23 s, stays under the limit less a beat: 27 s).
+            seen = {run_id: (beat, now) for run_id, (beat, _) in seen.items()}
+        self.beats_read_at = now
         self.beats_seen = {
             run_id: seen[run_id] if seen.get(run_id, (None,))[0] == beat else (beat, now)
             for run_id, beat in beats.items()

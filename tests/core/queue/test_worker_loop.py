@@ -1071,6 +1071,33 @@ def test_a_box_whose_clock_is_behind_keeps_its_live_run_and_a_dead_one_is_still_
     assert [w.state for w in repo.list_workers(include_gone=True) if w.id == behind] == ["lost"]
 
 
+def test_a_worker_stopped_with_the_others_does_not_mark_their_live_runs_lost_on_resuming(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-Z of a `worker --slots 2` stops both slots; their monotonic clocks run on. At
+    # `fg` the first look of one slot read the other's beat unchanged (it had not beaten
+    # since it resumed) for longer than the limit: its live run was marked lost.
+    other = repo.register_worker("other-slot", 1, "cpu")
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+    assert repo.claim(other) is not None
+    worker = make_worker(repo, fake_trainer(), tmp_path)
+    worker.heartbeat.run_ids = (run_id + 1,)  # training a run of its own
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+
+    def look_at(seconds: float) -> RunStatus:
+        clock[0] = 1000.0 + seconds
+        worker.looked_at = -math.inf
+        worker.recover_while_training()
+        return repo.get_run(run_id).status
+
+    assert [look_at(0), look_at(10)] == [S.RUNNING, S.RUNNING]
+    assert look_at(10 + 40) == S.RUNNING  # both stopped 40 s: not a silence it saw
+    # Its worker does not beat again (it died meanwhile): found once watched silent.
+    assert [look_at(50 + 10 * n) for n in (1, 2, 3, 4)] == [S.RUNNING] * 3 + [S.FAILED]
+    assert repo.get_run(run_id).error == "worker lost"
+
+
 def test_idle_polling_backs_off_to_a_few_seconds(
     repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
