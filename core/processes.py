@@ -9,6 +9,7 @@ The worker (recovering runs of workers that died without a clean stop), the dash
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import re
 import signal
@@ -45,7 +46,7 @@ def exited_here(
     is never exited. ``here`` (this machine's name) and ``alive`` (``worker_alive``) are
     the dashboard's, which tests replace."""
     return silent_s >= SILENT_FOR_S and gone_here(
-        host, pid, registered_at=registered_at, here=here, alive=alive
+        host, pid, registered_at=registered_at, silent_s=silent_s, here=here, alive=alive
     )
 
 
@@ -54,15 +55,26 @@ def gone_here(
     pid: int,
     *,
     registered_at: float,
+    silent_s: float,
     here: str | None = None,
     alive: Callable[[int, float], bool] | None = None,
 ) -> bool:
-    """Whether a worker row's process is of this machine and not running (nor its pid
-    another process's now: ``worker_alive``), however long its row has been silent
-    (``exited_here`` waits ``SILENT_FOR_S`` more to be sure)."""
+    """Whether a worker row's process (silent for ``silent_s``) is of this machine and
+    not running (nor its pid another process's now: ``worker_alive``), however long its
+    row has been silent (``exited_here`` waits ``SILENT_FOR_S`` more to be sure)."""
     if host != (here or socket.gethostname()) or pid == os.getpid():
         return False
-    return not (alive or worker_alive)(pid, registered_at)
+    return not (alive or worker_alive)(pid, registered_by(registered_at, silent_s))
+
+
+def registered_by(registered_at: float, silent_s: float) -> float:
+    """When a worker row (registered at ``registered_at``, silent ``silent_s``) was
+    written, as ``worker_alive`` should judge its pid's process by: any time (inf) while
+    the row still beats. A pid goes to a stranger only once its worker has exited, and so
+    stopped beating; while a clock stepped forward since the row's write (NTP's first
+    sync after a boot, a VM resumed) has a live worker's process seem to start after its
+    own row: `retry` said its running run's worker "has exited", again and again."""
+    return registered_at if silent_s >= SILENT_FOR_S else math.inf
 
 
 def worker_alive(pid: int, registered_at: float) -> bool:

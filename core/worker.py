@@ -87,6 +87,7 @@ from core.processes import (
     SUPERVISOR_ENV,
     exited_here,
     gone_here,
+    registered_by,
     stop_with_parent,
     worker_alive,
 )
@@ -408,7 +409,8 @@ class Worker:
         gone = [
             w.age(now)
             for w in self.repo.list_workers(skip_damaged=True)
-            if w.id in holders and gone_here(w.host, w.pid, registered_at=w.started_at)
+            if w.id in holders
+            and gone_here(w.host, w.pid, registered_at=w.started_at, silent_s=w.age(now))
         ]
         if not gone:
             return
@@ -1064,11 +1066,12 @@ def warn_of_cpu_neighbours(repo: Repo) -> None:
     """Say so when another worker of this database already trains on this machine's CPU:
     each takes every core, and two such workers ran each run about ten times slower
     than one did (``--slots 2`` splits the cores between its slots instead)."""
-    here = socket.gethostname()
+    here, now = socket.gethostname(), time.time()
     pids = sorted({
         w.pid for w in repo.list_workers(skip_damaged=True)
         if w.host == here and w.device.startswith("cpu") and w.pid != os.getpid()
-        and w.state in LIVE_WORKER_STATES and worker_alive(w.pid, w.started_at)
+        and w.state in LIVE_WORKER_STATES
+        and worker_alive(w.pid, registered_by(w.started_at, w.age(now)))
     })  # fmt: skip
     if pids:
         say(f"warning: another worker trains on this machine's CPU ({ids_of('pid', pids)}): both "

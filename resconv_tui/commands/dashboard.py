@@ -31,7 +31,7 @@ def still_training(url: str, here: str | None = None, db: str = "") -> str | Non
     import time
 
     from core.errors import ResconvError
-    from core.processes import worker_alive
+    from core.processes import registered_by, worker_alive
     from core.queue import Repo
     from core.queue.db import READER_UPGRADE_WAIT_S
     from core.queue.views import ids_of
@@ -52,10 +52,11 @@ def still_training(url: str, here: str | None = None, db: str = "") -> str | Non
         return None
     # The ones `resconv-tui stop` would signal (its rule: live rows of this machine
     # whose process runs), but for those it already asked.
+    now = time.time()
     live = [
         w
-        for w in live_workers_of(host, workers, time.time())
-        if w.state != "stopping" and worker_alive(w.pid, w.started_at)
+        for w in live_workers_of(host, workers, now)
+        if w.state != "stopping" and worker_alive(w.pid, registered_by(w.started_at, w.age(now)))
     ]
     if not live:
         return None

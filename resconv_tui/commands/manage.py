@@ -103,6 +103,8 @@ def priority_value(text: str) -> int:
 
 
 def cancel(args: argparse.Namespace) -> int:
+    import time
+
     from core.processes import gone_here
     from core.queue import RunFilter, RunStatus
     from core.queue.status import FINISHING
@@ -111,8 +113,11 @@ def cancel(args: argparse.Namespace) -> int:
     # A worker of this machine killed with -9 never reads the request: cancel its run
     # now. Unlike marking a worker lost, no 10 s of silence is waited for: were the pid
     # another container's live worker, that worker reads "cancelled" and stops the run.
+    now = time.time()
     dead = [
-        w.id for w in readable_workers(repo) if gone_here(w.host, w.pid, registered_at=w.started_at)
+        w.id
+        for w in readable_workers(repo)
+        if gone_here(w.host, w.pid, registered_at=w.started_at, silent_s=w.age(now))
     ]
     statuses = repo.request_cancel(args.ids, dead_worker_ids=dead)
     runs = {run.id: run for run in repo.list_runs(RunFilter(ids=tuple(statuses)))}
@@ -197,7 +202,7 @@ def _record_exited_workers(repo: Repo, runs_of: list[int] | None = None) -> dict
         w.id: SILENT_FOR_S - w.age(now)
         for w in workers
         if w.age(now) < SILENT_FOR_S
-        and gone_here(w.host, w.pid, registered_at=w.started_at, here=here)
+        and gone_here(w.host, w.pid, registered_at=w.started_at, silent_s=w.age(now), here=here)
     }
 
 

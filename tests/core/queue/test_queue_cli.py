@@ -1523,6 +1523,31 @@ def test_a_killed_worker_whose_pid_went_to_another_process_reads_exited_to_statu
         stranger.wait()
 
 
+def test_a_beating_worker_registered_before_a_clock_step_forward_reads_running_to_retry(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The clock stepped 60 s forward after the worker registered (NTP's first sync after
+    # a boot, a VM resumed): its row's started_at, old clock, reads before its process
+    # start, new clock, as a stranger given a dead worker's pid does. It still beats,
+    # yet `retry` said "run 1's worker has exited ... retry in 10 s", again and again.
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    live = subprocess.Popen(["sleep", "30"])
+    try:
+        worker = repo.register_worker(socket.gethostname(), live.pid, "cpu")
+        run = repo.claim(worker)
+        assert run is not None
+        with sqlite3.connect("runs.db") as conn:  # registered a minute before, by the old clock
+            conn.execute("UPDATE worker SET started_at = started_at - 60")
+        code, out, err = cli(capsys, "retry", str(run.id))
+        assert code != 0 and "has exited" not in err, err
+        assert f"run {run.id} is running" in err, err
+        assert repo.get_run(run.id).status == RunStatus.RUNNING
+    finally:
+        live.kill()
+        live.wait()
+
+
 @pytest.mark.parametrize("wait", ["--no-wait", "--wait=5"])
 def test_stop_says_a_worker_gone_before_its_signal_stopped_not_unsignalled(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, wait: str
