@@ -228,7 +228,6 @@ def draw_series(
     plt.clear_figure()
     scale = " (log)" if log_y else ""
     plt.title(title + scale)
-    plt.xlabel(axis_label(series))
     # inf or NaN (a diverged run's, in a database of an older version, which stored them)
     # is no point on a curve: plotext raised on it, on either scale. Left out, and said.
     kept = [_kept(one, log_y) for one in series]
@@ -242,11 +241,13 @@ def draw_series(
         # falling curve starts (a run of 640 inputs: its one point beside "train").
         draw(thinned_xs, thinned_ys, color=one.color, marker=one.marker)
     rows = height - 5  # the plot's rows: less the title, frame and the x axis's two lines
+    y_labels: list[str] = []
     all_ys = [y for _, _, ys in plotted for y in ys]
     if log_y and plotted:
         plt.yscale("log")  # plotext takes the ticks as values and places them by their log
         if (log := log_ticks(min(all_ys), max(all_ys), rows))[0]:
             plt.yticks(*log)
+            y_labels = list(log[1])
     elif plotted:  # round values, each on its own row, none skipped, evenly spaced
         if even := even_y_axis(min(all_ys), max(all_ys), rows):
             ticks, labels, limits = even
@@ -255,6 +256,7 @@ def draw_series(
             ticks, labels = nice_ticks(min(all_ys), max(all_ys), max(2, rows // 2 + 1))
         if ticks:
             plt.yticks(ticks, labels)
+            y_labels = list(labels)
     if plotted:  # inputs at round values too (20.0, 1336.2, 2652.5 before)
         all_xs = [x for _, xs, _ in plotted for x in xs]
         ticks, labels = nice_ticks(min(all_xs), max(all_xs), max(2, (width - 10) // 12))
@@ -270,14 +272,31 @@ def draw_series(
         plt.title(f"{title}{scale}: no point above zero to draw")
     else:
         plt.title(f"{title}: {empty_note}")
+    # Once the y labels are known: the label goes where they leave room (see below_fits).
+    y_width = max((len(label) for label in y_labels), default=0)
+    plt.xlabel(axis_label(series, width, y_width))
 
 
-def axis_label(series: Sequence[Series]) -> str:
+def axis_label(series: Sequence[Series], width: int = 0, y_width: int = 0) -> str:
     """The x axis's label, and below the plot, where no curve goes, the legend: each
     labelled series' mark (a line, or dots) and label. A chart of one labelled series
-    has none: its label is its title (inputs/s, MiB)."""
-    keys = "   ".join(legend_key(one) for one in legend_of(series))
-    return f"inputs   {keys}" if keys else "inputs"
+    has none: its label is its title (inputs/s, MiB). On a chart ``width`` cells wide
+    (0: any) whose y labels take ``y_width``, the widest form that fits: plotext leaves
+    out a label that does not, and the run detail at 64 columns lost its legend."""
+    keys = [legend_key(one) for one in legend_of(series)]
+    if not keys:
+        return "inputs"
+    forms = [f"inputs   {'   '.join(keys)}", "   ".join(keys), " ".join(keys)]
+    return next((f for f in forms if not width or below_fits(f, width, y_width)), "inputs")
+
+
+def below_fits(label: str, width: int, y_width: int) -> bool:
+    """Whether plotext draws ``label`` below a plot ``width`` cells wide: centred on the
+    canvas (right of the y labels and axis, left of the right axis), whole or not at all."""
+    canvas_start = y_width + 1
+    centre = canvas_start + (width - 2 - y_width) // 2
+    start = centre - len(label) // 2
+    return start >= 0 and start + len(label) <= width
 
 
 def legend_of(series: Sequence[Series]) -> list[Series]:

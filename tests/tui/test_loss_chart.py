@@ -231,3 +231,21 @@ def test_a_log_chart_of_no_point_above_zero_says_so_not_no_data() -> None:
                 log_y=True)  # fmt: skip
     first = re.sub(r"\x1b\[[0-9;]*m", "", plotext.build()).splitlines()[0].strip()
     assert first == "MiB (log): no point above zero to draw"
+
+
+@pytest.mark.parametrize("width", [30, 34, 60])
+def test_the_legend_below_a_narrow_chart_is_shortened_not_left_out(width: int) -> None:
+    # plotext leaves out an x label wider than the room beside the y labels: the run
+    # detail's loss chart at 64 columns (34 cells) lost its legend and "inputs" alike.
+    import plotext
+
+    from resconv_tui.plotting import draw_series
+
+    series = [
+        Series("train", [0.0, 320.0, 640.0], [0.4, 0.3, 0.2], (255, 0, 0), "braille"),
+        Series("validation", [640.0], [0.25], (0, 255, 0), "●", True),
+    ]
+    draw_series(plotext, "loss", series, width=width, height=18)
+    plotext.plot_size(width, 18)
+    last = re.sub(r"\x1b\[[0-9;]*m", "", plotext.build()).splitlines()[-1]
+    assert "train" in last and "● val" in last, last

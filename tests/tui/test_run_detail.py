@@ -661,3 +661,24 @@ async def test_the_legend_is_drawn_below_the_plot_not_over_the_curves(
         colours = {seg.text.strip(): seg.style.color for seg in legend if seg.style}
         assert colours["──"] and colours["──"].triplet == PALETTE[0]
         assert colours["●"] and colours["●"].triplet == PALETTE[1]
+
+
+async def test_the_legend_under_a_narrow_loss_chart_keeps_its_keys(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # plotext leaves out an x label wider than its room: at 60 columns the line below the
+    # loss chart was empty, neither "inputs" nor which curve is which.
+    from core.queue import MetricPoint
+
+    freeze(monkeypatch)
+    repo = Repo.open(db_url)
+    run_id = repo.enqueue([new_run(3)]).added_ids[0]
+    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
+    repo.claim(worker)
+    repo.add_metrics(run_id, [*curve(range(1, 61)), MetricPoint(0, 0, "val_loss", 0.31)])
+    repo.close()
+    app = ScreenHost(RunDetailScreen(db_url, run_id))
+    async with app.run_test(size=(60, 24)) as pilot:
+        await settle(pilot)
+        loss = region_lines(app, detail(pilot).query_one("#chart-loss", LossChart).region)
+        assert "── train   ● validation" in loss[-1] + loss[-2], "\n".join(loss)
