@@ -356,7 +356,7 @@ def why_no_eta(
 
 def _at_most(seconds: float) -> str:
     """An upper bound's figure, rounded up: 45s, 13m, 3h05m, 11h."""
-    if seconds < 60:
+    if math.ceil(seconds) < 60:  # 59.4 s rounds up to a minute: "1m", not "60s"
         return f"{math.ceil(seconds)}s"
     minutes = math.ceil(seconds / 60)
     if minutes < 60:

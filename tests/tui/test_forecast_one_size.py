@@ -126,8 +126,8 @@ def test_an_eta_is_unmarked_once_two_sizes_are_measured(
 
 @pytest.mark.parametrize(
     ("seconds", "said"),
-    [(44.2, "≤45s"), (60.0, "≤1m"), (12 * 60 + 1, "≤13m"), (3 * 3600 + 4 * 60 + 30, "≤3h05m"),
-     (10 * 3600 + 1, "≤11h")],
+    [(44.2, "≤45s"), (59.4, "≤1m"), (60.0, "≤1m"), (12 * 60 + 1, "≤13m"),
+     (3 * 3600 + 4 * 60 + 30, "≤3h05m"), (10 * 3600 + 1, "≤11h")],
 )  # fmt: skip
 def test_an_upper_bound_is_said_to_the_minute_above_it(seconds: float, said: str) -> None:
     assert polling.format_duration(UpperBound(seconds)) == said
