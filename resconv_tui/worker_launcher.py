@@ -145,7 +145,8 @@ def spawn(db_url: str, options: WorkerOptions, log: BinaryIO) -> subprocess.Pope
 
 class WorkerNotStarted(ResconvError):
     """The dashboard could not start a worker: its log cannot be written (the
-    dashboard's folder is read-only, or not this user's), or the process not run."""
+    dashboard's folder is read-only, not this user's, or removed since it opened), or the
+    process not run."""
 
     title = "Worker not started"
 
@@ -160,7 +161,14 @@ class WorkerLauncher:
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
 
     def start(self, db_url: str, options: WorkerOptions = DEFAULT_WORKER) -> Launched:
-        log_path = default_log_path(self.log_folder)
+        try:
+            log_path = default_log_path(self.log_folder)
+        except OSError as exc:  # its folder removed while it ran: no cwd to log to
+            raise WorkerNotStarted(
+                f"cannot name its log: the dashboard's folder is gone ({exc.strerror}): "
+                "open the dashboard in a folder you can write (the worker's log goes to the "
+                "dashboard's folder)"
+            ) from None
         try:
             with open(log_path, "ab") as log:
                 process = spawn(db_url, options, log)

@@ -1500,6 +1500,28 @@ async def test_a_worker_whose_log_cannot_be_written_is_said_not_started(
     assert not folder.exists()
 
 
+async def test_a_worker_started_from_a_removed_folder_is_said_not_started(
+    no_local_worker, db_url, settle, tmp_path, monkeypatch
+) -> None:
+    # The dashboard's folder removed while it runs (rm -rf of a scratch folder): w then
+    # enter ended the dashboard with "FileNotFoundError" from finding the log's folder.
+    folder = tmp_path / "scratch"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    folder.rmdir()
+    app = make_app(db_url, clock=lambda: NOW, launcher=WorkerLauncher(),
+                   poll_interval_s=3600, export_dir=tmp_path, hostname=LOCAL_HOST)  # fmt: skip
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, RunsScreen)  # running on, the dialog closed
+        (said,) = [m for m in notices(app) if m.startswith("Worker not started")]
+        assert "the dashboard's folder is gone" in said, said
+        assert "open the dashboard in a folder you can write" in said, said
+
+
 async def test_a_worker_killed_at_once_is_said_killed_not_its_last_log_line(
     no_local_worker, app_factory, settle, launcher, tmp_path
 ) -> None:
