@@ -10,6 +10,7 @@ import hashlib
 import itertools
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,13 @@ def start_attempt(folder: Path, owner: dict[str, Any]) -> None:
     its checkpoint folder, puts the run back with its earlier attempt's files whole."""
     atomic_write(folder / OWNER_FILE, lambda handle: handle.write(json.dumps(owner).encode()))
     clear_checkpoints(folder)
+
+
+def refuse_unwritable(folder: Path) -> None:
+    """Raises the OSError a new file in ``folder`` meets (a folder made read-only, the
+    file named), if any; the file, unnamed where the kernel can, goes at once."""
+    with tempfile.TemporaryFile(dir=folder):
+        pass
 
 
 def clear_checkpoints(folder: Path) -> None:

@@ -118,6 +118,7 @@ from core.run_folders import (
     claim_run_folder,
     default_root,
     experiment_folder,
+    refuse_unwritable,
     run_owner,
     start_attempt,
 )
@@ -478,7 +479,7 @@ class Worker:
         callbacks = [r.callbacks() for r in recorders]
         for run, recorder, cbs in zip(runs, recorders, callbacks, strict=True):
             cbs.on_early_end = partial(end_early, run, recorder)
-            cbs.on_start = partial(self.start_attempt, run)
+            cbs.on_start = partial(self.start_attempts, runs)
         try:
             folders = [self.checkpoint_dir(r) for r in runs]
             self.folders.update((run.id, folder) for run, folder in zip(runs, folders, strict=True))
@@ -661,6 +662,17 @@ class Worker:
         path = sqlite_path(self.repo.url)
         database = str(path.resolve()) if path is not None else describe(self.repo.url)
         return {"database": database, "attempt": run.attempts}
+
+    def start_attempts(self, runs: list[RunRow]) -> None:
+        """``start_attempt`` for every run trained together (a stack, or a run alone), each
+        folder tried for a new file first: one refusing it (made read-only) stops the
+        worker with every run put back, and none of them may have lost its earlier
+        attempt's weights (the stack's runs started before it did)."""
+        starting = [run for run in runs if run.id in self.folders and run.id not in self.started]
+        for run in starting:
+            refuse_unwritable(self.folders[run.id])
+        for run in starting:
+            self.start_attempt(run)
 
     def start_attempt(self, run: RunRow) -> None:
         """The run's training starts (its data found, before its model is built): its

@@ -876,3 +876,62 @@ def test_a_checkpoint_folder_that_was_there_stays(tmp_path: Path) -> None:
     argv = ["--db", str(db), "worker", "--until-empty", "--device", "cpu"]
     assert main([*argv, "--checkpoints", str(tmp_path / "ck")]) == 0
     assert (tmp_path / "ck").is_dir()
+
+
+class WritesBestThenFailsAsAStack:
+    """A trainer whose stack's attempt writes each run's best.pt, then fails."""
+
+    def __call__(self, run: Any, callbacks: Any, checkpoint_dir: Path) -> Any:
+        return writes_best_then_fails(run, callbacks, checkpoint_dir)
+
+    def train_stack(self, runs: Any, callbacks: Any, dirs: Any) -> Any:
+        for cbs in callbacks:  # as fit_stack does, before it writes any checkpoint
+            cbs.on_start()
+        for folder in dirs:
+            (folder / "best.pt").write_text("attempt 1's weights")
+        raise RuntimeError("out of memory at step 14")
+
+
+def test_a_retried_stack_with_one_folder_it_may_not_write_keeps_every_runs_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Runs 1 and 2 stacked, failed, retried; run 2's folder made read-only. The stack's
+    # start removed run 1's best.pt and wrote "attempt": 2 in its run.json, then run 2's
+    # folder refused its run.json: the worker put both back "none failed", run 1's only
+    # weights gone, as f9d0ce9 kept them for a run alone.
+    from core.errors import CheckpointsNotWritable
+    from core.worker_options import ClaimRules
+
+    db = tmp_path / "runs.db"
+    repo = Repo.open(str(db))
+    repo.enqueue(tiny_runs(2))
+    repo.close()
+    trainer = WritesBestThenFailsAsAStack()
+    rules = ClaimRules(stack=2)
+    run_worker(str(db), "cpu", True, 2, None, None, trainer=trainer, install_signals=False,
+               rules=rules)  # fmt: skip
+    first, second = (tmp_path / f"checkpoints/exp/run-{n}" for n in (1, 2))
+    assert (first / "best.pt").exists() and (second / "best.pt").exists()
+    assert main(["--db", str(db), "retry", "1", "2"]) == 0
+    real_open = os.open
+
+    def read_only(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        # root ignores chmod: refused as a read-only folder refuses a new file in it
+        if second in (Path(path), Path(path).parent):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fsdecode(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    with pytest.raises(CheckpointsNotWritable):
+        run_worker(str(db), "cpu", True, 2, None, None, trainer=trainer, install_signals=False,
+                   rules=rules)  # fmt: skip
+    monkeypatch.setattr(os, "open", real_open)
+    for folder in (first, second):
+        assert (folder / "best.pt").read_text() == "attempt 1's weights", folder
+        assert json.loads((folder / "run.json").read_text())["attempt"] == 1, folder
+    repo = Repo.open(str(db), create=False)
+    try:
+        runs = repo.list_runs()
+    finally:
+        repo.close()
+    assert [(r.status, r.attempts) for r in runs] == [(RunStatus.QUEUED, 1)] * 2
