@@ -91,6 +91,20 @@ def resolve_device(name: str) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Train the chosen run and print its final figures; 0 on success."""
+    if not args.checkpoints:
+        return _train(args)
+    from core.worker import missing_folders, remove_made
+
+    # The writable check makes the folder before the data loads: one refused then (no
+    # dataset, Ctrl-C) left it empty. Removed while still empty; a trained one holds files.
+    made = missing_folders(Path(args.checkpoints))
+    try:
+        return _train(args)
+    finally:
+        remove_made(made)
+
+
+def _train(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from resconv_tui.terminal_output import stdout_console

@@ -935,3 +935,17 @@ def test_a_retried_stack_with_one_folder_it_may_not_write_keeps_every_runs_weigh
     finally:
         repo.close()
     assert [(r.status, r.attempts) for r in runs] == [(RunStatus.QUEUED, 1)] * 2
+
+
+def test_train_refused_for_its_data_leaves_no_checkpoint_folder_it_made(
+    queued_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `train --checkpoints new/ck` with no dataset at its --data-dir said so and left an
+    # empty new/ck behind: the writable check, before the data loads, makes the folder.
+    argv = ["train", "st.yml", "--run", "1", "--device", "cpu", "--data-dir", "nodata"]
+    assert main([*argv, "--checkpoints", "new/ck"]) == 2
+    assert "dataset not available" in capsys.readouterr().err
+    assert not (queued_db.parent / "new").exists()
+    (queued_db.parent / "there").mkdir()
+    assert main([*argv, "--checkpoints", "there/ck"]) == 2
+    assert [p.name for p in (queued_db.parent / "there").iterdir()] == []  # it stays
