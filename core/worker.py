@@ -971,6 +971,17 @@ def check_checkpoint_root(root: Path) -> None:
     would create it anyway) and a probe file written in it and removed: trying is
     the one check that holds for root, read-only mounts and /proc alike.
     """
+    try:
+        _make_and_try(root, last_try=False)
+    except FileNotFoundError:
+        # Made, then gone before the probe: another worker sharing the root, which claimed
+        # nothing, removed it (still empty) as it exited (``remove_made``). Made again.
+        _make_and_try(root, last_try=True)
+
+
+def _make_and_try(root: Path, last_try: bool) -> None:
+    """``check_checkpoint_root``'s work, once: unless ``last_try``, FileNotFoundError
+    where ``root``, made, was gone before the probe file could be made in it."""
     hint = "(--checkpoints DIR picks another folder)"
     try:  # Python 3.11's exists() raises PermissionError under a folder it cannot enter
         if root.exists() and not root.is_dir():
@@ -989,6 +1000,10 @@ def check_checkpoint_root(root: Path) -> None:
     try:
         with tempfile.TemporaryFile(dir=root):
             pass
+    except FileNotFoundError:
+        if not last_try:
+            raise
+        raise ConfigError(f"checkpoint folder {root} was removed as it was made {hint}") from None
     except OSError as error:
         raise ConfigError(
             f"checkpoint folder {root} is not writable ({error.strerror or error}) {hint}"

@@ -949,3 +949,41 @@ def test_train_refused_for_its_data_leaves_no_checkpoint_folder_it_made(
     (queued_db.parent / "there").mkdir()
     assert main([*argv, "--checkpoints", "there/ck"]) == 2
     assert [p.name for p in (queued_db.parent / "there").iterdir()] == []  # it stays
+
+
+def test_a_checkpoint_root_another_worker_removes_as_it_is_checked_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two workers share a checkpoint root: A, which claimed nothing, removes the root it
+    # made while still empty as it exits (remove_made), between B's mkdir and B's probe
+    # file: B refused to start, "checkpoint folder ... is not writable (No such file or
+    # directory)".
+    root = tmp_path / "checkpoints"
+    made_by_a = worker_module.missing_folders(root)
+    real = worker_module.tempfile.TemporaryFile
+    exits: list[Path] = []
+
+    def a_exits_first(*args: Any, **kwargs: Any) -> Any:
+        if not exits:
+            exits.append(root)
+            worker_module.remove_made(made_by_a)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(worker_module.tempfile, "TemporaryFile", a_exits_first)
+    check_checkpoint_root(root)
+    assert exits == [root] and root.is_dir()
+
+
+def test_a_checkpoint_root_removed_each_time_it_is_made_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "checkpoints"
+    real = worker_module.tempfile.TemporaryFile
+
+    def removed_each_time(*args: Any, **kwargs: Any) -> Any:
+        root.rmdir()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(worker_module.tempfile, "TemporaryFile", removed_each_time)
+    with pytest.raises(ConfigError, match=f"checkpoint folder {root} was removed as it was made"):
+        check_checkpoint_root(root)
