@@ -626,13 +626,9 @@ async def test_a_run_in_its_final_pass_is_validating_as_the_runs_table_says(
     assert status_row.split()[1:] == [table_says], info
 
 
-@pytest.mark.parametrize("size", [(80, 24), (120, 35)])
-async def test_the_legend_is_drawn_below_the_plot_not_over_the_curves(
-    db_url: str, monkeypatch: pytest.MonkeyPatch, size: tuple[int, int]
-) -> None:
-    # plotext drew its legend over the plot's top left rows, where a falling loss curve
-    # starts: a run of 640 inputs showed its one validation dot beside "●● validation",
-    # and the inputs/s curve's first peaks fell on its "inputs/s" row.
+def running_with_one_validation_pass(db_url: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    """A run training on a GPU box with 60 train points and its first validation pass at
+    0 inputs (a falling curve's start, where plotext drew its legend): its id."""
     from core.queue import MetricPoint
 
     freeze(monkeypatch)
@@ -642,6 +638,17 @@ async def test_the_legend_is_drawn_below_the_plot_not_over_the_curves(
     repo.claim(worker)
     repo.add_metrics(run_id, [*curve(range(1, 61)), MetricPoint(0, 0, "val_loss", 0.31)])
     repo.close()
+    return run_id
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 35)])
+async def test_the_legend_is_drawn_below_the_plot_not_over_the_curves(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, size: tuple[int, int]
+) -> None:
+    # plotext drew its legend over the plot's top left rows, where a falling loss curve
+    # starts: a run of 640 inputs showed its one validation dot beside "●● validation",
+    # and the inputs/s curve's first peaks fell on its "inputs/s" row.
+    run_id = running_with_one_validation_pass(db_url, monkeypatch)
     app = ScreenHost(RunDetailScreen(db_url, run_id))
     async with app.run_test(size=size) as pilot:
         await settle(pilot)
@@ -668,15 +675,7 @@ async def test_the_legend_under_a_narrow_loss_chart_keeps_its_keys(
 ) -> None:
     # plotext leaves out an x label wider than its room: at 60 columns the line below the
     # loss chart was empty, neither "inputs" nor which curve is which.
-    from core.queue import MetricPoint
-
-    freeze(monkeypatch)
-    repo = Repo.open(db_url)
-    run_id = repo.enqueue([new_run(3)]).added_ids[0]
-    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
-    repo.claim(worker)
-    repo.add_metrics(run_id, [*curve(range(1, 61)), MetricPoint(0, 0, "val_loss", 0.31)])
-    repo.close()
+    run_id = running_with_one_validation_pass(db_url, monkeypatch)
     app = ScreenHost(RunDetailScreen(db_url, run_id))
     async with app.run_test(size=(60, 24)) as pilot:
         await settle(pilot)

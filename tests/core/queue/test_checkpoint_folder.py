@@ -35,6 +35,24 @@ def queued_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+def stored_runs(db: Path) -> list[Any]:
+    """The run rows of the database ``db`` as stored now, in id order."""
+    repo = Repo.open(str(db), create=False)
+    try:
+        return repo.list_runs()
+    finally:
+        repo.close()
+
+
+def stored_run(db: Path, run_id: int) -> Any:
+    """Run ``run_id``'s row in the database ``db`` as stored now."""
+    repo = Repo.open(str(db), create=False)
+    try:
+        return repo.get_run(run_id)
+    finally:
+        repo.close()
+
+
 def untouched(db: Path) -> bool:
     repo = Repo.open(str(db), create=False)
     try:
@@ -292,11 +310,7 @@ def test_an_experiment_folder_is_a_safe_file_name_of_at_most_200_bytes() -> None
 
 def _trained(db: Path, data: Path) -> list[Any]:
     run_worker(str(db), "cpu", True, None, str(data), None, install_signals=False)
-    repo = Repo.open(str(db), create=False)
-    try:
-        return repo.list_runs()
-    finally:
-        repo.close()
+    return stored_runs(db)
 
 
 def test_two_databases_in_one_folder_keep_their_own_checkpoints(
@@ -552,11 +566,7 @@ def test_a_retry_that_fails_before_its_first_checkpoint_leaves_no_earlier_weight
 
     run_worker(str(db), "cpu", True, 1, None, None, trainer=fails_at_once,
                install_signals=False)  # fmt: skip
-    repo = Repo.open(str(db), create=False)
-    try:
-        run = repo.get_run(1)
-    finally:
-        repo.close()
+    run = stored_run(db, 1)
     assert run.status == RunStatus.FAILED and run.checkpoint_path == str(folder)
     assert sorted(p.name for p in folder.iterdir()) == ["run.json"]
     capsys.readouterr()
@@ -689,11 +699,7 @@ def test_a_retry_whose_own_folder_it_may_not_write_stops_the_worker(
                    install_signals=False)  # fmt: skip
     assert not (folder.parent / "run-1-3").exists()
     assert (folder / "best.pt").read_text() == "the earlier attempt's weights"
-    repo = Repo.open(str(db), create=False)
-    try:
-        run = repo.get_run(1)
-    finally:
-        repo.close()
+    run = stored_run(db, 1)
     assert run.status == RunStatus.QUEUED and run.attempts == 1  # as retried: none counted
 
 
@@ -761,11 +767,7 @@ def test_a_retry_put_back_for_a_machine_without_data_keeps_the_earlier_weights(
     with pytest.raises(NoDataHere):
         run_worker(str(db), "cpu", True, 1, None, None,
                    trainer=FitTrainer("cpu", only_mnist), install_signals=False)  # fmt: skip
-    repo = Repo.open(str(db), create=False)
-    try:
-        run = repo.get_run(1)
-    finally:
-        repo.close()
+    run = stored_run(db, 1)
     assert run.status == RunStatus.QUEUED and run.attempts == 1  # as retried: none counted
     assert (folder / "best.pt").read_text() == "attempt 1's weights"
     assert json.loads((folder / "run.json").read_text())["attempt"] == 1
@@ -929,11 +931,7 @@ def test_a_retried_stack_with_one_folder_it_may_not_write_keeps_every_runs_weigh
     for folder in (first, second):
         assert (folder / "best.pt").read_text() == "attempt 1's weights", folder
         assert json.loads((folder / "run.json").read_text())["attempt"] == 1, folder
-    repo = Repo.open(str(db), create=False)
-    try:
-        runs = repo.list_runs()
-    finally:
-        repo.close()
+    runs = stored_runs(db)
     assert [(r.status, r.attempts) for r in runs] == [(RunStatus.QUEUED, 1)] * 2
 
 
