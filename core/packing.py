@@ -150,11 +150,7 @@ def earlier_neighbours(
         worker = by_id.get(other.worker_id or "")
         if (
             other.id == run.id
-            or other.worker_id == run.worker_id  # its own stack: counted in its need
-            or worker is None
-            or worker.host != me.host
-            or base_device(worker.device) != base_device(me.device)
-            or worker.age(now) > stale_after_s  # a dead process holds no memory
+            or _holds_none_here(other.worker_id, worker, run, me, now, stale_after_s)
             or not _started_before(other, run)
         ):
             continue
@@ -179,12 +175,8 @@ def damaged_neighbours(
     found = []
     for other in damaged:
         worker = by_id.get(other.worker_id or "")
-        elsewhere = other.worker_id is not None and (
-            other.worker_id == run.worker_id  # its own stack's
-            or worker is None  # its worker is not live
-            or worker.host != me.host
-            or base_device(worker.device) != base_device(me.device)
-            or worker.age(now) > stale_after_s
+        elsewhere = other.worker_id is not None and _holds_none_here(
+            other.worker_id, worker, run, me, now, stale_after_s
         )
         later = other.started_at is not None and (other.started_at, other.id) > (
             run.started_at or 0.0,
@@ -194,6 +186,27 @@ def damaged_neighbours(
         if other.id != run.id and not (elsewhere or later or allocated):
             found.append(Neighbour(other.id, warming=True, damaged=other.said))
     return found
+
+
+def _holds_none_here(
+    worker_id: str | None,
+    worker: WorkerRow | None,
+    run: RunRow,
+    me: WorkerRow,
+    now: float,
+    stale_after_s: float,
+) -> bool:
+    """Whether a running run of ``worker_id`` (``worker``: its live row, None where it has
+    none) holds no memory beside ``run`` on ``me``'s device: a run of ``run``'s own
+    stack (counted in its need), or one whose worker is not live, is on another host or
+    device, or is silent (a dead process holds no memory)."""
+    return (
+        worker_id == run.worker_id
+        or worker is None
+        or worker.host != me.host
+        or base_device(worker.device) != base_device(me.device)
+        or worker.age(now) > stale_after_s
+    )
 
 
 def _started_before(other: RunRow, run: RunRow) -> bool:
