@@ -1492,18 +1492,28 @@ _WORKER_KINDS = _kinds(
     number="started_at last_seen_at",
     number_or_none="gpu_util gpu_temperature",
     text="id host device state",
+    text_or_none="gpu_name",
 )
+# A damaged worker row names this many of its bad fields in full, the others by column:
+# its line (stop's stderr, the workers panel's warning) stays one line.
+NAMED_IN_FULL = 3
 _METRIC_KINDS = _kinds(whole="step inputs", number="value", text="name")
 
 
 def _wrong_kind(m: dict[str, Any], kinds: tuple[_Kind, ...]) -> str | None:
-    """What is wrong with the first value of ``m`` not of its column's kind, or None.
+    """What is wrong with the first value of ``m`` not of its column's kind, or None."""
+    wrong = _wrong_kinds(m, kinds)
+    return wrong[0][1] if wrong else None
+
+
+def _wrong_kinds(m: dict[str, Any], kinds: tuple[_Kind, ...]) -> list[tuple[str, str]]:
+    """Each column of ``m`` whose value is not of its kind, with what is wrong with it.
     A column an older version's database lacks is not in ``m``: nothing wrong."""
-    for column, types, said in kinds:
-        value = m.get(column)
-        if type(value) not in types and column in m:
-            return f"its {column} is {_shown_value(value)}, not {said}"
-    return None
+    return [
+        (column, f"its {column} is {_shown_value(m[column])}, not {said}")
+        for column, types, said in kinds
+        if column in m and type(m[column]) not in types
+    ]
 
 
 def _shown_value(value: Any) -> str:
@@ -1707,14 +1717,10 @@ def _damaged_run(m: RowMapping, said: str) -> DamagedRun:
 
 def _worker_row(mapping: RowMapping) -> WorkerRow:
     m = dict(mapping)
-    wrong = _wrong_kind(m, _WORKER_KINDS)
-    if wrong is None and m["state"] not in WORKER_STATES:
-        wrong = f"its state is {_shown_value(m['state'])}, not one of {', '.join(WORKER_STATES)}"
-    flag = m.get("largest_first")  # as stored: SQLite's 1/0, PostgreSQL's bool, or none
-    if wrong is None and not (flag is None or (type(flag) in (bool, int) and flag in (0, 1))):
-        wrong = f"its largest_first is {_shown_value(flag)}, not true or false"
-    if wrong is not None:
-        raise _damaged_row(f"worker {m.get('id')}'s row", wrong)
+    wrong = _worker_faults(m)
+    if wrong:
+        raise _damaged_row(f"worker {m.get('id')}'s row", _faults_said(wrong))
+    flag = m.get("largest_first")
     if flag is not None:
         m["largest_first"] = bool(flag)
     gpu = GpuSnapshot(
@@ -1725,6 +1731,30 @@ def _worker_row(mapping: RowMapping) -> WorkerRow:
         temperature_c=m.pop("gpu_temperature"),
     )
     return WorkerRow(gpu=gpu, **m)
+
+
+def _worker_faults(m: dict[str, Any]) -> list[tuple[str, str]]:
+    """Each bad field of worker row ``m``, in the table's order, with what is wrong with
+    it: all of them, where the first alone was named, and once mended the next."""
+    wrong = dict(_wrong_kinds(m, _WORKER_KINDS))
+    state = m["state"]
+    if "state" not in wrong and state not in WORKER_STATES:
+        wrong["state"] = (
+            f"its state is {_shown_value(state)}, not one of {', '.join(WORKER_STATES)}"
+        )
+    flag = m.get("largest_first")  # as stored: SQLite's 1/0, PostgreSQL's bool, or none
+    if not (flag is None or (type(flag) in (bool, int) and flag in (0, 1))):
+        wrong["largest_first"] = f"its largest_first is {_shown_value(flag)}, not true or false"
+    return [(column, wrong[column]) for column in m if column in wrong]
+
+
+def _faults_said(wrong: list[tuple[str, str]]) -> str:
+    """``wrong`` (each bad column, with what is wrong with it) on one line: the first
+    ``NAMED_IN_FULL`` in full, the rest by their columns."""
+    said = [problem for _, problem in wrong[:NAMED_IN_FULL]]
+    if rest := [column for column, _ in wrong[NAMED_IN_FULL:]]:
+        said.append(f"and {len(rest)} more: {', '.join(rest)}")
+    return "; ".join(said)
 
 
 def _gpu_values(gpu: GpuSnapshot) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from core.errors import terminal_safe
+from core.errors import cut, terminal_safe
 from resconv_tui.cli import add_db_option, db_option, open_repo
 from resconv_tui.terminal_output import print_item
 
@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from core.queue import RunRow, WorkerRow
 
 RECENT_FAILURES = 5
+# NVML names a GPU in tens of characters (96 at most): one edited by hand into pages of
+# text is cut, where it filled the worker's line and the screen.
+GPU_NAME_SHOWN = 48
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -179,7 +182,7 @@ def worker_line(worker: WorkerRow, now: float, runs: list[int], exited: bool = F
     stats = "no GPU stats"
     if gpu.util_percent is not None:
         stats = (
-            f"{gpu.name} {gpu.util_percent:.0f}% "
+            f"{cut(str(gpu.name), GPU_NAME_SHOWN)} {gpu.util_percent:.0f}% "
             f"{format_bytes(gpu.memory_used)} / {format_bytes(gpu.memory_total)} "
             f"{gpu.temperature_c:.0f}°C"
         )

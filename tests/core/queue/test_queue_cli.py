@@ -302,6 +302,22 @@ def test_status_counts_running_runs_and_workers(capsys: pytest.CaptureFixture[st
     assert re.search(r"^queue ETA: ≤\d+s \(smoke ≤\d+s\)$", out, re.MULTILINE), out
 
 
+def test_status_shows_a_gpu_name_edited_into_pages_of_text_cut(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A GPU's name is what NVML says, tens of characters. One edited by hand into 10 KB
+    # of text was printed whole in the worker's status line: pages of it in a pipe.
+    from core.queue import GpuSnapshot
+
+    repo, worker, run_id = queued_and_claimed(capsys)
+    gpu = GpuSnapshot("H" * 10_240, 97.0, 2**30, 2**34, 61.0)
+    repo.heartbeat(worker, run_id=run_id, gpu=gpu)
+    code, out, _ = cli(capsys, "status")
+    line = next(line for line in out.splitlines() if line.startswith(f"  {worker}  "))
+    assert code == 0 and f"  {'H' * 47}… 97% 1.0 GiB / 16.0 GiB 61°C" in line
+    assert len(line) < 200
+
+
 def test_status_wraps_its_lines_between_words_on_a_terminal(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1107,3 +1107,45 @@ def test_a_worker_largest_first_no_version_writes_is_a_damaged_row(repo: Repo, d
         assert "its largest_first is 'yes', not true or false" in damaged[0].said
     else:  # PostgreSQL's boolean column takes no text
         assert read[edited] is False and damaged == []
+
+
+def test_a_damaged_worker_row_names_every_bad_field_on_one_line(repo: Repo, db_url: str) -> None:
+    # A row with several fields edited by hand (a text pid, a number for a host) was named
+    # by its first bad field alone: mended, it was named again by the next, one at a time.
+    # Its gpu_name was not checked at all (binary data there was read as the GPU's name).
+    # (SQLite stores a number written to a text column as text: binary data stays.)
+    from sqlalchemy import text
+
+    if not db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's typed columns hold no value of the wrong kind")
+    edited = repo.register_worker("box", 4242, "cpu")
+    with repo.engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE worker SET pid = 'abc', host = x'0505', gpu_name = x'0707' WHERE id = :id"
+            ),
+            {"id": edited},
+        )
+    damaged = repo.workers_and_damaged()[1]
+    assert [d.id for d in damaged] == [edited] and "\n" not in damaged[0].said
+    assert (
+        "(its host is 2 bytes of binary data, not text; its pid is 'abc', not a whole number; "
+        "its gpu_name is 2 bytes of binary data, not text)" in damaged[0].said
+    )
+    # Many at once (an UPDATE of the wrong columns): the first few in full, in the table's
+    # order, the others by their columns, so the line stays a line.
+    with repo.engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE worker SET runs_done = 'x', started_at = 'x', last_seen_at = 'x', "
+                "device = x'0101', state = 'zzz' WHERE id = :id"
+            ),
+            {"id": edited},
+        )
+    said = repo.workers_and_damaged()[1][0].said
+    assert "(its host is 2 bytes of binary data, not text; its pid is 'abc', not a " in said
+    assert (
+        "its device is 2 bytes of binary data, not text; and 5 more: state, started_at, "
+        "last_seen_at, runs_done, gpu_name)" in said
+    )
+    assert "\n" not in said and len(said) < 400
