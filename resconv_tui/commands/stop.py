@@ -37,7 +37,8 @@ starting that registered and claimed a run in between is named with that run.
 A worker row of this machine edited by hand into what no version writes (a text pid) is
 not signalled by (its pid cannot be trusted): the others are stopped, and the row is
 named with its repair. Its worker, where one runs, is found by its command line as one
-with no row, and signalled as such.
+with no row and signalled once, as any other: it finishes its step and exits. Its row
+cannot be marked "stopping", so a stop again signals it again (exit at once).
 
 Exit status (``stop && next-step``): 0 once every process waited for has exited, or with
 ``--no-wait`` (which promised nothing); ``STILL_RUNNING`` when one is still running after
@@ -328,10 +329,17 @@ def left_alone_said(row: DamagedWorker) -> str:
     from core.errors import terminal_safe
 
     # Not "its process was not signalled": a worker that runs is found by its command
-    # line as one with no row (``unregistered_workers``) and signalled.
+    # line as one with no row (``unregistered_workers``) and signalled. Nor "as one
+    # starting": it gets the one SIGTERM any worker gets, and finishes its step first.
+    # Its row is not marked stopping (it cannot be read), so the next stop signals it
+    # again, which a worker takes as "exit at once".
     untrusted = "stop did not signal by it (its values cannot be trusted)"
-    found = "a worker process of this database found running without a readable row"
-    return terminal_safe(f"{row.said}; {untrusted}: {found} is signalled as one starting")
+    found = (
+        "a worker process of this database with no readable row, found by its command line, "
+        "is asked to stop after its current step as the others are"
+    )
+    again = "its row cannot say it is stopping: a second stop tells it to exit at once"
+    return terminal_safe(f"{row.said}; {untrusted}: {found} ({again})")
 
 
 def early_said(early: list[int], left_alone: list[DamagedWorker]) -> list[str]:

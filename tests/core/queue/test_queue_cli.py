@@ -2603,6 +2603,17 @@ def test_status_and_ls_show_the_rest_beside_a_damaged_worker_row(
     assert [run["id"] for run in json.loads(out)] == [1, 2, 3, 4]
 
 
+# What stop says of a damaged worker row of this machine, after the row's repair: what
+# it does to that row's worker (found by its command line, signalled once as any other;
+# its row cannot say "stopping", so a second stop signals it again: exit at once).
+LEFT_ALONE = (
+    "stop did not signal by it (its values cannot be trusted): a worker process of this "
+    "database with no readable row, found by its command line, is asked to stop after its "
+    "current step as the others are (its row cannot say it is stopping: a second stop "
+    "tells it to exit at once)"
+)
+
+
 @pytest.mark.parametrize("host", ["here", "elsewhere"])
 def test_stop_stops_the_workers_beside_a_damaged_worker_row(
     capsys: pytest.CaptureFixture[str], host: str
@@ -2628,9 +2639,8 @@ def test_stop_stops_the_workers_beside_a_damaged_worker_row(
         if host == "here":
             assert (code_, err) == (1, (
                 f"resconv-tui: worker {ghost}'s row is damaged (its pid is 'abc', not a whole "
-                "number): put its value back, or delete the row with an SQL client; stop did "
-                "not signal by it (its values cannot be trusted): a worker process of this "
-                "database found running without a readable row is signalled as one starting\n"
+                "number): put its value back, or delete the row with an SQL client; "
+                f"{LEFT_ALONE}\n"
             ))  # fmt: skip
         else:
             assert (code_, err) == (0, "")
@@ -2684,11 +2694,7 @@ def test_a_worker_row_of_a_state_no_version_writes_is_named_damaged(
     try:
         code_, out, err = cli(capsys, "stop", "--no-wait")
         assert (code_, out) == (1, f"no live worker on {here} whose row could be read\n")
-        assert (
-            err == f"{damage}; stop did not signal by it (its values cannot be trusted): a worker "
-            "process of this database found running without a readable row is signalled as one "
-            "starting\n"
-        )
+        assert err == f"{damage}; {LEFT_ALONE}\n"
         code_, out, err = cli(capsys, "status")
         assert (code_, err) == (0, f"{damage}; the rest is shown without it\n")
         assert worker not in out
@@ -2715,7 +2721,8 @@ def test_stop_does_not_say_it_left_a_damaged_row_s_worker_unsignalled_when_it_si
     # one with no row, and signals it, which stops it. Its line on stderr said "its
     # process, if one still runs, was not signalled" all the same; on stdout it was said
     # "starting: no row yet", of a worker whose row is there (and may have trained for
-    # hours). Named with that row where the row's pid can still be read.
+    # hours). Named with that row where the row's pid can still be read. On stderr, it
+    # was then said to be "signalled as one starting", which it is not.
     with worker_starting(Path("box")) as pid:  # started before its row, as a worker is
         repo = Repo.open("runs.db")
         worker = repo.register_worker(socket.gethostname(), pid, "cpu")
@@ -2726,10 +2733,13 @@ def test_stop_does_not_say_it_left_a_damaged_row_s_worker_unsignalled_when_it_si
         assert code_ == 1 and out.startswith(f"{asked}{why.format(worker)})")
         assert err == (
             f"resconv-tui: worker {worker}'s row is damaged ({damage}): put its value back, or "
-            "delete the row with an SQL client; stop did not signal by it (its values cannot "
-            "be trusted): a worker process of this database found running without a readable "
-            "row is signalled as one starting\n"
+            f"delete the row with an SQL client; {LEFT_ALONE}\n"
         )
+        # Signalled as any worker, not "as one starting": a worker past its start finishes
+        # its step first. Its row cannot say "stopping", so a stop again signals it again
+        # (a second signal: exit at once), as the line says.
+        code_, out, _ = cli(capsys, "stop", "--no-wait")
+        assert code_ == 1 and out.startswith(f"{asked}{why.format(worker)})")
 
 
 def test_queue_cancel_and_retry_go_on_beside_a_damaged_worker_row(
