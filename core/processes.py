@@ -303,8 +303,14 @@ def worker_arguments(argv: list[str]) -> list[str] | None:
     return arguments
 
 
-# Python's own options that take the next word (``python -W ignore -m core.worker``).
-PYTHON_VALUE_OPTIONS = frozenset({"-W", "-X", "--check-hash-based-pycs"})
+# Python's own options, as its getopt reads them (CPython 3.8 to 3.13): the flags, which
+# run together (-uB as -u -B: ``python -um core.worker``); those that take a value, as
+# the rest of their word or the next word (-W ignore or -Wignore; -m core.worker or
+# -umcore.worker); and its one long option with a value. Any other it refuses (-z,
+# --foo) or prints at and exits (-h, -V, --help-env): no worker runs after them.
+PYTHON_FLAGS = frozenset("bBdEiIOPqRsStuvx")
+PYTHON_VALUE_FLAGS = frozenset("cmWX")
+PYTHON_LONG_VALUE_OPTIONS = frozenset({"--check-hash-based-pycs"})
 # An interpreter, by its file name: python, python3.12, python3.13t, pypy3.
 PYTHON = re.compile(r"(python|pypy)[0-9.]*[a-z]*")
 
@@ -313,7 +319,8 @@ def _program_and_arguments(argv: list[str]) -> tuple[str, list[str]]:
     """What the command line ``argv`` runs: the module after a Python interpreter's
     ``-m``, or the script's name (``resconv-tui`` run as itself, or by the interpreter
     its first line names: ``python .../bin/resconv-tui``), and the words after it;
-    ("", []) for anything else (``python -c``, another program)."""
+    ("", []) for anything else (``python -c``, an option Python refuses or exits at,
+    another program)."""
     if not argv:
         return "", []
     if Path(argv[0]).name == CLI_SCRIPT:
@@ -323,15 +330,44 @@ def _program_and_arguments(argv: list[str]) -> tuple[str, list[str]]:
     i = 1
     while i < len(argv):
         word = argv[i]
-        if word.startswith("-m"):  # -m core.worker, or -mcore.worker
-            module = word[2:] or (argv[i + 1] if i + 1 < len(argv) else "")
-            return module, argv[i + (1 if word[2:] else 2) :]
-        if not word.startswith("-") or word == "-":  # the script (or stdin): its name
-            return Path(word).name, argv[i + 1 :]
-        if word.startswith("-c"):
+        if word == "--":  # the options end: the script's name follows
+            return _script_and_arguments(argv[i + 1 :])
+        if not word.startswith("-") or word == "-":  # the script (or stdin)
+            return _script_and_arguments(argv[i:])
+        if word in PYTHON_LONG_VALUE_OPTIONS:
+            i += 2
+            continue
+        option = None if word.startswith("--") else _short_options(word[1:])
+        if option is None:
             return "", []
-        i += 2 if word in PYTHON_VALUE_OPTIONS else 1
+        letter, value = option
+        if letter and not value:  # its value is the next word
+            i += 1
+            value = argv[i] if i < len(argv) else ""
+        if letter == "m":
+            return value, argv[i + 1 :]
+        if letter == "c":
+            return "", []
+        i += 1
     return "", []
+
+
+def _short_options(letters: str) -> tuple[str, str] | None:
+    """A word of Python's short options run together, past its '-' (``uBm``,
+    ``Wignore``): ("", "") for flags alone; else the first letter that takes a value,
+    with the rest of the word (its value; empty: the next word holds it); None where a
+    letter is one Python refuses or prints at and exits (-h, -V)."""
+    for at, letter in enumerate(letters):
+        if letter in PYTHON_VALUE_FLAGS:
+            return letter, letters[at + 1 :]
+        if letter not in PYTHON_FLAGS:
+            return None
+    return "", ""
+
+
+def _script_and_arguments(words: list[str]) -> tuple[str, list[str]]:
+    """The script's name (``words``' first, "-": stdin) and the words after it."""
+    return (Path(words[0]).name, words[1:]) if words else ("", [])
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h

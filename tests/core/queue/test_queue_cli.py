@@ -1232,6 +1232,39 @@ def test_a_worker_is_what_a_process_runs_not_what_its_arguments_name(
     assert (worker_arguments(argv) is not None) == is_worker
 
 
+@pytest.mark.parametrize(
+    ("argv", "is_worker"),
+    [
+        (["python", "-um", "core.worker", "--db", "a.db"], True),
+        (["python", "-u", "-m", "core.worker"], True),
+        (["python", "-umcore.worker"], True),
+        (["python", "-uW", "ignore", "-m", "core.worker"], True),
+        (["python", "-X", "dev", "-BIm", "resconv_tui", "worker"], True),
+        (["python", "-Wignore", "-OOm", "core.worker"], True),
+        (["python", "--check-hash-based-pycs", "never", "-qm", "core.worker"], True),
+        # What Python refuses, or prints and exits at: no worker ever runs.
+        (["python", "--foo", "-m", "core.worker"], False),
+        (["python", "-zz", "-m", "core.worker"], False),
+        (["python", "-V", "-m", "core.worker"], False),
+        (["python", "--version", "-m", "core.worker"], False),
+        (["python", "-uh", "-m", "core.worker"], False),
+        # -c's command is the rest of its word, or the next word: never a script's name.
+        (["python", "-uc", "core.worker"], False),
+        (["python", "-uccore.worker"], False),
+    ],
+)
+def test_a_worker_started_with_python_s_own_options_before_m_is_a_worker(
+    argv: list[str], is_worker: bool
+) -> None:
+    # Python's short options run together as its getopt reads them (-um core.worker,
+    # -uW ignore, -umcore.worker): -umcore.worker and -uW ignore were not found as
+    # workers, so stop left one starting to train, while options Python refuses or exits
+    # at (--foo, -V) were passed over as if the worker ran after them.
+    from core.processes import worker_arguments
+
+    assert (worker_arguments(argv) is not None) == is_worker
+
+
 def test_stop_names_the_run_a_worker_it_found_starting_claimed_before_its_signal(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
