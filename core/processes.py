@@ -14,8 +14,8 @@ import os
 import re
 import signal
 import socket
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # How ``worker --slots K`` (core.slots) names itself to its slot processes.
@@ -203,16 +203,24 @@ CLI_MODULE = "resconv_tui"
 CLI_SCRIPT = "resconv-tui"
 
 
+# What libpq takes from a process's environment where a PostgreSQL URL leaves it out:
+# a worker's own values say which server its URL names.
+LIBPQ_DEFAULTS = ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE")
+
+
 @dataclass(frozen=True)
 class WorkerProcess:
     """A worker process of this user found in /proc (``worker_processes``), whose
     database is ``db`` (its last ``--db``, else its starting ``RESCONV_DB``; None: the
-    default) read from its working folder ``cwd`` (a relative SQLite path)."""
+    default) read from its working folder ``cwd`` (a relative SQLite path), and with
+    ``libpq_environ`` (its starting ``LIBPQ_DEFAULTS`` that are set) for a PostgreSQL
+    URL's missing parts."""
 
     pid: int
     db: str | None
     cwd: Path
     in_slot: bool  # a slot of a ``--slots K`` supervisor (SUPERVISOR_ENV set)
+    libpq_environ: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 def worker_processes() -> list[WorkerProcess]:
@@ -256,7 +264,12 @@ def _worker_process(pid: int) -> WorkerProcess | None:
         return None
     db = _last_db(arguments) or os.fsdecode(environ.get(b"RESCONV_DB", b"")).strip() or None
     in_slot = environ.get(SUPERVISOR_ENV.encode(), b"").isdigit()
-    return WorkerProcess(pid, db, folder / "cwd", in_slot)
+    libpq = {
+        name: os.fsdecode(environ[name.encode()])
+        for name in LIBPQ_DEFAULTS
+        if name.encode() in environ
+    }
+    return WorkerProcess(pid, db, folder / "cwd", in_slot, libpq)
 
 
 def _in_this_pid_namespace(folder: Path) -> bool:

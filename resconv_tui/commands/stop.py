@@ -28,8 +28,10 @@ A worker just started (``resconv-tui worker & ...; stop``) has no row for its fi
 seconds (imports, its database's answer): found by its command line and environment
 (``core.processes.worker_processes``: this user's ``core.worker`` and ``resconv_tui
 worker`` processes) as one of this database (``same_database``: the same SQLite file,
-or server, database and role), it is signalled and waited for as the others; it stops
-as soon as it has started (``core.early_signals``), having claimed nothing.
+or server, database and role, as libpq reads each URL in its own process's
+environment: localhost and 127.0.0.1 are one server, a socket folder is known by its
+real path), it is signalled and waited for as the others; it stops as soon as it has
+started (``core.early_signals``), having claimed nothing.
 
 The rows are read again after the signals (``registered_since``): a slot or worker found
 starting that registered and claimed a run in between is named with that run.
@@ -53,6 +55,7 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from resconv_tui.cli import add_db_option, db_url, open_repo
@@ -489,7 +492,9 @@ def registered_since(
 def same_database(url: str, process: WorkerProcess) -> bool:
     """Whether worker ``process`` trains from the database ``url`` names: the same file
     (a relative path read from each one's working folder), or the same server, database
-    and role. A database text it cannot read is not (it would not have started)."""
+    and role (``server_database``). A database text it cannot read is not (it would not
+    have started)."""
+    from core.processes import LIBPQ_DEFAULTS
     from core.queue.db import parse_url, sqlite_path
     from core.queue.errors import QueueError
     from resconv_tui.cli import DEFAULT_DB
@@ -507,13 +512,64 @@ def same_database(url: str, process: WorkerProcess) -> bool:
             return os.path.samefile(ours_file, process.cwd / their_file)
         except OSError:  # no such file for one of them: not one database
             return False
-    return server_database(ours) == server_database(their)
+    our_environ = {name: os.environ[name] for name in LIBPQ_DEFAULTS if name in os.environ}
+    ours_named = server_database(ours, our_environ)
+    theirs_named = server_database(their, process.libpq_environ)
+    return ours_named is not None and ours_named == theirs_named
 
 
-def server_database(url: URL) -> tuple[object, ...]:
-    """What names a database on a server: its kind, host, port, name and role (not the
-    driver nor the password, which a worker's URL may give otherwise)."""
-    return (url.get_backend_name(), url.host, url.port, url.database, url.username)
+# The names of this machine's loopback address: a server reached by one is reached by
+# the others (a URL of localhost against one of 127.0.0.1 named one server as two).
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def server_database(url: URL, environ: Mapping[str, str]) -> tuple[object, ...] | None:
+    """What names a database on a server, as libpq reads ``url`` in a process whose
+    environment gives ``environ`` (``LIBPQ_DEFAULTS``, for what the URL leaves out): its
+    kind, server, port, name and role, not the driver nor the password, which a
+    worker's URL may give otherwise. The server: a loopback name as one, any other host
+    name whatever its case, a socket folder by its real path (``?host=/run/postgresql``,
+    as ``/run/postgresql/`` or through a link); the port 5432 where none is given. A
+    socket folder and a host name are never one server: one machine may run a server on
+    each. None where it cannot be told (several hosts, a service file): that URL is
+    matched by no other."""
+    query = url.query
+    if any(key in query for key in ("hostaddr", "service")):
+        return None
+    try:  # several hosts (?host=a&host=b, a,b): libpq tries each in turn
+        host = url.host or _one_value(query.get("host")) or environ.get("PGHOST", "")
+        port = int(url.port or _one_value(query.get("port")) or environ.get("PGPORT") or 5432)
+        user = url.username or _one_value(query.get("user")) or environ.get("PGUSER")
+        database = url.database or _one_value(query.get("dbname")) or environ.get("PGDATABASE")
+    except ValueError:
+        return None
+    if "," in host:
+        return None
+    user = user or _os_user_name()  # libpq's default: both processes are this user's
+    if host.startswith("/"):
+        server = os.path.realpath(host)
+    else:  # "": libpq's built-in socket folder
+        server = host.lower().strip("[]")
+        server = "localhost" if server in LOOPBACK else server
+    return (url.get_backend_name(), server, port, database or user, user)
+
+
+def _os_user_name() -> str:
+    """This process's user name, as libpq takes it for a URL that gives none: the
+    system's, not $USER; where the system has none, a text no URL gives."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid without a name (a container's)
+        return f"uid {os.getuid()}"
+
+
+def _one_value(value: str | tuple[str, ...] | None) -> str | None:
+    """A URL query parameter's value; ValueError where it is given several times."""
+    if isinstance(value, tuple):
+        raise ValueError("several values")
+    return value
 
 
 def exited_said(exited: list[int]) -> list[str]:

@@ -15,11 +15,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from reused_pids import started_with_pid
+from sqlalchemy.engine import URL
 
 import core.queue.repo as repo_module
 from core.queue import FinalFigures, Repo, RunRow, RunStatus
@@ -1150,14 +1152,16 @@ time.sleep(60)
 
 
 @contextlib.contextmanager
-def worker_starting(folder: Path, wrapper: tuple[str, ...] = ()) -> Iterator[int]:
+def worker_starting(
+    folder: Path, wrapper: tuple[str, ...] = (), db: str = "../runs.db"
+) -> Iterator[int]:
     """A process in ``folder`` (beside runs.db) whose command line is a worker's of
-    ../runs.db and that has no worker row, started by the command ``wrapper`` where
-    one is given: the pid of the wrapper, else of the worker."""
+    ``db`` (../runs.db) and that has no worker row, started by the command ``wrapper``
+    where one is given: the pid of the wrapper, else of the worker."""
     (folder / "core").mkdir(parents=True)
     (folder / "core" / "__init__.py").write_text("")
     (folder / "core" / "worker.py").write_text(STARTING_WORKER)
-    command = [sys.executable, "-m", "core.worker", "--db", "../runs.db", "--device", "cpu"]
+    command = [sys.executable, "-m", "core.worker", "--db", db, "--device", "cpu"]
     starting = subprocess.Popen(
         [*wrapper, *command], cwd=folder, env={**os.environ, "PYTHONPATH": ""}
     )
@@ -2579,6 +2583,107 @@ def test_ls_says_a_run_past_its_last_step_is_validating(
     repo.heartbeat(worker, run_id=run_id, inputs_done=repo.get_run(run_id).total_inputs)
     line = next(x for x in cli(capsys, "ls")[1].splitlines() if x.split()[0] == str(run_id))
     assert line.endswith("validating: its final pass, samples and checkpoints")
+
+
+@pytest.mark.parametrize(
+    ("theirs", "libpq_environ", "same"),
+    [
+        # One server, however the worker's URL names it.
+        ("postgresql://u@127.0.0.1/runs", {}, True),
+        ("postgresql+psycopg://u@LocalHost:5432/runs", {}, True),
+        ("postgresql://u@[::1]/runs", {}, True),
+        ("postgresql://u@localhost/runs", {"PGPORT": "5432"}, True),
+        ("postgresql://localhost/runs", {"PGUSER": "u"}, True),
+        ("postgresql://u@localhost", {"PGDATABASE": "runs"}, True),
+        # Another server, database or role.
+        ("postgresql://u@localhost:5433/runs", {}, False),
+        ("postgresql://u@localhost/runs", {"PGPORT": "5433"}, False),
+        ("postgresql://u@db.example/runs", {}, False),
+        ("postgresql://u@localhost/other", {}, False),
+        ("postgresql://v@localhost/runs", {}, False),
+        # A socket folder is no host name: a machine may run a server on each.
+        ("postgresql://u@/runs?host=/run/postgresql", {}, False),
+        ("postgresql://u@/runs", {"PGHOST": "/run/postgresql"}, False),
+        # Several hosts, libpq's to choose from: not known to be this one.
+        ("postgresql://u@/runs?host=localhost&host=db.example", {}, False),
+    ],
+)
+def test_stop_knows_a_postgresql_server_however_a_worker_s_url_names_it(
+    monkeypatch: pytest.MonkeyPatch, theirs: str, libpq_environ: dict[str, str], same: bool
+) -> None:
+    # A worker started with localhost where stop was given 127.0.0.1, or the port 5432
+    # written out, was not found as one of stop's database: stop, run while it started,
+    # left it to train. What libpq reads from the worker's environment counts too.
+    from core.processes import LIBPQ_DEFAULTS, WorkerProcess
+    from resconv_tui.commands.stop import same_database
+
+    for name in LIBPQ_DEFAULTS:
+        monkeypatch.delenv(name, raising=False)
+    process = WorkerProcess(1, theirs, Path.cwd(), False, libpq_environ)
+    assert same_database("postgresql://u:secret@localhost/runs", process) == same
+
+
+def test_stop_knows_a_postgresql_socket_folder_by_its_real_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A URL's socket folder (?host=/path) was not read at all: any two URLs of one
+    # database name and role read as one server, whichever folder (and port) each gave.
+    from core.processes import LIBPQ_DEFAULTS, WorkerProcess
+    from resconv_tui.commands.stop import same_database
+
+    for name in LIBPQ_DEFAULTS:
+        monkeypatch.delenv(name, raising=False)
+    Path("sock").mkdir()
+    Path("other").mkdir()
+    Path("link").symlink_to("sock")
+    here = Path.cwd()
+    ours = f"postgresql://u@/runs?host={here}/sock&port=5433"
+
+    def same(theirs: str, **libpq_environ: str) -> bool:
+        return same_database(ours, WorkerProcess(1, theirs, here, False, libpq_environ))
+
+    assert same(f"postgresql+psycopg://u@/runs?host={here}/sock/&port=5433")
+    assert same(f"postgresql://u@/runs?host={here}/link&port=5433")
+    assert same("postgresql://u@/runs", PGHOST=f"{here}/sock", PGPORT="5433")
+    assert not same(f"postgresql://u@/runs?host={here}/other&port=5433")
+    assert not same(f"postgresql://u@/runs?host={here}/sock")  # 5432
+    assert not same("postgresql://u@/runs?port=5433")  # libpq's built-in folder
+
+
+def test_stop_finds_a_starting_worker_of_its_postgresql_server_however_its_url_names_it(
+    capsys: pytest.CaptureFixture[str], pg_admin_url: str
+) -> None:
+    # A worker just started (no row yet) is found by its command line's --db: one of
+    # stop's server and database written otherwise (another driver, a socket folder with
+    # a '/' after it, or 127.0.0.1 for localhost and the port written out) is stopped;
+    # one of another server (another socket folder, another port) is left alone, where
+    # any two socket URLs of one database name read as one server.
+    from postgres_server import fresh_database
+    from sqlalchemy.engine import make_url
+
+    url = fresh_database(pg_admin_url)
+    Repo.open(url).close()
+    parsed = make_url(url).set(drivername="postgresql")
+    socket_folder = parsed.query.get("host")
+    if isinstance(socket_folder, str):  # the server started for the tests
+        respelled = parsed.update_query_dict({"host": f"{socket_folder}/"})
+        elsewhere = parsed.update_query_dict({"host": str(Path.cwd() / "elsewhere")})
+    else:  # RESCONV_TEST_PG_URL's, by host and port
+        loopback = {"localhost": "127.0.0.1", "127.0.0.1": "localhost"}
+        host, port = parsed.host or "localhost", parsed.port or 5432
+        respelled = parsed.set(host=loopback.get(host, host), port=port)
+        elsewhere = parsed.set(port=port + 1)
+    to_text = partial(URL.render_as_string, hide_password=False)
+    with (
+        worker_starting(Path("same"), db=to_text(respelled)) as pid,
+        worker_starting(Path("other"), db=to_text(elsewhere)),
+    ):
+        code, out, err = cli(capsys, "stop", "--db", url, "--no-wait")
+        assert (code, err) == (0, "")
+        assert (
+            out
+            == f"asked worker pid {pid} to stop (starting: no row yet); it held no run when read\n"
+        )
 
 
 def test_stop_knows_a_starting_worker_s_database_by_its_file_or_its_server() -> None:
