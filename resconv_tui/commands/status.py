@@ -181,10 +181,13 @@ def worker_line(worker: WorkerRow, now: float, runs: list[int], exited: bool = F
     gpu = worker.gpu
     stats = "no GPU stats"
     if gpu.util_percent is not None:
+        # Each figure may be NULL (a row edited by hand): "—", where its format() of
+        # None stopped status with a traceback.
+        name = cut(gpu.name or "GPU", GPU_NAME_SHOWN)
+        degrees = "—" if gpu.temperature_c is None else f"{gpu.temperature_c:.0f}"
         stats = (
-            f"{cut(str(gpu.name), GPU_NAME_SHOWN)} {gpu.util_percent:.0f}% "
-            f"{format_bytes(gpu.memory_used)} / {format_bytes(gpu.memory_total)} "
-            f"{gpu.temperature_c:.0f}°C"
+            f"{name} {gpu.util_percent:.0f}% "
+            f"{format_bytes(gpu.memory_used)} / {format_bytes(gpu.memory_total)} {degrees}°C"
         )
     rules = f" ({rules})" if (rules := claim_rules(worker)) else ""
     return (

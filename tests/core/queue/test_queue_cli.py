@@ -320,6 +320,20 @@ def test_status_shows_a_gpu_name_edited_into_pages_of_text_cut(
     assert len(line) < 200
 
 
+def test_status_shows_a_worker_s_gpu_figures_that_are_missing_as_unknown(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A worker row whose GPU name and temperature were set to NULL by hand, its
+    # utilisation kept: status stopped with a TypeError traceback formatting the NULL.
+    from core.queue import GpuSnapshot
+
+    repo, worker, run_id = queued_and_claimed(capsys)
+    repo.heartbeat(worker, run_id=run_id, gpu=GpuSnapshot(None, 97.0, None, 2**34, None))
+    code, out, err = cli(capsys, "status")
+    line = next(line for line in out.splitlines() if line.startswith(f"  {worker}  "))
+    assert (code, err) == (0, "") and line.endswith("  GPU 97% — / 16.0 GiB —°C")
+
+
 def test_status_wraps_its_lines_between_words_on_a_terminal(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
