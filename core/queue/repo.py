@@ -99,6 +99,7 @@ RUN_READ_COLUMNS = [
 ]
 STACK_SCAN = 1000  # queued rows claim_like compares at most
 _Row = TypeVar("_Row")  # a row as read: RunRow, WorkerRow
+T = TypeVar("T")
 CLAIM_LOCK_KEY = 0x7265_7363  # PostgreSQL advisory lock that claims take in turn ("resc")
 STALE_AFTER_S = 30.0  # a running run without a heartbeat for this long is lost
 WORKER_LOST = "worker lost"
@@ -873,12 +874,6 @@ class Repo:
         connection lost) is judged by its age.
         """
         now = time.time() if now is None else now
-        if beats_seen is None:
-            lost_run, lost_worker = _lost(
-                stale_after_s, list(dead_worker_ids), now, caller, caller_runs
-            )
-        else:
-            lost_run, lost_worker = _still_at(beats_seen, caller, caller_runs), None
         running = RUN.c.status == RunStatus.RUNNING.value
         # Locked as read (PostgreSQL; SQLite's write lock already holds them), in id order
         # as a beat takes them: a finish its silent worker committed between this and the
@@ -888,29 +883,38 @@ class Repo:
         # until it gives up on the connection (hours): waiting on it held a worker's
         # heartbeat thread (its own runs unbeaten) or its loop that long.
         with self._write() as conn:
-            query = select(RUN.c.id, RUN.c.worker_id, _last_beat().label("beat"))
-            query = query.where(running, lost_run).order_by(RUN.c.id)
-            found = list(conn.execute(query.with_for_update(skip_locked=True)))
+            if beats_seen is None:
+                lost_run, lost_worker = _lost(
+                    stale_after_s, list(dead_worker_ids), now, caller, caller_runs
+                )
+                query = select(RUN.c.id, RUN.c.worker_id, _last_beat().label("beat"))
+                query = query.where(running, lost_run).order_by(RUN.c.id)
+                found = list(conn.execute(query.with_for_update(skip_locked=True)))
+                lost_workers = [lost_worker]
+            else:
+                found = _still_at(conn, beats_seen, caller, caller_runs)
+                silent = _silent_since(conn, found, caller)
+                lost_workers = [WORKER.c.id.in_(some) for some in _in_statements(silent)]
             ids = [row.id for row in found]
-            if lost_worker is None:
-                lost_worker = _silent_since(found, caller)
-            if ids:
-                # It ended when last heard from, not when found silent (maybe hours later,
-                # at the next worker start): its "took" is the time it trained.
-                last_heard = func.coalesce(RUN.c.heartbeat_at, RUN.c.started_at, now)
+            # It ended when last heard from, not when found silent (maybe hours later, at
+            # the next worker start): its "took" is the time it trained.
+            last_heard = func.coalesce(RUN.c.heartbeat_at, RUN.c.started_at, now)
+            for some in _in_statements(ids):
                 conn.execute(
                     update(RUN)
-                    .where(RUN.c.id.in_(ids), running)
+                    .where(RUN.c.id.in_(some), running)
                     .values(
                         status=RunStatus.FAILED.value, error=WORKER_LOST, finished_at=last_heard
                     )
                 )
-            silent = select(WORKER.c.id).where(WORKER.c.state.in_(LIVE_WORKER_STATES), lost_worker)
-            conn.execute(
-                update(WORKER)
-                .where(WORKER.c.id.in_(silent.with_for_update(skip_locked=True).scalar_subquery()))
-                .values(state="lost", current_run_id=None)
-            )
+            live = WORKER.c.state.in_(LIVE_WORKER_STATES)
+            for workers in lost_workers:
+                held = select(WORKER.c.id).where(live, workers).with_for_update(skip_locked=True)
+                conn.execute(
+                    update(WORKER)
+                    .where(WORKER.c.id.in_(held.scalar_subquery()))
+                    .values(state="lost", current_run_id=None)
+                )
         return ids
 
     @patient
@@ -1614,15 +1618,39 @@ def _training(caller: str, caller_runs: Sequence[int]) -> Any:
     return and_(RUN.c.worker_id == caller, RUN.c.id.in_(list(caller_runs)))
 
 
+# Ids bound into one IN list at most: SQLite before 3.32 takes 999 bound values in a
+# statement, and a condition per row nests one level per row (its limit: 1000 deep).
+IN_LIST_MAX = 500
+
+
+def _in_statements(ids: Sequence[T]) -> list[Sequence[T]]:
+    """``ids`` cut into lists short enough for one statement's IN each (``IN_LIST_MAX``)."""
+    return [ids[at : at + IN_LIST_MAX] for at in range(0, len(ids), IN_LIST_MAX)]
+
+
 def _still_at(
-    beats_seen: Mapping[int, float], caller: str | None, caller_runs: Sequence[int]
-) -> Any:
-    """The runs of ``beats_seen`` whose last beat is still the one seen (``recover_stale``)."""
-    still = or_(false(), *(and_(RUN.c.id == i, _last_beat() == b) for i, b in beats_seen.items()))
-    return still if caller is None else and_(still, not_(_training(caller, caller_runs)))
+    conn: Connection,
+    beats_seen: Mapping[int, float],
+    caller: str | None,
+    caller_runs: Sequence[int],
+) -> list[Row[Any]]:
+    """The running runs of ``beats_seen`` whose last beat is still the one seen
+    (``recover_stale``), locked as read (PostgreSQL; a row another transaction holds is
+    left out): (id, worker_id, beat). Read by id, a few hundred a statement, and compared
+    here: one condition per run made the statement too large for SQLite (a power cut of a
+    busy queue: over a thousand silent runs, and every look refused)."""
+    running = RUN.c.status == RunStatus.RUNNING.value
+    mine = false() if caller is None else _training(caller, caller_runs)
+    found: list[Row[Any]] = []
+    for some in _in_statements(sorted(beats_seen)):
+        query = select(RUN.c.id, RUN.c.worker_id, _last_beat().label("beat"))
+        query = query.where(running, RUN.c.id.in_(some), not_(mine)).order_by(RUN.c.id)
+        rows = conn.execute(query.with_for_update(skip_locked=True))
+        found += [row for row in rows if row.beat == beats_seen[row.id]]
+    return found
 
 
-def _silent_since(found: Sequence[Row[Any]], caller: str | None) -> Any:
+def _silent_since(conn: Connection, found: Sequence[Row[Any]], caller: str | None) -> list[str]:
     """The workers of the runs ``found`` (id, worker_id, beat) not heard from since
     those beats: judged by the values their own clock wrote (a beat writes its worker's
     last_seen_at and its runs' heartbeat_at alike), not by this box's clock."""
@@ -1630,8 +1658,15 @@ def _silent_since(found: Sequence[Row[Any]], caller: str | None) -> Any:
     for row in found:
         if row.worker_id is not None and row.worker_id != caller:
             last_beat[row.worker_id] = max(row.beat, last_beat.get(row.worker_id, row.beat))
-    silent = (and_(WORKER.c.id == w, WORKER.c.last_seen_at <= b) for w, b in last_beat.items())
-    return or_(false(), *silent)
+    silent: list[str] = []
+    for some in _in_statements(sorted(last_beat)):
+        # Locked as read (PostgreSQL): a beat cannot come between this read and the update.
+        query = select(WORKER.c.id, WORKER.c.last_seen_at).where(WORKER.c.id.in_(some))
+        for w in conn.execute(query.with_for_update(skip_locked=True)):
+            # A damaged last_seen_at (text, edited by hand) is not silent, as SQL had it.
+            if isinstance(w.last_seen_at, float | int) and w.last_seen_at <= last_beat[w.id]:
+                silent.append(w.id)
+    return silent
 
 
 def _running_under(run_id: int, worker_id: str) -> Any:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 from queue_helpers import tiny_run, tiny_runs
-from sqlalchemy import update
+from sqlalchemy import bindparam, insert, select, update
 
 import core.queue.repo as repo_module
 from core.config import RunConfig
@@ -942,6 +942,48 @@ def test_recover_stale_given_the_beats_seen_marks_only_those_still_at_them(repo:
     states = {w.id: w.state for w in repo.list_workers(include_gone=True)}
     assert (states[caller], states[beating], states[dead]) == ("running", "running", "lost")
     assert repo.recover_stale(caller=caller, caller_runs=[training], beats_seen={}) == []
+
+
+def _running_under_dead_workers(repo: Repo, count: int, beat: float) -> list[str]:
+    """``count`` runs, each running under a worker of its own that last beat at ``beat``
+    (a dead box's), written in a few statements: the ids of those workers."""
+    repo.enqueue(tiny_runs(count))
+    dead = [f"gone-{i}" for i in range(count)]
+    rows = [
+        dict(id=w, host="gone", pid=i + 10, device="cpu", state="running",
+             started_at=beat, last_seen_at=beat, runs_done=0)
+        for i, w in enumerate(dead)
+    ]  # fmt: skip
+    with repo._write() as conn:
+        conn.execute(insert(WORKER), rows)
+        ids = sorted(conn.execute(select(RUN.c.id)).scalars())
+        conn.execute(
+            update(RUN).where(RUN.c.id == bindparam("run")),
+            [
+                dict(run=run_id, status=S.RUNNING.value, worker_id=w, attempts=1,
+                     started_at=beat, heartbeat_at=beat)
+                for run_id, w in zip(ids, dead, strict=True)
+            ],
+        )  # fmt: skip
+    return dead
+
+
+def test_a_look_over_more_silent_runs_than_one_statement_holds_marks_them_all(
+    repo: Repo,
+) -> None:
+    # A busy shared queue whose boxes all died at once (a power cut): 1,200 running runs
+    # of 1,200 silent workers. One SQL expression per run made SQLite refuse the look
+    # ("Expression tree is too large"), every look, so none was ever marked lost.
+    count = 1_200
+    dead = _running_under_dead_workers(repo, count, beat=time.time() - 3600)
+    caller = repo.register_worker("h", 1, "cpu")
+    seen = repo.running_beats(caller=caller, caller_runs=[])
+    assert len(seen) == count
+    lost = repo.recover_stale(caller=caller, caller_runs=[], beats_seen=seen)
+    assert len(lost) == count
+    assert repo.list_runs(RunFilter(statuses=frozenset({S.RUNNING}))) == []
+    states = {w.id: w.state for w in repo.list_workers(include_gone=True)}
+    assert {states[w] for w in dead} == {"lost"} and states[caller] == "idle"
 
 
 def test_recover_stale_without_a_cutoff_takes_only_the_dead_workers(repo: Repo) -> None:
