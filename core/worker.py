@@ -102,7 +102,7 @@ from core.queue import (
 )
 from core.queue.db import describe, is_new_file, sqlite_path, stored_url
 from core.queue.patience import RECONNECT_S, at_once, passing_reason, sleep_unless
-from core.queue.repo import LIVE_WORKER_STATES, STALE_AFTER_S
+from core.queue.repo import LIVE_WORKER_STATES, STALE_AFTER_S, LostRun
 from core.queue.samples import encode_samples
 from core.queue.views import ids_of
 from core.recording import (
@@ -334,11 +334,11 @@ class Worker:
         stale_after_s: float | None = self.stale_after_s
         if self.repo.outage.ended_within(self.stale_after_s):
             stale_after_s = None
-        lost = self.repo.recover_stale(
+        lost = self.repo.recover_stale_runs(
             stale_after_s, dead, caller=self.id, caller_runs=self.current
         )
-        for run_id in lost:
-            say(f"run {run_id}: worker lost (marked failed; 'retry' queues it again)")
+        for run in lost:
+            say(self.lost_line(run))
 
     def recover_while_training(self) -> None:
         """On the heartbeat thread, every ``RECOVER_EVERY_S`` while this worker trains:
@@ -363,11 +363,25 @@ class Worker:
                 beats = self.repo.running_beats(caller=self.id, caller_runs=mine)
                 if not (silent := self.silent_runs(beats)):
                     return
-                lost = self.repo.recover_stale(caller=self.id, caller_runs=mine, beats_seen=silent)
+                lost = self.repo.recover_stale_runs(
+                    caller=self.id, caller_runs=mine, beats_seen=silent
+                )
         except QueueError:
             return  # its heartbeat, refused alike, says what the database does
-        for run_id in lost:
-            say(f"run {run_id}: worker lost (marked failed; 'retry' queues it again)")
+        for run in lost:
+            say(self.lost_line(run))
+
+    def lost_line(self, run: LostRun) -> str:
+        """What this worker says of a run it marked lost: whose it was. "run 7: worker
+        lost" in a worker's log read as its own run dead, where it was another box's."""
+        again = "marked failed; 'retry' queues it again"
+        if run.worker_id == self.id:  # claimed by a commit whose answer never came back
+            return f"run {run.id}: claimed under this worker but never trained here ({again})"
+        if run.host is not None:
+            whose = f"worker {run.host} pid {run.pid}"
+        else:  # that worker's row is gone (removed by hand)
+            whose = f"worker {run.worker_id}" if run.worker_id else "no worker"
+        return f"run {run.id} of {whose}: that worker lost ({again})"
 
     def silent_runs(self, beats: dict[int, float]) -> dict[int, float]:
         """Of ``beats`` (run id -> last beat, as read now), those read at the same beat for

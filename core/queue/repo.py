@@ -135,6 +135,16 @@ class SameRun(NamedTuple):
     target: str | None  # its target_json
 
 
+class LostRun(NamedTuple):
+    """A run ``recover_stale_runs`` marked lost, and whose it was: its worker's id, host
+    and pid (None where the run names no worker, or that worker's row is gone)."""
+
+    id: int
+    worker_id: str | None
+    host: str | None
+    pid: int | None
+
+
 class Repo:
     """The queue in one database. Thread-safe: every verb takes its own connection."""
 
@@ -845,7 +855,6 @@ class Repo:
             values["runs_done"] = WORKER.c.runs_done + 1
         conn.execute(update(WORKER).where(WORKER.c.id == worker_id).values(**values))
 
-    @patient
     def recover_stale(
         self,
         stale_after_s: float | None = STALE_AFTER_S,
@@ -856,8 +865,27 @@ class Repo:
         caller_runs: Sequence[int] = (),
         beats_seen: Mapping[int, float] | None = None,
     ) -> list[int]:
+        """The ids of the runs ``recover_stale_runs`` (same arguments) marks lost."""
+        lost = self.recover_stale_runs(
+            stale_after_s, dead_worker_ids, now,
+            caller=caller, caller_runs=caller_runs, beats_seen=beats_seen,
+        )  # fmt: skip
+        return [run.id for run in lost]
+
+    @patient
+    def recover_stale_runs(
+        self,
+        stale_after_s: float | None = STALE_AFTER_S,
+        dead_worker_ids: Iterable[str] = (),
+        now: float | None = None,
+        *,
+        caller: str | None = None,
+        caller_runs: Sequence[int] = (),
+        beats_seen: Mapping[int, float] | None = None,
+    ) -> list[LostRun]:
         """Mark running runs whose heartbeat is stale (or whose worker is known dead) as
-        failed "worker lost", and their workers as lost. Returns the runs' ids.
+        failed "worker lost", and their workers as lost. Returns those runs, each with
+        its worker's host and pid: a worker saying so names whose run it was.
 
         ``beats_seen`` (run id -> its last beat as ``running_beats`` read it), instead of
         the age rule: those runs still at that beat (a beat since wins), and their workers
@@ -896,6 +924,7 @@ class Repo:
                 silent = _silent_since(conn, found, caller)
                 lost_workers = [WORKER.c.id.in_(some) for some in _in_statements(silent)]
             ids = [row.id for row in found]
+            lost = _whose(conn, found)
             # It ended when last heard from, not when found silent (maybe hours later, at
             # the next worker start): its "took" is the time it trained.
             last_heard = func.coalesce(RUN.c.heartbeat_at, RUN.c.started_at, now)
@@ -915,7 +944,7 @@ class Repo:
                     .where(WORKER.c.id.in_(held.scalar_subquery()))
                     .values(state="lost", current_run_id=None)
                 )
-        return ids
+        return lost
 
     @patient
     def running_beats(self, *, caller: str, caller_runs: Sequence[int]) -> dict[int, float]:
@@ -1648,6 +1677,18 @@ def _still_at(
         rows = conn.execute(query.with_for_update(skip_locked=True))
         found += [row for row in rows if row.beat == beats_seen[row.id]]
     return found
+
+
+def _whose(conn: Connection, found: Sequence[Row[Any]]) -> list[LostRun]:
+    """The runs ``found`` (id, worker_id, beat), each with its worker's host and pid."""
+    worker_ids = sorted({row.worker_id for row in found if row.worker_id is not None})
+    hosts: dict[str, tuple[str, int]] = {}
+    for some in _in_statements(worker_ids):
+        query = select(WORKER.c.id, WORKER.c.host, WORKER.c.pid).where(WORKER.c.id.in_(some))
+        hosts.update({w.id: (w.host, w.pid) for w in conn.execute(query)})
+    return [
+        LostRun(row.id, row.worker_id, *hosts.get(row.worker_id, (None, None))) for row in found
+    ]
 
 
 def _silent_since(conn: Connection, found: Sequence[Row[Any]], caller: str | None) -> list[str]:

@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -248,7 +249,9 @@ def test_a_training_worker_marks_a_killed_worker_s_run_lost_within_the_stale_lim
     lost, trained = env.repo().get_run(1), env.repo().get_run(2)
     assert lost.error == "worker lost", env.output()
     assert trained.status == S.RUNNING and trained.worker_id != lost.worker_id, env.output()
-    assert "run 1: worker lost" in env.logs[1].read_text(), env.output()
+    # Named as the killed worker's, not read as the training worker's own run dead.
+    said = f"run 1 of worker {socket.gethostname()} pid {dying.pid}: that worker lost"
+    assert said in env.logs[1].read_text(), env.output()
     training.send_signal(signal.SIGTERM)
     assert finish(training, env, timeout=30) == 0, env.output()
     assert status_of(env, 2) == S.QUEUED  # its own run untouched: put back at the stop

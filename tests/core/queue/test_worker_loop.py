@@ -950,7 +950,7 @@ def test_an_until_empty_worker_leaves_no_run_running_of_a_worker_that_died_meanw
 
 
 def test_a_busy_worker_recovers_a_dead_box_s_run_between_its_runs(
-    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Several GPU boxes on one queue, all busy: none is ever idle, yet a run whose box
     # died must not stay "running" for good.
@@ -963,10 +963,13 @@ def test_a_busy_worker_recovers_a_dead_box_s_run_between_its_runs(
     assert worker.loop(until_empty=True) == 2  # busy until the queue is empty
     lost = repo.get_run(lost_id)
     assert (lost.status, lost.error) == (S.FAILED, "worker lost")
+    # Its log names whose run it was: "run 1: worker lost" read as its own run dead.
+    said = f"run {lost_id} of worker other-box pid 1: that worker lost (marked failed; "
+    assert said in capsys.readouterr().out
 
 
 def test_a_training_worker_recovers_a_dead_box_s_run_while_it_trains(
-    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Two GPU boxes on one queue, one dies: its run stayed "running" until the other's
     # run ended (hours), as only a worker between runs or idle looked.
@@ -990,6 +993,8 @@ def test_a_training_worker_recovers_a_dead_box_s_run_while_it_trains(
     assert seen == [S.FAILED]  # while the worker trained, not after
     assert repo.get_run(lost_id).error == "worker lost"
     assert repo.get_run(own_id).status == S.SUCCEEDED  # its own run is never judged
+    said = f"run {lost_id} of worker other-box pid 1: that worker lost (marked failed; "
+    assert said in capsys.readouterr().out
 
 
 def test_a_refused_look_for_lost_runs_waits_for_nothing_and_is_tried_at_the_next(
