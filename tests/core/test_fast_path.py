@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -434,6 +435,77 @@ def test_the_cuda_only_capture_code_runs_to_a_graph(
     for indices, _ in batches:
         step(indices, 0.0)
     assert isinstance(step.graph, _FakeGraph) and step.graph.replays == 4  # the short one: eager
+
+
+def test_fit_on_the_captured_fast_path_calls_back_outside_the_capture_and_points_first(
+    images: torch.Tensor,
+    fake_cuda: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """What fit() does around a graph-captured step, which only a GPU runs: its callbacks
+    come outside the capture (a worker's callback there would be non-captured work, or a
+    database wait, while every slot thread waits on GATE.exclusive), the run's start
+    before it, and each validation point before its checkpoints, as on the plain step."""
+    import core.train as train_module
+    from core.data import Datasets
+    from core.train import FitCallbacks, fit
+
+    events: list[str] = []
+
+    @contextmanager
+    def capture(*args: Any, **kwargs: Any) -> Iterator[None]:
+        inspect.signature(torch.cuda.graph).bind(*args, **kwargs)
+        events.append("capture begins")
+        yield
+        events.append("capture ends")
+
+    class Graph(_FakeGraph):
+        def replay(self) -> None:
+            events.append("replay")
+
+    def logged(name: str, answer: Any = None) -> Callable[..., Any]:
+        return lambda *args: events.append(name) or answer
+
+    save = train_module.save_checkpoint
+
+    def saved(directory: Path, name: str, *args: Any, **kwargs: Any) -> None:
+        events.append(f"save {name}")
+        save(directory, name, *args, **kwargs)
+
+    monkeypatch.setattr(torch.cuda, "graph", capture)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", Graph)
+    monkeypatch.setattr(train_module, "wants_fast_path", lambda device: True)
+    monkeypatch.setattr(fp, "wants_graph", lambda device, env=None: None)
+    monkeypatch.setattr(train_module, "save_checkpoint", saved)
+    callbacks = FitCallbacks(
+        on_train_loss=logged("on_train_loss"),
+        on_validation=logged("on_validation"),
+        should_stop=logged("should_stop", False),
+        between_batches=logged("between_batches", False),
+        may_checkpoint=logged("may_checkpoint", True),
+        on_start=logged("on_start"),
+        log_every=2,
+    )
+    data = Datasets(images, images[:32], "test")
+    config = CONFIG.replace(max_inputs=2 * N_TRAIN)  # 2 epochs: a pass between them
+    result = fit(config, data, "cpu", callbacks, checkpoint_dir=tmp_path / "run")
+
+    assert result.path_used == "cpu-graph fp32", result.path_used
+    begins, ends = events.index("capture begins"), events.index("capture ends")
+    assert events[begins + 1 : ends] == [], events[begins:ends]  # no callback while capturing
+    assert "on_start" in events[:begins]
+    assert events.count("replay") == 8  # 4 full batches per epoch; the short ones eager
+    # Every step, replayed or eager, comes after the loop's poll, none inside a pass.
+    after_capture = [e for e in events[ends + 1 :] if e != "between_batches"]
+    steps = [i for i, e in enumerate(after_capture) if e == "replay"]
+    assert all(after_capture[i - 1] == "should_stop" for i in steps), after_capture
+    # Each pass's point, then whether the run is still its own, then its checkpoints.
+    passes = [i for i, e in enumerate(events) if e == "on_validation"]
+    assert len(passes) == 3  # after each epoch and the final pass
+    for i in passes:
+        assert events[i + 1 : i + 3] == ["may_checkpoint", "save last.pt"], events[i : i + 4]
+    assert events.index("save last.pt") > passes[0]
 
 
 # ----- host buffers ------------------------------------------------------------------------
