@@ -108,8 +108,11 @@ export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
 {
   date -u
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv 2>&1
-  # torchvision too: every data load imports it, and the device image is said to hold torch alone.
-  $PY -c "import sys, torch, torchvision, sqlmodel; print(sys.version.split()[0], 'torch', torch.__version__, 'torchvision', torchvision.__version__, torch.cuda.is_available() and torch.cuda.get_device_name(), 'sqlmodel', sqlmodel.__version__)"
+  # The card on a line of its own: one that also imported the carried sqlmodel named none
+  # where the wheels had not installed.
+  $PY -c "import sys, torch; print(sys.version.split()[0], 'torch', torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"
+  # torchvision too: every data load imports it; sqlmodel: the queue, from .whl.
+  $PY -c "import torchvision, sqlmodel; print('torchvision', torchvision.__version__, 'sqlmodel', sqlmodel.__version__)"
   nproc
 } >>"$SUMMARY" 2>&1
 cat "$SUMMARY"

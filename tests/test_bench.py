@@ -182,3 +182,32 @@ def test_gpu_check_past_its_deadline_sets_up_no_worker_step(tmp_path: Path) -> N
                        for name in ("t1_worker", "stack_worker", "packing")]  # fmt: skip
     called = calls.read_text()
     assert "resconv_tui.cli queue" not in called and "request_cancel" not in called
+
+
+def test_gpu_check_names_the_card_also_without_the_queue_packages(tmp_path: Path) -> None:
+    # One Python line printed the card with torchvision's and sqlmodel's versions: where
+    # the carried wheels did not install, the summary named no card, and the GPU figures
+    # of that call could not be told apart. Python is a stub without sqlmodel here.
+    import os
+    import subprocess
+
+    python = tmp_path / "python"
+    python.write_text(
+        "#!/usr/bin/env bash\n"
+        'case "$*" in\n'
+        '  *sqlmodel*) echo "ModuleNotFoundError: No module named sqlmodel" >&2; exit 1 ;;\n'
+        '  *get_device_name*) echo "3.12.3 torch 2.11.0+cu130 NVIDIA H200" ;;\n'
+        "esac\n"
+    )
+    python.chmod(0o755)
+    out = tmp_path / "out"
+    env = {
+        **os.environ, "PYTHON": str(python), "OUT": str(out),
+        "GPU_CHECK_DB": str(tmp_path / "gpu.db"), "DEADLINE_S": "0",
+    }  # fmt: skip
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(["bash", "bench/gpu_check.sh"], cwd=root, env=env, check=True,
+                   capture_output=True, timeout=60)  # fmt: skip
+    summary = (out / "summary.txt").read_text()
+    assert "3.12.3 torch 2.11.0+cu130 NVIDIA H200" in summary, summary
+    assert "No module named sqlmodel" in summary, summary  # and why the queue steps fail
