@@ -437,40 +437,56 @@ def test_the_cuda_only_capture_code_runs_to_a_graph(
     assert isinstance(step.graph, _FakeGraph) and step.graph.replays == 4  # the short one: eager
 
 
-def test_fit_on_the_captured_fast_path_calls_back_outside_the_capture_and_points_first(
-    images: torch.Tensor,
-    fake_cuda: list[str],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> None:
-    """What fit() does around a graph-captured step, which only a GPU runs: its callbacks
-    come outside the capture (a worker's callback there would be non-captured work, or a
-    database wait, while every slot thread waits on GATE.exclusive), the run's start
-    before it, and each validation point before its checkpoints, as on the plain step."""
-    import core.train as train_module
-    from core.data import Datasets
-    from core.train import FitCallbacks, fit
+class _Recorded:
+    """The order of what happens around a faked capture: ``events`` holds "capture
+    begins", "capture ends", "replay", "save <file>" and each ``logged`` callback's name."""
 
-    events: list[str] = []
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def logged(self, name: str, answer: Any = None) -> Callable[..., Any]:
+        return lambda *args: self.events.append(name) or answer
+
+    def callbacks(self, suffix: str = "") -> Any:
+        from core.train import FitCallbacks
+
+        return FitCallbacks(
+            on_train_loss=self.logged(f"on_train_loss{suffix}"),
+            on_validation=self.logged(f"on_validation{suffix}"),
+            should_stop=self.logged(f"should_stop{suffix}", False),
+            between_batches=self.logged(f"between_batches{suffix}", False),
+            may_checkpoint=self.logged(f"may_checkpoint{suffix}", True),
+            on_start=self.logged(f"on_start{suffix}"),
+            log_every=2,
+        )
+
+    def capture_span(self) -> tuple[int, int]:
+        return self.events.index("capture begins"), self.events.index("capture ends")
+
+
+@pytest.fixture
+def recorded(fake_cuda: list[str], monkeypatch: pytest.MonkeyPatch) -> _Recorded:
+    """fit() and fit_stack() on a CPU through the graph-captured fast path (torch.cuda
+    faked), with what they do recorded in order."""
+    import core.train as train_module
+
+    record = _Recorded()
 
     @contextmanager
     def capture(*args: Any, **kwargs: Any) -> Iterator[None]:
         inspect.signature(torch.cuda.graph).bind(*args, **kwargs)
-        events.append("capture begins")
+        record.events.append("capture begins")
         yield
-        events.append("capture ends")
+        record.events.append("capture ends")
 
     class Graph(_FakeGraph):
         def replay(self) -> None:
-            events.append("replay")
-
-    def logged(name: str, answer: Any = None) -> Callable[..., Any]:
-        return lambda *args: events.append(name) or answer
+            record.events.append("replay")
 
     save = train_module.save_checkpoint
 
     def saved(directory: Path, name: str, *args: Any, **kwargs: Any) -> None:
-        events.append(f"save {name}")
+        record.events.append(f"save {name}")
         save(directory, name, *args, **kwargs)
 
     monkeypatch.setattr(torch.cuda, "graph", capture)
@@ -478,25 +494,30 @@ def test_fit_on_the_captured_fast_path_calls_back_outside_the_capture_and_points
     monkeypatch.setattr(train_module, "wants_fast_path", lambda device: True)
     monkeypatch.setattr(fp, "wants_graph", lambda device, env=None: None)
     monkeypatch.setattr(train_module, "save_checkpoint", saved)
-    callbacks = FitCallbacks(
-        on_train_loss=logged("on_train_loss"),
-        on_validation=logged("on_validation"),
-        should_stop=logged("should_stop", False),
-        between_batches=logged("between_batches", False),
-        may_checkpoint=logged("may_checkpoint", True),
-        on_start=logged("on_start"),
-        log_every=2,
-    )
+    return record
+
+
+def test_fit_on_the_captured_fast_path_calls_back_outside_the_capture_and_points_first(
+    images: torch.Tensor, recorded: _Recorded, tmp_path: Path
+) -> None:
+    """What fit() does around a graph-captured step, which only a GPU runs: its callbacks
+    come outside the capture (a worker's callback there would be non-captured work, or a
+    database wait, while every slot thread waits on GATE.exclusive), the run's start
+    before it, and each validation point before its checkpoints, as on the plain step."""
+    from core.data import Datasets
+    from core.train import fit
+
     data = Datasets(images, images[:32], "test")
     config = CONFIG.replace(max_inputs=2 * N_TRAIN)  # 2 epochs: a pass between them
-    result = fit(config, data, "cpu", callbacks, checkpoint_dir=tmp_path / "run")
+    result = fit(config, data, "cpu", recorded.callbacks(), checkpoint_dir=tmp_path / "run")
 
+    events = recorded.events
     assert result.path_used == "cpu-graph fp32", result.path_used
-    begins, ends = events.index("capture begins"), events.index("capture ends")
+    begins, ends = recorded.capture_span()
     assert events[begins + 1 : ends] == [], events[begins:ends]  # no callback while capturing
     assert "on_start" in events[:begins]
     assert events.count("replay") == 8  # 4 full batches per epoch; the short ones eager
-    # Every step, replayed or eager, comes after the loop's poll, none inside a pass.
+    # Every replayed step comes right after the loop's poll, none inside a pass.
     after_capture = [e for e in events[ends + 1 :] if e != "between_batches"]
     steps = [i for i, e in enumerate(after_capture) if e == "replay"]
     assert all(after_capture[i - 1] == "should_stop" for i in steps), after_capture
@@ -506,6 +527,34 @@ def test_fit_on_the_captured_fast_path_calls_back_outside_the_capture_and_points
     for i in passes:
         assert events[i + 1 : i + 3] == ["may_checkpoint", "save last.pt"], events[i : i + 4]
     assert events.index("save last.pt") > passes[0]
+
+
+def test_a_stack_on_the_captured_fast_path_calls_back_outside_the_capture_and_points_first(
+    images: torch.Tensor, recorded: _Recorded, tmp_path: Path
+) -> None:
+    """fit_stack()'s side of the test above: every run starts before the capture, no run's
+    callback comes during it, and each run's point comes before its own checkpoints."""
+    from core.data import Datasets
+    from core.stack import fit_stack
+
+    data = Datasets(images, images[:32], "test")
+    configs = [CONFIG.replace(max_inputs=2 * N_TRAIN, seed=seed) for seed in (3, 4)]
+    callbacks = [recorded.callbacks(f" {k}") for k in range(2)]
+    folders = [tmp_path / f"run-{k}" for k in range(2)]
+    results = fit_stack(configs, data, "cpu", callbacks, folders)
+
+    events = recorded.events
+    assert [getattr(r, "path_used", r) for r in results] == ["cpu-graph fp32 stack x2"] * 2
+    begins, ends = recorded.capture_span()
+    assert events[begins + 1 : ends] == [], events[begins:ends]
+    assert {"on_start 0", "on_start 1"} <= set(events[:begins])
+    assert events.count("replay") == 8
+    for k in range(2):
+        passes = [i for i, e in enumerate(events) if e == f"on_validation {k}"]
+        assert len(passes) == 3
+        for i in passes:
+            expected = [f"may_checkpoint {k}", "save last.pt"]
+            assert events[i + 1 : i + 3] == expected, events[i : i + 4]
 
 
 # ----- host buffers ------------------------------------------------------------------------
