@@ -105,12 +105,13 @@ if [ -d .whl ] && ! $PY -c "import sqlmodel" 2>/dev/null; then
 fi
 export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
 
+# The card on a line of its own: one that also imported the carried sqlmodel named none
+# where the wheels had not installed. It ends the reply's tail too (see the tables).
+CARD=$($PY -c "import sys, torch; print(sys.version.split()[0], 'torch', torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())" 2>&1 | tail -1)
 {
   date -u
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv 2>&1
-  # The card on a line of its own: one that also imported the carried sqlmodel named none
-  # where the wheels had not installed.
-  $PY -c "import sys, torch; print(sys.version.split()[0], 'torch', torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"
+  echo "$CARD"
   # torchvision too: every data load imports it; sqlmodel: the queue, from .whl.
   $PY -c "import torchvision, sqlmodel; print('torchvision', torchvision.__version__, 'sqlmodel', sqlmodel.__version__)"
   nproc
@@ -197,5 +198,6 @@ fi
   tail -3 "$OUT/gpu_tests.log" 2>/dev/null
   echo "== train_speed"
   tail -30 "$OUT/train_speed.log" 2>/dev/null
+  echo "card: $CARD" # the figures above are this card's
   echo "total $(($(date +%s) - STARTED)) s"
 } | tee -a "$SUMMARY"

@@ -206,8 +206,11 @@ def test_gpu_check_names_the_card_also_without_the_queue_packages(tmp_path: Path
         "GPU_CHECK_DB": str(tmp_path / "gpu.db"), "DEADLINE_S": "0",
     }  # fmt: skip
     root = Path(__file__).resolve().parent.parent
-    subprocess.run(["bash", "bench/gpu_check.sh"], cwd=root, env=env, check=True,
-                   capture_output=True, timeout=60)  # fmt: skip
+    run = subprocess.run(["bash", "bench/gpu_check.sh"], cwd=root, env=env, check=True,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
     summary = (out / "summary.txt").read_text()
     assert "3.12.3 torch 2.11.0+cu130 NVIDIA H200" in summary, summary
     assert "No module named sqlmodel" in summary, summary  # and why the queue steps fail
+    # The reply brings back the output's last 12,000 characters: the tables end with the
+    # card, so that the figures there are named by it however long the start was.
+    assert run.stdout.splitlines()[-2] == "card: 3.12.3 torch 2.11.0+cu130 NVIDIA H200"
