@@ -159,6 +159,15 @@ def _owned_by(folder: Path, owner: dict[str, Any]) -> bool:
     return isinstance(found, dict) and all(found.get(k) == v for k, v in owner.items())
 
 
+def names_another(folder: str | os.PathLike[str], owner: dict[str, Any]) -> bool:
+    """Whether ``folder``'s ``run.json`` names another run than ``owner``: the same path
+    on this box is another database's run of that id (a shared queue's row names another
+    box's folder). A folder without one (an older version's) says nothing of whose it is."""
+    if not os.path.lexists(Path(folder) / OWNER_FILE):
+        return False
+    return not _owned_by(Path(folder), owner)
+
+
 def folders_owned(parent: Path, run_id: int, owner: dict[str, Any]) -> list[Path]:
     """The folders in ``parent`` that ``claim_run_folder`` gave this run (``run-ID``,
     ``run-ID-2``, ...; its ``run.json`` names ``owner``): where its checkpoints are,

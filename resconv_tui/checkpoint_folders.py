@@ -58,11 +58,16 @@ def _row_folder(stored: str, database_file: Path | None) -> str:
 NOT_HERE = "not found on this host"
 
 
-def found_here(folder: str) -> bool:
-    """Whether the folder a row names is on this machine. A shared queue (PostgreSQL)
-    holds the absolute folders of every box's workers: on another box, or deleted since,
-    it is not here, and naming it as if it were sends a person looking in vain."""
-    return os.path.isdir(folder)
+def found_here(folder: str, run: RunRow) -> bool:
+    """Whether ``run``'s folder ``folder`` (its row's) is on this machine. A shared queue
+    (PostgreSQL) holds the absolute folders of every box's workers: on another box, or
+    deleted since, it is not here, and naming it as if it were sends a person looking in
+    vain. Nor is it where that path here holds another run's (its ``run.json`` says:
+    another database's run of the same id, made by a worker of this box)."""
+    from core.run_folders import names_another, run_owner
+
+    owner = run_owner(run.id, run.experiment, run.config_hash, run.created_at)
+    return os.path.isdir(folder) and not names_another(folder, owner)
 
 
 def shown_folders(run: RunRow, db_url: str) -> tuple[str, ...]:
@@ -74,15 +79,16 @@ def shown_folders(run: RunRow, db_url: str) -> tuple[str, ...]:
 
     folders = run_checkpoint_folders(run, db_url)
     return tuple(
-        terminal_safe(folder) + _folder_note(folder, several=len(folders) > 1) for folder in folders
+        terminal_safe(folder) + _folder_note(folder, run, several=len(folders) > 1)
+        for folder in folders
     )
 
 
-def _folder_note(folder: str, several: bool) -> str:
+def _folder_note(folder: str, run: RunRow, several: bool) -> str:
     """`` (not found on this host)``, `` (attempt 2)`` of one of several, or nothing."""
     from core.run_folders import folder_attempt
 
-    if not found_here(folder):
+    if not found_here(folder, run):
         return f" ({NOT_HERE})"
     attempt = folder_attempt(folder) if several else None
     return f" (attempt {attempt})" if attempt is not None else ""
@@ -99,13 +105,14 @@ def left_on_disk(runs: Sequence[RunRow], db_url: str) -> list[str]:
     from core.queue.views import ids_of
 
     found = {run.id: run_checkpoint_folders(run, db_url) for run in runs}
-    folders = sorted({folder for run in runs for folder in found[run.id]})
     started = [run for run in runs if run.started_at is not None or run.attempts > 0]
     unnamed = [run.id for run in started if not found[run.id]]
+    here = sorted({f for run in runs for f in found[run.id] if found_here(f, run)})
+    elsewhere = sorted({f for run in runs for f in found[run.id] if not found_here(f, run)})
     lines = []
-    if here := [folder for folder in folders if found_here(folder)]:
+    if here:
         lines.append("checkpoint folders stay on disk: " + ", ".join(here))
-    if elsewhere := [folder for folder in folders if not found_here(folder)]:
+    if elsewhere:
         lines.append(f"checkpoint folders {NOT_HERE} (another machine's?): " + ", ".join(elsewhere))
     if unnamed:
         lines.append(f"the checkpoint folders of {ids_of('run', unnamed)}, if made, stay on disk")

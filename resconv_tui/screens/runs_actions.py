@@ -740,8 +740,8 @@ def _one_runs_folders(run: RunRow, db_url: str) -> str:
     disk (``rm``'s rule): the row's folder may be another box's or deleted since, and a
     run lost with its worker names none, though its folder is here."""
     folders = run_checkpoint_folders(run, db_url)  # a few stat calls, for one run
-    here = [folder for folder in folders if found_here(folder)]
-    elsewhere = [folder for folder in folders if not found_here(folder)]
+    here = [folder for folder in folders if found_here(folder, run)]
+    elsewhere = [folder for folder in folders if not found_here(folder, run)]
     said = []
     if here:
         many = len(here) > 1

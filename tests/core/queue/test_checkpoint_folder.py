@@ -985,3 +985,35 @@ def test_a_checkpoint_root_removed_each_time_it_is_made_is_a_config_error(
     monkeypatch.setattr(worker_module.tempfile, "TemporaryFile", removed_each_time)
     with pytest.raises(ConfigError, match=f"checkpoint folder {root} was removed as it was made"):
         check_checkpoint_root(root)
+
+
+def test_a_rows_folder_whose_run_json_names_another_run_is_not_this_runs(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A shared queue names another box's /srv/ck/exp/run-1; on this box that path held
+    # another database's run 1, and `rm` and `show` said it "stays on disk" as this run's.
+    from core.queue import FinalFigures
+    from core.run_folders import claim_run_folder
+
+    repo = Repo.open(db_url)
+    try:
+        repo.enqueue([tiny_run(0)])
+        worker = repo.register_worker("h", 1, "cpu")
+        run = repo.claim(worker)
+        assert run is not None
+        another = {**run_owner_of(run), "queued_at": run.created_at - 100}
+        folder = claim_run_folder(tmp_path / "box" / "exp", run.id, another)
+        repo.finish(run.id, worker, FinalFigures(0.05, checkpoint_path=str(folder)))
+    finally:
+        repo.close()
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path / "other")
+    capsys.readouterr()
+    assert main(["--db", db_url, "show", "1"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # the path may fold
+    assert f"checkpoint {folder} (not found on this host)" in out, out
+    assert main(["--db", db_url, "rm", "1"]) == 0
+    assert capsys.readouterr().out == (
+        f"removed 1 run\ncheckpoint folders not found on this host (another machine's?): {folder}\n"
+    )
+    assert sorted(p.name for p in folder.iterdir()) == ["run.json"]  # left as it was
