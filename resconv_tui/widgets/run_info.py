@@ -129,14 +129,16 @@ def info_table(
 
 def checkpoint_text(run: RunRow, folders: Sequence[str] | None = None) -> str:
     """Its checkpoint folders (``folders``, else its row's), ``—`` where none is known.
-    A queued run's are an earlier attempt's (it was put back or retried): said, as its
-    figures and curves are gone. A running run's are the folder it writes to (training
-    again takes its folder back: ``core.run_folders``)."""
+    Those of a run whose latest attempt never started (queued again after it trained,
+    put back or retried; or so and then cancelled while queued) are an earlier attempt's:
+    said, as its figures and curves are gone, and no attempt has removed its weights
+    (``core.run_folders.start_attempt``). A running run's are the folder it writes to
+    (training again takes its folder back)."""
     shown = list(folders) if folders is not None else [run.checkpoint_path or ""]
     text = ", ".join(folder for folder in shown if folder)
     if not text:
         return "—"
-    if run.status == RunStatus.QUEUED:
+    if run.started_at is None:  # the claim sets it; going back to the queue clears it
         return f"{text} (an earlier attempt's)"
     return text
 

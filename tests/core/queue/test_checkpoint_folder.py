@@ -1017,3 +1017,20 @@ def test_a_rows_folder_whose_run_json_names_another_run_is_not_this_runs(
         f"removed 1 run\ncheckpoint folders not found on this host (another machine's?): {folder}\n"
     )
     assert sorted(p.name for p in folder.iterdir()) == ["run.json"]  # left as it was
+
+
+def test_a_retry_cancelled_before_it_started_names_its_folder_as_an_earlier_attempts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Retried, then cancelled while queued: its folder still holds attempt 1's last.pt
+    # (no attempt started to remove it), and `show` named it as the cancelled attempt's.
+    db = tmp_path / "runs.db"
+    folder = _lost_with_a_folder(db)
+    assert main(["--db", str(db), "retry", "1"]) == 0
+    assert main(["--db", str(db), "cancel", "1"]) == 0
+    assert stored_run(db, 1).status == RunStatus.CANCELLED
+    capsys.readouterr()
+    assert main(["--db", str(db), "show", "1"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # the path may fold
+    assert f"checkpoint {folder} (an earlier attempt's)" in out, out
+    assert (folder / "last.pt").read_text() == "weights"  # and so it is
