@@ -48,16 +48,24 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     _sync_folder(path.parent)
 
 
+# Marks a temporary file as ``atomic_write``'s: named ``.last.pt.`` and mkstemp's 8
+# characters alone (as older versions named them), a person's ``.last.pt.20240101`` read
+# as one, and a run's next attempt removed it.
+TEMP_MARK = "resconv-partial"
+
+
 def _temp_prefix(name: str) -> str:
-    return f".{name}."
+    """``.last.pt.resconv-partial-PID.``: whose file it is and which process writes it."""
+    return f".{name}.{TEMP_MARK}-{os.getpid()}."
 
 
 def is_temp_of(file_name: str, name: str) -> bool:
     """Whether ``file_name`` is a temporary file ``atomic_write`` makes for ``name``
-    (``.last.pt.k2x_9qab``), left behind by a process killed while it wrote: the prefix
-    and mkstemp's eight random lowercase letters, digits or ``_``, nothing else (a
-    person's ``.last.pt.bak`` or ``last.pt.old`` is not one)."""
-    pattern = re.escape(_temp_prefix(name)) + r"[a-z0-9_]{8}"
+    (``.last.pt.resconv-partial-4242.k2x_9qab``), left behind by a process killed while
+    it wrote: the marked prefix, a pid, and mkstemp's eight random lowercase letters,
+    digits or ``_``, nothing else. An older version's (``.last.pt.k2x_9qab``) cannot be
+    told from a person's file, so is not one."""
+    pattern = re.escape(f".{name}.{TEMP_MARK}-") + r"[0-9]+\.[a-z0-9_]{8}"
     return re.fullmatch(pattern, file_name) is not None
 
 

@@ -129,9 +129,9 @@ def refuse_unwritable(folder: Path) -> None:
 
 def clear_checkpoints(folder: Path) -> None:
     """Remove ``last.pt`` and ``best.pt`` from ``folder``, and the temporary files of
-    their saves (``.last.pt.k2x_9qab``, ``core.files``) that a process killed mid-save
-    left, each up to the model's size, which nothing else removes. Nothing else: a
-    person's own files there stay."""
+    their saves (``.last.pt.resconv-partial-4242.k2x_9qab``, ``core.files``) that a
+    process killed mid-save left, each up to the model's size, which nothing else
+    removes. Nothing else: a person's own files there stay."""
     names = (LAST_FILE, BEST_FILE)
     for entry in folder.iterdir():
         if any(is_temp_of(entry.name, name) for name in names):

@@ -74,5 +74,10 @@ def test_the_temporary_files_of_atomic_write_are_told_from_a_person_s(tmp_path: 
     temps = [name for name in seen if name != "last.pt"]
     assert len(temps) == 20 and all(is_temp_of(name, "last.pt") for name in temps), temps
     assert not any(is_temp_of(name, "best.pt") for name in temps)
-    for own in ["last.pt", ".last.pt.bak", "last.pt.k2x_9qab", ".last.pt.k2x_9qab.x", ".last.pt."]:
+    # Named as an older version named its temporary files (prefix and 8 characters): a
+    # person's ".last.pt.20240101" was removed as one. Ours say whose, and which process's.
+    assert all(f".last.pt.resconv-partial-{os.getpid()}." in name for name in temps), temps
+    for own in ["last.pt", ".last.pt.bak", "last.pt.k2x_9qab", ".last.pt.k2x_9qab.x", ".last.pt.",
+                ".last.pt.k2x_9qab", ".last.pt.20240101", ".last.pt.resconv-partial-.k2x_9qab",
+                ".last.pt.resconv-partial-12.k2x_9qab.x"]:  # fmt: skip
         assert not is_temp_of(own, "last.pt"), own

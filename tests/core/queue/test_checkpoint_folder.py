@@ -824,12 +824,14 @@ def test_a_paused_worker_resumed_after_another_claimed_its_run_writes_no_checkpo
 
 
 def test_a_retry_removes_the_temporary_files_of_a_save_killed_midway(tmp_path: Path) -> None:
-    # A worker killed (-9) while it saved best.pt left ".best.pt.k2x_9qab", as big as the
-    # model, in the run's folder: a retry removed best.pt but kept it, for good.
+    # A worker killed (-9) while it saved best.pt left ".best.pt.resconv-partial-PID.k2x_9qab",
+    # as big as the model, in the run's folder: a retry removed best.pt but kept it, for
+    # good. A person's file named as an older version's temporary ones stays: it may be theirs.
     db = tmp_path / "runs.db"
     folder = _lost_with_a_folder(db)
-    left = [".best.pt.k2x_9qab", ".last.pt.0a1b2c3d"]
-    own = [".best.pt.bak", "best.pt.old", "notes.txt", ".last.pt.k2x_9qab7", "x.last.pt.0a1b2c3d"]
+    left = [".best.pt.resconv-partial-4242.k2x_9qab", ".last.pt.resconv-partial-17.0a1b2c3d"]
+    own = [".best.pt.bak", "best.pt.old", "notes.txt", ".last.pt.k2x_9qab7", "x.last.pt.0a1b2c3d",
+           ".best.pt.k2x_9qab", ".last.pt.20240101"]  # fmt: skip
     for name in [*left, *own, "best.pt"]:
         (folder / name).write_text("bytes")
     assert main(["--db", str(db), "retry", "1"]) == 0
@@ -849,10 +851,17 @@ def test_train_checkpoints_remove_the_temporary_files_of_a_save_killed_midway(
     from core.config import RunConfig
     from core.train import Checkpoints
 
-    for name in [".last.pt.k2x_9qab", ".last.pt.bak", "last.pt"]:
+    # ".last.pt.20240101": a person's copy, named as an older version's temporary files
+    # were (prefix and 8 characters), was removed with them.
+    for name in [".last.pt.resconv-partial-4242.k2x_9qab", ".last.pt.bak", ".last.pt.20240101",
+                 "last.pt"]:  # fmt: skip
         (tmp_path / name).write_text("bytes")
     Checkpoints(tmp_path, RunConfig(layers=2, channels=4))
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".last.pt.bak", "config.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".last.pt.20240101",
+        ".last.pt.bak",
+        "config.json",
+    ]
 
 
 @pytest.mark.parametrize("new", [True, False], ids=["new-db", "existing-db"])
