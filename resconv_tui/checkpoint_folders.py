@@ -95,8 +95,16 @@ def _folder_note(folder: str, run: RunRow, several: bool) -> str:
 
 
 def left_on_disk(runs: Sequence[RunRow], db_url: str) -> list[str]:
-    """What removing ``runs`` leaves of their checkpoints, as lines: ``rm`` prints them,
-    the dashboard's ``x`` says them after what it removed. The files are the person's to
+    """What removing ``runs`` leaves of their checkpoints, as ``rm`` prints it: one line
+    of each kind (``folders_left``), its folders after a colon."""
+    return [f"{what}: {', '.join(folders)}" if folders else what
+            for what, folders in folders_left(runs, db_url)]  # fmt: skip
+
+
+def folders_left(runs: Sequence[RunRow], db_url: str) -> list[tuple[str, list[str]]]:
+    """What removing ``runs`` leaves of their checkpoints: what is said, and the folders
+    it is said of (none for runs whose folders are not known). ``rm`` prints them, the
+    dashboard's ``x`` says them after what it removed. The files are the person's to
     delete: named as found on disk too (runs lost with their worker, or put back or
     retried by an older version, have none on their row); one its row names that is not
     on this host (another box's, on a shared queue) is said so. Every run that started may
@@ -109,11 +117,13 @@ def left_on_disk(runs: Sequence[RunRow], db_url: str) -> list[str]:
     unnamed = [run.id for run in started if not found[run.id]]
     here = sorted({f for run in runs for f in found[run.id] if found_here(f, run)})
     elsewhere = sorted({f for run in runs for f in found[run.id] if not found_here(f, run)})
-    lines = []
+    said: list[tuple[str, list[str]]] = []
     if here:
-        lines.append("checkpoint folders stay on disk: " + ", ".join(here))
+        said.append(("checkpoint folders stay on disk", here))
     if elsewhere:
-        lines.append(f"checkpoint folders {NOT_HERE} (another machine's?): " + ", ".join(elsewhere))
+        said.append((f"checkpoint folders {NOT_HERE} (another machine's?)", elsewhere))
     if unnamed:
-        lines.append(f"the checkpoint folders of {ids_of('run', unnamed)}, if made, stay on disk")
-    return lines
+        said.append(
+            (f"the checkpoint folders of {ids_of('run', unnamed)}, if made, stay on disk", [])
+        )
+    return said

@@ -1,5 +1,6 @@
 """Text laid out for a Textual notice (toast): a path on lines of its own, broken only
-after a '/', so it can be copied whole (the results export, the worker ``w`` starts)."""
+after a '/', so it can be copied whole (the results export, the worker ``w`` starts,
+the checkpoint folders ``x`` leaves on disk)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,14 @@ def path_lines(path: Path, width: int) -> str:
     wraps a long word anywhere: the path broke before its ``.md``, or mid-name."""
     with contextlib.suppress(ValueError, OSError):  # elsewhere, or the folder is gone
         path = path.relative_to(Path.cwd())
+    return slash_lines(str(path), width)
+
+
+def slash_lines(path: str, width: int) -> str:
+    """``path`` as written, on lines of at most ``width`` cells broken only after a '/'
+    (a name longer than that alone on its line)."""
     lines = [""]
-    for part in re.findall(r"[^/]*/|[^/]+$", str(path)):
+    for part in re.findall(r"[^/]*/|[^/]+$", path):
         if lines[-1] and cell_len(lines[-1] + part) > width:
             lines.append("")
         lines[-1] += part

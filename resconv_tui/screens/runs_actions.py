@@ -37,8 +37,8 @@ from core.queue.views import (
     ids_listed,
     ids_of,
 )
-from resconv_tui.checkpoint_folders import found_here, left_on_disk, run_checkpoint_folders
-from resconv_tui.notice_text import notice_width, path_lines
+from resconv_tui.checkpoint_folders import folders_left, found_here, run_checkpoint_folders
+from resconv_tui.notice_text import notice_width, path_lines, slash_lines
 from resconv_tui.polling import live_workers_of, read_held_runs, silent_for
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.widgets.run_table import RunTable
@@ -334,10 +334,21 @@ class RunActions:
             said = _say(("removed", removed), ("already removed", gone))
             # As `rm` says it: a queued run removed at once that trained before (put
             # back, retried) left its folder too, and nothing said so.
-            left = left_on_disk([now[i] for i in removed], self.ctx.db_url) if unasked else []
-            return "\n".join([said, *map(terminal_safe, left)]) if removed or gone else ""
+            left = self._folders_left([now[i] for i in removed]) if unasked else []
+            return "\n".join([said, *left]) if removed or gone else ""
 
         return verb
+
+    def _folders_left(self, removed: list[RunRow]) -> list[str]:
+        """What ``rm`` says of the removed runs' checkpoint folders, each folder on lines
+        of its own broken only after a '/': a notice wraps a long word anywhere, and at 80
+        columns it broke a folder's name in two (not to be copied whole)."""
+        width = notice_width(self.app.size.width)
+        lines = []
+        for what, folders in folders_left(removed, self.ctx.db_url):
+            shown = [slash_lines(terminal_safe(folder), width) for folder in folders]
+            lines.append("\n".join([terminal_safe(what) + (":" if shown else ""), *shown]))
+        return lines
 
     def _remove_once_stopped(self, running: list[int], cancel: bool) -> None:
         self._remove_when_stopped = self._remove_when_stopped | set(running)

@@ -493,9 +493,35 @@ async def test_remove_queued_run_that_trained_before_names_its_folder(
         await settle(pilot)
         assert isinstance(app.screen, RunsScreen)
         assert 7 not in [r.id for r in Repo.open(db_url).list_runs()]
-        said = [str(n.message) for n in app._notifications]
-        assert f"removed: run 7\ncheckpoint folders stay on disk: {folder}" in said, said
+        said = [str(n.message).replace("/\n", "/") for n in app._notifications]  # its lines
+        assert f"removed: run 7\ncheckpoint folders stay on disk:\n{folder}" in said, said
     assert folder.is_dir()
+
+
+async def test_at_80_columns_x_s_notice_breaks_a_folder_only_after_a_slash(
+    seeded, app_factory, settle, db_url, tmp_path
+) -> None:
+    # At 80 columns the notice after x wrapped "checkpoint folders stay on disk: /tmp/...
+    # /a-long-experiment-na" and put "me/run-7" on the next line: not copied whole.
+    from textual.geometry import Region
+
+    folder = tmp_path / "checkpoints" / "an-experiment-with-a-rather-long-name" / "run-7"
+    folder.mkdir(parents=True)
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE run SET attempts = 1, checkpoint_path = ? WHERE id = 7", [str(folder)])
+    app = app_factory()
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        await goto(pilot, 7)
+        await pilot.press("x")  # queued: removed at once, no question
+        await settle(pilot)
+        (toast,) = app.screen.query("Toast")
+        drawn = [s.text.strip(" ▌") for s in toast.render_lines(Region(0, 0, toast.size.width, 12))]
+    lines = [line for line in drawn if line]
+    start = lines.index("checkpoint folders stay on disk:") + 1
+    path_lines = lines[start:]
+    assert "".join(path_lines) == str(folder), repr(drawn)
+    assert len(path_lines) > 1 and all(line.endswith("/") for line in path_lines[:-1]), drawn
 
 
 async def test_removing_the_run_with_the_longest_name_keeps_the_cursor_near(
