@@ -6,19 +6,24 @@ before it imports anything that trains.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import itertools
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigError
 from core.files import atomic_write, is_temp_of
 
 OWNER_FILE = "run.json"  # which queued run a worker's folder belongs to
 LAST_FILE = "last.pt"  # an attempt's checkpoints (core.checkpoint writes them)
 BEST_FILE = "best.pt"
+TRAIN_LOCK = ".resconv-train.lock"  # held by the `train --checkpoints` writing the folder
 FOLDER_BYTES = 200  # a file name may have 255 bytes; 100 characters of 実験 are 300
 
 
@@ -182,3 +187,41 @@ def folders_owned(parent: Path, run_id: int, owner: dict[str, Any]) -> list[Path
         if _owned_by(folder, owner):
             found.append(folder)
     raise AssertionError("unreachable")  # itertools.count never ends
+
+
+@contextlib.contextmanager
+def held_for_train(folder: Path) -> Iterator[None]:
+    """``folder`` held by this ``train --checkpoints`` while it trains: a second one into
+    it is refused, naming the first's pid, where each removed the other's ``last.pt``
+    and ``best.pt`` and wrote over them. A lock (``flock``) on ``TRAIN_LOCK``, which the
+    kernel lets go of when the process ends however it ends (a killed train leaves no
+    folder held); the file goes when the train ends."""
+    path = folder / TRAIN_LOCK
+    fd = _locked(path)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # before the lock goes: a train after it makes its own
+        os.close(fd)
+
+
+def _locked(path: Path) -> int:
+    """A descriptor of ``path`` (made if missing) locked for this process, or the
+    ConfigError naming the process that holds it."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise ConfigError(
+                f"checkpoint folder {path.parent} is in use by another train (pid {holder}): "
+                "wait for it to end or give another folder"
+            ) from None
+        with contextlib.suppress(OSError):
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        os.close(fd)  # the file its holder removed as it ended, not the one there now

@@ -42,8 +42,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         type=folder_text,
         metavar="DIR",
-        help="write last.pt/best.pt/config.json here (replacing those of an earlier run); "
-        "without it, no checkpoint is written",
+        help="write last.pt/best.pt/config.json here (replacing those of an earlier run; "
+        "refused while another train writes there); without it, no checkpoint is written",
     )
     parser.set_defaults(handler=run)
     return parser
@@ -105,25 +105,31 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from rich.markup import escape
-
     from resconv_tui.terminal_output import stdout_console
 
     console = stdout_console()  # in a pipe as wide as show's text, not rich's 80 columns
     expanded = pick_run(args.file, args.run)
     device = resolve_device(args.device)
-    if args.checkpoints:
-        from core.worker import check_checkpoint_root
+    if not args.checkpoints:
+        return _fit(args, console, expanded, device)
+    from core.run_folders import OWNER_FILE, held_for_train
+    from core.worker import check_checkpoint_root
 
-        # Before the data loads and the run trains, not when the first checkpoint is written.
-        check_checkpoint_root(Path(args.checkpoints))
-        from core.run_folders import OWNER_FILE
+    # Before the data loads and the run trains, not when the first checkpoint is written.
+    check_checkpoint_root(Path(args.checkpoints))
+    if (Path(args.checkpoints) / OWNER_FILE).exists():  # a worker's folder: not ours
+        raise ConfigError(
+            f"checkpoint folder {args.checkpoints} holds a queued run's checkpoints "
+            f"({OWNER_FILE}): give another folder"
+        )
+    with held_for_train(Path(args.checkpoints)):
+        return _fit(args, console, expanded, device)
 
-        if (Path(args.checkpoints) / OWNER_FILE).exists():  # a worker's folder: not ours
-            raise ConfigError(
-                f"checkpoint folder {args.checkpoints} holds a queued run's checkpoints "
-                f"({OWNER_FILE}): give another folder"
-            )
+
+def _fit(args: argparse.Namespace, console: Any, expanded: ExpandedRun, device: Any) -> int:
+    """Load the run's data, train it with a progress bar, print its final figures."""
+    from rich.markup import escape
+
     # Names and folders as written: `[/]` in one is no markup.
     console.print(
         f"run {expanded.index}: [bold]{escape(expanded.name)}[/] ({escape(expanded.experiment)})"

@@ -282,6 +282,8 @@ def test_train_prints_names_and_folders_as_written(
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "(odd [/] [bold]x)" in out and str(checkpoints) in out
+    # Its weights, and no lock left of the train that held the folder (held_for_train).
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best.pt", "config.json", "last.pt"]
 
 
 def test_train_says_a_diverged_run_once(
@@ -1043,3 +1045,34 @@ def test_a_retry_cancelled_before_it_started_names_its_folder_as_an_earlier_atte
     out = " ".join(capsys.readouterr().out.split())  # the path may fold
     assert f"checkpoint {folder} (an earlier attempt's)" in out, out
     assert (folder / "last.pt").read_text() == "weights"  # and so it is
+
+
+def test_a_second_train_into_a_folder_another_train_writes_is_refused(
+    queued_db: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two `train --checkpoints ck` at once each removed the other's last.pt and best.pt
+    # and wrote over them: the folder ended with a mix of two runs' weights.
+    import core.data
+
+    folder = queued_db.parent / "ck"
+    folder.mkdir()
+    argv = ["train", "st.yml", "--run", "1", "--device", "cpu", "--checkpoints", str(folder)]
+    second: list[tuple[int, str]] = []
+
+    def first_loads_data(*_: Any, **__: Any) -> Any:
+        if second:
+            raise AssertionError("a second train went on in the folder the first writes")
+        second.append((0, ""))
+        code = main(argv)  # as if from another shell, while the first holds the folder
+        second[0] = (code, capsys.readouterr().err)
+        raise ConfigError("the first train ends here")
+
+    monkeypatch.setattr(core.data, "load_datasets", first_loads_data)
+    assert main(argv) == 2
+    code, err = second[0]
+    assert code == 2 and err.count("\n") == 1, err
+    assert (
+        f"checkpoint folder {folder} is in use by another train (pid {os.getpid()}): "
+        "wait for it to end or give another folder"
+    ) in err
+    assert list(folder.iterdir()) == []  # its lock gone with the first
