@@ -41,6 +41,7 @@ class Follower:
     attempt: tuple[int, float | None] | None = None
     last_metric_id: int = 0
     said: set[str] = field(default_factory=set)  # notes said once per attempt
+    queued_said: str = ""  # the queued note said last: said again only once it changes
     last_loss: float | None = None  # the newest train loss point of this attempt
     last_pass: tuple[int, float] | None = None  # (inputs, val loss) of its newest pass
 
@@ -68,6 +69,7 @@ class Follower:
             lines.append("put back in the queue: its curve starts afresh when it trains again")
             self.last_metric_id, self.last_loss, self.last_pass = 0, None, None
             self.said.clear()
+            self.queued_said = ""
         self.attempt = attempt
         lines += self._status_notes(run, now)
         for row in self.repo.metrics_since(run.id, self.last_metric_id, [TRAIN_LOSS, VAL_LOSS]):
@@ -90,10 +92,11 @@ class Follower:
         return [f"final pass at {inputs:,} inputs: val loss {loss:.6f}"]
 
     def _status_notes(self, run: RunRow, now: float) -> list[str]:
-        """Said once each: queued, claimed, its worker gone quiet or gone."""
+        """Said once each: claimed, its worker gone quiet or gone; queued, and again each
+        time a worker starts or the last one stops while it waits."""
         notes = []
         if run.status == RunStatus.QUEUED:
-            notes.append(self._once("queued", lambda: self._queued_note(now)))
+            notes.append(self._queued_change(now))
         elif run.status == RunStatus.RUNNING:
             notes.append(self._once("running", lambda: f"running on worker {run.worker_id}"))
             from resconv_tui.commands.ls import run_trouble
@@ -108,11 +111,21 @@ class Follower:
 
     def _once(self, key: str, note: Callable[[], str]) -> str:
         """``note()`` the first time ``key`` is asked for this attempt, then "" (made only
-        then: the queued note reads the workers)."""
+        then: a note may read the database)."""
         if key in self.said:
             return ""
         self.said.add(key)
         return note()
+
+    def _queued_change(self, now: float) -> str:
+        """The queued note where it differs from the one said last, else "": "no worker is
+        running" left as the last line once a worker had started read as if one had still
+        to be started, and a second worker on a CPU slows both."""
+        note = self._queued_note(now)
+        if note == self.queued_said:
+            return ""
+        self.queued_said = note
+        return note
 
     def _queued_note(self, now: float) -> str:
         from resconv_tui.polling import unread_workers_said, worker_health

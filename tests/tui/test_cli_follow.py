@@ -256,6 +256,34 @@ def test_a_removed_run_and_a_queue_without_workers(repo: Repo, db_url: str) -> N
     ]
 
 
+def test_a_queued_run_says_when_a_worker_starts_and_when_the_last_one_stops(
+    repo: Repo,
+) -> None:
+    # "no worker is running" stayed the last line while a worker started and trained the
+    # runs ahead: read as if one had still to be started (a second one on a CPU box
+    # slows both about tenfold).
+    (run_id,) = repo.enqueue([new_run(3)]).added_ids
+    workers: list[str] = []
+
+    def start_worker() -> None:
+        workers.append(repo.register_worker("gpu-box", 1234, "cuda:0"))
+
+    def stop_worker() -> None:
+        repo.update_worker(workers[0], state="stopped")
+
+    story = Story([start_worker, lambda: None, stop_worker, lambda: repo.remove([run_id])])
+    code, lines = lines_of(repo, run_id, story, db=" --db q")
+    assert (code, lines) == (
+        1,
+        [
+            "queued; no worker is running (start one: resconv-tui worker --db q)",
+            "queued: waits for a worker",  # once, though read again
+            "queued; no worker is running (start one: resconv-tui worker --db q)",
+            f"run {run_id} was removed from the database",
+        ],
+    )
+
+
 @pytest.mark.parametrize("rows", [1, 2])
 def test_a_queue_whose_only_worker_rows_are_damaged_is_not_said_without_workers(
     repo: Repo, db_url: str, rows: int
