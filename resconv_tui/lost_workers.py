@@ -38,12 +38,13 @@ class LostWorkers:
         who = f"worker {ids_of('pid', self.pids)}"
         if not self.run_ids:
             return f"{who} exited without stopping cleanly (marked lost)"
-        many = len(self.run_ids) > 1
+        them = "them" if len(self.run_ids) > 1 else "it"
         runs = ids_of("run", self.run_ids)
+        # "r or ..." read as if r retried them wherever the cursor was: r retries the
+        # highlighted run (or the marked ones), and said "run 1 has succeeded" instead.
         return (
             f"{who} exited without stopping cleanly: {runs} marked failed (worker lost); "
-            f"r or 'resconv-tui retry --cause worker-lost{db}' queues "
-            f"{'them' if many else 'it'} again"
+            f"r on {them}, or 'resconv-tui retry --cause worker-lost{db}', queues {them} again"
         )
 
 

@@ -44,8 +44,8 @@ async def test_a_local_worker_gone_without_a_clean_stop_loses_its_runs_at_the_ne
         await settle(pilot)
         message = (
             f"worker pid 3003 exited without stopping cleanly: runs "
-            f"{', '.join(map(str, local_stack_worker))} marked failed (worker lost); r or "
-            f"'resconv-tui retry --cause worker-lost --db {db_url}' queues them again"
+            f"{', '.join(map(str, local_stack_worker))} marked failed (worker lost); r on "
+            f"them, or 'resconv-tui retry --cause worker-lost --db {db_url}', queues them again"
         )
         assert message in notifications(app)
     repo = Repo.open(db_url)
