@@ -471,8 +471,25 @@ def _no_tables(url: str) -> NoDatabase:
 
 
 def _no_database_file(path: Path, said: str) -> NoDatabase:
-    """``said`` (no database at, or in) the SQLite file ``path``, and how to make one."""
+    """``said`` (no database at, or in) the SQLite file ``path``, and how to make one;
+    in a folder that does not exist, that folder instead: "queue runs first" with the
+    same --db failed in turn ("the folder runz does not exist"), a typo being likelier."""
+    folder = _missing_folder(path)
+    if folder is not None:
+        return NoDatabase(
+            f"{said} {path}: the folder {folder} does not exist (a typo in --db or RESCONV_DB?)"
+        )
     return NoDatabase(f"{said} {path} ({_queue_first(shlex.quote(str(path)))})")
+
+
+def _missing_folder(path: Path) -> Path | None:
+    """``path``'s folder where it does not exist (None where it does, or cannot be told:
+    a folder this user may not look into is the open's to report)."""
+    folder = path.absolute().parent
+    try:
+        return None if folder.exists() else folder
+    except OSError:
+        return None
 
 
 def _queue_first(db_option: str) -> str:

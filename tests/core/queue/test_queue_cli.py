@@ -2103,6 +2103,22 @@ def test_a_command_in_a_folder_without_the_default_database_says_where_it_looked
                    "no database at typo.db (queue runs first")  # fmt: skip
 
 
+@pytest.mark.parametrize("argv", [["status"], ["ls"], ["results"], ["show", "1"], ["cancel", "1"]])
+def test_a_database_in_a_folder_that_does_not_exist_is_not_said_to_need_queueing(
+    capsys: pytest.CaptureFixture[str], in_tmp: Path, argv: list[str]
+) -> None:
+    # `status --db runz/runs.db` (a typo in the folder) said "no database at ... (queue
+    # runs first: resconv-tui queue FILE.yml --db runz/runs.db)", and that queue failed in
+    # turn: "the folder runz does not exist".
+    code, out, err = cli(capsys, *argv, "--db", "runz/runs.db")
+    assert (code, out) == (2, "")
+    folder = in_tmp / "runz"
+    one_error_line(err, f"database error: no database at runz/runs.db: the folder {folder} "
+                        "does not exist (a typo in --db or RESCONV_DB?)")  # fmt: skip
+    assert "queue runs first" not in err
+    assert not (in_tmp / "runz").exists()
+
+
 @pytest.mark.parametrize("argv", [["status"], ["queue", "sweep.yml"], ["cancel", "1"]])
 def test_corrupt_database(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     Path("runs.db").write_bytes(b"\x00garbage" * 500)
