@@ -1072,13 +1072,22 @@ def slug_parts(swept: Mapping[str, Any]) -> list[str]:
 
 
 def _slug_value(value: Any) -> str:
+    # None and booleans as a sweep file writes them (`bnp-e: [off, 1]` was named
+    # bnp-e-False), not as Python's str: the logbook's names (seed-spec §6) hold none
+    # we know of (§8.3: how T4 wrote "no batch norm" is unknown).
     if value is None:
         return "none"
+    if isinstance(value, bool):
+        return _bool_text(value)
     if isinstance(value, list):
-        return ",".join(str(v) for v in value)
+        return ",".join(_bool_text(v) if isinstance(v, bool) else str(v) for v in value)
     if isinstance(value, float):
         return float_text(value)
     return str(value)[:40]
+
+
+def _bool_text(value: bool) -> str:
+    return "true" if value else "false"
 
 
 # From here on a whole-number float is written with an exponent in names, as Python's

@@ -7,6 +7,7 @@ import re
 from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from itertools import accumulate
 
 from rich.cells import cell_len as rich_cell_len
 
@@ -14,9 +15,22 @@ from core.sweep import slug_parts
 
 
 def name_parts(name: str, swept: Mapping[str, object]) -> tuple[str, ...]:
-    """A sweep run's name's key-value parts; a name given otherwise is one part."""
+    """A sweep run's name's key-value parts; a name given otherwise is one part. A row
+    queued before names wrote booleans as a sweep file does keeps its own spelling
+    (``bnp-e-False``, now ``bnp-e-false``), cut into the same parts."""
     made = tuple(slug_parts(swept))
-    return made if "_".join(made) == name else (name,)
+    if "_".join(made) == name:
+        return made
+    if _respelled("_".join(made), name):
+        # Where each part starts, past the '_' before it (and one past the last part).
+        starts = accumulate((len(part) + 1 for part in made), initial=0)
+        return tuple(name[at : at + len(part)] for part, at in zip(made, starts, strict=False))
+    return (name,)
+
+
+def _respelled(made: str, stored: str) -> bool:
+    """Whether ``stored`` is ``made`` but for capitals (an older version's True/False)."""
+    return len(made) == len(stored) and made.lower() == stored.lower()
 
 
 def cut_names(

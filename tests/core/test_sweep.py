@@ -122,12 +122,23 @@ def test_values_are_compared_with_their_types() -> None:
     # (False == 0), turning it into a run without batch norm: it is a cell of its own.
     text = "name: x\nlayers: 2\nmatrix:\n  bnp-e: [0, 1]\ninclude: [{bnp-e: false}]\n"
     runs = expand_sweep_text(text)
-    assert [r.name for r in runs] == ["bnp-e-0", "bnp-e-1", "bnp-e-False"]
+    assert [r.name for r in runs] == ["bnp-e-0", "bnp-e-1", "bnp-e-false"]
     assert [r.config.bn_encoder for r in runs] == [0, 1, None]
     text = "name: x\nlayers: 2\nmatrix:\n  bnp-e: [0, false]\nexclude: [{bnp-e: false}]\n"
     assert [r.name for r in expand_sweep_text(text)] == ["bnp-e-0"]
     text = "name: x\nlayers: 2\nmatrix:\n  ch: [[4, 8], [1, 2]]\nexclude: [{ch: [4, 8]}]\n"
     assert [r.name for r in expand_sweep_text(text)] == ["ch-1,2"]
+
+
+def test_names_write_booleans_as_the_sweep_file_does() -> None:
+    # YAML 1.1 reads `off` as false (no batch norm): the run was named bnp-e-False, in
+    # Python's spelling, where every message about the file says false.
+    text = "name: x\nlayers: 2\nmatrix:\n  bnp-e: [off, 1]\n  bnp-d: [none]\n"
+    assert [r.name for r in expand_sweep_text(text)] == [
+        "bnp-e-false_bnp-d-none", "bnp-e-1_bnp-d-none"
+    ]  # fmt: skip
+    with pytest.raises(SweepError, match=r"run 'ch-true,2': key 'channels'"):
+        expand_sweep_text("name: x\nlayers: 2\nmatrix:\n  ch: [[yes, 2]]\n")
 
 
 def test_an_include_is_never_merged_into_a_cell_an_include_made() -> None:
@@ -627,7 +638,7 @@ def test_no_shipped_sweep_trains_two_runs_alike(path: Path) -> None:
         ("LR: 0.1", "unknown key 'LR' (did you mean 'lr'?)"),  # the names are lower case
         (
             "matrix:\n  act: [yes, no]",
-            "run 'act-True': key 'activation': expected a string, got true (YAML reads yes, no, "
+            "run 'act-true': key 'activation': expected a string, got true (YAML reads yes, no, "
             "on, off, true and false unquoted as true or false: quote it)",
         ),
         # "key 'padding': padding: give one int...", and per-layer lists shown as tuples.

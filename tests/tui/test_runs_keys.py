@@ -1982,6 +1982,17 @@ def test_a_name_kept_from_its_start_never_ends_inside_a_number() -> None:
     assert keep_start("t1-layers-32-inputs-640", 12) == "t1-layers-…"
 
 
+def test_a_name_queued_with_python_s_booleans_keeps_its_parts() -> None:
+    from resconv_tui.name_cuts import name_parts
+
+    # Today's names write false; a row queued before, bnp-e-False, is still cut by its
+    # parts in its own spelling (one part, it lost its key first of all).
+    swept = {"bnp-e": False, "lr": 0.001}
+    assert name_parts("bnp-e-false_lr-0.001", swept) == ("bnp-e-false", "lr-0.001")
+    assert name_parts("bnp-e-False_lr-0.001", swept) == ("bnp-e-False", "lr-0.001")
+    assert name_parts("renamed_lr-0.001", swept) == ("renamed_lr-0.001",)
+
+
 def test_cut_names_stay_told_apart() -> None:
     from resconv_tui.name_cuts import cut_names
 

@@ -248,6 +248,25 @@ def test_queue_twice_then_extend_then_force(
     assert len(runs) == 12 and {r.priority for r in runs[4:6]} == {3}
 
 
+def test_rows_named_with_python_s_booleans_are_the_same_runs_queued_again(
+    capsys: pytest.CaptureFixture[str], in_tmp: Path
+) -> None:
+    # Names once spelled a boolean as Python does (bnp-e-False): queueing the same sweep
+    # again knows those rows by their config, and one queued again takes today's name.
+    (in_tmp / "sweep.yml").write_text(SWEEP.replace("ch: [4, 8]", "bnp-e: [off, 1]"))
+    assert cli(capsys, "queue", "sweep.yml")[1].startswith("added 4, skipped 0")
+    with contextlib.closing(sqlite3.connect("runs.db")) as conn, conn:
+        conn.execute("UPDATE run SET name = replace(name, 'bnp-e-false', 'bnp-e-False')")
+    repo = Repo.open("runs.db")
+    old = [run for run in repo.list_runs() if run.name.startswith("bnp-e-False")]
+    assert [run.name for run in old] == ["bnp-e-False_lr-0.001", "bnp-e-False_lr-0.003"]
+    repo.request_cancel([old[0].id])
+    out = cli(capsys, "queue", "sweep.yml")[1]
+    assert out.startswith("added 0, queued again 1 (failed or cancelled before), skipped 3")
+    names = {run.id: run.name for run in Repo.open("runs.db").list_runs()}
+    assert names[old[0].id] == "bnp-e-false_lr-0.001" and names[old[1].id] == old[1].name
+
+
 def test_queueing_again_says_which_runs_had_diverged(capsys: pytest.CaptureFixture[str]) -> None:
     # As `r` asks first for a diverged run, queueing its sweep again says so.
     cli(capsys, "queue", "sweep.yml")
