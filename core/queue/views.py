@@ -292,6 +292,17 @@ def _one_spelling(key: str, value: Any) -> Any:
     return coerced(config_key, value) if config_key in BN_KEYS else value
 
 
+def swept_as_config(swept: Mapping[str, Any]) -> dict[str, Any]:
+    """Each swept value as the run's config holds it, under the key the sweep wrote
+    (``lr: '3e-4'`` 0.0003, ``act: GELU`` gelu, ``bnp-e: off`` None, a per-layer value a
+    list), for ``ls --json`` and ``show --json`` beside the values as written. A pair's
+    half (``ks1``) is its own number: the config holds the pair."""
+    as_held = {key: coerced(ALIASES.get(key, key), value) for key, value in swept.items()}
+    return {
+        key: list(value) if isinstance(value, tuple) else value for key, value in as_held.items()
+    }
+
+
 @lru_cache(maxsize=1 << 14)
 def config_of(config_json: str) -> dict[str, Any]:
     loaded = json.loads(config_json)

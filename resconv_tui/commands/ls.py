@@ -320,6 +320,7 @@ def listed_json(
 
 def run_json(run: RunRow, stalled: bool = False, exited: bool = False) -> dict[str, Any]:
     from core.queue.failures import run_cause
+    from core.queue.views import swept_as_config
 
     cause = run_cause(run)
     return {
@@ -333,4 +334,6 @@ def run_json(run: RunRow, stalled: bool = False, exited: bool = False) -> dict[s
         "worker_id": run.worker_id, "attempts": run.attempts, "stalled": stalled,
         "worker_exited": exited, "checkpoint_path": run.checkpoint_path,
         "cancel_requested": run.cancel_requested,
+        # Added after `swept` (the file's spelling), which scripts read as it was.
+        "swept_as_config": swept_as_config(run.swept),
     }  # fmt: skip

@@ -997,6 +997,25 @@ def test_ls_lists_runs_in_queue_order_with_filters_and_json(
     )
 
 
+def test_json_gives_swept_values_as_the_config_holds_them_beside_the_file_s(
+    capsys: pytest.CaptureFixture[str], in_tmp: Path
+) -> None:
+    # `swept` is the file's spelling (lr as the text "3e-4", act GELU, bnp-e false): a
+    # script comparing it with `config` (0.0003, gelu, null) found them apart.
+    matrix = "  act: [GELU]\n  lr: ['3e-4']\n  bnp-e: [off, 1]\n  ch: [[4, 8]]\n  ks1: [3]\n"
+    sweep = SWEEP.replace("layers: 2", "layers: 2\nmodel: v2\nks2: 5").split("matrix:")[0]
+    (in_tmp / "sweep.yml").write_text(sweep + "matrix:\n" + matrix)
+    assert cli(capsys, "queue", "sweep.yml")[0] == 0
+    first = json.loads(cli(capsys, "ls", "--json")[1])[0]
+    assert first["swept"] == {"act": "GELU", "lr": "3e-4", "bnp-e": False, "ch": [4, 8], "ks1": 3}
+    as_config = {"act": "gelu", "lr": 0.0003, "bnp-e": None, "ch": [4, 8], "ks1": 3}
+    assert first["swept_as_config"] == as_config
+    shown = json.loads(cli(capsys, "show", str(first["id"]), "--json")[1])
+    assert shown["swept"] == first["swept"] and shown["swept_as_config"] == as_config
+    config = shown["config"]
+    assert (config["activation"], config["lr"], config["bn_encoder"]) == ("gelu", 0.0003, None)
+
+
 def test_experiment_given_twice_lists_runs_of_either(capsys: pytest.CaptureFixture[str]) -> None:
     # The second --experiment replaced the first, silently: 4 runs of b, none of a.
     for name in ("a", "b", "c"):
