@@ -88,12 +88,18 @@ def unnamed_differences(run: RunRow, keys: Sequence[str]) -> str:
     runs of different sweeps, or queued alone, differ in what their names leave out."""
     named = config_keys_named(run.swept)
     config = config_of(run.config_json)
-    return ", ".join(f"{key} {_shown(config.get(key))}" for key in keys if key not in named)
+    return ", ".join(f"{key} {_in_legend(config.get(key))}" for key in keys if key not in named)
+
+
+def _in_legend(value: Any) -> str:
+    """A value as the legend writes it: none (no batch norm, or a key the run's version
+    did not have) as "—", as the same line writes a run's loss of none."""
+    return "—" if value is None else _shown(value)
 
 
 def _shown(value: Any) -> str:
     if value is None:
-        return "none"  # a key the run's version did not have
+        return "none"  # as a sweep file writes it (the settings note is about one)
     return value if isinstance(value, str) else json.dumps(value)
 
 

@@ -184,6 +184,26 @@ async def test_the_title_names_what_differs_and_the_legend_what_names_leave_out(
     assert "#3 l-7  (demo, queued)  val —\n" in text
 
 
+async def test_the_legend_writes_a_value_of_none_as_its_loss_of_none(db_url: str) -> None:
+    # No batch norm read "bn_encoder none" beside "val —" on the same line, and "–" in
+    # the compare table: one legend, two spellings of nothing.
+    from core.config import RunConfig
+    from core.queue import NewRun
+
+    def swept_run(bn: int | None) -> NewRun:
+        config = RunConfig(layers=3, model="v2", bn_encoder=bn, max_inputs=64_000)
+        return NewRun.from_config(config, experiment="a", name=f"run-{bn or 0}",
+                                  param_count=1000, swept={"act": "relu"})  # fmt: skip
+
+    repo = Repo.open(db_url)
+    ids = repo.enqueue([swept_run(None), swept_run(1)]).added_ids
+    repo.close()
+    text = await compare_text(db_url, list(ids))
+    assert "#1 run-0  (a, queued)  val —  bn_encoder —" in text
+    assert "#2 run-1  (a, queued)  val —  bn_encoder 1" in text
+    assert "none" not in text
+
+
 async def compare_text(db_url: str, run_ids: list[int]) -> str:
     """What the compare screen of ``run_ids`` shows once it has read them."""
     app = ScreenHost(CompareScreen(db_url, run_ids))
