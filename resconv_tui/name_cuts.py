@@ -61,9 +61,11 @@ def cut_names(
         return {}
     shared = Counter(part for each in parts.values() for part in set(each))
     values = values_kept(parts)
+    keyed = _values_keyed(parts, shared, width, cell_len)
     ways = (
         lambda run_id: cut_name(parts[run_id], shared, width, cell_len),
         lambda run_id: _keep_end(names[run_id], width, parts[run_id], cell_len),
+        lambda run_id: keep_start(keyed[run_id], width, cell_len),
         lambda run_id: keep_start(values[run_id], width, cell_len),
         lambda run_id: keep_start(names[run_id], width, cell_len),
     )
@@ -132,15 +134,56 @@ class _Readings:
 
 
 def values_kept(parts: dict[int, tuple[str, ...]]) -> dict[int, str]:
-    """Each name as "…" and its parts' values joined by '_', a part's key left out where
-    other names start their part at its place with that key too: up to the part's first
-    '-' (``lr-`` of ``lr-1e-05``; a value may hold a '-' of its own, a key only seldom:
-    ``bnp-e-1`` reads "e-1", still told apart). A part no other name has so at its
+    """Each name as "…" and its parts' values joined by '_' (``_value_parts``):
+    ``{1: ("l-1", "act-gelu"), 2: ("l-2", "act-gelu")}`` reads "…1_gelu", "…2_gelu"."""
+    return {
+        run_id: "…" + "_".join(kept) if len(parts[run_id]) > 1 else kept[0]
+        for run_id, kept in _value_parts(parts).items()
+    }
+
+
+def _values_keyed(
+    parts: dict[int, tuple[str, ...]],
+    shared: Counter[str],
+    width: int,
+    cell_len: Callable[[str], int],
+) -> dict[int, str]:
+    """``values_kept``, with the keys its parts left out given back where ``width``
+    leaves room, the part fewest names share first (among equals the later): at 12
+    cells ``act-gelu_seed-0`` beside its seeds and relu's reads "…gelu_seed-0", where
+    "…gelu_0" left the reader to guess what 0 was."""
+    keyed = {}
+    for run_id, kept in _value_parts(parts).items():
+        each = parts[run_id]
+        if len(each) < 2:
+            keyed[run_id] = kept[0]
+            continue
+        for i in sorted(range(len(each)), key=lambda i: (shared[each[i]], -i)):
+            with_key = [*kept[:i], each[i], *kept[i + 1 :]]
+            if _numbers_keyed(with_key[:i], each) and cell_len("…" + "_".join(with_key)) <= width:
+                kept = with_key
+        keyed[run_id] = "…" + "_".join(kept)
+    return keyed
+
+
+def _numbers_keyed(shown: Sequence[str], parts: Sequence[str]) -> bool:
+    """Whether each of the ``shown`` parts before a key given back that lost its own key
+    is a word (``gelu`` says what it is): a number without its key before a keyed part,
+    "…0.1_kernel_size-3", reads as a name's end cut at lr 0.1 (or inside lr-10.1)."""
+    return all(
+        text == part or not _is_number(text) for text, part in zip(shown, parts, strict=False)
+    )
+
+
+def _value_parts(parts: dict[int, tuple[str, ...]]) -> dict[int, list[str]]:
+    """Each name's parts, a part's key left out where other names start their part at
+    its place with that key too: up to the part's first '-' (``lr-`` of ``lr-1e-05``; a
+    value may hold a '-' of its own, a key only seldom: ``bnp-e-1`` reads "e-1", still
+    told apart). A part no other name has so at its
     place, and a name of one part, are kept whole (no key known to leave out). Counted
     key by key, not for the place as a whole: the dashboard lists every experiment's
     runs, and where one swept RWF and another act, each kept every key, and in 11
-    cells 21 runs of three sweeps read as 9 ("RWF--0.5…" for three).
-    ``{1: ("l-1", "act-gelu"), 2: ("l-2", "act-gelu")}`` reads "…1_gelu", "…2_gelu"."""
+    cells 21 runs of three sweeps read as 9 ("RWF--0.5…" for three)."""
     starts: Counter[tuple[int, str]] = Counter()
     for each in parts.values():
         if len(each) > 1:
@@ -148,13 +191,12 @@ def values_kept(parts: dict[int, tuple[str, ...]]) -> dict[int, str]:
     made = {}
     for run_id, each in parts.items():
         if len(each) < 2:
-            made[run_id] = each[0] if each else ""
+            made[run_id] = [each[0] if each else ""]
             continue
-        kept = [
+        made[run_id] = [
             part.removeprefix(_key(part)) if starts[place, _key(part)] > 1 else part
             for place, part in enumerate(each)
         ]
-        made[run_id] = "…" + "_".join(kept)
     return made
 
 

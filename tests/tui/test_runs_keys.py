@@ -1812,6 +1812,27 @@ async def test_at_80_columns_cut_names_keep_what_tells_runs_apart(
         assert names == ["…seed-0…", "…seed-1…", "…seed-2…"], names
 
 
+async def test_at_80_columns_a_cut_name_keeps_a_key_where_it_fits(
+    db_url, app_factory, settle
+) -> None:
+    # Two activations' seeds read "…gelu_0" at 80 columns: no key left in the cut.
+    repo = Repo.open(db_url)
+    sweep = "name: acts\nlayers: 2\nchannels: 4\nmatrix:\n  act: [gelu, relu]\n  seed: [0, 1, 2]\n"
+    # A 7-digit parameter count and a "cancelled" leave the names 10 to 13 cells.
+    ids = repo.enqueue([replace(r, param_count=1_234_567) for r in new_runs(sweep)]).added_ids
+    repo.request_cancel([ids[-1]])
+    repo.close()
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert table(app).narrow
+        names = [cell(app, run_id, "name") for run_id in ids]
+        width = table(app).name_width
+        assert len(set(names)) == 6 and all(cell_len(name) <= width for name in names)
+        # In 11 cells "…gelu_seed-0" (12) does not fit, and act's key does.
+        assert (width, names[0], names[4]) == (11, "…act-gelu_0", "…act-relu_1"), names
+
+
 # At 60 columns the rate and params columns are left out (TIGHT_DROPS): the names have
 # the room of 80 columns' and are all told apart there too (4 of 8 in 8 cells before).
 @pytest.mark.parametrize(("size", "told_apart"), [((80, 24), 8), ((60, 24), 8)])
@@ -1859,7 +1880,7 @@ async def test_narrow_names_of_three_experiments_sweeping_other_keys_stay_told_a
         names = [cell(app, run_id, "name") for run_id in ids]
         assert all(cell_len(name) <= table(app).name_width for name in names)
         assert len(set(names)) >= 20, names  # RWF 0.5's ks lists alone share "RWF-0.5…"
-        assert names[9] == "…gelu_0" and "…0.00125_16" in names, names
+        assert names[9] == "…act-gelu_0" and "…0.00125_16" in names, names
 
 
 @pytest.mark.parametrize("width", [80, 81, 82, 83])
@@ -2017,7 +2038,26 @@ def test_cut_names_stay_told_apart() -> None:
     parts = {run_id: tuple(name.split("_")) for run_id, name in names.items()}
     cut = cut_names(parts, names, 10)
     assert len(set(cut.values())) == 7 and all(len(c) <= 10 for c in cut.values())
-    assert (cut[1], cut[6], cut[7]) == ("…3_0", "…tanh_1", "…tanh_2")
+    assert (cut[1], cut[6], cut[7]) == ("…ks-3_0", "…tanh_1", "…tanh_2")
+
+
+def test_a_cut_of_values_gives_keys_back_where_the_room_allows() -> None:
+    from resconv_tui.name_cuts import cut_names
+
+    # Two activations' seeds: each key left out, act-gelu_seed-0 read "…gelu_0" in 12
+    # cells, where "…gelu_seed-0" fits: what 0 is was left to guess.
+    parts = {
+        i: (f"act-{act}", f"seed-{i % 3}") for i, act in enumerate(["gelu"] * 3 + ["relu"] * 3)
+    }
+    names = {run_id: "_".join(each) for run_id, each in parts.items()}
+    assert cut_names(parts, names, 12)[0] == "…gelu_seed-0"
+    assert cut_names(parts, names, 11)[0] == "…act-gelu_0"  # the one that fits
+    assert cut_names(parts, names, 10)[0] == "…gelu_0"
+    # A number is given no key after it where it lost its own: "…0.1_kernel_size-3"
+    # reads as a name's end cut inside it (lr-10.1, at lr 0.1).
+    parts = {i: (f"lr-0.{i // 2 + 1}", f"kernel_size-{3 + 2 * (i % 2)}") for i in range(4)}
+    names = {run_id: "_".join(each) for run_id, each in parts.items()}
+    assert cut_names(parts, names, 18)[0] == "…lr-0.1_3"
 
 
 def test_a_cut_that_reads_as_another_row_s_name_does_not_tell_its_row_apart() -> None:
@@ -2028,7 +2068,7 @@ def test_a_cut_that_reads_as_another_row_s_name_does_not_tell_its_row_apart() ->
     names = {1: "lr-0.00125_ch-16", 2: "lr-0.00125_ch-32", 3: "lr-0.003_ch-16",
              4: "lr-0.003_ch-32"}  # fmt: skip
     parts = {run_id: tuple(name.split("_")) for run_id, name in names.items()}
-    assert cut_names(parts, names, 15) == {1: "…0.00125_16", 2: "…0.00125_32"}
+    assert cut_names(parts, names, 15) == {1: "…lr-0.00125_16", 2: "…lr-0.00125_32"}
     # Where no cut tells them apart, the one showing the most rows differently.
     assert len(set(cut_names(parts, names, 8).values())) == 2
 
