@@ -85,22 +85,17 @@ class WorkersPanel(SteadyStatic):
         # columns for all rows alike; the GPU column is as wide as its widest text (narrow
         # on a CPU box), so a line fits 120 columns.
         device_width = max(7, *(len(w.device) for w in self.rows))
-        gpus = {w.id: _gpu_text(w) for w in self.rows}
-        gpu_width = max(len(text) for text in gpus.values())
         runs = {w.id: _runs_label(w, self.held.get(w.id, [])) for w in self.rows}
         runs_width = max(7, *(len(label) for label in runs.values()))
         hosts = Counter(w.host[:10] for w in self.rows)  # as the narrow line shows them
         # The narrow line's pid column, for all rows alike, as wide as their widest pid.
         pids = max(len(str(w.pid)) for w in self.rows) if max(hosts.values()) > 1 else 0
-        columns = {
-            w.id: f"{gpus[w.id]:<{gpu_width}}  {runs[w.id]:<{runs_width}}" for w in self.rows
-        }
         narrow = 0 < self.size.width < NARROW_BELOW
-        rows = [self._line(w, device_width, columns[w.id], pids, narrow) for w in self.rows]
+        rows = self._lines(device_width, runs, runs_width, pids, narrow)
         room = self.content_region.width
         if room and not narrow and any(line.cell_len > room for line in rows):
             # A stack's rules at 120 columns: the narrow form keeps them.
-            rows = [self._line(w, device_width, columns[w.id], pids, True) for w in self.rows]
+            rows = self._lines(device_width, runs, runs_width, pids, True)
         for i, line in enumerate(rows):
             if i:
                 lines.append("\n")
@@ -108,6 +103,17 @@ class WorkersPanel(SteadyStatic):
         if coming:
             lines.append(f"\n{coming}", style=self._style("dim"))
         self.update(self._with_damaged(lines))
+
+    def _lines(
+        self, device_width: int, runs: Mapping[str, str], runs_width: int, pids: int, narrow: bool
+    ) -> list[Text]:
+        """A line a worker, the GPU and runs columns as wide as their widest text."""
+        gpus = {w.id: _gpu_text(w, narrow) for w in self.rows}
+        gpu_width = max(len(text) for text in gpus.values())
+        columns = {
+            w.id: f"{gpus[w.id]:<{gpu_width}}  {runs[w.id]:<{runs_width}}" for w in self.rows
+        }
+        return [self._line(w, device_width, columns[w.id], pids, narrow) for w in self.rows]
 
     def _with_damaged(self, lines: Text) -> Text:
         """``lines`` under one line naming the damaged worker rows (a worker's state would
@@ -157,10 +163,18 @@ def _runs_label(w: WorkerRow, ids: list[int]) -> str:
     return f"{runs} {w.state}" if w.state in ("stalled", "stopping") else runs
 
 
-def _gpu_text(w: WorkerRow) -> str:
+def _gpu_text(w: WorkerRow, narrow: bool = False) -> str:
+    """``GPU  87% mem 5.0 GiB/24.0 GiB``; ``narrow``, ``GPU  87% 5.0/24.0 GiB``: at 80
+    columns the whole one, the width of every line's column, cut each line's heartbeat
+    age off its end."""
     gpu = w.gpu
     if gpu.util_percent is None and gpu.memory_total is None:
         return "GPU —"
     util = "—" if gpu.util_percent is None else f"{gpu.util_percent:3.0f}%"
-    memory = f"{format_bytes(gpu.memory_used)}/{format_bytes(gpu.memory_total)}"
-    return f"GPU {util} mem {memory}"
+    used, total = format_bytes(gpu.memory_used), format_bytes(gpu.memory_total)
+    if not narrow:
+        return f"GPU {util} mem {used}/{total}"
+    unit = total.rpartition(" ")[2]
+    if used.endswith(f" {unit}"):  # one unit for both: 5.0/24.0 GiB
+        used = used.removesuffix(f" {unit}")
+    return f"GPU {util} {used}/{total}"

@@ -1302,6 +1302,31 @@ async def test_workers_panel_names_every_run_of_a_stack(
         assert len({line.index(" done ") for line in panel.splitlines()}) == 1  # aligned
 
 
+async def test_workers_panel_columns_line_up_and_fit_at_120_and_80_columns(
+    local_slot_workers, app_factory, settle
+) -> None:
+    # A `worker --slots 2` here beside the GPU box: at 80 columns the GPU column, as wide
+    # as the box's "GPU  87% mem 5.0 GiB/24.0 GiB" on every line, cut each line's
+    # heartbeat to "beat 0 …" and "beat 20…", the age that says whether a worker lives.
+    for size in ((120, 40), (80, 24)):
+        app = app_factory()
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            panel = app.screen.query_one(WorkersPanel)
+            lines = region_lines(app, panel.content_region)
+            assert len(lines) == 4 and all(line.rstrip().endswith(" ago") for line in lines), lines
+            for column in ("slot", "GPU", "beat"):
+                starts = {line.index(column) for line in lines if column in line}
+                assert len(starts) == 1, (size, column, lines)
+            assert (
+                len(
+                    {line.index(" run 7 ") for line in lines if "run 7" in line}
+                    | {line.index(" idle ") for line in lines if " idle " in line}
+                )
+                == 1
+            ), lines
+
+
 async def test_at_80_columns_a_stack_workers_rules_are_cut_not_wrapped(
     no_local_worker, app_factory, settle, db_url
 ) -> None:
