@@ -1783,7 +1783,9 @@ async def test_an_80_column_terminal_shows_val_loss_and_params_without_scrolling
         assert cell(app, 4, "progress") == " 50%"
         panel = str(app.screen.query_one(WorkersPanel).render()).splitlines()
         assert len(panel) == 2 and all(len(line) <= 78 for line in panel)  # one line each
-        assert panel[1].startswith("● gpu-box    cuda:0  GPU  87% mem 5.0 GiB/24.0 GiB  run 4")
+        # The narrow GPU figure keeps room for the line's heartbeat age.
+        assert panel[1].startswith("● gpu-box    cuda:0  GPU  87% 5.0/24.0 GiB  run 4")
+        assert panel[1].endswith("ago")
         await goto(pilot, 4)
         # Cut where the 80 columns run out, and seen to be cut.
         # (Room is kept for a vertical scrollbar, and ETA and in/s have floors: 14 here.)
