@@ -526,7 +526,7 @@ def test_sigterm_puts_both_slots_runs_back_and_exits(env: Env, mode: str) -> Non
     env.cli("queue", str(env.sweep("packed", "max_inputs: 10000000\nseeds: 2\n")))
     worker = slot_worker(env, mode)
     training = lambda: all(r.inputs_done > 0 for r in env.repo().list_runs())  # noqa: E731
-    wait_for(training, 60, "both runs to train", env)
+    wait_for(training, 120, "both runs to train", env)
     worker.send_signal(signal.SIGTERM)
     start = time.monotonic()
     assert finish(worker, env, timeout=30) == 0, env.output()
@@ -543,7 +543,7 @@ def test_slots_stopped_with_their_whole_service_stop_cleanly(env: Env) -> None:
     env.cli("queue", str(env.sweep("packed", "max_inputs: 10000000\nseeds: 2\n")))
     worker = slot_worker(env, "processes")
     training = lambda: all(r.inputs_done > 0 for r in env.repo().list_runs())  # noqa: E731
-    wait_for(training, 60, "both runs to train", env)
+    wait_for(training, 120, "both runs to train", env)
     for pid in [worker.pid, *(w.pid for w in env.repo().list_workers())]:
         os.kill(pid, signal.SIGTERM)
     assert finish(worker, env, timeout=60) == 0, env.output()
@@ -601,7 +601,7 @@ def test_a_slot_killed_by_signal_9_loses_its_run_at_once_and_is_started_again(
     env.cli("queue", str(env.sweep("packed", "max_inputs: 10000000\nseeds: 3\n")))
     worker = slot_worker(env, "processes", "--db", env.db)
     training = lambda: sum(r.inputs_done > 0 for r in env.repo().list_runs()) == 2  # noqa: E731
-    wait_for(training, 60, "both slots to train", env)
+    wait_for(training, 120, "both slots to train", env)
     victim = next(w for w in env.repo().list_workers() if w.device == f"cpu slot {slot}/2")
     killed = victim.current_run_id
     assert killed is not None
@@ -633,7 +633,7 @@ def test_slots_stop_and_put_their_runs_back_when_their_supervisor_is_killed(env:
     env.cli("queue", str(env.sweep("packed", "max_inputs: 10000000\nseeds: 2\n")))
     worker = slot_worker(env, "processes")
     training = lambda: all(r.inputs_done > 0 for r in env.repo().list_runs())  # noqa: E731
-    wait_for(training, 60, "both slots to train", env)
+    wait_for(training, 120, "both slots to train", env)
     slots = [w.pid for w in env.repo().list_workers()]
     assert len(slots) == 2 and worker.pid not in slots
     worker.kill()
