@@ -204,8 +204,17 @@ CLI_SCRIPT = "resconv-tui"
 
 
 # What libpq takes from a process's environment where a PostgreSQL URL leaves it out:
-# a worker's own values say which server its URL names.
-LIBPQ_DEFAULTS = ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE")
+# a worker's own values say which server its URL names (PGOPTIONS: its search path, the
+# schema; PGHOSTADDR and PGSERVICE: a server the URL's host does not say).
+LIBPQ_DEFAULTS = (
+    "PGHOST",
+    "PGPORT",
+    "PGUSER",
+    "PGDATABASE",
+    "PGOPTIONS",
+    "PGHOSTADDR",
+    "PGSERVICE",
+)
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,11 @@ A worker just started (``resconv-tui worker & ...; stop``) has no row for its fi
 seconds (imports, its database's answer): found by its command line and environment
 (``core.processes.worker_processes``: this user's ``core.worker`` and ``resconv_tui
 worker`` processes) as one of this database (``same_database``: the same SQLite file,
-or server, database and role, as libpq reads each URL in its own process's
-environment: localhost and 127.0.0.1 are one server, a socket folder is known by its
-real path), it is signalled and waited for as the others; it stops as soon as it has
-started (``core.early_signals``), having claimed nothing.
+or server, database, role and search path, as libpq reads each URL in its own process's
+environment: the query's host, port, name and role win over the URL's, localhost and
+127.0.0.1 are one server, a socket folder is known by its real path), it is signalled
+and waited for as the others; it stops as soon as it has started
+(``core.early_signals``), having claimed nothing.
 
 The rows are read again after the signals (``registered_since``): a slot or worker found
 starting that registered and claimed a run in between is named with that run.
@@ -52,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 import sys
 import time
@@ -491,8 +493,8 @@ def registered_since(
 
 def same_database(url: str, process: WorkerProcess) -> bool:
     """Whether worker ``process`` trains from the database ``url`` names: the same file
-    (a relative path read from each one's working folder), or the same server, database
-    and role (``server_database``). A database text it cannot read is not (it would not
+    (a relative path read from each one's working folder), or the same server, database,
+    role and search path (``server_database``). A database text it cannot read is not (it would not
     have started)."""
     from core.processes import LIBPQ_DEFAULTS
     from core.queue.db import parse_url, sqlite_path
@@ -526,21 +528,33 @@ LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 def server_database(url: URL, environ: Mapping[str, str]) -> tuple[object, ...] | None:
     """What names a database on a server, as libpq reads ``url`` in a process whose
     environment gives ``environ`` (``LIBPQ_DEFAULTS``, for what the URL leaves out): its
-    kind, server, port, name and role, not the driver nor the password, which a
-    worker's URL may give otherwise. The server: a loopback name as one, any other host
-    name whatever its case, a socket folder by its real path (``?host=/run/postgresql``,
-    as ``/run/postgresql/`` or through a link); the port 5432 where none is given. A
-    socket folder and a host name are never one server: one machine may run a server on
-    each. None where it cannot be told (several hosts, a service file): that URL is
-    matched by no other."""
-    query = url.query
-    if any(key in query for key in ("hostaddr", "service")):
+    kind, server, port, name, role and search path (``-c search_path=...`` in its
+    options: another schema, another queue), not the driver nor the password, which a
+    worker's URL may give otherwise. The URL is read as SQLAlchemy hands it to psycopg,
+    its query winning over its host, port, name and role
+    (``postgresql://u@localhost/db?host=/run/other`` is the socket folder's server).
+    The server: a loopback name as one, any other host name whatever
+    its case, a socket folder by its real path (``?host=/run/postgresql``, as
+    ``/run/postgresql/`` or through a link); the port 5432 where none is given. A socket
+    folder and a host name are never one server: one machine may run a server on each.
+    None where it cannot be told (several hosts, a service file, an address libpq
+    connects to instead of the host's): that URL is matched by no other."""
+    from sqlalchemy import exc
+
+    try:
+        given = url.get_dialect()().create_connect_args(url)[1]
+    except exc.ArgumentError:  # several hosts and ports that do not pair up
+        return None
+    if any(key in given for key in ("hostaddr", "service")):
+        return None
+    if any(name in environ for name in ("PGHOSTADDR", "PGSERVICE")):
         return None
     try:  # several hosts (?host=a&host=b, a,b): libpq tries each in turn
-        host = url.host or _one_value(query.get("host")) or environ.get("PGHOST", "")
-        port = int(url.port or _one_value(query.get("port")) or environ.get("PGPORT") or 5432)
-        user = url.username or _one_value(query.get("user")) or environ.get("PGUSER")
-        database = url.database or _one_value(query.get("dbname")) or environ.get("PGDATABASE")
+        host = _one_value(given.get("host")) or environ.get("PGHOST", "")
+        port = int(_one_value(given.get("port")) or environ.get("PGPORT") or 5432)
+        user = _one_value(given.get("user")) or environ.get("PGUSER")
+        database = _one_value(given.get("dbname")) or environ.get("PGDATABASE")
+        options = _one_value(given.get("options")) or environ.get("PGOPTIONS", "")
     except ValueError:
         return None
     if "," in host:
@@ -551,7 +565,8 @@ def server_database(url: URL, environ: Mapping[str, str]) -> tuple[object, ...] 
     else:  # "": libpq's built-in socket folder
         server = host.lower().strip("[]")
         server = "localhost" if server in LOOPBACK else server
-    return (url.get_backend_name(), server, port, database or user, user)
+    schema = _search_path(options)
+    return (url.get_backend_name(), server, port, database or user, user, schema)
 
 
 def _os_user_name() -> str:
@@ -565,11 +580,25 @@ def _os_user_name() -> str:
         return f"uid {os.getuid()}"
 
 
-def _one_value(value: str | tuple[str, ...] | None) -> str | None:
-    """A URL query parameter's value; ValueError where it is given several times."""
-    if isinstance(value, tuple):
+# A search path in libpq's options (``-c search_path=a``, ``-csearch_path=a,b``,
+# ``--search_path=a``): the schema the queue's tables are in. Its other settings (a
+# statement timeout) name no other database.
+SEARCH_PATH = re.compile(r"(?:-c\s*|--)search_path=(\S*)")
+
+
+def _search_path(options: str) -> str:
+    """The search path ``options`` sets last (the server's setting wins as it reads them),
+    else ""."""
+    paths = SEARCH_PATH.findall(options)
+    return paths[-1] if paths else ""
+
+
+def _one_value(value: object) -> str | None:
+    """A connection parameter's value as text (a port may be a number); ValueError where
+    the URL's query gives it several times."""
+    if isinstance(value, tuple | list):
         raise ValueError("several values")
-    return value
+    return None if value is None else str(value)
 
 
 def exited_said(exited: list[int]) -> list[str]:

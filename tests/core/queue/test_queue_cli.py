@@ -2691,6 +2691,79 @@ def test_stop_knows_a_postgresql_server_however_a_worker_s_url_names_it(
     assert same_database("postgresql://u:secret@localhost/runs", process) == same
 
 
+@pytest.mark.parametrize(
+    ("theirs", "libpq_environ", "same"),
+    [
+        # The URL's query wins over its host, port, name and role, as SQLAlchemy hands
+        # the query to psycopg last: this worker trains from the socket folder's server.
+        ("postgresql://u@localhost/runs?host=/run/other", {}, False),
+        ("postgresql://u@localhost:5432/runs?port=5433", {}, False),
+        ("postgresql://u@localhost/runs?dbname=other", {}, False),
+        ("postgresql://u@localhost/runs?user=v", {}, False),
+        ("postgresql://u@localhost/other?dbname=runs", {}, True),
+        ("postgresql://u@/runs?host=localhost:5432", {}, True),
+        # Another schema of one database: another queue.
+        ("postgresql://u@localhost/runs?options=-csearch_path%3Dother", {}, False),
+        ("postgresql://u@localhost/runs", {"PGOPTIONS": "-c search_path=other"}, False),
+        # Its other settings name no other database.
+        ("postgresql://u@localhost/runs?options=-c%20statement_timeout%3D0", {}, True),
+        ("postgresql://u@localhost/runs", {"PGOPTIONS": "-c statement_timeout=5s"}, True),
+        # A service file or an address libpq connects to instead of the host's: not
+        # known to be this server.
+        ("postgresql://u@localhost/runs", {"PGHOSTADDR": "10.0.0.5"}, False),
+        ("postgresql://u@localhost/runs", {"PGSERVICE": "staging"}, False),
+    ],
+)
+def test_stop_reads_a_postgresql_url_s_query_and_environment_as_its_worker_s_libpq_does(
+    monkeypatch: pytest.MonkeyPatch, theirs: str, libpq_environ: dict[str, str], same: bool
+) -> None:
+    # Stop read a worker's URL by its host, port, name and role before the query's, and
+    # left PGHOSTADDR, PGSERVICE and a search path out: a worker of another server (or
+    # schema) read as one of stop's database, and stop, run while it started, signalled it.
+    from core.processes import WorkerProcess
+    from resconv_tui.commands.stop import same_database
+
+    for name in [
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGDATABASE",
+        "PGOPTIONS",
+        "PGHOSTADDR",
+        "PGSERVICE",
+    ]:
+        monkeypatch.delenv(name, raising=False)
+    process = WorkerProcess(1, theirs, Path.cwd(), False, libpq_environ)
+    assert same_database("postgresql://u:secret@localhost/runs", process) == same
+
+
+def test_stop_matches_no_worker_where_its_own_environment_names_a_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Stop's own PGSERVICE (or PGHOSTADDR) may name a server its URL does not: a
+    # worker of localhost is not known to be one of stop's.
+    from core.processes import WorkerProcess
+    from resconv_tui.commands.stop import same_database
+
+    for name in [
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGDATABASE",
+        "PGOPTIONS",
+        "PGHOSTADDR",
+        "PGSERVICE",
+    ]:
+        monkeypatch.delenv(name, raising=False)
+    process = WorkerProcess(1, "postgresql://u@localhost/runs", Path.cwd(), False, {})
+    assert same_database("postgresql://u@localhost/runs", process)
+    monkeypatch.setenv("PGSERVICE", "staging")
+    assert not same_database("postgresql://u@localhost/runs", process)
+    monkeypatch.delenv("PGSERVICE")
+    monkeypatch.setenv("PGHOSTADDR", "10.0.0.5")
+    assert not same_database("postgresql://u@localhost/runs", process)
+
+
 def test_stop_knows_a_postgresql_socket_folder_by_its_real_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
