@@ -1697,6 +1697,11 @@ def _silent_since(conn: Connection, found: Sequence[Row[Any]], caller: str | Non
     last_seen_at and its runs' heartbeat_at alike), not by this box's clock."""
     last_beat: dict[str, float] = {}
     for row in found:
+        # A damaged beat (text edited in by hand, which SQLite keeps) says nothing of when
+        # its worker was heard: compared in Python it was a TypeError that ended the
+        # looking worker's heartbeat thread. Its worker is judged by its other runs' beats.
+        if not isinstance(row.beat, float | int):
+            continue
         if row.worker_id is not None and row.worker_id != caller:
             last_beat[row.worker_id] = max(row.beat, last_beat.get(row.worker_id, row.beat))
     silent: list[str] = []

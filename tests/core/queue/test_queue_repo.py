@@ -986,6 +986,34 @@ def test_a_look_over_more_silent_runs_than_one_statement_holds_marks_them_all(
     assert {states[w] for w in dead} == {"lost"} and states[caller] == "idle"
 
 
+def test_a_look_at_a_run_whose_beat_is_text_marks_it_lost_without_an_error(
+    repo: Repo, db_url: str
+) -> None:
+    # A running run's heartbeat_at edited by hand to a text (SQLite keeps text that
+    # reads as no number in a REAL column): the look compared its worker's last_seen_at
+    # with it in Python, float <= str, a TypeError on the heartbeat thread, which ended
+    # it: the looking worker's own runs stopped beating and were marked lost in turn.
+    from sqlalchemy import text
+
+    if not db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's typed columns hold no value of the wrong kind")
+    repo.enqueue(tiny_runs(3))
+    caller, dead = (repo.register_worker("h", pid, "cpu") for pid in (1, 2))
+    training, edited, beaten = claim(repo, caller), claim(repo, dead), claim(repo, dead)
+    with repo.engine.begin() as conn:
+        conn.execute(text("UPDATE run SET heartbeat_at = 'noon' WHERE id = :id"), {"id": edited})
+    seen = repo.running_beats(caller=caller, caller_runs=[training])
+    assert seen[edited] == "noon"
+    lost = repo.recover_stale(caller=caller, caller_runs=[training], beats_seen=seen)
+    assert sorted(lost) == [edited, beaten]
+    with repo.engine.connect() as conn:  # the edited row is read damaged, as it was
+        statuses = {row.id: row.status for row in conn.execute(select(RUN.c.id, RUN.c.status))}
+    assert [statuses[i] for i in (training, edited, beaten)] == ["running", "failed", "failed"]
+    # Its worker is judged by its other run's beat, a number: silent since.
+    states = {w.id: w.state for w in repo.list_workers(include_gone=True)}
+    assert (states[caller], states[dead]) == ("running", "lost")
+
+
 def test_recover_stale_without_a_cutoff_takes_only_the_dead_workers(repo: Repo) -> None:
     # The dashboard's call: it knows a pid of its host is gone; ages are the workers' rule.
     repo.enqueue(tiny_runs(2))
