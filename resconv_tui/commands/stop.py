@@ -553,7 +553,9 @@ def server_database(url: URL, environ: Mapping[str, str]) -> tuple[object, ...] 
         host = _one_value(given.get("host")) or environ.get("PGHOST", "")
         port = int(_one_value(given.get("port")) or environ.get("PGPORT") or 5432)
         user = _one_value(given.get("user")) or environ.get("PGUSER")
-        database = _one_value(given.get("dbname")) or environ.get("PGDATABASE")
+        # "database": the name's key for a driver other than psycopg (pg8000, asyncpg).
+        named = given.get("dbname", given.get("database"))
+        database = _one_value(named) or environ.get("PGDATABASE")
         options = _one_value(given.get("options")) or environ.get("PGOPTIONS", "")
     except ValueError:
         return None
