@@ -461,9 +461,18 @@ class Heartbeat(threading.Thread):
         self.after_beat = after_beat
 
     def run(self) -> None:
+        looks_failed = 0
         while not self.done.wait(self.interval):
             self.beat()
-            self.after_beat()
+            try:
+                self.after_beat()
+            except Exception as error:  # any error: it must not end the beats
+                # The look for other workers' lost runs is best effort; had its error
+                # ended this thread, this worker's own runs would go unbeaten and be
+                # marked lost by the others 30 s later.
+                looks_failed += 1
+                if looks_failed == 1:
+                    say(f"look for other workers' lost runs failed (it goes on): {error!r}")
 
     def watch(self, run_ids: tuple[int, ...]) -> None:
         """Called by the training thread as its runs start (``run_ids``) and end (())."""

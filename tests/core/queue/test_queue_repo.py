@@ -653,6 +653,36 @@ def test_a_late_beat_leaves_a_stopped_worker_stopped(
     assert status(repo, run_id) == S.QUEUED
 
 
+def test_an_error_in_the_look_after_a_beat_does_not_end_the_beats(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The look for other workers' lost runs runs on the heartbeat thread after each beat:
+    # an error there ended the thread, and this worker's own run went unbeaten (marked
+    # lost by the others 30 s later).
+    from core.gpu import GpuMonitor
+    from core.recording import Heartbeat
+
+    repo.enqueue(tiny_runs(1))
+    worker = repo.register_worker("h", 1, "cpu")
+    run_id = claim(repo, worker)
+    looks: list[int] = []
+
+    def failing_look() -> None:
+        looks.append(1)
+        raise TypeError("'<=' not supported between instances of 'str' and 'float'")
+
+    beat = Heartbeat(repo, worker, GpuMonitor("cpu"), 0.01, after_beat=failing_look)
+    beat.run_ids = (run_id,)
+    beat.start()
+    deadline = time.monotonic() + 10
+    while len(looks) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert beat.is_alive() and len(looks) >= 3  # beating on after each failed look
+    beat.stop()
+    said = capsys.readouterr()
+    assert (said.out + said.err).count("look for other workers' lost runs failed") == 1
+
+
 def test_a_revived_run_is_said_by_whichever_write_revives_it(repo: Repo) -> None:
     # Only the heartbeat said it: when the training thread's write came back first, the
     # run was revived without a word in the log.
