@@ -54,9 +54,25 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
 TEMP_MARK = "resconv-partial"
 
 
+# A file name's bytes (Linux's NAME_MAX), and the longest pid (Linux's pid_max, 2**22).
+NAME_MAX_BYTES = 255
+PID_DIGITS = 7
+# What a temporary name adds to the name it is of: '.', '.resconv-partial-', the pid, '.'
+# and mkstemp's 8 characters.
+_TEMP_EXTRA_BYTES = 1 + len(f".{TEMP_MARK}-") + PID_DIGITS + 1 + 8
+
+
 def _temp_prefix(name: str) -> str:
     """``.last.pt.resconv-partial-PID.``: whose file it is and which process writes it."""
-    return f".{name}.{TEMP_MARK}-{os.getpid()}."
+    return f".{_temp_stem(name)}.{TEMP_MARK}-{os.getpid()}."
+
+
+def _temp_stem(name: str) -> str:
+    """``name`` cut to leave room for the rest of its temporary file's name: in full, a
+    sweep saved under a 240-byte name (which fits) failed as "File name too long"."""
+    while len(os.fsencode(name)) > NAME_MAX_BYTES - _TEMP_EXTRA_BYTES:
+        name = name[:-1]  # whole characters: a 実 is not cut into bytes
+    return name
 
 
 def is_temp_of(file_name: str, name: str) -> bool:
@@ -65,7 +81,7 @@ def is_temp_of(file_name: str, name: str) -> bool:
     it wrote: the marked prefix, a pid, and mkstemp's eight random lowercase letters,
     digits or ``_``, nothing else. An older version's (``.last.pt.k2x_9qab``) cannot be
     told from a person's file, so is not one."""
-    pattern = re.escape(f".{name}.{TEMP_MARK}-") + r"[0-9]+\.[a-z0-9_]{8}"
+    pattern = re.escape(f".{_temp_stem(name)}.{TEMP_MARK}-") + r"[0-9]+\.[a-z0-9_]{8}"
     return re.fullmatch(pattern, file_name) is not None
 
 

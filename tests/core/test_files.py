@@ -81,3 +81,24 @@ def test_the_temporary_files_of_atomic_write_are_told_from_a_person_s(tmp_path: 
                 ".last.pt.k2x_9qab", ".last.pt.20240101", ".last.pt.resconv-partial-.k2x_9qab",
                 ".last.pt.resconv-partial-12.k2x_9qab.x"]:  # fmt: skip
         assert not is_temp_of(own, "last.pt"), own
+
+
+@pytest.mark.parametrize(
+    "name", ["s" * 235 + ".yaml", "実験" * 39 + "x.yaml"], ids=["ascii", "kanji"]
+)
+def test_a_long_file_name_that_fits_the_file_system_is_written_and_its_temp_told(
+    tmp_path: Path, name: str
+) -> None:
+    # A sweep saved as a 240-byte name (the 255 a name may have, less 15): the temporary
+    # name's marker and pid made it 274 bytes, so the save failed ("File name too long")
+    # where an older version's 10 more bytes fitted.
+    assert len(os.fsencode(name)) == 240
+    seen: list[str] = []
+
+    def write(handle: object) -> None:
+        seen.extend(p.name for p in tmp_path.iterdir())
+
+    atomic_write(tmp_path / name, write)
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+    assert len(seen) == 1 and is_temp_of(seen[0], name), seen
+    assert len(os.fsencode(seen[0])) <= 255
