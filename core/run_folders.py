@@ -157,20 +157,28 @@ def folder_attempt(folder: str | os.PathLike[str]) -> int | None:
 
 
 def _owned_by(folder: Path, owner: dict[str, Any]) -> bool:
+    found = _owner_written(folder)
+    return found is not None and all(found.get(k) == v for k, v in owner.items())
+
+
+def _owner_written(folder: Path) -> dict[str, Any] | None:
+    """The owner ``folder``'s ``run.json`` names; None where it names none (missing,
+    unreadable, damaged)."""
     try:
         found = json.loads((folder / OWNER_FILE).read_text())
     except (OSError, ValueError):
-        return False
-    return isinstance(found, dict) and all(found.get(k) == v for k, v in owner.items())
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def names_another(folder: str | os.PathLike[str], owner: dict[str, Any]) -> bool:
     """Whether ``folder``'s ``run.json`` names another run than ``owner``: the same path
     on this box is another database's run of that id (a shared queue's row names another
-    box's folder). A folder without one (an older version's) says nothing of whose it is."""
-    if not os.path.lexists(Path(folder) / OWNER_FILE):
-        return False
-    return not _owned_by(Path(folder), owner)
+    box's folder). A folder without one (an older version's), or whose one is unreadable
+    or damaged, says nothing of whose it is: read as naming another, a person's own
+    folder was "not found on this host"."""
+    found = _owner_written(Path(folder))
+    return found is not None and any(found.get(k) != v for k, v in owner.items())
 
 
 def folders_owned(parent: Path, run_id: int, owner: dict[str, Any]) -> list[Path]:

@@ -1030,6 +1030,43 @@ def test_a_rows_folder_whose_run_json_names_another_run_is_not_this_runs(
     assert sorted(p.name for p in folder.iterdir()) == ["run.json"]  # left as it was
 
 
+@pytest.mark.parametrize("damage", ["{not json", "[1, 2]"])
+def test_a_rows_folder_whose_run_json_is_damaged_is_still_here(
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    damage: str,
+) -> None:
+    # A run.json that says nothing of whose the folder is (damaged, as one with none)
+    # read as naming another run: the person's own folder, weights in it, was "not
+    # found on this host (another machine's?)", sending them to look on other boxes.
+    from core.queue import FinalFigures
+    from core.run_folders import claim_run_folder
+
+    repo = Repo.open(db_url)
+    try:
+        repo.enqueue([tiny_run(0)])
+        worker = repo.register_worker("h", 1, "cpu")
+        run = repo.claim(worker)
+        assert run is not None
+        folder = claim_run_folder(tmp_path / "box" / "exp", run.id, run_owner_of(run))
+        repo.finish(run.id, worker, FinalFigures(0.05, checkpoint_path=str(folder)))
+    finally:
+        repo.close()
+    (folder / "run.json").write_text(damage)
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path / "other")
+    capsys.readouterr()
+    assert main(["--db", db_url, "show", "1"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # the path may fold
+    assert f"checkpoint {folder}" in out and "not found on this host" not in out, out
+    assert main(["--db", db_url, "rm", "1"]) == 0
+    assert capsys.readouterr().out == (
+        f"removed 1 run\ncheckpoint folders stay on disk: {folder}\n"
+    )
+
+
 def test_a_retry_cancelled_before_it_started_names_its_folder_as_an_earlier_attempts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
