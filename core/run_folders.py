@@ -216,10 +216,10 @@ def held_for_train(folder: Path) -> Iterator[None]:
 
 
 def _locked(path: Path) -> int:
-    """A descriptor of ``path`` (made if missing) locked for this process, or the
-    ConfigError naming the process that holds it."""
+    """A writable descriptor of ``path`` (made if missing) locked for this process, or
+    the ConfigError naming the process that holds it."""
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd, writable = _lock_file_opened(path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -231,5 +231,44 @@ def _locked(path: Path) -> int:
             ) from None
         with contextlib.suppress(OSError):
             if os.fstat(fd).st_ino == os.stat(path).st_ino:
-                return fd
+                if writable:
+                    return fd
+                _remove_left_lock(path)  # held by none: this process holds its lock
         os.close(fd)  # the file its holder removed as it ended, not the one there now
+
+
+def _lock_file_opened(path: Path) -> tuple[int, bool]:
+    """A descriptor of ``path`` and whether it can be written: read-only where the file
+    is another user's, left by a train killed before it could remove it (SIGTERM,
+    SIGKILL): enough to see whether that train still holds it. Opening it
+    writable only, a second user's train into a shared folder ended in a traceback."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644), True
+    except PermissionError:
+        pass
+    except OSError as error:
+        raise _lock_file_error(path, error) from None
+    try:
+        return os.open(path, os.O_RDONLY), False
+    except OSError as error:
+        raise _lock_file_error(path, error) from None
+
+
+def _remove_left_lock(path: Path) -> None:
+    """Remove ``path``, another user's lock file no train holds, for this train to make
+    its own; a ConfigError naming it where it cannot be (a sticky folder such as /tmp)."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"checkpoint folder {path.parent}: {path.name}, left by another user's train "
+            f"that has ended, cannot be removed ({error.strerror}): remove it or give "
+            "another folder"
+        ) from None
+
+
+def _lock_file_error(path: Path, error: OSError) -> ConfigError:
+    return ConfigError(
+        f"checkpoint folder {path.parent}: its lock file {path.name} cannot be opened "
+        f"({error.strerror}): give another folder"
+    )

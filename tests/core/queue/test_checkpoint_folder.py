@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import re
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -1082,6 +1086,69 @@ def test_a_retry_cancelled_before_it_started_names_its_folder_as_an_earlier_atte
     out = " ".join(capsys.readouterr().out.split())  # the path may fold
     assert f"checkpoint {folder} (an earlier attempt's)" in out, out
     assert (folder / "last.pt").read_text() == "weights"  # and so it is
+
+
+_AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def _held_as_another_user(folder: Path) -> subprocess.CompletedProcess[str]:
+    """``held_for_train(folder)`` in a process of user nobody: what it prints."""
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from core.errors import ConfigError\n"
+        "from core.run_folders import held_for_train\n"
+        "try:\n"
+        "    with held_for_train(Path(sys.argv[1])): print('held')\n"
+        "except ConfigError as error: print(error)\n"
+    )
+    root = str(Path(__file__).resolve().parents[3])
+    return subprocess.run(
+        [*_AS_NOBODY, sys.executable, "-c", code, str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": root},
+    )
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None, reason="runs a process as nobody"
+)
+def test_a_lock_file_another_users_train_left_is_replaced_or_named_not_a_traceback() -> None:
+    # A train killed by SIGTERM or SIGKILL leaves DIR/.resconv-train.lock (0644, its
+    # user's). Another user's train into the shared folder met PermissionError opening
+    # it for writing: a traceback, where before 512ef0d it trained.
+    shared = Path(tempfile.mkdtemp(prefix="resconv-shared-"))  # pytest's tmp_path is 0700
+    try:
+        shared.chmod(0o777)
+        lock = shared / ".resconv-train.lock"
+        lock.write_text("4242")
+        lock.chmod(0o644)
+        done = _held_as_another_user(shared)
+        assert (done.stdout, done.stderr) == ("held\n", ""), done.stderr
+        assert not lock.exists()  # its own, made in place of the one left, gone as it ended
+
+        lock.write_text("4242")  # a train of root's that still trains
+        with lock.open() as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            done = _held_as_another_user(shared)
+        assert done.stdout == (
+            f"checkpoint folder {shared} is in use by another train (pid 4242): "
+            "wait for it to end or give another folder\n"
+        ), done.stderr
+
+        shared.chmod(0o1777)  # sticky, as /tmp: another user's file cannot be removed
+        done = _held_as_another_user(shared)
+        assert done.stdout == (
+            f"checkpoint folder {shared}: .resconv-train.lock, left by another user's train "
+            "that has ended, cannot be removed (Operation not permitted): remove it or give "
+            "another folder\n"
+        ), done.stderr
+        assert lock.read_text() == "4242"
+    finally:
+        shutil.rmtree(shared)
 
 
 def test_a_second_train_into_a_folder_another_train_writes_is_refused(
