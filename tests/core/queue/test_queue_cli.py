@@ -2157,6 +2157,22 @@ def test_a_database_in_a_folder_that_does_not_exist_is_not_said_to_need_queueing
     assert not (in_tmp / "runz").exists()
 
 
+@pytest.mark.parametrize("argv", [["status"], ["ls"], ["show", "1"], ["queue", "sweep.yml"]])
+def test_a_database_in_a_folder_that_is_a_file_says_so(
+    capsys: pytest.CaptureFixture[str], in_tmp: Path, argv: list[str]
+) -> None:
+    # `--db notes.txt/runs.db`: status said "queue runs first", and that queue said "the
+    # folder notes.txt does not exist", where it is a file.
+    (in_tmp / "notes.txt").write_text("mine")
+    code, out, err = cli(capsys, *argv, "--db", "notes.txt/runs.db")
+    assert (code, out) == (2, "")
+    said = "cannot open database" if argv[0] == "queue" else "no database at"
+    one_error_line(err, f"database error: {said} notes.txt/runs.db: {in_tmp / 'notes.txt'} "
+                        "is a file, not a folder")  # fmt: skip
+    assert "queue runs first" not in err
+    assert (in_tmp / "notes.txt").read_text() == "mine"
+
+
 @pytest.mark.parametrize("argv", [["status"], ["queue", "sweep.yml"], ["cancel", "1"]])
 def test_corrupt_database(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     Path("runs.db").write_bytes(b"\x00garbage" * 500)
