@@ -230,7 +230,7 @@ def _locked(path: Path) -> int:
                 "wait for it to end or give another folder"
             ) from None
         with contextlib.suppress(OSError):
-            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+            if os.fstat(fd).st_ino == os.lstat(path).st_ino:
                 if writable:
                     return fd
                 _remove_left_lock(path)  # held by none: this process holds its lock
@@ -241,15 +241,17 @@ def _lock_file_opened(path: Path) -> tuple[int, bool]:
     """A descriptor of ``path`` and whether it can be written: read-only where the file
     is another user's, left by a train killed before it could remove it (SIGTERM,
     SIGKILL): enough to see whether that train still holds it. Opening it
-    writable only, a second user's train into a shared folder ended in a traceback."""
+    writable only, a second user's train into a shared folder ended in a traceback.
+    Never through a link (O_NOFOLLOW): one planted there had the train empty the file
+    it points to and write its pid in it."""
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644), True
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644), True
     except PermissionError:
         pass
     except OSError as error:
         raise _lock_file_error(path, error) from None
     try:
-        return os.open(path, os.O_RDONLY), False
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW), False
     except OSError as error:
         raise _lock_file_error(path, error) from None
 

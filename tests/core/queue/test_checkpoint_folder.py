@@ -1151,6 +1151,25 @@ def test_a_lock_file_another_users_train_left_is_replaced_or_named_not_a_traceba
         shutil.rmtree(shared)
 
 
+def test_a_lock_file_that_is_a_link_is_refused_and_what_it_points_to_kept(tmp_path: Path) -> None:
+    # DIR/.resconv-train.lock a link (planted in a shared folder, or a person's): the
+    # train opened what it pointed to, emptied it and wrote its pid there.
+    from core.run_folders import held_for_train
+
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a person's notes")
+    (folder / ".resconv-train.lock").symlink_to(notes)
+    with pytest.raises(ConfigError) as refused, held_for_train(folder):
+        pass
+    assert str(refused.value).startswith(
+        f"checkpoint folder {folder}: its lock file .resconv-train.lock cannot be opened ("
+    ), refused.value
+    assert notes.read_text() == "a person's notes"
+    assert (folder / ".resconv-train.lock").is_symlink()
+
+
 def test_a_second_train_into_a_folder_another_train_writes_is_refused(
     queued_db: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
