@@ -1572,9 +1572,13 @@ def _run_row(mapping: RowMapping) -> RunRow:
         m["status"] = RunStatus(m["status"])
         column = "swept_json"
         swept = json.loads(m.pop("swept_json") or "{}")
+        if not isinstance(swept, dict):  # `null` or a list: read as a mapping everywhere
+            raise ValueError("not a mapping")
         column = "target_json"
         target_json = m.pop("target_json")
         target = json.loads(target_json) if target_json else None
+        if target is not None and not isinstance(target, dict):
+            raise ValueError("not a mapping")
         column = "config_json"
         if not isinstance(json.loads(m["config_json"]), dict):  # read again by .config
             raise ValueError("not a mapping")

@@ -1981,6 +1981,23 @@ def test_stop_stops_the_workers_beside_a_damaged_run_row(
         busy.wait()
 
 
+@pytest.mark.parametrize(
+    ("column", "value"), [("swept_json", "null"), ("swept_json", "[1]"), ("target_json", "[1]")]
+)
+def test_ls_json_names_a_run_row_whose_swept_or_target_is_no_mapping(
+    capsys: pytest.CaptureFixture[str], column: str, value: str
+) -> None:
+    # Edited by hand into JSON that is no mapping: `ls --json` and `show --json` ended in a
+    # TypeError traceback (dict(None)), where a damaged row is named with its repair.
+    cli(capsys, "queue", "sweep.yml")
+    with sqlite3.connect("runs.db") as conn:
+        conn.execute(f"UPDATE run SET {column} = ? WHERE id = 1", (value,))
+    for command in (["ls", "--json"], ["show", "1", "--json"]):
+        code, out, err = cli(capsys, *command)
+        assert (code, out) == (2, "")
+        assert f"run 1's row is damaged (its {column}: not a mapping): put its value back" in err
+
+
 def test_ls_of_a_failure_without_a_message(capsys: pytest.CaptureFixture[str]) -> None:
     repo, worker, run_id = queued_and_claimed(capsys)
     repo.fail(run_id, worker, "")
