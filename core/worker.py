@@ -6,8 +6,10 @@ The one place that joins the queue and training. Deliberately boring:
   lost": their heartbeat is older than ``stale_after_s``, or their worker was a
   process on this host that no longer exists and has been silent for
   ``core.processes.SILENT_FOR_S`` (so a restart after ``kill -9`` recovers within
-  seconds instead of after 30 s). It does so again every ``RECOVER_EVERY_S``,
-  between runs as well as while idle.
+  seconds instead of after 30 s). It looks again every ``RECOVER_EVERY_S``, between
+  runs, while idle and while training, judging another box's runs (and idle workers)
+  by their beats staying unchanged that long on its own clock, not by their age: the
+  boxes' clocks may differ (``Worker.recover_silent``).
 * It claims the highest-priority, oldest queued run and calls ``core.train.fit``
   with callbacks (``core.recording.RunRecorder``) that buffer metric rows and
   write them in batches (every ``FLUSH_S`` or ``FLUSH_ROWS``), read the cancel
@@ -64,7 +66,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, NoReturn, TypeVar
 
 from core.device_choice import auto_device, resolve_device
 from core.early_signals import count_early, release
@@ -135,6 +137,8 @@ if TYPE_CHECKING:  # torch-using modules are imported when the worker starts tra
     from core.config import RunConfig
     from core.train import FitCallbacks, FitResult
 
+K = TypeVar("K")  # what a BeatsSeen tells beats apart by: a run id, a worker id
+
 POLL_MIN_S, POLL_MAX_S = 0.1, 3.0
 # Between runs and while idle (a dead worker of this machine's runs within ~20 s), and
 # while training (Worker.recover_while_training: another box's within ~50 s).
@@ -202,10 +206,14 @@ class Worker:
             stall_after_s=stall_after_s, after_beat=self.recover_while_training,
         )  # fmt: skip
         self.looked_at = time.monotonic()  # recover_while_training's last look
-        # recover_while_training's memory: each other running run's last beat as read, and
-        # since when (this process's monotonic clock) it has read that same beat.
-        self.beats_seen: dict[int, tuple[float, float]] = {}
-        self.beats_read_at = -math.inf  # when silent_runs last read them (monotonic)
+        # The looks' memory (recover_silent): each other running run's last beat as read,
+        # and each idle worker's, and since when (this process's monotonic clock) it has
+        # read that same beat.
+        self.run_beats: BeatsSeen[int] = BeatsSeen()
+        self.worker_beats: BeatsSeen[str] = BeatsSeen()
+        # Whether ``recover`` has judged the others by heartbeat age: once, at start (or
+        # its first look past a database outage); after that by their beats changing.
+        self.judged_by_age = False
         self.current: list[int] = []  # claimed runs not ended yet: a second signal puts them back
         self.folders: dict[int, Path] = {}  # the checkpoint folders of the runs training
         # Those runs whose attempt has started (``start_attempt``): their folders hold no
@@ -321,6 +329,14 @@ class Worker:
         sleep_unless(seconds, lambda: self.flags.stop, IDLE_SLICE_S)
 
     def recover(self) -> None:
+        """At start, between runs and while idle: the runs of this machine's dead workers
+        are marked lost, and those of silent ones. The first look (at start: a run whose
+        worker died before this one started) judges silence by heartbeat age on this
+        box's clock, all it has then; later looks by each beat staying unchanged on this
+        process's own clock (``recover_silent``), as a training worker's look: each box
+        writes its beats with its own clock, and by age an idle worker on a box 30 s or
+        more ahead marked another box's live runs lost at every look, revived by their
+        next beat (both logs and the dashboard flickering every 10 s)."""
         now = time.time()
         dead = [
             w.id
@@ -330,15 +346,37 @@ class Worker:
         ]
         # Back from a database outage, other workers are as silent as this one was, and
         # may not be back yet (a 20 s PostgreSQL restart had the first worker back mark
-        # the others lost): judge heartbeat ages only once they have had time to beat.
-        stale_after_s: float | None = self.stale_after_s
-        if self.repo.outage.ended_within(self.stale_after_s):
-            stale_after_s = None
-        lost = self.repo.recover_stale_runs(
-            stale_after_s, dead, caller=self.id, caller_runs=self.current
-        )
+        # the others lost): judge their silence only once they have had time to beat.
+        back_from_outage = self.repo.outage.ended_within(self.stale_after_s)
+        lost: list[LostRun] = []
+        if not self.judged_by_age:
+            stale_after_s = None if back_from_outage else self.stale_after_s
+            lost = self.repo.recover_stale_runs(
+                stale_after_s, dead, caller=self.id, caller_runs=self.current
+            )
+            self.judged_by_age = stale_after_s is not None
+        else:
+            if dead:
+                lost = self.repo.recover_stale_runs(
+                    None, dead, caller=self.id, caller_runs=self.current
+                )
+            if not back_from_outage:
+                lost += self.recover_silent(self.current)
         for run in lost:
             say(self.lost_line(run))
+
+    def recover_silent(self, mine: Sequence[int]) -> list[LostRun]:
+        """Marks lost the other workers' runs whose beat has not changed for the stale
+        limit by this process's clock (``silent_runs``), and the idle workers silent so
+        (a dead box's worker that held no run): a read of each, and a write only when it
+        finds one. ``mine``: the runs this worker holds, alive. Returns the runs."""
+        lost: list[LostRun] = []
+        beats = self.repo.running_beats(caller=self.id, caller_runs=mine)
+        if silent := self.silent_runs(beats):
+            lost = self.repo.recover_stale_runs(caller=self.id, caller_runs=mine, beats_seen=silent)
+        if silent_idle := self.silent_workers(self.repo.idle_beats(caller=self.id)):
+            self.repo.recover_silent_workers(silent_idle)
+        return lost
 
     def recover_while_training(self) -> None:
         """On the heartbeat thread, every ``RECOVER_EVERY_S`` while this worker trains:
@@ -360,12 +398,7 @@ class Worker:
         mine = [*self.current, *self.heartbeat.run_ids]  # claimed, and those it beats for
         try:
             with at_once():
-                beats = self.repo.running_beats(caller=self.id, caller_runs=mine)
-                if not (silent := self.silent_runs(beats)):
-                    return
-                lost = self.repo.recover_stale_runs(
-                    caller=self.id, caller_runs=mine, beats_seen=silent
-                )
+                lost = self.recover_silent(mine)
         except QueueError:
             return  # its heartbeat, refused alike, says what the database does
         for run in lost:
@@ -387,27 +420,17 @@ class Worker:
         """Of ``beats`` (run id -> last beat, as read now), those read at the same beat for
         longer than the stale limit by this process's monotonic clock: their worker has
         not beaten since, whatever its clock says. Remembers this read for the next."""
-        now = time.monotonic()
-        seen = self.beats_seen
-        if now - self.beats_read_at > 2 * RECOVER_EVERY_S + self.heartbeat.interval:
-            # Far past a look's usual gap (one RECOVER_EVERY_S after a beat), this process
-            # was not looking: stopped (Ctrl-Z of a `worker --slots K` group, docker
-            # pause), its monotonic clock running on. A beat unchanged across that gap
-            # says nothing, as the others were maybe stopped alike and have not beaten
-            # since they resumed: the first look after a 40 s Ctrl-Z marked the other
-            # slots' live runs lost and their next beats revived them. Silence is timed
-            # from now (the gap, 23 s, stays under the limit less a beat: 27 s).
-            seen = {run_id: (beat, now) for run_id, (beat, _) in seen.items()}
-        self.beats_read_at = now
-        self.beats_seen = {
-            run_id: seen[run_id] if seen.get(run_id, (None,))[0] == beat else (beat, now)
-            for run_id, beat in beats.items()
-        }
-        return {
-            run_id: beat
-            for run_id, (beat, since) in self.beats_seen.items()
-            if now - since > self.stale_after_s
-        }
+        return self.run_beats.silent(beats, self.stale_after_s, self.look_gap_s())
+
+    def silent_workers(self, beats: dict[str, float]) -> dict[str, float]:
+        """``silent_runs`` for the idle workers' beats (worker id -> last_seen_at)."""
+        return self.worker_beats.silent(beats, self.stale_after_s, self.look_gap_s())
+
+    def look_gap_s(self) -> float:
+        """Far past a look's usual gap (one RECOVER_EVERY_S after a beat), this process
+        was not looking: stopped (Ctrl-Z of a `worker --slots K` group, docker pause).
+        The gap (23 s) stays under the stale limit less a beat (27 s)."""
+        return 2 * RECOVER_EVERY_S + self.heartbeat.interval
 
     def recover_before_leaving(self) -> None:
         """``--until-empty``, queue empty: a run of a worker of this machine that died
@@ -833,6 +856,37 @@ class Worker:
     def failing(self) -> list[int]:
         """The runs of ``finishing`` whose end is a failure."""
         return [run_id for run_id, ending in self.finishing.items() if ending.failure is not None]
+
+
+class BeatsSeen(Generic[K]):
+    """Beats read look after look (a run's heartbeat_at, a worker's last_seen_at, each as
+    its box's clock wrote it), and since when by this process's monotonic clock each has
+    read the same one: silence timed by this clock, whatever the other box's says. The
+    loop and the heartbeat thread share it without a lock (both look only at a run's
+    edges): a read stored over another's only times a silence later, never earlier."""
+
+    def __init__(self) -> None:
+        self.seen: dict[K, tuple[float, float]] = {}  # key -> (beat, read so since)
+        self.read_at = -math.inf  # the last read (monotonic)
+
+    def silent(self, beats: dict[K, float], limit_s: float, gap_s: float) -> dict[K, float]:
+        """Of ``beats`` (as read now), those read at the same beat for longer than
+        ``limit_s``. Remembers this read for the next. After a gap past ``gap_s`` since
+        the last read, silence is timed from now: this process was not looking (stopped,
+        its monotonic clock running on), and a beat unchanged across that gap says
+        nothing, as the others were maybe stopped alike and have not beaten since they
+        resumed: the first look after a 40 s Ctrl-Z marked the other slots' live runs lost
+        and their next beats revived them."""
+        now = time.monotonic()
+        seen = self.seen
+        if now - self.read_at > gap_s:
+            seen = {key: (beat, now) for key, (beat, _) in seen.items()}
+        self.read_at = now
+        self.seen = {
+            key: seen[key] if key in seen and seen[key][0] == beat else (beat, now)
+            for key, beat in beats.items()
+        }
+        return {key: beat for key, (beat, since) in self.seen.items() if now - since > limit_s}
 
 
 class Ending(NamedTuple):

@@ -959,6 +959,38 @@ class Repo:
         with self._read() as conn:
             return {row.id: row.beat for row in conn.execute(query)}
 
+    @patient
+    def idle_beats(self, *, caller: str) -> dict[str, float]:
+        """The live workers but ``caller`` that hold no running run, each with its last
+        beat (last_seen_at) as it wrote it: a value to compare with a later read's, as
+        ``running_beats`` (``recover_silent_workers``). A damaged one is left out."""
+        query = select(WORKER.c.id, WORKER.c.last_seen_at)
+        query = query.where(_idle_and_live(), WORKER.c.id != caller)
+        with self._read() as conn:
+            return {w.id: w.last_seen_at for w in conn.execute(query) if _a_beat(w.last_seen_at)}
+
+    @patient
+    def recover_silent_workers(self, workers_seen: Mapping[str, float]) -> list[str]:
+        """Mark lost the workers of ``workers_seen`` (worker id -> its last beat as
+        ``idle_beats`` read it) still at that beat, live and holding no running run (a
+        beat or a claim since wins). A worker holding a run is its run's look's
+        (``recover_stale_runs``). Returns their ids."""
+        silent: list[str] = []
+        with self._write() as conn:
+            for some in _in_statements(sorted(workers_seen)):
+                # Locked as read (PostgreSQL): a beat cannot come between this and the update.
+                query = select(WORKER.c.id, WORKER.c.last_seen_at)
+                query = query.where(WORKER.c.id.in_(some), _idle_and_live())
+                rows = conn.execute(query.with_for_update(skip_locked=True))
+                silent += [w.id for w in rows if w.last_seen_at == workers_seen[w.id]]
+            for some in _in_statements(silent):
+                conn.execute(
+                    update(WORKER)
+                    .where(WORKER.c.id.in_(some), _idle_and_live())
+                    .values(state="lost", current_run_id=None)
+                )
+        return silent
+
     # ----- a person's changes (CLI, TUI) ---------------------------------------------
 
     @patient
@@ -1681,6 +1713,19 @@ def _still_at(
         rows = conn.execute(query.with_for_update(skip_locked=True))
         found += [row for row in rows if row.beat == beats_seen[row.id]]
     return found
+
+
+def _idle_and_live() -> Any:
+    """A worker row that says its worker lives and that holds no running run."""
+    holds_a_run = exists().where(
+        RUN.c.worker_id == WORKER.c.id, RUN.c.status == RunStatus.RUNNING.value
+    )
+    return and_(WORKER.c.state.in_(LIVE_WORKER_STATES), not_(holds_a_run))
+
+
+def _a_beat(value: object) -> bool:
+    """Whether a last_seen_at read is a time (a hand-edited one may be text)."""
+    return isinstance(value, float | int) and not isinstance(value, bool)
 
 
 def _whose(conn: Connection, found: Sequence[Row[Any]]) -> list[LostRun]:

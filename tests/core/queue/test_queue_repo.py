@@ -974,6 +974,35 @@ def test_recover_stale_given_the_beats_seen_marks_only_those_still_at_them(repo:
     assert repo.recover_stale(caller=caller, caller_runs=[training], beats_seen={}) == []
 
 
+def test_recover_silent_workers_marks_only_idle_workers_still_at_the_beat_seen(
+    repo: Repo,
+) -> None:
+    # An idle worker's look at the other idle workers, by its own clock: one whose beat
+    # it saw unchanged for the stale limit (a dead box's worker that held no run). A beat
+    # or a claim between its read and its write wins (the beats here are an hour behind:
+    # by age all would be lost).
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+    caller, beating, claiming, dead = (
+        repo.register_worker("h", pid, "cpu") for pid in (1, 2, 3, 4)
+    )
+    with repo._write() as conn:  # each box's clock an hour behind the caller's
+        conn.execute(update(WORKER).values(last_seen_at=WORKER.c.last_seen_at - 3600))
+    seen = repo.idle_beats(caller=caller)
+    assert sorted(seen) == sorted([beating, claiming, dead])
+    with repo._write() as conn:  # the beating box beats, as late by the caller's clock
+        beat = update(WORKER).where(WORKER.c.id == beating)
+        conn.execute(beat.values(last_seen_at=time.time() - 3599))
+    assert repo.claim(claiming) is not None  # its run's look's now
+    assert repo.recover_silent_workers(seen) == [dead]
+    states = {w.id: w.state for w in repo.list_workers(include_gone=True)}
+    assert [states[w] for w in (caller, beating, claiming, dead)] == [
+        "idle", "idle", "running", "lost",
+    ]  # fmt: skip
+    assert status(repo, run_id) == S.RUNNING
+    assert repo.idle_beats(caller=caller).keys() == {beating}
+    assert repo.recover_silent_workers({}) == []
+
+
 def _running_under_dead_workers(repo: Repo, count: int, beat: float) -> list[str]:
     """``count`` runs, each running under a worker of its own that last beat at ``beat``
     (a dead box's), written in a few statements: the ids of those workers."""

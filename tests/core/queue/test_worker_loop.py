@@ -953,8 +953,9 @@ def test_a_busy_worker_recovers_a_dead_box_s_run_between_its_runs(
     repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Several GPU boxes on one queue, all busy: none is ever idle, yet a run whose box
-    # died must not stay "running" for good.
-    monkeypatch.setattr(worker_module, "RECOVER_EVERY_S", 0.0)
+    # died must not stay "running" for good. (Looks a beat apart, not at every beat: a
+    # look's gap past two RECOVER_EVERY_S and a beat reads as this worker stopped.)
+    monkeypatch.setattr(worker_module, "RECOVER_EVERY_S", 0.05)
     other_box = repo.register_worker("other-box", 1, "cuda:0")
     lost_id = repo.enqueue([tiny_run(0)]).added_ids[0]
     assert repo.claim(other_box) is not None  # beats now, then never again
@@ -1074,6 +1075,120 @@ def test_a_box_whose_clock_is_behind_keeps_its_live_run_and_a_dead_one_is_still_
     assert time.monotonic() - stopped > 0.3
     assert repo.get_run(run_id).error == "worker lost"
     assert [w.state for w in repo.list_workers(include_gone=True) if w.id == behind] == ["lost"]
+
+
+def test_an_idle_worker_keeps_a_live_run_of_a_box_whose_clock_is_behind(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An idle worker's look (every 10 s) judged the other runs by their age on its own
+    # clock: a box 40 s behind had its live run marked lost at every look, and its next
+    # beat revived it ("worker lost" / "running again" in both logs, the dashboard
+    # flickering). After its first look, an idle worker too waits for a beat to stop
+    # changing by its own clock.
+    monkeypatch.setattr(worker_module, "RECOVER_EVERY_S", 0.05)
+    worker = make_worker(repo, fake_trainer(), tmp_path, stale_after_s=0.3)
+    worker.recover()  # its first look, at start: nothing running yet
+    behind = repo.register_worker("behind", 1, "cuda:0")
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+    assert repo.claim(behind) is not None
+    beating = threading.Event()
+    beating.set()
+
+    def beat_40_s_behind() -> None:  # as repo.heartbeat on that box writes
+        while beating.is_set():
+            now = time.time() - 40
+            with repo._write() as conn:
+                conn.execute(update(RUN).values(heartbeat_at=now))
+                conn.execute(update(WORKER).where(WORKER.c.id == behind).values(last_seen_at=now))
+            time.sleep(0.05)
+
+    def look_until(seconds: float) -> RunStatus:
+        until = time.monotonic() + seconds
+        while time.monotonic() < until and repo.get_run(run_id).status == S.RUNNING:
+            worker.recover()
+            time.sleep(0.05)
+        return repo.get_run(run_id).status
+
+    beats = threading.Thread(target=beat_40_s_behind)
+    beats.start()
+    try:
+        assert look_until(1.5) == S.RUNNING  # alive: never marked, however far behind
+    finally:
+        beating.clear()
+        beats.join()
+    stopped = time.monotonic()
+    # Its box dies: the beat stops changing and is found within the limit and a look or two.
+    assert look_until(0.3 + 2 * 0.05 + 1.0) == S.FAILED
+    assert time.monotonic() - stopped > 0.3
+    assert repo.get_run(run_id).error == "worker lost"
+    assert [w.state for w in repo.list_workers(include_gone=True) if w.id == behind] == ["lost"]
+
+
+def test_an_idle_worker_marks_an_idle_worker_lost_once_its_beat_stops_not_by_its_age(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # By age, an idle worker's look marked another box's idle worker (its clock 40 s
+    # behind) lost at every look, its next beat making it idle again. Dead, such a worker
+    # must still be marked lost: once its beat has stopped changing for the limit.
+    monkeypatch.setattr(worker_module, "RECOVER_EVERY_S", 0.05)
+    worker = make_worker(repo, fake_trainer(), tmp_path, stale_after_s=0.3)
+    worker.recover()  # its first look, at start
+    behind = repo.register_worker("behind", 1, "cuda:0")
+    beating = threading.Event()
+    beating.set()
+
+    def beat_40_s_behind() -> None:
+        while beating.is_set():
+            with repo._write() as conn:
+                seen = update(WORKER).where(WORKER.c.id == behind)
+                conn.execute(seen.values(last_seen_at=time.time() - 40))
+            time.sleep(0.05)
+
+    def state_of_behind() -> str:
+        (state,) = [w.state for w in repo.list_workers(include_gone=True) if w.id == behind]
+        return state
+
+    def look_until(seconds: float) -> str:
+        until = time.monotonic() + seconds
+        while time.monotonic() < until and state_of_behind() != "lost":
+            worker.recover()
+            time.sleep(0.05)
+        return state_of_behind()
+
+    beats = threading.Thread(target=beat_40_s_behind)
+    beats.start()
+    try:
+        assert look_until(1.5) == "idle"
+    finally:
+        beating.clear()
+        beats.join()
+    stopped = time.monotonic()
+    assert look_until(0.3 + 2 * 0.05 + 1.0) == "lost"
+    assert time.monotonic() - stopped > 0.3
+
+
+def test_an_idle_worker_stopped_with_the_others_times_their_silence_afresh(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As a training worker's look: an idle slot of a `worker --slots 2` group stopped
+    # (Ctrl-Z) with the others does not read their beats, unchanged since, as silence.
+    other = repo.register_worker("other-slot", 1, "cpu")
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+    assert repo.claim(other) is not None
+    worker = make_worker(repo, fake_trainer(), tmp_path)
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+
+    def look_at(seconds: float) -> RunStatus:
+        clock[0] = 1000.0 + seconds
+        worker.recover()
+        return repo.get_run(run_id).status
+
+    assert [look_at(0), look_at(10), look_at(20)] == [S.RUNNING] * 3
+    assert look_at(20 + 40) == S.RUNNING  # both stopped 40 s: not a silence it saw
+    # Its worker does not beat again (it died meanwhile): found once watched silent.
+    assert [look_at(60 + 10 * n) for n in (1, 2, 3, 4)] == [S.RUNNING] * 3 + [S.FAILED]
+    assert repo.get_run(run_id).error == "worker lost"
 
 
 def test_a_worker_stopped_with_the_others_does_not_mark_their_live_runs_lost_on_resuming(
