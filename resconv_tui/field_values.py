@@ -184,7 +184,18 @@ def _parse_int(key: str, text: str) -> int:
     return number
 
 
-def _parse_float(key: str, text: str) -> float:
+# A whole number written without a point or exponent (`100`), which a sweep file's
+# YAML reads as an int: kept one, so the form names its run lr-100 as `queue` of the
+# same file does (float() made it lr-100.0). The config hash is the same either way.
+_WHOLE_AS_YAML_READS = re.compile(r"[-+]?[0-9][0-9_]*")
+# Longer ones stay floats (inf, refused as such): an int beyond a float's range made
+# the config's float() raise OverflowError, a traceback out of the preview.
+_WHOLE_DIGITS_MOST = 300
+
+
+def _parse_float(key: str, text: str) -> float | int:
+    if _WHOLE_AS_YAML_READS.fullmatch(text) and len(text) <= _WHOLE_DIGITS_MOST:
+        return int(text.replace("_", ""))
     try:
         return float(text)
     except ValueError:
@@ -219,7 +230,10 @@ def format_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ",".join(str(v) for v in value) + "]"
     if isinstance(value, float):
-        return f"{value:g}" if float(f"{value:g}") == value else repr(value)
+        text = f"{value:g}" if float(f"{value:g}") == value else repr(value)
+        # A whole float keeps its point ("1.0", not "1", which reads back as an int):
+        # the field then names its runs RWF-1.0 as the file or run it came from did.
+        return f"{text}.0" if _WHOLE_AS_YAML_READS.fullmatch(text) else text
     return str(value)
 
 

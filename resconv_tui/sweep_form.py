@@ -569,7 +569,7 @@ def preview(
     if not runs:
         every = {"_sweep": "the loaded file's exclude leaves out every run"}
         return Preview(errors=every, total=total)
-    named = name_runs(runs, base)
+    named = name_runs(runs, base, _given_once(values))
     if alike := trained_alike_note(named):
         notes += (alike,)
     if dropped:  # each cell's runs: one per seed of a file's `seeds`
@@ -628,7 +628,14 @@ class BaseRun:
 PAIR_OF = {key: (canon, i) for canon, pair in PAIR_ALIASES.items() for i, key in enumerate(pair)}
 
 
-def name_runs(runs: list[ExpandedRun], base: BaseRun | None) -> tuple[ExpandedRun, ...]:
+def _given_once(values: Mapping[str, list[Any]]) -> dict[str, Any]:
+    """The fields of one value, as the form read them (``100``, not the config's 100.0)."""
+    return {key: vals[0] for key, vals in values.items() if len(vals) == 1}
+
+
+def name_runs(
+    runs: list[ExpandedRun], base: BaseRun | None, given: Mapping[str, Any] | None = None
+) -> tuple[ExpandedRun, ...]:
     """Names and swept values that say what each run is, not ``run`` for every one.
 
     A duplicate's runs keep the base run's swept keys (as its file spelled them) with
@@ -637,17 +644,34 @@ def name_runs(runs: list[ExpandedRun], base: BaseRun | None) -> tuple[ExpandedRu
     ``l-1_ch-24_seed-0``; an unchanged one is the base run itself, target and all
     (queueing skips it, or queues it again in place). A new form's single run is named
     by what differs from the defaults (``l-5_ch-16``); a new form's matrix keeps its
-    names, as a loaded plain file's does (``BaseRun.alone``)."""
+    names, as a loaded plain file's does (``BaseRun.alone``).
+
+    A value is named as it was given (``given``: the form's fields of one value; a
+    cell's own; the base run's unchanged), not as the config holds it: lr typed ``100``
+    is lr-100, as ``queue`` names `lr: 100`, where the config's 100.0 named lr-100.0."""
     if base is not None and base.alone and len(runs) != 1:
         base = None
     if base is None:
         if len(runs) != 1 or runs[0].name != "run":
             return tuple(runs)
-        return (_described(runs[0], BaseRun("", RunConfig())),)
-    return tuple(_described(run, base) for run in runs)
+        return (_described(runs[0], BaseRun("", RunConfig()), given or {}),)
+    return tuple(_described(run, base, given or {}) for run in runs)
 
 
-def _described(run: ExpandedRun, base: BaseRun) -> ExpandedRun:
+def _as_given(current: Any, *given: Any) -> Any:
+    """``current`` (a config's value) as the first of ``given`` equal to it was written:
+    100 for 100.0."""
+    return next((value for value in given if _same_value(value, current)), current)
+
+
+def _same_value(value: Any, current: Any) -> bool:
+    # Only a number may stand for the config's float: True == 1 is no such case.
+    numbers = (int, float)
+    alike = type(value) is type(current) or {type(value), type(current)} <= set(numbers)
+    return alike and value == current
+
+
+def _described(run: ExpandedRun, base: BaseRun, given: Mapping[str, Any]) -> ExpandedRun:
     now, old = run.config.to_dict(), base.config.to_dict()
     if run.config == base.config:
         target = dict(base.target) if base.target is not None else None
@@ -663,10 +687,12 @@ def _described(run: ExpandedRun, base: BaseRun) -> ExpandedRun:
         current = now.get(canon, value)
         if pair >= 0 and isinstance(current, list | tuple):
             current = current[0] if pair == 0 else current[-1]
-        swept[key] = current
+        # The base's own spelling of an unchanged value before the field's text (RWF-1.0
+        # stays so, though the field shows "1").
+        swept[key] = _as_given(current, run.swept.get(key), value, given.get(canon))
     for key, value in now.items():
         if old.get(key) != value and key not in spelled:
-            swept[SWEPT_NAMES.get(key, key)] = value
+            swept[SWEPT_NAMES.get(key, key)] = _as_given(value, given.get(key))
     # Another seed of the base run's cell: the cell's published figure is its too.
     same_cell = run.config.replace(seed=base.config.seed) == base.config
     target = dict(base.target) if same_cell and base.target is not None else run.target

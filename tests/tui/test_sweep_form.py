@@ -133,7 +133,7 @@ def test_base_config_overrides_defaults() -> None:
     base = RunConfig(layers=5, kernel_size=(3, 9), activation="relu").to_dict()
     got = default_texts(base)
     assert (got["layers"], got["kernel_size"], got["activation"]) == ("5", "[3,9]", "relu")
-    assert got["residual_weight"] == "1"
+    assert got["residual_weight"] == "1.0"  # a float: "1" reads back as the int 1
 
 
 def test_preview_counts_names_and_params() -> None:
@@ -1045,3 +1045,59 @@ def test_a_path_with_a_nul_is_named_in_yamls_escapes() -> None:
     with pytest.raises(SweepError) as info:
         load_sweep("x\x00.yml")
     assert str(info.value) == '"x\\x00.yml": a path cannot hold a NUL character'
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "yaml_text"),
+    [
+        ("lr", "100", "lr: [100]"),
+        ("lr", "100,3e-3", "lr: [100, 3e-3]"),
+        ("lr", "100.0", "lr: [100.0]"),
+        ("lr", "1e2", "lr: [1e2]"),
+        ("weight_decay", "0", "weight_decay: [0]"),
+        ("residual_weight", "2", "RWF: [2]"),
+    ],
+)
+def test_a_whole_float_typed_in_the_form_is_named_as_queue_names_it(
+    tmp_path: Path, field: str, text: str, yaml_text: str
+) -> None:
+    # The form read `100` as 100.0 and named the run lr-100.0; `queue` of `lr: [100]`
+    # names it lr-100. Both are one config: queueing either way skips the other's runs.
+    from core.queue.repo import NewRun, Repo
+
+    shown = preview("same", texts(**{field: text}))
+    assert shown.ok, shown.errors
+    key = {"residual_weight": "RWF"}.get(field, field)
+    path = tmp_path / "s.yml"
+    path.write_text(f"name: same\nmatrix:\n  {yaml_text}\n")
+    queued = expand_sweep_file(path)
+    assert [run.name for run in shown.runs] == [run.name for run in queued]
+    assert all(run.name.startswith(f"{key}-") for run in shown.runs)
+    repo = Repo.open(f"sqlite:///{tmp_path / 'runs.db'}")
+    assert repo.enqueue([NewRun.from_expanded(run) for run in queued]).added == len(queued)
+    again = repo.enqueue([NewRun.from_expanded(run) for run in shown.runs])
+    assert again.added == 0
+    repo.close()
+
+
+def test_a_duplicate_of_an_lr_100_run_names_its_runs_as_queue_does() -> None:
+    from resconv_tui.sweep_form import BaseRun
+
+    (base,) = expand_sweep({"name": "x", "matrix": {"lr": [100]}}, source="test")
+    assert base.name == "lr-100" and base.config.lr == 100.0
+    dup = BaseRun(base.name, base.config, base.swept)
+    from_run = default_texts(base.config.to_dict())
+    assert from_run["lr"] == "100.0"  # as the config holds it; the base's name says 100
+    shown = preview("x", {**from_run, "seed": "1"}, base=dup)
+    assert [run.name for run in shown.runs] == ["lr-100_seed-1"]  # was lr-100.0_seed-1
+    wider = preview("x", {**from_run, "layers": "2,3"}, base=dup)
+    assert [run.name for run in wider.runs] == ["lr-100_l-2", "lr-100_l-3"]
+    # A base named by a float (the logbook's RWF-1.0) keeps its spelling; a value
+    # changed to one typed whole is named as typed.
+    (rwf,) = expand_sweep({"name": "x", "matrix": {"RWF": [1.0]}}, source="test")
+    texts_of = default_texts(rwf.config.to_dict())
+    assert texts_of["residual_weight"] == "1.0"
+    kept = preview("x", {**texts_of, "seed": "1"}, base=BaseRun(rwf.name, rwf.config, rwf.swept))
+    assert [run.name for run in kept.runs] == ["RWF-1.0_seed-1"]
+    changed = preview("x", {**from_run, "lr": "200"}, base=dup)
+    assert [run.name for run in changed.runs] == ["lr-200"]
