@@ -142,21 +142,25 @@ def _fit(args: argparse.Namespace, console: Any, expanded: ExpandedRun, device: 
     with console.status("loading data ..."):
         data = load_datasets(config.dataset, config.image_size, device, data_dir=args.data_dir)
     console.print(f"data: {data.source}, device: {device}", markup=False)
-    with _ProgressBar(console, config, len(data.train)) as bar:
+    with _ProgressBar(console, config.max_inputs) as bar:
         result = fit(config, data, device, bar.callbacks(), checkpoint_dir=args.checkpoints)
-    _print_result(console, result)
+    _print_result(console, result, config.max_inputs)
     return 0 if math.isfinite(result.validation_loss) else 1
 
 
 class _ProgressBar:
-    """A rich progress bar fed by fit()'s callbacks: inputs done/total, loss, inputs/s."""
+    """A rich progress bar fed by fit()'s callbacks: inputs done/total, loss, inputs/s.
 
-    def __init__(self, console: Any, config: Any, n_train: int) -> None:
+    The total is max_inputs, as ``ls``, ``show`` and ``show --follow`` count the run, not
+    the inputs its whole batches come to (6,016 of max_inputs 6,000 at batch size 64):
+    the bar read "/6,016 inputs" where they read 6,000 for the same config. Its last
+    batch goes past it (6,016/6,000, as ``show --follow`` says), and the result says why.
+    """
+
+    def __init__(self, console: Any, max_inputs: int) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from core.train import planned_steps
-
-        self.total = planned_steps(n_train, config.batch_size, config.max_inputs)[1]
+        self.total = max_inputs
         self.progress = Progress(
             TextColumn("[bold]training"),
             BarColumn(),
@@ -197,7 +201,7 @@ class _ProgressBar:
         )
 
 
-def _print_result(console: Any, result: Any) -> None:
+def _print_result(console: Any, result: Any, max_inputs: int) -> None:
     minutes = result.wall_seconds / 60
     # The bar's time and rate were the steps' (its rate the last few steps'); the wall
     # time holds the validation passes and checkpoints too: say which is which.
@@ -208,9 +212,18 @@ def _print_result(console: Any, result: Any) -> None:
         f"params:          {result.param_count:,}",
         f"wall time:       {result.wall_seconds:.1f} s ({minutes:.2f} min){of_which}",
         f"inputs/s:        {result.inputs_per_s:,.0f} over the training steps "
-        f"({result.inputs_seen:,} inputs, {result.steps:,} steps, {result.path_used})",
+        f"({_inputs_seen(result.inputs_seen, max_inputs)}, {result.steps:,} steps, "
+        f"{result.path_used})",
     ]
     if result.checkpoint_path:
         lines.append(f"checkpoints:     {Path(result.checkpoint_path)}")
     for line in lines:
         console.print(line, markup=line is lines[0])  # folders as written: no markup
+
+
+def _inputs_seen(seen: int, max_inputs: int) -> str:
+    """The inputs trained, with why they pass max_inputs (as the run detail says it)."""
+    if seen > max_inputs:
+        # Training stops after the batch that reaches max_inputs, and that batch is whole.
+        return f"{seen:,} inputs: max_inputs {max_inputs:,} in whole batches"
+    return f"{seen:,} inputs"

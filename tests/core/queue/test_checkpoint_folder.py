@@ -1199,3 +1199,24 @@ def test_a_second_train_into_a_folder_another_train_writes_is_refused(
         "wait for it to end or give another folder"
     ) in err
     assert list(folder.iterdir()) == []  # its lock gone with the first
+
+
+def test_train_counts_to_max_inputs_as_ls_and_show_do(
+    queued_db: Path, tmp_path: Path, idx_writer: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The bar counted to the inputs whole batches come to (256 for max_inputs 200 at
+    # batch size 64; 6,016 for 6,000) where ls and show --follow say 200 (6,000).
+    from rich.console import Console
+
+    from core.train import TrainPoint
+    from resconv_tui.commands.train import _ProgressBar
+
+    console = Console(force_terminal=True, width=120, record=True)
+    with _ProgressBar(console, 200) as bar:
+        bar._on_train(TrainPoint(4, 256, 0.5, 3e-4, 10.0, None))
+    assert "256/200 inputs" in console.export_text()
+    (tmp_path / "odd.yml").write_text(SWEEP.replace("max_inputs: 256", "max_inputs: 200"))
+    data = idx_writer(tmp_path / "data")
+    argv = ["train", "odd.yml", "--run", "1", "--device", "cpu", "--data-dir", str(data)]
+    assert main(argv) == 0
+    assert "(256 inputs: max_inputs 200 in whole batches, 4 steps, " in capsys.readouterr().out
