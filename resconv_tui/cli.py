@@ -180,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="resconv-tui",
         description="Queue, train and compare ResConv parameter sweeps. "
         "Without a subcommand the dashboard opens.",
+        epilog="Errors are one line on stderr and exit status 2; Ctrl-C stops a command "
+        "with exit status 130 (a worker: see its --help).",
     )
     parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
     add_db_option(parser)

@@ -58,7 +58,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     output.add_argument(
         "--follow", action="store_true",
         help="follow it as it waits, trains and ends (validation passes, progress, its end); "
-        "exit status 0 if it succeeded, 1 if not",
+        "exit status 0 if it succeeded, 1 if it failed, was cancelled or removed, 130 on "
+        "Ctrl-C (the run goes on)",
     )  # fmt: skip
     show.add_argument("--plot", action="store_true", help="draw its loss curves in the terminal")
     show.add_argument(

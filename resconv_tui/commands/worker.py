@@ -19,7 +19,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="train queued runs on one device (one at a time, or --slots K at once)",
         description="Claim the highest-priority, oldest queued run, train it, record "
         "metrics and results, repeat. The first SIGINT/SIGTERM stops the current run "
-        "at its next step, puts it back in the queue and exits; a second exits at once.",
+        "at its next step, puts it back in the queue and exits (status 0); a second exits "
+        "at once (status 130).",
     )
     add_worker_arguments(parser)
     add_db_option(parser)

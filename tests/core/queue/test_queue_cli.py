@@ -3103,3 +3103,44 @@ def test_train_of_a_run_past_the_last_says_which_numbers_there_are(
     code, _, err = cli(capsys, "train", "sweep.yml", "--run", "5")
     assert code == 2
     one_error_line(err, "run 5 does not exist: sweep.yml expands to 4 runs, numbered 1 to 4")
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        # show --help left out the 130 that README gives for Ctrl-C, and said "1 if not".
+        (
+            ["show"],
+            "exit status 0 if it succeeded, 1 if it failed, was cancelled or removed, "
+            "130 on Ctrl-C",
+        ),
+        (
+            ["stop"],
+            "Exit status: 0 once all have exited (or with --no-wait), 1 if one is "
+            "still running after the wait or could not be signalled",
+        ),
+        (["worker"], "exits (status 0); a second exits at once (status 130)"),
+        ([], "exit status 2; Ctrl-C stops a command with exit status 130"),
+    ],
+)
+def test_each_help_gives_the_exit_statuses_readme_and_the_command_give(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert said in shown
+    readme = " ".join((Path(__file__).parents[3] / "README.md").read_text().split())
+    statuses = re.findall(r"\b(?:status(?:es)?:?|exits?) (\d+)", said)
+    for status in statuses:  # each one the help names, README names for the command too
+        assert re.search(rf"(status|exits?)[^|]*\b{status}\b", readme)
+
+
+def test_ctrl_c_exits_130_as_the_help_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    import resconv_tui.commands.status as status_command
+
+    def interrupted(*_: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(status_command, "run", interrupted)
+    assert main(["status"]) == 130
