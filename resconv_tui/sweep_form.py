@@ -615,13 +615,18 @@ class BaseRun:
 
     ``alone``: it names the form's runs only while the form makes one run (a loaded file
     of fixed settings, ``LoadedSweep.plain_run``): ``queue`` names a matrix's runs by their
-    cells, the file's own config among them (``ks-5``, not ``run``)."""
+    cells, the file's own config among them (``ks-5``, not ``run``).
+
+    ``varied``: the config keys whose values differ among its experiment's runs (the
+    new-sweep screen reads them); None where unknown (each of its swept keys counts as
+    one that varies)."""
 
     name: str
     config: RunConfig
     swept: Mapping[str, Any] = field(default_factory=dict)
     target: Mapping[str, float] | None = None
     alone: bool = False
+    varied: frozenset[str] | None = None
 
 
 # ks1 -> (kernel_size, 0), ks2 -> (kernel_size, 1): a pair's first and last layer value.
@@ -680,6 +685,8 @@ def _described(run: ExpandedRun, base: BaseRun, given: Mapping[str, Any]) -> Exp
     spelled: dict[str, str] = {}  # config key -> how it is written: "l", or "pair" (ks1/ks2)
     for key, value in [*base.swept.items(), *run.swept.items()]:
         canon, pair = PAIR_OF.get(key, (canonical_key(key), -1))
+        if key not in run.swept and _fixed_in(canon, base, now, old):
+            continue
         if spelled.setdefault(canon, "pair" if pair >= 0 else key) != (
             "pair" if pair >= 0 else key
         ):
@@ -697,6 +704,15 @@ def _described(run: ExpandedRun, base: BaseRun, given: Mapping[str, Any]) -> Exp
     same_cell = run.config.replace(seed=base.config.seed) == base.config
     target = dict(base.target) if same_cell and base.target is not None else run.target
     return replace(run, swept=swept, name=slug(swept), target=target)
+
+
+def _fixed_in(canon: str, base: BaseRun, now: dict[str, Any], old: dict[str, Any]) -> bool:
+    """Whether the base run's swept key ``canon`` is a fixed setting of its experiment and
+    of the form too: a one-run form's run is named by what differs from the defaults
+    (``ch-8_max_inputs-640``), which every duplicate of it then named and swept
+    (``ch-8_max_inputs-640_lr-0.001``), and results showed as columns of one value. A
+    duplicate names what varies, as a hand-written sweep's matrix would."""
+    return base.varied is not None and canon not in base.varied and now.get(canon) == old.get(canon)
 
 
 def field_errors(values: Mapping[str, list[Any]]) -> dict[str, str]:

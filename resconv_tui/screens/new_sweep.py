@@ -50,8 +50,8 @@ from core.queue import Repo, RunRow
 from core.queue.comparison import settings_apart_in
 from core.queue.db import READER_UPGRADE_WAIT_S, is_new_file
 from core.queue.failures import diverged_before, diverged_warning
-from core.queue.rows import PRIORITY_LIMIT, EnqueueResult, NewRun
-from core.queue.views import count_of
+from core.queue.rows import PRIORITY_LIMIT, EnqueueResult, NewRun, RunFilter
+from core.queue.views import config_of, count_of, distinct_values, keys_in_order
 from core.run_folders import experiment_folder
 from core.sweep import TARGET_FIELDS
 from resconv_tui.screens.confirm import ConfirmScreen
@@ -142,7 +142,9 @@ class NewSweepScreen(Screen[int | None]):
             name, name_note = _cleaned(base_run.name, f"run {base_run.id}'s name", "the preview",
                                        "run")  # fmt: skip
             self._cleaned_notes = [note for note in (experiment_note, name_note) if note]
-            self._base = BaseRun(name, base_run.config, dict(base_run.swept), base_run.target)
+            varied = _varied_in(db_url, base_run.experiment)
+            self._base = BaseRun(name, base_run.config, dict(base_run.swept), base_run.target,
+                                 varied=varied)  # fmt: skip
         self._texts = default_texts(base)
         self._order = list(self._texts)  # swept keys of a loaded file go first
         self._key_names: dict[str, str] = {}
@@ -802,6 +804,23 @@ def _with_priority(result: Preview, priority: str) -> Preview:
     errors = {**result.errors, "priority": f"{written(text)} is not a whole number from "
               f"-{PRIORITY_LIMIT:,} to {PRIORITY_LIMIT:,}"}  # fmt: skip
     return Preview(errors=errors, total=result.total)
+
+
+def _varied_in(db_url: str, experiment: str) -> frozenset[str] | None:
+    """The config keys whose values differ among ``experiment``'s runs: a duplicate names
+    only those of its base run's swept keys (``BaseRun.varied``). None where the queue
+    cannot be read now (the base run's swept keys are then all named, as before)."""
+    try:
+        repo = Repo.open(db_url, create=False, upgrade_wait_s=READER_UPGRADE_WAIT_S)
+        try:
+            runs = repo.list_runs(RunFilter(experiment=experiment))
+        finally:
+            repo.close()
+    except ResconvError:
+        return None
+    configs = [config_of(run.config_json) for run in runs]
+    return frozenset(key for key in keys_in_order(configs)
+                     if len(distinct_values(key, configs)) > 1)  # fmt: skip
 
 
 def _cleaned(text: str, whose: str, where: str, fallback: str) -> tuple[str, str]:

@@ -1664,3 +1664,37 @@ async def test_the_last_include_entries_left_out_by_the_other_pair_are_named(
     assert "include" not in yaml.safe_load(path.read_text())
     queued = sorted(named(Repo.open(db_url).list_runs()))
     assert queued == sorted(named(expand_sweep_file(path))) and len(queued) == 1
+
+
+async def test_a_duplicate_names_and_sweeps_only_what_varies(db_url: str) -> None:
+    # A one-run form's run is named by what differs from the defaults; `d` on it with an
+    # lr sweep named its runs l-3_ch-8_max_inputs-640_lr-0.001 (its swept keys, though
+    # every run of the experiment has them alike), and results showed them as columns.
+    from core.queue.views import results_table
+    from resconv_tui.sweep_form import default_texts, preview
+
+    solo = preview("solo", {**default_texts(), "layers": "3", "channels": "8",
+                            "max_inputs": "640"})  # fmt: skip
+    repo = Repo.open(db_url)
+    repo.enqueue([NewRun.from_expanded(run) for run in solo.runs])
+    (base,) = repo.list_runs()
+    assert base.name == "l-3_ch-8_max_inputs-640"
+    app = ScreenHost(NewSweepScreen(db_url, base_run=base))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await type_into(pilot, "lr", "1e-3,3e-3")
+        assert [run.name for run in form(pilot).preview.runs] == ["lr-0.001", "lr-0.003"]
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    copies = repo.list_runs()[1:]
+    assert [(run.name, run.swept) for run in copies] == [
+        ("lr-0.001", {"lr": 0.001}), ("lr-0.003", {"lr": 0.003}),
+    ]  # fmt: skip
+    assert "ch" not in results_table(copies).columns
+    assert "max_inputs" not in results_table(copies).columns
+    # Duplicated again, a key the experiment now varies is named, as its sweep names it.
+    app = ScreenHost(NewSweepScreen(db_url, base_run=copies[0]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await type_into(pilot, "seed", "1")
+        assert [run.name for run in form(pilot).preview.runs] == ["lr-0.001_seed-1"]
