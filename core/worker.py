@@ -862,12 +862,16 @@ class BeatsSeen(Generic[K]):
     """Beats read look after look (a run's heartbeat_at, a worker's last_seen_at, each as
     its box's clock wrote it), and since when by this process's monotonic clock each has
     read the same one: silence timed by this clock, whatever the other box's says. The
-    loop and the heartbeat thread share it without a lock (both look only at a run's
-    edges): a read stored over another's only times a silence later, never earlier."""
+    loop and the heartbeat thread share it (both look at a run's edges), one read at a
+    time: a read stored over another's only times a silence later, never earlier."""
 
     def __init__(self) -> None:
         self.seen: dict[K, tuple[float, float]] = {}  # key -> (beat, read so since)
         self.read_at = -math.inf  # the last read (monotonic)
+        # Both threads resume at once past a stop: without it the second read took the
+        # memory of before the stop after the first had stored its time (no gap left to
+        # see), and a sibling slot's live run, not beaten yet, read as silent 40 s.
+        self.lock = threading.Lock()
 
     def silent(self, beats: dict[K, float], limit_s: float, gap_s: float) -> dict[K, float]:
         """Of ``beats`` (as read now), those read at the same beat for longer than
@@ -877,16 +881,17 @@ class BeatsSeen(Generic[K]):
         nothing, as the others were maybe stopped alike and have not beaten since they
         resumed: the first look after a 40 s Ctrl-Z marked the other slots' live runs lost
         and their next beats revived them."""
-        now = time.monotonic()
-        seen = self.seen
-        if now - self.read_at > gap_s:
-            seen = {key: (beat, now) for key, (beat, _) in seen.items()}
-        self.read_at = now
-        self.seen = {
-            key: seen[key] if key in seen and seen[key][0] == beat else (beat, now)
-            for key, beat in beats.items()
-        }
-        return {key: beat for key, (beat, since) in self.seen.items() if now - since > limit_s}
+        with self.lock:
+            now = time.monotonic()
+            seen = self.seen
+            if now - self.read_at > gap_s:
+                seen = {key: (beat, now) for key, (beat, _) in seen.items()}
+            self.read_at = now
+            self.seen = {
+                key: seen[key] if key in seen and seen[key][0] == beat else (beat, now)
+                for key, beat in beats.items()
+            }
+            return {key: beat for key, (beat, since) in self.seen.items() if now - since > limit_s}
 
 
 class Ending(NamedTuple):

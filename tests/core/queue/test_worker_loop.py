@@ -1191,6 +1191,36 @@ def test_an_idle_worker_stopped_with_the_others_times_their_silence_afresh(
     assert repo.get_run(run_id).error == "worker lost"
 
 
+def test_the_loop_and_the_heartbeat_thread_reading_at_once_past_a_stop_both_time_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A worker stopped (Ctrl-Z) at a run's edge: as it resumes, its loop and its
+    # heartbeat thread both look. The second read began after the first had stored its
+    # read time but not yet its memory timed afresh: it saw no gap, took the memory of
+    # before the stop, and read a sibling slot's live run (not beaten yet) as silent.
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    seen: worker_module.BeatsSeen[int] = worker_module.BeatsSeen()
+    assert seen.silent({7: 5.0}, 30.0, 23.0) == {}
+    clock[0] += 40  # both threads stopped 40 s
+    second: list[dict[int, float]] = []
+    lookers: list[threading.Thread] = []
+
+    class ReadWhileTheOtherThreadLooks(dict[int, float]):
+        def items(self) -> Any:  # inside the first read, past its gap check
+            looker = threading.Thread(
+                target=lambda: second.append(seen.silent({7: 5.0}, 30.0, 23.0))
+            )
+            lookers.append(looker)
+            looker.start()
+            looker.join(0.5)  # it waits for the first read to end, or reads in its midst
+            return super().items()
+
+    assert seen.silent(ReadWhileTheOtherThreadLooks({7: 5.0}), 30.0, 23.0) == {}
+    lookers[0].join(5)
+    assert second == [{}]  # silent 0 s by this process's watch, not 40
+
+
 def test_a_worker_stopped_with_the_others_does_not_mark_their_live_runs_lost_on_resuming(
     repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
