@@ -1029,68 +1029,24 @@ def test_a_refused_look_for_lost_runs_waits_for_nothing_and_is_tried_at_the_next
     assert (repo.get_run(run_id).status, repo.get_run(run_id).error) == (S.FAILED, "worker lost")
 
 
+@pytest.mark.parametrize("look", ["training", "idle"])
 def test_a_box_whose_clock_is_behind_keeps_its_live_run_and_a_dead_one_is_still_marked(
-    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, look: str
 ) -> None:
     # Each box writes heartbeat_at with its own clock. A box 40 s behind read as silent
-    # past the limit at every training look (every 10 s): its live run was marked lost,
-    # its next beat revived it, both logs filled and the dashboard flickered. Now a run
-    # is lost only when its beat stops changing, by the looking worker's own clock.
+    # past the limit at every look (every 10 s), a training worker's and an idle one's:
+    # its live run was marked lost, its next beat revived it, both logs filled and the
+    # dashboard flickered. Now a run is lost only when its beat stops changing, by the
+    # looking worker's own clock (an idle worker's first look, at start, is by age).
     monkeypatch.setattr(worker_module, "RECOVER_EVERY_S", 0.05)
+    worker = make_worker(repo, fake_trainer(), tmp_path, stale_after_s=0.3)
+    if look == "idle":
+        worker.recover()  # its first look, at start: nothing running yet
     behind = repo.register_worker("behind", 1, "cuda:0")
     (run_id,) = repo.enqueue([tiny_run()]).added_ids
     assert repo.claim(behind) is not None
-    beating = threading.Event()
-    beating.set()
-
-    def beat_40_s_behind() -> None:  # as repo.heartbeat on that box writes
-        while beating.is_set():
-            now = time.time() - 40
-            with repo._write() as conn:
-                conn.execute(update(RUN).values(heartbeat_at=now))
-                conn.execute(update(WORKER).where(WORKER.c.id == behind).values(last_seen_at=now))
-            time.sleep(0.05)
-
-    beats = threading.Thread(target=beat_40_s_behind)
-    beats.start()
-    worker = make_worker(repo, fake_trainer(), tmp_path, stale_after_s=0.3)
-    worker.heartbeat.run_ids = (run_id + 1,)  # training a run of its own
-
-    def look_until(seconds: float) -> RunStatus:
-        until = time.monotonic() + seconds
-        while time.monotonic() < until and repo.get_run(run_id).status == S.RUNNING:
-            worker.looked_at = -math.inf
-            worker.recover_while_training()
-            time.sleep(0.05)
-        return repo.get_run(run_id).status
-
-    try:
-        assert look_until(1.5) == S.RUNNING  # alive: never marked, however far behind
-    finally:
-        beating.clear()
-        beats.join()
-    stopped = time.monotonic()
-    # Its box dies: the beat stops changing and is found within the limit and a look or two.
-    assert look_until(0.3 + 2 * 0.05 + 1.0) == S.FAILED
-    assert time.monotonic() - stopped > 0.3
-    assert repo.get_run(run_id).error == "worker lost"
-    assert [w.state for w in repo.list_workers(include_gone=True) if w.id == behind] == ["lost"]
-
-
-def test_an_idle_worker_keeps_a_live_run_of_a_box_whose_clock_is_behind(
-    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # An idle worker's look (every 10 s) judged the other runs by their age on its own
-    # clock: a box 40 s behind had its live run marked lost at every look, and its next
-    # beat revived it ("worker lost" / "running again" in both logs, the dashboard
-    # flickering). After its first look, an idle worker too waits for a beat to stop
-    # changing by its own clock.
-    monkeypatch.setattr(worker_module, "RECOVER_EVERY_S", 0.05)
-    worker = make_worker(repo, fake_trainer(), tmp_path, stale_after_s=0.3)
-    worker.recover()  # its first look, at start: nothing running yet
-    behind = repo.register_worker("behind", 1, "cuda:0")
-    (run_id,) = repo.enqueue([tiny_run()]).added_ids
-    assert repo.claim(behind) is not None
+    if look == "training":
+        worker.heartbeat.run_ids = (run_id + 1,)  # training a run of its own
     beating = threading.Event()
     beating.set()
 
@@ -1105,7 +1061,11 @@ def test_an_idle_worker_keeps_a_live_run_of_a_box_whose_clock_is_behind(
     def look_until(seconds: float) -> RunStatus:
         until = time.monotonic() + seconds
         while time.monotonic() < until and repo.get_run(run_id).status == S.RUNNING:
-            worker.recover()
+            if look == "training":
+                worker.looked_at = -math.inf
+                worker.recover_while_training()
+            else:
+                worker.recover()
             time.sleep(0.05)
         return repo.get_run(run_id).status
 
