@@ -1219,4 +1219,5 @@ def test_train_counts_to_max_inputs_as_ls_and_show_do(
     data = idx_writer(tmp_path / "data")
     argv = ["train", "odd.yml", "--run", "1", "--device", "cpu", "--data-dir", str(data)]
     assert main(argv) == 0
-    assert "(256 inputs: max_inputs 200 in whole batches, 4 steps, " in capsys.readouterr().out
+    said = " ".join(capsys.readouterr().out.split())  # wrapped at the terminal's width
+    assert "(256 inputs: max_inputs 200 in whole batches, 4 steps, " in said
