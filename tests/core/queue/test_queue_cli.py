@@ -2753,18 +2753,10 @@ def test_stop_reads_a_postgresql_url_s_query_and_environment_as_its_worker_s_lib
     # Stop read a worker's URL by its host, port, name and role before the query's, and
     # left PGHOSTADDR, PGSERVICE and a search path out: a worker of another server (or
     # schema) read as one of stop's database, and stop, run while it started, signalled it.
-    from core.processes import WorkerProcess
+    from core.processes import LIBPQ_DEFAULTS, WorkerProcess
     from resconv_tui.commands.stop import same_database
 
-    for name in [
-        "PGHOST",
-        "PGPORT",
-        "PGUSER",
-        "PGDATABASE",
-        "PGOPTIONS",
-        "PGHOSTADDR",
-        "PGSERVICE",
-    ]:
+    for name in LIBPQ_DEFAULTS:
         monkeypatch.delenv(name, raising=False)
     process = WorkerProcess(1, theirs, Path.cwd(), False, libpq_environ)
     assert same_database("postgresql://u:secret@localhost/runs", process) == same
@@ -2775,18 +2767,10 @@ def test_stop_matches_no_worker_where_its_own_environment_names_a_service(
 ) -> None:
     # Stop's own PGSERVICE (or PGHOSTADDR) may name a server its URL does not: a
     # worker of localhost is not known to be one of stop's.
-    from core.processes import WorkerProcess
+    from core.processes import LIBPQ_DEFAULTS, WorkerProcess
     from resconv_tui.commands.stop import same_database
 
-    for name in [
-        "PGHOST",
-        "PGPORT",
-        "PGUSER",
-        "PGDATABASE",
-        "PGOPTIONS",
-        "PGHOSTADDR",
-        "PGSERVICE",
-    ]:
+    for name in LIBPQ_DEFAULTS:
         monkeypatch.delenv(name, raising=False)
     process = WorkerProcess(1, "postgresql://u@localhost/runs", Path.cwd(), False, {})
     assert same_database("postgresql://u@localhost/runs", process)
