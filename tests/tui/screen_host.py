@@ -8,6 +8,7 @@ from textual.app import App
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.worker import WorkerCancelled
 
 
@@ -43,6 +44,23 @@ def assert_folds_at_separators(parts: list[str], name: str) -> None:
     each but the last ends after a separator: no line ends inside a token."""
     assert "".join(parts) == name
     assert all(part[-1] in "_-/" for part in parts[:-1]), parts
+
+
+async def drawn_in(pilot: Pilot[Any], widget: Widget, text: str, timeout: float = 10.0) -> str:
+    """The words ``widget``'s region shows, joined by single spaces, once they are ``text``
+    or as they are after ``timeout``: on a loaded machine one pause after a focus move
+    sometimes still showed the previous field's hint (CI read "seed: ..." for priority)."""
+
+    def words() -> str:
+        return " ".join(" ".join(region_lines(pilot.app, widget.region)).split())
+
+    shown = words()
+    for _ in range(int(timeout / 0.05)):
+        if shown == text:
+            break
+        await pilot.pause(0.05)
+        shown = words()
+    return shown
 
 
 async def drawn(pilot: Pilot[Any], text: str, timeout: float = 10.0) -> str:
