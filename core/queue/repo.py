@@ -49,7 +49,7 @@ from sqlalchemy import (
 )
 
 from core.config import RunConfig
-from core.errors import ConfigError, first_line
+from core.errors import ConfigError, cut, first_line
 from core.queue import db
 from core.queue.errors import DamagedRow, InvalidTransition, QueueError, UnknownRun
 from core.queue.models import Metric, Run, Worker
@@ -1849,7 +1849,8 @@ def _worker_row(mapping: RowMapping) -> WorkerRow:
     m = dict(mapping)
     wrong = _worker_faults(m)
     if wrong:
-        raise _damaged_row(f"worker {m.get('id')}'s row", _faults_said(wrong))
+        # Its id cut as any value said: an id edited into 10 KB filled the terminal.
+        raise _damaged_row(f"worker {cut(str(m.get('id')))}'s row", _faults_said(wrong))
     flag = m.get("largest_first")
     if flag is not None:
         m["largest_first"] = bool(flag)

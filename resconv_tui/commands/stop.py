@@ -353,10 +353,10 @@ def early_said(early: list[int], left_alone: list[DamagedWorker]) -> list[str]:
     named with that row; the others are starting, or (a damaged row whose pid cannot be
     read beside them) may be that row's. "starting: no row yet" was said of a worker
     whose row was there, damaged, and that may have trained for hours."""
-    from core.errors import terminal_safe
+    from core.errors import cut, terminal_safe
     from core.queue.views import ids_of
 
-    row_of = {row.pid: row.id for row in left_alone if row.pid is not None}
+    row_of = {row.pid: cut(row.id) for row in left_alone if row.pid is not None}
     said = [
         f"asked worker pid {pid} to stop (found by its command line: damaged worker row "
         f"{row_of[pid]} holds its pid)"

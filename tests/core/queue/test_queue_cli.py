@@ -2899,6 +2899,30 @@ def test_status_and_ls_show_the_rest_beside_a_damaged_worker_row(
     assert [run["id"] for run in json.loads(out)] == [1, 2, 3, 4]
 
 
+def test_a_damaged_worker_row_s_long_id_is_cut_where_it_is_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # An id edited into 10 KB was printed whole by status, ls and stop (twice by stop:
+    # on stderr, and on stdout with the worker it found by its command line).
+    cli(capsys, "queue", "sweep.yml")
+    with worker_starting(Path("box")) as pid:  # started before its row, as a worker is
+        repo = Repo.open("runs.db")
+        worker = repo.register_worker(socket.gethostname(), pid, "cpu")
+        with sqlite3.connect("runs.db") as conn:  # as an SQL client's UPDATE stores it
+            conn.execute(
+                "UPDATE worker SET id = ?, last_seen_at = 'x' WHERE id = ?", ("w" * 10_000, worker)
+            )
+        cut_id = f"{'w' * 99}…"
+        named = f"resconv-tui: worker {cut_id}'s row is damaged (its last_seen_at is 'x'"
+        for command in ("status", "ls", "stop"):
+            _, out, err = cli(capsys, command, *(["--no-wait"] if command == "stop" else []))
+            assert err.startswith(named) and len(err) < 1_000, command
+        assert out == (
+            f"asked worker pid {pid} to stop (found by its command line: damaged worker row "
+            f"{cut_id} holds its pid); it held no run when read\n"
+        )
+
+
 # What stop says of a damaged worker row of this machine, after the row's repair: what
 # it does to that row's worker (found by its command line, signalled once as any other;
 # its row cannot say "stopping", so a second stop signals it again: exit at once).
