@@ -388,8 +388,13 @@ def _short_options(letters: str) -> tuple[str, str] | None:
 
 
 def _script_and_arguments(words: list[str]) -> tuple[str, list[str]]:
-    """The script's name (``words``' first, "-": stdin) and the words after it."""
-    return (Path(words[0]).name, words[1:]) if words else ("", [])
+    """``resconv-tui`` and the words after it where the script (``words``' first) is the
+    CLI's script; else ("", []). Only the CLI is run as a script: a file named as a
+    module (``python /home/me/core.worker``) runs that file, not the module, and was
+    counted as a worker (``stop`` signalled it)."""
+    if words and Path(words[0]).name == CLI_SCRIPT:
+        return CLI_SCRIPT, words[1:]
+    return "", []
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h

@@ -1278,6 +1278,10 @@ def test_stop_leaves_a_worker_of_another_pid_namespace_alone(
         (["python", "script.py", "-m", "core.worker"], False),
         (["python", "-c", "pass", "-m", "core.worker"], False),
         (["vim", "resconv-tui", "worker"], False),
+        # A script file named as the module is not the module (python runs the file).
+        (["python", "/home/me/core.worker", "--db", "a.db"], False),
+        (["python", "-u", "--", "core.worker"], False),
+        (["python", "resconv_tui", "worker"], False),
     ],
 )
 def test_a_worker_is_what_a_process_runs_not_what_its_arguments_name(
