@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
+from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 from textual.reactive import reactive
 
@@ -84,10 +85,12 @@ class WorkersPanel(SteadyStatic):
         # Slot workers say "cuda:0 slot 2/4", stacked ones "runs 9,10,11": widen those
         # columns for all rows alike; the GPU column is as wide as its widest text (narrow
         # on a CPU box), so a line fits 120 columns.
-        device_width = max(7, *(len(w.device) for w in self.rows))
+        device_width = max(7, *(cell_len(w.device) for w in self.rows))
         runs = {w.id: _runs_label(w, self.held.get(w.id, [])) for w in self.rows}
         runs_width = max(7, *(len(label) for label in runs.values()))
-        hosts = Counter(w.host[:10] for w in self.rows)  # as the narrow line shows them
+        hosts = Counter(
+            set_cell_size(w.host, 10) for w in self.rows
+        )  # as the narrow line shows them
         # The narrow line's pid column, for all rows alike, as wide as their widest pid.
         pids = max(len(str(w.pid)) for w in self.rows) if max(hosts.values()) > 1 else 0
         narrow = 0 < self.size.width < NARROW_BELOW
@@ -134,16 +137,20 @@ class WorkersPanel(SteadyStatic):
         self._redraw()
 
     def _line(self, w: WorkerRow, device_width: int, columns: str, pids: int, narrow: bool) -> Text:
+        # Host and device cut and padded by terminal cells, not characters: a host name in
+        # CJK (two cells a character) pushed its line's columns out of line with the rest.
         health = worker_health(w, self.now)
         line = Text()
         beat = f"beat {format_age(w.age(self.now))} ago"
         if narrow:  # the dot's shape says the health: ● ◐ ○
             line.append(f"{HEALTH_DOT[health]} ", style=self._style(health))
             pid = f"{w.pid:<{pids}} " if pids else ""
-            line.append(f"{w.host:<10.10} {pid}{w.device:<{device_width}} {columns} {beat}")
+            host, device = set_cell_size(w.host, 10), set_cell_size(w.device, device_width)
+            line.append(f"{host} {pid}{device} {columns} {beat}")
         else:
             line.append(f"{HEALTH_DOT[health]} {health:<7} ", style=self._style(health))
-            line.append(f"{w.host:<16.16} pid {w.pid:<7} {w.device:<{device_width}} {columns}")
+            host, device = set_cell_size(w.host, 16), set_cell_size(w.device, device_width)
+            line.append(f"{host} pid {w.pid:<7} {device} {columns}")
             line.append(f" done {w.runs_done:<3} {beat}")
         if rules := claim_rules(w):  # last: a narrow panel cuts it first
             line.append(f"  {rules}", style=self._style("dim"))

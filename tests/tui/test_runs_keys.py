@@ -1327,6 +1327,27 @@ async def test_workers_panel_columns_line_up_and_fit_at_120_and_80_columns(
             ), lines
 
 
+async def test_workers_panel_columns_line_up_beside_a_wide_character_host(
+    local_slot_workers, app_factory, settle, db_url
+) -> None:
+    # A host name in CJK (two cells a character) was cut and padded by characters: its
+    # line ran 16 cells (10 narrow) longer than the others, every column after it shifted.
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+        conn.execute(
+            "UPDATE worker SET host = ? WHERE host = 'gpu-box'", ("東京ＧＰＵサーバー研究室",)
+        )
+    for size in ((120, 40), (80, 24)):
+        app = app_factory()
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            panel = app.screen.query_one(WorkersPanel)
+            lines = region_lines(app, panel.content_region)
+            assert len(lines) == 4 and any("東京" in line for line in lines), lines
+            for column in (" GPU", " beat"):
+                starts = {cell_len(line[: line.index(column)]) for line in lines if column in line}
+                assert len(starts) == 1, (size, column, lines)
+
+
 async def test_at_80_columns_a_stack_workers_rules_are_cut_not_wrapped(
     no_local_worker, app_factory, settle, db_url
 ) -> None:
