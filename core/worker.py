@@ -3,13 +3,14 @@
 The one place that joins the queue and training. Deliberately boring:
 
 * At start it registers itself and marks stale ``running`` runs failed "worker
-  lost": their heartbeat is older than ``stale_after_s``, or their worker was a
-  process on this host that no longer exists and has been silent for
-  ``core.processes.SILENT_FOR_S`` (so a restart after ``kill -9`` recovers within
-  seconds instead of after 30 s). It looks again every ``RECOVER_EVERY_S``, between
-  runs, while idle and while training, judging another box's runs (and idle workers)
-  by their beats staying unchanged that long on its own clock, not by their age: the
-  boxes' clocks may differ (``Worker.recover_silent``).
+  lost": their heartbeat is older than ``SURELY_LOST_AFTER_S`` (10 minutes, past any
+  two boxes' clocks apart), or their worker was a process on this host that no longer
+  exists and has been silent for ``core.processes.SILENT_FOR_S`` (so a restart after
+  ``kill -9`` recovers within seconds instead of after 30 s). It looks again every
+  ``RECOVER_EVERY_S``, between runs, while idle and while training, judging another
+  box's runs (and idle workers) by their beats staying unchanged for ``stale_after_s``
+  on its own clock, not by their age: the boxes' clocks may differ
+  (``Worker.recover_silent``).
 * It claims the highest-priority, oldest queued run and calls ``core.train.fit``
   with callbacks (``core.recording.RunRecorder``) that buffer metric rows and
   write them in batches (every ``FLUSH_S`` or ``FLUSH_ROWS``), read the cancel
@@ -146,6 +147,13 @@ RECOVER_EVERY_S = 10.0
 # This machine's clock this far from the database server's: said at start (a third of
 # the heartbeat's limit, far above what NTP leaves: milliseconds).
 CLOCK_WARN_S = 10.0
+# A worker's first look (at start) marks lost by heartbeat age alone only the runs (and
+# idle workers) silent this long on its clock: far past any two boxes' clocks apart (the
+# warning above comes at 10 s), so a power cut's leftovers are recovered at once, while a
+# live run of a box whose clock is behind this one's is not (by the 30 s limit, a box
+# 30 s ahead marked the others' live runs lost at each start). Younger silence is judged
+# by the beats changing, as at every later look.
+SURELY_LOST_AFTER_S = 600.0
 EMERGENCY_REQUEUE_S = 2.0
 # Asked to stop while its database is locked or away (a backup, an SQL shell, another
 # process's long write, a server restarting): this long trying to give its runs back, as
@@ -211,8 +219,8 @@ class Worker:
         # read that same beat.
         self.run_beats: BeatsSeen[int] = BeatsSeen()
         self.worker_beats: BeatsSeen[str] = BeatsSeen()
-        # Whether ``recover`` has judged the others by heartbeat age: once, at start (or
-        # its first look past a database outage); after that by their beats changing.
+        # Whether ``recover`` has judged the others by heartbeat age past
+        # SURELY_LOST_AFTER_S: once, at start (or its first look past a database outage).
         self.judged_by_age = False
         self.current: list[int] = []  # claimed runs not ended yet: a second signal puts them back
         self.folders: dict[int, Path] = {}  # the checkpoint folders of the runs training
@@ -330,13 +338,15 @@ class Worker:
 
     def recover(self) -> None:
         """At start, between runs and while idle: the runs of this machine's dead workers
-        are marked lost, and those of silent ones. The first look (at start: a run whose
-        worker died before this one started) judges silence by heartbeat age on this
-        box's clock, all it has then; later looks by each beat staying unchanged on this
-        process's own clock (``recover_silent``), as a training worker's look: each box
-        writes its beats with its own clock, and by age an idle worker on a box 30 s or
-        more ahead marked another box's live runs lost at every look, revived by their
-        next beat (both logs and the dashboard flickering every 10 s)."""
+        are marked lost, and those of silent ones, by each beat staying unchanged for
+        the stale limit on this process's own clock (``recover_silent``), as a training
+        worker's look: each box writes its beats with its own clock, and by age a worker
+        on a box 30 s or more ahead marked another box's live runs lost, revived by their
+        next beat (logs and the dashboard flickering, and a retry meanwhile could have
+        two workers train one run). The first look (at start, or its first past a
+        database outage) has no earlier read to compare with: it marks lost by age only
+        those silent past ``SURELY_LOST_AFTER_S`` (a power cut's leftovers, at once);
+        a younger silent one is found by the next looks, within the limit and a look."""
         now = time.time()
         dead = [
             w.id
@@ -349,19 +359,19 @@ class Worker:
         # the others lost): judge their silence only once they have had time to beat.
         back_from_outage = self.repo.outage.ended_within(self.stale_after_s)
         lost: list[LostRun] = []
-        if not self.judged_by_age:
-            stale_after_s = None if back_from_outage else self.stale_after_s
+        if not self.judged_by_age and not back_from_outage:
             lost = self.repo.recover_stale_runs(
-                stale_after_s, dead, caller=self.id, caller_runs=self.current
+                max(self.stale_after_s, SURELY_LOST_AFTER_S), dead,
+                caller=self.id, caller_runs=self.current,
+            )  # fmt: skip
+            self.judged_by_age = True
+        elif dead:
+            lost = self.repo.recover_stale_runs(
+                None, dead, caller=self.id, caller_runs=self.current
             )
-            self.judged_by_age = stale_after_s is not None
-        else:
-            if dead:
-                lost = self.repo.recover_stale_runs(
-                    None, dead, caller=self.id, caller_runs=self.current
-                )
-            if not back_from_outage:
-                lost += self.recover_silent(self.current)
+        if not back_from_outage:
+            # The first look's read is the memory the next looks time silence from.
+            lost += self.recover_silent(self.current)
         for run in lost:
             say(self.lost_line(run))
 
@@ -1149,16 +1159,19 @@ def run_worker(
 
 
 def warn_of_clock_offset(repo: Repo) -> None:
-    """Say so when this machine's clock is far from the database server's: workers age
-    each other's heartbeats by their own clocks, and mark a run lost at 30 s."""
+    """Say so when this machine's clock is far from the database server's: dashboards
+    and commands age each worker's heartbeats by their own clocks, and read a run
+    silent at 30 s; workers judge by the beats changing, but a starting worker's first
+    look by age past ``SURELY_LOST_AFTER_S`` (``Worker.recover``)."""
     offset = repo.clock_offset()
     if offset is None or abs(offset) < CLOCK_WARN_S:
         return
     how = "behind" if offset > 0 else "ahead of"
     say(
         f"warning: this machine's clock is {abs(offset):.0f} s {how} the database server's; "
-        f"workers on machines whose clocks are {STALE_AFTER_S:.0f} s apart mark each other's "
-        "live runs lost: keep the clocks in step (NTP: timedatectl set-ntp true)"
+        f"on machines whose clocks are {STALE_AFTER_S:.0f} s apart, each reads the other's "
+        f"live runs as silent ({SURELY_LOST_AFTER_S / 60:.0f} minutes apart, a worker starting "
+        "marks them lost): keep the clocks in step (NTP: timedatectl set-ntp true)"
     )
 
 

@@ -1037,7 +1037,8 @@ def test_a_box_whose_clock_is_behind_keeps_its_live_run_and_a_dead_one_is_still_
     # past the limit at every look (every 10 s), a training worker's and an idle one's:
     # its live run was marked lost, its next beat revived it, both logs filled and the
     # dashboard flickered. Now a run is lost only when its beat stops changing, by the
-    # looking worker's own clock (an idle worker's first look, at start, is by age).
+    # looking worker's own clock (a worker's first look, at start, by age only past
+    # SURELY_LOST_AFTER_S: test_a_worker_s_first_look_keeps_the_live_run_and_worker_...).
     monkeypatch.setattr(worker_module, "RECOVER_EVERY_S", 0.05)
     worker = make_worker(repo, fake_trainer(), tmp_path, stale_after_s=0.3)
     if look == "idle":
@@ -1125,6 +1126,128 @@ def test_an_idle_worker_marks_an_idle_worker_lost_once_its_beat_stops_not_by_its
     stopped = time.monotonic()
     assert look_until(0.3 + 2 * 0.05 + 1.0) == "lost"
     assert time.monotonic() - stopped > 0.3
+
+
+def beat_at(repo: Repo, worker_id: str, beat: float) -> None:
+    """``worker_id``'s row and runs as its box wrote them last, at ``beat`` by its clock."""
+    with repo._write() as conn:
+        conn.execute(update(RUN).where(RUN.c.worker_id == worker_id).values(heartbeat_at=beat))
+        conn.execute(update(WORKER).where(WORKER.c.id == worker_id).values(last_seen_at=beat))
+
+
+def states_of(repo: Repo, *worker_ids: str) -> list[str]:
+    states = {w.id: w.state for w in repo.list_workers(include_gone=True)}
+    return [states[worker_id] for worker_id in worker_ids]
+
+
+def test_a_worker_s_first_look_keeps_the_live_run_and_worker_of_a_box_whose_clock_is_behind(
+    repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Each box writes its beats with its own clock. A worker's first look (at start)
+    # judged them by age on its own: started on a box 30 s or more ahead, it marked
+    # another box's live run and idle worker lost, revived by their next beats (log noise,
+    # a dashboard flicker, and a retry meanwhile could have two workers train one run);
+    # a worker restarted in a loop (--max-runs 1 under systemd) did so at every start.
+    training = repo.register_worker("behind", 1, "cuda:0")
+    idle = repo.register_worker("behind", 2, "cuda:1")
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+    assert repo.claim(training) is not None
+    for worker_id in (training, idle):  # their last beats, by a clock 40 s behind
+        beat_at(repo, worker_id, time.time() - 40)
+    worker = make_worker(repo, fake_trainer(), tmp_path)  # the 30 s limit
+    worker.recover()  # its first look, at start
+    assert repo.get_run(run_id).status == S.RUNNING
+    assert states_of(repo, training, idle) == ["running", "idle"]
+    assert "lost" not in capsys.readouterr().out
+
+
+def test_a_worker_restarted_after_each_run_leaves_a_box_behind_alone_at_every_start(
+    repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `worker --max-runs 1` restarted by systemd: each start's first look marked the
+    # live run of a box 40 s behind lost (nothing revived it here: it beats no more).
+    behind = repo.register_worker("behind", 1, "cuda:0")
+    (run_id,) = repo.enqueue([tiny_run(0)]).added_ids
+    assert repo.claim(behind) is not None
+    repo.enqueue(tiny_runs(3)[1:])
+    for _ in range(2):
+        beat_at(repo, behind, time.time() - 40)  # it beat just now, by its clock
+        worker = make_worker(repo, fake_trainer(), tmp_path, max_runs=1)
+        assert worker.loop() == 1
+    assert repo.get_run(run_id).status == S.RUNNING
+    assert states_of(repo, behind) == ["running"]
+    assert "that worker lost" not in capsys.readouterr().out
+
+
+def test_a_worker_s_first_look_marks_lost_at_once_what_is_silent_past_any_clock_difference(
+    repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A power cut's leftovers, silent longer than two boxes' clocks could be apart, are
+    # lost at start, not a look or more later; one silent less long may be a live box's
+    # whose clock is behind: its beats will tell (the next test).
+    dead, dead_idle = (
+        repo.register_worker("dead", 1, "cuda:0"),
+        repo.register_worker("dead", 2, "cpu"),
+    )
+    behind = repo.register_worker("behind", 1, "cuda:0")
+    repo.enqueue(tiny_runs(2))
+    lost_run, kept_run = repo.claim(dead), repo.claim(behind)
+    assert lost_run is not None and kept_run is not None
+    bound = worker_module.SURELY_LOST_AFTER_S
+    for worker_id, silent_s in ((dead, bound + 5), (dead_idle, bound + 5), (behind, bound - 5)):
+        beat_at(repo, worker_id, time.time() - silent_s)
+    worker = make_worker(repo, fake_trainer(), tmp_path)
+    worker.recover()  # its first look, at start
+    lost = repo.get_run(lost_run.id)
+    assert (lost.status, lost.error) == (S.FAILED, "worker lost")
+    assert repo.get_run(kept_run.id).status == S.RUNNING
+    assert states_of(repo, dead, dead_idle, behind) == ["lost", "lost", "running"]
+    said = f"run {lost_run.id} of worker dead pid 1: that worker lost (marked failed; "
+    assert said in capsys.readouterr().out
+
+
+def test_a_run_silent_less_long_at_start_is_marked_lost_by_a_later_look_within_the_limit(
+    repo: Repo, tmp_path: Path
+) -> None:
+    # Its box died a minute ago: not lost at the first look (it could be a live box
+    # whose clock is behind), but once its beat, read then, has not changed for the
+    # limit on this worker's clock: within the limit and a look.
+    dead, dead_idle = (
+        repo.register_worker("dead", 1, "cuda:0"),
+        repo.register_worker("dead", 2, "cpu"),
+    )
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+    assert repo.claim(dead) is not None
+    for worker_id in (dead, dead_idle):
+        beat_at(repo, worker_id, time.time() - 60)
+    worker = make_worker(repo, fake_trainer(), tmp_path, stale_after_s=0.3)
+    worker.recover()  # its first look, at start
+    looked = time.monotonic()
+    assert repo.get_run(run_id).status == S.RUNNING
+    assert states_of(repo, dead, dead_idle) == ["running", "idle"]
+    while repo.get_run(run_id).status == S.RUNNING and time.monotonic() - looked < 3.0:
+        time.sleep(0.05)
+        worker.recover()  # as the loop looks, every RECOVER_EVERY_S while idle
+    assert 0.3 < time.monotonic() - looked < 0.3 + 2 * 0.05 + 1.0
+    assert (repo.get_run(run_id).status, repo.get_run(run_id).error) == (S.FAILED, "worker lost")
+    assert states_of(repo, dead, dead_idle) == ["lost", "lost"]
+
+
+def test_a_worker_starting_trains_at_once_beside_another_box_s_run_silent_a_minute(
+    repo: Repo, tmp_path: Path
+) -> None:
+    # Not lost at the first look, that run is judged by the next looks: nothing waits
+    # for them, neither the claim of the one run queued nor an --until-empty exit.
+    dead = repo.register_worker("dead", 1, "cuda:0")
+    repo.enqueue([tiny_run(0)])
+    assert repo.claim(dead) is not None
+    beat_at(repo, dead, time.time() - 60)
+    (own_id,) = repo.enqueue([tiny_run(1)]).added_ids
+    worker = make_worker(repo, fake_trainer(), tmp_path)
+    began = time.monotonic()
+    assert worker.loop(until_empty=True) == 1
+    assert time.monotonic() - began < 2.0
+    assert repo.get_run(own_id).status == S.SUCCEEDED
 
 
 def test_an_idle_worker_stopped_with_the_others_times_their_silence_afresh(
@@ -1993,7 +2116,7 @@ def test_a_worker_says_when_its_clock_is_far_from_the_database_server_s(
                install_signals=False)  # fmt: skip
     out = capsys.readouterr().out
     assert "warning: this machine's clock is 40 s behind the database server's;" in out
-    assert "clocks are 30 s apart mark each other's live runs lost" in out
+    assert "clocks are 30 s apart, each reads the other's live runs as silent (10 minutes" in out
     assert repo.list_runs()[0].status == S.SUCCEEDED  # a warning, not a refusal
     monkeypatch.setattr(time, "time", real_time)
     run_worker(repo.url, "cpu", True, None, None, tmp_path / "ck", trainer=fake_trainer(),
@@ -2414,8 +2537,12 @@ def test_a_worker_back_from_an_outage_gives_the_others_time_to_come_back(
     (run_id,) = repo.enqueue([tiny_run()]).added_ids
     other = repo.register_worker("elsewhere", 1, "cpu")
     assert repo.claim(other) is not None
-    with repo._write() as conn:  # its last beat a minute ago, as after an outage
-        conn.execute(update(RUN).values(heartbeat_at=time.time() - 60))
+    # Its last beat long ago, as after a long outage: past any clock difference, so
+    # judged lost by its age at the first look that judges (silent less long, by its
+    # beat not changing: test_a_run_silent_less_long_at_start_is_marked_lost_by_...).
+    silent_s = worker_module.SURELY_LOST_AFTER_S + 60
+    with repo._write() as conn:
+        conn.execute(update(RUN).values(heartbeat_at=time.time() - silent_s))
     worker = make_worker(repo, fake_trainer(), tmp_path)
     worker.repo.outage.ended_at = time.monotonic()  # the database just came back
     worker.recover()
