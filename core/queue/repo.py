@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
+from time import monotonic, sleep  # not time.*: tests put a fake clock in for ``time``
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
@@ -102,6 +103,13 @@ _Row = TypeVar("_Row")  # a row as read: RunRow, WorkerRow
 T = TypeVar("T")
 CLAIM_LOCK_KEY = 0x7265_7363  # PostgreSQL advisory lock that claims take in turn ("resc")
 STALE_AFTER_S = 30.0  # a running run without a heartbeat for this long is lost
+# A live worker beats every 3 s (core.recording.HEARTBEAT_S), with its own box's clock:
+# a beat that reads older than STALE_AFTER_S here may be a live one from a box whose
+# clock is behind. ``request_cancel`` cancels such a run at once only once its beat has
+# not changed for two beats and a second on this process's own clock, read this often.
+SILENCE_CONFIRM_S = 7.0
+SILENCE_POLL_S = 0.25
+CANCEL_REFUSED = "only queued or running runs can be cancelled"
 WORKER_LOST = "worker lost"
 LIVE_WORKER_STATES = ("idle", "running", "stopping", "stalled")  # stalled: see core.recording
 GONE_WORKER_STATES = ("stopped", "lost")
@@ -993,29 +1001,90 @@ class Repo:
 
     # ----- a person's changes (CLI, TUI) ---------------------------------------------
 
-    @patient
     def request_cancel(
         self,
         ids: Sequence[int],
         stale_after_s: float = STALE_AFTER_S,
         dead_worker_ids: Iterable[str] = (),
+        *,
+        confirming: Callable[[Mapping[int, float]], None] | None = None,
     ) -> dict[int, RunStatus]:
         """Cancel queued runs now; ask the workers of running runs to stop them.
 
-        A running run whose worker stopped beating, or is known dead (``dead_worker_ids``:
-        a process of this host that is gone), is cancelled at once: nobody is left to
-        acknowledge. Returns each run's status after the call.
+        A running run whose worker is known dead (``dead_worker_ids``: a process of this
+        host that is gone) is cancelled at once: nobody is left to acknowledge. So is one
+        whose beat reads older than ``stale_after_s`` by this box's clock, once that beat
+        has not changed for ``SILENCE_CONFIRM_S`` on this process's own clock: its worker
+        writes it with its own box's clock, which may be behind this one's. (A live run
+        cancelled at once was dropped by its worker, its end refused: a run in its final
+        pass lost its success, a training one its last figures.) A beat that changes
+        meanwhile ends the wait: its worker is asked, as any live run's. ``confirming``
+        is told the runs watched (run id -> its beat's age by this clock) before the wait.
+        One write, all or none, after the wait. Returns each run's status after the call.
         """
+        dead = frozenset(dead_worker_ids)
+        looks_silent = self._looks_silent(ids, stale_after_s, dead)
+        if looks_silent and confirming is not None:
+            now = time.time()
+            confirming({run_id: now - beat for run_id, beat in looks_silent.items()})
+        silent = self._still_silent(looks_silent, SILENCE_CONFIRM_S)
+        return self._cancel(ids, dead, silent)
+
+    @patient
+    def _looks_silent(
+        self, ids: Sequence[int], stale_after_s: float, dead: frozenset[str]
+    ) -> dict[int, float]:
+        """The running runs of ``ids`` whose beat reads older than ``stale_after_s`` by this
+        box's clock, their worker not known dead, each with its beat as read. Refuses
+        ``ids`` as the cancel would, before any wait."""
         now = time.time()
-        dead = set(dead_worker_ids)
+        with self._read() as conn:
+            runs = self._require(conn, ids, CANCELLABLE, CANCEL_REFUSED)
+        return {
+            run.id: _beat_of(run)
+            for run in runs
+            if run.status == RunStatus.RUNNING
+            and run.worker_id not in dead
+            and _beat_of(run) < now - stale_after_s
+        }
+
+    def _still_silent(self, beats_seen: Mapping[int, float], wait_s: float) -> dict[int, float]:
+        """Those of ``beats_seen`` (run id -> its beat as read) still running at that beat
+        after ``wait_s`` on this process's monotonic clock, which no box's clock moves:
+        returns as soon as none is."""
+        silent = dict(beats_seen)
+        deadline = monotonic() + wait_s
+        while silent and (left := deadline - monotonic()) > 0:
+            sleep(min(SILENCE_POLL_S, left))
+            beats = self._running_beats_of(sorted(silent))
+            silent = {run_id: beat for run_id, beat in silent.items() if beats.get(run_id) == beat}
+        return silent
+
+    @patient
+    def _running_beats_of(self, ids: Sequence[int]) -> dict[int, float]:
+        """The running runs of ``ids``, each with its last beat as its worker wrote it."""
+        running = RUN.c.status == RunStatus.RUNNING.value
+        with self._read() as conn:
+            return {
+                row.id: row.beat
+                for some in _in_statements(ids)
+                for row in conn.execute(
+                    select(RUN.c.id, _last_beat().label("beat")).where(running, RUN.c.id.in_(some))
+                )
+            }
+
+    @patient
+    def _cancel(
+        self, ids: Sequence[int], dead: frozenset[str], silent: Mapping[int, float]
+    ) -> dict[int, RunStatus]:
+        """``request_cancel``'s write: ``silent``, the running runs found silent at these
+        beats (run id -> beat), cancelled at once only while still at them."""
+        now = time.time()
         with self._write() as conn:
-            runs = self._require(
-                conn, ids, CANCELLABLE, "only queued or running runs can be cancelled"
-            )
+            runs = self._require(conn, ids, CANCELLABLE, CANCEL_REFUSED)
             result: dict[int, RunStatus] = {}
             for run in runs:
-                beat = run.heartbeat_at or run.started_at or 0.0
-                gone = beat < now - stale_after_s or run.worker_id in dead
+                gone = run.worker_id in dead or silent.get(run.id) == _beat_of(run)
                 if run.status == RunStatus.QUEUED or gone:
                     values = dict(status=RunStatus.CANCELLED.value, finished_at=now)
                     result[run.id] = RunStatus.CANCELLED
@@ -1676,6 +1745,13 @@ def _lost(
 def _last_beat() -> Any:
     """A run's last beat as its worker wrote it: started_at until its first heartbeat."""
     return func.coalesce(RUN.c.heartbeat_at, RUN.c.started_at, 0.0)
+
+
+def _beat_of(run: RunRow) -> float:
+    """``_last_beat`` of a run as read, so that the two compare."""
+    if run.heartbeat_at is not None:
+        return run.heartbeat_at
+    return run.started_at if run.started_at is not None else 0.0
 
 
 def _training(caller: str, caller_runs: Sequence[int]) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from core.errors import shown
@@ -119,7 +120,7 @@ def cancel(args: argparse.Namespace) -> int:
         for w in readable_workers(repo)
         if gone_here(w.host, w.pid, registered_at=w.started_at, silent_s=w.age(now))
     ]
-    statuses = repo.request_cancel(args.ids, dead_worker_ids=dead)
+    statuses = repo.request_cancel(args.ids, dead_worker_ids=dead, confirming=_say_watching)
     runs = {run.id: run for run in repo.list_runs(RunFilter(ids=tuple(statuses)))}
     for rid, status in statuses.items():
         if status == RunStatus.CANCELLED:
@@ -129,6 +130,21 @@ def cancel(args: argparse.Namespace) -> int:
         else:
             print(f"run {rid}: cancel requested (its worker stops it within a few seconds)")
     return 0
+
+
+def _say_watching(ages: Mapping[int, float]) -> None:
+    """Why cancel pauses: a run whose beat reads old here, watched for a beat before it is
+    cancelled at once (its worker's box may write beats with a clock behind this one's)."""
+    from core.queue.repo import SILENCE_CONFIRM_S
+    from core.queue.views import format_age
+
+    for run_id, age in ages.items():
+        print(
+            f"resconv-tui: run {run_id}: its last heartbeat reads {format_age(age)} old by "
+            f"this machine's clock; watching it up to {SILENCE_CONFIRM_S:.0f} s for its "
+            "worker's next one before cancelling it at once",
+            file=sys.stderr,
+        )
 
 
 def retry(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from rich.cells import cell_len
 from screen_host import region_lines, screen_text
 from screen_host import settle as settle_pilot
 
+import core.queue.repo as repo_module
 from core.queue import Repo, RunStatus
 from resconv_tui.app import make_app
 from resconv_tui.screens.confirm import ConfirmScreen
@@ -295,10 +296,13 @@ async def test_a_run_past_its_last_step_says_it_is_validating(
 
 
 async def test_cancel_of_a_run_whose_worker_went_silent_asks_nothing(
-    seeded, app_factory, settle, db_url
+    seeded, app_factory, settle, db_url, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # "running?", its worker silent: it trains no more, and is cancelled at once (it
     # asked "Run 4 is training. Cancel it?").
+    # Its beat is watched a while first: it may be a live one from a box whose clock is
+    # behind (the next test).
+    monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 0.5, raising=False)
     running = seeded["running"]
     with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
         conn.execute(f"UPDATE run SET heartbeat_at = heartbeat_at - 1500 WHERE id = {running}")
@@ -307,6 +311,47 @@ async def test_cancel_of_a_run_whose_worker_went_silent_asks_nothing(
         await press_on(pilot, settle, running, "c")
         assert isinstance(app.screen, RunsScreen)
         assert run(db_url, running).status == RunStatus.CANCELLED
+
+
+async def test_cancel_asks_the_worker_of_a_live_run_whose_box_clock_is_behind(
+    seeded, app_factory, settle, db_url, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a box 40 s ahead of the training box, c cancelled the live run at once ("cancelled:
+    # run 4") as its beat read 40 s old; its worker trained on, its end refused.
+    monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 5.0, raising=False)
+    running = seeded["running"]
+    beating = threading.Event()
+    beating.set()
+
+    def beat_40_s_behind() -> None:  # as that box's worker writes its beats
+        with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+            beat = time.time() - 40
+            conn.execute(f"UPDATE run SET heartbeat_at = {beat} WHERE id = {running}")
+
+    def beat_on() -> None:
+        while beating.is_set():
+            beat_40_s_behind()
+            time.sleep(0.05)
+
+    beat_40_s_behind()
+    beats = threading.Thread(target=beat_on)
+    beats.start()
+    try:
+        app = app_factory()
+        async with app.run_test(size=SIZE) as pilot:
+            await press_on(pilot, settle, running, "c")
+            assert isinstance(app.screen, ConfirmScreen)  # by this app's clock, it beats
+            await pilot.press("y")
+            await settle(pilot)
+            assert (
+                f"cancel requested: run {running} (its worker stops it within a few seconds)"
+                in notices(app)
+            )
+    finally:
+        beating.clear()
+        beats.join()
+    row = run(db_url, running)
+    assert (row.status, row.cancel_requested) == (RunStatus.RUNNING, True)
 
 
 async def test_retry_failed_run_queues_it(seeded, app_factory, settle, db_url) -> None:

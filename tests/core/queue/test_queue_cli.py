@@ -20,6 +20,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from queue_helpers import beating_behind
 from reused_pids import started_with_pid
 from sqlalchemy.engine import URL
 
@@ -767,6 +768,34 @@ def test_cancel_of_a_run_whose_worker_has_exited_cancels_it_at_once(
     assert "cancel requested: its worker stops it" in listed
     assert json.loads(cli(capsys, "ls", "--json")[1])[0]["cancel_requested"] is True
     assert "(cancel requested)" in cli(capsys, "status")[1]
+
+
+def test_cancel_asks_a_live_run_whose_box_clock_is_behind_and_cancels_a_silent_one(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Run on a box 40 s ahead of the training box, cancel read the live run's beat as
+    # 40 s old and said "run 1: cancelled" while its worker trained on, its end refused.
+    monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 5.0, raising=False)
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    worker = repo.register_worker("training-box", 4242, "cuda:0")
+    assert repo.claim(worker) is not None
+    with beating_behind(repo, 1, 40):
+        code, out, err = cli(capsys, "cancel", "1")
+    assert (code, out) == (
+        0,
+        "run 1: cancel requested (its worker stops it within a few seconds)\n",
+    )
+    assert re.fullmatch(  # 40 s, or a little more read under load
+        r"resconv-tui: run 1: its last heartbeat reads 4\d s old by this machine's clock; "
+        r"watching it up to 5 s for its worker's next one before cancelling it at once\n",
+        err,
+    ), err
+    assert repo.get_run(1).status == RunStatus.RUNNING
+    # Its box dies: the beat stays, and the run is cancelled once watched that long.
+    monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 0.5)
+    assert cli(capsys, "cancel", "1")[:2] == (0, "run 1: cancelled\n")
+    assert repo.get_run(1).status == RunStatus.CANCELLED
 
 
 def test_status_names_the_workers_lost_or_stopped_lately_as_the_dashboard_does(

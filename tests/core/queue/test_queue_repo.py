@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from queue_helpers import tiny_run, tiny_runs
+from queue_helpers import beat_behind, beating_behind, tiny_run, tiny_runs
 from sqlalchemy import bindparam, insert, select, update
 
 import core.queue.repo as repo_module
@@ -789,11 +789,53 @@ def test_cancel_queued_is_immediate_running_is_a_request(repo: Repo) -> None:
     assert status(repo, running) == S.CANCELLED
 
 
-def test_cancel_of_a_running_run_without_heartbeat_is_immediate(repo: Repo) -> None:
+def test_cancel_asks_the_worker_of_a_live_run_whose_box_clock_is_behind(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each box writes heartbeat_at with its own clock. Asked on a box 40 s ahead of the
+    # training box, the beat read 40 s old, past STALE_AFTER_S: the live run was cancelled
+    # at once, its worker's end was refused ("not recorded"; a run in its final pass lost
+    # its success) and its progress stopped being written. Its beat changes: it is asked.
+    monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 5.0, raising=False)
     repo.enqueue([tiny_run()])
+    worker = repo.register_worker("behind", 1, "cuda:0")
+    run_id = claim(repo, worker)
+    with beating_behind(repo, run_id, 40):
+        asked = time.monotonic()
+        assert repo.request_cancel([run_id]) == {run_id: S.RUNNING}
+        assert time.monotonic() - asked < 4  # its next beat ended the wait
+    run = repo.get_run(run_id)
+    assert (run.status, run.cancel_requested) == (S.RUNNING, True)
+    assert repo.mark_cancelled(run_id, worker)  # its worker stops it, recorded
+    assert status(repo, run_id) == S.CANCELLED
+
+
+def test_cancel_of_a_running_run_whose_beat_stopped_is_immediate_once_it_stays(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 0.5, raising=False)
+    repo.enqueue(tiny_runs(2))
+    worker = repo.register_worker("behind", 1, "cuda:0")
+    run_id = claim(repo, worker)
+    beat_behind(repo, run_id, 40)  # its last beat; then its box died
+    asked = time.monotonic()
+    assert repo.request_cancel([run_id, 2]) == {run_id: S.CANCELLED, 2: S.CANCELLED}
+    assert time.monotonic() - asked >= 0.5  # watched, unchanged, for the whole wait
+    assert not repo.mark_cancelled(run_id, worker)
+
+
+def test_cancel_of_a_run_whose_worker_is_dead_here_waits_for_nothing(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 30.0, raising=False)
+    repo.enqueue(tiny_runs(2))
     worker = repo.register_worker("h", 1, "cpu")
     run_id = claim(repo, worker)
-    assert repo.request_cancel([run_id], stale_after_s=-1) == {run_id: S.CANCELLED}
+    beat_behind(repo, run_id, 40)
+    asked = time.monotonic()
+    cancelled = repo.request_cancel([run_id, 2], dead_worker_ids=[worker])
+    assert cancelled == {run_id: S.CANCELLED, 2: S.CANCELLED}
+    assert time.monotonic() - asked < 10
 
 
 def test_cancel_of_finished_runs_or_unknown_ids_changes_nothing(repo: Repo) -> None:
