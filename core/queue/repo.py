@@ -1081,6 +1081,11 @@ class Repo:
         beats (run id -> beat), cancelled at once only while still at them."""
         now = time.time()
         with self._write() as conn:
+            # Locked before they are read (PostgreSQL; SQLite's write lock already holds
+            # them): a finish committed between the read and the update was overwritten.
+            for some in _in_statements(sorted(set(ids))):
+                lock = select(RUN.c.id).where(RUN.c.id.in_(some)).order_by(RUN.c.id)
+                conn.execute(lock.with_for_update())
             runs = self._require(conn, ids, CANCELLABLE, CANCEL_REFUSED)
             result: dict[int, RunStatus] = {}
             for run in runs:

@@ -838,6 +838,46 @@ def test_cancel_of_a_run_whose_worker_is_dead_here_waits_for_nothing(
     assert time.monotonic() - asked < 10
 
 
+def test_a_finish_committed_while_a_cancel_reads_its_run_is_not_overwritten(
+    repo: Repo,
+) -> None:
+    # PostgreSQL: the cancel read the run "running", its worker then finished it, and the
+    # update by id alone made it cancelled: the worker logged "succeeded" for a run the
+    # queue says cancelled. Now the cancel locks the rows before it reads them: the finish
+    # waits, and is refused ("not recorded"), as on SQLite (which waits for the write lock).
+    import threading
+
+    from sqlalchemy import event
+
+    repo.enqueue(tiny_runs(1))
+    worker = repo.register_worker("h", 1, "cpu")
+    run_id = claim(repo, worker)
+    other_repo = Repo.open(repo.url, busy_timeout_s=30)  # waits out the 2 s below
+    finished: list[bool] = []
+    finish = threading.Thread(
+        target=lambda: finished.append(
+            other_repo.finish(run_id, worker, FinalFigures(validation_loss=0.5))
+        )
+    )
+    reads: list[str] = []
+
+    def finish_after_the_read(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "has_samples" in statement:  # a read of the runs, as the cancel checks them
+            reads.append(statement)
+        if len(reads) == 2 and finish.ident is None:  # the write's, after _looks_silent's
+            finish.start()  # its worker's finish, between the read and the update
+            finish.join(2)  # PostgreSQL: it commits now, unless the read locked it
+
+    event.listen(repo.engine, "after_cursor_execute", finish_after_the_read)
+    try:
+        assert repo.request_cancel([run_id], dead_worker_ids=[worker]) == {run_id: S.CANCELLED}
+    finally:
+        event.remove(repo.engine, "after_cursor_execute", finish_after_the_read)
+    finish.join(10)
+    other_repo.close()
+    assert (finished, status(repo, run_id)) == ([False], S.CANCELLED)
+
+
 def test_cancel_of_finished_runs_or_unknown_ids_changes_nothing(repo: Repo) -> None:
     ids = repo.enqueue(tiny_runs(2)).added_ids
     repo.request_cancel([ids[0]])
