@@ -6,7 +6,7 @@ import contextlib
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from time import monotonic
 from typing import Any
@@ -36,6 +36,7 @@ from core.sweep import expand_sweep_file
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.screens.new_sweep import NewSweepScreen
 from resconv_tui.widgets.param_field import ParamField
+from resconv_tui.widgets.path_prompt import PathPrompt
 from resconv_tui.widgets.sweep_preview import SweepPreview
 
 SIZE = (120, 36)
@@ -77,20 +78,32 @@ async def type_into(pilot: Pilot[Any], key: str, text: str) -> None:
 
 async def save_as(pilot: Pilot[Any], path: Path) -> None:
     """F2, the path typed into the prompt, enter."""
-    await pilot.press("f2")
-    await settle(pilot)
-    pilot.app.screen.query_one("#path-input", Input).value = str(path)
-    await pilot.press("enter")
-    await settle(pilot)
+    await answer_path_prompt(pilot, "f2", path)
 
 
 async def load_file(pilot: Pilot[Any], path: Path) -> None:
     """F3, the path typed into the prompt, enter (as save_as does for F2)."""
-    await pilot.press("f3")
-    await settle(pilot)
+    await answer_path_prompt(pilot, "f3", path)
+
+
+async def answer_path_prompt(pilot: Pilot[Any], key: str, path: Path) -> None:
+    """``key``, ``path`` typed into the prompt it opens, enter; back once the prompt is
+    gone and the form settled. ``settle`` alone stops at once while the prompt is the
+    screen: on a loaded machine F3's notice was not posted yet when a test read them."""
+    await pilot.press(key)
+    await until(pilot, lambda: isinstance(pilot.app.screen, PathPrompt))
     pilot.app.screen.query_one("#path-input", Input).value = str(path)
     await pilot.press("enter")
+    await until(pilot, lambda: not isinstance(pilot.app.screen, PathPrompt))
     await settle(pilot)
+
+
+async def until(pilot: Pilot[Any], holds: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Pause until ``holds()`` (the caller's next step then asserts what it needs)."""
+    for _ in range(int(timeout / 0.05)):
+        if holds():
+            return
+        await pilot.pause(0.05)
 
 
 def form(pilot: Pilot[Any]) -> NewSweepScreen:
