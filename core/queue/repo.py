@@ -1020,7 +1020,9 @@ class Repo:
         pass lost its success, a training one its last figures.) A beat that changes
         meanwhile ends the wait: its worker is asked, as any live run's. ``confirming``
         is told the runs watched (run id -> its beat's age by this clock) before the wait.
-        One write, all or none, after the wait. Returns each run's status after the call.
+        One write after the wait; ``ids`` not all queued or running at the first read are
+        refused, all of them. Returns each run's status after the call: RUNNING asked,
+        CANCELLED, or how a run ended meanwhile (SUCCEEDED, FAILED: left as it is).
         """
         dead = frozenset(dead_worker_ids)
         looks_silent = self._looks_silent(ids, stale_after_s, dead)
@@ -1078,7 +1080,9 @@ class Repo:
         self, ids: Sequence[int], dead: frozenset[str], silent: Mapping[int, float]
     ) -> dict[int, RunStatus]:
         """``request_cancel``'s write: ``silent``, the running runs found silent at these
-        beats (run id -> beat), cancelled at once only while still at them."""
+        beats (run id -> beat), cancelled at once only while still at them. ``ids`` were
+        all cancellable at ``_looks_silent``'s read: one that has ended since (succeeded,
+        failed, lost) is left as it is and returned with its status, the others cancelled."""
         now = time.time()
         with self._write() as conn:
             # Locked before they are read (PostgreSQL; SQLite's write lock already holds
@@ -1086,9 +1090,15 @@ class Repo:
             for some in _in_statements(sorted(set(ids))):
                 lock = select(RUN.c.id).where(RUN.c.id.in_(some)).order_by(RUN.c.id)
                 conn.execute(lock.with_for_update())
-            runs = self._require(conn, ids, CANCELLABLE, CANCEL_REFUSED)
+            # Not refused for a run ended since the first read: with the watch between the
+            # two (up to SILENCE_CONFIRM_S), a run of `cancel 3 4 5` finishing meanwhile
+            # refused the whole cancel, the others left to train.
+            runs = self._require(conn, ids, frozenset(RunStatus), "")
             result: dict[int, RunStatus] = {}
             for run in runs:
+                if run.status not in CANCELLABLE:
+                    result[run.id] = run.status
+                    continue
                 gone = run.worker_id in dead or silent.get(run.id) == _beat_of(run)
                 if run.status == RunStatus.QUEUED or gone:
                     values = dict(status=RunStatus.CANCELLED.value, finished_at=now)

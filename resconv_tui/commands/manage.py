@@ -108,7 +108,7 @@ def cancel(args: argparse.Namespace) -> int:
 
     from core.processes import gone_here
     from core.queue import RunFilter, RunStatus
-    from core.queue.status import FINISHING
+    from core.queue.status import FINISHING, run_is
 
     repo = open_repo(args)
     # A worker of this machine killed with -9 never reads the request: cancel its run
@@ -125,6 +125,8 @@ def cancel(args: argparse.Namespace) -> int:
     for rid, status in statuses.items():
         if status == RunStatus.CANCELLED:
             print(f"run {rid}: cancelled")
+        elif status != RunStatus.RUNNING:  # ended while cancel watched another's beat
+            print(f"{run_is(rid, status)} meanwhile: not cancelled")
         elif rid in runs and runs[rid].trained_all:  # no step left to stop it before
             print(f"run {rid}: cancel requested, but {FINISHING}")
         else:

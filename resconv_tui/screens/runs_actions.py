@@ -201,6 +201,8 @@ class RunActions:
             result = self.ctx.repo.request_cancel(ids)
             asked = [i for i, s in result.items() if s == RunStatus.RUNNING]
             done = [i for i, s in result.items() if s == RunStatus.CANCELLED]
+            # Ended while the cancel watched a silent-looking beat (SILENCE_CONFIRM_S).
+            ended = [(i, s) for i, s in result.items() if i not in asked and i not in done]
             finishing = {
                 run.id
                 for run in self.ctx.repo.list_runs(RunFilter(ids=tuple(asked)))
@@ -216,6 +218,8 @@ class RunActions:
                 gone = [i for i in asked if i in finishing]
                 finishes = FINISHING if len(gone) == 1 else FINISHING_ALL
                 said.append(f"{_some('run', gone)}: cancel requested, but {finishes}")
+            if ended:
+                said.append(f"{_statuses_said(ended)} meanwhile: not cancelled")
             return "; ".join(said) or "nothing to do"
 
         self._write(verb, ids if unmark is None else unmark)

@@ -313,6 +313,41 @@ async def test_cancel_of_a_run_whose_worker_went_silent_asks_nothing(
         assert run(db_url, running).status == RunStatus.CANCELLED
 
 
+async def test_cancel_says_a_run_that_ended_while_its_beat_was_watched(
+    seeded, app_factory, settle, db_url, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker's look marked the silent run lost while c watched its beat: the cancel
+    # was refused whole ("run 4 has failed: only queued or running runs can be
+    # cancelled; nothing changed", the queued run marked beside it left queued).
+    monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 0.5, raising=False)
+    running, queued = seeded["running"], seeded["ids"][6]
+    assert run(db_url, queued).status == RunStatus.QUEUED
+    path = db_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"UPDATE run SET heartbeat_at = heartbeat_at - 1500 WHERE id = {running}")
+    real_sleep = repo_module.sleep
+
+    def marked_lost_during_the_watch(seconds: float) -> None:
+        with sqlite3.connect(path) as conn:
+            conn.execute(
+                "UPDATE run SET status = 'failed', error = 'worker lost' "
+                f"WHERE id = {running} AND status = 'running'"
+            )
+        real_sleep(seconds)
+
+    monkeypatch.setattr(repo_module, "sleep", marked_lost_during_the_watch)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await mark(pilot, queued, running)
+        await press_settled(pilot, "c")
+        await settle(pilot)
+        said = f"cancelled: run {queued}; run {running} has failed meanwhile: not cancelled"
+        assert said in notices(app), notices(app)
+    assert run(db_url, queued).status == RunStatus.CANCELLED
+    assert run(db_url, running).status == RunStatus.FAILED
+
+
 async def test_cancel_asks_the_worker_of_a_live_run_whose_box_clock_is_behind(
     seeded, app_factory, settle, db_url, monkeypatch: pytest.MonkeyPatch
 ) -> None:

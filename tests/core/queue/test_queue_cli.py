@@ -798,6 +798,38 @@ def test_cancel_asks_a_live_run_whose_box_clock_is_behind_and_cancels_a_silent_o
     assert repo.get_run(1).status == RunStatus.CANCELLED
 
 
+def test_cancel_says_a_run_that_ended_while_it_watched_and_cancels_the_others(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Run 2 succeeded while cancel watched run 1's old-looking beat: the whole cancel was
+    # refused ("run 2 has succeeded: ...; nothing changed"), runs 1 and 3 left as they
+    # were; now run 2 is named as it ended, the others cancelled.
+    monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 0.5)
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    silent = repo.register_worker("dead-box", 4242, "cuda:0")
+    live = repo.register_worker("training-box", 4243, "cuda:0")
+    assert repo.claim(silent) is not None and repo.claim(live) is not None
+    with repo._write() as conn:  # run 1's last beat, 40 s old here: then its box died
+        conn.execute(repo_module.update(repo_module.RUN).where(repo_module.RUN.c.id == 1)
+                     .values(heartbeat_at=time.time() - 40))  # fmt: skip
+    real_sleep = repo_module.sleep
+
+    def run_2_succeeds_during_the_watch(seconds: float) -> None:
+        if repo.get_run(2).status == RunStatus.RUNNING:
+            assert repo.finish(2, live, FinalFigures(validation_loss=0.5))
+        real_sleep(seconds)
+
+    monkeypatch.setattr(repo_module, "sleep", run_2_succeeds_during_the_watch)
+    code, out, _ = cli(capsys, "cancel", "1", "2", "3")
+    assert (code, out.splitlines()) == (
+        0,
+        ["run 1: cancelled", "run 2 has succeeded meanwhile: not cancelled", "run 3: cancelled"],
+    )
+    statuses = [repo.get_run(i).status for i in (1, 2, 3)]
+    assert statuses == [RunStatus.CANCELLED, RunStatus.SUCCEEDED, RunStatus.CANCELLED]
+
+
 def test_status_names_the_workers_lost_or_stopped_lately_as_the_dashboard_does(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
