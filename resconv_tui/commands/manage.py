@@ -138,15 +138,9 @@ def _say_watching(ages: Mapping[int, float]) -> None:
     """Why cancel pauses: a run whose beat reads old here, watched for a beat before it is
     cancelled at once (its worker's box may write beats with a clock behind this one's)."""
     from core.queue.repo import SILENCE_CONFIRM_S
-    from core.queue.views import format_age
+    from core.queue.views import watching_said
 
-    for run_id, age in ages.items():
-        print(
-            f"resconv-tui: run {run_id}: its last heartbeat reads {format_age(age)} old by "
-            f"this machine's clock; watching it up to {SILENCE_CONFIRM_S:.0f} s for its "
-            "worker's next one before cancelling it at once",
-            file=sys.stderr,
-        )
+    print(f"resconv-tui: {watching_said(ages, SILENCE_CONFIRM_S)}", file=sys.stderr)
 
 
 def retry(args: argparse.Namespace) -> int:

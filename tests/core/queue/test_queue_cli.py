@@ -798,6 +798,30 @@ def test_cancel_asks_a_live_run_whose_box_clock_is_behind_and_cancels_a_silent_o
     assert repo.get_run(1).status == RunStatus.CANCELLED
 
 
+def test_cancel_of_many_silent_looking_runs_says_why_it_pauses_once(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `cancel` of a dead box's runs said "its last heartbeat reads ... watching it up to
+    # 7 s ..." once per run: 300 lines on stderr for a 300-run sweep.
+    monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 1.0)
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    dead = repo.register_worker("dead-box", 4242, "cuda:0")
+    for run_id, silent_s in ((1, 40), (2, 45), (3, 200)):
+        assert repo.claim(dead) is not None
+        with repo._write() as conn:
+            conn.execute(repo_module.update(repo_module.RUN).where(repo_module.RUN.c.id == run_id)
+                         .values(heartbeat_at=time.time() - silent_s))  # fmt: skip
+    code, out, err = cli(capsys, "cancel", "1", "2", "3")
+    assert (code, out) == (0, "run 1: cancelled\nrun 2: cancelled\nrun 3: cancelled\n")
+    assert re.fullmatch(  # 40 s, or a little more read under load
+        r"resconv-tui: runs 1, 2, 3: their last heartbeats read 4\d s to 3 min old by this "
+        r"machine's clock; watching them up to 1 s for their workers' next ones before "
+        r"cancelling them at once\n",
+        err,
+    ), err
+
+
 def test_cancel_says_a_run_that_ended_while_it_watched_and_cancels_the_others(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
