@@ -18,7 +18,7 @@ import importlib
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from textual import work
@@ -36,6 +36,7 @@ from core.queue.views import (
     final_pass_said,
     ids_listed,
     ids_of,
+    watching_said,
 )
 from resconv_tui.checkpoint_folders import folders_left, found_here, run_checkpoint_folders
 from resconv_tui.notice_text import notice_width, path_lines, slash_lines
@@ -195,10 +196,17 @@ class RunActions:
     def _cancel(self, ids: list[int], unmark: Iterable[int] | None = None) -> None:
         """Cancel ``ids``, all or none; ``unmark``: the marks to take off (``ids``')."""
 
+        def say_watching(ages: Mapping[int, float]) -> None:
+            # Said now: the wait is seconds long, and c looked as if it had done nothing.
+            from core.queue.repo import SILENCE_CONFIRM_S
+
+            said = watching_said(ages, SILENCE_CONFIRM_S)
+            self.app.call_from_thread(self.notify, said)
+
         def verb() -> str:
             # As the CLI's cancel words it: "asked the worker to stop: run 6" read as
             # stopping the worker, and said nothing of a run past its last step.
-            result = self.ctx.repo.request_cancel(ids)
+            result = self.ctx.repo.request_cancel(ids, confirming=say_watching)
             asked = [i for i, s in result.items() if s == RunStatus.RUNNING]
             done = [i for i, s in result.items() if s == RunStatus.CANCELLED]
             # Ended while the cancel watched a silent-looking beat (SILENCE_CONFIRM_S).

@@ -313,6 +313,30 @@ async def test_cancel_of_a_run_whose_worker_went_silent_asks_nothing(
         assert run(db_url, running).status == RunStatus.CANCELLED
 
 
+async def test_cancel_of_a_run_whose_beat_reads_old_says_why_it_waits(
+    seeded, app_factory, settle, db_url, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # c on a run whose beat reads old here watches it up to SILENCE_CONFIRM_S (7 s) before
+    # cancelling it at once; the dashboard said nothing until then, as if c had done
+    # nothing (the CLI says why it pauses).
+    monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 1.0, raising=False)
+    running = seeded["running"]
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+        conn.execute(f"UPDATE run SET heartbeat_at = heartbeat_at - 1500 WHERE id = {running}")
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await press_on(pilot, settle, running, "c")
+        await settle(pilot)
+        said = notices(app)
+        assert said[-1] == f"cancelled: run {running}", said
+        watching = re.compile(
+            rf"run {running}: its last heartbeat reads [^ ]+ (s|min|h|d) old by this machine's "
+            r"clock; watching it up to 1 s for its worker's next one before cancelling it at once"
+        )
+        assert any(watching.fullmatch(notice) for notice in said[:-1]), said
+    assert run(db_url, running).status == RunStatus.CANCELLED
+
+
 async def test_cancel_says_a_run_that_ended_while_its_beat_was_watched(
     seeded, app_factory, settle, db_url, monkeypatch: pytest.MonkeyPatch
 ) -> None:
