@@ -1087,6 +1087,9 @@ class Repo:
         with self._write() as conn:
             # Locked before they are read (PostgreSQL; SQLite's write lock already holds
             # them): a finish committed between the read and the update was overwritten.
+            # Not waited for past the busy timeout: the run of a box cut off inside its
+            # beat, the very one to cancel, stays locked for hours, and cancel hung as long.
+            self._lock_timeout(conn)
             for some in _in_statements(sorted(set(ids))):
                 lock = select(RUN.c.id).where(RUN.c.id.in_(some)).order_by(RUN.c.id)
                 conn.execute(lock.with_for_update())
@@ -1152,9 +1155,17 @@ class Repo:
         lock: a box that lost its network while holding it must not hold every other
         box's claims for hours."""
         if conn.dialect.name == "postgresql":
+            self._lock_timeout(conn)
+            conn.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK_KEY)))
+
+    def _lock_timeout(self, conn: Connection) -> None:
+        """On PostgreSQL, this transaction waits for a lock only as long as SQLite waits
+        for its write lock, then is refused ("locked by another process"): a box cut off
+        its network inside a write keeps its locks until the server gives up on the
+        connection (hours)."""
+        if conn.dialect.name == "postgresql":
             timeout_ms = max(1, round(self.busy_timeout_s * 1000))
             conn.execute(text(f"SET LOCAL lock_timeout = {timeout_ms}"))
-            conn.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK_KEY)))
 
     @patient
     def move_to_front(self, ids: Sequence[int]) -> list[int]:

@@ -875,6 +875,43 @@ def test_a_run_that_ends_while_a_cancel_watches_is_said_and_the_others_are_cance
     assert status(repo, live) == (S.SUCCEEDED if ends == "a live run succeeds" else S.RUNNING)
 
 
+def test_a_cancel_of_a_run_another_connection_holds_says_so_after_the_busy_timeout(
+    repo: Repo,
+) -> None:
+    # PostgreSQL: cancel locks its rows (FOR UPDATE) with no lock_timeout. A box cut off
+    # its network inside a beat keeps its run's row locked until the server gives up on
+    # the connection (hours): `cancel` of that very run hung that long, silent, where
+    # SQLite says "locked by another process" after its busy timeout.
+    import threading
+    from contextlib import ExitStack
+
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+    worker = repo.register_worker("cut-off", 1, "cuda:0")
+    assert claim(repo, worker) == run_id
+    canceller = Repo.open(repo.url, busy_timeout_s=1)
+    outcome: list[object] = []
+
+    def cancel() -> None:
+        try:
+            outcome.append(canceller.request_cancel([run_id]))
+        except QueueError as error:
+            outcome.append(error)
+
+    with ExitStack() as holding:
+        conn = holding.enter_context(repo._write())  # its beat's transaction, never ended
+        conn.execute(update(RUN).where(RUN.c.id == run_id).values(heartbeat_at=time.time()))
+        cancelling = threading.Thread(target=cancel)
+        cancelling.start()
+        cancelling.join(10)
+        waited_on = cancelling.is_alive()
+    cancelling.join()
+    canceller.close()
+    assert not waited_on, "the cancel waited on the row lock past its busy timeout"
+    (error,) = outcome
+    assert isinstance(error, QueueError) and "is locked by another process" in str(error), error
+    assert (status(repo, run_id), repo.get_run(run_id).cancel_requested) == (S.RUNNING, False)
+
+
 def test_a_finish_committed_while_a_cancel_reads_its_run_is_not_overwritten(
     repo: Repo,
 ) -> None:
