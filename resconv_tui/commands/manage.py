@@ -108,7 +108,8 @@ def cancel(args: argparse.Namespace) -> int:
 
     from core.processes import gone_here
     from core.queue import RunFilter, RunStatus
-    from core.queue.status import FINISHING, run_is
+    from core.queue.status import FINISHING
+    from resconv_tui.commands.stop import ended_said
 
     repo = open_repo(args)
     # A worker of this machine killed with -9 never reads the request: cancel its run
@@ -122,16 +123,19 @@ def cancel(args: argparse.Namespace) -> int:
     ]
     statuses = repo.request_cancel(args.ids, dead_worker_ids=dead, confirming=_say_watching)
     runs = {run.id: run for run in repo.list_runs(RunFilter(ids=tuple(statuses)))}
+    ended = False
     for rid, status in statuses.items():
         if status == RunStatus.CANCELLED:
             print(f"run {rid}: cancelled")
-        elif status != RunStatus.RUNNING:  # ended while cancel watched another's beat
-            print(f"{run_is(rid, status)} meanwhile: not cancelled")
+        elif status != RunStatus.RUNNING:  # ended while cancel watched a beat, as stop says it
+            print(f"{ended_said({rid: status})[0]}: not cancelled")
+            ended = True
         elif rid in runs and runs[rid].trained_all:  # no step left to stop it before
             print(f"run {rid}: cancel requested, but {FINISHING}")
         else:
             print(f"run {rid}: cancel requested (its worker stops it within a few seconds)")
-    return 0
+    # 1: not all cancelled. `cancel 7 && rm 7` must not remove a run that succeeded.
+    return 1 if ended else 0
 
 
 def _say_watching(ages: Mapping[int, float]) -> None:

@@ -194,7 +194,9 @@ class RunActions:
             self._confirm_running(cancellable, "Cancel", cancel, left)
 
     def _cancel(self, ids: list[int], unmark: Iterable[int] | None = None) -> None:
-        """Cancel ``ids``, all or none; ``unmark``: the marks to take off (``ids``')."""
+        """Cancel ``ids``, all or none (but a run that ended while the cancel watched a
+        beat: said and left as it is); ``unmark``: the marks to take off (``ids``')."""
+        from resconv_tui.commands.stop import ended_said
 
         def say_watching(ages: Mapping[int, float]) -> None:
             # Said now: the wait is seconds long, and c looked as if it had done nothing.
@@ -210,7 +212,7 @@ class RunActions:
             asked = [i for i, s in result.items() if s == RunStatus.RUNNING]
             done = [i for i, s in result.items() if s == RunStatus.CANCELLED]
             # Ended while the cancel watched a silent-looking beat (SILENCE_CONFIRM_S).
-            ended = [(i, s) for i, s in result.items() if i not in asked and i not in done]
+            ended = {i: s for i, s in result.items() if i not in asked and i not in done}
             finishing = {
                 run.id
                 for run in self.ctx.repo.list_runs(RunFilter(ids=tuple(asked)))
@@ -226,8 +228,8 @@ class RunActions:
                 gone = [i for i in asked if i in finishing]
                 finishes = FINISHING if len(gone) == 1 else FINISHING_ALL
                 said.append(f"{_some('run', gone)}: cancel requested, but {finishes}")
-            if ended:
-                said.append(f"{_statuses_said(ended)} meanwhile: not cancelled")
+            if ended:  # as stop says it
+                said.extend(f"{phrase}: not cancelled" for phrase in ended_said(ended))
             return "; ".join(said) or "nothing to do"
 
         self._write(verb, ids if unmark is None else unmark)

@@ -366,7 +366,7 @@ async def test_cancel_says_a_run_that_ended_while_its_beat_was_watched(
         await mark(pilot, queued, running)
         await press_settled(pilot, "c")
         await settle(pilot)
-        said = f"cancelled: run {queued}; run {running} has failed meanwhile: not cancelled"
+        said = f"cancelled: run {queued}; run {running} failed meanwhile: not cancelled"
         assert said in notices(app), notices(app)
     assert run(db_url, queued).status == RunStatus.CANCELLED
     assert run(db_url, running).status == RunStatus.FAILED

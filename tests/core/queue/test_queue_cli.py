@@ -847,8 +847,8 @@ def test_cancel_says_a_run_that_ended_while_it_watched_and_cancels_the_others(
     monkeypatch.setattr(repo_module, "sleep", run_2_succeeds_during_the_watch)
     code, out, _ = cli(capsys, "cancel", "1", "2", "3")
     assert (code, out.splitlines()) == (
-        0,
-        ["run 1: cancelled", "run 2 has succeeded meanwhile: not cancelled", "run 3: cancelled"],
+        1,  # not all cancelled: `cancel 2 && rm 2` must not remove a run that succeeded
+        ["run 1: cancelled", "run 2 succeeded meanwhile: not cancelled", "run 3: cancelled"],
     )
     statuses = [repo.get_run(i).status for i in (1, 2, 3)]
     assert statuses == [RunStatus.CANCELLED, RunStatus.SUCCEEDED, RunStatus.CANCELLED]
