@@ -712,6 +712,19 @@ def back_to_queue_said(ids: Sequence[int]) -> str:
     return f"{ids_of('run', ids)} {'goes' if len(ids) == 1 else 'go'} back to the queue"
 
 
+def ended_said(ended: dict[int, RunStatus]) -> list[str]:
+    """``run 5 succeeded meanwhile``, ``runs 6, 7 were cancelled meanwhile``: one phrase
+    for each way the runs ended."""
+    said = []
+    for status in sorted(set(ended.values()), key=lambda s: s.value):
+        ids = sorted(i for i, s in ended.items() if s == status)
+        how = status.value
+        if status == RunStatus.CANCELLED:  # by another's hand: "run 5 cancelled" misreads
+            how = f"{'was' if len(ids) == 1 else 'were'} cancelled"
+        said.append(f"{ids_of('run', ids)} {how} meanwhile")
+    return said
+
+
 def cancelling_said(ids: Sequence[int]) -> str:
     """``run 5 ends cancelled (a cancel was asked for)``: what a stop does to a run whose
     cancel its worker has not read yet (``Repo.requeue`` ends it cancelled, not queued)."""

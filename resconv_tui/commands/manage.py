@@ -109,7 +109,7 @@ def cancel(args: argparse.Namespace) -> int:
     from core.processes import gone_here
     from core.queue import RunFilter, RunStatus
     from core.queue.status import FINISHING
-    from resconv_tui.commands.stop import ended_said
+    from core.queue.views import ended_said
 
     repo = open_repo(args)
     # A worker of this machine killed with -9 never reads the request: cancel its run

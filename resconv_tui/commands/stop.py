@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     from core.processes import could_have_registered, slot_supervisor, start_time, still_running
     from core.queue.db import TRY_AGAIN_WHEN_FREE, describe, is_new_file, sqlite_path
     from core.queue.errors import NoDatabase, QueueError
-    from core.queue.views import back_to_queue_said, cancelling_said, ids_of
+    from core.queue.views import back_to_queue_said, cancelling_said, ended_said, ids_of
     from resconv_tui.polling import live_workers_of
     from resconv_tui.worker_launcher import WorkerLauncher
 
@@ -803,19 +803,3 @@ def ended_meanwhile(repo: Repo, runs: list[RunRow]) -> dict[int, RunStatus]:
         if status in FINISHED:
             ended[run.id] = status
     return ended
-
-
-def ended_said(ended: dict[int, RunStatus]) -> list[str]:
-    """``run 5 succeeded meanwhile``, ``runs 6, 7 were cancelled meanwhile``: one phrase
-    for each way the runs ended."""
-    from core.queue import RunStatus
-    from core.queue.views import ids_of
-
-    said = []
-    for status in sorted(set(ended.values()), key=lambda s: s.value):
-        ids = sorted(i for i, s in ended.items() if s == status)
-        how = status.value
-        if status == RunStatus.CANCELLED:  # by another's hand: "run 5 cancelled" misreads
-            how = f"{'was' if len(ids) == 1 else 'were'} cancelled"
-        said.append(f"{ids_of('run', ids)} {how} meanwhile")
-    return said

@@ -196,7 +196,7 @@ class RunActions:
     def _cancel(self, ids: list[int], unmark: Iterable[int] | None = None) -> None:
         """Cancel ``ids``, all or none (but a run that ended while the cancel watched a
         beat: said and left as it is); ``unmark``: the marks to take off (``ids``')."""
-        from resconv_tui.commands.stop import ended_said
+        from core.queue.views import ended_said
 
         def say_watching(ages: Mapping[int, float]) -> None:
             # Said now: the wait is seconds long, and c looked as if it had done nothing.
