@@ -63,6 +63,23 @@ async def drawn_in(pilot: Pilot[Any], widget: Widget, text: str, timeout: float 
     return shown
 
 
+async def drawn_among(pilot: Pilot[Any], widget: Widget, text: str, timeout: float = 10.0) -> str:
+    """The words ``widget``'s region shows, joined by single spaces, once ``text`` is among
+    them or as they are after ``timeout``: for a test that then reads the region's lines as
+    they are laid out (a column, a fold), which only a drawn frame of the new content has."""
+
+    def words() -> str:
+        return " ".join(" ".join(region_lines(pilot.app, widget.region)).split())
+
+    shown = words()
+    for _ in range(int(timeout / 0.05)):
+        if text in shown:
+            break
+        await pilot.pause(0.05)
+        shown = words()
+    return shown
+
+
 async def drawn(pilot: Pilot[Any], text: str, timeout: float = 10.0) -> str:
     """The screen's text once ``text`` is drawn in it, or as it is after ``timeout``.
 

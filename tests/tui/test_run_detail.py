@@ -15,7 +15,14 @@ from typing import Any
 import numpy
 import pytest
 from rich.console import Console
-from screen_host import ScreenHost, assert_folds_at_separators, region_lines, screen_text, settle
+from screen_host import (
+    ScreenHost,
+    assert_folds_at_separators,
+    drawn,
+    drawn_among,
+    region_lines,
+    settle,
+)
 from seed_runs import ETA_SAYS, READ_AT, T0, curve, detail_runs, eta_case, freeze, new_run
 from textual.pilot import Pilot
 from textual.widgets import Static
@@ -59,7 +66,7 @@ async def test_succeeded_run_shows_figures_config_and_samples(db_url: str, runs:
     app = ScreenHost(RunDetailScreen(db_url, runs["done"]))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        text = screen_text(app)
+        text = await drawn(pilot, "0.051200")
         assert "succeeded" in text and "0.051200" in text and "l-3" in text
         screen = detail(pilot)
         assert screen.query_one(SampleImage).grid.shape == (3, 8, 28, 28)
@@ -101,7 +108,7 @@ async def test_a_chart_screen_on_an_older_database_draws_without_waiting_out_a_l
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             assert time.monotonic() - start < 4.0  # a reader's short try, not 8 s
-            assert "l-3" in screen_text(app)  # drawn from the read
+            assert "l-3" in await drawn(pilot, "l-3")  # drawn from the read
 
 
 async def test_damaged_sample_images_leave_the_rest_of_the_run_shown(
@@ -114,7 +121,7 @@ async def test_damaged_sample_images_leave_the_rest_of_the_run_shown(
     app = ScreenHost(RunDetailScreen(db_url, runs["done"]))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        assert "0.051200" in screen_text(app)
+        assert "0.051200" in await drawn(pilot, "0.051200")
         note = detail(pilot).query_one(SampleImage).empty_note
         assert note.startswith(f"run {runs['done']}'s sample images are damaged (not a .npy")
 
@@ -149,7 +156,7 @@ async def test_failed_run_shows_its_error(db_url: str, runs: dict) -> None:
         # it is pasted into (which said "no database at runs.db", or retried another's).
         assert f"resconv-tui retry --cause oom --db {db_url} retries every" in str(error.content)
         assert detail(pilot).query_one("#detail-body").children[0] is error  # above the charts
-        assert "failed" in screen_text(app)
+        assert "failed" in await drawn(pilot, "failed")
         note = detail(pilot).query_one(SampleImage).empty_note
         assert note == "no sample reconstructions: the run failed before its final validation pass"
 
@@ -214,7 +221,8 @@ async def test_running_run_redraws_with_new_rows_only(db_url: str, runs: dict) -
         assert len(chart.series[0].xs) == 19 and len(chart.series[1].xs) == 1
         # Its newest validation point, not "—" beside the chart's dots until it ends.
         last_val = 0.25 * math.exp(-10 / 15) + 0.06  # seed_runs.curve's at step 10
-        assert f"val loss   {last_val:.6f} at 6,400 inputs (the last pass" in screen_text(app)
+        said = f"val loss   {last_val:.6f} at 6,400 inputs (the last pass"
+        assert said in await drawn(pilot, said)
         seen = screen.last_metric_id
         repo = Repo.open(db_url)
         repo.add_metrics(runs["running"], curve(range(20, 31)), inputs_done=19_840)
@@ -223,13 +231,14 @@ async def test_running_run_redraws_with_new_rows_only(db_url: str, runs: dict) -
         assert len(chart.series[0].xs) == 30 and len(chart.series[1].xs) == 3
         assert screen.last_metric_id == seen + 11 * 3 + 2
         last_val = 0.25 * math.exp(-30 / 15) + 0.06
-        assert f"val loss   {last_val:.6f} at 19,200 inputs" in screen_text(app)
+        said = f"val loss   {last_val:.6f} at 19,200 inputs"
+        assert said in await drawn(pilot, said)
         await pilot.press("r")  # nothing new: nothing is added twice
         await settle(pilot)
         assert len(chart.series[0].xs) == 30
-        assert "19,840 / 64,000" in screen_text(app)
+        assert "19,840 / 64,000" in await drawn(pilot, "19,840 / 64,000")
         # Its pace so far, as the runs table shows it: not "—" until it ends.
-        assert "inputs/s   496\n" in screen_text(app)  # 19,840 inputs in 40 s
+        assert "inputs/s   496\n" in await drawn(pilot, "inputs/s   496\n")  # 19,840 in 40 s
 
 
 async def test_l_toggles_log_scale(db_url: str, runs: dict) -> None:
@@ -239,7 +248,7 @@ async def test_l_toggles_log_scale(db_url: str, runs: dict) -> None:
         chart = detail(pilot).query_one("#chart-loss", LossChart)
         assert not chart.log_y
         await pilot.press("l")
-        assert chart.log_y and "loss (log)" in screen_text(app)
+        assert chart.log_y and "loss (log)" in await drawn(pilot, "loss (log)")
         await pilot.press("l")
         assert not chart.log_y
 
@@ -248,7 +257,7 @@ async def test_unknown_run_says_so(db_url: str, runs: dict) -> None:
     app = ScreenHost(RunDetailScreen(db_url, 999))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        assert "no run with id 999" in screen_text(app)
+        assert "no run with id 999" in await drawn(pilot, "no run with id 999")
 
 
 def test_snapshot_run_detail(snap_compare: Any, db_url: str, runs: dict) -> None:
@@ -329,6 +338,10 @@ async def test_a_long_experiment_name_folds_at_its_separators(
     app = ScreenHost(RunDetailScreen(db_url, run_id))
     async with app.run_test(size=size) as pilot:
         await settle(pilot)
+        assert "experiment" in await drawn_among(pilot, detail(pilot).query_one("#detail-info"),
+                                                 "experiment")  # fmt: skip
+        assert "queued" in await drawn_among(pilot, detail(pilot).query_one("#detail-title"),
+                                             "queued")  # fmt: skip
         lines = region_lines(app, detail(pilot).query_one("#detail-info").content_region)
         title = region_lines(app, detail(pilot).query_one("#detail-title").content_region)
     assert_folds_at_separators(row_value(lines, "experiment", name), name)
@@ -355,7 +368,9 @@ async def test_a_long_worker_and_checkpoint_fold_at_their_separators(
         app = ScreenHost(RunDetailScreen(db_url, run_id))
         async with app.run_test(size=(80, 24)) as pilot:
             await settle(pilot)
-            lines = region_lines(app, detail(pilot).query_one("#detail-info").content_region)
+            info = detail(pilot).query_one("#detail-info")
+            assert "checkpoint" in await drawn_among(pilot, info, "checkpoint")
+            lines = region_lines(app, info.content_region)
     finally:
         shutil.rmtree(base)
     for label, value in (("worker", worker), ("checkpoint", folder)):
@@ -432,7 +447,7 @@ async def test_an_ended_run_s_panels_are_not_sent_again_at_each_poll(
             await pilot.press("r")
             await settle(pilot)
         assert not panels & set(updated)
-        assert "CUDA out of memory" in screen_text(app)
+        assert "CUDA out of memory" in await drawn(pilot, "CUDA out of memory")
 
 
 async def test_a_running_run_s_info_is_drawn_again_as_its_times_change(
@@ -443,7 +458,7 @@ async def test_a_running_run_s_info_is_drawn_again_as_its_times_change(
     app = ScreenHost(RunDetailScreen(db_url, runs["running"]))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        assert "heartbeat  5s ago" in screen_text(app)
+        assert "heartbeat  5s ago" in await drawn(pilot, "heartbeat  5s ago")
         updated.clear()
         await pilot.press("r")  # the same second: nothing to draw again
         await settle(pilot)
@@ -452,7 +467,8 @@ async def test_a_running_run_s_info_is_drawn_again_as_its_times_change(
         await pilot.press("r")
         await settle(pilot)
         # "elapsed" and "heartbeat 8s ago" changed; the title, config and error did not.
-        assert updated.count("detail-info") == 1 and "heartbeat  8s ago" in screen_text(app)
+        assert updated.count("detail-info") == 1
+        assert "heartbeat  8s ago" in await drawn(pilot, "heartbeat  8s ago")
         assert not {"detail-title", "detail-config", "detail-error"} & set(updated)
 
 
@@ -480,8 +496,9 @@ async def test_a_running_run_s_eta_is_the_runs_table_s_or_ls_s_why_none(
         await settle(pilot)
         assert eta_row(detail(pilot)) == ETA_SAYS[case]
         # On screen, below its progress (the panel folds a long note).
-        panel = detail(pilot).query_one("#detail-info").content_region
-        shown = " ".join(" ".join(region_lines(app, panel)).split())
+        info = detail(pilot).query_one("#detail-info")
+        assert ETA_SAYS[case] in await drawn_among(pilot, info, ETA_SAYS[case])
+        shown = " ".join(" ".join(region_lines(app, info.content_region)).split())
         assert re.search(r"inputs \(\d+%\) ETA " + re.escape(ETA_SAYS[case]) + " val loss", shown)
     repo = Repo.open(db_url)
     every = repo.list_runs()
@@ -503,7 +520,7 @@ async def test_a_run_that_is_not_running_has_no_eta_row(db_url: str, runs: dict)
         app = ScreenHost(RunDetailScreen(db_url, run_id))
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            assert eta_row(detail(pilot)) is None and "progress" in screen_text(app)
+            assert eta_row(detail(pilot)) is None and "progress" in await drawn(pilot, "progress")
 
 
 async def test_a_running_run_s_eta_follows_the_forecast_as_it_trains(
@@ -592,10 +609,11 @@ async def test_inf_losses_are_left_out_of_the_chart_on_both_scales(
             if log_first:
                 await pilot.press("l")
             await settle(pilot)
-            text = screen_text(app)
             scale = " (log)" if chart.log_y else ""
+            note = f"loss{scale}: 3 inf/NaN points left out"
+            text = await drawn(pilot, note)
             # The finite points are drawn (round axis labels of their range), with a note.
-            assert f"loss{scale}: 3 inf/NaN points left out" in text
+            assert note in text
             assert re.search(r"0\.[0-9]+┤", text) and "10,000" in text
             log_first = not log_first
 
@@ -619,6 +637,8 @@ async def test_a_run_in_its_final_pass_is_validating_as_the_runs_table_says(
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         screen = detail(pilot)
+        assert table_says in await drawn_among(pilot, screen.query_one("#detail-title"), table_says)
+        assert "status" in await drawn_among(pilot, screen.query_one("#detail-info"), "status")
         title = " ".join(region_lines(app, screen.query_one("#detail-title").content_region))
         info = region_lines(app, screen.query_one("#detail-info").content_region)
     assert title.split()[-1] == table_says, title
@@ -652,8 +672,12 @@ async def test_the_legend_is_drawn_below_the_plot_not_over_the_curves(
     app = ScreenHost(RunDetailScreen(db_url, run_id))
     async with app.run_test(size=size) as pilot:
         await settle(pilot)
+        # The legend below the plot: a drawn frame, before reading what the plot holds.
+        legend = "── train ● validation"
+        assert legend in await drawn_among(pilot, detail(pilot).query_one("#chart-loss"), legend)
         shown = ["#chart-loss", "#chart-speed"] if size[1] >= 35 else ["#chart-loss"]
         for chart_id in shown:  # (at 24 rows the speed chart is below, scrolled to)
+            assert "└" in await drawn_among(pilot, detail(pilot).query_one(chart_id), "└")
             lines = region_lines(app, detail(pilot).query_one(chart_id, LossChart).region)
             top = next(i for i, line in enumerate(lines) if "┌" in line)
             bottom = next(i for i, line in enumerate(lines) if "└" in line)
@@ -679,5 +703,7 @@ async def test_the_legend_under_a_narrow_loss_chart_keeps_its_keys(
     app = ScreenHost(RunDetailScreen(db_url, run_id))
     async with app.run_test(size=(60, 24)) as pilot:
         await settle(pilot)
+        legend = "── train ● validation"
+        assert legend in await drawn_among(pilot, detail(pilot).query_one("#chart-loss"), legend)
         loss = region_lines(app, detail(pilot).query_one("#chart-loss", LossChart).region)
         assert "── train   ● validation" in loss[-1] + loss[-2], "\n".join(loss)
