@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from screen_host import ScreenHost, region_lines, screen_text, settle
+from screen_host import ScreenHost, drawn, drawn_in, settle
 from seed_runs import T0, curve, freeze, new_run
 from textual.pilot import Pilot
 
@@ -50,7 +50,7 @@ async def test_legend_has_an_entry_per_run(db_url: str, runs: list[int]) -> None
     app = ScreenHost(CompareScreen(db_url, [*runs, 99]))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        text = screen_text(app)
+        text = await drawn(pilot, "#1 l-1  (demo, succeeded)  val 0.131000")
         assert "#1 l-1  (demo, succeeded)  val 0.131000" in text
         assert "#2 l-3  (demo, succeeded)  val 0.061000" in text
         assert "#3 l-5  (demo, running)  val 0." in text  # its last validation point
@@ -71,7 +71,8 @@ async def test_one_colour_per_run_and_metric_toggle(db_url: str, runs: list[int]
         await pilot.press("m")
         assert [len(s.xs) for s in chart.series] == [6, 6, 2]
         await pilot.press("l")
-        assert chart.log_y and "validation loss (log)" in screen_text(app)
+        scale = "validation loss (log)"
+        assert chart.log_y and scale in await drawn(pilot, scale)
 
 
 async def test_new_rows_extend_the_running_curve(db_url: str, runs: list[int]) -> None:
@@ -133,7 +134,8 @@ async def test_a_removed_run_loses_its_curve_and_a_retried_one_starts_afresh(
         await pilot.press("r")
         await settle(pilot)
         assert [len(s.xs) for s in chart.series] == [0, 0, 3, 0]
-        assert f"#{done}  not in the database" in screen_text(app)
+        gone = f"#{done}  not in the database"
+        assert gone in await drawn(pilot, gone)
     repo.close()
 
 
@@ -205,11 +207,12 @@ async def test_the_legend_writes_a_value_of_none_as_its_loss_of_none(db_url: str
 
 
 async def compare_text(db_url: str, run_ids: list[int]) -> str:
-    """What the compare screen of ``run_ids`` shows once it has read them."""
+    """What the compare screen of ``run_ids`` shows once it has read them (drawn: the
+    last run's legend entry)."""
     app = ScreenHost(CompareScreen(db_url, run_ids))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        return screen_text(app)
+        return await drawn(pilot, f"#{run_ids[-1]} ")
 
 
 async def test_a_long_title_wraps_at_80_columns_and_names_every_differing_key(
@@ -236,7 +239,5 @@ async def test_a_long_title_wraps_at_80_columns_and_names_every_differing_key(
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         title = pilot.app.screen.query_one("#compare-title")
-        shown = " ".join(region_lines(app, title.region))
-        assert " ".join(shown.split()) == (
-            "Compare 7 runs: they differ in activation, channels, layers, lr, max_inputs, seed"
-        )
+        said = "Compare 7 runs: they differ in activation, channels, layers, lr, max_inputs, seed"
+        assert await drawn_in(pilot, title, said) == said
