@@ -6,7 +6,7 @@ import math
 import re
 
 import pytest
-from screen_host import screen_text
+from screen_host import drawn
 from textual.app import App, ComposeResult
 
 from resconv_tui.plotting import MAX_GAP, Series, even_y_axis, log_ticks, nice_ticks
@@ -56,8 +56,7 @@ async def test_the_y_axis_labels_are_evenly_spaced_values() -> None:
     xs = list(range(0, 12224, 640))
     app = OneChart(Series("s", xs, [52.1 + 1651.7 * i / (len(xs) - 1) for i in range(len(xs))]))
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
-        shown = screen_text(app)
+        shown = await drawn(pilot, "┤")  # the chart, drawn once it is laid out
     labels = re.findall(r"^ *([\d,.]+)┤", shown, re.MULTILINE)
     values = [float(label.replace(",", "")) for label in labels]
     assert values == [1500.0, 1000.0, 500.0]
@@ -90,8 +89,7 @@ async def test_the_y_axis_labels_are_the_same_number_of_rows_apart(height: int) 
     curves = [Series(name, xs, [floor + top * fall**i for i in range(len(xs))])
               for name, floor, top, fall in shapes]  # fmt: skip
     async with TallChart(curves, height).run_test(size=(80, 40)) as pilot:
-        await pilot.pause()
-        lines = screen_text(pilot.app).splitlines()
+        lines = (await drawn(pilot, "┤")).splitlines()
     rows = [i for i, line in enumerate(lines) if re.match(r"^ *[\d,.]+┤", line)]
     values = [float(lines[i].split("┤")[0].replace(",", "")) for i in rows]
     gaps = {b - a for a, b in zip(rows, rows[1:], strict=False)}
@@ -114,8 +112,7 @@ async def test_a_chart_s_first_point_is_labelled_with_its_value_alone() -> None:
     # 304.6 (no 365.5).
     app = OneChart(Series("s", [640], [548.23]))
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
-        shown = screen_text(app)
+        shown = await drawn(pilot, "┤")
     assert re.findall(r"^ *([\d,.]+)┤", shown, re.MULTILINE) == ["548.2"]
     # Its inputs are a count, written as one (as the x axis writes 1,000 and 2,000 of
     # longer curves): the four figures of a loss made it "640.0" under a short run's point.
@@ -158,8 +155,7 @@ async def test_log_scale_y_labels_are_round_values_on_the_rows_of_their_logs(
     app = TallChart(curves, height)
     async with app.run_test(size=(80, 40)) as pilot:
         app.query_one(LossChart).log_y = True
-        await pilot.pause()
-        lines = screen_text(app).splitlines()
+        lines = (await drawn(pilot, "loss (log)")).splitlines()  # drawn again, log scale
     rows = [i for i, line in enumerate(lines) if re.match(r"^ *[\d,.]+┤", line)]
     values = [float(lines[i].split("┤")[0].replace(",", "")) for i in rows]
     assert len(values) >= 2 and all(float(f"{v:.2g}") == v for v in values), values
