@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from screen_host import screen_text
+from screen_host import drawn
 
 from core.queue import Repo
 from resconv_tui.widgets.run_table import RunTable
@@ -26,7 +26,7 @@ async def test_a_stalled_worker_s_run_reads_stalled(seeded, app_factory, settle,
         table = app.screen.query_one(RunTable)
         row = [str(c) for c in table.get_row(str(seeded["running"]))]
         assert (row[2], row[8]) == ("stalled", "no steps")
-        text = screen_text(app)
+        text = await drawn(pilot, "1 running (1 stalled)")
         assert "1 running (1 stalled)" in text
         assert "run 4 stalled" in text
         others: list[Any] = [str(c) for c in table.get_row(str(seeded["ids"][0]))]
@@ -45,7 +45,7 @@ async def test_a_stopping_worker_s_run_reads_stopping_and_its_rules_show(
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        text = screen_text(app)
+        text = await drawn(pilot, "run 4 stopping")
         assert "run 4 stopping" in text
         assert "stack 4, max 8 runs" in text
         await pilot.resize_terminal(80, 24)  # narrow: the rules still show, where they fit
@@ -81,7 +81,7 @@ async def test_two_workers_of_one_host_keep_their_pids_apart_at_80_columns(
 
 async def test_the_run_detail_says_its_run_is_stalled(seeded, db_url) -> None:
     # The runs table said "stalled"; the run's own detail said "running", beating.
-    from screen_host import ScreenHost, settle
+    from screen_host import ScreenHost, drawn, settle
 
     from resconv_tui.screens.run_detail import RunDetailScreen
 
@@ -92,4 +92,5 @@ async def test_the_run_detail_says_its_run_is_stalled(seeded, db_url) -> None:
     app = ScreenHost(RunDetailScreen(db_url, seeded["running"]))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        assert "running (stalled: no step for minutes)" in screen_text(app)
+        stalled = "running (stalled: no step for minutes)"
+        assert stalled in await drawn(pilot, stalled)
