@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from reused_pids import started_with_pid
-from screen_host import screen_text
+from screen_host import drawn
 
 from core.processes import SILENT_FOR_S
 from core.queue import NewRun, Repo, RunStatus
@@ -90,7 +90,7 @@ def zombie() -> subprocess.Popen[bytes]:
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     process.kill()
     stat = Path(f"/proc/{process.pid}/stat")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # a polled wait: as long as a loaded machine needs
     while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
         assert time.monotonic() < deadline
         time.sleep(0.01)
@@ -119,8 +119,9 @@ async def test_real_processes_killed_and_alive(tmp_path: Path, settle) -> None:
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             assert any(f"worker pid {dead.pid} exited" in m for m in notifications(app))
-            shown = screen_text(app)  # the first run is highlighted: its line under the table
-            assert f" run {killed} · two · layers-1 · failed, worker lost" in shown.splitlines()
+            line = f" run {killed} · two · layers-1 · failed, worker lost"
+            shown = await drawn(pilot, line)  # the first run is highlighted: its line under it
+            assert line in shown.splitlines()
             assert "worker lost: worker lost" not in shown
     finally:
         living.kill()
@@ -209,7 +210,8 @@ async def test_a_database_this_dashboard_cannot_write_still_shows_its_rows(
             await settle(pilot)
         table = app.screen.query_one(RunTable)
         assert table.row_count == len(seeded["ids"]) + len(local_stack_worker)
-        shown = screen_text(app)
+        shown = await drawn(pilot, "pid 3003")  # the poll's workers, before what is not
+        assert "pid 3003" in shown
         assert "no workers" not in shown and "Database error" not in shown
         said = (
             "worker pid 3003 exited without stopping cleanly, but the database is read-only "
@@ -242,14 +244,14 @@ async def test_the_rows_are_drawn_while_a_write_waits_on_a_lock(
     recover_stale = app.ctx.repo.recover_stale
 
     def waits(*, stale_after_s: float | None, dead_worker_ids: list[str]) -> list[int]:
-        assert lock.wait(10)
+        assert lock.wait(60)  # set as soon as the test has seen the rows
         return recover_stale(stale_after_s=stale_after_s, dead_worker_ids=dead_worker_ids)
 
     monkeypatch.setattr(app.ctx.repo, "recover_stale", waits)
     async with app.run_test(size=SIZE) as pilot:
         table = app.screen.query_one(RunTable)
         try:
-            for _ in range(100):
+            for _ in range(400):  # 20 s: the first poll, on a loaded machine
                 if table.row_count:
                     break
                 await pilot.pause(0.05)
