@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import NOW
-from screen_host import region_lines, screen_text
+from screen_host import drawn, drawn_among, region_lines
 
 import resconv_tui.screens.runs as runs_module
 from core.queue.db import describe
@@ -52,8 +52,9 @@ async def test_an_outage_is_said_above_the_last_rows_and_its_end_too(
             now[0] = NOW + later
             screen.refresh_now()
             await settle(pilot)
-        assert "database unreachable since" in screen_text(app)
+        assert "database unreachable since" in await drawn(pilot, "database unreachable since")
         banner = screen.query_one("#runs-unreachable")
+        assert "(35 s)" in await drawn_among(pilot, banner, "(35 s)")  # the second poll's
         lines = region_lines(app, banner.region)
         said = " ".join(line.strip() for line in lines)
         assert said == (
@@ -64,8 +65,9 @@ async def test_an_outage_is_said_above_the_last_rows_and_its_end_too(
         assert table.row_count == rows  # the last rows stay
         panel = screen.query_one(WorkersPanel)
         assert panel.border_title == f"workers as of {clock_time(NOW)}"
-        assert "beat 20 s ago" in screen_text(app)  # as read, under "as of"
-        assert "Database error" not in screen_text(app)
+        shown = await drawn(pilot, "beat 20 s ago")
+        assert "beat 20 s ago" in shown  # as read, under "as of"
+        assert "Database error" not in shown
 
         monkeypatch.setattr(runs_module, "read_dashboard", read_dashboard)
         now[0] = NOW + 45
@@ -73,7 +75,10 @@ async def test_an_outage_is_said_above_the_last_rows_and_its_end_too(
         await settle(pilot)
         assert "database reachable again (unreachable for 40 s)" in notifications(app)
         assert not banner.display
-        assert "database unreachable" not in screen_text(app)
+        # The panel's border says "workers" again (not "workers as of"): a frame drawn
+        # after the read, before looking for what it must not show.
+        shown = await drawn(pilot, "─workers─")
+        assert "─workers─" in shown and "database unreachable" not in shown
         assert panel.border_title == "workers"
 
 
@@ -87,7 +92,7 @@ async def test_a_first_poll_that_fails_says_nothing_was_read(
     app = app_factory()
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        shown = screen_text(app)
+        shown = await drawn(pilot, "database locked since")
         assert f"database locked since {clock_time(NOW)} (0 s): nothing read yet" in shown
         assert "database runs.db is locked by another process (waited 15 s)" in shown
 
@@ -103,4 +108,5 @@ async def test_a_read_error_that_is_no_outage_is_not_called_unreachable(
     app = app_factory()
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        assert f"database not readable since {clock_time(NOW)} (0 s)" in screen_text(app)
+        said = f"database not readable since {clock_time(NOW)} (0 s)"
+        assert said in await drawn(pilot, said)
