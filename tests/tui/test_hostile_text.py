@@ -11,7 +11,7 @@ import sqlite3
 from typing import Any
 
 import pytest
-from screen_host import drawn, screen_text
+from screen_host import drawn
 from seed_runs import new_run
 
 from core.queue import FinalFigures, Repo, RunRow
@@ -51,26 +51,27 @@ async def test_every_screen_shows_hostile_names_and_errors_as_written(
         assert EXPERIMENT in await drawn(pilot, EXPERIMENT)  # the runs table
         await pilot.press("F")  # the experiment filter, said in the summary line
         await settle(pilot)
-        assert f"exp={EXPERIMENT}" in screen_text(app)
+        assert f"exp={EXPERIMENT}" in await drawn(pilot, f"exp={EXPERIMENT}")
         table = app.screen.query_one("#runs-table")
         table.move_cursor(row=table.get_row_index(str(hostile["failed"])))
         await settle(pilot)
-        assert "bad [/] shape [64, 1]" in screen_text(app)  # the line under the table
+        under = "bad [/] shape [64, 1]"
+        assert under in await drawn(pilot, under)  # the line under the table
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, RunDetailScreen)
-        shown = screen_text(app)
+        shown = await drawn(pilot, ERROR)
         assert EXPERIMENT in shown and ERROR in shown  # title and error box
         await pilot.press("escape", "space", "down", "space", "C")
         await settle(pilot)
         assert isinstance(app.screen, CompareScreen)
-        assert f"({EXPERIMENT}, " in screen_text(app)  # the legend
+        assert f"({EXPERIMENT}, " in await drawn(pilot, f"({EXPERIMENT}, ")  # the legend
         await pilot.press("escape", "R")
         await settle(pilot)
         assert isinstance(app.screen, ResultsScreen)
         await pilot.press("f")  # one experiment: named in the status line
         await settle(pilot)
-        assert EXPERIMENT in screen_text(app)
+        assert EXPERIMENT in await drawn(pilot, f" · {EXPERIMENT} · ")  # the status line
         await pilot.press("escape", "d")  # a new sweep from the highlighted run: its name
         await settle(pilot)
         form = app.screen
@@ -197,13 +198,13 @@ async def test_the_dashboard_escapes_what_a_terminal_would_act_on(
         table = app.screen.query_one("#runs-table")
         table.move_cursor(row=table.get_row_index(str(hand_edited["failed"])))
         await settle(pilot)
-        shown = screen_text(app)
+        shown = await drawn(pilot, escaped(ESC_ERROR))
         assert escaped(ESC_ERROR) in shown and not set(shown) & ACTED_ON  # line under it
         titles = [c.title for c in app.screen.palette_commands()]
         assert f"Filter experiment: {exp}" in titles  # the experiment filter list
         await pilot.press("F")  # the experiment filter: the stored name, said escaped
         await settle(pilot)
-        shown = screen_text(app)
+        shown = await drawn(pilot, f"exp={exp}")
         assert f"exp={exp}" in shown and not set(shown) & ACTED_ON
         assert app.screen.filters.experiment == ESC_EXPERIMENT
         rows = {int(str(key.value)) for key in table.rows}
@@ -238,7 +239,7 @@ async def test_the_dashboard_escapes_what_a_terminal_would_act_on(
         assert isinstance(app.screen, ResultsScreen)
         await pilot.press("f")
         await settle(pilot)
-        shown = screen_text(app)
+        shown = await drawn(pilot, f" · {exp} · ")  # the status line names it
         assert exp in shown and not set(shown) & ACTED_ON
         app.notify(f"run 1 · {ESC_EXPERIMENT}")  # every notice, whoever words it
         await pilot.pause()
