@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from textual.app import App
@@ -93,6 +94,17 @@ async def drawn(pilot: Pilot[Any], text: str, timeout: float = 10.0) -> str:
         await pilot.pause(0.05)
         shown = screen_text(pilot.app)
     return shown
+
+
+async def eventually(pilot: Pilot[Any], holds: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Whether ``holds()`` is true within ``timeout``, asked every 0.05 s: for what a later
+    layout settles (a scroll into sight once laid out), which one pause did not always
+    reach on a loaded machine."""
+    for _ in range(int(timeout / 0.05)):
+        if holds():
+            return True
+        await pilot.pause(0.05)
+    return holds()
 
 
 async def settle(pilot: Pilot[Any]) -> None:

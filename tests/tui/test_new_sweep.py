@@ -17,9 +17,10 @@ from screen_host import (
     ScreenHost,
     assert_folds_at_separators,
     drawn,
+    drawn_among,
     drawn_in,
+    eventually,
     region_lines,
-    screen_text,
 )
 from sqlite_locks import drop_newer_worker_columns, write_lock_held
 from textual import events
@@ -129,7 +130,7 @@ async def test_tab_order_and_preview_count(db_url: str) -> None:
         runs = screen.preview.runs
         assert screen.preview.ok and len(runs) == 6
         assert [r.param_count for r in runs] == [count_params(r.config) for r in runs]
-        shown = screen_text(app)
+        shown = await drawn(pilot, "l-3_act-relu")
         assert "l-3_act-relu" in shown and f"{runs[-1].param_count:,}" in shown
 
 
@@ -902,7 +903,8 @@ async def test_f3_over_unsaved_edits_asks_first(db_url: str, tmp_path: Path) -> 
         for answer, seed in (("n", "0,1"), ("y", "0")):
             await load_file(pilot, path)
             assert isinstance(app.screen, ConfirmScreen)
-            assert "The form's changes are neither queued nor" in screen_text(app)
+            asks = "The form's changes are neither queued nor"
+            assert asks in await drawn(pilot, asks)
             await pilot.press(answer)
             await settle(pilot)
             assert form(pilot).field("seed").value == seed
@@ -1047,7 +1049,7 @@ async def test_the_preview_stays_readable_at_80_columns(db_url: str) -> None:
         preview = app.screen.query_one(SweepPreview)
         assert preview.region.width >= 34  # was 14: "9,6…" for a parameter count
         assert "19,171" in await drawn(pilot, "19,171")
-        assert "3..11:2" in screen_text(app)  # the title's last example was cut off
+        assert "3..11:2" in await drawn(pilot, "3..11:2")  # the title's last example was cut
         # Longer names: the ~mem column gives way, and they were two cells or none wide.
         await type_into(pilot, "kernel_size", "3,5")
         await type_into(pilot, "seed", "0,1")
@@ -1068,6 +1070,7 @@ async def test_the_previews_memory_figure_is_never_broken_across_lines(
         await type_into(pilot, "layers", "1..30")
         await type_into(pilot, "channels", "16,128")
         summary = app.screen.query_one("#preview-summary", Static)
+        assert "60 runs" in await drawn_among(pilot, summary, "60 runs")  # the last preview's
         lines = region_lines(app, summary.region)
         memory = format_bytes(max(form(pilot).preview.memory))
         assert lines[0].startswith("60 runs  params 305..8,576,899")
@@ -1103,7 +1106,7 @@ async def test_the_preview_says_what_queueing_would_do_against_the_database(
         await type_into(pilot, "layers", "1,2,3")
         await type_into(pilot, "max_inputs", "256")
         assert form(pilot).preview.plans == ("skip #1 queued", "skip #2 queued", "new")
-        text = screen_text(app)
+        text = await drawn(pilot, "3 runs (1 new, 2 already queued or done)")
         assert "3 runs (1 new, 2 already queued or done)" in text
         assert text.count("there") >= 2
 
@@ -1156,7 +1159,7 @@ async def test_a_slow_preview_of_older_fields_does_not_replace_a_newer_one(
         for _ in range(20):  # the old thread ends and hands its preview to the UI thread
             await pilot.pause(0.01)
         assert len(form(pilot).preview.runs) == 3  # was 2
-        assert "3 runs" in screen_text(app)
+        assert "3 runs" in await drawn(pilot, "3 runs")
 
 
 async def test_a_loaded_files_targets_follow_the_runs_the_form_makes(
@@ -1220,6 +1223,8 @@ async def test_the_previews_run_names_fold_at_their_separators_at_80_columns(
             await type_into(pilot, key, values)
         names = [run.name for run in form(pilot).preview.runs]
         table = app.screen.query_one("#preview-table", Static)
+        # Laid out for the last preview (its size is the new table's) before it is read.
+        assert "16 runs" in await drawn(pilot, "16 runs")
         # Every row, not only those scrolled into view.
         lines = [strip.text.rstrip() for strip in table.render_lines(Region(0, 0, *table.size))]
     start = lines[0].index("name")
@@ -1245,16 +1250,18 @@ async def test_a_bad_last_fields_reason_is_scrolled_into_sight_at_80x24(db_url: 
 
         async def reason_in_sight() -> bool:
             await settle(pilot)
-            await pilot.pause()
-            seen = " ".join(" ".join(region_lines(app, reason.region)).split())
-            return scroller.region.contains_region(reason.region) and priority.error in seen
+
+            def drawn_in_sight() -> bool:  # scrolled to once laid out: a later refresh
+                seen = " ".join(" ".join(region_lines(app, reason.region)).split())
+                return scroller.region.contains_region(reason.region) and priority.error in seen
+
+            return await eventually(pilot, drawn_in_sight)
 
         priority.input.focus()
         await pilot.press("end", *"x9")  # typed, as a person would: "0x9"
         assert "0x9" in priority.error and await reason_in_sight()
         form(pilot).field("name").input.focus()  # scrolls back up, the reason out of sight
-        await pilot.pause()
-        assert not scroller.region.contains_region(reason.region)
+        assert await eventually(pilot, lambda: not scroller.region.contains_region(reason.region))
         await pilot.press("ctrl+s")  # refused: the focus goes back to priority, and its reason
         assert app.focused is priority.input and await reason_in_sight()
 
