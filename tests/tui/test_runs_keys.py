@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from conftest import LAUNCHED_PID, LOCAL_HOST, NOW, frozen_repo_time, new_runs
 from rich.cells import cell_len
-from screen_host import region_lines, screen_text
+from screen_host import drawn, drawn_among, eventually, region_lines, screen_text
 from screen_host import settle as settle_pilot
 
 import core.queue.repo as repo_module
@@ -558,7 +558,7 @@ async def test_o_moves_the_rows_without_making_them_again(
         assert added == []
         assert table(app).highlighted_id == 2  # the cursor stays on its run...
         assert table(app).cursor_row == 4  # ...which is 5th as runs train
-        lines = screen_text(app).splitlines()
+        lines = (await drawn(pilot, "order=queue")).splitlines()  # the new order's frame
         ids = [int(line.split()[0]) for line in lines[3:11]]  # as drawn, under the header
         assert ids == [4, 7, 8, 1, 2, 3, 5, 6]
 
@@ -854,6 +854,7 @@ async def test_at_80_columns_two_filters_and_the_order_keep_the_summary_one_line
         app.screen.refresh_now()
         await settle(pilot)
         summary = app.screen.query_one("#runs-summary")
+        assert "order=queue" in await drawn_among(pilot, summary, "order=queue")
         (line,) = region_lines(app, summary.content_region)
         # The experiment's own ETA goes first: every filter stays named.
         assert summary.size.height == 1 and line == (
@@ -863,6 +864,7 @@ async def test_at_80_columns_two_filters_and_the_order_keep_the_summary_one_line
         await pilot.press("slash", *"l-", "enter")
         app.screen.refresh_now()
         await settle(pilot)
+        assert 'text="l-"' in await drawn_among(pilot, summary, 'text="l-"')
         (line,) = region_lines(app, summary.content_region)
         assert summary.size.height == 1 and line.endswith("…") and len(line) == 78
         assert line.startswith(
@@ -890,6 +892,7 @@ async def test_at_80_columns_a_long_experiment_name_is_cut_in_its_middle(
         app.screen.refresh_now()
         await settle(pilot)
         summary = app.screen.query_one("#runs-summary")
+        assert "order=queue" in await drawn_among(pilot, summary, "order=queue")
         (line,) = region_lines(app, summary.content_region)
         assert summary.size.height == 1 and len(line) <= 78, line
         # Its start and its end stay, and every filter after it.
@@ -915,6 +918,7 @@ async def test_a_long_experiment_name_cut_in_its_middle_keeps_its_numbers_whole(
         app.screen.refresh_now()
         await settle(pilot)
         summary = app.screen.query_one("#runs-summary")
+        assert "status=queued" in await drawn_among(pilot, summary, "status=queued")
         (line,) = region_lines(app, summary.content_region)
         said = re.search(r"exp=(\S+)", line)
         assert said is not None, line
@@ -1417,6 +1421,7 @@ async def test_workers_panel_columns_line_up_and_fit_at_120_and_80_columns(
         async with app.run_test(size=size) as pilot:
             await settle(pilot)
             panel = app.screen.query_one(WorkersPanel)
+            assert "ago" in await drawn_among(pilot, panel, "ago")  # the poll's workers
             lines = region_lines(app, panel.content_region)
             assert len(lines) == 4 and all(line.rstrip().endswith(" ago") for line in lines), lines
             for column in ("slot", "GPU", "beat"):
@@ -1467,11 +1472,13 @@ async def test_at_80_columns_a_stack_workers_rules_are_cut_not_wrapped(
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         panel = app.screen.query_one(WorkersPanel)
+        assert "workstatio" in await drawn_among(pilot, panel, "workstatio")
         lines = region_lines(app, panel.content_region)
         assert len(lines) == len(panel.rows) == 3  # one line a worker
         assert lines[0].startswith("● workstatio 3003 cpu") and lines[0].endswith("…")
         await pilot.resize_terminal(120, 36)  # room for them: whole
         await settle(pilot)
+        assert "max 5 runs" in await drawn_among(pilot, panel, "max 5 runs")
         lines = region_lines(app, panel.content_region)
         assert len(lines) == 3 and lines[0].endswith("  stack 3, largest first, max 5 runs")
 
@@ -1870,22 +1877,21 @@ async def test_the_footer_offers_no_find_key_while_typing_the_filter(
     seeded, app_factory, settle
 ) -> None:
     """In the filter field ``/`` is typed (Textual hides q, f ... there, not /)."""
-    from screen_host import screen_text
-
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        assert "/ Find" in screen_text(app).splitlines()[-1]
+        assert "/ Find" in (await drawn(pilot, "/ Find")).splitlines()[-1]
         await pilot.press("slash", "a", "slash")
         await settle(pilot)
         assert app.screen.query_one("#runs-search").value == "a/"
-        footer = screen_text(app).splitlines()[-1]
+        # The typing footer, drawn (its keys), before what it must not offer.
+        footer = (await drawn(pilot, "enter Keep filter")).splitlines()[-1]
         assert "/ Find" not in footer
         # Typed over, the placeholder no longer says how to leave: the footer does.
         assert "enter Keep filter" in footer and "esc Clear" in footer
         await pilot.press("enter")  # back in the table: / finds again
         await settle(pilot)
-        assert "/ Find" in screen_text(app).splitlines()[-1]
+        assert "/ Find" in (await drawn(pilot, "/ Find")).splitlines()[-1]
 
 
 async def test_an_80_column_terminal_shows_val_loss_and_params_without_scrolling(
@@ -2276,16 +2282,25 @@ async def test_at_80_columns_wide_cells_cut_the_names_not_params(
         assert "2 queued" in str(summary.render()) and summary.size.height == 1
 
 
-async def test_at_80_columns_the_footers_keep_help_and_quit(seeded, app_factory, settle) -> None:
-    from screen_host import screen_text
+def footer(app: Any) -> str:
+    """The screen's last line as drawn: its footer."""
+    return screen_text(app).splitlines()[-1].rstrip()
 
+
+def footer_ends_with(app: Any, keys: str) -> bool:
+    return footer(app).endswith(keys)
+
+
+async def test_at_80_columns_the_footers_keep_help_and_quit(seeded, app_factory, settle) -> None:
     app = app_factory()
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        assert screen_text(app).splitlines()[-1].rstrip().endswith("? Help q Quit")
+        assert await eventually(pilot, lambda: footer_ends_with(app, "? Help q Quit")), footer(app)
         await pilot.press("R")  # results
         await settle(pilot)
-        assert screen_text(app).splitlines()[-1].rstrip().endswith("? Help q Quit")
+        # The results screen's frame (its status line) before its footer is read.
+        assert "finished run" in await drawn(pilot, "finished run")
+        assert footer(app).endswith("? Help q Quit")
 
 
 async def test_a_footer_drawn_wide_fits_again_when_the_terminal_narrows(
@@ -2299,13 +2314,15 @@ async def test_a_footer_drawn_wide_fits_again_when_the_terminal_narrows(
         await settle(pilot)
         await pilot.press("R")  # results
         await settle(pilot)
-        assert screen_text(app).splitlines()[-1].rstrip().endswith("^p palette")
+        # The results screen's frame (its status line) before its footer is read.
+        assert "finished run" in await drawn(pilot, "finished run")
+        assert footer(app).endswith("^p palette")
         await pilot.resize_terminal(80, 24)
         await settle(pilot)
-        assert screen_text(app).splitlines()[-1].rstrip().endswith("? Help q Quit")
+        assert await eventually(pilot, lambda: footer_ends_with(app, "? Help q Quit")), footer(app)
         await pilot.resize_terminal(160, 45)
         await settle(pilot)
-        assert screen_text(app).splitlines()[-1].rstrip().endswith("^p palette")
+        assert await eventually(pilot, lambda: footer_ends_with(app, "^p palette")), footer(app)
 
 
 async def test_help_fits_an_80_column_terminal(seeded, app_factory, settle) -> None:
