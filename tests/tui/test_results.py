@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from screen_host import drawn
 from textual.widgets import SelectionList
 
 from core.queue import views as v
@@ -302,13 +303,14 @@ async def test_the_export_notice_breaks_its_path_only_after_a_slash(
     async with app.run_test(size=size, notifications=True) as pilot:
         screen = await open_results(pilot, settle)
         path = screen.action_export("markdown")
-        await pilot.pause()
+        # The notice, shown and laid out (its size is read below), not one pause later.
+        assert "exported 3 rows to" in await drawn(pilot, "exported 3 rows to")
         (toast,) = app.screen.query("Toast")
-        drawn = [s.text.strip(" ▌") for s in toast.render_lines(Region(0, 0, toast.size.width, 9))]
+        seen = [s.text.strip(" ▌") for s in toast.render_lines(Region(0, 0, toast.size.width, 9))]
     assert path is not None
-    lines = [line for line in drawn if line][1:]  # after "exported 3 rows to"
+    lines = [line for line in seen if line][1:]  # after "exported 3 rows to"
     shown = path.name if inside else str(path)
-    assert "".join(lines) == shown and all(line.endswith("/") for line in lines[:-1]), drawn
+    assert "".join(lines) == shown and all(line.endswith("/") for line in lines[:-1]), seen
 
 
 async def test_an_export_of_one_row_says_one_row(db_url, app_factory, settle) -> None:

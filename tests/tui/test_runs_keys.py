@@ -619,13 +619,15 @@ async def test_at_80_columns_x_s_notice_breaks_a_folder_only_after_a_slash(
         await goto(pilot, 7)
         await pilot.press("x")  # queued: removed at once, no question
         await settle(pilot)
+        stay = "checkpoint folders stay on disk:"
+        assert stay in await drawn(pilot, stay)  # the notice, laid out, before it is read
         (toast,) = app.screen.query("Toast")
-        drawn = [s.text.strip(" ▌") for s in toast.render_lines(Region(0, 0, toast.size.width, 12))]
-    lines = [line for line in drawn if line]
+        seen = [s.text.strip(" ▌") for s in toast.render_lines(Region(0, 0, toast.size.width, 12))]
+    lines = [line for line in seen if line]
     start = lines.index("checkpoint folders stay on disk:") + 1
     path_lines = lines[start:]
-    assert "".join(path_lines) == str(folder), repr(drawn)
-    assert len(path_lines) > 1 and all(line.endswith("/") for line in path_lines[:-1]), drawn
+    assert "".join(path_lines) == str(folder), repr(seen)
+    assert len(path_lines) > 1 and all(line.endswith("/") for line in path_lines[:-1]), seen
 
 
 async def test_removing_the_run_with_the_longest_name_keeps_the_cursor_near(
@@ -2753,13 +2755,14 @@ async def test_the_worker_started_notice_breaks_its_log_path_only_after_a_slash(
         await settle(pilot)
         await pilot.press("w", "enter")
         await settle(pilot)
+        assert "log:" in await drawn(pilot, "log:")  # the notice, laid out, before it is read
         (toast,) = app.screen.query("Toast")
-        drawn = [s.text.strip(" ▌") for s in toast.render_lines(Region(0, 0, toast.size.width, 12))]
-    lines = [line for line in drawn if line]
+        seen = [s.text.strip(" ▌") for s in toast.render_lines(Region(0, 0, toast.size.width, 12))]
+    lines = [line for line in seen if line]
     start = next(i for i, line in enumerate(lines) if line.endswith("log:")) + 1
     path_lines = lines[start:]
-    assert "".join(path_lines) == str(launcher.log_path), repr(drawn)
-    assert all(line.endswith("/") for line in path_lines[:-1]), drawn
+    assert "".join(path_lines) == str(launcher.log_path), repr(seen)
+    assert all(line.endswith("/") for line in path_lines[:-1]), seen
 
 
 @pytest.mark.parametrize("size", [(120, 36), (80, 24)])
@@ -2777,16 +2780,17 @@ async def test_the_worker_exited_notice_breaks_its_log_path_only_after_a_slash(
     app = app_factory()
     async with app.run_test(size=size, notifications=True) as pilot:
         await start_a_worker_that_exits(pilot, settle, launcher, "device", "cuda:3")
-        drawn = []
+        assert "exited" in await drawn(pilot, "exited")  # its notice, laid out, then read
+        seen = []
         for toast in app.screen.query("Toast"):
             shown = toast.render_lines(Region(0, 0, toast.size.width, 12))
             if any("exited" in strip.text for strip in shown):
-                drawn = [strip.text.strip(" ▌") for strip in shown]
-    lines = [line for line in drawn if line]
+                seen = [strip.text.strip(" ▌") for strip in shown]
+    lines = [line for line in seen if line]
     start = next(i for i, line in enumerate(lines) if line.endswith("log:")) + 1
     path_lines = lines[start:]
-    assert "".join(path_lines) == str(launcher.log_path), repr(drawn)
-    assert all(line.endswith("/") for line in path_lines[:-1]), drawn
+    assert "".join(path_lines) == str(launcher.log_path), repr(seen)
+    assert all(line.endswith("/") for line in path_lines[:-1]), seen
 
 
 @pytest.mark.parametrize("size", [(60, 24), (80, 24), (120, 36)])
