@@ -1147,12 +1147,27 @@ def said_by_stop(pid: int, runs: str) -> str:
     return f"asked worker pid {pid} to stop after the current step; {runs}\n"
 
 
+def ignoring_sigterm() -> subprocess.Popen[str]:
+    """A process here that ignores SIGTERM (as a worker busy in its step or final pass
+    does), once it says its handler is in place: a fixed 0.2 s was sometimes too short
+    for Python to start on a loaded machine, and the first SIGTERM then ended it."""
+    code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ignoring', flush=True); time.sleep(60)"
+    )
+    busy = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert busy.stdout is not None
+    said = busy.stdout.readline()  # returns once it is said, or "" if the process ended
+    busy.stdout.close()
+    assert said == "ignoring\n", said
+    return busy
+
+
 @contextlib.contextmanager
 def worker_in_final_pass(stopping: bool = False) -> Iterator[tuple[int, int]]:
     """A worker process here (one that ignores SIGTERM, as a worker busy in its final
     pass does) whose run has trained all its inputs: (its pid, the run's id)."""
-    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
-    busy = subprocess.Popen([sys.executable, "-c", code])
+    busy = ignoring_sigterm()
     repo = Repo.open("runs.db")
     worker_id = repo.register_worker(socket.gethostname(), busy.pid, "cpu")
     run = repo.claim(worker_id)
@@ -1161,7 +1176,6 @@ def worker_in_final_pass(stopping: bool = False) -> Iterator[tuple[int, int]]:
     if stopping:
         repo.update_worker(worker_id, state="stopping")
     try:
-        time.sleep(0.2)  # its SIGTERM handler is in place
         yield busy.pid, run.id
     finally:
         busy.kill()
@@ -2016,14 +2030,12 @@ def test_stop_signals_this_machine_s_live_workers_once(
 ) -> None:
     cli(capsys, "queue", "sweep.yml")
     # A worker busy finishing its step: the first SIGTERM does not end it.
-    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
-    busy = subprocess.Popen([sys.executable, "-c", code])
+    busy = ignoring_sigterm()
     repo = Repo.open("runs.db")
     here = socket.gethostname()
     repo.register_worker(here, busy.pid, "cpu")
     repo.register_worker("other-box", busy.pid, "cuda:0")  # not this machine's
     try:
-        time.sleep(0.2)  # its SIGTERM handler is in place
         # It holds no run: "runs go back to the queue" misled.
         assert cli(capsys, "stop", "--no-wait")[1] == (
             f"asked worker pid {busy.pid} to stop after the current step; "
@@ -2052,15 +2064,13 @@ def test_stop_stops_the_workers_beside_a_damaged_run_row(
     # Reading the runs the workers held (for the summary) refused a hand-damaged row, and
     # stop exited 2 with the worker still training.
     cli(capsys, "queue", "sweep.yml")
-    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
-    busy = subprocess.Popen([sys.executable, "-c", code])
+    busy = ignoring_sigterm()
     repo = Repo.open("runs.db")
     worker = repo.register_worker(socket.gethostname(), busy.pid, "cpu")
     assert repo.claim(worker) is not None  # run 1, which it trains
     with sqlite3.connect("runs.db") as conn:
         conn.execute("UPDATE run SET validation_loss = 'x' WHERE id = 1")
     try:
-        time.sleep(0.2)  # its SIGTERM handler is in place
         code_, out, err = cli(capsys, "stop", "--no-wait")
         assert (code_, out) == (0, f"asked worker pid {busy.pid} to stop after the current step\n")
         assert "run 1's row is damaged (its validation_loss is 'x', not a number)" in err
@@ -3032,8 +3042,7 @@ def test_stop_stops_the_workers_beside_a_damaged_worker_row(
     # exits 1: its worker, if one runs, is not known to be down. Another machine's is
     # none of stop's business.
     cli(capsys, "queue", "sweep.yml")
-    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
-    busy = subprocess.Popen([sys.executable, "-c", code])
+    busy = ignoring_sigterm()
     here = socket.gethostname()
     repo = Repo.open("runs.db")
     repo.register_worker(here, busy.pid, "cpu")
@@ -3041,7 +3050,6 @@ def test_stop_stops_the_workers_beside_a_damaged_worker_row(
     with sqlite3.connect("runs.db") as conn:  # as an SQL client's UPDATE stores it
         conn.execute("UPDATE worker SET pid = 'abc' WHERE id = ?", (ghost,))
     try:
-        time.sleep(0.2)  # its SIGTERM handler is in place
         code_, out, err = cli(capsys, "stop", "--no-wait")
         asked = f"asked worker pid {busy.pid} to stop after the current step"
         assert out == f"{asked}; it held no run when read\n"
@@ -3088,8 +3096,7 @@ def test_a_worker_row_of_a_state_no_version_writes_is_named_damaged(
     # A state edited by hand ('zzz'): the row was read as a worker neither live nor
     # gone. stop left its live worker training and said "no live worker", exit 0; status
     # showed it as a worker of state 'zzz'. It is a damaged row, named as the others are.
-    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
-    busy = subprocess.Popen([sys.executable, "-c", code])
+    busy = ignoring_sigterm()
     here = socket.gethostname()
     repo = Repo.open("runs.db")
     worker = repo.register_worker(here, busy.pid, "cpu")
