@@ -221,7 +221,7 @@ def test_dashboard_over_ssh(session: Tmux, tmp_path: Path) -> None:
     session.wait_for(lambda s: re.search(r"\d+ running", s) is not None, "the long run to start",
                      timeout=60)  # fmt: skip
     session.keys("q")
-    session.wait_for(lambda _: not session.alive(), "the TUI to exit", timeout=10)
+    session.wait_for(lambda _: not session.alive(), "the TUI to exit", timeout=30)
     tui_gone_at = time.time()
     deadline = time.monotonic() + 120
     while "4 succeeded" not in (text := status(tmp_path)):

@@ -139,7 +139,9 @@ def stop_leftovers(env: Env) -> None:
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str, env: Env) -> float:
-    """Poll ``check`` every 10 ms; returns the seconds it took."""
+    """Poll ``check`` every 10 ms; returns the seconds it took. ``timeout`` is room for a
+    loaded machine (it returns as soon as ``check`` holds) unless the test asserts on
+    the seconds it took."""
     start = time.monotonic()
     while not check():
         if time.monotonic() - start > timeout:
@@ -370,7 +372,7 @@ def test_a_stop_while_the_database_is_locked_gives_the_run_back_once_it_is_free(
         wait_for(said_or_exited(worker, env, waits), 30, "its writes to wait", env)
         worker.send_signal(signal.SIGTERM)
         trying = "the database is locked by another process: trying to give run 1 back"
-        wait_for(said_or_exited(worker, env, trying), 10, "the give-back", env)
+        wait_for(said_or_exited(worker, env, trying), 30, "the give-back", env)
         assert f"{trying} for up to 30 s" in env.output(), env.output()
         time.sleep(3)  # the lock held on: it keeps trying (training does not resume)
         assert worker.poll() is None, env.output()
@@ -393,7 +395,7 @@ def test_a_second_stop_while_the_run_is_given_back_exits_at_once(env: Env) -> No
         wait_for(said_or_exited(worker, env, waits), 30, "its writes to wait", env)
         worker.send_signal(signal.SIGTERM)
         trying = "trying to give run 1 back for up to 30 s"
-        wait_for(said_or_exited(worker, env, trying), 10, "the give-back", env)
+        wait_for(said_or_exited(worker, env, trying), 30, "the give-back", env)
         assert worker.poll() is None, env.output()
         worker.send_signal(signal.SIGTERM)
         start = time.monotonic()
@@ -611,7 +613,7 @@ def test_a_slot_killed_by_signal_9_loses_its_run_at_once_and_is_started_again(
     assert env.repo().get_run(killed).error == "worker lost"
     # Said just after the write that marked it (the log may lag the database by a moment).
     said = f"slot pid {victim.pid} exited with status 137: run {killed} marked failed"
-    wait_for(lambda: said in env.output(), 5, "the supervisor to say so", env)
+    wait_for(lambda: said in env.output(), 30, "the supervisor to say so", env)
     retry = f"(resconv-tui retry --cause worker-lost --db {shlex.quote(env.db)} queues it again)"
     assert retry in env.output()  # the --db given: without it, it would act on ./runs.db
     # Started again: it takes the third run, beside the slot that trained on.
@@ -639,9 +641,9 @@ def test_slots_stop_and_put_their_runs_back_when_their_supervisor_is_killed(env:
     worker.kill()
     worker.wait()
     queued = lambda: [r.status for r in env.repo().list_runs()] == [S.QUEUED] * 2  # noqa: E731
-    wait_for(queued, 15, "the orphaned slots to put their runs back", env)
+    wait_for(queued, 60, "the orphaned slots to put their runs back", env)
     gone = lambda: not any(process_alive(pid) for pid in slots)  # noqa: E731
-    wait_for(gone, 15, "the orphaned slots to exit", env)
+    wait_for(gone, 60, "the orphaned slots to exit", env)
     assert [w.state for w in env.repo().list_workers(include_gone=True)] == ["stopped"] * 2
     # The kernel sends it once per thread of the dying supervisor: still one clean stop.
     assert env.output().count("supervisor gone: stopping after this step") == 2
@@ -700,7 +702,7 @@ def test_stop_right_after_a_slot_is_started_again_stops_that_slot_too(env: Env) 
     victim = next(w for w in env.repo().list_workers() if w.device == "cpu slot 1/2")
     os.kill(victim.pid, signal.SIGKILL)
     again = lambda: "slot 1/2 started again" in env.output()  # noqa: E731
-    wait_for(again, 10, "the slot to be started again", env)
+    wait_for(again, 60, "the slot to be started again", env)
     restarted = re.search(r"slot 1/2 started again \(pid (\d+)", env.output())
     assert restarted is not None
     assert int(restarted[1]) not in {w.pid for w in env.repo().list_workers()}  # no row yet
