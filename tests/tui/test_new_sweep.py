@@ -1141,14 +1141,24 @@ async def test_a_slow_preview_of_older_fields_does_not_replace_a_newer_one(
     def preview(name: str, texts: dict[str, str], *rest: Any) -> Any:
         if texts["layers"] == "1,2":
             slow_started.set()
-            slow_may_end.wait(10)
+            slow_may_end.wait(60)  # set as soon as the newer preview is shown
         return real_preview(name, texts, *rest)
 
+    # The runs of each preview handed to the UI thread: the old one's arrival is waited
+    # for, not guessed at (20 pauses of 10 ms could end before it came, and pass).
+    handed: list[int] = []
+    real_apply = NewSweepScreen._apply_if_latest
+
+    def apply_if_latest(self: NewSweepScreen, number: int, result: Any) -> None:
+        handed.append(len(result.runs))
+        real_apply(self, number, result)
+
     monkeypatch.setattr(new_sweep, "preview", preview)
+    monkeypatch.setattr(NewSweepScreen, "_apply_if_latest", apply_if_latest)
     app = ScreenHost(NewSweepScreen(db_url))
     async with app.run_test(size=SIZE) as pilot:
         form(pilot).field("layers").value = "1,2"
-        for _ in range(200):
+        for _ in range(1000):  # 10 s: a loaded machine's thread start
             if slow_started.is_set():
                 break
             await pilot.pause(0.01)
@@ -1156,8 +1166,12 @@ async def test_a_slow_preview_of_older_fields_does_not_replace_a_newer_one(
         await type_into(pilot, "layers", "1,2,3")
         assert len(form(pilot).preview.runs) == 3
         slow_may_end.set()
-        for _ in range(20):  # the old thread ends and hands its preview to the UI thread
+        for _ in range(1000):  # the old thread ends and hands its preview to the UI thread
+            if 2 in handed:
+                break
             await pilot.pause(0.01)
+        assert 2 in handed, handed
+        await pilot.pause()
         assert len(form(pilot).preview.runs) == 3  # was 2
         assert "3 runs" in await drawn(pilot, "3 runs")
 
