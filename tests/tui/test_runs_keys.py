@@ -1636,7 +1636,7 @@ async def start_a_worker_that_exits(
     await pilot.press("w")
     dialog_fields(pilot.app)[field].value = value
     await pilot.press("enter")
-    for _ in range(100):
+    for _ in range(1000):  # 10 s, polled: room for the launch watch on a loaded machine
         await pilot.pause(0.01)
         if launcher.alive_calls > launcher.exits_after:
             break
