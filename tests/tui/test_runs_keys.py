@@ -2731,6 +2731,7 @@ async def test_at_80_columns_the_failures_causes_outlast_the_etas_seconds_and_th
         app.screen.refresh_now()
         await settle(pilot)
         summary = app.screen.query_one("#runs-summary")
+        assert "exp=t3-lr" in await drawn_among(pilot, summary, "exp=t3-lr")  # the filter's
         (line,) = region_lines(app, summary.content_region)
         assert summary.size.height == 1, line
         # The counts of runs still to train or fail stay, the causes with them; the
