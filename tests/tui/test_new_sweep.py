@@ -6,7 +6,7 @@ import contextlib
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from time import monotonic
 from typing import Any
@@ -92,19 +92,11 @@ async def answer_path_prompt(pilot: Pilot[Any], key: str, path: Path) -> None:
     gone and the form settled. ``settle`` alone stops at once while the prompt is the
     screen: on a loaded machine F3's notice was not posted yet when a test read them."""
     await pilot.press(key)
-    await until(pilot, lambda: isinstance(pilot.app.screen, PathPrompt))
+    assert await eventually(pilot, lambda: isinstance(pilot.app.screen, PathPrompt))
     pilot.app.screen.query_one("#path-input", Input).value = str(path)
     await pilot.press("enter")
-    await until(pilot, lambda: not isinstance(pilot.app.screen, PathPrompt))
+    assert await eventually(pilot, lambda: not isinstance(pilot.app.screen, PathPrompt))
     await settle(pilot)
-
-
-async def until(pilot: Pilot[Any], holds: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Pause until ``holds()`` (the caller's next step then asserts what it needs)."""
-    for _ in range(int(timeout / 0.05)):
-        if holds():
-            return
-        await pilot.pause(0.05)
 
 
 def form(pilot: Pilot[Any]) -> NewSweepScreen:
