@@ -105,7 +105,7 @@ from core.queue import (
 )
 from core.queue.db import describe, is_new_file, sqlite_path, stored_url
 from core.queue.patience import RECONNECT_S, at_once, passing_reason, sleep_unless
-from core.queue.repo import LIVE_WORKER_STATES, STALE_AFTER_S, LostRun
+from core.queue.repo import LIVE_WORKER_STATES, STALE_AFTER_S, SURELY_LOST_AFTER_S, LostRun
 from core.queue.samples import encode_samples
 from core.queue.views import ids_of
 from core.recording import (
@@ -147,13 +147,6 @@ RECOVER_EVERY_S = 10.0
 # This machine's clock this far from the database server's: said at start (a third of
 # the heartbeat's limit, far above what NTP leaves: milliseconds).
 CLOCK_WARN_S = 10.0
-# A worker's first look (at start) marks lost by heartbeat age alone only the runs (and
-# idle workers) silent this long on its clock: far past any two boxes' clocks apart (the
-# warning above comes at 10 s), so a power cut's leftovers are recovered at once, while a
-# live run of a box whose clock is behind this one's is not (by the 30 s limit, a box
-# 30 s ahead marked the others' live runs lost at each start). Younger silence is judged
-# by the beats changing, as at every later look.
-SURELY_LOST_AFTER_S = 600.0
 EMERGENCY_REQUEUE_S = 2.0
 # Asked to stop while its database is locked or away (a backup, an SQL shell, another
 # process's long write, a server restarting): this long trying to give its runs back, as

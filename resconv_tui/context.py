@@ -15,6 +15,7 @@ from pathlib import Path
 from core.queue import Repo
 from core.queue import views as v
 from core.queue.db import describe, normalize_url, sqlite_path, sqlite_url
+from resconv_tui.polling import HeardBeats
 from resconv_tui.worker_launcher import DEFAULT_WORKER, WorkerLauncher, WorkerOptions
 
 
@@ -52,6 +53,10 @@ class DashboardContext:
     preferences: Path | None = None  # where worker_options persist (None: this session only)
     notes: list[str] = field(default_factory=list)  # said once the dashboard shows
     results: ResultsChoices = ResultsChoices()  # the results screen's last view
+    # The running runs' beats as the dashboard's polls read them (the runs screen's and
+    # the run detail's): their silence timed by this process's own clock, not by a beat's
+    # age, as each box writes its beats with its own clock (``polling.HeardBeats``).
+    heard: HeardBeats = field(default_factory=HeardBeats)
 
     @property
     def db_name(self) -> str:

@@ -8,13 +8,15 @@ filters) is unit-testable and the refresh benchmark times exactly this code.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from core.errors import terminal_safe
 from core.queue import MetricRow, Repo, RunFilter, RunRow, RunStatus, WorkerRow
 from core.queue.failures import FailureCause, failure_counts, run_cause
-from core.queue.repo import SETTLED, STALE_AFTER_S, Signature
+from core.queue.repo import SETTLED, STALE_AFTER_S, SURELY_LOST_AFTER_S, Signature
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS, DamagedWorker
 from core.queue.status import FINISHING
 from resconv_tui.forecast import UpperBound, queue_ends, run_work
@@ -89,6 +91,9 @@ class Dashboard:
     # Worker rows edited by hand into what no version writes: left out of ``workers``,
     # named (``damaged_worker_said``).
     damaged_workers: tuple[DamagedWorker, ...] = ()
+    # Running runs whose beat this dashboard has seen unchanged past the stale limit, and
+    # for how long (``HeardBeats``): the runs table's "silent", the cancel key's judgement.
+    silent: dict[int, float] = field(default_factory=dict)
 
 
 def read_dashboard(
@@ -97,11 +102,14 @@ def read_dashboard(
     selected: int | None = None,
     latest: LatestLosses | None = None,
     settled: SettledRuns | None = None,
+    heard: HeardBeats | None = None,
 ) -> Dashboard:
     """All runs, recent workers and the selected run's new metrics.
 
     Pass the previous tick's ``latest`` and ``settled`` to read incrementally:
     only new metric rows, and runs that are not running only when they changed.
+    ``heard``: the dashboard's memory of beats, which times the running runs' silence
+    (a fresh one, that has seen no beat yet, where none is given).
     """
     runs, settled = read_runs(repo, settled or SettledRuns())
     running = (run.experiment for run in runs if run.status == RunStatus.RUNNING)
@@ -124,6 +132,7 @@ def read_dashboard(
         experiment_etas(runs, ends),
         stalled_runs(workers, held), running_ends(runs, workers, ends),
         len(untaken), max(ends.values(), default=None) if ends else None, tuple(damaged),
+        (heard or HeardBeats()).silent(runs, now),
     )  # fmt: skip
 
 
@@ -232,10 +241,63 @@ def beating(worker: WorkerRow, now: float) -> bool:
 
 
 def silent_for(run: RunRow, now: float) -> float | None:
-    """How long a running run's heartbeat has been missing, once it counts as lost
-    (``STALE_AFTER_S``; a worker recovers it soon): None while it beats."""
+    """How long a running run's heartbeat has been missing by its age on this machine's
+    clock, once it counts as lost (``STALE_AFTER_S``; a worker recovers it soon): None
+    while it beats. For the one-shot commands (``ls``, ``show``, ``show --follow``),
+    which read once and cannot watch a beat change; a box whose clock is ahead of the
+    training box's reads its live runs silent so. The dashboard watches (``HeardBeats``)."""
     age = run.heartbeat_age(now) if run.status == RunStatus.RUNNING else None
     return age if age is not None and age > STALE_AFTER_S else None
+
+
+class HeardBeats:
+    """The dashboard's memory of each running run's beat (``heartbeat_at``, written by its
+    worker's box's clock) and since when, on this process's monotonic clock, it has read
+    the same one: a run is silent once its beat has not changed for ``STALE_AFTER_S``,
+    whatever the two boxes' clocks say. By age on this box's clock, every live run of a
+    box whose clock is 30 s or more behind read "silent" here, and ``c`` cancelled it
+    unasked. The rule the workers judge each other by (``core.worker.BeatsSeen``), kept
+    apart as the runs screen reads every running run and the run detail one run, both
+    into this one memory (the app's, ``DashboardContext.heard``), so that a run's detail
+    says what the table says.
+
+    A beat not watched yet (the dashboard just started, a run just claimed) is timed from
+    its first read: its run reads silent only once watched for the limit, unless its age
+    by this clock is past ``SURELY_LOST_AFTER_S``, which no two boxes' clocks are apart
+    (a run whose box died long before the dashboard started is said at once). No gap rule
+    as the worker's: the workers run in their own sessions, so a dashboard stopped with
+    Ctrl-Z, or a screen that did not poll meanwhile, stopped none of them, and a beat
+    read unchanged across the gap was not written since."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.seen: dict[int, tuple[float, float]] = {}  # run id -> (beat, read so since)
+        self.lock = threading.Lock()  # the runs screen's and the run detail's polls
+
+    def silent(self, runs: Sequence[RunRow], now: float) -> dict[int, float]:
+        """Of ``runs`` (as read at ``now``, this box's clock), the running ones silent, with
+        the seconds each has been so as this dashboard knows it: its beat seen unchanged
+        that long, a bound from below whatever the clocks (a dashboard started after the
+        beat stopped has seen less); or its age by this clock, past ``SURELY_LOST_AFTER_S``.
+        Remembers this read for the next; forgets the runs read as no longer running."""
+        with self.lock:
+            watched_at = self.clock()
+            silent: dict[int, float] = {}
+            for run in runs:
+                if run.status != RunStatus.RUNNING or run.heartbeat_at is None:
+                    self.seen.pop(run.id, None)
+                    continue
+                beat, since = self.seen.get(run.id, (None, watched_at))
+                if beat != run.heartbeat_at:
+                    since = watched_at
+                    self.seen[run.id] = (run.heartbeat_at, since)
+                quiet = watched_at - since
+                age = run.heartbeat_age(now) or 0.0
+                if age > SURELY_LOST_AFTER_S:
+                    quiet = max(quiet, age)
+                if quiet > STALE_AFTER_S:
+                    silent[run.id] = quiet
+            return silent
 
 
 def live_workers_of(host: str, workers: Sequence[WorkerRow], now: float) -> list[WorkerRow]:
@@ -327,9 +389,12 @@ def why_no_eta(
     stalled: bool = False,
     exited: bool = False,
     ends: dict[int, float] | None = None,
+    silent: Mapping[int, float] | None = None,
 ) -> str | None:
     """Why a running run shows no ETA, in ``ls``'s words (its note; the run detail's and
-    ``show``'s ETA row): its worker's process here has ``exited``, its worker is silent,
+    ``show``'s ETA row): its worker's process here has ``exited``, its worker is silent
+    (by the dashboard's watch where ``silent`` is given, ``Dashboard.silent``; else by
+    its beat's age on this machine's clock, ``silent_for``),
     a cancel was asked for (finishing all the same once every input is trained), its
     worker beats but is ``stalled``, or it is in its final pass (with the forecast's
     ETA for the pass where ``ends`` has one, as the runs table's ETA column gives it).
@@ -338,8 +403,9 @@ def why_no_eta(
         return None
     if exited:
         return EXITED_NOTE
-    if (silent := silent_for(run, now)) is not None:  # the dashboard's "silent" ETA
-        return f"silent {format_duration(silent)}: {SILENT_NOTE}"
+    quiet = silent_for(run, now) if silent is None else silent.get(run.id)
+    if quiet is not None:  # the dashboard's "silent" ETA
+        return f"silent {format_duration(quiet)}: {SILENT_NOTE}"
     if run.cancel_requested and run.trained_all:
         return f"cancel requested, but {FINISHING}"
     if run.cancel_requested:
@@ -381,14 +447,19 @@ def validating_said(eta: float | None) -> str:
 
 
 def eta_text(
-    run: RunRow, now: float, stalled: bool, exited: bool, ends: dict[int, float]
+    run: RunRow,
+    now: float,
+    stalled: bool,
+    exited: bool,
+    ends: dict[int, float],
+    silent: Mapping[int, float] | None = None,
 ) -> str | None:
     """A running run's ETA as the run detail and ``show`` state it: ``shown_eta`` (the
     runs table's and ``ls``'s; "—" while unknown), or ``ls``'s words for why there is
-    none (``why_no_eta``). None for a run that is not running."""
+    none (``why_no_eta``; ``silent`` as it takes it). None for a run that is not running."""
     if run.status != RunStatus.RUNNING:
         return None
-    why = why_no_eta(run, now, stalled, exited)
+    why = why_no_eta(run, now, stalled, exited, silent=silent)
     eta = shown_eta(run, now, ends)
     if why == VALIDATING and eta is not None:  # the row is the ETA's: the figure first
         return f"{format_duration(eta)} ({VALIDATING})"

@@ -103,6 +103,15 @@ _Row = TypeVar("_Row")  # a row as read: RunRow, WorkerRow
 T = TypeVar("T")
 CLAIM_LOCK_KEY = 0x7265_7363  # PostgreSQL advisory lock that claims take in turn ("resc")
 STALE_AFTER_S = 30.0  # a running run without a heartbeat for this long is lost
+# Silent this long by a beat's age on this box's clock, a run (or idle worker) is lost
+# whatever the boxes' clocks: far past any two boxes' clocks apart (a worker warns at
+# 10 s apart, core.worker.CLOCK_WARN_S). Judged so only where no earlier read of the beat
+# is there to compare with: a worker's first look (at start), so a power cut's leftovers
+# are recovered at once while a live run of a box whose clock is behind this one's is not
+# (by the 30 s limit, a box 30 s ahead marked the others' live runs lost at each start),
+# and a dashboard, which has watched no beat at its start (``resconv_tui.polling.
+# HeardBeats``). Younger silence is judged by the beats changing, as at every later look.
+SURELY_LOST_AFTER_S = 600.0
 # A live worker beats every 3 s (core.recording.HEARTBEAT_S), with its own box's clock:
 # a beat that reads older than STALE_AFTER_S here may be a live one from a box whose
 # clock is behind. ``request_cancel`` cancels such a run at once only once its beat has

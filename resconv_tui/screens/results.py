@@ -380,7 +380,7 @@ class ResultsScreen(Screen[None]):
         if len(ids) == 1:
             from resconv_tui.screens.run_detail import RunDetailScreen
 
-            self.app.push_screen(RunDetailScreen(self.ctx.db_url, ids[0]))
+            self.app.push_screen(RunDetailScreen(self.ctx.db_url, ids[0], heard=self.ctx.heard))
         else:
             from resconv_tui.screens.compare import CompareScreen
 

@@ -35,6 +35,7 @@ from resconv_tui.checkpoint_folders import shown_folders
 from resconv_tui.lost_workers import exited_here_now
 from resconv_tui.plotting import NO_DATA_YET, PALETTE, Series
 from resconv_tui.polling import (
+    HeardBeats,
     SettledRuns,
     attempt_of,
     eta_text,
@@ -101,6 +102,7 @@ class RunDetailScreen(ChartScreen):
             now: float,
             settled: SettledRuns,
             folders: tuple[str, ...] = (),
+            silent: dict[int, float] | None = None,
         ) -> None:
             super().__init__()
             self.run = run
@@ -112,12 +114,24 @@ class RunDetailScreen(ChartScreen):
             self.now = now
             self.settled = settled  # the runs not running, as read for the forecast
             self.folders = folders  # its checkpoint folders, found on disk too
+            # The run, if its beat was seen unchanged past the stale limit: for how long
+            # (``polling.HeardBeats``, the runs table's judgement).
+            self.silent = silent or {}
 
     LOSS_CHART = "chart-loss"
 
-    def __init__(self, db_url: str, run_id: int, settled: SettledRuns | None = None) -> None:
+    def __init__(
+        self,
+        db_url: str,
+        run_id: int,
+        settled: SettledRuns | None = None,
+        heard: HeardBeats | None = None,
+    ) -> None:
         super().__init__(db_url)
         self.run_id = run_id
+        # The dashboard's memory of beats (``DashboardContext.heard``), so that the run's
+        # ETA row says "silent" as the runs table does; its own where none is handed over.
+        self.heard = heard or HeardBeats()
         self.run: RunRow | None = None
         self.last_metric_id = 0
         self.points: dict[str, Series] = defaultdict(lambda: Series(""))
@@ -163,6 +177,7 @@ class RunDetailScreen(ChartScreen):
             repo = self.repo()
             now = time.time()
             run = repo.get_run(self.run_id)
+            silent = self.heard.silent([run], now)
             metrics = repo.metrics_since(self.run_id, self.last_metric_id)
             want_samples = run.has_samples and not self.samples_loaded
             samples = repo.get_samples(self.run_id) if want_samples else None
@@ -183,7 +198,9 @@ class RunDetailScreen(ChartScreen):
         except ResconvError as exc:
             self.post_message(self.PollFailed(exc))
             return
-        polled = self.Polled(run, metrics, samples, stalled, exited, ends, now, settled, folders)
+        polled = self.Polled(
+            run, metrics, samples, stalled, exited, ends, now, settled, folders, silent
+        )
         self.post_message(polled)
 
     def on_run_detail_screen_polled(self, message: Polled) -> None:
@@ -278,7 +295,7 @@ class RunDetailScreen(ChartScreen):
         run, stalled, now = polled.run.terminal_safe(), polled.stalled, polled.now
         val = self.points.get(VAL_LOSS)
         last_val = (val.ys[-1], val.xs[-1]) if val is not None and val.xs else None
-        eta = eta_text(run, now, stalled, polled.exited, polled.ends)
+        eta = eta_text(run, now, stalled, polled.exited, polled.ends, polled.silent)
         # status_word: "validating" once every input is trained, a change of its own.
         title = (run.id, run.name, run.experiment, status_word(run))
         self.show_static("detail-title", title, lambda: title_text(run))

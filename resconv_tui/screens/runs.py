@@ -192,7 +192,7 @@ class RunsScreen(RunActions, Screen[None]):
         ctx = self.ctx
         now = ctx.clock()
         try:
-            dashboard = read_dashboard(ctx.repo, now, selected, latest, settled)
+            dashboard = read_dashboard(ctx.repo, now, selected, latest, settled, ctx.heard)
         except ResconvError as exc:
             if not worker.is_cancelled:
                 self.post_message(self.PollFailed(str(exc), now))
@@ -211,7 +211,9 @@ class RunsScreen(RunActions, Screen[None]):
             else:
                 # Rare: read again, so the rows show it now (or the next poll does).
                 with suppress(ResconvError):
-                    dashboard = read_dashboard(ctx.repo, now, selected, dashboard.latest, settled)
+                    dashboard = read_dashboard(
+                        ctx.repo, now, selected, dashboard.latest, settled, ctx.heard
+                    )
         if not worker.is_cancelled:
             self.post_message(self.DashboardRefreshed(dashboard, lost, not_recorded))
 
@@ -321,7 +323,9 @@ class RunsScreen(RunActions, Screen[None]):
             return
         table = self.query_one(RunTable)
         visible = self.visible_runs()
-        table.show_runs(visible, dash.now, set(self.marked), dash.stalled, dash.run_ends)
+        table.show_runs(
+            visible, dash.now, set(self.marked), dash.stalled, dash.run_ends, dash.silent
+        )
         panel = self.query_one(WorkersPanel)
         starting = self._starting_worker(dash)
         damaged = [damaged_worker_said(row) for row in dash.damaged_workers]

@@ -40,7 +40,7 @@ from core.queue.views import (
 )
 from resconv_tui.checkpoint_folders import folders_left, found_here, run_checkpoint_folders
 from resconv_tui.notice_text import notice_width, path_lines, slash_lines
-from resconv_tui.polling import live_workers_of, read_held_runs, silent_for
+from resconv_tui.polling import live_workers_of, read_held_runs
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.widgets.run_table import RunTable
 from resconv_tui.worker_launcher import (
@@ -140,12 +140,13 @@ class RunActions:
         """Ask before ``what`` stops training runs among ``runs``; ``left``: why it leaves
         other marked runs alone, said first in the question, else as a warning."""
         # A run whose worker went silent trains no more ("running?"): no training to lose,
-        # and it is cancelled at once (it asked "Run 18 is training. Cancel it?").
-        now = self.ctx.clock()
+        # and it is cancelled at once (it asked "Run 18 is training. Cancel it?"). Silent
+        # as the runs table shows it: its beat seen unchanged (``Dashboard.silent``), not
+        # its age by this box's clock, which a box whose clock is behind makes old.
+        silent = self.dashboard.silent if self.dashboard is not None else {}
         running = [
-            run.id for run in runs
-            if run.status == RunStatus.RUNNING and silent_for(run, now) is None
-        ]  # fmt: skip
+            run.id for run in runs if run.status == RunStatus.RUNNING and run.id not in silent
+        ]
         if not running:
             if left:
                 self.notify(left, severity="warning")
@@ -395,7 +396,9 @@ class RunActions:
             # The runs not running as this screen last read them: the detail's forecast
             # re-reads them only if they changed since.
             settled = self.dashboard.settled if self.dashboard is not None else None
-            self.app.push_screen(screen(self.ctx.db_url, run.id, settled=settled))
+            self.app.push_screen(
+                screen(self.ctx.db_url, run.id, settled=settled, heard=self.ctx.heard)
+            )
 
     def action_new_sweep(self) -> None:
         if screen := self._screen("new_sweep", "NewSweepScreen"):

@@ -20,7 +20,7 @@ from textual.widgets.data_table import ColumnKey
 
 from core.queue import RunRow, RunStatus
 from resconv_tui.name_cuts import cut_name, cut_names, name_parts
-from resconv_tui.polling import format_duration, run_rate, shown_eta, silent_for, status_word
+from resconv_tui.polling import format_duration, run_rate, shown_eta, status_word
 from resconv_tui.widgets.rows_table import RowsTable
 
 COLUMNS = (
@@ -57,6 +57,15 @@ NARROW_NAME_MIN = 8
 STEADY_WIDTHS = {"rate": 6, "eta": 6, "progress": 4}  # "99,999", "59m59s" / "99h59m", "100%"
 WIDE_PROGRESS = BAR_WIDTH + 5  # the bar with its percentage, which only the wide has
 Cells = tuple[str | Text, ...]
+# show_runs's arguments, as last given: _fit shows them again.
+ShownRuns = tuple[
+    Sequence[RunRow],
+    float,
+    set[int],
+    frozenset[int],
+    dict[int, float] | None,
+    dict[int, float] | None,
+]
 
 
 class RunTable(RowsTable):
@@ -92,6 +101,7 @@ class RunTable(RowsTable):
         # every poll reads afresh, so the reuse above never keeps an old "stalled" cell.
         self._stalled: frozenset[int] = frozenset()
         self._ends: dict[int, float] = {}
+        self._silent: dict[int, float] = {}  # the dashboard's silent runs (Dashboard.silent)
         self.narrow = False
         self.dropped: frozenset[str] = frozenset()  # columns left out (NARROW_DROPS and more)
         self.name_width = NARROW_NAME_WIDTH  # the name column's width when narrow
@@ -100,9 +110,7 @@ class RunTable(RowsTable):
         self._cut: dict[int, str] = {}  # run id -> its name as cut to the narrow column
         self._named: tuple[int, tuple[tuple[int, str], ...]] = (0, ())  # what _cut is of
         self._parts: dict[int, tuple[str, tuple[str, ...]]] = {}  # run id -> (name, parts)
-        self._last: (
-            tuple[Sequence[RunRow], float, set[int], frozenset[int], dict[int, float] | None] | None
-        ) = None
+        self._last: ShownRuns | None = None
 
     @property
     def shown_columns(self) -> tuple[tuple[str, str], ...]:
@@ -214,14 +222,17 @@ class RunTable(RowsTable):
         marked: set[int],
         stalled: frozenset[int] = frozenset(),
         ends: dict[int, float] | None = None,
+        silent: dict[int, float] | None = None,
     ) -> None:
         """Make the table show ``runs`` in order, touching as few cells as possible.
-        ``ends``: the queue forecast's seconds until each run ends (the ETA column).
+        ``ends``: the queue forecast's seconds until each run ends (the ETA column);
+        ``silent``: the running runs whose beat the dashboard saw stop, and how long ago
+        (``polling.HeardBeats``), shown "running?" and "silent 45s".
         The rows are shown terminal-safe (``RunRow.terminal_safe``): an experiment or run
         name with ESC in it (a database edited by hand) reached the terminal as it was.
         A row handed over again (the very object) is escaped once, and its cells reused."""
-        self._stalled, self._ends = stalled, ends or {}
-        self._last = (runs, now, marked, stalled, ends)  # as read: _fit shows them again
+        self._stalled, self._ends, self._silent = stalled, ends or {}, silent or {}
+        self._last = (runs, now, marked, stalled, ends, silent)  # as read: _fit shows them again
         runs = self._terminal_safe(runs)
         if self.narrow:
             named = (self.name_width, tuple((run.id, run.name) for run in runs))
@@ -349,7 +360,7 @@ class RunTable(RowsTable):
             else ""
         )
         style = str(run.status)
-        if (silent := silent_for(run, now)) is not None:  # its worker died or hangs
+        if (silent := self._silent.get(run.id)) is not None:  # its worker died or hangs
             status, eta = f"{status}?", f"silent {format_duration(silent)}"
         elif run.id in self._stalled and run.status == RunStatus.RUNNING:  # beats, no steps
             status, eta, style = "stalled", "no steps", "stalled"

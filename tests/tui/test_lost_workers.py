@@ -23,6 +23,7 @@ from core.queue.errors import QueueError
 from core.queue.repo import WORKER_LOST
 from core.sweep import expand_sweep_text
 from resconv_tui.app import make_app
+from resconv_tui.polling import HeardBeats
 from resconv_tui.widgets.run_table import RunTable
 from resconv_tui.worker_launcher import WorkerLauncher
 
@@ -172,18 +173,25 @@ async def test_a_killed_worker_whose_pid_went_to_another_process_is_lost(
 async def test_a_run_whose_heartbeat_stopped_says_so_instead_of_a_frozen_eta(
     seeded, app_factory, settle
 ) -> None:
-    # Another host's worker: no pid to check, only its silence (the seeded beat is 20 s
-    # old at the tests' "now"; 100 s later it is past the 30 s after which workers
-    # recover it).
+    # Another host's worker: no pid to check, only its silence. Its beat (20 s old at the
+    # tests' "now"; 120 s, 100 s later) is timed by the dashboard's own clock once seen:
+    # unchanged for the 30 s after which workers recover it, it reads silent that long.
     app = app_factory()
     frozen = app.ctx.clock
     app.ctx.clock = lambda: frozen() + 100
+    watched = [0.0]
+    app.ctx.heard = HeardBeats(clock=lambda: watched[0])
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         table = app.screen.query_one(RunTable)
         running = str(seeded["running"])
+        # Its age by this clock may be another box's clock behind: not silent unwatched.
+        assert str(table.get_cell(running, "status")) == "running"
+        watched[0] += 31
+        app.screen.refresh_now()
+        await settle(pilot)
         assert str(table.get_cell(running, "status")) == "running?"
-        assert str(table.get_cell(running, "eta")) == "silent 2m00s"
+        assert str(table.get_cell(running, "eta")) == "silent 31s"
 
 
 async def test_a_database_this_dashboard_cannot_write_still_shows_its_rows(

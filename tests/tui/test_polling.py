@@ -862,3 +862,41 @@ async def test_settle_waits_past_a_poll_that_a_newer_poll_cancelled() -> None:
         threading.Timer(0.2, release.set).start()
         await settle(pilot)
         assert finished == [2]
+
+
+def test_the_dashboard_times_a_run_s_silence_by_its_beat_unchanged_not_its_age(
+    seeded: dict[str, Any], db_url: str
+) -> None:
+    # Each box writes its beats with its own clock: a live run of a box 40 s behind this
+    # one's reads 40 s old at every poll. Silent only once its beat has not changed for
+    # the stale limit on the dashboard's own clock, and then for as long as it has not.
+    base = Repo.open(db_url).list_runs()[0]
+
+    def running(run_id: int, beat: float) -> RunRow:
+        return dataclasses.replace(base, id=run_id, status=RunStatus.RUNNING, heartbeat_at=beat)
+
+    watched = [0.0]
+    heard = polling.HeardBeats(clock=lambda: watched[0])
+    behind = running(1, NOW - 40)
+    assert heard.silent([behind], NOW) == {}  # not watched yet: its age says nothing
+    for _ in range(20):  # beats every 3 s, always 40 s old here
+        watched[0] += 3
+        behind = running(1, behind.heartbeat_at + 3)  # type: ignore[operator]
+        assert heard.silent([behind], NOW + watched[0]) == {}
+    watched[0] += 31  # then no beat: silent once seen unchanged past the limit
+    assert heard.silent([behind], NOW + watched[0]) == {1: 31}
+    # A run ended is forgotten: running again (a retry), it is watched afresh.
+    assert heard.silent([dataclasses.replace(behind, status=RunStatus.QUEUED)], NOW) == {}
+    assert heard.silent([behind], NOW + watched[0]) == {}
+
+
+def test_a_dashboard_just_started_says_a_run_silent_past_any_clocks_apart_at_once(
+    seeded: dict[str, Any], db_url: str
+) -> None:
+    # Nothing watched yet: a beat 10 minutes old by this clock is no clock difference
+    # (a worker warns at 10 s), its box is gone; younger, it is watched first.
+    base = Repo.open(db_url).list_runs()[0]
+    heard = polling.HeardBeats(clock=lambda: 0.0)
+    old = dataclasses.replace(base, id=1, status=RunStatus.RUNNING, heartbeat_at=NOW - 601)
+    young = dataclasses.replace(old, id=2, heartbeat_at=NOW - 599)
+    assert heard.silent([old, young], NOW) == {1: 601}

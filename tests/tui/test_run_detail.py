@@ -31,6 +31,7 @@ import resconv_tui.screens.run_detail as run_detail
 from core.queue import FinalFigures, Repo
 from core.queue.samples import encode_samples
 from resconv_tui.plotting import PALETTE
+from resconv_tui.polling import HeardBeats
 from resconv_tui.screens.run_detail import RunDetailScreen
 from resconv_tui.widgets.loss_chart import LossChart
 from resconv_tui.widgets.sample_image import SampleImage
@@ -491,7 +492,16 @@ async def test_a_running_run_s_eta_is_the_runs_table_s_or_ls_s_why_none(
     run_id = eta_case(db_url, runs["running"], case)
     now = T0 + READ_AT[case]
     monkeypatch.setattr(run_detail, "time", SimpleNamespace(time=lambda: now))
-    app = ScreenHost(RunDetailScreen(db_url, run_id))
+    # The dashboard has watched the run since its last beat (the runs screen's polls):
+    # silent as long as that beat's age says (``ls`` judges by age, the dashboard by it).
+    watched = [0.0]
+    heard = HeardBeats(clock=lambda: watched[0])
+    repo = Repo.open(db_url)
+    beaten = repo.get_run(run_id)
+    repo.close()
+    heard.silent([beaten], beaten.heartbeat_at or now)
+    watched[0] = now - (beaten.heartbeat_at or now)
+    app = ScreenHost(RunDetailScreen(db_url, run_id, heard=heard))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert eta_row(detail(pilot)) == ETA_SAYS[case]
@@ -528,7 +538,9 @@ async def test_a_running_run_s_eta_follows_the_forecast_as_it_trains(
 ) -> None:
     now = T0 + 140.0
     monkeypatch.setattr(run_detail, "time", SimpleNamespace(time=lambda: now))
-    app = ScreenHost(RunDetailScreen(db_url, runs["running"]))
+    watched = [0.0]  # the dashboard's clock that times a beat unchanged
+    heard = HeardBeats(clock=lambda: watched[0])
+    app = ScreenHost(RunDetailScreen(db_url, runs["running"], heard=heard))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         screen = detail(pilot)
@@ -539,10 +551,11 @@ async def test_a_running_run_s_eta_follows_the_forecast_as_it_trains(
         await pilot.press("r")
         await settle(pilot)
         assert eta_row(screen) == "10s"
-        now += 40  # 45 s since its last beat: silent, as the runs table says
+        now += 40  # 45 s since its last beat, read unchanged for 40 s: silent, as the
+        watched[0] += 40  # runs table says
         await pilot.press("r")
         await settle(pilot)
-        assert eta_row(screen) == "silent 45s: no heartbeat from its worker (lost?)"
+        assert eta_row(screen) == "silent 40s: no heartbeat from its worker (lost?)"
 
 
 @pytest.mark.parametrize("handed", [False, True], ids=["afresh", "from-the-runs-screen"])

@@ -22,6 +22,7 @@ from screen_host import settle as settle_pilot
 
 import core.queue.repo as repo_module
 from core.queue import Repo, RunStatus
+from resconv_tui import polling
 from resconv_tui.app import make_app
 from resconv_tui.screens.confirm import ConfirmScreen
 from resconv_tui.screens.runs import RunsScreen
@@ -372,6 +373,35 @@ async def test_cancel_says_a_run_that_ended_while_its_beat_was_watched(
     assert run(db_url, running).status == RunStatus.FAILED
 
 
+@contextlib.contextmanager
+def beating_behind(db_url: str, run_id: int, behind_s: float) -> Any:
+    """Run ``run_id``'s worker beats on (every 50 ms) from a box whose clock is
+    ``behind_s`` behind this one's: each beat a new one, always that old here."""
+    beating = threading.Event()
+    beating.set()
+
+    def beat() -> None:  # as that box's worker writes its beats
+        with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+            conn.execute(
+                f"UPDATE run SET heartbeat_at = {time.time() - behind_s} WHERE id = {run_id}"
+            )
+        conn.close()
+
+    def beat_on() -> None:
+        while beating.is_set():
+            beat()
+            time.sleep(0.05)
+
+    beat()
+    beats = threading.Thread(target=beat_on)
+    beats.start()
+    try:
+        yield
+    finally:
+        beating.clear()
+        beats.join()
+
+
 async def test_cancel_asks_the_worker_of_a_live_run_whose_box_clock_is_behind(
     seeded, app_factory, settle, db_url, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -379,23 +409,7 @@ async def test_cancel_asks_the_worker_of_a_live_run_whose_box_clock_is_behind(
     # run 4") as its beat read 40 s old; its worker trained on, its end refused.
     monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 5.0, raising=False)
     running = seeded["running"]
-    beating = threading.Event()
-    beating.set()
-
-    def beat_40_s_behind() -> None:  # as that box's worker writes its beats
-        with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
-            beat = time.time() - 40
-            conn.execute(f"UPDATE run SET heartbeat_at = {beat} WHERE id = {running}")
-
-    def beat_on() -> None:
-        while beating.is_set():
-            beat_40_s_behind()
-            time.sleep(0.05)
-
-    beat_40_s_behind()
-    beats = threading.Thread(target=beat_on)
-    beats.start()
-    try:
+    with beating_behind(db_url, running, 40):
         app = app_factory()
         async with app.run_test(size=SIZE) as pilot:
             await press_on(pilot, settle, running, "c")
@@ -406,11 +420,58 @@ async def test_cancel_asks_the_worker_of_a_live_run_whose_box_clock_is_behind(
                 f"cancel requested: run {running} (its worker stops it within a few seconds)"
                 in notices(app)
             )
-    finally:
-        beating.clear()
-        beats.join()
     row = run(db_url, running)
     assert (row.status, row.cancel_requested) == (RunStatus.RUNNING, True)
+
+
+async def test_a_live_run_of_a_box_whose_clock_is_behind_is_not_silent_on_the_dashboard(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # The dashboard judged a run silent by its beat's age on its own clock: on a box 40 s
+    # ahead of the training box, every live run of that box read "running?  silent 40s",
+    # and c cancelled it without "Cancel it?". Its beat changes: it is heard, not silent.
+    running = seeded["running"]
+    with beating_behind(db_url, running, 40):
+        app = app_factory()
+        app.ctx.clock = time.time  # this box's clock: each beat reads 40 s old
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            for _ in range(2):  # a poll after the first: the beat has changed between them
+                time.sleep(0.2)
+                app.screen.refresh_now()
+                await settle(pilot)
+                assert cell(app, running, "status") == "running"
+                assert not cell(app, running, "eta").startswith("silent")
+            await press_on(pilot, settle, running, "c")
+            assert isinstance(app.screen, ConfirmScreen)
+            assert app.screen.question == f"Run {running} is training. Cancel it?"
+            await pilot.press("n")
+            await settle(pilot)
+    assert run(db_url, running).status == RunStatus.RUNNING
+
+
+async def test_a_run_reads_silent_once_the_dashboard_has_seen_its_beat_unchanged_that_long(
+    seeded, app_factory, settle, db_url, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Silent by the dashboard's own watch: its beat read unchanged for the stale limit
+    # (half a second here) on this process's clock. Its age by this clock (20 s at the
+    # tests' "now") says nothing at the first read: a box whose clock is behind writes
+    # beats that read old here. Then c asks nothing, as of any silent run.
+    monkeypatch.setattr(polling, "STALE_AFTER_S", 0.5)
+    monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 0.5, raising=False)
+    running = seeded["running"]
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert (cell(app, running, "status"), cell(app, running, "eta")) == ("running", "3m02s")
+        time.sleep(0.6)
+        app.screen.refresh_now()
+        await settle(pilot)
+        assert cell(app, running, "status") == "running?"
+        assert re.fullmatch(r"silent \ds", cell(app, running, "eta")), cell(app, running, "eta")
+        await press_on(pilot, settle, running, "c")
+        assert isinstance(app.screen, RunsScreen)
+    assert run(db_url, running).status == RunStatus.CANCELLED
 
 
 async def test_retry_failed_run_queues_it(seeded, app_factory, settle, db_url) -> None:

@@ -59,9 +59,11 @@ async def test_enter_opens_run_detail(seeded, app_factory, settle, stand_ins, db
         settled = app.screen.dashboard.settled
         await pilot.press("enter")
         # With the runs not running as this screen read them: the detail's forecast
-        # reads them again only if they changed (10,000 of them took half a second).
+        # reads them again only if they changed (10,000 of them took half a second). And
+        # the dashboard's memory of beats: its ETA row says "silent" as the table does.
         assert settled.signature is not None and settled.runs
-        assert stand_ins == [("RunDetailScreen", (db_url, 3), {"settled": settled})]
+        handed = {"settled": settled, "heard": app.ctx.heard}
+        assert stand_ins == [("RunDetailScreen", (db_url, 3), handed)]
 
 
 async def test_n_and_d_open_the_form(seeded, app_factory, settle, stand_ins, db_url) -> None:
