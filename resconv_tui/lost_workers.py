@@ -20,7 +20,7 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from core.processes import exited_here, worker_alive
+from core.processes import exited_here, gone_here, worker_alive
 from core.queue import Repo, WorkerRow
 from core.queue.repo import LIVE_WORKER_STATES
 from core.queue.views import ids_of
@@ -60,6 +60,23 @@ def exited_workers(
         if w.state in LIVE_WORKER_STATES
         and exited_here(
             w.host, w.pid, w.age(now), registered_at=w.started_at, here=host, alive=alive
+        )
+    ]
+
+
+def gone_worker_ids(
+    workers: Sequence[WorkerRow], host: str, alive: Callable[[int, float], bool], now: float
+) -> list[str]:
+    """The ids of ``workers`` of ``host`` whose process is not running, however briefly
+    silent (``core.processes.gone_here``): a cancel (``Repo.request_cancel``'s
+    ``dead_worker_ids``; ``cancel`` and the dashboard's ``c``) ends their runs at once,
+    nobody being left to stop them. Unlike marking a worker lost, no silence is waited
+    for: were the pid another container's live worker, it reads "cancelled" and stops."""
+    return [
+        w.id
+        for w in workers
+        if gone_here(
+            w.host, w.pid, registered_at=w.started_at, silent_s=w.age(now), here=host, alive=alive
         )
     ]
 

@@ -104,23 +104,19 @@ def priority_value(text: str) -> int:
 
 
 def cancel(args: argparse.Namespace) -> int:
+    import socket
     import time
 
-    from core.processes import gone_here
+    from core.processes import worker_alive
     from core.queue import RunFilter, RunStatus
     from core.queue.status import FINISHING
     from core.queue.views import ended_said
+    from resconv_tui.lost_workers import gone_worker_ids
 
     repo = open_repo(args)
-    # A worker of this machine killed with -9 never reads the request: cancel its run
-    # now. Unlike marking a worker lost, no 10 s of silence is waited for: were the pid
-    # another container's live worker, that worker reads "cancelled" and stops the run.
-    now = time.time()
-    dead = [
-        w.id
-        for w in readable_workers(repo)
-        if gone_here(w.host, w.pid, registered_at=w.started_at, silent_s=w.age(now))
-    ]
+    # A worker of this machine killed with -9 never reads the request: cancel its run now.
+    workers = readable_workers(repo)
+    dead = gone_worker_ids(workers, socket.gethostname(), worker_alive, time.time())
     statuses = repo.request_cancel(args.ids, dead_worker_ids=dead, confirming=_say_watching)
     runs = {run.id: run for run in repo.list_runs(RunFilter(ids=tuple(statuses)))}
     ended = False

@@ -39,6 +39,7 @@ from core.queue.views import (
     watching_said,
 )
 from resconv_tui.checkpoint_folders import folders_left, found_here, run_checkpoint_folders
+from resconv_tui.lost_workers import gone_worker_ids
 from resconv_tui.notice_text import notice_width, path_lines, slash_lines
 from resconv_tui.polling import live_workers_of, read_held_runs
 from resconv_tui.screens.confirm import ConfirmScreen
@@ -209,7 +210,12 @@ class RunActions:
         def verb() -> str:
             # As the CLI's cancel words it: "asked the worker to stop: run 6" read as
             # stopping the worker, and said nothing of a run past its last step.
-            result = self.ctx.repo.request_cancel(ids, confirming=say_watching)
+            # A run of a worker of this machine whose process is gone is cancelled at once,
+            # as the CLI's cancel does: nobody is left to stop it, and its beat, old by
+            # this clock, was watched 7 s first (``Repo.request_cancel``).
+            result = self.ctx.repo.request_cancel(
+                ids, dead_worker_ids=self._gone_workers(), confirming=say_watching
+            )
             asked = [i for i, s in result.items() if s == RunStatus.RUNNING]
             done = [i for i, s in result.items() if s == RunStatus.CANCELLED]
             # Ended while the cancel watched a silent-looking beat (SILENCE_CONFIRM_S).
@@ -234,6 +240,13 @@ class RunActions:
             return "; ".join(said) or "nothing to do"
 
         self._write(verb, ids if unmark is None else unmark)
+
+    def _gone_workers(self) -> list[str]:
+        """The ids of this machine's workers whose process is gone (``gone_worker_ids``),
+        read afresh: in the action's thread, as its write."""
+        ctx = self.ctx
+        workers = ctx.repo.workers_and_damaged()[0]  # a damaged row is named by the poll
+        return gone_worker_ids(workers, ctx.hostname, ctx.launcher.worker_alive, ctx.clock())
 
     def action_retry(self) -> None:
         self._retry(self.targets())

@@ -474,6 +474,28 @@ async def test_a_run_reads_silent_once_the_dashboard_has_seen_its_beat_unchanged
     assert run(db_url, running).status == RunStatus.CANCELLED
 
 
+async def test_cancel_of_a_run_whose_worker_here_has_exited_is_done_at_once(
+    local_slot_workers, app_factory, settle, launcher, db_url, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its worker killed (-9) a moment ago, before a poll marks it lost (silent 10 s): the
+    # dashboard's c only asked it to stop ("cancel requested"), which nobody was left to
+    # do, and its beat, old by then, was watched 7 s first; `cancel` cancels it at once.
+    monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 30.0, raising=False)
+    (training,) = local_slot_workers
+    fresh_heartbeat(db_url, training)  # its last beat: just now by the database's clock
+    launcher.exited.add(3001)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await press_on(pilot, settle, training, "c")
+        assert isinstance(app.screen, ConfirmScreen)  # it beat just now: asked
+        began = time.monotonic()
+        await pilot.press("y")
+        await settle(pilot)
+        assert time.monotonic() - began < 10
+        assert f"cancelled: run {training}" in notices(app)
+    assert run(db_url, training).status == RunStatus.CANCELLED
+
+
 async def test_retry_failed_run_queues_it(seeded, app_factory, settle, db_url) -> None:
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
