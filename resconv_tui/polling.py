@@ -94,6 +94,9 @@ class Dashboard:
     # Running runs whose beat this dashboard has seen unchanged past the stale limit, and
     # for how long (``HeardBeats``): the runs table's "silent", the cancel key's judgement.
     silent: dict[int, float] = field(default_factory=dict)
+    # Each worker's seconds without a beat as this dashboard has seen it (``HeardBeats.
+    # quiet_workers``): its health in the panel and whether the forecast counts it.
+    quiet: dict[str, float] = field(default_factory=dict)
 
 
 def read_dashboard(
@@ -111,11 +114,13 @@ def read_dashboard(
     ``heard``: the dashboard's memory of beats, which times the running runs' silence
     (a fresh one, that has seen no beat yet, where none is given).
     """
+    heard = heard or HeardBeats()
     runs, settled = read_runs(repo, settled or SettledRuns())
     running = (run.experiment for run in runs if run.status == RunStatus.RUNNING)
     experiments = tuple(dict.fromkeys((*settled.experiments, *running)))
-    recent, damaged = recent_workers(repo, now)
-    workers = tuple(recent)
+    every, damaged = repo.workers_and_damaged(include_gone=True)
+    quiet = heard.quiet_workers(every, now)
+    workers = tuple(recent_of(every, now, quiet))
     losses = None
     if selected is not None:
         run = next((r for r in runs if r.id == selected), None)
@@ -123,16 +128,16 @@ def read_dashboard(
             latest = None  # queued again: its old metrics were deleted, start afresh
         losses = read_latest_losses(repo, selected, latest)
     # The summary line's figures, counted here (a thread) rather than while drawing.
-    ends = queue_forecast(runs, workers, now)
+    ends = queue_forecast(runs, workers, now, quiet)
     held = held_runs(runs, workers)
-    untaken = untaken_runs(runs, ends, workers, now)
+    untaken = untaken_runs(runs, ends, workers, now, quiet)
     return Dashboard(
         now, runs, workers, losses, experiments, settled, status_counts(runs),
         None if untaken else last_end(runs, ends), failure_counts(runs), held,
         experiment_etas(runs, ends),
         stalled_runs(workers, held), running_ends(runs, workers, ends),
         len(untaken), max(ends.values(), default=None) if ends else None, tuple(damaged),
-        (heard or HeardBeats()).silent(runs, now),
+        heard.silent(runs, now), quiet,
     )  # fmt: skip
 
 
@@ -163,13 +168,21 @@ def recent_workers(repo: Repo, now: float) -> tuple[list[WorkerRow], list[Damage
     """``read_workers``, and the damaged worker rows it leaves out, for the view to name
     (``damaged_worker_said``): raised, one such row hid every other worker and run."""
     workers, damaged = repo.workers_and_damaged(include_gone=True)
+    return recent_of(workers, now), damaged
+
+
+def recent_of(
+    workers: Sequence[WorkerRow], now: float, quiet: Mapping[str, float] | None = None
+) -> list[WorkerRow]:
+    """Of ``workers``, those ``read_workers`` lists, in its order; ``quiet`` as
+    ``worker_health`` takes it."""
     recent = [
         w
         for w in workers
-        if worker_health(w, now) != "offline"
+        if worker_health(w, now, quiet) != "offline"
         or w.age(now) < (SHOW_STOPPED_FOR_S if w.state == "stopped" else SHOW_GONE_FOR_S)
     ]
-    return sorted(recent, key=lambda w: worker_health(w, now) == "offline"), damaged  # stable
+    return sorted(recent, key=lambda w: worker_health(w, now, quiet) == "offline")  # stable
 
 
 def damaged_worker_said(
@@ -223,21 +236,35 @@ def fold_losses(latest: LatestLosses, rows: Sequence[MetricRow]) -> LatestLosses
 # ----- derived figures ---------------------------------------------------------------
 
 
-def worker_health(worker: WorkerRow, now: float) -> str:
-    """online (beating), stale (late: maybe busy or hung) or offline (stopped, lost, silent)."""
+def worker_health(worker: WorkerRow, now: float, quiet: Mapping[str, float] | None = None) -> str:
+    """online (beating), stale (late: maybe busy or hung) or offline (stopped, lost, silent).
+    Late by ``quiet_for``: the dashboard's watch where it has one, else the age."""
     if worker.state in ("stopped", "lost"):
         return "offline"
-    age = worker.age(now)
+    age = quiet_for(worker, now, quiet)
     if age <= ONLINE_WITHIN_S:
         return "online"
     return "stale" if age <= STALE_WITHIN_S else "offline"
 
 
-def beating(worker: WorkerRow, now: float) -> bool:
+def beating(worker: WorkerRow, now: float, quiet: Mapping[str, float] | None = None) -> bool:
     """Whether a worker counts in the forecast: not offline, and its last heartbeat within
-    ``STALE_AFTER_S``, the age at which its runs read "silent" (and another worker may
-    recover them as lost). A paused worker's queue ETA counted down beside "silent: lost?"."""
-    return worker_health(worker, now) != "offline" and worker.age(now) <= STALE_AFTER_S
+    ``STALE_AFTER_S``, the silence at which its runs read "silent" (and another worker may
+    recover them as lost). A paused worker's queue ETA counted down beside "silent: lost?".
+    ``quiet`` as ``worker_health`` takes it."""
+    return (
+        worker_health(worker, now, quiet) != "offline"
+        and quiet_for(worker, now, quiet) <= STALE_AFTER_S
+    )
+
+
+def quiet_for(worker: WorkerRow, now: float, quiet: Mapping[str, float] | None) -> float:
+    """A worker's seconds without a beat: as the dashboard has seen it where ``quiet``
+    (``Dashboard.quiet``) has it, else its age on this machine's clock (the one-shot
+    commands: ``status``, ``stop``), which a box whose clock is behind makes old."""
+    if quiet is not None and worker.id in quiet:
+        return quiet[worker.id]
+    return worker.age(now)
 
 
 def silent_for(run: RunRow, now: float) -> float | None:
@@ -272,6 +299,8 @@ class HeardBeats:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.seen: dict[int, tuple[float, float]] = {}  # run id -> (beat, read so since)
+        # worker id -> (last_seen_at, read so since, whether it was seen to change)
+        self.workers: dict[str, tuple[float, float, bool]] = {}
         self.lock = threading.Lock()  # the runs screen's and the run detail's polls
 
     def silent(self, runs: Sequence[RunRow], now: float) -> dict[int, float]:
@@ -299,11 +328,34 @@ class HeardBeats:
                     silent[run.id] = quiet
             return silent
 
+    def quiet_workers(self, workers: Sequence[WorkerRow], now: float) -> dict[str, float]:
+        """Each of ``workers``' seconds without a beat as this dashboard knows it: since
+        its beat (``last_seen_at``) last changed, as seen on this process's clock. Until
+        it has seen one change, its age by this clock where that is longer: timed from
+        its first read alone, a worker dead before the dashboard started would read
+        "online" for 20 s; so, one whose box's clock is behind reads late only until its
+        next beat (3 s). A run is judged
+        otherwise (``silent``), as its silence makes ``c`` cancel it unasked; a worker's
+        only colours the panel and leaves it out of the forecast. Remembers this read."""
+        with self.lock:
+            watched_at = self.clock()
+            quiet: dict[str, float] = {}
+            for w in workers:
+                beat, since, changed = self.workers.get(w.id, (w.last_seen_at, watched_at, False))
+                if beat != w.last_seen_at:
+                    since, changed = watched_at, True
+                self.workers[w.id] = (w.last_seen_at, since, changed)
+                heard_for = watched_at - since
+                quiet[w.id] = heard_for if changed else max(heard_for, w.age(now))
+            return quiet
 
-def live_workers_of(host: str, workers: Sequence[WorkerRow], now: float) -> list[WorkerRow]:
+
+def live_workers_of(
+    host: str, workers: Sequence[WorkerRow], now: float, quiet: Mapping[str, float] | None = None
+) -> list[WorkerRow]:
     """The workers of machine ``host`` that are online or only late (the ones a stop from
     this machine can signal: ``w`` in the dashboard, ``resconv-tui stop``)."""
-    return [w for w in workers if w.host == host and worker_health(w, now) != "offline"]
+    return [w for w in workers if w.host == host and worker_health(w, now, quiet) != "offline"]
 
 
 def run_rate(run: RunRow, now: float) -> float | None:
@@ -467,13 +519,17 @@ def eta_text(
 
 
 def queue_forecast(
-    runs: Sequence[RunRow], workers: Sequence[WorkerRow], now: float
+    runs: Sequence[RunRow],
+    workers: Sequence[WorkerRow],
+    now: float,
+    quiet: Mapping[str, float] | None = None,
 ) -> dict[int, float] | None:
     """Seconds until each running and queued run ends (``resconv_tui.forecast``), at the
-    pace measured so far, by the workers that still beat (``beating``)."""
+    pace measured so far, by the workers that still beat (``beating``; ``quiet`` as it
+    takes it)."""
 
     def live(worker: WorkerRow) -> bool:
-        return beating(worker, now)
+        return beating(worker, now, quiet)
 
     def since_claim(run: RunRow) -> float:
         return max(0.0, now - run.started_at) if run.started_at is not None else 0.0
@@ -508,7 +564,11 @@ def last_end(runs: Sequence[RunRow], ends: dict[int, float] | None) -> float | N
 
 
 def untaken_runs(
-    runs: Sequence[RunRow], ends: dict[int, float] | None, workers: Sequence[WorkerRow], now: float
+    runs: Sequence[RunRow],
+    ends: dict[int, float] | None,
+    workers: Sequence[WorkerRow],
+    now: float,
+    quiet: Mapping[str, float] | None = None,
 ) -> list[int]:
     """Runs to train that the forecast gives no end: no live worker will take them. The
     queued ones, and those a stopping worker puts back (its running runs: a lost or
@@ -516,7 +576,7 @@ def untaken_runs(
     lost")."""
     if ends is None:
         return []
-    stopping = {w.id for w in workers if w.state == "stopping" and beating(w, now)}
+    stopping = {w.id for w in workers if w.state == "stopping" and beating(w, now, quiet)}
     return [
         run.id for run in runs if run.id not in ends and (
             run.status == RunStatus.QUEUED
@@ -525,10 +585,12 @@ def untaken_runs(
     ]  # fmt: skip
 
 
-def untaken_why(workers: Sequence[WorkerRow], now: float) -> str:
+def untaken_why(
+    workers: Sequence[WorkerRow], now: float, quiet: Mapping[str, float] | None = None
+) -> str:
     """Why live workers leave queued runs: every one is stopping, or those that take runs
     stop after their ``--max-runs``. Live as the forecast counts them (``beating``)."""
-    live = [w for w in workers if beating(w, now)]
+    live = [w for w in workers if beating(w, now, quiet)]
     if any(w.state != "stopping" for w in live):
         return "beyond the workers' --max-runs"
     return "left: every live worker is stopping"
@@ -540,10 +602,14 @@ def claim_order(run: RunRow, largest_first: bool = False) -> tuple[int, int, int
     return (-run.priority, -run_work(run) if largest_first else 0, run.id)
 
 
-def claims_largest_first(workers: Sequence[WorkerRow], now: float) -> bool:
+def claims_largest_first(
+    workers: Sequence[WorkerRow], now: float, quiet: Mapping[str, float] | None = None
+) -> bool:
     """Whether the live workers that take runs all claim the most work first (a mix
     claims both ways: queue order is then the plain one)."""
-    taking = [w for w in workers if worker_health(w, now) != "offline" and w.state != "stopping"]
+    taking = [
+        w for w in workers if worker_health(w, now, quiet) != "offline" and w.state != "stopping"
+    ]
     return bool(taking) and all(w.largest_first for w in taking)
 
 

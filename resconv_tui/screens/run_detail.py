@@ -194,7 +194,8 @@ class RunDetailScreen(ChartScreen):
                 exited = run.worker_id in exited_here_now(workers, now)
                 runs, settled = read_runs(repo, settled)
                 recent = read_workers(repo, now)
-                ends = running_ends(runs, recent, queue_forecast(runs, recent, now))
+                quiet = self.heard.quiet_workers(recent, now)  # as the runs screen's
+                ends = running_ends(runs, recent, queue_forecast(runs, recent, now, quiet))
         except ResconvError as exc:
             self.post_message(self.PollFailed(exc))
             return

@@ -461,7 +461,8 @@ class RunActions:
         """Live workers on this machine, newest first (the ones ``w`` can signal)."""
         if self.dashboard is None:
             return []
-        return live_workers_of(self.ctx.hostname, self.dashboard.workers, self.dashboard.now)
+        dash = self.dashboard
+        return live_workers_of(self.ctx.hostname, dash.workers, dash.now, dash.quiet)
 
     def action_toggle_worker(self) -> None:
         local = self.local_workers()

@@ -900,3 +900,21 @@ def test_a_dashboard_just_started_says_a_run_silent_past_any_clocks_apart_at_onc
     old = dataclasses.replace(base, id=1, status=RunStatus.RUNNING, heartbeat_at=NOW - 601)
     young = dataclasses.replace(old, id=2, heartbeat_at=NOW - 599)
     assert heard.silent([old, young], NOW) == {1: 601}
+
+
+def test_a_worker_s_heartbeat_is_timed_from_its_last_change_once_one_is_seen() -> None:
+    # Beating from a box 40 s behind: late by its age only until its beat is seen to
+    # change, then online as long as it beats. A worker that never beats while watched
+    # (dead before the dashboard started) stays as late as its age says, not "online".
+    watched = [0.0]
+    heard = polling.HeardBeats(clock=lambda: watched[0])
+    behind, dead = worker("running", age=40, worker_id="b"), worker(age=90, worker_id="d")
+    quiet = heard.quiet_workers([behind, dead], NOW)
+    assert quiet == {"b": 40, "d": 90}
+    watched[0] += 3
+    behind = dataclasses.replace(behind, last_seen_at=behind.last_seen_at + 3)
+    quiet = heard.quiet_workers([behind, dead], NOW + 3)
+    assert quiet == {"b": 0, "d": 93}
+    assert polling.worker_health(behind, NOW + 3, quiet) == "online"
+    assert polling.beating(behind, NOW + 3, quiet) and not polling.beating(dead, NOW + 3, quiet)
+    assert polling.worker_health(behind, NOW + 3) == "stale"  # by age: `status`, `stop`

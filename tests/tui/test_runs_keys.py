@@ -380,10 +380,13 @@ def beating_behind(db_url: str, run_id: int, behind_s: float) -> Any:
     beating = threading.Event()
     beating.set()
 
-    def beat() -> None:  # as that box's worker writes its beats
+    def beat() -> None:  # as that box's worker writes its beats: the run's and its own
+        beat_at = time.time() - behind_s
         with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+            conn.execute(f"UPDATE run SET heartbeat_at = {beat_at} WHERE id = {run_id}")
             conn.execute(
-                f"UPDATE run SET heartbeat_at = {time.time() - behind_s} WHERE id = {run_id}"
+                f"UPDATE worker SET last_seen_at = {beat_at} "
+                f"WHERE id = (SELECT worker_id FROM run WHERE id = {run_id})"
             )
         conn.close()
 
@@ -448,6 +451,27 @@ async def test_a_live_run_of_a_box_whose_clock_is_behind_is_not_silent_on_the_da
             await pilot.press("n")
             await settle(pilot)
     assert run(db_url, running).status == RunStatus.RUNNING
+
+
+async def test_a_live_worker_of_a_box_whose_clock_is_behind_is_online_and_forecast(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # Its beats read 40 s old here: the panel said "stale  ...  beat 40s ago" of a worker
+    # beating every few seconds, and the forecast left it out (no ETA for its run).
+    running = seeded["running"]
+    with beating_behind(db_url, running, 40):
+        app = app_factory()
+        app.ctx.clock = time.time
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            for _ in range(2):  # its beat seen to change: timed by this dashboard since
+                time.sleep(0.2)
+                app.screen.refresh_now()
+                await settle(pilot)
+            panel = str(app.screen.query_one(WorkersPanel).render())
+            (line,) = [line for line in panel.splitlines() if "gpu-box" in line]
+            assert line.startswith("● online") and re.search(r"beat \d s ago", line), line
+            assert running in app.screen.dashboard.run_ends  # the forecast counts it
 
 
 async def test_a_run_reads_silent_once_the_dashboard_has_seen_its_beat_unchanged_that_long(
