@@ -476,7 +476,11 @@ class NewSweepScreen(Screen[int | None]):
             return True
         bad = next((f for f in self.query(ParamField) if f.error), None)
         if bad is not None:
-            bad.input.focus()  # Textual centres a field it scrolls to: its reason shows
+            bad.input.focus()
+            # Its reason, drawn under it, scrolled into sight too: the focus move's own
+            # scroll, smooth, met the one still running from the focus before (a quick
+            # ctrl+s after a move up) and left the last field's reason out of sight.
+            self._show_whole(bad)
         problems = "; ".join(f"{k.strip('_')}: {r}" for k, r in self.preview.errors.items())
         self.notify(problems or "the sweep makes no runs", title="Fix the form", severity="error")
         return False
