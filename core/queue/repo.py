@@ -76,7 +76,7 @@ from core.queue.status import (
     RunStatus,
     run_is,
 )
-from core.queue.views import ids_listed, some_listed
+from core.queue.views import ids_listed, some_listed, watching_said
 
 RUN = Run.__table__  # type: ignore[attr-defined]
 METRIC = Metric.__table__  # type: ignore[attr-defined]
@@ -1016,7 +1016,7 @@ class Repo:
         stale_after_s: float = STALE_AFTER_S,
         dead_worker_ids: Iterable[str] = (),
         *,
-        confirming: Callable[[Mapping[int, float]], None] | None = None,
+        confirming: Callable[[str], None] | None = None,
     ) -> dict[int, RunStatus]:
         """Cancel queued runs now; ask the workers of running runs to stop them.
 
@@ -1028,7 +1028,8 @@ class Repo:
         cancelled at once was dropped by its worker, its end refused: a run in its final
         pass lost its success, a training one its last figures.) A beat that changes
         meanwhile ends the wait: its worker is asked, as any live run's. ``confirming``
-        is told the runs watched (run id -> its beat's age by this clock) before the wait.
+        is told why it waits, before the wait (``watching_said``: the runs watched, each
+        beat's age by this clock).
         One write after the wait; ``ids`` not all queued or running at the first read are
         refused, all of them. Returns each run's status after the call: RUNNING asked,
         CANCELLED, or how a run ended meanwhile (SUCCEEDED, FAILED: left as it is).
@@ -1037,7 +1038,8 @@ class Repo:
         looks_silent = self._looks_silent(ids, stale_after_s, dead)
         if looks_silent and confirming is not None:
             now = time.time()
-            confirming({run_id: now - beat for run_id, beat in looks_silent.items()})
+            ages = {run_id: now - beat for run_id, beat in looks_silent.items()}
+            confirming(watching_said(ages, SILENCE_CONFIRM_S))
         silent = self._still_silent(looks_silent, SILENCE_CONFIRM_S)
         return self._cancel(ids, dead, silent)
 

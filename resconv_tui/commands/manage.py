@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from core.errors import shown
@@ -134,13 +133,10 @@ def cancel(args: argparse.Namespace) -> int:
     return 1 if ended else 0
 
 
-def _say_watching(ages: Mapping[int, float]) -> None:
+def _say_watching(said: str) -> None:
     """Why cancel pauses: a run whose beat reads old here, watched for a beat before it is
     cancelled at once (its worker's box may write beats with a clock behind this one's)."""
-    from core.queue.repo import SILENCE_CONFIRM_S
-    from core.queue.views import watching_said
-
-    print(f"resconv-tui: {watching_said(ages, SILENCE_CONFIRM_S)}", file=sys.stderr)
+    print(f"resconv-tui: {said}", file=sys.stderr)
 
 
 def retry(args: argparse.Namespace) -> int:

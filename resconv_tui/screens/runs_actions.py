@@ -18,7 +18,7 @@ import importlib
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from textual import work
@@ -36,7 +36,6 @@ from core.queue.views import (
     final_pass_said,
     ids_listed,
     ids_of,
-    watching_said,
 )
 from resconv_tui.checkpoint_folders import folders_left, found_here, run_checkpoint_folders
 from resconv_tui.lost_workers import gone_worker_ids
@@ -200,11 +199,8 @@ class RunActions:
         beat: said and left as it is); ``unmark``: the marks to take off (``ids``')."""
         from core.queue.views import ended_said
 
-        def say_watching(ages: Mapping[int, float]) -> None:
+        def say_watching(said: str) -> None:
             # Said now: the wait is seconds long, and c looked as if it had done nothing.
-            from core.queue.repo import SILENCE_CONFIRM_S
-
-            said = watching_said(ages, SILENCE_CONFIRM_S)
             self.app.call_from_thread(self.notify, said)
 
         def verb() -> str:
