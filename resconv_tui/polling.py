@@ -334,9 +334,9 @@ class HeardBeats:
         it has seen one change, its age by this clock where that is longer: timed from
         its first read alone, a worker dead before the dashboard started would read
         "online" for 20 s; so, one whose box's clock is behind reads late only until its
-        next beat (3 s). A run is judged
-        otherwise (``silent``), as its silence makes ``c`` cancel it unasked; a worker's
-        only colours the panel and leaves it out of the forecast. Remembers this read."""
+        next beat (3 s). A run is judged otherwise (``silent``), as its silence makes ``c``
+        cancel it unasked; a worker's only colours the panel and leaves it out of the
+        forecast. Remembers this read."""
         with self.lock:
             watched_at = self.clock()
             quiet: dict[str, float] = {}
