@@ -1017,7 +1017,7 @@ class Repo:
         dead_worker_ids: Iterable[str] = (),
         *,
         confirming: Callable[[str], None] | None = None,
-    ) -> dict[int, RunStatus]:
+    ) -> dict[int, RunStatus | None]:
         """Cancel queued runs now; ask the workers of running runs to stop them.
 
         A running run whose worker is known dead (``dead_worker_ids``: a process of this
@@ -1032,7 +1032,8 @@ class Repo:
         beat's age by this clock).
         One write after the wait; ``ids`` not all queued or running at the first read are
         refused, all of them. Returns each run's status after the call: RUNNING asked,
-        CANCELLED, or how a run ended meanwhile (SUCCEEDED, FAILED: left as it is).
+        CANCELLED, or how a run ended meanwhile (SUCCEEDED, FAILED: left as it is); None
+        for one deleted meanwhile (``rm`` of a queued run during the wait).
         """
         dead = frozenset(dead_worker_ids)
         looks_silent = self._looks_silent(ids, stale_after_s, dead)
@@ -1089,11 +1090,12 @@ class Repo:
     @patient
     def _cancel(
         self, ids: Sequence[int], dead: frozenset[str], silent: Mapping[int, float]
-    ) -> dict[int, RunStatus]:
+    ) -> dict[int, RunStatus | None]:
         """``request_cancel``'s write: ``silent``, the running runs found silent at these
         beats (run id -> beat), cancelled at once only while still at them. ``ids`` were
         all cancellable at ``_looks_silent``'s read: one that has ended since (succeeded,
-        failed, lost) is left as it is and returned with its status, the others cancelled."""
+        failed, lost) is left as it is and returned with its status, one deleted since
+        with None, the others cancelled."""
         now = time.time()
         with self._write() as conn:
             # Locked before they are read (PostgreSQL; SQLite's write lock already holds
@@ -1104,12 +1106,17 @@ class Repo:
             for some in _in_statements(sorted(set(ids))):
                 lock = select(RUN.c.id).where(RUN.c.id.in_(some)).order_by(RUN.c.id)
                 conn.execute(lock.with_for_update())
-            # Not refused for a run ended since the first read: with the watch between the
-            # two (up to SILENCE_CONFIRM_S), a run of `cancel 3 4 5` finishing meanwhile
-            # refused the whole cancel, the others left to train.
-            runs = self._require(conn, ids, frozenset(RunStatus), "")
-            result: dict[int, RunStatus] = {}
-            for run in runs:
+            # Not refused for a run ended or deleted since the first read: with the watch
+            # between the two (up to SILENCE_CONFIRM_S), a run of `cancel 3 4 5` finishing
+            # meanwhile, or a queued one removed (`rm`), refused the whole cancel, the
+            # others left to train.
+            runs = {run.id: run for run in self._select_runs(conn, RunFilter(ids=tuple(ids)))}
+            result: dict[int, RunStatus | None] = {}
+            for run_id in dict.fromkeys(ids):
+                run = runs.get(run_id)
+                if run is None:
+                    result[run_id] = None
+                    continue
                 if run.status not in CANCELLABLE:
                     result[run.id] = run.status
                     continue

@@ -712,15 +712,21 @@ def back_to_queue_said(ids: Sequence[int]) -> str:
     return f"{ids_of('run', ids)} {'goes' if len(ids) == 1 else 'go'} back to the queue"
 
 
-def ended_said(ended: dict[int, RunStatus]) -> list[str]:
-    """``run 5 succeeded meanwhile``, ``runs 6, 7 were cancelled meanwhile``: one phrase
-    for each way the runs ended."""
+def ended_said(ended: Mapping[int, RunStatus | None]) -> list[str]:
+    """``run 5 succeeded meanwhile``, ``runs 6, 7 were cancelled meanwhile``, ``run 8 was
+    deleted meanwhile`` (None: its row is gone, ``rm``): one phrase for each way the runs
+    ended."""
     said = []
-    for status in sorted(set(ended.values()), key=lambda s: s.value):
+    # By status, the deleted ones last.
+    for status in sorted(set(ended.values()), key=lambda s: (s is None, s.value if s else "")):
         ids = sorted(i for i, s in ended.items() if s == status)
-        how = status.value
-        if status == RunStatus.CANCELLED:  # by another's hand: "run 5 cancelled" misreads
-            how = f"{'was' if len(ids) == 1 else 'were'} cancelled"
+        was = "was" if len(ids) == 1 else "were"
+        if status is None:
+            how = f"{was} deleted"
+        elif status == RunStatus.CANCELLED:  # by another's hand: "run 5 cancelled" misreads
+            how = f"{was} cancelled"
+        else:
+            how = status.value
         said.append(f"{ids_of('run', ids)} {how} meanwhile")
     return said
 

@@ -122,14 +122,15 @@ def cancel(args: argparse.Namespace) -> int:
     for rid, status in statuses.items():
         if status == RunStatus.CANCELLED:
             print(f"run {rid}: cancelled")
-        elif status != RunStatus.RUNNING:  # ended while cancel watched a beat, as stop says it
-            print(f"{ended_said({rid: status})[0]}: not cancelled")
+        elif status != RunStatus.RUNNING:  # ended or deleted while cancel watched a beat
+            print(f"{ended_said({rid: status})[0]}: not cancelled")  # as stop says it
             ended = True
         elif rid in runs and runs[rid].trained_all:  # no step left to stop it before
             print(f"run {rid}: cancel requested, but {FINISHING}")
         else:
             print(f"run {rid}: cancel requested (its worker stops it within a few seconds)")
-    # 1: not all cancelled. `cancel 7 && rm 7` must not remove a run that succeeded.
+    # 1: not all cancelled. `cancel 7 && rm 7` must not remove a run that succeeded; nor
+    # `cancel 3 4 && next-step` go on as if run 4, deleted meanwhile, had been cancelled.
     return 1 if ended else 0
 
 

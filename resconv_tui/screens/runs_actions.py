@@ -195,8 +195,8 @@ class RunActions:
             self._confirm_running(cancellable, "Cancel", cancel, left)
 
     def _cancel(self, ids: list[int], unmark: Iterable[int] | None = None) -> None:
-        """Cancel ``ids``, all or none (but a run that ended while the cancel watched a
-        beat: said and left as it is); ``unmark``: the marks to take off (``ids``')."""
+        """Cancel ``ids``, all or none (but a run that ended or was deleted while the cancel
+        watched a beat: said and left as it is); ``unmark``: the marks to take off (``ids``')."""
         from core.queue.views import ended_said
 
         def say_watching(said: str) -> None:
@@ -214,7 +214,8 @@ class RunActions:
             )
             asked = [i for i, s in result.items() if s == RunStatus.RUNNING]
             done = [i for i, s in result.items() if s == RunStatus.CANCELLED]
-            # Ended while the cancel watched a silent-looking beat (SILENCE_CONFIRM_S).
+            # Ended, or deleted (None), while the cancel watched a silent-looking beat
+            # (SILENCE_CONFIRM_S).
             ended = {i: s for i, s in result.items() if i not in asked and i not in done}
             finishing = {
                 run.id

@@ -373,6 +373,38 @@ async def test_cancel_says_a_run_that_ended_while_its_beat_was_watched(
     assert run(db_url, running).status == RunStatus.FAILED
 
 
+async def test_cancel_says_a_run_deleted_while_a_beat_was_watched(
+    seeded, app_factory, settle, db_url, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The queued run marked beside a silent one removed (`rm` in a shell) while c watched
+    # the silent run's beat: the cancel was refused whole ("no run with id 7 ...; nothing
+    # changed"), the silent run left running.
+    monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 0.5, raising=False)
+    running, queued = seeded["running"], seeded["ids"][6]
+    assert run(db_url, queued).status == RunStatus.QUEUED
+    path = db_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"UPDATE run SET heartbeat_at = heartbeat_at - 1500 WHERE id = {running}")
+    real_sleep = repo_module.sleep
+
+    def deleted_during_the_watch(seconds: float) -> None:
+        with sqlite3.connect(path) as conn:
+            conn.execute(f"DELETE FROM metric WHERE run_id = {queued}")
+            conn.execute(f"DELETE FROM run WHERE id = {queued}")
+        real_sleep(seconds)
+
+    monkeypatch.setattr(repo_module, "sleep", deleted_during_the_watch)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await mark(pilot, queued, running)
+        await press_settled(pilot, "c")
+        await settle(pilot)
+        said = f"cancelled: run {running}; run {queued} was deleted meanwhile: not cancelled"
+        assert said in notices(app), notices(app)
+    assert run(db_url, running).status == RunStatus.CANCELLED
+
+
 @contextlib.contextmanager
 def beating_behind(db_url: str, run_id: int, behind_s: float) -> Any:
     """Run ``run_id``'s worker beats on (every 50 ms) from a box whose clock is

@@ -25,7 +25,7 @@ from reused_pids import started_with_pid
 from sqlalchemy.engine import URL
 
 import core.queue.repo as repo_module
-from core.queue import FinalFigures, Repo, RunRow, RunStatus
+from core.queue import FinalFigures, Repo, RunFilter, RunRow, RunStatus
 from core.queue.failures import RETRY_ADVICE, FailureCause
 from resconv_tui.cli import build_parser, main
 
@@ -852,6 +852,42 @@ def test_cancel_says_a_run_that_ended_while_it_watched_and_cancels_the_others(
     )
     statuses = [repo.get_run(i).status for i in (1, 2, 3)]
     assert statuses == [RunStatus.CANCELLED, RunStatus.SUCCEEDED, RunStatus.CANCELLED]
+
+
+def test_cancel_says_a_run_deleted_while_it_watched_and_cancels_the_others(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Queued run 3 removed (`rm 3`) while cancel watched run 1's old-looking beat: the
+    # whole cancel was refused ("no run with id 3 ...; nothing changed"), run 1 left
+    # running and run 2's worker never asked; now run 3 is named, the others cancelled.
+    monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 0.5)
+    cli(capsys, "queue", "sweep.yml")
+    repo = Repo.open("runs.db")
+    silent = repo.register_worker("dead-box", 4242, "cuda:0")
+    live = repo.register_worker("training-box", 4243, "cuda:0")
+    assert repo.claim(silent) is not None and repo.claim(live) is not None
+    with repo._write() as conn:  # run 1's last beat, 40 s old here: then its box died
+        conn.execute(repo_module.update(repo_module.RUN).where(repo_module.RUN.c.id == 1)
+                     .values(heartbeat_at=time.time() - 40))  # fmt: skip
+    real_sleep = repo_module.sleep
+
+    def run_3_deleted_during_the_watch(seconds: float) -> None:
+        if repo.list_runs(RunFilter(ids=(3,))):
+            assert repo.remove([3]) == 1
+        real_sleep(seconds)
+
+    monkeypatch.setattr(repo_module, "sleep", run_3_deleted_during_the_watch)
+    code, out, _ = cli(capsys, "cancel", "1", "2", "3")
+    assert (code, out.splitlines()) == (
+        1,  # not all cancelled
+        [
+            "run 1: cancelled",
+            "run 2: cancel requested (its worker stops it within a few seconds)",
+            "run 3 was deleted meanwhile: not cancelled",
+        ],
+    )
+    assert repo.get_run(1).status == RunStatus.CANCELLED and repo.get_run(2).cancel_requested
+    assert not repo.list_runs(RunFilter(ids=(3,)))
 
 
 def test_status_names_the_workers_lost_or_stopped_lately_as_the_dashboard_does(

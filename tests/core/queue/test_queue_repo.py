@@ -875,6 +875,34 @@ def test_a_run_that_ends_while_a_cancel_watches_is_said_and_the_others_are_cance
     assert status(repo, live) == (S.SUCCEEDED if ends == "a live run succeeds" else S.RUNNING)
 
 
+def test_a_run_deleted_while_a_cancel_watches_is_said_and_the_others_are_cancelled(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `cancel 1 2 3` with run 1's beat reading old here waits up to SILENCE_CONFIRM_S;
+    # queued run 3 removed meanwhile (`rm 3`, the dashboard's delete) refused the whole
+    # cancel: "no run with id 3 ...; nothing changed", run 2 left training.
+    monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 0.5)
+    repo.enqueue(tiny_runs(3))
+    silent_worker = repo.register_worker("dead-box", 1, "cuda:0")
+    live_worker = repo.register_worker("h", 2, "cpu")
+    watched, live = claim(repo, silent_worker), claim(repo, live_worker)
+    queued = 3
+    beat_behind(repo, watched, 40)
+    real_sleep = repo_module.sleep
+
+    def delete_the_queued_run_during_the_watch(seconds: float) -> None:  # at its first poll
+        if repo.list_runs(RunFilter(ids=(queued,))):
+            assert repo.remove([queued]) == 1
+        real_sleep(seconds)
+
+    monkeypatch.setattr(repo_module, "sleep", delete_the_queued_run_during_the_watch)
+    result = repo.request_cancel([watched, live, queued])
+    assert result == {watched: S.CANCELLED, live: S.RUNNING, queued: None}
+    assert status(repo, watched) == S.CANCELLED
+    assert repo.get_run(live).cancel_requested
+    assert not repo.list_runs(RunFilter(ids=(queued,)))
+
+
 def test_a_cancel_of_a_run_another_connection_holds_says_so_after_the_busy_timeout(
     repo: Repo,
 ) -> None:
