@@ -1154,8 +1154,9 @@ def run_worker(
 def warn_of_clock_offset(repo: Repo) -> None:
     """Say so when this machine's clock is far from the database server's: ``ls``,
     ``status`` and ``show`` age each worker's heartbeats by their own clocks, and read a
-    run silent at 30 s; workers and the dashboard judge by the beats changing, but a
-    starting worker's first look by age past ``SURELY_LOST_AFTER_S`` (``Worker.recover``)."""
+    run silent at 30 s; workers, the dashboard and ``show --follow`` judge by the beats
+    changing, but a starting worker's first look by age past ``SURELY_LOST_AFTER_S``
+    (``Worker.recover``)."""
     offset = repo.clock_offset()
     if offset is None or abs(offset) < CLOCK_WARN_S:
         return

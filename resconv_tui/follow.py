@@ -11,6 +11,12 @@ or removed; Ctrl-C stops following (the run trains on, or stays queued) with 130
 
 Reads only: a worker whose process here has exited is said once, not recorded lost
 (the next worker or an open dashboard records it, and the run then ends failed).
+
+A running run reads silent as on the dashboard (``polling.HeardBeats``): once its beat
+has read the same for ``STALE_AFTER_S`` by this process's monotonic clock, as it reads
+again and again; at once only where its age by this machine's clock is past
+``SURELY_LOST_AFTER_S``. Each worker stamps its beats with its own box's clock, so by age
+alone every live run of a box whose clock is 30 s or more behind read silent here.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import terminal_safe
 from core.queue import QueueError, Repo, RunRow, RunStatus, UnknownRun
@@ -26,9 +32,20 @@ from core.queue.patience import RECONNECT_S, passing_reason
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS
 from core.queue.status import FINISHED
 
+if TYPE_CHECKING:
+    from resconv_tui.polling import HeardBeats
+
 POLL_S = 2.0  # between reads of the run and its new points
 PIPE_PROGRESS_S = 30.0  # a progress line this often in a pipe (on a terminal: each poll)
 NOT_FOLLOWED = 130  # Ctrl-C: as the shell says of a command interrupted
+
+
+def _new_heard() -> HeardBeats:
+    """A fresh memory of beats on time's monotonic clock, looked up now (tests replace the
+    module's ``time``); imported here: ``show`` without ``--follow`` needs none."""
+    from resconv_tui.polling import HeardBeats
+
+    return HeardBeats(clock=time.monotonic)
 
 
 @dataclass
@@ -44,6 +61,8 @@ class Follower:
     queued_said: str = ""  # the queued note said last: said again only once it changes
     last_loss: float | None = None  # the newest train loss point of this attempt
     last_pass: tuple[int, float] | None = None  # (inputs, val loss) of its newest pass
+    # Its beat as read and since when (``polling.HeardBeats``): silent once seen unchanged.
+    heard: HeardBeats = field(default_factory=_new_heard)
 
     def saved(self) -> Follower:
         """A copy of what has been said so far (``restore`` undoes a read cut short)."""
@@ -149,7 +168,6 @@ class Follower:
             format_duration,
             run_rate,
             shown_eta,
-            silent_for,
             validating_said,
         )
 
@@ -158,7 +176,7 @@ class Follower:
             parts.append(f"train loss {self.last_loss:.6f}")
         if (rate := run_rate(run, now)) is not None:
             parts.append(f"{rate:,.0f} in/s")
-        if (silent := silent_for(run, now)) is not None:
+        if (silent := self.heard.silent([run], now).get(run.id)) is not None:
             # As ls and the runs table: nothing trains that an ETA could count down (the
             # forecast leaves its worker out; its pace so far froze at the last beat).
             parts.append(f"silent {format_duration(silent)}: {SILENT_NOTE}")
@@ -232,7 +250,8 @@ def follow(
 ) -> int:
     """Say what becomes of run ``run_id`` until it ends: 0 if it succeeded, 1 if it
     failed, was cancelled or was removed, ``NOT_FOLLOWED`` on Ctrl-C. ``sleep`` and
-    ``clock``: time's, looked up at the call (tests replace the module's ``time``)."""
+    ``clock``: time's, looked up at the call (tests replace the module's ``time``), as
+    is the monotonic clock that times the run's silence (``Follower.heard``)."""
     sleep, clock = sleep or time.sleep, clock or time.time
     follower = Follower(repo, run_id, db)
     away: float | None = None  # since when the database has not answered

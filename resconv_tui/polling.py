@@ -270,9 +270,9 @@ def quiet_for(worker: WorkerRow, now: float, quiet: Mapping[str, float] | None) 
 def silent_for(run: RunRow, now: float) -> float | None:
     """How long a running run's heartbeat has been missing by its age on this machine's
     clock, once it counts as lost (``STALE_AFTER_S``; a worker recovers it soon): None
-    while it beats. For the one-shot commands (``ls``, ``show``, ``show --follow``),
-    which read once and cannot watch a beat change; a box whose clock is ahead of the
-    training box's reads its live runs silent so. The dashboard watches (``HeardBeats``)."""
+    while it beats. For the one-shot commands (``ls``, ``show``), which read once and
+    cannot watch a beat change; a box whose clock is ahead of the training box's reads
+    its live runs silent so. The dashboard and ``show --follow`` watch (``HeardBeats``)."""
     age = run.heartbeat_age(now) if run.status == RunStatus.RUNNING else None
     return age if age is not None and age > STALE_AFTER_S else None
 

@@ -14,7 +14,7 @@ from seed_runs import curve, new_run
 import resconv_tui.follow as follow_module
 from core.queue import FinalFigures, MetricPoint, Repo
 from resconv_tui.cli import main
-from resconv_tui.follow import Follower, Terminal, follow
+from resconv_tui.follow import POLL_S, Follower, Terminal, follow
 
 
 class Story:
@@ -360,7 +360,8 @@ def test_show_follow_through_the_command(
         repo.finish(run_id, worker, FinalFigures(0.0512, None, 92.5, 3100.0, None, 64_000))
 
     story = Story([finish])
-    monkeypatch.setattr(follow_module, "time", SimpleNamespace(sleep=story.sleep, time=time.time))
+    clocks = SimpleNamespace(sleep=story.sleep, time=time.time, monotonic=time.monotonic)
+    monkeypatch.setattr(follow_module, "time", clocks)
     code = main(["show", str(run_id), "--follow", "--db", db_url])
     out = capsys.readouterr().out.splitlines()
     assert code == 0 and out[0] == f"Run {run_id}  l-3  (demo)  running"
@@ -410,6 +411,8 @@ def test_a_run_in_its_final_pass_gives_the_forecasts_eta_as_ls_does(
 def test_a_run_whose_worker_is_silent_says_so_not_an_eta(repo: Repo) -> None:
     # As ls and the runs table: a worker silent 30 s (another box lost, or paused) trains
     # nothing the ETA could count down; it read "ETA 1m02s", its pace frozen at the last beat.
+    # A beat 11 minutes old at the first read is said at once: no two boxes' clocks are
+    # that far apart (SURELY_LOST_AFTER_S); a younger one is watched first (below).
     (run_id,) = repo.enqueue([new_run(3)]).added_ids
     worker = repo.register_worker("gpu-box", 1234, "cuda:0")
     repo.claim(worker)
@@ -420,9 +423,51 @@ def test_a_run_whose_worker_is_silent_says_so_not_an_eta(repo: Repo) -> None:
         repo.finish(run_id, worker, FinalFigures(0.0512, None, 92.5, 3100.0, None, 64_000))
 
     out: list[str] = []
-    later = time.time() + 45  # its last beat 45 s before the follower reads
+    later = time.time() + 700  # its last beat 700 s before the follower reads
     terminal = Terminal(out.append, live=False)
     assert follow(repo, run_id, terminal, sleep=Story([finish]).sleep, clock=lambda: later) == 0
     (progress,) = [line for line in "".join(out).splitlines() if "inputs (" in line]
     assert "ETA" not in progress, progress
-    assert progress.endswith("silent 45s: no heartbeat from its worker (lost?)"), progress
+    assert progress.endswith("silent 11m40s: no heartbeat from its worker (lost?)"), progress
+
+
+def test_a_run_is_silent_once_its_beat_is_seen_unchanged_whatever_the_clocks(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a shared queue a box whose clock is 40 s behind this one's writes beats that read
+    # 40 s old here: `show --follow` said its live run "silent 40s: no heartbeat from its
+    # worker (lost?)" at every poll while it trained. As the dashboard: silent once its
+    # beat has read the same for STALE_AFTER_S (30 s) by the follower's monotonic clock.
+    (run_id,) = repo.enqueue([new_run(3)]).added_ids
+    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
+    repo.claim(worker)
+    repo.add_metrics(run_id, curve(range(1, 12)), inputs_done=7040)
+    repo.heartbeat(worker, run_id=run_id)
+    watched = [0.0]  # the follower's monotonic clock: POLL_S a sleep
+
+    def beat() -> None:  # the worker beats between two polls
+        watched[0] += POLL_S
+        repo.heartbeat(worker, run_id=run_id)
+
+    def quiet() -> None:  # its box died: no beat
+        watched[0] += POLL_S
+
+    def finish() -> None:
+        repo.finish(run_id, worker, FinalFigures(0.0512, None, 92.5, 3100.0, None, 64_000))
+
+    out: list[str] = []
+    story = Story([beat] * 20 + [quiet] * 16 + [finish])
+    ahead = 40.0  # this box's clock, 40 s ahead of the worker's box's
+    clocks = SimpleNamespace(
+        sleep=story.sleep, time=lambda: time.time() + ahead, monotonic=lambda: watched[0]
+    )
+    monkeypatch.setattr(follow_module, "time", clocks)
+    assert follow(repo, run_id, Terminal(out.append, live=True)) == 0
+    shown = [text.removeprefix("\r\x1b[2K") for text in out if text.startswith("\r\x1b[2K")]
+    progress = [text for text in shown if "inputs (" in text]
+    assert progress and "ETA" in progress[0], progress
+    # Beating 40 s behind: never silent. Then its beat read the same from the 20th poll
+    # on: silent only at the read 32 s (16 polls) later, the first past the 30 s limit.
+    silent = [text for text in progress if "silent" in text]
+    assert len(silent) == 1, progress
+    assert silent[0].endswith("  silent 32s: no heartbeat from its worker (lost?)"), progress
