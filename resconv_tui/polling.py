@@ -11,7 +11,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from core.errors import terminal_safe
 from core.queue import MetricRow, Repo, RunFilter, RunRow, RunStatus, WorkerRow
@@ -93,10 +93,8 @@ class Dashboard:
     damaged_workers: tuple[DamagedWorker, ...] = ()
     # Running runs whose beat this dashboard has seen unchanged past the stale limit, and
     # for how long (``HeardBeats``): the runs table's "silent", the cancel key's judgement.
+    # (``workers`` carry each one's silence as seen: ``WorkerRow.heard_quiet_s``.)
     silent: dict[int, float] = field(default_factory=dict)
-    # Each worker's seconds without a beat as this dashboard has seen it (``HeardBeats.
-    # quiet_workers``): its health in the panel and whether the forecast counts it.
-    quiet: dict[str, float] = field(default_factory=dict)
 
 
 def read_dashboard(
@@ -119,8 +117,7 @@ def read_dashboard(
     running = (run.experiment for run in runs if run.status == RunStatus.RUNNING)
     experiments = tuple(dict.fromkeys((*settled.experiments, *running)))
     every, damaged = repo.workers_and_damaged(include_gone=True)
-    quiet = heard.quiet_workers(every, now)
-    workers = tuple(recent_of(every, now, quiet))
+    workers = tuple(recent_of(heard.watched(every, now), now))
     losses = None
     if selected is not None:
         run = next((r for r in runs if r.id == selected), None)
@@ -128,16 +125,16 @@ def read_dashboard(
             latest = None  # queued again: its old metrics were deleted, start afresh
         losses = read_latest_losses(repo, selected, latest)
     # The summary line's figures, counted here (a thread) rather than while drawing.
-    ends = queue_forecast(runs, workers, now, quiet)
+    ends = queue_forecast(runs, workers, now)
     held = held_runs(runs, workers)
-    untaken = untaken_runs(runs, ends, workers, now, quiet)
+    untaken = untaken_runs(runs, ends, workers, now)
     return Dashboard(
         now, runs, workers, losses, experiments, settled, status_counts(runs),
         None if untaken else last_end(runs, ends), failure_counts(runs), held,
         experiment_etas(runs, ends),
         stalled_runs(workers, held), running_ends(runs, workers, ends),
         len(untaken), max(ends.values(), default=None) if ends else None, tuple(damaged),
-        heard.silent(runs, now), quiet,
+        heard.silent(runs, now),
     )  # fmt: skip
 
 
@@ -171,18 +168,15 @@ def recent_workers(repo: Repo, now: float) -> tuple[list[WorkerRow], list[Damage
     return recent_of(workers, now), damaged
 
 
-def recent_of(
-    workers: Sequence[WorkerRow], now: float, quiet: Mapping[str, float] | None = None
-) -> list[WorkerRow]:
-    """Of ``workers``, those ``read_workers`` lists, in its order; ``quiet`` as
-    ``worker_health`` takes it."""
+def recent_of(workers: Sequence[WorkerRow], now: float) -> list[WorkerRow]:
+    """Of ``workers``, those ``read_workers`` lists, in its order."""
     recent = [
         w
         for w in workers
-        if worker_health(w, now, quiet) != "offline"
+        if worker_health(w, now) != "offline"
         or w.age(now) < (SHOW_STOPPED_FOR_S if w.state == "stopped" else SHOW_GONE_FOR_S)
     ]
-    return sorted(recent, key=lambda w: worker_health(w, now, quiet) == "offline")  # stable
+    return sorted(recent, key=lambda w: worker_health(w, now) == "offline")  # stable
 
 
 def damaged_worker_said(
@@ -236,35 +230,24 @@ def fold_losses(latest: LatestLosses, rows: Sequence[MetricRow]) -> LatestLosses
 # ----- derived figures ---------------------------------------------------------------
 
 
-def worker_health(worker: WorkerRow, now: float, quiet: Mapping[str, float] | None = None) -> str:
+def worker_health(worker: WorkerRow, now: float) -> str:
     """online (beating), stale (late: maybe busy or hung) or offline (stopped, lost, silent).
-    Late by ``quiet_for``: the dashboard's watch where it has one, else the age."""
+    Late by ``WorkerRow.quiet_for``: as the dashboard watched it on the rows it polls
+    (``HeardBeats.watched``), by age on the rows read once."""
     if worker.state in ("stopped", "lost"):
         return "offline"
-    age = quiet_for(worker, now, quiet)
-    if age <= ONLINE_WITHIN_S:
+    quiet = worker.quiet_for(now)
+    if quiet <= ONLINE_WITHIN_S:
         return "online"
-    return "stale" if age <= STALE_WITHIN_S else "offline"
+    return "stale" if quiet <= STALE_WITHIN_S else "offline"
 
 
-def beating(worker: WorkerRow, now: float, quiet: Mapping[str, float] | None = None) -> bool:
+def beating(worker: WorkerRow, now: float) -> bool:
     """Whether a worker counts in the forecast: not offline, and its last heartbeat within
     ``STALE_AFTER_S``, the silence at which its runs read "silent" (and another worker may
     recover them as lost). A paused worker's queue ETA counted down beside "silent: lost?".
-    ``quiet`` as ``worker_health`` takes it."""
-    return (
-        worker_health(worker, now, quiet) != "offline"
-        and quiet_for(worker, now, quiet) <= STALE_AFTER_S
-    )
-
-
-def quiet_for(worker: WorkerRow, now: float, quiet: Mapping[str, float] | None) -> float:
-    """A worker's seconds without a beat: as the dashboard has seen it where ``quiet``
-    (``Dashboard.quiet``) has it, else its age on this machine's clock (the one-shot
-    commands: ``status``, ``stop``), which a box whose clock is behind makes old."""
-    if quiet is not None and worker.id in quiet:
-        return quiet[worker.id]
-    return worker.age(now)
+    Late as ``worker_health`` judges it."""
+    return worker_health(worker, now) != "offline" and worker.quiet_for(now) <= STALE_AFTER_S
 
 
 def silent_for(run: RunRow, now: float) -> float | None:
@@ -349,13 +332,18 @@ class HeardBeats:
                 quiet[w.id] = heard_for if changed else max(heard_for, w.age(now))
             return quiet
 
+    def watched(self, workers: Sequence[WorkerRow], now: float) -> list[WorkerRow]:
+        """``workers``, each with its seconds without a beat as this dashboard knows it
+        (``quiet_workers``), that its health and the forecast then go by. Remembers this
+        read."""
+        quiet = self.quiet_workers(workers, now)
+        return [replace(w, heard_quiet_s=quiet[w.id]) for w in workers]
 
-def live_workers_of(
-    host: str, workers: Sequence[WorkerRow], now: float, quiet: Mapping[str, float] | None = None
-) -> list[WorkerRow]:
+
+def live_workers_of(host: str, workers: Sequence[WorkerRow], now: float) -> list[WorkerRow]:
     """The workers of machine ``host`` that are online or only late (the ones a stop from
     this machine can signal: ``w`` in the dashboard, ``resconv-tui stop``)."""
-    return [w for w in workers if w.host == host and worker_health(w, now, quiet) != "offline"]
+    return [w for w in workers if w.host == host and worker_health(w, now) != "offline"]
 
 
 def run_rate(run: RunRow, now: float) -> float | None:
@@ -519,17 +507,13 @@ def eta_text(
 
 
 def queue_forecast(
-    runs: Sequence[RunRow],
-    workers: Sequence[WorkerRow],
-    now: float,
-    quiet: Mapping[str, float] | None = None,
+    runs: Sequence[RunRow], workers: Sequence[WorkerRow], now: float
 ) -> dict[int, float] | None:
     """Seconds until each running and queued run ends (``resconv_tui.forecast``), at the
-    pace measured so far, by the workers that still beat (``beating``; ``quiet`` as it
-    takes it)."""
+    pace measured so far, by the workers that still beat (``beating``)."""
 
     def live(worker: WorkerRow) -> bool:
-        return beating(worker, now, quiet)
+        return beating(worker, now)
 
     def since_claim(run: RunRow) -> float:
         return max(0.0, now - run.started_at) if run.started_at is not None else 0.0
@@ -568,7 +552,6 @@ def untaken_runs(
     ends: dict[int, float] | None,
     workers: Sequence[WorkerRow],
     now: float,
-    quiet: Mapping[str, float] | None = None,
 ) -> list[int]:
     """Runs to train that the forecast gives no end: no live worker will take them. The
     queued ones, and those a stopping worker puts back (its running runs: a lost or
@@ -576,7 +559,7 @@ def untaken_runs(
     lost")."""
     if ends is None:
         return []
-    stopping = {w.id for w in workers if w.state == "stopping" and beating(w, now, quiet)}
+    stopping = {w.id for w in workers if w.state == "stopping" and beating(w, now)}
     return [
         run.id for run in runs if run.id not in ends and (
             run.status == RunStatus.QUEUED
@@ -585,12 +568,10 @@ def untaken_runs(
     ]  # fmt: skip
 
 
-def untaken_why(
-    workers: Sequence[WorkerRow], now: float, quiet: Mapping[str, float] | None = None
-) -> str:
+def untaken_why(workers: Sequence[WorkerRow], now: float) -> str:
     """Why live workers leave queued runs: every one is stopping, or those that take runs
     stop after their ``--max-runs``. Live as the forecast counts them (``beating``)."""
-    live = [w for w in workers if beating(w, now, quiet)]
+    live = [w for w in workers if beating(w, now)]
     if any(w.state != "stopping" for w in live):
         return "beyond the workers' --max-runs"
     return "left: every live worker is stopping"
@@ -602,14 +583,10 @@ def claim_order(run: RunRow, largest_first: bool = False) -> tuple[int, int, int
     return (-run.priority, -run_work(run) if largest_first else 0, run.id)
 
 
-def claims_largest_first(
-    workers: Sequence[WorkerRow], now: float, quiet: Mapping[str, float] | None = None
-) -> bool:
+def claims_largest_first(workers: Sequence[WorkerRow], now: float) -> bool:
     """Whether the live workers that take runs all claim the most work first (a mix
     claims both ways: queue order is then the plain one)."""
-    taking = [
-        w for w in workers if worker_health(w, now, quiet) != "offline" and w.state != "stopping"
-    ]
+    taking = [w for w in workers if worker_health(w, now) != "offline" and w.state != "stopping"]
     return bool(taking) and all(w.largest_first for w in taking)
 
 

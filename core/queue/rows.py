@@ -271,9 +271,18 @@ class WorkerRow:
     stack: int | None = None  # --stack K: up to K seeds of one cell at once
     largest_first: bool | None = None  # --order largest-first
     max_runs: int | None = None  # --max-runs N: it exits after N runs ended
+    # Its seconds without a beat as a dashboard watched it (``polling.HeardBeats.watched``:
+    # since its beat last changed, whatever this box's clock says), set on the rows of
+    # each poll; None on a row read once (``ls``, ``status``, ``stop``), judged by ``age``.
+    heard_quiet_s: float | None = None
 
     def age(self, now: float) -> float:
         return max(0.0, now - self.last_seen_at)
+
+    def quiet_for(self, now: float) -> float:
+        """Its seconds without a beat: as a dashboard watched it, else its age on this
+        machine's clock (which a box whose clock is behind makes old)."""
+        return self.age(now) if self.heard_quiet_s is None else self.heard_quiet_s
 
     def terminal_safe(self) -> WorkerRow:
         """This worker with the text it wrote of itself (host, device, state) as

@@ -193,9 +193,8 @@ class RunDetailScreen(ChartScreen):
                 # exited is said, as `ls` says it; the runs screen records it lost).
                 exited = run.worker_id in exited_here_now(workers, now)
                 runs, settled = read_runs(repo, settled)
-                recent = read_workers(repo, now)
-                quiet = self.heard.quiet_workers(recent, now)  # as the runs screen's
-                ends = running_ends(runs, recent, queue_forecast(runs, recent, now, quiet))
+                recent = self.heard.watched(read_workers(repo, now), now)  # as the runs screen's
+                ends = running_ends(runs, recent, queue_forecast(runs, recent, now))
         except ResconvError as exc:
             self.post_message(self.PollFailed(exc))
             return

@@ -315,7 +315,7 @@ class RunsScreen(RunActions, Screen[None]):
         shown = filter_runs(dash.runs, self.filters)
         if not self.queue_order:
             return shown
-        return in_queue_order(shown, claims_largest_first(dash.workers, dash.now, dash.quiet))
+        return in_queue_order(shown, claims_largest_first(dash.workers, dash.now))
 
     def _draw(self) -> None:
         dash = self.dashboard
@@ -329,9 +329,7 @@ class RunsScreen(RunActions, Screen[None]):
         panel = self.query_one(WorkersPanel)
         starting = self._starting_worker(dash)
         damaged = [damaged_worker_said(row) for row in dash.damaged_workers]
-        panel.show(
-            dash.workers, dash.now, dash.held, starting=starting, damaged=damaged, quiet=dash.quiet
-        )
+        panel.show(dash.workers, dash.now, dash.held, starting=starting, damaged=damaged)
         self.query_one("#runs-summary", Static).update(self._summary(dash, visible))
         self._draw_detail()
 

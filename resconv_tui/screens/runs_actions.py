@@ -459,7 +459,7 @@ class RunActions:
         if self.dashboard is None:
             return []
         dash = self.dashboard
-        return live_workers_of(self.ctx.hostname, dash.workers, dash.now, dash.quiet)
+        return live_workers_of(self.ctx.hostname, dash.workers, dash.now)
 
     def action_toggle_worker(self) -> None:
         local = self.local_workers()

@@ -17,7 +17,7 @@ from textual.reactive import reactive
 
 from core.queue import WorkerRow
 from core.queue.views import claim_rules, format_age, format_bytes
-from resconv_tui.polling import quiet_for, worker_health
+from resconv_tui.polling import worker_health
 from resconv_tui.widgets.steady_static import SteadyStatic
 
 HEALTH_DOT = {"online": "●", "stale": "◐", "offline": "○"}
@@ -52,8 +52,6 @@ class WorkersPanel(SteadyStatic):
         self.starting: int | None = None  # a worker w started, not registered yet
         # Worker rows edited by hand, left out of ``rows``: each named on a line of its own.
         self.damaged: tuple[str, ...] = ()
-        # Each worker's seconds without a beat, as the dashboard has seen it (None: by age).
-        self.quiet: Mapping[str, float] | None = None
 
     def show(
         self,
@@ -62,18 +60,16 @@ class WorkersPanel(SteadyStatic):
         held: Mapping[str, list[int]],
         starting: int | None = None,
         damaged: Sequence[str] = (),
-        quiet: Mapping[str, float] | None = None,
     ) -> None:
         """``starting``: the pid of a worker ``w`` started that has no row yet.
-        ``damaged``: what names each damaged worker row left out of ``workers``.
-        ``quiet``: each worker's seconds without a beat as the dashboard has seen it
-        (``Dashboard.quiet``), its health and "beat 2s ago"; else by its age here."""
+        ``damaged``: what names each damaged worker row left out of ``workers``. Each
+        worker's health and "beat 2s ago" go by its silence as its row carries it
+        (``WorkerRow.quiet_for``: as the dashboard watched it, ``HeardBeats.watched``)."""
         # Set both before one redraw instead of repainting twice.
         self.set_reactive(WorkersPanel.now, now)
         self.held = held
         self.starting = starting
         self.damaged = tuple(damaged)
-        self.quiet = quiet
         # Terminal-safe: a host name edited by hand with ESC in it reached the terminal.
         # (The ids, which ``held`` is keyed by, are kept as stored.)
         self.rows = tuple(w.terminal_safe() for w in workers)
@@ -145,9 +141,9 @@ class WorkersPanel(SteadyStatic):
     def _line(self, w: WorkerRow, device_width: int, columns: str, pids: int, narrow: bool) -> Text:
         # Host and device cut and padded by terminal cells, not characters: a host name in
         # CJK (two cells a character) pushed its line's columns out of line with the rest.
-        health = worker_health(w, self.now, self.quiet)
+        health = worker_health(w, self.now)
         line = Text()
-        beat = f"beat {format_age(quiet_for(w, self.now, self.quiet))} ago"
+        beat = f"beat {format_age(w.quiet_for(self.now))} ago"
         if narrow:  # the dot's shape says the health: ● ◐ ○
             line.append(f"{HEALTH_DOT[health]} ", style=self._style(health))
             pid = f"{w.pid:<{pids}} " if pids else ""

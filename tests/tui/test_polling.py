@@ -915,6 +915,8 @@ def test_a_worker_s_heartbeat_is_timed_from_its_last_change_once_one_is_seen() -
     behind = dataclasses.replace(behind, last_seen_at=behind.last_seen_at + 3)
     quiet = heard.quiet_workers([behind, dead], NOW + 3)
     assert quiet == {"b": 0, "d": 93}
-    assert polling.worker_health(behind, NOW + 3, quiet) == "online"
-    assert polling.beating(behind, NOW + 3, quiet) and not polling.beating(dead, NOW + 3, quiet)
+    seen_behind, seen_dead = heard.watched([behind, dead], NOW + 3)  # the rows, as polled
+    assert (seen_behind.heard_quiet_s, seen_dead.heard_quiet_s) == (0, 93)
+    assert polling.worker_health(seen_behind, NOW + 3) == "online"
+    assert polling.beating(seen_behind, NOW + 3) and not polling.beating(seen_dead, NOW + 3)
     assert polling.worker_health(behind, NOW + 3) == "stale"  # by age: `status`, `stop`
