@@ -116,8 +116,8 @@ def read_dashboard(
     runs, settled = read_runs(repo, settled or SettledRuns())
     running = (run.experiment for run in runs if run.status == RunStatus.RUNNING)
     experiments = tuple(dict.fromkeys((*settled.experiments, *running)))
-    every, damaged = repo.workers_and_damaged(include_gone=True)
-    workers = tuple(recent_of(heard.watched(every, now), now))
+    recent, damaged = watched_workers(repo, now, heard)
+    workers = tuple(recent)
     losses = None
     if selected is not None:
         run = next((r for r in runs if r.id == selected), None)
@@ -166,6 +166,16 @@ def recent_workers(repo: Repo, now: float) -> tuple[list[WorkerRow], list[Damage
     (``damaged_worker_said``): raised, one such row hid every other worker and run."""
     workers, damaged = repo.workers_and_damaged(include_gone=True)
     return recent_of(workers, now), damaged
+
+
+def watched_workers(
+    repo: Repo, now: float, heard: HeardBeats
+) -> tuple[list[WorkerRow], list[DamagedWorker]]:
+    """``recent_workers`` as the dashboard judges them: each row with its silence as
+    ``heard`` has watched it (``HeardBeats.watched``), so a worker of a box whose clock
+    is behind is not late. The runs and results screens' workers panels."""
+    every, damaged = repo.workers_and_damaged(include_gone=True)
+    return recent_of(heard.watched(every, now), now), damaged
 
 
 def recent_of(workers: Sequence[WorkerRow], now: float) -> list[WorkerRow]:

@@ -32,7 +32,7 @@ from core.queue import views as v
 from core.run_folders import experiment_folder
 from resconv_tui.context import DashboardContext, ResultsChoices
 from resconv_tui.notice_text import notice_width, path_lines
-from resconv_tui.polling import SettledRuns, held_runs, read_runs, read_workers
+from resconv_tui.polling import SettledRuns, held_runs, read_runs, watched_workers
 from resconv_tui.screens.columns import ColumnsScreen
 from resconv_tui.screens.seen import on_view
 from resconv_tui.widgets.fit_footer import FitFooter
@@ -205,7 +205,9 @@ class ResultsScreen(Screen[None]):
         worker, now = get_current_worker(), self.ctx.clock()
         try:
             runs, settled = read_runs(self.ctx.repo, self.settled)
-            message = self.ResultsRefreshed(runs, settled, read_workers(self.ctx.repo, now), now)
+            # Judged as the runs screen's panel judges them (the app's memory of beats).
+            workers = watched_workers(self.ctx.repo, now, self.ctx.heard)[0]
+            message = self.ResultsRefreshed(runs, settled, workers, now)
         except ResconvError as exc:
             error = f"{exc.title}: {exc}"
             message = self.ResultsRefreshed(self.runs, self.settled, [], now, error)

@@ -25,6 +25,7 @@ from core.queue import Repo, RunStatus
 from resconv_tui import polling
 from resconv_tui.app import make_app
 from resconv_tui.screens.confirm import ConfirmScreen
+from resconv_tui.screens.results import ResultsScreen
 from resconv_tui.screens.runs import RunsScreen
 from resconv_tui.screens.start_worker import StartWorkerScreen
 from resconv_tui.widgets.param_field import ParamField
@@ -504,6 +505,31 @@ async def test_a_live_worker_of_a_box_whose_clock_is_behind_is_online_and_foreca
             (line,) = [line for line in panel.splitlines() if "gpu-box" in line]
             assert line.startswith("● online") and re.search(r"beat \d s ago", line), line
             assert running in app.screen.dashboard.run_ends  # the forecast counts it
+
+
+async def test_the_results_screen_s_panel_calls_a_live_worker_of_a_box_behind_online(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # The results screen's workers panel judged by age on this box's clock: "◐ stale ...
+    # beat 40s ago" of a worker beating every few seconds, that the runs screen's panel
+    # called "● online" (its rows are watched: ``HeardBeats.watched``).
+    running = seeded["running"]
+    with beating_behind(db_url, running, 40):
+        app = app_factory()
+        app.ctx.clock = time.time
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("R")
+            await settle(pilot)
+            screen = app.screen
+            assert isinstance(screen, ResultsScreen)
+            for _ in range(2):  # its beat seen to change: timed by this dashboard since
+                time.sleep(0.2)
+                screen.refresh_now()
+                await settle(pilot)
+            panel = str(screen.query_one(WorkersPanel).render())
+            (line,) = [line for line in panel.splitlines() if "gpu-box" in line]
+            assert line.startswith("● online") and re.search(r"beat \d s ago", line), line
 
 
 async def test_a_run_reads_silent_once_the_dashboard_has_seen_its_beat_unchanged_that_long(
