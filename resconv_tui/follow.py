@@ -150,7 +150,10 @@ class Follower:
         from resconv_tui.polling import unread_workers_said, worker_health
 
         workers, damaged = self.repo.workers_and_damaged()
-        live = [w for w in workers if worker_health(w, now) != "offline"]
+        # Judged as the dashboard judges them (by their beats changing): a worker of a box
+        # whose clock is 2 minutes behind read as "no worker is running" while it trained.
+        watched = self.heard.watched(workers, now)
+        live = [w for w in watched if worker_health(w, now) != "offline"]
         start = f"start one: resconv-tui worker{self.db}"
         if live:
             return "queued: waits for a worker"
@@ -181,7 +184,7 @@ class Follower:
             # forecast leaves its worker out; its pace so far froze at the last beat).
             parts.append(f"silent {format_duration(silent)}: {SILENT_NOTE}")
             return "  ".join(parts)
-        eta = shown_eta(run, now, run_ends(self.repo, [run], now))
+        eta = shown_eta(run, now, run_ends(self.repo, [run], now, self.heard))
         if run.trained_all:  # as ls says it; its ETA once a finished run has told the pass's
             parts.append(validating_said(eta))
         elif eta is not None:

@@ -17,6 +17,7 @@ from resconv_tui.terminal_output import terminal_columns, wrap_cells
 
 if TYPE_CHECKING:
     from core.queue import Repo, RunRow
+    from resconv_tui.polling import HeardBeats
 
 STATUS_WORDS = ("queued", "running", "succeeded", "failed", "cancelled")
 HEADER = ("id", "status", "run", "pri", "progress", "val loss", "params", "note")
@@ -113,15 +114,20 @@ def run_trouble(repo: Repo, run: RunRow, now: float) -> tuple[bool, bool]:
     return run.id in stalled, run.id in exited
 
 
-def run_ends(repo: Repo, runs: list[RunRow], now: float) -> dict[int, float]:
+def run_ends(
+    repo: Repo, runs: list[RunRow], now: float, heard: HeardBeats | None = None
+) -> dict[int, float]:
     """The queue forecast's seconds until each run ends, as the dashboard's ETA column
-    has them (from every run of the database, whatever ``ls`` lists)."""
+    has them (from every run of the database, whatever ``ls`` lists). The workers that
+    count are judged by age here (``ls`` reads once), by ``heard``'s watch of their
+    beats where the caller reads again and again (``show --follow``)."""
     from core.queue import RunStatus
-    from resconv_tui.polling import queue_forecast, read_workers, running_ends
+    from resconv_tui.polling import queue_forecast, read_workers, running_ends, watched_workers
 
     if not any(r.status == RunStatus.RUNNING for r in runs):
         return {}
-    every, workers = repo.list_runs(), read_workers(repo, now)
+    every = repo.list_runs()
+    workers = read_workers(repo, now) if heard is None else watched_workers(repo, now, heard)[0]
     return running_ends(every, workers, queue_forecast(every, workers, now))
 
 

@@ -471,3 +471,33 @@ def test_a_run_is_silent_once_its_beat_is_seen_unchanged_whatever_the_clocks(
     silent = [text for text in progress if "silent" in text]
     assert len(silent) == 1, progress
     assert silent[0].endswith("  silent 32s: no heartbeat from its worker (lost?)"), progress
+
+
+def test_a_queued_run_counts_a_worker_whose_box_is_behind_once_its_beat_is_seen_to_change(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The queued note judged workers by their beat's age on this box's clock: the only
+    # worker, beating from a box whose clock is 150 s behind, read as offline, and a
+    # queued run's follower said "no worker is running" while it trained the runs ahead.
+    (run_id,) = repo.enqueue([new_run(3)]).added_ids
+    worker = repo.register_worker("gpu-box", 1234, "cuda:0")
+    watched = [0.0]  # the follower's monotonic clock: POLL_S a sleep
+
+    def beat() -> None:
+        watched[0] += POLL_S
+        repo.heartbeat(worker)
+
+    out: list[str] = []
+    story = Story([beat, beat, lambda: repo.remove([run_id])])
+    ahead = 150.0  # offline by age (past STALE_WITHIN_S); its beats change every poll
+    clocks = SimpleNamespace(
+        sleep=story.sleep, time=lambda: time.time() + ahead, monotonic=lambda: watched[0]
+    )
+    monkeypatch.setattr(follow_module, "time", clocks)
+    assert follow(repo, run_id, Terminal(out.append, live=False), " --db q") == 1
+    # At the first read nothing was watched yet: by age, as the dashboard's first poll.
+    assert "".join(out).splitlines() == [
+        "queued; no worker is running (start one: resconv-tui worker --db q)",
+        "queued: waits for a worker",
+        f"run {run_id} was removed from the database",
+    ]
