@@ -42,10 +42,10 @@ from resconv_tui.polling import (
     held_runs,
     queue_forecast,
     read_runs,
-    read_workers,
     running_ends,
     stalled_runs,
     status_word,
+    watched_workers,
 )
 from resconv_tui.screens.chart_screen import ChartScreen
 from resconv_tui.widgets.fit_footer import FitFooter
@@ -193,7 +193,7 @@ class RunDetailScreen(ChartScreen):
                 # exited is said, as `ls` says it; the runs screen records it lost).
                 exited = run.worker_id in exited_here_now(workers, now)
                 runs, settled = read_runs(repo, settled)
-                recent = self.heard.watched(read_workers(repo, now), now)  # as the runs screen's
+                recent = watched_workers(repo, now, self.heard)[0]  # as the runs screen's
                 ends = running_ends(runs, recent, queue_forecast(runs, recent, now))
         except ResconvError as exc:
             self.post_message(self.PollFailed(exc))
