@@ -68,6 +68,24 @@ def screen_column(column: str, values: list[Any]) -> list[str]:
 
 METER_LEAST = 5  # stars of the worst run's bar where the screen has less room
 
+# Headers where the table is wider than the screen (80 columns over SSH, a grouped view
+# with targets: the logbook minutes and meter were cut at the edge), with one cell
+# between columns instead of two. Each short header the line under the table explains,
+# but "loss", the only loss a results table has besides the target's columns.
+NARROW_LABELS = {
+    v.LOSS: "loss",
+    v.MINUTES: "min",
+    v.LOGBOOK_MINUTES: "lb min",
+    v.TARGET_PARAMS: "tgt par",
+    v.MEMORY: "MiB",
+}
+NARROW_LEGEND = {
+    v.MINUTES: "min: train minutes",
+    v.LOGBOOK_MINUTES: "lb min: logbook minutes",
+    v.TARGET_PARAMS: "tgt par: target params",
+    v.MEMORY: "MiB: peak memory",
+}
+
 
 def fit_meters(meters: list[str], room: int) -> list[str]:
     """The meter's bars (1 to 21 stars) scaled to ``room`` cells where all 21 would not
@@ -86,6 +104,16 @@ def loss_decimals(values: list[float]) -> int:
     smallest = min((abs(x) for x in values if x and math.isfinite(x)), default=1.0)
     needed = LOSS_DIGITS - 1 - math.floor(math.log10(smallest))
     return min(max(LOSS_DECIMALS, needed), MAX_DECIMALS)
+
+
+def table_width(labels: list[str], shown: list[list[str]], gap: int) -> int:
+    """Cells the columns take with ``gap`` cells between them (and half of it at each
+    edge), each as wide as its header or widest value (a meter at its fewest stars)."""
+    widths = [
+        max([cell_len(label), *map(cell_len, texts)])
+        for label, texts in zip(labels, shown, strict=True)
+    ]
+    return sum(widths) + gap * len(widths)
 
 
 def build_results(runs: list[RunRow]) -> v.Table:
@@ -165,6 +193,7 @@ class ResultsScreen(Screen[None]):
         self.settled = SettledRuns()
         self.view: v.Table = build_results([])
         self.sorted_by = self.sort_column  # what the view is sorted by: sort_column if it has it
+        self.narrow = False  # too wide for the screen: short headers (NARROW_LABELS)
         self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -184,14 +213,15 @@ class ResultsScreen(Screen[None]):
         self.refresh_now()
 
     def on_resize(self, event: events.Resize) -> None:
-        """The meter's bars fit the table's width (``fit_meters``): measured again; the
-        status line too."""
-        self._status()
+        """The headers, the space between columns (``_fill``) and the meter's bars
+        (``fit_meters``) fit the table's width: measured again; the status line too."""
         table = self.query_one(DataTable)
-        if v.METER in self.view.columns:
+        if self.view.columns:
             row = table.cursor_row
             self._fill(table)
             table.move_cursor(row=row, animate=False)
+        self._status()
+        self.call_after_refresh(self._status)  # columns laid out anew: whether it scrolls
 
     # ----- polling (same pattern as the runs screen) ---------------------------------
 
@@ -262,30 +292,41 @@ class ResultsScreen(Screen[None]):
 
     def _fill(self, table: DataTable[Any]) -> None:
         table.clear(columns=True)
-        labels = []
-        for column in self.view.columns:
-            arrow = (" ▼" if self.descending else " ▲") if column == self.sorted_by else ""
-            labels.append(v.SCREEN_LABELS.get(column, column) + arrow)
-            table.add_column(labels[-1], key=column)
         numeric = [v._is_numeric(self.view.column(c)) for c in self.view.columns]
         # Terminal-safe (a name edited by hand with ESC in it); the view, which e/E
         # export, keeps the stored text.
         shown = [[terminal_safe(text) for text in screen_column(c, self.view.column(c))]
                  for c in self.view.columns]  # fmt: skip
-        if v.METER in self.view.columns:
+        room = table.size.width - table.styles.scrollbar_size_vertical
+        labels = self._labels(v.SCREEN_LABELS)
+        # Laid out (on_resize fills again once it is) and too wide with two cells between
+        # columns, the meter at its fewest stars: short headers, one cell between them;
+        # still too wide, it scrolls sideways.
+        least = [fit_meters(texts, 0) if c == v.METER else texts
+                 for c, texts in zip(self.view.columns, shown, strict=True)]  # fmt: skip
+        self.narrow = bool(table.size.width) and table_width(labels, least, 2) > room
+        gap = 1 if self.narrow else 2
+        if self.narrow:
+            labels = self._labels({**v.SCREEN_LABELS, **NARROW_LABELS})
+        if v.METER in self.view.columns and table.size.width:
             at = self.view.columns.index(v.METER)
-            others = sum(
-                max([cell_len(label), *map(cell_len, texts)]) + 2 * table.cell_padding
-                for i, (label, texts) in enumerate(zip(labels, shown, strict=True))
-                if i != at
-            )
-            room = table.size.width - table.styles.scrollbar_size_vertical - others
-            if table.size.width:  # laid out (on_resize fits them once it is)
-                shown[at] = fit_meters(shown[at], room - 2 * table.cell_padding)
+            others = table_width(labels[:at] + labels[at + 1 :], shown[:at] + shown[at + 1 :], gap)
+            shown[at] = fit_meters(shown[at], room - others - gap)
+        # One cell between columns: no padding, and a space before each header and value
+        # (the first column's too, as the padding's cell was).
+        table.cell_padding = gap // 2
+        lead = " " if self.narrow else ""
+        for column, label in zip(self.view.columns, labels, strict=True):
+            table.add_column(lead + label, key=column)
         for i in range(len(self.view.rows)):
-            cells = [Text(texts[i], justify="right" if n else "left")
+            cells = [Text(lead + texts[i], justify="right" if n else "left")
                      for texts, n in zip(shown, numeric, strict=True)]  # fmt: skip
             table.add_row(*cells)
+
+    def _labels(self, names: dict[str, str]) -> list[str]:
+        """The view's headers by ``names``, the sort column's with its arrow."""
+        arrow = " ▼" if self.descending else " ▲"
+        return [names.get(c, c) + (arrow if c == self.sorted_by else "") for c in self.view.columns]
 
     def _status(self) -> None:
         direction = "descending" if self.descending else "ascending"
@@ -302,6 +343,7 @@ class ResultsScreen(Screen[None]):
         # ("0.1" for 0.11) read as the values.
         more = self._more_columns(self.query_one(DataTable))
         line = f"{what} · {exp} · {order}{more}"
+        legend = " · ".join(NARROW_LEGEND[c] for c in self.view.columns if c in NARROW_LEGEND)
         room = status.content_region.width
         if room and cell_len(line) > room:  # 80 columns: the header's arrow says the order
             arrow = "▼" if self.descending else "▲"
@@ -309,7 +351,7 @@ class ResultsScreen(Screen[None]):
             line = f"{what} · {exp} · by {self.sorted_by} {arrow}{more}"
             if cell_len(line) > room and not self.experiment:  # "all experiments" goes
                 line = f"{what} · by {self.sorted_by} {arrow}{more}"
-        status.update(line)
+        status.update(f"{line}\n{legend}" if self.narrow and legend else line)
 
     @staticmethod
     def _more_columns(table: DataTable[Any]) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from screen_host import drawn
+from screen_host import drawn, eventually
 from textual.widgets import SelectionList
 
 from core.queue import views as v
@@ -77,12 +77,16 @@ async def test_at_80_columns_the_meter_s_bars_are_scaled_to_fit(
         assert 1 < len(bars[1]) < len(bars[2]) < 21
         assert screen.view.column(v.METER) == ["*", "*" * 11, "*" * 21]  # exports keep 21
         # Narrower, the status line keeps the order by the header's arrow (a longer
-        # experiment's name cut "descending" off at 80 columns).
+        # experiment's name cut "descending" off at 80 columns); the short headers (at 58
+        # columns, still too wide: it scrolls) are said on a line of their own.
         status = screen.query_one("#results-status")
-        await pilot.resize_terminal(64, 24)
+        await pilot.resize_terminal(58, 24)
         await settle(pilot)
         said = "3 finished runs · by validation loss ▲ · more columns →"
-        assert str(status.render()) == said and status.size.height == 1
+        legend = "min: train minutes · lb min: logbook minutes"
+        lines = f"{said}\n{legend}"
+        assert await eventually(pilot, lambda: str(status.render()) == lines)
+        assert await eventually(pilot, lambda: status.size.height == 2)
         await pilot.resize_terminal(120, 36)  # room again: the logbook's 21 stars
         await settle(pilot)
         assert str(table.get_cell_at((2, len(table.columns) - 1))) == "*" * 21
@@ -354,21 +358,21 @@ async def test_g_groups_seeds_into_cells(db_url, app_factory, settle) -> None:
         assert screen.query_one("DataTable").row_count == 2
         assert "2 cells (mean over seeds)" in str(screen.query_one("#results-status").render())
         # Narrow, columns past the right edge are said: cut numbers read as the values.
-        await pilot.resize_terminal(44, 24)
+        await pilot.resize_terminal(36, 24)
         await settle(pilot)
         assert screen.query_one("DataTable").max_scroll_x > 0
         status = str(screen.query_one("#results-status").render())
-        assert status == "2 cells · by validation loss ▲ · more columns →"
+        assert status == "2 cells · by validation loss ▲ · more columns →\nmin: train minutes"
         # Scrolled to the right edge, the hidden columns are on the left: "→" said more
         # lay right, where the user had scrolled as far as the table goes.
         table = screen.query_one("DataTable")
         table.scroll_to(x=table.max_scroll_x, animate=False)
         await settle(pilot)
         status = str(screen.query_one("#results-status").render())
-        assert status == "2 cells · by validation loss ▲ · ← more columns"
+        assert status == "2 cells · by validation loss ▲ · ← more columns\nmin: train minutes"
         table.scroll_to(x=1, animate=False)
         await settle(pilot)
-        assert str(screen.query_one("#results-status").render()).endswith("← more columns →")
+        assert "← more columns →\n" in str(screen.query_one("#results-status").render())
         await pilot.resize_terminal(*SIZE)
         await settle(pilot)
         assert "more columns" not in str(screen.query_one("#results-status").render())
@@ -537,3 +541,29 @@ def test_loss_columns_line_up_their_decimals() -> None:
     assert screen_column(v.STD, [0.000175594, None]) == ["0.00018", "–"]
     assert screen_column(v.STD, [0.0198928, 0.033]) == ["0.020", "0.033"]  # was "0.02"
     assert screen_column(v.PARAMS, [186915]) == ["186,915"]
+
+
+async def test_grouped_view_with_targets_fits_80_columns(db_url, app_factory, settle) -> None:
+    """Over SSH at 80x24 the grouped view with targets took 101 cells: the logbook
+    minutes were cut to "log" at the edge and the meter was out of sight. Short headers
+    and one cell between columns fit it, the line under the table saying what they mean;
+    at 120 columns it is as before."""
+    losses = [0.161, 0.16115, 0.16087, 0.1302, 0.13041, 0.13005, 0.0991, 0.09925, 0.0989]
+    finish_runs(db_url, SEEDED_TARGETS, losses)
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_results(pilot, settle)
+        await pilot.press("g")
+        table = screen.query_one("DataTable")
+        header = "l seeds loss ▲   ± std   target   Δ target  params tgt par min  lb min meter"
+        shown = await drawn(pilot, header)
+        assert header in shown
+        # The last column's value whole: the worst loss's bar, the longest the room leaves.
+        last_row = " 1 3/3   0.161007 0.00014 0.164834 -0.003827    675 186,787 1.00   0.36 ******"
+        assert last_row in shown.splitlines()
+        assert "tgt par: target params · min: train minutes · lb min: logbook minutes" in shown
+        assert table.max_scroll_x == 0
+        await pilot.resize_terminal(120, 36)  # room: the long headers, 21 stars, no legend
+        shown = await drawn(pilot, "  minutes  logbook min  meter")
+        assert "  minutes  logbook min  meter" in shown and "*" * 21 in shown
+        assert "lb min:" not in shown
