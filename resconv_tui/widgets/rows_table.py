@@ -31,8 +31,29 @@ class RowsTable(DataTable[Any]):
         # "succee" under "status", and every row not patched since kept it until a
         # resize (the runs table, seen twice at 80 columns under training). The caches
         # and this handler are textual's own: textual is pinned (8.2.8).
-        before = [column.content_width for column in self.ordered_columns]
+        before = self._content_widths()
         await super()._on_idle(event)
-        if [column.content_width for column in self.ordered_columns] != before:
+        self._drawn_at_widths(before)
+
+    def measure_rows(self) -> None:
+        """Measure the rows just added now, as DataTable's idle would: that idle comes only
+        after the table's next message (a timer's, a key's), and the screen paints before
+        it, so a table filled from a poll showed each column at its label's width, "succee"
+        under "status", for about half a second at 80 columns."""
+        if not self._require_update_dimensions:
+            return
+        before = self._content_widths()
+        self._require_update_dimensions = False
+        new_rows = self._new_rows.copy()
+        self._new_rows.clear()
+        self._update_dimensions(new_rows)
+        self._drawn_at_widths(before)
+
+    def _content_widths(self) -> list[int]:
+        return [column.content_width for column in self.ordered_columns]
+
+    def _drawn_at_widths(self, before: list[int]) -> None:
+        """Draw again from fresh caches where the columns' widths changed since ``before``."""
+        if self._content_widths() != before:
             self._clear_caches()
             self.refresh()

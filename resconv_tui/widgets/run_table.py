@@ -252,6 +252,7 @@ class RunTable(RowsTable):
             if list(fresh) != list(self._shown):  # the same runs in another order
                 self._reorder(list(fresh))
         self._shown = fresh
+        self.measure_rows()  # the next paint has the columns' widths
 
     def _terminal_safe(self, runs: Sequence[RunRow]) -> list[RunRow]:
         """``runs`` as shown, escaped only where the row object is new to the table."""

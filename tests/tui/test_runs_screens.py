@@ -232,6 +232,34 @@ async def test_a_paint_between_a_rebuild_and_its_measure_is_drawn_again(
         assert await eventually(pilot, lambda: app.export_screenshot() == settled)
 
 
+async def test_the_first_frame_with_runs_has_the_columns_measured(
+    seeded, app_factory, settle
+) -> None:
+    """DataTable measures new rows on its idle, which comes only after the table's next
+    message: the screen painted first, so at 80x24 the first frame of the runs showed
+    each column at its label's width ("succee", "3,17", "3m0") for about half a second."""
+    from screen_host import screen_text
+
+    app = app_factory()
+    frames: list[str] = []  # the runs screen as each paint sent it to the terminal
+    display = app._display
+
+    def recorded(screen: Screen[Any], renderable: Any) -> None:
+        if renderable is not None and isinstance(screen, RunsScreen):
+            frames.append(screen_text(app))
+        display(screen, renderable)
+
+    app._display = recorded  # type: ignore[method-assign]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert "succeeded" in await drawn(pilot, "succeeded")
+    with_runs = [frame for frame in frames if " l-1 " in frame]
+    assert with_runs, frames
+    rows = [line for line in with_runs[0].splitlines() if " l-1 " in line or " l-5 " in line]
+    assert "succeeded" in rows[0] and "3,172" in rows[0], rows  # run 1's status and rate
+    assert "3m02s" in rows[1], rows  # the running run's ETA
+
+
 async def test_the_palette_screenshot_is_saved_beside_the_exports_and_named(
     seeded, app_factory, settle, tmp_path
 ) -> None:
