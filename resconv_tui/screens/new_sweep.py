@@ -33,7 +33,6 @@ from textual import events, on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Button, Header, Input, Static
@@ -268,10 +267,9 @@ class NewSweepScreen(Screen[int | None]):
         self.apply_preview(self.compute_preview())
 
     def apply_preview(self, result: Preview) -> None:
-        try:
-            shown = self.query_one(SweepPreview)
-        except NoMatches:  # dismissed (escape) while the preview was computed
+        if self.leaving():  # dismissed (ctrl+s, escape) while the preview was computed
             return
+        shown = self.query_one(SweepPreview)
         self.preview = result
         for field in self.query(ParamField):
             field.error = result.errors.get(field.key, "")
@@ -434,10 +432,16 @@ class NewSweepScreen(Screen[int | None]):
         notes.set_class(bool(self._notes), "-shown")
 
     def _fields_now(self) -> tuple[int, tuple[str, dict[str, str], str]] | None:
-        try:
-            return self._asked, self._snapshot()
-        except NoMatches:  # dismissed, its fields being removed
+        if self.leaving():
             return None
+        return self._asked, self._snapshot()
+
+    def leaving(self) -> bool:
+        """Whether the form was dismissed: off the screen stack at once, its widgets are
+        removed over the next turns of the loop, children before their parents, so a
+        query may find the preview without its summary (NoMatches: a traceback printed
+        from the preview's thread, seen as ctrl+s closed the form)."""
+        return self not in self.app.screen_stack
 
     def _apply_if_latest(self, number: int, result: Preview) -> None:
         # A field changed while this preview was computed: the newer one is on its way.

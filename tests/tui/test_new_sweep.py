@@ -1110,11 +1110,12 @@ async def test_a_preview_that_ends_while_the_form_is_dismissed_is_dropped(db_url
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         screen = form(pilot)
-        result = screen.compute_preview()
-        await screen.query_one(SweepPreview).remove()
-        screen.apply_preview(result)  # raised NoMatches
-        await screen.query_one("#field-layers").remove()
-        assert screen._fields_now() is None  # the worker's first read: it stops there
+        shown = screen.preview
+        screen.dismiss(None)  # its widgets are removed over the next turns of the loop
+        # The worker's first read: it stops there, not once the fields are gone.
+        assert screen._fields_now() is None
+        screen.apply_preview(screen.compute_preview())
+        assert screen.preview is shown  # dropped (test_a_preview_that_arrives_as_...)
 
 
 async def test_a_slow_preview_of_older_fields_does_not_replace_a_newer_one(
@@ -1724,3 +1725,37 @@ async def test_a_duplicate_names_and_sweeps_only_what_varies(db_url: str) -> Non
         await settle(pilot)
         await type_into(pilot, "seed", "1")
         assert [run.name for run in form(pilot).preview.runs] == ["lr-0.001_seed-1"]
+
+
+@pytest.mark.parametrize("kernel_size", ["3", "3,4"])  # a valid preview; one with a reason
+async def test_a_preview_that_arrives_as_the_form_closes_is_dropped(
+    db_url: str, kernel_size: str
+) -> None:
+    """The preview thread hands its result to the UI thread (``_apply_if_latest``); one
+    that came while ctrl+s or esc closed the form found it half removed, children before
+    their parents: the preview without its summary, and NoMatches printed a traceback
+    (twice in ~14 runs of the hostile-text test). Each turn of the loop while the form is
+    removed is such a moment: none may raise."""
+    import asyncio
+
+    screen = NewSweepScreen(db_url)
+    app = ScreenHost(screen)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, "kernel_size", kernel_size)
+        screen.field("kernel_size").input.focus()  # a reason shown scrolls into sight
+        await settle(pilot)
+        late = screen.compute_preview()
+        assert late.ok == (kernel_size == "3")
+        screen.dismiss(None)  # as ctrl+s does once queued, and esc
+        raised: list[str] = []
+        for _ in range(1000):
+            if not screen.is_attached:
+                break
+            try:
+                screen._apply_if_latest(screen._asked, late)
+            except Exception as exc:  # a traceback, in the preview's thread
+                raised.append(repr(exc))
+            await asyncio.sleep(0)
+        assert not screen.is_attached and raised == []
+        await settle(pilot)
+        assert app.result is None
