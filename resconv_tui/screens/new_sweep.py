@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from textual import events, on, work
-from textual.app import ComposeResult, SystemCommand
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
@@ -492,10 +492,13 @@ class NewSweepScreen(Screen[int | None]):
     def action_queue(self) -> None:
         if self.valid_now():
             runs = [NewRun.from_expanded(run) for run in self.preview.runs]
-            self.enqueue(runs, int(self.field("priority").value))
+            self.enqueue(runs, int(self.field("priority").value), self.app)
 
     @work(thread=True, exclusive=True, group="enqueue")
-    def enqueue(self, runs: list[NewRun], priority: int) -> None:
+    def enqueue(self, runs: list[NewRun], priority: int, app: App[Any]) -> None:
+        """Queue ``runs``, then say so and close the form. ``app``, handed over from the UI
+        thread: here ``self.app`` finds it through the form's parents only, and a form left
+        (esc) while the write waited has none, so the queued runs went unsaid."""
         try:
             # As `queue`: locked out of adding an older version's columns, it fails at the
             # busy timeout, rather than wait as long again at its own write.
@@ -507,13 +510,13 @@ class NewSweepScreen(Screen[int | None]):
             finally:
                 repo.close()
         except ResconvError as exc:
-            self.app.call_from_thread(self.notify, str(exc), title=exc.title, severity="error")
+            app.call_from_thread(app.notify, str(exc), title=exc.title, severity="error")
             return
         if warning := diverged_warning(diverged, result.queued_again_ids):
-            self.app.call_from_thread(self.app.notify, warning, severity="warning", timeout=15)
+            app.call_from_thread(app.notify, warning, severity="warning", timeout=15)
         if apart and (result.added or result.queued_again):
-            self.app.call_from_thread(self.app.notify, apart, timeout=15)
-        self.app.call_from_thread(self.queued, result)
+            app.call_from_thread(app.notify, apart, timeout=15)
+        app.call_from_thread(self.queued, result)
 
     def queued(self, result: EnqueueResult) -> None:
         again = result.queued_again
@@ -527,7 +530,8 @@ class NewSweepScreen(Screen[int | None]):
         skipped = f" ({result.skipped} already queued or done: skipped)" if result.skipped else ""
         self.app.notify(f"queued {count_of(queued, 'run')}{again_text}{skipped}",
                         title="Sweep queued")  # fmt: skip
-        self.dismiss(queued)
+        if not self.leaving():  # esc while the write waited: dismissing again pops another
+            self.dismiss(queued)
 
     def action_save(self) -> None:
         if self.valid_now():

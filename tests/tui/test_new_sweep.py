@@ -26,6 +26,7 @@ from sqlite_locks import drop_newer_worker_columns, write_lock_held
 from textual import events
 from textual.geometry import Region
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widgets import Button, Input, Static
 from textual.worker import WorkerCancelled
 
@@ -1759,3 +1760,43 @@ async def test_a_preview_that_arrives_as_the_form_closes_is_dropped(
         assert not screen.is_attached and raised == []
         await settle(pilot)
         assert app.result is None
+
+
+async def test_runs_queued_after_the_form_was_left_are_said_and_nothing_else_closes(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ctrl+s, then esc while the write waited (another process's lock: up to the 15 s
+    busy timeout): the runs were queued, but the thread reached the app through the form,
+    gone by then (NoActiveAppError, lost with the cancelled worker): nothing said. Had it
+    reached ``queued``, dismissing the form again popped the screen under it (the runs
+    screen in the dashboard)."""
+    import threading
+
+    may_write, waiting = threading.Event(), threading.Event()
+    real_enqueue = Repo.enqueue
+
+    def slow_enqueue(self: Repo, *args: Any, **kwargs: Any) -> Any:
+        waiting.set()
+        may_write.wait(60)
+        return real_enqueue(self, *args, **kwargs)
+
+    monkeypatch.setattr(Repo, "enqueue", slow_enqueue)
+    screen = NewSweepScreen(db_url)
+    app = ScreenHost(screen)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await type_into(pilot, "name", "late")
+        await type_into(pilot, "max_inputs", "256")
+        await pilot.press("ctrl+s")
+        assert await eventually(pilot, waiting.is_set)
+        await pilot.press("escape", "y")  # unsaved edits: it asks first
+        assert await eventually(pilot, lambda: not screen.is_attached)
+        under = Screen[None]()  # as the runs screen is in the dashboard, under the form
+        await app.push_screen(under)
+        may_write.set()
+        said = [n.message for n in app._notifications]
+        assert await eventually(
+            pilot, lambda: "queued 1 run" in [n.message for n in app._notifications]
+        ), said
+        await pilot.pause()
+        assert app.screen is under and app.result is None and app.return_code is None
+    assert [r.experiment for r in Repo.open(db_url).list_runs()] == ["late"]
