@@ -339,12 +339,17 @@ async def test_cancel_of_a_run_whose_beat_reads_old_says_why_it_waits(
     assert run(db_url, running).status == RunStatus.CANCELLED
 
 
+@pytest.mark.parametrize(
+    "meanwhile", ["the silent run is marked lost", "the queued run is deleted"]
+)
 async def test_cancel_says_a_run_that_ended_while_its_beat_was_watched(
-    seeded, app_factory, settle, db_url, monkeypatch: pytest.MonkeyPatch
+    seeded, app_factory, settle, db_url, monkeypatch: pytest.MonkeyPatch, meanwhile: str
 ) -> None:
     # A worker's look marked the silent run lost while c watched its beat: the cancel
     # was refused whole ("run 4 has failed: only queued or running runs can be
-    # cancelled; nothing changed", the queued run marked beside it left queued).
+    # cancelled; nothing changed", the queued run marked beside it left queued). The
+    # queued run removed (`rm` in a shell) meanwhile: "no run with id 7 ...; nothing
+    # changed", the silent run left running.
     monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 0.5, raising=False)
     running, queued = seeded["running"], seeded["ids"][6]
     assert run(db_url, queued).status == RunStatus.QUEUED
@@ -353,57 +358,35 @@ async def test_cancel_says_a_run_that_ended_while_its_beat_was_watched(
         conn.execute(f"UPDATE run SET heartbeat_at = heartbeat_at - 1500 WHERE id = {running}")
     real_sleep = repo_module.sleep
 
-    def marked_lost_during_the_watch(seconds: float) -> None:
+    def one_ends_during_the_watch(seconds: float) -> None:
         with sqlite3.connect(path) as conn:
-            conn.execute(
-                "UPDATE run SET status = 'failed', error = 'worker lost' "
-                f"WHERE id = {running} AND status = 'running'"
-            )
+            if meanwhile == "the silent run is marked lost":
+                conn.execute(
+                    "UPDATE run SET status = 'failed', error = 'worker lost' "
+                    f"WHERE id = {running} AND status = 'running'"
+                )
+            else:
+                conn.execute(f"DELETE FROM metric WHERE run_id = {queued}")
+                conn.execute(f"DELETE FROM run WHERE id = {queued}")
         real_sleep(seconds)
 
-    monkeypatch.setattr(repo_module, "sleep", marked_lost_during_the_watch)
+    monkeypatch.setattr(repo_module, "sleep", one_ends_during_the_watch)
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await mark(pilot, queued, running)
         await press_settled(pilot, "c")
         await settle(pilot)
-        said = f"cancelled: run {queued}; run {running} failed meanwhile: not cancelled"
+        if meanwhile == "the silent run is marked lost":
+            said = f"cancelled: run {queued}; run {running} failed meanwhile: not cancelled"
+        else:
+            said = f"cancelled: run {running}; run {queued} was deleted meanwhile: not cancelled"
         assert said in notices(app), notices(app)
-    assert run(db_url, queued).status == RunStatus.CANCELLED
-    assert run(db_url, running).status == RunStatus.FAILED
-
-
-async def test_cancel_says_a_run_deleted_while_a_beat_was_watched(
-    seeded, app_factory, settle, db_url, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The queued run marked beside a silent one removed (`rm` in a shell) while c watched
-    # the silent run's beat: the cancel was refused whole ("no run with id 7 ...; nothing
-    # changed"), the silent run left running.
-    monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 0.5, raising=False)
-    running, queued = seeded["running"], seeded["ids"][6]
-    assert run(db_url, queued).status == RunStatus.QUEUED
-    path = db_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as conn:
-        conn.execute(f"UPDATE run SET heartbeat_at = heartbeat_at - 1500 WHERE id = {running}")
-    real_sleep = repo_module.sleep
-
-    def deleted_during_the_watch(seconds: float) -> None:
-        with sqlite3.connect(path) as conn:
-            conn.execute(f"DELETE FROM metric WHERE run_id = {queued}")
-            conn.execute(f"DELETE FROM run WHERE id = {queued}")
-        real_sleep(seconds)
-
-    monkeypatch.setattr(repo_module, "sleep", deleted_during_the_watch)
-    app = app_factory()
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await mark(pilot, queued, running)
-        await press_settled(pilot, "c")
-        await settle(pilot)
-        said = f"cancelled: run {running}; run {queued} was deleted meanwhile: not cancelled"
-        assert said in notices(app), notices(app)
-    assert run(db_url, running).status == RunStatus.CANCELLED
+    if meanwhile == "the silent run is marked lost":
+        assert run(db_url, queued).status == RunStatus.CANCELLED
+        assert run(db_url, running).status == RunStatus.FAILED
+    else:
+        assert run(db_url, running).status == RunStatus.CANCELLED
 
 
 @contextlib.contextmanager

@@ -822,12 +822,14 @@ def test_cancel_of_many_silent_looking_runs_says_why_it_pauses_once(
     ), err
 
 
+@pytest.mark.parametrize("meanwhile", ["run 2 succeeds", "run 3 is deleted"])
 def test_cancel_says_a_run_that_ended_while_it_watched_and_cancels_the_others(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, meanwhile: str
 ) -> None:
-    # Run 2 succeeded while cancel watched run 1's old-looking beat: the whole cancel was
-    # refused ("run 2 has succeeded: ...; nothing changed"), runs 1 and 3 left as they
-    # were; now run 2 is named as it ended, the others cancelled.
+    # Run 2 succeeded, or queued run 3 was removed (`rm 3`), while cancel watched run 1's
+    # old-looking beat: the whole cancel was refused ("run 2 has succeeded: ...; nothing
+    # changed", "no run with id 3 ...; nothing changed"), the others left as they were;
+    # now that run is named as it ended, the others cancelled.
     monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 0.5)
     cli(capsys, "queue", "sweep.yml")
     repo = Repo.open("runs.db")
@@ -839,55 +841,32 @@ def test_cancel_says_a_run_that_ended_while_it_watched_and_cancels_the_others(
                      .values(heartbeat_at=time.time() - 40))  # fmt: skip
     real_sleep = repo_module.sleep
 
-    def run_2_succeeds_during_the_watch(seconds: float) -> None:
-        if repo.get_run(2).status == RunStatus.RUNNING:
+    def one_ends_during_the_watch(seconds: float) -> None:
+        if meanwhile == "run 2 succeeds" and repo.get_run(2).status == RunStatus.RUNNING:
             assert repo.finish(2, live, FinalFigures(validation_loss=0.5))
-        real_sleep(seconds)
-
-    monkeypatch.setattr(repo_module, "sleep", run_2_succeeds_during_the_watch)
-    code, out, _ = cli(capsys, "cancel", "1", "2", "3")
-    assert (code, out.splitlines()) == (
-        1,  # not all cancelled: `cancel 2 && rm 2` must not remove a run that succeeded
-        ["run 1: cancelled", "run 2 succeeded meanwhile: not cancelled", "run 3: cancelled"],
-    )
-    statuses = [repo.get_run(i).status for i in (1, 2, 3)]
-    assert statuses == [RunStatus.CANCELLED, RunStatus.SUCCEEDED, RunStatus.CANCELLED]
-
-
-def test_cancel_says_a_run_deleted_while_it_watched_and_cancels_the_others(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Queued run 3 removed (`rm 3`) while cancel watched run 1's old-looking beat: the
-    # whole cancel was refused ("no run with id 3 ...; nothing changed"), run 1 left
-    # running and run 2's worker never asked; now run 3 is named, the others cancelled.
-    monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 0.5)
-    cli(capsys, "queue", "sweep.yml")
-    repo = Repo.open("runs.db")
-    silent = repo.register_worker("dead-box", 4242, "cuda:0")
-    live = repo.register_worker("training-box", 4243, "cuda:0")
-    assert repo.claim(silent) is not None and repo.claim(live) is not None
-    with repo._write() as conn:  # run 1's last beat, 40 s old here: then its box died
-        conn.execute(repo_module.update(repo_module.RUN).where(repo_module.RUN.c.id == 1)
-                     .values(heartbeat_at=time.time() - 40))  # fmt: skip
-    real_sleep = repo_module.sleep
-
-    def run_3_deleted_during_the_watch(seconds: float) -> None:
-        if repo.list_runs(RunFilter(ids=(3,))):
+        elif meanwhile == "run 3 is deleted" and repo.list_runs(RunFilter(ids=(3,))):
             assert repo.remove([3]) == 1
         real_sleep(seconds)
 
-    monkeypatch.setattr(repo_module, "sleep", run_3_deleted_during_the_watch)
+    monkeypatch.setattr(repo_module, "sleep", one_ends_during_the_watch)
     code, out, _ = cli(capsys, "cancel", "1", "2", "3")
-    assert (code, out.splitlines()) == (
-        1,  # not all cancelled
-        [
-            "run 1: cancelled",
-            "run 2: cancel requested (its worker stops it within a few seconds)",
-            "run 3 was deleted meanwhile: not cancelled",
-        ],
-    )
-    assert repo.get_run(1).status == RunStatus.CANCELLED and repo.get_run(2).cancel_requested
-    assert not repo.list_runs(RunFilter(ids=(3,)))
+    queued = RunStatus.QUEUED  # run 4, not named
+    if meanwhile == "run 2 succeeds":
+        said = ["run 1: cancelled", "run 2 succeeded meanwhile: not cancelled", "run 3: cancelled"]
+        statuses = {
+            1: RunStatus.CANCELLED,
+            2: RunStatus.SUCCEEDED,
+            3: RunStatus.CANCELLED,
+            4: queued,
+        }
+    else:
+        asked = "run 2: cancel requested (its worker stops it within a few seconds)"
+        said = ["run 1: cancelled", asked, "run 3 was deleted meanwhile: not cancelled"]
+        statuses = {1: RunStatus.CANCELLED, 2: RunStatus.RUNNING, 4: queued}
+    # Exit 1, not all cancelled: `cancel 2 && rm 2` must not remove a run that succeeded.
+    assert (code, out.splitlines()) == (1, said)
+    assert {run.id: run.status for run in repo.list_runs()} == statuses
+    assert repo.get_run(2).cancel_requested == (meanwhile == "run 3 is deleted")
 
 
 def test_status_names_the_workers_lost_or_stopped_lately_as_the_dashboard_does(

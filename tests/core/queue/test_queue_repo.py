@@ -838,15 +838,19 @@ def test_cancel_of_a_run_whose_worker_is_dead_here_waits_for_nothing(
     assert time.monotonic() - asked < 10
 
 
-@pytest.mark.parametrize("ends", ["a live run succeeds", "the watched run is marked lost"])
+@pytest.mark.parametrize(
+    "ends", ["a live run succeeds", "the watched run is marked lost", "the queued run is deleted"]
+)
 def test_a_run_that_ends_while_a_cancel_watches_is_said_and_the_others_are_cancelled(
     repo: Repo, monkeypatch: pytest.MonkeyPatch, ends: str
 ) -> None:
     # `cancel 1 2 3` with run 1's beat reading old here waits up to SILENCE_CONFIRM_S
     # before its write; a run that ended meanwhile (run 2 in its final pass, or run 1
     # marked lost by a worker's look) refused the whole cancel: "run 2 has succeeded: only
-    # queued or running runs can be cancelled; nothing changed", run 3 left queued. The
-    # window was milliseconds before the watch, seconds now.
+    # queued or running runs can be cancelled; nothing changed", run 3 left queued; queued
+    # run 3 removed meanwhile (`rm 3`, the dashboard's delete): "no run with id 3 ...;
+    # nothing changed", run 2 left training. The window was milliseconds before the watch,
+    # seconds now.
     monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 0.5)
     repo.enqueue(tiny_runs(3))
     silent_worker = repo.register_worker("dead-box", 1, "cuda:0")
@@ -862,45 +866,21 @@ def test_a_run_that_ends_while_a_cancel_watches_is_said_and_the_others_are_cance
         elif ends == "the watched run is marked lost" and status(repo, watched) == S.RUNNING:
             lost = repo.recover_stale_runs(None, [silent_worker], caller=live_worker)
             assert [run.id for run in lost] == [watched]
+        elif ends == "the queued run is deleted" and repo.list_runs(RunFilter(ids=(queued,))):
+            assert repo.remove([queued]) == 1
         real_sleep(seconds)
 
     monkeypatch.setattr(repo_module, "sleep", end_one_during_the_watch)
     result = repo.request_cancel([watched, live, queued])
-    if ends == "a live run succeeds":
-        assert result == {watched: S.CANCELLED, live: S.SUCCEEDED, queued: S.CANCELLED}
-    else:
-        assert result == {watched: S.FAILED, live: S.RUNNING, queued: S.CANCELLED}
-        assert repo.get_run(live).cancel_requested
-    assert status(repo, queued) == S.CANCELLED
-    assert status(repo, live) == (S.SUCCEEDED if ends == "a live run succeeds" else S.RUNNING)
-
-
-def test_a_run_deleted_while_a_cancel_watches_is_said_and_the_others_are_cancelled(
-    repo: Repo, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # `cancel 1 2 3` with run 1's beat reading old here waits up to SILENCE_CONFIRM_S;
-    # queued run 3 removed meanwhile (`rm 3`, the dashboard's delete) refused the whole
-    # cancel: "no run with id 3 ...; nothing changed", run 2 left training.
-    monkeypatch.setattr(repo_module, "SILENCE_CONFIRM_S", 0.5)
-    repo.enqueue(tiny_runs(3))
-    silent_worker = repo.register_worker("dead-box", 1, "cuda:0")
-    live_worker = repo.register_worker("h", 2, "cpu")
-    watched, live = claim(repo, silent_worker), claim(repo, live_worker)
-    queued = 3
-    beat_behind(repo, watched, 40)
-    real_sleep = repo_module.sleep
-
-    def delete_the_queued_run_during_the_watch(seconds: float) -> None:  # at its first poll
-        if repo.list_runs(RunFilter(ids=(queued,))):
-            assert repo.remove([queued]) == 1
-        real_sleep(seconds)
-
-    monkeypatch.setattr(repo_module, "sleep", delete_the_queued_run_during_the_watch)
-    result = repo.request_cancel([watched, live, queued])
-    assert result == {watched: S.CANCELLED, live: S.RUNNING, queued: None}
-    assert status(repo, watched) == S.CANCELLED
-    assert repo.get_run(live).cancel_requested
-    assert not repo.list_runs(RunFilter(ids=(queued,)))
+    expected: dict[str, dict[int, S | None]] = {  # returned, and then read back
+        "a live run succeeds": {watched: S.CANCELLED, live: S.SUCCEEDED, queued: S.CANCELLED},
+        "the watched run is marked lost": {watched: S.FAILED, live: S.RUNNING, queued: S.CANCELLED},
+        "the queued run is deleted": {watched: S.CANCELLED, live: S.RUNNING, queued: None},
+    }
+    assert result == expected[ends]
+    read_back = {run.id: run.status for run in repo.list_runs()}
+    assert {i: read_back.get(i) for i in (watched, live, queued)} == expected[ends]
+    assert repo.get_run(live).cancel_requested == (expected[ends][live] == S.RUNNING)
 
 
 def test_a_cancel_of_a_run_another_connection_holds_says_so_after_the_busy_timeout(
