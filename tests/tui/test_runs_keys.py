@@ -469,6 +469,15 @@ async def test_a_live_run_of_a_box_whose_clock_is_behind_is_not_silent_on_the_da
     assert run(db_url, running).status == RunStatus.RUNNING
 
 
+async def two_polls_apart(pilot: Any, settle: Any, screen: Any) -> None:
+    """Two polls of ``screen`` 0.2 s apart: the worker's beat seen to change between them,
+    its silence timed by this dashboard since."""
+    for _ in range(2):
+        time.sleep(0.2)
+        screen.refresh_now()
+        await settle(pilot)
+
+
 async def test_a_live_worker_of_a_box_whose_clock_is_behind_is_online_and_forecast(
     seeded, app_factory, settle, db_url
 ) -> None:
@@ -480,10 +489,7 @@ async def test_a_live_worker_of_a_box_whose_clock_is_behind_is_online_and_foreca
         app.ctx.clock = time.time
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            for _ in range(2):  # its beat seen to change: timed by this dashboard since
-                time.sleep(0.2)
-                app.screen.refresh_now()
-                await settle(pilot)
+            await two_polls_apart(pilot, settle, app.screen)
             panel = str(app.screen.query_one(WorkersPanel).render())
             (line,) = [line for line in panel.splitlines() if "gpu-box" in line]
             assert line.startswith("● online") and re.search(r"beat \d s ago", line), line
@@ -506,10 +512,7 @@ async def test_the_results_screen_s_panel_calls_a_live_worker_of_a_box_behind_on
             await settle(pilot)
             screen = app.screen
             assert isinstance(screen, ResultsScreen)
-            for _ in range(2):  # its beat seen to change: timed by this dashboard since
-                time.sleep(0.2)
-                screen.refresh_now()
-                await settle(pilot)
+            await two_polls_apart(pilot, settle, screen)
             panel = str(screen.query_one(WorkersPanel).render())
             (line,) = [line for line in panel.splitlines() if "gpu-box" in line]
             assert line.startswith("● online") and re.search(r"beat \d s ago", line), line
