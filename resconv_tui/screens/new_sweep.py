@@ -190,6 +190,9 @@ class NewSweepScreen(Screen[int | None]):
         self._asked = 0
         """Counts field changes: a preview thread started before the latest one is stale
         (a cancelled thread worker still runs to its end and would draw an old preview)."""
+        # A ctrl+s's write under way (it may wait on another process's lock): a second
+        # ctrl+s then starts none, as its runs would race the first's for the lock.
+        self._queueing = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -490,8 +493,12 @@ class NewSweepScreen(Screen[int | None]):
         return False
 
     def action_queue(self) -> None:
+        if self._queueing:
+            self.notify("still queueing: the runs are said once written")
+            return
         if self.valid_now():
             runs = [NewRun.from_expanded(run) for run in self.preview.runs]
+            self._queueing = True
             self.enqueue(runs, int(self.field("priority").value), self.app)
 
     @work(thread=True, exclusive=True, group="enqueue")
@@ -510,7 +517,7 @@ class NewSweepScreen(Screen[int | None]):
             finally:
                 repo.close()
         except ResconvError as exc:
-            app.call_from_thread(app.notify, str(exc), title=exc.title, severity="error")
+            app.call_from_thread(self.not_queued, exc)
             return
         if warning := diverged_warning(diverged, result.queued_again_ids):
             app.call_from_thread(app.notify, warning, severity="warning", timeout=15)
@@ -518,10 +525,19 @@ class NewSweepScreen(Screen[int | None]):
             app.call_from_thread(app.notify, apart, timeout=15)
         app.call_from_thread(self.queued, result)
 
+    def not_queued(self, exc: ResconvError) -> None:
+        self._queueing = False
+        self.app.notify(str(exc), title=exc.title, severity="error")
+
     def queued(self, result: EnqueueResult) -> None:
+        self._queueing = False
         again = result.queued_again
         queued = result.added + again
         if not queued:  # pressed before changing a field: the form stays, to be changed
+            if self.leaving():
+                # Left (esc) while the write waited: "change a field … or esc to leave"
+                # came over the screen under it.
+                return
             there = count_of(result.skipped, "run")
             self.notify(f"nothing new to queue: {there} already queued or done (change a "
                         "field, e.g. seed, or esc to leave)", severity="warning")  # fmt: skip

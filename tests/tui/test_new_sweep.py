@@ -1800,3 +1800,92 @@ async def test_runs_queued_after_the_form_was_left_are_said_and_nothing_else_clo
         await pilot.pause()
         assert app.screen is under and app.result is None and app.return_code is None
     assert [r.experiment for r in Repo.open(db_url).list_runs()] == ["late"]
+
+
+def slow_writes(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any, list[int]]:
+    """Repo.enqueue held until ``may_write`` is set, ``waiting`` set once one waits; the
+    list counts the writes started."""
+    import threading
+
+    may_write, waiting = threading.Event(), threading.Event()
+    real_enqueue = Repo.enqueue
+    started: list[int] = []
+
+    def slow_enqueue(self: Repo, *args: Any, **kwargs: Any) -> Any:
+        started.append(1)
+        waiting.set()
+        may_write.wait(60)
+        return real_enqueue(self, *args, **kwargs)
+
+    monkeypatch.setattr(Repo, "enqueue", slow_enqueue)
+    return may_write, waiting, started
+
+
+def answers_counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry for each write's result handed to the form (``queued``)."""
+    answered: list[int] = []
+    real_queued = NewSweepScreen.queued
+
+    def queued(self: NewSweepScreen, result: Any) -> None:
+        answered.append(1)
+        real_queued(self, result)
+
+    monkeypatch.setattr(NewSweepScreen, "queued", queued)
+    return answered
+
+
+async def test_a_second_ctrl_s_while_the_first_write_waits_starts_no_second_write(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ctrl+s pressed again while the first write waited (another process's lock): two
+    writes raced for the lock, and the one that found the runs queued by the other said
+    "nothing new to queue … (change a field, … or esc to leave)", over the form or over
+    the screen under it once the other had closed it, as if none had been queued."""
+    may_write, waiting, started = slow_writes(monkeypatch)
+    screen = NewSweepScreen(db_url)
+    app = ScreenHost(screen)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await type_into(pilot, "name", "twice")
+        await type_into(pilot, "max_inputs", "256")
+        await pilot.press("ctrl+s")
+        assert await eventually(pilot, waiting.is_set)
+        await pilot.press("ctrl+s")  # nothing seemed to happen: pressed again
+        await pilot.pause()
+        may_write.set()
+        assert await eventually(pilot, lambda: not screen.is_attached)
+        await pilot.pause(0.2)  # a second write, had one started, answers too
+        said = [n.message for n in app._notifications]
+        assert said == ["still queueing: the runs are said once written", "queued 1 run"]
+        assert started == [1]
+    assert [r.experiment for r in Repo.open(db_url).list_runs()] == ["twice"]
+
+
+async def test_a_write_that_queued_nothing_after_the_form_was_left_says_nothing(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ctrl+s on runs already queued (by another process meanwhile), then esc while the
+    write waited: "nothing new to queue … (change a field, e.g. seed, or esc to leave)"
+    came over the screen under the form, which had been left."""
+    real_enqueue = Repo.enqueue
+    may_write, waiting, started = slow_writes(monkeypatch)
+    answered = answers_counted(monkeypatch)
+    screen = NewSweepScreen(db_url)
+    app = ScreenHost(screen)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await type_into(pilot, "name", "again")
+        await type_into(pilot, "max_inputs", "256")
+        await settle(pilot)
+        repo = Repo.open(db_url)
+        real_enqueue(repo, [NewRun.from_expanded(run) for run in screen.preview.runs])
+        repo.close()
+        await pilot.press("ctrl+s")
+        assert await eventually(pilot, waiting.is_set)
+        await pilot.press("escape", "y")  # unsaved edits: it asks first
+        assert await eventually(pilot, lambda: not screen.is_attached)
+        under = Screen[None]()  # as the runs screen is in the dashboard, under the form
+        await app.push_screen(under)
+        may_write.set()
+        assert await eventually(pilot, lambda: answered == [1])
+        await pilot.pause(0.2)
+        assert [n.message for n in app._notifications] == []
+        assert app.screen is under and started == [1]
