@@ -327,9 +327,11 @@ class HeardBeats:
         it has seen one change, its age by this clock where that is longer: timed from
         its first read alone, a worker dead before the dashboard started would read
         "online" for 20 s; so, one whose box's clock is behind reads late only until its
-        next beat (3 s). A run is judged otherwise (``silent``), as its silence makes ``c``
-        cancel it unasked; a worker's only colours the panel and leaves it out of the
-        forecast. Remembers this read."""
+        next beat (3 s). Once seen to change, its age only where past
+        ``SURELY_LOST_AFTER_S``, as a run's: a change seen after reads paused (a covered
+        screen) may be one beat written long ago. A run is judged otherwise (``silent``),
+        as its silence makes ``c`` cancel it unasked; a worker's only colours the panel
+        and leaves it out of the forecast. Remembers this read."""
         with self.lock:
             watched_at = self.clock()
             quiet: dict[str, float] = {}
@@ -338,8 +340,12 @@ class HeardBeats:
                 if beat != w.last_seen_at:
                     since, changed = watched_at, True
                 self.workers[w.id] = (w.last_seen_at, since, changed)
-                heard_for = watched_at - since
-                quiet[w.id] = heard_for if changed else max(heard_for, w.age(now))
+                heard_for, age = watched_at - since, w.age(now)
+                # As a run's (``silent``): an age past SURELY_LOST_AFTER_S is no clock
+                # difference. A beat seen to change across a gap in the reads (a covered
+                # screen, Ctrl-Z) was written long ago: its worker read "beat 0s ago".
+                surely_lost = age > SURELY_LOST_AFTER_S
+                quiet[w.id] = max(heard_for, age) if surely_lost or not changed else heard_for
             return quiet
 
     def watched(self, workers: Sequence[WorkerRow], now: float) -> list[WorkerRow]:

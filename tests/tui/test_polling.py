@@ -920,3 +920,25 @@ def test_a_worker_s_heartbeat_is_timed_from_its_last_change_once_one_is_seen() -
     assert polling.worker_health(seen_behind, NOW + 3) == "online"
     assert polling.beating(seen_behind, NOW + 3) and not polling.beating(seen_dead, NOW + 3)
     assert polling.worker_health(behind, NOW + 3) == "stale"  # by age: `status`, `stop`
+
+
+def test_a_worker_seen_to_change_after_reads_paused_is_late_by_an_age_no_clocks_explain() -> None:
+    # The runs screen reads no worker while covered (a new sweep's form, a compare): a
+    # worker of another box that beat once after the last read and died read "online,
+    # beat 0s ago" on the first poll back, 20 minutes later, and counted in the queue's
+    # ETA, while its run read "silent 20m" at once (``silent``: an age past
+    # SURELY_LOST_AFTER_S is no clock difference). As the run: late by that age.
+    watched = [0.0]
+    heard = polling.HeardBeats(clock=lambda: watched[0])
+    gone, behind = worker("running", age=1, worker_id="g"), worker("running", worker_id="b")
+    assert heard.quiet_workers([gone, behind], NOW) == {"g": 1, "b": 0}
+    watched[0] += 1200
+    later = NOW + 1200
+    gone = dataclasses.replace(gone, last_seen_at=gone.last_seen_at + 3)  # then no beat
+    # A box whose clock is 2 minutes behind, beating: its age is a clock difference.
+    behind = dataclasses.replace(behind, last_seen_at=later - 120)
+    seen_gone, seen_behind = heard.watched([gone, behind], later)
+    assert seen_gone.heard_quiet_s == gone.age(later) == 1198
+    assert polling.worker_health(seen_gone, later) == "offline"
+    assert not polling.beating(seen_gone, later)
+    assert seen_behind.heard_quiet_s == 0 and polling.beating(seen_behind, later)
