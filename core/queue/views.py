@@ -61,6 +61,16 @@ SCREEN_LABELS = {
     MEMORY: "peak MiB",
     TARGET_PARAMS: "tgt params",
 }
+# The results screen's shorter headers where its table is wider than the terminal (80
+# columns over SSH, a grouped view with targets): what it shows, so typed as well (the
+# line under that table says what "lb min" is).
+NARROW_SCREEN_LABELS = {
+    LOSS: "loss",
+    MINUTES: "min",
+    LOGBOOK_MINUTES: "lb min",
+    TARGET_PARAMS: "tgt par",
+    MEMORY: "MiB",
+}
 FORMATS = ("markdown", "csv", "json")
 METER_WIDTH = 20
 SEEDS_DONE = re.compile(r"(\d+)/(\d+)")  # the seeds column: done / in all
@@ -619,9 +629,12 @@ JSON_KEYS = {
 
 
 # What resolve_column also takes for a column (lower case): its header on the results
-# screen, its JSON key, or a plain word for a symbol.
+# screen (wide or narrow), its JSON key, or a plain word for a symbol.
 TYPED_NAMES = (
     {label.lower(): column for column, label in SCREEN_LABELS.items()}
+    # But "min", which stays ambiguous beside logbook minutes where both are present (a
+    # review: `-min` said so, rather than hide the one the person did not mean).
+    | {label.lower(): c for c, label in NARROW_SCREEN_LABELS.items() if c != MINUTES}
     | {key: column for column, key in JSON_KEYS.items()}
     | {"delta": DIFF, "std": STD, "seeds_done": SEEDS, "seeds_total": SEEDS}
     | dict.fromkeys((*CSV_SEEDS, *OLD_SEEDS_NAMES), SEEDS)

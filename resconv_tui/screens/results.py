@@ -70,15 +70,10 @@ METER_LEAST = 5  # stars of the worst run's bar where the screen has less room
 
 # Headers where the table is wider than the screen (80 columns over SSH, a grouped view
 # with targets: the logbook minutes and meter were cut at the edge), with one cell
-# between columns instead of two. Each short header the line under the table explains,
-# but "loss", the only loss a results table has besides the target's columns.
-NARROW_LABELS = {
-    v.LOSS: "loss",
-    v.MINUTES: "min",
-    v.LOGBOOK_MINUTES: "lb min",
-    v.TARGET_PARAMS: "tgt par",
-    v.MEMORY: "MiB",
-}
+# between columns instead of two: ``v.NARROW_SCREEN_LABELS``, which `results --sort`
+# takes too. Each short header the line under the table explains, but "loss", the only
+# loss a results table has besides the target's columns.
+NARROW_LABELS = v.NARROW_SCREEN_LABELS
 NARROW_LEGEND = {
     v.MINUTES: "min: train minutes",
     v.LOGBOOK_MINUTES: "lb min: logbook minutes",

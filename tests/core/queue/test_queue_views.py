@@ -553,6 +553,21 @@ def test_the_results_screen_s_headers_name_their_columns() -> None:
     )  # fmt: skip
 
 
+def test_the_results_screen_s_narrow_headers_name_their_columns() -> None:
+    # At 80 columns the screen's headers read "lb min" and "tgt par", its legend "lb min:
+    # logbook minutes": `results --sort "lb min"` was "not a column", though the README
+    # says the screen's headers name their columns. ("min" stays ambiguous beside
+    # logbook minutes: test_hiding_a_column_this_table_lacks_is_no_error_but_a_typo_is.)
+    target = {"validation_loss": 0.05, "params": 1, "minutes": 1.0}
+    table = [replace(r, target=target) for r in runs()]
+    shown = {"loss": LOSS, "lb min": "logbook minutes", "tgt par": "target param count",
+             "MiB": "peak memory (MiB)"}  # fmt: skip
+    for label, column in shown.items():
+        assert results_table(table, columns=[label]).columns == (column,), label
+        ordered = results_table(table, columns=ALL_COLUMNS, sort=[f"-{label}"])
+        assert ordered.rows == results_table(table, columns=ALL_COLUMNS, sort=[f"-{column}"]).rows
+
+
 def test_batch_norm_off_is_one_value_however_the_sweep_file_wrote_it() -> None:
     # `bnp-e: none` and `bnp-e: null` both queue a run without encoder BN: results showed
     # the first as the text "none", sorted first by -bnp-e, the second as "–", sorted
