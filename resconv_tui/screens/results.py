@@ -270,6 +270,8 @@ class ResultsScreen(Screen[None]):
         return v.results_by_cell(done, every, columns=v.ALL_COLUMNS)
 
     def _redraw(self) -> None:
+        table = self.query_one(DataTable)
+        row, chosen = table.cursor_row, self._runs_at(table.cursor_row)
         full = self.full_table()
         # The chosen column is kept while a view lacks it (another experiment's has no
         # targets) or the person hid it (v): it sorts again once it is back. Meanwhile,
@@ -281,9 +283,18 @@ class ResultsScreen(Screen[None]):
             self.sorted_by = v.LOSS if v.LOSS in shown else shown[0]
         ordered = v.sorted_by(full, [("-" if self.descending else "") + self.sorted_by])
         self.view = select_columns(ordered, self.hidden)
-        self._fill(self.query_one(DataTable))
+        self._fill(table)
+        # The cursor stays on its run (its cell) through a run ending elsewhere in the
+        # table, a new sort, a column shown: the refill put it back on the first row at
+        # every run that ended.
+        rows = [i for i, ids in enumerate(self.view.runs) if chosen & set(ids)]
+        table.move_cursor(row=rows[0] if rows else row, animate=False)
         self._status()
         self.call_after_refresh(self._status)  # the table's width is known once laid out
+
+    def _runs_at(self, row: int) -> frozenset[int]:
+        """The run ids of the view's ``row`` (a cell's seeds, grouped), none past its end."""
+        return frozenset(self.view.runs[row]) if 0 <= row < len(self.view.runs) else frozenset()
 
     def _fill(self, table: DataTable[Any]) -> None:
         table.clear(columns=True)

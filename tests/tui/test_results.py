@@ -380,10 +380,12 @@ async def test_g_groups_seeds_into_cells(db_url, app_factory, settle) -> None:
         assert isinstance(app.screen, CompareScreen) and app.screen.run_ids == [1, 2]
         await pilot.press("escape", "g")
         assert ids(screen) == [3, 1, 2]
+        table = screen.query_one("DataTable")
+        assert ids(screen)[table.cursor_row] == 1  # the cursor kept on the cell's first run
         await pilot.press("v", "space", "enter")  # hide the run column: enter still knows
         assert v.RUN not in screen.view.columns
         await pilot.press("enter")
-        assert isinstance(app.screen, RunDetailScreen) and app.screen.run_id == 3
+        assert isinstance(app.screen, RunDetailScreen) and app.screen.run_id == 1
 
 
 async def test_a_training_runs_progress_does_not_redraw_the_table(
@@ -567,3 +569,29 @@ async def test_grouped_view_with_targets_fits_80_columns(db_url, app_factory, se
         shown = await drawn(pilot, "  minutes  logbook min  meter")
         assert "  minutes  logbook min  meter" in shown and "*" * 21 in shown
         assert "lb min:" not in shown
+
+
+async def test_the_cursor_stays_on_its_run_when_a_run_ends_and_when_the_sort_flips(
+    seeded, app_factory, settle, db_url
+) -> None:
+    # Each poll that found a run ended refilled the table with the cursor on the first
+    # row: a person reading run 1's row lost their place whenever another run finished.
+    from core.queue import FinalFigures, Repo
+
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_results(pilot, settle)
+        table = screen.query_one("DataTable")
+        await pilot.press("down", "down")
+        assert ids(screen)[table.cursor_row] == 1  # by loss: 3, 2, 1
+        repo = Repo.open(db_url)
+        running = repo.get_run(seeded["running"])
+        assert repo.finish(running.id, running.worker_id, FinalFigures(validation_loss=0.01))
+        repo.close()
+        screen.refresh_now()
+        assert await eventually(pilot, lambda: len(ids(screen)) == 4)
+        assert ids(screen) == [running.id, 3, 2, 1]  # the new run sorts first
+        assert ids(screen)[table.cursor_row] == 1
+        await pilot.press("S")
+        assert ids(screen) == [1, 2, 3, running.id]
+        assert ids(screen)[table.cursor_row] == 1
