@@ -238,10 +238,15 @@ def test_a_training_worker_marks_a_killed_worker_s_run_lost_within_the_stale_lim
     # run ended (hours, beside a long GPU run), as only a worker between runs looked.
     env = shared_env
     env.cli("queue", str(env.sweep("long", "max_inputs: 10000000\nseeds: 2\n")))
-    dying = env.worker(code=QUICK_STALE)
-    wait_for(lambda: env.repo().get_run(1).inputs_done > 0, 120, "run 1 to train", env)
-    training = env.worker(code=QUICK_STALE)
-    wait_for(lambda: env.repo().get_run(2).inputs_done > 0, 120, "run 2 to train", env)
+    # Both started at once (their imports side by side, not one after the other): the
+    # one that claimed run 1 is the one killed, the other trains run 2.
+    workers = [env.worker(code=QUICK_STALE), env.worker(code=QUICK_STALE)]
+    training_both = lambda: all(r.inputs_done > 0 for r in env.repo().list_runs())  # noqa: E731
+    wait_for(training_both, 120, "both runs to train", env)
+    holder = env.repo().get_run(1).worker_id
+    holder_pid = next(w.pid for w in env.repo().list_workers() if w.id == holder)
+    killed = next(i for i, w in enumerate(workers) if w.pid == holder_pid)
+    dying, training = workers[killed], workers[1 - killed]
     dying.send_signal(signal.SIGKILL)
     dying.wait()
     # Its last beat read at the other's next look (every 1 s), then unchanged 4 s by that
@@ -253,7 +258,7 @@ def test_a_training_worker_marks_a_killed_worker_s_run_lost_within_the_stale_lim
     assert trained.status == S.RUNNING and trained.worker_id != lost.worker_id, env.output()
     # Named as the killed worker's, not read as the training worker's own run dead.
     said = f"run 1 of worker {socket.gethostname()} pid {dying.pid}: that worker lost"
-    assert said in env.logs[1].read_text(), env.output()
+    assert said in env.logs[1 - killed].read_text(), env.output()
     training.send_signal(signal.SIGTERM)
     assert finish(training, env, timeout=30) == 0, env.output()
     assert status_of(env, 2) == S.QUEUED  # its own run untouched: put back at the stop
