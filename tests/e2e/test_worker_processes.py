@@ -723,8 +723,18 @@ def test_stack_trains_seeds_as_one_model_with_the_figures_of_separate_runs(env: 
     # the other alone; each seed's validation loss is what training it alone gives.
     env.cli("queue", str(env.sweep("cell", "max_inputs: 512\nseeds: 3\n")))
     env.cli("queue", str(env.sweep("other", "max_inputs: 512\nactivation: tanh\n")))
-    worker = env.worker("--until-empty", "--stack", "4")
-    assert finish(worker, env) == 0, env.output()
+    # The same three seeds, one at a time, by the ordinary worker: on a queue of their own
+    # (its own folder and database), trained beside the stack rather than after it.
+    separate = Env(env.root / "separate", Path(env.vars["RESCONV_DATA"]))
+    separate.root.mkdir()
+    separate.cli("queue", str(separate.sweep("cell", "max_inputs: 512\nseeds: 3\n")))
+    try:
+        worker = env.worker("--until-empty", "--stack", "4")
+        ordinary = separate.worker("--until-empty")
+        assert finish(worker, env) == 0, env.output()
+        assert finish(ordinary, separate) == 0, separate.output()
+    finally:
+        stop_leftovers(separate)
     assert "started as one stack of 3" in env.output()
     runs = env.repo().list_runs()
     assert [(r.status, r.attempts) for r in runs] == [(S.SUCCEEDED, 1)] * 4, env.output()
@@ -734,10 +744,10 @@ def test_stack_trains_seeds_as_one_model_with_the_figures_of_separate_runs(env: 
     for run in stacked:
         assert (Path(run.checkpoint_path or "") / "best.pt").is_file()
         assert env.repo().get_samples(run.id) is not None
-    # The same three seeds, one at a time, by the ordinary worker:
-    env.cli("queue", str(env.sweep("cell", "max_inputs: 512\nseeds: 3\n")), "--force")
-    assert finish(env.worker("--until-empty"), env) == 0, env.output()
-    again = env.repo().list_runs()[4:]
+    again = separate.repo().list_runs()
+    assert [(r.status, r.config_hash) for r in again] == [
+        (S.SUCCEEDED, r.config_hash) for r in stacked
+    ], separate.output()
     assert [r.validation_loss for r in again] == pytest.approx(
         [r.validation_loss for r in stacked], rel=1e-4
     )
