@@ -1770,17 +1770,7 @@ async def test_runs_queued_after_the_form_was_left_are_said_and_nothing_else_clo
     gone by then (NoActiveAppError, lost with the cancelled worker): nothing said. Had it
     reached ``queued``, dismissing the form again popped the screen under it (the runs
     screen in the dashboard)."""
-    import threading
-
-    may_write, waiting = threading.Event(), threading.Event()
-    real_enqueue = Repo.enqueue
-
-    def slow_enqueue(self: Repo, *args: Any, **kwargs: Any) -> Any:
-        waiting.set()
-        may_write.wait(60)
-        return real_enqueue(self, *args, **kwargs)
-
-    monkeypatch.setattr(Repo, "enqueue", slow_enqueue)
+    may_write, waiting, _ = slow_writes(monkeypatch)
     screen = NewSweepScreen(db_url)
     app = ScreenHost(screen)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
