@@ -71,14 +71,13 @@ METER_LEAST = 5  # stars of the worst run's bar where the screen has less room
 # Headers where the table is wider than the screen (80 columns over SSH, a grouped view
 # with targets: the logbook minutes and meter were cut at the edge), with one cell
 # between columns instead of two: ``v.NARROW_SCREEN_LABELS``, which `results --sort`
-# takes too. Each short header the line under the table explains, but "loss", the only
-# loss a results table has besides the target's columns.
-NARROW_LABELS = v.NARROW_SCREEN_LABELS
-NARROW_LEGEND = {
-    v.MINUTES: "min: train minutes",
-    v.LOGBOOK_MINUTES: "lb min: logbook minutes",
-    v.TARGET_PARAMS: "tgt par: target params",
-    v.MEMORY: "MiB: peak memory",
+# takes too. Each short header the line under the table explains (``lb min: logbook
+# minutes``), but "loss", the only loss a results table has besides the target's columns.
+NARROW_MEANINGS = {
+    v.MINUTES: "train minutes",
+    v.LOGBOOK_MINUTES: "logbook minutes",
+    v.TARGET_PARAMS: "target params",
+    v.MEMORY: "peak memory",
 }
 
 
@@ -188,7 +187,7 @@ class ResultsScreen(Screen[None]):
         self.settled = SettledRuns()
         self.view: v.Table = build_results([])
         self.sorted_by = self.sort_column  # what the view is sorted by: sort_column if it has it
-        self.narrow = False  # too wide for the screen: short headers (NARROW_LABELS)
+        self.narrow = False  # too wide for the screen: short headers (v.NARROW_SCREEN_LABELS)
         self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -313,7 +312,7 @@ class ResultsScreen(Screen[None]):
         self.narrow = bool(table.size.width) and table_width(labels, least, 2) > room
         gap = 1 if self.narrow else 2
         if self.narrow:
-            labels = self._labels({**v.SCREEN_LABELS, **NARROW_LABELS})
+            labels = self._labels({**v.SCREEN_LABELS, **v.NARROW_SCREEN_LABELS})
         if v.METER in self.view.columns and table.size.width:
             at = self.view.columns.index(v.METER)
             others = table_width(labels[:at] + labels[at + 1 :], shown[:at] + shown[at + 1 :], gap)
@@ -349,7 +348,8 @@ class ResultsScreen(Screen[None]):
         # ("0.1" for 0.11) read as the values.
         more = self._more_columns(self.query_one(DataTable))
         line = f"{what} · {exp} · {order}{more}"
-        legend = " · ".join(NARROW_LEGEND[c] for c in self.view.columns if c in NARROW_LEGEND)
+        legend = " · ".join(f"{v.NARROW_SCREEN_LABELS[c]}: {NARROW_MEANINGS[c]}"
+                            for c in self.view.columns if c in NARROW_MEANINGS)  # fmt: skip
         room = status.content_region.width
         if room and cell_len(line) > room:  # 80 columns: the header's arrow says the order
             arrow = "▼" if self.descending else "▲"
