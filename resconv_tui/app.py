@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from textual import on
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
@@ -17,11 +18,16 @@ from textual.screen import Screen
 from core.errors import terminal_safe
 from core.queue import Repo
 from resconv_tui.context import DashboardContext
+from resconv_tui.sweep_writes import ExitNote, WriteEnded, WriteStarted, still_writing_said
 from resconv_tui.worker_launcher import WorkerLauncher
 
+# The quitting notice stays until the write it waits for ends (the app quits then).
+QUIT_NOTICE_S = 3600.0
 
-class ResconvApp(App[None]):
-    """Opens on the runs screen; screens add their own keys and palette commands."""
+
+class ResconvApp(App[tuple[ExitNote, ...]]):
+    """Opens on the runs screen; screens add their own keys and palette commands. Quits
+    with the notes the shell gets after it (``resconv_tui.sweep_writes``)."""
 
     CSS_PATH = "app.tcss"
     TITLE = "resconv-tui"
@@ -35,6 +41,9 @@ class ResconvApp(App[None]):
     def __init__(self, ctx: DashboardContext) -> None:
         super().__init__()
         self.ctx = ctx
+        self.writing: list[str] = []  # the experiments of the form's writes under way
+        # Quit asked for while some were: how each that ended since went (None: not asked).
+        self._exit_notes: list[ExitNote] | None = None
 
     def notify(
         self,
@@ -68,16 +77,39 @@ class ResconvApp(App[None]):
         asks = (getattr(screen, "quit_question", lambda: None)() for screen in self.screen_stack)
         question = next((q for q in asks if q is not None), None)
         if question is None or getattr(self.screen, "is_quit_question", False):
-            self.exit()  # nothing to lose, or quit asked for twice
+            self.quit_once_written()  # nothing to lose, or quit asked for twice
             return
 
         def leave(yes: bool | None) -> None:
             if yes:
-                self.exit()
+                self.quit_once_written()
 
         dialog = ConfirmScreen(question, "Quit")
         dialog.is_quit_question = True  # type: ignore[attr-defined]
         self.push_screen(dialog, leave)
+
+    def quit_once_written(self) -> None:
+        """Quit now, or, while a ctrl+s of the form still writes (it may wait out another
+        process's lock), once it ends: the screen says so meanwhile, and the shell gets
+        what became of it. Quitting at once left the process waiting for the write's
+        thread with the screen gone and nothing said, and its runs went unsaid."""
+        if not self.writing:
+            self.exit(tuple(self._exit_notes or ()))
+            return
+        self._exit_notes = self._exit_notes or []
+        self.notify(still_writing_said(self.writing), title="Quitting", timeout=QUIT_NOTICE_S)
+
+    @on(WriteStarted)
+    def _write_started(self, message: WriteStarted) -> None:
+        self.writing.append(message.experiment)
+
+    @on(WriteEnded)
+    def _write_ended(self, message: WriteEnded) -> None:
+        self.writing.remove(message.experiment)
+        if self._exit_notes is not None:  # quit asked for: it waited for this write
+            self._exit_notes.append(message.note)
+            if not self.writing:
+                self.exit(tuple(self._exit_notes))
 
     def action_help_quit(self) -> None:
         """ctrl+c, pressed out of habit to quit: which keys quit, in plain words. Textual's

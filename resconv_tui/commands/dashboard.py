@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from resconv_tui.sweep_writes import ExitNote
 
 
 def run(args: argparse.Namespace) -> int:
@@ -16,9 +22,22 @@ def run(args: argparse.Namespace) -> int:
     if app.return_code:
         # Textual prints a crash's traceback and sets 1: a script or a shell must see it.
         return app.return_code
+    failed = said_on_exit(app.return_value or ())
     if note := still_training(url, db=db_option(args)):
         print(note)
-    return 0
+    return 2 if failed else 0
+
+
+def said_on_exit(notes: Iterable[ExitNote]) -> bool:
+    """Print what became of the form's writes the quit waited for (a failed one on
+    stderr); whether one failed (the exit status is then 2, as a command's error's)."""
+    from core.errors import terminal_safe
+
+    failed = False
+    for note in notes:
+        print(terminal_safe(note.text), file=sys.stderr if note.failed else sys.stdout)
+        failed = failed or note.failed
+    return failed
 
 
 def still_training(url: str, here: str | None = None, db: str = "") -> str | None:

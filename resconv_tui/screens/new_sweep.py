@@ -70,6 +70,7 @@ from resconv_tui.sweep_form import (
     preview,
     saved_mapping,
 )
+from resconv_tui.sweep_writes import WriteEnded, WriteStarted, failed_note, queued_note
 from resconv_tui.widgets.fit_footer import FitFooter
 from resconv_tui.widgets.param_field import ParamField
 from resconv_tui.widgets.path_prompt import PathPrompt
@@ -193,6 +194,7 @@ class NewSweepScreen(Screen[int | None]):
         # A ctrl+s's write under way (it may wait on another process's lock): a second
         # ctrl+s then starts none, as its runs would race the first's for the lock.
         self._queueing = False
+        self._queued_as: tuple[str, dict[str, str], str] | None = None  # the fields it writes
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -499,13 +501,18 @@ class NewSweepScreen(Screen[int | None]):
         if self.valid_now():
             runs = [NewRun.from_expanded(run) for run in self.preview.runs]
             self._queueing = True
-            self.enqueue(runs, int(self.field("priority").value), self.app)
+            self._queued_as = self._snapshot()
+            experiment = runs[0].experiment  # the name as written (valid_now: runs made)
+            # The app waits for it before quitting (resconv_tui.sweep_writes).
+            self.app.post_message(WriteStarted(experiment))
+            self.enqueue(runs, int(self.field("priority").value), self.app, experiment)
 
     @work(thread=True, exclusive=True, group="enqueue")
-    def enqueue(self, runs: list[NewRun], priority: int, app: App[Any]) -> None:
+    def enqueue(self, runs: list[NewRun], priority: int, app: App[Any], experiment: str) -> None:
         """Queue ``runs``, then say so and close the form. ``app``, handed over from the UI
         thread: here ``self.app`` finds it through the form's parents only, and a form left
-        (esc) while the write waited has none, so the queued runs went unsaid."""
+        (esc) while the write waited has none, so the queued runs went unsaid. The app is
+        told the write ended last, as a quit may wait on it and then close every screen."""
         try:
             # As `queue`: locked out of adding an older version's columns, it fails at the
             # busy timeout, rather than wait as long again at its own write.
@@ -518,12 +525,14 @@ class NewSweepScreen(Screen[int | None]):
                 repo.close()
         except ResconvError as exc:
             app.call_from_thread(self.not_queued, exc)
+            app.post_message(WriteEnded(experiment, failed_note(experiment, exc)))
             return
         if warning := diverged_warning(diverged, result.queued_again_ids):
             app.call_from_thread(app.notify, warning, severity="warning", timeout=15)
         if apart and (result.added or result.queued_again):
             app.call_from_thread(app.notify, apart, timeout=15)
         app.call_from_thread(self.queued, result)
+        app.post_message(WriteEnded(experiment, queued_note(experiment, result)))
 
     def not_queued(self, exc: ResconvError) -> None:
         self._queueing = False
@@ -750,7 +759,11 @@ class NewSweepScreen(Screen[int | None]):
         return self._snapshot() != self._kept
 
     def quit_question(self) -> str | None:
-        """What quitting the dashboard asks first (None: nothing would be lost)."""
+        """What quitting the dashboard asks first (None: nothing would be lost). The fields
+        ctrl+s is still queueing are not lost: the quit waits for their write, and the
+        shell is told how it ended (``ResconvApp.quit_once_written``)."""
+        if self._queueing and self._snapshot() == self._queued_as:
+            return None
         return "Quit? The form's changes are neither queued nor saved." if self.unsaved() else None
 
     def palette_commands(self) -> Iterator[SystemCommand]:

@@ -11,6 +11,7 @@ from textual.app import App
 
 import resconv_tui.app
 from resconv_tui.commands import dashboard
+from resconv_tui.sweep_writes import ExitNote
 
 
 class Crashing(App[None]):
@@ -150,3 +151,26 @@ def test_quitting_names_the_workers_that_train_on_beside_a_damaged_worker_row(
     assert note == (
         f"workers of this machine train on (pid {os.getpid()}): resconv-tui stop stops them"
     )
+
+
+class QuitAfterWrites(App[tuple[ExitNote, ...]]):
+    """Quits as the dashboard does once the form's writes it waited for have ended."""
+
+    def on_mount(self) -> None:
+        queued = ExitNote("queued sweep 'a': 2 runs (runs 1, 2)")
+        self.exit((queued, ExitNote("sweep 'b' not queued: the database is locked", failed=True)))
+
+    def run(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        super().run(headless=True)
+
+
+def test_the_shell_is_told_what_became_of_the_writes_the_quit_waited_for(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Quit while ctrl+s's write waited: the shell came back with nothing said of it.
+    monkeypatch.chdir(tmp_path)  # no runs.db here: no workers to name after them
+    monkeypatch.setattr(resconv_tui.app, "make_app", lambda *a, **k: QuitAfterWrites())
+    assert dashboard.run(argparse.Namespace(db=None)) == 2  # one failed: as a command's error
+    said = capsys.readouterr()
+    assert said.out == "queued sweep 'a': 2 runs (runs 1, 2)\n"
+    assert said.err == "sweep 'b' not queued: the database is locked\n"

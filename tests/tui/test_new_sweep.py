@@ -1879,3 +1879,90 @@ async def test_a_write_that_queued_nothing_after_the_form_was_left_says_nothing(
         await pilot.pause(0.2)
         assert [n.message for n in app._notifications] == []
         assert app.screen is under and started == [1]
+
+
+QUIT_NOTICE = ("still queueing sweep 'late': waiting for the database; the dashboard quits "
+               "once the runs are written or the write fails")  # fmt: skip
+
+
+async def quit_ended(app: Any, timeout: float = 10.0) -> bool:
+    """Whether the app has stopped running within ``timeout`` (the pilot cannot pause a
+    stopped app: asked of the loop instead)."""
+    import asyncio
+
+    for _ in range(int(timeout / 0.05)):
+        if not app.is_running:
+            return True
+        await asyncio.sleep(0.05)
+    return not app.is_running
+
+
+async def test_quitting_while_ctrl_s_waits_for_the_database_says_so_and_tells_the_shell(
+    db_url: str, app_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """q while ctrl+s's write waited (another process's lock: up to the 15 s busy
+    timeout) asked "Quit? The form's changes are neither queued nor saved", then closed
+    the screen and left the shell waiting for the write with nothing said, and what
+    became of the runs unsaid. The quit now waits for the write on screen, saying so,
+    and quits with a line for the shell."""
+    from resconv_tui.sweep_writes import ExitNote
+
+    may_write, waiting, started = slow_writes(monkeypatch)
+    app = app_factory()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.press("n")
+        await settle(pilot)
+        await type_into(pilot, "name", "late")
+        await type_into(pilot, "max_inputs", "256")
+        await pilot.press("ctrl+s")
+        assert await eventually(pilot, waiting.is_set)
+        form(pilot).query_one(Button).focus()  # the form's Inputs take the letter
+        await pilot.press("q")  # the fields are being queued: nothing to ask
+        shown = await drawn(pilot, "still queueing sweep 'late'")
+        assert "still queueing sweep 'late'" in shown
+        assert QUIT_NOTICE in [n.message for n in app._notifications]
+        assert not isinstance(app.screen, ConfirmScreen)
+        await pilot.pause(0.3)
+        assert app.is_running  # it waits for the write
+        may_write.set()
+        assert await quit_ended(app)
+    repo = Repo.open(db_url)
+    (run,) = repo.list_runs()
+    repo.close()
+    assert app.return_value == (ExitNote(f"queued sweep 'late': 1 run (run {run.id})"),)
+    assert started == [1]
+
+
+async def test_quitting_the_runs_screen_while_a_left_forms_write_fails_tells_the_shell(
+    db_url: str, app_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The form left (esc) while its write waited on another process's lock, then q on
+    the runs screen: the quit waits for the write there too, and the shell gets its
+    error (on stderr, ``commands.dashboard.said_on_exit``); nothing is written."""
+    from core.queue import db as db_module
+
+    monkeypatch.setattr(db_module, "DEFAULT_BUSY_TIMEOUT_S", 1.0)
+    may_write, waiting, _ = slow_writes(monkeypatch)
+    app = app_factory()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.press("n")
+        await settle(pilot)
+        await type_into(pilot, "name", "late")
+        await type_into(pilot, "max_inputs", "256")
+        await pilot.press("ctrl+s")
+        assert await eventually(pilot, waiting.is_set)
+        await pilot.press("escape", "y")  # unsaved edits: it asks first
+        assert await eventually(pilot, lambda: not isinstance(app.screen, NewSweepScreen))
+        await pilot.press("q")
+        shown = await drawn(pilot, "still queueing sweep 'late'")
+        assert "still queueing sweep 'late'" in shown
+        assert QUIT_NOTICE in [n.message for n in app._notifications]
+        with write_lock_held(tmp_path / "runs.db"):
+            may_write.set()  # the write meets the lock and fails at the busy timeout
+            assert await quit_ended(app)
+    (note,) = app.return_value
+    assert note.failed and note.text.startswith("sweep 'late' not queued: ")
+    assert "locked" in note.text
+    repo = Repo.open(db_url)
+    assert repo.list_runs() == []
+    repo.close()
