@@ -81,6 +81,26 @@ NARROW_MEANINGS = {
 }
 
 
+# Where the whole legend is wider than its line (80 columns with targets and peak memory
+# shown: 88 cells, wrapped to a third line that cost the table a row), the two minutes
+# columns share one entry: "lb" is all that "lb min" adds to "min".
+PAIRED_MINUTES = "min: train minutes, lb: logbook's"
+
+
+def legend_line(columns: list[str], room: int) -> str:
+    """What the short headers among ``columns`` stand for, on one line of ``room`` cells
+    where the shorter wording lets it (0: not laid out yet; narrower than 80 columns
+    with every short header shown, it still wraps)."""
+    said = {c: f"{v.NARROW_SCREEN_LABELS[c]}: {NARROW_MEANINGS[c]}"
+            for c in columns if c in NARROW_MEANINGS}  # fmt: skip
+    whole = " · ".join(said.values())
+    if not room or cell_len(whole) <= room or not {v.MINUTES, v.LOGBOOK_MINUTES} <= set(said):
+        return whole
+    said[v.MINUTES] = PAIRED_MINUTES  # in the minutes' place, dict order kept
+    del said[v.LOGBOOK_MINUTES]
+    return " · ".join(said.values())
+
+
 def fit_meters(meters: list[str], room: int) -> list[str]:
     """The meter's bars (1 to 21 stars) scaled to ``room`` cells where all 21 would not
     fit: cut at the screen's edge, losses of 0.31 and 0.43 both read "******" at 80
@@ -348,9 +368,8 @@ class ResultsScreen(Screen[None]):
         # ("0.1" for 0.11) read as the values.
         more = self._more_columns(self.query_one(DataTable))
         line = f"{what} · {exp} · {order}{more}"
-        legend = " · ".join(f"{v.NARROW_SCREEN_LABELS[c]}: {NARROW_MEANINGS[c]}"
-                            for c in self.view.columns if c in NARROW_MEANINGS)  # fmt: skip
         room = status.content_region.width
+        legend = legend_line(list(self.view.columns), room)
         if room and cell_len(line) > room:  # 80 columns: the header's arrow says the order
             arrow = "▼" if self.descending else "▲"
             what = what.removesuffix(" (mean over seeds)")  # the ± column says so

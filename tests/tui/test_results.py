@@ -571,6 +571,60 @@ async def test_grouped_view_with_targets_fits_80_columns(db_url, app_factory, se
         assert "lb min:" not in shown
 
 
+async def show_memory(pilot: Any, settle: Any) -> None:
+    """v, the cursor down to peak memory (hidden by default), space to tick it, enter."""
+    await pilot.press("v")
+    chooser = pilot.app.screen.query_one(SelectionList)
+    at = [chooser.get_option_at_index(i).value for i in range(chooser.option_count)]
+    await pilot.press(*["down"] * at.index(v.MEMORY), "space", "enter")
+    await settle(pilot)
+
+
+async def test_at_80x24_the_legend_of_targets_and_peak_memory_keeps_to_its_line(
+    db_url, app_factory, settle
+) -> None:
+    """At 80 columns with the targets and peak memory shown, the legend under the short
+    headers was 88 cells: it wrapped to a third line ("peak memory" alone), which the
+    table's rows paid for. The two minutes columns now share one entry where the whole
+    wording does not fit; the screen's every line is whole."""
+    losses = [0.161, 0.16115, 0.16087, 0.1302, 0.13041, 0.13005, 0.0991, 0.09925, 0.0989]
+    finish_runs(db_url, SEEDED_TARGETS, losses)
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_results(pilot, settle)
+        await show_memory(pilot, settle)
+        legend = "tgt par: target params · min: train minutes, lb: logbook's · MiB: peak memory"
+        ungrouped = "9 finished runs · all experiments · sorted by validation loss ascending"
+        for said in (
+            ungrouped,
+            "3 cells · all experiments · by validation loss ▲ · more columns →",
+        ):
+            shown = (await drawn(pilot, legend)).splitlines()
+            assert " " + said in shown, shown
+            # The status's two lines, whole, with the workers panel right under them.
+            at = shown.index(" " + said)
+            assert shown[at + 1] == " " + legend and shown[at + 2].startswith("─workers")
+            assert screen.query_one("#results-status").size.height == 2
+            assert " MiB " in shown[1]  # the header it explains
+            await pilot.press("g")  # by cell: the seeds and ± columns too (it scrolls)
+            await settle(pilot)
+
+
+def test_the_legend_is_whole_where_it_fits_and_pairs_the_minutes_where_not() -> None:
+    from resconv_tui.screens.results import legend_line
+
+    columns = [v.LOSS, v.TARGET_PARAMS, v.MINUTES, v.LOGBOOK_MINUTES, v.MEMORY]
+    whole = ("tgt par: target params · min: train minutes · lb min: logbook minutes"
+             " · MiB: peak memory")  # fmt: skip
+    assert legend_line(columns, 120) == whole and legend_line(columns, 0) == whole
+    paired = "tgt par: target params · min: train minutes, lb: logbook's · MiB: peak memory"
+    assert legend_line(columns, 78) == paired  # 80 columns, less the status's padding
+    # Only one of the minutes columns shown: nothing to pair, and it stays whole.
+    assert legend_line([v.MINUTES, v.TARGET_PARAMS, v.MEMORY], 40) == (
+        "min: train minutes · tgt par: target params · MiB: peak memory"
+    )
+
+
 async def test_the_cursor_stays_on_its_run_when_a_run_ends_and_when_the_sort_flips(
     seeded, app_factory, settle, db_url
 ) -> None:
