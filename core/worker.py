@@ -350,6 +350,8 @@ class Worker:
         # Back from a database outage, other workers are as silent as this one was, and
         # may not be back yet (a 20 s PostgreSQL restart had the first worker back mark
         # the others lost): judge their silence only once they have had time to beat.
+        # Past another process's lock the look goes on, its silence timed afresh from the
+        # wait's end (``silent_runs``): the database was there all along.
         back_from_outage = self.repo.outage.ended_within(self.stale_after_s)
         lost: list[LostRun] = []
         if not self.judged_by_age and not back_from_outage:
@@ -423,11 +425,13 @@ class Worker:
         """Of ``beats`` (run id -> last beat, as read now), those read at the same beat for
         longer than the stale limit by this process's monotonic clock: their worker has
         not beaten since, whatever its clock says. Remembers this read for the next."""
-        return self.run_beats.silent(beats, self.stale_after_s, self.look_gap_s())
+        held_until = self.repo.outage.lock_ended_at
+        return self.run_beats.silent(beats, self.stale_after_s, self.look_gap_s(), held_until)
 
     def silent_workers(self, beats: dict[str, float]) -> dict[str, float]:
         """``silent_runs`` for the idle workers' beats (worker id -> last_seen_at)."""
-        return self.worker_beats.silent(beats, self.stale_after_s, self.look_gap_s())
+        held_until = self.repo.outage.lock_ended_at
+        return self.worker_beats.silent(beats, self.stale_after_s, self.look_gap_s(), held_until)
 
     def look_gap_s(self) -> float:
         """Far past a look's usual gap (one RECOVER_EVERY_S after a beat), this process
@@ -876,18 +880,22 @@ class BeatsSeen(Generic[K]):
         # see), and a sibling slot's live run, not beaten yet, read as silent 40 s.
         self.lock = threading.Lock()
 
-    def silent(self, beats: dict[K, float], limit_s: float, gap_s: float) -> dict[K, float]:
+    def silent(
+        self, beats: dict[K, float], limit_s: float, gap_s: float, held_until: float = -math.inf
+    ) -> dict[K, float]:
         """Of ``beats`` (as read now), those read at the same beat for longer than
         ``limit_s``. Remembers this read for the next. After a gap past ``gap_s`` since
         the last read, silence is timed from now: this process was not looking (stopped,
         its monotonic clock running on), and a beat unchanged across that gap says
         nothing, as the others were maybe stopped alike and have not beaten since they
         resumed: the first look after a 40 s Ctrl-Z marked the other slots' live runs lost
-        and their next beats revived them."""
+        and their next beats revived them. So too where the last read came before
+        ``held_until`` (monotonic): the end of a wait for another process's lock on the
+        database, which held the others' beats up as it held this worker's writes."""
         with self.lock:
             now = time.monotonic()
             seen = self.seen
-            if now - self.read_at > gap_s:
+            if now - self.read_at > gap_s or self.read_at < held_until:
                 seen = {key: (beat, now) for key, (beat, _) in seen.items()}
             self.read_at = now
             self.seen = {

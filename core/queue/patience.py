@@ -16,7 +16,12 @@ run's end for the run ended so under its worker, a new worker for its row. Other
 are the same done twice (a heartbeat, a progress update).
 
 Every thread of a worker (training, heartbeat, packed slots) waits on its own, but the
-log says once that the database went away, and once that it is back (``Outage``).
+log says once that the database went away, and once that it is back (``Outage``). A
+lock held past the busy timeout is no outage: the database is there, another process
+(a long transaction, a ``sqlite3`` shell left in BEGIN) holds its write lock, and the
+log says so; the worker's look for other boxes' silent runs, held off for the stale
+limit after an outage, only times their silence afresh after a lock wait
+(``Outage.lock_ended_at``).
 """
 
 from __future__ import annotations
@@ -40,6 +45,10 @@ RECONNECT_S = 300.0  # how long a worker (or `show --follow`) waits for a databa
 FIRST_WAIT_S = 1.0  # then doubling, at most MAX_WAIT_S
 MAX_WAIT_S = 15.0
 WAIT_SLICE_S = 0.2  # a wait is slept in slices, so that a stop asked for ends it
+LOCKED = "locked by another process"  # the passing reason of a lock held past the wait
+# PostgreSQL's SQLSTATE for a lock not granted within lock_timeout (a URL's
+# options=-c lock_timeout=...), or one NOWAIT refused: the server answered.
+PG_LOCK_NOT_AVAILABLE = "55P03"
 
 Verb = TypeVar("Verb", bound=Callable[..., Any])
 
@@ -61,36 +70,70 @@ def passing_reason(error: QueueError, dialect: str) -> str | None:
     if not isinstance(cause, OperationalError):
         return None
     if dialect == "sqlite":  # a file: only another process's lock passes
-        low = first.lower()
-        return "locked by another process" if "locked" in low or "busy" in low else None
-    # A server's OperationalErrors are its connection's (refused, timed out, closed), once
-    # a worker has opened the database: a wrong password or name fails at its start.
+        low = first.lower()  # "database is locked", "database table is locked"
+        return LOCKED if "locked" in low or "busy" in low else None
+    if _sqlstate(cause.orig) == PG_LOCK_NOT_AVAILABLE:
+        return LOCKED
+    # A server's other OperationalErrors are its connection's (refused, timed out,
+    # closed), once a worker has opened the database: a wrong password or name fails at
+    # its start.
     return f"unreachable ({first})"
+
+
+def _sqlstate(error: BaseException | None) -> str | None:
+    """A PostgreSQL driver error's SQLSTATE (psycopg's ``sqlstate``, psycopg2's
+    ``pgcode``); None for others."""
+    code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    return code if isinstance(code, str) else None
 
 
 class Outage:
     """Says when the database went away and when it came back, once each, however many
-    threads were waiting for it."""
+    threads were waiting for it; a wait for another process's lock as that, not as the
+    database away (``LOCKED``)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.since: float | None = None
-        self.ended_at = -math.inf  # when the last outage ended (time.monotonic)
+        self.since: float | None = None  # when the first refused try of this wait began
+        self.away = False  # this wait saw the database away, not only locked
+        self.ended_at = -math.inf  # when the last outage (away) ended (time.monotonic)
+        # When the last wait that only met a lock ended: the others' beats waited on it
+        # as this worker's writes did, so their silence is timed afresh from then.
+        self.lock_ended_at = -math.inf
         # What goes on once it is back, as said then: a worker asked to stop meanwhile
         # only gives its runs back ("training goes on" read as if it had not heard).
         self.then = "training goes on"
 
     def ended_within(self, seconds: float) -> bool:
-        """Whether the database is away, or came back less than ``seconds`` ago: other
-        workers were away from it as long, and are silent for no fault of theirs yet."""
+        """Whether the database is away or locked now, or came back from away less than
+        ``seconds`` ago: other workers were away from it as long, and are silent for no
+        fault of theirs yet. A lock that has passed does not count: the database was
+        there all along, and holding the look off that long left a dead box's run
+        "running" the stale limit longer (``lock_ended_at`` times the silence afresh)."""
         return self.since is not None or time.monotonic() - self.ended_at < seconds
 
-    def began(self, reason: str, limit_s: float, say: Callable[[str], None] | None) -> None:
+    def began(
+        self, reason: str, limit_s: float, say: Callable[[str], None] | None, tried_at: float
+    ) -> None:
+        """A try begun at ``tried_at`` (monotonic) was refused for ``reason``."""
+        locked = reason == LOCKED
         with self.lock:
-            if self.since is not None:
-                return
-            self.since = time.monotonic()
-        if say is not None:
+            first = self.since is None
+            if first:
+                self.since, self.away = tried_at, not locked
+            elif locked or self.away:
+                return  # said already
+            else:  # a lock's wait, and now the database away too: that is said
+                self.away = True
+        if say is None:
+            return
+        if locked:
+            held = round(time.monotonic() - tried_at, 1)  # the busy timeout, or lock_timeout
+            say(
+                f"database {LOCKED} (held {held:g} s so far): training waits for it; "
+                f"trying again for up to {limit_s:g} s"
+            )
+        else:
             say(f"database {reason}: training waits; trying again for up to {limit_s:g} s")
 
     def ended(self, say: Callable[[str], None] | None) -> None:
@@ -99,10 +142,15 @@ class Outage:
         with self.lock:
             if self.since is None:
                 return
-            self.ended_at = time.monotonic()
-            lasted, self.since = self.ended_at - self.since, None
+            now = time.monotonic()
+            lasted, self.since, away = now - self.since, None, self.away
+            if away:
+                self.ended_at = now
+            else:
+                self.lock_ended_at = now
         if say is not None:
-            say(f"database reachable again after {lasted:.0f} s: {self.then}")
+            back = "reachable again" if away else "no longer locked"
+            say(f"database {back} after {lasted:.0f} s: {self.then}")
 
 
 def patient(verb: Verb) -> Verb:
@@ -133,7 +181,7 @@ def patient(verb: Verb) -> Verb:
                         # the log of a worker that is stopping.
                         raise
                     refused_at = tried_at if refused_at is None else refused_at
-                    repo.outage.began(reason, repo.reconnect_s, repo.log)
+                    repo.outage.began(reason, repo.reconnect_s, repo.log, tried_at)
                     if not sleep_unless(wait, repo.stop_waiting):
                         raise  # asked to stop meanwhile: no more waiting for the database
                     wait = min(wait * 2, MAX_WAIT_S)

@@ -373,7 +373,7 @@ def test_a_stop_while_the_database_is_locked_gives_the_run_back_once_it_is_free(
     env.cli("queue", str(env.sweep("long", "max_inputs: 10000000\n")))
     worker = stopped_while_locked(env)
     with write_lock_held(env.root / "runs.db"):
-        waits = "database locked by another process: training waits"
+        waits = "database locked by another process (held "
         wait_for(said_or_exited(worker, env, waits), 30, "its writes to wait", env)
         worker.send_signal(signal.SIGTERM)
         trying = "the database is locked by another process: trying to give run 1 back"
@@ -396,7 +396,7 @@ def test_a_second_stop_while_the_run_is_given_back_exits_at_once(env: Env) -> No
     env.cli("queue", str(env.sweep("long", "max_inputs: 10000000\n")))
     worker = stopped_while_locked(env)
     with write_lock_held(env.root / "runs.db"):
-        waits = "database locked by another process: training waits"
+        waits = "database locked by another process (held "
         wait_for(said_or_exited(worker, env, waits), 30, "its writes to wait", env)
         worker.send_signal(signal.SIGTERM)
         trying = "trying to give run 1 back for up to 30 s"

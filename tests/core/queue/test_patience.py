@@ -3,6 +3,7 @@ a command's fails at once."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import time
@@ -19,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 import core.queue.patience as patience_module
 from core.queue import FinalFigures, MetricPoint, QueueError, Repo, RunFilter, RunStatus
-from core.queue.repo import RUN
+from core.queue.repo import RUN, STALE_AFTER_S
 
 
 class FakeClock:
@@ -66,9 +67,12 @@ def test_a_worker_s_repo_waits_for_a_database_away_or_locked(
     # PostgreSQL stopped for 8 s: the worker exited at its next write (rc 2), leaving its
     # run "running" for nobody. A worker's repo tries again; a command's fails at once.
     if repo.engine.dialect.name == "sqlite":  # a file is there or not: only a lock passes
-        cause, why = sqlite3.OperationalError("database is locked"), "locked by another process"
+        cause = sqlite3.OperationalError("database is locked")
+        went = "locked by another process (held 0 s so far): training waits for it"
+        came = "no longer locked"
     else:
-        cause, why = Exception("Connection refused"), "unreachable (Connection refused)"
+        cause, went = Exception("Connection refused"), "unreachable (Connection refused)"
+        went, came = f"{went}: training waits", "reachable again"
     refusals, said = refusing(repo, monkeypatch, OperationalError("connect", {}, cause)), []
     refusals[0] = 1
     with pytest.raises(QueueError):
@@ -83,8 +87,8 @@ def test_a_worker_s_repo_waits_for_a_database_away_or_locked(
     assert patience_module.waited_s() - waited_before == 3.0
     # Said once when it went away and once when it came back, not at every try.
     assert said == [
-        f"database {why}: training waits; trying again for up to 60 s",
-        "database reachable again after 3 s: training goes on",
+        f"database {went}; trying again for up to 60 s",
+        f"database {came} after 3 s: training goes on",
     ]
     refusals[0] = 100  # down for good: it gives up once the next wait would pass 60 s
     with pytest.raises(QueueError):
@@ -294,11 +298,83 @@ def test_a_worker_waits_out_another_process_s_sqlite_lock(sqlite_file: Path) -> 
     finally:
         holder.close()
         repo.close()
-    assert said[0] == (
-        "database locked by another process: training waits; trying again for up to 30 s"
-    )
-    assert said[-1].startswith("database reachable again after ")
+    # Said as a lock, which it is: "reachable again" read as the database gone and back.
+    assert re.fullmatch(
+        r"database locked by another process \(held 0\.\d s so far\): training waits for "
+        r"it; trying again for up to 30 s",
+        said[0],
+    ), said
+    assert re.fullmatch(r"database no longer locked after \d+ s: training goes on", said[-1])
     assert len(said) == 2
+
+
+@pytest.mark.parametrize("how", ["locked", "its table locked", "lock_timeout"])
+def test_a_lock_waited_out_is_said_as_a_lock_and_holds_no_look_off(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, clock: FakeClock, how: str
+) -> None:
+    # Another process's lock held past the busy timeout (SQLite), or past a lock_timeout
+    # the URL sets (PostgreSQL: "canceling statement due to lock timeout", said as the
+    # server unreachable), counted as an outage: "database reachable again" in the log,
+    # and the worker's look for dead boxes' runs held off the stale limit after it.
+    sqlite = repo.engine.dialect.name == "sqlite"
+    if how == "lock_timeout" and sqlite or how != "lock_timeout" and not sqlite:
+        pytest.skip(f"{how}: not a {repo.engine.dialect.name} refusal")
+    cause: Exception
+    if how == "lock_timeout":
+        from psycopg.errors import LockNotAvailable
+
+        cause = LockNotAvailable("canceling statement due to lock timeout")
+    else:
+        cause = sqlite3.OperationalError(
+            "database is locked" if how == "locked" else "database table is locked"
+        )
+    said: list[str] = []
+    repo.reconnect_s, repo.log = 60.0, said.append
+    refusing(repo, monkeypatch, OperationalError("UPDATE", {}, cause))[0] = 2
+    repo.register_worker("h", 1, "cpu")
+    assert said == [
+        "database locked by another process (held 0 s so far): training waits for it; "
+        "trying again for up to 60 s",
+        "database no longer locked after 3 s: training goes on",
+    ]
+    assert repo.outage.ended_within(STALE_AFTER_S) is False
+    assert repo.outage.lock_ended_at == clock.now  # the others' silence timed from here
+
+
+def test_an_outage_past_a_lock_wait_is_said_and_holds_the_look_off(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    # One wait that meets a lock, then the server away (a PostgreSQL restart): an outage
+    # all the same, said so, and the look waits after it.
+    if repo.engine.dialect.name == "sqlite":
+        pytest.skip("a SQLite file is only ever locked: nothing else passes")
+    from psycopg.errors import LockNotAvailable
+
+    errors = iter(
+        [
+            LockNotAvailable("canceling statement due to lock timeout"),
+            Exception("Connection refused"),
+        ]
+    )
+    real_connect = repo.engine.connect
+
+    def connect() -> Any:
+        cause = next(errors, None)
+        if cause is None:
+            return real_connect()
+        raise OperationalError("connect", {}, cause)
+
+    monkeypatch.setattr(repo.engine, "connect", connect)
+    said: list[str] = []
+    repo.reconnect_s, repo.log = 60.0, said.append
+    repo.list_runs()
+    assert said == [
+        "database locked by another process (held 0 s so far): training waits for it; "
+        "trying again for up to 60 s",
+        "database unreachable (Connection refused): training waits; trying again for up to 60 s",
+        "database reachable again after 3 s: training goes on",
+    ]
+    assert repo.outage.ended_within(STALE_AFTER_S) is True
 
 
 def test_a_verb_inside_at_once_is_tried_once(

@@ -2552,6 +2552,52 @@ def test_a_worker_back_from_an_outage_gives_the_others_time_to_come_back(
     assert repo.get_run(run_id).status == S.FAILED
 
 
+def waited_out_a_lock(db_path: Path, tmp_path: Path, stale_after_s: float) -> tuple[Worker, int]:
+    """A worker (a patient repo on the SQLite file ``db_path``) whose write waited out
+    another process's write lock, held past its busy timeout, and a run of another box
+    whose beat has not changed since before that lock: (the worker, that run)."""
+    repo = Repo.open(str(db_path), busy_timeout_s=0.2)
+    repo.reconnect_s, said = worker_module.RECONNECT_S, []
+    repo.log = said.append
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+    other = repo.register_worker("elsewhere", 1, "cpu")
+    assert repo.claim(other) is not None
+    worker = make_worker(repo, fake_trainer(), tmp_path, stale_after_s=stale_after_s)
+    worker.recover()  # its first look: the other run's beat read
+    with write_lock_held(db_path, release_after_s=stale_after_s + 0.5):
+        repo.heartbeat(worker.id)  # refused past the busy timeout, tried again
+    assert said[0].startswith("database locked by another process (held "), said
+    assert said[-1].startswith("database no longer locked after "), said
+    return worker, run_id
+
+
+def test_a_worker_past_another_process_s_lock_marks_a_dead_box_s_run_lost_in_the_limit(
+    db_path: Path, tmp_path: Path
+) -> None:
+    # A sqlite3 shell left in BEGIN past the busy timeout counted as an outage: the look
+    # was held off the stale limit after it, and timed the silence afresh after that, so
+    # a dead box's run stayed "running" twice the limit past the lock.
+    stale_after_s = 2.0
+    worker, run_id = waited_out_a_lock(db_path, tmp_path, stale_after_s)
+    worker.recover()  # the first look past the lock reads the beats afresh
+    assert worker.repo.get_run(run_id).status == S.RUNNING
+    time.sleep(stale_after_s + 0.2)
+    worker.recover()
+    assert worker.repo.get_run(run_id).status == S.FAILED
+    worker.repo.close()
+
+
+def test_a_worker_past_another_process_s_lock_gives_the_others_time_to_beat(
+    db_path: Path, tmp_path: Path
+) -> None:
+    # The lock held the other boxes' beats up as it held this worker's writes: a beat
+    # unchanged across it says nothing of its worker until the stale limit after it.
+    worker, run_id = waited_out_a_lock(db_path, tmp_path, stale_after_s=1.0)
+    worker.recover()  # its memory of the beat is older than the stale limit
+    assert worker.repo.get_run(run_id).status == S.RUNNING
+    worker.repo.close()
+
+
 def test_the_device_help_names_plain_cuda_which_the_worker_takes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
