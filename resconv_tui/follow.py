@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import terminal_safe
 from core.queue import QueueError, Repo, RunRow, RunStatus, UnknownRun
-from core.queue.patience import RECONNECT_S, passing_reason
+from core.queue.patience import LOCKED, RECONNECT_S, passing_reason
 from core.queue.rows import TRAIN_LOSS, VAL_LOSS
 from core.queue.status import FINISHED
 
@@ -258,6 +258,7 @@ def follow(
     sleep, clock = sleep or time.sleep, clock or time.time
     follower = Follower(repo, run_id, db)
     away: float | None = None  # since when the database has not answered
+    locked = False  # and that for another process's lock only: no outage, said so
     status: RunStatus | None = None  # as last read: what Ctrl-C leaves it doing
     try:
         while True:
@@ -276,13 +277,16 @@ def follow(
                 if reason is None or (away is not None and now - away > RECONNECT_S):
                     raise
                 if away is None:
-                    away = now
+                    away, locked = now, reason == LOCKED
                     terminal.say(f"database {reason}: following on once it answers "
                                  f"(for up to {RECONNECT_S:g} s)")  # fmt: skip
+                else:  # a lock's wait that then met the server away is an outage
+                    locked = locked and reason == LOCKED
                 sleep(POLL_S)
                 continue
             if away is not None:
-                terminal.say(f"database reachable again after {now - away:.0f} s")
+                back = "no longer locked" if locked else "reachable again"
+                terminal.say(f"database {back} after {now - away:.0f} s")
                 away = None
             for line in lines:
                 terminal.say(line)
