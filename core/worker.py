@@ -105,7 +105,13 @@ from core.queue import (
 )
 from core.queue.db import describe, is_new_file, sqlite_path, stored_url
 from core.queue.patience import RECONNECT_S, at_once, passing_reason, sleep_unless
-from core.queue.repo import LIVE_WORKER_STATES, STALE_AFTER_S, SURELY_LOST_AFTER_S, LostRun
+from core.queue.repo import (
+    LIVE_WORKER_STATES,
+    STALE_AFTER_S,
+    SURELY_LOST_AFTER_S,
+    LostRun,
+    same_beat,
+)
 from core.queue.samples import encode_samples
 from core.queue.views import ids_of
 from core.recording import (
@@ -899,7 +905,7 @@ class BeatsSeen(Generic[K]):
                 seen = {key: (beat, now) for key, (beat, _) in seen.items()}
             self.read_at = now
             self.seen = {
-                key: seen[key] if key in seen and seen[key][0] == beat else (beat, now)
+                key: seen[key] if key in seen and same_beat(seen[key][0], beat) else (beat, now)
                 for key, beat in beats.items()
             }
             return {key: beat for key, (beat, since) in self.seen.items() if now - since > limit_s}

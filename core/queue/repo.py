@@ -1831,7 +1831,7 @@ def _still_at(
         query = select(RUN.c.id, RUN.c.worker_id, _last_beat().label("beat"))
         query = query.where(running, RUN.c.id.in_(some), not_(mine)).order_by(RUN.c.id)
         rows = conn.execute(query.with_for_update(skip_locked=True))
-        found += [row for row in rows if row.beat == beats_seen[row.id]]
+        found += [row for row in rows if same_beat(row.beat, beats_seen[row.id])]
     return found
 
 
@@ -1844,8 +1844,24 @@ def _idle_and_live() -> Any:
 
 
 def _a_beat(value: object) -> bool:
-    """Whether a last_seen_at read is a time (a hand-edited one may be text)."""
-    return isinstance(value, float | int) and not isinstance(value, bool)
+    """Whether a beat read (last_seen_at, heartbeat_at) is a time: a hand-edited one may
+    be text (SQLite keeps it), or NaN (PostgreSQL's double precision holds it), which
+    says nothing of when its worker was heard either."""
+    if isinstance(value, bool) or not isinstance(value, float | int):
+        return False
+    return not math.isnan(value)
+
+
+def same_beat(seen: object, read: object) -> bool:
+    """Whether a beat ``read`` now is the one ``seen`` before: the same value, NaN too.
+    In Python NaN is unequal to itself (SQL holds it equal): a run whose heartbeat_at
+    was edited to 'NaN' on PostgreSQL never read as unchanged, and no look marked it
+    lost, where SQLite's text 'NaN' was, as any beat read unchanged."""
+    if seen == read:
+        return True
+    if not (isinstance(seen, float) and isinstance(read, float)):
+        return False
+    return math.isnan(seen) and math.isnan(read)
 
 
 def _whose(conn: Connection, found: Sequence[Row[Any]]) -> list[LostRun]:
@@ -1866,10 +1882,11 @@ def _silent_since(conn: Connection, found: Sequence[Row[Any]], caller: str | Non
     last_seen_at and its runs' heartbeat_at alike), not by this box's clock."""
     last_beat: dict[str, float] = {}
     for row in found:
-        # A damaged beat (text edited in by hand, which SQLite keeps) says nothing of when
-        # its worker was heard: compared in Python it was a TypeError that ended the
-        # looking worker's heartbeat thread. Its worker is judged by its other runs' beats.
-        if not isinstance(row.beat, float | int):
+        # A damaged beat (text edited in by hand, which SQLite keeps, or NaN, which
+        # PostgreSQL does) says nothing of when its worker was heard: compared in Python
+        # text was a TypeError that ended the looking worker's heartbeat thread, NaN
+        # never silent. Its worker is judged by its other runs' beats.
+        if not _a_beat(row.beat):
             continue
         if row.worker_id is not None and row.worker_id != caller:
             last_beat[row.worker_id] = max(row.beat, last_beat.get(row.worker_id, row.beat))
@@ -1878,8 +1895,9 @@ def _silent_since(conn: Connection, found: Sequence[Row[Any]], caller: str | Non
         # Locked as read (PostgreSQL): a beat cannot come between this read and the update.
         query = select(WORKER.c.id, WORKER.c.last_seen_at).where(WORKER.c.id.in_(some))
         for w in conn.execute(query.with_for_update(skip_locked=True)):
-            # A damaged last_seen_at (text, edited by hand) is not silent, as SQL had it.
-            if isinstance(w.last_seen_at, float | int) and w.last_seen_at <= last_beat[w.id]:
+            # A damaged last_seen_at (text or NaN, edited by hand) is not silent, as SQL
+            # had it.
+            if _a_beat(w.last_seen_at) and w.last_seen_at <= last_beat[w.id]:
                 silent.append(w.id)
     return silent
 

@@ -1237,6 +1237,28 @@ def test_a_look_at_a_run_whose_beat_is_text_marks_it_lost_without_an_error(
     assert (states[caller], states[dead]) == ("running", "lost")
 
 
+def test_a_look_at_a_run_whose_beat_was_edited_to_nan_marks_it_lost(repo: Repo) -> None:
+    # heartbeat_at edited by hand to 'NaN': SQLite keeps the text, which the look marks
+    # lost as any beat read unchanged; PostgreSQL holds a double NaN, which it never
+    # marked: NaN == NaN is false in Python, so the beat never read as the one seen.
+    from sqlalchemy import text
+
+    repo.enqueue(tiny_runs(3))
+    caller, dead = (repo.register_worker("h", pid, "cpu") for pid in (1, 2))
+    training, edited, beaten = claim(repo, caller), claim(repo, dead), claim(repo, dead)
+    with repo.engine.begin() as conn:
+        conn.execute(text("UPDATE run SET heartbeat_at = 'NaN' WHERE id = :id"), {"id": edited})
+    seen = repo.running_beats(caller=caller, caller_runs=[training])
+    lost = repo.recover_stale(caller=caller, caller_runs=[training], beats_seen=seen)
+    assert sorted(lost) == [edited, beaten]
+    with repo.engine.connect() as conn:
+        statuses = {row.id: row.status for row in conn.execute(select(RUN.c.id, RUN.c.status))}
+    assert [statuses[i] for i in (training, edited, beaten)] == ["running", "failed", "failed"]
+    # Its worker is judged by its other run's beat, a number: silent since.
+    states = {w.id: w.state for w in repo.list_workers(include_gone=True)}
+    assert (states[caller], states[dead]) == ("running", "lost")
+
+
 def test_recover_stale_without_a_cutoff_takes_only_the_dead_workers(repo: Repo) -> None:
     # The dashboard's call: it knows a pid of its host is gone; ages are the workers' rule.
     repo.enqueue(tiny_runs(2))

@@ -2598,6 +2598,29 @@ def test_a_worker_past_another_process_s_lock_gives_the_others_time_to_beat(
     worker.repo.close()
 
 
+def test_a_worker_s_look_marks_lost_a_run_whose_beat_was_edited_to_nan(
+    repo: Repo, tmp_path: Path
+) -> None:
+    # A running run's heartbeat_at set by hand to 'NaN' (text on SQLite, a double NaN on
+    # PostgreSQL): SQLite's was marked lost once read unchanged for the stale limit;
+    # PostgreSQL's never was, NaN being unequal to itself, nor by age (NaN sorts past
+    # every time there): "running" for good under a dead worker.
+    from sqlalchemy import text
+
+    (run_id,) = repo.enqueue([tiny_run()]).added_ids
+    other = repo.register_worker("elsewhere", 1, "cpu")
+    assert repo.claim(other) is not None
+    with repo.engine.begin() as conn:
+        conn.execute(text("UPDATE run SET heartbeat_at = 'NaN' WHERE id = :id"), {"id": run_id})
+    worker = make_worker(repo, fake_trainer(), tmp_path, stale_after_s=0.3)
+    worker.recover()  # its first look: the beat read
+    time.sleep(0.5)
+    worker.recover()
+    with repo.engine.connect() as conn:  # read so: SQLite's text makes the row damaged
+        status = conn.execute(select(RUN.c.status).where(RUN.c.id == run_id)).scalar_one()
+    assert status == "failed"
+
+
 def test_the_device_help_names_plain_cuda_which_the_worker_takes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
