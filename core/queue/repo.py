@@ -1625,11 +1625,17 @@ def _fates(
 class _Kind(NamedTuple):
     """A column's Python kind. SQLite holds any value in any column: a row edited by hand
     ('abc' in validation_loss) reached a format() as text, a traceback in ls, show,
-    results and the dashboard. PostgreSQL's typed columns never hold such values."""
+    results and the dashboard. PostgreSQL's typed columns hold none of them but a NaN
+    in a time (``time``)."""
 
     column: str
     types: frozenset[type]  # exact types (a bool is no whole number), NoneType if optional
     said: str
+    # A time (time.time() as a worker or the queue wrote it): NaN is wrong too. SQLite
+    # stores a NaN as NULL, so only PostgreSQL's double precision holds one, edited in
+    # by hand ('NaN'): read as a time, it was a beat "0 s ago" for good, where SQLite's
+    # 'NaN' (text) was a damaged row.
+    time: bool = False
 
 
 def _kinds(
@@ -1639,19 +1645,24 @@ def _kinds(
     number_or_none: str = "",
     text: str = "",
     text_or_none: str = "",
+    time: str = "",
+    time_or_none: str = "",
 ) -> tuple[_Kind, ...]:
     """Each column (names split on spaces) with the Python kind its values must be."""
-    groups: list[tuple[str, set[type], str]] = [
-        (whole, {int}, "a whole number"),
-        (whole_or_none, {int, type(None)}, "a whole number"),
-        (number, {int, float}, "a number"),
-        (number_or_none, {int, float, type(None)}, "a number"),
-        (text, {str}, "text"),
-        (text_or_none, {str, type(None)}, "text"),
+    groups: list[tuple[str, set[type], str, bool]] = [
+        # In this order a row's first bad field is named (a time is a number).
+        (whole, {int}, "a whole number", False),
+        (whole_or_none, {int, type(None)}, "a whole number", False),
+        (time, {int, float}, "a number", True),
+        (number, {int, float}, "a number", False),
+        (time_or_none, {int, float, type(None)}, "a number", True),
+        (number_or_none, {int, float, type(None)}, "a number", False),
+        (text, {str}, "text", False),
+        (text_or_none, {str, type(None)}, "text", False),
     ]
     return tuple(
-        _Kind(column, frozenset(types), said)
-        for names, types, said in groups
+        _Kind(column, frozenset(types), said, is_time)
+        for names, types, said, is_time in groups
         for column in names.split()
     )
 
@@ -1659,16 +1670,17 @@ def _kinds(
 _RUN_KINDS = _kinds(
     whole="priority seed param_count total_inputs inputs_done attempts",
     whole_or_none="peak_memory_bytes",
-    number="created_at",
-    number_or_none="started_at finished_at heartbeat_at validation_loss train_seconds inputs_per_s",
+    number_or_none="validation_loss train_seconds inputs_per_s",
     text="experiment name config_json config_hash",
     text_or_none="worker_id error checkpoint_path path_used",
+    time="created_at",
+    time_or_none="started_at finished_at heartbeat_at",
 )
 _WORKER_KINDS = _kinds(
     whole="pid runs_done",
     whole_or_none="current_run_id stack max_runs gpu_memory_used gpu_memory_total",
-    number="started_at last_seen_at",
     number_or_none="gpu_util gpu_temperature",
+    time="started_at last_seen_at",
     text="id host device state",
     text_or_none="gpu_name",
 )
@@ -1688,10 +1700,17 @@ def _wrong_kinds(m: dict[str, Any], kinds: tuple[_Kind, ...]) -> list[tuple[str,
     """Each column of ``m`` whose value is not of its kind, with what is wrong with it.
     A column an older version's database lacks is not in ``m``: nothing wrong."""
     return [
-        (column, f"its {column} is {_shown_value(m[column])}, not {said}")
-        for column, types, said in kinds
-        if column in m and type(m[column]) not in types
+        (kind.column, f"its {kind.column} is {_shown_value(m[kind.column])}, not {kind.said}")
+        for kind in kinds
+        if kind.column in m and not _of_kind(m[kind.column], kind)
     ]
+
+
+def _of_kind(value: object, kind: _Kind) -> bool:
+    """Whether ``value`` is of ``kind``: its exact type, and no NaN for a time."""
+    if type(value) not in kind.types:
+        return False
+    return not (kind.time and isinstance(value, float) and math.isnan(value))
 
 
 def _shown_value(value: Any) -> str:

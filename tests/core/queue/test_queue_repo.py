@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -1257,6 +1258,31 @@ def test_a_look_at_a_run_whose_beat_was_edited_to_nan_marks_it_lost(repo: Repo) 
     # Its worker is judged by its other run's beat, a number: silent since.
     states = {w.id: w.state for w in repo.list_workers(include_gone=True)}
     assert (states[caller], states[dead]) == ("running", "lost")
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [("run", "heartbeat_at"), ("run", "started_at"), ("worker", "last_seen_at")],
+)
+def test_a_time_edited_to_nan_is_a_damaged_row_named(repo: Repo, table: str, column: str) -> None:
+    # 'NaN' set by hand: SQLite keeps the text, a damaged row named with its repair;
+    # PostgreSQL's double precision holds a NaN, read as a time: the run's beat (and
+    # the worker's) "0 s ago" for good, a time of NaN in every view.
+    from sqlalchemy import text
+
+    repo.enqueue(tiny_runs(1))
+    worker = repo.register_worker("h", 1, "cpu")
+    run_id = claim(repo, worker)
+    with repo.engine.begin() as conn:
+        conn.execute(text(f"UPDATE {table} SET {column} = 'NaN'"))
+    shown = "'NaN'" if repo.engine.dialect.name == "sqlite" else "nan"
+    said = f"its {column} is {shown}, not a number"
+    if table == "run":
+        with pytest.raises(QueueError, match=re.escape(f"run {run_id}'s row is damaged ({said})")):
+            repo.list_runs()
+    else:
+        workers, damaged = repo.workers_and_damaged()
+        assert workers == [] and len(damaged) == 1 and f"({said})" in damaged[0].said, damaged
 
 
 def test_recover_stale_without_a_cutoff_takes_only_the_dead_workers(repo: Repo) -> None:
