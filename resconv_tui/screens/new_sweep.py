@@ -584,6 +584,9 @@ class NewSweepScreen(Screen[int | None]):
         if is_dir:
             self.notify(f"{target} is a folder: give a file name", title="Not saved",
                         severity="error")  # fmt: skip
+        elif blocking := _file_above(target):
+            self.notify(f"{target}: {blocking} is a file, not a folder", title="Not saved",
+                        severity="error")  # fmt: skip
         elif exists:
             lost = "its comments and layout are lost"
             if _resolved(target) == self._loaded_from[0]:
@@ -807,6 +810,17 @@ def _target_cell(entry: Any) -> str:
     if not isinstance(entry, dict):
         return written(entry)
     return " ".join(f"{k}={written(v)}" for k, v in entry.items() if k not in TARGET_FIELDS)
+
+
+def _file_above(path: Path) -> Path | None:
+    """The nearest of the folders above ``path`` that is a file, not a folder (None where
+    there is none, or it cannot be told). ``notes.txt/x.yml`` failed as "File exists", read
+    as the sweep file being there, and ``notes.txt/new/x.yml`` asked first to make ``new``."""
+    try:
+        return next((folder for folder in path.parents
+                     if folder.exists() and not folder.is_dir()), None)  # fmt: skip
+    except OSError:  # one it may not look into: the save says why it fails, if it does
+        return None
 
 
 def _missing_folders(path: Path) -> list[Path]:

@@ -443,6 +443,24 @@ async def test_save_as_into_folders_that_do_not_exist_asks_first(
     assert f"2 runs -> {deeper} (made the folder {deeper.parent}, and 1 above it)" in said
 
 
+async def test_save_as_under_a_file_says_that_file_is_no_folder(
+    db_url: str, tmp_path: Path
+) -> None:
+    # `notes.txt/walk.yml` failed "File exists", read as walk.yml being there, and
+    # `notes.txt/new/walk.yml` asked first to make `new`, then failed "Not a directory".
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    app = ScreenHost(NewSweepScreen(db_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, "layers", "2,4")
+        for target in (notes / "walk.yml", notes / "new" / "walk.yml"):
+            await save_as(pilot, target)
+            assert isinstance(app.screen, NewSweepScreen)
+            said = [n.message for n in app._notifications]
+            assert f"{target}: {notes} is a file, not a folder" in said, said
+    assert notes.read_text() == "mine\n"
+
+
 async def replace_then_queue(pilot: Pilot[Any], path: Path) -> str:
     """F2 over ``path``, yes to the question it asks ('Replace it?'), then ctrl+s: the
     question, which names what the form's edits leave out of the file."""
