@@ -53,6 +53,19 @@ LOSS_DIGITS = 4
 MAX_DECIMALS = 12
 
 
+def why_not_exported(path: Path, error: OSError) -> str:
+    """Why the export to ``path`` failed. Where its folder (the dashboard's, by default) was
+    removed after the dashboard opened, "results-all-....md: No such file or directory"
+    read as the new file being missing: that the folder is gone is said, as ``w`` says it."""
+    if isinstance(error, FileNotFoundError) and not path.parent.is_dir():
+        return (
+            f"cannot write {path.name}: the folder {path.parent} is gone (removed after the "
+            "dashboard opened): open the dashboard in a folder you can write (exports go to "
+            "the dashboard's folder)"
+        )
+    return f"{path}: {error.strerror or error}"
+
+
 def screen_column(column: str, values: list[Any]) -> list[str]:
     """A column's values as the screen shows them: ``v.format_cell``'s, but losses with one
     number of decimals, and a std with 2 significant digits (0.00018, not 0.000175594):
@@ -496,7 +509,7 @@ class ResultsScreen(Screen[None]):
             except FileExistsError:
                 continue
             except OSError as exc:
-                self.notify(f"{path}: {exc.strerror or exc}", title="Not exported",
+                self.notify(why_not_exported(path, exc), title="Not exported",
                             severity="error")  # fmt: skip
                 return None
             break

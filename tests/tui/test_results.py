@@ -317,6 +317,30 @@ async def test_the_export_notice_breaks_its_path_only_after_a_slash(
     assert "".join(lines) == shown and all(line.endswith("/") for line in lines[:-1]), seen
 
 
+async def test_an_export_into_a_folder_removed_since_says_the_folder_is_gone(
+    seeded, db_url, launcher, settle, tmp_path
+) -> None:
+    # The dashboard opened in a folder removed since: e said "results-all-....md: No such
+    # file or directory", as if the new file were missing, where w says the folder is gone.
+    from conftest import LOCAL_HOST, NOW
+
+    from resconv_tui.app import make_app
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    app = make_app(db_url, clock=lambda: NOW, launcher=launcher, poll_interval_s=3600,
+                   export_dir=gone, hostname=LOCAL_HOST)  # fmt: skip
+    gone.rmdir()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_results(pilot, settle)
+        assert screen.action_export("markdown") is None
+    said = [n.message for n in app._notifications]
+    assert any(
+        f"the folder {gone} is gone (removed after the dashboard opened)" in m for m in said
+    ), said
+    assert not gone.exists()
+
+
 async def test_an_export_of_one_row_says_one_row(db_url, app_factory, settle) -> None:
     from core.queue import FinalFigures, NewRun, Repo
     from core.sweep import expand_sweep_text
