@@ -53,7 +53,8 @@ def misread_number_refusal(parser: argparse.ArgumentParser, argv: list[str]) -> 
         if not arg.startswith("-") or ARGPARSE_NUMBER.fullmatch(arg) or not _float_text(arg):
             continue
         option = _option_named(parser, argv[at - 1]) if at else None
-        if option is not None and option.nargs is None:  # an option of one value
+        # An option of one value, or of one or more (its first: `--experiment -inf`).
+        if option is not None and option.nargs in (None, "+"):
             # Its own type's refusal; an option of any text (type None: `--experiment
             # -inf`) takes it, and is told to be written --opt=VALUE as one whose type does.
             value: object = arg

@@ -151,11 +151,13 @@ def missing_default_database(args: argparse.Namespace, url: str) -> str | None:
 
 
 def add_experiment_option(parser: argparse.ArgumentParser) -> None:
-    """``--experiment NAME``, given more than once for runs of any of them (argparse's
-    "store" kept the last one, silently), as ``--status`` takes several."""
+    """``--experiment NAME ...``, several names or given more than once for runs of any of
+    them (argparse's "store" kept the last one, silently), as ``--status`` takes several.
+    Given once with two names (``--experiment a b``, as the README writes it), "append"
+    refused the second as an unrecognized argument."""
     parser.add_argument(
-        "--experiment", action="append", default=None, metavar="NAME",
-        help="only this experiment (given again: any of them)",
+        "--experiment", nargs="+", action="extend", default=None, metavar="NAME",
+        help="only these experiments (several, or given again: any of them)",
     )  # fmt: skip
 
 

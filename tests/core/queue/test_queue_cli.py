@@ -1135,6 +1135,13 @@ def test_experiment_given_twice_lists_runs_of_either(capsys: pytest.CaptureFixtu
     code, _, err = cli(capsys, "ls", "--experiment", "a", "--experiment", "x")
     assert code == 2
     one_error_line(err, "no experiment 'x' in runs.db (a, b, c)")
+    # Several names after one --experiment, as the README writes it (`--experiment NAME
+    # ...`, as `--status S ...`): "unrecognized arguments: c".
+    _, out, _ = cli(capsys, "ls", "--json", "--experiment", "b", "c")
+    assert Counter(run["experiment"] for run in json.loads(out)) == {"b": 4, "c": 4}
+    _, out, _ = cli(capsys, "results", "--format", "json", "--experiment", "a", "b",
+                    "--sort", "loss")  # fmt: skip
+    assert Counter(row["experiment"] for row in json.loads(out)) == {"a": 4, "b": 4}
 
 
 def around_the_signal(
