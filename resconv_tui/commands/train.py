@@ -162,7 +162,7 @@ class _ProgressBar:
 
         self.total = max_inputs
         self.progress = Progress(
-            TextColumn("[bold]training"),
+            TextColumn("[bold]{task.description}"),
             BarColumn(),
             TextColumn("{task.completed:,}/{task.total:,} inputs"),
             TextColumn("loss {task.fields[loss]}"),
@@ -173,7 +173,7 @@ class _ProgressBar:
             # the end into the file.
             disable=not console.is_terminal,
         )
-        self.task = self.progress.add_task("train", total=self.total, loss="-", speed="-")
+        self.task = self.progress.add_task("training", total=self.total, loss="-", speed="-")
 
     def __enter__(self) -> _ProgressBar:
         self.progress.start()
@@ -188,8 +188,13 @@ class _ProgressBar:
         return FitCallbacks(on_train_loss=self._on_train, on_validation=self._on_validation)
 
     def _on_train(self, point: Any) -> None:
+        # Every input trained: the last validation pass comes next (the whole test split,
+        # minutes for a big model on a CPU), and the bar stood at 640/640 saying
+        # "training", its time cut off at 60 columns, as if the train had hung.
+        done = point.inputs >= self.total
         self.progress.update(
             self.task,
+            description="validating" if done else "training",
             completed=point.inputs,
             loss=f"{point.loss:.4f}",
             speed=f"{point.inputs_per_s:,.0f}",

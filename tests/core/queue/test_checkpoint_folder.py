@@ -1213,8 +1213,17 @@ def test_train_counts_to_max_inputs_as_ls_and_show_do(
 
     console = Console(force_terminal=True, width=120, record=True)
     with _ProgressBar(console, 200) as bar:
+        bar._on_train(TrainPoint(1, 64, 0.5, 3e-4, 10.0, None))
+        bar.progress.refresh()
+        training = console.export_text()
         bar._on_train(TrainPoint(4, 256, 0.5, 3e-4, 10.0, None))
-    assert "256/200 inputs" in console.export_text()
+    shown = console.export_text()
+    assert "256/200 inputs" in shown
+    # Every input trained, the last validation pass under way: the bar says so, where it
+    # said "training" for the minutes a big model's pass takes on a CPU.
+    assert "training" in training and "64/200 inputs" in training, training
+    assert "validating" not in training, training
+    assert "validating ━" in shown and "training" not in shown, shown
     (tmp_path / "odd.yml").write_text(SWEEP.replace("max_inputs: 256", "max_inputs: 200"))
     data = idx_writer(tmp_path / "data")
     argv = ["train", "odd.yml", "--run", "1", "--device", "cpu", "--data-dir", str(data)]
