@@ -535,7 +535,7 @@ def preview(
         errors["name"] = "the experiment needs a name"
     total = _total(values, texts)
     if total is not None and total > MAX_RUNS:
-        errors.setdefault("_sweep", f"{total} runs; at most {MAX_RUNS} from the form")
+        errors.setdefault("_sweep", f"{total:,} runs; at most {MAX_RUNS:,} from the form")
     if errors:  # and the fields that parsed but the model refuses, all at once
         return Preview(errors={**field_errors(values), **errors}, total=total)
     same_name = name if name.strip() == published_name.strip() else ""

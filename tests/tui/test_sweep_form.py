@@ -230,6 +230,9 @@ def test_a_long_value_is_cut_in_its_field_s_reason(field: str, text: str) -> Non
 def test_preview_refuses_huge_sweeps() -> None:
     result = preview("big", texts(layers="1..100", channels="1..100"))
     assert result.total == 10_000 > MAX_RUNS and "_sweep" in result.errors
+    # Counted as the preview's head counts them ("10,000 runs, not valid yet"): the
+    # reason under it said "10000 runs; at most 2000 from the form".
+    assert result.errors["_sweep"] == "10,000 runs; at most 2,000 from the form"
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
