@@ -49,6 +49,7 @@ from core.checkpoint import save_checkpoint, write_config
 from core.errors import TrainingError
 from core.fast_path import autocast, make_fast_step, wants_fast_path
 from core.model import build_model, trainable_params
+from core.pauses import PAUSES, PauseWatch
 from core.run_folders import BEST_FILE, LAST_FILE, clear_checkpoints
 from core.task import delete_halves, draw_halves
 
@@ -632,27 +633,33 @@ def non_finite(
 
 
 class TrainClock:
-    """Seconds spent training, excluding validation and checkpoint saves, and the time
-    its thread waited for the database (``waited_s``: a worker's, during an outage)."""
+    """Seconds spent training, excluding validation and checkpoint saves, the time its
+    thread waited for the database (``waited_s``: a worker's, during an outage), and the
+    time its process stood still, stopped (``pauses``: Ctrl-Z, ``docker pause``)."""
 
-    def __init__(self, waited_s: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self, waited_s: Callable[[], float] | None = None, pauses: PauseWatch | None = None
+    ) -> None:
         self.total = 0.0
         self.since: float | None = None
         self.waited_s = waited_s or (lambda: 0.0)
+        self.pauses = pauses or PAUSES
         self.waited_at_start = 0.0
 
     @classmethod
     def started(cls, waited_s: Callable[[], float] | None = None) -> TrainClock:
         """A clock running from now, never stopped: a fit's wall seconds, less its waits
-        for the database (``FitResult.wall_seconds``, the results' minutes, are the same
-        with or without an outage, as its in/s is)."""
+        for the database and its process's stops (``FitResult.wall_seconds``, the
+        results' minutes, are the same with or without an outage or a pause, as its in/s
+        is)."""
         clock = cls(waited_s)
         clock.start()
         return clock
 
     def start(self) -> None:
+        self.pauses.start()
         self.since = time.perf_counter()
-        self.waited_at_start = self.waited_s()
+        self.waited_at_start = self.stood_still()
 
     def stop(self, device: torch.device) -> None:
         if device.type == "cuda":
@@ -665,8 +672,13 @@ class TrainClock:
     def seconds(self) -> float:
         if self.since is None:
             return self.total
-        waited = self.waited_s() - self.waited_at_start
+        waited = self.stood_still() - self.waited_at_start
         return self.total + time.perf_counter() - self.since - waited
+
+    def stood_still(self) -> float:
+        """Seconds not training so far that the clock ran through: database waits and
+        stops of the process."""
+        return self.waited_s() + self.pauses.paused_s()
 
 
 class MemoryMeter:

@@ -40,6 +40,7 @@ RULES: dict[str, set[str]] = {
     "core.worker_options": TORCH | DATABASE | UI,
     "core.processes": TORCH | DATABASE | UI,
     "core.early_signals": TORCH | DATABASE | UI,  # in place before anything heavy
+    "core.pauses": TORCH | DATABASE | UI,  # the recorder's and the training clock's
     "core.device_choice": TORCH | UI,  # torch only when a device is resolved
     "resconv_tui.cli": TORCH,
     "resconv_tui.app": TORCH,

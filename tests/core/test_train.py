@@ -20,6 +20,7 @@ from core.checkpoint import load_checkpoint, load_config, load_model
 from core.config import RunConfig
 from core.data import Datasets, Location, load_datasets
 from core.params import count_params
+from core.pauses import PauseWatch
 from core.queue.failures import FailureCause, failure_cause
 from core.stack import validate_faithful_stack, validate_fixed_stack
 from core.train import (
@@ -334,6 +335,33 @@ def test_time_spent_waiting_for_the_database_is_not_training_time(data: Datasets
     assert 320 / result.inputs_per_s < result.wall_seconds
     waited_through = result.train_losses[1]  # steps 3 and 4: 64 inputs, and the wait
     assert waited_through.step == 4 and waited_through.inputs_per_s > 64 / 3.0
+
+
+def test_time_the_process_stood_still_is_not_training_time(
+    data: Datasets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker stopped (Ctrl-Z, kill -STOP, docker pause) for 10 minutes after 2 of
+    # training, then resumed, ended with 12 minutes in the results and a sixth of its
+    # in/s. A stop is played here as the whole process standing still: the training
+    # thread sleeps while the pause watch's thread cannot tick (its lock held).
+    watch = PauseWatch(late_s=1.0)
+    monkeypatch.setattr(train_module, "PAUSES", watch, raising=False)
+    polls = 0
+
+    def stopped_once() -> bool:
+        nonlocal polls
+        polls += 1
+        if polls == 4:
+            with watch.lock:
+                time.sleep(3.0)
+        return False
+
+    began = time.perf_counter()
+    result = fit(TINY, data, "cpu", FitCallbacks(should_stop=stopped_once, log_every=2))
+    assert result.wall_seconds <= time.perf_counter() - began - 2.0
+    stopped_through = result.train_losses[1]  # steps 3 and 4: 64 inputs, and the stop
+    assert stopped_through.step == 4 and stopped_through.inputs_per_s > 64 / 2.0
+    assert 320 / result.inputs_per_s < 2.0
 
 
 SLOW_S = 1.5  # seconds a patched piece after the last step takes
