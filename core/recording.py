@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from core.early_signals import in_slot, same_stop, stop_signals, take_over
 from core.gpu import GpuMonitor
+from core.pauses import PAUSES
 from core.processes import PARENT_GONE
 from core.queue import MetricPoint, QueueError, Repo
 from core.queue.db import DEFAULT_BUSY_TIMEOUT_S
@@ -284,6 +285,9 @@ class RunRecorder:
         # (train_seconds, trained) at the points of about the last RECENT_RATE_S.
         self.recent: deque[tuple[float, int]] = deque([(0.0, 0)])
         self.last_flush = self.last_cancel_check = clock()
+        # Its worker's stops from here on are this attempt's (``paused_s``).
+        PAUSES.start()
+        self.paused_before = PAUSES.paused_s()
         self.cancelled = False
         self.stopped_by_signal = False
         # Whether the run was still this worker's at its last metric write: False once
@@ -351,6 +355,11 @@ class RunRecorder:
         self.inputs_done = p.inputs
         self.flush()  # rare and what people wait for: show it now
 
+    def paused_s(self) -> float:
+        """Seconds its worker's process stood still, stopped, since the run was claimed
+        (``core.pauses``): the wall time since its claim holds them, its pace must not."""
+        return PAUSES.paused_s() - self.paused_before
+
     def recent_rate(self) -> float | None:
         """The training steps' inputs per second over about the last RECENT_RATE_S of
         training time (all of it, while there is less)."""
@@ -393,6 +402,7 @@ class RunRecorder:
                     self.inputs_done,
                     owner=self.worker_id,
                     inputs_per_s=rate,
+                    paused_s=self.paused_s(),
                 )
             except QueueError as error:
                 if not self.kept_for_its_end(error):

@@ -631,7 +631,7 @@ class Worker:
         ) from None
 
     def end(self, run: RunRow, result: FitResult, recorder: RunRecorder) -> None:
-        figures = final_figures(result, recorder.last_points())
+        figures = final_figures(result, recorder.last_points(), recorder.paused_s())
         if recorder.stopped_by_signal:  # queued again, or cancelled if someone asked
             status = self.repo.requeue(run.id, self.id, figures)
             if status == RunStatus.CANCELLED:
@@ -995,9 +995,12 @@ def failure_message(exc: BaseException) -> str:
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
 
-def final_figures(result: FitResult, last_points: tuple[MetricPoint, ...] = ()) -> FinalFigures:
+def final_figures(
+    result: FitResult, last_points: tuple[MetricPoint, ...] = (), paused_s: float | None = None
+) -> FinalFigures:
     """``result``'s figures, and ``last_points``: its metric points not written yet, to
-    be written with its end."""
+    be written with its end; ``paused_s``: the seconds its worker stood still, stopped,
+    since its claim (``RunRecorder.paused_s``)."""
     loss = result.validation_loss
     return FinalFigures(
         validation_loss=loss if loss is not None and math.isfinite(loss) else None,
@@ -1010,6 +1013,7 @@ def final_figures(result: FitResult, last_points: tuple[MetricPoint, ...] = ()) 
         checkpoint_path=result.checkpoint_path,
         path_used=result.path_used,
         samples=encode_samples(_to_numpy(result.samples)),
+        paused_s=paused_s,
         last_points=last_points,
     )
 

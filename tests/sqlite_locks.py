@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-# The only columns a newer version has added to a table (the worker's claim rules): a
-# database without them is an older version's.
+# The only columns a newer version has added to a table (the worker's claim rules, a
+# run's paused seconds): a database without them is an older version's.
 NEWER_WORKER_COLUMNS = ("stack", "largest_first", "max_runs")
+NEWER_RUN_COLUMNS = ("paused_s",)
 
 
 @contextmanager
@@ -34,9 +35,12 @@ def write_lock_held(db: Path, release_after_s: float | None = None) -> Iterator[
         holder.close()
 
 
-def drop_newer_worker_columns(db: Path) -> None:
-    """The worker table of ``db`` as the versions before the claim rules made it. A
-    ``Repo.open`` after this adds the columns back: rows go in before it."""
+def drop_newer_columns(db: Path) -> None:
+    """The worker and run tables of ``db`` as the versions before the claim rules and
+    the paused seconds made them. A ``Repo.open`` after this adds the columns back: rows
+    go in before it."""
     with sqlite3.connect(db) as conn:
         for column in NEWER_WORKER_COLUMNS:
             conn.execute(f'ALTER TABLE "worker" DROP COLUMN "{column}"')
+        for column in NEWER_RUN_COLUMNS:
+            conn.execute(f'ALTER TABLE "run" DROP COLUMN "{column}"')

@@ -82,6 +82,11 @@ class Run(SQLModel, table=True):
     validation_loss: float | None = None
     train_seconds: float | None = None
     inputs_per_s: float | None = None
+    # Seconds of this attempt its worker's process stood still, stopped (Ctrl-Z, docker
+    # pause: ``core.pauses``), which the wall time since its claim holds and its ETA and
+    # pace must not (``RunRow.active_seconds``). None: none seen, or a worker from before
+    # it was recorded (added to older databases when opened: ``db.add_missing_columns``).
+    paused_s: float | None = None
     peak_memory_bytes: int | None = Field(default=None, sa_column=Column(BigInteger))
     checkpoint_path: str | None = None
     path_used: str | None = None

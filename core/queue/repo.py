@@ -41,6 +41,7 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    inspect,
     not_,
     or_,
     select,
@@ -185,6 +186,7 @@ class Repo:
         # writes of a worker or show a dashboard the rows it had (``_check_same_file``).
         self.path = db.sqlite_path(url)
         self.file_id = _file_id(self.path) if self.path is not None else None
+        self.run_columns_read: frozenset[str] | None = None  # ``_run_columns``, once read
 
     @classmethod
     def open(
@@ -222,6 +224,22 @@ class Repo:
         with db.translated(self.url, self.busy_timeout_s):
             present = db.present_columns(self.engine, WORKER.name)
         return tuple(c for c in WORKER.c if c.name in present)
+
+    def _run_columns(self, conn: Connection) -> frozenset[str]:
+        """The run table's columns the database has: a newer version's (``paused_s``) may
+        be absent where a role that does not own the tables opened it, or a command that
+        only reads found the database locked (``db.READER_UPGRADE_WAIT_S``). Read once,
+        on the verb's own connection (in its transaction: no second connection while it
+        holds a SQLite write lock)."""
+        if self.run_columns_read is None:
+            found = inspect(conn).get_columns(RUN.name)
+            self.run_columns_read = frozenset(column["name"] for column in found)
+        return self.run_columns_read
+
+    def _present(self, conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` (a run row's columns) but those the database lacks: not written."""
+        present = self._run_columns(conn)
+        return {key: value for key, value in values.items() if key in present}
 
     def close(self) -> None:
         self.engine.dispose()
@@ -466,6 +484,7 @@ class Repo:
                     attempts=RUN.c.attempts + 1,
                     inputs_done=0,
                     inputs_per_s=None,
+                    **self._present(conn, {"paused_s": None}),
                 )  # fmt: skip
             ).rowcount
             if taken != 1:  # compare-and-set lost (cannot happen under the write lock)
@@ -555,6 +574,7 @@ class Repo:
                 attempts=RUN.c.attempts + 1,
                 inputs_done=0,
                 inputs_per_s=None,
+                **self._present(conn, {"paused_s": None}),
             )  # fmt: skip
         )
         claimed = (self._claimed_readable(conn, run_id) for run_id in sorted(ids, key=chosen.index))
@@ -635,6 +655,7 @@ class Repo:
         *,
         owner: str | None = None,
         inputs_per_s: float | None = None,
+        paused_s: float | None = None,
     ) -> bool:
         """Insert a batch of metric rows (one statement) and update the run's progress.
 
@@ -642,7 +663,8 @@ class Repo:
         over the time since its claim) then divides by the time they were done, not by
         an older heartbeat's (the in/s of a new run read 8,791 for about 1,000).
         ``inputs_per_s``: its training steps' rate so far, the in/s the dashboard shows
-        (its final figure replaces it).
+        (its final figure replaces it). ``paused_s``: the seconds its worker stood still
+        so far this attempt, stopped (``core.pauses``), which its pace leaves out.
 
         ``owner`` (the worker's recorder): write nothing unless the run is ``running``
         under that worker, so a late flush (a slot thread finishing its step after a
@@ -675,6 +697,8 @@ class Repo:
                 progress: dict[str, Any] = {"inputs_done": inputs_done}
                 if inputs_per_s is not None:
                     progress["inputs_per_s"] = inputs_per_s
+                if paused_s is not None:
+                    progress.update(self._present(conn, {"paused_s": paused_s}))
                 conn.execute(update(RUN).where(RUN.c.id == run_id).values(**progress))
                 running = (RUN.c.id == run_id) & (RUN.c.status == RunStatus.RUNNING.value)
                 conn.execute(update(RUN).where(running).values(heartbeat_at=time.time()))
@@ -741,7 +765,7 @@ class Repo:
                 return RunStatus.QUEUED
             self._revive(conn, worker_id, [run_id])  # then queued again, not left "lost"
             asked = self._own_running(run_id, worker_id).where(RUN.c.cancel_requested)
-            cancelled = _ended_values(RunStatus.CANCELLED, None, figures)
+            cancelled = self._present(conn, _ended_values(RunStatus.CANCELLED, None, figures))
             if conn.execute(asked.values(**cancelled)).rowcount:
                 if figures is not None:
                     self._last_points(conn, run_id, figures.last_points)
@@ -788,8 +812,8 @@ class Repo:
         error: str | None,
         figures: FinalFigures | None,
     ) -> bool:
-        values = _ended_values(status, error, figures)
         with self._write() as conn:
+            values = self._present(conn, _ended_values(status, error, figures))
             if tried_again() and _left_so(conn, run_id, status, worker_id):
                 return True  # the refused try's end went through: "not recorded" it was
             ended = self._own_update_reviving(conn, run_id, worker_id, values)
@@ -1267,7 +1291,7 @@ class Repo:
             with self._read() as conn:
                 return self._select_runs(conn, filters or RunFilter())
         with self._read() as conn:
-            rows = conn.execute(_runs_query(filters or RunFilter())).mappings().all()
+            rows = conn.execute(self._runs_query(conn, filters or RunFilter())).mappings().all()
         readable = (self._readable(row, _run_row) for row in rows)
         return [run for run in readable if run is not None]
 
@@ -1517,7 +1541,7 @@ class Repo:
         run's memory (left out, a slot could fill the GPU it is about to take)."""
         with self._read() as conn:
             running = RunFilter(statuses=frozenset({RunStatus.RUNNING}))
-            rows = conn.execute(_runs_query(running)).mappings().all()
+            rows = conn.execute(self._runs_query(conn, running)).mappings().all()
         runs: list[RunRow] = []
         damaged: list[DamagedRun] = []
         for row in rows:
@@ -1548,22 +1572,26 @@ class Repo:
         runs = self._select_runs(conn, RunFilter(ids=(run_id,)))
         return runs[0] if runs else None
 
-    @staticmethod
-    def _select_runs(conn: Connection, f: RunFilter) -> list[RunRow]:
+    def _select_runs(self, conn: Connection, f: RunFilter) -> list[RunRow]:
         """The runs ``f`` selects. A row with a value of the wrong kind is a damaged row
         wherever it is read (``_run_row``), as one with an unknown status or a config
         that is no JSON: a claim fails it, saying what is wrong (``_claimed_readable``),
         a worker's own reads leave it out (``list_runs(skip_damaged)``), and nothing acts
         on its values (read leniently, a cancel compared its text heartbeat: a TypeError)."""
-        return [_run_row(row) for row in conn.execute(_runs_query(f)).mappings()]
+        return [_run_row(row) for row in conn.execute(self._runs_query(conn, f)).mappings()]
+
+    def _runs_query(self, conn: Connection, f: RunFilter) -> Select[Any]:
+        """The query for the runs ``f`` selects, of the columns the database has."""
+        present = self._run_columns(conn)
+        return _runs_query(f, [c for c in RUN_READ_COLUMNS if c.name in present])
 
     def _where(self) -> str:
         return db.describe(self.url)
 
 
-def _runs_query(f: RunFilter) -> Select[Any]:
-    """The query for the runs ``f`` selects, in its order."""
-    query = select(*RUN_READ_COLUMNS, RUN.c.samples.is_not(None).label("has_samples"))
+def _runs_query(f: RunFilter, columns: Sequence[Any]) -> Select[Any]:
+    """The query for the runs ``f`` selects (of ``columns``), in its order."""
+    query = select(*columns, RUN.c.samples.is_not(None).label("has_samples"))
     if f.statuses is not None:
         query = query.where(RUN.c.status.in_([s.value for s in f.statuses]))
     if f.experiment is not None:
@@ -1670,7 +1698,7 @@ def _kinds(
 _RUN_KINDS = _kinds(
     whole="priority seed param_count total_inputs inputs_done attempts",
     whole_or_none="peak_memory_bytes",
-    number_or_none="validation_loss train_seconds inputs_per_s",
+    number_or_none="validation_loss train_seconds inputs_per_s paused_s",
     text="experiment name config_json config_hash",
     text_or_none="worker_id error checkpoint_path path_used",
     time="created_at",
@@ -2079,6 +2107,7 @@ def _figure_values(figures: FinalFigures) -> dict[str, Any]:
         "checkpoint_path": figures.checkpoint_path,
         "path_used": figures.path_used,
         "samples": figures.samples,
+        "paused_s": figures.paused_s,
         "param_count": figures.param_count,
         "inputs_done": figures.inputs_done,
     }

@@ -137,6 +137,9 @@ class RunRow:
     checkpoint_path: str | None
     path_used: str | None
     has_samples: bool
+    # Seconds this attempt's worker stood still, stopped (``Run.paused_s``); None: none
+    # recorded (no stop, an older worker, or a database whose role could not add it).
+    paused_s: float | None = None
 
     @property
     def config(self) -> RunConfig:
@@ -182,6 +185,17 @@ class RunRow:
 
     def heartbeat_age(self, now: float) -> float | None:
         return None if self.heartbeat_at is None else max(0.0, now - self.heartbeat_at)
+
+    def active_seconds(self, until: float) -> float | None:
+        """Seconds from its claim to ``until`` (its end, or its last beat or now while it
+        runs) less the time its worker stood still, stopped (``paused_s``): the wall time
+        its paces and ETAs divide by (a run that trained 2 minutes, was paused 10 and
+        resumed read a sixth of its pace, and an ETA six times too long). None before its
+        claim. The one place this is worked out: the dashboard, ``ls``, ``show`` and the
+        queue's forecast all ask it."""
+        if self.started_at is None:
+            return None
+        return max(0.0, until - self.started_at - (self.paused_s or 0.0))
 
 
 @dataclass(frozen=True)
@@ -313,6 +327,7 @@ class FinalFigures:
     checkpoint_path: str | None = None
     path_used: str | None = None
     samples: bytes | None = None
+    paused_s: float | None = None  # its worker's stops during the attempt (``core.pauses``)
     # Its last metric points, refused as its worker was stopped (the final pass's, the
     # last progress): written with its end, in the same transaction.
     last_points: tuple[MetricPoint, ...] = ()

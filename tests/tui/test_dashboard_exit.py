@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 import pytest
-from sqlite_locks import drop_newer_worker_columns, write_lock_held
+from sqlite_locks import drop_newer_columns, write_lock_held
 from textual.app import App
 
 import resconv_tui.app
@@ -119,7 +119,7 @@ def test_quitting_on_an_older_database_does_not_wait_out_another_writers_lock(
     repo = Repo.open(url)
     repo.update_worker(repo.register_worker("box", os.getpid(), "cpu"), state="running")
     repo.close()
-    drop_newer_worker_columns(tmp_path / "runs.db")  # as an older version made it
+    drop_newer_columns(tmp_path / "runs.db")  # as an older version made it
     with write_lock_held(tmp_path / "runs.db"):
         start = time.monotonic()
         note = dashboard.still_training(url, here="box")

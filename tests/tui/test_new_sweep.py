@@ -22,7 +22,7 @@ from screen_host import (
     eventually,
     region_lines,
 )
-from sqlite_locks import drop_newer_worker_columns, write_lock_held
+from sqlite_locks import drop_newer_columns, write_lock_held
 from textual import events
 from textual.geometry import Region
 from textual.pilot import Pilot
@@ -1306,7 +1306,7 @@ async def form_on_an_older_database(
     app = ScreenHost(NewSweepScreen(db_url))
     async with app.run_test(size=SIZE) as pilot:
         await type_into(pilot, "max_inputs", "256")
-        drop_newer_worker_columns(tmp_path / "runs.db")
+        drop_newer_columns(tmp_path / "runs.db")
         yield pilot
 
 

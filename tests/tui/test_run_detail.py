@@ -91,14 +91,14 @@ async def test_a_chart_screen_on_an_older_database_draws_without_waiting_out_a_l
     # busy timeout (15 s) before the first draw, where the dashboard's own read did not.
     import time
 
-    from sqlite_locks import drop_newer_worker_columns, write_lock_held
+    from sqlite_locks import drop_newer_columns, write_lock_held
 
     from core.queue import db as db_module
     from resconv_tui.screens.compare import CompareScreen
 
     # 8 s against 4: room for a slow start on a loaded machine, none for the wait.
     monkeypatch.setattr(db_module, "DEFAULT_BUSY_TIMEOUT_S", 8.0)
-    drop_newer_worker_columns(tmp_path / "runs.db")  # as an older version made it
+    drop_newer_columns(tmp_path / "runs.db")  # as an older version made it
     if screen == "detail":
         opened: Any = RunDetailScreen(db_url, runs["done"])
     else:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from queue_helpers import tiny_runs
 from sqlalchemy import exc
-from sqlite_locks import NEWER_WORKER_COLUMNS, drop_newer_worker_columns, write_lock_held
+from sqlite_locks import NEWER_WORKER_COLUMNS, drop_newer_columns, write_lock_held
 
 from core.queue import QueueError, Repo
 from core.queue import db as db_module
@@ -390,7 +390,7 @@ def older_worker_table(db: Path, runs: int = 2) -> None:
     repo = Repo.open(str(db))
     repo.enqueue(tiny_runs(runs))
     repo.close()
-    drop_newer_worker_columns(db)
+    drop_newer_columns(db)
 
 
 def test_a_dry_run_on_an_older_database_reads_while_another_process_writes(
@@ -430,7 +430,7 @@ def test_stop_on_an_older_database_signals_while_another_process_writes(
     repo.close()
     # Older only now: opened after older_worker_table, to register, it was a newer one
     # again, and stop opened as a writer passed this test too.
-    drop_newer_worker_columns(db)
+    drop_newer_columns(db)
     try:
         with write_lock_held(db):
             assert main(["--db", str(db), "stop", "--no-wait"]) == 0

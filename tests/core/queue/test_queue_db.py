@@ -240,15 +240,29 @@ def test_the_queue_never_imports_torch() -> None:
 
 
 NEWER_WORKER_COLUMNS = ("stack", "largest_first", "max_runs")
+NEWER_RUN_COLUMNS = ("paused_s",)
 
 
 def as_an_older_version_made_it(url: str) -> None:
-    """Drop the worker columns a resconv-tui before them did not make."""
+    """Drop the worker and run columns a resconv-tui before them did not make."""
     engine = open_engine(url)
     with engine.begin() as conn:
         for column in NEWER_WORKER_COLUMNS:
             conn.execute(text(f'ALTER TABLE "worker" DROP COLUMN "{column}"'))
+        for column in NEWER_RUN_COLUMNS:
+            conn.execute(text(f'ALTER TABLE "run" DROP COLUMN "{column}"'))
     engine.dispose()
+
+
+def paused_and_finished(repo: Repo, worker: str) -> int:
+    """A run claimed by ``worker``, its progress written after a 600 s stop of its
+    worker, then finished with it: the run's id."""
+    run = repo.claim(worker)
+    assert run is not None and run.paused_s is None
+    assert repo.add_metrics(run.id, [MetricPoint(1, 32, "train_loss", 0.5)], 32,
+                            owner=worker, paused_s=600.0)  # fmt: skip
+    assert repo.finish(run.id, worker, FinalFigures(train_seconds=120.0, paused_s=600.0))
+    return run.id
 
 
 def test_a_database_of_an_older_version_gains_the_new_columns_and_keeps_its_rows(
@@ -272,6 +286,10 @@ def test_a_database_of_an_older_version_gains_the_new_columns_and_keeps_its_rows
         (3, True, 5)
     ]
     assert len(repo.list_runs()) == 1
+    # A run's paused seconds are recorded in the column added (None before any).
+    assert repo.list_runs()[0].paused_s is None
+    ran = paused_and_finished(repo, new)
+    assert repo.get_run(ran).paused_s == 600.0
     repo.close()
     engine = open_engine(db_url)
     with engine.begin() as conn:  # an older resconv-tui names only the columns it knows
@@ -542,7 +560,10 @@ def test_a_role_that_does_not_own_the_tables_works_without_the_new_columns(
         conn.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
     box = Repo.open(owner.set(username=role).render_as_string(hide_password=False))
     worker = box.register_worker("box", 7, "cuda:0", stack=4, max_runs=2)
-    assert box.claim(worker) is not None
+    # Its runs' paused seconds are not recorded (unknown), and the rest is: a claim, the
+    # progress and the end.
+    ran = paused_and_finished(box, worker)
+    assert (box.get_run(ran).status, box.get_run(ran).paused_s) == ("succeeded", None)
     (row,) = box.list_workers()
     assert (row.id, row.stack, row.max_runs) == (worker, None, None)  # not recorded: unknown
     box.close()

@@ -35,6 +35,7 @@ import core.worker as worker_module
 from core.early_signals import count_early, take_over
 from core.errors import ConfigError
 from core.packing import Admission, Decision
+from core.pauses import PauseWatch
 from core.processes import SUPERVISOR_ENV
 from core.queue import FinalFigures, MetricPoint, QueueError, Repo, RunRow, RunStatus
 from core.queue.failures import FailureCause, failure_cause
@@ -151,6 +152,34 @@ def test_a_running_run_shows_its_training_rate_so_far(repo: Repo, tmp_path: Path
         patch.setattr("core.recording.FLUSH_ROWS", 1)  # flush at every point
         worker.loop(until_empty=True)
     assert seen == [pytest.approx(1000.0)]
+
+
+def test_a_run_records_the_time_its_worker_stood_still_since_its_claim(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker stopped 10 minutes (Ctrl-Z, docker pause) mid-run and resumed: the wall
+    # time since the claim held the stop, and the run's pace and ETA read it as training.
+    # The run now carries its stop, while it runs and once it has ended; not one of the
+    # worker's from before the claim (its earlier run's).
+    clock = [100.0]
+    watch = PauseWatch(clock=lambda: clock[0], late_s=5.0)
+    watch.last, watch.total = clock[0], 30.0  # started; an earlier run's stop of 30 s
+    monkeypatch.setattr(recording, "PAUSES", watch, raising=False)
+    repo.enqueue(tiny_runs(1))
+    seen: list[float | None] = []
+
+    def on_step(step: int) -> None:
+        if step == 30:
+            watch.total += 600.0  # stopped, then resumed
+        if step == 45:  # the point at step 40 is flushed by now
+            seen.append(repo.list_runs()[0].paused_s)
+
+    worker = make_worker(repo, fake_trainer(steps=50, on_step=on_step), tmp_path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("core.recording.FLUSH_ROWS", 1)  # flush at every point
+        worker.loop(until_empty=True)
+    (run,) = repo.list_runs()
+    assert seen == [600.0] and (run.status, run.paused_s) == (S.SUCCEEDED, 600.0)
 
 
 def test_the_training_rate_so_far_counts_steps_only() -> None:
