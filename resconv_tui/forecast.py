@@ -174,14 +174,15 @@ def fit_to_cost(points: Sequence[tuple[float, float]]) -> Callable[[float], floa
 def overheads(finished: Sequence[RunRow]) -> Callable[[RunRow], float] | None:
     """Seconds a run spends beside its training steps: loading data, building the model,
     validation passes, samples, checkpoints. Each finished run's is its wall time (claim
-    to end) less its steps' time (inputs over its training rate); a run's estimate is the
-    median of those of its size, else fitted to the size (validation passes grow with
-    it: at 3,000 inputs on a 2-core CPU, T1's 1 layer spent 3 s beside its steps and 9
-    layers 35 s). None when no finished run tells."""
+    to end, its worker's stops left out) less its steps' time (inputs over its training
+    rate); a run's estimate is the median of those of its size, else fitted to the size
+    (validation passes grow with it: at 3,000 inputs on a 2-core CPU, T1's 1 layer spent
+    3 s beside its steps and 9 layers 35 s). None when no finished run tells."""
     by_cost: dict[float, list[float]] = {}
     for run in finished[-FIT_RECENT:]:
-        if run.inputs_per_s and run.started_at and run.finished_at and run.inputs_done:
-            beside = run.finished_at - run.started_at - run.inputs_done / run.inputs_per_s
+        took = run.active_seconds(run.finished_at) if run.finished_at else None
+        if run.inputs_per_s and took and run.inputs_done:
+            beside = took - run.inputs_done / run.inputs_per_s
             by_cost.setdefault(run_cost(run), []).append(max(0.0, beside))
     fitted = fit_to_cost([(cost, x) for cost, xs in by_cost.items() for x in xs])
     if fitted is None:
@@ -198,12 +199,13 @@ def _running_left(
     elapsed: float = 0.0,
 ) -> float:
     """Seconds until a running run ends. ``pace``: its inputs per second of wall time
-    since its claim. Where finished runs tell the time spent beside the steps
-    (``overhead``), the inputs left at its training rate plus what of that time it has
-    not spent yet: the last validation pass, samples and checkpoints come after the last
-    step (a small CPU run's ETA read 2 s with 7 s left, and 0 s while it validated).
-    Otherwise the inputs left at its pace. ``elapsed``: seconds since its claim, taken
-    off while it has recorded nothing yet (its ETA stood still until its first record)."""
+    since its claim (its worker's stops left out). Where finished runs tell the time
+    spent beside the steps (``overhead``), the inputs left at its training rate plus what
+    of that time it has not spent yet: the last validation pass, samples and checkpoints
+    come after the last step (a small CPU run's ETA read 2 s with 7 s left, and 0 s while
+    it validated). Otherwise the inputs left at its pace. ``elapsed``: seconds since its
+    claim, taken off while it has recorded nothing yet (its ETA stood still until its
+    first record)."""
     left = max(0, run.total_inputs - run.inputs_done)
     if not pace:  # claimed, nothing recorded yet
         per = per_input(run)
@@ -301,9 +303,9 @@ def queue_ends(
     forecast (no live worker, or no run measured yet). Queued runs no slot will take
     (every live worker is stopping, or past its ``--max-runs``) are absent.
 
-    ``rate``: a run's inputs per second of wall time, claim to end (to now if running).
-    A run's training rate is its ``inputs_per_s``. ``elapsed``: seconds since a running
-    run's claim."""
+    ``rate``: a run's inputs per second of wall time, claim to end (to now if running),
+    its worker's stops left out. A run's training rate is its ``inputs_per_s``.
+    ``elapsed``: seconds since a running run's claim, its stops left out."""
     alive = [w for w in workers if live(w)]
     # Finished runs' figures first: a running run's rate so far moves from one poll to
     # the next (its first steps, a validation pass), and the fit with it. A running run

@@ -372,22 +372,24 @@ def run_rate(run: RunRow, now: float) -> float | None:
 
 
 def pace_so_far(run: RunRow, now: float) -> float | None:
-    """A running run's inputs per second of wall time since its claim: inputs done over
-    the time they were done at (the worker stamps the heartbeat as it records them)."""
-    if run.status != RunStatus.RUNNING or run.started_at is None or not run.inputs_done:
+    """A running run's inputs per second of wall time since its claim, its worker's stops
+    left out (``RunRow.active_seconds``): inputs done over the time they were done at
+    (the worker stamps the heartbeat as it records them)."""
+    if run.status != RunStatus.RUNNING or not run.inputs_done:
         return None
-    elapsed = (run.heartbeat_at or now) - run.started_at
-    return run.inputs_done / elapsed if elapsed > 0 else None
+    elapsed = run.active_seconds(run.heartbeat_at or now)
+    return run.inputs_done / elapsed if elapsed else None
 
 
 def wall_rate(run: RunRow, now: float) -> float | None:
-    """Inputs per second of wall time from claim to end (to now while it runs): what the
-    queue's forecast paces runs by. A finished run's inputs/s is its training steps'
-    alone; its validation passes, data loading and saving took as long again for small
-    runs (a walkthrough's ETA said 18 s for runs that took 3m40s)."""
+    """Inputs per second of wall time from claim to end (to now while it runs), its
+    worker's stops left out (``RunRow.active_seconds``): what the queue's forecast paces
+    runs by. A finished run's inputs/s is its training steps' alone; its validation
+    passes, data loading and saving took as long again for small runs (a walkthrough's
+    ETA said 18 s for runs that took 3m40s)."""
     if run.status == RunStatus.SUCCEEDED and run.started_at and run.finished_at:
-        took = run.finished_at - run.started_at
-        if took > 0 and run.inputs_done:
+        took = run.active_seconds(run.finished_at)
+        if took and run.inputs_done:
             return run.inputs_done / took
     if run.status == RunStatus.RUNNING:
         return pace_so_far(run, now)
@@ -532,7 +534,7 @@ def queue_forecast(
         return beating(worker, now)
 
     def since_claim(run: RunRow) -> float:
-        return max(0.0, now - run.started_at) if run.started_at is not None else 0.0
+        return run.active_seconds(now) or 0.0
 
     return queue_ends(runs, workers, live, lambda run: wall_rate(run, now), since_claim)
 

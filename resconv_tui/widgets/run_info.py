@@ -68,6 +68,9 @@ def timings(run: RunRow, now: float) -> dict[str, str]:
         "finished": format_time(run.finished_at),
         "elapsed" if running else "took": format_duration(took),
     }
+    if run.started_at is not None and run.paused_s:
+        # Wall time holds it; the pace, in/s and ETA leave it out (``active_seconds``).
+        rows["paused"] = f"{format_duration(run.paused_s)} (its worker stopped: not counted)"
     if running and run.heartbeat_at is not None:
         rows["heartbeat"] = f"{format_duration(run.heartbeat_age(now))} ago"
     return rows

@@ -133,6 +133,32 @@ def test_show_of_a_running_run_gives_the_eta_ls_gives_or_why_none(
     assert said == (f"ETA {ETA_SAYS[case]}" if case == "forecast" else ETA_SAYS[case])
 
 
+def test_a_run_whose_worker_was_stopped_gives_the_eta_it_had_before_the_stop(
+    db_url: str,
+    runs: dict[str, int],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Its worker stopped for 10 minutes (Ctrl-Z, docker pause) after the run's first
+    # 40 s, then resumed: the wall time since the claim held the stop, and `show` and
+    # `ls` paced the run by it: "ETA 45m28s" where it had "2m51s" before the stop.
+    running = runs["running"]
+    repo = Repo.open(db_url)
+    worker = repo.get_run(running).worker_id
+    assert worker is not None
+    freeze(monkeypatch).time = lambda: T0 + 735.0  # the repo's clock: resumed, beating
+    assert repo.add_metrics(running, [], inputs_done=12_160, owner=worker, paused_s=600.0)
+    repo.heartbeat(worker, run_id=running)
+    repo.close()
+    monkeypatch.setattr(time, "time", lambda: T0 + 735.0 + 15.0)  # as READ_AT's 15 s
+    code, out, _ = cli(capsys, "show", str(running), "--db", db_url)
+    assert code == 0 and info_row(out, "ETA") == ETA_SAYS["forecast"]
+    assert info_row(out, "elapsed") == "10m55s"  # the wall time, stop and all
+    assert info_row(out, "paused") == "10m00s (its worker stopped: not counted)"
+    _, listed, _ = cli(capsys, "ls", "--db", db_url)
+    assert ls_note(listed, running) == f"ETA {ETA_SAYS['forecast']}"
+
+
 def test_show_gives_the_logbook_figures_beside_ours(
     db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

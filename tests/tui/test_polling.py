@@ -131,6 +131,37 @@ def test_a_running_run_s_eta_falls_as_it_trains(seeded: dict[str, Any], db_url: 
     assert etas == pytest.approx([90, 70, 50, 30, 10])  # 100 s of steps, 10 s beside
 
 
+def test_a_worker_s_stop_is_not_counted_in_a_run_s_pace_or_eta(
+    seeded: dict[str, Any], db_url: str
+) -> None:
+    # A run trained 2 minutes at 100 inputs/s, its worker was stopped for 10 (Ctrl-Z,
+    # docker pause) and resumed: its pace read 16.7 inputs/s and its ETA 48 minutes for
+    # the 8 minutes left; a finished run's stop made every later run read slower.
+    base = finished_in_20_s(db_url)
+    running = dataclasses.replace(
+        base, id=2, status=RunStatus.RUNNING, worker_id="w", total_inputs=60_000,
+        inputs_done=12_000, started_at=NOW - 720, finished_at=None, heartbeat_at=NOW,
+        inputs_per_s=100.0, paused_s=600.0,
+    )  # fmt: skip
+    assert running.active_seconds(NOW) == pytest.approx(120)
+    assert polling.pace_so_far(running, NOW) == pytest.approx(100)
+    assert polling.wall_rate(running, NOW) == pytest.approx(100)
+    assert polling.run_eta(running, NOW) == pytest.approx(480)
+    assert queue_eta([running], [worker("running")], NOW) == pytest.approx(480)
+    # A finished run stopped as long: its wall rate, and the time beside its steps, as
+    # if it had not been (1000 inputs in 20 s, 10 s of them beside the steps).
+    stopped = dataclasses.replace(base, started_at=NOW - 700, paused_s=600.0)
+    assert polling.wall_rate(stopped, NOW) == pytest.approx(50.0)
+    queued = dataclasses.replace(base, id=3, status=RunStatus.QUEUED, inputs_done=0,
+                                 inputs_per_s=None, started_at=None, finished_at=None)  # fmt: skip
+    assert queue_eta([stopped, queued], [worker()], NOW) == pytest.approx(20)
+    # A run claimed, stopped before its first record: the time since its claim that the
+    # forecast takes off its whole leaves the stop out too.
+    claimed = dataclasses.replace(queued, status=RunStatus.RUNNING, worker_id="w",
+                                  started_at=NOW - 605, paused_s=600.0)  # fmt: skip
+    assert queue_eta([stopped, claimed], [worker("running")], NOW) == pytest.approx(15)
+
+
 def test_the_time_beside_the_steps_grows_with_the_run_s_size(
     seeded: dict[str, Any], db_url: str
 ) -> None:
