@@ -49,6 +49,13 @@ class PauseWatch:
         with self.lock:
             return self.total + self._late(self.clock())
 
+    def running_s(self) -> float:
+        """The watch's clock less the stops so far: a clock that stood still while the
+        process did (a watch for hung steps times its gaps by it)."""
+        with self.lock:
+            now = self.clock()
+            return now - self.total - self._late(now)
+
     def tick(self) -> None:
         """One tick of the watch: a late one adds its lateness."""
         with self.lock:

@@ -432,6 +432,13 @@ class RunRecorder:
         return tuple(self.buffer)
 
 
+def running_clock() -> float:
+    """The monotonic clock less this process's stops (``core.pauses``; none are counted
+    until its watch has started, as a run's recorder starts it: a stall is judged only
+    while runs train)."""
+    return PAUSES.running_s()
+
+
 class Heartbeat(threading.Thread):
     """Keeps the worker row (with GPU stats) and the current runs' heartbeats fresh."""
 
@@ -443,15 +450,18 @@ class Heartbeat(threading.Thread):
         interval: float,
         stopping: Callable[[], bool] = lambda: False,
         stall_after_s: float = STALL_AFTER_S,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
         after_beat: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(name="heartbeat", daemon=True)
         self.repo, self.worker_id, self.gpu, self.interval = repo, worker_id, gpu, interval
         self.run_ids: tuple[int, ...] = ()  # set by the main thread (watch): its run or stack
         # The stall watch: when the training thread last took a step (or started its runs).
-        self.stall_after_s, self.clock = stall_after_s, clock
-        self.stepped_at = clock()
+        # Its clock stands still while the process is stopped: resumed after a stop of 10
+        # minutes (Ctrl-Z), this thread, first to run, found no step for 10 minutes, and
+        # logged a stack and marked the worker stalled for a hang that never was.
+        self.stall_after_s, self.clock = stall_after_s, clock or running_clock
+        self.stepped_at = self.clock()
         self.step_times: deque[float] = deque(maxlen=STEP_TIMES)  # the limit grows with them
         # Each recorder's last step (the first one's gap is model build and data loading).
         self.last_step: dict[int, float] = {}

@@ -1476,6 +1476,82 @@ def test_validation_batches_neither_shrink_the_stall_limit_nor_read_as_a_stall(
     assert clock.state_after(700) == "running"  # timed as steps, batches made it 600 s
 
 
+def test_a_stop_of_the_worker_s_process_is_no_stall(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stopped for 15 minutes (Ctrl-Z, docker pause) and resumed, the heartbeat thread ran
+    # before the training thread's next step: "no training step for 15m", a stack in the
+    # log and the worker marked stalled, for a hang that never was. A real one still is.
+    from core.gpu import GpuMonitor
+    from core.recording import Heartbeat
+
+    now = [0.0]
+    watch = PauseWatch(clock=lambda: now[0], tick_s=0.5, late_s=5.0)
+    watch.last = now[0]  # started, its ticks played by hand
+    monkeypatch.setattr(recording, "PAUSES", watch, raising=False)
+    repo.enqueue(tiny_runs(1))
+    worker = repo.register_worker("h", 1, "cpu")
+    assert repo.claim(worker) is not None
+    beat = Heartbeat(repo, worker, GpuMonitor("cpu"), 1.0, stall_after_s=600)
+
+    def live_for(seconds: float) -> None:
+        for _ in range(int(seconds / 0.5)):
+            now[0] += 0.5
+            watch.tick()
+
+    beat.watch((1,))
+    for _ in range(5):
+        live_for(1.0)
+        beat.stepped(1)
+    now[0] += 0.5 + 900.0  # stopped: no tick, no step
+    beat.beat()
+    assert repo.list_workers()[0].state == "running"
+    live_for(601.0)  # alive, and no step: a hang
+    beat.beat()
+    assert repo.list_workers()[0].state == "stalled"
+
+
+STOPPED_HEARTBEAT = """
+import sys
+from types import SimpleNamespace
+from core.pauses import PAUSES
+from core.recording import Heartbeat
+PAUSES.start()  # as its run's recorder starts it
+marked = []
+repo = SimpleNamespace(mark_worker_stalled=lambda worker, stalled: marked.append(stalled))
+beat = Heartbeat(repo, "w", None, 1.0, stall_after_s=5.0)
+beat.watch((1,))
+beat.stepped(1)
+print("ready", flush=True)
+sys.stdin.readline()
+beat.watch_for_stall((1,))  # as its next beat does, before the training thread steps
+print(marked, flush=True)
+"""
+
+
+def test_a_stopped_and_continued_worker_s_heartbeat_sees_no_stall() -> None:
+    # The same with a real stop (kill -STOP, then -CONT) of a process 6.5 s long, past
+    # its stall limit of 5 s: it read "no training step for 6s: stalled".
+    child = subprocess.Popen(
+        [sys.executable, "-c", STOPPED_HEARTBEAT], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(0.6)  # the pause watch's first ticks
+        os.kill(child.pid, signal.SIGSTOP)
+        time.sleep(6.5)
+        os.kill(child.pid, signal.SIGCONT)
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "[]"
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_a_stall_whose_write_failed_is_written_at_the_next_beat(repo: Repo) -> None:
     from core.queue import QueueError
 
