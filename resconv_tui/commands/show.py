@@ -245,7 +245,7 @@ def show_json(
     out |= {
         "config": run.config.to_dict(), "target": None if run.target is None else dict(run.target),
         "created_at": run.created_at, "started_at": run.started_at,
-        "finished_at": run.finished_at, "path_used": run.path_used,
+        "finished_at": run.finished_at, "paused_s": run.paused_s, "path_used": run.path_used,
         "has_samples": run.has_samples, "metrics": points_by_name(metrics),
         "checkpoint_folders": list(run_checkpoint_folders(run, repo.url)),
     }  # fmt: skip

@@ -157,6 +157,8 @@ def test_a_run_whose_worker_was_stopped_gives_the_eta_it_had_before_the_stop(
     assert info_row(out, "paused") == "10m00s (its worker stopped: not counted)"
     _, listed, _ = cli(capsys, "ls", "--db", db_url)
     assert ls_note(listed, running) == f"ETA {ETA_SAYS['forecast']}"
+    _, shown, _ = cli(capsys, "show", str(running), "--json", "--db", db_url)
+    assert json.loads(shown)["paused_s"] == 600.0  # beside started_at, for a script
 
 
 def test_show_gives_the_logbook_figures_beside_ours(
