@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from core.pauses import PAUSES
 from core.queue.errors import QueueError
 
 if TYPE_CHECKING:
@@ -164,6 +165,7 @@ def patient(verb: Verb) -> Verb:
         deadline = time.monotonic() + repo.reconnect_s
         wait = FIRST_WAIT_S
         refused_at: float | None = None  # when the first refused try began
+        paused_at = 0.0  # the process's stops by then (``core.pauses``): not a wait too
         _thread.trying = True
         try:
             while True:
@@ -180,7 +182,8 @@ def patient(verb: Verb) -> Verb:
                         # for up to 300 s" (then "reachable again: training goes on") in
                         # the log of a worker that is stopping.
                         raise
-                    refused_at = tried_at if refused_at is None else refused_at
+                    if refused_at is None:
+                        refused_at, paused_at = tried_at, PAUSES.paused_s()
                     repo.outage.began(reason, repo.reconnect_s, repo.log, tried_at)
                     if not sleep_unless(wait, repo.stop_waiting):
                         raise  # asked to stop meanwhile: no more waiting for the database
@@ -188,7 +191,10 @@ def patient(verb: Verb) -> Verb:
                     continue
                 repo.outage.ended(repo.log)
                 if refused_at is not None:  # the refused tries and the waits between them
-                    _thread.waited_s = waited_s() + (tried_at - refused_at)
+                    # A stop of the process meanwhile (Ctrl-Z) is a stop, counted by the
+                    # training clock as one: counted as a wait too, it was left out twice.
+                    stopped = PAUSES.paused_s() - paused_at
+                    _thread.waited_s = waited_s() + max(0.0, tried_at - refused_at - stopped)
                 return result
         finally:
             _thread.trying = _thread.again = False

@@ -61,6 +61,35 @@ def refusing(repo: Repo, monkeypatch: pytest.MonkeyPatch, error: Exception) -> l
     return refusals
 
 
+def test_a_stop_of_the_process_while_it_waits_is_not_counted_as_a_wait_too(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    # The training clock leaves out both the waits for the database and the process's
+    # stops (Ctrl-Z): a stop during a wait was left out twice, the run's training time
+    # short by the stop (below zero for a long one) and its in/s too high.
+    paused = [0.0]
+    monkeypatch.setattr(patience_module, "PAUSES", SimpleNamespace(paused_s=lambda: paused[0]),
+                        raising=False)  # fmt: skip
+    stopped_in_wait = clock.waited
+
+    def waited(seconds: float, stop: Callable[[], bool]) -> bool:
+        if seconds == 2.0:  # the second wait: the process stood still throughout
+            paused[0] += seconds
+        return stopped_in_wait(seconds, stop)
+
+    monkeypatch.setattr(patience_module, "sleep_unless", waited)
+    if repo.engine.dialect.name == "sqlite":
+        cause = sqlite3.OperationalError("database is locked")
+    else:
+        cause = Exception("Connection refused")
+    refusals = refusing(repo, monkeypatch, OperationalError("connect", {}, cause))
+    repo.reconnect_s, refusals[0] = 60.0, 2
+    waited_before = patience_module.waited_s()
+    assert repo.enqueue(tiny_runs(1)).added == 1
+    assert clock.waits == [1.0, 2.0]
+    assert patience_module.waited_s() - waited_before == 1.0  # 3 s, 2 of them a stop
+
+
 def test_a_worker_s_repo_waits_for_a_database_away_or_locked(
     repo: Repo, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:
