@@ -76,6 +76,23 @@ def own_user_cache(
     monkeypatch.setenv("RESCONV_CACHE", str(tmp_path_factory.getbasetemp() / "resconv-cache"))
 
 
+@pytest.fixture(autouse=True)
+def database_variable_kept() -> Iterator[None]:
+    """A test that leaves $RESCONV_DB changed fails, and the variable is put back: the
+    tests after it would open that database (a leaked PostgreSQL URL failed a later
+    checkpoint test, in one order of the files only)."""
+    before = os.environ.get("RESCONV_DB")
+    yield
+    after = os.environ.get("RESCONV_DB")
+    if after == before:
+        return
+    if before is None:
+        del os.environ["RESCONV_DB"]
+    else:
+        os.environ["RESCONV_DB"] = before
+    pytest.fail(f"the test left RESCONV_DB={after!r} (was {before!r}): use monkeypatch")
+
+
 @pytest.fixture(scope="session")
 def idx_writer() -> Callable[..., Path]:
     """The ``write_idx`` function: ``idx_writer(tmp_path / "data", layout="flat-gz")``."""

@@ -291,7 +291,10 @@ def test_a_password_in_the_url_stays_off_the_slots_command_lines(
 
     monkeypatch.setattr(slots, "Repo", NoDatabase)
     monkeypatch.setattr(slots, "Supervisor", Recorded)
-    monkeypatch.delenv("RESCONV_DB", raising=False)  # restored after the test
+    # supervise sets RESCONV_DB itself: setenv first, so that monkeypatch restores it (a
+    # delenv of an unset name records nothing, and the URL leaked into later tests).
+    monkeypatch.setenv("RESCONV_DB", "")
+    monkeypatch.delenv("RESCONV_DB")
     parser = argparse.ArgumentParser()
     add_worker_arguments(parser)
     args = parser.parse_args(["--slots", "2"])
