@@ -1090,11 +1090,11 @@ def _bool_text(value: bool) -> str:
     return "true" if value else "false"
 
 
-# From here on a whole-number float is written with an exponent in names, as Python's
-# "g" format (and the lr refusals) write it: `lr: [1e6]` was named lr-1000000.0. Not
-# lower: the results table writes floats with "g" too (100000 for 1e5, 1e+06 for 1e6),
-# so a name and its results cell change form together; and "wherever the exponent is
-# shorter" would name one sweep's `[10.0, 15.0, 20.0]` RWF-1e1, RWF-15.0, RWF-2e1.
+# From here on a whole-number float is written with an exponent in names (and, through
+# `value_text`, wherever a config value is shown), as Python's "g" format (and the lr
+# refusals) write it: `lr: [1e6]` was named lr-1000000.0. Not lower: "g" writes 100000
+# for 1e5, and "wherever the exponent is shorter" would name one sweep's
+# `[10.0, 15.0, 20.0]` RWF-1e1, RWF-15.0, RWF-2e1.
 WHOLE_AS_EXPONENT = 1e6
 
 
@@ -1102,14 +1102,33 @@ def float_text(value: float) -> str:
     """A float as Python writes it (``0.0003``, ``1e-05``, ``2.0``: the logbook's names
     such as ``RWF-1.0`` stay as they were), but a whole number from 1e6 on compactly as
     ``1e6`` or ``1.5e6``, all its digits kept (Python itself writes ``1e+16`` from 1e16
-    on, its '+' dropped from names: ``1e16``)."""
+    on: written ``1e16``, as names wrote it already, their slugs dropping the '+', so
+    ``show`` and the run's name agree there too)."""
     text = repr(value)
     if not (text.endswith(".0") and abs(value) >= WHOLE_AS_EXPONENT):
-        return text  # not whole, below 1e6, or Python's own exponent form (or inf, nan)
+        # Not whole, below 1e6, or Python's own exponent form (or inf, nan).
+        return text.replace("e+", "e")
     digits = text.removesuffix(".0").lstrip("-")
     significant = digits.rstrip("0")
     mantissa = significant[0] + (f".{significant[1:]}" if len(significant) > 1 else "")
     return f"{'-' if value < 0 else ''}{mantissa}e{len(digits) - 1}"
+
+
+def value_text(value: Any) -> str:
+    """A config value as every place that shows one to a person writes it (``show``,
+    the run detail, ``compare`` and the results tables, ``queue``'s notes and preview,
+    the new-sweep form's fields): floats as run names write them (``float_text``: lr
+    1e12 read ``1000000000000.0`` in ``show`` beside run lr-1e12 and ``1e+12`` in the
+    form), none and truth values as a sweep file writes them, lists in brackets."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return _bool_text(value)
+    if isinstance(value, float):
+        return float_text(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(value_text(item) for item in value) + "]"
+    return str(value)
 
 
 def _counts(key: str) -> bool:

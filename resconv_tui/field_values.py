@@ -21,7 +21,7 @@ from core.config import (
     whole_from_text,
 )
 from core.errors import written
-from core.sweep import ALIASES, PAIR_ALIASES
+from core.sweep import ALIASES, PAIR_ALIASES, value_text
 
 MAX_RANGE = 1000
 
@@ -230,10 +230,10 @@ def format_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ",".join(str(v) for v in value) + "]"
     if isinstance(value, float):
-        text = f"{value:g}" if float(f"{value:g}") == value else repr(value)
-        # A whole float keeps its point ("1.0", not "1", which reads back as an int):
-        # the field then names its runs RWF-1.0 as the file or run it came from did.
-        return f"{text}.0" if _WHOLE_AS_YAML_READS.fullmatch(text) else text
+        # As run names and `show` write it (1e12, where "g" wrote 1e+12); a whole float
+        # keeps its point ("1.0", not "1", which reads back as an int): the field then
+        # names its runs RWF-1.0 as the file or run it came from did.
+        return value_text(value)
     return str(value)
 
 

@@ -38,6 +38,7 @@ from core.queue.views import (
     run_figures,
     with_targets,
 )
+from core.sweep import value_text
 
 if TYPE_CHECKING:
     from core.queue.repo import Repo
@@ -94,13 +95,7 @@ def unnamed_differences(run: RunRow, keys: Sequence[str]) -> str:
 def _in_legend(value: Any) -> str:
     """A value as the legend writes it: none (no batch norm, or a key the run's version
     did not have) as "—", as the same line writes a run's loss of none."""
-    return "—" if value is None else _shown(value)
-
-
-def _shown(value: Any) -> str:
-    if value is None:
-        return "none"  # as a sweep file writes it (the settings note is about one)
-    return value if isinstance(value, str) else json.dumps(value)
+    return "—" if value is None else value_text(value)
 
 
 def settings_apart_note(
@@ -124,7 +119,7 @@ def settings_apart_note(
         there, here = _one_value(key, before), _one_value(key, now)
         if key == "seed" or there is None or here is None or there == here:
             continue
-        said = f"{key} {_shown(json.loads(there))} there, {_shown(json.loads(here))} here"
+        said = f"{key} {value_text(json.loads(there))} there, {value_text(json.loads(here))} here"
         if key in PER_LAYER_KEYS and _layers_alike(key, [*before, *now]):
             # channels 8 and [8, 8]: the same model, but results show them apart (a column,
             # two cells), and the same config written twice is not skipped as a repeat.

@@ -27,7 +27,7 @@ from core.queue.errors import UsageError
 from core.queue.rows import RunRow, WorkerRow
 from core.queue.status import RunStatus
 from core.queue.text_emoji import is_text_emoji
-from core.sweep import ALIASES, PAIR_ALIASES, target_problem
+from core.sweep import ALIASES, PAIR_ALIASES, target_problem, value_text
 
 RUN = "run"
 EXPERIMENT = "experiment"
@@ -689,11 +689,7 @@ def format_cell(column: str, value: Any) -> str:
         return f"{value:.2f}" if column == MINUTES else f"{value:,.1f}"
     if column == RATE:
         return f"{value:,.0f}"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, list):
-        return "[" + ", ".join(map(str, value)) + "]"
-    return str(value)
+    return value_text(value)  # a config value, as run names and `show` write it
 
 
 # ----- small formatters shared by the CLI and the TUI --------------------------------

@@ -195,12 +195,8 @@ def dry_run_listing(runs: list[ExpandedRun], plan: list[str] | None = None) -> s
 def _value(value: Any) -> str:
     """A swept value as the run's name writes it (``lr=1e6`` beside ``lr-1e6``, where
     ``str`` wrote lr=1000000.0), lists in brackets."""
-    from core.sweep import float_text
+    from core.sweep import value_text
 
-    if value is None:
-        return "none"
     if isinstance(value, list | tuple):
-        return "[" + ",".join(map(_value, value)) + "]"
-    if isinstance(value, float):
-        return float_text(value)
-    return str(value)
+        return "[" + ",".join(map(_value, value)) + "]"  # no spaces: a narrow column
+    return value_text(value)

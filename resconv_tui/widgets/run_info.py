@@ -10,6 +10,7 @@ from rich.text import Text
 
 from core.queue import RunRow, RunStatus
 from core.queue.views import published
+from core.sweep import value_text
 from resconv_tui.memory_estimate import format_bytes
 from resconv_tui.polling import format_duration, run_rate, status_word
 from resconv_tui.widgets.folded_name import FoldedName
@@ -194,7 +195,7 @@ def config_table(run: RunRow) -> Table:
         table.add_column(style="dim", no_wrap=True)
         table.add_column(no_wrap=True)
     for left, right in zip(items[:half], [*items[half:], ("", "")], strict=False):
-        table.add_row(left[0], _value(left[1]), right[0], _value(right[1]))
+        table.add_row(left[0], value_text(left[1]), right[0], value_text(right[1]))
     return table
 
 
@@ -211,9 +212,3 @@ def error_text(run: RunRow, retries_it: str, db: str = "") -> Text:
         text.append(f"{retries_it} retries it; resconv-tui retry --cause {cause.option}{db} "
                     "retries every run that failed so.", style="dim")  # fmt: skip
     return text
-
-
-def _value(value: object) -> str:
-    if isinstance(value, list):
-        return "[" + ", ".join(str(v) for v in value) + "]"
-    return str(value)

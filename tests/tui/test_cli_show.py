@@ -661,3 +661,37 @@ def test_in_a_pipe_a_width_of_0_is_no_width(
     lines = plain_lines(out)
     assert code == 0 and lines[0] == f"Run {runs['done']}  l-3  (demo)  succeeded"
     assert max(len(line) for line in lines) <= 100
+
+
+def test_a_large_or_small_value_reads_as_its_run_name_writes_it_everywhere(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # lr 1e12 was shown 1000000000000.0 by show and the queue's note, 1e+12 by compare
+    # and the form, beside its run named lr-1e12.
+    from rich.console import Console
+
+    from resconv_tui.field_values import format_value
+    from resconv_tui.widgets.run_info import config_table
+
+    for name, lr in (("big", "1e12"), ("small", "1e-9")):
+        (tmp_path / f"{name}.yml").write_text(
+            f"name: {name}\nlayers: 2\nmax_inputs: 512\nlr: {lr}\n"
+        )
+        assert cli(capsys, "queue", str(tmp_path / f"{name}.yml"), "--db", db_url)[0] == 0
+    runs = sorted(Repo.open(db_url).list_runs(), key=lambda run: run.id)
+    show = cli(capsys, "show", str(runs[0].id), "--db", db_url)[1]
+    assert any(line.split()[-2:] == ["lr", "1e12"] for line in show.splitlines())
+    compared = cli(capsys, "compare", str(runs[0].id), str(runs[1].id), "--db", db_url)[1]
+    assert [line.split("|")[5].strip() for line in compared.splitlines()[2:]] == [
+        "1e12",
+        "1e-09",
+    ]
+    (tmp_path / "other.yml").write_text("name: big\nlayers: 2\nmax_inputs: 512\nlr: 1e-3\n")
+    note = cli(capsys, "queue", str(tmp_path / "other.yml"), "--dry-run", "--db", db_url)[1]
+    assert "(lr 1e12 there, 0.001 here)" in note
+    console = Console(width=100, record=True)
+    console.print(config_table(runs[0]))
+    assert "lr              1e12" in console.export_text()
+    assert format_value(1e12) == "1e12"  # the new-sweep form's field
+    # Past 1e16 Python writes 1e+20; the run's name (its slug drops the '+') reads 1e20.
+    assert format_value(1e20) == "1e20"
