@@ -60,7 +60,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from resconv_tui.cli import add_db_option, db_url, open_repo
+from resconv_tui.cli import add_db_option, db_url, missing_default_database, open_repo
 
 # How long stop waits for the workers it signalled to exit, by default: a step on a GPU
 # takes milliseconds, a final pass of a big model on a CPU a minute or two.
@@ -149,8 +149,11 @@ def run(args: argparse.Namespace) -> int:
         what = "no database at" if is_new_file(url) else "no resconv-tui database in"
         if sqlite_path(url) is None:
             named = f"no tables this role can see; {named}"
+        # The default file by its absolute path, as the other commands name it: "runs.db"
+        # did not say which folder was read.
+        where = missing_default_database(args, url) or describe(url)
         raise NoDatabase(
-            f"{what} {describe(url)} ({named}): stop finds this machine's workers in the "
+            f"{what} {where} ({named}): stop finds this machine's workers in the "
             "database they train from: give that one's --db"
         ) from None
     host = socket.gethostname()

@@ -2248,13 +2248,15 @@ def test_a_refusal_of_many_runs_names_a_few(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_stop_without_a_database_asks_for_the_workers_one(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, in_tmp: Path
 ) -> None:
     # "no database at runs.db (queue runs first: ...)": stop has nothing to queue; the
-    # workers it should stop train from another database (a PostgreSQL --db).
+    # workers it should stop train from another database (a PostgreSQL --db). The default
+    # file is named by its absolute path, as the other commands name it ("runs.db" did not
+    # say which folder was read).
     code, _, err = cli(capsys, "stop")
     assert code == 2
-    one_error_line(err, "no database at runs.db (the default, as neither --db nor "
+    one_error_line(err, f"no database at {in_tmp / 'runs.db'} (the default, as neither --db nor "
                         "RESCONV_DB names one): stop finds this machine's workers in the "
                         "database they train from: give that one's --db")  # fmt: skip
     assert "(given by --db)" in cli(capsys, "stop", "--db", "typo.db")[2]
