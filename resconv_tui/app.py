@@ -182,11 +182,13 @@ def make_app(
     export_dir: Path | None = None,
     hostname: str | None = None,
     preferences: Path | None = None,
+    db_option: str | None = None,
 ) -> ResconvApp:
     """The dashboard on ``db_url`` (created if missing); tests freeze ``clock``.
 
     ``preferences``: the file that keeps the start dialog's worker options between
     sessions (the CLI passes ``preferences_path()``; None keeps them for this session).
+    ``db_option``: the command line's `` --db X`` (``DashboardContext.db_option``).
     """
     from core.queue.db import describe, is_new_file
 
@@ -198,6 +200,7 @@ def make_app(
         launcher=launcher or WorkerLauncher(),
         poll_interval_s=poll_interval_s,
         export_dir=export_dir or Path.cwd(),
+        db_option=db_option,
     )
     if new:  # said, in case --db has a typo: a new file shows an empty queue
         ctx.notes.append(f"new database {describe(db_url)}: nothing queued yet (n: new sweep)")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from core.queue import Repo
 from core.queue import views as v
-from core.queue.db import describe, normalize_url, sqlite_path, sqlite_url
+from core.queue.db import describe, hint_option, normalize_url, sqlite_path, sqlite_url
 from resconv_tui.polling import HeardBeats
 from resconv_tui.worker_launcher import DEFAULT_WORKER, WorkerLauncher, WorkerOptions
 
@@ -57,12 +57,23 @@ class DashboardContext:
     # the run detail's): their silence timed by this process's own clock, not by a beat's
     # age, as each box writes its beats with its own clock (``polling.HeardBeats``).
     heard: HeardBeats = field(default_factory=HeardBeats)
+    # The `` --db X`` of the dashboard's command line (``cli.db_option``: empty where
+    # --db was not given), for the commands it suggests; None where no command line
+    # started it (tests): this database's own (``db_hint``).
+    db_option: str | None = None
 
     @property
     def db_name(self) -> str:
         """Short name for titles: the SQLite file's name, or the URL without password."""
         path = sqlite_path(self.db_url)
         return path.name if path is not None else describe(self.db_url)
+
+    @property
+    def db_hint(self) -> str:
+        """`` --db X`` for a command the dashboard suggests, as `show` writes it: none
+        where the dashboard was started without --db, as its shell's ./runs.db (or
+        $RESCONV_DB) is this database ("--db sqlite:///runs.db" said what it need not)."""
+        return hint_option(self.db_url) if self.db_option is None else self.db_option
 
     @property
     def worker_db_url(self) -> str:

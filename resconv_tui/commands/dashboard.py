@@ -17,7 +17,7 @@ def run(args: argparse.Namespace) -> int:
     from resconv_tui.preferences import preferences_path
 
     url = db_url(args)
-    app = make_app(url, preferences=preferences_path())
+    app = make_app(url, preferences=preferences_path(), db_option=db_option(args))
     app.run()
     if app.return_code:
         # Textual prints a crash's traceback and sets 1: a script or a shell must see it.

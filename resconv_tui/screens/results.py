@@ -462,7 +462,11 @@ class ResultsScreen(Screen[None]):
         if len(ids) == 1:
             from resconv_tui.screens.run_detail import RunDetailScreen
 
-            self.app.push_screen(RunDetailScreen(self.ctx.db_url, ids[0], heard=self.ctx.heard))
+            self.app.push_screen(
+                RunDetailScreen(
+                    self.ctx.db_url, ids[0], heard=self.ctx.heard, db_hint=self.ctx.db_hint
+                )
+            )
         else:
             from resconv_tui.screens.compare import CompareScreen
 

@@ -126,8 +126,12 @@ class RunDetailScreen(ChartScreen):
         run_id: int,
         settled: SettledRuns | None = None,
         heard: HeardBeats | None = None,
+        db_hint: str | None = None,
     ) -> None:
         super().__init__(db_url)
+        # The `` --db X`` its suggested retry carries (``DashboardContext.db_hint``);
+        # None: this database's own.
+        self.db_hint = hint_option(db_url) if db_hint is None else db_hint
         self.run_id = run_id
         # The dashboard's memory of beats (``DashboardContext.heard``), so that the run's
         # ETA row says "silent" as the runs table does; its own where none is handed over.
@@ -305,12 +309,10 @@ class RunDetailScreen(ChartScreen):
             "detail-info", info, lambda: info_table(run, now, stalled, last_val, eta, folders)
         )
         self.show_static("detail-config", run.config_json, lambda: config_table(run))
-        # The retry command it suggests names this database: a shell has no --db of ours.
-        retry_all = hint_option(self.db_url)
         self.show_static(
             "detail-error",
             run.error,
-            lambda: error_text(run, RETRY_HERE, retry_all) if run.error else "",
+            lambda: error_text(run, RETRY_HERE, self.db_hint) if run.error else "",
         )
         self.query_one("#detail-error", Static).set_class(bool(run.error), "-shown")
 

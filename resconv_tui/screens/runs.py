@@ -30,7 +30,7 @@ from textual.worker import get_current_worker
 
 from core.errors import ResconvError, terminal_safe
 from core.queue import RunRow, RunStatus
-from core.queue.db import describe, hint_option
+from core.queue.db import describe
 from core.queue.failures import run_cause
 from core.queue.views import count_of, format_age
 from resconv_tui.context import DashboardContext
@@ -246,7 +246,7 @@ class RunsScreen(RunActions, Screen[None]):
             self.set_reactive(RunsScreen.marked, existing)  # drawn just below
         if message.lost is not None:
             # Its retry command, pasted into a shell, must act on this database.
-            lost = message.lost.message(hint_option(self.ctx.db_url))
+            lost = message.lost.message(self.ctx.db_hint)
             self.notify(lost, severity="warning", timeout=15)
         if (failed := message.not_recorded) is not None:
             self._recovery_retry_at = message.dashboard.now + RECOVERY_RETRY_S

@@ -407,7 +407,13 @@ class RunActions:
             # re-reads them only if they changed since.
             settled = self.dashboard.settled if self.dashboard is not None else None
             self.app.push_screen(
-                screen(self.ctx.db_url, run.id, settled=settled, heard=self.ctx.heard)
+                screen(
+                    self.ctx.db_url,
+                    run.id,
+                    settled=settled,
+                    heard=self.ctx.heard,
+                    db_hint=self.ctx.db_hint,
+                )
             )
 
     def action_new_sweep(self) -> None:

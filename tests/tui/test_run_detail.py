@@ -720,3 +720,29 @@ async def test_the_legend_under_a_narrow_loss_chart_keeps_its_keys(
         assert legend in await drawn_among(pilot, detail(pilot).query_one("#chart-loss"), legend)
         loss = region_lines(app, detail(pilot).query_one("#chart-loss", LossChart).region)
         assert "── train   ● validation" in loss[-1] + loss[-2], "\n".join(loss)
+
+
+async def test_opened_without_db_the_retry_it_suggests_leaves_the_db_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `resconv-tui` with no --db suggested `retry --cause oom --db sqlite:///runs.db` for a
+    # failed run, where `show` (and the shell it is pasted into) takes ./runs.db without.
+    import resconv_tui.app
+    from resconv_tui.cli import main
+    from resconv_tui.widgets.run_table import RunTable
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RESCONV_DB", raising=False)
+    failed = detail_runs("sqlite:///runs.db", freeze(monkeypatch))["failed"]
+    opened: list[resconv_tui.app.ResconvApp] = []
+    monkeypatch.setattr(resconv_tui.app.ResconvApp, "run", lambda app, **_: opened.append(app))
+    assert main([]) == 0  # the dashboard command, its app's run left to the test
+    async with opened[0].run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        runs_table = pilot.app.screen.query_one(RunTable)
+        runs_table.move_cursor(row=runs_table.get_row_index(str(failed)), animate=False)
+        await pilot.press("enter")
+        await settle(pilot)
+        error = str(detail(pilot).query_one("#detail-error", Static).content)
+        assert "resconv-tui retry --cause oom retries every run that failed so" in error
+        assert "--db" not in error

@@ -61,8 +61,9 @@ async def test_enter_opens_run_detail(seeded, app_factory, settle, stand_ins, db
         # With the runs not running as this screen read them: the detail's forecast
         # reads them again only if they changed (10,000 of them took half a second). And
         # the dashboard's memory of beats: its ETA row says "silent" as the table does.
+        # And the --db its suggested retry carries, as the dashboard's command line gave it.
         assert settled.signature is not None and settled.runs
-        handed = {"settled": settled, "heard": app.ctx.heard}
+        handed = {"settled": settled, "heard": app.ctx.heard, "db_hint": app.ctx.db_hint}
         assert stand_ins == [("RunDetailScreen", (db_url, 3), handed)]
 
 
