@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import ConfigError, written
+from core.errors import ConfigError, quote_hint, written
 
 # The 21 torch.nn activations of the logbook's T5, by lower-case key.
 ACTIVATIONS: dict[str, str] = {
@@ -307,8 +307,7 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
         return float(raw)
     if key in _STR_KEYS:
         if isinstance(raw, bool):  # `act: [yes, no]`: "got True" said nothing of why
-            yaml_reads = "YAML reads yes, no, on, off, true and false unquoted as true or false"
-            raise ConfigError(f"{bad('a string')} ({yaml_reads}: quote it)")
+            raise ConfigError(f"{bad('a string')} ({quote_hint(key, raw)})")
         if not isinstance(raw, str):
             raise bad("a string")
         return raw.strip().lower()  # `validation: Fixed` as `act: GELU` and `model: V2`

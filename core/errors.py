@@ -40,6 +40,17 @@ def written(value: Any) -> str:
     return cut(_written(value))
 
 
+def quote_hint(key: str, value: Any) -> str:
+    """How to write ``value`` as text where a key that takes text got a number or a
+    truth value, which YAML reads so unquoted: ``quote it: name: "123"``. "a non-empty
+    string (got 123)" did not say why 123 is no string. Empty for any other value."""
+    if isinstance(value, bool):
+        return "YAML reads yes, no, on, off, true and false unquoted as true or false: quote it"
+    if isinstance(value, int | float):
+        return f'quote it: {key}: "{written(value)}"'
+    return ""
+
+
 def _written(value: Any) -> str:
     if value is None:
         return "null"

@@ -49,6 +49,7 @@ from core.errors import (
     SweepError,
     acts_on_terminal,
     cut,
+    quote_hint,
     shown,
     written,
 )
@@ -285,9 +286,10 @@ def expand_sweep(
     experiment = _experiment_name(data, source)
     description = data.get("description")
     if description is not None and not isinstance(description, str):
-        raise SweepError(
-            f"{source}: key 'description': free text, a string (got {written(description)})"
+        got = "; ".join(
+            filter(None, (written(description), quote_hint("description", description)))
         )
+        raise SweepError(f"{source}: key 'description': free text, a string (got {got})")
     sweep = _sweep_cells(data, source, drop)
     if not sweep.cells:
         if drop is not None:
@@ -366,9 +368,8 @@ MAX_NAME_CHARS = 100
 def _experiment_name(data: dict[str, Any], source: str) -> str:
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise SweepError(
-            f"{source}: key 'name': required, a non-empty string (got {written(name)})"
-        )
+        got = "; ".join(filter(None, (written(name), quote_hint("name", name))))
+        raise SweepError(f"{source}: key 'name': required, a non-empty string (got {got})")
     name = name.strip()
     if len(name) > MAX_NAME_CHARS:
         raise SweepError(

@@ -157,7 +157,23 @@ def malformed(exc: yaml.YAMLError) -> str:
     elif context:
         line = f" (line {_place(context_mark)[0]})" if context_mark and mark else ""
         problem = f"{context}{line}, {problem}"
-    return f"malformed YAML{where}: {problem}"
+    return f"malformed YAML{where}: {problem}{_tab_hint(mark)}"
+
+
+def _tab_hint(mark: yaml.Mark | None) -> str:
+    """What to do where PyYAML refused a tab: it says only "found character '\\t' that
+    cannot start any token", and the tab itself is invisible in most editors. YAML
+    indents with spaces alone, and PyYAML takes no tab after a key's colon either.
+    Empty where the error is at no tab."""
+    text = getattr(mark, "buffer", None)
+    if mark is None or not isinstance(text, str) or not 0 <= mark.index < len(text):
+        return ""
+    if text[mark.index] != "\t":
+        return ""
+    line_start = text.rfind("\n", 0, mark.index) + 1
+    if not text[line_start : mark.index].strip(" \t"):
+        return " (indent with spaces, not tabs)"
+    return " (write a space there, not a tab)"
 
 
 def _place(mark: yaml.Mark) -> tuple[int, int]:

@@ -229,6 +229,28 @@ def test_same_config_and_seed_gives_the_same_hash_across_files() -> None:
 
 BAD_FILES = {
     "malformed YAML": ("name: x\nmatrix: [\n", "malformed YAML at line"),
+    # PyYAML's "found character '\t' that cannot start any token" said nothing of what
+    # to do, of a character most editors do not show.
+    "a tab to indent": (
+        "name: x\nmatrix:\n\tact: [gelu]\n",
+        "bad.yml: malformed YAML at line 3, column 1: found character '\\t' that cannot start "
+        "any token (indent with spaces, not tabs)",
+    ),
+    "a tab after a colon": (
+        "name: x\nlayers:\t2\n",
+        "malformed YAML at line 2, column 8: found character '\\t' that cannot start any "
+        "token (write a space there, not a tab)",
+    ),
+    # Unquoted, YAML reads these as no text: "a non-empty string (got 123)" said not why.
+    "name a number": (
+        "name: 123\n",
+        "bad.yml: key 'name': required, a non-empty string (got 123; quote it: name: \"123\")",
+    ),
+    "name a truth value": (
+        "name: yes\n",
+        "key 'name': required, a non-empty string (got true; YAML reads yes, no, on, off, "
+        "true and false unquoted as true or false: quote it)",
+    ),
     "no name": ("layers: 2\n", "key 'name': required"),
     "unknown key": (
         "name: x\nlayerz: 2\n",
@@ -315,7 +337,7 @@ BAD_FILES = {
     # Free text: a number or a list passed.
     "description a number": (
         "name: x\ndescription: 3\n",
-        "key 'description': free text, a string (got 3)",
+        "key 'description': free text, a string (got 3; quote it: description: \"3\")",
     ),
     "description a list": ("name: x\ndescription: [1, 2]\n", "a string (got [1, 2])"),
     # The real reason: a whole number written as a float is exact only up to 2**53.

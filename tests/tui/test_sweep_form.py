@@ -904,13 +904,16 @@ def test_loading_a_file_nested_too_deeply_is_one_line(tmp_path: Path) -> None:
         ("name: x\na: &k 1\nb: &k 2\n", "at line 3, column 4: found duplicate anchor 'k'; "
          "first occurrence (line 2), second occurrence"),
         ("name: x\n\tlayers: 2\n",
-         "at line 2, column 1: found character '\\t' that cannot start any token"),
+         "at line 2, column 1: found character '\\t' that cannot start any token (indent "
+         "with spaces, not tabs)"),
         # PyYAML ends a line at U+2028, U+2029 and NEL too, where an editor does not: the
         # tab of line 2 was said at line 5, and the second line's anchor at line 3.
         ('name: "a\u2028b\u2029c\x85d"\n\tlayers: 2\n',
-         "at line 2, column 1: found character '\\t' that cannot start any token"),
+         "at line 2, column 1: found character '\\t' that cannot start any token (indent "
+         "with spaces, not tabs)"),
         ('name: "a\u2028b"\t: 1\n',
-         "at line 1, column 12: found character '\\t' that cannot start any token"),
+         "at line 1, column 12: found character '\\t' that cannot start any token (write "
+         "a space there, not a tab)"),
         ('name: "\u2028"\na: &k 1\nb: &k 2\n', "at line 3, column 4: found duplicate anchor "
          "'k'; first occurrence (line 2), second occurrence"),
         # An unclosed bracket or quote was said only where the parser gave up (the file's
