@@ -131,12 +131,15 @@ Signature = tuple[object, ...]
 # What a run forgets when it goes back to the queue (retry, requeue). Not its
 # checkpoint_path: the folder stays on disk with the earlier attempt's files, and it is
 # still the run's (its run.json names it: training again takes it back, see
-# core.run_folders), so `rm` and the detail can name it.
+# core.run_folders), so `rm` and the detail can name it. Its paused_s too (written only
+# where the database has it: ``Repo._present``): kept, a queued run showed the last
+# attempt's stops, and an older version's worker, whose claim does not reset it, had its
+# next attempt's pace and ETA worked out less them.
 _FRESH: dict[str, Any] = dict(
     status=RunStatus.QUEUED.value, worker_id=None, started_at=None, finished_at=None,
     heartbeat_at=None, cancel_requested=False, error=None, inputs_done=0,
     validation_loss=None, train_seconds=None, inputs_per_s=None, peak_memory_bytes=None,
-    path_used=None, samples=None,
+    path_used=None, samples=None, paused_s=None,
 )  # fmt: skip
 
 
@@ -370,8 +373,7 @@ class Repo:
                 same[key] = SameRun(status, row.id, row.target_json)
         return same
 
-    @staticmethod
-    def _queue_again(conn: Connection, run_id: int, run: NewRun, priority: int) -> bool:
+    def _queue_again(self, conn: Connection, run_id: int, run: NewRun, priority: int) -> bool:
         """A failed or cancelled run back to queued, as ``retry`` does; its names, swept
         values and targets from the sweep queued now (its config is the same). False if
         it is no longer failed or cancelled (someone retried it since it was read)."""
@@ -380,7 +382,7 @@ class Repo:
                       target_json=target)  # fmt: skip
         retryable = [s.value for s in RETRYABLE]
         still = update(RUN).where(RUN.c.id == run_id, RUN.c.status.in_(retryable))
-        if conn.execute(still.values(**_FRESH, **values)).rowcount == 0:
+        if conn.execute(still.values(**self._present(conn, {**_FRESH, **values}))).rowcount == 0:
             return False
         conn.execute(delete(METRIC).where(METRIC.c.run_id == run_id))
         return True
@@ -798,6 +800,7 @@ class Repo:
     def _to_queue(
         self, conn: Connection, run_id: int, worker_id: str, values: dict[str, Any]
     ) -> bool:
+        values = self._present(conn, values)
         moved = conn.execute(self._own_running(run_id, worker_id).values(**values)).rowcount
         if moved:
             conn.execute(delete(METRIC).where(METRIC.c.run_id == run_id))
@@ -1162,7 +1165,9 @@ class Repo:
             self._require(conn, ids, RETRYABLE, "only failed or cancelled runs can be retried")
             retryable = [s.value for s in RETRYABLE]  # still: a concurrent retry + claim
             conn.execute(
-                update(RUN).where(RUN.c.id.in_(ids), RUN.c.status.in_(retryable)).values(**_FRESH)
+                update(RUN)
+                .where(RUN.c.id.in_(ids), RUN.c.status.in_(retryable))
+                .values(**self._present(conn, _FRESH))
             )
             conn.execute(delete(METRIC).where(METRIC.c.run_id.in_(ids)))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 
 import pytest
 from queue_helpers import beat_behind, beating_behind, tiny_run, tiny_runs
@@ -594,6 +595,37 @@ def test_a_run_put_back_or_retried_keeps_its_checkpoint_folder(repo: Repo) -> No
     assert repo.fail(run_id, worker, "boom", FinalFigures(checkpoint_path="/ck/exp/run-1"))
     repo.retry([run_id])
     assert repo.get_run(run_id).checkpoint_path == "/ck/exp/run-1"
+
+
+def test_a_run_back_in_the_queue_forgets_its_attempts_stops(repo: Repo) -> None:
+    # Requeued, put back, retried or queued again, a run kept the paused_s of its last
+    # attempt: `show --json` gave a queued run a stop, and a worker of an older version
+    # (whose claim does not reset it) had its next attempt's pace and ETA short of it.
+    repo.enqueue([tiny_run()])
+    worker = repo.register_worker("h", 1, "cpu")
+    stopped = FinalFigures(paused_s=600.0)
+
+    def paused_then(back: Callable[[int], object]) -> float | None:
+        run_id = claim(repo, worker)
+        assert repo.add_metrics(run_id, [], 64, owner=worker, paused_s=600.0)
+        assert repo.get_run(run_id).paused_s == 600.0
+        back(run_id)
+        return repo.get_run(run_id).paused_s
+
+    assert paused_then(lambda run_id: repo.requeue(run_id, worker, stopped)) is None
+    assert paused_then(lambda run_id: repo.put_back(run_id, worker)) is None
+
+    def failed_then_retried(run_id: int) -> None:
+        assert repo.fail(run_id, worker, "boom", stopped)
+        repo.retry([run_id])
+
+    assert paused_then(failed_then_retried) is None
+
+    def failed_then_queued_again(run_id: int) -> None:
+        assert repo.fail(run_id, worker, "boom", stopped)
+        assert repo.enqueue([tiny_run()]).queued_again_ids == (run_id,)
+
+    assert paused_then(failed_then_queued_again) is None
 
 
 def test_a_worker_asked_to_stop_says_so_until_it_stops(repo: Repo) -> None:
