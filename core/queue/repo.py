@@ -1732,18 +1732,40 @@ def _wrong_kind(m: dict[str, Any], kinds: tuple[_Kind, ...]) -> str | None:
 def _wrong_kinds(m: dict[str, Any], kinds: tuple[_Kind, ...]) -> list[tuple[str, str]]:
     """Each column of ``m`` whose value is not of its kind, with what is wrong with it.
     A column an older version's database lacks is not in ``m``: nothing wrong."""
+    wrong = (
+        (kind.column, _not_of_kind(m[kind.column], kind)) for kind in kinds if kind.column in m
+    )
     return [
-        (kind.column, f"its {kind.column} is {_shown_value(m[kind.column])}, not {kind.said}")
-        for kind in kinds
-        if kind.column in m and not _of_kind(m[kind.column], kind)
+        (column, f"its {column} is {_shown_value(m[column])}, not {said}")
+        for column, said in wrong
+        if said is not None
     ]
 
 
-def _of_kind(value: object, kind: _Kind) -> bool:
-    """Whether ``value`` is of ``kind``: its exact type, and no NaN for a time."""
+def _not_of_kind(value: object, kind: _Kind) -> str | None:
+    """What ``value`` is not, where it is not of ``kind`` (None: it is): its exact type;
+    for a time no NaN, and a date a clock can show (``_a_time``)."""
     if type(value) not in kind.types:
+        return kind.said
+    if not kind.time or value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return kind.said  # "not a number", as SQLite's text 'NaN' reads
+    return None if _a_time(value) else "a time"
+
+
+# The times a date is shown for (``time.localtime``): the years 1 to 9999. Past them (inf,
+# 9e999 on SQLite, 'Infinity' on PostgreSQL, 1e20, edited by hand) `show` ended in
+# "OverflowError: timestamp out of range", and a beat of inf read "0 s ago" for good.
+FIRST_TIME, LAST_TIME = -62135596800.0, 253402300799.0
+
+
+def _a_time(value: object) -> bool:
+    """Whether ``value`` is a time (time.time() as a worker or the queue wrote it): a
+    number, not NaN, of a date between the years 1 and 9999."""
+    if isinstance(value, bool) or not isinstance(value, float | int):
         return False
-    return not (kind.time and isinstance(value, float) and math.isnan(value))
+    return FIRST_TIME <= value <= LAST_TIME  # False for NaN too
 
 
 def _shown_value(value: Any) -> str:
@@ -1897,11 +1919,9 @@ def _idle_and_live() -> Any:
 
 def _a_beat(value: object) -> bool:
     """Whether a beat read (last_seen_at, heartbeat_at) is a time: a hand-edited one may
-    be text (SQLite keeps it), or NaN (PostgreSQL's double precision holds it), which
-    says nothing of when its worker was heard either."""
-    if isinstance(value, bool) or not isinstance(value, float | int):
-        return False
-    return not math.isnan(value)
+    be text (SQLite keeps it), NaN (PostgreSQL's double precision holds it) or infinite,
+    which says nothing of when its worker was heard either."""
+    return _a_time(value)
 
 
 def same_beat(seen: object, read: object) -> bool:

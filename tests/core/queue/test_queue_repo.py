@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable
@@ -1315,6 +1316,33 @@ def test_a_time_edited_to_nan_is_a_damaged_row_named(repo: Repo, table: str, col
     else:
         workers, damaged = repo.workers_and_damaged()
         assert workers == [] and len(damaged) == 1 and f"({said})" in damaged[0].said, damaged
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [("run", "heartbeat_at"), ("run", "started_at"), ("worker", "last_seen_at")],
+)
+@pytest.mark.parametrize(("value", "shown"), [(math.inf, "inf"), (1e20, "1e+20")])
+def test_a_time_edited_past_any_date_is_a_damaged_row_named(
+    repo: Repo, table: str, column: str, value: float, shown: str
+) -> None:
+    # Infinite (SQLite's 9e999, PostgreSQL's 'Infinity') or past the year 9999, a time
+    # passed as a number: `show` ended in a traceback (OverflowError: timestamp out of
+    # range), and a beat of inf read "0 s ago" for good, as NaN's did.
+    from sqlalchemy import text
+
+    repo.enqueue(tiny_runs(1))
+    worker = repo.register_worker("h", 1, "cpu")
+    run_id = claim(repo, worker)
+    with repo.engine.begin() as conn:
+        conn.execute(text(f"UPDATE {table} SET {column} = :value"), {"value": value})
+    said = f"its {column} is {shown}, not a time"
+    if table == "run":
+        with pytest.raises(QueueError, match=re.escape(f"run {run_id}'s row is damaged ({said}")):
+            repo.list_runs()
+    else:
+        workers, damaged = repo.workers_and_damaged()
+        assert workers == [] and len(damaged) == 1 and f"({said}" in damaged[0].said, damaged
 
 
 def test_recover_stale_without_a_cutoff_takes_only_the_dead_workers(repo: Repo) -> None:
