@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from time import monotonic, sleep  # not time.*: tests put a fake clock in for ``time``
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -1664,11 +1664,12 @@ class _Kind(NamedTuple):
     column: str
     types: frozenset[type]  # exact types (a bool is no whole number), NoneType if optional
     said: str
-    # A time (time.time() as a worker or the queue wrote it): NaN is wrong too. SQLite
-    # stores a NaN as NULL, so only PostgreSQL's double precision holds one, edited in
-    # by hand ('NaN'): read as a time, it was a beat "0 s ago" for good, where SQLite's
-    # 'NaN' (text) was a damaged row.
-    time: bool = False
+    # "time": a time (time.time() as a worker or the queue wrote it): NaN is wrong too.
+    # SQLite stores a NaN as NULL, so only PostgreSQL's double precision holds one, edited
+    # in by hand ('NaN'): read as a time, it was a beat "0 s ago" for good, where SQLite's
+    # 'NaN' (text) was a damaged row. "seconds": a length of time, finite and not below
+    # zero (paused_s: inf ended `show` in an OverflowError, -100 added 100 s to a pace).
+    measure: Literal["", "time", "seconds"] = ""
 
 
 def _kinds(
@@ -1680,22 +1681,24 @@ def _kinds(
     text_or_none: str = "",
     time: str = "",
     time_or_none: str = "",
+    seconds_or_none: str = "",
 ) -> tuple[_Kind, ...]:
     """Each column (names split on spaces) with the Python kind its values must be."""
-    groups: list[tuple[str, set[type], str, bool]] = [
+    groups: list[tuple[str, set[type], str, Literal["", "time", "seconds"]]] = [
         # In this order a row's first bad field is named (a time is a number).
-        (whole, {int}, "a whole number", False),
-        (whole_or_none, {int, type(None)}, "a whole number", False),
-        (time, {int, float}, "a number", True),
-        (number, {int, float}, "a number", False),
-        (time_or_none, {int, float, type(None)}, "a number", True),
-        (number_or_none, {int, float, type(None)}, "a number", False),
-        (text, {str}, "text", False),
-        (text_or_none, {str, type(None)}, "text", False),
+        (whole, {int}, "a whole number", ""),
+        (whole_or_none, {int, type(None)}, "a whole number", ""),
+        (time, {int, float}, "a number", "time"),
+        (number, {int, float}, "a number", ""),
+        (time_or_none, {int, float, type(None)}, "a number", "time"),
+        (number_or_none, {int, float, type(None)}, "a number", ""),
+        (seconds_or_none, {int, float, type(None)}, "a number", "seconds"),
+        (text, {str}, "text", ""),
+        (text_or_none, {str, type(None)}, "text", ""),
     ]
     return tuple(
-        _Kind(column, frozenset(types), said, is_time)
-        for names, types, said, is_time in groups
+        _Kind(column, frozenset(types), said, measure)
+        for names, types, said, measure in groups
         for column in names.split()
     )
 
@@ -1703,7 +1706,8 @@ def _kinds(
 _RUN_KINDS = _kinds(
     whole="priority seed param_count total_inputs inputs_done attempts",
     whole_or_none="peak_memory_bytes",
-    number_or_none="validation_loss train_seconds inputs_per_s paused_s",
+    number_or_none="validation_loss train_seconds inputs_per_s",
+    seconds_or_none="paused_s",
     text="experiment name config_json config_hash",
     text_or_none="worker_id error checkpoint_path path_used",
     time="created_at",
@@ -1744,12 +1748,15 @@ def _wrong_kinds(m: dict[str, Any], kinds: tuple[_Kind, ...]) -> list[tuple[str,
 
 def _not_of_kind(value: object, kind: _Kind) -> str | None:
     """What ``value`` is not, where it is not of ``kind`` (None: it is): its exact type;
-    for a time no NaN, and a date a clock can show (``_a_time``)."""
+    for a time no NaN, and a date a clock can show (``_a_time``); for seconds a finite
+    number, not below zero."""
     if type(value) not in kind.types:
         return kind.said
-    if not kind.time or value is None:
+    if not kind.measure or not isinstance(value, float | int):
         return None
-    if isinstance(value, float) and math.isnan(value):
+    if kind.measure == "seconds":
+        return None if math.isfinite(value) and value >= 0 else "a number of seconds"
+    if math.isnan(value):
         return kind.said  # "not a number", as SQLite's text 'NaN' reads
     return None if _a_time(value) else "a time"
 

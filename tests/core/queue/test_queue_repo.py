@@ -1345,6 +1345,28 @@ def test_a_time_edited_past_any_date_is_a_damaged_row_named(
         assert workers == [] and len(damaged) == 1 and f"({said}" in damaged[0].said, damaged
 
 
+@pytest.mark.parametrize(
+    ("value", "shown"), [(math.inf, "inf"), (-100.0, "-100.0"), (math.nan, "nan")]
+)
+def test_paused_seconds_edited_past_any_stop_are_a_damaged_row_named(
+    repo: Repo, value: float, shown: str
+) -> None:
+    # A run's paused_s edited by hand: inf ended `show` in a traceback (OverflowError:
+    # cannot convert float infinity to integer), NaN (PostgreSQL holds it) likewise, and
+    # -100 read "paused -100s" and added 100 s to its pace's wall time.
+    from sqlalchemy import text
+
+    repo.enqueue(tiny_runs(1))
+    run_id = claim(repo, repo.register_worker("h", 1, "cpu"))
+    with repo.engine.begin() as conn:
+        conn.execute(text("UPDATE run SET paused_s = :value"), {"value": value})
+    if repo.engine.dialect.name == "sqlite" and math.isnan(value):
+        pytest.skip("SQLite stores a NaN as NULL: nothing damaged")
+    said = f"its paused_s is {shown}, not a number of seconds"
+    with pytest.raises(QueueError, match=re.escape(f"run {run_id}'s row is damaged ({said}")):
+        repo.list_runs()
+
+
 def test_recover_stale_without_a_cutoff_takes_only_the_dead_workers(repo: Repo) -> None:
     # The dashboard's call: it knows a pid of its host is gone; ages are the workers' rule.
     repo.enqueue(tiny_runs(2))
