@@ -190,11 +190,16 @@ def patient(verb: Verb) -> Verb:
                     wait = min(wait * 2, MAX_WAIT_S)
                     continue
                 repo.outage.ended(repo.log)
-                if refused_at is not None:  # the refused tries and the waits between them
-                    # A stop of the process meanwhile (Ctrl-Z) is a stop, counted by the
-                    # training clock as one: counted as a wait too, it was left out twice.
+                if refused_at is not None:
+                    # The refused tries, the waits between them, and the try that went
+                    # through: against another process's SQLite lock it waited in the busy
+                    # timeout until the lock was let go (counted as training, a run locked
+                    # out for 24 s recorded 9 s more training than it did). A stop of the
+                    # process meanwhile (Ctrl-Z) is a stop, counted by the training clock
+                    # as one: counted as a wait too, it was left out twice.
                     stopped = PAUSES.paused_s() - paused_at
-                    _thread.waited_s = waited_s() + max(0.0, tried_at - refused_at - stopped)
+                    waited = time.monotonic() - refused_at - stopped
+                    _thread.waited_s = waited_s() + max(0.0, waited)
                 return result
         finally:
             _thread.trying = _thread.again = False
@@ -209,8 +214,8 @@ def tried_again() -> bool:
 
 
 def waited_s() -> float:
-    """Seconds this thread has waited for its database so far (refused tries and the
-    waits between them, for verbs that then went through): a training's clock leaves
+    """Seconds this thread has waited for its database so far (refused tries, the waits
+    between them and the try that then went through): a training's clock leaves
     them out, so a run's inputs per second is its steps', outage or not."""
     return float(getattr(_thread, "waited_s", 0.0))
 

@@ -337,6 +337,30 @@ def test_a_worker_waits_out_another_process_s_sqlite_lock(sqlite_file: Path) -> 
     assert len(said) == 2
 
 
+def test_a_lock_waited_out_counts_as_a_wait_up_to_its_release(sqlite_file: Path) -> None:
+    # The try that went through had itself waited in SQLite's busy timeout until the
+    # lock's release: that wait was counted as training time (a worker locked out for
+    # 24 s recorded 12.5 s of training for 3.4 s of steps, its in/s a quarter of its own).
+    repo = Repo.open(str(sqlite_file), busy_timeout_s=2.0)
+    holder = sqlite3.connect(sqlite_file, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    repo.reconnect_s = 30.0
+    try:
+        # Refused at 2 s (the busy timeout), tried again at 3 s (the first wait), which
+        # goes through when the lock is let go, at 4 s.
+        release = threading.Timer(4.0, holder.rollback)
+        waited_before, began = patience_module.waited_s(), time.monotonic()
+        release.start()
+        repo.register_worker("h", 1, "cpu")
+        took = time.monotonic() - began
+        waited = patience_module.waited_s() - waited_before
+    finally:
+        release.join()
+        holder.close()
+        repo.close()
+    assert took >= 3.9 and waited >= took - 0.3, (took, waited)
+
+
 @pytest.mark.parametrize("how", ["locked", "its table locked", "lock_timeout"])
 def test_a_lock_waited_out_is_said_as_a_lock_and_holds_no_look_off(
     repo: Repo, monkeypatch: pytest.MonkeyPatch, clock: FakeClock, how: str
