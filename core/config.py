@@ -16,10 +16,11 @@ import dataclasses
 import hashlib
 import json
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import ConfigError, quote_hint, written
+from core.errors import YAML_TRUTH_WORDS, ConfigError, written
 
 # The 21 torch.nn activations of the logbook's T5, by lower-case key.
 ACTIVATIONS: dict[str, str] = {
@@ -236,7 +237,15 @@ def _per_layer(value: PerLayer, layers: int, interpolate: Any) -> list[int]:
 
 INT_KEYS = {"image_size", "layers", "stride", "batch_size", "max_inputs", "seed"}
 _FLOAT_KEYS = {"lr", "weight_decay", "residual_weight"}
-_STR_KEYS = {"dataset", "model", "activation", "validation", "precision"}
+# The keys with a fixed set of values (all text), and how a value outside it is refused:
+# the same words for `act: foo` and `act: 3`, which said only "expected a string".
+CHOICES: dict[str, tuple[Collection[str], str]] = {
+    "dataset": (DATASETS, f"must be one of {', '.join(DATASETS)}"),
+    "model": (MODELS, "must be v1 or v2"),
+    "activation": (ACTIVATIONS, "unknown activation; known: " + ", ".join(ACTIVATIONS.values())),
+    "validation": (VALIDATION_MODES, "must be 'fixed' or 'seed-faithful'"),
+    "precision": (PRECISIONS, "must be auto, fp32 or bf16"),
+}
 PER_LAYER_KEYS = {"channels", "kernel_size", "padding"}
 BN_KEYS = {"bn_encoder", "bn_decoder"}
 _BN_OFF = {"none", "-", "–", "off", "false"}
@@ -305,11 +314,9 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
         if isinstance(raw, bool) or not isinstance(raw, int | float):
             raise bad("a number")
         return float(raw)
-    if key in _STR_KEYS:
-        if isinstance(raw, bool):  # `act: [yes, no]`: "got True" said nothing of why
-            raise ConfigError(f"{bad('a string')} ({quote_hint(key, raw)})")
+    if key in CHOICES:
         if not isinstance(raw, str):
-            raise bad("a string")
+            raise _not_a_choice(key, raw, where)
         return raw.strip().lower()  # `validation: Fixed` as `act: GELU` and `model: V2`
     if key in BN_KEYS:
         # YAML 1.1 reads a bare `off`/`no` as False: that means "no BN" too.
@@ -335,6 +342,14 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
     return raw
 
 
+def _not_a_choice(key: str, raw: Any, where: str) -> ConfigError:
+    """``raw``, no text, refused in the words text outside ``key``'s choices gets, which
+    name the values it takes. A truth value says why `act: yes` reads as true; there is
+    no "quote it" as for a name: no choice is yes, no, on or off."""
+    got = written(raw) + (f"; {YAML_TRUTH_WORDS}" if isinstance(raw, bool) else "")
+    return ConfigError(f"{where}key '{key}': {CHOICES[key][1]} (got {got})")
+
+
 # ----- validation ------------------------------------------------------------
 
 
@@ -345,27 +360,27 @@ def _check(ok: bool, key: str, value: Any, problem: str) -> None:
         raise ConfigError(f"key '{key}': {problem} (got {written(value_written)})")
 
 
+def _check_choice(key: str, value: Any) -> None:
+    choices, problem = CHOICES[key]
+    _check(value in choices, key, value, problem)
+
+
 def _validate(c: RunConfig) -> None:
-    _check(c.dataset in DATASETS, "dataset", c.dataset, f"must be one of {', '.join(DATASETS)}")
+    _check_choice("dataset", c.dataset)
     _check(
         c.image_size in IMAGE_SIZES,
         "image_size",
         c.image_size,
         "unsupported image size, use 28, 32 or 64",
     )
-    _check(c.model in MODELS, "model", c.model, "must be v1 or v2")
+    _check_choice("model", c.model)
     _check(
         isinstance(c.layers, int) and 1 <= c.layers <= MAX_LAYERS,
         "layers",
         c.layers,
         f"must be 1..{MAX_LAYERS}",
     )
-    _check(
-        c.activation in ACTIVATIONS,
-        "activation",
-        c.activation,
-        "unknown activation; known: " + ", ".join(ACTIVATIONS.values()),
-    )
+    _check_choice("activation", c.activation)
     for key in ("bn_encoder", "bn_decoder"):
         value = getattr(c, key)
         _check(
@@ -387,13 +402,8 @@ def _validate(c: RunConfig) -> None:
     _check(rw is not None and math.isfinite(rw), "residual_weight", rw, "must be a finite number")
     _check(c.max_inputs >= 1, "max_inputs", c.max_inputs, "must be >= 1")
     _check(c.seed >= 0, "seed", c.seed, "must be >= 0")
-    _check(
-        c.validation in VALIDATION_MODES,
-        "validation",
-        c.validation,
-        "must be 'fixed' or 'seed-faithful'",
-    )
-    _check(c.precision in PRECISIONS, "precision", c.precision, "must be auto, fp32 or bf16")
+    _check_choice("validation", c.validation)
+    _check_choice("precision", c.precision)
     _validate_layers(c)
 
 

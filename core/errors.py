@@ -40,12 +40,16 @@ def written(value: Any) -> str:
     return cut(_written(value))
 
 
+# Why a sweep file's `yes` is refused as `true`: PyYAML reads YAML 1.1.
+YAML_TRUTH_WORDS = "YAML reads yes, no, on, off, true and false unquoted as true or false"
+
+
 def quote_hint(key: str, value: Any) -> str:
     """How to write ``value`` as text where a key that takes text got a number or a
     truth value, which YAML reads so unquoted: ``quote it: name: "123"``. "a non-empty
     string (got 123)" did not say why 123 is no string. Empty for any other value."""
     if isinstance(value, bool):
-        return "YAML reads yes, no, on, off, true and false unquoted as true or false: quote it"
+        return f"{YAML_TRUTH_WORDS}: quote it"
     if isinstance(value, int | float):
         return f'quote it: {key}: "{written(value)}"'
     return ""

@@ -227,6 +227,8 @@ def format_value(value: Any) -> str:
     """One value as the form shows it (and parses it back)."""
     if value is None:
         return "none"
+    if isinstance(value, bool):  # a loaded file's `act: yes`, as YAML writes it: not "True"
+        return written(value)
     if isinstance(value, list | tuple):
         return "[" + ",".join(str(v) for v in value) + "]"
     if isinstance(value, float):

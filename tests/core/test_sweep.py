@@ -22,6 +22,12 @@ from core.sweep import (
 from core.sweep_yaml import load_yaml
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+KNOWN_ACTIVATIONS = (
+    "Hardshrink, Hardsigmoid, Hardtanh, Hardswish, LeakyReLU, LogSigmoid, PReLU, ReLU, ReLU6, "
+    "RReLU, SELU, CELU, GELU, Sigmoid, SiLU, Mish, Softplus, Softshrink, Softsign, Tanh, "
+    "Tanhshrink"
+)
+
 LOGBOOK_RUNS = {
     "t1-layers-32.yml": 12,
     "t2-layers-64.yml": 12,
@@ -387,7 +393,7 @@ BAD_FILES = {
     ),
     "activation a list": (
         "name: x\nact: [relu]\n",
-        "key 'activation': expected a string, got [relu]",
+        f"key 'activation': unknown activation; known: {KNOWN_ACTIVATIONS} (got [relu])",
     ),
     "channels holding text": ("name: x\nl: 3\nch: [4, x]\n", "per-layer list of ints, got [4, x]"),
     "padding holding text": ("name: x\npad: [1, a]\n", "per-layer list of ints, got [1, a]"),
@@ -660,8 +666,8 @@ def test_no_shipped_sweep_trains_two_runs_alike(path: Path) -> None:
         ("LR: 0.1", "unknown key 'LR' (did you mean 'lr'?)"),  # the names are lower case
         (
             "matrix:\n  act: [yes, no]",
-            "run 'act-true': key 'activation': expected a string, got true (YAML reads yes, no, "
-            "on, off, true and false unquoted as true or false: quote it)",
+            f"run 'act-true': key 'activation': unknown activation; known: {KNOWN_ACTIVATIONS} "
+            "(got true; YAML reads yes, no, on, off, true and false unquoted as true or false)",
         ),
         # "key 'padding': padding: give one int...", and per-layer lists shown as tuples.
         ("pad: [0, 2]", "key 'padding': give one int, 'same' or 3 values (got [0, 2])"),
@@ -678,6 +684,57 @@ def test_refusals_say_what_yaml_read_and_show_values_as_written(lines: str, said
     with pytest.raises(SweepError) as caught:
         expand_sweep_text(f"name: x\nlayers: 3\nmax_inputs: 200\n{lines}\n", source="s.yml")
     assert said in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("lines", "said"),
+    [
+        # "expected a string, got 3" named none of the values the key takes.
+        (
+            "act: 3",
+            f"s.yml: key 'activation': unknown activation; known: {KNOWN_ACTIVATIONS} (got 3)",
+        ),
+        (
+            "matrix:\n  activation: [relu, 3]",
+            "s.yml: run 'activation-3': key 'activation': unknown activation; known: "
+            f"{KNOWN_ACTIVATIONS} (got 3)",
+        ),
+        ("model: 2", "s.yml: key 'model': must be v1 or v2 (got 2)"),
+        ("dataset: 1.5", "s.yml: key 'dataset': must be one of fmnist, mnist (got 1.5)"),
+        (
+            "validation: null",
+            "s.yml: key 'validation': must be 'fixed' or 'seed-faithful' (got null)",
+        ),
+        ("precision: {a: 16}", "s.yml: key 'precision': must be auto, fp32 or bf16 (got {a: 16})"),
+        (
+            "model: [v1, v2]",
+            "s.yml: key 'model': must be v1 or v2 (got [v1, v2]); values to sweep go under matrix: "
+            "(matrix: {model: [...]})",
+        ),
+        # Why `act: yes` reads as true; no "quote it": no choice is yes, no, on or off.
+        (
+            "act: yes",
+            f"s.yml: key 'activation': unknown activation; known: {KNOWN_ACTIVATIONS} (got true; "
+            "YAML reads yes, no, on, off, true and false unquoted as true or false)",
+        ),
+    ],
+)
+def test_a_key_of_fixed_values_given_no_text_names_the_values_it_takes(
+    lines: str, said: str
+) -> None:
+    with pytest.raises(SweepError) as caught:
+        expand_sweep_text(f"name: x\nlayers: 3\nmax_inputs: 200\n{lines}\n", source="s.yml")
+    assert str(caught.value) == said
+
+
+@pytest.mark.parametrize("key", ["dataset", "model", "activation", "validation", "precision"])
+def test_a_number_for_a_key_of_fixed_values_is_refused_as_unknown_text_is(key: str) -> None:
+    def refusal(value: str) -> str:
+        with pytest.raises(SweepError) as caught:
+            expand_sweep_text(f"name: x\n{key}: {value}\n", source="s.yml")
+        return str(caught.value)
+
+    assert refusal("3") == refusal("foo").replace("(got foo)", "(got 3)")
 
 
 def test_terminal_safe_keeps_the_joiners_and_escapes_what_reorders_or_hides() -> None:

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
-from core.config import RunConfig
+from core.config import ACTIVATIONS, RunConfig
 from core.errors import SweepError
 from core.params import count_params
 from core.sweep import expand_sweep, expand_sweep_file
+from resconv_tui.field_values import SPECS
 from resconv_tui.memory_estimate import estimate_bytes, format_bytes
 from resconv_tui.sweep_file_io import LoadedSweep, load_sweep, save_sweep
 from resconv_tui.sweep_form import (
@@ -610,6 +611,27 @@ def test_a_file_queue_refuses_loads_with_a_note_not_a_crash(
         expand_sweep_file(path)
     loaded = load_sweep(path)  # the form marks what is wrong, field by field
     assert any(note in each for each in loaded.notes), loaded.notes
+
+
+@pytest.mark.parametrize(
+    ("lines", "key", "field", "bad"),
+    [
+        ("matrix:\n  act: [relu, 3]", "activation", "relu,3", "'3'"),
+        ("model: 2", "model", "2", "'2'"),
+        ("dataset: 1.5", "dataset", "1.5", "'1.5'"),
+        # As the file's YAML reads it: the field showed Python's "True".
+        ("act: yes", "activation", "true", "'true'"),
+    ],
+)
+def test_a_loaded_key_of_fixed_values_given_no_text_names_the_values_it_takes(
+    tmp_path: Path, lines: str, key: str, field: str, bad: str
+) -> None:
+    path = tmp_path / "s.yml"
+    path.write_text(f"name: s\nlayers: 2\n{lines}\n")
+    loaded = load_sweep(path)
+    assert loaded.texts[key] == field
+    known = ", ".join(ACTIVATIONS.values() if key == "activation" else SPECS[key].choices)
+    assert loaded_preview(loaded).errors[key] == f"unknown {key} {bad}; known: {known}"
 
 
 def loaded_preview(

@@ -2462,6 +2462,20 @@ def test_bad_sweep_file_queues_nothing(capsys: pytest.CaptureFixture[str]) -> No
     assert not Path("runs.db").exists() or Repo.open("runs.db").list_runs() == []
 
 
+@pytest.mark.parametrize("command", [("queue",), ("queue", "--dry-run"), ("train", "--run", "1")])
+def test_a_number_for_an_activation_names_the_activations(
+    capsys: pytest.CaptureFixture[str], command: tuple[str, ...]
+) -> None:
+    # `act: 3` said "expected a string, got 3", not what the key takes (`act: foo` did).
+    Path("bad.yml").write_text("name: x\nlayers: 2\nmatrix:\n  act: [relu, 3]\n")
+    code, out, err = cli(capsys, command[0], "bad.yml", *command[1:])
+    assert code == 2 and out == ""
+    one_error_line(err, "bad.yml: run 'act-3': key 'activation': unknown activation; known: "
+                        "Hardshrink, Hardsigmoid, ")  # fmt: skip
+    assert err.rstrip().endswith(", Tanhshrink (got 3)")
+    assert not Path("runs.db").exists()
+
+
 def test_bad_run_ids_are_argparse_errors(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["cancel", "abc"])
