@@ -474,13 +474,13 @@ def _no_database_file(path: Path, said: str) -> NoDatabase:
     """``said`` (no database at, or in) the SQLite file ``path``, and how to make one;
     in a folder that does not exist (or is a file), that instead: "queue runs first" with
     the same --db failed in turn ("the folder runz does not exist"), a typo being likelier."""
-    trouble = _folder_trouble(path)
+    trouble = folder_trouble(path)
     if trouble is not None:
         return NoDatabase(f"{said} {path}: {trouble} (a typo in --db or RESCONV_DB?)")
     return NoDatabase(f"{said} {path} ({_queue_first(shlex.quote(str(path)))})")
 
 
-def _folder_trouble(path: Path) -> str | None:
+def folder_trouble(path: Path) -> str | None:
     """Why ``path``'s folder cannot hold it: not there, or a file (``--db notes.txt/runs.db``
     read as a folder that did not exist, or asked for a queue that then failed); None
     where it is a folder, or cannot be told (a folder this user may not look into is the
@@ -744,7 +744,7 @@ def _why_cannot_open(path: Path | None) -> str:
 def _why_not(path: Path) -> str:
     if path.is_dir():
         return f"{path} is a folder: give a database file in it, e.g. {path / 'runs.db'}"
-    if (trouble := _folder_trouble(path)) is not None:
+    if (trouble := folder_trouble(path)) is not None:
         return trouble
     folder = path.absolute().parent
     if path.exists() and not os.access(path, os.R_OK):

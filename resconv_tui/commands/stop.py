@@ -127,7 +127,13 @@ def wait_seconds(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from core.processes import could_have_registered, slot_supervisor, start_time, still_running
-    from core.queue.db import TRY_AGAIN_WHEN_FREE, describe, is_new_file, sqlite_path
+    from core.queue.db import (
+        TRY_AGAIN_WHEN_FREE,
+        describe,
+        folder_trouble,
+        is_new_file,
+        sqlite_path,
+    )
     from core.queue.errors import NoDatabase, QueueError
     from core.queue.views import back_to_queue_said, cancelling_said, ended_said, ids_of
     from resconv_tui.polling import live_workers_of
@@ -139,15 +145,20 @@ def run(args: argparse.Namespace) -> int:
         # version's columns from being added failed it "locked" before any signal.
         repo = open_repo(args, only_reads=True)
     except NoDatabase:  # "queue runs first" misled: the workers train from another one
+        url = db_url(args)
+        path = sqlite_path(url)
+        if path is not None and folder_trouble(path) is not None:
+            # "the folder runz does not exist (a typo in --db or RESCONV_DB?)", in the words
+            # of ls and the others: "give that one's --db" hid the typo in the folder.
+            raise
         if getattr(args, "db", None):
             named = "given by --db"
         elif os.environ.get("RESCONV_DB", "").strip():
             named = "named by RESCONV_DB"
         else:
             named = "the default, as neither --db nor RESCONV_DB names one"
-        url = db_url(args)
         what = "no database at" if is_new_file(url) else "no resconv-tui database in"
-        if sqlite_path(url) is None:
+        if path is None:
             named = f"no tables this role can see; {named}"
         # The default file by its absolute path, as the other commands name it: "runs.db"
         # did not say which folder was read.

@@ -2281,7 +2281,9 @@ def test_a_command_in_a_folder_without_the_default_database_says_where_it_looked
                    "no database at typo.db (queue runs first")  # fmt: skip
 
 
-@pytest.mark.parametrize("argv", [["status"], ["ls"], ["results"], ["show", "1"], ["cancel", "1"]])
+@pytest.mark.parametrize(
+    "argv", [["status"], ["ls"], ["results"], ["show", "1"], ["cancel", "1"], ["stop"]]
+)
 def test_a_database_in_a_folder_that_does_not_exist_is_not_said_to_need_queueing(
     capsys: pytest.CaptureFixture[str], in_tmp: Path, argv: list[str]
 ) -> None:
@@ -2295,6 +2297,20 @@ def test_a_database_in_a_folder_that_does_not_exist_is_not_said_to_need_queueing
                         "does not exist (a typo in --db or RESCONV_DB?)")  # fmt: skip
     assert "queue runs first" not in err
     assert not (in_tmp / "runz").exists()
+
+
+def test_stop_names_a_database_folder_that_is_not_there_as_the_other_commands_do(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, in_tmp: Path
+) -> None:
+    # `stop --db runz/runs.db` said "no database at runz/runs.db (given by --db): ... give
+    # that one's --db", not that the folder runz is not there, as `ls` with it says.
+    Path("notes.txt").write_text("x")
+    for where in ("runz/runs.db", "notes.txt/runs.db"):
+        monkeypatch.setenv("RESCONV_DB", where)
+        stop, ls = cli(capsys, "stop"), cli(capsys, "ls")
+        assert stop[:2] == (2, "") and stop[2] == ls[2]
+        assert "a typo in --db or RESCONV_DB?" in stop[2]
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["notes.txt", "sweep.yml"]
 
 
 @pytest.mark.parametrize("argv", [["status"], ["ls"], ["show", "1"], ["queue", "sweep.yml"]])
