@@ -127,13 +127,7 @@ def wait_seconds(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from core.processes import could_have_registered, slot_supervisor, start_time, still_running
-    from core.queue.db import (
-        TRY_AGAIN_WHEN_FREE,
-        describe,
-        folder_trouble,
-        is_new_file,
-        sqlite_path,
-    )
+    from core.queue.db import TRY_AGAIN_WHEN_FREE, describe, folder_trouble, sqlite_path
     from core.queue.errors import NoDatabase, QueueError
     from core.queue.views import back_to_queue_said, cancelling_said, ended_said, ids_of
     from resconv_tui.polling import live_workers_of
@@ -157,7 +151,9 @@ def run(args: argparse.Namespace) -> int:
             named = "named by RESCONV_DB"
         else:
             named = "the default, as neither --db nor RESCONV_DB names one"
-        what = "no database at" if is_new_file(url) else "no resconv-tui database in"
+        # An empty file (`touch runs.db`) is there, holding no database: "in" it, as ls says.
+        missing = path is not None and not os.path.exists(path)
+        what = "no database at" if missing else "no resconv-tui database in"
         if path is None:
             named = f"no tables this role can see; {named}"
         # The default file by its absolute path, as the other commands name it: "runs.db"

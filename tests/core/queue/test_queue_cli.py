@@ -2299,6 +2299,19 @@ def test_a_database_in_a_folder_that_does_not_exist_is_not_said_to_need_queueing
     assert not (in_tmp / "runz").exists()
 
 
+def test_stop_says_an_empty_file_is_no_database_as_the_other_commands_do(
+    capsys: pytest.CaptureFixture[str], in_tmp: Path
+) -> None:
+    # `touch empty.db; stop --db empty.db` said "no database at empty.db", where ls says
+    # "no resconv-tui database in empty.db": the file is there, holding none.
+    Path("empty.db").touch()
+    code, _, err = cli(capsys, "stop", "--db", "empty.db")
+    assert code == 2
+    one_error_line(err, "no resconv-tui database in empty.db (given by --db): stop finds")
+    assert "no resconv-tui database in empty.db (" in cli(capsys, "ls", "--db", "empty.db")[2]
+    assert Path("empty.db").stat().st_size == 0
+
+
 def test_stop_names_a_database_folder_that_is_not_there_as_the_other_commands_do(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, in_tmp: Path
 ) -> None:
