@@ -238,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             owner = _parser_of(parser, args.command)
         owner.error(f"unrecognized arguments: {' '.join(extra)}")
+    if refusal := current_folder_gone():
+        print(f"resconv-tui: {refusal}", file=sys.stderr)
+        return 2
     try:
         if args.command is None:
             from resconv_tui.commands import dashboard
@@ -254,6 +257,21 @@ def main(argv: list[str] | None = None) -> int:
         # `resconv-tui results | head`: the reader left; say nothing more.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def current_folder_gone() -> str | None:
+    """What to do where the shell's current folder was removed since it was entered (a
+    sweep's scratch folder, rm -rf'd from another terminal); None where it is there. Every
+    command reads paths from it (the default runs.db, a relative --db or sweep file), and
+    each failed on it with FileNotFoundError's traceback."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return (
+            "the current folder no longer exists (removed since this shell entered it): "
+            "cd to one that does"
+        )
+    return None
 
 
 if __name__ == "__main__":

@@ -77,6 +77,23 @@ def test_output_an_encoding_cannot_write_is_escaped_not_a_traceback() -> None:
     assert b"database \\u5b9f\\u9a13/runs.db" in done.stdout and b"queue empty" in done.stdout
 
 
+@pytest.mark.parametrize("argv", [["ls"], ["status"], ["stop"], ["queue", "t.yml"], []])
+def test_a_current_folder_removed_since_is_said_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+) -> None:  # fmt: skip
+    # `cd /tmp/sweep; rm -rf /tmp/sweep` (from another terminal), then any command:
+    # FileNotFoundError's traceback from os.getcwd.
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    code, out, err = cli(capsys, *argv)
+    assert code == 2 and out == ""
+    one_error_line(err, "the current folder no longer exists")
+    assert not gone.exists()
+
+
 def test_dry_run_lists_runs_with_parameter_counts(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "queue", "sweep.yml", "--dry-run")
     lines = out.splitlines()
