@@ -10,7 +10,8 @@ The one place that joins the queue and training. Deliberately boring:
   ``RECOVER_EVERY_S``, between runs, while idle and while training, judging another
   box's runs (and idle workers) by their beats staying unchanged for ``stale_after_s``
   on its own clock, not by their age: the boxes' clocks may differ
-  (``Worker.recover_silent``).
+  (``Worker.recover_silent``). An ``--until-empty`` worker at "queue empty" watches the
+  others' runs it has not judged yet until it has (``watch_others_before_leaving``).
 * It claims the highest-priority, oldest queued run and calls ``core.train.fit``
   with callbacks (``core.recording.RunRecorder``) that buffer metric rows and
   write them in batches (every ``FLUSH_S`` or ``FLUSH_ROWS``), read the cancel
@@ -154,6 +155,9 @@ RECOVER_EVERY_S = 10.0
 # the heartbeat's limit, far above what NTP leaves: milliseconds).
 CLOCK_WARN_S = 10.0
 EMERGENCY_REQUEUE_S = 2.0
+# --until-empty, queue empty: how often it reads the other workers' runs' beats while it
+# waits to see whether they still beat (Worker.watch_others_before_leaving).
+LEAVING_LOOK_S = 0.5
 # Asked to stop while its database is locked or away (a backup, an SQL shell, another
 # process's long write, a server restarting): this long trying to give its runs back, as
 # a stop means, rather than leave them to be found lost. Within `stop`'s 60 s wait.
@@ -270,6 +274,7 @@ class Worker:
                     continue
                 if until_empty:
                     self.recover_before_leaving()
+                    self.watch_others_before_leaving()
                     say("queue empty")
                     break
                 self.sleep(delay)
@@ -468,6 +473,77 @@ class Worker:
         if (youngest := min(gone)) < SILENT_FOR_S:
             self.sleep(SILENT_FOR_S - youngest + 0.5)
         self.recover()
+
+    def watch_others_before_leaving(self) -> None:
+        """``--until-empty``, queue empty: another worker's run whose beat this worker has
+        neither seen change (alive) nor seen unchanged for the stale limit (lost) is
+        watched until one or the other, and marked lost if so: a live one beats within
+        ``HEARTBEAT_S``, a dead one is judged within the limit of this worker's first
+        read of it (said, with how long at most). A worker that lived under ~40 s left a
+        dead box's young run "running" for the next long-lived worker to find: its first
+        look judges by age only past ``SURELY_LOST_AFTER_S``. A stop ends the wait, as
+        does a bound past the limit (the database slow to answer, this process paused):
+        the runs not judged are named, left to the next worker."""
+        earlier = self.run_beats.last_read()  # the last look's reads: a change since says alive
+        baseline: dict[int, float] | None = None
+        bound_s = self.stale_after_s + 2 * LEAVING_LOOK_S
+        bound = time.monotonic() + bound_s
+        told = False
+        while True:
+            beats = self.repo.running_beats(caller=self.id, caller_runs=self.current)
+            lost: list[LostRun] = []
+            if silent := self.silent_runs(beats):
+                lost = self.repo.recover_stale_runs(
+                    caller=self.id, caller_runs=self.current, beats_seen=silent
+                )
+            for run in lost:
+                say(self.lost_line(run))
+            if baseline is None:  # the runs to judge: those running now (not those claimed later)
+                baseline = {run_id: earlier.get(run_id, beat) for run_id, beat in beats.items()}
+            judged = {run.id for run in lost}
+            unsure = sorted(
+                run_id for run_id, beat in beats.items()
+                if run_id in baseline and run_id not in judged
+                and same_beat(baseline[run_id], beat)
+            )  # fmt: skip
+            if not unsure:
+                return
+            if self.flags.stop or time.monotonic() > bound:
+                why = "stopped" if self.flags.stop else f"not within {math.ceil(bound_s)} s"
+                say(f"{self.runs_named(unsure)} not judged ({why}): left running, for the "
+                    "next worker to judge")  # fmt: skip
+                return
+            if not told:
+                told = True
+                say(self.waiting_line(unsure))
+            self.sleep(LEAVING_LOOK_S)
+
+    def waiting_line(self, unsure: Sequence[int]) -> str:
+        """What ``watch_others_before_leaving`` says as it starts to wait for ``unsure``:
+        at most how long (the rest of the limit of the one watched least long), and why."""
+        wait_s = max(self.stale_after_s - self.run_beats.unchanged_for(i) for i in unsure)
+        verb = "beats" if len(unsure) == 1 else "beat"
+        return (
+            f"waiting up to {math.ceil(max(wait_s, 0))} s to see whether "
+            f"{self.runs_named(unsure)} still {verb}: a run of another worker is judged lost "
+            f"once its heartbeat has not changed for {self.stale_after_s:g} s (Ctrl-C leaves "
+            "it to the next worker)"
+        )
+
+    def runs_named(self, run_ids: Sequence[int]) -> str:
+        """``run_ids`` (other workers' running runs) as said, each with its worker's host
+        and pid where its rows read: "run 7 (worker box-b pid 4121)"."""
+        running = self.repo.list_runs(
+            RunFilter(statuses=frozenset({RunStatus.RUNNING})), skip_damaged=True
+        )
+        holder = {run.id: run.worker_id for run in running}
+        workers = {w.id: w for w in self.repo.list_workers(skip_damaged=True)}
+        named = []
+        for run_id in run_ids:
+            worker = workers.get(holder.get(run_id) or "")
+            whose = f" (worker {worker.host} pid {worker.pid})" if worker is not None else ""
+            named.append(f"run {run_id}{whose}")
+        return ", ".join(named)
 
     def claim(self, max_runs: int | None = None) -> list[RunRow]:
         """The next queued run ([] when there is none) and, with ``--stack K``, up to K-1
@@ -909,6 +985,19 @@ class BeatsSeen(Generic[K]):
                 for key, beat in beats.items()
             }
             return {key: beat for key, (beat, since) in self.seen.items() if now - since > limit_s}
+
+    def last_read(self) -> dict[K, float]:
+        """Each beat as the last read found it."""
+        with self.lock:
+            return {key: beat for key, (beat, _) in self.seen.items()}
+
+    def unchanged_for(self, key: K) -> float:
+        """How long (seconds, this process's clock) ``key``'s beat has read the same, as
+        of now; 0 for one never read."""
+        with self.lock:
+            if key not in self.seen:
+                return 0.0
+            return max(0.0, time.monotonic() - self.seen[key][1])
 
 
 class Ending(NamedTuple):

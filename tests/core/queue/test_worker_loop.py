@@ -13,8 +13,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -448,7 +448,8 @@ def test_an_until_empty_worker_leaves_out_another_worker_s_damaged_running_run(
         conn.execute(update(RUN).where(RUN.c.id == theirs).values(config_json="{bad"))
     worker = make_worker(repo, fake_trainer(), tmp_path)
     worker.repo.log = recording.say
-    assert worker.loop(until_empty=True) == 1  # run 2 trained
+    with beating(repo, theirs):
+        assert worker.loop(until_empty=True) == 1  # run 2 trained
     said = capsys.readouterr().out
     assert f"run {theirs}'s row is damaged (its config_json: Expecting" in said
     assert "queue empty" in said
@@ -512,9 +513,12 @@ def test_a_worker_whose_run_went_to_another_stops_it_and_records_nothing(
                 assert owner is not None and repo.fail(run_id, owner, "worker lost")
                 repo.retry([run_id])
             assert repo.claim(other) is not None
+            # The other worker trains it on: alive, its run is left to it at "queue empty".
+            others_beat.enter_context(beating(repo, run_id))
 
     worker = make_worker(repo, fake_trainer(steps=100, on_step=taken_over), tmp_path)
-    assert worker.loop(until_empty=True) == 1
+    with ExitStack() as others_beat:
+        assert worker.loop(until_empty=True) == 1
     run = repo.get_run(run_id)
     assert (run.status, run.worker_id, run.inputs_done) == (S.RUNNING, other, 0)
     assert repo.metrics_since(run_id) == []  # none of the paused worker's rows
@@ -998,6 +1002,100 @@ def test_a_busy_worker_recovers_a_dead_box_s_run_between_its_runs(
     assert said in capsys.readouterr().out
 
 
+@contextmanager
+def beating(repo: Repo, run_id: int) -> Iterator[None]:
+    """``run_id``'s worker, elsewhere, beats for it every 0.3 s meanwhile."""
+    alive = threading.Event()
+    alive.set()
+
+    def beat() -> None:
+        while alive.is_set():
+            with repo._write() as conn:
+                conn.execute(update(RUN).where(RUN.c.id == run_id).values(heartbeat_at=time.time()))
+            time.sleep(0.3)
+
+    thread = threading.Thread(target=beat)
+    thread.start()
+    try:
+        yield
+    finally:
+        alive.clear()
+        thread.join()
+
+
+def run_of_another_box(repo: Repo, beat_age_s: float) -> int:
+    """A run claimed by a worker of another box whose last beat reads ``beat_age_s`` old
+    by the database's clock (under SURELY_LOST_AFTER_S: a worker's first look leaves it)."""
+    other_box = repo.register_worker("other-box", 1, "cuda:0")
+    (run_id,) = repo.enqueue([tiny_run(0)]).added_ids
+    assert repo.claim(other_box) is not None
+    with repo._write() as conn:
+        conn.execute(
+            update(RUN).where(RUN.c.id == run_id).values(heartbeat_at=time.time() - beat_age_s)
+        )
+    return run_id
+
+
+def test_a_short_until_empty_worker_judges_a_dead_box_s_young_run_before_it_leaves(
+    repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A box died a minute ago; a `worker --until-empty` trained the one queued run in a
+    # few seconds and said "queue empty" beside the dead run still "running": it had
+    # watched its beat for less than the stale limit, and its first look judges by age
+    # only past 10 minutes. Now it waits out the rest of the limit, and says so.
+    lost_id = run_of_another_box(repo, beat_age_s=60)
+    repo.enqueue([tiny_run(1)])
+    worker = make_worker(repo, fake_trainer(), tmp_path, stale_after_s=1.0)
+    began = time.monotonic()
+    assert worker.loop(until_empty=True) == 1
+    assert time.monotonic() - began < 5  # the rest of the limit, not more
+    lost = repo.get_run(lost_id)
+    assert (lost.status, lost.error) == (S.FAILED, "worker lost")
+    said = capsys.readouterr().out
+    assert (
+        f"waiting up to 1 s to see whether run {lost_id} (worker other-box pid 1) still beats: "
+        "a run of another worker is judged lost once its heartbeat has not changed for 1 s "
+        "(Ctrl-C leaves it to the next worker)"
+    ) in said
+    assert f"run {lost_id} of worker other-box pid 1: that worker lost" in said
+    assert said.index("waiting up to") < said.index("queue empty")
+
+
+def test_a_short_until_empty_worker_leaves_a_live_box_s_run_as_soon_as_it_beats(
+    repo: Repo, tmp_path: Path
+) -> None:
+    # Another box trains on: its beat changes within a beat, and the worker leaves then,
+    # not after the whole limit.
+    live_id = run_of_another_box(repo, beat_age_s=1)
+    repo.enqueue([tiny_run(1)])
+    worker = make_worker(repo, fake_trainer(), tmp_path, stale_after_s=20.0)
+    with beating(repo, live_id):
+        began = time.monotonic()
+        assert worker.loop(until_empty=True) == 1
+        assert time.monotonic() - began < 5
+    assert repo.get_run(live_id).status == S.RUNNING
+
+
+def test_a_stop_ends_an_until_empty_worker_s_wait_for_another_box_s_run(
+    repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Ctrl-C while it waits to judge another box's run: it exits at once, the run left
+    # for the next worker, and named.
+    run_id = run_of_another_box(repo, beat_age_s=60)
+    worker = make_worker(repo, fake_trainer(), tmp_path, stale_after_s=20.0)
+    timer = threading.Timer(0.5, worker.flags.handle, (signal.SIGINT, None))
+    timer.start()
+    began = time.monotonic()
+    try:
+        assert worker.loop(until_empty=True) == 0
+    finally:
+        timer.cancel()
+    assert time.monotonic() - began < 3
+    assert repo.get_run(run_id).status == S.RUNNING
+    said = capsys.readouterr().out
+    assert f"run {run_id} (worker other-box pid 1) not judged (stopped): left running" in said
+
+
 def test_a_training_worker_recovers_a_dead_box_s_run_while_it_trains(
     repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -1265,17 +1363,24 @@ def test_a_run_silent_less_long_at_start_is_marked_lost_by_a_later_look_within_t
 def test_a_worker_starting_trains_at_once_beside_another_box_s_run_silent_a_minute(
     repo: Repo, tmp_path: Path
 ) -> None:
-    # Not lost at the first look, that run is judged by the next looks: nothing waits
-    # for them, neither the claim of the one run queued nor an --until-empty exit.
+    # Not lost at the first look, that run is judged by the next looks: the claim of the
+    # one run queued does not wait for them (an --until-empty exit waits out the rest of
+    # the limit: test_a_short_until_empty_worker_judges_a_dead_box_s_young_run_...).
     dead = repo.register_worker("dead", 1, "cuda:0")
     repo.enqueue([tiny_run(0)])
     assert repo.claim(dead) is not None
     beat_at(repo, dead, time.time() - 60)
     (own_id,) = repo.enqueue([tiny_run(1)]).added_ids
-    worker = make_worker(repo, fake_trainer(), tmp_path)
+    trained_after: list[float] = []
+
+    def on_step(step: int) -> None:
+        if step == 1:
+            trained_after.append(time.monotonic() - began)
+
+    worker = make_worker(repo, fake_trainer(on_step=on_step), tmp_path, stale_after_s=1.0)
     began = time.monotonic()
     assert worker.loop(until_empty=True) == 1
-    assert time.monotonic() - began < 2.0
+    assert trained_after[0] < 2.0
     assert repo.get_run(own_id).status == S.SUCCEEDED
 
 
