@@ -42,6 +42,9 @@ The supervisor here only starts the slots, forwards signals and waits:
   the queue is empty), with the first non-zero status of a slot's last process, else
   0: a slot killed and started again that then stopped cleanly counts as 0 (its lost
   run is recorded), and the closing line names the slots started again.
+* Ctrl-Z (SIGTSTP) stops the slots with the supervisor (SIGSTOP to each), and ``fg``
+  or ``bg`` (SIGCONT) continues them: in their own process groups they did not get the
+  terminal's SIGTSTP, and trained on, the GPU busy, while the job read as stopped.
 * ``--max-runs N`` is per slot, and a slot started again only has what is left of it:
   the runs its earlier processes ended (their worker rows' count) and the runs they
   left running (lost with them) are taken off. A slot with none left stays down.
@@ -178,9 +181,13 @@ class Supervisor:
         self.runs_ended = 0  # by all slot processes, as their worker rows count them
         self.signals = self.forwarded = 0
         self.kill_at: float | None = None
+        self.suspend_asked = False  # a Ctrl-Z (SIGTSTP) not acted on yet
 
     def handle(self, _signum: int, _frame: FrameType | None) -> None:
         self.signals += 1
+
+    def ask_suspend(self, _signum: int, _frame: FrameType | None) -> None:
+        self.suspend_asked = True
 
     def run(self) -> int:
         # SIGHUP stays ignored under nohup, as in a worker: the person asked the slots
@@ -197,10 +204,15 @@ class Supervisor:
         self.started = [time.time()] * len(self.children)
         pids = ", ".join(str(c.pid) for c in self.children)
         say(f"{len(self.children)} slots started as processes (pids {pids}); Ctrl-C stops them")
-        while self.running():
-            self.forward()
-            self.reap(restart=True)
-            time.sleep(POLL_S)
+        before = signal.signal(signal.SIGTSTP, self.ask_suspend)
+        try:
+            while self.running():
+                self.forward()
+                self.suspend_if_asked()
+                self.reap(restart=True)
+                time.sleep(POLL_S)
+        finally:
+            signal.signal(signal.SIGTSTP, before)
         self.reap(restart=False)  # all have exited: none is started again now
         # A slot killed and started again that then ended cleanly ends with 0: its lost
         # run is recorded (worker lost), and a clean stop must read as one (exit 0).
@@ -233,6 +245,19 @@ class Supervisor:
             self.send(SECOND)
         if self.kill_at is not None and time.monotonic() > self.kill_at:
             self.send(signal.SIGKILL)
+
+    def suspend_if_asked(self) -> None:
+        """After a Ctrl-Z: stop the slots, then this process as the terminal asked; once
+        continued (``fg``, ``bg``: SIGCONT), continue them. A supervisor that the kernel
+        does not stop (an orphaned process group drops SIGTSTP) continues them at once."""
+        if not self.suspend_asked:
+            return
+        self.suspend_asked = False
+        self.send(signal.SIGSTOP)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)  # stopped here, before kill returns
+        signal.signal(signal.SIGTSTP, self.ask_suspend)
+        self.send(signal.SIGCONT)
 
     def reap(self, restart: bool) -> None:
         """Say which slot exited on its own, record the runs it left running lost, and

@@ -3,6 +3,8 @@ slot it notices, when it starts one again, and the status it exits with."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -156,6 +158,59 @@ def test_the_second_signal_reaches_the_slots_as_another_signal(tmp_path: Path) -
     supervisor.ready, supervisor.stops = tmp_path / "ready", 2
     assert supervisor.run() == 130
     assert sorted(said.read_text().split()) == ["INT", "TERM"]
+
+
+def process_state(pid: int) -> str:
+    """A process's state letter from /proc (T: stopped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def states_become(pids: list[int], wanted: set[str], within_s: float = 10.0) -> list[str]:
+    """The processes' states once all are among ``wanted``, or as they read at the end."""
+    deadline = time.monotonic() + within_s
+    while True:
+        states = [process_state(pid) for pid in pids]
+        if all(state in wanted for state in states) or time.monotonic() > deadline:
+            return states
+        time.sleep(0.05)
+
+
+def test_ctrl_z_stops_the_slots_with_the_supervisor_and_fg_continues_them(
+    tmp_path: Path,
+) -> None:
+    # The slots run in their own process groups, so the terminal's SIGTSTP (Ctrl-Z)
+    # reached the supervisor alone: the job read as stopped while its slots trained on.
+    import sys
+
+    slot = f"echo $$ > {tmp_path}/slot.$$; while true; do sleep 0.05; done"
+    script = f"import sys; from core.slots import Supervisor; " \
+        f"sys.exit(Supervisor([['sh', '-c', {slot!r}]] * 2).run())"  # fmt: skip
+    # Its own process group in this session: the kernel drops SIGTSTP sent to an
+    # orphaned group (one started in a session of its own would be).
+    supervisor = subprocess.Popen([sys.executable, "-c", script], process_group=0)
+    slots_pids: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(slots_pids) < 2 and time.monotonic() < deadline:
+            slots_pids = [int(p.read_text()) for p in tmp_path.glob("slot.*") if p.read_text()]
+            time.sleep(0.05)
+        assert len(slots_pids) == 2
+        everyone = [supervisor.pid, *slots_pids]
+        supervisor.send_signal(signal.SIGTSTP)
+        assert states_become(everyone, {"T"}) == ["T", "T", "T"]
+        supervisor.send_signal(signal.SIGCONT)  # fg
+        assert "T" not in states_become(everyone, {"S", "R"})
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=15) == 0
+    finally:
+        # Only while the supervisor lives: the slots are its children, their pids not
+        # yet free for another process to take.
+        if supervisor.poll() is None:
+            for pid in [*slots_pids, supervisor.pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+                    os.kill(pid, signal.SIGKILL)
+            supervisor.wait(timeout=15)
 
 
 def test_nohup_keeps_sighup_ignored_by_the_supervisor() -> None:
